@@ -1,0 +1,107 @@
+/* Sticky errors: the first error of a step stays on the graph, later ops return NULL. */
+#include "internal.h"
+
+#include <stdio.h>
+
+const char *heed_status_name(heed_status s) {
+    switch (s) {
+    case HEED_OK: return "ok";
+    case HEED_ERR_ARG: return "bad argument";
+    case HEED_ERR_SHAPE: return "shape mismatch";
+    case HEED_ERR_DTYPE: return "dtype mismatch";
+    case HEED_ERR_NOMEM: return "out of memory";
+    case HEED_ERR_STATE: return "invalid state";
+    case HEED_ERR_IO: return "i/o error";
+    case HEED_ERR_FORMAT: return "bad file format";
+    case HEED_ERR_NUMERIC: return "non-finite value";
+    case HEED_ERR_GRADCHECK: return "gradient check failed";
+    }
+    return "unknown status";
+}
+
+static void set_error(heed_error *e, heed_status code, const char *fmt, va_list ap) {
+    e->code = code;
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+}
+
+heed_status heed__fail(heed_graph *g, heed_status code, const char *fmt, ...) {
+    if (!g || g->err.code != HEED_OK) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(&g->err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ...) {
+    if (!g || g->err.code != HEED_OK) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(&g->err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+heed_status heed__ctx_fail(heed_ctx *ctx, heed_status code, const char *fmt, ...) {
+    if (!ctx) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(&ctx->err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void heed__ctx_clear(heed_ctx *ctx) {
+    if (ctx) ctx->err = (heed_error){0};
+}
+
+const char *heed_ctx_error(const heed_ctx *ctx) { return ctx ? ctx->err.msg : "heed: ctx is NULL"; }
+heed_status heed_graph_status(const heed_graph *g) { return g ? g->err.code : HEED_ERR_ARG; }
+const char *heed_graph_error(const heed_graph *g) { return g ? g->err.msg : "heed: graph is NULL"; }
+
+char *heed_shape_str(const heed_tensor *t, char *buf) {
+    if (!t) {
+        snprintf(buf, 64, "(null)");
+        return buf;
+    }
+    int n = snprintf(buf, 64, "[");
+    for (int i = 0; i < t->ndim && n < 60; i++)
+        n += snprintf(buf + n, 64 - n, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (n < 63) snprintf(buf + n, 64 - n, "]");
+    return buf;
+}
+
+bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char *name) {
+    if (!heed__live(g)) return false;
+    if (!t) {
+        heed__fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, name);
+        return false;
+    }
+    if (t->graph && t->graph != g) {
+        heed__fail(g, HEED_ERR_STATE, "%s: %s belongs to another graph", op, name);
+        return false;
+    }
+    if (t->graph == g && t->epoch != g->epoch) {
+        heed__fail(g, HEED_ERR_STATE, "%s: %s was made before the last heed_graph_reset (dead tensor)", op, name);
+        return false;
+    }
+    if (!t->graph && !(t->flags & HEED_PARAM)) {
+        heed__fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
+        return false;
+    }
+    if (t->dtype != HEED_F32 && t->dtype != HEED_F64) {
+        heed__fail(g, HEED_ERR_DTYPE, "%s: %s has an unknown dtype", op, name);
+        return false;
+    }
+    return true;
+}
+
+bool heed__check_like(heed_graph *g, const char *op, const heed_tensor *t, const char *name, const heed_tensor *ref) {
+    if (!heed__check(g, op, t, name)) return false;
+    if (t->dtype != ref->dtype) {
+        heed__fail(g, HEED_ERR_DTYPE, "%s: %s is %s but the other operand is %s (dtypes must match)", op, name,
+                   t->dtype == HEED_F32 ? "f32" : "f64", ref->dtype == HEED_F32 ? "f32" : "f64");
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,422 @@
+/* heed: an autograd framework in C for attention models.
+ *
+ * One header is the whole public API. The flow of a training step:
+ *   inputs -> ops (forward, recorded on the graph's tape) -> loss -> heed_backward
+ *   -> gradients in the parameter store -> optimizer -> parameters.
+ *
+ * Errors: library code never aborts. Every op takes the graph first; the first error is
+ * kept on the graph (sticky) and later ops return NULL at once, so checking once per step
+ * (heed_backward's status, or heed_graph_status) is enough. Messages name the op, the
+ * shapes and the rule broken: "heed_matmul: a[32,256] @ b[128,512]: inner dims differ".
+ * Calls that are not graph ops (parameters, optimizers, checkpoints) return a heed_status
+ * and leave their message in heed_ctx_error(ctx).
+ */
+#ifndef HEED_H
+#define HEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HEED_VERSION "0.1.0"
+#define HEED_MAX_DIMS 4
+
+typedef enum { HEED_F32 = 0, HEED_F64 = 1 } heed_dtype;
+
+typedef enum {
+    HEED_OK = 0,
+    HEED_ERR_ARG,      /* NULL or out-of-range argument */
+    HEED_ERR_SHAPE,    /* shapes do not fit the op's rule */
+    HEED_ERR_DTYPE,    /* mixed or unsupported dtypes */
+    HEED_ERR_NOMEM,    /* an allocation failed */
+    HEED_ERR_STATE,    /* wrong use: tensor after reset, backward without grad, ... */
+    HEED_ERR_IO,       /* file system error */
+    HEED_ERR_FORMAT,   /* corrupt or mismatching file */
+    HEED_ERR_NUMERIC,  /* NaN/Inf found (anomaly mode) */
+    HEED_ERR_GRADCHECK /* analytic and numeric gradients disagree */
+} heed_status;
+
+const char *heed_status_name(heed_status s);
+size_t heed_dtype_size(heed_dtype dt);
+
+/* ---------------------------------------------------------------- shapes */
+
+typedef struct {
+    int ndim;
+    int64_t d[HEED_MAX_DIMS];
+} heed_shape;
+
+#define HEED__NARGS(...) HEED__NARGS_(__VA_ARGS__, 4, 3, 2, 1, 0)
+#define HEED__NARGS_(a, b, c, d, n, ...) n
+/* HEED_SHAPE(32, 256) is a 2-D shape; HEED_SHAPE() is not allowed, use HEED_SCALAR. */
+#define HEED_SHAPE(...) ((heed_shape){.ndim = HEED__NARGS(__VA_ARGS__), .d = {__VA_ARGS__}})
+#define HEED_SCALAR ((heed_shape){.ndim = 0, .d = {0}})
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct heed_ctx heed_ctx;
+typedef struct heed_graph heed_graph;
+typedef struct heed_params heed_params;
+typedef struct heed_node heed_node;
+
+typedef struct {
+    uint64_t seed; /* keys every random stream (init, dropout, ...) */
+    int threads;   /* OpenMP threads for kernels; 0 = OpenMP's default */
+} heed_ctx_opts;
+
+heed_ctx *heed_ctx_new(const heed_ctx_opts *opts); /* NULL opts: seed 0, default threads */
+void heed_ctx_free(heed_ctx *ctx);
+const char *heed_ctx_error(const heed_ctx *ctx); /* last non-graph error, "" if none */
+int heed_ctx_threads(const heed_ctx *ctx);
+/* The state of op randomness (dropout masks): seed and a counter of random ops run. */
+void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);
+void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter);
+
+/* ---------------------------------------------------------------- tensors */
+
+enum {
+    HEED_REQUIRES_GRAD = 1u << 0, /* gradients flow into this tensor */
+    HEED_PARAM = 1u << 1,         /* lives in a parameter store */
+};
+
+/* Row-major and contiguous. Fields are read-only for users; data may be written for
+ * inputs before they are used. grad is NULL until backward reaches the tensor. */
+typedef struct heed_tensor {
+    heed_dtype dtype;
+    int ndim;
+    int64_t shape[HEED_MAX_DIMS];
+    int64_t numel;
+    void *data;
+    void *grad;
+    uint32_t flags;
+    uint32_t epoch;     /* the graph step this tensor belongs to */
+    heed_graph *graph;  /* NULL for parameters */
+    heed_node *node;    /* the op that produced it, NULL for leaves */
+    const char *name;   /* parameter name, or NULL */
+} heed_tensor;
+
+heed_shape heed_tensor_shape(const heed_tensor *t);
+/* Element i (flat index) as a double, whatever the dtype. */
+double heed_get(const heed_tensor *t, int64_t i);
+/* Format "[2,3,4]" into buf (at least 64 bytes); returns buf. */
+char *heed_shape_str(const heed_tensor *t, char *buf);
+
+/* ---------------------------------------------------------------- parameters */
+
+typedef enum {
+    HEED_INIT_ZEROS,
+    HEED_INIT_CONSTANT,        /* a */
+    HEED_INIT_UNIFORM,         /* U(a, b) */
+    HEED_INIT_NORMAL,          /* N(mean a, std b) */
+    HEED_INIT_XAVIER_UNIFORM,  /* gain a: U(-r, r), r = a*sqrt(6/(fan_in+fan_out)) */
+    HEED_INIT_XAVIER_NORMAL,   /* gain a: std = a*sqrt(2/(fan_in+fan_out)) */
+    HEED_INIT_KAIMING_UNIFORM, /* negative slope a (0 for relu): r = sqrt(6/((1+a^2) fan_in)) */
+    HEED_INIT_KAIMING_NORMAL,  /* std = sqrt(2/((1+a^2) fan_in)) */
+    HEED_INIT_ORTHOGONAL,      /* gain a; rows (or columns) orthonormal */
+} heed_init_kind;
+
+typedef struct {
+    heed_init_kind kind;
+    double a, b;
+} heed_init;
+
+/* Fans follow PyTorch: for shape [out, in, k...], fan_in = in*k..., fan_out = out*k... */
+#define heed_init_zeros() ((heed_init){HEED_INIT_ZEROS, 0, 0})
+#define heed_init_constant(v) ((heed_init){HEED_INIT_CONSTANT, (v), 0})
+#define heed_init_uniform(lo, hi) ((heed_init){HEED_INIT_UNIFORM, (lo), (hi)})
+#define heed_init_normal(mean, std) ((heed_init){HEED_INIT_NORMAL, (mean), (std)})
+#define heed_init_xavier_uniform(gain) ((heed_init){HEED_INIT_XAVIER_UNIFORM, (gain), 0})
+#define heed_init_xavier_normal(gain) ((heed_init){HEED_INIT_XAVIER_NORMAL, (gain), 0})
+#define heed_init_kaiming_uniform(slope) ((heed_init){HEED_INIT_KAIMING_UNIFORM, (slope), 0})
+#define heed_init_kaiming_normal(slope) ((heed_init){HEED_INIT_KAIMING_NORMAL, (slope), 0})
+#define heed_init_orthogonal(gain) ((heed_init){HEED_INIT_ORTHOGONAL, (gain), 0})
+
+/* A parameter store: every value in one flat 64-byte-aligned buffer, every gradient in
+ * another, so zeroing, clipping, an optimizer step and a checkpoint are each one pass.
+ * All parameters of a store share its dtype. Pointers into the store (t->data, t->grad)
+ * may move while parameters are still being added; they are stable after that. */
+heed_params *heed_params_new(heed_ctx *ctx, heed_dtype dtype);
+void heed_params_free(heed_params *P);
+/* Adds and initialises a parameter (seeded by the ctx seed and the parameter's name).
+ * Returns NULL on error (duplicate name, bad shape); message in heed_ctx_error. */
+heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init);
+heed_tensor *heed_params_find(const heed_params *P, const char *name);
+int heed_params_count(const heed_params *P);
+heed_tensor *heed_params_at(const heed_params *P, int i);
+int64_t heed_params_numel(const heed_params *P);
+heed_dtype heed_params_dtype(const heed_params *P);
+heed_ctx *heed_params_ctx(const heed_params *P);
+void *heed_params_values(heed_params *P); /* flat buffer of all values */
+void *heed_params_grads(heed_params *P);  /* flat buffer of all gradients */
+/* Element offset of parameter i inside the flat buffers. */
+int64_t heed_params_offset(const heed_params *P, int i);
+void heed_params_zero_grad(heed_params *P);
+/* Stop (or restart) gradients into one parameter. */
+void heed_param_freeze(heed_tensor *t, bool frozen);
+/* Re-initialise an existing parameter (for example a forget-gate bias slice). */
+heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init);
+
+/* ---------------------------------------------------------------- graph */
+
+/* A graph holds one step: its tensors, its tape and the memory of both, in an arena that
+ * grows by itself. heed_graph_reset forgets the tape and rewinds the arena in O(1);
+ * tensors of the previous step are then dead (using one is an error). */
+heed_graph *heed_graph_new(heed_ctx *ctx);
+void heed_graph_free(heed_graph *g);
+void heed_graph_reset(heed_graph *g);
+heed_ctx *heed_graph_ctx(const heed_graph *g);
+heed_status heed_graph_status(const heed_graph *g);
+const char *heed_graph_error(const heed_graph *g); /* "" when no error */
+/* Record an error from user code (a model function) on the graph, printf-style. */
+heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+size_t heed_graph_bytes(const heed_graph *g); /* arena bytes reserved */
+size_t heed_graph_peak_bytes(const heed_graph *g); /* most arena bytes used in one step */
+int64_t heed_graph_nodes(const heed_graph *g); /* ops on the tape */
+
+/* Training mode (default true): dropout is active only in training mode. */
+void heed_graph_set_training(heed_graph *g, bool training);
+bool heed_graph_training(const heed_graph *g);
+/* No-grad regions nest; inside one, ops record nothing. */
+void heed_no_grad_begin(heed_graph *g);
+void heed_no_grad_end(heed_graph *g);
+
+/* New tensors on the graph. heed_input copies n = numel elements of the given dtype
+ * (data may be NULL for zeros). */
+heed_tensor *heed_input(heed_graph *g, heed_dtype dtype, heed_shape shape, const void *data);
+heed_tensor *heed_zeros(heed_graph *g, heed_dtype dtype, heed_shape shape);
+heed_tensor *heed_full(heed_graph *g, heed_dtype dtype, heed_shape shape, double value);
+heed_tensor *heed_scalar(heed_graph *g, heed_dtype dtype, double value);
+/* Copy from a double buffer into a tensor of any dtype. */
+heed_tensor *heed_input_f64(heed_graph *g, heed_dtype dtype, heed_shape shape, const double *data);
+/* Make a leaf input require gradients (to read d loss / d input after backward). */
+heed_tensor *heed_requires_grad(heed_tensor *t);
+/* Same data, cut from the tape: no gradient flows through the result. */
+heed_tensor *heed_detach(heed_graph *g, heed_tensor *x);
+
+/* Reverse-mode autodiff from a scalar loss (seed gradient 1). Gradients accumulate into
+ * the parameter store (zero them between steps) and into every tensor on the path;
+ * heed_grad reads them. Returns the graph's status. */
+heed_status heed_backward(heed_graph *g, heed_tensor *loss);
+/* Same, from any tensor with a given seed gradient (same shape and dtype as t). */
+heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed);
+/* The gradient of t after backward as a tensor (a view; NULL if none flowed). */
+heed_tensor *heed_grad(heed_graph *g, heed_tensor *t);
+
+/* Anomaly mode: after every recorded op (forward) and every backward step, check for
+ * NaN/Inf; the first one is reported with the op that produced it (HEED_ERR_NUMERIC). */
+void heed_graph_set_anomaly(heed_graph *g, bool on);
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* Philox-4x32-10: counter-based, so a value depends only on (key, counter), never on
+ * thread count or call order. */
+void heed_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
+
+typedef struct {
+    uint64_t key, stream, counter;
+    uint32_t buf[4];
+    int pos;
+} heed_rng;
+
+heed_rng heed_rng_make(uint64_t seed, uint64_t stream);
+uint32_t heed_rng_u32(heed_rng *r);
+uint64_t heed_rng_below(heed_rng *r, uint64_t n); /* uniform in [0, n), n > 0 */
+double heed_rng_uniform(heed_rng *r);             /* [0, 1) */
+double heed_rng_normal(heed_rng *r);              /* N(0, 1) */
+
+/* ---------------------------------------------------------------- ops: elementwise */
+
+/* Binary ops broadcast like NumPy/PyTorch (shapes aligned at the right, size-1 dims
+ * stretch). Gradients are summed back over broadcast dims. */
+heed_tensor *heed_add(heed_graph *g, heed_tensor *a, heed_tensor *b);
+heed_tensor *heed_sub(heed_graph *g, heed_tensor *a, heed_tensor *b);
+heed_tensor *heed_mul(heed_graph *g, heed_tensor *a, heed_tensor *b);
+heed_tensor *heed_div(heed_graph *g, heed_tensor *a, heed_tensor *b);
+
+heed_tensor *heed_neg(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_scale(heed_graph *g, heed_tensor *x, double s);      /* s * x */
+heed_tensor *heed_add_scalar(heed_graph *g, heed_tensor *x, double c); /* x + c */
+heed_tensor *heed_exp(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_log(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_sqrt(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_pow(heed_graph *g, heed_tensor *x, double p);
+heed_tensor *heed_relu(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_leaky_relu(heed_graph *g, heed_tensor *x, double slope);
+heed_tensor *heed_gelu(heed_graph *g, heed_tensor *x);      /* x * Phi(x), erf form */
+heed_tensor *heed_gelu_tanh(heed_graph *g, heed_tensor *x); /* tanh approximation */
+heed_tensor *heed_sigmoid(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_tanh(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_softplus(heed_graph *g, heed_tensor *x); /* log(1 + e^x), stable */
+
+/* where(mask, a, b): a where mask != 0, else b; mask, a, b broadcast together. The mask
+ * is a tensor of any dtype and gets no gradient. */
+heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_tensor *b);
+/* x with value where mask != 0 (mask broadcasts to x). value may be -INFINITY. */
+heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, double value);
+
+/* ---------------------------------------------------------------- ops: reductions */
+
+/* axis may be negative (from the end). keepdim keeps the reduced axis with size 1. */
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int axis, bool keepdim);
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int axis, bool keepdim);
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int axis, bool keepdim); /* grad to first argmax */
+heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x);  /* scalar */
+heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x); /* scalar */
+heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
+
+/* ---------------------------------------------------------------- ops: matmul */
+
+/* a[..., m, k] @ b[..., k, n] through the BLAS. 2-D, or batched: leading dims of a and b
+ * equal, or b 2-D (shared). transpose flags act on the last two dims (no copy). */
+heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b);
+heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool trans_a, bool trans_b);
+/* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL): PyTorch's nn.Linear layout. */
+heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias);
+
+/* ---------------------------------------------------------------- ops: shape */
+
+/* A view: same data, new shape (one dim may be -1). */
+heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape);
+heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1);
+heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm); /* ndim entries */
+heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, int64_t end);
+heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int axis);
+heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int axis);
+/* Rows of x along axis picked by idx[0..n) (copied; repeats allowed; grads add up). */
+heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const int64_t *idx, int64_t n);
+/* w[V, D] looked up at ids (shape ids_shape): result ids_shape + [D]. Rows for
+ * padding_idx are zero and get no gradient; padding_idx < 0 means none. */
+heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, heed_shape ids_shape,
+                            int64_t padding_idx);
+
+/* ---------------------------------------------------------------- ops: softmax, norm, dropout */
+
+/* Over the last axis, max subtracted. -INFINITY entries are masked; a fully masked row
+ * gives zeros (and zero gradient), never NaN. */
+heed_tensor *heed_softmax(heed_graph *g, heed_tensor *x);
+heed_tensor *heed_log_softmax(heed_graph *g, heed_tensor *x);
+/* Over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta; gamma, beta [D] or NULL. */
+heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, heed_tensor *beta, double eps);
+/* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). Identity when the
+ * graph is not training or p == 0. The mask is regenerated from the counter-based RNG in
+ * backward, never stored. */
+heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p);
+
+/* ---------------------------------------------------------------- ops: losses */
+
+typedef struct {
+    int64_t ignore_index;   /* targets equal to it are skipped; default -100 */
+    double label_smoothing; /* in [0, 1) */
+} heed_ce_opts;
+#define HEED_CE_DEFAULTS ((heed_ce_opts){.ignore_index = -100, .label_smoothing = 0})
+
+/* logits[N, C], targets[N] in [0, C) or ignore_index: mean over the non-ignored rows. */
+heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts);
+/* mean(max(x,0) - x*y + log(1 + exp(-|x|))) times weight (broadcast, may be NULL):
+ * stable for large |x|. If weight is given, the mean is sum(w*l)/sum(w). */
+heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y, heed_tensor *weight);
+heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b); /* mean((a-b)^2) */
+
+/* ---------------------------------------------------------------- gradient checker */
+
+/* Builds the function under test on g from the checker's inputs; returns any tensor. */
+typedef heed_tensor *(*heed_gradcheck_fn)(heed_graph *g, heed_tensor **inputs, void *user);
+
+typedef struct {
+    heed_shape shape;
+    const double *data; /* NULL: uniform(-1, 1) from the checker's seed */
+    bool no_grad;       /* an input that is not checked (e.g. a target) */
+} heed_gradcheck_input;
+
+typedef struct {
+    double eps, atol, rtol; /* 0 -> 1e-6, 1e-5, 1e-3 (PyTorch gradcheck's) */
+    heed_params *params;    /* also check every parameter of this (f64) store */
+    int64_t max_per_tensor; /* check at most this many elements per tensor (0 = all) */
+    uint64_t seed;          /* for random inputs, sampled elements, the cotangent */
+} heed_gradcheck_opts;
+
+typedef struct {
+    bool passed;
+    int64_t checked;        /* elements compared */
+    double worst_error;     /* max |analytic - numeric| - rtol*|numeric| over atol */
+    char worst_name[64];    /* "input 0" or the parameter name */
+    int64_t worst_index;
+    double analytic, numeric; /* at the worst element */
+    char report[256];
+} heed_gradcheck_result;
+
+/* The output is projected onto a fixed random cotangent r (loss = sum(r * out)); every
+ * element of every input (and parameter) is compared: analytic d loss/d x_i from
+ * backward against (loss(x_i + eps) - loss(x_i - eps)) / (2 eps), in f64. The check
+ * passes when |a - n| <= atol + rtol*|n| everywhere. Op randomness (dropout) is replayed
+ * identically for every evaluation. Returns HEED_OK, HEED_ERR_GRADCHECK on a mismatch, or
+ * the error the function raised (message in heed_ctx_error). */
+heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n_inputs,
+                           const heed_gradcheck_input *inputs, const heed_gradcheck_opts *opts,
+                           heed_gradcheck_result *result);
+
+/* ================================================================ recurrent (ops/rnn.c) */
+
+/* ================================================================ attention (ops/attention*.c) */
+
+typedef enum {
+    HEED_ATTN_AUTO = 0,     /* flash unless the weights are requested */
+    HEED_ATTN_MATERIALISED, /* builds the [B,H,Nq,Nk] score matrix */
+    HEED_ATTN_FLASH,        /* tiled, O(N d) memory, recomputing backward */
+} heed_attn_impl;
+
+typedef struct {
+    double scale;                /* 0: 1/sqrt(d) */
+    bool causal;                 /* query i sees keys j <= i + (Nk - Nq) (bottom-right aligned) */
+    const int64_t *key_lengths;  /* [B]: keys j >= key_lengths[b] are masked; NULL = none */
+    heed_tensor *bias;           /* additive, broadcastable to [B,H,Nq,Nk]; NULL = none */
+    int64_t window;              /* > 0: also mask |i + (Nk - Nq) - j| >= window (local attention) */
+    double dropout;              /* on the attention weights, when the graph is training */
+    heed_tensor **weights;       /* if non-NULL, receives the weights [B,H,Nq,Nk] (materialised) */
+    heed_attn_impl impl;
+    int block_q, block_k;        /* flash tile sizes; 0 = default */
+} heed_attention_opts;
+
+/* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv].
+ * A fully masked query row gives a zero output row and zero gradients. opts may be NULL. */
+heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
+
+/* ================================================================ layers (models/layers*.c) */
+
+/* ================================================================ optimizers (optim/) */
+
+/* An optimizer runs over a parameter store's flat buffers. Its state (moments, step
+ * count, ...) is exposed as named flat buffers so checkpoints can save and restore it. */
+typedef struct heed_optimizer heed_optimizer;
+
+void heed_optimizer_free(heed_optimizer *opt);
+/* One update from the gradients in the store. */
+heed_status heed_optimizer_step(heed_optimizer *opt);
+void heed_optimizer_set_lr(heed_optimizer *opt, double lr); /* all groups */
+double heed_optimizer_lr(const heed_optimizer *opt);
+int64_t heed_optimizer_steps(const heed_optimizer *opt);
+/* State buffers for checkpoints: i in [0, count); each has a name ("adam.m"), a dtype and
+ * numel elements (the store's flat size for per-element state). */
+int heed_optimizer_state_count(const heed_optimizer *opt);
+heed_status heed_optimizer_state(heed_optimizer *opt, int i, const char **name, void **data, int64_t *numel,
+                                 heed_dtype *dtype);
+void heed_optimizer_set_steps(heed_optimizer *opt, int64_t steps);
+
+/* ================================================================ checkpoints (graph/checkpoint.c) */
+
+/* safetensors files: parameters, optimizer state (optional), and metadata (step, RNG
+ * state, schedule state, user keys). Saving is atomic (temporary file, fsync, rename).
+ * Loading validates the whole file before changing anything. */
+
+/* ================================================================ pictures and progress */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

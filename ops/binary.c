@@ -1,0 +1,142 @@
+/* Binary elementwise ops with NumPy broadcasting: add, sub, mul, div.
+ * Shapes align at the right; a size-1 (or missing) dim stretches. In backward the
+ * gradient of a broadcast operand is summed over the dims it was stretched along. */
+#include "../graph/internal.h"
+
+typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV } binop;
+static const char *const names[] = {"heed_add", "heed_sub", "heed_mul", "heed_div"};
+
+/* Shapes padded on the left to 4 dims, with element strides (0 where broadcast). */
+typedef struct {
+    int64_t n[4], sa[4], sb[4];
+    bool same; /* no broadcasting: flat loops */
+} bcast;
+
+static void strides_of(const heed_tensor *t, const int64_t *out, int64_t *s) {
+    int64_t stride = 1;
+    for (int i = 3; i >= 0; i--) {
+        int k = i - (4 - t->ndim); /* t's own dim, or < 0 when padded */
+        int64_t d = k >= 0 ? t->shape[k] : 1;
+        s[i] = d == 1 && out[i] != 1 ? 0 : stride;
+        stride *= d;
+    }
+}
+
+/* Fills the broadcast plan and the output shape; false (error set) if incompatible. */
+static bool plan(heed_graph *g, const char *op, const heed_tensor *a, const heed_tensor *b, bcast *p, int *ndim,
+                 int64_t *shape) {
+    *ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < 4; i++) {
+        int ka = i - (4 - a->ndim), kb = i - (4 - b->ndim);
+        int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
+        if (da != db && da != 1 && db != 1) {
+            heed__fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s do not broadcast (dim %d from the right: %lld vs %lld)", op,
+                       HEED_S(a), HEED_S(b), 3 - i, (long long)da, (long long)db);
+            return false;
+        }
+        p->n[i] = da == 1 ? db : da;
+    }
+    for (int i = 0; i < *ndim; i++) shape[i] = p->n[4 - *ndim + i];
+    strides_of(a, p->n, p->sa);
+    strides_of(b, p->n, p->sb);
+    p->same = a->numel == b->numel && a->ndim == b->ndim;
+    for (int i = 0; i < a->ndim && p->same; i++) p->same = a->shape[i] == b->shape[i];
+    return true;
+}
+
+/* Visit every output element with its a and b offsets. */
+#define FOR_BCAST(p, o, ia, ib, ...)                                                                        \
+    do {                                                                                                     \
+        int64_t o = 0;                                                                                       \
+        for (int64_t i0 = 0; i0 < (p)->n[0]; i0++)                                                           \
+            for (int64_t i1 = 0; i1 < (p)->n[1]; i1++)                                                       \
+                for (int64_t i2 = 0; i2 < (p)->n[2]; i2++)                                                   \
+                    for (int64_t i3 = 0; i3 < (p)->n[3]; i3++, o++) {                                        \
+                        int64_t ia = i0 * (p)->sa[0] + i1 * (p)->sa[1] + i2 * (p)->sa[2] + i3 * (p)->sa[3];  \
+                        int64_t ib = i0 * (p)->sb[0] + i1 * (p)->sb[1] + i2 * (p)->sb[2] + i3 * (p)->sb[3];  \
+                        __VA_ARGS__                                                                          \
+                    }                                                                                        \
+    } while (0)
+
+static inline double apply(binop op, double x, double y) {
+    switch (op) {
+    case OP_ADD: return x + y;
+    case OP_SUB: return x - y;
+    case OP_MUL: return x * y;
+    default: return x / y;
+    }
+}
+
+/* d(a op b)/da and /db, times dy. */
+static inline void partials(binop op, double x, double y, double dy, double *dx, double *dyb) {
+    switch (op) {
+    case OP_ADD: *dx = dy, *dyb = dy; break;
+    case OP_SUB: *dx = dy, *dyb = -dy; break;
+    case OP_MUL: *dx = dy * y, *dyb = dy * x; break;
+    default: *dx = dy / y, *dyb = -dy * x / (y * y); break;
+    }
+}
+
+static void binary_backward(heed_graph *g, heed_node *n) {
+    heed_tensor *a = n->in[0], *b = n->in[1], *y = n->out[0];
+    binop op = (binop)n->iarg[0];
+    bcast *p = n->saved;
+    void *ga_ = heed__grad(g, a), *gb_ = heed__grad(g, b);
+    HEED_FOR_DTYPE(y->dtype, T, {
+        const T *A = a->data, *B = b->data, *dY = y->grad;
+        T *gA = ga_, *gB = gb_;
+        if (p->same) {
+_Pragma("omp parallel for if (y->numel > 32768)")
+            for (int64_t i = 0; i < y->numel; i++) {
+                double da, db;
+                partials(op, A[i], B[i], dY[i], &da, &db);
+                if (gA) gA[i] += (T)da;
+                if (gB) gB[i] += (T)db;
+            }
+        } else {
+            FOR_BCAST(p, o, ia, ib, {
+                double da, db;
+                partials(op, A[ia], B[ib], dY[o], &da, &db);
+                if (gA) gA[ia] += (T)da;
+                if (gB) gB[ib] += (T)db;
+            });
+        }
+    });
+}
+
+static const heed_op ops[] = {
+    {"heed_add", binary_backward}, {"heed_sub", binary_backward}, {"heed_mul", binary_backward}, {"heed_div", binary_backward}};
+
+static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor *b) {
+    const char *name = names[op];
+    if (!heed__check(g, name, a, "a") || !heed__check_like(g, name, b, "b", a)) return NULL;
+    bcast p;
+    int ndim;
+    int64_t shape[4];
+    if (!plan(g, name, a, b, &p, &ndim, shape)) return NULL;
+    heed_tensor *y = heed__new(g, name, a->dtype, ndim, shape);
+    if (!y) return NULL;
+    HEED_FOR_DTYPE(a->dtype, T, {
+        const T *A = a->data, *B = b->data;
+        T *Y = y->data;
+        if (p.same) {
+_Pragma("omp parallel for if (y->numel > 32768)")
+            for (int64_t i = 0; i < y->numel; i++) Y[i] = (T)apply(op, A[i], B[i]);
+        } else {
+            FOR_BCAST(&p, o, ia, ib, { Y[o] = (T)apply(op, A[ia], B[ib]); });
+        }
+    });
+    heed_tensor *in[2] = {a, b};
+    heed_node *n = heed__record1(g, &ops[op], 2, in, y);
+    if (n) {
+        n->iarg[0] = op;
+        n->saved = heed__alloc(g, sizeof p);
+        if (n->saved) *(bcast *)n->saved = p;
+    }
+    return heed__live(g) ? y : NULL;
+}
+
+heed_tensor *heed_add(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_ADD, a, b); }
+heed_tensor *heed_sub(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_SUB, a, b); }
+heed_tensor *heed_mul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_MUL, a, b); }
+heed_tensor *heed_div(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_DIV, a, b); }

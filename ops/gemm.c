@@ -1,0 +1,53 @@
+/* GEMM for every op that multiplies matrices: the CBLAS when the build found one, else a
+ * portable blocked loop (correct everywhere, far slower). Row-major:
+ *   C[M,N] = alpha * op(A) op(B) + beta * C,  op(A) is [M,K], op(B) is [K,N]. */
+#include "../graph/internal.h"
+#include "gemm.h"
+
+#ifdef HEED_HAVE_CBLAS
+#include <cblas.h>
+
+void heed_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+                A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void heed_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+                   const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+                A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+const char *heed_gemm_backend(void) { return "cblas"; }
+#else
+
+#define FALLBACK_GEMM(NAME, T)                                                                                   \
+    void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, const T *B,    \
+              int64_t ldb, T beta, T *C, int64_t ldc) {                                                          \
+        _Pragma("omp parallel for if (M * N * K > 65536)") for (int64_t i = 0; i < M; i++) {                      \
+            T *c = C + i * ldc;                                                                                  \
+            for (int64_t j = 0; j < N; j++) c[j] = beta == 0 ? 0 : beta * c[j];                                  \
+            for (int64_t k = 0; k < K; k++) {                                                                    \
+                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                            \
+                if (a == 0) continue;                                                                            \
+                if (tb)                                                                                          \
+                    for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];                                  \
+                else                                                                                             \
+                    for (int64_t j = 0; j < N; j++) c[j] += a * B[k * ldb + j];                                  \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+FALLBACK_GEMM(heed_gemm_f32, float)
+FALLBACK_GEMM(heed_gemm_f64, double)
+
+const char *heed_gemm_backend(void) { return "portable"; }
+#endif
+
+void heed_gemm(heed_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A, int64_t lda,
+               const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+    if (dt == HEED_F32) heed_gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
+    else heed_gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

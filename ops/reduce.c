@@ -1,0 +1,102 @@
+/* Reductions over one axis or over everything: sum, mean, max.
+ * A tensor is viewed as [outer, n, inner] around the reduced axis; sums accumulate in
+ * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax. */
+#include "../graph/internal.h"
+
+#include <math.h>
+
+typedef enum { RED_SUM, RED_MEAN, RED_MAX } red_kind;
+
+typedef struct {
+    int64_t outer, n, inner;
+} red_plan;
+
+static void reduce_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *x = nd->in[0], *y = nd->out[0];
+    red_kind kind = (red_kind)nd->iarg[0];
+    red_plan p = {nd->iarg[1], nd->iarg[2], nd->iarg[3]};
+    const int64_t *arg = nd->saved;
+    void *gx_ = heed__grad(g, x);
+    if (!gx_) return;
+    HEED_FOR_DTYPE(x->dtype, T, {
+        const T *dy = y->grad;
+        T *gx = gx_;
+        double scale = kind == RED_MEAN ? 1.0 / (double)p.n : 1.0;
+_Pragma("omp parallel for if (x->numel > 65536)")
+        for (int64_t o = 0; o < p.outer; o++)
+            for (int64_t i = 0; i < p.inner; i++) {
+                T d = (T)(dy[o * p.inner + i] * scale);
+                if (kind == RED_MAX) {
+                    int64_t j = arg[o * p.inner + i];
+                    if (j >= 0) gx[(o * p.n + j) * p.inner + i] += d;
+                } else {
+                    for (int64_t j = 0; j < p.n; j++) gx[(o * p.n + j) * p.inner + i] += d;
+                }
+            }
+    });
+}
+
+static const heed_op red_ops[] = {{"heed_sum", reduce_backward}, {"heed_mean", reduce_backward}, {"heed_max", reduce_backward}};
+
+/* axis = INT32_MIN reduces everything to a scalar. */
+static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int axis, bool keepdim) {
+    const char *op = red_ops[kind].name;
+    if (!heed__check(g, op, x, "x")) return NULL;
+    bool all = axis == INT32_MIN;
+    int ax = all ? 0 : heed__axis(axis, x->ndim);
+    if (!all && ax < 0)
+        return heed__fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
+    red_plan p = {1, all ? x->numel : (x->ndim ? x->shape[ax] : 1), 1};
+    if (!all) {
+        for (int i = 0; i < ax; i++) p.outer *= x->shape[i];
+        for (int i = ax + 1; i < x->ndim; i++) p.inner *= x->shape[i];
+    }
+    if (kind == RED_MAX && p.n == 0)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s: max over an empty axis", op, HEED_S(x)), NULL;
+    int64_t shape[HEED_MAX_DIMS];
+    int nd = 0;
+    if (!all)
+        for (int i = 0; i < x->ndim; i++) {
+            if (i != ax) shape[nd++] = x->shape[i];
+            else if (keepdim) shape[nd++] = 1;
+        }
+    heed_tensor *y = heed__new(g, op, x->dtype, nd, shape);
+    if (!y) return NULL;
+    int64_t *arg = kind == RED_MAX ? heed__alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
+    if (kind == RED_MAX && !arg) return NULL;
+    HEED_FOR_DTYPE(x->dtype, T, {
+        const T *X = x->data;
+        T *Y = y->data;
+_Pragma("omp parallel for if (x->numel > 65536)")
+        for (int64_t o = 0; o < p.outer; o++)
+            for (int64_t i = 0; i < p.inner; i++) {
+                const T *xs = X + o * p.n * p.inner + i;
+                if (kind == RED_MAX) {
+                    int64_t best = 0; /* NaN propagates: a NaN is taken as the max */
+                    for (int64_t j = 1; j < p.n; j++)
+                        if (xs[j * p.inner] > xs[best * p.inner] || (xs[j * p.inner] != xs[j * p.inner] && xs[best * p.inner] == xs[best * p.inner]))
+                            best = j;
+                    Y[o * p.inner + i] = xs[best * p.inner];
+                    arg[o * p.inner + i] = best;
+                } else {
+                    double s = 0;
+                    for (int64_t j = 0; j < p.n; j++) s += xs[j * p.inner];
+                    Y[o * p.inner + i] = (T)(kind == RED_MEAN ? (p.n ? s / (double)p.n : NAN) : s);
+                }
+            }
+    });
+    heed_node *n = heed__record1(g, &red_ops[kind], 1, &x, y);
+    if (n) {
+        n->iarg[0] = kind;
+        n->iarg[1] = p.outer, n->iarg[2] = p.n, n->iarg[3] = p.inner;
+        n->saved = arg;
+    }
+    return heed__live(g) ? y : NULL;
+}
+
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_SUM, x, axis, keepdim); }
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MEAN, x, axis, keepdim); }
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MAX, x, axis, keepdim); }
+heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
+heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
+heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }

@@ -1,0 +1,224 @@
+/* Core: graph, tape, backward, errors, RNG, parameters, the gradient checker itself. */
+#include "check.h"
+
+static heed_ctx *ctx;
+
+static void philox_known_answers(void) {
+    /* Known-answer vectors of Random123's philox4x32_10. */
+    uint32_t out[4];
+    heed_philox4x32((uint32_t[2]){0, 0}, (uint32_t[4]){0, 0, 0, 0}, out);
+    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu && out[3] == 0x9b00dbd8u, "zeros");
+    heed_philox4x32((uint32_t[2]){0xa4093822u, 0x299f31d0u}, (uint32_t[4]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                    out);
+    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u && out[3] == 0x24126ea1u, "pi");
+    heed_rng r = heed_rng_make(5, 0);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 100000; i++) {
+        double z = heed_rng_normal(&r);
+        s += z, s2 += z * z;
+    }
+    CHECK(fabs(s / 1e5) < 0.02 && fabs(s2 / 1e5 - 1) < 0.02, "normal moments %g %g", s / 1e5, s2 / 1e5);
+}
+
+static void backward_accumulates_over_uses(void) {
+    /* y = x*x + x  ->  dy/dx = 2x + 1 */
+    heed_graph *g = heed_graph_new(ctx);
+    double xv[3] = {1, -2, 0.5};
+    heed_tensor *x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(3), xv));
+    heed_tensor *y = heed_sum_all(g, heed_add(g, heed_mul(g, x, x), x));
+    CHECK(heed_backward(g, y) == HEED_OK, "%s", heed_graph_error(g));
+    heed_tensor *gx = heed_grad(g, x);
+    for (int i = 0; i < 3; i++) CHECK_CLOSE(heed_get(gx, i), 2 * xv[i] + 1, 1e-12);
+    /* a second backward gives the same gradients for leaves of the graph? they accumulate */
+    heed_graph_free(g);
+}
+
+static void errors_are_sticky_and_clear(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(32, 256));
+    heed_tensor *b = heed_zeros(g, HEED_F32, HEED_SHAPE(128, 512));
+    CHECK(heed_matmul(g, a, b) == NULL, "mismatch must fail");
+    CHECK(strstr(heed_graph_error(g), "heed_matmul: a[32,256] @ b[128,512]") != NULL, "%s", heed_graph_error(g));
+    CHECK(heed_add(g, a, a) == NULL, "sticky: later ops return NULL");
+    CHECK(strstr(heed_graph_error(g), "heed_matmul") != NULL, "first error kept");
+    heed_graph_reset(g);
+    CHECK(heed_graph_status(g) == HEED_OK, "reset clears");
+    /* use after reset */
+    heed_tensor *c = heed_zeros(g, HEED_F32, HEED_SHAPE(2));
+    heed_graph_reset(g);
+    CHECK(heed_add(g, c, c) == NULL, "dead tensor");
+    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_reset");
+    /* NULL, mixed dtypes, bad dims */
+    CHECK(heed_add(g, NULL, NULL) == NULL, "null");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_add: a is NULL");
+    heed_tensor *d32 = heed_zeros(g, HEED_F32, HEED_SHAPE(2)), *d64 = heed_zeros(g, HEED_F64, HEED_SHAPE(2));
+    CHECK(heed_mul(g, d32, d64) == NULL, "mixed");
+    CHECK_ERR(g, HEED_ERR_DTYPE, "dtypes must match");
+    CHECK(heed_zeros(g, HEED_F32, HEED_SHAPE(2, -3)) == NULL, "negative");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "must be >= 0");
+    CHECK(heed_zeros(g, HEED_F32, HEED_SHAPE(1 << 30, 1 << 30, 1 << 30)) == NULL, "huge");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "too large");
+    CHECK(heed_zeros(g, HEED_F32, ((heed_shape){.ndim = 7})) == NULL, "ndim");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "dims");
+    heed_tensor *e = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), *f = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
+    CHECK(heed_add(g, e, f) == NULL, "broadcast");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "do not broadcast");
+    heed_graph *other = heed_graph_new(ctx);
+    heed_tensor *o = heed_zeros(other, HEED_F32, HEED_SHAPE(2));
+    heed_tensor *h = heed_zeros(g, HEED_F32, HEED_SHAPE(2));
+    CHECK(heed_add(g, h, o) == NULL, "other graph");
+    CHECK_ERR(g, HEED_ERR_STATE, "another graph");
+    CHECK(heed_backward(g, NULL) != HEED_OK, "backward NULL");
+    CHECK_ERR(g, HEED_ERR_ARG, "loss is NULL");
+    heed_graph_free(other);
+    heed_graph_free(g);
+    CHECK(heed_add(NULL, NULL, NULL) == NULL, "NULL graph");
+}
+
+static void params_store(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F32);
+    heed_tensor *w = heed_param(P, "w", HEED_SHAPE(64, 32), heed_init_xavier_uniform(1.0));
+    heed_tensor *q = heed_param(P, "q", HEED_SHAPE(16, 40), heed_init_orthogonal(1.0));
+    heed_tensor *b = heed_param(P, "b", HEED_SHAPE(7), heed_init_constant(0.5));
+    CHECK(w && q && b, "%s", heed_ctx_error(ctx));
+    double bound = sqrt(6.0 / 96), mx = 0;
+    for (int64_t i = 0; i < w->numel; i++) mx = fmax(mx, fabs(heed_get(w, i)));
+    CHECK(mx <= bound && mx > 0.9 * bound, "xavier bound %g vs %g", mx, bound);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) {
+            double d = 0;
+            for (int k = 0; k < 40; k++) d += heed_get(q, i * 40 + k) * heed_get(q, j * 40 + k);
+            CHECK_CLOSE(d, i == j ? 1.0 : 0.0, 1e-5);
+        }
+    CHECK(heed_get(b, 6) == 0.5, "constant");
+    CHECK(heed_params_offset(P, 1) % 16 == 0 && heed_params_offset(P, 2) % 16 == 0, "aligned");
+    CHECK((char *)q->data == (char *)heed_params_values(P) + heed_params_offset(P, 1) * 4, "flat buffer");
+    CHECK(heed_param(P, "w", HEED_SHAPE(2), heed_init_zeros()) == NULL, "duplicate");
+    CHECK(strstr(heed_ctx_error(ctx), "exists") != NULL, "%s", heed_ctx_error(ctx));
+    CHECK(heed_param(P, "v", HEED_SHAPE(3), heed_init_xavier_uniform(1)) == NULL, "1-D xavier");
+    CHECK(heed_param(P, "n", HEED_SHAPE(-1), heed_init_zeros()) == NULL, "negative");
+    CHECK(heed_params_count(P) == 3, "count");
+    /* Same seed and name -> same values, whatever the order of declaration. */
+    heed_params *P2 = heed_params_new(ctx, HEED_F32);
+    heed_param(P2, "b", HEED_SHAPE(7), heed_init_zeros());
+    heed_tensor *w2 = heed_param(P2, "w", HEED_SHAPE(64, 32), heed_init_xavier_uniform(1.0));
+    CHECK(memcmp(w2->data, heed_params_find(P, "w")->data, 64 * 32 * 4) == 0, "deterministic init");
+    heed_params_free(P2);
+    heed_params_free(P);
+}
+
+static heed_tensor *fn_binary(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    /* broadcast [2,3,4] with [3,1] and [4] */
+    heed_tensor *a = heed_mul(g, x[0], x[1]);
+    a = heed_sub(g, a, x[2]);
+    a = heed_div(g, a, heed_add(g, heed_mul(g, x[1], x[1]), heed_full(g, x[0]->dtype, HEED_SHAPE(1), 1.5)));
+    return heed_add(g, a, x[2]);
+}
+
+static heed_tensor *fn_matmul(heed_graph *g, heed_tensor **x, void *u) {
+    int mode = *(int *)u;
+    switch (mode) {
+    case 0: return heed_matmul(g, x[0], x[1]);
+    case 1: return heed_matmul_t(g, x[0], x[1], true, false);
+    case 2: return heed_matmul_t(g, x[0], x[1], false, true);
+    default: return heed_matmul_t(g, x[0], x[1], true, true);
+    }
+}
+
+static heed_tensor *fn_linear(heed_graph *g, heed_tensor **x, void *u) { return heed_linear(g, x[0], x[1], u ? x[2] : NULL); }
+
+static void gradchecks(void) {
+    heed_gradcheck_input bin[3] = {{HEED_SHAPE(2, 3, 4)}, {HEED_SHAPE(3, 1)}, {HEED_SHAPE(4)}};
+    CHECK_GRAD(ctx, fn_binary, NULL, 3, bin, NULL);
+    check_f32_vs_f64(ctx, fn_binary, NULL, 3, bin, 1e-5, "binary");
+    /* 2-D with every transpose; batched; batched a with shared 2-D b */
+    for (int mode = 0; mode < 4; mode++) {
+        heed_gradcheck_input mm[2] = {{mode & 1 ? HEED_SHAPE(5, 3) : HEED_SHAPE(3, 5)}, {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
+        CHECK_GRAD(ctx, fn_matmul, &mode, 2, mm, NULL);
+        heed_gradcheck_input bm[2] = {{mode & 1 ? HEED_SHAPE(2, 3, 5, 3) : HEED_SHAPE(2, 3, 3, 5)},
+                                      {mode >= 2 ? HEED_SHAPE(2, 3, 7, 5) : HEED_SHAPE(2, 3, 5, 7)}};
+        CHECK_GRAD(ctx, fn_matmul, &mode, 2, bm, NULL);
+        heed_gradcheck_input sb[2] = {{mode & 1 ? HEED_SHAPE(4, 5, 3) : HEED_SHAPE(4, 3, 5)}, {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
+        CHECK_GRAD(ctx, fn_matmul, &mode, 2, sb, NULL);
+        check_f32_vs_f64(ctx, fn_matmul, &mode, 2, sb, 1e-5, "matmul");
+    }
+    heed_gradcheck_input lin[3] = {{HEED_SHAPE(2, 3, 5)}, {HEED_SHAPE(4, 5)}, {HEED_SHAPE(4)}};
+    CHECK_GRAD(ctx, fn_linear, (void *)1, 3, lin, NULL);
+    CHECK_GRAD(ctx, fn_linear, NULL, 2, lin, NULL);
+}
+
+/* The checker must catch a wrong gradient: a deliberately broken op. */
+static heed_tensor *fn_broken(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    /* detach one factor: forward x*x, backward sees only one path -> gradient x, not 2x */
+    return heed_mul(g, x[0], heed_detach(g, x[0]));
+}
+
+static void checker_catches_errors(void) {
+    heed_gradcheck_input in[1] = {{HEED_SHAPE(4)}};
+    heed_gradcheck_result r;
+    heed_status s = heed_gradcheck(ctx, fn_broken, NULL, 1, in, NULL, &r);
+    CHECK(s == HEED_ERR_GRADCHECK && !r.passed, "broken gradient must fail: %s", r.report);
+    CHECK(strstr(heed_ctx_error(ctx), "input 0") != NULL, "%s", heed_ctx_error(ctx));
+}
+
+static void params_get_gradients(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_tensor *w = heed_param(P, "w", HEED_SHAPE(3, 4), heed_init_normal(0, 1));
+    heed_tensor *b = heed_param(P, "b", HEED_SHAPE(3), heed_init_normal(0, 1));
+    heed_graph *g = heed_graph_new(ctx);
+    for (int step = 0; step < 3; step++) { /* the same gradient after zeroing each step */
+        heed_graph_reset(g);
+        heed_params_zero_grad(P);
+        heed_tensor *x = heed_full(g, HEED_F64, HEED_SHAPE(2, 4), 0.5);
+        heed_tensor *loss = heed_sum_all(g, heed_linear(g, x, w, b));
+        CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
+        /* d sum / d w[i][j] = sum_rows x = 1.0, d/db = 2 */
+        CHECK_CLOSE(((double *)w->grad)[5], 1.0, 1e-12);
+        CHECK_CLOSE(((double *)b->grad)[2], 2.0, 1e-12);
+    }
+    /* frozen parameter: no gradient */
+    heed_param_freeze(w, true);
+    heed_graph_reset(g);
+    heed_params_zero_grad(P);
+    heed_tensor *x = heed_full(g, HEED_F64, HEED_SHAPE(2, 4), 0.5);
+    heed_backward(g, heed_sum_all(g, heed_linear(g, x, w, b)));
+    CHECK(((double *)w->grad)[5] == 0, "frozen");
+    /* no-grad region records nothing */
+    heed_graph_reset(g);
+    heed_no_grad_begin(g);
+    heed_tensor *y = heed_linear(g, x = heed_full(g, HEED_F64, HEED_SHAPE(2, 4), 0.5), b == NULL ? w : w, b);
+    heed_no_grad_end(g);
+    CHECK(y && heed_graph_nodes(g) == 0, "no-grad recorded %lld nodes", (long long)heed_graph_nodes(g));
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+static void arena_settles(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    for (int step = 0; step < 5; step++) {
+        heed_graph_reset(g);
+        for (int i = 0; i < 50; i++) heed_zeros(g, HEED_F32, HEED_SHAPE(1000, 100));
+    }
+    size_t reserved = heed_graph_bytes(g);
+    heed_graph_reset(g);
+    for (int i = 0; i < 50; i++) heed_zeros(g, HEED_F32, HEED_SHAPE(1000, 100));
+    CHECK(heed_graph_bytes(g) == reserved, "steady state allocates nothing new");
+    CHECK(heed_graph_status(g) == HEED_OK, "%s", heed_graph_error(g));
+    heed_graph_free(g);
+}
+
+int main(void) {
+    ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 42});
+    RUN(philox_known_answers);
+    RUN(backward_accumulates_over_uses);
+    RUN(errors_are_sticky_and_clear);
+    RUN(params_store);
+    RUN(gradchecks);
+    RUN(checker_catches_errors);
+    RUN(params_get_gradients);
+    RUN(arena_settles);
+    heed_ctx_free(ctx);
+    return check_summary();
+}
