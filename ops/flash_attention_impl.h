@@ -100,6 +100,56 @@ static void FN(panel_t)(const FN(job) * J, const FT *src, int64_t rows, int64_t 
         for (int64_t c = 0; c < cols; c++) memset(dst + c * w + rows, 0, (size_t)(w - rows) * sizeof(FT));
 }
 
+/* Columns [c0, c1) of a tile starting at key j0 (nk keys) that row [lo, hi) sees. */
+static inline void FN(cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk, int64_t *c0, int64_t *c1) {
+    int64_t a = lo - j0, z = hi - j0;
+    a = a < 0 ? 0 : a > nk ? nk : a;
+    z = z < a ? a : z > nk ? nk : z;
+    *c0 = a;
+    *c1 = z;
+}
+
+/* Row groups of a tile. A tile whose rows all see the same columns is one group; a
+ * diagonal (causal) or band (window) tile is cut into groups of FLASH_GROUP rows, each
+ * computing only the columns [cs, ce) its rows see (cs rounded down to a panel), which
+ * cuts the masked work of a diagonal tile from 1/2 to about FLASH_GROUP / (2 block_k).
+ * Returns the end of the group starting at r0; cs == ce when no row of it sees the tile. */
+#define FLASH_GROUP 24 /* a multiple of the 6-row micro-kernel */
+
+static bool FN(uniform)(const int64_t *lo, const int64_t *hi, int64_t mq, int64_t j0, int64_t nk) {
+    int64_t a0, z0, a, z;
+    FN(cols)(lo[0], hi[0], j0, nk, &a0, &z0);
+    for (int64_t r = 1; r < mq; r++) {
+        FN(cols)(lo[r], hi[r], j0, nk, &a, &z);
+        if (a != a0 || z != z0) return false;
+    }
+    return true;
+}
+
+static int64_t FN(group)(const int64_t *lo, const int64_t *hi, int64_t r0, int64_t mq, bool split, int64_t j0,
+                         int64_t nk, int64_t *cs, int64_t *ce) {
+    int64_t r1 = split && r0 + FLASH_GROUP < mq ? r0 + FLASH_GROUP : mq, a = nk, z = 0, c0, c1;
+    for (int64_t r = r0; r < r1; r++) {
+        FN(cols)(lo[r], hi[r], j0, nk, &c0, &c1);
+        if (c0 < c1) {
+            if (c0 < a) a = c0;
+            if (c1 > z) z = c1;
+        }
+    }
+    *cs = a < z ? a / ATTN_NR * ATTN_NR : 0;
+    *ce = a < z ? z : 0;
+    return r1;
+}
+
+/* A row's columns relative to its group's first column (empty rows: 0, 0). */
+static inline void FN(group_cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk, int64_t cs, int64_t *c0,
+                                  int64_t *c1) {
+    FN(cols)(lo, hi, j0, nk, c0, c1);
+    if (*c0 >= *c1) *c0 = *c1 = cs;
+    *c0 -= cs;
+    *c1 -= cs;
+}
+
 /* ---------------------------------------------------------------- forward */
 
 static size_t FN(fwd_scratch)(const attn_plan *P) {
@@ -153,22 +203,27 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
         int64_t nk = P->block_k < jhi - j0 ? P->block_k : jhi - j0, nkp = attn_pad(nk), ldv;
         FN(panel_t)(J, Kh + j0 * d, nk, d, kt);
         const FT *Vp = FN(panel)(Vh + j0 * dv, dv, nk, dv, vbuf, &ldv);
-        K->gemm(mq, nkp, d, 1, Q, d, 1, kt, nkp, false, S, nkp);
-        for (int64_t r = 0; r < mq; r++) {
-            int64_t c0 = lo[r] - j0, c1 = hi[r] - j0;
-            c0 = c0 < 0 ? 0 : c0 > nk ? nk : c0;
-            c1 = c1 < c0 ? c0 : c1 > nk ? nk : c1;
-            FT *srow = S + r * nkp;
-            const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i0 + r, j0) : NULL;
-            FT alpha = K->row_fwd(srow, nkp, c0, c1, J->c, brow, P->bstride[3], J->bmul, &m[r], &l[r]);
-            if (alpha != 1)
-                for (int64_t x = 0; x < dv; x++) acc[r * dvp + x] *= alpha;
-            if (P->dropout && c0 < c1) {
-                FN(dropout_row)(J, bh, i0 + r, j0, c0, c1, keep, z);
-                for (int64_t t = c0; t < c1; t++) srow[t] *= z[t];
+        bool split = !FN(uniform)(lo, hi, mq, j0, nk);
+        for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
+            r1 = FN(group)(lo, hi, r0, mq, split, j0, nk, &cs, &ce);
+            if (cs >= ce) continue; /* no row of the group sees this tile */
+            int64_t nc = attn_pad(ce - cs);
+            K->gemm(r1 - r0, nc, d, 1, Q + r0 * d, d, 1, kt + cs, nkp, false, S + r0 * nkp + cs, nkp);
+            for (int64_t r = r0; r < r1; r++) {
+                int64_t c0, c1;
+                FN(group_cols)(lo[r], hi[r], j0, nk, cs, &c0, &c1);
+                FT *srow = S + r * nkp + cs;
+                const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i0 + r, j0 + cs) : NULL;
+                FT alpha = K->row_fwd(srow, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul, &m[r], &l[r]);
+                if (alpha != 1)
+                    for (int64_t x = 0; x < dv; x++) acc[r * dvp + x] *= alpha;
+                if (P->dropout && c0 < c1) {
+                    FN(dropout_row)(J, bh, i0 + r, j0 + cs, c0, c1, keep, z);
+                    for (int64_t t = c0; t < c1; t++) srow[t] *= z[t];
+                }
             }
+            K->gemm(r1 - r0, dvp, ce - cs, 1, S + r0 * nkp + cs, nkp, 1, Vp + cs * ldv, ldv, true, acc + r0 * dvp, dvp);
         }
-        K->gemm(mq, dvp, nk, 1, S, nkp, 1, Vp, ldv, true, acc, dvp);
     }
     /* O = acc / l; a row that saw no key keeps O = 0 and L = +inf, so its recomputed
      * weights exp2(t - L) are 0 in backward (no NaN anywhere). */
@@ -207,6 +262,7 @@ static size_t FN(bwd_scratch)(const attn_plan *P) {
     s += (size_t)(bk * dp + bk * dvp) * fb + 128;       /* dK, dV accumulators */
     s += (size_t)(bq * dp + bq * dvp) * fb + 128;       /* padded Q, dO */
     s += (size_t)bkp * (fb + 1) + 128;                  /* z, keep */
+    s += (size_t)bq * 2 * sizeof(int64_t) + 128;        /* lo, hi */
     return s;
 }
 
@@ -285,6 +341,8 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     FT *dobuf = FN(take)(&cur, (size_t)(P->block_q * dvp) * sizeof(FT));
     FT *z = FN(take)(&cur, (size_t)bkp * sizeof(FT));
     unsigned char *keep = FN(take)(&cur, (size_t)bkp);
+    int64_t *lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
+    int64_t *hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
 
     const FT *Kj = J->k + (bh * Nk + j0) * d, *Vj = J->v + (bh * Nk + j0) * dv;
     int64_t ldk;
@@ -296,32 +354,34 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     FT scale = (FT)P->scale;
 
     for (int64_t i0 = ia; i0 < ib; i0 += P->block_q) {
-        int64_t mq = P->block_q < ib - i0 ? P->block_q : ib - i0, ldq, lddo;
+        int64_t mq = P->block_q < ib - i0 ? P->block_q : ib - i0, ldq = 0, lddo = 0;
         const FT *Qi = J->q + (bh * Nq + i0) * d, *dOi = J->dout + (bh * Nq + i0) * dv;
-        K->gemm(mq, nkp, d, 1, Qi, d, 1, kt, nkp, false, S, nkp);      /* S = Q K^T */
-        K->gemm(mq, nkp, dv, 1, dOi, dv, 1, vt, nkp, false, dA, nkp);  /* dA = dO V^T */
-        for (int64_t r = 0; r < mq; r++) {
-            int64_t i = i0 + r, lo, hi;
-            FN(row_keys)(P, b, i, blo, bhi, &lo, &hi);
-            int64_t c0 = lo - j0, c1 = hi - j0;
-            c0 = c0 < 0 ? 0 : c0 > nk ? nk : c0;
-            c1 = c1 < c0 ? c0 : c1 > nk ? nk : c1;
-            const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0) : NULL;
-            if (P->dropout && c0 < c1) FN(dropout_row)(J, bh, i, j0, c0, c1, keep, z);
-            K->row_bwd(S + r * nkp, dA + r * nkp, nkp, c0, c1, J->c, brow, P->bstride[3], J->bmul, J->lse[bh * Nq + i],
-                       J->D[bh * Nq + i], P->dropout ? z : NULL);
+        for (int64_t r = 0; r < mq; r++) FN(row_keys)(P, b, i0 + r, blo, bhi, &lo[r], &hi[r]);
+        const FT *dOp = J->gv ? FN(panel)(dOi, dv, mq, dv, dobuf, &lddo) : NULL;
+        const FT *Qp = J->gk ? FN(panel)(Qi, d, mq, d, qbuf, &ldq) : NULL;
+        bool split = !FN(uniform)(lo, hi, mq, j0, nk);
+        for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
+            r1 = FN(group)(lo, hi, r0, mq, split, j0, nk, &cs, &ce);
+            if (cs >= ce) continue;
+            int64_t g = r1 - r0, nc = attn_pad(ce - cs), M = ce - cs;
+            FT *Sg = S + r0 * nkp + cs, *dSg = dA + r0 * nkp + cs;
+            K->gemm(g, nc, d, 1, Qi + r0 * d, d, 1, kt + cs, nkp, false, Sg, nkp);       /* S = Q K^T */
+            K->gemm(g, nc, dv, 1, dOi + r0 * dv, dv, 1, vt + cs, nkp, false, dSg, nkp);  /* dA = dO V^T */
+            for (int64_t r = r0; r < r1; r++) {
+                int64_t i = i0 + r, c0, c1;
+                FN(group_cols)(lo[r], hi[r], j0, nk, cs, &c0, &c1);
+                const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0 + cs) : NULL;
+                if (P->dropout && c0 < c1) FN(dropout_row)(J, bh, i, j0 + cs, c0, c1, keep, z);
+                K->row_bwd(S + r * nkp + cs, dA + r * nkp + cs, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul,
+                           J->lse[bh * Nq + i], J->D[bh * Nq + i], P->dropout ? z : NULL);
+            }
+            /* S now holds A (weights after dropout), dA holds dS. */
+            if (J->gv) K->gemm(M, dvp, g, 1, Sg, 1, nkp, dOp + r0 * lddo, lddo, true, dvacc + cs * dvp, dvp); /* dV += A^T dO */
+            if (J->gk) K->gemm(M, dp, g, scale, dSg, 1, nkp, Qp + r0 * ldq, ldq, true, dk + cs * dp, dp);    /* dK += scale dS^T Q */
+            if (dq_part) /* dQ += scale dS K */
+                K->gemm(g, dp, M, scale, dSg, nkp, 1, Kp + cs * ldk, ldk, true, dq_part + (i0 + r0) * dp, dp);
+            if (J->gbias) FN(bias_grad_tile)(J, b, h, i0 + r0, g, j0 + cs, M, dSg, nkp);
         }
-        /* S now holds A (weights after dropout), dA holds dS. */
-        if (J->gv) {
-            const FT *dOp = FN(panel)(dOi, dv, mq, dv, dobuf, &lddo);
-            K->gemm(nk, dvp, mq, 1, S, 1, nkp, dOp, lddo, true, dvacc, dvp); /* dV += A^T dO */
-        }
-        if (J->gk) {
-            const FT *Qp = FN(panel)(Qi, d, mq, d, qbuf, &ldq);
-            K->gemm(nk, dp, mq, scale, dA, 1, nkp, Qp, ldq, true, dk, dp); /* dK += scale dS^T Q */
-        }
-        if (dq_part) K->gemm(mq, dp, nk, scale, dA, nkp, 1, Kp, ldk, true, dq_part + i0 * dp, dp); /* dQ += scale dS K */
-        if (J->gbias) FN(bias_grad_tile)(J, b, h, i0, mq, j0, nk, dA, nkp);
     }
     for (int64_t t = 0; t < nk; t++) {
         if (J->gk)

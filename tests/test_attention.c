@@ -184,11 +184,26 @@ static const int64_t lens2[2] = {5, 2}, lens_zero[2] = {0, 6};
 /* A [B,1,1,Nk] key-padding bias (the SASRec form) with -inf on padded keys: batch 0 pads
  * the first 3 keys (left padding), batch 1 the last 2 and one in the middle. */
 static double pad_bias[2 * 7];
+static void init_holes_bias(void);
 static void init_pad_bias(void) {
+    init_holes_bias();
     for (int j = 0; j < 7; j++) {
         pad_bias[j] = j < 3 ? -INFINITY : 0.1 * j;
         pad_bias[7 + j] = (j >= 5 || j == 2) ? -INFINITY : -0.2 * j;
     }
+}
+
+/* A [2,1,9,40] bias with scattered -inf, a row of batch 0 all -inf (fully masked inside
+ * its key range) and a row with one finite entry: long enough rows for the vector paths. */
+static double holes_bias[2 * 9 * 40];
+static void init_holes_bias(void) {
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < 9; i++)
+            for (int j = 0; j < 40; j++) {
+                double x = 0.05 * ((i * 7 + j * 3 + b) % 11) - 0.2;
+                if ((i + j + b) % 5 == 0 || (b == 0 && i == 3) || (b == 1 && i == 5 && j != 17)) x = -INFINITY;
+                holes_bias[(b * 9 + i) * 40 + j] = x;
+            }
 }
 
 /* The mask and shape variants every implementation must get right (B=2, H=2 unless said). */
@@ -209,11 +224,14 @@ static acase variant(int which) {
     case 10: c.d = 1, c.dv = 1, c.scale = 0.7; break;                   /* d = 1, explicit scale */
     case 11: c.dropout = 0.3; break;
     case 12: c.dropout = 0.4, c.causal = true, c.lengths = lens2; break;
+    case 13: c.H = 1, c.Nq = 9, c.Nk = 40, c.d = 4, c.dv = 3, c.causal = true, c.bias_ndim = 4;
+        c.bias_shape[0] = 2, c.bias_shape[1] = 1, c.bias_shape[2] = 9, c.bias_shape[3] = 40;
+        c.bias = holes_bias; break;                                     /* -inf holes, masked rows */
     default: c.B = 1, c.H = 1, c.Nq = 1, c.Nk = 1; break;               /* one query, one key */
     }
     return c;
 }
-#define N_VARIANTS 14
+#define N_VARIANTS 15
 
 static void forward_matches_reference(void) {
     init_pad_bias();
@@ -304,6 +322,9 @@ static void gradcheck_flash_larger(void) {
          .impl = HEED_ATTN_FLASH, .bq = 8, .bk = 8},
         {.B = 2, .H = 2, .Nq = 9, .Nk = 14, .d = 3, .dv = 2, .bias_ndim = 1, .bias_shape = {14}, .dropout = 0.25,
          .causal = true, .impl = HEED_ATTN_FLASH, .bq = 4, .bk = 3},
+        /* tiles taller than a row group: diagonal and band tiles split into groups */
+        {.B = 1, .H = 1, .Nq = 61, .Nk = 70, .d = 3, .dv = 2, .causal = true, .window = 30, .dropout = 0.2,
+         .bias_ndim = 2, .bias_shape = {61, 70}, .impl = HEED_ATTN_FLASH, .bq = 61, .bk = 40},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         heed_gradcheck_input in[4];
@@ -315,6 +336,21 @@ static void gradcheck_flash_larger(void) {
         cs[i].impl = HEED_ATTN_MATERIALISED;
         s = heed_gradcheck(ctx, fn_attention, &cs[i], n, in, &o, &r);
         CHECK(s == HEED_OK, "materialised larger case %zu: %s", i, heed_ctx_error(ctx));
+    }
+}
+
+static heed_tensor *fn_self_attention(heed_graph *g, heed_tensor **x, void *u) {
+    const acase *c = u;
+    heed_attention_opts o = opts_of(c, NULL, NULL);
+    return heed_attention(g, x[0], x[0], x[0], &o);
+}
+
+/* q = k = v: the three gradients land in one buffer (threads must not race on it). */
+static void gradcheck_self_attention(void) {
+    for (int impl = 0; impl < 2; impl++) {
+        acase c = {.causal = true, .impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED, .bq = 3, .bk = 4};
+        heed_gradcheck_input in[1] = {{HEED_SHAPE(2, 2, 7, 5)}};
+        CHECK_GRAD(ctx, fn_self_attention, &c, 1, in, NULL);
     }
 }
 
@@ -561,6 +597,7 @@ int main(void) {
     RUN(gradcheck_materialised);
     RUN(gradcheck_flash);
     RUN(gradcheck_flash_larger);
+    RUN(gradcheck_self_attention);
     RUN(flash_matches_materialised_f32);
     RUN(bad_inputs);
     heed_ctx_free(ctx);
