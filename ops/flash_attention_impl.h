@@ -17,7 +17,12 @@
  *   dV_j += A^T dO,   dA = dO V^T,   dS = P (dA z - D)
  *   dQ += scale dS K, dK += scale dS^T Q,  dbias += dS (summed over broadcast dims).
  * D = rowsum(dO * O) equals rowsum(P * dP) because O = A V: sum_j P_ij z_ij dA_ij =
- * dO_i . sum_j A_ij v_j. dQ goes to a per-thread [Nq, d] partial summed at the end of a head.
+ * dO_i . sum_j A_ij v_j. Threading and dQ: see FN(backward).
+ *
+ * Masks: row i sees keys [lo_i, hi_i) (attn_row_keys, clipped to a query-independent
+ * bias's finite range), so whole tiles outside are skipped, and a tile that rows see
+ * differently (causal diagonal, window band) is computed in row groups limited to their
+ * columns (FN(group)). Any -inf left inside a row's range is an ordinary score.
  */
 
 typedef struct {
