@@ -9,7 +9,8 @@
  * The last line gives the best single sgemm seen.
  *
  * FLOPs (docs/attention.md): forward 4 B H N^2 d, backward 2.5x that, both halved for
- * causal. Memory: the graph arena's peak for one step (heed_graph_peak_bytes) minus the
+ * causal; the local-attention case (window w) counts the visible pairs, 4 B H pairs d.
+ * Memory: the graph arena's peak for one step (heed_graph_peak_bytes) minus the
  * output and its gradient ("extra_mib": everything the op keeps or uses beyond q, k, v, o
  * and their gradients; q, k, v live in a parameter store, outside the arena).
  *
@@ -68,8 +69,8 @@ static void measure(runner *r, bool step, int reps, double *t_best, double *sgem
     }
 }
 
-static void one_case(heed_ctx *ctx, int n, bool causal, heed_attn_impl impl) {
-    runner r = {.P = heed_params_new(ctx, HEED_F32), .o = {.causal = causal, .impl = impl}};
+static void one_case(heed_ctx *ctx, int n, bool causal, int64_t window, heed_attn_impl impl) {
+    runner r = {.P = heed_params_new(ctx, HEED_F32), .o = {.causal = causal, .window = window, .impl = impl}};
     r.q = heed_param(r.P, "q", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
     r.k = heed_param(r.P, "k", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
     r.v = heed_param(r.P, "v", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
@@ -86,9 +87,15 @@ static void one_case(heed_ctx *ctx, int n, bool causal, heed_attn_impl impl) {
     double extra_mib = ((double)heed_graph_peak_bytes(g2) - io_bytes) / (1 << 20);
     heed_graph_free(g2);
 
-    double fwd_flops = 4.0 * B * H * (double)n * n * D * (causal ? 0.5 : 1);
+    double pairs = (double)n * n * (causal ? 0.5 : 1);
+    if (window > 0) {
+        pairs = 0;
+        for (int64_t i = 0; i < n; i++) pairs += (double)((i + window < n ? i + window : n) - (i - window + 1 > 0 ? i - window + 1 : 0));
+    }
+    double fwd_flops = 4.0 * B * H * pairs * D;
     double gf_fwd = fwd_flops / t_fwd * 1e-9, gf_step = 3.5 * fwd_flops / t_step * 1e-9;
-    const char *name = impl == HEED_ATTN_FLASH ? "flash" : "materialised";
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", impl == HEED_ATTN_FLASH ? "flash" : "materialised", window ? " window=256" : "");
     printf("{\"bench\":\"attention\",\"case\":\"%s%s fwd\",\"n\":%d,\"seconds\":%.4f,\"gflops\":%.1f,"
            "\"sgemm_gflops\":%.1f,\"ratio\":%.3f}\n",
            name, causal ? " causal" : "", n, t_fwd, gf_fwd, sg_fwd, gf_fwd / sg_fwd);
@@ -108,9 +115,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 10; i++) sgemm_batch(1);
     for (int n = 256; n <= max_n; n *= 2)
         for (int causal = 0; causal < 2; causal++) {
-            one_case(ctx, n, causal, HEED_ATTN_FLASH);
-            if (n <= max_mat) one_case(ctx, n, causal, HEED_ATTN_MATERIALISED);
+            one_case(ctx, n, causal, 0, HEED_ATTN_FLASH);
+            if (n <= max_mat) one_case(ctx, n, causal, 0, HEED_ATTN_MATERIALISED);
         }
+    /* Local attention: the cost grows as N w, not N^2. */
+    for (int n = 1024; n <= max_n; n *= 4) one_case(ctx, n, false, 256, HEED_ATTN_FLASH);
     printf("{\"bench\":\"attention\",\"case\":\"sgemm n=1024 best single\",\"gflops\":%.1f,\"threads\":%d}\n",
            2.0 * SG * SG * SG / sgemm_one * 1e-9, heed_ctx_threads(ctx));
     struct rusage ru;
