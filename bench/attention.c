@@ -2,11 +2,11 @@
  * causal and not, against cblas_sgemm (n = 1024, all threads) measured in the same run:
  * ratio = attention GFLOP/s / sgemm GFLOP/s.
  *
- * The machine may be shared, so the two are measured the same way: every timed attention
- * run is preceded by a batch of sgemm calls lasting about as long (up to 3 s), timed as a
- * whole; the ratio divides the best attention rate by the best batch rate of the same
- * case. Both see the same load, and a long run is not compared with a lucky 10 ms burst.
- * The last line gives the best single sgemm seen.
+ * The machine may be shared, so the two are measured the same way: batches of attention
+ * runs alternate with batches of sgemm calls of about the same duration (measure()); the
+ * ratio divides the best attention batch rate by the best sgemm batch rate of the same
+ * case, so both see the same load and a long run is not compared with a lucky 10 ms
+ * burst. The last line gives the best single sgemm seen.
  *
  * FLOPs (docs/attention.md): forward 4 B H N^2 d, backward 2.5x that, both halved for
  * causal; the local-attention case (window w) counts the visible pairs, 4 B H pairs d.
@@ -55,17 +55,21 @@ static double run_once(runner *r, bool step) {
     return bench_now() - t0;
 }
 
-/* Best time of reps runs (after a warm-up) and the best rate of the sgemm batches
- * interleaved with them. */
+/* Best time per run over reps batches of attention runs, each batch preceded by a batch
+ * of sgemm calls; both batches last about max(one sgemm, one attention run), capped at
+ * 3 s for sgemm, so both rates are averages over windows of the same length. */
 static void measure(runner *r, bool step, int reps, double *t_best, double *sgemm_best) {
     double est = run_once(r, step);
-    double span = est < 3 ? est : 3;
-    int count = (int)(span / sgemm_one) + 1;
+    double span = est > sgemm_one ? est : sgemm_one;
+    int n_sgemm = (int)((span < 3 ? span : 3) / sgemm_one + 0.5), n_att = (int)(span / est + 0.5);
+    if (n_sgemm < 1) n_sgemm = 1;
+    if (n_att < 1) n_att = 1;
     *t_best = 1e30, *sgemm_best = 0;
     for (int i = 0; i < reps; i++) {
-        double rate = sgemm_batch(count), t = run_once(r, step);
+        double rate = sgemm_batch(n_sgemm), t = 0;
+        for (int a = 0; a < n_att; a++) t += run_once(r, step);
         if (rate > *sgemm_best) *sgemm_best = rate;
-        if (t < *t_best) *t_best = t;
+        if (t / n_att < *t_best) *t_best = t / n_att;
     }
 }
 
