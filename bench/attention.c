@@ -14,7 +14,8 @@
  * output and its gradient ("extra_mib": everything the op keeps or uses beyond q, k, v, o
  * and their gradients; q, k, v live in a parameter store, outside the arena).
  *
- * Usage: bench_attention [max_n [max_materialised_n [cpu]]]   (defaults 16384, 4096)
+ * Usage: bench_attention [max_n [max_materialised_n [cpu|wall [min_n]]]]
+ *        (defaults 16384, 4096, wall, 256)
  * "cpu" times with the process CPU clock instead of the wall clock: with
  * OMP_NUM_THREADS=1 that measures the kernels' efficiency undisturbed by other processes
  * on a shared machine (with more threads it would count spin-waits). */
@@ -127,17 +128,19 @@ static void one_case(heed_ctx *ctx, int n, bool causal, int64_t window, heed_att
 int main(int argc, char **argv) {
     int max_n = argc > 1 ? atoi(argv[1]) : 16384, max_mat = argc > 2 ? atoi(argv[2]) : 4096;
     cpu_clock = argc > 3 && strcmp(argv[3], "cpu") == 0;
+    int min_n = argc > 4 ? atoi(argv[4]) : 256;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});
     sa = malloc((size_t)SG * SG * sizeof *sa), sb = malloc((size_t)SG * SG * sizeof *sb), sc = malloc((size_t)SG * SG * sizeof *sc);
     for (int i = 0; i < SG * SG; i++) sa[i] = (float)(i % 7) * 0.1f, sb[i] = (float)(i % 5) * 0.1f;
     for (int i = 0; i < 10; i++) sgemm_batch(1);
     for (int n = 256; n <= max_n; n *= 2)
-        for (int causal = 0; causal < 2; causal++) {
+        for (int causal = 0; causal < 2 && n >= min_n; causal++) {
             one_case(ctx, n, causal, 0, HEED_ATTN_FLASH);
             if (n <= max_mat) one_case(ctx, n, causal, 0, HEED_ATTN_MATERIALISED);
         }
     /* Local attention: the cost grows as N w, not N^2. */
-    for (int n = 1024; n <= max_n; n *= 4) one_case(ctx, n, false, 256, HEED_ATTN_FLASH);
+    for (int n = 1024; n <= max_n; n *= 4)
+        if (n >= min_n) one_case(ctx, n, false, 256, HEED_ATTN_FLASH);
     printf("{\"bench\":\"attention\",\"case\":\"sgemm n=1024 best single\",\"gflops\":%.1f,\"threads\":%d,"
            "\"clock\":\"%s\"}\n",
            2.0 * SG * SG * SG / sgemm_one * 1e-9, heed_ctx_threads(ctx), cpu_clock ? "cpu" : "wall");
