@@ -415,10 +415,12 @@ void heed_optimizer_set_steps(heed_optimizer *opt, int64_t steps);
  * Loading validates the whole file before changing anything. docs/checkpoints.md gives
  * the layout (tensor names, metadata keys) and the list of checks. */
 
-#define HEED_CKPT_MAX_SCHEDULE 8 /* doubles of schedule state */
-#define HEED_CKPT_MAX_USER 16    /* user key/value pairs */
-#define HEED_CKPT_KEY_LEN 64     /* bytes per user key, with the NUL */
-#define HEED_CKPT_VALUE_LEN 512  /* bytes per user value, with the NUL */
+/* The sizes in heed_checkpoint_info: doubles of schedule state, user key/value pairs, and
+ * bytes per user key and per user value (with the NUL). */
+#define HEED_CKPT_MAX_SCHEDULE 8
+#define HEED_CKPT_MAX_USER 16
+#define HEED_CKPT_KEY_LEN 64
+#define HEED_CKPT_VALUE_LEN 512
 
 /* What a checkpoint holds besides tensors. Zero-initialise, then fill what you use.
  * Numbers are stored as exact decimal strings (doubles with %.17g), so a resumed run
