@@ -312,7 +312,7 @@ heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p);
 
 typedef struct {
     int64_t ignore_index;   /* targets equal to it are skipped; default -100 */
-    double label_smoothing; /* in [0, 1) */
+    double label_smoothing; /* in [0, 1] */
 } heed_ce_opts;
 #define HEED_CE_DEFAULTS ((heed_ce_opts){.ignore_index = -100, .label_smoothing = 0})
 
