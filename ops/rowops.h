@@ -8,6 +8,8 @@
 
 #include "../graph/internal.h"
 
+#include <stdlib.h>
+
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -16,10 +18,11 @@
 
 #define HEED_AVX2 __attribute__((target("avx2,fma")))
 
-/* True when the CPU runs AVX2 and FMA (checked once). */
+/* True when the CPU runs AVX2 and FMA (checked once). Setting the environment variable
+ * HEED_NO_AVX2 forces the scalar kernels (the tests run them that way too). */
 static inline bool heed__have_avx2(void) {
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("HEED_NO_AVX2");
     return cached;
 }
 
