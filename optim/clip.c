@@ -1,0 +1,77 @@
+/* Passes over the flat gradient buffer: scaling (gradient accumulation), the non-finite
+ * check, the global norm, and clipping by norm or by value. Each is one threaded,
+ * vectorised loop over the whole store; sums accumulate in double. */
+#include "optim_internal.h"
+
+#include <math.h>
+
+#define PAR_MIN 65536 /* elements below which a pass stays on one thread */
+
+void heed_params_scale_grad(heed_params *P, double s) {
+    int64_t n = heed_params_numel(P);
+    if (!P || n == 0 || s == 1) return;
+    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
+        T *g = heed_params_grads(P);
+        const T k = (T)s;
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+        for (int64_t i = 0; i < n; i++) g[i] *= k;
+    });
+}
+
+/* x * 0 is 0 for finite x and NaN for NaN or +-Inf, and NaN survives any sum, so the sum
+ * of g * 0 is 0 exactly when every g is finite -- a branch-free, vectorisable test. */
+bool heed_params_grads_finite(const heed_params *P) {
+    int64_t n = heed_params_numel(P);
+    if (!P || n == 0) return true;
+    double acc = 0;
+    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
+        const T *g = heed_params_grads((heed_params *)P);
+        T a = 0;
+        _Pragma("omp parallel for simd schedule(static) reduction(+ : a) if (n >= PAR_MIN)")
+        for (int64_t i = 0; i < n; i++) a += g[i] * 0;
+        acc = (double)a;
+    });
+    return acc == 0;
+}
+
+double heed_params_grad_norm(const heed_params *P) {
+    int64_t n = heed_params_numel(P);
+    if (!P || n == 0) return 0;
+    double ss = 0;
+    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
+        const T *g = heed_params_grads((heed_params *)P);
+        _Pragma("omp parallel for simd schedule(static) reduction(+ : ss) if (n >= PAR_MIN)")
+        for (int64_t i = 0; i < n; i++) ss += (double)g[i] * (double)g[i];
+    });
+    return sqrt(ss);
+}
+
+double heed_clip_grad_norm(heed_params *P, double max_norm) {
+    if (!P) return -1;
+    if (!(max_norm > 0) || isinf(max_norm)) {
+        heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_norm: max_norm = %g (must be finite and > 0)",
+                       max_norm);
+        return -1;
+    }
+    double norm = heed_params_grad_norm(P);
+    /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
+    double coef = max_norm / (norm + 1e-6);
+    if (isfinite(norm) && coef < 1) heed_params_scale_grad(P, coef);
+    return norm;
+}
+
+heed_status heed_clip_grad_value(heed_params *P, double clip) {
+    if (!P) return HEED_ERR_ARG;
+    if (!(clip >= 0) || isinf(clip))
+        return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_value: clip = %g (must be finite and >= 0)",
+                              clip);
+    int64_t n = heed_params_numel(P);
+    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
+        T *g = heed_params_grads(P);
+        const T hi = (T)clip, lo = -(T)clip;
+        /* NaN fails both comparisons and is kept, as torch.clamp keeps it */
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+        for (int64_t i = 0; i < n; i++) g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];
+    });
+    return HEED_OK;
+}
