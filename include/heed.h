@@ -554,7 +554,9 @@ heed_status heed_schedule_apply(const heed_schedule *s, heed_optimizer *opt);
 /* Reduce-on-plateau: one epoch's metric in; returns the rate to use from now on. */
 double heed_schedule_observe(heed_schedule *s, double metric);
 /* The mutable state as doubles for checkpoints: {best, bad_epochs, cooldown_left,
- * current_lr} (meaningful for plateau; the others keep no state besides t). */
+ * current_lr} (meaningful for plateau, where best is NaN until the first metric; the other
+ * kinds keep no state besides t, which is the optimizer's step count). set_state returns
+ * HEED_ERR_FORMAT for impossible values (negative or fractional counters, bad rate). */
 #define HEED_SCHEDULE_STATE 4
 void heed_schedule_get_state(const heed_schedule *s, double state[HEED_SCHEDULE_STATE]);
 heed_status heed_schedule_set_state(heed_schedule *s, const double state[HEED_SCHEDULE_STATE]);
@@ -574,7 +576,9 @@ heed_status heed_schedule_set_state(heed_schedule *s, const double state[HEED_SC
  *   train [=========>          ] 450/1000  38.2 it/s  ETA 0:14  loss 2.3141
  * Elsewhere (a pipe, a log file) it prints plain lines, one every `every` steps (or every
  * `interval` seconds when every is 0):
- *   train step 450/1000 rate 38.2 it/s eta 14s loss 2.3141
+ *   train step 450/1000 rate 38.2 it/s eta 0:14 loss 2.3141
+ * and a last line from heed_progress_finish ("train done 1000/1000 rate 38.1 it/s
+ * elapsed 0:26 loss 2.2790"). Rate and ETA count from the first update.
  * The loss shown is an exponential moving average (weight 0.9 on the past) with the bias
  * correction Adam uses, so early values are not pulled towards 0. */
 typedef struct heed_progress heed_progress;
@@ -621,7 +625,9 @@ typedef struct {
 } heed_plot_opts;
 heed_status heed_plot_svg(heed_ctx *ctx, const char *path, const heed_series *series, int n_series,
                           const heed_plot_opts *opts);
-/* Columns y_columns[0..n) of a metrics log against column x_column (-1: row number). */
+/* Columns y_columns[0..n) of a metrics log against column x_column (-1: row number),
+ * named by their column names. Rows where a column is NaN (not measured at that step)
+ * are left out of its curve, so a validation loss logged every 100 steps joins up. */
 heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_column, const int *y_columns, int n,
                                   const heed_plot_opts *opts);
 

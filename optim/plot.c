@@ -32,20 +32,45 @@ static double nice_step(double range, int target) {
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
+/* An axis: its range (in plotted units: log10 of the value on a log axis) and its ticks,
+ * each a position and the value its label shows. */
+#define MAX_TICKS 40
 typedef struct {
-    double lo, hi, step;
+    double lo, hi;
+    int n;
+    double at[MAX_TICKS], label[MAX_TICKS];
 } axis;
 
+/* Linear: round ticks (1, 2, 5 x 10^k apart) and the range widened to them. */
 static axis make_axis(double lo, double hi, int target) {
     if (!(lo <= hi)) lo = 0, hi = 1; /* no finite data */
-    if (hi - lo < 1e-12 * fmax(fabs(lo), fabs(hi)) || hi == lo) {
+    if (hi - lo <= 1e-12 * fmax(fabs(lo), fabs(hi))) {
         double pad = fabs(lo) > 0 ? 0.5 * fabs(lo) : 0.5;
         lo -= pad;
         hi += pad;
     }
-    axis a = {lo, hi, nice_step(hi - lo, target)};
-    a.lo = floor(lo / a.step) * a.step;
-    a.hi = ceil(hi / a.step) * a.step;
+    double step = nice_step(hi - lo, target);
+    axis a = {.lo = floor(lo / step) * step, .hi = ceil(hi / step) * step};
+    for (double v = a.lo; v <= a.hi + 0.5 * step && a.n < MAX_TICKS; v += step) {
+        a.at[a.n] = v;
+        a.label[a.n++] = fabs(v) < 1e-9 * step ? 0 : v; /* no "-0" or "1e-17" at the origin */
+    }
+    return a;
+}
+
+/* Logarithmic (lo, hi are log10 of the data range): whole decades, ticks at each power
+ * of ten, and at 2 and 5 times it when the axis spans at most three decades. */
+static axis make_log_axis(double lo, double hi) {
+    if (!(lo <= hi)) lo = 0, hi = 1;
+    axis a = {.lo = floor(lo), .hi = ceil(hi)};
+    if (a.hi == a.lo) a.hi = a.lo + 1;
+    int span = (int)(a.hi - a.lo), every = span > 10 ? (span + 7) / 8 : 1;
+    for (int k = 0; k <= span && a.n < MAX_TICKS; k++) {
+        double e = a.lo + k;
+        if (k % every == 0) a.at[a.n] = e, a.label[a.n++] = pow(10, e);
+        for (int m = 2; span <= 3 && k < span && m <= 5 && a.n < MAX_TICKS; m += 3)
+            a.at[a.n] = e + log10(m), a.label[a.n++] = m * pow(10, e);
+    }
     return a;
 }
 
@@ -59,57 +84,59 @@ typedef struct {
 static double px(const frame *fr, double x) { return fr->x0 + (x - fr->ax.lo) / (fr->ax.hi - fr->ax.lo) * (fr->x1 - fr->x0); }
 static double py(const frame *fr, double y) { return fr->y1 - (y - fr->ay.lo) / (fr->ay.hi - fr->ay.lo) * (fr->y1 - fr->y0); }
 
-/* Writes the path data of one series; consecutive points in one pixel column collapse
- * to their first, min, max and last when the series is long. */
-static void series_path(FILE *f, const frame *fr, const heed_series *s, bool log_y) {
-    bool reduce = s->n > 4 * (int64_t)(fr->x1 - fr->x0);
-    bool pen = false;
-    long col = LONG_MIN;
-    double cmin = 0, cmax = 0, cfirst = 0, clast = 0, cx = 0;
-    int cn = 0;
-#define EMIT(X, Y) (fprintf(f, "%c%.2f %.2f", pen ? 'L' : 'M', (X), (Y)), pen = true)
-/* one pixel column: a vertical stroke through its first, lowest, highest and last point */
-#define FLUSH()                                                                                  \
-    do {                                                                                         \
-        if (cn > 0) {                                                                            \
-            EMIT(cx, cfirst);                                                                    \
-            if (cn > 1) {                                                                        \
-                EMIT(cx, cmin);                                                                  \
-                EMIT(cx, cmax);                                                                  \
-                EMIT(cx, clast);                                                                 \
-            }                                                                                    \
-        }                                                                                        \
-        cn = 0;                                                                                  \
-    } while (0)
-    for (int64_t i = 0; i < s->n; i++) {
-        double x = s->x ? s->x[i] : (double)i, y = y_of(s->y[i], log_y);
-        if (!isfinite(x) || !isfinite(y)) { /* a gap: lift the pen */
-            if (reduce) FLUSH();
-            pen = false;
-            continue;
-        }
-        double X = px(fr, x), Y = py(fr, y);
-        if (!reduce) {
-            EMIT(X, Y);
-            continue;
-        }
-        long c = lround(X);
-        if (c != col && cn > 0) FLUSH();
-        col = c;
-        if (cn == 0) cfirst = cmin = cmax = Y, cx = (double)c;
-        cmin = fmin(cmin, Y);
-        cmax = fmax(cmax, Y);
-        clast = Y;
-        cn++;
-    }
-    if (reduce) FLUSH();
-#undef FLUSH
-#undef EMIT
+/* Path data, written point by point: repeated points are dropped, and a sub-path of one
+ * point gets "h0" so that, with round caps, it shows as a dot. */
+typedef struct {
+    FILE *f;
+    int n;          /* points in the current sub-path */
+    double lx, ly;  /* the last point written */
+} pen;
+
+static void pen_to(pen *p, double x, double y) {
+    if (p->n && x == p->lx && y == p->ly) return;
+    fprintf(p->f, "%c%.2f %.2f", p->n ? 'L' : 'M', x, y);
+    p->n++, p->lx = x, p->ly = y;
 }
 
-static void tick_label(FILE *f, double v, double step, bool log_y) {
-    if (fabs(v) < 1e-9 * step) v = 0; /* no "-0" or "1e-17" at the origin */
-    fprintf(f, "%.4g", log_y ? pow(10, v) : v);
+static void pen_up(pen *p) {
+    if (p->n == 1) fputs("h0", p->f);
+    p->n = 0;
+}
+
+/* Writes the path data of one series. A long series (more than 4 points per pixel
+ * column) is reduced to a vertical stroke per column through its first, lowest, highest
+ * and last point, which keeps every spike. */
+static void series_path(FILE *f, const frame *fr, const heed_series *s, bool log_y) {
+    bool reduce = s->n > 4 * (int64_t)(fr->x1 - fr->x0);
+    pen p = {.f = f};
+    long col = LONG_MIN;
+    double cmin = 0, cmax = 0, cfirst = 0, clast = 0;
+    int cn = 0; /* points gathered in column col */
+    for (int64_t i = 0; i <= s->n; i++) {
+        bool end = i == s->n;
+        double x = end ? NAN : s->x ? s->x[i] : (double)i, y = end ? NAN : y_of(s->y[i], log_y);
+        bool gap = !isfinite(x) || !isfinite(y);
+        double X = gap ? 0 : px(fr, x), Y = gap ? 0 : py(fr, y);
+        long c = gap ? LONG_MIN : lround(X);
+        if (reduce && cn > 0 && (gap || c != col)) { /* the column is complete */
+            pen_to(&p, (double)col, cfirst);
+            pen_to(&p, (double)col, cmin);
+            pen_to(&p, (double)col, cmax);
+            pen_to(&p, (double)col, clast);
+            cn = 0;
+        }
+        if (gap) { /* NaN/Inf or the end: lift the pen */
+            pen_up(&p);
+            continue;
+        }
+        if (!reduce) {
+            pen_to(&p, X, Y);
+            continue;
+        }
+        if (cn == 0) col = c, cfirst = cmin = cmax = Y;
+        cmin = fmin(cmin, Y), cmax = fmax(cmax, Y), clast = Y;
+        cn++;
+    }
 }
 
 static void write_svg(FILE *f, const heed_series *series, int n_series, const heed_plot_opts *o) {
@@ -123,7 +150,7 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
         }
     frame fr = {.x0 = 72, .x1 = W - 16, .y0 = o->title ? 36 : 16, .y1 = H - (o->xlabel ? 52 : 32)};
     fr.ax = make_axis(xmin, xmax, 6);
-    fr.ay = make_axis(ymin, ymax, 5);
+    fr.ay = o->log_y ? make_log_axis(ymin, ymax) : make_axis(ymin, ymax, 5);
 
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
@@ -136,21 +163,19 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     }
     /* grid and tick labels */
     fprintf(f, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
-    for (double v = fr.ax.lo; v <= fr.ax.hi + 0.5 * fr.ax.step; v += fr.ax.step)
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", px(&fr, v), fr.y0, px(&fr, v), fr.y1);
-    for (double v = fr.ay.lo; v <= fr.ay.hi + 0.5 * fr.ay.step; v += fr.ay.step)
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", fr.x0, py(&fr, v), fr.x1, py(&fr, v));
+    for (int i = 0; i < fr.ax.n; i++)
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", px(&fr, fr.ax.at[i]), fr.y0,
+                px(&fr, fr.ax.at[i]), fr.y1);
+    for (int i = 0; i < fr.ay.n; i++)
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", fr.x0, py(&fr, fr.ay.at[i]), fr.x1,
+                py(&fr, fr.ay.at[i]));
     fprintf(f, "</g>\n<g fill=\"#333\">\n");
-    for (double v = fr.ax.lo; v <= fr.ax.hi + 0.5 * fr.ax.step; v += fr.ax.step) {
-        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">", px(&fr, v), fr.y1 + 16);
-        tick_label(f, v, fr.ax.step, false);
-        fprintf(f, "</text>\n");
-    }
-    for (double v = fr.ay.lo; v <= fr.ay.hi + 0.5 * fr.ay.step; v += fr.ay.step) {
-        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">", fr.x0 - 6, py(&fr, v) + 4);
-        tick_label(f, v, fr.ay.step, o->log_y);
-        fprintf(f, "</text>\n");
-    }
+    for (int i = 0; i < fr.ax.n; i++)
+        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%.4g</text>\n", px(&fr, fr.ax.at[i]), fr.y1 + 16,
+                fr.ax.label[i]);
+    for (int i = 0; i < fr.ay.n; i++)
+        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%.4g</text>\n", fr.x0 - 6, py(&fr, fr.ay.at[i]) + 4,
+                fr.ay.label[i]);
     fprintf(f, "</g>\n");
     fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" stroke=\"#333\"/>\n", fr.x0,
             fr.y0, fr.x1 - fr.x0, fr.y1 - fr.y0);
@@ -166,7 +191,7 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     }
     /* the curves */
     for (int k = 0; k < n_series; k++) {
-        fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" d=\"",
+        fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\" d=\"",
                 palette[k % 10]);
         series_path(f, &fr, &series[k], o->log_y);
         fprintf(f, "\"/>\n");

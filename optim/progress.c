@@ -273,13 +273,27 @@ heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_colum
     if (x_column < -1 || x_column >= m->n_columns || !y_columns || n < 1 || n > 64)
         return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)", fn,
                               x_column, n, m->n_columns);
+    /* A log holds NaN where a column was not measured (a validation loss every 100
+     * steps): each series keeps only its finite rows, so its points join up. */
     heed_series s[64];
+    double *buf = malloc((size_t)(2 * n) * (size_t)(m->rows ? m->rows : 1) * sizeof *buf);
+    if (!buf) return heed__ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int i = 0; i < n; i++) {
-        if (y_columns[i] < 0 || y_columns[i] >= m->n_columns)
+        if (y_columns[i] < 0 || y_columns[i] >= m->n_columns) {
+            free(buf);
             return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn, y_columns[i],
                                   m->n_columns);
-        s[i] = (heed_series){.name = m->names[y_columns[i]], .x = x_column >= 0 ? m->cols[x_column] : NULL, .y = m->cols[y_columns[i]],
-                             .n = m->rows};
+        }
+        double *xs = buf + (size_t)(2 * i) * (size_t)m->rows, *ys = xs + m->rows;
+        const double *yc = m->cols[y_columns[i]];
+        int64_t k = 0;
+        for (int64_t r = 0; r < m->rows; r++) {
+            double x = x_column >= 0 ? m->cols[x_column][r] : (double)r;
+            if (isfinite(x) && isfinite(yc[r])) xs[k] = x, ys[k++] = yc[r];
+        }
+        s[i] = (heed_series){.name = m->names[y_columns[i]], .x = xs, .y = ys, .n = k};
     }
-    return heed_plot_svg(m->ctx, path, s, n, opts);
+    heed_status st = heed_plot_svg(m->ctx, path, s, n, opts);
+    free(buf);
+    return st;
 }
