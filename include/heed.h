@@ -432,7 +432,7 @@ heed_optimizer *heed_adamw(heed_params *P, const heed_adam_opts *opts); /* decou
 heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts);
 heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts);
 
-void heed_optimizer_free(heed_optimizer *opt);
+void heed_optimizer_free(heed_optimizer *opt); /* NULL is fine */
 /* One update from the gradients in the store: one threaded, vectorised pass over the flat
  * buffers. Fails (HEED_ERR_STATE) if parameters were added after the optimizer was made. */
 heed_status heed_optimizer_step(heed_optimizer *opt);
@@ -447,10 +447,11 @@ int64_t heed_optimizer_steps(const heed_optimizer *opt);
 int heed_optimizer_state_count(const heed_optimizer *opt);
 heed_status heed_optimizer_state(heed_optimizer *opt, int i, const char **name, void **data, int64_t *numel,
                                  heed_dtype *dtype);
+/* Restore the step count (steps >= 0; a negative value is ignored). */
 void heed_optimizer_set_steps(heed_optimizer *opt, int64_t steps);
 /* "sgd", "adam", "adamw", "rmsprop" or "adagrad". */
 const char *heed_optimizer_name(const heed_optimizer *opt);
-heed_params *heed_optimizer_params(const heed_optimizer *opt);
+heed_params *heed_optimizer_params(const heed_optimizer *opt); /* the store it updates */
 
 /* Parameter groups. Every parameter starts in group 0 (the constructor's lr and
  * weight_decay). A new group takes the parameters, still in group 0, that filter accepts
@@ -465,11 +466,12 @@ int heed_optimizer_add_group_named(heed_optimizer *opt, const char *pattern, dou
 /* A ready filter: parameters with at most one dimension (biases, norm gains and shifts),
  * which usually get no weight decay. */
 bool heed_param_is_vector(const heed_tensor *t, void *user);
-int heed_optimizer_group_count(const heed_optimizer *opt);
+int heed_optimizer_group_count(const heed_optimizer *opt); /* groups, group 0 included */
 /* The group of parameter i of the store (heed_params_at order), or -1. */
 int heed_optimizer_group_of(const heed_optimizer *opt, int param_index);
-double heed_optimizer_group_lr(const heed_optimizer *opt, int group); /* base lr * lr_scale */
-double heed_optimizer_group_weight_decay(const heed_optimizer *opt, int group);
+double heed_optimizer_group_lr(const heed_optimizer *opt, int group); /* base lr * lr_scale; NaN if no such group */
+double heed_optimizer_group_weight_decay(const heed_optimizer *opt, int group); /* NaN if no such group */
+/* Change a group's rate scale and weight decay (group 0 too). */
 heed_status heed_optimizer_set_group(heed_optimizer *opt, int group, double lr_scale, double weight_decay);
 
 /* ---------------------------------------------------------------- around the step */
