@@ -1,40 +1,22 @@
 /* Optimizer step throughput over a large f32 store, as memory bandwidth: bytes read and
  * written per step (Adam: p, g, m, v read; p, m, v written = 7 streams of 4 bytes) over
  * the time, against memcpy's bandwidth (read + write) measured in the same run.
- * Usage: bench_optim [elements, default 8M] */
+ * Usage: bench_optim [elements, default 8M]; best of 10 after a warm-up. */
 #include "heed.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Best of reps: the least disturbed run on a shared machine. */
-#define BEST(reps, ...)                                  \
-    ({                                                   \
-        double best_ = 1e30;                             \
-        for (int r_ = 0; r_ < (reps); r_++) {            \
-            double t0_ = now();                          \
-            __VA_ARGS__;                                 \
-            double t_ = now() - t0_;                     \
-            if (t_ < best_) best_ = t_;                  \
-        }                                                \
-        best_;                                           \
-    })
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
     int64_t n = argc > 1 ? atoll(argv[1]) : 8 << 20;
     heed_ctx *ctx = heed_ctx_new(NULL);
     heed_params *P = heed_params_new(ctx, HEED_F32);
     /* a transformer-like mix: big matrices and small vectors */
-    int64_t layers = n / (1 << 20), done = 0;
+    int64_t done = 0;
     char name[64];
     for (int64_t l = 0; done < n; l++) {
         snprintf(name, sizeof name, "l%lld.w", (long long)l);
@@ -43,7 +25,6 @@ int main(int argc, char **argv) {
         heed_param(P, name, HEED_SHAPE(1024), heed_init_zeros());
         done += 1024 * 1025;
     }
-    (void)layers;
     int64_t total = heed_params_numel(P);
     float *g = heed_params_grads(P);
     for (int64_t i = 0; i < total; i++) g[i] = (float)((i % 7) - 3) * 1e-3f;
@@ -52,7 +33,8 @@ int main(int argc, char **argv) {
     memset(src, 1, bytes);
     memset(dst, 0, bytes);
     int reps = 10;
-    double t_copy = BEST(reps, memcpy(dst, src, bytes));
+    double t_copy;
+    BENCH_BEST(reps, t_copy, memcpy(dst, src, bytes));
     double bw_copy = 2.0 * (double)bytes / t_copy / 1e9;
     printf("{\"bench\":\"optim\",\"case\":\"memcpy\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":1}\n",
            (long long)total, 1e3 * t_copy, bw_copy);
@@ -70,18 +52,19 @@ int main(int argc, char **argv) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         heed_optimizer_add_group(cases[c].o, heed_param_is_vector, NULL, 1, 0);
-        heed_optimizer_step(cases[c].o); /* first touch of the state */
-        double t = BEST(reps, heed_optimizer_step(cases[c].o));
+        double t;
+        BENCH_BEST(reps, t, heed_optimizer_step(cases[c].o));
         double bw = cases[c].streams * (double)bytes / t / 1e9;
         printf("{\"bench\":\"optim\",\"case\":\"%s\",\"elements\":%lld,\"threads\":%d,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
                cases[c].name, (long long)total, omp_get_max_threads(), 1e3 * t, bw, bw / bw_copy);
         heed_optimizer_free(cases[c].o);
     }
-    double t_norm = BEST(reps, heed_clip_grad_norm(P, 1e9));
+    double t_norm, t_fin;
+    BENCH_BEST(reps, t_norm, heed_clip_grad_norm(P, 1e9));
     double bw = (double)bytes / t_norm / 1e9;
     printf("{\"bench\":\"optim\",\"case\":\"grad_norm\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
            (long long)total, 1e3 * t_norm, bw, bw / bw_copy);
-    double t_fin = BEST(reps, heed_params_grads_finite(P));
+    BENCH_BEST(reps, t_fin, heed_params_grads_finite(P));
     bw = (double)bytes / t_fin / 1e9;
     printf("{\"bench\":\"optim\",\"case\":\"grads_finite\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
            (long long)total, 1e3 * t_fin, bw, bw / bw_copy);
