@@ -4,6 +4,7 @@
 #include "optim_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define PAR_MIN 65536 /* elements below which a pass stays on one thread */
 
@@ -18,52 +19,61 @@ void heed_params_scale_grad(heed_params *P, double s) {
     });
 }
 
-/* Sums over the gradient buffer. Blocks of SUM_BLOCK elements are shared among threads;
- * within a block eight independent partial sums (a fixed-size inner loop) let the
- * compiler vectorise a floating-point sum without reassociating it itself, which it
- * may not do (and GCC's own "omp simd reduction" fails to vectorise here). */
+/* Sums over the gradient buffer. The buffer is cut into blocks of SUM_BLOCK elements that
+ * threads take as they come (a thread that the OS delays does not hold the others up);
+ * each block's sum lands in its own slot and the slots are added in order afterwards, so
+ * the result is the same bits whatever the number of threads. Within a block, eight
+ * independent partial sums (a fixed-size inner loop) let the compiler vectorise a
+ * floating-point sum it may not reassociate itself. */
 #define SUM_BLOCK 4096
-#define BLOCK_SUM(T, ACC, g, n, EXPR, total)                                                  \
-    do {                                                                                      \
-        _Pragma("omp parallel for reduction(+ : total) schedule(static) if (n >= PAR_MIN)")   \
-        for (int64_t b = 0; b < n; b += SUM_BLOCK) {                                          \
-            int64_t e = b + SUM_BLOCK < n ? b + SUM_BLOCK : n, i = b;                         \
-            ACC acc[8] = {0};                                                                 \
-            for (; i + 8 <= e; i += 8)                                                        \
-                for (int k = 0; k < 8; k++) {                                                 \
-                    T x = g[i + k];                                                           \
-                    acc[k] += EXPR;                                                           \
-                }                                                                             \
-            for (; i < e; i++) {                                                              \
-                T x = g[i];                                                                   \
-                acc[0] += EXPR;                                                               \
-            }                                                                                 \
-            total += (double)(((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))); \
-        }                                                                                     \
+
+#define BLOCK_SUM(T, ACC, g, n, EXPR, partial)                                               \
+    do {                                                                                     \
+        int64_t nb_ = (n + SUM_BLOCK - 1) / SUM_BLOCK;                                       \
+        _Pragma("omp parallel for schedule(dynamic, 4) if (n >= PAR_MIN)")                   \
+        for (int64_t blk = 0; blk < nb_; blk++) {                                            \
+            int64_t b = blk * SUM_BLOCK, e = b + SUM_BLOCK < n ? b + SUM_BLOCK : n, i = b;   \
+            ACC acc[8] = {0};                                                                \
+            for (; i + 8 <= e; i += 8)                                                       \
+                for (int k = 0; k < 8; k++) {                                                \
+                    T x = g[i + k];                                                          \
+                    acc[k] += EXPR;                                                          \
+                }                                                                            \
+            for (; i < e; i++) {                                                             \
+                T x = g[i];                                                                  \
+                acc[0] += EXPR;                                                              \
+            }                                                                                \
+            partial[blk] = (double)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                \
+                                    ((acc[4] + acc[5]) + (acc[6] + acc[7])));                \
+        }                                                                                    \
     } while (0)
+
+/* The ordered sum of the block sums; NAN if the scratch cannot be allocated. */
+static double sum_blocks(const heed_params *P, bool squares) {
+    int64_t n = heed_params_numel(P), nb = (n + SUM_BLOCK - 1) / SUM_BLOCK;
+    double stack[256], *partial = nb <= 256 ? stack : malloc((size_t)nb * sizeof *partial);
+    if (!partial) return NAN;
+    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
+        const T *g = heed_params_grads((heed_params *)P);
+        if (squares) BLOCK_SUM(T, double, g, n, (double)x * (double)x, partial);
+        else BLOCK_SUM(T, T, g, n, x * 0, partial);
+    });
+    double total = 0;
+    for (int64_t b = 0; b < nb; b++) total += partial[b];
+    if (partial != stack) free(partial);
+    return total;
+}
 
 /* x * 0 is 0 for finite x and NaN for NaN or +-Inf, and NaN survives any sum, so the sum
  * of g * 0 is 0 exactly when every g is finite -- a branch-free, vectorisable test. */
 bool heed_params_grads_finite(const heed_params *P) {
-    int64_t n = heed_params_numel(P);
-    if (!P || n == 0) return true;
-    double total = 0;
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        const T *g = heed_params_grads((heed_params *)P);
-        BLOCK_SUM(T, T, g, n, x * 0, total);
-    });
-    return total == 0;
+    if (!P || heed_params_numel(P) == 0) return true;
+    return sum_blocks(P, false) == 0;
 }
 
 double heed_params_grad_norm(const heed_params *P) {
-    int64_t n = heed_params_numel(P);
-    if (!P || n == 0) return 0;
-    double total = 0;
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        const T *g = heed_params_grads((heed_params *)P);
-        BLOCK_SUM(T, double, g, n, (double)x * (double)x, total);
-    });
-    return sqrt(total);
+    if (!P || heed_params_numel(P) == 0) return 0;
+    return sqrt(sum_blocks(P, true));
 }
 
 double heed_clip_grad_norm(heed_params *P, double max_norm) {

@@ -529,6 +529,13 @@ static void clipping(void) {
     for (int64_t i = 0; i < w->numel; i++) gw[i] = (i % 2) ? 0.5f : -0.5f;
     CHECK_CLOSE(heed_params_grad_norm(P), 0.5 * sqrt(120000.0), 1e-12);
     CHECK(heed_params_grads_finite(P), "finite");
+    /* the norm is the same bits on any number of threads (ordered block sums) */
+    for (int64_t i = 0; i < w->numel; i++) gw[i] = (float)sin(0.001 * (double)i);
+    omp_set_num_threads(1);
+    double n1 = heed_params_grad_norm(P);
+    omp_set_num_threads(2);
+    double n2 = heed_params_grad_norm(P);
+    CHECK(n1 == n2, "norm on 1 thread %.17g, on 2 threads %.17g", n1, n2);
     gw[w->numel - 1] = INFINITY;
     CHECK(!heed_params_grads_finite(P), "Inf found in a big store");
     heed_params_free(P);
