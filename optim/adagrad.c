@@ -9,25 +9,25 @@
 #include <math.h>
 #include <tgmath.h>
 
-static void adagrad_kernel(heed_optimizer *o, int64_t t, const opt_group_step *gs, const opt_chunk *chunks, int64_t n) {
-    const double decay = 1 + (double)(t - 1) * o->lr_decay;
-    HEED_FOR_DTYPE(o->dtype, T, {
-        T *restrict p = heed_params_values(o->P);
-        const T *restrict g = heed_params_grads(o->P);
-        T *restrict sum = o->state[0];
-        const T eps = (T)o->eps;
-        OPT_FOR_CHUNKS(chunks, n, c, {
-            const T clr = (T)(gs[c->group].lr / decay), wd = (T)gs[c->group].wd;
-            _Pragma("omp simd")
-            for (int64_t i = c->begin; i < c->end; i++) {
-                T gi = g[i] + wd * p[i];
-                T si = sum[i] + gi * gi;
-                sum[i] = si;
-                p[i] -= clr * (gi / (sqrt(si) + eps));
-            }
-        });
-    });
-}
+#define ADAGRAD_BODY(T)                                                           \
+    {                                                                             \
+        const double decay = 1 + (double)(t - 1) * o->lr_decay;                   \
+        T *restrict p = heed_params_values(o->P);                                 \
+        const T *restrict g = heed_params_grads(o->P);                            \
+        T *restrict sum = o->state[0];                                            \
+        const T eps = (T)o->eps;                                                  \
+        OPT_FOR_CHUNKS(chunks, n, c, {                                            \
+            const T clr = (T)(gs[c->group].lr / decay), wd = (T)gs[c->group].wd;  \
+            _Pragma("omp simd")                                                   \
+            for (int64_t i = c->begin; i < c->end; i++) {                         \
+                T gi = g[i] + wd * p[i];                                          \
+                T si = sum[i] + gi * gi;                                          \
+                sum[i] = si;                                                      \
+                p[i] -= clr * (gi / (sqrt(si) + eps));                            \
+            }                                                                     \
+        });                                                                       \
+    }
+OPT_DEFINE_KERNEL(adagrad_kernel, ADAGRAD_BODY)
 
 heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     static const char *fn = "heed_adagrad";

@@ -32,10 +32,10 @@ typedef struct {
 
 typedef struct heed_optimizer heed_optimizer;
 
-/* Runs one update over chunks[0..n) of the flat buffers (f32 or f64 by opt->dtype).
+/* Runs one update over chunks[0..n) of the flat buffers (f32 or f64 by o->dtype).
  * t is the 1-based number of this update. */
-typedef void (*opt_kernel)(heed_optimizer *opt, int64_t t, const opt_group_step *gs, const opt_chunk *chunks,
-                           int64_t n_chunks);
+#define OPT_KERNEL_PARAMS heed_optimizer *o, int64_t t, const opt_group_step *gs, const opt_chunk *chunks, int64_t n
+typedef void (*opt_kernel)(OPT_KERNEL_PARAMS);
 
 struct heed_optimizer {
     opt_kind kind;
@@ -87,5 +87,24 @@ bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v,
             __VA_ARGS__                                                                                \
         }                                                                                              \
     } while (0)
+
+/* True when f32 kernels may use their AVX2+FMA build (the CPU has both and the test hook
+ * heed__optim_force_generic is off). */
+bool heed__optim_avx2(void);
+void heed__optim_force_generic(bool on);
+
+/* One source, three builds of an update kernel: f64, f32, and f32 compiled for AVX2+FMA
+ * (twice the vector width; picked at run time). BODY(T) expands to the kernel's
+ * statements for element type T, using the names in OPT_KERNEL_PARAMS. The OpenMP loop
+ * inside inherits the target of the function it is written in. */
+#define OPT_DEFINE_KERNEL(NAME, BODY)                                                           \
+    static void NAME##_f64(OPT_KERNEL_PARAMS) BODY(double)                                      \
+    static void NAME##_f32(OPT_KERNEL_PARAMS) BODY(float)                                       \
+    __attribute__((target("avx2,fma"))) static void NAME##_f32_avx2(OPT_KERNEL_PARAMS) BODY(float) \
+    static void NAME(OPT_KERNEL_PARAMS) {                                                       \
+        if (o->dtype == HEED_F64) NAME##_f64(o, t, gs, chunks, n);                              \
+        else if (heed__optim_avx2()) NAME##_f32_avx2(o, t, gs, chunks, n);                      \
+        else NAME##_f32(o, t, gs, chunks, n);                                                   \
+    }
 
 #endif

@@ -286,3 +286,11 @@ heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, 
     o->groups[g] = (opt_group){lr_scale, wd};
     return HEED_OK;
 }
+
+/* ---------------------------------------------------------------- CPU dispatch */
+
+static bool force_generic; /* test hook: run the generic f32 kernels on an AVX2 CPU too */
+void heed__optim_force_generic(bool on) { force_generic = on; }
+bool heed__optim_avx2(void) {
+    return !force_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}

@@ -9,45 +9,45 @@
 
 #include <math.h>
 
-static void sgd_kernel(heed_optimizer *o, int64_t t, const opt_group_step *gs, const opt_chunk *chunks, int64_t n) {
-    HEED_FOR_DTYPE(o->dtype, T, {
-        T *restrict p = heed_params_values(o->P);
-        const T *restrict g = heed_params_grads(o->P);
-        T *restrict buf = o->n_state ? o->state[0] : NULL;
-        const T mu = (T)o->momentum, keep = (T)(1 - o->dampening);
-        const bool first = t == 1, nesterov = o->nesterov;
-        OPT_FOR_CHUNKS(chunks, n, c, {
-            const T lr = (T)gs[c->group].lr, wd = (T)gs[c->group].wd;
-            const int64_t b = c->begin, e = c->end;
-            if (!buf) {
-                _Pragma("omp simd")
-                for (int64_t i = b; i < e; i++) p[i] -= lr * (g[i] + wd * p[i]);
-            } else if (first) {
-                _Pragma("omp simd")
-                for (int64_t i = b; i < e; i++) {
-                    T d = g[i] + wd * p[i];
-                    buf[i] = d;
-                    p[i] -= lr * (nesterov ? d + mu * d : d);
-                }
-            } else if (nesterov) {
-                _Pragma("omp simd")
-                for (int64_t i = b; i < e; i++) {
-                    T d = g[i] + wd * p[i];
-                    T m = mu * buf[i] + keep * d;
-                    buf[i] = m;
-                    p[i] -= lr * (d + mu * m);
-                }
-            } else {
-                _Pragma("omp simd")
-                for (int64_t i = b; i < e; i++) {
-                    T m = mu * buf[i] + keep * (g[i] + wd * p[i]);
-                    buf[i] = m;
-                    p[i] -= lr * m;
-                }
-            }
-        });
-    });
-}
+#define SGD_BODY(T)                                                               \
+    {                                                                             \
+        T *restrict p = heed_params_values(o->P);                                 \
+        const T *restrict g = heed_params_grads(o->P);                            \
+        T *restrict buf = o->n_state ? o->state[0] : NULL;                        \
+        const T mu = (T)o->momentum, keep = (T)(1 - o->dampening);                \
+        const bool first = t == 1, nesterov = o->nesterov;                        \
+        OPT_FOR_CHUNKS(chunks, n, c, {                                            \
+            const T lr = (T)gs[c->group].lr, wd = (T)gs[c->group].wd;             \
+            const int64_t b = c->begin, e = c->end;                               \
+            if (!buf) {                                                           \
+                _Pragma("omp simd")                                               \
+                for (int64_t i = b; i < e; i++) p[i] -= lr * (g[i] + wd * p[i]);  \
+            } else if (first) {                                                   \
+                _Pragma("omp simd")                                               \
+                for (int64_t i = b; i < e; i++) {                                 \
+                    T d = g[i] + wd * p[i];                                       \
+                    buf[i] = d;                                                   \
+                    p[i] -= lr * (nesterov ? d + mu * d : d);                     \
+                }                                                                 \
+            } else if (nesterov) {                                                \
+                _Pragma("omp simd")                                               \
+                for (int64_t i = b; i < e; i++) {                                 \
+                    T d = g[i] + wd * p[i];                                       \
+                    T m = mu * buf[i] + keep * d;                                 \
+                    buf[i] = m;                                                   \
+                    p[i] -= lr * (d + mu * m);                                    \
+                }                                                                 \
+            } else {                                                              \
+                _Pragma("omp simd")                                               \
+                for (int64_t i = b; i < e; i++) {                                 \
+                    T m = mu * buf[i] + keep * (g[i] + wd * p[i]);                \
+                    buf[i] = m;                                                   \
+                    p[i] -= lr * m;                                               \
+                }                                                                 \
+            }                                                                     \
+        });                                                                       \
+    }
+OPT_DEFINE_KERNEL(sgd_kernel, SGD_BODY)
 
 heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
     static const char *fn = "heed_sgd";
