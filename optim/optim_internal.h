@@ -88,8 +88,8 @@ bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v,
         }                                                                                              \
     } while (0)
 
-/* True when f32 kernels may use their AVX2+FMA build (the CPU has both and the test hook
- * heed__optim_force_generic is off). */
+/* True when f32 kernels may use their AVX2+FMA build: the CPU has both, the environment
+ * has no HEED_NO_AVX2 and the test hook heed__optim_force_generic is off. */
 bool heed__optim_avx2(void);
 void heed__optim_force_generic(bool on);
 

@@ -289,8 +289,12 @@ heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, 
 
 /* ---------------------------------------------------------------- CPU dispatch */
 
-static bool force_generic; /* test hook: run the generic f32 kernels on an AVX2 CPU too */
+/* The environment variable HEED_NO_AVX2 forces the generic kernels (as for the ops);
+ * force_generic is a test hook doing the same from inside a test. */
+static bool force_generic;
 void heed__optim_force_generic(bool on) { force_generic = on; }
 bool heed__optim_avx2(void) {
-    return !force_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("HEED_NO_AVX2");
+    return cached && !force_generic;
 }
