@@ -629,7 +629,7 @@ void heed_progress_update(heed_progress *p, int64_t step, double loss);
 void heed_progress_note(heed_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the final state (one last line) and frees p. */
 void heed_progress_finish(heed_progress *p);
-double heed_progress_running_loss(const heed_progress *p);
+double heed_progress_running_loss(const heed_progress *p); /* the loss shown; NaN before any finite loss */
 
 /* Metrics to CSV: a header row of column names, then one row per call, each flushed so a
  * crash keeps what was logged. Values print with 17 significant digits (exact round trip),
