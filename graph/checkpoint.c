@@ -22,13 +22,6 @@
 
 #define ERRLEN 400
 
-/* TEMPORARY, until optim/ lands on main: the optimizer interface of heed.h is referenced
- * weakly so the library links without it (a caller cannot hold an optimizer then). */
-#pragma weak heed_optimizer_state_count
-#pragma weak heed_optimizer_state
-#pragma weak heed_optimizer_steps
-#pragma weak heed_optimizer_set_steps
-
 /* ---------------------------------------------------------------- info */
 
 heed_status heed_checkpoint_info_set(heed_checkpoint_info *info, const char *key, const char *value) {

@@ -74,53 +74,39 @@ static bool same_values(heed_params *P, const void *snap) {
     return memcmp(heed_params_values(P), snap, n) == 0;
 }
 
-/* ---------------------------------------------------------------- a stand-in optimizer */
-
-/* TEMPORARY until optim/ lands: SGD with momentum behind the optimizer interface of
- * heed.h (one state buffer of the store's flat size), so the optimizer paths of the
- * checkpoint code are exercised. buf_{t+1} = mu buf_t + g, p -= lr buf_{t+1}. */
-struct heed_optimizer {
-    heed_params *P;
-    double lr, mu;
-    int64_t steps;
-    float *buf;
-    const char *state_name;
-};
-
-static heed_optimizer *sgdm_new(heed_params *P, double lr, double mu, const char *state_name) {
-    heed_optimizer *o = calloc(1, sizeof *o);
-    *o = (heed_optimizer){P, lr, mu, 0, calloc((size_t)heed_params_numel(P) + 1, sizeof(float)), state_name};
-    return o;
+/* The flat state buffer i of an optimizer. */
+static float *state_buf(heed_optimizer *o, int i) {
+    const char *name;
+    void *data = NULL;
+    int64_t numel;
+    heed_dtype dt;
+    heed_optimizer_state(o, i, &name, &data, &numel, &dt);
+    return data;
 }
-static void sgdm_free(heed_optimizer *o) {
-    if (o) free(o->buf), free(o);
-}
-static void sgdm_step(heed_optimizer *o) {
-    float *p = heed_params_values(o->P), *g = heed_params_grads(o->P);
-    for (int64_t i = 0; i < heed_params_numel(o->P); i++) {
-        o->buf[i] = (float)(o->mu * o->buf[i] + g[i]);
-        p[i] -= (float)(o->lr * o->buf[i]);
+
+/* All state buffers of two optimizers (same kind, same store) bitwise equal. */
+static bool same_state(heed_optimizer *a, heed_optimizer *b) {
+    if (heed_optimizer_state_count(a) != heed_optimizer_state_count(b)) return false;
+    for (int i = 0; i < heed_optimizer_state_count(a); i++) {
+        const char *na, *nb;
+        void *da, *db;
+        int64_t ka, kb;
+        heed_dtype ta, tb;
+        heed_optimizer_state(a, i, &na, &da, &ka, &ta);
+        heed_optimizer_state(b, i, &nb, &db, &kb, &tb);
+        if (strcmp(na, nb) != 0 || ka != kb || ta != tb || memcmp(da, db, (size_t)ka * heed_dtype_size(ta)) != 0) return false;
     }
-    o->steps++;
-}
-int heed_optimizer_state_count(const heed_optimizer *o) { return o ? 1 : 0; }
-heed_status heed_optimizer_state(heed_optimizer *o, int i, const char **name, void **data, int64_t *numel, heed_dtype *dt) {
-    if (!o || i != 0) return HEED_ERR_ARG;
-    *name = o->state_name, *data = o->buf, *numel = heed_params_numel(o->P), *dt = HEED_F32;
-    return HEED_OK;
-}
-int64_t heed_optimizer_steps(const heed_optimizer *o) { return o ? o->steps : 0; }
-void heed_optimizer_set_steps(heed_optimizer *o, int64_t steps) {
-    if (o) o->steps = steps;
+    return true;
 }
 
 /* ---------------------------------------------------------------- models */
 
 static heed_params *mlp(heed_ctx *ctx, heed_dtype dt) {
     heed_params *P = heed_params_new(ctx, dt);
-    heed_param(P, "enc.w", HEED_SHAPE(16, 5), heed_init_xavier_uniform(1.0));
-    heed_param(P, "enc.b", HEED_SHAPE(16), heed_init_uniform(-0.1, 0.1));
-    heed_param(P, "out.w", HEED_SHAPE(3, 16), heed_init_xavier_uniform(1.0));
+    /* 12 hidden units: the store pads between parameters (offsets 0, 64, 80, 128) */
+    heed_param(P, "enc.w", HEED_SHAPE(12, 5), heed_init_xavier_uniform(1.0));
+    heed_param(P, "enc.b", HEED_SHAPE(12), heed_init_uniform(-0.1, 0.1));
+    heed_param(P, "out.w", HEED_SHAPE(3, 12), heed_init_xavier_uniform(1.0));
     heed_param(P, "out.b", HEED_SHAPE(3), heed_init_zeros());
     return P;
 }
@@ -214,41 +200,57 @@ static void info_helpers(void) {
 static void optimizer_state(void) {
     heed_ctx *c1 = heed_ctx_new(&(heed_ctx_opts){.seed = 1}), *c2 = heed_ctx_new(&(heed_ctx_opts){.seed = 2});
     heed_params *P1 = mlp(c1, HEED_F32), *P2 = mlp(c2, HEED_F32);
-    heed_optimizer *o1 = sgdm_new(P1, 0.1, 0.9, "sgd.momentum"), *o2 = sgdm_new(P2, 0.1, 0.9, "sgd.momentum");
-    for (int64_t i = 0; i < heed_params_numel(P1); i++) o1->buf[i] = (float)i * 0.5f;
-    for (int i = 0; i < heed_params_count(P1); i++) { /* padding between parameters stays zero */
-        int64_t end = heed_params_offset(P1, i) + heed_params_at(P1, i)->numel;
-        int64_t next = i + 1 < heed_params_count(P1) ? heed_params_offset(P1, i + 1) : heed_params_numel(P1);
-        for (int64_t k = end; k < next; k++) o1->buf[k] = 0;
+    heed_sgd_opts so = HEED_SGD_DEFAULTS;
+    so.momentum = 0.9;
+    heed_optimizer *o1 = heed_sgd(P1, &so), *o2 = heed_sgd(P2, &so);
+    CHECK(heed_optimizer_state_count(o1) == 1, "sgd with momentum keeps one buffer");
+    float *buf1 = state_buf(o1, 0), *buf2 = state_buf(o2, 0);
+    for (int i = 0; i < heed_params_count(P1); i++) { /* values in the slices, zero in the padding between them */
+        int64_t at = heed_params_offset(P1, i);
+        for (int64_t k = 0; k < heed_params_at(P1, i)->numel; k++) buf1[at + k] = (float)(at + k) * 0.5f;
     }
-    o1->steps = 41;
+    heed_optimizer_set_steps(o1, 41);
     const char *path = tmp_path("opt.safetensors"), *plain = tmp_path("noopt.safetensors");
     CHECK(heed_checkpoint_save(path, P1, o1, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
     CHECK(heed_checkpoint_save(plain, P1, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
     size_t n;
     unsigned char *b = read_all(path, &n);
-    CHECK(memmem(b, n, "\"optim.sgd.momentum/enc.w\":{\"dtype\":\"F32\",\"shape\":[16,5]", 55) != NULL, "per-parameter slices");
+    const char *want = "\"optim.sgd.momentum_buffer/enc.w\":{\"dtype\":\"F32\",\"shape\":[12,5]";
+    CHECK(memmem(b, n, want, strlen(want)) != NULL, "per-parameter slices");
     free(b);
-    o2->buf[3] = 9; /* padding or not, everything is overwritten */
+    CHECK(heed_params_offset(P2, 1) == 64, "padding after enc.w");
+    buf2[62] = 9; /* padding: a load zeroes it */
     CHECK(heed_checkpoint_load(path, P2, o2, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
-    CHECK(memcmp(o1->buf, o2->buf, (size_t)heed_params_numel(P1) * sizeof(float)) == 0, "state bitwise");
-    CHECK(o2->steps == 41 && same_values(P2, heed_params_values(P1)), "steps %lld", (long long)o2->steps);
+    CHECK(same_state(o1, o2), "state bitwise");
+    CHECK(heed_optimizer_steps(o2) == 41 && same_values(P2, heed_params_values(P1)), "steps %lld",
+          (long long)heed_optimizer_steps(o2));
     /* weights only: the optimizer tensors of the file are skipped */
     heed_params *P3 = mlp(c2, HEED_F32);
     CHECK(heed_checkpoint_load(path, P3, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_values(P3, heed_params_values(P1)), "weights only");
     /* a file without optimizer state, or with another optimizer's */
+    heed_params_free(P3);
+    P3 = mlp(c2, HEED_F32);
     void *snap = snapshot(P3);
-    heed_optimizer *o3 = sgdm_new(P3, 0.1, 0.9, "sgd.momentum"), *o4 = sgdm_new(P3, 0.1, 0.9, "adam.m");
-    o3->steps = 5;
+    heed_optimizer *o3 = heed_sgd(P3, &so), *o4 = heed_adam(P3, NULL);
+    heed_optimizer_set_steps(o3, 5);
     CHECK(heed_checkpoint_load(plain, P3, o3, NULL) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "holds no optimizer state"),
           "%s", heed_ctx_error(c2));
     CHECK(heed_checkpoint_load(path, P3, o4, NULL) == HEED_ERR_FORMAT &&
-              strstr(heed_ctx_error(c2), "optimizer state in the file is 'sgd.momentum', the optimizer has 'adam.m'"),
+              strstr(heed_ctx_error(c2),
+                     "optimizer state in the file is 'sgd.momentum_buffer', the optimizer has 'adam.exp_avg,adam.exp_avg_sq'"),
           "%s", heed_ctx_error(c2));
-    CHECK(o3->steps == 5 && o4->steps == 0 && same_values(P3, snap), "untouched");
+    CHECK(heed_optimizer_steps(o3) == 5 && heed_optimizer_steps(o4) == 0 && same_values(P3, snap), "untouched");
+    /* plain SGD keeps no state: its checkpoints say so, and load into plain SGD only */
+    heed_optimizer *o5 = heed_sgd(P3, NULL);
+    CHECK(heed_optimizer_state_count(o5) == 0, "plain sgd");
+    CHECK(heed_checkpoint_save(plain, P3, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(plain, P2, o2, NULL) == HEED_ERR_FORMAT &&
+              strstr(heed_ctx_error(c2), "in the file is '', the optimizer has 'sgd.momentum_buffer'"),
+          "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(plain, P3, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     free(snap);
-    sgdm_free(o1), sgdm_free(o2), sgdm_free(o3), sgdm_free(o4);
+    heed_optimizer_free(o1), heed_optimizer_free(o2), heed_optimizer_free(o3), heed_optimizer_free(o4), heed_optimizer_free(o5);
     heed_params_free(P1), heed_params_free(P2), heed_params_free(P3);
     heed_ctx_free(c1);
     heed_ctx_free(c2);
@@ -281,7 +283,7 @@ static void weights_export_import(void) {
     CHECK(heed_safetensors_import(path, E, false) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(memcmp(heed_params_values(E), heed_params_values(A), (size_t)heed_params_offset(A, 3) * 4) == 0, "lenient loads");
     heed_params *F = heed_params_new(c2, HEED_F32);
-    heed_param(F, "enc.w", HEED_SHAPE(16, 5), heed_init_zeros());
+    heed_param(F, "enc.w", HEED_SHAPE(12, 5), heed_init_zeros());
     CHECK(heed_safetensors_import(path, F, true) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(c2), "tensor 'enc.b' in the file is not a parameter of the model"),
           "%s", heed_ctx_error(c2));
@@ -618,8 +620,10 @@ static void crash_while_saving(void) {
 
 /* ---------------------------------------------------------------- resume, bitwise */
 
-/* One training step of a dropout MLP on the batch of step s (data depends only on s). */
-static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, int64_t s, double lr) {
+/* One training step of a dropout MLP on the batch of step s (data depends only on s),
+ * with Adam and a reduce-on-plateau schedule fed the loss of every step (state that the
+ * checkpoint must carry: best loss, bad steps, cooldown, current rate). */
+static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, heed_schedule *sched, int64_t s) {
     enum { B = 8 };
     heed_rng r = heed_rng_make(1234, (uint64_t)s);
     float x[B * 5], y[B * 3];
@@ -628,72 +632,85 @@ static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, int64
     heed_graph_reset(g);
     heed_tensor *h = heed_linear(g, heed_input(g, HEED_F32, HEED_SHAPE(B, 5), x), heed_params_find(P, "enc.w"),
                                  heed_params_find(P, "enc.b"));
-    h = heed_dropout(g, heed_mul(g, h, h), 0.3); /* a square as the nonlinearity */
+    h = heed_dropout(g, heed_tanh(g, h), 0.3);
     heed_tensor *out = heed_linear(g, h, heed_params_find(P, "out.w"), heed_params_find(P, "out.b"));
     heed_tensor *d = heed_sub(g, out, heed_input(g, HEED_F32, HEED_SHAPE(B, 3), y));
     heed_tensor *loss = heed_mean_all(g, heed_mul(g, d, d));
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
-    opt->lr = lr;
-    sgdm_step(opt);
+    CHECK(heed_schedule_apply(sched, opt) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "step");
+    heed_schedule_observe(sched, heed_get(loss, 0));
 }
 
-/* Trains steps [from, to) with the stateful schedule lr <- 0.97 lr after every step. */
-static void train(heed_ctx *ctx, heed_params *P, heed_optimizer *opt, int64_t from, int64_t to, double *lr) {
+static void train(heed_ctx *ctx, heed_params *P, heed_optimizer *opt, heed_schedule *sched, int64_t from, int64_t to) {
     heed_graph *g = heed_graph_new(ctx);
-    for (int64_t s = from; s < to; s++) {
-        train_step(g, P, opt, s, *lr);
-        *lr *= 0.97;
-    }
+    for (int64_t s = from; s < to; s++) train_step(g, P, opt, sched, s);
     heed_graph_free(g);
+}
+
+static heed_schedule plateau(void) {
+    heed_schedule s = heed_schedule_plateau(0.05);
+    s.patience = 1;
+    s.gamma = 0.5;
+    return s;
 }
 
 static void resume_bitwise(void) {
     enum { N = 7, M = 9 };
+    heed_adam_opts ao = HEED_ADAMW_DEFAULTS;
     /* the reference: N + M steps without a stop */
     heed_ctx *ca = heed_ctx_new(&(heed_ctx_opts){.seed = 11});
     heed_params *PA = mlp(ca, HEED_F32);
-    heed_optimizer *oa = sgdm_new(PA, 0, 0.9, "sgd.momentum");
-    double lr_a = 0.1;
-    train(ca, PA, oa, 0, N + M, &lr_a);
+    heed_optimizer *oa = heed_adamw(PA, &ao);
+    heed_schedule sa = plateau();
+    train(ca, PA, oa, &sa, 0, N + M);
+    CHECK(sa.current_lr < 0.05, "the plateau schedule moved (lr %g), so its state matters", sa.current_lr);
     /* N steps, save, free everything */
     heed_ctx *cb = heed_ctx_new(&(heed_ctx_opts){.seed = 11});
     heed_params *PB = mlp(cb, HEED_F32);
-    heed_optimizer *ob = sgdm_new(PB, 0, 0.9, "sgd.momentum");
-    double lr_b = 0.1;
-    train(cb, PB, ob, 0, N, &lr_b);
-    heed_checkpoint_info info = {.step = N, .epoch = 1, .n_schedule = 1, .schedule = {lr_b}};
+    heed_optimizer *ob = heed_adamw(PB, &ao);
+    heed_schedule sb = plateau();
+    train(cb, PB, ob, &sb, 0, N);
+    heed_checkpoint_info info = {.step = N, .epoch = 1, .n_schedule = HEED_SCHEDULE_STATE};
+    heed_schedule_get_state(&sb, info.schedule);
     const char *path = tmp_path("resume.safetensors");
     CHECK(heed_checkpoint_save(path, PB, ob, &info) == HEED_OK, "%s", heed_ctx_error(cb));
-    sgdm_free(ob);
+    heed_optimizer_free(ob);
     heed_params_free(PB);
     heed_ctx_free(cb);
-    /* a new process would start from another seed and init: the checkpoint sets all of it */
-    for (int restore_rng = 1; restore_rng >= 0; restore_rng--) {
+    /* a new process would start from another seed and init: the checkpoint sets all of it.
+     * Controls, which must differ: the RNG counter not restored; the schedule not restored. */
+    for (int variant = 0; variant < 3; variant++) {
         heed_ctx *cc = heed_ctx_new(&(heed_ctx_opts){.seed = 999});
         heed_params *PC = mlp(cc, HEED_F32);
-        heed_optimizer *oc = sgdm_new(PC, 0, 0.9, "sgd.momentum");
+        heed_optimizer *oc = heed_adamw(PC, &ao);
+        heed_schedule sc = plateau();
         heed_checkpoint_info got;
         CHECK(heed_checkpoint_load(path, PC, oc, &got) == HEED_OK, "%s", heed_ctx_error(cc));
-        if (!restore_rng) heed_ctx_set_rng_state(cc, got.rng_seed, 0); /* the control: dropout masks replayed from 0 */
-        double lr_c = got.schedule[0];
-        train(cc, PC, oc, got.step, N + M, &lr_c);
-        bool same = same_values(PC, heed_params_values(PA)) &&
-                    memcmp(oc->buf, oa->buf, (size_t)heed_params_numel(PA) * sizeof(float)) == 0 && oc->steps == oa->steps &&
-                    lr_c == lr_a;
-        if (restore_rng) {
-            uint64_t sa, na, sc, nc;
-            heed_ctx_rng_state(ca, &sa, &na);
-            heed_ctx_rng_state(cc, &sc, &nc);
-            CHECK(same && sa == sc && na == nc, "resumed run differs from the uninterrupted one");
+        CHECK(got.n_schedule == HEED_SCHEDULE_STATE, "schedule state");
+        if (variant != 2) CHECK(heed_schedule_set_state(&sc, got.schedule) == HEED_OK, "set_state");
+        if (variant == 1) heed_ctx_set_rng_state(cc, got.rng_seed, 0); /* dropout masks replayed from 0 */
+        train(cc, PC, oc, &sc, got.step, N + M);
+        bool same = same_values(PC, heed_params_values(PA)) && same_state(oc, oa) &&
+                    heed_optimizer_steps(oc) == heed_optimizer_steps(oa);
+        double st_a[HEED_SCHEDULE_STATE], st_c[HEED_SCHEDULE_STATE];
+        heed_schedule_get_state(&sa, st_a);
+        heed_schedule_get_state(&sc, st_c);
+        if (variant == 0) {
+            uint64_t s1, n1, s2, n2;
+            heed_ctx_rng_state(ca, &s1, &n1);
+            heed_ctx_rng_state(cc, &s2, &n2);
+            CHECK(same && s1 == s2 && n1 == n2 && memcmp(st_a, st_c, sizeof st_a) == 0,
+                  "resumed run differs from the uninterrupted one");
         } else {
-            CHECK(!same, "the control (RNG not restored) must differ, or the test could not fail");
+            CHECK(!same, "control %d (%s not restored) must differ, or the test could not fail", variant,
+                  variant == 1 ? "RNG" : "schedule");
         }
-        sgdm_free(oc);
+        heed_optimizer_free(oc);
         heed_params_free(PC);
         heed_ctx_free(cc);
     }
-    sgdm_free(oa);
+    heed_optimizer_free(oa);
     heed_params_free(PA);
     heed_ctx_free(ca);
 }
