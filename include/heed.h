@@ -387,6 +387,67 @@ typedef struct {
  * A fully masked query row gives a zero output row and zero gradients. opts may be NULL. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
 
+/* ---------------------------------------------------------------- attention for one decoder step
+ * (ops/attention_scores.c; see docs/attention-layers.md)
+ *
+ * A query [B,dq] attends over N keys [B,N,dk] with values [B,N,dv]. A score op gives
+ * scores [B,N]; heed_attend turns them into weights (masked softmax) and a context. The
+ * *_attention functions do both. key_lengths[b] in [0, N] marks keys j >= key_lengths[b]
+ * as padding: their weight is exactly 0; a row with length 0 gets zero weights and a zero
+ * context (and zero gradients), never NaN. key_lengths NULL means every key is valid.
+ * Score ops compute every key's score (padding included; keep padding finite). */
+
+/* weights[B,N] = softmax of scores over the valid keys of each row; returns the context
+ * [B,dv] = sum_j weights_j values[b,j]. *weights (may be NULL) receives the weights; they
+ * are an output of the same node, so a loss on them (coverage) back-propagates too. */
+heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values, const int64_t *key_lengths,
+                         heed_tensor **weights);
+
+/* Additive (Bahdanau) attention, optionally location-aware (Chorowski et al. 2015) and with
+ * coverage (See et al. 2017):
+ *   s_j = v . tanh(W_q q + b + K'_j + U f_j + w_c cov_j)
+ *   K'_j = W_k k_j: the key projection, computed once per sequence (heed_additive_keys);
+ *   f_j[c] = sum_t F[c,t] prev[j + t - (K-1)/2]: a centred 1-D convolution of the previous
+ *            step's weights (zero padded), projected by U;
+ *   cov_j  = the sum of all earlier steps' weights (heed_add the weights each step). */
+typedef struct {
+    heed_tensor *w_q;         /* [da,dq] query projection (nn.Linear(dq, da).weight) */
+    heed_tensor *bias;        /* [da] or NULL */
+    heed_tensor *v;           /* [da] */
+    heed_tensor *loc_filters; /* [C,K], K odd >= 1: location-aware features (NULL = off) */
+    heed_tensor *loc_proj;    /* [da,C] (with loc_filters) */
+    heed_tensor *cov_weight;  /* [da]: coverage features (NULL = off) */
+} heed_additive_params;
+
+/* keys[B,N,dk] @ w_k[da,dk]^T + bias[da] (bias may be NULL) -> keys_proj[B,N,da]: call once
+ * per sequence and reuse for every decoder step (this is heed_linear). */
+heed_tensor *heed_additive_keys(heed_graph *g, heed_tensor *keys, heed_tensor *w_k, heed_tensor *bias);
+/* scores[B,N] for query[B,dq] and keys_proj[B,N,da]. prev_weights[B,N] is required exactly
+ * when p->loc_filters is set; coverage[B,N] exactly when p->cov_weight is set (else NULL).
+ * One fused node: cost O(B N da (1 + C)) + O(B N C K), memory B N (da + C). */
+heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, const heed_additive_params *p,
+                                 heed_tensor *prev_weights, heed_tensor *coverage);
+/* heed_additive_score then heed_attend: context [B,dv], *weights [B,N]. */
+heed_tensor *heed_additive_attention(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, heed_tensor *values,
+                                     const heed_additive_params *p, heed_tensor *prev_weights, heed_tensor *coverage,
+                                     const int64_t *key_lengths, heed_tensor **weights);
+
+/* Luong et al. 2015 scores:
+ *   HEED_LUONG_DOT      s_j = q . k_j                 (dq == dk; w, v NULL)
+ *   HEED_LUONG_GENERAL  s_j = q^T W k_j               (w [dq,dk]; v NULL)
+ *   HEED_LUONG_CONCAT   s_j = v . tanh(W [q; k_j])    (w [da,dq+dk], v [da]) */
+typedef enum { HEED_LUONG_DOT = 0, HEED_LUONG_GENERAL, HEED_LUONG_CONCAT } heed_luong_kind;
+heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys, heed_tensor *w,
+                              heed_tensor *v);
+/* heed_luong_score then heed_attend. */
+heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
+                                  heed_tensor *values, heed_tensor *w, heed_tensor *v, const int64_t *key_lengths,
+                                  heed_tensor **weights);
+/* See et al.'s coverage loss per row: loss[b] = sum_j min(weights[b,j], coverage[b,j]),
+ * both [B,N] (coverage before adding this step's weights). Returns [B]; ties split the
+ * gradient in halves. */
+heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage);
+
 /* ================================================================ layers (models/layers*.c) */
 
 /* ================================================================ optimizers (optim/) */

@@ -1,0 +1,422 @@
+/* Attention layers: one-step scores (additive, location-aware, coverage, Luong) with
+ * heed_attend, positions (sinusoidal, learned, relative bias) and multi-head attention. */
+#include "check.h"
+
+static heed_ctx *ctx;
+
+/* ---------------------------------------------------------------- references */
+
+/* Naive masked softmax + context for one row, in double. */
+static void ref_attend(const double *s, const double *V, int64_t N, int64_t dv, int64_t L, double *w, double *c) {
+    double m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < N; j++) w[j] = 0;
+    for (int64_t e = 0; e < dv; e++) c[e] = 0;
+    for (int64_t j = 0; j < L; j++) m = fmax(m, s[j]);
+    if (L == 0) return;
+    for (int64_t j = 0; j < L; j++) sum += w[j] = exp(s[j] - m);
+    for (int64_t j = 0; j < L; j++) {
+        w[j] /= sum;
+        for (int64_t e = 0; e < dv; e++) c[e] += w[j] * V[j * dv + e];
+    }
+}
+
+static double *randn(heed_rng *r, int64_t n) {
+    double *d = malloc((size_t)n * sizeof *d);
+    for (int64_t i = 0; i < n; i++) d[i] = 2 * heed_rng_uniform(r) - 1;
+    return d;
+}
+
+/* ---------------------------------------------------------------- heed_attend */
+
+static const int64_t lens_attend[3] = {5, 2, 0};
+
+static heed_tensor *fn_attend(heed_graph *g, heed_tensor **x, void *u) {
+    int mode = *(int *)u;
+    heed_tensor *w = NULL;
+    heed_tensor *c = heed_attend(g, x[0], x[1], lens_attend, &w);
+    if (mode == 0) return c;
+    if (mode == 1) return w;
+    /* both outputs: [B,1] + [B,N] broadcast */
+    return heed_add(g, heed_sum(g, c, 1, true), w);
+}
+
+static void attend_matches_reference(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    heed_rng r = heed_rng_make(3, 1);
+    int64_t B = 3, N = 5, dv = 4;
+    double *s = randn(&r, B * N), *v = randn(&r, B * N * dv);
+    s[2] = -INFINITY; /* a user mask inside the valid range */
+    heed_tensor *S = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N), s);
+    heed_tensor *V = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dv), v);
+    heed_tensor *w = NULL, *c = heed_attend(g, S, V, lens_attend, &w);
+    CHECK(c && w, "%s", heed_graph_error(g));
+    for (int64_t b = 0; b < B && c; b++) {
+        double rw[5], rc[4];
+        ref_attend(s + b * N, v + b * N * dv, N, dv, lens_attend[b], rw, rc);
+        for (int64_t j = 0; j < N; j++) CHECK_CLOSE(heed_get(w, b * N + j), rw[j], 1e-14);
+        for (int64_t e = 0; e < dv; e++) CHECK_CLOSE(heed_get(c, b * dv + e), rc[e], 1e-14);
+    }
+    CHECK(heed_get(w, 2) == 0, "a -inf score has weight 0");
+    /* all scores -inf in a valid row: zeros, not NaN */
+    heed_graph_reset(g);
+    S = heed_full(g, HEED_F64, HEED_SHAPE(1, 3), -INFINITY);
+    V = heed_full(g, HEED_F64, HEED_SHAPE(1, 3, 2), 1);
+    c = heed_attend(g, heed_requires_grad(S), heed_requires_grad(V), NULL, &w);
+    CHECK(c && heed_get(c, 0) == 0 && heed_get(w, 1) == 0, "all -inf row gives zeros");
+    CHECK(heed_backward(g, heed_sum_all(g, c)) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_get(heed_grad(g, S), 0) == 0 && heed_get(heed_grad(g, V), 0) == 0, "zero gradients");
+    free(s), free(v);
+    heed_graph_free(g);
+}
+
+static void attend_gradients(void) {
+    heed_gradcheck_input in[2] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 5, 4)}};
+    for (int mode = 0; mode < 3; mode++) {
+        CHECK_GRAD(ctx, fn_attend, &mode, 2, in, NULL);
+        check_f32_vs_f64(ctx, fn_attend, &mode, 2, in, 1e-5, "attend");
+    }
+}
+
+/* ---------------------------------------------------------------- additive */
+
+enum { A_QUERY, A_KEYS, A_VALUES, A_WQ, A_BIAS, A_V, A_PREV, A_FILT, A_PROJ, A_COV, A_COVW, A_N };
+typedef struct {
+    bool bias, loc, cov;
+    const int64_t *lens;
+    int which; /* 0 context, 1 weights, 2 scores */
+} additive_case;
+
+static heed_tensor *fn_additive(heed_graph *g, heed_tensor **x, void *u) {
+    const additive_case *c = u;
+    heed_additive_params p = {.w_q = x[A_WQ], .bias = c->bias ? x[A_BIAS] : NULL, .v = x[A_V]};
+    if (c->loc) p.loc_filters = x[A_FILT], p.loc_proj = x[A_PROJ];
+    if (c->cov) p.cov_weight = x[A_COVW];
+    heed_tensor *prev = c->loc ? x[A_PREV] : NULL, *cov = c->cov ? x[A_COV] : NULL;
+    if (c->which == 2) return heed_additive_score(g, x[A_QUERY], x[A_KEYS], &p, prev, cov);
+    heed_tensor *w = NULL;
+    heed_tensor *ctx_ = heed_additive_attention(g, x[A_QUERY], x[A_KEYS], x[A_VALUES], &p, prev, cov, c->lens, &w);
+    return c->which == 0 ? ctx_ : w;
+}
+
+static void additive_inputs(heed_gradcheck_input *in, int64_t B, int64_t N, int64_t dq, int64_t da, int64_t dv, int64_t C,
+                            int64_t K) {
+    in[A_QUERY] = (heed_gradcheck_input){HEED_SHAPE(B, dq)};
+    in[A_KEYS] = (heed_gradcheck_input){HEED_SHAPE(B, N, da)};
+    in[A_VALUES] = (heed_gradcheck_input){HEED_SHAPE(B, N, dv)};
+    in[A_WQ] = (heed_gradcheck_input){HEED_SHAPE(da, dq)};
+    in[A_BIAS] = (heed_gradcheck_input){HEED_SHAPE(da)};
+    in[A_V] = (heed_gradcheck_input){HEED_SHAPE(da)};
+    in[A_PREV] = (heed_gradcheck_input){HEED_SHAPE(B, N)};
+    in[A_FILT] = (heed_gradcheck_input){HEED_SHAPE(C, K)};
+    in[A_PROJ] = (heed_gradcheck_input){HEED_SHAPE(da, C)};
+    in[A_COV] = (heed_gradcheck_input){HEED_SHAPE(B, N)};
+    in[A_COVW] = (heed_gradcheck_input){HEED_SHAPE(da)};
+}
+
+/* The additive score from its definition, for one (b, j). */
+static double ref_additive(const double *q, const double *kp, const double *wq, const double *bias, const double *v,
+                           const double *prev, const double *F, const double *U, const double *cov, const double *cw,
+                           int64_t N, int64_t dq, int64_t da, int64_t C, int64_t K, int64_t b, int64_t j) {
+    double s = 0;
+    for (int64_t e = 0; e < da; e++) {
+        double pre = kp[(b * N + j) * da + e] + (bias ? bias[e] : 0);
+        for (int64_t i = 0; i < dq; i++) pre += wq[e * dq + i] * q[b * dq + i];
+        if (prev)
+            for (int64_t c = 0; c < C; c++) {
+                double f = 0;
+                for (int64_t t = 0; t < K; t++) {
+                    int64_t i = j + t - (K - 1) / 2;
+                    if (i >= 0 && i < N) f += F[c * K + t] * prev[b * N + i];
+                }
+                pre += U[e * C + c] * f;
+            }
+        if (cov) pre += cw[e] * cov[b * N + j];
+        s += v[e] * tanh(pre);
+    }
+    return s;
+}
+
+static void additive_matches_reference(void) {
+    int64_t B = 2, N = 6, dq = 3, da = 4, C = 2, K = 5;
+    heed_rng r = heed_rng_make(8, 2);
+    double *q = randn(&r, B * dq), *kp = randn(&r, B * N * da), *wq = randn(&r, da * dq), *bias = randn(&r, da),
+           *v = randn(&r, da), *prev = randn(&r, B * N), *F = randn(&r, C * K), *U = randn(&r, da * C), *cov = randn(&r, B * N),
+           *cw = randn(&r, da);
+    heed_graph *g = heed_graph_new(ctx);
+    heed_additive_params p = {heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq), wq), heed_input_f64(g, HEED_F64, HEED_SHAPE(da), bias),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v), heed_input_f64(g, HEED_F64, HEED_SHAPE(C, K), F),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da, C), U), heed_input_f64(g, HEED_F64, HEED_SHAPE(da), cw)};
+    heed_tensor *s = heed_additive_score(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q),
+                                         heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, da), kp), &p,
+                                         heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N), prev),
+                                         heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N), cov));
+    CHECK(s != NULL, "%s", heed_graph_error(g));
+    for (int64_t b = 0; b < B && s; b++)
+        for (int64_t j = 0; j < N; j++)
+            CHECK_CLOSE(heed_get(s, b * N + j), ref_additive(q, kp, wq, bias, v, prev, F, U, cov, cw, N, dq, da, C, K, b, j), 1e-13);
+    /* Without location and coverage (plain Bahdanau). */
+    heed_additive_params p0 = {.w_q = p.w_q, .v = p.v};
+    s = heed_additive_score(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q),
+                            heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, da), kp), &p0, NULL, NULL);
+    for (int64_t b = 0; b < B && s; b++)
+        for (int64_t j = 0; j < N; j++)
+            CHECK_CLOSE(heed_get(s, b * N + j),
+                        ref_additive(q, kp, wq, NULL, v, NULL, F, U, NULL, cw, N, dq, da, C, K, b, j), 1e-13);
+    heed_graph_free(g);
+    free(q), free(kp), free(wq), free(bias), free(v), free(prev), free(F), free(U), free(cov), free(cw);
+}
+
+static void additive_gradients(void) {
+    static const int64_t lens[3] = {5, 2, 0};
+    heed_gradcheck_input in[A_N];
+    /* K = 3 inside N; K = 7 wider than N = 5 (every tap touches padding); K = 1. */
+    const int64_t kernels[3] = {3, 7, 1};
+    for (int ki = 0; ki < 3; ki++) {
+        additive_inputs(in, 3, 5, 4, 3, 2, 2, kernels[ki]);
+        for (int which = 0; which < 3; which++) {
+            additive_case c = {.bias = true, .loc = true, .cov = true, .lens = lens, .which = which};
+            CHECK_GRAD(ctx, fn_additive, &c, A_N, in, NULL);
+        }
+    }
+    additive_inputs(in, 3, 5, 4, 3, 2, 2, 3);
+    additive_case plain = {.lens = lens}, loc_only = {.loc = true, .bias = true, .lens = NULL},
+                  cov_only = {.cov = true, .lens = lens};
+    CHECK_GRAD(ctx, fn_additive, &plain, A_N - 5, in, NULL); /* inputs up to A_V only */
+    CHECK_GRAD(ctx, fn_additive, &loc_only, A_N, in, NULL);
+    CHECK_GRAD(ctx, fn_additive, &cov_only, A_N, in, NULL);
+    additive_case all = {.bias = true, .loc = true, .cov = true, .lens = lens};
+    check_f32_vs_f64(ctx, fn_additive, &all, A_N, in, 1e-5, "additive");
+    /* a wider case for the vector tanh (da = 19: 2 AVX2 blocks and a tail) */
+    additive_inputs(in, 2, 9, 5, 19, 3, 3, 5);
+    check_f32_vs_f64(ctx, fn_additive, &all, A_N, in, 1e-5, "additive wide");
+    all.which = 2;
+    CHECK_GRAD(ctx, fn_additive, &all, A_N, in, &(heed_gradcheck_opts){.max_per_tensor = 40});
+}
+
+/* Two decoder steps of a location-aware coverage attention with parameters from an f64
+ * store: step 2's location features and coverage come from step 1's weights, and the
+ * coverage loss is added. Checks gradients into every parameter through both steps. */
+typedef struct {
+    heed_params *P;
+    const int64_t *lens;
+} two_step;
+
+static heed_tensor *fn_two_steps(heed_graph *g, heed_tensor **x, void *u) {
+    two_step *t = u;
+    heed_params *P = t->P;
+    heed_tensor *keys = x[0], *q1 = x[1], *q2 = x[2];
+    heed_additive_params p = {heed_params_find(P, "att.q_proj.weight"), heed_params_find(P, "att.q_proj.bias"),
+                              heed_params_find(P, "att.v"), heed_params_find(P, "att.loc.filters"),
+                              heed_params_find(P, "att.loc.proj"), heed_params_find(P, "att.cov.weight")};
+    heed_tensor *kp = heed_additive_keys(g, keys, heed_params_find(P, "att.k_proj.weight"), NULL);
+    int64_t B = keys->shape[0], N = keys->shape[1];
+    heed_tensor *prev = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N)), *cov = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N));
+    heed_tensor *w1, *w2;
+    heed_tensor *c1 = heed_additive_attention(g, q1, kp, keys, &p, prev, cov, t->lens, &w1);
+    heed_tensor *loss1 = heed_coverage_loss(g, w1, cov);
+    cov = heed_add(g, cov, w1);
+    heed_tensor *c2 = heed_additive_attention(g, q2, kp, keys, &p, w1, cov, t->lens, &w2);
+    heed_tensor *loss2 = heed_coverage_loss(g, w2, cov); /* [B] */
+    heed_tensor *lc = heed_add(g, loss1, loss2);
+    /* [B,dv] + [B,1] */
+    return heed_add(g, heed_add(g, c1, c2), heed_sum(g, heed_add(g, w2, heed_sum(g, lc, 0, true)), 1, true));
+}
+
+static void two_steps_with_params(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    int64_t dk = 3, dq = 4, da = 5, C = 2, K = 3;
+    heed_param(P, "att.k_proj.weight", HEED_SHAPE(da, dk), heed_init_normal(0, 0.7));
+    heed_param(P, "att.q_proj.weight", HEED_SHAPE(da, dq), heed_init_normal(0, 0.7));
+    heed_param(P, "att.q_proj.bias", HEED_SHAPE(da), heed_init_normal(0, 0.5));
+    heed_param(P, "att.v", HEED_SHAPE(da), heed_init_normal(0, 1));
+    heed_param(P, "att.loc.filters", HEED_SHAPE(C, K), heed_init_normal(0, 1));
+    heed_param(P, "att.loc.proj", HEED_SHAPE(da, C), heed_init_normal(0, 1));
+    heed_param(P, "att.cov.weight", HEED_SHAPE(da), heed_init_normal(0, 1));
+    CHECK(heed_params_count(P) == 7, "%s", heed_ctx_error(ctx));
+    static const int64_t lens[2] = {4, 3};
+    two_step t = {P, lens};
+    heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 4, 3)}, {HEED_SHAPE(2, 4)}, {HEED_SHAPE(2, 4)}};
+    CHECK_GRAD(ctx, fn_two_steps, &t, 3, in, &(heed_gradcheck_opts){.params = P});
+    heed_params_free(P);
+}
+
+/* ---------------------------------------------------------------- Luong */
+
+static heed_tensor *fn_luong(heed_graph *g, heed_tensor **x, void *u) {
+    int kind = *(int *)u;
+    static const int64_t lens[3] = {4, 1, 3};
+    heed_tensor *w = NULL;
+    heed_tensor *c = heed_luong_attention(g, (heed_luong_kind)kind, x[0], x[1], x[2], kind ? x[3] : NULL,
+                                          kind == HEED_LUONG_CONCAT ? x[4] : NULL, lens, &w);
+    return heed_add(g, heed_sum(g, c, 1, true), w);
+}
+
+static void luong_scores(void) {
+    /* dot */
+    int kind = HEED_LUONG_DOT;
+    heed_gradcheck_input dot[3] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 4, 5)}, {HEED_SHAPE(3, 4, 2)}};
+    CHECK_GRAD(ctx, fn_luong, &kind, 3, dot, NULL);
+    check_f32_vs_f64(ctx, fn_luong, &kind, 3, dot, 1e-5, "luong dot");
+    kind = HEED_LUONG_GENERAL;
+    heed_gradcheck_input gen[4] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 4, 6)}, {HEED_SHAPE(3, 4, 2)}, {HEED_SHAPE(5, 6)}};
+    CHECK_GRAD(ctx, fn_luong, &kind, 4, gen, NULL);
+    check_f32_vs_f64(ctx, fn_luong, &kind, 4, gen, 1e-5, "luong general");
+    kind = HEED_LUONG_CONCAT;
+    heed_gradcheck_input cat[5] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 4, 6)}, {HEED_SHAPE(3, 4, 2)}, {HEED_SHAPE(7, 11)},
+                                   {HEED_SHAPE(7)}};
+    CHECK_GRAD(ctx, fn_luong, &kind, 5, cat, NULL);
+    check_f32_vs_f64(ctx, fn_luong, &kind, 5, cat, 1e-5, "luong concat");
+
+    /* forward values against the definitions */
+    heed_graph *g = heed_graph_new(ctx);
+    heed_rng r = heed_rng_make(4, 4);
+    int64_t B = 2, N = 3, dq = 2, dk = 3, da = 4;
+    double *q = randn(&r, B * dq), *k = randn(&r, B * N * dk), *W = randn(&r, dq * dk), *Wc = randn(&r, da * (dq + dk)),
+           *v = randn(&r, da), *kd = randn(&r, B * N * dq);
+    heed_tensor *Q = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q);
+    heed_tensor *sd = heed_luong_score(g, HEED_LUONG_DOT, Q, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dq), kd), NULL, NULL);
+    heed_tensor *K = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dk), k);
+    heed_tensor *sg = heed_luong_score(g, HEED_LUONG_GENERAL, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(dq, dk), W), NULL);
+    heed_tensor *sc = heed_luong_score(g, HEED_LUONG_CONCAT, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq + dk), Wc),
+                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v));
+    CHECK(sd && sg && sc, "%s", heed_graph_error(g));
+    for (int64_t b = 0; b < B && sc; b++)
+        for (int64_t j = 0; j < N; j++) {
+            double d = 0, gn = 0, cc = 0;
+            for (int64_t i = 0; i < dq; i++) d += q[b * dq + i] * kd[(b * N + j) * dq + i];
+            for (int64_t i = 0; i < dq; i++)
+                for (int64_t e = 0; e < dk; e++) gn += q[b * dq + i] * W[i * dk + e] * k[(b * N + j) * dk + e];
+            for (int64_t a = 0; a < da; a++) {
+                double pre = 0;
+                for (int64_t i = 0; i < dq; i++) pre += Wc[a * (dq + dk) + i] * q[b * dq + i];
+                for (int64_t e = 0; e < dk; e++) pre += Wc[a * (dq + dk) + dq + e] * k[(b * N + j) * dk + e];
+                cc += v[a] * tanh(pre);
+            }
+            CHECK_CLOSE(heed_get(sd, b * N + j), d, 1e-14);
+            CHECK_CLOSE(heed_get(sg, b * N + j), gn, 1e-14);
+            CHECK_CLOSE(heed_get(sc, b * N + j), cc, 1e-14);
+        }
+    heed_graph_free(g);
+    free(q), free(k), free(W), free(Wc), free(v), free(kd);
+}
+
+static heed_tensor *fn_coverage_loss(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    return heed_coverage_loss(g, x[0], x[1]);
+}
+
+static void coverage_loss(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    double a[6] = {0.2, 0.5, 0.3, 1, 0, 0}, c[6] = {0.1, 0.9, 0.3, 0, 2, 0.5};
+    heed_tensor *A = heed_requires_grad(heed_input_f64(g, HEED_F64, HEED_SHAPE(2, 3), a));
+    heed_tensor *Cv = heed_requires_grad(heed_input_f64(g, HEED_F64, HEED_SHAPE(2, 3), c));
+    heed_tensor *l = heed_coverage_loss(g, A, Cv);
+    CHECK(l && fabs(heed_get(l, 0) - 0.9) < 1e-15 && heed_get(l, 1) == 0, "values %g %g", heed_get(l, 0), heed_get(l, 1));
+    CHECK(heed_backward(g, heed_sum_all(g, l)) == HEED_OK, "%s", heed_graph_error(g));
+    heed_tensor *ga = heed_grad(g, A), *gc = heed_grad(g, Cv);
+    CHECK(heed_get(ga, 0) == 0 && heed_get(gc, 0) == 1 && heed_get(ga, 1) == 1 && heed_get(ga, 2) == 0.5 &&
+              heed_get(gc, 2) == 0.5,
+          "min gradients (tie splits)");
+    heed_graph_free(g);
+    /* random values never tie */
+    heed_gradcheck_input in[2] = {{HEED_SHAPE(3, 4)}, {HEED_SHAPE(3, 4)}};
+    CHECK_GRAD(ctx, fn_coverage_loss, NULL, 2, in, NULL);
+    check_f32_vs_f64(ctx, fn_coverage_loss, NULL, 2, in, 1e-5, "coverage loss");
+}
+
+static void scores_bad_inputs(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), *kp = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));
+    heed_tensor *wq = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), *v = heed_zeros(g, HEED_F32, HEED_SHAPE(3));
+    heed_tensor *vals = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 6)), *prev = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
+#define RESET_INPUTS()                                                                                        \
+    do {                                                                                                      \
+        q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), kp = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));      \
+        wq = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), v = heed_zeros(g, HEED_F32, HEED_SHAPE(3));            \
+        vals = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 6)), prev = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5)); \
+    } while (0)
+    heed_additive_params p = {.w_q = wq, .v = v};
+    CHECK(heed_additive_attention(g, q, kp, vals, &p, NULL, NULL, (int64_t[]){5, 6}, NULL) == NULL, "length > N");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_attend: key_lengths[1] = 6 is out of range [0, 5]");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v};
+    CHECK(heed_additive_attention(g, q, kp, vals, &p, NULL, NULL, (int64_t[]){-1, 2}, NULL) == NULL, "negative length");
+    CHECK_ERR(g, HEED_ERR_ARG, "key_lengths[0] = -1");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 5)), .v = v};
+    CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "w_q");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_additive_score: params.w_q[3,5] must be [da,dq] = [3,4]");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)),
+                               .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
+    CHECK(heed_additive_score(g, q, kp, &p, prev, NULL) == NULL, "even window");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "odd window K >= 1");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0)),
+                               .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
+    CHECK(heed_additive_score(g, q, kp, &p, prev, NULL) == NULL, "window 0");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "loc_filters[2,0]");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
+                               .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
+    CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "missing prev");
+    CHECK_ERR(g, HEED_ERR_ARG, "prev_weights together");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
+                               .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
+    CHECK(heed_additive_score(g, q, kp, &p, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), NULL) == NULL, "prev shape");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "prev_weights[2,4] must be [B,N] = [2,5]");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v, .cov_weight = v};
+    CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "missing coverage");
+    CHECK_ERR(g, HEED_ERR_ARG, "coverage");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v};
+    CHECK(heed_additive_score(g, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 5, 3)), &p, NULL, NULL) == NULL, "batch");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "with B = 2");
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v};
+    CHECK(heed_additive_score(g, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4)), kp, &p, NULL, NULL) == NULL, "dtype");
+    CHECK_ERR(g, HEED_ERR_DTYPE, "dtypes must match");
+    RESET_INPUTS();
+    CHECK(heed_additive_score(g, q, kp, NULL, NULL, NULL) == NULL, "NULL params");
+    CHECK_ERR(g, HEED_ERR_ARG, "params is NULL");
+    RESET_INPUTS();
+    p = (heed_additive_params){.v = v};
+    CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "NULL w_q");
+    CHECK_ERR(g, HEED_ERR_ARG, "params.w_q is NULL");
+    RESET_INPUTS();
+    CHECK(heed_attend(g, prev, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 6)), NULL, NULL) == NULL, "values N");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_attend: values[2,4,6] must be [B,N,dv] = [2,5,?]");
+    RESET_INPUTS();
+    CHECK(heed_luong_score(g, HEED_LUONG_DOT, q, kp, NULL, NULL) == NULL, "dot dims");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "dq = 4 and dk = 3 must be equal");
+    RESET_INPUTS();
+    CHECK(heed_luong_score(g, HEED_LUONG_GENERAL, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL) == NULL, "general");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "w[3,4] must be [dq,dk] = [4,3]");
+    RESET_INPUTS();
+    CHECK(heed_luong_score(g, HEED_LUONG_CONCAT, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 6)), v) == NULL, "concat");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "must be [da,dq+dk] = [?,7]");
+    RESET_INPUTS();
+    CHECK(heed_luong_score(g, (heed_luong_kind)9, q, kp, NULL, NULL) == NULL, "kind");
+    CHECK_ERR(g, HEED_ERR_ARG, "unknown kind 9");
+    RESET_INPUTS();
+    CHECK(heed_coverage_loss(g, prev, q) == NULL, "coverage loss shapes");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "coverage[2,4] must be [B,N] = [2,5]");
+#undef RESET_INPUTS
+    heed_graph_free(g);
+}
+
+int main(void) {
+    ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 7});
+    RUN(attend_matches_reference);
+    RUN(attend_gradients);
+    RUN(additive_matches_reference);
+    RUN(additive_gradients);
+    RUN(two_steps_with_params);
+    RUN(luong_scores);
+    RUN(coverage_loss);
+    RUN(scores_bad_inputs);
+    heed_ctx_free(ctx);
+    return check_summary();
+}
