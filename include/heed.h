@@ -448,6 +448,42 @@ heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tens
  * gradient in halves. */
 heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage);
 
+/* ---------------------------------------------------------------- positions (ops/positions.c) */
+
+/* The sinusoidal table of "Attention is all you need" for positions start .. start+n-1:
+ * PE[p,2i] = sin(p / 10000^(2i/d)), PE[p,2i+1] = cos(p / 10000^(2i/d)); an odd d ends
+ * with a sine column. A constant [n,d] (no gradient); heed_add it to [B,n,d] inputs. */
+heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t start, int64_t n, int64_t d);
+/* Learned absolute positions: rows start .. start+n-1 of a parameter table[maxlen,d] as
+ * [n,d], with backward into those rows. (heed_embedding with ids 0..n-1 does the same for
+ * arbitrary position ids.) Positions past maxlen are an error. */
+heed_tensor *heed_learned_positions(heed_graph *g, heed_tensor *table, int64_t start, int64_t n);
+
+typedef enum {
+    HEED_RELPOS_CLIPPED = 0, /* bucket = clamp(j - i, -M, M) + M; table has 2M+1 rows */
+    HEED_RELPOS_T5,          /* T5's log-spaced buckets; table has num_buckets rows */
+} heed_relpos_kind;
+
+typedef struct {
+    heed_relpos_kind kind;
+    int64_t max_distance; /* clipped: M (0 = from the table: rows = 2M+1); T5: where the log
+                             buckets end (0 = 128) */
+    bool bidirectional;   /* T5: true for encoders; false for causal decoders (all future keys
+                             share bucket 0) */
+    int64_t query_start;  /* query i sits at position query_start + i, key j at j (set it to
+                             Nk - Nq when decoding with cached keys) */
+} heed_relpos_opts;
+
+/* The bucket of a relative position rel = key - query for a table of num_buckets rows, or
+ * -1 if the options do not fit that table. */
+int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, int64_t rel);
+/* Learned relative-position bias: bias[0,h,i,j] = table[bucket(j - (query_start + i)), h]
+ * for table[buckets,H] (a parameter), as [1,H,nq,nk], to pass as heed_attention_opts.bias
+ * (it broadcasts over the batch). Gradients add up into the table rows. opts may be NULL
+ * (clipped, from the table size). */
+heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int64_t nq, int64_t nk,
+                                         const heed_relpos_opts *opts);
+
 /* ================================================================ layers (models/layers*.c) */
 
 /* ================================================================ optimizers (optim/) */

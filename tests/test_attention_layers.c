@@ -407,6 +407,132 @@ static void scores_bad_inputs(void) {
     heed_graph_free(g);
 }
 
+/* ---------------------------------------------------------------- positions */
+
+static void sinusoidal_positions(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    int64_t n = 9, d = 7; /* odd d */
+    heed_tensor *pe = heed_sinusoidal_positions(g, HEED_F64, 0, n, d);
+    heed_tensor *part = heed_sinusoidal_positions(g, HEED_F64, 3, 4, d);
+    heed_tensor *pe32 = heed_sinusoidal_positions(g, HEED_F32, 0, n, d);
+    CHECK(pe && part && pe32 && pe->shape[0] == n && pe->shape[1] == d, "%s", heed_graph_error(g));
+    for (int64_t p = 0; p < n && pe; p++)
+        for (int64_t i = 0; 2 * i < d; i++) {
+            double angle = (double)p / pow(10000.0, (double)(2 * i) / (double)d);
+            CHECK_CLOSE(heed_get(pe, p * d + 2 * i), sin(angle), 1e-14);
+            if (2 * i + 1 < d) CHECK_CLOSE(heed_get(pe, p * d + 2 * i + 1), cos(angle), 1e-14);
+        }
+    for (int64_t i = 0; i < 4 * d && part; i++) CHECK(heed_get(part, i) == heed_get(pe, 3 * d + i), "offset rows");
+    for (int64_t i = 0; i < n * d && pe32; i++) CHECK(fabs(heed_get(pe32, i) - heed_get(pe, i)) < 1e-6, "f32");
+    CHECK(heed_get(pe, 0) == 0 && heed_get(pe, 1) == 1, "position 0 is sin 0, cos 0");
+    CHECK(heed_sinusoidal_positions(g, HEED_F32, 0, 4, 0) == NULL, "d = 0");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_sinusoidal_positions: start = 0, n = 4, d = 0");
+    CHECK(heed_sinusoidal_positions(g, HEED_F32, -1, 4, 4) == NULL, "negative start");
+    CHECK_ERR(g, HEED_ERR_ARG, "start >= 0");
+    heed_graph_free(g);
+}
+
+static heed_tensor *fn_learned(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    /* [2,3,4] inputs + positions [3,4] broadcast, twice (gradients add up) */
+    heed_tensor *p = heed_learned_positions(g, x[1], 2, 3);
+    heed_tensor *p2 = heed_learned_positions(g, x[1], 1, 3);
+    return heed_mul(g, heed_add(g, x[0], p), p2);
+}
+
+static void learned_positions(void) {
+    heed_gradcheck_input in[2] = {{HEED_SHAPE(2, 3, 4)}, {HEED_SHAPE(6, 4)}};
+    CHECK_GRAD(ctx, fn_learned, NULL, 2, in, NULL);
+    check_f32_vs_f64(ctx, fn_learned, NULL, 2, in, 1e-6, "learned positions");
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *t = heed_zeros(g, HEED_F32, HEED_SHAPE(6, 4));
+    CHECK(heed_learned_positions(g, t, 4, 3) == NULL, "past maxlen");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_learned_positions: positions [4, 7) do not fit table[6,4] (maxlen 6)");
+    t = heed_zeros(g, HEED_F32, HEED_SHAPE(6));
+    CHECK(heed_learned_positions(g, t, 0, 3) == NULL, "1-D table");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "must be [maxlen,d]");
+    heed_graph_free(g);
+}
+
+typedef struct {
+    heed_relpos_opts o;
+    int64_t nq, nk;
+} relpos_case;
+
+static heed_tensor *fn_relpos(heed_graph *g, heed_tensor **x, void *u) {
+    relpos_case *c = u;
+    /* used as an attention bias: added to scores [B,H,nq,nk] */
+    return heed_add(g, x[1], heed_relative_position_bias(g, x[0], c->nq, c->nk, &c->o));
+}
+
+static void relative_position_bias(void) {
+    /* T5 buckets from the definition (32 buckets, max distance 128, bidirectional):
+     * exact below 8 per side, log-spaced up to 128, keys after the query in the upper half. */
+    heed_relpos_opts t5 = {.kind = HEED_RELPOS_T5, .bidirectional = true};
+    CHECK(heed_relpos_bucket(&t5, 32, 0) == 0, "0");
+    CHECK(heed_relpos_bucket(&t5, 32, -1) == 1, "-1");
+    CHECK(heed_relpos_bucket(&t5, 32, 1) == 17, "+1");
+    CHECK(heed_relpos_bucket(&t5, 32, -7) == 7 && heed_relpos_bucket(&t5, 32, -8) == 8, "exact to 7");
+    CHECK(heed_relpos_bucket(&t5, 32, -20) == 10, "-20: 8 + floor(log(2.5)/log(16)*8) = 10");
+    CHECK(heed_relpos_bucket(&t5, 32, -200) == 15 && heed_relpos_bucket(&t5, 32, 200) == 31, "clamped");
+    heed_relpos_opts causal = {.kind = HEED_RELPOS_T5, .bidirectional = false};
+    CHECK(heed_relpos_bucket(&causal, 32, 5) == 0 && heed_relpos_bucket(&causal, 32, -5) == 5, "one-directional");
+    CHECK(heed_relpos_bucket(&causal, 32, -20) == 16 + (int64_t)(log(20.0 / 16) / log(128.0 / 16) * 16), "log part");
+    int64_t last = 0; /* monotone in distance */
+    for (int64_t r = 0; r > -300; r--) {
+        int64_t b = heed_relpos_bucket(&causal, 32, r);
+        CHECK(b >= last && b < 32, "monotone %lld", (long long)r);
+        last = b;
+    }
+    heed_relpos_opts clip = {.kind = HEED_RELPOS_CLIPPED};
+    CHECK(heed_relpos_bucket(&clip, 7, -5) == 0 && heed_relpos_bucket(&clip, 7, 2) == 5 && heed_relpos_bucket(&clip, 7, 9) == 6,
+          "clipped");
+    CHECK(heed_relpos_bucket(&clip, 6, 0) == -1, "even table");
+
+    /* values: bias[0,h,i,j] = table[bucket(j - (start + i)), h] */
+    heed_graph *g = heed_graph_new(ctx);
+    heed_rng r = heed_rng_make(5, 5);
+    int64_t R = 7, H = 3, nq = 4, nk = 6;
+    double *tv = randn(&r, R * H);
+    heed_tensor *table = heed_input_f64(g, HEED_F64, HEED_SHAPE(R, H), tv);
+    heed_relpos_opts o = {.kind = HEED_RELPOS_CLIPPED, .query_start = 2};
+    heed_tensor *bias = heed_relative_position_bias(g, table, nq, nk, &o);
+    CHECK(bias && bias->ndim == 4 && bias->shape[0] == 1 && bias->shape[1] == H, "%s", heed_graph_error(g));
+    for (int64_t h = 0; h < H && bias; h++)
+        for (int64_t i = 0; i < nq; i++)
+            for (int64_t j = 0; j < nk; j++) {
+                int64_t rel = j - (2 + i), b = rel < -3 ? 0 : rel > 3 ? 6 : rel + 3;
+                CHECK(heed_get(bias, (h * nq + i) * nk + j) == tv[b * H + h], "value h%lld i%lld j%lld", (long long)h,
+                      (long long)i, (long long)j);
+            }
+    free(tv);
+
+    relpos_case c1 = {{.kind = HEED_RELPOS_CLIPPED, .max_distance = 2, .query_start = 1}, 3, 4};
+    heed_gradcheck_input in1[2] = {{HEED_SHAPE(5, 2)}, {HEED_SHAPE(2, 2, 3, 4)}};
+    CHECK_GRAD(ctx, fn_relpos, &c1, 2, in1, NULL);
+    check_f32_vs_f64(ctx, fn_relpos, &c1, 2, in1, 1e-6, "relpos clipped");
+    relpos_case c2 = {{.kind = HEED_RELPOS_T5, .max_distance = 12, .bidirectional = true}, 5, 9};
+    heed_gradcheck_input in2[2] = {{HEED_SHAPE(8, 3)}, {HEED_SHAPE(1, 3, 5, 9)}};
+    CHECK_GRAD(ctx, fn_relpos, &c2, 2, in2, NULL);
+
+    heed_graph_reset(g);
+    table = heed_zeros(g, HEED_F32, HEED_SHAPE(6, 2));
+    CHECK(heed_relative_position_bias(g, table, 3, 3, NULL) == NULL, "even rows");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "2*max_distance+1 rows");
+    table = heed_zeros(g, HEED_F32, HEED_SHAPE(7, 2));
+    CHECK(heed_relative_position_bias(g, table, 3, 3, &(heed_relpos_opts){.max_distance = 4}) == NULL, "max distance");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "max_distance = 4");
+    table = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2));
+    CHECK(heed_relative_position_bias(g, table, 3, 3, &(heed_relpos_opts){.kind = HEED_RELPOS_T5, .bidirectional = true}) ==
+              NULL,
+          "T5 too few buckets");
+    CHECK_ERR(g, HEED_ERR_ARG, "max_exact");
+    table = heed_zeros(g, HEED_F32, HEED_SHAPE(7, 2));
+    CHECK(heed_relative_position_bias(g, table, -1, 3, NULL) == NULL, "negative nq");
+    CHECK_ERR(g, HEED_ERR_ARG, "nq = -1");
+    heed_graph_free(g);
+}
+
 int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 7});
     RUN(attend_matches_reference);
@@ -417,6 +543,9 @@ int main(void) {
     RUN(luong_scores);
     RUN(coverage_loss);
     RUN(scores_bad_inputs);
+    RUN(sinusoidal_positions);
+    RUN(learned_positions);
+    RUN(relative_position_bias);
     heed_ctx_free(ctx);
     return check_summary();
 }
