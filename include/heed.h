@@ -484,6 +484,55 @@ int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, in
 heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int64_t nq, int64_t nk,
                                          const heed_relpos_opts *opts);
 
+/* ---------------------------------------------------------------- attention as a recurrence (ops/attention_scan.c)
+ *
+ * For one query q and keys k_1..k_N with scores s_i = scale q.k_i, the state after i keys
+ *   m_i = max_{j<=i} s_j,  c_i = sum_{j<=i} e^{s_j - m_i},  a_i = sum_{j<=i} e^{s_j - m_i} v_j
+ * gives the softmax attention over those keys as o_i = a_i / c_i (the online softmax).
+ * States over disjoint key sets combine associatively, which gives both a streaming cell
+ * with O(dv) memory and a parallel prefix scan. */
+
+/* The streaming cell, for inference (no graph, no gradient). a is the caller's buffer of
+ * dv doubles; the state never allocates. */
+typedef struct {
+    int64_t dv;    /* value size */
+    int64_t count; /* keys pushed (masked ones included) */
+    double m;      /* running max score; -inf before the first key */
+    double c;      /* denominator sum_j exp(s_j - m) */
+    double *a;     /* numerator [dv]: sum_j exp(s_j - m) v_j */
+} heed_attn_state;
+
+/* Empty state (m = -inf, c = 0, a = 0). HEED_ERR_ARG on NULL or dv < 1. */
+heed_status heed_attn_state_init(heed_attn_state *s, int64_t dv, double *a);
+/* Adds one key with its score and value v[dv]. A score of -inf is a masked key (weight 0);
+ * NaN or +inf gives HEED_ERR_NUMERIC and leaves the state unchanged. */
+heed_status heed_attn_state_push(heed_attn_state *s, double score, const double *v);
+heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v);
+/* Same with the score computed as scale * q[d] . k[d]. */
+heed_status heed_attn_state_push_key(heed_attn_state *s, const double *q, const double *k, int64_t d, double scale,
+                                     const double *v);
+/* s <- s combined with other (keys seen by either; order does not matter). Same dv. */
+heed_status heed_attn_state_merge(heed_attn_state *s, const heed_attn_state *other);
+/* out[dv] = a / c: the attention output over the keys pushed; zeros if none (or all masked). */
+heed_status heed_attn_state_output(const heed_attn_state *s, double *out);
+/* log sum_j exp(s_j) = m + log c (-inf when empty). */
+double heed_attn_state_logsumexp(const heed_attn_state *s);
+
+/* The cell run over whole sequences as a recorded op: q[B,d] (or [d], shared by every
+ * row), k[B,N,d], v[B,N,dv] -> softmax(scale q.k) v as [B,dv], one key at a time with O(dv)
+ * state per row. Backward recomputes the scores from the saved log-sum-exp (memory O(B)).
+ * scale 0 means 1/sqrt(d). key_lengths [B] masks keys j >= key_lengths[b] (length 0 ->
+ * zero output and gradients). */
+heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                                      const int64_t *key_lengths);
+/* Every prefix at once: out[b,i] = softmax over keys 0..i of row b, times their values, as
+ * [B,N,dv] (a causal attention with one query per row: Aaren's form). Forward is a
+ * work-efficient parallel prefix scan over the (m, c, a) triples (Blelloch: 2 log2 N
+ * levels, O(N dv) work, O(N dv) work space per row); backward is a reverse linear
+ * recurrence per row, O(N (d + dv)). Outputs at i >= key_lengths[b] are zero. */
+heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                                 const int64_t *key_lengths);
+
 /* ================================================================ layers (models/layers*.c) */
 
 /* ================================================================ optimizers (optim/) */
