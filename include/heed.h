@@ -562,6 +562,71 @@ void heed_optimizer_set_steps(heed_optimizer *opt, int64_t steps);
 
 /* ================================================================ pictures and progress */
 
+/* ---------------------------------------------------------------- pictures (viz/; see docs/viz.md)
+ *
+ * Attention weights as pictures: PNG heatmaps (one map or a grid of heads), a PNG overlay
+ * of spatial weights on an image (captioning), and SVG with token labels on both axes.
+ * Every writer takes any readable f32/f64 tensor (a graph tensor of the current step or a
+ * parameter), returns a heed_status with the message in heed_ctx_error(ctx), and writes
+ * atomically: a temporary file next to path, fsync, rename. On any error nothing is
+ * written at path (an existing file there is left as it was). */
+
+typedef enum {
+    HEED_CMAP_GRAY = 0,  /* 0 black .. 1 white */
+    HEED_CMAP_VIRIDIS,   /* matplotlib's viridis: dark purple .. yellow */
+} heed_colormap;
+
+/* Value ranges: lo < hi maps [lo, hi] onto the colormap (values outside are clamped);
+ * otherwise [min(0, min), max] of the picture's finite values. NaN is drawn red. */
+typedef struct {
+    heed_colormap cmap;
+    int cell;          /* pixels per weight (square); 0 = auto: 512 / max(Nq, Nk) within [1, 16] */
+    int grid_cols;     /* heads per grid row; 0 = ceil(sqrt(H)) */
+    int gap;           /* white pixels between heads; 0 = 4 (for more than one head) */
+    bool per_row;      /* map each query row onto [0, its max] (long sequences) */
+    double lo, hi;     /* value range (see above) */
+    int64_t batch;     /* which batch row of a 4-D [B,H,Nq,Nk] tensor */
+} heed_heatmap_opts;
+
+/* weights [Nq,Nk] (one map), [H,Nq,Nk] (a grid of heads, row-major, H tiles) or
+ * [B,H,Nq,Nk] (opts->batch picks the row) to an 8-bit RGB PNG: query i is pixel row
+ * i*cell, key j pixel column j*cell. opts may be NULL (gray, auto). Images over 16384 px
+ * a side are refused. */
+heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor *weights, const heed_heatmap_opts *opts);
+
+typedef struct {
+    heed_colormap cmap; /* 0 = gray; viridis reads better on photos */
+    double alpha;       /* weight of the heatmap in the blend, in (0, 1]; 0 = 0.6 */
+    int64_t grid_h, grid_w; /* shape of 1-D weights [h*w] (ignored for 2-D weights) */
+    double lo, hi;      /* value range, as for heatmaps */
+} heed_overlay_opts;
+
+/* Spatial attention over an image: image [H,W,3] with values in [0,1] (clamped), weights
+ * [h,w] (or [h*w] with opts->grid_h, grid_w) upsampled bilinearly to H x W (pixel centres,
+ * as align_corners=False), coloured and blended:
+ *   out = (1 - alpha) * image + alpha * colour(weight).
+ * Writes an H x W RGB PNG. */
+heed_status heed_overlay_png(heed_ctx *ctx, const char *path, const heed_tensor *image, const heed_tensor *weights,
+                             const heed_overlay_opts *opts);
+
+typedef struct {
+    heed_colormap cmap;
+    int cell;          /* pixels per weight; 0 = 24 */
+    int font_size;     /* 0 = 12 */
+    const char *title; /* optional, drawn above the map */
+    bool values;       /* also print each weight in its cell (two decimals) */
+    double lo, hi;     /* value range, as for heatmaps */
+    int64_t batch, head; /* pick the map of a [H,Nq,Nk] or [B,H,Nq,Nk] tensor */
+} heed_svg_opts;
+
+/* weights [Nq,Nk] (or 3-D/4-D with opts->head/batch) as an SVG grid with query labels
+ * down the left side and key labels (rotated) along the top. Labels are UTF-8 strings,
+ * XML-escaped (& < > " '); invalid UTF-8 and control characters become '?'. Either label
+ * array (or any entry) may be NULL: the index is printed instead. Each cell carries a
+ * <title> tooltip "query / key: weight". */
+heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights, const char *const *query_labels,
+                               const char *const *key_labels, const heed_svg_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif
