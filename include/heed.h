@@ -387,10 +387,9 @@ typedef struct {
  * A fully masked query row gives a zero output row and zero gradients. opts may be NULL. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
 
-/* ---------------------------------------------------------------- attention for one decoder step
- * (ops/attention_scores.c; see docs/attention-layers.md)
- *
- * A query [B,dq] attends over N keys [B,N,dk] with values [B,N,dv]. A score op gives
+/* ---------------------------------------------------------------- attention for one decoder step (ops/attention_scores.c) */
+
+/* See docs/attention-layers.md. A query [B,dq] attends over N keys [B,N,dk] with values [B,N,dv]. A score op gives
  * scores [B,N]; heed_attend turns them into weights (masked softmax) and a context. The
  * *_attention functions do both. key_lengths[b] in [0, N] marks keys j >= key_lengths[b]
  * as padding: their weight is exactly 0; a row with length 0 gets zero weights and a zero
@@ -484,9 +483,9 @@ int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, in
 heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int64_t nq, int64_t nk,
                                          const heed_relpos_opts *opts);
 
-/* ---------------------------------------------------------------- attention as a recurrence (ops/attention_scan.c)
- *
- * For one query q and keys k_1..k_N with scores s_i = scale q.k_i, the state after i keys
+/* ---------------------------------------------------------------- attention as a recurrence (ops/attention_scan.c) */
+
+/* For one query q and keys k_1..k_N with scores s_i = scale q.k_i, the state after i keys
  *   m_i = max_{j<=i} s_j,  c_i = sum_{j<=i} e^{s_j - m_i},  a_i = sum_{j<=i} e^{s_j - m_i} v_j
  * gives the softmax attention over those keys as o_i = a_i / c_i (the online softmax).
  * States over disjoint key sets combine associatively, which gives both a streaming cell
@@ -562,9 +561,9 @@ void heed_optimizer_set_steps(heed_optimizer *opt, int64_t steps);
 
 /* ================================================================ pictures and progress */
 
-/* ---------------------------------------------------------------- pictures (viz/; see docs/viz.md)
- *
- * Attention weights as pictures: PNG heatmaps (one map or a grid of heads), a PNG overlay
+/* ---------------------------------------------------------------- pictures (viz/) */
+
+/* See docs/viz.md. Attention weights as pictures: PNG heatmaps (one map or a grid of heads), a PNG overlay
  * of spatial weights on an image (captioning), and SVG with token labels on both axes.
  * Every writer takes any readable f32/f64 tensor (a graph tensor of the current step or a
  * parameter), returns a heed_status with the message in heed_ctx_error(ctx), and writes
