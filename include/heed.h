@@ -534,6 +534,39 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
 
 /* ================================================================ layers (models/layers*.c) */
 
+/* ---------------------------------------------------------------- multi-head attention (models/mha.c) */
+
+/* PyTorch's nn.MultiheadAttention (batch_first, separate projections): see
+ * docs/attention-layers.md. */
+typedef struct {
+    int64_t embed_dim;  /* E: query size and output size */
+    int64_t num_heads;  /* H; E must be a multiple of H (head size dh = E / H) */
+    int64_t kdim, vdim; /* key and value input sizes for cross-attention; 0 = E */
+    bool bias;          /* biases on the four projections (PyTorch's default is true) */
+    double dropout;     /* on the attention weights in training mode, in [0, 1) */
+} heed_mha_config;
+
+/* The layer: parameters in a store, named <prefix>.q_proj.weight [E,E],
+ * <prefix>.k_proj.weight [E,kdim], <prefix>.v_proj.weight [E,vdim],
+ * <prefix>.out_proj.weight [E,E] and (with bias) <prefix>.{q,k,v,out}_proj.bias [E]. */
+typedef struct {
+    heed_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b; /* biases NULL without bias */
+    int64_t embed_dim, num_heads, head_dim, kdim, vdim;
+    double dropout;
+} heed_mha;
+
+/* Declares the parameters under prefix ("" for none) and fills m. Initialisation follows
+ * PyTorch: xavier_uniform for q/k/v, nn.Linear's kaiming_uniform(sqrt 5) for out_proj, zero
+ * biases. Returns HEED_OK, or an error with the message in heed_ctx_error. */
+heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg);
+/* query [B,Nq,E], key [B,Nk,kdim], value [B,Nk,vdim] -> [B,Nq,E]. key NULL means
+ * self-attention (key = value = query); value NULL means value = key. opts go to
+ * heed_attention (may be NULL): causal, key_lengths [B], bias (e.g. a relative-position
+ * bias [1,H,Nq,Nk]), window, weights (receives the per-head weights [B,H,Nq,Nk]), impl;
+ * opts->dropout 0 means the layer's dropout. */
+heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
+                              const heed_attention_opts *opts);
+
 /* ================================================================ optimizers (optim/) */
 
 /* An optimizer runs over a parameter store's flat buffers. Its state (moments, step
