@@ -10,6 +10,7 @@
 #include "gemm.h"
 
 #include <math.h>
+#include <omp.h>
 #include <tgmath.h>
 
 #pragma GCC push_options
@@ -26,43 +27,22 @@ __attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t 
     for (; i < n; i++) x[i] = tanhf(x[i]);
 }
 
-__attribute__((target("avx2,fma"))) static void exp_f32_avx2(float *x, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_expf8_u10avx2(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++) x[i] = expf(x[i]);
-}
-
 static bool have_avx2(void) {
     static int cached = -1;
     if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return cached;
 }
 
-void heed__attnl_tanh_inplace(heed_dtype dt, void *x, int64_t n) {
+/* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
+static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
     if (dt == HEED_F32) {
         float *p = x;
-        int64_t chunk = 4096, nchunks = (n + chunk - 1) / chunk;
-_Pragma("omp parallel for if (n > 65536)")
-        for (int64_t c = 0; c < nchunks; c++) {
-            int64_t lo = c * chunk, m = n - lo < chunk ? n - lo : chunk;
-            if (have_avx2()) tanh_f32_avx2(p + lo, m);
-            else
-                for (int64_t i = lo; i < lo + m; i++) p[i] = tanhf(p[i]);
-        }
+        if (avx2) tanh_f32_avx2(p, n);
+        else
+            for (int64_t i = 0; i < n; i++) p[i] = tanhf(p[i]);
     } else {
         double *p = x;
-_Pragma("omp parallel for if (n > 65536)")
         for (int64_t i = 0; i < n; i++) p[i] = tanh(p[i]);
-    }
-}
-
-void heed__attnl_exp_inplace(heed_dtype dt, void *x, int64_t n) {
-    if (dt == HEED_F32) {
-        if (have_avx2()) exp_f32_avx2(x, n);
-        else
-            for (int64_t i = 0; i < n; i++) ((float *)x)[i] = expf(((float *)x)[i]);
-    } else {
-        for (int64_t i = 0; i < n; i++) ((double *)x)[i] = exp(((double *)x)[i]);
     }
 }
 
@@ -206,45 +186,54 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     void *gq = heed__grad(g, query), *gk = heed__grad(g, keys), *gw = heed__grad(g, w), *gb = heed__grad(g, bias),
          *gv = heed__grad(g, v), *gprev = heed__grad(g, prev), *gfilt = heed__grad(g, filt), *gproj = heed__grad(g, proj),
          *gcov = heed__grad(g, cov), *gcovw = heed__grad(g, covw);
-    void *dpre_ = heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es);
+    /* dpre is kept only when a GEMM needs it (concat keys, location features) */
+    bool keep = (p->concat && (gk || gw)) || (prev && (gprev || gfilt || gproj));
+    int nthreads = omp_get_max_threads();
+    void *dpre_ = keep ? heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
-    if (!dpre_ || !dqp_) return;
-    if (gv) heed_gemm(dt, true, false, da, 1, BN, 1, p->t, da, S->grad, 1, 1, gv, 1);
+    /* per-thread partial sums over all rows: dv, dw_c */
+    double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
+    if ((keep && !dpre_) || !dqp_ || !part) return;
     HEED_FOR_DTYPE(dt, T, {
-        const T *t = p->t, *dS = S->grad, *V = v->data;
-        T *dpre = dpre_, *dqp = dqp_;
-_Pragma("omp parallel for if (BN * da > 65536)")
-        for (int64_t i = 0; i < BN; i++)
+        const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
+                *cw = covw ? (const T *)covw->data : NULL;
+        T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
+_Pragma("omp parallel if (BN * da > 32768)")
+        {
+            double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
+            T row[da > 0 ? da : 1];
+_Pragma("omp for schedule(static)")
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t j = 0; j < N; j++) {
+                    int64_t i = b * N + j;
+                    const T *ti = t + i * da;
+                    T ds = dS[i];
+                    double acc_cov = 0;
+                    for (int64_t e = 0; e < da; e++) {
+                        T d = ds * V[e] * (1 - ti[e] * ti[e]);
+                        row[e] = d;
+                        dqp[b * da + e] += d;
+                        pv[e] += (double)ds * ti[e];
+                        if (cv) {
+                            pcw[e] += (double)d * cv[i];
+                            acc_cov += (double)d * cw[e];
+                        }
+                    }
+                    if (dK)
+                        for (int64_t e = 0; e < da; e++) dK[i * da + e] += row[e];
+                    if (dpre) memcpy(dpre + i * da, row, (size_t)da * sizeof(T));
+                    if (dcv) dcv[i] += (T)acc_cov;
+                }
+        }
+        T *dv = gv, *dcw = gcovw, *db = gb;
+        for (int th = 0; th < nthreads; th++)
             for (int64_t e = 0; e < da; e++) {
-                T te = t[i * da + e];
-                dpre[i * da + e] = dS[i] * V[e] * (1 - te * te);
+                if (dv) dv[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)e];
+                if (dcw) dcw[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)(da + e)];
             }
-_Pragma("omp parallel for if (BN * da > 65536)")
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < N; j++)
-                for (int64_t e = 0; e < da; e++) dqp[b * da + e] += dpre[(b * N + j) * da + e];
-        if (gb) {
-            T *db = gb;
+        if (db)
             for (int64_t b = 0; b < B; b++)
                 for (int64_t e = 0; e < da; e++) db[e] += dqp[b * da + e];
-        }
-        if (gk && !p->concat) {
-            T *dk_ = gk;
-_Pragma("omp parallel for if (BN * da > 65536)")
-            for (int64_t i = 0; i < BN * da; i++) dk_[i] += dpre[i];
-        }
-        if (gcovw || gcov) {
-            const T *cv = cov->data, *cw = covw->data;
-            T *dcw = gcovw, *dcv = gcov;
-            for (int64_t i = 0; i < BN; i++) {
-                double acc = 0;
-                for (int64_t e = 0; e < da; e++) {
-                    if (dcw) dcw[e] += dpre[i * da + e] * cv[i];
-                    acc += (double)dpre[i * da + e] * cw[e];
-                }
-                if (dcv) dcv[i] += (T)acc;
-            }
-        }
     });
     if (gq) heed_gemm(dt, false, false, B, dq, da, 1, dqp_, da, w->data, ldw, 1, gq, dq);
     if (gw) heed_gemm(dt, true, false, da, dq, B, 1, dqp_, da, query->data, dq, 1, gw, ldw);
@@ -311,33 +300,38 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     void *qp_ = heed__alloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
     heed_tensor *S = heed__new(g, opname, dt, 2, (int64_t[]){B, N});
     if (!pre_ || !qp_ || !S) return NULL;
+    /* GEMM terms first (into pre), then one pass per row adds the rest, applies tanh and
+     * takes the dot product with v while the row is in cache. */
+    bool gemm_term = p->concat || prev;
     if (p->concat) heed_gemm(dt, false, true, BN, da, dk, 1, keys->data, dk, (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
-    else memcpy(pre_, keys->data, (size_t)(BN * da) * es);
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
     if (prev) {
         p->feat = heed__alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
         if (!p->feat) return NULL;
         location_features(p, dt, prev->data, filt->data, p->feat);
-        heed_gemm(dt, false, true, BN, da, C, 1, p->feat, C, proj->data, C, 1, pre_, da);
+        heed_gemm(dt, false, true, BN, da, C, 1, p->feat, C, proj->data, C, 0, pre_, da);
     }
+    bool avx2 = have_avx2();
     HEED_FOR_DTYPE(dt, T, {
-        T *pre = pre_, *qp = qp_;
-        const T *bs = bias ? bias->data : NULL, *cv = cov ? cov->data : NULL, *cw = covw ? covw->data : NULL;
+        T *pre = pre_, *qp = qp_, *Sd = S->data;
+        const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
+                *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
         if (bs)
             for (int64_t b = 0; b < B; b++)
                 for (int64_t e = 0; e < da; e++) qp[b * da + e] += bs[e];
-_Pragma("omp parallel for if (BN * da > 65536)")
+_Pragma("omp parallel for schedule(static) if (BN * da > 32768)")
         for (int64_t i = 0; i < BN; i++) {
-            const T *q = qp + (i / (N ? N : 1)) * da;
+            const T *q = qp + (i / N) * da;
             T *r = pre + i * da;
+            for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
             if (cv)
-                for (int64_t e = 0; e < da; e++) r[e] += q[e] + cw[e] * cv[i];
-            else
-                for (int64_t e = 0; e < da; e++) r[e] += q[e];
+                for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
+            tanh_row(dt, r, da, avx2);
+            double s = 0;
+            for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
+            Sd[i] = (T)s;
         }
     });
-    heed__attnl_tanh_inplace(dt, pre_, BN * da);
-    heed_gemm(dt, false, false, BN, 1, da, 1, pre_, da, v->data, 1, 0, S->data, 1);
     p->t = pre_;
     heed_node *nd = heed__record1(g, op, n_in, in, S);
     if (nd && (nd->saved = heed__alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;

@@ -1,6 +1,6 @@
 /* Helpers shared by the attention-layer ops (attention_scores.c, positions.c,
  * attention_scan.c) and models/mha.c: shape expectations with clear messages, key-length
- * validation, and the SLEEF f32 tanh used by the additive scores. Not installed. */
+ * validation. Not installed. */
 #ifndef HEED_ATTN_LAYERS_H
 #define HEED_ATTN_LAYERS_H
 
@@ -50,10 +50,5 @@ static inline int64_t *heed__key_lengths(heed_graph *g, const char *op, const in
     }
     return len;
 }
-
-/* x[i] = tanh(x[i]) for i < n: SLEEF AVX2 for f32 when the CPU has it, libm otherwise. */
-void heed__attnl_tanh_inplace(heed_dtype dt, void *x, int64_t n);
-/* x[i] = exp(x[i]) (same dispatch). */
-void heed__attnl_exp_inplace(heed_dtype dt, void *x, int64_t n);
 
 #endif
