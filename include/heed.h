@@ -551,6 +551,28 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
 
 /* ================================================================ layers (models/layers*.c) */
 
+/* ---------------------------------------------------------------- additive attention layer (models/additive.c) */
+
+/* The parameters of an additive attention (heed_additive_score) declared in a store. */
+typedef struct {
+    int64_t query_dim, key_dim, attn_dim; /* dq, dk, da */
+    int64_t loc_channels, loc_kernel;     /* location-aware features: C >= 1 and odd K; 0, 0 = none */
+    bool coverage;                        /* coverage features */
+    bool bias;                            /* a bias on the query projection */
+} heed_additive_config;
+
+typedef struct {
+    heed_additive_params params; /* pass &layer.params to heed_additive_score / _attention */
+    heed_tensor *w_k;            /* [da,dk]: heed_additive_keys(g, keys, layer.w_k, NULL) once per sequence */
+} heed_additive_layer;
+
+/* Declares <prefix>.query_proj.weight [da,dq], .key_proj.weight [da,dk],
+ * .query_proj.bias [da] (with bias), .v [da], .location_conv.weight [C,K] and
+ * .location_proj.weight [da,C] (with location features), .coverage_proj.weight [da] (with
+ * coverage). Projections and filters start as PyTorch's nn.Linear / nn.Conv1d
+ * (U(+-1/sqrt(fan_in))), v and the bias as U(+-1/sqrt(da)), the coverage weights U(-1,1). */
+heed_status heed_additive_init(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg);
+
 /* ---------------------------------------------------------------- multi-head attention (models/mha.c) */
 
 /* PyTorch's nn.MultiheadAttention (batch_first, separate projections): see

@@ -197,25 +197,21 @@ static void additive_gradients(void) {
  * store: step 2's location features and coverage come from step 1's weights, and the
  * coverage loss is added. Checks gradients into every parameter through both steps. */
 typedef struct {
-    heed_params *P;
+    heed_additive_layer *l;
     const int64_t *lens;
 } two_step;
 
 static heed_tensor *fn_two_steps(heed_graph *g, heed_tensor **x, void *u) {
     two_step *t = u;
-    heed_params *P = t->P;
     heed_tensor *keys = x[0], *q1 = x[1], *q2 = x[2];
-    heed_additive_params p = {heed_params_find(P, "att.q_proj.weight"), heed_params_find(P, "att.q_proj.bias"),
-                              heed_params_find(P, "att.v"), heed_params_find(P, "att.loc.filters"),
-                              heed_params_find(P, "att.loc.proj"), heed_params_find(P, "att.cov.weight")};
-    heed_tensor *kp = heed_additive_keys(g, keys, heed_params_find(P, "att.k_proj.weight"), NULL);
+    heed_tensor *kp = heed_additive_keys(g, keys, t->l->w_k, NULL);
     int64_t B = keys->shape[0], N = keys->shape[1];
     heed_tensor *prev = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N)), *cov = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N));
     heed_tensor *w1, *w2;
-    heed_tensor *c1 = heed_additive_attention(g, q1, kp, keys, &p, prev, cov, t->lens, &w1);
+    heed_tensor *c1 = heed_additive_attention(g, q1, kp, keys, &t->l->params, prev, cov, t->lens, &w1);
     heed_tensor *loss1 = heed_coverage_loss(g, w1, cov);
     cov = heed_add(g, cov, w1);
-    heed_tensor *c2 = heed_additive_attention(g, q2, kp, keys, &p, w1, cov, t->lens, &w2);
+    heed_tensor *c2 = heed_additive_attention(g, q2, kp, keys, &t->l->params, w1, cov, t->lens, &w2);
     heed_tensor *loss2 = heed_coverage_loss(g, w2, cov); /* [B] */
     heed_tensor *lc = heed_add(g, loss1, loss2);
     /* [B,dv] + [B,1] */
@@ -224,19 +220,31 @@ static heed_tensor *fn_two_steps(heed_graph *g, heed_tensor **x, void *u) {
 
 static void two_steps_with_params(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
-    int64_t dk = 3, dq = 4, da = 5, C = 2, K = 3;
-    heed_param(P, "att.k_proj.weight", HEED_SHAPE(da, dk), heed_init_normal(0, 0.7));
-    heed_param(P, "att.q_proj.weight", HEED_SHAPE(da, dq), heed_init_normal(0, 0.7));
-    heed_param(P, "att.q_proj.bias", HEED_SHAPE(da), heed_init_normal(0, 0.5));
-    heed_param(P, "att.v", HEED_SHAPE(da), heed_init_normal(0, 1));
-    heed_param(P, "att.loc.filters", HEED_SHAPE(C, K), heed_init_normal(0, 1));
-    heed_param(P, "att.loc.proj", HEED_SHAPE(da, C), heed_init_normal(0, 1));
-    heed_param(P, "att.cov.weight", HEED_SHAPE(da), heed_init_normal(0, 1));
-    CHECK(heed_params_count(P) == 7, "%s", heed_ctx_error(ctx));
+    heed_additive_layer l;
+    heed_additive_config cfg = {.query_dim = 4, .key_dim = 3, .attn_dim = 5, .loc_channels = 2, .loc_kernel = 3,
+                                .coverage = true, .bias = true};
+    CHECK(heed_additive_init(&l, P, "att", &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    const char *names[] = {"att.query_proj.weight", "att.key_proj.weight", "att.query_proj.bias", "att.v",
+                           "att.location_conv.weight", "att.location_proj.weight", "att.coverage_proj.weight"};
+    for (int i = 0; i < 7; i++) CHECK(heed_params_find(P, names[i]) != NULL, "%s", names[i]);
+    CHECK(heed_params_count(P) == 7 && l.params.loc_filters->shape[1] == 3 && l.w_k->shape[1] == 3, "shapes");
+    /* larger values than the default init, so tanh and the coverage minimum are exercised */
+    for (int i = 0; i < heed_params_count(P); i++) heed_param_init(P, heed_params_at(P, i), heed_init_normal(0, 0.8));
     static const int64_t lens[2] = {4, 3};
-    two_step t = {P, lens};
+    two_step t = {&l, lens};
     heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 4, 3)}, {HEED_SHAPE(2, 4)}, {HEED_SHAPE(2, 4)}};
     CHECK_GRAD(ctx, fn_two_steps, &t, 3, in, &(heed_gradcheck_opts){.params = P});
+    /* bad configurations */
+    cfg.loc_kernel = 4;
+    CHECK(heed_additive_init(&l, P, "b", &cfg) == HEED_ERR_ARG, "even kernel");
+    CHECK(strstr(heed_ctx_error(ctx), "loc_kernel = 4") != NULL, "%s", heed_ctx_error(ctx));
+    cfg.loc_kernel = 3, cfg.attn_dim = 0;
+    CHECK(heed_additive_init(&l, P, "b", &cfg) == HEED_ERR_ARG, "attn_dim 0");
+    cfg.attn_dim = 5;
+    CHECK(heed_additive_init(&l, P, "att", &cfg) != HEED_OK, "duplicate prefix");
+    CHECK(heed_additive_init(&l, P, "plain", &(heed_additive_config){.query_dim = 2, .key_dim = 2, .attn_dim = 2}) == HEED_OK &&
+              !l.params.bias && !l.params.loc_filters && !l.params.cov_weight,
+          "plain layer");
     heed_params_free(P);
 }
 
