@@ -193,7 +193,8 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
     /* per-thread partial sums over all rows: dv, dw_c */
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
-    if ((keep && !dpre_) || !dqp_ || !part) return;
+    void *rows_ = heed__alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
+    if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
     HEED_FOR_DTYPE(dt, T, {
         const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
                 *cw = covw ? (const T *)covw->data : NULL;
@@ -201,7 +202,7 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
 _Pragma("omp parallel if (BN * da > 32768)")
         {
             double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
-            T row[da > 0 ? da : 1];
+            T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
 _Pragma("omp for schedule(static)")
             for (int64_t b = 0; b < B; b++)
                 for (int64_t j = 0; j < N; j++) {

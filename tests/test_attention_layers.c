@@ -411,6 +411,15 @@ static void scores_bad_inputs(void) {
     RESET_INPUTS();
     CHECK(heed_coverage_loss(g, prev, q) == NULL, "coverage loss shapes");
     CHECK_ERR(g, HEED_ERR_SHAPE, "coverage[2,4] must be [B,N] = [2,5]");
+    /* empty batches and empty key sets are fine: zero contexts */
+    RESET_INPUTS();
+    p = (heed_additive_params){.w_q = wq, .v = v};
+    heed_tensor *c0 = heed_additive_attention(g, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0, 3)),
+                                              heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0, 6)), &p, NULL, NULL, NULL, NULL);
+    CHECK(c0 && c0->shape[1] == 6 && heed_get(c0, 0) == 0, "N = 0: %s", heed_graph_error(g));
+    heed_tensor *s0 = heed_luong_score(g, HEED_LUONG_DOT, heed_zeros(g, HEED_F32, HEED_SHAPE(0, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(0, 4, 3)),
+                                       NULL, NULL);
+    CHECK(s0 && s0->numel == 0, "B = 0: %s", heed_graph_error(g));
 #undef RESET_INPUTS
     heed_graph_free(g);
 }
