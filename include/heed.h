@@ -314,11 +314,15 @@ heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, h
 
 /* ---------------------------------------------------------------- ops: softmax, norm, dropout */
 
-/* Over the last axis, max subtracted. -INFINITY entries are masked; a fully masked row
- * gives zeros (and zero gradient), never NaN. */
+/* Over the last axis (x needs at least 1 dim), max subtracted:
+ *   softmax:     y = exp(x - m) / sum exp(x - m);  dx = y * (dy - sum(dy * y))
+ *   log_softmax: y = x - m - log sum exp(x - m);   dx = dy - exp(y) * sum(dy)
+ * -INFINITY entries are masked (probability 0, log-prob -inf); a fully masked row gives
+ * zeros from both ops (and zero gradient), never NaN. f32 rows use AVX2 + SLEEF. */
 heed_tensor *heed_softmax(heed_graph *g, heed_tensor *x);
 heed_tensor *heed_log_softmax(heed_graph *g, heed_tensor *x);
-/* Over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta; gamma, beta [D] or NULL. */
+/* Over the last axis (size D): (x - mean) / sqrt(var + eps) * gamma + beta, var biased (as
+ * torch.nn.functional.layer_norm); gamma, beta [D] or NULL; eps finite and >= 0. */
 heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, heed_tensor *beta, double eps);
 /* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). Identity when the
  * graph is not training or p == 0. The mask is regenerated from the counter-based RNG in
@@ -329,16 +333,24 @@ heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p);
 
 typedef struct {
     int64_t ignore_index;   /* targets equal to it are skipped; default -100 */
-    double label_smoothing; /* in [0, 1) */
+    double label_smoothing; /* in [0, 1] */
 } heed_ce_opts;
 #define HEED_CE_DEFAULTS ((heed_ce_opts){.ignore_index = -100, .label_smoothing = 0})
 
-/* logits[N, C], targets[N] in [0, C) or ignore_index: mean over the non-ignored rows. */
+/* Losses return a scalar (0-dim) tensor. A loss over nothing (all rows ignored, all
+ * weights zero, empty input) is 0 with zero gradients, not NaN. */
+
+/* logits[N, C], targets[N] in [0, C) or ignore_index (opts NULL: HEED_CE_DEFAULTS).
+ * Row loss (1-s)*(-logp[t]) + s*mean_c(-logp[c]) with s = label_smoothing (PyTorch's
+ * definition), averaged over the non-ignored rows. A target out of range is an error
+ * naming the row and value. targets is copied; a fully masked row (all -inf) adds 0. */
 heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts);
-/* mean(max(x,0) - x*y + log(1 + exp(-|x|))) times weight (broadcast, may be NULL):
- * stable for large |x|. If weight is given, the mean is sum(w*l)/sum(w). */
+/* l = max(x,0) - x*y + log(1 + exp(-|x|)) (stable for any |x|), y the shape of x.
+ * Mean of l, or with weight (NULL or broadcast to x) sum(w*l)/sum(w) -- PyTorch divides
+ * by numel instead. x, y and weight all get gradients. */
 heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y, heed_tensor *weight);
-heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b); /* mean((a-b)^2) */
+/* mean((a-b)^2); a and b must have the same shape (no broadcasting). */
+heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b);
 
 /* ---------------------------------------------------------------- gradient checker */
 
