@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <tgmath.h>
 
 #pragma GCC push_options
@@ -27,9 +28,11 @@ __attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t 
     for (; i < n; i++) x[i] = tanhf(x[i]);
 }
 
+/* AVX2 + FMA present (checked once); HEED_NO_AVX2 in the environment forces the scalar
+ * path, as for the other f32 kernels. */
 static bool have_avx2(void) {
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("HEED_NO_AVX2");
     return cached;
 }
 
