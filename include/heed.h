@@ -416,10 +416,10 @@ typedef struct {
  * A fully masked query row gives a zero output row and zero gradients. opts may be NULL. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
 
-/* ---------------------------------------------------------------- attention for one decoder step (ops/attention_scores.c) */
+/* ---------------------------------------------------------------- one decoder step (ops/attention_scores.c) */
 
-/* See docs/attention-layers.md. A query [B,dq] attends over N keys [B,N,dk] with values [B,N,dv]. A score op gives
- * scores [B,N]; heed_attend turns them into weights (masked softmax) and a context. The
+/* See docs/attention-layers.md. A query [B,dq] attends over N keys [B,N,dk] with values
+ * [B,N,dv]. A score op gives scores [B,N]; heed_attend turns them into weights (masked softmax) and a context. The
  * *_attention functions do both. key_lengths[b] in [0, N] marks keys j >= key_lengths[b]
  * as padding: their weight is exactly 0; a row with length 0 gets zero weights and a zero
  * context (and zero gradients), never NaN. key_lengths NULL means every key is valid.
@@ -863,9 +863,9 @@ heed_status heed_safetensors_import_memory(const void *data, size_t size, heed_p
 
 /* ---------------------------------------------------------------- pictures (viz/) */
 
-/* See docs/viz.md. Attention weights as pictures: PNG heatmaps (one map or a grid of heads), a PNG overlay
- * of spatial weights on an image (captioning), and SVG with token labels on both axes.
- * Every writer takes any readable f32/f64 tensor (a graph tensor of the current step or a
+/* See docs/viz.md. Attention weights as pictures: PNG heatmaps (one map or a grid of
+ * heads), a PNG overlay of spatial weights on an image (captioning), and SVG with token
+ * labels on both axes. Every writer takes any readable f32/f64 tensor (a graph tensor of the current step or a
  * parameter), returns a heed_status with the message in heed_ctx_error(ctx), and writes
  * atomically: a temporary file next to path, fsync, rename. On any error nothing is
  * written at path (an existing file there is left as it was). */
