@@ -550,6 +550,203 @@ static void relative_position_bias(void) {
     heed_graph_free(g);
 }
 
+/* ---------------------------------------------------------------- multi-head attention */
+
+/* Naive reference: projections, per-head masked softmax (key lengths, causal bottom-right
+ * aligned, additive bias [H,Nq,Nk] or NULL), output projection; all in double from the
+ * parameter values. */
+static void ref_mha(const heed_mha *m, const double *query, const double *key, const double *value, int64_t B, int64_t Nq,
+                    int64_t Nk, const int64_t *lens, bool causal, const double *bias, double *out, double *weights) {
+    int64_t E = m->embed_dim, H = m->num_heads, dh = m->head_dim, kd = m->kdim, vd = m->vdim;
+    double *Q = calloc((size_t)(B * Nq * E), sizeof *Q), *K = calloc((size_t)(B * Nk * E), sizeof *K),
+           *V = calloc((size_t)(B * Nk * E), sizeof *V), *O = calloc((size_t)(B * Nq * E), sizeof *O);
+#define PROJ(dst, src, n, in, w, bb)                                                                 \
+    for (int64_t r = 0; r < (n); r++)                                                               \
+        for (int64_t e = 0; e < E; e++) {                                                           \
+            double s = (bb) ? heed_get((bb), e) : 0;                                                \
+            for (int64_t c = 0; c < (in); c++) s += heed_get((w), e * (in) + c) * (src)[r * (in) + c]; \
+            (dst)[r * E + e] = s;                                                                   \
+        }
+    PROJ(Q, query, B * Nq, E, m->q_w, m->q_b);
+    PROJ(K, key, B * Nk, kd, m->k_w, m->k_b);
+    PROJ(V, value, B * Nk, vd, m->v_w, m->v_b);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < Nq; i++) {
+                double s[64], mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < Nk; j++) {
+                    bool masked = (lens && j >= lens[b]) || (causal && j > i + Nk - Nq);
+                    double d = 0;
+                    for (int64_t c = 0; c < dh; c++) d += Q[(b * Nq + i) * E + h * dh + c] * K[(b * Nk + j) * E + h * dh + c];
+                    s[j] = masked ? -INFINITY : d / sqrt((double)dh) + (bias ? bias[(h * Nq + i) * Nk + j] : 0);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int64_t j = 0; j < Nk; j++) sum += s[j] = mx == -INFINITY ? 0 : exp(s[j] - mx);
+                for (int64_t j = 0; j < Nk; j++) {
+                    double p = sum > 0 ? s[j] / sum : 0;
+                    if (weights) weights[((b * H + h) * Nq + i) * Nk + j] = p;
+                    for (int64_t c = 0; c < dh; c++) O[(b * Nq + i) * E + h * dh + c] += p * V[(b * Nk + j) * E + h * dh + c];
+                }
+            }
+    PROJ(out, O, B * Nq, E, m->o_w, m->o_b);
+#undef PROJ
+    free(Q), free(K), free(V), free(O);
+}
+
+static void mha_matches_reference(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_mha m, self;
+    CHECK(heed_mha_init(&m, P, "dec.cross", &(heed_mha_config){.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 4,
+                                                              .bias = true}) == HEED_OK,
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_mha_init(&self, P, "enc.self", &(heed_mha_config){.embed_dim = 6, .num_heads = 3}) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_params_find(P, "dec.cross.q_proj.weight") && heed_params_find(P, "dec.cross.k_proj.weight")->shape[1] == 5 &&
+              heed_params_find(P, "dec.cross.v_proj.weight")->shape[1] == 4 && heed_params_find(P, "dec.cross.out_proj.bias") &&
+              !heed_params_find(P, "enc.self.q_proj.bias") && heed_params_count(P) == 12,
+          "PyTorch-like names");
+    /* non-zero biases so they are exercised */
+    heed_param_init(P, m.q_b, heed_init_uniform(-0.5, 0.5));
+    heed_param_init(P, m.o_b, heed_init_uniform(-0.5, 0.5));
+    heed_param_init(P, m.k_b, heed_init_uniform(-0.5, 0.5));
+    heed_param_init(P, m.v_b, heed_init_uniform(-0.5, 0.5));
+    heed_rng r = heed_rng_make(21, 0);
+    int64_t B = 2, Nq = 3, Nk = 5;
+    double *query = randn(&r, B * Nq * 6), *key = randn(&r, B * Nk * 5), *value = randn(&r, B * Nk * 4);
+    double out[2 * 3 * 6], w[2 * 2 * 3 * 5];
+    static const int64_t lens[2] = {5, 2};
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *weights = NULL;
+    heed_tensor *y = heed_mha_forward(g, &m, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nq, 6), query),
+                                      heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 5), key),
+                                      heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 4), value),
+                                      &(heed_attention_opts){.key_lengths = lens, .weights = &weights});
+    CHECK(y && weights && y->shape[0] == B && y->shape[1] == Nq && y->shape[2] == 6, "%s", heed_graph_error(g));
+    ref_mha(&m, query, key, value, B, Nq, Nk, lens, false, NULL, out, w);
+    for (int64_t i = 0; y && i < B * Nq * 6; i++) CHECK_CLOSE(heed_get(y, i), out[i], 1e-12);
+    CHECK(weights && weights->ndim == 4 && weights->shape[1] == 2 && weights->shape[3] == Nk, "weights [B,H,Nq,Nk]");
+    for (int64_t i = 0; weights && i < B * 2 * Nq * Nk; i++) CHECK_CLOSE(heed_get(weights, i), w[i], 1e-12);
+    CHECK(weights && heed_get(weights, ((1 * 2 + 1) * Nq + 2) * Nk + 3) == 0, "masked key has weight 0");
+    /* self-attention, causal, with a relative-position bias */
+    heed_graph_reset(g);
+    int64_t N = 4;
+    double *x = randn(&r, B * N * 6), *table = randn(&r, 7 * 3), bias[3 * 4 * 4], out2[2 * 4 * 6];
+    heed_tensor *tb = heed_input_f64(g, HEED_F64, HEED_SHAPE(7, 3), table);
+    heed_tensor *rb = heed_relative_position_bias(g, tb, N, N, NULL);
+    for (int64_t i = 0; rb && i < 3 * N * N; i++) bias[i] = heed_get(rb, i);
+    y = heed_mha_forward(g, &self, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, 6), x), NULL, NULL,
+                         &(heed_attention_opts){.causal = true, .bias = rb});
+    CHECK(y != NULL, "%s", heed_graph_error(g));
+    ref_mha(&self, x, x, x, B, N, N, NULL, true, bias, out2, NULL);
+    for (int64_t i = 0; y && i < B * N * 6; i++) CHECK_CLOSE(heed_get(y, i), out2[i], 1e-12);
+    heed_graph_free(g);
+    heed_params_free(P);
+    free(query), free(key), free(value), free(x), free(table);
+}
+
+typedef struct {
+    heed_mha m64, m32;
+    heed_tensor *rel64, *rel32;
+    bool cross, dropout;
+} mha_case;
+
+static heed_tensor *fn_mha(heed_graph *g, heed_tensor **x, void *u) {
+    mha_case *c = u;
+    static const int64_t lens[2] = {4, 2};
+    bool f64 = x[0]->dtype == HEED_F64;
+    const heed_mha *m = f64 ? &c->m64 : &c->m32;
+    heed_tensor *weights = NULL;
+    heed_attention_opts o = {.key_lengths = lens, .weights = &weights};
+    if (!c->cross) {
+        o.causal = true;
+        o.bias = heed_relative_position_bias(g, f64 ? c->rel64 : c->rel32, 4, 4, NULL);
+    }
+    if (c->dropout) o.dropout = 0.3;
+    heed_tensor *y = heed_mha_forward(g, m, x[0], c->cross ? x[1] : NULL, c->cross ? x[2] : NULL, &o);
+    /* the output [B,Nq,E] plus a weighted sum of the per-head weights, so the gradient
+     * through the weights output is checked too */
+    double ramp[4] = {0.3, -1.1, 0.7, 1.9};
+    heed_tensor *wr = heed_mul(g, weights, heed_input_f64(g, x[0]->dtype, HEED_SHAPE(4), ramp));
+    heed_tensor *ws = heed_sum(g, heed_sum(g, wr, 3, false), 1, false); /* [B,Nq] */
+    return heed_add(g, y, heed_reshape(g, ws, HEED_SHAPE(2, y ? y->shape[1] : 1, 1)));
+}
+
+/* Copies every value of src into the f32 store dst (same names and order). */
+static void copy_store(heed_params *dst, heed_params *src) {
+    for (int i = 0; i < heed_params_count(src); i++) {
+        heed_tensor *s = heed_params_at(src, i), *d = heed_params_at(dst, i);
+        for (int64_t k = 0; k < s->numel; k++) ((float *)d->data)[k] = (float)((double *)s->data)[k];
+    }
+}
+
+static void mha_gradients(void) {
+    mha_case c = {0};
+    heed_mha_config cross = {.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 3, .bias = true};
+    heed_mha_config self = {.embed_dim = 6, .num_heads = 3, .bias = true};
+    for (int cs = 0; cs < 2; cs++) {
+        heed_params *Q = heed_params_new(ctx, HEED_F64), *Q32 = heed_params_new(ctx, HEED_F32);
+        c.cross = cs;
+        CHECK(heed_mha_init(&c.m64, Q, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(heed_mha_init(&c.m32, Q32, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
+        c.rel64 = heed_param(Q, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_normal(0, 1));
+        c.rel32 = heed_param(Q32, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_zeros());
+        for (int i = 0; i < heed_params_count(Q); i++) heed_param_init(Q, heed_params_at(Q, i), heed_init_uniform(-0.8, 0.8));
+        copy_store(Q32, Q);
+        heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 4, 6)}, {HEED_SHAPE(2, 4, 5)}, {HEED_SHAPE(2, 4, 3)}};
+        CHECK_GRAD(ctx, fn_mha, &c, cs ? 3 : 1, in, &(heed_gradcheck_opts){.params = Q});
+        check_f32_vs_f64(ctx, fn_mha, &c, cs ? 3 : 1, in, 1e-5, cs ? "mha cross" : "mha self");
+        c.dropout = true; /* masks replayed by the checker */
+        CHECK_GRAD(ctx, fn_mha, &c, cs ? 3 : 1, in, &(heed_gradcheck_opts){.params = Q});
+        c.dropout = false;
+        heed_params_free(Q);
+        heed_params_free(Q32);
+    }
+}
+
+static void mha_bad_inputs(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F32);
+    heed_mha m;
+    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 6, .num_heads = 4}) == HEED_ERR_ARG, "E mod H");
+    CHECK(strstr(heed_ctx_error(ctx), "embed_dim = 6 must be a positive multiple of num_heads = 4") != NULL, "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .dropout = 1}) == HEED_ERR_ARG, "p");
+    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) != HEED_OK, "same prefix twice");
+    CHECK(strstr(heed_ctx_error(ctx), "exists") != NULL, "%s", heed_ctx_error(ctx));
+    heed_mha_init(&m, P, "b", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .kdim = 3});
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 7));
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "query dim");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_mha_forward: query[2,3,7] must be [B,N,8]");
+    q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "key[2,3,8] must be [B,N,3]");
+    q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 8)),
+                           NULL) == NULL,
+          "batch");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "with the query's B");
+    q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 8)),
+                           NULL) == NULL,
+          "keys vs values");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "same number of keys");
+    q = heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 8));
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 8)),
+                           NULL) == NULL,
+          "dtype");
+    CHECK_ERR(g, HEED_ERR_DTYPE, "parameters are f32 but query is f64");
+    CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL) == NULL, "NULL layer");
+    CHECK_ERR(g, HEED_ERR_ARG, "not initialised");
+    q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 8)),
+                           &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}) == NULL,
+          "key length");
+    CHECK_ERR(g, HEED_ERR_ARG, "key_lengths");
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
 int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 7});
     RUN(attend_matches_reference);
@@ -563,6 +760,9 @@ int main(void) {
     RUN(sinusoidal_positions);
     RUN(learned_positions);
     RUN(relative_position_bias);
+    RUN(mha_matches_reference);
+    RUN(mha_gradients);
+    RUN(mha_bad_inputs);
     heed_ctx_free(ctx);
     return check_summary();
 }
