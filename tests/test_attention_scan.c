@@ -123,6 +123,27 @@ static void ops_equal_softmax(void) {
     }
     CHECK(worst_rec < 1e-12, "recurrent vs softmax: %g", worst_rec);
     CHECK(worst_scan < 1e-12, "scan vs softmax: %g", worst_scan);
+    /* heed_attention gives the same: the scan is causal attention with the query repeated
+     * at every position, the recurrent op attention with one query */
+    double *qrep = malloc((size_t)(B * N * d) * sizeof *qrep);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t c = 0; c < d; c++) qrep[(b * N + i) * d + c] = q[b * d + c];
+    heed_tensor *k4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), K), *v4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, dv), V);
+    heed_tensor *causal = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), qrep), k4, v4,
+                                         &(heed_attention_opts){.scale = 1.5, .causal = true});
+    heed_tensor *single = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, 1, d), q), k4, v4,
+                                         &(heed_attention_opts){.scale = 1.5, .key_lengths = lens5});
+    CHECK(causal && single, "%s", heed_graph_error(g));
+    double worst_attn = 0;
+    for (int64_t b = 0; b < B && causal && single; b++) {
+        for (int64_t i = 0; i < lens5[b]; i++) /* scan outputs past the length are zero by definition */
+            for (int64_t e = 0; e < dv; e++)
+                worst_attn = fmax(worst_attn, fabs(heed_get(scan, (b * N + i) * dv + e) - heed_get(causal, (b * N + i) * dv + e)));
+        for (int64_t e = 0; e < dv; e++) worst_attn = fmax(worst_attn, fabs(heed_get(rec, b * dv + e) - heed_get(single, b * dv + e)));
+    }
+    CHECK(worst_attn < 1e-12, "scan and recurrent vs heed_attention: %g", worst_attn);
+    free(qrep);
     /* the streaming cell gives the same prefixes */
     double buf[3], out[3];
     heed_attn_state s;
