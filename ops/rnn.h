@@ -2,13 +2,14 @@
  * kernels of one time step. Not installed.
  *
  * Buffer layouts (G = 4 gates for the LSTM, 3 for the GRU; all rows of B):
- *   gates [B, 4H]  in: input-side pre-activations in PyTorch gate order, biases folded in
- *                  (LSTM: b_ih + b_hh; GRU: b_ih + [b_hr, b_hz, 0]);
+ *   gates [B, 4H]  in: input-side pre-activations x W_ih^T in PyTorch gate order;
  *                  out: the activations backward needs, LSTM [i f g o], GRU [r z n ghn]
  *                  with ghn = W_hn h + b_hn (the GRU needs 4H columns for this).
  *   rec            the recurrent product h W_hh^T for a block of units starting at rec_j0:
  *                  gate k of unit j is rec[b * rec_ld + k * rec_gs + (j - rec_j0)]; NULL
  *                  when h is zero.
+ *   bias [G H]     added to the gates (LSTM: b_ih + b_hh; GRU: b_ih + [b_hr, b_hz, 0]),
+ *                  NULL for none
  *   h, c [B, H]    states, rows of H. */
 #ifndef HEED_RNN_H
 #define HEED_RNN_H
@@ -21,6 +22,7 @@ typedef struct {
     void *gates;
     const void *rec;
     int64_t rec_ld, rec_gs, rec_j0;
+    const void *bias;           /* [G H], NULL = none */
     const void *b_hn;           /* GRU: [H], NULL = none */
     const void *h_prev, *c_prev; /* [B, H], NULL = zeros */
     void *h_out, *c_out;         /* [B, H] (c_out LSTM only) */
@@ -66,7 +68,7 @@ void heed__rnn_bwd_all(const rnn_bwd_step *s);
 
 static inline int heed__rnn_gates(heed_rnn_kind k) { return k == HEED_RNN_LSTM ? 4 : 3; }
 
-/* The combined bias of the gates buffer (see above) for G H columns; b_ih, b_hh may be NULL. */
+/* The combined bias of the gates (see above) for G H columns; b_ih, b_hh may be NULL. */
 void heed__rnn_fold_bias(heed_dtype dt, heed_rnn_kind kind, int64_t H, const void *b_ih, const void *b_hh, void *out);
 /* Declares one weight set: prefix.weight_ih<suffix> [G H, in], weight_hh [G H, H],
  * bias_ih, bias_hh [G H] (unless no_bias), PyTorch's init, the forget bias if asked.

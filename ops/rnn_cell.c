@@ -118,16 +118,15 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     void *gates = heed__alloc(g, (size_t)(B * 4 * H) * es);
     void *rec = !lstm && h ? heed__alloc(g, (size_t)(B * GH) * es) : NULL;
     if (!heed__live(g)) return NULL;
-    /* gates = bias + x W_ih^T (+ h W_hh^T for the LSTM: its gates just add) */
-    bool bias = b_ih || b_hh;
-    if (bias) {
-        heed__rnn_fold_bias(dt, kind, H, b_ih ? b_ih->data : NULL, b_hh ? b_hh->data : NULL, gates);
-        for (int64_t b = 1; b < B; b++) memcpy((char *)gates + (size_t)(b * 4 * H) * es, gates, (size_t)GH * es);
-    }
-    heed_gemm(dt, false, true, B, GH, I, 1, x->data, I, w_ih->data, I, bias ? 1 : 0, gates, 4 * H);
+    /* gates = x W_ih^T (+ h W_hh^T for the LSTM: its gates just add); the kernel adds the bias */
+    void *bias = b_ih || b_hh ? heed__alloc(g, (size_t)GH * es) : NULL;
+    if (!heed__live(g)) return NULL;
+    if (bias) heed__rnn_fold_bias(dt, kind, H, b_ih ? b_ih->data : NULL, b_hh ? b_hh->data : NULL, bias);
+    heed_gemm(dt, false, true, B, GH, I, 1, x->data, I, w_ih->data, I, 0, gates, 4 * H);
     if (h && lstm) heed_gemm(dt, false, true, B, GH, H, 1, h->data, H, w_hh->data, H, 1, gates, 4 * H);
     if (rec) heed_gemm(dt, false, true, B, GH, H, 1, h->data, H, w_hh->data, H, 0, rec, GH);
     rnn_fwd_step s = {.dtype = dt, .kind = kind, .B = B, .H = H, .gates = gates, .rec = rec, .rec_ld = GH, .rec_gs = H,
+                      .bias = bias,
                       .b_hn = !lstm && b_hh ? (const char *)b_hh->data + (size_t)(2 * H) * es : NULL,
                       .h_prev = h ? h->data : NULL, .c_prev = c ? c->data : NULL, .h_out = h1->data,
                       .c_out = lstm ? c1->data : NULL};

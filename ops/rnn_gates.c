@@ -41,7 +41,7 @@ AVX2 static inline void st8(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
 
 AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0, jv = j0 + (j1 - j0) / 8 * 8;
-    const float *cp = s->c_prev;
+    const float *cp = s->c_prev, *bb = s->bias;
     float *ho = s->h_out, *co = s->c_out, *y = s->y;
     for (int64_t b = 0; b < s->B; b++) {
         if (s->len && s->t >= s->len[b]) {
@@ -52,6 +52,12 @@ AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
         const float *r = s->rec ? (const float *)s->rec + b * s->rec_ld : NULL;
         for (int64_t j = j0; j < jv; j += 8) {
             __m256 ai = ld8(a + j), af = ld8(a + H + j), ag = ld8(a + 2 * H + j), ao = ld8(a + 3 * H + j);
+            if (bb) {
+                ai = _mm256_add_ps(ai, ld8(bb + j));
+                af = _mm256_add_ps(af, ld8(bb + H + j));
+                ag = _mm256_add_ps(ag, ld8(bb + 2 * H + j));
+                ao = _mm256_add_ps(ao, ld8(bb + 3 * H + j));
+            }
             if (r) {
                 ai = _mm256_add_ps(ai, ld8(r + (j - j0r)));
                 af = _mm256_add_ps(af, ld8(r + gs + (j - j0r)));
@@ -72,7 +78,7 @@ AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
 
 AVX2 static void gru_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0, jv = j0 + (j1 - j0) / 8 * 8;
-    const float *hp = s->h_prev, *bhn = s->b_hn;
+    const float *hp = s->h_prev, *bhn = s->b_hn, *bb = s->bias;
     float *ho = s->h_out, *y = s->y;
     for (int64_t b = 0; b < s->B; b++) {
         if (s->len && s->t >= s->len[b]) {
@@ -82,14 +88,19 @@ AVX2 static void gru_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
         float *a = (float *)s->gates + b * 4 * H;
         const float *r = s->rec ? (const float *)s->rec + b * s->rec_ld : NULL;
         for (int64_t j = j0; j < jv; j += 8) {
-            __m256 ar = ld8(a + j), az = ld8(a + H + j), ghn = ld8z(bhn ? bhn + j : NULL);
+            __m256 ar = ld8(a + j), az = ld8(a + H + j), an = ld8(a + 2 * H + j), ghn = ld8z(bhn ? bhn + j : NULL);
+            if (bb) {
+                ar = _mm256_add_ps(ar, ld8(bb + j));
+                az = _mm256_add_ps(az, ld8(bb + H + j));
+                an = _mm256_add_ps(an, ld8(bb + 2 * H + j));
+            }
             if (r) {
                 ar = _mm256_add_ps(ar, ld8(r + (j - j0r)));
                 az = _mm256_add_ps(az, ld8(r + gs + (j - j0r)));
                 ghn = _mm256_add_ps(ghn, ld8(r + 2 * gs + (j - j0r)));
             }
             __m256 rr = sig8(ar), z = sig8(az);
-            __m256 n = tanh8(_mm256_fmadd_ps(rr, ghn, ld8(a + 2 * H + j)));
+            __m256 n = tanh8(_mm256_fmadd_ps(rr, ghn, an));
             __m256 hprev = ld8z(hp ? hp + b * H + j : NULL);
             /* (1-z) n + z h = n + z (h - n) */
             __m256 h = _mm256_fmadd_ps(z, _mm256_sub_ps(hprev, n), n);

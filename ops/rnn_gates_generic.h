@@ -21,7 +21,7 @@ static void FN(carry)(const rnn_fwd_step *s, int64_t b, int64_t j0, int64_t j1) 
 
 static void FN(lstm_fwd)(const rnn_fwd_step *s, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0;
-    const T *hp = s->h_prev, *cp = s->c_prev;
+    const T *hp = s->h_prev, *cp = s->c_prev, *bb = s->bias;
     T *ho = s->h_out, *co = s->c_out, *y = s->y;
     for (int64_t b = b0; b < b1; b++) {
         if (s->len && s->t >= s->len[b]) {
@@ -32,6 +32,7 @@ static void FN(lstm_fwd)(const rnn_fwd_step *s, int64_t b0, int64_t b1, int64_t 
         const T *r = s->rec ? (const T *)s->rec + b * s->rec_ld : NULL; /* r[j - j0r]: unit j */
         for (int64_t j = j0; j < j1; j++) {
             T ai = a[j], af = a[H + j], ag = a[2 * H + j], ao = a[3 * H + j];
+            if (bb) ai += bb[j], af += bb[H + j], ag += bb[2 * H + j], ao += bb[3 * H + j];
             if (r) ai += r[j - j0r], af += r[gs + j - j0r], ag += r[2 * gs + j - j0r], ao += r[3 * gs + j - j0r];
             T i = FN(sigm)(ai), f = FN(sigm)(af), gg = tanh(ag), o = FN(sigm)(ao);
             T c = f * (cp ? cp[b * H + j] : 0) + i * gg;
@@ -47,7 +48,7 @@ static void FN(lstm_fwd)(const rnn_fwd_step *s, int64_t b0, int64_t b1, int64_t 
 
 static void FN(gru_fwd)(const rnn_fwd_step *s, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0;
-    const T *hp = s->h_prev, *bhn = s->b_hn;
+    const T *hp = s->h_prev, *bhn = s->b_hn, *bb = s->bias;
     T *ho = s->h_out, *y = s->y;
     for (int64_t b = b0; b < b1; b++) {
         if (s->len && s->t >= s->len[b]) {
@@ -57,10 +58,11 @@ static void FN(gru_fwd)(const rnn_fwd_step *s, int64_t b0, int64_t b1, int64_t j
         T *a = (T *)s->gates + b * 4 * H;
         const T *r = s->rec ? (const T *)s->rec + b * s->rec_ld : NULL;
         for (int64_t j = j0; j < j1; j++) {
-            T ar = a[j], az = a[H + j], ghn = bhn ? bhn[j] : 0;
+            T ar = a[j], az = a[H + j], an = a[2 * H + j], ghn = bhn ? bhn[j] : 0;
+            if (bb) ar += bb[j], az += bb[H + j], an += bb[2 * H + j];
             if (r) ar += r[j - j0r], az += r[gs + j - j0r], ghn += r[2 * gs + j - j0r];
             T rr = FN(sigm)(ar), z = FN(sigm)(az);
-            T n = tanh(a[2 * H + j] + rr * ghn);
+            T n = tanh(an + rr * ghn);
             T h = (1 - z) * n + z * (hp ? hp[b * H + j] : 0);
             a[j] = rr, a[H + j] = z, a[2 * H + j] = n, a[3 * H + j] = ghn;
             ho[b * H + j] = h;

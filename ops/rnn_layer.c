@@ -3,8 +3,8 @@
  * recorded op that saves, per layer and direction, the gate activations [T,B,4H] and the
  * state histories h, c [T,B,H].
  *
- * Forward, per layer: gates = bias + X W_ih^T for all T*B rows in one GEMM; then per step
- * one GEMM rec = h_prev W_hh^T and one fused gate kernel (rnn_gates.c).
+ * Forward, per layer: gates = X W_ih^T for all T*B rows in one GEMM; then per step one
+ * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (rnn_gates.c).
  * Backward, per layer from the top, per step in reverse: the gate kernel gives dA_t from
  * dh (running + dy_t) and dc; then dh_prev = direct + dA_t W_hh (one GEMM). After the loop,
  * over all steps at once:  dW_ih += dA^T X,  dW_hh += dA[shifted]^T H_hist,  dX = dA W_ih,
@@ -51,6 +51,7 @@ typedef struct {
     int64_t u0[MAX_PARTS + 1];     /* units of part k: [u0[k], u0[k+1]) */
     const void *wp[2];             /* forward: W_hh with each part's gate rows together */
     void *rec[2];                  /* forward: [B, G*H], part k at B*G*u0[k] */
+    void *bias[2];                 /* forward: the folded bias [G*H] or NULL */
     void *y;                       /* forward: the layer's output [T,B,D*H] */
     const void *dy;                /* backward: gradient of the layer's output */
     void *dh[2], *dc[2], *dgi[2], *dgh[2];
@@ -86,7 +87,7 @@ static void fwd_item(const recur *rc, int d, int k, int64_t s) {
     }
     const void *b_hh = sv->w.b_hh[l][d] ? sv->w.b_hh[l][d]->data : NULL;
     rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = B, .H = H,
-                       .gates = AT(sv->gates[l][d], t * B * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk, .rec_j0 = j0,
+                       .gates = AT(sv->gates[l][d], t * B * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk, .rec_j0 = j0, .bias = rc->bias[d],
                        .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL, .h_prev = hp, .c_prev = cp,
                        .h_out = AT(sv->Hs[l][d], t * B * H), .c_out = sv->lstm ? AT(sv->Cs[l][d], t * B * H) : NULL,
                        .y = AT(rc->y, (t * B * sv->D + d) * H), .y_ld = sv->D * H, .len = sv->len, .t = t};
@@ -340,7 +341,6 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         for (int l = 1; l < L - 1; l++) heed__next_stream(g->ctx); /* one stream per layer boundary */
     }
     sv->X[0] = x->data;
-    void *bias = heed__alloc(g, (size_t)GH * es);
     for (int l = 0; l < L && heed__live(g); l++) {
         int64_t In = l == 0 ? I : D * H;
         recur rc = {.sv = sv, .l = l, .y = l == L - 1 ? y->data : heed__alloc(g, (size_t)(TB * D * H) * es)};
@@ -352,15 +352,12 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
             rc.wp[d] = rc.parts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
             if (!heed__live(g)) return NULL;
-            /* input projection of every step: gates = bias + X W_ih^T, one GEMM */
+            /* input projection of every step: gates = X W_ih^T, one GEMM (the kernel adds the bias) */
             const heed_tensor *bi = sv->w.b_ih[l][d], *bh = sv->w.b_hh[l][d];
-            bool has_bias = bi || bh;
-            if (has_bias) {
-                heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, bias);
-                for (int64_t r = 0; r < TB; r++) memcpy(AT(sv->gates[l][d], r * 4 * H), bias, (size_t)GH * es);
-            }
-            heed_gemm(dt, false, true, TB, GH, In, 1, sv->X[l], In, sv->w.w_ih[l][d]->data, In, has_bias ? 1 : 0,
-                      sv->gates[l][d], 4 * H);
+            rc.bias[d] = bi || bh ? heed__alloc(g, (size_t)GH * es) : NULL;
+            if (!heed__live(g)) return NULL;
+            if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
+            heed_gemm(dt, false, true, TB, GH, In, 1, sv->X[l], In, sv->w.w_ih[l][d]->data, In, 0, sv->gates[l][d], 4 * H);
             if (rc.parts > 1) /* part k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
                 for (int k = 0; k < rc.parts; k++) {
                     int64_t j0 = rc.u0[k], nk = rc.u0[k + 1] - j0;
