@@ -16,11 +16,14 @@
  * the reverse direction, which starts from h0 at its own end. Inactive rows get zero gate
  * gradients, so the all-steps weight GEMMs need no masking.
  *
- * Threads: each direction runs on its own threads, and the hidden units of a direction are
- * split among them: a thread computes the recurrent GEMM for the gate rows of its units
- * (W_hh repacked so they are contiguous) and their gate kernel; a barrier per step
- * publishes the new h. In backward a thread computes dA for its units, and after a barrier,
- * the columns of dh_prev for its units. */
+ * Threads: each direction runs on its own threads. Within a direction the threads split
+ * the batch rows when each gets at least 8 (sequences are independent: no thread ever
+ * waits for another until the layer ends); otherwise they split the hidden units: a
+ * thread computes the recurrent GEMM for the gate rows of its units (W_hh repacked so they
+ * are contiguous) and their gate kernel, and a barrier per step publishes the new h; in
+ * backward it computes dA for its units and, after a barrier, the columns of dh_prev for
+ * its units. The GEMMs inside the step loops are single-threaded BLAS calls; those over
+ * all steps use the BLAS's own threads. */
 #include "rnn.h"
 #include "gemm.h"
 
@@ -44,24 +47,39 @@ typedef struct {
     void *gates[MAXL][2], *Hs[MAXL][2], *Cs[MAXL][2];
 } layer_saved;
 
-/* One layer's recurrence, forward or backward: what every work item needs. */
+/* One layer's recurrence, forward or backward: what every work item needs. A work item is
+ * (direction, block of batch rows, block of hidden units); only one of the two splits is
+ * used at a time. */
 typedef struct {
     const layer_saved *sv;
-    int l, parts;
-    int64_t u0[MAX_PARTS + 1];     /* units of part k: [u0[k], u0[k+1]) */
-    const void *wp[2];             /* forward: W_hh with each part's gate rows together */
-    void *rec[2];                  /* forward: [B, G*H], part k at B*G*u0[k] */
+    int l, rparts, uparts;
+    int64_t r0[MAX_PARTS + 1];     /* rows of row block k: [r0[k], r0[k+1]) */
+    int64_t u0[MAX_PARTS + 1];     /* units of unit block k: [u0[k], u0[k+1]) */
+    const void *wp[2];             /* forward: W_hh with each unit block's gate rows together */
+    void *rec[2];                  /* forward: [B, G*H]; item (rows b0.., units j0..) at b0*G*H + B*G*j0 */
     void *bias[2];                 /* forward: the folded bias [G*H] or NULL */
     void *y;                       /* forward: the layer's output [T,B,D*H] */
     const void *dy;                /* backward: gradient of the layer's output */
     void *dh[2], *dc[2], *dgi[2], *dgh[2];
 } recur;
 
+typedef struct {
+    int d;
+    int64_t b0, nb, j0, nk;
+} item;
+
 static size_t esz(const layer_saved *sv) { return heed_dtype_size(sv->x->dtype); }
 #define AT(p, elems) ((void *)((char *)(p) + (size_t)(elems) * es))
 
-static const void *slice_or_null(const heed_tensor *t, int64_t idx, int64_t n, size_t es) {
-    return t ? (const char *)t->data + (size_t)(idx * n) * es : NULL;
+static item item_of(const recur *rc, int i) {
+    int per_dir = rc->rparts * rc->uparts, rk = i % per_dir / rc->uparts, uk = i % rc->uparts;
+    return (item){.d = i / per_dir, .b0 = rc->r0[rk], .nb = rc->r0[rk + 1] - rc->r0[rk], .j0 = rc->u0[uk],
+                  .nk = rc->u0[uk + 1] - rc->u0[uk]};
+}
+
+/* Rows b0.. of state slot idx (layer*D + dir) of h0 / c0, or NULL. */
+static const void *state0(const heed_tensor *t, int64_t idx, int64_t B, int64_t H, int64_t b0, size_t es) {
+    return t ? (const char *)t->data + (size_t)((idx * B + b0) * H) * es : NULL;
 }
 
 /* Time index of step s of direction d, and the index whose state is its h_prev (-1: h0). */
@@ -71,85 +89,110 @@ static int64_t prev_of(const layer_saved *sv, int d, int64_t t) {
     return p < 0 || p >= sv->T ? -1 : p;
 }
 
-static void fwd_item(const recur *rc, int d, int k, int64_t s) {
+/* h_prev and c_prev of time t for rows b0.. of direction d */
+static void prev_states(const layer_saved *sv, int l, int d, int64_t t, int64_t b0, const void **hp, const void **cp) {
+    size_t es = esz(sv);
+    int64_t B = sv->B, H = sv->H, tp = prev_of(sv, d, t);
+    if (tp >= 0) {
+        *hp = AT(sv->Hs[l][d], (tp * B + b0) * H);
+        *cp = sv->lstm ? AT(sv->Cs[l][d], (tp * B + b0) * H) : NULL;
+    } else {
+        *hp = state0(sv->h0, l * sv->D + d, B, H, b0, es);
+        *cp = state0(sv->c0, l * sv->D + d, B, H, b0, es);
+    }
+}
+
+static void fwd_item(const recur *rc, item it, int64_t s) {
     const layer_saved *sv = rc->sv;
     size_t es = esz(sv);
-    int l = rc->l, G = sv->G;
-    int64_t B = sv->B, H = sv->H, t = time_of(sv, d, s), tp = prev_of(sv, d, t);
-    int64_t j0 = rc->u0[k], j1 = rc->u0[k + 1], nk = j1 - j0;
-    const void *hp = tp >= 0 ? AT(sv->Hs[l][d], tp * B * H) : slice_or_null(sv->h0, l * sv->D + d, B * H, es);
-    const void *cp = tp >= 0 ? (sv->lstm ? AT(sv->Cs[l][d], tp * B * H) : NULL)
-                             : slice_or_null(sv->c0, l * sv->D + d, B * H, es);
+    int l = rc->l, G = sv->G, d = it.d;
+    int64_t B = sv->B, H = sv->H, t = time_of(sv, d, s), b0 = it.b0, j0 = it.j0, nk = it.nk;
+    const void *hp, *cp;
+    prev_states(sv, l, d, t, b0, &hp, &cp);
     void *rec = NULL;
-    if (hp) { /* rec[B, G*nk] = h_prev[B,H] @ (this part's gate rows of W_hh)^T */
-        rec = AT(rc->rec[d], B * G * j0);
-        heed_gemm(sv->x->dtype, false, true, B, G * nk, H, 1, hp, H, AT(rc->wp[d], G * j0 * H), H, 0, rec, G * nk);
+    if (hp) { /* rec[nb, G*nk] = h_prev[rows] @ (this block's gate rows of W_hh)^T */
+        rec = AT(rc->rec[d], b0 * G * H + B * G * j0);
+        heed_gemm(sv->x->dtype, false, true, it.nb, G * nk, H, 1, hp, H, AT(rc->wp[d], G * j0 * H), H, 0, rec, G * nk);
     }
     const void *b_hh = sv->w.b_hh[l][d] ? sv->w.b_hh[l][d]->data : NULL;
-    rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = B, .H = H,
-                       .gates = AT(sv->gates[l][d], t * B * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk, .rec_j0 = j0, .bias = rc->bias[d],
-                       .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL, .h_prev = hp, .c_prev = cp,
-                       .h_out = AT(sv->Hs[l][d], t * B * H), .c_out = sv->lstm ? AT(sv->Cs[l][d], t * B * H) : NULL,
-                       .y = AT(rc->y, (t * B * sv->D + d) * H), .y_ld = sv->D * H, .len = sv->len, .t = t};
-    heed__rnn_fwd_step(&st, j0, j1);
+    rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
+                       .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk,
+                       .rec_j0 = j0, .bias = rc->bias[d], .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL,
+                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (t * B + b0) * H),
+                       .c_out = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL,
+                       .y = AT(rc->y, ((t * B + b0) * sv->D + d) * H), .y_ld = sv->D * H,
+                       .len = sv->len ? sv->len + b0 : NULL, .t = t};
+    heed__rnn_fwd_step(&st, j0, j0 + nk);
 }
 
-static void bwd_kernel_item(const recur *rc, int d, int k, int64_t s) {
+static void bwd_kernel_item(const recur *rc, item it, int64_t s) {
     const layer_saved *sv = rc->sv;
     size_t es = esz(sv);
-    int l = rc->l, G = sv->G;
-    int64_t B = sv->B, H = sv->H, t = time_of(sv, d, sv->T - 1 - s), tp = prev_of(sv, d, t);
-    const void *hp = tp >= 0 ? AT(sv->Hs[l][d], tp * B * H) : slice_or_null(sv->h0, l * sv->D + d, B * H, es);
-    const void *cp = tp >= 0 ? (sv->lstm ? AT(sv->Cs[l][d], tp * B * H) : NULL)
-                             : slice_or_null(sv->c0, l * sv->D + d, B * H, es);
-    rnn_bwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = B, .H = H,
-                       .gates = AT(sv->gates[l][d], t * B * 4 * H), .c_t = sv->lstm ? AT(sv->Cs[l][d], t * B * H) : NULL,
-                       .h_prev = hp, .c_prev = cp, .dy = rc->dy ? AT(rc->dy, (t * B * sv->D + d) * H) : NULL,
-                       .dy_ld = sv->D * H, .dh = rc->dh[d], .dc = rc->dc[d], .dgi = AT(rc->dgi[d], t * B * G * H),
-                       .dgh = AT(rc->dgh[d], t * B * G * H), .len = sv->len, .t = t};
-    heed__rnn_bwd_step(&st, rc->u0[k], rc->u0[k + 1]);
+    int l = rc->l, G = sv->G, d = it.d;
+    int64_t B = sv->B, H = sv->H, t = time_of(sv, d, sv->T - 1 - s), b0 = it.b0;
+    const void *hp, *cp;
+    prev_states(sv, l, d, t, b0, &hp, &cp);
+    rnn_bwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
+                       .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H),
+                       .c_t = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL, .h_prev = hp, .c_prev = cp,
+                       .dy = rc->dy ? AT(rc->dy, ((t * B + b0) * sv->D + d) * H) : NULL, .dy_ld = sv->D * H,
+                       .dh = AT(rc->dh[d], b0 * H), .dc = sv->lstm ? AT(rc->dc[d], b0 * H) : NULL,
+                       .dgi = AT(rc->dgi[d], (t * B + b0) * G * H), .dgh = AT(rc->dgh[d], (t * B + b0) * G * H),
+                       .len = sv->len ? sv->len + b0 : NULL, .t = t};
+    heed__rnn_bwd_step(&st, it.j0, it.j0 + it.nk);
 }
 
-/* dh[:, units of k] += dgh_t[B, GH] @ W_hh[GH, units of k] */
-static void bwd_gemm_item(const recur *rc, int d, int k, int64_t s) {
+/* dh[rows, units] += dgh_t[rows, GH] @ W_hh[GH, units] */
+static void bwd_gemm_item(const recur *rc, item it, int64_t s) {
     const layer_saved *sv = rc->sv;
     size_t es = esz(sv);
-    int64_t B = sv->B, H = sv->H, GH = sv->G * H, t = time_of(sv, d, sv->T - 1 - s);
-    int64_t j0 = rc->u0[k], nk = rc->u0[k + 1] - j0;
-    heed_gemm(sv->x->dtype, false, false, B, nk, GH, 1, AT(rc->dgh[d], t * B * GH), GH,
-              AT(sv->w.w_hh[rc->l][d]->data, j0), H, 1, AT(rc->dh[d], j0), H);
+    int64_t B = sv->B, H = sv->H, GH = sv->G * H, t = time_of(sv, it.d, sv->T - 1 - s);
+    heed_gemm(sv->x->dtype, false, false, it.nb, it.nk, GH, 1, AT(rc->dgh[it.d], (t * B + it.b0) * GH), GH,
+              AT(sv->w.w_hh[rc->l][it.d]->data, it.j0), H, 1, AT(rc->dh[it.d], it.b0 * H + it.j0), H);
 }
 
-/* Runs every step; work item i = (direction i / parts, part i % parts). Items of one
- * step are independent; a barrier separates steps when a direction has several parts
- * (backward: also the kernel from the GEMM, which needs all of dA_t). */
+/* Runs every step of every item. Items of one step are independent; when the units are
+ * split, a barrier separates steps (and, in backward, the kernel from the GEMM, which
+ * needs all of dA_t); row blocks never wait for each other. */
 static void run_steps(const recur *rc, bool backward) {
     const layer_saved *sv = rc->sv;
-    int n_items = sv->D * rc->parts, nt = omp_get_max_threads();
+    int n_items = sv->D * rc->rparts * rc->uparts, nt = omp_get_max_threads();
     if (nt > n_items) nt = n_items;
     /* tiny steps: waking threads would cost more than the work */
     if (2.0 * (double)(sv->D * sv->B * sv->G) * (double)sv->H * (double)(sv->H + 8) < 2e5) nt = 1;
-    bool sync = rc->parts > 1;
+    bool sync = rc->uparts > 1;
     int64_t T = sv->T;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        for (int64_t s = 0; s < T; s++) {
-            for (int i = tid; i < n_items; i += nth) {
-                if (backward) bwd_kernel_item(rc, i / rc->parts, i % rc->parts, s);
-                else fwd_item(rc, i / rc->parts, i % rc->parts, s);
-            }
-            if (sync) {
+        if (!sync) { /* every item runs its steps on its own */
+            for (int i = tid; i < n_items; i += nth)
+                for (int64_t s = 0; s < T; s++) {
+                    if (backward) {
+                        bwd_kernel_item(rc, item_of(rc, i), s);
+                        bwd_gemm_item(rc, item_of(rc, i), s);
+                    } else {
+                        fwd_item(rc, item_of(rc, i), s);
+                    }
+                }
+        } else {
+            for (int64_t s = 0; s < T; s++) {
+                for (int i = tid; i < n_items; i += nth) {
+                    if (backward) bwd_kernel_item(rc, item_of(rc, i), s);
+                    else fwd_item(rc, item_of(rc, i), s);
+                }
 #pragma omp barrier
+                if (backward)
+                    for (int i = tid; i < n_items; i += nth) bwd_gemm_item(rc, item_of(rc, i), s);
             }
-            if (backward)
-                for (int i = tid; i < n_items; i += nth) bwd_gemm_item(rc, i / rc->parts, i % rc->parts, s);
         }
     }
 }
 
-/* Splits H units into parts of whole 8-lane blocks: enough threads for every direction,
- * but only when a step's work is worth a barrier. */
+/* Splits the work of a direction over the threads left after one per direction: by
+ * batch rows when every block keeps at least 8 rows (the blocks never wait for each
+ * other, which also keeps a shared, busy machine from stalling every step), else by
+ * hidden units in whole 8-lane blocks (a barrier per step). */
 static void plan_parts(recur *rc) {
     const layer_saved *sv = rc->sv;
     int nt = omp_get_max_threads();
@@ -158,10 +201,13 @@ static void plan_parts(recur *rc) {
     if (parts < 1 || step_flops < 4e5) parts = 1;
     if (parts > MAX_PARTS) parts = MAX_PARTS;
     int64_t blocks = (sv->H + 7) / 8;
-    if (parts > blocks) parts = (int)blocks;
-    rc->parts = parts;
-    for (int k = 0; k <= parts; k++) {
-        int64_t u = blocks * k / parts * 8;
+    bool rows = sv->B >= 8 * parts;
+    if (!rows && parts > blocks) parts = (int)blocks;
+    rc->rparts = rows ? parts : 1;
+    rc->uparts = rows ? 1 : parts;
+    for (int k = 0; k <= rc->rparts; k++) rc->r0[k] = sv->B * k / rc->rparts;
+    for (int k = 0; k <= rc->uparts; k++) {
+        int64_t u = blocks * k / rc->uparts * 8;
         rc->u0[k] = u < sv->H ? u : sv->H;
     }
 }
@@ -217,7 +263,7 @@ static void layer_backward(heed_graph *g, heed_node *n) {
         if (!heed__live(g)) return;
         for (int d = 0; d < D; d++) {
             int64_t idx = l * D + d;
-            const void *h0 = slice_or_null(sv->h0, idx, B * H, es);
+            const void *h0 = state0(sv->h0, idx, B, H, 0, es);
             if (gh0) add_into(dt, AT(gh0, idx * B * H), rc.dh[d], B * H);
             if (gc0) add_into(dt, AT(gc0, idx * B * H), rc.dc[d], B * H);
             heed_tensor *w_ih = sv->w.w_ih[l][d], *w_hh = sv->w.w_hh[l][d];
@@ -350,7 +396,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             sv->Hs[l][d] = heed__alloc(g, (size_t)(TB * H) * es);
             sv->Cs[l][d] = lstm ? heed__alloc(g, (size_t)(TB * H) * es) : NULL;
             rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
-            rc.wp[d] = rc.parts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
+            rc.wp[d] = rc.uparts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
             if (!heed__live(g)) return NULL;
             /* input projection of every step: gates = X W_ih^T, one GEMM (the kernel adds the bias) */
             const heed_tensor *bi = sv->w.b_ih[l][d], *bh = sv->w.b_hh[l][d];
@@ -358,8 +404,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             if (!heed__live(g)) return NULL;
             if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
             heed_gemm(dt, false, true, TB, GH, In, 1, sv->X[l], In, sv->w.w_ih[l][d]->data, In, 0, sv->gates[l][d], 4 * H);
-            if (rc.parts > 1) /* part k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
-                for (int k = 0; k < rc.parts; k++) {
+            if (rc.uparts > 1) /* block k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
+                for (int k = 0; k < rc.uparts; k++) {
                     int64_t j0 = rc.u0[k], nk = rc.u0[k + 1] - j0;
                     for (int gi = 0; gi < G; gi++)
                         memcpy(AT(rc.wp[d], (G * j0 + gi * nk) * H), AT(sv->w.w_hh[l][d]->data, (gi * H + j0) * H),

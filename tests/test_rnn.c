@@ -346,6 +346,12 @@ static void gradcheck_layers(void) {
     o.kind = HEED_RNN_GRU;
     o.bidirectional = true;
     check_layer(o, 4, 5, (int64_t[]){4, 2, 3, 1, 4}, true, false, 12, "GRU bi H = 124");
+    /* batch rows split over threads (B = 17: blocks of 8 and 9 rows) */
+    int64_t len17[17] = {4, 1, 3, 4, 2, 4, 4, 1, 3, 2, 4, 4, 3, 1, 2, 4, 3};
+    for (int kind = 0; kind < 2; kind++) {
+        heed_rnn_opts r = {.kind = (heed_rnn_kind)kind, .input_size = 3, .hidden_size = 72};
+        check_layer(r, 4, 17, len17, true, false, 8, kind ? "GRU B = 17 (threads split the rows)" : "LSTM B = 17 (threads split the rows)");
+    }
 }
 
 static heed_tensor *fn_pyramid_concat(heed_graph *g, heed_tensor **in, void *u) {
@@ -457,6 +463,10 @@ static void f32_matches_f64(void) {
         u.bidirectional = true;
         u.layers = 2;
         f32_vs_f64_layer(u, 5, 5, NULL, 2e-5, kind ? "GRU H=124 bi 2 layers" : "LSTM H=124 bi 2 layers");
+        /* B = 19, one direction: the rows split over threads */
+        int64_t len19[19] = {6, 1, 4, 6, 2, 5, 6, 3, 6, 1, 2, 6, 6, 4, 5, 6, 2, 3, 6};
+        heed_rnn_opts r = {.kind = (heed_rnn_kind)kind, .input_size = 7, .hidden_size = 75, .layers = 2};
+        f32_vs_f64_layer(r, 6, 19, len19, 2e-5, kind ? "GRU B=19" : "LSTM B=19");
     }
 }
 
@@ -595,9 +605,10 @@ static void cell_loop_matches_layer(void) {
             cell_loop_vs_layer(uni, 6, 4, dt, tol, "3 layers");
             heed_rnn_opts bi = {.kind = (heed_rnn_kind)kind, .input_size = 5, .hidden_size = 10, .bidirectional = true};
             cell_loop_vs_layer(bi, 5, 3, dt, tol, "bidirectional");
-            /* units split over threads inside the layer */
+            /* units, then rows, split over threads inside the layer */
             heed_rnn_opts big = {.kind = (heed_rnn_kind)kind, .input_size = 9, .hidden_size = 132};
             cell_loop_vs_layer(big, 5, 6, dt, tol, "H = 132");
+            cell_loop_vs_layer(big, 4, 18, dt, tol, "H = 132, B = 18");
         }
 }
 
