@@ -170,11 +170,7 @@ AVX2 static void gru_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
     }
 }
 
-static bool use_avx2(void) {
-    static int cached = -1; /* benign race: every thread computes the same value */
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
+static bool use_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
 void heed__rnn_fwd_step(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
