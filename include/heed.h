@@ -432,7 +432,8 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
  * direction in the first H columns); h_n, c_n (may be NULL) receive the final states
  * [layers*dirs, B, H]. Per layer: one GEMM for the input projection of all steps, then per
  * step one GEMM and one fused gate kernel; backward mirrors it with the weight gradients
- * as one GEMM over all steps. Threads split the directions, then the hidden units. */
+ * as one GEMM over all steps. Threads split the directions, then the batch rows (or the
+ * hidden units when the batch is small). */
 heed_tensor *heed_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_tensor *h0, heed_tensor *c0,
                        const int64_t *lengths, heed_tensor **h_n, heed_tensor **c_n);
 /* The same for a GRU stack (no cell state). */
