@@ -1,7 +1,8 @@
 /* LSTM and GRU layers, forward + backward, against two references measured in the same
- * run: the sgemm peak (cblas_sgemm, n = 1024, square) and the same GEMMs the layer does
- * (input projection, T recurrent products, dX, dW_ih, T dh products, dW_hh) issued as
- * direct cblas_sgemm calls with nothing in between.
+ * run: the sgemm peak (cblas_sgemm, n = 1024, square, every thread; measured again next to
+ * each case) and the same GEMMs the layer does (input projection, T recurrent products,
+ * dX, dW_ih, T dh products, dW_hh) issued as direct cblas_sgemm calls with nothing in
+ * between (the per-step ones single-threaded, see gemms_only).
  *   gflops     GEMM flops of forward + backward / heed's time: 6 T B G H (I + H) per
  *              direction (G = 4 gates LSTM, 3 GRU); gate math is not counted
  *   frac_peak  gflops / sgemm peak;  ratio_gemm_only  = direct-GEMM time / heed time
@@ -10,6 +11,7 @@
 #include "bench_util.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +26,21 @@ static double sgemm_peak(int reps) {
     return 2.0 * n * n * n / t * 1e-9;
 }
 
-/* The GEMMs of one direction of one layer, forward and backward, as plain cblas calls. */
+/* The GEMMs of one direction of one layer, forward and backward, as plain cblas calls:
+ * the all-steps ones on every thread, the per-step ones on one (threading those small
+ * products costs more than it gains). */
 static void gemms_only(int64_t T, int64_t B, int64_t In, int64_t H, int G, float *x, float *w_ih, float *w_hh, float *gates,
                        float *hs, float *dx, float *dw_ih, float *dw_hh) {
-    int GH = G * (int)H, TB = (int)(T * B);
+    int GH = G * (int)H, TB = (int)(T * B), nt = omp_get_max_threads();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, GH, (int)In, 1, x, (int)In, w_ih, (int)In, 0, gates, GH);
+    omp_set_num_threads(1);
     for (int64_t t = 1; t < T; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, GH, (int)H, 1, hs + (t - 1) * B * H, (int)H, w_hh,
                     (int)H, 1, gates + t * B * GH, GH);
     for (int64_t t = T - 1; t >= 1; t--)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, GH, 1, gates + t * B * GH, GH, w_hh, (int)H,
                     1, hs + (t - 1) * B * H, (int)H);
+    omp_set_num_threads(nt);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, (int)In, GH, 1, gates, GH, w_ih, (int)In, 0, dx, (int)In);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, (int)In, TB, 1, gates, GH, x, (int)In, 1, dw_ih, (int)In);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, (int)H, TB - (int)B, 1, gates + B * GH, GH, hs, (int)H, 1,
@@ -48,7 +54,7 @@ typedef struct {
     bool bidirectional, pyramid;
 } bench_case;
 
-static void run_case(heed_ctx *ctx, const bench_case *c, int reps, double peak) {
+static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
     int G = c->kind == HEED_RNN_LSTM ? 4 : 3, D = c->bidirectional ? 2 : 1;
     int64_t Tin = c->T, T = c->pyramid ? (c->T + 1) / 2 : c->T, In = c->pyramid ? 2 * c->In : c->In, B = c->B, H = c->H;
     heed_params *P = heed_params_new(ctx, HEED_F32);
@@ -92,6 +98,7 @@ static void run_case(heed_ctx *ctx, const bench_case *c, int reps, double peak) 
     double t_gemm;
     BENCH_BEST(reps < 2 ? reps : 2, t_gemm, for (int d = 0; d < D; d++) gemms_only(T, B, In, H, G, x, w_ih, w_hh, gates, hs, dx, dw_ih, dw_hh));
 
+    double peak = sgemm_peak(4 * reps); /* measured next to each case: the machine is shared */
     double flops = 6.0 * (double)(T * B) * (double)GH * (double)(In + H) * D;
     double gf = flops / t_all * 1e-9;
     printf("{\"bench\":\"rnn\",\"case\":\"%s\",\"T\":%lld,\"B\":%lld,\"I\":%lld,\"H\":%lld,\"dirs\":%d,"
@@ -110,7 +117,6 @@ int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 3;
     if (reps < 1) reps = 1;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});
-    double peak = sgemm_peak(reps * 4);
     /* PyTorch 1.13's figure for the first two (DESIGN.md): 407 ms LSTM, 405 ms GRU, 25 GFLOP/s */
     const bench_case cases[] = {
         {"lstm T=100 B=32 I=H=256", HEED_RNN_LSTM, 100, 32, 256, 256, false, false},
@@ -124,7 +130,7 @@ int main(int argc, char **argv) {
         {"las listener pblstm2 T=100->50", HEED_RNN_LSTM, 100, 16, 512, 256, true, true},
         {"las listener pblstm3 T=50->25", HEED_RNN_LSTM, 50, 16, 512, 256, true, true},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], reps, peak);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], reps);
     heed_ctx_free(ctx);
     return 0;
 }

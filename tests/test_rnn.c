@@ -263,10 +263,10 @@ static void gradcheck_cells(void) {
             int G = kind == HEED_RNN_LSTM ? 4 : 3;
             int64_t B = 3, I = 5, H = 4;
             cell_case c = {(heed_rnn_kind)kind, variant != 1, variant != 1, variant != 2};
-            heed_gradcheck_input in[7] = {{HEED_SHAPE(B, I)},      {HEED_SHAPE(B, H), .no_grad = !c.use_h},
-                                          {HEED_SHAPE(B, H), .no_grad = !c.use_c || kind == HEED_RNN_GRU},
-                                          {HEED_SHAPE(G * H, I)},  {HEED_SHAPE(G * H, H)},
-                                          {HEED_SHAPE(G * H), .no_grad = !c.bias}, {HEED_SHAPE(G * H), .no_grad = !c.bias}};
+            heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(B, I)},      {.shape = HEED_SHAPE(B, H), .no_grad = !c.use_h},
+                                          {.shape = HEED_SHAPE(B, H), .no_grad = !c.use_c || kind == HEED_RNN_GRU},
+                                          {.shape = HEED_SHAPE(G * H, I)},  {.shape = HEED_SHAPE(G * H, H)},
+                                          {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias}, {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias}};
             CHECK_GRAD(ctx, fn_cell, &c, 7, in, NULL);
             check_f32_vs_f64(ctx, fn_cell, &c, 7, in, 1e-5, "cell");
         }
@@ -274,9 +274,9 @@ static void gradcheck_cells(void) {
     for (int kind = 0; kind < 2; kind++) {
         int G = kind == HEED_RNN_LSTM ? 4 : 3;
         cell_case c = {(heed_rnn_kind)kind, true, true, true};
-        heed_gradcheck_input in[7] = {{HEED_SHAPE(70, 9)},         {HEED_SHAPE(70, 253)},       {HEED_SHAPE(70, 253)},
-                                      {HEED_SHAPE(G * 253, 9)},    {HEED_SHAPE(G * 253, 253)}, {HEED_SHAPE(G * 253)},
-                                      {HEED_SHAPE(G * 253)}};
+        heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(70, 9)},         {.shape = HEED_SHAPE(70, 253)},       {.shape = HEED_SHAPE(70, 253)},
+                                      {.shape = HEED_SHAPE(G * 253, 9)},    {.shape = HEED_SHAPE(G * 253, 253)}, {.shape = HEED_SHAPE(G * 253)},
+                                      {.shape = HEED_SHAPE(G * 253)}};
         check_f32_vs_f64(ctx, fn_cell, &c, 7, in, 1e-5, "big cell");
     }
 }
@@ -311,12 +311,12 @@ static void check_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_t *le
     int64_t xin = pyramid ? o.input_size / 2 : o.input_size, Ty = pyramid ? (T + 1) / 2 : T;
     int64_t out_lengths[16];
     layer_case c = {&rnn, lengths, use_h0, pyramid, out_lengths};
-    heed_gradcheck_input in[6] = {{HEED_SHAPE(T, B, xin)},
-                                  {HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0},
-                                  {HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0 || o.kind == HEED_RNN_GRU},
-                                  {HEED_SHAPE(Ty, B, D * o.hidden_size), .no_grad = true},
-                                  {HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true},
-                                  {HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true}};
+    heed_gradcheck_input in[6] = {{.shape = HEED_SHAPE(T, B, xin)},
+                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0},
+                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0 || o.kind == HEED_RNN_GRU},
+                                  {.shape = HEED_SHAPE(Ty, B, D * o.hidden_size), .no_grad = true},
+                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true},
+                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true}};
     heed_gradcheck_opts go = {.params = P, .max_per_tensor = max_per_tensor, .seed = 3};
     heed_gradcheck_result r;
     heed_status st = heed_gradcheck(ctx, fn_layer, &c, 6, in, &go, &r);
@@ -360,7 +360,7 @@ static heed_tensor *fn_pyramid_concat(heed_graph *g, heed_tensor **in, void *u) 
 
 static void gradcheck_pyramid(void) {
     int64_t len[3] = {7, 2, 5};
-    heed_gradcheck_input in[1] = {{HEED_SHAPE(7, 3, 2)}};
+    heed_gradcheck_input in[1] = {{.shape = HEED_SHAPE(7, 3, 2)}};
     CHECK_GRAD(ctx, fn_pyramid_concat, len, 1, in, NULL);
     CHECK_GRAD(ctx, fn_pyramid_concat, NULL, 1, in, NULL);
     check_f32_vs_f64(ctx, fn_pyramid_concat, len, 1, in, 1e-6, "pyramid");
