@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what heed needs to build and test on Debian 12 (run as root, or with sudo).
+# Each package and why: docs/dependencies.md.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+pkgs=(gcc pkg-config meson ninja-build libsleef-dev libopenblas-openmp-dev libcjson-dev libpng-dev
+      clang libclang-rt-14-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
