@@ -35,7 +35,8 @@ static void loader_reads_and_splits(void) {
     CHECK(sr_seen_in_train(&d, 1, 11) && !sr_seen_in_train(&d, 1, 12) && sr_seen(&d, 1, 12) && !sr_seen(&d, 1, 20),
           "seen sets");
     sr_stats s = sr_data_stats(&d);
-    CHECK(s.users_with_test == 2 && s.users_with_train == 1 && s.max_len == 4, "stats");
+    CHECK(s.users_with_test == 2 && s.users_with_train == 1 && s.max_len == 4 && s.active_items == 8 && s.active_users == 3,
+          "stats");
 
     /* rows: user 1 trains on 10 11; eval rows see 10 11 (valid) and 10 11 12 (test) */
     int64_t seq[4], pos[4], neg[4];

@@ -209,6 +209,12 @@ bool sr_seen(const sr_data *d, int64_t u, int32_t item) {
 sr_stats sr_data_stats(const sr_data *d) {
     sr_stats s = {0};
     int64_t users = 0;
+    unsigned char *seen = calloc((size_t)d->n_items + 1, 1);
+    for (int64_t i = 0; seen && i < d->n_interactions; i++) {
+        s.active_items += !seen[d->items[i]];
+        seen[d->items[i]] = 1;
+    }
+    free(seen);
     for (int64_t u = 1; u <= d->n_users; u++) {
         int64_t n = sr_len(d, u);
         if (n) users++;
@@ -217,6 +223,7 @@ sr_stats sr_data_stats(const sr_data *d) {
         if (n > s.max_len) s.max_len = n;
     }
     s.mean_len = users ? (double)d->n_interactions / (double)users : 0;
+    s.active_users = users;
     return s;
 }
 

@@ -294,6 +294,10 @@ int main(int argc, char **argv) {
     printf("data: %s: %lld users, %lld items, %lld interactions, %.2f per user (max %lld); %lld with a test item (%.2fs)\n",
            o.data ? o.data : "generated", (long long)d.n_users, (long long)d.n_items, (long long)d.n_interactions, st.mean_len,
            (long long)st.max_len, (long long)st.users_with_test, now() - t0);
+    if (st.active_items < d.n_items / 2 || st.active_users < d.n_users / 2)
+        printf("note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
+               "for every id up to the largest (renumber the ids densely to save memory)\n",
+               (long long)st.active_items, (long long)d.n_items, (long long)st.active_users, (long long)d.n_users);
     if (o.save_data) {
         if (sr_save(o.save_data, &d, err, sizeof err)) {
             fprintf(stderr, "sasrec: %s\n", err);

@@ -60,6 +60,8 @@ typedef struct {
     int64_t users_with_test;    /* users with a validation and test item */
     double mean_len;            /* items per user with any */
     int64_t max_len;
+    int64_t active_users;       /* users with at least one item */
+    int64_t active_items;       /* distinct items that occur */
 } sr_stats;
 sr_stats sr_data_stats(const sr_data *d);
 
