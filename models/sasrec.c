@@ -1,18 +1,27 @@
 /* SASRec (Kang and McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018), as
  * its reference code builds it:
  *
- *   x_0 = (E[s] sqrt(d) + P) dropout, times m      m[b,t] = (s[b,t] != 0), s left padded
+ *   x_0 = dropout(E[s] sqrt(d) + P[p])       s left padded; p = position (1..maxlen), 0 at
+ *                                             padding, and row 0 of E and of P is zero, so
+ *                                             padded rows of x_0 are 0 (the timeline mask)
  *   per block:  z = LN_1(x)
  *               a = causal_attention(z W_q + b_q, x W_k + b_k, x W_v + b_v)   padded keys masked,
  *                   dropout on the attention weights
  *               y = LN_2(z + a)
- *               x = (y + dropout(relu(y W_1 + b_1) dropout W_2 + b_2)) m
+ *               x = y + dropout(dropout(relu(y W_1 + b_1)) W_2 + b_2)
  *   h = LN_out(x)                                          [B, N, d]
  *   score(item i at position t) = h[b,t] . E[i]            (the item table is shared)
- *   loss = -(sum_t m log sigmoid(h.E[pos]) + log(1 - sigmoid(h.E[neg]))) / sum_t m
+ *   loss = -(sum_t log sigmoid(h.E[pos]) + log(1 - sigmoid(h.E[neg]))) / #targets
  *
- * Built from heed's ops, so its gradient is the tape's; the test checks the whole model
- * against central differences in f64. */
+ * The reference multiplies x by the timeline mask after every block too. With padded keys
+ * masked in the attention that changes nothing at real positions: a padded row reaches a
+ * real one only as a key, and masked keys get weight 0; so the rows of h at padded positions
+ * are left unspecified and the multiplications are skipped. For the same reason a batch may
+ * drop leading columns that are padding in every row (len < maxlen): positions count from
+ * the right, and the outputs at real positions are those of the full width.
+ *
+ * Built from heed's ops plus one fused op for the loss; the test checks the gradient of the
+ * whole model against central differences in f64. */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -45,7 +54,7 @@ heed_status heed_sasrec_init(heed_sasrec *m, heed_params *P, const heed_sasrec_c
     heed_status st = HEED_OK;
     heed_init xavier = heed_init_xavier_uniform(1.0), zeros = heed_init_zeros(), ones = heed_init_constant(1.0);
     m->item_emb = param(P, &st, "sasrec.item_emb", HEED_SHAPE(c.n_items + 1, d), xavier);
-    m->pos_emb = param(P, &st, "sasrec.pos_emb", HEED_SHAPE(c.maxlen, d), xavier);
+    m->pos_emb = param(P, &st, "sasrec.pos_emb", HEED_SHAPE(c.maxlen + 1, d), xavier);
     for (int b = 0; b < c.blocks; b++) {
         heed_sasrec_block *k = &m->block[b];
         char name[96];
@@ -71,10 +80,10 @@ heed_status heed_sasrec_init(heed_sasrec *m, heed_params *P, const heed_sasrec_c
     m->out_ln_g = param(P, &st, "sasrec.out_ln.gamma", HEED_SHAPE(d), ones);
     m->out_ln_b = param(P, &st, "sasrec.out_ln.beta", HEED_SHAPE(d), zeros);
     if (st != HEED_OK) return st; /* heed_param left the message in the ctx */
-    /* Row 0 is the padding item: zero, and the embedding op never updates it. */
+    /* Row 0 of both tables is padding: zero, and the embedding op never updates it. */
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        T *e = m->item_emb->data;
-        for (int64_t j = 0; j < d; j++) e[j] = 0;
+        T *e = m->item_emb->data, *p = m->pos_emb->data;
+        for (int64_t j = 0; j < d; j++) e[j] = p[j] = 0;
     });
     return HEED_OK;
 }
@@ -108,33 +117,35 @@ static bool check_model(heed_graph *g, const char *op, const heed_sasrec *m) {
     return true;
 }
 
-heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int64_t *seq, int64_t batch,
+heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int64_t *seq, int64_t batch, int64_t len,
                                  heed_tensor **weights) {
     const char *op = MODEL "_forward";
     if (!check_model(g, op, m)) return NULL;
     const heed_sasrec_config *c = &m->cfg;
-    int64_t B = batch, N = c->maxlen, d = c->hidden, H = c->heads, dh = d / H;
+    int64_t B = batch, N = len, d = c->hidden, H = c->heads, dh = d / H;
     if (B < 1) return heed__fail(g, HEED_ERR_ARG, "%s: batch %lld (must be >= 1)", op, (long long)B), NULL;
+    if (N < 1 || N > c->maxlen)
+        return heed__fail(g, HEED_ERR_ARG, "%s: len %lld (must be in 1..maxlen = %lld)", op, (long long)N, (long long)c->maxlen),
+               NULL;
     if (!check_ids(g, op, m, seq, B * N, "seq")) return NULL;
     heed_dtype dt = m->item_emb->dtype;
 
-    /* The timeline mask m[b,t] and the additive key bias: -inf at padded keys. */
-    heed_tensor *mask = heed__new(g, op, dt, 3, (int64_t[]){B, N, 1});
+    /* Position ids (column t of N is position maxlen - N + t + 1; 0 at padding) and the
+     * additive key bias: -inf at padded keys. */
+    int64_t *pid = heed__alloc(g, (size_t)(B * N) * sizeof *pid);
     heed_tensor *bias = heed__new(g, op, dt, 4, (int64_t[]){B, 1, 1, N});
-    if (!mask || !bias) return NULL;
+    if (!pid || !bias) return NULL;
     HEED_FOR_DTYPE(dt, T, {
-        T *mk = mask->data, *bs = bias->data;
+        T *bs = bias->data;
         for (int64_t i = 0; i < B * N; i++) {
-            mk[i] = seq[i] != 0;
+            pid[i] = seq[i] != 0 ? c->maxlen - N + i % N + 1 : 0;
             bs[i] = seq[i] != 0 ? 0 : -INFINITY;
         }
     });
 
-    heed_tensor *x = heed_embedding(g, m->item_emb, seq, HEED_SHAPE(B, N), 0);
-    x = heed_scale(g, x, sqrt((double)d));
-    x = heed_add(g, x, m->pos_emb);
+    heed_tensor *x = heed_scale(g, heed_embedding(g, m->item_emb, seq, HEED_SHAPE(B, N), 0), sqrt((double)d));
+    x = heed_add(g, x, heed_embedding(g, m->pos_emb, pid, HEED_SHAPE(B, N), 0));
     x = heed_dropout(g, x, c->dropout);
-    x = heed_mul(g, x, mask);
     for (int b = 0; b < c->blocks; b++) {
         const heed_sasrec_block *k = &m->block[b];
         heed_tensor *z = heed_layernorm(g, x, k->attn_ln_g, k->attn_ln_b, c->ln_eps);
@@ -150,7 +161,7 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
         heed_tensor *y = heed_layernorm(g, heed_add(g, z, a), k->ff_ln_g, k->ff_ln_b, c->ln_eps);
         heed_tensor *f = heed_dropout(g, heed_relu(g, heed_linear(g, y, k->w1, k->b1)), c->dropout);
         f = heed_dropout(g, heed_linear(g, f, k->w2, k->b2), c->dropout);
-        x = heed_mul(g, heed_add(g, y, f), mask);
+        x = heed_add(g, y, f);
     }
     x = heed_layernorm(g, x, m->out_ln_g, m->out_ln_b, c->ln_eps);
     return heed__live(g) ? x : NULL;
@@ -158,42 +169,104 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
 
 static bool check_h(heed_graph *g, const char *op, const heed_sasrec *m, const heed_tensor *h, int rank) {
     if (!check_model(g, op, m) || !heed__check_like(g, op, h, "h", m->item_emb)) return false;
-    bool ok = h->ndim == rank && h->shape[rank - 1] == m->cfg.hidden && (rank == 2 || h->shape[1] == m->cfg.maxlen);
+    bool ok = h->ndim == rank && h->shape[0] >= 1 && h->shape[rank - 1] == m->cfg.hidden &&
+              (rank == 2 || (h->shape[1] >= 1 && h->shape[1] <= m->cfg.maxlen));
     if (!ok)
         heed__fail(g, HEED_ERR_SHAPE, "%s: h%s must be %s (hidden %lld, maxlen %lld)", op, HEED_S(h),
-                   rank == 3 ? "[B, maxlen, hidden]" : "[B, hidden]", (long long)m->cfg.hidden, (long long)m->cfg.maxlen);
+                   rank == 3 ? "[B, len <= maxlen, hidden]" : "[B, hidden]", (long long)m->cfg.hidden,
+                   (long long)m->cfg.maxlen);
     return ok;
 }
+
+/* ---------------------------------------------------------------- the loss, fused
+ *
+ * For each target position i (pos_i != 0), s+ = h_i . E[pos_i] and s- = h_i . E[neg_i]:
+ *   l_i = softplus(-s+) + softplus(s-)        (= -log sigma(s+) - log(1 - sigma(s-)))
+ *   loss = sum_i l_i / n                        n = number of targets
+ * Backward, g = d loss:  a_i = g (sigma(s+) - 1) / n,  b_i = g sigma(s-) / n
+ *   dh_i += a_i E[pos_i] + b_i E[neg_i],   dE[pos_i] += a_i h_i,   dE[neg_i] += b_i h_i.
+ * Only the target rows are touched; most of a left-padded batch is padding. */
+
+typedef struct {
+    int64_t n, d;
+    int64_t *row, *pos, *neg; /* [n]: the row of h, the positive and the negative item */
+    double *sp, *sn;          /* [n]: sigma(s+), sigma(s-) */
+} bce_saved;
+
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+static void loss_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *h = nd->in[0], *E = nd->in[1], *y = nd->out[0];
+    const bce_saved *s = nd->saved;
+    void *gh_ = heed__grad(g, h), *gE_ = heed__grad(g, E);
+    int64_t n = s->n, d = s->d;
+    HEED_FOR_DTYPE(h->dtype, T, {
+        const T *H = h->data, *W = E->data;
+        double go = (double)((const T *)y->grad)[0] / (double)n;
+        if (gh_) {
+            T *gh = gh_;
+            _Pragma("omp parallel for if (n * d > 65536)")
+            for (int64_t i = 0; i < n; i++) {
+                T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
+                T *dst = gh + s->row[i] * d;
+                const T *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
+                for (int64_t k = 0; k < d; k++) dst[k] += a * ep[k] + b * en[k];
+            }
+        }
+        if (gE_) { /* a scatter: items repeat, so one thread */
+            T *gE = gE_;
+            for (int64_t i = 0; i < n; i++) {
+                T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
+                const T *hi = H + s->row[i] * d;
+                T *dp = gE + s->pos[i] * d, *dn = gE + s->neg[i] * d;
+                for (int64_t k = 0; k < d; k++) dp[k] += a * hi[k];
+                for (int64_t k = 0; k < d; k++) dn[k] += b * hi[k];
+            }
+        }
+    });
+}
+
+static const heed_op op_loss = {MODEL "_loss", loss_backward};
 
 heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *h, const int64_t *pos, const int64_t *neg) {
     const char *op = MODEL "_loss";
     if (!check_h(g, op, m, h, 3)) return NULL;
-    int64_t B = h->shape[0], N = h->shape[1];
+    int64_t B = h->shape[0], N = h->shape[1], d = h->shape[2];
     if (!check_ids(g, op, m, pos, B * N, "pos") || !check_ids(g, op, m, neg, B * N, "neg")) return NULL;
-    heed_dtype dt = h->dtype;
-    /* Targets and weights for [pos logits; neg logits]: y = 1 then 0, w = 1 where pos != 0. */
-    heed_tensor *y = heed__new(g, op, dt, 2, (int64_t[]){2 * B, N});
-    heed_tensor *w = heed__new(g, op, dt, 2, (int64_t[]){2 * B, N});
-    if (!y || !w) return NULL;
-    int64_t targets = 0;
-    HEED_FOR_DTYPE(dt, T, {
-        T *yy = y->data, *ww = w->data;
-        for (int64_t i = 0; i < B * N; i++) {
-            yy[i] = 1, yy[B * N + i] = 0;
-            ww[i] = ww[B * N + i] = pos[i] != 0;
-            targets += pos[i] != 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < B * N; i++) n += pos[i] != 0;
+    if (n == 0) return heed__fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
+    bce_saved *s = heed__alloc(g, sizeof *s);
+    heed_tensor *out = heed__new(g, op, h->dtype, 0, NULL);
+    if (!s || !out) return NULL;
+    *s = (bce_saved){.n = n, .d = d};
+    s->row = heed__alloc(g, (size_t)n * sizeof *s->row);
+    s->pos = heed__alloc(g, (size_t)n * sizeof *s->pos);
+    s->neg = heed__alloc(g, (size_t)n * sizeof *s->neg);
+    s->sp = heed__alloc(g, (size_t)n * sizeof *s->sp);
+    s->sn = heed__alloc(g, (size_t)n * sizeof *s->sn);
+    if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn) return NULL;
+    for (int64_t i = 0, j = 0; i < B * N; i++)
+        if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
+    double total = 0;
+    HEED_FOR_DTYPE(h->dtype, T, {
+        const T *H = h->data, *W = m->item_emb->data;
+        _Pragma("omp parallel for reduction(+ : total) if (n * d > 65536)")
+        for (int64_t i = 0; i < n; i++) {
+            const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
+            double a = 0, b = 0;
+            for (int64_t k = 0; k < d; k++) a += (double)hi[k] * ep[k], b += (double)hi[k] * en[k];
+            total += softplus(-a) + softplus(b);
+            s->sp[i] = sigmoid(a);
+            s->sn[i] = sigmoid(b);
         }
+        ((T *)out->data)[0] = (T)(total / (double)n);
     });
-    if (targets == 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
-    heed_tensor *pe = heed_embedding(g, m->item_emb, pos, HEED_SHAPE(B, N), 0);
-    heed_tensor *ne = heed_embedding(g, m->item_emb, neg, HEED_SHAPE(B, N), 0);
-    heed_tensor *logits[2] = {heed_sum(g, heed_mul(g, h, pe), -1, false), heed_sum(g, heed_mul(g, h, ne), -1, false)};
-    heed_tensor *all = heed_concat(g, logits, 2, 0);
-    /* bce_with_logits averages over both halves: sum / (2 targets); the reference divides
-     * the sum by the targets alone, hence the factor 2. */
-    heed_tensor *loss = heed_scale(g, heed_bce_with_logits(g, all, y, w), 2.0);
-    return heed__live(g) ? loss : NULL;
+    heed_tensor *in[2] = {h, m->item_emb};
+    heed_node *nd = heed__record(g, &op_loss, 2, in, 1, &out);
+    if (nd) nd->saved = s;
+    return heed__live(g) ? out : NULL;
 }
 
 heed_tensor *heed_sasrec_last(heed_graph *g, const heed_sasrec *m, heed_tensor *h) {
@@ -214,4 +287,15 @@ heed_tensor *heed_sasrec_score(heed_graph *g, const heed_sasrec *m, heed_tensor 
     heed_tensor *e = heed_embedding(g, m->item_emb, items, HEED_SHAPE(B, n_cands), -1); /* [B, C, d] */
     heed_tensor *s = heed_matmul(g, e, heed_reshape(g, h_last, HEED_SHAPE(B, d, 1)));     /* [B, C, 1] */
     return heed_reshape(g, s, HEED_SHAPE(B, n_cands));
+}
+
+int64_t heed_sasrec_width(const int64_t *seq, int64_t batch, int64_t maxlen) {
+    int64_t first = maxlen - 1; /* the leftmost column with an item in any row */
+    for (int64_t b = 0; seq && b < batch; b++)
+        for (int64_t t = 0; t < first; t++)
+            if (seq[b * maxlen + t]) {
+                first = t;
+                break;
+            }
+    return maxlen > 0 ? maxlen - first : 0;
 }

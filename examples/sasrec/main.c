@@ -219,7 +219,7 @@ static int write_heatmap(const char *path, sr_trainer *t, int64_t u, char *err, 
     heed_graph_reset(g);
     heed_graph_set_training(g, false);
     heed_no_grad_begin(g);
-    heed_tensor *h = heed_sasrec_forward(g, &t->m, seq, 1, w);
+    heed_tensor *h = n ? heed_sasrec_forward(g, &t->m, seq + first, 1, n, w) : NULL;
     heed_no_grad_end(g);
     heed_graph_set_training(g, true);
     if (!h || n == 0) {
@@ -245,7 +245,7 @@ static int write_heatmap(const char *path, sr_trainer *t, int64_t u, char *err, 
                     (long long)b + 1, (long long)hd + 1);
             for (int64_t i = 0; i < n; i++)
                 for (int64_t j = 0; j < n; j++) {
-                    double a = heed_get(w[b], ((hd * N) + first + i) * N + first + j);
+                    double a = heed_get(w[b], ((hd * n) + i) * n + j);
                     int shade = (int)lround(255 * (1 - (a > 1 ? 1 : a < 0 ? 0 : a)));
                     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\"><title>%lld -> %lld: "
                                "%.3f</title></rect>\n",
