@@ -412,8 +412,15 @@ typedef struct {
     int block_q, block_k;        /* flash tile sizes; 0 = default */
 } heed_attention_opts;
 
-/* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv].
- * A fully masked query row gives a zero output row and zero gradients. opts may be NULL. */
+/* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv]
+ * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window and -inf entries of bias)
+ * combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
+ * Gradients flow to q, k, v and bias (summed over the dims it broadcasts). Dropout is
+ * active only when the graph is training; flash and materialised draw the same mask for
+ * the same random stream. The weights (materialised only) are the softmax before dropout
+ * and take gradients like any output. AUTO runs flash unless weights are requested. The
+ * options are read during the call (key_lengths is copied). opts may be NULL (all off).
+ * Equations, cost and memory: docs/attention.md. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
 
 /* ================================================================ layers (models/layers*.c) */
