@@ -35,7 +35,7 @@ static void usage(FILE *f) {
             "usage: sasrec [options]\n"
             "data (default: generated, --gen small):\n"
             "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
-            "  --gen PRESET           small (2000 users, 500 items) or amazon-games (31000 users,\n"
+            "  --gen PRESET           small (6000 users, 500 items) or amazon-games (31000 users,\n"
             "                         24000 items, 7.3 items per user)\n"
             "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
             "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
@@ -54,7 +54,8 @@ static void usage(FILE *f) {
             "output:\n"
             "  --checkpoint PATH      save the training state after every epoch\n"
             "  --resume               continue from --checkpoint if the file exists\n"
-            "  --heatmap PATH.svg     attention weights of one user, every block, at the end\n"
+            "  --heatmap PATH         attention weights of one user at the end: PATH.png a heatmap per\n"
+            "                         block (grid of heads), else an SVG per block and head with item ids\n"
             "  --heatmap-user U       that user (default: the first with a test item)\n"
             "  --metrics PATH.csv     per-epoch loss, time and metrics\n"
             "  --no-progress          no progress bar\n"
@@ -81,7 +82,7 @@ static bool parse_f64(const char *s, double *v) {
 }
 
 static sr_gen_config gen_small(void) {
-    return (sr_gen_config){.n_users = 2000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200, .successors = 3,
+    return (sr_gen_config){.n_users = 6000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200, .successors = 3,
                            .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
 }
 
@@ -204,66 +205,81 @@ static bool preset(int argc, char **argv, sr_gen_config *g) {
     return true;
 }
 
-/* An SVG heatmap of one user's attention weights, one panel per block (and head). */
+/* path with "-<tag>" before its extension: runs/attn.svg -> runs/attn-block1.svg. */
+static void tagged_path(const char *path, const char *tag, char *out, size_t len) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+    snprintf(out, len, "%.*s-%s%s", (int)(dot - path), path, tag, dot);
+}
+
+/* One user's attention weights, every block: PATH.png gets a heatmap per block (a grid of
+ * heads), any other PATH an SVG per block and head with the item ids as labels. With one
+ * block and one head the picture is PATH itself. */
 static int write_heatmap(const char *path, sr_trainer *t, int64_t u, char *err, size_t errlen) {
     const heed_sasrec_config *c = &t->cfg.model;
     int64_t N = c->maxlen, H = c->heads, L = c->blocks;
+    if (L == 0) return snprintf(err, errlen, "the model has no attention block"), -1;
     int64_t *seq = malloc((size_t)N * sizeof *seq);
-    if (!seq) return snprintf(err, errlen, "out of memory"), -1;
+    char **labels = calloc((size_t)N, sizeof *labels);
+    int rc = -1;
+    if (!seq || !labels) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     sr_eval_row(t->d, u, N, true, seq);
     int64_t first = 0;
     while (first < N && seq[first] == 0) first++;
-    int64_t n = N - first;
+    int64_t n = N - first; /* the user's history, unpadded: one row, no padding needed */
+    if (n == 0) {
+        snprintf(err, errlen, "user %lld has no history", (long long)u);
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        labels[i] = malloc(24);
+        if (!labels[i]) goto out;
+        snprintf(labels[i], 24, "%lld", (long long)seq[first + i]);
+    }
     heed_tensor *w[HEED_SASREC_MAX_BLOCKS] = {0};
     heed_graph *g = t->g;
     heed_graph_reset(g);
     heed_graph_set_training(g, false);
     heed_no_grad_begin(g);
-    heed_tensor *h = n ? heed_sasrec_forward(g, &t->m, seq + first, 1, n, w) : NULL;
+    heed_tensor *h = heed_sasrec_forward(g, &t->m, seq + first, 1, n, w);
     heed_no_grad_end(g);
     heed_graph_set_training(g, true);
-    if (!h || n == 0) {
-        free(seq);
-        return snprintf(err, errlen, "%s", n == 0 ? "the user has no history" : heed_graph_error(g)), -1;
+    if (!h) {
+        snprintf(err, errlen, "%s", heed_graph_error(g));
+        goto out;
     }
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        free(seq);
-        return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
-    }
-    int cell = n > 40 ? 10 : n > 20 ? 16 : 24, margin = 60, gap = 30;
-    int panel = (int)n * cell, panels = (int)(L * H);
-    int width = margin + panels * (panel + gap), height = margin + panel + 40;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
-               "font-size=\"9\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", width, height);
-    fprintf(f, "<text x=\"%d\" y=\"16\" font-size=\"13\">SASRec attention, user %lld (%lld items; rows: queries, "
-               "columns: keys; white 0, black 1)</text>\n", margin, (long long)u, (long long)n);
+    const char *ext = strrchr(path, '.');
+    bool png = ext && !strcmp(ext, ".png");
+    char file[1024], tag[64], title[160];
     for (int64_t b = 0; b < L; b++)
-        for (int64_t hd = 0; hd < H; hd++) {
-            int x0 = margin + (int)(b * H + hd) * (panel + gap), y0 = margin;
-            fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\">block %lld head %lld</text>\n", x0, y0 - 22,
-                    (long long)b + 1, (long long)hd + 1);
-            for (int64_t i = 0; i < n; i++)
-                for (int64_t j = 0; j < n; j++) {
-                    double a = heed_get(w[b], ((hd * n) + i) * n + j);
-                    int shade = (int)lround(255 * (1 - (a > 1 ? 1 : a < 0 ? 0 : a)));
-                    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\"><title>%lld -> %lld: "
-                               "%.3f</title></rect>\n",
-                            x0 + (int)j * cell, y0 + (int)i * cell, cell, cell, shade, shade, shade,
-                            (long long)seq[first + i], (long long)seq[first + j], a);
-                }
-            if (n <= 40)
-                for (int64_t i = 0; i < n; i++) {
-                    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%lld</text>\n", x0 - 2,
-                            y0 + (int)i * cell + cell / 2 + 3, (long long)seq[first + i]);
-                    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%lld</text>\n", x0 + (int)i * cell + cell / 2,
-                            y0 - 4, (long long)seq[first + i]);
-                }
+        for (int64_t hd = 0; hd < (png ? 1 : H); hd++) {
+            if (png) snprintf(tag, sizeof tag, "block%lld", (long long)b + 1);
+            else if (H > 1) snprintf(tag, sizeof tag, "block%lld-head%lld", (long long)b + 1, (long long)hd + 1);
+            else snprintf(tag, sizeof tag, "block%lld", (long long)b + 1);
+            if (L * (png ? 1 : H) > 1) tagged_path(path, tag, file, sizeof file);
+            else snprintf(file, sizeof file, "%s", path);
+            snprintf(title, sizeof title, "SASRec user %lld, block %lld head %lld: rows attend to columns (item ids)",
+                     (long long)u, (long long)b + 1, (long long)hd + 1);
+            heed_status st =
+                png ? heed_heatmap_png(t->ctx, file, w[b], &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS})
+                    : heed_attention_svg(t->ctx, file, w[b], (const char *const *)labels, (const char *const *)labels,
+                                         &(heed_svg_opts){.cmap = HEED_CMAP_VIRIDIS, .title = title, .head = hd,
+                                                          .values = n <= 20});
+            if (st != HEED_OK) {
+                snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
+                goto out;
+            }
+            printf("heatmap: %s\n", file);
         }
-    fprintf(f, "</svg>\n");
+    rc = 0;
+out:
+    for (int64_t i = 0; labels && i < N; i++) free(labels[i]);
+    free(labels);
     free(seq);
-    if (fclose(f) != 0) return snprintf(err, errlen, "%s: write error", path), -1;
-    return 0;
+    return rc;
 }
 
 static int evaluate(sr_trainer *t, const options *o, bool test, sr_scorer f, void *user, sr_metrics *m, char *err,
@@ -397,6 +413,13 @@ int main(int argc, char **argv) {
         }
     }
     if (log) heed_metrics_close(log);
+    if (!o.bench && epochs_run == 0) { /* nothing left to train (a finished run resumed): evaluate it */
+        if (evaluate(&t, &o, false, sr_model_scorer, &t, &valid, err, sizeof err) ||
+            (!o.no_test && evaluate(&t, &o, true, sr_model_scorer, &t, &test, err, sizeof err))) {
+            fprintf(stderr, "sasrec: %s\n", err);
+            return 1;
+        }
+    }
 
     if (o.bench && epochs_run > 0) {
         double per = train_seconds / (double)epochs_run;
@@ -408,7 +431,7 @@ int main(int argc, char **argv) {
                (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, (long long)o.train.batch, (long long)epochs_run, per,
                heed_ctx_threads(t.ctx), 40.0 / per);
     }
-    if (!o.bench && epochs_run > 0) {
+    if (!o.bench) {
         printf("final: model valid HR@%d %.4f NDCG@%d %.4f", o.k, valid.hr, o.k, valid.ndcg);
         if (!o.no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o.k, test.hr, o.k, test.ndcg);
         printf("\n");
@@ -426,7 +449,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "sasrec: heatmap: %s\n", u < 1 || u > d.n_users ? "no such user" : err);
             return 1;
         }
-        printf("heatmap: attention of user %lld written to %s\n", (long long)u, o.heatmap);
+        printf("heatmap: the attention of user %lld above\n", (long long)u);
     }
     int status = 0;
     if (o.target_hr >= 0 && !o.bench && !(test.hr >= o.target_hr)) {
