@@ -344,6 +344,19 @@ static void resume_is_exact(void) {
     CHECK(heed_params_numel(a.P) == heed_params_numel(b.P) &&
               memcmp(heed_params_values(a.P), heed_params_values(b.P), (size_t)heed_params_numel(a.P) * sizeof(float)) == 0,
           "resumed parameters differ");
+    /* --l2-emb: weight decay on exactly the two embedding tables */
+    sr_trainer e;
+    tc.l2_emb = 0.01;
+    CHECK(sr_trainer_init(&e, &d, &tc, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < heed_params_count(e.P); i++) {
+        const char *name = heed_params_at(e.P, i)->name;
+        bool table = !strcmp(name, "sasrec.item_emb") || !strcmp(name, "sasrec.pos_emb");
+        int grp = heed_optimizer_group_of(e.opt, i);
+        CHECK((heed_optimizer_group_weight_decay(e.opt, grp) == 0.01) == table, "%s: decay %g", name,
+              heed_optimizer_group_weight_decay(e.opt, grp));
+    }
+    sr_trainer_free(&e);
+    tc.l2_emb = 0;
     /* a checkpoint of another configuration is refused with both configurations named */
     sr_trainer c;
     tc.batch = 32;

@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
             "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
             "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
+            "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
             "  --threads N            OpenMP threads (default: all)\n"
             "evaluation:\n"
             "  --eval-every N         epochs between evaluations (1; 0 = only at the end)\n"
@@ -151,6 +152,7 @@ static bool parse_args(int argc, char **argv, options *o) {
         DBL("--lr", t->lr, 0, 10)
         DBL("--beta1", t->beta1, 0, 0.999999)
         DBL("--beta2", t->beta2, 0, 0.999999)
+        DBL("--l2-emb", t->l2_emb, 0, 10)
         INT("--batch-size", t->batch, 1, 1000000)
         INT("--batch", t->batch, 1, 1000000)
         INT("--seed", t->seed, 0, INT64_MAX)

@@ -8,6 +8,8 @@
 typedef struct {
     heed_sasrec_config model;
     double lr, beta1, beta2;  /* Adam; the paper: 0.001, 0.9, 0.98 */
+    double l2_emb;            /* L2 penalty on the item and position tables (the reference's
+                                 l2_emb, default 0): Adam weight decay on those two */
     int64_t batch;            /* users per step (128) */
     uint64_t seed;            /* parameters, dropout, batches, negatives */
     heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
