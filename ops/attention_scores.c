@@ -14,11 +14,7 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include <immintrin.h>
-#include <sleef.h>
-#pragma GCC pop_options
+#include "simd.h"
 
 /* ---------------------------------------------------------------- f32 vector math */
 
@@ -30,11 +26,6 @@ __attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t 
 
 /* AVX2 + FMA present (checked once); HEED_NO_AVX2 in the environment forces the scalar
  * path, as for the other f32 kernels. */
-static bool have_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("HEED_NO_AVX2");
-    return cached;
-}
 
 /* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
 static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
@@ -315,7 +306,7 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
         location_features(p, dt, prev->data, filt->data, p->feat);
         heed_gemm(dt, false, true, BN, da, C, 1, p->feat, C, proj->data, C, 0, pre_, da);
     }
-    bool avx2 = have_avx2();
+    bool avx2 = heed__have_avx2();
     HEED_FOR_DTYPE(dt, T, {
         T *pre = pre_, *qp = qp_, *Sd = S->data;
         const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,

@@ -6,6 +6,7 @@
  * padding between parameters. The optimizer's kernel then runs one OpenMP loop over the
  * chunks with a vectorisable inner loop per chunk. */
 #include "optim_internal.h"
+#include "../ops/simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -294,7 +295,5 @@ heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, 
 static bool force_generic;
 void heed__optim_force_generic(bool on) { force_generic = on; }
 bool heed__optim_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("HEED_NO_AVX2");
-    return cached && !force_generic;
+    return heed__have_avx2() && !force_generic;
 }
