@@ -19,13 +19,7 @@
 #undef SUF
 
 #if defined(__x86_64__) || defined(__i386__)
-/* sleef.h declares its __m256 functions only when __AVX__ is defined: read it with the
- * AVX2 target on; the kernels that call them carry the same target attribute. */
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include <immintrin.h>
-#include <sleef.h>
-#pragma GCC pop_options
+#include "simd.h"
 #define HAVE_AVX2_KERNELS 1
 
 #define AVX2 __attribute__((target("avx2,fma")))
@@ -171,7 +165,7 @@ AVX2 static void gru_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
     }
 }
 
-static bool use_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static bool use_avx2(void) { return heed__have_avx2(); }
 #endif
 
 void heed__rnn_fwd_step(const rnn_fwd_step *s, int64_t j0, int64_t j1) {

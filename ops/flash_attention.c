@@ -1,0 +1,112 @@
+/* Flash attention: the op around the tiled kernels of flash_attention_impl.h (instanced
+ * here for f32 and f64). Saves only the log-sum-exp per query row; the backward recomputes
+ * the score tiles. Memory beyond inputs, output and gradients: O(B H Nq) for L and D plus
+ * per-thread tiles (and a per-thread [Nq, d] dQ partial when threads share a head). */
+#include "attention_internal.h"
+
+#include <omp.h>
+#include <tgmath.h>
+
+/* Whether backward gives whole heads to threads (see FN(backward)). */
+static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || BH >= 2 * nthreads || BH % nthreads == 0; }
+
+#define FT float
+#define FN(name) name##_f32
+#define FK flash_kernels_f32
+#include "flash_attention_impl.h"
+#undef FT
+#undef FN
+#undef FK
+
+#define FT double
+#define FN(name) name##_f64
+#define FK flash_kernels_f64
+#include "flash_attention_impl.h"
+#undef FT
+#undef FN
+#undef FK
+
+/* Default tiles: 128 x 128 f32 tiles keep S, K^T and the output block in L2 and give the
+ * micro-kernels long runs (see docs/attention.md for the measurements). */
+enum { FLASH_BQ_F32 = 128, FLASH_BK_F32 = 128, FLASH_BQ_F64 = 64, FLASH_BK_F64 = 64 };
+
+typedef struct {
+    attn_plan plan;
+    void *lse; /* [B*H*Nq], base 2 */
+} flash_saved;
+
+static void flash_backward(heed_graph *g, heed_node *n) {
+    const flash_saved *sv = n->saved;
+    const attn_plan *P = &sv->plan;
+    heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
+    void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gv = heed__grad(g, v), *gb = bias ? heed__grad(g, bias) : NULL;
+    if (!gq && !gk && !gv && !gb) return;
+    size_t es = heed_dtype_size(q->dtype);
+    int64_t BH = P->B * P->H;
+    int nth = attn_parallel(P) ? omp_get_max_threads() : 1;
+    void *D = heed__alloc(g, (size_t)(BH * P->Nq) * es + 1);
+    size_t sb = ((q->dtype == HEED_F32 ? bwd_scratch_f32(P) : bwd_scratch_f64(P)) + 63) & ~(size_t)63;
+    char *scratch = heed__alloc(g, sb * (size_t)nth);
+    /* dQ partials unless threads own whole heads and dQ rows are whole panels. */
+    bool parts = gq && (!flash_per_head(BH, nth) || P->d % ATTN_NR != 0);
+    void *dq_parts = parts ? heed__alloc(g, (size_t)nth * (size_t)(P->Nq * attn_pad(P->d)) * es) : NULL;
+    if (!heed__live(g)) return;
+    if (q->dtype == HEED_F32) {
+        job_f32 J = {.P = P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
+                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .lse = sv->lse, .D = D,
+                     .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = (float)(P->scale * M_LOG2E), .bmul = (float)M_LOG2E,
+                     .zscale = (float)(1 / (1 - P->p)), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
+                     .scratch_bytes = sb, .dq_parts = dq_parts};
+        backward_f32(&J, nth);
+    } else {
+        job_f64 J = {.P = P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
+                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .lse = sv->lse, .D = D,
+                     .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = P->scale * M_LOG2E, .bmul = M_LOG2E,
+                     .zscale = 1 / (1 - P->p), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
+                     .scratch_bytes = sb, .dq_parts = dq_parts};
+        backward_f64(&J, nth);
+    }
+}
+
+static const heed_op op_flash = {"heed_attention (flash)", flash_backward};
+
+heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *bias,
+                        const attn_plan *plan) {
+    const char *op = "heed_attention";
+    attn_plan P = *plan;
+    bool f32 = q->dtype == HEED_F32;
+    if (P.block_q == 0) P.block_q = f32 ? FLASH_BQ_F32 : FLASH_BQ_F64;
+    if (P.block_k == 0) P.block_k = f32 ? FLASH_BK_F32 : FLASH_BK_F64;
+    int64_t shape[4] = {P.B, P.H, P.Nq, P.dv}, BH = P.B * P.H;
+    heed_tensor *o = heed__new(g, op, q->dtype, 4, shape);
+    heed_tensor *in[4] = {q, k, v, bias};
+    int n_in = bias ? 4 : 3;
+    if (!o) return NULL;
+    size_t es = heed_dtype_size(q->dtype);
+    bool record = heed__wants_grad(g, n_in, in);
+    void *lse = record ? heed__alloc(g, (size_t)(BH * P.Nq) * es + 1) : NULL;
+    int nth = omp_get_max_threads();
+    size_t sb = ((f32 ? fwd_scratch_f32(&P) : fwd_scratch_f64(&P)) + 63) & ~(size_t)63;
+    char *scratch = heed__alloc(g, sb * (size_t)nth);
+    if (!heed__live(g)) return NULL;
+    if (f32) {
+        job_f32 J = {.P = &P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
+                     .bias = bias ? bias->data : NULL, .out = o->data, .lse = lse, .c = (float)(P.scale * M_LOG2E),
+                     .bmul = (float)M_LOG2E, .zscale = (float)(1 / (1 - P.p)), .threshold = attn_keep_threshold(P.p),
+                     .scratch = scratch, .scratch_bytes = sb};
+        forward_f32(&J);
+    } else {
+        job_f64 J = {.P = &P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
+                     .bias = bias ? bias->data : NULL, .out = o->data, .lse = lse, .c = P.scale * M_LOG2E,
+                     .bmul = M_LOG2E, .zscale = 1 / (1 - P.p), .threshold = attn_keep_threshold(P.p),
+                     .scratch = scratch, .scratch_bytes = sb};
+        forward_f64(&J);
+    }
+    heed_node *n = heed__record1(g, &op_flash, n_in, in, o);
+    if (n) {
+        flash_saved *sv = heed__alloc(g, sizeof *sv);
+        if (sv) *sv = (flash_saved){.plan = P, .lse = lse};
+        n->saved = sv;
+    }
+    return heed__live(g) ? o : NULL;
+}
