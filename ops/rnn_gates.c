@@ -22,7 +22,7 @@
 #include "simd.h"
 #define HAVE_AVX2_KERNELS 1
 
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 HEED_AVX2
 
 AVX2 static inline __m256 sig8(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f);
