@@ -108,6 +108,35 @@ static void mask_independent_of_threads(void) {
     CHECK(memcmp(y[0], gx[0], sizeof y[0]) == 0, "backward regenerates the forward mask");
 }
 
+/* The mask is the documented rule, recomputed here from the Philox primitive: element i of
+ * the op's stream s keeps iff (word i%4 of block (key=seed, ctr=(i/4, s))) >> 8 >= p*2^24.
+ * 1003 elements: whole 32-element vector groups plus a tail. */
+static void mask_is_the_philox_rule(void) {
+    const double p = 0.3;
+    const uint64_t seed = 0x1234567890abcdefull;
+    heed_ctx *c = heed_ctx_new(&(heed_ctx_opts){.seed = seed});
+    heed_ctx_set_rng_state(c, seed, 41); /* the op takes stream 41 */
+    heed_graph *g = heed_graph_new(c);
+    for (int dt = 0; dt < 2; dt++) {
+        heed_ctx_set_rng_state(c, seed, 41);
+        heed_tensor *x = heed_full(g, dt ? HEED_F64 : HEED_F32, HEED_SHAPE(1003), 1.0);
+        heed_tensor *y = heed_dropout(g, x, p);
+        CHECK(y != NULL, "%s", heed_graph_error(g));
+        int wrong = 0;
+        for (int64_t i = 0; y && i < 1003; i++) {
+            uint32_t out[4], key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+            uint32_t ctr[4] = {(uint32_t)(i / 4), 0, 41, 0};
+            heed_philox4x32(key, ctr, out);
+            bool keep = (out[i % 4] >> 8) * (1.0 / 16777216.0) >= p;
+            double want = keep ? 1.0 / (1.0 - p) : 0.0;
+            wrong += fabs(heed_get(y, i) - want) > 1e-6 * want;
+        }
+        CHECK(wrong == 0, "%s: %d of 1003 elements differ from the Philox rule", dt ? "f64" : "f32", wrong);
+    }
+    heed_graph_free(g);
+    heed_ctx_free(c);
+}
+
 static void bad_p(void) {
     heed_graph *g = heed_graph_new(ctx);
     double bad[4] = {-0.1, 1.0, 1.5, NAN};
@@ -131,6 +160,7 @@ int main(void) {
     RUN(fraction_dropped);
     RUN(eval_mode_is_identity);
     RUN(mask_independent_of_threads);
+    RUN(mask_is_the_philox_rule);
     RUN(bad_p);
     heed_ctx_free(ctx);
     return check_summary();
