@@ -263,7 +263,8 @@ static heed_status run_backward(heed_graph *g, heed_tensor *t, const heed_tensor
      * gradients accumulate, as in PyTorch). */
     for (heed_node *n = g->tape; n; n = n->prev)
         for (int i = 0; i < n->n_out; i++)
-            if (n->out[i]->grad) memset(n->out[i]->grad, 0, (size_t)n->out[i]->numel * heed_dtype_size(n->out[i]->dtype));
+            if (n->out[i]->grad && n->out[i] != t) /* t's gradient is overwritten by the seed */
+                memset(n->out[i]->grad, 0, (size_t)n->out[i]->numel * heed_dtype_size(n->out[i]->dtype));
     void *gt = heed__grad(g, t);
     if (!gt) return g->err.code;
     size_t es = heed_dtype_size(t->dtype);

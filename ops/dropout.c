@@ -3,16 +3,100 @@
  *   y = x * m / (1 - p),   dx = dy * m / (1 - p). */
 #include "../graph/internal.h"
 
+#include "simd.h"
+
+#include <math.h>
+
+/* 8 Philox blocks at once (AVX2): counters (b0 + j, stream) for j = 0..7; out[w][j] is word
+ * w of block j -- the same numbers as heed_philox4x32. */
+HEED_AVX2 static void philox8(uint64_t seed, uint64_t b0, uint64_t stream, uint32_t out[4][8]) {
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)b0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c1 = _mm256_set1_epi32((int)(uint32_t)(b0 >> 32));
+    __m256i c2 = _mm256_set1_epi32((int)(uint32_t)stream), c3 = _mm256_set1_epi32((int)(uint32_t)(stream >> 32));
+    __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m256i e0 = _mm256_mul_epu32(c0, m0), o0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+        __m256i e2 = _mm256_mul_epu32(c2, m1), o2 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+        __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(e0, 32), o0, 0xAA);
+        __m256i hi2 = _mm256_blend_epi32(_mm256_srli_epi64(e2, 32), o2, 0xAA);
+        __m256i lo0 = _mm256_mullo_epi32(c0, m0), lo2 = _mm256_mullo_epi32(c2, m1);
+        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi2, c1), _mm256_set1_epi32((int)k0));
+        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c1 = lo2, c3 = lo0, c0 = n0, c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], c0);
+    _mm256_storeu_si256((__m256i *)out[1], c1);
+    _mm256_storeu_si256((__m256i *)out[2], c2);
+    _mm256_storeu_si256((__m256i *)out[3], c3);
+}
+
+/* f32: 32 elements from 8 blocks; the words are put in element order (element 4j + w is
+ * word w of block j) by a 4x8 transpose, then compared and blended 8 at a time. */
+HEED_AVX2 static void mask32_f32(const float *x, float *y, int64_t m, bool accumulate, uint32_t out[4][8],
+                                                       uint32_t threshold, float scale) {
+    __m256i w0 = _mm256_loadu_si256((const __m256i *)out[0]), w1 = _mm256_loadu_si256((const __m256i *)out[1]);
+    __m256i w2 = _mm256_loadu_si256((const __m256i *)out[2]), w3 = _mm256_loadu_si256((const __m256i *)out[3]);
+    __m256i t0 = _mm256_unpacklo_epi32(w0, w1), t1 = _mm256_unpackhi_epi32(w0, w1); /* b0w0 b0w1 b1w0 b1w1 | b4.. */
+    __m256i t2 = _mm256_unpacklo_epi32(w2, w3), t3 = _mm256_unpackhi_epi32(w2, w3);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2); /* b0 all | b4 all ; b1 | b5 */
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3); /* b2 | b6 ; b3 | b7 */
+    __m256i r[4] = {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u2, u3, 0x20),
+                    _mm256_permute2x128_si256(u0, u1, 0x31), _mm256_permute2x128_si256(u2, u3, 0x31)};
+    __m256i thr = _mm256_set1_epi32((int)threshold - 1);
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int q = 0; q < 4; q++) {
+        __m256i hi = _mm256_srli_epi32(r[q], 8); /* 24 bits: signed compare is safe */
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(hi, thr));
+        if ((q + 1) * 8 <= m) {
+            __m256 v = _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(x + q * 8), sc));
+            if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(y + q * 8));
+            _mm256_storeu_ps(y + q * 8, v);
+        } else {
+            uint32_t u[8];
+            _mm256_storeu_si256((__m256i *)u, r[q]);
+            for (int t = 0; t < 8 && q * 8 + t < m; t++) {
+                float v = (u[t] >> 8) >= threshold ? x[q * 8 + t] * scale : 0;
+                y[q * 8 + t] = accumulate ? y[q * 8 + t] + v : v;
+            }
+        }
+    }
+}
+
 static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, bool accumulate, uint64_t seed, uint64_t stream,
                        double p) {
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t threshold = (uint32_t)ceil(p * 16777216.0); /* uniform >= p  <=>  (u >> 8) >= ceil(p 2^24) */
+    int64_t ngrp = (n + 31) / 32;
+    bool avx2 = heed__have_avx2();
     HEED_FOR_DTYPE(dt, T, {
         const T *x = src;
         T *y = dst;
         T scale = (T)(1.0 / (1.0 - p));
         _Pragma("omp parallel for if (n > 32768)")
-        for (int64_t i = 0; i < n; i++) {
-            T v = heed__uniform_at(seed, stream, (uint64_t)i) >= p ? x[i] * scale : 0;
-            y[i] = accumulate ? y[i] + v : v;
+        for (int64_t gi = 0; gi < ngrp; gi++) {
+            uint32_t out[4][8];
+            uint64_t b0 = (uint64_t)gi * 8;
+            if (avx2 && (uint32_t)b0 <= UINT32_MAX - 7) philox8(seed, b0, stream, out);
+            else
+                for (int j = 0; j < 8; j++) {
+                    uint32_t o[4];
+                    uint64_t bb = b0 + (uint64_t)j;
+                    const uint32_t ctr[4] = {(uint32_t)bb, (uint32_t)(bb >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
+                    heed_philox4x32(key, ctr, o);
+                    for (int w = 0; w < 4; w++) out[w][j] = o[w];
+                }
+            int64_t i0 = gi * 32, m = n - i0 < 32 ? n - i0 : 32;
+            if (avx2 && dt == HEED_F32) {
+                mask32_f32((const float *)x + i0, (float *)y + i0, m, accumulate, out, threshold, (float)scale);
+                continue;
+            }
+            for (int64_t t = 0; t < m; t++) {
+                T v = (out[t & 3][t >> 2] >> 8) >= threshold ? x[i0 + t] * scale : 0;
+                y[i0 + t] = accumulate ? y[i0 + t] + v : v;
+            }
         }
     });
 }

@@ -13,12 +13,7 @@
 #include "attention_internal.h"
 
 #include <immintrin.h>
-/* sleef.h declares its __m256 functions only when __AVX__ is defined: compile the header
- * with the AVX2 target on, like the kernels that call them. */
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include <sleef.h>
-#pragma GCC pop_options
+#include "simd.h"
 
 /* ---------------------------------------------------------------- portable */
 
@@ -281,7 +276,7 @@ static bool force_portable;
 void flash_force_portable(bool on) { force_portable = on; }
 
 const flash_kernels_f32 *flash_kernels_f32_get(void) {
-    if (!force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2_f32;
+    if (!force_portable && heed__have_avx2()) return &avx2_f32;
     return &portable_f32;
 }
 

@@ -13,32 +13,41 @@ typedef struct {
 
 static size_t es_of(const heed_tensor *t) { return heed_dtype_size(t->dtype); }
 
-static void mm_backward(heed_graph *g, heed_node *nd) {
+/* Gradients of batch i (rows = m, or m*batch when the batch is folded into rows). */
+static void mm_backward_batch(heed_graph *g, const heed_node *nd, void *ga, void *gb, int64_t i, int64_t rows) {
     heed_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out[0];
     const mm_plan *p = nd->saved;
-    void *ga = heed__grad(g, a), *gb = heed__grad(g, b);
     size_t es = es_of(a);
     int64_t m = p->m, n = p->n, k = p->k;
     int64_t lda = p->ta ? m : k, ldb = p->tb ? k : n;
-    /* Fold the batch into rows when b is shared and a is not transposed. */
-    int64_t batches = p->batch, rows = m;
-    if (p->shared_b && !p->ta) rows = m * batches, batches = 1;
-    /* Batches write disjoint gradients unless b is shared (then dB accumulates). */
-_Pragma("omp parallel for if (batches > 1 && !p->shared_b) schedule(static)")
-    for (int64_t i = 0; i < batches; i++) {
-        const char *A = (const char *)a->data + (size_t)(i * m * k) * es;
-        const char *B = (const char *)b->data + (p->shared_b ? 0 : (size_t)(i * k * n) * es);
-        const char *dC = (const char *)c->grad + (size_t)(i * m * n) * es;
-        if (ga) {
-            char *dA = (char *)ga + (size_t)(i * m * k) * es;
-            if (!p->ta) heed_gemm(a->dtype, false, !p->tb, rows, k, n, 1, dC, n, B, ldb, 1, dA, lda);
-            else heed_gemm(a->dtype, p->tb, true, k, m, n, 1, B, ldb, dC, n, 1, dA, lda);
-        }
-        if (gb) {
-            char *dB = (char *)gb + (p->shared_b ? 0 : (size_t)(i * k * n) * es);
-            if (!p->tb) heed_gemm(a->dtype, !p->ta, false, k, n, rows, 1, A, lda, dC, n, 1, dB, ldb);
-            else heed_gemm(a->dtype, true, p->ta, n, k, rows, 1, dC, n, A, lda, 1, dB, ldb);
-        }
+    const char *A = (const char *)a->data + (size_t)(i * m * k) * es;
+    const char *B = (const char *)b->data + (p->shared_b ? 0 : (size_t)(i * k * n) * es);
+    const char *dC = (const char *)c->grad + (size_t)(i * m * n) * es;
+    if (ga) {
+        char *dA = (char *)ga + (size_t)(i * m * k) * es;
+        if (!p->ta) heed_gemm(a->dtype, false, !p->tb, rows, k, n, 1, dC, n, B, ldb, 1, dA, lda);
+        else heed_gemm(a->dtype, p->tb, true, k, m, n, 1, B, ldb, dC, n, 1, dA, lda);
+    }
+    if (gb) {
+        char *dB = (char *)gb + (p->shared_b ? 0 : (size_t)(i * k * n) * es);
+        if (!p->tb) heed_gemm(a->dtype, !p->ta, false, k, n, rows, 1, A, lda, dC, n, 1, dB, ldb);
+        else heed_gemm(a->dtype, true, p->ta, n, k, rows, 1, dC, n, A, lda, 1, dB, ldb);
+    }
+    (void)g;
+}
+
+static void mm_backward(heed_graph *g, heed_node *nd) {
+    const mm_plan *p = nd->saved;
+    void *ga = heed__grad(g, nd->in[0]), *gb = heed__grad(g, nd->in[1]);
+    if (p->shared_b && !p->ta) { /* fold the batch into rows: one GEMM per gradient */
+        mm_backward_batch(g, nd, ga, gb, 0, p->m * p->batch);
+    } else if (p->batch == 1 || p->shared_b) {
+        /* one product (all BLAS threads), or a shared dB that every batch adds into */
+        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(g, nd, ga, gb, i, p->m);
+    } else {
+        /* many small products with disjoint gradients: one per thread */
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(g, nd, ga, gb, i, p->m);
     }
 }
 
@@ -86,7 +95,7 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool t
         heed_gemm(a->dtype, ta, tb, p.m, p.n, p.k, 1, a->data, lda, b->data, ldb, 0, c->data, p.n);
     } else {
         /* Many small products: one per thread, each a single-threaded BLAS call. */
-_Pragma("omp parallel for schedule(static)")
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < p.batch; i++)
             heed_gemm(a->dtype, ta, tb, p.m, p.n, p.k, 1, (const char *)a->data + (size_t)(i * p.m * p.k) * es, lda,
                       (const char *)b->data + (p.shared_b ? 0 : (size_t)(i * p.k * p.n) * es), ldb, 0,

@@ -13,13 +13,7 @@
 
 #include <math.h>
 
-/* sleef.h declares its __m256 functions only when AVX is enabled: enable it for the
- * declarations; the kernels that use them carry their own target attribute. */
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include <immintrin.h>
-#include <sleef.h>
-#pragma GCC pop_options
+#include "simd.h"
 
 typedef enum {
     U_NEG,
@@ -233,7 +227,7 @@ static bool force_scalar; /* test hook: heed__unary_force_scalar */
 void heed__unary_force_scalar(bool on);
 void heed__unary_force_scalar(bool on) { force_scalar = on; }
 
-static bool use_avx2(void) { return !force_scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static bool use_avx2(void) { return !force_scalar && heed__have_avx2(); }
 
 #define BLOCK 16384         /* elements per parallel work item */
 #define PARALLEL_MIN 65536  /* fewer elements run on one thread */

@@ -1,0 +1,180 @@
+/* The evaluation protocol of the SASRec paper: for each (sampled) user, the held-out item
+ * is ranked among `negatives` random items the user never interacted with; HR@k is the
+ * share of users whose item lands in the top k, NDCG@k adds 1/log2(rank + 2) for them.
+ * Full ranking (every item the user has not interacted with) is an option. The users and
+ * the negatives depend only on the seed, so the model, the popularity baseline and the
+ * generator's ceiling are scored on the very same candidates. */
+#include "sasrec_data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+sr_eval_opts sr_eval_defaults(int64_t maxlen, bool test) {
+    return (sr_eval_opts){.maxlen = maxlen, .test = test, .negatives = 100, .max_users = 10000, .k = 10, .full = false,
+                          .batch = 256, .seed = 12345};
+}
+
+void sr_rank_metrics(int64_t greater, int64_t equal, int k, double *hr, double *ndcg) {
+    double h = 0, n = 0;
+    for (int64_t u = 0; u <= equal && greater + u < k; u++) {
+        h += 1;
+        n += 1 / log2((double)(greater + u) + 2);
+    }
+    *hr = h / (double)(equal + 1);
+    *ndcg = n / (double)(equal + 1);
+}
+
+/* Users with a validation and a test item; a random max_users of them when there are more
+ * (partial Fisher-Yates), in increasing id order. */
+static int64_t *pick_users(const sr_data *d, const sr_eval_opts *o, int64_t *count) {
+    int64_t n = 0;
+    for (int64_t u = 1; u <= d->n_users; u++) n += sr_len(d, u) >= 3;
+    int64_t *all = malloc((size_t)(n ? n : 1) * sizeof *all);
+    if (!all) return NULL;
+    n = 0;
+    for (int64_t u = 1; u <= d->n_users; u++)
+        if (sr_len(d, u) >= 3) all[n++] = u;
+    if (o->max_users > 0 && n > o->max_users) {
+        heed_rng r = heed_rng_make(o->seed, 0xe7a1);
+        for (int64_t i = 0; i < o->max_users; i++) {
+            int64_t j = i + (int64_t)heed_rng_below(&r, (uint64_t)(n - i));
+            int64_t t = all[i];
+            all[i] = all[j], all[j] = t;
+        }
+        n = o->max_users;
+        for (int64_t i = 1; i < n; i++) /* insertion sort keeps users in id order */
+            for (int64_t j = i; j > 0 && all[j - 1] > all[j]; j--) {
+                int64_t t = all[j];
+                all[j] = all[j - 1], all[j - 1] = t;
+            }
+    }
+    *count = n;
+    return all;
+}
+
+int sr_evaluate(const sr_data *d, const sr_eval_opts *o, sr_scorer f, void *user, sr_metrics *out, char *err,
+                size_t errlen) {
+    *out = (sr_metrics){0};
+    if (o->maxlen < 1 || o->k < 1 || o->batch < 1 || (!o->full && o->negatives < 1)) {
+        snprintf(err, errlen, "evaluate: need maxlen, k, batch and negatives >= 1");
+        return -1;
+    }
+    int64_t n_users = 0;
+    int64_t *users = pick_users(d, o, &n_users);
+    int64_t B = o->batch, C = o->full ? d->n_items + 1 : 1 + (int64_t)o->negatives;
+    int64_t *seqs = malloc((size_t)(B * o->maxlen) * sizeof *seqs);
+    int32_t *cands = o->full ? NULL : malloc((size_t)(B * C) * sizeof *cands);
+    float *scores = malloc((size_t)(B * C) * sizeof *scores);
+    int rc = -1;
+    if (!users || !seqs || (!o->full && !cands) || !scores) {
+        snprintf(err, errlen, "evaluate: out of memory");
+        goto out;
+    }
+    double hr_sum = 0, ndcg_sum = 0;
+    for (int64_t b0 = 0; b0 < n_users; b0 += B) {
+        int64_t nb = n_users - b0 < B ? n_users - b0 : B;
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t u = users[b0 + i];
+            sr_eval_row(d, u, o->maxlen, o->test, seqs + i * o->maxlen);
+            if (o->full) continue;
+            int32_t *c = cands + i * C;
+            c[0] = o->test ? sr_test_item(d, u) : sr_valid_item(d, u);
+            heed_rng r = heed_rng_make(o->seed, (uint64_t)u);
+            for (int64_t j = 1; j < C; j++) {
+                int32_t it;
+                int tries = 0;
+                do it = (int32_t)(1 + heed_rng_below(&r, (uint64_t)d->n_items));
+                while (sr_seen(d, u, it) && ++tries < 10000);
+                c[j] = it;
+            }
+        }
+        if (f(user, nb, users + b0, seqs, o->maxlen, cands, o->full ? 0 : C, scores) != 0) {
+            snprintf(err, errlen, "evaluate: the scorer failed");
+            goto out;
+        }
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t u = users[b0 + i], greater = 0, equal = 0;
+            const float *s = scores + i * C;
+            if (o->full) {
+                int32_t target = o->test ? sr_test_item(d, u) : sr_valid_item(d, u);
+                float t = s[target];
+                for (int64_t j = 1; j <= d->n_items; j++) {
+                    if (j == target || (s[j] < t) || sr_seen(d, u, (int32_t)j)) continue;
+                    greater += s[j] > t || isnan(t);
+                    equal += s[j] == t;
+                }
+            } else {
+                float t = s[0];
+                for (int64_t j = 1; j < C; j++) {
+                    greater += s[j] > t || isnan(t);
+                    equal += s[j] == t;
+                }
+            }
+            double hr, ndcg;
+            sr_rank_metrics(greater, equal, o->k, &hr, &ndcg);
+            hr_sum += hr;
+            ndcg_sum += ndcg;
+        }
+    }
+    out->users = n_users;
+    out->hr = n_users ? hr_sum / (double)n_users : 0;
+    out->ndcg = n_users ? ndcg_sum / (double)n_users : 0;
+    rc = 0;
+out:
+    free(users);
+    free(seqs);
+    free(cands);
+    free(scores);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- baselines */
+
+int sr_popularity_init(sr_popularity *p, const sr_data *d) {
+    p->d = d;
+    p->count = calloc((size_t)d->n_items + 1, sizeof *p->count);
+    if (!p->count) return -1;
+    for (int64_t u = 1; u <= d->n_users; u++) {
+        const int32_t *s = sr_seq(d, u);
+        for (int64_t i = 0; i < sr_train_len(d, u); i++) p->count[s[i]] += 1;
+    }
+    return 0;
+}
+
+void sr_popularity_free(sr_popularity *p) {
+    free(p->count);
+    p->count = NULL;
+}
+
+int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                         const int32_t *cands, int64_t n_cands, float *scores) {
+    const sr_popularity *p = user;
+    int64_t I = p->d->n_items;
+    for (int64_t i = 0; i < n; i++) {
+        if (cands)
+            for (int64_t j = 0; j < n_cands; j++) scores[i * n_cands + j] = p->count[cands[i * n_cands + j]];
+        else
+            memcpy(scores + i * (I + 1), p->count, (size_t)(I + 1) * sizeof *scores);
+    }
+    return 0;
+}
+
+int sr_oracle_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                     const int32_t *cands, int64_t n_cands, float *scores) {
+    const sr_generator *gen = user;
+    int64_t I = gen->cfg.n_items, width = cands ? n_cands : I + 1;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t *row = seqs + i * maxlen;
+        int64_t first = 0; /* the history is the non-zero suffix of the left-padded row */
+        while (first < maxlen && row[first] == 0) first++;
+        const int64_t *h = row + first;
+        int64_t hn = maxlen - first;
+        for (int64_t j = 0; j < width; j++) {
+            int32_t it = cands ? cands[i * n_cands + j] : (int32_t)j;
+            scores[i * width + j] = (float)sr_gen_prob(gen, h, hn, it);
+        }
+    }
+    return 0;
+}

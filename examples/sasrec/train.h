@@ -1,0 +1,53 @@
+/* SASRec example: the training loop and the model as a scorer for the evaluation. Shared
+ * by the program (main.c), the test and the epoch bench. */
+#ifndef SASREC_TRAIN_H
+#define SASREC_TRAIN_H
+
+#include "sasrec_data.h"
+
+typedef struct {
+    heed_sasrec_config model;
+    double lr, beta1, beta2;  /* Adam; the paper: 0.001, 0.9, 0.98 */
+    double l2_emb;            /* L2 penalty on the item and position tables (the reference's
+                                 l2_emb, default 0): Adam weight decay on those two */
+    int64_t batch;            /* users per step (128) */
+    uint64_t seed;            /* parameters, dropout, batches, negatives */
+    heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
+    int threads;              /* OpenMP threads; 0 = all */
+} sr_train_config;
+
+sr_train_config sr_train_defaults(int64_t n_items);
+
+typedef struct {
+    sr_train_config cfg;
+    const sr_data *d;
+    heed_ctx *ctx;
+    heed_params *P;
+    heed_sasrec m;
+    heed_optimizer *opt;
+    heed_graph *g;
+    int64_t *users, n_users; /* trainable users: at least 2 training items */
+    int64_t *seq, *pos, *neg; /* [batch, maxlen] */
+    int64_t epoch;            /* epochs done */
+} sr_trainer;
+
+/* 0, or -1 with a message in err. Owns a ctx seeded with cfg.seed. */
+int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg, char *err, size_t errlen);
+void sr_trainer_free(sr_trainer *t);
+/* Steps in one epoch: every trainable user once, in batches. */
+int64_t sr_trainer_steps_per_epoch(const sr_trainer *t);
+/* One epoch (number t->epoch + 1): users shuffled by (seed, epoch), a training row each
+ * (sr_train_row), forward, loss, backward, Adam. progress may be NULL. Returns the mean
+ * loss, or NaN with a message in err. */
+double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen);
+
+/* The trained model as an sr_scorer (user = sr_trainer): eval mode, no tape. */
+int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                    const int32_t *cands, int64_t n_cands, float *scores);
+
+/* Checkpoint of the whole training state (parameters, Adam, epoch, dropout RNG); the
+ * batches of an epoch depend only on (seed, epoch), so a resumed run continues exactly. */
+int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen);
+int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,340 @@
+/* Attention as a recurrence (the online softmax, as in "Attention as an RNN", Feng et al.
+ * 2024). For one query q and keys k_1..k_N with scores s_i = scale * q . k_i, the state
+ * after i keys is the triple
+ *   m_i = max_{j<=i} s_j,   c_i = sum_{j<=i} exp(s_j - m_i),   a_i = sum_{j<=i} exp(s_j - m_i) v_j
+ * and the attention output over the first i keys is o_i = a_i / c_i. Adding a key is
+ *   m' = max(m, s),  c' = c e^{m-m'} + e^{s-m'},  a' = a e^{m-m'} + v e^{s-m'}
+ * and two states (over disjoint key sets) combine associatively the same way:
+ *   (m1,c1,a1) + (m2,c2,a2) = (m, c1 e^{m1-m} + c2 e^{m2-m}, a1 e^{m1-m} + a2 e^{m2-m}),
+ *   m = max(m1, m2),  identity (-inf, 0, 0).
+ * Here:
+ *   heed_attn_state_*       the O(dv) cell for streaming inference (no graph, no gradient);
+ *   heed_attention_recurrent  the same cell run over a whole sequence as a recorded op
+ *                           (output over all keys, backward by recomputation);
+ *   heed_attention_scan     every prefix output o_1..o_N at once by a work-efficient
+ *                           (Blelloch) parallel prefix scan over the triples: log-depth,
+ *                           O(N dv) work; backward by a reverse linear recurrence. */
+#include "attn_layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------- the cell */
+
+/* (m, c, a) += (ms, cs, as): the associative combine, in place on the left operand. */
+static inline void combine(double *m, double *c, double *a, double ms, double cs, const double *as, int64_t dv) {
+    if (ms == -INFINITY) return;
+    if (*m == -INFINITY) {
+        *m = ms, *c = cs;
+        for (int64_t e = 0; e < dv; e++) a[e] = as[e];
+        return;
+    }
+    double mn = *m > ms ? *m : ms, f = exp(*m - mn), fs = exp(ms - mn);
+    *c = *c * f + cs * fs;
+    for (int64_t e = 0; e < dv; e++) a[e] = a[e] * f + as[e] * fs;
+    *m = mn;
+}
+
+heed_status heed_attn_state_init(heed_attn_state *s, int64_t dv, double *a) {
+    if (!s || !a || dv < 1) return HEED_ERR_ARG;
+    *s = (heed_attn_state){.dv = dv, .count = 0, .m = -INFINITY, .c = 0, .a = a};
+    for (int64_t e = 0; e < dv; e++) a[e] = 0;
+    return HEED_OK;
+}
+
+static heed_status push(heed_attn_state *s, double score, const double *vd, const float *vf) {
+    if (!s || !s->a || s->dv < 1 || (!vd && !vf)) return HEED_ERR_ARG;
+    if (isnan(score) || score == INFINITY) return HEED_ERR_NUMERIC;
+    s->count++;
+    if (score == -INFINITY) return HEED_OK; /* a masked key: weight 0 */
+    double mn = s->m > score ? s->m : score, f = s->m == -INFINITY ? 0 : exp(s->m - mn), fs = exp(score - mn);
+    s->c = s->c * f + fs;
+    for (int64_t e = 0; e < s->dv; e++) s->a[e] = s->a[e] * f + (vd ? vd[e] : (double)vf[e]) * fs;
+    s->m = mn;
+    return HEED_OK;
+}
+
+heed_status heed_attn_state_push(heed_attn_state *s, double score, const double *v) { return push(s, score, v, NULL); }
+heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v) { return push(s, score, NULL, v); }
+
+heed_status heed_attn_state_push_key(heed_attn_state *s, const double *q, const double *k, int64_t d, double scale,
+                                     const double *v) {
+    if (!q || !k || d < 1) return HEED_ERR_ARG;
+    double dot = 0;
+    for (int64_t i = 0; i < d; i++) dot += q[i] * k[i];
+    return push(s, scale * dot, v, NULL);
+}
+
+heed_status heed_attn_state_merge(heed_attn_state *s, const heed_attn_state *other) {
+    if (!s || !other || !s->a || !other->a || s->dv != other->dv) return HEED_ERR_ARG;
+    combine(&s->m, &s->c, s->a, other->m, other->c, other->a, s->dv);
+    s->count += other->count;
+    return HEED_OK;
+}
+
+heed_status heed_attn_state_output(const heed_attn_state *s, double *out) {
+    if (!s || !s->a || !out) return HEED_ERR_ARG;
+    for (int64_t e = 0; e < s->dv; e++) out[e] = s->c > 0 ? s->a[e] / s->c : 0;
+    return HEED_OK;
+}
+
+double heed_attn_state_logsumexp(const heed_attn_state *s) {
+    return !s || s->c <= 0 ? -INFINITY : s->m + log(s->c);
+}
+
+/* ---------------------------------------------------------------- shared validation */
+
+typedef struct {
+    int64_t B, N, d, dv;
+    double scale;
+    bool shared_q; /* q is [d], used by every row */
+    int64_t *len;  /* [B] */
+    double *lse;   /* recurrent: [B]; scan: [B*N] log-sum-exp of each prefix */
+} scan_plan;
+
+static bool validate(heed_graph *g, const char *op, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                     const int64_t *key_lengths, scan_plan *p) {
+    if (!heed__check(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
+        return false;
+    if (k->ndim != 3 || k->shape[2] < 1)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: k%s must be [B,N,d] with d >= 1", op, HEED_S(k)), false;
+    p->B = k->shape[0], p->N = k->shape[1], p->d = k->shape[2];
+    p->shared_q = q->ndim == 1;
+    if (p->shared_q ? q->shape[0] != p->d : !(q->ndim == 2 && q->shape[0] == p->B && q->shape[1] == p->d))
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s must be [B,d] = [%lld,%lld] (or [d] shared by every row) for k%s", op,
+                          HEED_S(q), (long long)p->B, (long long)p->d, HEED_S(k)),
+               false;
+    if (!HEED__EXPECT(g, op, v, "v", q, "[B,N,dv]", p->B, p->N, -1)) return false;
+    p->dv = v->shape[2];
+    if (p->dv < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: v%s must have dv >= 1", op, HEED_S(v)), false;
+    if (!(scale >= 0) || isinf(scale))
+        return heed__fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, scale), false;
+    p->scale = scale > 0 ? scale : 1 / sqrt((double)p->d);
+    p->len = heed__key_lengths(g, op, key_lengths, p->B, p->N);
+    return p->len != NULL;
+}
+
+/* Score of key j in row b, in double. */
+#define SCORE(T, p, Q, K, b, j)                                                                             \
+    ({                                                                                                     \
+        const T *q_ = (Q) + ((p)->shared_q ? 0 : (b) * (p)->d), *k_ = (K) + ((b) * (p)->N + (j)) * (p)->d; \
+        double s_ = 0;                                                                                     \
+        for (int64_t i_ = 0; i_ < (p)->d; i_++) s_ += (double)q_[i_] * k_[i_];                             \
+        s_ *(p)->scale;                                                                                    \
+    })
+
+/* dq, dk from ds_j (the gradient of score j), shared by both ops:
+ *   s_j = scale q . k_j:  dq += scale ds_j k_j,  dk_j += scale ds_j q.
+ * dq goes to a per-row scratch (q may be shared by every row). */
+#define SCORE_BACKWARD(T, p, Q, K, gk, dqrow, b, j, ds)                                                     \
+    do {                                                                                                   \
+        const T *q_ = (Q) + ((p)->shared_q ? 0 : (b) * (p)->d), *k_ = (K) + ((b) * (p)->N + (j)) * (p)->d; \
+        double f_ = (p)->scale * (ds);                                                                     \
+        for (int64_t i_ = 0; i_ < (p)->d; i_++) (dqrow)[i_] += f_ * k_[i_];                                \
+        if (gk)                                                                                            \
+            for (int64_t i_ = 0; i_ < (p)->d; i_++) (gk)[((b) * (p)->N + (j)) * (p)->d + i_] += (T)(f_ * q_[i_]); \
+    } while (0)
+
+/* Adds the per-row dq scratch [B,d] into q's gradient (summed over rows if q is shared). */
+static void add_dq(const scan_plan *p, heed_dtype dt, const double *dqs, void *gq_) {
+    HEED_FOR_DTYPE(dt, T, {
+        T *gq = gq_;
+        for (int64_t b = 0; b < p->B; b++)
+            for (int64_t i = 0; i < p->d; i++) gq[(p->shared_q ? 0 : b * p->d) + i] += (T)dqs[b * p->d + i];
+    });
+}
+
+/* ---------------------------------------------------------------- recurrent op */
+
+/* o = a_N / c_N = sum_j p_j v_j with p_j = exp(s_j - L), L = m_N + log c_N. Backward:
+ *   dv_j += p_j do,   ds_j = p_j (do . v_j - do . o)   (scores recomputed; only L saved). */
+static void recurrent_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
+    const scan_plan *p = nd->saved;
+    void *gq_ = heed__grad(g, q), *gk_ = heed__grad(g, k), *gv_ = heed__grad(g, v);
+    double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
+    if (!dqs) return;
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
+        T *gk = gk_, *gv = gv_;
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768)")
+        for (int64_t b = 0; b < p->B; b++) {
+            const T *dob = dO + b * p->dv, *ob = O + b * p->dv;
+            double D = 0;
+            for (int64_t e = 0; e < p->dv; e++) D += (double)dob[e] * ob[e];
+            for (int64_t j = 0; j < p->len[b]; j++) {
+                double pj = exp(SCORE(T, p, Q, K, b, j) - p->lse[b]), dp = 0;
+                const T *vj = V + (b * p->N + j) * p->dv;
+                for (int64_t e = 0; e < p->dv; e++) dp += (double)dob[e] * vj[e];
+                if (gv)
+                    for (int64_t e = 0; e < p->dv; e++) gv[(b * p->N + j) * p->dv + e] += (T)(pj * dob[e]);
+                SCORE_BACKWARD(T, p, Q, K, gk, dqs + b * p->d, b, j, pj * (dp - D));
+            }
+        }
+    });
+    if (gq_) add_dq(p, q->dtype, dqs, gq_);
+}
+
+static const heed_op op_recurrent = {"heed_attention_recurrent", recurrent_backward};
+
+heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                                      const int64_t *key_lengths) {
+    const char *op = "heed_attention_recurrent";
+    scan_plan p;
+    if (!validate(g, op, q, k, v, scale, key_lengths, &p)) return NULL;
+    heed_tensor *o = heed__new(g, op, q->dtype, 2, (int64_t[]){p.B, p.dv});
+    p.lse = heed__alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
+    double *acc = heed__alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
+    if (!o || !p.lse || !acc) return NULL;
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *Q = q->data, *K = k->data, *V = v->data;
+        T *O = o->data;
+_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768)")
+        for (int64_t b = 0; b < p.B; b++) {
+            /* the O(dv) state: one key at a time */
+            double m = -INFINITY, c = 0, *a = acc + b * p.dv;
+            for (int64_t e = 0; e < p.dv; e++) a[e] = 0;
+            for (int64_t j = 0; j < p.len[b]; j++) {
+                double s = SCORE(T, &p, Q, K, b, j);
+                const T *vj = V + (b * p.N + j) * p.dv;
+                double mn = m > s ? m : s, f = m == -INFINITY ? 0 : exp(m - mn), fs = exp(s - mn);
+                c = c * f + fs;
+                for (int64_t e = 0; e < p.dv; e++) a[e] = a[e] * f + (double)vj[e] * fs;
+                m = mn;
+            }
+            p.lse[b] = c > 0 ? m + log(c) : -INFINITY;
+            for (int64_t e = 0; e < p.dv; e++) O[b * p.dv + e] = (T)(c > 0 ? a[e] / c : 0);
+        }
+    });
+    heed_tensor *in[3] = {q, k, v};
+    heed_node *nd = heed__record1(g, &op_recurrent, 3, in, o);
+    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
+    return heed__live(g) ? o : NULL;
+}
+
+/* ---------------------------------------------------------------- prefix scan op */
+
+/* Inclusive prefix scan of one row's triples by Blelloch's up-sweep / down-sweep on n2 (a
+ * power of two >= L) slots: after it, slot i holds the state over keys 0..i. Each level's
+ * combines are independent (parallel when `inner`): 2 log2(n2) levels, O(n2) combines. */
+static void scan_row(int64_t L, int64_t n2, int64_t dv, double *M, double *C, double *A, const double *s, bool inner) {
+    for (int64_t i = 0; i < n2; i++) {
+        M[i] = i < L ? s[i] : -INFINITY; /* leaves: (s_i, 1, v_i), A already holds v_i */
+        C[i] = i < L ? 1 : 0;
+    }
+    for (int64_t d = 1; d < n2; d *= 2) /* up-sweep: slot i becomes the state of its whole subtree */
+_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
+        for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) combine(&M[i], &C[i], A + i * dv, M[i - d], C[i - d], A + (i - d) * dv, dv);
+    /* down-sweep: each slot ends with the state of all keys before its subtree (exclusive
+     * prefix); the root starts with the identity. The combine is symmetric, so which
+     * operand is written into does not change the result. */
+    M[n2 - 1] = -INFINITY, C[n2 - 1] = 0;
+    for (int64_t e = 0; e < dv; e++) A[(n2 - 1) * dv + e] = 0;
+    for (int64_t d = n2 / 2; d >= 1; d /= 2)
+_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
+        for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) {
+            /* left child <- parent's prefix; right child <- parent's prefix + left subtree.
+             * Swap the slots, then combine the prefix (now left) into the subtree (now right). */
+            double ml = M[i - d], cl = C[i - d], *al = A + (i - d) * dv, *ar = A + i * dv;
+            M[i - d] = M[i], C[i - d] = C[i];
+            M[i] = ml, C[i] = cl;
+            for (int64_t e = 0; e < dv; e++) {
+                double t = al[e];
+                al[e] = ar[e];
+                ar[e] = t;
+            }
+            combine(&M[i], &C[i], ar, M[i - d], C[i - d], al, dv);
+        }
+}
+
+/* o_k = sum_{i<=k} exp(s_i - L_k) v_i with L_k = log-sum-exp of s_0..s_k (nondecreasing in k).
+ * Backward, for the gradients do_k of every prefix output:
+ *   dv_i = sum_{k>=i} exp(s_i - L_k) do_k = p_i u_i,   p_i = exp(s_i - L_i),
+ *   ds_i = sum_{k>=i} exp(s_i - L_k) (do_k . v_i - do_k . o_k) = p_i (v_i . u_i - w_i),
+ * with the reverse recurrences (exponents <= 0 since L is nondecreasing)
+ *   u_i = do_i + exp(L_i - L_{i+1}) u_{i+1},   w_i = do_i . o_i + exp(L_i - L_{i+1}) w_{i+1}. */
+static void scan_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
+    const scan_plan *p = nd->saved;
+    void *gq_ = heed__grad(g, q), *gk_ = heed__grad(g, k), *gv_ = heed__grad(g, v);
+    double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
+    double *u_all = heed__alloc(g, (size_t)(p->B * p->dv > 0 ? p->B * p->dv : 1) * sizeof(double));
+    if (!dqs || !u_all) return;
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
+        T *gk = gk_, *gv = gv_;
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768)")
+        for (int64_t b = 0; b < p->B; b++) {
+            double *u = u_all + b * p->dv, w = 0;
+            const double *L = p->lse + b * p->N;
+            for (int64_t e = 0; e < p->dv; e++) u[e] = 0;
+            for (int64_t i = p->len[b] - 1; i >= 0; i--) {
+                const T *doi = dO + (b * p->N + i) * p->dv, *oi = O + (b * p->N + i) * p->dv,
+                        *vi = V + (b * p->N + i) * p->dv;
+                double decay = i + 1 < p->len[b] ? exp(L[i] - L[i + 1]) : 0, dot_o = 0, vu = 0;
+                for (int64_t e = 0; e < p->dv; e++) {
+                    u[e] = doi[e] + decay * u[e];
+                    dot_o += (double)doi[e] * oi[e];
+                    vu += (double)vi[e] * u[e];
+                }
+                w = dot_o + decay * w;
+                double pi = exp(SCORE(T, p, Q, K, b, i) - L[i]);
+                if (gv)
+                    for (int64_t e = 0; e < p->dv; e++) gv[(b * p->N + i) * p->dv + e] += (T)(pi * u[e]);
+                SCORE_BACKWARD(T, p, Q, K, gk, dqs + b * p->d, b, i, pi * (vu - w));
+            }
+        }
+    });
+    if (gq_) add_dq(p, q->dtype, dqs, gq_);
+}
+
+static const heed_op op_scan = {"heed_attention_scan", scan_backward};
+
+heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                                 const int64_t *key_lengths) {
+    const char *op = "heed_attention_scan";
+    scan_plan p;
+    if (!validate(g, op, q, k, v, scale, key_lengths, &p)) return NULL;
+    int64_t n2 = 1;
+    while (n2 < p.N) n2 *= 2;
+    heed_tensor *o = heed__zeros(g, op, q->dtype, 3, (int64_t[]){p.B, p.N, p.dv});
+    p.lse = heed__alloc(g, (size_t)(p.B * p.N > 0 ? p.B * p.N : 1) * sizeof(double));
+    if (!o || !p.lse) return NULL;
+    /* Work space per row: n2 * (dv + 3) doubles; rows run in parallel when there are enough
+     * of them, otherwise each level of one row's scan does. */
+    int threads = g->ctx->threads > 0 ? g->ctx->threads : 1;
+    bool rows_parallel = p.B >= threads && p.B > 1;
+    int64_t slots = rows_parallel ? p.B : 1;
+    size_t per_row = (size_t)n2 * (size_t)(p.dv + 3);
+    double *work = malloc(per_row * (size_t)slots * sizeof(double));
+    if (!work) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory for the scan work space", op), NULL;
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *Q = q->data, *K = k->data, *V = v->data;
+        T *O = o->data;
+_Pragma("omp parallel for if (rows_parallel)")
+        for (int64_t b = 0; b < p.B; b++) {
+            double *M = work + (rows_parallel ? b : 0) * per_row, *C = M + n2, *s = C + n2, *A = s + n2;
+            int64_t L = p.len[b];
+            for (int64_t i = 0; i < L; i++) {
+                s[i] = SCORE(T, &p, Q, K, b, i);
+                for (int64_t e = 0; e < p.dv; e++) A[i * p.dv + e] = V[(b * p.N + i) * p.dv + e];
+            }
+            for (int64_t i = L * p.dv; i < n2 * p.dv; i++) A[i] = 0;
+            if (L > 0) scan_row(L, n2, p.dv, M, C, A, s, !rows_parallel);
+            /* slots hold exclusive prefixes; inclusive = exclusive + leaf i */
+            for (int64_t i = 0; i < L; i++) {
+                const T *vi = V + (b * p.N + i) * p.dv;
+                double m = M[i], c = C[i], *a = A + i * p.dv;
+                double mn = m > s[i] ? m : s[i], f = m == -INFINITY ? 0 : exp(m - mn), fs = exp(s[i] - mn);
+                c = c * f + fs;
+                for (int64_t e = 0; e < p.dv; e++) O[(b * p.N + i) * p.dv + e] = (T)((a[e] * f + (double)vi[e] * fs) / c);
+                p.lse[b * p.N + i] = mn + log(c);
+            }
+        }
+    });
+    free(work);
+    heed_tensor *in[3] = {q, k, v};
+    heed_node *nd = heed__record1(g, &op_scan, 3, in, o);
+    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
+    return heed__live(g) ? o : NULL;
+}

@@ -1,0 +1,574 @@
+/* Attention for one decoder step: a query [B,dq] against keys [B,N,*] and values
+ * [B,N,dv]. Two kinds of node:
+ *   score ops      scores[B,N] from the query and the keys (additive/Bahdanau with optional
+ *                  location-aware and coverage features; Luong dot, general, concat);
+ *   heed_attend    masked softmax over the valid keys and the weighted sum of the values
+ *                  (two outputs: context [B,dv] and weights [B,N]).
+ * Both have analytic backward passes; the [B,N] scores between them are the only
+ * intermediate. heed_coverage_loss is See et al.'s sum_j min(a_j, cov_j). */
+#include "attn_layers.h"
+#include "gemm.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <tgmath.h>
+
+#include "simd.h"
+
+/* ---------------------------------------------------------------- f32 vector math */
+
+__attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = tanhf(x[i]);
+}
+
+/* AVX2 + FMA present (checked once); HEED_NO_AVX2 in the environment forces the scalar
+ * path, as for the other f32 kernels. */
+
+/* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
+static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
+    if (dt == HEED_F32) {
+        float *p = x;
+        if (avx2) tanh_f32_avx2(p, n);
+        else
+            for (int64_t i = 0; i < n; i++) p[i] = tanhf(p[i]);
+    } else {
+        double *p = x;
+        for (int64_t i = 0; i < n; i++) p[i] = tanh(p[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- heed_attend */
+
+/* Backward. With w = softmax(s) over the valid keys, c = sum_j w_j v_j and an outside
+ * gradient gw on the weights output:
+ *   dw_j = gw_j + dc . v_j,   dv_j += w_j dc,   ds_j = w_j (dw_j - sum_i w_i dw_i).
+ * Masked keys have w_j = 0, so every term gives them zero gradient. */
+static void attend_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *s = nd->in[0], *v = nd->in[1], *ctx = nd->out[0], *w = nd->out[1];
+    int64_t B = v->shape[0], N = v->shape[1], dv = v->shape[2];
+    const int64_t *len = nd->saved;
+    void *gs_ = heed__grad(g, s), *gv_ = heed__grad(g, v);
+    double *dw_all = gs_ ? heed__alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof(double)) : NULL;
+    if (gs_ && !dw_all) return;
+    HEED_FOR_DTYPE(s->dtype, T, {
+        const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
+        T *gs = gs_, *gv = gv_;
+_Pragma("omp parallel for if (B * N * dv > 32768)")
+        for (int64_t b = 0; b < B; b++) {
+            const T *wb = W + b * N, *dc = dC + b * dv;
+            double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
+            for (int64_t j = 0; j < len[b]; j++) {
+                const T *vj = V + (b * N + j) * dv;
+                if (gv) {
+                    T *gvj = gv + (b * N + j) * dv;
+                    for (int64_t e = 0; e < dv; e++) gvj[e] += wb[j] * dc[e];
+                }
+                if (dw) {
+                    double d = gW[b * N + j];
+                    for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
+                    dw[j] = d;
+                    dot += wb[j] * d;
+                }
+            }
+            if (dw)
+                for (int64_t j = 0; j < len[b]; j++) gs[b * N + j] += (T)(wb[j] * (dw[j] - dot));
+        }
+    });
+}
+
+static const heed_op op_attend = {"heed_attend", attend_backward};
+
+heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values, const int64_t *key_lengths,
+                         heed_tensor **weights) {
+    const char *op = "heed_attend";
+    if (weights) *weights = NULL;
+    if (!heed__check(g, op, scores, "scores") || !heed__check_like(g, op, values, "values", scores)) return NULL;
+    if (scores->ndim != 2)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+    int64_t B = scores->shape[0], N = scores->shape[1];
+    if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1)) return NULL;
+    int64_t dv = values->shape[2];
+    int64_t *len = heed__key_lengths(g, op, key_lengths, B, N);
+    heed_tensor *ctx = len ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, dv}) : NULL;
+    heed_tensor *w = ctx ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, N}) : NULL;
+    if (!w) return NULL;
+    HEED_FOR_DTYPE(scores->dtype, T, {
+        const T *S = scores->data, *V = values->data;
+        T *C = ctx->data, *Wt = w->data;
+_Pragma("omp parallel for if (B * N * dv > 32768)")
+        for (int64_t b = 0; b < B; b++) {
+            const T *sb = S + b * N;
+            T *wb = Wt + b * N;
+            double m = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < len[b]; j++) m = sb[j] > m || sb[j] != sb[j] ? sb[j] : m;
+            if (m == -INFINITY) continue; /* no valid key, or all scores -inf: zero weights and context */
+            for (int64_t j = 0; j < len[b]; j++) sum += wb[j] = (T)exp((double)sb[j] - m);
+            for (int64_t j = 0; j < len[b]; j++) {
+                wb[j] = (T)(wb[j] / sum);
+                const T *vj = V + (b * N + j) * dv;
+                for (int64_t e = 0; e < dv; e++) C[b * dv + e] += wb[j] * vj[e];
+            }
+        }
+    });
+    heed_tensor *in[2] = {scores, values}, *out[2] = {ctx, w};
+    heed_node *nd = heed__record(g, &op_attend, 2, in, 2, out);
+    if (nd) nd->saved = len;
+    if (!heed__live(g)) return NULL;
+    if (weights) *weights = w;
+    return ctx;
+}
+
+/* ---------------------------------------------------------------- tanh scores */
+
+/* Additive (Bahdanau) and Luong-concat scores share one kernel:
+ *   pre_j = Wq q + b + K'_j + U f_j + w_c cov_j,   s_j = v . tanh(pre_j)
+ * with K'_j = W_k k_j given (additive: keys_proj) or computed here (concat: W = [Wq | Wk]),
+ * f_j = conv1d(prev weights)_j (location-aware) and cov_j the coverage (optional). */
+typedef struct {
+    int64_t B, N, dq, dk, da, C, K;
+    bool concat;
+    /* input slots on the node, -1 when absent */
+    int i_query, i_keys, i_w, i_bias, i_v, i_prev, i_filt, i_proj, i_cov, i_covw;
+    void *t;    /* tanh(pre) [B*N, da] */
+    void *feat; /* location features f [B*N, C] */
+} tanh_plan;
+
+static heed_tensor *slot(heed_node *nd, int i) { return i >= 0 ? nd->in[i] : NULL; }
+
+/* f[b,j,c] = sum_t F[c,t] prev[b, j + t - h] with h = (K-1)/2 and zero padding
+ * (PyTorch's Conv1d(1, C, K, padding=h) without bias). */
+static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, void *feat_) {
+    int64_t B = p->B, N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
+    HEED_FOR_DTYPE(dt, T, {
+        const T *prev = prev_, *F = filt_;
+        T *f = feat_;
+_Pragma("omp parallel for if (B * N * C * K > 65536)")
+        for (int64_t bj = 0; bj < B * N; bj++) {
+            int64_t b = bj / N, j = bj % N;
+            for (int64_t c = 0; c < C; c++) {
+                double acc = 0;
+                for (int64_t t = 0; t < K; t++) {
+                    int64_t i = j + t - h;
+                    if (i >= 0 && i < N) acc += (double)F[c * K + t] * prev[b * N + i];
+                }
+                f[bj * C + c] = (T)acc;
+            }
+        }
+    });
+}
+
+/* Backward. With dpre_j = ds_j * v * (1 - tanh(pre_j)^2):
+ *   dv += sum_j ds_j tanh(pre_j);  dK'_j = dpre_j;  dq = Wq^T sum_j dpre_j;
+ *   dWq += (sum_j dpre_j) q^T;  db += sum_j dpre_j;
+ *   concat: dk_j = Wk^T dpre_j, dWk += dpre_j k_j^T;
+ *   location: dU += dpre_j f_j^T, df_j = U^T dpre_j, then through the convolution
+ *     dF[c,t] += sum_{b,j} df[b,j,c] prev[b,j+t-h],  dprev[b,i] += sum_{c,t} df[b,i-t+h,c] F[c,t];
+ *   coverage: dw_c += sum_j dpre_j cov_j,  dcov_j = w_c . dpre_j. */
+static void tanh_score_backward(heed_graph *g, heed_node *nd) {
+    const tanh_plan *p = nd->saved;
+    heed_tensor *S = nd->out[0], *query = slot(nd, p->i_query), *keys = slot(nd, p->i_keys), *w = slot(nd, p->i_w),
+                *bias = slot(nd, p->i_bias), *v = slot(nd, p->i_v), *prev = slot(nd, p->i_prev),
+                *filt = slot(nd, p->i_filt), *proj = slot(nd, p->i_proj), *cov = slot(nd, p->i_cov),
+                *covw = slot(nd, p->i_covw);
+    heed_dtype dt = S->dtype;
+    int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C, K = p->K, h = (K - 1) / 2;
+    int64_t ldw = p->concat ? dq + dk : dq;
+    size_t es = heed_dtype_size(dt);
+    void *gq = heed__grad(g, query), *gk = heed__grad(g, keys), *gw = heed__grad(g, w), *gb = heed__grad(g, bias),
+         *gv = heed__grad(g, v), *gprev = heed__grad(g, prev), *gfilt = heed__grad(g, filt), *gproj = heed__grad(g, proj),
+         *gcov = heed__grad(g, cov), *gcovw = heed__grad(g, covw);
+    /* dpre is kept only when a GEMM needs it (concat keys, location features) */
+    bool keep = (p->concat && (gk || gw)) || (prev && (gprev || gfilt || gproj));
+    int nthreads = omp_get_max_threads();
+    void *dpre_ = keep ? heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
+    void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
+    /* per-thread partial sums over all rows: dv, dw_c */
+    double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
+    void *rows_ = heed__alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
+    if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
+    HEED_FOR_DTYPE(dt, T, {
+        const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
+                *cw = covw ? (const T *)covw->data : NULL;
+        T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
+_Pragma("omp parallel if (BN * da > 32768)")
+        {
+            double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
+            T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
+_Pragma("omp for schedule(static)")
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t j = 0; j < N; j++) {
+                    int64_t i = b * N + j;
+                    const T *ti = t + i * da;
+                    T ds = dS[i];
+                    double acc_cov = 0;
+                    for (int64_t e = 0; e < da; e++) {
+                        T d = ds * V[e] * (1 - ti[e] * ti[e]);
+                        row[e] = d;
+                        dqp[b * da + e] += d;
+                        pv[e] += (double)ds * ti[e];
+                        if (cv) {
+                            pcw[e] += (double)d * cv[i];
+                            acc_cov += (double)d * cw[e];
+                        }
+                    }
+                    if (dK)
+                        for (int64_t e = 0; e < da; e++) dK[i * da + e] += row[e];
+                    if (dpre) memcpy(dpre + i * da, row, (size_t)da * sizeof(T));
+                    if (dcv) dcv[i] += (T)acc_cov;
+                }
+        }
+        T *dv = gv, *dcw = gcovw, *db = gb;
+        for (int th = 0; th < nthreads; th++)
+            for (int64_t e = 0; e < da; e++) {
+                if (dv) dv[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)e];
+                if (dcw) dcw[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)(da + e)];
+            }
+        if (db)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t e = 0; e < da; e++) db[e] += dqp[b * da + e];
+    });
+    if (gq) heed_gemm(dt, false, false, B, dq, da, 1, dqp_, da, w->data, ldw, 1, gq, dq);
+    if (gw) heed_gemm(dt, true, false, da, dq, B, 1, dqp_, da, query->data, dq, 1, gw, ldw);
+    if (p->concat) {
+        if (gk) heed_gemm(dt, false, false, BN, dk, da, 1, dpre_, da, (char *)w->data + (size_t)dq * es, ldw, 1, gk, dk);
+        if (gw) heed_gemm(dt, true, false, da, dk, BN, 1, dpre_, da, keys->data, dk, 1, (char *)gw + (size_t)dq * es, ldw);
+    }
+    if (!prev || !(gprev || gfilt || gproj)) return;
+    if (gproj) heed_gemm(dt, true, false, da, C, BN, 1, dpre_, da, p->feat, C, 1, gproj, C);
+    if (!gprev && !gfilt) return;
+    void *df_ = heed__alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
+    if (!df_) return;
+    heed_gemm(dt, false, false, BN, C, da, 1, dpre_, da, proj->data, C, 0, df_, C);
+    HEED_FOR_DTYPE(dt, T, {
+        const T *df = df_, *pv = prev->data, *F = filt->data;
+        if (gfilt) {
+            T *dF = gfilt;
+_Pragma("omp parallel for if (BN * C * K > 65536)")
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t t = 0; t < K; t++) {
+                    double acc = 0;
+                    for (int64_t b = 0; b < B; b++)
+                        for (int64_t j = 0; j < N; j++) {
+                            int64_t i = j + t - h;
+                            if (i >= 0 && i < N) acc += (double)df[(b * N + j) * C + c] * pv[b * N + i];
+                        }
+                    dF[c * K + t] += (T)acc;
+                }
+        }
+        if (gprev) {
+            T *dp = gprev;
+_Pragma("omp parallel for if (BN * C * K > 65536)")
+            for (int64_t bi = 0; bi < BN; bi++) {
+                int64_t b = bi / N, i = bi % N;
+                double acc = 0;
+                for (int64_t t = 0; t < K; t++) {
+                    int64_t j = i - t + h;
+                    if (j < 0 || j >= N) continue;
+                    for (int64_t c = 0; c < C; c++) acc += (double)df[(b * N + j) * C + c] * F[c * K + t];
+                }
+                dp[bi] += (T)acc;
+            }
+        }
+    });
+}
+
+static const heed_op op_additive = {"heed_additive_score", tanh_score_backward};
+static const heed_op op_concat = {"heed_luong_score(concat)", tanh_score_backward};
+
+/* Forward of both tanh scores; inputs already validated. in[] holds the non-NULL inputs in
+ * the slot order recorded in p. */
+static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const heed_op *op, tanh_plan *p, int n_in,
+                                       heed_tensor **in) {
+    heed_node tmp = {.in = in};
+    heed_tensor *query = slot(&tmp, p->i_query), *keys = slot(&tmp, p->i_keys), *w = slot(&tmp, p->i_w),
+                *bias = slot(&tmp, p->i_bias), *v = slot(&tmp, p->i_v), *prev = slot(&tmp, p->i_prev),
+                *filt = slot(&tmp, p->i_filt), *proj = slot(&tmp, p->i_proj), *cov = slot(&tmp, p->i_cov),
+                *covw = slot(&tmp, p->i_covw);
+    heed_dtype dt = query->dtype;
+    size_t es = heed_dtype_size(dt);
+    int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C;
+    int64_t ldw = p->concat ? dq + dk : dq;
+    void *pre_ = heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es);
+    void *qp_ = heed__alloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
+    heed_tensor *S = heed__new(g, opname, dt, 2, (int64_t[]){B, N});
+    if (!pre_ || !qp_ || !S) return NULL;
+    /* GEMM terms first (into pre), then one pass per row adds the rest, applies tanh and
+     * takes the dot product with v while the row is in cache. */
+    bool gemm_term = p->concat || prev;
+    if (p->concat) heed_gemm(dt, false, true, BN, da, dk, 1, keys->data, dk, (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
+    heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
+    if (prev) {
+        p->feat = heed__alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
+        if (!p->feat) return NULL;
+        location_features(p, dt, prev->data, filt->data, p->feat);
+        heed_gemm(dt, false, true, BN, da, C, 1, p->feat, C, proj->data, C, 0, pre_, da);
+    }
+    bool avx2 = heed__have_avx2();
+    HEED_FOR_DTYPE(dt, T, {
+        T *pre = pre_, *qp = qp_, *Sd = S->data;
+        const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
+                *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
+        if (bs)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t e = 0; e < da; e++) qp[b * da + e] += bs[e];
+_Pragma("omp parallel for schedule(static) if (BN * da > 32768)")
+        for (int64_t i = 0; i < BN; i++) {
+            const T *q = qp + (i / N) * da;
+            T *r = pre + i * da;
+            for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
+            if (cv)
+                for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
+            tanh_row(dt, r, da, avx2);
+            double s = 0;
+            for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
+            Sd[i] = (T)s;
+        }
+    });
+    p->t = pre_;
+    heed_node *nd = heed__record1(g, op, n_in, in, S);
+    if (nd && (nd->saved = heed__alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
+    return heed__live(g) ? S : NULL;
+}
+
+static int add_slot(heed_tensor **in, int *n, heed_tensor *t) {
+    if (!t) return -1;
+    in[*n] = t;
+    return (*n)++;
+}
+
+heed_tensor *heed_additive_keys(heed_graph *g, heed_tensor *keys, heed_tensor *w_k, heed_tensor *bias) {
+    if (heed__live(g) && keys && keys->ndim != 3)
+        return heed__fail(g, HEED_ERR_SHAPE, "heed_additive_keys: keys%s must be [B,N,dk]", HEED_S(keys)), NULL;
+    return heed_linear(g, keys, w_k, bias);
+}
+
+heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, const heed_additive_params *ap,
+                                 heed_tensor *prev_weights, heed_tensor *coverage) {
+    const char *op = "heed_additive_score";
+    if (!heed__live(g)) return NULL;
+    if (!ap) return heed__fail(g, HEED_ERR_ARG, "%s: params is NULL", op), NULL;
+    if (!heed__check(g, op, query, "query") || query->ndim != 2)
+        return heed__live(g) ? (heed__fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL) : NULL;
+    int64_t B = query->shape[0], dq = query->shape[1];
+    if (!heed__check_like(g, op, keys_proj, "keys_proj", query)) return NULL;
+    if (keys_proj->ndim != 3 || keys_proj->shape[0] != B)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: keys_proj%s must be [B,N,da] with B = %lld (query%s)", op,
+                          HEED_S(keys_proj), (long long)B, HEED_S(query)),
+               NULL;
+    int64_t N = keys_proj->shape[1], da = keys_proj->shape[2];
+    tanh_plan p = {.B = B, .N = N, .dq = dq, .da = da, .i_prev = -1, .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
+    if (!HEED__EXPECT(g, op, ap->w_q, "params.w_q", query, "[da,dq]", da, dq) ||
+        !HEED__EXPECT(g, op, ap->v, "params.v", query, "[da]", da) ||
+        (ap->bias && !HEED__EXPECT(g, op, ap->bias, "params.bias", query, "[da]", da)))
+        return NULL;
+    if (ap->loc_filters || ap->loc_proj || prev_weights) {
+        if (!ap->loc_filters || !ap->loc_proj || !prev_weights)
+            return heed__fail(g, HEED_ERR_ARG,
+                              "%s: location-aware attention needs params.loc_filters, params.loc_proj and prev_weights "
+                              "together (got %s, %s, %s)",
+                              op, ap->loc_filters ? "filters" : "NULL", ap->loc_proj ? "proj" : "NULL",
+                              prev_weights ? "prev_weights" : "NULL"),
+                   NULL;
+        if (!heed__check_like(g, op, ap->loc_filters, "params.loc_filters", query)) return NULL;
+        if (ap->loc_filters->ndim != 2 || ap->loc_filters->shape[0] < 1 || ap->loc_filters->shape[1] < 1 ||
+            ap->loc_filters->shape[1] % 2 == 0)
+            return heed__fail(g, HEED_ERR_SHAPE,
+                              "%s: params.loc_filters%s must be [C,K] with C >= 1 channels and an odd window K >= 1 "
+                              "(centred convolution)",
+                              op, HEED_S(ap->loc_filters)),
+                   NULL;
+        p.C = ap->loc_filters->shape[0], p.K = ap->loc_filters->shape[1];
+        if (!HEED__EXPECT(g, op, ap->loc_proj, "params.loc_proj", query, "[da,C]", da, p.C) ||
+            !HEED__EXPECT(g, op, prev_weights, "prev_weights", query, "[B,N]", B, N))
+            return NULL;
+    }
+    if (ap->cov_weight || coverage) {
+        if (!ap->cov_weight || !coverage)
+            return heed__fail(g, HEED_ERR_ARG, "%s: coverage attention needs params.cov_weight and coverage together", op),
+                   NULL;
+        if (!HEED__EXPECT(g, op, ap->cov_weight, "params.cov_weight", query, "[da]", da) ||
+            !HEED__EXPECT(g, op, coverage, "coverage", query, "[B,N]", B, N))
+            return NULL;
+    }
+    heed_tensor *in[10];
+    int n = 0;
+    p.i_query = add_slot(in, &n, query);
+    p.i_keys = add_slot(in, &n, keys_proj);
+    p.i_w = add_slot(in, &n, ap->w_q);
+    p.i_bias = add_slot(in, &n, ap->bias);
+    p.i_v = add_slot(in, &n, ap->v);
+    if (prev_weights) {
+        p.i_prev = add_slot(in, &n, prev_weights);
+        p.i_filt = add_slot(in, &n, ap->loc_filters);
+        p.i_proj = add_slot(in, &n, ap->loc_proj);
+    }
+    if (coverage) {
+        p.i_cov = add_slot(in, &n, coverage);
+        p.i_covw = add_slot(in, &n, ap->cov_weight);
+    }
+    return tanh_score_forward(g, op, &op_additive, &p, n, in);
+}
+
+heed_tensor *heed_additive_attention(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, heed_tensor *values,
+                                     const heed_additive_params *p, heed_tensor *prev_weights, heed_tensor *coverage,
+                                     const int64_t *key_lengths, heed_tensor **weights) {
+    if (weights) *weights = NULL;
+    heed_tensor *s = heed_additive_score(g, query, keys_proj, p, prev_weights, coverage);
+    return s ? heed_attend(g, s, values, key_lengths, weights) : NULL;
+}
+
+/* ---------------------------------------------------------------- Luong scores */
+
+/* dot:     s_j = q . k_j                        dq = sum_j ds_j k_j,  dk_j = ds_j q
+ * general: u = W^T q,  s_j = u . k_j (q^T W k_j)  du = sum_j ds_j k_j, dq = W du,
+ *                                                 dW += q du^T,  dk_j = ds_j u */
+static void bilinear_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *q = nd->in[0], *k = nd->in[1], *W = nd->n_in > 2 ? nd->in[2] : NULL, *S = nd->out[0];
+    int64_t B = k->shape[0], N = k->shape[1], dk = k->shape[2], dq = q->shape[1];
+    void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gW = heed__grad(g, W);
+    void *du_ = W ? heed__zalloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
+    if (W && !du_) return;
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
+        T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
+_Pragma("omp parallel for if (B * N * dk > 32768)")
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < N; j++) {
+                T ds = dS[b * N + j];
+                const T *kj = Kd + (b * N + j) * dk;
+                if (du)
+                    for (int64_t e = 0; e < dk; e++) du[b * dk + e] += ds * kj[e];
+                if (dk_)
+                    for (int64_t e = 0; e < dk; e++) dk_[(b * N + j) * dk + e] += ds * U[b * dk + e];
+            }
+    });
+    if (W && gq) heed_gemm(q->dtype, false, true, B, dq, dk, 1, du_, dk, W->data, dk, 1, gq, dq);
+    if (W && gW) heed_gemm(q->dtype, true, false, dq, dk, B, 1, q->data, dq, du_, dk, 1, gW, dk);
+}
+
+static const heed_op op_dot = {"heed_luong_score(dot)", bilinear_backward};
+static const heed_op op_general = {"heed_luong_score(general)", bilinear_backward};
+
+static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor *q, heed_tensor *k, heed_tensor *W) {
+    int64_t B = k->shape[0], N = k->shape[1], dk = k->shape[2], dq = q->shape[1];
+    heed_tensor *S = heed__new(g, op, q->dtype, 2, (int64_t[]){B, N});
+    void *u_ = W ? heed__alloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
+    if (!S || (W && !u_)) return NULL;
+    if (W) heed_gemm(q->dtype, false, false, B, dk, dq, 1, q->data, dq, W->data, dk, 0, u_, dk);
+    HEED_FOR_DTYPE(q->dtype, T, {
+        const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
+        T *s = S->data;
+_Pragma("omp parallel for if (B * N * dk > 32768)")
+        for (int64_t bj = 0; bj < B * N; bj++) {
+            const T *u = U + (bj / N) * dk, *kj = Kd + bj * dk;
+            double acc = 0;
+            for (int64_t e = 0; e < dk; e++) acc += (double)u[e] * kj[e];
+            s[bj] = (T)acc;
+        }
+    });
+    heed_tensor *in[3] = {q, k, W};
+    heed_node *nd = heed__record1(g, W ? &op_general : &op_dot, W ? 3 : 2, in, S);
+    if (nd) nd->saved = u_;
+    return heed__live(g) ? S : NULL;
+}
+
+heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys, heed_tensor *w,
+                              heed_tensor *v) {
+    const char *op = kind == HEED_LUONG_DOT       ? "heed_luong_score(dot)"
+                     : kind == HEED_LUONG_GENERAL ? "heed_luong_score(general)"
+                     : kind == HEED_LUONG_CONCAT  ? "heed_luong_score(concat)"
+                                                  : "heed_luong_score";
+    if (!heed__live(g)) return NULL;
+    if (kind != HEED_LUONG_DOT && kind != HEED_LUONG_GENERAL && kind != HEED_LUONG_CONCAT)
+        return heed__fail(g, HEED_ERR_ARG, "%s: unknown kind %d (dot, general or concat)", op, (int)kind), NULL;
+    if (!heed__check(g, op, query, "query") || !heed__check_like(g, op, keys, "keys", query)) return NULL;
+    if (query->ndim != 2 || keys->ndim != 3 || keys->shape[0] != query->shape[0])
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: query%s and keys%s must be [B,dq] and [B,N,dk] with the same B", op,
+                          HEED_S(query), HEED_S(keys)),
+               NULL;
+    int64_t B = query->shape[0], dq = query->shape[1], N = keys->shape[1], dk = keys->shape[2];
+    switch (kind) {
+    case HEED_LUONG_DOT:
+        if (w || v) return heed__fail(g, HEED_ERR_ARG, "%s: takes no w or v (pass NULL)", op), NULL;
+        if (dq != dk)
+            return heed__fail(g, HEED_ERR_SHAPE, "%s: query%s . keys%s: dq = %lld and dk = %lld must be equal", op,
+                              HEED_S(query), HEED_S(keys), (long long)dq, (long long)dk),
+                   NULL;
+        return bilinear_forward(g, op, query, keys, NULL);
+    case HEED_LUONG_GENERAL:
+        if (v) return heed__fail(g, HEED_ERR_ARG, "%s: takes no v (pass NULL)", op), NULL;
+        if (!HEED__EXPECT(g, op, w, "w", query, "[dq,dk]", dq, dk)) return NULL;
+        return bilinear_forward(g, op, query, keys, w);
+    default: break;
+    }
+    if (!heed__check_like(g, op, w, "w", query)) return NULL;
+    if (w->ndim != 2 || w->shape[1] != dq + dk || w->shape[0] < 1)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s must be [da,dq+dk] = [?,%lld] (query%s, keys%s)", op, HEED_S(w),
+                          (long long)(dq + dk), HEED_S(query), HEED_S(keys)),
+               NULL;
+    int64_t da = w->shape[0];
+    if (!HEED__EXPECT(g, op, v, "v", query, "[da]", da)) return NULL;
+    tanh_plan p = {.B = B, .N = N, .dq = dq, .dk = dk, .da = da, .concat = true, .i_bias = -1, .i_prev = -1,
+                   .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
+    heed_tensor *in[4];
+    int n = 0;
+    p.i_query = add_slot(in, &n, query);
+    p.i_keys = add_slot(in, &n, keys);
+    p.i_w = add_slot(in, &n, w);
+    p.i_v = add_slot(in, &n, v);
+    return tanh_score_forward(g, op, &op_concat, &p, n, in);
+}
+
+heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
+                                  heed_tensor *values, heed_tensor *w, heed_tensor *v, const int64_t *key_lengths,
+                                  heed_tensor **weights) {
+    if (weights) *weights = NULL;
+    heed_tensor *s = heed_luong_score(g, kind, query, keys, w, v);
+    return s ? heed_attend(g, s, values, key_lengths, weights) : NULL;
+}
+
+/* ---------------------------------------------------------------- coverage loss */
+
+/* loss_b = sum_j min(a_j, cov_j). d/da_j = 1 where a_j < cov_j, d/dcov_j = 1 where
+ * cov_j < a_j; a tie splits the gradient in halves (as torch.minimum). */
+static void coverage_loss_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *a = nd->in[0], *c = nd->in[1], *y = nd->out[0];
+    int64_t B = a->shape[0], N = a->shape[1];
+    void *ga_ = heed__grad(g, a), *gc_ = heed__grad(g, c);
+    HEED_FOR_DTYPE(a->dtype, T, {
+        const T *A = a->data, *Cv = c->data, *dy = y->grad;
+        T *ga = ga_, *gc = gc_;
+        for (int64_t i = 0; i < B * N; i++) {
+            T d = dy[i / N], share_a = A[i] < Cv[i] ? 1 : A[i] == Cv[i] ? (T)0.5 : 0;
+            if (ga) ga[i] += d * share_a;
+            if (gc) gc[i] += d * (1 - share_a);
+        }
+    });
+}
+
+static const heed_op op_coverage_loss = {"heed_coverage_loss", coverage_loss_backward};
+
+heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage) {
+    const char *op = "heed_coverage_loss";
+    if (!heed__check(g, op, weights, "weights")) return NULL;
+    if (weights->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: weights%s must be [B,N]", op, HEED_S(weights)), NULL;
+    int64_t B = weights->shape[0], N = weights->shape[1];
+    if (!HEED__EXPECT(g, op, coverage, "coverage", weights, "[B,N]", B, N)) return NULL;
+    heed_tensor *y = heed__new(g, op, weights->dtype, 1, (int64_t[]){B});
+    if (!y) return NULL;
+    HEED_FOR_DTYPE(weights->dtype, T, {
+        const T *A = weights->data, *Cv = coverage->data;
+        T *Y = y->data;
+        for (int64_t b = 0; b < B; b++) {
+            double s = 0;
+            for (int64_t j = 0; j < N; j++) s += A[b * N + j] < Cv[b * N + j] ? A[b * N + j] : Cv[b * N + j];
+            Y[b] = (T)s;
+        }
+    });
+    heed_tensor *in[2] = {weights, coverage};
+    heed__record1(g, &op_coverage_loss, 2, in, y);
+    return heed__live(g) ? y : NULL;
+}

@@ -1,0 +1,294 @@
+/* Losses: cross-entropy over logits, binary cross-entropy with logits, mean squared
+ * error. Each returns a scalar (0-dim) tensor of the input's dtype. A loss over nothing
+ * (every row ignored, all weights zero, empty inputs) is 0 with zero gradients.
+ * Sums run in double over fixed blocks, so the value does not depend on the thread count. */
+#include "rowops.h"
+
+#include <tgmath.h>
+
+#define BLOCK 4096 /* elements (or rows) per block of a deterministic parallel sum */
+
+static int64_t nblocks(int64_t n) { return (n + BLOCK - 1) / BLOCK; }
+
+/* ================================================================ cross-entropy
+ *
+ * Row i with target t, lse = log sum_c exp(x_c), logp_c = x_c - lse, smoothing s, C classes:
+ *   l_i = (1 - s) * (-logp_t) + s * mean_c(-logp_c)        (PyTorch's label smoothing)
+ *       = lse - (1 - s) x_t - s * sum_c x_c / C
+ *   loss = sum_i l_i / count, count = rows whose target is not ignore_index.
+ * dl_i / dx_c = softmax_c - (1 - s) [c == t] - s / C, with softmax_c = exp(x_c - lse).
+ * A fully masked row (all logits -inf) follows heed_log_softmax (log-probs 0): it counts
+ * in `count` but adds 0 to the loss and gets zero gradient. */
+
+typedef struct {
+    int64_t n, c;
+    int64_t *targets; /* copied: the caller's buffer may change before backward */
+    double *lse;      /* per row */
+    double count, smoothing;
+    int64_t ignore_index;
+} ce_saved;
+
+static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i] != -INFINITY; }
+
+/* dx_c += k * (exp(x_c - lse) - s/C), then dx_t -= k * (1 - s). */
+HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float lse, float k, float off) {
+    const __m256 vl = _mm256_set1_ps(lse), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
+    int64_t j = 0;
+    for (; j + 8 <= c; j += 8) {
+        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vl));
+        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vk, _mm256_sub_ps(p, voff), _mm256_loadu_ps(dx + j)));
+    }
+    for (; j < c; j++) dx[j] += k * (expf(x[j] - lse) - off);
+}
+
+static void ce_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *x = nd->in[0], *y = nd->out[0];
+    const ce_saved *s = nd->saved;
+    void *gx = heed__grad(g, x);
+    if (!gx || s->count == 0) return;
+    int64_t n = s->n, c = s->c;
+    double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
+    bool avx2 = heed__have_avx2();
+    HEED_FOR_DTYPE(x->dtype, T, {
+        const T *X = x->data;
+        T *dX = gx;
+        double k = (double)((const T *)y->grad)[0] / s->count;
+        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384)")
+        for (int64_t i = 0; i < n; i++) {
+            if (!ce_row_active(s, i)) continue;
+            const T *xr = X + i * c;
+            T *dxr = dX + i * c;
+            if (sizeof(T) == sizeof(float) && avx2)
+                ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i], (float)k, (float)off);
+            else
+                for (int64_t j = 0; j < c; j++) dxr[j] += (T)(k * (exp((double)xr[j] - s->lse[i]) - off));
+            dxr[s->targets[i]] -= (T)(k * hit);
+        }
+    });
+}
+
+static const heed_op op_ce = {"heed_cross_entropy", ce_backward};
+
+heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts) {
+    const char *op = "heed_cross_entropy";
+    if (!heed__check(g, op, logits, "logits")) return NULL;
+    heed_ce_opts o = opts ? *opts : HEED_CE_DEFAULTS;
+    if (logits->ndim != 2)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s must be 2-D [N, C]", op, HEED_S(logits)), NULL;
+    int64_t n = logits->shape[0], c = logits->shape[1];
+    if (c < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)), NULL;
+    if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
+        return heed__fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing), NULL;
+    if (n > 0 && !targets) return heed__fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits), (long long)n), NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (targets[i] != o.ignore_index && (targets[i] < 0 || targets[i] >= c))
+            return heed__fail(g, HEED_ERR_ARG,
+                              "%s: targets[%lld] = %lld is out of range for logits%s (must be in [0, %lld) or ignore_index %lld)",
+                              op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
+                              (long long)o.ignore_index),
+                   NULL;
+    heed_tensor *y = heed__new(g, op, logits->dtype, 0, NULL);
+    ce_saved *s = heed__alloc(g, sizeof *s);
+    double *lse = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *lse), *rowloss = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
+    int64_t *tg = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
+    if (!y || !s || !lse || !rowloss || !tg) return NULL;
+    if (n) memcpy(tg, targets, (size_t)n * sizeof *tg);
+    *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index};
+    double sm = o.label_smoothing;
+    HEED_FOR_DTYPE(logits->dtype, T, {
+        const T *X = logits->data;
+        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384)")
+        for (int64_t i = 0; i < n; i++) {
+            rowloss[i] = 0;
+            lse[i] = -INFINITY;
+            if (tg[i] == o.ignore_index) continue;
+            double sum_x = 0;
+            const T *xr = X + i * c;
+            lse[i] = sizeof(T) == sizeof(float) ? heed__row_lse_f32((const float *)xr, c, sm > 0 ? &sum_x : NULL)
+                                                : heed__row_lse_f64((const double *)xr, c, sm > 0 ? &sum_x : NULL);
+            if (lse[i] == -INFINITY) continue; /* fully masked row */
+            double l = lse[i] - (1 - sm) * (double)xr[tg[i]];
+            if (sm > 0) l -= sm * sum_x / (double)c;
+            rowloss[i] = l;
+        }
+        double total = 0, count = 0;
+        for (int64_t i = 0; i < n; i++) {
+            total += rowloss[i];
+            count += tg[i] != o.ignore_index;
+        }
+        s->count = count;
+        ((T *)y->data)[0] = (T)(count > 0 ? total / count : 0);
+    });
+    heed_node *nd = heed__record1(g, &op_ce, 1, &logits, y);
+    if (nd) nd->saved = s;
+    return heed__live(g) ? y : NULL;
+}
+
+/* ================================================================ BCE with logits
+ *
+ * l_i = max(x,0) - x y + log1p(exp(-|x|)), which is -[y log sigmoid(x) + (1-y) log(1 - sigmoid(x))]
+ * written so that exp never overflows. With weights w (broadcast to x; 1 when absent) and
+ * W = sum_i w_i:  L = sum_i w_i l_i / W.
+ *   dL/dx_i = w_i (sigmoid(x_i) - y_i) / W,   dL/dy_i = -w_i x_i / W,
+ *   dL/dw_i = (l_i - L) / W   (summed back over the dims w was broadcast along). */
+
+typedef struct {
+    int64_t n[4], ws[4]; /* x's shape padded to 4 dims; weight strides (0 where broadcast) */
+    double W, L;
+} bce_saved;
+
+static inline double bce_term(double x, double y) { return fmax(x, 0) - x * y + log1p(exp(-fabs(x))); }
+static inline double sigmoid(double x) {
+    double e = exp(-fabs(x)); /* <= 1: no overflow */
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+
+/* Offset of x's flat element i in the broadcast weight. */
+static inline int64_t w_offset(const bce_saved *s, int64_t i) {
+    int64_t off = 0;
+    for (int d = 3; d >= 0; d--) {
+        off += (i % s->n[d]) * s->ws[d];
+        i /= s->n[d];
+    }
+    return off;
+}
+
+static void bce_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *x = nd->in[0], *t = nd->in[1], *w = nd->n_in > 2 ? nd->in[2] : NULL, *out = nd->out[0];
+    const bce_saved *s = nd->saved;
+    void *gx_ = heed__grad(g, x), *gt_ = heed__grad(g, t), *gw_ = heed__grad(g, w);
+    if (s->W == 0) return;
+    int64_t n = x->numel;
+    HEED_FOR_DTYPE(x->dtype, T, {
+        const T *X = x->data, *Y = t->data, *Wt = w ? w->data : NULL;
+        T *gx = gx_, *gt = gt_, *gw = gw_;
+        double k = (double)((const T *)out->grad)[0] / s->W;
+        if (gx || gt) {
+            _Pragma("omp parallel for schedule(static) if (n > 32768)")
+            for (int64_t i = 0; i < n; i++) {
+                double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
+                if (gx) gx[i] += (T)(k * wi * (sigmoid(X[i]) - Y[i]));
+                if (gt) gt[i] -= (T)(k * wi * X[i]);
+            }
+        }
+        if (gw) /* serial: several x elements may share one weight */
+            for (int64_t i = 0; i < n; i++) gw[w_offset(s, i)] += (T)(k * (bce_term(X[i], Y[i]) - s->L));
+    });
+}
+
+static const heed_op op_bce = {"heed_bce_with_logits", bce_backward};
+
+heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y, heed_tensor *weight) {
+    const char *op = "heed_bce_with_logits";
+    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, y, "y", x)) return NULL;
+    if (weight && !heed__check_like(g, op, weight, "weight", x)) return NULL;
+    bool same = x->ndim == y->ndim;
+    for (int i = 0; same && i < x->ndim; i++) same = x->shape[i] == y->shape[i];
+    if (!same) return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s and y%s must have the same shape", op, HEED_S(x), HEED_S(y)), NULL;
+    bce_saved *s = heed__zalloc(g, sizeof *s);
+    heed_tensor *out = heed__new(g, op, x->dtype, 0, NULL);
+    if (!s || !out) return NULL;
+    /* Weight strides against x's shape, both padded on the left to 4 dims. */
+    for (int d = 0; d < 4; d++) {
+        int k = d - (4 - x->ndim);
+        s->n[d] = k >= 0 ? x->shape[k] : 1;
+    }
+    if (weight) {
+        bool ok = weight->ndim <= x->ndim;
+        int64_t stride = 1;
+        for (int d = 3; d >= 0 && ok; d--) {
+            int k = d - (4 - weight->ndim);
+            int64_t wd = k >= 0 ? weight->shape[k] : 1;
+            ok = wd == s->n[d] || wd == 1;
+            s->ws[d] = wd == 1 ? 0 : stride;
+            stride *= wd;
+        }
+        if (!ok)
+            return heed__fail(g, HEED_ERR_SHAPE, "%s: weight%s does not broadcast to x%s (weight dims must equal x's or be 1)", op,
+                              HEED_S(weight), HEED_S(x)),
+                   NULL;
+    }
+    int64_t n = x->numel, nb = nblocks(n);
+    double *bl = heed__alloc(g, (size_t)(nb ? nb : 1) * 2 * sizeof *bl); /* per block: sum w*l, sum w */
+    if (!bl) return NULL;
+    HEED_FOR_DTYPE(x->dtype, T, {
+        const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
+        _Pragma("omp parallel for schedule(static) if (nb > 1)")
+        for (int64_t b = 0; b < nb; b++) {
+            double sl = 0, sw = 0;
+            int64_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
+            for (int64_t i = b * BLOCK; i < end; i++) {
+                double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
+                sl += wi * bce_term(X[i], Y[i]);
+                sw += wi;
+            }
+            bl[2 * b] = sl, bl[2 * b + 1] = sw;
+        }
+        double sl = 0, sw = 0;
+        for (int64_t b = 0; b < nb; b++) sl += bl[2 * b], sw += bl[2 * b + 1];
+        s->W = sw;
+        s->L = sw != 0 ? sl / sw : 0;
+        ((T *)out->data)[0] = (T)s->L;
+    });
+    heed_tensor *in[3] = {x, y, weight};
+    heed_node *nd = heed__record1(g, &op_bce, weight ? 3 : 2, in, out);
+    if (nd) nd->saved = s;
+    return heed__live(g) ? out : NULL;
+}
+
+/* ================================================================ MSE
+ *
+ * L = sum_i (a_i - b_i)^2 / n:   dL/da_i = 2 (a_i - b_i) / n,   dL/db_i = -dL/da_i. */
+
+static void mse_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *a = nd->in[0], *b = nd->in[1], *out = nd->out[0];
+    void *ga_ = heed__grad(g, a), *gb_ = heed__grad(g, b);
+    int64_t n = a->numel;
+    if (n == 0) return;
+    HEED_FOR_DTYPE(a->dtype, T, {
+        const T *A = a->data, *B = b->data;
+        T *ga = ga_, *gb = gb_;
+        T k = (T)(2 * (double)((const T *)out->grad)[0] / (double)n);
+        _Pragma("omp parallel for schedule(static) if (n > 32768)")
+        for (int64_t i = 0; i < n; i++) {
+            T d = k * (A[i] - B[i]);
+            if (ga) ga[i] += d;
+            if (gb) gb[i] -= d;
+        }
+    });
+}
+
+static const heed_op op_mse = {"heed_mse", mse_backward};
+
+heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
+    const char *op = "heed_mse";
+    if (!heed__check(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
+    bool same = a->ndim == b->ndim;
+    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
+    if (!same)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s must have the same shape (no broadcasting)", op, HEED_S(a), HEED_S(b)),
+               NULL;
+    heed_tensor *out = heed__new(g, op, a->dtype, 0, NULL);
+    int64_t n = a->numel, nb = nblocks(n);
+    double *bl = heed__alloc(g, (size_t)(nb ? nb : 1) * sizeof *bl);
+    if (!out || !bl) return NULL;
+    HEED_FOR_DTYPE(a->dtype, T, {
+        const T *A = a->data, *B = b->data;
+        _Pragma("omp parallel for schedule(static) if (nb > 1)")
+        for (int64_t k = 0; k < nb; k++) {
+            double s = 0;
+            int64_t end = (k + 1) * BLOCK < n ? (k + 1) * BLOCK : n;
+            for (int64_t i = k * BLOCK; i < end; i++) {
+                double d = (double)A[i] - (double)B[i];
+                s += d * d;
+            }
+            bl[k] = s;
+        }
+        double s = 0;
+        for (int64_t k = 0; k < nb; k++) s += bl[k];
+        ((T *)out->data)[0] = (T)(n ? s / (double)n : 0);
+    });
+    heed_tensor *in[2] = {a, b};
+    heed__record1(g, &op_mse, 2, in, out);
+    return heed__live(g) ? out : NULL;
+}

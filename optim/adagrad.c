@@ -1,0 +1,55 @@
+/* Adagrad, as torch.optim.Adagrad (1.13) defines it. At update t, per element:
+ *   g = g + wd * p
+ *   clr = lr / (1 + (t - 1) * lr_decay)
+ *   s = s + g^2                     (s starts at initial_accumulator_value)
+ *   p = p - clr * g / (sqrt(s) + eps)
+ * State: "adagrad.sum". */
+#include "optim_internal.h"
+
+#include <math.h>
+#include <tgmath.h>
+
+#define ADAGRAD_BODY(T)                                                           \
+    {                                                                             \
+        const double decay = 1 + (double)(t - 1) * o->lr_decay;                   \
+        T *restrict p = heed_params_values(o->P);                                 \
+        const T *restrict g = heed_params_grads(o->P);                            \
+        T *restrict sum = o->state[0];                                            \
+        const T eps = (T)o->eps;                                                  \
+        OPT_FOR_CHUNKS(chunks, n, c, {                                            \
+            const T clr = (T)(gs[c->group].lr / decay), wd = (T)gs[c->group].wd;  \
+            _Pragma("omp simd")                                                   \
+            for (int64_t i = c->begin; i < c->end; i++) {                         \
+                T gi = g[i] + wd * p[i];                                          \
+                T si = sum[i] + gi * gi;                                          \
+                sum[i] = si;                                                      \
+                p[i] -= clr * (gi / (sqrt(si) + eps));                            \
+            }                                                                     \
+        });                                                                       \
+    }
+OPT_DEFINE_KERNEL(adagrad_kernel, ADAGRAD_BODY)
+
+heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
+    static const char *fn = "heed_adagrad";
+    heed_adagrad_opts o = opts ? *opts : HEED_ADAGRAD_DEFAULTS;
+    heed_ctx *ctx = heed_params_ctx(P);
+    if (!P) return NULL;
+    if (!heed__opt_check(ctx, fn, "lr", o.lr, 0, INFINITY, false) ||
+        !heed__opt_check(ctx, fn, "lr_decay", o.lr_decay, 0, INFINITY, false) ||
+        !heed__opt_check(ctx, fn, "weight_decay", o.weight_decay, 0, INFINITY, false) ||
+        !heed__opt_check(ctx, fn, "initial_accumulator_value", o.initial_accumulator_value, 0, INFINITY, false) ||
+        !heed__opt_check(ctx, fn, "eps", o.eps, 0, INFINITY, false))
+        return NULL;
+    static const char *const names[] = {"adagrad.sum"};
+    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_ADAGRAD, "adagrad", adagrad_kernel, o.lr, o.weight_decay, 1, names);
+    if (!opt) return NULL;
+    opt->lr_decay = o.lr_decay;
+    opt->eps = o.eps;
+    opt->initial_accumulator = o.initial_accumulator_value;
+    int64_t numel = heed_params_numel(P);
+    HEED_FOR_DTYPE(opt->dtype, T, {
+        T *s = opt->state[0];
+        for (int64_t i = 0; i < numel; i++) s[i] = (T)o.initial_accumulator_value;
+    });
+    return opt;
+}

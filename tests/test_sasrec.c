@@ -1,0 +1,385 @@
+/* SASRec model (models/sasrec.c) and its training program's loop (examples/sasrec):
+ * the f64 gradient check of the whole model, the loss against a direct computation,
+ * causality and padding, f32 against f64, bad input, and a smoke training run on tiny
+ * generated data (the loss falls, the test HR@10 beats popularity) with an exact resume
+ * from a checkpoint. */
+#include "check.h"
+#include "train.h"
+
+#include <unistd.h>
+
+static heed_ctx *ctx;
+
+/* A tiny model: 7 items, maxlen 5, d 4, 2 blocks of 2 heads, dropout 0.3. */
+static heed_sasrec_config tiny_config(void) {
+    return (heed_sasrec_config){.n_items = 7, .maxlen = 5, .hidden = 4, .blocks = 2, .heads = 2, .dropout = 0.3};
+}
+
+/* Left-padded rows: one full, one short, one with a single item (no target). */
+static const int64_t tiny_seq[3 * 5] = {3, 1, 4, 1, 5, 0, 0, 2, 6, 7, 0, 0, 0, 0, 4};
+static const int64_t tiny_pos[3 * 5] = {1, 4, 1, 5, 2, 0, 0, 6, 7, 3, 0, 0, 0, 0, 0};
+static const int64_t tiny_neg[3 * 5] = {6, 2, 7, 3, 4, 0, 0, 1, 5, 1, 0, 0, 0, 0, 0};
+
+typedef struct {
+    heed_sasrec *m;
+    bool materialised;
+} model_case;
+
+static heed_tensor *model_loss(heed_graph *g, heed_tensor **in, void *user) {
+    model_case *c = user;
+    heed_tensor *w[HEED_SASREC_MAX_BLOCKS];
+    heed_tensor *h = heed_sasrec_forward(g, c->m, tiny_seq, 3, 5, c->materialised ? w : NULL);
+    return heed_sasrec_loss(g, c->m, h, tiny_pos, tiny_neg);
+}
+
+/* Re-draws every parameter (gains and biases too) so no term of the gradient hides at 0. */
+static void scramble(heed_params *P) {
+    for (int i = 0; i < heed_params_count(P); i++) heed_param_init(P, heed_params_at(P, i), heed_init_uniform(-0.8, 0.8));
+}
+
+static void gradcheck_whole_model(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_sasrec m;
+    heed_sasrec_config cfg = tiny_config();
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    scramble(P);
+    heed_gradcheck_opts o = {.params = P, .seed = 3};
+    model_case flash = {&m, false}, materialised = {&m, true};
+    CHECK_GRAD(ctx, model_loss, &flash, 0, NULL, &o);
+    CHECK_GRAD(ctx, model_loss, &materialised, 0, NULL, &o);
+    /* without dropout too (the eval path) */
+    m.cfg.dropout = 0;
+    CHECK_GRAD(ctx, model_loss, &flash, 0, NULL, &o);
+    heed_params_free(P);
+}
+
+static void loss_matches_direct_computation(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_sasrec m;
+    heed_sasrec_config cfg = tiny_config();
+    cfg.dropout = 0;
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    scramble(P);
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *h = heed_sasrec_forward(g, &m, tiny_seq, 3, 5, NULL);
+    heed_tensor *loss = heed_sasrec_loss(g, &m, h, tiny_pos, tiny_neg);
+    CHECK(loss != NULL, "%s", heed_graph_error(g));
+    if (loss) {
+        /* -(sum log sigmoid(h.E[pos]) + log(1 - sigmoid(h.E[neg]))) / targets */
+        const double *H = h->data, *E = m.item_emb->data;
+        double sum = 0;
+        int targets = 0;
+        for (int i = 0; i < 15; i++) {
+            if (!tiny_pos[i]) continue;
+            double sp = 0, sn = 0;
+            for (int k = 0; k < 4; k++) sp += H[i * 4 + k] * E[tiny_pos[i] * 4 + k], sn += H[i * 4 + k] * E[tiny_neg[i] * 4 + k];
+            sum += -log(1 / (1 + exp(-sp))) - log(1 - 1 / (1 + exp(-sn)));
+            targets++;
+        }
+        CHECK_CLOSE(heed_get(loss, 0), sum / targets, 1e-12);
+        /* scores: the last position against chosen items, and against every item */
+        heed_tensor *last = heed_sasrec_last(g, &m, h);
+        int64_t items[3 * 2] = {1, 7, 2, 2, 0, 5};
+        heed_tensor *s = heed_sasrec_score(g, &m, last, items, 2), *all = heed_sasrec_score(g, &m, last, NULL, 0);
+        CHECK(s && all && s->shape[0] == 3 && s->shape[1] == 2 && all->shape[1] == 8, "score shapes");
+        for (int b = 0; s && all && b < 3; b++)
+            for (int j = 0; j < 2; j++) {
+                double want = 0;
+                for (int k = 0; k < 4; k++) want += H[(b * 5 + 4) * 4 + k] * E[items[b * 2 + j] * 4 + k];
+                CHECK_CLOSE(heed_get(s, b * 2 + j), want, 1e-12);
+                CHECK_CLOSE(heed_get(all, b * 8 + items[b * 2 + j]), want, 1e-12);
+            }
+    }
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+/* Position t's output depends on items up to t only, and on nothing in other rows. */
+static void causal_and_row_independent(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_sasrec m;
+    heed_sasrec_config cfg = tiny_config();
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    scramble(P);
+    heed_graph *g = heed_graph_new(ctx);
+    heed_graph_set_training(g, false);
+    int64_t a[2 * 5] = {3, 1, 4, 1, 5, 0, 0, 2, 6, 7}, b[2 * 5] = {3, 1, 4, 7, 7, 0, 0, 0, 0, 7};
+    heed_tensor *ha = heed_sasrec_forward(g, &m, a, 2, 5, NULL), *hb = heed_sasrec_forward(g, &m, b, 2, 5, NULL);
+    heed_tensor *h1 = heed_sasrec_forward(g, &m, a + 5, 1, 5, NULL);
+    heed_tensor *w[HEED_SASREC_MAX_BLOCKS];
+    heed_tensor *hm = heed_sasrec_forward(g, &m, a, 2, 5, w);
+    CHECK(ha && hb && h1 && hm, "%s", heed_graph_error(g));
+    if (ha && hb && h1 && hm) {
+        double diff_prefix = 0, diff_later = 0, diff_row = 0, diff_impl = 0;
+        for (int t = 0; t < 5; t++)
+            for (int k = 0; k < 4; k++) {
+                double d = fabs(heed_get(ha, t * 4 + k) - heed_get(hb, t * 4 + k));
+                if (t < 3) diff_prefix = fmax(diff_prefix, d);
+                else diff_later = fmax(diff_later, d);
+                if (t >= 2) diff_row = fmax(diff_row, fabs(heed_get(ha, 20 + t * 4 + k) - heed_get(h1, t * 4 + k)));
+            }
+        for (int64_t i = 0; i < ha->numel; i++) diff_impl = fmax(diff_impl, fabs(heed_get(ha, i) - heed_get(hm, i)));
+        CHECK(diff_prefix < 1e-12, "positions 0..2 see only items 0..2: %g", diff_prefix);
+        CHECK(diff_later > 1e-3, "later positions see the change: %g", diff_later);
+        CHECK(diff_row < 1e-12, "rows are independent: %g", diff_row);
+        CHECK(diff_impl < 1e-12, "flash and materialised agree: %g", diff_impl);
+        /* attention weights: rows sum to 1 over the unpadded keys up to the query, 0 elsewhere */
+        double worst = 0;
+        for (int blk = 0; blk < 2; blk++)
+            for (int hd = 0; hd < 2; hd++)
+                for (int i = 2; i < 5; i++) {
+                    double s = 0;
+                    for (int j = 0; j < 5; j++) {
+                        double v = heed_get(w[blk], (((int64_t)1 * 2 + hd) * 5 + i) * 5 + j); /* row b = 1 */
+                        if (j < 2 || j > i) worst = fmax(worst, fabs(v));
+                        s += v;
+                    }
+                    worst = fmax(worst, fabs(s - 1));
+                }
+        CHECK(worst < 1e-12, "masked attention weights: %g", worst);
+    }
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+/* Dropping leading all-padding columns changes nothing at real positions, forward or
+ * backward (the loss and every parameter gradient). */
+static void narrow_batch_matches_full_width(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_sasrec m;
+    heed_sasrec_config cfg = tiny_config();
+    cfg.maxlen = 7;
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    scramble(P);
+    int64_t full[2 * 7] = {0, 0, 0, 1, 4, 1, 5, 0, 0, 0, 0, 0, 6, 7}, fpos[2 * 7] = {0, 0, 0, 4, 1, 5, 2, 0, 0, 0, 0, 0, 7, 3};
+    int64_t fneg[2 * 7] = {0, 0, 0, 3, 3, 3, 3, 0, 0, 0, 0, 0, 1, 1};
+    CHECK(heed_sasrec_width(full, 2, 7) == 4, "width %lld", (long long)heed_sasrec_width(full, 2, 7));
+    int64_t nar[2 * 4], npos[2 * 4], nneg[2 * 4];
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 4; t++) nar[b * 4 + t] = full[b * 7 + 3 + t], npos[b * 4 + t] = fpos[b * 7 + 3 + t], nneg[b * 4 + t] = fneg[b * 7 + 3 + t];
+    heed_graph *g = heed_graph_new(ctx);
+    heed_graph_set_training(g, false);
+    int64_t n = heed_params_numel(P);
+    double *grad_full = malloc(sizeof(double) * (size_t)n), lf = 0, ln = 0;
+    heed_params_zero_grad(P);
+    heed_tensor *hf = heed_sasrec_forward(g, &m, full, 2, 7, NULL);
+    heed_tensor *l = heed_sasrec_loss(g, &m, hf, fpos, fneg);
+    CHECK(heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
+    lf = heed_get(l, 0);
+    double last_full[2][4];
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) last_full[b][k] = heed_get(hf, (b * 7 + 6) * 4 + k);
+    memcpy(grad_full, heed_params_grads(P), sizeof(double) * (size_t)n);
+    heed_graph_reset(g);
+    heed_params_zero_grad(P);
+    heed_tensor *hn = heed_sasrec_forward(g, &m, nar, 2, 4, NULL);
+    l = heed_sasrec_loss(g, &m, hn, npos, nneg);
+    CHECK(heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
+    ln = heed_get(l, 0);
+    CHECK_CLOSE(ln, lf, 1e-12);
+    double worst = 0;
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) worst = fmax(worst, fabs(heed_get(hn, (b * 4 + 3) * 4 + k) - last_full[b][k]));
+    const double *gn = heed_params_grads(P);
+    for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs(gn[i] - grad_full[i]));
+    CHECK(worst < 1e-12, "narrow vs full: %g", worst);
+    free(grad_full);
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+static heed_sasrec f32_model, f64_model;
+static heed_tensor *forward_for_dtype(heed_graph *g, heed_tensor **in, void *user) {
+    heed_sasrec *m = in[0]->dtype == HEED_F32 ? &f32_model : &f64_model;
+    return heed_sasrec_forward(g, m, tiny_seq + 10, 1, 5, NULL); /* a full row: padded rows are unspecified */
+}
+
+static void f32_agrees_with_f64(void) {
+    heed_params *P32 = heed_params_new(ctx, HEED_F32), *P64 = heed_params_new(ctx, HEED_F64);
+    heed_sasrec_config cfg = tiny_config();
+    cfg.dropout = 0;
+    CHECK(heed_sasrec_init(&f32_model, P32, &cfg) == HEED_OK && heed_sasrec_init(&f64_model, P64, &cfg) == HEED_OK, "init");
+    /* same values: both stores draw from the ctx seed and the parameter names */
+    scramble(P32);
+    scramble(P64);
+    heed_gradcheck_input in = {.shape = HEED_SHAPE(1)};
+    check_f32_vs_f64(ctx, forward_for_dtype, NULL, 1, &in, 1e-5, "sasrec forward");
+    heed_params_free(P32);
+    heed_params_free(P64);
+}
+
+static void bad_input(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_sasrec m;
+    heed_sasrec_config cfg = tiny_config();
+    cfg.heads = 3;
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "heads"), "%s", heed_ctx_error(ctx));
+    cfg = tiny_config();
+    cfg.blocks = HEED_SASREC_MAX_BLOCKS + 1;
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG, "blocks");
+    cfg = tiny_config();
+    cfg.dropout = 1;
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG, "dropout");
+    CHECK(heed_sasrec_init(&m, NULL, &cfg) == HEED_ERR_ARG, "NULL store");
+    cfg = tiny_config();
+    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    heed_sasrec m2;
+    CHECK(heed_sasrec_init(&m2, P, &cfg) != HEED_OK && strstr(heed_ctx_error(ctx), "exists"), "same names twice: %s",
+          heed_ctx_error(ctx));
+    heed_graph *g = heed_graph_new(ctx);
+    int64_t bad[5] = {0, 0, 1, 8, 2};
+    CHECK(heed_sasrec_forward(g, &m, bad, 1, 5, NULL) == NULL, "id 8 > 7");
+    CHECK_ERR(g, HEED_ERR_ARG, "seq[3] = 8 is not an item id");
+    bad[3] = -1;
+    CHECK(heed_sasrec_forward(g, &m, bad, 1, 5, NULL) == NULL, "id -1");
+    CHECK_ERR(g, HEED_ERR_ARG, "seq[3] = -1");
+    CHECK(heed_sasrec_forward(g, &m, NULL, 1, 5, NULL) == NULL, "NULL seq");
+    CHECK_ERR(g, HEED_ERR_ARG, "seq is NULL");
+    CHECK(heed_sasrec_forward(g, &m, tiny_seq, 0, 5, NULL) == NULL, "batch 0");
+    CHECK_ERR(g, HEED_ERR_ARG, "batch 0");
+    CHECK(heed_sasrec_forward(g, &m, tiny_seq, 3, 6, NULL) == NULL, "len 6 > maxlen");
+    CHECK_ERR(g, HEED_ERR_ARG, "len 6 (must be in 1..maxlen = 5)");
+    CHECK(heed_sasrec_forward(g, &m, tiny_seq, 3, 0, NULL) == NULL, "len 0");
+    CHECK_ERR(g, HEED_ERR_ARG, "len 0");
+    CHECK(heed_sasrec_forward(g, NULL, tiny_seq, 1, 5, NULL) == NULL, "NULL model");
+    CHECK_ERR(g, HEED_ERR_ARG, "model is NULL");
+    heed_tensor *h = heed_sasrec_forward(g, &m, tiny_seq, 3, 5, NULL);
+    int64_t zeros[15] = {0};
+    CHECK(heed_sasrec_loss(g, &m, h, zeros, zeros) == NULL, "no targets");
+    CHECK_ERR(g, HEED_ERR_ARG, "no target");
+    h = heed_sasrec_forward(g, &m, tiny_seq, 3, 5, NULL);
+    int64_t big[15] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 99};
+    CHECK(heed_sasrec_loss(g, &m, h, tiny_pos, big) == NULL, "neg out of range");
+    CHECK_ERR(g, HEED_ERR_ARG, "neg[14] = 99");
+    heed_tensor *wrong = heed_zeros(g, HEED_F64, HEED_SHAPE(3, 4, 3));
+    CHECK(heed_sasrec_loss(g, &m, wrong, tiny_pos, tiny_neg) == NULL, "h shape");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "h[3,4,3] must be [B, len <= maxlen, hidden]");
+    wrong = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 5, 4));
+    CHECK(heed_sasrec_loss(g, &m, wrong, tiny_pos, tiny_neg) == NULL, "h dtype");
+    CHECK_ERR(g, HEED_ERR_DTYPE, "dtypes must match");
+    wrong = heed_zeros(g, HEED_F64, HEED_SHAPE(3, 6, 4));
+    CHECK(heed_sasrec_last(g, &m, wrong) == NULL, "h longer than maxlen");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "h[3,6,4] must be [B, len <= maxlen, hidden]");
+    wrong = heed_zeros(g, HEED_F64, HEED_SHAPE(3, 5));
+    CHECK(heed_sasrec_score(g, &m, wrong, NULL, 0) == NULL, "h_last shape");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "[B, hidden]");
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+/* ---------------------------------------------------------------- training */
+
+static sr_train_config smoke_config(int64_t n_items) {
+    sr_train_config c = sr_train_defaults(n_items);
+    c.model.maxlen = 20;
+    c.model.hidden = 32;
+    c.model.blocks = 1;
+    c.model.dropout = 0.2;
+    c.batch = 64;
+    c.seed = 5;
+    return c;
+}
+
+static void smoke_training_beats_popularity(void) {
+    sr_gen_config gc = {.n_users = 1200, .n_items = 150, .mean_len = 12, .min_len = 5, .max_len = 40, .successors = 2,
+                        .noise = 0.15, .order2 = 0.2, .zipf = 1.0, .seed = 3};
+    sr_data d;
+    sr_generator gen;
+    char err[512];
+    CHECK(sr_generate(&gc, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_train_config tc = smoke_config(d.n_items);
+    /* One thread: the many small parallel regions of a tiny model only wait on each other
+     * when the machine is shared (resume_is_exact runs with all threads). */
+    tc.threads = 1;
+    sr_trainer t;
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err);
+    double first = NAN, last = NAN;
+    for (int e = 0; e < 12; e++) {
+        double l = sr_train_epoch(&t, NULL, err, sizeof err);
+        CHECK(!isnan(l), "%s", err);
+        if (e == 0) first = l;
+        last = l;
+    }
+    sr_eval_opts o = sr_eval_defaults(tc.model.maxlen, true);
+    sr_metrics model, pop, ceiling;
+    sr_popularity p;
+    sr_popularity_init(&p, &d);
+    CHECK(sr_evaluate(&d, &o, sr_model_scorer, &t, &model, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &p, &pop, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &ceiling, err, sizeof err) == 0, "%s", err);
+    printf("  smoke: loss %.4f -> %.4f; test HR@10 model %.4f, popularity %.4f, ceiling %.4f\n", first, last, model.hr, pop.hr,
+           ceiling.hr);
+    CHECK(last < 0.75 * first, "loss falls: %g -> %g", first, last);
+    CHECK(model.hr > pop.hr + 0.2, "model %g vs popularity %g", model.hr, pop.hr);
+    CHECK(model.hr <= ceiling.hr + 0.03, "model %g cannot beat the ceiling %g by more than noise", model.hr, ceiling.hr);
+    sr_popularity_free(&p);
+    sr_trainer_free(&t);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+}
+
+/* Two epochs, a checkpoint, a fresh trainer resuming for a third: bitwise the parameters of
+ * three epochs in one go. */
+static void resume_is_exact(void) {
+    sr_gen_config gc = {.n_users = 300, .n_items = 60, .mean_len = 8, .min_len = 4, .max_len = 30, .successors = 2,
+                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_data d;
+    sr_generator gen;
+    char err[512], path[] = "/tmp/heed_sasrec_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    CHECK(sr_generate(&gc, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_train_config tc = smoke_config(d.n_items);
+    tc.threads = 2; /* results must not depend on the thread count; this checks 2 threads */
+    sr_trainer a, b;
+    CHECK(sr_trainer_init(&a, &d, &tc, err, sizeof err) == 0, "%s", err);
+    for (int e = 0; e < 2; e++) sr_train_epoch(&a, NULL, err, sizeof err);
+    CHECK(sr_trainer_save(&a, path, err, sizeof err) == 0, "%s", err);
+    sr_train_epoch(&a, NULL, err, sizeof err);
+    CHECK(sr_trainer_init(&b, &d, &tc, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_trainer_load(&b, path, err, sizeof err) == 0, "%s", err);
+    CHECK(b.epoch == 2, "epoch %lld", (long long)b.epoch);
+    sr_train_epoch(&b, NULL, err, sizeof err);
+    CHECK(heed_params_numel(a.P) == heed_params_numel(b.P) &&
+              memcmp(heed_params_values(a.P), heed_params_values(b.P), (size_t)heed_params_numel(a.P) * sizeof(float)) == 0,
+          "resumed parameters differ");
+    /* --l2-emb: weight decay on exactly the two embedding tables */
+    sr_trainer e;
+    tc.l2_emb = 0.01;
+    CHECK(sr_trainer_init(&e, &d, &tc, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < heed_params_count(e.P); i++) {
+        const char *name = heed_params_at(e.P, i)->name;
+        bool table = !strcmp(name, "sasrec.item_emb") || !strcmp(name, "sasrec.pos_emb");
+        int grp = heed_optimizer_group_of(e.opt, i);
+        CHECK((heed_optimizer_group_weight_decay(e.opt, grp) == 0.01) == table, "%s: decay %g", name,
+              heed_optimizer_group_weight_decay(e.opt, grp));
+    }
+    sr_trainer_free(&e);
+    tc.l2_emb = 0;
+    /* a checkpoint of another configuration is refused with both configurations named */
+    sr_trainer c;
+    tc.batch = 32;
+    CHECK(sr_trainer_init(&c, &d, &tc, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_trainer_load(&c, path, err, sizeof err) == -1 && strstr(err, "batch=64") && strstr(err, "batch=32"), "%s", err);
+    sr_trainer_free(&c);
+    sr_trainer_free(&a);
+    sr_trainer_free(&b);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+    unlink(path);
+}
+
+int main(void) {
+    ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 42});
+    RUN(gradcheck_whole_model);
+    RUN(loss_matches_direct_computation);
+    RUN(causal_and_row_independent);
+    RUN(narrow_batch_matches_full_width);
+    RUN(f32_agrees_with_f64);
+    RUN(bad_input);
+    RUN(smoke_training_beats_popularity);
+    RUN(resume_is_exact);
+    heed_ctx_free(ctx);
+    return check_summary();
+}

@@ -1,0 +1,264 @@
+/* SASRec example's data side: the loader and its errors, the split, the training and
+ * evaluation rows, the metrics on hand-made rankings, the protocol, the generator and its
+ * ceiling against popularity. */
+#include "check.h"
+#include "sasrec_data.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static const char *write_file(const char *name, const char *text, size_t len) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    fwrite(text, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+static void loader_reads_and_splits(void) {
+    /* users interleaved, CRLF, tabs, blank lines, trailing spaces */
+    const char *text = "1 10\n2 20\r\n1 11\n\n1\t12 \n2 21\n1 13\n3 5\n2 22\n";
+    char err[512] = "";
+    sr_data d;
+    int rc = sr_load(write_file("ok.txt", text, strlen(text)), &d, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    if (rc) return;
+    CHECK(d.n_users == 3 && d.n_items == 22 && d.n_interactions == 8, "sizes %lld %lld %lld", (long long)d.n_users,
+          (long long)d.n_items, (long long)d.n_interactions);
+    CHECK(sr_len(&d, 1) == 4 && sr_seq(&d, 1)[0] == 10 && sr_seq(&d, 1)[3] == 13, "user 1 in time order");
+    CHECK(sr_train_len(&d, 1) == 2 && sr_valid_item(&d, 1) == 12 && sr_test_item(&d, 1) == 13, "user 1 split");
+    CHECK(sr_train_len(&d, 2) == 1 && sr_valid_item(&d, 2) == 21 && sr_test_item(&d, 2) == 22, "user 2 split");
+    CHECK(sr_train_len(&d, 3) == 1 && sr_valid_item(&d, 3) == 0 && sr_test_item(&d, 3) == 0, "short user trains only");
+    CHECK(sr_seen_in_train(&d, 1, 11) && !sr_seen_in_train(&d, 1, 12) && sr_seen(&d, 1, 12) && !sr_seen(&d, 1, 20),
+          "seen sets");
+    sr_stats s = sr_data_stats(&d);
+    CHECK(s.users_with_test == 2 && s.users_with_train == 1 && s.max_len == 4 && s.active_items == 8 && s.active_users == 3,
+          "stats");
+
+    /* rows: user 1 trains on 10 11; eval rows see 10 11 (valid) and 10 11 12 (test) */
+    int64_t seq[4], pos[4], neg[4];
+    heed_rng r = heed_rng_make(1, 1);
+    sr_train_row(&d, 1, 4, &r, seq, pos, neg);
+    CHECK(seq[0] == 0 && seq[1] == 0 && seq[2] == 0 && seq[3] == 10 && pos[3] == 11 && pos[2] == 0 && neg[2] == 0,
+          "train row %lld %lld %lld %lld / pos %lld", (long long)seq[0], (long long)seq[1], (long long)seq[2],
+          (long long)seq[3], (long long)pos[3]);
+    CHECK(neg[3] >= 1 && neg[3] <= 22 && neg[3] != 10 && neg[3] != 11, "negative %lld", (long long)neg[3]);
+    sr_eval_row(&d, 1, 4, false, seq);
+    CHECK(seq[0] == 0 && seq[1] == 0 && seq[2] == 10 && seq[3] == 11, "valid row");
+    sr_eval_row(&d, 1, 2, true, seq);
+    CHECK(seq[0] == 11 && seq[1] == 12, "test row keeps the last maxlen items");
+
+    /* save and load again: same sequences */
+    char path[512];
+    snprintf(path, sizeof path, "%s/saved.txt", tmpdir);
+    CHECK(sr_save(path, &d, err, sizeof err) == 0, "%s", err);
+    sr_data e;
+    CHECK(sr_load(path, &e, err, sizeof err) == 0, "%s", err);
+    CHECK(e.n_interactions == d.n_interactions && memcmp(e.items, d.items, sizeof(int32_t) * 8) == 0, "round trip");
+    sr_data_free(&e);
+    sr_data_free(&d);
+}
+
+static void expect_load_error(const char *text, size_t len, const char *needle1, const char *needle2) {
+    char err[512] = "";
+    sr_data d = {0};
+    int rc = sr_load(write_file("bad.txt", text, len), &d, err, sizeof err);
+    CHECK(rc == -1, "'%s' must fail", text);
+    CHECK(strstr(err, needle1) && (!needle2 || strstr(err, needle2)), "'%s' -> '%s' (want '%s' and '%s')", text, err, needle1,
+          needle2 ? needle2 : "");
+    CHECK(d.items == NULL, "nothing filled on failure");
+}
+
+static void loader_errors(void) {
+    expect_load_error("1 2\n1 x\n", 8, ":2: expected a positive integer id", "'1 x'");
+    expect_load_error("1 2\n3\n", 6, ":2: missing item id", "'3'");
+    expect_load_error("1 2 3\n", 6, ":1: unexpected text after the item id", "'1 2 3'");
+    expect_load_error("1 2\n\n0 5\n", 9, ":3: ids start from 1, got 0", "'0 5'");
+    expect_load_error("-1 2\n", 5, ":1: expected a positive integer id", "'-1 2'");
+    expect_load_error("1 99999999999\n", 14, ":1: id larger than 2147483647", NULL);
+    expect_load_error("1,2\n", 4, ":1: expected whitespace after the user id", "'1,2'");
+    expect_load_error("1 2\n4 5x\n", 9, ":2: unexpected text", "'4 5x'");
+    expect_load_error("1 2\n2 \x01\x02\n", 9, ":2:", "\\x01\\x02");
+    expect_load_error("1 2\n2 3\0 4\n", 10, ":2: NUL byte", NULL);
+    expect_load_error("", 0, "empty file", NULL);
+    expect_load_error("\n  \n", 4, "empty file", NULL);
+    char err[512] = "";
+    sr_data d;
+    CHECK(sr_load("/nonexistent/dir/x.txt", &d, err, sizeof err) == -1 && strstr(err, "cannot open"), "%s", err);
+    CHECK(sr_load(NULL, &d, err, sizeof err) == -1, "NULL path");
+    char path[512];
+    snprintf(path, sizeof path, "%s/a_directory", tmpdir);
+    CHECK(mkdir(path, 0700) == 0, "mkdir");
+    CHECK(sr_load(path, &d, err, sizeof err) == -1 && strstr(err, "a_directory"), "a directory: %s", err);
+    /* a long malformed line is quoted with an ellipsis, not copied whole */
+    char longline[5000];
+    memset(longline, '7', sizeof longline);
+    memcpy(longline + 4990, " x\n", 3);
+    expect_load_error(longline, 4993, "id larger than", "...");
+}
+
+static void metrics_on_hand_made_ranks(void) {
+    double hr, nd;
+    sr_rank_metrics(0, 0, 10, &hr, &nd);
+    CHECK(hr == 1 && nd == 1, "first place");
+    sr_rank_metrics(9, 0, 10, &hr, &nd);
+    CHECK_CLOSE(hr, 1, 1e-15);
+    CHECK_CLOSE(nd, 1 / log2(11.0), 1e-15);
+    sr_rank_metrics(10, 0, 10, &hr, &nd);
+    CHECK(hr == 0 && nd == 0, "eleventh place misses");
+    sr_rank_metrics(2, 0, 10, &hr, &nd);
+    CHECK_CLOSE(nd, 0.5, 1e-15); /* 1/log2(4) */
+    /* ties: ranks 8, 9, 10, 11 equally likely */
+    sr_rank_metrics(8, 3, 10, &hr, &nd);
+    CHECK_CLOSE(hr, 0.5, 1e-15);
+    CHECK_CLOSE(nd, (1 / log2(10.0) + 1 / log2(11.0)) / 4, 1e-15);
+    /* everything tied among 101: HR@10 = 10/101 */
+    sr_rank_metrics(0, 100, 10, &hr, &nd);
+    CHECK_CLOSE(hr, 10.0 / 101, 1e-15);
+}
+
+/* Places the true item (column 0) at rank user % 12 by construction. */
+static int fixed_rank_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                             const int32_t *cands, int64_t n_cands, float *scores) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = users[i] % 12;
+        scores[i * n_cands] = 0;
+        for (int64_t j = 1; j < n_cands; j++) scores[i * n_cands + j] = j <= r ? 1.0f : -1.0f;
+        for (int64_t j = 0; j < n_cands; j++) /* negatives are unseen and ids are valid */
+            if (j > 0 && (sr_seen(user, users[i], cands[i * n_cands + j]) || cands[i * n_cands + j] < 1)) return -1;
+    }
+    return 0;
+}
+
+static int failing_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                          const int32_t *cands, int64_t n_cands, float *scores) {
+    return -1;
+}
+
+static void protocol_with_known_ranks(void) {
+    /* 240 users with 4 items each out of 300 */
+    int64_t U = 240, L = 4;
+    int32_t *us = malloc(sizeof(int32_t) * U * L), *is = malloc(sizeof(int32_t) * U * L);
+    for (int64_t u = 0; u < U; u++)
+        for (int64_t t = 0; t < L; t++) us[u * L + t] = (int32_t)(u + 1), is[u * L + t] = (int32_t)(1 + (u * 7 + t * 13) % 300);
+    sr_data d;
+    char err[256];
+    CHECK(sr_data_from_pairs(&d, us, is, U * L, err, sizeof err) == 0, "%s", err);
+    sr_eval_opts o = sr_eval_defaults(5, true);
+    o.batch = 64;
+    sr_metrics m;
+    CHECK(sr_evaluate(&d, &o, fixed_rank_scorer, &d, &m, err, sizeof err) == 0, "%s", err);
+    double hr = 0, nd = 0; /* ranks 0..11 for 20 users each */
+    for (int r = 0; r < 12; r++) {
+        double h, n;
+        sr_rank_metrics(r, 0, 10, &h, &n);
+        hr += h / 12, nd += n / 12;
+    }
+    CHECK(m.users == 240, "users %lld", (long long)m.users);
+    CHECK_CLOSE(m.hr, hr, 1e-12);
+    CHECK_CLOSE(m.ndcg, nd, 1e-12);
+    /* user sampling */
+    o.max_users = 100;
+    CHECK(sr_evaluate(&d, &o, fixed_rank_scorer, &d, &m, err, sizeof err) == 0 && m.users == 100, "sampled users");
+    CHECK(sr_evaluate(&d, &o, failing_scorer, &d, &m, err, sizeof err) == -1 && strstr(err, "scorer"), "scorer error");
+    o.k = 0;
+    CHECK(sr_evaluate(&d, &o, fixed_rank_scorer, &d, &m, err, sizeof err) == -1, "k = 0");
+    sr_data_free(&d);
+    free(us);
+    free(is);
+}
+
+static void generator_structure_and_ceiling(void) {
+    sr_gen_config c = {.n_users = 3000, .n_items = 400, .mean_len = 9, .min_len = 5, .max_len = 60, .successors = 3,
+                       .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 7};
+    sr_data d;
+    sr_generator gen;
+    char err[256];
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_stats s = sr_data_stats(&d);
+    CHECK(fabs(s.mean_len - 9) < 0.3, "mean length %g", s.mean_len);
+    CHECK(d.n_users == 3000 && d.n_items == 400, "sizes");
+    /* Empirical P(next = first successor of the last item) against the formula. */
+    double want = 0, hits = 0, steps = 0;
+    for (int64_t u = 1; u <= d.n_users; u++) {
+        const int32_t *q = sr_seq(&d, u);
+        for (int64_t t = 2; t < sr_len(&d, u); t++) {
+            int64_t h[2] = {q[t - 2], q[t - 1]};
+            int32_t first = gen.succ[q[t - 1] * 3];
+            want += sr_gen_prob(&gen, h, 2, first);
+            hits += q[t] == first;
+            steps++;
+        }
+    }
+    CHECK(fabs(hits / steps - want / steps) < 0.01, "successor frequency %g vs %g", hits / steps, want / steps);
+    /* Probabilities sum to one. */
+    int64_t h[2] = {5, 9};
+    double total = 0;
+    for (int32_t j = 1; j <= 400; j++) total += sr_gen_prob(&gen, h, 2, j);
+    CHECK_CLOSE(total, 1, 1e-12);
+    /* Same seed, same data; another seed, other data. */
+    sr_data d2;
+    sr_generator g2;
+    CHECK(sr_generate(&c, &d2, &g2, err, sizeof err) == 0 && d2.n_interactions == d.n_interactions &&
+              memcmp(d2.items, d.items, sizeof(int32_t) * (size_t)d.n_interactions) == 0,
+          "deterministic");
+    sr_data_free(&d2);
+    sr_generator_free(&g2);
+    /* The ceiling is far above popularity; both are above chance (10/101). */
+    sr_eval_opts o = sr_eval_defaults(50, true);
+    sr_metrics ceiling, popm;
+    sr_popularity pop;
+    CHECK(sr_popularity_init(&pop, &d) == 0, "pop");
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &ceiling, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &pop, &popm, err, sizeof err) == 0, "%s", err);
+    printf("  generated: ceiling HR@10 %.4f NDCG@10 %.4f, popularity HR@10 %.4f NDCG@10 %.4f\n", ceiling.hr, ceiling.ndcg,
+           popm.hr, popm.ndcg);
+    /* The chain part alone puts the true item at the top for 80% of the steps. */
+    CHECK(ceiling.hr > 0.8 && ceiling.ndcg > 0.6, "ceiling %g %g", ceiling.hr, ceiling.ndcg);
+    CHECK(popm.hr > 0.15 && popm.hr < ceiling.hr - 0.3, "popularity %g", popm.hr);
+    /* full ranking is harder than the sampled protocol */
+    o.full = true;
+    sr_metrics full;
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &full, err, sizeof err) == 0, "%s", err);
+    CHECK(full.hr < ceiling.hr && full.hr > 0.5, "full ranking %g", full.hr);
+    sr_popularity_free(&pop);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+
+    /* Bad configs are refused with a reason. */
+    c.successors = 0;
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "successors"), "%s", err);
+    c.successors = 3, c.mean_len = 2;
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "mean_len"), "%s", err);
+}
+
+static void generator_amazon_games_shape(void) {
+    sr_gen_config c = sr_gen_amazon_games();
+    sr_data d;
+    sr_generator gen;
+    char err[256];
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_stats s = sr_data_stats(&d);
+    CHECK(d.n_users == 31000 && d.n_items == 24000 && fabs(s.mean_len - 7.3) < 0.1, "users %lld items %lld mean %g",
+          (long long)d.n_users, (long long)d.n_items, s.mean_len);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/heed_test_sasrec_XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    RUN(loader_reads_and_splits);
+    RUN(loader_errors);
+    RUN(metrics_on_hand_made_ranks);
+    RUN(protocol_with_known_ranks);
+    RUN(generator_structure_and_ceiling);
+    RUN(generator_amazon_games_shape);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return check_summary();
+}

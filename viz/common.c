@@ -1,0 +1,101 @@
+/* Shared by the picture writers: checks, colormaps, value ranges, atomic file writes. */
+#include "viz_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t, const char *name, int min_dims,
+                             int max_dims) {
+    if (!t) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, name);
+    if (t->graph && t->epoch != t->graph->epoch)
+        return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: %s was made before the last heed_graph_reset (dead tensor)", fn, name);
+    if (!t->data || (t->dtype != HEED_F32 && t->dtype != HEED_F64))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s has no data or an unknown dtype", fn, name);
+    if (t->ndim < min_dims || t->ndim > max_dims)
+        return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s must have %d to %d dims", fn, name, HEED_S(t), min_dims, max_dims);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 1)
+            return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s is empty (nothing to draw)", fn, name, HEED_S(t));
+    return HEED_OK;
+}
+
+/* viridis (matplotlib), sampled at 9 evenly spaced points; linear in between */
+static const unsigned char viridis[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},  {44, 113, 142}, {33, 145, 140},
+                                            {39, 173, 129}, {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
+
+bool heed__viz_cmap_ok(heed_colormap cmap) { return cmap == HEED_CMAP_GRAY || cmap == HEED_CMAP_VIRIDIS; }
+
+void heed__viz_color(heed_colormap cmap, double v, unsigned char rgb[3]) {
+    if (isnan(v)) {
+        rgb[0] = 255, rgb[1] = 0, rgb[2] = 0;
+        return;
+    }
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    if (cmap == HEED_CMAP_VIRIDIS) {
+        double x = v * 8;
+        int i = x >= 8 ? 7 : (int)x;
+        double f = x - i;
+        for (int c = 0; c < 3; c++) rgb[c] = (unsigned char)lround(viridis[i][c] * (1 - f) + viridis[i + 1][c] * f);
+        return;
+    }
+    rgb[0] = rgb[1] = rgb[2] = (unsigned char)lround(255 * v);
+}
+
+void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo, double *out_hi) {
+    if (lo < hi) {
+        *out_lo = lo, *out_hi = hi;
+        return;
+    }
+    double mn = 0, mx = -INFINITY; /* the range always holds 0: attention weights start at 0 */
+    for (int64_t i = 0; i < n; i++) {
+        double x = heed_get(t, off + i);
+        if (isfinite(x)) mn = fmin(mn, x), mx = fmax(mx, x);
+    }
+    if (!(mx > mn)) mx = mn + 1;
+    *out_lo = mn, *out_hi = mx;
+}
+
+heed_status heed__viz_open(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *out) {
+    *out = (heed_viz_file){0};
+    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
+    size_t n = strlen(path);
+    out->tmp = malloc(n + 16);
+    if (!out->tmp) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    snprintf(out->tmp, n + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(out->tmp);
+    if (fd < 0) {
+        heed_status st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot create a file next to %s: %s", fn, path, strerror(errno));
+        free(out->tmp);
+        out->tmp = NULL;
+        return st;
+    }
+    fchmod(fd, 0644);
+    out->f = fdopen(fd, "wb");
+    if (!out->f) {
+        heed_status st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s: %s", fn, out->tmp, strerror(errno));
+        close(fd);
+        unlink(out->tmp);
+        free(out->tmp);
+        out->tmp = NULL;
+        return st;
+    }
+    return HEED_OK;
+}
+
+heed_status heed__viz_commit(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *vf, heed_status st) {
+    if (!vf->f) return st;
+    if (st == HEED_OK && (ferror(vf->f) || fflush(vf->f) != 0 || fsync(fileno(vf->f)) != 0))
+        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", fn, path, strerror(errno));
+    if (fclose(vf->f) != 0 && st == HEED_OK)
+        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: closing %s failed: %s", fn, path, strerror(errno));
+    vf->f = NULL;
+    if (st == HEED_OK && rename(vf->tmp, path) != 0)
+        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot rename the finished file to %s: %s", fn, path, strerror(errno));
+    if (st != HEED_OK) unlink(vf->tmp);
+    free(vf->tmp);
+    vf->tmp = NULL;
+    return st;
+}
