@@ -26,62 +26,131 @@ typedef struct {
     void *A; /* weights after dropout, or NULL without dropout */
 } mat_saved;
 
+/* What the work items of one call share. */
+typedef struct {
+    const attn_plan *P;
+    heed_dtype dt;
+    int64_t nrb; /* blocks of MAT_ROWS query rows per head */
+    const void *q, *k, *v, *bias;
+    void *W, *A, *O;
+    unsigned char *keep;
+    const void *dO, *dW, *Ap; /* backward: output and weight gradients, weights after dropout */
+    void *dS, *gq, *gk, *gv;
+} mat_job;
+
+/* Runs item(J, 0 .. n-1): in parallel when the call is worth it, else on the calling thread
+ * outside any OpenMP region (a BLAS call inside even an inactive region runs on one thread). */
+static void mat_run(const mat_job *J, int64_t n, void (*item)(const mat_job *, int64_t)) {
+    if (n > 1 && attn_parallel(J->P)) {
+#pragma omp parallel for schedule(dynamic)
+        for (int64_t i = 0; i < n; i++) item(J, i);
+    } else {
+        for (int64_t i = 0; i < n; i++) item(J, i);
+    }
+}
+
+/* Forward of MAT_ROWS query rows of one head: S = Q K^T, the masked softmax rows (the
+ * flash row kernel started from an empty running max and sum, scores in base 2:
+ * t = log2(e) (scale q.k + bias)), dropout, O = A V. */
+static void mat_fwd_item(const mat_job *J, int64_t it) {
+    const attn_plan *P = J->P;
+    int64_t H = P->H, Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
+    int64_t bh = it / J->nrb, b = bh / H, h = bh % H, i0 = it % J->nrb * MAT_ROWS;
+    int64_t mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
+    uint32_t thr = attn_keep_threshold(P->p);
+    HEED_FOR_DTYPE(J->dt, T, {
+        __auto_type K = KERNELS(T);
+        const T *Q = J->q, *Kd = J->k, *V = J->v, *bias = J->bias;
+        T *W = J->W, *Ad = J->A, *O = J->O, zs = (T)(1 / (1 - P->p));
+        T c = (T)(P->scale * M_LOG2E), bmul = (T)M_LOG2E;
+        T *Wr = W + (bh * Nq + i0) * Nk;
+        heed_gemm(J->dt, false, true, mq, Nk, d, 1, Q + (bh * Nq + i0) * d, d, Kd + bh * Nk * d, d, 0, Wr, Nk);
+        for (int64_t r = 0; r < mq; r++) {
+            int64_t i = i0 + r, lo, hi;
+            attn_row_keys(P, b, i, &lo, &hi);
+            T *row = Wr + r * Nk, m = -INFINITY, l = 0;
+            const T *brow = bias ? bias + attn_bias_at(P, b, h, i, 0) : NULL;
+            K->row_fwd(row, Nk, lo, hi, c, brow, P->bstride[3], bmul, &m, &l);
+            T inv = l > 0 ? 1 / l : 0; /* l == 0: fully masked, the row is already 0 */
+            for (int64_t j = lo; j < hi; j++) row[j] *= inv;
+            if (Ad) {
+                unsigned char *kp = J->keep + (bh * Nq + i) * Nk;
+                attn_keep(P->seed, P->stream, (uint64_t)((bh * Nq + i) * Nk), Nk, thr, kp);
+                T *arow = Ad + (bh * Nq + i) * Nk;
+                for (int64_t j = 0; j < Nk; j++) arow[j] = kp[j] ? row[j] * zs : 0;
+            }
+        }
+        heed_gemm(J->dt, false, false, mq, dv, Nk, 1, (Ad ? Ad : W) + (bh * Nq + i0) * Nk, Nk, V + bh * Nk * dv, dv, 0,
+                  O + (bh * Nq + i0) * dv, dv);
+    });
+}
+
+/* Backward rows: dA = dO V^T, dP = dA z + dW, dS = P (dP - rowsum(P dP)), dQ += scale dS K. */
+static void mat_bwd_rows(const mat_job *J, int64_t it) {
+    const attn_plan *P = J->P;
+    int64_t Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
+    int64_t bh = it / J->nrb, i0 = it % J->nrb * MAT_ROWS, mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
+    uint32_t thr = attn_keep_threshold(P->p);
+    HEED_FOR_DTYPE(J->dt, T, {
+        const T *Kd = J->k, *V = J->v, *Wp = J->W, *dO = J->dO, *dW = J->dW;
+        T *Sr = (T *)J->dS + (bh * Nq + i0) * Nk, zs = (T)(1 / (1 - P->p));
+        heed_gemm(J->dt, false, true, mq, Nk, dv, 1, dO + (bh * Nq + i0) * dv, dv, V + bh * Nk * dv, dv, 0, Sr, Nk);
+        for (int64_t r = 0; r < mq; r++) {
+            int64_t row = bh * Nq + i0 + r;
+            T *s = Sr + r * Nk, D = 0;
+            const T *p = Wp + row * Nk, *dw = dW ? dW + row * Nk : NULL;
+            unsigned char *kp = J->keep ? J->keep + row * Nk : NULL;
+            if (kp) attn_keep(P->seed, P->stream, (uint64_t)(row * Nk), Nk, thr, kp);
+            for (int64_t j = 0; j < Nk; j++) {
+                s[j] = (kp ? (kp[j] ? s[j] * zs : 0) : s[j]) + (dw ? dw[j] : 0);
+                D += p[j] * s[j];
+            }
+            for (int64_t j = 0; j < Nk; j++) s[j] = p[j] * (s[j] - D);
+        }
+        if (J->gq)
+            heed_gemm(J->dt, false, false, mq, d, Nk, P->scale, Sr, Nk, Kd + bh * Nk * d, d, 1,
+                      (T *)J->gq + (bh * Nq + i0) * d, d);
+    });
+}
+
+/* Backward columns of one head: dK += scale dS^T Q, dV += A^T dO. */
+static void mat_bwd_cols(const mat_job *J, int64_t bh) {
+    const attn_plan *P = J->P;
+    int64_t Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
+    size_t es = heed_dtype_size(J->dt);
+    if (J->gk)
+        heed_gemm(J->dt, true, false, Nk, d, Nq, P->scale, (const char *)J->dS + (size_t)(bh * Nq * Nk) * es, Nk,
+                  (const char *)J->q + (size_t)(bh * Nq * d) * es, d, 1, (char *)J->gk + (size_t)(bh * Nk * d) * es, d);
+    if (J->gv)
+        heed_gemm(J->dt, true, false, Nk, dv, Nq, 1, (const char *)J->Ap + (size_t)(bh * Nq * Nk) * es, Nk,
+                  (const char *)J->dO + (size_t)(bh * Nq * dv) * es, dv, 1, (char *)J->gv + (size_t)(bh * Nk * dv) * es,
+                  dv);
+}
+
 static void mat_backward(heed_graph *g, heed_node *n) {
     const mat_saved *sv = n->saved;
     const attn_plan *P = &sv->plan;
     heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
     heed_tensor *w = n->n_out > 1 ? n->out[1] : NULL;
     void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gv = heed__grad(g, v), *gb = bias ? heed__grad(g, bias) : NULL;
-    int64_t B = P->B, H = P->H, BH = B * H, Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
+    int64_t H = P->H, BH = P->B * H, Nq = P->Nq, Nk = P->Nk;
     size_t es = heed_dtype_size(q->dtype);
     void *dS = heed__alloc(g, (size_t)(BH * Nq * Nk) * es + 1);
     unsigned char *keep = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
     if (!heed__live(g) || Nk == 0) return;
-    int64_t nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, items = BH * nrb;
-    uint32_t thr = attn_keep_threshold(P->p);
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *Kd = k->data, *V = v->data, *Wp = sv->W, *dO = o->grad, *dW = w ? w->grad : NULL;
-        const T *Ap = sv->A ? sv->A : sv->W;
-        T *S = dS, zs = (T)(1 / (1 - P->p)), scale = (T)P->scale;
-        /* Rows: dS and dQ. */
-        _Pragma("omp parallel for schedule(dynamic) if (items > 1 && attn_parallel(P))")
-        for (int64_t it = 0; it < items; it++) {
-            int64_t bh = it / nrb, i0 = it % nrb * MAT_ROWS, mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
-            T *Sr = S + (bh * Nq + i0) * Nk;
-            heed_gemm(q->dtype, false, true, mq, Nk, dv, 1, dO + (bh * Nq + i0) * dv, dv, V + bh * Nk * dv, dv, 0, Sr, Nk);
-            for (int64_t r = 0; r < mq; r++) {
-                T *s = Sr + r * Nk;
-                const T *p = Wp + (bh * Nq + i0 + r) * Nk, *dw = dW ? dW + (bh * Nq + i0 + r) * Nk : NULL;
-                unsigned char *kp = keep ? keep + (bh * Nq + i0 + r) * Nk : NULL;
-                if (kp) attn_keep(P->seed, P->stream, (uint64_t)((bh * Nq + i0 + r) * Nk), Nk, thr, kp);
-                T D = 0;
-                for (int64_t j = 0; j < Nk; j++) {
-                    s[j] = (kp ? (kp[j] ? s[j] * zs : 0) : s[j]) + (dw ? dw[j] : 0);
-                    D += p[j] * s[j];
-                }
-                for (int64_t j = 0; j < Nk; j++) s[j] = p[j] * (s[j] - D);
-            }
-            if (gq)
-                heed_gemm(q->dtype, false, false, mq, d, Nk, scale, Sr, Nk, Kd + bh * Nk * d, d, 1,
-                          (T *)gq + (bh * Nq + i0) * d, d);
-        }
-        /* Columns: dK and dV, one head per item. */
-        _Pragma("omp parallel for schedule(static) if (BH > 1 && attn_parallel(P))")
-        for (int64_t bh = 0; bh < BH; bh++) {
-            if (gk)
-                heed_gemm(q->dtype, true, false, Nk, d, Nq, scale, S + bh * Nq * Nk, Nk, Q + bh * Nq * d, d, 1,
-                          (T *)gk + bh * Nk * d, d);
-            if (gv)
-                heed_gemm(q->dtype, true, false, Nk, dv, Nq, 1, Ap + bh * Nq * Nk, Nk, dO + bh * Nq * dv, dv, 1,
-                          (T *)gv + bh * Nk * dv, dv);
-        }
-        if (gb) {
+    mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
+                 .v = v->data, .W = sv->W, .keep = keep, .dO = o->grad, .dW = w ? w->grad : NULL,
+                 .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv};
+    mat_run(&J, BH * J.nrb, mat_bwd_rows);
+    if (gk || gv) mat_run(&J, BH, mat_bwd_cols);
+    if (gb)
+        HEED_FOR_DTYPE(q->dtype, T, {
             T *G = gb;
+            const T *S = dS;
             for (int64_t bh = 0; bh < BH; bh++)
                 for (int64_t i = 0; i < Nq; i++)
                     for (int64_t j = 0; j < Nk; j++) G[attn_bias_at(P, bh / H, bh % H, i, j)] += S[(bh * Nq + i) * Nk + j];
-        }
-    });
+        });
 }
 
 static const heed_op op_materialised = {"heed_attention (materialised)", mat_backward};
@@ -90,47 +159,16 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
                                const attn_plan *plan, heed_tensor **weights) {
     const char *op = "heed_attention";
     const attn_plan *P = plan;
-    int64_t B = P->B, H = P->H, BH = B * H, Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
-    int64_t wshape[4] = {B, H, Nq, Nk}, oshape[4] = {B, H, Nq, dv};
+    int64_t BH = P->B * P->H, Nq = P->Nq, Nk = P->Nk;
+    int64_t wshape[4] = {P->B, P->H, Nq, Nk}, oshape[4] = {P->B, P->H, Nq, P->dv};
     heed_tensor *w = heed__new(g, op, q->dtype, 4, wshape), *o = heed__zeros(g, op, q->dtype, 4, oshape);
     size_t es = heed_dtype_size(q->dtype);
     void *A = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) * es + 1) : NULL;
     unsigned char *keep = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
     if (!heed__live(g)) return NULL;
-    int64_t nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, items = Nk > 0 ? BH * nrb : 0;
-    uint32_t thr = attn_keep_threshold(P->p);
-    HEED_FOR_DTYPE(q->dtype, T, {
-        __auto_type K = KERNELS(T);
-        const T *Q = q->data, *Kd = k->data, *V = v->data, *bias_data = bias ? bias->data : NULL;
-        T *W = w->data, *Ad = A, *O = o->data, zs = (T)(1 / (1 - P->p));
-        /* Scores in base 2 like the flash kernels: t = log2(e) (scale q.k + bias), so the
-         * row pass is the flash row kernel started from an empty running max and sum. */
-        T c = (T)(P->scale * M_LOG2E), bmul = (T)M_LOG2E;
-        _Pragma("omp parallel for schedule(dynamic) if (items > 1 && attn_parallel(P))")
-        for (int64_t it = 0; it < items; it++) {
-            int64_t bh = it / nrb, b = bh / H, h = bh % H, i0 = it % nrb * MAT_ROWS;
-            int64_t mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
-            T *Wr = W + (bh * Nq + i0) * Nk;
-            heed_gemm(q->dtype, false, true, mq, Nk, d, 1, Q + (bh * Nq + i0) * d, d, Kd + bh * Nk * d, d, 0, Wr, Nk);
-            for (int64_t r = 0; r < mq; r++) {
-                int64_t i = i0 + r, lo, hi;
-                attn_row_keys(P, b, i, &lo, &hi);
-                T *row = Wr + r * Nk, m = -INFINITY, l = 0;
-                const T *brow = bias_data ? bias_data + attn_bias_at(P, b, h, i, 0) : NULL;
-                K->row_fwd(row, Nk, lo, hi, c, brow, P->bstride[3], bmul, &m, &l);
-                T inv = l > 0 ? 1 / l : 0; /* l == 0: fully masked, the row is already 0 */
-                for (int64_t j = lo; j < hi; j++) row[j] *= inv;
-                if (Ad) {
-                    unsigned char *kp = keep + (bh * Nq + i) * Nk;
-                    attn_keep(P->seed, P->stream, (uint64_t)((bh * Nq + i) * Nk), Nk, thr, kp);
-                    T *arow = Ad + (bh * Nq + i) * Nk;
-                    for (int64_t j = 0; j < Nk; j++) arow[j] = kp[j] ? row[j] * zs : 0;
-                }
-            }
-            heed_gemm(q->dtype, false, false, mq, dv, Nk, 1, (Ad ? Ad : W) + (bh * Nq + i0) * Nk, Nk, V + bh * Nk * dv,
-                      dv, 0, O + (bh * Nq + i0) * dv, dv);
-        }
-    });
+    mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
+                 .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep};
+    if (Nk > 0) mat_run(&J, BH * J.nrb, mat_fwd_item); /* no keys: O stays 0 */
     heed_tensor *in[4] = {q, k, v, bias}, *out[2] = {o, w};
     heed_node *n = heed__record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);
     if (n) {

@@ -80,7 +80,7 @@ static const flash_kernels_f64 portable_f64 = {gemm_f64, row_fwd_f64, row_bwd_f6
 
 /* ---------------------------------------------------------------- AVX2 + FMA */
 
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 HEED_AVX2
 #define MR 6
 
 /* C[mr x 16] (+)= alpha * A[mr x K] B[K x 16]. mr and trans are constants at every call
