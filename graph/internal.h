@@ -133,6 +133,13 @@ static inline int heed__axis(int axis, int ndim) {
     return (axis < 0 || axis >= ndim) ? -1 : axis;
 }
 
+/* ---------------------------------------------------------------- layers */
+
+/* heed_param named "prefix.name" (just "name" for an empty prefix); `op` names the caller
+ * in the error when the full name is too long. */
+heed_tensor *heed__param_in(heed_params *P, const char *op, const char *prefix, const char *name, heed_shape shape,
+                            heed_init init);
+
 /* ---------------------------------------------------------------- misc */
 
 bool heed__has_nonfinite(const heed_tensor *t, const void *buf);

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define ALIGN_ELEMS 16 /* each parameter starts on a 64-byte boundary (f32) */
@@ -224,6 +225,15 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
         return NULL;
     }
     return t;
+}
+
+heed_tensor *heed__param_in(heed_params *P, const char *op, const char *prefix, const char *name, heed_shape shape,
+                            heed_init init) {
+    char full[256];
+    int n = snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
+    if (n < 0 || n >= (int)sizeof full)
+        return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "%s: prefix '%.40s...' is too long", op, prefix), NULL;
+    return heed_param(P, full, shape, init);
 }
 
 heed_tensor *heed_params_find(const heed_params *P, const char *name) {

@@ -5,16 +5,6 @@
 #include <math.h>
 #include <stdio.h>
 
-static heed_tensor *declare(heed_params *P, const char *prefix, const char *name, heed_shape shape, heed_init init) {
-    char full[256];
-    int n = snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
-    if (n < 0 || n >= (int)sizeof full) {
-        heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_additive_init: prefix '%.40s...' is too long", prefix);
-        return NULL;
-    }
-    return heed_param(P, full, shape, init);
-}
-
 heed_status heed_additive_init(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
@@ -32,15 +22,15 @@ heed_status heed_additive_init(heed_additive_layer *l, heed_params *P, const cha
     /* nn.Linear / nn.Conv1d initialisation: kaiming_uniform(a = sqrt 5), i.e. U(+-1/sqrt(fan_in)) */
     heed_init linear = heed_init_kaiming_uniform(2.2360679774997896);
     double rv = 1 / sqrt((double)da);
-    if (!(l->params.w_q = declare(P, prefix, "query_proj.weight", HEED_SHAPE(da, dq), linear)) ||
-        !(l->w_k = declare(P, prefix, "key_proj.weight", HEED_SHAPE(da, dk), linear)) ||
-        (cfg->bias && !(l->params.bias = declare(P, prefix, "query_proj.bias", HEED_SHAPE(da), heed_init_uniform(-rv, rv)))) ||
-        !(l->params.v = declare(P, prefix, "v", HEED_SHAPE(da), heed_init_uniform(-rv, rv))))
+    if (!(l->params.w_q = heed__param_in(P, "heed_additive_init", prefix, "query_proj.weight", HEED_SHAPE(da, dq), linear)) ||
+        !(l->w_k = heed__param_in(P, "heed_additive_init", prefix, "key_proj.weight", HEED_SHAPE(da, dk), linear)) ||
+        (cfg->bias && !(l->params.bias = heed__param_in(P, "heed_additive_init", prefix, "query_proj.bias", HEED_SHAPE(da), heed_init_uniform(-rv, rv)))) ||
+        !(l->params.v = heed__param_in(P, "heed_additive_init", prefix, "v", HEED_SHAPE(da), heed_init_uniform(-rv, rv))))
         return HEED_ERR_ARG;
-    if (C > 0 && (!(l->params.loc_filters = declare(P, prefix, "location_conv.weight", HEED_SHAPE(C, K), linear)) ||
-                  !(l->params.loc_proj = declare(P, prefix, "location_proj.weight", HEED_SHAPE(da, C), linear))))
+    if (C > 0 && (!(l->params.loc_filters = heed__param_in(P, "heed_additive_init", prefix, "location_conv.weight", HEED_SHAPE(C, K), linear)) ||
+                  !(l->params.loc_proj = heed__param_in(P, "heed_additive_init", prefix, "location_proj.weight", HEED_SHAPE(da, C), linear))))
         return HEED_ERR_ARG;
-    if (cfg->coverage && !(l->params.cov_weight = declare(P, prefix, "coverage_proj.weight", HEED_SHAPE(da), heed_init_uniform(-1, 1))))
+    if (cfg->coverage && !(l->params.cov_weight = heed__param_in(P, "heed_additive_init", prefix, "coverage_proj.weight", HEED_SHAPE(da), heed_init_uniform(-1, 1))))
         return HEED_ERR_ARG;
     return HEED_OK;
 }

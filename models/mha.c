@@ -9,16 +9,6 @@
 
 #include <stdio.h>
 
-static heed_tensor *declare(heed_params *P, const char *prefix, const char *name, heed_shape shape, heed_init init) {
-    char full[256];
-    int n = snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
-    if (n < 0 || n >= (int)sizeof full) {
-        heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_mha_init: prefix '%.40s...' is too long", prefix);
-        return NULL;
-    }
-    return heed_param(P, full, shape, init);
-}
-
 heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
@@ -37,16 +27,16 @@ heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const
      * kaiming_uniform(a = sqrt(5)) for the output projection, zero biases. */
     heed_init xavier = heed_init_xavier_uniform(1.0), linear = heed_init_kaiming_uniform(2.2360679774997896),
               zero = heed_init_zeros();
-    if (!(m->q_w = declare(P, prefix, "q_proj.weight", HEED_SHAPE(E, E), xavier)) ||
-        !(m->k_w = declare(P, prefix, "k_proj.weight", HEED_SHAPE(E, kdim), xavier)) ||
-        !(m->v_w = declare(P, prefix, "v_proj.weight", HEED_SHAPE(E, vdim), xavier)) ||
-        !(m->o_w = declare(P, prefix, "out_proj.weight", HEED_SHAPE(E, E), linear)))
+    if (!(m->q_w = heed__param_in(P, "heed_mha_init", prefix, "q_proj.weight", HEED_SHAPE(E, E), xavier)) ||
+        !(m->k_w = heed__param_in(P, "heed_mha_init", prefix, "k_proj.weight", HEED_SHAPE(E, kdim), xavier)) ||
+        !(m->v_w = heed__param_in(P, "heed_mha_init", prefix, "v_proj.weight", HEED_SHAPE(E, vdim), xavier)) ||
+        !(m->o_w = heed__param_in(P, "heed_mha_init", prefix, "out_proj.weight", HEED_SHAPE(E, E), linear)))
         return HEED_ERR_ARG;
     if (cfg->bias &&
-        (!(m->q_b = declare(P, prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->k_b = declare(P, prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->v_b = declare(P, prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->o_b = declare(P, prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
+        (!(m->q_b = heed__param_in(P, "heed_mha_init", prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->k_b = heed__param_in(P, "heed_mha_init", prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->v_b = heed__param_in(P, "heed_mha_init", prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->o_b = heed__param_in(P, "heed_mha_init", prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
         return HEED_ERR_ARG;
     return HEED_OK;
 }
