@@ -15,8 +15,24 @@ def clean_comment(text):
     return " ".join(l.strip() for l in lines if l.strip())
 
 
+def read_spliced(path):
+    """heed.h with each #include "heed/x.h" replaced by that file's lines."""
+    import os
+    lines = []
+    for line in open(path).read().splitlines():
+        m = re.match(r'#include "(heed/[a-z_]+\.h)"', line)
+        if m:
+            lines += open(os.path.join(os.path.dirname(path), m.group(1))).read().splitlines()
+        else:
+            lines.append(line)
+    return lines
+
+
+GUARD = re.compile(r"^#(ifndef|include|ifdef|endif)\b|^#define HEED_[A-Z_]+_H$")
+
+
 def main(path):
-    src = open(path).read().splitlines()
+    src = [l for l in read_spliced(path) if not GUARD.match(l.strip())]
     out = ["# heed API reference", "",
            "Generated from `include/heed.h` by `scripts/gen_api_doc.py`; the header is the source of truth.", ""]
     i, pending, started = 0, [], False
@@ -44,7 +60,7 @@ def main(path):
             pending.append(clean_comment("\n".join(block)))
             i += 1
             continue
-        if not s or s.startswith("#endif") or s.startswith("#ifdef") or s == "}" or s.startswith('extern "C"'):
+        if not s or s == "}" or s.startswith('extern "C"'):
             i += 1
             continue
         # a declaration: up to the line ending it
