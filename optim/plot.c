@@ -14,18 +14,6 @@
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-static void xml_text(FILE *f, const char *s) {
-    for (; s && *s; s++) switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&apos;", f); break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\t') fputc(*s, f); /* control characters are not XML */
-        }
-}
-
 /* A round tick spacing (1, 2 or 5 times a power of ten) giving about `target` ticks. */
 static double nice_step(double range, int target) {
     double raw = range / target, mag = pow(10, floor(log10(raw))), f = raw / mag;
@@ -158,7 +146,7 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
     if (o->title) {
         fprintf(f, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", (fr.x0 + fr.x1) / 2);
-        xml_text(f, o->title);
+        heed__xml_text(f, o->title);
         fprintf(f, "</text>\n");
     }
     /* grid and tick labels */
@@ -181,12 +169,12 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
             fr.y0, fr.x1 - fr.x0, fr.y1 - fr.y0);
     if (o->xlabel) {
         fprintf(f, "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\">", (fr.x0 + fr.x1) / 2, H - 12);
-        xml_text(f, o->xlabel);
+        heed__xml_text(f, o->xlabel);
         fprintf(f, "</text>\n");
     }
     if (o->ylabel) {
         fprintf(f, "<text transform=\"translate(16 %.2f) rotate(-90)\" text-anchor=\"middle\">", (fr.y0 + fr.y1) / 2);
-        xml_text(f, o->ylabel);
+        heed__xml_text(f, o->ylabel);
         fprintf(f, "</text>\n");
     }
     /* the curves */
@@ -210,7 +198,7 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
             fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"2\"/>\n", lx + 8,
                     yy - 4, lx + 30, yy - 4, palette[k % 10]);
             fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">", lx + 36, yy);
-            xml_text(f, series[k].name);
+            heed__xml_text(f, series[k].name);
             fprintf(f, "</text>\n");
         }
     }

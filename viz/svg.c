@@ -15,8 +15,8 @@ static int utf8_len(const unsigned char *s) {
     return n;
 }
 
-/* Writes text as XML character data (also safe inside attribute values). */
-static void xml_text(FILE *f, const char *text) {
+/* XML character data for every SVG heed writes (declared in graph/internal.h). */
+void heed__xml_text(FILE *f, const char *text) {
     const unsigned char *s = (const unsigned char *)text;
     while (*s) {
         int n = utf8_len(s);
@@ -40,7 +40,7 @@ static void xml_text(FILE *f, const char *text) {
 
 /* Label i, or its index when the array or the entry is NULL. */
 static void label(FILE *f, const char *const *labels, int64_t i) {
-    if (labels && labels[i]) xml_text(f, labels[i]);
+    if (labels && labels[i]) heed__xml_text(f, labels[i]);
     else fprintf(f, "%lld", (long long)i);
 }
 
@@ -94,7 +94,7 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     if (o.title) {
         fprintf(f, "<text x=\"%.0f\" y=\"%d\" font-weight=\"bold\">", left, font + 4);
-        xml_text(f, o.title);
+        heed__xml_text(f, o.title);
         fprintf(f, "</text>\n");
     }
     fprintf(f, "<g class=\"queries\" text-anchor=\"end\" dominant-baseline=\"middle\">\n");
