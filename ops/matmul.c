@@ -14,7 +14,7 @@ typedef struct {
 static size_t es_of(const heed_tensor *t) { return heed_dtype_size(t->dtype); }
 
 /* Gradients of batch i (rows = m, or m*batch when the batch is folded into rows). */
-static void mm_backward_batch(heed_graph *g, const heed_node *nd, void *ga, void *gb, int64_t i, int64_t rows) {
+static void mm_backward_batch(const heed_node *nd, void *ga, void *gb, int64_t i, int64_t rows) {
     heed_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out[0];
     const mm_plan *p = nd->saved;
     size_t es = es_of(a);
@@ -33,21 +33,20 @@ static void mm_backward_batch(heed_graph *g, const heed_node *nd, void *ga, void
         if (!p->tb) heed_gemm(a->dtype, !p->ta, false, k, n, rows, 1, A, lda, dC, n, 1, dB, ldb);
         else heed_gemm(a->dtype, true, p->ta, n, k, rows, 1, dC, n, A, lda, 1, dB, ldb);
     }
-    (void)g;
 }
 
 static void mm_backward(heed_graph *g, heed_node *nd) {
     const mm_plan *p = nd->saved;
     void *ga = heed__grad(g, nd->in[0]), *gb = heed__grad(g, nd->in[1]);
     if (p->shared_b && !p->ta) { /* fold the batch into rows: one GEMM per gradient */
-        mm_backward_batch(g, nd, ga, gb, 0, p->m * p->batch);
+        mm_backward_batch(nd, ga, gb, 0, p->m * p->batch);
     } else if (p->batch == 1 || p->shared_b) {
         /* one product (all BLAS threads), or a shared dB that every batch adds into */
-        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(g, nd, ga, gb, i, p->m);
+        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(nd, ga, gb, i, p->m);
     } else {
         /* many small products with disjoint gradients: one per thread */
 #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(g, nd, ga, gb, i, p->m);
+        for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(nd, ga, gb, i, p->m);
     }
 }
 
