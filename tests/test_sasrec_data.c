@@ -171,6 +171,35 @@ static void protocol_with_known_ranks(void) {
     free(is);
 }
 
+/* The counted chain on a hand-made dataset: transitions in the training parts are
+ * 1->2 twice, 2->3 and 2->4; items 1, 2 twice, 3 and 4 once (the last two items of
+ * each user are held out and never counted). */
+static void counted_chain(void) {
+    int32_t us[] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 2}, is[] = {1, 2, 3, 6, 6, 1, 2, 4, 5, 5};
+    sr_data d;
+    char err[256];
+    CHECK(sr_data_from_pairs(&d, us, is, 10, err, sizeof err) == 0, "%s", err);
+    sr_chain c;
+    CHECK(sr_chain_init(&c, &d, 0.2, 0.25) == 0, "init");
+    int64_t seq[3] = {0, 1, 2};
+    int32_t cands[4] = {3, 2, 5, 1};
+    float s[4], full[7];
+    CHECK(sr_chain_scorer(&c, 1, (int64_t[]){1}, seq, 3, cands, 4, s) == 0, "score");
+    /* w_pop pop(j) + (1 - w_pop) [(1 - w_lag2) T(2, j) + w_lag2 T(1, j)] */
+    CHECK_CLOSE(s[0], 0.2 / 6 + 0.8 * 0.75 * 0.5, 1e-6);
+    CHECK_CLOSE(s[1], 0.2 * 2 / 6 + 0.8 * 0.25 * 1, 1e-6);
+    CHECK_CLOSE(s[2], 0, 1e-12); /* 5 is only held out */
+    CHECK_CLOSE(s[3], 0.2 * 2 / 6, 1e-6);
+    CHECK(sr_chain_scorer(&c, 1, (int64_t[]){1}, seq, 3, NULL, 0, full) == 0, "full");
+    CHECK(full[0] == 0 && full[3] == s[0] && full[2] == s[1] && full[5] == 0 && full[1] == s[3], "full ranking row");
+    /* One item of history: the lag-2 share goes to the last item. */
+    int64_t one[3] = {0, 0, 2};
+    CHECK(sr_chain_scorer(&c, 1, (int64_t[]){1}, one, 3, cands, 4, s) == 0, "score");
+    CHECK_CLOSE(s[0], 0.2 / 6 + 0.8 * 0.5, 1e-6);
+    sr_chain_free(&c);
+    sr_data_free(&d);
+}
+
 static void generator_structure_and_ceiling(void) {
     sr_gen_config c = {.n_users = 3000, .n_items = 400, .mean_len = 9, .min_len = 5, .max_len = 60, .successors = 3,
                        .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 7};
@@ -219,6 +248,14 @@ static void generator_structure_and_ceiling(void) {
     /* The chain part alone puts the true item at the top for 80% of the steps. */
     CHECK(ceiling.hr > 0.8 && ceiling.ndcg > 0.6, "ceiling %g %g", ceiling.hr, ceiling.ndcg);
     CHECK(popm.hr > 0.15 && popm.hr < ceiling.hr - 0.3, "popularity %g", popm.hr);
+    /* The counted chain knows the formula but counts the transitions: between the two. */
+    sr_chain chain;
+    sr_metrics chm;
+    CHECK(sr_chain_init(&chain, &d, c.noise, c.order2) == 0, "chain");
+    CHECK(sr_evaluate(&d, &o, sr_chain_scorer, &chain, &chm, err, sizeof err) == 0, "%s", err);
+    printf("  generated: counted chain HR@10 %.4f NDCG@10 %.4f\n", chm.hr, chm.ndcg);
+    CHECK(chm.hr > popm.hr + 0.3 && chm.hr < ceiling.hr, "counted chain %g", chm.hr);
+    sr_chain_free(&chain);
     /* full ranking is harder than the sampled protocol */
     o.full = true;
     sr_metrics full;
@@ -255,6 +292,7 @@ int main(void) {
     RUN(loader_errors);
     RUN(metrics_on_hand_made_ranks);
     RUN(protocol_with_known_ranks);
+    RUN(counted_chain);
     RUN(generator_structure_and_ceiling);
     RUN(generator_amazon_games_shape);
     char cmd[300];

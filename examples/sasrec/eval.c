@@ -161,6 +161,92 @@ int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int6
     return 0;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2) {
+    int64_t I = d->n_items, n = 0, total = 0;
+    *c = (sr_chain){.d = d, .w_pop = w_pop, .w_lag2 = w_lag2};
+    for (int64_t u = 1; u <= d->n_users; u++) n += sr_train_len(d, u) > 1 ? sr_train_len(d, u) - 1 : 0;
+    int64_t *pairs = malloc((size_t)(n ? n : 1) * sizeof *pairs); /* a (I + 1) + j, sorted */
+    c->row = calloc((size_t)I + 2, sizeof *c->row);
+    c->next = malloc((size_t)(n ? n : 1) * sizeof *c->next);
+    c->share = malloc((size_t)(n ? n : 1) * sizeof *c->share);
+    c->pop = calloc((size_t)I + 1, sizeof *c->pop);
+    if (!pairs || !c->row || !c->next || !c->share || !c->pop) {
+        free(pairs);
+        sr_chain_free(c);
+        return -1;
+    }
+    int64_t at = 0;
+    for (int64_t u = 1; u <= d->n_users; u++) {
+        const int32_t *s = sr_seq(d, u);
+        for (int64_t i = 0; i < sr_train_len(d, u); i++) {
+            c->pop[s[i]] += 1, total++;
+            if (i) pairs[at++] = (int64_t)s[i - 1] * (I + 1) + s[i];
+        }
+    }
+    for (int64_t j = 0; j <= I; j++) c->pop[j] /= total ? (double)total : 1;
+    qsort(pairs, (size_t)n, sizeof *pairs, cmp_i64);
+    /* Runs of equal pairs become (successor, count); rows are counted, then turned into
+     * offsets and the counts into shares of the row. */
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; m++) {
+        int64_t k = i;
+        while (k < n && pairs[k] == pairs[i]) k++;
+        c->next[m] = (int32_t)(pairs[i] % (I + 1));
+        c->share[m] = (double)(k - i);
+        c->row[pairs[i] / (I + 1) + 1]++;
+        i = k;
+    }
+    free(pairs);
+    for (int64_t a = 0; a <= I; a++) c->row[a + 1] += c->row[a];
+    for (int64_t a = 0; a <= I; a++) {
+        double out = 0;
+        for (int64_t i = c->row[a]; i < c->row[a + 1]; i++) out += c->share[i];
+        for (int64_t i = c->row[a]; i < c->row[a + 1]; i++) c->share[i] /= out;
+    }
+    return 0;
+}
+
+void sr_chain_free(sr_chain *c) {
+    free(c->row);
+    free(c->next);
+    free(c->share);
+    free(c->pop);
+    *c = (sr_chain){0};
+}
+
+/* T^(a, j): binary search in a's row. */
+static double chain_share(const sr_chain *c, int64_t a, int32_t j) {
+    int64_t lo = c->row[a], hi = c->row[a + 1];
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (c->next[mid] < j) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < c->row[a + 1] && c->next[lo] == j ? c->share[lo] : 0;
+}
+
+int sr_chain_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                    const int32_t *cands, int64_t n_cands, float *scores) {
+    const sr_chain *c = user;
+    int64_t I = c->d->n_items, width = cands ? n_cands : I + 1;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t *row = seqs + i * maxlen;
+        int64_t a = maxlen >= 1 ? row[maxlen - 1] : 0, a2 = maxlen >= 2 ? row[maxlen - 2] : 0;
+        if (!a2) a2 = a; /* one item of history: its share goes to the last item */
+        for (int64_t j = 0; j < width; j++) {
+            int32_t it = cands ? cands[i * n_cands + j] : (int32_t)j;
+            double t = a ? (1 - c->w_lag2) * chain_share(c, a, it) + c->w_lag2 * chain_share(c, a2, it) : 0;
+            scores[i * width + j] = (float)(it ? c->w_pop * c->pop[it] + (1 - c->w_pop) * t : 0);
+        }
+    }
+    return 0;
+}
+
 int sr_oracle_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
                      const int32_t *cands, int64_t n_cands, float *scores) {
     const sr_generator *gen = user;

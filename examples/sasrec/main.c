@@ -294,6 +294,18 @@ static int evaluate(sr_trainer *t, const options *o, bool test, sr_scorer f, voi
     return sr_evaluate(t->d, &e, f, user, m, err, errlen);
 }
 
+/* Evaluates a baseline on validation and test (unless --no-test) and prints one line. */
+static int baseline(sr_trainer *t, const options *o, const char *name, sr_scorer f, void *user, sr_metrics *test,
+                    char *err, size_t errlen) {
+    sr_metrics valid;
+    if (evaluate(t, o, false, f, user, &valid, err, errlen) || (!o->no_test && evaluate(t, o, true, f, user, test, err, errlen)))
+        return -1;
+    printf("%s: valid HR@%d %.4f NDCG@%d %.4f", name, o->k, valid.hr, o->k, valid.ndcg);
+    if (!o->no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o->k, test->hr, o->k, test->ndcg);
+    printf("  (%lld users, %s)\n", (long long)valid.users, o->full_rank ? "full ranking" : "sampled negatives");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     options o = {.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
                  .target_hr = -1, .gen = gen_small(), .train = sr_train_defaults(0)};
@@ -343,27 +355,25 @@ int main(int argc, char **argv) {
         printf("resumed from %s after epoch %lld\n", o.checkpoint, (long long)t.epoch);
     }
 
-    /* The baselines on the very same candidates as the model. */
+    /* The baselines on the very same candidates as the model: popularity; the counted chain
+     * (the generator's formula counted in the training parts, or on real data a first-order
+     * Markov chain with popularity for ties); on generated data the ceiling. */
     sr_popularity pop;
-    sr_metrics pop_valid = {0}, pop_test = {0}, ceil_valid = {0}, ceil_test = {0};
-    if (sr_popularity_init(&pop, &d)) return fprintf(stderr, "sasrec: out of memory\n"), 1;
-    if (!o.bench) {
-        if (evaluate(&t, &o, false, sr_popularity_scorer, &pop, &pop_valid, err, sizeof err) ||
-            (!o.no_test && evaluate(&t, &o, true, sr_popularity_scorer, &pop, &pop_test, err, sizeof err)) ||
-            (generated && evaluate(&t, &o, false, sr_oracle_scorer, &gen, &ceil_valid, err, sizeof err)) ||
-            (generated && !o.no_test && evaluate(&t, &o, true, sr_oracle_scorer, &gen, &ceil_test, err, sizeof err))) {
-            fprintf(stderr, "sasrec: %s\n", err);
-            return 1;
-        }
-        printf("popularity: valid HR@%d %.4f NDCG@%d %.4f", o.k, pop_valid.hr, o.k, pop_valid.ndcg);
-        if (!o.no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o.k, pop_test.hr, o.k, pop_test.ndcg);
-        printf("  (%lld users, %s)\n", (long long)pop_valid.users, o.full_rank ? "full ranking" : "sampled negatives");
-        if (generated) {
-            printf("ceiling (true next-item probabilities): valid HR@%d %.4f NDCG@%d %.4f", o.k, ceil_valid.hr, o.k,
-                   ceil_valid.ndcg);
-            if (!o.no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o.k, ceil_test.hr, o.k, ceil_test.ndcg);
-            printf("\n");
-        }
+    sr_chain chain;
+    sr_metrics pop_test = {0}, chain_test = {0}, ceil_test = {0};
+    if (sr_popularity_init(&pop, &d) ||
+        sr_chain_init(&chain, &d, generated ? o.gen.noise : 1e-3, generated ? o.gen.order2 : 0))
+        return fprintf(stderr, "sasrec: out of memory\n"), 1;
+    if (!o.bench &&
+        (baseline(&t, &o, "popularity", sr_popularity_scorer, &pop, &pop_test, err, sizeof err) ||
+         baseline(&t, &o,
+                  generated ? "counted chain (the generator's formula, transitions counted in the training parts)"
+                            : "Markov chain (counted transitions from the last item, popularity for ties)",
+                  sr_chain_scorer, &chain, &chain_test, err, sizeof err) ||
+         (generated && baseline(&t, &o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &gen, &ceil_test,
+                                err, sizeof err)))) {
+        fprintf(stderr, "sasrec: %s\n", err);
+        return 1;
     }
     fflush(stdout);
 
@@ -440,7 +450,7 @@ int main(int argc, char **argv) {
         if (!o.no_test) {
             printf("summary (test HR@%d): model %.4f", o.k, test.hr);
             if (generated) printf(" vs ceiling %.4f", ceil_test.hr);
-            printf(" vs popularity %.4f\n", pop_test.hr);
+            printf(" vs %s chain %.4f vs popularity %.4f\n", generated ? "counted" : "Markov", chain_test.hr, pop_test.hr);
         }
     }
     if (o.heatmap) {
@@ -459,6 +469,7 @@ int main(int argc, char **argv) {
         status = 3;
     }
     sr_popularity_free(&pop);
+    sr_chain_free(&chain);
     sr_trainer_free(&t);
     sr_generator_free(&gen);
     sr_data_free(&d);

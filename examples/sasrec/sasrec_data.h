@@ -154,6 +154,24 @@ int sr_popularity_init(sr_popularity *p, const sr_data *d);
 void sr_popularity_free(sr_popularity *p);
 int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
                          const int32_t *cands, int64_t n_cands, float *scores);
+/* Counted chain: the generator's formula with its parts counted in the training parts,
+ *   score(j | ..., a', a) = w_pop pop^(j) + (1 - w_pop) [(1 - w_lag2) T^(a, j) + w_lag2 T^(a', j)]
+ * pop^(j) = n(j) / n, T^(a, j) = n(a then j) / n(a then anything), over consecutive training
+ * items. With the generator's noise and order2 as weights it scores as the ceiling would
+ * if the generator's transitions were only known from the data the model trains on; with
+ * w_lag2 = 0 it is a first-order Markov chain with a popularity fallback. */
+typedef struct {
+    const sr_data *d;
+    double w_pop, w_lag2;
+    int64_t *row;   /* [n_items + 2]: the transitions out of a at next[row[a] .. row[a + 1]) */
+    int32_t *next;  /* successors seen, ascending within a row */
+    double *share;  /* T^(a, next) */
+    double *pop;    /* [n_items + 1] */
+} sr_chain;
+int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2);
+void sr_chain_free(sr_chain *c);
+int sr_chain_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                    const int32_t *cands, int64_t n_cands, float *scores);
 /* The ceiling: scores are the generator's true P(next | history); user = sr_generator. */
 int sr_oracle_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
                      const int32_t *cands, int64_t n_cands, float *scores);
