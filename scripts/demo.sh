@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the main job: trains SASRec end to end on a generated dataset
 # with planted sequential structure (about a minute), evaluates it under the paper's
-# protocol against the generator's ceiling and a popularity baseline, and writes metrics,
+# protocol against the generator's ceiling, a counted chain and popularity, and writes metrics,
 # a checkpoint and attention heatmaps to runs/sasrec/. Extra flags go to the program
 # (build/examples/sasrec --help). `bash scripts/demo.sh spirals` runs the small MLP example.
 set -euo pipefail
