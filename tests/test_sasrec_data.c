@@ -59,6 +59,9 @@ static void loader_reads_and_splits(void) {
     CHECK(sr_load(path, &e, err, sizeof err) == 0, "%s", err);
     CHECK(e.n_interactions == d.n_interactions && memcmp(e.items, d.items, sizeof(int32_t) * 8) == 0, "round trip");
     sr_data_free(&e);
+    /* a save that cannot happen says why and leaves nothing behind */
+    snprintf(path, sizeof path, "%s/no-such-dir/saved.txt", tmpdir);
+    CHECK(sr_save(path, &d, err, sizeof err) == -1 && strstr(err, "no-such-dir/saved.txt: cannot create"), "%s", err);
     sr_data_free(&d);
 }
 

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ID_MAX 2147483647LL
 
@@ -176,19 +178,37 @@ out:
     return rc;
 }
 
+/* Written to path.XXXXXX next to it, then renamed: a failed save never leaves a partial file. */
 int sr_save(const char *path, const sr_data *d, char *err, size_t errlen) {
-    FILE *f = fopen(path, "wb");
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 8);
+    if (!tmp) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".XXXXXX", 8);
+    int fd = mkstemp(tmp);
+    if (fd >= 0) fchmod(fd, 0644); /* mkstemp makes it 0600 */
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
+        free(tmp);
         return -1;
     }
     for (int64_t u = 1; u <= d->n_users; u++)
         for (int64_t i = d->start[u]; i < d->start[u + 1]; i++) fprintf(f, "%lld %d\n", (long long)u, d->items[i]);
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "%s: write error: %s", path, strerror(errno));
-        return -1;
+    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fd) == 0;
+    int e = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) != 0) ok = false, e = errno;
+    if (!ok) {
+        snprintf(err, errlen, "%s: write error: %s", path, strerror(e));
+        unlink(tmp);
     }
-    return 0;
+    free(tmp);
+    return ok ? 0 : -1;
 }
 
 bool sr_seen_in_train(const sr_data *d, int64_t u, int32_t item) {
