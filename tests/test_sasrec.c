@@ -318,6 +318,42 @@ static void smoke_training_beats_popularity(void) {
     sr_data_free(&d);
 }
 
+/* A batch run as length groups (each at its own width, losses weighted by their targets)
+ * trains exactly as one group at the batch's full width: f64, no dropout, one epoch. */
+static void length_groups_match_one_group(void) {
+    sr_gen_config gc = {.n_users = 400, .n_items = 80, .mean_len = 10, .min_len = 3, .max_len = 60, .successors = 2,
+                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 4};
+    sr_data d;
+    sr_generator gen;
+    char err[512];
+    CHECK(sr_generate(&gc, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_train_config tc = smoke_config(d.n_items);
+    tc.dtype = HEED_F64;
+    tc.model.dropout = 0;
+    tc.threads = 1;
+    sr_trainer one, grouped;
+    tc.max_groups = 1;
+    CHECK(sr_trainer_init(&one, &d, &tc, err, sizeof err) == 0, "%s", err);
+    tc.max_groups = 4;
+    CHECK(sr_trainer_init(&grouped, &d, &tc, err, sizeof err) == 0, "%s", err);
+    double l1 = sr_train_epoch(&one, NULL, err, sizeof err), l4 = sr_train_epoch(&grouped, NULL, err, sizeof err);
+    int64_t steps = sr_trainer_steps_per_epoch(&one);
+    CHECK(one.groups == steps && grouped.groups > steps, "groups run: %lld and %lld in %lld steps", (long long)one.groups,
+          (long long)grouped.groups, (long long)steps);
+    CHECK_CLOSE(l4, l1, 1e-12);
+    const double *a = heed_params_values(one.P), *b = heed_params_values(grouped.P);
+    double worst = 0;
+    for (int64_t i = 0; i < heed_params_numel(one.P); i++) worst = fmax(worst, fabs(a[i] - b[i]));
+    CHECK(worst < 1e-10, "parameters differ by %g after an epoch", worst);
+    tc.max_groups = 0;
+    sr_trainer bad;
+    CHECK(sr_trainer_init(&bad, &d, &tc, err, sizeof err) == -1 && strstr(err, "max_groups"), "%s", err);
+    sr_trainer_free(&one);
+    sr_trainer_free(&grouped);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+}
+
 /* Two epochs, a checkpoint, a fresh trainer resuming for a third: bitwise the parameters of
  * three epochs in one go. */
 static void resume_is_exact(void) {
@@ -379,6 +415,7 @@ int main(void) {
     RUN(f32_agrees_with_f64);
     RUN(bad_input);
     RUN(smoke_training_beats_popularity);
+    RUN(length_groups_match_one_group);
     RUN(resume_is_exact);
     heed_ctx_free(ctx);
     return check_summary();

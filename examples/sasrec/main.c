@@ -45,6 +45,8 @@ static void usage(FILE *f) {
             "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
             "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
             "  --threads N            OpenMP threads (default: all)\n"
+            "  --length-groups N      run a batch as up to N groups of similar length, each at its\n"
+            "                         own width (4; 1 = the whole batch at its widest row)\n"
             "evaluation:\n"
             "  --eval-every N         epochs between evaluations (1; 0 = only at the end)\n"
             "  --eval-users N         users sampled for evaluation (10000; 0 = all)\n"
@@ -154,6 +156,7 @@ static bool parse_args(int argc, char **argv, options *o) {
         DBL("--beta2", t->beta2, 0, 0.999999)
         DBL("--l2-emb", t->l2_emb, 0, 10)
         INT("--batch-size", t->batch, 1, 1000000)
+        INT("--length-groups", t->max_groups, 1, 16)
         INT("--batch", t->batch, 1, 1000000)
         INT("--seed", t->seed, 0, INT64_MAX)
         INT("--threads", o->threads, 0, 1024)

@@ -15,6 +15,7 @@ sr_train_config sr_train_defaults(int64_t n_items) {
         .batch = 128,
         .seed = 1,
         .dtype = HEED_F32,
+        .max_groups = 4,
     };
 }
 
@@ -28,13 +29,18 @@ void sr_trainer_free(sr_trainer *t) {
     free(t->seq);
     free(t->pos);
     free(t->neg);
+    free(t->gseq);
+    free(t->gpos);
+    free(t->gneg);
+    free(t->order);
+    free(t->len);
     *t = (sr_trainer){0};
 }
 
 int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg, char *err, size_t errlen) {
     *t = (sr_trainer){.cfg = *cfg, .d = d};
-    if (cfg->batch < 1) {
-        snprintf(err, errlen, "batch size %lld (must be >= 1)", (long long)cfg->batch);
+    if (cfg->batch < 1 || cfg->max_groups < 1) {
+        snprintf(err, errlen, "batch size %lld, max_groups %d (both must be >= 1)", (long long)cfg->batch, cfg->max_groups);
         return -1;
     }
     if (cfg->model.n_items < d->n_items) {
@@ -62,7 +68,13 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     t->seq = malloc((size_t)(B * N) * sizeof *t->seq);
     t->pos = malloc((size_t)(B * N) * sizeof *t->pos);
     t->neg = malloc((size_t)(B * N) * sizeof *t->neg);
-    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg) goto oom;
+    t->gseq = malloc((size_t)(B * N) * sizeof *t->gseq);
+    t->gpos = malloc((size_t)(B * N) * sizeof *t->gpos);
+    t->gneg = malloc((size_t)(B * N) * sizeof *t->gneg);
+    t->order = malloc((size_t)B * sizeof *t->order);
+    t->len = malloc((size_t)B * sizeof *t->len);
+    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order || !t->len)
+        goto oom;
     for (int64_t u = 1; u <= d->n_users; u++)
         if (sr_train_len(d, u) >= 2) t->users[t->n_users++] = u;
     if (t->n_users == 0) {
@@ -83,10 +95,83 @@ oom:
 
 int64_t sr_trainer_steps_per_epoch(const sr_trainer *t) { return (t->n_users + t->cfg.batch - 1) / t->cfg.batch; }
 
-/* Rows [n][N] -> their last w columns, [n][w], in place. */
-static void compact(int64_t *a, int64_t n, int64_t N, int64_t w) {
-    if (w == N) return;
-    for (int64_t i = 0; i < n; i++) memmove(a + i * w, a + i * N + (N - w), (size_t)w * sizeof *a);
+/* Rows `rows` of a [*, N] array -> their last w columns, packed as [n][w] in out. */
+static void gather(int64_t *out, const int64_t *a, const int64_t *rows, int64_t n, int64_t N, int64_t w) {
+    for (int64_t i = 0; i < n; i++) memcpy(out + i * w, a + rows[i] * N + (N - w), (size_t)w * sizeof *a);
+}
+
+/* The cost of running sorted rows [i, j) as one group, in row-columns: their count times
+ * the longest length, plus a fixed cost per group (the ops' launch and small-GEMM loss). */
+#define GROUP_COST 256
+
+/* Splits rows sorted by length (len[order[.]] ascending) into at most G groups of least
+ * total cost; cut[0] = 0 < cut[1] < ... < cut[k] = n. Returns k. Dynamic programming over
+ * the <= batch sorted rows. */
+static int split_groups(const int64_t *len, const int64_t *order, int64_t n, int G, int64_t *cut) {
+    enum { MAXG = 16 };
+    G = G < MAXG ? G : MAXG;
+    if (G > n) G = (int)n;
+    /* best[k][j]: least cost of the first j rows in k groups; from[k][j]: where the last starts */
+    int64_t (*best)[n + 1] = malloc(sizeof(int64_t[G + 1][n + 1])), (*from)[n + 1] = malloc(sizeof(int64_t[G + 1][n + 1]));
+    if (!best || !from) {
+        free(best), free(from);
+        cut[0] = 0, cut[1] = n;
+        return 1;
+    }
+    for (int64_t j = 0; j <= n; j++) best[0][j] = j ? INT64_MAX : 0;
+    for (int k = 1; k <= G; k++)
+        for (int64_t j = 0; j <= n; j++) {
+            best[k][j] = best[k - 1][j], from[k][j] = -1; /* fewer groups */
+            for (int64_t i = 0; i < j; i++) {
+                if (best[k - 1][i] == INT64_MAX) continue;
+                int64_t c = best[k - 1][i] + (j - i) * len[order[j - 1]] + GROUP_COST;
+                if (c < best[k][j]) best[k][j] = c, from[k][j] = i;
+            }
+        }
+    int64_t stack[MAXG + 1], ns = 0, j = n;
+    for (int k = G; k >= 1 && j > 0; k--)
+        if (from[k][j] >= 0) stack[ns++] = j, j = from[k][j];
+    cut[0] = 0;
+    for (int64_t i = 0; i < ns; i++) cut[i + 1] = stack[ns - 1 - i];
+    free(best), free(from);
+    return (int)ns;
+}
+
+/* Sorts rows 0..n-1 by length, ascending (stable: insertion sort on <= batch rows). */
+static void sort_by_length(const int64_t *len, int64_t *order, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = i, j = i;
+        for (; j > 0 && len[order[j - 1]] > len[r]; j--) order[j] = order[j - 1];
+        order[j] = r;
+    }
+}
+
+/* One step's graph: the batch in t->seq/pos/neg ([nb, N]) as length groups; the loss. */
+static heed_tensor *batch_loss(sr_trainer *t, int64_t nb) {
+    int64_t N = t->cfg.model.maxlen, total = 0, cut[17];
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t *row = t->seq + i * N;
+        int64_t first = 0; /* left padded: the length is what follows the padding */
+        while (first < N && row[first] == 0) first++;
+        t->len[i] = N - first;
+        total += t->len[i];
+    }
+    sort_by_length(t->len, t->order, nb);
+    int groups = split_groups(t->len, t->order, nb, t->cfg.max_groups, cut);
+    t->groups += groups;
+    heed_tensor *loss = NULL;
+    for (int k = 0; k < groups; k++) {
+        int64_t n = cut[k + 1] - cut[k], w = t->len[t->order[cut[k + 1] - 1]], targets = 0;
+        const int64_t *rows = t->order + cut[k];
+        for (int64_t i = 0; i < n; i++) targets += t->len[rows[i]];
+        gather(t->gseq, t->seq, rows, n, N, w);
+        gather(t->gpos, t->pos, rows, n, N, w);
+        gather(t->gneg, t->neg, rows, n, N, w);
+        heed_tensor *h = heed_sasrec_forward(t->g, &t->m, t->gseq, n, w, NULL);
+        heed_tensor *l = heed_scale(t->g, heed_sasrec_loss(t->g, &t->m, h, t->gpos, t->gneg), (double)targets / (double)total);
+        loss = loss ? heed_add(t->g, loss, l) : l;
+    }
+    return loss;
 }
 
 double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen) {
@@ -101,20 +186,15 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
         t->users[i] = t->users[j], t->users[j] = x;
     }
     double loss_sum = 0;
+    t->groups = 0;
     heed_graph_set_training(t->g, true);
     for (int64_t s = 0; s < steps; s++) {
         int64_t b0 = s * B, nb = t->n_users - b0 < B ? t->n_users - b0 : B;
         for (int64_t i = 0; i < nb; i++)
             sr_train_row(t->d, t->users[b0 + i], N, &r, t->seq + i * N, t->pos + i * N, t->neg + i * N);
-        /* Drop the leading columns that are padding in every row: same result, less work. */
-        int64_t w = heed_sasrec_width(t->seq, nb, N);
-        compact(t->seq, nb, N, w);
-        compact(t->pos, nb, N, w);
-        compact(t->neg, nb, N, w);
         heed_graph_reset(t->g);
         heed_params_zero_grad(t->P);
-        heed_tensor *h = heed_sasrec_forward(t->g, &t->m, t->seq, nb, w, NULL);
-        heed_tensor *loss = heed_sasrec_loss(t->g, &t->m, h, t->pos, t->neg);
+        heed_tensor *loss = batch_loss(t, nb);
         if (heed_backward(t->g, loss) != HEED_OK) {
             snprintf(err, errlen, "step %lld: %s", (long long)s + 1, heed_graph_error(t->g));
             return NAN;

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t seed;            /* parameters, dropout, batches, negatives */
     heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
     int threads;              /* OpenMP threads; 0 = all */
+    int max_groups;           /* a batch runs as up to this many length groups (4; 1 = one) */
 } sr_train_config;
 
 sr_train_config sr_train_defaults(int64_t n_items);
@@ -28,7 +29,10 @@ typedef struct {
     heed_graph *g;
     int64_t *users, n_users; /* trainable users: at least 2 training items */
     int64_t *seq, *pos, *neg; /* [batch, maxlen] */
+    int64_t *gseq, *gpos, *gneg; /* one length group's rows, [rows, width] */
+    int64_t *order, *len;     /* [batch]: rows by length, and their lengths */
     int64_t epoch;            /* epochs done */
+    int64_t groups;           /* length groups run in the last epoch */
 } sr_trainer;
 
 /* 0, or -1 with a message in err. Owns a ctx seeded with cfg.seed. */
@@ -37,8 +41,11 @@ void sr_trainer_free(sr_trainer *t);
 /* Steps in one epoch: every trainable user once, in batches. */
 int64_t sr_trainer_steps_per_epoch(const sr_trainer *t);
 /* One epoch (number t->epoch + 1): users shuffled by (seed, epoch), a training row each
- * (sr_train_row), forward, loss, backward, Adam. progress may be NULL. Returns the mean
- * loss, or NaN with a message in err. */
+ * (sr_train_row), forward, loss, backward, Adam. A batch is sorted by length and cut into
+ * up to max_groups groups, each run at the width of its longest row; the loss is the
+ * target-weighted mean of the groups' losses, so loss and gradients are those of the whole
+ * batch at full width (rows never interact) with far less padding computed. progress may
+ * be NULL. Returns the mean loss, or NaN with a message in err. */
 double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen);
 
 /* The trained model as an sr_scorer (user = sr_trainer): eval mode, no tape. */
