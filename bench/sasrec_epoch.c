@@ -2,18 +2,18 @@
  * users, 24,000 items, 7.3 items per user) with the paper's settings: maxlen 50, d 50,
  * 2 blocks, 1 head, dropout 0.5, batch 128, Adam. An epoch is every user once (243 steps):
  * batch making, forward, loss, backward and the Adam step. Target: at most 8 s on the
- * 2-core machine.
+ * 2-core machine. --data PATH times a dataset in the paper's format instead (the real
+ * Amazon Games file has a long tail of long histories the generator does not make).
  *
  * The reference: the PyTorch port of SASRec takes about 40 s per epoch for that data on
  * this machine -- a figure from the design notes, not measured here. With --pytorch the
  * same model in PyTorch (bench/sasrec_pytorch.py, run with /usr/bin/python3 or $PYTHON)
  * is timed on the very same data in this run as well.
  *
- * Threads: all by default (2 here: 7.0 s against 11.3 s with one, on an idle machine). On
- * a machine shared with other busy processes two OpenMP threads wait on each other at every
- * parallel region and an epoch took 70 s against 12 s with --threads 1.
+ * Threads: all by default. On a machine shared with other busy processes two OpenMP
+ * threads wait on each other at every parallel region; --threads 1 is then faster.
  *
- *   build/bench/bench_sasrec_epoch [--epochs N] [--threads N] [--pytorch]
+ *   build/bench/bench_sasrec_epoch [--epochs N] [--threads N] [--pytorch] [--data PATH]
  */
 #include "bench_util.h"
 #include "train.h"
@@ -49,12 +49,14 @@ static double pytorch_epoch(const char *data, int threads) {
 int main(int argc, char **argv) {
     int epochs = 2, threads = 0;
     bool pytorch = false;
+    const char *data = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pytorch")) pytorch = true;
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--epochs N] [--threads N] [--pytorch]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--epochs N] [--threads N] [--pytorch] [--data PATH]\n", argv[0]);
             return 2;
         }
     }
@@ -62,8 +64,9 @@ int main(int argc, char **argv) {
     char err[512];
     sr_gen_config gc = sr_gen_amazon_games();
     sr_data d;
-    sr_generator gen;
-    if (sr_generate(&gc, &d, &gen, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    sr_generator gen = {0};
+    if (data ? sr_load(data, &d, err, sizeof err) : sr_generate(&gc, &d, &gen, err, sizeof err))
+        return fprintf(stderr, "%s\n", err), 1;
     sr_train_config tc = sr_train_defaults(d.n_items);
     tc.threads = threads;
     sr_trainer t;
@@ -78,19 +81,21 @@ int main(int argc, char **argv) {
         sum += s;
     }
     double torch_s = NAN;
-    if (pytorch) {
+    if (pytorch && data) {
+        torch_s = pytorch_epoch(data, heed_ctx_threads(t.ctx));
+    } else if (pytorch) { /* the generated data, written for it in the paper's format */
         char path[] = "/tmp/heed_sasrec_bench_XXXXXX";
         int fd = mkstemp(path);
         if (fd >= 0 && (close(fd), sr_save(path, &d, err, sizeof err) == 0))
             torch_s = pytorch_epoch(path, heed_ctx_threads(t.ctx));
         if (fd >= 0) unlink(path);
     }
-    printf("{\"bench\":\"sasrec\",\"case\":\"amazon-games-shaped: %lld users, %lld items, %.2f items/user; maxlen 50, d 50, "
+    printf("{\"bench\":\"sasrec\",\"case\":\"%s: %lld users, %lld items, %.2f items/user; maxlen 50, d 50, "
            "2 blocks, 1 head, batch 128, f32\",\"threads\":%d,\"epochs\":%d,\"steps_per_epoch\":%lld,\"loss\":%.4f,"
            "\"seconds_per_epoch\":%.3f,\"mean_seconds_per_epoch\":%.3f,\"target_seconds\":8,"
            "\"pytorch_reference_seconds_per_epoch\":40,\"pytorch_reference_source\":\"design notes, not measured in this "
            "run\",\"ratio_vs_pytorch_reference\":%.2f",
-           (long long)d.n_users, (long long)d.n_items, sr_data_stats(&d).mean_len, heed_ctx_threads(t.ctx), epochs,
+           data ? data : "amazon-games-shaped", (long long)d.n_users, (long long)d.n_items, sr_data_stats(&d).mean_len, heed_ctx_threads(t.ctx), epochs,
            (long long)sr_trainer_steps_per_epoch(&t), loss, best, sum / epochs, 40.0 / best);
     if (pytorch && !isnan(torch_s))
         printf(",\"pytorch_same_model_seconds_per_epoch\":%.3f,\"ratio_vs_pytorch_same_model_this_run\":%.2f", torch_s,
