@@ -77,4 +77,7 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
                                   const heed_rnn_opts *o, int64_t in, heed_tensor *w[4]);
 /* out[j] += sum over rows of m[rows, cols] (ld), accumulated in double. */
 void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out);
+/* Sequence lengths (NULL = all T) of the B rows of x: each in 1..T, or an error on g. */
+bool heed__rnn_check_lengths(heed_graph *g, const char *op, const int64_t *lengths, const heed_tensor *x, int64_t B,
+                             int64_t T);
 #endif

@@ -321,6 +321,17 @@ static bool check_state(heed_graph *g, const char *op, const heed_tensor *s, con
     return true;
 }
 
+bool heed__rnn_check_lengths(heed_graph *g, const char *op, const int64_t *lengths, const heed_tensor *x, int64_t B,
+                             int64_t T) {
+    for (int64_t b = 0; lengths && b < B; b++)
+        if (lengths[b] < 1 || lengths[b] > T) {
+            heed__fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op, (long long)b,
+                       (long long)lengths[b], HEED_S(x), (long long)T);
+            return false;
+        }
+    return true;
+}
+
 static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn, heed_tensor *x, heed_tensor *h0,
                           heed_tensor *c0, const int64_t *lengths, heed_tensor **h_n, heed_tensor **c_n) {
     const char *op = kind == HEED_RNN_LSTM ? "heed_lstm" : "heed_gru";
@@ -359,12 +370,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
                 return NULL;
         }
     if (!check_state(g, op, h0, "h0", x, L * D, B, H) || !check_state(g, op, c0, "c0", x, L * D, B, H)) return NULL;
-    if (lengths)
-        for (int64_t b = 0; b < B; b++)
-            if (lengths[b] < 1 || lengths[b] > T)
-                return heed__fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op,
-                                  (long long)b, (long long)lengths[b], HEED_S(x), (long long)T),
-                       NULL;
+    if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
 
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);

@@ -37,12 +37,7 @@ heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *l
     if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] < 1)
         return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [T, batch, features], each >= 1", op, HEED_S(x)), NULL;
     int64_t T = x->shape[0], B = x->shape[1], F = x->shape[2], T2 = (T + 1) / 2;
-    if (lengths)
-        for (int64_t b = 0; b < B; b++)
-            if (lengths[b] < 1 || lengths[b] > T)
-                return heed__fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op,
-                                  (long long)b, (long long)lengths[b], HEED_S(x), (long long)T),
-                       NULL;
+    if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, 3, (int64_t[]){T2, B, 2 * F});
     if (!y) return NULL;
     HEED_FOR_DTYPE(x->dtype, T_, {
