@@ -156,7 +156,7 @@ static bool parse_args(int argc, char **argv, options *o) {
         DBL("--beta2", t->beta2, 0, 0.999999)
         DBL("--l2-emb", t->l2_emb, 0, 10)
         INT("--batch-size", t->batch, 1, 1000000)
-        INT("--length-groups", t->max_groups, 1, 16)
+        INT("--length-groups", t->max_groups, 1, SR_MAX_GROUPS)
         INT("--batch", t->batch, 1, 1000000)
         INT("--seed", t->seed, 0, INT64_MAX)
         INT("--threads", o->threads, 0, 1024)

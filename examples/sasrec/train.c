@@ -34,13 +34,15 @@ void sr_trainer_free(sr_trainer *t) {
     free(t->gneg);
     free(t->order);
     free(t->len);
+    free(t->dp);
     *t = (sr_trainer){0};
 }
 
 int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg, char *err, size_t errlen) {
     *t = (sr_trainer){.cfg = *cfg, .d = d};
-    if (cfg->batch < 1 || cfg->max_groups < 1) {
-        snprintf(err, errlen, "batch size %lld, max_groups %d (both must be >= 1)", (long long)cfg->batch, cfg->max_groups);
+    if (cfg->batch < 1 || cfg->max_groups < 1 || cfg->max_groups > SR_MAX_GROUPS) {
+        snprintf(err, errlen, "batch size %lld, max_groups %d (batch must be >= 1, max_groups in 1..%d)",
+                 (long long)cfg->batch, cfg->max_groups, SR_MAX_GROUPS);
         return -1;
     }
     if (cfg->model.n_items < d->n_items) {
@@ -73,7 +75,9 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     t->gneg = malloc((size_t)(B * N) * sizeof *t->gneg);
     t->order = malloc((size_t)B * sizeof *t->order);
     t->len = malloc((size_t)B * sizeof *t->len);
-    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order || !t->len)
+    t->dp = malloc((size_t)(2 * (cfg->max_groups + 1) * (B + 1)) * sizeof *t->dp);
+    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order || !t->len ||
+        !t->dp)
         goto oom;
     for (int64_t u = 1; u <= d->n_users; u++)
         if (sr_train_len(d, u) >= 2) t->users[t->n_users++] = u;
@@ -106,18 +110,11 @@ static void gather(int64_t *out, const int64_t *a, const int64_t *rows, int64_t 
 
 /* Splits rows sorted by length (len[order[.]] ascending) into at most G groups of least
  * total cost; cut[0] = 0 < cut[1] < ... < cut[k] = n. Returns k. Dynamic programming over
- * the <= batch sorted rows. */
-static int split_groups(const int64_t *len, const int64_t *order, int64_t n, int G, int64_t *cut) {
-    enum { MAXG = 16 };
-    G = G < MAXG ? G : MAXG;
+ * the <= batch sorted rows; dp holds 2 (G + 1) (n + 1) values. */
+static int split_groups(const int64_t *len, const int64_t *order, int64_t n, int G, int64_t *dp, int64_t *cut) {
     if (G > n) G = (int)n;
     /* best[k][j]: least cost of the first j rows in k groups; from[k][j]: where the last starts */
-    int64_t (*best)[n + 1] = malloc(sizeof(int64_t[G + 1][n + 1])), (*from)[n + 1] = malloc(sizeof(int64_t[G + 1][n + 1]));
-    if (!best || !from) {
-        free(best), free(from);
-        cut[0] = 0, cut[1] = n;
-        return 1;
-    }
+    int64_t (*best)[n + 1] = (int64_t (*)[n + 1])dp, (*from)[n + 1] = (int64_t (*)[n + 1])(dp + (G + 1) * (n + 1));
     for (int64_t j = 0; j <= n; j++) best[0][j] = j ? INT64_MAX : 0;
     for (int k = 1; k <= G; k++)
         for (int64_t j = 0; j <= n; j++) {
@@ -128,12 +125,11 @@ static int split_groups(const int64_t *len, const int64_t *order, int64_t n, int
                 if (c < best[k][j]) best[k][j] = c, from[k][j] = i;
             }
         }
-    int64_t stack[MAXG + 1], ns = 0, j = n;
+    int64_t ends[SR_MAX_GROUPS], ns = 0, j = n;
     for (int k = G; k >= 1 && j > 0; k--)
-        if (from[k][j] >= 0) stack[ns++] = j, j = from[k][j];
+        if (from[k][j] >= 0) ends[ns++] = j, j = from[k][j];
     cut[0] = 0;
-    for (int64_t i = 0; i < ns; i++) cut[i + 1] = stack[ns - 1 - i];
-    free(best), free(from);
+    for (int64_t i = 0; i < ns; i++) cut[i + 1] = ends[ns - 1 - i];
     return (int)ns;
 }
 
@@ -148,7 +144,7 @@ static void sort_by_length(const int64_t *len, int64_t *order, int64_t n) {
 
 /* One step's graph: the batch in t->seq/pos/neg ([nb, N]) as length groups; the loss. */
 static heed_tensor *batch_loss(sr_trainer *t, int64_t nb) {
-    int64_t N = t->cfg.model.maxlen, total = 0, cut[17];
+    int64_t N = t->cfg.model.maxlen, total = 0, cut[SR_MAX_GROUPS + 1];
     for (int64_t i = 0; i < nb; i++) {
         const int64_t *row = t->seq + i * N;
         int64_t first = 0; /* left padded: the length is what follows the padding */
@@ -157,7 +153,7 @@ static heed_tensor *batch_loss(sr_trainer *t, int64_t nb) {
         total += t->len[i];
     }
     sort_by_length(t->len, t->order, nb);
-    int groups = split_groups(t->len, t->order, nb, t->cfg.max_groups, cut);
+    int groups = split_groups(t->len, t->order, nb, t->cfg.max_groups, t->dp, cut);
     t->groups += groups;
     heed_tensor *loss = NULL;
     for (int k = 0; k < groups; k++) {

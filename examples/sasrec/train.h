@@ -5,6 +5,8 @@
 
 #include "sasrec_data.h"
 
+#define SR_MAX_GROUPS 16 /* the most length groups a batch may run as */
+
 typedef struct {
     heed_sasrec_config model;
     double lr, beta1, beta2;  /* Adam; the paper: 0.001, 0.9, 0.98 */
@@ -14,7 +16,7 @@ typedef struct {
     uint64_t seed;            /* parameters, dropout, batches, negatives */
     heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
     int threads;              /* OpenMP threads; 0 = all */
-    int max_groups;           /* a batch runs as up to this many length groups (4; 1 = one) */
+    int max_groups;           /* a batch runs as up to this many length groups (4; 1..16) */
 } sr_train_config;
 
 sr_train_config sr_train_defaults(int64_t n_items);
@@ -31,6 +33,7 @@ typedef struct {
     int64_t *seq, *pos, *neg; /* [batch, maxlen] */
     int64_t *gseq, *gpos, *gneg; /* one length group's rows, [rows, width] */
     int64_t *order, *len;     /* [batch]: rows by length, and their lengths */
+    int64_t *dp;              /* the length groups' dynamic programme */
     int64_t epoch;            /* epochs done */
     int64_t groups;           /* length groups run in the last epoch */
 } sr_trainer;
