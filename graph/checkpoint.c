@@ -308,7 +308,7 @@ static heed_status open_file(heed_ctx *ctx, const char *fn, const char *path, co
         cf->src.mem = mem ? mem : (const unsigned char *)"";
         cf->src.size = size;
     } else {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
         if (fd < 0) return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
         struct stat sb;
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -101,6 +101,10 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
                 st = heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d dim %d is %lld", i, k, (long long)s.d[k]);
                 goto done;
             }
+            if (s.d[k] && n > ((int64_t)1 << 40) / s.d[k]) {
+                st = heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d has more than 2^40 elements", i);
+                goto done;
+            }
             n *= s.d[k];
         }
         c.data[i] = malloc((size_t)(n ? n : 1) * sizeof(double));

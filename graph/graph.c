@@ -157,6 +157,7 @@ heed_shape heed_tensor_shape(const heed_tensor *t) {
 
 double heed_get(const heed_tensor *t, int64_t i) {
     if (!t || !t->data || i < 0 || i >= t->numel) return NAN;
+    if (t->graph && t->epoch != t->graph->epoch) return NAN; /* from before a reset: its data is gone */
     return t->dtype == HEED_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
 }
 

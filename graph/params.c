@@ -96,11 +96,11 @@ static uint64_t name_hash(const char *s) { /* FNV-1a: the init stream of a param
 
 /* Orthogonal init: Gram-Schmidt (twice, for stability) on the rows of a normal matrix
  * shaped [rows, cols] with rows <= cols, transposed when rows > cols (as PyTorch's QR). */
-static void orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
+static bool orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
     bool flip = rows > cols;
     int64_t m = flip ? cols : rows, n = flip ? rows : cols;
     double *q = malloc((size_t)(m * n) * sizeof *q);
-    if (!q) return;
+    if (!q) return false;
     for (int64_t i = 0; i < m * n; i++) q[i] = heed_rng_normal(r);
     for (int64_t i = 0; i < m; i++) {
         for (int pass = 0; pass < 2; pass++)
@@ -117,6 +117,7 @@ static void orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) w[i * cols + j] = flip ? q[j * n + i] : q[i * n + j];
     free(q);
+    return true;
 }
 
 heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
@@ -162,7 +163,10 @@ heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
         for (int64_t i = 0; i < t->numel; i++) w[i] = std * heed_rng_normal(&r);
         break;
     case HEED_INIT_ORTHOGONAL:
-        orthogonal(w, t->shape[0], t->numel / t->shape[0], &r);
+        if (!orthogonal(w, t->shape[0], t->numel / t->shape[0], &r)) {
+            free(w);
+            return heed__ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: %s: out of memory for the orthogonal init", name);
+        }
         for (int64_t i = 0; i < t->numel; i++) w[i] *= a;
         break;
     default:

@@ -43,12 +43,14 @@ heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const
 
 /* [B,N,H*dh] -> [B,H,N,dh] */
 static heed_tensor *split_heads(heed_graph *g, heed_tensor *x, int64_t H, int64_t dh) {
+    if (!x) return NULL; /* the projection failed; the error is on g */
     heed_tensor *r = heed_reshape(g, x, HEED_SHAPE(x->shape[0], x->shape[1], H, dh));
     return r ? heed_permute(g, r, (const int[]){0, 2, 1, 3}) : NULL;
 }
 
 /* [B,H,N,dh] -> [B,N,H*dh] */
 static heed_tensor *merge_heads(heed_graph *g, heed_tensor *x) {
+    if (!x) return NULL;
     heed_tensor *p = heed_permute(g, x, (const int[]){0, 2, 1, 3});
     return p ? heed_reshape(g, p, HEED_SHAPE(x->shape[0], x->shape[2], x->shape[1] * x->shape[3])) : NULL;
 }
@@ -68,7 +70,7 @@ heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *que
                               const heed_attention_opts *opts) {
     const char *op = "heed_mha_forward";
     if (!heed__live(g)) return NULL;
-    if (!m || !m->q_w || !m->o_w) return heed__fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
+    if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w) return heed__fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
     if (!key) key = query; /* self-attention */
     if (!value) value = key;
     if (!check_input(g, "query", query, -1, m->embed_dim, NULL)) return NULL;

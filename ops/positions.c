@@ -97,7 +97,9 @@ int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, in
         if (max_exact < 1 || md <= max_exact) return -1;
         return t5_bucket(rel, o.bidirectional, num_buckets, md);
     }
-    if (o.kind != HEED_RELPOS_CLIPPED || num_buckets < 1 || num_buckets % 2 == 0) return -1;
+    if (o.kind != HEED_RELPOS_CLIPPED || num_buckets < 1 || num_buckets % 2 == 0 ||
+        (o.max_distance > 0 && num_buckets != 2 * o.max_distance + 1))
+        return -1; /* the rule heed_relative_position_bias enforces */
     int64_t md = (num_buckets - 1) / 2;
     return (rel < -md ? -md : rel > md ? md : rel) + md;
 }
