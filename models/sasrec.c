@@ -235,7 +235,13 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     int64_t B = h->shape[0], N = h->shape[1], d = h->shape[2];
     if (!check_ids(g, op, m, pos, B * N, "pos") || !check_ids(g, op, m, neg, B * N, "neg")) return NULL;
     int64_t n = 0;
-    for (int64_t i = 0; i < B * N; i++) n += pos[i] != 0;
+    for (int64_t i = 0; i < B * N; i++) {
+        if (pos[i] && !neg[i]) /* it would train the padding row, which stays zero */
+            return heed__fail(g, HEED_ERR_ARG, "%s: neg[%lld] is 0, the padding id, at a target (pos = %lld)", op,
+                              (long long)i, (long long)pos[i]),
+                   NULL;
+        n += pos[i] != 0;
+    }
     if (n == 0) return heed__fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
     bce_saved *s = heed__alloc(g, sizeof *s);
     heed_tensor *out = heed__new(g, op, h->dtype, 0, NULL);

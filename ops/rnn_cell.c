@@ -164,6 +164,16 @@ heed_tensor *heed_gru_cell(heed_graph *g, heed_tensor *x, heed_tensor *h, heed_t
 
 /* ---------------------------------------------------------------- declaring weights */
 
+/* heed_param's limit (under 2^34 values), for the largest weight with `in` inputs: checked
+ * before any weight is added, so a refused declaration adds nothing. */
+static heed_status check_weight_size(heed_ctx *ctx, const char *fn, const heed_rnn_opts *o, int64_t in) {
+    int64_t G = heed__rnn_gates(o->kind), H = o->hidden_size;
+    if ((double)G * (double)H * (double)(in > H ? in : H) >= (double)((int64_t)1 << 34))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %lld gates x hidden %lld x input %lld: a weight of 2^34 or more values",
+                              fn, (long long)G, (long long)H, (long long)in);
+    return HEED_OK;
+}
+
 heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *prefix, const char *suffix,
                                   const heed_rnn_opts *o, int64_t in, heed_tensor *w[4]) {
     heed_ctx *ctx = heed_params_ctx(P);
@@ -182,6 +192,7 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
         if (heed_params_find(P, names[k]))
             return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, names[k]);
     }
+    if (check_weight_size(ctx, fn, o, in) != HEED_OK) return ctx->err.code;
     double bound = 1.0 / sqrt((double)H);
     heed_shape shapes[4] = {HEED_SHAPE(G * H, in), HEED_SHAPE(G * H, H), HEED_SHAPE(G * H), HEED_SHAPE(G * H)};
     w[2] = w[3] = NULL;
@@ -248,6 +259,9 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
                 if (heed_params_find(P, name))
                     return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, name);
             }
+    if (check_weight_size(ctx, fn, &o, o.layers > 1 && D * o.hidden_size > o.input_size ? D * o.hidden_size : o.input_size) !=
+        HEED_OK)
+        return ctx->err.code;
     heed_rnn r = {.opts = o};
     for (int l = 0; l < o.layers; l++)
         for (int d = 0; d < D; d++) {

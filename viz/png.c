@@ -104,7 +104,7 @@ heed_status heed_overlay_png(heed_ctx *ctx, const char *path, const heed_tensor 
         h = weights->shape[0], w = weights->shape[1];
     } else {
         h = o.grid_h, w = o.grid_w;
-        if (h < 1 || w < 1 || h * w != weights->numel)
+        if (h < 1 || w < 1 || h > weights->numel || weights->numel % h || w != weights->numel / h)
             return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: 1-D weights%s need opts.grid_h * opts.grid_w = %lld (got %lld x %lld)",
                                   fn, HEED_S(weights), (long long)weights->numel, (long long)h, (long long)w);
     }

@@ -38,7 +38,8 @@ typedef struct {
 typedef struct {
     heed_sasrec_config cfg;
     heed_params *params;
-    heed_tensor *item_emb;  /* "sasrec.item_emb" [n_items + 1, d]; row 0 (padding) stays zero */
+    heed_tensor *item_emb;  /* "sasrec.item_emb" [n_items + 1, d]; row 0 (padding) stays zero in training with
+                               heed_sasrec_loss (a loss over heed_sasrec_score of every item would train it) */
     heed_tensor *pos_emb;   /* "sasrec.pos_emb" [maxlen + 1, d]; row 0 (padding) stays zero */
     heed_tensor *out_ln_g, *out_ln_b;
     heed_sasrec_block block[HEED_SASREC_MAX_BLOCKS];
