@@ -110,11 +110,19 @@ heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return
 
 /* ---------------------------------------------------------------- linear */
 
+/* The rows of x for linear: the product of all but its last dim (not numel / in, which is
+ * 0 when in is 0). */
+static int64_t linear_rows(const heed_tensor *x) {
+    int64_t M = 1;
+    for (int i = 0; i + 1 < x->ndim; i++) M *= x->shape[i];
+    return M;
+}
+
 /* y[M,out] = x[M,in] w[out,in]^T + bias:
  * dx = dy w,  dw += dy^T x,  dbias += sum over rows of dy. */
 static void linear_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->n_in > 2 ? nd->in[2] : NULL, *y = nd->out[0];
-    int64_t out = w->shape[0], in = w->shape[1], M = x->numel / (in ? in : 1);
+    int64_t out = w->shape[0], in = w->shape[1], M = linear_rows(x);
     void *gx = heed__grad(g, x), *gw = heed__grad(g, w), *gbias = heed__grad(g, bias);
     if (gx) heed_gemm(x->dtype, false, false, M, in, out, 1, y->grad, out, w->data, in, 1, gx, in);
     if (gw) heed_gemm(x->dtype, true, false, out, in, M, 1, y->grad, out, x->data, in, 1, gw, in);
@@ -145,7 +153,7 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
         return heed__fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (w is %s)", op, HEED_S(bias), (long long)w->shape[0],
                           HEED_S(w)),
                NULL;
-    int64_t out = w->shape[0], in = w->shape[1], M = x->numel / (in ? in : 1);
+    int64_t out = w->shape[0], in = w->shape[1], M = linear_rows(x);
     int64_t shape[HEED_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out;

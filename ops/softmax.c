@@ -88,7 +88,7 @@ static bool row_fully_masked_f64(const double *x, int64_t n) {
             sx += x[j];                                                                        \
         }                                                                                      \
         if (sum_x) *sum_x = sx;                                                                \
-        if (m == -INFINITY) return -INFINITY;                                                  \
+        if (m == -INFINITY) return sx != sx ? NAN : -INFINITY; /* NaN never passes x > m */    \
         double s = 0;                                                                          \
         for (int64_t j = 0; j < n; j++) s += exp(x[j] - m);                                    \
         return m + log(s);                                                                     \
@@ -220,9 +220,10 @@ HEED_AVX2 static double row_lse_f32_avx2(const float *x, int64_t n, double *sum_
         vm = _mm256_max_ps(vm, load_tail(x + j, tail, ninf));
         add_wide(sx, _mm256_maskload_ps(x + j, tail));
     }
-    if (sum_x) *sum_x = hsum4d(_mm256_add_pd(sx[0], sx[1]));
+    double total = hsum4d(_mm256_add_pd(sx[0], sx[1]));
+    if (sum_x) *sum_x = total;
     float m = hmax8(vm);
-    if (m == -INFINITY) return -INFINITY;
+    if (m == -INFINITY) return total != total ? NAN : -INFINITY; /* NaN never wins the max */
     const __m256 vmax = _mm256_set1_ps(m);
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax)));

@@ -191,6 +191,14 @@ static void params_get_gradients(void) {
     heed_tensor *y = heed_linear(g, x, w, b);
     heed_no_grad_end(g);
     CHECK(y && heed_graph_nodes(g) == 0, "no-grad recorded %lld nodes", (long long)heed_graph_nodes(g));
+    /* no input features: y is the bias on every row, which gets one gradient per row */
+    heed_tensor *w0 = heed_param(P, "w0", HEED_SHAPE(3, 0), heed_init_zeros());
+    heed_graph_reset(g);
+    heed_params_zero_grad(P);
+    y = heed_linear(g, heed_full(g, HEED_F64, HEED_SHAPE(2, 0), 0), w0, b);
+    CHECK(y && heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
+    for (int i = 0; i < 6; i++) CHECK_CLOSE(heed_get(y, i), heed_get(b, i % 3), 1e-15);
+    CHECK_CLOSE(((double *)b->grad)[1], 2.0, 1e-12);
     heed_graph_free(g);
     heed_params_free(P);
 }

@@ -83,6 +83,25 @@ static heed_tensor *fn_ce(heed_graph *g, heed_tensor **x, void *u) {
     return heed_cross_entropy(g, x[0], c->targets, &c->opts);
 }
 
+/* A NaN row is not a fully masked row: the loss is NaN (f32 on both kernel paths, f64). */
+static void ce_nan_propagates(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    for (int d = 0; d < 2; d++) {
+        heed_graph_reset(g);
+        double v[6] = {NAN, NAN, NAN, 1, 2, 3};
+        heed_tensor *x = heed_input(g, d ? HEED_F64 : HEED_F32, HEED_SHAPE(2, 3), v);
+        heed_tensor *l = heed_cross_entropy(g, x, (int64_t[]){0, 2}, NULL);
+        CHECK(l && isnan(heed_get(l, 0)), "loss %g (%s)", heed_get(l, 0), heed_graph_error(g));
+    }
+    /* a long row takes the vector kernel */
+    heed_graph_reset(g);
+    double w[40];
+    for (int i = 0; i < 40; i++) w[i] = i == 17 ? NAN : -INFINITY;
+    heed_tensor *l = heed_cross_entropy(g, heed_input(g, HEED_F32, HEED_SHAPE(1, 40), w), (int64_t[]){3}, NULL);
+    CHECK(l && isnan(heed_get(l, 0)), "loss %g (%s)", heed_get(l, 0), heed_graph_error(g));
+    heed_graph_free(g);
+}
+
 static void ce_gradients(void) {
     int64_t t[7] = {0, 6, -100, 3, 2, -100, 5};
     heed_gradcheck_input in[1] = {{.shape = HEED_SHAPE(7, 7)}};
@@ -269,6 +288,7 @@ static void mse_all(void) {
 int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 9});
     RUN(ce_known_values);
+    RUN(ce_nan_propagates);
     RUN(ce_gradients);
     RUN(ce_f32_vs_f64);
     RUN(ce_bad_input);
