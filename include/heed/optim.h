@@ -104,7 +104,7 @@ bool heed_params_grads_finite(const heed_params *P);
 /* The L2 norm of all gradients, accumulated in double. */
 double heed_params_grad_norm(const heed_params *P);
 /* Clip by global norm as torch.nn.utils.clip_grad_norm_: with n the L2 norm of all
- * gradients, if n > max_norm every gradient is multiplied by max_norm / (n + 1e-6).
+ * gradients, when max_norm / (n + 1e-6) < 1 every gradient is multiplied by it.
  * Returns n (before clipping). A non-finite n leaves the gradients alone and is returned
  * as is, for the step guard to see. Returns -1 on a bad argument (message in ctx). */
 double heed_clip_grad_norm(heed_params *P, double max_norm);
