@@ -50,12 +50,7 @@ struct heed_graph {
     heed_error err;
 };
 
-typedef struct heed_op {
-    const char *name;
-    /* Adds into the gradients of the node's inputs (heed__grad) from the gradients of
-     * its outputs, which are always allocated when backward is called. */
-    void (*backward)(heed_graph *g, heed_node *n);
-} heed_op;
+/* heed_op (name + backward) is public: include/heed/extend.h. */
 
 struct heed_node {
     const heed_op *op;
