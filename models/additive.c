@@ -1,5 +1,5 @@
 /* Parameters of an additive (Bahdanau) attention, optionally location-aware and with
- * coverage, declared in a store under a prefix. The math is in ops/attention_scores.c. */
+ * coverage, declared in a store under a prefix. The math is in ops/attention/scores.c. */
 #include "../graph/internal.h"
 
 #include <math.h>

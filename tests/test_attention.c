@@ -5,7 +5,7 @@
  * masked rows, and bad input. */
 #include "check.h"
 #include "graph/internal.h"
-#include "ops/attention_internal.h"
+#include "ops/attention/internal.h"
 
 #include <omp.h>
 

@@ -40,7 +40,7 @@ typedef struct {
  * Equations, cost and memory: docs/attention.md. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
 
-/* ---------------------------------------------------------------- one decoder step (ops/attention_scores.c) */
+/* ---------------------------------------------------------------- one decoder step (ops/attention/scores.c) */
 
 /* See docs/attention-layers.md. A query [B,dq] attends over N keys [B,N,dk] with values
  * [B,N,dv]. A score op gives scores [B,N]; heed_attend turns them into weights (masked softmax) and a context. The
@@ -100,7 +100,7 @@ heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tens
  * gradient in halves. */
 heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage);
 
-/* ---------------------------------------------------------------- positions (ops/positions.c) */
+/* ---------------------------------------------------------------- positions (ops/attention/positions.c) */
 
 /* The sinusoidal table of "Attention is all you need" for positions start .. start+n-1:
  * PE[p,2i] = sin(p / 10000^(2i/d)), PE[p,2i+1] = cos(p / 10000^(2i/d)); an odd d ends
@@ -136,7 +136,7 @@ int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, in
 heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int64_t nq, int64_t nk,
                                          const heed_relpos_opts *opts);
 
-/* ---------------------------------------------------------------- attention as a recurrence (ops/attention_scan.c) */
+/* ---------------------------------------------------------------- attention as a recurrence (ops/attention/scan.c) */
 
 /* For one query q and keys k_1..k_N with scores s_i = scale q.k_i, the state after i keys
  *   m_i = max_{j<=i} s_j,  c_i = sum_{j<=i} e^{s_j - m_i},  a_i = sum_{j<=i} e^{s_j - m_i} v_j

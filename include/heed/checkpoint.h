@@ -1,4 +1,4 @@
-/* heed: Checkpoints and weight files (graph/checkpoint.c).
+/* heed: Checkpoints and weight files (io/checkpoint.c).
  * Part of the public API; include <heed.h>, not this file. */
 #ifndef HEED_API_CHECKPOINT_H
 #define HEED_API_CHECKPOINT_H
@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-/* ================================================================ checkpoints (graph/checkpoint.c) */
+/* ================================================================ checkpoints (io/checkpoint.c) */
 
 /* safetensors files: parameters, optimizer state (optional), and metadata (step, RNG
  * state, schedule state, user keys). Saving is atomic (temporary file, fsync, rename).

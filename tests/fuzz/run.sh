@@ -12,7 +12,7 @@ CC=${CC_FUZZ:-clang}
 mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
 
 # Library sources: every .c of the library folders (the portable GEMM, no BLAS needed),
-# compiled to objects two at a time. The loader's code (graph/, optim/) is built for the
+# compiled to objects two at a time. The loader's code (graph/, optim/, io/) is built for the
 # baseline ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the fuzzer never runs their kernels).
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
@@ -21,7 +21,7 @@ cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,add
 mkdir -p "$work/obj"
 rm -f "$work"/obj/*.o
 export CC cflags work
-ls "$root"/graph/*.c "$root"/ops/*.c "$root"/optim/*.c "$root"/models/*.c 2>/dev/null |
+ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/models/*.c 2>/dev/null |
   xargs -P 2 -n 1 sh -c '
     src=$1; obj="$work/obj/$(basename "$(dirname "$src")")_$(basename "$src" .c).o"
     case "$src" in */ops/*|*/models/*) isa="-mavx2 -mfma" ;; *) isa="" ;; esac

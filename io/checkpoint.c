@@ -1,4 +1,4 @@
-/* Checkpoints and weight files in the safetensors format (graph/safetensors.c).
+/* Checkpoints and weight files in the safetensors format (io/safetensors.c).
  *
  * A checkpoint's tensors: every parameter under its own name; per-element optimizer
  * state as per-parameter slices "optim.<state>/<param>" (same shape as the parameter, so

@@ -1,5 +1,5 @@
 /* Flash attention, tiled forward and recomputing backward, written once for both dtypes:
- * ops/flash_attention.c includes this file with FT = float and FT = double (FN names the
+ * ops/attention/flash.c includes this file with FT = float and FT = double (FN names the
  * instance, FK is the matching tile-kernel table). f64 runs the portable kernels and is
  * the reference the gradient checks exercise; f32 runs the same loops on AVX2 kernels.
  *

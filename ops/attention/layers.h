@@ -1,10 +1,10 @@
-/* Helpers shared by the attention-layer ops (attention_scores.c, positions.c,
- * attention_scan.c) and models/mha.c: shape expectations with clear messages, key-length
+/* Helpers shared by the attention-layer ops (scores.c, positions.c,
+ * scan.c) and models/mha.c: shape expectations with clear messages, key-length
  * validation. Not installed. */
 #ifndef HEED_ATTN_LAYERS_H
 #define HEED_ATTN_LAYERS_H
 
-#include "../graph/internal.h"
+#include "../../graph/internal.h"
 
 #include <stdio.h>
 

@@ -1,8 +1,8 @@
-/* Flash attention: the op around the tiled kernels of flash_attention_impl.h (instanced
+/* Flash attention: the op around the tiled kernels of flash_impl.h (instanced
  * here for f32 and f64). Saves only the log-sum-exp per query row; the backward recomputes
  * the score tiles. Memory beyond inputs, output and gradients: O(B H Nq) for L and D plus
  * per-thread tiles (and a per-thread [Nq, d] dQ partial when threads share a head). */
-#include "attention_internal.h"
+#include "internal.h"
 
 #include <omp.h>
 #include <tgmath.h>
@@ -13,7 +13,7 @@ static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || B
 #define FT float
 #define FN(name) name##_f32
 #define FK flash_kernels_f32
-#include "flash_attention_impl.h"
+#include "flash_impl.h"
 #undef FT
 #undef FN
 #undef FK
@@ -21,7 +21,7 @@ static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || B
 #define FT double
 #define FN(name) name##_f64
 #define FK flash_kernels_f64
-#include "flash_attention_impl.h"
+#include "flash_impl.h"
 #undef FT
 #undef FN
 #undef FK

@@ -1,6 +1,6 @@
 /* Scaled dot-product attention: the entry point (validation, the plan, which
  * implementation) and the materialised implementation, which builds the whole
- * [B,H,Nq,Nk] weight matrix. The flash implementation is in flash_attention.c.
+ * [B,H,Nq,Nk] weight matrix. The flash implementation is in flash.c.
  *
  *   s_ij = scale q_i.k_j + bias_ij  (-inf where masked),  P = softmax_j(s),
  *   A = P z (dropout: z_ij = keep_ij / (1 - p)),  O = A V.
@@ -10,8 +10,8 @@
  *   dS_ij = P_ij (dP_ij - sum_l P_il dP_il)   (softmax Jacobian),
  *   dQ = scale dS K,  dK = scale dS^T Q,  dbias = dS summed over the bias's broadcast dims.
  * A fully masked row has P = 0, hence O = 0 and dS = 0. */
-#include "attention_internal.h"
-#include "gemm.h"
+#include "internal.h"
+#include "../gemm.h"
 
 #include <tgmath.h>
 

@@ -1,10 +1,10 @@
-/* Shared by the attention implementations (ops/attention.c, ops/flash_attention.c): the
+/* Shared by the attention implementations (ops/attention/attention.c, ops/attention/flash.c): the
  * plan of one heed_attention call, the mask as a key interval per query row, the dropout
- * keep test, and the tile primitives of the flash kernels (ops/flash_kernels.c). */
+ * keep test, and the tile primitives of the flash kernels (ops/attention/flash_kernels.c). */
 #ifndef HEED_ATTENTION_INTERNAL_H
 #define HEED_ATTENTION_INTERNAL_H
 
-#include "../graph/internal.h"
+#include "../../graph/internal.h"
 
 #include <math.h>
 

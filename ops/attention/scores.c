@@ -6,15 +6,15 @@
  *                  (two outputs: context [B,dv] and weights [B,N]).
  * Both have analytic backward passes; the [B,N] scores between them are the only
  * intermediate. heed_coverage_loss is See et al.'s sum_j min(a_j, cov_j). */
-#include "attn_layers.h"
-#include "gemm.h"
+#include "layers.h"
+#include "../gemm.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <tgmath.h>
 
-#include "simd.h"
+#include "../simd.h"
 
 /* ---------------------------------------------------------------- f32 vector math */
 

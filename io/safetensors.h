@@ -1,4 +1,4 @@
-/* The safetensors file format, reader and writer (used by graph/checkpoint.c).
+/* The safetensors file format, reader and writer (used by io/checkpoint.c).
  *
  *   [8 bytes: N, little-endian u64] [N bytes: JSON header, padded with spaces] [data]
  *
@@ -11,7 +11,7 @@
 #ifndef HEED_SAFETENSORS_H
 #define HEED_SAFETENSORS_H
 
-#include "internal.h"
+#include "../graph/internal.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 << 20) /* 100 MiB, as the reference implementation */
 #define ST_MAX_DIMS 8

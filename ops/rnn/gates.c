@@ -2,24 +2,24 @@
  * the input-side pre-activations and the recurrent GEMM's product, writing the state and
  * the activations backward needs. f32 runs 8 units at a time with SLEEF's AVX2 exp/tanh
  * when the CPU has AVX2; f64 (and f32 elsewhere, and the tails) use the scalar kernels
- * of rnn_gates_generic.h. Equations: rnn.h. */
+ * of gates_generic.h. Equations: rnn.h. */
 #include "rnn.h"
 
 #include <tgmath.h>
 
 #define T float
 #define SUF f32
-#include "rnn_gates_generic.h"
+#include "gates_generic.h"
 #undef T
 #undef SUF
 #define T double
 #define SUF f64
-#include "rnn_gates_generic.h"
+#include "gates_generic.h"
 #undef T
 #undef SUF
 
 #if defined(__x86_64__) || defined(__i386__)
-#include "simd.h"
+#include "../simd.h"
 #define HAVE_AVX2_KERNELS 1
 
 #define AVX2 HEED_AVX2

@@ -1,4 +1,4 @@
-/* Tile primitives of flash attention (contracts in attention_internal.h): a small GEMM,
+/* Tile primitives of flash attention (contracts in internal.h): a small GEMM,
  * the online-softmax step of a score row, its backward, and a tile transpose.
  *
  * Portable loops serve f64 (the readable reference) and f32 on CPUs without AVX2. The
@@ -10,10 +10,10 @@
  *  - exp2 from SLEEF (Sleef_exp2f8_u10avx2, 1-ulp); base 2 because log2(e) folds into the
  *    score scale for free.
  *  - transpose: 8x8 in-register blocks (unpack / shuffle / permute2f128). */
-#include "attention_internal.h"
+#include "internal.h"
 
 #include <immintrin.h>
-#include "simd.h"
+#include "../simd.h"
 
 /* ---------------------------------------------------------------- portable */
 

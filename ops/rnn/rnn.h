@@ -1,4 +1,4 @@
-/* Shared by the recurrent ops (rnn_gates.c, rnn_cell.c, rnn_layer.c): the fused gate
+/* Shared by the recurrent ops (gates.c, cell.c, layer.c): the fused gate
  * kernels of one time step. Not installed.
  *
  * Buffer layouts (G = 4 gates for the LSTM, 3 for the GRU; all rows of B):
@@ -13,7 +13,7 @@
  *   h, c [B, H]    states, rows of H. */
 #ifndef HEED_RNN_H
 #define HEED_RNN_H
-#include "../graph/internal.h"
+#include "../../graph/internal.h"
 
 typedef struct {
     heed_dtype dtype;

@@ -2,7 +2,7 @@
  * absolute positions (rows of a parameter table), and a learned relative-position bias
  * (a [buckets, H] table spread over [1, H, Nq, Nk], with clipped or T5 log buckets) to
  * pass as heed_attention_opts.bias. */
-#include "attn_layers.h"
+#include "layers.h"
 
 #include <math.h>
 

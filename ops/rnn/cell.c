@@ -7,7 +7,7 @@
  *   dW_ih += dA_i^T x,  dW_hh += dA_h^T h,  db_ih += sum_rows dA_i,  db_hh += sum_rows dA_h
  * where dA_i = dA_h = dA for the LSTM and the GRU's differ in the n block (rnn.h). */
 #include "rnn.h"
-#include "gemm.h"
+#include "../gemm.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
  *   heed_attention_scan     every prefix output o_1..o_N at once by a work-efficient
  *                           (Blelloch) parallel prefix scan over the triples: log-depth,
  *                           O(N dv) work; backward by a reverse linear recurrence. */
-#include "attn_layers.h"
+#include "layers.h"
 
 #include <math.h>
 #include <stdlib.h>
