@@ -4,6 +4,7 @@
 #define HEED_API_CHECKPOINT_H
 
 #include "core.h"
+#include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,12 +4,13 @@
 #define HEED_API_LAYERS_H
 
 #include "core.h"
+#include "attention.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ================================================================ layers (models/layers*.c) */
+/* ================================================================ layers (models/) */
 
 /* ---------------------------------------------------------------- additive attention layer (models/additive.c) */
 

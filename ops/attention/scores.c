@@ -24,9 +24,6 @@ __attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t 
     for (; i < n; i++) x[i] = tanhf(x[i]);
 }
 
-/* AVX2 + FMA present (checked once); HEED_NO_AVX2 in the environment forces the scalar
- * path, as for the other f32 kernels. */
-
 /* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
 static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
     if (dt == HEED_F32) {

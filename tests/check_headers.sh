@@ -1,0 +1,14 @@
+#!/bin/sh
+# Each part of the public header compiles on its own (include/heed/*.h), as C and with
+# the warnings of the build: check_headers.sh CC SOURCE_ROOT
+set -u
+cc=$1 root=$2 failed=0
+for h in "$root"/include/heed/*.h; do
+  name=heed/$(basename "$h")
+  if printf '#include <%s>\n' "$name" | "$cc" -x c -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -I"$root/include" - ; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name does not compile on its own"; failed=1
+  fi
+done
+exit $failed
