@@ -6,6 +6,7 @@
 #include "heed.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,67 @@ static int check_failures;
         }                                                                                        \
     } while (0)
 
+/* ---------------------------------------------------------------- comparing values
+ * Tests compare values through check_err. fmax(err, fabs(a - ref)) cannot see a NaN (fmax
+ * returns its other argument), so an all-NaN result would count as error 0; check_err
+ * makes a NaN or an infinity on one side only an infinite error. */
+
+/* The error of a against its reference: |a - ref| when both are finite, 0 when both are
+ * the same non-finite value (NaN and NaN, or equal infinities), +inf otherwise. Never NaN.
+ * check_err(x, 0) is |x| with NaN as +inf (for bounds). */
+static inline double check_err(double a, double ref) {
+    if (isfinite(a) && isfinite(ref)) return fabs(a - ref);
+    if ((isnan(a) && isnan(ref)) || a == ref) return 0;
+    return INFINITY;
+}
+
+/* check_err divided by a scale: a mismatch stays +inf, a match stays 0. */
+static inline double check_rel_err(double a, double ref, double scale) {
+    double e = check_err(a, ref);
+    return e == 0 || isinf(e) ? e : e / scale;
+}
+
+/* |a - ref| <= tol (1 + |ref|), by check_err (an infinite ref does not widen the bound). */
+static inline bool check_close(double a, double ref, double tol) {
+    return check_err(a, ref) <= tol * (1 + (isfinite(ref) ? fabs(ref) : 0));
+}
+
 #define CHECK_CLOSE(a, b, tol)                                                                   \
     do {                                                                                         \
         double a_ = (a), b_ = (b);                                                               \
-        CHECK(fabs(a_ - b_) <= (tol) * (1 + fabs(b_)), "%s = %.12g, %s = %.12g", #a, a_, #b, b_); \
+        CHECK(check_close(a_, b_, (tol)), "%s = %.12g, %s = %.12g", #a, a_, #b, b_);             \
     } while (0)
+
+/* A normwise comparison: the largest check_err and the largest finite |ref| (at least a
+ * floor). It passes when err <= tol * scale. */
+typedef struct {
+    double err, scale;
+} check_norm;
+
+static inline check_norm check_norm_start(double floor) { return (check_norm){0, floor}; }
+
+static inline void check_norm_add(check_norm *n, double a, double ref) {
+    n->err = fmax(n->err, check_err(a, ref));
+    if (isfinite(ref)) n->scale = fmax(n->scale, fabs(ref));
+}
+
+static inline bool check_norm_ok(check_norm n, double tol) { return n.err <= tol * n.scale; }
+
+/* Two tensors element by element (a may be f32, ref f64); different sizes are +inf. */
+static inline check_norm check_norm_tensors(const heed_tensor *a, const heed_tensor *ref, double floor) {
+    check_norm n = check_norm_start(floor);
+    if (a->numel != ref->numel) n.err = INFINITY;
+    else
+        for (int64_t i = 0; i < ref->numel; i++) check_norm_add(&n, heed_get(a, i), heed_get(ref, i));
+    return n;
+}
+
+/* The largest check_err over two arrays. */
+static inline double check_max_err(const double *a, const double *ref, int64_t n) {
+    double err = 0;
+    for (int64_t i = 0; i < n; i++) err = fmax(err, check_err(a[i], ref[i]));
+    return err;
+}
 
 #define RUN(test)                                                                                \
     do {                                                                                         \
@@ -60,16 +117,19 @@ static inline int check_summary(void) {
         CHECK(s_ == HEED_OK, "gradcheck %s: %s", #fn, heed_ctx_error(ctx));                      \
     } while (0)
 
-/* Runs fn on f32 and on f64 copies of the same inputs and compares the outputs:
- * max |y32 - y64| <= tol * max(1e-3, max |y64|) (normwise relative). */
-static inline void check_f32_vs_f64(heed_ctx *ctx, heed_gradcheck_fn fn, void *user, int n,
+/* Runs fn on f32 and on f64 copies of the same inputs (any number) and compares the
+ * outputs: max |y32 - y64| <= tol * max(1e-3, max |y64|) (normwise relative, by
+ * check_norm). The f32 run must give an f32 result. Returns whether it passed. */
+static inline bool check_f32_vs_f64(heed_ctx *ctx, heed_gradcheck_fn fn, void *user, int n,
                                     const heed_gradcheck_input *inputs, double tol, const char *what) {
     heed_graph *g32 = heed_graph_new(ctx), *g64 = heed_graph_new(ctx);
-    heed_tensor *in32[16], *in64[16];
+    int before = check_failures;
+    heed_tensor **in32 = calloc((size_t)(n > 0 ? n : 1), sizeof *in32);
+    heed_tensor **in64 = calloc((size_t)(n > 0 ? n : 1), sizeof *in64);
     heed_rng r = heed_rng_make(1234, 99);
     uint64_t seed, counter;
     heed_ctx_rng_state(ctx, &seed, &counter);
-    for (int i = 0; i < n && i < 16; i++) {
+    for (int i = 0; i < n; i++) {
         int64_t numel = 1;
         for (int k = 0; k < inputs[i].shape.ndim; k++) numel *= inputs[i].shape.d[k];
         double *d = malloc((size_t)(numel ? numel : 1) * sizeof *d);
@@ -83,17 +143,16 @@ static inline void check_f32_vs_f64(heed_ctx *ctx, heed_gradcheck_fn fn, void *u
     heed_tensor *y64 = fn(g64, in64, user);
     CHECK(y32 && y64, "%s: %s %s", what, heed_graph_error(g32), heed_graph_error(g64));
     if (y32 && y64) {
+        CHECK(y32->dtype == HEED_F32 && y64->dtype == HEED_F64, "%s: the f32 run gave dtype %d, the f64 run %d", what,
+              (int)y32->dtype, (int)y64->dtype);
         CHECK(y32->numel == y64->numel, "%s: sizes differ", what);
-        double err = 0, scale = 1e-3;
-        for (int64_t i = 0; i < y64->numel; i++) {
-            double a = heed_get(y32, i), b = heed_get(y64, i);
-            if (isfinite(b) || isfinite(a)) err = fmax(err, fabs(a - b));
-            if (isfinite(b)) scale = fmax(scale, fabs(b));
-        }
-        CHECK(err <= tol * scale, "%s: f32 vs f64 max error %.3g, scale %.3g", what, err, scale);
+        check_norm cmp = check_norm_tensors(y32, y64, 1e-3);
+        CHECK(check_norm_ok(cmp, tol), "%s: f32 vs f64 max error %.3g, scale %.3g", what, cmp.err, cmp.scale);
     }
     heed_graph_free(g32);
     heed_graph_free(g64);
+    free(in32), free(in64);
+    return check_failures == before;
 }
 
 #endif

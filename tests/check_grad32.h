@@ -5,30 +5,23 @@
 
 #include "check.h"
 
-/* max |a - b| over elements where either is finite, and max |b| over finite b. */
-static inline void grad32_compare(const heed_tensor *a, const heed_tensor *b, double *err, double *scale) {
-    *err = 0, *scale = 1e-3;
-    for (int64_t i = 0; i < b->numel; i++) {
-        double x = heed_get(a, i), y = heed_get(b, i);
-        if (isfinite(x) || isfinite(y)) *err = fmax(*err, fabs(x - y));
-        if (isfinite(y)) *scale = fmax(*scale, fabs(y));
-    }
-}
-
 /* Runs fn on f32 and f64 copies of the inputs (random in (-1, 1) where data is NULL),
  * backward from one random cotangent, and requires the outputs and the gradient of every
- * input not marked no_grad to agree: max |v32 - v64| <= tol * max(1e-3, max |v64|). */
-static inline void check_f32_vs_f64_grad(heed_ctx *ctx, heed_gradcheck_fn fn, void *user, int n,
+ * input not marked no_grad to agree: max |v32 - v64| <= tol * max(1e-3, max |v64|)
+ * (check_norm). Any number of inputs. Returns whether it passed. */
+static inline bool check_f32_vs_f64_grad(heed_ctx *ctx, heed_gradcheck_fn fn, void *user, int n,
                                          const heed_gradcheck_input *inputs, double tol, const char *what) {
     heed_graph *g[2] = {heed_graph_new(ctx), heed_graph_new(ctx)};
-    heed_tensor *in[2][16], *out[2];
+    heed_tensor **in[2], *out[2];
+    int before = check_failures;
+    for (int v = 0; v < 2; v++) in[v] = calloc((size_t)(n > 0 ? n : 1), sizeof *in[v]);
     heed_dtype dts[2] = {HEED_F32, HEED_F64};
     uint64_t seed, counter;
     heed_ctx_rng_state(ctx, &seed, &counter);
     for (int v = 0; v < 2; v++) {
         heed_rng r = heed_rng_make(4321, 7);
         heed_ctx_set_rng_state(ctx, seed, counter); /* same dropout masks in both */
-        for (int i = 0; i < n && i < 16; i++) {
+        for (int i = 0; i < n; i++) {
             int64_t numel = 1;
             for (int k = 0; k < inputs[i].shape.ndim; k++) numel *= inputs[i].shape.d[k];
             double *d = malloc((size_t)(numel ? numel : 1) * sizeof *d);
@@ -40,26 +33,28 @@ static inline void check_f32_vs_f64_grad(heed_ctx *ctx, heed_gradcheck_fn fn, vo
         out[v] = fn(g[v], in[v], user);
         CHECK(out[v] != NULL, "%s: %s", what, heed_graph_error(g[v]));
         if (!out[v]) goto done;
+        CHECK(out[v]->dtype == dts[v], "%s: run %d gave a result of dtype %d", what, v, (int)out[v]->dtype);
         double *c = malloc((size_t)(out[v]->numel ? out[v]->numel : 1) * sizeof *c);
         for (int64_t k = 0; k < out[v]->numel; k++) c[k] = 2 * heed_rng_uniform(&r) - 1;
         heed_tensor *cot = heed_input_f64(g[v], dts[v], heed_tensor_shape(out[v]), c);
         free(c);
         CHECK(heed_backward_with(g[v], out[v], cot) == HEED_OK, "%s: %s", what, heed_graph_error(g[v]));
     }
-    double err, scale;
-    grad32_compare(out[0], out[1], &err, &scale);
-    CHECK(err <= tol * scale, "%s: output f32 vs f64 max error %.3g, scale %.3g", what, err, scale);
-    for (int i = 0; i < n && i < 16; i++) {
+    check_norm cmp = check_norm_tensors(out[0], out[1], 1e-3);
+    CHECK(check_norm_ok(cmp, tol), "%s: output f32 vs f64 max error %.3g, scale %.3g", what, cmp.err, cmp.scale);
+    for (int i = 0; i < n; i++) {
         if (inputs[i].no_grad) continue;
         heed_tensor *a = heed_grad(g[0], in[0][i]), *b = heed_grad(g[1], in[1][i]);
         CHECK(a && b, "%s: no gradient for input %d", what, i);
         if (!a || !b) continue;
-        grad32_compare(a, b, &err, &scale);
-        CHECK(err <= tol * scale, "%s: grad of input %d f32 vs f64 max error %.3g, scale %.3g", what, i, err, scale);
+        cmp = check_norm_tensors(a, b, 1e-3);
+        CHECK(check_norm_ok(cmp, tol), "%s: grad of input %d f32 vs f64 max error %.3g, scale %.3g", what, i, cmp.err, cmp.scale);
     }
 done:
     heed_graph_free(g[0]);
     heed_graph_free(g[1]);
+    free(in[0]), free(in[1]);
+    return check_failures == before;
 }
 
 #endif

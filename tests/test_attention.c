@@ -120,15 +120,11 @@ static double *random_data(int64_t n, uint64_t stream) {
     return p;
 }
 
-/* max |a - b| / max(max |b|, 1e-3): the normwise relative error. */
+/* max |a - b| / max(max |b|, 1e-3): the normwise relative error (check_norm). */
 static double rel_err(const double *a, const double *b, int64_t n) {
-    double e = 0, s = 1e-3;
-    for (int64_t i = 0; i < n; i++) {
-        double dd = isnan(a[i]) || isnan(b[i]) ? INFINITY : fabs(a[i] - b[i]);
-        if (dd > e) e = dd;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return e / s;
+    check_norm c = check_norm_start(1e-3);
+    for (int64_t i = 0; i < n; i++) check_norm_add(&c, a[i], b[i]);
+    return c.err / c.scale;
 }
 
 /* Runs case c in dtype dt on the given data; returns the output (or weights) and, with

@@ -158,6 +158,7 @@ static void additive_matches_reference(void) {
     heed_additive_params p0 = {.w_q = p.w_q, .v = p.v};
     s = heed_additive_score(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q),
                             heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, da), kp), &p0, NULL, NULL);
+    CHECK(s != NULL, "%s", heed_graph_error(g));
     for (int64_t b = 0; b < B && s; b++)
         for (int64_t j = 0; j < N; j++)
             CHECK_CLOSE(heed_get(s, b * N + j),

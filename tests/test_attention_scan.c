@@ -114,11 +114,11 @@ static void ops_equal_softmax(void) {
     double worst_rec = 0, worst_scan = 0, ref[3];
     for (int64_t b = 0; b < B && scan; b++) {
         ref_softmax_attention(q + b * d, K + b * N * d, V + b * N * dv, lens5[b], d, dv, 1.5, ref);
-        for (int64_t e = 0; e < dv; e++) worst_rec = fmax(worst_rec, fabs(heed_get(rec, b * dv + e) - ref[e]));
+        for (int64_t e = 0; e < dv; e++) worst_rec = fmax(worst_rec, check_err(heed_get(rec, b * dv + e), ref[e]));
         for (int64_t i = 0; i < N; i++) {
             if (i < lens5[b]) ref_softmax_attention(q + b * d, K + b * N * d, V + b * N * dv, i + 1, d, dv, 1.5, ref);
             else ref[0] = ref[1] = ref[2] = 0; /* padding positions are zero */
-            for (int64_t e = 0; e < dv; e++) worst_scan = fmax(worst_scan, fabs(heed_get(scan, (b * N + i) * dv + e) - ref[e]));
+            for (int64_t e = 0; e < dv; e++) worst_scan = fmax(worst_scan, check_err(heed_get(scan, (b * N + i) * dv + e), ref[e]));
         }
     }
     CHECK(worst_rec < 1e-12, "recurrent vs softmax: %g", worst_rec);
@@ -139,8 +139,8 @@ static void ops_equal_softmax(void) {
     for (int64_t b = 0; b < B && causal && single; b++) {
         for (int64_t i = 0; i < lens5[b]; i++) /* scan outputs past the length are zero by definition */
             for (int64_t e = 0; e < dv; e++)
-                worst_attn = fmax(worst_attn, fabs(heed_get(scan, (b * N + i) * dv + e) - heed_get(causal, (b * N + i) * dv + e)));
-        for (int64_t e = 0; e < dv; e++) worst_attn = fmax(worst_attn, fabs(heed_get(rec, b * dv + e) - heed_get(single, b * dv + e)));
+                worst_attn = fmax(worst_attn, check_err(heed_get(scan, (b * N + i) * dv + e), heed_get(causal, (b * N + i) * dv + e)));
+        for (int64_t e = 0; e < dv; e++) worst_attn = fmax(worst_attn, check_err(heed_get(rec, b * dv + e), heed_get(single, b * dv + e)));
     }
     CHECK(worst_attn < 1e-12, "scan and recurrent vs heed_attention: %g", worst_attn);
     free(qrep);
@@ -165,7 +165,7 @@ static void ops_equal_softmax(void) {
         double worst = 0, r16[16];
         for (int64_t i = 0; i < n && o; i += 37) {
             ref_softmax_attention(q1, K1, V1, i + 1, d, 16, 0.5, r16);
-            for (int64_t e = 0; e < 16; e++) worst = fmax(worst, fabs(heed_get(o, i * 16 + e) - r16[e]));
+            for (int64_t e = 0; e < 16; e++) worst = fmax(worst, check_err(heed_get(o, i * 16 + e), r16[e]));
         }
         CHECK(worst < 1e-12, "long scan (n = %lld): %g", (long long)n, worst);
         free(q1), free(K1), free(V1);

@@ -129,7 +129,7 @@ static void mask_is_the_philox_rule(void) {
             heed_philox4x32(key, ctr, out);
             bool keep = (out[i % 4] >> 8) * (1.0 / 16777216.0) >= p;
             double want = keep ? 1.0 / (1.0 - p) : 0.0;
-            wrong += fabs(heed_get(y, i) - want) > 1e-6 * want;
+            wrong += check_err(heed_get(y, i), want) > 1e-6 * want;
         }
         CHECK(wrong == 0, "%s: %d of 1003 elements differ from the Philox rule", dt ? "f64" : "f32", wrong);
     }

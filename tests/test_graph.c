@@ -81,7 +81,7 @@ static void params_store(void) {
     heed_tensor *b = heed_param(P, "b", HEED_SHAPE(7), heed_init_constant(0.5));
     CHECK(w && q && b, "%s", heed_ctx_error(ctx));
     double bound = sqrt(6.0 / 96), mx = 0;
-    for (int64_t i = 0; i < w->numel; i++) mx = fmax(mx, fabs(heed_get(w, i)));
+    for (int64_t i = 0; i < w->numel; i++) mx = fmax(mx, check_err(heed_get(w, i), 0));
     CHECK(mx <= bound && mx > 0.9 * bound, "xavier bound %g vs %g", mx, bound);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 16; j++) {

@@ -89,7 +89,7 @@ static void ce_nan_propagates(void) {
     for (int d = 0; d < 2; d++) {
         heed_graph_reset(g);
         double v[6] = {NAN, NAN, NAN, 1, 2, 3};
-        heed_tensor *x = heed_input(g, d ? HEED_F64 : HEED_F32, HEED_SHAPE(2, 3), v);
+        heed_tensor *x = heed_input_f64(g, d ? HEED_F64 : HEED_F32, HEED_SHAPE(2, 3), v);
         heed_tensor *l = heed_cross_entropy(g, x, (int64_t[]){0, 2}, NULL);
         CHECK(l && isnan(heed_get(l, 0)), "loss %g (%s)", heed_get(l, 0), heed_graph_error(g));
     }
@@ -97,7 +97,7 @@ static void ce_nan_propagates(void) {
     heed_graph_reset(g);
     double w[40];
     for (int i = 0; i < 40; i++) w[i] = i == 17 ? NAN : -INFINITY;
-    heed_tensor *l = heed_cross_entropy(g, heed_input(g, HEED_F32, HEED_SHAPE(1, 40), w), (int64_t[]){3}, NULL);
+    heed_tensor *l = heed_cross_entropy(g, heed_input_f64(g, HEED_F32, HEED_SHAPE(1, 40), w), (int64_t[]){3}, NULL);
     CHECK(l && isnan(heed_get(l, 0)), "loss %g (%s)", heed_get(l, 0), heed_graph_error(g));
     heed_graph_free(g);
 }

@@ -156,17 +156,16 @@ static void against_pytorch(void) {
     for (size_t c = 0; c < sizeof torch_cases / sizeof *torch_cases; c++) {
         double got[9];
         run_case(torch_cases[c].name, HEED_F64, got);
-        double err = 0;
-        for (int i = 0; i < 9; i++) err = fmax(err, fabs(got[i] - torch_cases[c].want[i]));
+        double err = check_max_err(got, torch_cases[c].want, 9);
         CHECK(err <= 1e-13, "%s (f64): max |heed - torch| = %.3g", torch_cases[c].name, err);
         /* the f32 kernels (AVX2+FMA build where the CPU has it, and the generic one)
          * follow the same formulas in single precision */
         for (int generic = 0; generic < 2; generic++) {
-            double got32[9], err32 = 0;
+            double got32[9];
             heed__optim_force_generic(generic);
             run_case(torch_cases[c].name, HEED_F32, got32);
             heed__optim_force_generic(false);
-            for (int i = 0; i < 9; i++) err32 = fmax(err32, fabs(got32[i] - torch_cases[c].want[i]));
+            double err32 = check_max_err(got32, torch_cases[c].want, 9);
             CHECK(err32 <= 2e-6, "%s (f32%s): max |heed - torch| = %.3g", torch_cases[c].name, generic ? ", generic" : "",
                   err32);
         }
@@ -309,8 +308,8 @@ static void converges(void) {
         }
         loss = regression_loss(g, P, X, y, false);
         CHECK(loss < 1e-6 * first, "%s: loss %.3g after %d steps (from %.3g)", names[c], loss, steps, first);
-        double werr = fabs(heed_get(heed_params_find(P, "b"), 0) - bstar);
-        for (int k = 0; k < 5; k++) werr = fmax(werr, fabs(heed_get(heed_params_find(P, "w"), k) - wstar[k]));
+        double werr = check_err(heed_get(heed_params_find(P, "b"), 0), bstar);
+        for (int k = 0; k < 5; k++) werr = fmax(werr, check_err(heed_get(heed_params_find(P, "w"), k), wstar[k]));
         CHECK(werr < 1e-3, "%s: parameters off by %.3g", names[c], werr);
         heed_graph_free(g);
         heed_optimizer_free(o);
@@ -499,7 +498,7 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     }
     heed__optim_force_generic(false);
     double err = 0;
-    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i]) - ref[i]));
+    for (int64_t i = 0; i < n; i++) err = fmax(err, check_err(dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i], ref[i]));
     free(ref);
     free(g);
     free(m);
@@ -599,9 +598,9 @@ static void accumulation_equals_big_batch(void) {
     heed_param(P, "w", HEED_SHAPE(3, 4), heed_init_normal(0, 1));
     heed_param(P, "b", HEED_SHAPE(3), heed_init_normal(0, 1));
     double *big = linear_loss_grads(P, X, Y, 8, 8), *acc = linear_loss_grads(P, X, Y, 8, 2);
-    double err = 0, scale = 0;
-    for (int64_t i = 0; i < heed_params_numel(P); i++) err = fmax(err, fabs(big[i] - acc[i])), scale = fmax(scale, fabs(big[i]));
-    CHECK(scale > 0.1 && err <= 1e-14 * scale, "accumulated vs big batch: max error %.3g (scale %.3g)", err, scale);
+    check_norm c = check_norm_start(0);
+    for (int64_t i = 0; i < heed_params_numel(P); i++) check_norm_add(&c, acc[i], big[i]);
+    CHECK(c.scale > 0.1 && check_norm_ok(c, 1e-14), "accumulated vs big batch: max error %.3g (scale %.3g)", c.err, c.scale);
     free(big);
     free(acc);
     heed_params_free(P);

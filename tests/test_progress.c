@@ -246,7 +246,7 @@ static double path_min_y(const char *svg, int *points) {
             char *end;
             strtod(d + 1, &end);
             double y = strtod(end, &end);
-            ymin = fmin(ymin, y);
+            ymin = isnan(y) || isnan(ymin) ? NAN : fmin(ymin, y); /* a NaN coordinate must fail the check */
             (*points)++;
             d = end;
         } else {

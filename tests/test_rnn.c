@@ -25,18 +25,19 @@ static heed_tensor *vin(heed_graph *g, heed_dtype dt, heed_shape s, double salt,
     return grad ? heed_requires_grad(t) : t;
 }
 
-/* max |a - ref| <= tol * max(1, max |ref|) over n values (normwise relative) */
+/* max |a - ref| <= tol * max(1, max |ref|) over n values (normwise relative). Every value
+ * here must be finite, so a NaN fails even against a NaN reference (the cell loop and the
+ * layer share their kernels). */
 static void close_to(const char *what, const void *data, heed_dtype dt, const double *ref, int64_t n, double tol) {
     CHECK(data != NULL, "%s: no data", what);
     if (!data) return;
-    double err = 0, scale = 1;
+    check_norm c = check_norm_start(1);
     for (int64_t i = 0; i < n; i++) {
         double a = dt == HEED_F32 ? ((const float *)data)[i] : ((const double *)data)[i];
-        err = fmax(err, fabs(a - ref[i]));
-        if (!(a == a)) err = INFINITY;
-        scale = fmax(scale, fabs(ref[i]));
+        check_norm_add(&c, a, ref[i]);
+        if (!isfinite(a)) c.err = INFINITY;
     }
-    CHECK(err <= tol * scale, "%s: max error %.3g (scale %.3g, tol %.1g)", what, err, scale, tol);
+    CHECK(check_norm_ok(c, tol), "%s: max error %.3g (scale %.3g, tol %.1g)", what, c.err, c.scale, tol);
 }
 
 static void to_double(const heed_tensor *t, const void *buf, double *out) {
@@ -81,7 +82,7 @@ static void declare_names_and_init(void) {
     CHECK(rnn.w_ih[0][0]->shape[0] == 20 && rnn.w_ih[0][0]->shape[1] == 6, "w_ih_l0 [4H, I]");
     CHECK(rnn.w_ih[1][0]->shape[1] == 10 && rnn.w_hh[1][1]->shape[1] == 5, "layer 1 takes 2H inputs");
     double bound = 1 / sqrt(5.0), mx = 0;
-    for (int64_t k = 0; k < rnn.w_hh[0][0]->numel; k++) mx = fmax(mx, fabs(heed_get(rnn.w_hh[0][0], k)));
+    for (int64_t k = 0; k < rnn.w_hh[0][0]->numel; k++) mx = fmax(mx, check_err(heed_get(rnn.w_hh[0][0], k), 0));
     CHECK(mx <= bound && mx > 0.8 * bound, "U(-1/sqrt(H), 1/sqrt(H)): max %g, bound %g", mx, bound);
     for (int64_t j = 0; j < 20; j++) { /* forget block: bias_ih = 1, bias_hh = 0 */
         bool forget = j >= 5 && j < 10;
@@ -556,27 +557,27 @@ static void cell_loop_vs_layer(heed_rnn_opts o, int64_t T, int64_t B, heed_dtype
     if (y && heed_graph_status(g2) == HEED_OK) {
         double *ref = malloc((size_t)(T * B * D * H + nP + T * B * I) * sizeof *ref);
         /* outputs: y[t, b, d*H + j] against the cell's h */
-        double err = 0, scale = 1;
+        check_norm c = check_norm_start(1);
         for (int64_t t = 0; t < T; t++)
             for (int d = 0; d < D; d++)
                 for (int64_t b = 0; b < B; b++)
                     for (int64_t j = 0; j < H; j++) {
                         double a = heed_get(y, (t * B + b) * D * H + d * H + j), r = heed_get(outs[t * D + d], b * H + j);
-                        err = fmax(err, fabs(a - r)), scale = fmax(scale, fabs(r));
+                        check_norm_add(&c, a, r);
                     }
-        CHECK(err <= tol * scale, "%s: outputs differ by %.3g", what, err);
+        CHECK(check_norm_ok(c, tol), "%s: outputs differ by %.3g", what, c.err);
         /* parameter gradients: the layer's (saved) against the loop's (in the store) */
         store_grads(P, ref);
         char name[128];
         snprintf(name, sizeof name, "%s: parameter gradients", what);
         close_to(name, grads, HEED_F64, ref, nP, tol);
         /* input gradients */
-        err = 0, scale = 1;
+        c = check_norm_start(1);
         for (int64_t t = 0; t < T; t++)
             for (int64_t k = 0; k < B * I; k++) {
                 double a = dt == HEED_F32 ? ((float *)x->grad)[t * B * I + k] : ((double *)x->grad)[t * B * I + k];
                 double r = dt == HEED_F32 ? ((float *)xs[t]->grad)[k] : ((double *)xs[t]->grad)[k];
-                err = fmax(err, fabs(a - r)), scale = fmax(scale, fabs(r));
+                check_norm_add(&c, a, r);
             }
         for (int idx = 0; idx < L * D; idx++)
             for (int64_t k = 0; k < B * H; k++) {
@@ -584,10 +585,10 @@ static void cell_loop_vs_layer(heed_rnn_opts o, int64_t T, int64_t B, heed_dtype
                 for (int p = 0; p < (lstm ? 2 : 1); p++) {
                     double a = dt == HEED_F32 ? ((float *)pair[p][0]->grad)[idx * B * H + k] : ((double *)pair[p][0]->grad)[idx * B * H + k];
                     double r = dt == HEED_F32 ? ((float *)pair[p][1]->grad)[k] : ((double *)pair[p][1]->grad)[k];
-                    err = fmax(err, fabs(a - r)), scale = fmax(scale, fabs(r));
+                    check_norm_add(&c, a, r);
                 }
             }
-        CHECK(err <= tol * scale, "%s: input gradients differ by %.3g (scale %.3g)", what, err, scale);
+        CHECK(check_norm_ok(c, tol), "%s: input gradients differ by %.3g (scale %.3g)", what, c.err, c.scale);
         free(ref);
     }
     heed_graph_free(g);
@@ -666,22 +667,22 @@ static void lengths_match_separate_runs(void) {
                 for (int64_t j = 0; j < 2 * H; j++) {
                     double a = ((double *)y->data)[(t * B + b) * 2 * H + j];
                     double r = t < Tb ? ((double *)ys->data)[t * 2 * H + j] : 0;
-                    err = fmax(err, fabs(a - r));
+                    err = fmax(err, check_err(a, r));
                     if (t >= Tb) CHECK(a == 0, "output past the end must be exactly 0");
                 }
             for (int64_t k = 0; k < LD; k++)
                 for (int64_t j = 0; j < H; j++) {
-                    err = fmax(err, fabs(((double *)hn->data)[(k * B + b) * H + j] - ((double *)hns->data)[k * H + j]));
-                    err = fmax(err, fabs(((double *)h0->grad)[(k * B + b) * H + j] - ((double *)hs->grad)[k * H + j]));
+                    err = fmax(err, check_err(((double *)hn->data)[(k * B + b) * H + j], ((double *)hns->data)[k * H + j]));
+                    err = fmax(err, check_err(((double *)h0->grad)[(k * B + b) * H + j], ((double *)hs->grad)[k * H + j]));
                     if (lstm) {
-                        err = fmax(err, fabs(((double *)cn->data)[(k * B + b) * H + j] - ((double *)cns->data)[k * H + j]));
-                        err = fmax(err, fabs(((double *)c0->grad)[(k * B + b) * H + j] - ((double *)cs->grad)[k * H + j]));
+                        err = fmax(err, check_err(((double *)cn->data)[(k * B + b) * H + j], ((double *)cns->data)[k * H + j]));
+                        err = fmax(err, check_err(((double *)c0->grad)[(k * B + b) * H + j], ((double *)cs->grad)[k * H + j]));
                     }
                 }
             for (int64_t t = 0; t < T; t++)
                 for (int64_t i = 0; i < I; i++) {
                     double a = ((double *)x->grad)[(t * B + b) * I + i], r = t < Tb ? ((double *)xs->grad)[t * I + i] : 0;
-                    err = fmax(err, fabs(a - r));
+                    err = fmax(err, check_err(a, r));
                 }
         }
         CHECK(err < 1e-12, "%s: batched with lengths vs separate runs: max difference %.3g", lstm ? "LSTM" : "GRU", err);

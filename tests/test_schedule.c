@@ -86,8 +86,8 @@ static void against_pytorch(void) {
     s.maximize = true, s.threshold_abs = true, s.gamma = 0.1, s.patience = 1, s.threshold = 0.05;
     for (int i = 0; i < N_OF(plateau_max_metrics); i++) {
         double lr = heed_schedule_observe(&s, plateau_max_metrics[i]);
-        CHECK(fabs(lr - want_plateau_max_abs[i]) <= 1e-16 * lr, "plateau max abs, epoch %d: %.17g, want %.17g", i, lr,
-              want_plateau_max_abs[i]);
+        CHECK(check_err(lr, want_plateau_max_abs[i]) <= 1e-16 * want_plateau_max_abs[i],
+              "plateau max abs, epoch %d: %.17g, want %.17g", i, lr, want_plateau_max_abs[i]);
     }
 }
 

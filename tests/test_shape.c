@@ -251,7 +251,7 @@ static void embedding_values(void) {
             for (int i = 0; i < B * T; i++)
                 if (ids[i] == v && v != pad) want += (float)dy[i * D + k];
             double got = ((float *)w->grad)[v * D + k];
-            if (fabs(got - want) > 1e-5 * (1 + fabs(want))) bad++;
+            if (!check_close(got, want, 1e-5)) bad++;
         }
     CHECK(bad == 0, "backward: %d wrong", bad);
     for (int k = 0; k < D; k++) CHECK(((float *)w->grad)[pad * D + k] == 0, "padding row got a gradient");

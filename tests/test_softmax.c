@@ -60,7 +60,7 @@ static void f32_row_lengths(void) {
             if (!ya || !yb) continue;
             for (int i = 0; i < 3 * n; i++) {
                 double u = heed_get(ya, i), v = heed_get(yb, i);
-                CHECK(u == v || fabs(u - v) <= 2e-6 * (1 + fabs(v)), "n=%d log=%d [%d]: %g vs %g", n, lg, i, u, v);
+                CHECK(check_close(u, v, 2e-6), "n=%d log=%d [%d]: %g vs %g", n, lg, i, u, v);
             }
         }
     }

@@ -144,6 +144,7 @@ static void overlay(void) {
     CHECK(heed_overlay_png(ctx, path, image, flat, &(heed_overlay_opts){.grid_h = 2, .grid_w = 3}) == HEED_OK, "%s",
           heed_ctx_error(ctx));
     rgb = read_png(path, &w_, &h_);
+    CHECK(rgb && w_ == W && h_ == H, "default alpha: read back at the image size");
     if (rgb) {
         double c = 255 * w[0] / 0.4;
         CHECK(px(rgb, W, 0, 0)[0] == lround(0.4 * 255 + 0.6 * lround(c)), "blend red");

@@ -116,7 +116,7 @@ static void large_against_direct_loops(void) {
                 if (full_b) bad += heed_get(heed_grad(g, b), k) != (m[k] ? 0 : av[k]);
                 if (!m[k]) want += av[k];
             }
-            if (!full_b && fabs(heed_get(heed_grad(g, b), j) - want) > 1e-12 * (1 + fabs(want))) bad++;
+            if (!full_b && !check_close(heed_get(heed_grad(g, b), j), want, 1e-12)) bad++;
         }
         CHECK(bad == 0, "full_b %d: %d mismatches", full_b, bad);
     }
