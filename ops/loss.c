@@ -17,28 +17,34 @@ static int64_t nblocks(int64_t n) { return (n + BLOCK - 1) / BLOCK; }
  *       = lse - (1 - s) x_t - s * sum_c x_c / C
  *   loss = sum_i l_i / count, count = rows whose target is not ignore_index.
  * dl_i / dx_c = softmax_c - (1 - s) [c == t] - s / C, with softmax_c = exp(x_c - lse).
+ * lse is saved as two parts, m = max_c x_c and log S = lse - m = log sum_c exp(x_c - m)
+ * (heed__row_lse), and backward computes softmax_c = exp((x_c - m) - log S). Both
+ * differences are small, so in f32 the result has the error of a few roundings of numbers
+ * of size log C. exp(x_c - (float)lse) would not: lse rounded to f32 is off by up to
+ * |lse| 2^-24 (2^-11 at logits of 1e4), and every softmax_c by that much relatively,
+ * although softmax does not change when a constant is added to the row.
  * A fully masked row (all logits -inf) follows heed_log_softmax (log-probs 0): it counts
  * in `count` but adds 0 to the loss and gets zero gradient. */
 
 typedef struct {
     int64_t n, c;
     int64_t *targets; /* copied: the caller's buffer may change before backward */
-    double *lse;      /* per row */
+    heed_row_lse *lse; /* per row: max and logsum, lse = max + logsum */
     double count, smoothing;
     int64_t ignore_index;
 } ce_saved;
 
-static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i] != -INFINITY; }
+static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
 
-/* dx_c += k * (exp(x_c - lse) - s/C), then dx_t -= k * (1 - s). */
-HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float lse, float k, float off) {
-    const __m256 vl = _mm256_set1_ps(lse), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
+/* dx_c += k * (exp((x_c - m) - logsum) - s/C); the caller then does dx_t -= k * (1 - s). */
+HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off) {
+    const __m256 vm = _mm256_set1_ps(m), vls = _mm256_set1_ps(logsum), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
     int64_t j = 0;
     for (; j + 8 <= c; j += 8) {
-        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vl));
+        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vls));
         _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vk, _mm256_sub_ps(p, voff), _mm256_loadu_ps(dx + j)));
     }
-    for (; j < c; j++) dx[j] += k * (expf(x[j] - lse) - off);
+    for (; j < c; j++) dx[j] += k * (expf((x[j] - m) - logsum) - off);
 }
 
 static void ce_backward(heed_graph *g, heed_node *nd) {
@@ -59,9 +65,11 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
             const T *xr = X + i * c;
             T *dxr = dX + i * c;
             if (sizeof(T) == sizeof(float) && avx2)
-                ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i], (float)k, (float)off);
+                ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum,
+                                     (float)k, (float)off);
             else
-                for (int64_t j = 0; j < c; j++) dxr[j] += (T)(k * (exp((double)xr[j] - s->lse[i]) - off));
+                for (int64_t j = 0; j < c; j++)
+                    dxr[j] += (T)(k * (exp(((double)xr[j] - s->lse[i].max) - s->lse[i].logsum) - off));
             dxr[s->targets[i]] -= (T)(k * hit);
         }
     });
@@ -89,7 +97,8 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
                    NULL;
     heed_tensor *y = heed__new(g, op, logits->dtype, 0, NULL);
     ce_saved *s = heed__alloc(g, sizeof *s);
-    double *lse = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *lse), *rowloss = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
+    heed_row_lse *lse = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *lse);
+    double *rowloss = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
     int64_t *tg = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
     if (!y || !s || !lse || !rowloss || !tg) return NULL;
     if (n) memcpy(tg, targets, (size_t)n * sizeof *tg);
@@ -100,14 +109,14 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
         _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384)")
         for (int64_t i = 0; i < n; i++) {
             rowloss[i] = 0;
-            lse[i] = -INFINITY;
+            lse[i] = (heed_row_lse){-INFINITY, 0};
             if (tg[i] == o.ignore_index) continue;
             double sum_x = 0;
             const T *xr = X + i * c;
             lse[i] = sizeof(T) == sizeof(float) ? heed__row_lse_f32((const float *)xr, c, sm > 0 ? &sum_x : NULL)
                                                 : heed__row_lse_f64((const double *)xr, c, sm > 0 ? &sum_x : NULL);
-            if (lse[i] == -INFINITY) continue; /* fully masked row */
-            double l = lse[i] - (1 - sm) * (double)xr[tg[i]];
+            if (lse[i].max == -INFINITY) continue; /* fully masked row */
+            double l = lse[i].max + lse[i].logsum - (1 - sm) * (double)xr[tg[i]];
             if (sm > 0) l -= sm * sum_x / (double)c;
             rowloss[i] = l;
         }

@@ -4,10 +4,15 @@
  * s = sum_k exp(x_k - m):
  *   softmax:      y_j = exp(x_j - m) / s
  *   log_softmax:  y_j = x_j - m - log(s)
- * Subtracting m keeps every exp <= 1 (no overflow) and s >= 1 (no log 0). -INFINITY
- * entries are masked (exp(-inf) = 0). In a fully masked row m = -inf and the formulas give
- * NaN; heed defines that row's output as 0 and its gradient as 0 (a NaN in the row still
- * propagates).
+ * Subtracting m keeps every exp <= 1 (no overflow) and s >= 1 (no log 0). log_softmax
+ * subtracts m and then log(s), never their sum lse = m + log(s) rounded to f32: x_j - m is
+ * exact (or tiny) and log(s) <= log(n), while a rounded lse is off by up to |lse| 2^-24
+ * (2^-11 at logits of 1e4) in every output, although softmax does not change when a
+ * constant is added to the row. heed__row_lse (for the losses) returns m and log(s) apart
+ * for the same reason.
+ * -INFINITY entries are masked (exp(-inf) = 0). In a fully masked row m = -inf and the
+ * formulas give NaN; heed defines that row's output as 0 and its gradient as 0 (a NaN in
+ * the row still propagates).
  *
  * f32 rows run an AVX2 kernel with SLEEF's expf (1 ulp), sums in double; f64 rows and CPUs
  * without AVX2 run the scalar kernel. Rows are independent, so OpenMP splits them. */
@@ -80,7 +85,7 @@ static bool row_fully_masked_f64(const double *x, int64_t n) {
         T st = (T)s;                                                                           \
         for (int64_t j = 0; j < n; j++) dx[j] += dy[j] - exp(y[j]) * st;                       \
     }                                                                                          \
-    static double row_lse_##sfx(const T *x, int64_t n, double *sum_x) {                        \
+    static heed_row_lse row_lse_##sfx(const T *x, int64_t n, double *sum_x) {                  \
         T m = -INFINITY;                                                                       \
         double sx = 0;                                                                         \
         for (int64_t j = 0; j < n; j++) {                                                      \
@@ -88,16 +93,17 @@ static bool row_fully_masked_f64(const double *x, int64_t n) {
             sx += x[j];                                                                        \
         }                                                                                      \
         if (sum_x) *sum_x = sx;                                                                \
-        if (m == -INFINITY) return sx != sx ? NAN : -INFINITY; /* NaN never passes x > m */    \
+        if (m == -INFINITY) /* NaN never passes x > m */                                       \
+            return (heed_row_lse){sx != sx ? NAN : -INFINITY, 0};                              \
         double s = 0;                                                                          \
         for (int64_t j = 0; j < n; j++) s += exp(x[j] - m);                                    \
-        return m + log(s);                                                                     \
+        return (heed_row_lse){m, log(s)};                                                      \
     }
 
 DEFINE_SCALAR_KERNELS(float, f32_scalar)
 DEFINE_SCALAR_KERNELS(double, f64)
 
-double heed__row_lse_f64(const double *x, int64_t n, double *sum_x) { return row_lse_f64(x, n, sum_x); }
+heed_row_lse heed__row_lse_f64(const double *x, int64_t n, double *sum_x) { return row_lse_f64(x, n, sum_x); }
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
 
@@ -205,7 +211,7 @@ HEED_AVX2 static void bwd_log_softmax_row_f32_avx2(const float *x, const float *
     }
 }
 
-HEED_AVX2 static double row_lse_f32_avx2(const float *x, int64_t n, double *sum_x) {
+HEED_AVX2 static heed_row_lse row_lse_f32_avx2(const float *x, int64_t n, double *sum_x) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     int64_t full = n & ~(int64_t)7, j;
     __m256i tail = tail_mask(n - full);
@@ -223,15 +229,15 @@ HEED_AVX2 static double row_lse_f32_avx2(const float *x, int64_t n, double *sum_
     double total = hsum4d(_mm256_add_pd(sx[0], sx[1]));
     if (sum_x) *sum_x = total;
     float m = hmax8(vm);
-    if (m == -INFINITY) return total != total ? NAN : -INFINITY; /* NaN never wins the max */
+    if (m == -INFINITY) return (heed_row_lse){total != total ? NAN : -INFINITY, 0}; /* NaN never wins the max */
     const __m256 vmax = _mm256_set1_ps(m);
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax)));
     if (j < n) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(load_tail(x + j, tail, ninf), vmax)));
-    return m + log(hsum4d(_mm256_add_pd(acc[0], acc[1])));
+    return (heed_row_lse){m, log(hsum4d(_mm256_add_pd(acc[0], acc[1])))};
 }
 
-double heed__row_lse_f32(const float *x, int64_t n, double *sum_x) {
+heed_row_lse heed__row_lse_f32(const float *x, int64_t n, double *sum_x) {
     return heed__have_avx2() ? row_lse_f32_avx2(x, n, sum_x) : row_lse_f32_scalar(x, n, sum_x);
 }
 

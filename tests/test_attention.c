@@ -404,6 +404,62 @@ static void flash_matches_materialised_f32(void) {
     flash_force_portable(false);
 }
 
+/* Large scores in f32 (issue #10): softmax does not change when a constant is added to a
+ * row of scores, and f32 must keep that. The scores are offset + O(1) and exact in f32:
+ * q = (offset, u), k = (1, w) with u, w multiples of 1/16 in [-1, 1] (so q.k is a sum of
+ * multiples of 2^-8 below 2^14), and scale = ln 2 makes the flash kernels' base-2
+ * multiplier scale log2(e) exactly 1. (With any other scale, or the offset in a bias, the
+ * f32 scores themselves round at the offset's magnitude, in any implementation.) Then f32
+ * differs from f64 only by the softmax's own rounding, and the output and the gradients of
+ * q, k, v must agree to 1e-6 (normwise; the noise is below 6e-7) at offsets 0, 1e3, 1e4,
+ * materialised and flash (default and small tiles, AVX2 and portable kernels). Flash's
+ * backward recomputes the weights from saved row statistics; with L = m + log2(l) saved
+ * as one f32 number, its rounding (2^-11 at 1e4) scaled every weight of a row by up to
+ * 3e-4 (errors 1e-5 and 3e-4 at 1e3 and 1e4 here). */
+static void large_scores_f32(void) {
+    static const double offsets[3] = {0, 1e3, 1e4};
+    acase c = {.B = 1, .H = 2, .Nq = 19, .Nk = 37, .d = 8, .dv = 8, .scale = M_LN2};
+    heed_gradcheck_input in[4];
+    int n = fill_inputs(&c, in);
+    for (int o = 0; o < 3; o++) {
+        double *data[3], *seed = random_data(c.B * c.H * c.Nq * c.dv, 31);
+        for (int i = 0; i < 3; i++) {
+            data[i] = random_data(numel_of(in[i].shape), 40 + (uint64_t)i);
+            for (int64_t e = 0; e < numel_of(in[i].shape); e++) {
+                double *x = &data[i][e];
+                if (i == 2) *x = (float)*x; /* v: any f32 value */
+                else if (e % c.d) *x = round(*x * 16) / 16;
+                else *x = i == 0 ? offsets[o] : 1;
+            }
+        }
+        for (int64_t e = 0; e < c.B * c.H * c.Nq * c.dv; e++) seed[e] = (float)seed[e];
+        c.impl = HEED_ATTN_MATERIALISED;
+        run_result R = run(&c, HEED_F64, data, seed, false);
+        for (int variant_ = 0; variant_ < 4; variant_++) {
+            acase cv = c;
+            cv.impl = variant_ ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED;
+            if (variant_ == 2) cv.bq = 8, cv.bk = 16;
+            flash_force_portable(variant_ == 3);
+            run_result F = run(&cv, HEED_F32, data, seed, false);
+            if (R.y && F.y) {
+                double e = rel_err(F.y, R.y, R.ny);
+                CHECK(e <= 1e-6, "offset %g variant %d: output error %.3g", offsets[o], variant_, e);
+                for (int i = 0; i < n; i++) {
+                    CHECK(F.grad[i] && R.grad[i], "offset %g variant %d: gradient %d missing", offsets[o], variant_, i);
+                    if (!F.grad[i] || !R.grad[i]) continue;
+                    e = rel_err(F.grad[i], R.grad[i], R.n[i]);
+                    CHECK(e <= 1e-6, "offset %g variant %d: gradient of input %d error %.3g", offsets[o], variant_, i, e);
+                }
+            }
+            free_result(&F);
+        }
+        flash_force_portable(false);
+        free_result(&R);
+        for (int i = 0; i < 3; i++) free(data[i]);
+        free(seed);
+    }
+}
+
 /* Fully masked rows give zero output and zero gradients (never NaN), in both dtypes. */
 static void fully_masked_rows(void) {
     static const int64_t lens[2] = {0, 3};
@@ -595,6 +651,7 @@ int main(void) {
     RUN(gradcheck_flash_larger);
     RUN(gradcheck_self_attention);
     RUN(flash_matches_materialised_f32);
+    RUN(large_scores_f32);
     RUN(bad_inputs);
     heed_ctx_free(ctx);
     return check_summary();

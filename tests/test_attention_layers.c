@@ -1,6 +1,6 @@
 /* Attention layers: one-step scores (additive, location-aware, coverage, Luong) with
  * heed_attend, positions (sinusoidal, learned, relative bias) and multi-head attention. */
-#include "check.h"
+#include "check_grad32.h"
 
 static heed_ctx *ctx;
 
@@ -74,6 +74,25 @@ static void attend_gradients(void) {
     for (int mode = 0; mode < 3; mode++) {
         CHECK_GRAD(ctx, fn_attend, &mode, 2, in, NULL);
         check_f32_vs_f64(ctx, fn_attend, &mode, 2, in, 1e-5, "attend");
+    }
+}
+
+/* Scores offset by 0, 1e3, 1e4 (rounded to f32 first, so both runs see the same numbers):
+ * softmax does not change, and the f32 context, weights and gradients stay within 1e-6
+ * of f64 (issue #10; the max is subtracted in double). */
+static void attend_large_scores(void) {
+    static const double offsets[3] = {0, 1e3, 1e4};
+    heed_rng r = heed_rng_make(8, 2);
+    double base[15], s[15];
+    for (int i = 0; i < 15; i++) base[i] = 6 * heed_rng_uniform(&r) - 3;
+    for (int o = 0; o < 3; o++) {
+        for (int i = 0; i < 15; i++) s[i] = (float)(base[i] + offsets[o]);
+        heed_gradcheck_input in[2] = {{HEED_SHAPE(3, 5), s}, {HEED_SHAPE(3, 5, 4)}};
+        for (int mode = 0; mode < 2; mode++) {
+            char what[48];
+            snprintf(what, sizeof what, "attend %s offset %g", mode ? "weights" : "context", offsets[o]);
+            check_f32_vs_f64_grad(ctx, fn_attend, &mode, 2, in, 1e-6, what);
+        }
     }
 }
 
@@ -752,6 +771,7 @@ int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 7});
     RUN(attend_matches_reference);
     RUN(attend_gradients);
+    RUN(attend_large_scores);
     RUN(additive_matches_reference);
     RUN(additive_gradients);
     RUN(two_steps_with_params);

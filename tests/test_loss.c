@@ -138,6 +138,35 @@ static void ce_f32_vs_f64(void) {
     check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-5, "cross_entropy no smoothing");
 }
 
+/* Shift invariance in f32 (issue #10): softmax, and so the loss and its gradient, do not
+ * change when a constant is added to a row, and f32 must keep that to f32 precision on
+ * both kernels. Rows {0, 0.5, -0.75} + offset (the scalar tail of the vector kernel) and
+ * 37 random logits + offset (its 8-wide loop), offsets 0, 1e3, 1e4. The logits are rounded
+ * to f32 first, so the f64 run sees the same numbers. Before the fix the AVX2 gradient
+ * computed exp(x - (float)lse), which puts the rounding of lse (up to 2^-11 at 1e4) into
+ * every probability: errors of 1e-6 and 3e-4 against gradients of 0.5. */
+static void ce_large_logits(void) {
+    enum { N = 5, C = 37 };
+    static const double offsets[3] = {0, 1e3, 1e4};
+    heed_rng r = heed_rng_make(21, 0);
+    double base[N * C];
+    for (int i = 0; i < N * C; i++) base[i] = 4 * heed_rng_uniform(&r) - 2;
+    int64_t t[N] = {0, 36, 7, -100, 20}, t1[1] = {0};
+    for (int o = 0; o < 3; o++)
+        for (int s = 0; s < 2; s++) {
+            char what[64];
+            double x3[3] = {0, 0.5, -0.75}, x[N * C];
+            for (int j = 0; j < 3; j++) x3[j] = (float)(x3[j] + offsets[o]);
+            for (int i = 0; i < N * C; i++) x[i] = (float)(base[i] + offsets[o]);
+            ce_case c3 = {t1, {.ignore_index = -100, .label_smoothing = s * 0.1}}, c = {t, c3.opts};
+            heed_gradcheck_input in3[1] = {{.shape = HEED_SHAPE(1, 3), .data = x3}}, in[1] = {{.shape = HEED_SHAPE(N, C), .data = x}};
+            snprintf(what, sizeof what, "ce [1,3] offset %g smoothing %g", offsets[o], s * 0.1);
+            check_f32_vs_f64_grad(ctx, fn_ce, &c3, 1, in3, 1e-6, what);
+            snprintf(what, sizeof what, "ce [%d,%d] offset %g smoothing %g", N, C, offsets[o], s * 0.1);
+            check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-6, what);
+        }
+}
+
 static void ce_bad_input(void) {
     heed_graph *g = heed_graph_new(ctx);
     int64_t t[3] = {0, 5, 1};
@@ -291,6 +320,7 @@ int main(void) {
     RUN(ce_nan_propagates);
     RUN(ce_gradients);
     RUN(ce_f32_vs_f64);
+    RUN(ce_large_logits);
     RUN(ce_bad_input);
     RUN(bce_known_values);
     RUN(bce_gradients);

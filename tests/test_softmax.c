@@ -136,6 +136,31 @@ static void f32_vs_f64(void) {
     check_f32_vs_f64(ctx, fn_softmax, NULL, 1, in, 1e-5, "softmax fwd");
 }
 
+/* Shift invariance in f32 (issue #10): adding 0, 1e3 or 1e4 to every entry changes no
+ * output and no gradient, and f32 keeps that to f32 precision (1e-6 of the largest
+ * value) on both kernels: rows of 3 (the vector kernels' tails) and of 37 (their 8-wide
+ * loops). The inputs are rounded to f32 first, so the f64 run sees the same numbers. The
+ * kernels subtract the f32 row max (exact) and then log s (small), never a rounded
+ * log-sum-exp. */
+static void large_offsets(void) {
+    static const double offsets[3] = {0, 1e3, 1e4};
+    heed_rng r = heed_rng_make(17, 0);
+    double base[4 * 37];
+    for (int i = 0; i < 4 * 37; i++) base[i] = 6 * heed_rng_uniform(&r) - 3;
+    for (int o = 0; o < 3; o++)
+        for (int w = 0; w < 2; w++) {
+            int n = w ? 37 : 3;
+            double x[4 * 37];
+            for (int i = 0; i < 4 * n; i++) x[i] = (float)(base[i] + offsets[o]);
+            heed_gradcheck_input in[1] = {{.shape = HEED_SHAPE(4, n), .data = x}};
+            for (int lg = 0; lg < 2; lg++) {
+                char what[64];
+                snprintf(what, sizeof what, "%s [4,%d] offset %g", lg ? "log_softmax" : "softmax", n, offsets[o]);
+                check_f32_vs_f64_grad(ctx, fn_softmax, (void *)(intptr_t)lg, 1, in, 1e-6, what);
+            }
+        }
+}
+
 static void bad_input(void) {
     heed_graph *g = heed_graph_new(ctx);
     CHECK(heed_softmax(g, NULL) == NULL, "NULL");
@@ -156,6 +181,7 @@ int main(void) {
     RUN(f32_row_lengths);
     RUN(gradients);
     RUN(f32_vs_f64);
+    RUN(large_offsets);
     RUN(bad_input);
     heed_ctx_free(ctx);
     return check_summary();

@@ -1,7 +1,9 @@
 /* Flash attention: the op around the tiled kernels of flash_impl.h (instanced
- * here for f32 and f64). Saves only the log-sum-exp per query row; the backward recomputes
- * the score tiles. Memory beyond inputs, output and gradients: O(B H Nq) for L and D plus
- * per-thread tiles (and a per-thread [Nq, d] dQ partial when threads share a head). */
+ * here for f32 and f64). Saves only each query row's softmax statistics, its max m and
+ * log2 of its sum (apart, for f32 precision: see flash_impl.h); the backward
+ * recomputes the score tiles. Memory beyond inputs, output and gradients: O(B H Nq) for
+ * m, log2 l and D plus per-thread tiles (and a per-thread [Nq, d] dQ partial when threads
+ * share a head). */
 #include "internal.h"
 
 #include <omp.h>
@@ -32,7 +34,7 @@ enum { FLASH_BQ_F32 = 128, FLASH_BK_F32 = 128, FLASH_BQ_F64 = 64, FLASH_BK_F64 =
 
 typedef struct {
     attn_plan plan;
-    void *lse; /* [B*H*Nq], base 2 */
+    void *row_max, *row_log2sum; /* [B*H*Nq] each, base 2 */
 } flash_saved;
 
 static void flash_backward(heed_graph *g, heed_node *n) {
@@ -53,14 +55,16 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     if (!heed__live(g)) return;
     if (q->dtype == HEED_F32) {
         job_f32 J = {.P = P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .lse = sv->lse, .D = D,
+                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
+                     .row_log2sum = sv->row_log2sum, .D = D,
                      .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = (float)(P->scale * M_LOG2E), .bmul = (float)M_LOG2E,
                      .zscale = (float)(1 / (1 - P->p)), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
                      .scratch_bytes = sb, .dq_parts = dq_parts};
         backward_f32(&J, nth);
     } else {
         job_f64 J = {.P = P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .lse = sv->lse, .D = D,
+                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
+                     .row_log2sum = sv->row_log2sum, .D = D,
                      .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = P->scale * M_LOG2E, .bmul = M_LOG2E,
                      .zscale = 1 / (1 - P->p), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
                      .scratch_bytes = sb, .dq_parts = dq_parts};
@@ -84,20 +88,23 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     if (!o) return NULL;
     size_t es = heed_dtype_size(q->dtype);
     bool record = heed__wants_grad(g, n_in, in);
-    void *lse = record ? heed__alloc(g, (size_t)(BH * P.Nq) * es + 1) : NULL;
+    char *stats = record ? heed__alloc(g, (size_t)(2 * BH * P.Nq) * es + 1) : NULL;
+    void *row_max = stats, *row_log2sum = stats ? stats + (size_t)(BH * P.Nq) * es : NULL;
     int nth = omp_get_max_threads();
     size_t sb = ((f32 ? fwd_scratch_f32(&P) : fwd_scratch_f64(&P)) + 63) & ~(size_t)63;
     char *scratch = heed__alloc(g, sb * (size_t)nth);
     if (!heed__live(g)) return NULL;
     if (f32) {
         job_f32 J = {.P = &P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .out = o->data, .lse = lse, .c = (float)(P.scale * M_LOG2E),
+                     .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
+                     .row_log2sum = row_log2sum, .c = (float)(P.scale * M_LOG2E),
                      .bmul = (float)M_LOG2E, .zscale = (float)(1 / (1 - P.p)), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
         forward_f32(&J);
     } else {
         job_f64 J = {.P = &P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .out = o->data, .lse = lse, .c = P.scale * M_LOG2E,
+                     .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
+                     .row_log2sum = row_log2sum, .c = P.scale * M_LOG2E,
                      .bmul = M_LOG2E, .zscale = 1 / (1 - P.p), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
         forward_f64(&J);
@@ -105,7 +112,7 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     heed_node *n = heed__record1(g, &op_flash, n_in, in, o);
     if (n) {
         flash_saved *sv = heed__alloc(g, sizeof *sv);
-        if (sv) *sv = (flash_saved){.plan = P, .lse = lse};
+        if (sv) *sv = (flash_saved){.plan = P, .row_max = row_max, .row_log2sum = row_log2sum};
         n->saved = sv;
     }
     return heed__live(g) ? o : NULL;

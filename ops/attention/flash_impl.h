@@ -9,15 +9,22 @@
  *
  * Forward, per query block (FlashAttention-2): for each key block, S = Q K^T, running row
  * max m and sum l (online softmax), O <- O exp2(m_old - m_new) + exp2(t - m_new) V;
- * finally O /= l and L = m + log2(l) is kept (O(N) floats; the N x N matrix never exists).
+ * finally O /= l, and m and log2(l) are kept (O(N) floats; the N x N matrix never exists).
  *
  * Backward, key blocks outer (each thread owns its dK, dV), query blocks inner, with
  * D_i = dO_i . O_i computed first:
- *   P = exp2(T - L),  A = P z (dropout multipliers z, 1 without dropout)
+ *   P = exp2((T - m) - log2(l)),  A = P z (dropout multipliers z, 1 without dropout)
  *   dV_j += A^T dO,   dA = dO V^T,   dS = P (dA z - D)
  *   dQ += scale dS K, dK += scale dS^T Q,  dbias += dS (summed over broadcast dims).
  * D = rowsum(dO * O) equals rowsum(P * dP) because O = A V: sum_j P_ij z_ij dA_ij =
  * dO_i . sum_j A_ij v_j. Threading and dQ: see FN(backward).
+ *
+ * Why m and log2(l) apart, not L = m + log2(l): t - m is exact (or tiny) and log2(l) is in
+ * [0, log2 N], so in f32 P has the error of a few roundings of small numbers. L rounded to
+ * f32 is off by up to |L| 2^-24 (2^-11 at scores of 1e4), and exp2(t - L) puts that into
+ * every weight of the row (3e-4 relatively), although softmax does not change when a
+ * constant is added to the scores. Both are f32 numbers, so the saved statistics cost
+ * 2 B H Nq floats.
  *
  * Masks: row i sees keys [lo_i, hi_i) (attn_row_keys, clipped to a query-independent
  * bias's finite range), so whole tiles outside are skipped, and a tile that rows see
@@ -29,7 +36,8 @@ typedef struct {
     const attn_plan *P;
     const FK *K;
     const FT *q, *k, *v, *bias, *o, *dout;
-    FT *out, *lse, *D;          /* forward output and log-sum-exp (base 2); D of backward */
+    FT *out, *D;                /* forward output; D of backward */
+    FT *row_max, *row_log2sum;  /* per query row: m and log2(l) of the forward (base 2) */
     FT *gq, *gk, *gv, *gbias;   /* gradients to add into (NULL: not wanted) */
     FT c, bmul;                 /* scale*log2(e), log2(e) */
     FT zscale;                  /* 1 / (1 - p) */
@@ -230,18 +238,19 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
             K->gemm(r1 - r0, dvp, ce - cs, 1, S + r0 * nkp + cs, nkp, 1, Vp + cs * ldv, ldv, true, acc + r0 * dvp, dvp);
         }
     }
-    /* O = acc / l; a row that saw no key keeps O = 0 and L = +inf, so its recomputed
-     * weights exp2(t - L) are 0 in backward (no NaN anywhere). */
+    /* O = acc / l; a row that saw no key keeps O = 0 and m = +inf, so its recomputed
+     * weights exp2((t - m) - log2 l) are 0 in backward (no NaN anywhere). */
     for (int64_t r = 0; r < mq; r++) {
-        FT *orow = O + r * dv, *arow = acc + r * dvp, L = INFINITY;
+        FT *orow = O + r * dv, *arow = acc + r * dvp, rm = INFINITY, rl = 0;
         if (l[r] > 0) {
             FT inv = 1 / l[r];
             for (int64_t x = 0; x < dv; x++) orow[x] = arow[x] * inv;
-            L = m[r] + log2(l[r]);
+            rm = m[r];
+            rl = log2(l[r]);
         } else {
             memset(orow, 0, (size_t)dv * sizeof(FT));
         }
-        if (J->lse) J->lse[bh * Nq + i0 + r] = L;
+        if (J->row_max) J->row_max[bh * Nq + i0 + r] = rm, J->row_log2sum[bh * Nq + i0 + r] = rl;
     }
 }
 
@@ -378,7 +387,8 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
                 const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0 + cs) : NULL;
                 if (P->dropout && c0 < c1) FN(dropout_row)(J, bh, i, j0 + cs, c0, c1, keep, z);
                 K->row_bwd(S + r * nkp + cs, dA + r * nkp + cs, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul,
-                           J->lse[bh * Nq + i], J->D[bh * Nq + i], P->dropout ? z : NULL);
+                           J->row_max[bh * Nq + i], J->row_log2sum[bh * Nq + i], J->D[bh * Nq + i],
+                           P->dropout ? z : NULL);
             }
             /* S now holds A (weights after dropout), dA holds dS. */
             if (J->gv) K->gemm(M, dvp, g, 1, Sg, 1, nkp, dOp + r0 * lddo, lddo, true, dvacc + cs * dvp, dvp); /* dV += A^T dO */

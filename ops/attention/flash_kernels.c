@@ -55,13 +55,14 @@
         return alpha;                                                                                                  \
     }                                                                                                                  \
     static void row_bwd_##SUF(T *s, T *da, int64_t n, int64_t c0, int64_t c1, T c, const T *bias, int64_t bs, T bmul,  \
-                              T L, T D, const T *z) {                                                                  \
+                              T m, T ls, T D, const T *z) {                                                            \
         for (int64_t j = 0; j < n; j++) {                                                                              \
             if (j < c0 || j >= c1) {                                                                                   \
                 s[j] = da[j] = 0;                                                                                      \
                 continue;                                                                                              \
             }                                                                                                          \
-            T p = exp2(s[j] * c + (bias ? bias[j * bs] * bmul : 0) - L), zj = z ? z[j] : 1;                            \
+            T t = s[j] * c + (bias ? bias[j * bs] * bmul : 0);                                                         \
+            T p = exp2((t - m) - ls), zj = z ? z[j] : 1;                                                               \
             s[j] = p * zj;                                                                                             \
             da[j] = p * (da[j] * zj - D);                                                                              \
         }                                                                                                              \
@@ -208,16 +209,17 @@ static AVX2 float row_fwd_avx2(float *s, int64_t n, int64_t c0, int64_t c1, floa
 }
 
 static AVX2 void row_bwd_avx2(float *s, float *da, int64_t n, int64_t c0, int64_t c1, float c, const float *bias,
-                              int64_t bs, float bmul, float L, float D, const float *z) {
+                              int64_t bs, float bmul, float m, float ls, float D, const float *z) {
     if (c0 > c1) c0 = c1;
     memset(s, 0, (size_t)c0 * sizeof *s);
     memset(da, 0, (size_t)c0 * sizeof *da);
     memset(s + c1, 0, (size_t)(n - c1) * sizeof *s);
     memset(da + c1, 0, (size_t)(n - c1) * sizeof *da);
-    __m256 vc = _mm256_set1_ps(c), vb = _mm256_set1_ps(bmul), vL = _mm256_set1_ps(L), vD = _mm256_set1_ps(D);
+    __m256 vc = _mm256_set1_ps(c), vb = _mm256_set1_ps(bmul), vm = _mm256_set1_ps(m), vls = _mm256_set1_ps(ls),
+           vD = _mm256_set1_ps(D);
     int64_t j = c0;
     for (; j + 8 <= c1; j += 8) {
-        __m256 p = Sleef_exp2f8_u10avx2(_mm256_sub_ps(score8(s, bias, bs, j, vc, vb), vL));
+        __m256 p = Sleef_exp2f8_u10avx2(_mm256_sub_ps(_mm256_sub_ps(score8(s, bias, bs, j, vc, vb), vm), vls));
         __m256 g = _mm256_loadu_ps(da + j);
         if (z) {
             __m256 vz = _mm256_loadu_ps(z + j);
@@ -229,7 +231,8 @@ static AVX2 void row_bwd_avx2(float *s, float *da, int64_t n, int64_t c0, int64_
         }
     }
     for (; j < c1; j++) {
-        float p = exp2f(s[j] * c + (bias ? bias[j * bs] * bmul : 0) - L), zj = z ? z[j] : 1;
+        float t = s[j] * c + (bias ? bias[j * bs] * bmul : 0);
+        float p = exp2f((t - m) - ls), zj = z ? z[j] : 1;
         s[j] = p * zj;
         da[j] = p * (da[j] * zj - D);
     }

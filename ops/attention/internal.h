@@ -85,7 +85,8 @@ static inline void attn_keep(uint64_t seed, uint64_t stream, uint64_t e0, int64_
  *          m' = max(m, max_j t_j), s_j <- exp2(t_j - m') (0 outside), l <- l*exp2(m - m') +
  *          sum_j s_j, m <- m'. Returns exp2(m - m'), the factor for the running output row
  *          (1 when nothing changed). bias may be NULL.
- * row_bwd: recomputes p_j = exp2(t_j - L) on [c0, c1) (0 elsewhere) and writes
+ * row_bwd: recomputes p_j = exp2((t_j - m) - ls) on [c0, c1) (0 elsewhere), with m and
+ *          ls = log2(l) the row's final max and log-sum of the forward, and writes
  *          s_j <- p_j z_j (the weights after dropout) and da_j <- p_j (da_j z_j - D) (dS);
  *          z is the dropout multiplier row or NULL.
  * transpose: dst[c*ldd + j] = src[j*lds + c] for j < rows, c < cols (K tile -> K^T panel). */
@@ -95,7 +96,7 @@ typedef struct {
     float (*row_fwd)(float *s, int64_t n, int64_t c0, int64_t c1, float c, const float *bias, int64_t bstride, float bmul,
                      float *m, float *l);
     void (*row_bwd)(float *s, float *da, int64_t n, int64_t c0, int64_t c1, float c, const float *bias, int64_t bstride,
-                    float bmul, float L, float D, const float *z);
+                    float bmul, float m, float ls, float D, const float *z);
     void (*transpose)(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd);
 } flash_kernels_f32;
 
@@ -105,7 +106,7 @@ typedef struct {
     double (*row_fwd)(double *s, int64_t n, int64_t c0, int64_t c1, double c, const double *bias, int64_t bstride,
                       double bmul, double *m, double *l);
     void (*row_bwd)(double *s, double *da, int64_t n, int64_t c0, int64_t c1, double c, const double *bias,
-                    int64_t bstride, double bmul, double L, double D, const double *z);
+                    int64_t bstride, double bmul, double m, double ls, double D, const double *z);
     void (*transpose)(const double *src, int64_t lds, int64_t rows, int64_t cols, double *dst, int64_t ldd);
 } flash_kernels_f64;
 
