@@ -96,6 +96,12 @@ expect 2 "--heatmap $dir/a-file/attn.svg: $dir/a-file is not a directory" -- \
   "${small[@]}" --num-epochs 1 --heatmap "$dir/a-file/attn.svg"
 expect 2 "--metrics $dir: is a directory" -- "${small[@]}" --num-epochs 1 --metrics "$dir"
 expect 2 "--save-data $dir/missing/d.txt" -- "${small[@]}" --num-epochs 1 --save-data "$dir/missing/d.txt"
+# files written atomically (renamed over the path) must be regular files: a device or
+# FIFO would be replaced (a FIFO here: nothing outside this directory is at risk)
+mkfifo "$dir/fifo"
+expect 2 "--save-data $dir/fifo: not a regular file" -- "${small[@]}" --num-epochs 1 --save-data "$dir/fifo"
+expect 2 "--heatmap $dir/fifo: not a regular file" -- "${small[@]}" --num-epochs 1 --heatmap "$dir/fifo"
+[ -p "$dir/fifo" ] || { echo "FAIL: the FIFO was replaced"; failures=$((failures + 1)); }
 no_training "an unwritable output"
 expect 2 "unknown flag --frobnicate" -- --frobnicate
 expect 2 "--lr needs a value" -- --lr

@@ -138,11 +138,15 @@ static int fail(const char *what, const char *why) {
 }
 
 /* An output path is checked before any work: its directory must exist and be writable,
- * and the path must not be a directory. */
-static int check_output(const char *flag, const char *path, char *err, size_t errlen) {
+ * and the path must not be a directory. A file written atomically (a temporary file
+ * renamed over it) must not be anything but a regular file: the rename would replace a
+ * device or FIFO with a regular file. */
+static int check_output(const char *flag, const char *path, bool atomic, char *err, size_t errlen) {
     struct stat sb;
     if (!*path) return snprintf(err, errlen, "%s: the path is empty", flag), -1;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return snprintf(err, errlen, "%s %s: is a directory", flag, path), -1;
+    if (atomic && lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return snprintf(err, errlen, "%s %s: not a regular file (it would be replaced by one)", flag, path), -1;
     const char *slash = strrchr(path, '/');
     int n = !slash ? 1 : slash == path ? 1 : (int)(slash - path); /* the directory's name: "." or path[0, n) */
     const char *name = slash ? path : ".";
@@ -158,10 +162,10 @@ static int check_output(const char *flag, const char *path, char *err, size_t er
 }
 
 static int check_outputs(const sr_options *o, char *err, size_t errlen) {
-    if ((o->checkpoint && check_output("--checkpoint", o->checkpoint, err, errlen)) ||
-        (o->heatmap && check_output("--heatmap", o->heatmap, err, errlen)) ||
-        (o->metrics_csv && check_output("--metrics", o->metrics_csv, err, errlen)) ||
-        (o->save_data && check_output("--save-data", o->save_data, err, errlen)))
+    if ((o->checkpoint && check_output("--checkpoint", o->checkpoint, true, err, errlen)) ||
+        (o->heatmap && check_output("--heatmap", o->heatmap, true, err, errlen)) ||
+        (o->metrics_csv && check_output("--metrics", o->metrics_csv, false, err, errlen)) ||
+        (o->save_data && check_output("--save-data", o->save_data, true, err, errlen)))
         return -1;
     if (o->checkpoint && !o->resume && access(o->checkpoint, F_OK) == 0)
         return snprintf(err, errlen,
