@@ -7,6 +7,7 @@
 #include "heed.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +46,23 @@ static int usage(const char *prog) {
     return 2;
 }
 
+/* Makes dir; with make_parent also its parent (the default runs/spirals). */
+static int make_dir(const char *dir, bool make_parent) {
+    char parent[512];
+    const char *slash = strrchr(dir, '/');
+    if (make_parent && slash && slash != dir && (size_t)(slash - dir) < sizeof parent) {
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+        if (mkdir(parent, 0777) != 0 && errno != EEXIST) return fprintf(stderr, "spirals: %s: %s\n", parent, strerror(errno)), -1;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fprintf(stderr, "spirals: %s: %s\n", dir, strerror(errno)), -1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long steps = 2000, hidden = 64;
     double lr = 0.01;
     unsigned long long seed = 1;
-    const char *out = "runs/spirals";
+    const char *out = NULL; /* --out DIR; runs/spirals by default */
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -60,11 +73,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(v, &end, 10);
         else if (!strcmp(argv[i], "--out")) out = v, end = (char *)v + strlen(v);
         else return usage(argv[0]);
-        if (!end || *end || steps < 1 || hidden < 1 || hidden > 4096 || !(lr > 0)) return usage(argv[0]);
+        if (!end || *end || steps < 1 || hidden < 1 || hidden > 4096 || !(lr > 0) || (out && !*out)) return usage(argv[0]);
         i++;
     }
+    /* The output directory first: a run that cannot write its results does not start. Only
+     * the default's parent (runs/) is made; --out DIR must be in an existing directory. */
+    bool default_out = !out;
+    if (default_out) out = "runs/spirals";
+    char csv[512], svg[512];
+    if (snprintf(csv, sizeof csv, "%s/metrics.csv", out) >= (int)sizeof csv ||
+        snprintf(svg, sizeof svg, "%s/loss.svg", out) >= (int)sizeof svg) {
+        fprintf(stderr, "spirals: --out %s: the path is too long\n", out);
+        return 2;
+    }
+    if (make_dir(out, default_out)) return 1;
 
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = seed});
+    if (!ctx) return fprintf(stderr, "spirals: out of memory\n"), 1;
     heed_params *P = heed_params_new(ctx, HEED_F32);
     mlp m = {
         .w1 = heed_param(P, "w1", HEED_SHAPE(hidden, 2), heed_init_xavier_uniform(1.0)),
@@ -77,24 +102,22 @@ int main(int argc, char **argv) {
     heed_adam_opts ao = HEED_ADAM_DEFAULTS;
     ao.lr = lr;
     heed_optimizer *opt = heed_adam(P, &ao);
-    if (!opt) {
+    heed_metrics *log = opt ? heed_metrics_new(ctx, csv, 3, (const char *[]){"step", "loss", "accuracy"}) : NULL;
+    heed_graph *g = log ? heed_graph_new(ctx) : NULL;
+    if (!g) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
+        heed_metrics_close(log);
+        heed_optimizer_free(opt);
+        heed_params_free(P);
+        heed_ctx_free(ctx);
         return 1;
     }
     static float x[2 * 2 * N_POINTS];
     static int64_t y[2 * N_POINTS];
     make_spirals(seed, x, y);
 
-    if (mkdir("runs", 0777) != 0 && errno != EEXIST) perror("runs");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) perror(out);
-    char csv[512], svg[512];
-    snprintf(csv, sizeof csv, "%s/metrics.csv", out);
-    snprintf(svg, sizeof svg, "%s/loss.svg", out);
-    heed_metrics *log = heed_metrics_new(ctx, csv, 3, (const char *[]){"step", "loss", "accuracy"});
     heed_progress *bar = heed_progress_new(&(heed_progress_opts){.total = steps, .label = "spirals"});
     heed_schedule sched = heed_schedule_cosine(lr, steps, lr * 0.05);
-
-    heed_graph *g = heed_graph_new(ctx);
     double acc = 0;
     int status = 0;
     for (long step = 1; step <= steps; step++) {
@@ -116,16 +139,29 @@ int main(int argc, char **argv) {
         acc = correct / (2.0 * N_POINTS);
         double l = heed_get(loss, 0);
         heed_progress_update(bar, step, l);
-        if (log && (step % 10 == 0 || step == steps)) heed_metrics_add(log, (double[]){(double)step, l, acc});
+        if ((step % 10 == 0 || step == steps) && heed_metrics_add(log, (double[]){(double)step, l, acc}) != HEED_OK) {
+            fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
+            status = 1;
+            break;
+        }
     }
     heed_progress_finish(bar);
-    if (log) {
-        if (heed_metrics_plot_svg(log, svg, 0, (int[]){1, 2}, 2,
-                                  &(heed_plot_opts){.title = "two spirals", .xlabel = "step", .log_y = true}) != HEED_OK)
-            fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
-        heed_metrics_close(log);
+    /* The curve is drawn from the rows in memory, so it is written even if the CSV failed;
+     * only the files actually written are named. */
+    bool csv_ok = status == 0, svg_ok = true;
+    if (heed_metrics_plot_svg(log, svg, 0, (int[]){1, 2}, 2,
+                              &(heed_plot_opts){.title = "two spirals", .xlabel = "step", .log_y = true}) != HEED_OK) {
+        fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
+        svg_ok = false;
     }
-    if (!status) printf("final accuracy %.2f%% after %ld steps (metrics: %s, curve: %s)\n", 100 * acc, steps, csv, svg);
+    if (heed_metrics_close(log) != HEED_OK) {
+        fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
+        csv_ok = false;
+    }
+    if (!status) printf("final accuracy %.2f%% after %ld steps\n", 100 * acc, steps);
+    if (csv_ok) printf("metrics: %s\n", csv);
+    if (svg_ok) printf("loss curve: %s\n", svg);
+    if (!csv_ok || !svg_ok) status = 1;
     heed_graph_free(g);
     heed_optimizer_free(opt);
     heed_params_free(P);

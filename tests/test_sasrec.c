@@ -353,6 +353,14 @@ static void length_groups_match_one_group(void) {
     sr_data_free(&d);
 }
 
+static void set_batch_32(sr_train_config *c) { c->batch = 32; }
+static void set_lr(sr_train_config *c) { c->lr = 0.002; }
+static void set_dropout(sr_train_config *c) { c->model.dropout = 0.3; }
+static void set_l2_emb(sr_train_config *c) { c->l2_emb = 0.5; }
+static void set_groups(sr_train_config *c) { c->max_groups = 3; }
+static void set_beta1(sr_train_config *c) { c->beta1 = 0.8; }
+static void set_seed(sr_train_config *c) { c->seed = 6; }
+
 /* Two epochs, a checkpoint, a fresh trainer resuming for a third: bitwise the parameters of
  * three epochs in one go. */
 static void resume_is_exact(void) {
@@ -392,17 +400,69 @@ static void resume_is_exact(void) {
     }
     sr_trainer_free(&e);
     tc.l2_emb = 0;
-    /* a checkpoint of another configuration is refused with both configurations named */
-    sr_trainer c;
-    tc.batch = 32;
-    CHECK(sr_trainer_init(&c, &d, &tc, err, sizeof err) == 0, "%s", err);
-    CHECK(sr_trainer_load(&c, path, err, sizeof err) == -1 && strstr(err, "batch=64") && strstr(err, "batch=32"), "%s", err);
-    sr_trainer_free(&c);
+    /* a checkpoint of another configuration is refused naming the setting and both values:
+     * every setting that changes training, including those that do not change a shape */
+    struct {
+        const char *want;
+        void (*change)(sr_train_config *);
+    } other[] = {
+        {"--batch-size 64, this run has --batch-size 32", set_batch_32},
+        {"--lr 0.001, this run has --lr 0.002", set_lr},
+        {"--dropout-rate 0.2, this run has --dropout-rate 0.3", set_dropout},
+        {"--l2-emb 0, this run has --l2-emb 0.5", set_l2_emb},
+        {"--length-groups 4, this run has --length-groups 3", set_groups},
+        {"--beta1 0.9, this run has --beta1 0.8", set_beta1},
+        {"--seed 5, this run has --seed 6", set_seed},
+    };
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        sr_train_config oc = tc;
+        other[i].change(&oc);
+        sr_trainer c;
+        CHECK(sr_trainer_init(&c, &d, &oc, err, sizeof err) == 0, "%s", err);
+        CHECK(sr_trainer_load(&c, path, err, sizeof err) == -1 && strstr(err, other[i].want), "%s (want '%s')", err,
+              other[i].want);
+        sr_trainer_free(&c);
+    }
     sr_trainer_free(&a);
     sr_trainer_free(&b);
     sr_generator_free(&gen);
     sr_data_free(&d);
     unlink(path);
+}
+
+/* A loss that becomes NaN stops the epoch with the epoch and step, before the step; in
+ * anomaly mode the graph names the op. A user who trained on every item has no negative. */
+static void diverging_and_degenerate_training(void) {
+    sr_gen_config gc = {.n_users = 300, .n_items = 60, .mean_len = 8, .min_len = 4, .max_len = 30, .successors = 2,
+                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_data d;
+    sr_generator gen;
+    char err[512] = "";
+    CHECK(sr_generate(&gc, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_train_config tc = smoke_config(d.n_items);
+    tc.lr = 1e10;
+    tc.threads = 1;
+    sr_trainer t;
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err);
+    double l = sr_train_epoch(&t, NULL, err, sizeof err);
+    CHECK(isnan(l) && strstr(err, "loss became NaN at epoch 1 step ") && strstr(err, "--anomaly"), "%g: %s", l, err);
+    CHECK(t.epoch == 0, "the epoch did not finish");
+    sr_trainer_free(&t);
+    tc.anomaly = true;
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err);
+    l = sr_train_epoch(&t, NULL, err, sizeof err);
+    CHECK(isnan(l) && strstr(err, "epoch 1 step ") && strstr(err, "NaN or Inf"), "%g: %s", l, err);
+    sr_trainer_free(&t);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+    /* user 1 trains on 1 2 3 of 3 items */
+    int32_t us[] = {1, 1, 1, 1, 1, 2, 2, 2, 2}, is[] = {1, 2, 3, 1, 2, 1, 2, 1, 2};
+    CHECK(sr_data_from_pairs(&d, us, is, 9, err, sizeof err) == 0, "%s", err);
+    tc = smoke_config(d.n_items);
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == -1 &&
+              strstr(err, "user 1 trained on every one of the 3 items: no negative item to sample"),
+          "%s", err);
+    sr_data_free(&d);
 }
 
 int main(void) {
@@ -416,6 +476,7 @@ int main(void) {
     RUN(smoke_training_beats_popularity);
     RUN(length_groups_match_one_group);
     RUN(resume_is_exact);
+    RUN(diverging_and_degenerate_training);
     heed_ctx_free(ctx);
     return check_summary();
 }

@@ -98,9 +98,103 @@ static void loader_errors(void) {
     CHECK(sr_load(path, &d, err, sizeof err) == -1 && strstr(err, "a_directory"), "a directory: %s", err);
     /* a long malformed line is quoted with an ellipsis, not copied whole */
     char longline[5000];
-    memset(longline, '7', sizeof longline);
-    memcpy(longline + 4990, " x\n", 3);
-    expect_load_error(longline, 4993, "id larger than", "...");
+    memset(longline, '7', 200);
+    memcpy(longline + 190, " x\n", 3);
+    expect_load_error(longline, 193, "id larger than", "...");
+}
+
+/* What a file may ask for is bounded by its size: a line longer than SR_LINE_MAX is an
+ * error naming it (a file without line ends is not read whole), and ids far beyond the
+ * number of lines are refused before the per-id arrays are allocated. */
+static void loader_bounds(void) {
+    static char text[3 * SR_LINE_MAX];
+    memcpy(text, "1 2\n", 4);
+    memset(text + 4, ' ', SR_LINE_MAX); /* line 2: 4096 blanks and "3 4" */
+    memcpy(text + 4 + SR_LINE_MAX, "3 4\n", 4);
+    expect_load_error(text, 8 + SR_LINE_MAX, ":2: line longer than 4096 bytes", NULL);
+    /* exactly SR_LINE_MAX bytes before the line end is allowed (CR included) */
+    memset(text + 4, ' ', SR_LINE_MAX - 4);
+    memcpy(text + SR_LINE_MAX, "3 4\r\n", 5);
+    char err[512] = "";
+    sr_data d;
+    CHECK(sr_load(write_file("long.txt", text, SR_LINE_MAX + 5), &d, err, sizeof err) == 0 && d.n_users == 3, "%s", err);
+    sr_data_free(&d);
+    /* ids: 2 lines allow up to 16 x 2 + 65536 */
+    expect_load_error("2147483647 3\n", 13, ":1: user id 2147483647 is far beyond the file's 1 line", "65552");
+    expect_load_error("1 2\n1 65569\n", 12, ":2: item id 65569 is far beyond the file's 2 lines", "65568");
+    CHECK(sr_load(write_file("edge.txt", "1 2\n65568 65568\n", 16), &d, err, sizeof err) == 0 && d.n_items == 65568,
+          "the largest id allowed: %s", err);
+    sr_data_free(&d);
+    /* a stream, as the fuzz target reads it */
+    FILE *f = fmemopen((void *)"4 1\n4 2\n", 8, "rb");
+    CHECK(sr_read(f, "mem", &d, err, sizeof err) == 0 && d.n_users == 4 && sr_len(&d, 4) == 2, "%s", err);
+    fclose(f);
+    sr_data_free(&d);
+    f = fmemopen((void *)"4 1\n4 0\n", 8, "rb");
+    CHECK(sr_read(f, "mem", &d, err, sizeof err) == -1 && strstr(err, "mem:2: ids start from 1"), "%s", err);
+    fclose(f);
+}
+
+/* Fails the evaluation if a negative candidate is an item the user interacted with. */
+static int unseen_negatives_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                                   const int32_t *cands, int64_t n_cands, float *scores) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n_cands; j++) {
+            if (j > 0 && sr_seen(user, users[i], cands[i * n_cands + j])) return -1;
+            scores[i * n_cands + j] = (float)j;
+        }
+    return 0;
+}
+
+/* Unseen items: counted exactly, drawn exactly when rejection sampling cannot find them,
+ * and an evaluation that needs more negatives than a user has unseen items is refused. */
+static void unseen_items_and_negatives(void) {
+    /* 8 items; user 1: 1 2 1 3 | 4 5 (trains on 1 2 1 3, valid 4, test 5); user 2: 8 8 */
+    int32_t us[] = {1, 1, 1, 1, 1, 1, 2, 2}, is[] = {1, 2, 1, 3, 4, 5, 8, 8};
+    sr_data d;
+    char err[512] = "";
+    CHECK(sr_data_from_pairs(&d, us, is, 8, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_unseen_in_train(&d, 1) == 5 && sr_unseen(&d, 1) == 3, "user 1: %lld and %lld unseen",
+          (long long)sr_unseen_in_train(&d, 1), (long long)sr_unseen(&d, 1));
+    CHECK(sr_nth_unseen(&d, 1, false, 0) == 6 && sr_nth_unseen(&d, 1, false, 2) == 8 && sr_nth_unseen(&d, 1, true, 0) == 4,
+          "nth unseen");
+    /* A user who trained on all but one of 100,001 items: rejection sampling nearly always
+     * fails (1000 tries), the exact draw finds the one item left; the evaluation's
+     * negatives (3 unseen of 100,003) likewise. */
+    enum { LONG = 100000 };
+    int32_t *lu = malloc(sizeof(int32_t) * LONG), *li = malloc(sizeof(int32_t) * LONG);
+    for (int i = 0; i < LONG; i++) lu[i] = 1, li[i] = i + 1;
+    sr_data e;
+    CHECK(sr_data_from_pairs(&e, lu, li, LONG, err, sizeof err) == 0, "%s", err);
+    free(lu);
+    free(li);
+    e.n_items = LONG - 2 + 1; /* trains on 1..99998: 99999 is the only negative left */
+    heed_rng r = heed_rng_make(3, 3);
+    int64_t seq[8], pos[8], neg[8];
+    sr_train_row(&e, 1, 8, &r, seq, pos, neg);
+    for (int i = 0; i < 8; i++) CHECK(neg[i] == LONG - 1, "the only unseen item is 99999, got %lld", (long long)neg[i]);
+    e.n_items = LONG + 3; /* 100001..100003 never seen */
+    sr_eval_opts o = sr_eval_defaults(4, true);
+    o.negatives = 3;
+    sr_metrics m;
+    CHECK(sr_evaluate(&e, &o, unseen_negatives_scorer, &e, &m, err, sizeof err) == 0 && m.users == 1, "%s", err);
+    o.negatives = 4;
+    CHECK(sr_evaluate(&e, &o, unseen_negatives_scorer, &e, &m, err, sizeof err) == -1 && strstr(err, "leaving 3 unseen"),
+          "%s", err);
+    sr_data_free(&e);
+    /* evaluation: user 1 has 3 unseen items */
+    o.negatives = 3;
+    sr_popularity p;
+    CHECK(sr_popularity_init(&p, &d) == 0, "popularity");
+    CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &p, &m, err, sizeof err) == 0 && m.users == 1, "%s", err);
+    o.negatives = 4;
+    CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &p, &m, err, sizeof err) == -1 &&
+              strstr(err, "user 1 interacted with 5 of the 8 items, leaving 3 unseen: fewer than the 4 negatives"),
+          "%s", err);
+    o.full = true; /* full ranking needs no negatives */
+    CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &p, &m, err, sizeof err) == 0, "%s", err);
+    sr_popularity_free(&p);
+    sr_data_free(&d);
 }
 
 static void metrics_on_hand_made_ranks(void) {
@@ -293,6 +387,8 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(loader_reads_and_splits);
     RUN(loader_errors);
+    RUN(loader_bounds);
+    RUN(unseen_items_and_negatives);
     RUN(metrics_on_hand_made_ranks);
     RUN(protocol_with_known_ranks);
     RUN(counted_chain);

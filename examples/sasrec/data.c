@@ -104,31 +104,51 @@ static bool parse_id(const char **p, int64_t *v, const char **why) {
 
 static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
-int sr_load(const char *path, sr_data *d, char *err, size_t errlen) {
-    if (!path || !d) {
-        snprintf(err, errlen, "sr_load: path or dataset is NULL");
-        return -1;
+/* Reads one line into buf (at most cap bytes, without the '\n'). Returns its length, -1 at
+ * the end of the file, or cap + 1 if the line is longer than cap (the rest of it is left
+ * unread: a file without line ends, such as /dev/zero, is refused after cap bytes). */
+static int64_t read_line(FILE *f, char *buf, int64_t cap) {
+    int64_t n = 0;
+    int c;
+    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (n == cap) return cap + 1;
+        buf[n++] = (char)c;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    buf[n] = 0;
+    return c == EOF && n == 0 ? -1 : n;
+}
+
+/* The largest id a file of `lines` lines may use. Every id up to the largest gets a row
+ * (users: an offset; items: an embedding row and its Adam moments), so a file's ids must
+ * be about as dense as its lines: "2147483647 3" alone would ask for 16 GiB. */
+static int64_t id_limit(int64_t lines) { return SR_IDS_PER_LINE * lines + SR_IDS_SLACK; }
+
+int sr_read(FILE *f, const char *name, sr_data *d, char *err, size_t errlen) {
     int32_t *us = NULL, *is = NULL;
-    int64_t n = 0, cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t linecap = 0;
-    ssize_t len;
+    int64_t n = 0, cap = 0, lineno = 0, len;
+    int64_t max_id[2] = {0, 0}, max_line[2] = {0, 0}; /* the largest user and item id, and their lines */
+    char *line = malloc(SR_LINE_MAX + 1);
     int rc = -1;
-    while ((len = getline(&line, &linecap, f)) >= 0) {
+    if (!line) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    while ((len = read_line(f, line, SR_LINE_MAX)) >= 0) {
         lineno++;
+        if (len > SR_LINE_MAX) {
+            char q[300];
+            quote_line(line, SR_LINE_MAX, q, sizeof q);
+            snprintf(err, errlen, "%s:%lld: line longer than %d bytes (a line is 'user item'): '%s'", name,
+                     (long long)lineno, SR_LINE_MAX, q);
+            goto out;
+        }
         if ((size_t)len != strlen(line)) {
             char q[300];
             quote_line(line, (size_t)len, q, sizeof q);
-            snprintf(err, errlen, "%s:%lld: NUL byte in line: '%s'", path, (long long)lineno, q);
+            snprintf(err, errlen, "%s:%lld: NUL byte in line: '%s'", name, (long long)lineno, q);
             goto out;
         }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        while (len > 0 && line[len - 1] == '\r') line[--len] = 0;
         const char *p = line, *why = NULL;
         while (is_blank(*p)) p++;
         if (!*p) continue; /* blank lines are allowed */
@@ -143,7 +163,7 @@ int sr_load(const char *path, sr_data *d, char *err, size_t errlen) {
         if (!ok) {
             char q[300];
             quote_line(line, (size_t)len, q, sizeof q);
-            snprintf(err, errlen, "%s:%lld: %s: '%s'", path, (long long)lineno, why, q);
+            snprintf(err, errlen, "%s:%lld: %s: '%s'", name, (long long)lineno, why, q);
             goto out;
         }
         if (n == cap) {
@@ -153,27 +173,52 @@ int sr_load(const char *path, sr_data *d, char *err, size_t errlen) {
             int32_t *ni = nu ? realloc(is, (size_t)cap * sizeof *is) : NULL;
             if (ni) is = ni;
             if (!nu || !ni) {
-                snprintf(err, errlen, "%s:%lld: out of memory", path, (long long)lineno);
+                snprintf(err, errlen, "%s:%lld: out of memory", name, (long long)lineno);
                 goto out;
             }
         }
         us[n] = (int32_t)u;
         is[n] = (int32_t)it;
         n++;
+        if (u > max_id[0]) max_id[0] = u, max_line[0] = lineno;
+        if (it > max_id[1]) max_id[1] = it, max_line[1] = lineno;
     }
     if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error after line %lld: %s", path, (long long)lineno, strerror(errno));
+        snprintf(err, errlen, "%s: read error after line %lld: %s", name, (long long)lineno, strerror(errno));
         goto out;
     }
     if (n == 0) {
-        snprintf(err, errlen, "%s: no 'user item' lines (empty file)", path);
+        snprintf(err, errlen, "%s: no 'user item' lines (empty file)", name);
         goto out;
     }
+    for (int k = 0; k < 2; k++)
+        if (max_id[k] > id_limit(n)) {
+            snprintf(err, errlen,
+                     "%s:%lld: %s id %lld is far beyond the file's %lld line%s (ids may go up to %d x lines + %d = "
+                     "%lld): every id up to the largest takes memory, so number the ids densely from 1",
+                     name, (long long)max_line[k], k ? "item" : "user", (long long)max_id[k], (long long)n,
+                     n == 1 ? "" : "s", SR_IDS_PER_LINE, SR_IDS_SLACK, (long long)id_limit(n));
+            goto out;
+        }
     if (sr_data_from_pairs(d, us, is, n, err, errlen) == 0) rc = 0;
 out:
     free(line);
     free(us);
     free(is);
+    return rc;
+}
+
+int sr_load(const char *path, sr_data *d, char *err, size_t errlen) {
+    if (!path || !d) {
+        snprintf(err, errlen, "sr_load: path or dataset is NULL");
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = sr_read(f, path, d, err, errlen);
     fclose(f);
     return rc;
 }
@@ -226,6 +271,32 @@ bool sr_seen(const sr_data *d, int64_t u, int32_t item) {
     return sr_seen_in_train(d, u, item) || (sr_len(d, u) >= 3 && (item == sr_valid_item(d, u) || item == sr_test_item(d, u)));
 }
 
+/* Distinct items among user u's training items (sorted, so repeats are adjacent). */
+static int64_t distinct_in_train(const sr_data *d, int64_t u) {
+    const int32_t *s = d->sorted + d->start[u];
+    int64_t m = sr_train_len(d, u), k = 0;
+    for (int64_t i = 0; i < m; i++) k += i == 0 || s[i] != s[i - 1];
+    return k;
+}
+
+int64_t sr_unseen_in_train(const sr_data *d, int64_t u) { return d->n_items - distinct_in_train(d, u); }
+
+int64_t sr_unseen(const sr_data *d, int64_t u) {
+    int64_t k = distinct_in_train(d, u);
+    if (sr_len(d, u) >= 3) {
+        int32_t v = sr_valid_item(d, u), t = sr_test_item(d, u);
+        k += !sr_seen_in_train(d, u, v);
+        k += t != v && !sr_seen_in_train(d, u, t);
+    }
+    return d->n_items - k;
+}
+
+int32_t sr_nth_unseen(const sr_data *d, int64_t u, bool train_only, int64_t k) {
+    for (int32_t it = 1; it <= d->n_items; it++)
+        if (!(train_only ? sr_seen_in_train(d, u, it) : sr_seen(d, u, it)) && k-- == 0) return it;
+    return 0;
+}
+
 sr_stats sr_data_stats(const sr_data *d) {
     sr_stats s = {0};
     int64_t users = 0;
@@ -250,14 +321,16 @@ sr_stats sr_data_stats(const sr_data *d) {
 /* ---------------------------------------------------------------- rows */
 
 /* A random item in 1..n_items the user has not trained on. Rejection sampling; after many
- * rejections (a user who saw nearly everything) any item other than avoid is taken. */
+ * rejections (a user who trained on nearly every item) an exact draw among the rest. A
+ * user who trained on every item has no negative: any item (the trainer refuses them). */
 static int64_t negative(const sr_data *d, int64_t u, heed_rng *r) {
     int64_t it = 0;
     for (int tries = 0; tries < 1000; tries++) {
         it = 1 + (int64_t)heed_rng_below(r, (uint64_t)d->n_items);
         if (!sr_seen_in_train(d, u, (int32_t)it)) return it;
     }
-    return it;
+    int64_t rest = sr_unseen_in_train(d, u);
+    return rest > 0 ? sr_nth_unseen(d, u, true, (int64_t)heed_rng_below(r, (uint64_t)rest)) : it;
 }
 
 void sr_train_row(const sr_data *d, int64_t u, int64_t maxlen, heed_rng *r, int64_t *seq, int64_t *pos, int64_t *neg) {

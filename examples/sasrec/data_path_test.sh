@@ -6,7 +6,7 @@ set -euo pipefail
 sasrec=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-gen=(--gen-users 1200 --gen-items 150 --gen-successors 2 --gen-noise 0.15)
+gen=(--gen-users 1200 --gen-items 150 --gen-successors 2 --gen-noise 0.15 --gen-max-len 40)
 train=(--maxlen 20 --hidden-units 32 --num-blocks 1 --dropout-rate 0.2 --batch-size 64 --threads 1 --no-progress)
 "$sasrec" "${gen[@]}" --num-epochs 0 --save-data "$dir/gen.txt" > /dev/null
 # a stable sort by user id, descending, keeps each user's lines in time order

@@ -72,6 +72,18 @@ int sr_evaluate(const sr_data *d, const sr_eval_opts *o, sr_scorer f, void *user
         snprintf(err, errlen, "evaluate: out of memory");
         goto out;
     }
+    /* Negatives are drawn among the items a user never interacted with: refuse a user with
+     * too few of them rather than draw seen items (which would rank the held-out item low). */
+    for (int64_t i = 0; !o->full && i < n_users; i++) {
+        int64_t u = users[i], unseen = sr_unseen(d, u);
+        if (unseen < o->negatives) {
+            snprintf(err, errlen,
+                     "evaluate: user %lld interacted with %lld of the %lld items, leaving %lld unseen: fewer than the %d "
+                     "negatives to sample (lower --negatives, or rank all items with --full-rank)",
+                     (long long)u, (long long)(d->n_items - unseen), (long long)d->n_items, (long long)unseen, o->negatives);
+            goto out;
+        }
+    }
     double hr_sum = 0, ndcg_sum = 0;
     for (int64_t b0 = 0; b0 < n_users; b0 += B) {
         int64_t nb = n_users - b0 < B ? n_users - b0 : B;
@@ -87,6 +99,8 @@ int sr_evaluate(const sr_data *d, const sr_eval_opts *o, sr_scorer f, void *user
                 int tries = 0;
                 do it = (int32_t)(1 + heed_rng_below(&r, (uint64_t)d->n_items));
                 while (sr_seen(d, u, it) && ++tries < 10000);
+                if (tries == 10000) /* nearly every item seen: an exact draw among the rest */
+                    it = sr_nth_unseen(d, u, false, (int64_t)heed_rng_below(&r, (uint64_t)sr_unseen(d, u)));
                 c[j] = it;
             }
         }

@@ -4,7 +4,7 @@
  * sampled negatives for up to 10,000 users. Prints per-epoch loss, time and metrics, the
  * popularity baseline and (on generated data) the ceiling; checkpoints every epoch.
  * Run with --help for the flags; docs/sasrec.md has the details. */
-#include "train.h"
+#include "args.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,202 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-typedef struct {
-    const char *data, *save_data, *checkpoint, *heatmap, *metrics_csv, *gen_preset;
-    bool resume, progress, full_rank, bench, no_test;
-    int64_t epochs, eval_every, eval_users, heatmap_user, threads;
-    int negatives, k;
-    double target_hr; /* exit status 3 if the final test HR@k is below (smoke tests) */
-    sr_gen_config gen;
-    sr_train_config train;
-} options;
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: sasrec [options]\n"
-            "data (default: generated, --gen small):\n"
-            "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
-            "  --gen PRESET           small (6000 users, 500 items) or amazon-games (31000 users,\n"
-            "                         24000 items, 7.3 items per user)\n"
-            "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
-            "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
-            "  --save-data PATH       write the dataset in the paper's format and go on\n"
-            "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
-            "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
-            "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
-            "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
-            "  --threads N            OpenMP threads (default: all)\n"
-            "  --length-groups N      run a batch as up to N groups of similar length, each at its\n"
-            "                         own width (4; 1 = the whole batch at its widest row)\n"
-            "evaluation:\n"
-            "  --eval-every N         epochs between evaluations (1; 0 = only at the end)\n"
-            "  --eval-users N         users sampled for evaluation (10000; 0 = all)\n"
-            "  --negatives N          sampled negatives per user (100)\n"
-            "  --k N                  cut-off of HR@k and NDCG@k (10)\n"
-            "  --full-rank            rank against every item the user has not interacted with\n"
-            "  --no-test              report validation metrics only (the test set stays unseen)\n"
-            "output:\n"
-            "  --checkpoint PATH      save the training state after every epoch\n"
-            "  --resume               continue from --checkpoint if the file exists\n"
-            "  --heatmap PATH         attention weights of one user at the end: PATH.png a heatmap per\n"
-            "                         block (grid of heads), else an SVG per block and head with item ids\n"
-            "  --heatmap-user U       that user (default: the first with a test item)\n"
-            "  --metrics PATH.csv     per-epoch loss, time and metrics\n"
-            "  --no-progress          no progress bar\n"
-            "  --bench                time --num-epochs epochs (default 3), no evaluation; print a JSON line\n"
-            "  --target-hr X          exit with status 3 if the final test HR@k is below X\n");
-}
-
-static bool parse_i64(const char *s, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end) return false;
-    *v = x;
-    return true;
-}
-
-static bool parse_f64(const char *s, double *v) {
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(x)) return false;
-    *v = x;
-    return true;
-}
-
-static sr_gen_config gen_small(void) {
-    return (sr_gen_config){.n_users = 6000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200, .successors = 3,
-                           .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
-}
-
-/* Parses argv into o; false with a message on stderr on a bad flag or value. */
-static bool parse_args(int argc, char **argv, options *o) {
-    bool epochs_set = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        }
-        /* boolean flags */
-        bool *flag = !strcmp(a, "--resume")        ? &o->resume
-                     : !strcmp(a, "--full-rank")   ? &o->full_rank
-                     : !strcmp(a, "--bench")       ? &o->bench
-                     : !strcmp(a, "--no-test")     ? &o->no_test
-                     : NULL;
-        if (flag) {
-            *flag = true;
-            continue;
-        }
-        if (!strcmp(a, "--no-progress")) {
-            o->progress = false;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "sasrec: %s needs a value (see --help)\n", a);
-            return false;
-        }
-        const char *v = argv[++i];
-        int64_t iv = 0;
-        double fv = 0;
-        bool ok = true;
-        sr_train_config *t = &o->train;
-        sr_gen_config *g = &o->gen;
-#define STR(name, field) else if (!strcmp(a, name)) o->field = v;
-#define INT(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = parse_i64(v, &iv) && iv >= (lo) && iv <= (hi) && ((lvalue) = iv, 1);
-#define DBL(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = parse_f64(v, &fv) && fv >= (lo) && fv <= (hi) && ((lvalue) = fv, 1);
-        if (0) {}
-        STR("--data", data)
-        STR("--save-data", save_data)
-        STR("--checkpoint", checkpoint)
-        STR("--heatmap", heatmap)
-        STR("--metrics", metrics_csv)
-        STR("--gen", gen_preset)
-        INT("--gen-users", g->n_users, 1, 100000000)
-        INT("--gen-items", g->n_items, 2, 100000000)
-        DBL("--gen-mean-len", g->mean_len, 1, 100000)
-        INT("--gen-min-len", g->min_len, 1, 100000)
-        INT("--gen-max-len", g->max_len, 1, 100000)
-        INT("--gen-successors", g->successors, 1, 64)
-        DBL("--gen-noise", g->noise, 0, 1)
-        DBL("--gen-order2", g->order2, 0, 1)
-        DBL("--gen-zipf", g->zipf, 0, 5)
-        INT("--gen-seed", g->seed, 0, INT64_MAX)
-        INT("--maxlen", t->model.maxlen, 1, 100000)
-        INT("--hidden-units", t->model.hidden, 1, 100000)
-        INT("--hidden", t->model.hidden, 1, 100000)
-        INT("--num-blocks", t->model.blocks, 0, HEED_SASREC_MAX_BLOCKS)
-        INT("--blocks", t->model.blocks, 0, HEED_SASREC_MAX_BLOCKS)
-        INT("--num-heads", t->model.heads, 1, 1024)
-        INT("--heads", t->model.heads, 1, 1024)
-        DBL("--dropout-rate", t->model.dropout, 0, 0.99)
-        DBL("--dropout", t->model.dropout, 0, 0.99)
-        DBL("--lr", t->lr, 0, 10)
-        DBL("--beta1", t->beta1, 0, 0.999999)
-        DBL("--beta2", t->beta2, 0, 0.999999)
-        DBL("--l2-emb", t->l2_emb, 0, 10)
-        INT("--batch-size", t->batch, 1, 1000000)
-        INT("--length-groups", t->max_groups, 1, SR_MAX_GROUPS)
-        INT("--batch", t->batch, 1, 1000000)
-        INT("--seed", t->seed, 0, INT64_MAX)
-        INT("--threads", o->threads, 0, 1024)
-        INT("--eval-every", o->eval_every, 0, 1000000)
-        INT("--eval-users", o->eval_users, 0, INT64_MAX)
-        INT("--negatives", o->negatives, 1, 1000000)
-        INT("--k", o->k, 1, 1000000)
-        INT("--heatmap-user", o->heatmap_user, 1, INT64_MAX)
-        DBL("--target-hr", o->target_hr, 0, 1)
-        else if (!strcmp(a, "--num-epochs") || !strcmp(a, "--epochs")) {
-            ok = parse_i64(v, &iv) && iv >= 0 && iv <= 1000000;
-            if (ok) o->epochs = iv, epochs_set = true;
-        } else {
-            fprintf(stderr, "sasrec: unknown flag %s (see --help)\n", a);
-            return false;
-        }
-#undef STR
-#undef INT
-#undef DBL
-        if (!ok) {
-            fprintf(stderr, "sasrec: bad value '%s' for %s (see --help for the range)\n", v, a);
-            return false;
-        }
-    }
-    if (o->bench && !epochs_set) o->epochs = 3;
-    if (o->resume && !o->checkpoint) {
-        fprintf(stderr, "sasrec: --resume needs --checkpoint PATH\n");
-        return false;
-    }
-    if (o->train.model.hidden % o->train.model.heads) {
-        fprintf(stderr, "sasrec: --num-heads %d must divide --hidden-units %lld\n", o->train.model.heads,
-                (long long)o->train.model.hidden);
-        return false;
-    }
-    return true;
-}
-
-/* The generator settings of a --gen preset, looked up before the other flags so that
- * explicit --gen-* flags change it. */
-static bool preset(int argc, char **argv, sr_gen_config *g) {
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--gen")) continue;
-        const char *v = argv[i + 1];
-        if (!strcmp(v, "small")) *g = gen_small();
-        else if (!strcmp(v, "amazon-games")) *g = sr_gen_amazon_games();
-        else {
-            fprintf(stderr, "sasrec: unknown --gen preset '%s' (small, amazon-games)\n", v);
-            return false;
-        }
-    }
-    return true;
 }
 
 /* path with "-<tag>" before its extension: runs/attn.svg -> runs/attn-block1.svg. */
@@ -287,7 +98,7 @@ out:
     return rc;
 }
 
-static int evaluate(sr_trainer *t, const options *o, bool test, sr_scorer f, void *user, sr_metrics *m, char *err,
+static int evaluate(sr_trainer *t, const sr_options *o, bool test, sr_scorer f, void *user, sr_metrics *m, char *err,
                     size_t errlen) {
     sr_eval_opts e = sr_eval_defaults(t->cfg.model.maxlen, test);
     e.negatives = o->negatives;
@@ -298,7 +109,7 @@ static int evaluate(sr_trainer *t, const options *o, bool test, sr_scorer f, voi
 }
 
 /* Evaluates a baseline on validation and test (unless --no-test) and prints one line. */
-static int baseline(sr_trainer *t, const options *o, const char *name, sr_scorer f, void *user, sr_metrics *test,
+static int baseline(sr_trainer *t, const sr_options *o, const char *name, sr_scorer f, void *user, sr_metrics *test,
                     char *err, size_t errlen) {
     sr_metrics valid;
     if (evaluate(t, o, false, f, user, &valid, err, errlen) || (!o->no_test && evaluate(t, o, true, f, user, test, err, errlen)))
@@ -309,172 +120,241 @@ static int baseline(sr_trainer *t, const options *o, const char *name, sr_scorer
     return 0;
 }
 
-int main(int argc, char **argv) {
-    options o = {.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
-                 .target_hr = -1, .gen = gen_small(), .train = sr_train_defaults(0)};
-    if (!preset(argc, argv, &o.gen) || !parse_args(argc, argv, &o)) return 2;
-    o.train.threads = (int)o.threads;
+/* Everything the program holds, freed in one place whatever the exit. */
+typedef struct {
+    sr_options o;
+    sr_data d;
+    sr_generator gen;
+    sr_trainer t;
+    sr_popularity pop;
+    sr_chain chain;
+    heed_metrics *log;
     char err[1024];
-    sr_data d = {0};
-    sr_generator gen = {0};
-    bool generated = !o.data;
+} program;
+
+static int fail(const char *what, const char *why) {
+    fprintf(stderr, "sasrec: %s%s%s\n", what, *what ? ": " : "", why);
+    return 1;
+}
+
+/* An output path is checked before any work: its directory must exist and be writable,
+ * and the path must not be a directory. A file written atomically (a temporary file
+ * renamed over it) must not be anything but a regular file: the rename would replace a
+ * device or FIFO with a regular file. */
+static int check_output(const char *flag, const char *path, bool atomic, char *err, size_t errlen) {
+    struct stat sb;
+    if (!*path) return snprintf(err, errlen, "%s: the path is empty", flag), -1;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return snprintf(err, errlen, "%s %s: is a directory", flag, path), -1;
+    if (atomic && lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return snprintf(err, errlen, "%s %s: not a regular file (it would be replaced by one)", flag, path), -1;
+    const char *slash = strrchr(path, '/');
+    int n = !slash ? 1 : slash == path ? 1 : (int)(slash - path); /* the directory's name: "." or path[0, n) */
+    const char *name = slash ? path : ".";
+    char dir[4096];
+    if (n >= (int)sizeof dir) return snprintf(err, errlen, "%s: the path is too long", flag), -1;
+    snprintf(dir, sizeof dir, "%.*s", n, name);
+    if (stat(dir, &sb) != 0)
+        return snprintf(err, errlen, "%s %s: directory %.*s: %s", flag, path, n, name, strerror(errno)), -1;
+    if (!S_ISDIR(sb.st_mode)) return snprintf(err, errlen, "%s %s: %.*s is not a directory", flag, path, n, name), -1;
+    if (access(dir, W_OK | X_OK) != 0)
+        return snprintf(err, errlen, "%s %s: cannot write in %.*s: %s", flag, path, n, name, strerror(errno)), -1;
+    return 0;
+}
+
+static int check_outputs(const sr_options *o, char *err, size_t errlen) {
+    if ((o->checkpoint && check_output("--checkpoint", o->checkpoint, true, err, errlen)) ||
+        (o->heatmap && check_output("--heatmap", o->heatmap, true, err, errlen)) ||
+        (o->metrics_csv && check_output("--metrics", o->metrics_csv, false, err, errlen)) ||
+        (o->save_data && check_output("--save-data", o->save_data, true, err, errlen)))
+        return -1;
+    if (o->checkpoint && !o->resume && access(o->checkpoint, F_OK) == 0)
+        return snprintf(err, errlen,
+                        "--checkpoint %s exists: pass --resume to continue from it, or remove it to start over",
+                        o->checkpoint),
+               -1;
+    if (o->heatmap && o->train.model.blocks == 0)
+        return snprintf(err, errlen, "--heatmap needs an attention block (--num-blocks 0 has none)"), -1;
+    return 0;
+}
+
+/* The data, from the file or the generator, with its summary line; --save-data. */
+static int load_data(program *p) {
+    const sr_options *o = &p->o;
     double t0 = now();
-    if (o.data ? sr_load(o.data, &d, err, sizeof err) : sr_generate(&o.gen, &d, &gen, err, sizeof err)) {
-        fprintf(stderr, "sasrec: %s\n", err);
-        return 1;
-    }
-    sr_stats st = sr_data_stats(&d);
+    if (o->data ? sr_load(o->data, &p->d, p->err, sizeof p->err) : sr_generate(&o->gen, &p->d, &p->gen, p->err, sizeof p->err))
+        return fail("", p->err);
+    const sr_data *d = &p->d;
+    sr_stats st = sr_data_stats(d);
     printf("data: %s: %lld users, %lld items, %lld interactions, %.2f per user (max %lld); %lld with a test item (%.2fs)\n",
-           o.data ? o.data : "generated", (long long)d.n_users, (long long)d.n_items, (long long)d.n_interactions, st.mean_len,
-           (long long)st.max_len, (long long)st.users_with_test, now() - t0);
-    if (st.active_items < d.n_items / 2 || st.active_users < d.n_users / 2)
+           o->data ? o->data : "generated", (long long)d->n_users, (long long)d->n_items, (long long)d->n_interactions,
+           st.mean_len, (long long)st.max_len, (long long)st.users_with_test, now() - t0);
+    if (st.active_items < d->n_items / 2 || st.active_users < d->n_users / 2)
         printf("note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
                "for every id up to the largest (renumber the ids densely to save memory)\n",
-               (long long)st.active_items, (long long)d.n_items, (long long)st.active_users, (long long)d.n_users);
-    if (o.save_data) {
-        if (sr_save(o.save_data, &d, err, sizeof err)) {
-            fprintf(stderr, "sasrec: %s\n", err);
-            return 1;
-        }
-        printf("data: written to %s\n", o.save_data);
+               (long long)st.active_items, (long long)d->n_items, (long long)st.active_users, (long long)d->n_users);
+    if (o->save_data) {
+        if (sr_save(o->save_data, d, p->err, sizeof p->err)) return fail("", p->err);
+        printf("data: written to %s\n", o->save_data);
     }
-    o.train.model.n_items = d.n_items;
-    sr_trainer t;
-    if (sr_trainer_init(&t, &d, &o.train, err, sizeof err)) {
-        fprintf(stderr, "sasrec: %s\n", err);
-        return 1;
-    }
-    const heed_sasrec_config *mc = &o.train.model;
+    return 0;
+}
+
+/* The user whose attention --heatmap draws: --heatmap-user, or the first with 3 items. */
+static int64_t heatmap_user(const program *p) {
+    int64_t u = p->o.heatmap_user;
+    for (int64_t v = 1; !u && v <= p->d.n_users; v++)
+        if (sr_len(&p->d, v) >= 3) u = v;
+    return u >= 1 && u <= p->d.n_users && sr_len(&p->d, u) >= 1 ? u : 0;
+}
+
+/* Loads the data, trains, evaluates and reports; the exit status. */
+static int run(program *p) {
+    sr_options *o = &p->o;
+    char *err = p->err;
+    size_t errlen = sizeof p->err;
+    if (load_data(p)) return 1;
+    const sr_data *d = &p->d;
+    bool generated = !o->data;
+    if (o->heatmap && !heatmap_user(p))
+        return fail("--heatmap", o->heatmap_user ? "--heatmap-user: no such user with a history" : "no user has 3 items");
+    o->train.model.n_items = d->n_items;
+    sr_trainer *t = &p->t;
+    if (sr_trainer_init(t, d, &o->train, err, errlen)) return fail("", err);
+    const heed_sasrec_config *mc = &o->train.model;
     printf("model: maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g; %lld parameters; Adam lr %g betas (%g, %g), "
            "batch %lld, %lld steps per epoch, %d threads\n",
            (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, mc->heads, mc->dropout,
-           (long long)heed_params_numel(t.P), o.train.lr, o.train.beta1, o.train.beta2, (long long)o.train.batch,
-           (long long)sr_trainer_steps_per_epoch(&t), heed_ctx_threads(t.ctx));
-    if (o.resume && access(o.checkpoint, F_OK) == 0) {
-        if (sr_trainer_load(&t, o.checkpoint, err, sizeof err)) {
-            fprintf(stderr, "sasrec: resume: %s\n", err);
-            return 1;
-        }
-        printf("resumed from %s after epoch %lld\n", o.checkpoint, (long long)t.epoch);
+           (long long)heed_params_numel(t->P), o->train.lr, o->train.beta1, o->train.beta2, (long long)o->train.batch,
+           (long long)sr_trainer_steps_per_epoch(t), heed_ctx_threads(t->ctx));
+    if (o->resume && access(o->checkpoint, F_OK) == 0) {
+        if (sr_trainer_load(t, o->checkpoint, err, errlen)) return fail("resume", err);
+        printf("resumed from %s after epoch %lld\n", o->checkpoint, (long long)t->epoch);
+    }
+    if (o->metrics_csv) {
+        const char *cols[] = {"epoch", "loss", "seconds", "valid_hr", "valid_ndcg", "test_hr", "test_ndcg"};
+        p->log = heed_metrics_new(t->ctx, o->metrics_csv, 7, cols);
+        if (!p->log) return fail("--metrics", heed_ctx_error(t->ctx));
     }
 
     /* The baselines on the very same candidates as the model: popularity; the counted chain
      * (the generator's formula counted in the training parts, or on real data a first-order
      * Markov chain with popularity for ties); on generated data the ceiling. */
-    sr_popularity pop;
-    sr_chain chain;
     sr_metrics pop_test = {0}, chain_test = {0}, ceil_test = {0};
-    if (sr_popularity_init(&pop, &d) ||
-        sr_chain_init(&chain, &d, generated ? o.gen.noise : 1e-3, generated ? o.gen.order2 : 0))
-        return fprintf(stderr, "sasrec: out of memory\n"), 1;
-    if (!o.bench &&
-        (baseline(&t, &o, "popularity", sr_popularity_scorer, &pop, &pop_test, err, sizeof err) ||
-         baseline(&t, &o,
+    if (sr_popularity_init(&p->pop, d) ||
+        sr_chain_init(&p->chain, d, generated ? o->gen.noise : 1e-3, generated ? o->gen.order2 : 0))
+        return fail("", "out of memory for the baselines");
+    if (!o->bench &&
+        (baseline(t, o, "popularity", sr_popularity_scorer, &p->pop, &pop_test, err, errlen) ||
+         baseline(t, o,
                   generated ? "counted chain (the generator's formula, transitions counted in the training parts)"
                             : "Markov chain (counted transitions from the last item, popularity for ties)",
-                  sr_chain_scorer, &chain, &chain_test, err, sizeof err) ||
-         (generated && baseline(&t, &o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &gen, &ceil_test,
-                                err, sizeof err)))) {
-        fprintf(stderr, "sasrec: %s\n", err);
-        return 1;
-    }
+                  sr_chain_scorer, &p->chain, &chain_test, err, errlen) ||
+         (generated && baseline(t, o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &p->gen, &ceil_test,
+                                err, errlen))))
+        return fail("", err);
     fflush(stdout);
 
-    heed_metrics *log = NULL;
-    if (o.metrics_csv) {
-        const char *cols[] = {"epoch", "loss", "seconds", "valid_hr", "valid_ndcg", "test_hr", "test_ndcg"};
-        log = heed_metrics_new(t.ctx, o.metrics_csv, 7, cols);
-        if (!log) return fprintf(stderr, "sasrec: %s\n", heed_ctx_error(t.ctx)), 1;
-    }
     sr_metrics valid = {0}, test = {0};
     double train_seconds = 0;
-    int64_t epochs_run = 0;
-    int64_t steps = sr_trainer_steps_per_epoch(&t);
-    while (t.epoch < o.epochs) {
+    int64_t epochs_run = 0, steps = sr_trainer_steps_per_epoch(t);
+    while (t->epoch < o->epochs) {
         char label[32];
-        snprintf(label, sizeof label, "epoch %lld", (long long)t.epoch + 1);
-        heed_progress *bar = o.progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+        snprintf(label, sizeof label, "epoch %lld", (long long)t->epoch + 1);
+        heed_progress *bar = o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double e0 = now();
-        double loss = sr_train_epoch(&t, bar, err, sizeof err);
+        double loss = sr_train_epoch(t, bar, err, errlen);
         double secs = now() - e0;
         if (bar) heed_progress_finish(bar);
         if (isnan(loss)) {
-            fprintf(stderr, "sasrec: %s\n", err);
+            fail("", err);
+            if (o->checkpoint && (epochs_run > 0 || o->resume))
+                fprintf(stderr, "sasrec: %s holds the state after epoch %lld\n", o->checkpoint, (long long)t->epoch);
             return 1;
         }
         train_seconds += secs;
         epochs_run++;
-        printf("epoch %lld: loss %.4f, %.2fs (%.1f ms/step)", (long long)t.epoch, loss, secs, 1e3 * secs / (double)steps);
-        bool last = t.epoch == o.epochs;
-        bool eval = !o.bench && ((o.eval_every > 0 && t.epoch % o.eval_every == 0) || last);
+        printf("epoch %lld: loss %.4f, %.2fs (%.1f ms/step)", (long long)t->epoch, loss, secs, 1e3 * secs / (double)steps);
+        bool last = t->epoch == o->epochs;
+        bool eval = !o->bench && ((o->eval_every > 0 && t->epoch % o->eval_every == 0) || last);
         valid = test = (sr_metrics){NAN, NAN, 0};
         if (eval) {
             double v0 = now();
-            if (evaluate(&t, &o, false, sr_model_scorer, &t, &valid, err, sizeof err) ||
-                (!o.no_test && evaluate(&t, &o, true, sr_model_scorer, &t, &test, err, sizeof err))) {
-                fprintf(stderr, "\nsasrec: %s\n", err);
-                return 1;
-            }
-            printf("; valid HR@%d %.4f NDCG@%d %.4f", o.k, valid.hr, o.k, valid.ndcg);
-            if (!o.no_test) printf("; test HR@%d %.4f NDCG@%d %.4f", o.k, test.hr, o.k, test.ndcg);
+            if (evaluate(t, o, false, sr_model_scorer, t, &valid, err, errlen) ||
+                (!o->no_test && evaluate(t, o, true, sr_model_scorer, t, &test, err, errlen)))
+                return printf("\n"), fail("", err);
+            printf("; valid HR@%d %.4f NDCG@%d %.4f", o->k, valid.hr, o->k, valid.ndcg);
+            if (!o->no_test) printf("; test HR@%d %.4f NDCG@%d %.4f", o->k, test.hr, o->k, test.ndcg);
             printf(" (eval %.2fs)", now() - v0);
         }
         printf("\n");
         fflush(stdout);
-        if (log) heed_metrics_add(log, (double[]){(double)t.epoch, loss, secs, valid.hr, valid.ndcg, test.hr, test.ndcg});
-        if (o.checkpoint && sr_trainer_save(&t, o.checkpoint, err, sizeof err)) {
-            fprintf(stderr, "sasrec: checkpoint: %s\n", err);
-            return 1;
-        }
+        /* The checkpoint first: a failed metrics row must not cost the epoch's training. */
+        if (o->checkpoint && sr_trainer_save(t, o->checkpoint, err, errlen)) return fail("checkpoint", err);
+        if (p->log &&
+            heed_metrics_add(p->log, (double[]){(double)t->epoch, loss, secs, valid.hr, valid.ndcg, test.hr, test.ndcg}) !=
+                HEED_OK)
+            return fail("--metrics", heed_ctx_error(t->ctx));
     }
-    if (log) heed_metrics_close(log);
-    if (!o.bench && epochs_run == 0) { /* nothing left to train (a finished run resumed): evaluate it */
-        if (evaluate(&t, &o, false, sr_model_scorer, &t, &valid, err, sizeof err) ||
-            (!o.no_test && evaluate(&t, &o, true, sr_model_scorer, &t, &test, err, sizeof err))) {
-            fprintf(stderr, "sasrec: %s\n", err);
-            return 1;
-        }
+    heed_status closed = heed_metrics_close(p->log);
+    p->log = NULL;
+    if (closed != HEED_OK) return fail("--metrics", heed_ctx_error(t->ctx));
+    if (!o->bench && epochs_run == 0) { /* nothing left to train (a finished run resumed): evaluate it */
+        if (evaluate(t, o, false, sr_model_scorer, t, &valid, err, errlen) ||
+            (!o->no_test && evaluate(t, o, true, sr_model_scorer, t, &test, err, errlen)))
+            return fail("", err);
     }
 
-    if (o.bench && epochs_run > 0) {
+    if (o->bench && epochs_run > 0) {
         double per = train_seconds / (double)epochs_run;
         printf("{\"bench\":\"sasrec\",\"case\":\"%s users=%lld items=%lld maxlen=%lld d=%lld blocks=%d batch=%lld\","
                "\"epochs\":%lld,\"seconds_per_epoch\":%.3f,\"target_seconds\":8,\"threads\":%d,"
                "\"pytorch_reference_seconds_per_epoch\":40,\"pytorch_reference\":\"DESIGN notes figure, not measured in "
                "this run\",\"ratio_vs_pytorch_reference\":%.2f}\n",
-               generated ? (o.gen_preset ? o.gen_preset : "generated") : "data", (long long)d.n_users, (long long)d.n_items,
-               (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, (long long)o.train.batch, (long long)epochs_run, per,
-               heed_ctx_threads(t.ctx), 40.0 / per);
+               generated ? (o->gen_preset ? o->gen_preset : "generated") : "data", (long long)d->n_users,
+               (long long)d->n_items, (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, (long long)o->train.batch,
+               (long long)epochs_run, per, heed_ctx_threads(t->ctx), 40.0 / per);
     }
-    if (!o.bench) {
-        printf("final: model valid HR@%d %.4f NDCG@%d %.4f", o.k, valid.hr, o.k, valid.ndcg);
-        if (!o.no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o.k, test.hr, o.k, test.ndcg);
+    if (!o->bench) {
+        printf("final: model valid HR@%d %.4f NDCG@%d %.4f", o->k, valid.hr, o->k, valid.ndcg);
+        if (!o->no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o->k, test.hr, o->k, test.ndcg);
         printf("\n");
-        if (!o.no_test) {
-            printf("summary (test HR@%d): model %.4f", o.k, test.hr);
+        if (!o->no_test) {
+            printf("summary (test HR@%d): model %.4f", o->k, test.hr);
             if (generated) printf(" vs ceiling %.4f", ceil_test.hr);
             printf(" vs %s chain %.4f vs popularity %.4f\n", generated ? "counted" : "Markov", chain_test.hr, pop_test.hr);
         }
     }
-    if (o.heatmap) {
-        int64_t u = o.heatmap_user;
-        for (int64_t v = 1; !u && v <= d.n_users; v++)
-            if (sr_len(&d, v) >= 3) u = v;
-        if (u < 1 || u > d.n_users || write_heatmap(o.heatmap, &t, u, err, sizeof err)) {
-            fprintf(stderr, "sasrec: heatmap: %s\n", u < 1 || u > d.n_users ? "no such user" : err);
-            return 1;
-        }
+    if (o->heatmap) {
+        int64_t u = heatmap_user(p);
+        if (write_heatmap(o->heatmap, t, u, err, errlen)) return fail("heatmap", err);
         printf("heatmap: the attention of user %lld above\n", (long long)u);
     }
-    int status = 0;
-    if (o.target_hr >= 0 && !o.bench && !(test.hr >= o.target_hr)) {
-        fprintf(stderr, "sasrec: test HR@%d %.4f is below the target %.4f\n", o.k, test.hr, o.target_hr);
-        status = 3;
+    if (o->target_hr >= 0 && !o->bench && !(test.hr >= o->target_hr)) {
+        fprintf(stderr, "sasrec: test HR@%d %.4f is below the target %.4f\n", o->k, test.hr, o->target_hr);
+        return 3;
     }
-    sr_popularity_free(&pop);
-    sr_chain_free(&chain);
-    sr_trainer_free(&t);
-    sr_generator_free(&gen);
-    sr_data_free(&d);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    program p = {0};
+    int args = sr_parse_args(argc, argv, &p.o, p.err, sizeof p.err);
+    if (args == SR_ARGS_HELP) sr_usage(stdout);
+    if (args == SR_ARGS_ERROR || (args == SR_ARGS_OK && check_outputs(&p.o, p.err, sizeof p.err))) {
+        fail("", p.err);
+        return 2;
+    }
+    int status = args == SR_ARGS_HELP ? 0 : run(&p);
+    heed_metrics_close(p.log); /* an error exit: the rows written so far stay */
+    sr_popularity_free(&p.pop);
+    sr_chain_free(&p.chain);
+    sr_trainer_free(&p.t);
+    sr_generator_free(&p.gen);
+    sr_data_free(&p.d);
+    /* Every line the program printed must have reached its destination. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "sasrec: writing the standard output: %s\n", strerror(errno));
+        if (!status) status = 1;
+    }
     return status;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "heed.h"
 
@@ -27,9 +28,19 @@ typedef struct {
 
 void sr_data_free(sr_data *d);
 
+/* Bounds on what a file may ask for: a line is at most SR_LINE_MAX bytes, and the largest
+ * id at most SR_IDS_PER_LINE x lines + SR_IDS_SLACK (every id up to the largest gets
+ * memory, so ids far beyond the number of lines are refused before any is allocated). */
+#define SR_LINE_MAX 4096
+#define SR_IDS_PER_LINE 16
+#define SR_IDS_SLACK 65536
+
 /* Reads the format above. Returns 0, or -1 with a message in err (file, line number and
- * the line's content for malformed lines). Never aborts; d is untouched on failure. */
+ * the line's content for malformed lines, too long lines and ids beyond the bound above).
+ * Never aborts; d is untouched on failure. */
 int sr_load(const char *path, sr_data *d, char *err, size_t errlen);
+/* The same from an open stream; name is the file's name in messages. */
+int sr_read(FILE *f, const char *name, sr_data *d, char *err, size_t errlen);
 /* Writes the format above (users in id order). 0 or -1 with a message. */
 int sr_save(const char *path, const sr_data *d, char *err, size_t errlen);
 /* Builds d from a user id array and an item id array of n pairs in file order (the
@@ -54,6 +65,12 @@ static inline int32_t sr_test_item(const sr_data *d, int64_t u) {
 bool sr_seen_in_train(const sr_data *d, int64_t u, int32_t item);
 /* Training part, validation or test item: every interaction of user u. */
 bool sr_seen(const sr_data *d, int64_t u, int32_t item);
+/* Distinct items user u has not trained on, and has not interacted with at all. */
+int64_t sr_unseen_in_train(const sr_data *d, int64_t u);
+int64_t sr_unseen(const sr_data *d, int64_t u);
+/* The item of index k (0-based, k < sr_unseen / sr_unseen_in_train) among those, in id
+ * order: the exact draw when rejection sampling keeps hitting seen items. */
+int32_t sr_nth_unseen(const sr_data *d, int64_t u, bool train_only, int64_t k);
 
 typedef struct {
     int64_t users_with_train;   /* users with at least 2 training items (trainable) */

@@ -79,8 +79,17 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order || !t->len ||
         !t->dp)
         goto oom;
-    for (int64_t u = 1; u <= d->n_users; u++)
-        if (sr_train_len(d, u) >= 2) t->users[t->n_users++] = u;
+    heed_graph_set_anomaly(t->g, cfg->anomaly);
+    for (int64_t u = 1; u <= d->n_users; u++) {
+        if (sr_train_len(d, u) < 2) continue;
+        if (sr_unseen_in_train(d, u) == 0) {
+            snprintf(err, errlen, "user %lld trained on every one of the %lld items: no negative item to sample",
+                     (long long)u, (long long)d->n_items);
+            sr_trainer_free(t);
+            return -1;
+        }
+        t->users[t->n_users++] = u;
+    }
     if (t->n_users == 0) {
         snprintf(err, errlen, "no user has 2 or more training items: nothing to train on");
         sr_trainer_free(t);
@@ -191,15 +200,26 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
         heed_graph_reset(t->g);
         heed_params_zero_grad(t->P);
         heed_tensor *loss = batch_loss(t, nb);
+        double l = loss ? heed_get(loss, 0) : NAN;
+        /* A diverged loss stops the epoch before it reaches the parameters (so the last
+         * checkpoint stays the last good state). In anomaly mode the graph names the op. */
+        if (heed_graph_status(t->g) == HEED_OK && !isfinite(l)) {
+            snprintf(err, errlen,
+                     "loss became %s at epoch %lld step %lld (run with --anomaly to find the first op that produced "
+                     "it; a smaller --lr may help)",
+                     isnan(l) ? "NaN" : "infinite", (long long)t->epoch + 1, (long long)s + 1);
+            return NAN;
+        }
         if (heed_backward(t->g, loss) != HEED_OK) {
-            snprintf(err, errlen, "step %lld: %s", (long long)s + 1, heed_graph_error(t->g));
+            snprintf(err, errlen, "epoch %lld step %lld: %s", (long long)t->epoch + 1, (long long)s + 1,
+                     heed_graph_error(t->g));
             return NAN;
         }
         if (heed_optimizer_step(t->opt) != HEED_OK) {
-            snprintf(err, errlen, "step %lld: %s", (long long)s + 1, heed_ctx_error(t->ctx));
+            snprintf(err, errlen, "epoch %lld step %lld: %s", (long long)t->epoch + 1, (long long)s + 1,
+                     heed_ctx_error(t->ctx));
             return NAN;
         }
-        double l = heed_get(loss, 0);
         loss_sum += l;
         if (progress) heed_progress_update(progress, s + 1, l);
     }
@@ -240,19 +260,84 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
 
 /* ---------------------------------------------------------------- checkpoints */
 
-/* The settings a checkpoint must agree with, as one string. */
+/* The settings a checkpoint must agree with: everything that changes what training
+ * computes (not --threads: results do not depend on it). Saved as "key=value ..." under
+ * sasrec.config; doubles as their shortest exact decimal, so equal means bitwise equal. */
+#define CONFIG_ITEMS 17
+typedef struct {
+    const char *key, *flag; /* flag: how the user sets it */
+    char value[40];
+} config_item;
+
+/* The shortest decimal that reads back as exactly x (so equal strings mean equal values,
+ * and 0.3 shows as 0.3). */
+static const char *exact(double x, char *buf, size_t len) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    return buf;
+}
+
+static void config_items(const sr_trainer *t, config_item *it) {
+    const sr_train_config *c = &t->cfg;
+    const heed_sasrec_config *m = &c->model;
+    int n = 0;
+    char x[32];
+#define ITEM(k, f, ...) (it[n] = (config_item){k, f, ""}, snprintf(it[n].value, sizeof it[n].value, __VA_ARGS__), n++)
+    ITEM("items", "the number of items (the data)", "%lld", (long long)m->n_items);
+    ITEM("users", "the number of users (the data)", "%lld", (long long)t->d->n_users);
+    ITEM("interactions", "the number of interactions (the data)", "%lld", (long long)t->d->n_interactions);
+    ITEM("maxlen", "--maxlen", "%lld", (long long)m->maxlen);
+    ITEM("hidden", "--hidden-units", "%lld", (long long)m->hidden);
+    ITEM("blocks", "--num-blocks", "%d", m->blocks);
+    ITEM("heads", "--num-heads", "%d", m->heads);
+    ITEM("dropout", "--dropout-rate", "%s", exact(m->dropout, x, sizeof x));
+    ITEM("ln_eps", "the layernorm epsilon", "%s", exact(m->ln_eps, x, sizeof x));
+    ITEM("lr", "--lr", "%s", exact(c->lr, x, sizeof x));
+    ITEM("beta1", "--beta1", "%s", exact(c->beta1, x, sizeof x));
+    ITEM("beta2", "--beta2", "%s", exact(c->beta2, x, sizeof x));
+    ITEM("l2_emb", "--l2-emb", "%s", exact(c->l2_emb, x, sizeof x));
+    ITEM("batch", "--batch-size", "%lld", (long long)c->batch);
+    ITEM("seed", "--seed", "%llu", (unsigned long long)c->seed);
+    ITEM("length_groups", "--length-groups", "%d", c->max_groups);
+    ITEM("dtype", "the dtype", "%s", c->dtype == HEED_F64 ? "f64" : "f32");
+#undef ITEM
+}
+
 static void config_string(const sr_trainer *t, char *buf, size_t len) {
-    const heed_sasrec_config *m = &t->cfg.model;
-    snprintf(buf, len, "items=%lld maxlen=%lld hidden=%lld blocks=%d heads=%d batch=%lld seed=%llu users=%lld",
-             (long long)m->n_items, (long long)m->maxlen, (long long)m->hidden, m->blocks, m->heads,
-             (long long)t->cfg.batch, (unsigned long long)t->cfg.seed, (long long)t->d->n_users);
+    config_item it[CONFIG_ITEMS];
+    config_items(t, it);
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < CONFIG_ITEMS && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%s=%s", i ? " " : "", it[i].key, it[i].value);
+}
+
+/* The value of key in a saved "key=value ..." string, copied to out; false if absent. */
+static bool saved_value(const char *saved, const char *key, char *out, size_t len) {
+    size_t kl = strlen(key);
+    for (const char *p = saved; *p;) {
+        while (*p == ' ') p++;
+        const char *end = strchr(p, ' ');
+        if (!end) end = p + strlen(p);
+        if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(out, len, "%.*s", (int)(end - p - kl - 1), p + kl + 1);
+            return true;
+        }
+        p = end;
+    }
+    return false;
 }
 
 int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info = {.epoch = t->epoch, .step = heed_optimizer_steps(t->opt)};
-    char cfg[256];
+    char cfg[HEED_CKPT_VALUE_LEN];
     config_string(t, cfg, sizeof cfg);
-    heed_checkpoint_info_set(&info, "sasrec.config", cfg);
+    if (heed_checkpoint_info_set(&info, "sasrec.config", cfg) != HEED_OK) {
+        snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
+        return -1;
+    }
     if (heed_checkpoint_save(path, t->P, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
@@ -266,13 +351,28 @@ int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }
-    char cfg[256];
-    config_string(t, cfg, sizeof cfg);
+    /* The parameters were loaded already; a mismatch stops the run, naming the setting. */
     const char *saved = heed_checkpoint_info_get(&info, "sasrec.config");
-    if (!saved || strcmp(saved, cfg) != 0) {
-        /* The parameters were loaded already; say clearly that the run does not match. */
-        snprintf(err, errlen, "%s was saved with '%s', this run is '%s'", path, saved ? saved : "(no config)", cfg);
+    if (!saved) {
+        snprintf(err, errlen, "%s has no sasrec.config: not a checkpoint of this program", path);
         return -1;
+    }
+    config_item it[CONFIG_ITEMS];
+    config_items(t, it);
+    for (int i = 0; i < CONFIG_ITEMS; i++) {
+        char was[HEED_CKPT_VALUE_LEN];
+        if (!saved_value(saved, it[i].key, was, sizeof was)) {
+            snprintf(err, errlen, "%s does not record %s (%s): saved by an older sasrec ('%s'); start a new checkpoint",
+                     path, it[i].flag, it[i].key, saved);
+            return -1;
+        }
+        if (strcmp(was, it[i].value) != 0) {
+            snprintf(err, errlen,
+                     "%s was saved with %s %s, this run has %s %s: resume with the same settings, or start a new "
+                     "checkpoint",
+                     path, it[i].flag, was, it[i].flag, it[i].value);
+            return -1;
+        }
     }
     t->epoch = info.epoch;
     return 0;

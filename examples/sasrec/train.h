@@ -17,6 +17,7 @@ typedef struct {
     heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
     int threads;              /* OpenMP threads; 0 = all */
     int max_groups;           /* a batch runs as up to this many length groups (4; 1..16) */
+    bool anomaly;             /* heed's anomaly mode: the first op with a NaN/Inf is named */
 } sr_train_config;
 
 sr_train_config sr_train_defaults(int64_t n_items);
@@ -48,7 +49,8 @@ int64_t sr_trainer_steps_per_epoch(const sr_trainer *t);
  * up to max_groups groups, each run at the width of its longest row; the loss is the
  * target-weighted mean of the groups' losses, so loss and gradients are those of the whole
  * batch at full width (rows never interact) with far less padding computed. progress may
- * be NULL. Returns the mean loss, or NaN with a message in err. */
+ * be NULL. Returns the mean loss, or NaN with a message in err: an error, or a loss that
+ * became NaN or infinite (stopped before the step reaches the parameters). */
 double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen);
 
 /* The trained model as an sr_scorer (user = sr_trainer): eval mode, no tape. */
@@ -56,7 +58,10 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
                     const int32_t *cands, int64_t n_cands, float *scores);
 
 /* Checkpoint of the whole training state (parameters, Adam, epoch, dropout RNG); the
- * batches of an epoch depend only on (seed, epoch), so a resumed run continues exactly. */
+ * batches of an epoch depend only on (seed, epoch), so a resumed run continues exactly.
+ * The checkpoint records every setting that changes training (the data's size, the
+ * model, Adam, --l2-emb, batch, seed, length groups, dtype); a load with any different
+ * setting fails naming it and both values. */
 int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen);
 int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen);
 

@@ -1,6 +1,8 @@
 /* libFuzzer target for the checkpoint and weights loaders: any bytes must give HEED_OK or
  * a clean error, never a crash, a leak or undefined behaviour (built with ASan and UBSan
  * by tests/fuzz/run.sh). The model is fixed and small: w[2,3], b[3] (f32), with Adam.
+ * After a load with the optimizer succeeds, one training step runs on what was loaded
+ * (any values: NaN, huge moments, a huge step count) and must stay defined too.
  *
  * With HEED_FUZZ_SEEDS=<dir> set, the target first writes a seed corpus into dir: real
  * checkpoints (with and without optimizer state) and a weights file of that model. */
@@ -13,6 +15,18 @@
 static heed_ctx *ctx;
 static heed_params *P;
 static heed_optimizer *opt;
+static heed_graph *g;
+
+/* One step of Adam from the loaded state: loss = sum(w) + sum(b * b), backward, step. */
+static void train_one_step(void) {
+    heed_graph_reset(g);
+    heed_params_zero_grad(P);
+    heed_tensor *w = heed_params_at(P, 0), *b = heed_params_at(P, 1);
+    heed_tensor *loss = heed_add(g, heed_sum_all(g, w), heed_sum_all(g, heed_mul(g, b, b)));
+    if (heed_backward(g, loss) != HEED_OK) abort(); /* the loaded values cannot break the graph */
+    heed_status st = heed_optimizer_step(opt);
+    if (st != HEED_OK && !*heed_ctx_error(ctx)) abort();
+}
 
 static heed_params *model(void) {
     heed_params *p = heed_params_new(ctx, HEED_F32);
@@ -40,6 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1, .threads = 1});
     P = model();
     opt = heed_adam(P, NULL);
+    g = heed_graph_new(ctx);
     const char *seeds = getenv("HEED_FUZZ_SEEDS");
     if (seeds) write_seeds(seeds);
     return 0;
@@ -52,6 +67,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (st == HEED_OK && (info.n_schedule < 0 || info.n_schedule > HEED_CKPT_MAX_SCHEDULE)) abort();
     st = heed_checkpoint_load_memory(data, size, P, opt, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort();
+    if (st == HEED_OK) train_one_step();
     heed_safetensors_import_memory(data, size, P, false);
     heed_safetensors_import_memory(data, size, P, true);
     return 0;

@@ -1,40 +1,58 @@
 #!/bin/sh
-# Builds the checkpoint loader fuzzer (libFuzzer + ASan + UBSan, clang) against the
-# library sources and runs it for a bounded time from a seed corpus it makes itself.
-#   tests/fuzz/run.sh [seconds]      (default 30; FUZZ_JOBS=n for parallel workers)
-# Exit status: 0 if no crash was found, non-zero otherwise (the crash input is kept in
-# the work directory, printed at the end).
+# Builds every libFuzzer target (libFuzzer + ASan + UBSan, clang) against the library
+# sources and runs each for a bounded time from a seed corpus it makes itself:
+#   checkpoint    tests/fuzz/fuzz_checkpoint.c   checkpoint and weights loaders, then an
+#                                                optimizer step on what was loaded
+#   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
+#   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
+# A file parser added to heed or an example gets its target here in the same change.
+#   tests/fuzz/run.sh [seconds per target]      (default 20; FUZZ_TARGETS="a b" runs some)
+# Prints one line per target with its execution count, then "fuzz: N passed, N failed".
+# A target fails if it crashes (the input is kept in the work directory's artifacts/) or
+# runs no input at all. Exit status: 0 if every target passed.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-secs=${1:-${FUZZ_TIME:-30}}
+secs=${1:-${FUZZ_TIME:-20}}
 work=${FUZZ_WORK:-$root/build-fuzz}
+targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args}
 CC=${CC_FUZZ:-clang}
-mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
+mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec"
 
 # Library sources: every .c of the library folders (the portable GEMM, no BLAS needed),
-# compiled to objects two at a time. The loader's code (graph/, optim/, io/) is built for the
-# baseline ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
-# `#pragma GCC target`, which clang does not honour (the fuzzer never runs their kernels).
+# compiled to objects two at a time. graph/, optim/ and io/ are built for the baseline
+# ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
+# `#pragma GCC target`, which clang does not honour (the checkpoint target's training
+# step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
+# The sasrec example's sources (all but main.c) go into their own objects.
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
-        -fno-sanitize-recover=undefined -I$root/include -I$root -Wno-unused-parameter -Wno-pass-failed
-        $(pkg-config --cflags sleef libcjson)"
-mkdir -p "$work/obj"
-rm -f "$work"/obj/*.o
+        -fno-sanitize-recover=undefined -I$root/include -I$root -I$root/examples/sasrec -Wno-unused-parameter
+        -Wno-pass-failed $(pkg-config --cflags sleef libcjson)"
+rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o
 export CC cflags work
-ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/models/*.c 2>/dev/null |
+{ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/models/*.c
+  ls "$root"/examples/sasrec/*.c | grep -v -e /main.c -e /fuzz_; } |
   xargs -P 2 -n 1 sh -c '
-    src=$1; obj="$work/obj/$(basename "$(dirname "$src")")_$(basename "$src" .c).o"
+    src=$1; dir=$(basename "$(dirname "$src")")
+    case "$dir" in sasrec) out="$work/obj-sasrec" ;; *) out="$work/obj" ;; esac
     case "$src" in */ops/*|*/models/*) isa="-mavx2 -mfma" ;; *) isa="" ;; esac
-    $CC $cflags $isa -c "$src" -o "$obj"' _ || { echo "building the library for the fuzzer failed"; exit 1; }
-# shellcheck disable=SC2086
-$CC $cflags -fsanitize=fuzzer,address,undefined "$root/tests/fuzz/fuzz_checkpoint.c" "$work"/obj/*.o \
-    $(pkg-config --libs sleef libcjson) -lm -o "$work/fuzz_checkpoint"
+    $CC $cflags $isa -c "$src" -o "$out/${dir}_$(basename "$src" .c).o"' _ ||
+  { echo "building the library for the fuzzer failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
-# Seeds: real files from the library, plus a few hand-made edge cases.
-HEED_FUZZ_SEEDS="$work/seeds" "$work/fuzz_checkpoint" -runs=0 "$work/seeds" >/dev/null 2>&1
-printf '\002\000\000\000\000\000\000\000{}' >"$work/seeds/empty-object"
-printf '\010\000\000\000\000\000\000\000{"a":1} ' >"$work/seeds/not-a-tensor"
-cat >"$work/dict" <<'DICT'
+source_of() {
+  case "$1" in
+    checkpoint) echo "$root/tests/fuzz/fuzz_checkpoint.c" ;;
+    sasrec_data) echo "$root/examples/sasrec/fuzz_data.c $work/obj-sasrec/*.o" ;;
+    sasrec_args) echo "$root/examples/sasrec/fuzz_args.c $work/obj-sasrec/*.o" ;;
+  esac
+}
+# The longest input each target gets: a checkpoint header up to 1 MiB; data files past
+# the loader's 4096-byte line limit; command lines.
+max_len_of() {
+  case "$1" in checkpoint) echo 1048576 ;; sasrec_data) echo 16384 ;; *) echo 4096 ;; esac
+}
+
+# Dictionaries: the checkpoint format's keywords; the sasrec flags, read from args.c.
+cat >"$work/dict-checkpoint" <<'DICT'
 "__metadata__"
 "dtype"
 "shape"
@@ -48,6 +66,10 @@ cat >"$work/dict" <<'DICT'
 "role."
 "param"
 "optim."
+"optim.steps"
+"optim.states"
+"adam.exp_avg"
+"adam.exp_avg_sq"
 "schedule.count"
 "schedule.0"
 "rng.seed"
@@ -60,9 +82,44 @@ cat >"$work/dict" <<'DICT'
 "1e308"
 "-0"
 DICT
+printf '"\\x0a"\n"\\x0d\\x0a"\n"\\x09"\n"2147483647"\n"65536"\n' >"$work/dict-sasrec_data"
+grep -o '"--[a-z0-9-]*"' "$root/examples/sasrec/args.c" | sort -u >"$work/dict-sasrec_args"
+printf '"\\x00"\n"small"\n"amazon-games"\n"1e30"\n"nan"\n"-1"\n' >>"$work/dict-sasrec_args"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-"$work/fuzz_checkpoint" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -dict="$work/dict" -artifact_prefix="$work/artifacts/" -print_final_stats=1 \
-    ${FUZZ_JOBS:+-jobs=$FUZZ_JOBS -workers=$FUZZ_JOBS} "$work/corpus" "$work/seeds"
+passed=0
+failed=0
+for t in $targets; do
+  exe="$work/fuzz_$t"
+  # shellcheck disable=SC2046,SC2086
+  if ! $CC $cflags -fsanitize=fuzzer,address,undefined $(source_of "$t") "$work"/obj/*.o \
+      $(pkg-config --libs sleef libcjson) -lm -o "$exe"; then
+    echo "fuzz $t: FAILED to build"
+    failed=$((failed + 1))
+    continue
+  fi
+  mkdir -p "$work/corpus-$t" "$work/seeds-$t"
+  HEED_FUZZ_SEEDS="$work/seeds-$t" "$exe" -runs=0 "$work/seeds-$t" >/dev/null 2>&1 || true
+  if [ "$t" = checkpoint ]; then
+    printf '\002\000\000\000\000\000\000\000{}' >"$work/seeds-$t/empty-object"
+    printf '\010\000\000\000\000\000\000\000{"a":1} ' >"$work/seeds-$t/not-a-tensor"
+  fi
+  log="$work/fuzz-$t.log"
+  status=0
+  "$exe" -max_total_time="$secs" -max_len="$(max_len_of "$t")" -timeout=10 -rss_limit_mb=2048 \
+    -dict="$work/dict-$t" -artifact_prefix="$work/artifacts/$t-" -print_final_stats=1 \
+    "$work/corpus-$t" "$work/seeds-$t" >"$log" 2>&1 || status=$?
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  if [ "$status" -eq 0 ] && [ "${runs:-0}" -gt 0 ]; then
+    echo "fuzz $t: ok, ${runs} executions in ${secs} s"
+    passed=$((passed + 1))
+  else
+    echo "fuzz $t: FAILED (exit $status, ${runs:-0} executions); the end of $log:"
+    tail -40 "$log"
+    ls "$work/artifacts/$t-"* 2>/dev/null | sed 's/^/  crash input: /'
+    failed=$((failed + 1))
+  fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
