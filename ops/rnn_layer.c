@@ -1,7 +1,9 @@
 /* LSTM and GRU stacks over whole sequences (torch.nn.LSTM / GRU): multi-layer, uni- or
  * bidirectional, per-sequence lengths, dropout between layers. The whole stack is ONE
  * recorded op that saves, per layer and direction, the gate activations [T,B,4H] and the
- * state histories h, c [T,B,H].
+ * state histories h, c [T,B,H]. When nothing is recorded (no-grad, or no input needs a
+ * gradient) nothing is kept: every layer reuses one gate buffer and a two-step ring of
+ * states per direction.
  *
  * Forward, per layer: gates = X W_ih^T for all T*B rows in one GEMM; then per step one
  * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (rnn_gates.c).
@@ -45,6 +47,7 @@ typedef struct {
     bool bf;              /* batch_first: x and y are [B,T,.] */
     const int64_t *len;   /* arena copy; NULL = all T */
     bool drop;            /* dropout between layers applied */
+    bool ring;            /* not recorded: Hs, Cs hold 2 steps, buffers shared by the layers */
     double p;
     uint64_t seed, stream; /* stream + l masks the output of layer l */
     heed_tensor *x, *h0, *c0;
@@ -142,13 +145,16 @@ static int64_t prev_of(const layer_saved *sv, int d, int64_t t) {
     return p < 0 || p >= sv->T ? -1 : p;
 }
 
+/* The slot of time t in the state histories: t, or t mod 2 in a ring (not recorded). */
+static int64_t hist(const layer_saved *sv, int64_t t) { return sv->ring ? t & 1 : t; }
+
 /* h_prev and c_prev of time t for rows b0.. of direction d */
 static void prev_states(const layer_saved *sv, int l, int d, int64_t t, int64_t b0, const void **hp, const void **cp) {
     size_t es = esz(sv);
     int64_t B = sv->B, H = sv->H, tp = prev_of(sv, d, t);
     if (tp >= 0) {
-        *hp = AT(sv->Hs[l][d], (tp * B + b0) * H);
-        *cp = sv->lstm ? AT(sv->Cs[l][d], (tp * B + b0) * H) : NULL;
+        *hp = AT(sv->Hs[l][d], (hist(sv, tp) * B + b0) * H);
+        *cp = sv->lstm ? AT(sv->Cs[l][d], (hist(sv, tp) * B + b0) * H) : NULL;
     } else {
         *hp = state0(sv->h0, l * sv->D + d, B, H, b0, es);
         *cp = state0(sv->c0, l * sv->D + d, B, H, b0, es);
@@ -179,8 +185,8 @@ static void fwd_item(const recur *rc, item it, int64_t s) {
     rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
                        .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk,
                        .rec_j0 = j0, .bias = rc->bias[d], .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL,
-                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (t * B + b0) * H),
-                       .c_out = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL,
+                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (hist(sv, t) * B + b0) * H),
+                       .c_out = sv->lstm ? AT(sv->Cs[l][d], (hist(sv, t) * B + b0) * H) : NULL,
                        .y = AT(rc->y, (y_row(rc, t, b0) * sv->D + d) * H), .y_ld = y_ld(rc),
                        .len = sv->len ? sv->len + b0 : NULL, .t = t};
     heed__rnn_fwd_step(&st, j0, j0 + nk);
@@ -457,16 +463,35 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         sv->stream = heed__next_stream(g->ctx);
         for (int l = 1; l < L - 1; l++) heed__next_stream(g->ctx); /* one stream per layer boundary */
     }
+    int n_in = 0;
+    heed_tensor **in = heed__alloc(g, (size_t)(3 + 4 * L * D) * sizeof *in);
+    if (!in) return NULL;
+    in[n_in++] = x;
+    if (h0) in[n_in++] = h0;
+    if (lstm && c0) in[n_in++] = c0;
+    for (int l = 0; l < L; l++)
+        for (int d = 0; d < D; d++) {
+            heed_tensor *ws[4] = {rnn->w_ih[l][d], rnn->w_hh[l][d], o->no_bias ? NULL : rnn->b_ih[l][d],
+                                  o->no_bias ? NULL : rnn->b_hh[l][d]};
+            for (int k = 0; k < 4; k++)
+                if (ws[k]) in[n_in++] = ws[k];
+        }
+    /* Not recorded: the gates and a two-step ring of states are scratch shared by all
+     * layers, and the outputs of the layers below the last alternate between two buffers. */
+    sv->ring = !heed__wants_grad(g, n_in, in);
+    void *ybuf[2] = {NULL, NULL};
     sv->X[0] = x->data;
     for (int l = 0; l < L && heed__live(g); l++) {
-        int64_t In = l == 0 ? I : D * H;
-        recur rc = {.sv = sv, .l = l, .y = l == L - 1 ? y->data : heed__alloc(g, (size_t)(TB * D * H) * es),
-                    .y_bm = sv->bf && l == L - 1};
+        int64_t In = l == 0 ? I : D * H, steps = sv->ring ? 2 : T;
+        void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed__alloc(g, (size_t)(TB * D * H) * es);
+        ybuf[l & 1] = yl;
+        recur rc = {.sv = sv, .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
-            sv->gates[l][d] = heed__alloc(g, (size_t)(TB * 4 * H) * es);
-            sv->Hs[l][d] = heed__alloc(g, (size_t)(TB * H) * es);
-            sv->Cs[l][d] = lstm ? heed__alloc(g, (size_t)(TB * H) * es) : NULL;
+            bool fresh = !sv->ring || l == 0;
+            sv->gates[l][d] = fresh ? heed__alloc(g, (size_t)(TB * 4 * H) * es) : sv->gates[0][d];
+            sv->Hs[l][d] = fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Hs[0][d];
+            sv->Cs[l][d] = !lstm ? NULL : fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Cs[0][d];
             rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
             rc.wp[d] = rc.uparts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
             if (!heed__live(g)) return NULL;
@@ -488,8 +513,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         run_steps(&rc, false);
         for (int d = 0; d < D; d++) { /* final states: the history at the direction's last index */
             int64_t last = d == 0 ? T - 1 : 0, idx = l * D + d;
-            memcpy(AT(hn->data, idx * B * H), AT(sv->Hs[l][d], last * B * H), (size_t)(B * H) * es);
-            if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], last * B * H), (size_t)(B * H) * es);
+            memcpy(AT(hn->data, idx * B * H), AT(sv->Hs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
+            if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
         }
         if (l < L - 1) {
             if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p);
@@ -498,19 +523,6 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     }
     if (!heed__live(g)) return NULL;
 
-    int n_in = 0;
-    heed_tensor **in = heed__alloc(g, (size_t)(3 + 4 * L * D) * sizeof *in);
-    if (!in) return NULL;
-    in[n_in++] = x;
-    if (h0) in[n_in++] = h0;
-    if (lstm && c0) in[n_in++] = c0;
-    for (int l = 0; l < L; l++)
-        for (int d = 0; d < D; d++) {
-            heed_tensor *ws[4] = {rnn->w_ih[l][d], rnn->w_hh[l][d], o->no_bias ? NULL : rnn->b_ih[l][d],
-                                  o->no_bias ? NULL : rnn->b_hh[l][d]};
-            for (int k = 0; k < 4; k++)
-                if (ws[k]) in[n_in++] = ws[k];
-        }
     heed_tensor *out[3] = {y, hn, cn};
     heed_node *n = heed__record(g, lstm ? &op_lstm : &op_gru, n_in, in, lstm ? 3 : 2, out);
     if (n) n->saved = sv;

@@ -2,20 +2,10 @@
  * time-major path with transposes around it, gradient checks, f32 against f64), the
  * batch-first pyramid, heed_rnn_final_state and the cell steps on a declared cell. */
 #include "check.h"
+#include "sin_fill.h"
 #include "check_grad32.h"
 
 static heed_ctx *ctx;
-
-/* element k of salt s: 0.6 sin(1.3 k + s) */
-static heed_tensor *filled(heed_graph *g, heed_dtype dt, heed_shape shape, double salt, bool grad) {
-    heed_tensor *t = heed_zeros(g, dt, shape);
-    for (int64_t k = 0; t && k < t->numel; k++) {
-        double x = 0.6 * sin(1.3 * (double)k + salt);
-        if (dt == HEED_F32) ((float *)t->data)[k] = (float)x;
-        else ((double *)t->data)[k] = x;
-    }
-    return grad && t ? heed_requires_grad(t) : t;
-}
 
 /* sum(t * w) with w filled from salt */
 static heed_tensor *weighted(heed_graph *g, heed_tensor *t, double salt) {
