@@ -271,17 +271,18 @@ static void gather_backward(heed_graph *g, heed_node *nd) {
 static const heed_op op_gather = {"heed_gather", gather_backward};
 static const heed_op op_topk = {"heed_topk", gather_backward};
 
-/* y of the given shape from x at idx (already checked); idx is copied when recorded. */
+/* y of the given shape from x at idx (already checked); idx is copied when recorded,
+ * unless it is already the graph's (idx_owned). */
 static heed_tensor *gather_impl(heed_graph *g, const heed_op *op, heed_tensor *x, int d, int ndim, const int64_t *shape,
-                                const int64_t *idx) {
+                                const int64_t *idx, bool idx_owned) {
     heed_tensor *y = heed__new(g, op->name, x->dtype, ndim, shape);
     if (!y) return NULL;
     gather_plan p = make_gather_plan(x, d, ndim, shape, idx);
     gather_move(x->dtype, &p, x->data, y->data, false);
     heed_node *nd = heed__record1(g, op, 1, &x, y);
     if (nd) {
-        int64_t *copy = heed__alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
-        if (copy) memcpy(copy, idx, (size_t)y->numel * sizeof *copy);
+        int64_t *copy = idx_owned ? (int64_t *)idx : heed__alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
+        if (copy && !idx_owned) memcpy(copy, idx, (size_t)y->numel * sizeof *copy);
         nd->saved = copy;
         nd->iarg[0] = d;
     }
@@ -317,7 +318,7 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
             return heed__fail(g, HEED_ERR_ARG, "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
                               (long long)p, (long long)index[p], (long long)n, dim, HEED_S(x)),
                    NULL;
-    return gather_impl(g, &op_gather, x, d, x->ndim, fake.shape, index);
+    return gather_impl(g, &op_gather, x, d, x->ndim, fake.shape, index, false);
 }
 
 /* ---------------------------------------------------------------- topk */
@@ -339,5 +340,5 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, bool l
     int64_t *idx = indices ? indices : heed__alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
     if (!idx) return NULL;
     if (!topk_lines(x, d, k, largest, sorted, idx)) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
-    return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx);
+    return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }

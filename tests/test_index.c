@@ -205,7 +205,7 @@ static void gradients(void) {
     }
 }
 
-static void gather_scatters_repeats(void) {
+static void known_gradients(void) {
     heed_graph *g = heed_graph_new(ctx);
     double v[3] = {1, 2, 3};
     heed_tensor *x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(3), v));
@@ -214,6 +214,33 @@ static void gather_scatters_repeats(void) {
     CHECK(heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
     heed_tensor *gx = heed_grad(g, x);
     CHECK(gx && heed_get(gx, 0) == 1 && heed_get(gx, 1) == 0 && heed_get(gx, 2) == 3, "dx = [1, 0, 3]");
+    /* torch: v, i = topk(x, 2, dim=1); (v * [[1, 2], [3, 4]]).sum().backward() gives
+     * v = [[2, 0.5], [4, 1.5]], i = [[2, 3], [0, 2]], x.grad = [[0, 0, 1, 2], [3, 0, 4, 0]] */
+    heed_graph_reset(g);
+    double t[8] = {0.3, -1, 2, 0.5, 4, 1, 1.5, -2}, wv[4] = {1, 2, 3, 4}, want[8] = {0, 0, 1, 2, 3, 0, 4, 0};
+    x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(2, 4), t));
+    int64_t ti[4];
+    y = heed_topk(g, x, 2, 1, true, true, ti);
+    CHECK(y && heed_get(y, 1) == 0.5 && heed_get(y, 3) == 1.5 && ti[0] == 2 && ti[1] == 3 && ti[2] == 0 && ti[3] == 2, "topk");
+    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 2), wv)))) == HEED_OK, "%s",
+          heed_graph_error(g));
+    gx = heed_grad(g, x);
+    for (int k = 0; k < 8; k++) CHECK(gx && heed_get(gx, k) == want[k], "topk dx[%d]", k);
+    /* torch: select(arange(24.).view(2, 3, 4), 1, -2) weighted by arange(8.).view(2, 4):
+     * x.grad is 0 except x.grad[:, 1, :] = [[0, 1, 2, 3], [4, 5, 6, 7]] */
+    heed_graph_reset(g);
+    x = heed_requires_grad(heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 4)));
+    double w8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    y = heed_select(g, x, 1, -2);
+    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 4), w8)))) == HEED_OK, "%s",
+          heed_graph_error(g));
+    gx = heed_grad(g, x);
+    int bad = 0;
+    for (int k = 0; k < 24; k++) {
+        int b = k / 12, r = k / 4 % 3, c = k % 4;
+        if (!gx || heed_get(gx, k) != (r == 1 ? 4 * b + c : 0)) bad++;
+    }
+    CHECK(bad == 0, "select dx: %d wrong", bad);
     /* no-grad: nothing on the tape */
     heed_graph_reset(g);
     x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(3), v));
@@ -284,7 +311,7 @@ int main(void) {
     RUN(argmax_and_topk_order);
     RUN(topk_against_brute_force);
     RUN(gradients);
-    RUN(gather_scatters_repeats);
+    RUN(known_gradients);
     RUN(bad_input);
     heed_ctx_free(ctx);
     return check_summary();
