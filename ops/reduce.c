@@ -62,8 +62,10 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int axi
         }
     heed_tensor *y = heed__new(g, op, x->dtype, nd, shape);
     if (!y) return NULL;
-    int64_t *arg = kind == RED_MAX ? heed__alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
-    if (kind == RED_MAX && !arg) return NULL;
+    /* the argmax positions are kept only for backward */
+    bool keep_arg = kind == RED_MAX && heed__wants_grad(g, 1, &x);
+    int64_t *arg = keep_arg ? heed__alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
+    if (keep_arg && !arg) return NULL;
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
@@ -77,7 +79,7 @@ _Pragma("omp parallel for if (x->numel > 65536)")
                         if (xs[j * p.inner] > xs[best * p.inner] || (xs[j * p.inner] != xs[j * p.inner] && xs[best * p.inner] == xs[best * p.inner]))
                             best = j;
                     Y[o * p.inner + i] = xs[best * p.inner];
-                    arg[o * p.inner + i] = best;
+                    if (arg) arg[o * p.inner + i] = best;
                 } else {
                     double s = 0;
                     for (int64_t j = 0; j < p.n; j++) s += xs[j * p.inner];

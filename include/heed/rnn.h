@@ -40,6 +40,8 @@ typedef struct {
     int64_t input_size, hidden_size;
     int layers;         /* 0 means 1; at most HEED_RNN_MAX_LAYERS */
     bool bidirectional;
+    bool batch_first;   /* layers: x [B,T,I] and output [B,T,dirs*H] (PyTorch's meaning);
+                           states stay [layers*dirs, B, H]. Cells ignore it. */
     bool no_bias;       /* PyTorch's bias=False */
     double dropout;     /* on the output of every layer but the last, when training; [0, 1) */
     double forget_bias; /* LSTM: if != 0, the forget block of bias_ih starts at this value
@@ -67,13 +69,19 @@ typedef struct {
  * fills *cell. Uses opts' kind, input_size, hidden_size, no_bias, forget_bias. On error
  * (message in heed_ctx_error) nothing is added to P. */
 heed_status heed_rnn_cell_declare(heed_rnn_cell *cell, heed_params *P, const char *prefix, const heed_rnn_opts *opts);
+/* One step of a declared cell: heed_lstm_cell / heed_gru_cell with the cell's weights.
+ * A cell of the other kind is an error (HEED_ERR_ARG). */
+heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h, heed_tensor *c,
+                                 heed_tensor **c_out);
+heed_tensor *heed_gru_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h);
 /* Declares a stack of layers with PyTorch's names: prefix.weight_ih_l0 [G*H, input_size],
  * prefix.weight_hh_l0 [G*H, H], prefix.bias_ih_l0, prefix.bias_hh_l0 [G*H], the same with
  * _reverse for the backward direction, layer k > 0 taking dirs*H inputs; init as above. */
 heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, const heed_rnn_opts *opts);
 
-/* A whole LSTM stack over x[T,B,I] (time-major, as PyTorch's default), one recorded op.
- * h0, c0: [layers*dirs, B, H] (index layer*dirs + direction) or NULL for zeros.
+/* A whole LSTM stack over x[T,B,I] (time-major, as PyTorch's default), one recorded op;
+ * with rnn->opts.batch_first, x[B,T,I] and the outputs [B,T,dirs*H] (read and written in
+ * place: no transposed copy). h0, c0: [layers*dirs, B, H] (index layer*dirs + direction) or NULL for zeros.
  * lengths: [B] in 1..T, or NULL for all T: outputs past a sequence's end are zero, its
  * state stops there, and the reverse direction starts at the sequence's own end (as a
  * packed sequence in PyTorch). Returns the last layer's outputs [T,B,dirs*H] (forward
@@ -87,6 +95,11 @@ heed_tensor *heed_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_
 /* The same for a GRU stack (no cell state). */
 heed_tensor *heed_gru(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_tensor *h0, const int64_t *lengths,
                       heed_tensor **h_n);
+/* A decoder's initial state from an encoder's final state: h_n or c_n [layers*dirs, B, H]
+ * of rnn -> [B, dirs*H], the directions of one layer side by side (forward in the first
+ * H columns, as in the outputs). layer may be negative (-1: the last). A decoder of hidden
+ * size 2H takes it as is; for one of size H, map it (heed_linear) or add the halves. */
+heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tensor *state, int layer);
 
 /* The time reduction of a pyramidal layer (LAS): x[T,B,F] -> y[ceil(T/2),B,2F] with
  * y[t,b] = [x[2t,b], x[2t+1,b]]. A frame at or past a sequence's end (t >= lengths[b],
@@ -95,7 +108,9 @@ heed_tensor *heed_gru(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_t
 heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths);
 /* A pyramidal LSTM layer: heed_pyramid_concat then heed_lstm with the halved lengths
  * (rnn->opts.input_size must be 2F; LAS uses a bidirectional rnn). out_lengths [B] must
- * not be NULL: it receives the lengths of the result [ceil(T/2), B, dirs*H]. */
+ * not be NULL: it receives the lengths of the result [ceil(T/2), B, dirs*H]. With
+ * rnn->opts.batch_first, x is [B,T,F] and the result [B, ceil(T/2), dirs*H] (the frames
+ * of a time step are still paired). */
 heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, const int64_t *lengths,
                                int64_t *out_lengths, heed_tensor **h_n, heed_tensor **c_n);
 

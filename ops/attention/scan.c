@@ -298,8 +298,10 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     int64_t n2 = 1;
     while (n2 < p.N) n2 *= 2;
     heed_tensor *o = heed__zeros(g, op, q->dtype, 3, (int64_t[]){p.B, p.N, p.dv});
-    p.lse = heed__alloc(g, (size_t)(p.B * p.N > 0 ? p.B * p.N : 1) * sizeof(double));
-    if (!o || !p.lse) return NULL;
+    heed_tensor *in[3] = {q, k, v};
+    bool record = heed__wants_grad(g, 3, in); /* the log-sum-exps are kept only for backward */
+    p.lse = record ? heed__alloc(g, (size_t)(p.B * p.N > 0 ? p.B * p.N : 1) * sizeof(double)) : NULL;
+    if (!o || (record && !p.lse)) return NULL;
     /* Work space per row: n2 * (dv + 3) doubles; rows run in parallel when there are enough
      * of them, otherwise each level of one row's scan does. */
     int threads = g->ctx->threads > 0 ? g->ctx->threads : 1;
@@ -328,12 +330,11 @@ _Pragma("omp parallel for if (rows_parallel)")
                 double mn = m > s[i] ? m : s[i], f = m == -INFINITY ? 0 : exp(m - mn), fs = exp(s[i] - mn);
                 c = c * f + fs;
                 for (int64_t e = 0; e < p.dv; e++) O[(b * p.N + i) * p.dv + e] = (T)((a[e] * f + (double)vi[e] * fs) / c);
-                p.lse[b * p.N + i] = mn + log(c);
+                if (p.lse) p.lse[b * p.N + i] = mn + log(c);
             }
         }
     });
     free(work);
-    heed_tensor *in[3] = {q, k, v};
     heed_node *nd = heed__record1(g, &op_scan, 3, in, o);
     if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
     return heed__live(g) ? o : NULL;

@@ -136,14 +136,16 @@ typedef struct {
 static heed_tensor *slot(heed_node *nd, int i) { return i >= 0 ? nd->in[i] : NULL; }
 
 /* f[b,j,c] = sum_t F[c,t] prev[b, j + t - h] with h = (K-1)/2 and zero padding
- * (PyTorch's Conv1d(1, C, K, padding=h) without bias). */
-static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, void *feat_) {
-    int64_t B = p->B, N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
+ * (PyTorch's Conv1d(1, C, K, padding=h) without bias), for the rows bj in [i0, i0 + nr)
+ * into feat rows 0 .. nr-1. */
+static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
+                              int64_t nr, void *feat_) {
+    int64_t N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
     HEED_FOR_DTYPE(dt, T, {
         const T *prev = prev_, *F = filt_;
         T *f = feat_;
-_Pragma("omp parallel for if (B * N * C * K > 65536)")
-        for (int64_t bj = 0; bj < B * N; bj++) {
+_Pragma("omp parallel for if (nr * C * K > 65536)")
+        for (int64_t bj = i0; bj < i0 + nr; bj++) {
             int64_t b = bj / N, j = bj % N;
             for (int64_t c = 0; c < C; c++) {
                 double acc = 0;
@@ -151,7 +153,7 @@ _Pragma("omp parallel for if (B * N * C * K > 65536)")
                     int64_t i = j + t - h;
                     if (i >= 0 && i < N) acc += (double)F[c * K + t] * prev[b * N + i];
                 }
-                f[bj * C + c] = (T)acc;
+                f[(bj - i0) * C + c] = (T)acc;
             }
         }
     });
@@ -275,8 +277,14 @@ _Pragma("omp parallel for if (BN * C * K > 65536)")
 static const heed_op op_additive = {"heed_additive_score", tanh_score_backward};
 static const heed_op op_concat = {"heed_luong_score(concat)", tanh_score_backward};
 
+/* Rows (b, j) per block when nothing is recorded: pre (and the location features) are
+ * then scratch for one block instead of [B*N, da] buffers kept for backward. */
+#define NOGRAD_BLOCK_ELEMS 8192
+
 /* Forward of both tanh scores; inputs already validated. in[] holds the non-NULL inputs in
- * the slot order recorded in p. */
+ * the slot order recorded in p. When recorded, pre = tanh(...) [B*N, da] and the location
+ * features [B*N, C] cover every row and are saved; otherwise the rows run in blocks
+ * through small scratch buffers. */
 static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const heed_op *op, tanh_plan *p, int n_in,
                                        heed_tensor **in) {
     heed_node tmp = {.in = in};
@@ -288,44 +296,51 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     size_t es = heed_dtype_size(dt);
     int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C;
     int64_t ldw = p->concat ? dq + dk : dq;
-    void *pre_ = heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es);
+    bool record = heed__wants_grad(g, n_in, in);
+    int64_t widest = da > C ? da : C, blk = record ? BN : NOGRAD_BLOCK_ELEMS / (widest > 0 ? widest : 1);
+    if (blk < 1) blk = 1;
+    if (blk > BN) blk = BN;
+    void *pre_ = heed__alloc(g, (size_t)(blk * da > 0 ? blk * da : 1) * es);
     void *qp_ = heed__alloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
+    void *feat_ = prev ? heed__alloc(g, (size_t)(blk * C > 0 ? blk * C : 1) * es) : NULL;
     heed_tensor *S = heed__new(g, opname, dt, 2, (int64_t[]){B, N});
-    if (!pre_ || !qp_ || !S) return NULL;
-    /* GEMM terms first (into pre), then one pass per row adds the rest, applies tanh and
-     * takes the dot product with v while the row is in cache. */
-    bool gemm_term = p->concat || prev;
-    if (p->concat) heed_gemm(dt, false, true, BN, da, dk, 1, keys->data, dk, (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
+    if (!pre_ || !qp_ || (prev && !feat_) || !S) return NULL;
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
-    if (prev) {
-        p->feat = heed__alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
-        if (!p->feat) return NULL;
-        location_features(p, dt, prev->data, filt->data, p->feat);
-        heed_gemm(dt, false, true, BN, da, C, 1, p->feat, C, proj->data, C, 0, pre_, da);
-    }
-    bool avx2 = heed__have_avx2();
+    bool avx2 = heed__have_avx2(), gemm_term = p->concat || prev, threads = BN * da > 32768;
     HEED_FOR_DTYPE(dt, T, {
-        T *pre = pre_, *qp = qp_, *Sd = S->data;
+        T *qp = qp_, *Sd = S->data;
         const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
                 *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
         if (bs)
             for (int64_t b = 0; b < B; b++)
                 for (int64_t e = 0; e < da; e++) qp[b * da + e] += bs[e];
-_Pragma("omp parallel for schedule(static) if (BN * da > 32768)")
-        for (int64_t i = 0; i < BN; i++) {
-            const T *q = qp + (i / N) * da;
-            T *r = pre + i * da;
-            for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
-            if (cv)
-                for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
-            tanh_row(dt, r, da, avx2);
-            double s = 0;
-            for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
-            Sd[i] = (T)s;
+        for (int64_t i0 = 0; i0 < BN; i0 += blk) {
+            int64_t nr = BN - i0 < blk ? BN - i0 : blk;
+            /* GEMM terms of rows [i0, i0 + nr) first (into pre), then one pass per row adds
+             * the rest, applies tanh and takes the dot product with v while the row is in cache. */
+            if (p->concat)
+                heed_gemm(dt, false, true, nr, da, dk, 1, (const char *)keys->data + (size_t)(i0 * dk) * es, dk,
+                          (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
+            if (prev) {
+                location_features(p, dt, prev->data, filt->data, i0, nr, feat_);
+                heed_gemm(dt, false, true, nr, da, C, 1, feat_, C, proj->data, C, 0, pre_, da);
+            }
+_Pragma("omp parallel for schedule(static) if (threads)")
+            for (int64_t i = i0; i < i0 + nr; i++) {
+                const T *q = qp + (i / N) * da;
+                T *r = (T *)pre_ + (i - i0) * da;
+                for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
+                if (cv)
+                    for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
+                tanh_row(dt, r, da, avx2);
+                double s = 0;
+                for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
+                Sd[i] = (T)s;
+            }
         }
     });
-    p->t = pre_;
-    heed_node *nd = heed__record1(g, op, n_in, in, S);
+    p->t = pre_, p->feat = feat_;
+    heed_node *nd = heed__record1(g, op, n_in, in, S); /* records exactly when `record` */
     if (nd && (nd->saved = heed__alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
     return heed__live(g) ? S : NULL;
 }

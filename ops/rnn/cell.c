@@ -162,6 +162,35 @@ heed_tensor *heed_gru_cell(heed_graph *g, heed_tensor *x, heed_tensor *h, heed_t
     return cell(g, HEED_RNN_GRU, x, h, NULL, w_ih, w_hh, b_ih, b_hh, NULL);
 }
 
+/* The cell steps on a declared cell: its kind checked, its weights unpacked. */
+static bool check_cell(heed_graph *g, const char *op, const heed_rnn_cell *cell, heed_rnn_kind kind) {
+    if (!heed__live(g)) return false;
+    if (!cell) return heed__fail(g, HEED_ERR_ARG, "%s: cell is NULL", op), false;
+    if (cell->kind != kind) {
+        const char *other = kind == HEED_RNN_LSTM ? "heed_gru_cell_step" : "heed_lstm_cell_step";
+        if (cell->kind == HEED_RNN_LSTM || cell->kind == HEED_RNN_GRU)
+            heed__fail(g, HEED_ERR_ARG, "%s: cell was declared as %s (use %s)", op,
+                       cell->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU", other);
+        else
+            heed__fail(g, HEED_ERR_ARG, "%s: cell kind %d is neither HEED_RNN_LSTM nor HEED_RNN_GRU (not declared?)", op,
+                       (int)cell->kind);
+        return false;
+    }
+    return true;
+}
+
+heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h, heed_tensor *c,
+                                 heed_tensor **c_out) {
+    if (c_out) *c_out = NULL;
+    if (!check_cell(g, "heed_lstm_cell_step", cell, HEED_RNN_LSTM)) return NULL;
+    return heed_lstm_cell(g, x, h, c, cell->w_ih, cell->w_hh, cell->b_ih, cell->b_hh, c_out);
+}
+
+heed_tensor *heed_gru_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h) {
+    if (!check_cell(g, "heed_gru_cell_step", cell, HEED_RNN_GRU)) return NULL;
+    return heed_gru_cell(g, x, h, cell->w_ih, cell->w_hh, cell->b_ih, cell->b_hh);
+}
+
 /* ---------------------------------------------------------------- declaring weights */
 
 /* heed_param's limit (under 2^34 values), for the largest weight with `in` inputs: checked

@@ -1,7 +1,9 @@
 /* LSTM and GRU stacks over whole sequences (torch.nn.LSTM / GRU): multi-layer, uni- or
  * bidirectional, per-sequence lengths, dropout between layers. The whole stack is ONE
  * recorded op that saves, per layer and direction, the gate activations [T,B,4H] and the
- * state histories h, c [T,B,H].
+ * state histories h, c [T,B,H]. When nothing is recorded (no-grad, or no input needs a
+ * gradient) nothing is kept: every layer reuses one gate buffer and a two-step ring of
+ * states per direction.
  *
  * Forward, per layer: gates = X W_ih^T for all T*B rows in one GEMM; then per step one
  * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (rnn_gates.c).
@@ -15,6 +17,11 @@
  * history at the previous time index (or h0 at the direction's first index), including for
  * the reverse direction, which starts from h0 at its own end. Inactive rows get zero gate
  * gradients, so the all-steps weight GEMMs need no masking.
+ *
+ * batch_first: only the user's x, y and their gradients are batch-major ([B,T,.]); the
+ * saved buffers stay time-major. The GEMMs over all steps that read x or write dx run
+ * as one strided GEMM per index of the shorter of T and B (rows_gemm), the step kernels
+ * write y and read dy with the batch-major row stride: no copy of x or y is made.
  *
  * Threads: each direction runs on its own threads. Within a direction the threads split
  * the batch rows when each gets at least 8 (sequences are independent: no thread ever
@@ -37,8 +44,10 @@ typedef struct {
     int L, D, G;
     int64_t T, B, I, H;
     bool lstm;
+    bool bf;              /* batch_first: x and y are [B,T,.] */
     const int64_t *len;   /* arena copy; NULL = all T */
     bool drop;            /* dropout between layers applied */
+    bool ring;            /* not recorded: Hs, Cs hold 2 steps, buffers shared by the layers */
     double p;
     uint64_t seed, stream; /* stream + l masks the output of layer l */
     heed_tensor *x, *h0, *c0;
@@ -58,8 +67,9 @@ typedef struct {
     const void *wp[2];             /* forward: W_hh with each unit block's gate rows together */
     void *rec[2];                  /* forward: [B, G*H]; item (rows b0.., units j0..) at b0*G*H + B*G*j0 */
     void *bias[2];                 /* forward: the folded bias [G*H] or NULL */
-    void *y;                       /* forward: the layer's output [T,B,D*H] */
-    const void *dy;                /* backward: gradient of the layer's output */
+    void *y;                       /* forward: the layer's output [T,B,D*H] ([B,T,D*H] if y_bm) */
+    const void *dy;                /* backward: gradient of the layer's output (laid out as y) */
+    bool y_bm;                     /* the layer's output is the user's batch-major y */
     void *dh[2], *dc[2], *dgi[2], *dgh[2];
 } recur;
 
@@ -82,6 +92,52 @@ static const void *state0(const heed_tensor *t, int64_t idx, int64_t B, int64_t 
     return t ? (const char *)t->data + (size_t)((idx * B + b0) * H) * es : NULL;
 }
 
+/* Row (t, b) of a [T,B,.] (time-major) or [B,T,.] (batch-major) buffer is row
+ * t * ts + b * bs. */
+typedef struct {
+    int64_t ts, bs;
+} rows_of;
+
+static rows_of rows_layout(bool batch_major, int64_t T, int64_t B) {
+    return batch_major ? (rows_of){1, T} : (rows_of){B, 1};
+}
+
+/* The T*B rows (t, b) of two buffers walked as runs of evenly spaced rows: all rows at
+ * once when both have the same layout, else one run per index of the shorter of T and B
+ * (over the longer). Run i starts at row start(r, i) of a buffer laid out by r, its rows
+ * stride(r) apart. */
+typedef struct {
+    bool same, by_t;
+    int64_t runs, len;
+} row_runs;
+
+static row_runs plan_runs(rows_of a, rows_of b, int64_t T, int64_t B) {
+    bool same = a.ts == b.ts && a.bs == b.bs, by_t = T <= B;
+    return (row_runs){same, by_t, same ? 1 : by_t ? T : B, same ? T * B : by_t ? B : T};
+}
+static int64_t run_start(row_runs p, rows_of r, int64_t i) { return p.same ? 0 : i * (p.by_t ? r.ts : r.bs); }
+static int64_t run_stride(row_runs p, rows_of r) { return p.same ? 1 : p.by_t ? r.bs : r.ts; }
+
+/* C[rows, N] = A[rows, K] op(W) + beta C, A's rows laid out by ra and C's by rc. */
+static void gemm_rows_m(heed_dtype dt, int64_t T, int64_t B, int64_t N, int64_t K, const void *A, rows_of ra, int64_t lda,
+                        const void *W, bool tw, int64_t ldw, double beta, void *C, rows_of rc, int64_t ldc) {
+    size_t es = heed_dtype_size(dt);
+    row_runs p = plan_runs(ra, rc, T, B);
+    for (int64_t i = 0; i < p.runs; i++)
+        heed_gemm(dt, false, tw, p.len, N, K, 1, AT(A, run_start(p, ra, i) * lda), run_stride(p, ra) * lda, W, ldw, beta,
+                  AT(C, run_start(p, rc, i) * ldc), run_stride(p, rc) * ldc);
+}
+
+/* C[M, N] += A[rows, M]^T Bm[rows, N], A's rows laid out by ra and Bm's by rb. */
+static void gemm_rows_k(heed_dtype dt, int64_t T, int64_t B, int64_t M, int64_t N, const void *A, rows_of ra, int64_t lda,
+                        const void *Bm, rows_of rb, int64_t ldb, void *C, int64_t ldc) {
+    size_t es = heed_dtype_size(dt);
+    row_runs p = plan_runs(ra, rb, T, B);
+    for (int64_t i = 0; i < p.runs; i++)
+        heed_gemm(dt, true, false, M, N, p.len, 1, AT(A, run_start(p, ra, i) * lda), run_stride(p, ra) * lda,
+                  AT(Bm, run_start(p, rb, i) * ldb), run_stride(p, rb) * ldb, 1, C, ldc);
+}
+
 /* Time index of step s of direction d, and the index whose state is its h_prev (-1: h0). */
 static int64_t time_of(const layer_saved *sv, int d, int64_t s) { return d == 0 ? s : sv->T - 1 - s; }
 static int64_t prev_of(const layer_saved *sv, int d, int64_t t) {
@@ -89,18 +145,29 @@ static int64_t prev_of(const layer_saved *sv, int d, int64_t t) {
     return p < 0 || p >= sv->T ? -1 : p;
 }
 
+/* The slot of time t in the state histories: t, or t mod 2 in a ring (not recorded). */
+static int64_t hist(const layer_saved *sv, int64_t t) { return sv->ring ? t & 1 : t; }
+
 /* h_prev and c_prev of time t for rows b0.. of direction d */
 static void prev_states(const layer_saved *sv, int l, int d, int64_t t, int64_t b0, const void **hp, const void **cp) {
     size_t es = esz(sv);
     int64_t B = sv->B, H = sv->H, tp = prev_of(sv, d, t);
     if (tp >= 0) {
-        *hp = AT(sv->Hs[l][d], (tp * B + b0) * H);
-        *cp = sv->lstm ? AT(sv->Cs[l][d], (tp * B + b0) * H) : NULL;
+        *hp = AT(sv->Hs[l][d], (hist(sv, tp) * B + b0) * H);
+        *cp = sv->lstm ? AT(sv->Cs[l][d], (hist(sv, tp) * B + b0) * H) : NULL;
     } else {
         *hp = state0(sv->h0, l * sv->D + d, B, H, b0, es);
         *cp = state0(sv->c0, l * sv->D + d, B, H, b0, es);
     }
 }
+
+/* Row (t, b) of the layer's output (and its gradient), and the distance between rows b
+ * and b + 1 of one step, in elements. */
+static int64_t y_row(const recur *rc, int64_t t, int64_t b) {
+    rows_of r = rows_layout(rc->y_bm, rc->sv->T, rc->sv->B);
+    return t * r.ts + b * r.bs;
+}
+static int64_t y_ld(const recur *rc) { return rows_layout(rc->y_bm, rc->sv->T, rc->sv->B).bs * rc->sv->D * rc->sv->H; }
 
 static void fwd_item(const recur *rc, item it, int64_t s) {
     const layer_saved *sv = rc->sv;
@@ -118,9 +185,9 @@ static void fwd_item(const recur *rc, item it, int64_t s) {
     rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
                        .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk,
                        .rec_j0 = j0, .bias = rc->bias[d], .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL,
-                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (t * B + b0) * H),
-                       .c_out = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL,
-                       .y = AT(rc->y, ((t * B + b0) * sv->D + d) * H), .y_ld = sv->D * H,
+                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (hist(sv, t) * B + b0) * H),
+                       .c_out = sv->lstm ? AT(sv->Cs[l][d], (hist(sv, t) * B + b0) * H) : NULL,
+                       .y = AT(rc->y, (y_row(rc, t, b0) * sv->D + d) * H), .y_ld = y_ld(rc),
                        .len = sv->len ? sv->len + b0 : NULL, .t = t};
     heed__rnn_fwd_step(&st, j0, j0 + nk);
 }
@@ -135,7 +202,7 @@ static void bwd_kernel_item(const recur *rc, item it, int64_t s) {
     rnn_bwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
                        .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H),
                        .c_t = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL, .h_prev = hp, .c_prev = cp,
-                       .dy = rc->dy ? AT(rc->dy, ((t * B + b0) * sv->D + d) * H) : NULL, .dy_ld = sv->D * H,
+                       .dy = rc->dy ? AT(rc->dy, (y_row(rc, t, b0) * sv->D + d) * H) : NULL, .dy_ld = y_ld(rc),
                        .dh = AT(rc->dh[d], b0 * H), .dc = sv->lstm ? AT(rc->dc[d], b0 * H) : NULL,
                        .dgi = AT(rc->dgi[d], (t * B + b0) * G * H), .dgh = AT(rc->dgh[d], (t * B + b0) * G * H),
                        .len = sv->len ? sv->len + b0 : NULL, .t = t};
@@ -245,7 +312,8 @@ static void layer_backward(heed_graph *g, heed_node *n) {
     const void *dY = y->grad; /* gradient of layer l's output */
     for (int l = L - 1; l >= 0 && heed__live(g); l--) {
         int64_t In = l == 0 ? sv->I : D * H;
-        recur rc = {.sv = sv, .l = l, .dy = dY};
+        recur rc = {.sv = sv, .l = l, .dy = dY, .y_bm = sv->bf && l == L - 1};
+        rows_of x_rows = rows_layout(sv->bf && l == 0, T, B), tm = rows_layout(false, T, B);
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
             rc.dh[d] = heed__alloc(g, (size_t)(B * H) * es);
@@ -269,7 +337,7 @@ static void layer_backward(heed_graph *g, heed_node *n) {
             heed_tensor *w_ih = sv->w.w_ih[l][d], *w_hh = sv->w.w_hh[l][d];
             void *gw_ih = heed__grad(g, w_ih), *gw_hh = heed__grad(g, w_hh);
             void *gb_ih = heed__grad(g, sv->w.b_ih[l][d]), *gb_hh = heed__grad(g, sv->w.b_hh[l][d]);
-            if (gw_ih) heed_gemm(dt, true, false, GH, In, TB, 1, rc.dgi[d], GH, sv->X[l], In, 1, gw_ih, In);
+            if (gw_ih) gemm_rows_k(dt, T, B, GH, In, rc.dgi[d], tm, GH, sv->X[l], x_rows, In, gw_ih, In);
             if (gw_hh) {
                 /* h_prev of time t is the history at t -+ 1: one GEMM over the shifted
                  * histories, plus h0 for the direction's first time index */
@@ -281,7 +349,9 @@ static void layer_backward(heed_graph *g, heed_node *n) {
             }
             if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih);
             if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh);
-            if (dX) heed_gemm(dt, false, false, TB, In, GH, 1, rc.dgi[d], GH, w_ih->data, In, l > 0 && d == 0 ? 0 : 1, dX, In);
+            if (dX)
+                gemm_rows_m(dt, T, B, In, GH, rc.dgi[d], tm, GH, w_ih->data, false, In, l > 0 && d == 0 ? 0 : 1, dX, x_rows,
+                            In);
         }
         if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p);
         dY = dX;
@@ -353,11 +423,12 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         return heed__fail(g, HEED_ERR_ARG, "%s: rnn input_size %lld, hidden_size %lld (must be >= 1)", op, (long long)I,
                           (long long)H),
                NULL;
+    bool bf = o->batch_first;
     if (x->ndim != 3 || x->shape[2] != I || x->shape[0] < 1 || x->shape[1] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [T, batch, %lld] with T, batch >= 1", op, HEED_S(x),
-                          (long long)I),
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [%s, %lld]%s with T, batch >= 1", op, HEED_S(x),
+                          bf ? "batch, T" : "T, batch", (long long)I, bf ? " (batch_first)" : ""),
                NULL;
-    int64_t T = x->shape[0], B = x->shape[1];
+    int64_t T = x->shape[bf ? 1 : 0], B = x->shape[bf ? 0 : 1];
     for (int l = 0; l < L; l++)
         for (int d = 0; d < D; d++) {
             int64_t in = l == 0 ? I : D * H;
@@ -375,14 +446,14 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);
     int64_t TB = T * B, GH = G * H;
-    heed_tensor *y = heed__new(g, op, dt, 3, (int64_t[]){T, B, D * H});
+    heed_tensor *y = heed__new(g, op, dt, 3, bf ? (int64_t[]){B, T, D * H} : (int64_t[]){T, B, D * H});
     heed_tensor *hn = heed__new(g, op, dt, 3, (int64_t[]){L * D, B, H});
     heed_tensor *cn = lstm ? heed__new(g, op, dt, 3, (int64_t[]){L * D, B, H}) : NULL;
     layer_saved *sv = heed__zalloc(g, sizeof *sv);
     int64_t *len = lengths ? heed__alloc(g, (size_t)B * sizeof *len) : NULL;
     if (!heed__live(g)) return NULL;
     if (len) memcpy(len, lengths, (size_t)B * sizeof *len);
-    *sv = (layer_saved){.kind = kind, .L = L, .D = D, .G = G, .T = T, .B = B, .I = I, .H = H, .lstm = lstm, .len = len,
+    *sv = (layer_saved){.kind = kind, .L = L, .D = D, .G = G, .T = T, .B = B, .I = I, .H = H, .lstm = lstm, .bf = bf, .len = len,
                         .x = x, .h0 = h0, .c0 = lstm ? c0 : NULL, .w = *rnn, .p = o->dropout, .seed = g->ctx->seed};
     sv->w.opts.layers = L;
     if (o->no_bias)
@@ -392,45 +463,6 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         sv->stream = heed__next_stream(g->ctx);
         for (int l = 1; l < L - 1; l++) heed__next_stream(g->ctx); /* one stream per layer boundary */
     }
-    sv->X[0] = x->data;
-    for (int l = 0; l < L && heed__live(g); l++) {
-        int64_t In = l == 0 ? I : D * H;
-        recur rc = {.sv = sv, .l = l, .y = l == L - 1 ? y->data : heed__alloc(g, (size_t)(TB * D * H) * es)};
-        plan_parts(&rc);
-        for (int d = 0; d < D; d++) {
-            sv->gates[l][d] = heed__alloc(g, (size_t)(TB * 4 * H) * es);
-            sv->Hs[l][d] = heed__alloc(g, (size_t)(TB * H) * es);
-            sv->Cs[l][d] = lstm ? heed__alloc(g, (size_t)(TB * H) * es) : NULL;
-            rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
-            rc.wp[d] = rc.uparts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
-            if (!heed__live(g)) return NULL;
-            /* input projection of every step: gates = X W_ih^T, one GEMM (the kernel adds the bias) */
-            const heed_tensor *bi = sv->w.b_ih[l][d], *bh = sv->w.b_hh[l][d];
-            rc.bias[d] = bi || bh ? heed__alloc(g, (size_t)GH * es) : NULL;
-            if (!heed__live(g)) return NULL;
-            if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
-            heed_gemm(dt, false, true, TB, GH, In, 1, sv->X[l], In, sv->w.w_ih[l][d]->data, In, 0, sv->gates[l][d], 4 * H);
-            if (rc.uparts > 1) /* block k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
-                for (int k = 0; k < rc.uparts; k++) {
-                    int64_t j0 = rc.u0[k], nk = rc.u0[k + 1] - j0;
-                    for (int gi = 0; gi < G; gi++)
-                        memcpy(AT(rc.wp[d], (G * j0 + gi * nk) * H), AT(sv->w.w_hh[l][d]->data, (gi * H + j0) * H),
-                               (size_t)(nk * H) * es);
-                }
-        }
-        run_steps(&rc, false);
-        for (int d = 0; d < D; d++) { /* final states: the history at the direction's last index */
-            int64_t last = d == 0 ? T - 1 : 0, idx = l * D + d;
-            memcpy(AT(hn->data, idx * B * H), AT(sv->Hs[l][d], last * B * H), (size_t)(B * H) * es);
-            if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], last * B * H), (size_t)(B * H) * es);
-        }
-        if (l < L - 1) {
-            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p);
-            sv->X[l + 1] = rc.y;
-        }
-    }
-    if (!heed__live(g)) return NULL;
-
     int n_in = 0;
     heed_tensor **in = heed__alloc(g, (size_t)(3 + 4 * L * D) * sizeof *in);
     if (!in) return NULL;
@@ -444,6 +476,53 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             for (int k = 0; k < 4; k++)
                 if (ws[k]) in[n_in++] = ws[k];
         }
+    /* Not recorded: the gates and a two-step ring of states are scratch shared by all
+     * layers, and the outputs of the layers below the last alternate between two buffers. */
+    sv->ring = !heed__wants_grad(g, n_in, in);
+    void *ybuf[2] = {NULL, NULL};
+    sv->X[0] = x->data;
+    for (int l = 0; l < L && heed__live(g); l++) {
+        int64_t In = l == 0 ? I : D * H, steps = sv->ring ? 2 : T;
+        void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed__alloc(g, (size_t)(TB * D * H) * es);
+        ybuf[l & 1] = yl;
+        recur rc = {.sv = sv, .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
+        plan_parts(&rc);
+        for (int d = 0; d < D; d++) {
+            bool fresh = !sv->ring || l == 0;
+            sv->gates[l][d] = fresh ? heed__alloc(g, (size_t)(TB * 4 * H) * es) : sv->gates[0][d];
+            sv->Hs[l][d] = fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Hs[0][d];
+            sv->Cs[l][d] = !lstm ? NULL : fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Cs[0][d];
+            rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
+            rc.wp[d] = rc.uparts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
+            if (!heed__live(g)) return NULL;
+            /* input projection of every step: gates = X W_ih^T, one GEMM (the kernel adds the bias) */
+            const heed_tensor *bi = sv->w.b_ih[l][d], *bh = sv->w.b_hh[l][d];
+            rc.bias[d] = bi || bh ? heed__alloc(g, (size_t)GH * es) : NULL;
+            if (!heed__live(g)) return NULL;
+            if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
+            gemm_rows_m(dt, T, B, GH, In, sv->X[l], rows_layout(sv->bf && l == 0, T, B), In, sv->w.w_ih[l][d]->data, true, In,
+                        0, sv->gates[l][d], rows_layout(false, T, B), 4 * H);
+            if (rc.uparts > 1) /* block k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
+                for (int k = 0; k < rc.uparts; k++) {
+                    int64_t j0 = rc.u0[k], nk = rc.u0[k + 1] - j0;
+                    for (int gi = 0; gi < G; gi++)
+                        memcpy(AT(rc.wp[d], (G * j0 + gi * nk) * H), AT(sv->w.w_hh[l][d]->data, (gi * H + j0) * H),
+                               (size_t)(nk * H) * es);
+                }
+        }
+        run_steps(&rc, false);
+        for (int d = 0; d < D; d++) { /* final states: the history at the direction's last index */
+            int64_t last = d == 0 ? T - 1 : 0, idx = l * D + d;
+            memcpy(AT(hn->data, idx * B * H), AT(sv->Hs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
+            if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
+        }
+        if (l < L - 1) {
+            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p);
+            sv->X[l + 1] = rc.y;
+        }
+    }
+    if (!heed__live(g)) return NULL;
+
     heed_tensor *out[3] = {y, hn, cn};
     heed_node *n = heed__record(g, lstm ? &op_lstm : &op_gru, n_in, in, lstm ? 3 : 2, out);
     if (n) n->saved = sv;
@@ -461,4 +540,30 @@ heed_tensor *heed_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_
 heed_tensor *heed_gru(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_tensor *h0, const int64_t *lengths,
                       heed_tensor **h_n) {
     return stack(g, HEED_RNN_GRU, rnn, x, h0, NULL, lengths, h_n, NULL);
+}
+
+/* ---------------------------------------------------------------- final state for a decoder */
+
+/* state[layers*dirs, B, H] -> [B, dirs*H]: rows layer*D .. layer*D + D - 1 (a slice),
+ * directions side by side (a permute and a view), as composed ops. */
+heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tensor *state, int layer) {
+    const char *op = "heed_rnn_final_state";
+    if (!heed__check(g, op, state, "state")) return NULL;
+    if (!rnn) return heed__fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
+    int L = rnn->opts.layers ? rnn->opts.layers : 1, D = rnn->opts.bidirectional ? 2 : 1;
+    int64_t H = rnn->opts.hidden_size;
+    if (L < 1 || L > MAXL) return heed__fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
+    if (state->ndim != 3 || state->shape[0] != L * D || state->shape[2] != H)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: state%s must be [layers*dirs, batch, hidden] = [%d, batch, %lld]", op,
+                          HEED_S(state), L * D, (long long)H),
+               NULL;
+    int l = layer < 0 ? layer + L : layer;
+    if (l < 0 || l >= L)
+        return heed__fail(g, HEED_ERR_ARG, "%s: layer %d out of range for an rnn of %d layers (need %d <= layer < %d)", op,
+                          layer, L, -L, L),
+               NULL;
+    int64_t B = state->shape[1];
+    heed_tensor *s = heed_slice(g, state, 0, (int64_t)l * D, (int64_t)(l + 1) * D); /* [D, B, H] */
+    if (D == 2) s = heed_transpose(g, s, 0, 1);                                    /* [B, 2, H] */
+    return heed_reshape(g, s, HEED_SHAPE(B, D * H));
 }

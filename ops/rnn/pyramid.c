@@ -2,19 +2,30 @@
  * concatenated, T -> ceil(T/2), then a (bidirectional) LSTM on the halved lengths.
  *   y[t, b] = [x[2t, b] m(2t, b), x[2t+1, b] m(2t+1, b)],  m(s, b) = 1 if s < len_b else 0
  * so padding frames and the missing frame T of an odd T enter as zeros.
- * Backward: dx[s, b] = dy[s/2, b, half s%2] m(s, b). */
+ * Backward: dx[s, b] = dy[s/2, b, half s%2] m(s, b).
+ * heed_pyramid_lstm of a batch_first rnn does the same on batch-major x[B,T,F] and
+ * y[B,ceil(T/2),2F] (frame (s, b) is then row b*T + s): the pyramid works on time. */
 #include "rnn.h"
 
 typedef struct {
     const int64_t *len; /* arena copy or NULL */
+    bool bm;            /* batch-major x and y */
 } pyr_saved;
+
+/* Element offsets of frame s of row b in x, and of the half of y it fills. */
+static int64_t x_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t b) { return (bm ? b * T + s : s * B + b) * F; }
+static int64_t y_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t b) {
+    int64_t T2 = (T + 1) / 2;
+    return (bm ? b * T2 + s / 2 : s / 2 * B + b) * 2 * F + s % 2 * F;
+}
 
 static void pyramid_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     const pyr_saved *sv = n->saved;
     void *gx = heed__grad(g, x);
     if (!gx) return;
-    int64_t T = x->shape[0], B = x->shape[1], F = x->shape[2];
+    bool bm = sv->bm;
+    int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2];
     HEED_FOR_DTYPE(x->dtype, T_, {
         const T_ *dy = y->grad;
         T_ *dx = gx;
@@ -22,8 +33,8 @@ _Pragma("omp parallel for if (x->numel > 65536) schedule(static)")
         for (int64_t s = 0; s < T; s++)
             for (int64_t b = 0; b < B; b++) {
                 if (sv->len && s >= sv->len[b]) continue;
-                const T_ *src = dy + ((s / 2) * B + b) * 2 * F + (s % 2) * F;
-                T_ *dst = dx + (s * B + b) * F;
+                const T_ *src = dy + y_at(bm, T, B, F, s, b);
+                T_ *dst = dx + x_at(bm, T, B, F, s, b);
                 for (int64_t f = 0; f < F; f++) dst[f] += src[f];
             }
     });
@@ -31,14 +42,16 @@ _Pragma("omp parallel for if (x->numel > 65536) schedule(static)")
 
 static const heed_op op_pyramid = {"heed_pyramid_concat", pyramid_backward};
 
-heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths) {
-    const char *op = "heed_pyramid_concat";
+static heed_tensor *pyramid(heed_graph *g, const char *op, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths,
+                            bool bm) {
     if (!heed__check(g, op, x, "x")) return NULL;
     if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [T, batch, features], each >= 1", op, HEED_S(x)), NULL;
-    int64_t T = x->shape[0], B = x->shape[1], F = x->shape[2], T2 = (T + 1) / 2;
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be %s, each >= 1", op, HEED_S(x),
+                          bm ? "[batch, T, features] (batch_first)" : "[T, batch, features]"),
+               NULL;
+    int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2], T2 = (T + 1) / 2;
     if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
-    heed_tensor *y = heed__new(g, op, x->dtype, 3, (int64_t[]){T2, B, 2 * F});
+    heed_tensor *y = heed__new(g, op, x->dtype, 3, bm ? (int64_t[]){B, T2, 2 * F} : (int64_t[]){T2, B, 2 * F});
     if (!y) return NULL;
     HEED_FOR_DTYPE(x->dtype, T_, {
         const T_ *X = x->data;
@@ -46,9 +59,9 @@ heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *l
 _Pragma("omp parallel for if (y->numel > 65536) schedule(static)")
         for (int64_t s = 0; s < 2 * T2; s++)
             for (int64_t b = 0; b < B; b++) {
-                T_ *dst = Y + ((s / 2) * B + b) * 2 * F + (s % 2) * F;
+                T_ *dst = Y + y_at(bm, T, B, F, s, b);
                 if (s >= T || (lengths && s >= lengths[b])) memset(dst, 0, (size_t)F * sizeof(T_));
-                else memcpy(dst, X + (s * B + b) * F, (size_t)F * sizeof(T_));
+                else memcpy(dst, X + x_at(bm, T, B, F, s, b), (size_t)F * sizeof(T_));
             }
     });
     if (out_lengths)
@@ -58,10 +71,14 @@ _Pragma("omp parallel for if (y->numel > 65536) schedule(static)")
         pyr_saved *sv = heed__zalloc(g, sizeof *sv);
         int64_t *len = lengths ? heed__alloc(g, (size_t)B * sizeof *len) : NULL;
         if (len) memcpy(len, lengths, (size_t)B * sizeof *len);
-        if (sv) sv->len = len;
+        if (sv) sv->len = len, sv->bm = bm;
         n->saved = sv;
     }
     return heed__live(g) ? y : NULL;
+}
+
+heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths) {
+    return pyramid(g, "heed_pyramid_concat", x, lengths, out_lengths, false);
 }
 
 heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, const int64_t *lengths,
@@ -72,7 +89,7 @@ heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *
     if (!out_lengths)
         return heed__fail(g, HEED_ERR_ARG, "heed_pyramid_lstm: out_lengths is NULL (it receives the halved lengths)"),
                NULL;
-    heed_tensor *y = heed_pyramid_concat(g, x, lengths, out_lengths);
+    heed_tensor *y = pyramid(g, "heed_pyramid_lstm", x, lengths, out_lengths, rnn && rnn->opts.batch_first);
     if (!y) return NULL;
     return heed_lstm(g, rnn, y, NULL, NULL, out_lengths, h_n, c_n);
 }
