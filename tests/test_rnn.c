@@ -744,7 +744,10 @@ static void bad_inputs(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "must be [batch, input]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
     CHECK(!heed_lstm_cell(g, x, NULL, NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "I mismatch");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "w_ih[16,3] must be [16, 5]");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "x[2,5] has 5 input features but w_ih[16,3] takes 3 (x must be [batch, 3])");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
+    CHECK(!heed_lstm_cell(g, x, NULL, NULL, gru.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "w_ih rows");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "w_ih[12,3] must be [16, input]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     CHECK(!heed_lstm_cell(g, x, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "h");
     CHECK_ERR(g, HEED_ERR_SHAPE, "h[3,4] must be [2, 4]");
