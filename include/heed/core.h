@@ -137,7 +137,11 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);
 heed_tensor *heed_params_at(const heed_params *P, int i);
+/* Number of parameter values (the sum of every parameter's numel). */
 int64_t heed_params_numel(const heed_params *P);
+/* Length of the flat buffers in elements: every parameter plus the alignment padding
+ * between them (zeros, with zero gradients). Loops over heed_params_values/grads run to it. */
+int64_t heed_params_padded_numel(const heed_params *P);
 heed_dtype heed_params_dtype(const heed_params *P);
 heed_ctx *heed_params_ctx(const heed_params *P);
 void *heed_params_values(heed_params *P); /* flat buffer of all values */
@@ -147,7 +151,8 @@ int64_t heed_params_offset(const heed_params *P, int i);
 void heed_params_zero_grad(heed_params *P);
 /* Stop (or restart) gradients into one parameter. */
 void heed_param_freeze(heed_tensor *t, bool frozen);
-/* Re-initialise an existing parameter (for example a forget-gate bias slice). */
+/* Re-initialise an existing parameter of P (for example a forget-gate bias slice);
+ * HEED_ERR_ARG for a tensor that is not one of P's parameters. */
 heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init);
 
 /* ---------------------------------------------------------------- graph */
