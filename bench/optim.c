@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
         heed_param(P, name, HEED_SHAPE(1024), heed_init_zeros());
         done += 1024 * 1025;
     }
-    int64_t total = heed_params_numel(P);
+    int64_t total = heed_params_padded_numel(P);
     float *g = heed_params_grads(P);
     for (int64_t i = 0; i < total; i++) g[i] = (float)((i % 7) - 3) * 1e-3f;
     size_t bytes = (size_t)total * sizeof(float);

@@ -1,6 +1,7 @@
 /* Bump allocator for one graph step. Chunks grow geometrically; a rewind that finds more
  * than one chunk replaces them with a single chunk of their total size, so a steady
- * training loop settles on one chunk and one pointer bump per allocation. */
+ * training loop settles on one chunk and one pointer bump per allocation. A seek goes
+ * back to a position of the same step (graph marks) and keeps every chunk. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -86,4 +87,14 @@ void heed_arena_free(heed_arena *a) {
     size_t peak = a->peak;
     *a = (heed_arena){0};
     a->peak = peak;
+}
+
+heed_arena_pos heed_arena_tell(const heed_arena *a) {
+    return (heed_arena_pos){a->cur, a->cur ? a->cur->off : 0, a->used};
+}
+
+void heed_arena_seek(heed_arena *a, heed_arena_pos pos) {
+    a->cur = pos.chunk ? pos.chunk : a->head; /* chunks made after pos follow pos.chunk in the list */
+    if (a->cur) a->cur->off = pos.chunk ? pos.off : 0;
+    a->used = pos.used;
 }

@@ -60,8 +60,8 @@ heed_status heed_graph_status(const heed_graph *g) { return g ? g->err.code : HE
 const char *heed_graph_error(const heed_graph *g) { return g ? g->err.msg : "heed: graph is NULL"; }
 
 char *heed_shape_str(const heed_tensor *t, char *buf) {
-    if (!t) {
-        snprintf(buf, 64, "(null)");
+    if (!t || !heed__readable(t, "heed_shape_str")) {
+        snprintf(buf, 64, t ? "(dead tensor)" : "(null)");
         return buf;
     }
     int n = snprintf(buf, 64, "[");
@@ -77,16 +77,19 @@ bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char
         heed__fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, name);
         return false;
     }
-    if (t->graph && t->graph != g) {
+    /* A live graph tensor has g's generation; a dead one an older generation (or 0 after a
+     * rewind), or reads as zeros when its page went back to the system (graph.c). */
+    if (t->graph == g) {
+        if (t->gen != g->gen) {
+            heed__fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
+            return false;
+        }
+    } else if (t->graph) {
         heed__fail(g, HEED_ERR_STATE, "%s: %s belongs to another graph", op, name);
         return false;
-    }
-    if (t->graph == g && t->epoch != g->epoch) {
-        heed__fail(g, HEED_ERR_STATE, "%s: %s was made before the last heed_graph_reset (dead tensor)", op, name);
-        return false;
-    }
-    if (!t->graph && !(t->flags & HEED_PARAM)) {
-        heed__fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
+    } else if (!(t->flags & HEED_PARAM)) {
+        if (heed_headers_own(&g->headers, t)) heed__fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
+        else heed__fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
         return false;
     }
     if (t->dtype != HEED_F32 && t->dtype != HEED_F64) {
@@ -94,6 +97,23 @@ bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char
         return false;
     }
     return true;
+}
+
+bool heed__dead(const heed_tensor *t, heed_graph **owner) {
+    heed_graph *g = NULL;
+    if (t && t->graph) g = t->gen == t->graph->gen ? NULL : t->graph;
+    else if (t && !(t->flags & HEED_PARAM)) g = heed_headers_owner(t); /* returned page: zeros */
+    if (owner) *owner = g;
+    return g != NULL;
+}
+
+bool heed__readable(const heed_tensor *t, const char *op) {
+    heed_graph *g;
+    if (heed__dead(t, &g)) {
+        heed__fail(g, HEED_ERR_STATE, "%s: the tensor was " HEED_DEAD_RULE, op);
+        return false;
+    }
+    return t && (t->graph || (t->flags & HEED_PARAM)); /* else not a tensor of heed's */
 }
 
 bool heed__check_like(heed_graph *g, const char *op, const heed_tensor *t, const char *name, const heed_tensor *ref) {

@@ -1,9 +1,12 @@
-/* The per-step graph: context, tensors, the tape and the backward pass over it.
+/* The per-step graph: context, tensors, the tape, marks and the backward pass.
  *
- * Tensor headers live in one of two header arenas, chosen by the parity of the step
- * (epoch). heed_graph_reset bumps the epoch and rewinds only the other header arena, so a
- * header of the previous step keeps its old epoch and using it is caught as an error
- * rather than reading reused memory. Data, grads and nodes share one arena. */
+ * Data, grads, nodes and saved values share one bump arena, rewound at every reset (and
+ * back to a mark by heed_graph_rewind). Tensor headers live apart, at addresses never
+ * reused while the graph lives (graph/headers.c), and carry the generation they were made
+ * in: a header is live when its generation is the graph's. A reset starts a new
+ * generation; a rewind sets the generation of every header made after the mark to 0.
+ * A stale header therefore reads as a dead one (or as zeros once its page was returned),
+ * never as a newer tensor, however many steps old it is. */
 #include "internal.h"
 
 #include <math.h>
@@ -51,32 +54,33 @@ heed_graph *heed_graph_new(heed_ctx *ctx) {
     if (!g) return NULL;
     g->ctx = ctx;
     g->training = true;
-    g->epoch = 1;
+    g->gen = 1;
     return g;
 }
 
 void heed_graph_free(heed_graph *g) {
     if (!g) return;
     heed_arena_free(&g->data);
-    heed_arena_free(&g->headers[0]);
-    heed_arena_free(&g->headers[1]);
+    heed_headers_free(&g->headers);
     free(g);
 }
 
+/* Modes (training, anomaly, an open no-grad region) belong to the graph, not to the
+ * step: they survive a reset, as PyTorch's torch.no_grad() survives a new batch. */
 void heed_graph_reset(heed_graph *g) {
     if (!g) return;
-    g->epoch++;
+    g->gen++;
     heed_arena_rewind(&g->data);
-    heed_arena_rewind(&g->headers[g->epoch & 1]);
+    heed_headers_release_all(&g->headers);
     g->tape = NULL;
     g->n_nodes = 0;
-    g->no_grad = 0;
+    g->backwards = 0;
     g->err = (heed_error){0};
 }
 
 heed_ctx *heed_graph_ctx(const heed_graph *g) { return g ? g->ctx : NULL; }
 size_t heed_graph_bytes(const heed_graph *g) {
-    return g ? g->data.reserved + g->headers[0].reserved + g->headers[1].reserved : 0;
+    return g ? g->data.reserved + (size_t)g->headers.live * HEED_HEADER_SLOT : 0;
 }
 size_t heed_graph_peak_bytes(const heed_graph *g) { return g ? g->data.peak : 0; }
 int64_t heed_graph_nodes(const heed_graph *g) { return g ? g->n_nodes : 0; }
@@ -114,9 +118,10 @@ static heed_tensor *new_header(heed_graph *g, const char *op, heed_dtype dt, int
             return heed__fail(g, HEED_ERR_SHAPE, "%s: shape too large (more than 2^40 elements)", op), NULL;
         numel *= shape[i];
     }
-    heed_tensor *t = heed_arena_alloc(&g->headers[g->epoch & 1], sizeof *t);
+    heed_tensor *t = heed_headers_alloc(&g->headers, g);
     if (!t) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory for a tensor header", op), NULL;
-    *t = (heed_tensor){.dtype = dt, .ndim = ndim, .numel = numel, .epoch = g->epoch, .graph = g};
+    *t = (heed_tensor){.dtype = dt, .ndim = ndim, .numel = numel, .gen = g->gen, .graph = g,
+                       .flags = g->no_grad ? HEED__MADE_NO_GRAD : 0};
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     return t;
 }
@@ -149,15 +154,14 @@ heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim,
 
 heed_shape heed_tensor_shape(const heed_tensor *t) {
     heed_shape s = {0};
-    if (!t) return s;
+    if (!heed__readable(t, "heed_tensor_shape")) return s;
     s.ndim = t->ndim;
     for (int i = 0; i < t->ndim; i++) s.d[i] = t->shape[i];
     return s;
 }
 
 double heed_get(const heed_tensor *t, int64_t i) {
-    if (!t || !t->data || i < 0 || i >= t->numel) return NAN;
-    if (t->graph && t->epoch != t->graph->epoch) return NAN; /* from before a reset: its data is gone */
+    if (!heed__readable(t, "heed_get") || !t->data || i < 0 || i >= t->numel) return NAN;
     return t->dtype == HEED_F32 ? ((const float *)t->data)[i] : ((const double *)t->data)[i];
 }
 
@@ -195,7 +199,8 @@ heed_tensor *heed_input_f64(heed_graph *g, heed_dtype dtype, heed_shape shape, c
 }
 
 heed_tensor *heed_requires_grad(heed_tensor *t) {
-    if (t && t->graph && t->graph->err.code == HEED_OK && !t->node) t->flags |= HEED_REQUIRES_GRAD;
+    if (!heed__readable(t, "heed_requires_grad")) return NULL;
+    if (t->graph && t->graph->err.code == HEED_OK && !t->node) t->flags |= HEED_REQUIRES_GRAD;
     return t;
 }
 
@@ -256,42 +261,137 @@ bool heed__has_nonfinite(const heed_tensor *t, const void *buf) {
     return bad;
 }
 
+/* ---------------------------------------------------------------- marks */
+
+/* What a rewind restores, kept in the data arena just before the mark's position (so it
+ * survives rewinds to this mark) and found through the mark's sentinel header, which dies
+ * like a tensor: at a reset, or at a rewind to an earlier mark. */
+typedef struct {
+    heed_arena_pos data;
+    heed_headers_pos headers;
+    heed_node *tape;
+    int64_t n_nodes;
+    uint64_t backwards;
+} mark_record;
+
+heed_graph_mark heed_graph_mark_now(heed_graph *g) {
+    heed_graph_mark m = {NULL};
+    mark_record *r = heed__alloc(g, sizeof *r);
+    heed_tensor *sentinel = r ? new_header(g, "heed_graph_mark_now", HEED_F32, 0, NULL) : NULL;
+    if (!sentinel) return m;
+    sentinel->flags |= HEED__MARK;
+    sentinel->data = r;
+    *r = (mark_record){heed_arena_tell(&g->data), heed_headers_tell(&g->headers), g->tape, g->n_nodes, g->backwards};
+    m.at = sentinel;
+    return m;
+}
+
+heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m) {
+    if (!heed__live(g)) return heed_graph_status(g);
+    const heed_tensor *s = m.at;
+    if (!s) return heed__fail(g, HEED_ERR_ARG, "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
+    if (s->graph != g && !heed_headers_own(&g->headers, s))
+        return heed__fail(g, HEED_ERR_STATE, "heed_graph_rewind: the mark belongs to another graph");
+    if (s->graph != g || s->gen != g->gen || !(s->flags & HEED__MARK))
+        return heed__fail(g, HEED_ERR_STATE,
+                          "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
+                          "of an earlier heed_graph_rewind)");
+    const mark_record *r = s->data;
+    if (r->backwards != g->backwards)
+        return heed__fail(g, HEED_ERR_STATE,
+                          "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
+                          "rewind reuses (heed_graph_reset instead)");
+    heed_headers_kill_after(&g->headers, r->headers);
+    heed_arena_seek(&g->data, r->data);
+    g->tape = r->tape; /* nodes recorded after the mark are dropped */
+    g->n_nodes = r->n_nodes;
+    return HEED_OK;
+}
+
 /* ---------------------------------------------------------------- backward */
 
-static heed_status run_backward(heed_graph *g, heed_tensor *t, const heed_tensor *seed) {
-    /* Gradients of intermediate tensors start from zero at every backward, so running
-     * backward twice on one graph gives the same intermediate gradients (parameter
-     * gradients accumulate, as in PyTorch). */
-    for (heed_node *n = g->tape; n; n = n->prev)
-        for (int i = 0; i < n->n_out; i++)
-            if (n->out[i]->grad && n->out[i] != t) /* t's gradient is overwritten by the seed */
-                memset(n->out[i]->grad, 0, (size_t)n->out[i]->numel * heed_dtype_size(n->out[i]->dtype));
-    void *gt = heed__grad(g, t);
-    if (!gt) return g->err.code;
-    size_t es = heed_dtype_size(t->dtype);
-    if (seed) memcpy(gt, seed->data, (size_t)t->numel * es);
-    else if (t->dtype == HEED_F32) *(float *)gt = 1.0f;
-    else *(double *)gt = 1.0;
+static bool node_reached(const heed_node *n) {
+    for (int i = 0; i < n->n_out; i++)
+        if (n->out[i]->flags & HEED__REACHED) return true;
+    return false;
+}
+
+/* Marks what a backward from t reaches: t, then the inputs of every node with a reached
+ * output (graph tensors only: parameters are never outputs, and flags on them would race
+ * between graphs). Fails, before any gradient moves, when a reached node ran in an
+ * earlier backward: running it again would add its gradients a second time. */
+static bool reach(heed_graph *g, const char *op, heed_tensor *t) {
+    if (t->graph == g) t->flags |= HEED__REACHED;
+    for (heed_node *n = t->node; n; n = n->prev) {
+        if (!node_reached(n)) continue;
+        if (n->consumed) {
+            heed__fail(g, HEED_ERR_STATE,
+                       "%s: this tape was already used by a backward pass (%s ran backward once); a second pass would "
+                       "add the same gradients again: heed_graph_reset and record the step again",
+                       op, n->op->name);
+            return false;
+        }
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && n->in[i]->graph == g && (n->in[i]->flags & HEED_REQUIRES_GRAD))
+                n->in[i]->flags |= HEED__REACHED;
+    }
+    return true;
+}
+
+static void unreach(heed_graph *g, heed_tensor *t) {
+    if (t->graph == g) t->flags &= ~(uint32_t)HEED__REACHED;
+    for (heed_node *n = t->node; n; n = n->prev) {
+        for (int i = 0; i < n->n_out; i++) n->out[i]->flags &= ~(uint32_t)HEED__REACHED;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && n->in[i]->graph == g) n->in[i]->flags &= ~(uint32_t)HEED__REACHED;
+    }
+}
+
+/* Adds the seed (or 1) into t's gradient and runs the tape back from t's node. Every
+ * gradient adds: a leaf or parameter started from keeps what it had, as in PyTorch. */
+static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, const heed_tensor *seed) {
+    g->backwards++;
+    bool ok = reach(g, op, t);
+    void *gt = ok ? heed__grad(g, t) : NULL;
+    if (gt) {
+        HEED_FOR_DTYPE(t->dtype, T, {
+            T *d = gt;
+            if (!seed) d[0] += 1;
+            else
+                for (int64_t i = 0; i < t->numel; i++) d[i] += ((const T *)seed->data)[i];
+        });
+    }
 
     g->in_backward = true;
-    for (heed_node *n = t->node; n && heed__live(g); n = n->prev) {
-        bool any = false;
-        for (int i = 0; i < n->n_out; i++) any |= n->out[i]->grad != NULL;
-        if (!any) continue;
+    for (heed_node *n = t->node; n && gt && heed__live(g); n = n->prev) {
+        if (!node_reached(n)) continue;
         for (int i = 0; i < n->n_out; i++)
             if (!heed__grad(g, n->out[i])) break;
         if (!heed__live(g)) break;
+        n->consumed = true;
         n->op->backward(g, n);
         if (g->anomaly)
             for (int i = 0; i < n->n_in; i++)
-                if (n->in[i]->grad && heed__has_nonfinite(n->in[i], n->in[i]->grad)) {
+                if (n->in[i] && n->in[i]->grad && heed__has_nonfinite(n->in[i], n->in[i]->grad)) {
                     heed__fail(g, HEED_ERR_NUMERIC, "%s (backward): gradient of input %d %s holds NaN or Inf", n->op->name,
                                i, HEED_S(n->in[i]));
                     break;
                 }
     }
     g->in_backward = false;
+    unreach(g, t);
     return g->err.code;
+}
+
+/* The message when `what` takes no gradient: most often it was computed under no-grad. */
+static heed_status no_gradient(heed_graph *g, const char *op, const char *what, const heed_tensor *t) {
+    if (t->flags & HEED__MADE_NO_GRAD)
+        return heed__fail(g, HEED_ERR_STATE,
+                          "%s: %s was computed inside a no-grad region (heed_no_grad_begin), where ops record nothing; "
+                          "compute it after heed_no_grad_end to get gradients",
+                          op, what);
+    return heed__fail(g, HEED_ERR_STATE, "%s: %s does not depend on any parameter or input that needs a gradient%s", op,
+                      what, g->no_grad ? " (a no-grad region is open)" : "");
 }
 
 heed_status heed_backward(heed_graph *g, heed_tensor *loss) {
@@ -299,19 +399,20 @@ heed_status heed_backward(heed_graph *g, heed_tensor *loss) {
     if (loss->numel != 1)
         return heed__fail(g, HEED_ERR_SHAPE, "heed_backward: loss is %s; it must have one element (use heed_backward_with)",
                           HEED_S(loss));
-    if (!(loss->flags & HEED_REQUIRES_GRAD))
-        return heed__fail(g, HEED_ERR_STATE, "heed_backward: loss does not depend on any parameter or input that needs a gradient");
-    return run_backward(g, loss, NULL);
+    if (!(loss->flags & HEED_REQUIRES_GRAD)) return no_gradient(g, "heed_backward", "loss", loss);
+    return run_backward(g, "heed_backward", loss, NULL);
 }
 
 heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed) {
     if (!heed__check(g, "heed_backward_with", t, "t") || !heed__check_like(g, "heed_backward_with", seed, "seed", t))
         return heed_graph_status(g);
-    if (seed->numel != t->numel)
-        return heed__fail(g, HEED_ERR_SHAPE, "heed_backward_with: seed %s does not match t %s", HEED_S(seed), HEED_S(t));
-    if (!(t->flags & HEED_REQUIRES_GRAD))
-        return heed__fail(g, HEED_ERR_STATE, "heed_backward_with: t does not depend on anything that needs a gradient");
-    return run_backward(g, t, seed);
+    bool same = seed->ndim == t->ndim;
+    for (int i = 0; same && i < t->ndim; i++) same = seed->shape[i] == t->shape[i];
+    if (!same)
+        return heed__fail(g, HEED_ERR_SHAPE, "heed_backward_with: seed%s must have the shape of t%s", HEED_S(seed),
+                          HEED_S(t));
+    if (!(t->flags & HEED_REQUIRES_GRAD)) return no_gradient(g, "heed_backward_with", "t", t);
+    return run_backward(g, "heed_backward_with", t, seed);
 }
 
 heed_tensor *heed_grad(heed_graph *g, heed_tensor *t) {

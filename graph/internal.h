@@ -18,9 +18,52 @@ typedef struct {
     size_t peak;
 } heed_arena;
 
+/* A position in an arena, to come back to with heed_arena_seek (graph marks). */
+typedef struct {
+    heed_chunk *chunk;
+    size_t off, used;
+} heed_arena_pos;
+
 void *heed_arena_alloc(heed_arena *a, size_t bytes); /* 64-byte aligned, NULL on failure */
 void heed_arena_rewind(heed_arena *a);
 void heed_arena_free(heed_arena *a);
+heed_arena_pos heed_arena_tell(const heed_arena *a);
+/* Everything allocated after pos is free again (pos must be from this step). */
+void heed_arena_seek(heed_arena *a, heed_arena_pos pos);
+
+/* ---------------------------------------------------------------- tensor headers */
+
+/* Tensor headers live at addresses that are never reused while the graph lives
+ * (graph/headers.c), so a stale pointer can never reach a newer tensor. Each header takes
+ * one slot; dead headers are either still mapped with a dead generation, or returned to
+ * the system and read as zeros. */
+#define HEED_HEADER_SLOT 128
+
+typedef struct heed_span heed_span;
+typedef struct {
+    heed_span *spans; /* newest first; spans->used grows, older spans are full */
+    int64_t live;     /* slots holding headers of this step (after rewinds) */
+} heed_headers;
+
+/* A position in the header space: the span and the offset of the next slot. */
+typedef struct {
+    heed_span *span;
+    size_t off;
+    int64_t live;
+} heed_headers_pos;
+
+void *heed_headers_alloc(heed_headers *h, heed_graph *owner); /* one zeroed slot, NULL when out of memory */
+heed_headers_pos heed_headers_tell(const heed_headers *h);
+/* Kills every header made after pos (generation 0) and returns their whole pages. */
+void heed_headers_kill_after(heed_headers *h, heed_headers_pos pos);
+/* At a reset: every header is dead already (older generation); return their memory. */
+void heed_headers_release_all(heed_headers *h);
+void heed_headers_free(heed_headers *h);
+/* True when p lies in h's header space (a dead header whose page was returned reads as
+ * zeros; this tells it from a tensor heed never made). */
+bool heed_headers_own(const heed_headers *h, const void *p);
+/* The graph whose header space holds p, or NULL (for accessors without a graph). */
+heed_graph *heed_headers_owner(const void *p);
 
 /* ---------------------------------------------------------------- objects */
 
@@ -40,14 +83,22 @@ struct heed_ctx {
 
 struct heed_graph {
     heed_ctx *ctx;
-    heed_arena data;      /* tensor data, grads, nodes, saved values */
-    heed_arena headers[2]; /* tensor headers, alternating by epoch (see graph.c) */
-    uint32_t epoch;
+    heed_arena data;      /* tensor data, grads, nodes, saved values, mark records */
+    heed_headers headers; /* tensor headers (see graph.c) */
+    uint64_t gen;         /* generation: a header is live when its gen equals this */
+    uint64_t backwards;   /* backward passes started since the last reset */
     heed_node *tape;      /* last recorded node; nodes link backwards */
     int64_t n_nodes;
     int no_grad;
     bool training, anomaly, in_backward;
     heed_error err;
+};
+
+/* Internal tensor flags (the public ones are in core.h). */
+enum {
+    HEED__MADE_NO_GRAD = 1u << 28, /* made inside a no-grad region (for backward's message) */
+    HEED__REACHED = 1u << 29,      /* reached by the running backward pass */
+    HEED__MARK = 1u << 30,         /* the sentinel header of a heed_graph_mark */
 };
 
 /* heed_op (name + backward) is public: include/heed/extend.h. */
@@ -61,6 +112,7 @@ struct heed_node {
     double farg[4];  /* small op arguments (scales, eps, p) */
     void *saved;     /* op-specific saved values, in the graph arena */
     heed_node *prev;
+    bool consumed;   /* a backward pass ran it: it may not run again (its gradients would double) */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -73,13 +125,20 @@ void heed__ctx_clear(heed_ctx *ctx);
 /* Shape string for messages: HEED_S(t) -> "[32,256]" in a temporary buffer. */
 #define HEED_S(t) heed_shape_str((t), (char[64]){0})
 
-/* True when g is usable and t is a live tensor g may use (not NULL, not from a reset
- * step or another graph). Records the error otherwise. name is the argument name. */
+/* True when g is usable and t is a live tensor g may use (not NULL, not dead, not of
+ * another graph). Records the error otherwise. name is the argument name. */
 bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char *name);
 /* heed__check, plus dtype equal to ref's. */
 bool heed__check_like(heed_graph *g, const char *op, const heed_tensor *t, const char *name, const heed_tensor *ref);
 /* True when g is non-NULL and carries no error. */
 static inline bool heed__live(const heed_graph *g) { return g && g->err.code == HEED_OK; }
+/* True when t is a dead tensor of a live graph (its graph in *owner, if owner is given). */
+bool heed__dead(const heed_tensor *t, heed_graph **owner);
+/* For accessors without a graph argument: true when t can be read (a live tensor or a
+ * parameter). A dead tensor records the dead-tensor error on its graph. */
+bool heed__readable(const heed_tensor *t, const char *op);
+/* The rule every dead-tensor message states. */
+#define HEED_DEAD_RULE "made before the last heed_graph_reset, or after the mark of a heed_graph_rewind (dead tensor)"
 
 /* ---------------------------------------------------------------- allocation */
 

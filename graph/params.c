@@ -18,7 +18,8 @@ struct heed_params {
     heed_dtype dtype;
     param_slot *slots;
     int n, cap;
-    int64_t numel, capacity; /* elements used / allocated in the flat buffers */
+    int64_t numel, capacity; /* elements used (with padding) / allocated in the flat buffers */
+    int64_t n_values;        /* parameter values: numel without the padding */
     void *values, *grads;
 };
 
@@ -120,9 +121,18 @@ static bool orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
     return true;
 }
 
+static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init);
+
 heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
-    if (!P || !t || !(t->flags & HEED_PARAM))
-        return heed__ctx_fail(P ? P->ctx : NULL, HEED_ERR_ARG, "heed_param_init: not a parameter of this store");
+    bool mine = false;
+    for (int i = 0; P && t && i < P->n && !mine; i++) mine = P->slots[i].t == t;
+    if (!mine)
+        return heed__ctx_fail(P ? P->ctx : NULL, HEED_ERR_ARG, "heed_param_init: %s is not a parameter of this store",
+                              t && (t->flags & HEED_PARAM) ? t->name : "the tensor");
+    return init_values(P, t, init);
+}
+
+static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
     const char *name = t->name;
     double fan_in = 1, fan_out = 1;
     bool needs_fans = init.kind >= HEED_INIT_XAVIER_UNIFORM;
@@ -220,10 +230,13 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
                        .name = nm, .data = (char *)P->values + offset * es, .grad = (char *)P->grads + offset * es};
     for (int i = 0; i < shape.ndim; i++) t->shape[i] = shape.d[i];
     P->slots[P->n++] = (param_slot){t, offset};
+    int64_t padded_before = P->numel;
     P->numel = offset + numel;
-    if (heed_param_init(P, t, init) != HEED_OK) {
+    P->n_values += numel;
+    if (init_values(P, t, init) != HEED_OK) {
         P->n--;
-        P->numel = offset;
+        P->numel = padded_before;
+        P->n_values -= numel;
         free(nm);
         free(t);
         return NULL;
@@ -249,7 +262,8 @@ heed_tensor *heed_params_find(const heed_params *P, const char *name) {
 
 int heed_params_count(const heed_params *P) { return P ? P->n : 0; }
 heed_tensor *heed_params_at(const heed_params *P, int i) { return P && i >= 0 && i < P->n ? P->slots[i].t : NULL; }
-int64_t heed_params_numel(const heed_params *P) { return P ? P->numel : 0; }
+int64_t heed_params_numel(const heed_params *P) { return P ? P->n_values : 0; }
+int64_t heed_params_padded_numel(const heed_params *P) { return P ? P->numel : 0; }
 heed_dtype heed_params_dtype(const heed_params *P) { return P ? P->dtype : HEED_F32; }
 heed_ctx *heed_params_ctx(const heed_params *P) { return P ? P->ctx : NULL; }
 void *heed_params_values(heed_params *P) { return P ? P->values : NULL; }

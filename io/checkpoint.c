@@ -167,7 +167,7 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
         memcpy(c->shape, p->shape, sizeof c->shape);
     }
     const char *states = "";
-    int64_t store_numel = heed_params_numel(P);
+    int64_t store_numel = heed_params_padded_numel(P);
     for (int s = 0; s < ns; s++) {
         const char *sname = NULL;
         void *data = NULL;

@@ -46,7 +46,7 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     opt->lr_decay = o.lr_decay;
     opt->eps = o.eps;
     opt->initial_accumulator = o.initial_accumulator_value;
-    int64_t numel = heed_params_numel(P);
+    int64_t numel = heed_params_padded_numel(P);
     HEED_FOR_DTYPE(opt->dtype, T, {
         T *s = opt->state[0];
         for (int64_t i = 0; i < numel; i++) s[i] = (T)o.initial_accumulator_value;

@@ -9,7 +9,7 @@
 #define PAR_MIN 65536 /* elements below which a pass stays on one thread */
 
 void heed_params_scale_grad(heed_params *P, double s) {
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     if (!P || n == 0 || s == 1) return;
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         T *g = heed_params_grads(P);
@@ -50,7 +50,7 @@ void heed_params_scale_grad(heed_params *P, double s) {
 
 /* The ordered sum of the block sums; NAN if the scratch cannot be allocated. */
 static double sum_blocks(const heed_params *P, bool squares) {
-    int64_t n = heed_params_numel(P), nb = (n + SUM_BLOCK - 1) / SUM_BLOCK;
+    int64_t n = heed_params_padded_numel(P), nb = (n + SUM_BLOCK - 1) / SUM_BLOCK;
     double stack[256], *partial = nb <= 256 ? stack : malloc((size_t)nb * sizeof *partial);
     if (!partial) return NAN;
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
@@ -67,12 +67,12 @@ static double sum_blocks(const heed_params *P, bool squares) {
 /* x * 0 is 0 for finite x and NaN for NaN or +-Inf, and NaN survives any sum, so the sum
  * of g * 0 is 0 exactly when every g is finite -- a branch-free, vectorisable test. */
 bool heed_params_grads_finite(const heed_params *P) {
-    if (!P || heed_params_numel(P) == 0) return true;
+    if (!P || heed_params_padded_numel(P) == 0) return true;
     return sum_blocks(P, false) == 0;
 }
 
 double heed_params_grad_norm(const heed_params *P) {
-    if (!P || heed_params_numel(P) == 0) return 0;
+    if (!P || heed_params_padded_numel(P) == 0) return 0;
     return sqrt(sum_blocks(P, true));
 }
 
@@ -95,7 +95,7 @@ heed_status heed_clip_grad_value(heed_params *P, double clip) {
     if (!(clip >= 0) || isinf(clip))
         return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_value: clip = %g (must be finite and >= 0)",
                               clip);
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         T *g = heed_params_grads(P);
         const T hi = (T)clip, lo = -(T)clip;

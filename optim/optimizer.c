@@ -38,7 +38,7 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     o->P = P;
     o->ctx = ctx;
     o->dtype = heed_params_dtype(P);
-    o->numel = heed_params_numel(P);
+    o->numel = heed_params_padded_numel(P);
     o->n_params = heed_params_count(P);
     o->lr = lr;
     o->groups = malloc(sizeof *o->groups);
@@ -59,7 +59,7 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
 nomem:
     heed_optimizer_free(o);
     heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for the optimizer state (%lld elements)", fn,
-                   (long long)heed_params_numel(P));
+                   (long long)heed_params_padded_numel(P));
     return NULL;
 }
 
@@ -112,12 +112,12 @@ static bool build_chunks(heed_optimizer *o) {
 
 /* Everything but the non-finite check: validates, then runs the kernel. */
 static heed_status do_step(heed_optimizer *o, const char *fn) {
-    if (heed_params_numel(o->P) != o->numel || heed_params_count(o->P) != o->n_params)
+    if (heed_params_padded_numel(o->P) != o->numel || heed_params_count(o->P) != o->n_params)
         return heed__ctx_fail(o->ctx, HEED_ERR_STATE,
                               "%s: the parameter store changed after the optimizer was made (%d parameters, %lld "
                               "elements then; %d, %lld now)",
                               fn, o->n_params, (long long)o->numel, heed_params_count(o->P),
-                              (long long)heed_params_numel(o->P));
+                              (long long)heed_params_padded_numel(o->P));
     if (!isfinite(o->lr) || o->lr < 0)
         return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: learning rate %g (must be finite and >= 0)", fn, o->lr);
     if (!build_chunks(o)) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
@@ -136,7 +136,7 @@ heed_status heed_optimizer_step(heed_optimizer *o) {
 /* Index of the first non-finite gradient element, or -1. */
 static int64_t first_nonfinite_grad(heed_params *P) {
     if (heed_params_grads_finite(P)) return -1;
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         const T *g = heed_params_grads(P);
         for (int64_t i = 0; i < n; i++)

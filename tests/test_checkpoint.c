@@ -63,14 +63,14 @@ static void write_all(const char *path, const void *b, size_t n) {
 
 /* A copy of every value of P, to check that a failed load changed nothing. */
 static void *snapshot(heed_params *P) {
-    size_t n = (size_t)heed_params_numel(P) * heed_dtype_size(heed_params_dtype(P));
+    size_t n = (size_t)heed_params_padded_numel(P) * heed_dtype_size(heed_params_dtype(P));
     void *s = malloc(n ? n : 1);
     memcpy(s, heed_params_values(P), n);
     return s;
 }
 
 static bool same_values(heed_params *P, const void *snap) {
-    size_t n = (size_t)heed_params_numel(P) * heed_dtype_size(heed_params_dtype(P));
+    size_t n = (size_t)heed_params_padded_numel(P) * heed_dtype_size(heed_params_dtype(P));
     return memcmp(heed_params_values(P), snap, n) == 0;
 }
 
@@ -156,7 +156,7 @@ static void round_trip(heed_dtype dt) {
     unsigned char *b = read_all(path, &n);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
-    CHECK(hl % 8 == 0 && 8 + hl + (size_t)heed_params_numel(P1) * heed_dtype_size(dt) >= n, "header %llu, file %zu",
+    CHECK(hl % 8 == 0 && 8 + hl + (size_t)heed_params_padded_numel(P1) * heed_dtype_size(dt) >= n, "header %llu, file %zu",
           (unsigned long long)hl, n);
     CHECK(memmem(b + 8, hl, "\"enc.w\":{\"dtype\":\"", 18) && memmem(b + 8, hl, "\"role.enc.w\":\"param\"", 20), "names");
     /* the in-memory loader agrees */

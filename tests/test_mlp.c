@@ -36,7 +36,7 @@ static void two_spirals(void) {
     heed_graph *g = heed_graph_new(ctx);
     float *values = heed_params_values(P);
     const float *grads = heed_params_grads(P);
-    int64_t numel = heed_params_numel(P);
+    int64_t numel = heed_params_padded_numel(P);
     double first = NAN, last = NAN;
     int correct = 0;
     for (int step = 0; step < STEPS; step++) {

@@ -395,7 +395,7 @@ static void state_restore_continues_bitwise(void) {
         /* as a checkpoint would: parameters, state buffers, steps, rate into a fresh one
          * made with the same configuration (groups included) */
         heed_optimizer *ob = make_case(names[c], B);
-        memcpy(heed_params_values(B), heed_params_values(A), (size_t)heed_params_numel(A) * sizeof(float));
+        memcpy(heed_params_values(B), heed_params_values(A), (size_t)heed_params_padded_numel(A) * sizeof(float));
         copy_state(oa, ob);
         for (int s = 0; s < 2; s++) {
             heed_params_zero_grad(A);
@@ -405,7 +405,7 @@ static void state_restore_continues_bitwise(void) {
             heed_optimizer_step(oa);
             heed_optimizer_step(ob);
         }
-        CHECK(!memcmp(heed_params_values(A), heed_params_values(B), (size_t)heed_params_numel(A) * sizeof(float)),
+        CHECK(!memcmp(heed_params_values(A), heed_params_values(B), (size_t)heed_params_padded_numel(A) * sizeof(float)),
               "%s: restored run differs", names[c]);
         /* and it is the uninterrupted five-step run */
         double want[9];
@@ -441,7 +441,7 @@ static void state_names(void) {
             int64_t n;
             heed_dtype dt;
             CHECK(heed_optimizer_state(cases[c].o, i, &name, &data, &n, &dt) == HEED_OK, "state");
-            CHECK(n == heed_params_numel(P) && dt == HEED_F64 && data, "%s: numel %lld", name, (long long)n);
+            CHECK(n == heed_params_padded_numel(P) && dt == HEED_F64 && data, "%s: numel %lld", name, (long long)n);
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", name);
             if (!strcmp(name, "adagrad.sum")) CHECK(((double *)data)[3] == 0.25, "initial accumulator");
         }
@@ -464,7 +464,7 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     heed_param(P, "c", HEED_SHAPE(40000), heed_init_normal(0, 1));
     heed_param(P, "g", HEED_SHAPE(3), heed_init_normal(0, 1));
     heed_param_freeze(fr, true);
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     double *ref = malloc((size_t)n * sizeof *ref), *g = malloc((size_t)n * sizeof *g);
     double *m = calloc((size_t)n, sizeof *m), *v = calloc((size_t)n, sizeof *v);
     for (int64_t i = 0; i < n; i++) ref[i] = dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i];
@@ -583,7 +583,7 @@ static double *linear_loss_grads(heed_params *P, const double *X, const double *
     }
     heed_params_scale_grad(P, (double)micro / rows);
     heed_graph_free(g);
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     double *copy = malloc((size_t)n * sizeof *copy);
     memcpy(copy, heed_params_grads(P), (size_t)n * sizeof *copy);
     return copy;
@@ -599,7 +599,7 @@ static void accumulation_equals_big_batch(void) {
     heed_param(P, "b", HEED_SHAPE(3), heed_init_normal(0, 1));
     double *big = linear_loss_grads(P, X, Y, 8, 8), *acc = linear_loss_grads(P, X, Y, 8, 2);
     check_norm c = check_norm_start(0);
-    for (int64_t i = 0; i < heed_params_numel(P); i++) check_norm_add(&c, acc[i], big[i]);
+    for (int64_t i = 0; i < heed_params_padded_numel(P); i++) check_norm_add(&c, acc[i], big[i]);
     CHECK(c.scale > 0.1 && check_norm_ok(c, 1e-14), "accumulated vs big batch: max error %.3g (scale %.3g)", c.err, c.scale);
     free(big);
     free(acc);
@@ -619,7 +619,7 @@ static void guard_skips_nonfinite_steps(void) {
     heed_tensor *loss = heed_sum_all(g, heed_linear(g, x, w, NULL));
     heed_backward(g, loss);
     CHECK(heed_optimizer_step_guarded(o, g, loss) == HEED_OK, "%s", heed_ctx_error(ctx));
-    int64_t n = heed_params_numel(P);
+    int64_t n = heed_params_padded_numel(P);
     size_t bytes = (size_t)n * sizeof(double);
     double *before = malloc(bytes), *m_before = malloc(bytes);
     void *m;

@@ -48,7 +48,7 @@ static void to_double(const heed_tensor *t, const void *buf, double *out) {
 /* the store's flat gradient buffer as doubles */
 static void store_grads(heed_params *P, double *out) {
     void *gr = heed_params_grads(P);
-    for (int64_t k = 0; k < heed_params_numel(P); k++)
+    for (int64_t k = 0; k < heed_params_padded_numel(P); k++)
         out[k] = heed_params_dtype(P) == HEED_F32 ? ((float *)gr)[k] : ((double *)gr)[k];
 }
 
@@ -530,7 +530,7 @@ static void cell_loop_vs_layer(heed_rnn_opts o, int64_t T, int64_t B, heed_dtype
     heed_rnn_declare(&rnn, P, "r", &o);
     rnn.opts.layers = o.layers ? o.layers : 1;
     int L = rnn.opts.layers, D = o.bidirectional ? 2 : 1;
-    int64_t I = o.input_size, H = o.hidden_size, nP = heed_params_numel(P);
+    int64_t I = o.input_size, H = o.hidden_size, nP = heed_params_padded_numel(P);
     bool lstm = o.kind == HEED_RNN_LSTM;
     double *xd = malloc((size_t)(T * B * I) * sizeof *xd), *h0d = malloc((size_t)(L * D * B * H) * sizeof *h0d);
     double *c0d = malloc((size_t)(L * D * B * H) * sizeof *c0d), *grads = malloc((size_t)nP * sizeof *grads);
@@ -626,7 +626,7 @@ static void lengths_match_separate_runs(void) {
         enum { T = 6, B = 4, I = 3, H = 20, LD = 4 };
         int64_t len[B] = {6, 1, 4, 3};
         bool lstm = kind == HEED_RNN_LSTM;
-        int64_t nP = heed_params_numel(P);
+        int64_t nP = heed_params_padded_numel(P);
         double *pg = malloc((size_t)nP * sizeof *pg);
         heed_graph *g = heed_graph_new(ctx);
         heed_tensor *x = vin(g, HEED_F64, HEED_SHAPE(T, B, I), 1, true), *h0 = vin(g, HEED_F64, HEED_SHAPE(LD, B, H), 2, true);
@@ -745,7 +745,10 @@ static void bad_inputs(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "must be [batch, input]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
     CHECK(!heed_lstm_cell(g, x, NULL, NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "I mismatch");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "w_ih[16,3] must be [16, 5]");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "x[2,5] has 5 input features but w_ih[16,3] takes 3 (x must be [batch, 3])");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
+    CHECK(!heed_lstm_cell(g, x, NULL, NULL, gru.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "w_ih rows");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "w_ih[12,3] must be [16, input]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     CHECK(!heed_lstm_cell(g, x, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "h");
     CHECK_ERR(g, HEED_ERR_SHAPE, "h[3,4] must be [2, 4]");

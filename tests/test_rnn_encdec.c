@@ -59,8 +59,8 @@ static run_out run_layer(heed_graph *g, heed_params *P, heed_rnn rnn, bool bf, b
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
     size_t es = heed_dtype_size(dt);
-    r.pgrad = malloc((size_t)heed_params_numel(P) * es);
-    memcpy(r.pgrad, heed_params_grads(P), (size_t)heed_params_numel(P) * es);
+    r.pgrad = malloc((size_t)heed_params_padded_numel(P) * es);
+    memcpy(r.pgrad, heed_params_grads(P), (size_t)heed_params_padded_numel(P) * es);
     return r;
 }
 
@@ -84,8 +84,8 @@ static void compare_layouts(heed_rnn_opts o, heed_dtype dt, int64_t T, int64_t B
             if (vals[p][0]) err = fmax(err, max_diff(dt, vals[p][0]->data, vals[p][1]->data, vals[p][0]->numel));
             if (ins[p][0]) err = fmax(err, max_diff(dt, ins[p][0]->grad, ins[p][1]->grad, ins[p][0]->numel));
         }
-        err = fmax(err, max_diff(dt, r[0].pgrad, r[1].pgrad, heed_params_numel(P)));
-        for (int64_t i = 0; i < heed_params_numel(P); i++)
+        err = fmax(err, max_diff(dt, r[0].pgrad, r[1].pgrad, heed_params_padded_numel(P)));
+        for (int64_t i = 0; i < heed_params_padded_numel(P); i++)
             scale = fmax(scale, fabs(dt == HEED_F32 ? ((float *)r[0].pgrad)[i] : ((double *)r[0].pgrad)[i]));
         CHECK(err <= tol * scale, "%s: batch_first vs time-major differ by %.3g (scale %.3g)", what, err, scale);
         if (pyramid)

@@ -10,8 +10,7 @@
 heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t, const char *name, int min_dims,
                              int max_dims) {
     if (!t) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, name);
-    if (t->graph && t->epoch != t->graph->epoch)
-        return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: %s was made before the last heed_graph_reset (dead tensor)", fn, name);
+    if (heed__dead(t, NULL)) return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, fn, name);
     if (!t->data || (t->dtype != HEED_F32 && t->dtype != HEED_F64))
         return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s has no data or an unknown dtype", fn, name);
     if (t->ndim < min_dims || t->ndim > max_dims)

@@ -23,7 +23,7 @@ typedef enum {
     HEED_ERR_SHAPE,    /* shapes do not fit the op's rule */
     HEED_ERR_DTYPE,    /* mixed or unsupported dtypes */
     HEED_ERR_NOMEM,    /* an allocation failed */
-    HEED_ERR_STATE,    /* wrong use: tensor after reset, backward without grad, ... */
+    HEED_ERR_STATE,    /* wrong use: dead tensor, second backward, backward without grad, ... */
     HEED_ERR_IO,       /* file system error */
     HEED_ERR_FORMAT,   /* corrupt or mismatching file */
     HEED_ERR_NUMERIC,  /* NaN/Inf found (anomaly mode) */
@@ -71,10 +71,15 @@ void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter);
 enum {
     HEED_REQUIRES_GRAD = 1u << 0, /* gradients flow into this tensor */
     HEED_PARAM = 1u << 1,         /* lives in a parameter store */
+    /* bits 16 and up are heed's own */
 };
 
 /* Row-major and contiguous. Fields are read-only for users; data may be written for
- * inputs before they are used. grad is NULL until backward reaches the tensor. */
+ * inputs before they are used. grad is NULL until backward reaches the tensor.
+ * A graph tensor dies at heed_graph_reset (or at a heed_graph_rewind to a mark made before
+ * it). Every heed function refuses a dead tensor of any age with HEED_ERR_STATE ("...
+ * (dead tensor)"): a header's address is never reused while its graph lives, so a stale
+ * pointer can never reach a newer tensor. Only the raw fields (data, ...) are unchecked. */
 typedef struct heed_tensor {
     heed_dtype dtype;
     int ndim;
@@ -83,14 +88,16 @@ typedef struct heed_tensor {
     void *data;
     void *grad;
     uint32_t flags;
-    uint32_t epoch;     /* the graph step this tensor belongs to */
+    uint64_t gen;       /* generation it was made in: live while it is its graph's */
     heed_graph *graph;  /* NULL for parameters */
     heed_node *node;    /* the op that produced it, NULL for leaves */
     const char *name;   /* parameter name, or NULL */
 } heed_tensor;
 
+/* The accessors below take no graph: on a dead tensor they return an empty value (empty
+ * shape, NaN, NULL, "(dead tensor)") and record the dead-tensor error on its graph. */
 heed_shape heed_tensor_shape(const heed_tensor *t);
-/* Element i (flat index) as a double, whatever the dtype. */
+/* Element i (flat index) as a double, whatever the dtype; NaN when i is out of range. */
 double heed_get(const heed_tensor *t, int64_t i);
 /* Format "[2,3,4]" into buf (at least 64 bytes); returns buf. */
 char *heed_shape_str(const heed_tensor *t, char *buf);
@@ -137,7 +144,11 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);
 heed_tensor *heed_params_at(const heed_params *P, int i);
+/* Number of parameter values (the sum of every parameter's numel). */
 int64_t heed_params_numel(const heed_params *P);
+/* Length of the flat buffers in elements: every parameter plus the alignment padding
+ * between them (zeros, with zero gradients). Loops over heed_params_values/grads run to it. */
+int64_t heed_params_padded_numel(const heed_params *P);
 heed_dtype heed_params_dtype(const heed_params *P);
 heed_ctx *heed_params_ctx(const heed_params *P);
 void *heed_params_values(heed_params *P); /* flat buffer of all values */
@@ -147,14 +158,16 @@ int64_t heed_params_offset(const heed_params *P, int i);
 void heed_params_zero_grad(heed_params *P);
 /* Stop (or restart) gradients into one parameter. */
 void heed_param_freeze(heed_tensor *t, bool frozen);
-/* Re-initialise an existing parameter (for example a forget-gate bias slice). */
+/* Re-initialise an existing parameter of P (for example a forget-gate bias slice);
+ * HEED_ERR_ARG for a tensor that is not one of P's parameters. */
 heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init);
 
 /* ---------------------------------------------------------------- graph */
 
 /* A graph holds one step: its tensors, its tape and the memory of both, in an arena that
- * grows by itself. heed_graph_reset forgets the tape and rewinds the arena in O(1);
- * tensors of the previous step are then dead (using one is an error). */
+ * grows by itself. heed_graph_reset forgets the tape and rewinds the arena; tensors of
+ * every earlier step are then dead (using one is an error). Modes survive a reset:
+ * training, anomaly and an open no-grad region. */
 heed_graph *heed_graph_new(heed_ctx *ctx);
 void heed_graph_free(heed_graph *g);
 void heed_graph_reset(heed_graph *g);
@@ -164,14 +177,33 @@ const char *heed_graph_error(const heed_graph *g); /* "" when no error */
 /* Record an error from user code (a model function) on the graph, printf-style. */
 heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-size_t heed_graph_bytes(const heed_graph *g); /* arena bytes reserved */
+/* Memory held: the arena's chunks plus the headers of the live tensors. */
+size_t heed_graph_bytes(const heed_graph *g);
 size_t heed_graph_peak_bytes(const heed_graph *g); /* most arena bytes used in one step */
 int64_t heed_graph_nodes(const heed_graph *g); /* ops on the tape */
+
+/* Marks: a point inside a step to come back to, for loops that would otherwise grow the
+ * step without bound (a decoder under no-grad: mark after the encoder, rewind before each
+ * decoding step). heed_graph_rewind(g, m) kills every tensor made after m (using one is
+ * the dead-tensor error) and reuses its memory; tensors made before m stay alive. Nodes
+ * recorded after m are dropped from the tape, and marks made after m die; m itself stays
+ * valid, so a loop rewinds to it again and again. Modes and the random-op counter are
+ * untouched. A rewind is HEED_ERR_STATE for a mark that is dead (made before the last
+ * reset, or after a mark rewound to since), of another graph, or when a backward pass ran
+ * since m (its gradients live in the memory a rewind reuses: reset instead). On a graph
+ * in error it does nothing and returns the error; heed_graph_mark_now then returns an
+ * empty mark. */
+typedef struct {
+    void *at; /* opaque */
+} heed_graph_mark;
+heed_graph_mark heed_graph_mark_now(heed_graph *g);
+heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m);
 
 /* Training mode (default true): dropout is active only in training mode. */
 void heed_graph_set_training(heed_graph *g, bool training);
 bool heed_graph_training(const heed_graph *g);
-/* No-grad regions nest; inside one, ops record nothing. */
+/* No-grad regions nest; inside one, ops record nothing. A region stays open across
+ * heed_graph_reset, so an evaluation loop can open it once around many steps. */
 void heed_no_grad_begin(heed_graph *g);
 void heed_no_grad_end(heed_graph *g);
 
@@ -183,14 +215,19 @@ heed_tensor *heed_full(heed_graph *g, heed_dtype dtype, heed_shape shape, double
 heed_tensor *heed_scalar(heed_graph *g, heed_dtype dtype, double value);
 /* Copy from a double buffer into a tensor of any dtype. */
 heed_tensor *heed_input_f64(heed_graph *g, heed_dtype dtype, heed_shape shape, const double *data);
-/* Make a leaf input require gradients (to read d loss / d input after backward). */
+/* Make a leaf input require gradients (to read d loss / d input after backward). NULL
+ * for a dead tensor. */
 heed_tensor *heed_requires_grad(heed_tensor *t);
 /* Same data, cut from the tape: no gradient flows through the result. */
 heed_tensor *heed_detach(heed_graph *g, heed_tensor *x);
 
-/* Reverse-mode autodiff from a scalar loss (seed gradient 1). Gradients accumulate into
- * the parameter store (zero them between steps) and into every tensor on the path;
- * heed_grad reads them. Returns the graph's status. */
+/* Reverse-mode autodiff from a scalar loss (seed gradient 1). Gradients add into the
+ * parameter store (zero them between steps), into the tensor started from (a leaf keeps
+ * what it had) and into every tensor on the path; heed_grad reads them. Each recorded op
+ * runs backward at most once: a second backward that reaches an op the first one ran is
+ * refused (HEED_ERR_STATE, before any gradient moves), as PyTorch refuses to go through a
+ * graph twice; reset and record the step again. A new loss made of new ops (say, on
+ * parameters only) may still be backpropagated. Returns the graph's status. */
 heed_status heed_backward(heed_graph *g, heed_tensor *loss);
 /* Same, from any tensor with a given seed gradient (same shape and dtype as t). */
 heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed);

@@ -93,9 +93,13 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     if (w_hh->ndim != 2 || w_hh->shape[1] < 1 || w_hh->shape[0] != G * w_hh->shape[1])
         return heed__fail(g, HEED_ERR_SHAPE, "%s: w_hh%s must be [%d*H, H]", op, HEED_S(w_hh), G), NULL;
     int64_t B = x->shape[0], I = x->shape[1], H = w_hh->shape[1], GH = G * H;
-    if (w_ih->ndim != 2 || w_ih->shape[0] != GH || w_ih->shape[1] != I)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w_ih%s must be [%lld, %lld] ([%d*H, input] for x%s, w_hh%s)", op,
-                          HEED_S(w_ih), (long long)GH, (long long)I, G, HEED_S(x), HEED_S(w_hh)),
+    if (w_ih->ndim != 2 || w_ih->shape[0] != GH)
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: w_ih%s must be [%lld, input] ([%d*H, input] for w_hh%s)", op,
+                          HEED_S(w_ih), (long long)GH, G, HEED_S(w_hh)),
+               NULL;
+    if (w_ih->shape[1] != I) /* the weights fit each other: x is the odd one out */
+        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s has %lld input features but w_ih%s takes %lld (x must be [batch, %lld])",
+                          op, HEED_S(x), (long long)I, HEED_S(w_ih), (long long)w_ih->shape[1], (long long)w_ih->shape[1]),
                NULL;
     if (B < 1 || I < 1)
         return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s: batch and input size must be at least 1", op, HEED_S(x)), NULL;

@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
     }
     for (int64_t i = 0; i < y->numel; i++) printf("%.9g\n", heed_get(y, i));
     float *v = heed_params_values(P);
-    for (int64_t i = 0; i < heed_params_numel(P); i++) v[i] += 0.5f; /* padding too: it is not exported */
+    for (int64_t i = 0; i < heed_params_padded_numel(P); i++) v[i] += 0.5f; /* padding too: it is not exported */
     if (heed_safetensors_export(argv[2], P) != HEED_OK) {
         fprintf(stderr, "%s\n", heed_ctx_error(ctx));
         return 1;
