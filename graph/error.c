@@ -64,9 +64,13 @@ char *heed_shape_str(const heed_tensor *t, char *buf) {
         snprintf(buf, 64, t ? "(dead tensor)" : "(null)");
         return buf;
     }
+    return heed__shape_fmt(t->ndim, t->shape, buf);
+}
+
+char *heed__shape_fmt(int ndim, const int64_t *d, char *buf) {
     int n = snprintf(buf, 64, "[");
-    for (int i = 0; i < t->ndim && n < 60; i++)
-        n += snprintf(buf + n, 64 - n, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    for (int i = 0; i < ndim && i < HEED_MAX_DIMS && n < 60; i++)
+        n += snprintf(buf + n, 64 - n, i ? ",%lld" : "%lld", (long long)d[i]);
     if (n < 63) snprintf(buf + n, 64 - n, "]");
     return buf;
 }

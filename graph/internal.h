@@ -124,6 +124,9 @@ void heed__ctx_clear(heed_ctx *ctx);
 
 /* Shape string for messages: HEED_S(t) -> "[32,256]" in a temporary buffer. */
 #define HEED_S(t) heed_shape_str((t), (char[64]){0})
+/* The same for a heed_shape (a shape that is not a tensor yet). */
+char *heed__shape_fmt(int ndim, const int64_t *d, char *buf);
+#define HEED_SHAPE_S(s) heed__shape_fmt((s).ndim, (s).d, (char[64]){0})
 
 /* True when g is usable and t is a live tensor g may use (not NULL, not dead, not of
  * another graph). Records the error otherwise. name is the argument name. */

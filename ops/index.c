@@ -294,8 +294,6 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
     if (!heed__check(g, op, x, "x")) return NULL;
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
-    heed_tensor fake = {.ndim = index_shape.ndim}; /* for the shape in messages */
-    for (int k = 0; k < index_shape.ndim && k < HEED_MAX_DIMS; k++) fake.shape[k] = index_shape.d[k];
     if (index_shape.ndim != x->ndim)
         return heed__fail(g, HEED_ERR_SHAPE, "%s: index_shape has %d dims, x%s has %d (they must be equal)", op,
                           index_shape.ndim, HEED_S(x), x->ndim),
@@ -307,18 +305,18 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
             return heed__fail(g, HEED_ERR_SHAPE,
                               "%s: index%s does not fit x%s at dim %d (need 0 <= index size <= x size for every dim "
                               "but dim %d)",
-                              op, HEED_S(&fake), HEED_S(x), k, d),
+                              op, HEED_SHAPE_S(index_shape), HEED_S(x), k, d),
                    NULL;
         numel *= s;
     }
-    if (numel > 0 && !index) return heed__fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_S(&fake)), NULL;
+    if (numel > 0 && !index) return heed__fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_SHAPE_S(index_shape)), NULL;
     int64_t n = size_at(x, d);
     for (int64_t p = 0; p < numel; p++)
         if (index[p] < 0 || index[p] >= n)
             return heed__fail(g, HEED_ERR_ARG, "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
                               (long long)p, (long long)index[p], (long long)n, dim, HEED_S(x)),
                    NULL;
-    return gather_impl(g, &op_gather, x, d, x->ndim, fake.shape, index, false);
+    return gather_impl(g, &op_gather, x, d, x->ndim, index_shape.d, index, false);
 }
 
 /* ---------------------------------------------------------------- topk */

@@ -336,7 +336,7 @@ static void cell_steps(void) {
     CHECK_ERR(g, HEED_ERR_ARG, "heed_gru_cell_step: cell kind 9 is neither");
     x = filled(g, HEED_F64, HEED_SHAPE(2, 5), 1, false);
     CHECK(!heed_lstm_cell_step(g, &lstm, x, NULL, NULL, &c1), "input size");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_lstm_cell: w_ih[16,3] must be [16, 5]");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_lstm_cell: x[2,5] has 5 input features but w_ih[16,3] takes 3");
     x = filled(g, HEED_F64, HEED_SHAPE(2, 3), 1, false);
     CHECK(!heed_lstm_cell_step(g, &lstm, x, NULL, NULL, NULL), "c_out");
     CHECK_ERR(g, HEED_ERR_ARG, "c_out is NULL");
