@@ -199,10 +199,6 @@ heed_tensor *heed__param_in(heed_params *P, const char *op, const char *prefix, 
 
 /* ---------------------------------------------------------------- misc */
 
-/* Writes text as XML character data, also safe inside attribute values: markup
- * characters escaped, invalid UTF-8 and control characters as '?' (graph/xml.c). */
-void heed__xml_text(FILE *f, const char *text);
-
 bool heed__has_nonfinite(const heed_tensor *t, const void *buf);
 /* Philox stream for random op number `stream`: element i draws uniform(i). */
 double heed__uniform_at(uint64_t seed, uint64_t stream, uint64_t i);

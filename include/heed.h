@@ -22,6 +22,7 @@
 #include "heed/layers.h"
 #include "heed/sasrec.h"
 #include "heed/optim.h"
+#include "heed/io.h"
 #include "heed/checkpoint.h"
 #include "heed/viz.h"
 #include "heed/extend.h"

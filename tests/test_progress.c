@@ -97,7 +97,7 @@ static void progress_pipe(void) {
 
 static void progress_terminal(void) {
     FILE *f = tmpfile();
-    heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = f, .total = 10, .mode = 1, .interval = 1e-9});
+    heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = f, .total = 10, .mode = HEED_PROGRESS_TERMINAL, .interval = 1e-9});
     for (int step = 1; step <= 5; step++) heed_progress_update(p, step, 2.0);
     heed_progress_note(p, "hello");
     for (int step = 6; step <= 10; step++) heed_progress_update(p, step, 2.0);

@@ -1,11 +1,8 @@
 /* Shared by the picture writers: checks, colormaps, value ranges, atomic file writes. */
 #include "viz_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t, const char *name, int min_dims,
                              int max_dims) {
@@ -55,46 +52,4 @@ void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, do
     }
     if (!(mx > mn)) mx = mn + 1;
     *out_lo = mn, *out_hi = mx;
-}
-
-heed_status heed__viz_open(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *out) {
-    *out = (heed_viz_file){0};
-    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
-    size_t n = strlen(path);
-    out->tmp = malloc(n + 16);
-    if (!out->tmp) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
-    snprintf(out->tmp, n + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(out->tmp);
-    if (fd < 0) {
-        heed_status st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot create a file next to %s: %s", fn, path, strerror(errno));
-        free(out->tmp);
-        out->tmp = NULL;
-        return st;
-    }
-    fchmod(fd, 0644);
-    out->f = fdopen(fd, "wb");
-    if (!out->f) {
-        heed_status st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s: %s", fn, out->tmp, strerror(errno));
-        close(fd);
-        unlink(out->tmp);
-        free(out->tmp);
-        out->tmp = NULL;
-        return st;
-    }
-    return HEED_OK;
-}
-
-heed_status heed__viz_commit(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *vf, heed_status st) {
-    if (!vf->f) return st;
-    if (st == HEED_OK && (ferror(vf->f) || fflush(vf->f) != 0 || fsync(fileno(vf->f)) != 0))
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", fn, path, strerror(errno));
-    if (fclose(vf->f) != 0 && st == HEED_OK)
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: closing %s failed: %s", fn, path, strerror(errno));
-    vf->f = NULL;
-    if (st == HEED_OK && rename(vf->tmp, path) != 0)
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot rename the finished file to %s: %s", fn, path, strerror(errno));
-    if (st != HEED_OK) unlink(vf->tmp);
-    free(vf->tmp);
-    vf->tmp = NULL;
-    return st;
 }

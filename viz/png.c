@@ -8,8 +8,8 @@
 
 /* Encodes rgb[h*w*3] into path atomically. */
 static heed_status write_png(heed_ctx *ctx, const char *fn, const char *path, const unsigned char *rgb, int64_t w, int64_t h) {
-    heed_viz_file vf;
-    heed_status st = heed__viz_open(ctx, fn, path, &vf);
+    heed_atomic_file vf;
+    heed_status st = heed_atomic_open(ctx, fn, path, &vf);
     if (st != HEED_OK) return st;
     png_image img;
     memset(&img, 0, sizeof img);
@@ -20,7 +20,7 @@ static heed_status write_png(heed_ctx *ctx, const char *fn, const char *path, co
     if (!png_image_write_to_stdio(&img, vf.f, 0, rgb, 0, NULL))
         st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: libpng could not write %s: %s", fn, path, img.message);
     png_image_free(&img);
-    return heed__viz_commit(ctx, fn, path, &vf, st);
+    return heed_atomic_close(ctx, &vf, st);
 }
 
 static heed_status check_size(heed_ctx *ctx, const char *fn, int64_t w, int64_t h) {

@@ -51,8 +51,8 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     double lo, hi;
     heed__viz_range(weights, off, nq * nk, o.lo, o.hi, &lo, &hi);
 
-    heed_viz_file vf;
-    if ((st = heed__viz_open(ctx, fn, path, &vf)) != HEED_OK) return st;
+    heed_atomic_file vf;
+    if ((st = heed_atomic_open(ctx, fn, path, &vf)) != HEED_OK) return st;
     FILE *f = vf.f;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -94,5 +94,5 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
                         !(t > 0.5) ? "white" : "black", x);
         }
     fprintf(f, "</g>\n</svg>\n");
-    return heed__viz_commit(ctx, fn, path, &vf, HEED_OK);
+    return heed_atomic_close(ctx, &vf, HEED_OK);
 }

@@ -1,5 +1,5 @@
-/* What the picture writers share: tensor checks for tensors outside any op, colormaps,
- * and atomic file writes (temporary file in the same directory, fsync, rename). */
+/* What the picture writers share: tensor checks for tensors outside any op, colormaps
+ * (files are written through heed_atomic_open/close, io/atomic.c). */
 #ifndef HEED_VIZ_INTERNAL_H
 #define HEED_VIZ_INTERNAL_H
 
@@ -23,15 +23,8 @@ bool heed__viz_cmap_ok(heed_colormap cmap);
  * [min(0, finite min), finite max] of elements off .. off+n-1 of t ([lo, lo+1] if empty). */
 void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo, double *out_hi);
 
-/* Atomic writes: heed__viz_open makes "<path>.tmp-XXXXXX" next to path and returns it
- * open for writing (NULL and an error in ctx on failure). heed__viz_commit flushes,
- * fsyncs and renames it over path when ok, else (or on any failure) removes it; returns
- * the final status. Nothing is ever left half-written at path. */
-typedef struct {
-    FILE *f;
-    char *tmp;
-} heed_viz_file;
-heed_status heed__viz_open(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *out);
-heed_status heed__viz_commit(heed_ctx *ctx, const char *fn, const char *path, heed_viz_file *vf, heed_status st);
+/* Writes text as XML character data, also safe inside attribute values: markup
+ * characters escaped, invalid UTF-8 and control characters as '?' (viz/xml.c). */
+void heed__xml_text(FILE *f, const char *text);
 
 #endif

@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define ID_MAX 2147483647LL
 
@@ -223,37 +221,22 @@ int sr_load(const char *path, sr_data *d, char *err, size_t errlen) {
     return rc;
 }
 
-/* Written to path.XXXXXX next to it, then renamed: a failed save never leaves a partial file. */
+/* Through heed's atomic writer: a failed save never leaves a partial file. (A context of
+ * its own only carries the writer's message.) */
 int sr_save(const char *path, const sr_data *d, char *err, size_t errlen) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 8);
-    if (!tmp) {
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    if (!ctx) {
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".XXXXXX", 8);
-    int fd = mkstemp(tmp);
-    if (fd >= 0) fchmod(fd, 0644); /* mkstemp makes it 0600 */
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-        if (fd >= 0) close(fd), unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    for (int64_t u = 1; u <= d->n_users; u++)
-        for (int64_t i = d->start[u]; i < d->start[u + 1]; i++) fprintf(f, "%lld %d\n", (long long)u, d->items[i]);
-    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fd) == 0;
-    int e = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) != 0) ok = false, e = errno;
-    if (!ok) {
-        snprintf(err, errlen, "%s: write error: %s", path, strerror(e));
-        unlink(tmp);
-    }
-    free(tmp);
-    return ok ? 0 : -1;
+    heed_atomic_file af;
+    heed_status st = heed_atomic_open(ctx, "sasrec --save-data", path, &af);
+    for (int64_t u = 1; st == HEED_OK && u <= d->n_users; u++)
+        for (int64_t i = d->start[u]; i < d->start[u + 1]; i++) fprintf(af.f, "%lld %d\n", (long long)u, d->items[i]);
+    st = heed_atomic_close(ctx, &af, st);
+    if (st != HEED_OK) snprintf(err, errlen, "%s", heed_ctx_error(ctx));
+    heed_ctx_free(ctx);
+    return st == HEED_OK ? 0 : -1;
 }
 
 bool sr_seen_in_train(const sr_data *d, int64_t u, int32_t item) {

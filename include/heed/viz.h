@@ -1,9 +1,10 @@
-/* heed: Pictures, progress, metrics and curves (viz/, optim/).
+/* heed: Pictures, progress and curves (viz/).
  * Part of the public API; include <heed.h>, not this file. */
 #ifndef HEED_API_VIZ_H
 #define HEED_API_VIZ_H
 
 #include "core.h"
+#include "io.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,7 +77,7 @@ typedef struct {
 heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights, const char *const *query_labels,
                                const char *const *key_labels, const heed_svg_opts *opts);
 
-/* ---------------------------------------------------------------- training progress, metrics, curves */
+/* ---------------------------------------------------------------- training progress and curves (viz/progress.c, viz/plot.c) */
 
 /* A progress line on stderr (or opts.out). On a terminal it redraws one line in place
  * ("\r"), at most every `interval` seconds:
@@ -89,13 +90,14 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
  * The loss shown is an exponential moving average (weight 0.9 on the past) with the bias
  * correction Adam uses, so early values are not pulled towards 0. */
 typedef struct heed_progress heed_progress;
+typedef enum { HEED_PROGRESS_AUTO = 0, HEED_PROGRESS_TERMINAL, HEED_PROGRESS_LINES } heed_progress_mode;
 typedef struct {
     FILE *out;         /* NULL: stderr */
     int64_t total;     /* steps expected; 0 = unknown (no bar, no ETA) */
     const char *label; /* prefix; NULL = none */
     double interval;   /* seconds between redraws or lines; 0 = 0.1 on a terminal, 10 else */
     int64_t every;     /* plain lines every this many steps; 0 = by interval */
-    int mode;          /* 0 = detect (isatty), 1 = terminal, 2 = plain lines */
+    heed_progress_mode mode; /* AUTO (0) asks isatty */
 } heed_progress_opts;
 
 heed_progress *heed_progress_new(const heed_progress_opts *opts); /* NULL opts: defaults */
@@ -106,17 +108,6 @@ void heed_progress_note(heed_progress *p, const char *fmt, ...) __attribute__((f
 /* Prints the final state (one last line) and frees p. */
 void heed_progress_finish(heed_progress *p);
 double heed_progress_running_loss(const heed_progress *p); /* the loss shown; NaN before any finite loss */
-
-/* Metrics to CSV: a header row of column names, then one row per call, each flushed so a
- * crash keeps what was logged. Values print with 17 significant digits (exact round trip),
- * NaN as "nan". The rows are kept in memory too, so the log can be plotted. */
-typedef struct heed_metrics heed_metrics;
-/* path NULL: keep the rows in memory only. NULL on error (message in heed_ctx_error). */
-heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, const char *const *names);
-heed_status heed_metrics_add(heed_metrics *m, const double *values); /* n_columns values */
-int64_t heed_metrics_rows(const heed_metrics *m);
-const double *heed_metrics_column(const heed_metrics *m, int column); /* rows values */
-heed_status heed_metrics_close(heed_metrics *m);                    /* flushes, closes, frees */
 
 /* Line plots to SVG, written atomically (temporary file, then rename). */
 typedef struct {

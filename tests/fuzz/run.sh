@@ -19,17 +19,17 @@ CC=${CC_FUZZ:-clang}
 mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec"
 
 # Library sources: every .c of the library folders (the portable GEMM, no BLAS needed),
-# compiled to objects two at a time. graph/, optim/ and io/ are built for the baseline
+# compiled to objects two at a time. graph/, optim/, io/ and viz/ are built for the baseline
 # ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the checkpoint target's training
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
 # The sasrec example's sources (all but main.c) go into their own objects.
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$root -I$root/examples/sasrec -Wno-unused-parameter
-        -Wno-pass-failed $(pkg-config --cflags sleef libcjson)"
+        -Wno-pass-failed $(pkg-config --cflags sleef libcjson libpng)"
 rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o
 export CC cflags work
-{ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/models/*.c
+{ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c
   ls "$root"/examples/sasrec/*.c | grep -v -e /main.c -e /fuzz_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
@@ -94,7 +94,7 @@ for t in $targets; do
   exe="$work/fuzz_$t"
   # shellcheck disable=SC2046,SC2086
   if ! $CC $cflags -fsanitize=fuzzer,address,undefined $(source_of "$t") "$work"/obj/*.o \
-      $(pkg-config --libs sleef libcjson) -lm -o "$exe"; then
+      $(pkg-config --libs sleef libcjson libpng) -lm -o "$exe"; then
     echo "fuzz $t: FAILED to build"
     failed=$((failed + 1))
     continue

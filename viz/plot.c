@@ -2,14 +2,12 @@
  * polyline per series, a legend. Long series are reduced to the min and max of each
  * pixel column, which keeps every spike and the file small. The file is written to a
  * temporary name, synced and renamed, so a reader never sees half a plot. */
-#include "optim_internal.h"
+#include "viz_internal.h"
+#include "../io/metrics.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <limits.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
@@ -221,30 +219,41 @@ heed_status heed_plot_svg(heed_ctx *ctx, const char *path, const heed_series *se
         return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: size %d x %d (width 200..20000, height 150..20000, or 0)", fn, o.width,
                               o.height);
 
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 8);
-    if (!tmp) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".XXXXXX", 8);
-    int fd = mkstemp(tmp);
-    if (fd >= 0) fchmod(fd, 0644); /* mkstemp makes it 0600 */
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        int e = errno;
-        if (fd >= 0) close(fd), unlink(tmp);
-        free(tmp);
-        return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot create a temporary file next to %s: %s", fn, path, strerror(e));
+    heed_atomic_file af;
+    heed_status st = heed_atomic_open(ctx, fn, path, &af);
+    if (st != HEED_OK) return st;
+    write_svg(af.f, series, n_series, &o);
+    return heed_atomic_close(ctx, &af, HEED_OK);
+}
+
+heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_column, const int *y_columns, int n,
+                                  const heed_plot_opts *opts) {
+    static const char *fn = "heed_metrics_plot_svg";
+    if (!m) return HEED_ERR_ARG;
+    if (x_column < -1 || x_column >= m->n_columns || !y_columns || n < 1 || n > 64)
+        return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)", fn,
+                              x_column, n, m->n_columns);
+    /* A log holds NaN where a column was not measured (a validation loss every 100
+     * steps): each series keeps only its finite rows, so its points join up. */
+    heed_series s[64];
+    double *buf = malloc((size_t)(2 * n) * (size_t)(m->rows ? m->rows : 1) * sizeof *buf);
+    if (!buf) return heed__ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    for (int i = 0; i < n; i++) {
+        if (y_columns[i] < 0 || y_columns[i] >= m->n_columns) {
+            free(buf);
+            return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn, y_columns[i],
+                                  m->n_columns);
+        }
+        double *xs = buf + (size_t)(2 * i) * (size_t)m->rows, *ys = xs + m->rows;
+        const double *yc = m->cols[y_columns[i]];
+        int64_t k = 0;
+        for (int64_t r = 0; r < m->rows; r++) {
+            double x = x_column >= 0 ? m->cols[x_column][r] : (double)r;
+            if (isfinite(x) && isfinite(yc[r])) xs[k] = x, ys[k++] = yc[r];
+        }
+        s[i] = (heed_series){.name = m->names[y_columns[i]], .x = xs, .y = ys, .n = k};
     }
-    write_svg(f, series, n_series, &o);
-    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) != 0) ok = false, e = errno;
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, path, strerror(e));
-    }
-    free(tmp);
-    return HEED_OK;
+    heed_status st = heed_plot_svg(m->ctx, path, s, n, opts);
+    free(buf);
+    return st;
 }

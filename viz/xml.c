@@ -1,5 +1,5 @@
 /* XML character data for every SVG heed writes (plots and attention pictures). */
-#include "internal.h"
+#include "viz_internal.h"
 
 #include <stdio.h>
 
