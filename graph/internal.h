@@ -203,5 +203,8 @@ bool heed__has_nonfinite(const heed_tensor *t, const void *buf);
 /* Philox stream for random op number `stream`: element i draws uniform(i). */
 double heed__uniform_at(uint64_t seed, uint64_t stream, uint64_t i);
 uint64_t heed__next_stream(heed_ctx *ctx);
+/* w[rows, cols] = a random matrix with orthonormal rows (rows <= cols) or columns, from
+ * Gram-Schmidt on normal draws of r (graph/params.c). False when out of memory. */
+bool heed__orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r);
 
 #endif

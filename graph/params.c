@@ -96,8 +96,9 @@ static uint64_t name_hash(const char *s) { /* FNV-1a: the init stream of a param
 }
 
 /* Orthogonal init: Gram-Schmidt (twice, for stability) on the rows of a normal matrix
- * shaped [rows, cols] with rows <= cols, transposed when rows > cols (as PyTorch's QR). */
-static bool orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
+ * shaped [rows, cols] with rows <= cols, transposed when rows > cols (as PyTorch's QR).
+ * Also draws Performer's orthogonal random features (ops/attention/linear.c). */
+bool heed__orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
     bool flip = rows > cols;
     int64_t m = flip ? cols : rows, n = flip ? rows : cols;
     double *q = malloc((size_t)(m * n) * sizeof *q);
@@ -173,7 +174,7 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
         for (int64_t i = 0; i < t->numel; i++) w[i] = std * heed_rng_normal(&r);
         break;
     case HEED_INIT_ORTHOGONAL:
-        if (!orthogonal(w, t->shape[0], t->numel / t->shape[0], &r)) {
+        if (!heed__orthogonal(w, t->shape[0], t->numel / t->shape[0], &r)) {
             free(w);
             return heed__ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: %s: out of memory for the orthogonal init", name);
         }

@@ -185,6 +185,155 @@ heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor
 heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
                                  const int64_t *key_lengths);
 
+/* ---------------------------------------------------------------- linear attention (ops/attention/linear.c) */
+
+/* Kernelised attention (Katharopoulos et al. 2020): with positive features phi(q), phi(k),
+ *   out_i = sum_j (phi(q_i).phi(k_j)) v_j / sum_j phi(q_i).phi(k_j)
+ *         = phi(q_i)^T (phi(K)^T V) / phi(q_i)^T (phi(K)^T 1),
+ * O(N m dv) instead of O(N^2). Make the features with heed_elu_features or, to
+ * approximate softmax attention, heed_favor_features. docs/attention.md, "Linear attention". */
+
+/* phi(x) = elu(x) + 1 elementwise (x + 1 for x > 0, e^x otherwise): any shape. */
+heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x);
+
+/* Performer's (FAVOR+) random projection for m features of d-dim queries and keys:
+ * orthogonal blocks of d rows, each row rescaled to a Gaussian row's length. Fills w[m,d]
+ * (a frozen parameter, so checkpoints keep it, or any tensor with data) with draw number
+ * `draw` of the ctx seed: the same (seed, draw) always gives the same matrix; redraw by
+ * calling again with another draw (Performer redraws every so many steps). Errors in
+ * heed_ctx_error. */
+heed_status heed_favor_draw(heed_ctx *ctx, heed_tensor *w, uint64_t draw);
+
+typedef enum {
+    HEED_FAVOR_QUERIES = 0, /* stabiliser per row */
+    HEED_FAVOR_KEYS,        /* stabiliser per [N,m] block (over all keys of a head) */
+} heed_favor_kind;
+
+/* Positive random features of x[...,N,d] (2 to 4 dims) for w[m,d] -> [...,N,m]:
+ *   x' = x d^(-1/4),  phi(x)_r = exp(w_r . x' - |x'|^2/2 - M) / sqrt(m),
+ * so that E[phi(q).phi(k)] = exp(q.k / sqrt(d)) e^(-M_q - M_k): softmax attention with the
+ * usual scale. M is the max of the exponent over the row (queries) or over all keys of the
+ * block (keys); it cancels in heed_linear_attention's ratio and keeps exp from overflowing.
+ * Gradients flow to x and to w (and through M, exactly). */
+heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_favor_kind kind);
+
+typedef struct {
+    bool causal;                /* query i sees keys j <= i + (Nk - Nq) (bottom-right aligned) */
+    const int64_t *key_lengths; /* [B]: keys j >= key_lengths[b] are left out; NULL = none */
+} heed_linear_attention_opts;
+
+/* phi_q[B,H,Nq,m], phi_k[B,H,Nk,m], v[B,H,Nk,dv] -> [B,H,Nq,dv]; opts may be NULL
+ * (non-causal, every key). Non-causal: two GEMMs per head, O(B H (Nq + Nk) m dv) time,
+ * O(B H m dv) saved. Causal: the prefix-sum recurrence S_i = S_{i-1} + phi(k_i) v_i^T with
+ * an [m,dv] state per head; backward recomputes the states forward and runs a reverse
+ * scan for dphi_k and dv, never storing the N states (saved: B H Nq denominators). A row
+ * that sees no key (or whose denominator is 0) gives zeros and zero gradients. The
+ * features must be positive (or at least give non-zero denominators). */
+heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tensor *phi_k, heed_tensor *v,
+                                   const heed_linear_attention_opts *opts);
+
+/* Decoding with the causal form as an RNN: the state of B*H heads in the caller's
+ * buffers (constant memory, whatever the number of steps). */
+typedef struct {
+    int64_t B, H, m, dv;
+    int64_t steps; /* keys added so far */
+    double *S;     /* [B,H,m,dv]: sum_t phi(k_t) v_t^T */
+    double *z;     /* [B,H,m]: sum_t phi(k_t) */
+} heed_linear_attn_state;
+
+/* Empty state over the caller's S (B*H*m*dv doubles) and z (B*H*m doubles). HEED_ERR_ARG
+ * on NULL or a size < 1. */
+heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv, double *S,
+                                        double *z);
+/* One step: phi_q, phi_k [B,H,1,m], v [B,H,1,dv]; adds the key and value to the state,
+ * then returns the output [B,H,1,dv] -- row t of the causal heed_linear_attention at the
+ * t-th call. Inference only: recording (an input that needs a gradient outside a no-grad
+ * region) is an error. O(B H m dv) per step. */
+heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q, heed_tensor *phi_k,
+                                        heed_tensor *v);
+
+/* ---------------------------------------------------------------- Luong local attention (ops/attention/local.c) */
+
+/* Luong et al. 2015's local attention for one decoder step: only the keys in a window
+ * [p - D, p + D] around a centre p are attended, their softmax weights multiplied by a
+ * Gaussian centred at p. docs/attention-layers.md, "Local attention". */
+
+/* scores[B,N] (from a score op), values[B,N,dv], centre[B] (real positions, differentiable)
+ * -> context [B,dv]; *weights (may be NULL) receives a [B,N]:
+ *   window_b = keys j with centre_b - D <= j <= centre_b + D and j < key_lengths[b];
+ *   a_j = softmax over the window of the scores * exp(-(j - centre_b)^2 / (2 sigma^2)),
+ *   0 outside; sigma = 0 leaves out the Gaussian (a plain softmax over the window).
+ * An empty window (a centre past the keys) gives zeros and zero gradients. Gradients flow
+ * to the scores, the values and (through the Gaussian) the centre. D >= 1; a centre that
+ * is not finite is an error (HEED_ERR_NUMERIC). Cost O(B (2D+1) dv), no extra memory. */
+heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values, heed_tensor *centre, int64_t D,
+                               double sigma, const int64_t *key_lengths, heed_tensor **weights);
+
+/* local-p's predicted centre p_b = (S_b - 1) sigmoid(v_p . tanh(W_p q_b)) for query[B,dq],
+ * w_p[dp,dq], v_p[dp], with S_b = key_lengths[b] (or N): a position in [0, S_b - 1]
+ * (Luong et al. write S sigmoid(...) with positions from 1). Returns [B], differentiable. */
+heed_tensor *heed_local_position(heed_graph *g, heed_tensor *query, heed_tensor *w_p, heed_tensor *v_p, int64_t N,
+                                 const int64_t *key_lengths);
+
+typedef enum {
+    HEED_LOCAL_M = 0, /* monotonic: the centre is the decoder step */
+    HEED_LOCAL_P,     /* predictive: the centre is heed_local_position's */
+} heed_local_kind;
+
+typedef struct {
+    heed_local_kind kind;
+    int64_t D;        /* window half-width; 0 = 10 (Luong et al.'s); sigma = D/2 */
+    int64_t step;     /* local-m: the decoder step t (0-based), the centre */
+    heed_tensor *w_p; /* local-p: [dp,dq] */
+    heed_tensor *v_p; /* local-p: [dp] */
+    bool gaussian_m;  /* local-m: weight by the Gaussian too (the paper does only for local-p) */
+} heed_local_opts;
+
+/* heed_luong_score (kind, w, v as there), the centre of opts (NULL: local-m at step 0,
+ * D = 10), then heed_local_attend: context [B,dv], *weights [B,N]. */
+heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
+                                        heed_tensor *values, heed_tensor *w, heed_tensor *v, const heed_local_opts *opts,
+                                        const int64_t *key_lengths, heed_tensor **weights);
+
+/* ---------------------------------------------------------------- hard attention (ops/attention/hard.c) */
+
+/* Stochastic hard attention (Xu et al. 2015): one key is sampled from the weights and its
+ * value is the context; the scores learn by the score-function (REINFORCE) estimator.
+ * docs/attention-layers.md, "Hard attention". */
+
+typedef struct {
+    heed_tensor *weights;   /* [B,N] softmax over the valid keys: the distribution sampled */
+    heed_tensor *log_prob;  /* [B] log weights[b, samples[b]] */
+    heed_tensor *entropy;   /* [B] -sum_j w_j log w_j (add -lambda * its mean to the loss) */
+    const int64_t *samples; /* [B] the key taken per row, -1 for a row without keys */
+} heed_hard_outputs;
+
+/* scores[B,N], values[B,N,dv] -> context [B,dv] = values[b, samples[b]]. While the graph is
+ * training, row b samples from the weights with uniform number b of a fresh Philox stream
+ * of the ctx (reproducible from heed_ctx_rng_state); otherwise it takes the most probable
+ * key. The context's gradient goes to that value only; log_prob, entropy and weights are
+ * differentiable in the scores (d log w_i / ds_j = [i = j] - w_j). A row without keys
+ * (length 0, or every score -inf) samples -1 and gives zeros. out may be NULL. */
+heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values, const int64_t *key_lengths,
+                              heed_hard_outputs *out);
+/* The REINFORCE surrogate -mean_b (rewards[b] - baseline) log_prob[b] (scalar): its
+ * gradient is the estimator of -d E[reward] / d scores. Read the rewards (higher is better;
+ * Show, Attend and Tell use log p(y | sample)) from the forward values, then add this to
+ * the loss before heed_backward. Rewards and baseline must be finite. */
+heed_tensor *heed_reinforce_loss(heed_graph *g, heed_tensor *log_prob, const double *rewards, double baseline);
+
+/* A moving-average reward baseline. */
+typedef struct {
+    double decay;    /* value <- decay value + (1 - decay) mean(rewards); 0 = 0.9 */
+    double value;    /* starts at 0 */
+    int64_t updates; /* calls so far */
+} heed_reward_baseline;
+
+/* *baseline (may be NULL) = the value before these rewards (use it for them: a baseline
+ * that does not depend on the sample keeps the estimator unbiased), then the update.
+ * HEED_ERR_ARG on NULL, n < 1, a decay outside (0, 1) or a reward that is not finite. */
+heed_status heed_baseline_update(heed_reward_baseline *b, const double *rewards, int64_t n, double *baseline);
+
 #ifdef __cplusplus
 }
 #endif
