@@ -54,15 +54,7 @@ static double pytorch_ms(const conv_case *c, int reps, int threads) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s/bench/conv_torch.py %d %d %d %d %d %d %d", py, HEED_SOURCE_DIR, c->N, c->C, c->O, c->H,
              c->W, reps, threads);
-    FILE *p = popen(cmd, "r");
-    if (!p) return NAN;
-    char line[1024] = "";
-    double ms = NAN;
-    while (fgets(line, sizeof line, p)) {
-        const char *k = strstr(line, "\"fwd_bwd_ms\":");
-        if (k) ms = strtod(k + strlen("\"fwd_bwd_ms\":"), NULL);
-    }
-    return pclose(p) == 0 ? ms : NAN;
+    return bench_command_number(cmd, "fwd_bwd_ms");
 }
 
 static void run_case(heed_ctx *ctx, const conv_case *c, int reps, bool pytorch) {
