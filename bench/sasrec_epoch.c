@@ -34,16 +34,7 @@ static double pytorch_epoch(const char *data, int threads) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s/bench/sasrec_pytorch.py --data %s --epochs 1 --threads %d", py, HEED_SOURCE_DIR, data,
              threads);
-    FILE *p = popen(cmd, "r");
-    if (!p) return NAN;
-    char line[1024] = "";
-    double s = NAN;
-    while (fgets(line, sizeof line, p)) {
-        const char *k = strstr(line, "\"seconds_per_epoch\":");
-        if (k) s = strtod(k + strlen("\"seconds_per_epoch\":"), NULL);
-    }
-    if (pclose(p) != 0) return NAN;
-    return s;
+    return bench_command_number(cmd, "seconds_per_epoch");
 }
 
 int main(int argc, char **argv) {

@@ -1,4 +1,5 @@
-/* heed: Ops: elementwise, reductions, matmul, shape, softmax/norm/dropout, losses.
+/* heed: Ops: elementwise, reductions, matmul, shape, softmax/norm/dropout, losses,
+ * convolution, pooling, batch normalisation.
  * Part of the public API; include <heed.h>, not this file. */
 #ifndef HEED_API_OPS_H
 #define HEED_API_OPS_H
@@ -161,6 +162,97 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
 heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y, heed_tensor *weight);
 /* mean((a-b)^2); a and b must have the same shape (no broadcasting). */
 heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b);
+
+/* ---------------------------------------------------------------- ops: convolution (ops/conv.c) */
+
+/* Options of heed_conv2d, per axis (height, width). Zero-initialised (or NULL) means
+ * PyTorch's defaults: stride 1, padding 0, dilation 1, groups 1. */
+typedef struct {
+    int64_t stride[2];   /* 0 means 1 */
+    int64_t padding[2];  /* zeros added on both sides */
+    int64_t dilation[2]; /* spacing of the kernel taps; 0 means 1 */
+    int64_t groups;      /* 0 means 1; must divide both channel counts */
+} heed_conv2d_opts;
+
+/* torch.nn.functional.conv2d: x[N, C, H, W], w[O, C/groups, kh, kw], bias[O] or NULL ->
+ * y[N, O, Ho, Wo], Ho = floor((H + 2 padding - dilation (kh - 1) - 1) / stride) + 1 (Wo
+ * alike). The dilated kernel must fit in the padded input. im2col + GEMM, threaded;
+ * gradients for x, w and bias (docs/ops.md). */
+heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias, const heed_conv2d_opts *opts);
+
+/* ---------------------------------------------------------------- ops: pooling (ops/pool.c) */
+
+/* Options of heed_max_pool2d and heed_avg_pool2d, per axis (height, width). The kernel
+ * has no default; the rest zero-initialised means PyTorch's defaults. */
+typedef struct {
+    int64_t kernel[2];     /* window size, >= 1 */
+    int64_t stride[2];     /* 0 means the kernel size */
+    int64_t padding[2];    /* at most half the kernel; max pooling pads with -inf, average with 0 */
+    bool exclude_padding;  /* average over the window's in-image elements only (PyTorch's
+                              count_include_pad=False); by default padding counts */
+} heed_pool2d_opts;
+
+/* x[N, C, H, W] or [C, H, W] -> [..., Ho, Wo], Ho = floor((H + 2 padding - kernel) / stride) + 1
+ * (at least 1). max: the largest element of each window (NaN if the window holds one); its
+ * gradient goes to the first position holding the max. avg: the window's sum divided by
+ * kh kw (or by the count of in-image elements with exclude_padding). No ceil_mode, no
+ * dilation. */
+heed_tensor *heed_max_pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts *opts);
+heed_tensor *heed_avg_pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts *opts);
+/* torch.nn.functional.adaptive_avg_pool2d: x[N, C, H, W] or [C, H, W] -> [..., out_h, out_w];
+ * output row i averages input rows floor(i H / out_h) to ceil((i+1) H / out_h) - 1 (columns
+ * alike). H, W, out_h, out_w >= 1. */
+heed_tensor *heed_adaptive_avg_pool2d(heed_graph *g, heed_tensor *x, int64_t out_h, int64_t out_w);
+
+/* ---------------------------------------------------------------- ops: batch normalisation (ops/batchnorm.c) */
+
+/* Options of heed_batch_norm2d. Zero-initialised (or NULL) means PyTorch's defaults
+ * (eps 1e-5, momentum 0.1, no running statistics). */
+typedef struct {
+    double eps;      /* added to the variance; 0 means 1e-5 */
+    double momentum; /* running = (1 - momentum) running + momentum batch; 0 means 0.1; in (0, 1] */
+    bool cumulative; /* PyTorch's momentum=None: running stats are the plain average over the
+                        batches seen, momentum 1 / num_batches_tracked (which must be given) */
+    /* The running statistics [C] (both or neither; the dtype of x): updated in place in
+     * training mode, used in evaluation mode. They never take gradients. */
+    heed_tensor *running_mean, *running_var;
+    heed_tensor *num_batches_tracked; /* a one-element counter, +1 per training call; or NULL */
+} heed_batchnorm_opts;
+
+/* torch.nn.functional.batch_norm over x[N, C, H, W] per channel c:
+ *   y = (x - mean_c) / sqrt(var_c + eps) * weight[c] + bias[c]   (weight, bias [C] or NULL)
+ * In training mode (heed_graph_training), or without running statistics, mean and var are
+ * the batch's over N, H, W (var biased); in training mode the running statistics, if given,
+ * then move toward the batch's (var unbiased, times M / (M - 1), M = N H W > 1), and the
+ * counter goes up by one. In evaluation mode with running statistics, those are used and
+ * y is an affine map of x. Updates happen in no-grad regions too (as PyTorch's). */
+heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weight, heed_tensor *bias,
+                               const heed_batchnorm_opts *opts);
+
+/* nn.BatchNorm2d's configuration; zero-initialised means PyTorch's defaults. */
+typedef struct {
+    int64_t num_features; /* C, >= 1 */
+    double eps, momentum; /* 0 means 1e-5, 0.1 */
+    bool cumulative;      /* momentum=None */
+    bool no_affine;       /* affine=False: no weight and bias */
+    bool no_running_stats; /* track_running_stats=False: batch statistics in both modes */
+} heed_batchnorm_config;
+
+/* The layer: its parameters in a store, named as PyTorch's state_dict: <prefix>.weight [C]
+ * (ones), <prefix>.bias [C] (zeros), and the buffers <prefix>.running_mean [C] (zeros),
+ * <prefix>.running_var [C] (ones) and <prefix>.num_batches_tracked (a scalar, 0, in the
+ * store's dtype). The buffers are frozen (heed_param_freeze): optimizers skip them,
+ * checkpoints save and load them. */
+typedef struct {
+    heed_tensor *weight, *bias; /* NULL with no_affine */
+    heed_batchnorm_opts opts;   /* eps, momentum and the buffers (NULL with no_running_stats) */
+} heed_batchnorm;
+
+/* Declares the parameters under prefix ("" for none) and fills bn. Returns HEED_OK, or an
+ * error with the message in heed_ctx_error. */
+heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
+/* heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts). */
+heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, heed_tensor *x);
 
 #ifdef __cplusplus
 }
