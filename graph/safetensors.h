@@ -7,6 +7,7 @@
  * "__metadata__", a string -> string map. The reader checks everything before anything
  * is used: header length, UTF-8, JSON, every field's type and range, offsets inside the
  * data, and that the tensors tile the data exactly (no overlap, no hole, nothing after).
+ * Parsing memory stays within a small multiple of the header (graph/json.h).
  * Not installed; users see only heed.h. */
 #ifndef HEED_SAFETENSORS_H
 #define HEED_SAFETENSORS_H
@@ -24,7 +25,7 @@ typedef struct {
 } st_source;
 
 typedef struct {
-    const char *name;   /* owned by the st_file's JSON tree */
+    const char *name;   /* points into the st_file's header text */
     const char *dtype;  /* the dtype string as found ("F32", "BF16", ...) */
     size_t elem_size;   /* bytes per element of that dtype */
     int ndim;
@@ -37,7 +38,7 @@ typedef struct {
 } st_meta;
 
 typedef struct {
-    void *json;          /* the cJSON tree the strings point into */
+    char *header;        /* the header text, strings decoded in place (json.h) */
     st_entry *entries;   /* sorted by name */
     int n_entries;
     st_meta *meta;       /* sorted by key */

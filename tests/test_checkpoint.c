@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -506,6 +507,37 @@ static void corrupt_files(void) {
     FAILS("{\"__metadata__\":{\"heed.format\":\"checkpoint\",\"step\":\"3\",\"epoch\":\"0\",\"rng.seed\":\"5\",\"rng.counter\":\"6\","
           "\"schedule.count\":\"0\",\"role.w\":\"optim.x\",\"role.b\":\"param\"}," WT_OK "," BT_OK "}",
           36, HEED_ERR_FORMAT, "tensor 'w': role 'optim.x' in the file, 'param' expected");
+    /* the JSON reader: escapes decode (names match after decoding), bad ones are refused */
+    put_file(path, "{\"__metadata__\":{" META_OK ",\"user.\\ud83d\\ude00\":\"tab\\there \\u00e9\"},"
+                   "\"\\u0077\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}," BT_OK "}",
+             36, -1);
+    Q = tiny(ctx);
+    heed_checkpoint_info got;
+    CHECK(heed_checkpoint_load(path, Q, NULL, &got) == HEED_OK, "escaped names: %s", heed_ctx_error(ctx));
+    const char *v = heed_checkpoint_info_get(&got, "\xF0\x9F\x98\x80");
+    CHECK(v && strcmp(v, "tab\there \xC3\xA9") == 0, "a surrogate pair and escapes decode: '%s'", v ? v : "(missing)");
+    CHECK(((float *)heed_params_at(Q, 0)->data)[5] == 0.25f * 6, "w read by its escaped name");
+    heed_params_free(Q);
+    heed_ctx_set_rng_state(ctx, 3, 0);
+    FAILS("{\"w\\ud83d\":{}}", 0, HEED_ERR_FORMAT, "lone UTF-16 surrogate escape at byte 3");
+    FAILS("{\"w\\udc00\\ud83d\":{}}", 0, HEED_ERR_FORMAT, "lone UTF-16 surrogate");
+    FAILS("{\"w\\x\":{}}", 0, HEED_ERR_FORMAT, "not valid JSON (error near byte 3");
+    FAILS("{\"w\tx\":{}}", 0, HEED_ERR_FORMAT, "not valid JSON"); /* a raw control character */
+    FAILS("{\"w\":01}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":[1.]}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":tru}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":{},}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\" {}}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    char deep[200] = "{\"w\":";
+    for (int i = 0; i < 70; i++) strcat(deep, "[");
+    FAILS(deep, 0, HEED_ERR_FORMAT, "nests JSON more than 64 levels deep");
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[2.0,3],\"data_offsets\":[0,24]}," BT_OK "}", 36,
+          HEED_ERR_FORMAT, "shape dim 0 is not an integer"); /* as the reference reader (serde), integers only */
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,2.4e1]}," BT_OK "}",
+          36, HEED_ERR_FORMAT, "data_offsets is not a pair of integers");
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[9007199254740993],\"data_offsets\":[0,24]},"
+          BT_OK "}",
+          36, HEED_ERR_FORMAT, "shape dim 0 is not an integer in [0, 2^53]");
     /* not a file */
     expect_fail(&env, tmp_path("does-not-exist"), HEED_ERR_IO, "cannot open", __LINE__);
     mkdir(tmp_path("a-directory"), 0700);
@@ -618,6 +650,36 @@ static void crash_while_saving(void) {
     heed_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- header parsing memory */
+
+/* Parsing a header takes memory within a small multiple of its size. A 24 MiB header of
+ * "0," values used to take about 41 times that (a cJSON node per value, ~1 GB) before its
+ * clear error; now the reader keeps the header and tables sized by what it describes.
+ * Run first, so the process's peak RSS is this test's. */
+static void header_memory_bounded(void) {
+    size_t hl = (size_t)24 << 20;
+    unsigned char *b = malloc(8 + hl);
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    char *h = (char *)b + 8;
+    memcpy(h, "{\"a\":[", 6);
+    for (size_t i = 6; i < hl; i += 2) h[i] = '0', h[i + 1] = ',';
+    memcpy(h + hl - 3, "]} ", 3); /* ...,0,0]} */
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    heed_params *P = tiny(ctx);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    heed_status st = heed_checkpoint_load_memory(b, 8 + hl, P, NULL, NULL);
+    getrusage(RUSAGE_SELF, &after);
+    double grew = (double)(after.ru_maxrss - before.ru_maxrss) * 1024 / (double)hl; /* ru_maxrss is in KiB */
+    CHECK(st == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "tensor 'a': entry is not a JSON object"), "%s",
+          heed_ctx_error(ctx));
+    CHECK(grew < 3, "the peak grew by %.2f times the header", grew);
+    printf("     peak RSS grew by %.2f x the header\n", grew);
+    heed_params_free(P);
+    heed_ctx_free(ctx);
+    free(b);
+}
+
 /* ---------------------------------------------------------------- resume, bitwise */
 
 /* One training step of a dropout MLP on the batch of step s (data depends only on s),
@@ -722,6 +784,7 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
+    RUN(header_memory_bounded);
     RUN(round_trip_f32);
     RUN(round_trip_f64);
     RUN(info_helpers);

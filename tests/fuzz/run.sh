@@ -17,7 +17,7 @@ mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
 # `#pragma GCC target`, which clang does not honour (the fuzzer never runs their kernels).
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$root -Wno-unused-parameter -Wno-pass-failed
-        $(pkg-config --cflags sleef libcjson)"
+        $(pkg-config --cflags sleef)"
 mkdir -p "$work/obj"
 rm -f "$work"/obj/*.o
 export CC cflags work
@@ -28,7 +28,7 @@ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/optim/*.c "$root"/models/*.c 2>/dev
     $CC $cflags $isa -c "$src" -o "$obj"' _ || { echo "building the library for the fuzzer failed"; exit 1; }
 # shellcheck disable=SC2086
 $CC $cflags -fsanitize=fuzzer,address,undefined "$root/tests/fuzz/fuzz_checkpoint.c" "$work"/obj/*.o \
-    $(pkg-config --libs sleef libcjson) -lm -o "$work/fuzz_checkpoint"
+    $(pkg-config --libs sleef) -lm -o "$work/fuzz_checkpoint"
 
 # Seeds: real files from the library, plus a few hand-made edge cases.
 HEED_FUZZ_SEEDS="$work/seeds" "$work/fuzz_checkpoint" -runs=0 "$work/seeds" >/dev/null 2>&1
