@@ -74,9 +74,7 @@ int main(int argc, char **argv) {
         .w3 = heed_param(P, "w3", HEED_SHAPE(2, hidden), heed_init_xavier_uniform(1.0)),
         .b3 = heed_param(P, "b3", HEED_SHAPE(2), heed_init_zeros()),
     };
-    heed_adam_opts ao = HEED_ADAM_DEFAULTS;
-    ao.lr = lr;
-    heed_optimizer *opt = heed_adam(P, &ao);
+    heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = lr});
     if (!opt) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
         return 1;

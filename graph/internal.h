@@ -133,6 +133,11 @@ static inline int heed__axis(int axis, int ndim) {
     return (axis < 0 || axis >= ndim) ? -1 : axis;
 }
 
+/* ---------------------------------------------------------------- options */
+
+/* A floating-point options field (core.h): 0 -> the default, HEED_ZERO -> 0, else v. */
+static inline double heed__opt(double v, double dflt) { return v == 0 ? dflt : v == HEED_ZERO ? 0 : v; }
+
 /* ---------------------------------------------------------------- layers */
 
 /* heed_param named "prefix.name" (just "name" for an empty prefix); `op` names the caller

@@ -201,8 +201,7 @@ static void info_helpers(void) {
 static void optimizer_state(void) {
     heed_ctx *c1 = heed_ctx_new(&(heed_ctx_opts){.seed = 1}), *c2 = heed_ctx_new(&(heed_ctx_opts){.seed = 2});
     heed_params *P1 = mlp(c1, HEED_F32), *P2 = mlp(c2, HEED_F32);
-    heed_sgd_opts so = HEED_SGD_DEFAULTS;
-    so.momentum = 0.9;
+    heed_sgd_opts so = {.momentum = 0.9};
     heed_optimizer *o1 = heed_sgd(P1, &so), *o2 = heed_sgd(P2, &so);
     CHECK(heed_optimizer_state_count(o1) == 1, "sgd with momentum keeps one buffer");
     float *buf1 = state_buf(o1, 0), *buf2 = state_buf(o2, 0);
@@ -210,7 +209,7 @@ static void optimizer_state(void) {
         int64_t at = heed_params_offset(P1, i);
         for (int64_t k = 0; k < heed_params_at(P1, i)->numel; k++) buf1[at + k] = (float)(at + k) * 0.5f;
     }
-    heed_optimizer_set_steps(o1, 41);
+    CHECK(heed_optimizer_set_steps(o1, 41) == HEED_OK, "%s", heed_ctx_error(c1));
     const char *path = tmp_path("opt.safetensors"), *plain = tmp_path("noopt.safetensors");
     CHECK(heed_checkpoint_save(path, P1, o1, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
     CHECK(heed_checkpoint_save(plain, P1, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
@@ -234,7 +233,7 @@ static void optimizer_state(void) {
     P3 = mlp(c2, HEED_F32);
     void *snap = snapshot(P3);
     heed_optimizer *o3 = heed_sgd(P3, &so), *o4 = heed_adam(P3, NULL);
-    heed_optimizer_set_steps(o3, 5);
+    CHECK(heed_optimizer_set_steps(o3, 5) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(heed_checkpoint_load(plain, P3, o3, NULL) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "holds no optimizer state"),
           "%s", heed_ctx_error(c2));
     CHECK(heed_checkpoint_load(path, P3, o4, NULL) == HEED_ERR_FORMAT &&
@@ -701,7 +700,8 @@ static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, heed_
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
     CHECK(heed_schedule_apply(sched, opt) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "step");
-    heed_schedule_observe(sched, heed_get(loss, 0));
+    CHECK(heed_schedule_observe(heed_graph_ctx(g), sched, heed_get(loss, 0), NULL) == HEED_OK, "%s",
+          heed_ctx_error(heed_graph_ctx(g)));
 }
 
 static void train(heed_ctx *ctx, heed_params *P, heed_optimizer *opt, heed_schedule *sched, int64_t from, int64_t to) {
@@ -719,7 +719,7 @@ static heed_schedule plateau(void) {
 
 static void resume_bitwise(void) {
     enum { N = 7, M = 9 };
-    heed_adam_opts ao = HEED_ADAMW_DEFAULTS;
+    heed_adam_opts ao = {0}; /* AdamW's defaults */
     /* the reference: N + M steps without a stop */
     heed_ctx *ca = heed_ctx_new(&(heed_ctx_opts){.seed = 11});
     heed_params *PA = mlp(ca, HEED_F32);
@@ -750,7 +750,7 @@ static void resume_bitwise(void) {
         heed_checkpoint_info got;
         CHECK(heed_checkpoint_load(path, PC, oc, &got) == HEED_OK, "%s", heed_ctx_error(cc));
         CHECK(got.n_schedule == HEED_SCHEDULE_STATE, "schedule state");
-        if (variant != 2) CHECK(heed_schedule_set_state(&sc, got.schedule) == HEED_OK, "set_state");
+        if (variant != 2) CHECK(heed_schedule_set_state(cc, &sc, got.schedule) == HEED_OK, "%s", heed_ctx_error(cc));
         if (variant == 1) heed_ctx_set_rng_state(cc, got.rng_seed, 0); /* dropout masks replayed from 0 */
         train(cc, PC, oc, &sc, got.step, N + M);
         bool same = same_values(PC, heed_params_values(PA)) && same_state(oc, oa) &&

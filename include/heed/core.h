@@ -33,6 +33,16 @@ typedef enum {
 const char *heed_status_name(heed_status s);
 size_t heed_dtype_size(heed_dtype dt);
 
+/* ---------------------------------------------------------------- options structs */
+
+/* Every options struct means "the defaults" when zero-initialised: a field left 0 (false,
+ * NULL) takes the default its comment gives (docs/guide.md, "Options structs"). Where 0
+ * is itself a value you want and not the default (beta1 = 0, atol = 0), write HEED_ZERO in
+ * a floating-point field: the smallest normal double, which options read as exactly 0.
+ * HEED_EXACTLY(x) passes a value computed at run time as it is, 0 included. */
+#define HEED_ZERO 0x1p-1022
+#define HEED_EXACTLY(x) ((x) == 0 ? HEED_ZERO : (double)(x))
+
 /* ---------------------------------------------------------------- shapes */
 
 typedef struct {
