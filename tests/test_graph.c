@@ -162,6 +162,80 @@ static void checker_catches_errors(void) {
     CHECK(strstr(heed_ctx_error(ctx), "input 0") != NULL, "%s", heed_ctx_error(ctx));
 }
 
+/* The same broken square, scaled: gradients of order `scale`. Input 8 of 9 (the others
+ * are unused) when u says so. */
+static heed_tensor *fn_broken_scaled(heed_graph *g, heed_tensor **x, void *u) {
+    const double *scale = u;
+    heed_tensor *v = x[scale[1] > 0 ? 8 : 0];
+    return heed_scale(g, heed_mul(g, v, heed_detach(g, v)), scale[0]);
+}
+
+/* tanh of columns 2.. of x[3, 5]: columns 0 and 1 have zero gradients, analytic and numeric. */
+static heed_tensor *fn_partly_used(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    return heed_tanh(g, heed_slice(g, x[0], 1, 2, 5));
+}
+
+static heed_tensor *fn_square(heed_graph *g, heed_tensor **x, void *u) {
+    const double *scale = u;
+    return heed_scale(g, heed_mul(g, x[0], x[0]), *scale);
+}
+
+/* The report: the element with the largest error relative to its tolerance, the
+ * difference and that ratio, an absolute tolerance scaled to the gradients, any input's
+ * name. Each of these checks failed before: a wholly wrong gradient of order 1e-5 passed
+ * atol 1e-5; a passing check named a 0/0 element (unused input) as its worst; input 8 was
+ * just "input"; atol = 0 could not be asked for; a negative eps was silently the default. */
+static void checker_report(void) {
+    heed_gradcheck_result r;
+    /* a wrong gradient (half the true one) of order 1e-5 fails */
+    double small[2] = {1e-5, 0};
+    heed_gradcheck_input in[1] = {{HEED_SHAPE(6)}};
+    CHECK(heed_gradcheck(ctx, fn_broken_scaled, small, 1, in, NULL, &r) == HEED_ERR_GRADCHECK && !r.passed,
+          "a wrong gradient of order 1e-5 must fail: %s", r.report);
+    CHECK(r.max_grad > 1e-6 && r.max_grad < 2e-5 && r.atol == 1e-5 * 1e-3, "automatic atol %g for gradients up to %g", r.atol,
+          r.max_grad);
+    /* the numbers the report gives are what they say */
+    CHECK(r.worst_diff == fabs(r.analytic - r.numeric) && fabs(r.worst_ratio - r.worst_diff / (r.atol + 1e-3 * fabs(r.numeric))) <=
+                                                            1e-12 * r.worst_ratio && r.worst_ratio > 1,
+          "diff %g ratio %g: %s", r.worst_diff, r.worst_ratio, r.report);
+    CHECK(strstr(r.report, "x its tolerance") && strstr(r.report, "atol 1e-08 automatic"), "%s", r.report);
+    /* the worst of a passing check is a real gradient, not an unused 0/0 element */
+    heed_gradcheck_input used[1] = {{HEED_SHAPE(3, 5)}};
+    CHECK(heed_gradcheck(ctx, fn_partly_used, NULL, 1, used, NULL, &r) == HEED_OK && r.passed, "%s", r.report);
+    CHECK(r.worst_index % 5 >= 2 && r.worst_ratio > 0 && r.worst_ratio <= 1 && r.numeric != 0,
+          "worst at [%lld] (columns 0 and 1 are unused): %s", (long long)r.worst_index, r.report);
+    /* any input is named by its number */
+    double nine[2] = {1, 1};
+    heed_gradcheck_input many[9];
+    for (int i = 0; i < 9; i++) many[i] = (heed_gradcheck_input){.shape = HEED_SHAPE(3), .no_grad = i < 8};
+    CHECK(heed_gradcheck(ctx, fn_broken_scaled, nine, 9, many, NULL, &r) == HEED_ERR_GRADCHECK, "%s", r.report);
+    CHECK(strcmp(r.worst_name, "input 8") == 0 && strstr(heed_ctx_error(ctx), "worst at input 8["), "%s", heed_ctx_error(ctx));
+    /* explicit tolerances: HEED_ZERO is atol = 0, used as given */
+    double one = 1;
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = HEED_ZERO}, &r) == HEED_OK &&
+              r.atol == 0 && !strstr(r.report, "automatic"),
+          "%s", r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = 1e-4}, &r) == HEED_OK && r.atol == 1e-4,
+          "%s", r.report);
+    /* gradients below even the smallest automatic atol pass, with a warning */
+    double tiny = 1e-12;
+    CHECK(heed_gradcheck(ctx, fn_square, &tiny, 1, in, NULL, &r) == HEED_OK && r.weak && strstr(r.report, "WARNING"), "%s",
+          r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, NULL, &r) == HEED_OK && !r.weak && !strstr(r.report, "WARNING"), "%s",
+          r.report);
+    /* bad options are refused */
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.eps = -1e-6}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "eps = -1e-06"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.rtol = NAN}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "rtol = nan"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.eps = HEED_ZERO}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "eps = 0"),
+          "%s", heed_ctx_error(ctx));
+}
+
 static void params_get_gradients(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_tensor *w = heed_param(P, "w", HEED_SHAPE(3, 4), heed_init_normal(0, 1));
@@ -225,6 +299,7 @@ int main(void) {
     RUN(params_store);
     RUN(gradchecks);
     RUN(checker_catches_errors);
+    RUN(checker_report);
     RUN(params_get_gradients);
     RUN(arena_settles);
     heed_ctx_free(ctx);
