@@ -106,6 +106,40 @@ static void params_store(void) {
     heed_params_free(P);
 }
 
+/* Initialisers refuse what torch.nn.init refuses (uniform lo > hi, normal std < 0) and
+ * non-finite arguments; before, uniform(1, -1) silently drew from [-1, 1] reversed,
+ * normal(0, -1) flipped the sign and constant(NaN) filled the parameter with NaN. */
+static void init_arguments_checked(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    struct {
+        heed_init init;
+        const char *needle;
+    } bad[] = {
+        {heed_init_uniform(1, -1), "heed_param: p: uniform(1, -1) needs lo <= hi"},
+        {heed_init_normal(0, -1), "heed_param: p: normal(0, -1) needs std >= 0"},
+        {heed_init_constant(NAN), "heed_param: p: constant(nan): the argument must be finite"},
+        {heed_init_uniform(0, INFINITY), "uniform(0, inf): arguments must be finite"},
+        {heed_init_normal(NAN, 1), "normal(nan, 1)"},
+        {heed_init_xavier_uniform(INFINITY), "xavier_uniform(inf)"},
+        {heed_init_kaiming_normal(NAN), "kaiming_normal(nan)"},
+        {heed_init_orthogonal(-INFINITY), "orthogonal(-inf)"},
+        {(heed_init){(heed_init_kind)42, 0, 0}, "unknown init kind 42"},
+    };
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
+        CHECK(heed_param(P, "p", HEED_SHAPE(2, 3), bad[i].init) == NULL && strstr(heed_ctx_error(ctx), bad[i].needle),
+              "case %d: want '%s', got '%s'", i, bad[i].needle, heed_ctx_error(ctx));
+        CHECK(heed_params_count(P) == 0, "case %d: a refused parameter is not added", i);
+    }
+    /* the edges are fine: an empty range, a zero std, a negative gain */
+    heed_tensor *u = heed_param(P, "u", HEED_SHAPE(3), heed_init_uniform(0.5, 0.5));
+    heed_tensor *n = heed_param(P, "n", HEED_SHAPE(3), heed_init_normal(2, 0));
+    heed_tensor *x = heed_param(P, "x", HEED_SHAPE(2, 2), heed_init_xavier_normal(-1));
+    CHECK(u && n && x && heed_get(u, 2) == 0.5 && heed_get(n, 1) == 2, "%s", heed_ctx_error(ctx));
+    /* heed_param_init checks the same, and leaves the values alone */
+    CHECK(heed_param_init(P, u, heed_init_uniform(3, 2)) == HEED_ERR_ARG && heed_get(u, 0) == 0.5, "%s", heed_ctx_error(ctx));
+    heed_params_free(P);
+}
+
 static heed_tensor *fn_binary(heed_graph *g, heed_tensor **x, void *u) {
     (void)u;
     /* broadcast [2,3,4] with [3,1] and [4] */
@@ -297,6 +331,7 @@ int main(void) {
     RUN(backward_accumulates_over_uses);
     RUN(errors_are_sticky_and_clear);
     RUN(params_store);
+    RUN(init_arguments_checked);
     RUN(gradchecks);
     RUN(checker_catches_errors);
     RUN(checker_report);

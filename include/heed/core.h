@@ -124,7 +124,9 @@ typedef struct {
     double a, b;
 } heed_init;
 
-/* Fans follow PyTorch: for shape [out, in, k...], fan_in = in*k..., fan_out = out*k... */
+/* Fans follow PyTorch: for shape [out, in, k...], fan_in = in*k..., fan_out = out*k...
+ * Arguments must be finite, uniform needs lo <= hi and normal std >= 0 (as torch.nn.init):
+ * heed_param and heed_param_init refuse others. */
 #define heed_init_zeros() ((heed_init){HEED_INIT_ZEROS, 0, 0})
 #define heed_init_constant(v) ((heed_init){HEED_INIT_CONSTANT, (v), 0})
 #define heed_init_uniform(lo, hi) ((heed_init){HEED_INIT_UNIFORM, (lo), (hi)})
@@ -142,7 +144,7 @@ typedef struct {
 heed_params *heed_params_new(heed_ctx *ctx, heed_dtype dtype);
 void heed_params_free(heed_params *P);
 /* Adds and initialises a parameter (seeded by the ctx seed and the parameter's name).
- * Returns NULL on error (duplicate name, bad shape); message in heed_ctx_error. */
+ * Returns NULL on error (duplicate name, bad shape, bad init); message in heed_ctx_error. */
 heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init);
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);
