@@ -51,6 +51,7 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     opt->lr_decay = o.lr_decay;
     opt->eps = o.eps;
     opt->initial_accumulator = o.initial_accumulator_value;
+    opt->state_min[0] = 0; /* a sum of squares */
     int64_t numel = heed_params_numel(P);
     HEED_FOR_DTYPE(opt->dtype, T, {
         T *s = opt->state[0];

@@ -84,6 +84,7 @@ static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool dec
     opt->beta2 = o.beta2;
     opt->eps = o.eps;
     opt->amsgrad = o.amsgrad;
+    opt->state_min[1] = opt->state_min[2] = 0; /* second moments */
     return opt;
 }
 

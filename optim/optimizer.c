@@ -47,6 +47,7 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     if (!o->groups || !o->group_of || !o->gstep) goto nomem;
     o->groups[0] = (opt_group){.lr_scale = 1, .weight_decay = wd};
     o->n_groups = 1;
+    for (int i = 0; i < OPT_MAX_STATE; i++) o->state_min[i] = -INFINITY;
     size_t bytes = (size_t)o->numel * heed_dtype_size(o->dtype);
     for (int i = 0; i < n_state; i++) {
         o->state_name[i] = names[i];
@@ -218,6 +219,10 @@ heed_status heed_optimizer_state(heed_optimizer *o, int i, const char **name, vo
     if (numel) *numel = o->numel;
     if (dtype) *dtype = o->dtype;
     return HEED_OK;
+}
+
+double heed__optimizer_state_min(const heed_optimizer *o, int i) {
+    return o && i >= 0 && i < o->n_state ? o->state_min[i] : -INFINITY;
 }
 
 /* ---------------------------------------------------------------- groups */

@@ -97,5 +97,6 @@ heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts) {
     opt->eps = o.eps;
     opt->momentum = o.momentum;
     opt->centered = o.centered;
+    opt->state_min[0] = 0; /* square_avg */
     return opt;
 }
