@@ -230,17 +230,30 @@ static int64_t first_bad_value(const void *data, heed_dtype dt, int64_t n, doubl
     return -1;
 }
 
-/* Values of t, held at data in dtype dt, are finite and >= t->min; else the error,
- * code, names the tensor, the element and the rule. */
-static heed_status check_values(heed_ctx *ctx, heed_status code, const char *fn, const char *label, const ckpt_tensor *t,
-                                const void *data, heed_dtype dt, int64_t n) {
+/* True when the n values of t, held at data in dtype dt, are finite and >= t->min; else
+ * err names the tensor, the element and the rule. */
+static bool values_ok(const ckpt_tensor *t, const void *data, heed_dtype dt, int64_t n, char *err, size_t errlen) {
     double v = 0;
     int64_t bad = first_bad_value(data, dt, n, t->min, &v);
-    if (bad < 0) return HEED_OK;
+    if (bad < 0) return true;
     bool state = strcmp(t->role, "param") != 0;
-    return heed__ctx_fail(ctx, code, "%s: %s%stensor '%s' element %" PRId64 " is %g (%s must be finite%s)", fn, label ? label : "",
-                          label ? ": " : "", t->name, bad, v, state ? "optimizer state" : "parameters",
-                          t->min == 0 ? " and >= 0: a second moment or a sum of squares" : "");
+    snprintf(err, errlen, "tensor '%s' element %" PRId64 " is %g (%s must be finite%s)", t->name, bad, v,
+             state ? "optimizer state" : "parameters", t->min == 0 ? " and >= 0: a second moment or a sum of squares" : "");
+    return false;
+}
+
+/* Loading: the staged values of t (dtype dt, n of them). */
+static heed_status check_staged(heed_ctx *ctx, const char *fn, const char *label, const ckpt_tensor *t, const void *data,
+                                heed_dtype dt, int64_t n) {
+    char err[ERRLEN];
+    return values_ok(t, data, dt, n, err, sizeof err) ? HEED_OK : heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
+}
+
+/* Saving (st_check_fn): a file we would refuse to load is not written. */
+static heed_status check_saved(const st_out *o, int i, void *layout, char *err, size_t errlen) {
+    const ckpt_tensor *t = &((const ckpt_layout *)layout)->t[i];
+    return values_ok(t, o->data, t->dtype, (int64_t)(t->bytes / heed_dtype_size(t->dtype)), err, errlen) ? HEED_OK
+                                                                                                         : HEED_ERR_NUMERIC;
 }
 
 /* ---------------------------------------------------------------- save */
@@ -264,19 +277,12 @@ static heed_status check_info(heed_ctx *ctx, const char *fn, const heed_checkpoi
 
 static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, const ckpt_layout *L, strpool *pool,
                               const char **keys, const char **values, int n_meta) {
-    /* a file we would refuse to load is not written */
-    for (int i = 0; i < L->n; i++) {
-        const ckpt_tensor *t = &L->t[i];
-        heed_status st = check_values(ctx, HEED_ERR_NUMERIC, fn, NULL, t, t->data, t->dtype,
-                                      (int64_t)(t->bytes / heed_dtype_size(t->dtype)));
-        if (st != HEED_OK) return st;
-    }
     st_out *out = calloc((size_t)L->n + 1, sizeof *out);
     if (!out) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
-    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, err, sizeof err);
+    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
     if (st != HEED_OK) return heed__ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
     return HEED_OK;
@@ -550,7 +556,7 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     }
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
     for (int i = 0; st == HEED_OK && i < L.n; i++)
-        st = check_values(ctx, HEED_ERR_FORMAT, fn, cf.label, &L.t[i], staged + offsets[i], L.t[i].dtype,
+        st = check_staged(ctx, fn, cf.label, &L.t[i], staged + offsets[i], L.t[i].dtype,
                           (int64_t)(L.t[i].bytes / heed_dtype_size(L.t[i].dtype)));
     if (st == HEED_OK) { /* commit: everything is validated and in memory */
         for (int s = 0; s < L.n_state; s++)
@@ -619,7 +625,7 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     for (int i = 0; st == HEED_OK && i < L.n; i++) {
         heed_dtype src_dt = HEED_F32;
         if (entries[i] && st_dtype_parse(entries[i]->dtype, &src_dt))
-            st = check_values(ctx, HEED_ERR_FORMAT, fn, cf.label, &L.t[i], staged + offsets[i], src_dt,
+            st = check_staged(ctx, fn, cf.label, &L.t[i], staged + offsets[i], src_dt,
                               (int64_t)(L.t[i].bytes / heed_dtype_size(L.t[i].dtype)));
     }
     if (st == HEED_OK) {

@@ -493,7 +493,7 @@ static int sync_dir(const char *path) {
 }
 
 heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, char *err, size_t errlen) {
+                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen) {
     strbuf b = {0};
     uint64_t data_len = 0;
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
@@ -529,17 +529,22 @@ heed_status st_write_atomic(const char *path, const st_out *t, int n, const char
     const char *failed = NULL;
     int saved_errno = 0;
     if (!write_all(fd, lenbuf, 8) || !write_all(fd, b.s, b.len)) failed = "write";
+    heed_status refused = HEED_OK;
     for (int j = 0; !failed && j < n; j++) {
         const st_out *o = &t[order[j]];
         size_t bytes = heed_dtype_size(o->dtype);
         for (int d = 0; d < o->ndim; d++) bytes *= (size_t)o->shape[d];
-        if (bytes && !write_all(fd, o->data, bytes)) failed = "write";
+        if (check && (refused = check(o, order[j], user, err, errlen)) != HEED_OK) failed = "check";
+        else if (bytes && !write_all(fd, o->data, bytes)) failed = "write";
     }
     if (!failed && fsync(fd) != 0) failed = "fsync";
     if (failed) saved_errno = errno;
     if (close(fd) != 0 && !failed) failed = "close", saved_errno = errno;
     if (!failed && rename(tmp, path) != 0) failed = "rename", saved_errno = errno;
-    if (failed) {
+    if (refused != HEED_OK) {
+        unlink(tmp);
+        st = refused; /* err holds check's message */
+    } else if (failed) {
         unlink(tmp);
         snprintf(err, errlen, "%s of the temporary file failed: %s (the previous file is untouched)", failed,
                  strerror(saved_errno));

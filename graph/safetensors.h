@@ -71,10 +71,16 @@ typedef struct {
     const void *data;
 } st_out;
 
+/* Called on tensor t[i] just before its bytes are written; a status other than HEED_OK
+ * (with err filled) stops the write. Checking there, not in a pass before, reads each
+ * tensor once while it is hot and keeps the work inside the save's window. */
+typedef heed_status (*st_check_fn)(const st_out *t, int i, void *user, char *err, size_t errlen);
+
 /* Writes a safetensors file atomically: to path.tmp.XXXXXX, fsync, rename over path,
- * fsync the directory. On any error the temporary file is removed and path is untouched.
- * meta holds n_meta key/value pairs (keys[i], values[i]). */
+ * fsync the directory. On any error (check's refusal included; check may be NULL) the
+ * temporary file is removed and path is untouched. meta holds n_meta key/value pairs
+ * (keys[i], values[i]). */
 heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, char *err, size_t errlen);
+                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen);
 
 #endif
