@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         {"adagrad", heed_adagrad(P, NULL), 5},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        heed_optimizer_add_group(cases[c].o, heed_param_is_vector, NULL, 1, 0);
+        heed_optimizer_add_group(cases[c].o, heed_param_is_vector, NULL, 1, 0, NULL);
         double t;
         BENCH_BEST(reps, t, heed_optimizer_step(cases[c].o));
         double bw = cases[c].streams * (double)bytes / t / 1e9;
@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
         heed_optimizer_free(cases[c].o);
     }
     double t_norm, t_fin;
-    BENCH_BEST(reps, t_norm, heed_clip_grad_norm(P, 1e9));
+    BENCH_BEST(reps, t_norm, heed_clip_grad_norm(P, 1e9, NULL));
     double bw = (double)bytes / t_norm / 1e9;
     printf("{\"bench\":\"optim\",\"case\":\"grad_norm\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
            (long long)total, 1e3 * t_norm, bw, bw / bw_copy);

@@ -99,9 +99,7 @@ int main(int argc, char **argv) {
         .w3 = heed_param(P, "w3", HEED_SHAPE(2, hidden), heed_init_xavier_uniform(1.0)),
         .b3 = heed_param(P, "b3", HEED_SHAPE(2), heed_init_zeros()),
     };
-    heed_adam_opts ao = HEED_ADAM_DEFAULTS;
-    ao.lr = lr;
-    heed_optimizer *opt = heed_adam(P, &ao);
+    heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = lr});
     heed_metrics *log = opt ? heed_metrics_new(ctx, csv, 3, (const char *[]){"step", "loss", "accuracy"}) : NULL;
     heed_graph *g = log ? heed_graph_new(ctx) : NULL;
     if (!g) {

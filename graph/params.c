@@ -123,6 +123,25 @@ bool heed__orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
 }
 
 static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init);
+/* The rules of PyTorch's initialisers, plus finite numbers everywhere (torch.nn.init
+ * would fill a tensor with NaN). */
+static heed_status check_init(heed_ctx *ctx, const char *name, heed_init init) {
+    static const char *const kinds[] = {"zeros", "constant", "uniform", "normal", "xavier_uniform", "xavier_normal",
+                                        "kaiming_uniform", "kaiming_normal", "orthogonal"};
+    if ((unsigned)init.kind > HEED_INIT_ORTHOGONAL)
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: unknown init kind %d", name, (int)init.kind);
+    const char *kind = kinds[init.kind];
+    bool two = init.kind == HEED_INIT_UNIFORM || init.kind == HEED_INIT_NORMAL;
+    if (two && !(isfinite(init.a) && isfinite(init.b)))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g, %g): arguments must be finite", name, kind, init.a, init.b);
+    if (!two && init.kind != HEED_INIT_ZEROS && !isfinite(init.a))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g): the argument must be finite", name, kind, init.a);
+    if (init.kind == HEED_INIT_UNIFORM && !(init.a <= init.b))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: uniform(%g, %g) needs lo <= hi", name, init.a, init.b);
+    if (init.kind == HEED_INIT_NORMAL && !(init.b >= 0))
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: normal(%g, %g) needs std >= 0", name, init.a, init.b);
+    return HEED_OK;
+}
 
 heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
     bool mine = false;
@@ -135,6 +154,8 @@ heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
 
 static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
     const char *name = t->name;
+    heed_status st = check_init(P->ctx, name, init);
+    if (st != HEED_OK) return st;
     double fan_in = 1, fan_out = 1;
     bool needs_fans = init.kind >= HEED_INIT_XAVIER_UNIFORM;
     if (needs_fans && t->ndim < 2)
@@ -180,9 +201,6 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
         }
         for (int64_t i = 0; i < t->numel; i++) w[i] *= a;
         break;
-    default:
-        free(w);
-        return heed__ctx_fail(P->ctx, HEED_ERR_ARG, "heed_param: %s: unknown init kind %d", name, (int)init.kind);
     }
     HEED_FOR_DTYPE(t->dtype, T, {
         T *p = t->data;

@@ -16,11 +16,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define ERRLEN 400
+/* step, epoch and optim.steps are counts in [0, 2^53]: exact as doubles, and far from
+ * overflowing when a loop adds one (HEED_MAX_STEPS is the same bound). */
+#define MAX_COUNT ((int64_t)1 << 53)
 
 /* ---------------------------------------------------------------- info */
 
@@ -131,6 +135,7 @@ typedef struct {
     int64_t shape[HEED_MAX_DIMS];
     void *data;
     size_t bytes;
+    double min; /* values must be finite and >= min (optimizer state: heed__optimizer_state_min) */
 } ckpt_tensor;
 
 typedef struct {
@@ -163,7 +168,7 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
         heed_tensor *p = heed_params_at(P, i);
         ckpt_tensor *c = &L->t[L->n++];
         *c = (ckpt_tensor){.name = p->name, .role = "param", .dtype = p->dtype, .ndim = p->ndim, .data = p->data,
-                           .bytes = (size_t)p->numel * heed_dtype_size(p->dtype)};
+                           .bytes = (size_t)p->numel * heed_dtype_size(p->dtype), .min = -INFINITY};
         memcpy(c->shape, p->shape, sizeof c->shape);
     }
     const char *states = "";
@@ -180,6 +185,7 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
         if (numel > 0 && !data)
             return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: optimizer state '%s' has no buffer yet", fn, sname);
         size_t es = heed_dtype_size(dt);
+        double min = heed__optimizer_state_min(opt, s);
         const char *role = pool_fmt(pool, "optim.%s", sname);
         states = pool_fmt(pool, "%s%s%s", states ? states : "", s ? "," : "", sname);
         L->state_data[s] = data;
@@ -190,12 +196,12 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
                 ckpt_tensor *c = &L->t[L->n++];
                 *c = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s/%s", sname, p->name), .role = role, .dtype = dt,
                                    .ndim = p->ndim, .data = (char *)data + (size_t)heed_params_offset(P, i) * es,
-                                   .bytes = (size_t)p->numel * es};
+                                   .bytes = (size_t)p->numel * es, .min = min};
                 memcpy(c->shape, p->shape, sizeof c->shape);
             }
         } else {
             L->t[L->n++] = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s", sname), .role = role, .dtype = dt, .ndim = 1,
-                                         .shape = {numel}, .data = data, .bytes = (size_t)numel * es};
+                                         .shape = {numel}, .data = data, .bytes = (size_t)numel * es, .min = min};
         }
     }
     L->n_state = ns;
@@ -204,9 +210,58 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
     return HEED_OK;
 }
 
+/* ---------------------------------------------------------------- values */
+
+/* The first of n values of dtype dt at data (maybe unaligned) that is not finite or is
+ * below min: its index and value, or -1. */
+static int64_t first_bad_value(const void *data, heed_dtype dt, int64_t n, double min, double *value) {
+    const char *p = data;
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        if (dt == HEED_F32) {
+            float f;
+            memcpy(&f, p + 4 * i, 4);
+            v = f;
+        } else {
+            memcpy(&v, p + 8 * i, 8);
+        }
+        if (!isfinite(v) || v < min) return *value = v, i;
+    }
+    return -1;
+}
+
+/* True when the n values of t, held at data in dtype dt, are finite and >= t->min; else
+ * err names the tensor, the element and the rule. */
+static bool values_ok(const ckpt_tensor *t, const void *data, heed_dtype dt, int64_t n, char *err, size_t errlen) {
+    double v = 0;
+    int64_t bad = first_bad_value(data, dt, n, t->min, &v);
+    if (bad < 0) return true;
+    bool state = strcmp(t->role, "param") != 0;
+    snprintf(err, errlen, "tensor '%s' element %" PRId64 " is %g (%s must be finite%s)", t->name, bad, v,
+             state ? "optimizer state" : "parameters", t->min == 0 ? " and >= 0: a second moment or a sum of squares" : "");
+    return false;
+}
+
+/* Loading: the staged values of t (dtype dt, n of them). */
+static heed_status check_staged(heed_ctx *ctx, const char *fn, const char *label, const ckpt_tensor *t, const void *data,
+                                heed_dtype dt, int64_t n) {
+    char err[ERRLEN];
+    return values_ok(t, data, dt, n, err, sizeof err) ? HEED_OK : heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
+}
+
+/* Saving (st_check_fn): a file we would refuse to load is not written. */
+static heed_status check_saved(const st_out *o, int i, void *layout, char *err, size_t errlen) {
+    const ckpt_tensor *t = &((const ckpt_layout *)layout)->t[i];
+    return values_ok(t, o->data, t->dtype, (int64_t)(t->bytes / heed_dtype_size(t->dtype)), err, errlen) ? HEED_OK
+                                                                                                         : HEED_ERR_NUMERIC;
+}
+
 /* ---------------------------------------------------------------- save */
 
 static heed_status check_info(heed_ctx *ctx, const char *fn, const heed_checkpoint_info *info) {
+    if (info->step < 0 || info->step > MAX_COUNT || info->epoch < 0 || info->epoch > MAX_COUNT)
+        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: info->step = %" PRId64 ", info->epoch = %" PRId64 " (each must be in [0, 2^53])",
+                              fn, info->step, info->epoch);
     if (info->n_schedule < 0 || info->n_schedule > HEED_CKPT_MAX_SCHEDULE)
         return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_schedule is %d (0 to %d allowed)", fn, info->n_schedule,
                               HEED_CKPT_MAX_SCHEDULE);
@@ -227,7 +282,7 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
-    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, err, sizeof err);
+    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
     if (st != HEED_OK) return heed__ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
     return HEED_OK;
@@ -409,6 +464,12 @@ static heed_status read_info(heed_ctx *ctx, const char *fn, const ckpt_file *cf,
             return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (an integer is expected)", fn,
                                   cf->label, fields[i].key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     }
+    for (int i = 0; i < 2; i++) { /* step, epoch */
+        int64_t v = *(int64_t *)fields[i].dst;
+        if (v < 0 || v > MAX_COUNT)
+            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %" PRId64 " (must be in [0, 2^53])", fn,
+                                  cf->label, fields[i].key, v);
+    }
     if (nsched < 0 || nsched > HEED_CKPT_MAX_SCHEDULE)
         return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata schedule.count is %" PRId64 " (0 to %d allowed)", fn,
                               cf->label, nsched, HEED_CKPT_MAX_SCHEDULE);
@@ -467,9 +528,10 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
         else if (strcmp(states, L.states) != 0)
             st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: optimizer state in the file is '%.60s', the optimizer has '%.60s'", fn,
                                 cf.label, states, L.states);
-        else if (!parse_i64(steps, &opt_steps) || opt_steps < 0)
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata optim.steps is '%.40s' (a count is expected)", fn, cf.label,
-                                steps);
+        else if (!parse_i64(steps, &opt_steps) || opt_steps < 0 || opt_steps > HEED_MAX_STEPS)
+            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT,
+                                "%s: %s: metadata optim.steps is '%.40s' (a count in [0, 2^53 = HEED_MAX_STEPS] is expected)", fn,
+                                cf.label, steps);
     }
     if (st == HEED_OK) {
         entries = calloc((size_t)L.n + 1, sizeof *entries);
@@ -493,6 +555,9 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
                             cf.f.entries[i].name, opt ? " or the optimizer" : "");
     }
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
+    for (int i = 0; st == HEED_OK && i < L.n; i++)
+        st = check_staged(ctx, fn, cf.label, &L.t[i], staged + offsets[i], L.t[i].dtype,
+                          (int64_t)(L.t[i].bytes / heed_dtype_size(L.t[i].dtype)));
     if (st == HEED_OK) { /* commit: everything is validated and in memory */
         for (int s = 0; s < L.n_state; s++)
             if (L.state_bytes[s]) memset(L.state_data[s], 0, L.state_bytes[s]); /* padding between slices */
@@ -557,6 +622,12 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
         st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: no tensor in the file has the name of a parameter (first parameter '%s')",
                             fn, cf.label, L.t[0].name);
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
+    for (int i = 0; st == HEED_OK && i < L.n; i++) {
+        heed_dtype src_dt = HEED_F32;
+        if (entries[i] && st_dtype_parse(entries[i]->dtype, &src_dt))
+            st = check_staged(ctx, fn, cf.label, &L.t[i], staged + offsets[i], src_dt,
+                              (int64_t)(L.t[i].bytes / heed_dtype_size(L.t[i].dtype)));
+    }
     if (st == HEED_OK) {
         for (int i = 0; i < L.n; i++) {
             if (!entries[i]) continue;

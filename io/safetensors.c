@@ -1,10 +1,11 @@
 /* safetensors reader and writer: see safetensors.h for the layout. The reader trusts
  * nothing in the file: every length, count and offset is bounded before it is used, and
- * JSON is parsed by cJSON from a length-bounded buffer. */
+ * the JSON header is read by the small reader below, whose memory stays within a small
+ * multiple of the header's size. */
 #define _GNU_SOURCE /* mkostemp */
 #include "safetensors.h"
+#include "json.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,8 +16,6 @@
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "heed checkpoints copy tensor bytes as they are: a little-endian host is assumed"
 #endif
-
-#define MAX_EXACT_INT 9007199254740992.0 /* 2^53: JSON numbers above it are not exact doubles */
 
 /* ---------------------------------------------------------------- dtypes */
 
@@ -70,24 +69,6 @@ bool st_utf8_valid(const char *str, size_t n) {
     return true;
 }
 
-/* True if a JSON string in buf holds the escape \u0000: cJSON would decode it into a NUL
- * and the name would silently end there. A small lexer: inside a string, a backslash
- * escapes the next character. */
-static bool has_nul_escape(const char *buf, size_t n) {
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_string) {
-            in_string = buf[i] == '"';
-        } else if (buf[i] == '"') {
-            in_string = false;
-        } else if (buf[i] == '\\' && i + 1 < n) {
-            if (buf[i + 1] == 'u' && n - i >= 6 && memcmp(buf + i + 2, "0000", 4) == 0) return true;
-            i++; /* skip the escaped character */
-        }
-    }
-    return false;
-}
-
 /* A printable excerpt of buf at pos for error messages. */
 static const char *excerpt(const char *buf, size_t n, size_t pos, char out[24]) {
     size_t k = 0;
@@ -135,52 +116,46 @@ heed_status st_read(const st_source *src, const st_file *f, uint64_t off, void *
     return read_at(src, f->data_start + off, dst, n, err, errlen);
 }
 
-/* A JSON number that is an exact non-negative integer <= 2^53. */
-static bool json_uint(const cJSON *j, uint64_t *v) {
-    if (!cJSON_IsNumber(j)) return false;
-    double d = j->valuedouble;
-    if (!(d >= 0 && d <= MAX_EXACT_INT) || d != (double)(uint64_t)d) return false;
-    *v = (uint64_t)d;
-    return true;
-}
-
-/* Fills e from the JSON entry j; the message names the tensor and the field. */
-static bool parse_entry(const cJSON *j, st_entry *e, uint64_t data_len, char *err, size_t errlen) {
+/* Fills e from the tensor entry at *pp, moving *pp past it; the message names the tensor
+ * and the field. */
+static bool parse_entry(char **pp, st_entry *e, uint64_t data_len, char *err, size_t errlen) {
     const char *nm = e->name;
-    if (!cJSON_IsObject(j)) return snprintf(err, errlen, "tensor '%s': entry is not a JSON object", nm), false;
-    const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
-    for (const cJSON *c = j->child; c; c = c->next) {
-        const cJSON **slot = strcmp(c->string, "dtype") == 0          ? &dtype
-                             : strcmp(c->string, "shape") == 0        ? &shape
-                             : strcmp(c->string, "data_offsets") == 0 ? &offs
-                                                                      : NULL;
-        if (!slot) return snprintf(err, errlen, "tensor '%s': unexpected field '%s'", nm, c->string), false;
-        if (*slot) return snprintf(err, errlen, "tensor '%s': field '%s' appears twice", nm, c->string), false;
-        *slot = c;
+    char *p = *pp, *dtype = NULL, *shape = NULL, *offs = NULL, *key;
+    if (*p != '{') return snprintf(err, errlen, "tensor '%s': entry is not a JSON object", nm), false;
+    for (p = json_ws(p + 1); json_next_member(&p, &key); p = json_ws(p)) {
+        char **slot = strcmp(key, "dtype") == 0          ? &dtype
+                      : strcmp(key, "shape") == 0        ? &shape
+                      : strcmp(key, "data_offsets") == 0 ? &offs
+                                                         : NULL;
+        if (!slot) return snprintf(err, errlen, "tensor '%s': unexpected field '%s'", nm, key), false;
+        if (*slot) return snprintf(err, errlen, "tensor '%s': field '%s' appears twice", nm, key), false;
+        *slot = p;
+        p = json_skip(p);
     }
+    *pp = p;
     if (!dtype || !shape || !offs)
         return snprintf(err, errlen, "tensor '%s': missing field '%s'", nm, !dtype ? "dtype" : !shape ? "shape" : "data_offsets"),
                false;
-    if (!cJSON_IsString(dtype)) return snprintf(err, errlen, "tensor '%s': dtype is not a string", nm), false;
-    e->dtype = dtype->valuestring;
+    if (*dtype != '"') return snprintf(err, errlen, "tensor '%s': dtype is not a string", nm), false;
+    e->dtype = json_take_string(&dtype);
     e->elem_size = dtype_size(e->dtype);
     if (!e->elem_size) return snprintf(err, errlen, "tensor '%s': unknown dtype '%.32s'", nm, e->dtype), false;
-    if (!cJSON_IsArray(shape)) return snprintf(err, errlen, "tensor '%s': shape is not an array", nm), false;
-    int nd = cJSON_GetArraySize(shape);
+    if (*shape != '[') return snprintf(err, errlen, "tensor '%s': shape is not an array", nm), false;
+    int nd = json_count(shape);
     if (nd > ST_MAX_DIMS) return snprintf(err, errlen, "tensor '%s': shape has %d dims (at most %d)", nm, nd, ST_MAX_DIMS), false;
     e->ndim = nd;
     uint64_t bytes = e->elem_size;
     bool overflow = false;
     int k = 0;
-    for (const cJSON *c = shape->child; c; c = c->next, k++) {
+    for (p = json_ws(shape + 1); json_next_value(&p); p = json_ws(p), k++) {
         uint64_t d;
-        if (!json_uint(c, &d))
+        if (!json_take_uint(&p, &d))
             return snprintf(err, errlen, "tensor '%s': shape dim %d is not an integer in [0, 2^53]", nm, k), false;
         e->shape[k] = (int64_t)d;
         overflow |= __builtin_mul_overflow(bytes, d, &bytes);
     }
-    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !json_uint(offs->child, &e->begin) ||
-        !json_uint(offs->child->next, &e->end))
+    p = json_ws(offs + 1);
+    if (*offs != '[' || json_count(offs) != 2 || !json_take_uint(&p, &e->begin) || (p = json_ws(json_ws(p) + 1), !json_take_uint(&p, &e->end)))
         return snprintf(err, errlen, "tensor '%s': data_offsets is not a pair of integers in [0, 2^53]", nm), false;
     if (e->begin > e->end)
         return snprintf(err, errlen, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] are reversed", nm, e->begin, e->end),
@@ -239,58 +214,75 @@ static bool check_tiling(st_file *f, char *err, size_t errlen) {
     return ok;
 }
 
+/* The __metadata__ object at *pp into f->meta (sized exactly: counted first). */
+static heed_status parse_meta(char **pp, st_file *f, char *err, size_t errlen) {
+    char *p = *pp, *key;
+    if (*p != '{') return snprintf(err, errlen, "__metadata__ is not a JSON object"), HEED_ERR_FORMAT;
+    int nm = json_count(p);
+    f->meta = calloc((size_t)(nm ? nm : 1), sizeof *f->meta);
+    if (!f->meta) return snprintf(err, errlen, "out of memory for %d metadata keys", nm), HEED_ERR_NOMEM;
+    for (p = json_ws(p + 1); json_next_member(&p, &key); p = json_ws(p)) {
+        if (*p != '"')
+            return snprintf(err, errlen, "__metadata__ value of '%.64s' is not a string (safetensors metadata maps strings to strings)",
+                            key),
+                   HEED_ERR_FORMAT;
+        f->meta[f->n_meta++] = (st_meta){key, json_take_string(&p)};
+    }
+    *pp = p;
+    return HEED_OK;
+}
+
+/* The header buf[0..n) (buf[n] is a NUL) into f. Memory: the header itself, plus the
+ * tables of what it describes -- an entry (about 120 bytes) per tensor, which takes at
+ * least 50 bytes of header to declare, and 16 bytes per metadata pair (at least 6). */
 static heed_status parse_header(char *buf, uint64_t n, st_file *f, char *err, size_t errlen) {
     char ex[24];
     if (!st_utf8_valid(buf, n)) return snprintf(err, errlen, "header is not valid UTF-8 (or holds a NUL byte)"), HEED_ERR_FORMAT;
     if (buf[0] != '{') return snprintf(err, errlen, "header does not start with '{' (found '%s')", excerpt(buf, n, 0, ex)), HEED_ERR_FORMAT;
-    if (has_nul_escape(buf, n)) return snprintf(err, errlen, "header holds a \\u0000 escape (a NUL inside a name)"), HEED_ERR_FORMAT;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, (size_t)n, &end, false);
-    if (!root) {
-        size_t pos = end && end >= buf && end <= buf + n ? (size_t)(end - buf) : 0;
-        return snprintf(err, errlen, "header is not valid JSON (error near byte %zu: '%s')", pos, excerpt(buf, n, pos, ex)),
+    size_t bad = 0;
+    switch (json_check(buf, (size_t)n, &bad)) {
+    case JSON_OK: break;
+    case JSON_NUL: return snprintf(err, errlen, "header holds a \\u0000 escape (a NUL inside a name) at byte %zu", bad), HEED_ERR_FORMAT;
+    case JSON_SURROGATE:
+        return snprintf(err, errlen, "header holds a lone UTF-16 surrogate escape at byte %zu ('%s')", bad, excerpt(buf, n, bad, ex)),
+               HEED_ERR_FORMAT;
+    case JSON_DEPTH:
+        return snprintf(err, errlen, "header nests JSON more than %d levels deep (at byte %zu)", JSON_MAX_DEPTH, bad), HEED_ERR_FORMAT;
+    case JSON_TRAILING:
+        return snprintf(err, errlen, "header has bytes after the JSON object (at byte %zu: '%s')", bad, excerpt(buf, n, bad, ex)),
+               HEED_ERR_FORMAT;
+    case JSON_SYNTAX:
+        return snprintf(err, errlen, "header is not valid JSON (error near byte %zu: '%s')", bad, excerpt(buf, n, bad, ex)),
                HEED_ERR_FORMAT;
     }
-    f->json = root;
-    for (const char *p = end; p < buf + n; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-            return snprintf(err, errlen, "header has bytes after the JSON object (at byte %zu: '%s')", (size_t)(p - buf),
-                            excerpt(buf, n, (size_t)(p - buf), ex)),
-                   HEED_ERR_FORMAT;
-    if (!cJSON_IsObject(root)) return snprintf(err, errlen, "header is JSON but not an object"), HEED_ERR_FORMAT;
-    int count = cJSON_GetArraySize(root);
-    f->entries = calloc((size_t)(count ? count : 1), sizeof *f->entries);
-    if (!f->entries) return snprintf(err, errlen, "out of memory for %d header entries", count), HEED_ERR_NOMEM;
-    const cJSON *meta = NULL;
-    for (const cJSON *c = root->child; c; c = c->next) {
-        if (strcmp(c->string, "__metadata__") == 0) {
-            if (meta) return snprintf(err, errlen, "__metadata__ appears twice"), HEED_ERR_FORMAT;
-            meta = c;
+    bool have_meta = false;
+    int cap = 0;
+    char *p, *key;
+    for (p = json_ws(buf + 1); json_next_member(&p, &key); p = json_ws(p)) {
+        if (strcmp(key, "__metadata__") == 0) {
+            if (have_meta) return snprintf(err, errlen, "__metadata__ appears twice"), HEED_ERR_FORMAT;
+            have_meta = true;
+            heed_status st = parse_meta(&p, f, err, errlen);
+            if (st != HEED_OK) return st;
             continue;
         }
-        st_entry *e = &f->entries[f->n_entries++];
-        e->name = c->string;
-        if (!*e->name) return snprintf(err, errlen, "a tensor has an empty name"), HEED_ERR_FORMAT;
-        if (!parse_entry(c, e, f->data_len, err, errlen)) return HEED_ERR_FORMAT;
-    }
-    if (meta) {
-        if (!cJSON_IsObject(meta)) return snprintf(err, errlen, "__metadata__ is not a JSON object"), HEED_ERR_FORMAT;
-        int nm = cJSON_GetArraySize(meta);
-        f->meta = calloc((size_t)(nm ? nm : 1), sizeof *f->meta);
-        if (!f->meta) return snprintf(err, errlen, "out of memory for %d metadata keys", nm), HEED_ERR_NOMEM;
-        for (const cJSON *c = meta->child; c; c = c->next) {
-            if (!cJSON_IsString(c))
-                return snprintf(err, errlen, "__metadata__ value of '%.64s' is not a string (safetensors metadata maps strings to strings)",
-                                c->string),
-                       HEED_ERR_FORMAT;
-            f->meta[f->n_meta++] = (st_meta){c->string, c->valuestring};
+        if (!*key) return snprintf(err, errlen, "a tensor has an empty name"), HEED_ERR_FORMAT;
+        if (f->n_entries == cap) { /* grows with entries that passed their checks only */
+            cap = cap ? 2 * cap : 16;
+            st_entry *e = realloc(f->entries, (size_t)cap * sizeof *e);
+            if (!e) return snprintf(err, errlen, "out of memory for %d header entries", cap), HEED_ERR_NOMEM;
+            f->entries = e;
         }
-        qsort(f->meta, (size_t)f->n_meta, sizeof *f->meta, cmp_key);
-        for (int i = 1; i < f->n_meta; i++)
-            if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
-                return snprintf(err, errlen, "__metadata__ key '%.64s' appears twice", f->meta[i].key), HEED_ERR_FORMAT;
+        st_entry *e = &f->entries[f->n_entries];
+        *e = (st_entry){.name = key};
+        if (!parse_entry(&p, e, f->data_len, err, errlen)) return HEED_ERR_FORMAT;
+        f->n_entries++;
     }
-    qsort(f->entries, (size_t)f->n_entries, sizeof *f->entries, cmp_name);
+    if (f->n_meta) qsort(f->meta, (size_t)f->n_meta, sizeof *f->meta, cmp_key);
+    for (int i = 1; i < f->n_meta; i++)
+        if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
+            return snprintf(err, errlen, "__metadata__ key '%.64s' appears twice", f->meta[i].key), HEED_ERR_FORMAT;
+    if (f->n_entries) qsort(f->entries, (size_t)f->n_entries, sizeof *f->entries, cmp_name);
     for (int i = 1; i < f->n_entries; i++)
         if (strcmp(f->entries[i - 1].name, f->entries[i].name) == 0)
             return snprintf(err, errlen, "tensor '%.64s' appears twice in the header", f->entries[i].name), HEED_ERR_FORMAT;
@@ -318,21 +310,20 @@ heed_status st_parse(const st_source *src, st_file *f, char *err, size_t errlen)
     if (n < 2) return snprintf(err, errlen, "header length %" PRIu64 " is too short for a JSON object", n), HEED_ERR_FORMAT;
     f->data_start = 8 + n;
     f->data_len = src->size - f->data_start;
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) return snprintf(err, errlen, "out of memory for a %" PRIu64 "-byte header", n), HEED_ERR_NOMEM;
-    st = read_at(src, 8, buf, (size_t)n, err, errlen);
+    f->header = malloc((size_t)n + 1);
+    if (!f->header) return snprintf(err, errlen, "out of memory for a %" PRIu64 "-byte header", n), HEED_ERR_NOMEM;
+    st = read_at(src, 8, f->header, (size_t)n, err, errlen);
     if (st == HEED_OK) {
-        buf[n] = 0; /* cJSON is given the length; the NUL is only a second fence */
-        st = parse_header(buf, n, f, err, errlen);
+        f->header[n] = 0; /* the walk stops at it */
+        st = parse_header(f->header, n, f, err, errlen);
     }
-    free(buf);
     if (st != HEED_OK) st_file_free(f);
     return st;
 }
 
 void st_file_free(st_file *f) {
     if (!f) return;
-    cJSON_Delete(f->json);
+    free(f->header);
     free(f->entries);
     free(f->meta);
     *f = (st_file){0};
@@ -502,7 +493,7 @@ static int sync_dir(const char *path) {
 }
 
 heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, char *err, size_t errlen) {
+                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen) {
     strbuf b = {0};
     uint64_t data_len = 0;
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
@@ -538,17 +529,22 @@ heed_status st_write_atomic(const char *path, const st_out *t, int n, const char
     const char *failed = NULL;
     int saved_errno = 0;
     if (!write_all(fd, lenbuf, 8) || !write_all(fd, b.s, b.len)) failed = "write";
+    heed_status refused = HEED_OK;
     for (int j = 0; !failed && j < n; j++) {
         const st_out *o = &t[order[j]];
         size_t bytes = heed_dtype_size(o->dtype);
         for (int d = 0; d < o->ndim; d++) bytes *= (size_t)o->shape[d];
-        if (bytes && !write_all(fd, o->data, bytes)) failed = "write";
+        if (check && (refused = check(o, order[j], user, err, errlen)) != HEED_OK) failed = "check";
+        else if (bytes && !write_all(fd, o->data, bytes)) failed = "write";
     }
     if (!failed && fsync(fd) != 0) failed = "fsync";
     if (failed) saved_errno = errno;
     if (close(fd) != 0 && !failed) failed = "close", saved_errno = errno;
     if (!failed && rename(tmp, path) != 0) failed = "rename", saved_errno = errno;
-    if (failed) {
+    if (refused != HEED_OK) {
+        unlink(tmp);
+        st = refused; /* err holds check's message */
+    } else if (failed) {
         unlink(tmp);
         snprintf(err, errlen, "%s of the temporary file failed: %s (the previous file is untouched)", failed,
                  strerror(saved_errno));

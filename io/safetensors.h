@@ -7,6 +7,7 @@
  * "__metadata__", a string -> string map. The reader checks everything before anything
  * is used: header length, UTF-8, JSON, every field's type and range, offsets inside the
  * data, and that the tensors tile the data exactly (no overlap, no hole, nothing after).
+ * Parsing memory stays within a small multiple of the header (io/json.h).
  * Not installed; users see only heed.h. */
 #ifndef HEED_SAFETENSORS_H
 #define HEED_SAFETENSORS_H
@@ -24,7 +25,7 @@ typedef struct {
 } st_source;
 
 typedef struct {
-    const char *name;   /* owned by the st_file's JSON tree */
+    const char *name;   /* points into the st_file's header text */
     const char *dtype;  /* the dtype string as found ("F32", "BF16", ...) */
     size_t elem_size;   /* bytes per element of that dtype */
     int ndim;
@@ -37,7 +38,7 @@ typedef struct {
 } st_meta;
 
 typedef struct {
-    void *json;          /* the cJSON tree the strings point into */
+    char *header;        /* the header text, strings decoded in place (json.h) */
     st_entry *entries;   /* sorted by name */
     int n_entries;
     st_meta *meta;       /* sorted by key */
@@ -70,10 +71,16 @@ typedef struct {
     const void *data;
 } st_out;
 
+/* Called on tensor t[i] just before its bytes are written; a status other than HEED_OK
+ * (with err filled) stops the write. Checking there, not in a pass before, reads each
+ * tensor once while it is hot and keeps the work inside the save's window. */
+typedef heed_status (*st_check_fn)(const st_out *t, int i, void *user, char *err, size_t errlen);
+
 /* Writes a safetensors file atomically: to path.tmp.XXXXXX, fsync, rename over path,
- * fsync the directory. On any error the temporary file is removed and path is untouched.
- * meta holds n_meta key/value pairs (keys[i], values[i]). */
+ * fsync the directory. On any error (check's refusal included; check may be NULL) the
+ * temporary file is removed and path is untouched. meta holds n_meta key/value pairs
+ * (keys[i], values[i]). */
 heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, char *err, size_t errlen);
+                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen);
 
 #endif

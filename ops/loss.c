@@ -1,5 +1,6 @@
 /* Losses: cross-entropy over logits, binary cross-entropy with logits, mean squared
- * error. Each returns a scalar (0-dim) tensor of the input's dtype. A loss over nothing
+ * error. Each returns a scalar (0-dim) tensor of the input's dtype (cross-entropy with
+ * reduction none: one loss per row). A mean over nothing
  * (every row ignored, all weights zero, empty inputs) is 0 with zero gradients.
  * Sums run in double over fixed blocks, so the value does not depend on the thread count. */
 #include "rowops.h"
@@ -15,8 +16,10 @@ static int64_t nblocks(int64_t n) { return (n + BLOCK - 1) / BLOCK; }
  * Row i with target t, lse = log sum_c exp(x_c), logp_c = x_c - lse, smoothing s, C classes:
  *   l_i = (1 - s) * (-logp_t) + s * mean_c(-logp_c)        (PyTorch's label smoothing)
  *       = lse - (1 - s) x_t - s * sum_c x_c / C
- *   loss = sum_i l_i / count, count = rows whose target is not ignore_index.
- * dl_i / dx_c = softmax_c - (1 - s) [c == t] - s / C, with softmax_c = exp(x_c - lse).
+ *   loss = sum_i l_i / count (mean; count = rows whose target is not ignore_index),
+ *          sum_i l_i (sum), or the vector l (none); ignored rows have l_i = 0.
+ * dl_i / dx_c = softmax_c - (1 - s) [c == t] - s / C, with softmax_c = exp(x_c - lse);
+ * row i's gradient is that times k_i = dy / count, dy, or dy_i for the three reductions.
  * lse is saved as two parts, m = max_c x_c and log S = lse - m = log sum_c exp(x_c - m)
  * (heed__row_lse), and backward computes softmax_c = exp((x_c - m) - log S). Both
  * differences are small, so in f32 the result has the error of a few roundings of numbers
@@ -32,6 +35,7 @@ typedef struct {
     heed_row_lse *lse; /* per row: max and logsum, lse = max + logsum */
     double count, smoothing;
     int64_t ignore_index;
+    heed_reduction reduction;
 } ce_saved;
 
 static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
@@ -56,12 +60,14 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
     bool avx2 = heed__have_avx2();
     HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data;
+        const T *X = x->data, *dY = y->grad;
         T *dX = gx;
-        double k = (double)((const T *)y->grad)[0] / s->count;
+        bool per_row = s->reduction == HEED_REDUCE_NONE;
+        double k_all = s->reduction == HEED_REDUCE_MEAN ? (double)dY[0] / s->count : (double)dY[0];
         _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384)")
         for (int64_t i = 0; i < n; i++) {
             if (!ce_row_active(s, i)) continue;
+            double k = per_row ? (double)dY[i] : k_all;
             const T *xr = X + i * c;
             T *dxr = dX + i * c;
             if (sizeof(T) == sizeof(float) && avx2)
@@ -80,13 +86,18 @@ static const heed_op op_ce = {"heed_cross_entropy", ce_backward};
 heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts) {
     const char *op = "heed_cross_entropy";
     if (!heed__check(g, op, logits, "logits")) return NULL;
-    heed_ce_opts o = opts ? *opts : HEED_CE_DEFAULTS;
+    heed_ce_opts o = opts ? *opts : (heed_ce_opts){0};
+    if (o.ignore_index == 0 && !o.has_ignore_index) o.ignore_index = -100;
+    o.label_smoothing = heed__opt(o.label_smoothing, 0);
     if (logits->ndim != 2)
         return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s must be 2-D [N, C]", op, HEED_S(logits)), NULL;
     int64_t n = logits->shape[0], c = logits->shape[1];
     if (c < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)), NULL;
     if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
         return heed__fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing), NULL;
+    if (o.reduction != HEED_REDUCE_MEAN && o.reduction != HEED_REDUCE_SUM && o.reduction != HEED_REDUCE_NONE)
+        return heed__fail(g, HEED_ERR_ARG, "%s: reduction = %d (must be HEED_REDUCE_MEAN, _SUM or _NONE)", op, (int)o.reduction),
+               NULL;
     if (n > 0 && !targets) return heed__fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits), (long long)n), NULL;
     for (int64_t i = 0; i < n; i++)
         if (targets[i] != o.ignore_index && (targets[i] < 0 || targets[i] >= c))
@@ -95,14 +106,16 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
                               op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
                               (long long)o.ignore_index),
                    NULL;
-    heed_tensor *y = heed__new(g, op, logits->dtype, 0, NULL);
+    bool none = o.reduction == HEED_REDUCE_NONE;
+    heed_tensor *y = heed__new(g, op, logits->dtype, none ? 1 : 0, &n);
     ce_saved *s = heed__alloc(g, sizeof *s);
     heed_row_lse *lse = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *lse);
     double *rowloss = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
     int64_t *tg = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
     if (!y || !s || !lse || !rowloss || !tg) return NULL;
     if (n) memcpy(tg, targets, (size_t)n * sizeof *tg);
-    *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index};
+    *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index,
+                    .reduction = o.reduction};
     double sm = o.label_smoothing;
     HEED_FOR_DTYPE(logits->dtype, T, {
         const T *X = logits->data;
@@ -126,7 +139,11 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
             count += tg[i] != o.ignore_index;
         }
         s->count = count;
-        ((T *)y->data)[0] = (T)(count > 0 ? total / count : 0);
+        T *Y = y->data;
+        if (none)
+            for (int64_t i = 0; i < n; i++) Y[i] = (T)rowloss[i];
+        else
+            Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
     });
     heed_node *nd = heed__record1(g, &op_ce, 1, &logits, y);
     if (nd) nd->saved = s;

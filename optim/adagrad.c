@@ -31,7 +31,12 @@ OPT_DEFINE_KERNEL(adagrad_kernel, ADAGRAD_BODY)
 
 heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     static const char *fn = "heed_adagrad";
-    heed_adagrad_opts o = opts ? *opts : HEED_ADAGRAD_DEFAULTS;
+    heed_adagrad_opts o = opts ? *opts : (heed_adagrad_opts){0};
+    o.lr = heed__opt(o.lr, 1e-2);
+    o.lr_decay = heed__opt(o.lr_decay, 0);
+    o.weight_decay = heed__opt(o.weight_decay, 0);
+    o.initial_accumulator_value = heed__opt(o.initial_accumulator_value, 0);
+    o.eps = heed__opt(o.eps, 1e-10);
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (!heed__opt_check(ctx, fn, "lr", o.lr, 0, INFINITY, false) ||
@@ -46,6 +51,7 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     opt->lr_decay = o.lr_decay;
     opt->eps = o.eps;
     opt->initial_accumulator = o.initial_accumulator_value;
+    opt->state_min[0] = 0; /* a sum of squares */
     int64_t numel = heed_params_padded_numel(P);
     HEED_FOR_DTYPE(opt->dtype, T, {
         T *s = opt->state[0];

@@ -60,7 +60,12 @@ OPT_DEFINE_KERNEL(adam_kernel, ADAM_BODY)
 
 static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool decoupled) {
     const char *fn = decoupled ? "heed_adamw" : "heed_adam";
-    heed_adam_opts o = opts ? *opts : decoupled ? HEED_ADAMW_DEFAULTS : HEED_ADAM_DEFAULTS;
+    heed_adam_opts o = opts ? *opts : (heed_adam_opts){0};
+    o.lr = heed__opt(o.lr, 1e-3);
+    o.beta1 = heed__opt(o.beta1, 0.9);
+    o.beta2 = heed__opt(o.beta2, 0.999);
+    o.eps = heed__opt(o.eps, 1e-8);
+    o.weight_decay = heed__opt(o.weight_decay, decoupled ? 1e-2 : 0);
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (!heed__opt_check(ctx, fn, "lr", o.lr, 0, INFINITY, false) ||
@@ -79,6 +84,7 @@ static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool dec
     opt->beta2 = o.beta2;
     opt->eps = o.eps;
     opt->amsgrad = o.amsgrad;
+    opt->state_min[1] = opt->state_min[2] = 0; /* second moments */
     return opt;
 }
 

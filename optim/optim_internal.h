@@ -59,6 +59,7 @@ struct heed_optimizer {
     int n_state;
     const char *state_name[OPT_MAX_STATE];
     void *state[OPT_MAX_STATE];
+    double state_min[OPT_MAX_STATE]; /* the least valid value (heed__optimizer_state_min) */
     /* the work list of the current step */
     opt_chunk *chunks;
     int64_t n_chunks, cap_chunks;

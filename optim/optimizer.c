@@ -47,6 +47,7 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     if (!o->groups || !o->group_of || !o->gstep) goto nomem;
     o->groups[0] = (opt_group){.lr_scale = 1, .weight_decay = wd};
     o->n_groups = 1;
+    for (int i = 0; i < OPT_MAX_STATE; i++) o->state_min[i] = -INFINITY;
     size_t bytes = (size_t)o->numel * heed_dtype_size(o->dtype);
     for (int i = 0; i < n_state; i++) {
         o->state_name[i] = names[i];
@@ -118,6 +119,9 @@ static heed_status do_step(heed_optimizer *o, const char *fn) {
                               "elements then; %d, %lld now)",
                               fn, o->n_params, (long long)o->numel, heed_params_count(o->P),
                               (long long)heed_params_padded_numel(o->P));
+    if (o->steps >= HEED_MAX_STEPS)
+        return heed__ctx_fail(o->ctx, HEED_ERR_STATE, "%s: the step count is %lld, the most an optimizer takes (HEED_MAX_STEPS)",
+                              fn, (long long)o->steps);
     if (!isfinite(o->lr) || o->lr < 0)
         return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: learning rate %g (must be finite and >= 0)", fn, o->lr);
     if (!build_chunks(o)) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
@@ -186,13 +190,21 @@ int64_t heed_optimizer_skipped(const heed_optimizer *o) { return o ? o->skipped 
 
 /* ---------------------------------------------------------------- rate, steps, state */
 
-void heed_optimizer_set_lr(heed_optimizer *o, double lr) {
-    if (o) o->lr = lr;
+heed_status heed_optimizer_set_lr(heed_optimizer *o, double lr) {
+    if (!o) return HEED_ERR_ARG;
+    if (!heed__opt_check(o->ctx, "heed_optimizer_set_lr", "lr", lr, 0, INFINITY, false)) return HEED_ERR_ARG;
+    o->lr = lr;
+    return HEED_OK;
 }
 double heed_optimizer_lr(const heed_optimizer *o) { return o ? o->lr : NAN; }
 int64_t heed_optimizer_steps(const heed_optimizer *o) { return o ? o->steps : 0; }
-void heed_optimizer_set_steps(heed_optimizer *o, int64_t steps) {
-    if (o && steps >= 0) o->steps = steps;
+heed_status heed_optimizer_set_steps(heed_optimizer *o, int64_t steps) {
+    if (!o) return HEED_ERR_ARG;
+    if (steps < 0 || steps > HEED_MAX_STEPS)
+        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_set_steps: steps = %lld (must be in [0, 2^53 = HEED_MAX_STEPS])",
+                              (long long)steps);
+    o->steps = steps;
+    return HEED_OK;
 }
 const char *heed_optimizer_name(const heed_optimizer *o) { return o ? o->name : ""; }
 heed_params *heed_optimizer_params(const heed_optimizer *o) { return o ? o->P : NULL; }
@@ -211,6 +223,10 @@ heed_status heed_optimizer_state(heed_optimizer *o, int i, const char **name, vo
     return HEED_OK;
 }
 
+double heed__optimizer_state_min(const heed_optimizer *o, int i) {
+    return o && i >= 0 && i < o->n_state ? o->state_min[i] : -INFINITY;
+}
+
 /* ---------------------------------------------------------------- groups */
 
 static bool check_group_args(heed_optimizer *o, const char *fn, double lr_scale, double wd) {
@@ -218,21 +234,23 @@ static bool check_group_args(heed_optimizer *o, const char *fn, double lr_scale,
            heed__opt_check(o->ctx, fn, "weight_decay", wd, 0, INFINITY, false);
 }
 
-int heed_optimizer_add_group(heed_optimizer *o, heed_param_filter filter, void *user, double lr_scale, double wd) {
+heed_status heed_optimizer_add_group(heed_optimizer *o, heed_param_filter filter, void *user, double lr_scale, double wd,
+                                     int *group) {
     static const char *fn = "heed_optimizer_add_group";
-    if (!o) return -1;
-    if (!filter) return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: filter is NULL", fn), -1;
-    if (!check_group_args(o, fn, lr_scale, wd)) return -1;
+    if (!o) return HEED_ERR_ARG;
+    if (!filter) return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: filter is NULL", fn);
+    if (!check_group_args(o, fn, lr_scale, wd)) return HEED_ERR_ARG;
     opt_group *gr = realloc(o->groups, (size_t)(o->n_groups + 1) * sizeof *gr);
     if (gr) o->groups = gr;
     opt_group_step *gs = realloc(o->gstep, (size_t)(o->n_groups + 1) * sizeof *gs);
     if (gs) o->gstep = gs;
-    if (!gr || !gs) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), -1;
+    if (!gr || !gs) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     int id = o->n_groups++;
     o->groups[id] = (opt_group){lr_scale, wd};
     for (int i = 0; i < o->n_params; i++)
         if (o->group_of[i] == 0 && filter(heed_params_at(o->P, i), user)) o->group_of[i] = id;
-    return id;
+    if (group) *group = id;
+    return HEED_OK;
 }
 
 /* '*' matches any run of characters (also empty); everything else matches itself. */
@@ -258,31 +276,48 @@ static bool glob_match(const char *pat, const char *s) {
 
 static bool name_filter(const heed_tensor *t, void *user) { return t && t->name && glob_match(user, t->name); }
 
-int heed_optimizer_add_group_named(heed_optimizer *o, const char *pattern, double lr_scale, double wd) {
-    if (!o) return -1;
-    if (!pattern)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_add_group_named: pattern is NULL"), -1;
-    return heed_optimizer_add_group(o, name_filter, (void *)pattern, lr_scale, wd);
+heed_status heed_optimizer_add_group_named(heed_optimizer *o, const char *pattern, double lr_scale, double wd, int *group) {
+    if (!o) return HEED_ERR_ARG;
+    if (!pattern) return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_add_group_named: pattern is NULL");
+    return heed_optimizer_add_group(o, name_filter, (void *)pattern, lr_scale, wd, group);
 }
 
 bool heed_param_is_vector(const heed_tensor *t, void *user) { return t && t->ndim <= 1; }
 
 int heed_optimizer_group_count(const heed_optimizer *o) { return o ? o->n_groups : 0; }
-int heed_optimizer_group_of(const heed_optimizer *o, int i) {
-    return o && i >= 0 && i < o->n_params ? o->group_of[i] : -1;
+/* HEED_OK when g names a group of o, else the error naming fn. */
+static heed_status check_group(const heed_optimizer *o, const char *fn, int g) {
+    if (!o) return HEED_ERR_ARG;
+    if (g < 0 || g >= o->n_groups)
+        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: group %d out of range (%d groups)", fn, g, o->n_groups);
+    return HEED_OK;
 }
-double heed_optimizer_group_lr(const heed_optimizer *o, int g) {
-    return o && g >= 0 && g < o->n_groups ? o->lr * o->groups[g].lr_scale : NAN;
+
+heed_status heed_optimizer_group_of(const heed_optimizer *o, int i, int *group) {
+    if (!o) return HEED_ERR_ARG;
+    if (i < 0 || i >= o->n_params)
+        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_group_of: parameter %d out of range (%d parameters)", i,
+                              o->n_params);
+    if (group) *group = o->group_of[i];
+    return HEED_OK;
 }
-double heed_optimizer_group_weight_decay(const heed_optimizer *o, int g) {
-    return o && g >= 0 && g < o->n_groups ? o->groups[g].weight_decay : NAN;
+
+heed_status heed_optimizer_group_lr(const heed_optimizer *o, int g, double *lr) {
+    heed_status st = check_group(o, "heed_optimizer_group_lr", g);
+    if (st == HEED_OK && lr) *lr = o->lr * o->groups[g].lr_scale;
+    return st;
+}
+
+heed_status heed_optimizer_group_weight_decay(const heed_optimizer *o, int g, double *wd) {
+    heed_status st = check_group(o, "heed_optimizer_group_weight_decay", g);
+    if (st == HEED_OK && wd) *wd = o->groups[g].weight_decay;
+    return st;
 }
 
 heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, double wd) {
     static const char *fn = "heed_optimizer_set_group";
-    if (!o) return HEED_ERR_ARG;
-    if (g < 0 || g >= o->n_groups)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: group %d out of range (%d groups)", fn, g, o->n_groups);
+    heed_status st = check_group(o, fn, g);
+    if (st != HEED_OK) return st;
     if (!check_group_args(o, fn, lr_scale, wd)) return HEED_ERR_ARG;
     o->groups[g] = (opt_group){lr_scale, wd};
     return HEED_OK;

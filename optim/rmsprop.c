@@ -72,7 +72,12 @@ OPT_DEFINE_KERNEL(rmsprop_kernel, RMSPROP_BODY)
 
 heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts) {
     static const char *fn = "heed_rmsprop";
-    heed_rmsprop_opts o = opts ? *opts : HEED_RMSPROP_DEFAULTS;
+    heed_rmsprop_opts o = opts ? *opts : (heed_rmsprop_opts){0};
+    o.lr = heed__opt(o.lr, 1e-2);
+    o.alpha = heed__opt(o.alpha, 0.99);
+    o.eps = heed__opt(o.eps, 1e-8);
+    o.weight_decay = heed__opt(o.weight_decay, 0);
+    o.momentum = heed__opt(o.momentum, 0);
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (!heed__opt_check(ctx, fn, "lr", o.lr, 0, INFINITY, false) ||
@@ -92,5 +97,6 @@ heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts) {
     opt->eps = o.eps;
     opt->momentum = o.momentum;
     opt->centered = o.centered;
+    opt->state_min[0] = 0; /* square_avg */
     return opt;
 }

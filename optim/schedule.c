@@ -4,7 +4,6 @@
 #include "optim_internal.h"
 
 #include <math.h>
-#include <stdio.h>
 
 static const double PI = 3.14159265358979323846;
 
@@ -67,10 +66,9 @@ heed_schedule heed_schedule_plateau(double lr) {
 
 /* ---------------------------------------------------------------- validation */
 
-#define BAD(...) (snprintf(buf ? buf : (char[1]){0}, buf ? bufsize : 1, __VA_ARGS__), HEED_ERR_ARG)
+#define BAD(...) heed__ctx_fail(ctx, HEED_ERR_ARG, __VA_ARGS__)
 
-heed_status heed_schedule_check(const heed_schedule *s, char *buf, size_t bufsize) {
-    if (buf && bufsize) buf[0] = 0;
+heed_status heed_schedule_check(heed_ctx *ctx, const heed_schedule *s) {
     if (!s) return BAD("heed_schedule: schedule is NULL");
     if (!isfinite(s->lr) || s->lr < 0) return BAD("heed_schedule: lr = %g (must be finite and >= 0)", s->lr);
     switch (s->kind) {
@@ -111,8 +109,8 @@ heed_status heed_schedule_check(const heed_schedule *s, char *buf, size_t bufsiz
 
 /* ---------------------------------------------------------------- rates */
 
-double heed_schedule_lr(const heed_schedule *s, int64_t t) {
-    if (heed_schedule_check(s, NULL, 0) != HEED_OK || t < 0) return NAN;
+/* The rate of a checked schedule at t >= 0. */
+static double rate(const heed_schedule *s, int64_t t) {
     double lr = s->lr, tt = (double)t;
     switch (s->kind) {
     case HEED_SCHED_CONSTANT: return lr;
@@ -139,12 +137,19 @@ double heed_schedule_lr(const heed_schedule *s, int64_t t) {
     return NAN;
 }
 
+heed_status heed_schedule_lr(heed_ctx *ctx, const heed_schedule *s, int64_t t, double *lr) {
+    heed_status st = heed_schedule_check(ctx, s);
+    if (st != HEED_OK) return st;
+    if (t < 0) return BAD("heed_schedule_lr: t = %lld (must be >= 0)", (long long)t);
+    if (lr) *lr = rate(s, t);
+    return HEED_OK;
+}
+
 heed_status heed_schedule_apply(const heed_schedule *s, heed_optimizer *opt) {
     if (!opt) return HEED_ERR_ARG;
-    char msg[256];
-    if (heed_schedule_check(s, msg, sizeof msg) != HEED_OK) return heed__ctx_fail(opt->ctx, HEED_ERR_ARG, "%s", msg);
-    heed_optimizer_set_lr(opt, heed_schedule_lr(s, heed_optimizer_steps(opt)));
-    return HEED_OK;
+    heed_status st = heed_schedule_check(opt->ctx, s);
+    if (st != HEED_OK) return st;
+    return heed_optimizer_set_lr(opt, rate(s, heed_optimizer_steps(opt)));
 }
 
 /* ---------------------------------------------------------------- reduce on plateau */
@@ -156,8 +161,11 @@ static bool improves(const heed_schedule *s, double a) {
     return s->threshold_abs ? a < s->best - s->threshold : a < s->best * (1 - s->threshold);
 }
 
-double heed_schedule_observe(heed_schedule *s, double metric) {
-    if (heed_schedule_check(s, NULL, 0) != HEED_OK || s->kind != HEED_SCHED_PLATEAU) return heed_schedule_lr(s, 0);
+heed_status heed_schedule_observe(heed_ctx *ctx, heed_schedule *s, double metric, double *lr) {
+    heed_status st = heed_schedule_check(ctx, s);
+    if (st != HEED_OK) return st;
+    if (s->kind != HEED_SCHED_PLATEAU)
+        return BAD("heed_schedule_observe: only reduce-on-plateau schedules observe a metric (kind %d)", (int)s->kind);
     /* best starts at the worst value for the mode, as PyTorch's mode_worse; it is set
      * here so that the mode may be changed after the constructor */
     if (isnan(s->best)) s->best = s->maximize ? -INFINITY : INFINITY;
@@ -177,7 +185,8 @@ double heed_schedule_observe(heed_schedule *s, double metric) {
         s->cooldown_left = (double)s->cooldown;
         s->bad_epochs = 0;
     }
-    return s->current_lr;
+    if (lr) *lr = s->current_lr;
+    return HEED_OK;
 }
 
 void heed_schedule_get_state(const heed_schedule *s, double state[HEED_SCHEDULE_STATE]) {
@@ -188,11 +197,16 @@ void heed_schedule_get_state(const heed_schedule *s, double state[HEED_SCHEDULE_
     state[3] = s->current_lr;
 }
 
-heed_status heed_schedule_set_state(heed_schedule *s, const double state[HEED_SCHEDULE_STATE]) {
-    if (!s || !state) return HEED_ERR_ARG;
-    if (!(state[1] >= 0) || !(state[2] >= 0) || !isfinite(state[1]) || !isfinite(state[2]) ||
-        !isfinite(state[3]) || state[3] < 0 || state[1] != floor(state[1]) || state[2] != floor(state[2]))
-        return HEED_ERR_FORMAT;
+heed_status heed_schedule_set_state(heed_ctx *ctx, heed_schedule *s, const double state[HEED_SCHEDULE_STATE]) {
+    if (!s || !state) return BAD("heed_schedule_set_state: %s is NULL", s ? "state" : "the schedule");
+    /* best may be anything (NaN before the first metric, +-inf for the mode's worst) */
+    for (int i = 1; i <= 2; i++)
+        if (!(state[i] >= 0) || !isfinite(state[i]) || state[i] != floor(state[i]))
+            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: %s = %g (must be a count: an integer >= 0)",
+                                  i == 1 ? "bad_epochs" : "cooldown_left", state[i]);
+    if (!isfinite(state[3]) || state[3] < 0)
+        return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: current_lr = %g (must be finite and >= 0)",
+                              state[3]);
     s->best = state[0];
     s->bad_epochs = state[1];
     s->cooldown_left = state[2];

@@ -51,7 +51,11 @@ OPT_DEFINE_KERNEL(sgd_kernel, SGD_BODY)
 
 heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
     static const char *fn = "heed_sgd";
-    heed_sgd_opts o = opts ? *opts : HEED_SGD_DEFAULTS;
+    heed_sgd_opts o = opts ? *opts : (heed_sgd_opts){0};
+    o.lr = heed__opt(o.lr, 1e-2);
+    o.momentum = heed__opt(o.momentum, 0);
+    o.dampening = heed__opt(o.dampening, 0);
+    o.weight_decay = heed__opt(o.weight_decay, 0);
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (!heed__opt_check(ctx, fn, "lr", o.lr, 0, INFINITY, false) ||

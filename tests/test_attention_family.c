@@ -767,9 +767,7 @@ static void hard_learns_toy_task(void) {
     enum { B = 64, N = 6, dk = 3, C = 4, test_B = 512 };
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_tensor *w = heed_param(P, "w", HEED_SHAPE(dk), heed_init_zeros()), *U = heed_param(P, "U", HEED_SHAPE(C, C), heed_init_zeros());
-    heed_adam_opts ao = HEED_ADAM_DEFAULTS;
-    ao.lr = 0.05;
-    heed_optimizer *opt = heed_adam(P, &ao);
+    heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.05});
     heed_reward_baseline base = {0};
     heed_rng r = heed_rng_make(71, 0);
     heed_graph *g = heed_graph_new(ctx);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -200,8 +201,7 @@ static void info_helpers(void) {
 static void optimizer_state(void) {
     heed_ctx *c1 = heed_ctx_new(&(heed_ctx_opts){.seed = 1}), *c2 = heed_ctx_new(&(heed_ctx_opts){.seed = 2});
     heed_params *P1 = mlp(c1, HEED_F32), *P2 = mlp(c2, HEED_F32);
-    heed_sgd_opts so = HEED_SGD_DEFAULTS;
-    so.momentum = 0.9;
+    heed_sgd_opts so = {.momentum = 0.9};
     heed_optimizer *o1 = heed_sgd(P1, &so), *o2 = heed_sgd(P2, &so);
     CHECK(heed_optimizer_state_count(o1) == 1, "sgd with momentum keeps one buffer");
     float *buf1 = state_buf(o1, 0), *buf2 = state_buf(o2, 0);
@@ -209,7 +209,7 @@ static void optimizer_state(void) {
         int64_t at = heed_params_offset(P1, i);
         for (int64_t k = 0; k < heed_params_at(P1, i)->numel; k++) buf1[at + k] = (float)(at + k) * 0.5f;
     }
-    heed_optimizer_set_steps(o1, 41);
+    CHECK(heed_optimizer_set_steps(o1, 41) == HEED_OK, "%s", heed_ctx_error(c1));
     const char *path = tmp_path("opt.safetensors"), *plain = tmp_path("noopt.safetensors");
     CHECK(heed_checkpoint_save(path, P1, o1, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
     CHECK(heed_checkpoint_save(plain, P1, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
@@ -233,7 +233,7 @@ static void optimizer_state(void) {
     P3 = mlp(c2, HEED_F32);
     void *snap = snapshot(P3);
     heed_optimizer *o3 = heed_sgd(P3, &so), *o4 = heed_adam(P3, NULL);
-    heed_optimizer_set_steps(o3, 5);
+    CHECK(heed_optimizer_set_steps(o3, 5) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(heed_checkpoint_load(plain, P3, o3, NULL) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "holds no optimizer state"),
           "%s", heed_ctx_error(c2));
     CHECK(heed_checkpoint_load(path, P3, o4, NULL) == HEED_ERR_FORMAT &&
@@ -506,6 +506,37 @@ static void corrupt_files(void) {
     FAILS("{\"__metadata__\":{\"heed.format\":\"checkpoint\",\"step\":\"3\",\"epoch\":\"0\",\"rng.seed\":\"5\",\"rng.counter\":\"6\","
           "\"schedule.count\":\"0\",\"role.w\":\"optim.x\",\"role.b\":\"param\"}," WT_OK "," BT_OK "}",
           36, HEED_ERR_FORMAT, "tensor 'w': role 'optim.x' in the file, 'param' expected");
+    /* the JSON reader: escapes decode (names match after decoding), bad ones are refused */
+    put_file(path, "{\"__metadata__\":{" META_OK ",\"user.\\ud83d\\ude00\":\"tab\\there \\u00e9\"},"
+                   "\"\\u0077\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}," BT_OK "}",
+             36, -1);
+    Q = tiny(ctx);
+    heed_checkpoint_info got;
+    CHECK(heed_checkpoint_load(path, Q, NULL, &got) == HEED_OK, "escaped names: %s", heed_ctx_error(ctx));
+    const char *v = heed_checkpoint_info_get(&got, "\xF0\x9F\x98\x80");
+    CHECK(v && strcmp(v, "tab\there \xC3\xA9") == 0, "a surrogate pair and escapes decode: '%s'", v ? v : "(missing)");
+    CHECK(((float *)heed_params_at(Q, 0)->data)[5] == 0.25f * 6, "w read by its escaped name");
+    heed_params_free(Q);
+    heed_ctx_set_rng_state(ctx, 3, 0);
+    FAILS("{\"w\\ud83d\":{}}", 0, HEED_ERR_FORMAT, "lone UTF-16 surrogate escape at byte 3");
+    FAILS("{\"w\\udc00\\ud83d\":{}}", 0, HEED_ERR_FORMAT, "lone UTF-16 surrogate");
+    FAILS("{\"w\\x\":{}}", 0, HEED_ERR_FORMAT, "not valid JSON (error near byte 3");
+    FAILS("{\"w\tx\":{}}", 0, HEED_ERR_FORMAT, "not valid JSON"); /* a raw control character */
+    FAILS("{\"w\":01}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":[1.]}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":tru}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\":{},}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    FAILS("{\"w\" {}}", 0, HEED_ERR_FORMAT, "not valid JSON");
+    char deep[200] = "{\"w\":";
+    for (int i = 0; i < 70; i++) strcat(deep, "[");
+    FAILS(deep, 0, HEED_ERR_FORMAT, "nests JSON more than 64 levels deep");
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[2.0,3],\"data_offsets\":[0,24]}," BT_OK "}", 36,
+          HEED_ERR_FORMAT, "shape dim 0 is not an integer"); /* as the reference reader (serde), integers only */
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,2.4e1]}," BT_OK "}",
+          36, HEED_ERR_FORMAT, "data_offsets is not a pair of integers");
+    FAILS("{\"__metadata__\":{" META_OK "},\"w\":{\"dtype\":\"F32\",\"shape\":[9007199254740993],\"data_offsets\":[0,24]},"
+          BT_OK "}",
+          36, HEED_ERR_FORMAT, "shape dim 0 is not an integer in [0, 2^53]");
     /* not a file */
     expect_fail(&env, tmp_path("does-not-exist"), HEED_ERR_IO, "cannot open", __LINE__);
     mkdir(tmp_path("a-directory"), 0700);
@@ -618,6 +649,187 @@ static void crash_while_saving(void) {
     heed_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- numbers range-checked */
+
+/* The header of the file at path (its length in *len) and where its data starts. */
+static char *file_header(unsigned char *b, uint64_t *len) {
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
+    *len = hl;
+    return (char *)b + 8;
+}
+
+/* Rewrites the file at `from` into `to` with the first `old` of its header replaced by
+ * `new` (the header re-padded to a multiple of 8, its length updated). */
+static void edit_header(const char *from, const char *to, const char *old, const char *new) {
+    size_t n;
+    unsigned char *b = read_all(from, &n);
+    uint64_t hl;
+    char *hb = file_header(b, &hl), *h = strndup(hb, hl), *at = strstr(h, old);
+    CHECK(at != NULL, "'%s' is not in the header", old);
+    size_t keep = strlen(h);
+    while (keep && h[keep - 1] == ' ') keep--; /* the old padding */
+    size_t pre = at ? (size_t)(at - h) : 0, post = at ? keep - pre - strlen(old) : 0;
+    size_t body = pre + strlen(new) + post, padded = (body + 7) / 8 * 8;
+    unsigned char *out = malloc(8 + padded + (n - 8 - hl));
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    char *p = (char *)out + 8;
+    memcpy(p, h, pre);
+    memcpy(p + pre, new, strlen(new));
+    memcpy(p + pre + strlen(new), h + pre + strlen(old), post);
+    memset(p + body, ' ', padded - body);
+    memcpy(out + 8 + padded, b + 8 + hl, n - 8 - hl);
+    write_all(to, out, 8 + padded + (n - 8 - hl));
+    free(out);
+    free(h);
+    free(b);
+}
+
+/* Copies the file at `from` to `to` with element k of the F32 tensor `name` set to v. */
+static void poke_f32(const char *from, const char *to, const char *name, int64_t k, float v) {
+    size_t n;
+    unsigned char *b = read_all(from, &n);
+    uint64_t hl;
+    char *hb = file_header(b, &hl), *h = strndup(hb, hl), key[128];
+    snprintf(key, sizeof key, "\"%s\":{", name);
+    char *at = strstr(h, key), *offs = at ? strstr(at, "\"data_offsets\":[") : NULL;
+    CHECK(offs != NULL, "tensor '%s' is not in the header", name);
+    if (offs) memcpy(b + 8 + hl + strtoull(offs + 16, NULL, 10) + 4 * (uint64_t)k, &v, 4);
+    write_all(to, b, n);
+    free(h);
+    free(b);
+}
+
+/* Every number read is checked before it is used: counts in [0, 2^53], parameters
+ * finite, optimizer state finite (second moments and sums of squares >= 0). A file
+ * breaking a rule fails to load with a message naming the field and the rule, and the
+ * model, optimizer and ctx keep their state. These files all loaded before. */
+static void numbers_range_checked(void) {
+    heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 4});
+    heed_params *P = tiny(ctx);
+    heed_optimizer *o = heed_adam(P, NULL);
+    float *g = heed_params_grads(P);
+    for (int64_t i = 0; i < heed_params_numel(P); i++) g[i] = 0.5f - (float)(i % 3);
+    CHECK(heed_optimizer_step(o) == HEED_OK, "%s", heed_ctx_error(ctx));
+    const char *good = tmp_path("range.safetensors"), *bad = tmp_path("range-bad.safetensors");
+    heed_checkpoint_info info = {.step = 7, .epoch = 2};
+    CHECK(heed_checkpoint_save(good, P, o, &info) == HEED_OK, "%s", heed_ctx_error(ctx));
+
+    heed_params *Q = tiny(ctx);
+    heed_optimizer *oq = heed_adam(Q, NULL);
+    CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
+    void *snap = snapshot(Q);
+    float *m0 = state_buf(oq, 0);
+    CHECK(heed_checkpoint_load(good, Q, oq, NULL) == HEED_OK && m0[0] != 0, "the good file loads: %s", heed_ctx_error(ctx));
+    memcpy(heed_params_values(Q), snap, (size_t)heed_params_numel(Q) * sizeof(float));
+    CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
+    float m_before = m0[0];
+    struct {
+        const char *old, *new, *needle;
+    } meta[] = {
+        {"\"step\":\"7\"", "\"step\":\"-3\"", "metadata 'step' is -3 (must be in [0, 2^53])"},
+        {"\"epoch\":\"2\"", "\"epoch\":\"-1\"", "metadata 'epoch' is -1 (must be in [0, 2^53])"},
+        {"\"step\":\"7\"", "\"step\":\"9007199254740993\"", "metadata 'step' is 9007199254740993"},
+        {"\"optim.steps\":\"1\"", "\"optim.steps\":\"9223372036854775807\"", "optim.steps is '9223372036854775807' (a count in [0, 2^53"},
+        {"\"optim.steps\":\"1\"", "\"optim.steps\":\"9007199254740993\"", "optim.steps is '9007199254740993'"},
+    };
+    struct {
+        const char *tensor;
+        int64_t k;
+        float v;
+        const char *needle; /* NULL: the file loads */
+    } values[] = {
+        {"optim.adam.exp_avg_sq/w", 4, -1.0f, "tensor 'optim.adam.exp_avg_sq/w' element 4 is -1 (optimizer state must be finite and >= 0"},
+        {"optim.adam.exp_avg_sq/b", 0, NAN, "tensor 'optim.adam.exp_avg_sq/b' element 0 is nan (optimizer state must be finite and >= 0"},
+        {"optim.adam.exp_avg/w", 2, INFINITY, "tensor 'optim.adam.exp_avg/w' element 2 is inf (optimizer state must be finite)"},
+        {"w", 5, NAN, "tensor 'w' element 5 is nan (parameters must be finite)"},
+        {"b", 2, -INFINITY, "tensor 'b' element 2 is -inf"},
+        {"optim.adam.exp_avg/b", 1, -2.0f, NULL}, /* a first moment may be negative */
+    };
+    int nm = (int)(sizeof meta / sizeof *meta), nv = (int)(sizeof values / sizeof *values);
+    for (int c = 0; c < nm + nv; c++) {
+        if (c < nm) edit_header(good, bad, meta[c].old, meta[c].new);
+        else poke_f32(good, bad, values[c - nm].tensor, values[c - nm].k, values[c - nm].v);
+        const char *needle = c < nm ? meta[c].needle : values[c - nm].needle;
+        uint64_t s0, n0, s1, n1;
+        heed_ctx_rng_state(ctx, &s0, &n0);
+        heed_checkpoint_info got = {.step = -7};
+        heed_status st = heed_checkpoint_load(bad, Q, oq, &got);
+        heed_ctx_rng_state(ctx, &s1, &n1);
+        if (!needle) {
+            CHECK(st == HEED_OK, "case %d: %s", c, heed_ctx_error(ctx));
+            memcpy(heed_params_values(Q), snap, (size_t)heed_params_numel(Q) * sizeof(float));
+            CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
+            m0[0] = m_before;
+            continue;
+        }
+        CHECK(st == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), needle) && strstr(heed_ctx_error(ctx), bad),
+              "case %d: want '%s', got %s: '%s'", c, needle, heed_status_name(st), heed_ctx_error(ctx));
+        CHECK(same_values(Q, snap) && heed_optimizer_steps(oq) == 3 && m0[0] == m_before && got.step == -7 && s0 == s1 &&
+                  n0 == n1,
+              "case %d: a refused load changed state", c);
+    }
+    /* weights files too */
+    const char *weights = tmp_path("range-weights.safetensors");
+    CHECK(heed_safetensors_export(weights, P) == HEED_OK, "%s", heed_ctx_error(ctx));
+    poke_f32(weights, bad, "w", 1, NAN);
+    CHECK(heed_safetensors_import(bad, Q, true) == HEED_ERR_FORMAT &&
+              strstr(heed_ctx_error(ctx), "tensor 'w' element 1 is nan (parameters must be finite)"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(same_values(Q, snap), "a refused import changes nothing");
+    /* saving refuses what loading would refuse, and leaves no file */
+    ((float *)heed_params_find(P, "b")->data)[1] = NAN;
+    const char *never = tmp_path("never.safetensors");
+    CHECK(heed_checkpoint_save(never, P, o, &info) == HEED_ERR_NUMERIC &&
+              strstr(heed_ctx_error(ctx), "tensor 'b' element 1 is nan (parameters must be finite)"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_safetensors_export(never, P) == HEED_ERR_NUMERIC && access(never, F_OK) != 0, "%s", heed_ctx_error(ctx));
+    ((float *)heed_params_find(P, "b")->data)[1] = 0;
+    CHECK(heed_checkpoint_save(never, P, o, &(heed_checkpoint_info){.step = -1}) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "info->step = -1"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_save(never, P, o, &(heed_checkpoint_info){.epoch = (int64_t)1 << 60}) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "must be in [0, 2^53]"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(access(never, F_OK) != 0, "no file written");
+    free(snap);
+    heed_optimizer_free(o);
+    heed_optimizer_free(oq);
+    heed_params_free(P);
+    heed_params_free(Q);
+    heed_ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------- header parsing memory */
+
+/* Parsing a header takes memory within a small multiple of its size. A 24 MiB header of
+ * "0," values used to take about 41 times that (a cJSON node per value, ~1 GB) before its
+ * clear error; now the reader keeps the header and tables sized by what it describes.
+ * Run first, so the process's peak RSS is this test's. */
+static void header_memory_bounded(void) {
+    size_t hl = (size_t)24 << 20;
+    unsigned char *b = malloc(8 + hl);
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    char *h = (char *)b + 8;
+    memcpy(h, "{\"a\":[", 6);
+    for (size_t i = 6; i < hl; i += 2) h[i] = '0', h[i + 1] = ',';
+    memcpy(h + hl - 3, "]} ", 3); /* ...,0,0]} */
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    heed_params *P = tiny(ctx);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    heed_status st = heed_checkpoint_load_memory(b, 8 + hl, P, NULL, NULL);
+    getrusage(RUSAGE_SELF, &after);
+    double grew = (double)(after.ru_maxrss - before.ru_maxrss) * 1024 / (double)hl; /* ru_maxrss is in KiB */
+    CHECK(st == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "tensor 'a': entry is not a JSON object"), "%s",
+          heed_ctx_error(ctx));
+    CHECK(grew < 3, "the peak grew by %.2f times the header", grew);
+    printf("     peak RSS grew by %.2f x the header\n", grew);
+    heed_params_free(P);
+    heed_ctx_free(ctx);
+    free(b);
+}
+
 /* ---------------------------------------------------------------- resume, bitwise */
 
 /* One training step of a dropout MLP on the batch of step s (data depends only on s),
@@ -639,7 +851,8 @@ static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, heed_
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
     CHECK(heed_schedule_apply(sched, opt) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "step");
-    heed_schedule_observe(sched, heed_get(loss, 0));
+    CHECK(heed_schedule_observe(heed_graph_ctx(g), sched, heed_get(loss, 0), NULL) == HEED_OK, "%s",
+          heed_ctx_error(heed_graph_ctx(g)));
 }
 
 static void train(heed_ctx *ctx, heed_params *P, heed_optimizer *opt, heed_schedule *sched, int64_t from, int64_t to) {
@@ -657,7 +870,7 @@ static heed_schedule plateau(void) {
 
 static void resume_bitwise(void) {
     enum { N = 7, M = 9 };
-    heed_adam_opts ao = HEED_ADAMW_DEFAULTS;
+    heed_adam_opts ao = {0}; /* AdamW's defaults */
     /* the reference: N + M steps without a stop */
     heed_ctx *ca = heed_ctx_new(&(heed_ctx_opts){.seed = 11});
     heed_params *PA = mlp(ca, HEED_F32);
@@ -688,7 +901,7 @@ static void resume_bitwise(void) {
         heed_checkpoint_info got;
         CHECK(heed_checkpoint_load(path, PC, oc, &got) == HEED_OK, "%s", heed_ctx_error(cc));
         CHECK(got.n_schedule == HEED_SCHEDULE_STATE, "schedule state");
-        if (variant != 2) CHECK(heed_schedule_set_state(&sc, got.schedule) == HEED_OK, "set_state");
+        if (variant != 2) CHECK(heed_schedule_set_state(cc, &sc, got.schedule) == HEED_OK, "%s", heed_ctx_error(cc));
         if (variant == 1) heed_ctx_set_rng_state(cc, got.rng_seed, 0); /* dropout masks replayed from 0 */
         train(cc, PC, oc, &sc, got.step, N + M);
         bool same = same_values(PC, heed_params_values(PA)) && same_state(oc, oa) &&
@@ -722,12 +935,14 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
+    RUN(header_memory_bounded);
     RUN(round_trip_f32);
     RUN(round_trip_f64);
     RUN(info_helpers);
     RUN(optimizer_state);
     RUN(weights_export_import);
     RUN(corrupt_files);
+    RUN(numbers_range_checked);
     RUN(save_errors);
     RUN(crash_while_saving);
     RUN(resume_bitwise);

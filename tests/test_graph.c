@@ -106,6 +106,40 @@ static void params_store(void) {
     heed_params_free(P);
 }
 
+/* Initialisers refuse what torch.nn.init refuses (uniform lo > hi, normal std < 0) and
+ * non-finite arguments; before, uniform(1, -1) silently drew from [-1, 1] reversed,
+ * normal(0, -1) flipped the sign and constant(NaN) filled the parameter with NaN. */
+static void init_arguments_checked(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    struct {
+        heed_init init;
+        const char *needle;
+    } bad[] = {
+        {heed_init_uniform(1, -1), "heed_param: p: uniform(1, -1) needs lo <= hi"},
+        {heed_init_normal(0, -1), "heed_param: p: normal(0, -1) needs std >= 0"},
+        {heed_init_constant(NAN), "heed_param: p: constant(nan): the argument must be finite"},
+        {heed_init_uniform(0, INFINITY), "uniform(0, inf): arguments must be finite"},
+        {heed_init_normal(NAN, 1), "normal(nan, 1)"},
+        {heed_init_xavier_uniform(INFINITY), "xavier_uniform(inf)"},
+        {heed_init_kaiming_normal(NAN), "kaiming_normal(nan)"},
+        {heed_init_orthogonal(-INFINITY), "orthogonal(-inf)"},
+        {(heed_init){(heed_init_kind)42, 0, 0}, "unknown init kind 42"},
+    };
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
+        CHECK(heed_param(P, "p", HEED_SHAPE(2, 3), bad[i].init) == NULL && strstr(heed_ctx_error(ctx), bad[i].needle),
+              "case %d: want '%s', got '%s'", i, bad[i].needle, heed_ctx_error(ctx));
+        CHECK(heed_params_count(P) == 0, "case %d: a refused parameter is not added", i);
+    }
+    /* the edges are fine: an empty range, a zero std, a negative gain */
+    heed_tensor *u = heed_param(P, "u", HEED_SHAPE(3), heed_init_uniform(0.5, 0.5));
+    heed_tensor *n = heed_param(P, "n", HEED_SHAPE(3), heed_init_normal(2, 0));
+    heed_tensor *x = heed_param(P, "x", HEED_SHAPE(2, 2), heed_init_xavier_normal(-1));
+    CHECK(u && n && x && heed_get(u, 2) == 0.5 && heed_get(n, 1) == 2, "%s", heed_ctx_error(ctx));
+    /* heed_param_init checks the same, and leaves the values alone */
+    CHECK(heed_param_init(P, u, heed_init_uniform(3, 2)) == HEED_ERR_ARG && heed_get(u, 0) == 0.5, "%s", heed_ctx_error(ctx));
+    heed_params_free(P);
+}
+
 static heed_tensor *fn_binary(heed_graph *g, heed_tensor **x, void *u) {
     (void)u;
     /* broadcast [2,3,4] with [3,1] and [4] */
@@ -160,6 +194,80 @@ static void checker_catches_errors(void) {
     heed_status s = heed_gradcheck(ctx, fn_broken, NULL, 1, in, NULL, &r);
     CHECK(s == HEED_ERR_GRADCHECK && !r.passed, "broken gradient must fail: %s", r.report);
     CHECK(strstr(heed_ctx_error(ctx), "input 0") != NULL, "%s", heed_ctx_error(ctx));
+}
+
+/* The same broken square, scaled: gradients of order `scale`. Input 8 of 9 (the others
+ * are unused) when u says so. */
+static heed_tensor *fn_broken_scaled(heed_graph *g, heed_tensor **x, void *u) {
+    const double *scale = u;
+    heed_tensor *v = x[scale[1] > 0 ? 8 : 0];
+    return heed_scale(g, heed_mul(g, v, heed_detach(g, v)), scale[0]);
+}
+
+/* tanh of columns 2.. of x[3, 5]: columns 0 and 1 have zero gradients, analytic and numeric. */
+static heed_tensor *fn_partly_used(heed_graph *g, heed_tensor **x, void *u) {
+    (void)u;
+    return heed_tanh(g, heed_slice(g, x[0], 1, 2, 5));
+}
+
+static heed_tensor *fn_square(heed_graph *g, heed_tensor **x, void *u) {
+    const double *scale = u;
+    return heed_scale(g, heed_mul(g, x[0], x[0]), *scale);
+}
+
+/* The report: the element with the largest error relative to its tolerance, the
+ * difference and that ratio, an absolute tolerance scaled to the gradients, any input's
+ * name. Each of these checks failed before: a wholly wrong gradient of order 1e-5 passed
+ * atol 1e-5; a passing check named a 0/0 element (unused input) as its worst; input 8 was
+ * just "input"; atol = 0 could not be asked for; a negative eps was silently the default. */
+static void checker_report(void) {
+    heed_gradcheck_result r;
+    /* a wrong gradient (half the true one) of order 1e-5 fails */
+    double small[2] = {1e-5, 0};
+    heed_gradcheck_input in[1] = {{HEED_SHAPE(6)}};
+    CHECK(heed_gradcheck(ctx, fn_broken_scaled, small, 1, in, NULL, &r) == HEED_ERR_GRADCHECK && !r.passed,
+          "a wrong gradient of order 1e-5 must fail: %s", r.report);
+    CHECK(r.max_grad > 1e-6 && r.max_grad < 2e-5 && r.atol == 1e-5 * 1e-3, "automatic atol %g for gradients up to %g", r.atol,
+          r.max_grad);
+    /* the numbers the report gives are what they say */
+    CHECK(r.worst_diff == fabs(r.analytic - r.numeric) && fabs(r.worst_ratio - r.worst_diff / (r.atol + 1e-3 * fabs(r.numeric))) <=
+                                                            1e-12 * r.worst_ratio && r.worst_ratio > 1,
+          "diff %g ratio %g: %s", r.worst_diff, r.worst_ratio, r.report);
+    CHECK(strstr(r.report, "x its tolerance") && strstr(r.report, "atol 1e-08 automatic"), "%s", r.report);
+    /* the worst of a passing check is a real gradient, not an unused 0/0 element */
+    heed_gradcheck_input used[1] = {{HEED_SHAPE(3, 5)}};
+    CHECK(heed_gradcheck(ctx, fn_partly_used, NULL, 1, used, NULL, &r) == HEED_OK && r.passed, "%s", r.report);
+    CHECK(r.worst_index % 5 >= 2 && r.worst_ratio > 0 && r.worst_ratio <= 1 && r.numeric != 0,
+          "worst at [%lld] (columns 0 and 1 are unused): %s", (long long)r.worst_index, r.report);
+    /* any input is named by its number */
+    double nine[2] = {1, 1};
+    heed_gradcheck_input many[9];
+    for (int i = 0; i < 9; i++) many[i] = (heed_gradcheck_input){.shape = HEED_SHAPE(3), .no_grad = i < 8};
+    CHECK(heed_gradcheck(ctx, fn_broken_scaled, nine, 9, many, NULL, &r) == HEED_ERR_GRADCHECK, "%s", r.report);
+    CHECK(strcmp(r.worst_name, "input 8") == 0 && strstr(heed_ctx_error(ctx), "worst at input 8["), "%s", heed_ctx_error(ctx));
+    /* explicit tolerances: HEED_ZERO is atol = 0, used as given */
+    double one = 1;
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = HEED_ZERO}, &r) == HEED_OK &&
+              r.atol == 0 && !strstr(r.report, "automatic"),
+          "%s", r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = 1e-4}, &r) == HEED_OK && r.atol == 1e-4,
+          "%s", r.report);
+    /* gradients below even the smallest automatic atol pass, with a warning */
+    double tiny = 1e-12;
+    CHECK(heed_gradcheck(ctx, fn_square, &tiny, 1, in, NULL, &r) == HEED_OK && r.weak && strstr(r.report, "WARNING"), "%s",
+          r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, NULL, &r) == HEED_OK && !r.weak && !strstr(r.report, "WARNING"), "%s",
+          r.report);
+    /* bad options are refused */
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.eps = -1e-6}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "eps = -1e-06"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.rtol = NAN}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "rtol = nan"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.eps = HEED_ZERO}, &r) == HEED_ERR_ARG &&
+              strstr(heed_ctx_error(ctx), "eps = 0"),
+          "%s", heed_ctx_error(ctx));
 }
 
 static void params_get_gradients(void) {
@@ -223,8 +331,10 @@ int main(void) {
     RUN(backward_accumulates_over_uses);
     RUN(errors_are_sticky_and_clear);
     RUN(params_store);
+    RUN(init_arguments_checked);
     RUN(gradchecks);
     RUN(checker_catches_errors);
+    RUN(checker_report);
     RUN(params_get_gradients);
     RUN(arena_settles);
     heed_ctx_free(ctx);

@@ -105,13 +105,18 @@ static void ce_nan_propagates(void) {
 static void ce_gradients(void) {
     int64_t t[7] = {0, 6, -100, 3, 2, -100, 5};
     heed_gradcheck_input in[1] = {{.shape = HEED_SHAPE(7, 7)}};
-    for (int s = 0; s < 3; s++) {
-        ce_case c = {t, {.ignore_index = -100, .label_smoothing = s * 0.15}};
-        CHECK_GRAD(ctx, fn_ce, &c, 1, in, NULL);
-    }
+    for (int s = 0; s < 3; s++)
+        for (int r = 0; r < 3; r++) { /* every reduction: mean, sum, none */
+            ce_case c = {t, {.label_smoothing = s * 0.15, .reduction = (heed_reduction)r}};
+            CHECK_GRAD(ctx, fn_ce, &c, 1, in, NULL);
+        }
+    /* class 0 ignored (has_ignore_index) */
+    int64_t t0[7] = {0, 6, 0, 3, 2, 0, 5};
+    ce_case c0 = {t0, {.has_ignore_index = true, .label_smoothing = 0.1}};
+    CHECK_GRAD(ctx, fn_ce, &c0, 1, in, NULL);
     /* C = 1 and N = 1 */
     int64_t z[1] = {0};
-    ce_case c1 = {z, HEED_CE_DEFAULTS};
+    ce_case c1 = {z, {0}};
     heed_gradcheck_input one[1] = {{.shape = HEED_SHAPE(1, 1)}};
     heed_gradcheck_result r;
     CHECK(heed_gradcheck(ctx, fn_ce, &c1, 1, one, NULL, &r) == HEED_OK, "%s", r.report);
@@ -122,7 +127,7 @@ static void ce_gradients(void) {
     xm[1] = xm[8] = xm[9] = -INFINITY;
     for (int j = 0; j < 6; j++) xm[24 + j] = -INFINITY;
     int64_t tm[5] = {0, 4, 5, -100, 2}; /* row 1 has columns 2 and 3 masked */
-    ce_case cm = {tm, HEED_CE_DEFAULTS};
+    ce_case cm = {tm, {0}};
     heed_gradcheck_input m[1] = {{.shape = HEED_SHAPE(5, 6), .data = xm}};
     CHECK_GRAD(ctx, fn_ce, &cm, 1, m, NULL);
 }
@@ -136,6 +141,91 @@ static void ce_f32_vs_f64(void) {
     check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-5, "cross_entropy");
     c.opts.label_smoothing = 0;
     check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-5, "cross_entropy no smoothing");
+    c.opts.label_smoothing = 0.1;
+    c.opts.reduction = HEED_REDUCE_SUM;
+    check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-5, "cross_entropy sum");
+    c.opts.reduction = HEED_REDUCE_NONE;
+    check_f32_vs_f64_grad(ctx, fn_ce, &c, 1, in, 1e-5, "cross_entropy none");
+}
+
+/* The options struct: zero is the default (ignore_index -100, no smoothing, the mean).
+ * Before, {.label_smoothing = 0.1} meant ignore_index = 0: every class-0 row was skipped.
+ * Logits [0, ln 3] per row, so p = [1/4, 3/4]. */
+static void ce_options(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    double xv[6] = {0, log(3.0), 0, log(3.0), 0, log(3.0)};
+    int64_t t[3] = {0, 1, -100};
+    /* smoothing 0.1, C = 2: l(target 0) = 0.9 ln 4 + 0.1 (ln 4 + ln 4/3) / 2, l(target 1) likewise with ln 4/3 */
+    double l0 = 0.9 * log(4.0) + 0.05 * (log(4.0) + log(4.0 / 3)), l1 = 0.9 * log(4.0 / 3) + 0.05 * (log(4.0) + log(4.0 / 3));
+    struct {
+        heed_ce_opts o;
+        double want;
+    } cases[] = {
+        {{.label_smoothing = 0.1}, (l0 + l1) / 2},                         /* -100 ignored, class 0 counts */
+        {{.ignore_index = 0, .label_smoothing = 0.1}, (l0 + l1) / 2},      /* 0 is the default, -100 */
+        {{.has_ignore_index = true, .label_smoothing = 0.1}, l1},          /* class 0 itself (rows 0, 1 only: -100 is no class) */
+        {{.ignore_index = -100, .label_smoothing = HEED_ZERO}, (log(4.0) + log(4.0 / 3)) / 2}, /* HEED_ZERO: no smoothing */
+        {{0}, (log(4.0) + log(4.0 / 3)) / 2},
+    };
+    for (int i = 0; i < (int)(sizeof cases / sizeof *cases); i++) {
+        heed_graph_reset(g);
+        heed_tensor *x = heed_input_f64(g, HEED_F64, HEED_SHAPE(i == 2 ? 2 : 3, 2), xv);
+        heed_tensor *l = heed_cross_entropy(g, x, t, &cases[i].o);
+        CHECK(l != NULL, "case %d: %s", i, heed_graph_error(g));
+        if (l) CHECK_CLOSE(heed_get(l, 0), cases[i].want, 1e-14);
+    }
+    heed_graph_free(g);
+}
+
+/* PyTorch's reduction='sum' and 'none' (one loss per row, 0 for ignored rows), forward and
+ * backward. Expected values from PyTorch 1.13 (float64), printed with %.17g:
+ *   x = torch.tensor([[50., -3], [7, 1], [0, 0], [0, 0]], dtype=torch.float64, requires_grad=True)
+ *   l = F.cross_entropy(x, torch.tensor([5, 0, 5, 1]), ignore_index=5, reduction='none', label_smoothing=0.1)
+ *   l.backward(torch.tensor([1., 2, 3, 4], dtype=torch.float64)); print(l, x.grad) */
+static void ce_reductions(void) {
+    static const double want_none[4] = {0, 0.30247568513773038, 0, 0.69314718055994529};
+    static const double want_grad[8] = {0, 0, 0.095054753686730553, -0.095054753686730456, 0, 0, 1.8, -1.8000000000000003};
+    heed_graph *g = heed_graph_new(ctx);
+    double xi[8] = {50, -3, 7, 1, 0, 0, 0, 0}, seed[4] = {1, 2, 3, 4};
+    int64_t t[4] = {5, 0, 5, 1};
+    for (int d = 0; d < 2; d++) {
+        heed_dtype dt = d ? HEED_F64 : HEED_F32;
+        double tol = d ? 1e-14 : 1e-6;
+        heed_graph_reset(g);
+        heed_tensor *x = heed_requires_grad(heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi));
+        heed_tensor *l = heed_cross_entropy(g, x, t, &(heed_ce_opts){.ignore_index = 5, .label_smoothing = 0.1, .reduction = HEED_REDUCE_NONE});
+        CHECK(l && l->ndim == 1 && l->shape[0] == 4 && l->dtype == dt, "none: [4] (%s)", heed_graph_error(g));
+        if (!l) continue;
+        for (int i = 0; i < 4; i++) CHECK_CLOSE(heed_get(l, i), want_none[i], tol);
+        CHECK(heed_backward_with(g, l, heed_input_f64(g, dt, HEED_SHAPE(4), seed)) == HEED_OK, "%s", heed_graph_error(g));
+        heed_tensor *gx = heed_grad(g, x);
+        for (int i = 0; i < 8; i++) CHECK_CLOSE(heed_get(gx, i), want_grad[i], tol);
+        /* sum: the rows added; its gradient is none's with a seed of ones */
+        heed_graph_reset(g);
+        x = heed_requires_grad(heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi));
+        l = heed_cross_entropy(g, x, t, &(heed_ce_opts){.ignore_index = 5, .label_smoothing = 0.1, .reduction = HEED_REDUCE_SUM});
+        CHECK(l && l->ndim == 0, "sum is a scalar (%s)", heed_graph_error(g));
+        if (!l) continue;
+        CHECK_CLOSE(heed_get(l, 0), want_none[1] + want_none[3], tol);
+        CHECK(heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
+        gx = heed_grad(g, x);
+        CHECK_CLOSE(heed_get(gx, 2), want_grad[2] / 2, tol);
+        CHECK_CLOSE(heed_get(gx, 7), want_grad[7] / 4, tol);
+        CHECK(heed_get(gx, 0) == 0 && heed_get(gx, 5) == 0, "ignored rows get no gradient");
+        /* every row ignored: sum 0, none all 0 */
+        heed_graph_reset(g);
+        int64_t all[4] = {5, 5, 5, 5};
+        l = heed_cross_entropy(g, heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi), all,
+                               &(heed_ce_opts){.ignore_index = 5, .reduction = HEED_REDUCE_SUM});
+        CHECK(l && heed_get(l, 0) == 0, "all ignored, sum");
+        l = heed_cross_entropy(g, heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi), all,
+                               &(heed_ce_opts){.ignore_index = 5, .reduction = HEED_REDUCE_NONE});
+        CHECK(l && heed_get(l, 0) == 0 && heed_get(l, 3) == 0, "all ignored, none");
+        /* no rows: none is [0] */
+        l = heed_cross_entropy(g, heed_zeros(g, dt, HEED_SHAPE(0, 3)), NULL, &(heed_ce_opts){.reduction = HEED_REDUCE_NONE});
+        CHECK(l && l->ndim == 1 && l->shape[0] == 0, "empty none: %s", heed_graph_error(g));
+    }
+    heed_graph_free(g);
 }
 
 /* Shift invariance in f32 (issue #10): softmax, and so the loss and its gradient, do not
@@ -188,9 +278,12 @@ static void ce_bad_input(void) {
     double bad_ls[3] = {-0.1, 1.5, NAN};
     for (int i = 0; i < 3; i++) {
         x = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4));
-        CHECK(heed_cross_entropy(g, x, ok, &(heed_ce_opts){.ignore_index = -100, .label_smoothing = bad_ls[i]}) == NULL, "ls");
+        CHECK(heed_cross_entropy(g, x, ok, &(heed_ce_opts){.label_smoothing = bad_ls[i]}) == NULL, "ls");
         CHECK_ERR(g, HEED_ERR_ARG, "label_smoothing");
     }
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4));
+    CHECK(heed_cross_entropy(g, x, ok, &(heed_ce_opts){.reduction = (heed_reduction)7}) == NULL, "reduction");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_cross_entropy: reduction = 7 (must be HEED_REDUCE_MEAN, _SUM or _NONE)");
     CHECK(heed_cross_entropy(g, NULL, ok, NULL) == NULL, "NULL logits");
     CHECK_ERR(g, HEED_ERR_ARG, "logits is NULL");
     /* no rows: loss 0 (targets may then be NULL) */
@@ -321,6 +414,8 @@ int main(void) {
     RUN(ce_gradients);
     RUN(ce_f32_vs_f64);
     RUN(ce_large_logits);
+    RUN(ce_options);
+    RUN(ce_reductions);
     RUN(ce_bad_input);
     RUN(bce_known_values);
     RUN(bce_gradients);

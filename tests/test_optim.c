@@ -9,6 +9,14 @@
 static heed_ctx *ctx;
 void heed__optim_force_generic(bool on); /* test hook: the non-AVX2 f32 kernels */
 
+/* The call must return code with a message in ctx containing needle. */
+#define CHECK_CTX_ERR(call, code, needle)                                                                                \
+    do {                                                                                                                 \
+        heed_status st_ = (call);                                                                                        \
+        CHECK(st_ == (code) && strstr(heed_ctx_error(ctx), (needle)), "want %s containing '%s', got %s: '%s'",          \
+              heed_status_name(code), (needle), heed_status_name(st_), heed_ctx_error(ctx));                             \
+    } while (0)
+
 /* ---------------------------------------------------------------- the PyTorch cases */
 
 /* Parameters w[2,3] and b[3] (9 elements, p0 below), loss sum_i a_i (p_i - c_i)^2 / 2 with
@@ -101,10 +109,10 @@ static void quad_grads(heed_params *P) {
 }
 
 static heed_optimizer *make_case(const char *name, heed_params *P) {
-    heed_sgd_opts s = HEED_SGD_DEFAULTS;
-    heed_adam_opts a = HEED_ADAM_DEFAULTS, aw = HEED_ADAMW_DEFAULTS;
-    heed_rmsprop_opts r = HEED_RMSPROP_DEFAULTS;
-    heed_adagrad_opts ag = HEED_ADAGRAD_DEFAULTS;
+    heed_sgd_opts s = {0};
+    heed_adam_opts a = {0}, aw = {0};
+    heed_rmsprop_opts r = {0};
+    heed_adagrad_opts ag = {0};
     s.lr = a.lr = aw.lr = 0.1;
     r.lr = 0.01;
     if (!strcmp(name, "sgd")) return heed_sgd(P, &s);
@@ -126,12 +134,15 @@ static heed_optimizer *make_case(const char *name, heed_params *P) {
         return ag.lr = 0.1, ag.lr_decay = 0.1, ag.weight_decay = 0.1, ag.initial_accumulator_value = 0.1, heed_adagrad(P, &ag);
     if (!strcmp(name, "adamw_groups")) {
         heed_optimizer *o = heed_adamw(P, (aw.weight_decay = 0.1, &aw));
-        CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 0.5, 0.0) == 1, "%s", heed_ctx_error(ctx));
+        int group = -1;
+        CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 0.5, 0.0, &group) == HEED_OK && group == 1, "%s",
+              heed_ctx_error(ctx));
         return o;
     }
     if (!strcmp(name, "sgd_groups")) {
         heed_optimizer *o = heed_sgd(P, (s.momentum = 0.9, s.weight_decay = 0.5, &s));
-        CHECK(heed_optimizer_add_group_named(o, "b", 3.0, 0.0) == 1, "%s", heed_ctx_error(ctx));
+        int group = -1;
+        CHECK(heed_optimizer_add_group_named(o, "b", 3.0, 0.0, &group) == HEED_OK && group == 1, "%s", heed_ctx_error(ctx));
         return o;
     }
     return NULL;
@@ -206,8 +217,7 @@ static void by_hand(void) {
     /* Adam, eps 0, a constant gradient: m_hat = g and v_hat = g^2 at every t, so each
      * update moves p by exactly lr: 1 -> 0.9 -> 0.8 (any g > 0; here 0.5). */
     s = scalar_new(1);
-    heed_adam_opts ao = HEED_ADAM_DEFAULTS;
-    ao.lr = 0.1, ao.eps = 0;
+    heed_adam_opts ao = {.lr = 0.1, .eps = HEED_ZERO};
     o = heed_adam(s.P, &ao);
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 0.9, 1e-15);
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 0.8, 1e-14);
@@ -229,7 +239,7 @@ static void by_hand(void) {
      * Plain Adam instead divides by sqrt(0.255/0.75) = sqrt(0.34). */
     for (int ams = 0; ams < 2; ams++) {
         s = scalar_new(1);
-        o = heed_adam(s.P, &(heed_adam_opts){.lr = 0.1, .beta1 = 0, .beta2 = 0.5, .eps = 0, .amsgrad = ams});
+        o = heed_adam(s.P, &(heed_adam_opts){.lr = 0.1, .beta1 = HEED_ZERO, .beta2 = 0.5, .eps = HEED_ZERO, .amsgrad = ams});
         CHECK_CLOSE(scalar_step(o, &s, 1), 0.9, 1e-15);
         CHECK_CLOSE(scalar_step(o, &s, 0.1), ams ? 0.9 - 0.01 * sqrt(1.5) : 0.9 - 0.01 / sqrt(0.34), 1e-15);
         heed_optimizer_free(o);
@@ -239,12 +249,12 @@ static void by_hand(void) {
     /* RMSprop, lr 0.01, alpha 0.99, eps 0, g = 0.5: s = 0.01 * 0.25 = 0.0025, sqrt = 0.05,
      * p = 1 - 0.01 * 0.5 / 0.05 = 0.9. Centered, also a = 0.005: s - a^2 = 0.002475. */
     s = scalar_new(1);
-    o = heed_rmsprop(s.P, &(heed_rmsprop_opts){.lr = 0.01, .alpha = 0.99});
+    o = heed_rmsprop(s.P, &(heed_rmsprop_opts){.lr = 0.01, .alpha = 0.99, .eps = HEED_ZERO});
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 0.9, 1e-15);
     heed_optimizer_free(o);
     heed_params_free(s.P);
     s = scalar_new(1);
-    o = heed_rmsprop(s.P, &(heed_rmsprop_opts){.lr = 0.01, .alpha = 0.99, .centered = true});
+    o = heed_rmsprop(s.P, &(heed_rmsprop_opts){.lr = 0.01, .alpha = 0.99, .eps = HEED_ZERO, .centered = true});
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 1 - 0.005 / sqrt(0.002475), 1e-15);
     heed_optimizer_free(o);
     heed_params_free(s.P);
@@ -252,7 +262,7 @@ static void by_hand(void) {
     /* Adagrad, lr 0.1, lr_decay 1, eps 0, g = 0.5 twice: s = 0.25, p = 1 - 0.1 * 0.5/0.5
      * = 0.9; s = 0.5, clr = 0.1 / (1 + 1) = 0.05, p = 0.9 - 0.05 * 0.5 / sqrt(0.5). */
     s = scalar_new(1);
-    o = heed_adagrad(s.P, &(heed_adagrad_opts){.lr = 0.1, .lr_decay = 1});
+    o = heed_adagrad(s.P, &(heed_adagrad_opts){.lr = 0.1, .lr_decay = 1, .eps = HEED_ZERO});
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 0.9, 1e-15);
     CHECK_CLOSE(scalar_step(o, &s, 0.5), 0.9 - 0.025 / sqrt(0.5), 1e-15);
     heed_optimizer_free(o);
@@ -291,7 +301,7 @@ static void converges(void) {
         case 0: o = heed_sgd(P, &(heed_sgd_opts){.lr = 0.1}); break;
         case 1: o = heed_sgd(P, &(heed_sgd_opts){.lr = 0.05, .momentum = 0.9, .nesterov = true}); break;
         case 2: o = heed_adam(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}); break;
-        case 3: o = heed_adamw(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}); break;
+        case 3: o = heed_adamw(P, &(heed_adam_opts){.lr = 0.05, .weight_decay = HEED_ZERO}); break; /* no decay: the exact fit */
         case 4: o = heed_adam(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .amsgrad = true}); break;
         case 5: o = heed_rmsprop(P, &(heed_rmsprop_opts){.lr = 0.05, .alpha = 0.99, .eps = 1e-8}); break;
         case 6: o = heed_adagrad(P, &(heed_adagrad_opts){.lr = 0.5, .eps = 1e-10}); break;
@@ -317,6 +327,83 @@ static void converges(void) {
     }
 }
 
+/* ---------------------------------------------------------------- options and the step count */
+
+/* Five quadratic-problem updates by each of oa (on A) and ob (on B) give the same bits. */
+static void check_same_updates(const char *what, heed_params *A, heed_optimizer *oa, heed_params *B, heed_optimizer *ob) {
+    CHECK(oa && ob, "%s: %s", what, heed_ctx_error(ctx));
+    for (int step = 0; oa && ob && step < 5; step++) {
+        quad_grads(A);
+        quad_grads(B);
+        CHECK(heed_optimizer_step(oa) == HEED_OK && heed_optimizer_step(ob) == HEED_OK, "%s", heed_ctx_error(ctx));
+    }
+    for (int i = 0; i < 9; i++)
+        CHECK(quad_get(A, i) == quad_get(B, i) && isfinite(quad_get(A, i)), "%s: element %d: %.17g vs %.17g", what, i,
+              quad_get(A, i), quad_get(B, i));
+    heed_optimizer_free(oa);
+    heed_optimizer_free(ob);
+    heed_params_free(A);
+    heed_params_free(B);
+}
+
+/* A field left 0 is PyTorch's default, HEED_ZERO a real 0. Before this rule a zero field
+ * was a zero value: heed_adam(P, {.lr = 3e-4}) ran with beta1 = beta2 = eps = 0, and a
+ * zero gradient became 0 / (sqrt(0) + 0) = NaN on the first step, with HEED_OK. */
+static void options_zero_means_default(void) {
+    scalar_problem s = scalar_new(1);
+    heed_optimizer *o = heed_adam(s.P, &(heed_adam_opts){.lr = 3e-4});
+    double p = scalar_step(o, &s, 0);
+    CHECK(p == 1, "a zero gradient leaves p at 1, got %.17g", p);
+    heed_optimizer_free(o);
+    heed_params_free(s.P);
+
+    heed_params *A, *B;
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("adam {.lr}", A, heed_adam(A, &(heed_adam_opts){.lr = 3e-4}), B,
+                       heed_adam(B, &(heed_adam_opts){.lr = 3e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}));
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("adamw NULL", A, heed_adamw(A, NULL), B,
+                       heed_adamw(B, &(heed_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2}));
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("adamw, HEED_ZERO weight decay", A, heed_adamw(A, &(heed_adam_opts){.weight_decay = HEED_ZERO}), B,
+                       heed_adam(B, &(heed_adam_opts){0}));
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("sgd NULL", A, heed_sgd(A, NULL), B, heed_sgd(B, &(heed_sgd_opts){.lr = 1e-2}));
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("rmsprop {.momentum}", A, heed_rmsprop(A, &(heed_rmsprop_opts){.momentum = 0.5}), B,
+                       heed_rmsprop(B, &(heed_rmsprop_opts){.lr = 1e-2, .alpha = 0.99, .eps = 1e-8, .momentum = 0.5}));
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("adagrad NULL", A, heed_adagrad(A, NULL), B,
+                       heed_adagrad(B, &(heed_adagrad_opts){.lr = 1e-2, .eps = 1e-10}));
+    /* HEED_EXACTLY passes a run-time value, 0 included */
+    double zero = 0;
+    A = quad_store(HEED_F64), B = quad_store(HEED_F64);
+    check_same_updates("HEED_EXACTLY(0)", A, heed_adam(A, &(heed_adam_opts){.beta1 = HEED_EXACTLY(zero)}), B,
+                       heed_adam(B, &(heed_adam_opts){.beta1 = HEED_ZERO}));
+    CHECK(HEED_EXACTLY(0.25) == 0.25, "HEED_EXACTLY of a nonzero value is the value");
+}
+
+/* The step count stops at HEED_MAX_STEPS = 2^53: restoring more is refused, and a step at
+ * the limit fails instead of overflowing (it used to: a checkpoint with optim.steps =
+ * INT64_MAX loaded, and the next step's steps + 1 was signed overflow, UB). */
+static void step_count_limit(void) {
+    heed_params *P = quad_store(HEED_F64);
+    heed_optimizer *o = heed_adam(P, NULL);
+    CHECK_CTX_ERR(heed_optimizer_set_steps(o, INT64_MAX), HEED_ERR_ARG, "steps = 9223372036854775807");
+    CHECK_CTX_ERR(heed_optimizer_set_steps(o, HEED_MAX_STEPS + 1), HEED_ERR_ARG, "steps = 9007199254740993");
+    CHECK(heed_optimizer_steps(o) == 0, "refused: %lld", (long long)heed_optimizer_steps(o));
+    CHECK(heed_optimizer_set_steps(o, HEED_MAX_STEPS - 1) == HEED_OK, "%s", heed_ctx_error(ctx));
+    quad_grads(P);
+    CHECK(heed_optimizer_step(o) == HEED_OK && heed_optimizer_steps(o) == HEED_MAX_STEPS, "the last step: %s",
+          heed_ctx_error(ctx));
+    double before = quad_get(P, 4);
+    CHECK(isfinite(before), "the last step is finite: %g", before);
+    CHECK_CTX_ERR(heed_optimizer_step(o), HEED_ERR_STATE, "the step count is 9007199254740992");
+    CHECK(heed_optimizer_steps(o) == HEED_MAX_STEPS && quad_get(P, 4) == before, "a refused step changes nothing");
+    heed_optimizer_free(o);
+    heed_params_free(P);
+}
+
 /* ---------------------------------------------------------------- groups and frozen parameters */
 
 static void groups_and_frozen(void) {
@@ -327,24 +414,33 @@ static void groups_and_frozen(void) {
     heed_tensor *db = heed_param(P, "dec.bias", HEED_SHAPE(2), heed_init_constant(1));
     heed_tensor *gain = heed_param(P, "norm.gain", HEED_SHAPE(4), heed_init_constant(1));
     heed_optimizer *o = heed_sgd(P, &(heed_sgd_opts){.lr = 0.1, .weight_decay = 0.5});
-    CHECK(heed_optimizer_add_group_named(o, "*.bias", 1, 0) == 1, "%s", heed_ctx_error(ctx));
-    CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 2, 0) == 2, "%s", heed_ctx_error(ctx));
-    CHECK(heed_optimizer_add_group_named(o, "enc.*", 0.5, 0.25) == 3, "%s", heed_ctx_error(ctx));
+    int groups[3] = {-1, -1, -1};
+    CHECK(heed_optimizer_add_group_named(o, "*.bias", 1, 0, &groups[0]) == HEED_OK &&
+              heed_optimizer_add_group(o, heed_param_is_vector, NULL, 2, 0, &groups[1]) == HEED_OK &&
+              heed_optimizer_add_group_named(o, "enc.*", 0.5, 0.25, &groups[2]) == HEED_OK,
+          "%s", heed_ctx_error(ctx));
+    CHECK(groups[0] == 1 && groups[1] == 2 && groups[2] == 3, "group indices %d %d %d", groups[0], groups[1], groups[2]);
     /* a parameter joins the first group that claims it */
     int want[5] = {3, 1, 0, 1, 2};
-    for (int i = 0; i < 5; i++)
-        CHECK(heed_optimizer_group_of(o, i) == want[i], "param %d in group %d, want %d", i, heed_optimizer_group_of(o, i),
+    for (int i = 0; i < 5; i++) {
+        int got = -1;
+        CHECK(heed_optimizer_group_of(o, i, &got) == HEED_OK && got == want[i], "param %d in group %d, want %d", i, got,
               want[i]);
+    }
     CHECK(heed_optimizer_group_count(o) == 4, "groups");
-    heed_optimizer_set_lr(o, 0.2);
-    CHECK_CLOSE(heed_optimizer_group_lr(o, 2), 0.4, 1e-15);
-    CHECK_CLOSE(heed_optimizer_group_lr(o, 3), 0.1, 1e-15);
-    CHECK(heed_optimizer_group_weight_decay(o, 3) == 0.25, "wd");
-    heed_optimizer_set_lr(o, 0.1);
+    CHECK(heed_optimizer_set_lr(o, 0.2) == HEED_OK, "%s", heed_ctx_error(ctx));
+    double lr2 = NAN, lr3 = NAN, wd3 = NAN;
+    CHECK(heed_optimizer_group_lr(o, 2, &lr2) == HEED_OK && heed_optimizer_group_lr(o, 3, &lr3) == HEED_OK &&
+              heed_optimizer_group_weight_decay(o, 3, &wd3) == HEED_OK,
+          "%s", heed_ctx_error(ctx));
+    CHECK_CLOSE(lr2, 0.4, 1e-15);
+    CHECK_CLOSE(lr3, 0.1, 1e-15);
+    CHECK(wd3 == 0.25, "wd %g", wd3);
+    CHECK(heed_optimizer_set_lr(o, 0.1) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_param_freeze(dw, true);
     /* all gradients 1: p = 1 - lr_g (1 + wd_g) */
     heed_params_zero_grad(P);
-    heed_params_scale_grad(P, 0); /* still zero */
+    CHECK(heed_params_scale_grad(P, 0) == HEED_OK, "%s", heed_ctx_error(ctx)); /* still zero */
     for (int i = 0; i < 5; i++) {
         heed_tensor *t = heed_params_at(P, i);
         for (int64_t k = 0; k < t->numel; k++) ((double *)t->grad)[k] = 1;
@@ -377,8 +473,9 @@ static void copy_state(heed_optimizer *from, heed_optimizer *to) {
         CHECK(!strcmp(na, nb) && ne_a == ne_b && ta == tb, "state %d: %s vs %s", i, na, nb);
         memcpy(db, da, (size_t)ne_a * heed_dtype_size(ta));
     }
-    heed_optimizer_set_steps(to, heed_optimizer_steps(from));
-    heed_optimizer_set_lr(to, heed_optimizer_lr(from));
+    CHECK(heed_optimizer_set_steps(to, heed_optimizer_steps(from)) == HEED_OK &&
+              heed_optimizer_set_lr(to, heed_optimizer_lr(from)) == HEED_OK,
+          "%s", heed_ctx_error(ctx));
 }
 
 static void state_restore_continues_bitwise(void) {
@@ -470,7 +567,7 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     for (int64_t i = 0; i < n; i++) ref[i] = dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i];
     heed_optimizer *o = heed_adamw(P, &(heed_adam_opts){.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
                                                          .weight_decay = 0.1});
-    heed_optimizer_add_group(o, heed_param_is_vector, NULL, 3, 0);
+    CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 3, 0, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_rng r = heed_rng_make(3, 3);
     omp_set_num_threads(2);
     heed__optim_force_generic(generic);
@@ -528,15 +625,20 @@ static void clipping(void) {
     /* global norm of (3, 0 | 4) is 5; clipping to 1 scales by 1 / (5 + 1e-6) as PyTorch */
     ga[0] = 3, ga[1] = 0, gb[0] = 4;
     CHECK_CLOSE(heed_params_grad_norm(P), 5, 1e-15);
-    CHECK_CLOSE(heed_clip_grad_norm(P, 10), 5, 1e-15);
+    double norm = NAN;
+    CHECK(heed_clip_grad_norm(P, 10, &norm) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK_CLOSE(norm, 5, 1e-15);
     CHECK(ga[0] == 3 && gb[0] == 4, "under the limit nothing changes");
-    CHECK_CLOSE(heed_clip_grad_norm(P, 1), 5, 1e-15);
+    norm = NAN;
+    CHECK(heed_clip_grad_norm(P, 1, &norm) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK_CLOSE(norm, 5, 1e-15);
     CHECK_CLOSE(ga[0], 3 / (5 + 1e-6), 1e-15);
     CHECK_CLOSE(gb[0], 4 / (5 + 1e-6), 1e-15);
     CHECK_CLOSE(heed_params_grad_norm(P), 1, 1e-6);
     /* a non-finite norm is returned and the gradients are left for the guard */
     ga[1] = NAN;
-    CHECK(isnan(heed_clip_grad_norm(P, 1)) && gb[0] == 4 / (5 + 1e-6), "NaN norm");
+    norm = 0;
+    CHECK(heed_clip_grad_norm(P, 1, &norm) == HEED_OK && isnan(norm) && gb[0] == 4 / (5 + 1e-6), "NaN norm");
     CHECK(!heed_params_grads_finite(P), "NaN is not finite");
     /* by value */
     ga[0] = -3, ga[1] = NAN, gb[0] = 0.5;
@@ -581,7 +683,7 @@ static double *linear_loss_grads(heed_params *P, const double *X, const double *
         heed_tensor *d = heed_sub(g, heed_linear(g, x, heed_params_find(P, "w"), heed_params_find(P, "b")), y);
         CHECK(heed_backward(g, heed_mean_all(g, heed_mul(g, d, d))) == HEED_OK, "%s", heed_graph_error(g));
     }
-    heed_params_scale_grad(P, (double)micro / rows);
+    CHECK(heed_params_scale_grad(P, (double)micro / rows) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_graph_free(g);
     int64_t n = heed_params_padded_numel(P);
     double *copy = malloc((size_t)n * sizeof *copy);
@@ -699,30 +801,47 @@ static void bad_input(void) {
     heed_optimizer *o = heed_adam(P, NULL);
     CHECK_CTX(heed_optimizer_state(o, 2, NULL, NULL, NULL, NULL) == HEED_ERR_ARG, "index 2 out of range");
     CHECK_CTX(heed_optimizer_state(o, -1, NULL, NULL, NULL, NULL) == HEED_ERR_ARG, "out of range");
-    CHECK_CTX(heed_optimizer_add_group(o, NULL, NULL, 1, 0) == -1, "filter is NULL");
-    CHECK_CTX(heed_optimizer_add_group_named(o, "*", -1, 0) == -1, "lr_scale = -1");
-    CHECK_CTX(heed_optimizer_add_group_named(o, NULL, 1, 0) == -1, "pattern is NULL");
+    int group = 42;
+    CHECK_CTX(heed_optimizer_add_group(o, NULL, NULL, 1, 0, &group) == HEED_ERR_ARG, "filter is NULL");
+    CHECK_CTX(heed_optimizer_add_group_named(o, "*", -1, 0, &group) == HEED_ERR_ARG, "lr_scale = -1");
+    CHECK_CTX(heed_optimizer_add_group_named(o, NULL, 1, 0, &group) == HEED_ERR_ARG, "pattern is NULL");
+    CHECK(group == 42 && heed_optimizer_group_count(o) == 1, "a refused group is not made");
     CHECK_CTX(heed_optimizer_set_group(o, 7, 1, 0) == HEED_ERR_ARG, "group 7 out of range");
     CHECK_CTX(heed_optimizer_set_group(o, 0, 1, NAN) == HEED_ERR_ARG, "weight_decay = nan");
-    heed_optimizer_set_lr(o, -0.5);
-    CHECK_CTX(heed_optimizer_step(o) == HEED_ERR_ARG, "learning rate -0.5");
-    heed_optimizer_set_lr(o, 1e-3);
+    double v = 42;
+    CHECK_CTX(heed_optimizer_group_lr(o, 1, &v) == HEED_ERR_ARG, "heed_optimizer_group_lr: group 1 out of range (1 groups)");
+    CHECK_CTX(heed_optimizer_group_weight_decay(o, -1, &v) == HEED_ERR_ARG, "group -1 out of range");
+    CHECK_CTX(heed_optimizer_group_of(o, 2, &group) == HEED_ERR_ARG, "parameter 2 out of range (2 parameters)");
+    CHECK(v == 42 && group == 42, "refused queries write nothing");
+    /* setters refuse what the constructors refuse, and change nothing (these were accepted) */
+    CHECK_CTX(heed_optimizer_set_lr(o, -0.5) == HEED_ERR_ARG, "heed_optimizer_set_lr: lr = -0.5");
+    CHECK_CTX(heed_optimizer_set_lr(o, NAN) == HEED_ERR_ARG, "lr = nan");
+    CHECK_CTX(heed_optimizer_set_lr(o, INFINITY) == HEED_ERR_ARG, "lr = inf");
+    CHECK(heed_optimizer_lr(o) == 1e-3, "lr after refused sets: %g", heed_optimizer_lr(o));
+    CHECK_CTX(heed_optimizer_set_steps(o, -1) == HEED_ERR_ARG, "steps = -1");
+    CHECK_CTX(heed_optimizer_set_steps(o, INT64_MAX) == HEED_ERR_ARG, "steps = 9223372036854775807");
+    CHECK(heed_optimizer_steps(o) == 0, "steps after refused sets: %lld", (long long)heed_optimizer_steps(o));
     CHECK(heed_optimizer_step(o) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK_CTX(heed_params_scale_grad(P, NAN) == HEED_ERR_ARG, "heed_params_scale_grad: s = nan");
+    CHECK_CTX(heed_params_scale_grad(P, -INFINITY) == HEED_ERR_ARG, "s = -inf");
     heed_param(P, "late", HEED_SHAPE(4), heed_init_zeros());
     CHECK_CTX(heed_optimizer_step(o) == HEED_ERR_STATE, "changed after the optimizer was made");
     CHECK(heed_optimizer_steps(o) == 1, "failed steps do not count");
-    CHECK_CTX(heed_clip_grad_norm(P, 0) == -1, "max_norm = 0");
-    CHECK_CTX(heed_clip_grad_norm(P, NAN) == -1, "max_norm = nan");
+    double norm = 42;
+    CHECK_CTX(heed_clip_grad_norm(P, 0, &norm) == HEED_ERR_ARG, "max_norm = 0");
+    CHECK_CTX(heed_clip_grad_norm(P, NAN, &norm) == HEED_ERR_ARG, "max_norm = nan");
+    CHECK(norm == 42, "a refused clip reports no norm");
     CHECK_CTX(heed_clip_grad_value(P, -1) == HEED_ERR_ARG, "clip = -1");
     /* NULLs never crash */
     CHECK(heed_optimizer_step(NULL) == HEED_ERR_ARG && heed_optimizer_step_guarded(NULL, NULL, NULL) == HEED_ERR_ARG, "NULL");
     CHECK(heed_optimizer_state(NULL, 0, NULL, NULL, NULL, NULL) == HEED_ERR_ARG && heed_optimizer_state_count(NULL) == 0,
           "NULL");
-    CHECK(heed_clip_grad_norm(NULL, 1) == -1 && heed_clip_grad_value(NULL, 1) == HEED_ERR_ARG, "NULL");
+    CHECK(heed_clip_grad_norm(NULL, 1, NULL) == HEED_ERR_ARG && heed_clip_grad_value(NULL, 1) == HEED_ERR_ARG, "NULL");
     CHECK(heed_params_grads_finite(NULL) && heed_params_grad_norm(NULL) == 0, "NULL store");
-    heed_params_scale_grad(NULL, 2);
-    heed_optimizer_set_lr(NULL, 1);
-    heed_optimizer_set_steps(NULL, 1);
+    CHECK(heed_params_scale_grad(NULL, 2) == HEED_ERR_ARG && heed_optimizer_set_lr(NULL, 1) == HEED_ERR_ARG &&
+              heed_optimizer_set_steps(NULL, 1) == HEED_ERR_ARG && heed_optimizer_group_lr(NULL, 0, NULL) == HEED_ERR_ARG &&
+              heed_optimizer_add_group_named(NULL, "*", 1, 0, NULL) == HEED_ERR_ARG,
+          "NULL optimizer");
     heed_optimizer_free(NULL);
     heed_optimizer_free(o);
     heed_params_free(P);
@@ -733,6 +852,8 @@ int main(void) {
     RUN(against_pytorch);
     RUN(by_hand);
     RUN(converges);
+    RUN(options_zero_means_default);
+    RUN(step_count_limit);
     RUN(groups_and_frozen);
     RUN(state_restore_continues_bitwise);
     RUN(state_names);

@@ -394,9 +394,11 @@ static void resume_is_exact(void) {
     for (int i = 0; i < heed_params_count(e.P); i++) {
         const char *name = heed_params_at(e.P, i)->name;
         bool table = !strcmp(name, "sasrec.item_emb") || !strcmp(name, "sasrec.pos_emb");
-        int grp = heed_optimizer_group_of(e.opt, i);
-        CHECK((heed_optimizer_group_weight_decay(e.opt, grp) == 0.01) == table, "%s: decay %g", name,
-              heed_optimizer_group_weight_decay(e.opt, grp));
+        int grp = -1;
+        double wd = NAN;
+        CHECK(heed_optimizer_group_of(e.opt, i, &grp) == HEED_OK && heed_optimizer_group_weight_decay(e.opt, grp, &wd) == HEED_OK,
+              "%s", heed_ctx_error(e.ctx));
+        CHECK((wd == 0.01) == table, "%s: decay %g", name, wd);
     }
     sr_trainer_free(&e);
     tc.l2_emb = 0;

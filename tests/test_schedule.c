@@ -52,9 +52,33 @@ static const double want_plateau_max_abs[] = {1, 1, 1, 1, 1, 0.10000000000000001
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof *(a)))
 
+/* The call must return HEED_ERR_ARG with a message in ctx containing needle. */
+#define CHECK_REFUSED(call, needle)                                                                                      \
+    do {                                                                                                                 \
+        heed_status st_ = (call);                                                                                        \
+        CHECK(st_ == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), (needle)), "want '%s', got %s: '%s'", (needle),        \
+              heed_status_name(st_), heed_ctx_error(ctx));                                                               \
+    } while (0)
+
+/* The rate at t, or NaN (failing every comparison) with the message printed. */
+static double lr_at(const heed_schedule *s, int64_t t) {
+    double lr = NAN;
+    heed_status st = heed_schedule_lr(ctx, s, t, &lr);
+    CHECK(st == HEED_OK, "heed_schedule_lr: %s", heed_ctx_error(ctx));
+    return st == HEED_OK ? lr : NAN;
+}
+
+/* One plateau epoch: the new rate, or NaN with the message printed. */
+static double observe(heed_schedule *s, double metric) {
+    double lr = NAN;
+    heed_status st = heed_schedule_observe(ctx, s, metric, &lr);
+    CHECK(st == HEED_OK, "heed_schedule_observe: %s", heed_ctx_error(ctx));
+    return st == HEED_OK ? lr : NAN;
+}
+
 static void check_series(const char *name, const heed_schedule *s, const double *want, int n) {
     for (int t = 0; t < n; t++) {
-        double got = heed_schedule_lr(s, t);
+        double got = lr_at(s, t);
         CHECK(fabs(got - want[t]) <= 1e-15 * (1 + fabs(want[t])) * 4, "%s at t=%d: %.17g, want %.17g", name, t, got, want[t]);
     }
 }
@@ -71,21 +95,21 @@ static void against_pytorch(void) {
     s = heed_schedule_warmup_cosine(0.1, 4, 12, 0);
     /* up to t = total; after it heed stays at min_lr where the HF lambda rises again */
     check_series("warmup_cosine", &s, want_warmup_cosine, 13);
-    CHECK(heed_schedule_lr(&s, 13) == 0 && heed_schedule_lr(&s, 1000) == 0, "stays at min_lr after total");
+    CHECK(lr_at(&s, 13) == 0 && lr_at(&s, 1000) == 0, "stays at min_lr after total");
     s = heed_schedule_noam(2.0, 64, 10);
     check_series("noam", &s, want_noam, N_OF(want_noam));
 
     s = heed_schedule_plateau(1.0);
     s.gamma = 0.5, s.patience = 2, s.threshold = 0.01, s.cooldown = 1, s.min_lr = 0.2;
     for (int i = 0; i < N_OF(plateau_min_metrics); i++) {
-        double lr = heed_schedule_observe(&s, plateau_min_metrics[i]);
-        CHECK(lr == want_plateau_min[i] && heed_schedule_lr(&s, 0) == lr, "plateau min, epoch %d: %g, want %g", i, lr,
+        double lr = observe(&s, plateau_min_metrics[i]);
+        CHECK(lr == want_plateau_min[i] && lr_at(&s, 0) == lr, "plateau min, epoch %d: %g, want %g", i, lr,
               want_plateau_min[i]);
     }
     s = heed_schedule_plateau(1.0);
     s.maximize = true, s.threshold_abs = true, s.gamma = 0.1, s.patience = 1, s.threshold = 0.05;
     for (int i = 0; i < N_OF(plateau_max_metrics); i++) {
-        double lr = heed_schedule_observe(&s, plateau_max_metrics[i]);
+        double lr = observe(&s, plateau_max_metrics[i]);
         CHECK(check_err(lr, want_plateau_max_abs[i]) <= 1e-16 * want_plateau_max_abs[i],
               "plateau max abs, epoch %d: %.17g, want %.17g", i, lr, want_plateau_max_abs[i]);
     }
@@ -94,40 +118,40 @@ static void against_pytorch(void) {
 static void by_hand(void) {
     /* constant */
     heed_schedule s = heed_schedule_constant(0.3);
-    CHECK(heed_schedule_lr(&s, 0) == 0.3 && heed_schedule_lr(&s, 123456) == 0.3, "constant");
+    CHECK(lr_at(&s, 0) == 0.3 && lr_at(&s, 123456) == 0.3, "constant");
     /* linear warm-up to 1 over 10 steps, then linear to 0.1 at step 110:
      * t=5: 0.5; t=10: 1; t=60: half way, 0.1 + 0.9 * 0.5 = 0.55; t>=110: 0.1 */
     s = heed_schedule_warmup_linear(1, 10, 110, 0.1);
-    CHECK_CLOSE(heed_schedule_lr(&s, 5), 0.5, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 10), 1, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 60), 0.55, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 110), 0.1, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 500), 0.1, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 5), 0.5, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 10), 1, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 60), 0.55, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 110), 0.1, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 500), 0.1, 1e-15);
     /* cosine half way: the mean of lr and min_lr; after total: min_lr */
     s = heed_schedule_cosine(1, 100, 0.2);
-    CHECK_CLOSE(heed_schedule_lr(&s, 50), 0.6, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 100), 0.2, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 250), 0.2, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 50), 0.6, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 100), 0.2, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 250), 0.2, 1e-15);
     /* warm-up cosine: a quarter into the decay, (1 + cos(pi/4))/2 of the way down */
     s = heed_schedule_warmup_cosine(1, 20, 120, 0);
-    CHECK_CLOSE(heed_schedule_lr(&s, 45), (1 + cos(3.14159265358979323846 / 4)) / 2, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 45), (1 + cos(3.14159265358979323846 / 4)) / 2, 1e-15);
     /* Noam peaks at step_num = warmup (t = warmup - 1): factor / sqrt(d_model * warmup) */
     s = heed_schedule_noam(1, 512, 4000);
-    CHECK_CLOSE(heed_schedule_lr(&s, 3999), 1 / sqrt(512.0 * 4000), 1e-14);
-    CHECK(heed_schedule_lr(&s, 3998) < heed_schedule_lr(&s, 3999) && heed_schedule_lr(&s, 4000) < heed_schedule_lr(&s, 3999),
+    CHECK_CLOSE(lr_at(&s, 3999), 1 / sqrt(512.0 * 4000), 1e-14);
+    CHECK(lr_at(&s, 3998) < lr_at(&s, 3999) && lr_at(&s, 4000) < lr_at(&s, 3999),
           "peak");
     /* step: gamma^floor(t/size) */
     s = heed_schedule_step(1, 10, 0.1);
-    CHECK_CLOSE(heed_schedule_lr(&s, 9), 1, 1e-15);
-    CHECK_CLOSE(heed_schedule_lr(&s, 25), 0.01, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 9), 1, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 25), 0.01, 1e-15);
     /* warm-up of 0 starts at the peak */
     s = heed_schedule_warmup_linear(0.5, 0, 10, 0);
-    CHECK_CLOSE(heed_schedule_lr(&s, 0), 0.5, 1e-15);
+    CHECK_CLOSE(lr_at(&s, 0), 0.5, 1e-15);
     /* plateau: a NaN metric is a bad epoch */
     s = heed_schedule_plateau(1);
     s.patience = 0;
-    heed_schedule_observe(&s, 1);
-    CHECK_CLOSE(heed_schedule_observe(&s, NAN), 0.1, 1e-15);
+    observe(&s, 1);
+    CHECK_CLOSE(observe(&s, NAN), 0.1, 1e-15);
 }
 
 static void plateau_state_round_trip(void) {
@@ -137,21 +161,24 @@ static void plateau_state_round_trip(void) {
     double st[HEED_SCHEDULE_STATE];
     heed_schedule_get_state(&a, st);
     CHECK(isnan(st[0]) && st[1] == 0 && st[2] == 0 && st[3] == 1, "fresh state");
-    for (int i = 0; i < 9; i++) heed_schedule_observe(&a, plateau_min_metrics[i]);
+    for (int i = 0; i < 9; i++) observe(&a, plateau_min_metrics[i]);
     heed_schedule_get_state(&a, st);
-    CHECK(heed_schedule_set_state(&b, st) == HEED_OK, "set_state");
+    CHECK(heed_schedule_set_state(ctx, &b, st) == HEED_OK, "set_state");
     for (int i = 9; i < N_OF(plateau_min_metrics); i++) {
-        double la = heed_schedule_observe(&a, plateau_min_metrics[i]), lb = heed_schedule_observe(&b, plateau_min_metrics[i]);
+        double la = observe(&a, plateau_min_metrics[i]), lb = observe(&b, plateau_min_metrics[i]);
         CHECK(la == lb && la == want_plateau_min[i], "epoch %d: restored %g, original %g, want %g", i, lb, la,
               want_plateau_min[i]);
     }
     double bad[HEED_SCHEDULE_STATE] = {1, -1, 0, 0.1};
-    CHECK(heed_schedule_set_state(&b, bad) == HEED_ERR_FORMAT, "negative bad epochs");
+    CHECK(heed_schedule_set_state(ctx, &b, bad) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "bad_epochs = -1"), "%s",
+          heed_ctx_error(ctx));
     double bad2[HEED_SCHEDULE_STATE] = {1, 0, 0, NAN};
-    CHECK(heed_schedule_set_state(&b, bad2) == HEED_ERR_FORMAT, "NaN lr");
-    double bad3[HEED_SCHEDULE_STATE] = {1, 0.5, 0, 1};
-    CHECK(heed_schedule_set_state(&b, bad3) == HEED_ERR_FORMAT, "fractional counter");
-    CHECK(heed_schedule_set_state(NULL, st) == HEED_ERR_ARG && heed_schedule_set_state(&b, NULL) == HEED_ERR_ARG, "NULL");
+    CHECK(heed_schedule_set_state(ctx, &b, bad2) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "current_lr = nan"), "%s",
+          heed_ctx_error(ctx));
+    double bad3[HEED_SCHEDULE_STATE] = {1, 0, 0.5, 1};
+    CHECK(heed_schedule_set_state(ctx, &b, bad3) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "cooldown_left = 0.5"), "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_schedule_set_state(ctx, NULL, st) == HEED_ERR_ARG && heed_schedule_set_state(ctx, &b, NULL) == HEED_ERR_ARG, "NULL");
 }
 
 static void applies_to_optimizer(void) {
@@ -159,28 +186,29 @@ static void applies_to_optimizer(void) {
     heed_param(P, "w", HEED_SHAPE(3), heed_init_zeros());
     heed_param(P, "m", HEED_SHAPE(2, 2), heed_init_zeros());
     heed_optimizer *o = heed_sgd(P, &(heed_sgd_opts){.lr = 1});
-    heed_optimizer_add_group(o, heed_param_is_vector, NULL, 0.5, 0); /* groups scale the scheduled rate */
+    CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 0.5, 0, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    /* groups scale the scheduled rate */
     heed_schedule s = heed_schedule_exponential(0.1, 0.5);
     for (int t = 0; t < 4; t++) {
         CHECK(heed_schedule_apply(&s, o) == HEED_OK, "%s", heed_ctx_error(ctx));
         CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, t), 1e-15);
-        CHECK_CLOSE(heed_optimizer_group_lr(o, 1), 0.05 * pow(0.5, t), 1e-15);
+        double group_lr = NAN;
+        CHECK(heed_optimizer_group_lr(o, 1, &group_lr) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK_CLOSE(group_lr, 0.05 * pow(0.5, t), 1e-15);
         heed_optimizer_step(o);
     }
     /* the step count, restored by a checkpoint, is what the schedule reads */
-    heed_optimizer_set_steps(o, 10);
-    heed_schedule_apply(&s, o);
+    CHECK(heed_optimizer_set_steps(o, 10) == HEED_OK && heed_schedule_apply(&s, o) == HEED_OK, "%s", heed_ctx_error(ctx));
     CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, 10), 1e-15);
     heed_schedule bad = heed_schedule_step(0.1, 0, 0.5);
-    CHECK(heed_schedule_apply(&bad, o) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "step_size = 0"), "%s",
-          heed_ctx_error(ctx));
+    CHECK_REFUSED(heed_schedule_apply(&bad, o), "step_size = 0");
+    CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, 10), 1e-15); /* unchanged */
     CHECK(heed_schedule_apply(&s, NULL) == HEED_ERR_ARG, "NULL optimizer");
     heed_optimizer_free(o);
     heed_params_free(P);
 }
 
 static void bad_input(void) {
-    char msg[256];
     struct {
         heed_schedule s;
         const char *needle;
@@ -197,22 +225,27 @@ static void bad_input(void) {
         {heed_schedule_noam(1, 512, 0), "warmup = 0"},
     };
     for (int i = 0; i < N_OF(cases); i++) {
-        CHECK(heed_schedule_check(&cases[i].s, msg, sizeof msg) == HEED_ERR_ARG && strstr(msg, cases[i].needle),
-              "case %d: want '%s', got '%s'", i, cases[i].needle, msg);
-        CHECK(isnan(heed_schedule_lr(&cases[i].s, 0)), "case %d: an invalid schedule gives NaN", i);
+        CHECK_REFUSED(heed_schedule_check(ctx, &cases[i].s), cases[i].needle);
+        /* the rate of an invalid schedule is refused the same way, and *lr is left alone */
+        double lr = 42;
+        CHECK_REFUSED(heed_schedule_lr(ctx, &cases[i].s, 0, &lr), cases[i].needle);
+        CHECK(lr == 42, "case %d: lr written", i);
     }
     heed_schedule p = heed_schedule_plateau(1);
     p.gamma = 1;
-    CHECK(heed_schedule_check(&p, msg, sizeof msg) == HEED_ERR_ARG && strstr(msg, "factor"), "%s", msg);
-    CHECK(isnan(heed_schedule_observe(&p, 1)), "invalid plateau");
+    CHECK_REFUSED(heed_schedule_check(ctx, &p), "factor");
+    double lr = 42;
+    CHECK_REFUSED(heed_schedule_observe(ctx, &p, 1, &lr), "factor");
+    CHECK(lr == 42 && p.bad_epochs == 0, "a refused observation changes nothing");
     p = heed_schedule_plateau(1);
     p.patience = -1;
-    CHECK(heed_schedule_check(&p, NULL, 0) == HEED_ERR_ARG, "patience");
-    CHECK(heed_schedule_check(NULL, msg, sizeof msg) == HEED_ERR_ARG && strstr(msg, "NULL"), "%s", msg);
+    CHECK(heed_schedule_check(NULL, &p) == HEED_ERR_ARG, "patience (no ctx: the status alone)");
+    CHECK_REFUSED(heed_schedule_check(ctx, NULL), "NULL");
     heed_schedule s = heed_schedule_constant(0.1);
-    CHECK(isnan(heed_schedule_lr(&s, -1)), "negative t");
+    CHECK_REFUSED(heed_schedule_lr(ctx, &s, -1, &lr), "t = -1");
+    CHECK_REFUSED(heed_schedule_observe(ctx, &s, 1, &lr), "only reduce-on-plateau");
     s.kind = (heed_schedule_kind)99;
-    CHECK(heed_schedule_check(&s, msg, sizeof msg) == HEED_ERR_ARG && strstr(msg, "unknown kind"), "%s", msg);
+    CHECK_REFUSED(heed_schedule_check(ctx, &s), "unknown kind");
 }
 
 int main(void) {

@@ -55,14 +55,13 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     t->P = heed_params_new(t->ctx, cfg->dtype);
     if (!t->P) goto ctx_error;
     if (heed_sasrec_init(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
-    heed_adam_opts ao = HEED_ADAM_DEFAULTS;
-    ao.lr = cfg->lr, ao.beta1 = cfg->beta1, ao.beta2 = cfg->beta2;
+    heed_adam_opts ao = {.lr = HEED_EXACTLY(cfg->lr), .beta1 = HEED_EXACTLY(cfg->beta1), .beta2 = HEED_EXACTLY(cfg->beta2)};
     t->opt = heed_adam(t->P, &ao);
     if (!t->opt) goto ctx_error;
     /* The reference adds l2_emb * sum(w^2) / 2 of both tables to the loss: the gradient
      * gains l2_emb * w, which is Adam's (coupled) weight decay on their group. */
-    if (cfg->l2_emb > 0 && (heed_optimizer_add_group_named(t->opt, "sasrec.item_emb", 1.0, cfg->l2_emb) < 0 ||
-                            heed_optimizer_add_group_named(t->opt, "sasrec.pos_emb", 1.0, cfg->l2_emb) < 0))
+    if (cfg->l2_emb > 0 && (heed_optimizer_add_group_named(t->opt, "sasrec.item_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK ||
+                            heed_optimizer_add_group_named(t->opt, "sasrec.pos_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK))
         goto ctx_error;
     t->g = heed_graph_new(t->ctx);
     int64_t B = cfg->batch, N = cfg->model.maxlen;

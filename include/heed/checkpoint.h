@@ -28,8 +28,8 @@ extern "C" {
  * Numbers are stored as exact decimal strings (doubles with %.17g), so a resumed run
  * reads back bitwise the values it saved. */
 typedef struct {
-    int64_t step;  /* training steps done */
-    int64_t epoch;
+    int64_t step;  /* training steps done, in [0, 2^53] */
+    int64_t epoch; /* in [0, 2^53] */
     /* The ctx's op RNG (heed_ctx_rng_state): save writes the ctx's own state and ignores
      * these two; load restores it into the ctx and reports it here. */
     uint64_t rng_seed, rng_counter;
@@ -58,9 +58,13 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
 /* Loads a checkpoint saved by heed_checkpoint_save into P (same parameter names, shapes
  * and dtype), opt (NULL: the file's optimizer state is skipped; else the same optimizer
  * kind over the same store) and info_out (may be NULL), and restores the ctx RNG state.
- * The whole file is validated and read before anything changes: on error P, opt and the
- * ctx are untouched and the message (HEED_ERR_FORMAT for a corrupt or mismatching file,
- * HEED_ERR_IO, HEED_ERR_NOMEM) names what is wrong, the tensor, and found vs expected. */
+ * The whole file is validated and read before anything changes -- every number against
+ * its range too: counts in [0, 2^53], parameters finite, optimizer state finite and
+ * second moments >= 0 (docs/checkpoints.md lists the rules). On error P, opt and the ctx
+ * are untouched and the message (HEED_ERR_FORMAT for a corrupt or mismatching file,
+ * HEED_ERR_IO, HEED_ERR_NOMEM) names the file, what is wrong (the field or tensor and
+ * element) and found vs expected. Saving refuses (HEED_ERR_NUMERIC) values that loading
+ * would refuse. */
 heed_status heed_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out);
 /* The same from the bytes of a checkpoint in memory. */
 heed_status heed_checkpoint_load_memory(const void *data, size_t size, heed_params *P, heed_optimizer *opt,

@@ -33,6 +33,16 @@ typedef enum {
 const char *heed_status_name(heed_status s);
 size_t heed_dtype_size(heed_dtype dt);
 
+/* ---------------------------------------------------------------- options structs */
+
+/* Every options struct means "the defaults" when zero-initialised: a field left 0 (false,
+ * NULL) takes the default its comment gives (docs/guide.md, "Options structs"). Where 0
+ * is itself a value you want and not the default (beta1 = 0, atol = 0), write HEED_ZERO in
+ * a floating-point field: the smallest normal double, which options read as exactly 0.
+ * HEED_EXACTLY(x) passes a value computed at run time as it is, 0 included. */
+#define HEED_ZERO 0x1p-1022
+#define HEED_EXACTLY(x) ((x) == 0 ? HEED_ZERO : (double)(x))
+
 /* ---------------------------------------------------------------- shapes */
 
 typedef struct {
@@ -121,7 +131,9 @@ typedef struct {
     double a, b;
 } heed_init;
 
-/* Fans follow PyTorch: for shape [out, in, k...], fan_in = in*k..., fan_out = out*k... */
+/* Fans follow PyTorch: for shape [out, in, k...], fan_in = in*k..., fan_out = out*k...
+ * Arguments must be finite, uniform needs lo <= hi and normal std >= 0 (as torch.nn.init):
+ * heed_param and heed_param_init refuse others. */
 #define heed_init_zeros() ((heed_init){HEED_INIT_ZEROS, 0, 0})
 #define heed_init_constant(v) ((heed_init){HEED_INIT_CONSTANT, (v), 0})
 #define heed_init_uniform(lo, hi) ((heed_init){HEED_INIT_UNIFORM, (lo), (hi)})
@@ -139,7 +151,7 @@ typedef struct {
 heed_params *heed_params_new(heed_ctx *ctx, heed_dtype dtype);
 void heed_params_free(heed_params *P);
 /* Adds and initialises a parameter (seeded by the ctx seed and the parameter's name).
- * Returns NULL on error (duplicate name, bad shape); message in heed_ctx_error. */
+ * Returns NULL on error (duplicate name, bad shape, bad init); message in heed_ctx_error. */
 heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init);
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);

@@ -142,19 +142,33 @@ heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p);
 
 /* ---------------------------------------------------------------- ops: losses */
 
+/* How a loss reduces its per-element losses (PyTorch's `reduction`). */
+typedef enum {
+    HEED_REDUCE_MEAN = 0, /* the mean (the default) */
+    HEED_REDUCE_SUM,      /* the sum */
+    HEED_REDUCE_NONE,     /* no reduction: one loss per element */
+} heed_reduction;
+
+/* Zero-initialised (or NULL) means the defaults (core.h, "options structs"). */
 typedef struct {
-    int64_t ignore_index;   /* targets equal to it are skipped; default -100 */
-    double label_smoothing; /* in [0, 1] */
+    /* Targets equal to ignore_index are skipped. Left 0 it is -100, PyTorch's default;
+     * set has_ignore_index to skip class 0 itself (a padding id 0, say). */
+    int64_t ignore_index;
+    bool has_ignore_index;
+    double label_smoothing;   /* in [0, 1]; 0 */
+    heed_reduction reduction; /* HEED_REDUCE_MEAN */
 } heed_ce_opts;
-#define HEED_CE_DEFAULTS ((heed_ce_opts){.ignore_index = -100, .label_smoothing = 0})
 
-/* Losses return a scalar (0-dim) tensor. A loss over nothing (all rows ignored, all
- * weights zero, empty input) is 0 with zero gradients, not NaN. */
+/* Losses return a tensor of the input's dtype: a scalar (0-dim) one when reduced. A mean
+ * over nothing (all rows ignored, all weights zero, empty input) is 0 with zero
+ * gradients, not NaN. */
 
-/* logits[N, C], targets[N] in [0, C) or ignore_index (opts NULL: HEED_CE_DEFAULTS).
- * Row loss (1-s)*(-logp[t]) + s*mean_c(-logp[c]) with s = label_smoothing (PyTorch's
- * definition), averaged over the non-ignored rows. A target out of range is an error
- * naming the row and value. targets is copied; a fully masked row (all -inf) adds 0. */
+/* logits[N, C], targets[N] in [0, C) or the ignore index. Row loss
+ * l_i = (1-s)*(-logp[t]) + s*mean_c(-logp[c]) with s = label_smoothing (PyTorch's
+ * definition); an ignored row has l_i = 0. reduction: the mean over the rows not ignored,
+ * the sum, or (HEED_REDUCE_NONE) the [N] tensor of l_i. A target out of range is an error
+ * naming the row and value. targets is copied; a fully masked row (all -inf) has l_i = 0
+ * and counts in the mean. */
 heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts);
 /* l = max(x,0) - x*y + log(1 + exp(-|x|)) (stable for any |x|), y the shape of x.
  * Mean of l, or with weight (NULL or broadcast to x) sum(w*l)/sum(w) -- PyTorch divides

@@ -28,7 +28,7 @@ mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption"
 # objects, one folder per example.
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$root -I$root/examples/sasrec -Wno-unused-parameter
-        -Wno-pass-failed $(pkg-config --cflags sleef libcjson libpng zlib)"
+        -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib)"
 rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o
 export CC cflags work
 { ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c
@@ -100,7 +100,7 @@ for t in $targets; do
   exe="$work/fuzz_$t"
   # shellcheck disable=SC2046,SC2086
   if ! $CC $cflags -fsanitize=fuzzer,address,undefined $(source_of "$t") "$work"/obj/*.o \
-      $(pkg-config --libs sleef libcjson libpng zlib) -lm -o "$exe"; then
+      $(pkg-config --libs sleef libpng zlib) -lm -o "$exe"; then
     echo "fuzz $t: FAILED to build"
     failed=$((failed + 1))
     continue
