@@ -35,10 +35,12 @@ static void usage(FILE *f) {
             "usage: sasrec [options]\n"
             "data (default: generated, --gen small):\n"
             "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
-            "  --gen PRESET           small (6000 users, 500 items) or amazon-games (31000 users,\n"
-            "                         24000 items, 7.3 items per user)\n"
+            "  --gen PRESET           small (6000 users, 500 items), amazon-games (31000 users,\n"
+            "                         24000 items, 7.3 items per user) or interests (the demo's:\n"
+            "                         10000 users, 500 items in 20 groups, 3 interleaved per user)\n"
             "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
             "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
+            "  --gen-interests M  --gen-clusters N  --gen-repeat P   (the interests generator)\n"
             "  --save-data PATH       write the dataset in the paper's format and go on\n"
             "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
             "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
@@ -82,11 +84,6 @@ static bool parse_f64(const char *s, double *v) {
     if (errno || end == s || *end || !isfinite(x)) return false;
     *v = x;
     return true;
-}
-
-static sr_gen_config gen_small(void) {
-    return (sr_gen_config){.n_users = 6000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200, .successors = 3,
-                           .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
 }
 
 /* Parses argv into o; false with a message on stderr on a bad flag or value. */
@@ -142,6 +139,9 @@ static bool parse_args(int argc, char **argv, options *o) {
         DBL("--gen-order2", g->order2, 0, 1)
         DBL("--gen-zipf", g->zipf, 0, 5)
         INT("--gen-seed", g->seed, 0, INT64_MAX)
+        INT("--gen-interests", g->interests, 0, 64)
+        INT("--gen-clusters", g->clusters, 0, 100000000)
+        DBL("--gen-repeat", g->repeat, 0, 1)
         INT("--maxlen", t->model.maxlen, 1, 100000)
         INT("--hidden-units", t->model.hidden, 1, 100000)
         INT("--hidden", t->model.hidden, 1, 100000)
@@ -200,10 +200,8 @@ static bool preset(int argc, char **argv, sr_gen_config *g) {
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--gen")) continue;
         const char *v = argv[i + 1];
-        if (!strcmp(v, "small")) *g = gen_small();
-        else if (!strcmp(v, "amazon-games")) *g = sr_gen_amazon_games();
-        else {
-            fprintf(stderr, "sasrec: unknown --gen preset '%s' (small, amazon-games)\n", v);
+        if (!sr_gen_preset(v, g)) {
+            fprintf(stderr, "sasrec: unknown --gen preset '%s' (small, amazon-games, interests)\n", v);
             return false;
         }
     }
@@ -311,7 +309,8 @@ static int baseline(sr_trainer *t, const options *o, const char *name, sr_scorer
 
 int main(int argc, char **argv) {
     options o = {.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
-                 .target_hr = -1, .gen = gen_small(), .train = sr_train_defaults(0)};
+                 .target_hr = -1, .train = sr_train_defaults(0)};
+    sr_gen_preset("small", &o.gen);
     if (!preset(argc, argv, &o.gen) || !parse_args(argc, argv, &o)) return 2;
     o.train.threads = (int)o.threads;
     char err[1024];
@@ -358,21 +357,17 @@ int main(int argc, char **argv) {
         printf("resumed from %s after epoch %lld\n", o.checkpoint, (long long)t.epoch);
     }
 
-    /* The baselines on the very same candidates as the model: popularity; the counted chain
-     * (the generator's formula counted in the training parts, or on real data a first-order
-     * Markov chain with popularity for ties); on generated data the ceiling. */
+    /* The baselines on the very same candidates as the model: popularity; the chain
+     * (sr_chain_init_for: counted from the training parts); on generated data the ceiling. */
     sr_popularity pop;
     sr_chain chain;
     sr_metrics pop_test = {0}, chain_test = {0}, ceil_test = {0};
     if (sr_popularity_init(&pop, &d) ||
-        sr_chain_init(&chain, &d, generated ? o.gen.noise : 1e-3, generated ? o.gen.order2 : 0))
+        sr_chain_init_for(&chain, &d, generated ? &o.gen : NULL))
         return fprintf(stderr, "sasrec: out of memory\n"), 1;
     if (!o.bench &&
         (baseline(&t, &o, "popularity", sr_popularity_scorer, &pop, &pop_test, err, sizeof err) ||
-         baseline(&t, &o,
-                  generated ? "counted chain (the generator's formula, transitions counted in the training parts)"
-                            : "Markov chain (counted transitions from the last item, popularity for ties)",
-                  sr_chain_scorer, &chain, &chain_test, err, sizeof err) ||
+         baseline(&t, &o, chain.name, sr_chain_scorer, &chain, &chain_test, err, sizeof err) ||
          (generated && baseline(&t, &o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &gen, &ceil_test,
                                 err, sizeof err)))) {
         fprintf(stderr, "sasrec: %s\n", err);
@@ -453,7 +448,7 @@ int main(int argc, char **argv) {
         if (!o.no_test) {
             printf("summary (test HR@%d): model %.4f", o.k, test.hr);
             if (generated) printf(" vs ceiling %.4f", ceil_test.hr);
-            printf(" vs %s chain %.4f vs popularity %.4f\n", generated ? "counted" : "Markov", chain_test.hr, pop_test.hr);
+            printf(" vs %s %.4f vs popularity %.4f\n", chain.short_name, chain_test.hr, pop_test.hr);
         }
     }
     if (o.heatmap) {
