@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the main job: trains SASRec end to end on a generated dataset
-# with planted sequential structure (about a minute), evaluates it under the paper's
-# protocol against the generator's ceiling, a counted chain and popularity, and writes metrics,
-# a checkpoint and attention heatmaps to runs/sasrec/ (a rerun continues from the
-# checkpoint: --resume). Extra flags go to the program
+# Sets up, builds and runs the main job: trains SASRec end to end on generated data where
+# every user interleaves several interests (the next item follows the latest item of one
+# of them, not the last item; repeats; docs/sasrec.md) for about a minute, evaluates it
+# under the paper's protocol against the generator's ceiling, a first-order Markov chain
+# counted from the training data and popularity, and writes metrics, a checkpoint and
+# attention heatmaps to runs/sasrec/ (a rerun continues from the checkpoint: --resume).
+# Extra flags go to the program
 # (build/examples/sasrec --help). `bash scripts/demo.sh spirals` runs the small MLP example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,6 @@ if [ "${1:-}" = spirals ]; then
   exec ./build/examples/spirals "$@"
 fi
 mkdir -p runs/sasrec
-exec ./build/examples/sasrec --gen small --dropout-rate 0.2 --num-epochs 20 --eval-every 5 \
+exec ./build/examples/sasrec --gen interests --dropout-rate 0.2 --num-epochs 20 --eval-every 5 \
   --metrics runs/sasrec/metrics.csv --checkpoint runs/sasrec/sasrec.ckpt --resume \
   --heatmap runs/sasrec/attention.png "$@"

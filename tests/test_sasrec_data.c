@@ -314,7 +314,7 @@ static void generator_structure_and_ceiling(void) {
         for (int64_t t = 2; t < sr_len(&d, u); t++) {
             int64_t h[2] = {q[t - 2], q[t - 1]};
             int32_t first = gen.succ[q[t - 1] * 3];
-            want += sr_gen_prob(&gen, h, 2, first);
+            want += sr_gen_prob(&gen, u, h, 2, first);
             hits += q[t] == first;
             steps++;
         }
@@ -323,7 +323,7 @@ static void generator_structure_and_ceiling(void) {
     /* Probabilities sum to one. */
     int64_t h[2] = {5, 9};
     double total = 0;
-    for (int32_t j = 1; j <= 400; j++) total += sr_gen_prob(&gen, h, 2, j);
+    for (int32_t j = 1; j <= 400; j++) total += sr_gen_prob(&gen, 1, h, 2, j);
     CHECK_CLOSE(total, 1, 1e-12);
     /* Same seed, same data; another seed, other data. */
     sr_data d2;
@@ -369,6 +369,178 @@ static void generator_structure_and_ceiling(void) {
     CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "mean_len"), "%s", err);
 }
 
+/* The interests generator, drawn twice from one seed and once from another: the same data
+ * and the same hidden groups, then other data; its structure (each user's first items
+ * start its groups in turn, successors stay in their group) and its draws against its
+ * formula: the share of repeats and of the first successor of a group's last item. */
+static void interests_generator_draws_its_formula(void) {
+    sr_gen_config c;
+    CHECK(sr_gen_preset("interests", &c) && c.interests == 3 && c.clusters == 20, "the interests preset");
+    c.n_users = 2000, c.max_len = 40, c.seed = 11; /* h below holds a whole history */
+    sr_data d, d2, d3;
+    sr_generator gen, g2, g3;
+    char err[256];
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == 0, "%s", err);
+    CHECK(sr_generate(&c, &d2, &g2, err, sizeof err) == 0, "%s", err);
+    int64_t m = c.interests, N = d.n_interactions;
+    CHECK(d2.n_interactions == N && memcmp(d2.items, d.items, sizeof(int32_t) * (size_t)N) == 0 &&
+              memcmp(g2.interests, gen.interests, sizeof(int32_t) * (size_t)((c.n_users + 1) * m)) == 0 &&
+              memcmp(g2.succ, gen.succ, sizeof(int32_t) * (size_t)((c.n_items + 1) * c.successors)) == 0,
+          "the same seed gives the same data and truth");
+    c.seed = 12;
+    CHECK(sr_generate(&c, &d3, &g3, err, sizeof err) == 0, "%s", err);
+    CHECK(d3.n_interactions != N || memcmp(d3.items, d.items, sizeof(int32_t) * (size_t)N) != 0, "another seed, other data");
+    sr_data_free(&d2), sr_data_free(&d3);
+    sr_generator_free(&g2), sr_generator_free(&g3);
+
+    int64_t bad_start = 0, bad_succ = 0, bad_group = 0;
+    for (int64_t a = 1; a <= c.n_items; a++)
+        for (int k = 0; k < c.successors; k++) bad_succ += gen.cluster[gen.succ[a * c.successors + k]] != gen.cluster[a];
+    double rep_hits = 0, rep_want = 0, succ_hits = 0, succ_want = 0, steps = 0, total_err = 0;
+    int64_t h[64];
+    for (int64_t u = 1; u <= d.n_users; u++) {
+        const int32_t *q = sr_seq(&d, u), *mine = gen.interests + u * m;
+        for (int64_t i = 0; i < m; i++) {
+            bad_start += gen.cluster[q[i]] != mine[i];
+            for (int64_t j = 0; j < i; j++) bad_group += mine[i] == mine[j];
+        }
+        for (int64_t t = 0; t < sr_len(&d, u); t++) {
+            if (t >= m) {
+                /* the first successor of the first group's most recent item */
+                int64_t s = t - 1;
+                while (gen.cluster[h[s]] != mine[0]) s--;
+                int32_t first = gen.succ[h[s] * c.successors];
+                succ_want += sr_gen_prob(&gen, u, h, t, first);
+                succ_hits += q[t] == first;
+                bool seen = false;
+                for (int64_t r = 0; r < t; r++) {
+                    seen |= h[r] == q[t];
+                    bool again = false; /* P(next is an item seen before), each item once */
+                    for (int64_t e = 0; e < r; e++) again |= h[e] == h[r];
+                    rep_want += again ? 0 : sr_gen_prob(&gen, u, h, t, (int32_t)h[r]);
+                }
+                rep_hits += seen;
+                steps++;
+            }
+            h[t] = q[t];
+        }
+        if (u == 1) { /* the probabilities sum to one, before and after the groups have started */
+            for (int64_t n = 0; n <= sr_len(&d, u); n++) {
+                double total = 0;
+                for (int32_t j = 1; j <= c.n_items; j++) total += sr_gen_prob(&gen, u, h, n, j);
+                total_err = fmax(total_err, fabs(total - 1));
+            }
+        }
+    }
+    CHECK(bad_start == 0 && bad_group == 0, "users start their %lld distinct groups in turn (%lld, %lld off)", (long long)m,
+          (long long)bad_start, (long long)bad_group);
+    CHECK(bad_succ == 0, "%lld successors outside their item's group", (long long)bad_succ);
+    CHECK(total_err < 1e-12, "probabilities sum to one (off by %g)", total_err);
+    CHECK(fabs(succ_hits / steps - succ_want / steps) < 0.01, "successor frequency %g vs %g", succ_hits / steps,
+          succ_want / steps);
+    CHECK(fabs(rep_hits / steps - rep_want / steps) < 0.01, "repeat frequency %g vs %g", rep_hits / steps, rep_want / steps);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+
+    /* Bad configs are refused with a reason. */
+    sr_gen_preset("interests", &c);
+    c.clusters = 2;
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "clusters"), "%s", err);
+    c.clusters = 200;
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "more items than successors"), "%s", err);
+    c.clusters = 20, c.repeat = 0.96;
+    CHECK(sr_generate(&c, &d, &gen, err, sizeof err) == -1 && strstr(err, "repeat"), "%s", err);
+    CHECK(!sr_gen_preset("no-such-preset", &c), "unknown preset");
+}
+
+/* The ceiling of the interests generator on a hand-made truth: groups {1,2,3,4} and
+ * {5,6,7,8}, one successor each (1->2->3->4->1, 5->6->7->8->5), uniform popularity 1/8,
+ * noise 0.2, repeat 0.2, two interests per user, so
+ *   P(j | h) = 0.025 + 0.2 #(j in h) / |h| + 0.3 [j follows the last item of its group in h].
+ * Full ranking against the items the user never had (ties count half each way). */
+static void interests_ceiling_by_hand(void) {
+    int32_t succ[9] = {0, 2, 3, 4, 1, 6, 7, 8, 5}, cluster[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1}, mine[6] = {0, 0, 0, 1, 1, 0};
+    double succ_p[1] = {1}, pop[9] = {0, .125, .125, .125, .125, .125, .125, .125, .125}, mass[2] = {0.5, 0.5};
+    sr_generator gen = {.cfg = {.n_users = 2, .n_items = 8, .successors = 1, .noise = 0.2, .repeat = 0.2, .interests = 2,
+                                .clusters = 2},
+                        .succ = succ, .succ_p = succ_p, .pop = pop, .cluster = cluster, .mass = mass, .interests = mine};
+    int64_t h[4] = {1, 5, 2, 7};
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 3), 0.325, 1e-15);       /* follows 2, the last of group 0 */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 8), 0.325, 1e-15);       /* follows 7 */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 6), 0.025, 1e-15);       /* follows 5, not the last of its group */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 2), 0.025 + 0.05, 1e-15); /* a repeat */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 1, 5), 0.25, 1e-15);        /* the second group starts: 1/8 / (1/2) */
+    CHECK(sr_gen_prob(&gen, 1, h, 1, 2) == 0 && sr_gen_prob(&gen, 1, h, 4, 9) == 0, "out of the group, out of range");
+    /* user 1: 1 5 2 | 7 (valid) | 6 (test); user 2: 6 3 7 | 4 | 6 */
+    int32_t us[10] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 2}, is[10] = {1, 5, 2, 7, 6, 6, 3, 7, 4, 6};
+    sr_data d;
+    char err[256];
+    CHECK(sr_data_from_pairs(&d, us, is, 10, err, sizeof err) == 0, "%s", err);
+    d.n_items = 8; /* item 8 never occurs, but is a candidate */
+    sr_eval_opts o = sr_eval_defaults(50, false);
+    o.full = true;
+    sr_metrics m;
+    /* valid: user 1 has 3 (0.325) ahead of 7 and ties with 4 and 8 (0.025): ranks 1..3;
+     * user 2's 4 (0.325) ties with 8: ranks 0..1. */
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &m, err, sizeof err) == 0, "%s", err);
+    double want = ((1 / log2(3.0) + 1 / log2(4.0) + 1 / log2(5.0)) / 3 + (1 + 1 / log2(3.0)) / 2) / 2;
+    CHECK(m.users == 2 && m.hr == 1, "valid HR@10 %g over %lld users", m.hr, (long long)m.users);
+    CHECK_CLOSE(m.ndcg, want, 1e-12);
+    o.k = 1;
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &m, err, sizeof err) == 0, "%s", err);
+    CHECK_CLOSE(m.hr, 0.25, 1e-12); /* user 2 first half the time */
+    /* test: user 1's 6 (0.025) behind 3 and 8, tied with 4: ranks 2..3; user 2's repeat 6
+     * (0.075) behind 1 and 8 (0.325), ahead of 2 and 5: rank 2. */
+    o = sr_eval_defaults(50, true);
+    o.full = true;
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &m, err, sizeof err) == 0, "%s", err);
+    CHECK_CLOSE(m.ndcg, ((1 / log2(4.0) + 1 / log2(5.0)) / 2 + 1 / log2(4.0)) / 2, 1e-12);
+    o.k = 3;
+    CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &m, err, sizeof err) == 0, "%s", err);
+    CHECK_CLOSE(m.hr, (0.5 + 1) / 2, 1e-12);
+    sr_data_free(&d);
+}
+
+/* The chain baseline by kind of data: on the interests generator a first-order chain
+ * (the lag-2 weight 0 even when order2 is set, popularity only for ties), on the successor
+ * chain the generator's formula, on real data the Markov chain. Hand-made training parts:
+ * 1->2 twice, 2->3, 2->4, 2->7 twice, 5->2, 6->2. */
+static void chain_on_interests_is_first_order(void) {
+    int32_t us[] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4},
+            is[] = {1, 2, 3, 6, 6, 1, 2, 4, 5, 5, 5, 2, 7, 1, 1, 6, 2, 7, 1, 1};
+    sr_data d;
+    char err[256];
+    CHECK(sr_data_from_pairs(&d, us, is, 20, err, sizeof err) == 0, "%s", err);
+    sr_gen_config g;
+    sr_gen_preset("interests", &g);
+    g.order2 = 0.25;
+    sr_chain c;
+    CHECK(sr_chain_init_for(&c, &d, &g) == 0, "init");
+    CHECK(c.w_lag2 == 0 && c.w_pop == 1e-3 && strstr(c.name, "first-order") && !strcmp(c.short_name, "counted first-order chain"),
+          "%s: w_pop %g, w_lag2 %g", c.name, c.w_pop, c.w_lag2);
+    /* histories ending in 2 after 1, after 2 and alone: the same scores, n(2 then j) / 4 */
+    int64_t seqs[9] = {0, 1, 2, 0, 2, 2, 0, 0, 2};
+    int32_t cands[12] = {3, 4, 2, 7, 3, 4, 2, 7, 3, 4, 2, 7};
+    float s[12];
+    CHECK(sr_chain_scorer(&c, 3, (int64_t[]){1, 2, 3}, seqs, 3, cands, 4, s) == 0, "score");
+    double pop[8] = {0, 2 / 12.0, 4 / 12.0, 1 / 12.0, 1 / 12.0, 1 / 12.0, 1 / 12.0, 2 / 12.0}; /* 12 training items */
+    for (int r = 0; r < 3; r++) {
+        CHECK_CLOSE(s[r * 4 + 0], 1e-3 * pop[3] + (1 - 1e-3) * 0.25, 1e-6);
+        CHECK_CLOSE(s[r * 4 + 1], 1e-3 * pop[4] + (1 - 1e-3) * 0.25, 1e-6);
+        CHECK_CLOSE(s[r * 4 + 2], 1e-3 * pop[2], 1e-6);
+        CHECK_CLOSE(s[r * 4 + 3], 1e-3 * pop[7] + (1 - 1e-3) * 0.5, 1e-6);
+        for (int j = 0; j < 4; j++) CHECK(s[r * 4 + j] == s[j], "row %d differs from row 0 at %d", r, j);
+    }
+    sr_chain_free(&c);
+    g.interests = 0; /* the successor chain: its formula */
+    CHECK(sr_chain_init_for(&c, &d, &g) == 0 && c.w_pop == g.noise && c.w_lag2 == 0.25 && !strcmp(c.short_name, "counted chain"),
+          "successor chain: %g %g", c.w_pop, c.w_lag2);
+    sr_chain_free(&c);
+    CHECK(sr_chain_init_for(&c, &d, NULL) == 0 && c.w_lag2 == 0 && !strcmp(c.short_name, "Markov chain"), "real data");
+    sr_chain_free(&c);
+    sr_data_free(&d);
+}
+
 static void generator_amazon_games_shape(void) {
     sr_gen_config c = sr_gen_amazon_games();
     sr_data d;
@@ -394,6 +566,9 @@ int main(void) {
     RUN(counted_chain);
     RUN(generator_structure_and_ceiling);
     RUN(generator_amazon_games_shape);
+    RUN(interests_generator_draws_its_formula);
+    RUN(interests_ceiling_by_hand);
+    RUN(chain_on_interests_is_first_order);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -11,10 +11,12 @@ void sr_usage(FILE *f) {
             "usage: sasrec [options]\n"
             "data (default: generated, --gen small):\n"
             "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
-            "  --gen PRESET           small (6000 users, 500 items) or amazon-games (31000 users,\n"
-            "                         24000 items, 7.3 items per user)\n"
+            "  --gen PRESET           small (6000 users, 500 items), amazon-games (31000 users,\n"
+            "                         24000 items, 7.3 items per user) or interests (the demo's:\n"
+            "                         10000 users, 500 items in 20 groups, 3 interleaved per user)\n"
             "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
             "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
+            "  --gen-interests M  --gen-clusters N  --gen-repeat P   (the interests generator)\n"
             "                         (the generator's settings: not with --data)\n"
             "  --save-data PATH       write the dataset in the paper's format and go on\n"
             "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
@@ -65,11 +67,6 @@ static bool parse_f64(const char *s, double *v) {
     return true;
 }
 
-static sr_gen_config gen_small(void) {
-    return (sr_gen_config){.n_users = 6000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200, .successors = 3,
-                           .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
-}
-
 /* The flags without a value, and where they go (NULL for a name that is not one). */
 static bool *bool_flag(const char *a, sr_options *o) {
     return !strcmp(a, "--resume")      ? &o->resume
@@ -91,9 +88,8 @@ static int preset(int argc, char *const *argv, sr_options *o, char *err, size_t 
         if (valueless(argv[i], o)) continue;
         const char *a = argv[i], *v = argv[++i];
         if (strcmp(a, "--gen")) continue;
-        if (!strcmp(v, "small")) o->gen = gen_small();
-        else if (!strcmp(v, "amazon-games")) o->gen = sr_gen_amazon_games();
-        else return snprintf(err, errlen, "unknown --gen preset '%s' (small, amazon-games)", v), SR_ARGS_ERROR;
+        if (!sr_gen_preset(v, &o->gen))
+            return snprintf(err, errlen, "unknown --gen preset '%s' (small, amazon-games, interests)", v), SR_ARGS_ERROR;
     }
     return SR_ARGS_OK;
 }
@@ -114,7 +110,8 @@ static int check_options(const sr_options *o, char *err, size_t errlen) {
 
 int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t errlen) {
     *o = (sr_options){.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
-                      .target_hr = -1, .gen = gen_small(), .train = sr_train_defaults(0)};
+                      .target_hr = -1, .train = sr_train_defaults(0)};
+    sr_gen_preset("small", &o->gen);
     if (err && errlen) err[0] = 0;
     if (preset(argc, argv, o, err, errlen) != SR_ARGS_OK) return SR_ARGS_ERROR;
     bool epochs_set = false;
@@ -157,6 +154,9 @@ int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t 
         DBL("--gen-order2", g->order2, 0, 1)
         DBL("--gen-zipf", g->zipf, 0, 5)
         INT("--gen-seed", g->seed, 0, INT64_MAX)
+        INT("--gen-interests", g->interests, 0, 64)
+        INT("--gen-clusters", g->clusters, 0, 100000000)
+        DBL("--gen-repeat", g->repeat, 0, 1)
         INT("--maxlen", t->model.maxlen, 1, 100000)
         INT("--hidden-units", t->model.hidden, 1, 100000)
         INT("--hidden", t->model.hidden, 1, 100000)

@@ -225,6 +225,17 @@ int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2) {
     return 0;
 }
 
+int sr_chain_init_for(sr_chain *c, const sr_data *d, const sr_gen_config *gen) {
+    bool formula = gen && !gen->interests;
+    if (sr_chain_init(c, d, formula ? gen->noise : 1e-3, formula ? gen->order2 : 0)) return -1;
+    c->name = formula ? "counted chain (the generator's formula, transitions counted in the training parts)"
+              : gen   ? "counted first-order chain (transitions from the last item counted in the training parts, "
+                        "popularity for ties)"
+                      : "Markov chain (counted transitions from the last item, popularity for ties)";
+    c->short_name = formula ? "counted chain" : gen ? "counted first-order chain" : "Markov chain";
+    return 0;
+}
+
 void sr_chain_free(sr_chain *c) {
     free(c->row);
     free(c->next);
@@ -273,7 +284,7 @@ int sr_oracle_scorer(void *user, int64_t n, const int64_t *users, const int64_t 
         int64_t hn = maxlen - first;
         for (int64_t j = 0; j < width; j++) {
             int32_t it = cands ? cands[i * n_cands + j] : (int32_t)j;
-            scores[i * width + j] = (float)sr_gen_prob(gen, h, hn, it);
+            scores[i * width + j] = (float)sr_gen_prob(gen, users[i], h, hn, it);
         }
     }
     return 0;

@@ -236,19 +236,14 @@ static int run(program *p) {
         if (!p->log) return fail("--metrics", heed_ctx_error(t->ctx));
     }
 
-    /* The baselines on the very same candidates as the model: popularity; the counted chain
-     * (the generator's formula counted in the training parts, or on real data a first-order
-     * Markov chain with popularity for ties); on generated data the ceiling. */
+    /* The baselines on the very same candidates as the model: popularity; the chain
+     * (sr_chain_init_for: counted from the training parts); on generated data the ceiling. */
     sr_metrics pop_test = {0}, chain_test = {0}, ceil_test = {0};
-    if (sr_popularity_init(&p->pop, d) ||
-        sr_chain_init(&p->chain, d, generated ? o->gen.noise : 1e-3, generated ? o->gen.order2 : 0))
+    if (sr_popularity_init(&p->pop, d) || sr_chain_init_for(&p->chain, d, generated ? &o->gen : NULL))
         return fail("", "out of memory for the baselines");
     if (!o->bench &&
         (baseline(t, o, "popularity", sr_popularity_scorer, &p->pop, &pop_test, err, errlen) ||
-         baseline(t, o,
-                  generated ? "counted chain (the generator's formula, transitions counted in the training parts)"
-                            : "Markov chain (counted transitions from the last item, popularity for ties)",
-                  sr_chain_scorer, &p->chain, &chain_test, err, errlen) ||
+         baseline(t, o, p->chain.name, sr_chain_scorer, &p->chain, &chain_test, err, errlen) ||
          (generated && baseline(t, o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &p->gen, &ceil_test,
                                 err, errlen))))
         return fail("", err);
@@ -321,7 +316,7 @@ static int run(program *p) {
         if (!o->no_test) {
             printf("summary (test HR@%d): model %.4f", o->k, test.hr);
             if (generated) printf(" vs ceiling %.4f", ceil_test.hr);
-            printf(" vs %s chain %.4f vs popularity %.4f\n", generated ? "counted" : "Markov", chain_test.hr, pop_test.hr);
+            printf(" vs %s %.4f vs popularity %.4f\n", p->chain.short_name, chain_test.hr, pop_test.hr);
         }
     }
     if (o->heatmap) {

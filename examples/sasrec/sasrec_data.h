@@ -94,13 +94,24 @@ void sr_eval_row(const sr_data *d, int64_t u, int64_t maxlen, bool test, int64_t
 
 /* ---------------------------------------------------------------- generator */
 
-/* Synthetic data with planted sequential structure. Every item has `successors` fixed
- * successor items (chosen uniformly) with probabilities proportional to 1/(k+1). A user's
- * first item comes from a Zipf popularity law; every next item is, with probability
- * `noise`, a fresh popularity draw, otherwise a successor of the last item (probability
- * 1 - order2) or of the item before it (order2). So P(next | history) is known exactly,
- * and ranking by it is the best any model can do: the ceiling. Lengths are
- * min_len + geometric, mean mean_len, capped at max_len. */
+/* Synthetic data with planted sequential structure and a known best ranking. Item
+ * popularity is a Zipf law over a random order of the items; every item has `successors`
+ * successor items with probabilities proportional to 1/(k+1). Lengths are min_len +
+ * geometric, mean mean_len, capped at max_len. Two generators:
+ *
+ * interests = 0, the successor chain: a user's first item is a popularity draw; every next
+ *   item is, with probability `noise`, a popularity draw, otherwise a successor of the last
+ *   item (probability 1 - order2) or of the item before it (order2). Successors are any
+ *   items.
+ * interests = m >= 1, interleaved interests: the items fall into `clusters` groups (sizes
+ *   within one of each other) and successors stay in their item's group. A user has m distinct groups (uniformly
+ *   drawn); the first m items are a popularity draw within each of them, in turn. Every
+ *   next item is, with probability `noise`, a popularity draw; with probability `repeat`,
+ *   an earlier item of the user (uniform over the history); otherwise one of the m
+ *   interests is picked uniformly and the item is a successor of the most recent item of
+ *   that group. order2 is not used.
+ * Either way P(next | history) is known exactly (sr_gen_prob), and ranking by it is the
+ * best any model can do: the ceiling. */
 typedef struct {
     int64_t n_users, n_items;
     double mean_len;
@@ -108,23 +119,37 @@ typedef struct {
     int successors;
     double noise, order2, zipf;
     uint64_t seed;
+    int interests;       /* per user; 0: the successor chain */
+    int64_t clusters;    /* item groups (interests >= 1) */
+    double repeat;       /* share of repeats of an earlier item (interests >= 1) */
 } sr_gen_config;
 
 /* Shaped like Amazon Games in the paper (31k users, 24k items, 7.3 items per user). */
 sr_gen_config sr_gen_amazon_games(void);
+/* The presets by name: "small" (the successor chain on 6,000 users and 500 items),
+ * "amazon-games" and "interests" (the demo's: 10,000 users, 3 interleaved interests
+ * among 20 groups of 25 items, repeats). false for an unknown name. */
+bool sr_gen_preset(const char *name, sr_gen_config *out);
 
 typedef struct {
     sr_gen_config cfg;
-    int32_t *succ;   /* [n_items + 1][successors] */
-    double *succ_p;  /* [successors] */
-    double *pop;     /* [n_items + 1], pop[0] = 0 */
+    int32_t *succ;      /* [n_items + 1][successors] */
+    double *succ_p;     /* [successors] */
+    double *pop;        /* [n_items + 1], pop[0] = 0 */
+    int32_t *cluster;   /* [n_items + 1]: each item's group (interests >= 1) */
+    double *mass;       /* [clusters]: the popularity of each group */
+    int32_t *interests; /* [n_users + 1][interests]: each user's groups, in the order started */
 } sr_generator;
 
 void sr_generator_free(sr_generator *gen);
 /* Makes the dataset and keeps the truth in gen. 0 or -1 with a message. */
 int sr_generate(const sr_gen_config *cfg, sr_data *d, sr_generator *gen, char *err, size_t errlen);
-/* P(next item = item | the last two items of a history): hist[0..n), n >= 0. */
-double sr_gen_prob(const sr_generator *gen, const int64_t *hist, int64_t n, int32_t item);
+/* P(next item = item | user's history hist[0..n)), n >= 0. The successor chain reads the
+ * last two items only; the interests generator reads the user's groups (for n < m: the
+ * group started next), the counts of items in hist for repeats, and for each group its
+ * most recent item in hist (a group without one, possible only when hist is a window
+ * shorter than the history, falls back to the group's popularity). */
+double sr_gen_prob(const sr_generator *gen, int64_t user, const int64_t *hist, int64_t n, int32_t item);
 
 /* ---------------------------------------------------------------- evaluation */
 
@@ -171,12 +196,12 @@ int sr_popularity_init(sr_popularity *p, const sr_data *d);
 void sr_popularity_free(sr_popularity *p);
 int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
                          const int32_t *cands, int64_t n_cands, float *scores);
-/* Counted chain: the generator's formula with its parts counted in the training parts,
+/* Counted chain: a chain whose parts are counted in the training parts,
  *   score(j | ..., a', a) = w_pop pop^(j) + (1 - w_pop) [(1 - w_lag2) T^(a, j) + w_lag2 T^(a', j)]
  * pop^(j) = n(j) / n, T^(a, j) = n(a then j) / n(a then anything), over consecutive training
- * items. With the generator's noise and order2 as weights it scores as the ceiling would
- * if the generator's transitions were only known from the data the model trains on; with
- * w_lag2 = 0 it is a first-order Markov chain with a popularity fallback. */
+ * items. With the successor chain's noise and order2 as weights it scores as the ceiling
+ * would if the generator's transitions were only known from the data the model trains on;
+ * with w_lag2 = 0 it is a first-order Markov chain with a popularity fallback. */
 typedef struct {
     const sr_data *d;
     double w_pop, w_lag2;
@@ -184,8 +209,15 @@ typedef struct {
     int32_t *next;  /* successors seen, ascending within a row */
     double *share;  /* T^(a, next) */
     double *pop;    /* [n_items + 1] */
+    const char *name, *short_name; /* what it is, for reports (set by sr_chain_init_for) */
 } sr_chain;
 int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2);
+/* The chain baseline of a dataset: gen is the generator's configuration, NULL for real
+ * data. On the successor chain (interests 0) the generator's formula with its noise and
+ * order2 as weights; otherwise a first-order Markov chain with popularity only breaking
+ * ties (w_pop 1e-3, w_lag2 0): on the interests generator the formula would know the
+ * hidden structure (the groups, the repeats), which is what the model has to find. */
+int sr_chain_init_for(sr_chain *c, const sr_data *d, const sr_gen_config *gen);
 void sr_chain_free(sr_chain *c);
 int sr_chain_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
                     const int32_t *cands, int64_t n_cands, float *scores);
