@@ -418,6 +418,36 @@ static void tiles_visited(void) {
             }
 }
 
+/* Without a pattern heed_attention_cost counts what the dense kernels do: the visible
+ * pairs, and the key tiles the forward steps through from each query block's first key. */
+static void dense_cost(void) {
+    scase cs[] = {
+        {.B = 2, .H = 2, .Nq = 301, .Nk = 301, .d = 8, .dv = 8, .window = 16},
+        {.B = 1, .H = 3, .Nq = 200, .Nk = 301, .d = 8, .dv = 8, .window = 40, .causal = true},
+        {.B = 1, .H = 1, .Nq = 301, .Nk = 250, .d = 8, .dv = 8, .causal = true},
+        {.B = 1, .H = 1, .Nq = 77, .Nk = 99, .d = 8, .dv = 8},
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        scase c = cs[ci];
+        c.impl = HEED_ATTN_FLASH, c.bq = 32, c.bk = 48;
+        unsigned char *mask = ref_mask(&c);
+        int64_t pairs = -1, tiles = -1, want_pairs = count_visible(mask, c.H * c.Nq * c.Nk);
+        heed_attention_opts o = opts_of(&c, false, NULL, NULL);
+        CHECK(heed_attention_cost(ctx, &o, HEED_F32, c.H, c.Nq, c.Nk, &pairs, &tiles) == HEED_OK, "%s", heed_ctx_error(ctx));
+        heed_graph *g = heed_graph_new(ctx);
+        heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nq, c.d), 0.1);
+        heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nk, c.d), 0.2);
+        flash_take_tile_visits();
+        CHECK(heed_attention(g, q, k, k, &o) != NULL, "%s", heed_graph_error(g));
+        int64_t fwd = flash_take_tile_visits();
+        CHECK(pairs == want_pairs && fwd == c.B * tiles && tiles > 0,
+              "case %zu: cost %lld pairs, %lld tiles; mask %lld pairs, forward entered %lld tiles", ci, (long long)pairs,
+              (long long)tiles, (long long)want_pairs, (long long)fwd);
+        heed_graph_free(g);
+        free(mask);
+    }
+}
+
 /* At a fixed number of keys per row (BigBird: window 128, 2 global, 2 random blocks of
  * 64), from N = 1024 to 65536: at most 9 tiles per query tile of 128 (3 of the window,
  * the global column, 2 x 2 random, and the global row's N / 128 once) and at most
@@ -550,6 +580,7 @@ int main(void) {
     RUN(gradcheck_patterns);
     RUN(f32_vs_f64);
     RUN(tiles_visited);
+    RUN(dense_cost);
     RUN(linear_growth);
     RUN(random_blocks_draw);
     RUN(bad_inputs);

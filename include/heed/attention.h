@@ -59,8 +59,8 @@ typedef struct {
 } heed_attention_opts;
 
 /* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv]
- * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window and -inf entries of bias)
- * combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
+ * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window or pattern, and -inf entries of
+ * bias) combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
  * Gradients flow to q, k, v and bias (summed over the dims it broadcasts). Dropout is
  * active only when the graph is training; flash and materialised draw the same mask for
  * the same random stream. The weights (materialised only) are the softmax before dropout
