@@ -46,7 +46,8 @@ static void ref_random_blocks(uint64_t seed, int64_t h, int64_t u, int64_t n, in
     }
 }
 
-static int64_t fdiv(int64_t a, int64_t b) { return (a - ((a % b) + b) % b) / b; }
+/* floor(a / b) for b > 0. */
+static int64_t fdiv(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 
 /* mask[((b*H + h)*Nq + i)*Nk + j] = 1 where query i of batch b, head h sees key j. */
 static unsigned char *ref_mask(const scase *c) {
@@ -293,6 +294,28 @@ static void matches_dense_extras(void) {
     scase c = shape_variant(pattern_case(7), 2);
     c.impl = HEED_ATTN_MATERIALISED, c.weights_out = true;
     compare_with_dense(&c, HEED_F64, 1e-12, "weights");
+    /* Lengths past every distance: the same pattern as the longest useful ones, and no
+     * overflow (the sanitizer build checks that). */
+    const struct {
+        int64_t window;
+        heed_attn_pattern pat;
+        int shape;
+    } huge[] = {
+        {INT64_MAX / 2, {.dilation = INT64_MAX / 3}, 3}, /* only p itself */
+        {INT64_MAX, {.dilation = 2}, 0},                  /* every other key */
+        {0, {.strided = INT64_MAX}, 1},                   /* every key (causal) */
+        {0, {.fixed = INT64_MAX, .summary = INT64_MAX - 3}, 3}, /* p >= 0: all; p < 0: keys j >= 3 */
+        {0, {.fixed = INT64_MAX, .summary = 2}, 4},
+    };
+    for (size_t x = 0; x < sizeof huge / sizeof huge[0]; x++)
+        for (int impl = 0; impl < 2; impl++) {
+            c = shape_variant((scase){.B = 1, .H = 2, .Nq = 37, .Nk = 37, .d = 4, .dv = 3}, huge[x].shape);
+            c.window = huge[x].window, c.pat = huge[x].pat;
+            c.impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED, c.bq = 8, c.bk = 5;
+            char what[64];
+            snprintf(what, sizeof what, "huge lengths %zu impl %d", x, impl);
+            compare_with_dense(&c, HEED_F64, 1e-12, what);
+        }
 }
 
 /* Flash in f32 with threads (B H = 8 heads, and one head shared by the threads), AVX2

@@ -113,11 +113,19 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
                           op, (long long)s->summary, (long long)s->fixed),
                false;
 
+    /* Lengths beyond every distance are cut to L = Nq + Nk + 1 (|p - j| < L for every query
+     * position p in [Nk - Nq, Nk) and key j in [0, Nk)) without changing the pattern, so no
+     * sum below can overflow: a window of w steps of t sees |n| t < L at most; a stride of
+     * L or more already shows every key; a fixed block of l >= L holds every key for p >= 0
+     * and none for p < 0, as a block of L does, and its summary keys j >= l - c are those
+     * j >= L - (c - (l - L)) (none when c <= l - L: summary 0). */
     attn_pattern *A = &P->pat;
-    P->window = opts->window;
-    *A = (attn_pattern){.dilation = s->dilation > 1 ? s->dilation : 1, .strided = s->strided, .fixed = s->fixed,
+    int64_t L = P->Nq + Nk + 1, t = s->dilation > 1 ? min64(s->dilation, L) : 1;
+    P->window = min64(opts->window, L / t + 1);
+    *A = (attn_pattern){.dilation = t, .strided = min64(s->strided, L), .fixed = s->fixed,
                         .summary = s->fixed ? (s->summary ? s->summary : 1) : 0};
-    A->on = A->dilation > 1 || s->n_global > 0 || s->random_blocks > 0 || s->strided > 0 || s->fixed > 0;
+    if (A->fixed > L) A->summary = max64(A->summary - (A->fixed - L), 0), A->fixed = L;
+    A->on = s->dilation > 1 || s->n_global > 0 || s->random_blocks > 0 || s->strided > 0 || s->fixed > 0;
     if (s->n_global > 0) {
         int64_t *gl = heed__alloc(g, (size_t)s->n_global * sizeof *gl);
         if (!gl) return false;
