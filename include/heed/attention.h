@@ -31,7 +31,8 @@ typedef enum {
  * window + global + random; Longformer window (dilated or not) + global. The draw of the
  * random blocks depends only on (seed, head, query block, Nk), so forward and backward,
  * flash and materialised see the same blocks. Flash visits only the tiles holding a
- * visible pair: cost O(visible pairs * d) (heed_attention_cost). See docs/attention.md. */
+ * visible pair (heed_attention_cost counts them): cost O(N k d) for k keys per row, plus
+ * the hidden keys that share a tile with seen ones. See docs/attention.md. */
 typedef struct {
     int64_t dilation;      /* of the window (needs opts.window > 0); 0 = 1 (contiguous) */
     const int64_t *global; /* n_global key positions in [0, Nk) (copied; repeats are fine) */
