@@ -17,12 +17,42 @@ typedef enum {
     HEED_ATTN_FLASH,        /* tiled, O(N d) memory, recomputing backward */
 } heed_attn_impl;
 
+/* A sparse attention pattern (Longformer, BigBird, the Sparse Transformer), as
+ * heed_attention_opts.pattern. Query i sits at position p = i + (Nk - Nq), key j at j.
+ * When any field below is set, query p sees the union of the parts that are on:
+ *   window w (opts.window), dilation t:  j = p + n t for an integer |n| < w
+ *   global positions G:                  every key when p is in G; key j from every query when j is in G
+ *   random blocks (r, size s, seed):     all keys of r distinct key blocks [u s, u s + s), drawn
+ *                                        for each query block floor(p / s) and head (Philox)
+ *   strided l:                           |p - j| < l, or (p - j) mod l == 0
+ *   fixed l, summary c:                  floor(j / l) == floor(p / l), or j mod l >= l - c
+ * and then causal, key_lengths and -inf bias entries mask as usual. All zero means no
+ * pattern: dense, or the band |p - j| < w alone when opts.window is set. BigBird is
+ * window + global + random; Longformer window (dilated or not) + global. The draw of the
+ * random blocks depends only on (seed, head, query block, Nk), so forward and backward,
+ * flash and materialised see the same blocks. Flash visits only the tiles holding a
+ * visible pair (heed_attention_cost counts them): cost O(N k d) for k keys per row, plus
+ * the hidden keys that share a tile with seen ones. See docs/attention.md. */
+typedef struct {
+    int64_t dilation;      /* of the window (needs opts.window > 0); 0 = 1 (contiguous) */
+    const int64_t *global; /* n_global key positions in [0, Nk) (copied; repeats are fine) */
+    int64_t n_global;
+    int64_t random_blocks; /* r: at most the ceil(Nk / block) key blocks there are */
+    int64_t block;         /* s: size of the random blocks; 0 = 64 */
+    uint64_t seed;         /* of the random blocks */
+    int64_t strided;       /* l of Child et al.'s strided pattern; 0 = off */
+    int64_t fixed;         /* l of Child et al.'s fixed pattern; 0 = off */
+    int64_t summary;       /* c: the fixed pattern's summary keys per block, in [1, fixed]; 0 = 1 */
+} heed_attn_pattern;
+
 typedef struct {
     double scale;                /* 0: 1/sqrt(d) */
     bool causal;                 /* query i sees keys j <= i + (Nk - Nq) (bottom-right aligned) */
     const int64_t *key_lengths;  /* [B]: keys j >= key_lengths[b] are masked; NULL = none */
     heed_tensor *bias;           /* additive, broadcastable to [B,H,Nq,Nk]; NULL = none */
-    int64_t window;              /* > 0: also mask |i + (Nk - Nq) - j| >= window (local attention) */
+    int64_t window;              /* > 0: also mask |i + (Nk - Nq) - j| >= window (local attention);
+                                    with a pattern, the window is one part of its union */
+    heed_attn_pattern pattern;   /* sparse pattern; all zero = none */
     double dropout;              /* on the attention weights, when the graph is training */
     heed_tensor **weights;       /* if non-NULL, receives the weights [B,H,Nq,Nk] (materialised) */
     heed_attn_impl impl;
@@ -30,8 +60,8 @@ typedef struct {
 } heed_attention_opts;
 
 /* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv]
- * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window and -inf entries of bias)
- * combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
+ * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window or pattern, and -inf entries of
+ * bias) combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
  * Gradients flow to q, k, v and bias (summed over the dims it broadcasts). Dropout is
  * active only when the graph is training; flash and materialised draw the same mask for
  * the same random stream. The weights (materialised only) are the softmax before dropout
@@ -39,6 +69,15 @@ typedef struct {
  * options are read during the call (key_lengths is copied). opts may be NULL (all off).
  * Equations, cost and memory: docs/attention.md. */
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
+
+/* The work of heed_attention with these options on H heads of Nq queries and Nk keys
+ * (opts->key_lengths, bias and dropout are ignored): *pairs receives the visible (query,
+ * key) pairs summed over the heads, *tiles the query x key tiles the flash forward visits
+ * (the dtype's default tiles, or opts->block_q, block_k; with a pattern, the backward
+ * visits the same tiles). Either may be NULL. Errors (bad options, as heed_attention
+ * reports them) go to heed_ctx_error. */
+heed_status heed_attention_cost(heed_ctx *ctx, const heed_attention_opts *opts, heed_dtype dtype, int64_t H, int64_t Nq,
+                                int64_t Nk, int64_t *pairs, int64_t *tiles);
 
 /* ---------------------------------------------------------------- one decoder step (ops/attention/scores.c) */
 

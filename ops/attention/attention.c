@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "../gemm.h"
 
+#include <omp.h>
 #include <tgmath.h>
 
 /* Rows per work item of the materialised path. */
@@ -34,6 +35,7 @@ typedef struct {
     const void *q, *k, *v, *bias;
     void *W, *A, *O;
     unsigned char *keep;
+    unsigned char *vis; /* a pattern's visible keys: [threads][Nk] */
     const void *dO, *dW, *Ap; /* backward: output and weight gradients, weights after dropout */
     void *dS, *gq, *gk, *gv;
 } mat_job;
@@ -69,6 +71,15 @@ static void mat_fwd_item(const mat_job *J, int64_t it) {
             int64_t i = i0 + r, lo, hi;
             attn_row_keys(P, b, i, &lo, &hi);
             T *row = Wr + r * Nk, m = -INFINITY, l = 0;
+            if (P->pat.on) { /* the keys of the pattern inside [lo, hi); the others get the score of weight 0 */
+                unsigned char *vis = J->vis + (size_t)omp_get_thread_num() * (size_t)Nk, holes;
+                int64_t span_lo, span_hi;
+                attn_pattern_tile(P, h, i, 1, 0, Nk, &lo, &hi,
+                                  &(attn_tile_rows){.vis = vis, .holes = &holes, .lo = &span_lo, .hi = &span_hi});
+                lo = span_lo, hi = span_hi;
+                for (int64_t j = lo; holes && j < hi; j++)
+                    if (!vis[j]) row[j] = c > 0 ? -INFINITY : INFINITY;
+            }
             const T *brow = bias ? bias + attn_bias_at(P, b, h, i, 0) : NULL;
             K->row_fwd(row, Nk, lo, hi, c, brow, P->bstride[3], bmul, &m, &l);
             T inv = l > 0 ? 1 / l : 0; /* l == 0: fully masked, the row is already 0 */
@@ -165,9 +176,11 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
     size_t es = heed_dtype_size(q->dtype);
     void *A = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) * es + 1) : NULL;
     unsigned char *keep = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
+    unsigned char *vis = P->pat.on ? heed__alloc(g, (size_t)omp_get_max_threads() * (size_t)Nk + 1) : NULL;
     if (!heed__live(g)) return NULL;
     mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
-                 .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep};
+                 .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep,
+                 .vis = vis};
     if (Nk > 0) mat_run(&J, BH * J.nrb, mat_fwd_item); /* no keys: O stays 0 */
     heed_tensor *in[4] = {q, k, v, bias}, *out[2] = {o, w};
     heed_node *n = heed__record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);
@@ -196,8 +209,7 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
                           HEED_S(k), HEED_S(v)),
                NULL;
     attn_plan P = {.B = q->shape[0], .H = q->shape[1], .Nq = q->shape[2], .d = q->shape[3], .Nk = k->shape[2],
-                   .dv = v->shape[3], .causal = o.causal, .window = o.window, .block_q = o.block_q,
-                   .block_k = o.block_k};
+                   .dv = v->shape[3], .causal = o.causal, .block_q = o.block_q, .block_k = o.block_k};
     if (k->shape[0] != P.B || k->shape[1] != P.H || v->shape[0] != P.B || v->shape[1] != P.H)
         return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: batch and head dims (the first two) must be equal", op,
                           HEED_S(q), HEED_S(k), HEED_S(v)),
@@ -215,9 +227,7 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
     if (!isfinite(o.scale))
         return heed__fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, o.scale), NULL;
     P.scale = o.scale != 0 ? o.scale : 1 / sqrt((double)P.d);
-    if (o.window < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: window = %lld (must be >= 0; 0 means none)", op, (long long)o.window),
-               NULL;
+    if (!attn_pattern_setup(g, op, &o, &P)) return NULL;
     if (!(o.dropout >= 0 && o.dropout < 1))
         return heed__fail(g, HEED_ERR_ARG, "%s: dropout = %g (must be in [0, 1))", op, o.dropout), NULL;
     if (o.impl != HEED_ATTN_AUTO && o.impl != HEED_ATTN_MATERIALISED && o.impl != HEED_ATTN_FLASH)

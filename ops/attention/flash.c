@@ -3,11 +3,25 @@
  * log2 of its sum (apart, for f32 precision: see flash_impl.h); the backward
  * recomputes the score tiles. Memory beyond inputs, output and gradients: O(B H Nq) for
  * m, log2 l and D plus per-thread tiles (and a per-thread [Nq, d] dQ partial when threads
- * share a head). */
+ * share a head), and with a sparse pattern its tile map (pattern.c: two int32 per tile
+ * visited, per head with random blocks). */
 #include "internal.h"
 
 #include <omp.h>
 #include <tgmath.h>
+
+/* (query tile, key tile) pairs entered, forward and backward (flash_take_tile_visits). */
+static int64_t tile_visits;
+
+int64_t flash_take_tile_visits(void) {
+    int64_t n;
+#pragma omp atomic capture
+    {
+        n = tile_visits;
+        tile_visits = 0;
+    }
+    return n;
+}
 
 /* Whether backward gives whole heads to threads (see FN(backward)). */
 static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || BH >= 2 * nthreads || BH % nthreads == 0; }
@@ -31,6 +45,12 @@ static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || B
 /* Default tiles: 128 x 128 f32 tiles keep S, K^T and the output block in L2 and give the
  * micro-kernels long runs (see docs/attention.md for the measurements). */
 enum { FLASH_BQ_F32 = 128, FLASH_BK_F32 = 128, FLASH_BQ_F64 = 64, FLASH_BK_F64 = 64 };
+
+void attn_flash_blocks(attn_plan *P, heed_dtype dtype) {
+    bool f32 = dtype == HEED_F32;
+    if (P->block_q == 0) P->block_q = f32 ? FLASH_BQ_F32 : FLASH_BQ_F64;
+    if (P->block_k == 0) P->block_k = f32 ? FLASH_BK_F32 : FLASH_BK_F64;
+}
 
 typedef struct {
     attn_plan plan;
@@ -79,8 +99,8 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     const char *op = "heed_attention";
     attn_plan P = *plan;
     bool f32 = q->dtype == HEED_F32;
-    if (P.block_q == 0) P.block_q = f32 ? FLASH_BQ_F32 : FLASH_BQ_F64;
-    if (P.block_k == 0) P.block_k = f32 ? FLASH_BK_F32 : FLASH_BK_F64;
+    attn_flash_blocks(&P, q->dtype);
+    if (P.pat.on && !(P.map = attn_tile_map_build(g, &P))) return NULL;
     int64_t shape[4] = {P.B, P.H, P.Nq, P.dv}, BH = P.B * P.H;
     heed_tensor *o = heed__new(g, op, q->dtype, 4, shape);
     heed_tensor *in[4] = {q, k, v, bias};

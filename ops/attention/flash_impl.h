@@ -30,6 +30,11 @@
  * bias's finite range), so whole tiles outside are skipped, and a tile that rows see
  * differently (causal diagonal, window band) is computed in row groups limited to their
  * columns (FN(group)). Any -inf left inside a row's range is an ordinary score.
+ *
+ * A sparse pattern (pattern.c) lists the tiles to visit (P->map, exact: each holds a
+ * visible pair); inside a tile each row's range becomes the span of the keys it sees
+ * (attn_pattern_tile), and the keys of the span it does not see get the score whose
+ * scaled value c s is -inf (FN(mask_holes)), weight 0 in both passes.
  */
 
 typedef struct {
@@ -113,6 +118,37 @@ static void FN(panel_t)(const FN(job) * J, const FT *src, int64_t rows, int64_t 
         for (int64_t c = 0; c < cols; c++) memset(dst + c * w + rows, 0, (size_t)(w - rows) * sizeof(FT));
 }
 
+/* Sparse pattern: the keys of columns [c0, c1) that the row does not see (vis 0) get the
+ * score s with c s = -inf: -inf when c > 0, +inf when c < 0 (a negative scale). */
+static void FN(mask_holes)(FT *s, const unsigned char *vis, int64_t c0, int64_t c1, FT c) {
+    FT masked = c > 0 ? -INFINITY : INFINITY;
+    for (int64_t t = c0; t < c1; t++)
+        if (!vis[t]) s[t] = masked;
+}
+
+/* The tiles a pattern leaves for query tile t (key tiles) or key tile t (query tiles) of head h. */
+static const int32_t *FN(map_list)(const attn_tile_map *M, int64_t h, int64_t t, bool of_query, int64_t *n) {
+    int64_t hh = M->heads > 1 ? h : 0;
+    const int64_t *st = of_query ? M->q_start + hh * (M->nqt + 1) + t : M->k_start + hh * (M->nkt + 1) + t;
+    *n = st[1] - st[0];
+    return (of_query ? M->k_tiles : M->q_tiles) + st[0];
+}
+
+/* Enters the tile [j0, j0 + nk) for rows i0 .. i0+mq-1 with key ranges [lo, hi): returns
+ * the ranges to compute, [lo, hi) themselves, or with a pattern (T non-NULL) the spans of
+ * the keys each row sees, with T filled (attn_pattern_tile). Counts the visit. */
+static void FN(enter_tile)(const attn_plan *P, int64_t h, int64_t i0, int64_t mq, int64_t j0, int64_t nk,
+                           const int64_t *lo, const int64_t *hi, const attn_tile_rows *T, const int64_t **rlo,
+                           const int64_t **rhi) {
+    *rlo = lo, *rhi = hi;
+    if (T) {
+        attn_pattern_tile(P, h, i0, mq, j0, nk, lo, hi, T);
+        *rlo = T->lo, *rhi = T->hi;
+    }
+#pragma omp atomic
+    tile_visits++;
+}
+
 /* Columns [c0, c1) of a tile starting at key j0 (nk keys) that row [lo, hi) sees. */
 static inline void FN(cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk, int64_t *c0, int64_t *c1) {
     int64_t a = lo - j0, z = hi - j0;
@@ -174,6 +210,7 @@ static size_t FN(fwd_scratch)(const attn_plan *P) {
     s += (size_t)(bq * dv) * fb + 64;                 /* output accumulator (dv % 16 != 0) */
     s += (size_t)bk * (fb + 1) + 128;                 /* dropout z and keep */
     s += (size_t)bq * (2 * sizeof(int64_t) + 2 * fb) + 256; /* lo, hi, m, l */
+    s += (size_t)(bq * bk) + (size_t)bq * (2 * sizeof(int64_t) + 1) + 256; /* pattern: vis, spans, holes */
     return s;
 }
 
@@ -191,6 +228,10 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
     unsigned char *keep = FN(take)(&cur, (size_t)attn_pad(P->block_k));
     int64_t *lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), *hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t));
     FT *m = FN(take)(&cur, (size_t)mq * sizeof(FT)), *l = FN(take)(&cur, (size_t)mq * sizeof(FT));
+    int64_t bkp = attn_pad(P->block_k);
+    attn_tile_rows T = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)mq),
+                        .lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)),
+                        .hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), .ld = bkp};
 
     int64_t blo, bhi, jlo = Nk, jhi = 0;
     FN(bias_keys)(J, b, h, &blo, &bhi);
@@ -211,21 +252,30 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
     memset(acc, 0, (size_t)(mq * dvp) * sizeof(FT));
 
     /* Only key tiles some row of the block can see: [jlo, jhi) (causal and window tiles
-     * outside it are never touched; cost O(N w) for a window w). */
-    for (int64_t j0 = jlo; j0 < jhi; j0 += P->block_k) {
-        int64_t nk = P->block_k < jhi - j0 ? P->block_k : jhi - j0, nkp = attn_pad(nk), ldv;
+     * outside it are never touched; cost O(N w) for a window w), or with a pattern the
+     * tiles of its map inside that range (tiles aligned at 0). */
+    int64_t ntiles = jlo < jhi ? (jhi - jlo + P->block_k - 1) / P->block_k : 0;
+    const int32_t *tiles = P->map ? FN(map_list)(P->map, h, i0 / P->block_q, true, &ntiles) : NULL;
+    for (int64_t x = 0; x < ntiles; x++) {
+        int64_t j0 = tiles ? tiles[x] * P->block_k : jlo + x * P->block_k, jend = j0 + P->block_k;
+        if (jend > jhi) jend = jhi;
+        if (jend <= j0 || jend <= jlo) continue; /* past every row's key_lengths or bias range */
+        int64_t nk = jend - j0, nkp = attn_pad(nk), ldv;
+        const int64_t *rlo, *rhi;
+        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &T : NULL, &rlo, &rhi);
         FN(panel_t)(J, Kh + j0 * d, nk, d, kt);
         const FT *Vp = FN(panel)(Vh + j0 * dv, dv, nk, dv, vbuf, &ldv);
-        bool split = !FN(uniform)(lo, hi, mq, j0, nk);
+        bool split = !FN(uniform)(rlo, rhi, mq, j0, nk);
         for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
-            r1 = FN(group)(lo, hi, r0, mq, split, j0, nk, &cs, &ce);
+            r1 = FN(group)(rlo, rhi, r0, mq, split, j0, nk, &cs, &ce);
             if (cs >= ce) continue; /* no row of the group sees this tile */
             int64_t nc = attn_pad(ce - cs);
             K->gemm(r1 - r0, nc, d, 1, Q + r0 * d, d, 1, kt + cs, nkp, false, S + r0 * nkp + cs, nkp);
             for (int64_t r = r0; r < r1; r++) {
                 int64_t c0, c1;
-                FN(group_cols)(lo[r], hi[r], j0, nk, cs, &c0, &c1);
+                FN(group_cols)(rlo[r], rhi[r], j0, nk, cs, &c0, &c1);
                 FT *srow = S + r * nkp + cs;
+                if (tiles && T.holes[r]) FN(mask_holes)(srow, T.vis + r * bkp + cs, c0, c1, J->c);
                 const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i0 + r, j0 + cs) : NULL;
                 FT alpha = K->row_fwd(srow, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul, &m[r], &l[r]);
                 if (alpha != 1)
@@ -277,6 +327,7 @@ static size_t FN(bwd_scratch)(const attn_plan *P) {
     s += (size_t)(bq * dp + bq * dvp) * fb + 128;       /* padded Q, dO */
     s += (size_t)bkp * (fb + 1) + 128;                  /* z, keep */
     s += (size_t)bq * 2 * sizeof(int64_t) + 128;        /* lo, hi */
+    s += (size_t)(bq * bkp) + (size_t)bq * (2 * sizeof(int64_t) + 1) + 256; /* pattern: vis, spans, holes */
     return s;
 }
 
@@ -339,10 +390,17 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     int64_t b = bh / P->H, h = bh % P->H, d = P->d, dv = P->dv, Nq = P->Nq, Nk = P->Nk;
     int64_t nk = P->block_k < Nk - j0 ? P->block_k : Nk - j0, nkp = attn_pad(nk), dp = attn_pad(d),
             dvp = attn_pad(dv), bkp = attn_pad(P->block_k);
-    int64_t blo, bhi;
+    int64_t blo, bhi, ia = 0, ib = 0, ntiles;
     FN(bias_keys)(J, b, h, &blo, &bhi);
-    int64_t ia = FN(bisect)(P, b, blo, bhi, j0, true), ib = FN(bisect)(P, b, blo, bhi, j0 + nk, false);
-    if (ia >= ib) return; /* no query sees these keys: their dK, dV are 0 */
+    const int32_t *tiles = NULL;
+    if (P->map) { /* the query tiles of the pattern's map (aligned at 0) */
+        if (j0 >= bhi || j0 + nk <= blo || (P->lengths && j0 >= P->lengths[b])) return;
+        tiles = FN(map_list)(P->map, h, j0 / P->block_k, false, &ntiles);
+    } else { /* the query rows [ia, ib) that see some key of the tile */
+        ia = FN(bisect)(P, b, blo, bhi, j0, true), ib = FN(bisect)(P, b, blo, bhi, j0 + nk, false);
+        ntiles = ia < ib ? (ib - ia + P->block_q - 1) / P->block_q : 0;
+    }
+    if (ntiles == 0) return; /* no query sees these keys: their dK, dV are 0 */
 
     char *cur = scratch;
     FT *kt = FN(take)(&cur, (size_t)(d * bkp) * sizeof(FT)), *vt = FN(take)(&cur, (size_t)(dv * bkp) * sizeof(FT));
@@ -357,6 +415,9 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     unsigned char *keep = FN(take)(&cur, (size_t)bkp);
     int64_t *lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
     int64_t *hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
+    attn_tile_rows T = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)P->block_q),
+                        .lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)),
+                        .hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)), .ld = bkp};
 
     const FT *Kj = J->k + (bh * Nk + j0) * d, *Vj = J->v + (bh * Nk + j0) * dv;
     int64_t ldk;
@@ -367,15 +428,18 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     memset(dvacc, 0, (size_t)(nk * dvp) * sizeof(FT));
     FT scale = (FT)P->scale;
 
-    for (int64_t i0 = ia; i0 < ib; i0 += P->block_q) {
-        int64_t mq = P->block_q < ib - i0 ? P->block_q : ib - i0, ldq = 0, lddo = 0;
+    for (int64_t x = 0; x < ntiles; x++) {
+        int64_t i0 = tiles ? tiles[x] * P->block_q : ia + x * P->block_q, iend = tiles ? Nq : ib;
+        int64_t mq = P->block_q < iend - i0 ? P->block_q : iend - i0, ldq = 0, lddo = 0;
         const FT *Qi = J->q + (bh * Nq + i0) * d, *dOi = J->dout + (bh * Nq + i0) * dv;
         for (int64_t r = 0; r < mq; r++) FN(row_keys)(P, b, i0 + r, blo, bhi, &lo[r], &hi[r]);
+        const int64_t *rlo, *rhi;
+        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &T : NULL, &rlo, &rhi);
         const FT *dOp = J->gv ? FN(panel)(dOi, dv, mq, dv, dobuf, &lddo) : NULL;
         const FT *Qp = J->gk ? FN(panel)(Qi, d, mq, d, qbuf, &ldq) : NULL;
-        bool split = !FN(uniform)(lo, hi, mq, j0, nk);
+        bool split = !FN(uniform)(rlo, rhi, mq, j0, nk);
         for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
-            r1 = FN(group)(lo, hi, r0, mq, split, j0, nk, &cs, &ce);
+            r1 = FN(group)(rlo, rhi, r0, mq, split, j0, nk, &cs, &ce);
             if (cs >= ce) continue;
             int64_t g = r1 - r0, nc = attn_pad(ce - cs), M = ce - cs;
             FT *Sg = S + r0 * nkp + cs, *dSg = dA + r0 * nkp + cs;
@@ -383,7 +447,8 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
             K->gemm(g, nc, dv, 1, dOi + r0 * dv, dv, 1, vt + cs, nkp, false, dSg, nkp);  /* dA = dO V^T */
             for (int64_t r = r0; r < r1; r++) {
                 int64_t i = i0 + r, c0, c1;
-                FN(group_cols)(lo[r], hi[r], j0, nk, cs, &c0, &c1);
+                FN(group_cols)(rlo[r], rhi[r], j0, nk, cs, &c0, &c1);
+                if (tiles && T.holes[r]) FN(mask_holes)(S + r * nkp + cs, T.vis + r * bkp + cs, c0, c1, J->c);
                 const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0 + cs) : NULL;
                 if (P->dropout && c0 < c1) FN(dropout_row)(J, bh, i, j0 + cs, c0, c1, keep, z);
                 K->row_bwd(S + r * nkp + cs, dA + r * nkp + cs, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul,

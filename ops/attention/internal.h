@@ -12,6 +12,29 @@
 #define ATTN_NR 16
 static inline int64_t attn_pad(int64_t n) { return (n + ATTN_NR - 1) / ATTN_NR * ATTN_NR; }
 
+/* A sparse pattern resolved for one call (ops/attention/pattern.c; heed_attn_pattern). */
+typedef struct {
+    bool on;                 /* any part beyond a plain window: the union replaces the window band */
+    int64_t dilation;        /* of the window, >= 1 */
+    const int64_t *global;   /* sorted, distinct key positions */
+    int64_t n_global;
+    int64_t rblocks, rsize;  /* random: rblocks key blocks of rsize keys per query block */
+    const int64_t *rtable;   /* [H][rnq][rblocks] sorted key blocks; query block u at row u - rq0 */
+    int64_t rq0, rnq;
+    int64_t strided, fixed, summary;
+} attn_pattern;
+
+/* The tiles a sparse pattern leaves a visible pair in (ops/attention/pattern.c), for tiles
+ * of block_q x block_k aligned at 0, per head when the pattern differs by head (random
+ * blocks; heads = H) or once (heads = 1). Query tile t of head h sees the key tiles
+ * k_tiles[q_start[h (nqt + 1) + t] .. q_start[h (nqt + 1) + t + 1]) (ascending), and key
+ * tile u is seen by the query tiles q_tiles[k_start[h (nkt + 1) + u] ..] (ascending). */
+typedef struct {
+    int64_t nqt, nkt, heads;
+    const int64_t *q_start, *k_start;
+    const int32_t *k_tiles, *q_tiles;
+} attn_tile_map;
+
 typedef struct {
     int64_t B, H, Nq, Nk, d, dv;
     double scale;
@@ -24,16 +47,18 @@ typedef struct {
     double p;
     uint64_t seed, stream;
     int64_t block_q, block_k; /* flash tiles */
+    attn_pattern pat;
+    const attn_tile_map *map; /* flash with a pattern: the tiles to visit */
 } attn_plan;
 
 /* Query row i of batch b sees the keys j in [lo, hi): j < key_lengths[b]; causal:
- * j <= i + (Nk - Nq); window w: |i + (Nk - Nq) - j| < w. Both ends are non-decreasing in
- * i, which is what lets flash skip whole tiles and find a key block's queries by
- * bisection. An empty row has lo == hi. */
+ * j <= i + (Nk - Nq); window w (without a pattern): |i + (Nk - Nq) - j| < w. Both ends are
+ * non-decreasing in i, which is what lets flash skip whole tiles and find a key block's
+ * queries by bisection. An empty row has lo == hi. A pattern then picks keys inside. */
 static inline void attn_row_keys(const attn_plan *P, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
     int64_t diag = i + P->Nk - P->Nq, l = 0, h = P->lengths ? P->lengths[b] : P->Nk;
     if (P->causal && diag + 1 < h) h = diag + 1;
-    if (P->window > 0) {
+    if (P->window > 0 && !P->pat.on) {
         if (diag + P->window < h) h = diag + P->window;
         if (diag - P->window + 1 > l) l = diag - P->window + 1;
     }
@@ -115,6 +140,36 @@ const flash_kernels_f32 *flash_kernels_f32_get(void);
 const flash_kernels_f64 *flash_kernels_f64_get(void);
 /* Tests: use the portable f32 kernels even on an AVX2 CPU (to check both). */
 void flash_force_portable(bool on);
+
+/* ---------------------------------------------------------------- sparse patterns (pattern.c) */
+
+/* Checks opts->window and opts->pattern against P's H, Nq, Nk and fills P->window and
+ * P->pat (tables in the graph's arena). false after heed__fail. */
+bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts *opts, attn_plan *P);
+
+/* What a pattern shows the rows of one tile (attn_pattern_tile): vis[r*ld + t] = 1 when
+ * row r sees key j0 + t; [lo[r], hi[r]) the span of the keys it sees (lo == hi when none);
+ * holes[r] whether the span holds keys it does not see. Buffers of the caller. */
+typedef struct {
+    unsigned char *vis, *holes;
+    int64_t *lo, *hi, ld;
+} attn_tile_rows;
+
+/* Fills T for the rows i0 .. i0+mq-1 (head h) against the keys [j0, j0+nk) under P's
+ * pattern, each row clipped to its [lo[r], hi[r]) (causal, key_lengths, bias range). */
+void attn_pattern_tile(const attn_plan *P, int64_t h, int64_t i0, int64_t mq, int64_t j0, int64_t nk, const int64_t *lo,
+                       const int64_t *hi, const attn_tile_rows *T);
+
+/* The tile map of P's pattern for P's block_q x block_k tiles (in the arena; NULL after
+ * heed__fail). */
+const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P);
+
+/* The default flash tiles where P leaves them 0. */
+void attn_flash_blocks(attn_plan *P, heed_dtype dtype);
+
+/* Tests: the (query tile, key tile) pairs the flash kernels entered, forward and backward
+ * together, since the last call (then reset). */
+int64_t flash_take_tile_visits(void);
 
 /* ---------------------------------------------------------------- implementations */
 
