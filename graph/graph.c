@@ -41,7 +41,7 @@ void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter) {
     ctx->rng_counter = counter;
 }
 
-uint64_t heed__next_stream(heed_ctx *ctx) { return ctx->rng_counter++; }
+uint64_t heed__next_stream(heed_ctx *ctx) { return ctx->stream_base + ctx->rng_counter++; }
 
 /* ---------------------------------------------------------------- graph */
 
@@ -274,7 +274,10 @@ static heed_status run_backward(heed_graph *g, heed_tensor *t, const heed_tensor
     else *(double *)gt = 1.0;
 
     g->in_backward = true;
-    for (heed_node *n = t->node; n && heed__live(g); n = n->prev) {
+    heed_ready_plan ready; /* parameters whose gradient is final after the node at position pos */
+    heed__grad_ready_plan(g, t->node, &ready);
+    int64_t pos = 0;
+    for (heed_node *n = t->node; n && heed__live(g); n = n->prev, heed__grad_ready_fire(g, &ready, pos++)) {
         bool any = false;
         for (int i = 0; i < n->n_out; i++) any |= n->out[i]->grad != NULL;
         if (!any) continue;

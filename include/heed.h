@@ -24,5 +24,6 @@
 #include "heed/optim.h"
 #include "heed/checkpoint.h"
 #include "heed/viz.h"
+#include "heed/dist.h"
 
 #endif
