@@ -312,8 +312,14 @@ static int baseline(sr_trainer *t, const options *o, const char *name, sr_scorer
 int main(int argc, char **argv) {
     options o = {.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
                  .target_hr = -1, .gen = gen_small(), .train = sr_train_defaults(0)};
+    /* Under mpirun -np N: N data-parallel ranks (docs/distributed.md); rank 0 prints and
+     * writes files, the others only report errors. */
+    heed_dist_init(NULL, &argc, &argv);
+    bool rank0 = heed_dist_rank() == 0;
+    if (!rank0 && !freopen("/dev/null", "w", stdout)) return 1;
     if (!preset(argc, argv, &o.gen) || !parse_args(argc, argv, &o)) return 2;
     o.train.threads = (int)o.threads;
+    if (!rank0) o.progress = false;
     char err[1024];
     sr_data d = {0};
     sr_generator gen = {0};
@@ -331,7 +337,7 @@ int main(int argc, char **argv) {
         printf("note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
                "for every id up to the largest (renumber the ids densely to save memory)\n",
                (long long)st.active_items, (long long)d.n_items, (long long)st.active_users, (long long)d.n_users);
-    if (o.save_data) {
+    if (o.save_data && rank0) {
         if (sr_save(o.save_data, &d, err, sizeof err)) {
             fprintf(stderr, "sasrec: %s\n", err);
             return 1;
@@ -350,7 +356,9 @@ int main(int argc, char **argv) {
            (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, mc->heads, mc->dropout,
            (long long)heed_params_numel(t.P), o.train.lr, o.train.beta1, o.train.beta2, (long long)o.train.batch,
            (long long)sr_trainer_steps_per_epoch(&t), heed_ctx_threads(t.ctx));
-    if (o.resume && access(o.checkpoint, F_OK) == 0) {
+    int found = o.resume && access(o.checkpoint, F_OK) == 0; /* rank 0's file decides */
+    heed_dist_broadcast(t.ctx, &found, sizeof found, 0);
+    if (found) {
         if (sr_trainer_load(&t, o.checkpoint, err, sizeof err)) {
             fprintf(stderr, "sasrec: resume: %s\n", err);
             return 1;
@@ -381,7 +389,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     heed_metrics *log = NULL;
-    if (o.metrics_csv) {
+    if (o.metrics_csv && rank0) {
         const char *cols[] = {"epoch", "loss", "seconds", "valid_hr", "valid_ndcg", "test_hr", "test_ndcg"};
         log = heed_metrics_new(t.ctx, o.metrics_csv, 7, cols);
         if (!log) return fprintf(stderr, "sasrec: %s\n", heed_ctx_error(t.ctx)), 1;
@@ -456,7 +464,7 @@ int main(int argc, char **argv) {
             printf(" vs %s chain %.4f vs popularity %.4f\n", generated ? "counted" : "Markov", chain_test.hr, pop_test.hr);
         }
     }
-    if (o.heatmap) {
+    if (o.heatmap && rank0) {
         int64_t u = o.heatmap_user;
         for (int64_t v = 1; !u && v <= d.n_users; v++)
             if (sr_len(&d, v) >= 3) u = v;
@@ -476,5 +484,6 @@ int main(int argc, char **argv) {
     sr_trainer_free(&t);
     sr_generator_free(&gen);
     sr_data_free(&d);
+    heed_dist_finalize();
     return status;
 }
