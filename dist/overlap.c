@@ -115,11 +115,11 @@ static void on_grad_ready(heed_graph *g, heed_tensor *t, void *user) {
 
 void heed_dist_overlap_free(heed_dist_overlap *o) {
     if (!o) return;
-    if (o->comm != MPI_COMM_NULL) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (o->comm != MPI_COMM_NULL && !fin) { /* after MPI_Finalize MPI has let go of everything */
         for (int k = 0; k < o->next; k++) MPI_Waitall(o->b[k].n_req, o->b[k].req, MPI_STATUSES_IGNORE);
-        int fin = 0;
-        MPI_Finalized(&fin);
-        if (!fin) MPI_Comm_free(&o->comm);
+        MPI_Comm_free(&o->comm);
     }
     if (o->g && o->g->grad_ready == on_grad_ready && o->g->grad_ready_user == o) heed_graph_set_grad_ready_hook(o->g, NULL, NULL);
     for (int k = 0; o->b && k < o->n_buckets; k++) free(o->b[k].req);
