@@ -2,7 +2,8 @@
  * (the paper's settings, as bench_sasrec_epoch) with this job's ranks, and what the
  * gradient allreduce costs: the time each rank waits for it after backward, the time
  * the overlap hook spends in MPI during backward, and the share of gradient bytes whose
- * reduction started during backward. Run under the launcher, once per rank count;
+ * reduction started during backward; and the allreduce alone, without compute to wait
+ * for. Run under the launcher, once per rank count;
  * bench/distributed.sh runs 1 and 2 ranks and prints the scaling efficiency.
  *
  *   mpirun -np 2 build/bench/bench_distributed [--epochs N] [--threads N] [--mode overlap|blocking|both]
@@ -24,6 +25,13 @@ static int run(const sr_data *d, int epochs, int threads, bool blocking) {
     tc.blocking_allreduce = blocking;
     sr_trainer t;
     if (sr_trainer_init(&t, d, &tc, err, sizeof err)) heed_dist_abort(1, "%s", err);
+    /* The allreduce alone (no compute to wait for): 20 of the whole gradient buffer. */
+    heed_dist_allreduce_grads(t.P);
+    double a0 = bench_now();
+    for (int i = 0; i < 20; i++) heed_dist_allreduce_grads(t.P);
+    double alone = (bench_now() - a0) / 20;
+    heed_dist_allreduce_sum(t.ctx, &alone, 1);
+    alone /= heed_dist_size();
     double best = INFINITY, wait = 0, loss = NAN;
     heed_dist_stats before = heed_dist_overlap_stats(t.overlap);
     for (int e = 0; e < epochs; e++) {
@@ -49,11 +57,11 @@ static int run(const sr_data *d, int epochs, int threads, bool blocking) {
     if (heed_dist_rank() == 0)
         printf("{\"bench\":\"distributed\",\"case\":\"sasrec amazon-games-shaped, %lld users, %lld items, maxlen 50, d 50, "
                "2 blocks, batch 128 (global), f32\",\"ranks\":%d,\"threads_per_rank\":%d,\"mode\":\"%s\",\"epochs\":%d,"
-               "\"steps_per_epoch\":%lld,\"parameters\":%lld,\"allreduce_bytes_per_step\":%lld,\"loss\":%.4f,"
+               "\"steps_per_epoch\":%lld,\"parameters\":%lld,\"allreduce_bytes_per_step\":%lld,\"allreduce_alone_ms\":%.2f,\"loss\":%.4f,"
                "\"seconds_per_epoch\":%.3f,\"allreduce_wait_seconds_per_epoch\":%.3f,\"allreduce_wait_share\":%.3f,"
                "\"hook_seconds_per_epoch\":%.3f,\"bytes_started_in_backward_share\":%.3f}\n",
                (long long)d->n_users, (long long)d->n_items, heed_dist_size(), heed_ctx_threads(t.ctx),
-               blocking ? "blocking" : "overlap", epochs, (long long)steps, (long long)params, (long long)bytes, loss, best, wait, wait / best,
+               blocking ? "blocking" : "overlap", epochs, (long long)steps, (long long)params, (long long)bytes, 1e3 * alone, loss, best, wait, wait / best,
                hook / heed_dist_size(), reduced > 0 ? in_backward / reduced : 0.0);
     fflush(stdout);
     sr_trainer_free(&t);
