@@ -16,9 +16,11 @@ mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
 # baseline ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the fuzzer never runs their kernels).
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
-        -fno-sanitize-recover=undefined -I$root/include -I$root -Wno-unused-parameter -Wno-pass-failed
-        $(pkg-config --cflags sleef libcjson)"
-mkdir -p "$work/obj"
+        -fno-sanitize-recover=undefined -I$root/include -I$work/include -I$root -Wno-unused-parameter
+        -Wno-pass-failed $(pkg-config --cflags sleef libcjson)"
+mkdir -p "$work/obj" "$work/include/heed"
+# heed/config.h, which meson makes: the fuzzer's library is built without MPI (no dist/).
+sed 's|^#mesondefine HEED_HAVE_MPI|/* #undef HEED_HAVE_MPI */|' "$root/include/heed/config.h.in" >"$work/include/heed/config.h"
 rm -f "$work"/obj/*.o
 export CC cflags work
 ls "$root"/graph/*.c "$root"/ops/*.c "$root"/optim/*.c "$root"/models/*.c 2>/dev/null |
