@@ -709,7 +709,7 @@ static void numbers_range_checked(void) {
     heed_params *P = tiny(ctx);
     heed_optimizer *o = heed_adam(P, NULL);
     float *g = heed_params_grads(P);
-    for (int64_t i = 0; i < heed_params_numel(P); i++) g[i] = 0.5f - (float)(i % 3);
+    for (int64_t i = 0; i < heed_params_padded_numel(P); i++) g[i] = 0.5f - (float)(i % 3);
     CHECK(heed_optimizer_step(o) == HEED_OK, "%s", heed_ctx_error(ctx));
     const char *good = tmp_path("range.safetensors"), *bad = tmp_path("range-bad.safetensors");
     heed_checkpoint_info info = {.step = 7, .epoch = 2};
@@ -721,7 +721,7 @@ static void numbers_range_checked(void) {
     void *snap = snapshot(Q);
     float *m0 = state_buf(oq, 0);
     CHECK(heed_checkpoint_load(good, Q, oq, NULL) == HEED_OK && m0[0] != 0, "the good file loads: %s", heed_ctx_error(ctx));
-    memcpy(heed_params_values(Q), snap, (size_t)heed_params_numel(Q) * sizeof(float));
+    memcpy(heed_params_values(Q), snap, (size_t)heed_params_padded_numel(Q) * sizeof(float));
     CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
     float m_before = m0[0];
     struct {
@@ -758,7 +758,7 @@ static void numbers_range_checked(void) {
         heed_ctx_rng_state(ctx, &s1, &n1);
         if (!needle) {
             CHECK(st == HEED_OK, "case %d: %s", c, heed_ctx_error(ctx));
-            memcpy(heed_params_values(Q), snap, (size_t)heed_params_numel(Q) * sizeof(float));
+            memcpy(heed_params_values(Q), snap, (size_t)heed_params_padded_numel(Q) * sizeof(float));
             CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
             m0[0] = m_before;
             continue;

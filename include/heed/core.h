@@ -246,6 +246,14 @@ heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor 
 /* The gradient of t after backward as a tensor (a view; NULL if none flowed). */
 heed_tensor *heed_grad(heed_graph *g, heed_tensor *t);
 
+/* A hook called during backward with each parameter as soon as its gradient is final
+ * for this backward: the earliest-recorded node taking it as an input has run, so no
+ * later step of the pass adds to it. Data-parallel training starts sending gradients
+ * from here while backward goes on (heed_dist_overlap). Parameters the pass does not
+ * reach are not reported; a failed pass stops reporting. NULL fn removes the hook. */
+typedef void (*heed_grad_ready_fn)(heed_graph *g, heed_tensor *param, void *user);
+void heed_graph_set_grad_ready_hook(heed_graph *g, heed_grad_ready_fn fn, void *user);
+
 /* Anomaly mode: after every recorded op (forward) and every backward step, check for
  * NaN/Inf; the first one is reported with the op that produced it (HEED_ERR_NUMERIC). */
 void heed_graph_set_anomaly(heed_graph *g, bool on);
