@@ -58,10 +58,6 @@ DEFINE_SCALAR_KERNELS(double, f64)
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
 
-HEED_AVX2 static inline double hsum4d(__m256d v) {
-    __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
 HEED_AVX2 static inline __m256d lo4(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
 HEED_AVX2 static inline __m256d hi4(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
 
@@ -73,7 +69,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, cons
         __m256 v = _mm256_loadu_ps(x + j);
         s0 = _mm256_add_pd(s0, lo4(v)), s1 = _mm256_add_pd(s1, hi4(v));
     }
-    double s = hsum4d(_mm256_add_pd(s0, s1));
+    double s = heed__hsum4d(_mm256_add_pd(s0, s1));
     for (; j < n; j++) s += x[j];
     double mean = s / (double)n;
     const float mf = (float)mean;
@@ -85,7 +81,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, cons
         __m256d dl = lo4(d), dh = hi4(d);
         s0 = _mm256_fmadd_pd(dl, dl, s0), s1 = _mm256_fmadd_pd(dh, dh, s1);
     }
-    double v = hsum4d(_mm256_add_pd(s0, s1));
+    double v = heed__hsum4d(_mm256_add_pd(s0, s1));
     for (; j < n; j++) v += ((double)x[j] - mf) * ((double)x[j] - mf);
     /* x - mf differs from x - mean by a constant c = mean - mf: sum (d - c)^2 = sum d^2 - n c^2 */
     double c = mean - mf;
@@ -129,7 +125,7 @@ HEED_AVX2 static void bwd_row_f32_avx2(const float *x, const float *dy, float *d
             _mm256_storeu_pd(pbeta + j + 4, _mm256_add_pd(_mm256_loadu_pd(pbeta + j + 4), hi4(d)));
         }
     }
-    double a = hsum4d(_mm256_add_pd(a0, a1)), b = hsum4d(_mm256_add_pd(b0, b1));
+    double a = heed__hsum4d(_mm256_add_pd(a0, a1)), b = heed__hsum4d(_mm256_add_pd(b0, b1));
     for (; j < n; j++) {
         float xh = (x[j] - mf) * rf, h = gamma ? dy[j] * gamma[j] : dy[j];
         a += h, b += (double)h * xh;

@@ -107,18 +107,6 @@ heed_row_lse heed__row_lse_f64(const double *x, int64_t n, double *sum_x) { retu
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
 
-HEED_AVX2 static inline float hmax8(__m256 v) {
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_max_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
-HEED_AVX2 static inline double hsum4d(__m256d v) {
-    __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
-
 /* acc += the 8 floats of v, widened to double (two accumulators of 4). */
 HEED_AVX2 static inline void add_wide(__m256d *acc, __m256 v) {
     acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
@@ -142,7 +130,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, bool
     __m256 vm = ninf;
     for (j = 0; j < full; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
     if (j < n) vm = _mm256_max_ps(vm, load_tail(x + j, tail, ninf));
-    float m = hmax8(vm);
+    float m = heed__hmax8(vm);
     if (m == -INFINITY) {
         MASKED_ROW(float, x, y, n);
         return;
@@ -159,7 +147,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, bool
         if (!log_out) _mm256_maskstore_ps(y + j, tail, e);
         add_wide(acc, e);
     }
-    double s = hsum4d(_mm256_add_pd(acc[0], acc[1]));
+    double s = heed__hsum4d(_mm256_add_pd(acc[0], acc[1]));
     if (log_out) {
         const __m256 ls = _mm256_set1_ps((float)log(s));
         for (j = 0; j < full; j += 8)
@@ -179,7 +167,7 @@ HEED_AVX2 static void bwd_softmax_row_f32_avx2(const float *y, const float *dy, 
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, _mm256_mul_ps(_mm256_loadu_ps(dy + j), _mm256_loadu_ps(y + j)));
     if (j < n) add_wide(acc, _mm256_mul_ps(_mm256_maskload_ps(dy + j, tail), _mm256_maskload_ps(y + j, tail)));
-    const __m256 s = _mm256_set1_ps((float)hsum4d(_mm256_add_pd(acc[0], acc[1])));
+    const __m256 s = _mm256_set1_ps((float)heed__hsum4d(_mm256_add_pd(acc[0], acc[1])));
     for (j = 0; j < full; j += 8) {
         __m256 yv = _mm256_loadu_ps(y + j), d = _mm256_sub_ps(_mm256_loadu_ps(dy + j), s);
         _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(yv, d, _mm256_loadu_ps(dx + j)));
@@ -198,7 +186,7 @@ HEED_AVX2 static void bwd_log_softmax_row_f32_avx2(const float *x, const float *
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, _mm256_loadu_ps(dy + j));
     if (j < n) add_wide(acc, _mm256_maskload_ps(dy + j, tail));
-    const __m256 s = _mm256_set1_ps((float)hsum4d(_mm256_add_pd(acc[0], acc[1])));
+    const __m256 s = _mm256_set1_ps((float)heed__hsum4d(_mm256_add_pd(acc[0], acc[1])));
     for (j = 0; j < full; j += 8) {
         __m256 p = Sleef_expf8_u10(_mm256_loadu_ps(y + j));
         __m256 d = _mm256_add_ps(_mm256_loadu_ps(dx + j), _mm256_loadu_ps(dy + j));
@@ -226,15 +214,15 @@ HEED_AVX2 static heed_row_lse row_lse_f32_avx2(const float *x, int64_t n, double
         vm = _mm256_max_ps(vm, load_tail(x + j, tail, ninf));
         add_wide(sx, _mm256_maskload_ps(x + j, tail));
     }
-    double total = hsum4d(_mm256_add_pd(sx[0], sx[1]));
+    double total = heed__hsum4d(_mm256_add_pd(sx[0], sx[1]));
     if (sum_x) *sum_x = total;
-    float m = hmax8(vm);
+    float m = heed__hmax8(vm);
     if (m == -INFINITY) return (heed_row_lse){total != total ? NAN : -INFINITY, 0}; /* NaN never wins the max */
     const __m256 vmax = _mm256_set1_ps(m);
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax)));
     if (j < n) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(load_tail(x + j, tail, ninf), vmax)));
-    return (heed_row_lse){m, log(hsum4d(_mm256_add_pd(acc[0], acc[1])))};
+    return (heed_row_lse){m, log(heed__hsum4d(_mm256_add_pd(acc[0], acc[1])))};
 }
 
 heed_row_lse heed__row_lse_f32(const float *x, int64_t n, double *sum_x) {

@@ -4,6 +4,7 @@
 #define HEED_OPTIM_INTERNAL_H
 
 #include "../graph/internal.h"
+#include "../graph/simd.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } opt_kind;
 
@@ -88,22 +89,17 @@ bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v,
         }                                                                                              \
     } while (0)
 
-/* True when f32 kernels may use their AVX2+FMA build: the CPU has both, the environment
- * has no HEED_NO_AVX2 and the test hook heed__optim_force_generic is off. */
-bool heed__optim_avx2(void);
-void heed__optim_force_generic(bool on);
-
 /* One source, three builds of an update kernel: f64, f32, and f32 compiled for AVX2+FMA
- * (twice the vector width; picked at run time). BODY(T) expands to the kernel's
- * statements for element type T, using the names in OPT_KERNEL_PARAMS. The OpenMP loop
- * inside inherits the target of the function it is written in. */
+ * (twice the vector width; picked at run time with heed__have_avx2). BODY(T) expands to
+ * the kernel's statements for element type T, using the names in OPT_KERNEL_PARAMS. The
+ * OpenMP loop inside inherits the target of the function it is written in. */
 #define OPT_DEFINE_KERNEL(NAME, BODY)                                                           \
     static void NAME##_f64(OPT_KERNEL_PARAMS) BODY(double)                                      \
     static void NAME##_f32(OPT_KERNEL_PARAMS) BODY(float)                                       \
-    __attribute__((target("avx2,fma"))) static void NAME##_f32_avx2(OPT_KERNEL_PARAMS) BODY(float) \
+    HEED_AVX2 static void NAME##_f32_avx2(OPT_KERNEL_PARAMS) BODY(float)                        \
     static void NAME(OPT_KERNEL_PARAMS) {                                                       \
         if (o->dtype == HEED_F64) NAME##_f64(o, t, gs, chunks, n);                              \
-        else if (heed__optim_avx2()) NAME##_f32_avx2(o, t, gs, chunks, n);                      \
+        else if (heed__have_avx2()) NAME##_f32_avx2(o, t, gs, chunks, n);                      \
         else NAME##_f32(o, t, gs, chunks, n);                                                   \
     }
 
