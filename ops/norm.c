@@ -21,40 +21,16 @@
 
 /* ---------------------------------------------------------------- scalar kernels */
 
-/* stats[0] = mean, stats[1] = rstd. gamma, beta may be NULL. */
-#define DEFINE_SCALAR_KERNELS(T, sfx)                                                                    \
-    static void fwd_row_##sfx(const T *x, T *y, int64_t n, const T *gamma, const T *beta, double eps,     \
-                              double *stats) {                                                           \
-        double s = 0, v = 0;                                                                             \
-        for (int64_t j = 0; j < n; j++) s += x[j];                                                       \
-        double mean = s / (double)n;                                                                     \
-        for (int64_t j = 0; j < n; j++) v += ((double)x[j] - mean) * ((double)x[j] - mean);              \
-        double rstd = 1 / sqrt(v / (double)n + eps);                                                     \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            T xh = (T)(((double)x[j] - mean) * rstd);                                                    \
-            y[j] = (gamma ? xh * gamma[j] : xh) + (beta ? beta[j] : 0);                                  \
-        }                                                                                                \
-        stats[0] = mean, stats[1] = rstd;                                                                \
-    }                                                                                                    \
-    static void bwd_row_##sfx(const T *x, const T *dy, T *dx, int64_t n, const T *gamma,                 \
-                              const double *stats, double *pgamma, double *pbeta) {                       \
-        double mean = stats[0], rstd = stats[1], a = 0, b = 0;                                           \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];      \
-            a += h, b += h * xh;                                                                         \
-            if (pgamma) pgamma[j] += (double)dy[j] * xh;                                                 \
-            if (pbeta) pbeta[j] += dy[j];                                                                \
-        }                                                                                                \
-        if (!dx) return;                                                                                 \
-        a /= (double)n, b /= (double)n;                                                                  \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];      \
-            dx[j] += (T)(rstd * (h - a - xh * b));                                                       \
-        }                                                                                                \
-    }
-
-DEFINE_SCALAR_KERNELS(float, f32_scalar)
-DEFINE_SCALAR_KERNELS(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "norm_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "norm_kernels.h"
+#undef T
+#undef FN
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
 
@@ -183,7 +159,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
                 float *dxr = gx ? (float *)gx + r * n : NULL;
                 const float *gm = gamma ? gamma->data : NULL;
                 if (avx2) bwd_row_f32_avx2(xr, dyr, dxr, n, gm, st, pg, pb);
-                else bwd_row_f32_scalar(xr, dyr, dxr, n, gm, st, pg, pb);
+                else bwd_row_f32(xr, dyr, dxr, n, gm, st, pg, pb);
             } else {
                 const double *xr = (const double *)x->data + r * n, *dyr = (const double *)y->grad + r * n;
                 double *dxr = gx ? (double *)gx + r * n : NULL;
@@ -238,7 +214,7 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384)
         for (int64_t r = 0; r < rows; r++) {
             if (avx2) fwd_row_f32_avx2(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
-            else fwd_row_f32_scalar(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
+            else fwd_row_f32(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
         }
     } else {
         const double *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;

@@ -8,15 +8,15 @@
 #include <tgmath.h>
 
 #define T float
-#define SUF f32
+#define FN(name) name##_f32
 #include "gates_generic.h"
 #undef T
-#undef SUF
+#undef FN
 #define T double
-#define SUF f64
+#define FN(name) name##_f64
 #include "gates_generic.h"
 #undef T
-#undef SUF
+#undef FN
 
 #if defined(__x86_64__) || defined(__i386__)
 #include "../../graph/simd.h"
