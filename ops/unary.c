@@ -253,12 +253,23 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     });
 }
 
-static const heed_op unary_ops[U_COUNT] = {
-    {"heed_neg", unary_backward},       {"heed_scale", unary_backward},   {"heed_add_scalar", unary_backward},
-    {"heed_exp", unary_backward},       {"heed_log", unary_backward},     {"heed_sqrt", unary_backward},
-    {"heed_pow", unary_backward},       {"heed_relu", unary_backward},    {"heed_leaky_relu", unary_backward},
-    {"heed_gelu", unary_backward},      {"heed_gelu_tanh", unary_backward}, {"heed_sigmoid", unary_backward},
-    {"heed_tanh", unary_backward},      {"heed_softplus", unary_backward}};
+static const heed_op unary_ops[] = {
+    [U_NEG] = {"heed_neg", unary_backward},
+    [U_SCALE] = {"heed_scale", unary_backward},
+    [U_ADD_SCALAR] = {"heed_add_scalar", unary_backward},
+    [U_EXP] = {"heed_exp", unary_backward},
+    [U_LOG] = {"heed_log", unary_backward},
+    [U_SQRT] = {"heed_sqrt", unary_backward},
+    [U_POW] = {"heed_pow", unary_backward},
+    [U_RELU] = {"heed_relu", unary_backward},
+    [U_LEAKY_RELU] = {"heed_leaky_relu", unary_backward},
+    [U_GELU] = {"heed_gelu", unary_backward},
+    [U_GELU_TANH] = {"heed_gelu_tanh", unary_backward},
+    [U_SIGMOID] = {"heed_sigmoid", unary_backward},
+    [U_TANH] = {"heed_tanh", unary_backward},
+    [U_SOFTPLUS] = {"heed_softplus", unary_backward},
+};
+_Static_assert(sizeof unary_ops / sizeof *unary_ops == U_COUNT, "one op per unary_kind");
 
 static heed_tensor *unary(heed_graph *g, unary_kind k, heed_tensor *x, double a) {
     const char *op = unary_ops[k].name;
