@@ -1,6 +1,7 @@
 /* The public side of op writing (include/heed/extend.h): thin names over the graph's
  * internals, so user ops and heed's own ops record the same way. */
 #include "internal.h"
+#include "simd.h"
 
 bool heed_graph_ok(const heed_graph *g) { return heed__live(g); }
 
@@ -39,6 +40,9 @@ heed_tensor *heed_node_input(const heed_node *n, int i) { return n && i >= 0 && 
 heed_tensor *heed_node_output(const heed_node *n, int i) { return n && i >= 0 && i < n->n_out ? n->out[i] : NULL; }
 
 void *heed_grad_buffer(heed_graph *g, heed_tensor *t) { return heed__live(g) ? heed__grad(g, t) : NULL; }
+
+double heed_scalar_sigmoid(double x) { return heed__sigmoid1(x); }
+double heed_scalar_softplus(double x) { return heed__softplus1(x); }
 
 heed_status heed_ctx_fail(heed_ctx *ctx, heed_status code, const char *fmt, ...) {
     char msg[HEED_ERRMSG];
