@@ -23,6 +23,7 @@ if [ "${1:-}" = seq2seq ]; then
   mkdir -p runs/seq2seq
   exec ./build/examples/seq2seq --heatmap runs/seq2seq/attention.png "$@"
 fi
+[ "${1:-}" = sasrec ] && shift
 mkdir -p runs/sasrec
 exec ./build/examples/sasrec --gen interests --dropout-rate 0.2 --num-epochs 20 --eval-every 5 \
   --metrics runs/sasrec/metrics.csv --checkpoint runs/sasrec/sasrec.ckpt --resume \
