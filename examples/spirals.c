@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
     heed_graph *g = log ? heed_graph_new(ctx) : NULL;
     if (!g) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
-        heed_metrics_close(log);
+        heed_metrics_free(log);
         heed_optimizer_free(opt);
         heed_params_free(P);
         heed_ctx_free(ctx);
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    heed_progress_finish(bar);
+    heed_progress_free(bar);
     /* The curve is drawn from the rows in memory, so it is written even if the CSV failed;
      * only the files actually written are named. */
     bool csv_ok = status == 0, svg_ok = true;
@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
         svg_ok = false;
     }
-    if (heed_metrics_close(log) != HEED_OK) {
+    if (heed_metrics_free(log) != HEED_OK) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
         csv_ok = false;
     }

@@ -42,7 +42,7 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
         m->f = fopen(path, "w");
         if (!m->f) {
             heed_ctx_fail(ctx, HEED_ERR_IO, "%s: cannot open %s for writing: %s", fn, path, strerror(errno));
-            heed_metrics_close(m);
+            heed_metrics_free(m);
             return NULL;
         }
         for (int i = 0; i < n_columns; i++) {
@@ -52,14 +52,14 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
         fputc('\n', m->f);
         if (fflush(m->f) != 0) {
             heed_ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, path, strerror(errno));
-            heed_metrics_close(m);
+            heed_metrics_free(m);
             return NULL;
         }
         if (!(m->path = strdup(path))) goto nomem;
     }
     return m;
 nomem:
-    heed_metrics_close(m);
+    heed_metrics_free(m);
     return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
 }
 
@@ -98,11 +98,11 @@ const double *heed_metrics_column(const heed_metrics *m, int c) {
     return m && c >= 0 && c < m->n_columns ? m->cols[c] : NULL;
 }
 
-heed_status heed_metrics_close(heed_metrics *m) {
+heed_status heed_metrics_free(heed_metrics *m) {
     if (!m) return HEED_OK;
     heed_status st = HEED_OK;
     if (m->f && fclose(m->f) != 0)
-        st = heed_ctx_fail(m->ctx, HEED_ERR_IO, "heed_metrics_close: closing %s: %s", m->path ? m->path : "the log",
+        st = heed_ctx_fail(m->ctx, HEED_ERR_IO, "heed_metrics_free: closing %s: %s", m->path ? m->path : "the log",
                            strerror(errno));
     for (int c = 0; c < m->n_columns; c++) {
         if (m->cols) free(m->cols[c]);

@@ -5,17 +5,17 @@
 #include <math.h>
 #include <stdio.h>
 
-heed_status heed_additive_init(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg) {
+heed_status heed_additive_declare(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!l || !prefix || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_additive_init: l, prefix and cfg must not be NULL");
+    if (!l || !prefix || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_additive_declare: l, prefix and cfg must not be NULL");
     int64_t dq = cfg->query_dim, dk = cfg->key_dim, da = cfg->attn_dim, C = cfg->loc_channels, K = cfg->loc_kernel;
     if (dq < 1 || dk < 1 || da < 1)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_additive_init: query_dim = %lld, key_dim = %lld, attn_dim = %lld (must be >= 1)",
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_additive_declare: query_dim = %lld, key_dim = %lld, attn_dim = %lld (must be >= 1)",
                              (long long)dq, (long long)dk, (long long)da);
     if (C < 0 || (C > 0 && (K < 1 || K % 2 == 0)) || (C == 0 && K != 0))
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             "heed_additive_init: loc_channels = %lld, loc_kernel = %lld (location features need channels "
+                             "heed_additive_declare: loc_channels = %lld, loc_kernel = %lld (location features need channels "
                              ">= 1 and an odd kernel >= 1; both 0 for none)",
                              (long long)C, (long long)K);
     *l = (heed_additive_layer){0};

@@ -9,19 +9,19 @@
 
 #include <stdio.h>
 
-heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
+heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!m || !cfg || !prefix) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: m, prefix and cfg must not be NULL");
+    if (!m || !cfg || !prefix) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: m, prefix and cfg must not be NULL");
     int64_t E = cfg->embed_dim, H = cfg->num_heads, kdim = cfg->kdim ? cfg->kdim : E, vdim = cfg->vdim ? cfg->vdim : E;
     if (E < 1 || H < 1 || E % H != 0)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: embed_dim = %lld must be a positive multiple of num_heads = %lld",
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: embed_dim = %lld must be a positive multiple of num_heads = %lld",
                              (long long)E, (long long)H);
     if (kdim < 1 || vdim < 1)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
                              (long long)cfg->kdim, (long long)cfg->vdim);
     if (!(cfg->dropout >= 0 && cfg->dropout < 1))
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: dropout = %g (must be in [0, 1))", cfg->dropout);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: dropout = %g (must be in [0, 1))", cfg->dropout);
     *m = (heed_mha){.embed_dim = E, .num_heads = H, .head_dim = E / H, .kdim = kdim, .vdim = vdim, .dropout = cfg->dropout};
     /* PyTorch's initialisation: xavier_uniform for the input projections, nn.Linear's
      * kaiming_uniform(a = sqrt(5)) for the output projection, zero biases. */

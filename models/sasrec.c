@@ -36,14 +36,14 @@ static heed_tensor *param(heed_params *P, heed_status *st, const char *name, hee
     return t;
 }
 
-heed_status heed_sasrec_init(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg) {
+heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg) {
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!m || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_init: model, store or config is NULL");
+    if (!m || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model, store or config is NULL");
     const heed_sasrec_config c = *cfg;
     if (c.n_items < 1 || c.maxlen < 1 || c.hidden < 1 || c.blocks < 0 || c.blocks > HEED_SASREC_MAX_BLOCKS ||
         c.heads < 1 || c.hidden % c.heads != 0 || !(c.dropout >= 0 && c.dropout < 1) || c.ln_eps < 0)
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             MODEL "_init: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
+                             MODEL "_declare: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
                                    "n_items, maxlen, hidden >= 1, blocks in 0..%d, heads >= 1 dividing hidden, dropout in "
                                    "[0, 1), ln_eps >= 0",
                              (long long)c.n_items, (long long)c.maxlen, (long long)c.hidden, c.blocks, c.heads, c.dropout,

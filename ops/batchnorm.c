@@ -172,8 +172,8 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
 
 /* ---------------------------------------------------------------- the layer */
 
-heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg) {
-    const char *op = "heed_batchnorm_init";
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg) {
+    const char *op = "heed_batchnorm_declare";
     heed_ctx *ctx = heed_params_ctx(P);
     if (!bn || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: bn, P and cfg must not be NULL", op);
     if (!prefix) prefix = "";

@@ -54,7 +54,7 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     if (!t->ctx) goto oom;
     t->P = heed_params_new(t->ctx, cfg->dtype);
     if (!t->P) goto ctx_error;
-    if (heed_sasrec_init(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
+    if (heed_sasrec_declare(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
     heed_adam_opts ao = {.lr = HEED_EXACTLY(cfg->lr), .beta1 = HEED_EXACTLY(cfg->beta1), .beta2 = HEED_EXACTLY(cfg->beta2)};
     t->opt = heed_adam(t->P, &ao);
     if (!t->opt) goto ctx_error;

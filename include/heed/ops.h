@@ -264,7 +264,7 @@ typedef struct {
 
 /* Declares the parameters under prefix ("" for none) and fills bn. Returns HEED_OK, or an
  * error with the message in heed_ctx_error. */
-heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
 /* heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts). */
 heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, heed_tensor *x);
 
