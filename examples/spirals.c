@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     for (long step = 1; step <= steps; step++) {
         heed_graph_reset(g);
         heed_params_zero_grad(P);
-        heed_schedule_apply(&sched, opt);
+        heed_schedule_apply(opt, &sched);
         heed_tensor *xb = heed_input(g, HEED_F32, HEED_SHAPE(2 * N_POINTS, 2), x);
         heed_tensor *logits = forward(g, &m, xb);
         heed_tensor *loss = heed_cross_entropy(g, logits, y, NULL);

@@ -288,7 +288,7 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     return HEED_OK;
 }
 
-heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt, const heed_checkpoint_info *info) {
+heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
     static const char *fn = "heed_checkpoint_save";
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
@@ -332,7 +332,7 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
     return st;
 }
 
-heed_status heed_safetensors_export(const char *path, heed_params *P) {
+heed_status heed_safetensors_export(heed_params *P, const char *path) {
     static const char *fn = "heed_safetensors_export";
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
@@ -577,12 +577,12 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     return st;
 }
 
-heed_status heed_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
     if (P && !path) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_checkpoint_load: path is NULL");
     return load("heed_checkpoint_load", path, NULL, 0, P, opt, info_out);
 }
 
-heed_status heed_checkpoint_load_memory(const void *data, size_t size, heed_params *P, heed_optimizer *opt,
+heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t size, heed_optimizer *opt,
                                         heed_checkpoint_info *info_out) {
     return load("heed_checkpoint_load_memory", NULL, data, size, P, opt, info_out);
 }
@@ -662,11 +662,11 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     return st;
 }
 
-heed_status heed_safetensors_import(const char *path, heed_params *P, bool strict) {
+heed_status heed_safetensors_import(heed_params *P, const char *path, bool strict) {
     if (P && !path) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_safetensors_import: path is NULL");
     return import("heed_safetensors_import", path, NULL, 0, P, strict);
 }
 
-heed_status heed_safetensors_import_memory(const void *data, size_t size, heed_params *P, bool strict) {
+heed_status heed_safetensors_import_memory(heed_params *P, const void *data, size_t size, bool strict) {
     return import("heed_safetensors_import_memory", NULL, data, size, P, strict);
 }

@@ -145,7 +145,7 @@ heed_status heed_schedule_lr(heed_ctx *ctx, const heed_schedule *s, int64_t t, d
     return HEED_OK;
 }
 
-heed_status heed_schedule_apply(const heed_schedule *s, heed_optimizer *opt) {
+heed_status heed_schedule_apply(heed_optimizer *opt, const heed_schedule *s) {
     if (!opt) return HEED_ERR_ARG;
     heed_status st = heed_schedule_check(opt->ctx, s);
     if (st != HEED_OK) return st;

@@ -457,13 +457,13 @@ static void bn_store_and_checkpoint(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp");
     if (fd >= 0) close(fd);
-    CHECK(heed_checkpoint_save(path, P, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_save(P, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_params *Q = heed_params_new(ctx, HEED_F32);
     heed_batchnorm bq;
     CHECK(heed_batchnorm_declare(&bq, Q, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     CHECK(heed_get(bq.opts.running_var, 0) == 1 && heed_get(bq.opts.running_mean, 0) == 0, "fresh buffers");
-    CHECK(heed_checkpoint_load(path, Q, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_load(Q, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     unlink(path);
     for (int i = 0; i < 5; i++) {
         heed_tensor *a = heed_params_find(P, names[i]), *b = heed_params_find(Q, names[i]);

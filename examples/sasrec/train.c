@@ -337,7 +337,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
         return -1;
     }
-    if (heed_checkpoint_save(path, t->P, t->opt, &info) != HEED_OK) {
+    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }
@@ -346,7 +346,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
 
 int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info;
-    if (heed_checkpoint_load(path, t->P, t->opt, &info) != HEED_OK) {
+    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }
