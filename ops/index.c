@@ -321,9 +321,13 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
 
 /* ---------------------------------------------------------------- topk */
 
-heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, bool largest, bool sorted, int64_t *indices) {
+heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int flags, int64_t *indices) {
     const char *op = "heed_topk";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (flags & ~(HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: flags = %d (0 or HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED)", op, flags),
+               NULL;
+    bool largest = !(flags & HEED_TOPK_SMALLEST), sorted = !(flags & HEED_TOPK_UNSORTED);
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
     int64_t n = size_at(x, d);

@@ -52,9 +52,12 @@ static void mm_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_matmul = {"heed_matmul", mm_backward};
 
-heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool ta, bool tb) {
+heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int flags) {
     const char *op = "heed_matmul";
     if (!heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
+    if (flags & ~(HEED_TRANS_A | HEED_TRANS_B))
+        return heed_graph_fail(g, HEED_ERR_ARG, "heed_matmul_t: flags = %d (0 or HEED_TRANS_A | HEED_TRANS_B)", flags), NULL;
+    bool ta = flags & HEED_TRANS_A, tb = flags & HEED_TRANS_B;
     if (a->ndim < 2 || b->ndim < 2)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: both operands need at least 2 dims", op, HEED_S(a), HEED_S(b)),
                NULL;
@@ -106,7 +109,7 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool t
     return heed_graph_ok(g) ? c : NULL;
 }
 
-heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return heed_matmul_t(g, a, b, false, false); }
+heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return heed_matmul_t(g, a, b, 0); }
 
 /* ---------------------------------------------------------------- linear */
 

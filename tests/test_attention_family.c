@@ -61,7 +61,7 @@ static heed_tensor *explicit_linear(heed_graph *g, heed_tensor *fq, heed_tensor 
                 int64_t L = c->lens ? c->lens[bh / H] : Nk;
                 mask[(bh * Nq + i) * Nk + j] = j < L && (!c->causal || j <= i + Nk - Nq);
             }
-    heed_tensor *A = heed_mul(g, heed_matmul_t(g, fq, fk, false, true), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
+    heed_tensor *A = heed_mul(g, heed_matmul_t(g, fq, fk, HEED_TRANS_B), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
     free(mask);
     return heed_div(g, heed_matmul(g, A, v), heed_sum(g, A, 3, true));
 }

@@ -61,9 +61,12 @@ heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
 /* ---------------------------------------------------------------- ops: matmul */
 
 /* a[..., m, k] @ b[..., k, n] through the BLAS. 2-D, or batched: leading dims of a and b
- * equal, or b 2-D (shared). transpose flags act on the last two dims (no copy). */
+ * equal, or b 2-D (shared). */
 heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b);
-heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool trans_a, bool trans_b);
+/* heed_matmul_t's flags: transpose a or b over their last two dims (no copy); 0 is
+ * heed_matmul. heed_matmul_t(g, q, k, HEED_TRANS_B) is q @ k^T. */
+typedef enum { HEED_TRANS_A = 1, HEED_TRANS_B = 2 } heed_matmul_flag;
+heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int flags);
 /* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL): PyTorch's nn.Linear layout. */
 heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias);
 
@@ -111,12 +114,17 @@ heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim);
  * (not differentiable). Returns HEED_OK or the graph's (sticky) error.
  * Greedy decoding: heed_argmax(g, logits[B,V], -1, ids) then heed_embedding(.., ids, ..). */
 heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out);
-/* The k largest (largest) or smallest values along dim, 0 <= k <= size(dim): x's shape
- * with dim of size k. sorted: best first; otherwise in ascending position (PyTorch leaves
+/* heed_topk's flags; 0 is torch.topk's default (largest=True, sorted=True). */
+typedef enum {
+    HEED_TOPK_SMALLEST = 1, /* the k smallest values (largest=False) */
+    HEED_TOPK_UNSORTED = 2, /* in ascending position, not best first (sorted=False) */
+} heed_topk_flag;
+/* The k largest (or smallest) values along dim, 0 <= k <= size(dim): x's shape with dim
+ * of size k, best first (or in ascending position with HEED_TOPK_UNSORTED; PyTorch leaves
  * that order unspecified). Order as heed_argmax (NaN above numbers, ties by position).
  * indices (may be NULL) receives their positions along dim, laid out like the result.
  * Differentiable: the gradient goes back to the picked positions. */
-heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, bool largest, bool sorted, int64_t *indices);
+heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int flags, int64_t *indices);
 /* torch.gather: y has index_shape (same number of dims as x, each size <= x's except
  * along dim) and y[p] = x[p with its coordinate along dim replaced by index[p]], every
  * index in [0, size(dim)) (copied). Per-row picks, e.g. the log-probability of each row's
