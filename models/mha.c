@@ -75,8 +75,9 @@ static bool check_input(heed_graph *g, const char *name, heed_tensor *t, int64_t
 }
 
 heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts) {
+                              const heed_attention_opts *opts, heed_tensor **weights) {
     const char *op = "heed_mha_forward";
+    if (weights) *weights = NULL;
     if (!heed_graph_ok(g)) return NULL;
     if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w) return heed_graph_fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
     if (!key) key = query; /* self-attention */
@@ -99,7 +100,7 @@ heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *que
     heed_tensor *q = split_heads(g, heed_linear(g, query, m->q_w, m->q_b), H, dh);
     heed_tensor *k = split_heads(g, heed_linear(g, key, m->k_w, m->k_b), H, dh);
     heed_tensor *v = split_heads(g, heed_linear(g, value, m->v_w, m->v_b), H, dh);
-    heed_tensor *attn = heed_attention(g, q, k, v, &o);
+    heed_tensor *attn = heed_attention(g, q, k, v, &o, weights);
     if (!attn) return NULL;
     return heed_linear(g, merge_heads(g, attn), m->o_w, m->o_b);
 }

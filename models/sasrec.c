@@ -153,11 +153,7 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
         heed_tensor *kk = split_heads(g, heed_linear(g, x, k->wk, k->bk), B, N, H, dh);
         heed_tensor *v = split_heads(g, heed_linear(g, x, k->wv, k->bv), B, N, H, dh);
         heed_attention_opts ao = {.causal = true, .bias = bias, .dropout = c->dropout};
-        if (weights) {
-            ao.weights = &weights[b];
-            ao.impl = HEED_ATTN_MATERIALISED;
-        }
-        heed_tensor *a = merge_heads(g, heed_attention(g, q, kk, v, &ao), B, N, H, dh);
+        heed_tensor *a = merge_heads(g, heed_attention(g, q, kk, v, &ao, weights ? &weights[b] : NULL), B, N, H, dh);
         heed_tensor *y = heed_layernorm(g, heed_add(g, z, a), k->ff_ln_g, k->ff_ln_b, c->ln_eps);
         heed_tensor *f = heed_dropout(g, heed_relu(g, heed_linear(g, y, k->w1, k->b1)), c->dropout);
         f = heed_dropout(g, heed_linear(g, f, k->w2, k->b2), c->dropout);

@@ -259,7 +259,7 @@ static void favor_approximates_softmax(void) {
                 heed_tensor *Q = input(g, HEED_SHAPE(B, H, N, d), q, false), *K = input(g, HEED_SHAPE(B, H, N, d), k, false),
                             *V = input(g, HEED_SHAPE(B, H, N, dv), v, false), *W = heed_zeros(g, HEED_F64, HEED_SHAPE(ms[mi], d));
                 heed_favor_draw(ctx, W, draw);
-                heed_tensor *exact = heed_attention(g, Q, K, V, &(heed_attention_opts){.causal = causal});
+                heed_tensor *exact = heed_attention(g, Q, K, V, &(heed_attention_opts){.causal = causal}, NULL);
                 heed_tensor *approx = heed_linear_attention(g, heed_favor_features(g, Q, W, HEED_FAVOR_QUERIES),
                                                             heed_favor_features(g, K, W, HEED_FAVOR_KEYS), V,
                                                             &(heed_linear_attention_opts){.causal = causal});

@@ -640,7 +640,7 @@ static void mha_matches_reference(void) {
     heed_tensor *y = heed_mha_forward(g, &m, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nq, 6), query),
                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 5), key),
                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 4), value),
-                                      &(heed_attention_opts){.key_lengths = lens, .weights = &weights});
+                                      &(heed_attention_opts){.key_lengths = lens}, &weights);
     CHECK(y && weights && y->shape[0] == B && y->shape[1] == Nq && y->shape[2] == 6, "%s", heed_graph_error(g));
     ref_mha(&m, query, key, value, B, Nq, Nk, lens, false, NULL, out, w);
     for (int64_t i = 0; y && i < B * Nq * 6; i++) CHECK_CLOSE(heed_get(y, i), out[i], 1e-12);
@@ -655,7 +655,7 @@ static void mha_matches_reference(void) {
     heed_tensor *rb = heed_relative_position_bias(g, tb, N, N, NULL);
     for (int64_t i = 0; rb && i < 3 * N * N; i++) bias[i] = heed_get(rb, i);
     y = heed_mha_forward(g, &self, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, 6), x), NULL, NULL,
-                         &(heed_attention_opts){.causal = true, .bias = rb});
+                         &(heed_attention_opts){.causal = true, .bias = rb}, NULL);
     CHECK(y != NULL, "%s", heed_graph_error(g));
     ref_mha(&self, x, x, x, B, N, N, NULL, true, bias, out2, NULL);
     for (int64_t i = 0; y && i < B * N * 6; i++) CHECK_CLOSE(heed_get(y, i), out2[i], 1e-12);
@@ -676,13 +676,13 @@ static heed_tensor *fn_mha(heed_graph *g, heed_tensor **x, void *u) {
     bool f64 = x[0]->dtype == HEED_F64;
     const heed_mha *m = f64 ? &c->m64 : &c->m32;
     heed_tensor *weights = NULL;
-    heed_attention_opts o = {.key_lengths = lens, .weights = &weights};
+    heed_attention_opts o = {.key_lengths = lens};
     if (!c->cross) {
         o.causal = true;
         o.bias = heed_relative_position_bias(g, f64 ? c->rel64 : c->rel32, 4, 4, NULL);
     }
     if (c->dropout) o.dropout = 0.3;
-    heed_tensor *y = heed_mha_forward(g, m, x[0], c->cross ? x[1] : NULL, c->cross ? x[2] : NULL, &o);
+    heed_tensor *y = heed_mha_forward(g, m, x[0], c->cross ? x[1] : NULL, c->cross ? x[2] : NULL, &o, &weights);
     /* the output [B,Nq,E] plus a weighted sum of the per-head weights, so the gradient
      * through the weights output is checked too */
     double ramp[4] = {0.3, -1.1, 0.7, 1.9};
@@ -736,31 +736,32 @@ static void mha_bad_inputs(void) {
     heed_mha_declare(&m, P, "b", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .kdim = 3});
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 7));
-    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "query dim");
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL, NULL) == NULL, "query dim");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_mha_forward: query[2,3,7] must be [B,N,8]");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
     CHECK_ERR(g, HEED_ERR_SHAPE, "key[2,3,8] must be [B,N,3]");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "batch");
     CHECK_ERR(g, HEED_ERR_SHAPE, "with the query's B");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "keys vs values");
     CHECK_ERR(g, HEED_ERR_SHAPE, "same number of keys");
     q = heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "parameters are f32 but query is f64");
-    CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL) == NULL, "NULL layer");
+    heed_tensor *w = q; /* an error leaves NULL in the weights, whatever was there */
+    CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL, &w) == NULL && w == NULL, "NULL layer");
     CHECK_ERR(g, HEED_ERR_ARG, "not initialised");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 8)),
-                           &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}) == NULL,
+                           &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}, NULL) == NULL,
           "key length");
     CHECK_ERR(g, HEED_ERR_ARG, "key_lengths");
     heed_graph_free(g);

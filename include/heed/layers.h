@@ -62,10 +62,10 @@ heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, co
 /* query [B,Nq,E], key [B,Nk,kdim], value [B,Nk,vdim] -> [B,Nq,E]. key NULL means
  * self-attention (key = value = query); value NULL means value = key. opts go to
  * heed_attention (may be NULL): causal, key_lengths [B], bias (e.g. a relative-position
- * bias [1,H,Nq,Nk]), window, weights (receives the per-head weights [B,H,Nq,Nk]), impl;
- * opts->dropout 0 means the layer's dropout. */
+ * bias [1,H,Nq,Nk]), window, impl; opts->dropout 0 means the layer's dropout. weights, if
+ * not NULL, receives the per-head weights [B,H,Nq,Nk] (as heed_attention's). */
 heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts);
+                              const heed_attention_opts *opts, heed_tensor **weights);
 
 #ifdef __cplusplus
 }

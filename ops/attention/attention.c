@@ -197,10 +197,10 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
 /* ---------------------------------------------------------------- entry point */
 
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v,
-                            const heed_attention_opts *opts) {
+                            const heed_attention_opts *opts, heed_tensor **weights) {
     const char *op = "heed_attention";
     heed_attention_opts o = opts ? *opts : (heed_attention_opts){0};
-    if (o.weights) *o.weights = NULL;
+    if (weights) *weights = NULL;
     if (!heed_check_tensor(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
         return NULL;
     if (o.bias && !heed__check_like(g, op, o.bias, "bias", q)) return NULL;
@@ -236,7 +236,7 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op,
                                o.block_q, o.block_k),
                NULL;
-    if (o.impl == HEED_ATTN_FLASH && o.weights)
+    if (o.impl == HEED_ATTN_FLASH && weights)
         return heed_graph_fail(g, HEED_ERR_ARG,
                                "%s: weights were requested with impl = HEED_ATTN_FLASH (flash never forms them; use "
                                "HEED_ATTN_MATERIALISED or AUTO)",
@@ -280,6 +280,6 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         P.seed = g->ctx->seed;
         P.stream = heed__next_stream(g->ctx);
     }
-    bool materialise = o.impl == HEED_ATTN_MATERIALISED || (o.impl == HEED_ATTN_AUTO && o.weights);
-    return materialise ? attn_materialised(g, q, k, v, o.bias, &P, o.weights) : attn_flash(g, q, k, v, o.bias, &P);
+    bool materialise = o.impl == HEED_ATTN_MATERIALISED || (o.impl == HEED_ATTN_AUTO && weights);
+    return materialise ? attn_materialised(g, q, k, v, o.bias, &P, weights) : attn_flash(g, q, k, v, o.bias, &P);
 }
