@@ -109,7 +109,7 @@ struct heed_node {
     heed_tensor **in;
     heed_tensor **out;
     int n_in, n_out;
-    int64_t iarg[6]; /* small op arguments (axes, flags, sizes) */
+    int64_t iarg[6]; /* small op arguments (dims, flags, sizes) */
     double farg[4];  /* small op arguments (scales, eps, p) */
     void *saved;     /* op-specific saved values, in the graph arena */
     heed_node *prev;
@@ -150,10 +150,10 @@ heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim,
 /* ---------------------------------------------------------------- dtypes and dims */
 
 /* HEED_FOR_DTYPE (extend.h) runs one source for both dtypes. */
-/* Normalise a possibly negative axis; -1 if out of range. */
-static inline int heed__axis(int axis, int ndim) {
-    if (axis < 0) axis += ndim;
-    return (axis < 0 || axis >= ndim) ? -1 : axis;
+/* Normalise a possibly negative dim; -1 if out of range. */
+static inline int heed__dim(int dim, int ndim) {
+    if (dim < 0) dim += ndim;
+    return (dim < 0 || dim >= ndim) ? -1 : dim;
 }
 
 /* ---------------------------------------------------------------- options */

@@ -1,6 +1,6 @@
 /* 2-D convolution (torch.nn.functional.conv2d), NCHW, through im2col + GEMM.
  *
- * x [N, C, H, W], w [O, C/G, kh, kw], bias [O] or NULL, G groups; per axis a stride s, a
+ * x [N, C, H, W], w [O, C/G, kh, kw], bias [O] or NULL, G groups; per spatial dim a stride s, a
  * zero padding p and a dilation d. Output [N, O, Ho, Wo] with
  *   Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1   (Wo alike)
  *   y[n,o,i,j] = bias[o] + sum_{c,a,b} w[o,c,a,b] x[n, g Cg + c, i sh - ph + a dh, j sw - pw + b dw]

@@ -19,7 +19,7 @@
 
 /* dim of x normalised; a 0-d tensor counts as one element along dim 0 (dim 0 or -1, as
  * PyTorch). -1 when out of range. */
-static int dim_of(const heed_tensor *x, int dim) { return heed__axis(dim, x->ndim ? x->ndim : 1); }
+static int dim_of(const heed_tensor *x, int dim) { return heed__dim(dim, x->ndim ? x->ndim : 1); }
 
 static int64_t size_at(const heed_tensor *x, int d) { return x->ndim ? x->shape[d] : 1; }
 
@@ -56,7 +56,7 @@ heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) 
     const char *op = "heed_select";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim == 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x is 0-d (select needs a dim to index)", op), NULL;
-    int d = heed__axis(dim, x->ndim);
+    int d = heed__dim(dim, x->ndim);
     if (d < 0) return fail_dim(g, op, x, dim);
     int64_t outer, n, inner;
     split3(x, d, &outer, &n, &inner);
@@ -98,7 +98,7 @@ heed_tensor *heed_squeeze(heed_graph *g, heed_tensor *x, int dim) {
 heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim) {
     const char *op = "heed_unsqueeze";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    int d = heed__axis(dim, x->ndim + 1);
+    int d = heed__dim(dim, x->ndim + 1);
     if (d < 0)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (need %d <= dim <= %d)", op, dim, HEED_S(x),
                                -(x->ndim + 1), x->ndim),

@@ -1,4 +1,4 @@
-/* Layer normalisation over the last axis (torch.nn.functional.layer_norm).
+/* Layer normalisation over the last dim (torch.nn.functional.layer_norm).
  *
  * Per row of length D:
  *   mean = sum_j x_j / D,   var = sum_j (x_j - mean)^2 / D   (biased, as PyTorch)
@@ -225,7 +225,7 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     const char *op = "heed_layernorm";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last axis)",
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last dim)",
                                op, HEED_S(x)),
                NULL;
     if (!check_affine(g, op, gamma, "gamma", x) || !check_affine(g, op, beta, "beta", x)) return NULL;

@@ -33,7 +33,7 @@ typedef struct {
     int32_t *argmax; /* max: per output, the flat index in its plane */
 } pool_plan;
 
-/* The input rows of output row i along one axis: [*lo, *hi). */
+/* The input rows of output row i along one spatial dim: [*lo, *hi). */
 static void window(const pool_plan *p, bool rows, int64_t i, int64_t *lo, int64_t *hi) {
     int64_t n = rows ? p->H : p->W, n_out = rows ? p->Ho : p->Wo;
     if (p->kind == POOL_ADAPTIVE) {

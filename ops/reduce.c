@@ -1,5 +1,5 @@
-/* Reductions over one axis or over everything: sum, mean, max.
- * A tensor is viewed as [outer, n, inner] around the reduced axis; sums accumulate in
+/* Reductions over one dim or over everything: sum, mean, max.
+ * A tensor is viewed as [outer, n, inner] around the reduced dim; sums accumulate in
  * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax. */
 #include "../graph/internal.h"
 
@@ -38,21 +38,21 @@ _Pragma("omp parallel for if (x->numel > 65536)")
 
 static const heed_op red_ops[] = {{"heed_sum", reduce_backward}, {"heed_mean", reduce_backward}, {"heed_max", reduce_backward}};
 
-/* axis = INT32_MIN reduces everything to a scalar. */
-static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int axis, bool keepdim) {
+/* dim = INT32_MIN reduces everything to a scalar. */
+static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim, bool keepdim) {
     const char *op = red_ops[kind].name;
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    bool all = axis == INT32_MIN;
-    int ax = all ? 0 : heed__axis(axis, x->ndim);
+    bool all = dim == INT32_MIN;
+    int ax = all ? 0 : heed__dim(dim, x->ndim);
     if (!all && ax < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
     red_plan p = {1, all ? x->numel : (x->ndim ? x->shape[ax] : 1), 1};
     if (!all) {
         for (int i = 0; i < ax; i++) p.outer *= x->shape[i];
         for (int i = ax + 1; i < x->ndim; i++) p.inner *= x->shape[i];
     }
     if (kind == RED_MAX && p.n == 0)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: max over an empty axis", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: max over an empty dim", op, HEED_S(x)), NULL;
     int64_t shape[HEED_MAX_DIMS];
     int nd = 0;
     if (!all)
@@ -96,9 +96,9 @@ _Pragma("omp parallel for if (x->numel > 65536)")
     return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_SUM, x, axis, keepdim); }
-heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MEAN, x, axis, keepdim); }
-heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MAX, x, axis, keepdim); }
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_SUM, x, dim, keepdim); }
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MEAN, x, dim, keepdim); }
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MAX, x, dim, keepdim); }
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }

@@ -165,7 +165,7 @@ heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
     int p[HEED_MAX_DIMS];
     bool seen[HEED_MAX_DIMS] = {false};
     for (int i = 0; i < x->ndim; i++) {
-        p[i] = heed__axis(perm[i], x->ndim);
+        p[i] = heed__dim(perm[i], x->ndim);
         if (p[i] < 0 || seen[p[i]]) {
             char list[64];
             int len = 0;
@@ -182,7 +182,7 @@ heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
 heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1) {
     const char *op = "heed_transpose";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    int a = heed__axis(dim0, x->ndim), b = heed__axis(dim1, x->ndim);
+    int a = heed__dim(dim0, x->ndim), b = heed__dim(dim1, x->ndim);
     if (a < 0 || b < 0)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims (%d, %d) out of range for x%s (%d dims)", op, dim0, dim1, HEED_S(x),
                                x->ndim),
@@ -212,18 +212,18 @@ static void slice_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_slice = {"heed_slice", slice_backward};
 
-heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, int64_t end) {
+heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, int64_t end) {
     const char *op = "heed_slice";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    int ax = heed__axis(axis, x->ndim);
-    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
-    int64_t dim = x->shape[ax];
-    int64_t s = start < 0 ? start + dim : start, e = end < 0 ? end + dim : end;
-    if (s < 0 || e > dim || s > e)
+    int ax = heed__dim(dim, x->ndim);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
+    int64_t size = x->shape[ax];
+    int64_t s = start < 0 ? start + size : start, e = end < 0 ? end + size : end;
+    if (s < 0 || e > size || s > e)
         return heed_graph_fail(g, HEED_ERR_ARG,
-                               "%s: [%lld, %lld) is out of range for axis %d of x%s (size %lld; need -size <= start <= end <= size "
+                               "%s: [%lld, %lld) is out of range for dim %d of x%s (size %lld; need -size <= start <= end <= size "
                                "after negative indices count from the end)",
-                               op, (long long)start, (long long)end, axis, HEED_S(x), (long long)dim),
+                               op, (long long)start, (long long)end, dim, HEED_S(x), (long long)size),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -235,10 +235,10 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, 
     const char *X = x->data;
     char *Y = y->data;
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
-    for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)((o * dim + s) * inner) * es, row);
+    for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)((o * size + s) * inner) * es, row);
     heed_node *n = heed_record(g, &op_slice, 1, &x, 1, &y);
     if (n) {
-        n->iarg[0] = outer, n->iarg[1] = dim, n->iarg[2] = inner;
+        n->iarg[0] = outer, n->iarg[1] = size, n->iarg[2] = inner;
         n->iarg[3] = s, n->iarg[4] = len;
     }
     return heed_graph_ok(g) ? y : NULL;
@@ -248,8 +248,8 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, 
 
 /* Both are the same move: every input is viewed as [outer, width_k] and the output as
  * [outer, sum_k width_k], input k filling columns [off_k, off_k + width_k). For concat
- * width_k = x_k's size along axis times the dims after it; for stack (a new axis of size
- * 1 per input) width_k = the input's dims from axis on. */
+ * width_k = x_k's size along dim times the dims after it; for stack (a new dim of size
+ * 1 per input) width_k = the input's dims from dim on. */
 typedef struct {
     int64_t outer, total;
     int64_t *width, *off; /* n entries each */
@@ -281,7 +281,7 @@ static void cat_backward(heed_graph *g, heed_node *nd) {
 static const heed_op op_concat = {"heed_concat", cat_backward};
 static const heed_op op_stack = {"heed_stack", cat_backward};
 
-static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *const *xs, int n, int axis, bool stack) {
+static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *const *xs, int n, int dim, bool stack) {
     const char *name = op->name;
     if (!heed_graph_ok(g)) return NULL;
     if (!xs || n < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s (need at least one tensor)", name, xs ? "n < 1" : "xs is NULL"), NULL;
@@ -297,8 +297,8 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[0]%s already has %d dims (the result would have more than %d)", name,
                                HEED_S(x0), nd, HEED_MAX_DIMS),
                NULL;
-    int ax = heed__axis(axis, out_nd);
-    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: axis %d out of range for a %d-dim result (inputs like xs[0]%s)", name, axis, out_nd, HEED_S(x0)), NULL;
+    int ax = heed__dim(dim, out_nd);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for a %d-dim result (inputs like xs[0]%s)", name, dim, out_nd, HEED_S(x0)), NULL;
     for (int k = 1; k < n; k++) {
         const heed_tensor *x = xs[k];
         bool ok = x->ndim == nd;
@@ -314,7 +314,7 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
                 return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s have different numbers of dims", name, k,
                                        HEED_S(x), HEED_S(x0)),
                        NULL;
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat axis %d may differ)",
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat dim %d may differ)",
                                    name, k, HEED_S(x), HEED_S(x0), bad, ax),
                    NULL;
         }
@@ -352,8 +352,8 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
     return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int axis) { return cat_impl(g, &op_concat, xs, n, axis, false); }
-heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int axis) { return cat_impl(g, &op_stack, xs, n, axis, true); }
+heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_concat, xs, n, dim, false); }
+heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_stack, xs, n, dim, true); }
 
 /* ---------------------------------------------------------------- index_select */
 
@@ -386,18 +386,18 @@ static void index_select_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_index_select = {"heed_index_select", index_select_backward};
 
-heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const int64_t *idx, int64_t n) {
+heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int dim, const int64_t *idx, int64_t n) {
     const char *op = "heed_index_select";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    int ax = heed__axis(axis, x->ndim);
-    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
+    int ax = heed__dim(dim, x->ndim);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
     if (n < 0 || (n > 0 && !idx))
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s", op, n < 0 ? "n < 0" : "idx is NULL but n > 0"), NULL;
-    int64_t dim = x->shape[ax];
+    int64_t size = x->shape[ax];
     for (int64_t j = 0; j < n; j++)
-        if (idx[j] < 0 || idx[j] >= dim)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for axis %d of x%s", op,
-                                   (long long)j, (long long)idx[j], (long long)dim, axis, HEED_S(x)),
+        if (idx[j] < 0 || idx[j] >= size)
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
+                                   (long long)j, (long long)idx[j], (long long)size, dim, HEED_S(x)),
                    NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -411,14 +411,14 @@ heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const in
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
     for (int64_t r = 0; r < outer * n; r++) {
         int64_t o = r / n, j = r % n;
-        memcpy(Y + (size_t)r * row, X + (size_t)(o * dim + idx[j]) * row, row);
+        memcpy(Y + (size_t)r * row, X + (size_t)(o * size + idx[j]) * row, row);
     }
     heed_node *nd = heed_record(g, &op_index_select, 1, &x, 1, &y);
     if (nd) {
         int64_t *copy = heed_graph_alloc(g, (size_t)n * sizeof *copy);
         if (copy && n > 0) memcpy(copy, idx, (size_t)n * sizeof *copy);
         nd->saved = copy;
-        nd->iarg[0] = outer, nd->iarg[1] = dim, nd->iarg[2] = inner, nd->iarg[3] = n;
+        nd->iarg[0] = outer, nd->iarg[1] = size, nd->iarg[2] = inner, nd->iarg[3] = n;
     }
     return heed_graph_ok(g) ? y : NULL;
 }

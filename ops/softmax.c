@@ -1,4 +1,4 @@
-/* Softmax and log-softmax over the last axis.
+/* Softmax and log-softmax over the last dim.
  *
  * A tensor is a stack of rows of length n (its last dim). Per row, with m = max_j x_j and
  * s = sum_k exp(x_k - m):
@@ -303,7 +303,7 @@ static heed_tensor *softmax_op(heed_graph *g, heed_tensor *x, bool log_out) {
     const char *op = desc->name;
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last axis)",
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last dim)",
                                op, HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);

@@ -260,7 +260,7 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         bool ok = bs->ndim <= 4;
         int64_t stride = 1;
         for (int a = 3; ok && a >= 0; a--) {
-            int ba = a - (4 - bs->ndim); /* bias axis aligned with axis a, < 0 if missing */
+            int ba = a - (4 - bs->ndim); /* bias dim aligned with dim a, < 0 if missing */
             int64_t n = ba >= 0 ? bs->shape[ba] : 1;
             ok = n == 1 || n == full[a];
             P.bstride[a] = n == 1 ? 0 : stride;
