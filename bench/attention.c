@@ -61,7 +61,7 @@ typedef struct {
 static double run_once(runner *r, bool step) {
     double t0 = now();
     heed_graph_reset(r->g);
-    heed_tensor *y = heed_attention(r->g, r->q, r->k, r->v, &r->o);
+    heed_tensor *y = heed_attention(r->g, r->q, r->k, r->v, &r->o, NULL);
     if (step) {
         heed_params_zero_grad(r->P);
         heed_backward(r->g, heed_sum_all(r->g, y));
@@ -100,7 +100,7 @@ static void one_case(heed_ctx *ctx, int n, bool causal, int64_t window, heed_att
     if (heed_graph_status(r.g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(r.g));
     /* One step on a fresh graph for the arena's peak. */
     heed_graph *g2 = heed_graph_new(ctx);
-    heed_backward(g2, heed_sum_all(g2, heed_attention(g2, r.q, r.k, r.v, &r.o)));
+    heed_backward(g2, heed_sum_all(g2, heed_attention(g2, r.q, r.k, r.v, &r.o, NULL)));
     double io_bytes = 2.0 * B * H * n * D * sizeof(float); /* o and its gradient */
     double extra_mib = ((double)heed_graph_peak_bytes(g2) - io_bytes) / (1 << 20);
     heed_graph_free(g2);

@@ -35,7 +35,7 @@ static void step(heed_graph *g, const qkv *x, kind kd, bool causal) {
     heed_graph_reset(g);
     heed_tensor *y;
     if (kd == FLASH) {
-        y = heed_attention(g, x->q, x->k, x->v, &(heed_attention_opts){.causal = causal, .impl = HEED_ATTN_FLASH});
+        y = heed_attention(g, x->q, x->k, x->v, &(heed_attention_opts){.causal = causal, .impl = HEED_ATTN_FLASH}, NULL);
     } else {
         heed_tensor *fq = kd == LINEAR_ELU ? heed_elu_features(g, x->q) : heed_favor_features(g, x->q, x->w, HEED_FAVOR_QUERIES);
         heed_tensor *fk = kd == LINEAR_ELU ? heed_elu_features(g, x->k) : heed_favor_features(g, x->k, x->w, HEED_FAVOR_KEYS);

@@ -63,17 +63,17 @@ static timing measure(heed_ctx *ctx, int64_t n, const heed_attention_opts *o, in
     timing t = {0};
     BENCH_BEST(reps, t.fwd, {
         heed_graph_reset(g);
-        heed_attention(g, q, k, v, o);
+        heed_attention(g, q, k, v, o, NULL);
     });
     BENCH_BEST(reps, t.step, {
         heed_graph_reset(g);
         heed_params_zero_grad(P);
-        heed_backward(g, heed_sum_all(g, heed_attention(g, q, k, v, o)));
+        heed_backward(g, heed_sum_all(g, heed_attention(g, q, k, v, o, NULL)));
     });
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
     heed_graph_free(g);
     g = heed_graph_new(ctx);
-    heed_backward(g, heed_sum_all(g, heed_attention(g, q, k, v, o)));
+    heed_backward(g, heed_sum_all(g, heed_attention(g, q, k, v, o, NULL)));
     t.extra_mib = ((double)heed_graph_peak_bytes(g) - 2.0 * B * H * n * D * sizeof(float)) / (1 << 20);
     heed_graph_free(g);
     heed_params_free(P);

@@ -47,7 +47,7 @@ static void exit_guard(void) {
 
 heed_status heed_dist_init(heed_ctx *ctx, int *argc, char ***argv) {
     heed_dist_world *w = &heed__world;
-    if (w->finalized) return heed__ctx_fail(ctx, HEED_ERR_STATE, "heed_dist_init: called after heed_dist_finalize (MPI cannot restart)");
+    if (w->finalized) return heed_ctx_fail(ctx, HEED_ERR_STATE, "heed_dist_init: called after heed_dist_finalize (MPI cannot restart)");
     if (!w->started) {
         w->started = true;
         int up = 0;
@@ -58,7 +58,7 @@ heed_status heed_dist_init(heed_ctx *ctx, int *argc, char ***argv) {
                 int provided = 0;
                 if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
                     w->started = false;
-                    return heed__ctx_fail(ctx, HEED_ERR_STATE, "heed_dist_init: MPI_Init_thread failed");
+                    return heed_ctx_fail(ctx, HEED_ERR_STATE, "heed_dist_init: MPI_Init_thread failed");
                 }
                 w->ours = true;
             }
@@ -102,7 +102,7 @@ heed_status heed_dist_finalize(void) {
 
 static heed_status check_root(heed_ctx *ctx, const char *fn, int root) {
     if (root < 0 || root >= heed__world.size)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: root %d is not a rank (0..%d)", fn, root, heed__world.size - 1);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: root %d is not a rank (0..%d)", fn, root, heed__world.size - 1);
     return HEED_OK;
 }
 
@@ -132,7 +132,7 @@ heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root
 
 heed_status heed_dist_allreduce_sum(heed_ctx *ctx, double *values, int n) {
     if (!ctx || n < 0 || (!values && n))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_dist_allreduce_sum: %d values at %p", n, (void *)values);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_dist_allreduce_sum: %d values at %p", n, (void *)values);
     if (many() && n) MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     return HEED_OK;
 }
@@ -184,7 +184,7 @@ heed_status heed__dist_check_layout(heed_params *P, const char *fn) {
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!ok) {
         free(h0);
-        return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory checking the parameters (on some rank)", fn);
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory checking the parameters (on some rank)", fn);
     }
     if (heed__world.rank == 0)
         for (int i = 0; i < n; i++) h0[i] = entry_hash(P, i);
@@ -208,12 +208,12 @@ heed_status heed__dist_check_layout(heed_params *P, const char *fn) {
     MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
     MPI_Bcast(other, sizeof other, MPI_CHAR, bad.rank, MPI_COMM_WORLD);
     if (bad.at == 0)
-        return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' parameter stores differ: %s on rank 0, %s on rank %d", fn,
-                              first, other, bad.rank);
-    return heed__ctx_fail(ctx, HEED_ERR_STATE,
-                          "%s: the ranks declared different parameters: parameter %d is %s on rank 0 but %s on rank %d "
-                          "(every rank must declare the same parameters in the same order)",
-                          fn, bad.at - 1, first, other, bad.rank);
+        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' parameter stores differ: %s on rank 0, %s on rank %d", fn,
+                             first, other, bad.rank);
+    return heed_ctx_fail(ctx, HEED_ERR_STATE,
+                         "%s: the ranks declared different parameters: parameter %d is %s on rank 0 but %s on rank %d "
+                         "(every rank must declare the same parameters in the same order)",
+                         fn, bad.at - 1, first, other, bad.rank);
 }
 
 /* ---------------------------------------------------------------- parameters and gradients */
@@ -263,20 +263,20 @@ static heed_status share_status(heed_ctx *ctx, heed_status st, const char *fn) {
     if (heed__world.rank == 0 && st != HEED_OK) snprintf(s.msg, sizeof s.msg, "%s", heed_ctx_error(ctx));
     MPI_Bcast(&s, sizeof s, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (heed__world.rank != 0 && s.code != HEED_OK)
-        heed__ctx_fail(ctx, (heed_status)s.code, "%s: on rank 0: %s", fn, s.msg);
+        heed_ctx_fail(ctx, (heed_status)s.code, "%s: on rank 0: %s", fn, s.msg);
     return (heed_status)s.code;
 }
 
-heed_status heed_dist_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt, const heed_checkpoint_info *info) {
-    if (!many()) return heed_checkpoint_save(path, P, opt, info);
+heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
+    if (!many()) return heed_checkpoint_save(P, path, opt, info);
     if (!P) return HEED_ERR_ARG;
-    heed_status st = heed__world.rank == 0 ? heed_checkpoint_save(path, P, opt, info) : HEED_OK;
+    heed_status st = heed__world.rank == 0 ? heed_checkpoint_save(P, path, opt, info) : HEED_OK;
     return share_status(heed_params_ctx(P), st, "heed_dist_checkpoint_save");
 }
 
-heed_status heed_dist_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
     static const char *fn = "heed_dist_checkpoint_load";
-    if (!many()) return heed_checkpoint_load(path, P, opt, info_out);
+    if (!many()) return heed_checkpoint_load(P, path, opt, info_out);
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
     heed_status st = heed__dist_check_layout(P, fn);
@@ -285,10 +285,10 @@ heed_status heed_dist_checkpoint_load(const char *path, heed_params *P, heed_opt
     uint64_t okind = fnv(fnv(1469598103934665603ull, kind, strlen(kind)), &(int){opt ? heed_optimizer_state_count(opt) : -1},
                          sizeof(int));
     if (!agree(okind))
-        return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' optimizers differ (rank %d has %s)", fn, heed__world.rank,
-                              opt ? kind : "none");
+        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' optimizers differ (rank %d has %s)", fn, heed__world.rank,
+                             opt ? kind : "none");
     heed_checkpoint_info info = {0};
-    st = heed__world.rank == 0 ? heed_checkpoint_load(path, P, opt, &info) : HEED_OK;
+    st = heed__world.rank == 0 ? heed_checkpoint_load(P, path, opt, &info) : HEED_OK;
     st = share_status(ctx, st, fn);
     if (st != HEED_OK) return st;
     /* The global state, from rank 0 (checkpoint info is plain data: the same binary runs

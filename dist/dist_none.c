@@ -21,10 +21,10 @@ static long launcher_size(void) {
 heed_status heed_dist_init(heed_ctx *ctx, int *argc, char ***argv) {
     long n = launcher_size();
     if (n > 1)
-        return heed__ctx_fail(ctx, HEED_ERR_STATE,
-                              "heed_dist_init: started as one of %ld processes, but heed was built without MPI "
-                              "(-Dmpi=disabled or MPI not found): rebuild with MPI (docs/distributed.md)",
-                              n);
+        return heed_ctx_fail(ctx, HEED_ERR_STATE,
+                             "heed_dist_init: started as one of %ld processes, but heed was built without MPI "
+                             "(-Dmpi=disabled or MPI not found): rebuild with MPI (docs/distributed.md)",
+                             n);
     return HEED_OK;
 }
 
@@ -37,12 +37,12 @@ heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root
     return ctx && (buf || bytes == 0) && root == 0 ? HEED_OK : HEED_ERR_ARG;
 }
 
-heed_status heed_dist_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt, const heed_checkpoint_info *info) {
-    return heed_checkpoint_save(path, P, opt, info);
+heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
+    return heed_checkpoint_save(P, path, opt, info);
 }
 
-heed_status heed_dist_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out) {
-    return heed_checkpoint_load(path, P, opt, info_out);
+heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+    return heed_checkpoint_load(P, path, opt, info_out);
 }
 
 void heed_dist_abort(int code, const char *fmt, ...) {
@@ -64,7 +64,7 @@ struct heed_dist_overlap {
 heed_dist_overlap *heed_dist_overlap_new(heed_params *P, heed_graph *g, const heed_dist_overlap_opts *opts) {
     if (!P || !g) return NULL;
     heed_dist_overlap *o = calloc(1, sizeof *o);
-    if (!o) return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_NOMEM, "heed_dist_overlap_new: out of memory"), NULL;
+    if (!o) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_NOMEM, "heed_dist_overlap_new: out of memory"), NULL;
     o->P = P;
     return o;
 }

@@ -158,10 +158,10 @@ heed_dist_overlap *heed_dist_overlap_new(heed_params *P, heed_graph *g, const he
     static const char *fn = "heed_dist_overlap_new";
     if (!P) return NULL;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!g) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: graph is NULL", fn), NULL;
+    if (!g) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: graph is NULL", fn), NULL;
     size_t bucket_bytes = opts && opts->bucket_bytes ? opts->bucket_bytes : DEFAULT_BUCKET_BYTES;
     heed_dist_overlap *o = calloc(1, sizeof *o);
-    if (!o) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
+    if (!o) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
     *o = (heed_dist_overlap){.P = P, .comm = MPI_COMM_NULL, .n_params = heed_params_count(P)};
     bool many = heed__world.mpi && !heed__world.finalized && heed__world.size > 1;
     if (!many) return o; /* one rank: nothing to reduce, no hook */
@@ -184,9 +184,9 @@ heed_dist_overlap *heed_dist_overlap_new(heed_params *P, heed_graph *g, const he
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
     if (!all_ok || lo != hi) {
         heed_dist_overlap_free(o);
-        if (!all_ok) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory (on some rank)", fn), NULL;
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: the ranks asked for different bucket sizes (%llu to %llu bytes)", fn,
-                              lo, hi),
+        if (!all_ok) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory (on some rank)", fn), NULL;
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the ranks asked for different bucket sizes (%llu to %llu bytes)", fn,
+                             lo, hi),
                NULL;
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &o->comm);
@@ -213,9 +213,9 @@ heed_status heed_dist_overlap_wait(heed_dist_overlap *o) {
     o->st.wait_seconds += MPI_Wtime() - t0;
     if (o->twice) {
         o->twice = false;
-        return heed__ctx_fail(heed_params_ctx(o->P), HEED_ERR_STATE,
-                              "heed_dist_overlap_wait: a backward ran twice since the last wait: the gradients are not "
-                              "those of one step");
+        return heed_ctx_fail(heed_params_ctx(o->P), HEED_ERR_STATE,
+                             "heed_dist_overlap_wait: a backward ran twice since the last wait: the gradients are not "
+                             "those of one step");
     }
     return HEED_OK;
 }

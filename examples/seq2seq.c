@@ -82,7 +82,7 @@ static bool declare(model *m, heed_params *P) {
     heed_rnn_opts cell = {.input_size = E + 2 * H, .hidden_size = D};
     heed_additive_config att = {.query_dim = D, .key_dim = 2 * H, .attn_dim = A, .bias = true};
     return !heed_rnn_declare(&m->enc, P, "enc", &enc) && !heed_rnn_cell_declare(&m->cell, P, "cell", &cell) &&
-           !heed_additive_init(&m->att, P, "att", &att);
+           !heed_additive_declare(&m->att, P, "att", &att);
 }
 
 static decoder encode(heed_graph *g, const model *m, const batch *b) {

@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
     heed_graph *g = log ? heed_graph_new(ctx) : NULL;
     if (!g) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
-        heed_metrics_close(log);
+        heed_metrics_free(log);
         heed_optimizer_free(opt);
         heed_params_free(P);
         heed_ctx_free(ctx);
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     for (long step = 1; step <= steps; step++) {
         heed_graph_reset(g);
         heed_params_zero_grad(P);
-        heed_schedule_apply(&sched, opt);
+        heed_schedule_apply(opt, &sched);
         heed_tensor *xb = heed_input(g, HEED_F32, HEED_SHAPE(2 * N_POINTS, 2), x);
         heed_tensor *logits = forward(g, &m, xb);
         heed_tensor *loss = heed_cross_entropy(g, logits, y, NULL);
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    heed_progress_finish(bar);
+    heed_progress_free(bar);
     /* The curve is drawn from the rows in memory, so it is written even if the CSV failed;
      * only the files actually written are named. */
     bool csv_ok = status == 0, svg_ok = true;
@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
         svg_ok = false;
     }
-    if (heed_metrics_close(log) != HEED_OK) {
+    if (heed_metrics_free(log) != HEED_OK) {
         fprintf(stderr, "spirals: %s\n", heed_ctx_error(ctx));
         csv_ok = false;
     }

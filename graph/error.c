@@ -24,15 +24,6 @@ static void set_error(heed_error *e, heed_status code, const char *fmt, va_list 
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 }
 
-heed_status heed__fail(heed_graph *g, heed_status code, const char *fmt, ...) {
-    if (!g || g->err.code != HEED_OK) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    set_error(&g->err, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ...) {
     if (!g || g->err.code != HEED_OK) return code;
     va_list ap;
@@ -42,7 +33,7 @@ heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ..
     return code;
 }
 
-heed_status heed__ctx_fail(heed_ctx *ctx, heed_status code, const char *fmt, ...) {
+heed_status heed_ctx_fail(heed_ctx *ctx, heed_status code, const char *fmt, ...) {
     if (!ctx) return code;
     va_list ap;
     va_start(ap, fmt);
@@ -75,29 +66,33 @@ char *heed__shape_fmt(int ndim, const int64_t *d, char *buf) {
     return buf;
 }
 
-bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char *name) {
-    if (!heed__live(g)) return false;
+bool heed_graph_ok(const heed_graph *g) { return g && g->err.code == HEED_OK; }
+
+bool heed_check_tensor(heed_graph *g, const char *op, const heed_tensor *t, const char *name) {
+    if (!heed_graph_ok(g)) return false;
+    if (!op) op = "heed_check_tensor";
+    if (!name) name = "tensor";
     if (!t) {
-        heed__fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, name);
+        heed_graph_fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, name);
         return false;
     }
     /* A live graph tensor has g's generation; a dead one an older generation (or 0 after a
      * rewind), or reads as zeros when its page went back to the system (graph.c). */
     if (t->graph == g) {
         if (t->gen != g->gen) {
-            heed__fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
+            heed_graph_fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
             return false;
         }
     } else if (t->graph) {
-        heed__fail(g, HEED_ERR_STATE, "%s: %s belongs to another graph", op, name);
+        heed_graph_fail(g, HEED_ERR_STATE, "%s: %s belongs to another graph", op, name);
         return false;
     } else if (!(t->flags & HEED_PARAM)) {
-        if (heed_headers_own(&g->headers, t)) heed__fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
-        else heed__fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
+        if (heed_headers_own(&g->headers, t)) heed_graph_fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
+        else heed_graph_fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
         return false;
     }
     if (t->dtype != HEED_F32 && t->dtype != HEED_F64) {
-        heed__fail(g, HEED_ERR_DTYPE, "%s: %s has an unknown dtype", op, name);
+        heed_graph_fail(g, HEED_ERR_DTYPE, "%s: %s has an unknown dtype", op, name);
         return false;
     }
     return true;
@@ -114,17 +109,17 @@ bool heed__dead(const heed_tensor *t, heed_graph **owner) {
 bool heed__readable(const heed_tensor *t, const char *op) {
     heed_graph *g;
     if (heed__dead(t, &g)) {
-        heed__fail(g, HEED_ERR_STATE, "%s: the tensor was " HEED_DEAD_RULE, op);
+        heed_graph_fail(g, HEED_ERR_STATE, "%s: the tensor was " HEED_DEAD_RULE, op);
         return false;
     }
     return t && (t->graph || (t->flags & HEED_PARAM)); /* else not a tensor of heed's */
 }
 
 bool heed__check_like(heed_graph *g, const char *op, const heed_tensor *t, const char *name, const heed_tensor *ref) {
-    if (!heed__check(g, op, t, name)) return false;
+    if (!heed_check_tensor(g, op, t, name)) return false;
     if (t->dtype != ref->dtype) {
-        heed__fail(g, HEED_ERR_DTYPE, "%s: %s is %s but the other operand is %s (dtypes must match)", op, name,
-                   t->dtype == HEED_F32 ? "f32" : "f64", ref->dtype == HEED_F32 ? "f32" : "f64");
+        heed_graph_fail(g, HEED_ERR_DTYPE, "%s: %s is %s but the other operand is %s (dtypes must match)", op, name,
+                        t->dtype == HEED_F32 ? "f32" : "f64", ref->dtype == HEED_F32 ? "f32" : "f64");
         return false;
     }
     return true;

@@ -41,7 +41,7 @@ void heed__grad_ready_plan(heed_graph *g, heed_node *from, heed_ready_plan *plan
     for (heed_node *n = from; n; n = n->prev)
         for (int i = 0; i < n->n_in; i++) uses += n->in[i] && (n->in[i]->flags & HEED_PARAM);
     if (uses == 0) return;
-    struct heed_ready_at *at = heed__alloc(g, (size_t)uses * sizeof *at);
+    struct heed_ready_at *at = heed_graph_alloc(g, (size_t)uses * sizeof *at);
     if (!at) return;
     int64_t k = 0, pos = 0;
     for (heed_node *n = from; n; n = n->prev, pos++)
@@ -56,6 +56,6 @@ void heed__grad_ready_plan(heed_graph *g, heed_node *from, heed_ready_plan *plan
 }
 
 void heed__grad_ready_fire(heed_graph *g, heed_ready_plan *plan, int64_t pos) {
-    for (; plan->next < plan->n && plan->at[plan->next].pos == pos && heed__live(g); plan->next++)
+    for (; plan->next < plan->n && plan->at[plan->next].pos == pos && heed_graph_ok(g); plan->next++)
         g->grad_ready(g, plan->at[plan->next].param, g->grad_ready_user);
 }

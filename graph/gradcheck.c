@@ -41,11 +41,11 @@ static heed_tensor *build(checker *c, heed_tensor **ins) {
     heed_tensor *out = c->f(c->g, ins, c->user);
     if (heed_graph_status(c->g) != HEED_OK) return NULL;
     if (!out) {
-        heed__fail(c->g, HEED_ERR_STATE, "heed_gradcheck: the function returned NULL without an error");
+        heed_graph_fail(c->g, HEED_ERR_STATE, "heed_gradcheck: the function returned NULL without an error");
         return NULL;
     }
     if (out->dtype != HEED_F64) {
-        heed__fail(c->g, HEED_ERR_DTYPE, "heed_gradcheck: the function's output is f32; the checker works in f64");
+        heed_graph_fail(c->g, HEED_ERR_DTYPE, "heed_gradcheck: the function's output is f32; the checker works in f64");
         return NULL;
     }
     return out;
@@ -55,7 +55,7 @@ static heed_status eval_loss(checker *c, heed_tensor **ins, double *loss) {
     heed_tensor *out = build(c, ins);
     if (!out) return heed_graph_status(c->g);
     if (out->numel != c->out_numel)
-        return heed__fail(c->g, HEED_ERR_STATE, "heed_gradcheck: output size changed between evaluations");
+        return heed_graph_fail(c->g, HEED_ERR_STATE, "heed_gradcheck: output size changed between evaluations");
     const double *y = out->data;
     double s = 0;
     for (int64_t i = 0; i < out->numel; i++) s += c->cot[i] * y[i];
@@ -87,17 +87,17 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
     heed_gradcheck_result *res = result ? result : &res_local;
     *res = (heed_gradcheck_result){0};
     if (!f || n_inputs < 0 || (n_inputs > 0 && !inputs))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_gradcheck: f is NULL or inputs are missing");
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_gradcheck: f is NULL or inputs are missing");
     heed_gradcheck_opts o = opts ? *opts : (heed_gradcheck_opts){0};
     double eps = heed__opt(o.eps, 1e-6), atol = heed__opt(o.atol, 0), rtol = heed__opt(o.rtol, 1e-3);
     bool auto_atol = o.atol == 0;
     if (!(isfinite(eps) && eps > 0) || !(isfinite(atol) && atol >= 0) || !(isfinite(rtol) && rtol >= 0) || o.max_per_tensor < 0)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG,
-                              "heed_gradcheck: eps = %g, atol = %g, rtol = %g, max_per_tensor = %lld (eps must be finite and > 0, "
-                              "atol and rtol finite and >= 0, max_per_tensor >= 0)",
-                              eps, atol, rtol, (long long)o.max_per_tensor);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "heed_gradcheck: eps = %g, atol = %g, rtol = %g, max_per_tensor = %lld (eps must be finite and > 0, "
+                             "atol and rtol finite and >= 0, max_per_tensor >= 0)",
+                             eps, atol, rtol, (long long)o.max_per_tensor);
     if (o.params && heed_params_dtype(o.params) != HEED_F64)
-        return heed__ctx_fail(ctx, HEED_ERR_DTYPE, "heed_gradcheck: the parameter store must be f64");
+        return heed_ctx_fail(ctx, HEED_ERR_DTYPE, "heed_gradcheck: the parameter store must be f64");
 
     checker c = {.ctx = ctx, .f = f, .user = user, .n_inputs = n_inputs, .specs = inputs, .rng_counter = ctx->rng_counter};
     heed_status st = HEED_OK;
@@ -107,30 +107,30 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
     probe *probes = NULL;
     heed_rng rng = heed_rng_make(o.seed ^ 0x9e3779b97f4a7c15ull, 7);
     if (!ins || !c.data || !c.g) {
-        st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
+        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
         goto done;
     }
     for (int i = 0; i < n_inputs; i++) {
         heed_shape s = inputs[i].shape;
         int64_t n = 1;
         if (s.ndim < 0 || s.ndim > HEED_MAX_DIMS) {
-            st = heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d has %d dims", i, s.ndim);
+            st = heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d has %d dims", i, s.ndim);
             goto done;
         }
         for (int k = 0; k < s.ndim; k++) {
             if (s.d[k] < 0 || s.d[k] > (1 << 24)) {
-                st = heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d dim %d is %lld", i, k, (long long)s.d[k]);
+                st = heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d dim %d is %lld", i, k, (long long)s.d[k]);
                 goto done;
             }
             if (s.d[k] && n > ((int64_t)1 << 40) / s.d[k]) {
-                st = heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d has more than 2^40 elements", i);
+                st = heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d has more than 2^40 elements", i);
                 goto done;
             }
             n *= s.d[k];
         }
         c.data[i] = malloc((size_t)(n ? n : 1) * sizeof(double));
         if (!c.data[i]) {
-            st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
+            st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
             goto done;
         }
         for (int64_t k = 0; k < n; k++) c.data[i][k] = inputs[i].data ? inputs[i].data[k] : 2 * heed_rng_uniform(&rng) - 1;
@@ -143,13 +143,13 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
     c.out_numel = out->numel;
     c.cot = malloc((size_t)(out->numel ? out->numel : 1) * sizeof *c.cot);
     if (!c.cot) {
-        st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
+        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
         goto done;
     }
     for (int64_t i = 0; i < out->numel; i++) c.cot[i] = 2 * heed_rng_uniform(&rng) - 1;
     heed_tensor *seed = heed_input(c.g, HEED_F64, heed_tensor_shape(out), c.cot);
     if (!(out->flags & HEED_REQUIRES_GRAD)) {
-        st = heed__ctx_fail(ctx, HEED_ERR_STATE, "heed_gradcheck: the output does not depend on any checked input");
+        st = heed_ctx_fail(ctx, HEED_ERR_STATE, "heed_gradcheck: the output does not depend on any checked input");
         goto done;
     }
     if (heed_backward_with(c.g, out, seed) != HEED_OK) goto graph_error;
@@ -162,7 +162,7 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
     for (int p = 0; p < n_params; p++) total += heed_params_at(o.params, p)->numel;
     probes = malloc((size_t)(total ? total : 1) * sizeof *probes);
     if (!probes) {
-        st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
+        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
         goto done;
     }
     int64_t np = 0;
@@ -216,12 +216,12 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
              res->passed ? "passed" : "FAILED", (long long)res->checked, res->worst_name, (long long)res->worst_index,
              res->analytic, res->numeric, res->worst_diff, res->worst_ratio, atol, auto_atol ? " automatic" : "", rtol,
              res->weak ? "; WARNING: every gradient is below atol, so any gradient that small would pass" : "");
-    if (!res->passed) st = heed__ctx_fail(ctx, HEED_ERR_GRADCHECK, "heed_gradcheck: %s", res->report);
+    if (!res->passed) st = heed_ctx_fail(ctx, HEED_ERR_GRADCHECK, "heed_gradcheck: %s", res->report);
     goto done;
 
 graph_error:
     st = heed_graph_status(c.g);
-    heed__ctx_fail(ctx, st, "%s", heed_graph_error(c.g));
+    heed_ctx_fail(ctx, st, "%s", heed_graph_error(c.g));
 done:
     ctx->rng_counter = c.rng_counter;
     if (c.data)

@@ -92,34 +92,34 @@ void heed_no_grad_end(heed_graph *g) { if (g && g->no_grad > 0) g->no_grad--; }
 
 /* ---------------------------------------------------------------- allocation */
 
-void *heed__alloc(heed_graph *g, size_t bytes) {
-    if (!heed__live(g)) return NULL;
+void *heed_graph_alloc(heed_graph *g, size_t bytes) {
+    if (!heed_graph_ok(g)) return NULL;
     void *p = heed_arena_alloc(&g->data, bytes);
-    if (!p) heed__fail(g, HEED_ERR_NOMEM, "heed: out of memory allocating %zu bytes in the graph arena", bytes);
+    if (!p) heed_graph_fail(g, HEED_ERR_NOMEM, "heed: out of memory allocating %zu bytes in the graph arena", bytes);
     return p;
 }
 
 void *heed__zalloc(heed_graph *g, size_t bytes) {
-    void *p = heed__alloc(g, bytes);
+    void *p = heed_graph_alloc(g, bytes);
     if (p) memset(p, 0, bytes);
     return p;
 }
 
 static heed_tensor *new_header(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape) {
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (ndim < 0 || ndim > HEED_MAX_DIMS)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: %d dims (heed tensors have 0 to %d)", op, ndim, HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %d dims (heed tensors have 0 to %d)", op, ndim, HEED_MAX_DIMS),
                NULL;
-    if (dt != HEED_F32 && dt != HEED_F64) return heed__fail(g, HEED_ERR_DTYPE, "%s: unknown dtype %d", op, (int)dt), NULL;
+    if (dt != HEED_F32 && dt != HEED_F64) return heed_graph_fail(g, HEED_ERR_DTYPE, "%s: unknown dtype %d", op, (int)dt), NULL;
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return heed__fail(g, HEED_ERR_SHAPE, "%s: dim %d is %lld (dims must be >= 0)", op, i, (long long)shape[i]), NULL;
+        if (shape[i] < 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d is %lld (dims must be >= 0)", op, i, (long long)shape[i]), NULL;
         if (shape[i] > 0 && numel > ((int64_t)1 << 40) / shape[i])
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: shape too large (more than 2^40 elements)", op), NULL;
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: shape too large (more than 2^40 elements)", op), NULL;
         numel *= shape[i];
     }
     heed_tensor *t = heed_headers_alloc(&g->headers, g);
-    if (!t) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory for a tensor header", op), NULL;
+    if (!t) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for a tensor header", op), NULL;
     *t = (heed_tensor){.dtype = dt, .ndim = ndim, .numel = numel, .gen = g->gen, .graph = g,
                        .flags = g->no_grad ? HEED__MADE_NO_GRAD : 0};
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -129,7 +129,7 @@ static heed_tensor *new_header(heed_graph *g, const char *op, heed_dtype dt, int
 heed_tensor *heed__new(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape) {
     heed_tensor *t = new_header(g, op, dt, ndim, shape);
     if (!t) return NULL;
-    t->data = heed__alloc(g, (size_t)t->numel * heed_dtype_size(dt));
+    t->data = heed_graph_alloc(g, (size_t)t->numel * heed_dtype_size(dt));
     return t->data ? t : NULL;
 }
 
@@ -143,8 +143,8 @@ heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim,
     heed_tensor *t = new_header(g, op, x->dtype, ndim, shape);
     if (!t) return NULL;
     if (t->numel != x->numel)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: view of %s has %lld elements, not %lld", op, HEED_S(x),
-                          (long long)t->numel, (long long)x->numel),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: view of %s has %lld elements, not %lld", op, HEED_S(x),
+                               (long long)t->numel, (long long)x->numel),
                NULL;
     t->data = x->data;
     return t;
@@ -176,6 +176,10 @@ heed_tensor *heed_input(heed_graph *g, heed_dtype dtype, heed_shape shape, const
 
 heed_tensor *heed_zeros(heed_graph *g, heed_dtype dtype, heed_shape shape) { return heed_input(g, dtype, shape, NULL); }
 
+heed_tensor *heed_empty(heed_graph *g, heed_dtype dtype, heed_shape shape) {
+    return heed__new(g, "heed_empty", dtype, shape.ndim, shape.d);
+}
+
 heed_tensor *heed_full(heed_graph *g, heed_dtype dtype, heed_shape shape, double value) {
     heed_tensor *t = heed__new(g, "heed_full", dtype, shape.ndim, shape.d);
     if (!t) return NULL;
@@ -205,31 +209,39 @@ heed_tensor *heed_requires_grad(heed_tensor *t) {
 }
 
 heed_tensor *heed_detach(heed_graph *g, heed_tensor *x) {
-    if (!heed__check(g, "heed_detach", x, "x")) return NULL;
+    if (!heed_check_tensor(g, "heed_detach", x, "x")) return NULL;
     return heed__view(g, "heed_detach", x, x->ndim, x->shape);
 }
 
 /* ---------------------------------------------------------------- recording */
 
-bool heed__wants_grad(const heed_graph *g, int n, heed_tensor *const *in) {
-    if (g->no_grad) return false;
+bool heed_graph_records(const heed_graph *g, int n, heed_tensor *const *in) {
+    if (!heed_graph_ok(g) || g->no_grad || !in) return false;
     for (int i = 0; i < n; i++)
         if (in[i] && (in[i]->flags & HEED_REQUIRES_GRAD)) return true;
     return false;
 }
 
-heed_node *heed__record(heed_graph *g, const heed_op *op, int n_in, heed_tensor *const *in, int n_out,
-                        heed_tensor *const *out) {
-    if (!heed__live(g)) return NULL;
+heed_node *heed_record(heed_graph *g, const heed_op *op, int n_in, heed_tensor *const *in, int n_out,
+                       heed_tensor *const *out) {
+    if (!heed_graph_ok(g)) return NULL;
+    if (!op || !op->name || !op->backward || n_in < 1 || n_out < 1 || !in || !out)
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "heed_record: op (with a name and a backward), %d inputs and %d outputs (at least one of "
+                               "each) are required",
+                               n_in, n_out),
+               NULL;
+    for (int i = 0; i < n_out; i++)
+        if (!heed_check_tensor(g, op->name, out[i], "output")) return NULL;
     if (g->anomaly)
         for (int i = 0; i < n_out; i++)
             if (heed__has_nonfinite(out[i], out[i]->data)) {
-                heed__fail(g, HEED_ERR_NUMERIC, "%s: output %d %s holds NaN or Inf (first non-finite value in forward)",
-                           op->name, i, HEED_S(out[i]));
+                heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: output %d %s holds NaN or Inf (first non-finite value in forward)",
+                                op->name, i, HEED_S(out[i]));
                 return NULL;
             }
-    if (!heed__wants_grad(g, n_in, in)) return NULL;
-    heed_node *n = heed__alloc(g, sizeof *n + (size_t)(n_in + n_out) * sizeof(heed_tensor *));
+    if (!heed_graph_records(g, n_in, in)) return NULL;
+    heed_node *n = heed_graph_alloc(g, sizeof *n + (size_t)(n_in + n_out) * sizeof(heed_tensor *));
     if (!n) return NULL;
     *n = (heed_node){.op = op, .n_in = n_in, .n_out = n_out, .prev = g->tape};
     n->in = (heed_tensor **)(n + 1);
@@ -245,11 +257,18 @@ heed_node *heed__record(heed_graph *g, const heed_op *op, int n_in, heed_tensor 
     return n;
 }
 
-void *heed__grad(heed_graph *g, heed_tensor *t) {
-    if (!t || !(t->flags & HEED_REQUIRES_GRAD)) return NULL;
+void *heed_grad_buffer(heed_graph *g, heed_tensor *t) {
+    if (!heed_graph_ok(g) || !t || !(t->flags & HEED_REQUIRES_GRAD)) return NULL;
     if (!t->grad) t->grad = heed__zalloc(g, (size_t)t->numel * heed_dtype_size(t->dtype));
     return t->grad;
 }
+
+void heed_node_set_saved(heed_node *n, void *saved) {
+    if (n) n->saved = saved;
+}
+void *heed_node_saved(const heed_node *n) { return n ? n->saved : NULL; }
+heed_tensor *heed_node_input(const heed_node *n, int i) { return n && i >= 0 && i < n->n_in ? n->in[i] : NULL; }
+heed_tensor *heed_node_output(const heed_node *n, int i) { return n && i >= 0 && i < n->n_out ? n->out[i] : NULL; }
 
 bool heed__has_nonfinite(const heed_tensor *t, const void *buf) {
     if (!buf) return false;
@@ -276,7 +295,7 @@ typedef struct {
 
 heed_graph_mark heed_graph_mark_now(heed_graph *g) {
     heed_graph_mark m = {NULL};
-    mark_record *r = heed__alloc(g, sizeof *r);
+    mark_record *r = heed_graph_alloc(g, sizeof *r);
     heed_tensor *sentinel = r ? new_header(g, "heed_graph_mark_now", HEED_F32, 0, NULL) : NULL;
     if (!sentinel) return m;
     sentinel->flags |= HEED__MARK;
@@ -287,20 +306,20 @@ heed_graph_mark heed_graph_mark_now(heed_graph *g) {
 }
 
 heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m) {
-    if (!heed__live(g)) return heed_graph_status(g);
+    if (!heed_graph_ok(g)) return heed_graph_status(g);
     const heed_tensor *s = m.at;
-    if (!s) return heed__fail(g, HEED_ERR_ARG, "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
+    if (!s) return heed_graph_fail(g, HEED_ERR_ARG, "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
     if (s->graph != g && !heed_headers_own(&g->headers, s))
-        return heed__fail(g, HEED_ERR_STATE, "heed_graph_rewind: the mark belongs to another graph");
+        return heed_graph_fail(g, HEED_ERR_STATE, "heed_graph_rewind: the mark belongs to another graph");
     if (s->graph != g || s->gen != g->gen || !(s->flags & HEED__MARK))
-        return heed__fail(g, HEED_ERR_STATE,
-                          "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
-                          "of an earlier heed_graph_rewind)");
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
+                               "of an earlier heed_graph_rewind)");
     const mark_record *r = s->data;
     if (r->backwards != g->backwards)
-        return heed__fail(g, HEED_ERR_STATE,
-                          "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
-                          "rewind reuses (heed_graph_reset instead)");
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
+                               "rewind reuses (heed_graph_reset instead)");
     heed_headers_kill_after(&g->headers, r->headers);
     heed_arena_seek(&g->data, r->data);
     g->tape = r->tape; /* nodes recorded after the mark are dropped */
@@ -325,10 +344,10 @@ static bool reach(heed_graph *g, const char *op, heed_tensor *t) {
     for (heed_node *n = t->node; n; n = n->prev) {
         if (!node_reached(n)) continue;
         if (n->consumed) {
-            heed__fail(g, HEED_ERR_STATE,
-                       "%s: this tape was already used by a backward pass (%s ran backward once); a second pass would "
-                       "add the same gradients again: heed_graph_reset and record the step again",
-                       op, n->op->name);
+            heed_graph_fail(g, HEED_ERR_STATE,
+                            "%s: this tape was already used by a backward pass (%s ran backward once); a second pass would "
+                            "add the same gradients again: heed_graph_reset and record the step again",
+                            op, n->op->name);
             return false;
         }
         for (int i = 0; i < n->n_in; i++)
@@ -352,7 +371,7 @@ static void unreach(heed_graph *g, heed_tensor *t) {
 static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, const heed_tensor *seed) {
     g->backwards++;
     bool ok = reach(g, op, t);
-    void *gt = ok ? heed__grad(g, t) : NULL;
+    void *gt = ok ? heed_grad_buffer(g, t) : NULL;
     if (gt) {
         HEED_FOR_DTYPE(t->dtype, T, {
             T *d = gt;
@@ -366,18 +385,18 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
     heed_ready_plan ready; /* parameters whose gradient is final after the node at position pos */
     heed__grad_ready_plan(g, t->node, &ready);
     int64_t pos = 0;
-    for (heed_node *n = t->node; n && gt && heed__live(g); n = n->prev, heed__grad_ready_fire(g, &ready, pos++)) {
+    for (heed_node *n = t->node; n && gt && heed_graph_ok(g); n = n->prev, heed__grad_ready_fire(g, &ready, pos++)) {
         if (!node_reached(n)) continue;
         for (int i = 0; i < n->n_out; i++)
-            if (!heed__grad(g, n->out[i])) break;
-        if (!heed__live(g)) break;
+            if (!heed_grad_buffer(g, n->out[i])) break;
+        if (!heed_graph_ok(g)) break;
         n->consumed = true;
         n->op->backward(g, n);
         if (g->anomaly)
             for (int i = 0; i < n->n_in; i++)
                 if (n->in[i] && n->in[i]->grad && heed__has_nonfinite(n->in[i], n->in[i]->grad)) {
-                    heed__fail(g, HEED_ERR_NUMERIC, "%s (backward): gradient of input %d %s holds NaN or Inf", n->op->name,
-                               i, HEED_S(n->in[i]));
+                    heed_graph_fail(g, HEED_ERR_NUMERIC, "%s (backward): gradient of input %d %s holds NaN or Inf", n->op->name,
+                                    i, HEED_S(n->in[i]));
                     break;
                 }
     }
@@ -389,37 +408,37 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
 /* The message when `what` takes no gradient: most often it was computed under no-grad. */
 static heed_status no_gradient(heed_graph *g, const char *op, const char *what, const heed_tensor *t) {
     if (t->flags & HEED__MADE_NO_GRAD)
-        return heed__fail(g, HEED_ERR_STATE,
-                          "%s: %s was computed inside a no-grad region (heed_no_grad_begin), where ops record nothing; "
-                          "compute it after heed_no_grad_end to get gradients",
-                          op, what);
-    return heed__fail(g, HEED_ERR_STATE, "%s: %s does not depend on any parameter or input that needs a gradient%s", op,
-                      what, g->no_grad ? " (a no-grad region is open)" : "");
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "%s: %s was computed inside a no-grad region (heed_no_grad_begin), where ops record nothing; "
+                               "compute it after heed_no_grad_end to get gradients",
+                               op, what);
+    return heed_graph_fail(g, HEED_ERR_STATE, "%s: %s does not depend on any parameter or input that needs a gradient%s", op,
+                           what, g->no_grad ? " (a no-grad region is open)" : "");
 }
 
 heed_status heed_backward(heed_graph *g, heed_tensor *loss) {
-    if (!heed__check(g, "heed_backward", loss, "loss")) return heed_graph_status(g);
+    if (!heed_check_tensor(g, "heed_backward", loss, "loss")) return heed_graph_status(g);
     if (loss->numel != 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "heed_backward: loss is %s; it must have one element (use heed_backward_with)",
-                          HEED_S(loss));
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "heed_backward: loss is %s; it must have one element (use heed_backward_with)",
+                               HEED_S(loss));
     if (!(loss->flags & HEED_REQUIRES_GRAD)) return no_gradient(g, "heed_backward", "loss", loss);
     return run_backward(g, "heed_backward", loss, NULL);
 }
 
 heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed) {
-    if (!heed__check(g, "heed_backward_with", t, "t") || !heed__check_like(g, "heed_backward_with", seed, "seed", t))
+    if (!heed_check_tensor(g, "heed_backward_with", t, "t") || !heed__check_like(g, "heed_backward_with", seed, "seed", t))
         return heed_graph_status(g);
     bool same = seed->ndim == t->ndim;
     for (int i = 0; same && i < t->ndim; i++) same = seed->shape[i] == t->shape[i];
     if (!same)
-        return heed__fail(g, HEED_ERR_SHAPE, "heed_backward_with: seed%s must have the shape of t%s", HEED_S(seed),
-                          HEED_S(t));
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "heed_backward_with: seed%s must have the shape of t%s", HEED_S(seed),
+                               HEED_S(t));
     if (!(t->flags & HEED_REQUIRES_GRAD)) return no_gradient(g, "heed_backward_with", "t", t);
     return run_backward(g, "heed_backward_with", t, seed);
 }
 
 heed_tensor *heed_grad(heed_graph *g, heed_tensor *t) {
-    if (!heed__check(g, "heed_grad", t, "t") || !t->grad) return NULL;
+    if (!heed_check_tensor(g, "heed_grad", t, "t") || !t->grad) return NULL;
     heed_tensor *v = new_header(g, "heed_grad", t->dtype, t->ndim, t->shape);
     if (v) v->data = t->grad;
     return v;

@@ -1,5 +1,6 @@
-/* What ops need from the graph: validation, allocation, recording on the tape, gradient
- * buffers. Not installed; ops/, optim/ and models/ include it, users never do. */
+/* What heed's own ops need beyond the public op-writing API (include/heed/extend.h):
+ * the objects' layouts, the arena, tensor headers, shape helpers. Not installed; ops/,
+ * optim/, io/ and viz/ include it; models/ and users write with <heed.h> alone. */
 #ifndef HEED_INTERNAL_H
 #define HEED_INTERNAL_H
 
@@ -111,7 +112,7 @@ struct heed_node {
     heed_tensor **in;
     heed_tensor **out;
     int n_in, n_out;
-    int64_t iarg[6]; /* small op arguments (axes, flags, sizes) */
+    int64_t iarg[6]; /* small op arguments (dims, flags, sizes) */
     double farg[4];  /* small op arguments (scales, eps, p) */
     void *saved;     /* op-specific saved values, in the graph arena */
     heed_node *prev;
@@ -120,9 +121,8 @@ struct heed_node {
 
 /* ---------------------------------------------------------------- errors */
 
-/* Keeps the first error on g (sticky); returns code. */
-heed_status heed__fail(heed_graph *g, heed_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-heed_status heed__ctx_fail(heed_ctx *ctx, heed_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* heed_graph_fail (core.h) keeps the first error on g (sticky); heed_ctx_fail (extend.h)
+ * records one outside graphs. */
 void heed__ctx_clear(heed_ctx *ctx);
 
 /* Shape string for messages: HEED_S(t) -> "[32,256]" in a temporary buffer. */
@@ -131,13 +131,8 @@ void heed__ctx_clear(heed_ctx *ctx);
 char *heed__shape_fmt(int ndim, const int64_t *d, char *buf);
 #define HEED_SHAPE_S(s) heed__shape_fmt((s).ndim, (s).d, (char[64]){0})
 
-/* True when g is usable and t is a live tensor g may use (not NULL, not dead, not of
- * another graph). Records the error otherwise. name is the argument name. */
-bool heed__check(heed_graph *g, const char *op, const heed_tensor *t, const char *name);
-/* heed__check, plus dtype equal to ref's. */
+/* heed_check_tensor (extend.h), plus dtype equal to ref's. */
 bool heed__check_like(heed_graph *g, const char *op, const heed_tensor *t, const char *name, const heed_tensor *ref);
-/* True when g is non-NULL and carries no error. */
-static inline bool heed__live(const heed_graph *g) { return g && g->err.code == HEED_OK; }
 /* True when t is a dead tensor of a live graph (its graph in *owner, if owner is given). */
 bool heed__dead(const heed_tensor *t, heed_graph **owner);
 /* For accessors without a graph argument: true when t can be read (a live tensor or a
@@ -148,49 +143,20 @@ bool heed__readable(const heed_tensor *t, const char *op);
 
 /* ---------------------------------------------------------------- allocation */
 
-void *heed__alloc(heed_graph *g, size_t bytes);  /* arena; sets HEED_ERR_NOMEM */
-void *heed__zalloc(heed_graph *g, size_t bytes); /* zeroed */
+void *heed__zalloc(heed_graph *g, size_t bytes); /* heed_graph_alloc (extend.h), zeroed */
 /* A new tensor on g, data uninitialised (zeroed for heed__zeros). Checks the shape. */
 heed_tensor *heed__new(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);
 heed_tensor *heed__zeros(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);
 /* A header sharing x's data with a new shape (views). */
 heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim, const int64_t *shape);
 
-/* ---------------------------------------------------------------- recording */
+/* ---------------------------------------------------------------- dtypes and dims */
 
-/* True when any of in[0..n) needs a gradient and g records (not in no-grad). */
-bool heed__wants_grad(const heed_graph *g, int n, heed_tensor *const *in);
-/* Appends a node for op with inputs in[0..n_in) and outputs out[0..n_out), if any input
- * needs a gradient; marks outputs as requiring grad. Returns NULL when nothing is
- * recorded (then the op saves nothing) or on allocation failure (error set). */
-heed_node *heed__record(heed_graph *g, const heed_op *op, int n_in, heed_tensor *const *in, int n_out,
-                        heed_tensor *const *out);
-/* One-output shorthand. */
-static inline heed_node *heed__record1(heed_graph *g, const heed_op *op, int n_in, heed_tensor *const *in,
-                                       heed_tensor *out) {
-    return heed__record(g, op, n_in, in, 1, &out);
-}
-/* The gradient buffer of t (zeroed on first use), or NULL if t takes no gradient. */
-void *heed__grad(heed_graph *g, heed_tensor *t);
-
-/* Run body with T bound to float or double by dt: one source for both dtypes.
- * Use <tgmath.h> in the body so exp() etc. pick the right precision. A #pragma cannot
- * stand inside a macro argument: write _Pragma("omp parallel for") in the body. */
-#define HEED_FOR_DTYPE(dt, T, ...)                                                                            \
-    do {                                                                                                     \
-        if ((dt) == HEED_F32) {                                                                              \
-            typedef float T;                                                                                 \
-            __VA_ARGS__                                                                                      \
-        } else {                                                                                             \
-            typedef double T;                                                                                \
-            __VA_ARGS__                                                                                      \
-        }                                                                                                    \
-    } while (0)
-
-/* Normalise a possibly negative axis; -1 if out of range. */
-static inline int heed__axis(int axis, int ndim) {
-    if (axis < 0) axis += ndim;
-    return (axis < 0 || axis >= ndim) ? -1 : axis;
+/* HEED_FOR_DTYPE (extend.h) runs one source for both dtypes. */
+/* Normalise a possibly negative dim; -1 if out of range. */
+static inline int heed__dim(int dim, int ndim) {
+    if (dim < 0) dim += ndim;
+    return (dim < 0 || dim >= ndim) ? -1 : dim;
 }
 
 /* ---------------------------------------------------------------- options */
@@ -201,13 +167,6 @@ static inline double heed__opt(double v, double dflt) { return v == 0 ? dflt : v
 /* The smallest value an element of optimizer state buffer i may hold (0 for second
  * moments and sums of squares, -INFINITY for the others): a checkpoint refuses others. */
 double heed__optimizer_state_min(const heed_optimizer *opt, int i);
-
-/* ---------------------------------------------------------------- layers */
-
-/* heed_param named "prefix.name" (just "name" for an empty prefix); `op` names the caller
- * in the error when the full name is too long. */
-heed_tensor *heed__param_in(heed_params *P, const char *op, const char *prefix, const char *name, heed_shape shape,
-                            heed_init init);
 
 /* ---------------------------------------------------------------- gradient-ready hook */
 

@@ -26,12 +26,12 @@ struct heed_params {
 heed_params *heed_params_new(heed_ctx *ctx, heed_dtype dtype) {
     if (!ctx) return NULL;
     if (dtype != HEED_F32 && dtype != HEED_F64) {
-        heed__ctx_fail(ctx, HEED_ERR_DTYPE, "heed_params_new: unknown dtype %d", (int)dtype);
+        heed_ctx_fail(ctx, HEED_ERR_DTYPE, "heed_params_new: unknown dtype %d", (int)dtype);
         return NULL;
     }
     heed_params *P = calloc(1, sizeof *P);
     if (!P) {
-        heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_params_new: out of memory");
+        heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_params_new: out of memory");
         return NULL;
     }
     P->ctx = ctx;
@@ -129,17 +129,17 @@ static heed_status check_init(heed_ctx *ctx, const char *name, heed_init init) {
     static const char *const kinds[] = {"zeros", "constant", "uniform", "normal", "xavier_uniform", "xavier_normal",
                                         "kaiming_uniform", "kaiming_normal", "orthogonal"};
     if ((unsigned)init.kind > HEED_INIT_ORTHOGONAL)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: unknown init kind %d", name, (int)init.kind);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: unknown init kind %d", name, (int)init.kind);
     const char *kind = kinds[init.kind];
     bool two = init.kind == HEED_INIT_UNIFORM || init.kind == HEED_INIT_NORMAL;
     if (two && !(isfinite(init.a) && isfinite(init.b)))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g, %g): arguments must be finite", name, kind, init.a, init.b);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g, %g): arguments must be finite", name, kind, init.a, init.b);
     if (!two && init.kind != HEED_INIT_ZEROS && !isfinite(init.a))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g): the argument must be finite", name, kind, init.a);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g): the argument must be finite", name, kind, init.a);
     if (init.kind == HEED_INIT_UNIFORM && !(init.a <= init.b))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: uniform(%g, %g) needs lo <= hi", name, init.a, init.b);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: uniform(%g, %g) needs lo <= hi", name, init.a, init.b);
     if (init.kind == HEED_INIT_NORMAL && !(init.b >= 0))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: normal(%g, %g) needs std >= 0", name, init.a, init.b);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: normal(%g, %g) needs std >= 0", name, init.a, init.b);
     return HEED_OK;
 }
 
@@ -147,8 +147,8 @@ heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init) {
     bool mine = false;
     for (int i = 0; P && t && i < P->n && !mine; i++) mine = P->slots[i].t == t;
     if (!mine)
-        return heed__ctx_fail(P ? P->ctx : NULL, HEED_ERR_ARG, "heed_param_init: %s is not a parameter of this store",
-                              t && (t->flags & HEED_PARAM) ? t->name : "the tensor");
+        return heed_ctx_fail(P ? P->ctx : NULL, HEED_ERR_ARG, "heed_param_init: %s is not a parameter of this store",
+                             t && (t->flags & HEED_PARAM) ? t->name : "the tensor");
     return init_values(P, t, init);
 }
 
@@ -159,12 +159,12 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
     double fan_in = 1, fan_out = 1;
     bool needs_fans = init.kind >= HEED_INIT_XAVIER_UNIFORM;
     if (needs_fans && t->ndim < 2)
-        return heed__ctx_fail(P->ctx, HEED_ERR_SHAPE,
-                              "heed_param: %s is %s; fan-based and orthogonal inits need at least 2 dims", name, HEED_S(t));
+        return heed_ctx_fail(P->ctx, HEED_ERR_SHAPE,
+                             "heed_param: %s is %s; fan-based and orthogonal inits need at least 2 dims", name, HEED_S(t));
     if (t->numel == 0) return HEED_OK;
     if (needs_fans) fans(t, &fan_in, &fan_out);
     double *w = malloc((size_t)t->numel * sizeof *w);
-    if (!w) return heed__ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: out of memory initialising %s", name);
+    if (!w) return heed_ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: out of memory initialising %s", name);
     heed_rng r = heed_rng_make(P->ctx->seed, name_hash(name));
     double a = init.a, b = init.b, bound, std;
     switch (init.kind) {
@@ -197,7 +197,7 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
     case HEED_INIT_ORTHOGONAL:
         if (!heed__orthogonal(w, t->shape[0], t->numel / t->shape[0], &r)) {
             free(w);
-            return heed__ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: %s: out of memory for the orthogonal init", name);
+            return heed_ctx_fail(P->ctx, HEED_ERR_NOMEM, "heed_param: %s: out of memory for the orthogonal init", name);
         }
         for (int64_t i = 0; i < t->numel; i++) w[i] *= a;
         break;
@@ -215,24 +215,24 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
 heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init) {
     if (!P) return NULL;
     heed_ctx *ctx = P->ctx;
-    if (!name || !*name) return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: name is NULL or empty"), NULL;
+    if (!name || !*name) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: name is NULL or empty"), NULL;
     if (heed_params_find(P, name))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_param: a parameter named '%s' exists already", name), NULL;
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: a parameter named '%s' exists already", name), NULL;
     if (shape.ndim < 0 || shape.ndim > HEED_MAX_DIMS)
-        return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: %d dims (0 to %d allowed)", name, shape.ndim, HEED_MAX_DIMS),
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: %d dims (0 to %d allowed)", name, shape.ndim, HEED_MAX_DIMS),
                NULL;
     int64_t numel = 1;
     for (int i = 0; i < shape.ndim; i++) {
         if (shape.d[i] < 0 || shape.d[i] > ((int64_t)1 << 34) || (shape.d[i] && numel > ((int64_t)1 << 34) / shape.d[i]))
-            return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: dim %d is %lld (must be in 0..2^34, total under 2^34)",
-                                  name, i, (long long)shape.d[i]),
+            return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: dim %d is %lld (must be in 0..2^34, total under 2^34)",
+                                 name, i, (long long)shape.d[i]),
                    NULL;
         numel *= shape.d[i];
     }
     if (P->n == P->cap) {
         int cap = P->cap ? 2 * P->cap : 32;
         param_slot *s = realloc(P->slots, (size_t)cap * sizeof *s);
-        if (!s) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_param: out of memory"), NULL;
+        if (!s) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_param: out of memory"), NULL;
         P->slots = s;
         P->cap = cap;
     }
@@ -242,7 +242,7 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
     if (!t || !nm || !grow(P, offset + numel)) {
         free(t);
         free(nm);
-        return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "heed_param: out of memory for %s", name), NULL;
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_param: out of memory for %s", name), NULL;
     }
     size_t es = heed_dtype_size(P->dtype);
     *t = (heed_tensor){.dtype = P->dtype, .ndim = shape.ndim, .numel = numel, .flags = HEED_PARAM | HEED_REQUIRES_GRAD,
@@ -263,12 +263,15 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
     return t;
 }
 
-heed_tensor *heed__param_in(heed_params *P, const char *op, const char *prefix, const char *name, heed_shape shape,
-                            heed_init init) {
+heed_tensor *heed_param_prefixed(heed_params *P, const char *prefix, const char *name, heed_shape shape,
+                                 heed_init init) {
+    if (!prefix || !*prefix || !name) return heed_param(P, name, shape, init);
     char full[256];
-    int n = snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
+    int n = snprintf(full, sizeof full, "%s.%s", prefix, name);
     if (n < 0 || n >= (int)sizeof full)
-        return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "%s: prefix '%.40s...' is too long", op, prefix), NULL;
+        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_param_prefixed: '%.40s...' + '.%.40s' is over %d bytes",
+                             prefix, name, (int)sizeof full - 1),
+               NULL;
     return heed_param(P, full, shape, init);
 }
 

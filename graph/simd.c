@@ -50,3 +50,6 @@ static isa_id current(void) {
 const char *heed_isa(void) { return isa_names[current()]; }
 bool heed__have_avx2(void) { return current() >= ISA_AVX2; }
 void heed__force_scalar(bool on) { force_scalar = on; }
+
+double heed_scalar_sigmoid(double x) { return heed__sigmoid1(x); }
+double heed_scalar_softplus(double x) { return heed__softplus1(x); }

@@ -13,20 +13,20 @@
 
 heed_status heed_atomic_open(heed_ctx *ctx, const char *who, const char *path, heed_atomic_file *af) {
     who = who ? who : "heed_atomic_open";
-    if (!af) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: the atomic file is NULL", who);
+    if (!af) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the atomic file is NULL", who);
     *af = (heed_atomic_file){.who = who};
-    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", who);
+    if (!path || !*path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", who);
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s exists and is not a regular file (a device, FIFO or directory "
-                                                "is never replaced)", who, path);
+        return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: %s exists and is not a regular file (a device, FIFO or directory "
+                                               "is never replaced)", who, path);
     size_t n = strlen(path);
     af->path = strdup(path);
     af->tmp = malloc(n + 16);
     if (!af->path || !af->tmp) {
         free(af->path), free(af->tmp);
         *af = (heed_atomic_file){.who = who};
-        return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", who);
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", who);
     }
     snprintf(af->tmp, n + 16, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(af->tmp);
@@ -37,7 +37,7 @@ heed_status heed_atomic_open(heed_ctx *ctx, const char *who, const char *path, h
         if (fd >= 0) close(fd), unlink(af->tmp);
         free(af->path), free(af->tmp);
         *af = (heed_atomic_file){.who = who};
-        return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot create a file next to %s: %s", who, path, strerror(e));
+        return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: cannot create a file next to %s: %s", who, path, strerror(e));
     }
     return HEED_OK;
 }
@@ -59,15 +59,15 @@ heed_status heed_atomic_close(heed_ctx *ctx, heed_atomic_file *af, heed_status s
     const char *who = af->who ? af->who : "heed_atomic_close";
     int e = 0;
     if (st == HEED_OK && (ferror(af->f) || fflush(af->f) != 0 || fsync(fileno(af->f)) != 0))
-        e = errno ? errno : EIO, st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", who, af->path, strerror(e));
+        e = errno ? errno : EIO, st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", who, af->path, strerror(e));
     if (fclose(af->f) != 0 && st == HEED_OK)
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: closing %s failed: %s", who, af->path, strerror(errno));
+        st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: closing %s failed: %s", who, af->path, strerror(errno));
     af->f = NULL;
     if (st == HEED_OK && rename(af->tmp, af->path) != 0)
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot rename the finished file to %s: %s", who, af->path,
-                            strerror(errno));
+        st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: cannot rename the finished file to %s: %s", who, af->path,
+                           strerror(errno));
     if (st == HEED_OK && sync_dir(af->path) != 0 && errno != EINVAL) /* EINVAL: the file system has no such sync */
-        st = heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot sync the directory of %s: %s", who, af->path, strerror(errno));
+        st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: cannot sync the directory of %s: %s", who, af->path, strerror(errno));
     if (st != HEED_OK) unlink(af->tmp); /* after a failed directory sync the new file stays: it is whole */
     free(af->tmp), free(af->path);
     af->tmp = af->path = NULL;

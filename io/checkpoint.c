@@ -163,7 +163,7 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
     L->t = calloc(cap, sizeof *L->t);
     L->state_data = calloc((size_t)ns + 1, sizeof *L->state_data);
     L->state_bytes = calloc((size_t)ns + 1, sizeof *L->state_bytes);
-    if (!L->t || !L->state_data || !L->state_bytes) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!L->t || !L->state_data || !L->state_bytes) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int i = 0; i < np; i++) {
         heed_tensor *p = heed_params_at(P, i);
         ckpt_tensor *c = &L->t[L->n++];
@@ -180,10 +180,10 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
         heed_dtype dt = HEED_F32;
         if (heed_optimizer_state(opt, s, &sname, &data, &numel, &dt) != HEED_OK || !sname || !*sname || numel < 0 ||
             (dt != HEED_F32 && dt != HEED_F64) || strchr(sname, ','))
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: optimizer state buffer %d is invalid (name '%s', %" PRId64 " elements)",
-                                  fn, s, sname ? sname : "(null)", numel);
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: optimizer state buffer %d is invalid (name '%s', %" PRId64 " elements)",
+                                 fn, s, sname ? sname : "(null)", numel);
         if (numel > 0 && !data)
-            return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: optimizer state '%s' has no buffer yet", fn, sname);
+            return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: optimizer state '%s' has no buffer yet", fn, sname);
         size_t es = heed_dtype_size(dt);
         double min = heed__optimizer_state_min(opt, s);
         const char *role = pool_fmt(pool, "optim.%s", sname);
@@ -206,7 +206,7 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
     }
     L->n_state = ns;
     L->states = states;
-    if (pool->failed) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (pool->failed) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     return HEED_OK;
 }
 
@@ -246,7 +246,7 @@ static bool values_ok(const ckpt_tensor *t, const void *data, heed_dtype dt, int
 static heed_status check_staged(heed_ctx *ctx, const char *fn, const char *label, const ckpt_tensor *t, const void *data,
                                 heed_dtype dt, int64_t n) {
     char err[ERRLEN];
-    return values_ok(t, data, dt, n, err, sizeof err) ? HEED_OK : heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
+    return values_ok(t, data, dt, n, err, sizeof err) ? HEED_OK : heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
 }
 
 /* Saving (st_check_fn): a file we would refuse to load is not written. */
@@ -260,17 +260,17 @@ static heed_status check_saved(const st_out *o, int i, void *layout, char *err, 
 
 static heed_status check_info(heed_ctx *ctx, const char *fn, const heed_checkpoint_info *info) {
     if (info->step < 0 || info->step > MAX_COUNT || info->epoch < 0 || info->epoch > MAX_COUNT)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: info->step = %" PRId64 ", info->epoch = %" PRId64 " (each must be in [0, 2^53])",
-                              fn, info->step, info->epoch);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->step = %" PRId64 ", info->epoch = %" PRId64 " (each must be in [0, 2^53])",
+                             fn, info->step, info->epoch);
     if (info->n_schedule < 0 || info->n_schedule > HEED_CKPT_MAX_SCHEDULE)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_schedule is %d (0 to %d allowed)", fn, info->n_schedule,
-                              HEED_CKPT_MAX_SCHEDULE);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_schedule is %d (0 to %d allowed)", fn, info->n_schedule,
+                             HEED_CKPT_MAX_SCHEDULE);
     if (info->n_user < 0 || info->n_user > HEED_CKPT_MAX_USER)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_user is %d (0 to %d allowed)", fn, info->n_user, HEED_CKPT_MAX_USER);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_user is %d (0 to %d allowed)", fn, info->n_user, HEED_CKPT_MAX_USER);
     for (int i = 0; i < info->n_user; i++) {
         if (!memchr(info->user[i].key, 0, HEED_CKPT_KEY_LEN) || !memchr(info->user[i].value, 0, HEED_CKPT_VALUE_LEN) ||
             !info->user[i].key[0])
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: user key %d is empty or not NUL-terminated", fn, i);
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: user key %d is empty or not NUL-terminated", fn, i);
     }
     return HEED_OK;
 }
@@ -278,21 +278,21 @@ static heed_status check_info(heed_ctx *ctx, const char *fn, const heed_checkpoi
 static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, const ckpt_layout *L, strpool *pool,
                               const char **keys, const char **values, int n_meta) {
     st_out *out = calloc((size_t)L->n + 1, sizeof *out);
-    if (!out) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!out) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
     heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
-    if (st != HEED_OK) return heed__ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
+    if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
     return HEED_OK;
 }
 
-heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt, const heed_checkpoint_info *info) {
+heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
     static const char *fn = "heed_checkpoint_save";
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
+    if (!path || !*path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
     heed_checkpoint_info none = {0};
     if (!info) info = &none;
     heed_status st = check_info(ctx, fn, info);
@@ -302,7 +302,7 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
     st = model_layout(fn, P, opt, &pool, &L);
     int cap = 16 + L.n + HEED_CKPT_MAX_SCHEDULE + HEED_CKPT_MAX_USER, n = 0;
     const char **keys = calloc((size_t)cap, sizeof *keys), **values = calloc((size_t)cap, sizeof *values);
-    if (st == HEED_OK && (!keys || !values)) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (st == HEED_OK && (!keys || !values)) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     if (st == HEED_OK) {
         uint64_t seed, counter;
         heed_ctx_rng_state(ctx, &seed, &counter);
@@ -322,7 +322,7 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
         for (int i = 0; i < info->n_user; i++) META(pool_fmt(&pool, "user.%s", info->user[i].key), "%s", info->user[i].value);
         for (int i = 0; i < L.n; i++) META(pool_fmt(&pool, "role.%s", L.t[i].name), "%s", L.t[i].role);
 #undef META
-        if (pool.failed) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+        if (pool.failed) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     }
     if (st == HEED_OK) st = write_file(fn, path, ctx, &L, &pool, keys, values, n);
     free(keys);
@@ -332,11 +332,11 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
     return st;
 }
 
-heed_status heed_safetensors_export(const char *path, heed_params *P) {
+heed_status heed_safetensors_export(heed_params *P, const char *path) {
     static const char *fn = "heed_safetensors_export";
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
+    if (!path || !*path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
     strpool pool = {0};
     ckpt_layout L;
     heed_status st = model_layout(fn, P, NULL, &pool, &L);
@@ -359,16 +359,16 @@ typedef struct {
 static heed_status open_file(heed_ctx *ctx, const char *fn, const char *path, const void *mem, size_t size, ckpt_file *cf) {
     *cf = (ckpt_file){.src = {.fd = -1}, .label = path ? path : "(memory)"};
     if (mem || !path) {
-        if (!mem && size) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: data is NULL", fn);
+        if (!mem && size) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: data is NULL", fn);
         cf->src.mem = mem ? mem : (const unsigned char *)"";
         cf->src.size = size;
     } else {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
-        if (fd < 0) return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
+        if (fd < 0) return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: %s: cannot open: %s", fn, path, strerror(errno));
         struct stat sb;
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
             close(fd);
-            return heed__ctx_fail(ctx, HEED_ERR_IO, "%s: %s: not a regular file", fn, path);
+            return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: %s: not a regular file", fn, path);
         }
         cf->src.fd = fd;
         cf->src.size = (uint64_t)sb.st_size;
@@ -378,7 +378,7 @@ static heed_status open_file(heed_ctx *ctx, const char *fn, const char *path, co
     if (st != HEED_OK) {
         if (cf->src.fd >= 0) close(cf->src.fd);
         cf->src.fd = -1;
-        return heed__ctx_fail(ctx, st, "%s: %s: %s", fn, cf->label, err);
+        return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, cf->label, err);
     }
     return HEED_OK;
 }
@@ -401,18 +401,18 @@ static heed_status match_entry(heed_ctx *ctx, const char *fn, const ckpt_file *c
     const char *what = strcmp(t->role, "param") == 0 ? "parameter" : "optimizer state";
     const st_entry *e = st_find(&cf->f, t->name);
     *out = e;
-    if (!e) return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s '%s' is missing from the file", fn, cf->label, what, t->name);
+    if (!e) return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s '%s' is missing from the file", fn, cf->label, what, t->name);
     heed_dtype dt;
     if (convert ? !st_dtype_parse(e->dtype, &dt) : strcmp(e->dtype, st_dtype_name(t->dtype)) != 0)
-        return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': dtype %s in the file, %s expected%s", fn, cf->label,
-                              t->name, e->dtype, convert ? "F32 or F64" : st_dtype_name(t->dtype),
-                              convert ? " (convert it first, e.g. tensor.float() in PyTorch)" : "");
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': dtype %s in the file, %s expected%s", fn, cf->label,
+                             t->name, e->dtype, convert ? "F32 or F64" : st_dtype_name(t->dtype),
+                             convert ? " (convert it first, e.g. tensor.float() in PyTorch)" : "");
     bool same = e->ndim == t->ndim;
     for (int i = 0; same && i < t->ndim; i++) same = e->shape[i] == t->shape[i];
     char a[200], b[200];
     if (!same)
-        return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': shape %s in the file, %s expected", fn, cf->label,
-                              t->name, shape_str(e->ndim, e->shape, a), shape_str(t->ndim, t->shape, b));
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': shape %s in the file, %s expected", fn, cf->label,
+                             t->name, shape_str(e->ndim, e->shape, a), shape_str(t->ndim, t->shape, b));
     return HEED_OK;
 }
 
@@ -426,13 +426,13 @@ static heed_status stage(heed_ctx *ctx, const char *fn, const ckpt_file *cf, con
         if (e[i]) total += (size_t)(e[i]->end - e[i]->begin);
     }
     *buf = malloc(total ? total : 1);
-    if (!*buf) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: %s: out of memory staging %zu bytes", fn, cf->label, total);
+    if (!*buf) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: %s: out of memory staging %zu bytes", fn, cf->label, total);
     char err[ERRLEN];
     for (int i = 0; i < n; i++) {
         if (!e[i]) continue;
         heed_status st = st_read(&cf->src, &cf->f, e[i]->begin, *buf + offsets[i], (size_t)(e[i]->end - e[i]->begin), err,
                                  sizeof err);
-        if (st != HEED_OK) return heed__ctx_fail(ctx, st, "%s: %s: tensor '%s': %s", fn, cf->label, e[i]->name, err);
+        if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: tensor '%s': %s", fn, cf->label, e[i]->name, err);
     }
     return HEED_OK;
 }
@@ -442,10 +442,10 @@ static heed_status read_info(heed_ctx *ctx, const char *fn, const ckpt_file *cf,
     const st_file *f = &cf->f;
     const char *format = st_meta_get(f, "heed.format");
     if (!format || strcmp(format, "checkpoint") != 0)
-        return heed__ctx_fail(ctx, HEED_ERR_FORMAT,
-                              "%s: %s: not a heed checkpoint (metadata heed.format is %s%s%s; plain weights load with "
-                              "heed_safetensors_import)",
-                              fn, cf->label, format ? "'" : "", format ? format : "missing", format ? "'" : "");
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                             "%s: %s: not a heed checkpoint (metadata heed.format is %s%s%s; plain weights load with "
+                             "heed_safetensors_import)",
+                             fn, cf->label, format ? "'" : "", format ? format : "missing", format ? "'" : "");
     *info = (heed_checkpoint_info){0};
     int64_t nsched = 0;
     struct {
@@ -461,40 +461,40 @@ static heed_status read_info(heed_ctx *ctx, const char *fn, const ckpt_file *cf,
         const char *v = st_meta_get(f, fields[i].key);
         bool ok = fields[i].kind ? parse_u64(v, fields[i].dst) : parse_i64(v, fields[i].dst);
         if (!ok)
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (an integer is expected)", fn,
-                                  cf->label, fields[i].key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (an integer is expected)", fn,
+                                 cf->label, fields[i].key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     }
     for (int i = 0; i < 2; i++) { /* step, epoch */
         int64_t v = *(int64_t *)fields[i].dst;
         if (v < 0 || v > MAX_COUNT)
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %" PRId64 " (must be in [0, 2^53])", fn,
-                                  cf->label, fields[i].key, v);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %" PRId64 " (must be in [0, 2^53])", fn,
+                                 cf->label, fields[i].key, v);
     }
     if (nsched < 0 || nsched > HEED_CKPT_MAX_SCHEDULE)
-        return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata schedule.count is %" PRId64 " (0 to %d allowed)", fn,
-                              cf->label, nsched, HEED_CKPT_MAX_SCHEDULE);
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata schedule.count is %" PRId64 " (0 to %d allowed)", fn,
+                             cf->label, nsched, HEED_CKPT_MAX_SCHEDULE);
     info->n_schedule = (int)nsched;
     for (int i = 0; i < info->n_schedule; i++) {
         char key[32];
         snprintf(key, sizeof key, "schedule.%d", i);
         const char *v = st_meta_get(f, key);
         if (!parse_f64(v, &info->schedule[i]))
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (a number is expected)", fn, cf->label,
-                                  key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (a number is expected)", fn, cf->label,
+                                 key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     }
     for (int i = 0; i < f->n_meta; i++) {
         const st_meta *m = &f->meta[i];
         if (has_prefix(m->key, "role.") && !st_find(f, m->key + 5))
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s' names a tensor the file does not hold", fn,
-                                  cf->label, m->key);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s' names a tensor the file does not hold", fn,
+                                 cf->label, m->key);
         if (!has_prefix(m->key, "user.")) continue;
         const char *key = m->key + 5;
         if (info->n_user == HEED_CKPT_MAX_USER)
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: more than %d user.* metadata keys", fn, cf->label,
-                                  HEED_CKPT_MAX_USER);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: more than %d user.* metadata keys", fn, cf->label,
+                                 HEED_CKPT_MAX_USER);
         if (!*key || strlen(key) >= HEED_CKPT_KEY_LEN || strlen(m->value) >= HEED_CKPT_VALUE_LEN)
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s': key empty or over %d bytes, or value over %d", fn,
-                                  cf->label, m->key, HEED_CKPT_KEY_LEN - 1, HEED_CKPT_VALUE_LEN - 1);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s': key empty or over %d bytes, or value over %d", fn,
+                                 cf->label, m->key, HEED_CKPT_KEY_LEN - 1, HEED_CKPT_VALUE_LEN - 1);
         strcpy(info->user[info->n_user].key, key);
         strcpy(info->user[info->n_user].value, m->value);
         info->n_user++;
@@ -506,7 +506,7 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
                         heed_checkpoint_info *info_out) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!path && !mem && size) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL", fn);
+    if (!path && !mem && size) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL", fn);
     ckpt_file cf;
     heed_status st = open_file(ctx, fn, path, mem, size, &cf);
     if (st != HEED_OK) return st;
@@ -518,25 +518,25 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     size_t *offsets = NULL;
     char *staged = NULL;
     bool *claimed = calloc((size_t)cf.f.n_entries + 1, sizeof *claimed);
-    if (!claimed) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!claimed) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     if (st == HEED_OK) st = read_info(ctx, fn, &cf, &info);
     if (st == HEED_OK) st = model_layout(fn, P, opt, &pool, &L);
     if (st == HEED_OK && opt) {
         const char *states = st_meta_get(&cf.f, "optim.states"), *steps = st_meta_get(&cf.f, "optim.steps");
         if (!states || !steps)
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: the file holds no optimizer state (saved without one?)", fn, cf.label);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: the file holds no optimizer state (saved without one?)", fn, cf.label);
         else if (strcmp(states, L.states) != 0)
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: optimizer state in the file is '%.60s', the optimizer has '%.60s'", fn,
-                                cf.label, states, L.states);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: optimizer state in the file is '%.60s', the optimizer has '%.60s'", fn,
+                               cf.label, states, L.states);
         else if (!parse_i64(steps, &opt_steps) || opt_steps < 0 || opt_steps > HEED_MAX_STEPS)
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT,
-                                "%s: %s: metadata optim.steps is '%.40s' (a count in [0, 2^53 = HEED_MAX_STEPS] is expected)", fn,
-                                cf.label, steps);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                               "%s: %s: metadata optim.steps is '%.40s' (a count in [0, 2^53 = HEED_MAX_STEPS] is expected)", fn,
+                               cf.label, steps);
     }
     if (st == HEED_OK) {
         entries = calloc((size_t)L.n + 1, sizeof *entries);
         offsets = calloc((size_t)L.n + 1, sizeof *offsets);
-        if (!entries || !offsets) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+        if (!entries || !offsets) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     }
     for (int i = 0; st == HEED_OK && i < L.n; i++) {
         st = match_entry(ctx, fn, &cf, &L.t[i], false, &entries[i]);
@@ -544,15 +544,15 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
         claimed[entries[i] - cf.f.entries] = true;
         const char *role = role_of(&cf.f, L.t[i].name);
         if (!role || strcmp(role, L.t[i].role) != 0)
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': role %s%.40s%s in the file, '%s' expected", fn, cf.label,
-                                L.t[i].name, role ? "'" : "", role ? role : "missing", role ? "'" : "", L.t[i].role);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': role %s%.40s%s in the file, '%s' expected", fn, cf.label,
+                               L.t[i].name, role ? "'" : "", role ? role : "missing", role ? "'" : "", L.t[i].role);
     }
     for (int i = 0; st == HEED_OK && i < cf.f.n_entries; i++) {
         if (claimed[i]) continue;
         const char *role = role_of(&cf.f, cf.f.entries[i].name);
         if (!opt && role && has_prefix(role, "optim.")) continue; /* optimizer state, not asked for */
-        st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s' in the file is not in the model%s", fn, cf.label,
-                            cf.f.entries[i].name, opt ? " or the optimizer" : "");
+        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s' in the file is not in the model%s", fn, cf.label,
+                           cf.f.entries[i].name, opt ? " or the optimizer" : "");
     }
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
     for (int i = 0; st == HEED_OK && i < L.n; i++)
@@ -577,12 +577,12 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     return st;
 }
 
-heed_status heed_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out) {
-    if (P && !path) return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_checkpoint_load: path is NULL");
+heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+    if (P && !path) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_checkpoint_load: path is NULL");
     return load("heed_checkpoint_load", path, NULL, 0, P, opt, info_out);
 }
 
-heed_status heed_checkpoint_load_memory(const void *data, size_t size, heed_params *P, heed_optimizer *opt,
+heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t size, heed_optimizer *opt,
                                         heed_checkpoint_info *info_out) {
     return load("heed_checkpoint_load_memory", NULL, data, size, P, opt, info_out);
 }
@@ -601,12 +601,12 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     size_t *offsets = NULL;
     char *staged = NULL;
     bool *claimed = calloc((size_t)cf.f.n_entries + 1, sizeof *claimed);
-    if (!claimed) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!claimed) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     if (st == HEED_OK) st = model_layout(fn, P, NULL, &pool, &L);
     if (st == HEED_OK) {
         entries = calloc((size_t)L.n + 1, sizeof *entries);
         offsets = calloc((size_t)L.n + 1, sizeof *offsets);
-        if (!entries || !offsets) st = heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+        if (!entries || !offsets) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     }
     int found = 0;
     for (int i = 0; st == HEED_OK && i < L.n; i++) {
@@ -616,11 +616,11 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     }
     for (int i = 0; st == HEED_OK && strict && i < cf.f.n_entries; i++)
         if (!claimed[i])
-            st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s' in the file is not a parameter of the model (strict)", fn,
-                                cf.label, cf.f.entries[i].name);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s' in the file is not a parameter of the model (strict)", fn,
+                               cf.label, cf.f.entries[i].name);
     if (st == HEED_OK && !found && L.n > 0)
-        st = heed__ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: no tensor in the file has the name of a parameter (first parameter '%s')",
-                            fn, cf.label, L.t[0].name);
+        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: no tensor in the file has the name of a parameter (first parameter '%s')",
+                           fn, cf.label, L.t[0].name);
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
     for (int i = 0; st == HEED_OK && i < L.n; i++) {
         heed_dtype src_dt = HEED_F32;
@@ -662,11 +662,11 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     return st;
 }
 
-heed_status heed_safetensors_import(const char *path, heed_params *P, bool strict) {
-    if (P && !path) return heed__ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_safetensors_import: path is NULL");
+heed_status heed_safetensors_import(heed_params *P, const char *path, bool strict) {
+    if (P && !path) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_safetensors_import: path is NULL");
     return import("heed_safetensors_import", path, NULL, 0, P, strict);
 }
 
-heed_status heed_safetensors_import_memory(const void *data, size_t size, heed_params *P, bool strict) {
+heed_status heed_safetensors_import_memory(heed_params *P, const void *data, size_t size, bool strict) {
     return import("heed_safetensors_import_memory", NULL, data, size, P, strict);
 }

@@ -24,12 +24,12 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
     static const char *fn = "heed_metrics_new";
     if (!ctx) return NULL;
     if (n_columns < 1 || n_columns > 4096 || !names)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %d columns, names %s (need 1..4096 columns and their names)", fn,
-                              n_columns, names ? "given" : "NULL"),
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %d columns, names %s (need 1..4096 columns and their names)", fn,
+                             n_columns, names ? "given" : "NULL"),
                NULL;
     for (int i = 0; i < n_columns; i++)
         if (!names[i] || !names[i][0])
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: column %d has no name", fn, i), NULL;
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: column %d has no name", fn, i), NULL;
     heed_metrics *m = calloc(1, sizeof *m);
     if (m) m->n_columns = n_columns;
     if (!m || !(m->cols = calloc((size_t)n_columns, sizeof *m->cols)) ||
@@ -41,8 +41,8 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
     if (path) {
         m->f = fopen(path, "w");
         if (!m->f) {
-            heed__ctx_fail(ctx, HEED_ERR_IO, "%s: cannot open %s for writing: %s", fn, path, strerror(errno));
-            heed_metrics_close(m);
+            heed_ctx_fail(ctx, HEED_ERR_IO, "%s: cannot open %s for writing: %s", fn, path, strerror(errno));
+            heed_metrics_free(m);
             return NULL;
         }
         for (int i = 0; i < n_columns; i++) {
@@ -51,27 +51,27 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
         }
         fputc('\n', m->f);
         if (fflush(m->f) != 0) {
-            heed__ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, path, strerror(errno));
-            heed_metrics_close(m);
+            heed_ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, path, strerror(errno));
+            heed_metrics_free(m);
             return NULL;
         }
         if (!(m->path = strdup(path))) goto nomem;
     }
     return m;
 nomem:
-    heed_metrics_close(m);
-    return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
+    heed_metrics_free(m);
+    return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
 }
 
 heed_status heed_metrics_add(heed_metrics *m, const double *values) {
     static const char *fn = "heed_metrics_add";
     if (!m) return HEED_ERR_ARG;
-    if (!values) return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: values is NULL", fn);
+    if (!values) return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: values is NULL", fn);
     if (m->rows == m->cap) {
         int64_t cap = m->cap ? 2 * m->cap : 256;
         for (int c = 0; c < m->n_columns; c++) {
             double *col = realloc(m->cols[c], (size_t)cap * sizeof *col);
-            if (!col) return heed__ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+            if (!col) return heed_ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
             m->cols[c] = col;
         }
         m->cap = cap;
@@ -87,7 +87,7 @@ heed_status heed_metrics_add(heed_metrics *m, const double *values) {
             else fprintf(m->f, "%.17g", v);
         }
         fputc('\n', m->f);
-        if (fflush(m->f) != 0) return heed__ctx_fail(m->ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, m->path, strerror(errno));
+        if (fflush(m->f) != 0) return heed_ctx_fail(m->ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, m->path, strerror(errno));
     }
     return HEED_OK;
 }
@@ -98,12 +98,12 @@ const double *heed_metrics_column(const heed_metrics *m, int c) {
     return m && c >= 0 && c < m->n_columns ? m->cols[c] : NULL;
 }
 
-heed_status heed_metrics_close(heed_metrics *m) {
+heed_status heed_metrics_free(heed_metrics *m) {
     if (!m) return HEED_OK;
     heed_status st = HEED_OK;
     if (m->f && fclose(m->f) != 0)
-        st = heed__ctx_fail(m->ctx, HEED_ERR_IO, "heed_metrics_close: closing %s: %s", m->path ? m->path : "the log",
-                            strerror(errno));
+        st = heed_ctx_fail(m->ctx, HEED_ERR_IO, "heed_metrics_free: closing %s: %s", m->path ? m->path : "the log",
+                           strerror(errno));
     for (int c = 0; c < m->n_columns; c++) {
         if (m->cols) free(m->cols[c]);
         if (m->names) free(m->names[c]);

@@ -5,38 +5,38 @@
  *   out = concat_h(O_h) W_o^T + b_o
  * Heads are split by a view [B,N,E] -> [B,N,H,dh] and a permute to [B,H,N,dh] (and merged
  * back the same way); every step records its own backward. */
-#include "../graph/internal.h"
+#include <heed.h>
 
 #include <stdio.h>
 
-heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
+heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!m || !cfg || !prefix) return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: m, prefix and cfg must not be NULL");
+    if (!m || !cfg || !prefix) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: m, prefix and cfg must not be NULL");
     int64_t E = cfg->embed_dim, H = cfg->num_heads, kdim = cfg->kdim ? cfg->kdim : E, vdim = cfg->vdim ? cfg->vdim : E;
     if (E < 1 || H < 1 || E % H != 0)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: embed_dim = %lld must be a positive multiple of num_heads = %lld",
-                              (long long)E, (long long)H);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: embed_dim = %lld must be a positive multiple of num_heads = %lld",
+                             (long long)E, (long long)H);
     if (kdim < 1 || vdim < 1)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
-                              (long long)cfg->kdim, (long long)cfg->vdim);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
+                             (long long)cfg->kdim, (long long)cfg->vdim);
     if (!(cfg->dropout >= 0 && cfg->dropout < 1))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_init: dropout = %g (must be in [0, 1))", cfg->dropout);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: dropout = %g (must be in [0, 1))", cfg->dropout);
     *m = (heed_mha){.embed_dim = E, .num_heads = H, .head_dim = E / H, .kdim = kdim, .vdim = vdim, .dropout = cfg->dropout};
     /* PyTorch's initialisation: xavier_uniform for the input projections, nn.Linear's
      * kaiming_uniform(a = sqrt(5)) for the output projection, zero biases. */
     heed_init xavier = heed_init_xavier_uniform(1.0), linear = heed_init_kaiming_uniform(2.2360679774997896),
               zero = heed_init_zeros();
-    if (!(m->q_w = heed__param_in(P, "heed_mha_init", prefix, "q_proj.weight", HEED_SHAPE(E, E), xavier)) ||
-        !(m->k_w = heed__param_in(P, "heed_mha_init", prefix, "k_proj.weight", HEED_SHAPE(E, kdim), xavier)) ||
-        !(m->v_w = heed__param_in(P, "heed_mha_init", prefix, "v_proj.weight", HEED_SHAPE(E, vdim), xavier)) ||
-        !(m->o_w = heed__param_in(P, "heed_mha_init", prefix, "out_proj.weight", HEED_SHAPE(E, E), linear)))
+    if (!(m->q_w = heed_param_prefixed(P, prefix, "q_proj.weight", HEED_SHAPE(E, E), xavier)) ||
+        !(m->k_w = heed_param_prefixed(P, prefix, "k_proj.weight", HEED_SHAPE(E, kdim), xavier)) ||
+        !(m->v_w = heed_param_prefixed(P, prefix, "v_proj.weight", HEED_SHAPE(E, vdim), xavier)) ||
+        !(m->o_w = heed_param_prefixed(P, prefix, "out_proj.weight", HEED_SHAPE(E, E), linear)))
         return HEED_ERR_ARG;
     if (cfg->bias &&
-        (!(m->q_b = heed__param_in(P, "heed_mha_init", prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->k_b = heed__param_in(P, "heed_mha_init", prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->v_b = heed__param_in(P, "heed_mha_init", prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->o_b = heed__param_in(P, "heed_mha_init", prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
+        (!(m->q_b = heed_param_prefixed(P, prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->k_b = heed_param_prefixed(P, prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->v_b = heed_param_prefixed(P, prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
+         !(m->o_b = heed_param_prefixed(P, prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
         return HEED_ERR_ARG;
     return HEED_OK;
 }
@@ -55,34 +55,44 @@ static heed_tensor *merge_heads(heed_graph *g, heed_tensor *x) {
     return p ? heed_reshape(g, p, HEED_SHAPE(x->shape[0], x->shape[2], x->shape[1] * x->shape[3])) : NULL;
 }
 
+static const char *dtype_name(heed_dtype dt) { return dt == HEED_F32 ? "f32" : "f64"; }
+
 static bool check_input(heed_graph *g, const char *name, heed_tensor *t, int64_t B, int64_t dim, const heed_tensor *ref) {
     const char *op = "heed_mha_forward";
-    if (ref ? !heed__check_like(g, op, t, name, ref) : !heed__check(g, op, t, name)) return false;
+    if (!heed_check_tensor(g, op, t, name)) return false;
+    if (ref && t->dtype != ref->dtype) {
+        heed_graph_fail(g, HEED_ERR_DTYPE, "%s: %s is %s but query is %s (dtypes must match)", op, name,
+                        dtype_name(t->dtype), dtype_name(ref->dtype));
+        return false;
+    }
     if (t->ndim != 3 || (B >= 0 && t->shape[0] != B) || t->shape[2] != dim) {
-        heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [B,N,%lld]%s", op, name, HEED_S(t), (long long)dim,
-                   B >= 0 ? " with the query's B" : "");
+        char s[64];
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [B,N,%lld]%s", op, name, heed_shape_str(t, s),
+                        (long long)dim, B >= 0 ? " with the query's B" : "");
         return false;
     }
     return true;
 }
 
 heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts) {
+                              const heed_attention_opts *opts, heed_tensor **weights) {
     const char *op = "heed_mha_forward";
-    if (!heed__live(g)) return NULL;
-    if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w) return heed__fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
+    if (weights) *weights = NULL;
+    if (!heed_graph_ok(g)) return NULL;
+    if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w) return heed_graph_fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
     if (!key) key = query; /* self-attention */
     if (!value) value = key;
     if (!check_input(g, "query", query, -1, m->embed_dim, NULL)) return NULL;
     int64_t B = query->shape[0];
     if (!check_input(g, "key", key, B, m->kdim, query) || !check_input(g, "value", value, B, m->vdim, query)) return NULL;
+    char ks[64], vs[64];
     if (key->shape[1] != value->shape[1])
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: key%s and value%s must have the same number of keys", op, HEED_S(key),
-                          HEED_S(value)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: key%s and value%s must have the same number of keys", op,
+                               heed_shape_str(key, ks), heed_shape_str(value, vs)),
                NULL;
     if (m->q_w->dtype != query->dtype)
-        return heed__fail(g, HEED_ERR_DTYPE, "%s: the parameters are %s but query is %s (dtypes must match)", op,
-                          m->q_w->dtype == HEED_F32 ? "f32" : "f64", query->dtype == HEED_F32 ? "f32" : "f64"),
+        return heed_graph_fail(g, HEED_ERR_DTYPE, "%s: the parameters are %s but query is %s (dtypes must match)", op,
+                               dtype_name(m->q_w->dtype), dtype_name(query->dtype)),
                NULL;
     heed_attention_opts o = opts ? *opts : (heed_attention_opts){0};
     if (o.dropout == 0) o.dropout = m->dropout;
@@ -90,7 +100,7 @@ heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *que
     heed_tensor *q = split_heads(g, heed_linear(g, query, m->q_w, m->q_b), H, dh);
     heed_tensor *k = split_heads(g, heed_linear(g, key, m->k_w, m->k_b), H, dh);
     heed_tensor *v = split_heads(g, heed_linear(g, value, m->v_w, m->v_b), H, dh);
-    heed_tensor *attn = heed_attention(g, q, k, v, &o);
+    heed_tensor *attn = heed_attention(g, q, k, v, &o, weights);
     if (!attn) return NULL;
     return heed_linear(g, merge_heads(g, attn), m->o_w, m->o_b);
 }

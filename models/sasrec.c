@@ -22,7 +22,7 @@
  *
  * Built from heed's ops plus one fused op for the loss; the test checks the gradient of the
  * whole model against central differences in f64. */
-#include "../graph/internal.h"
+#include <heed.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -36,18 +36,18 @@ static heed_tensor *param(heed_params *P, heed_status *st, const char *name, hee
     return t;
 }
 
-heed_status heed_sasrec_init(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg) {
+heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg) {
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!m || !P || !cfg) return heed__ctx_fail(ctx, HEED_ERR_ARG, MODEL "_init: model, store or config is NULL");
+    if (!m || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model, store or config is NULL");
     const heed_sasrec_config c = *cfg;
     if (c.n_items < 1 || c.maxlen < 1 || c.hidden < 1 || c.blocks < 0 || c.blocks > HEED_SASREC_MAX_BLOCKS ||
         c.heads < 1 || c.hidden % c.heads != 0 || !(c.dropout >= 0 && c.dropout < 1) || c.ln_eps < 0)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG,
-                              MODEL "_init: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
-                                    "n_items, maxlen, hidden >= 1, blocks in 0..%d, heads >= 1 dividing hidden, dropout in "
-                                    "[0, 1), ln_eps >= 0",
-                              (long long)c.n_items, (long long)c.maxlen, (long long)c.hidden, c.blocks, c.heads, c.dropout,
-                              HEED_SASREC_MAX_BLOCKS);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             MODEL "_declare: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
+                                   "n_items, maxlen, hidden >= 1, blocks in 0..%d, heads >= 1 dividing hidden, dropout in "
+                                   "[0, 1), ln_eps >= 0",
+                             (long long)c.n_items, (long long)c.maxlen, (long long)c.hidden, c.blocks, c.heads, c.dropout,
+                             HEED_SASREC_MAX_BLOCKS);
     *m = (heed_sasrec){.cfg = c, .params = P};
     if (m->cfg.ln_eps == 0) m->cfg.ln_eps = 1e-8;
     int64_t d = c.hidden;
@@ -102,18 +102,18 @@ static heed_tensor *merge_heads(heed_graph *g, heed_tensor *x, int64_t B, int64_
 }
 
 static bool check_ids(heed_graph *g, const char *op, const heed_sasrec *m, const int64_t *ids, int64_t n, const char *what) {
-    if (!ids) return heed__fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, what), false;
+    if (!ids) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, what), false;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] > m->cfg.n_items)
-            return heed__fail(g, HEED_ERR_ARG, "%s: %s[%lld] = %lld is not an item id (0 = padding, 1..%lld)", op, what,
-                              (long long)i, (long long)ids[i], (long long)m->cfg.n_items),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s[%lld] = %lld is not an item id (0 = padding, 1..%lld)", op, what,
+                                   (long long)i, (long long)ids[i], (long long)m->cfg.n_items),
                    false;
     return true;
 }
 
 static bool check_model(heed_graph *g, const char *op, const heed_sasrec *m) {
-    if (!heed__live(g)) return false;
-    if (!m || !m->item_emb) return heed__fail(g, HEED_ERR_ARG, "%s: model is NULL or not initialised", op), false;
+    if (!heed_graph_ok(g)) return false;
+    if (!m || !m->item_emb) return heed_graph_fail(g, HEED_ERR_ARG, "%s: model is NULL or not initialised", op), false;
     return true;
 }
 
@@ -123,17 +123,17 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
     if (!check_model(g, op, m)) return NULL;
     const heed_sasrec_config *c = &m->cfg;
     int64_t B = batch, N = len, d = c->hidden, H = c->heads, dh = d / H;
-    if (B < 1) return heed__fail(g, HEED_ERR_ARG, "%s: batch %lld (must be >= 1)", op, (long long)B), NULL;
+    if (B < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: batch %lld (must be >= 1)", op, (long long)B), NULL;
     if (N < 1 || N > c->maxlen)
-        return heed__fail(g, HEED_ERR_ARG, "%s: len %lld (must be in 1..maxlen = %lld)", op, (long long)N, (long long)c->maxlen),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: len %lld (must be in 1..maxlen = %lld)", op, (long long)N, (long long)c->maxlen),
                NULL;
     if (!check_ids(g, op, m, seq, B * N, "seq")) return NULL;
     heed_dtype dt = m->item_emb->dtype;
 
     /* Position ids (column t of N is position maxlen - N + t + 1; 0 at padding) and the
      * additive key bias: -inf at padded keys. */
-    int64_t *pid = heed__alloc(g, (size_t)(B * N) * sizeof *pid);
-    heed_tensor *bias = heed__new(g, op, dt, 4, (int64_t[]){B, 1, 1, N});
+    int64_t *pid = heed_graph_alloc(g, (size_t)(B * N) * sizeof *pid);
+    heed_tensor *bias = heed_empty(g, dt, HEED_SHAPE(B, 1, 1, N));
     if (!pid || !bias) return NULL;
     HEED_FOR_DTYPE(dt, T, {
         T *bs = bias->data;
@@ -153,28 +153,29 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
         heed_tensor *kk = split_heads(g, heed_linear(g, x, k->wk, k->bk), B, N, H, dh);
         heed_tensor *v = split_heads(g, heed_linear(g, x, k->wv, k->bv), B, N, H, dh);
         heed_attention_opts ao = {.causal = true, .bias = bias, .dropout = c->dropout};
-        if (weights) {
-            ao.weights = &weights[b];
-            ao.impl = HEED_ATTN_MATERIALISED;
-        }
-        heed_tensor *a = merge_heads(g, heed_attention(g, q, kk, v, &ao), B, N, H, dh);
+        heed_tensor *a = merge_heads(g, heed_attention(g, q, kk, v, &ao, weights ? &weights[b] : NULL), B, N, H, dh);
         heed_tensor *y = heed_layernorm(g, heed_add(g, z, a), k->ff_ln_g, k->ff_ln_b, c->ln_eps);
         heed_tensor *f = heed_dropout(g, heed_relu(g, heed_linear(g, y, k->w1, k->b1)), c->dropout);
         f = heed_dropout(g, heed_linear(g, f, k->w2, k->b2), c->dropout);
         x = heed_add(g, y, f);
     }
     x = heed_layernorm(g, x, m->out_ln_g, m->out_ln_b, c->ln_eps);
-    return heed__live(g) ? x : NULL;
+    return heed_graph_ok(g) ? x : NULL;
 }
 
 static bool check_h(heed_graph *g, const char *op, const heed_sasrec *m, const heed_tensor *h, int rank) {
-    if (!check_model(g, op, m) || !heed__check_like(g, op, h, "h", m->item_emb)) return false;
+    if (!check_model(g, op, m) || !heed_check_tensor(g, op, h, "h")) return false;
+    if (h->dtype != m->item_emb->dtype)
+        return heed_graph_fail(g, HEED_ERR_DTYPE, "%s: h is %s but the model is %s (dtypes must match)", op,
+                               h->dtype == HEED_F32 ? "f32" : "f64", m->item_emb->dtype == HEED_F32 ? "f32" : "f64"),
+               false;
     bool ok = h->ndim == rank && h->shape[0] >= 1 && h->shape[rank - 1] == m->cfg.hidden &&
               (rank == 2 || (h->shape[1] >= 1 && h->shape[1] <= m->cfg.maxlen));
+    char hs[64];
     if (!ok)
-        heed__fail(g, HEED_ERR_SHAPE, "%s: h%s must be %s (hidden %lld, maxlen %lld)", op, HEED_S(h),
-                   rank == 3 ? "[B, len <= maxlen, hidden]" : "[B, hidden]", (long long)m->cfg.hidden,
-                   (long long)m->cfg.maxlen);
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: h%s must be %s (hidden %lld, maxlen %lld)", op, heed_shape_str(h, hs),
+                        rank == 3 ? "[B, len <= maxlen, hidden]" : "[B, hidden]", (long long)m->cfg.hidden,
+                        (long long)m->cfg.maxlen);
     return ok;
 }
 
@@ -194,9 +195,9 @@ typedef struct {
 } bce_saved;
 
 static void loss_backward(heed_graph *g, heed_node *nd) {
-    heed_tensor *h = nd->in[0], *E = nd->in[1], *y = nd->out[0];
-    const bce_saved *s = nd->saved;
-    void *gh_ = heed__grad(g, h), *gE_ = heed__grad(g, E);
+    heed_tensor *h = heed_node_input(nd, 0), *E = heed_node_input(nd, 1), *y = heed_node_output(nd, 0);
+    const bce_saved *s = heed_node_saved(nd);
+    void *gh_ = heed_grad_buffer(g, h), *gE_ = heed_grad_buffer(g, E);
     int64_t n = s->n, d = s->d;
     HEED_FOR_DTYPE(h->dtype, T, {
         const T *H = h->data, *W = E->data;
@@ -234,21 +235,21 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     int64_t n = 0;
     for (int64_t i = 0; i < B * N; i++) {
         if (pos[i] && !neg[i]) /* it would train the padding row, which stays zero */
-            return heed__fail(g, HEED_ERR_ARG, "%s: neg[%lld] is 0, the padding id, at a target (pos = %lld)", op,
-                              (long long)i, (long long)pos[i]),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: neg[%lld] is 0, the padding id, at a target (pos = %lld)", op,
+                                   (long long)i, (long long)pos[i]),
                    NULL;
         n += pos[i] != 0;
     }
-    if (n == 0) return heed__fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
-    bce_saved *s = heed__alloc(g, sizeof *s);
-    heed_tensor *out = heed__new(g, op, h->dtype, 0, NULL);
+    if (n == 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
+    bce_saved *s = heed_graph_alloc(g, sizeof *s);
+    heed_tensor *out = heed_empty(g, h->dtype, HEED_SCALAR);
     if (!s || !out) return NULL;
     *s = (bce_saved){.n = n, .d = d};
-    s->row = heed__alloc(g, (size_t)n * sizeof *s->row);
-    s->pos = heed__alloc(g, (size_t)n * sizeof *s->pos);
-    s->neg = heed__alloc(g, (size_t)n * sizeof *s->neg);
-    s->sp = heed__alloc(g, (size_t)n * sizeof *s->sp);
-    s->sn = heed__alloc(g, (size_t)n * sizeof *s->sn);
+    s->row = heed_graph_alloc(g, (size_t)n * sizeof *s->row);
+    s->pos = heed_graph_alloc(g, (size_t)n * sizeof *s->pos);
+    s->neg = heed_graph_alloc(g, (size_t)n * sizeof *s->neg);
+    s->sp = heed_graph_alloc(g, (size_t)n * sizeof *s->sp);
+    s->sn = heed_graph_alloc(g, (size_t)n * sizeof *s->sn);
     if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn) return NULL;
     for (int64_t i = 0, j = 0; i < B * N; i++)
         if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
@@ -267,9 +268,9 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
         ((T *)out->data)[0] = (T)(total / (double)n);
     });
     heed_tensor *in[2] = {h, m->item_emb};
-    heed_node *nd = heed__record(g, &op_loss, 2, in, 1, &out);
-    if (nd) nd->saved = s;
-    return heed__live(g) ? out : NULL;
+    heed_node *nd = heed_record(g, &op_loss, 2, in, 1, &out);
+    heed_node_set_saved(nd, s);
+    return heed_graph_ok(g) ? out : NULL;
 }
 
 heed_tensor *heed_sasrec_last(heed_graph *g, const heed_sasrec *m, heed_tensor *h) {
@@ -285,7 +286,7 @@ heed_tensor *heed_sasrec_score(heed_graph *g, const heed_sasrec *m, heed_tensor 
     if (!check_h(g, op, m, h_last, 2)) return NULL;
     int64_t B = h_last->shape[0], d = m->cfg.hidden;
     if (!items) return heed_linear(g, h_last, m->item_emb, NULL); /* [B, n_items + 1] */
-    if (n_cands < 1) return heed__fail(g, HEED_ERR_ARG, "%s: n_cands %lld (must be >= 1)", op, (long long)n_cands), NULL;
+    if (n_cands < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: n_cands %lld (must be >= 1)", op, (long long)n_cands), NULL;
     if (!check_ids(g, op, m, items, B * n_cands, "items")) return NULL;
     heed_tensor *e = heed_embedding(g, m->item_emb, items, HEED_SHAPE(B, n_cands), -1); /* [B, C, d] */
     heed_tensor *s = heed_matmul(g, e, heed_reshape(g, h_last, HEED_SHAPE(B, d, 1)));     /* [B, C, 1] */

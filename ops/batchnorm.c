@@ -66,7 +66,7 @@ static void bn_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     heed_tensor *w = nd->iarg[0] ? nd->in[1] : NULL, *b = nd->iarg[1] ? nd->in[1 + (w != NULL)] : NULL;
     const bn_saved *p = nd->saved;
-    void *gx = heed__grad(g, x), *gw = heed__grad(g, w), *gb = heed__grad(g, b);
+    void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, b);
 #pragma omp parallel for schedule(static) if (x->numel > 65536)
     for (int64_t c = 0; c < p->C; c++) {
         if (x->dtype == HEED_F32)
@@ -94,8 +94,8 @@ static bool check_buffer(heed_graph *g, const char *op, heed_tensor *t, const ch
     if (!heed__check_like(g, op, t, name, x)) return false;
     bool ok = C ? t->ndim == 1 && t->shape[0] == C : t->numel == 1;
     if (!ok) {
-        if (C) heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the channels of x%s)", op, name, HEED_S(t), (long long)C, HEED_S(x));
-        else heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must hold one element", op, name, HEED_S(t));
+        if (C) heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the channels of x%s)", op, name, HEED_S(t), (long long)C, HEED_S(x));
+        else heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must hold one element", op, name, HEED_S(t));
     }
     return ok;
 }
@@ -121,8 +121,8 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
                                const heed_batchnorm_opts *opts) {
     const char *op = "heed_batch_norm2d";
     heed_batchnorm_opts o = opts ? *opts : (heed_batchnorm_opts){0};
-    if (!heed__check(g, op, x, "x")) return NULL;
-    if (x->ndim != 4) return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (x->ndim != 4) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), NULL;
     int64_t C = x->shape[1];
     if (!check_buffer(g, op, weight, "weight", x, C) || !check_buffer(g, op, bias, "bias", x, C) ||
         !check_buffer(g, op, o.running_mean, "running_mean", x, C) ||
@@ -130,21 +130,21 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
         !check_buffer(g, op, o.num_batches_tracked, "num_batches_tracked", x, 0))
         return NULL;
     char msg[160];
-    if (!hyper_params(&o.eps, &o.momentum, msg, sizeof msg)) return heed__fail(g, HEED_ERR_ARG, "%s: %s", op, msg), NULL;
+    if (!hyper_params(&o.eps, &o.momentum, msg, sizeof msg)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s", op, msg), NULL;
     if (!o.running_mean != !o.running_var)
-        return heed__fail(g, HEED_ERR_ARG, "%s: running_mean and running_var come together (one of them is NULL)", op), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: running_mean and running_var come together (one of them is NULL)", op), NULL;
     if (o.cumulative && (!o.running_mean || !o.num_batches_tracked))
-        return heed__fail(g, HEED_ERR_ARG, "%s: the cumulative average needs running statistics and num_batches_tracked", op),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: the cumulative average needs running statistics and num_batches_tracked", op),
                NULL;
     bool training = heed_graph_training(g), batch_stats = training || !o.running_mean;
     bn_saved p = {.N = x->shape[0], .C = C, .HW = x->shape[2] * x->shape[3], .batch_stats = batch_stats};
     if (training && p.N * p.HW == 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s has 1 value per channel; training needs more than 1", op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has 1 value per channel; training needs more than 1", op, HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, 4, x->shape);
-    p.mean = heed__alloc(g, (size_t)(C ? C : 1) * sizeof(double));
-    p.rstd = heed__alloc(g, (size_t)(C ? C : 1) * sizeof(double));
-    double *var = heed__alloc(g, (size_t)(C ? C : 1) * sizeof(double));
+    p.mean = heed_graph_alloc(g, (size_t)(C ? C : 1) * sizeof(double));
+    p.rstd = heed_graph_alloc(g, (size_t)(C ? C : 1) * sizeof(double));
+    double *var = heed_graph_alloc(g, (size_t)(C ? C : 1) * sizeof(double));
     if (!y || !p.mean || !p.rstd || !var) return NULL;
     bool empty = p.N * p.HW == 0;
 #pragma omp parallel for schedule(static) if (x->numel > 65536)
@@ -162,33 +162,33 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
     int n_in = 1;
     if (weight) in[n_in++] = weight;
     if (bias) in[n_in++] = bias;
-    heed_node *nd = heed__record1(g, &op_batch_norm, n_in, in, y);
+    heed_node *nd = heed_record(g, &op_batch_norm, n_in, in, 1, &y);
     if (nd) {
         nd->iarg[0] = weight != NULL, nd->iarg[1] = bias != NULL;
-        if ((nd->saved = heed__alloc(g, sizeof p))) *(bn_saved *)nd->saved = p;
+        if ((nd->saved = heed_graph_alloc(g, sizeof p))) *(bn_saved *)nd->saved = p;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- the layer */
 
-heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg) {
-    const char *op = "heed_batchnorm_init";
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg) {
+    const char *op = "heed_batchnorm_declare";
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!bn || !P || !cfg) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: bn, P and cfg must not be NULL", op);
+    if (!bn || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: bn, P and cfg must not be NULL", op);
     if (!prefix) prefix = "";
     *bn = (heed_batchnorm){.opts = {.eps = cfg->eps, .momentum = cfg->momentum, .cumulative = cfg->cumulative}};
     char msg[160];
     if (cfg->num_features < 1)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: num_features = %lld (must be >= 1)", op, (long long)cfg->num_features);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: num_features = %lld (must be >= 1)", op, (long long)cfg->num_features);
     if (!hyper_params(&bn->opts.eps, &bn->opts.momentum, msg, sizeof msg))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s", op, msg);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s", op, msg);
     if (cfg->cumulative && cfg->no_running_stats)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: the cumulative average needs running statistics", op);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the cumulative average needs running statistics", op);
     heed_shape shape = HEED_SHAPE(cfg->num_features);
     if (!cfg->no_affine) {
-        bn->weight = heed__param_in(P, op, prefix, "weight", shape, heed_init_constant(1));
-        bn->bias = bn->weight ? heed__param_in(P, op, prefix, "bias", shape, heed_init_zeros()) : NULL;
+        bn->weight = heed_param_prefixed(P, prefix, "weight", shape, heed_init_constant(1));
+        bn->bias = bn->weight ? heed_param_prefixed(P, prefix, "bias", shape, heed_init_zeros()) : NULL;
         if (!bn->bias) return ctx->err.code;
     }
     if (cfg->no_running_stats) return HEED_OK;
@@ -196,7 +196,7 @@ heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *
     const char *names[3] = {"running_mean", "running_var", "num_batches_tracked"};
     heed_shape shapes[3] = {shape, shape, HEED_SCALAR};
     for (int i = 0; i < 3; i++) {
-        *buf[i] = heed__param_in(P, op, prefix, names[i], shapes[i], heed_init_constant(i == 1 ? 1 : 0));
+        *buf[i] = heed_param_prefixed(P, prefix, names[i], shapes[i], heed_init_constant(i == 1 ? 1 : 0));
         if (!*buf[i]) return ctx->err.code;
         heed_param_freeze(*buf[i], true);
     }
@@ -204,7 +204,7 @@ heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *
 }
 
 heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, heed_tensor *x) {
-    if (!heed__live(g)) return NULL;
-    if (!bn) return heed__fail(g, HEED_ERR_ARG, "heed_batchnorm_forward: bn is NULL"), NULL;
+    if (!heed_graph_ok(g)) return NULL;
+    if (!bn) return heed_graph_fail(g, HEED_ERR_ARG, "heed_batchnorm_forward: bn is NULL"), NULL;
     return heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts);
 }

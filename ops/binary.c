@@ -29,8 +29,8 @@ static bool plan(heed_graph *g, const char *op, const heed_tensor *a, const heed
         int ka = i - (4 - a->ndim), kb = i - (4 - b->ndim);
         int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
         if (da != db && da != 1 && db != 1) {
-            heed__fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s do not broadcast (dim %d from the right: %lld vs %lld)", op,
-                       HEED_S(a), HEED_S(b), 3 - i, (long long)da, (long long)db);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s do not broadcast (dim %d from the right: %lld vs %lld)", op,
+                            HEED_S(a), HEED_S(b), 3 - i, (long long)da, (long long)db);
             return false;
         }
         p->n[i] = da == 1 ? db : da;
@@ -80,7 +80,7 @@ static void binary_backward(heed_graph *g, heed_node *n) {
     heed_tensor *a = n->in[0], *b = n->in[1], *y = n->out[0];
     binop op = (binop)n->iarg[0];
     bcast *p = n->saved;
-    void *ga_ = heed__grad(g, a), *gb_ = heed__grad(g, b);
+    void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     HEED_FOR_DTYPE(y->dtype, T, {
         const T *A = a->data, *B = b->data, *dY = y->grad;
         T *gA = ga_, *gB = gb_;
@@ -113,7 +113,7 @@ _Static_assert(sizeof ops / sizeof *ops == OP_COUNT, "one op per binop");
 
 static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor *b) {
     const char *name = ops[op].name;
-    if (!heed__check(g, name, a, "a") || !heed__check_like(g, name, b, "b", a)) return NULL;
+    if (!heed_check_tensor(g, name, a, "a") || !heed__check_like(g, name, b, "b", a)) return NULL;
     bcast p;
     int ndim;
     int64_t shape[4];
@@ -131,13 +131,13 @@ _Pragma("omp parallel for if (y->numel > 32768)")
         }
     });
     heed_tensor *in[2] = {a, b};
-    heed_node *n = heed__record1(g, &ops[op], 2, in, y);
+    heed_node *n = heed_record(g, &ops[op], 2, in, 1, &y);
     if (n) {
         n->iarg[0] = op;
-        n->saved = heed__alloc(g, sizeof p);
+        n->saved = heed_graph_alloc(g, sizeof p);
         if (n->saved) *(bcast *)n->saved = p;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_add(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_ADD, a, b); }

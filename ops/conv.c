@@ -1,6 +1,6 @@
 /* 2-D convolution (torch.nn.functional.conv2d), NCHW, through im2col + GEMM.
  *
- * x [N, C, H, W], w [O, C/G, kh, kw], bias [O] or NULL, G groups; per axis a stride s, a
+ * x [N, C, H, W], w [O, C/G, kh, kw], bias [O] or NULL, G groups; per spatial dim a stride s, a
  * zero padding p and a dilation d. Output [N, O, Ho, Wo] with
  *   Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1   (Wo alike)
  *   y[n,o,i,j] = bias[o] + sum_{c,a,b} w[o,c,a,b] x[n, g Cg + c, i sh - ph + a dh, j sw - pw + b dw]
@@ -163,7 +163,7 @@ static void conv_backward(heed_graph *g, heed_node *nd) {
     const conv_plan *p = nd->saved;
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);
-    char *gx = heed__grad(g, x), *gw = heed__grad(g, w), *gb = heed__grad(g, bias);
+    char *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, bias);
     if (gb)
         HEED_FOR_DTYPE(dt, T, {
             const T *dy = y->grad;
@@ -181,7 +181,7 @@ _Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536)")
     const char *X = x->data, *Wt = w->data, *dY = y->grad;
     size_t col_bytes = p->direct ? 0 : (size_t)(p->K * p->P) * es;
     if (!p->per_thread) {
-        void *col = col_bytes ? heed__alloc(g, col_bytes) : NULL;
+        void *col = col_bytes ? heed_graph_alloc(g, col_bytes) : NULL;
         if (col_bytes && !col) return;
         for (int64_t n = 0; n < p->N; n++)
             backward_image(dt, p, X + (size_t)(n * x_image(p)) * es, Wt, dY + (size_t)(n * y_image(p)) * es, gw,
@@ -190,7 +190,7 @@ _Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536)")
     }
     int nt = p->threads;
     int64_t wn = w->numel;
-    char *cols = col_bytes ? heed__alloc(g, (size_t)nt * col_bytes) : NULL;
+    char *cols = col_bytes ? heed_graph_alloc(g, (size_t)nt * col_bytes) : NULL;
     char *dws = gw ? heed__zalloc(g, (size_t)nt * (size_t)wn * es) : NULL; /* per-thread dw */
     if ((col_bytes && !cols) || (gw && !dws)) return;
 #pragma omp parallel num_threads(nt)
@@ -224,8 +224,8 @@ static const heed_op op_conv2d = {"heed_conv2d", conv_backward};
 static bool option_pair(heed_graph *g, const char *what, const int64_t in[2], int64_t dflt, int64_t out[2]) {
     for (int i = 0; i < 2; i++) {
         if (in[i] < 0 || in[i] > INT32_MAX) {
-            heed__fail(g, HEED_ERR_ARG, "heed_conv2d: %s = (%lld, %lld) (each must be in 0..2^31-1%s)", what,
-                       (long long)in[0], (long long)in[1], dflt ? "; 0 means 1" : "");
+            heed_graph_fail(g, HEED_ERR_ARG, "heed_conv2d: %s = (%lld, %lld) (each must be in 0..2^31-1%s)", what,
+                            (long long)in[0], (long long)in[1], dflt ? "; 0 means 1" : "");
             return false;
         }
         out[i] = in[i] ? in[i] : dflt;
@@ -239,55 +239,55 @@ static bool make_plan(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor
     heed_conv2d_opts none = {0};
     if (!o) o = &none;
     if (x->ndim != 4)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), false;
     if (w->ndim != 4)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s must be [out_channels, in_channels/groups, kh, kw] (4 dims)", op,
-                          HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [out_channels, in_channels/groups, kh, kw] (4 dims)", op,
+                               HEED_S(w)),
                false;
     int64_t s[2], pd[2], d[2];
     if (!option_pair(g, "stride", o->stride, 1, s) || !option_pair(g, "padding", o->padding, 0, pd) ||
         !option_pair(g, "dilation", o->dilation, 1, d))
         return false;
     if (o->groups < 0 || o->groups > INT32_MAX)
-        return heed__fail(g, HEED_ERR_ARG, "%s: groups = %lld (must be >= 1; 0 means 1)", op, (long long)o->groups), false;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: groups = %lld (must be >= 1; 0 means 1)", op, (long long)o->groups), false;
     int64_t G = o->groups ? o->groups : 1;
     *p = (conv_plan){.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3], .O = w->shape[0],
                      .kh = w->shape[2], .kw = w->shape[3], .sh = s[0], .sw = s[1], .ph = pd[0], .pw = pd[1],
                      .dh = d[0], .dw = d[1], .G = G};
     if (p->C % G)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld input channels of x%s", op,
-                          (long long)G, (long long)p->C, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld input channels of x%s", op,
+                               (long long)G, (long long)p->C, HEED_S(x)),
                false;
     if (p->O % G)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld output channels of w%s", op,
-                          (long long)G, (long long)p->O, HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld output channels of w%s", op,
+                               (long long)G, (long long)p->O, HEED_S(w)),
                false;
     p->Cg = p->C / G, p->Og = p->O / G;
     if (w->shape[1] != p->Cg)
-        return heed__fail(g, HEED_ERR_SHAPE,
-                          "%s: w%s has %lld input channels per group; x%s with groups = %lld needs %lld", op, HEED_S(w),
-                          (long long)w->shape[1], HEED_S(x), (long long)G, (long long)p->Cg),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: w%s has %lld input channels per group; x%s with groups = %lld needs %lld", op, HEED_S(w),
+                               (long long)w->shape[1], HEED_S(x), (long long)G, (long long)p->Cg),
                false;
     if (p->kh < 1 || p->kw < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s: the kernel must be at least 1x1", op, HEED_S(w)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s: the kernel must be at least 1x1", op, HEED_S(w)), false;
     /* sizes are below 2^34 (heed's tensor limit) and the options below 2^31: no overflow */
     int64_t eh = d[0] * (p->kh - 1) + 1, ew = d[1] * (p->kw - 1) + 1, Hp = p->H + 2 * pd[0], Wp = p->W + 2 * pd[1];
     if (eh > Hp || ew > Wp)
-        return heed__fail(g, HEED_ERR_SHAPE,
-                          "%s: the kernel %lldx%lld (dilated to %lldx%lld) is larger than the padded input %lldx%lld "
-                          "(x%s, padding (%lld, %lld))",
-                          op, (long long)p->kh, (long long)p->kw, (long long)eh, (long long)ew, (long long)Hp,
-                          (long long)Wp, HEED_S(x), (long long)pd[0], (long long)pd[1]),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: the kernel %lldx%lld (dilated to %lldx%lld) is larger than the padded input %lldx%lld "
+                               "(x%s, padding (%lld, %lld))",
+                               op, (long long)p->kh, (long long)p->kw, (long long)eh, (long long)ew, (long long)Hp,
+                               (long long)Wp, HEED_S(x), (long long)pd[0], (long long)pd[1]),
                false;
     if (bias && (bias->ndim != 1 || bias->shape[0] != p->O))
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (the output channels of w%s)", op, HEED_S(bias),
-                          (long long)p->O, HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (the output channels of w%s)", op, HEED_S(bias),
+                               (long long)p->O, HEED_S(w)),
                false;
     p->Ho = (Hp - eh) / s[0] + 1, p->Wo = (Wp - ew) / s[1] + 1;
     p->K = p->Cg * p->kh * p->kw, p->P = p->Ho * p->Wo;
     if (p->K > INT32_MAX || p->P > INT32_MAX || p->Og > INT32_MAX || (double)p->K * (double)p->P > 0x1p40)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s with w%s: an image's im2col matrix (%lld x %lld) is too large", op,
-                          HEED_S(x), HEED_S(w), (long long)p->K, (long long)p->P),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s with w%s: an image's im2col matrix (%lld x %lld) is too large", op,
+                               HEED_S(x), HEED_S(w), (long long)p->K, (long long)p->P),
                false;
     p->direct = p->kh == 1 && p->kw == 1 && s[0] == 1 && s[1] == 1 && pd[0] == 0 && pd[1] == 0;
     p->threads = omp_get_max_threads();
@@ -297,7 +297,7 @@ static bool make_plan(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor
 
 heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias, const heed_conv2d_opts *opts) {
     const char *op = "heed_conv2d";
-    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
+    if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (bias && !heed__check_like(g, op, bias, "bias", x)) return NULL;
     conv_plan p;
     if (!make_plan(g, x, w, bias, opts, &p)) return NULL;
@@ -320,12 +320,12 @@ _Pragma("omp parallel for schedule(static) if (y->numel > 65536)")
     if (p.K == 0) {
         /* no input channels: y is the bias */
     } else if (!p.per_thread) {
-        void *col = col_bytes ? heed__alloc(g, col_bytes) : NULL;
+        void *col = col_bytes ? heed_graph_alloc(g, col_bytes) : NULL;
         if (col_bytes && !col) return NULL;
         for (int64_t n = 0; n < p.N; n++)
             forward_image(dt, &p, X + (size_t)(n * x_image(&p)) * es, Wt, Y + (size_t)(n * y_image(&p)) * es, col, true);
     } else {
-        char *cols = col_bytes ? heed__alloc(g, (size_t)p.threads * col_bytes) : NULL;
+        char *cols = col_bytes ? heed_graph_alloc(g, (size_t)p.threads * col_bytes) : NULL;
         if (col_bytes && !cols) return NULL;
 #pragma omp parallel num_threads(p.threads)
         {
@@ -337,7 +337,7 @@ _Pragma("omp parallel for schedule(static) if (y->numel > 65536)")
         }
     }
     heed_tensor *in[3] = {x, w, bias};
-    heed_node *nd = heed__record1(g, &op_conv2d, bias ? 3 : 2, in, y);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(conv_plan *)nd->saved = p;
-    return heed__live(g) ? y : NULL;
+    heed_node *nd = heed_record(g, &op_conv2d, bias ? 3 : 2, in, 1, &y);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(conv_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? y : NULL;
 }

@@ -16,12 +16,12 @@ typedef struct {
 static void embedding_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *w = nd->in[0], *y = nd->out[0];
     const embed_saved *s = nd->saved;
-    void *gw_ = heed__grad(g, w);
+    void *gw_ = heed_grad_buffer(g, w);
     if (!gw_) return;
     int64_t n = s->n, V = s->V, D = s->D;
     /* start[v] .. start[v+1]: the positions with id v, ascending. */
     int64_t *start = heed__zalloc(g, (size_t)(V + 1) * sizeof *start);
-    int64_t *pos = heed__alloc(g, (size_t)n * sizeof *pos);
+    int64_t *pos = heed_graph_alloc(g, (size_t)n * sizeof *pos);
     if (!start || !pos) return;
     for (int64_t i = 0; i < n; i++) start[s->ids[i] + 1]++;
     for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];
@@ -63,32 +63,32 @@ static char *position_str(heed_shape s, int64_t i, char *buf) {
 
 heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, heed_shape ids_shape, int64_t padding_idx) {
     const char *op = "heed_embedding";
-    if (!heed__check(g, op, w, "w")) return NULL;
-    if (w->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s must be 2-D [V, D]", op, HEED_S(w)), NULL;
+    if (!heed_check_tensor(g, op, w, "w")) return NULL;
+    if (w->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be 2-D [V, D]", op, HEED_S(w)), NULL;
     int64_t V = w->shape[0], D = w->shape[1];
     if (ids_shape.ndim < 0 || ids_shape.ndim > HEED_MAX_DIMS - 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: ids have %d dims (0 to %d allowed: the result adds one)", op, ids_shape.ndim,
-                          HEED_MAX_DIMS - 1),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: ids have %d dims (0 to %d allowed: the result adds one)", op, ids_shape.ndim,
+                               HEED_MAX_DIMS - 1),
                NULL;
     int64_t n = 1, shape[HEED_MAX_DIMS];
     for (int i = 0; i < ids_shape.ndim; i++) {
         if (ids_shape.d[i] < 0 || ids_shape.d[i] > ((int64_t)1 << 40))
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: ids dim %d is %lld", op, i, (long long)ids_shape.d[i]), NULL;
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: ids dim %d is %lld", op, i, (long long)ids_shape.d[i]), NULL;
         n *= ids_shape.d[i];
-        if (n > ((int64_t)1 << 40)) return heed__fail(g, HEED_ERR_SHAPE, "%s: ids shape too large", op), NULL;
+        if (n > ((int64_t)1 << 40)) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: ids shape too large", op), NULL;
         shape[i] = ids_shape.d[i];
     }
     shape[ids_shape.ndim] = D;
-    if (n > 0 && !ids) return heed__fail(g, HEED_ERR_ARG, "%s: ids is NULL", op), NULL;
+    if (n > 0 && !ids) return heed_graph_fail(g, HEED_ERR_ARG, "%s: ids is NULL", op), NULL;
     if (padding_idx >= V)
-        return heed__fail(g, HEED_ERR_ARG, "%s: padding_idx %lld is out of range for w%s (must be < %lld, or < 0 for none)",
-                          op, (long long)padding_idx, HEED_S(w), (long long)V),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: padding_idx %lld is out of range for w%s (must be < %lld, or < 0 for none)",
+                               op, (long long)padding_idx, HEED_S(w), (long long)V),
                NULL;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V) {
             char at[64];
-            return heed__fail(g, HEED_ERR_ARG, "%s: ids%s (flat position %lld) = %lld is out of range [0, %lld) for w%s", op,
-                              position_str(ids_shape, i, at), (long long)i, (long long)ids[i], (long long)V, HEED_S(w)),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: ids%s (flat position %lld) = %lld is out of range [0, %lld) for w%s", op,
+                                   position_str(ids_shape, i, at), (long long)i, (long long)ids[i], (long long)V, HEED_S(w)),
                    NULL;
         }
     heed_tensor *y = heed__new(g, op, w->dtype, ids_shape.ndim + 1, shape);
@@ -101,15 +101,15 @@ heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, h
         if (ids[i] == padding_idx) memset(Y + (size_t)i * row, 0, row);
         else memcpy(Y + (size_t)i * row, W + (size_t)ids[i] * row, row);
     }
-    heed_node *nd = heed__record1(g, &op_embedding, 1, &w, y);
+    heed_node *nd = heed_record(g, &op_embedding, 1, &w, 1, &y);
     if (nd) {
-        embed_saved *s = heed__alloc(g, sizeof *s);
-        int64_t *copy = heed__alloc(g, (size_t)n * sizeof *copy);
+        embed_saved *s = heed_graph_alloc(g, sizeof *s);
+        int64_t *copy = heed_graph_alloc(g, (size_t)n * sizeof *copy);
         if (s && copy) {
             if (n > 0) memcpy(copy, ids, (size_t)n * sizeof *copy);
             *s = (embed_saved){n, V, D, padding_idx < 0 ? -1 : padding_idx, copy};
         }
         nd->saved = s;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }

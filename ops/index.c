@@ -19,7 +19,7 @@
 
 /* dim of x normalised; a 0-d tensor counts as one element along dim 0 (dim 0 or -1, as
  * PyTorch). -1 when out of range. */
-static int dim_of(const heed_tensor *x, int dim) { return heed__axis(dim, x->ndim ? x->ndim : 1); }
+static int dim_of(const heed_tensor *x, int dim) { return heed__dim(dim, x->ndim ? x->ndim : 1); }
 
 static int64_t size_at(const heed_tensor *x, int d) { return x->ndim ? x->shape[d] : 1; }
 
@@ -31,14 +31,14 @@ static void split3(const heed_tensor *x, int d, int64_t *outer, int64_t *n, int6
 }
 
 static heed_tensor *fail_dim(heed_graph *g, const char *op, const heed_tensor *x, int dim) {
-    return heed__fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (%d dims)", op, dim, HEED_S(x), x->ndim), NULL;
+    return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (%d dims)", op, dim, HEED_S(x), x->ndim), NULL;
 }
 
 /* ---------------------------------------------------------------- select */
 
 static void select_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], n = nd->iarg[1], inner = nd->iarg[2], i = nd->iarg[3];
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -54,16 +54,16 @@ static const heed_op op_select = {"heed_select", select_backward};
 
 heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) {
     const char *op = "heed_select";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    if (x->ndim == 0) return heed__fail(g, HEED_ERR_SHAPE, "%s: x is 0-d (select needs a dim to index)", op), NULL;
-    int d = heed__axis(dim, x->ndim);
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (x->ndim == 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x is 0-d (select needs a dim to index)", op), NULL;
+    int d = heed__dim(dim, x->ndim);
     if (d < 0) return fail_dim(g, op, x, dim);
     int64_t outer, n, inner;
     split3(x, d, &outer, &n, &inner);
     int64_t i = index < 0 ? index + n : index;
     if (i < 0 || i >= n)
-        return heed__fail(g, HEED_ERR_ARG, "%s: index %lld is out of range for dim %d of x%s (size %lld; need -%lld <= index < %lld)",
-                          op, (long long)index, dim, HEED_S(x), (long long)n, (long long)n, (long long)n),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: index %lld is out of range for dim %d of x%s (size %lld; need -%lld <= index < %lld)",
+                               op, (long long)index, dim, HEED_S(x), (long long)n, (long long)n, (long long)n),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int k = 0, j = 0; k < x->ndim; k++)
@@ -75,16 +75,16 @@ heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) 
     char *Y = y->data;
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
     for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)(o * n + i) * row, row);
-    heed_node *nd = heed__record1(g, &op_select, 1, &x, y);
+    heed_node *nd = heed_record(g, &op_select, 1, &x, 1, &y);
     if (nd) nd->iarg[0] = outer, nd->iarg[1] = n, nd->iarg[2] = inner, nd->iarg[3] = i;
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- squeeze, unsqueeze */
 
 heed_tensor *heed_squeeze(heed_graph *g, heed_tensor *x, int dim) {
     const char *op = "heed_squeeze";
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
     heed_shape s = heed_tensor_shape(x);
@@ -97,15 +97,15 @@ heed_tensor *heed_squeeze(heed_graph *g, heed_tensor *x, int dim) {
 
 heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim) {
     const char *op = "heed_unsqueeze";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    int d = heed__axis(dim, x->ndim + 1);
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int d = heed__dim(dim, x->ndim + 1);
     if (d < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (need %d <= dim <= %d)", op, dim, HEED_S(x),
-                          -(x->ndim + 1), x->ndim),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (need %d <= dim <= %d)", op, dim, HEED_S(x),
+                               -(x->ndim + 1), x->ndim),
                NULL;
     if (x->ndim == HEED_MAX_DIMS)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s has %d dims already (heed tensors have at most %d)", op, HEED_S(x),
-                          x->ndim, HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has %d dims already (heed tensors have at most %d)", op, HEED_S(x),
+                               x->ndim, HEED_MAX_DIMS),
                NULL;
     heed_shape s = {.ndim = x->ndim + 1};
     for (int k = 0, j = 0; k < s.ndim; k++) s.d[k] = k == d ? 1 : x->shape[j++];
@@ -199,16 +199,16 @@ static bool topk_lines(const heed_tensor *x, int d, int64_t k, bool largest, boo
 
 heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out) {
     const char *op = "heed_argmax";
-    if (!heed__check(g, op, x, "x")) return heed_graph_status(g);
+    if (!heed_check_tensor(g, op, x, "x")) return heed_graph_status(g);
     int d = dim_of(x, dim);
     if (d < 0) {
         fail_dim(g, op, x, dim);
         return heed_graph_status(g);
     }
-    if (!out) return heed__fail(g, HEED_ERR_ARG, "%s: out is NULL (it receives one index per result element)", op);
+    if (!out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: out is NULL (it receives one index per result element)", op);
     if (size_at(x, d) == 0)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim, HEED_S(x));
-    if (!topk_lines(x, d, 1, true, true, out)) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim, HEED_S(x));
+    if (!topk_lines(x, d, 1, true, true, out)) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
     return HEED_OK;
 }
 
@@ -262,7 +262,7 @@ static void gather_move(heed_dtype dt, const gather_plan *p, void *x_, void *y_,
 
 static void gather_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
-    void *gx = heed__grad(g, x);
+    void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     gather_plan p = make_gather_plan(x, (int)nd->iarg[0], y->ndim, y->shape, nd->saved);
     gather_move(x->dtype, &p, gx, y->grad, true);
@@ -279,64 +279,68 @@ static heed_tensor *gather_impl(heed_graph *g, const heed_op *op, heed_tensor *x
     if (!y) return NULL;
     gather_plan p = make_gather_plan(x, d, ndim, shape, idx);
     gather_move(x->dtype, &p, x->data, y->data, false);
-    heed_node *nd = heed__record1(g, op, 1, &x, y);
+    heed_node *nd = heed_record(g, op, 1, &x, 1, &y);
     if (nd) {
-        int64_t *copy = idx_owned ? (int64_t *)idx : heed__alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
+        int64_t *copy = idx_owned ? (int64_t *)idx : heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
         if (copy && !idx_owned) memcpy(copy, idx, (size_t)y->numel * sizeof *copy);
         nd->saved = copy;
         nd->iarg[0] = d;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *index, heed_shape index_shape) {
     const char *op = "heed_gather";
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
     if (index_shape.ndim != x->ndim)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: index_shape has %d dims, x%s has %d (they must be equal)", op,
-                          index_shape.ndim, HEED_S(x), x->ndim),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: index_shape has %d dims, x%s has %d (they must be equal)", op,
+                               index_shape.ndim, HEED_S(x), x->ndim),
                NULL;
     int64_t numel = 1;
     for (int k = 0; k < x->ndim; k++) {
         int64_t s = index_shape.d[k];
         if (s < 0 || (k != d && s > x->shape[k]))
-            return heed__fail(g, HEED_ERR_SHAPE,
-                              "%s: index%s does not fit x%s at dim %d (need 0 <= index size <= x size for every dim "
-                              "but dim %d)",
-                              op, HEED_SHAPE_S(index_shape), HEED_S(x), k, d),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: index%s does not fit x%s at dim %d (need 0 <= index size <= x size for every dim "
+                                   "but dim %d)",
+                                   op, HEED_SHAPE_S(index_shape), HEED_S(x), k, d),
                    NULL;
         numel *= s;
     }
-    if (numel > 0 && !index) return heed__fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_SHAPE_S(index_shape)), NULL;
+    if (numel > 0 && !index) return heed_graph_fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_SHAPE_S(index_shape)), NULL;
     int64_t n = size_at(x, d);
     for (int64_t p = 0; p < numel; p++)
         if (index[p] < 0 || index[p] >= n)
-            return heed__fail(g, HEED_ERR_ARG, "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
-                              (long long)p, (long long)index[p], (long long)n, dim, HEED_S(x)),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
+                                   (long long)p, (long long)index[p], (long long)n, dim, HEED_S(x)),
                    NULL;
     return gather_impl(g, &op_gather, x, d, x->ndim, index_shape.d, index, false);
 }
 
 /* ---------------------------------------------------------------- topk */
 
-heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, bool largest, bool sorted, int64_t *indices) {
+heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int flags, int64_t *indices) {
     const char *op = "heed_topk";
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (flags & ~(HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: flags = %d (0 or HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED)", op, flags),
+               NULL;
+    bool largest = !(flags & HEED_TOPK_SMALLEST), sorted = !(flags & HEED_TOPK_UNSORTED);
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
     int64_t n = size_at(x, d);
     if (k < 0 || k > n)
-        return heed__fail(g, HEED_ERR_ARG, "%s: k = %lld is out of range for dim %d of x%s (need 0 <= k <= %lld)", op,
-                          (long long)k, dim, HEED_S(x), (long long)n),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: k = %lld is out of range for dim %d of x%s (need 0 <= k <= %lld)", op,
+                               (long long)k, dim, HEED_S(x), (long long)n),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = i == d ? k : x->shape[i];
     int64_t numel = x->numel / (n ? n : 1) * k;
     if (n == 0) numel = 0;
-    int64_t *idx = indices ? indices : heed__alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
+    int64_t *idx = indices ? indices : heed_graph_alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
     if (!idx) return NULL;
-    if (!topk_lines(x, d, k, largest, sorted, idx)) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
+    if (!topk_lines(x, d, k, largest, sorted, idx)) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
     return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }

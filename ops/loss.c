@@ -54,7 +54,7 @@ HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c,
 static void ce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     const ce_saved *s = nd->saved;
-    void *gx = heed__grad(g, x);
+    void *gx = heed_grad_buffer(g, x);
     if (!gx || s->count == 0) return;
     int64_t n = s->n, c = s->c;
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
@@ -85,33 +85,33 @@ static const heed_op op_ce = {"heed_cross_entropy", ce_backward};
 
 heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_t *targets, const heed_ce_opts *opts) {
     const char *op = "heed_cross_entropy";
-    if (!heed__check(g, op, logits, "logits")) return NULL;
+    if (!heed_check_tensor(g, op, logits, "logits")) return NULL;
     heed_ce_opts o = opts ? *opts : (heed_ce_opts){0};
     if (o.ignore_index == 0 && !o.has_ignore_index) o.ignore_index = -100;
     o.label_smoothing = heed__opt(o.label_smoothing, 0);
     if (logits->ndim != 2)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s must be 2-D [N, C]", op, HEED_S(logits)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: logits%s must be 2-D [N, C]", op, HEED_S(logits)), NULL;
     int64_t n = logits->shape[0], c = logits->shape[1];
-    if (c < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)), NULL;
+    if (c < 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)), NULL;
     if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
-        return heed__fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing), NULL;
     if (o.reduction != HEED_REDUCE_MEAN && o.reduction != HEED_REDUCE_SUM && o.reduction != HEED_REDUCE_NONE)
-        return heed__fail(g, HEED_ERR_ARG, "%s: reduction = %d (must be HEED_REDUCE_MEAN, _SUM or _NONE)", op, (int)o.reduction),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: reduction = %d (must be HEED_REDUCE_MEAN, _SUM or _NONE)", op, (int)o.reduction),
                NULL;
-    if (n > 0 && !targets) return heed__fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits), (long long)n), NULL;
+    if (n > 0 && !targets) return heed_graph_fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits), (long long)n), NULL;
     for (int64_t i = 0; i < n; i++)
         if (targets[i] != o.ignore_index && (targets[i] < 0 || targets[i] >= c))
-            return heed__fail(g, HEED_ERR_ARG,
-                              "%s: targets[%lld] = %lld is out of range for logits%s (must be in [0, %lld) or ignore_index %lld)",
-                              op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
-                              (long long)o.ignore_index),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: targets[%lld] = %lld is out of range for logits%s (must be in [0, %lld) or ignore_index %lld)",
+                                   op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
+                                   (long long)o.ignore_index),
                    NULL;
     bool none = o.reduction == HEED_REDUCE_NONE;
     heed_tensor *y = heed__new(g, op, logits->dtype, none ? 1 : 0, &n);
-    ce_saved *s = heed__alloc(g, sizeof *s);
-    heed_row_lse *lse = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *lse);
-    double *rowloss = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
-    int64_t *tg = heed__alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
+    ce_saved *s = heed_graph_alloc(g, sizeof *s);
+    heed_row_lse *lse = heed_graph_alloc(g, (size_t)(n ? n : 1) * sizeof *lse);
+    double *rowloss = heed_graph_alloc(g, (size_t)(n ? n : 1) * sizeof *rowloss);
+    int64_t *tg = heed_graph_alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
     if (!y || !s || !lse || !rowloss || !tg) return NULL;
     if (n) memcpy(tg, targets, (size_t)n * sizeof *tg);
     *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index,
@@ -145,9 +145,9 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
         else
             Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
     });
-    heed_node *nd = heed__record1(g, &op_ce, 1, &logits, y);
+    heed_node *nd = heed_record(g, &op_ce, 1, &logits, 1, &y);
     if (nd) nd->saved = s;
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ================================================================ BCE with logits
@@ -178,7 +178,7 @@ static inline int64_t w_offset(const bce_saved *s, int64_t i) {
 static void bce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *t = nd->in[1], *w = nd->n_in > 2 ? nd->in[2] : NULL, *out = nd->out[0];
     const bce_saved *s = nd->saved;
-    void *gx_ = heed__grad(g, x), *gt_ = heed__grad(g, t), *gw_ = heed__grad(g, w);
+    void *gx_ = heed_grad_buffer(g, x), *gt_ = heed_grad_buffer(g, t), *gw_ = heed_grad_buffer(g, w);
     if (s->W == 0) return;
     int64_t n = x->numel;
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -202,11 +202,11 @@ static const heed_op op_bce = {"heed_bce_with_logits", bce_backward};
 
 heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y, heed_tensor *weight) {
     const char *op = "heed_bce_with_logits";
-    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, y, "y", x)) return NULL;
+    if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, y, "y", x)) return NULL;
     if (weight && !heed__check_like(g, op, weight, "weight", x)) return NULL;
     bool same = x->ndim == y->ndim;
     for (int i = 0; same && i < x->ndim; i++) same = x->shape[i] == y->shape[i];
-    if (!same) return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s and y%s must have the same shape", op, HEED_S(x), HEED_S(y)), NULL;
+    if (!same) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s and y%s must have the same shape", op, HEED_S(x), HEED_S(y)), NULL;
     bce_saved *s = heed__zalloc(g, sizeof *s);
     heed_tensor *out = heed__new(g, op, x->dtype, 0, NULL);
     if (!s || !out) return NULL;
@@ -226,12 +226,12 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
             stride *= wd;
         }
         if (!ok)
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: weight%s does not broadcast to x%s (weight dims must equal x's or be 1)", op,
-                              HEED_S(weight), HEED_S(x)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: weight%s does not broadcast to x%s (weight dims must equal x's or be 1)", op,
+                                   HEED_S(weight), HEED_S(x)),
                    NULL;
     }
     int64_t n = x->numel, nb = nblocks(n);
-    double *bl = heed__alloc(g, (size_t)(nb ? nb : 1) * 2 * sizeof *bl); /* per block: sum w*l, sum w */
+    double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * 2 * sizeof *bl); /* per block: sum w*l, sum w */
     if (!bl) return NULL;
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
@@ -253,9 +253,9 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
         ((T *)out->data)[0] = (T)s->L;
     });
     heed_tensor *in[3] = {x, y, weight};
-    heed_node *nd = heed__record1(g, &op_bce, weight ? 3 : 2, in, out);
+    heed_node *nd = heed_record(g, &op_bce, weight ? 3 : 2, in, 1, &out);
     if (nd) nd->saved = s;
-    return heed__live(g) ? out : NULL;
+    return heed_graph_ok(g) ? out : NULL;
 }
 
 /* ================================================================ MSE
@@ -264,7 +264,7 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
 
 static void mse_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *a = nd->in[0], *b = nd->in[1], *out = nd->out[0];
-    void *ga_ = heed__grad(g, a), *gb_ = heed__grad(g, b);
+    void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     int64_t n = a->numel;
     if (n == 0) return;
     HEED_FOR_DTYPE(a->dtype, T, {
@@ -284,15 +284,15 @@ static const heed_op op_mse = {"heed_mse", mse_backward};
 
 heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
     const char *op = "heed_mse";
-    if (!heed__check(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
+    if (!heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
     bool same = a->ndim == b->ndim;
     for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
     if (!same)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s must have the same shape (no broadcasting)", op, HEED_S(a), HEED_S(b)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s must have the same shape (no broadcasting)", op, HEED_S(a), HEED_S(b)),
                NULL;
     heed_tensor *out = heed__new(g, op, a->dtype, 0, NULL);
     int64_t n = a->numel, nb = nblocks(n);
-    double *bl = heed__alloc(g, (size_t)(nb ? nb : 1) * sizeof *bl);
+    double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * sizeof *bl);
     if (!out || !bl) return NULL;
     HEED_FOR_DTYPE(a->dtype, T, {
         const T *A = a->data, *B = b->data;
@@ -311,6 +311,6 @@ heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
         ((T *)out->data)[0] = (T)(n ? s / (double)n : 0);
     });
     heed_tensor *in[2] = {a, b};
-    heed__record1(g, &op_mse, 2, in, out);
-    return heed__live(g) ? out : NULL;
+    heed_record(g, &op_mse, 2, in, 1, &out);
+    return heed_graph_ok(g) ? out : NULL;
 }

@@ -37,7 +37,7 @@ static void mm_backward_batch(const heed_node *nd, void *ga, void *gb, int64_t i
 
 static void mm_backward(heed_graph *g, heed_node *nd) {
     const mm_plan *p = nd->saved;
-    void *ga = heed__grad(g, nd->in[0]), *gb = heed__grad(g, nd->in[1]);
+    void *ga = heed_grad_buffer(g, nd->in[0]), *gb = heed_grad_buffer(g, nd->in[1]);
     if (p->shared_b && !p->ta) { /* fold the batch into rows: one GEMM per gradient */
         mm_backward_batch(nd, ga, gb, 0, p->m * p->batch);
     } else if (p->batch == 1 || p->shared_b) {
@@ -52,11 +52,14 @@ static void mm_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_matmul = {"heed_matmul", mm_backward};
 
-heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool ta, bool tb) {
+heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int flags) {
     const char *op = "heed_matmul";
-    if (!heed__check(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
+    if (!heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
+    if (flags & ~(HEED_TRANS_A | HEED_TRANS_B))
+        return heed_graph_fail(g, HEED_ERR_ARG, "heed_matmul_t: flags = %d (0 or HEED_TRANS_A | HEED_TRANS_B)", flags), NULL;
+    bool ta = flags & HEED_TRANS_A, tb = flags & HEED_TRANS_B;
     if (a->ndim < 2 || b->ndim < 2)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: both operands need at least 2 dims", op, HEED_S(a), HEED_S(b)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: both operands need at least 2 dims", op, HEED_S(a), HEED_S(b)),
                NULL;
     mm_plan p = {.ta = ta, .tb = tb};
     int64_t ar = a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
@@ -66,8 +69,8 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool t
     p.n = tb ? br : bc;
     int64_t kb = tb ? bc : br;
     if (p.k != kb)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: a%s%s @ b%s%s: inner dims differ (%lld vs %lld)", op, HEED_S(a),
-                          ta ? "^T" : "", HEED_S(b), tb ? "^T" : "", (long long)p.k, (long long)kb),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s%s @ b%s%s: inner dims differ (%lld vs %lld)", op, HEED_S(a),
+                               ta ? "^T" : "", HEED_S(b), tb ? "^T" : "", (long long)p.k, (long long)kb),
                NULL;
     p.batch = 1;
     for (int i = 0; i < a->ndim - 2; i++) p.batch *= a->shape[i];
@@ -76,8 +79,8 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool t
         bool ok = a->ndim == b->ndim;
         for (int i = 0; ok && i < a->ndim - 2; i++) ok = a->shape[i] == b->shape[i];
         if (!ok)
-            return heed__fail(g, HEED_ERR_SHAPE,
-                              "%s: a%s @ b%s: batch dims must be equal, or b must be 2-D", op, HEED_S(a), HEED_S(b)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: a%s @ b%s: batch dims must be equal, or b must be 2-D", op, HEED_S(a), HEED_S(b)),
                    NULL;
     }
     int64_t shape[HEED_MAX_DIMS];
@@ -101,12 +104,12 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool t
                       (char *)c->data + (size_t)(i * p.m * p.n) * es, p.n);
     }
     heed_tensor *in[2] = {a, b};
-    heed_node *n = heed__record1(g, &op_matmul, 2, in, c);
-    if (n && (n->saved = heed__alloc(g, sizeof p))) *(mm_plan *)n->saved = p;
-    return heed__live(g) ? c : NULL;
+    heed_node *n = heed_record(g, &op_matmul, 2, in, 1, &c);
+    if (n && (n->saved = heed_graph_alloc(g, sizeof p))) *(mm_plan *)n->saved = p;
+    return heed_graph_ok(g) ? c : NULL;
 }
 
-heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return heed_matmul_t(g, a, b, false, false); }
+heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return heed_matmul_t(g, a, b, 0); }
 
 /* ---------------------------------------------------------------- linear */
 
@@ -123,7 +126,7 @@ static int64_t linear_rows(const heed_tensor *x) {
 static void linear_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->n_in > 2 ? nd->in[2] : NULL, *y = nd->out[0];
     int64_t out = w->shape[0], in = w->shape[1], M = linear_rows(x);
-    void *gx = heed__grad(g, x), *gw = heed__grad(g, w), *gbias = heed__grad(g, bias);
+    void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gbias = heed_grad_buffer(g, bias);
     if (gx) heed_gemm(x->dtype, false, false, M, in, out, 1, y->grad, out, w->data, in, 1, gx, in);
     if (gw) heed_gemm(x->dtype, true, false, out, in, M, 1, y->grad, out, x->data, in, 1, gw, in);
     if (gbias)
@@ -143,15 +146,15 @@ static const heed_op op_linear = {"heed_linear", linear_backward};
 
 heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias) {
     const char *op = "heed_linear";
-    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
+    if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (bias && !heed__check_like(g, op, bias, "bias", x)) return NULL;
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s, w%s: w must be [out, in] with in = x's last dim", op, HEED_S(x),
-                          HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s, w%s: w must be [out, in] with in = x's last dim", op, HEED_S(x),
+                               HEED_S(w)),
                NULL;
     if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (w is %s)", op, HEED_S(bias), (long long)w->shape[0],
-                          HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (w is %s)", op, HEED_S(bias), (long long)w->shape[0],
+                               HEED_S(w)),
                NULL;
     int64_t out = w->shape[0], in = w->shape[1], M = linear_rows(x);
     int64_t shape[HEED_MAX_DIMS];
@@ -167,6 +170,6 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
         heed_gemm(x->dtype, false, true, M, out, in, 1, x->data, in, w->data, in, b ? 1 : 0, Y, out);
     });
     heed_tensor *ins[3] = {x, w, bias};
-    heed__record1(g, &op_linear, bias ? 3 : 2, ins, y);
-    return heed__live(g) ? y : NULL;
+    heed_record(g, &op_linear, bias ? 3 : 2, ins, 1, &y);
+    return heed_graph_ok(g) ? y : NULL;
 }

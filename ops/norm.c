@@ -1,4 +1,4 @@
-/* Layer normalisation over the last axis (torch.nn.functional.layer_norm).
+/* Layer normalisation over the last dim (torch.nn.functional.layer_norm).
  *
  * Per row of length D:
  *   mean = sum_j x_j / D,   var = sum_j (x_j - mean)^2 / D   (biased, as PyTorch)
@@ -137,7 +137,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *beta = nd->iarg[1] ? nd->in[1 + (gamma != NULL)] : NULL;
     const ln_saved *sv = nd->saved;
     int64_t rows = sv->rows, n = sv->n;
-    void *gx = heed__grad(g, x), *ggamma = heed__grad(g, gamma), *gbeta = heed__grad(g, beta);
+    void *gx = heed_grad_buffer(g, x), *ggamma = heed_grad_buffer(g, gamma), *gbeta = heed_grad_buffer(g, beta);
     int nt = omp_get_max_threads();
     if (rows < nt) nt = rows > 0 ? (int)rows : 1;
     /* Per-thread partial sums: [nt][n] for dgamma, then [nt][n] for dbeta. */
@@ -186,8 +186,8 @@ static bool check_affine(heed_graph *g, const char *op, heed_tensor *p, const ch
     if (!heed__check_like(g, op, p, name, x)) return false;
     int64_t n = x->shape[x->ndim - 1];
     if (p->ndim != 1 || p->shape[0] != n) {
-        heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the last dim of x%s)", op, name, HEED_S(p), (long long)n,
-                   HEED_S(x));
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the last dim of x%s)", op, name, HEED_S(p), (long long)n,
+                        HEED_S(x));
         return false;
     }
     return true;
@@ -195,17 +195,17 @@ static bool check_affine(heed_graph *g, const char *op, heed_tensor *p, const ch
 
 heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, heed_tensor *beta, double eps) {
     const char *op = "heed_layernorm";
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last axis)",
-                          op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last dim)",
+                               op, HEED_S(x)),
                NULL;
     if (!check_affine(g, op, gamma, "gamma", x) || !check_affine(g, op, beta, "beta", x)) return NULL;
     if (!(eps >= 0) || !isfinite(eps))
-        return heed__fail(g, HEED_ERR_ARG, "%s: eps = %g (must be finite and >= 0)", op, eps), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: eps = %g (must be finite and >= 0)", op, eps), NULL;
     int64_t n = x->shape[x->ndim - 1], rows = n ? x->numel / n : 0;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
-    double *stats = heed__alloc(g, (size_t)(rows ? rows : 1) * 2 * sizeof *stats);
+    double *stats = heed_graph_alloc(g, (size_t)(rows ? rows : 1) * 2 * sizeof *stats);
     if (!y || !stats) return NULL;
     if (x->dtype == HEED_F32) {
         const float *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
@@ -226,13 +226,13 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     int n_in = 1;
     if (gamma) in[n_in++] = gamma;
     if (beta) in[n_in++] = beta;
-    heed_node *nd = heed__record1(g, &op_layernorm, n_in, in, y);
+    heed_node *nd = heed_record(g, &op_layernorm, n_in, in, 1, &y);
     if (nd) {
         nd->iarg[0] = gamma != NULL;
         nd->iarg[1] = beta != NULL;
-        ln_saved *sv = heed__alloc(g, sizeof *sv);
+        ln_saved *sv = heed_graph_alloc(g, sizeof *sv);
         if (sv) *sv = (ln_saved){rows, n, stats};
         nd->saved = sv;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }

@@ -33,7 +33,7 @@ typedef struct {
     int32_t *argmax; /* max: per output, the flat index in its plane */
 } pool_plan;
 
-/* The input rows of output row i along one axis: [*lo, *hi). */
+/* The input rows of output row i along one spatial dim: [*lo, *hi). */
 static void window(const pool_plan *p, bool rows, int64_t i, int64_t *lo, int64_t *hi) {
     int64_t n = rows ? p->H : p->W, n_out = rows ? p->Ho : p->Wo;
     if (p->kind == POOL_ADAPTIVE) {
@@ -112,7 +112,7 @@ static const char *op_name(pool_kind k) {
 static void pool_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     const pool_plan *p = nd->saved;
-    void *gx = heed__grad(g, x);
+    void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     int64_t in_plane = p->H * p->W, out_plane = p->Ho * p->Wo;
 #pragma omp parallel for schedule(static) if (x->numel > 65536)
@@ -136,9 +136,9 @@ static heed_tensor *pool_run(heed_graph *g, heed_tensor *x, pool_plan *p) {
     shape[x->ndim - 2] = p->Ho, shape[x->ndim - 1] = p->Wo;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, shape);
     if (!y) return NULL;
-    bool records = heed__wants_grad(g, 1, &x);
+    bool records = heed_graph_records(g, 1, &x);
     int32_t *argmax = NULL;
-    if (p->kind == POOL_MAX && records && !(argmax = heed__alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *argmax)))
+    if (p->kind == POOL_MAX && records && !(argmax = heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *argmax)))
         return NULL;
     int64_t in_plane = p->H * p->W, out_plane = p->Ho * p->Wo;
 #pragma omp parallel for schedule(static) if (x->numel > 65536)
@@ -150,21 +150,21 @@ static heed_tensor *pool_run(heed_graph *g, heed_tensor *x, pool_plan *p) {
     }
     p->argmax = argmax;
     const heed_op *ops[] = {&op_max_pool, &op_avg_pool, &op_adaptive_pool};
-    heed_node *nd = heed__record1(g, ops[p->kind], 1, &x, y);
-    if (nd && (nd->saved = heed__alloc(g, sizeof *p))) *(pool_plan *)nd->saved = *p;
-    return heed__live(g) ? y : NULL;
+    heed_node *nd = heed_record(g, ops[p->kind], 1, &x, 1, &y);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof *p))) *(pool_plan *)nd->saved = *p;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* x must be [N, C, H, W] or [C, H, W]; fills planes, H, W. */
 static bool check_planes(heed_graph *g, const char *op, heed_tensor *x, pool_plan *p) {
-    if (!heed__check(g, op, x, "x")) return false;
+    if (!heed_check_tensor(g, op, x, "x")) return false;
     if (x->ndim != 3 && x->ndim != 4)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] or [C, H, W]", op, HEED_S(x)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] or [C, H, W]", op, HEED_S(x)), false;
     p->H = x->shape[x->ndim - 2], p->W = x->shape[x->ndim - 1];
     p->planes = 1;
     for (int i = 0; i < x->ndim - 2; i++) p->planes *= x->shape[i];
     if (p->H * p->W > INT32_MAX)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s: a plane of more than 2^31-1 elements", op, HEED_S(x)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: a plane of more than 2^31-1 elements", op, HEED_S(x)), false;
     return true;
 }
 
@@ -172,28 +172,28 @@ static heed_tensor *pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts
     const char *op = op_name(kind);
     pool_plan p = {.kind = kind};
     if (!check_planes(g, op, x, &p)) return NULL;
-    if (!o) return heed__fail(g, HEED_ERR_ARG, "%s: opts is NULL (the kernel size has no default)", op), NULL;
+    if (!o) return heed_graph_fail(g, HEED_ERR_ARG, "%s: opts is NULL (the kernel size has no default)", op), NULL;
     const int64_t *k = o->kernel, *s = o->stride, *pd = o->padding;
     for (int i = 0; i < 2; i++) {
         if (k[i] < 1 || k[i] > INT32_MAX)
-            return heed__fail(g, HEED_ERR_ARG, "%s: kernel = (%lld, %lld) (each must be in 1..2^31-1)", op, (long long)k[0],
-                              (long long)k[1]),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: kernel = (%lld, %lld) (each must be in 1..2^31-1)", op, (long long)k[0],
+                                   (long long)k[1]),
                    NULL;
         if (s[i] < 0 || s[i] > INT32_MAX)
-            return heed__fail(g, HEED_ERR_ARG, "%s: stride = (%lld, %lld) (each must be in 0..2^31-1; 0 means the kernel size)",
-                              op, (long long)s[0], (long long)s[1]),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: stride = (%lld, %lld) (each must be in 0..2^31-1; 0 means the kernel size)",
+                                   op, (long long)s[0], (long long)s[1]),
                    NULL;
         if (pd[i] < 0 || pd[i] > k[i] / 2)
-            return heed__fail(g, HEED_ERR_ARG, "%s: padding = (%lld, %lld) with kernel (%lld, %lld) (each must be in 0..kernel/2)",
-                              op, (long long)pd[0], (long long)pd[1], (long long)k[0], (long long)k[1]),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: padding = (%lld, %lld) with kernel (%lld, %lld) (each must be in 0..kernel/2)",
+                                   op, (long long)pd[0], (long long)pd[1], (long long)k[0], (long long)k[1]),
                    NULL;
     }
     p.kh = k[0], p.kw = k[1], p.sh = s[0] ? s[0] : k[0], p.sw = s[1] ? s[1] : k[1], p.ph = pd[0], p.pw = pd[1];
     p.exclude_padding = o->exclude_padding;
     if (p.H + 2 * p.ph < p.kh || p.W + 2 * p.pw < p.kw)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: the kernel %lldx%lld is larger than the padded input %lldx%lld (x%s)", op,
-                          (long long)p.kh, (long long)p.kw, (long long)(p.H + 2 * p.ph), (long long)(p.W + 2 * p.pw),
-                          HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: the kernel %lldx%lld is larger than the padded input %lldx%lld (x%s)", op,
+                               (long long)p.kh, (long long)p.kw, (long long)(p.H + 2 * p.ph), (long long)(p.W + 2 * p.pw),
+                               HEED_S(x)),
                NULL;
     p.Ho = (p.H + 2 * p.ph - p.kh) / p.sh + 1, p.Wo = (p.W + 2 * p.pw - p.kw) / p.sw + 1;
     return pool_run(g, x, &p);
@@ -212,10 +212,10 @@ heed_tensor *heed_adaptive_avg_pool2d(heed_graph *g, heed_tensor *x, int64_t out
     pool_plan p = {.kind = POOL_ADAPTIVE};
     if (!check_planes(g, op, x, &p)) return NULL;
     if (p.H < 1 || p.W < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s has an empty plane (H and W must be >= 1)", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has an empty plane (H and W must be >= 1)", op, HEED_S(x)), NULL;
     if (out_h < 1 || out_w < 1 || out_h > INT32_MAX || out_w > INT32_MAX)
-        return heed__fail(g, HEED_ERR_ARG, "%s: output size %lldx%lld (each must be in 1..2^31-1)", op, (long long)out_h,
-                          (long long)out_w),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: output size %lldx%lld (each must be in 1..2^31-1)", op, (long long)out_h,
+                               (long long)out_w),
                NULL;
     p.Ho = out_h, p.Wo = out_w;
     return pool_run(g, x, &p);

@@ -1,5 +1,5 @@
-/* Reductions over one axis or over everything: sum, mean, max.
- * A tensor is viewed as [outer, n, inner] around the reduced axis; sums accumulate in
+/* Reductions over one dim or over everything: sum, mean, max.
+ * A tensor is viewed as [outer, n, inner] around the reduced dim; sums accumulate in
  * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax. */
 #include "../graph/internal.h"
 
@@ -16,7 +16,7 @@ static void reduce_backward(heed_graph *g, heed_node *nd) {
     red_kind kind = (red_kind)nd->iarg[0];
     red_plan p = {nd->iarg[1], nd->iarg[2], nd->iarg[3]};
     const int64_t *arg = nd->saved;
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *dy = y->grad;
@@ -43,21 +43,21 @@ static const heed_op red_ops[] = {
 };
 _Static_assert(sizeof red_ops / sizeof *red_ops == RED_COUNT, "one op per red_kind");
 
-/* axis = INT32_MIN reduces everything to a scalar. */
-static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int axis, bool keepdim) {
+/* dim = INT32_MIN reduces everything to a scalar. */
+static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim, bool keepdim) {
     const char *op = red_ops[kind].name;
-    if (!heed__check(g, op, x, "x")) return NULL;
-    bool all = axis == INT32_MIN;
-    int ax = all ? 0 : heed__axis(axis, x->ndim);
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    bool all = dim == INT32_MIN;
+    int ax = all ? 0 : heed__dim(dim, x->ndim);
     if (!all && ax < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
     red_plan p = {1, all ? x->numel : (x->ndim ? x->shape[ax] : 1), 1};
     if (!all) {
         for (int i = 0; i < ax; i++) p.outer *= x->shape[i];
         for (int i = ax + 1; i < x->ndim; i++) p.inner *= x->shape[i];
     }
     if (kind == RED_MAX && p.n == 0)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s: max over an empty axis", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: max over an empty dim", op, HEED_S(x)), NULL;
     int64_t shape[HEED_MAX_DIMS];
     int nd = 0;
     if (!all)
@@ -68,8 +68,8 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int axi
     heed_tensor *y = heed__new(g, op, x->dtype, nd, shape);
     if (!y) return NULL;
     /* the argmax positions are kept only for backward */
-    bool keep_arg = kind == RED_MAX && heed__wants_grad(g, 1, &x);
-    int64_t *arg = keep_arg ? heed__alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
+    bool keep_arg = kind == RED_MAX && heed_graph_records(g, 1, &x);
+    int64_t *arg = keep_arg ? heed_graph_alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
     if (keep_arg && !arg) return NULL;
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
@@ -92,18 +92,18 @@ _Pragma("omp parallel for if (x->numel > 65536)")
                 }
             }
     });
-    heed_node *n = heed__record1(g, &red_ops[kind], 1, &x, y);
+    heed_node *n = heed_record(g, &red_ops[kind], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = kind;
         n->iarg[1] = p.outer, n->iarg[2] = p.n, n->iarg[3] = p.inner;
         n->saved = arg;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_SUM, x, axis, keepdim); }
-heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MEAN, x, axis, keepdim); }
-heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int axis, bool keepdim) { return reduce(g, RED_MAX, x, axis, keepdim); }
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_SUM, x, dim, keepdim); }
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MEAN, x, dim, keepdim); }
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MAX, x, dim, keepdim); }
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }

@@ -42,7 +42,7 @@ static void add_into(heed_dtype dt, void *gx_, const void *dy_, int64_t n) {
 /* ---------------------------------------------------------------- reshape */
 
 static void reshape_backward(heed_graph *g, heed_node *nd) {
-    void *gx = heed__grad(g, nd->in[0]);
+    void *gx = heed_grad_buffer(g, nd->in[0]);
     if (gx) add_into(nd->in[0]->dtype, gx, nd->out[0]->grad, nd->in[0]->numel);
 }
 
@@ -50,11 +50,11 @@ static const heed_op op_reshape = {"heed_reshape", reshape_backward};
 
 heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
     const char *op = "heed_reshape";
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     char req[64];
     if (shape.ndim < 0 || shape.ndim > HEED_MAX_DIMS)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: %d dims requested (heed tensors have 0 to %d)", op, shape.ndim,
-                          HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %d dims requested (heed tensors have 0 to %d)", op, shape.ndim,
+                               HEED_MAX_DIMS),
                NULL;
     int infer = -1;
     int64_t known = 1;
@@ -62,8 +62,8 @@ heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
         if (shape.d[i] == -1 && infer < 0) {
             infer = i;
         } else if (shape.d[i] < 0) {
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s to %s: dim %d is %lld (only one dim may be -1, the rest >= 0)", op,
-                              HEED_S(x), shape_req_str(shape, req), i, (long long)shape.d[i]),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s to %s: dim %d is %lld (only one dim may be -1, the rest >= 0)", op,
+                                   HEED_S(x), shape_req_str(shape, req), i, (long long)shape.d[i]),
                    NULL;
         } else if (shape.d[i] != 0 && known > ((int64_t)1 << 62) / shape.d[i]) {
             known = (int64_t)1 << 62; /* saturate: far past any numel, so a mismatch, never an overflow */
@@ -73,20 +73,20 @@ heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
     }
     if (infer >= 0) {
         if (known == 0 || x->numel % known != 0)
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s: no size fits the -1", op,
-                              HEED_S(x), (long long)x->numel, shape_req_str(shape, req)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s: no size fits the -1", op,
+                                   HEED_S(x), (long long)x->numel, shape_req_str(shape, req)),
                    NULL;
         shape.d[infer] = x->numel / known;
         known = x->numel;
     }
     if (known != x->numel)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s (%lld elements)", op, HEED_S(x),
-                          (long long)x->numel, shape_req_str(shape, req), (long long)known),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s (%lld elements)", op, HEED_S(x),
+                               (long long)x->numel, shape_req_str(shape, req), (long long)known),
                NULL;
     heed_tensor *y = heed__view(g, op, x, shape.ndim, shape.d);
     if (!y) return NULL;
-    heed__record1(g, &op_reshape, 1, &x, y);
-    return heed__live(g) ? y : NULL;
+    heed_record(g, &op_reshape, 1, &x, 1, &y);
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- permute, transpose */
@@ -133,7 +133,7 @@ static void permute_move(heed_dtype dt, const perm_plan *p, void *x_, void *y_, 
 }
 
 static void permute_backward(heed_graph *g, heed_node *nd) {
-    void *gx = heed__grad(g, nd->in[0]);
+    void *gx = heed_grad_buffer(g, nd->in[0]);
     if (!gx) return;
     int perm[HEED_MAX_DIMS];
     for (int i = 0; i < nd->in[0]->ndim; i++) perm[i] = (int)nd->iarg[i];
@@ -152,26 +152,26 @@ static heed_tensor *permute_impl(heed_graph *g, const heed_op *op, heed_tensor *
     if (!y) return NULL;
     perm_plan p = make_perm_plan(x, perm);
     permute_move(x->dtype, &p, x->data, y->data, false);
-    heed_node *n = heed__record1(g, op, 1, &x, y);
+    heed_node *n = heed_record(g, op, 1, &x, 1, &y);
     if (n)
         for (int i = 0; i < x->ndim; i++) n->iarg[i] = perm[i];
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
     const char *op = "heed_permute";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    if (!perm && x->ndim > 0) return heed__fail(g, HEED_ERR_ARG, "%s: perm is NULL (x%s needs %d entries)", op, HEED_S(x), x->ndim), NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (!perm && x->ndim > 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: perm is NULL (x%s needs %d entries)", op, HEED_S(x), x->ndim), NULL;
     int p[HEED_MAX_DIMS];
     bool seen[HEED_MAX_DIMS] = {false};
     for (int i = 0; i < x->ndim; i++) {
-        p[i] = heed__axis(perm[i], x->ndim);
+        p[i] = heed__dim(perm[i], x->ndim);
         if (p[i] < 0 || seen[p[i]]) {
             char list[64];
             int len = 0;
             for (int k = 0; k < x->ndim; k++) len += snprintf(list + len, sizeof list - (size_t)len, "%s%d", k ? "," : "", perm[k]);
-            return heed__fail(g, HEED_ERR_ARG, "%s: perm (%s) is not a permutation of the %d dims of x%s (entry %d is %s)",
-                              op, list, x->ndim, HEED_S(x), i, p[i] < 0 ? "out of range" : "repeated"),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: perm (%s) is not a permutation of the %d dims of x%s (entry %d is %s)",
+                                   op, list, x->ndim, HEED_S(x), i, p[i] < 0 ? "out of range" : "repeated"),
                    NULL;
         }
         seen[p[i]] = true;
@@ -181,11 +181,11 @@ heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
 
 heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1) {
     const char *op = "heed_transpose";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    int a = heed__axis(dim0, x->ndim), b = heed__axis(dim1, x->ndim);
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int a = heed__dim(dim0, x->ndim), b = heed__dim(dim1, x->ndim);
     if (a < 0 || b < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: dims (%d, %d) out of range for x%s (%d dims)", op, dim0, dim1, HEED_S(x),
-                          x->ndim),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims (%d, %d) out of range for x%s (%d dims)", op, dim0, dim1, HEED_S(x),
+                               x->ndim),
                NULL;
     int perm[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) perm[i] = i;
@@ -198,7 +198,7 @@ heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1) {
 /* x viewed as [outer, dim, inner]; the slice takes rows [start, start + len) of the middle. */
 static void slice_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], dim = nd->iarg[1], inner = nd->iarg[2], start = nd->iarg[3], len = nd->iarg[4];
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -212,18 +212,18 @@ static void slice_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_slice = {"heed_slice", slice_backward};
 
-heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, int64_t end) {
+heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, int64_t end) {
     const char *op = "heed_slice";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    int ax = heed__axis(axis, x->ndim);
-    if (ax < 0) return heed__fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
-    int64_t dim = x->shape[ax];
-    int64_t s = start < 0 ? start + dim : start, e = end < 0 ? end + dim : end;
-    if (s < 0 || e > dim || s > e)
-        return heed__fail(g, HEED_ERR_ARG,
-                          "%s: [%lld, %lld) is out of range for axis %d of x%s (size %lld; need -size <= start <= end <= size "
-                          "after negative indices count from the end)",
-                          op, (long long)start, (long long)end, axis, HEED_S(x), (long long)dim),
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int ax = heed__dim(dim, x->ndim);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
+    int64_t size = x->shape[ax];
+    int64_t s = start < 0 ? start + size : start, e = end < 0 ? end + size : end;
+    if (s < 0 || e > size || s > e)
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: [%lld, %lld) is out of range for dim %d of x%s (size %lld; need -size <= start <= end <= size "
+                               "after negative indices count from the end)",
+                               op, (long long)start, (long long)end, dim, HEED_S(x), (long long)size),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -235,21 +235,21 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, 
     const char *X = x->data;
     char *Y = y->data;
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
-    for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)((o * dim + s) * inner) * es, row);
-    heed_node *n = heed__record1(g, &op_slice, 1, &x, y);
+    for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)((o * size + s) * inner) * es, row);
+    heed_node *n = heed_record(g, &op_slice, 1, &x, 1, &y);
     if (n) {
-        n->iarg[0] = outer, n->iarg[1] = dim, n->iarg[2] = inner;
+        n->iarg[0] = outer, n->iarg[1] = size, n->iarg[2] = inner;
         n->iarg[3] = s, n->iarg[4] = len;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- concat, stack */
 
 /* Both are the same move: every input is viewed as [outer, width_k] and the output as
  * [outer, sum_k width_k], input k filling columns [off_k, off_k + width_k). For concat
- * width_k = x_k's size along axis times the dims after it; for stack (a new axis of size
- * 1 per input) width_k = the input's dims from axis on. */
+ * width_k = x_k's size along dim times the dims after it; for stack (a new dim of size
+ * 1 per input) width_k = the input's dims from dim on. */
 typedef struct {
     int64_t outer, total;
     int64_t *width, *off; /* n entries each */
@@ -258,10 +258,10 @@ typedef struct {
 static void cat_backward(heed_graph *g, heed_node *nd) {
     const cat_plan *p = nd->saved;
     heed_tensor *y = nd->out[0];
-    void **gx = heed__alloc(g, (size_t)nd->n_in * sizeof *gx);
+    void **gx = heed_graph_alloc(g, (size_t)nd->n_in * sizeof *gx);
     if (!gx) return;
-    for (int k = 0; k < nd->n_in; k++) gx[k] = heed__grad(g, nd->in[k]);
-    if (!heed__live(g)) return;
+    for (int k = 0; k < nd->n_in; k++) gx[k] = heed_grad_buffer(g, nd->in[k]);
+    if (!heed_graph_ok(g)) return;
     /* Parallel over rows only: one tensor may appear twice among the inputs, and its two
      * blocks of a row then add into the same gradient row. */
     HEED_FOR_DTYPE(y->dtype, T, {
@@ -281,24 +281,24 @@ static void cat_backward(heed_graph *g, heed_node *nd) {
 static const heed_op op_concat = {"heed_concat", cat_backward};
 static const heed_op op_stack = {"heed_stack", cat_backward};
 
-static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *const *xs, int n, int axis, bool stack) {
+static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *const *xs, int n, int dim, bool stack) {
     const char *name = op->name;
-    if (!heed__live(g)) return NULL;
-    if (!xs || n < 1) return heed__fail(g, HEED_ERR_ARG, "%s: %s (need at least one tensor)", name, xs ? "n < 1" : "xs is NULL"), NULL;
+    if (!heed_graph_ok(g)) return NULL;
+    if (!xs || n < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s (need at least one tensor)", name, xs ? "n < 1" : "xs is NULL"), NULL;
     char argname[32];
     for (int k = 0; k < n; k++) {
         snprintf(argname, sizeof argname, "xs[%d]", k);
-        if (!(k == 0 ? heed__check(g, name, xs[k], argname) : heed__check_like(g, name, xs[k], argname, xs[0]))) return NULL;
+        if (!(k == 0 ? heed_check_tensor(g, name, xs[k], argname) : heed__check_like(g, name, xs[k], argname, xs[0]))) return NULL;
     }
     const heed_tensor *x0 = xs[0];
     int nd = x0->ndim, out_nd = stack ? nd + 1 : nd;
-    if (!stack && nd == 0) return heed__fail(g, HEED_ERR_SHAPE, "%s: xs[0] is a scalar (0-d tensors cannot be concatenated; use heed_stack)", name), NULL;
+    if (!stack && nd == 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[0] is a scalar (0-d tensors cannot be concatenated; use heed_stack)", name), NULL;
     if (out_nd > HEED_MAX_DIMS)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: xs[0]%s already has %d dims (the result would have more than %d)", name,
-                          HEED_S(x0), nd, HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[0]%s already has %d dims (the result would have more than %d)", name,
+                               HEED_S(x0), nd, HEED_MAX_DIMS),
                NULL;
-    int ax = heed__axis(axis, out_nd);
-    if (ax < 0) return heed__fail(g, HEED_ERR_ARG, "%s: axis %d out of range for a %d-dim result (inputs like xs[0]%s)", name, axis, out_nd, HEED_S(x0)), NULL;
+    int ax = heed__dim(dim, out_nd);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for a %d-dim result (inputs like xs[0]%s)", name, dim, out_nd, HEED_S(x0)), NULL;
     for (int k = 1; k < n; k++) {
         const heed_tensor *x = xs[k];
         bool ok = x->ndim == nd;
@@ -307,20 +307,20 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
             if (x->shape[i] != x0->shape[i] && (stack || i != ax)) ok = false, bad = i;
         if (!ok) {
             if (stack)
-                return heed__fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ (stacked tensors must have equal shapes)",
-                                  name, k, HEED_S(x), HEED_S(x0)),
+                return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ (stacked tensors must have equal shapes)",
+                                       name, k, HEED_S(x), HEED_S(x0)),
                        NULL;
             if (bad < 0)
-                return heed__fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s have different numbers of dims", name, k,
-                                  HEED_S(x), HEED_S(x0)),
+                return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s have different numbers of dims", name, k,
+                                       HEED_S(x), HEED_S(x0)),
                        NULL;
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat axis %d may differ)",
-                              name, k, HEED_S(x), HEED_S(x0), bad, ax),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat dim %d may differ)",
+                                   name, k, HEED_S(x), HEED_S(x0), bad, ax),
                    NULL;
         }
     }
-    cat_plan *p = heed__alloc(g, sizeof *p);
-    int64_t *wo = heed__alloc(g, 2 * (size_t)n * sizeof *wo);
+    cat_plan *p = heed_graph_alloc(g, sizeof *p);
+    int64_t *wo = heed_graph_alloc(g, 2 * (size_t)n * sizeof *wo);
     if (!p || !wo) return NULL;
     p->width = wo, p->off = wo + n;
     p->outer = prod(x0->shape, 0, ax);
@@ -347,13 +347,13 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
         for (int k = 0; k < n; k++)
             memcpy(Y + (size_t)(o * p->total + p->off[k]) * es, (const char *)xs[k]->data + (size_t)(o * p->width[k]) * es,
                    (size_t)p->width[k] * es);
-    heed_node *nd_ = heed__record1(g, op, n, xs, y);
+    heed_node *nd_ = heed_record(g, op, n, xs, 1, &y);
     if (nd_) nd_->saved = p;
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int axis) { return cat_impl(g, &op_concat, xs, n, axis, false); }
-heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int axis) { return cat_impl(g, &op_stack, xs, n, axis, true); }
+heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_concat, xs, n, dim, false); }
+heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_stack, xs, n, dim, true); }
 
 /* ---------------------------------------------------------------- index_select */
 
@@ -361,7 +361,7 @@ heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int axis) 
 
 static void index_select_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], dim = nd->iarg[1], inner = nd->iarg[2], n = nd->iarg[3];
     const int64_t *idx = nd->saved;
@@ -386,18 +386,18 @@ static void index_select_backward(heed_graph *g, heed_node *nd) {
 
 static const heed_op op_index_select = {"heed_index_select", index_select_backward};
 
-heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const int64_t *idx, int64_t n) {
+heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int dim, const int64_t *idx, int64_t n) {
     const char *op = "heed_index_select";
-    if (!heed__check(g, op, x, "x")) return NULL;
-    int ax = heed__axis(axis, x->ndim);
-    if (ax < 0) return heed__fail(g, HEED_ERR_ARG, "%s: axis %d out of range for x%s", op, axis, HEED_S(x)), NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int ax = heed__dim(dim, x->ndim);
+    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
     if (n < 0 || (n > 0 && !idx))
-        return heed__fail(g, HEED_ERR_ARG, "%s: %s", op, n < 0 ? "n < 0" : "idx is NULL but n > 0"), NULL;
-    int64_t dim = x->shape[ax];
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s", op, n < 0 ? "n < 0" : "idx is NULL but n > 0"), NULL;
+    int64_t size = x->shape[ax];
     for (int64_t j = 0; j < n; j++)
-        if (idx[j] < 0 || idx[j] >= dim)
-            return heed__fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for axis %d of x%s", op,
-                              (long long)j, (long long)idx[j], (long long)dim, axis, HEED_S(x)),
+        if (idx[j] < 0 || idx[j] >= size)
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
+                                   (long long)j, (long long)idx[j], (long long)size, dim, HEED_S(x)),
                    NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -411,14 +411,14 @@ heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const in
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
     for (int64_t r = 0; r < outer * n; r++) {
         int64_t o = r / n, j = r % n;
-        memcpy(Y + (size_t)r * row, X + (size_t)(o * dim + idx[j]) * row, row);
+        memcpy(Y + (size_t)r * row, X + (size_t)(o * size + idx[j]) * row, row);
     }
-    heed_node *nd = heed__record1(g, &op_index_select, 1, &x, y);
+    heed_node *nd = heed_record(g, &op_index_select, 1, &x, 1, &y);
     if (nd) {
-        int64_t *copy = heed__alloc(g, (size_t)n * sizeof *copy);
+        int64_t *copy = heed_graph_alloc(g, (size_t)n * sizeof *copy);
         if (copy && n > 0) memcpy(copy, idx, (size_t)n * sizeof *copy);
         nd->saved = copy;
-        nd->iarg[0] = outer, nd->iarg[1] = dim, nd->iarg[2] = inner, nd->iarg[3] = n;
+        nd->iarg[0] = outer, nd->iarg[1] = size, nd->iarg[2] = inner, nd->iarg[3] = n;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }

@@ -1,4 +1,4 @@
-/* Softmax and log-softmax over the last axis.
+/* Softmax and log-softmax over the last dim.
  *
  * A tensor is a stack of rows of length n (its last dim). Per row, with m = max_j x_j and
  * s = sum_k exp(x_k - m):
@@ -184,7 +184,7 @@ static void softmax_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     bool log_out = nd->iarg[0];
     int64_t n = nd->iarg[1], rows = nd->iarg[2];
-    void *gx = heed__grad(g, x);
+    void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     if (x->dtype == HEED_F32) {
         const float *X = x->data, *Y = y->data, *dY = y->grad;
@@ -219,22 +219,22 @@ static const heed_op op_log_softmax = {"heed_log_softmax", softmax_backward};
 static heed_tensor *softmax_op(heed_graph *g, heed_tensor *x, bool log_out) {
     const heed_op *desc = log_out ? &op_log_softmax : &op_softmax;
     const char *op = desc->name;
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last axis)",
-                          op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last dim)",
+                               op, HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     int64_t n = x->shape[x->ndim - 1], rows = n ? x->numel / n : 0;
     forward_rows(x->dtype, x->data, y->data, rows, n, log_out);
-    heed_node *nd = heed__record1(g, desc, 1, &x, y);
+    heed_node *nd = heed_record(g, desc, 1, &x, 1, &y);
     if (nd) {
         nd->iarg[0] = log_out;
         nd->iarg[1] = n;
         nd->iarg[2] = rows;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_softmax(heed_graph *g, heed_tensor *x) { return softmax_op(g, x, false); }

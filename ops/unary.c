@@ -231,7 +231,7 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *xt = nd->in[0], *yt = nd->out[0];
     unary_kind k = (unary_kind)nd->iarg[0];
     double a = nd->farg[0];
-    void *gx_ = heed__grad(g, xt);
+    void *gx_ = heed_grad_buffer(g, xt);
     if (!gx_) return;
     int64_t n = xt->numel;
     if (xt->dtype == HEED_F32 && heed__have_avx2()) {
@@ -273,18 +273,18 @@ _Static_assert(sizeof unary_ops / sizeof *unary_ops == U_COUNT, "one op per unar
 
 static heed_tensor *unary(heed_graph *g, unary_kind k, heed_tensor *x, double a) {
     const char *op = unary_ops[k].name;
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (arg_names[k] && !isfinite(a))
-        return heed__fail(g, HEED_ERR_ARG, "%s: %s = %g (must be finite)", op, arg_names[k], a), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s = %g (must be finite)", op, arg_names[k], a), NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     unary_forward(k, x->dtype, x->data, y->data, x->numel, a);
-    heed_node *n = heed__record1(g, &unary_ops[k], 1, &x, y);
+    heed_node *n = heed_record(g, &unary_ops[k], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = k;
         n->farg[0] = a;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_neg(heed_graph *g, heed_tensor *x) { return unary(g, U_NEG, x, 0); }

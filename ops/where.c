@@ -37,8 +37,8 @@ static bool make_plan(heed_graph *g, const char *op, int k, heed_tensor *const *
             for (int q = 0; q < k; q++)
                 len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%s%s", q ? (q == k - 1 ? " and " : ", ") : "",
                                 names[q], HEED_S(t[q]));
-            heed__fail(g, HEED_ERR_SHAPE, "%s: %s do not broadcast (dim %d from the right: %lld vs %lld)", op, msg, 3 - i,
-                       (long long)p->n[i], (long long)d);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s do not broadcast (dim %d from the right: %lld vs %lld)", op, msg, 3 - i,
+                            (long long)p->n[i], (long long)d);
             return false;
         }
     }
@@ -85,7 +85,7 @@ static void where_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out[0];
     const saved_mask *s = nd->saved;
     const bplan *p = &s->p;
-    void *ga_ = heed__grad(g, a), *gb_ = heed__grad(g, b);
+    void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     /* Broadcast operands receive sums over several outputs: then run on one thread. */
     bool par = y->numel > PARALLEL_MIN && (!ga_ || a->numel == y->numel) && (!gb_ || b->numel == y->numel);
     HEED_FOR_DTYPE(y->dtype, T, {
@@ -108,7 +108,7 @@ static const heed_op op_where = {"heed_where", where_backward};
 
 heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_tensor *b) {
     const char *op = "heed_where";
-    if (!heed__check(g, op, mask, "mask") || !heed__check(g, op, a, "a") || !heed__check_like(g, op, b, "b", a))
+    if (!heed_check_tensor(g, op, mask, "mask") || !heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a))
         return NULL;
     heed_tensor *t[3] = {mask, a, b};
     static const char *const names[3] = {"mask", "a", "b"};
@@ -128,13 +128,13 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
         });
     });
     heed_tensor *in[2] = {a, b};
-    heed_node *n = heed__record1(g, &op_where, 2, in, y);
+    heed_node *n = heed_record(g, &op_where, 2, in, 1, &y);
     if (n) {
-        saved_mask *s = heed__alloc(g, sizeof *s);
+        saved_mask *s = heed_graph_alloc(g, sizeof *s);
         if (s) *s = (saved_mask){p, mask};
         n->saved = s;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- masked_fill */
@@ -143,7 +143,7 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     const saved_mask *s = nd->saved;
     const bplan *p = &s->p;
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     bool par = y->numel > PARALLEL_MIN; /* x has the output's shape: writes are disjoint */
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -162,8 +162,8 @@ static const heed_op op_masked_fill = {"heed_masked_fill", masked_fill_backward}
 
 heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, double value) {
     const char *op = "heed_masked_fill";
-    if (!heed__check(g, op, x, "x") || !heed__check(g, op, mask, "mask")) return NULL;
-    if (isnan(value)) return heed__fail(g, HEED_ERR_ARG, "%s: value is NaN (a number or +-INFINITY is expected)", op), NULL;
+    if (!heed_check_tensor(g, op, x, "x") || !heed_check_tensor(g, op, mask, "mask")) return NULL;
+    if (isnan(value)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: value is NaN (a number or +-INFINITY is expected)", op), NULL;
     heed_tensor *t[2] = {x, mask};
     static const char *const names[2] = {"x", "mask"};
     bplan p;
@@ -173,8 +173,8 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
     bool same = ndim == x->ndim;
     for (int i = 0; same && i < ndim; i++) same = shape[i] == x->shape[i];
     if (!same)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: mask%s does not broadcast to x%s (the result must keep x's shape)", op,
-                          HEED_S(mask), HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: mask%s does not broadcast to x%s (the result must keep x's shape)", op,
+                               HEED_S(mask), HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
@@ -188,11 +188,11 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
             FOR_OUT(&p, par, { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
         });
     });
-    heed_node *n = heed__record1(g, &op_masked_fill, 1, &x, y);
+    heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);
     if (n) {
-        saved_mask *s = heed__alloc(g, sizeof *s);
+        saved_mask *s = heed_graph_alloc(g, sizeof *s);
         if (s) *s = (saved_mask){p, mask};
         n->saved = s;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }

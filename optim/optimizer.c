@@ -14,9 +14,9 @@ bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v,
     bool ok = isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
     if (!ok) {
         if (isinf(hi))
-            heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be finite and >= %g)", fn, field, v, lo);
+            heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be finite and >= %g)", fn, field, v, lo);
         else
-            heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be in [%g, %g%c)", fn, field, v, lo, hi, hi_open ? ')' : ']');
+            heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be in [%g, %g%c)", fn, field, v, lo, hi, hi_open ? ')' : ']');
     }
     return ok;
 }
@@ -26,7 +26,7 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (heed_params_count(P) == 0) {
-        heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: the parameter store is empty (add parameters before the optimizer)", fn);
+        heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the parameter store is empty (add parameters before the optimizer)", fn);
         return NULL;
     }
     heed_optimizer *o = calloc(1, sizeof *o);
@@ -58,8 +58,8 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     return o;
 nomem:
     heed_optimizer_free(o);
-    heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for the optimizer state (%lld elements)", fn,
-                   (long long)heed_params_padded_numel(P));
+    heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for the optimizer state (%lld elements)", fn,
+                  (long long)heed_params_padded_numel(P));
     return NULL;
 }
 
@@ -113,17 +113,17 @@ static bool build_chunks(heed_optimizer *o) {
 /* Everything but the non-finite check: validates, then runs the kernel. */
 static heed_status do_step(heed_optimizer *o, const char *fn) {
     if (heed_params_padded_numel(o->P) != o->numel || heed_params_count(o->P) != o->n_params)
-        return heed__ctx_fail(o->ctx, HEED_ERR_STATE,
-                              "%s: the parameter store changed after the optimizer was made (%d parameters, %lld "
-                              "elements then; %d, %lld now)",
-                              fn, o->n_params, (long long)o->numel, heed_params_count(o->P),
-                              (long long)heed_params_padded_numel(o->P));
+        return heed_ctx_fail(o->ctx, HEED_ERR_STATE,
+                             "%s: the parameter store changed after the optimizer was made (%d parameters, %lld "
+                             "elements then; %d, %lld now)",
+                             fn, o->n_params, (long long)o->numel, heed_params_count(o->P),
+                             (long long)heed_params_padded_numel(o->P));
     if (o->steps >= HEED_MAX_STEPS)
-        return heed__ctx_fail(o->ctx, HEED_ERR_STATE, "%s: the step count is %lld, the most an optimizer takes (HEED_MAX_STEPS)",
-                              fn, (long long)o->steps);
+        return heed_ctx_fail(o->ctx, HEED_ERR_STATE, "%s: the step count is %lld, the most an optimizer takes (HEED_MAX_STEPS)",
+                             fn, (long long)o->steps);
     if (!isfinite(o->lr) || o->lr < 0)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: learning rate %g (must be finite and >= 0)", fn, o->lr);
-    if (!build_chunks(o)) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "%s: learning rate %g (must be finite and >= 0)", fn, o->lr);
+    if (!build_chunks(o)) return heed_ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int g = 0; g < o->n_groups; g++)
         o->gstep[g] = (opt_group_step){.lr = o->lr * o->groups[g].lr_scale, .wd = o->groups[g].weight_decay};
     o->kernel(o, o->steps + 1, o->gstep, o->chunks, o->n_chunks);
@@ -153,7 +153,7 @@ heed_status heed_optimizer_step_guarded(heed_optimizer *o, heed_graph *g, const 
     if (!o) return HEED_ERR_ARG;
     heed_status gs = g ? heed_graph_status(g) : HEED_OK;
     if (gs != HEED_OK && gs != HEED_ERR_NUMERIC)
-        return heed__ctx_fail(o->ctx, gs, "%s: no step, the graph holds an error: %s", fn, heed_graph_error(g));
+        return heed_ctx_fail(o->ctx, gs, "%s: no step, the graph holds an error: %s", fn, heed_graph_error(g));
     char cause[HEED_ERRMSG + 64];
     cause[0] = 0;
     if (gs == HEED_ERR_NUMERIC) {
@@ -179,8 +179,8 @@ heed_status heed_optimizer_step_guarded(heed_optimizer *o, heed_graph *g, const 
     }
     if (cause[0]) {
         o->skipped++;
-        return heed__ctx_fail(o->ctx, HEED_ERR_NUMERIC, "%s: update %lld skipped (%lld skipped so far): %s", fn,
-                              (long long)o->steps + 1, (long long)o->skipped, cause);
+        return heed_ctx_fail(o->ctx, HEED_ERR_NUMERIC, "%s: update %lld skipped (%lld skipped so far): %s", fn,
+                             (long long)o->steps + 1, (long long)o->skipped, cause);
     }
     return do_step(o, fn);
 }
@@ -200,8 +200,8 @@ int64_t heed_optimizer_steps(const heed_optimizer *o) { return o ? o->steps : 0;
 heed_status heed_optimizer_set_steps(heed_optimizer *o, int64_t steps) {
     if (!o) return HEED_ERR_ARG;
     if (steps < 0 || steps > HEED_MAX_STEPS)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_set_steps: steps = %lld (must be in [0, 2^53 = HEED_MAX_STEPS])",
-                              (long long)steps);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_set_steps: steps = %lld (must be in [0, 2^53 = HEED_MAX_STEPS])",
+                             (long long)steps);
     o->steps = steps;
     return HEED_OK;
 }
@@ -213,8 +213,8 @@ heed_status heed_optimizer_state(heed_optimizer *o, int i, const char **name, vo
                                  heed_dtype *dtype) {
     if (!o) return HEED_ERR_ARG;
     if (i < 0 || i >= o->n_state)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_state: index %d out of range (%s has %d state buffers)",
-                              i, o->name, o->n_state);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_state: index %d out of range (%s has %d state buffers)",
+                             i, o->name, o->n_state);
     if (name) *name = o->state_name[i];
     if (data) *data = o->state[i];
     if (numel) *numel = o->numel;
@@ -237,13 +237,13 @@ heed_status heed_optimizer_add_group(heed_optimizer *o, heed_param_filter filter
                                      int *group) {
     static const char *fn = "heed_optimizer_add_group";
     if (!o) return HEED_ERR_ARG;
-    if (!filter) return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: filter is NULL", fn);
+    if (!filter) return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "%s: filter is NULL", fn);
     if (!check_group_args(o, fn, lr_scale, wd)) return HEED_ERR_ARG;
     opt_group *gr = realloc(o->groups, (size_t)(o->n_groups + 1) * sizeof *gr);
     if (gr) o->groups = gr;
     opt_group_step *gs = realloc(o->gstep, (size_t)(o->n_groups + 1) * sizeof *gs);
     if (gs) o->gstep = gs;
-    if (!gr || !gs) return heed__ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!gr || !gs) return heed_ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     int id = o->n_groups++;
     o->groups[id] = (opt_group){lr_scale, wd};
     for (int i = 0; i < o->n_params; i++)
@@ -277,7 +277,7 @@ static bool name_filter(const heed_tensor *t, void *user) { return t && t->name 
 
 heed_status heed_optimizer_add_group_named(heed_optimizer *o, const char *pattern, double lr_scale, double wd, int *group) {
     if (!o) return HEED_ERR_ARG;
-    if (!pattern) return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_add_group_named: pattern is NULL");
+    if (!pattern) return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_add_group_named: pattern is NULL");
     return heed_optimizer_add_group(o, name_filter, (void *)pattern, lr_scale, wd, group);
 }
 
@@ -288,15 +288,15 @@ int heed_optimizer_group_count(const heed_optimizer *o) { return o ? o->n_groups
 static heed_status check_group(const heed_optimizer *o, const char *fn, int g) {
     if (!o) return HEED_ERR_ARG;
     if (g < 0 || g >= o->n_groups)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "%s: group %d out of range (%d groups)", fn, g, o->n_groups);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "%s: group %d out of range (%d groups)", fn, g, o->n_groups);
     return HEED_OK;
 }
 
 heed_status heed_optimizer_group_of(const heed_optimizer *o, int i, int *group) {
     if (!o) return HEED_ERR_ARG;
     if (i < 0 || i >= o->n_params)
-        return heed__ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_group_of: parameter %d out of range (%d parameters)", i,
-                              o->n_params);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_group_of: parameter %d out of range (%d parameters)", i,
+                             o->n_params);
     if (group) *group = o->group_of[i];
     return HEED_OK;
 }

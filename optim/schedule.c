@@ -66,7 +66,7 @@ heed_schedule heed_schedule_plateau(double lr) {
 
 /* ---------------------------------------------------------------- validation */
 
-#define BAD(...) heed__ctx_fail(ctx, HEED_ERR_ARG, __VA_ARGS__)
+#define BAD(...) heed_ctx_fail(ctx, HEED_ERR_ARG, __VA_ARGS__)
 
 heed_status heed_schedule_check(heed_ctx *ctx, const heed_schedule *s) {
     if (!s) return BAD("heed_schedule: schedule is NULL");
@@ -145,7 +145,7 @@ heed_status heed_schedule_lr(heed_ctx *ctx, const heed_schedule *s, int64_t t, d
     return HEED_OK;
 }
 
-heed_status heed_schedule_apply(const heed_schedule *s, heed_optimizer *opt) {
+heed_status heed_schedule_apply(heed_optimizer *opt, const heed_schedule *s) {
     if (!opt) return HEED_ERR_ARG;
     heed_status st = heed_schedule_check(opt->ctx, s);
     if (st != HEED_OK) return st;
@@ -202,11 +202,11 @@ heed_status heed_schedule_set_state(heed_ctx *ctx, heed_schedule *s, const doubl
     /* best may be anything (NaN before the first metric, +-inf for the mode's worst) */
     for (int i = 1; i <= 2; i++)
         if (!(state[i] >= 0) || !isfinite(state[i]) || state[i] != floor(state[i]))
-            return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: %s = %g (must be a count: an integer >= 0)",
-                                  i == 1 ? "bad_epochs" : "cooldown_left", state[i]);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: %s = %g (must be a count: an integer >= 0)",
+                                 i == 1 ? "bad_epochs" : "cooldown_left", state[i]);
     if (!isfinite(state[3]) || state[3] < 0)
-        return heed__ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: current_lr = %g (must be finite and >= 0)",
-                              state[3]);
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: current_lr = %g (must be finite and >= 0)",
+                             state[3]);
     s->best = state[0];
     s->bad_epochs = state[1];
     s->cooldown_left = state[2];

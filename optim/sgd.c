@@ -27,8 +27,8 @@ heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
         !heed__opt_check(ctx, fn, "weight_decay", o.weight_decay, 0, INFINITY, false))
         return NULL;
     if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) {
-        heed__ctx_fail(ctx, HEED_ERR_ARG, "heed_sgd: nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
-                       o.momentum, o.dampening);
+        heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_sgd: nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
+                      o.momentum, o.dampening);
         return NULL;
     }
     static const char *const names[] = {"sgd.momentum_buffer"};

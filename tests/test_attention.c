@@ -28,17 +28,17 @@ typedef struct {
     bool weights_out;       /* the function returns the weights instead of the output */
 } acase;
 
-static heed_attention_opts opts_of(const acase *c, heed_tensor *bias, heed_tensor **weights) {
+static heed_attention_opts opts_of(const acase *c, heed_tensor *bias) {
     return (heed_attention_opts){.scale = c->scale, .causal = c->causal, .key_lengths = c->lengths, .bias = bias,
-                                 .window = c->window, .dropout = c->dropout, .weights = weights, .impl = c->impl,
-                                 .block_q = c->bq, .block_k = c->bk};
+                                 .window = c->window, .dropout = c->dropout, .impl = c->impl, .block_q = c->bq,
+                                 .block_k = c->bk};
 }
 
 static heed_tensor *fn_attention(heed_graph *g, heed_tensor **x, void *u) {
     const acase *c = u;
     heed_tensor *w = NULL;
-    heed_attention_opts o = opts_of(c, c->bias_ndim ? x[3] : NULL, c->weights_out ? &w : NULL);
-    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o);
+    heed_attention_opts o = opts_of(c, c->bias_ndim ? x[3] : NULL);
+    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o, c->weights_out ? &w : NULL);
     return c->weights_out ? w : y;
 }
 
@@ -338,8 +338,8 @@ static void gradcheck_flash_larger(void) {
 
 static heed_tensor *fn_self_attention(heed_graph *g, heed_tensor **x, void *u) {
     const acase *c = u;
-    heed_attention_opts o = opts_of(c, NULL, NULL);
-    return heed_attention(g, x[0], x[0], x[0], &o);
+    heed_attention_opts o = opts_of(c, NULL);
+    return heed_attention(g, x[0], x[0], x[0], &o, NULL);
 }
 
 /* q = k = v: the three gradients land in one buffer (threads must not race on it). */
@@ -474,7 +474,7 @@ static void fully_masked_rows(void) {
             double bd[6] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
             heed_tensor *bias = heed_input_f64(g, t, HEED_SHAPE(1, 1, 1, 6), bd);
             heed_attention_opts o = {.key_lengths = lens, .impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED};
-            heed_tensor *y = heed_attention(g, q, k, v, &o);
+            heed_tensor *y = heed_attention(g, q, k, v, &o, NULL);
             CHECK(y != NULL, "%s", heed_graph_error(g));
             CHECK(heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
             /* batch 0 has no keys: output and dq of its rows are 0; its k, v get no gradient */
@@ -493,7 +493,7 @@ static void fully_masked_rows(void) {
             v = heed_requires_grad(heed_full(g, t, HEED_SHAPE(1, 2, 6, 2), 1.0));
             bias = heed_requires_grad(heed_input_f64(g, t, HEED_SHAPE(1, 1, 1, 6), bd));
             o = (heed_attention_opts){.bias = bias, .impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED};
-            y = heed_attention(g, q, k, v, &o);
+            y = heed_attention(g, q, k, v, &o, NULL);
             CHECK(y && heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
             for (int64_t i = 0; y && i < y->numel; i++) CHECK(heed_get(y, i) == 0, "all masked y");
             heed_tensor *gq = heed_grad(g, q), *gb = heed_grad(g, bias);
@@ -519,7 +519,7 @@ static void dropout_mask_is_the_rng(void) {
     heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 3, 2), 0.3), *k = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 4, 2), 0.1);
     heed_tensor *v = heed_input_f64(g, HEED_F32, HEED_SHAPE(1, 1, 4, 1), (double[]){1, 2, 3, 4});
     heed_graph_set_training(g, false);
-    heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.dropout = 0.9});
+    heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.dropout = 0.9}, NULL);
     CHECK(y && fabs(heed_get(y, 0) - 2.5) < 1e-6, "eval mode: %g", y ? heed_get(y, 0) : NAN);
     heed_graph_free(g);
 }
@@ -530,10 +530,10 @@ static void auto_choice_and_weights(void) {
     heed_tensor *q = heed_requires_grad(heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 5, 4), 0.3));
     heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 4), 0.1), *v = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 7), 1);
     heed_tensor *w = NULL;
-    heed_tensor *y = heed_attention(g, q, k, v, NULL);
+    heed_tensor *y = heed_attention(g, q, k, v, NULL, NULL);
     CHECK(y && y->node && strstr(y->node->op->name, "flash"), "AUTO without weights is flash");
     CHECK(y && y->shape[3] == 7, "output [B,H,Nq,dv]");
-    y = heed_attention(g, q, k, v, &(heed_attention_opts){.weights = &w});
+    y = heed_attention(g, q, k, v, NULL, &w);
     CHECK(y && y->node && strstr(y->node->op->name, "materialised"), "AUTO with weights is materialised");
     CHECK(w && w->ndim == 4 && w->shape[2] == 5 && w->shape[3] == 6, "weights shape");
     CHECK(w && fabs(heed_get(w, 0) - 1.0 / 6) < 1e-6, "uniform weights %g", w ? heed_get(w, 0) : NAN);
@@ -546,96 +546,96 @@ static void bad_inputs(void) {
     heed_tensor *q = heed_zeros(g, HEED_F32, qs), *k = heed_zeros(g, HEED_F32, ks), *v = heed_zeros(g, HEED_F32, vs)
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 2, 6, 4), HEED_SHAPE(2, 2, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, NULL), "heads");
+        CHECK(!heed_attention(g, q, k, v, NULL, NULL), "heads");
         CHECK_ERR(g, HEED_ERR_SHAPE, "heed_attention: q[2,3,5,4], k[2,2,6,4], v[2,2,6,4]: batch and head dims");
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 5), HEED_SHAPE(2, 3, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, NULL), "dims");
+        CHECK(!heed_attention(g, q, k, v, NULL, NULL), "dims");
         CHECK_ERR(g, HEED_ERR_SHAPE, "same head dim d");
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 4), HEED_SHAPE(2, 3, 7, 4));
-        CHECK(!heed_attention(g, q, k, v, NULL), "keys");
+        CHECK(!heed_attention(g, q, k, v, NULL, NULL), "keys");
         CHECK_ERR(g, HEED_ERR_SHAPE, "same number of keys");
     }
     {
         QKV(HEED_SHAPE(3, 5, 4), HEED_SHAPE(3, 6, 4), HEED_SHAPE(3, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, NULL), "3-D");
+        CHECK(!heed_attention(g, q, k, v, NULL, NULL), "3-D");
         CHECK_ERR(g, HEED_ERR_SHAPE, "must be 4-D");
     }
     {
         QKV(HEED_SHAPE(1, 1, 5, 0), HEED_SHAPE(1, 1, 6, 0), HEED_SHAPE(1, 1, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, NULL), "d = 0");
+        CHECK(!heed_attention(g, q, k, v, NULL, NULL), "d = 0");
         CHECK_ERR(g, HEED_ERR_SHAPE, "head dims must be >= 1");
     }
     {
         QKV(HEED_SHAPE(2, 1, 5, 4), HEED_SHAPE(2, 1, 6, 4), HEED_SHAPE(2, 1, 6, 4));
         const int64_t bad_len[2] = {3, 7};
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.key_lengths = bad_len}), "length > Nk");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.key_lengths = bad_len}, NULL), "length > Nk");
         CHECK_ERR(g, HEED_ERR_ARG, "key_lengths[1] = 7 (must be in [0, Nk = 6])");
     }
     {
         QKV(HEED_SHAPE(2, 1, 5, 4), HEED_SHAPE(2, 1, 6, 4), HEED_SHAPE(2, 1, 6, 4));
         const int64_t neg_len[2] = {-1, 2};
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.key_lengths = neg_len}), "negative length");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.key_lengths = neg_len}, NULL), "negative length");
         CHECK_ERR(g, HEED_ERR_ARG, "key_lengths[0] = -1");
     }
     {
         QKV(HEED_SHAPE(2, 1, 5, 4), HEED_SHAPE(2, 1, 6, 4), HEED_SHAPE(2, 1, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.window = -2}), "window");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.window = -2}, NULL), "window");
         CHECK_ERR(g, HEED_ERR_ARG, "window = -2");
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 4), HEED_SHAPE(2, 3, 6, 4));
         heed_tensor *bias = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 6, 6));
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.bias = bias}), "bias shape");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.bias = bias}, NULL), "bias shape");
         CHECK_ERR(g, HEED_ERR_SHAPE, "bias[2,3,6,6] does not broadcast to [B,H,Nq,Nk] = [2,3,5,6]");
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 4), HEED_SHAPE(2, 3, 6, 4));
         heed_tensor *bias = heed_zeros(g, HEED_F64, HEED_SHAPE(6));
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.bias = bias}), "bias dtype");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.bias = bias}, NULL), "bias dtype");
         CHECK_ERR(g, HEED_ERR_DTYPE, "bias is f64");
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 4), HEED_SHAPE(2, 3, 6, 4));
         heed_tensor *k64 = heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 6, 4));
-        CHECK(!heed_attention(g, q, k64, v, NULL), "k dtype");
+        CHECK(!heed_attention(g, q, k64, v, NULL, NULL), "k dtype");
         CHECK_ERR(g, HEED_ERR_DTYPE, "dtypes must match");
         (void)k;
     }
     {
         QKV(HEED_SHAPE(2, 3, 5, 4), HEED_SHAPE(2, 3, 6, 4), HEED_SHAPE(2, 3, 6, 4));
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.dropout = 1.0}), "dropout");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.dropout = 1.0}, NULL), "dropout");
         CHECK_ERR(g, HEED_ERR_ARG, "dropout = 1");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.scale = NAN}), "scale");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.scale = NAN}, NULL), "scale");
         CHECK_ERR(g, HEED_ERR_ARG, "scale = nan");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.block_q = -1}), "tile");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.block_q = -1}, NULL), "tile");
         CHECK_ERR(g, HEED_ERR_ARG, "block_q = -1");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.impl = (heed_attn_impl)7}), "impl");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.impl = (heed_attn_impl)7}, NULL), "impl");
         CHECK_ERR(g, HEED_ERR_ARG, "impl = 7");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
         heed_tensor *w;
-        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.impl = HEED_ATTN_FLASH, .weights = &w}), "weights");
+        CHECK(!heed_attention(g, q, k, v, &(heed_attention_opts){.impl = HEED_ATTN_FLASH}, &w), "weights");
         CHECK_ERR(g, HEED_ERR_ARG, "weights were requested with impl = HEED_ATTN_FLASH");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
-        CHECK(!heed_attention(g, NULL, k, v, NULL), "NULL q");
+        CHECK(!heed_attention(g, NULL, k, v, NULL, NULL), "NULL q");
         CHECK_ERR(g, HEED_ERR_ARG, "heed_attention: q is NULL");
         q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 1, 2, 2)), k = q, v = q;
-        CHECK(!heed_attention(g, q, k, NULL, NULL), "NULL v");
+        CHECK(!heed_attention(g, q, k, NULL, NULL, NULL), "NULL v");
         CHECK_ERR(g, HEED_ERR_ARG, "heed_attention: v is NULL");
     }
 #undef QKV
-    CHECK(!heed_attention(NULL, NULL, NULL, NULL, NULL), "NULL graph");
+    CHECK(!heed_attention(NULL, NULL, NULL, NULL, NULL, NULL), "NULL graph");
     /* Empty inputs are fine: no keys gives zeros, no queries an empty output. */
     heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 2, 3, 4), 1), *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 0, 4));
     heed_tensor *v = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 0, 5));
     for (int impl = 1; impl <= 2; impl++) {
-        heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.impl = (heed_attn_impl)impl});
+        heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.impl = (heed_attn_impl)impl}, NULL);
         CHECK(y && y->numel == 30 && heed_get(y, 29) == 0, "Nk = 0: %s", heed_graph_error(g));
     }
     heed_graph_free(g);

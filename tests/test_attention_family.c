@@ -61,7 +61,7 @@ static heed_tensor *explicit_linear(heed_graph *g, heed_tensor *fq, heed_tensor 
                 int64_t L = c->lens ? c->lens[bh / H] : Nk;
                 mask[(bh * Nq + i) * Nk + j] = j < L && (!c->causal || j <= i + Nk - Nq);
             }
-    heed_tensor *A = heed_mul(g, heed_matmul_t(g, fq, fk, false, true), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
+    heed_tensor *A = heed_mul(g, heed_matmul_t(g, fq, fk, HEED_TRANS_B), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
     free(mask);
     return heed_div(g, heed_matmul(g, A, v), heed_sum(g, A, 3, true));
 }
@@ -259,7 +259,7 @@ static void favor_approximates_softmax(void) {
                 heed_tensor *Q = input(g, HEED_SHAPE(B, H, N, d), q, false), *K = input(g, HEED_SHAPE(B, H, N, d), k, false),
                             *V = input(g, HEED_SHAPE(B, H, N, dv), v, false), *W = heed_zeros(g, HEED_F64, HEED_SHAPE(ms[mi], d));
                 heed_favor_draw(ctx, W, draw);
-                heed_tensor *exact = heed_attention(g, Q, K, V, &(heed_attention_opts){.causal = causal});
+                heed_tensor *exact = heed_attention(g, Q, K, V, &(heed_attention_opts){.causal = causal}, NULL);
                 heed_tensor *approx = heed_linear_attention(g, heed_favor_features(g, Q, W, HEED_FAVOR_QUERIES),
                                                             heed_favor_features(g, K, W, HEED_FAVOR_KEYS), V,
                                                             &(heed_linear_attention_opts){.causal = causal});

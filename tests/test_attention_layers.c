@@ -243,7 +243,7 @@ static void two_steps_with_params(void) {
     heed_additive_layer l;
     heed_additive_config cfg = {.query_dim = 4, .key_dim = 3, .attn_dim = 5, .loc_channels = 2, .loc_kernel = 3,
                                 .coverage = true, .bias = true};
-    CHECK(heed_additive_init(&l, P, "att", &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_additive_declare(&l, P, "att", &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     const char *names[] = {"att.query_proj.weight", "att.key_proj.weight", "att.query_proj.bias", "att.v",
                            "att.location_conv.weight", "att.location_proj.weight", "att.coverage_proj.weight"};
     for (int i = 0; i < 7; i++) CHECK(heed_params_find(P, names[i]) != NULL, "%s", names[i]);
@@ -256,13 +256,13 @@ static void two_steps_with_params(void) {
     CHECK_GRAD(ctx, fn_two_steps, &t, 3, in, &(heed_gradcheck_opts){.params = P});
     /* bad configurations */
     cfg.loc_kernel = 4;
-    CHECK(heed_additive_init(&l, P, "b", &cfg) == HEED_ERR_ARG, "even kernel");
+    CHECK(heed_additive_declare(&l, P, "b", &cfg) == HEED_ERR_ARG, "even kernel");
     CHECK(strstr(heed_ctx_error(ctx), "loc_kernel = 4") != NULL, "%s", heed_ctx_error(ctx));
     cfg.loc_kernel = 3, cfg.attn_dim = 0;
-    CHECK(heed_additive_init(&l, P, "b", &cfg) == HEED_ERR_ARG, "attn_dim 0");
+    CHECK(heed_additive_declare(&l, P, "b", &cfg) == HEED_ERR_ARG, "attn_dim 0");
     cfg.attn_dim = 5;
-    CHECK(heed_additive_init(&l, P, "att", &cfg) != HEED_OK, "duplicate prefix");
-    CHECK(heed_additive_init(&l, P, "plain", &(heed_additive_config){.query_dim = 2, .key_dim = 2, .attn_dim = 2}) == HEED_OK &&
+    CHECK(heed_additive_declare(&l, P, "att", &cfg) != HEED_OK, "duplicate prefix");
+    CHECK(heed_additive_declare(&l, P, "plain", &(heed_additive_config){.query_dim = 2, .key_dim = 2, .attn_dim = 2}) == HEED_OK &&
               !l.params.bias && !l.params.loc_filters && !l.params.cov_weight,
           "plain layer");
     heed_params_free(P);
@@ -616,10 +616,10 @@ static void ref_mha(const heed_mha *m, const double *query, const double *key, c
 static void mha_matches_reference(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_mha m, self;
-    CHECK(heed_mha_init(&m, P, "dec.cross", &(heed_mha_config){.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 4,
-                                                              .bias = true}) == HEED_OK,
+    CHECK(heed_mha_declare(&m, P, "dec.cross", &(heed_mha_config){.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 4,
+                                                                 .bias = true}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
-    CHECK(heed_mha_init(&self, P, "enc.self", &(heed_mha_config){.embed_dim = 6, .num_heads = 3}) == HEED_OK, "%s",
+    CHECK(heed_mha_declare(&self, P, "enc.self", &(heed_mha_config){.embed_dim = 6, .num_heads = 3}) == HEED_OK, "%s",
           heed_ctx_error(ctx));
     CHECK(heed_params_find(P, "dec.cross.q_proj.weight") && heed_params_find(P, "dec.cross.k_proj.weight")->shape[1] == 5 &&
               heed_params_find(P, "dec.cross.v_proj.weight")->shape[1] == 4 && heed_params_find(P, "dec.cross.out_proj.bias") &&
@@ -640,7 +640,7 @@ static void mha_matches_reference(void) {
     heed_tensor *y = heed_mha_forward(g, &m, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nq, 6), query),
                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 5), key),
                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(B, Nk, 4), value),
-                                      &(heed_attention_opts){.key_lengths = lens, .weights = &weights});
+                                      &(heed_attention_opts){.key_lengths = lens}, &weights);
     CHECK(y && weights && y->shape[0] == B && y->shape[1] == Nq && y->shape[2] == 6, "%s", heed_graph_error(g));
     ref_mha(&m, query, key, value, B, Nq, Nk, lens, false, NULL, out, w);
     for (int64_t i = 0; y && i < B * Nq * 6; i++) CHECK_CLOSE(heed_get(y, i), out[i], 1e-12);
@@ -655,7 +655,7 @@ static void mha_matches_reference(void) {
     heed_tensor *rb = heed_relative_position_bias(g, tb, N, N, NULL);
     for (int64_t i = 0; rb && i < 3 * N * N; i++) bias[i] = heed_get(rb, i);
     y = heed_mha_forward(g, &self, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, 6), x), NULL, NULL,
-                         &(heed_attention_opts){.causal = true, .bias = rb});
+                         &(heed_attention_opts){.causal = true, .bias = rb}, NULL);
     CHECK(y != NULL, "%s", heed_graph_error(g));
     ref_mha(&self, x, x, x, B, N, N, NULL, true, bias, out2, NULL);
     for (int64_t i = 0; y && i < B * N * 6; i++) CHECK_CLOSE(heed_get(y, i), out2[i], 1e-12);
@@ -676,13 +676,13 @@ static heed_tensor *fn_mha(heed_graph *g, heed_tensor **x, void *u) {
     bool f64 = x[0]->dtype == HEED_F64;
     const heed_mha *m = f64 ? &c->m64 : &c->m32;
     heed_tensor *weights = NULL;
-    heed_attention_opts o = {.key_lengths = lens, .weights = &weights};
+    heed_attention_opts o = {.key_lengths = lens};
     if (!c->cross) {
         o.causal = true;
         o.bias = heed_relative_position_bias(g, f64 ? c->rel64 : c->rel32, 4, 4, NULL);
     }
     if (c->dropout) o.dropout = 0.3;
-    heed_tensor *y = heed_mha_forward(g, m, x[0], c->cross ? x[1] : NULL, c->cross ? x[2] : NULL, &o);
+    heed_tensor *y = heed_mha_forward(g, m, x[0], c->cross ? x[1] : NULL, c->cross ? x[2] : NULL, &o, &weights);
     /* the output [B,Nq,E] plus a weighted sum of the per-head weights, so the gradient
      * through the weights output is checked too */
     double ramp[4] = {0.3, -1.1, 0.7, 1.9};
@@ -706,8 +706,8 @@ static void mha_gradients(void) {
     for (int cs = 0; cs < 2; cs++) {
         heed_params *Q = heed_params_new(ctx, HEED_F64), *Q32 = heed_params_new(ctx, HEED_F32);
         c.cross = cs;
-        CHECK(heed_mha_init(&c.m64, Q, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
-        CHECK(heed_mha_init(&c.m32, Q32, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(heed_mha_declare(&c.m64, Q, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(heed_mha_declare(&c.m32, Q32, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
         c.rel64 = heed_param(Q, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_normal(0, 1));
         c.rel32 = heed_param(Q32, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_zeros());
         for (int i = 0; i < heed_params_count(Q); i++) heed_param_init(Q, heed_params_at(Q, i), heed_init_uniform(-0.8, 0.8));
@@ -726,41 +726,42 @@ static void mha_gradients(void) {
 static void mha_bad_inputs(void) {
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_mha m;
-    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 6, .num_heads = 4}) == HEED_ERR_ARG, "E mod H");
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 6, .num_heads = 4}) == HEED_ERR_ARG, "E mod H");
     CHECK(strstr(heed_ctx_error(ctx), "embed_dim = 6 must be a positive multiple of num_heads = 4") != NULL, "%s",
           heed_ctx_error(ctx));
-    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .dropout = 1}) == HEED_ERR_ARG, "p");
-    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_mha_init(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) != HEED_OK, "same prefix twice");
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .dropout = 1}) == HEED_ERR_ARG, "p");
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) != HEED_OK, "same prefix twice");
     CHECK(strstr(heed_ctx_error(ctx), "exists") != NULL, "%s", heed_ctx_error(ctx));
-    heed_mha_init(&m, P, "b", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .kdim = 3});
+    heed_mha_declare(&m, P, "b", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .kdim = 3});
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 7));
-    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "query dim");
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL, NULL) == NULL, "query dim");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_mha_forward: query[2,3,7] must be [B,N,8]");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
+    CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
     CHECK_ERR(g, HEED_ERR_SHAPE, "key[2,3,8] must be [B,N,3]");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "batch");
     CHECK_ERR(g, HEED_ERR_SHAPE, "with the query's B");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "keys vs values");
     CHECK_ERR(g, HEED_ERR_SHAPE, "same number of keys");
     q = heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 8)),
-                           NULL) == NULL,
+                           NULL, NULL) == NULL,
           "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "parameters are f32 but query is f64");
-    CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL) == NULL, "NULL layer");
+    heed_tensor *w = q; /* an error leaves NULL in the weights, whatever was there */
+    CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL, &w) == NULL && w == NULL, "NULL layer");
     CHECK_ERR(g, HEED_ERR_ARG, "not initialised");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
     CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 8)),
-                           &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}) == NULL,
+                           &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}, NULL) == NULL,
           "key length");
     CHECK_ERR(g, HEED_ERR_ARG, "key_lengths");
     heed_graph_free(g);

@@ -131,9 +131,9 @@ static void ops_equal_softmax(void) {
             for (int64_t c = 0; c < d; c++) qrep[(b * N + i) * d + c] = q[b * d + c];
     heed_tensor *k4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), K), *v4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, dv), V);
     heed_tensor *causal = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), qrep), k4, v4,
-                                         &(heed_attention_opts){.scale = 1.5, .causal = true});
+                                         &(heed_attention_opts){.scale = 1.5, .causal = true}, NULL);
     heed_tensor *single = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, 1, d), q), k4, v4,
-                                         &(heed_attention_opts){.scale = 1.5, .key_lengths = lens5});
+                                         &(heed_attention_opts){.scale = 1.5, .key_lengths = lens5}, NULL);
     CHECK(causal && single, "%s", heed_graph_error(g));
     double worst_attn = 0;
     for (int64_t b = 0; b < B && causal && single; b++) {

@@ -87,9 +87,9 @@ static unsigned char *ref_mask(const scase *c) {
 
 /* ---------------------------------------------------------------- running a case */
 
-static heed_attention_opts opts_of(const scase *c, bool dense, heed_tensor *bias, heed_tensor **w) {
+static heed_attention_opts opts_of(const scase *c, bool dense, heed_tensor *bias) {
     heed_attention_opts o = {.scale = c->scale, .key_lengths = c->lengths, .bias = bias, .dropout = c->dropout,
-                             .weights = w, .impl = c->impl, .block_q = c->bq, .block_k = c->bk};
+                             .impl = c->impl, .block_q = c->bq, .block_k = c->bk};
     if (!dense) o.causal = c->causal, o.window = c->window, o.pattern = c->pat;
     return o;
 }
@@ -98,8 +98,8 @@ static heed_attention_opts opts_of(const scase *c, bool dense, heed_tensor *bias
 static heed_tensor *fn_sparse(heed_graph *g, heed_tensor **x, void *u) {
     const scase *c = u;
     heed_tensor *w = NULL;
-    heed_attention_opts o = opts_of(c, false, c->bias ? x[3] : NULL, c->weights_out ? &w : NULL);
-    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o);
+    heed_attention_opts o = opts_of(c, false, c->bias ? x[3] : NULL);
+    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o, c->weights_out ? &w : NULL);
     return c->weights_out ? w : y;
 }
 
@@ -108,9 +108,9 @@ static heed_tensor *fn_sparse(heed_graph *g, heed_tensor **x, void *u) {
 static heed_tensor *fn_dense(heed_graph *g, heed_tensor **x, void *u) {
     const scase *c = u;
     heed_tensor *w = NULL, *bias = c->bias ? heed_add(g, x[3], x[4]) : x[3];
-    heed_attention_opts o = opts_of(c, true, bias, c->weights_out ? &w : NULL);
+    heed_attention_opts o = opts_of(c, true, bias);
     o.impl = HEED_ATTN_MATERIALISED, o.block_q = o.block_k = 0, o.key_lengths = NULL;
-    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o);
+    heed_tensor *y = heed_attention(g, x[0], x[1], x[2], &o, c->weights_out ? &w : NULL);
     return c->weights_out ? w : y;
 }
 
@@ -414,7 +414,7 @@ static void tiles_visited(void) {
                 unsigned char *mask = ref_mask(&c);
                 int64_t want_tiles = ref_tiles(&c, mask, bq, bk), want_pairs = count_visible(mask, c.H * c.Nq * c.Nk);
                 int64_t total = c.H * ((c.Nq + bq - 1) / bq) * ((c.Nk + bk - 1) / bk), pairs = -1, tiles = -1;
-                heed_attention_opts o = opts_of(&c, false, NULL, NULL);
+                heed_attention_opts o = opts_of(&c, false, NULL);
                 CHECK(heed_attention_cost(ctx, &o, dtype, c.H, c.Nq, c.Nk, &pairs, &tiles) == HEED_OK, "%s",
                       heed_ctx_error(ctx));
                 CHECK(pairs == want_pairs && tiles == want_tiles,
@@ -428,7 +428,7 @@ static void tiles_visited(void) {
                 heed_tensor *k = heed_requires_grad(heed_full(g, dtype, HEED_SHAPE(c.B, c.H, c.Nk, c.d), 0.2));
                 heed_tensor *v = heed_requires_grad(heed_full(g, dtype, HEED_SHAPE(c.B, c.H, c.Nk, c.dv), 0.3));
                 flash_take_tile_visits();
-                heed_tensor *y = heed_attention(g, q, k, v, &o);
+                heed_tensor *y = heed_attention(g, q, k, v, &o, NULL);
                 int64_t fwd = flash_take_tile_visits();
                 CHECK(y && heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
                 int64_t bwd = flash_take_tile_visits();
@@ -456,13 +456,13 @@ static void dense_cost(void) {
         c.impl = HEED_ATTN_FLASH, c.bq = 32, c.bk = 48;
         unsigned char *mask = ref_mask(&c);
         int64_t pairs = -1, tiles = -1, want_pairs = count_visible(mask, c.H * c.Nq * c.Nk);
-        heed_attention_opts o = opts_of(&c, false, NULL, NULL);
+        heed_attention_opts o = opts_of(&c, false, NULL);
         CHECK(heed_attention_cost(ctx, &o, HEED_F32, c.H, c.Nq, c.Nk, &pairs, &tiles) == HEED_OK, "%s", heed_ctx_error(ctx));
         heed_graph *g = heed_graph_new(ctx);
         heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nq, c.d), 0.1);
         heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nk, c.d), 0.2);
         flash_take_tile_visits();
-        CHECK(heed_attention(g, q, k, k, &o) != NULL, "%s", heed_graph_error(g));
+        CHECK(heed_attention(g, q, k, k, &o, NULL) != NULL, "%s", heed_graph_error(g));
         int64_t fwd = flash_take_tile_visits();
         CHECK(pairs == want_pairs && fwd == c.B * tiles && tiles > 0,
               "case %zu: cost %lld pairs, %lld tiles; mask %lld pairs, forward entered %lld tiles", ci, (long long)pairs,
@@ -515,9 +515,9 @@ static void random_blocks_draw(void) {
     heed_tensor *k = heed_input_f64(g, HEED_F64, HEED_SHAPE(1, 1, 37, 2), kd),
                 *v = heed_input_f64(g, HEED_F64, HEED_SHAPE(1, 1, 37, 2), vd);
     heed_attention_opts o = {.pattern = c.pat};
-    heed_tensor *y1 = heed_attention(g, q, k, v, &o), *y2 = heed_attention(g, q, k, v, &o);
+    heed_tensor *y1 = heed_attention(g, q, k, v, &o, NULL), *y2 = heed_attention(g, q, k, v, &o, NULL);
     o.pattern.seed = 13;
-    heed_tensor *y3 = heed_attention(g, q, k, v, &o);
+    heed_tensor *y3 = heed_attention(g, q, k, v, &o, NULL);
     CHECK(y1 && y2 && y3, "%s", heed_graph_error(g));
     bool same12 = true, same13 = true;
     for (int64_t e = 0; y1 && y2 && y3 && e < y1->numel; e++) {
@@ -561,7 +561,7 @@ static void bad_inputs(void) {
         for (int impl = 0; impl < 2; impl++) {
             heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 5, 4)), *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 7, 4));
             bad[x].o.impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED;
-            CHECK(!heed_attention(g, q, k, k, &bad[x].o), "case %zu accepted", x);
+            CHECK(!heed_attention(g, q, k, k, &bad[x].o, NULL), "case %zu accepted", x);
             CHECK_ERR(g, HEED_ERR_ARG, bad[x].msg);
             /* heed_attention_cost reports the same through the context */
             int64_t pairs = -5, tiles = -5;

@@ -136,10 +136,10 @@ static void round_trip(heed_dtype dt) {
     CHECK(heed_checkpoint_info_set(&info, "config", "d_model=16 \"quoted\" \\ tab\t ü") == HEED_OK, "set");
     CHECK(heed_checkpoint_info_set(&info, "data.pos", "12345") == HEED_OK, "set");
     const char *path = tmp_path(dt == HEED_F32 ? "rt32.safetensors" : "rt64.safetensors");
-    CHECK(heed_checkpoint_save(path, P1, NULL, &info) == HEED_OK, "%s", heed_ctx_error(c1));
+    CHECK(heed_checkpoint_save(P1, path, NULL, &info) == HEED_OK, "%s", heed_ctx_error(c1));
     CHECK(!same_values(P2, heed_params_values(P1)), "the two models start different");
     heed_checkpoint_info got;
-    CHECK(heed_checkpoint_load(path, P2, NULL, &got) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(P2, path, NULL, &got) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_values(P2, heed_params_values(P1)), "parameters bitwise equal");
     CHECK(got.step == 123 && got.epoch == 4 && got.n_schedule == 5, "step %lld epoch %lld", (long long)got.step,
           (long long)got.epoch);
@@ -165,7 +165,7 @@ static void round_trip(heed_dtype dt) {
     P2 = mlp(c2, dt);
     heed_param(P2, "scale", HEED_SCALAR, heed_init_constant(2));
     heed_param(P2, "empty", HEED_SHAPE(0, 4), heed_init_zeros());
-    CHECK(heed_checkpoint_load_memory(b, n, P2, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load_memory(P2, b, n, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_values(P2, heed_params_values(P1)), "memory load");
     free(b);
     heed_params_free(P1);
@@ -211,8 +211,8 @@ static void optimizer_state(void) {
     }
     CHECK(heed_optimizer_set_steps(o1, 41) == HEED_OK, "%s", heed_ctx_error(c1));
     const char *path = tmp_path("opt.safetensors"), *plain = tmp_path("noopt.safetensors");
-    CHECK(heed_checkpoint_save(path, P1, o1, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
-    CHECK(heed_checkpoint_save(plain, P1, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
+    CHECK(heed_checkpoint_save(P1, path, o1, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
+    CHECK(heed_checkpoint_save(P1, plain, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c1));
     size_t n;
     unsigned char *b = read_all(path, &n);
     const char *want = "\"optim.sgd.momentum_buffer/enc.w\":{\"dtype\":\"F32\",\"shape\":[12,5]";
@@ -220,13 +220,13 @@ static void optimizer_state(void) {
     free(b);
     CHECK(heed_params_offset(P2, 1) == 64, "padding after enc.w");
     buf2[62] = 9; /* padding: a load zeroes it */
-    CHECK(heed_checkpoint_load(path, P2, o2, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(P2, path, o2, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_state(o1, o2), "state bitwise");
     CHECK(heed_optimizer_steps(o2) == 41 && same_values(P2, heed_params_values(P1)), "steps %lld",
           (long long)heed_optimizer_steps(o2));
     /* weights only: the optimizer tensors of the file are skipped */
     heed_params *P3 = mlp(c2, HEED_F32);
-    CHECK(heed_checkpoint_load(path, P3, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(P3, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_values(P3, heed_params_values(P1)), "weights only");
     /* a file without optimizer state, or with another optimizer's */
     heed_params_free(P3);
@@ -234,9 +234,9 @@ static void optimizer_state(void) {
     void *snap = snapshot(P3);
     heed_optimizer *o3 = heed_sgd(P3, &so), *o4 = heed_adam(P3, NULL);
     CHECK(heed_optimizer_set_steps(o3, 5) == HEED_OK, "%s", heed_ctx_error(c2));
-    CHECK(heed_checkpoint_load(plain, P3, o3, NULL) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "holds no optimizer state"),
+    CHECK(heed_checkpoint_load(P3, plain, o3, NULL) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "holds no optimizer state"),
           "%s", heed_ctx_error(c2));
-    CHECK(heed_checkpoint_load(path, P3, o4, NULL) == HEED_ERR_FORMAT &&
+    CHECK(heed_checkpoint_load(P3, path, o4, NULL) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(c2),
                      "optimizer state in the file is 'sgd.momentum_buffer', the optimizer has 'adam.exp_avg,adam.exp_avg_sq'"),
           "%s", heed_ctx_error(c2));
@@ -244,11 +244,11 @@ static void optimizer_state(void) {
     /* plain SGD keeps no state: its checkpoints say so, and load into plain SGD only */
     heed_optimizer *o5 = heed_sgd(P3, NULL);
     CHECK(heed_optimizer_state_count(o5) == 0, "plain sgd");
-    CHECK(heed_checkpoint_save(plain, P3, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
-    CHECK(heed_checkpoint_load(plain, P2, o2, NULL) == HEED_ERR_FORMAT &&
+    CHECK(heed_checkpoint_save(P3, plain, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(P2, plain, o2, NULL) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(c2), "in the file is '', the optimizer has 'sgd.momentum_buffer'"),
           "%s", heed_ctx_error(c2));
-    CHECK(heed_checkpoint_load(plain, P3, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_checkpoint_load(P3, plain, o5, NULL) == HEED_OK, "%s", heed_ctx_error(c2));
     free(snap);
     heed_optimizer_free(o1), heed_optimizer_free(o2), heed_optimizer_free(o3), heed_optimizer_free(o4), heed_optimizer_free(o5);
     heed_params_free(P1), heed_params_free(P2), heed_params_free(P3);
@@ -262,35 +262,35 @@ static void weights_export_import(void) {
     heed_ctx *c1 = heed_ctx_new(&(heed_ctx_opts){.seed = 1}), *c2 = heed_ctx_new(&(heed_ctx_opts){.seed = 2});
     heed_params *A = mlp(c1, HEED_F32), *B = mlp(c2, HEED_F32), *D = mlp(c2, HEED_F64);
     const char *path = tmp_path("weights.safetensors");
-    CHECK(heed_safetensors_export(path, A) == HEED_OK, "%s", heed_ctx_error(c1));
-    CHECK(heed_safetensors_import(path, B, true) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_safetensors_export(A, path) == HEED_OK, "%s", heed_ctx_error(c1));
+    CHECK(heed_safetensors_import(B, path, true) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(same_values(B, heed_params_values(A)), "f32 -> f32 bitwise");
-    CHECK(heed_safetensors_import(path, D, true) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_safetensors_import(D, path, true) == HEED_OK, "%s", heed_ctx_error(c2));
     for (int i = 0; i < heed_params_count(A); i++)
         for (int64_t k = 0; k < heed_params_at(A, i)->numel; k++)
             CHECK(heed_get(heed_params_at(D, i), k) == heed_get(heed_params_at(A, i), k), "f32 -> f64 exact");
     /* a weights file is not a checkpoint */
-    CHECK(heed_checkpoint_load(path, B, NULL, NULL) == HEED_ERR_FORMAT &&
+    CHECK(heed_checkpoint_load(B, path, NULL, NULL) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(c2), "heed.format is 'weights'"),
           "%s", heed_ctx_error(c2));
     /* strict: missing and extra tensors; lenient: the ones that match */
     heed_params *E = mlp(c2, HEED_F32);
     heed_param(E, "extra", HEED_SHAPE(2), heed_init_zeros());
     void *snap = snapshot(E);
-    CHECK(heed_safetensors_import(path, E, true) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "parameter 'extra' is missing"),
+    CHECK(heed_safetensors_import(E, path, true) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "parameter 'extra' is missing"),
           "%s", heed_ctx_error(c2));
     CHECK(same_values(E, snap), "untouched");
-    CHECK(heed_safetensors_import(path, E, false) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_safetensors_import(E, path, false) == HEED_OK, "%s", heed_ctx_error(c2));
     CHECK(memcmp(heed_params_values(E), heed_params_values(A), (size_t)heed_params_offset(A, 3) * 4) == 0, "lenient loads");
     heed_params *F = heed_params_new(c2, HEED_F32);
     heed_param(F, "enc.w", HEED_SHAPE(12, 5), heed_init_zeros());
-    CHECK(heed_safetensors_import(path, F, true) == HEED_ERR_FORMAT &&
+    CHECK(heed_safetensors_import(F, path, true) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(c2), "tensor 'enc.b' in the file is not a parameter of the model"),
           "%s", heed_ctx_error(c2));
-    CHECK(heed_safetensors_import(path, F, false) == HEED_OK, "%s", heed_ctx_error(c2));
+    CHECK(heed_safetensors_import(F, path, false) == HEED_OK, "%s", heed_ctx_error(c2));
     heed_params *G = heed_params_new(c2, HEED_F32);
     heed_param(G, "nothing.matches", HEED_SHAPE(2), heed_init_zeros());
-    CHECK(heed_safetensors_import(path, G, false) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "no tensor in the file"),
+    CHECK(heed_safetensors_import(G, path, false) == HEED_ERR_FORMAT && strstr(heed_ctx_error(c2), "no tensor in the file"),
           "%s", heed_ctx_error(c2));
     free(snap);
     heed_params_free(A), heed_params_free(B), heed_params_free(D), heed_params_free(E), heed_params_free(F),
@@ -336,7 +336,7 @@ static void expect_fail(corrupt_env *env, const char *path, heed_status code, co
     uint64_t s0, c0, s1, c1;
     heed_ctx_rng_state(env->ctx, &s0, &c0);
     heed_checkpoint_info info = {.step = -7};
-    heed_status st = heed_checkpoint_load(path, env->P, NULL, &info);
+    heed_status st = heed_checkpoint_load(env->P, path, NULL, &info);
     const char *msg = heed_ctx_error(env->ctx);
     if (!(st == code && strstr(msg, needle))) {
         fprintf(stderr, "line %d: want %s containing '%s', got %s: '%s'\n", line, heed_status_name(code), needle,
@@ -350,7 +350,7 @@ static void expect_fail(corrupt_env *env, const char *path, heed_status code, co
     size_t n = 0;
     unsigned char *b = read_all(path, &n);
     if (b) {
-        st = heed_checkpoint_load_memory(b, n, env->P, NULL, NULL);
+        st = heed_checkpoint_load_memory(env->P, b, n, NULL, NULL);
         CHECK(st == code && strstr(heed_ctx_error(env->ctx), needle), "line %d (memory): %s", line, heed_ctx_error(env->ctx));
         CHECK(same_values(env->P, env->snap), "line %d (memory): changed", line);
         free(b);
@@ -372,14 +372,14 @@ static void corrupt_files(void) {
     /* the hand-made good file loads: the builder is right */
     put_file(path, "{\"__metadata__\":{" META_OK "}," WT_OK "," BT_OK "}", 36, -1);
     heed_params *Q = tiny(ctx);
-    CHECK(heed_checkpoint_load(path, Q, NULL, NULL) == HEED_OK, "good hand-made file: %s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_load(Q, path, NULL, NULL) == HEED_OK, "good hand-made file: %s", heed_ctx_error(ctx));
     CHECK(((float *)heed_params_at(Q, 1)->data)[2] == 0.25f * 9, "b[2]");
     heed_params_free(Q);
     heed_ctx_set_rng_state(ctx, 3, 0);
 
     /* truncated at several points of a real checkpoint */
     const char *good = tmp_path("good.safetensors");
-    heed_checkpoint_save(good, env.P, NULL, NULL);
+    heed_checkpoint_save(env.P, good, NULL, NULL);
     size_t n;
     unsigned char *b = read_all(good, &n);
     uint64_t hl = 0;
@@ -512,7 +512,7 @@ static void corrupt_files(void) {
              36, -1);
     Q = tiny(ctx);
     heed_checkpoint_info got;
-    CHECK(heed_checkpoint_load(path, Q, NULL, &got) == HEED_OK, "escaped names: %s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_load(Q, path, NULL, &got) == HEED_OK, "escaped names: %s", heed_ctx_error(ctx));
     const char *v = heed_checkpoint_info_get(&got, "\xF0\x9F\x98\x80");
     CHECK(v && strcmp(v, "tab\there \xC3\xA9") == 0, "a surrogate pair and escapes decode: '%s'", v ? v : "(missing)");
     CHECK(((float *)heed_params_at(Q, 0)->data)[5] == 0.25f * 6, "w read by its escaped name");
@@ -563,10 +563,10 @@ static void corrupt_files(void) {
     mkdir(tmp_path("a-directory"), 0700);
     expect_fail(&env, tmp_path("a-directory"), HEED_ERR_IO, "not a regular file", __LINE__);
     /* arguments */
-    CHECK(heed_checkpoint_load(NULL, env.P, NULL, NULL) == HEED_ERR_ARG, "NULL path");
-    CHECK(heed_checkpoint_load(path, NULL, NULL, NULL) == HEED_ERR_ARG, "NULL P");
-    CHECK(heed_checkpoint_load_memory(NULL, 0, env.P, NULL, NULL) == HEED_ERR_FORMAT, "empty memory");
-    CHECK(heed_checkpoint_load_memory(NULL, 10, env.P, NULL, NULL) == HEED_ERR_ARG, "NULL data");
+    CHECK(heed_checkpoint_load(env.P, NULL, NULL, NULL) == HEED_ERR_ARG, "NULL path");
+    CHECK(heed_checkpoint_load(NULL, path, NULL, NULL) == HEED_ERR_ARG, "NULL P");
+    CHECK(heed_checkpoint_load_memory(env.P, NULL, 0, NULL, NULL) == HEED_ERR_FORMAT, "empty memory");
+    CHECK(heed_checkpoint_load_memory(env.P, NULL, 10, NULL, NULL) == HEED_ERR_ARG, "NULL data");
     CHECK(same_values(env.P, env.snap), "unchanged at the end");
     free(env.snap);
     heed_params_free(env.P);
@@ -576,27 +576,27 @@ static void corrupt_files(void) {
 static void save_errors(void) {
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 3});
     heed_params *P = tiny(ctx);
-    CHECK(heed_checkpoint_save(tmp_path("no-such-dir/x.safetensors"), P, NULL, NULL) == HEED_ERR_IO &&
+    CHECK(heed_checkpoint_save(P, tmp_path("no-such-dir/x.safetensors"), NULL, NULL) == HEED_ERR_IO &&
               strstr(heed_ctx_error(ctx), "cannot create a temporary file"),
           "%s", heed_ctx_error(ctx));
     /* rename onto a directory fails after the data was written: the temporary goes away */
     mkdir(tmp_path("dir-target"), 0700);
     int before = count_temp_files();
-    CHECK(heed_checkpoint_save(tmp_path("dir-target"), P, NULL, NULL) == HEED_ERR_IO &&
+    CHECK(heed_checkpoint_save(P, tmp_path("dir-target"), NULL, NULL) == HEED_ERR_IO &&
               strstr(heed_ctx_error(ctx), "rename of the temporary file failed"),
           "%s", heed_ctx_error(ctx));
     CHECK(count_temp_files() == before, "temporary removed");
     heed_checkpoint_info info = {.n_schedule = 99};
-    CHECK(heed_checkpoint_save(tmp_path("x"), P, NULL, &info) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "n_schedule is 99"),
+    CHECK(heed_checkpoint_save(P, tmp_path("x"), NULL, &info) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "n_schedule is 99"),
           "%s", heed_ctx_error(ctx));
     info = (heed_checkpoint_info){.n_user = 1};
-    CHECK(heed_checkpoint_save(tmp_path("x"), P, NULL, &info) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "user key 0"),
+    CHECK(heed_checkpoint_save(P, tmp_path("x"), NULL, &info) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "user key 0"),
           "%s", heed_ctx_error(ctx));
-    CHECK(heed_checkpoint_save(NULL, P, NULL, NULL) == HEED_ERR_ARG, "NULL path");
-    CHECK(heed_checkpoint_save("x", NULL, NULL, NULL) == HEED_ERR_ARG, "NULL P");
+    CHECK(heed_checkpoint_save(P, NULL, NULL, NULL) == HEED_ERR_ARG, "NULL path");
+    CHECK(heed_checkpoint_save(NULL, "x", NULL, NULL) == HEED_ERR_ARG, "NULL P");
     /* a name that is not UTF-8 cannot be written */
     heed_param(P, "bad\xff", HEED_SHAPE(1), heed_init_zeros());
-    CHECK(heed_checkpoint_save(tmp_path("x"), P, NULL, NULL) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "not valid UTF-8"),
+    CHECK(heed_checkpoint_save(P, tmp_path("x"), NULL, NULL) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "not valid UTF-8"),
           "%s", heed_ctx_error(ctx));
     CHECK(access(tmp_path("x"), F_OK) != 0 && count_temp_files() == before, "nothing written");
     heed_params_free(P);
@@ -613,7 +613,7 @@ static void crash_while_saving(void) {
     char path[512];
     snprintf(path, sizeof path, "%s", tmp_path("crash.safetensors"));
     for (int64_t i = 0; i < w->numel; i++) v[i] = 1.0f;
-    CHECK(heed_checkpoint_save(path, P, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_save(P, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     srand((unsigned)time(NULL));
     int saw_new = 0, mid_save = 0, kills = 8;
     float old = 1.0f; /* what the file holds before the round */
@@ -626,7 +626,7 @@ static void crash_while_saving(void) {
             for (float x = 1000.0f * (float)(round + 1) + 1;; x += 1.0f) {
                 for (int64_t i = 0; i < w->numel; i++) v[i] = x;
                 if (write(pipefd[1], "s", 1) != 1) _exit(1);
-                heed_checkpoint_save(path, P, NULL, NULL);
+                heed_checkpoint_save(P, path, NULL, NULL);
             }
         }
         close(pipefd[1]);
@@ -652,7 +652,7 @@ static void crash_while_saving(void) {
         mid_save += stale;
         heed_params *Q = heed_params_new(ctx, HEED_F32);
         heed_tensor *q = heed_param(Q, "big", HEED_SHAPE(1 << 21), heed_init_constant(-1));
-        heed_status st = heed_checkpoint_load(path, Q, NULL, NULL);
+        heed_status st = heed_checkpoint_load(Q, path, NULL, NULL);
         CHECK(st == HEED_OK, "round %d: the file at path must always load: %s", round, heed_ctx_error(ctx));
         float *qv = q->data, first = qv[0];
         bool uniform = true;
@@ -734,14 +734,14 @@ static void numbers_range_checked(void) {
     CHECK(heed_optimizer_step(o) == HEED_OK, "%s", heed_ctx_error(ctx));
     const char *good = tmp_path("range.safetensors"), *bad = tmp_path("range-bad.safetensors");
     heed_checkpoint_info info = {.step = 7, .epoch = 2};
-    CHECK(heed_checkpoint_save(good, P, o, &info) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_save(P, good, o, &info) == HEED_OK, "%s", heed_ctx_error(ctx));
 
     heed_params *Q = tiny(ctx);
     heed_optimizer *oq = heed_adam(Q, NULL);
     CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
     void *snap = snapshot(Q);
     float *m0 = state_buf(oq, 0);
-    CHECK(heed_checkpoint_load(good, Q, oq, NULL) == HEED_OK && m0[0] != 0, "the good file loads: %s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_load(Q, good, oq, NULL) == HEED_OK && m0[0] != 0, "the good file loads: %s", heed_ctx_error(ctx));
     memcpy(heed_params_values(Q), snap, (size_t)heed_params_padded_numel(Q) * sizeof(float));
     CHECK(heed_optimizer_set_steps(oq, 3) == HEED_OK, "%s", heed_ctx_error(ctx));
     float m_before = m0[0];
@@ -775,7 +775,7 @@ static void numbers_range_checked(void) {
         uint64_t s0, n0, s1, n1;
         heed_ctx_rng_state(ctx, &s0, &n0);
         heed_checkpoint_info got = {.step = -7};
-        heed_status st = heed_checkpoint_load(bad, Q, oq, &got);
+        heed_status st = heed_checkpoint_load(Q, bad, oq, &got);
         heed_ctx_rng_state(ctx, &s1, &n1);
         if (!needle) {
             CHECK(st == HEED_OK, "case %d: %s", c, heed_ctx_error(ctx));
@@ -792,24 +792,24 @@ static void numbers_range_checked(void) {
     }
     /* weights files too */
     const char *weights = tmp_path("range-weights.safetensors");
-    CHECK(heed_safetensors_export(weights, P) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_safetensors_export(P, weights) == HEED_OK, "%s", heed_ctx_error(ctx));
     poke_f32(weights, bad, "w", 1, NAN);
-    CHECK(heed_safetensors_import(bad, Q, true) == HEED_ERR_FORMAT &&
+    CHECK(heed_safetensors_import(Q, bad, true) == HEED_ERR_FORMAT &&
               strstr(heed_ctx_error(ctx), "tensor 'w' element 1 is nan (parameters must be finite)"),
           "%s", heed_ctx_error(ctx));
     CHECK(same_values(Q, snap), "a refused import changes nothing");
     /* saving refuses what loading would refuse, and leaves no file */
     ((float *)heed_params_find(P, "b")->data)[1] = NAN;
     const char *never = tmp_path("never.safetensors");
-    CHECK(heed_checkpoint_save(never, P, o, &info) == HEED_ERR_NUMERIC &&
+    CHECK(heed_checkpoint_save(P, never, o, &info) == HEED_ERR_NUMERIC &&
               strstr(heed_ctx_error(ctx), "tensor 'b' element 1 is nan (parameters must be finite)"),
           "%s", heed_ctx_error(ctx));
-    CHECK(heed_safetensors_export(never, P) == HEED_ERR_NUMERIC && access(never, F_OK) != 0, "%s", heed_ctx_error(ctx));
+    CHECK(heed_safetensors_export(P, never) == HEED_ERR_NUMERIC && access(never, F_OK) != 0, "%s", heed_ctx_error(ctx));
     ((float *)heed_params_find(P, "b")->data)[1] = 0;
-    CHECK(heed_checkpoint_save(never, P, o, &(heed_checkpoint_info){.step = -1}) == HEED_ERR_ARG &&
+    CHECK(heed_checkpoint_save(P, never, o, &(heed_checkpoint_info){.step = -1}) == HEED_ERR_ARG &&
               strstr(heed_ctx_error(ctx), "info->step = -1"),
           "%s", heed_ctx_error(ctx));
-    CHECK(heed_checkpoint_save(never, P, o, &(heed_checkpoint_info){.epoch = (int64_t)1 << 60}) == HEED_ERR_ARG &&
+    CHECK(heed_checkpoint_save(P, never, o, &(heed_checkpoint_info){.epoch = (int64_t)1 << 60}) == HEED_ERR_ARG &&
               strstr(heed_ctx_error(ctx), "must be in [0, 2^53]"),
           "%s", heed_ctx_error(ctx));
     CHECK(access(never, F_OK) != 0, "no file written");
@@ -839,7 +839,7 @@ static double header_peak(const char *sep, const char *want) {
     heed_params *P = tiny(ctx);
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
-    heed_status st = heed_checkpoint_load_memory(b, 8 + hl, P, NULL, NULL);
+    heed_status st = heed_checkpoint_load_memory(P, b, 8 + hl, NULL, NULL);
     getrusage(RUSAGE_SELF, &after);
     double grew = (double)(after.ru_maxrss - before.ru_maxrss) * 1024 / (double)hl; /* ru_maxrss is in KiB */
     CHECK(st == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), want), "%s", heed_ctx_error(ctx));
@@ -885,7 +885,7 @@ static void train_step(heed_graph *g, heed_params *P, heed_optimizer *opt, heed_
     heed_tensor *loss = heed_mean_all(g, heed_mul(g, d, d));
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
-    CHECK(heed_schedule_apply(sched, opt) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "step");
+    CHECK(heed_schedule_apply(opt, sched) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "step");
     CHECK(heed_schedule_observe(heed_graph_ctx(g), sched, heed_get(loss, 0), NULL) == HEED_OK, "%s",
           heed_ctx_error(heed_graph_ctx(g)));
 }
@@ -922,7 +922,7 @@ static void resume_bitwise(void) {
     heed_checkpoint_info info = {.step = N, .epoch = 1, .n_schedule = HEED_SCHEDULE_STATE};
     heed_schedule_get_state(&sb, info.schedule);
     const char *path = tmp_path("resume.safetensors");
-    CHECK(heed_checkpoint_save(path, PB, ob, &info) == HEED_OK, "%s", heed_ctx_error(cb));
+    CHECK(heed_checkpoint_save(PB, path, ob, &info) == HEED_OK, "%s", heed_ctx_error(cb));
     heed_optimizer_free(ob);
     heed_params_free(PB);
     heed_ctx_free(cb);
@@ -934,7 +934,7 @@ static void resume_bitwise(void) {
         heed_optimizer *oc = heed_adamw(PC, &ao);
         heed_schedule sc = plateau();
         heed_checkpoint_info got;
-        CHECK(heed_checkpoint_load(path, PC, oc, &got) == HEED_OK, "%s", heed_ctx_error(cc));
+        CHECK(heed_checkpoint_load(PC, path, oc, &got) == HEED_OK, "%s", heed_ctx_error(cc));
         CHECK(got.n_schedule == HEED_SCHEDULE_STATE, "schedule state");
         if (variant != 2) CHECK(heed_schedule_set_state(cc, &sc, got.schedule) == HEED_OK, "%s", heed_ctx_error(cc));
         if (variant == 1) heed_ctx_set_rng_state(cc, got.rng_seed, 0); /* dropout masks replayed from 0 */

@@ -385,8 +385,8 @@ static void bn_gradients(void) {
 static void bn_against_pytorch(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_batchnorm bn, cum;
-    CHECK(heed_batchnorm_init(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 3}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_init(&cum, P, "cum", &(heed_batchnorm_config){.num_features = 3, .cumulative = true}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 3}) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&cum, P, "cum", &(heed_batchnorm_config){.num_features = 3, .cumulative = true}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     for (int c = 0; c < 3; c++) ((double *)bn.weight->data)[c] = 1 + v(c, 2), ((double *)bn.bias->data)[c] = v(c, 3);
     const double *ref[4][4] = {{bn_step0_y, bn_step0_dx, bn_step0_dweight, bn_step0_dbias},
@@ -433,7 +433,7 @@ static void bn_against_pytorch(void) {
 static void bn_store_and_checkpoint(void) {
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_batchnorm bn;
-    CHECK(heed_batchnorm_init(&bn, P, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bn, P, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     const char *names[] = {"enc.bn1.weight", "enc.bn1.bias", "enc.bn1.running_mean", "enc.bn1.running_var",
                            "enc.bn1.num_batches_tracked"};
@@ -457,13 +457,13 @@ static void bn_store_and_checkpoint(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp");
     if (fd >= 0) close(fd);
-    CHECK(heed_checkpoint_save(path, P, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_save(P, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_params *Q = heed_params_new(ctx, HEED_F32);
     heed_batchnorm bq;
-    CHECK(heed_batchnorm_init(&bq, Q, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bq, Q, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     CHECK(heed_get(bq.opts.running_var, 0) == 1 && heed_get(bq.opts.running_mean, 0) == 0, "fresh buffers");
-    CHECK(heed_checkpoint_load(path, Q, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_checkpoint_load(Q, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     unlink(path);
     for (int i = 0; i < 5; i++) {
         heed_tensor *a = heed_params_find(P, names[i]), *b = heed_params_find(Q, names[i]);
@@ -542,16 +542,16 @@ static void bn_bad_input(void) {
     CHECK_ERR(g, HEED_ERR_ARG, "heed_batchnorm_forward: bn is NULL");
 #undef X
     heed_batchnorm bn;
-    CHECK(heed_batchnorm_init(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 0}) == HEED_ERR_ARG, "0 features");
-    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_init: num_features = 0 (must be >= 1)"), "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_init(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2, .momentum = -0.1}) == HEED_ERR_ARG, "m");
-    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_init: momentum = -0.1"), "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_init(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_init(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_ERR_ARG, "duplicate");
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 0}) == HEED_ERR_ARG, "0 features");
+    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_declare: num_features = 0 (must be >= 1)"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2, .momentum = -0.1}) == HEED_ERR_ARG, "m");
+    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_declare: momentum = -0.1"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_ERR_ARG, "duplicate");
     CHECK(strstr(heed_ctx_error(ctx), "a parameter named 'bn.weight' exists already"), "%s", heed_ctx_error(ctx));
     heed_batchnorm plain;
-    CHECK(heed_batchnorm_init(&plain, P, "plain", &(heed_batchnorm_config){.num_features = 2, .no_affine = true,
-                                                                          .no_running_stats = true}) == HEED_OK &&
+    CHECK(heed_batchnorm_declare(&plain, P, "plain", &(heed_batchnorm_config){.num_features = 2, .no_affine = true,
+                                                                             .no_running_stats = true}) == HEED_OK &&
               !plain.weight && !plain.opts.running_mean && heed_params_count(P) == 5,
           "no affine, no stats: %s", heed_ctx_error(ctx));
     heed_params_free(P);

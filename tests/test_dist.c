@@ -283,14 +283,14 @@ static void save_checkpoint(void) {
     net n = net_new(true, false, 0);
     train_epochs(&n, ckpt_epochs);
     heed_checkpoint_info info = {.epoch = n.epoch, .step = n.steps};
-    CHECK(heed_dist_checkpoint_save(ckpt_path, n.P, n.opt, &info) == HEED_OK, "%s", heed_ctx_error(n.ctx));
+    CHECK(heed_dist_checkpoint_save(n.P, ckpt_path, n.opt, &info) == HEED_OK, "%s", heed_ctx_error(n.ctx));
     net_free(&n);
 }
 
 static void resume_equals_an_uninterrupted_run(void) {
     net n = net_new(true, true, 0), ref = net_new(false, false, 0);
     heed_checkpoint_info info;
-    CHECK(heed_dist_checkpoint_load(ckpt_path, n.P, n.opt, &info) == HEED_OK, "%s", heed_ctx_error(n.ctx));
+    CHECK(heed_dist_checkpoint_load(n.P, ckpt_path, n.opt, &info) == HEED_OK, "%s", heed_ctx_error(n.ctx));
     n.epoch = info.epoch, n.steps = info.step;
     CHECK(n.epoch > 0 && n.epoch < ckpt_epochs, "resumed at epoch %lld of %lld", (long long)n.epoch, (long long)ckpt_epochs);
     train_epochs(&n, ckpt_epochs);
@@ -300,7 +300,7 @@ static void resume_equals_an_uninterrupted_run(void) {
           n.size, (long long)info.epoch, d);
     CHECK(ranks_bitwise_equal(&n), "after resuming the ranks' weights differ");
     /* A missing file fails on every rank with rank 0's message. */
-    CHECK(heed_dist_checkpoint_load("/nonexistent/heed.ckpt", n.P, n.opt, NULL) == HEED_ERR_IO &&
+    CHECK(heed_dist_checkpoint_load(n.P, "/nonexistent/heed.ckpt", n.opt, NULL) == HEED_ERR_IO &&
               strstr(heed_ctx_error(n.ctx), "/nonexistent/heed.ckpt"),
           "rank %d: %s", n.rank, heed_ctx_error(n.ctx));
     net_free(&n);

@@ -62,6 +62,10 @@ static void errors_are_sticky_and_clear(void) {
     heed_tensor *e = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), *f = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
     CHECK(heed_add(g, e, f) == NULL, "broadcast");
     CHECK_ERR(g, HEED_ERR_SHAPE, "do not broadcast");
+    e = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), f = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
+    CHECK(heed_matmul_t(g, e, f, HEED_TRANS_B) != NULL, "e @ f^T: %s", heed_graph_error(g));
+    CHECK(heed_matmul_t(g, e, f, HEED_TRANS_B | 4) == NULL, "unknown matmul flag");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_matmul_t: flags = 6 (0 or HEED_TRANS_A | HEED_TRANS_B)");
     heed_graph *other = heed_graph_new(ctx);
     heed_tensor *o = heed_zeros(other, HEED_F32, HEED_SHAPE(2));
     heed_tensor *h = heed_zeros(g, HEED_F32, HEED_SHAPE(2));
@@ -153,9 +157,9 @@ static heed_tensor *fn_matmul(heed_graph *g, heed_tensor **x, void *u) {
     int mode = *(int *)u;
     switch (mode) {
     case 0: return heed_matmul(g, x[0], x[1]);
-    case 1: return heed_matmul_t(g, x[0], x[1], true, false);
-    case 2: return heed_matmul_t(g, x[0], x[1], false, true);
-    default: return heed_matmul_t(g, x[0], x[1], true, true);
+    case 1: return heed_matmul_t(g, x[0], x[1], HEED_TRANS_A);
+    case 2: return heed_matmul_t(g, x[0], x[1], HEED_TRANS_B);
+    default: return heed_matmul_t(g, x[0], x[1], HEED_TRANS_A | HEED_TRANS_B);
     }
 }
 

@@ -46,7 +46,7 @@ static void known_values(void) {
     int64_t zero = 0;
     y = heed_gather(g, sc, 0, &zero, HEED_SCALAR);
     CHECK(y && y->ndim == 0 && heed_get(y, 0) == 5, "gather of 0-d");
-    y = heed_topk(g, sc, 1, -1, true, true, NULL);
+    y = heed_topk(g, sc, 1, -1, 0, NULL);
     CHECK(y && y->ndim == 0 && heed_get(y, 0) == 5, "topk of 0-d");
     CHECK(heed_graph_status(g) == HEED_OK, "%s", heed_graph_error(g));
     heed_graph_free(g);
@@ -63,11 +63,11 @@ static void argmax_and_topk_order(void) {
         heed_tensor *x = heed_input_f64(g, dt, HEED_SHAPE(6), v);
         int64_t am = -1, idx[6] = {-1, -1, -1, -1, -1, -1};
         CHECK(heed_argmax(g, x, 0, &am) == HEED_OK && am == 3, "argmax with NaN: %lld", (long long)am);
-        heed_tensor *t = heed_topk(g, x, 3, 0, true, true, idx);
+        heed_tensor *t = heed_topk(g, x, 3, 0, 0, idx);
         CHECK(t && isnan(heed_get(t, 0)) && isnan(heed_get(t, 1)) && heed_get(t, 2) == 3, "topk values with NaN");
         CHECK(idx[0] == 3 && idx[1] == 5 && idx[2] == 1, "topk indices %lld %lld %lld", (long long)idx[0],
               (long long)idx[1], (long long)idx[2]);
-        t = heed_topk(g, x, 6, 0, false, true, idx);
+        t = heed_topk(g, x, 6, 0, HEED_TOPK_SMALLEST, idx);
         double want[4] = {1, 2, 3, 3};
         for (int k = 0; k < 4; k++) CHECK(t && heed_get(t, k) == want[k], "smallest %d", k);
         CHECK(t && isnan(heed_get(t, 4)) && isnan(heed_get(t, 5)), "NaN ranks last among the smallest");
@@ -77,9 +77,9 @@ static void argmax_and_topk_order(void) {
         double w[6] = {1, 3, 3, 0, 2, 3};
         x = heed_input_f64(g, dt, HEED_SHAPE(6), w);
         CHECK(heed_argmax(g, x, -1, &am) == HEED_OK && am == 1, "first max");
-        t = heed_topk(g, x, 4, 0, true, true, idx);
+        t = heed_topk(g, x, 4, 0, 0, idx);
         CHECK(t && idx[0] == 1 && idx[1] == 2 && idx[2] == 5 && idx[3] == 4 && heed_get(t, 3) == 2, "tie order");
-        t = heed_topk(g, x, 3, 0, false, false, idx);
+        t = heed_topk(g, x, 3, 0, HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED, idx);
         CHECK(t && idx[0] == 0 && idx[1] == 3 && idx[2] == 4 && heed_get(t, 1) == 0, "unsorted: by position");
         /* along dim 0 of [3, 2]: columns [5, 1, 5] and [-inf, -inf, -2] */
         double m[6] = {5, -INFINITY, 1, -INFINITY, 5, -2};
@@ -91,7 +91,7 @@ static void argmax_and_topk_order(void) {
         CHECK(heed_argmax(g, heed_input_f64(g, dt, HEED_SHAPE(2), inf2), 0, &am) == HEED_OK && am == 0, "all -inf");
         heed_tensor *sc = heed_scalar(g, dt, 7);
         CHECK(heed_argmax(g, sc, -1, &am) == HEED_OK && am == 0, "0-d");
-        t = heed_topk(g, x, 0, 1, true, true, NULL);
+        t = heed_topk(g, x, 0, 1, 0, NULL);
         CHECK(t && t->shape[0] == 3 && t->shape[1] == 0 && t->numel == 0, "k = 0: empty");
     }
     CHECK(heed_graph_status(g) == HEED_OK, "%s", heed_graph_error(g));
@@ -109,40 +109,40 @@ static void topk_against_brute_force(void) {
     heed_tensor *x = heed_input_f64(g, HEED_F64, HEED_SHAPE(R, N), v);
     int64_t ks[3] = {5, 64, 70};
     for (int kk = 0; kk < 3; kk++)
-        for (int largest = 0; largest < 2; largest++)
-            for (int sorted = 0; sorted < 2; sorted++) {
-                int64_t k = ks[kk], idx[R * 70];
-                heed_tensor *t = heed_topk(g, x, k, 1, largest, sorted, idx);
-                CHECK(t != NULL, "%s", heed_graph_error(g));
-                if (!t) continue;
-                for (int r = 0; r < R; r++) {
-                    bool taken[N] = {false}, picked[N] = {false};
-                    int64_t order[70];
-                    for (int64_t j = 0; j < k; j++) { /* the brute-force ranking */
-                        int64_t best = -1;
-                        for (int64_t c = 0; c < N; c++) {
-                            if (taken[c]) continue;
-                            double a = v[r * N + c], bv = best < 0 ? 0 : v[r * N + best];
-                            bool better = best < 0;
-                            if (!better && (a != a || bv != bv)) better = largest ? (a != a && bv == bv) : (a == a && bv != bv);
-                            else if (!better) better = largest ? a > bv : a < bv;
-                            if (better) best = c;
-                        }
-                        taken[best] = true, order[j] = best;
+        for (int flags = 0; flags <= (HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED); flags++) {
+            bool largest = !(flags & HEED_TOPK_SMALLEST), sorted = !(flags & HEED_TOPK_UNSORTED);
+            int64_t k = ks[kk], idx[R * 70];
+            heed_tensor *t = heed_topk(g, x, k, 1, flags, idx);
+            CHECK(t != NULL, "%s", heed_graph_error(g));
+            if (!t) continue;
+            for (int r = 0; r < R; r++) {
+                bool taken[N] = {false}, picked[N] = {false};
+                int64_t order[70];
+                for (int64_t j = 0; j < k; j++) { /* the brute-force ranking */
+                    int64_t best = -1;
+                    for (int64_t c = 0; c < N; c++) {
+                        if (taken[c]) continue;
+                        double a = v[r * N + c], bv = best < 0 ? 0 : v[r * N + best];
+                        bool better = best < 0;
+                        if (!better && (a != a || bv != bv)) better = largest ? (a != a && bv == bv) : (a == a && bv != bv);
+                        else if (!better) better = largest ? a > bv : a < bv;
+                        if (better) best = c;
                     }
-                    int bad = 0;
-                    for (int64_t j = 0; j < k; j++) {
-                        int64_t got = idx[(int64_t)r * k + j];
-                        if (sorted && got != order[j]) bad++;
-                        if (got < 0 || got >= N || !taken[got] || picked[got]) bad++;
-                        else picked[got] = true;
-                        if (!sorted && j > 0 && got <= idx[(int64_t)r * k + j - 1]) bad++;
-                        double tv = heed_get(t, (int64_t)r * k + j), xv = v[r * N + (got >= 0 && got < N ? got : 0)];
-                        if (!(tv == xv || (tv != tv && xv != xv))) bad++;
-                    }
-                    CHECK(bad == 0, "k %lld largest %d sorted %d row %d: %d mismatches", (long long)k, largest, sorted, r, bad);
+                    taken[best] = true, order[j] = best;
                 }
+                int bad = 0;
+                for (int64_t j = 0; j < k; j++) {
+                    int64_t got = idx[(int64_t)r * k + j];
+                    if (sorted && got != order[j]) bad++;
+                    if (got < 0 || got >= N || !taken[got] || picked[got]) bad++;
+                    else picked[got] = true;
+                    if (!sorted && j > 0 && got <= idx[(int64_t)r * k + j - 1]) bad++;
+                    double tv = heed_get(t, (int64_t)r * k + j), xv = v[r * N + (got >= 0 && got < N ? got : 0)];
+                    if (!(tv == xv || (tv != tv && xv != xv))) bad++;
+                }
+                CHECK(bad == 0, "k %lld largest %d sorted %d row %d: %d mismatches", (long long)k, largest, sorted, r, bad);
             }
+        }
     heed_graph_free(g);
 }
 
@@ -152,7 +152,7 @@ typedef struct {
     int op; /* 0 select, 1 squeeze, 2 unsqueeze, 3 gather, 4 topk */
     int dim;
     int64_t index, k;
-    bool largest, sorted;
+    int flags; /* topk */
     const int64_t *idx;
     heed_shape idx_shape;
 } idx_case;
@@ -164,7 +164,7 @@ static heed_tensor *fn_index(heed_graph *g, heed_tensor **in, void *u) {
     case 1: return heed_squeeze(g, in[0], c->dim);
     case 2: return heed_unsqueeze(g, in[0], c->dim);
     case 3: return heed_gather(g, in[0], c->dim, c->idx, c->idx_shape);
-    default: return heed_topk(g, in[0], c->k, c->dim, c->largest, c->sorted, NULL);
+    default: return heed_topk(g, in[0], c->k, c->dim, c->flags, NULL);
     }
 }
 
@@ -186,11 +186,12 @@ static void gradients(void) {
         check_case((idx_case){.op = 2, .dim = dim}, s3, what);
         for (int largest = 0; largest < 2; largest++) {
             snprintf(what, sizeof what, "topk dim %d largest %d", dim, largest);
-            check_case((idx_case){.op = 4, .dim = dim, .k = 2, .largest = largest, .sorted = dim % 2 == 0}, s3, what);
+            int flags = (largest ? 0 : HEED_TOPK_SMALLEST) | (dim % 2 == 0 ? 0 : HEED_TOPK_UNSORTED);
+            check_case((idx_case){.op = 4, .dim = dim, .k = 2, .flags = flags}, s3, what);
         }
     }
     check_case((idx_case){.op = 1, .dim = 1}, HEED_SHAPE(3, 1, 2), "squeeze");
-    check_case((idx_case){.op = 4, .dim = 1, .k = 70, .largest = true, .sorted = true}, HEED_SHAPE(2, 90), "topk k = 70");
+    check_case((idx_case){.op = 4, .dim = 1, .k = 70}, HEED_SHAPE(2, 90), "topk k = 70");
     /* gather with an index smaller than x in the other dims and repeated positions (their
      * gradients add up) */
     int64_t idx[18];
@@ -220,7 +221,7 @@ static void known_gradients(void) {
     double t[8] = {0.3, -1, 2, 0.5, 4, 1, 1.5, -2}, wv[4] = {1, 2, 3, 4}, want[8] = {0, 0, 1, 2, 3, 0, 4, 0};
     x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(2, 4), t));
     int64_t ti[4];
-    y = heed_topk(g, x, 2, 1, true, true, ti);
+    y = heed_topk(g, x, 2, 1, 0, ti);
     CHECK(y && heed_get(y, 1) == 0.5 && heed_get(y, 3) == 1.5 && ti[0] == 2 && ti[1] == 3 && ti[2] == 0 && ti[3] == 2, "topk");
     CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 2), wv)))) == HEED_OK, "%s",
           heed_graph_error(g));
@@ -245,7 +246,7 @@ static void known_gradients(void) {
     heed_graph_reset(g);
     x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(3), v));
     heed_no_grad_begin(g);
-    y = heed_topk(g, heed_gather(g, heed_select(g, heed_unsqueeze(g, x, 0), 0, 0), 0, idx, HEED_SHAPE(4)), 2, 0, true, true, NULL);
+    y = heed_topk(g, heed_gather(g, heed_select(g, heed_unsqueeze(g, x, 0), 0, 0), 0, idx, HEED_SHAPE(4)), 2, 0, 0, NULL);
     heed_no_grad_end(g);
     CHECK(y && heed_graph_nodes(g) == 0 && !(y->flags & HEED_REQUIRES_GRAD), "no-grad records nothing");
     heed_graph_free(g);
@@ -280,12 +281,14 @@ static void bad_input(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_argmax: dim 1 of x[2,0] is empty");
     CHECK(heed_argmax(g, NULL, 0, out) == HEED_ERR_ARG, "argmax NULL");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_argmax: x is NULL");
-    CHECK(!heed_topk(g, X2, 4, 1, true, true, out), "k > n");
+    CHECK(!heed_topk(g, X2, 4, 1, 0, out), "k > n");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_topk: k = 4 is out of range for dim 1 of x[2,3] (need 0 <= k <= 3)");
-    CHECK(!heed_topk(g, X2, -1, 1, true, true, out), "k < 0");
+    CHECK(!heed_topk(g, X2, -1, 1, 0, out), "k < 0");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_topk: k = -1 is out of range");
-    CHECK(!heed_topk(g, X2, 1, -3, true, true, out), "topk dim");
+    CHECK(!heed_topk(g, X2, 1, -3, 0, out), "topk dim");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_topk: dim -3 out of range for x[2,3]");
+    CHECK(!heed_topk(g, X2, 1, 1, -1, out), "topk flags");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_topk: flags = -1 (0 or HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED)");
     CHECK(!heed_gather(g, X2, 2, idx, HEED_SHAPE(2, 2)), "gather dim");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_gather: dim 2 out of range for x[2,3]");
     CHECK(!heed_gather(g, X2, 1, idx, HEED_SHAPE(2, 2)), "gather index value");

@@ -311,7 +311,7 @@ static void converges(void) {
         /* cosine annealing to 0 lets the adaptive methods settle instead of hovering */
         heed_schedule sched = heed_schedule_cosine(heed_optimizer_lr(o), steps, 0);
         for (int s = 0; s < steps; s++) {
-            CHECK(heed_schedule_apply(&sched, o) == HEED_OK, "%s", heed_ctx_error(ctx));
+            CHECK(heed_schedule_apply(o, &sched) == HEED_OK, "%s", heed_ctx_error(ctx));
             heed_params_zero_grad(P);
             regression_loss(g, P, X, y, true);
             heed_optimizer_step(o);

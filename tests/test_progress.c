@@ -63,7 +63,7 @@ static void progress_plain_lines(void) {
     double want = ema / (1 - pow(0.9, n));
     CHECK_CLOSE(heed_progress_running_loss(p), want, 1e-12);
     heed_progress_note(p, "epoch %d done", 1);
-    heed_progress_finish(p);
+    heed_progress_free(p);
     char *s = slurp_file(f);
     /* a file is not a terminal: plain lines, no carriage returns or escapes */
     CHECK(!strchr(s, '\r') && !strchr(s, '\033'), "plain mode wrote control characters: %s", s);
@@ -84,7 +84,7 @@ static void progress_pipe(void) {
     FILE *w = fdopen(fds[1], "w");
     heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = w, .every = 2}); /* unknown total */
     for (int step = 1; step <= 4; step++) heed_progress_update(p, step, NAN);
-    heed_progress_finish(p);
+    heed_progress_free(p);
     fclose(w);
     char buf[1024];
     ssize_t n = read(fds[0], buf, sizeof buf - 1);
@@ -101,7 +101,7 @@ static void progress_terminal(void) {
     for (int step = 1; step <= 5; step++) heed_progress_update(p, step, 2.0);
     heed_progress_note(p, "hello");
     for (int step = 6; step <= 10; step++) heed_progress_update(p, step, 2.0);
-    heed_progress_finish(p);
+    heed_progress_free(p);
     char *s = slurp_file(f);
     /* half way: 12 of 24 cells filled, then the arrow head */
     CHECK(strstr(s, "\r[============>           ] 5/10  ") != NULL, "bar at 5/10 missing: %s", s);
@@ -131,12 +131,12 @@ static void metrics_csv(void) {
     CHECK(s && !strcmp(s, want), "CSV:\n%s\nwant:\n%s", s, want);
     free(s);
     CHECK(heed_metrics_rows(m) == 3 && heed_metrics_column(m, 1)[1] == 0.1 + 0.2 && !heed_metrics_column(m, 3), "memory");
-    CHECK(heed_metrics_close(m) == HEED_OK, "close");
+    CHECK(heed_metrics_free(m) == HEED_OK, "close");
     /* memory only */
     m = heed_metrics_new(ctx, NULL, 1, names);
     for (int i = 0; i < 1000; i++) heed_metrics_add(m, (double[]){i});
     CHECK(heed_metrics_rows(m) == 1000 && heed_metrics_column(m, 0)[999] == 999, "growth");
-    heed_metrics_close(m);
+    heed_metrics_free(m);
     /* bad input */
     CHECK(!heed_metrics_new(ctx, path_in("no/such/dir.csv"), 1, names) && strstr(heed_ctx_error(ctx), "cannot open"), "%s",
           heed_ctx_error(ctx));
@@ -144,7 +144,7 @@ static void metrics_csv(void) {
     CHECK(!heed_metrics_new(ctx, NULL, 2, (const char *[]){"a", ""}) && strstr(heed_ctx_error(ctx), "column 1"), "%s",
           heed_ctx_error(ctx));
     CHECK(!heed_metrics_new(NULL, NULL, 1, names), "NULL ctx");
-    CHECK(heed_metrics_add(NULL, NULL) == HEED_ERR_ARG && heed_metrics_close(NULL) == HEED_OK, "NULL");
+    CHECK(heed_metrics_add(NULL, NULL) == HEED_ERR_ARG && heed_metrics_free(NULL) == HEED_OK, "NULL");
 }
 
 /* ---------------------------------------------------------------- SVG */
@@ -280,7 +280,7 @@ static void svg_curves(void) {
     free(s);
     CHECK(heed_metrics_plot_svg(m, svg_path, 3, (int[]){1}, 1, NULL) == HEED_ERR_ARG, "bad x column");
     CHECK(heed_metrics_plot_svg(m, svg_path, 0, (int[]){7}, 1, NULL) == HEED_ERR_ARG, "bad y column");
-    heed_metrics_close(m);
+    heed_metrics_free(m);
 
     /* a long series keeps its single spike; the file stays small */
     int64_t n = 100000;

@@ -1,4 +1,4 @@
-/* Reductions: sum, mean and max over each axis (with and without keepdim) and over
+/* Reductions: sum, mean and max over each dim (with and without keepdim) and over
  * everything, f64 gradient checks, f32 against f64, bad input. */
 #include "check.h"
 
@@ -6,28 +6,28 @@ static heed_ctx *ctx;
 
 typedef struct {
     int op; /* 0 sum, 1 mean, 2 max */
-    int axis;
+    int dim;
     bool keepdim, all;
 } reduce_case;
 
 static heed_tensor *fn_reduce(heed_graph *g, heed_tensor **x, void *u) {
     const reduce_case *c = u;
     if (c->all) return c->op == 0 ? heed_sum_all(g, x[0]) : c->op == 1 ? heed_mean_all(g, x[0]) : heed_max_all(g, x[0]);
-    return c->op == 0   ? heed_sum(g, x[0], c->axis, c->keepdim)
-           : c->op == 1 ? heed_mean(g, x[0], c->axis, c->keepdim)
-                        : heed_max(g, x[0], c->axis, c->keepdim);
+    return c->op == 0   ? heed_sum(g, x[0], c->dim, c->keepdim)
+           : c->op == 1 ? heed_mean(g, x[0], c->dim, c->keepdim)
+                        : heed_max(g, x[0], c->dim, c->keepdim);
 }
 
 static void gradchecks(void) {
     static const char *names[3] = {"sum", "mean", "max"};
     heed_gradcheck_input in[1] = {{HEED_SHAPE(3, 4, 5), NULL, false}};
     for (int op = 0; op < 3; op++) {
-        for (int axis = -1; axis < 3; axis++)
+        for (int dim = -1; dim < 3; dim++)
             for (int keep = 0; keep < 2; keep++) {
-                reduce_case c = {op, axis, keep, false};
+                reduce_case c = {op, dim, keep, false};
                 CHECK_GRAD(ctx, fn_reduce, &c, 1, in, NULL);
                 char what[64];
-                snprintf(what, sizeof what, "%s axis %d keepdim %d", names[op], axis, keep);
+                snprintf(what, sizeof what, "%s dim %d keepdim %d", names[op], dim, keep);
                 check_f32_vs_f64(ctx, fn_reduce, &c, 1, in, 1e-5, what);
             }
         reduce_case c = {op, 0, false, true};
@@ -58,10 +58,10 @@ static void known_values(void) {
 static void bad_input(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
-    CHECK(!heed_sum(g, x, 2, false), "axis 2 of a 2-D tensor");
+    CHECK(!heed_sum(g, x, 2, false), "dim 2 of a 2-D tensor");
     CHECK_ERR(g, HEED_ERR_ARG, "out of range");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
-    CHECK(!heed_mean(g, x, -3, false), "axis -3 of a 2-D tensor");
+    CHECK(!heed_mean(g, x, -3, false), "dim -3 of a 2-D tensor");
     CHECK_ERR(g, HEED_ERR_ARG, "out of range");
     CHECK(!heed_max(g, NULL, 0, false), "NULL");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_max");

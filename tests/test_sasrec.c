@@ -41,7 +41,7 @@ static void gradcheck_whole_model(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     scramble(P);
     heed_gradcheck_opts o = {.params = P, .seed = 3};
     model_case flash = {&m, false}, materialised = {&m, true};
@@ -58,7 +58,7 @@ static void loss_matches_direct_computation(void) {
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
     cfg.dropout = 0;
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     scramble(P);
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *h = heed_sasrec_forward(g, &m, tiny_seq, 3, 5, NULL);
@@ -99,7 +99,7 @@ static void causal_and_row_independent(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     scramble(P);
     heed_graph *g = heed_graph_new(ctx);
     heed_graph_set_training(g, false);
@@ -149,7 +149,7 @@ static void narrow_batch_matches_full_width(void) {
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
     cfg.maxlen = 7;
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     scramble(P);
     int64_t full[2 * 7] = {0, 0, 0, 1, 4, 1, 5, 0, 0, 0, 0, 0, 6, 7}, fpos[2 * 7] = {0, 0, 0, 4, 1, 5, 2, 0, 0, 0, 0, 0, 7, 3};
     int64_t fneg[2 * 7] = {0, 0, 0, 3, 3, 3, 3, 0, 0, 0, 0, 0, 1, 1};
@@ -198,7 +198,7 @@ static void f32_agrees_with_f64(void) {
     heed_params *P32 = heed_params_new(ctx, HEED_F32), *P64 = heed_params_new(ctx, HEED_F64);
     heed_sasrec_config cfg = tiny_config();
     cfg.dropout = 0;
-    CHECK(heed_sasrec_init(&f32_model, P32, &cfg) == HEED_OK && heed_sasrec_init(&f64_model, P64, &cfg) == HEED_OK, "init");
+    CHECK(heed_sasrec_declare(&f32_model, P32, &cfg) == HEED_OK && heed_sasrec_declare(&f64_model, P64, &cfg) == HEED_OK, "init");
     /* same values: both stores draw from the ctx seed and the parameter names */
     scramble(P32);
     scramble(P64);
@@ -213,18 +213,18 @@ static void bad_input(void) {
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
     cfg.heads = 3;
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "heads"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "heads"), "%s", heed_ctx_error(ctx));
     cfg = tiny_config();
     cfg.blocks = HEED_SASREC_MAX_BLOCKS + 1;
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG, "blocks");
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG, "blocks");
     cfg = tiny_config();
     cfg.dropout = 1;
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_ERR_ARG, "dropout");
-    CHECK(heed_sasrec_init(&m, NULL, &cfg) == HEED_ERR_ARG, "NULL store");
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG, "dropout");
+    CHECK(heed_sasrec_declare(&m, NULL, &cfg) == HEED_ERR_ARG, "NULL store");
     cfg = tiny_config();
-    CHECK(heed_sasrec_init(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_sasrec m2;
-    CHECK(heed_sasrec_init(&m2, P, &cfg) != HEED_OK && strstr(heed_ctx_error(ctx), "exists"), "same names twice: %s",
+    CHECK(heed_sasrec_declare(&m2, P, &cfg) != HEED_OK && strstr(heed_ctx_error(ctx), "exists"), "same names twice: %s",
           heed_ctx_error(ctx));
     heed_graph *g = heed_graph_new(ctx);
     int64_t bad[5] = {0, 0, 1, 8, 2};

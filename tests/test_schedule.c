@@ -190,7 +190,7 @@ static void applies_to_optimizer(void) {
     /* groups scale the scheduled rate */
     heed_schedule s = heed_schedule_exponential(0.1, 0.5);
     for (int t = 0; t < 4; t++) {
-        CHECK(heed_schedule_apply(&s, o) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(heed_schedule_apply(o, &s) == HEED_OK, "%s", heed_ctx_error(ctx));
         CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, t), 1e-15);
         double group_lr = NAN;
         CHECK(heed_optimizer_group_lr(o, 1, &group_lr) == HEED_OK, "%s", heed_ctx_error(ctx));
@@ -198,12 +198,12 @@ static void applies_to_optimizer(void) {
         heed_optimizer_step(o);
     }
     /* the step count, restored by a checkpoint, is what the schedule reads */
-    CHECK(heed_optimizer_set_steps(o, 10) == HEED_OK && heed_schedule_apply(&s, o) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_optimizer_set_steps(o, 10) == HEED_OK && heed_schedule_apply(o, &s) == HEED_OK, "%s", heed_ctx_error(ctx));
     CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, 10), 1e-15);
     heed_schedule bad = heed_schedule_step(0.1, 0, 0.5);
-    CHECK_REFUSED(heed_schedule_apply(&bad, o), "step_size = 0");
+    CHECK_REFUSED(heed_schedule_apply(o, &bad), "step_size = 0");
     CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, 10), 1e-15); /* unchanged */
-    CHECK(heed_schedule_apply(&s, NULL) == HEED_ERR_ARG, "NULL optimizer");
+    CHECK(heed_schedule_apply(NULL, &s) == HEED_ERR_ARG, "NULL optimizer");
     heed_optimizer_free(o);
     heed_params_free(P);
 }

@@ -1,5 +1,5 @@
-/* Shape ops and embedding: gradient checks (negative axes, -1 reshape, odd sizes, three
- * inputs along a middle axis, repeated indices), values against direct loops, the
+/* Shape ops and embedding: gradient checks (negative dims, -1 reshape, odd sizes, three
+ * inputs along a middle dim, repeated indices), values against direct loops, the
  * threaded backward paths, bad input. */
 #include "check.h"
 
@@ -34,18 +34,18 @@ static heed_tensor *fn_permute(heed_graph *g, heed_tensor **x, void *u) {
 }
 
 typedef struct {
-    int axis;
+    int dim;
     int64_t start, end;
 } slice_args;
 
 static heed_tensor *fn_slice(heed_graph *g, heed_tensor **x, void *u) {
     const slice_args *s = u;
-    return heed_slice(g, x[0], s->axis, s->start, s->end);
+    return heed_slice(g, x[0], s->dim, s->start, s->end);
 }
 
 static heed_tensor *fn_concat(heed_graph *g, heed_tensor **x, void *u) {
-    int axis = *(int *)u;
-    return heed_concat(g, x, 3, axis);
+    int dim = *(int *)u;
+    return heed_concat(g, x, 3, dim);
 }
 
 static heed_tensor *fn_concat_self(heed_graph *g, heed_tensor **x, void *u) {
@@ -55,19 +55,19 @@ static heed_tensor *fn_concat_self(heed_graph *g, heed_tensor **x, void *u) {
 }
 
 static heed_tensor *fn_stack(heed_graph *g, heed_tensor **x, void *u) {
-    int axis = *(int *)u;
-    return heed_stack(g, x, 3, axis);
+    int dim = *(int *)u;
+    return heed_stack(g, x, 3, dim);
 }
 
 typedef struct {
-    int axis;
+    int dim;
     const int64_t *idx;
     int64_t n;
 } isel_args;
 
 static heed_tensor *fn_index_select(heed_graph *g, heed_tensor **x, void *u) {
     const isel_args *a = u;
-    return heed_index_select(g, x[0], a->axis, a->idx, a->n);
+    return heed_index_select(g, x[0], a->dim, a->idx, a->n);
 }
 
 static const int64_t emb_ids[6] = {2, 3, 0, 2, 6, 2}; /* shape [2,3]; 2 repeats, 3 is padding */
@@ -100,7 +100,7 @@ static void gradchecks(void) {
         check_f32_vs_f64(ctx, fn_slice, &sl[i], 1, x375, 1e-5, "slice");
     }
 
-    /* three inputs along the middle axis, with positive and negative axis */
+    /* three inputs along the middle dim, with positive and negative dim */
     heed_gradcheck_input cat3[3] = {{HEED_SHAPE(2, 3, 4), NULL, false}, {HEED_SHAPE(2, 1, 4), NULL, false}, {HEED_SHAPE(2, 5, 4), NULL, false}};
     int ax1 = 1, axm2 = -2;
     CHECK_GRAD(ctx, fn_concat, &ax1, 3, cat3, NULL);
@@ -128,7 +128,7 @@ static void gradchecks(void) {
         CHECK_GRAD(ctx, fn_index_select, &is[i], 1, x453, NULL);
         check_f32_vs_f64(ctx, fn_index_select, &is[i], 1, x453, 1e-5, "index_select");
     }
-    isel_args is0 = {0, idx + 1, 4}; /* {0,4,2,4} along axis 0 of [5, 3] */
+    isel_args is0 = {0, idx + 1, 4}; /* {0,4,2,4} along dim 0 of [5, 3] */
     heed_gradcheck_input x53[1] = {{HEED_SHAPE(5, 3), NULL, false}};
     CHECK_GRAD(ctx, fn_index_select, &is0, 1, x53, NULL);
 
@@ -320,7 +320,7 @@ static void bad_input(void) {
 
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
     CHECK(heed_slice(g, x, 1, 2, 6) == NULL, "slice end");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_slice: [2, 6) is out of range for axis 1 of x[2,5] (size 5");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_slice: [2, 6) is out of range for dim 1 of x[2,5] (size 5");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
     CHECK(heed_slice(g, x, -1, -6, 2) == NULL, "slice start");
     CHECK_ERR(g, HEED_ERR_ARG, "[-6, 2) is out of range");
@@ -328,13 +328,13 @@ static void bad_input(void) {
     CHECK(heed_slice(g, x, 1, 3, 1) == NULL, "slice start > end");
     CHECK_ERR(g, HEED_ERR_ARG, "[3, 1) is out of range");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
-    CHECK(heed_slice(g, x, 2, 0, 1) == NULL, "slice axis");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_slice: axis 2 out of range for x[2,5]");
+    CHECK(heed_slice(g, x, 2, 0, 1) == NULL, "slice dim");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_slice: dim 2 out of range for x[2,5]");
 
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4)), *b = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 5));
     heed_tensor *ab[2] = {a, b};
     CHECK(heed_concat(g, ab, 2, 1) == NULL, "concat mismatch");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_concat: xs[1][2,3,5] and xs[0][2,3,4] differ in dim 2 (only the concat axis 1 may differ)");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_concat: xs[1][2,3,5] and xs[0][2,3,4] differ in dim 2 (only the concat dim 1 may differ)");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), b = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 1));
     ab[0] = a, ab[1] = b;
     CHECK(heed_concat(g, ab, 2, 0) == NULL, "concat ndim");
@@ -351,16 +351,16 @@ static void bad_input(void) {
     CHECK_ERR(g, HEED_ERR_ARG, "heed_concat: n < 1");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     ab[0] = a, ab[1] = a;
-    CHECK(heed_concat(g, ab, 2, 2) == NULL, "concat axis");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_concat: axis 2 out of range");
+    CHECK(heed_concat(g, ab, 2, 2) == NULL, "concat dim");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_concat: dim 2 out of range");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), b = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2));
     ab[0] = a, ab[1] = b;
     CHECK(heed_stack(g, ab, 2, 0) == NULL, "stack mismatch");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_stack: xs[1][3,2] and xs[0][2,3] differ (stacked tensors must have equal shapes)");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     ab[0] = a, ab[1] = a;
-    CHECK(heed_stack(g, ab, 2, 3) == NULL, "stack axis");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_stack: axis 3 out of range for a 3-dim result");
+    CHECK(heed_stack(g, ab, 2, 3) == NULL, "stack dim");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_stack: dim 3 out of range for a 3-dim result");
 
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     CHECK(heed_reshape(g, x, HEED_SHAPE(4, 2)) == NULL, "reshape numel");
@@ -378,7 +378,7 @@ static void bad_input(void) {
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
     int64_t idx[3] = {1, 4, 0};
     CHECK(heed_index_select(g, x, 0, idx, 3) == NULL, "idx range");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_index_select: idx[1] = 4 is out of range [0, 4) for axis 0 of x[4,3]");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_index_select: idx[1] = 4 is out of range [0, 4) for dim 0 of x[4,3]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
     idx[1] = -1;
     CHECK(heed_index_select(g, x, -1, idx, 3) == NULL, "negative idx");

@@ -6,15 +6,15 @@
 
 heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t, const char *name, int min_dims,
                              int max_dims) {
-    if (!t) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, name);
-    if (heed__dead(t, NULL)) return heed__ctx_fail(ctx, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, fn, name);
+    if (!t) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, name);
+    if (heed__dead(t, NULL)) return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, fn, name);
     if (!t->data || (t->dtype != HEED_F32 && t->dtype != HEED_F64))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %s has no data or an unknown dtype", fn, name);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s has no data or an unknown dtype", fn, name);
     if (t->ndim < min_dims || t->ndim > max_dims)
-        return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s must have %d to %d dims", fn, name, HEED_S(t), min_dims, max_dims);
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s must have %d to %d dims", fn, name, HEED_S(t), min_dims, max_dims);
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] < 1)
-            return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s is empty (nothing to draw)", fn, name, HEED_S(t));
+            return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s is empty (nothing to draw)", fn, name, HEED_S(t));
     return HEED_OK;
 }
 

@@ -208,16 +208,16 @@ heed_status heed_plot_svg(heed_ctx *ctx, const char *path, const heed_series *se
     static const char *fn = "heed_plot_svg";
     if (!ctx) return HEED_ERR_ARG;
     heed_plot_opts o = opts ? *opts : (heed_plot_opts){0};
-    if (!path || !*path) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
+    if (!path || !*path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", fn);
     if (!series || n_series < 1)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %d series (need at least one)", fn, series ? n_series : 0);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %d series (need at least one)", fn, series ? n_series : 0);
     for (int k = 0; k < n_series; k++)
         if (series[k].n < 0 || (series[k].n > 0 && !series[k].y))
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: series %d: n = %lld, y %s", fn, k, (long long)series[k].n,
-                                  series[k].y ? "given" : "NULL");
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: series %d: n = %lld, y %s", fn, k, (long long)series[k].n,
+                                 series[k].y ? "given" : "NULL");
     if ((o.width && (o.width < 200 || o.width > 20000)) || (o.height && (o.height < 150 || o.height > 20000)))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: size %d x %d (width 200..20000, height 150..20000, or 0)", fn, o.width,
-                              o.height);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: size %d x %d (width 200..20000, height 150..20000, or 0)", fn, o.width,
+                             o.height);
 
     heed_atomic_file af;
     heed_status st = heed_atomic_open(ctx, fn, path, &af);
@@ -231,18 +231,18 @@ heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_colum
     static const char *fn = "heed_metrics_plot_svg";
     if (!m) return HEED_ERR_ARG;
     if (x_column < -1 || x_column >= m->n_columns || !y_columns || n < 1 || n > 64)
-        return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)", fn,
-                              x_column, n, m->n_columns);
+        return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)", fn,
+                             x_column, n, m->n_columns);
     /* A log holds NaN where a column was not measured (a validation loss every 100
      * steps): each series keeps only its finite rows, so its points join up. */
     heed_series s[64];
     double *buf = malloc((size_t)(2 * n) * (size_t)(m->rows ? m->rows : 1) * sizeof *buf);
-    if (!buf) return heed__ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
+    if (!buf) return heed_ctx_fail(m->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
     for (int i = 0; i < n; i++) {
         if (y_columns[i] < 0 || y_columns[i] >= m->n_columns) {
             free(buf);
-            return heed__ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn, y_columns[i],
-                                  m->n_columns);
+            return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn, y_columns[i],
+                                 m->n_columns);
         }
         double *xs = buf + (size_t)(2 * i) * (size_t)m->rows, *ys = xs + m->rows;
         const double *yc = m->cols[y_columns[i]];

@@ -139,7 +139,7 @@ void heed_progress_note(heed_progress *p, const char *fmt, ...) {
     fflush(p->out);
 }
 
-void heed_progress_finish(heed_progress *p) {
+void heed_progress_free(heed_progress *p) {
     if (!p) return;
     draw(p, true);
     free(p);

@@ -29,18 +29,18 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     heed_svg_opts o = opts ? *opts : (heed_svg_opts){0};
     heed_status st = heed__viz_tensor(ctx, fn, weights, "weights", 2, 4);
     if (st != HEED_OK) return st;
-    if (!heed__viz_cmap_ok(o.cmap)) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown colormap %d", fn, (int)o.cmap);
+    if (!heed__viz_cmap_ok(o.cmap)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown colormap %d", fn, (int)o.cmap);
     if (o.cell < 0 || o.cell > 1000 || o.font_size < 0 || o.font_size > 200)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: cell = %d, font_size = %d (0 = default; cell <= 1000, font <= 200)", fn,
-                              o.cell, o.font_size);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: cell = %d, font_size = %d (0 = default; cell <= 1000, font <= 200)", fn,
+                             o.cell, o.font_size);
     int nd = weights->ndim;
     int64_t nq = weights->shape[nd - 2], nk = weights->shape[nd - 1], H = nd >= 3 ? weights->shape[nd - 3] : 1,
             B = nd == 4 ? weights->shape[0] : 1;
     if (o.head < 0 || o.head >= H || o.batch < 0 || o.batch >= B)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: batch = %lld, head = %lld out of range for weights%s", fn,
-                              (long long)o.batch, (long long)o.head, HEED_S(weights));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: batch = %lld, head = %lld out of range for weights%s", fn,
+                             (long long)o.batch, (long long)o.head, HEED_S(weights));
     if (nq > 4096 || nk > 4096)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: weights%s: at most 4096 queries and keys in an SVG", fn, HEED_S(weights));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: weights%s: at most 4096 queries and keys in an SVG", fn, HEED_S(weights));
     int64_t off = (o.batch * H + o.head) * nq * nk;
     int cell = o.cell ? o.cell : 24, font = o.font_size ? o.font_size : 12;
     double left = 0, top = 0;

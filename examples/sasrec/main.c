@@ -261,7 +261,7 @@ static int run(program *p) {
         double e0 = now();
         double loss = sr_train_epoch(t, bar, err, errlen);
         double secs = now() - e0;
-        if (bar) heed_progress_finish(bar);
+        if (bar) heed_progress_free(bar);
         if (isnan(loss)) {
             fail("", err);
             if (o->checkpoint && (epochs_run > 0 || o->resume))
@@ -292,7 +292,7 @@ static int run(program *p) {
                 HEED_OK)
             return fail("--metrics", heed_ctx_error(t->ctx));
     }
-    heed_status closed = heed_metrics_close(p->log);
+    heed_status closed = heed_metrics_free(p->log);
     p->log = NULL;
     if (closed != HEED_OK) return fail("--metrics", heed_ctx_error(t->ctx));
     if (!o->bench && epochs_run == 0) { /* nothing left to train (a finished run resumed): evaluate it */
@@ -348,7 +348,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int status = args == SR_ARGS_HELP ? 0 : run(&p);
-    heed_metrics_close(p.log); /* an error exit: the rows written so far stay */
+    heed_metrics_free(p.log); /* an error exit: the rows written so far stay */
     sr_popularity_free(&p.pop);
     sr_chain_free(&p.chain);
     sr_trainer_free(&p.t);

@@ -57,7 +57,7 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     if (heed_dist_init(t->ctx, NULL, NULL) != HEED_OK) goto ctx_error; /* the rank's dropout streams */
     t->P = heed_params_new(t->ctx, cfg->dtype);
     if (!t->P) goto ctx_error;
-    if (heed_sasrec_init(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
+    if (heed_sasrec_declare(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
     heed_adam_opts ao = {.lr = HEED_EXACTLY(cfg->lr), .beta1 = HEED_EXACTLY(cfg->beta1), .beta2 = HEED_EXACTLY(cfg->beta2)};
     t->opt = heed_adam(t->P, &ao);
     if (!t->opt) goto ctx_error;
@@ -369,7 +369,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
         return -1;
     }
-    if (heed_dist_checkpoint_save(path, t->P, t->opt, &info) != HEED_OK) {
+    if (heed_dist_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }
@@ -378,7 +378,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
 
 int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info;
-    if (heed_dist_checkpoint_load(path, t->P, t->opt, &info) != HEED_OK) {
+    if (heed_dist_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }

@@ -12,7 +12,7 @@ extern "C" {
 /* ================================================================ attention (ops/attention*.c) */
 
 typedef enum {
-    HEED_ATTN_AUTO = 0,     /* flash unless the weights are requested */
+    HEED_ATTN_AUTO = 0,     /* flash unless the weights are asked for */
     HEED_ATTN_MATERIALISED, /* builds the [B,H,Nq,Nk] score matrix */
     HEED_ATTN_FLASH,        /* tiled, O(N d) memory, recomputing backward */
 } heed_attn_impl;
@@ -54,21 +54,23 @@ typedef struct {
                                     with a pattern, the window is one part of its union */
     heed_attn_pattern pattern;   /* sparse pattern; all zero = none */
     double dropout;              /* on the attention weights, when the graph is training */
-    heed_tensor **weights;       /* if non-NULL, receives the weights [B,H,Nq,Nk] (materialised) */
     heed_attn_impl impl;
     int block_q, block_k;        /* flash tile sizes; 0 = default */
 } heed_attention_opts;
 
 /* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv]
  * -> [B,H,Nq,dv]. The masks (key_lengths, causal, window or pattern, and -inf entries of
- * bias) combine; a fully masked query row gives a zero output row and zero gradients, never NaN.
- * Gradients flow to q, k, v and bias (summed over the dims it broadcasts). Dropout is
- * active only when the graph is training; flash and materialised draw the same mask for
- * the same random stream. The weights (materialised only) are the softmax before dropout
- * and take gradients like any output. AUTO runs flash unless weights are requested. The
+ * bias) combine; a fully masked query row gives a zero output row and zero gradients,
+ * never NaN. Gradients flow to q, k, v and bias (summed over the dims it broadcasts).
+ * Dropout is active only when the graph is training; flash and materialised draw the same
+ * mask for the same random stream. weights, if not NULL, receives the attention weights
+ * [B,H,Nq,Nk] (NULL on error): the softmax before dropout, an output that takes
+ * gradients like any other. Only the materialised kernel forms them: AUTO runs flash
+ * unless weights is given, and asking for them with HEED_ATTN_FLASH is an error. The
  * options are read during the call (key_lengths is copied). opts may be NULL (all off).
  * Equations, cost and memory: docs/attention.md. */
-heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts);
+heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts,
+                            heed_tensor **weights);
 
 /* The work of heed_attention with these options on H heads of Nq queries and Nk keys
  * (opts->key_lengths, bias and dropout are ignored): *pairs receives the visible (query,

@@ -54,7 +54,7 @@ const char *heed_checkpoint_info_get(const heed_checkpoint_info *info, const cha
  * temporary file is removed and an existing file at path is untouched; a process killed
  * while saving may leave a stale path.tmp.* file (never a half-written path). Returns
  * HEED_ERR_IO / _ARG / _NOMEM with the message in heed_ctx_error(heed_params_ctx(P)). */
-heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt, const heed_checkpoint_info *info);
+heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info);
 /* Loads a checkpoint saved by heed_checkpoint_save into P (same parameter names, shapes
  * and dtype), opt (NULL: the file's optimizer state is skipped; else the same optimizer
  * kind over the same store) and info_out (may be NULL), and restores the ctx RNG state.
@@ -65,9 +65,9 @@ heed_status heed_checkpoint_save(const char *path, heed_params *P, heed_optimize
  * HEED_ERR_IO, HEED_ERR_NOMEM) names the file, what is wrong (the field or tensor and
  * element) and found vs expected. Saving refuses (HEED_ERR_NUMERIC) values that loading
  * would refuse. */
-heed_status heed_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt, heed_checkpoint_info *info_out);
+heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out);
 /* The same from the bytes of a checkpoint in memory. */
-heed_status heed_checkpoint_load_memory(const void *data, size_t size, heed_params *P, heed_optimizer *opt,
+heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t size, heed_optimizer *opt,
                                         heed_checkpoint_info *info_out);
 
 /* Plain safetensors weights, to move parameters to and from other frameworks (PyTorch's
@@ -77,9 +77,9 @@ heed_status heed_checkpoint_load_memory(const void *data, size_t size, heed_para
  * must be in the file and every tensor of the file must be a parameter; otherwise the
  * parameters found are loaded, the others left as they are, extra tensors ignored (at
  * least one must match). Validation happens before anything changes, as for load. */
-heed_status heed_safetensors_export(const char *path, heed_params *P);
-heed_status heed_safetensors_import(const char *path, heed_params *P, bool strict);
-heed_status heed_safetensors_import_memory(const void *data, size_t size, heed_params *P, bool strict);
+heed_status heed_safetensors_export(heed_params *P, const char *path);
+heed_status heed_safetensors_import(heed_params *P, const char *path, bool strict);
+heed_status heed_safetensors_import_memory(heed_params *P, const void *data, size_t size, bool strict);
 
 #ifdef __cplusplus
 }

@@ -191,7 +191,9 @@ void heed_graph_reset(heed_graph *g);
 heed_ctx *heed_graph_ctx(const heed_graph *g);
 heed_status heed_graph_status(const heed_graph *g);
 const char *heed_graph_error(const heed_graph *g); /* "" when no error */
-/* Record an error from user code (a model function) on the graph, printf-style. */
+/* Records an error on the graph, printf-style, as every op does (a model function or a
+ * user's op too): the first error of a step stays (sticky), later ones are dropped, and
+ * ops on a graph in error return NULL at once. Returns code. */
 heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Memory held: the arena's chunks plus the headers of the live tensors. */

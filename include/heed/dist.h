@@ -65,9 +65,9 @@ heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root
  * and every rank receives the parameters, optimizer state, step count, op RNG state and
  * info_out; an error on rank 0 is returned on every rank. The file need only exist on
  * rank 0's machine. */
-heed_status heed_dist_checkpoint_save(const char *path, heed_params *P, heed_optimizer *opt,
+heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,
                                       const heed_checkpoint_info *info);
-heed_status heed_dist_checkpoint_load(const char *path, heed_params *P, heed_optimizer *opt,
+heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt,
                                       heed_checkpoint_info *info_out);
 
 /* Not collective. Ends every rank now: writes "heed: rank R of N: <message>" to stderr

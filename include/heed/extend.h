@@ -80,6 +80,21 @@ void *heed_grad_buffer(heed_graph *g, heed_tensor *t);
 double heed_scalar_sigmoid(double x);
 double heed_scalar_softplus(double x);
 
+/* Runs body with T bound to float or double by dt: one source for both dtypes, as
+ *   HEED_FOR_DTYPE(x->dtype, T, { T *p = x->data; p[0] = (T)1; });
+ * Use <tgmath.h> in the body so exp() and the rest pick the precision of T. A #pragma
+ * cannot stand inside a macro argument: write _Pragma("omp parallel for") in the body. */
+#define HEED_FOR_DTYPE(dt, T, ...)                                                                            \
+    do {                                                                                                     \
+        if ((dt) == HEED_F32) {                                                                              \
+            typedef float T;                                                                                 \
+            __VA_ARGS__                                                                                      \
+        } else {                                                                                             \
+            typedef double T;                                                                                \
+            __VA_ARGS__                                                                                      \
+        }                                                                                                    \
+    } while (0)
+
 /* ---------------------------------------------------------------- your own layers */
 
 /* Records an error outside any graph (declaring parameters, loading), printf-style, so

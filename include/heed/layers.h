@@ -32,7 +32,7 @@ typedef struct {
  * .location_proj.weight [da,C] (with location features), .coverage_proj.weight [da] (with
  * coverage). Projections and filters start as PyTorch's nn.Linear / nn.Conv1d
  * (U(+-1/sqrt(fan_in))), v and the bias as U(+-1/sqrt(da)), the coverage weights U(-1,1). */
-heed_status heed_additive_init(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg);
+heed_status heed_additive_declare(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg);
 
 /* ---------------------------------------------------------------- multi-head attention (models/mha.c) */
 
@@ -58,14 +58,14 @@ typedef struct {
 /* Declares the parameters under prefix ("" for none) and fills m. Initialisation follows
  * PyTorch: xavier_uniform for q/k/v, nn.Linear's kaiming_uniform(sqrt 5) for out_proj, zero
  * biases. Returns HEED_OK, or an error with the message in heed_ctx_error. */
-heed_status heed_mha_init(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg);
+heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg);
 /* query [B,Nq,E], key [B,Nk,kdim], value [B,Nk,vdim] -> [B,Nq,E]. key NULL means
  * self-attention (key = value = query); value NULL means value = key. opts go to
  * heed_attention (may be NULL): causal, key_lengths [B], bias (e.g. a relative-position
- * bias [1,H,Nq,Nk]), window, weights (receives the per-head weights [B,H,Nq,Nk]), impl;
- * opts->dropout 0 means the layer's dropout. */
+ * bias [1,H,Nq,Nk]), window, impl; opts->dropout 0 means the layer's dropout. weights, if
+ * not NULL, receives the per-head weights [B,H,Nq,Nk] (as heed_attention's). */
 heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts);
+                              const heed_attention_opts *opts, heed_tensor **weights);
 
 #ifdef __cplusplus
 }

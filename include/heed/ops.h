@@ -50,10 +50,10 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
 
 /* ---------------------------------------------------------------- ops: reductions */
 
-/* axis may be negative (from the end). keepdim keeps the reduced axis with size 1. */
-heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int axis, bool keepdim);
-heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int axis, bool keepdim);
-heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int axis, bool keepdim); /* grad to first argmax */
+/* dim may be negative (from the end). keepdim keeps the reduced dim with size 1. */
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim);
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim);
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim); /* grad to first argmax */
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x);  /* scalar */
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x); /* scalar */
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
@@ -61,32 +61,35 @@ heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
 /* ---------------------------------------------------------------- ops: matmul */
 
 /* a[..., m, k] @ b[..., k, n] through the BLAS. 2-D, or batched: leading dims of a and b
- * equal, or b 2-D (shared). transpose flags act on the last two dims (no copy). */
+ * equal, or b 2-D (shared). */
 heed_tensor *heed_matmul(heed_graph *g, heed_tensor *a, heed_tensor *b);
-heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, bool trans_a, bool trans_b);
+/* heed_matmul_t's flags: transpose a or b over their last two dims (no copy); 0 is
+ * heed_matmul. heed_matmul_t(g, q, k, HEED_TRANS_B) is q @ k^T. */
+typedef enum { HEED_TRANS_A = 1, HEED_TRANS_B = 2 } heed_matmul_flag;
+heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int flags);
 /* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL): PyTorch's nn.Linear layout. */
 heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias);
 
 /* ---------------------------------------------------------------- ops: shape */
 
-/* Axes and dims may be negative (counted from the end) in every shape op. */
+/* Dims may be negative (counted from the end) in every shape op. */
 /* A view: same data, new shape with the same number of elements (one dim may be -1). */
 heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape);
 /* Swaps dims dim0 and dim1 (a copy). */
 heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1);
 /* Result dim i is x's dim perm[i]; perm has ndim entries, each dim once (a copy). */
 heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm);
-/* x[..., start:end, ...] along axis. Negative start/end count from the end as in Python,
- * but bounds outside the axis are an error (need 0 <= start <= end <= size). */
-heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int axis, int64_t start, int64_t end);
-/* Joins n >= 1 tensors along an existing axis; all other dims must be equal. */
-heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int axis);
-/* Joins n >= 1 tensors of equal shape along a new axis of size n, placed at axis in
+/* x[..., start:end, ...] along dim. Negative start/end count from the end as in Python,
+ * but bounds outside the dim are an error (need 0 <= start <= end <= size). */
+heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, int64_t end);
+/* Joins n >= 1 tensors along an existing dim; all other dims must be equal. */
+heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int dim);
+/* Joins n >= 1 tensors of equal shape along a new dim of size n, placed at dim in
  * [-(ndim+1), ndim]; the result has ndim + 1 <= 4 dims. */
-heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int axis);
-/* Rows of x along axis picked by idx[0..n), each in [0, size) (idx is copied; repeats
+heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim);
+/* Rows of x along dim picked by idx[0..n), each in [0, size) (idx is copied; repeats
  * allowed and their gradients add up). */
-heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int axis, const int64_t *idx, int64_t n);
+heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int dim, const int64_t *idx, int64_t n);
 /* w[V, D] looked up at ids (shape ids_shape, ids in [0, V), copied): result ids_shape + [D].
  * Rows for padding_idx (< V) are zero and get no gradient; padding_idx < 0 means none. */
 heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, heed_shape ids_shape,
@@ -111,12 +114,17 @@ heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim);
  * (not differentiable). Returns HEED_OK or the graph's (sticky) error.
  * Greedy decoding: heed_argmax(g, logits[B,V], -1, ids) then heed_embedding(.., ids, ..). */
 heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out);
-/* The k largest (largest) or smallest values along dim, 0 <= k <= size(dim): x's shape
- * with dim of size k. sorted: best first; otherwise in ascending position (PyTorch leaves
+/* heed_topk's flags; 0 is torch.topk's default (largest=True, sorted=True). */
+typedef enum {
+    HEED_TOPK_SMALLEST = 1, /* the k smallest values (largest=False) */
+    HEED_TOPK_UNSORTED = 2, /* in ascending position, not best first (sorted=False) */
+} heed_topk_flag;
+/* The k largest (or smallest) values along dim, 0 <= k <= size(dim): x's shape with dim
+ * of size k, best first (or in ascending position with HEED_TOPK_UNSORTED; PyTorch leaves
  * that order unspecified). Order as heed_argmax (NaN above numbers, ties by position).
  * indices (may be NULL) receives their positions along dim, laid out like the result.
  * Differentiable: the gradient goes back to the picked positions. */
-heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, bool largest, bool sorted, int64_t *indices);
+heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int flags, int64_t *indices);
 /* torch.gather: y has index_shape (same number of dims as x, each size <= x's except
  * along dim) and y[p] = x[p with its coordinate along dim replaced by index[p]], every
  * index in [0, size(dim)) (copied). Per-row picks, e.g. the log-probability of each row's
@@ -125,14 +133,14 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
 
 /* ---------------------------------------------------------------- ops: softmax, norm, dropout */
 
-/* Over the last axis (x needs at least 1 dim), max subtracted:
+/* Over the last dim (x needs at least 1 dim), max subtracted:
  *   softmax:     y = exp(x - m) / sum exp(x - m);  dx = y * (dy - sum(dy * y))
  *   log_softmax: y = x - m - log sum exp(x - m);   dx = dy - exp(y) * sum(dy)
  * -INFINITY entries are masked (probability 0, log-prob -inf); a fully masked row gives
  * zeros from both ops (and zero gradient), never NaN. f32 rows use AVX2 + SLEEF. */
 heed_tensor *heed_softmax(heed_graph *g, heed_tensor *x);
 heed_tensor *heed_log_softmax(heed_graph *g, heed_tensor *x);
-/* Over the last axis (size D): (x - mean) / sqrt(var + eps) * gamma + beta, var biased (as
+/* Over the last dim (size D): (x - mean) / sqrt(var + eps) * gamma + beta, var biased (as
  * torch.nn.functional.layer_norm); gamma, beta [D] or NULL; eps finite and >= 0. */
 heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, heed_tensor *beta, double eps);
 /* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). Identity when the
@@ -179,7 +187,7 @@ heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b);
 
 /* ---------------------------------------------------------------- ops: convolution (ops/conv.c) */
 
-/* Options of heed_conv2d, per axis (height, width). Zero-initialised (or NULL) means
+/* Options of heed_conv2d, per spatial dim (height, width). Zero-initialised (or NULL) means
  * PyTorch's defaults: stride 1, padding 0, dilation 1, groups 1. */
 typedef struct {
     int64_t stride[2];   /* 0 means 1 */
@@ -196,7 +204,7 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
 
 /* ---------------------------------------------------------------- ops: pooling (ops/pool.c) */
 
-/* Options of heed_max_pool2d and heed_avg_pool2d, per axis (height, width). The kernel
+/* Options of heed_max_pool2d and heed_avg_pool2d, per spatial dim (height, width). The kernel
  * has no default; the rest zero-initialised means PyTorch's defaults. */
 typedef struct {
     int64_t kernel[2];     /* window size, >= 1 */
@@ -264,7 +272,7 @@ typedef struct {
 
 /* Declares the parameters under prefix ("" for none) and fills bn. Returns HEED_OK, or an
  * error with the message in heed_ctx_error. */
-heed_status heed_batchnorm_init(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
 /* heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts). */
 heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, heed_tensor *x);
 

@@ -201,7 +201,7 @@ heed_status heed_schedule_check(heed_ctx *ctx, const heed_schedule *s);
 heed_status heed_schedule_lr(heed_ctx *ctx, const heed_schedule *s, int64_t t, double *lr);
 /* Sets opt's base lr to the schedule's rate at heed_optimizer_steps(opt) (message in the
  * optimizer's ctx). */
-heed_status heed_schedule_apply(const heed_schedule *s, heed_optimizer *opt);
+heed_status heed_schedule_apply(heed_optimizer *opt, const heed_schedule *s);
 /* Reduce-on-plateau only: one epoch's metric in; the rate to use from now on goes to *lr
  * (may be NULL). A NaN metric counts as no improvement. */
 heed_status heed_schedule_observe(heed_ctx *ctx, heed_schedule *s, double metric, double *lr);

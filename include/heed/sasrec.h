@@ -48,7 +48,7 @@ typedef struct {
 /* Declares the model's parameters in P (Xavier-uniform weights and embeddings, zero
  * biases, unit layernorm gains) and fills m. The model holds no memory of its own. Errors
  * (bad config, a name already in P) leave a message in heed_ctx_error. */
-heed_status heed_sasrec_init(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg);
+heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg);
 /* Sequence outputs h [batch, len, d] for seq [batch, len] item ids, left padded with 0.
  * len <= maxlen: the columns are the last len positions, so a batch may drop leading
  * columns that are padding in every row (same outputs, less work). Rows of h at padded

@@ -85,7 +85,7 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
  * Elsewhere (a pipe, a log file) it prints plain lines, one every `every` steps (or every
  * `interval` seconds when every is 0):
  *   train step 450/1000 rate 38.2 it/s eta 0:14 loss 2.3141
- * and a last line from heed_progress_finish ("train done 1000/1000 rate 38.1 it/s
+ * and a last line from heed_progress_free ("train done 1000/1000 rate 38.1 it/s
  * elapsed 0:26 loss 2.2790"). Rate and ETA count from the first update.
  * The loss shown is an exponential moving average (weight 0.9 on the past) with the bias
  * correction Adam uses, so early values are not pulled towards 0. */
@@ -106,7 +106,7 @@ void heed_progress_update(heed_progress *p, int64_t step, double loss);
 /* A message on its own line that does not garble the bar. */
 void heed_progress_note(heed_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the final state (one last line) and frees p. */
-void heed_progress_finish(heed_progress *p);
+void heed_progress_free(heed_progress *p);
 double heed_progress_running_loss(const heed_progress *p); /* the loss shown; NaN before any finite loss */
 
 /* Line plots to SVG, written atomically (temporary file, then rename). */

@@ -143,12 +143,12 @@ static void mat_backward(heed_graph *g, heed_node *n) {
     const attn_plan *P = &sv->plan;
     heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
     heed_tensor *w = n->n_out > 1 ? n->out[1] : NULL;
-    void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gv = heed__grad(g, v), *gb = bias ? heed__grad(g, bias) : NULL;
+    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v), *gb = bias ? heed_grad_buffer(g, bias) : NULL;
     int64_t H = P->H, BH = P->B * H, Nq = P->Nq, Nk = P->Nk;
     size_t es = heed_dtype_size(q->dtype);
-    void *dS = heed__alloc(g, (size_t)(BH * Nq * Nk) * es + 1);
-    unsigned char *keep = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
-    if (!heed__live(g) || Nk == 0) return;
+    void *dS = heed_graph_alloc(g, (size_t)(BH * Nq * Nk) * es + 1);
+    unsigned char *keep = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
+    if (!heed_graph_ok(g) || Nk == 0) return;
     mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
                  .v = v->data, .W = sv->W, .keep = keep, .dO = o->grad, .dW = w ? w->grad : NULL,
                  .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv};
@@ -174,22 +174,22 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
     int64_t wshape[4] = {P->B, P->H, Nq, Nk}, oshape[4] = {P->B, P->H, Nq, P->dv};
     heed_tensor *w = heed__new(g, op, q->dtype, 4, wshape), *o = heed__zeros(g, op, q->dtype, 4, oshape);
     size_t es = heed_dtype_size(q->dtype);
-    void *A = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) * es + 1) : NULL;
-    unsigned char *keep = P->dropout ? heed__alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
-    unsigned char *vis = P->pat.on ? heed__alloc(g, (size_t)omp_get_max_threads() * (size_t)Nk + 1) : NULL;
-    if (!heed__live(g)) return NULL;
+    void *A = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) * es + 1) : NULL;
+    unsigned char *keep = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
+    unsigned char *vis = P->pat.on ? heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)Nk + 1) : NULL;
+    if (!heed_graph_ok(g)) return NULL;
     mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
                  .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep,
                  .vis = vis};
     if (Nk > 0) mat_run(&J, BH * J.nrb, mat_fwd_item); /* no keys: O stays 0 */
     heed_tensor *in[4] = {q, k, v, bias}, *out[2] = {o, w};
-    heed_node *n = heed__record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);
+    heed_node *n = heed_record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);
     if (n) {
-        mat_saved *sv = heed__alloc(g, sizeof *sv);
+        mat_saved *sv = heed_graph_alloc(g, sizeof *sv);
         if (sv) *sv = (mat_saved){.plan = *P, .W = w->data, .A = A};
         n->saved = sv;
     }
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (weights) *weights = w;
     return o;
 }
@@ -197,58 +197,58 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
 /* ---------------------------------------------------------------- entry point */
 
 heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v,
-                            const heed_attention_opts *opts) {
+                            const heed_attention_opts *opts, heed_tensor **weights) {
     const char *op = "heed_attention";
     heed_attention_opts o = opts ? *opts : (heed_attention_opts){0};
-    if (o.weights) *o.weights = NULL;
-    if (!heed__check(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
+    if (weights) *weights = NULL;
+    if (!heed_check_tensor(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
         return NULL;
     if (o.bias && !heed__check_like(g, op, o.bias, "bias", q)) return NULL;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: q, k, v must be 4-D [B, H, N, d]", op, HEED_S(q),
-                          HEED_S(k), HEED_S(v)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: q, k, v must be 4-D [B, H, N, d]", op, HEED_S(q),
+                               HEED_S(k), HEED_S(v)),
                NULL;
     attn_plan P = {.B = q->shape[0], .H = q->shape[1], .Nq = q->shape[2], .d = q->shape[3], .Nk = k->shape[2],
                    .dv = v->shape[3], .causal = o.causal, .block_q = o.block_q, .block_k = o.block_k};
     if (k->shape[0] != P.B || k->shape[1] != P.H || v->shape[0] != P.B || v->shape[1] != P.H)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: batch and head dims (the first two) must be equal", op,
-                          HEED_S(q), HEED_S(k), HEED_S(v)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: batch and head dims (the first two) must be equal", op,
+                               HEED_S(q), HEED_S(k), HEED_S(v)),
                NULL;
     if (k->shape[3] != P.d)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s: q and k must have the same head dim d", op, HEED_S(q),
-                          HEED_S(k)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s: q and k must have the same head dim d", op, HEED_S(q),
+                               HEED_S(k)),
                NULL;
     if (v->shape[2] != P.Nk)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: k%s, v%s: k and v must have the same number of keys", op, HEED_S(k),
-                          HEED_S(v)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: k%s, v%s: k and v must have the same number of keys", op, HEED_S(k),
+                               HEED_S(v)),
                NULL;
     if (P.d < 1 || P.dv < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s, v%s: head dims must be >= 1", op, HEED_S(q), HEED_S(v)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, v%s: head dims must be >= 1", op, HEED_S(q), HEED_S(v)), NULL;
     if (!isfinite(o.scale))
-        return heed__fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, o.scale), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, o.scale), NULL;
     P.scale = o.scale != 0 ? o.scale : 1 / sqrt((double)P.d);
     if (!attn_pattern_setup(g, op, &o, &P)) return NULL;
     if (!(o.dropout >= 0 && o.dropout < 1))
-        return heed__fail(g, HEED_ERR_ARG, "%s: dropout = %g (must be in [0, 1))", op, o.dropout), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dropout = %g (must be in [0, 1))", op, o.dropout), NULL;
     if (o.impl != HEED_ATTN_AUTO && o.impl != HEED_ATTN_MATERIALISED && o.impl != HEED_ATTN_FLASH)
-        return heed__fail(g, HEED_ERR_ARG, "%s: impl = %d is not a heed_attn_impl", op, (int)o.impl), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: impl = %d is not a heed_attn_impl", op, (int)o.impl), NULL;
     if (o.block_q < 0 || o.block_q > 1024 || o.block_k < 0 || o.block_k > 1024)
-        return heed__fail(g, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op,
-                          o.block_q, o.block_k),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op,
+                               o.block_q, o.block_k),
                NULL;
-    if (o.impl == HEED_ATTN_FLASH && o.weights)
-        return heed__fail(g, HEED_ERR_ARG,
-                          "%s: weights were requested with impl = HEED_ATTN_FLASH (flash never forms them; use "
-                          "HEED_ATTN_MATERIALISED or AUTO)",
-                          op),
+    if (o.impl == HEED_ATTN_FLASH && weights)
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: weights were requested with impl = HEED_ATTN_FLASH (flash never forms them; use "
+                               "HEED_ATTN_MATERIALISED or AUTO)",
+                               op),
                NULL;
     if (o.key_lengths) {
-        int64_t *len = heed__alloc(g, (size_t)P.B * sizeof *len + 1);
+        int64_t *len = heed_graph_alloc(g, (size_t)P.B * sizeof *len + 1);
         if (!len) return NULL;
         for (int64_t b = 0; b < P.B; b++) {
             if (o.key_lengths[b] < 0 || o.key_lengths[b] > P.Nk)
-                return heed__fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld (must be in [0, Nk = %lld])", op,
-                                  (long long)b, (long long)o.key_lengths[b], (long long)P.Nk),
+                return heed_graph_fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld (must be in [0, Nk = %lld])", op,
+                                       (long long)b, (long long)o.key_lengths[b], (long long)P.Nk),
                        NULL;
             len[b] = o.key_lengths[b];
         }
@@ -260,17 +260,17 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         bool ok = bs->ndim <= 4;
         int64_t stride = 1;
         for (int a = 3; ok && a >= 0; a--) {
-            int ba = a - (4 - bs->ndim); /* bias axis aligned with axis a, < 0 if missing */
+            int ba = a - (4 - bs->ndim); /* bias dim aligned with dim a, < 0 if missing */
             int64_t n = ba >= 0 ? bs->shape[ba] : 1;
             ok = n == 1 || n == full[a];
             P.bstride[a] = n == 1 ? 0 : stride;
             stride *= n;
         }
         if (!ok)
-            return heed__fail(g, HEED_ERR_SHAPE,
-                              "%s: bias%s does not broadcast to [B,H,Nq,Nk] = [%lld,%lld,%lld,%lld] (each dim must be 1 "
-                              "or equal, aligned at the right)",
-                              op, HEED_S(bs), (long long)P.B, (long long)P.H, (long long)P.Nq, (long long)P.Nk),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: bias%s does not broadcast to [B,H,Nq,Nk] = [%lld,%lld,%lld,%lld] (each dim must be 1 "
+                                   "or equal, aligned at the right)",
+                                   op, HEED_S(bs), (long long)P.B, (long long)P.H, (long long)P.Nq, (long long)P.Nk),
                    NULL;
         P.bias = bs->data;
     }
@@ -280,6 +280,6 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         P.seed = g->ctx->seed;
         P.stream = heed__next_stream(g->ctx);
     }
-    bool materialise = o.impl == HEED_ATTN_MATERIALISED || (o.impl == HEED_ATTN_AUTO && o.weights);
-    return materialise ? attn_materialised(g, q, k, v, o.bias, &P, o.weights) : attn_flash(g, q, k, v, o.bias, &P);
+    bool materialise = o.impl == HEED_ATTN_MATERIALISED || (o.impl == HEED_ATTN_AUTO && weights);
+    return materialise ? attn_materialised(g, q, k, v, o.bias, &P, weights) : attn_flash(g, q, k, v, o.bias, &P);
 }

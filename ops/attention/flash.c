@@ -61,18 +61,18 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     const flash_saved *sv = n->saved;
     const attn_plan *P = &sv->plan;
     heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
-    void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gv = heed__grad(g, v), *gb = bias ? heed__grad(g, bias) : NULL;
+    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v), *gb = bias ? heed_grad_buffer(g, bias) : NULL;
     if (!gq && !gk && !gv && !gb) return;
     size_t es = heed_dtype_size(q->dtype);
     int64_t BH = P->B * P->H;
     int nth = attn_parallel(P) ? omp_get_max_threads() : 1;
-    void *D = heed__alloc(g, (size_t)(BH * P->Nq) * es + 1);
+    void *D = heed_graph_alloc(g, (size_t)(BH * P->Nq) * es + 1);
     size_t sb = ((q->dtype == HEED_F32 ? bwd_scratch_f32(P) : bwd_scratch_f64(P)) + 63) & ~(size_t)63;
-    char *scratch = heed__alloc(g, sb * (size_t)nth);
+    char *scratch = heed_graph_alloc(g, sb * (size_t)nth);
     /* dQ partials unless threads own whole heads and dQ rows are whole panels. */
     bool parts = gq && (!flash_per_head(BH, nth) || P->d % ATTN_NR != 0);
-    void *dq_parts = parts ? heed__alloc(g, (size_t)nth * (size_t)(P->Nq * attn_pad(P->d)) * es) : NULL;
-    if (!heed__live(g)) return;
+    void *dq_parts = parts ? heed_graph_alloc(g, (size_t)nth * (size_t)(P->Nq * attn_pad(P->d)) * es) : NULL;
+    if (!heed_graph_ok(g)) return;
     if (q->dtype == HEED_F32) {
         job_f32 J = {.P = P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
@@ -107,13 +107,13 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     int n_in = bias ? 4 : 3;
     if (!o) return NULL;
     size_t es = heed_dtype_size(q->dtype);
-    bool record = heed__wants_grad(g, n_in, in);
-    char *stats = record ? heed__alloc(g, (size_t)(2 * BH * P.Nq) * es + 1) : NULL;
+    bool record = heed_graph_records(g, n_in, in);
+    char *stats = record ? heed_graph_alloc(g, (size_t)(2 * BH * P.Nq) * es + 1) : NULL;
     void *row_max = stats, *row_log2sum = stats ? stats + (size_t)(BH * P.Nq) * es : NULL;
     int nth = omp_get_max_threads();
     size_t sb = ((f32 ? fwd_scratch_f32(&P) : fwd_scratch_f64(&P)) + 63) & ~(size_t)63;
-    char *scratch = heed__alloc(g, sb * (size_t)nth);
-    if (!heed__live(g)) return NULL;
+    char *scratch = heed_graph_alloc(g, sb * (size_t)nth);
+    if (!heed_graph_ok(g)) return NULL;
     if (f32) {
         job_f32 J = {.P = &P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
@@ -129,11 +129,11 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
                      .scratch = scratch, .scratch_bytes = sb};
         forward_f64(&J);
     }
-    heed_node *n = heed__record1(g, &op_flash, n_in, in, o);
+    heed_node *n = heed_record(g, &op_flash, n_in, in, 1, &o);
     if (n) {
-        flash_saved *sv = heed__alloc(g, sizeof *sv);
+        flash_saved *sv = heed_graph_alloc(g, sizeof *sv);
         if (sv) *sv = (flash_saved){.plan = P, .row_max = row_max, .row_log2sum = row_log2sum};
         n->saved = sv;
     }
-    return heed__live(g) ? o : NULL;
+    return heed_graph_ok(g) ? o : NULL;
 }

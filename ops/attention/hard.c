@@ -30,7 +30,7 @@ static void hard_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *s = nd->in[0], *v = nd->in[1], *ctx = nd->out[0], *w = nd->out[1], *lp = nd->out[2], *ent = nd->out[3];
     const hard_plan *p = nd->saved;
     int64_t B = v->shape[0], N = v->shape[1], dv = v->shape[2];
-    void *gs_ = heed__grad(g, s), *gv_ = heed__grad(g, v);
+    void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *S = s->data, *dC = ctx->grad, *gW = w->grad, *gL = lp->grad, *gH = ent->grad;
         T *gs = gs_, *gv = gv_;
@@ -56,16 +56,16 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
                               heed_hard_outputs *outputs) {
     const char *op = "heed_hard_attend";
     if (outputs) *outputs = (heed_hard_outputs){0};
-    if (!heed__check(g, op, scores, "scores")) return NULL;
-    if (scores->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+    if (!heed_check_tensor(g, op, scores, "scores")) return NULL;
+    if (scores->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
     int64_t B = scores->shape[0], N = scores->shape[1];
     if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1)) return NULL;
     int64_t dv = values->shape[2];
     heed_dtype dt = scores->dtype;
     size_t nb = (size_t)(B > 0 ? B : 1);
     hard_plan p = {.len = heed__key_lengths(g, op, key_lengths, B, N)};
-    p.sample = heed__alloc(g, nb * sizeof *p.sample), p.max = heed__alloc(g, nb * sizeof *p.max);
-    p.lse = heed__alloc(g, nb * sizeof *p.lse), p.entropy = heed__alloc(g, nb * sizeof *p.entropy);
+    p.sample = heed_graph_alloc(g, nb * sizeof *p.sample), p.max = heed_graph_alloc(g, nb * sizeof *p.max);
+    p.lse = heed_graph_alloc(g, nb * sizeof *p.lse), p.entropy = heed_graph_alloc(g, nb * sizeof *p.entropy);
     if (!p.len || !p.sample || !p.max || !p.lse || !p.entropy) return NULL;
     heed_tensor *ctx = heed__zeros(g, op, dt, 2, (int64_t[]){B, dv}), *w = heed__zeros(g, op, dt, 2, (int64_t[]){B, N});
     heed_tensor *lp = heed__zeros(g, op, dt, 1, (int64_t[]){B}), *ent = heed__zeros(g, op, dt, 1, (int64_t[]){B});
@@ -110,25 +110,25 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
         }
     });
     heed_tensor *in[2] = {scores, values}, *out[4] = {ctx, w, lp, ent};
-    heed_node *nd = heed__record(g, &op_hard, 2, in, 4, out);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(hard_plan *)nd->saved = p;
-    if (!heed__live(g)) return NULL;
+    heed_node *nd = heed_record(g, &op_hard, 2, in, 4, out);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(hard_plan *)nd->saved = p;
+    if (!heed_graph_ok(g)) return NULL;
     if (outputs) *outputs = (heed_hard_outputs){.weights = w, .log_prob = lp, .entropy = ent, .samples = p.sample};
     return ctx;
 }
 
 heed_tensor *heed_reinforce_loss(heed_graph *g, heed_tensor *log_prob, const double *rewards, double baseline) {
     const char *op = "heed_reinforce_loss";
-    if (!heed__check(g, op, log_prob, "log_prob")) return NULL;
-    if (log_prob->ndim != 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: log_prob%s must be [B]", op, HEED_S(log_prob)), NULL;
+    if (!heed_check_tensor(g, op, log_prob, "log_prob")) return NULL;
+    if (log_prob->ndim != 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: log_prob%s must be [B]", op, HEED_S(log_prob)), NULL;
     int64_t B = log_prob->shape[0];
-    if (!rewards && B > 0) return heed__fail(g, HEED_ERR_ARG, "%s: rewards is NULL (need B = %lld)", op, (long long)B), NULL;
-    if (!isfinite(baseline)) return heed__fail(g, HEED_ERR_ARG, "%s: baseline = %g is not finite", op, baseline), NULL;
-    double *adv = heed__alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *adv);
+    if (!rewards && B > 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards is NULL (need B = %lld)", op, (long long)B), NULL;
+    if (!isfinite(baseline)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: baseline = %g is not finite", op, baseline), NULL;
+    double *adv = heed_graph_alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *adv);
     if (!adv) return NULL;
     for (int64_t b = 0; b < B; b++) {
         if (!isfinite(rewards[b]))
-            return heed__fail(g, HEED_ERR_ARG, "%s: rewards[%lld] = %g is not finite", op, (long long)b, rewards[b]), NULL;
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards[%lld] = %g is not finite", op, (long long)b, rewards[b]), NULL;
         adv[b] = -(rewards[b] - baseline);
     }
     heed_tensor *a = heed_input_f64(g, log_prob->dtype, HEED_SHAPE(B), adv);

@@ -143,7 +143,7 @@ const flash_kernels_f64 *flash_kernels_f64_get(void);
 /* ---------------------------------------------------------------- sparse patterns (pattern.c) */
 
 /* Checks opts->window and opts->pattern against P's H, Nq, Nk and fills P->window and
- * P->pat (tables in the graph's arena). false after heed__fail. */
+ * P->pat (tables in the graph's arena). false after heed_graph_fail. */
 bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts *opts, attn_plan *P);
 
 /* What a pattern shows the rows of one tile (attn_pattern_tile): vis[r*ld + t] = 1 when
@@ -160,7 +160,7 @@ void attn_pattern_tile(const attn_plan *P, int64_t h, int64_t i0, int64_t mq, in
                        const int64_t *hi, const attn_tile_rows *T);
 
 /* The tile map of P's pattern for P's block_q x block_k tiles (in the arena; NULL after
- * heed__fail). */
+ * heed_graph_fail). */
 const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P);
 
 /* The default flash tiles where P leaves them 0. */

@@ -13,7 +13,7 @@
  *   "heed_additive_score: keys_proj[2,5,3] must be [B,N,da] = [2,5,4]". */
 static inline bool heed__expect(heed_graph *g, const char *op, const heed_tensor *t, const char *name,
                                 const heed_tensor *ref, const char *dim_names, int ndim, const int64_t *want) {
-    if (ref ? !heed__check_like(g, op, t, name, ref) : !heed__check(g, op, t, name)) return false;
+    if (ref ? !heed__check_like(g, op, t, name, ref) : !heed_check_tensor(g, op, t, name)) return false;
     bool ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = want[i] < 0 || t->shape[i] == want[i];
     if (ok) return true;
@@ -23,7 +23,7 @@ static inline bool heed__expect(heed_graph *g, const char *op, const heed_tensor
         n += want[i] < 0 ? snprintf(buf + n, sizeof buf - (size_t)n, i ? ",?" : "?")
                          : snprintf(buf + n, sizeof buf - (size_t)n, i ? ",%lld" : "%lld", (long long)want[i]);
     if (n < 94) snprintf(buf + n, sizeof buf - (size_t)n, "]");
-    heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be %s = %s", op, name, HEED_S(t), dim_names, buf);
+    heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be %s = %s", op, name, HEED_S(t), dim_names, buf);
     return false;
 }
 
@@ -37,13 +37,13 @@ static inline bool heed__expect(heed_graph *g, const char *op, const heed_tensor
  * backward does not depend on the caller's buffer. NULL in -> every key valid (a copy of
  * N). Returns NULL on error (recorded on g). */
 static inline int64_t *heed__key_lengths(heed_graph *g, const char *op, const int64_t *key_lengths, int64_t B, int64_t N) {
-    int64_t *len = heed__alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *len);
+    int64_t *len = heed_graph_alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *len);
     if (!len) return NULL;
     for (int64_t b = 0; b < B; b++) {
         int64_t L = key_lengths ? key_lengths[b] : N;
         if (L < 0 || L > N) {
-            heed__fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld is out of range [0, %lld] (N = %lld keys)", op,
-                       (long long)b, (long long)L, (long long)N, (long long)N);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld is out of range [0, %lld] (N = %lld keys)", op,
+                            (long long)b, (long long)L, (long long)N, (long long)N);
             return NULL;
         }
         len[b] = L;

@@ -27,7 +27,7 @@
  * dy/dx = 1 for x > 0, e^x = y otherwise. */
 static void elu_features_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
-    void *gx_ = heed__grad(g, x);
+    void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t n = x->numel;
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -41,7 +41,7 @@ _Pragma("omp parallel for if (n > 65536)")
 static const heed_op op_elu_features = {"heed_elu_features", elu_features_backward};
 
 heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
-    if (!heed__check(g, "heed_elu_features", x, "x")) return NULL;
+    if (!heed_check_tensor(g, "heed_elu_features", x, "x")) return NULL;
     heed_tensor *y = heed__new(g, "heed_elu_features", x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     int64_t n = x->numel;
@@ -51,8 +51,8 @@ heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
 _Pragma("omp parallel for if (n > 65536)")
         for (int64_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] + 1 : exp(X[i]);
     });
-    heed__record1(g, &op_elu_features, 1, &x, y);
-    return heed__live(g) ? y : NULL;
+    heed_record(g, &op_elu_features, 1, &x, 1, &y);
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- FAVOR+ features */
@@ -67,9 +67,9 @@ _Pragma("omp parallel for if (n > 65536)")
 heed_status heed_favor_draw(heed_ctx *ctx, heed_tensor *w, uint64_t draw) {
     const char *op = "heed_favor_draw";
     if (!ctx) return HEED_ERR_ARG;
-    if (!w || !w->data) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: w is NULL (or has no data)", op);
+    if (!w || !w->data) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: w is NULL (or has no data)", op);
     if (w->ndim != 2 || w->shape[0] < 1 || w->shape[1] < 1)
-        return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: w%s must be [m,d] with m >= 1 features and d >= 1", op, HEED_S(w));
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: w%s must be [m,d] with m >= 1 features and d >= 1", op, HEED_S(w));
     int64_t m = w->shape[0], d = w->shape[1];
     double *block = malloc((size_t)(d * d) * sizeof *block), *proj = malloc((size_t)(m * d) * sizeof *proj);
     heed_rng r = heed_rng_make(ctx->seed, FAVOR_STREAM + draw);
@@ -93,7 +93,7 @@ heed_status heed_favor_draw(heed_ctx *ctx, heed_tensor *w, uint64_t draw) {
             for (int64_t i = 0; i < m * d; i++) W[i] = (T)proj[i];
         });
     free(block), free(proj);
-    return ok ? HEED_OK : heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for w%s", op, HEED_S(w));
+    return ok ? HEED_OK : heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for w%s", op, HEED_S(w));
 }
 
 typedef struct {
@@ -108,10 +108,10 @@ typedef struct {
 static void favor_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *w = nd->in[1], *y = nd->out[0];
     const favor_plan *p = nd->saved;
-    void *gx = heed__grad(g, x), *gw = heed__grad(g, w);
+    void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w);
     int64_t rows = p->rows, group = p->group, d = p->d, m = p->m, ngroups = group ? rows / group : 0;
-    void *dt_ = heed__alloc(g, (size_t)(rows * m > 0 ? rows * m : 1) * heed_dtype_size(x->dtype));
-    double *dsum = heed__alloc(g, (size_t)(rows > 0 ? rows : 1) * sizeof *dsum);
+    void *dt_ = heed_graph_alloc(g, (size_t)(rows * m > 0 ? rows * m : 1) * heed_dtype_size(x->dtype));
+    double *dsum = heed_graph_alloc(g, (size_t)(rows > 0 ? rows : 1) * sizeof *dsum);
     if (!dt_ || !dsum) return;
     double x2 = p->xscale * p->xscale;
     HEED_FOR_DTYPE(x->dtype, T, {
@@ -145,15 +145,15 @@ static const heed_op op_favor = {"heed_favor_features", favor_backward};
 
 heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_favor_kind kind) {
     const char *op = "heed_favor_features";
-    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
+    if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (kind != HEED_FAVOR_QUERIES && kind != HEED_FAVOR_KEYS)
-        return heed__fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_FAVOR_QUERIES or HEED_FAVOR_KEYS)", op, (int)kind), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_FAVOR_QUERIES or HEED_FAVOR_KEYS)", op, (int)kind), NULL;
     if (x->ndim < 2 || x->shape[x->ndim - 1] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [...,N,d] (2 to 4 dims) with d >= 1", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [...,N,d] (2 to 4 dims) with d >= 1", op, HEED_S(x)), NULL;
     int64_t d = x->shape[x->ndim - 1];
     if (w->ndim != 2 || w->shape[1] != d || w->shape[0] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s must be [m,d] = [m,%lld] with m >= 1 random features (x%s)", op,
-                          HEED_S(w), (long long)d, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [m,d] = [m,%lld] with m >= 1 random features (x%s)", op,
+                               HEED_S(w), (long long)d, HEED_S(x)),
                NULL;
     favor_plan p = {.rows = x->numel / d, .d = d, .m = w->shape[0], .xscale = pow((double)d, -0.25)};
     p.group = kind == HEED_FAVOR_KEYS ? x->shape[x->ndim - 2] : 1;
@@ -161,7 +161,7 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = m;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, shape);
-    p.argmax = heed__alloc(g, (size_t)(ngroups > 0 ? ngroups : 1) * sizeof *p.argmax);
+    p.argmax = heed_graph_alloc(g, (size_t)(ngroups > 0 ? ngroups : 1) * sizeof *p.argmax);
     if (!y || !p.argmax) return NULL;
     heed_gemm(x->dtype, false, true, rows, m, d, p.xscale, x->data, d, w->data, d, 0, y->data, m);
     double x2 = p.xscale * p.xscale, ratio = 1 / sqrt((double)m);
@@ -187,9 +187,9 @@ _Pragma("omp parallel for if (rows * m > 65536)")
         }
     });
     heed_tensor *in[2] = {x, w};
-    heed_node *nd = heed__record1(g, &op_favor, 2, in, y);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(favor_plan *)nd->saved = p;
-    return heed__live(g) ? y : NULL;
+    heed_node *nd = heed_record(g, &op_favor, 2, in, 1, &y);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(favor_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- the attention */
@@ -298,8 +298,8 @@ static void full_backward(heed_graph *g, heed_dtype dt, const lin_plan *p, heed_
                           heed_tensor *v, heed_tensor *out, void *gq, void *gk, void *gv) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv;
     size_t es = heed_dtype_size(dt);
-    void *dnum_ = heed__alloc(g, (size_t)(Nq * dv > 0 ? Nq * dv : 1) * es), *G_ = heed__alloc(g, (size_t)(m * dv) * es);
-    double *dden = heed__alloc(g, (size_t)(Nq > 0 ? Nq : 1) * sizeof *dden), *h = heed__alloc(g, (size_t)m * sizeof *h);
+    void *dnum_ = heed_graph_alloc(g, (size_t)(Nq * dv > 0 ? Nq * dv : 1) * es), *G_ = heed_graph_alloc(g, (size_t)(m * dv) * es);
+    double *dden = heed_graph_alloc(g, (size_t)(Nq > 0 ? Nq : 1) * sizeof *dden), *h = heed_graph_alloc(g, (size_t)m * sizeof *h);
     if (!dnum_ || !G_ || !dden || !h) return;
     for (int64_t bh = 0; bh < p->B * p->H; bh++) {
         int64_t L = p->len[bh / p->H];
@@ -404,9 +404,9 @@ _Pragma("omp for schedule(dynamic)")
 static void linear_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *fq = nd->in[0], *fk = nd->in[1], *v = nd->in[2], *out = nd->out[0];
     const lin_plan *p = nd->saved;
-    void *gq = heed__grad(g, fq), *gk = heed__grad(g, fk), *gv = heed__grad(g, v);
+    void *gq = heed_grad_buffer(g, fq), *gk = heed_grad_buffer(g, fk), *gv = heed_grad_buffer(g, v);
     if (!p->causal) return full_backward(g, fq->dtype, p, fq, fk, v, out, gq, gk, gv);
-    double *scratch = heed__alloc(g, (size_t)omp_get_max_threads() * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
+    double *scratch = heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
     if (scratch) causal_backward(fq->dtype, p, fq, fk, v, out, gq, gk, gv, scratch);
 }
 
@@ -414,15 +414,15 @@ static const heed_op op_linear = {"heed_linear_attention", linear_backward};
 
 /* phi_q [B,H,Nq,m], phi_k [B,H,Nk,m], v [B,H,Nk,dv] of one dtype, m >= 1, dv >= 1. */
 static bool linear_shapes(heed_graph *g, const char *op, heed_tensor *fq, heed_tensor *fk, heed_tensor *v) {
-    if (!heed__check(g, op, fq, "phi_q") || !heed__check_like(g, op, fk, "phi_k", fq) || !heed__check_like(g, op, v, "v", fq))
+    if (!heed_check_tensor(g, op, fq, "phi_q") || !heed__check_like(g, op, fk, "phi_k", fq) || !heed__check_like(g, op, v, "v", fq))
         return false;
     if (fq->ndim != 4 || fq->shape[3] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: phi_q%s must be [B,H,Nq,m] with m >= 1 features", op, HEED_S(fq)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: phi_q%s must be [B,H,Nq,m] with m >= 1 features", op, HEED_S(fq)), false;
     const int64_t *s = fq->shape;
     if (!HEED__EXPECT(g, op, fk, "phi_k", fq, "[B,H,Nk,m]", s[0], s[1], -1, s[3]) ||
         !HEED__EXPECT(g, op, v, "v", fq, "[B,H,Nk,dv]", s[0], s[1], fk->shape[2], -1))
         return false;
-    if (v->shape[3] < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: v%s must have dv >= 1", op, HEED_S(v)), false;
+    if (v->shape[3] < 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: v%s must have dv >= 1", op, HEED_S(v)), false;
     return true;
 }
 
@@ -437,23 +437,23 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
     p.off = p.Nk - p.Nq;
     p.len = heed__key_lengths(g, op, o.key_lengths, p.B, p.Nk);
     int64_t BH = p.B * p.H, nden = BH * p.Nq;
-    p.den = heed__alloc(g, (size_t)(nden > 0 ? nden : 1) * sizeof *p.den);
+    p.den = heed_graph_alloc(g, (size_t)(nden > 0 ? nden : 1) * sizeof *p.den);
     heed_tensor *out = p.len && p.den ? heed__new(g, op, dt, 4, (int64_t[]){p.B, p.H, p.Nq, p.dv}) : NULL;
     if (!out) return NULL;
     if (p.causal) {
-        double *scratch = heed__alloc(g, (size_t)omp_get_max_threads() * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
+        double *scratch = heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
         if (!scratch) return NULL;
         causal_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data, scratch);
     } else {
-        p.kv = heed__alloc(g, (size_t)(BH > 0 ? BH * p.m * p.dv : 1) * heed_dtype_size(dt));
-        p.z = heed__alloc(g, (size_t)(BH > 0 ? BH * p.m : 1) * sizeof *p.z);
+        p.kv = heed_graph_alloc(g, (size_t)(BH > 0 ? BH * p.m * p.dv : 1) * heed_dtype_size(dt));
+        p.z = heed_graph_alloc(g, (size_t)(BH > 0 ? BH * p.m : 1) * sizeof *p.z);
         if (!p.kv || !p.z) return NULL;
         full_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data);
     }
     heed_tensor *in[3] = {phi_q, phi_k, v};
-    heed_node *nd = heed__record1(g, &op_linear, 3, in, out);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(lin_plan *)nd->saved = p;
-    return heed__live(g) ? out : NULL;
+    heed_node *nd = heed_record(g, &op_linear, 3, in, 1, &out);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(lin_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? out : NULL;
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -472,19 +472,19 @@ heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, in
 heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q, heed_tensor *phi_k,
                                         heed_tensor *v) {
     const char *op = "heed_linear_attention_step";
-    if (!heed__live(g)) return NULL;
-    if (!s || !s->S || !s->z) return heed__fail(g, HEED_ERR_ARG, "%s: state is NULL or not initialised", op), NULL;
+    if (!heed_graph_ok(g)) return NULL;
+    if (!s || !s->S || !s->z) return heed_graph_fail(g, HEED_ERR_ARG, "%s: state is NULL or not initialised", op), NULL;
     int64_t B = s->B, H = s->H, m = s->m, dv = s->dv;
     if (!HEED__EXPECT(g, op, phi_q, "phi_q", NULL, "[B,H,1,m] of the state", B, H, 1, m) ||
         !HEED__EXPECT(g, op, phi_k, "phi_k", phi_q, "[B,H,1,m] of the state", B, H, 1, m) ||
         !HEED__EXPECT(g, op, v, "v", phi_q, "[B,H,1,dv] of the state", B, H, 1, dv))
         return NULL;
     heed_tensor *in[3] = {phi_q, phi_k, v};
-    if (heed__wants_grad(g, 3, in))
-        return heed__fail(g, HEED_ERR_STATE,
-                          "%s: a decoding step takes no gradient (the state's past would not get one); call it between "
-                          "heed_no_grad_begin and heed_no_grad_end, and train with the causal heed_linear_attention",
-                          op),
+    if (heed_graph_records(g, 3, in))
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "%s: a decoding step takes no gradient (the state's past would not get one); call it between "
+                               "heed_no_grad_begin and heed_no_grad_end, and train with the causal heed_linear_attention",
+                               op),
                NULL;
     heed_tensor *out = heed__new(g, op, phi_q->dtype, 4, (int64_t[]){B, H, 1, dv});
     if (!out) return NULL;

@@ -32,8 +32,8 @@ static void local_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *s = nd->in[0], *v = nd->in[1], *centre = nd->in[2], *ctx = nd->out[0], *w = nd->out[1];
     const local_plan *p = nd->saved;
     int64_t B = p->B, N = p->N, dv = p->dv;
-    void *gs_ = heed__grad(g, s), *gv_ = heed__grad(g, v), *gp_ = heed__grad(g, centre);
-    double *ga = heed__alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof *ga);
+    void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v), *gp_ = heed_grad_buffer(g, centre);
+    double *ga = heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof *ga);
     if (!ga) return;
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *S = s->data, *V = v->data, *P = centre->data, *A = w->data, *dC = ctx->grad, *gW = w->grad;
@@ -68,25 +68,25 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
                                double sigma, const int64_t *key_lengths, heed_tensor **weights) {
     const char *op = "heed_local_attend";
     if (weights) *weights = NULL;
-    if (!heed__check(g, op, scores, "scores")) return NULL;
-    if (scores->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+    if (!heed_check_tensor(g, op, scores, "scores")) return NULL;
+    if (scores->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
     int64_t B = scores->shape[0], N = scores->shape[1];
     if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1) ||
         !HEED__EXPECT(g, op, centre, "centre", scores, "[B]", B))
         return NULL;
-    if (D < 1) return heed__fail(g, HEED_ERR_ARG, "%s: D = %lld (the window p-D .. p+D needs D >= 1)", op, (long long)D), NULL;
+    if (D < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (the window p-D .. p+D needs D >= 1)", op, (long long)D), NULL;
     if (!(sigma >= 0) || isinf(sigma))
-        return heed__fail(g, HEED_ERR_ARG, "%s: sigma = %g (must be finite and >= 0; 0 = no Gaussian)", op, sigma), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: sigma = %g (must be finite and >= 0; 0 = no Gaussian)", op, sigma), NULL;
     local_plan p = {.B = B, .N = N, .dv = values->shape[2], .sigma = sigma};
     int64_t *len = heed__key_lengths(g, op, key_lengths, B, N);
     size_t nb = (size_t)(B > 0 ? B : 1);
-    p.lo = heed__alloc(g, nb * sizeof *p.lo), p.hi = heed__alloc(g, nb * sizeof *p.hi);
-    p.max = heed__alloc(g, nb * sizeof *p.max), p.sum = heed__alloc(g, nb * sizeof *p.sum);
+    p.lo = heed_graph_alloc(g, nb * sizeof *p.lo), p.hi = heed_graph_alloc(g, nb * sizeof *p.hi);
+    p.max = heed_graph_alloc(g, nb * sizeof *p.max), p.sum = heed_graph_alloc(g, nb * sizeof *p.sum);
     if (!len || !p.lo || !p.hi || !p.max || !p.sum) return NULL;
     for (int64_t b = 0; b < B; b++) {
         double c = heed_get(centre, b);
         if (!isfinite(c))
-            return heed__fail(g, HEED_ERR_NUMERIC, "%s: centre[%lld] = %g is not a finite position", op, (long long)b, c),
+            return heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: centre[%lld] = %g is not a finite position", op, (long long)b, c),
                    NULL;
         /* keys j with c - D <= j <= c + D and 0 <= j < L; clamped in double first so the
          * conversion to int64 cannot overflow */
@@ -117,9 +117,9 @@ _Pragma("omp parallel for if (B * N * dv > 32768)")
         }
     });
     heed_tensor *in[3] = {scores, values, centre}, *out[2] = {ctx, w};
-    heed_node *nd = heed__record(g, &op_local, 3, in, 2, out);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(local_plan *)nd->saved = p;
-    if (!heed__live(g)) return NULL;
+    heed_node *nd = heed_record(g, &op_local, 3, in, 2, out);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(local_plan *)nd->saved = p;
+    if (!heed_graph_ok(g)) return NULL;
     if (weights) *weights = w;
     return ctx;
 }
@@ -129,15 +129,15 @@ _Pragma("omp parallel for if (B * N * dv > 32768)")
 heed_tensor *heed_local_position(heed_graph *g, heed_tensor *query, heed_tensor *w_p, heed_tensor *v_p, int64_t N,
                                  const int64_t *key_lengths) {
     const char *op = "heed_local_position";
-    if (!heed__check(g, op, query, "query")) return NULL;
-    if (query->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL;
+    if (!heed_check_tensor(g, op, query, "query")) return NULL;
+    if (query->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL;
     int64_t B = query->shape[0], dq = query->shape[1];
     if (!HEED__EXPECT(g, op, w_p, "w_p", query, "[dp,dq]", -1, dq)) return NULL;
     int64_t dp = w_p->shape[0];
     if (!HEED__EXPECT(g, op, v_p, "v_p", query, "[dp]", dp)) return NULL;
-    if (N < 0) return heed__fail(g, HEED_ERR_ARG, "%s: N = %lld keys (must be >= 0)", op, (long long)N), NULL;
+    if (N < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: N = %lld keys (must be >= 0)", op, (long long)N), NULL;
     int64_t *len = heed__key_lengths(g, op, key_lengths, B, N);
-    double *last = len ? heed__alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *last) : NULL;
+    double *last = len ? heed_graph_alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *last) : NULL;
     if (!last) return NULL;
     for (int64_t b = 0; b < B; b++) last[b] = len[b] > 0 ? (double)(len[b] - 1) : 0;
     heed_tensor *t = heed_tanh(g, heed_linear(g, query, w_p, NULL));
@@ -151,18 +151,18 @@ heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, hee
                                         const int64_t *key_lengths, heed_tensor **weights) {
     const char *op = "heed_luong_local_attention";
     if (weights) *weights = NULL;
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     heed_local_opts o = opts ? *opts : (heed_local_opts){0};
     int64_t D = o.D ? o.D : 10;
     if (o.kind != HEED_LOCAL_M && o.kind != HEED_LOCAL_P)
-        return heed__fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_LOCAL_M or HEED_LOCAL_P)", op, (int)o.kind), NULL;
-    if (D < 1) return heed__fail(g, HEED_ERR_ARG, "%s: D = %lld (must be >= 1; 0 means 10)", op, (long long)o.D), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_LOCAL_M or HEED_LOCAL_P)", op, (int)o.kind), NULL;
+    if (D < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (must be >= 1; 0 means 10)", op, (long long)o.D), NULL;
     if (o.kind == HEED_LOCAL_M && (o.w_p || o.v_p))
-        return heed__fail(g, HEED_ERR_ARG, "%s: local-m takes no w_p or v_p (its centre is the step)", op), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: local-m takes no w_p or v_p (its centre is the step)", op), NULL;
     if (o.kind == HEED_LOCAL_M && o.step < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: step = %lld (the decoder step must be >= 0)", op, (long long)o.step), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: step = %lld (the decoder step must be >= 0)", op, (long long)o.step), NULL;
     if (o.kind == HEED_LOCAL_P && (!o.w_p || !o.v_p))
-        return heed__fail(g, HEED_ERR_ARG, "%s: local-p needs w_p [dp,dq] and v_p [dp] to predict the centre", op), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: local-p needs w_p [dp,dq] and v_p [dp] to predict the centre", op), NULL;
     heed_tensor *s = heed_luong_score(g, kind, query, keys, w, v);
     if (!s) return NULL;
     int64_t B = s->shape[0], N = s->shape[1];

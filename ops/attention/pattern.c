@@ -73,44 +73,44 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
     const heed_attn_pattern *s = &opts->pattern;
     int64_t Nk = P->Nk;
     if (opts->window < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: window = %lld (must be >= 0; 0 means none)", op,
-                          (long long)opts->window),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: window = %lld (must be >= 0; 0 means none)", op,
+                               (long long)opts->window),
                false;
     if (s->dilation < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: pattern.dilation = %lld (must be >= 1; 0 means 1)", op,
-                          (long long)s->dilation),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.dilation = %lld (must be >= 1; 0 means 1)", op,
+                               (long long)s->dilation),
                false;
     if (s->dilation > 1 && opts->window == 0)
-        return heed__fail(g, HEED_ERR_ARG,
-                          "%s: pattern.dilation = %lld with window = 0 (a dilated window needs a window > 0)", op,
-                          (long long)s->dilation),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: pattern.dilation = %lld with window = 0 (a dilated window needs a window > 0)", op,
+                               (long long)s->dilation),
                false;
     if (s->n_global < 0 || (s->n_global > 0 && !s->global))
-        return heed__fail(g, HEED_ERR_ARG, "%s: pattern.n_global = %lld with pattern.global %s (need n_global >= 0 positions)",
-                          op, (long long)s->n_global, s->global ? "set" : "NULL"),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.n_global = %lld with pattern.global %s (need n_global >= 0 positions)",
+                               op, (long long)s->n_global, s->global ? "set" : "NULL"),
                false;
     for (int64_t x = 0; x < s->n_global; x++)
         if (s->global[x] < 0 || s->global[x] >= Nk)
-            return heed__fail(g, HEED_ERR_ARG, "%s: pattern.global[%lld] = %lld (must be a key position in [0, Nk = %lld))",
-                              op, (long long)x, (long long)s->global[x], (long long)Nk),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.global[%lld] = %lld (must be a key position in [0, Nk = %lld))",
+                                   op, (long long)x, (long long)s->global[x], (long long)Nk),
                    false;
     if (s->random_blocks < 0 || s->block < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: pattern.random_blocks = %lld, pattern.block = %lld (must be >= 0)", op,
-                          (long long)s->random_blocks, (long long)s->block),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.random_blocks = %lld, pattern.block = %lld (must be >= 0)", op,
+                               (long long)s->random_blocks, (long long)s->block),
                false;
     int64_t rsize = s->block ? s->block : 64, nkb = (Nk + rsize - 1) / rsize;
     if (s->random_blocks > nkb)
-        return heed__fail(g, HEED_ERR_ARG,
-                          "%s: pattern.random_blocks = %lld, but Nk = %lld keys make only %lld blocks of %lld", op,
-                          (long long)s->random_blocks, (long long)Nk, (long long)nkb, (long long)rsize),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: pattern.random_blocks = %lld, but Nk = %lld keys make only %lld blocks of %lld", op,
+                               (long long)s->random_blocks, (long long)Nk, (long long)nkb, (long long)rsize),
                false;
     if (s->strided < 0 || s->fixed < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: pattern.strided = %lld, pattern.fixed = %lld (must be >= 0; 0 means off)",
-                          op, (long long)s->strided, (long long)s->fixed),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.strided = %lld, pattern.fixed = %lld (must be >= 0; 0 means off)",
+                               op, (long long)s->strided, (long long)s->fixed),
                false;
     if (s->summary < 0 || s->summary > s->fixed)
-        return heed__fail(g, HEED_ERR_ARG, "%s: pattern.summary = %lld (must be in [1, pattern.fixed = %lld]; 0 means 1)",
-                          op, (long long)s->summary, (long long)s->fixed),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.summary = %lld (must be in [1, pattern.fixed = %lld]; 0 means 1)",
+                               op, (long long)s->summary, (long long)s->fixed),
                false;
 
     /* Lengths beyond every distance are cut to L = Nq + Nk + 1 (|p - j| < L for every query
@@ -127,7 +127,7 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
     if (A->fixed > L) A->summary = max64(A->summary - (A->fixed - L), 0), A->fixed = L;
     A->on = s->dilation > 1 || s->n_global > 0 || s->random_blocks > 0 || s->strided > 0 || s->fixed > 0;
     if (s->n_global > 0) {
-        int64_t *gl = heed__alloc(g, (size_t)s->n_global * sizeof *gl);
+        int64_t *gl = heed_graph_alloc(g, (size_t)s->n_global * sizeof *gl);
         if (!gl) return false;
         memcpy(gl, s->global, (size_t)s->n_global * sizeof *gl);
         qsort(gl, (size_t)s->n_global, sizeof *gl, cmp_i64);
@@ -142,7 +142,7 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
         A->rq0 = floordiv(Nk - P->Nq, rsize);
         A->rnq = floordiv(Nk - 1, rsize) - A->rq0 + 1;
         int64_t per = A->rnq * A->rblocks;
-        int64_t *tab = heed__alloc(g, (size_t)(P->H * per) * sizeof *tab);
+        int64_t *tab = heed_graph_alloc(g, (size_t)(P->H * per) * sizeof *tab);
         if (!tab) return false;
         for (int64_t h = 0; h < P->H; h++)
             for (int64_t u = 0; u < A->rnq; u++)
@@ -274,12 +274,12 @@ static void query_tile_keys(const attn_plan *P, int64_t h, int64_t dmin, int64_t
 const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P) {
     int64_t bq = P->block_q, bk = P->block_k, Nq = P->Nq, Nk = P->Nk, off = Nk - Nq;
     int64_t nqt = (Nq + bq - 1) / bq, nkt = (Nk + bk - 1) / bk, heads = P->pat.rblocks ? P->H : 1;
-    attn_tile_map *M = heed__alloc(g, sizeof *M);
-    int64_t *q_start = heed__alloc(g, (size_t)(heads * (nqt + 1)) * sizeof *q_start);
-    int64_t *k_start = heed__alloc(g, (size_t)(heads * (nkt + 1)) * sizeof *k_start);
-    int64_t *fill = heed__alloc(g, (size_t)(nkt + 1) * sizeof *fill);
-    tile_set T = {.Nk = Nk, .bk = bk, .mark = heed__alloc(g, (size_t)nkt + 1),
-                  .list = heed__alloc(g, (size_t)(nkt + 1) * sizeof(int32_t))};
+    attn_tile_map *M = heed_graph_alloc(g, sizeof *M);
+    int64_t *q_start = heed_graph_alloc(g, (size_t)(heads * (nqt + 1)) * sizeof *q_start);
+    int64_t *k_start = heed_graph_alloc(g, (size_t)(heads * (nkt + 1)) * sizeof *k_start);
+    int64_t *fill = heed_graph_alloc(g, (size_t)(nkt + 1) * sizeof *fill);
+    tile_set T = {.Nk = Nk, .bk = bk, .mark = heed_graph_alloc(g, (size_t)nkt + 1),
+                  .list = heed_graph_alloc(g, (size_t)(nkt + 1) * sizeof(int32_t))};
     if (!M || !q_start || !k_start || !fill || !T.mark || !T.list) return NULL;
     memset(T.mark, 0, (size_t)nkt);
     /* Two passes over the query tiles: count, then fill (the lists are cheap to redo). */
@@ -301,8 +301,8 @@ const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P) {
             q_start[h * (nqt + 1) + nqt] = total;
         }
         if (!pass) {
-            k_tiles = heed__alloc(g, (size_t)(total + 1) * sizeof *k_tiles);
-            q_tiles = heed__alloc(g, (size_t)(total + 1) * sizeof *q_tiles);
+            k_tiles = heed_graph_alloc(g, (size_t)(total + 1) * sizeof *k_tiles);
+            q_tiles = heed_graph_alloc(g, (size_t)(total + 1) * sizeof *q_tiles);
             if (!k_tiles || !q_tiles) return NULL;
         }
     }
@@ -331,15 +331,15 @@ heed_status heed_attention_cost(heed_ctx *ctx, const heed_attention_opts *opts, 
     if (!ctx) return HEED_ERR_ARG;
     heed_attention_opts o = opts ? *opts : (heed_attention_opts){0};
     if (dtype != HEED_F32 && dtype != HEED_F64)
-        return heed__ctx_fail(ctx, HEED_ERR_DTYPE, "%s: dtype %d (attention runs in f32 or f64)", op, (int)dtype);
+        return heed_ctx_fail(ctx, HEED_ERR_DTYPE, "%s: dtype %d (attention runs in f32 or f64)", op, (int)dtype);
     if (H < 1 || Nq < 0 || Nk < 0)
-        return heed__ctx_fail(ctx, HEED_ERR_SHAPE, "%s: H = %lld, Nq = %lld, Nk = %lld (need H >= 1, Nq, Nk >= 0)", op,
-                              (long long)H, (long long)Nq, (long long)Nk);
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: H = %lld, Nq = %lld, Nk = %lld (need H >= 1, Nq, Nk >= 0)", op,
+                             (long long)H, (long long)Nq, (long long)Nk);
     if (o.block_q < 0 || o.block_q > 1024 || o.block_k < 0 || o.block_k > 1024)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)",
-                              op, o.block_q, o.block_k);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)",
+                             op, o.block_q, o.block_k);
     heed_graph *g = heed_graph_new(ctx);
-    if (!g) return heed__ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", op);
+    if (!g) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", op);
     attn_plan P = {.B = 1, .H = H, .Nq = Nq, .Nk = Nk, .causal = o.causal, .block_q = o.block_q, .block_k = o.block_k};
     attn_flash_blocks(&P, dtype);
     int64_t bq = P.block_q, bk = P.block_k, n_pairs = 0, n_tiles = 0;
@@ -348,12 +348,12 @@ heed_status heed_attention_cost(heed_ctx *ctx, const heed_attention_opts *opts, 
     attn_tile_rows T = {.ld = bk};
     if (attn_pattern_setup(g, op, &o, &P)) {
         M = P.pat.on ? attn_tile_map_build(g, &P) : NULL;
-        T.vis = heed__alloc(g, (size_t)(bq * bk) + 1), T.holes = heed__alloc(g, (size_t)bq);
-        lo = heed__alloc(g, (size_t)bq * sizeof *lo), hi = heed__alloc(g, (size_t)bq * sizeof *hi);
-        T.lo = heed__alloc(g, (size_t)bq * sizeof *T.lo), T.hi = heed__alloc(g, (size_t)bq * sizeof *T.hi);
+        T.vis = heed_graph_alloc(g, (size_t)(bq * bk) + 1), T.holes = heed_graph_alloc(g, (size_t)bq);
+        lo = heed_graph_alloc(g, (size_t)bq * sizeof *lo), hi = heed_graph_alloc(g, (size_t)bq * sizeof *hi);
+        T.lo = heed_graph_alloc(g, (size_t)bq * sizeof *T.lo), T.hi = heed_graph_alloc(g, (size_t)bq * sizeof *T.hi);
     }
-    if (!heed__live(g)) {
-        heed_status st = heed__ctx_fail(ctx, heed_graph_status(g), "%s", heed_graph_error(g));
+    if (!heed_graph_ok(g)) {
+        heed_status st = heed_ctx_fail(ctx, heed_graph_status(g), "%s", heed_graph_error(g));
         heed_graph_free(g);
         return st;
     }

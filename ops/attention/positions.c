@@ -12,10 +12,10 @@
  * [start, start + n). An odd d ends with a sine column. No gradient: it is a constant. */
 heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t start, int64_t n, int64_t d) {
     const char *op = "heed_sinusoidal_positions";
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (start < 0 || n < 0 || d < 1)
-        return heed__fail(g, HEED_ERR_ARG, "%s: start = %lld, n = %lld, d = %lld (need start >= 0, n >= 0, d >= 1)", op,
-                          (long long)start, (long long)n, (long long)d),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: start = %lld, n = %lld, d = %lld (need start >= 0, n >= 0, d >= 1)", op,
+                               (long long)start, (long long)n, (long long)d),
                NULL;
     heed_tensor *t = heed__new(g, op, dtype, 2, (int64_t[]){n, d});
     if (!t) return NULL;
@@ -37,7 +37,7 @@ _Pragma("omp parallel for if (n * d > 65536)")
 /* y = table[start : start + n]:  dtable[start + p] += dy[p]. */
 static void learned_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *table = nd->in[0], *y = nd->out[0];
-    void *gt_ = heed__grad(g, table);
+    void *gt_ = heed_grad_buffer(g, table);
     if (!gt_) return;
     int64_t start = nd->iarg[0], d = table->shape[1];
     HEED_FOR_DTYPE(table->dtype, T, {
@@ -51,20 +51,20 @@ static const heed_op op_learned = {"heed_learned_positions", learned_backward};
 
 heed_tensor *heed_learned_positions(heed_graph *g, heed_tensor *table, int64_t start, int64_t n) {
     const char *op = "heed_learned_positions";
-    if (!heed__check(g, op, table, "table")) return NULL;
-    if (table->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: table%s must be [maxlen,d]", op, HEED_S(table)), NULL;
+    if (!heed_check_tensor(g, op, table, "table")) return NULL;
+    if (table->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [maxlen,d]", op, HEED_S(table)), NULL;
     int64_t maxlen = table->shape[0], d = table->shape[1];
     if (start < 0 || n < 0 || start > maxlen - n)
-        return heed__fail(g, HEED_ERR_ARG, "%s: positions [%lld, %lld) do not fit table%s (maxlen %lld)", op,
-                          (long long)start, (long long)(start + n), HEED_S(table), (long long)maxlen),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: positions [%lld, %lld) do not fit table%s (maxlen %lld)", op,
+                               (long long)start, (long long)(start + n), HEED_S(table), (long long)maxlen),
                NULL;
     heed_tensor *y = heed__new(g, op, table->dtype, 2, (int64_t[]){n, d});
     if (!y) return NULL;
     memcpy(y->data, (const char *)table->data + (size_t)(start * d) * heed_dtype_size(table->dtype),
            (size_t)(n * d) * heed_dtype_size(table->dtype));
-    heed_node *nd = heed__record1(g, &op_learned, 1, &table, y);
+    heed_node *nd = heed_record(g, &op_learned, 1, &table, 1, &y);
     if (nd) nd->iarg[0] = start;
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- relative bias */
@@ -108,7 +108,7 @@ int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, in
  * dtable[r,h] += sum of dbias[0,h,i,j] over the (i,j) in bucket r. */
 static void relpos_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *table = nd->in[0], *y = nd->out[0];
-    void *gt_ = heed__grad(g, table);
+    void *gt_ = heed_grad_buffer(g, table);
     if (!gt_) return;
     const int32_t *bucket = nd->saved;
     int64_t H = table->shape[1], nq = y->shape[2], nk = y->shape[3];
@@ -126,34 +126,34 @@ static const heed_op op_relpos = {"heed_relative_position_bias", relpos_backward
 heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int64_t nq, int64_t nk,
                                          const heed_relpos_opts *opts) {
     const char *op = "heed_relative_position_bias";
-    if (!heed__check(g, op, table, "table")) return NULL;
+    if (!heed_check_tensor(g, op, table, "table")) return NULL;
     heed_relpos_opts o = opts ? *opts : (heed_relpos_opts){0};
     if (table->ndim != 2 || table->shape[0] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: table%s must be [buckets,H] with buckets >= 1", op, HEED_S(table)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [buckets,H] with buckets >= 1", op, HEED_S(table)), NULL;
     int64_t R = table->shape[0], H = table->shape[1];
     if (nq < 0 || nk < 0 || o.query_start < 0)
-        return heed__fail(g, HEED_ERR_ARG, "%s: nq = %lld, nk = %lld, query_start = %lld (must be >= 0)", op, (long long)nq,
-                          (long long)nk, (long long)o.query_start),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq = %lld, nk = %lld, query_start = %lld (must be >= 0)", op, (long long)nq,
+                               (long long)nk, (long long)o.query_start),
                NULL;
     if (o.kind == HEED_RELPOS_CLIPPED) {
         if (R % 2 == 0 || (o.max_distance > 0 && R != 2 * o.max_distance + 1))
-            return heed__fail(g, HEED_ERR_SHAPE,
-                              "%s: clipped distances need table%s with 2*max_distance+1 rows (odd; max_distance = %lld)", op,
-                              HEED_S(table), (long long)o.max_distance),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: clipped distances need table%s with 2*max_distance+1 rows (odd; max_distance = %lld)", op,
+                                   HEED_S(table), (long long)o.max_distance),
                    NULL;
     } else if (o.kind == HEED_RELPOS_T5) {
         int64_t md = o.max_distance > 0 ? o.max_distance : 128, max_exact = (o.bidirectional ? R / 2 : R) / 2;
         if (max_exact < 1 || md <= max_exact)
-            return heed__fail(g, HEED_ERR_ARG,
-                              "%s: T5 buckets need max_exact = %s/2 >= 1 and max_distance > max_exact (table%s, "
-                              "max_distance %lld)",
-                              op, o.bidirectional ? "(buckets/2)" : "buckets", HEED_S(table), (long long)md),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: T5 buckets need max_exact = %s/2 >= 1 and max_distance > max_exact (table%s, "
+                                   "max_distance %lld)",
+                                   op, o.bidirectional ? "(buckets/2)" : "buckets", HEED_S(table), (long long)md),
                    NULL;
     } else {
-        return heed__fail(g, HEED_ERR_ARG, "%s: unknown kind %d (clipped or T5)", op, (int)o.kind), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: unknown kind %d (clipped or T5)", op, (int)o.kind), NULL;
     }
-    if (nq * nk > INT64_C(1) << 31) return heed__fail(g, HEED_ERR_ARG, "%s: nq * nk too large", op), NULL;
-    int32_t *bucket = heed__alloc(g, (size_t)(nq * nk > 0 ? nq * nk : 1) * sizeof *bucket);
+    if (nq * nk > INT64_C(1) << 31) return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq * nk too large", op), NULL;
+    int32_t *bucket = heed_graph_alloc(g, (size_t)(nq * nk > 0 ? nq * nk : 1) * sizeof *bucket);
     heed_tensor *y = bucket ? heed__new(g, op, table->dtype, 4, (int64_t[]){1, H, nq, nk}) : NULL;
     if (!y) return NULL;
     for (int64_t i = 0; i < nq; i++)
@@ -165,7 +165,7 @@ _Pragma("omp parallel for if (H * nq * nk > 65536)")
         for (int64_t h = 0; h < H; h++)
             for (int64_t ij = 0; ij < nq * nk; ij++) Y[h * nq * nk + ij] = tb[bucket[ij] * H + h];
     });
-    heed_node *nd = heed__record1(g, &op_relpos, 1, &table, y);
+    heed_node *nd = heed_record(g, &op_relpos, 1, &table, 1, &y);
     if (nd) nd->saved = bucket;
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }

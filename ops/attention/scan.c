@@ -94,21 +94,21 @@ typedef struct {
 
 static bool validate(heed_graph *g, const char *op, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
                      const int64_t *key_lengths, scan_plan *p) {
-    if (!heed__check(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
+    if (!heed_check_tensor(g, op, q, "q") || !heed__check_like(g, op, k, "k", q) || !heed__check_like(g, op, v, "v", q))
         return false;
     if (k->ndim != 3 || k->shape[2] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: k%s must be [B,N,d] with d >= 1", op, HEED_S(k)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: k%s must be [B,N,d] with d >= 1", op, HEED_S(k)), false;
     p->B = k->shape[0], p->N = k->shape[1], p->d = k->shape[2];
     p->shared_q = q->ndim == 1;
     if (p->shared_q ? q->shape[0] != p->d : !(q->ndim == 2 && q->shape[0] == p->B && q->shape[1] == p->d))
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: q%s must be [B,d] = [%lld,%lld] (or [d] shared by every row) for k%s", op,
-                          HEED_S(q), (long long)p->B, (long long)p->d, HEED_S(k)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s must be [B,d] = [%lld,%lld] (or [d] shared by every row) for k%s", op,
+                               HEED_S(q), (long long)p->B, (long long)p->d, HEED_S(k)),
                false;
     if (!HEED__EXPECT(g, op, v, "v", q, "[B,N,dv]", p->B, p->N, -1)) return false;
     p->dv = v->shape[2];
-    if (p->dv < 1) return heed__fail(g, HEED_ERR_SHAPE, "%s: v%s must have dv >= 1", op, HEED_S(v)), false;
+    if (p->dv < 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: v%s must have dv >= 1", op, HEED_S(v)), false;
     if (!(scale >= 0) || isinf(scale))
-        return heed__fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, scale), false;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, scale), false;
     p->scale = scale > 0 ? scale : 1 / sqrt((double)p->d);
     p->len = heed__key_lengths(g, op, key_lengths, p->B, p->N);
     return p->len != NULL;
@@ -151,7 +151,7 @@ static void add_dq(const scan_plan *p, heed_dtype dt, const double *dqs, void *g
 static void recurrent_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
     const scan_plan *p = nd->saved;
-    void *gq_ = heed__grad(g, q), *gk_ = heed__grad(g, k), *gv_ = heed__grad(g, v);
+    void *gq_ = heed_grad_buffer(g, q), *gk_ = heed_grad_buffer(g, k), *gv_ = heed_grad_buffer(g, v);
     double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
     if (!dqs) return;
     HEED_FOR_DTYPE(q->dtype, T, {
@@ -183,8 +183,8 @@ heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor
     scan_plan p;
     if (!validate(g, op, q, k, v, scale, key_lengths, &p)) return NULL;
     heed_tensor *o = heed__new(g, op, q->dtype, 2, (int64_t[]){p.B, p.dv});
-    p.lse = heed__alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
-    double *acc = heed__alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
+    p.lse = heed_graph_alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
+    double *acc = heed_graph_alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
     if (!o || !p.lse || !acc) return NULL;
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data;
@@ -207,9 +207,9 @@ _Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768)")
         }
     });
     heed_tensor *in[3] = {q, k, v};
-    heed_node *nd = heed__record1(g, &op_recurrent, 3, in, o);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
-    return heed__live(g) ? o : NULL;
+    heed_node *nd = heed_record(g, &op_recurrent, 3, in, 1, &o);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? o : NULL;
 }
 
 /* ---------------------------------------------------------------- prefix scan op */
@@ -256,9 +256,9 @@ _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
 static void scan_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
     const scan_plan *p = nd->saved;
-    void *gq_ = heed__grad(g, q), *gk_ = heed__grad(g, k), *gv_ = heed__grad(g, v);
+    void *gq_ = heed_grad_buffer(g, q), *gk_ = heed_grad_buffer(g, k), *gv_ = heed_grad_buffer(g, v);
     double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
-    double *u_all = heed__alloc(g, (size_t)(p->B * p->dv > 0 ? p->B * p->dv : 1) * sizeof(double));
+    double *u_all = heed_graph_alloc(g, (size_t)(p->B * p->dv > 0 ? p->B * p->dv : 1) * sizeof(double));
     if (!dqs || !u_all) return;
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
@@ -299,8 +299,8 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     while (n2 < p.N) n2 *= 2;
     heed_tensor *o = heed__zeros(g, op, q->dtype, 3, (int64_t[]){p.B, p.N, p.dv});
     heed_tensor *in[3] = {q, k, v};
-    bool record = heed__wants_grad(g, 3, in); /* the log-sum-exps are kept only for backward */
-    p.lse = record ? heed__alloc(g, (size_t)(p.B * p.N > 0 ? p.B * p.N : 1) * sizeof(double)) : NULL;
+    bool record = heed_graph_records(g, 3, in); /* the log-sum-exps are kept only for backward */
+    p.lse = record ? heed_graph_alloc(g, (size_t)(p.B * p.N > 0 ? p.B * p.N : 1) * sizeof(double)) : NULL;
     if (!o || (record && !p.lse)) return NULL;
     /* Work space per row: n2 * (dv + 3) doubles; rows run in parallel when there are enough
      * of them, otherwise each level of one row's scan does. */
@@ -309,7 +309,7 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     int64_t slots = rows_parallel ? p.B : 1;
     size_t per_row = (size_t)n2 * (size_t)(p.dv + 3);
     double *work = malloc(per_row * (size_t)slots * sizeof(double));
-    if (!work) return heed__fail(g, HEED_ERR_NOMEM, "%s: out of memory for the scan work space", op), NULL;
+    if (!work) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for the scan work space", op), NULL;
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data;
         T *O = o->data;
@@ -335,7 +335,7 @@ _Pragma("omp parallel for if (rows_parallel)")
         }
     });
     free(work);
-    heed_node *nd = heed__record1(g, &op_scan, 3, in, o);
-    if (nd && (nd->saved = heed__alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
-    return heed__live(g) ? o : NULL;
+    heed_node *nd = heed_record(g, &op_scan, 3, in, 1, &o);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? o : NULL;
 }

@@ -47,8 +47,8 @@ static void attend_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *s = nd->in[0], *v = nd->in[1], *ctx = nd->out[0], *w = nd->out[1];
     int64_t B = v->shape[0], N = v->shape[1], dv = v->shape[2];
     const int64_t *len = nd->saved;
-    void *gs_ = heed__grad(g, s), *gv_ = heed__grad(g, v);
-    double *dw_all = gs_ ? heed__alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof(double)) : NULL;
+    void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
+    double *dw_all = gs_ ? heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof(double)) : NULL;
     if (gs_ && !dw_all) return;
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
@@ -82,9 +82,9 @@ heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values
                          heed_tensor **weights) {
     const char *op = "heed_attend";
     if (weights) *weights = NULL;
-    if (!heed__check(g, op, scores, "scores") || !heed__check_like(g, op, values, "values", scores)) return NULL;
+    if (!heed_check_tensor(g, op, scores, "scores") || !heed__check_like(g, op, values, "values", scores)) return NULL;
     if (scores->ndim != 2)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
     int64_t B = scores->shape[0], N = scores->shape[1];
     if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1)) return NULL;
     int64_t dv = values->shape[2];
@@ -111,9 +111,9 @@ _Pragma("omp parallel for if (B * N * dv > 32768)")
         }
     });
     heed_tensor *in[2] = {scores, values}, *out[2] = {ctx, w};
-    heed_node *nd = heed__record(g, &op_attend, 2, in, 2, out);
+    heed_node *nd = heed_record(g, &op_attend, 2, in, 2, out);
     if (nd) nd->saved = len;
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (weights) *weights = w;
     return ctx;
 }
@@ -176,17 +176,17 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C, K = p->K, h = (K - 1) / 2;
     int64_t ldw = p->concat ? dq + dk : dq;
     size_t es = heed_dtype_size(dt);
-    void *gq = heed__grad(g, query), *gk = heed__grad(g, keys), *gw = heed__grad(g, w), *gb = heed__grad(g, bias),
-         *gv = heed__grad(g, v), *gprev = heed__grad(g, prev), *gfilt = heed__grad(g, filt), *gproj = heed__grad(g, proj),
-         *gcov = heed__grad(g, cov), *gcovw = heed__grad(g, covw);
+    void *gq = heed_grad_buffer(g, query), *gk = heed_grad_buffer(g, keys), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, bias),
+         *gv = heed_grad_buffer(g, v), *gprev = heed_grad_buffer(g, prev), *gfilt = heed_grad_buffer(g, filt), *gproj = heed_grad_buffer(g, proj),
+         *gcov = heed_grad_buffer(g, cov), *gcovw = heed_grad_buffer(g, covw);
     /* dpre is kept only when a GEMM needs it (concat keys, location features) */
     bool keep = (p->concat && (gk || gw)) || (prev && (gprev || gfilt || gproj));
     int nthreads = omp_get_max_threads();
-    void *dpre_ = keep ? heed__alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
+    void *dpre_ = keep ? heed_graph_alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
     /* per-thread partial sums over all rows: dv, dw_c */
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
-    void *rows_ = heed__alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
+    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
     if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
     HEED_FOR_DTYPE(dt, T, {
         const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
@@ -238,7 +238,7 @@ _Pragma("omp for schedule(static)")
     if (!prev || !(gprev || gfilt || gproj)) return;
     if (gproj) heed_gemm(dt, true, false, da, C, BN, 1, dpre_, da, p->feat, C, 1, gproj, C);
     if (!gprev && !gfilt) return;
-    void *df_ = heed__alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
+    void *df_ = heed_graph_alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
     if (!df_) return;
     heed_gemm(dt, false, false, BN, C, da, 1, dpre_, da, proj->data, C, 0, df_, C);
     HEED_FOR_DTYPE(dt, T, {
@@ -296,13 +296,13 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     size_t es = heed_dtype_size(dt);
     int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C;
     int64_t ldw = p->concat ? dq + dk : dq;
-    bool record = heed__wants_grad(g, n_in, in);
+    bool record = heed_graph_records(g, n_in, in);
     int64_t widest = da > C ? da : C, blk = record ? BN : NOGRAD_BLOCK_ELEMS / (widest > 0 ? widest : 1);
     if (blk < 1) blk = 1;
     if (blk > BN) blk = BN;
-    void *pre_ = heed__alloc(g, (size_t)(blk * da > 0 ? blk * da : 1) * es);
-    void *qp_ = heed__alloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
-    void *feat_ = prev ? heed__alloc(g, (size_t)(blk * C > 0 ? blk * C : 1) * es) : NULL;
+    void *pre_ = heed_graph_alloc(g, (size_t)(blk * da > 0 ? blk * da : 1) * es);
+    void *qp_ = heed_graph_alloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
+    void *feat_ = prev ? heed_graph_alloc(g, (size_t)(blk * C > 0 ? blk * C : 1) * es) : NULL;
     heed_tensor *S = heed__new(g, opname, dt, 2, (int64_t[]){B, N});
     if (!pre_ || !qp_ || (prev && !feat_) || !S) return NULL;
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
@@ -340,9 +340,9 @@ _Pragma("omp parallel for schedule(static) if (threads)")
         }
     });
     p->t = pre_, p->feat = feat_;
-    heed_node *nd = heed__record1(g, op, n_in, in, S); /* records exactly when `record` */
-    if (nd && (nd->saved = heed__alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
-    return heed__live(g) ? S : NULL;
+    heed_node *nd = heed_record(g, op, n_in, in, 1, &S); /* records exactly when `record` */
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
+    return heed_graph_ok(g) ? S : NULL;
 }
 
 static int add_slot(heed_tensor **in, int *n, heed_tensor *t) {
@@ -352,23 +352,23 @@ static int add_slot(heed_tensor **in, int *n, heed_tensor *t) {
 }
 
 heed_tensor *heed_additive_keys(heed_graph *g, heed_tensor *keys, heed_tensor *w_k, heed_tensor *bias) {
-    if (heed__live(g) && keys && keys->ndim != 3)
-        return heed__fail(g, HEED_ERR_SHAPE, "heed_additive_keys: keys%s must be [B,N,dk]", HEED_S(keys)), NULL;
+    if (heed_graph_ok(g) && keys && keys->ndim != 3)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "heed_additive_keys: keys%s must be [B,N,dk]", HEED_S(keys)), NULL;
     return heed_linear(g, keys, w_k, bias);
 }
 
 heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, const heed_additive_params *ap,
                                  heed_tensor *prev_weights, heed_tensor *coverage) {
     const char *op = "heed_additive_score";
-    if (!heed__live(g)) return NULL;
-    if (!ap) return heed__fail(g, HEED_ERR_ARG, "%s: params is NULL", op), NULL;
-    if (!heed__check(g, op, query, "query") || query->ndim != 2)
-        return heed__live(g) ? (heed__fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL) : NULL;
+    if (!heed_graph_ok(g)) return NULL;
+    if (!ap) return heed_graph_fail(g, HEED_ERR_ARG, "%s: params is NULL", op), NULL;
+    if (!heed_check_tensor(g, op, query, "query") || query->ndim != 2)
+        return heed_graph_ok(g) ? (heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL) : NULL;
     int64_t B = query->shape[0], dq = query->shape[1];
     if (!heed__check_like(g, op, keys_proj, "keys_proj", query)) return NULL;
     if (keys_proj->ndim != 3 || keys_proj->shape[0] != B)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: keys_proj%s must be [B,N,da] with B = %lld (query%s)", op,
-                          HEED_S(keys_proj), (long long)B, HEED_S(query)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: keys_proj%s must be [B,N,da] with B = %lld (query%s)", op,
+                               HEED_S(keys_proj), (long long)B, HEED_S(query)),
                NULL;
     int64_t N = keys_proj->shape[1], da = keys_proj->shape[2];
     tanh_plan p = {.B = B, .N = N, .dq = dq, .da = da, .i_prev = -1, .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
@@ -378,19 +378,19 @@ heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor 
         return NULL;
     if (ap->loc_filters || ap->loc_proj || prev_weights) {
         if (!ap->loc_filters || !ap->loc_proj || !prev_weights)
-            return heed__fail(g, HEED_ERR_ARG,
-                              "%s: location-aware attention needs params.loc_filters, params.loc_proj and prev_weights "
-                              "together (got %s, %s, %s)",
-                              op, ap->loc_filters ? "filters" : "NULL", ap->loc_proj ? "proj" : "NULL",
-                              prev_weights ? "prev_weights" : "NULL"),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: location-aware attention needs params.loc_filters, params.loc_proj and prev_weights "
+                                   "together (got %s, %s, %s)",
+                                   op, ap->loc_filters ? "filters" : "NULL", ap->loc_proj ? "proj" : "NULL",
+                                   prev_weights ? "prev_weights" : "NULL"),
                    NULL;
         if (!heed__check_like(g, op, ap->loc_filters, "params.loc_filters", query)) return NULL;
         if (ap->loc_filters->ndim != 2 || ap->loc_filters->shape[0] < 1 || ap->loc_filters->shape[1] < 1 ||
             ap->loc_filters->shape[1] % 2 == 0)
-            return heed__fail(g, HEED_ERR_SHAPE,
-                              "%s: params.loc_filters%s must be [C,K] with C >= 1 channels and an odd window K >= 1 "
-                              "(centred convolution)",
-                              op, HEED_S(ap->loc_filters)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: params.loc_filters%s must be [C,K] with C >= 1 channels and an odd window K >= 1 "
+                                   "(centred convolution)",
+                                   op, HEED_S(ap->loc_filters)),
                    NULL;
         p.C = ap->loc_filters->shape[0], p.K = ap->loc_filters->shape[1];
         if (!HEED__EXPECT(g, op, ap->loc_proj, "params.loc_proj", query, "[da,C]", da, p.C) ||
@@ -399,7 +399,7 @@ heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor 
     }
     if (ap->cov_weight || coverage) {
         if (!ap->cov_weight || !coverage)
-            return heed__fail(g, HEED_ERR_ARG, "%s: coverage attention needs params.cov_weight and coverage together", op),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: coverage attention needs params.cov_weight and coverage together", op),
                    NULL;
         if (!HEED__EXPECT(g, op, ap->cov_weight, "params.cov_weight", query, "[da]", da) ||
             !HEED__EXPECT(g, op, coverage, "coverage", query, "[B,N]", B, N))
@@ -440,7 +440,7 @@ heed_tensor *heed_additive_attention(heed_graph *g, heed_tensor *query, heed_ten
 static void bilinear_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *q = nd->in[0], *k = nd->in[1], *W = nd->n_in > 2 ? nd->in[2] : NULL, *S = nd->out[0];
     int64_t B = k->shape[0], N = k->shape[1], dk = k->shape[2], dq = q->shape[1];
-    void *gq = heed__grad(g, q), *gk = heed__grad(g, k), *gW = heed__grad(g, W);
+    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gW = heed_grad_buffer(g, W);
     void *du_ = W ? heed__zalloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (W && !du_) return;
     HEED_FOR_DTYPE(q->dtype, T, {
@@ -467,7 +467,7 @@ static const heed_op op_general = {"heed_luong_score(general)", bilinear_backwar
 static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor *q, heed_tensor *k, heed_tensor *W) {
     int64_t B = k->shape[0], N = k->shape[1], dk = k->shape[2], dq = q->shape[1];
     heed_tensor *S = heed__new(g, op, q->dtype, 2, (int64_t[]){B, N});
-    void *u_ = W ? heed__alloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
+    void *u_ = W ? heed_graph_alloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (!S || (W && !u_)) return NULL;
     if (W) heed_gemm(q->dtype, false, false, B, dk, dq, 1, q->data, dq, W->data, dk, 0, u_, dk);
     HEED_FOR_DTYPE(q->dtype, T, {
@@ -482,9 +482,9 @@ _Pragma("omp parallel for if (B * N * dk > 32768)")
         }
     });
     heed_tensor *in[3] = {q, k, W};
-    heed_node *nd = heed__record1(g, W ? &op_general : &op_dot, W ? 3 : 2, in, S);
+    heed_node *nd = heed_record(g, W ? &op_general : &op_dot, W ? 3 : 2, in, 1, &S);
     if (nd) nd->saved = u_;
-    return heed__live(g) ? S : NULL;
+    return heed_graph_ok(g) ? S : NULL;
 }
 
 heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys, heed_tensor *w,
@@ -493,33 +493,33 @@ heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *
                      : kind == HEED_LUONG_GENERAL ? "heed_luong_score(general)"
                      : kind == HEED_LUONG_CONCAT  ? "heed_luong_score(concat)"
                                                   : "heed_luong_score";
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (kind != HEED_LUONG_DOT && kind != HEED_LUONG_GENERAL && kind != HEED_LUONG_CONCAT)
-        return heed__fail(g, HEED_ERR_ARG, "%s: unknown kind %d (dot, general or concat)", op, (int)kind), NULL;
-    if (!heed__check(g, op, query, "query") || !heed__check_like(g, op, keys, "keys", query)) return NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: unknown kind %d (dot, general or concat)", op, (int)kind), NULL;
+    if (!heed_check_tensor(g, op, query, "query") || !heed__check_like(g, op, keys, "keys", query)) return NULL;
     if (query->ndim != 2 || keys->ndim != 3 || keys->shape[0] != query->shape[0])
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: query%s and keys%s must be [B,dq] and [B,N,dk] with the same B", op,
-                          HEED_S(query), HEED_S(keys)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s and keys%s must be [B,dq] and [B,N,dk] with the same B", op,
+                               HEED_S(query), HEED_S(keys)),
                NULL;
     int64_t B = query->shape[0], dq = query->shape[1], N = keys->shape[1], dk = keys->shape[2];
     switch (kind) {
     case HEED_LUONG_DOT:
-        if (w || v) return heed__fail(g, HEED_ERR_ARG, "%s: takes no w or v (pass NULL)", op), NULL;
+        if (w || v) return heed_graph_fail(g, HEED_ERR_ARG, "%s: takes no w or v (pass NULL)", op), NULL;
         if (dq != dk)
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: query%s . keys%s: dq = %lld and dk = %lld must be equal", op,
-                              HEED_S(query), HEED_S(keys), (long long)dq, (long long)dk),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s . keys%s: dq = %lld and dk = %lld must be equal", op,
+                                   HEED_S(query), HEED_S(keys), (long long)dq, (long long)dk),
                    NULL;
         return bilinear_forward(g, op, query, keys, NULL);
     case HEED_LUONG_GENERAL:
-        if (v) return heed__fail(g, HEED_ERR_ARG, "%s: takes no v (pass NULL)", op), NULL;
+        if (v) return heed_graph_fail(g, HEED_ERR_ARG, "%s: takes no v (pass NULL)", op), NULL;
         if (!HEED__EXPECT(g, op, w, "w", query, "[dq,dk]", dq, dk)) return NULL;
         return bilinear_forward(g, op, query, keys, w);
     default: break;
     }
     if (!heed__check_like(g, op, w, "w", query)) return NULL;
     if (w->ndim != 2 || w->shape[1] != dq + dk || w->shape[0] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w%s must be [da,dq+dk] = [?,%lld] (query%s, keys%s)", op, HEED_S(w),
-                          (long long)(dq + dk), HEED_S(query), HEED_S(keys)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [da,dq+dk] = [?,%lld] (query%s, keys%s)", op, HEED_S(w),
+                               (long long)(dq + dk), HEED_S(query), HEED_S(keys)),
                NULL;
     int64_t da = w->shape[0];
     if (!HEED__EXPECT(g, op, v, "v", query, "[da]", da)) return NULL;
@@ -549,7 +549,7 @@ heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tens
 static void coverage_loss_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *a = nd->in[0], *c = nd->in[1], *y = nd->out[0];
     int64_t B = a->shape[0], N = a->shape[1];
-    void *ga_ = heed__grad(g, a), *gc_ = heed__grad(g, c);
+    void *ga_ = heed_grad_buffer(g, a), *gc_ = heed_grad_buffer(g, c);
     HEED_FOR_DTYPE(a->dtype, T, {
         const T *A = a->data, *Cv = c->data, *dy = y->grad;
         T *ga = ga_, *gc = gc_;
@@ -565,8 +565,8 @@ static const heed_op op_coverage_loss = {"heed_coverage_loss", coverage_loss_bac
 
 heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage) {
     const char *op = "heed_coverage_loss";
-    if (!heed__check(g, op, weights, "weights")) return NULL;
-    if (weights->ndim != 2) return heed__fail(g, HEED_ERR_SHAPE, "%s: weights%s must be [B,N]", op, HEED_S(weights)), NULL;
+    if (!heed_check_tensor(g, op, weights, "weights")) return NULL;
+    if (weights->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: weights%s must be [B,N]", op, HEED_S(weights)), NULL;
     int64_t B = weights->shape[0], N = weights->shape[1];
     if (!HEED__EXPECT(g, op, coverage, "coverage", weights, "[B,N]", B, N)) return NULL;
     heed_tensor *y = heed__new(g, op, weights->dtype, 1, (int64_t[]){B});
@@ -581,6 +581,6 @@ heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor
         }
     });
     heed_tensor *in[2] = {weights, coverage};
-    heed__record1(g, &op_coverage_loss, 2, in, y);
-    return heed__live(g) ? y : NULL;
+    heed_record(g, &op_coverage_loss, 2, in, 1, &y);
+    return heed_graph_ok(g) ? y : NULL;
 }

@@ -29,9 +29,9 @@ static void cell_backward(heed_graph *g, heed_node *n) {
     int G = heed__rnn_gates(kind);
     int64_t B = x->shape[0], I = x->shape[1], H = w_hh->shape[1], GH = G * H;
     bool lstm = kind == HEED_RNN_LSTM;
-    void *dh = heed__alloc(g, (size_t)(B * H) * es), *dc = lstm ? heed__alloc(g, (size_t)(B * H) * es) : NULL;
-    void *dgi = heed__alloc(g, (size_t)(B * GH) * es), *dgh = lstm ? dgi : heed__alloc(g, (size_t)(B * GH) * es);
-    if (!heed__live(g)) return;
+    void *dh = heed_graph_alloc(g, (size_t)(B * H) * es), *dc = lstm ? heed_graph_alloc(g, (size_t)(B * H) * es) : NULL;
+    void *dgi = heed_graph_alloc(g, (size_t)(B * GH) * es), *dgh = lstm ? dgi : heed_graph_alloc(g, (size_t)(B * GH) * es);
+    if (!heed_graph_ok(g)) return;
     memcpy(dh, h1->grad, (size_t)(B * H) * es);
     if (lstm) memcpy(dc, n->out[1]->grad, (size_t)(B * H) * es);
     rnn_bwd_step s = {.dtype = dt, .kind = kind, .B = B, .H = H, .gates = sv->gates, .c_t = lstm ? n->out[1]->data : NULL,
@@ -39,9 +39,9 @@ static void cell_backward(heed_graph *g, heed_node *n) {
                       .dgi = dgi, .dgh = dgh};
     heed__rnn_bwd_all(&s);
 
-    void *gx = heed__grad(g, x), *gh = heed__grad(g, h), *gc = heed__grad(g, sv->c);
-    void *gw_ih = heed__grad(g, w_ih), *gw_hh = heed__grad(g, w_hh);
-    void *gb_ih = heed__grad(g, sv->b_ih), *gb_hh = heed__grad(g, sv->b_hh);
+    void *gx = heed_grad_buffer(g, x), *gh = heed_grad_buffer(g, h), *gc = heed_grad_buffer(g, sv->c);
+    void *gw_ih = heed_grad_buffer(g, w_ih), *gw_hh = heed_grad_buffer(g, w_hh);
+    void *gb_ih = heed_grad_buffer(g, sv->b_ih), *gb_hh = heed_grad_buffer(g, sv->b_hh);
     if (gx) heed_gemm(dt, false, false, B, I, GH, 1, dgi, GH, w_ih->data, I, 1, gx, I);
     if (gh) {
         heed_gemm(dt, false, false, B, H, GH, 1, dgh, GH, w_hh->data, H, 1, gh, H);
@@ -72,7 +72,7 @@ static bool check_vec(heed_graph *g, const char *op, const heed_tensor *t, const
     if (!t) return true;
     if (!heed__check_like(g, op, t, name, x)) return false;
     if (t->ndim != 1 || t->shape[0] != n) {
-        heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (gates x hidden size)", op, name, HEED_S(t), (long long)n);
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (gates x hidden size)", op, name, HEED_S(t), (long long)n);
         return false;
     }
     return true;
@@ -84,25 +84,25 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     bool lstm = kind == HEED_RNN_LSTM;
     int G = heed__rnn_gates(kind);
     if (lstm && c_out) *c_out = NULL;
-    if (!heed__check(g, op, x, "x") || !heed__check_like(g, op, w_ih, "w_ih", x) ||
+    if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w_ih, "w_ih", x) ||
         !heed__check_like(g, op, w_hh, "w_hh", x))
         return NULL;
-    if (lstm && !c_out) return heed__fail(g, HEED_ERR_ARG, "%s: c_out is NULL (it receives the new cell state)", op), NULL;
+    if (lstm && !c_out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: c_out is NULL (it receives the new cell state)", op), NULL;
     if (x->ndim != 2)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [batch, input]", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [batch, input]", op, HEED_S(x)), NULL;
     if (w_hh->ndim != 2 || w_hh->shape[1] < 1 || w_hh->shape[0] != G * w_hh->shape[1])
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w_hh%s must be [%d*H, H]", op, HEED_S(w_hh), G), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w_hh%s must be [%d*H, H]", op, HEED_S(w_hh), G), NULL;
     int64_t B = x->shape[0], I = x->shape[1], H = w_hh->shape[1], GH = G * H;
     if (w_ih->ndim != 2 || w_ih->shape[0] != GH)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: w_ih%s must be [%lld, input] ([%d*H, input] for w_hh%s)", op,
-                          HEED_S(w_ih), (long long)GH, G, HEED_S(w_hh)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w_ih%s must be [%lld, input] ([%d*H, input] for w_hh%s)", op,
+                               HEED_S(w_ih), (long long)GH, G, HEED_S(w_hh)),
                NULL;
     if (w_ih->shape[1] != I) /* the weights fit each other: x is the odd one out */
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s has %lld input features but w_ih%s takes %lld (x must be [batch, %lld])",
-                          op, HEED_S(x), (long long)I, HEED_S(w_ih), (long long)w_ih->shape[1], (long long)w_ih->shape[1]),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has %lld input features but w_ih%s takes %lld (x must be [batch, %lld])",
+                               op, HEED_S(x), (long long)I, HEED_S(w_ih), (long long)w_ih->shape[1], (long long)w_ih->shape[1]),
                NULL;
     if (B < 1 || I < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s: batch and input size must be at least 1", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: batch and input size must be at least 1", op, HEED_S(x)), NULL;
     heed_tensor *states[2] = {h, c};
     const char *snames[2] = {"h", "c"};
     for (int k = 0; k < (lstm ? 2 : 1); k++) {
@@ -110,8 +110,8 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
         if (!s) continue;
         if (!heed__check_like(g, op, s, snames[k], x)) return NULL;
         if (s->ndim != 2 || s->shape[0] != B || s->shape[1] != H)
-            return heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld, %lld] (batch of x%s, hidden of w_hh%s)", op,
-                              snames[k], HEED_S(s), (long long)B, (long long)H, HEED_S(x), HEED_S(w_hh)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld, %lld] (batch of x%s, hidden of w_hh%s)", op,
+                                   snames[k], HEED_S(s), (long long)B, (long long)H, HEED_S(x), HEED_S(w_hh)),
                    NULL;
     }
     if (!check_vec(g, op, b_ih, "b_ih", x, GH) || !check_vec(g, op, b_hh, "b_hh", x, GH)) return NULL;
@@ -120,12 +120,12 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     size_t es = heed_dtype_size(dt);
     int64_t shape[2] = {B, H};
     heed_tensor *h1 = heed__new(g, op, dt, 2, shape), *c1 = lstm ? heed__new(g, op, dt, 2, shape) : NULL;
-    void *gates = heed__alloc(g, (size_t)(B * 4 * H) * es);
-    void *rec = !lstm && h ? heed__alloc(g, (size_t)(B * GH) * es) : NULL;
-    if (!heed__live(g)) return NULL;
+    void *gates = heed_graph_alloc(g, (size_t)(B * 4 * H) * es);
+    void *rec = !lstm && h ? heed_graph_alloc(g, (size_t)(B * GH) * es) : NULL;
+    if (!heed_graph_ok(g)) return NULL;
     /* gates = x W_ih^T (+ h W_hh^T for the LSTM: its gates just add); the kernel adds the bias */
-    void *bias = b_ih || b_hh ? heed__alloc(g, (size_t)GH * es) : NULL;
-    if (!heed__live(g)) return NULL;
+    void *bias = b_ih || b_hh ? heed_graph_alloc(g, (size_t)GH * es) : NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (bias) heed__rnn_fold_bias(dt, kind, H, b_ih ? b_ih->data : NULL, b_hh ? b_hh->data : NULL, bias);
     heed_gemm(dt, false, true, B, GH, I, 1, x->data, I, w_ih->data, I, 0, gates, 4 * H);
     if (h && lstm) heed_gemm(dt, false, true, B, GH, H, 1, h->data, H, w_hh->data, H, 1, gates, 4 * H);
@@ -143,15 +143,15 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     for (int k = 0; k < 7; k++)
         if (all[k]) in[n_in++] = all[k];
     heed_tensor *out[2] = {h1, c1};
-    heed_node *n = heed__record(g, lstm ? &op_lstm_cell : &op_gru_cell, n_in, in, lstm ? 2 : 1, out);
+    heed_node *n = heed_record(g, lstm ? &op_lstm_cell : &op_gru_cell, n_in, in, lstm ? 2 : 1, out);
     if (n) {
-        cell_saved *sv = heed__alloc(g, sizeof *sv);
+        cell_saved *sv = heed_graph_alloc(g, sizeof *sv);
         if (sv)
             *sv = (cell_saved){.kind = kind, .x = x, .h = h, .c = lstm ? c : NULL, .w_ih = w_ih, .w_hh = w_hh,
                                .b_ih = b_ih, .b_hh = b_hh, .gates = gates};
         n->saved = sv;
     }
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (lstm) *c_out = c1;
     return h1;
 }
@@ -168,16 +168,16 @@ heed_tensor *heed_gru_cell(heed_graph *g, heed_tensor *x, heed_tensor *h, heed_t
 
 /* The cell steps on a declared cell: its kind checked, its weights unpacked. */
 static bool check_cell(heed_graph *g, const char *op, const heed_rnn_cell *cell, heed_rnn_kind kind) {
-    if (!heed__live(g)) return false;
-    if (!cell) return heed__fail(g, HEED_ERR_ARG, "%s: cell is NULL", op), false;
+    if (!heed_graph_ok(g)) return false;
+    if (!cell) return heed_graph_fail(g, HEED_ERR_ARG, "%s: cell is NULL", op), false;
     if (cell->kind != kind) {
         const char *other = kind == HEED_RNN_LSTM ? "heed_gru_cell_step" : "heed_lstm_cell_step";
         if (cell->kind == HEED_RNN_LSTM || cell->kind == HEED_RNN_GRU)
-            heed__fail(g, HEED_ERR_ARG, "%s: cell was declared as %s (use %s)", op,
-                       cell->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU", other);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: cell was declared as %s (use %s)", op,
+                            cell->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU", other);
         else
-            heed__fail(g, HEED_ERR_ARG, "%s: cell kind %d is neither HEED_RNN_LSTM nor HEED_RNN_GRU (not declared?)", op,
-                       (int)cell->kind);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: cell kind %d is neither HEED_RNN_LSTM nor HEED_RNN_GRU (not declared?)", op,
+                            (int)cell->kind);
         return false;
     }
     return true;
@@ -202,8 +202,8 @@ heed_tensor *heed_gru_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_t
 static heed_status check_weight_size(heed_ctx *ctx, const char *fn, const heed_rnn_opts *o, int64_t in) {
     int64_t G = heed__rnn_gates(o->kind), H = o->hidden_size;
     if ((double)G * (double)H * (double)(in > H ? in : H) >= (double)((int64_t)1 << 34))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: %lld gates x hidden %lld x input %lld: a weight of 2^34 or more values",
-                              fn, (long long)G, (long long)H, (long long)in);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %lld gates x hidden %lld x input %lld: a weight of 2^34 or more values",
+                             fn, (long long)G, (long long)H, (long long)in);
     return HEED_OK;
 }
 
@@ -216,14 +216,14 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
     char names[4][256];
     int n_sets = o->no_bias ? 2 : 4;
     if (prefix && strlen(prefix) > 200)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix is %zu characters (at most 200)", fn, strlen(prefix));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix is %zu characters (at most 200)", fn, strlen(prefix));
     for (int k = 0; k < n_sets; k++) {
         int len = snprintf(names[k], sizeof names[k], "%s%s%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "",
                            base[k], suffix);
         if (len >= (int)sizeof names[k])
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix '%s' is too long", fn, prefix);
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix '%s' is too long", fn, prefix);
         if (heed_params_find(P, names[k]))
-            return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, names[k]);
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, names[k]);
     }
     if (check_weight_size(ctx, fn, o, in) != HEED_OK) return ctx->err.code;
     double bound = 1.0 / sqrt((double)H);
@@ -242,14 +242,14 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
 /* Checks the options common to cells and layers. */
 static heed_status check_opts(heed_ctx *ctx, const char *fn, const heed_rnn_opts *o) {
     if (o->kind != HEED_RNN_LSTM && o->kind != HEED_RNN_GRU)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown kind %d (HEED_RNN_LSTM or HEED_RNN_GRU)", fn, (int)o->kind);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown kind %d (HEED_RNN_LSTM or HEED_RNN_GRU)", fn, (int)o->kind);
     if (o->input_size < 1 || o->hidden_size < 1 || o->input_size > (1 << 24) || o->hidden_size > (1 << 24))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: input_size %lld, hidden_size %lld (each must be in 1..2^24)", fn,
-                              (long long)o->input_size, (long long)o->hidden_size);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: input_size %lld, hidden_size %lld (each must be in 1..2^24)", fn,
+                             (long long)o->input_size, (long long)o->hidden_size);
     if (!(o->dropout >= 0 && o->dropout < 1))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: dropout %g (must be in [0, 1))", fn, o->dropout);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: dropout %g (must be in [0, 1))", fn, o->dropout);
     if (!isfinite(o->forget_bias))
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: forget_bias %g is not finite", fn, o->forget_bias);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: forget_bias %g is not finite", fn, o->forget_bias);
     return HEED_OK;
 }
 
@@ -257,7 +257,7 @@ heed_status heed_rnn_cell_declare(heed_rnn_cell *cell, heed_params *P, const cha
     const char *fn = "heed_rnn_cell_declare";
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return HEED_ERR_ARG;
-    if (!cell || !opts) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: cell or opts is NULL", fn);
+    if (!cell || !opts) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: cell or opts is NULL", fn);
     heed_status st = check_opts(ctx, fn, opts);
     if (st != HEED_OK) return st;
     heed_tensor *w[4];
@@ -271,16 +271,16 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
     const char *fn = "heed_rnn_declare";
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return HEED_ERR_ARG;
-    if (!rnn || !opts) return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: rnn or opts is NULL", fn);
+    if (!rnn || !opts) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: rnn or opts is NULL", fn);
     heed_status st = check_opts(ctx, fn, opts);
     if (st != HEED_OK) return st;
     heed_rnn_opts o = *opts;
     if (o.layers == 0) o.layers = 1;
     if (o.layers < 0 || o.layers > HEED_RNN_MAX_LAYERS)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: layers = %d (must be 1..%d)", fn, o.layers, HEED_RNN_MAX_LAYERS);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: layers = %d (must be 1..%d)", fn, o.layers, HEED_RNN_MAX_LAYERS);
     int D = o.bidirectional ? 2 : 1;
     if (prefix && strlen(prefix) > 200)
-        return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix is %zu characters (at most 200)", fn, strlen(prefix));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: prefix is %zu characters (at most 200)", fn, strlen(prefix));
     /* all names are checked before anything is added */
     for (int l = 0; l < o.layers; l++)
         for (int d = 0; d < D; d++)
@@ -290,7 +290,7 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
                 snprintf(name, sizeof name, "%s%s%s_l%d%s", prefix ? prefix : "", prefix && *prefix ? "." : "", base[k], l,
                          d ? "_reverse" : "");
                 if (heed_params_find(P, name))
-                    return heed__ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, name);
+                    return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, name);
             }
     if (check_weight_size(ctx, fn, &o, o.layers > 1 && D * o.hidden_size > o.input_size ? D * o.hidden_size : o.input_size) !=
         HEED_OK)

@@ -308,35 +308,35 @@ static void layer_backward(heed_graph *g, heed_node *n) {
     int L = sv->L, D = sv->D, G = sv->G;
     int64_t T = sv->T, B = sv->B, H = sv->H, GH = G * H, TB = T * B;
     heed_tensor *y = n->out[0], *hn = n->out[1], *cn = sv->lstm ? n->out[2] : NULL;
-    void *gx = heed__grad(g, sv->x), *gh0 = heed__grad(g, sv->h0), *gc0 = heed__grad(g, sv->c0);
+    void *gx = heed_grad_buffer(g, sv->x), *gh0 = heed_grad_buffer(g, sv->h0), *gc0 = heed_grad_buffer(g, sv->c0);
     const void *dY = y->grad; /* gradient of layer l's output */
-    for (int l = L - 1; l >= 0 && heed__live(g); l--) {
+    for (int l = L - 1; l >= 0 && heed_graph_ok(g); l--) {
         int64_t In = l == 0 ? sv->I : D * H;
         recur rc = {.sv = sv, .l = l, .dy = dY, .y_bm = sv->bf && l == L - 1};
         rows_of x_rows = rows_layout(sv->bf && l == 0, T, B), tm = rows_layout(false, T, B);
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
-            rc.dh[d] = heed__alloc(g, (size_t)(B * H) * es);
-            rc.dc[d] = sv->lstm ? heed__alloc(g, (size_t)(B * H) * es) : NULL;
-            rc.dgi[d] = heed__alloc(g, (size_t)(TB * GH) * es);
-            rc.dgh[d] = sv->lstm ? rc.dgi[d] : heed__alloc(g, (size_t)(TB * GH) * es);
-            if (!heed__live(g)) return;
+            rc.dh[d] = heed_graph_alloc(g, (size_t)(B * H) * es);
+            rc.dc[d] = sv->lstm ? heed_graph_alloc(g, (size_t)(B * H) * es) : NULL;
+            rc.dgi[d] = heed_graph_alloc(g, (size_t)(TB * GH) * es);
+            rc.dgh[d] = sv->lstm ? rc.dgi[d] : heed_graph_alloc(g, (size_t)(TB * GH) * es);
+            if (!heed_graph_ok(g)) return;
             int64_t idx = l * D + d;
             memcpy(rc.dh[d], AT(hn->grad, idx * B * H), (size_t)(B * H) * es);
             if (cn) memcpy(rc.dc[d], AT(cn->grad, idx * B * H), (size_t)(B * H) * es);
         }
         run_steps(&rc, true);
         /* the input of layer l (for l > 0, the dropped output of layer l - 1) gets dX */
-        void *dX = l > 0 ? heed__alloc(g, (size_t)(TB * In) * es) : gx;
-        if (!heed__live(g)) return;
+        void *dX = l > 0 ? heed_graph_alloc(g, (size_t)(TB * In) * es) : gx;
+        if (!heed_graph_ok(g)) return;
         for (int d = 0; d < D; d++) {
             int64_t idx = l * D + d;
             const void *h0 = state0(sv->h0, idx, B, H, 0, es);
             if (gh0) add_into(dt, AT(gh0, idx * B * H), rc.dh[d], B * H);
             if (gc0) add_into(dt, AT(gc0, idx * B * H), rc.dc[d], B * H);
             heed_tensor *w_ih = sv->w.w_ih[l][d], *w_hh = sv->w.w_hh[l][d];
-            void *gw_ih = heed__grad(g, w_ih), *gw_hh = heed__grad(g, w_hh);
-            void *gb_ih = heed__grad(g, sv->w.b_ih[l][d]), *gb_hh = heed__grad(g, sv->w.b_hh[l][d]);
+            void *gw_ih = heed_grad_buffer(g, w_ih), *gw_hh = heed_grad_buffer(g, w_hh);
+            void *gb_ih = heed_grad_buffer(g, sv->w.b_ih[l][d]), *gb_hh = heed_grad_buffer(g, sv->w.b_hh[l][d]);
             if (gw_ih) gemm_rows_k(dt, T, B, GH, In, rc.dgi[d], tm, GH, sv->X[l], x_rows, In, gw_ih, In);
             if (gw_hh) {
                 /* h_prev of time t is the history at t -+ 1: one GEMM over the shifted
@@ -370,10 +370,10 @@ static bool check_weight(heed_graph *g, const char *op, const heed_tensor *t, co
     if (!heed__check_like(g, op, t, name, x)) return false;
     if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
         if (ndim == 2)
-            heed__fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld, %lld]", op, name, HEED_S(t), (long long)d0,
-                       (long long)d1);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld, %lld]", op, name, HEED_S(t), (long long)d0,
+                            (long long)d1);
         else
-            heed__fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld]", op, name, HEED_S(t), (long long)d0);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld]", op, name, HEED_S(t), (long long)d0);
         return false;
     }
     return true;
@@ -384,8 +384,8 @@ static bool check_state(heed_graph *g, const char *op, const heed_tensor *s, con
     if (!s) return true;
     if (!heed__check_like(g, op, s, name, x)) return false;
     if (s->ndim != 3 || s->shape[0] != n || s->shape[1] != B || s->shape[2] != H) {
-        heed__fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [layers*dirs, batch, hidden] = [%lld, %lld, %lld]", op, name,
-                   HEED_S(s), (long long)n, (long long)B, (long long)H);
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [layers*dirs, batch, hidden] = [%lld, %lld, %lld]", op, name,
+                        HEED_S(s), (long long)n, (long long)B, (long long)H);
         return false;
     }
     return true;
@@ -395,8 +395,8 @@ bool heed__rnn_check_lengths(heed_graph *g, const char *op, const int64_t *lengt
                              int64_t T) {
     for (int64_t b = 0; lengths && b < B; b++)
         if (lengths[b] < 1 || lengths[b] > T) {
-            heed__fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op, (long long)b,
-                       (long long)lengths[b], HEED_S(x), (long long)T);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op, (long long)b,
+                            (long long)lengths[b], HEED_S(x), (long long)T);
             return false;
         }
     return true;
@@ -408,25 +408,25 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     bool lstm = kind == HEED_RNN_LSTM;
     if (h_n) *h_n = NULL;
     if (c_n) *c_n = NULL;
-    if (!heed__check(g, op, x, "x")) return NULL;
-    if (!rnn) return heed__fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    if (!rnn) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
     const heed_rnn_opts *o = &rnn->opts;
     if (o->kind != kind)
-        return heed__fail(g, HEED_ERR_ARG, "%s: rnn was declared as %s", op, o->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU"),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn was declared as %s", op, o->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU"),
                NULL;
     int L = o->layers ? o->layers : 1, D = o->bidirectional ? 2 : 1, G = heed__rnn_gates(kind);
-    if (L < 1 || L > MAXL) return heed__fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
+    if (L < 1 || L > MAXL) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
     if (!(o->dropout >= 0 && o->dropout < 1))
-        return heed__fail(g, HEED_ERR_ARG, "%s: rnn dropout %g (must be in [0, 1))", op, o->dropout), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn dropout %g (must be in [0, 1))", op, o->dropout), NULL;
     int64_t H = o->hidden_size, I = o->input_size;
     if (H < 1 || I < 1)
-        return heed__fail(g, HEED_ERR_ARG, "%s: rnn input_size %lld, hidden_size %lld (must be >= 1)", op, (long long)I,
-                          (long long)H),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn input_size %lld, hidden_size %lld (must be >= 1)", op, (long long)I,
+                               (long long)H),
                NULL;
     bool bf = o->batch_first;
     if (x->ndim != 3 || x->shape[2] != I || x->shape[0] < 1 || x->shape[1] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be [%s, %lld]%s with T, batch >= 1", op, HEED_S(x),
-                          bf ? "batch, T" : "T, batch", (long long)I, bf ? " (batch_first)" : ""),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [%s, %lld]%s with T, batch >= 1", op, HEED_S(x),
+                               bf ? "batch, T" : "T, batch", (long long)I, bf ? " (batch_first)" : ""),
                NULL;
     int64_t T = x->shape[bf ? 1 : 0], B = x->shape[bf ? 0 : 1];
     for (int l = 0; l < L; l++)
@@ -450,8 +450,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     heed_tensor *hn = heed__new(g, op, dt, 3, (int64_t[]){L * D, B, H});
     heed_tensor *cn = lstm ? heed__new(g, op, dt, 3, (int64_t[]){L * D, B, H}) : NULL;
     layer_saved *sv = heed__zalloc(g, sizeof *sv);
-    int64_t *len = lengths ? heed__alloc(g, (size_t)B * sizeof *len) : NULL;
-    if (!heed__live(g)) return NULL;
+    int64_t *len = lengths ? heed_graph_alloc(g, (size_t)B * sizeof *len) : NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (len) memcpy(len, lengths, (size_t)B * sizeof *len);
     *sv = (layer_saved){.kind = kind, .L = L, .D = D, .G = G, .T = T, .B = B, .I = I, .H = H, .lstm = lstm, .bf = bf, .len = len,
                         .x = x, .h0 = h0, .c0 = lstm ? c0 : NULL, .w = *rnn, .p = o->dropout, .seed = g->ctx->seed};
@@ -464,7 +464,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         for (int l = 1; l < L - 1; l++) heed__next_stream(g->ctx); /* one stream per layer boundary */
     }
     int n_in = 0;
-    heed_tensor **in = heed__alloc(g, (size_t)(3 + 4 * L * D) * sizeof *in);
+    heed_tensor **in = heed_graph_alloc(g, (size_t)(3 + 4 * L * D) * sizeof *in);
     if (!in) return NULL;
     in[n_in++] = x;
     if (h0) in[n_in++] = h0;
@@ -478,27 +478,27 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         }
     /* Not recorded: the gates and a two-step ring of states are scratch shared by all
      * layers, and the outputs of the layers below the last alternate between two buffers. */
-    sv->ring = !heed__wants_grad(g, n_in, in);
+    sv->ring = !heed_graph_records(g, n_in, in);
     void *ybuf[2] = {NULL, NULL};
     sv->X[0] = x->data;
-    for (int l = 0; l < L && heed__live(g); l++) {
+    for (int l = 0; l < L && heed_graph_ok(g); l++) {
         int64_t In = l == 0 ? I : D * H, steps = sv->ring ? 2 : T;
-        void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed__alloc(g, (size_t)(TB * D * H) * es);
+        void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed_graph_alloc(g, (size_t)(TB * D * H) * es);
         ybuf[l & 1] = yl;
         recur rc = {.sv = sv, .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
             bool fresh = !sv->ring || l == 0;
-            sv->gates[l][d] = fresh ? heed__alloc(g, (size_t)(TB * 4 * H) * es) : sv->gates[0][d];
-            sv->Hs[l][d] = fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Hs[0][d];
-            sv->Cs[l][d] = !lstm ? NULL : fresh ? heed__alloc(g, (size_t)(steps * B * H) * es) : sv->Cs[0][d];
-            rc.rec[d] = heed__alloc(g, (size_t)(B * GH) * es);
-            rc.wp[d] = rc.uparts > 1 ? heed__alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
-            if (!heed__live(g)) return NULL;
+            sv->gates[l][d] = fresh ? heed_graph_alloc(g, (size_t)(TB * 4 * H) * es) : sv->gates[0][d];
+            sv->Hs[l][d] = fresh ? heed_graph_alloc(g, (size_t)(steps * B * H) * es) : sv->Hs[0][d];
+            sv->Cs[l][d] = !lstm ? NULL : fresh ? heed_graph_alloc(g, (size_t)(steps * B * H) * es) : sv->Cs[0][d];
+            rc.rec[d] = heed_graph_alloc(g, (size_t)(B * GH) * es);
+            rc.wp[d] = rc.uparts > 1 ? heed_graph_alloc(g, (size_t)(GH * H) * es) : sv->w.w_hh[l][d]->data;
+            if (!heed_graph_ok(g)) return NULL;
             /* input projection of every step: gates = X W_ih^T, one GEMM (the kernel adds the bias) */
             const heed_tensor *bi = sv->w.b_ih[l][d], *bh = sv->w.b_hh[l][d];
-            rc.bias[d] = bi || bh ? heed__alloc(g, (size_t)GH * es) : NULL;
-            if (!heed__live(g)) return NULL;
+            rc.bias[d] = bi || bh ? heed_graph_alloc(g, (size_t)GH * es) : NULL;
+            if (!heed_graph_ok(g)) return NULL;
             if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
             gemm_rows_m(dt, T, B, GH, In, sv->X[l], rows_layout(sv->bf && l == 0, T, B), In, sv->w.w_ih[l][d]->data, true, In,
                         0, sv->gates[l][d], rows_layout(false, T, B), 4 * H);
@@ -521,12 +521,12 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             sv->X[l + 1] = rc.y;
         }
     }
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
 
     heed_tensor *out[3] = {y, hn, cn};
-    heed_node *n = heed__record(g, lstm ? &op_lstm : &op_gru, n_in, in, lstm ? 3 : 2, out);
+    heed_node *n = heed_record(g, lstm ? &op_lstm : &op_gru, n_in, in, lstm ? 3 : 2, out);
     if (n) n->saved = sv;
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (h_n) *h_n = hn;
     if (c_n) *c_n = cn;
     return y;
@@ -548,19 +548,19 @@ heed_tensor *heed_gru(heed_graph *g, const heed_rnn *rnn, heed_tensor *x, heed_t
  * directions side by side (a permute and a view), as composed ops. */
 heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tensor *state, int layer) {
     const char *op = "heed_rnn_final_state";
-    if (!heed__check(g, op, state, "state")) return NULL;
-    if (!rnn) return heed__fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
+    if (!heed_check_tensor(g, op, state, "state")) return NULL;
+    if (!rnn) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
     int L = rnn->opts.layers ? rnn->opts.layers : 1, D = rnn->opts.bidirectional ? 2 : 1;
     int64_t H = rnn->opts.hidden_size;
-    if (L < 1 || L > MAXL) return heed__fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
+    if (L < 1 || L > MAXL) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
     if (state->ndim != 3 || state->shape[0] != L * D || state->shape[2] != H)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: state%s must be [layers*dirs, batch, hidden] = [%d, batch, %lld]", op,
-                          HEED_S(state), L * D, (long long)H),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: state%s must be [layers*dirs, batch, hidden] = [%d, batch, %lld]", op,
+                               HEED_S(state), L * D, (long long)H),
                NULL;
     int l = layer < 0 ? layer + L : layer;
     if (l < 0 || l >= L)
-        return heed__fail(g, HEED_ERR_ARG, "%s: layer %d out of range for an rnn of %d layers (need %d <= layer < %d)", op,
-                          layer, L, -L, L),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: layer %d out of range for an rnn of %d layers (need %d <= layer < %d)", op,
+                               layer, L, -L, L),
                NULL;
     int64_t B = state->shape[1];
     heed_tensor *s = heed_slice(g, state, 0, (int64_t)l * D, (int64_t)(l + 1) * D); /* [D, B, H] */

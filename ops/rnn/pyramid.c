@@ -22,7 +22,7 @@ static int64_t y_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t
 static void pyramid_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     const pyr_saved *sv = n->saved;
-    void *gx = heed__grad(g, x);
+    void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     bool bm = sv->bm;
     int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2];
@@ -44,10 +44,10 @@ static const heed_op op_pyramid = {"heed_pyramid_concat", pyramid_backward};
 
 static heed_tensor *pyramid(heed_graph *g, const char *op, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths,
                             bool bm) {
-    if (!heed__check(g, op, x, "x")) return NULL;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim != 3 || x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] < 1)
-        return heed__fail(g, HEED_ERR_SHAPE, "%s: x%s must be %s, each >= 1", op, HEED_S(x),
-                          bm ? "[batch, T, features] (batch_first)" : "[T, batch, features]"),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be %s, each >= 1", op, HEED_S(x),
+                               bm ? "[batch, T, features] (batch_first)" : "[T, batch, features]"),
                NULL;
     int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2], T2 = (T + 1) / 2;
     if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
@@ -66,15 +66,15 @@ _Pragma("omp parallel for if (y->numel > 65536) schedule(static)")
     });
     if (out_lengths)
         for (int64_t b = 0; b < B; b++) out_lengths[b] = ((lengths ? lengths[b] : T) + 1) / 2;
-    heed_node *n = heed__record1(g, &op_pyramid, 1, &x, y);
+    heed_node *n = heed_record(g, &op_pyramid, 1, &x, 1, &y);
     if (n) {
         pyr_saved *sv = heed__zalloc(g, sizeof *sv);
-        int64_t *len = lengths ? heed__alloc(g, (size_t)B * sizeof *len) : NULL;
+        int64_t *len = lengths ? heed_graph_alloc(g, (size_t)B * sizeof *len) : NULL;
         if (len) memcpy(len, lengths, (size_t)B * sizeof *len);
         if (sv) sv->len = len, sv->bm = bm;
         n->saved = sv;
     }
-    return heed__live(g) ? y : NULL;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths) {
@@ -85,9 +85,9 @@ heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *
                                int64_t *out_lengths, heed_tensor **h_n, heed_tensor **c_n) {
     if (h_n) *h_n = NULL;
     if (c_n) *c_n = NULL;
-    if (!heed__live(g)) return NULL;
+    if (!heed_graph_ok(g)) return NULL;
     if (!out_lengths)
-        return heed__fail(g, HEED_ERR_ARG, "heed_pyramid_lstm: out_lengths is NULL (it receives the halved lengths)"),
+        return heed_graph_fail(g, HEED_ERR_ARG, "heed_pyramid_lstm: out_lengths is NULL (it receives the halved lengths)"),
                NULL;
     heed_tensor *y = pyramid(g, "heed_pyramid_lstm", x, lengths, out_lengths, rnn && rnn->opts.batch_first);
     if (!y) return NULL;

@@ -40,13 +40,13 @@ static void write_seeds(const char *dir) {
     heed_checkpoint_info info = {.step = 12, .epoch = 1, .n_schedule = 2, .schedule = {1e-3, 0.5}};
     heed_checkpoint_info_set(&info, "note", "seed");
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    if (heed_checkpoint_save(path, P, NULL, &info) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
+    if (heed_checkpoint_save(P, path, NULL, &info) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
     snprintf(path, sizeof path, "%s/adam.safetensors", dir);
-    if (heed_checkpoint_save(path, P, opt, &info) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
+    if (heed_checkpoint_save(P, path, opt, &info) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
     snprintf(path, sizeof path, "%s/plain.safetensors", dir);
-    if (heed_checkpoint_save(path, P, NULL, NULL) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
+    if (heed_checkpoint_save(P, path, NULL, NULL) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-    if (heed_safetensors_export(path, P) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
+    if (heed_safetensors_export(P, path) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -62,13 +62,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     heed_checkpoint_info info;
-    heed_status st = heed_checkpoint_load_memory(data, size, P, NULL, &info);
+    heed_status st = heed_checkpoint_load_memory(P, data, size, NULL, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort(); /* an error must come with a message */
     if (st == HEED_OK && (info.n_schedule < 0 || info.n_schedule > HEED_CKPT_MAX_SCHEDULE)) abort();
-    st = heed_checkpoint_load_memory(data, size, P, opt, &info);
+    st = heed_checkpoint_load_memory(P, data, size, opt, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort();
     if (st == HEED_OK) train_one_step();
-    heed_safetensors_import_memory(data, size, P, false);
-    heed_safetensors_import_memory(data, size, P, true);
+    heed_safetensors_import_memory(P, data, size, false);
+    heed_safetensors_import_memory(P, data, size, true);
     return 0;
 }

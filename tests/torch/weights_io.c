@@ -18,7 +18,7 @@ int main(int argc, char **argv) {
     heed_tensor *b0 = heed_param(P, "0.bias", HEED_SHAPE(16), heed_init_zeros());
     heed_tensor *w1 = heed_param(P, "2.weight", HEED_SHAPE(3, 16), heed_init_zeros());
     heed_tensor *b1 = heed_param(P, "2.bias", HEED_SHAPE(3), heed_init_zeros());
-    if (heed_safetensors_import(argv[1], P, true) != HEED_OK) {
+    if (heed_safetensors_import(P, argv[1], true) != HEED_OK) {
         fprintf(stderr, "%s\n", heed_ctx_error(ctx));
         return 1;
     }
@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < y->numel; i++) printf("%.9g\n", heed_get(y, i));
     float *v = heed_params_values(P);
     for (int64_t i = 0; i < heed_params_padded_numel(P); i++) v[i] += 0.5f; /* padding too: it is not exported */
-    if (heed_safetensors_export(argv[2], P) != HEED_OK) {
+    if (heed_safetensors_export(P, argv[2]) != HEED_OK) {
         fprintf(stderr, "%s\n", heed_ctx_error(ctx));
         return 1;
     }
