@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs=(gcc pkg-config meson ninja-build libsleef-dev libopenblas-openmp-dev libcjson-dev libpng-dev
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev
+      libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libespeak-ng-dev flite)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
