@@ -447,7 +447,6 @@ static int generate(const las_data_config *cfg, las_set s, las_corpus *c, char *
     for (int i = 0; i < g.n_variants; i++) free(g.variants[i]);
     free(g.variants);
     las_fbank_free(g.fb);
-    las_espeak_close();
     if (rc) las_corpus_free(c);
     return rc ? -1 : 0;
 }

@@ -92,7 +92,7 @@ void las_random_digits(heed_rng *r, char *text, size_t len, int *digits, int *n_
  * minute, pitch 0..100, word gap in 10 ms units; samples at LAS_RATE. */
 int las_espeak(const char *voice, const char *text, int wpm, int pitch, int wordgap, float **out, int64_t *n, char *err,
                size_t errlen);
-void las_espeak_close(void);
+void las_espeak_close(void); /* once, at the end of the program: espeak-ng cannot start again */
 /* The espeak-ng English accents and voice variants; held-out variants are every
  * LAS_HELDOUT_EVERY-th (offset 5) and are never used for training. */
 #define LAS_HELDOUT_EVERY 10

@@ -54,8 +54,9 @@ int las_espeak(const char *voice, const char *text, int wpm, int pitch, int word
     espeak_SetParameter(espeakPITCH, pitch, 0);
     espeak_SetParameter(espeakWORDGAP, wordgap, 0);
     pcm_n = 0, pcm_oom = false;
-    if (espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL) != EE_OK ||
-        espeak_Synchronize() != EE_OK)
+    /* synchronous mode: the samples are all delivered when espeak_Synth returns (no
+     * espeak_Synchronize, which waits forever after a terminate and a second initialise) */
+    if (espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL) != EE_OK)
         return snprintf(err, errlen, "espeak-ng: synthesis of '%s' with %s failed", text, voice), -1;
     if (pcm_oom || pcm_n == 0)
         return snprintf(err, errlen, "espeak-ng: %s for '%s' (%s)", pcm_oom ? "out of memory" : "no audio", text, voice), -1;

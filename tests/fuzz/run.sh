@@ -5,6 +5,10 @@
 #                                                optimizer step on what was loaded
 #   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
 #   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
+#   las_manifest  examples/las/fuzz_manifest.c   the las manifest (PATH<TAB>TRANSCRIPT) parser
+#   las_wav       examples/las/fuzz_wav.c        the las WAV reader (libsndfile, libsamplerate)
+#                                                and the feature pipeline after it
+#   las_args      examples/las/fuzz_args.c       the las command line
 # A file parser added to heed or an example gets its target here in the same change.
 #   tests/fuzz/run.sh [seconds per target]      (default 20; FUZZ_TARGETS="a b" runs some)
 # Prints one line per target with its execution count, then "fuzz: N passed, N failed".
@@ -14,26 +18,27 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-${FUZZ_TIME:-20}}
 work=${FUZZ_WORK:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args}
+targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args las_manifest las_wav las_args}
 CC=${CC_FUZZ:-clang}
-mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec"
+mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-las"
 
 # Library sources: every .c of the library folders (the portable GEMM, no BLAS needed),
 # compiled to objects two at a time. graph/, optim/ and io/ are built for the baseline
 # ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the checkpoint target's training
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
-# The sasrec example's sources (all but main.c) go into their own objects.
+# The sasrec and las examples' sources (all but main.c) go into their own objects.
+las_pkgs="sndfile samplerate fftw3f espeak-ng"
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
-        -fno-sanitize-recover=undefined -I$root/include -I$root -I$root/examples/sasrec -Wno-unused-parameter
-        -Wno-pass-failed $(pkg-config --cflags sleef libcjson)"
-rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o
+        -fno-sanitize-recover=undefined -I$root/include -I$root -I$root/examples/sasrec -I$root/examples/las
+        -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libcjson $las_pkgs)"
+rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-las/*.o
 export CC cflags work
 { ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/models/*.c
-  ls "$root"/examples/sasrec/*.c | grep -v -e /main.c -e /fuzz_; } |
+  ls "$root"/examples/sasrec/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
-    case "$dir" in sasrec) out="$work/obj-sasrec" ;; *) out="$work/obj" ;; esac
+    case "$dir" in sasrec) out="$work/obj-sasrec" ;; las) out="$work/obj-las" ;; *) out="$work/obj" ;; esac
     case "$src" in */ops/*|*/models/*) isa="-mavx2 -mfma" ;; *) isa="" ;; esac
     $CC $cflags $isa -c "$src" -o "$out/${dir}_$(basename "$src" .c).o"' _ ||
   { echo "building the library for the fuzzer failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
@@ -43,12 +48,13 @@ source_of() {
     checkpoint) echo "$root/tests/fuzz/fuzz_checkpoint.c" ;;
     sasrec_data) echo "$root/examples/sasrec/fuzz_data.c $work/obj-sasrec/*.o" ;;
     sasrec_args) echo "$root/examples/sasrec/fuzz_args.c $work/obj-sasrec/*.o" ;;
+    las_*) echo "$root/examples/las/fuzz_${1#las_}.c $work/obj-las/*.o" ;;
   esac
 }
 # The longest input each target gets: a checkpoint header up to 1 MiB; data files past
 # the loader's 4096-byte line limit; command lines.
 max_len_of() {
-  case "$1" in checkpoint) echo 1048576 ;; sasrec_data) echo 16384 ;; *) echo 4096 ;; esac
+  case "$1" in checkpoint) echo 1048576 ;; sasrec_data | las_manifest) echo 16384 ;; las_wav) echo 65536 ;; *) echo 4096 ;; esac
 }
 
 # Dictionaries: the checkpoint format's keywords; the sasrec flags, read from args.c.
@@ -85,6 +91,10 @@ DICT
 printf '"\\x0a"\n"\\x0d\\x0a"\n"\\x09"\n"2147483647"\n"65536"\n' >"$work/dict-sasrec_data"
 grep -o '"--[a-z0-9-]*"' "$root/examples/sasrec/args.c" | sort -u >"$work/dict-sasrec_args"
 printf '"\\x00"\n"small"\n"amazon-games"\n"1e30"\n"nan"\n"-1"\n' >>"$work/dict-sasrec_args"
+printf '"\\x09"\n"\\x0a"\n"\\x0d\\x0a"\n"#"\n" "\n"\x27"\n"zero"\n"seven"\n' >"$work/dict-las_manifest"
+printf '"RIFF"\n"WAVE"\n"fmt "\n"data"\n"LIST"\n"fact"\n"RF64"\n"\\x01\\x00"\n"\\x03\\x00"\n"\\xfe\\xff"\n"\\x40\\x1f\\x00\\x00"\n' >"$work/dict-las_wav"
+grep -o '"--[a-z0-9-]*"' "$root/examples/las/args.c" | sort -u >"$work/dict-las_args"
+printf '"\\x00"\n"cosine"\n"constant"\n"40"\n"80"\n"nan"\n"-1"\n' >>"$work/dict-las_args"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -94,7 +104,7 @@ for t in $targets; do
   exe="$work/fuzz_$t"
   # shellcheck disable=SC2046,SC2086
   if ! $CC $cflags -fsanitize=fuzzer,address,undefined $(source_of "$t") "$work"/obj/*.o \
-      $(pkg-config --libs sleef libcjson) -lm -o "$exe"; then
+      $(pkg-config --libs sleef libcjson $las_pkgs) -lm -o "$exe"; then
     echo "fuzz $t: FAILED to build"
     failed=$((failed + 1))
     continue
