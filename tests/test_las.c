@@ -181,6 +181,21 @@ static void train_tiny_then_decode(void) {
     heed_ctx_free(c);
 }
 
+/* heed_pyramid_concat / heed_pyramid_lstm with out_lengths == lengths (halved in place, as
+ * a listener stack does): backward must mask by the lengths before halving. (It saved them
+ * after writing out_lengths: frames past the halved length got no gradient.) */
+static heed_tensor *pyramid_in_place(heed_graph *g, heed_tensor **in, void *user) {
+    int64_t *len = heed_graph_alloc(g, 2 * sizeof *len);
+    len[0] = 6, len[1] = 3;
+    return heed_pyramid_concat(g, in[0], len, len);
+}
+
+static void pyramid_lengths_in_place(void) {
+    heed_gradcheck_input x = {.shape = HEED_SHAPE(7, 2, 3)};
+    heed_gradcheck_opts o = {.seed = 5};
+    CHECK_GRAD(ctx, pyramid_in_place, NULL, 1, &x, &o);
+}
+
 static void bad_input(void) {
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_las m;
@@ -209,6 +224,7 @@ int main(void) {
     RUN(gradcheck_whole_model);
     RUN(f32_matches_f64);
     RUN(train_tiny_then_decode);
+    RUN(pyramid_lengths_in_place);
     RUN(bad_input);
     heed_ctx_free(ctx);
     return check_summary();
