@@ -312,28 +312,43 @@ static int fsdd_load(const char *dir, const char *speaker, int lo, int hi, fsdd_
 }
 
 /* A connected-digit utterance from one speaker's takes lo..hi: recordings joined with
- * 30-150 ms gaps, 50-250 ms of silence before and after. */
-static int fsdd_utterance(const fsdd_speaker *s, int lo, int hi, heed_rng *r, char *text, float **out, int64_t *n_out) {
+ * 30-150 ms gaps, 50-250 ms of silence before and after. perturb (training only): each
+ * recording's speed and pitch scaled by a factor in [0.85, 1.15] (resampled as if
+ * recorded at 8 kHz x factor), and white noise at 30-50 dB SNR on the whole. */
+static int fsdd_utterance(const fsdd_speaker *s, int lo, int hi, bool perturb, heed_rng *r, char *text, float **out,
+                          int64_t *n_out) {
     int digits[7], nd;
     las_random_digits(r, text, LAS_MAX_TEXT, digits, &nd);
-    int take[7];
-    int64_t total = (int64_t)(0.25 * LAS_RATE) * 2;
+    float *part[7] = {0};
+    int64_t len[7], total = (int64_t)(0.25 * LAS_RATE) * 2;
+    char err[256];
+    int rc = -1;
     for (int i = 0; i < nd; i++) {
-        take[i] = lo + (int)heed_rng_below(r, (uint64_t)(hi - lo + 1));
-        total += s->n[digits[i]][take[i]] + (int64_t)(0.15 * LAS_RATE);
+        int take = lo + (int)heed_rng_below(r, (uint64_t)(hi - lo + 1));
+        const float *x = s->x[digits[i]][take];
+        len[i] = s->n[digits[i]][take];
+        int rate = perturb ? (int)lround(LAS_RATE * (0.85 + 0.3 * heed_rng_uniform(r))) : LAS_RATE;
+        if (rate != LAS_RATE ? las_resample(x, len[i], rate, LAS_RATE, &part[i], &len[i], err, sizeof err) != 0
+                             : !(part[i] = malloc((size_t)len[i] * sizeof *part[i])))
+            goto out;
+        if (rate == LAS_RATE) memcpy(part[i], x, (size_t)len[i] * sizeof *x);
+        total += len[i] + (int64_t)(0.15 * LAS_RATE);
     }
     float *y = calloc((size_t)total, sizeof *y);
-    if (!y) return -1;
+    if (!y) goto out;
     int64_t at = (int64_t)((0.05 + 0.2 * heed_rng_uniform(r)) * LAS_RATE);
     for (int i = 0; i < nd; i++) {
         if (i) at += (int64_t)((0.03 + 0.12 * heed_rng_uniform(r)) * LAS_RATE);
-        int64_t len = s->n[digits[i]][take[i]];
-        memcpy(y + at, s->x[digits[i]][take[i]], (size_t)len * sizeof *y);
-        at += len;
+        memcpy(y + at, part[i], (size_t)len[i] * sizeof *y);
+        at += len[i];
     }
     at += (int64_t)((0.05 + 0.2 * heed_rng_uniform(r)) * LAS_RATE);
     *out = y, *n_out = at < total ? at : total;
-    return 0;
+    if (perturb) las_add_noise(y, *n_out, 30 + 20 * heed_rng_uniform(r), r);
+    rc = 0;
+out:
+    for (int i = 0; i < nd; i++) free(part[i]);
+    return rc;
 }
 
 typedef struct {
@@ -402,7 +417,8 @@ static int gen_flite(gen_ctx *g, int64_t n, uint64_t stream) {
 }
 
 /* n connected-digit utterances spread evenly over the speakers, takes lo..hi. */
-static int gen_fsdd(gen_ctx *g, const char *const *speakers, int n_speakers, int lo, int hi, int64_t n, uint64_t stream) {
+static int gen_fsdd(gen_ctx *g, const char *const *speakers, int n_speakers, int lo, int hi, bool perturb, int64_t n,
+                    uint64_t stream) {
     for (int sp = 0; sp < n_speakers; sp++) {
         fsdd_speaker s;
         if (fsdd_load(g->cfg->fsdd_dir, speakers[sp], lo, hi, &s, g->err, g->errlen)) return -1;
@@ -411,7 +427,7 @@ static int gen_fsdd(gen_ctx *g, const char *const *speakers, int n_speakers, int
             char text[LAS_MAX_TEXT + 1];
             float *y;
             int64_t ny;
-            if (fsdd_utterance(&s, lo, hi, &r, text, &y, &ny)) {
+            if (fsdd_utterance(&s, lo, hi, perturb, &r, text, &y, &ny)) {
                 fsdd_free(&s);
                 return snprintf(g->err, g->errlen, "out of memory"), -1;
             }
@@ -436,12 +452,12 @@ static int generate(const las_data_config *cfg, las_set s, las_corpus *c, char *
     const char *yw[1] = {"yweweler"};
     if (!rc) switch (s) {
         case LAS_SET_TRAIN:
-            rc = gen_espeak(&g, cfg->train_synth, false, 1) || gen_fsdd(&g, train_speakers, 3, 5, 49, cfg->train_fsdd, 2);
+            rc = gen_espeak(&g, cfg->train_synth, false, 1) || gen_fsdd(&g, train_speakers, 3, 5, 49, true, cfg->train_fsdd, 2);
             break;
         case LAS_SET_A: rc = gen_espeak(&g, cfg->test_size, true, 3); break;
         case LAS_SET_B: rc = gen_flite(&g, cfg->test_size, 4); break;
-        case LAS_SET_C: rc = gen_fsdd(&g, train_speakers, 3, 0, 4, cfg->test_size, 5); break;
-        case LAS_SET_D: rc = gen_fsdd(&g, yw, 1, 0, 49, cfg->test_size, 6); break;
+        case LAS_SET_C: rc = gen_fsdd(&g, train_speakers, 3, 0, 4, false, cfg->test_size, 5); break;
+        case LAS_SET_D: rc = gen_fsdd(&g, yw, 1, 0, 49, false, cfg->test_size, 6); break;
         default: rc = -1;
         }
     for (int i = 0; i < g.n_variants; i++) free(g.variants[i]);
@@ -455,7 +471,7 @@ int las_data_get(const las_data_config *cfg, las_set s, las_corpus *c, char *err
     *c = (las_corpus){0};
     char key[512], path[4096];
     int64_t n = s == LAS_SET_TRAIN ? cfg->train_synth + cfg->train_fsdd : cfg->test_size;
-    snprintf(key, sizeof key, "v1 set=%s seed=%llu bands=%d n=%lld synth=%lld fsdd=%lld", las_set_name(s),
+    snprintf(key, sizeof key, "v2 set=%s seed=%llu bands=%d n=%lld synth=%lld fsdd=%lld", las_set_name(s),
              (unsigned long long)cfg->seed, cfg->bands, (long long)n, (long long)cfg->train_synth,
              (long long)cfg->train_fsdd);
     snprintf(path, sizeof path, "%s/%s-%d-%llu-%lld.feat", cfg->cache_dir, las_set_name(s), cfg->bands,

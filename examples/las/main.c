@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,13 @@ typedef struct {
     heed_metrics *log;
     char err[2048];
 } program;
+
+/* CPU seconds used by the process so far (user + system, every thread). */
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 static int fail(const char *what, const char *why) {
     fprintf(stderr, "las: %s%s%s\n", what, *what ? ": " : "", why);
@@ -79,8 +87,10 @@ static int write_alignment(las_trainer *t, const char *base, const float *feat, 
     heed_tensor *al = heed_input(t->g, HEED_F32, HEED_SHAPE(steps, N), align);
     free(img);
     char path[4200], title[300];
+    int cell = W < 800 ? (int)(800 / W) : 1; /* about 800 pixels wide */
+    if (cell > 8) cell = 8;
     snprintf(path, sizeof path, "%s.png", base);
-    if (!im || !al || heed_heatmap_png(t->ctx, path, im, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = 2, .lo = 0, .hi = 1}) != HEED_OK)
+    if (!im || !al || heed_heatmap_png(t->ctx, path, im, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = cell, .lo = 0, .hi = 1}) != HEED_OK)
         return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     char **q = calloc((size_t)steps, sizeof *q), **k = calloc((size_t)N, sizeof *k);
     int rc = -1;
@@ -264,9 +274,11 @@ static int train(program *p) {
     las_trainer *t = &p->t;
     if (las_trainer_init(t, &p->sets[LAS_SET_TRAIN], &o->train, o->epochs, err, errlen)) return fail("", err);
     const heed_las_config *m = &t->cfg.model;
+    int64_t n_params = 0; /* the parameters' own sizes (heed_params_numel counts the flat buffer's alignment too) */
+    for (int i = 0; i < heed_params_count(t->P); i++) n_params += heed_params_at(t->P, i)->numel;
     printf("model: LAS, %lld parameters: listener BLSTM + %d pyramidal BLSTM (%lld per direction, time / %lld), speller "
            "2 x LSTM %lld, attention %lld%s, %lld tokens; batch %lld, %lld steps per epoch, Adam lr %g, %d threads\n",
-           (long long)heed_params_numel(t->P), m->pyramid_layers, (long long)m->listener_hidden,
+           (long long)n_params, m->pyramid_layers, (long long)m->listener_hidden,
            (long long)(o->train.stack << m->pyramid_layers), (long long)m->speller_hidden, (long long)m->attn_dim,
            m->loc_channels ? " location-aware" : "", (long long)m->vocab, (long long)o->train.batch,
            (long long)las_trainer_steps_per_epoch(t), o->train.lr, heed_ctx_threads(t->ctx));
@@ -279,7 +291,7 @@ static int train(program *p) {
         if (!(p->log = heed_metrics_new(t->ctx, o->metrics_csv, 10, cols))) return fail("--metrics", heed_ctx_error(t->ctx));
     }
     fflush(stdout);
-    double t_train = 0;
+    double t_train = 0, cpu0 = cpu_seconds();
     int64_t stop = o->stop_after && o->stop_after < o->epochs ? o->stop_after : o->epochs;
     while (t->epoch < stop) {
         char label[32];
@@ -318,7 +330,9 @@ static int train(program *p) {
     heed_status closed = heed_metrics_close(p->log);
     p->log = NULL;
     if (closed != HEED_OK) return fail("--metrics", heed_ctx_error(t->ctx));
-    if (t_train > 0) printf("training: %.1f minutes\n", t_train / 60);
+    if (t_train > 0)
+        printf("training: %.1f minutes (wall clock), %.1f minutes of CPU time with evaluations\n", t_train / 60,
+               (cpu_seconds() - cpu0) / 60);
     if (t->epoch < o->epochs) {
         printf("stopped after epoch %lld of %lld (--stop-after)%s\n", (long long)t->epoch, (long long)o->epochs,
                o->checkpoint ? "; --resume continues" : "");
