@@ -1,11 +1,14 @@
 /* Greedy and beam search over a user's step function (include/heed/decode.h).
  *
  * Each live hypothesis h of input b is a row of the step's batch. The step gives log p(v |
- * h) for every token v; a continuation's log-probability is logp(h) + log p(v | h). Greedy
- * keeps the best continuation of each row. Beam search ranks all continuations of input
- * b's rows (ties: earlier row, then lower token), walks the best 2k, sends an eos ranked
- * among the first k to the finished list and keeps the first k others live; with k = 1 that
- * is greedy's argmax (first maximum) exactly. Finished hypotheses are ranked by
+ * h) for every token v; a continuation's log-probability is logp(h) + log p(v | h). Beam
+ * search ranks all continuations of input b's rows (ties: earlier row, then lower token),
+ * walks the best 2k, sends an eos ranked among the first k to the finished list and keeps
+ * the first k others live. It stops when the best continuation is the end and n_best have
+ * finished (not when k have: with a confident model the end of every near-miss prefix
+ * ranks among the first k at each step, and k of those finish long before the best
+ * hypothesis ends). With k = 1 all of this is greedy's argmax (first maximum) until the
+ * end, exactly. Finished hypotheses are ranked by
  *   score = logp / steps^alpha      (steps = tokens + 1 for the eos; alpha = length_penalty).
  * Scores and sums are doubles whatever the model's dtype. */
 #include <heed.h>
@@ -57,8 +60,9 @@ static double score_of(double logp, int64_t steps, double alpha) {
     return alpha > 0 && steps > 0 ? logp / pow((double)steps, alpha) : logp;
 }
 
-/* Moves a copy of h (plus token tok, or none if tok < 0) into s's finished list. */
-static bool finish(input_state *s, const hyp *h, int64_t tok, double logp, int64_t keys, double alpha, bool ended) {
+/* Adds a copy of h to s's finished list: its tokens, and its attention rows plus the eos
+ * step's row when it ended with eos (h->attn then holds that row after its len rows). */
+static bool finish(input_state *s, const hyp *h, double logp, int64_t keys, double alpha, bool ended) {
     heed_hypothesis *f = &s->fin[s->n_fin];
     int64_t steps = h->len; /* h already holds every step's token except an eos */
     *f = (heed_hypothesis){.len = h->len, .finished = ended, .logp = logp, .keys = keys};
@@ -67,7 +71,6 @@ static bool finish(input_state *s, const hyp *h, int64_t tok, double logp, int64
     if (!f->tokens) return false;
     memcpy(f->tokens, h->tok, (size_t)h->len * sizeof *f->tokens);
     int64_t rows = steps + (ended ? 1 : 0);
-    (void)tok;
     if (h->attn && keys > 0) {
         f->attention = malloc((size_t)(rows * keys) * sizeof *f->attention);
         if (!f->attention) return free(f->tokens), f->tokens = NULL, false;
@@ -75,6 +78,16 @@ static bool finish(input_state *s, const hyp *h, int64_t tok, double logp, int64
     }
     s->n_fin++;
     return true;
+}
+
+/* Sorts hypotheses by score, best first; stable (insertion sort over at most 3k). */
+static void rank_finished(heed_hypothesis *f, int64_t n) {
+    for (int64_t i = 1; i < n; i++) {
+        heed_hypothesis x = f[i];
+        int64_t j = i;
+        while (j > 0 && f[j - 1].score < x.score) f[j] = f[j - 1], j--;
+        f[j] = x;
+    }
 }
 
 /* The log-probability at [i, v] of a [n, V] tensor of either dtype. */
@@ -134,7 +147,7 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
         s[b].max_len = o.max_lens ? o.max_lens[b] : o.max_len ? o.max_len : 100;
         s[b].live = calloc((size_t)k, sizeof *s[b].live);
         s[b].next = calloc((size_t)k, sizeof *s[b].next);
-        s[b].fin = calloc((size_t)(3 * k), sizeof *s[b].fin); /* < k before a step, + k eos, + k at max_len */
+        s[b].fin = calloc((size_t)(3 * k), sizeof *s[b].fin); /* <= k kept, + k eos, + k at max_len per step */
         if (!s[b].live || !s[b].next || !s[b].fin) goto oom;
         s[b].n_live = 1; /* the empty hypothesis; its buffers come once the attention size is known */
         s[b].live[0].row = b;
@@ -223,7 +236,7 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
                     hyp tmp = in->next[n_next]; /* scratch: parent + eos row, len stays parent's */
                     extend(&tmp, h, c->tok, keys > 0 ? arow : NULL, keys, c->logp);
                     tmp.len--;
-                    if (!finish(in, &tmp, o.eos, c->logp, keys, o.length_penalty, true)) {
+                    if (!finish(in, &tmp, c->logp, keys, o.length_penalty, true)) {
                         free(arow);
                         goto oom;
                     }
@@ -245,29 +258,32 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
                     still++;
                     continue;
                 }
-                if (!finish(in, h, -1, h->logp, keys, o.length_penalty, false)) {
+                if (!finish(in, h, h->logp, keys, o.length_penalty, false)) {
                     free(arow);
                     goto oom;
                 }
             }
             in->n_live = still;
-            if (in->n_fin >= k || in->n_live == 0) in->done = true;
+            /* keep the k best finished by score (stable: the earlier finished first on ties) */
+            rank_finished(in->fin, in->n_fin);
+            for (; in->n_fin > k; in->n_fin--) {
+                heed_hypothesis *f = &in->fin[in->n_fin - 1];
+                free(f->tokens), free(f->attention);
+                *f = (heed_hypothesis){0};
+            }
+            /* done when the best continuation was the end (the top hypothesis ended, as greedy
+             * stops) and n_best have finished, or when none is live */
+            if ((nc > 0 && cands[0].tok == o.eos && in->n_fin >= nb) || in->n_live == 0) in->done = true;
             r0 = r1;
         }
         free(arow);
     }
-    /* rank the finished hypotheses by score (stable: earlier finished first on ties) */
+    /* the finished hypotheses are ranked by score already */
     out->batch = batch, out->n_best = nb;
     out->hyp = calloc((size_t)(batch * nb), sizeof *out->hyp);
     if (!out->hyp) goto oom;
     for (int64_t b = 0; b < batch; b++) {
         input_state *in = &s[b];
-        for (int64_t i = 1; i < in->n_fin; i++) {
-            heed_hypothesis x = in->fin[i];
-            int64_t j = i;
-            while (j > 0 && in->fin[j - 1].score < x.score) in->fin[j] = in->fin[j - 1], j--;
-            in->fin[j] = x;
-        }
         for (int64_t i = 0; i < nb; i++) {
             if (i < in->n_fin) {
                 out->hyp[b * nb + i] = in->fin[i];

@@ -105,27 +105,80 @@ static void max_length_and_length_penalty(void) {
                   HEED_OK,
               "%s", heed_graph_error(g));
         const heed_hypothesis *h = &r.hyp[0];
-        if (beam == 1) { /* greedy never takes eos (.1 < .9): 4 tokens, unfinished, score = mean log .9 */
-            CHECK(h->len == 4 && !h->finished, "greedy: len %lld finished %d", (long long)h->len, h->finished);
-            CHECK_CLOSE(h->logp, 4 * log(0.9), 1e-12);
-            CHECK_CLOSE(h->score, log(0.9), 1e-12);
-        } else { /* beam 3 has 3 finished after step 2: "" (log .1 / 1), "a" (log .09 / 2),
-                    "aa" (log .081 / 3), the best score; the search stops there */
-            CHECK(h->len == 2 && h->finished, "beam 3: len %lld finished %d", (long long)h->len, h->finished);
-            CHECK_CLOSE(h->logp, log(0.081), 1e-12);
-            CHECK_CLOSE(h->score, log(0.081) / 3, 1e-12);
+        /* greedy never takes eos (.1 < .9): 4 tokens, unfinished, score = mean log .9. Beam 3
+         * also finishes "", "a", "aa", "aaa" with eos on the way (scores log .1 / 1, log .09 /
+         * 2, log .081 / 3, log .0729 / 4), all below it, and ends at the same place: the best
+         * continuation is never eos, so it runs until nothing is live. */
+        CHECK(h->len == 4 && !h->finished, "beam %d: len %lld finished %d", beam, (long long)h->len, h->finished);
+        CHECK_CLOSE(h->logp, 4 * log(0.9), 1e-12);
+        CHECK_CLOSE(h->score, log(0.9), 1e-12);
+        if (beam == 3) {
+            CHECK(r.n_best == 1, "n_best");
+            CHECK(t.calls == 4, "4 steps, got %lld", (long long)t.calls);
         }
         heed_decode_result_free(&r);
         heed_graph_free(g);
     }
 }
 
-/* Width 1 gives exactly greedy's tokens, scores and attention on random models, with
- * inputs finishing at different steps (rows leave the batch). */
+/* A confident model: bos -> 2 -> 3 -> 4 -> 5 -> eos, each with p .9, eos .05 at every step,
+ * the rest .05 spread. The end of each prefix ranks second at every step, so 4 of them
+ * finish by step 3; the search must go on until the best continuation is eos (a search
+ * that stopped at 4 finished returned a truncated "2 3 4"). */
+static void beam_waits_for_the_best_to_end(void) {
+    enum { V = 6 };
+    double tables[V * V];
+    for (int p = 0; p < V; p++)
+        for (int v = 0; v < V; v++) {
+            int next = p == 0 ? 2 : p >= 2 && p < 5 ? p + 1 : 1;
+            double q = v == next ? 0.9 : v == 1 ? 0.05 : 0.05 / 4;
+            if (next == 1) q = v == 1 ? 0.9 : 0.1 / 5;
+            tables[p * V + v] = v == 0 ? -INFINITY : log(q);
+        }
+    heed_graph *g = heed_graph_new(ctx);
+    toy t = toy_new(g, 1, V, tables);
+    heed_decode_result r;
+    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.beam = 4, .bos = 0, .eos = 1, .max_len = 20, .length_penalty = 1},
+                      &r) == HEED_OK,
+          "%s", heed_graph_error(g));
+    const heed_hypothesis *h = &r.hyp[0];
+    CHECK(h->len == 4 && h->finished && h->tokens[0] == 2 && h->tokens[3] == 5, "best: len %lld finished %d", (long long)h->len,
+          h->finished);
+    CHECK_CLOSE(h->logp, 5 * log(0.9), 1e-12);
+    heed_decode_result_free(&r);
+    heed_graph_free(g);
+}
+
+/* Greedy by hand on a toy table: the argmax (first maximum) each step until eos or max_len;
+ * tokens, log-probability, and the attention rows the toy gives. */
+static void greedy_by_hand(const double *tables, int64_t V, int64_t b, int64_t max_len, double alpha, heed_hypothesis *h,
+                           int64_t *tok, float *attn) {
+    int64_t prev = 0, len = 0;
+    double logp = 0;
+    bool ended = false;
+    while (!ended && len < max_len) {
+        const double *row = tables + (b * V + prev) * V;
+        int64_t best = 0;
+        for (int64_t v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        for (int k = 0; k < 3; k++) attn[len * 3 + k] = (float)((double)(b + 1) / (double)(prev + k + 2));
+        logp += row[best];
+        if (best == 1) ended = true;
+        else tok[len++] = best, prev = best;
+    }
+    *h = (heed_hypothesis){.tokens = tok, .len = len, .finished = ended, .logp = logp, .keys = 3, .attention = attn};
+    int64_t steps = len + ended;
+    h->score = alpha > 0 ? logp / pow((double)steps, alpha) : logp;
+}
+
+/* Width 1 (and width 0, the documented greedy) gives exactly the tokens, scores and
+ * attention of greedy decoding done by hand, on random models with inputs finishing at
+ * different steps (rows leave the batch). */
 static void beam_one_is_greedy(void) {
     enum { B = 5, V = 7 };
     double tables[B * V * V];
     heed_rng rng = heed_rng_make(7, 1);
+    int64_t max_lens[B] = {3, 9, 1, 12, 6};
     for (int seed = 0; seed < 20; seed++) {
         for (int i = 0; i < B * V; i++) {
             double z[V], m = -INFINITY, s = 0;
@@ -133,27 +186,29 @@ static void beam_one_is_greedy(void) {
             for (int v = 0; v < V; v++) s += exp(z[v] - m);
             for (int v = 0; v < V; v++) tables[i * V + v] = z[v] - m - log(s);
         }
-        heed_decode_result r[2];
         for (int k = 0; k < 2; k++) {
+            heed_decode_result r;
             heed_graph *g = heed_graph_new(ctx);
             toy t = toy_new(g, B, V, tables);
-            int64_t max_lens[B] = {3, 9, 1, 12, 6};
             CHECK(heed_decode(g, B, toy_step, &t,
                               &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .max_lens = max_lens, .length_penalty = 0.7},
-                              &r[k]) == HEED_OK,
+                              &r) == HEED_OK,
                   "%s", heed_graph_error(g));
             heed_graph_free(g);
+            for (int b = 0; b < B && r.hyp; b++) {
+                int64_t tok[16];
+                float attn[16 * 3];
+                heed_hypothesis want;
+                greedy_by_hand(tables, V, b, max_lens[b], 0.7, &want, tok, attn);
+                const heed_hypothesis *x = &r.hyp[b];
+                bool same = x->len == want.len && x->finished == want.finished && x->logp == want.logp &&
+                            x->score == want.score && !memcmp(x->tokens, tok, (size_t)x->len * sizeof *tok) &&
+                            !memcmp(x->attention, attn, (size_t)((x->len + x->finished) * 3) * sizeof(float));
+                CHECK(same, "seed %d beam %d input %d: by hand len %lld logp %.17g, decoded len %lld logp %.17g", seed, k, b,
+                      (long long)want.len, want.logp, (long long)x->len, x->logp);
+            }
+            heed_decode_result_free(&r);
         }
-        for (int b = 0; b < B; b++) {
-            const heed_hypothesis *x = &r[0].hyp[b], *y = &r[1].hyp[b];
-            bool same = x->len == y->len && x->finished == y->finished && x->logp == y->logp && x->score == y->score &&
-                        !memcmp(x->tokens, y->tokens, (size_t)x->len * sizeof *x->tokens) &&
-                        !memcmp(x->attention, y->attention, (size_t)((x->len + x->finished) * 3) * sizeof(float));
-            CHECK(same, "seed %d input %d: greedy len %lld logp %.17g, beam 1 len %lld logp %.17g", seed, b,
-                  (long long)x->len, x->logp, (long long)y->len, y->logp);
-        }
-        heed_decode_result_free(&r[0]);
-        heed_decode_result_free(&r[1]);
     }
 }
 
@@ -231,6 +286,7 @@ int main(void) {
     RUN(beam_finds_the_better_sequence);
     RUN(max_length_and_length_penalty);
     RUN(beam_one_is_greedy);
+    RUN(beam_waits_for_the_best_to_end);
     RUN(wide_beam_is_exhaustive);
     RUN(bad_input);
     heed_ctx_free(ctx);

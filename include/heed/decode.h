@@ -51,10 +51,10 @@ typedef struct {
 /* Beam search keeps, per input, the beam best live hypotheses by log-probability. Each step
  * it ranks the continuations of all of them (ties: earlier row, then lower token) and walks
  * the best 2*beam: an eos among the first beam ends that hypothesis (into the finished
- * list), other tokens continue until beam are live. An input is done when it has beam
- * finished hypotheses or none live; a hypothesis that reaches its maximum length ends
- * unfinished. The finished ones are then ranked by score. Width 1 is exactly greedy
- * decoding (same tokens, scores and attention). On error (bad options, a step that fails
+ * list, which keeps the beam best by score), other tokens continue until beam are live. A
+ * hypothesis that reaches its maximum length ends unfinished. An input is done when its
+ * best continuation is eos (its top hypothesis has ended) and n_best have finished, or
+ * when none is live. Width 1 is exactly greedy decoding (same tokens, scores and attention). On error (bad options, a step that fails
  * or returns a wrong shape or NaN) the error is on g, out is empty, and the graph's
  * status is returned. Free out with heed_decode_result_free. */
 heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, void *user, const heed_decode_opts *opts,
