@@ -41,9 +41,11 @@ class LAS(nn.Module):
 
     def forward(self, x, targets):
         h, _ = self.listener[0](x)
-        for layer in self.listener[1:]:  # pyramid: pair frames, halve time
+        for layer in self.listener[1:]:  # pyramid: pair frames, halve time (an odd last frame pairs with zeros)
             b, t, d = h.shape
-            h, _ = layer(h.reshape(b, t // 2, 2 * d))
+            if t % 2:
+                h = F.pad(h, (0, 0, 0, 1))
+            h, _ = layer(h.reshape(b, (t + 1) // 2, 2 * d))
         keys = self.k(h)
         N = h.shape[1]
         hs = [x.new_zeros(B, S) for _ in range(4)]

@@ -427,7 +427,7 @@ static int gen_fsdd(gen_ctx *g, const char *const *speakers, int n_speakers, int
             char text[LAS_MAX_TEXT + 1];
             float *y;
             int64_t ny;
-            if (fsdd_utterance(&s, lo, hi, perturb, &r, text, &y, &ny)) {
+            if (fsdd_utterance(&s, lo, hi, perturb && i % 2 == 1, &r, text, &y, &ny)) { /* half stay clean */
                 fsdd_free(&s);
                 return snprintf(g->err, g->errlen, "out of memory"), -1;
             }
@@ -467,19 +467,35 @@ static int generate(const las_data_config *cfg, las_set s, las_corpus *c, char *
     return rc ? -1 : 0;
 }
 
+int las_mkdir_p(const char *path) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return errno = ENAMETOOLONG, -1;
+    for (char *s = p + 1;; s++) {
+        bool end = *s == 0;
+        if (*s != '/' && !end) continue;
+        *s = 0;
+        struct stat sb;
+        if (mkdir(p, 0777) != 0 && (errno != EEXIST || stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+            if (errno == EEXIST) errno = ENOTDIR;
+            return -1;
+        }
+        if (end) return 0;
+        *s = '/';
+    }
+}
+
 int las_data_get(const las_data_config *cfg, las_set s, las_corpus *c, char *err, size_t errlen) {
     *c = (las_corpus){0};
     char key[512], path[4096];
     int64_t n = s == LAS_SET_TRAIN ? cfg->train_synth + cfg->train_fsdd : cfg->test_size;
-    snprintf(key, sizeof key, "v2 set=%s seed=%llu bands=%d n=%lld synth=%lld fsdd=%lld", las_set_name(s),
+    snprintf(key, sizeof key, "v3 set=%s seed=%llu bands=%d n=%lld synth=%lld fsdd=%lld", las_set_name(s),
              (unsigned long long)cfg->seed, cfg->bands, (long long)n, (long long)cfg->train_synth,
              (long long)cfg->train_fsdd);
     snprintf(path, sizeof path, "%s/%s-%d-%llu-%lld.feat", cfg->cache_dir, las_set_name(s), cfg->bands,
              (unsigned long long)cfg->seed, (long long)n);
     int rc = las_corpus_load(c, path, key, err, errlen);
     if (rc <= 0) return rc;
-    if (mkdir(cfg->cache_dir, 0777) != 0 && errno != EEXIST)
-        return snprintf(err, errlen, "--cache %s: %s", cfg->cache_dir, strerror(errno)), -1;
+    if (las_mkdir_p(cfg->cache_dir) != 0) return snprintf(err, errlen, "--cache %s: %s", cfg->cache_dir, strerror(errno)), -1;
     if (!cfg->quiet) fprintf(stderr, "data: generating %s (%lld utterances) into %s\n", las_set_name(s), (long long)n, path);
     if (generate(cfg, s, c, err, errlen)) return -1;
     return las_corpus_save(c, path, key, err, errlen);

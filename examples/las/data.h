@@ -82,6 +82,9 @@ typedef struct {
     bool quiet;
 } las_data_config;
 
+/* mkdir -p: every missing directory of path; 0, or -1 with errno. */
+int las_mkdir_p(const char *path);
+
 /* The set s, from the cache or generated (and cached). Progress notes go to stderr. */
 int las_data_get(const las_data_config *cfg, las_set s, las_corpus *c, char *err, size_t errlen);
 

@@ -352,16 +352,14 @@ int main(int argc, char **argv) {
     int args = las_parse_args(argc, argv, &p.o, p.err, sizeof p.err);
     if (args == LAS_ARGS_HELP) las_usage(stdout);
     if (args == LAS_ARGS_OK && !p.o.transcribe) {
-        struct stat sb;
         if ((p.o.checkpoint && check_output("--checkpoint", p.o.checkpoint, p.err, sizeof p.err)) ||
             (p.o.metrics_csv && check_output("--metrics", p.o.metrics_csv, p.err, sizeof p.err)))
             args = LAS_ARGS_ERROR;
         else if (p.o.checkpoint && !p.o.resume && access(p.o.checkpoint, F_OK) == 0)
             snprintf(p.err, sizeof p.err, "--checkpoint %s exists: pass --resume to continue from it, or remove it", p.o.checkpoint),
                 args = LAS_ARGS_ERROR;
-        else if (mkdir(p.o.out_dir, 0777) != 0 && (errno != EEXIST || stat(p.o.out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-            snprintf(p.err, sizeof p.err, "--out %s: %s", p.o.out_dir, errno == EEXIST ? "not a directory" : strerror(errno)),
-                args = LAS_ARGS_ERROR;
+        else if (las_mkdir_p(p.o.out_dir) != 0)
+            snprintf(p.err, sizeof p.err, "--out %s: %s", p.o.out_dir, strerror(errno)), args = LAS_ARGS_ERROR;
     }
     if (args == LAS_ARGS_ERROR) {
         fail("", p.err);

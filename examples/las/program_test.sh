@@ -9,7 +9,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 failures=0
 fsdd=$(dirname "$0")/fsdd/recordings
-tiny=(--cache "$dir/cache" --out "$dir/out" --train-synth 24 --train-fsdd 12 --test-size 4 --eval-size 4
+tiny=(--cache "$dir/cache/nested" --out "$dir/out/nested" --train-synth 24 --train-fsdd 12 --test-size 4 --eval-size 4
   --listener-hidden 8 --pyramid-layers 1 --speller-hidden 16 --embed-dim 8 --attn-dim 8 --loc-channels 2 --loc-kernel 5
   --batch-size 8 --threads 1 --no-progress --beam 2 --show 1)
 
@@ -38,8 +38,8 @@ expect() {
   bad "training: $(cat "$dir/a.log")"
 grep -q "^epoch 2: loss" "$dir/a.log" && grep -q "(d) FSDD yweweler" "$dir/a.log" && ok "trained, evaluated" ||
   bad "no epoch 2 or results: $(cat "$dir/a.log")"
-[ -s "$dir/out/alignment.png" ] && [ -s "$dir/out/alignment.svg" ] && [ -s "$dir/out/curves.svg" ] &&
-  ok "alignment pictures and curves" || bad "pictures missing: $(ls "$dir/out")"
+[ -s "$dir/out/nested/alignment.png" ] && [ -s "$dir/out/nested/alignment.svg" ] && [ -s "$dir/out/nested/curves.svg" ] &&
+  ok "alignment pictures and curves (missing directories made)" || bad "pictures missing: $(ls -R "$dir/out")"
 [ "$(wc -l < "$dir/a.csv")" = 3 ] && ok "metrics: header and 2 rows" || bad "metrics: $(cat "$dir/a.csv")"
 "$las" "${tiny[@]}" --epochs 2 --stop-after 1 --checkpoint "$dir/b.ckpt" > "$dir/b.log" 2>&1 &&
   "$las" "${tiny[@]}" --epochs 2 --checkpoint "$dir/b.ckpt" --resume > "$dir/b2.log" 2>&1 ||
@@ -94,6 +94,8 @@ expect 2 "--loc-kernel 4" -- --loc-kernel 4
 expect 2 "--transcribe needs --checkpoint" -- --transcribe x.wav
 expect 2 "bad value '0' for --batch-size" -- --batch-size 0
 expect 2 "cannot write in $dir/nodir" -- "${tiny[@]}" --metrics "$dir/nodir/m.csv"
+: > "$dir/afile"
+expect 2 "--out $dir/afile/x: Not a directory" -- "${tiny[@]}" --out "$dir/afile/x"
 mkfifo "$dir/fifo"
 expect 2 "not a regular file" -- "${tiny[@]}" --checkpoint "$dir/fifo"
 
