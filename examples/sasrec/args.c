@@ -1,5 +1,6 @@
 /* The sasrec program's flags: defaults, ranges and the rules between them. */
 #include "args.h"
+#include "../example_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -45,26 +46,6 @@ void sr_usage(FILE *f) {
             "  --no-progress          no progress bar\n"
             "  --bench                time --num-epochs epochs (default 3), no evaluation; print a JSON line\n"
             "  --target-hr X          exit with status 3 if the final test HR@k is below X\n");
-}
-
-static bool parse_i64(const char *s, int64_t *v) {
-    if (!s) return false;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end) return false;
-    *v = x;
-    return true;
-}
-
-static bool parse_f64(const char *s, double *v) {
-    if (!s) return false;
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(x)) return false;
-    *v = x;
-    return true;
 }
 
 /* The flags without a value, and where they go (NULL for a name that is not one). */
@@ -135,8 +116,8 @@ int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t 
         sr_gen_config *g = &o->gen;
         if (!strncmp(a, "--gen", 5) && !o->gen_flag) o->gen_flag = a;
 #define STR(name, field) else if (!strcmp(a, name)) ok = v && (o->field = v);
-#define INT(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = parse_i64(v, &iv) && iv >= (lo) && iv <= (hi) && ((lvalue) = iv, 1);
-#define DBL(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = parse_f64(v, &fv) && fv >= (lo) && fv <= (hi) && ((lvalue) = fv, 1);
+#define INT(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = ex_parse_i64(v, &iv) && iv >= (lo) && iv <= (hi) && ((lvalue) = iv, 1);
+#define DBL(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = ex_parse_f64(v, &fv) && fv >= (lo) && fv <= (hi) && ((lvalue) = fv, 1);
         if (0) {}
         STR("--data", data)
         STR("--save-data", save_data)
@@ -182,7 +163,7 @@ int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t 
         INT("--heatmap-user", o->heatmap_user, 1, INT64_MAX)
         DBL("--target-hr", o->target_hr, 0, 1)
         else if (!strcmp(a, "--num-epochs") || !strcmp(a, "--epochs")) {
-            ok = parse_i64(v, &iv) && iv >= 0 && iv <= 1000000;
+            ok = ex_parse_i64(v, &iv) && iv >= 0 && iv <= 1000000;
             if (ok) o->epochs = iv, epochs_set = true;
         } else {
             return snprintf(err, errlen, "unknown flag %s (see --help)", a), SR_ARGS_ERROR;

@@ -5,6 +5,7 @@
  * tests/fuzz/run.sh; examples/meson.build replays the seeds in the test suite. */
 #include "args.h"
 #include "fuzz_seeds.h"
+#include "../example_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -24,14 +25,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 enum { MAX_ARGS = 64 };
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
-    char *buf = malloc(size + 1);
+    char *buf, *argv[MAX_ARGS + 1];
+    int argc = ex_fuzz_argv(data, size, "sasrec", &buf, argv, MAX_ARGS);
     if (!buf) return 0;
-    memcpy(buf, data, size);
-    buf[size] = 0;
-    char *argv[MAX_ARGS + 1] = {"sasrec"};
-    int argc = 1;
-    for (size_t at = 0; at <= size && argc < MAX_ARGS; at += strlen(buf + at) + 1) argv[argc++] = buf + at;
-    argv[argc] = NULL;
     sr_options o;
     char err[256];
     int rc = sr_parse_args(argc, argv, &o, err, sizeof err);

@@ -1,5 +1,6 @@
 /* SASRec training loop, checkpoints and the model scorer. */
 #include "train.h"
+#include "../example_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -300,16 +301,6 @@ typedef struct {
     char value[40];
 } config_item;
 
-/* The shortest decimal that reads back as exactly x (so equal strings mean equal values,
- * and 0.3 shows as 0.3). */
-static const char *exact(double x, char *buf, size_t len) {
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(buf, len, "%.*g", digits, x);
-        if (strtod(buf, NULL) == x) break;
-    }
-    return buf;
-}
-
 static void config_items(const sr_trainer *t, config_item *it) {
     const sr_train_config *c = &t->cfg;
     const heed_sasrec_config *m = &c->model;
@@ -323,12 +314,12 @@ static void config_items(const sr_trainer *t, config_item *it) {
     ITEM("hidden", "--hidden-units", "%lld", (long long)m->hidden);
     ITEM("blocks", "--num-blocks", "%d", m->blocks);
     ITEM("heads", "--num-heads", "%d", m->heads);
-    ITEM("dropout", "--dropout-rate", "%s", exact(m->dropout, x, sizeof x));
-    ITEM("ln_eps", "the layernorm epsilon", "%s", exact(m->ln_eps, x, sizeof x));
-    ITEM("lr", "--lr", "%s", exact(c->lr, x, sizeof x));
-    ITEM("beta1", "--beta1", "%s", exact(c->beta1, x, sizeof x));
-    ITEM("beta2", "--beta2", "%s", exact(c->beta2, x, sizeof x));
-    ITEM("l2_emb", "--l2-emb", "%s", exact(c->l2_emb, x, sizeof x));
+    ITEM("dropout", "--dropout-rate", "%s", ex_exact(m->dropout, x, sizeof x));
+    ITEM("ln_eps", "the layernorm epsilon", "%s", ex_exact(m->ln_eps, x, sizeof x));
+    ITEM("lr", "--lr", "%s", ex_exact(c->lr, x, sizeof x));
+    ITEM("beta1", "--beta1", "%s", ex_exact(c->beta1, x, sizeof x));
+    ITEM("beta2", "--beta2", "%s", ex_exact(c->beta2, x, sizeof x));
+    ITEM("l2_emb", "--l2-emb", "%s", ex_exact(c->l2_emb, x, sizeof x));
     ITEM("batch", "--batch-size", "%lld", (long long)c->batch);
     ITEM("seed", "--seed", "%llu", (unsigned long long)c->seed);
     ITEM("length_groups", "--length-groups", "%d", c->max_groups);
@@ -343,22 +334,6 @@ static void config_string(const sr_trainer *t, char *buf, size_t len) {
     buf[0] = 0;
     for (int i = 0; i < CONFIG_ITEMS && at < len; i++)
         at += (size_t)snprintf(buf + at, len - at, "%s%s=%s", i ? " " : "", it[i].key, it[i].value);
-}
-
-/* The value of key in a saved "key=value ..." string, copied to out; false if absent. */
-static bool saved_value(const char *saved, const char *key, char *out, size_t len) {
-    size_t kl = strlen(key);
-    for (const char *p = saved; *p;) {
-        while (*p == ' ') p++;
-        const char *end = strchr(p, ' ');
-        if (!end) end = p + strlen(p);
-        if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-            snprintf(out, len, "%.*s", (int)(end - p - kl - 1), p + kl + 1);
-            return true;
-        }
-        p = end;
-    }
-    return false;
 }
 
 int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
@@ -392,7 +367,7 @@ int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen) {
     config_items(t, it);
     for (int i = 0; i < CONFIG_ITEMS; i++) {
         char was[HEED_CKPT_VALUE_LEN];
-        if (!saved_value(saved, it[i].key, was, sizeof was)) {
+        if (!ex_saved_value(saved, it[i].key, was, sizeof was)) {
             snprintf(err, errlen, "%s does not record %s (%s): saved by an older sasrec ('%s'); start a new checkpoint",
                      path, it[i].flag, it[i].key, saved);
             return -1;

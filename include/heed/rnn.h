@@ -104,7 +104,7 @@ heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tenso
 /* The time reduction of a pyramidal layer (LAS): x[T,B,F] -> y[ceil(T/2),B,2F] with
  * y[t,b] = [x[2t,b], x[2t+1,b]]. A frame at or past a sequence's end (t >= lengths[b],
  * including frame T of an odd T) enters as zeros. out_lengths (may be NULL) receives
- * ceil(lengths[b]/2); lengths NULL means all T. */
+ * ceil(lengths[b]/2) (it may be lengths itself: halved in place); lengths NULL means all T. */
 heed_tensor *heed_pyramid_concat(heed_graph *g, heed_tensor *x, const int64_t *lengths, int64_t *out_lengths);
 /* A pyramidal LSTM layer: heed_pyramid_concat then heed_lstm with the halved lengths
  * (rnn->opts.input_size must be 2F; LAS uses a bidirectional rnn). out_lengths [B] must

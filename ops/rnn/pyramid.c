@@ -64,8 +64,6 @@ _Pragma("omp parallel for if (y->numel > 65536) schedule(static)")
                 else memcpy(dst, X + x_at(bm, T, B, F, s, b), (size_t)F * sizeof(T_));
             }
     });
-    if (out_lengths)
-        for (int64_t b = 0; b < B; b++) out_lengths[b] = ((lengths ? lengths[b] : T) + 1) / 2;
     heed_node *n = heed_record(g, &op_pyramid, 1, &x, 1, &y);
     if (n) {
         pyr_saved *sv = heed__zalloc(g, sizeof *sv);
@@ -74,6 +72,9 @@ _Pragma("omp parallel for if (y->numel > 65536) schedule(static)")
         if (sv) sv->len = len, sv->bm = bm;
         n->saved = sv;
     }
+    /* after the lengths are saved: out_lengths may be the lengths array itself (halved in place) */
+    if (out_lengths)
+        for (int64_t b = 0; b < B; b++) out_lengths[b] = ((lengths ? lengths[b] : T) + 1) / 2;
     return heed_graph_ok(g) ? y : NULL;
 }
 

@@ -6,6 +6,10 @@
 #   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
 #   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
 #   caption_idx   examples/caption/fuzz_idx.c    the IDX reader (plain or gzip, through zlib)
+#   las_manifest  examples/las/fuzz_manifest.c   the las manifest (PATH<TAB>TRANSCRIPT) parser
+#   las_wav       examples/las/fuzz_wav.c        the las WAV reader (libsndfile, libsamplerate)
+#                                                and the feature pipeline after it
+#   las_args      examples/las/fuzz_args.c       the las command line
 # A file parser added to heed or an example gets its target here in the same change.
 #   tests/fuzz/run.sh [seconds per target]      (default 20; FUZZ_TARGETS="a b" runs some)
 # Prints one line per target with its execution count, then "fuzz: N passed, N failed".
@@ -15,9 +19,9 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-${FUZZ_TIME:-20}}
 work=${FUZZ_WORK:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args caption_idx}
+targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args caption_idx las_manifest las_wav las_args}
 CC=${CC_FUZZ:-clang}
-mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption"
+mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$work/obj-las"
 
 # Library sources: every .c of the library folders (the portable GEMM, no BLAS needed),
 # compiled to objects two at a time. graph/, optim/, io/ and viz/ are built for the baseline
@@ -26,19 +30,20 @@ mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption"
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
 # The examples' sources (all but main.c, the fuzz targets and tests) go into their own
 # objects, one folder per example.
+las_pkgs="sndfile samplerate fftw3f espeak-ng libcjson"
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$work/include -I$root -I$root/examples/sasrec
-        -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib)"
+        -I$root/examples/las -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib $las_pkgs)"
 mkdir -p "$work/include/heed"
 # heed/config.h, which meson makes: the fuzzer's library is built without MPI (no dist/).
 sed 's|^#mesondefine HEED_HAVE_MPI|/* #undef HEED_HAVE_MPI */|' "$root/include/heed/config.h.in" >"$work/include/heed/config.h"
-rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o
+rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o "$work"/obj-las/*.o
 export CC cflags work
 { ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c
-  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c | grep -v -e /main.c -e /fuzz_ -e /test_; } |
+  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
-    case "$dir" in sasrec|caption) out="$work/obj-$dir" ;; *) out="$work/obj" ;; esac
+    case "$dir" in sasrec|caption|las) out="$work/obj-$dir" ;; *) out="$work/obj" ;; esac
     case "$src" in */ops/*|*/models/*) isa="-mavx2 -mfma" ;; *) isa="" ;; esac
     $CC $cflags $isa -c "$src" -o "$out/${dir}_$(basename "$src" .c).o"' _ ||
   { echo "building the library for the fuzzer failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
@@ -49,13 +54,14 @@ source_of() {
     sasrec_data) echo "$root/examples/sasrec/fuzz_data.c $work/obj-sasrec/*.o" ;;
     sasrec_args) echo "$root/examples/sasrec/fuzz_args.c $work/obj-sasrec/*.o" ;;
     caption_idx) echo "$root/examples/caption/fuzz_idx.c $work/obj-caption/*.o" ;;
+    las_*) echo "$root/examples/las/fuzz_${1#las_}.c $work/obj-las/*.o" ;;
   esac
 }
 # The longest input each target gets: a checkpoint header up to 1 MiB; data files past
 # the loader's 4096-byte line limit; command lines; IDX files (gzip inflating them to at
 # most about 16 MiB).
 max_len_of() {
-  case "$1" in checkpoint) echo 1048576 ;; sasrec_data|caption_idx) echo 16384 ;; *) echo 4096 ;; esac
+  case "$1" in checkpoint) echo 1048576 ;; sasrec_data|caption_idx|las_manifest) echo 16384 ;; las_wav) echo 65536 ;; *) echo 4096 ;; esac
 }
 
 # Dictionaries: the checkpoint format's keywords; the sasrec flags, read from args.c; IDX
@@ -94,6 +100,10 @@ printf '"\\x0a"\n"\\x0d\\x0a"\n"\\x09"\n"2147483647"\n"65536"\n' >"$work/dict-sa
 grep -o '"--[a-z0-9-]*"' "$root/examples/sasrec/args.c" | sort -u >"$work/dict-sasrec_args"
 printf '"\\x00"\n"small"\n"amazon-games"\n"1e30"\n"nan"\n"-1"\n' >>"$work/dict-sasrec_args"
 printf '"\\x1f\\x8b\\x08"\n"\\x00\\x00\\x08\\x01"\n"\\x00\\x00\\x08\\x03"\n"\\x00\\x00\\x00\\x1c"\n"\\xff\\xff\\xff\\xff"\n' >"$work/dict-caption_idx"
+printf '"\\x09"\n"\\x0a"\n"\\x0d\\x0a"\n"#"\n" "\n"\x27"\n"zero"\n"seven"\n' >"$work/dict-las_manifest"
+printf '"RIFF"\n"WAVE"\n"fmt "\n"data"\n"LIST"\n"fact"\n"RF64"\n"\\x01\\x00"\n"\\x03\\x00"\n"\\xfe\\xff"\n"\\x40\\x1f\\x00\\x00"\n' >"$work/dict-las_wav"
+grep -o '"--[a-z0-9-]*"' "$root/examples/las/args.c" | sort -u >"$work/dict-las_args"
+printf '"\\x00"\n"cosine"\n"constant"\n"40"\n"80"\n"nan"\n"-1"\n' >>"$work/dict-las_args"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -103,7 +113,7 @@ for t in $targets; do
   exe="$work/fuzz_$t"
   # shellcheck disable=SC2046,SC2086
   if ! $CC $cflags -fsanitize=fuzzer,address,undefined $(source_of "$t") "$work"/obj/*.o \
-      $(pkg-config --libs sleef libpng zlib) -lm -o "$exe"; then
+      $(pkg-config --libs sleef libpng zlib $las_pkgs) -lm -o "$exe"; then
     echo "fuzz $t: FAILED to build"
     failed=$((failed + 1))
     continue

@@ -1,0 +1,240 @@
+/* The LAS example's audio and data code (examples/las/audio.c, data.c): WAV reading at any
+ * rate and channel count with the refusals, features (a tone lands in its band; 8 kHz and
+ * 16 kHz recordings give the same features), normalisation, stacking, SpecAugment,
+ * manifests and the feature cache. */
+#include "check.h"
+#include "data.h"
+
+#include <sndfile.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void path_in(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", dir, name); }
+
+/* A tone of f Hz, amplitude 0.5, n frames at rate with ch channels, as 16-bit PCM WAV. */
+static void write_tone(const char *path, double f, int rate, int ch, int64_t n) {
+    SF_INFO info = {.samplerate = rate, .channels = ch, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+    float *x = malloc((size_t)(n * ch) * sizeof *x);
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < ch; c++) x[i * ch + c] = (float)(0.5 * sin(2 * M_PI * f * (double)i / rate));
+    sf_writef_float(sf, x, n);
+    sf_close(sf);
+    free(x);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static int peak_band(const float *feat, int64_t T, int F) {
+    int best = 0;
+    double bv = -INFINITY;
+    for (int j = 0; j < F; j++) {
+        double s = 0;
+        for (int64_t t = 0; t < T; t++) s += feat[t * F + j];
+        if (s > bv) bv = s, best = j;
+    }
+    return best;
+}
+
+static void tones_at_two_rates(void) {
+    char p8[300], p16[300];
+    path_in(p8, sizeof p8, "tone8k.wav");
+    path_in(p16, sizeof p16, "tone16k-stereo.wav");
+    write_tone(p8, 1000, 8000, 1, 8000);
+    write_tone(p16, 1000, 16000, 2, 16000);
+    char err[512];
+    float *a, *b;
+    int64_t na, nb;
+    CHECK(las_wav_read(p8, &a, &na, err, sizeof err) == 0, "%s", err);
+    CHECK(las_wav_read(p16, &b, &nb, err, sizeof err) == 0, "%s", err);
+    CHECK(na == 8000 && (nb >= 7990 && nb <= 8010), "lengths %lld and %lld (one second at 8 kHz)", (long long)na, (long long)nb);
+    las_fbank *fb = las_fbank_new(40);
+    int64_t T = las_fbank_frames(8000);
+    CHECK(T == 1 + (8000 - LAS_WIN) / LAS_HOP, "frames");
+    float *fa = malloc((size_t)T * 40 * sizeof *fa), *fbb = malloc((size_t)T * 40 * sizeof *fbb);
+    las_fbank_compute(fb, a, 8000, fa);
+    las_fbank_compute(fb, b, 8000 < nb ? 8000 : nb, fbb);
+    /* the band whose centre is nearest 1 kHz: centres evenly spaced in mel between FMIN and FMAX */
+    double lo = 2595 * log10(1 + LAS_FMIN / 700), hi = 2595 * log10(1 + LAS_FMAX / 700), m1k = 2595 * log10(1 + 1000.0 / 700);
+    int want = (int)lround((m1k - lo) / ((hi - lo) / 41) - 1);
+    CHECK(peak_band(fa, T, 40) == want, "peak band %d, want %d", peak_band(fa, T, 40), want);
+    CHECK(peak_band(fbb, T, 40) == want, "16 kHz stereo: peak band %d, want %d", peak_band(fbb, T, 40), want);
+    /* the same log energies whatever the recording's rate (interior frames, 0.5 nats) */
+    double worst = 0;
+    for (int64_t t = 5; t < T - 5; t++)
+        for (int j = want - 3; j <= want + 3; j++) worst = fmax(worst, check_err(fa[t * 40 + j], fbb[t * 40 + j]));
+    CHECK(worst < 0.5, "8 kHz vs 16 kHz features differ by %.3f near the tone", worst);
+    las_cmvn(fa, T, 40);
+    for (int j = 0; j < 40; j += 13) {
+        double s = 0, ss = 0;
+        for (int64_t t = 0; t < T; t++) s += fa[t * 40 + j], ss += (double)fa[t * 40 + j] * fa[t * 40 + j];
+        CHECK(check_err(s / (double)T, 0) < 1e-4 && (check_err(ss / (double)T, 1) < 1e-3 || ss == 0), "band %d: mean %g, "
+              "mean square %g", j, s / (double)T, ss / (double)T);
+    }
+    las_fbank_free(fb);
+    CHECK(las_fbank_new(64) == NULL, "64 bands refused");
+    free(a), free(b), free(fa), free(fbb);
+}
+
+static void stack_and_masks(void) {
+    float f[5 * 2], out[3 * 4];
+    for (int i = 0; i < 10; i++) f[i] = (float)(i + 1);
+    CHECK(las_stacked_frames(5, 2) == 3, "ceil(5/2)");
+    las_stack(f, 5, 2, 2, out);
+    const float want[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 0};
+    CHECK(!memcmp(out, want, sizeof want), "stacked frames");
+    float g[100 * 8];
+    for (int i = 0; i < 800; i++) g[i] = 1;
+    heed_rng r = heed_rng_make(1, 1);
+    las_specaugment(g, 100, 8, &r, &(las_specaug){.time_masks = 2, .max_time = 10, .freq_masks = 1, .max_freq = 3});
+    int zero_rows = 0, zero_cols = 0;
+    for (int t = 0; t < 100; t++) {
+        int z = 0;
+        for (int j = 0; j < 8; j++) z += g[t * 8 + j] == 0;
+        zero_rows += z == 8;
+    }
+    for (int j = 0; j < 8; j++) {
+        int z = 0;
+        for (int t = 0; t < 100; t++) z += g[t * 8 + j] == 0;
+        zero_cols += z == 100;
+    }
+    CHECK(zero_rows <= 20 && zero_cols <= 3, "masks within bounds: %d frames, %d bands", zero_rows, zero_cols);
+}
+
+/* Every bad file gives an error naming the file and the rule. */
+static void bad_wav_files(void) {
+    char p[300], err[512];
+    float *x = NULL;
+    int64_t n;
+    struct {
+        const char *name, *want;
+    } cases[] = {{"empty.wav", "not a readable WAV"}, {"text.wav", "not a readable WAV"}, {"truncated.wav", "not a readable WAV"},
+                 {"three.wav", "3 channels"},       {"flac.flac", "not a WAV file"},     {"long.wav", "longer than 60 s"},
+                 {"nosamples.wav", "no samples"},   {"rate.wav", "sample rate 1000 Hz"}, {"missing.wav", "No such file"}};
+    path_in(p, sizeof p, "empty.wav");
+    write_bytes(p, "", 0);
+    path_in(p, sizeof p, "text.wav");
+    write_bytes(p, "hello, not audio\n", 17);
+    path_in(p, sizeof p, "three.wav");
+    write_tone(p, 440, 8000, 3, 100);
+    path_in(p, sizeof p, "long.wav");
+    write_tone(p, 440, 4000, 1, 4000 * 61);
+    path_in(p, sizeof p, "rate.wav");
+    write_tone(p, 440, 1000, 1, 1000);
+    path_in(p, sizeof p, "nosamples.wav");
+    write_tone(p, 440, 8000, 1, 0);
+    char tone[300];
+    path_in(tone, sizeof tone, "tone8k.wav");
+    FILE *f = fopen(tone, "rb");
+    unsigned char head[30];
+    CHECK(fread(head, 1, 30, f) == 30, "read the header");
+    fclose(f);
+    path_in(p, sizeof p, "truncated.wav");
+    write_bytes(p, head, 30);
+    path_in(p, sizeof p, "flac.flac");
+    SF_INFO info = {.samplerate = 8000, .channels = 1, .format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16};
+    SNDFILE *sf = sf_open(p, SFM_WRITE, &info);
+    float z[100] = {0.1f};
+    if (sf) sf_writef_float(sf, z, 100), sf_close(sf);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        path_in(p, sizeof p, cases[i].name);
+        err[0] = 0;
+        int rc = las_wav_read(p, &x, &n, err, sizeof err);
+        CHECK(rc == -1 && x == NULL && strstr(err, cases[i].want) && strstr(err, cases[i].name), "%s: rc %d, '%s'",
+              cases[i].name, rc, err);
+        free(x), x = NULL;
+    }
+}
+
+static void manifests(void) {
+    char err[512];
+    las_manifest m;
+    const char *good = "# comment\na.wav\tthree seven\n\n/abs/b.wav\tnine\r\n";
+    FILE *f = fmemopen((void *)good, strlen(good), "rb");
+    CHECK(las_manifest_read(f, "m.tsv", "data", &m, err, sizeof err) == 0, "%s", err);
+    fclose(f);
+    CHECK(m.n == 2 && !strcmp(m.path[0], "data/a.wav") && !strcmp(m.text[0], "three seven") && !strcmp(m.path[1], "/abs/b.wav") &&
+              !strcmp(m.text[1], "nine"),
+          "parsed");
+    las_manifest_free(&m);
+    struct {
+        const char *text, *want;
+    } bad[] = {{"a.wav three\n", "m.tsv:1: expected PATH<TAB>TRANSCRIPT"},
+               {"a.wav\tThree\n", "m.tsv:1: character 'T' at column 1 is outside the alphabet"},
+               {"a.wav\tok\nb.wav\tsix 6\n", "m.tsv:2: character '6' at column 5"},
+               {"a.wav\t\n", "m.tsv:1: the transcript is empty"},
+               {"a.wav\tone  two\n", "m.tsv:1: a space at column 4"},
+               {"\n# only a comment\n", "m.tsv: no utterance"},
+               {"a.wav\tone\xc3\xa9\n", "byte 0xc3 at column 4"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        f = fmemopen((void *)bad[i].text, strlen(bad[i].text), "rb");
+        int rc = las_manifest_read(f, "m.tsv", NULL, &m, err, sizeof err);
+        fclose(f);
+        CHECK(rc == -1 && m.n == 0 && strstr(err, bad[i].want), "case %zu: '%s', want '%s'", i, err, bad[i].want);
+    }
+    char *longline = malloc(LAS_MAX_LINE + 100);
+    memset(longline, 'a', LAS_MAX_LINE + 99);
+    longline[LAS_MAX_LINE + 99] = 0;
+    f = fmemopen(longline, strlen(longline), "rb");
+    CHECK(las_manifest_read(f, "m.tsv", NULL, &m, err, sizeof err) == -1 && strstr(err, "longer than 4096"), "%s", err);
+    fclose(f);
+    free(longline);
+    /* a missing file: the error names the utterance and the file */
+    const char *miss = "nothere.wav\tone\n";
+    f = fmemopen((void *)miss, strlen(miss), "rb");
+    CHECK(las_manifest_read(f, "m.tsv", dir, &m, err, sizeof err) == 0, "%s", err);
+    fclose(f);
+    las_fbank *fb = las_fbank_new(40);
+    las_corpus c = {0};
+    CHECK(las_corpus_add_manifest(&c, fb, &m, "m.tsv", err, sizeof err) == -1 && strstr(err, "m.tsv: utterance 1") &&
+              strstr(err, "nothere.wav"),
+          "%s", err);
+    las_corpus_free(&c);
+    las_manifest_free(&m);
+    las_fbank_free(fb);
+}
+
+static void cache_round_trip(void) {
+    las_corpus c = {0}, d = {0};
+    las_fbank *fb = las_fbank_new(40);
+    float x[4000];
+    heed_rng r = heed_rng_make(4, 4);
+    for (int i = 0; i < 4000; i++) x[i] = (float)heed_rng_normal(&r);
+    char err[512], p[300];
+    CHECK(las_corpus_add_audio(&c, fb, "one two", x, 4000, err, sizeof err) == 0, "%s", err);
+    CHECK(las_corpus_add_audio(&c, fb, "nine", x, 1000, err, sizeof err) == 0, "%s", err);
+    path_in(p, sizeof p, "c.feat");
+    CHECK(las_corpus_save(&c, p, "key 1", err, sizeof err) == 0, "%s", err);
+    CHECK(las_corpus_load(&d, p, "key 2", err, sizeof err) == 1 && d.n == 0, "another key: regenerate");
+    CHECK(las_corpus_load(&d, p, "key 1", err, sizeof err) == 0, "%s", err);
+    CHECK(d.n == 2 && d.bands == 40 && !strcmp(d.u[1].text, "nine") && d.u[0].frames == c.u[0].frames &&
+              !memcmp(d.u[0].feat, c.u[0].feat, (size_t)(c.u[0].frames * 40) * sizeof(float)),
+          "round trip");
+    las_corpus_free(&d);
+    /* truncated: an error naming the file, nothing kept */
+    CHECK(truncate(p, 200) == 0, "truncate");
+    CHECK(las_corpus_load(&d, p, "key 1", err, sizeof err) == -1 && d.n == 0 && strstr(err, "corrupt or truncated") &&
+              strstr(err, "c.feat"),
+          "%s", err);
+    las_corpus_free(&c);
+    las_fbank_free(fb);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/heed-las-audio-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    RUN(tones_at_two_rates);
+    RUN(stack_and_masks);
+    RUN(bad_wav_files);
+    RUN(manifests);
+    RUN(cache_round_trip);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_summary();
+}
