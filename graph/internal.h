@@ -78,7 +78,7 @@ typedef struct {
 struct heed_ctx {
     uint64_t seed;
     uint64_t rng_counter; /* random ops run so far: each draws stream = counter++ */
-    int threads;
+    int threads; /* heed_ctx_opts.threads; 0: OpenMP's default (heed_ctx_threads) */
     heed_error err;
 };
 

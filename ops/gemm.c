@@ -24,6 +24,8 @@ void heed_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
 const char *heed_gemm_backend(void) { return "cblas"; }
 #else
 
+/* Like the BLAS it stands in for, the fallback runs on OpenMP's default thread count (the
+ * BLAS's own setting, not heed_ctx_opts.threads: docs/design.md, "Kernels"). */
 #define FALLBACK_GEMM(NAME, T)                                                                                   \
     void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, const T *B,    \
               int64_t ldb, T beta, T *C, int64_t ldc) {                                                          \

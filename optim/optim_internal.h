@@ -74,15 +74,17 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
 /* Validation helpers for constructors: record "fn: field = v (rule)" and return false. */
 bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v, double lo, double hi, bool hi_open);
 
-/* The parallel pass used by every kernel: one OpenMP loop over the chunks (threaded when
- * the step touches enough elements), with BODY run per chunk with `c` bound to it.
+/* The parallel pass used by every kernel: one OpenMP loop over the chunks (threaded, on the
+ * threads of the store's ctx, when the step touches enough elements), with BODY run per
+ * chunk with `c` bound to it (o is the kernel's optimizer, as in OPT_KERNEL_PARAMS).
  * Threads take chunks as they come: the update is per element, so the result does not
  * depend on who does which chunk, and a thread the OS delays does not stall the rest. */
 #define OPT_FOR_CHUNKS(chunks, n_chunks, c, ...)                                                      \
     do {                                                                                               \
         int64_t opt_total_ = 0;                                                                        \
         for (int64_t k_ = 0; k_ < (n_chunks); k_++) opt_total_ += (chunks)[k_].end - (chunks)[k_].begin; \
-        _Pragma("omp parallel for schedule(dynamic, 2) if (opt_total_ >= OPT_PARALLEL_MIN)")           \
+        int opt_threads_ = heed_ctx_threads(heed_params_ctx(o->P));                                    \
+        _Pragma("omp parallel for schedule(dynamic, 2) if (opt_total_ >= OPT_PARALLEL_MIN) num_threads(opt_threads_)") \
         for (int64_t k_ = 0; k_ < (n_chunks); k_++) {                                                  \
             const opt_chunk *c = &(chunks)[k_];                                                        \
             __VA_ARGS__                                                                                \
