@@ -44,7 +44,7 @@ void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter) {
     ctx->rng_counter = counter;
 }
 
-uint64_t heed__next_stream(heed_ctx *ctx) { return ctx->rng_counter++; }
+uint64_t heed__next_stream(heed_ctx *ctx) { return ctx->stream_base + ctx->rng_counter++; }
 
 /* ---------------------------------------------------------------- graph */
 
@@ -382,7 +382,10 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
     }
 
     g->in_backward = true;
-    for (heed_node *n = t->node; n && gt && heed_graph_ok(g); n = n->prev) {
+    heed_ready_plan ready; /* parameters whose gradient is final after the node at position pos */
+    heed__grad_ready_plan(g, t->node, &ready);
+    int64_t pos = 0;
+    for (heed_node *n = t->node; n && gt && heed_graph_ok(g); n = n->prev, heed__grad_ready_fire(g, &ready, pos++)) {
         if (!node_reached(n)) continue;
         for (int i = 0; i < n->n_out; i++)
             if (!heed_grad_buffer(g, n->out[i])) break;

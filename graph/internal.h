@@ -77,8 +77,9 @@ typedef struct {
 
 struct heed_ctx {
     uint64_t seed;
-    uint64_t rng_counter; /* random ops run so far: each draws stream = counter++ */
-    int threads; /* heed_ctx_opts.threads; 0: OpenMP's default (heed_ctx_threads) */
+    uint64_t rng_counter; /* random ops run so far: each draws stream = stream_base + counter++ */
+    uint64_t stream_base; /* rank * 2^48 in data-parallel training (heed_dist_init), else 0 */
+    int threads;          /* heed_ctx_opts.threads; 0: OpenMP's default (heed_ctx_threads) */
     heed_error err;
 };
 
@@ -93,6 +94,8 @@ struct heed_graph {
     int no_grad;
     bool training, anomaly, in_backward;
     heed_error err;
+    heed_grad_ready_fn grad_ready; /* heed_graph_set_grad_ready_hook (graph/grad_ready.c) */
+    void *grad_ready_user;
 };
 
 /* Internal tensor flags (the public ones are in core.h). */
@@ -164,6 +167,19 @@ static inline double heed__opt(double v, double dflt) { return v == 0 ? dflt : v
 /* The smallest value an element of optimizer state buffer i may hold (0 for second
  * moments and sums of squares, -INFINITY for the others): a checkpoint refuses others. */
 double heed__optimizer_state_min(const heed_optimizer *opt, int i);
+
+/* ---------------------------------------------------------------- gradient-ready hook */
+
+/* Which parameter gradients are final after which node of a backward pass: the list of
+ * (position of the node in backward order, parameter), by position (graph/grad_ready.c). */
+typedef struct {
+    struct heed_ready_at *at;
+    int64_t n, next;
+} heed_ready_plan;
+/* The plan for a backward from node `from` (empty when g has no hook). */
+void heed__grad_ready_plan(heed_graph *g, heed_node *from, heed_ready_plan *plan);
+/* Calls the hook for the parameters final once the node at backward position pos ran. */
+void heed__grad_ready_fire(heed_graph *g, heed_ready_plan *plan, int64_t pos);
 
 /* ---------------------------------------------------------------- misc */
 

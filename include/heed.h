@@ -26,5 +26,6 @@
 #include "heed/checkpoint.h"
 #include "heed/viz.h"
 #include "heed/extend.h"
+#include "heed/dist.h"
 
 #endif

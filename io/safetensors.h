@@ -7,7 +7,7 @@
  * "__metadata__", a string -> string map. The reader checks everything before anything
  * is used: header length, UTF-8, JSON, every field's type and range, offsets inside the
  * data, and that the tensors tile the data exactly (no overlap, no hole, nothing after).
- * Parsing memory stays within a small multiple of the header (io/json.h).
+ * Parsing memory stays within a small multiple of the header (jsmn tokens, counted first).
  * Not installed; users see only heed.h. */
 #ifndef HEED_SAFETENSORS_H
 #define HEED_SAFETENSORS_H
@@ -38,7 +38,7 @@ typedef struct {
 } st_meta;
 
 typedef struct {
-    char *header;        /* the header text, strings decoded in place (json.h) */
+    char *header;        /* the header text, strings decoded in place */
     st_entry *entries;   /* sorted by name */
     int n_entries;
     st_meta *meta;       /* sorted by key */

@@ -194,9 +194,6 @@ typedef struct {
     double *sp, *sn;          /* [n]: sigma(s+), sigma(s-) */
 } bce_saved;
 
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
-
 static void loss_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *h = heed_node_input(nd, 0), *E = heed_node_input(nd, 1), *y = heed_node_output(nd, 0);
     const bce_saved *s = heed_node_saved(nd);
@@ -264,9 +261,9 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
             const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
             double a = 0, b = 0;
             for (int64_t k = 0; k < d; k++) a += (double)hi[k] * ep[k], b += (double)hi[k] * en[k];
-            total += softplus(-a) + softplus(b);
-            s->sp[i] = sigmoid(a);
-            s->sn[i] = sigmoid(b);
+            total += heed_scalar_softplus(-a) + heed_scalar_softplus(b);
+            s->sp[i] = heed_scalar_sigmoid(a);
+            s->sn[i] = heed_scalar_sigmoid(b);
         }
         ((T *)out->data)[0] = (T)(total / (double)n);
     });

@@ -3,8 +3,7 @@
  * gradient of a broadcast operand is summed over the dims it was stretched along. */
 #include "../graph/internal.h"
 
-typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV } binop;
-static const char *const names[] = {"heed_add", "heed_sub", "heed_mul", "heed_div"};
+typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_COUNT } binop;
 
 /* Shapes padded on the left to 4 dims, with element strides (0 where broadcast). */
 typedef struct {
@@ -105,10 +104,15 @@ _Pragma("omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->
 }
 
 static const heed_op ops[] = {
-    {"heed_add", binary_backward}, {"heed_sub", binary_backward}, {"heed_mul", binary_backward}, {"heed_div", binary_backward}};
+    [OP_ADD] = {"heed_add", binary_backward},
+    [OP_SUB] = {"heed_sub", binary_backward},
+    [OP_MUL] = {"heed_mul", binary_backward},
+    [OP_DIV] = {"heed_div", binary_backward},
+};
+_Static_assert(sizeof ops / sizeof *ops == OP_COUNT, "one op per binop");
 
 static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor *b) {
-    const char *name = names[op];
+    const char *name = ops[op].name;
     if (!heed_check_tensor(g, name, a, "a") || !heed__check_like(g, name, b, "b", a)) return NULL;
     bcast p;
     int ndim;

@@ -3,7 +3,7 @@
  *   y = x * m / (1 - p),   dx = dy * m / (1 - p). */
 #include "../graph/internal.h"
 
-#include "simd.h"
+#include "../graph/simd.h"
 
 #include <math.h>
 

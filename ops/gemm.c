@@ -26,24 +26,16 @@ const char *heed_gemm_backend(void) { return "cblas"; }
 
 /* Like the BLAS it stands in for, the fallback runs on OpenMP's default thread count (the
  * BLAS's own setting, not heed_ctx_opts.threads: docs/design.md, "Kernels"). */
-#define FALLBACK_GEMM(NAME, T)                                                                                   \
-    void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, const T *B,    \
-              int64_t ldb, T beta, T *C, int64_t ldc) {                                                          \
-        _Pragma("omp parallel for if (M * N * K > 65536)") for (int64_t i = 0; i < M; i++) {                      \
-            T *c = C + i * ldc;                                                                                  \
-            for (int64_t j = 0; j < N; j++) c[j] = beta == 0 ? 0 : beta * c[j];                                  \
-            for (int64_t k = 0; k < K; k++) {                                                                    \
-                T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                            \
-                if (a == 0) continue;                                                                            \
-                if (tb)                                                                                          \
-                    for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];                                  \
-                else                                                                                             \
-                    for (int64_t j = 0; j < N; j++) c[j] += a * B[k * ldb + j];                                  \
-            }                                                                                                    \
-        }                                                                                                        \
-    }
-FALLBACK_GEMM(heed_gemm_f32, float)
-FALLBACK_GEMM(heed_gemm_f64, double)
+#define T float
+#define FN(name) name##_f32
+#include "gemm_portable.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "gemm_portable.h"
+#undef T
+#undef FN
 
 const char *heed_gemm_backend(void) { return "portable"; }
 #endif

@@ -164,10 +164,6 @@ typedef struct {
 } bce_saved;
 
 static inline double bce_term(double x, double y) { return fmax(x, 0) - x * y + log1p(exp(-fabs(x))); }
-static inline double sigmoid(double x) {
-    double e = exp(-fabs(x)); /* <= 1: no overflow */
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
 
 /* Offset of x's flat element i in the broadcast weight. */
 static inline int64_t w_offset(const bce_saved *s, int64_t i) {
@@ -193,7 +189,7 @@ static void bce_backward(heed_graph *g, heed_node *nd) {
             _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t i = 0; i < n; i++) {
                 double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
-                if (gx) gx[i] += (T)(k * wi * (sigmoid(X[i]) - Y[i]));
+                if (gx) gx[i] += (T)(k * wi * (heed__sigmoid1(X[i]) - Y[i]));
                 if (gt) gt[i] -= (T)(k * wi * X[i]);
             }
         }

@@ -21,47 +21,19 @@
 
 /* ---------------------------------------------------------------- scalar kernels */
 
-/* stats[0] = mean, stats[1] = rstd. gamma, beta may be NULL. */
-#define DEFINE_SCALAR_KERNELS(T, sfx)                                                                    \
-    static void fwd_row_##sfx(const T *x, T *y, int64_t n, const T *gamma, const T *beta, double eps,     \
-                              double *stats) {                                                           \
-        double s = 0, v = 0;                                                                             \
-        for (int64_t j = 0; j < n; j++) s += x[j];                                                       \
-        double mean = s / (double)n;                                                                     \
-        for (int64_t j = 0; j < n; j++) v += ((double)x[j] - mean) * ((double)x[j] - mean);              \
-        double rstd = 1 / sqrt(v / (double)n + eps);                                                     \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            T xh = (T)(((double)x[j] - mean) * rstd);                                                    \
-            y[j] = (gamma ? xh * gamma[j] : xh) + (beta ? beta[j] : 0);                                  \
-        }                                                                                                \
-        stats[0] = mean, stats[1] = rstd;                                                                \
-    }                                                                                                    \
-    static void bwd_row_##sfx(const T *x, const T *dy, T *dx, int64_t n, const T *gamma,                 \
-                              const double *stats, double *pgamma, double *pbeta) {                       \
-        double mean = stats[0], rstd = stats[1], a = 0, b = 0;                                           \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];      \
-            a += h, b += h * xh;                                                                         \
-            if (pgamma) pgamma[j] += (double)dy[j] * xh;                                                 \
-            if (pbeta) pbeta[j] += dy[j];                                                                \
-        }                                                                                                \
-        if (!dx) return;                                                                                 \
-        a /= (double)n, b /= (double)n;                                                                  \
-        for (int64_t j = 0; j < n; j++) {                                                                \
-            double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];      \
-            dx[j] += (T)(rstd * (h - a - xh * b));                                                       \
-        }                                                                                                \
-    }
-
-DEFINE_SCALAR_KERNELS(float, f32_scalar)
-DEFINE_SCALAR_KERNELS(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "norm_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "norm_kernels.h"
+#undef T
+#undef FN
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
 
-HEED_AVX2 static inline double hsum4d(__m256d v) {
-    __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
 HEED_AVX2 static inline __m256d lo4(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
 HEED_AVX2 static inline __m256d hi4(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
 
@@ -73,7 +45,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, cons
         __m256 v = _mm256_loadu_ps(x + j);
         s0 = _mm256_add_pd(s0, lo4(v)), s1 = _mm256_add_pd(s1, hi4(v));
     }
-    double s = hsum4d(_mm256_add_pd(s0, s1));
+    double s = heed__hsum4d(_mm256_add_pd(s0, s1));
     for (; j < n; j++) s += x[j];
     double mean = s / (double)n;
     const float mf = (float)mean;
@@ -85,7 +57,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, cons
         __m256d dl = lo4(d), dh = hi4(d);
         s0 = _mm256_fmadd_pd(dl, dl, s0), s1 = _mm256_fmadd_pd(dh, dh, s1);
     }
-    double v = hsum4d(_mm256_add_pd(s0, s1));
+    double v = heed__hsum4d(_mm256_add_pd(s0, s1));
     for (; j < n; j++) v += ((double)x[j] - mf) * ((double)x[j] - mf);
     /* x - mf differs from x - mean by a constant c = mean - mf: sum (d - c)^2 = sum d^2 - n c^2 */
     double c = mean - mf;
@@ -129,7 +101,7 @@ HEED_AVX2 static void bwd_row_f32_avx2(const float *x, const float *dy, float *d
             _mm256_storeu_pd(pbeta + j + 4, _mm256_add_pd(_mm256_loadu_pd(pbeta + j + 4), hi4(d)));
         }
     }
-    double a = hsum4d(_mm256_add_pd(a0, a1)), b = hsum4d(_mm256_add_pd(b0, b1));
+    double a = heed__hsum4d(_mm256_add_pd(a0, a1)), b = heed__hsum4d(_mm256_add_pd(b0, b1));
     for (; j < n; j++) {
         float xh = (x[j] - mf) * rf, h = gamma ? dy[j] * gamma[j] : dy[j];
         a += h, b += (double)h * xh;
@@ -187,7 +159,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
                 float *dxr = gx ? (float *)gx + r * n : NULL;
                 const float *gm = gamma ? gamma->data : NULL;
                 if (avx2) bwd_row_f32_avx2(xr, dyr, dxr, n, gm, st, pg, pb);
-                else bwd_row_f32_scalar(xr, dyr, dxr, n, gm, st, pg, pb);
+                else bwd_row_f32(xr, dyr, dxr, n, gm, st, pg, pb);
             } else {
                 const double *xr = (const double *)x->data + r * n, *dyr = (const double *)y->grad + r * n;
                 double *dxr = gx ? (double *)gx + r * n : NULL;
@@ -242,7 +214,7 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
         for (int64_t r = 0; r < rows; r++) {
             if (avx2) fwd_row_f32_avx2(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
-            else fwd_row_f32_scalar(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
+            else fwd_row_f32(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
         }
     } else {
         const double *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;

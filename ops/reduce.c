@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-typedef enum { RED_SUM, RED_MEAN, RED_MAX } red_kind;
+typedef enum { RED_SUM, RED_MEAN, RED_MAX, RED_COUNT } red_kind;
 
 typedef struct {
     int64_t outer, n, inner;
@@ -36,7 +36,12 @@ _Pragma("omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->
     });
 }
 
-static const heed_op red_ops[] = {{"heed_sum", reduce_backward}, {"heed_mean", reduce_backward}, {"heed_max", reduce_backward}};
+static const heed_op red_ops[] = {
+    [RED_SUM] = {"heed_sum", reduce_backward},
+    [RED_MEAN] = {"heed_mean", reduce_backward},
+    [RED_MAX] = {"heed_max", reduce_backward},
+};
+_Static_assert(sizeof red_ops / sizeof *red_ops == RED_COUNT, "one op per red_kind");
 
 /* dim = INT32_MIN reduces everything to a scalar. */
 static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim, bool keepdim) {

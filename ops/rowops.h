@@ -4,7 +4,7 @@
 
 #include "../graph/internal.h"
 
-#include "simd.h"
+#include "../graph/simd.h"
 
 /* The log-sum-exp of one row, kept as two parts: lse = max + logsum with max = max_j x_j
  * (an input value, so exact in the row's dtype) and logsum = log(sum_j exp(x_j - max)), in

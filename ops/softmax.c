@@ -22,102 +22,20 @@
 
 /* ---------------------------------------------------------------- scalar kernels */
 
-/* A row with no finite max: all -inf (masked) gives 0; a NaN anywhere gives NaN. */
-#define MASKED_ROW(T, x, y, n)                                                                 \
-    do {                                                                                       \
-        bool nan_ = false;                                                                     \
-        for (int64_t j = 0; j < (n); j++) nan_ |= (x)[j] != -INFINITY;                         \
-        for (int64_t j = 0; j < (n); j++) (y)[j] = nan_ ? (T)NAN : 0;                          \
-    } while (0)
-
-static bool row_fully_masked_f32(const float *x, int64_t n) {
-    if (n == 0 || x[0] != -INFINITY) return n == 0;
-    for (int64_t j = 1; j < n; j++)
-        if (x[j] != -INFINITY) return false;
-    return true;
-}
-
-static bool row_fully_masked_f64(const double *x, int64_t n) {
-    if (n == 0 || x[0] != -INFINITY) return n == 0;
-    for (int64_t j = 1; j < n; j++)
-        if (x[j] != -INFINITY) return false;
-    return true;
-}
-
-#define row_fully_masked(x, n) _Generic((x), const float *: row_fully_masked_f32, const double *: row_fully_masked_f64)(x, n)
-
-/* The scalar kernels, written once and expanded for T = float and T = double. */
-#define DEFINE_SCALAR_KERNELS(T, sfx)                                                          \
-    static void fwd_row_##sfx(const T *x, T *y, int64_t n, bool log_out) {                     \
-        T m = -INFINITY;                                                                       \
-        for (int64_t j = 0; j < n; j++)                                                        \
-            if (x[j] > m) m = x[j];                                                            \
-        if (m == -INFINITY) {                                                                  \
-            MASKED_ROW(T, x, y, n);                                                            \
-            return;                                                                            \
-        }                                                                                      \
-        double s = 0;                                                                          \
-        for (int64_t j = 0; j < n; j++) {                                                      \
-            T e = exp(x[j] - m);                                                               \
-            if (!log_out) y[j] = e;                                                            \
-            s += e;                                                                            \
-        }                                                                                      \
-        if (log_out) {                                                                         \
-            T ls = (T)log(s);                                                                  \
-            for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - ls;                            \
-        } else {                                                                               \
-            T inv = (T)(1 / s);                                                                \
-            for (int64_t j = 0; j < n; j++) y[j] *= inv;                                       \
-        }                                                                                      \
-    }                                                                                          \
-    /* softmax: dx = y * (dy - sum(dy * y)) */                                                 \
-    static void bwd_softmax_row_##sfx(const T *y, const T *dy, T *dx, int64_t n) {             \
-        double s = 0;                                                                          \
-        for (int64_t j = 0; j < n; j++) s += (double)dy[j] * y[j];                             \
-        T st = (T)s;                                                                           \
-        for (int64_t j = 0; j < n; j++) dx[j] += y[j] * (dy[j] - st);                          \
-    }                                                                                          \
-    /* log_softmax: dx = dy - softmax * sum(dy), softmax = exp(y) */                           \
-    static void bwd_log_softmax_row_##sfx(const T *x, const T *y, const T *dy, T *dx, int64_t n) { \
-        if (row_fully_masked(x, n)) return;                                                    \
-        double s = 0;                                                                          \
-        for (int64_t j = 0; j < n; j++) s += dy[j];                                            \
-        T st = (T)s;                                                                           \
-        for (int64_t j = 0; j < n; j++) dx[j] += dy[j] - exp(y[j]) * st;                       \
-    }                                                                                          \
-    static heed_row_lse row_lse_##sfx(const T *x, int64_t n, double *sum_x) {                  \
-        T m = -INFINITY;                                                                       \
-        double sx = 0;                                                                         \
-        for (int64_t j = 0; j < n; j++) {                                                      \
-            if (x[j] > m) m = x[j];                                                            \
-            sx += x[j];                                                                        \
-        }                                                                                      \
-        if (sum_x) *sum_x = sx;                                                                \
-        if (m == -INFINITY) /* NaN never passes x > m */                                       \
-            return (heed_row_lse){sx != sx ? NAN : -INFINITY, 0};                              \
-        double s = 0;                                                                          \
-        for (int64_t j = 0; j < n; j++) s += exp(x[j] - m);                                    \
-        return (heed_row_lse){m, log(s)};                                                      \
-    }
-
-DEFINE_SCALAR_KERNELS(float, f32_scalar)
-DEFINE_SCALAR_KERNELS(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "softmax_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "softmax_kernels.h"
+#undef T
+#undef FN
 
 heed_row_lse heed__row_lse_f64(const double *x, int64_t n, double *sum_x) { return row_lse_f64(x, n, sum_x); }
 
 /* ---------------------------------------------------------------- AVX2 f32 kernels */
-
-HEED_AVX2 static inline float hmax8(__m256 v) {
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_max_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
-HEED_AVX2 static inline double hsum4d(__m256d v) {
-    __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
 
 /* acc += the 8 floats of v, widened to double (two accumulators of 4). */
 HEED_AVX2 static inline void add_wide(__m256d *acc, __m256 v) {
@@ -142,9 +60,9 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, bool
     __m256 vm = ninf;
     for (j = 0; j < full; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
     if (j < n) vm = _mm256_max_ps(vm, load_tail(x + j, tail, ninf));
-    float m = hmax8(vm);
+    float m = heed__hmax8(vm);
     if (m == -INFINITY) {
-        MASKED_ROW(float, x, y, n);
+        masked_row_f32(x, y, n);
         return;
     }
     const __m256 vmax = _mm256_set1_ps(m);
@@ -159,7 +77,7 @@ HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, bool
         if (!log_out) _mm256_maskstore_ps(y + j, tail, e);
         add_wide(acc, e);
     }
-    double s = hsum4d(_mm256_add_pd(acc[0], acc[1]));
+    double s = heed__hsum4d(_mm256_add_pd(acc[0], acc[1]));
     if (log_out) {
         const __m256 ls = _mm256_set1_ps((float)log(s));
         for (j = 0; j < full; j += 8)
@@ -179,7 +97,7 @@ HEED_AVX2 static void bwd_softmax_row_f32_avx2(const float *y, const float *dy, 
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, _mm256_mul_ps(_mm256_loadu_ps(dy + j), _mm256_loadu_ps(y + j)));
     if (j < n) add_wide(acc, _mm256_mul_ps(_mm256_maskload_ps(dy + j, tail), _mm256_maskload_ps(y + j, tail)));
-    const __m256 s = _mm256_set1_ps((float)hsum4d(_mm256_add_pd(acc[0], acc[1])));
+    const __m256 s = _mm256_set1_ps((float)heed__hsum4d(_mm256_add_pd(acc[0], acc[1])));
     for (j = 0; j < full; j += 8) {
         __m256 yv = _mm256_loadu_ps(y + j), d = _mm256_sub_ps(_mm256_loadu_ps(dy + j), s);
         _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(yv, d, _mm256_loadu_ps(dx + j)));
@@ -192,13 +110,13 @@ HEED_AVX2 static void bwd_softmax_row_f32_avx2(const float *y, const float *dy, 
 
 /* log_softmax: dx = dy - exp(y) * sum(dy) */
 HEED_AVX2 static void bwd_log_softmax_row_f32_avx2(const float *x, const float *y, const float *dy, float *dx, int64_t n) {
-    if (row_fully_masked(x, n)) return;
+    if (row_fully_masked_f32(x, n)) return;
     int64_t full = n & ~(int64_t)7, j;
     __m256i tail = tail_mask(n - full);
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, _mm256_loadu_ps(dy + j));
     if (j < n) add_wide(acc, _mm256_maskload_ps(dy + j, tail));
-    const __m256 s = _mm256_set1_ps((float)hsum4d(_mm256_add_pd(acc[0], acc[1])));
+    const __m256 s = _mm256_set1_ps((float)heed__hsum4d(_mm256_add_pd(acc[0], acc[1])));
     for (j = 0; j < full; j += 8) {
         __m256 p = Sleef_expf8_u10(_mm256_loadu_ps(y + j));
         __m256 d = _mm256_add_ps(_mm256_loadu_ps(dx + j), _mm256_loadu_ps(dy + j));
@@ -226,19 +144,19 @@ HEED_AVX2 static heed_row_lse row_lse_f32_avx2(const float *x, int64_t n, double
         vm = _mm256_max_ps(vm, load_tail(x + j, tail, ninf));
         add_wide(sx, _mm256_maskload_ps(x + j, tail));
     }
-    double total = hsum4d(_mm256_add_pd(sx[0], sx[1]));
+    double total = heed__hsum4d(_mm256_add_pd(sx[0], sx[1]));
     if (sum_x) *sum_x = total;
-    float m = hmax8(vm);
+    float m = heed__hmax8(vm);
     if (m == -INFINITY) return (heed_row_lse){total != total ? NAN : -INFINITY, 0}; /* NaN never wins the max */
     const __m256 vmax = _mm256_set1_ps(m);
     __m256d acc[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
     for (j = 0; j < full; j += 8) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax)));
     if (j < n) add_wide(acc, Sleef_expf8_u10(_mm256_sub_ps(load_tail(x + j, tail, ninf), vmax)));
-    return (heed_row_lse){m, log(hsum4d(_mm256_add_pd(acc[0], acc[1])))};
+    return (heed_row_lse){m, log(heed__hsum4d(_mm256_add_pd(acc[0], acc[1])))};
 }
 
 heed_row_lse heed__row_lse_f32(const float *x, int64_t n, double *sum_x) {
-    return heed__have_avx2() ? row_lse_f32_avx2(x, n, sum_x) : row_lse_f32_scalar(x, n, sum_x);
+    return heed__have_avx2() ? row_lse_f32_avx2(x, n, sum_x) : row_lse_f32(x, n, sum_x);
 }
 
 /* ---------------------------------------------------------------- row drivers */
@@ -252,7 +170,7 @@ static void forward_rows(heed_dtype dt, const void *X, void *Y, int64_t rows, in
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(threads)
         for (int64_t r = 0; r < rows; r++) {
             if (avx2) fwd_row_f32_avx2(x + r * n, y + r * n, n, log_out);
-            else fwd_row_f32_scalar(x + r * n, y + r * n, n, log_out);
+            else fwd_row_f32(x + r * n, y + r * n, n, log_out);
         }
     } else {
         const double *x = X;
@@ -278,10 +196,10 @@ static void softmax_backward(heed_graph *g, heed_node *nd) {
             float *dxr = dX + r * n;
             if (log_out) {
                 if (avx2) bwd_log_softmax_row_f32_avx2(xr, yr, dyr, dxr, n);
-                else bwd_log_softmax_row_f32_scalar(xr, yr, dyr, dxr, n);
+                else bwd_log_softmax_row_f32(xr, yr, dyr, dxr, n);
             } else {
                 if (avx2) bwd_softmax_row_f32_avx2(yr, dyr, dxr, n);
-                else bwd_softmax_row_f32_scalar(yr, dyr, dxr, n);
+                else bwd_softmax_row_f32(yr, dyr, dxr, n);
             }
         }
     } else {

@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-#include "simd.h"
+#include "../graph/simd.h"
 
 typedef enum {
     U_NEG,
@@ -43,12 +43,6 @@ static const char *const arg_names[U_COUNT] = {[U_SCALE] = "s", [U_ADD_SCALAR] =
 
 /* ---------------------------------------------------------------- double formulas */
 
-/* sigmoid without overflow: z = e^-|x| <= 1, s = 1/(1+z) for x >= 0, z/(1+z) else. */
-static inline double sigmoid1(double x) {
-    double z = exp(-fabs(x));
-    return x >= 0 ? 1 / (1 + z) : z / (1 + z);
-}
-
 static inline double fwd1(unary_kind k, double x, double a) {
     switch (k) {
     case U_NEG: return -x;
@@ -65,11 +59,10 @@ static inline double fwd1(unary_kind k, double x, double a) {
     case U_GELU: return x * 0.5 * erfc(-x * SQRT_HALF);
     /* gelu_tanh = x (1 + tanh u)/2 with u = sqrt(2/pi)(x + 0.044715 x^3); and
      * (1 + tanh u)/2 = sigmoid(2u), which keeps the tails accurate. */
-    case U_GELU_TANH: return x * sigmoid1(2 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
-    case U_SIGMOID: return sigmoid1(x);
+    case U_GELU_TANH: return x * heed__sigmoid1(2 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+    case U_SIGMOID: return heed__sigmoid1(x);
     case U_TANH: return tanh(x);
-    /* softplus = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, no cancellation. */
-    case U_SOFTPLUS: return fmax(x, 0) + log1p(exp(-fabs(x)));
+    case U_SOFTPLUS: return heed__softplus1(x); /* max(x, 0) + log1p(e^-|x|) */
     default: return NAN;
     }
 }
@@ -91,41 +84,31 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
     /* y = x s, s = sigmoid(2u): y' = s + x * 2u' s(1-s), u' = sqrt(2/pi)(1 + 3c x^2)
      * (the same as (1+t)/2 + x(1-t^2)u'/2 with t = tanh u) */
     case U_GELU_TANH: {
-        double s = sigmoid1(2 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+        double s = heed__sigmoid1(2 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
         return s + x * 2 * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x) * s * (1 - s);
     }
     case U_SIGMOID: return y * (1 - y); /* s' = s (1 - s) */
     case U_TANH: return 1 - y * y;      /* tanh' = 1 - tanh^2 */
-    case U_SOFTPLUS: return sigmoid1(x); /* (log(1 + e^x))' = e^x/(1 + e^x) */
+    case U_SOFTPLUS: return heed__sigmoid1(x); /* (log(1 + e^x))' = e^x/(1 + e^x) */
     default: return NAN;
     }
 }
 
 /* ---------------------------------------------------------------- AVX2 + SLEEF, 8 floats */
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 static inline __m256 vsigmoid(__m256 x) {
-    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); /* |x| */
-    __m256 z = Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_setzero_ps(), ax));
-    __m256 r = _mm256_div_ps(_mm256_set1_ps(1), _mm256_add_ps(_mm256_set1_ps(1), z));
-    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    return _mm256_blendv_ps(r, _mm256_mul_ps(z, r), neg);
-}
-
 /* sigmoid(2u) of gelu_tanh. */
-AVX2 static inline __m256 vgelu_tanh_s(__m256 x) {
+HEED_AVX2 static inline __m256 vgelu_tanh_s(__m256 x) {
     __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
     __m256 u = _mm256_fmadd_ps(_mm256_set1_ps((float)GELU_C), x3, x);
-    return vsigmoid(_mm256_mul_ps(_mm256_set1_ps((float)(2 * SQRT_2_OVER_PI)), u));
+    return heed__sigmoid8(_mm256_mul_ps(_mm256_set1_ps((float)(2 * SQRT_2_OVER_PI)), u));
 }
 
 /* Phi(x) = erfc(-x/sqrt2)/2 */
-AVX2 static inline __m256 vphi_cdf(__m256 x) {
+HEED_AVX2 static inline __m256 vphi_cdf(__m256 x) {
     return _mm256_mul_ps(_mm256_set1_ps(0.5f), Sleef_erfcf8_u15avx2(_mm256_mul_ps(x, _mm256_set1_ps((float)-SQRT_HALF))));
 }
 
-AVX2 static inline __m256 vfwd(unary_kind k, __m256 x, __m256 a) {
+HEED_AVX2 static inline __m256 vfwd(unary_kind k, __m256 x, __m256 a) {
     const __m256 zero = _mm256_setzero_ps();
     switch (k) {
     case U_NEG: return _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
@@ -139,7 +122,7 @@ AVX2 static inline __m256 vfwd(unary_kind k, __m256 x, __m256 a) {
     case U_LEAKY_RELU: return _mm256_blendv_ps(x, _mm256_mul_ps(a, x), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
     case U_GELU: return _mm256_mul_ps(x, vphi_cdf(x));
     case U_GELU_TANH: return _mm256_mul_ps(x, vgelu_tanh_s(x));
-    case U_SIGMOID: return vsigmoid(x);
+    case U_SIGMOID: return heed__sigmoid8(x);
     case U_TANH: return Sleef_tanhf8_u10avx2(x);
     case U_SOFTPLUS: {
         __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
@@ -154,7 +137,7 @@ AVX2 static inline __m256 vfwd(unary_kind k, __m256 x, __m256 a) {
 }
 
 /* dy/dx, the same formulas as grad1. */
-AVX2 static inline __m256 vgrad(unary_kind k, __m256 x, __m256 y, __m256 a) {
+HEED_AVX2 static inline __m256 vgrad(unary_kind k, __m256 x, __m256 y, __m256 a) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1);
     switch (k) {
     case U_NEG: return _mm256_set1_ps(-1);
@@ -182,14 +165,14 @@ AVX2 static inline __m256 vgrad(unary_kind k, __m256 x, __m256 y, __m256 a) {
     }
     case U_SIGMOID: return _mm256_mul_ps(y, _mm256_sub_ps(one, y));
     case U_TANH: return _mm256_fnmadd_ps(y, y, one);
-    case U_SOFTPLUS: return vsigmoid(x);
+    case U_SOFTPLUS: return heed__sigmoid8(x);
     default: return _mm256_set1_ps(NAN);
     }
 }
 
 /* y[0..n) = f(x); the last n % 8 elements go through a zero-padded vector so every
  * element takes the same path. */
-AVX2 static void fwd_avx2(unary_kind k, const float *x, float *y, int64_t n, float a) {
+HEED_AVX2 static void fwd_avx2(unary_kind k, const float *x, float *y, int64_t n, float a) {
     __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, vfwd(k, _mm256_loadu_ps(x + i), va));
@@ -202,7 +185,7 @@ AVX2 static void fwd_avx2(unary_kind k, const float *x, float *y, int64_t n, flo
 }
 
 /* gx[0..n) += dy * f'(x, y). */
-AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, const float *dy, float *gx, int64_t n, float a) {
+HEED_AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, const float *dy, float *gx, int64_t n, float a) {
     __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -221,19 +204,11 @@ AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, const fl
 
 /* ---------------------------------------------------------------- drivers */
 
-static bool force_scalar; /* test hook: heed__unary_force_scalar */
-
-/* For tests: run f32 through the double formulas even on an AVX2 machine. */
-void heed__unary_force_scalar(bool on);
-void heed__unary_force_scalar(bool on) { force_scalar = on; }
-
-static bool use_avx2(void) { return !force_scalar && heed__have_avx2(); }
-
 #define BLOCK 16384         /* elements per parallel work item */
 #define PARALLEL_MIN 65536  /* fewer elements run on one thread */
 
 static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_, int64_t n, double a, int threads) {
-    if (dt == HEED_F32 && use_avx2()) {
+    if (dt == HEED_F32 && heed__have_avx2()) {
         const float *x = x_;
         float *y = y_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
@@ -259,7 +234,7 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, xt);
     if (!gx_) return;
     int64_t n = xt->numel;
-    if (xt->dtype == HEED_F32 && use_avx2()) {
+    if (xt->dtype == HEED_F32 && heed__have_avx2()) {
         const float *x = xt->data, *y = yt->data, *dy = yt->grad;
         float *gx = gx_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
@@ -278,12 +253,23 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     });
 }
 
-static const heed_op unary_ops[U_COUNT] = {
-    {"heed_neg", unary_backward},       {"heed_scale", unary_backward},   {"heed_add_scalar", unary_backward},
-    {"heed_exp", unary_backward},       {"heed_log", unary_backward},     {"heed_sqrt", unary_backward},
-    {"heed_pow", unary_backward},       {"heed_relu", unary_backward},    {"heed_leaky_relu", unary_backward},
-    {"heed_gelu", unary_backward},      {"heed_gelu_tanh", unary_backward}, {"heed_sigmoid", unary_backward},
-    {"heed_tanh", unary_backward},      {"heed_softplus", unary_backward}};
+static const heed_op unary_ops[] = {
+    [U_NEG] = {"heed_neg", unary_backward},
+    [U_SCALE] = {"heed_scale", unary_backward},
+    [U_ADD_SCALAR] = {"heed_add_scalar", unary_backward},
+    [U_EXP] = {"heed_exp", unary_backward},
+    [U_LOG] = {"heed_log", unary_backward},
+    [U_SQRT] = {"heed_sqrt", unary_backward},
+    [U_POW] = {"heed_pow", unary_backward},
+    [U_RELU] = {"heed_relu", unary_backward},
+    [U_LEAKY_RELU] = {"heed_leaky_relu", unary_backward},
+    [U_GELU] = {"heed_gelu", unary_backward},
+    [U_GELU_TANH] = {"heed_gelu_tanh", unary_backward},
+    [U_SIGMOID] = {"heed_sigmoid", unary_backward},
+    [U_TANH] = {"heed_tanh", unary_backward},
+    [U_SOFTPLUS] = {"heed_softplus", unary_backward},
+};
+_Static_assert(sizeof unary_ops / sizeof *unary_ops == U_COUNT, "one op per unary_kind");
 
 static heed_tensor *unary(heed_graph *g, unary_kind k, heed_tensor *x, double a) {
     const char *op = unary_ops[k].name;

@@ -9,25 +9,8 @@
 #include <math.h>
 #include <tgmath.h>
 
-#define ADAGRAD_BODY(T)                                                           \
-    {                                                                             \
-        const double decay = 1 + (double)(t - 1) * o->lr_decay;                   \
-        T *restrict p = heed_params_values(o->P);                                 \
-        const T *restrict g = heed_params_grads(o->P);                            \
-        T *restrict sum = o->state[0];                                            \
-        const T eps = (T)o->eps;                                                  \
-        OPT_FOR_CHUNKS(chunks, n, c, {                                            \
-            const T clr = (T)(gs[c->group].lr / decay), wd = (T)gs[c->group].wd;  \
-            _Pragma("omp simd")                                                   \
-            for (int64_t i = c->begin; i < c->end; i++) {                         \
-                T gi = g[i] + wd * p[i];                                          \
-                T si = sum[i] + gi * gi;                                          \
-                sum[i] = si;                                                      \
-                p[i] -= clr * (gi / (sqrt(si) + eps));                            \
-            }                                                                     \
-        });                                                                       \
-    }
-OPT_DEFINE_KERNEL(adagrad_kernel, ADAGRAD_BODY)
+#define OPT_UPDATE_FILE "adagrad_update.h"
+#include "kernel_builds.h" /* update(): adagrad_update.h for f64, f32 and f32 on AVX2 */
 
 heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     static const char *fn = "heed_adagrad";
@@ -46,7 +29,7 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
         !heed__opt_check(ctx, fn, "eps", o.eps, 0, INFINITY, false))
         return NULL;
     static const char *const names[] = {"adagrad.sum"};
-    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_ADAGRAD, "adagrad", adagrad_kernel, o.lr, o.weight_decay, 1, names);
+    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_ADAGRAD, "adagrad", update, o.lr, o.weight_decay, 1, names);
     if (!opt) return NULL;
     opt->lr_decay = o.lr_decay;
     opt->eps = o.eps;

@@ -13,50 +13,8 @@
 #include <math.h>
 #include <tgmath.h>
 
-#define ADAM_BODY(T)                                                                                            \
-    {                                                                                                           \
-        const double b1 = o->beta1, b2 = o->beta2;                                                              \
-        const double bc1 = 1 - pow(b1, (double)t), bc2_sqrt = sqrt(1 - pow(b2, (double)t));                     \
-        const bool decoupled = o->kind == OPT_ADAMW, amsgrad = o->amsgrad;                                      \
-        T *restrict p = heed_params_values(o->P);                                                               \
-        const T *restrict g = heed_params_grads(o->P);                                                          \
-        T *restrict m = o->state[0], *restrict v = o->state[1], *restrict vmax = amsgrad ? o->state[2] : NULL;  \
-        const T beta1 = (T)b1, beta2 = (T)b2, one_b1 = (T)(1 - b1), one_b2 = (T)(1 - b2);                       \
-        const T eps = (T)o->eps, inv_bc2 = (T)bc2_sqrt;                                                         \
-        OPT_FOR_CHUNKS(chunks, n, c, {                                                                          \
-            const double lr = gs[c->group].lr, wd = gs[c->group].wd;                                            \
-            const T step = (T)(lr / bc1);                                                                       \
-            /* Adam adds wd * p to the gradient; AdamW scales p by (1 - lr wd) first */                         \
-            const T l2 = decoupled ? 0 : (T)wd, shrink = decoupled ? (T)(1 - lr * wd) : 1;                      \
-            const int64_t b = c->begin, e = c->end;                                                             \
-            if (!amsgrad) {                                                                                     \
-                _Pragma("omp simd")                                                                             \
-                for (int64_t i = b; i < e; i++) {                                                               \
-                    T pi = p[i] * shrink;                                                                       \
-                    T gi = g[i] + l2 * pi;                                                                      \
-                    T mi = beta1 * m[i] + one_b1 * gi;                                                          \
-                    T vi = beta2 * v[i] + one_b2 * gi * gi;                                                     \
-                    m[i] = mi;                                                                                  \
-                    v[i] = vi;                                                                                  \
-                    p[i] = pi - step * (mi / (sqrt(vi) / inv_bc2 + eps));                                       \
-                }                                                                                               \
-            } else {                                                                                            \
-                _Pragma("omp simd")                                                                             \
-                for (int64_t i = b; i < e; i++) {                                                               \
-                    T pi = p[i] * shrink;                                                                       \
-                    T gi = g[i] + l2 * pi;                                                                      \
-                    T mi = beta1 * m[i] + one_b1 * gi;                                                          \
-                    T vi = beta2 * v[i] + one_b2 * gi * gi;                                                     \
-                    T vm = vi > vmax[i] ? vi : vmax[i];                                                         \
-                    m[i] = mi;                                                                                  \
-                    v[i] = vi;                                                                                  \
-                    vmax[i] = vm;                                                                               \
-                    p[i] = pi - step * (mi / (sqrt(vm) / inv_bc2 + eps));                                       \
-                }                                                                                               \
-            }                                                                                                   \
-        });                                                                                                     \
-    }
-OPT_DEFINE_KERNEL(adam_kernel, ADAM_BODY)
+#define OPT_UPDATE_FILE "adam_update.h"
+#include "kernel_builds.h" /* update(): adam_update.h for f64, f32 and f32 on AVX2 */
 
 static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool decoupled) {
     const char *fn = decoupled ? "heed_adamw" : "heed_adam";
@@ -77,7 +35,7 @@ static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool dec
     static const char *const adam_names[] = {"adam.exp_avg", "adam.exp_avg_sq", "adam.max_exp_avg_sq"};
     static const char *const adamw_names[] = {"adamw.exp_avg", "adamw.exp_avg_sq", "adamw.max_exp_avg_sq"};
     heed_optimizer *opt = heed__optimizer_new(P, fn, decoupled ? OPT_ADAMW : OPT_ADAM, decoupled ? "adamw" : "adam",
-                                              adam_kernel, o.lr, o.weight_decay, o.amsgrad ? 3 : 2,
+                                              update, o.lr, o.weight_decay, o.amsgrad ? 3 : 2,
                                               decoupled ? adamw_names : adam_names);
     if (!opt) return NULL;
     opt->beta1 = o.beta1;

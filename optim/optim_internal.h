@@ -74,40 +74,15 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
 /* Validation helpers for constructors: record "fn: field = v (rule)" and return false. */
 bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v, double lo, double hi, bool hi_open);
 
-/* The parallel pass used by every kernel: one OpenMP loop over the chunks (threaded, on the
- * threads of the store's ctx, when the step touches enough elements), with BODY run per
- * chunk with `c` bound to it (o is the kernel's optimizer, as in OPT_KERNEL_PARAMS).
- * Threads take chunks as they come: the update is per element, so the result does not
- * depend on who does which chunk, and a thread the OS delays does not stall the rest. */
-#define OPT_FOR_CHUNKS(chunks, n_chunks, c, ...)                                                      \
-    do {                                                                                               \
-        int64_t opt_total_ = 0;                                                                        \
-        for (int64_t k_ = 0; k_ < (n_chunks); k_++) opt_total_ += (chunks)[k_].end - (chunks)[k_].begin; \
-        int opt_threads_ = heed_ctx_threads(heed_params_ctx(o->P));                                    \
-        _Pragma("omp parallel for schedule(dynamic, 2) if (opt_total_ >= OPT_PARALLEL_MIN) num_threads(opt_threads_)") \
-        for (int64_t k_ = 0; k_ < (n_chunks); k_++) {                                                  \
-            const opt_chunk *c = &(chunks)[k_];                                                        \
-            __VA_ARGS__                                                                                \
-        }                                                                                              \
-    } while (0)
-
-/* True when f32 kernels may use their AVX2+FMA build: the CPU has both, the environment
- * has no HEED_NO_AVX2 and the test hook heed__optim_force_generic is off. */
-bool heed__optim_avx2(void);
-void heed__optim_force_generic(bool on);
-
-/* One source, three builds of an update kernel: f64, f32, and f32 compiled for AVX2+FMA
- * (twice the vector width; picked at run time). BODY(T) expands to the kernel's
- * statements for element type T, using the names in OPT_KERNEL_PARAMS. The OpenMP loop
- * inside inherits the target of the function it is written in. */
-#define OPT_DEFINE_KERNEL(NAME, BODY)                                                           \
-    static void NAME##_f64(OPT_KERNEL_PARAMS) BODY(double)                                      \
-    static void NAME##_f32(OPT_KERNEL_PARAMS) BODY(float)                                       \
-    __attribute__((target("avx2,fma"))) static void NAME##_f32_avx2(OPT_KERNEL_PARAMS) BODY(float) \
-    static void NAME(OPT_KERNEL_PARAMS) {                                                       \
-        if (o->dtype == HEED_F64) NAME##_f64(o, t, gs, chunks, n);                              \
-        else if (heed__optim_avx2()) NAME##_f32_avx2(o, t, gs, chunks, n);                      \
-        else NAME##_f32(o, t, gs, chunks, n);                                                   \
-    }
+/* Every update kernel runs one OpenMP loop over the chunks, threaded (on the threads of the
+ * store's ctx) when the step touches at least OPT_PARALLEL_MIN elements (opt_chunks_total),
+ * with schedule(dynamic, 2): the update is per element, so the result does not depend on
+ * who does which chunk, and a thread the OS delays does not stall the rest. Kernels are template headers built by
+ * kernel_builds.h (sgd_update.h, adam_update.h, rmsprop_update.h, adagrad_update.h). */
+static inline int64_t opt_chunks_total(const opt_chunk *chunks, int64_t n) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += chunks[k].end - chunks[k].begin;
+    return total;
+}
 
 #endif

@@ -6,7 +6,6 @@
  * padding between parameters. The optimizer's kernel then runs one OpenMP loop over the
  * chunks with a vectorisable inner loop per chunk. */
 #include "optim_internal.h"
-#include "../ops/simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -321,14 +320,4 @@ heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, 
     if (!check_group_args(o, fn, lr_scale, wd)) return HEED_ERR_ARG;
     o->groups[g] = (opt_group){lr_scale, wd};
     return HEED_OK;
-}
-
-/* ---------------------------------------------------------------- CPU dispatch */
-
-/* The environment variable HEED_NO_AVX2 forces the generic kernels (as for the ops);
- * force_generic is a test hook doing the same from inside a test. */
-static bool force_generic;
-void heed__optim_force_generic(bool on) { force_generic = on; }
-bool heed__optim_avx2(void) {
-    return heed__have_avx2() && !force_generic;
 }

@@ -12,63 +12,8 @@
 #include <math.h>
 #include <tgmath.h>
 
-#define RMSPROP_BODY(T)                                                                                    \
-    {                                                                                                      \
-        const bool centered = o->centered, use_mom = o->momentum > 0;                                      \
-        T *restrict p = heed_params_values(o->P);                                                          \
-        const T *restrict g = heed_params_grads(o->P);                                                     \
-        T *restrict sq = o->state[0];                                                                      \
-        T *restrict buf = use_mom ? o->state[1] : NULL;                                                    \
-        T *restrict avg = centered ? o->state[use_mom ? 2 : 1] : NULL;                                     \
-        const T alpha = (T)o->alpha, one_alpha = (T)(1 - o->alpha), eps = (T)o->eps, mu = (T)o->momentum;  \
-        OPT_FOR_CHUNKS(chunks, n, c, {                                                                     \
-            const T lr = (T)gs[c->group].lr, wd = (T)gs[c->group].wd;                                      \
-            const int64_t b = c->begin, e = c->end;                                                        \
-            /* four loops so each stays branch-free and vectorises */                                      \
-            if (!centered && !use_mom) {                                                                   \
-                _Pragma("omp simd")                                                                        \
-                for (int64_t i = b; i < e; i++) {                                                          \
-                    T gi = g[i] + wd * p[i];                                                               \
-                    T si = alpha * sq[i] + one_alpha * gi * gi;                                            \
-                    sq[i] = si;                                                                            \
-                    p[i] -= lr * (gi / (sqrt(si) + eps));                                                  \
-                }                                                                                          \
-            } else if (!centered) {                                                                        \
-                _Pragma("omp simd")                                                                        \
-                for (int64_t i = b; i < e; i++) {                                                          \
-                    T gi = g[i] + wd * p[i];                                                               \
-                    T si = alpha * sq[i] + one_alpha * gi * gi;                                            \
-                    T bi = mu * buf[i] + gi / (sqrt(si) + eps);                                            \
-                    sq[i] = si;                                                                            \
-                    buf[i] = bi;                                                                           \
-                    p[i] -= lr * bi;                                                                       \
-                }                                                                                          \
-            } else if (!use_mom) {                                                                         \
-                _Pragma("omp simd")                                                                        \
-                for (int64_t i = b; i < e; i++) {                                                          \
-                    T gi = g[i] + wd * p[i];                                                               \
-                    T si = alpha * sq[i] + one_alpha * gi * gi;                                            \
-                    T ai = alpha * avg[i] + one_alpha * gi;                                                \
-                    sq[i] = si;                                                                            \
-                    avg[i] = ai;                                                                           \
-                    p[i] -= lr * (gi / (sqrt(si - ai * ai) + eps));                                        \
-                }                                                                                          \
-            } else {                                                                                       \
-                _Pragma("omp simd")                                                                        \
-                for (int64_t i = b; i < e; i++) {                                                          \
-                    T gi = g[i] + wd * p[i];                                                               \
-                    T si = alpha * sq[i] + one_alpha * gi * gi;                                            \
-                    T ai = alpha * avg[i] + one_alpha * gi;                                                \
-                    T bi = mu * buf[i] + gi / (sqrt(si - ai * ai) + eps);                                  \
-                    sq[i] = si;                                                                            \
-                    avg[i] = ai;                                                                           \
-                    buf[i] = bi;                                                                           \
-                    p[i] -= lr * bi;                                                                       \
-                }                                                                                          \
-            }                                                                                              \
-        });                                                                                                \
-    }
-OPT_DEFINE_KERNEL(rmsprop_kernel, RMSPROP_BODY)
+#define OPT_UPDATE_FILE "rmsprop_update.h"
+#include "kernel_builds.h" /* update(): rmsprop_update.h for f64, f32 and f32 on AVX2 */
 
 heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts) {
     static const char *fn = "heed_rmsprop";
@@ -91,7 +36,7 @@ heed_optimizer *heed_rmsprop(heed_params *P, const heed_rmsprop_opts *opts) {
     names[n++] = "rmsprop.square_avg";
     if (o.momentum > 0) names[n++] = "rmsprop.momentum_buffer";
     if (o.centered) names[n++] = "rmsprop.grad_avg";
-    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_RMSPROP, "rmsprop", rmsprop_kernel, o.lr, o.weight_decay, n, names);
+    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_RMSPROP, "rmsprop", update, o.lr, o.weight_decay, n, names);
     if (!opt) return NULL;
     opt->alpha = o.alpha;
     opt->eps = o.eps;

@@ -9,45 +9,8 @@
 
 #include <math.h>
 
-#define SGD_BODY(T)                                                               \
-    {                                                                             \
-        T *restrict p = heed_params_values(o->P);                                 \
-        const T *restrict g = heed_params_grads(o->P);                            \
-        T *restrict buf = o->n_state ? o->state[0] : NULL;                        \
-        const T mu = (T)o->momentum, keep = (T)(1 - o->dampening);                \
-        const bool first = t == 1, nesterov = o->nesterov;                        \
-        OPT_FOR_CHUNKS(chunks, n, c, {                                            \
-            const T lr = (T)gs[c->group].lr, wd = (T)gs[c->group].wd;             \
-            const int64_t b = c->begin, e = c->end;                               \
-            if (!buf) {                                                           \
-                _Pragma("omp simd")                                               \
-                for (int64_t i = b; i < e; i++) p[i] -= lr * (g[i] + wd * p[i]);  \
-            } else if (first) {                                                   \
-                _Pragma("omp simd")                                               \
-                for (int64_t i = b; i < e; i++) {                                 \
-                    T d = g[i] + wd * p[i];                                       \
-                    buf[i] = d;                                                   \
-                    p[i] -= lr * (nesterov ? d + mu * d : d);                     \
-                }                                                                 \
-            } else if (nesterov) {                                                \
-                _Pragma("omp simd")                                               \
-                for (int64_t i = b; i < e; i++) {                                 \
-                    T d = g[i] + wd * p[i];                                       \
-                    T m = mu * buf[i] + keep * d;                                 \
-                    buf[i] = m;                                                   \
-                    p[i] -= lr * (d + mu * m);                                    \
-                }                                                                 \
-            } else {                                                              \
-                _Pragma("omp simd")                                               \
-                for (int64_t i = b; i < e; i++) {                                 \
-                    T m = mu * buf[i] + keep * (g[i] + wd * p[i]);                \
-                    buf[i] = m;                                                   \
-                    p[i] -= lr * m;                                               \
-                }                                                                 \
-            }                                                                     \
-        });                                                                       \
-    }
-OPT_DEFINE_KERNEL(sgd_kernel, SGD_BODY)
+#define OPT_UPDATE_FILE "sgd_update.h"
+#include "kernel_builds.h" /* update(): sgd_update.h for f64, f32 and f32 on AVX2 */
 
 heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
     static const char *fn = "heed_sgd";
@@ -69,7 +32,7 @@ heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
         return NULL;
     }
     static const char *const names[] = {"sgd.momentum_buffer"};
-    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_SGD, "sgd", sgd_kernel, o.lr, o.weight_decay,
+    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_SGD, "sgd", update, o.lr, o.weight_decay,
                                               o.momentum != 0 ? 1 : 0, names);
     if (!opt) return NULL;
     opt->momentum = o.momentum;

@@ -6,7 +6,9 @@
 # counted from the training data and popularity, and writes metrics, a checkpoint and
 # attention heatmaps to runs/sasrec/ (a rerun continues from the checkpoint: --resume).
 # Extra flags go to the program
-# (build/examples/sasrec --help). `bash scripts/demo.sh spirals` runs the small MLP example.
+# (build/examples/sasrec --help). `bash scripts/demo.sh spirals` runs the small MLP example;
+# `bash scripts/demo.sh seq2seq` the attention encoder-decoder that learns to reverse
+# sequences (heatmap in runs/seq2seq/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +18,12 @@ if [ "${1:-}" = spirals ]; then
   shift
   exec ./build/examples/spirals "$@"
 fi
+if [ "${1:-}" = seq2seq ]; then
+  shift
+  mkdir -p runs/seq2seq
+  exec ./build/examples/seq2seq --heatmap runs/seq2seq/attention.png "$@"
+fi
+[ "${1:-}" = sasrec ] && shift
 mkdir -p runs/sasrec
 exec ./build/examples/sasrec --gen interests --dropout-rate 0.2 --num-epochs 20 --eval-every 5 \
   --metrics runs/sasrec/metrics.csv --checkpoint runs/sasrec/sasrec.ckpt --resume \

@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs=(gcc pkg-config meson ninja-build libsleef-dev libopenblas-openmp-dev libpng-dev
-      clang libclang-rt-14-dev zlib1g-dev dataset-fashion-mnist)
+      clang libclang-rt-14-dev zlib1g-dev libjsmn-dev dataset-fashion-mnist
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

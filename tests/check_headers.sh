@@ -1,11 +1,12 @@
 #!/bin/sh
 # Each part of the public header compiles on its own (include/heed/*.h), as C and with
-# the warnings of the build: check_headers.sh CC SOURCE_ROOT
+# the warnings of the build: check_headers.sh CC SOURCE_ROOT BUILD_ROOT (the build root
+# holds the generated heed/config.h)
 set -u
-cc=$1 root=$2 failed=0
+cc=$1 root=$2 build=$3 failed=0
 for h in "$root"/include/heed/*.h; do
   name=heed/$(basename "$h")
-  if printf '#include <%s>\n' "$name" | "$cc" -x c -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -I"$root/include" - ; then
+  if printf '#include <%s>\n' "$name" | "$cc" -x c -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -I"$root/include" -I"$build/include" - ; then
     echo "ok   $name"
   else
     echo "FAIL $name does not compile on its own"; failed=1

@@ -5,6 +5,7 @@
  * masked rows, and bad input. */
 #include "check.h"
 #include "graph/internal.h"
+#include "graph/simd.h"
 #include "ops/attention/internal.h"
 
 #include <omp.h>
@@ -369,7 +370,7 @@ static void flash_matches_materialised_f32(void) {
             acase c = cs[ci];
             if (variant_ == 1) c.bq = 16, c.bk = 48;
             if (variant_ == 2) c.bq = 5, c.bk = 7;
-            flash_force_portable(variant_ == 2);
+            heed__force_scalar(variant_ == 2);
             heed_gradcheck_input in[4];
             int n = fill_inputs(&c, in);
             double *data[4];
@@ -401,7 +402,7 @@ static void flash_matches_materialised_f32(void) {
             for (int i = 0; i < n; i++) free(data[i]);
             free(seed);
         }
-    flash_force_portable(false);
+    heed__force_scalar(false);
 }
 
 /* Large scores in f32 (issue #10): softmax does not change when a constant is added to a
@@ -439,7 +440,7 @@ static void large_scores_f32(void) {
             acase cv = c;
             cv.impl = variant_ ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED;
             if (variant_ == 2) cv.bq = 8, cv.bk = 16;
-            flash_force_portable(variant_ == 3);
+            heed__force_scalar(variant_ == 3);
             run_result F = run(&cv, HEED_F32, data, seed, false);
             if (R.y && F.y) {
                 double e = rel_err(F.y, R.y, R.ny);
@@ -453,7 +454,7 @@ static void large_scores_f32(void) {
             }
             free_result(&F);
         }
-        flash_force_portable(false);
+        heed__force_scalar(false);
         free_result(&R);
         for (int i = 0; i < 3; i++) free(data[i]);
         free(seed);

@@ -8,6 +8,7 @@
 #include "check.h"
 #include "check_grad32.h"
 #include "graph/internal.h"
+#include "graph/simd.h"
 #include "ops/attention/internal.h"
 
 static heed_ctx *ctx;
@@ -328,12 +329,12 @@ static void matches_dense_f32_larger(void) {
         if (v == 1) c.B = 1, c.H = 1, c.causal = true, c.pat.strided = 40;
         if (v == 2) c.pat = (heed_attn_pattern){.fixed = 64, .summary = 8}, c.causal = true, c.bq = 48, c.bk = 80;
         if (v == 3) c.pat = (heed_attn_pattern){.dilation = 7}, c.window = 9;
-        flash_force_portable(v == 3);
+        heed__force_scalar(v == 3);
         char what[64];
         snprintf(what, sizeof what, "f32 larger %d", v);
         compare_with_dense(&c, HEED_F32, 1e-5, what);
     }
-    flash_force_portable(false);
+    heed__force_scalar(false);
 }
 
 /* ---------------------------------------------------------------- gradients */

@@ -183,8 +183,35 @@ static void bad_input(void) {
     heed_graph_free(g);
 }
 
+/* heed_scalar_sigmoid and heed_scalar_softplus: finite at the ends, full relative
+ * precision in the tails (against their series: sigmoid(x) = e^x - e^2x + ..., softplus(x)
+ * = e^x - e^2x/2 + ... for x << 0), and the identities sigmoid(x) + sigmoid(-x) = 1,
+ * softplus(x) - softplus(-x) = x. */
+static void scalar_math(void) {
+    CHECK(heed_scalar_sigmoid(0) == 0.5 && check_err(heed_scalar_softplus(0), log(2)) <= 2e-16, "at 0: %.17g %.17g",
+          heed_scalar_sigmoid(0), heed_scalar_softplus(0));
+    CHECK(heed_scalar_sigmoid(-1000) == 0 && heed_scalar_sigmoid(1000) == 1, "sigmoid(+-1000) = %g, %g",
+          heed_scalar_sigmoid(-1000), heed_scalar_sigmoid(1000));
+    CHECK(heed_scalar_softplus(-1000) == 0 && heed_scalar_softplus(1000) == 1000, "softplus(+-1000) = %g, %g",
+          heed_scalar_softplus(-1000), heed_scalar_softplus(1000));
+    CHECK(isnan(heed_scalar_sigmoid(NAN)) && isnan(heed_scalar_softplus(NAN)), "NaN in, not NaN out");
+    for (double x = -720; x <= -40; x += 34) { /* e^2x is below 2^-53 e^x here; e^-x overflows below -709.8 */
+        double e = exp(x);
+        CHECK(check_rel_err(heed_scalar_sigmoid(x), e, e) <= 1e-15, "sigmoid(%g) = %.17g, want %.17g", x,
+              heed_scalar_sigmoid(x), e);
+        CHECK(check_rel_err(heed_scalar_softplus(x), e, e) <= 1e-15, "softplus(%g) = %.17g, want %.17g", x,
+              heed_scalar_softplus(x), e);
+    }
+    for (double x = -30; x <= 30; x += 0.7) {
+        CHECK(check_err(heed_scalar_sigmoid(x) + heed_scalar_sigmoid(-x), 1) <= 4e-16, "sigmoid(%g) + sigmoid(%g) != 1", x, -x);
+        CHECK(check_err(heed_scalar_softplus(x) - heed_scalar_softplus(-x), x) <= 4e-15 * (1 + fabs(x)),
+              "softplus(%g) - softplus(%g) = %.17g", x, -x, heed_scalar_softplus(x) - heed_scalar_softplus(-x));
+    }
+}
+
 int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 7});
+    RUN(scalar_math);
     RUN(gradchecks);
     RUN(wrong_backward_is_caught);
     RUN(recording_rules);

@@ -7,7 +7,7 @@
 #include <omp.h>
 
 static heed_ctx *ctx;
-void heed__optim_force_generic(bool on); /* test hook: the non-AVX2 f32 kernels */
+void heed__force_scalar(bool on); /* test hook (graph/simd.c): the non-AVX2 f32 kernels */
 
 /* The call must return code with a message in ctx containing needle. */
 #define CHECK_CTX_ERR(call, code, needle)                                                                                \
@@ -173,9 +173,9 @@ static void against_pytorch(void) {
          * follow the same formulas in single precision */
         for (int generic = 0; generic < 2; generic++) {
             double got32[9];
-            heed__optim_force_generic(generic);
+            heed__force_scalar(generic);
             run_case(torch_cases[c].name, HEED_F32, got32);
-            heed__optim_force_generic(false);
+            heed__force_scalar(false);
             double err32 = check_max_err(got32, torch_cases[c].want, 9);
             CHECK(err32 <= 2e-6, "%s (f32%s): max |heed - torch| = %.3g", torch_cases[c].name, generic ? ", generic" : "",
                   err32);
@@ -570,7 +570,7 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 3, 0, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_rng r = heed_rng_make(3, 3);
     omp_set_num_threads(2);
-    heed__optim_force_generic(generic);
+    heed__force_scalar(generic);
     for (int t = 1; t <= 3; t++) {
         for (int64_t i = 0; i < n; i++) {
             double x = heed_rng_normal(&r);
@@ -593,7 +593,7 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
             }
         }
     }
-    heed__optim_force_generic(false);
+    heed__force_scalar(false);
     double err = 0;
     for (int64_t i = 0; i < n; i++) err = fmax(err, check_err(dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i], ref[i]));
     free(ref);

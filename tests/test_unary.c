@@ -4,8 +4,9 @@
 
 #include <float.h>
 
-/* Test hook in ops/unary.c: run f32 through the scalar double formulas. */
-void heed__unary_force_scalar(bool on);
+/* Test hook in graph/simd.c: every kernel on its scalar path (unary: f32 through the double
+ * formulas). */
+void heed__force_scalar(bool on);
 
 static heed_ctx *ctx;
 
@@ -185,9 +186,9 @@ static void sleef_path_matches_libm(void) {
                 dy[k] = (float)(2 * heed_rng_uniform(&r) - 1);
             }
             run_f32(c, x, dy, n, y, gx);
-            heed__unary_force_scalar(true);
+            heed__force_scalar(true);
             run_f32(c, x, dy, n, y2, gx2);
-            heed__unary_force_scalar(false);
+            heed__force_scalar(false);
             /* Relative error against the double reference on the float input, in units of
              * float epsilon; a few ulps from the vector functions and the 2-3 roundings
              * of each formula. gelu_tanh and softplus round their float argument chain

@@ -193,7 +193,7 @@ static int load_data(program *p) {
         printf("note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
                "for every id up to the largest (renumber the ids densely to save memory)\n",
                (long long)st.active_items, (long long)d->n_items, (long long)st.active_users, (long long)d->n_users);
-    if (o->save_data) {
+    if (o->save_data && heed_dist_rank() == 0) {
         if (sr_save(o->save_data, d, p->err, sizeof p->err)) return fail("", p->err);
         printf("data: written to %s\n", o->save_data);
     }
@@ -227,11 +227,13 @@ static int run(program *p) {
            (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, mc->heads, mc->dropout,
            (long long)heed_params_numel(t->P), o->train.lr, o->train.beta1, o->train.beta2, (long long)o->train.batch,
            (long long)sr_trainer_steps_per_epoch(t), heed_ctx_threads(t->ctx));
-    if (o->resume && access(o->checkpoint, F_OK) == 0) {
+    int found = o->resume && access(o->checkpoint, F_OK) == 0; /* rank 0's file decides */
+    heed_dist_broadcast(t->ctx, &found, sizeof found, 0);
+    if (found) {
         if (sr_trainer_load(t, o->checkpoint, err, errlen)) return fail("resume", err);
         printf("resumed from %s after epoch %lld\n", o->checkpoint, (long long)t->epoch);
     }
-    if (o->metrics_csv) {
+    if (o->metrics_csv && heed_dist_rank() == 0) {
         const char *cols[] = {"epoch", "loss", "seconds", "valid_hr", "valid_ndcg", "test_hr", "test_ndcg"};
         p->log = heed_metrics_new(t->ctx, o->metrics_csv, 7, cols);
         if (!p->log) return fail("--metrics", heed_ctx_error(t->ctx));
@@ -320,7 +322,7 @@ static int run(program *p) {
             printf(" vs %s %.4f vs popularity %.4f\n", p->chain.short_name, chain_test.hr, pop_test.hr);
         }
     }
-    if (o->heatmap) {
+    if (o->heatmap && heed_dist_rank() == 0) {
         int64_t u = heatmap_user(p);
         if (write_heatmap(o->heatmap, t, u, err, errlen)) return fail("heatmap", err);
         printf("heatmap: the attention of user %lld above\n", (long long)u);
@@ -334,7 +336,13 @@ static int run(program *p) {
 
 int main(int argc, char **argv) {
     program p = {0};
+    /* Under mpirun -np N: N data-parallel ranks (docs/distributed.md); rank 0 prints and
+     * writes files, the others only report errors. */
+    heed_dist_init(NULL, &argc, &argv);
+    bool rank0 = heed_dist_rank() == 0;
+    if (!rank0 && !freopen("/dev/null", "w", stdout)) return 1;
     int args = sr_parse_args(argc, argv, &p.o, p.err, sizeof p.err);
+    if (!rank0) p.o.progress = false;
     if (args == SR_ARGS_HELP) sr_usage(stdout);
     if (args == SR_ARGS_ERROR || (args == SR_ARGS_OK && check_outputs(&p.o, p.err, sizeof p.err))) {
         fail("", p.err);
@@ -355,5 +363,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sasrec: writing the standard output: %s\n", strerror(errno));
         if (!status) status = 1;
     }
+    heed_dist_finalize();
     return status;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 sr_train_config sr_train_defaults(int64_t n_items) {
     return (sr_train_config){
@@ -21,6 +22,7 @@ sr_train_config sr_train_defaults(int64_t n_items) {
 
 void sr_trainer_free(sr_trainer *t) {
     if (!t) return;
+    heed_dist_overlap_free(t->overlap);
     heed_graph_free(t->g);
     heed_optimizer_free(t->opt);
     heed_params_free(t->P);
@@ -52,6 +54,7 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     }
     t->ctx = heed_ctx_new(&(heed_ctx_opts){.seed = cfg->seed, .threads = cfg->threads});
     if (!t->ctx) goto oom;
+    if (heed_dist_init(t->ctx, NULL, NULL) != HEED_OK) goto ctx_error; /* the rank's dropout streams */
     t->P = heed_params_new(t->ctx, cfg->dtype);
     if (!t->P) goto ctx_error;
     if (heed_sasrec_declare(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
@@ -79,6 +82,11 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
         !t->dp)
         goto oom;
     heed_graph_set_anomaly(t->g, cfg->anomaly);
+    /* Data-parallel (a world of one does nothing here): rank 0's weights everywhere, and
+     * the allreduce of each gradient bucket starting as soon as backward finishes it. */
+    if (heed_dist_broadcast_params(t->P, 0) != HEED_OK ||
+        (!cfg->blocking_allreduce && !(t->overlap = heed_dist_overlap_new(t->P, t->g, NULL))))
+        goto ctx_error;
     for (int64_t u = 1; u <= d->n_users; u++) {
         if (sr_train_len(d, u) < 2) continue;
         if (sr_unseen_in_train(d, u) == 0) {
@@ -150,8 +158,10 @@ static void sort_by_length(const int64_t *len, int64_t *order, int64_t n) {
     }
 }
 
-/* One step's graph: the batch in t->seq/pos/neg ([nb, N]) as length groups; the loss. */
-static heed_tensor *batch_loss(sr_trainer *t, int64_t nb) {
+/* One step's graph: rows lo..hi-1 of the batch in t->seq/pos/neg ([nb, N]) as length
+ * groups; the loss, each group weighted by its targets over all nb rows' targets, times
+ * the number of ranks (which average the gradients). NULL for no rows. */
+static heed_tensor *batch_loss(sr_trainer *t, int64_t lo, int64_t hi, int64_t nb) {
     int64_t N = t->cfg.model.maxlen, total = 0, cut[SR_MAX_GROUPS + 1];
     for (int64_t i = 0; i < nb; i++) {
         const int64_t *row = t->seq + i * N;
@@ -160,22 +170,38 @@ static heed_tensor *batch_loss(sr_trainer *t, int64_t nb) {
         t->len[i] = N - first;
         total += t->len[i];
     }
-    sort_by_length(t->len, t->order, nb);
-    int groups = split_groups(t->len, t->order, nb, t->cfg.max_groups, t->dp, cut);
+    const int64_t *len = t->len + lo, *seq = t->seq + lo * N, *pos = t->pos + lo * N, *neg = t->neg + lo * N;
+    sort_by_length(len, t->order, hi - lo);
+    int groups = split_groups(len, t->order, hi - lo, t->cfg.max_groups, t->dp, cut);
     t->groups += groups;
     heed_tensor *loss = NULL;
     for (int k = 0; k < groups; k++) {
-        int64_t n = cut[k + 1] - cut[k], w = t->len[t->order[cut[k + 1] - 1]], targets = 0;
+        int64_t n = cut[k + 1] - cut[k], w = len[t->order[cut[k + 1] - 1]], targets = 0;
         const int64_t *rows = t->order + cut[k];
-        for (int64_t i = 0; i < n; i++) targets += t->len[rows[i]];
-        gather(t->gseq, t->seq, rows, n, N, w);
-        gather(t->gpos, t->pos, rows, n, N, w);
-        gather(t->gneg, t->neg, rows, n, N, w);
+        for (int64_t i = 0; i < n; i++) targets += len[rows[i]];
+        gather(t->gseq, seq, rows, n, N, w);
+        gather(t->gpos, pos, rows, n, N, w);
+        gather(t->gneg, neg, rows, n, N, w);
         heed_tensor *h = heed_sasrec_forward(t->g, &t->m, t->gseq, n, w, NULL);
-        heed_tensor *l = heed_scale(t->g, heed_sasrec_loss(t->g, &t->m, h, t->gpos, t->gneg), (double)targets / (double)total);
+        heed_tensor *l = heed_scale(t->g, heed_sasrec_loss(t->g, &t->m, h, t->gpos, t->gneg),
+                                    (double)targets / (double)total * heed_dist_size());
         loss = loss ? heed_add(t->g, loss, l) : l;
     }
     return loss;
+}
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The averaged gradients of all ranks (nothing with one); the time it waits. */
+static heed_status allreduce(sr_trainer *t) {
+    double t0 = seconds();
+    heed_status st = t->overlap ? heed_dist_overlap_wait(t->overlap) : heed_dist_allreduce_grads(t->P);
+    t->allreduce_seconds += seconds() - t0;
+    return st;
 }
 
 double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen) {
@@ -193,13 +219,14 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
     t->groups = 0;
     heed_graph_set_training(t->g, true);
     for (int64_t s = 0; s < steps; s++) {
-        int64_t b0 = s * B, nb = t->n_users - b0 < B ? t->n_users - b0 : B;
+        int64_t b0 = s * B, nb = t->n_users - b0 < B ? t->n_users - b0 : B, lo, hi;
         for (int64_t i = 0; i < nb; i++)
             sr_train_row(t->d, t->users[b0 + i], N, &r, t->seq + i * N, t->pos + i * N, t->neg + i * N);
+        heed_dist_shard(nb, heed_dist_rank(), heed_dist_size(), &lo, &hi);
         heed_graph_reset(t->g);
         heed_params_zero_grad(t->P);
-        heed_tensor *loss = batch_loss(t, nb);
-        double l = loss ? heed_get(loss, 0) : NAN;
+        heed_tensor *loss = hi > lo ? batch_loss(t, lo, hi, nb) : NULL; /* no rows: zero gradients */
+        double l = loss ? heed_get(loss, 0) : 0;
         /* A diverged loss stops the epoch before it reaches the parameters (so the last
          * checkpoint stays the last good state). In anomaly mode the graph names the op. */
         if (heed_graph_status(t->g) == HEED_OK && !isfinite(l)) {
@@ -209,12 +236,12 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
                      isnan(l) ? "NaN" : "infinite", (long long)t->epoch + 1, (long long)s + 1);
             return NAN;
         }
-        if (heed_backward(t->g, loss) != HEED_OK) {
+        if (loss && heed_backward(t->g, loss) != HEED_OK) {
             snprintf(err, errlen, "epoch %lld step %lld: %s", (long long)t->epoch + 1, (long long)s + 1,
                      heed_graph_error(t->g));
             return NAN;
         }
-        if (heed_optimizer_step(t->opt) != HEED_OK) {
+        if (allreduce(t) != HEED_OK || heed_optimizer_step(t->opt) != HEED_OK) {
             snprintf(err, errlen, "epoch %lld step %lld: %s", (long long)t->epoch + 1, (long long)s + 1,
                      heed_ctx_error(t->ctx));
             return NAN;
@@ -223,7 +250,12 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
         if (progress) heed_progress_update(progress, s + 1, l);
     }
     t->epoch++;
-    return loss_sum / (double)steps;
+    /* The ranks' losses are N times their shares of each batch's loss: the mean of their sum. */
+    if (heed_dist_allreduce_sum(t->ctx, &loss_sum, 1) != HEED_OK) {
+        snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
+        return NAN;
+    }
+    return loss_sum / heed_dist_size() / (double)steps;
 }
 
 int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
@@ -337,7 +369,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
         return -1;
     }
-    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {
+    if (heed_dist_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }
@@ -346,7 +378,7 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
 
 int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info;
-    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) {
+    if (heed_dist_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         return -1;
     }

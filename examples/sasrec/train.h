@@ -18,6 +18,7 @@ typedef struct {
     int threads;              /* OpenMP threads; 0 = all */
     int max_groups;           /* a batch runs as up to this many length groups (4; 1..16) */
     bool anomaly;             /* heed's anomaly mode: the first op with a NaN/Inf is named */
+    bool blocking_allreduce;  /* data-parallel: reduce after backward, not during it */
 } sr_train_config;
 
 sr_train_config sr_train_defaults(int64_t n_items);
@@ -36,10 +37,14 @@ typedef struct {
     int64_t *order, *len;     /* [batch]: rows by length, and their lengths */
     int64_t *dp;              /* the length groups' dynamic programme */
     int64_t epoch;            /* epochs done */
-    int64_t groups;           /* length groups run in the last epoch */
+    int64_t groups;           /* length groups run in the last epoch (this rank's) */
+    heed_dist_overlap *overlap; /* data-parallel: the gradient allreduce during backward */
+    double allreduce_seconds; /* waiting for the gradient allreduce, all epochs */
 } sr_trainer;
 
-/* 0, or -1 with a message in err. Owns a ctx seeded with cfg.seed. */
+/* 0, or -1 with a message in err. Owns a ctx seeded with cfg.seed. Started by an MPI
+ * launcher (mpirun -np N), the trainer is one of N data-parallel ranks (heed_dist_*,
+ * docs/distributed.md): the same batches, each rank training on its shard of every one. */
 int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg, char *err, size_t errlen);
 void sr_trainer_free(sr_trainer *t);
 /* Steps in one epoch: every trainable user once, in batches. */
@@ -48,9 +53,13 @@ int64_t sr_trainer_steps_per_epoch(const sr_trainer *t);
  * (sr_train_row), forward, loss, backward, Adam. A batch is sorted by length and cut into
  * up to max_groups groups, each run at the width of its longest row; the loss is the
  * target-weighted mean of the groups' losses, so loss and gradients are those of the whole
- * batch at full width (rows never interact) with far less padding computed. progress may
- * be NULL. Returns the mean loss, or NaN with a message in err: an error, or a loss that
- * became NaN or infinite (stopped before the step reaches the parameters). */
+ * batch at full width (rows never interact) with far less padding computed. With N ranks
+ * every rank makes all rows of a batch (the data stream of one process) and trains on its
+ * shard (heed_dist_shard) with its groups weighted by N targets / the batch's targets, so
+ * the averaged gradients are the whole batch's. progress may be NULL (it shows this
+ * rank's share of the loss). Returns the mean loss over all ranks, or NaN with a message
+ * in err: an error, or a loss that became NaN or infinite (stopped before the step
+ * reaches the parameters). */
 double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t errlen);
 
 /* The trained model as an sr_scorer (user = sr_trainer): eval mode, no tape. */
@@ -61,7 +70,8 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
  * batches of an epoch depend only on (seed, epoch), so a resumed run continues exactly.
  * The checkpoint records every setting that changes training (the data's size, the
  * model, Adam, --l2-emb, batch, seed, length groups, dtype); a load with any different
- * setting fails naming it and both values. */
+ * setting fails naming it and both values. With N ranks rank 0 writes the file and reads
+ * it for all; any N may resume it. */
 int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen);
 int sr_trainer_load(sr_trainer *t, const char *path, char *err, size_t errlen);
 

@@ -85,6 +85,11 @@ int heed_ctx_threads(const heed_ctx *ctx);
 /* The state of op randomness (dropout masks): seed and a counter of random ops run. */
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);
 void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter);
+/* The instruction set heed's kernels run, for the whole process: "avx2" (AVX2 + FMA) when
+ * the CPU has it, else "scalar". The environment variable HEED_ISA=avx2|scalar picks one
+ * (avx512 is reserved for kernels to come): an unknown name, or an ISA the CPU lacks, is
+ * reported once on stderr and the default runs. Read at the first kernel or call. */
+const char *heed_isa(void);
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -257,6 +262,14 @@ heed_status heed_backward(heed_graph *g, heed_tensor *loss);
 heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed);
 /* The gradient of t after backward as a tensor (a view; NULL if none flowed). */
 heed_tensor *heed_grad(heed_graph *g, heed_tensor *t);
+
+/* A hook called during backward with each parameter as soon as its gradient is final
+ * for this backward: the earliest-recorded node taking it as an input has run, so no
+ * later step of the pass adds to it. Data-parallel training starts sending gradients
+ * from here while backward goes on (heed_dist_overlap). Parameters the pass does not
+ * reach are not reported; a failed pass stops reporting. NULL fn removes the hook. */
+typedef void (*heed_grad_ready_fn)(heed_graph *g, heed_tensor *param, void *user);
+void heed_graph_set_grad_ready_hook(heed_graph *g, heed_grad_ready_fn fn, void *user);
 
 /* Anomaly mode: after every recorded op (forward) and every backward step, check for
  * NaN/Inf; the first one is reported with the op that produced it (HEED_ERR_NUMERIC). */

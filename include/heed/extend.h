@@ -73,6 +73,12 @@ heed_tensor *heed_node_output(const heed_node *n, int i); /* NULL past the last 
 /* In backward: the gradient buffer of t (same dtype and numel, zeroed on first use), or
  * NULL when t takes no gradient. Add into it. */
 void *heed_grad_buffer(heed_graph *g, heed_tensor *t);
+/* Scalar math for backward passes of your own, the formulas heed's sigmoid, softplus and
+ * losses use: sigmoid(x) = 1/(1 + e^-x) and softplus(x) = log(1 + e^x) = max(x, 0) +
+ * log1p(e^-|x|), both written with e^-|x| <= 1, so they never overflow (sigmoid(-1000) = 0,
+ * softplus(1000) = 1000) and keep full precision in the tails. NaN gives NaN. */
+double heed_scalar_sigmoid(double x);
+double heed_scalar_softplus(double x);
 
 /* Runs body with T bound to float or double by dt: one source for both dtypes, as
  *   HEED_FOR_DTYPE(x->dtype, T, { T *p = x->data; p[0] = (T)1; });

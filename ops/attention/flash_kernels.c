@@ -13,7 +13,7 @@
 #include "internal.h"
 
 #include <immintrin.h>
-#include "../simd.h"
+#include "../../graph/simd.h"
 
 /* ---------------------------------------------------------------- portable */
 
@@ -148,20 +148,6 @@ static AVX2 void gemm_avx2(int64_t M, int64_t N, int64_t K, float alpha, const f
         }
 }
 
-static AVX2 inline float hmax8(__m256 v) {
-    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
-    return _mm_cvtss_f32(x);
-}
-
-static AVX2 inline float hsum8(__m256 v) {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
-    return _mm_cvtss_f32(x);
-}
-
 /* t = s*c + bias*bmul for the 8 entries at j (bias stride 0 or 1). */
 static AVX2 inline __m256 score8(const float *s, const float *bias, int64_t bs, int64_t j, __m256 vc, __m256 vb) {
     __m256 t = _mm256_mul_ps(_mm256_loadu_ps(s + j), vc);
@@ -184,7 +170,7 @@ static AVX2 float row_fwd_avx2(float *s, int64_t n, int64_t c0, int64_t c1, floa
         _mm256_storeu_ps(s + j, t);
         vmax = _mm256_max_ps(vmax, t);
     }
-    float mx = hmax8(vmax);
+    float mx = heed__hmax8(vmax);
     for (; j < c1; j++) {
         s[j] = s[j] * c + (bias ? bias[j * bs] * bmul : 0);
         if (s[j] > mx) mx = s[j];
@@ -200,7 +186,7 @@ static AVX2 float row_fwd_avx2(float *s, int64_t n, int64_t c0, int64_t c1, floa
         _mm256_storeu_ps(s + j, p);
         vsum = _mm256_add_ps(vsum, p);
     }
-    float sum = hsum8(vsum);
+    float sum = heed__hsum8(vsum);
     for (; j < c1; j++) sum += s[j] = exp2f(s[j] - mnew);
     float alpha = exp2f(*m - mnew);
     *l = *l * alpha + sum;
@@ -275,11 +261,8 @@ static AVX2 void transpose_avx2(const float *src, int64_t lds, int64_t rows, int
 
 static const flash_kernels_f32 avx2_f32 = {gemm_avx2, row_fwd_avx2, row_bwd_avx2, transpose_avx2};
 
-static bool force_portable;
-void flash_force_portable(bool on) { force_portable = on; }
-
 const flash_kernels_f32 *flash_kernels_f32_get(void) {
-    if (!force_portable && heed__have_avx2()) return &avx2_f32;
+    if (heed__have_avx2()) return &avx2_f32; /* false under heed__force_scalar and HEED_ISA=scalar */
     return &portable_f32;
 }
 

@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
-#include "../simd.h"
+#include "../../graph/simd.h"
 
 /* ---------------------------------------------------------------- f32 vector math */
 
-__attribute__((target("avx2,fma"))) static void tanh_f32_avx2(float *x, int64_t n) {
+HEED_AVX2 static void tanh_f32_avx2(float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) x[i] = tanhf(x[i]);

@@ -8,33 +8,29 @@
 #include <tgmath.h>
 
 #define T float
-#define SUF f32
+#define FN(name) name##_f32
 #include "gates_generic.h"
 #undef T
-#undef SUF
+#undef FN
 #define T double
-#define SUF f64
+#define FN(name) name##_f64
 #include "gates_generic.h"
 #undef T
-#undef SUF
+#undef FN
 
 #if defined(__x86_64__) || defined(__i386__)
-#include "../simd.h"
+#include "../../graph/simd.h"
 #define HAVE_AVX2_KERNELS 1
 
-#define AVX2 HEED_AVX2
-
-AVX2 static inline __m256 sig8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
+/* sigmoid: the shared stable one (graph/simd.h) */
+HEED_AVX2 static inline __m256 sig8(__m256 x) { return heed__sigmoid8(x); }
 /* 3.5-ulp tanh: half the cost of the 1-ulp one, far inside the f32-vs-f64 tolerance */
-AVX2 static inline __m256 tanh8(__m256 x) { return Sleef_tanhf8_u35avx2(x); }
-AVX2 static inline __m256 ld8(const float *p) { return _mm256_loadu_ps(p); }
-AVX2 static inline __m256 ld8z(const float *p) { return p ? _mm256_loadu_ps(p) : _mm256_setzero_ps(); }
-AVX2 static inline void st8(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+HEED_AVX2 static inline __m256 tanh8(__m256 x) { return Sleef_tanhf8_u35avx2(x); }
+HEED_AVX2 static inline __m256 ld8(const float *p) { return _mm256_loadu_ps(p); }
+HEED_AVX2 static inline __m256 ld8z(const float *p) { return p ? _mm256_loadu_ps(p) : _mm256_setzero_ps(); }
+HEED_AVX2 static inline void st8(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
 
-AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
+HEED_AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0, jv = j0 + (j1 - j0) / 8 * 8;
     const float *cp = s->c_prev, *bb = s->bias;
     float *ho = s->h_out, *co = s->c_out, *y = s->y;
@@ -71,7 +67,7 @@ AVX2 static void lstm_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     }
 }
 
-AVX2 static void gru_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
+HEED_AVX2 static void gru_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, gs = s->rec_gs, j0r = s->rec_j0, jv = j0 + (j1 - j0) / 8 * 8;
     const float *hp = s->h_prev, *bhn = s->b_hn, *bb = s->bias;
     float *ho = s->h_out, *y = s->y;
@@ -107,7 +103,7 @@ AVX2 static void gru_fwd_avx2(const rnn_fwd_step *s, int64_t j0, int64_t j1) {
     }
 }
 
-AVX2 static void lstm_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
+HEED_AVX2 static void lstm_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, jv = j0 + (j1 - j0) / 8 * 8;
     const float *ct = s->c_t, *cp = s->c_prev, *dy = s->dy;
     float *dh = s->dh, *dc = s->dc;
@@ -137,7 +133,7 @@ AVX2 static void lstm_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
     }
 }
 
-AVX2 static void gru_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
+HEED_AVX2 static void gru_bwd_avx2(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
     int64_t H = s->H, jv = j0 + (j1 - j0) / 8 * 8;
     const float *hp = s->h_prev, *dy = s->dy;
     float *dh = s->dh;

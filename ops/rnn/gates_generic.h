@@ -1,9 +1,6 @@
-/* The gate kernels for one scalar type, included by rnn_gates.c once with T = float and
- * once with T = double (Torch7's generic-include trick). Rows [b0, b1), units [j0, j1).
- * Equations and layouts: rnn.h. */
-#define FN_(name, suf) name##_##suf
-#define FN2(name, suf) FN_(name, suf)
-#define FN(name) FN2(name, SUF)
+/* The gate kernels for one element type, included by gates.c once with T = float and
+ * once with T = double (FN(name) names the instance: name_f32, name_f64). Rows [b0, b1),
+ * units [j0, j1). Equations and layouts: rnn.h. */
 
 static inline T FN(sigm)(T x) { return 1 / (1 + exp(-x)); }
 
@@ -131,7 +128,3 @@ static void FN(gru_bwd)(const rnn_bwd_step *s, int64_t b0, int64_t b1, int64_t j
         }
     }
 }
-
-#undef FN
-#undef FN2
-#undef FN_
