@@ -19,6 +19,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ int main(int argc, char **argv) {
         return fprintf(stderr, "%s\n", err), 1;
     sr_train_config tc = sr_train_defaults(d.n_items);
     tc.threads = threads;
+    if (threads > 0) omp_set_num_threads(threads); /* the BLAS follows OpenMP's count, not the ctx's */
     sr_trainer t;
     if (sr_trainer_init(&t, &d, &tc, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     double best = 1e30, sum = 0, loss = 0;

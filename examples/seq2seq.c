@@ -14,6 +14,7 @@
 #include "heed.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,7 @@ int main(int argc, char **argv) {
         if (!*v || *end || steps < 1 || batch_size < 1 || batch_size > TEST || !(lr > 0) || eval_every < 0 || threads < 0)
             return usage(argv[0]);
     }
+    if (threads > 0) omp_set_num_threads((int)threads); /* the program's count: the BLAS follows it too */
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = (uint64_t)seed, .threads = (int)threads});
     heed_params *P = heed_params_new(ctx, HEED_F32);
     model m;

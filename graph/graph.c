@@ -22,15 +22,15 @@ heed_ctx *heed_ctx_new(const heed_ctx_opts *opts) {
     if (!ctx) return NULL;
     if (opts) {
         ctx->seed = opts->seed;
-        ctx->threads = opts->threads;
+        ctx->threads = opts->threads > 0 ? opts->threads : 0;
     }
-    if (ctx->threads > 0) omp_set_num_threads(ctx->threads);
-    else ctx->threads = omp_get_max_threads();
     return ctx;
 }
 
 void heed_ctx_free(heed_ctx *ctx) { free(ctx); }
-int heed_ctx_threads(const heed_ctx *ctx) { return ctx ? ctx->threads : 0; }
+/* Asked of OpenMP at each call when 0, so OMP_NUM_THREADS and the caller's own
+ * omp_set_num_threads are followed; never set by heed (process-wide state). */
+int heed_ctx_threads(const heed_ctx *ctx) { return ctx && ctx->threads > 0 ? ctx->threads : omp_get_max_threads(); }
 
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter) {
     if (!ctx) return;

@@ -79,7 +79,7 @@ struct heed_ctx {
     uint64_t seed;
     uint64_t rng_counter; /* random ops run so far: each draws stream = stream_base + counter++ */
     uint64_t stream_base; /* rank * 2^48 in data-parallel training (heed_dist_init), else 0 */
-    int threads;
+    int threads;          /* heed_ctx_opts.threads; 0: OpenMP's default (heed_ctx_threads) */
     heed_error err;
 };
 

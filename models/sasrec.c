@@ -204,7 +204,7 @@ static void loss_backward(heed_graph *g, heed_node *nd) {
         double go = (double)((const T *)y->grad)[0] / (double)n;
         if (gh_) {
             T *gh = gh_;
-            _Pragma("omp parallel for if (n * d > 65536)")
+            _Pragma("omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
             for (int64_t i = 0; i < n; i++) {
                 T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
                 T *dst = gh + s->row[i] * d;
@@ -256,7 +256,7 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     double total = 0;
     HEED_FOR_DTYPE(h->dtype, T, {
         const T *H = h->data, *W = m->item_emb->data;
-        _Pragma("omp parallel for reduction(+ : total) if (n * d > 65536)")
+        _Pragma("omp parallel for reduction(+ : total) if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
         for (int64_t i = 0; i < n; i++) {
             const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
             double a = 0, b = 0;

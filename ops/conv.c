@@ -59,7 +59,7 @@ static void valid_run(int64_t n_out, int64_t stride, int64_t off, int64_t size, 
     /* col[K, P] from the Cg channels of one image at x (a group's first channel). */                    \
     static void im2col_##sfx(const conv_plan *p, const T *x, T *col, bool threaded) {                     \
         int64_t kk = p->kh * p->kw;                                                                      \
-        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768)")                 \
+        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)") \
         for (int64_t r = 0; r < p->K; r++) {                                                             \
             int64_t c = r / kk, a = r % kk / p->kw, b = r % p->kw;                                       \
             int64_t ioff = a * p->dh - p->ph, joff = b * p->dw - p->pw, j0, j1;                          \
@@ -85,7 +85,7 @@ static void valid_run(int64_t n_out, int64_t stride, int64_t off, int64_t size, 
      * the rows of one channel all add into that channel's plane. */                                     \
     static void col2im_##sfx(const conv_plan *p, const T *col, T *dx, bool threaded) {                   \
         int64_t kk = p->kh * p->kw;                                                                      \
-        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768)")                 \
+        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)") \
         for (int64_t c = 0; c < p->Cg; c++) {                                                            \
             T *plane = dx + c * p->H * p->W;                                                             \
             for (int64_t ab = 0; ab < kk; ab++) {                                                        \
@@ -168,7 +168,7 @@ static void conv_backward(heed_graph *g, heed_node *nd) {
         HEED_FOR_DTYPE(dt, T, {
             const T *dy = y->grad;
             T *db = (T *)gb;
-_Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536)")
+_Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t o = 0; o < p->O; o++) {
                 double s = 0;
                 for (int64_t n = 0; n < p->N; n++)
@@ -207,7 +207,7 @@ _Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536)")
         HEED_FOR_DTYPE(dt, T, {
             const T *part = (const T *)dws;
             T *dw = (T *)gw;
-_Pragma("omp parallel for schedule(static) if (wn > 65536)")
+_Pragma("omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t i = 0; i < wn; i++) {
                 double s = 0;
                 for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)wn + (size_t)i];
@@ -290,7 +290,7 @@ static bool make_plan(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor
                                HEED_S(x), HEED_S(w), (long long)p->K, (long long)p->P),
                false;
     p->direct = p->kh == 1 && p->kw == 1 && s[0] == 1 && s[1] == 1 && pd[0] == 0 && pd[1] == 0;
-    p->threads = omp_get_max_threads();
+    p->threads = heed_ctx_threads(g->ctx);
     p->per_thread = p->threads > 1 && p->N >= p->threads && (double)p->N * (double)p->O * (double)p->K * (double)p->P > 1e5;
     return true;
 }
@@ -310,7 +310,7 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     HEED_FOR_DTYPE(dt, T, {
         T *Y = y->data;
         const T *b = bias ? bias->data : NULL;
-_Pragma("omp parallel for schedule(static) if (y->numel > 65536)")
+_Pragma("omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t no = 0; no < p.N * p.O; no++)
             for (int64_t k = 0; k < p.P; k++) Y[no * p.P + k] = b ? b[no % p.O] : 0;
     });

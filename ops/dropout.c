@@ -66,7 +66,7 @@ HEED_AVX2 static void mask32_f32(const float *x, float *y, int64_t m, bool accum
 }
 
 static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, bool accumulate, uint64_t seed, uint64_t stream,
-                       double p) {
+                       double p, int threads) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t threshold = (uint32_t)ceil(p * 16777216.0); /* uniform >= p  <=>  (u >> 8) >= ceil(p 2^24) */
     int64_t ngrp = (n + 31) / 32;
@@ -75,7 +75,7 @@ static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, boo
         const T *x = src;
         T *y = dst;
         T scale = (T)(1.0 / (1.0 - p));
-        _Pragma("omp parallel for if (n > 32768)")
+        _Pragma("omp parallel for if (n > 32768) num_threads(threads)")
         for (int64_t gi = 0; gi < ngrp; gi++) {
             uint32_t out[4][8];
             uint64_t b0 = (uint64_t)gi * 8;
@@ -104,7 +104,7 @@ static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, boo
 static void dropout_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     void *gx = heed_grad_buffer(g, x);
-    if (gx) apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0]);
+    if (gx) apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0], heed_ctx_threads(g->ctx));
 }
 
 static const heed_op op_dropout = {"heed_dropout", dropout_backward};
@@ -117,7 +117,7 @@ heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p) {
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     uint64_t seed = g->ctx->seed, stream = heed__next_stream(g->ctx);
-    apply_mask(x->dtype, x->data, y->data, x->numel, false, seed, stream, p);
+    apply_mask(x->dtype, x->data, y->data, x->numel, false, seed, stream, p, heed_ctx_threads(g->ctx));
     heed_node *n = heed_record(g, &op_dropout, 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = (int64_t)seed;

@@ -24,6 +24,8 @@ void heed_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
 const char *heed_gemm_backend(void) { return "cblas"; }
 #else
 
+/* Like the BLAS it stands in for, the fallback runs on OpenMP's default thread count (the
+ * BLAS's own setting, not heed_ctx_opts.threads: docs/design.md, "Kernels"). */
 #define T float
 #define FN(name) name##_f32
 #include "gemm_portable.h"

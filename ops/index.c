@@ -44,7 +44,7 @@ static void select_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(x->dtype, T, {
         T *gx = gx_;
         const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)")
+        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t o = 0; o < outer; o++)
             for (int64_t c = 0; c < inner; c++) gx[(o * n + i) * inner + c] += dy[o * inner + c];
     });
@@ -73,7 +73,7 @@ heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) 
     size_t es = heed_dtype_size(x->dtype), row = (size_t)inner * es;
     const char *X = x->data;
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
     for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)(o * n + i) * row, row);
     heed_node *nd = heed_record(g, &op_select, 1, &x, 1, &y);
     if (nd) nd->iarg[0] = outer, nd->iarg[1] = n, nd->iarg[2] = inner, nd->iarg[3] = i;
@@ -172,13 +172,13 @@ static void line_topk(heed_dtype dt, const void *xs_, int64_t n, int64_t stride,
 
 /* Runs line_topk over every (outer, inner) line of x along dim d; idx is laid out like
  * the result ([outer, k, inner]). False when the scratch memory cannot be had. */
-static bool topk_lines(const heed_tensor *x, int d, int64_t k, bool largest, bool sorted, int64_t *idx) {
+static bool topk_lines(const heed_tensor *x, int d, int64_t k, bool largest, bool sorted, int64_t *idx, int threads) {
     int64_t outer, n, inner;
     split3(x, d, &outer, &n, &inner);
     size_t es = heed_dtype_size(x->dtype);
     int64_t lines = outer * inner, scratch_n = k <= INSERTION_MAX_K ? k : n;
     bool ok = true;
-#pragma omp parallel if (lines > 1 && x->numel > PARALLEL_MIN)
+#pragma omp parallel if (lines > 1 && x->numel > PARALLEL_MIN) num_threads(threads)
     {
         ranked *scratch = malloc((size_t)(scratch_n ? scratch_n : 1) * sizeof *scratch);
         if (!scratch) {
@@ -208,7 +208,7 @@ heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out) {
     if (!out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: out is NULL (it receives one index per result element)", op);
     if (size_at(x, d) == 0)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim, HEED_S(x));
-    if (!topk_lines(x, d, 1, true, true, out)) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
+    if (!topk_lines(x, d, 1, true, true, out, heed_ctx_threads(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
     return HEED_OK;
 }
 
@@ -237,12 +237,12 @@ static gather_plan make_gather_plan(const heed_tensor *x, int d, int ndim, const
 }
 
 /* Forward (scatter = false): y[p] = x[q]. Backward: dx[q] += dy[p]. */
-static void gather_move(heed_dtype dt, const gather_plan *p, void *x_, void *y_, bool scatter) {
+static void gather_move(heed_dtype dt, const gather_plan *p, void *x_, void *y_, bool scatter, int threads) {
     int64_t n = p->ys[p->d], lines = p->ys[0] * p->ys[1] * p->ys[2] * p->ys[3] / (n ? n : 1);
     if (n == 0) return;
     HEED_FOR_DTYPE(dt, T, {
         T *x = x_, *y = y_;
-        _Pragma("omp parallel for schedule(static) if (lines * n > PARALLEL_MIN)")
+        _Pragma("omp parallel for schedule(static) if (lines * n > PARALLEL_MIN) num_threads(threads)")
         for (int64_t l = 0; l < lines; l++) {
             int64_t rest = l, yb = 0, xb = 0;
             for (int k = 3; k >= 0; k--) {
@@ -265,7 +265,7 @@ static void gather_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     gather_plan p = make_gather_plan(x, (int)nd->iarg[0], y->ndim, y->shape, nd->saved);
-    gather_move(x->dtype, &p, gx, y->grad, true);
+    gather_move(x->dtype, &p, gx, y->grad, true, heed_ctx_threads(g->ctx));
 }
 
 static const heed_op op_gather = {"heed_gather", gather_backward};
@@ -278,7 +278,7 @@ static heed_tensor *gather_impl(heed_graph *g, const heed_op *op, heed_tensor *x
     heed_tensor *y = heed__new(g, op->name, x->dtype, ndim, shape);
     if (!y) return NULL;
     gather_plan p = make_gather_plan(x, d, ndim, shape, idx);
-    gather_move(x->dtype, &p, x->data, y->data, false);
+    gather_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads(g->ctx));
     heed_node *nd = heed_record(g, op, 1, &x, 1, &y);
     if (nd) {
         int64_t *copy = idx_owned ? (int64_t *)idx : heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
@@ -341,6 +341,6 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int fl
     if (n == 0) numel = 0;
     int64_t *idx = indices ? indices : heed_graph_alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
     if (!idx) return NULL;
-    if (!topk_lines(x, d, k, largest, sorted, idx)) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
+    if (!topk_lines(x, d, k, largest, sorted, idx, heed_ctx_threads(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
     return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }

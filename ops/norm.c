@@ -138,7 +138,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
     const ln_saved *sv = nd->saved;
     int64_t rows = sv->rows, n = sv->n;
     void *gx = heed_grad_buffer(g, x), *ggamma = heed_grad_buffer(g, gamma), *gbeta = heed_grad_buffer(g, beta);
-    int nt = omp_get_max_threads();
+    int nt = heed_ctx_threads(g->ctx);
     if (rows < nt) nt = rows > 0 ? (int)rows : 1;
     /* Per-thread partial sums: [nt][n] for dgamma, then [nt][n] for dbeta. */
     double *part = NULL;
@@ -211,7 +211,7 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
         const float *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         float *Y = y->data;
         bool avx2 = heed__have_avx2();
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384)
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
         for (int64_t r = 0; r < rows; r++) {
             if (avx2) fwd_row_f32_avx2(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
             else fwd_row_f32(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
@@ -219,7 +219,7 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     } else {
         const double *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         double *Y = y->data;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384)
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
         for (int64_t r = 0; r < rows; r++) fwd_row_f64(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
     }
     heed_tensor *in[3] = {x};

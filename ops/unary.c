@@ -207,12 +207,12 @@ HEED_AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, con
 #define BLOCK 16384         /* elements per parallel work item */
 #define PARALLEL_MIN 65536  /* fewer elements run on one thread */
 
-static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_, int64_t n, double a) {
+static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_, int64_t n, double a, int threads) {
     if (dt == HEED_F32 && heed__have_avx2()) {
         const float *x = x_;
         float *y = y_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)
         for (int64_t b = 0; b < blocks; b++) {
             int64_t lo = b * BLOCK, len = n - lo < BLOCK ? n - lo : BLOCK;
             fwd_avx2(k, x + lo, y + lo, len, (float)a);
@@ -222,7 +222,7 @@ static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_,
     HEED_FOR_DTYPE(dt, T, {
         const T *x = x_;
         T *y = y_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN)")
+        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)")
         for (int64_t i = 0; i < n; i++) y[i] = (T)fwd1(k, x[i], a);
     });
 }
@@ -238,7 +238,7 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
         const float *x = xt->data, *y = yt->data, *dy = yt->grad;
         float *gx = gx_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
         for (int64_t b = 0; b < blocks; b++) {
             int64_t lo = b * BLOCK, len = n - lo < BLOCK ? n - lo : BLOCK;
             bwd_avx2(k, x + lo, y + lo, dy + lo, gx + lo, len, (float)a);
@@ -248,7 +248,7 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(xt->dtype, T, {
         const T *x = xt->data, *y = yt->data, *dy = yt->grad;
         T *gx = gx_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN)")
+        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t i = 0; i < n; i++) gx[i] += (T)(dy[i] * grad1(k, x[i], y[i], a));
     });
 }
@@ -278,7 +278,7 @@ static heed_tensor *unary(heed_graph *g, unary_kind k, heed_tensor *x, double a)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s = %g (must be finite)", op, arg_names[k], a), NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
-    unary_forward(k, x->dtype, x->data, y->data, x->numel, a);
+    unary_forward(k, x->dtype, x->data, y->data, x->numel, a, heed_ctx_threads(g->ctx));
     heed_node *n = heed_record(g, &unary_ops[k], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = k;

@@ -59,10 +59,11 @@ static bool make_plan(heed_graph *g, const char *op, int k, heed_tensor *const *
 #define OFF(p, j) (i0 * (p)->st[j][0] + i1 * (p)->st[j][1] + i2 * (p)->st[j][2] + i3 * (p)->st[j][3])
 
 /* Visit every output element in order: o is its flat index. Parallel over the two
- * outer dims when `par` (only for bodies that write disjoint elements). */
-#define FOR_OUT(p, par, ...)                                                                                  \
+ * outer dims on `threads` threads when `par` (only for bodies that write disjoint elements). */
+#define FOR_OUT(p, par, threads, ...)                                                                         \
     do {                                                                                                     \
-        _Pragma("omp parallel for collapse(2) schedule(static) if (par)")                                    \
+        int for_out_threads_ = (threads);                                                                    \
+        _Pragma("omp parallel for collapse(2) schedule(static) if (par) num_threads(for_out_threads_)")      \
         for (int64_t i0 = 0; i0 < (p)->n[0]; i0++)                                                           \
             for (int64_t i1 = 0; i1 < (p)->n[1]; i1++)                                                       \
                 for (int64_t i2 = 0; i2 < (p)->n[2]; i2++)                                                   \
@@ -93,7 +94,7 @@ static void where_backward(heed_graph *g, heed_node *nd) {
         T *ga = ga_, *gb = gb_;
         HEED_FOR_DTYPE(s->mask->dtype, M, {
             const M *m = s->mask->data;
-            FOR_OUT(p, par, {
+            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
                 if (m[OFF(p, 0)] != 0) {
                     if (ga) ga[OFF(p, 1)] += dy[o];
                 } else if (gb) {
@@ -124,7 +125,7 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
         T *Y = y->data;
         HEED_FOR_DTYPE(mask->dtype, M, {
             const M *m = mask->data;
-            FOR_OUT(&p, par, { Y[o] = m[OFF(&p, 0)] != 0 ? A[OFF(&p, 1)] : B[OFF(&p, 2)]; });
+            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 0)] != 0 ? A[OFF(&p, 1)] : B[OFF(&p, 2)]; });
         });
     });
     heed_tensor *in[2] = {a, b};
@@ -151,7 +152,7 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
         T *gx = gx_;
         HEED_FOR_DTYPE(s->mask->dtype, M, {
             const M *m = s->mask->data;
-            FOR_OUT(p, par, {
+            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
                 if (m[OFF(p, 1)] == 0) gx[o] += dy[o];
             });
         });
@@ -185,7 +186,7 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
         T v = (T)value;
         HEED_FOR_DTYPE(mask->dtype, M, {
             const M *m = mask->data;
-            FOR_OUT(&p, par, { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
+            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
         });
     });
     heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);

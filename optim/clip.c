@@ -16,7 +16,7 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         T *g = heed_params_grads(P);
         const T k = (T)s;
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
         for (int64_t i = 0; i < n; i++) g[i] *= k;
     });
     return HEED_OK;
@@ -32,9 +32,10 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
 #define SUM_BLOCK 4096
 #define MAX_BLOCKS 256
 
-#define BLOCK_SUM(T, ACC, g, n, bs, nb, EXPR, partial)                                       \
+#define BLOCK_SUM(T, ACC, g, n, bs, nb, EXPR, partial, threads)                              \
     do {                                                                                     \
-        _Pragma("omp parallel for schedule(dynamic, 4) if (n >= PAR_MIN)")                   \
+        int block_sum_threads_ = (threads);                                                  \
+        _Pragma("omp parallel for schedule(dynamic, 4) if (n >= PAR_MIN) num_threads(block_sum_threads_)") \
         for (int64_t blk = 0; blk < nb; blk++) {                                             \
             int64_t b = blk * bs, e = b + bs < n ? b + bs : n, i = b;                        \
             ACC acc[8] = {0};                                                                \
@@ -59,8 +60,9 @@ static double sum_blocks(const heed_params *P, bool squares) {
     double partial[MAX_BLOCKS];
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         const T *g = heed_params_grads((heed_params *)P);
-        if (squares) BLOCK_SUM(T, double, g, n, bs, nb, (double)x * (double)x, partial);
-        else BLOCK_SUM(T, T, g, n, bs, nb, x * 0, partial);
+        int nt = heed_ctx_threads(heed_params_ctx(P));
+        if (squares) BLOCK_SUM(T, double, g, n, bs, nb, (double)x * (double)x, partial, nt);
+        else BLOCK_SUM(T, T, g, n, bs, nb, x * 0, partial, nt);
     });
     double total = 0;
     for (int64_t b = 0; b < nb; b++) total += partial[b];
@@ -102,7 +104,7 @@ heed_status heed_clip_grad_value(heed_params *P, double clip) {
         T *g = heed_params_grads(P);
         const T hi = (T)clip, lo = -(T)clip;
         /* NaN fails both comparisons and is kept, as torch.clamp keeps it */
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)")
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
         for (int64_t i = 0; i < n; i++) g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];
     });
     return HEED_OK;

@@ -74,10 +74,10 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
 /* Validation helpers for constructors: record "fn: field = v (rule)" and return false. */
 bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v, double lo, double hi, bool hi_open);
 
-/* Every update kernel runs one OpenMP loop over the chunks, threaded when the step touches
- * at least OPT_PARALLEL_MIN elements (opt_chunks_total), with schedule(dynamic, 2): the
- * update is per element, so the result does not depend on who does which chunk, and a
- * thread the OS delays does not stall the rest. Kernels are template headers built by
+/* Every update kernel runs one OpenMP loop over the chunks, threaded (on the threads of the
+ * store's ctx) when the step touches at least OPT_PARALLEL_MIN elements (opt_chunks_total),
+ * with schedule(dynamic, 2): the update is per element, so the result does not depend on
+ * who does which chunk, and a thread the OS delays does not stall the rest. Kernels are template headers built by
  * kernel_builds.h (sgd_update.h, adam_update.h, rmsprop_update.h, adagrad_update.h). */
 static inline int64_t opt_chunks_total(const opt_chunk *chunks, int64_t n) {
     int64_t total = 0;

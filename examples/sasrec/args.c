@@ -24,7 +24,7 @@ void sr_usage(FILE *f) {
             "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
             "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
             "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
-            "  --threads N            OpenMP threads (default: all)\n"
+            "  --threads N            OpenMP threads, the BLAS's too (default: all)\n"
             "  --length-groups N      run a batch as up to N groups of similar length, each at its\n"
             "                         own width (4; 1 = the whole batch at its widest row)\n"
             "  --anomaly              check every op for NaN/Inf and name the first (slower)\n"

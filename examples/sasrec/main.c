@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,9 @@ int main(int argc, char **argv) {
         fail("", p.err);
         return 2;
     }
+    /* --threads is for the whole program: heed's kernels (the ctx) and the BLAS, which
+     * follows OpenMP's process-wide count; a program may set that, a library may not. */
+    if (args == SR_ARGS_OK && p.o.threads > 0) omp_set_num_threads((int)p.o.threads);
     int status = args == SR_ARGS_HELP ? 0 : run(&p);
     heed_metrics_free(p.log); /* an error exit: the rows written so far stay */
     sr_popularity_free(&p.pop);

@@ -65,12 +65,22 @@ typedef struct heed_node heed_node;
 
 typedef struct {
     uint64_t seed; /* keys every random stream (init, dropout, ...) */
-    int threads;   /* OpenMP threads for kernels; 0 = OpenMP's default */
+    int threads;   /* threads of heed's own parallel regions (the kernels of ops, optimizers
+                      and clipping on this ctx); 0 = OpenMP's default, omp_get_max_threads() */
 } heed_ctx_opts;
 
-heed_ctx *heed_ctx_new(const heed_ctx_opts *opts); /* NULL opts: seed 0, default threads */
+/* NULL opts: seed 0, default threads. heed changes no process-wide state: each of its
+ * parallel regions asks for heed_ctx_threads(ctx) threads, and OpenMP's own count is left
+ * to the program. The GEMMs are the BLAS's, with the BLAS's own thread count: the OpenMP
+ * build of OpenBLAS (and the portable fallback) follows OpenMP's process-wide count, which
+ * a program sets with OMP_NUM_THREADS or omp_set_num_threads (OpenBLAS alone:
+ * openblas_set_num_threads). */
+heed_ctx *heed_ctx_new(const heed_ctx_opts *opts);
 void heed_ctx_free(heed_ctx *ctx);
 const char *heed_ctx_error(const heed_ctx *ctx); /* last non-graph error, "" if none */
+/* The threads heed's parallel regions use: opts.threads, or omp_get_max_threads() (asked
+ * at each call) when that was 0 or ctx is NULL. A parallel region in your own op asks for
+ * the same: #pragma omp parallel for num_threads(heed_ctx_threads(heed_graph_ctx(g))). */
 int heed_ctx_threads(const heed_ctx *ctx);
 /* The state of op randomness (dropout masks): seed and a counter of random ops run. */
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);

@@ -36,6 +36,7 @@ typedef struct {
     void *W, *A, *O;
     unsigned char *keep;
     unsigned char *vis; /* a pattern's visible keys: [threads][Nk] */
+    int threads;        /* of the parallel region (heed_ctx_threads) */
     const void *dO, *dW, *Ap; /* backward: output and weight gradients, weights after dropout */
     void *dS, *gq, *gk, *gv;
 } mat_job;
@@ -44,7 +45,7 @@ typedef struct {
  * outside any OpenMP region (a BLAS call inside even an inactive region runs on one thread). */
 static void mat_run(const mat_job *J, int64_t n, void (*item)(const mat_job *, int64_t)) {
     if (n > 1 && attn_parallel(J->P)) {
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(J->threads)
         for (int64_t i = 0; i < n; i++) item(J, i);
     } else {
         for (int64_t i = 0; i < n; i++) item(J, i);
@@ -151,7 +152,7 @@ static void mat_backward(heed_graph *g, heed_node *n) {
     if (!heed_graph_ok(g) || Nk == 0) return;
     mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
                  .v = v->data, .W = sv->W, .keep = keep, .dO = o->grad, .dW = w ? w->grad : NULL,
-                 .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv};
+                 .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv, .threads = heed_ctx_threads(g->ctx)};
     mat_run(&J, BH * J.nrb, mat_bwd_rows);
     if (gk || gv) mat_run(&J, BH, mat_bwd_cols);
     if (gb)
@@ -176,11 +177,12 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
     size_t es = heed_dtype_size(q->dtype);
     void *A = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) * es + 1) : NULL;
     unsigned char *keep = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
-    unsigned char *vis = P->pat.on ? heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)Nk + 1) : NULL;
+    int threads = heed_ctx_threads(g->ctx);
+    unsigned char *vis = P->pat.on ? heed_graph_alloc(g, (size_t)threads * (size_t)Nk + 1) : NULL;
     if (!heed_graph_ok(g)) return NULL;
     mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
                  .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep,
-                 .vis = vis};
+                 .vis = vis, .threads = threads};
     if (Nk > 0) mat_run(&J, BH * J.nrb, mat_fwd_item); /* no keys: O stays 0 */
     heed_tensor *in[4] = {q, k, v, bias}, *out[2] = {o, w};
     heed_node *n = heed_record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);

@@ -65,7 +65,7 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     if (!gq && !gk && !gv && !gb) return;
     size_t es = heed_dtype_size(q->dtype);
     int64_t BH = P->B * P->H;
-    int nth = attn_parallel(P) ? omp_get_max_threads() : 1;
+    int nth = attn_parallel(P) ? heed_ctx_threads(g->ctx) : 1;
     void *D = heed_graph_alloc(g, (size_t)(BH * P->Nq) * es + 1);
     size_t sb = ((q->dtype == HEED_F32 ? bwd_scratch_f32(P) : bwd_scratch_f64(P)) + 63) & ~(size_t)63;
     char *scratch = heed_graph_alloc(g, sb * (size_t)nth);
@@ -110,7 +110,7 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     bool record = heed_graph_records(g, n_in, in);
     char *stats = record ? heed_graph_alloc(g, (size_t)(2 * BH * P.Nq) * es + 1) : NULL;
     void *row_max = stats, *row_log2sum = stats ? stats + (size_t)(BH * P.Nq) * es : NULL;
-    int nth = omp_get_max_threads();
+    int nth = heed_ctx_threads(g->ctx);
     size_t sb = ((f32 ? fwd_scratch_f32(&P) : fwd_scratch_f64(&P)) + 63) & ~(size_t)63;
     char *scratch = heed_graph_alloc(g, sb * (size_t)nth);
     if (!heed_graph_ok(g)) return NULL;
@@ -120,14 +120,14 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
                      .row_log2sum = row_log2sum, .c = (float)(P.scale * M_LOG2E),
                      .bmul = (float)M_LOG2E, .zscale = (float)(1 / (1 - P.p)), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
-        forward_f32(&J);
+        forward_f32(&J, nth);
     } else {
         job_f64 J = {.P = &P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
                      .row_log2sum = row_log2sum, .c = P.scale * M_LOG2E,
                      .bmul = M_LOG2E, .zscale = 1 / (1 - P.p), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
-        forward_f64(&J);
+        forward_f64(&J, nth);
     }
     heed_node *n = heed_record(g, &op_flash, n_in, in, 1, &o);
     if (n) {

@@ -304,11 +304,12 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
     }
 }
 
-static void FN(forward)(const FN(job) * J) {
+/* nthreads: the threads scratch was made for. */
+static void FN(forward)(const FN(job) * J, int nthreads) {
     const attn_plan *P = J->P;
     int64_t nqb = (P->Nq + P->block_q - 1) / P->block_q, items = P->B * P->H * nqb;
     /* Later query blocks see more keys under a causal mask: hand them out first. */
-#pragma omp parallel for schedule(dynamic) if (items > 1 && attn_parallel(P))
+#pragma omp parallel for schedule(dynamic) if (items > 1 && attn_parallel(P)) num_threads(nthreads)
     for (int64_t it = 0; it < items; it++) {
         int64_t bh = it / nqb, qb = nqb - 1 - it % nqb;
         FN(fwd_block)(J, bh, qb * P->block_q, J->scratch + (size_t)omp_get_thread_num() * J->scratch_bytes);
@@ -479,7 +480,7 @@ static void FN(backward)(FN(job) * J, int nthreads) {
     bool with_dq = J->gq != NULL;
 
     /* D_i = dO_i . O_i */
-#pragma omp parallel for schedule(static) if (nthreads > 1 && BH * Nq * dv > 32768)
+#pragma omp parallel for schedule(static) if (nthreads > 1 && BH * Nq * dv > 32768) num_threads(nthreads)
     for (int64_t i = 0; i < BH * Nq; i++) {
         FT s = 0;
         for (int64_t x = 0; x < dv; x++) s += J->dout[i * dv + x] * J->o[i * dv + x];
@@ -492,7 +493,7 @@ static void FN(backward)(FN(job) * J, int nthreads) {
      * blocks of one head at a time, each with its own dQ partial, summed after the head. */
     if (flash_per_head(BH, nthreads)) {
         J->bias_atomic = (P->B > 1 && P->bstride[0] == 0) || (P->H > 1 && P->bstride[1] == 0);
-#pragma omp parallel for schedule(dynamic) if (BH > 1 && nthreads > 1)
+#pragma omp parallel for schedule(dynamic) if (BH > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t bh = 0; bh < BH; bh++) {
             int tid = omp_get_thread_num();
             char *scratch = J->scratch + (size_t)tid * J->scratch_bytes;
@@ -505,7 +506,7 @@ static void FN(backward)(FN(job) * J, int nthreads) {
         }
     } else {
         J->bias_atomic = P->bstride[3] == 0 && nkb > 1;
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
         {
             int tid = omp_get_thread_num(), nth = omp_get_num_threads();
             char *scratch = J->scratch + (size_t)tid * J->scratch_bytes;

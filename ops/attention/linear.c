@@ -33,7 +33,7 @@ static void elu_features_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data, *Y = y->data, *dY = y->grad;
         T *gx = gx_;
-_Pragma("omp parallel for if (n > 65536)")
+_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t i = 0; i < n; i++) gx[i] += X[i] > 0 ? dY[i] : dY[i] * Y[i];
     });
 }
@@ -48,7 +48,7 @@ heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (n > 65536)")
+_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] + 1 : exp(X[i]);
     });
     heed_record(g, &op_elu_features, 1, &x, 1, &y);
@@ -117,7 +117,7 @@ static void favor_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *Y = y->data, *dY = y->grad;
         T *dt = dt_;
-_Pragma("omp parallel for if (rows * m > 65536)")
+_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t gi = 0; gi < ngroups; gi++) {
             double total = 0;
             for (int64_t k = gi * group * m; k < (gi + 1) * group * m; k++) total += (double)(dt[k] = dY[k] * Y[k]);
@@ -168,7 +168,7 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (rows * m > 65536)")
+_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t gi = 0; gi < ngroups; gi++) {
             double best = -INFINITY;
             int64_t at = 0;
@@ -243,14 +243,15 @@ static void full_forward(heed_dtype dt, lin_plan *p, const void *fq, const void 
     }
 }
 
-/* Causal forward: the recurrence, one head per thread, the state in double. */
+/* Causal forward: the recurrence, one head per thread, the state in double (scratch holds
+ * one state per thread). */
 static void causal_forward(heed_dtype dt, lin_plan *p, const void *fq_, const void *fk_, const void *v_, void *out_,
-                           double *scratch) {
+                           double *scratch, int threads) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
     HEED_FOR_DTYPE(dt, T, {
         const T *FQ = fq_, *FK = fk_, *VV = v_;
         T *OUT = out_;
-_Pragma("omp parallel if (lin_parallel(p))")
+_Pragma("omp parallel if (lin_parallel(p)) num_threads(threads)")
         {
             double *S = scratch + (size_t)omp_get_thread_num() * (size_t)(m * dv + m + dv), *z = S + m * dv, *num = z + m;
 _Pragma("omp for schedule(dynamic)")
@@ -343,12 +344,12 @@ static void full_backward(heed_graph *g, heed_dtype dt, const lin_plan *p, heed_
  *                  (the queries that see key j are a suffix i >= i_j, so G grows as j falls);
  *                  dphi(k_j) = G_j v_j + h_j,  dv_j = G_j^T phi(k_j). */
 static void causal_backward(heed_dtype dt, const lin_plan *p, heed_tensor *fq, heed_tensor *fk, heed_tensor *v,
-                            heed_tensor *out, void *gq_, void *gk_, void *gv_, double *scratch) {
+                            heed_tensor *out, void *gq_, void *gk_, void *gv_, double *scratch, int threads) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
     HEED_FOR_DTYPE(dt, T, {
         const T *FQ = fq->data, *FK = fk->data, *VV = v->data, *OO = out->data, *DO = out->grad;
         T *GQ = gq_, *GK = gk_, *GV = gv_;
-_Pragma("omp parallel if (lin_parallel(p))")
+_Pragma("omp parallel if (lin_parallel(p)) num_threads(threads)")
         {
             double *S = scratch + (size_t)omp_get_thread_num() * (size_t)(m * dv + m + dv), *z = S + m * dv, *dnum = z + m;
 _Pragma("omp for schedule(dynamic)")
@@ -406,8 +407,9 @@ static void linear_backward(heed_graph *g, heed_node *nd) {
     const lin_plan *p = nd->saved;
     void *gq = heed_grad_buffer(g, fq), *gk = heed_grad_buffer(g, fk), *gv = heed_grad_buffer(g, v);
     if (!p->causal) return full_backward(g, fq->dtype, p, fq, fk, v, out, gq, gk, gv);
-    double *scratch = heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
-    if (scratch) causal_backward(fq->dtype, p, fq, fk, v, out, gq, gk, gv, scratch);
+    int nt = heed_ctx_threads(g->ctx);
+    double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
+    if (scratch) causal_backward(fq->dtype, p, fq, fk, v, out, gq, gk, gv, scratch, nt);
 }
 
 static const heed_op op_linear = {"heed_linear_attention", linear_backward};
@@ -441,9 +443,10 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
     heed_tensor *out = p.len && p.den ? heed__new(g, op, dt, 4, (int64_t[]){p.B, p.H, p.Nq, p.dv}) : NULL;
     if (!out) return NULL;
     if (p.causal) {
-        double *scratch = heed_graph_alloc(g, (size_t)omp_get_max_threads() * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
+        int nt = heed_ctx_threads(g->ctx);
+        double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
         if (!scratch) return NULL;
-        causal_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data, scratch);
+        causal_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data, scratch, nt);
     } else {
         p.kv = heed_graph_alloc(g, (size_t)(BH > 0 ? BH * p.m * p.dv : 1) * heed_dtype_size(dt));
         p.z = heed_graph_alloc(g, (size_t)(BH > 0 ? BH * p.m : 1) * sizeof *p.z);

@@ -157,7 +157,7 @@ static void recurrent_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
         T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768)")
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < p->B; b++) {
             const T *dob = dO + b * p->dv, *ob = O + b * p->dv;
             double D = 0;
@@ -189,7 +189,7 @@ heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data;
         T *O = o->data;
-_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768)")
+_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < p.B; b++) {
             /* the O(dv) state: one key at a time */
             double m = -INFINITY, c = 0, *a = acc + b * p.dv;
@@ -217,13 +217,14 @@ _Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768)")
 /* Inclusive prefix scan of one row's triples by Blelloch's up-sweep / down-sweep on n2 (a
  * power of two >= L) slots: after it, slot i holds the state over keys 0..i. Each level's
  * combines are independent (parallel when `inner`): 2 log2(n2) levels, O(n2) combines. */
-static void scan_row(int64_t L, int64_t n2, int64_t dv, double *M, double *C, double *A, const double *s, bool inner) {
+static void scan_row(int64_t L, int64_t n2, int64_t dv, double *M, double *C, double *A, const double *s, bool inner,
+                     int threads) {
     for (int64_t i = 0; i < n2; i++) {
         M[i] = i < L ? s[i] : -INFINITY; /* leaves: (s_i, 1, v_i), A already holds v_i */
         C[i] = i < L ? 1 : 0;
     }
     for (int64_t d = 1; d < n2; d *= 2) /* up-sweep: slot i becomes the state of its whole subtree */
-_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
+_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
         for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) combine(&M[i], &C[i], A + i * dv, M[i - d], C[i - d], A + (i - d) * dv, dv);
     /* down-sweep: each slot ends with the state of all keys before its subtree (exclusive
      * prefix); the root starts with the identity. The combine is symmetric, so which
@@ -231,7 +232,7 @@ _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
     M[n2 - 1] = -INFINITY, C[n2 - 1] = 0;
     for (int64_t e = 0; e < dv; e++) A[(n2 - 1) * dv + e] = 0;
     for (int64_t d = n2 / 2; d >= 1; d /= 2)
-_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048)")
+_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
         for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) {
             /* left child <- parent's prefix; right child <- parent's prefix + left subtree.
              * Swap the slots, then combine the prefix (now left) into the subtree (now right). */
@@ -263,7 +264,7 @@ static void scan_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
         T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768)")
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < p->B; b++) {
             double *u = u_all + b * p->dv, w = 0;
             const double *L = p->lse + b * p->N;
@@ -304,7 +305,7 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     if (!o || (record && !p.lse)) return NULL;
     /* Work space per row: n2 * (dv + 3) doubles; rows run in parallel when there are enough
      * of them, otherwise each level of one row's scan does. */
-    int threads = g->ctx->threads > 0 ? g->ctx->threads : 1;
+    int threads = heed_ctx_threads(g->ctx);
     bool rows_parallel = p.B >= threads && p.B > 1;
     int64_t slots = rows_parallel ? p.B : 1;
     size_t per_row = (size_t)n2 * (size_t)(p.dv + 3);
@@ -313,7 +314,7 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data;
         T *O = o->data;
-_Pragma("omp parallel for if (rows_parallel)")
+_Pragma("omp parallel for if (rows_parallel) num_threads(threads)")
         for (int64_t b = 0; b < p.B; b++) {
             double *M = work + (rows_parallel ? b : 0) * per_row, *C = M + n2, *s = C + n2, *A = s + n2;
             int64_t L = p.len[b];
@@ -322,7 +323,7 @@ _Pragma("omp parallel for if (rows_parallel)")
                 for (int64_t e = 0; e < p.dv; e++) A[i * p.dv + e] = V[(b * p.N + i) * p.dv + e];
             }
             for (int64_t i = L * p.dv; i < n2 * p.dv; i++) A[i] = 0;
-            if (L > 0) scan_row(L, n2, p.dv, M, C, A, s, !rows_parallel);
+            if (L > 0) scan_row(L, n2, p.dv, M, C, A, s, !rows_parallel, threads);
             /* slots hold exclusive prefixes; inclusive = exclusive + leaf i */
             for (int64_t i = 0; i < L; i++) {
                 const T *vi = V + (b * p.N + i) * p.dv;

@@ -53,7 +53,7 @@ static void attend_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
         T *gs = gs_, *gv = gv_;
-_Pragma("omp parallel for if (B * N * dv > 32768)")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             const T *wb = W + b * N, *dc = dC + b * dv;
             double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
@@ -95,7 +95,7 @@ heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values
     HEED_FOR_DTYPE(scores->dtype, T, {
         const T *S = scores->data, *V = values->data;
         T *C = ctx->data, *Wt = w->data;
-_Pragma("omp parallel for if (B * N * dv > 32768)")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             const T *sb = S + b * N;
             T *wb = Wt + b * N;
@@ -139,12 +139,12 @@ static heed_tensor *slot(heed_node *nd, int i) { return i >= 0 ? nd->in[i] : NUL
  * (PyTorch's Conv1d(1, C, K, padding=h) without bias), for the rows bj in [i0, i0 + nr)
  * into feat rows 0 .. nr-1. */
 static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
-                              int64_t nr, void *feat_) {
+                              int64_t nr, void *feat_, int threads) {
     int64_t N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
     HEED_FOR_DTYPE(dt, T, {
         const T *prev = prev_, *F = filt_;
         T *f = feat_;
-_Pragma("omp parallel for if (nr * C * K > 65536)")
+_Pragma("omp parallel for if (nr * C * K > 65536) num_threads(threads)")
         for (int64_t bj = i0; bj < i0 + nr; bj++) {
             int64_t b = bj / N, j = bj % N;
             for (int64_t c = 0; c < C; c++) {
@@ -181,7 +181,7 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
          *gcov = heed_grad_buffer(g, cov), *gcovw = heed_grad_buffer(g, covw);
     /* dpre is kept only when a GEMM needs it (concat keys, location features) */
     bool keep = (p->concat && (gk || gw)) || (prev && (gprev || gfilt || gproj));
-    int nthreads = omp_get_max_threads();
+    int nthreads = heed_ctx_threads(g->ctx);
     void *dpre_ = keep ? heed_graph_alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
     /* per-thread partial sums over all rows: dv, dw_c */
@@ -192,7 +192,7 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
         const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
                 *cw = covw ? (const T *)covw->data : NULL;
         T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
-_Pragma("omp parallel if (BN * da > 32768)")
+_Pragma("omp parallel if (BN * da > 32768) num_threads(nthreads)")
         {
             double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
             T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
@@ -245,7 +245,7 @@ _Pragma("omp for schedule(static)")
         const T *df = df_, *pv = prev->data, *F = filt->data;
         if (gfilt) {
             T *dF = gfilt;
-_Pragma("omp parallel for if (BN * C * K > 65536)")
+_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t c = 0; c < C; c++)
                 for (int64_t t = 0; t < K; t++) {
                     double acc = 0;
@@ -259,7 +259,7 @@ _Pragma("omp parallel for if (BN * C * K > 65536)")
         }
         if (gprev) {
             T *dp = gprev;
-_Pragma("omp parallel for if (BN * C * K > 65536)")
+_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t bi = 0; bi < BN; bi++) {
                 int64_t b = bi / N, i = bi % N;
                 double acc = 0;
@@ -322,10 +322,10 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
                 heed_gemm(dt, false, true, nr, da, dk, 1, (const char *)keys->data + (size_t)(i0 * dk) * es, dk,
                           (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
             if (prev) {
-                location_features(p, dt, prev->data, filt->data, i0, nr, feat_);
+                location_features(p, dt, prev->data, filt->data, i0, nr, feat_, heed_ctx_threads(g->ctx));
                 heed_gemm(dt, false, true, nr, da, C, 1, feat_, C, proj->data, C, 0, pre_, da);
             }
-_Pragma("omp parallel for schedule(static) if (threads)")
+_Pragma("omp parallel for schedule(static) if (threads) num_threads(heed_ctx_threads(g->ctx))")
             for (int64_t i = i0; i < i0 + nr; i++) {
                 const T *q = qp + (i / N) * da;
                 T *r = (T *)pre_ + (i - i0) * da;
@@ -446,7 +446,7 @@ static void bilinear_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
         T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
-_Pragma("omp parallel for if (B * N * dk > 32768)")
+_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < N; j++) {
                 T ds = dS[b * N + j];
@@ -473,7 +473,7 @@ static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor 
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
         T *s = S->data;
-_Pragma("omp parallel for if (B * N * dk > 32768)")
+_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
         for (int64_t bj = 0; bj < B * N; bj++) {
             const T *u = U + (bj / N) * dk, *kj = Kd + bj * dk;
             double acc = 0;

@@ -203,23 +203,23 @@ void heed__rnn_bwd_step(const rnn_bwd_step *s, int64_t j0, int64_t j1) {
 /* Every unit of a step, threads splitting the units in blocks of 8 when it pays. */
 static int64_t unit_blocks(int64_t B, int64_t H) { return B * H < 16384 ? 1 : (H + 7) / 8; }
 
-void heed__rnn_fwd_all(const rnn_fwd_step *s) {
+void heed__rnn_fwd_all(const rnn_fwd_step *s, int threads) {
     int64_t nb = unit_blocks(s->B, s->H);
     if (nb == 1) {
         heed__rnn_fwd_step(s, 0, s->H);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t k = 0; k < nb; k++) heed__rnn_fwd_step(s, 8 * k, 8 * k + 8 < s->H ? 8 * k + 8 : s->H);
 }
 
-void heed__rnn_bwd_all(const rnn_bwd_step *s) {
+void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads) {
     int64_t nb = unit_blocks(s->B, s->H);
     if (nb == 1) {
         heed__rnn_bwd_step(s, 0, s->H);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t k = 0; k < nb; k++) heed__rnn_bwd_step(s, 8 * k, 8 * k + 8 < s->H ? 8 * k + 8 : s->H);
 }
 
@@ -238,13 +238,13 @@ void heed__rnn_fold_bias(heed_dtype dt, heed_rnn_kind kind, int64_t H, const voi
     });
 }
 
-void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out) {
+void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out, int threads) {
     HEED_FOR_DTYPE(dt, T, {
         const T *M = m;
         T *o = out;
         /* columns in blocks so each thread owns its sums; rows inner for cache reuse */
         int64_t nblk = (cols + 63) / 64;
-_Pragma("omp parallel for if (rows * cols > 65536) schedule(static)")
+_Pragma("omp parallel for if (rows * cols > 65536) schedule(static) num_threads(threads)")
         for (int64_t blk = 0; blk < nblk; blk++) {
             int64_t c0 = blk * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
             double acc[64] = {0};

@@ -61,6 +61,7 @@ typedef struct {
  * used at a time. */
 typedef struct {
     const layer_saved *sv;
+    int threads;                   /* heed_ctx_threads: the most any region of the layer uses */
     int l, rparts, uparts;
     int64_t r0[MAX_PARTS + 1];     /* rows of row block k: [r0[k], r0[k+1]) */
     int64_t u0[MAX_PARTS + 1];     /* units of unit block k: [u0[k], u0[k+1]) */
@@ -223,7 +224,7 @@ static void bwd_gemm_item(const recur *rc, item it, int64_t s) {
  * needs all of dA_t); row blocks never wait for each other. */
 static void run_steps(const recur *rc, bool backward) {
     const layer_saved *sv = rc->sv;
-    int n_items = sv->D * rc->rparts * rc->uparts, nt = omp_get_max_threads();
+    int n_items = sv->D * rc->rparts * rc->uparts, nt = rc->threads;
     if (nt > n_items) nt = n_items;
     /* tiny steps: waking threads would cost more than the work */
     if (2.0 * (double)(sv->D * sv->B * sv->G) * (double)sv->H * (double)(sv->H + 8) < 2e5) nt = 1;
@@ -262,8 +263,7 @@ static void run_steps(const recur *rc, bool backward) {
  * hidden units in whole 8-lane blocks (a barrier per step). */
 static void plan_parts(recur *rc) {
     const layer_saved *sv = rc->sv;
-    int nt = omp_get_max_threads();
-    int parts = nt / sv->D;
+    int parts = rc->threads / sv->D;
     double step_flops = 2.0 * (double)sv->B * (double)sv->G * (double)sv->H * (double)sv->H;
     if (parts < 1 || step_flops < 4e5) parts = 1;
     if (parts > MAX_PARTS) parts = MAX_PARTS;
@@ -282,11 +282,11 @@ static void plan_parts(recur *rc) {
 /* ---------------------------------------------------------------- dropout between layers */
 
 /* out = in * keep / (1 - p), keep = uniform(seed, stream, i) >= p (regenerated in backward) */
-static void drop_mask(heed_dtype dt, const void *in, void *out, int64_t n, uint64_t seed, uint64_t stream, double p) {
+static void drop_mask(heed_dtype dt, const void *in, void *out, int64_t n, uint64_t seed, uint64_t stream, double p, int threads) {
     HEED_FOR_DTYPE(dt, T, {
         const T *a = in;
         T *b = out, scale = (T)(1.0 / (1.0 - p));
-_Pragma("omp parallel for if (n > 32768) schedule(static)")
+_Pragma("omp parallel for if (n > 32768) schedule(static) num_threads(threads)")
         for (int64_t i = 0; i < n; i++) b[i] = heed__uniform_at(seed, stream, (uint64_t)i) >= p ? a[i] * scale : 0;
     });
 }
@@ -312,7 +312,7 @@ static void layer_backward(heed_graph *g, heed_node *n) {
     const void *dY = y->grad; /* gradient of layer l's output */
     for (int l = L - 1; l >= 0 && heed_graph_ok(g); l--) {
         int64_t In = l == 0 ? sv->I : D * H;
-        recur rc = {.sv = sv, .l = l, .dy = dY, .y_bm = sv->bf && l == L - 1};
+        recur rc = {.sv = sv, .threads = heed_ctx_threads(g->ctx), .l = l, .dy = dY, .y_bm = sv->bf && l == L - 1};
         rows_of x_rows = rows_layout(sv->bf && l == 0, T, B), tm = rows_layout(false, T, B);
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
@@ -347,13 +347,13 @@ static void layer_backward(heed_graph *g, heed_node *n) {
                 if (T > 1) heed_gemm(dt, true, false, GH, H, (T - 1) * B, 1, dg_rest, GH, h_rest, H, 1, gw_hh, H);
                 if (h0) heed_gemm(dt, true, false, GH, H, B, 1, AT(rc.dgh[d], first * B * GH), GH, h0, H, 1, gw_hh, H);
             }
-            if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih);
-            if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh);
+            if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih, heed_ctx_threads(g->ctx));
+            if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh, heed_ctx_threads(g->ctx));
             if (dX)
                 gemm_rows_m(dt, T, B, In, GH, rc.dgi[d], tm, GH, w_ih->data, false, In, l > 0 && d == 0 ? 0 : 1, dX, x_rows,
                             In);
         }
-        if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p);
+        if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p, heed_ctx_threads(g->ctx));
         dY = dX;
     }
 }
@@ -485,7 +485,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         int64_t In = l == 0 ? I : D * H, steps = sv->ring ? 2 : T;
         void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed_graph_alloc(g, (size_t)(TB * D * H) * es);
         ybuf[l & 1] = yl;
-        recur rc = {.sv = sv, .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
+        recur rc = {.sv = sv, .threads = heed_ctx_threads(g->ctx), .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
         plan_parts(&rc);
         for (int d = 0; d < D; d++) {
             bool fresh = !sv->ring || l == 0;
@@ -517,7 +517,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
         }
         if (l < L - 1) {
-            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p);
+            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p, heed_ctx_threads(g->ctx));
             sv->X[l + 1] = rc.y;
         }
     }

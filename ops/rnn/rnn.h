@@ -63,8 +63,8 @@ typedef struct {
 void heed__rnn_fwd_step(const rnn_fwd_step *s, int64_t j0, int64_t j1);
 void heed__rnn_bwd_step(const rnn_bwd_step *s, int64_t j0, int64_t j1);
 /* All units, split over threads when large enough (the cell ops). */
-void heed__rnn_fwd_all(const rnn_fwd_step *s);
-void heed__rnn_bwd_all(const rnn_bwd_step *s);
+void heed__rnn_fwd_all(const rnn_fwd_step *s, int threads);
+void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads);
 
 static inline int heed__rnn_gates(heed_rnn_kind k) { return k == HEED_RNN_LSTM ? 4 : 3; }
 
@@ -76,7 +76,7 @@ void heed__rnn_fold_bias(heed_dtype dt, heed_rnn_kind kind, int64_t H, const voi
 heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *prefix, const char *suffix,
                                   const heed_rnn_opts *o, int64_t in, heed_tensor *w[4]);
 /* out[j] += sum over rows of m[rows, cols] (ld), accumulated in double. */
-void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out);
+void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out, int threads);
 /* Sequence lengths (NULL = all T) of the B rows of x: each in 1..T, or an error on g. */
 bool heed__rnn_check_lengths(heed_graph *g, const char *op, const int64_t *lengths, const heed_tensor *x, int64_t B,
                              int64_t T);
