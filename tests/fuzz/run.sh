@@ -35,11 +35,12 @@ cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,add
         -fno-sanitize-recover=undefined -I$root/include -I$work/include -I$root -I$root/examples/sasrec
         -I$root/examples/las -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib $las_pkgs)"
 mkdir -p "$work/include/heed"
-# heed/config.h, which meson makes: the fuzzer's library is built without MPI (no dist/).
+# heed/config.h, which meson makes: the fuzzer's library is built without MPI (dist/dist_none.c).
 sed 's|^#mesondefine HEED_HAVE_MPI|/* #undef HEED_HAVE_MPI */|' "$root/include/heed/config.h.in" >"$work/include/heed/config.h"
 rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o "$work"/obj-las/*.o
 export CC cflags work
-{ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c
+{ ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c \
+    "$root"/dist/dist_common.c "$root"/dist/dist_none.c
   ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
