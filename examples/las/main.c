@@ -205,7 +205,7 @@ static int load_data(program *p) {
 }
 
 /* Greedy error rates on the first `size` utterances of every test set; the alignment of
- * utterance 0 of set c (real speech) is drawn. wer[] and cer[] get NaN for skipped sets. */
+ * one utterance of set c (real speech) is drawn. wer[] and cer[] get NaN for skipped sets. */
 static int periodic_eval(program *p, double *wer, double *cer) {
     las_options *o = &p->o;
     for (int s = 1; s < LAS_N_SETS; s++) {
@@ -214,18 +214,22 @@ static int periodic_eval(program *p, double *wer, double *cer) {
         heed_error_counts c = {0};
         float *align = NULL;
         int64_t steps = 0, N = 0;
+        /* the picture: the longest transcript among the first 20 of set c (real speech) */
+        int64_t pick = 0;
+        for (int64_t i = 1; i < 20 && i < p->sets[s].n && i < o->eval_size; i++)
+            if (strlen(p->sets[s].u[i].text) > strlen(p->sets[s].u[pick].text)) pick = i;
         char *hyp0 = NULL, **hyps = calloc((size_t)p->sets[s].n, sizeof *hyps);
-        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, s == LAS_SET_C ? &align : NULL, &steps, &N,
-                                  p->err, sizeof p->err)) {
+        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, pick, s == LAS_SET_C ? &align : NULL, &steps,
+                                  &N, p->err, sizeof p->err)) {
             free(hyps);
             return -1;
         }
         wer[s] = heed_wer(&c), cer[s] = heed_cer(&c);
-        hyp0 = hyps[0];
+        hyp0 = hyps[pick];
         if (align && hyp0) {
             char base[4200];
             snprintf(base, sizeof base, "%s/alignment", o->out_dir);
-            const las_utt *u = &p->sets[s].u[0];
+            const las_utt *u = &p->sets[s].u[pick];
             if (write_alignment(&p->t, base, u->feat, u->frames, hyp0, align, steps, N, p->err, sizeof p->err)) {
                 for (int64_t i = 0; i < p->sets[s].n; i++) free(hyps[i]);
                 free(hyps), free(align);
@@ -248,8 +252,8 @@ static int final_eval(program *p, double *beam_wer_a) {
         if (c->n == 0 || (s < LAS_N_SETS && o->no_test)) continue;
         heed_error_counts g = {0}, b = {0};
         char **hyps = calloc((size_t)c->n, sizeof *hyps);
-        if (!hyps || las_evaluate(&p->t, c, c->n, 1, &g, NULL, NULL, NULL, NULL, p->err, sizeof p->err) ||
-            las_evaluate(&p->t, c, c->n, o->train.beam, &b, hyps, NULL, NULL, NULL, p->err, sizeof p->err)) {
+        if (!hyps || las_evaluate(&p->t, c, c->n, 1, &g, NULL, 0, NULL, NULL, NULL, p->err, sizeof p->err) ||
+            las_evaluate(&p->t, c, c->n, o->train.beam, &b, hyps, 0, NULL, NULL, NULL, p->err, sizeof p->err)) {
             for (int64_t i = 0; hyps && i < c->n; i++) free(hyps[i]);
             free(hyps);
             return -1;
