@@ -179,19 +179,15 @@ static int load_data(program *p) {
         if (s != LAS_SET_TRAIN && o->no_test) continue;
         if (las_data_get(&o->data, (las_set)s, &p->sets[s], p->err, sizeof p->err)) return fail("data", p->err);
     }
-    las_fbank *fb = NULL;
-    if (o->train_manifest || o->eval_manifest) {
-        if (!(fb = las_fbank_new(o->data.bands))) return fail("", "out of memory");
+    const char *paths[2] = {o->train_manifest, o->eval_manifest};
+    las_corpus *into[2] = {&p->sets[LAS_SET_TRAIN], &p->extra};
+    for (int i = 0; i < 2; i++) { /* --train-manifest joins the training set, --eval-manifest is its own */
+        if (!paths[i]) continue;
+        las_fbank *fb = las_fbank_new(o->data.bands);
         las_manifest m;
-        int rc = 0;
-        if (o->train_manifest)
-            rc = las_manifest_load(o->train_manifest, &m, p->err, sizeof p->err) ||
-                 (las_corpus_add_manifest(&p->sets[LAS_SET_TRAIN], fb, &m, o->train_manifest, p->err, sizeof p->err),
-                  las_manifest_free(&m), *p->err != 0);
-        if (!rc && o->eval_manifest)
-            rc = las_manifest_load(o->eval_manifest, &m, p->err, sizeof p->err) ||
-                 (las_corpus_add_manifest(&p->extra, fb, &m, o->eval_manifest, p->err, sizeof p->err),
-                  las_manifest_free(&m), *p->err != 0);
+        if (!fb) return fail("", "out of memory");
+        int rc = las_manifest_load(paths[i], &m, p->err, sizeof p->err);
+        if (!rc) rc = las_corpus_add_manifest(into[i], fb, &m, paths[i], p->err, sizeof p->err), las_manifest_free(&m);
         las_fbank_free(fb);
         if (rc) return fail("", p->err);
     }
