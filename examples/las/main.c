@@ -179,19 +179,15 @@ static int load_data(program *p) {
         if (s != LAS_SET_TRAIN && o->no_test) continue;
         if (las_data_get(&o->data, (las_set)s, &p->sets[s], p->err, sizeof p->err)) return fail("data", p->err);
     }
-    las_fbank *fb = NULL;
-    if (o->train_manifest || o->eval_manifest) {
-        if (!(fb = las_fbank_new(o->data.bands))) return fail("", "out of memory");
+    const char *paths[2] = {o->train_manifest, o->eval_manifest};
+    las_corpus *into[2] = {&p->sets[LAS_SET_TRAIN], &p->extra};
+    for (int i = 0; i < 2; i++) { /* --train-manifest joins the training set, --eval-manifest is its own */
+        if (!paths[i]) continue;
+        las_fbank *fb = las_fbank_new(o->data.bands);
         las_manifest m;
-        int rc = 0;
-        if (o->train_manifest)
-            rc = las_manifest_load(o->train_manifest, &m, p->err, sizeof p->err) ||
-                 (las_corpus_add_manifest(&p->sets[LAS_SET_TRAIN], fb, &m, o->train_manifest, p->err, sizeof p->err),
-                  las_manifest_free(&m), *p->err != 0);
-        if (!rc && o->eval_manifest)
-            rc = las_manifest_load(o->eval_manifest, &m, p->err, sizeof p->err) ||
-                 (las_corpus_add_manifest(&p->extra, fb, &m, o->eval_manifest, p->err, sizeof p->err),
-                  las_manifest_free(&m), *p->err != 0);
+        if (!fb) return fail("", "out of memory");
+        int rc = las_manifest_load(paths[i], &m, p->err, sizeof p->err);
+        if (!rc) rc = las_corpus_add_manifest(into[i], fb, &m, paths[i], p->err, sizeof p->err), las_manifest_free(&m);
         las_fbank_free(fb);
         if (rc) return fail("", p->err);
     }
@@ -205,7 +201,7 @@ static int load_data(program *p) {
 }
 
 /* Greedy error rates on the first `size` utterances of every test set; the alignment of
- * utterance 0 of set c (real speech) is drawn. wer[] and cer[] get NaN for skipped sets. */
+ * one utterance of set c (real speech) is drawn. wer[] and cer[] get NaN for skipped sets. */
 static int periodic_eval(program *p, double *wer, double *cer) {
     las_options *o = &p->o;
     for (int s = 1; s < LAS_N_SETS; s++) {
@@ -214,18 +210,22 @@ static int periodic_eval(program *p, double *wer, double *cer) {
         heed_error_counts c = {0};
         float *align = NULL;
         int64_t steps = 0, N = 0;
+        /* the picture: the longest transcript among the first 20 of set c (real speech) */
+        int64_t pick = 0;
+        for (int64_t i = 1; i < 20 && i < p->sets[s].n && i < o->eval_size; i++)
+            if (strlen(p->sets[s].u[i].text) > strlen(p->sets[s].u[pick].text)) pick = i;
         char *hyp0 = NULL, **hyps = calloc((size_t)p->sets[s].n, sizeof *hyps);
-        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, s == LAS_SET_C ? &align : NULL, &steps, &N,
-                                  p->err, sizeof p->err)) {
+        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, pick, s == LAS_SET_C ? &align : NULL, &steps,
+                                  &N, p->err, sizeof p->err)) {
             free(hyps);
             return -1;
         }
         wer[s] = heed_wer(&c), cer[s] = heed_cer(&c);
-        hyp0 = hyps[0];
+        hyp0 = hyps[pick];
         if (align && hyp0) {
             char base[4200];
             snprintf(base, sizeof base, "%s/alignment", o->out_dir);
-            const las_utt *u = &p->sets[s].u[0];
+            const las_utt *u = &p->sets[s].u[pick];
             if (write_alignment(&p->t, base, u->feat, u->frames, hyp0, align, steps, N, p->err, sizeof p->err)) {
                 for (int64_t i = 0; i < p->sets[s].n; i++) free(hyps[i]);
                 free(hyps), free(align);
@@ -248,8 +248,8 @@ static int final_eval(program *p, double *beam_wer_a) {
         if (c->n == 0 || (s < LAS_N_SETS && o->no_test)) continue;
         heed_error_counts g = {0}, b = {0};
         char **hyps = calloc((size_t)c->n, sizeof *hyps);
-        if (!hyps || las_evaluate(&p->t, c, c->n, 1, &g, NULL, NULL, NULL, NULL, p->err, sizeof p->err) ||
-            las_evaluate(&p->t, c, c->n, o->train.beam, &b, hyps, NULL, NULL, NULL, p->err, sizeof p->err)) {
+        if (!hyps || las_evaluate(&p->t, c, c->n, 1, &g, NULL, 0, NULL, NULL, NULL, p->err, sizeof p->err) ||
+            las_evaluate(&p->t, c, c->n, o->train.beam, &b, hyps, 0, NULL, NULL, NULL, p->err, sizeof p->err)) {
             for (int64_t i = 0; hyps && i < c->n; i++) free(hyps[i]);
             free(hyps);
             return -1;

@@ -88,6 +88,10 @@ printf '%s\tone\n%s\tseven\n' "$(realpath "$fsdd/1_theo_3.wav")" "$(realpath "$f
 "$las" "${tiny[@]}" --epochs 1 --no-test --eval-manifest "$dir/good.tsv" > "$dir/m.log" 2>&1 && grep -q "good.tsv  *2 " "$dir/m.log" &&
   ok "a manifest evaluated" || bad "manifest evaluation: $(cat "$dir/m.log")"
 
+"$las" "${tiny[@]}" --epochs 1 --no-test --train-manifest "$dir/good.tsv" > "$dir/tm.log" 2>&1 &&
+  grep -q "^data: 38 training utterances" "$dir/tm.log" && ok "a manifest joins the training set (36 + 2)" ||
+  bad "--train-manifest: $(cat "$dir/tm.log")"
+
 # Flags and outputs refused before any work (status 2).
 expect 2 "--checkpoint $dir/a.ckpt exists" -- "${tiny[@]}" --checkpoint "$dir/a.ckpt"
 expect 2 "--loc-kernel 4" -- --loc-kernel 4

@@ -245,7 +245,7 @@ static int decode_batch(las_trainer *t, const las_utt *const *u, int64_t B, int6
 }
 
 int las_evaluate(las_trainer *t, const las_corpus *c, int64_t n, int64_t beam, heed_error_counts *counts, char **hyps,
-                 float **align0, int64_t *align_steps, int64_t *align_n, char *err, size_t errlen) {
+                 int64_t align_id, float **align0, int64_t *align_steps, int64_t *align_n, char *err, size_t errlen) {
     if (n > c->n) n = c->n;
     int64_t *order = sorted_by_length(c, n), chunk = beam > 1 ? 16 : 64;
     const las_utt **u = malloc((size_t)chunk * sizeof *u);
@@ -267,7 +267,7 @@ int las_evaluate(las_trainer *t, const las_corpus *c, int64_t n, int64_t beam, h
             }
             if (hyps) hyps[id] = text;
             else free(text);
-            if (id == 0 && align0) {
+            if (id == align_id && align0) {
                 int64_t steps = h->len + h->finished;
                 *align0 = malloc((size_t)(steps * h->keys) * sizeof **align0);
                 if (*align0 && h->attention) memcpy(*align0, h->attention, (size_t)(steps * h->keys) * sizeof **align0);

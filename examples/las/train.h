@@ -52,10 +52,10 @@ int64_t las_trainer_steps_per_epoch(const las_trainer *t);
 double las_train_epoch(las_trainer *t, heed_progress *progress, char *err, size_t errlen);
 
 /* Decodes utterances [0, n) of c (greedy for beam <= 1) and adds to counts; hyps (may be
- * NULL) receives n malloc'd transcripts. The alignment of utterance 0 (its attention rows
- * [steps, N]) goes to *align0 (malloc'd, may be NULL) with *align_steps, *align_n. */
+ * NULL) receives n malloc'd transcripts. The alignment of utterance align_id (its attention
+ * rows [steps, N]) goes to *align (malloc'd; align may be NULL) with *align_steps, *align_n. */
 int las_evaluate(las_trainer *t, const las_corpus *c, int64_t n, int64_t beam, heed_error_counts *counts, char **hyps,
-                 float **align0, int64_t *align_steps, int64_t *align_n, char *err, size_t errlen);
+                 int64_t align_id, float **align, int64_t *align_steps, int64_t *align_n, char *err, size_t errlen);
 /* One recording's features [frames, bands] -> transcript (malloc'd), score and alignment. */
 int las_transcribe(las_trainer *t, const float *feat, int64_t frames, int64_t beam, char **text, double *score,
                    float **align, int64_t *steps, int64_t *n_enc, char *err, size_t errlen);
