@@ -115,7 +115,13 @@ static void bad_wav_files(void) {
         const char *name, *want;
     } cases[] = {{"empty.wav", "not a readable WAV"}, {"text.wav", "not a readable WAV"}, {"truncated.wav", "not a readable WAV"},
                  {"three.wav", "3 channels"},       {"flac.flac", "not a WAV file"},     {"long.wav", "longer than 60 s"},
-                 {"nosamples.wav", "no samples"},   {"rate.wav", "sample rate 1000 Hz"}, {"missing.wav", "No such file"}};
+                 {"nosamples.wav", "no samples"},   {"rate.wav", "sample rate 1000 Hz"}, {"missing.wav", "No such file"},
+                 {"hugechunk.wav", "chunk 'LIST' at byte 12 claims"}};
+    /* found by the fuzzer: a LIST chunk claiming 1.4 GB kept libsndfile busy for seconds */
+    static const unsigned char huge_chunk[] = {'R', 'I', 'F', 'F', 0xf4, 7, 0, 0, 'W', 'A', 'V', 'E', 'L', 'I', 'S', 'T',
+                                               0x46, 0x46, 0, 0x57, 'W', 'A', 0, 0xff, 0xff, 0xff, 0xff, 0xff};
+    path_in(p, sizeof p, "hugechunk.wav");
+    write_bytes(p, huge_chunk, sizeof huge_chunk);
     path_in(p, sizeof p, "empty.wav");
     write_bytes(p, "", 0);
     path_in(p, sizeof p, "text.wav");

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LAS_MAX_WAV_BYTES (256L << 20)
+
 /* ---------------------------------------------------------------- WAV in */
 
 /* Reads an opened file: the checks (WAV, channels, rate, length), mixdown, resampling. */
@@ -58,16 +60,6 @@ static int read_opened(SNDFILE *sf, const SF_INFO *info, const char *name, float
     return rc;
 }
 
-int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t errlen) {
-    *out = NULL, *n = 0;
-    SF_INFO info = {0};
-    SNDFILE *sf = sf_open(path, SFM_READ, &info);
-    if (!sf) return snprintf(err, errlen, "%s: not a readable WAV file: %s", path, sf_strerror(NULL)), -1;
-    int rc = read_opened(sf, &info, path, out, n, err, errlen);
-    sf_close(sf);
-    return rc;
-}
-
 typedef struct {
     const unsigned char *data;
     sf_count_t size, pos;
@@ -92,9 +84,30 @@ static sf_count_t mem_read(void *dst, sf_count_t count, void *u) {
 }
 static sf_count_t mem_write(const void *src, sf_count_t count, void *u) { return 0; }
 
+/* libsndfile walks every chunk a RIFF header names, and one that claims more bytes than the
+ * file holds (a 1.4 GB LIST chunk in a 2 KB file, found by the fuzzer) keeps it busy for
+ * many seconds. Such a chunk before the data chunk is refused here; the data chunk itself
+ * may run short (libsndfile reads what is there). Not RIFF/WAVE: libsndfile decides. */
+static bool riff_chunks_fit(const unsigned char *p, size_t n, char *why, size_t len) {
+    if (n < 12 || memcmp(p, "RIFF", 4) || memcmp(p + 8, "WAVE", 4)) return true;
+    for (size_t off = 12; off + 8 <= n;) {
+        uint32_t sz = p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 | (uint32_t)p[off + 7] << 24;
+        if (!memcmp(p + off, "data", 4)) return true;
+        if (sz > n - off - 8)
+            return snprintf(why, len, "chunk '%.4s' at byte %zu claims %u bytes, the file has %zu after it", (const char *)p + off,
+                            off, sz, n - off - 8),
+                   false;
+        off += 8 + (size_t)sz + (sz & 1);
+    }
+    return true;
+}
+
 int las_wav_read_memory(const void *data, size_t size, const char *name, float **out, int64_t *n, char *err,
                         size_t errlen) {
     *out = NULL, *n = 0;
+    char why[160];
+    if (!riff_chunks_fit(data, size, why, sizeof why))
+        return snprintf(err, errlen, "%s: not a readable WAV file: %s", name, why), -1;
     memfile m = {data, (sf_count_t)size, 0};
     SF_VIRTUAL_IO io = {mem_len, mem_seek, mem_read, mem_write, mem_tell};
     SF_INFO info = {0};
@@ -102,6 +115,28 @@ int las_wav_read_memory(const void *data, size_t size, const char *name, float *
     if (!sf) return snprintf(err, errlen, "%s: not a readable WAV file: %s", name, sf_strerror(NULL)), -1;
     int rc = read_opened(sf, &info, name, out, n, err, errlen);
     sf_close(sf);
+    return rc;
+}
+
+/* The whole file through las_wav_read_memory (recordings are small), so a file and a buffer
+ * get the same checks. */
+int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t errlen) {
+    *out = NULL, *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size < 0 || size > LAS_MAX_WAV_BYTES || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return snprintf(err, errlen, "%s: not a readable WAV file: %s", path,
+                        size < 0 ? "not a regular file" : "larger than the 256 MiB a recording may have"),
+               -1;
+    }
+    unsigned char *buf = malloc(size ? (size_t)size : 1);
+    bool ok = buf && fread(buf, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    int rc = ok ? las_wav_read_memory(buf, (size_t)size, path, out, n, err, errlen)
+                : (snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory"), -1);
+    free(buf);
     return rc;
 }
 
