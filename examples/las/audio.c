@@ -10,9 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
-
-#define LAS_MAX_WAV_BYTES (256L << 20)
 
 /* ---------------------------------------------------------------- WAV in */
 
@@ -60,6 +59,80 @@ static int read_opened(SNDFILE *sf, const SF_INFO *info, const char *name, float
     return rc;
 }
 
+int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t errlen) {
+    *out = NULL, *n = 0;
+    /* The whole file is read and goes the way of a file in memory: the chunk check below
+     * sees it first, and the fuzz target covers this path exactly. */
+    struct stat sb;
+    if (stat(path, &sb) != 0) return snprintf(err, errlen, "%s: not a readable WAV file: %s", path, strerror(errno)), -1;
+    if (!S_ISREG(sb.st_mode)) return snprintf(err, errlen, "%s: not a regular file", path), -1;
+    if (sb.st_size > LAS_MAX_FILE_BYTES)
+        return snprintf(err, errlen, "%s: %lld bytes is larger than %d MiB (no WAV of at most %d s is)", path,
+                        (long long)sb.st_size, LAS_MAX_FILE_BYTES >> 20, LAS_MAX_SECONDS),
+               -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, errlen, "%s: not a readable WAV file: %s", path, strerror(errno)), -1;
+    size_t size = (size_t)sb.st_size;
+    unsigned char *data = malloc(size ? size : 1);
+    size_t got = data ? fread(data, 1, size, f) : 0;
+    fclose(f);
+    if (!data || got != size) {
+        free(data);
+        return snprintf(err, errlen, "%s: %s", path, data ? "read error" : "out of memory"), -1;
+    }
+    int rc = las_wav_read_memory(data, size, path, out, n, err, errlen);
+    free(data);
+    return rc;
+}
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The WAV file d[size] reduced to what decoding needs: "RIFF" size "WAVE", its 'fmt ' and
+ * 'fact' chunks, and its 'data' chunk (cut to the bytes present when truncated), into a
+ * new buffer *out[*out_size]. Every other chunk (LIST, cue, smpl, ... metadata) is
+ * dropped before libsndfile sees the bytes: libsndfile 1.2.0 spins for minutes on
+ * malformed LIST chunks of a few dozen bytes (found by the fuzz target). A file that is not
+ * little-endian RIFF/WAVE (RF64, RIFX too), a chunk before 'data' that claims more bytes
+ * than the file holds, or a missing 'fmt ' or 'data' is refused naming the rule. */
+static int reduce_wav(const unsigned char *d, size_t size, const char *name, unsigned char **out, size_t *out_size,
+                      char *err, size_t errlen) {
+    *out = NULL;
+    if (size < 12 || memcmp(d, "RIFF", 4) != 0 || memcmp(d + 8, "WAVE", 4) != 0)
+        return snprintf(err, errlen, "%s: not a readable WAV file: it does not start with RIFF....WAVE", name), -1;
+    size_t fmt = 0, fmt_len = 0, fact = 0, fact_len = 0, data = 0, data_len = 0;
+    for (size_t at = 12; at + 8 <= size;) {
+        uint32_t len = le32(d + at + 4);
+        if (!memcmp(d + at, "data", 4)) {
+            data = at, data_len = len < size - at - 8 ? len : size - at - 8;
+            break;
+        }
+        if (len > size - at - 8)
+            return snprintf(err, errlen, "%s: the '%.4s' chunk at byte %zu declares %u bytes, past the end of the file (%zu "
+                            "bytes): a chunk must fit in the file",
+                            name, (const char *)(d + at), at, len, size),
+                   -1;
+        if (!memcmp(d + at, "fmt ", 4) && !fmt) fmt = at, fmt_len = len;
+        if (!memcmp(d + at, "fact", 4) && !fact) fact = at, fact_len = len;
+        at += 8 + (size_t)len + (len & 1);
+    }
+    if (!fmt || !data)
+        return snprintf(err, errlen, "%s: not a readable WAV file: no '%s' chunk", name, fmt ? "data" : "fmt "), -1;
+    size_t n = 12 + 8 + fmt_len + (fmt_len & 1) + (fact ? 8 + fact_len + (fact_len & 1) : 0) + 8 + data_len;
+    unsigned char *r = calloc(n, 1);
+    if (!r) return snprintf(err, errlen, "%s: out of memory", name), -1;
+    size_t at = 12;
+    memcpy(r, "RIFF\0\0\0\0WAVE", 12);
+    memcpy(r + at, d + fmt, 8 + fmt_len), at += 8 + fmt_len + (fmt_len & 1);
+    if (fact) memcpy(r + at, d + fact, 8 + fact_len), at += 8 + fact_len + (fact_len & 1);
+    memcpy(r + at, "data", 4);
+    for (int i = 0; i < 4; i++) r[at + 4 + i] = (unsigned char)(data_len >> (8 * i)), r[4 + i] = (unsigned char)((n - 8) >> (8 * i));
+    memcpy(r + at + 8, d + data + 8, data_len);
+    *out = r, *out_size = n;
+    return 0;
+}
+
 typedef struct {
     const unsigned char *data;
     sf_count_t size, pos;
@@ -84,59 +157,20 @@ static sf_count_t mem_read(void *dst, sf_count_t count, void *u) {
 }
 static sf_count_t mem_write(const void *src, sf_count_t count, void *u) { return 0; }
 
-/* libsndfile walks every chunk a RIFF header names, and one that claims more bytes than the
- * file holds (a 1.4 GB LIST chunk in a 2 KB file, found by the fuzzer) keeps it busy for
- * many seconds. Such a chunk before the data chunk is refused here; the data chunk itself
- * may run short (libsndfile reads what is there). Not RIFF/WAVE: libsndfile decides. */
-static bool riff_chunks_fit(const unsigned char *p, size_t n, char *why, size_t len) {
-    if (n < 12 || memcmp(p, "RIFF", 4) || memcmp(p + 8, "WAVE", 4)) return true;
-    for (size_t off = 12; off + 8 <= n;) {
-        uint32_t sz = p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 | (uint32_t)p[off + 7] << 24;
-        if (!memcmp(p + off, "data", 4)) return true;
-        if (sz > n - off - 8)
-            return snprintf(why, len, "chunk '%.4s' at byte %zu claims %u bytes, the file has %zu after it", (const char *)p + off,
-                            off, sz, n - off - 8),
-                   false;
-        off += 8 + (size_t)sz + (sz & 1);
-    }
-    return true;
-}
-
 int las_wav_read_memory(const void *data, size_t size, const char *name, float **out, int64_t *n, char *err,
                         size_t errlen) {
     *out = NULL, *n = 0;
-    char why[160];
-    if (!riff_chunks_fit(data, size, why, sizeof why))
-        return snprintf(err, errlen, "%s: not a readable WAV file: %s", name, why), -1;
-    memfile m = {data, (sf_count_t)size, 0};
+    unsigned char *wav;
+    size_t wav_size;
+    if (reduce_wav(data, size, name, &wav, &wav_size, err, errlen)) return -1;
+    memfile m = {wav, (sf_count_t)wav_size, 0};
     SF_VIRTUAL_IO io = {mem_len, mem_seek, mem_read, mem_write, mem_tell};
     SF_INFO info = {0};
     SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &m);
-    if (!sf) return snprintf(err, errlen, "%s: not a readable WAV file: %s", name, sf_strerror(NULL)), -1;
-    int rc = read_opened(sf, &info, name, out, n, err, errlen);
-    sf_close(sf);
-    return rc;
-}
-
-/* The whole file through las_wav_read_memory (recordings are small), so a file and a buffer
- * get the same checks. */
-int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t errlen) {
-    *out = NULL, *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
-    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (size < 0 || size > LAS_MAX_WAV_BYTES || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return snprintf(err, errlen, "%s: not a readable WAV file: %s", path,
-                        size < 0 ? "not a regular file" : "larger than the 256 MiB a recording may have"),
-               -1;
-    }
-    unsigned char *buf = malloc(size ? (size_t)size : 1);
-    bool ok = buf && fread(buf, 1, (size_t)size, f) == (size_t)size;
-    fclose(f);
-    int rc = ok ? las_wav_read_memory(buf, (size_t)size, path, out, n, err, errlen)
-                : (snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory"), -1);
-    free(buf);
+    int rc = sf ? read_opened(sf, &info, name, out, n, err, errlen)
+                : (snprintf(err, errlen, "%s: not a readable WAV file: %s", name, sf_strerror(NULL)), -1);
+    if (sf) sf_close(sf);
+    free(wav);
     return rc;
 }
 
