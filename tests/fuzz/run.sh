@@ -2,7 +2,8 @@
 # Builds every libFuzzer target (libFuzzer + ASan + UBSan, clang) against the library
 # sources and runs each for a bounded time from a seed corpus it makes itself:
 #   checkpoint    tests/fuzz/fuzz_checkpoint.c   checkpoint and weights loaders, then an
-#                                                optimizer step on what was loaded
+#                                                optimizer step on what was loaded; the
+#                                                metadata reader (heed_checkpoint_read_info)
 #   png           tests/fuzz/fuzz_png.c          the PNG reader (heed_png_read_gray, libpng)
 #   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
 #   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
@@ -31,7 +32,7 @@ mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
 # The examples' sources (all but main.c, the fuzz targets and tests) go into their own
 # objects, one folder per example.
-las_pkgs="sndfile samplerate fftw3f espeak-ng libcjson"
+las_pkgs="sndfile samplerate fftw3f espeak-ng"
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$work/include -I$root -I$root/examples/sasrec
         -I$root/examples/las -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib $las_pkgs)"
