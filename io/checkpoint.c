@@ -587,6 +587,31 @@ heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t
     return load("heed_checkpoint_load_memory", NULL, data, size, P, opt, info_out);
 }
 
+/* The metadata alone: the header is parsed and checked as for a load (st_parse reads the
+ * header, never the tensor data), then read_info; nothing is applied. */
+static heed_status read_info_only(heed_ctx *ctx, const char *fn, const char *path, const void *mem, size_t size,
+                                  heed_checkpoint_info *info) {
+    if (!ctx) return HEED_ERR_ARG;
+    if (!info) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info is NULL", fn);
+    ckpt_file cf;
+    heed_status st = open_file(ctx, fn, path, mem, size, &cf);
+    if (st != HEED_OK) return st;
+    heed_checkpoint_info found;
+    st = read_info(ctx, fn, &cf, &found);
+    close_file(&cf);
+    if (st == HEED_OK) *info = found;
+    return st;
+}
+
+heed_status heed_checkpoint_read_info(heed_ctx *ctx, const char *path, heed_checkpoint_info *info) {
+    if (ctx && !path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_checkpoint_read_info: path is NULL");
+    return read_info_only(ctx, "heed_checkpoint_read_info", path, NULL, 0, info);
+}
+
+heed_status heed_checkpoint_read_info_memory(heed_ctx *ctx, const void *data, size_t size, heed_checkpoint_info *info) {
+    return read_info_only(ctx, "heed_checkpoint_read_info_memory", NULL, data, size, info);
+}
+
 /* ---------------------------------------------------------------- weights import */
 
 static heed_status import(const char *fn, const char *path, const void *mem, size_t size, heed_params *P, bool strict) {

@@ -72,7 +72,9 @@ expect 1 "$dir/missing.wav" -- --transcribe "$dir/missing.wav" --checkpoint "$di
 
 # Checkpoints: not a checkpoint, another program's, another model's shape.
 expect 1 "$dir/text.wav: not a heed checkpoint" -- --transcribe "$fsdd/7_theo_3.wav" --checkpoint "$dir/text.wav"
-printf '\x20\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"a":"b"}}      ' > "$dir/other.ckpt"
+# a heed checkpoint (no tensors) of another program: its metadata has no las.model
+other='{"__metadata__":{"heed.format":"checkpoint","step":"0","epoch":"0","rng.seed":"0","rng.counter":"0","schedule.count":"0","user.other":"x"}}'
+printf "\\x$(printf %02x ${#other})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$other" > "$dir/other.ckpt"
 expect 1 "$dir/other.ckpt: not a checkpoint of the las program" -- --transcribe "$fsdd/7_theo_3.wav" --checkpoint "$dir/other.ckpt"
 cp "$dir/a.ckpt" "$dir/c.ckpt"
 expect 1 "was saved with --listener-hidden 8, this run has 9" -- "${tiny[@]}" --listener-hidden 9 --epochs 3 \

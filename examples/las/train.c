@@ -2,8 +2,6 @@
 #include "train.h"
 #include "../example_util.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,26 +393,19 @@ static int compare(const char *path, const char *saved, const setting *s, int n,
     return 0;
 }
 
-/* The las.model string of a checkpoint's header into out; 0 or -1 with the reason. */
+/* The las.model string of a checkpoint's metadata into out (heed_checkpoint_read_info: the
+ * header alone, not the tensors); 0 or -1 with the reason. */
 static int model_string(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
-    unsigned char len8[8];
-    uint64_t n = 0;
-    bool ok = fread(len8, 1, 8, f) == 8;
-    for (int i = 7; ok && i >= 0; i--) n = n << 8 | len8[i];
-    char *head = ok && n >= 2 && n <= 100000000 ? malloc(n) : NULL;
-    ok = head && fread(head, 1, n, f) == n;
-    fclose(f);
-    cJSON *j = ok ? cJSON_ParseWithLength(head, n) : NULL;
-    free(head);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "__metadata__"), "user.las.model");
-    int rc = 0;
-    if (!j) rc = -1, snprintf(err, errlen, "%s: not a heed checkpoint (no safetensors header)", path);
-    else if (!cJSON_IsString(model))
-        rc = -1, snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
-    else snprintf(out, len, "%s", model->valuestring);
-    cJSON_Delete(j);
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    heed_checkpoint_info info;
+    int rc = -1;
+    if (!ctx) snprintf(err, errlen, "%s: out of memory", path);
+    else if (heed_checkpoint_read_info(ctx, path, &info) != HEED_OK)
+        snprintf(err, errlen, "%s: not a heed checkpoint (%s)", path, heed_ctx_error(ctx));
+    else if (!heed_checkpoint_info_get(&info, "las.model"))
+        snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
+    else rc = 0, snprintf(out, len, "%s", heed_checkpoint_info_get(&info, "las.model"));
+    heed_ctx_free(ctx);
     return rc;
 }
 

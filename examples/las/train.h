@@ -65,8 +65,8 @@ int las_transcribe(las_trainer *t, const float *feat, int64_t frames, int64_t be
  * computes); a resume with any different setting fails naming the flag and both values. */
 int las_trainer_save(las_trainer *t, const char *path, char *err, size_t errlen);
 int las_trainer_load(las_trainer *t, const char *path, char *err, size_t errlen);
-/* Reads las.model from a checkpoint's header into cfg (bands, stack, model): 0, or -1 with
- * the reason (not a heed checkpoint, not a LAS one). */
+/* Reads las.model from a checkpoint's metadata (heed_checkpoint_read_info) into cfg (bands,
+ * stack, model): 0, or -1 with the reason (not a heed checkpoint, not a LAS one). */
 int las_checkpoint_config(const char *path, las_train_config *cfg, char *err, size_t errlen);
 
 #endif
