@@ -2,7 +2,7 @@
  * rate and channel count with the refusals, features (a tone lands in its band; 8 kHz and
  * 16 kHz recordings give the same features), normalisation, stacking, SpecAugment,
  * manifests and the feature cache. */
-#include "check.h"
+#include "tests/check.h"
 #include "data.h"
 
 #include <sndfile.h>
