@@ -282,9 +282,10 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
-    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
+    heed_status st =
+        st_write_atomic(ctx, fn, path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
-    if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
+    if (st != HEED_OK && err[0]) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
     return HEED_OK;
 }
 
