@@ -11,6 +11,7 @@
  * model, read all needed bytes into a staging buffer), then commit (copy). Nothing is
  * written to P, the optimizer or the ctx before the commit phase. */
 #define _GNU_SOURCE /* vasprintf */
+#include "../optim/optim_internal.h" /* heed__optimizer_state_min */
 #include "safetensors.h"
 
 #include <errno.h>
