@@ -287,7 +287,7 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
         st_write_atomic(ctx, fn, path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
     if (st != HEED_OK && err[0]) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
-    return HEED_OK;
+    return st; /* an I/O error: the atomic writer's message is already in ctx */
 }
 
 heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
