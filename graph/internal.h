@@ -164,10 +164,6 @@ static inline int heed__dim(int dim, int ndim) {
 /* A floating-point options field (core.h): 0 -> the default, HEED_ZERO -> 0, else v. */
 static inline double heed__opt(double v, double dflt) { return v == 0 ? dflt : v == HEED_ZERO ? 0 : v; }
 
-/* The smallest value an element of optimizer state buffer i may hold (0 for second
- * moments and sums of squares, -INFINITY for the others): a checkpoint refuses others. */
-double heed__optimizer_state_min(const heed_optimizer *opt, int i);
-
 /* ---------------------------------------------------------------- gradient-ready hook */
 
 /* Which parameter gradients are final after which node of a backward pass: the list of

@@ -11,6 +11,7 @@
  * model, read all needed bytes into a staging buffer), then commit (copy). Nothing is
  * written to P, the optimizer or the ctx before the commit phase. */
 #define _GNU_SOURCE /* vasprintf */
+#include "../optim/optim_internal.h" /* heed__optimizer_state_min */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -282,10 +283,11 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
-    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
+    heed_status st =
+        st_write_atomic(ctx, fn, path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
-    if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
-    return HEED_OK;
+    if (st != HEED_OK && err[0]) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
+    return st; /* an I/O error: the atomic writer's message is already in ctx */
 }
 
 heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {

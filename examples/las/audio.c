@@ -174,23 +174,6 @@ int las_wav_read_memory(const void *data, size_t size, const char *name, float *
     return rc;
 }
 
-int las_wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t errlen) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    SF_INFO info = {.samplerate = rate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
-    SNDFILE *sf = sf_open(tmp, SFM_WRITE, &info);
-    if (!sf) return snprintf(err, errlen, "%s: cannot write: %s", tmp, sf_strerror(NULL)), -1;
-    sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    sf_count_t put = sf_writef_float(sf, x, n);
-    int closed = sf_close(sf);
-    if (put != n || closed != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: writing failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int las_resample(const float *x, int64_t n, int rate_in, int rate_out, float **out, int64_t *n_out, char *err,
                  size_t errlen) {
     double ratio = (double)rate_out / rate_in;

@@ -30,8 +30,6 @@ int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t er
 /* The same from the bytes of a file in memory (name is used in messages). */
 int las_wav_read_memory(const void *data, size_t size, const char *name, float **out, int64_t *n, char *err,
                         size_t errlen);
-/* Writes mono floats at rate as a 16-bit PCM WAV (atomically: temporary file, rename). */
-int las_wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t errlen);
 /* Resamples x[n] from rate_in to rate_out (libsamplerate, sinc medium quality). */
 int las_resample(const float *x, int64_t n, int rate_in, int rate_out, float **out, int64_t *n_out, char *err,
                  size_t errlen);

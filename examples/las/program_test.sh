@@ -108,7 +108,7 @@ mkfifo "$dir/fifo"
 expect 2 "not a regular file" -- "${tiny[@]}" --checkpoint "$dir/fifo"
 
 # Nothing half-written anywhere.
-left=$(find "$dir" -name '*.tmp.*')
+left=$(find "$dir" -name '*.tmp*')
 [ -z "$left" ] && ok "no temporary file left" || bad "temporary files left: $left"
 
 echo "$failures failure(s)"

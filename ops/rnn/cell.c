@@ -1,7 +1,7 @@
 /* LSTM and GRU cells: one time step as one fused op (torch.nn.LSTMCell / GRUCell), for
  * step-by-step decoders. Forward: x W_ih^T (and for the LSTM h W_hh^T) accumulated by
  * GEMM into one gate buffer (the GRU keeps h W_hh^T apart: r multiplies its n block), then
- * one kernel adds the biases and computes all gates (rnn_gates.c).
+ * one kernel adds the biases and computes all gates (ops/rnn/gates.c).
  * Backward: the kernel's analytic gate gradients dA, then GEMMs:
  *   dx += dA_i W_ih,  dh += dA_h W_hh (+ dh z for the GRU),  dc += dc' f,
  *   dW_ih += dA_i^T x,  dW_hh += dA_h^T h,  db_ih += sum_rows dA_i,  db_hh += sum_rows dA_h

@@ -6,7 +6,7 @@
  * states per direction.
  *
  * Forward, per layer: gates = X W_ih^T for all T*B rows in one GEMM; then per step one
- * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (rnn_gates.c).
+ * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (ops/rnn/gates.c).
  * Backward, per layer from the top, per step in reverse: the gate kernel gives dA_t from
  * dh (running + dy_t) and dc; then dh_prev = direct + dA_t W_hh (one GEMM). After the loop,
  * over all steps at once:  dW_ih += dA^T X,  dW_hh += dA[shifted]^T H_hist,  dX = dA W_ih,

@@ -30,7 +30,7 @@ mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$
 # ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the checkpoint target's training
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
-# The examples' sources (all but main.c, the fuzz targets and tests) go into their own
+# The examples' sources (all but main.c, the fuzz targets, tests and benchmarks) go into their own
 # objects, one folder per example.
 las_pkgs="sndfile samplerate fftw3f espeak-ng"
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
@@ -43,7 +43,7 @@ rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o "$work"/obj
 export CC cflags work
 { ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c \
     "$root"/dist/dist_common.c "$root"/dist/dist_none.c
-  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_; } |
+  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_ -e /bench_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
     case "$dir" in sasrec|caption|las) out="$work/obj-$dir" ;; *) out="$work/obj" ;; esac

@@ -2,7 +2,7 @@
  * rate and channel count with the refusals, features (a tone lands in its band; 8 kHz and
  * 16 kHz recordings give the same features), normalisation, stacking, SpecAugment,
  * manifests and the feature cache. */
-#include "check.h"
+#include "tests/check.h"
 #include "data.h"
 
 #include <sndfile.h>
@@ -226,6 +226,14 @@ static void cache_round_trip(void) {
               !memcmp(d.u[0].feat, c.u[0].feat, (size_t)(c.u[0].frames * 40) * sizeof(float)),
           "round trip");
     las_corpus_free(&d);
+    /* saved through the atomic writer: a missing directory or a directory as the target is
+     * refused naming the path, and nothing is left behind */
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/c.feat", dir);
+    CHECK(las_corpus_save(&c, bad, "key 1", err, sizeof err) == -1 && strstr(err, "cannot create a file next to") &&
+              strstr(err, bad),
+          "%s", err);
+    CHECK(las_corpus_save(&c, dir, "key 1", err, sizeof err) == -1 && strstr(err, "is not a regular file"), "%s", err);
     /* truncated: an error naming the file, nothing kept */
     CHECK(truncate(p, 200) == 0, "truncate");
     CHECK(las_corpus_load(&d, p, "key 1", err, sizeof err) == -1 && d.n == 0 && strstr(err, "corrupt or truncated") &&
