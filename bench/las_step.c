@@ -6,12 +6,14 @@
 #include "bench_util.h"
 
 #include <heed.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 5, threads = argc > 2 ? atoi(argv[2]) : 0;
     enum { B = 32, T = 150, F = 80, L = 36, V = 30 };
+    if (threads > 0) omp_set_num_threads(threads); /* the BLAS follows OpenMP's count, not the ctx's */
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1, .threads = threads});
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_las m;
