@@ -320,6 +320,29 @@ void las_specaugment(float *f, int64_t T, int F, heed_rng *r, const las_specaug 
     }
 }
 
+int64_t las_warp_frames(int64_t T, double tempo) {
+    int64_t n = (int64_t)floor((double)(T - 1) / tempo) + 1;
+    return n < 1 ? 1 : n;
+}
+
+void las_warp(const float *f, int64_t T, int F, double alpha, double tempo, float *out) {
+    double lo = hz_to_mel(LAS_FMIN), hi = hz_to_mel(LAS_FMAX), step = (hi - lo) / (F + 1);
+    int64_t T2 = las_warp_frames(T, tempo);
+    for (int k = 0; k < F; k++) { /* source band position of output band k */
+        double pos = (hz_to_mel(mel_to_hz(lo + step * (k + 1)) / alpha) - lo) / step - 1;
+        pos = pos < 0 ? 0 : pos > F - 1 ? F - 1 : pos;
+        int k0 = (int)pos, k1 = k0 + 1 < F ? k0 + 1 : k0;
+        double wk = pos - k0;
+        for (int64_t t = 0; t < T2; t++) {
+            double ts = fmin((double)t * tempo, (double)(T - 1));
+            int64_t t0 = (int64_t)ts, t1 = t0 + 1 < T ? t0 + 1 : t0;
+            double wt = ts - (double)t0;
+            double a = (1 - wk) * f[t0 * F + k0] + wk * f[t0 * F + k1], b = (1 - wk) * f[t1 * F + k0] + wk * f[t1 * F + k1];
+            out[t * F + k] = (float)((1 - wt) * a + wt * b);
+        }
+    }
+}
+
 void las_add_noise(float *x, int64_t n, double snr_db, heed_rng *r) {
     double p = 0;
     for (int64_t i = 0; i < n; i++) p += (double)x[i] * x[i];

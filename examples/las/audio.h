@@ -61,6 +61,14 @@ typedef struct {
 } las_specaug;
 void las_specaugment(float *f, int64_t T, int F, heed_rng *r, const las_specaug *s);
 
+/* Vocal-tract-length and tempo perturbation of log-mel features (training only):
+ *   out[t, k] = f(t * tempo, position of the frequency c_k / alpha among the band centres),
+ * bilinear, clamped at the edges; c_k is band k's centre. alpha > 1 moves the formants up
+ * (a shorter vocal tract), tempo > 1 speaks faster: out has las_warp_frames(T, tempo)
+ * frames. F is the band count (40 or 80, the filterbank's spacing). */
+int64_t las_warp_frames(int64_t T, double tempo);
+void las_warp(const float *f, int64_t T, int F, double alpha, double tempo, float *out);
+
 /* Adds white noise at snr_db dB below the signal's mean power. */
 void las_add_noise(float *x, int64_t n, double snr_db, heed_rng *r);
 

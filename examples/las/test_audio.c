@@ -106,6 +106,35 @@ static void stack_and_masks(void) {
     CHECK(zero_rows <= 20 && zero_cols <= 3, "masks within bounds: %d frames, %d bands", zero_rows, zero_cols);
 }
 
+/* las_warp: factors 1 and 1 give the features back; tempo 2 keeps every other frame;
+ * alpha 1.1 moves a peak in band 20 of 40 up (higher frequencies) and 0.9 down. */
+static void warp_features(void) {
+    enum { T = 9, F = 40 };
+    float f[T * F], out[T * F];
+    for (int i = 0; i < T * F; i++) f[i] = (float)((i * 37) % 11) - 5;
+    CHECK(las_warp_frames(T, 1) == T && las_warp_frames(T, 2) == 5 && las_warp_frames(T, 0.9) == 9, "frames %lld %lld %lld",
+          (long long)las_warp_frames(T, 1), (long long)las_warp_frames(T, 2), (long long)las_warp_frames(T, 0.9));
+    las_warp(f, T, F, 1, 1, out);
+    double worst = 0;
+    for (int i = 0; i < T * F; i++) worst = fmax(worst, fabs((double)out[i] - f[i]) + (out[i] != out[i]));
+    CHECK(worst < 1e-4, "identity warp off by %g", worst);
+    las_warp(f, T, F, 1, 2, out);
+    worst = 0;
+    for (int t = 0; t < 5; t++)
+        for (int k = 0; k < F; k++) worst = fmax(worst, fabs((double)out[t * F + k] - f[2 * t * F + k]) + (out[t * F + k] != out[t * F + k]));
+    CHECK(worst < 1e-4, "tempo 2 is not every other frame (off by %g)", worst);
+    float peak[F] = {0};
+    peak[20] = 1;
+    int at[2];
+    for (int i = 0; i < 2; i++) {
+        las_warp(peak, 1, F, i ? 0.9 : 1.1, 1, out);
+        at[i] = 0;
+        for (int k = 1; k < F; k++)
+            if (out[k] > out[at[i]]) at[i] = k;
+    }
+    CHECK(at[0] > 20 && at[1] < 20, "the peak of band 20 went to %d (alpha 1.1) and %d (alpha 0.9)", at[0], at[1]);
+}
+
 /* Every bad file gives an error naming the file and the rule. */
 static void bad_wav_files(void) {
     char p[300], err[512];
@@ -248,6 +277,7 @@ int main(void) {
     if (!mkdtemp(dir)) return 1;
     RUN(tones_at_two_rates);
     RUN(stack_and_masks);
+    RUN(warp_features);
     RUN(bad_wav_files);
     RUN(manifests);
     RUN(cache_round_trip);

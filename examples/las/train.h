@@ -17,6 +17,7 @@ typedef struct {
     double label_smoothing;
     double sampling;         /* the sampled-feedback probability reached halfway through */
     int64_t specaugment;     /* time and frequency masks each; 0 = off */
+    double vtlp, tempo;      /* per utterance and epoch, warp factors in [1 - x, 1 + x] (las_warp); 0 = off */
     uint64_t seed;
     int threads;
     int64_t beam;            /* beam width of final evaluations and transcription */
@@ -24,6 +25,9 @@ typedef struct {
 } las_train_config;
 
 las_train_config las_train_defaults(void);
+/* --attention's names: "location", "local-m", "local-p"; the kind of a name, or -1. */
+const char *las_attention_name(heed_las_attention a);
+int las_attention_kind(const char *name);
 
 typedef struct {
     las_train_config cfg;
