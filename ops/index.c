@@ -168,11 +168,8 @@ heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim) {
 static void line_topk(heed_dtype dt, const void *xs_, int64_t n, int64_t stride, int64_t k, bool largest, bool sorted,
                       ranked *scratch, int64_t *idx, int64_t idx_stride) {
     if (k == 0) return;
-    int64_t m = 0;
-    if (dt == HEED_F32)
-        line_topk_kernel_f32(xs_, k, n, stride, &m, largest, scratch);
-    else
-        line_topk_kernel_f64(xs_, k, n, stride, &m, largest, scratch);
+    int64_t m = dt == HEED_F32 ? line_topk_kernel_f32(xs_, k, n, stride, largest, scratch)
+                               : line_topk_kernel_f64(xs_, k, n, stride, largest, scratch);
     if (!sorted) qsort(scratch, (size_t)m, sizeof *scratch, cmp_position);
     for (int64_t j = 0; j < k; j++) idx[j * idx_stride] = scratch[j].i;
 }

@@ -10,22 +10,24 @@ static void FN(select_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g,
         for (int64_t c = 0; c < inner; c++) gx[(o * n + i) * inner + c] += dy[o * inner + c];
 }
 
-/* NOTE: m by pointer */
-static void FN(line_topk_kernel)(const void *xs_, int64_t k, int64_t n, int64_t stride, int64_t *m, bool largest, ranked *scratch) {
+/* The ranked entries line_topk keeps in scratch; returns how many. */
+static int64_t FN(line_topk_kernel)(const void *xs_, int64_t k, int64_t n, int64_t stride, bool largest, ranked *scratch) {
+    int64_t m = 0;
     const T *xs = xs_;
     if (k <= INSERTION_MAX_K) {
         for (int64_t j = 0; j < n; j++) {
             double v = (double)xs[j * stride];
-            if ((*m) == k && !ranks_before(largest, v, j, scratch[(*m) - 1].v, scratch[(*m) - 1].i)) continue;
-            int64_t p = (*m) < k ? (*m)++ : (*m) - 1;
+            if (m == k && !ranks_before(largest, v, j, scratch[m - 1].v, scratch[m - 1].i)) continue;
+            int64_t p = m < k ? m++ : m - 1;
             while (p > 0 && ranks_before(largest, v, j, scratch[p - 1].v, scratch[p - 1].i)) scratch[p] = scratch[p - 1], p--;
             scratch[p] = (ranked){v, j};
         }
     } else {
         for (int64_t j = 0; j < n; j++) scratch[j] = (ranked){(double)xs[j * stride], j};
         qsort(scratch, (size_t)n, sizeof *scratch, largest ? cmp_largest : cmp_smallest);
-        (*m) = k;
+        m = k;
     }
+    return m;
 }
 
 static void FN(gather_move_kernel)(void *x_, void *y_, int64_t lines, int64_t n, int threads, const gather_plan *p, bool scatter) {
