@@ -1,6 +1,7 @@
-/* Reductions over one dim or over everything: sum, mean, max.
+/* Reductions over one dim or over everything: sum, mean, max; and the running sum cumsum.
  * A tensor is viewed as [outer, n, inner] around the reduced dim; sums accumulate in
- * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax. */
+ * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax;
+ * cumsum: y_j = sum_{k <= j} x_k, dx_k = sum_{j >= k} dy_j (a running sum from the end). */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -89,3 +90,35 @@ heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { re
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }
+
+/* ---------------------------------------------------------------- cumsum */
+
+static void cumsum_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *x = nd->in[0], *y = nd->out[0];
+    void *gx = heed_grad_buffer(g, x);
+    if (!gx) return;
+    red_plan p = {nd->iarg[0], nd->iarg[1], nd->iarg[2]};
+    int threads = heed_ctx_threads(g->ctx);
+    if (x->dtype == HEED_F32) cumsum_kernel_f32(y->grad, gx, p, true, x->numel, threads);
+    else cumsum_kernel_f64(y->grad, gx, p, true, x->numel, threads);
+}
+
+static const heed_op op_cumsum = {"heed_cumsum", cumsum_backward};
+
+heed_tensor *heed_cumsum(heed_graph *g, heed_tensor *x, int dim) {
+    const char *op = op_cumsum.name;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int d = heed__dim(dim, x->ndim ? x->ndim : 1); /* a 0-d x is one element along dim 0 */
+    if (d < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
+    red_plan p = {1, x->ndim ? x->shape[d] : 1, 1};
+    for (int i = 0; i < d; i++) p.outer *= x->shape[i];
+    for (int i = d + 1; i < x->ndim; i++) p.inner *= x->shape[i];
+    heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
+    if (!y) return NULL;
+    int threads = heed_ctx_threads(g->ctx);
+    if (x->dtype == HEED_F32) cumsum_kernel_f32(x->data, y->data, p, false, x->numel, threads);
+    else cumsum_kernel_f64(x->data, y->data, p, false, x->numel, threads);
+    heed_node *n = heed_record(g, &op_cumsum, 1, &x, 1, &y);
+    if (n) n->iarg[0] = p.outer, n->iarg[1] = p.n, n->iarg[2] = p.inner;
+    return heed_graph_ok(g) ? y : NULL;
+}

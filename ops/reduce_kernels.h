@@ -40,3 +40,19 @@ static void FN(reduce_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, red
             }
         }
 }
+
+/* y_j = sum_{k <= j} x_k along the middle dim of [outer, n, inner] (dst = y); backward
+ * (reverse) dx_k += sum_{j >= k} dy_j (src = dy, dst = dx). Sums in double. */
+static void FN(cumsum_kernel)(const T *src, T *dst, red_plan p, bool reverse, int64_t numel, int threads) {
+#pragma omp parallel for if (numel > 65536) num_threads(threads)
+    for (int64_t o = 0; o < p.outer; o++)
+        for (int64_t i = 0; i < p.inner; i++) {
+            double s = 0;
+            for (int64_t step = 0; step < p.n; step++) {
+                int64_t at = (o * p.n + (reverse ? p.n - 1 - step : step)) * p.inner + i;
+                s += src[at];
+                if (reverse) dst[at] += (T)s;
+                else dst[at] = (T)s;
+            }
+        }
+}
