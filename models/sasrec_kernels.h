@@ -7,7 +7,8 @@ static void FN(sasrec_declare_kernel)(heed_sasrec *m, int64_t d) {
     for (int64_t j = 0; j < d; j++) e[j] = p[j] = 0;
 }
 
-static void FN(sasrec_forward_kernel)(heed_tensor *bias, int64_t B, int64_t N, int64_t *pid, const int64_t *seq, const heed_sasrec_config *c) {
+static void FN(sasrec_forward_kernel)(heed_tensor *bias, int64_t B, int64_t N, int64_t *pid, const int64_t *seq,
+                                      const heed_sasrec_config *c) {
     T *bs = bias->data;
     for (int64_t i = 0; i < B * N; i++) {
         pid[i] = seq[i] != 0 ? c->maxlen - N + i % N + 1 : 0;
@@ -15,7 +16,8 @@ static void FN(sasrec_forward_kernel)(heed_tensor *bias, int64_t B, int64_t N, i
     }
 }
 
-static void FN(loss_backward_kernel)(heed_tensor *h, heed_tensor *E, heed_tensor *y, int64_t n, void *gh_, int64_t d, heed_graph *g, const bce_saved *s, void *gE_) {
+static void FN(loss_backward_kernel)(heed_tensor *h, heed_tensor *E, heed_tensor *y, int64_t n, void *gh_, int64_t d,
+                                     heed_graph *g, const bce_saved *s, void *gE_) {
     const T *H = h->data, *W = E->data;
     double go = (double)((const T *)y->grad)[0] / (double)n;
     if (gh_) {
@@ -40,7 +42,8 @@ static void FN(loss_backward_kernel)(heed_tensor *h, heed_tensor *E, heed_tensor
     }
 }
 
-static void FN(sasrec_loss_kernel)(heed_tensor *h, const heed_sasrec *m, int64_t n, int64_t d, heed_graph *g, bce_saved *s, heed_tensor *out) {
+static void FN(sasrec_loss_kernel)(heed_tensor *h, const heed_sasrec *m, int64_t n, int64_t d, heed_graph *g,
+                                   bce_saved *s, heed_tensor *out) {
     const T *H = h->data, *W = m->item_emb->data;
     double total = 0;
 #pragma omp parallel for reduction(+ : total) if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))

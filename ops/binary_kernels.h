@@ -3,7 +3,8 @@
  * "Kernels"). Math: binary.c. Off the flat
  * path, the loops visit every output element o with its a and b offsets ia, ib. */
 
-static void FN(backward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, void *ga_, void *gb_, const bcast *p, heed_graph *g, binop op) {
+static void FN(backward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, void *ga_, void *gb_, const bcast *p,
+                                heed_graph *g, binop op) {
     const T *A = a->data, *B = b->data, *dY = y->grad;
     T *gA = ga_, *gB = gb_;
     if (p->same) {
@@ -30,7 +31,8 @@ static void FN(backward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, 
     }
 }
 
-static void FN(forward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, const bcast *p, heed_graph *g, binop op) {
+static void FN(forward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, const bcast *p, heed_graph *g,
+                               binop op) {
     const T *A = a->data, *B = b->data;
     T *Y = y->data;
     if (p->same) {

@@ -2,7 +2,8 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: loss.c. */
 
-static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, const ce_saved *s, int64_t n, int64_t c, heed_graph *g, bool avx2, double off, double hit) {
+static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, const ce_saved *s, int64_t n, int64_t c,
+                                   heed_graph *g, bool avx2, double off, double hit) {
     const T *X = x->data, *dY = y->grad;
     T *dX = gx;
     bool per_row = s->reduction == HEED_REDUCE_NONE;
@@ -23,7 +24,9 @@ static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, con
     }
 }
 
-static void FN(ce_forward_kernel)(heed_tensor *logits, int64_t n, int64_t c, heed_graph *g, double *rowloss, heed_row_lse *lse, int64_t *tg, heed_ce_opts o, double sm, ce_saved *s, heed_tensor *y, bool none) {
+static void FN(ce_forward_kernel)(heed_tensor *logits, int64_t n, int64_t c, heed_graph *g, double *rowloss,
+                                  heed_row_lse *lse, int64_t *tg, heed_ce_opts o, double sm, ce_saved *s,
+                                  heed_tensor *y, bool none) {
     const T *X = logits->data;
 #pragma omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))
     for (int64_t i = 0; i < n; i++) {
@@ -52,7 +55,8 @@ static void FN(ce_forward_kernel)(heed_tensor *logits, int64_t n, int64_t c, hee
         Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
 }
 
-static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor *w, void *gx_, void *gt_, void *gw_, heed_tensor *out, const bce_saved *s, int64_t n, heed_graph *g) {
+static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor *w, void *gx_, void *gt_, void *gw_,
+                                    heed_tensor *out, const bce_saved *s, int64_t n, heed_graph *g) {
     const T *X = x->data, *Y = t->data, *Wt = w ? w->data : NULL;
     T *gx = gx_, *gt = gt_, *gw = gw_;
     double k = (double)((const T *)out->grad)[0] / s->W;
@@ -68,7 +72,8 @@ static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor 
         for (int64_t i = 0; i < n; i++) gw[w_offset(s, i)] += (T)(k * (bce_term(X[i], Y[i]) - s->L));
 }
 
-static void FN(bce_forward_kernel)(heed_tensor *x, heed_tensor *y, heed_tensor *weight, int64_t nb, heed_graph *g, int64_t n, bce_saved *s, double *bl, heed_tensor *out) {
+static void FN(bce_forward_kernel)(heed_tensor *x, heed_tensor *y, heed_tensor *weight, int64_t nb, heed_graph *g,
+                                   int64_t n, bce_saved *s, double *bl, heed_tensor *out) {
     const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
 #pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))
     for (int64_t b = 0; b < nb; b++) {
@@ -88,7 +93,8 @@ static void FN(bce_forward_kernel)(heed_tensor *x, heed_tensor *y, heed_tensor *
     ((T *)out->data)[0] = (T)s->L;
 }
 
-static void FN(mse_backward_kernel)(heed_tensor *a, heed_tensor *b, void *ga_, void *gb_, heed_tensor *out, int64_t n, heed_graph *g) {
+static void FN(mse_backward_kernel)(heed_tensor *a, heed_tensor *b, void *ga_, void *gb_, heed_tensor *out, int64_t n,
+                                    heed_graph *g) {
     const T *A = a->data, *B = b->data;
     T *ga = ga_, *gb = gb_;
     T k = (T)(2 * (double)((const T *)out->grad)[0] / (double)n);
@@ -100,7 +106,8 @@ static void FN(mse_backward_kernel)(heed_tensor *a, heed_tensor *b, void *ga_, v
     }
 }
 
-static void FN(mse_forward_kernel)(heed_tensor *a, heed_tensor *b, int64_t nb, heed_graph *g, int64_t n, double *bl, heed_tensor *out) {
+static void FN(mse_forward_kernel)(heed_tensor *a, heed_tensor *b, int64_t nb, heed_graph *g, int64_t n, double *bl,
+                                   heed_tensor *out) {
     const T *A = a->data, *B = b->data;
 #pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))
     for (int64_t k = 0; k < nb; k++) {

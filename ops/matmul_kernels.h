@@ -13,7 +13,8 @@ static void FN(linear_backward_kernel)(heed_tensor *y, void *gbias, int64_t M, i
     }
 }
 
-static void FN(linear_forward_kernel)(heed_tensor *y, heed_tensor *bias, int64_t M, int64_t out, heed_tensor *x, int64_t in, heed_tensor *w) {
+static void FN(linear_forward_kernel)(heed_tensor *y, heed_tensor *bias, int64_t M, int64_t out, heed_tensor *x,
+                                      int64_t in, heed_tensor *w) {
     T *Y = y->data;
     const T *b = bias ? bias->data : NULL;
     if (b)

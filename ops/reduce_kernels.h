@@ -2,7 +2,8 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: reduce.c. */
 
-static void FN(reduce_backward_kernel)(heed_tensor *y, void *gx_, red_kind kind, red_plan p, heed_tensor *x, heed_graph *g, const int64_t *arg) {
+static void FN(reduce_backward_kernel)(heed_tensor *y, void *gx_, red_kind kind, red_plan p, heed_tensor *x,
+                                       heed_graph *g, const int64_t *arg) {
     const T *dy = y->grad;
     T *gx = gx_;
     double scale = kind == RED_MEAN ? 1.0 / (double)p.n : 1.0;
@@ -29,7 +30,8 @@ static void FN(reduce_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, red
             if (kind == RED_MAX) {
                 int64_t best = 0; /* NaN propagates: a NaN is taken as the max */
                 for (int64_t j = 1; j < p.n; j++)
-                    if (xs[j * p.inner] > xs[best * p.inner] || (xs[j * p.inner] != xs[j * p.inner] && xs[best * p.inner] == xs[best * p.inner]))
+                    if (xs[j * p.inner] > xs[best * p.inner] ||
+                        (xs[j * p.inner] != xs[j * p.inner] && xs[best * p.inner] == xs[best * p.inner]))
                         best = j;
                 Y[o * p.inner + i] = xs[best * p.inner];
                 if (arg) arg[o * p.inner + i] = best;
@@ -51,8 +53,10 @@ static void FN(cumsum_kernel)(const T *src, T *dst, red_plan p, bool reverse, in
             for (int64_t step = 0; step < p.n; step++) {
                 int64_t at = (o * p.n + (reverse ? p.n - 1 - step : step)) * p.inner + i;
                 s += src[at];
-                if (reverse) dst[at] += (T)s;
-                else dst[at] = (T)s;
+                if (reverse)
+                    dst[at] += (T)s;
+                else
+                    dst[at] = (T)s;
             }
         }
 }

@@ -24,7 +24,8 @@ static void FN(permute_move_kernel)(void *x_, void *y_, int64_t numel, int threa
             }
 }
 
-static void FN(slice_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, int64_t outer, int64_t len, int64_t inner, int64_t dim, int64_t start) {
+static void FN(slice_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, int64_t outer, int64_t len,
+                                      int64_t inner, int64_t dim, int64_t start) {
     T *gx = gx_;
     const T *dy = y->grad;
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
@@ -45,7 +46,8 @@ static void FN(cat_backward_kernel)(heed_tensor *y, heed_graph *g, const cat_pla
         }
 }
 
-static void FN(index_select_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, int64_t tasks, int64_t chunks, int64_t inner, int64_t n, int64_t dim, const int64_t *idx) {
+static void FN(index_select_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, int64_t tasks, int64_t chunks,
+                                             int64_t inner, int64_t n, int64_t dim, const int64_t *idx) {
     T *gx = gx_;
     const T *dy = y->grad;
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))

@@ -26,7 +26,8 @@ static void FN(where_kernel)(const bplan *p, bool par, int threads, const M *m, 
             for (int64_t i2 = 0; i2 < p->n[2]; i2++)
                 for (int64_t i3 = 0; i3 < p->n[3]; i3++) {
                     int64_t o = ((i0 * p->n[1] + i1) * p->n[2] + i2) * p->n[3] + i3;
-                    Y[o] = m[off(p, 0, i0, i1, i2, i3)] != 0 ? A[off(p, 1, i0, i1, i2, i3)] : B[off(p, 2, i0, i1, i2, i3)];
+                    Y[o] =
+                        m[off(p, 0, i0, i1, i2, i3)] != 0 ? A[off(p, 1, i0, i1, i2, i3)] : B[off(p, 2, i0, i1, i2, i3)];
                 }
 }
 

@@ -2,7 +2,8 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: attention.c. */
 
-static void FN(mat_fwd_item_kernel)(const mat_job *J, const attn_plan *P, int64_t bh, int64_t Nq, int64_t i0, int64_t Nk, int64_t mq, int64_t d, int64_t b, int64_t h, uint32_t thr, int64_t dv) {
+static void FN(mat_fwd_item_kernel)(const mat_job *J, const attn_plan *P, int64_t bh, int64_t Nq, int64_t i0,
+                                    int64_t Nk, int64_t mq, int64_t d, int64_t b, int64_t h, uint32_t thr, int64_t dv) {
     const FN(flash_kernels) *K = FN(flash_table)();
     const T *Q = J->q, *Kd = J->k, *V = J->v, *bias = J->bias;
     T *W = J->W, *Ad = J->A, *O = J->O, zs = (T)(1 / (1 - P->p));
@@ -37,7 +38,8 @@ static void FN(mat_fwd_item_kernel)(const mat_job *J, const attn_plan *P, int64_
               O + (bh * Nq + i0) * dv, dv);
 }
 
-static void FN(mat_bwd_rows_kernel)(const mat_job *J, int64_t bh, int64_t Nq, int64_t i0, int64_t Nk, const attn_plan *P, int64_t mq, int64_t dv, uint32_t thr, int64_t d) {
+static void FN(mat_bwd_rows_kernel)(const mat_job *J, int64_t bh, int64_t Nq, int64_t i0, int64_t Nk,
+                                    const attn_plan *P, int64_t mq, int64_t dv, uint32_t thr, int64_t d) {
     const T *Kd = J->k, *V = J->v, *Wp = J->W, *dO = J->dO, *dW = J->dW;
     T *Sr = (T *)J->dS + (bh * Nq + i0) * Nk, zs = (T)(1 / (1 - P->p));
     heed_gemm(J->dt, false, true, mq, Nk, dv, 1, dO + (bh * Nq + i0) * dv, dv, V + bh * Nk * dv, dv, 0, Sr, Nk);
@@ -58,7 +60,8 @@ static void FN(mat_bwd_rows_kernel)(const mat_job *J, int64_t bh, int64_t Nq, in
                   (T *)J->gq + (bh * Nq + i0) * d, d);
 }
 
-static void FN(mat_backward_kernel)(void *gb, void *dS, int64_t BH, int64_t Nq, int64_t Nk, const attn_plan *P, int64_t H) {
+static void FN(mat_backward_kernel)(void *gb, void *dS, int64_t BH, int64_t Nq, int64_t Nk, const attn_plan *P,
+                                    int64_t H) {
     T *G = gb;
     const T *S = dS;
     for (int64_t bh = 0; bh < BH; bh++)

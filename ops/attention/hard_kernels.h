@@ -2,7 +2,9 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: hard.c. */
 
-static void FN(hard_backward_kernel)(heed_tensor *s, heed_tensor *ctx, heed_tensor *w, heed_tensor *lp, heed_tensor *ent, void *gs_, void *gv_, int64_t B, const hard_plan *p, int64_t dv, int64_t N) {
+static void FN(hard_backward_kernel)(heed_tensor *s, heed_tensor *ctx, heed_tensor *w, heed_tensor *lp,
+                                     heed_tensor *ent, void *gs_, void *gv_, int64_t B, const hard_plan *p, int64_t dv,
+                                     int64_t N) {
     const T *S = s->data, *dC = ctx->grad, *gW = w->grad, *gL = lp->grad, *gH = ent->grad;
     T *gs = gs_, *gv = gv_;
     for (int64_t b = 0; b < B; b++) {
@@ -11,7 +13,8 @@ static void FN(hard_backward_kernel)(heed_tensor *s, heed_tensor *ctx, heed_tens
             for (int64_t e = 0; e < dv; e++) gv[(b * N + i) * dv + e] += dC[b * dv + e];
         if (!gs || p->max[b] == -INFINITY) continue;
         double dot = 0, H = p->entropy[b];
-        for (int64_t j = 0; j < p->len[b]; j++) dot += exp((double)S[b * N + j] - p->max[b] - p->lse[b]) * gW[b * N + j];
+        for (int64_t j = 0; j < p->len[b]; j++)
+            dot += exp((double)S[b * N + j] - p->max[b] - p->lse[b]) * gW[b * N + j];
         for (int64_t j = 0; j < p->len[b]; j++) {
             double logw = (double)S[b * N + j] - p->max[b] - p->lse[b], wj = exp(logw);
             if (wj == 0 && !isnan(logw)) continue; /* a masked (-inf) key: 0, not 0 * inf */
@@ -20,7 +23,9 @@ static void FN(hard_backward_kernel)(heed_tensor *s, heed_tensor *ctx, heed_tens
     }
 }
 
-static void FN(hard_attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_tensor *ctx, heed_tensor *w, heed_tensor *lp, heed_tensor *ent, int64_t B, int64_t N, hard_plan p, bool sample, uint64_t seed, uint64_t stream, int64_t dv) {
+static void FN(hard_attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_tensor *ctx, heed_tensor *w,
+                                   heed_tensor *lp, heed_tensor *ent, int64_t B, int64_t N, hard_plan p, bool sample,
+                                   uint64_t seed, uint64_t stream, int64_t dv) {
     const T *S = scores->data, *V = values->data;
     T *C = ctx->data, *W = w->data, *LP = lp->data, *E = ent->data;
     for (int64_t b = 0; b < B; b++) {

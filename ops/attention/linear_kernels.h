@@ -9,8 +9,10 @@ static inline double FN(row_adjoint)(T *dnum_t, double *dnum_d, const T *g, cons
     double dd = 0;
     for (int64_t c = 0; c < dv; c++) {
         double dn = D != 0 ? g[c] / D : 0;
-        if (dnum_t) dnum_t[c] = (T)dn;
-        else dnum_d[c] = dn;
+        if (dnum_t)
+            dnum_t[c] = (T)dn;
+        else
+            dnum_d[c] = dn;
         dd -= D != 0 ? (double)g[c] * o[c] / D : 0;
     }
     return dd;
@@ -35,7 +37,8 @@ static void FN(favor_draw_kernel)(heed_tensor *w, int64_t m, int64_t d, double *
     for (int64_t i = 0; i < m * d; i++) W[i] = (T)proj[i];
 }
 
-static void FN(favor_backward_kernel)(heed_tensor *y, void *dt_, int64_t rows, int64_t m, heed_graph *g, int64_t ngroups, int64_t group, const favor_plan *p, double *dsum) {
+static void FN(favor_backward_kernel)(heed_tensor *y, void *dt_, int64_t rows, int64_t m, heed_graph *g,
+                                      int64_t ngroups, int64_t group, const favor_plan *p, double *dsum) {
     const T *Y = y->data, *dY = y->grad;
     T *dt = dt_;
 #pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))
@@ -58,7 +61,8 @@ static void FN(favor_dx_norm_term_kernel)(heed_tensor *x, void *gx, int64_t rows
         for (int64_t c = 0; c < d; c++) dx[i * d + c] -= (T)(dsum[i] * x2 * X[i * d + c]);
 }
 
-static void FN(favor_features_kernel)(heed_tensor *x, heed_tensor *y, int64_t rows, int64_t m, heed_graph *g, int64_t ngroups, favor_plan p, int64_t d, double x2, double ratio) {
+static void FN(favor_features_kernel)(heed_tensor *x, heed_tensor *y, int64_t rows, int64_t m, heed_graph *g,
+                                      int64_t ngroups, favor_plan p, int64_t d, double x2, double ratio) {
     const T *X = x->data;
     T *Y = y->data;
 #pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))
@@ -76,11 +80,13 @@ static void FN(favor_features_kernel)(heed_tensor *x, heed_tensor *y, int64_t ro
             }
         }
         p.argmax[gi] = at;
-        for (int64_t k = gi * p.group * m; k < (gi + 1) * p.group * m; k++) Y[k] = (T)(exp((double)Y[k] - best) * ratio);
+        for (int64_t k = gi * p.group * m; k < (gi + 1) * p.group * m; k++)
+            Y[k] = (T)(exp((double)Y[k] - best) * ratio);
     }
 }
 
-static void FN(full_forward_kernel)(const char *Fk, const char *Fq, char *O, int64_t m, double *z, int64_t L, int64_t Nq, double *den, int64_t dv) {
+static void FN(full_forward_kernel)(const char *Fk, const char *Fq, char *O, int64_t m, double *z, int64_t L,
+                                    int64_t Nq, double *den, int64_t dv) {
     const T *fk_ = (const T *)Fk, *fq_ = (const T *)Fq;
     T *o = (T *)O;
     for (int64_t e = 0; e < m; e++) z[e] = 0;
@@ -94,7 +100,9 @@ static void FN(full_forward_kernel)(const char *Fk, const char *Fq, char *O, int
     }
 }
 
-static void FN(causal_forward_kernel)(const void *fq_, const void *fk_, const void *v_, void *out_, lin_plan *p, int threads, double *scratch, int64_t m, int64_t dv, int64_t BH, int64_t Nq, int64_t Nk) {
+static void FN(causal_forward_kernel)(const void *fq_, const void *fk_, const void *v_, void *out_, lin_plan *p,
+                                      int threads, double *scratch, int64_t m, int64_t dv, int64_t BH, int64_t Nq,
+                                      int64_t Nk) {
     const T *FQ = fq_, *FK = fk_, *VV = v_;
     T *OUT = out_;
 #pragma omp parallel if (lin_parallel(p)) num_threads(threads)
@@ -126,11 +134,13 @@ static void FN(causal_forward_kernel)(const void *fq_, const void *fk_, const vo
     }
 }
 
-static void FN(full_backward_kernel)(heed_tensor *out, int64_t bh, int64_t Nq, int64_t dv, heed_tensor *fq, int64_t m, void *dnum_, double *dden, const double *den, double *h) {
+static void FN(full_backward_kernel)(heed_tensor *out, int64_t bh, int64_t Nq, int64_t dv, heed_tensor *fq, int64_t m,
+                                     void *dnum_, double *dden, const double *den, double *h) {
     const T *dO = (const T *)out->grad + bh * Nq * dv, *O = (const T *)out->data + bh * Nq * dv,
             *Fq = (const T *)fq->data + bh * Nq * m;
     T *dnum = dnum_;
-    for (int64_t i = 0; i < Nq; i++) dden[i] = FN(row_adjoint)(dnum + i * dv, NULL, dO + i * dv, O + i * dv, den[i], dv);
+    for (int64_t i = 0; i < Nq; i++)
+        dden[i] = FN(row_adjoint)(dnum + i * dv, NULL, dO + i * dv, O + i * dv, den[i], dv);
     for (int64_t e = 0; e < m; e++) h[e] = 0;
     for (int64_t i = 0; i < Nq; i++)
         for (int64_t e = 0; e < m; e++) h[e] += dden[i] * Fq[i * m + e];
@@ -148,7 +158,9 @@ static void FN(full_dk_den_term_kernel)(void *gk, size_t ok, int64_t L, int64_t 
         for (int64_t e = 0; e < m; e++) dk[j * m + e] += (T)h[e];
 }
 
-static void FN(causal_backward_kernel)(heed_tensor *fq, heed_tensor *fk, heed_tensor *v, heed_tensor *out, void *gq_, void *gk_, void *gv_, const lin_plan *p, int threads, double *scratch, int64_t m, int64_t dv, int64_t BH, int64_t Nq, int64_t Nk) {
+static void FN(causal_backward_kernel)(heed_tensor *fq, heed_tensor *fk, heed_tensor *v, heed_tensor *out, void *gq_,
+                                       void *gk_, void *gv_, const lin_plan *p, int threads, double *scratch, int64_t m,
+                                       int64_t dv, int64_t BH, int64_t Nq, int64_t Nk) {
     const T *FQ = fq->data, *FK = fk->data, *VV = v->data, *OO = out->data, *DO = out->grad;
     T *GQ = gq_, *GK = gk_, *GV = gv_;
 #pragma omp parallel if (lin_parallel(p)) num_threads(threads)
@@ -203,7 +215,8 @@ static void FN(causal_backward_kernel)(heed_tensor *fq, heed_tensor *fk, heed_te
     }
 }
 
-static void FN(linear_attention_step_kernel)(heed_tensor *phi_q, heed_tensor *phi_k, heed_tensor *v, heed_tensor *out, int64_t B, int64_t H, heed_linear_attn_state *s, int64_t m, int64_t dv) {
+static void FN(linear_attention_step_kernel)(heed_tensor *phi_q, heed_tensor *phi_k, heed_tensor *v, heed_tensor *out,
+                                             int64_t B, int64_t H, heed_linear_attn_state *s, int64_t m, int64_t dv) {
     const T *Fq = phi_q->data, *Fk = phi_k->data, *V = v->data;
     T *O = out->data;
     for (int64_t bh = 0; bh < B * H; bh++) {

@@ -19,7 +19,8 @@ static void FN(learned_backward_kernel)(heed_tensor *y, void *gt_, int64_t start
     for (int64_t i = 0; i < y->numel; i++) gt[i] += dy[i];
 }
 
-static void FN(relpos_backward_kernel)(heed_tensor *y, void *gt_, int64_t H, int64_t nq, int64_t nk, heed_graph *g, const int32_t *bucket) {
+static void FN(relpos_backward_kernel)(heed_tensor *y, void *gt_, int64_t H, int64_t nq, int64_t nk, heed_graph *g,
+                                       const int32_t *bucket) {
     const T *dy = y->grad;
     T *gt = gt_;
 #pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))
@@ -27,7 +28,8 @@ static void FN(relpos_backward_kernel)(heed_tensor *y, void *gt_, int64_t H, int
         for (int64_t ij = 0; ij < nq * nk; ij++) gt[bucket[ij] * H + h] += dy[h * nq * nk + ij];
 }
 
-static void FN(relative_position_bias_kernel)(heed_tensor *table, heed_tensor *y, int64_t H, int64_t nq, int64_t nk, heed_graph *g, int32_t *bucket) {
+static void FN(relative_position_bias_kernel)(heed_tensor *table, heed_tensor *y, int64_t H, int64_t nq, int64_t nk,
+                                              heed_graph *g, int32_t *bucket) {
     const T *tb = table->data;
     T *Y = y->data;
 #pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))

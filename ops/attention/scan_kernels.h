@@ -13,8 +13,8 @@ static inline double FN(score)(const scan_plan *p, const T *Q, const T *K, int64
 /* dq, dk from ds_j (the gradient of score j), shared by both ops:
  *   s_j = scale q . k_j:  dq += scale ds_j k_j,  dk_j += scale ds_j q.
  * dq goes to a per-row scratch (q may be shared by every row). */
-static inline void FN(score_backward)(const scan_plan *p, const T *Q, const T *K, T *gk, double *dqrow, int64_t b, int64_t j,
-                                      double ds) {
+static inline void FN(score_backward)(const scan_plan *p, const T *Q, const T *K, T *gk, double *dqrow, int64_t b,
+                                      int64_t j, double ds) {
     const T *q = Q + (p->shared_q ? 0 : b * p->d), *k = K + (b * p->N + j) * p->d;
     double f = p->scale * ds;
     for (int64_t i = 0; i < p->d; i++) dqrow[i] += f * k[i];
@@ -28,7 +28,8 @@ static void FN(add_dq_kernel)(void *gq_, const scan_plan *p, const double *dqs) 
         for (int64_t i = 0; i < p->d; i++) gq[(p->shared_q ? 0 : b * p->d) + i] += (T)dqs[b * p->d + i];
 }
 
-static void FN(recurrent_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, void *gk_, void *gv_, const scan_plan *p, heed_graph *g, double *dqs) {
+static void FN(recurrent_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, void *gk_,
+                                          void *gv_, const scan_plan *p, heed_graph *g, double *dqs) {
     const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
     T *gk = gk_, *gv = gv_;
 #pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -47,7 +48,8 @@ static void FN(recurrent_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_t
     }
 }
 
-static void FN(attention_recurrent_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, scan_plan p, heed_graph *g, double *acc) {
+static void FN(attention_recurrent_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, scan_plan p,
+                                           heed_graph *g, double *acc) {
     const T *Q = q->data, *K = k->data, *V = v->data;
     T *O = o->data;
 #pragma omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -68,7 +70,8 @@ static void FN(attention_recurrent_kernel)(heed_tensor *q, heed_tensor *k, heed_
     }
 }
 
-static void FN(scan_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, void *gk_, void *gv_, const scan_plan *p, heed_graph *g, double *u_all, double *dqs) {
+static void FN(scan_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, void *gk_,
+                                     void *gv_, const scan_plan *p, heed_graph *g, double *u_all, double *dqs) {
     const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
     T *gk = gk_, *gv = gv_;
 #pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -94,7 +97,9 @@ static void FN(scan_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor
     }
 }
 
-static void FN(attention_scan_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o, bool rows_parallel, int threads, scan_plan p, double *work, size_t per_row, int64_t n2) {
+static void FN(attention_scan_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *v, heed_tensor *o,
+                                      bool rows_parallel, int threads, scan_plan p, double *work, size_t per_row,
+                                      int64_t n2) {
     const T *Q = q->data, *K = k->data, *V = v->data;
     T *O = o->data;
 #pragma omp parallel for if (rows_parallel) num_threads(threads)

@@ -2,7 +2,9 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: scores.c. */
 
-static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tensor *ctx, void *gs_, void *gv_, int64_t B, int64_t N, int64_t dv, heed_graph *g, double *dw_all, const int64_t *len) {
+static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tensor *ctx, void *gs_, void *gv_,
+                                       int64_t B, int64_t N, int64_t dv, heed_graph *g, double *dw_all,
+                                       const int64_t *len) {
     const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
     T *gs = gs_, *gv = gv_;
 #pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -27,7 +29,8 @@ static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tens
     }
 }
 
-static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_tensor *ctx, heed_tensor *w, int64_t B, int64_t N, int64_t dv, heed_graph *g, int64_t *len) {
+static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_tensor *ctx, heed_tensor *w, int64_t B,
+                              int64_t N, int64_t dv, heed_graph *g, int64_t *len) {
     const T *S = scores->data, *V = values->data;
     T *C = ctx->data, *Wt = w->data;
 #pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -46,7 +49,8 @@ static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_ten
     }
 }
 
-static void FN(location_features_kernel)(const void *prev_, const void *filt_, void *feat_, int64_t nr, int64_t C, int64_t K, int threads, int64_t i0, int64_t N, int64_t h) {
+static void FN(location_features_kernel)(const void *prev_, const void *filt_, void *feat_, int64_t nr, int64_t C,
+                                         int64_t K, int threads, int64_t i0, int64_t N, int64_t h) {
     const T *prev = prev_, *F = filt_;
     T *f = feat_;
 #pragma omp parallel for if (nr * C * K > 65536) num_threads(threads)
@@ -63,7 +67,10 @@ static void FN(location_features_kernel)(const void *prev_, const void *filt_, v
     }
 }
 
-static void FN(tanh_score_backward_kernel)(const tanh_plan *p, heed_tensor *S, heed_tensor *v, heed_tensor *cov, heed_tensor *covw, void *dpre_, void *dqp_, void *gk, void *gcov, int64_t BN, int64_t da, int nthreads, double *part, void *rows_, int64_t B, int64_t N, void *gv, void *gcovw, void *gb) {
+static void FN(tanh_score_backward_kernel)(const tanh_plan *p, heed_tensor *S, heed_tensor *v, heed_tensor *cov,
+                                           heed_tensor *covw, void *dpre_, void *dqp_, void *gk, void *gcov, int64_t BN,
+                                           int64_t da, int nthreads, double *part, void *rows_, int64_t B, int64_t N,
+                                           void *gv, void *gcovw, void *gb) {
     const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
             *cw = covw ? (const T *)covw->data : NULL;
     T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
@@ -105,7 +112,9 @@ static void FN(tanh_score_backward_kernel)(const tanh_plan *p, heed_tensor *S, h
             for (int64_t e = 0; e < da; e++) db[e] += dqp[b * da + e];
 }
 
-static void FN(location_backward_kernel)(void *df_, heed_tensor *prev, heed_tensor *filt, void *gfilt, int64_t BN, int64_t C, int64_t K, heed_graph *g, int64_t B, int64_t N, int64_t h, void *gprev) {
+static void FN(location_backward_kernel)(void *df_, heed_tensor *prev, heed_tensor *filt, void *gfilt, int64_t BN,
+                                         int64_t C, int64_t K, heed_graph *g, int64_t B, int64_t N, int64_t h,
+                                         void *gprev) {
     const T *df = df_, *pv = prev->data, *F = filt->data;
     if (gfilt) {
         T *dF = gfilt;
@@ -137,7 +146,12 @@ static void FN(location_backward_kernel)(void *df_, heed_tensor *prev, heed_tens
     }
 }
 
-static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *p, heed_tensor *keys, heed_tensor *bias, heed_tensor *cov, heed_tensor *covw, heed_tensor *v, int64_t B, int64_t da, int64_t BN, int64_t blk, heed_dtype dt, int64_t dk, size_t es, heed_tensor *w, int64_t dq, int64_t ldw, void *pre_, heed_tensor *prev, heed_tensor *filt, void *feat_, heed_graph *g, int64_t C, heed_tensor *proj, bool threads, int64_t N, bool gemm_term, bool avx2) {
+static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *p, heed_tensor *keys, heed_tensor *bias,
+                                          heed_tensor *cov, heed_tensor *covw, heed_tensor *v, int64_t B, int64_t da,
+                                          int64_t BN, int64_t blk, heed_dtype dt, int64_t dk, size_t es, heed_tensor *w,
+                                          int64_t dq, int64_t ldw, void *pre_, heed_tensor *prev, heed_tensor *filt,
+                                          void *feat_, heed_graph *g, int64_t C, heed_tensor *proj, bool threads,
+                                          int64_t N, bool gemm_term, bool avx2) {
     T *qp = qp_, *Sd = S->data;
     const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
             *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
@@ -170,7 +184,9 @@ static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *
     }
 }
 
-static void FN(bilinear_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *S, heed_tensor *W, heed_node *nd, void *gq, void *gk, void *du_, int64_t B, int64_t N, int64_t dk, heed_graph *g) {
+static void FN(bilinear_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor *S, heed_tensor *W, heed_node *nd,
+                                         void *gq, void *gk, void *du_, int64_t B, int64_t N, int64_t dk,
+                                         heed_graph *g) {
     const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
     T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
 #pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -185,7 +201,8 @@ static void FN(bilinear_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_te
         }
 }
 
-static void FN(bilinear_forward_kernel)(heed_tensor *W, void *u_, heed_tensor *q, heed_tensor *k, heed_tensor *S, int64_t B, int64_t N, int64_t dk, heed_graph *g) {
+static void FN(bilinear_forward_kernel)(heed_tensor *W, void *u_, heed_tensor *q, heed_tensor *k, heed_tensor *S,
+                                        int64_t B, int64_t N, int64_t dk, heed_graph *g) {
     const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
     T *s = S->data;
 #pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))
@@ -197,7 +214,8 @@ static void FN(bilinear_forward_kernel)(heed_tensor *W, void *u_, heed_tensor *q
     }
 }
 
-static void FN(coverage_loss_backward_kernel)(heed_tensor *a, heed_tensor *c, heed_tensor *y, void *ga_, void *gc_, int64_t B, int64_t N) {
+static void FN(coverage_loss_backward_kernel)(heed_tensor *a, heed_tensor *c, heed_tensor *y, void *ga_, void *gc_,
+                                              int64_t B, int64_t N) {
     const T *A = a->data, *Cv = c->data, *dy = y->grad;
     T *ga = ga_, *gc = gc_;
     for (int64_t i = 0; i < B * N; i++) {
@@ -207,7 +225,8 @@ static void FN(coverage_loss_backward_kernel)(heed_tensor *a, heed_tensor *c, he
     }
 }
 
-static void FN(coverage_loss_kernel)(heed_tensor *weights, heed_tensor *coverage, heed_tensor *y, int64_t B, int64_t N) {
+static void FN(coverage_loss_kernel)(heed_tensor *weights, heed_tensor *coverage, heed_tensor *y, int64_t B,
+                                     int64_t N) {
     const T *A = weights->data, *Cv = coverage->data;
     T *Y = y->data;
     for (int64_t b = 0; b < B; b++) {

@@ -2,7 +2,8 @@
  * with T = double (FN(name) names the instance: name_f32, name_f64; docs/design.md,
  * "Kernels"). Math: layer.c. */
 
-static void FN(drop_mask_kernel)(const void *in, void *out, double p, int64_t n, int threads, uint64_t seed, uint64_t stream) {
+static void FN(drop_mask_kernel)(const void *in, void *out, double p, int64_t n, int threads, uint64_t seed,
+                                 uint64_t stream) {
     const T *a = in;
     T *b = out, scale = (T)(1.0 / (1.0 - p));
 #pragma omp parallel for if (n > 32768) schedule(static) num_threads(threads)
