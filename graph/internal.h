@@ -152,7 +152,6 @@ heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim,
 
 /* ---------------------------------------------------------------- dtypes and dims */
 
-/* HEED_FOR_DTYPE (extend.h) runs one source for both dtypes. */
 /* Normalise a possibly negative dim; -1 if out of range. */
 static inline int heed__dim(int dim, int ndim) {
     if (dim < 0) dim += ndim;

@@ -131,6 +131,17 @@ typedef struct {
     double *stats; /* [rows][2]: mean, rstd */
 } ln_saved;
 
+#define T float
+#define FN(name) name##_f32
+#include "norm_affine_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "norm_affine_kernels.h"
+#undef T
+#undef FN
+
 static void layernorm_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     heed_tensor *gamma = nd->iarg[0] ? nd->in[1] : NULL;
@@ -168,15 +179,10 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
         }
     }
     if (!part) return;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *dg = ggamma, *db = gbeta;
-        for (int64_t j = 0; j < n; j++) {
-            double sg = 0, sb = 0;
-            for (int t = 0; t < nt; t++) sg += part[(size_t)t * 2 * n + j], sb += part[((size_t)t * 2 + 1) * n + j];
-            if (dg) dg[j] += (T)sg;
-            if (db) db[j] += (T)sb;
-        }
-    });
+    if (x->dtype == HEED_F32)
+        layernorm_backward_kernel_f32(ggamma, gbeta, n, nt, part);
+    else
+        layernorm_backward_kernel_f64(ggamma, gbeta, n, nt, part);
 }
 
 static const heed_op op_layernorm = {"heed_layernorm", layernorm_backward};

@@ -207,6 +207,17 @@ HEED_AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, con
 #define BLOCK 16384         /* elements per parallel work item */
 #define PARALLEL_MIN 65536  /* fewer elements run on one thread */
 
+#define T float
+#define FN(name) name##_f32
+#include "unary_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "unary_kernels.h"
+#undef T
+#undef FN
+
 static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_, int64_t n, double a, int threads) {
     if (dt == HEED_F32 && heed__have_avx2()) {
         const float *x = x_;
@@ -219,12 +230,10 @@ static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_,
         }
         return;
     }
-    HEED_FOR_DTYPE(dt, T, {
-        const T *x = x_;
-        T *y = y_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)")
-        for (int64_t i = 0; i < n; i++) y[i] = (T)fwd1(k, x[i], a);
-    });
+    if (dt == HEED_F32)
+        unary_forward_kernel_f32(x_, y_, n, threads, k, a);
+    else
+        unary_forward_kernel_f64(x_, y_, n, threads, k, a);
 }
 
 static void unary_backward(heed_graph *g, heed_node *nd) {
@@ -245,12 +254,10 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
         }
         return;
     }
-    HEED_FOR_DTYPE(xt->dtype, T, {
-        const T *x = xt->data, *y = yt->data, *dy = yt->grad;
-        T *gx = gx_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) gx[i] += (T)(dy[i] * grad1(k, x[i], y[i], a));
-    });
+    if (xt->dtype == HEED_F32)
+        unary_backward_kernel_f32(xt, yt, gx_, n, g, k, a);
+    else
+        unary_backward_kernel_f64(xt, yt, gx_, n, g, k, a);
 }
 
 static const heed_op unary_ops[] = {

@@ -225,32 +225,28 @@ void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads) {
 
 /* ---------------------------------------------------------------- helpers */
 
+#define T float
+#define FN(name) name##_f32
+#include "gates_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "gates_kernels.h"
+#undef T
+#undef FN
+
 void heed__rnn_fold_bias(heed_dtype dt, heed_rnn_kind kind, int64_t H, const void *b_ih, const void *b_hh, void *out) {
     int G = heed__rnn_gates(kind);
-    HEED_FOR_DTYPE(dt, T, {
-        const T *bi = b_ih, *bh = b_hh;
-        T *o = out;
-        for (int64_t k = 0; k < G * H; k++) {
-            /* the GRU's b_hn sits inside r * (W_hn h + b_hn): it cannot be folded */
-            bool hidden_ok = kind == HEED_RNN_LSTM || k < 2 * H;
-            o[k] = (bi ? bi[k] : 0) + (bh && hidden_ok ? bh[k] : 0);
-        }
-    });
+    if (dt == HEED_F32)
+        fold_bias_kernel_f32(b_ih, b_hh, out, G, H, kind);
+    else
+        fold_bias_kernel_f64(b_ih, b_hh, out, G, H, kind);
 }
 
 void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out, int threads) {
-    HEED_FOR_DTYPE(dt, T, {
-        const T *M = m;
-        T *o = out;
-        /* columns in blocks so each thread owns its sums; rows inner for cache reuse */
-        int64_t nblk = (cols + 63) / 64;
-_Pragma("omp parallel for if (rows * cols > 65536) schedule(static) num_threads(threads)")
-        for (int64_t blk = 0; blk < nblk; blk++) {
-            int64_t c0 = blk * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
-            double acc[64] = {0};
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = c0; c < c1; c++) acc[c - c0] += M[r * ld + c];
-            for (int64_t c = c0; c < c1; c++) o[c] += (T)acc[c - c0];
-        }
-    });
+    if (dt == HEED_F32)
+        colsum_add_kernel_f32(m, out, cols, rows, threads, ld);
+    else
+        colsum_add_kernel_f64(m, out, cols, rows, threads, ld);
 }
