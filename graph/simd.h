@@ -98,7 +98,8 @@ HEED_AVX2 static inline __m256 heed__sigmoid8(__m256 x) {
 /* ---------------------------------------------------------------- kernels written once per ISA
  *
  * A vector kernel is written once in a template header and built once per ISA: the
- * includer defines ISA as avx2 or avx512 and includes it (see ops/softmax.c). Inside,
+ * includer defines ISA as avx2 or avx512 and includes it, or has graph/per_isa.h do both
+ * (see ops/softmax.c). Inside,
  *   VF, VD     the float vector and a double vector of half as many lanes,
  *   VW         the float lanes (8, 16),
  *   VTARGET    the target attribute (HEED_AVX2, HEED_AVX512),
@@ -114,6 +115,10 @@ HEED_AVX2 static inline __m256 heed__sigmoid8(__m256 x) {
  *   hmax hsum (float); lo(a), hi(a): the lower, upper half widened to VD; loadd(q)
  *   stored(q, d) for double pointers q; addd fmaddd zerod hsumd on VD. */
 #define HEED__CAT(a, b) HEED__CAT_(a, b)
+/* The build of name for the widest ISA heed_isa() allows (&name_avx512, &name_avx2), else
+ * scalar; graph/per_isa.h makes the builds. */
+#define HEED_WIDEST(name, scalar) \
+    (heed__have_avx512() ? &name##_avx512 : heed__have_avx2() ? &name##_avx2 : (scalar))
 #define HEED__CAT_(a, b) a##b
 #define VF HEED__CAT(heed__vf_, ISA)
 #define VD HEED__CAT(heed__vd_, ISA)

@@ -40,16 +40,12 @@ typedef struct {
 
 static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
 
-/* dx_c += k * (exp((x_c - m) - logsum) - s/C); the caller then does dx_t -= k * (1 - s). */
-HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off) {
-    const __m256 vm = _mm256_set1_ps(m), vls = _mm256_set1_ps(logsum), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
-    int64_t j = 0;
-    for (; j + 8 <= c; j += 8) {
-        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vls));
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vk, _mm256_sub_ps(p, voff), _mm256_loadu_ps(dx + j)));
-    }
-    for (; j < c; j++) dx[j] += k * (expf((x[j] - m) - logsum) - off);
-}
+#define PER_ISA_FILE "../ops/loss_vec.h"
+#include "../graph/per_isa.h"
+
+/* The f32 gradient row of the widest ISA heed_isa() allows; NULL: the scalar loop. */
+typedef void (*ce_grad_row_fn)(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off);
+static ce_grad_row_fn ce_grad_row_f32(void) { return HEED_WIDEST(ce_grad_row, NULL); }
 
 static void ce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
@@ -58,7 +54,7 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
     if (!gx || s->count == 0) return;
     int64_t n = s->n, c = s->c;
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
-    bool avx2 = heed__have_avx2();
+    ce_grad_row_fn vec_row = ce_grad_row_f32();
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data, *dY = y->grad;
         T *dX = gx;
@@ -70,9 +66,9 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
             double k = per_row ? (double)dY[i] : k_all;
             const T *xr = X + i * c;
             T *dxr = dX + i * c;
-            if (sizeof(T) == sizeof(float) && avx2)
-                ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum,
-                                     (float)k, (float)off);
+            if (sizeof(T) == sizeof(float) && vec_row)
+                vec_row((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum, (float)k,
+                        (float)off);
             else
                 for (int64_t j = 0; j < c; j++)
                     dxr[j] += (T)(k * (exp(((double)xr[j] - s->lse[i].max) - s->lse[i].logsum) - off));
