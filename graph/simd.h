@@ -117,8 +117,12 @@ HEED_AVX2 static inline __m256 heed__sigmoid8(__m256 x) {
 #define HEED__CAT(a, b) HEED__CAT_(a, b)
 /* The build of name for the widest ISA heed_isa() allows (&name_avx512, &name_avx2), else
  * scalar; graph/per_isa.h makes the builds. */
+#ifdef HEED_SLEEF_AVX512
 #define HEED_WIDEST(name, scalar) \
     (heed__have_avx512() ? &name##_avx512 : heed__have_avx2() ? &name##_avx2 : (scalar))
+#else
+#define HEED_WIDEST(name, scalar) (heed__have_avx2() ? &name##_avx2 : (scalar))
+#endif
 #define HEED__CAT_(a, b) a##b
 #define VF HEED__CAT(heed__vf_, ISA)
 #define VD HEED__CAT(heed__vd_, ISA)
