@@ -40,16 +40,12 @@ typedef struct {
 
 static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
 
-/* dx_c += k * (exp((x_c - m) - logsum) - s/C); the caller then does dx_t -= k * (1 - s). */
-HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off) {
-    const __m256 vm = _mm256_set1_ps(m), vls = _mm256_set1_ps(logsum), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
-    int64_t j = 0;
-    for (; j + 8 <= c; j += 8) {
-        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vls));
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vk, _mm256_sub_ps(p, voff), _mm256_loadu_ps(dx + j)));
-    }
-    for (; j < c; j++) dx[j] += k * (expf((x[j] - m) - logsum) - off);
-}
+#define PER_ISA_FILE "../ops/loss_vec.h"
+#include "../graph/per_isa.h"
+
+/* The f32 gradient row of the widest ISA heed_isa() allows; NULL: the scalar loop. */
+typedef void (*ce_grad_row_fn)(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off);
+static ce_grad_row_fn ce_grad_row_f32(void) { return HEED_WIDEST(ce_grad_row, NULL); }
 
 /* bce_with_logits (see below) */
 typedef struct {
@@ -87,11 +83,11 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
     if (!gx || s->count == 0) return;
     int64_t n = s->n, c = s->c;
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
-    bool avx2 = heed__have_avx2();
+    ce_grad_row_fn vec_row = ce_grad_row_f32();
     if (x->dtype == HEED_F32)
-        ce_backward_kernel_f32(x, y, gx, s, n, c, g, avx2, off, hit);
+        ce_backward_kernel_f32(x, y, gx, s, n, c, g, vec_row, off, hit);
     else
-        ce_backward_kernel_f64(x, y, gx, s, n, c, g, avx2, off, hit);
+        ce_backward_kernel_f64(x, y, gx, s, n, c, g, vec_row, off, hit);
 }
 
 static const heed_op op_ce = {"heed_cross_entropy", ce_backward};

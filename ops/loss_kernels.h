@@ -3,7 +3,7 @@
  * "Kernels"). Math: loss.c. */
 
 static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, const ce_saved *s, int64_t n, int64_t c,
-                                   heed_graph *g, bool avx2, double off, double hit) {
+                                   heed_graph *g, ce_grad_row_fn vec_row, double off, double hit) {
     const T *X = x->data, *dY = y->grad;
     T *dX = gx;
     bool per_row = s->reduction == HEED_REDUCE_NONE;
@@ -14,9 +14,9 @@ static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, con
         double k = per_row ? (double)dY[i] : k_all;
         const T *xr = X + i * c;
         T *dxr = dX + i * c;
-        if (sizeof(T) == sizeof(float) && avx2)
-            ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum,
-                                 (float)k, (float)off);
+        if (sizeof(T) == sizeof(float) && vec_row)
+            vec_row((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum, (float)k,
+                    (float)off);
         else
             for (int64_t j = 0; j < c; j++)
                 dxr[j] += (T)(k * (exp(((double)xr[j] - s->lse[i].max) - s->lse[i].logsum) - off));

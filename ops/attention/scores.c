@@ -18,17 +18,15 @@
 
 /* ---------------------------------------------------------------- f32 vector math */
 
-HEED_AVX2 static void tanh_f32_avx2(float *x, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++) x[i] = tanhf(x[i]);
-}
+#define PER_ISA_FILE "../ops/attention/scores_vec.h"
+#include "../../graph/per_isa.h"
 
-/* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
+/* x[i] = tanh(x[i]) for one row (no threads): SLEEF for f32 on the widest vectors
+ * heed_isa() allows (avx2: a vector ISA is on). */
 static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
     if (dt == HEED_F32) {
         float *p = x;
-        if (avx2) tanh_f32_avx2(p, n);
+        if (avx2) HEED_WIDEST(tanh_f32, tanh_f32_avx2)(p, n);
         else
             for (int64_t i = 0; i < n; i++) p[i] = tanhf(p[i]);
     } else {
