@@ -144,6 +144,13 @@ bool heed__readable(const heed_tensor *t, const char *op);
 /* ---------------------------------------------------------------- allocation */
 
 void *heed__zalloc(heed_graph *g, size_t bytes); /* heed_graph_alloc (extend.h), zeroed */
+/* Threads on a shared machine (graph/threads.c): the CPUs other processes leave free now
+ * (sampled at most every 100 ms), and the threads a region of ctx asks for now:
+ * min(heed_ctx_threads(ctx), free CPUs). Only a region whose results do not depend on its
+ * team size may use heed__threads_now; one that splits a sum by thread keeps the split of
+ * heed_ctx_threads(ctx) (and sizes per-thread buffers with it). */
+int heed__cpus_free(void);
+int heed__threads_now(const heed_ctx *ctx);
 /* A new tensor on g, data uninitialised (zeroed for heed__zeros). Checks the shape. */
 heed_tensor *heed__new(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);
 heed_tensor *heed__zeros(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);

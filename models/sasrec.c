@@ -24,6 +24,8 @@
  * whole model against central differences in f64. */
 #include <heed.h>
 
+#include "../graph/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 
@@ -204,7 +206,7 @@ static void loss_backward(heed_graph *g, heed_node *nd) {
         double go = (double)((const T *)y->grad)[0] / (double)n;
         if (gh_) {
             T *gh = gh_;
-            _Pragma("omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
+            _Pragma("omp parallel for if (n * d > 65536) num_threads(heed__threads_now(heed_graph_ctx(g)))")
             for (int64_t i = 0; i < n; i++) {
                 T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
                 T *dst = gh + s->row[i] * d;
@@ -253,18 +255,21 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn) return NULL;
     for (int64_t i = 0, j = 0; i < B * N; i++)
         if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
-    double total = 0;
+    /* the terms summed in order afterwards: the loss does not depend on the team's size */
+    double *term = heed_graph_alloc(g, (size_t)n * sizeof *term), total = 0;
+    if (!term) return NULL;
     HEED_FOR_DTYPE(h->dtype, T, {
         const T *H = h->data, *W = m->item_emb->data;
-        _Pragma("omp parallel for reduction(+ : total) if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
+        _Pragma("omp parallel for if (n * d > 65536) num_threads(heed__threads_now(heed_graph_ctx(g)))")
         for (int64_t i = 0; i < n; i++) {
             const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
             double a = 0, b = 0;
             for (int64_t k = 0; k < d; k++) a += (double)hi[k] * ep[k], b += (double)hi[k] * en[k];
-            total += heed_scalar_softplus(-a) + heed_scalar_softplus(b);
+            term[i] = heed_scalar_softplus(-a) + heed_scalar_softplus(b);
             s->sp[i] = heed_scalar_sigmoid(a);
             s->sn[i] = heed_scalar_sigmoid(b);
         }
+        for (int64_t i = 0; i < n; i++) total += term[i];
         ((T *)out->data)[0] = (T)(total / (double)n);
     });
     heed_tensor *in[2] = {h, m->item_emb};

@@ -85,7 +85,7 @@ static void binary_backward(heed_graph *g, heed_node *n) {
         const T *A = a->data, *B = b->data, *dY = y->grad;
         T *gA = ga_, *gB = gb_;
         if (p->same) {
-_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed__threads_now(g->ctx))")
             for (int64_t i = 0; i < y->numel; i++) {
                 double da, db;
                 partials(op, A[i], B[i], dY[i], &da, &db);
@@ -124,7 +124,7 @@ static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor 
         const T *A = a->data, *B = b->data;
         T *Y = y->data;
         if (p.same) {
-_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed__threads_now(g->ctx))")
             for (int64_t i = 0; i < y->numel; i++) Y[i] = (T)apply(op, A[i], B[i]);
         } else {
             FOR_BCAST(&p, o, ia, ib, { Y[o] = (T)apply(op, A[ia], B[ib]); });

@@ -168,7 +168,7 @@ static void conv_backward(heed_graph *g, heed_node *nd) {
         HEED_FOR_DTYPE(dt, T, {
             const T *dy = y->grad;
             T *db = (T *)gb;
-_Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed__threads_now(g->ctx))")
             for (int64_t o = 0; o < p->O; o++) {
                 double s = 0;
                 for (int64_t n = 0; n < p->N; n++)
@@ -207,7 +207,7 @@ _Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_t
         HEED_FOR_DTYPE(dt, T, {
             const T *part = (const T *)dws;
             T *dw = (T *)gw;
-_Pragma("omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for schedule(static) if (wn > 65536) num_threads(heed__threads_now(g->ctx))")
             for (int64_t i = 0; i < wn; i++) {
                 double s = 0;
                 for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)wn + (size_t)i];
@@ -310,7 +310,7 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     HEED_FOR_DTYPE(dt, T, {
         T *Y = y->data;
         const T *b = bias ? bias->data : NULL;
-_Pragma("omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t no = 0; no < p.N * p.O; no++)
             for (int64_t k = 0; k < p.P; k++) Y[no * p.P + k] = b ? b[no % p.O] : 0;
     });

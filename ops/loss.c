@@ -64,7 +64,7 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
         T *dX = gx;
         bool per_row = s->reduction == HEED_REDUCE_NONE;
         double k_all = s->reduction == HEED_REDUCE_MEAN ? (double)dY[0] / s->count : (double)dY[0];
-        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))")
+        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed__threads_now(g->ctx))")
         for (int64_t i = 0; i < n; i++) {
             if (!ce_row_active(s, i)) continue;
             double k = per_row ? (double)dY[i] : k_all;
@@ -119,7 +119,7 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
     double sm = o.label_smoothing;
     HEED_FOR_DTYPE(logits->dtype, T, {
         const T *X = logits->data;
-        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))")
+        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed__threads_now(g->ctx))")
         for (int64_t i = 0; i < n; i++) {
             rowloss[i] = 0;
             lse[i] = (heed_row_lse){-INFINITY, 0};
@@ -186,7 +186,7 @@ static void bce_backward(heed_graph *g, heed_node *nd) {
         T *gx = gx_, *gt = gt_, *gw = gw_;
         double k = (double)((const T *)out->grad)[0] / s->W;
         if (gx || gt) {
-            _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))")
+            _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed__threads_now(g->ctx))")
             for (int64_t i = 0; i < n; i++) {
                 double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
                 if (gx) gx[i] += (T)(k * wi * (heed__sigmoid1(X[i]) - Y[i]));
@@ -235,7 +235,7 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
     if (!bl) return NULL;
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
-        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))")
+        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < nb; b++) {
             double sl = 0, sw = 0;
             int64_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
@@ -271,7 +271,7 @@ static void mse_backward(heed_graph *g, heed_node *nd) {
         const T *A = a->data, *B = b->data;
         T *ga = ga_, *gb = gb_;
         T k = (T)(2 * (double)((const T *)out->grad)[0] / (double)n);
-        _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))")
+        _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t i = 0; i < n; i++) {
             T d = k * (A[i] - B[i]);
             if (ga) ga[i] += d;
@@ -296,7 +296,7 @@ heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
     if (!out || !bl) return NULL;
     HEED_FOR_DTYPE(a->dtype, T, {
         const T *A = a->data, *B = b->data;
-        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))")
+        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed__threads_now(g->ctx))")
         for (int64_t k = 0; k < nb; k++) {
             double s = 0;
             int64_t end = (k + 1) * BLOCK < n ? (k + 1) * BLOCK : n;

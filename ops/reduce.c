@@ -22,7 +22,7 @@ static void reduce_backward(heed_graph *g, heed_node *nd) {
         const T *dy = y->grad;
         T *gx = gx_;
         double scale = kind == RED_MEAN ? 1.0 / (double)p.n : 1.0;
-_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t o = 0; o < p.outer; o++)
             for (int64_t i = 0; i < p.inner; i++) {
                 T d = (T)(dy[o * p.inner + i] * scale);
@@ -74,7 +74,7 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t o = 0; o < p.outer; o++)
             for (int64_t i = 0; i < p.inner; i++) {
                 const T *xs = X + o * p.n * p.inner + i;

@@ -94,7 +94,7 @@ static void where_backward(heed_graph *g, heed_node *nd) {
         T *ga = ga_, *gb = gb_;
         HEED_FOR_DTYPE(s->mask->dtype, M, {
             const M *m = s->mask->data;
-            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
+            FOR_OUT(p, par, heed__threads_now(g->ctx), {
                 if (m[OFF(p, 0)] != 0) {
                     if (ga) ga[OFF(p, 1)] += dy[o];
                 } else if (gb) {
@@ -125,7 +125,7 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
         T *Y = y->data;
         HEED_FOR_DTYPE(mask->dtype, M, {
             const M *m = mask->data;
-            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 0)] != 0 ? A[OFF(&p, 1)] : B[OFF(&p, 2)]; });
+            FOR_OUT(&p, par, heed__threads_now(g->ctx), { Y[o] = m[OFF(&p, 0)] != 0 ? A[OFF(&p, 1)] : B[OFF(&p, 2)]; });
         });
     });
     heed_tensor *in[2] = {a, b};
@@ -152,7 +152,7 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
         T *gx = gx_;
         HEED_FOR_DTYPE(s->mask->dtype, M, {
             const M *m = s->mask->data;
-            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
+            FOR_OUT(p, par, heed__threads_now(g->ctx), {
                 if (m[OFF(p, 1)] == 0) gx[o] += dy[o];
             });
         });
@@ -186,7 +186,7 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
         T v = (T)value;
         HEED_FOR_DTYPE(mask->dtype, M, {
             const M *m = mask->data;
-            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
+            FOR_OUT(&p, par, heed__threads_now(g->ctx), { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
         });
     });
     heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);

@@ -16,7 +16,7 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         T *g = heed_params_grads(P);
         const T k = (T)s;
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed__threads_now(heed_params_ctx(P)))")
         for (int64_t i = 0; i < n; i++) g[i] *= k;
     });
     return HEED_OK;
@@ -60,7 +60,7 @@ static double sum_blocks(const heed_params *P, bool squares) {
     double partial[MAX_BLOCKS];
     HEED_FOR_DTYPE(heed_params_dtype(P), T, {
         const T *g = heed_params_grads((heed_params *)P);
-        int nt = heed_ctx_threads(heed_params_ctx(P));
+        int nt = heed__threads_now(heed_params_ctx(P));
         if (squares) BLOCK_SUM(T, double, g, n, bs, nb, (double)x * (double)x, partial, nt);
         else BLOCK_SUM(T, T, g, n, bs, nb, x * 0, partial, nt);
     });
@@ -104,7 +104,7 @@ heed_status heed_clip_grad_value(heed_params *P, double clip) {
         T *g = heed_params_grads(P);
         const T hi = (T)clip, lo = -(T)clip;
         /* NaN fails both comparisons and is kept, as torch.clamp keeps it */
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
+        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed__threads_now(heed_params_ctx(P)))")
         for (int64_t i = 0; i < n; i++) g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];
     });
     return HEED_OK;

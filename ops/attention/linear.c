@@ -33,7 +33,7 @@ static void elu_features_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data, *Y = y->data, *dY = y->grad;
         T *gx = gx_;
-_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (n > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t i = 0; i < n; i++) gx[i] += X[i] > 0 ? dY[i] : dY[i] * Y[i];
     });
 }
@@ -48,7 +48,7 @@ heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (n > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] + 1 : exp(X[i]);
     });
     heed_record(g, &op_elu_features, 1, &x, 1, &y);
@@ -117,7 +117,7 @@ static void favor_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *Y = y->data, *dY = y->grad;
         T *dt = dt_;
-_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t gi = 0; gi < ngroups; gi++) {
             double total = 0;
             for (int64_t k = gi * group * m; k < (gi + 1) * group * m; k++) total += (double)(dt[k] = dY[k] * Y[k]);
@@ -168,7 +168,7 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     HEED_FOR_DTYPE(x->dtype, T, {
         const T *X = x->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t gi = 0; gi < ngroups; gi++) {
             double best = -INFINITY;
             int64_t at = 0;
@@ -407,7 +407,7 @@ static void linear_backward(heed_graph *g, heed_node *nd) {
     const lin_plan *p = nd->saved;
     void *gq = heed_grad_buffer(g, fq), *gk = heed_grad_buffer(g, fk), *gv = heed_grad_buffer(g, v);
     if (!p->causal) return full_backward(g, fq->dtype, p, fq, fk, v, out, gq, gk, gv);
-    int nt = heed_ctx_threads(g->ctx);
+    int nt = heed__threads_now(g->ctx);
     double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
     if (scratch) causal_backward(fq->dtype, p, fq, fk, v, out, gq, gk, gv, scratch, nt);
 }
@@ -443,7 +443,7 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
     heed_tensor *out = p.len && p.den ? heed__new(g, op, dt, 4, (int64_t[]){p.B, p.H, p.Nq, p.dv}) : NULL;
     if (!out) return NULL;
     if (p.causal) {
-        int nt = heed_ctx_threads(g->ctx);
+        int nt = heed__threads_now(g->ctx);
         double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
         if (!scratch) return NULL;
         causal_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data, scratch, nt);

@@ -38,7 +38,7 @@ static void local_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *S = s->data, *V = v->data, *P = centre->data, *A = w->data, *dC = ctx->grad, *gW = w->grad;
         T *gs = gs_, *gv = gv_, *gp = gp_;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             const T *dc = dC + b * dv;
             double pb = P[b], dot = 0, dp = 0, *gab = ga + b * N;
@@ -102,7 +102,7 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
     HEED_FOR_DTYPE(scores->dtype, T, {
         const T *S = scores->data, *V = values->data, *P = centre->data;
         T *C = ctx->data, *W = w->data;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             double m = -INFINITY, sum = 0;
             for (int64_t j = p.lo[b]; j < p.hi[b]; j++) m = S[b * N + j] > m || S[b * N + j] != S[b * N + j] ? S[b * N + j] : m;

@@ -21,7 +21,7 @@ heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t 
     if (!t) return NULL;
     HEED_FOR_DTYPE(dtype, T, {
         T *pe = t->data;
-_Pragma("omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (n * d > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t p = 0; p < n; p++)
             for (int64_t c = 0; c < d; c++) {
                 int64_t i2 = c - (c & 1); /* 2i */
@@ -115,7 +115,7 @@ static void relpos_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(table->dtype, T, {
         const T *dy = y->grad;
         T *gt = gt_;
-_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t h = 0; h < H; h++) /* each thread owns column h of the table */
             for (int64_t ij = 0; ij < nq * nk; ij++) gt[bucket[ij] * H + h] += dy[h * nq * nk + ij];
     });
@@ -161,7 +161,7 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
     HEED_FOR_DTYPE(table->dtype, T, {
         const T *tb = table->data;
         T *Y = y->data;
-_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed__threads_now(g->ctx))")
         for (int64_t h = 0; h < H; h++)
             for (int64_t ij = 0; ij < nq * nk; ij++) Y[h * nq * nk + ij] = tb[bucket[ij] * H + h];
     });

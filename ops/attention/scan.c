@@ -157,7 +157,7 @@ static void recurrent_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
         T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < p->B; b++) {
             const T *dob = dO + b * p->dv, *ob = O + b * p->dv;
             double D = 0;
@@ -189,7 +189,7 @@ heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data;
         T *O = o->data;
-_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < p.B; b++) {
             /* the O(dv) state: one key at a time */
             double m = -INFINITY, c = 0, *a = acc + b * p.dv;
@@ -264,7 +264,7 @@ static void scan_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
         T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < p->B; b++) {
             double *u = u_all + b * p->dv, w = 0;
             const double *L = p->lse + b * p->N;

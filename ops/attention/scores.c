@@ -53,7 +53,7 @@ static void attend_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(s->dtype, T, {
         const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
         T *gs = gs_, *gv = gv_;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             const T *wb = W + b * N, *dc = dC + b * dv;
             double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
@@ -95,7 +95,7 @@ heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values
     HEED_FOR_DTYPE(scores->dtype, T, {
         const T *S = scores->data, *V = values->data;
         T *C = ctx->data, *Wt = w->data;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < B; b++) {
             const T *sb = S + b * N;
             T *wb = Wt + b * N;
@@ -245,7 +245,7 @@ _Pragma("omp for schedule(static)")
         const T *df = df_, *pv = prev->data, *F = filt->data;
         if (gfilt) {
             T *dF = gfilt;
-_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed__threads_now(g->ctx))")
             for (int64_t c = 0; c < C; c++)
                 for (int64_t t = 0; t < K; t++) {
                     double acc = 0;
@@ -259,7 +259,7 @@ _Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g
         }
         if (gprev) {
             T *dp = gprev;
-_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed__threads_now(g->ctx))")
             for (int64_t bi = 0; bi < BN; bi++) {
                 int64_t b = bi / N, i = bi % N;
                 double acc = 0;
@@ -325,7 +325,7 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
                 location_features(p, dt, prev->data, filt->data, i0, nr, feat_, heed_ctx_threads(g->ctx));
                 heed_gemm(dt, false, true, nr, da, C, 1, feat_, C, proj->data, C, 0, pre_, da);
             }
-_Pragma("omp parallel for schedule(static) if (threads) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for schedule(static) if (threads) num_threads(heed__threads_now(g->ctx))")
             for (int64_t i = i0; i < i0 + nr; i++) {
                 const T *q = qp + (i / N) * da;
                 T *r = (T *)pre_ + (i - i0) * da;
@@ -446,7 +446,7 @@ static void bilinear_backward(heed_graph *g, heed_node *nd) {
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
         T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
-_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < N; j++) {
                 T ds = dS[b * N + j];
@@ -473,7 +473,7 @@ static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor 
     HEED_FOR_DTYPE(q->dtype, T, {
         const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
         T *s = S->data;
-_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed__threads_now(g->ctx))")
         for (int64_t bj = 0; bj < B * N; bj++) {
             const T *u = U + (bj / N) * dk, *kj = Kd + bj * dk;
             double acc = 0;

@@ -29,7 +29,7 @@ static void pyramid_backward(heed_graph *g, heed_node *n) {
     HEED_FOR_DTYPE(x->dtype, T_, {
         const T_ *dy = y->grad;
         T_ *dx = gx;
-_Pragma("omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed__threads_now(g->ctx))")
         for (int64_t s = 0; s < T; s++)
             for (int64_t b = 0; b < B; b++) {
                 if (sv->len && s >= sv->len[b]) continue;
@@ -56,7 +56,7 @@ static heed_tensor *pyramid(heed_graph *g, const char *op, heed_tensor *x, const
     HEED_FOR_DTYPE(x->dtype, T_, {
         const T_ *X = x->data;
         T_ *Y = y->data;
-_Pragma("omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))")
+_Pragma("omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed__threads_now(g->ctx))")
         for (int64_t s = 0; s < 2 * T2; s++)
             for (int64_t b = 0; b < B; b++) {
                 T_ *dst = Y + y_at(bm, T, B, F, s, b);
