@@ -51,8 +51,9 @@ static inline void bench_busy_stop(void) {
     for (int i = 0; i < n; i++) waitpid(bench_busy_pids[i], NULL, 0);
 }
 
-static void bench_busy_on_signal(int sig) { /* async-signal-safe: kill, signal, raise */
+static void bench_busy_on_signal(int sig) { /* async-signal-safe: kill, waitpid, signal, raise */
     for (int i = 0; i < bench_busy_count; i++) kill(bench_busy_pids[i], SIGKILL);
+    for (int i = 0; i < bench_busy_count; i++) waitpid(bench_busy_pids[i], NULL, 0);
     signal(sig, SIG_DFL);
     raise(sig);
 }
