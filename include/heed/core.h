@@ -80,7 +80,9 @@ void heed_ctx_free(heed_ctx *ctx);
 const char *heed_ctx_error(const heed_ctx *ctx); /* last non-graph error, "" if none */
 /* The threads heed's parallel regions use: opts.threads, or omp_get_max_threads() (asked
  * at each call) when that was 0 or ctx is NULL. A parallel region in your own op asks for
- * the same: #pragma omp parallel for num_threads(heed_ctx_threads(heed_graph_ctx(g))). */
+ * the same: #pragma omp parallel for num_threads(heed_ctx_threads(heed_graph_ctx(g))).
+ * While other processes keep CPUs busy, heed's regions whose results do not depend on the
+ * team's size run on fewer (at least 1): docs/design.md, "Threads on a shared machine". */
 int heed_ctx_threads(const heed_ctx *ctx);
 /* The state of op randomness (dropout masks): seed and a counter of random ops run. */
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);

@@ -224,7 +224,10 @@ static void bwd_gemm_item(const recur *rc, item it, int64_t s) {
  * needs all of dA_t); row blocks never wait for each other. */
 static void run_steps(const recur *rc, bool backward) {
     const layer_saved *sv = rc->sv;
-    int n_items = sv->D * rc->rparts * rc->uparts, nt = rc->threads;
+    /* the items were planned for rc->threads (plan_parts); any team runs them alike, so a
+     * busy machine gets fewer threads (heed__cpus_free) without changing a result */
+    int n_items = sv->D * rc->rparts * rc->uparts, nt = rc->threads, free_cpus = heed__cpus_free();
+    if (nt > free_cpus) nt = free_cpus;
     if (nt > n_items) nt = n_items;
     /* tiny steps: waking threads would cost more than the work */
     if (2.0 * (double)(sv->D * sv->B * sv->G) * (double)sv->H * (double)(sv->H + 8) < 2e5) nt = 1;
