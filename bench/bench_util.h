@@ -76,6 +76,8 @@ static inline int bench_busy_start(int n) {
         if (p == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != parent) _exit(0); /* the bench died before prctl */
+            setsid(); /* its own session, so its own autogroup: it competes with the bench as
+                         another program would, not for the bench's share of the CPU */
             for (volatile unsigned long spin = 0;; spin++) {}
         }
         bench_busy_pids[bench_busy_count++] = p;
