@@ -184,20 +184,20 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     int nthreads = heed_ctx_threads(g->ctx);
     void *dpre_ = keep ? heed_graph_alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
-    /* per-thread partial sums over all rows: dv, dw_c */
+    /* partial sums of dv, dw_c over nthreads fixed ranges of rows (the ctx's count, not the
+     * team's, which is smaller on a busy machine: the sums do not change with the load) */
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
-    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
+    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per range */
     if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
     HEED_FOR_DTYPE(dt, T, {
         const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
                 *cw = covw ? (const T *)covw->data : NULL;
         T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
-_Pragma("omp parallel if (BN * da > 32768) num_threads(nthreads)")
-        {
-            double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
-            T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
-_Pragma("omp for schedule(static)")
-            for (int64_t b = 0; b < B; b++)
+_Pragma("omp parallel for schedule(static, 1) if (BN * da > 32768) num_threads(heed__threads_now(g->ctx))")
+        for (int th = 0; th < nthreads; th++) {
+            double *pv = part + (size_t)th * (size_t)(2 * da), *pcw = pv + da;
+            T *row = (T *)rows_ + (size_t)th * (size_t)(da > 0 ? da : 1);
+            for (int64_t b = B * th / nthreads; b < B * (th + 1) / nthreads; b++)
                 for (int64_t j = 0; j < N; j++) {
                     int64_t i = b * N + j;
                     const T *ti = t + i * da;
