@@ -3,8 +3,9 @@
  * libgomp's default wait policy spins a thread that reaches a barrier (or the end of a
  * region) for about 300,000 iterations before it sleeps. When another process keeps one
  * of two cores busy, the thread heed waits for is often descheduled: its partner spins
- * away a whole scheduler slice (milliseconds) at every region end, and a training step
- * has hundreds of regions. A SASRec epoch went from 1.9 s to 89 s that way (issue 15).
+ * away a whole scheduler slice (milliseconds) at every region end, and a SASRec step
+ * starts about 76 regions of more than one thread. An epoch went from 1.9 s to 89 s that
+ * way (issue 15).
  * A library cannot change the wait policy (libgomp reads OMP_WAIT_POLICY in its own
  * constructor, before heed's code runs), so heed asks for fewer threads instead while
  * other processes want the CPUs: with one thread nobody waits.

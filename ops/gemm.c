@@ -9,8 +9,9 @@
 /* The BLAS (and the portable loop) run on OpenMP's count, which heed must not change for
  * the process. While other processes keep CPUs busy (graph/threads.c) a GEMM gets only
  * the free ones: it runs inside a one-thread region whose own count -- a per-task setting
- * that ends with the region -- is set to them. Inside a real parallel region the BLAS is
- * single-threaded anyway. */
+ * that ends with the region -- is set to them (OpenBLAS runs on one thread inside any
+ * region, which is what a 2-core machine with one busy CPU wants). Inside a real parallel
+ * region the BLAS is single-threaded anyway. */
 #define GEMM_ON_FREE_CPUS(call)                                                    \
     do {                                                                           \
         int all_ = omp_in_parallel() ? 1 : omp_get_max_threads();                 \
