@@ -138,8 +138,11 @@ static double layer_fwd_bwd(void *arg) {
 
 int main(int argc, char **argv) {
     int reps = 3, busy = 0;
-    for (int i = 1; i < argc; i++)
-        if ((busy = bench_busy_arg(argc, argv, &i)) < 0) reps = atoi(argv[i]);
+    for (int i = 1; i < argc; i++) {
+        int n = bench_busy_arg(argc, argv, &i);
+        if (n > 0) busy = n;
+        else reps = atoi(argv[i]);
+    }
     if (reps < 1) reps = 1;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});
     /* PyTorch 1.13's figure for the first two (DESIGN.md): 407 ms LSTM, 405 ms GRU, 25 GFLOP/s */
