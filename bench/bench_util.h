@@ -112,11 +112,16 @@ static inline bool bench_contention(int busy, double (*measure)(void *), void *a
     return true;
 }
 
-/* "--busy N" at argv[i]: N, and i moved past it; -1 if argv[i] is something else. */
+/* "--busy N" at argv[i]: N, and i moved past it; -1 if argv[i] is something else. Exits
+ * with status 2 on an N outside 1..BENCH_BUSY_MAX. */
 static inline int bench_busy_arg(int argc, char **argv, int *i) {
     if (strcmp(argv[*i], "--busy") || *i + 1 >= argc) return -1;
     int n = atoi(argv[++*i]);
-    return n >= 1 && n <= BENCH_BUSY_MAX ? n : (fprintf(stderr, "--busy: 1..%d processes\n", BENCH_BUSY_MAX), exit(2), -1);
+    if (n < 1 || n > BENCH_BUSY_MAX) {
+        fprintf(stderr, "--busy: 1..%d processes\n", BENCH_BUSY_MAX);
+        exit(2);
+    }
+    return n;
 }
 
 #define BENCH_BEST(reps, out_seconds, ...)                        \
