@@ -6,7 +6,9 @@
  *   gflops     GEMM flops of forward + backward / heed's time: 6 T B G H (I + H) per
  *              direction (G = 4 gates LSTM, 3 GRU); gate math is not counted
  *   frac_peak  gflops / sgemm peak;  ratio_gemm_only  = direct-GEMM time / heed time
- * Usage: bench_rnn [reps]   (default 3; best of reps after a warm-up) */
+ * Usage: bench_rnn [reps] [--busy N]   (default 3; best of reps after a warm-up)
+ * --busy N: contention mode (bench_util.h): the T=100 LSTM and BLSTM fwd+bwd timed quiet,
+ * then while N child processes busy-loop; prints both and their ratio. */
 #include "heed.h"
 #include "bench_util.h"
 
@@ -54,8 +56,9 @@ typedef struct {
     bool bidirectional, pyramid;
 } bench_case;
 
-static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
-    int G = c->kind == HEED_RNN_LSTM ? 4 : 3, D = c->bidirectional ? 2 : 1;
+/* Best forward and forward+backward seconds of the case's layer (reps runs each). */
+static void time_layer(heed_ctx *ctx, const bench_case *c, int reps, double *t_fwd, double *t_all) {
+    int D = c->bidirectional ? 2 : 1;
     int64_t Tin = c->T, T = c->pyramid ? (c->T + 1) / 2 : c->T, In = c->pyramid ? 2 * c->In : c->In, B = c->B, H = c->H;
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_rnn rnn;
@@ -81,13 +84,23 @@ static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
         else if (c->kind == HEED_RNN_LSTM) y = heed_lstm(g, &rnn, x, NULL, NULL, NULL, NULL, NULL);                 \
         else y = heed_gru(g, &rnn, x, NULL, NULL, NULL);                                                            \
     } while (0)
-    double t_fwd, t_all;
-    BENCH_BEST(reps, t_fwd, FORWARD());
-    BENCH_BEST(reps, t_all, FORWARD(); heed_backward_with(g, y, heed_input(g, HEED_F32, HEED_SHAPE(T, B, D * H), seed)));
+    BENCH_BEST(reps, *t_fwd, FORWARD());
+    BENCH_BEST(reps, *t_all, FORWARD(); heed_backward_with(g, y, heed_input(g, HEED_F32, HEED_SHAPE(T, B, D * H), seed)));
+#undef FORWARD
     if (heed_graph_status(g) != HEED_OK) {
         fprintf(stderr, "%s: %s\n", c->name, heed_graph_error(g));
         exit(1);
     }
+    free(xd), free(seed), free(len);
+    heed_graph_free(g);
+    heed_params_free(P);
+}
+
+static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
+    int G = c->kind == HEED_RNN_LSTM ? 4 : 3, D = c->bidirectional ? 2 : 1;
+    int64_t T = c->pyramid ? (c->T + 1) / 2 : c->T, In = c->pyramid ? 2 * c->In : c->In, B = c->B, H = c->H;
+    double t_fwd, t_all;
+    time_layer(ctx, c, reps, &t_fwd, &t_all);
 
     /* the same GEMMs, direct */
     size_t GH = (size_t)(G * H);
@@ -108,15 +121,30 @@ static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
            gf / peak, t_gemm * 1e3, t_gemm / t_all);
     fflush(stdout);
     free(x), free(w_ih), free(w_hh), free(gates), free(hs), free(dx), free(dw_ih), free(dw_hh);
-    free(xd), free(seed), free(len);
-    heed_graph_free(g);
-    heed_params_free(P);
+}
+
+typedef struct {
+    heed_ctx *ctx;
+    const bench_case *c;
+    int reps;
+} layer_job;
+
+static double layer_fwd_bwd(void *arg) {
+    const layer_job *j = arg;
+    double t_fwd, t_all;
+    time_layer(j->ctx, j->c, j->reps, &t_fwd, &t_all);
+    return t_all;
 }
 
 int main(int argc, char **argv) {
     /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
     printf("{\"bench\":\"rnn\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
-    int reps = argc > 1 ? atoi(argv[1]) : 3;
+    int reps = 3, busy = 0;
+    for (int i = 1; i < argc; i++) {
+        int n = bench_busy_arg(argc, argv, &i);
+        if (n > 0) busy = n;
+        else reps = atoi(argv[i]);
+    }
     if (reps < 1) reps = 1;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});
     /* PyTorch 1.13's figure for the first two (DESIGN.md): 407 ms LSTM, 405 ms GRU, 25 GFLOP/s */
@@ -132,7 +160,18 @@ int main(int argc, char **argv) {
         {"las listener pblstm2 T=100->50", HEED_RNN_LSTM, 100, 16, 512, 256, true, true},
         {"las listener pblstm3 T=50->25", HEED_RNN_LSTM, 50, 16, 512, 256, true, true},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], reps);
+    if (busy) { /* contention mode: the first LSTM and the BLSTM, fwd+bwd, quiet and busy */
+        for (size_t i = 0; i < 3; i += 2) {
+            layer_job j = {ctx, &cases[i], reps};
+            printf("{\"bench\":\"rnn\",\"case\":\"%s fwd+bwd, contention\",\"threads\":%d,", cases[i].name,
+                   heed_ctx_threads(ctx));
+            bool ok = bench_contention(busy, layer_fwd_bwd, &j);
+            printf("}\n");
+            if (!ok) return 1;
+        }
+    } else {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], reps);
+    }
     heed_ctx_free(ctx);
     return 0;
 }

@@ -6,7 +6,9 @@
  * are neither blank nor only comment (C block and line comments; Python # comments and
  * docstrings).
  *   -> ratio_vs_pytorch = heed steps/s / PyTorch steps/s; line_ratio = heed / PyTorch lines
- * Usage: bench_seq2seq [--steps N] [--threads N] [--no-pytorch]   (threads 0: all) */
+ * Usage: bench_seq2seq [--steps N] [--threads N] [--no-pytorch] [--busy N]   (threads 0: all)
+ * --busy N: contention mode (bench_util.h): heed's seconds per step, quiet and then while N
+ * child processes busy-loop, and their ratio (PyTorch is not run). */
 #include "bench_util.h"
 
 #include <stdbool.h>
@@ -50,15 +52,19 @@ static int code_lines(const char *path, bool python) {
     return n;
 }
 
+/* Seconds per training step of the heed program (the command in arg); NaN if it fails. */
+static double heed_step_seconds(void *arg) { return 1 / bench_command_number(arg, "steps_per_second"); }
+
 int main(int argc, char **argv) {
-    int steps = 100, threads = 1;
+    int steps = 100, threads = 1, busy = 0;
     bool pytorch = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-pytorch")) pytorch = false;
+        else if ((busy = bench_busy_arg(argc, argv, &i)) > 0) continue;
         else {
-            fprintf(stderr, "usage: %s [--steps N] [--threads N] [--no-pytorch]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--steps N] [--threads N] [--no-pytorch] [--busy N]\n", argv[0]);
             return 2;
         }
     }
@@ -66,6 +72,13 @@ int main(int argc, char **argv) {
     const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s/examples/seq2seq --steps %d --eval-every 0 --threads %d", HEED_BUILD_DIR, steps, threads);
+    if (busy) {
+        printf("{\"bench\":\"seq2seq\",\"case\":\"heed seconds per step, contention\",\"steps\":%d,\"threads\":%d,", steps,
+               threads);
+        bool ok = bench_contention(busy, heed_step_seconds, cmd);
+        printf("}\n");
+        return ok ? 0 : 1;
+    }
     double heed_rate = bench_command_number(cmd, "steps_per_second"), torch_rate = NAN;
     if (pytorch) {
         snprintf(cmd, sizeof cmd, "%s %s/bench/seq2seq_torch.py --steps %d --eval-every 0 --threads %d", py, HEED_SOURCE_DIR,

@@ -144,6 +144,9 @@ bool heed__readable(const heed_tensor *t, const char *op);
 /* ---------------------------------------------------------------- allocation */
 
 void *heed__zalloc(heed_graph *g, size_t bytes); /* heed_graph_alloc (extend.h), zeroed */
+/* The CPUs other processes leave free now (graph/threads.c; sampled at most every 100 ms);
+ * heed_ctx_threads_now (core.h) is min(heed_ctx_threads(ctx), this). */
+int heed__cpus_free(void);
 /* A new tensor on g, data uninitialised (zeroed for heed__zeros). Checks the shape. */
 heed_tensor *heed__new(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);
 heed_tensor *heed__zeros(heed_graph *g, const char *op, heed_dtype dt, int ndim, const int64_t *shape);

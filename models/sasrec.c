@@ -239,13 +239,14 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     s->neg = heed_graph_alloc(g, (size_t)n * sizeof *s->neg);
     s->sp = heed_graph_alloc(g, (size_t)n * sizeof *s->sp);
     s->sn = heed_graph_alloc(g, (size_t)n * sizeof *s->sn);
-    if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn) return NULL;
+    double *term = heed_graph_alloc(g, (size_t)n * sizeof *term); /* summed in order: no team-size dependence */
+    if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn || !term) return NULL;
     for (int64_t i = 0, j = 0; i < B * N; i++)
         if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
     if (h->dtype == HEED_F32)
-        sasrec_loss_kernel_f32(h, m, n, d, g, s, out);
+        sasrec_loss_kernel_f32(h, m, n, d, g, s, term, out);
     else
-        sasrec_loss_kernel_f64(h, m, n, d, g, s, out);
+        sasrec_loss_kernel_f64(h, m, n, d, g, s, term, out);
     heed_tensor *in[2] = {h, m->item_emb};
     heed_node *nd = heed_record(g, &op_loss, 2, in, 1, &out);
     heed_node_set_saved(nd, s);

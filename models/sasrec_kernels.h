@@ -22,7 +22,7 @@ static void FN(loss_backward_kernel)(heed_tensor *h, heed_tensor *E, heed_tensor
     double go = (double)((const T *)y->grad)[0] / (double)n;
     if (gh_) {
         T *gh = gh_;
-#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))
+#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads_now(heed_graph_ctx(g)))
         for (int64_t i = 0; i < n; i++) {
             T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
             T *dst = gh + s->row[i] * d;
@@ -43,17 +43,18 @@ static void FN(loss_backward_kernel)(heed_tensor *h, heed_tensor *E, heed_tensor
 }
 
 static void FN(sasrec_loss_kernel)(heed_tensor *h, const heed_sasrec *m, int64_t n, int64_t d, heed_graph *g,
-                                   bce_saved *s, heed_tensor *out) {
+                                   bce_saved *s, double *term, heed_tensor *out) {
     const T *H = h->data, *W = m->item_emb->data;
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))
+#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads_now(heed_graph_ctx(g)))
     for (int64_t i = 0; i < n; i++) {
         const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
         double a = 0, b = 0;
         for (int64_t k = 0; k < d; k++) a += (double)hi[k] * ep[k], b += (double)hi[k] * en[k];
-        total += heed_scalar_softplus(-a) + heed_scalar_softplus(b);
+        term[i] = heed_scalar_softplus(-a) + heed_scalar_softplus(b);
         s->sp[i] = heed_scalar_sigmoid(a);
         s->sn[i] = heed_scalar_sigmoid(b);
     }
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += term[i];
     ((T *)out->data)[0] = (T)(total / (double)n);
 }

@@ -67,7 +67,7 @@ static void bn_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *w = nd->iarg[0] ? nd->in[1] : NULL, *b = nd->iarg[1] ? nd->in[1 + (w != NULL)] : NULL;
     const bn_saved *p = nd->saved;
     void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, b);
-#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t c = 0; c < p->C; c++) {
         if (x->dtype == HEED_F32)
             backward_f32(p, x->data, y->grad, gx, c, w ? w->data : NULL, gw, gb);
@@ -157,7 +157,7 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
     double *var = heed_graph_alloc(g, (size_t)(C ? C : 1) * sizeof(double));
     if (!y || !p.mean || !p.rstd || !var) return NULL;
     bool empty = p.N * p.HW == 0;
-#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t c = 0; c < C; c++) {
         if (batch_stats && !empty && x->dtype == HEED_F32) stats_f32(&p, x->data, c, &p.mean[c], &var[c]);
         else if (batch_stats && !empty) stats_f64(&p, x->data, c, &p.mean[c], &var[c]);

@@ -8,7 +8,7 @@ static void FN(backward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, 
     const T *A = a->data, *B = b->data, *dY = y->grad;
     T *gA = ga_, *gB = gb_;
     if (p->same) {
-#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = 0; i < y->numel; i++) {
             double da, db;
             partials(op, A[i], B[i], dY[i], &da, &db);
@@ -36,7 +36,7 @@ static void FN(forward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, c
     const T *A = a->data, *B = b->data;
     T *Y = y->data;
     if (p->same) {
-#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = 0; i < y->numel; i++) Y[i] = (T)apply(op, A[i], B[i]);
     } else {
         int64_t o = 0;

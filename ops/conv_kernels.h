@@ -5,7 +5,7 @@
 static void FN(conv_bias_grad_kernel)(heed_tensor *y, char *gb, const conv_plan *p, heed_graph *g) {
     const T *dy = y->grad;
     T *db = (T *)gb;
-#pragma omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p->O; o++) {
         double s = 0;
         for (int64_t n = 0; n < p->N; n++)
@@ -17,7 +17,7 @@ static void FN(conv_bias_grad_kernel)(heed_tensor *y, char *gb, const conv_plan 
 static void FN(conv_weight_grad_sum_kernel)(char *dws, char *gw, int64_t wn, heed_graph *g, int nt) {
     const T *part = (const T *)dws;
     T *dw = (T *)gw;
-#pragma omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < wn; i++) {
         double s = 0;
         for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)wn + (size_t)i];
@@ -28,7 +28,7 @@ static void FN(conv_weight_grad_sum_kernel)(char *dws, char *gw, int64_t wn, hee
 static void FN(conv2d_forward_kernel)(heed_tensor *y, heed_tensor *bias, heed_graph *g, conv_plan p) {
     T *Y = y->data;
     const T *b = bias ? bias->data : NULL;
-#pragma omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t no = 0; no < p.N * p.O; no++)
         for (int64_t k = 0; k < p.P; k++) Y[no * p.P + k] = b ? b[no % p.O] : 0;
 }

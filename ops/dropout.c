@@ -91,7 +91,7 @@ static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, boo
 static void dropout_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     void *gx = heed_grad_buffer(g, x);
-    if (gx) apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0], heed_ctx_threads(g->ctx));
+    if (gx) apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0], heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_dropout = {"heed_dropout", dropout_backward};
@@ -104,7 +104,7 @@ heed_tensor *heed_dropout(heed_graph *g, heed_tensor *x, double p) {
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     uint64_t seed = g->ctx->seed, stream = heed__next_stream(g->ctx);
-    apply_mask(x->dtype, x->data, y->data, x->numel, false, seed, stream, p, heed_ctx_threads(g->ctx));
+    apply_mask(x->dtype, x->data, y->data, x->numel, false, seed, stream, p, heed_ctx_threads_now(g->ctx));
     heed_node *n = heed_record(g, &op_dropout, 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = (int64_t)seed;

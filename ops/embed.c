@@ -98,7 +98,7 @@ heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, h
     size_t row = (size_t)D * heed_dtype_size(w->dtype);
     const char *W = w->data;
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] == padding_idx) memset(Y + (size_t)i * row, 0, row);
         else memcpy(Y + (size_t)i * row, W + (size_t)ids[i] * row, row);

@@ -6,7 +6,7 @@ static void FN(embedding_backward_kernel)(void *gw_, heed_tensor *y, int64_t n, 
                                           const embed_saved *s, int64_t *start, int64_t *pos) {
     T *gw = gw_;
     const T *dy = y->grad;
-#pragma omp parallel for schedule(dynamic, 64) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(dynamic, 64) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t v = 0; v < V; v++) {
         if (v == s->pad) continue;
         T *dst = gw + v * D;

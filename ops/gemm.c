@@ -4,28 +4,56 @@
 #include "../graph/internal.h"
 #include "gemm.h"
 
+#include <omp.h>
+
+/* The BLAS (and the portable loop) run on OpenMP's count, which heed must not change for
+ * the process. While other processes keep CPUs busy (graph/threads.c) a GEMM gets only
+ * the free ones: it runs inside a one-thread region whose own count -- a per-task setting
+ * that ends with the region -- is set to them (OpenBLAS runs on one thread inside any
+ * region, which is what a 2-core machine with one busy CPU wants). Inside a real parallel
+ * region the BLAS is single-threaded anyway. */
+#define GEMM_ON_FREE_CPUS(call)                                                    \
+    do {                                                                           \
+        int all_ = omp_in_parallel() ? 1 : omp_get_max_threads();                 \
+        int free_ = all_ > 1 ? heed__cpus_free() : all_;                           \
+        if (free_ < all_) {                                                        \
+            _Pragma("omp parallel num_threads(1)")                                 \
+            {                                                                      \
+                omp_set_num_threads(free_);                                        \
+                call;                                                              \
+            }                                                                      \
+        } else {                                                                   \
+            call;                                                                  \
+        }                                                                          \
+    } while (0)
+
 #ifdef HEED_HAVE_CBLAS
 #include <cblas.h>
 
 void heed_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
-                A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    GEMM_ON_FREE_CPUS(cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+                                  (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc));
 }
 
 void heed_gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
                    const double *B, int64_t ldb, double beta, double *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
-                A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    GEMM_ON_FREE_CPUS(cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+                                  (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc));
 }
 
 const char *heed_gemm_backend(void) { return "cblas"; }
 #else
 
 /* Like the BLAS it stands in for, the fallback runs on OpenMP's default thread count (the
- * BLAS's own setting, not heed_ctx_opts.threads: docs/design.md, "Kernels"). */
+ * BLAS's own setting, not heed_ctx_opts.threads: docs/design.md, "Kernels"), or the free
+ * CPUs when fewer. */
+static int portable_threads(void) {
+    int all = omp_get_max_threads(), free = all > 1 ? heed__cpus_free() : all;
+    return free < all ? free : all;
+}
 #define T float
 #define FN(name) name##_f32
 #include "gemm_portable.h"

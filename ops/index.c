@@ -122,7 +122,7 @@ heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) 
     size_t es = heed_dtype_size(x->dtype), row = (size_t)inner * es;
     const char *X = x->data;
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)(o * n + i) * row, row);
     heed_node *nd = heed_record(g, &op_select, 1, &x, 1, &y);
     if (nd) nd->iarg[0] = outer, nd->iarg[1] = n, nd->iarg[2] = inner, nd->iarg[3] = i;
@@ -212,7 +212,7 @@ heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out) {
     if (!out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: out is NULL (it receives one index per result element)", op);
     if (size_at(x, d) == 0)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim, HEED_S(x));
-    if (!topk_lines(x, d, 1, true, true, out, heed_ctx_threads(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
+    if (!topk_lines(x, d, 1, true, true, out, heed_ctx_threads_now(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
     return HEED_OK;
 }
 
@@ -245,7 +245,7 @@ static void gather_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     gather_plan p = make_gather_plan(x, (int)nd->iarg[0], y->ndim, y->shape, nd->saved);
-    gather_move(x->dtype, &p, gx, y->grad, true, heed_ctx_threads(g->ctx));
+    gather_move(x->dtype, &p, gx, y->grad, true, heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_gather = {"heed_gather", gather_backward};
@@ -258,7 +258,7 @@ static heed_tensor *gather_impl(heed_graph *g, const heed_op *op, heed_tensor *x
     heed_tensor *y = heed__new(g, op->name, x->dtype, ndim, shape);
     if (!y) return NULL;
     gather_plan p = make_gather_plan(x, d, ndim, shape, idx);
-    gather_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads(g->ctx));
+    gather_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads_now(g->ctx));
     heed_node *nd = heed_record(g, op, 1, &x, 1, &y);
     if (nd) {
         int64_t *copy = idx_owned ? (int64_t *)idx : heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
@@ -321,6 +321,6 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int fl
     if (n == 0) numel = 0;
     int64_t *idx = indices ? indices : heed_graph_alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
     if (!idx) return NULL;
-    if (!topk_lines(x, d, k, largest, sorted, idx, heed_ctx_threads(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
+    if (!topk_lines(x, d, k, largest, sorted, idx, heed_ctx_threads_now(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
     return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }

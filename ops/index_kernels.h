@@ -6,7 +6,7 @@ static void FN(select_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g,
                                        int64_t n, int64_t i) {
     T *gx = gx_;
     const T *dy = y->grad;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < inner; c++) gx[(o * n + i) * inner + c] += dy[o * inner + c];
 }

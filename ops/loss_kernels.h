@@ -8,7 +8,7 @@ static void FN(ce_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx, con
     T *dX = gx;
     bool per_row = s->reduction == HEED_REDUCE_NONE;
     double k_all = s->reduction == HEED_REDUCE_MEAN ? (double)dY[0] / s->count : (double)dY[0];
-#pragma omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) {
         if (!ce_row_active(s, i)) continue;
         double k = per_row ? (double)dY[i] : k_all;
@@ -28,7 +28,7 @@ static void FN(ce_forward_kernel)(heed_tensor *logits, int64_t n, int64_t c, hee
                                   heed_row_lse *lse, int64_t *tg, heed_ce_opts o, double sm, ce_saved *s,
                                   heed_tensor *y, bool none) {
     const T *X = logits->data;
-#pragma omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) {
         rowloss[i] = 0;
         lse[i] = (heed_row_lse){-INFINITY, 0};
@@ -61,7 +61,7 @@ static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor 
     T *gx = gx_, *gt = gt_, *gw = gw_;
     double k = (double)((const T *)out->grad)[0] / s->W;
     if (gx || gt) {
-#pragma omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = 0; i < n; i++) {
             double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
             if (gx) gx[i] += (T)(k * wi * (heed__sigmoid1(X[i]) - Y[i]));
@@ -75,7 +75,7 @@ static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor 
 static void FN(bce_forward_kernel)(heed_tensor *x, heed_tensor *y, heed_tensor *weight, int64_t nb, heed_graph *g,
                                    int64_t n, bce_saved *s, double *bl, heed_tensor *out) {
     const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
-#pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < nb; b++) {
         double sl = 0, sw = 0;
         int64_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
@@ -98,7 +98,7 @@ static void FN(mse_backward_kernel)(heed_tensor *a, heed_tensor *b, void *ga_, v
     const T *A = a->data, *B = b->data;
     T *ga = ga_, *gb = gb_;
     T k = (T)(2 * (double)((const T *)out->grad)[0] / (double)n);
-#pragma omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) {
         T d = k * (A[i] - B[i]);
         if (ga) ga[i] += d;
@@ -109,7 +109,7 @@ static void FN(mse_backward_kernel)(heed_tensor *a, heed_tensor *b, void *ga_, v
 static void FN(mse_forward_kernel)(heed_tensor *a, heed_tensor *b, int64_t nb, heed_graph *g, int64_t n, double *bl,
                                    heed_tensor *out) {
     const T *A = a->data, *B = b->data;
-#pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t k = 0; k < nb; k++) {
         double s = 0;
         int64_t end = (k + 1) * BLOCK < n ? (k + 1) * BLOCK : n;

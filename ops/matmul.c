@@ -45,7 +45,7 @@ static void mm_backward(heed_graph *g, heed_node *nd) {
         for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(nd, ga, gb, i, p->m);
     } else {
         /* many small products with disjoint gradients: one per thread */
-#pragma omp parallel for schedule(static) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = 0; i < p->batch; i++) mm_backward_batch(nd, ga, gb, i, p->m);
     }
 }
@@ -97,7 +97,7 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int fl
         heed_gemm(a->dtype, ta, tb, p.m, p.n, p.k, 1, a->data, lda, b->data, ldb, 0, c->data, p.n);
     } else {
         /* Many small products: one per thread, each a single-threaded BLAS call. */
-#pragma omp parallel for schedule(static) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = 0; i < p.batch; i++)
             heed_gemm(a->dtype, ta, tb, p.m, p.n, p.k, 1, (const char *)a->data + (size_t)(i * p.m * p.k) * es, lda,
                       (const char *)b->data + (p.shared_b ? 0 : (size_t)(i * p.k * p.n) * es), ldb, 0,

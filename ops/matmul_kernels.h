@@ -5,7 +5,7 @@
 static void FN(linear_backward_kernel)(heed_tensor *y, void *gbias, int64_t M, int64_t out, heed_graph *g) {
     const T *dy = y->grad;
     T *db = gbias;
-#pragma omp parallel for if (M * out > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (M * out > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t j = 0; j < out; j++) {
         double s = 0;
         for (int64_t i = 0; i < M; i++) s += dy[i * out + j];

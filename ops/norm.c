@@ -74,19 +74,19 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x), *ggamma = heed_grad_buffer(g, gamma), *gbeta = heed_grad_buffer(g, beta);
     int nt = heed_ctx_threads(g->ctx);
     if (rows < nt) nt = rows > 0 ? (int)rows : 1;
-    /* Per-thread partial sums: [nt][n] for dgamma, then [nt][n] for dbeta. */
+    /* Partial sums over nt fixed row ranges: [nt][n] for dgamma, then [nt][n] for dbeta. nt
+     * is the ctx's count, not the team's (fewer on a busy machine), so the sums do not
+     * change with the load. */
     double *part = NULL;
     if (ggamma || gbeta) {
         part = heed__zalloc(g, (size_t)nt * 2 * (size_t)n * sizeof *part);
         if (!part) return;
     }
     const f32_row_kernels *K = f32_kernels();
-#pragma omp parallel num_threads(nt) if (rows > 1 && rows * n > 16384)
-    {
-        int t = omp_get_thread_num();
+#pragma omp parallel for schedule(static, 1) num_threads(heed_ctx_threads_now(g->ctx)) if (rows > 1 && rows * n > 16384)
+    for (int t = 0; t < nt; t++) {
         double *pg = ggamma ? part + (size_t)t * 2 * n : NULL, *pb = gbeta ? part + ((size_t)t * 2 + 1) * n : NULL;
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
+        for (int64_t r = rows * t / nt; r < rows * (t + 1) / nt; r++) {
             const double *st = sv->stats + 2 * r;
             if (x->dtype == HEED_F32) {
                 const float *xr = (const float *)x->data + r * n, *dyr = (const float *)y->grad + r * n;
@@ -139,12 +139,12 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
         const float *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         float *Y = y->data;
         const f32_row_kernels *K = f32_kernels();
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t r = 0; r < rows; r++) K->fwd_row(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
     } else {
         const double *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         double *Y = y->data;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t r = 0; r < rows; r++) fwd_row_f64(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
     }
     heed_tensor *in[3] = {x};

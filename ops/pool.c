@@ -115,7 +115,7 @@ static void pool_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     int64_t in_plane = p->H * p->W, out_plane = p->Ho * p->Wo;
-#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t q = 0; q < p->planes; q++) {
         const int32_t *am = p->argmax ? p->argmax + q * out_plane : NULL;
         if (x->dtype == HEED_F32)
@@ -141,7 +141,7 @@ static heed_tensor *pool_run(heed_graph *g, heed_tensor *x, pool_plan *p) {
     if (p->kind == POOL_MAX && records && !(argmax = heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *argmax)))
         return NULL;
     int64_t in_plane = p->H * p->W, out_plane = p->Ho * p->Wo;
-#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t q = 0; q < p->planes; q++) {
         int32_t *am = argmax ? argmax + q * out_plane : NULL;
         if (x->dtype == HEED_F32)

@@ -7,7 +7,7 @@ static void FN(reduce_backward_kernel)(heed_tensor *y, void *gx_, red_kind kind,
     const T *dy = y->grad;
     T *gx = gx_;
     double scale = kind == RED_MEAN ? 1.0 / (double)p.n : 1.0;
-#pragma omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p.outer; o++)
         for (int64_t i = 0; i < p.inner; i++) {
             T d = (T)(dy[o * p.inner + i] * scale);
@@ -23,7 +23,7 @@ static void FN(reduce_backward_kernel)(heed_tensor *y, void *gx_, red_kind kind,
 static void FN(reduce_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, red_plan p, red_kind kind, int64_t *arg) {
     const T *X = x->data;
     T *Y = y->data;
-#pragma omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p.outer; o++)
         for (int64_t i = 0; i < p.inner; i++) {
             const T *xs = X + o * p.n * p.inner + i;

@@ -69,7 +69,7 @@ static void add_into(heed_dtype dt, void *gx_, const void *dy_, int64_t n, int t
 
 static void reshape_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, nd->in[0]);
-    if (gx) add_into(nd->in[0]->dtype, gx, nd->out[0]->grad, nd->in[0]->numel, heed_ctx_threads(g->ctx));
+    if (gx) add_into(nd->in[0]->dtype, gx, nd->out[0]->grad, nd->in[0]->numel, heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_reshape = {"heed_reshape", reshape_backward};
@@ -148,7 +148,7 @@ static void permute_backward(heed_graph *g, heed_node *nd) {
     int perm[HEED_MAX_DIMS];
     for (int i = 0; i < nd->in[0]->ndim; i++) perm[i] = (int)nd->iarg[i];
     perm_plan p = make_perm_plan(nd->in[0], perm);
-    permute_move(nd->in[0]->dtype, &p, gx, nd->out[0]->grad, true, heed_ctx_threads(g->ctx));
+    permute_move(nd->in[0]->dtype, &p, gx, nd->out[0]->grad, true, heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_permute = {"heed_permute", permute_backward};
@@ -161,7 +161,7 @@ static heed_tensor *permute_impl(heed_graph *g, const heed_op *op, heed_tensor *
     heed_tensor *y = heed__new(g, op->name, x->dtype, x->ndim, shape);
     if (!y) return NULL;
     perm_plan p = make_perm_plan(x, perm);
-    permute_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads(g->ctx));
+    permute_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads_now(g->ctx));
     heed_node *n = heed_record(g, op, 1, &x, 1, &y);
     if (n)
         for (int i = 0; i < x->ndim; i++) n->iarg[i] = perm[i];
@@ -241,7 +241,7 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, i
     size_t es = es_of(x), row = (size_t)(len * inner) * es;
     const char *X = x->data;
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < outer; o++) memcpy(Y + (size_t)o * row, X + (size_t)((o * size + s) * inner) * es, row);
     heed_node *n = heed_record(g, &op_slice, 1, &x, 1, &y);
     if (n) {
@@ -332,7 +332,7 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
     if (!y) return NULL;
     size_t es = es_of(x0);
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p->outer; o++)
         for (int k = 0; k < n; k++)
             memcpy(Y + (size_t)(o * p->total + p->off[k]) * es, (const char *)xs[k]->data + (size_t)(o * p->width[k]) * es,
@@ -386,7 +386,7 @@ heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int dim, const int
     size_t es = es_of(x), row = (size_t)inner * es;
     const char *X = x->data;
     char *Y = y->data;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t r = 0; r < outer * n; r++) {
         int64_t o = r / n, j = r % n;
         memcpy(Y + (size_t)r * row, X + (size_t)(o * size + idx[j]) * row, row);

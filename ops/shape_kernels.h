@@ -28,14 +28,14 @@ static void FN(slice_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, 
                                       int64_t inner, int64_t dim, int64_t start) {
     T *gx = gx_;
     const T *dy = y->grad;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < len * inner; i++) gx[(o * dim + start) * inner + i] += dy[o * len * inner + i];
 }
 
 static void FN(cat_backward_kernel)(heed_tensor *y, heed_graph *g, const cat_plan *p, heed_node *nd, void **gx) {
     const T *dy = y->grad;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p->outer; o++)
         for (int k = 0; k < nd->n_in; k++) {
             T *gk = gx[k];
@@ -50,7 +50,7 @@ static void FN(index_select_backward_kernel)(void *gx_, heed_tensor *y, heed_gra
                                              int64_t inner, int64_t n, int64_t dim, const int64_t *idx) {
     T *gx = gx_;
     const T *dy = y->grad;
-#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t t = 0; t < tasks; t++) {
         int64_t o = t / chunks, c0 = (t % chunks) * COL_CHUNK;
         int64_t c1 = c0 + COL_CHUNK < inner ? c0 + COL_CHUNK : inner;

@@ -82,7 +82,7 @@ static void softmax_backward(heed_graph *g, heed_node *nd) {
         const float *X = x->data, *Y = y->data, *dY = y->grad;
         float *dX = gx;
         const f32_row_kernels *K = f32_kernels();
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t r = 0; r < rows; r++) {
             const float *xr = X + r * n, *yr = Y + r * n, *dyr = dY + r * n;
             float *dxr = dX + r * n;
@@ -92,7 +92,7 @@ static void softmax_backward(heed_graph *g, heed_node *nd) {
     } else {
         const double *X = x->data, *Y = y->data, *dY = y->grad;
         double *dX = gx;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t r = 0; r < rows; r++) {
             if (log_out) bwd_log_softmax_row_f64(X + r * n, Y + r * n, dY + r * n, dX + r * n, n);
             else bwd_softmax_row_f64(Y + r * n, dY + r * n, dX + r * n, n);
@@ -114,7 +114,7 @@ static heed_tensor *softmax_op(heed_graph *g, heed_tensor *x, bool log_out) {
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     int64_t n = x->shape[x->ndim - 1], rows = n ? x->numel / n : 0;
-    forward_rows(x->dtype, x->data, y->data, rows, n, log_out, heed_ctx_threads(g->ctx));
+    forward_rows(x->dtype, x->data, y->data, rows, n, log_out, heed_ctx_threads_now(g->ctx));
     heed_node *nd = heed_record(g, desc, 1, &x, 1, &y);
     if (nd) {
         nd->iarg[0] = log_out;

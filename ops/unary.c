@@ -147,7 +147,7 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
         const float *x = xt->data, *y = yt->data, *dy = yt->grad;
         float *gx = gx_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t b = 0; b < blocks; b++) {
             int64_t lo = b * BLOCK, len = n - lo < BLOCK ? n - lo : BLOCK;
             bwd_vec(k, x + lo, y + lo, dy + lo, gx + lo, len, (float)a);
@@ -185,7 +185,7 @@ static heed_tensor *unary(heed_graph *g, unary_kind k, heed_tensor *x, double a)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s = %g (must be finite)", op, arg_names[k], a), NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
-    unary_forward(k, x->dtype, x->data, y->data, x->numel, a, heed_ctx_threads(g->ctx));
+    unary_forward(k, x->dtype, x->data, y->data, x->numel, a, heed_ctx_threads_now(g->ctx));
     heed_node *n = heed_record(g, &unary_ops[k], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = k;

@@ -13,6 +13,6 @@ static void FN(unary_backward_kernel)(heed_tensor *xt, heed_tensor *yt, void *gx
                                       unary_kind k, double a) {
     const T *x = xt->data, *y = yt->data, *dy = yt->grad;
     T *gx = gx_;
-#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) gx[i] += (T)(dy[i] * grad1(k, x[i], y[i], a));
 }

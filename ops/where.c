@@ -106,13 +106,13 @@ static void where_backward(heed_graph *g, heed_node *nd) {
     /* Broadcast operands receive sums over several outputs: then run on one thread. */
     bool par = y->numel > PARALLEL_MIN && (!ga_ || a->numel == y->numel) && (!gb_ || b->numel == y->numel);
     if (y->dtype == HEED_F32 && s->mask->dtype == HEED_F32)
-        where_backward_kernel_f32_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+        where_backward_kernel_f32_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
     else if (y->dtype == HEED_F32)
-        where_backward_kernel_f32_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+        where_backward_kernel_f32_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
     else if (s->mask->dtype == HEED_F32)
-        where_backward_kernel_f64_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+        where_backward_kernel_f64_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
     else
-        where_backward_kernel_f64_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+        where_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
 }
 
 static const heed_op op_where = {"heed_where", where_backward};
@@ -131,13 +131,13 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
     if (!y) return NULL;
     bool par = y->numel > PARALLEL_MIN;
     if (a->dtype == HEED_F32 && mask->dtype == HEED_F32)
-        where_kernel_f32_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+        where_kernel_f32_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     else if (a->dtype == HEED_F32)
-        where_kernel_f32_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+        where_kernel_f32_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     else if (mask->dtype == HEED_F32)
-        where_kernel_f64_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+        where_kernel_f64_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     else
-        where_kernel_f64_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+        where_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     heed_tensor *in[2] = {a, b};
     heed_node *n = heed_record(g, &op_where, 2, in, 1, &y);
     if (n) {
@@ -158,13 +158,13 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
     if (!gx_) return;
     bool par = y->numel > PARALLEL_MIN; /* x has the output's shape: writes are disjoint */
     if (x->dtype == HEED_F32 && s->mask->dtype == HEED_F32)
-        masked_fill_backward_kernel_f32_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+        masked_fill_backward_kernel_f32_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
     else if (x->dtype == HEED_F32)
-        masked_fill_backward_kernel_f32_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+        masked_fill_backward_kernel_f32_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
     else if (s->mask->dtype == HEED_F32)
-        masked_fill_backward_kernel_f64_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+        masked_fill_backward_kernel_f64_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
     else
-        masked_fill_backward_kernel_f64_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+        masked_fill_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
 }
 
 static const heed_op op_masked_fill = {"heed_masked_fill", masked_fill_backward};
@@ -189,13 +189,13 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
     if (!y) return NULL;
     bool par = y->numel > PARALLEL_MIN;
     if (x->dtype == HEED_F32 && mask->dtype == HEED_F32)
-        masked_fill_kernel_f32_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, (float)value, y->data);
+        masked_fill_kernel_f32_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, (float)value, y->data);
     else if (x->dtype == HEED_F32)
-        masked_fill_kernel_f32_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, (float)value, y->data);
+        masked_fill_kernel_f32_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, (float)value, y->data);
     else if (mask->dtype == HEED_F32)
-        masked_fill_kernel_f64_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, value, y->data);
+        masked_fill_kernel_f64_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, value, y->data);
     else
-        masked_fill_kernel_f64_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, value, y->data);
+        masked_fill_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, value, y->data);
     heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);
     if (n) {
         saved_mask *s = heed_graph_alloc(g, sizeof *s);

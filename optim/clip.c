@@ -24,7 +24,7 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
         return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_params_scale_grad: s = %g (must be finite)", s);
     int64_t n = heed_params_padded_numel(P);
     if (n == 0 || s == 1) return HEED_OK;
-    int threads = heed_ctx_threads(heed_params_ctx(P));
+    int threads = heed_ctx_threads_now(heed_params_ctx(P));
     if (heed_params_dtype(P) == HEED_F32)
         scale_f32(heed_params_grads(P), n, (float)s, threads);
     else
@@ -48,7 +48,7 @@ static double sum_blocks(const heed_params *P, bool squares) {
     int64_t bs = n > SUM_BLOCK * MAX_BLOCKS ? (n + MAX_BLOCKS - 1) / MAX_BLOCKS : SUM_BLOCK, nb = (n + bs - 1) / bs;
     double partial[MAX_BLOCKS];
     const void *g = heed_params_grads((heed_params *)P);
-    int nt = heed_ctx_threads(heed_params_ctx(P));
+    int nt = heed_ctx_threads_now(heed_params_ctx(P));
     bool f32 = heed_params_dtype(P) == HEED_F32;
     if (squares && f32) block_sums_of_squares_f32(g, n, bs, nb, partial, nt);
     else if (squares) block_sums_of_squares_f64(g, n, bs, nb, partial, nt);
@@ -90,7 +90,7 @@ heed_status heed_clip_grad_value(heed_params *P, double clip) {
         return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_value: clip = %g (must be finite and >= 0)",
                              clip);
     int64_t n = heed_params_padded_numel(P);
-    int threads = heed_ctx_threads(heed_params_ctx(P));
+    int threads = heed_ctx_threads_now(heed_params_ctx(P));
     if (heed_params_dtype(P) == HEED_F32)
         clamp_f32(heed_params_grads(P), n, -(float)clip, (float)clip, threads);
     else

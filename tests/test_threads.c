@@ -13,6 +13,8 @@
 
 #define OPENMP_DEFAULT 3
 
+void heed__force_cpus_free(int n); /* test hook, graph/threads.c */
+
 static int threads_alive(void) {
     DIR *d = opendir("/proc/self/task");
     if (!d) return -1;
@@ -139,10 +141,55 @@ static void results_do_not_depend_on_the_count(void) {
     CHECK(omp_get_max_threads() == OPENMP_DEFAULT, "%d", omp_get_max_threads());
 }
 
+/* On a busy machine heed's regions run on fewer threads than the ctx's (the free CPUs
+ * pinned here with the test hook): the loss and every gradient must be the same bits as
+ * with all CPUs free. The step has the regions that split work by thread: layernorm's
+ * backward (partial sums), an LSTM split by hidden units (a barrier per step), causal
+ * flash attention split by heads, the GEMMs of matmul and the optimizer-free rest. */
+static void results_do_not_depend_on_the_load(void) {
+    float loss[2] = {NAN, NAN};
+    void *grads[2] = {NULL, NULL};
+    size_t bytes = 0;
+    for (int run = 0; run < 2; run++) {
+        heed__force_cpus_free(run ? 1 : 64);
+        heed_ctx *c = heed_ctx_new(&(heed_ctx_opts){.seed = 3, .threads = OPENMP_DEFAULT});
+        heed_params *P = heed_params_new(c, HEED_F32);
+        heed_tensor *gamma = heed_param(P, "gamma", HEED_SHAPE(512), heed_init_normal(1, 0.1));
+        heed_tensor *w = heed_param(P, "w", HEED_SHAPE(512, 256), heed_init_normal(0, 0.05));
+        heed_tensor *q = heed_param(P, "q", HEED_SHAPE(2, 4, 128, 32), heed_init_normal(0, 1));
+        heed_tensor *k = heed_param(P, "k", HEED_SHAPE(2, 4, 128, 32), heed_init_normal(0, 1));
+        heed_rnn rnn;
+        CHECK(heed_rnn_declare(&rnn, P, "lstm", &(heed_rnn_opts){.kind = HEED_RNN_LSTM, .input_size = 256, .hidden_size = 64}) ==
+                  HEED_OK,
+              "%s", heed_ctx_error(c));
+        heed_graph *g = heed_graph_new(c);
+        heed_tensor *x = ramp(g, HEED_SHAPE(256, 512), 2);
+        heed_tensor *h = heed_matmul(g, heed_layernorm(g, x, gamma, NULL, 1e-5), w);
+        heed_tensor *seq = heed_lstm(g, &rnn, heed_reshape(g, h, HEED_SHAPE(16, 16, 256)), NULL, NULL, NULL, NULL, NULL);
+        heed_tensor *att = heed_attention(g, q, k, q, &(heed_attention_opts){.causal = true}, NULL);
+        heed_tensor *l = heed_add(g, heed_add(g, heed_mean_all(g, heed_mul(g, h, h)), heed_mean_all(g, heed_mul(g, seq, seq))),
+                                  heed_mean_all(g, heed_mul(g, att, att)));
+        CHECK(l && heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
+        loss[run] = l ? ((float *)l->data)[0] : NAN;
+        bytes = (size_t)heed_params_padded_numel(P) * sizeof(float);
+        grads[run] = malloc(bytes);
+        if (grads[run]) memcpy(grads[run], heed_params_grads(P), bytes);
+        heed_graph_free(g);
+        heed_params_free(P);
+        heed_ctx_free(c);
+    }
+    heed__force_cpus_free(0);
+    CHECK(isfinite(loss[0]) && memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0, "loss %.9g with all CPUs free, %.9g with one",
+          loss[0], loss[1]);
+    CHECK(grads[0] && grads[1] && memcmp(grads[0], grads[1], bytes) == 0, "the gradients change when one CPU is free");
+    free(grads[0]), free(grads[1]);
+}
+
 int main(void) {
     omp_set_num_threads(OPENMP_DEFAULT); /* the program's setting, which heed must keep */
     RUN(ctx_leaves_openmp_alone);
     RUN(one_thread_ctx_starts_no_thread);
     RUN(results_do_not_depend_on_the_count);
+    RUN(results_do_not_depend_on_the_load);
     return check_summary();
 }

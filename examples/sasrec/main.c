@@ -305,12 +305,10 @@ static int run(program *p) {
     if (o->bench && epochs_run > 0) {
         double per = train_seconds / (double)epochs_run;
         printf("{\"bench\":\"sasrec\",\"case\":\"%s users=%lld items=%lld maxlen=%lld d=%lld blocks=%d batch=%lld\","
-               "\"epochs\":%lld,\"seconds_per_epoch\":%.3f,\"target_seconds\":8,\"threads\":%d,"
-               "\"pytorch_reference_seconds_per_epoch\":40,\"pytorch_reference\":\"DESIGN notes figure, not measured in "
-               "this run\",\"ratio_vs_pytorch_reference\":%.2f}\n",
+               "\"epochs\":%lld,\"seconds_per_epoch\":%.3f,\"target_seconds\":8,\"threads\":%d}\n",
                generated ? (o->gen_preset ? o->gen_preset : "generated") : "data", (long long)d->n_users,
                (long long)d->n_items, (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, (long long)o->train.batch,
-               (long long)epochs_run, per, heed_ctx_threads(t->ctx), 40.0 / per);
+               (long long)epochs_run, per, heed_ctx_threads(t->ctx));
     }
     if (!o->bench) {
         printf("final: model valid HR@%d %.4f NDCG@%d %.4f", o->k, valid.hr, o->k, valid.ndcg);

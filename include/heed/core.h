@@ -79,9 +79,16 @@ heed_ctx *heed_ctx_new(const heed_ctx_opts *opts);
 void heed_ctx_free(heed_ctx *ctx);
 const char *heed_ctx_error(const heed_ctx *ctx); /* last non-graph error, "" if none */
 /* The threads heed's parallel regions use: opts.threads, or omp_get_max_threads() (asked
- * at each call) when that was 0 or ctx is NULL. A parallel region in your own op asks for
- * the same: #pragma omp parallel for num_threads(heed_ctx_threads(heed_graph_ctx(g))). */
+ * at each call) when that was 0 or ctx is NULL. */
 int heed_ctx_threads(const heed_ctx *ctx);
+/* The threads a region should run on now: min(heed_ctx_threads(ctx), the CPUs other
+ * processes leave free), at least 1, sampled from /proc at most every 100 ms. Waiting
+ * threads spin, so a team larger than the free CPUs stalls at every region's end
+ * (docs/design.md, "Threads on a shared machine"). A parallel region in your own op whose
+ * result does not depend on the team's size asks for this:
+ *   #pragma omp parallel for num_threads(heed_ctx_threads_now(heed_graph_ctx(g)))
+ * one that splits a sum by thread keeps heed_ctx_threads(ctx) fixed ranges instead. */
+int heed_ctx_threads_now(const heed_ctx *ctx);
 /* The state of op randomness (dropout masks): seed and a counter of random ops run. */
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);
 void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter);

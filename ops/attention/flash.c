@@ -69,6 +69,10 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     bool parts = gq && (!flash_per_head(BH, nth) || P->d % ATTN_NR != 0);
     void *dq_parts = parts ? heed_graph_alloc(g, (size_t)nth * (size_t)(P->Nq * attn_pad(P->d)) * es) : NULL;
     if (!heed_graph_ok(g)) return;
+    /* Fewer threads on a busy machine (heed_ctx_threads_now) only when both counts give the
+     * same split -- whole heads per thread -- so the gradients do not change with the load. */
+    int team = nth > 1 ? heed_ctx_threads_now(g->ctx) : 1;
+    if (!flash_per_head(BH, nth) || !flash_per_head(BH, team)) team = nth;
     if (q->dtype == HEED_F32) {
         job_f32 J = {.P = P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
@@ -76,7 +80,7 @@ static void flash_backward(heed_graph *g, heed_node *n) {
                      .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = (float)(P->scale * M_LOG2E), .bmul = (float)M_LOG2E,
                      .zscale = (float)(1 / (1 - P->p)), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
                      .scratch_bytes = sb, .dq_parts = dq_parts};
-        backward_f32(&J, nth);
+        backward_f32(&J, team);
     } else {
         job_f64 J = {.P = P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
@@ -84,7 +88,7 @@ static void flash_backward(heed_graph *g, heed_node *n) {
                      .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = P->scale * M_LOG2E, .bmul = M_LOG2E,
                      .zscale = 1 / (1 - P->p), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
                      .scratch_bytes = sb, .dq_parts = dq_parts};
-        backward_f64(&J, nth);
+        backward_f64(&J, team);
     }
 }
 
@@ -116,14 +120,14 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
                      .row_log2sum = row_log2sum, .c = (float)(P.scale * M_LOG2E),
                      .bmul = (float)M_LOG2E, .zscale = (float)(1 / (1 - P.p)), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
-        forward_f32(&J, nth);
+        forward_f32(&J, heed_ctx_threads_now(g->ctx)); /* items are independent: any team size */
     } else {
         job_f64 J = {.P = &P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
                      .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
                      .row_log2sum = row_log2sum, .c = P.scale * M_LOG2E,
                      .bmul = M_LOG2E, .zscale = 1 / (1 - P.p), .threshold = attn_keep_threshold(P.p),
                      .scratch = scratch, .scratch_bytes = sb};
-        forward_f64(&J, nth);
+        forward_f64(&J, heed_ctx_threads_now(g->ctx));
     }
     heed_node *n = heed_record(g, &op_flash, n_in, in, 1, &o);
     if (n) {

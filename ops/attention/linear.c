@@ -278,7 +278,7 @@ static void linear_backward(heed_graph *g, heed_node *nd) {
     const lin_plan *p = nd->saved;
     void *gq = heed_grad_buffer(g, fq), *gk = heed_grad_buffer(g, fk), *gv = heed_grad_buffer(g, v);
     if (!p->causal) return full_backward(g, fq->dtype, p, fq, fk, v, out, gq, gk, gv);
-    int nt = heed_ctx_threads(g->ctx);
+    int nt = heed_ctx_threads_now(g->ctx);
     double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p->m * p->dv + p->m + p->dv) * sizeof(double));
     if (scratch) causal_backward(fq->dtype, p, fq, fk, v, out, gq, gk, gv, scratch, nt);
 }
@@ -314,7 +314,7 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
     heed_tensor *out = p.len && p.den ? heed__new(g, op, dt, 4, (int64_t[]){p.B, p.H, p.Nq, p.dv}) : NULL;
     if (!out) return NULL;
     if (p.causal) {
-        int nt = heed_ctx_threads(g->ctx);
+        int nt = heed_ctx_threads_now(g->ctx);
         double *scratch = heed_graph_alloc(g, (size_t)nt * (size_t)(p.m * p.dv + p.m + p.dv) * sizeof(double));
         if (!scratch) return NULL;
         causal_forward(dt, &p, phi_q->data, phi_k->data, v->data, out->data, scratch, nt);

@@ -21,14 +21,14 @@ static inline double FN(row_adjoint)(T *dnum_t, double *dnum_d, const T *g, cons
 static void FN(elu_features_backward_kernel)(heed_tensor *x, heed_tensor *y, void *gx_, int64_t n, heed_graph *g) {
     const T *X = x->data, *Y = y->data, *dY = y->grad;
     T *gx = gx_;
-#pragma omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (n > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) gx[i] += X[i] > 0 ? dY[i] : dY[i] * Y[i];
 }
 
 static void FN(elu_features_kernel)(heed_tensor *x, heed_tensor *y, int64_t n, heed_graph *g) {
     const T *X = x->data;
     T *Y = y->data;
-#pragma omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (n > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] + 1 : exp(X[i]);
 }
 
@@ -41,7 +41,7 @@ static void FN(favor_backward_kernel)(heed_tensor *y, void *dt_, int64_t rows, i
                                       int64_t ngroups, int64_t group, const favor_plan *p, double *dsum) {
     const T *Y = y->data, *dY = y->grad;
     T *dt = dt_;
-#pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t gi = 0; gi < ngroups; gi++) {
         double total = 0;
         for (int64_t k = gi * group * m; k < (gi + 1) * group * m; k++) total += (double)(dt[k] = dY[k] * Y[k]);
@@ -65,7 +65,7 @@ static void FN(favor_features_kernel)(heed_tensor *x, heed_tensor *y, int64_t ro
                                       int64_t ngroups, favor_plan p, int64_t d, double x2, double ratio) {
     const T *X = x->data;
     T *Y = y->data;
-#pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t gi = 0; gi < ngroups; gi++) {
         double best = -INFINITY;
         int64_t at = 0;

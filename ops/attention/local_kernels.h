@@ -7,7 +7,7 @@ static void FN(local_backward_kernel)(heed_tensor *s, heed_tensor *v, heed_tenso
                                       int64_t dv, heed_graph *g, double *ga, const local_plan *p) {
     const T *S = s->data, *V = v->data, *P = centre->data, *A = w->data, *dC = ctx->grad, *gW = w->grad;
     T *gs = gs_, *gv = gv_, *gp = gp_;
-#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *dc = dC + b * dv;
         double pb = P[b], dot = 0, dp = 0, *gab = ga + b * N;
@@ -35,7 +35,7 @@ static void FN(local_attend_kernel)(heed_tensor *scores, heed_tensor *values, he
                                     heed_tensor *w, int64_t B, int64_t N, int64_t dv, heed_graph *g, local_plan p) {
     const T *S = scores->data, *V = values->data, *P = centre->data;
     T *C = ctx->data, *W = w->data;
-#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         double m = -INFINITY, sum = 0;
         for (int64_t j = p.lo[b]; j < p.hi[b]; j++)

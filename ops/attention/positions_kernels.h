@@ -4,7 +4,7 @@
 
 static void FN(sinusoidal_positions_kernel)(heed_tensor *t, int64_t n, int64_t d, heed_graph *g, int64_t start) {
     T *pe = t->data;
-#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t p = 0; p < n; p++)
         for (int64_t c = 0; c < d; c++) {
             int64_t i2 = c - (c & 1); /* 2i */
@@ -23,7 +23,7 @@ static void FN(relpos_backward_kernel)(heed_tensor *y, void *gt_, int64_t H, int
                                        const int32_t *bucket) {
     const T *dy = y->grad;
     T *gt = gt_;
-#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t h = 0; h < H; h++) /* each thread owns column h of the table */
         for (int64_t ij = 0; ij < nq * nk; ij++) gt[bucket[ij] * H + h] += dy[h * nq * nk + ij];
 }
@@ -32,7 +32,7 @@ static void FN(relative_position_bias_kernel)(heed_tensor *table, heed_tensor *y
                                               heed_graph *g, int32_t *bucket) {
     const T *tb = table->data;
     T *Y = y->data;
-#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t h = 0; h < H; h++)
         for (int64_t ij = 0; ij < nq * nk; ij++) Y[h * nq * nk + ij] = tb[bucket[ij] * H + h];
 }

@@ -32,7 +32,7 @@ static void FN(recurrent_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_t
                                           void *gv_, const scan_plan *p, heed_graph *g, double *dqs) {
     const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
     T *gk = gk_, *gv = gv_;
-#pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < p->B; b++) {
         const T *dob = dO + b * p->dv, *ob = O + b * p->dv;
         double D = 0;
@@ -52,7 +52,7 @@ static void FN(attention_recurrent_kernel)(heed_tensor *q, heed_tensor *k, heed_
                                            heed_graph *g, double *acc) {
     const T *Q = q->data, *K = k->data, *V = v->data;
     T *O = o->data;
-#pragma omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < p.B; b++) {
         /* the O(dv) state: one key at a time */
         double m = -INFINITY, c = 0, *a = acc + b * p.dv;
@@ -74,7 +74,7 @@ static void FN(scan_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_tensor
                                      void *gv_, const scan_plan *p, heed_graph *g, double *u_all, double *dqs) {
     const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
     T *gk = gk_, *gv = gv_;
-#pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < p->B; b++) {
         double *u = u_all + b * p->dv, w = 0;
         const double *L = p->lse + b * p->N;

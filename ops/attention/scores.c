@@ -156,14 +156,15 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     int nthreads = heed_ctx_threads(g->ctx);
     void *dpre_ = keep ? heed_graph_alloc(g, (size_t)(BN * da > 0 ? BN * da : 1) * es) : NULL;
     void *dqp_ = heed__zalloc(g, (size_t)(B * da > 0 ? B * da : 1) * es);
-    /* per-thread partial sums over all rows: dv, dw_c */
+    /* partial sums of dv, dw_c over nthreads fixed ranges of rows (the ctx's count, not the
+     * team's, which is smaller on a busy machine: the sums do not change with the load) */
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
-    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
+    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per range */
     if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
     if (dt == HEED_F32)
-        tanh_score_backward_kernel_f32(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, part, rows_, B, N, gv, gcovw, gb);
+        tanh_score_backward_kernel_f32(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
     else
-        tanh_score_backward_kernel_f64(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, part, rows_, B, N, gv, gcovw, gb);
+        tanh_score_backward_kernel_f64(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
     if (gq) heed_gemm(dt, false, false, B, dq, da, 1, dqp_, da, w->data, ldw, 1, gq, dq);
     if (gw) heed_gemm(dt, true, false, da, dq, B, 1, dqp_, da, query->data, dq, 1, gw, ldw);
     if (p->concat) {

@@ -7,7 +7,7 @@ static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tens
                                        const int64_t *len) {
     const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
     T *gs = gs_, *gv = gv_;
-#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *wb = W + b * N, *dc = dC + b * dv;
         double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
@@ -33,7 +33,7 @@ static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_ten
                               int64_t N, int64_t dv, heed_graph *g, int64_t *len) {
     const T *S = scores->data, *V = values->data;
     T *C = ctx->data, *Wt = w->data;
-#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *sb = S + b * N;
         T *wb = Wt + b * N;
@@ -69,17 +69,16 @@ static void FN(location_features_kernel)(const void *prev_, const void *filt_, v
 
 static void FN(tanh_score_backward_kernel)(const tanh_plan *p, heed_tensor *S, heed_tensor *v, heed_tensor *cov,
                                            heed_tensor *covw, void *dpre_, void *dqp_, void *gk, void *gcov, int64_t BN,
-                                           int64_t da, int nthreads, double *part, void *rows_, int64_t B, int64_t N,
+                                           int64_t da, int nthreads, int team, double *part, void *rows_, int64_t B, int64_t N,
                                            void *gv, void *gcovw, void *gb) {
     const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
             *cw = covw ? (const T *)covw->data : NULL;
     T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
-#pragma omp parallel if (BN * da > 32768) num_threads(nthreads)
-    {
-        double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
-        T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < B; b++)
+#pragma omp parallel for schedule(static, 1) if (BN * da > 32768) num_threads(team)
+    for (int th = 0; th < nthreads; th++) {
+        double *pv = part + (size_t)th * (size_t)(2 * da), *pcw = pv + da;
+        T *row = (T *)rows_ + (size_t)th * (size_t)(da > 0 ? da : 1);
+        for (int64_t b = B * th / nthreads; b < B * (th + 1) / nthreads; b++)
             for (int64_t j = 0; j < N; j++) {
                 int64_t i = b * N + j;
                 const T *ti = t + i * da;
@@ -118,7 +117,7 @@ static void FN(location_backward_kernel)(void *df_, heed_tensor *prev, heed_tens
     const T *df = df_, *pv = prev->data, *F = filt->data;
     if (gfilt) {
         T *dF = gfilt;
-#pragma omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t c = 0; c < C; c++)
             for (int64_t t = 0; t < K; t++) {
                 double acc = 0;
@@ -132,7 +131,7 @@ static void FN(location_backward_kernel)(void *df_, heed_tensor *prev, heed_tens
     }
     if (gprev) {
         T *dp = gprev;
-#pragma omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t bi = 0; bi < BN; bi++) {
             int64_t b = bi / N, i = bi % N;
             double acc = 0;
@@ -169,7 +168,7 @@ static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *
             location_features(p, dt, prev->data, filt->data, i0, nr, feat_, heed_ctx_threads(g->ctx));
             heed_gemm(dt, false, true, nr, da, C, 1, feat_, C, proj->data, C, 0, pre_, da);
         }
-#pragma omp parallel for schedule(static) if (threads) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for schedule(static) if (threads) num_threads(heed_ctx_threads_now(g->ctx))
         for (int64_t i = i0; i < i0 + nr; i++) {
             const T *q = qp + (i / N) * da;
             T *r = (T *)pre_ + (i - i0) * da;
@@ -189,7 +188,7 @@ static void FN(bilinear_backward_kernel)(heed_tensor *q, heed_tensor *k, heed_te
                                          heed_graph *g) {
     const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
     T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
-#pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++)
         for (int64_t j = 0; j < N; j++) {
             T ds = dS[b * N + j];
@@ -205,7 +204,7 @@ static void FN(bilinear_forward_kernel)(heed_tensor *W, void *u_, heed_tensor *q
                                         int64_t B, int64_t N, int64_t dk, heed_graph *g) {
     const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
     T *s = S->data;
-#pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t bj = 0; bj < B * N; bj++) {
         const T *u = U + (bj / N) * dk, *kj = Kd + bj * dk;
         double acc = 0;

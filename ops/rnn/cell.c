@@ -48,7 +48,7 @@ static void cell_backward(heed_graph *g, heed_node *n) {
     rnn_bwd_step s = {.dtype = dt, .kind = kind, .B = B, .H = H, .gates = sv->gates, .c_t = lstm ? n->out[1]->data : NULL,
                       .h_prev = h ? h->data : NULL, .c_prev = sv->c ? sv->c->data : NULL, .dh = dh, .dc = dc,
                       .dgi = dgi, .dgh = dgh};
-    heed__rnn_bwd_all(&s, heed_ctx_threads(g->ctx));
+    heed__rnn_bwd_all(&s, heed_ctx_threads_now(g->ctx));
 
     void *gx = heed_grad_buffer(g, x), *gh = heed_grad_buffer(g, h), *gc = heed_grad_buffer(g, sv->c);
     void *gw_ih = heed_grad_buffer(g, w_ih), *gw_hh = heed_grad_buffer(g, w_hh);
@@ -64,8 +64,8 @@ static void cell_backward(heed_graph *g, heed_node *n) {
     else if (gc) add_into_f64(gc, dc, B * H);
     if (gw_ih) heed_gemm(dt, true, false, GH, I, B, 1, dgi, GH, x->data, I, 1, gw_ih, I);
     if (gw_hh && h) heed_gemm(dt, true, false, GH, H, B, 1, dgh, GH, h->data, H, 1, gw_hh, H);
-    if (gb_ih) heed__rnn_colsum_add(dt, dgi, B, GH, GH, gb_ih, heed_ctx_threads(g->ctx));
-    if (gb_hh) heed__rnn_colsum_add(dt, dgh, B, GH, GH, gb_hh, heed_ctx_threads(g->ctx));
+    if (gb_ih) heed__rnn_colsum_add(dt, dgi, B, GH, GH, gb_ih, heed_ctx_threads_now(g->ctx));
+    if (gb_hh) heed__rnn_colsum_add(dt, dgh, B, GH, GH, gb_hh, heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_lstm_cell = {"heed_lstm_cell", cell_backward};
@@ -139,7 +139,7 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
                       .b_hn = !lstm && b_hh ? (const char *)b_hh->data + (size_t)(2 * H) * es : NULL,
                       .h_prev = h ? h->data : NULL, .c_prev = c ? c->data : NULL, .h_out = h1->data,
                       .c_out = lstm ? c1->data : NULL};
-    heed__rnn_fwd_all(&s, heed_ctx_threads(g->ctx));
+    heed__rnn_fwd_all(&s, heed_ctx_threads_now(g->ctx));
 
     heed_tensor *in[7];
     int n_in = 0;

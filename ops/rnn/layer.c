@@ -224,7 +224,10 @@ static void bwd_gemm_item(const recur *rc, item it, int64_t s) {
  * needs all of dA_t); row blocks never wait for each other. */
 static void run_steps(const recur *rc, bool backward) {
     const layer_saved *sv = rc->sv;
-    int n_items = sv->D * rc->rparts * rc->uparts, nt = rc->threads;
+    /* the items were planned for rc->threads (plan_parts); any team runs them alike, so a
+     * busy machine gets fewer threads (heed__cpus_free) without changing a result */
+    int n_items = sv->D * rc->rparts * rc->uparts, nt = rc->threads, free_cpus = heed__cpus_free();
+    if (nt > free_cpus) nt = free_cpus;
     if (nt > n_items) nt = n_items;
     /* tiny steps: waking threads would cost more than the work */
     if (2.0 * (double)(sv->D * sv->B * sv->G) * (double)sv->H * (double)(sv->H + 8) < 2e5) nt = 1;
@@ -355,13 +358,13 @@ static void layer_backward(heed_graph *g, heed_node *n) {
                 if (T > 1) heed_gemm(dt, true, false, GH, H, (T - 1) * B, 1, dg_rest, GH, h_rest, H, 1, gw_hh, H);
                 if (h0) heed_gemm(dt, true, false, GH, H, B, 1, AT(rc.dgh[d], first * B * GH), GH, h0, H, 1, gw_hh, H);
             }
-            if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih, heed_ctx_threads(g->ctx));
-            if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh, heed_ctx_threads(g->ctx));
+            if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih, heed_ctx_threads_now(g->ctx));
+            if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh, heed_ctx_threads_now(g->ctx));
             if (dX)
                 gemm_rows_m(dt, T, B, In, GH, rc.dgi[d], tm, GH, w_ih->data, false, In, l > 0 && d == 0 ? 0 : 1, dX, x_rows,
                             In);
         }
-        if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p, heed_ctx_threads(g->ctx));
+        if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p, heed_ctx_threads_now(g->ctx));
         dY = dX;
     }
 }
@@ -525,7 +528,7 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
         }
         if (l < L - 1) {
-            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p, heed_ctx_threads(g->ctx));
+            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p, heed_ctx_threads_now(g->ctx));
             sv->X[l + 1] = rc.y;
         }
     }

@@ -6,7 +6,7 @@ static void FN(pyramid_backward_kernel)(heed_tensor *y, void *gx, heed_tensor *x
                                         int64_t B, const pyr_saved *sv, bool bm, int64_t F) {
     const T *dy = y->grad;
     T *dx = gx;
-#pragma omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t s = 0; s < steps; s++)
         for (int64_t b = 0; b < B; b++) {
             if (sv->len && s >= sv->len[b]) continue;
@@ -20,7 +20,7 @@ static void FN(pyramid_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, in
                                bool bm, int64_t F, const int64_t *lengths) {
     const T *X = x->data;
     T *Y = y->data;
-#pragma omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))
+#pragma omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t s = 0; s < 2 * T2; s++)
         for (int64_t b = 0; b < B; b++) {
             T *dst = Y + y_at(bm, steps, B, F, s, b);
