@@ -75,6 +75,32 @@ static void f32_add_is_the_double_path_bitwise(void) {
     heed_graph_free(g);
 }
 
+/* heed_linear's bias gradient sums each column of dy in double in row order, in blocks of
+ * columns: bitwise that sum, for a column count that is not a multiple of the block and
+ * enough rows for the threaded loop. */
+static void linear_bias_grad_is_the_row_order_sum(void) {
+    enum { M = 2000, IN = 3, OUT = 37 };
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *x = heed_zeros(g, HEED_F32, HEED_SHAPE(M, IN)), *w = heed_zeros(g, HEED_F32, HEED_SHAPE(OUT, IN));
+    heed_tensor *bias = heed_requires_grad(heed_zeros(g, HEED_F32, HEED_SHAPE(OUT)));
+    heed_tensor *c = heed_zeros(g, HEED_F32, HEED_SHAPE(M, OUT));
+    float *C = c->data;
+    heed_rng r = heed_rng_make(12, 0);
+    for (int64_t i = 0; i < M * OUT; i++) C[i] = (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 40) - 20);
+    heed_tensor *loss = heed_sum_all(g, heed_mul(g, c, heed_linear(g, x, w, bias))); /* dy = c */
+    CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
+    const float *db = heed_grad(g, bias)->data;
+    int differ = 0;
+    for (int j = 0; j < OUT; j++) {
+        double s = 0;
+        for (int i = 0; i < M; i++) s += C[i * OUT + j];
+        float want = 0.0f + (float)s;
+        differ += memcmp(&want, &db[j], sizeof want) != 0;
+    }
+    CHECK(differ == 0, "%d of %d bias gradients differ from the row-order double sum", differ, OUT);
+    heed_graph_free(g);
+}
+
 static void errors_are_sticky_and_clear(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(32, 256));
@@ -377,6 +403,7 @@ int main(void) {
     RUN(philox_known_answers);
     RUN(backward_accumulates_over_uses);
     RUN(f32_add_is_the_double_path_bitwise);
+    RUN(linear_bias_grad_is_the_row_order_sum);
     RUN(errors_are_sticky_and_clear);
     RUN(params_store);
     RUN(init_arguments_checked);
