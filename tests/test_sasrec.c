@@ -399,7 +399,7 @@ static void length_groups_match_one_group(void) {
  * bitwise the one of the whole batch at its width (max_groups = 1), in f32 with the
  * threads of the machine, on rows of every width 1..50 in one batch. */
 static void scorer_length_groups_are_bitwise_exact(void) {
-    sr_gen_config gc = {.n_users = 700, .n_items = 300, .mean_len = 40, .min_len = 3, .max_len = 100, .successors = 2,
+    sr_gen_config gc = {.n_users = 300, .n_items = 300, .mean_len = 40, .min_len = 3, .max_len = 100, .successors = 2,
                         .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
     sr_data d;
     sr_generator gen;
@@ -409,8 +409,7 @@ static void scorer_length_groups_are_bitwise_exact(void) {
     tc.model.maxlen = 50;
     tc.model.blocks = 2;
     sr_trainer t;
-    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err);
-    CHECK(!isnan(sr_train_epoch(&t, NULL, err, sizeof err)), "%s", err);
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err); /* any weights do: no training */
     int64_t n = 256, C = 101, maxlen = tc.model.maxlen, I = d.n_items + 1;
     int64_t *users = malloc((size_t)n * sizeof *users), *seqs = malloc((size_t)(n * maxlen) * sizeof *seqs);
     int32_t *cands = malloc((size_t)(n * C) * sizeof *cands);
