@@ -32,6 +32,75 @@ static void backward_accumulates_over_uses(void) {
     heed_graph_free(g);
 }
 
+/* f32 adds of equal shapes take a float loop: every sum and gradient must be bitwise
+ * what the general path gives ((float)((double)a + (double)b), and dy added per use),
+ * across exponents far apart, subnormals, signed zeros and infinities. */
+static void f32_add_is_the_double_path_bitwise(void) {
+    enum { N = 4096 };
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *a = heed_requires_grad(heed_zeros(g, HEED_F32, HEED_SHAPE(N)));
+    heed_tensor *b = heed_requires_grad(heed_zeros(g, HEED_F32, HEED_SHAPE(N)));
+    heed_tensor *w = heed_zeros(g, HEED_F32, HEED_SHAPE(N));
+    float *A = a->data, *B = b->data, *W = w->data;
+    heed_rng r = heed_rng_make(11, 0);
+    const float special[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1.17e-38f, 3.4e38f, -3.4e38f, INFINITY, -INFINITY};
+    for (int i = 0; i < N; i++) {
+        float x = (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 80) - 40);
+        A[i] = i % 7 == 0 ? special[(i / 7) % 9] : x;
+        B[i] = i % 11 == 0 ? special[(i / 11) % 9] : (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 80) - 40);
+        W[i] = (float)heed_rng_normal(&r);
+    }
+    heed_tensor *y = heed_add(g, a, b), *yy = heed_add(g, a, a);
+    CHECK(y && yy, "%s", heed_graph_error(g));
+    const float *Y = y->data, *YY = yy->data;
+    int64_t differ = 0;
+    for (int i = 0; i < N; i++) {
+        float want = (float)((double)A[i] + (double)B[i]), want2 = (float)((double)A[i] + (double)A[i]);
+        differ += (isnan(want) ? !isnan(Y[i]) : memcmp(&want, &Y[i], sizeof want) != 0);
+        differ += (isnan(want2) ? !isnan(YY[i]) : memcmp(&want2, &YY[i], sizeof want2) != 0);
+    }
+    CHECK(differ == 0, "%lld sums differ from the double path", (long long)differ);
+    /* gradients: loss = sum(w * (a + b)) + sum(w * (a + a)): dy = w at both adds */
+    heed_tensor *loss = heed_add(g, heed_sum_all(g, heed_mul(g, w, y)), heed_sum_all(g, heed_mul(g, w, yy)));
+    CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
+    const float *gA = heed_grad(g, a)->data, *gB = heed_grad(g, b)->data;
+    differ = 0;
+    for (int i = 0; i < N; i++) { /* the general path: each use adds (float)(double)dy to a zeroed buffer */
+        float ga = 0.0f;
+        ga += W[i], ga += W[i], ga += W[i];
+        float gb = 0.0f + W[i];
+        differ += memcmp(&ga, &gA[i], sizeof ga) != 0 || memcmp(&gb, &gB[i], sizeof gb) != 0;
+    }
+    CHECK(differ == 0, "%lld gradients differ from the double path", (long long)differ);
+    heed_graph_free(g);
+}
+
+/* heed_linear's bias gradient sums each column of dy in double in row order, in blocks of
+ * columns: bitwise that sum, for a column count that is not a multiple of the block and
+ * enough rows for the threaded loop. */
+static void linear_bias_grad_is_the_row_order_sum(void) {
+    enum { M = 2000, IN = 3, OUT = 37 };
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *x = heed_zeros(g, HEED_F32, HEED_SHAPE(M, IN)), *w = heed_zeros(g, HEED_F32, HEED_SHAPE(OUT, IN));
+    heed_tensor *bias = heed_requires_grad(heed_zeros(g, HEED_F32, HEED_SHAPE(OUT)));
+    heed_tensor *c = heed_zeros(g, HEED_F32, HEED_SHAPE(M, OUT));
+    float *C = c->data;
+    heed_rng r = heed_rng_make(12, 0);
+    for (int64_t i = 0; i < M * OUT; i++) C[i] = (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 40) - 20);
+    heed_tensor *loss = heed_sum_all(g, heed_mul(g, c, heed_linear(g, x, w, bias))); /* dy = c */
+    CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
+    const float *db = heed_grad(g, bias)->data;
+    int differ = 0;
+    for (int j = 0; j < OUT; j++) {
+        double s = 0;
+        for (int i = 0; i < M; i++) s += C[i * OUT + j];
+        float want = 0.0f + (float)s;
+        differ += memcmp(&want, &db[j], sizeof want) != 0;
+    }
+    CHECK(differ == 0, "%d of %d bias gradients differ from the row-order double sum", differ, OUT);
+    heed_graph_free(g);
+}
+
 static void errors_are_sticky_and_clear(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(32, 256));
@@ -333,6 +402,8 @@ int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 42});
     RUN(philox_known_answers);
     RUN(backward_accumulates_over_uses);
+    RUN(f32_add_is_the_double_path_bitwise);
+    RUN(linear_bias_grad_is_the_row_order_sum);
     RUN(errors_are_sticky_and_clear);
     RUN(params_store);
     RUN(init_arguments_checked);

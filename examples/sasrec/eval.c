@@ -26,6 +26,11 @@ void sr_rank_metrics(int64_t greater, int64_t equal, int k, double *hr, double *
     *ndcg = n / (double)(equal + 1);
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Users with a validation and a test item; a random max_users of them when there are more
  * (partial Fisher-Yates), in increasing id order. */
 static int64_t *pick_users(const sr_data *d, const sr_eval_opts *o, int64_t *count) {
@@ -44,11 +49,9 @@ static int64_t *pick_users(const sr_data *d, const sr_eval_opts *o, int64_t *cou
             all[i] = all[j], all[j] = t;
         }
         n = o->max_users;
-        for (int64_t i = 1; i < n; i++) /* insertion sort keeps users in id order */
-            for (int64_t j = i; j > 0 && all[j - 1] > all[j]; j--) {
-                int64_t t = all[j];
-                all[j] = all[j - 1], all[j - 1] = t;
-            }
+        /* back to id order (ids are distinct, so any sort gives the same order; an
+         * insertion sort of 10,000 users was a third of the evaluation) */
+        qsort(all, (size_t)n, sizeof *all, cmp_i64);
     }
     *count = n;
     return all;
@@ -173,11 +176,6 @@ int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int6
             memcpy(scores + i * (I + 1), p->count, (size_t)(I + 1) * sizeof *scores);
     }
     return 0;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2) {

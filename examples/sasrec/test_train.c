@@ -395,6 +395,53 @@ static void length_groups_match_one_group(void) {
     sr_data_free(&d);
 }
 
+/* The model scorer runs an evaluation batch as length groups too: every score must be
+ * bitwise the one of the whole batch at its width (max_groups = 1), in f32 with the
+ * threads of the machine, on rows of every width 1..50 in one batch. */
+static void scorer_length_groups_are_bitwise_exact(void) {
+    sr_gen_config gc = {.n_users = 300, .n_items = 300, .mean_len = 40, .min_len = 3, .max_len = 100, .successors = 2,
+                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_data d;
+    sr_generator gen;
+    char err[512];
+    CHECK(sr_generate(&gc, &d, &gen, err, sizeof err) == 0, "%s", err);
+    sr_train_config tc = smoke_config(d.n_items);
+    tc.model.maxlen = 50;
+    tc.model.blocks = 2;
+    sr_trainer t;
+    CHECK(sr_trainer_init(&t, &d, &tc, err, sizeof err) == 0, "%s", err); /* any weights do: no training */
+    int64_t n = 256, C = 101, maxlen = tc.model.maxlen, I = d.n_items + 1;
+    int64_t *users = malloc((size_t)n * sizeof *users), *seqs = malloc((size_t)(n * maxlen) * sizeof *seqs);
+    int32_t *cands = malloc((size_t)(n * C) * sizeof *cands);
+    float *whole = malloc((size_t)(n * I) * sizeof *whole), *grouped = malloc((size_t)(n * I) * sizeof *grouped);
+    int64_t u = 0, shortest = maxlen, longest = 0;
+    for (int64_t i = 0; i < n; i++) {
+        while (sr_len(&d, ++u) < 3) {}
+        users[i] = u;
+        sr_eval_row(&d, u, maxlen, true, seqs + i * maxlen);
+        for (int64_t j = 0; j < maxlen - 1 - i % maxlen; j++) seqs[i * maxlen + j] = 0; /* widths up to 1 + i % 50 */
+        int64_t w = heed_sasrec_width(seqs + i * maxlen, 1, maxlen);
+        shortest = w < shortest ? w : shortest, longest = w > longest ? w : longest;
+        for (int64_t j = 0; j < C; j++) cands[i * C + j] = (int32_t)(1 + (i * 7 + j * 13) % d.n_items);
+    }
+    CHECK(shortest == 1 && longest == maxlen, "rows of widths %lld..%lld", (long long)shortest, (long long)longest);
+    for (int full = 0; full < 2; full++) {
+        int64_t width = full ? I : C;
+        t.cfg.max_groups = 1;
+        CHECK(sr_model_scorer(&t, n, users, seqs, maxlen, full ? NULL : cands, full ? 0 : C, whole) == 0, "whole batch");
+        t.cfg.max_groups = 4;
+        CHECK(sr_model_scorer(&t, n, users, seqs, maxlen, full ? NULL : cands, full ? 0 : C, grouped) == 0, "groups");
+        int64_t differ = 0, nan = 0;
+        for (int64_t i = 0; i < n * width; i++) differ += memcmp(&whole[i], &grouped[i], sizeof *whole) != 0, nan += isnan(whole[i]);
+        CHECK(differ == 0 && nan == 0, "%s: %lld of %lld scores differ, %lld NaN", full ? "all items" : "candidates",
+              (long long)differ, (long long)(n * width), (long long)nan);
+    }
+    free(users), free(seqs), free(cands), free(whole), free(grouped);
+    sr_trainer_free(&t);
+    sr_generator_free(&gen);
+    sr_data_free(&d);
+}
+
 static void set_batch_32(sr_train_config *c) { c->batch = 32; }
 static void set_lr(sr_train_config *c) { c->lr = 0.002; }
 static void set_dropout(sr_train_config *c) { c->model.dropout = 0.3; }
@@ -520,6 +567,7 @@ int main(void) {
     RUN(smoke_training_beats_popularity);
     RUN(attention_beats_first_order_chain);
     RUN(length_groups_match_one_group);
+    RUN(scorer_length_groups_are_bitwise_exact);
     RUN(resume_is_exact);
     RUN(diverging_and_degenerate_training);
     heed_ctx_free(ctx);

@@ -259,35 +259,70 @@ double sr_train_epoch(sr_trainer *t, heed_progress *progress, char *err, size_t 
     return loss_sum / heed_dist_size() / (double)steps;
 }
 
-int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
-                    const int32_t *cands, int64_t n_cands, float *scores) {
-    sr_trainer *t = user;
+/* Scores rows[0..n) of seqs (each [maxlen], their lengths in len) at width w: the
+ * rows' scores go to scores + rows[i] * width. */
+static int score_group(sr_trainer *t, const int64_t *rows, int64_t n, int64_t w, const int64_t *seqs, int64_t maxlen,
+                       const int32_t *cands, int64_t n_cands, float *scores, int64_t *ids, int64_t *x) {
     heed_graph *g = t->g;
     int64_t width = cands ? n_cands : t->cfg.model.n_items + 1;
-    int64_t w = heed_sasrec_width(seqs, n, maxlen);
-    int64_t *ids = cands ? malloc((size_t)(n * n_cands) * sizeof *ids) : NULL, *rows = malloc((size_t)(n * w) * sizeof *rows);
-    if ((cands && !ids) || !rows) {
-        free(ids);
-        free(rows);
-        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(x + i * w, seqs + rows[i] * maxlen + (maxlen - w), (size_t)w * sizeof *x);
+        for (int64_t j = 0; cands && j < n_cands; j++) ids[i * n_cands + j] = cands[rows[i] * n_cands + j];
     }
-    for (int64_t i = 0; cands && i < n * n_cands; i++) ids[i] = cands[i];
-    for (int64_t i = 0; i < n; i++) memcpy(rows + i * w, seqs + i * maxlen + (maxlen - w), (size_t)w * sizeof *rows);
     heed_graph_reset(g);
     heed_graph_set_training(g, false);
     heed_no_grad_begin(g);
-    heed_tensor *h = heed_sasrec_forward(g, &t->m, rows, n, w, NULL);
-    heed_tensor *s = heed_sasrec_score(g, &t->m, heed_sasrec_last(g, &t->m, h), ids, n_cands);
+    heed_tensor *h = heed_sasrec_forward(g, &t->m, x, n, w, NULL);
+    heed_tensor *s = heed_sasrec_score(g, &t->m, heed_sasrec_last(g, &t->m, h), cands ? ids : NULL, n_cands);
     heed_no_grad_end(g);
     heed_graph_set_training(g, true);
-    free(ids);
-    free(rows);
     if (!s) {
         fprintf(stderr, "sasrec: scoring failed: %s\n", heed_graph_error(g));
         return -1;
     }
-    for (int64_t i = 0; i < n * width; i++) scores[i] = (float)heed_get(s, i);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < width; j++) scores[rows[i] * width + j] = (float)heed_get(s, i * width + j);
     return 0;
+}
+
+/* Like training, the rows are sorted by length and scored as up to max_groups length
+ * groups, each at the width of its longest row: a row's score is computed from that row
+ * alone (rows never interact, and the leading padding is masked), so it is the one the
+ * whole batch at its full width gives -- bitwise, which the test checks against
+ * max_groups = 1 (one group at the batch's width, heed_sasrec_width). */
+int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *seqs, int64_t maxlen,
+                    const int32_t *cands, int64_t n_cands, float *scores) {
+    (void)users;
+    sr_trainer *t = user;
+    int G = t->cfg.max_groups < n ? t->cfg.max_groups : (int)n;
+    int64_t *ids = cands ? malloc((size_t)(n * n_cands) * sizeof *ids) : NULL, *x = malloc((size_t)(n * maxlen) * sizeof *x);
+    int64_t *len = malloc((size_t)n * sizeof *len), *order = malloc((size_t)n * sizeof *order);
+    int64_t *dp = malloc((size_t)(2 * (G + 1) * (n + 1)) * sizeof *dp), cut[SR_MAX_GROUPS + 1];
+    int rc = -1;
+    if ((cands && !ids) || !x || !len || !order || !dp) goto out;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t first = 0;
+        while (first < maxlen && seqs[i * maxlen + first] == 0) first++;
+        len[i] = maxlen - first > 0 ? maxlen - first : 1; /* an empty row still has a (padded) column */
+    }
+    if (G <= 1) { /* the whole batch at its width */
+        for (int64_t i = 0; i < n; i++) order[i] = i;
+        rc = score_group(t, order, n, heed_sasrec_width(seqs, n, maxlen), seqs, maxlen, cands, n_cands, scores, ids, x);
+        goto out;
+    }
+    sort_by_length(len, order, n);
+    int groups = split_groups(len, order, n, G, dp, cut);
+    rc = 0;
+    for (int k = 0; k < groups && rc == 0; k++)
+        rc = score_group(t, order + cut[k], cut[k + 1] - cut[k], len[order[cut[k + 1] - 1]], seqs, maxlen, cands, n_cands,
+                         scores, ids, x);
+out:
+    free(ids);
+    free(x);
+    free(len);
+    free(order);
+    free(dp);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- checkpoints */
