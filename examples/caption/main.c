@@ -7,6 +7,7 @@
 #include "../example_util.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,8 @@ int main(int argc, char **argv) {
     int p = parse(argc, argv, &o, err, sizeof err);
     if (p == 1) return usage(stdout), 0;
     if (p < 0) return fprintf(stderr, "caption: %s\n", err), usage(stderr), 2;
+    if (o.cfg.threads > 0) omp_set_num_threads(o.cfg.threads); /* the BLAS follows OpenMP's count, not the ctx's */
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress in logs as it happens */
     return run(&o);
 }
 
