@@ -34,16 +34,16 @@ heed_status heed_caption_declare(heed_caption *m, heed_params *P, const heed_cap
     if (!m || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model or config is NULL");
     heed_caption_config c = *cfg;
     bool ok = c.in_channels >= 1 && c.classes >= 2 && c.embed_dim >= 1 && c.hidden >= 1 && c.attn_dim >= 1 &&
-              c.vocab >= 2 && c.dropout >= 0 && c.dropout < 1;
+              c.vocab >= 2 && c.cells >= 0 && c.dropout >= 0 && c.dropout < 1;
     for (int i = 0; i < HEED_CAPTION_CONVS; i++) ok = ok && c.channels[i] >= 1;
     if (!ok)
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
                              MODEL "_declare: in_channels %lld, channels %lld %lld %lld, classes %lld, embed_dim %lld, "
-                                   "hidden %lld, attn_dim %lld, vocab %lld, dropout %g: need sizes >= 1, classes and vocab "
-                                   ">= 2, dropout in [0, 1)",
+                                   "hidden %lld, attn_dim %lld, vocab %lld, cells %lld, dropout %g: need sizes >= 1, classes "
+                                   "and vocab >= 2, cells >= 0, dropout in [0, 1)",
                              (long long)c.in_channels, (long long)c.channels[0], (long long)c.channels[1],
                              (long long)c.channels[2], (long long)c.classes, (long long)c.embed_dim, (long long)c.hidden,
-                             (long long)c.attn_dim, (long long)c.vocab, c.dropout);
+                             (long long)c.attn_dim, (long long)c.vocab, (long long)c.cells, c.dropout);
     *m = (heed_caption){.cfg = c};
     int64_t D = c.channels[HEED_CAPTION_CONVS - 1], H = c.hidden, E = c.embed_dim;
     heed_init conv_init = heed_init_kaiming_uniform(2.2360679774997896); /* nn.Conv2d's */
@@ -62,6 +62,9 @@ heed_status heed_caption_declare(heed_caption *m, heed_params *P, const heed_cap
             st = heed_batchnorm_declare(&m->bn[i], P, name, &(heed_batchnorm_config){.num_features = c.channels[i]});
     }
     if (st == HEED_OK) st = declare_linear(P, "caption.classifier", c.classes, D, &m->cls_w, &m->cls_b);
+    if (st == HEED_OK && c.cells > 0 &&
+        !(m->position = heed_param(P, "caption.position", HEED_SHAPE(c.cells, D), heed_init_normal(0, 0.1))))
+        st = HEED_ERR_ARG;
     if (st == HEED_OK) st = declare_linear(P, "caption.init_h", H, D, &m->init_h_w, &m->init_h_b);
     if (st == HEED_OK) st = declare_linear(P, "caption.init_c", H, D, &m->init_c_w, &m->init_c_b);
     if (st == HEED_OK && !(m->embed = heed_param(P, "caption.embed", HEED_SHAPE(c.vocab, E), heed_init_normal(0, 1))))
@@ -150,11 +153,16 @@ static bool check_annotations(heed_graph *g, const heed_caption *m, heed_tensor 
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: annotations have %d dims [%lld, %lld, ...]: must be [B, N, D = %lld]",
                                op, a->ndim, (long long)a->shape[0], (long long)(a->ndim > 1 ? a->shape[1] : 0), (long long)D),
                false;
+    if (m->cfg.cells > 0 && a->shape[1] != m->cfg.cells)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: annotations have N = %lld cells, the model's positions are for cells = %lld",
+                               op, (long long)a->shape[1], (long long)m->cfg.cells),
+               false;
     return true;
 }
 
 /* h_0, c_0 from the mean annotation; the keys projected once. */
 static void dec_start(heed_graph *g, const heed_caption *m, heed_tensor *ann, dec_state *s) {
+    if (m->position) ann = heed_add(g, ann, m->position);
     heed_tensor *mean = heed_mean(g, ann, 1, false);
     *s = (dec_state){.ann = ann, .n = ann->shape[0]};
     s->keys = heed_additive_keys(g, ann, m->attn.w_k, NULL);

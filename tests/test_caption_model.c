@@ -8,7 +8,7 @@ static heed_ctx *ctx;
 
 static heed_caption_config tiny_config(void) {
     return (heed_caption_config){.in_channels = 1, .channels = {2, 3, 4}, .classes = 3, .embed_dim = 3, .hidden = 4,
-                                 .attn_dim = 3, .vocab = 6};
+                                 .attn_dim = 3, .vocab = 6, .cells = 5};
 }
 
 /* Two scenes of 5 annotation vectors of size 4; targets [2, 4]: tokens then end (1), padding. */
@@ -122,7 +122,7 @@ static void train_tiny_then_decode(heed_caption_attention kind) {
     heed_params *P = heed_params_new(c, HEED_F32);
     heed_caption m;
     heed_caption_config cfg = {.in_channels = 1, .channels = {2, 2, D}, .classes = 2, .embed_dim = 8, .hidden = 16,
-                               .attn_dim = 8, .vocab = V, .dropout = 0.1};
+                               .attn_dim = 8, .vocab = V, .cells = N, .dropout = 0.1};
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(c));
     heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.02, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8});
     heed_graph *g = heed_graph_new(c);
@@ -211,7 +211,10 @@ static void bad_input(void) {
     heed_caption m;
     heed_caption_config cfg = tiny_config();
     cfg.channels[1] = 0;
-    CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "channels 2 0 4"), "%s",
+    cfg.cells = -1;
+    CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "channels 2 0 4") &&
+              strstr(heed_ctx_error(ctx), "cells -1"),
+          "%s",
           heed_ctx_error(ctx));
     cfg = tiny_config();
     cfg.dropout = 1;
@@ -227,6 +230,9 @@ static void bad_input(void) {
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));
     CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, NULL, NULL, NULL), "D = 3");
     CHECK_ERR(g, HEED_ERR_SHAPE, "[B, N, D = 4]");
+    a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 4));
+    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, NULL, NULL, NULL), "4 cells, positions for 5");
+    CHECK_ERR(g, HEED_ERR_SHAPE, "N = 4 cells, the model's positions are for cells = 5");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));
     CHECK(!heed_caption_loss(g, &m, a, (int64_t[]){2, 3, 4, 9, 1, 1, 1, 1}, 4, NULL, NULL, NULL), "target 9");
     CHECK_ERR(g, HEED_ERR_ARG, "targets[3] = 9");

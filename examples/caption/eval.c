@@ -142,9 +142,10 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
 static void model_string(const cap_config *c, char *buf, size_t len) {
     const heed_caption_config *m = &c->model;
     char d[32];
-    snprintf(buf, len, "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld dropout=%s",
+    snprintf(buf, len, "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld cells=%lld dropout=%s",
              (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)m->embed_dim,
-             (long long)m->hidden, (long long)m->attn_dim, (long long)m->vocab, ex_exact(m->dropout, d, sizeof d));
+             (long long)m->hidden, (long long)m->attn_dim, (long long)m->vocab, (long long)m->cells,
+             ex_exact(m->dropout, d, sizeof d));
 }
 
 static void train_string(const cap_trainer *t, char *buf, size_t len) {
@@ -223,14 +224,15 @@ int cap_checkpoint_config(const char *path, cap_config *cfg, char *err, size_t e
     char s[HEED_CKPT_VALUE_LEN], v[64];
     if (saved_model(path, s, sizeof s, err, errlen)) return -1;
     long long c0, c1, c2;
-    int64_t *fields[] = {&cfg->model.embed_dim, &cfg->model.hidden, &cfg->model.attn_dim};
-    const char *names[] = {"embed_dim", "hidden", "attn_dim"};
+    int64_t *fields[] = {&cfg->model.embed_dim, &cfg->model.hidden, &cfg->model.attn_dim, &cfg->model.cells};
+    const char *names[] = {"embed_dim", "hidden", "attn_dim", "cells"};
     if (!ex_saved_value(s, "channels", v, sizeof v) || sscanf(v, "%lld,%lld,%lld", &c0, &c1, &c2) != 3 || c0 < 1 ||
         c0 > 1024 || c1 < 1 || c1 > 1024 || c2 < 1 || c2 > 1024)
         return snprintf(err, errlen, "%s: caption.model has no valid channels", path), -1;
     cfg->model.channels[0] = c0, cfg->model.channels[1] = c1, cfg->model.channels[2] = c2;
-    for (int i = 0; i < 3; i++)
-        if (!ex_saved_value(s, names[i], v, sizeof v) || !ex_parse_i64(v, fields[i]) || *fields[i] < 1 || *fields[i] > 4096)
+    for (int i = 0; i < 4; i++)
+        if (!ex_saved_value(s, names[i], v, sizeof v) || !ex_parse_i64(v, fields[i]) || *fields[i] < (i == 3 ? 0 : 1) ||
+            *fields[i] > 4096)
             return snprintf(err, errlen, "%s: caption.model has no valid %s", path, names[i]), -1;
     if (!ex_saved_value(s, "dropout", v, sizeof v) || !ex_parse_f64(v, &cfg->model.dropout) || cfg->model.dropout < 0 ||
         cfg->model.dropout >= 1)

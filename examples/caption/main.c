@@ -37,7 +37,7 @@ static void usage(FILE *f) {
           "  --checkpoint PATH [--resume]  save after every epoch; resume from it bitwise\n"
           "  --stop-after N          stop after N captioning epochs this run (to test --resume)\n"
           "  --metrics FILE.csv      per-epoch metrics; curves go next to it (FILE.svg)\n"
-          "  --out DIR               attention figures of the first --figures N test scenes (default 3)\n"
+          "  --out DIR               attention figures (SVG) and pictures (PNG) of the first --figures N test scenes (default 3)\n"
           "  --eval-every N, --eval-size N  greedy evaluation during training (default every epoch, 500 scenes)\n"
           "  --caption FILE.png      caption a 96x96 grey picture with --checkpoint's model (figure to --out)\n"
           "  --target-bleu4 X        exit 3 when the final BLEU-4 is below X\n"
@@ -138,6 +138,12 @@ static int draw_figures(cap_trainer *t, const scene_set *test, const heed_hypoth
         snprintf(path, sizeof path, "%s/caption-test-%lld.svg", dir, (long long)i);
         if (cap_figure_svg(t->g, path, px, &hyps[i], t->grid, title, err, sizeof err)) rc = fail("figure", err);
         else printf("  %s  %s\n", path, text);
+        /* the scene alone as a grey PNG, for --caption */
+        snprintf(path, sizeof path, "%s/scene-test-%lld.png", dir, (long long)i);
+        heed_graph_reset(t->g);
+        if (!rc && heed_heatmap_png(t->ctx, path, heed_input(t->g, HEED_F32, HEED_SHAPE(SCENE_SIDE, SCENE_SIDE), px),
+                                    &(heed_heatmap_opts){.cell = 1, .lo = 0, .hi = 1}) != HEED_OK)
+            rc = fail("scene picture", heed_ctx_error(t->ctx));
     }
     free(px), free(sc);
     return rc;

@@ -22,6 +22,8 @@ extern "C" {
  *             [B, C, H, W] gives the grid [B, D, H/16, W/16] read as N = (H/16)(W/16)
  *             annotation vectors a_i [B, N, D], D = channels[last]. A linear classifier
  *             on the grid's mean pretrains it on single objects.
+ *   positions with cells > 0: a_i <- a_i + p_i, p [N, D] learned (convolutions alone do not
+ *             say where a cell is; spatial relations need it)
  *   decoder   h_0 = tanh(W_h mean_i a_i), c_0 = tanh(W_c mean_i a_i); per step t
  *               alpha_t = softmax_i(v . tanh(W_q h_{t-1} + b + W_k a_i))   additive
  *               z_t = sigmoid(w_beta . h_{t-1} + b_beta) sum_i alpha_ti a_i  the gate beta
@@ -36,6 +38,9 @@ typedef struct {
     int64_t classes;                       /* the pretraining classifier's outputs (>= 2) */
     int64_t embed_dim, hidden, attn_dim;   /* word embedding, LSTM, attention sizes */
     int64_t vocab;                         /* tokens, the start and end tokens included */
+    int64_t cells;                         /* > 0: a learned position embedding per annotation
+                                              vector, added to it (the grid's N cells; the
+                                              decoder then knows where it looks); 0 = none */
     double dropout;                        /* on the deep output, in training; [0, 1) */
 } heed_caption_config;
 
@@ -44,6 +49,7 @@ typedef struct {
     heed_tensor *conv_w[HEED_CAPTION_CONVS], *conv_b[HEED_CAPTION_CONVS]; /* "caption.encoder.<i>.{weight,bias}" */
     heed_batchnorm bn[HEED_CAPTION_CONVS];                                /* "caption.encoder.<i>.bn" */
     heed_tensor *cls_w, *cls_b;           /* "caption.classifier.{weight,bias}" [classes, D] */
+    heed_tensor *position;                /* "caption.position" [cells, D], or NULL */
     heed_tensor *init_h_w, *init_h_b;     /* "caption.init_h" [hidden, D] */
     heed_tensor *init_c_w, *init_c_b;     /* "caption.init_c" */
     heed_tensor *embed;                   /* "caption.embed" [vocab, embed_dim] */
