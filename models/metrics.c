@@ -1,8 +1,12 @@
-/* Edit distance, CER, WER and sentence error rate (include/heed/metrics.h).
+/* Edit distance, CER, WER, sentence error rate and corpus BLEU (include/heed/metrics.h).
  *
  * Levenshtein by the row recurrence over the shorter sequence b:
  *   D[i][j] = min(D[i-1][j] + 1, D[i][j-1] + 1, D[i-1][j-1] + (a_i != b_j)),
- *   D[0][j] = j, D[i][0] = i, distance D[na][nb]; one row of nb + 1 values is kept. */
+ *   D[0][j] = j, D[i][0] = i, distance D[na][nb]; one row of nb + 1 values is kept.
+ *
+ * BLEU keeps the sums NLTK's corpus_bleu keeps (heed_bleu_stats); the clipped count of an
+ * n-gram is found by counting its occurrences directly, with no table: quadratic in the
+ * sentence length, which is short for the captions and transcripts it scores. */
 #include <heed.h>
 
 #include <ctype.h>
@@ -107,3 +111,53 @@ static double rate(int64_t e, int64_t n) { return n > 0 ? (double)e / (double)n 
 double heed_cer(const heed_error_counts *c) { return c ? rate(c->char_errors, c->chars) : NAN; }
 double heed_wer(const heed_error_counts *c) { return c ? rate(c->word_errors, c->words) : NAN; }
 double heed_ser(const heed_error_counts *c) { return c ? rate(c->sentence_errors, c->sentences) : NAN; }
+
+/* How often the k-gram g occurs in x[n]. */
+static int64_t ngram_count(const int64_t *g, int64_t k, const int64_t *x, int64_t n) {
+    int64_t c = 0;
+    for (int64_t j = 0; j + k <= n; j++) c += !memcmp(x + j, g, (size_t)k * sizeof *g);
+    return c;
+}
+
+heed_status heed_bleu_add(heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len, const int64_t *const *refs,
+                          const int64_t *ref_lens, int64_t n_refs) {
+    if (!s || hyp_len < 0 || (hyp_len > 0 && !hyp) || n_refs < 1 || !refs || !ref_lens) return HEED_ERR_ARG;
+    for (int64_t r = 0; r < n_refs; r++)
+        if (ref_lens[r] < 0 || (ref_lens[r] > 0 && !refs[r])) return HEED_ERR_ARG;
+    for (int64_t k = 1; k <= 4; k++) {
+        int64_t matches = 0;
+        for (int64_t i = 0; i + k <= hyp_len; i++) {
+            const int64_t *g = hyp + i;
+            if (ngram_count(g, k, hyp, i + k - 1) > 0) continue; /* counted at its first occurrence */
+            int64_t ref_max = 0;
+            for (int64_t r = 0; r < n_refs; r++) {
+                int64_t c = ngram_count(g, k, refs[r], ref_lens[r]);
+                if (c > ref_max) ref_max = c;
+            }
+            int64_t in_hyp = ngram_count(g, k, hyp, hyp_len);
+            matches += in_hyp < ref_max ? in_hyp : ref_max;
+        }
+        s->matches[k - 1] += matches;
+        s->totals[k - 1] += hyp_len >= k ? hyp_len - k + 1 : 1; /* NLTK: max(1, count) */
+    }
+    int64_t closest = ref_lens[0];
+    for (int64_t r = 1; r < n_refs; r++) {
+        int64_t d = llabs(ref_lens[r] - hyp_len), best = llabs(closest - hyp_len);
+        if (d < best || (d == best && ref_lens[r] < closest)) closest = ref_lens[r];
+    }
+    s->hyp_len += hyp_len;
+    s->ref_len += closest;
+    return HEED_OK;
+}
+
+double heed_bleu(const heed_bleu_stats *s, int n) {
+    if (!s || n < 1 || n > 4) return NAN;
+    double log_sum = 0;
+    for (int k = 0; k < n; k++) {
+        if (s->matches[k] == 0) return 0;
+        log_sum += log((double)s->matches[k] / (double)s->totals[k]);
+    }
+    double c = (double)s->hyp_len, r = (double)s->ref_len;
+    double bp = c > r ? 1 : exp(1 - r / c); /* c > 0 here: a match needs a hypothesis token */
+    return bp * exp(log_sum / n);
+}

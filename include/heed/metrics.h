@@ -1,5 +1,5 @@
-/* heed: Metrics for sequence outputs: edit distance, CER, WER, sentence error rate
- * (models/metrics.c). Part of the public API; include <heed.h>, not this file. */
+/* heed: Metrics for sequence outputs: edit distance, CER, WER, sentence error rate, corpus
+ * BLEU (models/metrics.c). Part of the public API; include <heed.h>, not this file. */
 #ifndef HEED_API_METRICS_H
 #define HEED_API_METRICS_H
 
@@ -39,6 +39,33 @@ heed_status heed_error_counts_add(heed_error_counts *c, const char *reference, c
 double heed_cer(const heed_error_counts *c);
 double heed_wer(const heed_error_counts *c);
 double heed_ser(const heed_error_counts *c);
+
+/* Corpus BLEU (Papineni et al. 2002) over token ids, computed as NLTK 3.8's corpus_bleu
+ * with uniform weights 1/n and no smoothing. For each order k = 1..4 and each hypothesis,
+ * an n-gram's count is clipped to its largest count in any one reference; the clipped
+ * counts and the hypothesis's k-gram count (at least 1, as NLTK) are summed over the corpus:
+ *   p_k = matches[k] / totals[k],
+ *   BP  = 1 if c > r, else exp(1 - r / c)  (c = the hypotheses' total length, r = the sum of
+ *         each one's closest reference length, the shorter on a tie; BP = 0 when c = 0),
+ *   BLEU-n = BP exp(sum_{k<=n} log(p_k) / n).
+ * Zero-initialised stats are an empty corpus. */
+typedef struct heed_bleu_stats {
+    int64_t matches[4]; /* matches[k-1]: clipped k-gram matches */
+    int64_t totals[4];  /* totals[k-1]: hypothesis k-grams, at least 1 per hypothesis */
+    int64_t hyp_len;    /* c: the hypotheses' total length */
+    int64_t ref_len;    /* r: the sum of the closest reference lengths */
+} heed_bleu_stats;
+
+/* Adds one hypothesis hyp[hyp_len] with its references refs[i][ref_lens[i]], i < n_refs.
+ * O(hyp_len (hyp_len + sum ref_lens)) time, no allocation. HEED_ERR_ARG, with s unchanged,
+ * for NULL s or ref_lens, a NULL hyp or refs with hyp_len > 0 or n_refs > 0, a NULL
+ * refs[i] with ref_lens[i] > 0, a negative length or n_refs < 1. */
+heed_status heed_bleu_add(heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len, const int64_t *const *refs,
+                          const int64_t *ref_lens, int64_t n_refs);
+/* Corpus BLEU-n of the stats, n in 1..4, in [0, 1]. 0 when a precision p_k (k <= n) is 0,
+ * also for an empty corpus (NLTK returns 0 when p_1 = 0, and a value below 1e-70 with a
+ * warning when only a higher order is 0). NaN for NULL s or n outside 1..4. */
+double heed_bleu(const heed_bleu_stats *s, int n);
 
 #ifdef __cplusplus
 }
