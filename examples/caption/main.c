@@ -6,6 +6,7 @@
 #include "train.h"
 #include "../example_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -195,8 +196,26 @@ enum { C_EPOCH, C_LOSS, C_CE, C_REG, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR, C
 static const char *const columns[N_COLS] = {"epoch",       "loss",        "cross_entropy", "regulariser", "bleu4",
                                             "exact",       "pointing_tf", "pointing_fr",   "mass_tf",     "mass_fr"};
 
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+            if (!(*s = c)) return 0;
+        }
+    }
+}
+
 static int run(const options *o) {
     char err[1024];
+    if (o->out_dir && make_dirs(o->out_dir)) {
+        snprintf(err, sizeof err, "cannot make %s: %s", o->out_dir, strerror(errno));
+        return fail("--out", err);
+    }
     cap_config cfg = o->cfg;
     if (o->caption_png && !o->resume && cap_checkpoint_config(o->checkpoint, &cfg, err, sizeof err)) return fail("--checkpoint", err);
     cap_trainer t;

@@ -1,8 +1,8 @@
 /* LAS training loop, evaluation, transcription and checkpoints. */
 #include "train.h"
-#include "../checkpoint_meta.h"
 #include "../example_util.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -397,7 +397,25 @@ static int compare(const char *path, const char *saved, const setting *s, int n,
 
 /* The las.model string of a checkpoint's header into out; 0 or -1 with the reason. */
 static int model_string(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    return ex_checkpoint_user(path, "las.model", "las", out, len, err, errlen);
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+    unsigned char len8[8];
+    uint64_t n = 0;
+    bool ok = fread(len8, 1, 8, f) == 8;
+    for (int i = 7; ok && i >= 0; i--) n = n << 8 | len8[i];
+    char *head = ok && n >= 2 && n <= 100000000 ? malloc(n) : NULL;
+    ok = head && fread(head, 1, n, f) == n;
+    fclose(f);
+    cJSON *j = ok ? cJSON_ParseWithLength(head, n) : NULL;
+    free(head);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "__metadata__"), "user.las.model");
+    int rc = 0;
+    if (!j) rc = -1, snprintf(err, errlen, "%s: not a heed checkpoint (no safetensors header)", path);
+    else if (!cJSON_IsString(model))
+        rc = -1, snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
+    else snprintf(out, len, "%s", model->valuestring);
+    cJSON_Delete(j);
+    return rc;
 }
 
 int las_trainer_load(las_trainer *t, const char *path, char *err, size_t errlen) {
