@@ -156,7 +156,7 @@ static int caption_file(cap_trainer *t, const options *o) {
     int64_t h = 0, w = 0;
     char err[512], text[200];
     if (heed_png_read_gray(t->ctx, o->caption_png, SCENE_SIDE * SCENE_SIDE * 16, &px, &h, &w) != HEED_OK)
-        return fail(o->caption_png, heed_ctx_error(t->ctx));
+        return fail("--caption", heed_ctx_error(t->ctx));
     if (h != SCENE_SIDE || w != SCENE_SIDE) {
         free(px);
         snprintf(err, sizeof err, "the picture is %lldx%lld; the model reads %dx%d grey scenes", (long long)w, (long long)h,
