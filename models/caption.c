@@ -276,11 +276,19 @@ heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor
         double *reward = heed_graph_alloc(g, (size_t)B * sizeof *reward), baseline = 0;
         if (!tok || !reward) return NULL;
         for (int64_t b = 0; b < B; b++) {
+            double steps = 0;
             reward[b] = 0;
-            for (int64_t t = 0; t < L; t++) reward[b] -= heed_get(tok, b * L + t);
+            for (int64_t t = 0; t < L; t++) reward[b] -= heed_get(tok, b * L + t), steps += live[b * L + t];
+            reward[b] /= steps > 0 ? steps : 1;
         }
+        bool first = o.hard->baseline.updates == 0;
         if (heed_baseline_update(&o.hard->baseline, reward, B, &baseline) != HEED_OK)
             return heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: a reward is not finite", op), NULL;
+        if (first) { /* the average starts from the first batch's mean, not from 0 */
+            baseline = 0;
+            for (int64_t b = 0; b < B; b++) baseline += reward[b] / (double)B;
+            o.hard->baseline.value = baseline;
+        }
         loss = heed_add(g, loss, heed_reinforce_loss(g, log_prob, reward, baseline));
         if (o.entropy > 0 && sampled_steps > 0)
             loss = heed_sub(g, loss, heed_scale(g, heed_sum_all(g, entropy), o.entropy / sampled_steps));

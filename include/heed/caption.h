@@ -96,8 +96,11 @@ typedef struct {
  * then the end token, padded with -100):
  *   mean cross-entropy over the real targets + lambda / B sum_b sum_i (1 - sum_t alpha_bti)^2
  * (the sum over t runs over the real targets' steps). Hard attention adds the REINFORCE
- * surrogate with rewards r_b = sum_t log p(y_bt) (the baseline: opts->hard's moving
- * average) minus entropy * the mean entropy of the sampled steps. weights (may be NULL)
+ * surrogate -mean_b (r_b - baseline) sum_t log alpha_t[s_bt] over the sampled steps, with
+ * r_b = mean_t log p(y_bt), the caption's log-likelihood per word (per word, so that the
+ * estimator's scale does not grow with the caption and swamp the other gradients under
+ * clipping), the baseline opts->hard's moving average (after the first batch, whose mean
+ * it starts from), minus entropy * the mean entropy of the sampled steps. weights (may be NULL)
  * receives alpha [B, L, N]; stats (may be NULL) receives {cross-entropy, regulariser}. */
 heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor *annotations, const int64_t *targets,
                                int64_t L, const heed_caption_loss_opts *opts, heed_tensor **weights, double stats[2]);
