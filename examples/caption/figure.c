@@ -41,7 +41,7 @@ static heed_status panel_png(heed_graph *g, const char *tmp, const float *pixels
     heed_tensor *img = heed_input(g, HEED_F32, HEED_SHAPE(SCENE_SIDE, SCENE_SIDE, 3), rgb);
     free(rgb);
     return heed_overlay_png(ctx, tmp, img, heed_input(g, HEED_F32, HEED_SHAPE(grid, grid), weights),
-                            &(heed_overlay_opts){.cmap = HEED_CMAP_VIRIDIS, .alpha = 0.55, .lo = 0, .hi = 1});
+                            &(heed_overlay_opts){.cmap = HEED_CMAP_VIRIDIS, .alpha = 0.6}); /* [0, the row's max] */
 }
 
 static void xml_text(FILE *f, const char *s) {
