@@ -126,6 +126,8 @@ static void one_case(heed_ctx *ctx, int n, bool causal, int64_t window, heed_att
 }
 
 int main(int argc, char **argv) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"attention\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     int max_n = argc > 1 ? atoi(argv[1]) : 16384, max_mat = argc > 2 ? atoi(argv[2]) : 4096;
     cpu_clock = argc > 3 && strcmp(argv[3], "cpu") == 0;
     int min_n = argc > 4 ? atoi(argv[4]) : 256;

@@ -97,6 +97,8 @@ static void print_line(const char *name, const char *pass, int64_t n, double sec
 }
 
 int main(int argc, char **argv) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"attention_sparse\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     int64_t max_n = argc > 1 ? atoll(argv[1]) : 65536, max_dense = argc > 2 ? atoll(argv[2]) : 16384;
     int64_t min_n = argc > 3 ? atoll(argv[3]) : 1024;
     int reps = argc > 4 ? atoi(argv[4]) : 3;

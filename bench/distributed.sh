@@ -5,7 +5,7 @@
 #   bash bench/distributed.sh [build-dir] [epochs]
 set -euo pipefail
 build=${1:-build} epochs=${2:-2}
-exe=$build/bench/bench_distributed
+exe=$build/examples/bench_distributed
 mpirun=$(command -v mpirun || command -v mpiexec) || { echo "no mpirun: install Open MPI (scripts/setup.sh)"; exit 1; }
 flags=()
 if "$mpirun" --version 2>&1 | grep -q "Open MPI"; then

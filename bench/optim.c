@@ -12,6 +12,8 @@
 #include "bench_util.h"
 
 int main(int argc, char **argv) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"optim\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     int64_t n = argc > 1 ? atoll(argv[1]) : 8 << 20;
     heed_ctx *ctx = heed_ctx_new(NULL);
     heed_params *P = heed_params_new(ctx, HEED_F32);

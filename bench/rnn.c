@@ -114,6 +114,8 @@ static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
 }
 
 int main(int argc, char **argv) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"rnn\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     int reps = argc > 1 ? atoi(argv[1]) : 3;
     if (reps < 1) reps = 1;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """SASRec in PyTorch, the same model as heed's models/sasrec.c, to time an epoch on the same
-data and machine (bench/sasrec_epoch.c runs it when asked to).
+data and machine (examples/sasrec/bench_epoch.c runs it when asked to).
 
 Model: item embedding * sqrt(d) + learned positions, dropout, timeline mask; per block
 LN -> causal attention (queries from the normalised input, padded keys masked, dropout on

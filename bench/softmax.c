@@ -49,6 +49,8 @@ static void one_case(heed_ctx *ctx, int64_t rows, int64_t cols, bool log_out, in
 }
 
 int main(int argc, char **argv) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"softmax\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     int reps = argc > 1 ? atoi(argv[1]) : 10;
     if (reps < 1) reps = 1;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});

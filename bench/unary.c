@@ -22,6 +22,8 @@ static float ref_gelu(float x) { return 0.5f * x * erfcf(-x * 0.70710678f); }
 static float ref_gelu_tanh(float x) { return 0.5f * x * (1 + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))); }
 
 int main(void) {
+    /* the kernels' instruction set: HEED_ISA=avx512|avx2|scalar picks one for a per-ISA table */
+    printf("{\"bench\":\"unary\",\"case\":\"isa\",\"isa\":\"%s\"}\n", heed_isa());
     struct {
         const char *name;
         unary_fn f;

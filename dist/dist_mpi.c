@@ -228,12 +228,23 @@ heed_status heed_dist_broadcast_params(heed_params *P, int root) {
     return st;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "dist_mpi_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "dist_mpi_kernels.h"
+#undef T
+#undef FN
+
 void heed__dist_average(heed_params *P, int64_t begin, int64_t end) {
     int size = heed__world.size;
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        T *gr = heed_params_grads(P);
-        for (int64_t i = begin; i < end; i++) gr[i] /= (T)size;
-    });
+    if (heed_params_dtype(P) == HEED_F32)
+        dist_average_kernel_f32(P, begin, end, size);
+    else
+        dist_average_kernel_f64(P, begin, end, size);
 }
 
 heed_status heed_dist_allreduce_grads(heed_params *P) {

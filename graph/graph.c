@@ -180,13 +180,24 @@ heed_tensor *heed_empty(heed_graph *g, heed_dtype dtype, heed_shape shape) {
     return heed__new(g, "heed_empty", dtype, shape.ndim, shape.d);
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "graph_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "graph_kernels.h"
+#undef T
+#undef FN
+
 heed_tensor *heed_full(heed_graph *g, heed_dtype dtype, heed_shape shape, double value) {
     heed_tensor *t = heed__new(g, "heed_full", dtype, shape.ndim, shape.d);
     if (!t) return NULL;
-    HEED_FOR_DTYPE(dtype, T, {
-        T *p = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = (T)value;
-    });
+    if (dtype == HEED_F32)
+        full_kernel_f32(t, value);
+    else
+        full_kernel_f64(t, value);
     return t;
 }
 
@@ -195,10 +206,10 @@ heed_tensor *heed_scalar(heed_graph *g, heed_dtype dtype, double value) { return
 heed_tensor *heed_input_f64(heed_graph *g, heed_dtype dtype, heed_shape shape, const double *data) {
     heed_tensor *t = heed__new(g, "heed_input_f64", dtype, shape.ndim, shape.d);
     if (!t) return NULL;
-    HEED_FOR_DTYPE(dtype, T, {
-        T *p = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = data ? (T)data[i] : 0;
-    });
+    if (dtype == HEED_F32)
+        input_f64_kernel_f32(t, data);
+    else
+        input_f64_kernel_f64(t, data);
     return t;
 }
 
@@ -272,12 +283,8 @@ heed_tensor *heed_node_output(const heed_node *n, int i) { return n && i >= 0 &&
 
 bool heed__has_nonfinite(const heed_tensor *t, const void *buf) {
     if (!buf) return false;
-    bool bad = false;
-    HEED_FOR_DTYPE(t->dtype, T, {
-        const T *p = buf;
-        for (int64_t i = 0; i < t->numel && !bad; i++) bad = !isfinite(p[i]);
-    });
-    return bad;
+    if (t->dtype == HEED_F32) return has_nonfinite_f32(buf, t->numel);
+    return has_nonfinite_f64(buf, t->numel);
 }
 
 /* ---------------------------------------------------------------- marks */
@@ -373,12 +380,10 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
     bool ok = reach(g, op, t);
     void *gt = ok ? heed_grad_buffer(g, t) : NULL;
     if (gt) {
-        HEED_FOR_DTYPE(t->dtype, T, {
-            T *d = gt;
-            if (!seed) d[0] += 1;
-            else
-                for (int64_t i = 0; i < t->numel; i++) d[i] += ((const T *)seed->data)[i];
-        });
+        if (t->dtype == HEED_F32)
+            run_backward_kernel_f32(gt, seed, t);
+        else
+            run_backward_kernel_f64(gt, seed, t);
     }
 
     g->in_backward = true;

@@ -152,7 +152,6 @@ heed_tensor *heed__view(heed_graph *g, const char *op, heed_tensor *x, int ndim,
 
 /* ---------------------------------------------------------------- dtypes and dims */
 
-/* HEED_FOR_DTYPE (extend.h) runs one source for both dtypes. */
 /* Normalise a possibly negative dim; -1 if out of range. */
 static inline int heed__dim(int dim, int ndim) {
     if (dim < 0) dim += ndim;
@@ -163,10 +162,6 @@ static inline int heed__dim(int dim, int ndim) {
 
 /* A floating-point options field (core.h): 0 -> the default, HEED_ZERO -> 0, else v. */
 static inline double heed__opt(double v, double dflt) { return v == 0 ? dflt : v == HEED_ZERO ? 0 : v; }
-
-/* The smallest value an element of optimizer state buffer i may hold (0 for second
- * moments and sums of squares, -INFINITY for the others): a checkpoint refuses others. */
-double heed__optimizer_state_min(const heed_optimizer *opt, int i);
 
 /* ---------------------------------------------------------------- gradient-ready hook */
 

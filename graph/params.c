@@ -122,6 +122,17 @@ bool heed__orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
     return true;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "params_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "params_kernels.h"
+#undef T
+#undef FN
+
 static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init);
 /* The rules of PyTorch's initialisers, plus finite numbers everywhere (torch.nn.init
  * would fill a tensor with NaN). */
@@ -202,10 +213,10 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
         for (int64_t i = 0; i < t->numel; i++) w[i] *= a;
         break;
     }
-    HEED_FOR_DTYPE(t->dtype, T, {
-        T *p = t->data;
-        for (int64_t i = 0; i < t->numel; i++) p[i] = (T)w[i];
-    });
+    if (t->dtype == HEED_F32)
+        init_values_kernel_f32(t, w);
+    else
+        init_values_kernel_f64(t, w);
     free(w);
     return HEED_OK;
 }

@@ -1,8 +1,8 @@
 /* Which instruction set the kernels run (heed_isa), chosen once per process: the best the
  * CPU runs and heed has kernels for, or the one the environment variable HEED_ISA names.
  *   HEED_ISA=scalar   the portable kernels (what a CPU without AVX2 runs)
- *   HEED_ISA=avx2     the AVX2 + FMA kernels (the default when the CPU has both)
- *   HEED_ISA=avx512   reserved for the AVX-512 kernels to come (issue #15)
+ *   HEED_ISA=avx2     the AVX2 + FMA kernels (the default when the CPU has both, not AVX-512F)
+ *   HEED_ISA=avx512   the AVX-512F kernels (the default when the CPU has AVX-512F, AVX2, FMA)
  * Anything else, or an ISA the CPU lacks, is reported once on stderr and the default runs;
  * the tests run each path through tests/isa_run.c, which checks heed_isa() first. */
 #include "internal.h"
@@ -21,8 +21,10 @@ static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 static isa_id active;
 static bool force_scalar;
 
+/* __builtin_cpu_supports also checks that the OS saves the vector registers (XCR0). */
 static isa_id best_available(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? ISA_AVX2 : ISA_SCALAR;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return ISA_SCALAR;
+    return __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
 }
 
 static void choose(void) {
@@ -34,10 +36,9 @@ static void choose(void) {
         if (!strcmp(env, isa_names[i])) want = (isa_id)i;
     if (want == ISA_COUNT)
         fprintf(stderr, "heed: HEED_ISA=%s is not one of avx512, avx2, scalar; running %s\n", env, isa_names[best]);
-    else if (want == ISA_AVX512)
-        fprintf(stderr, "heed: HEED_ISA=avx512: heed has no AVX-512 kernels yet; running %s\n", isa_names[best]);
     else if (want > best)
-        fprintf(stderr, "heed: HEED_ISA=%s: this CPU lacks AVX2 or FMA; running %s\n", env, isa_names[best]);
+        fprintf(stderr, "heed: HEED_ISA=%s: this CPU lacks %s; running %s\n", env,
+                want == ISA_AVX512 ? "AVX-512F" : "AVX2 or FMA", isa_names[best]);
     else
         active = want;
 }
@@ -49,6 +50,7 @@ static isa_id current(void) {
 
 const char *heed_isa(void) { return isa_names[current()]; }
 bool heed__have_avx2(void) { return current() >= ISA_AVX2; }
+bool heed__have_avx512(void) { return current() >= ISA_AVX512; }
 void heed__force_scalar(bool on) { force_scalar = on; }
 
 double heed_scalar_sigmoid(double x) { return heed__sigmoid1(x); }

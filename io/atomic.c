@@ -2,6 +2,7 @@
  * fsync, rename, fsync of the directory. rename(2) replaces the directory entry in one
  * step, so readers see the old file or the new one; the two fsyncs make that hold across
  * a power cut (the data before the rename, the rename itself after). */
+#define _GNU_SOURCE /* mkostemp */
 #include "../graph/internal.h"
 
 #include <errno.h>
@@ -17,7 +18,8 @@ heed_status heed_atomic_open(heed_ctx *ctx, const char *who, const char *path, h
     *af = (heed_atomic_file){.who = who};
     if (!path || !*path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL or empty", who);
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    bool exists = stat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode))
         return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: %s exists and is not a regular file (a device, FIFO or directory "
                                                "is never replaced)", who, path);
     size_t n = strlen(path);
@@ -29,8 +31,10 @@ heed_status heed_atomic_open(heed_ctx *ctx, const char *who, const char *path, h
         return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", who);
     }
     snprintf(af->tmp, n + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(af->tmp);
-    if (fd >= 0) fchmod(fd, 0644); /* mkstemp makes it 0600; a saved file reads like any other */
+    int fd = mkostemp(af->tmp, O_CLOEXEC);
+    /* mkostemp makes it 0600: keep the mode of the file replaced, else 0644 (a saved file
+     * reads like any other) */
+    if (fd >= 0) fchmod(fd, exists ? (st.st_mode & 07777) : 0644);
     af->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!af->f) {
         int e = errno;

@@ -11,6 +11,7 @@
  * model, read all needed bytes into a staging buffer), then commit (copy). Nothing is
  * written to P, the optimizer or the ctx before the commit phase. */
 #define _GNU_SOURCE /* vasprintf */
+#include "../optim/optim_internal.h" /* heed__optimizer_state_min */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -282,10 +283,11 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     for (int i = 0; i < L->n; i++)
         out[i] = (st_out){L->t[i].name, L->t[i].dtype, L->t[i].ndim, L->t[i].shape, L->t[i].data};
     char err[ERRLEN];
-    heed_status st = st_write_atomic(path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
+    heed_status st =
+        st_write_atomic(ctx, fn, path, out, L->n, keys, values, n_meta, check_saved, (void *)L, err, sizeof err);
     free(out);
-    if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
-    return HEED_OK;
+    if (st != HEED_OK && err[0]) return heed_ctx_fail(ctx, st, "%s: %s: %s", fn, path, err);
+    return st; /* an I/O error: the atomic writer's message is already in ctx */
 }
 
 heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
@@ -585,6 +587,31 @@ heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimize
 heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t size, heed_optimizer *opt,
                                         heed_checkpoint_info *info_out) {
     return load("heed_checkpoint_load_memory", NULL, data, size, P, opt, info_out);
+}
+
+/* The metadata alone: the header is parsed and checked as for a load (st_parse reads the
+ * header, never the tensor data), then read_info; nothing is applied. */
+static heed_status read_info_only(heed_ctx *ctx, const char *fn, const char *path, const void *mem, size_t size,
+                                  heed_checkpoint_info *info) {
+    if (!ctx) return HEED_ERR_ARG;
+    if (!info) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info is NULL", fn);
+    ckpt_file cf;
+    heed_status st = open_file(ctx, fn, path, mem, size, &cf);
+    if (st != HEED_OK) return st;
+    heed_checkpoint_info found;
+    st = read_info(ctx, fn, &cf, &found);
+    close_file(&cf);
+    if (st == HEED_OK) *info = found;
+    return st;
+}
+
+heed_status heed_checkpoint_read_info(heed_ctx *ctx, const char *path, heed_checkpoint_info *info) {
+    if (ctx && !path) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_checkpoint_read_info: path is NULL");
+    return read_info_only(ctx, "heed_checkpoint_read_info", path, NULL, 0, info);
+}
+
+heed_status heed_checkpoint_read_info_memory(heed_ctx *ctx, const void *data, size_t size, heed_checkpoint_info *info) {
+    return read_info_only(ctx, "heed_checkpoint_read_info_memory", NULL, data, size, info);
 }
 
 /* ---------------------------------------------------------------- weights import */

@@ -2,7 +2,6 @@
  * nothing in the file: every length, count and offset is bounded before it is used, and
  * the JSON header is tokenized by jsmn into an array sized by a first counting pass, so
  * its memory stays within a small multiple of the header's size. */
-#define _GNU_SOURCE /* mkostemp */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -629,21 +628,6 @@ static void sb_json_string(strbuf *b, const char *s) {
     sb_add(b, "\"", 1);
 }
 
-static bool write_all(int fd, const void *data, size_t n) {
-    const char *p = data;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            if (w == 0) errno = EIO;
-            return false;
-        }
-        p += w, n -= (size_t)w;
-    }
-    return true;
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Names must be non-empty UTF-8, unique, and not "__metadata__". */
@@ -716,81 +700,31 @@ static heed_status build_header(const st_out *t, int n, const char *const *keys,
     return HEED_OK;
 }
 
-/* fsync the directory holding path, so the rename itself is durable. */
-static int sync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return ENOMEM;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0) return errno;
-    int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : errno; /* EINVAL: the file system cannot sync directories */
-    close(fd);
-    return rc;
-}
-
-heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen) {
+heed_status st_write_atomic(heed_ctx *ctx, const char *who, const char *path, const st_out *t, int n,
+                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check, void *user,
+                            char *err, size_t errlen) {
+    err[0] = 0;
     strbuf b = {0};
     uint64_t data_len = 0;
     int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
     if (!order) return snprintf(err, errlen, "out of memory"), HEED_ERR_NOMEM;
     heed_status st = build_header(t, n, keys, values, n_meta, &b, order, &data_len, err, errlen);
-    if (st != HEED_OK) {
-        free(order);
-        free(b.s);
-        return st;
+    heed_atomic_file af = {0};
+    if (st == HEED_OK) st = heed_atomic_open(ctx, who, path, &af); /* its message is in ctx, err stays empty */
+    if (st == HEED_OK) {
+        unsigned char lenbuf[8];
+        for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
+        /* a failed fwrite sets the stream's error, which heed_atomic_close reports */
+        bool ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(b.s, 1, b.len, af.f) == b.len;
+        for (int j = 0; ok && st == HEED_OK && j < n; j++) {
+            const st_out *o = &t[order[j]];
+            size_t bytes = heed_dtype_size(o->dtype);
+            for (int d = 0; d < o->ndim; d++) bytes *= (size_t)o->shape[d];
+            if (check) st = check(o, order[j], user, err, errlen); /* a refusal: err holds check's message */
+            if (st == HEED_OK && bytes) ok = fwrite(o->data, 1, bytes, af.f) == bytes;
+        }
+        st = heed_atomic_close(ctx, &af, st); /* commits, or removes the temporary file */
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 12);
-    if (!tmp) {
-        free(order);
-        free(b.s);
-        return snprintf(err, errlen, "out of memory"), HEED_ERR_NOMEM;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create a temporary file next to it: %s", strerror(errno));
-        free(tmp);
-        free(order);
-        free(b.s);
-        return HEED_ERR_IO;
-    }
-    /* mkostemp makes the file 0600; keep the mode of the file we replace, else 0644 */
-    struct stat old;
-    fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644);
-    unsigned char lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-    const char *failed = NULL;
-    int saved_errno = 0;
-    if (!write_all(fd, lenbuf, 8) || !write_all(fd, b.s, b.len)) failed = "write";
-    heed_status refused = HEED_OK;
-    for (int j = 0; !failed && j < n; j++) {
-        const st_out *o = &t[order[j]];
-        size_t bytes = heed_dtype_size(o->dtype);
-        for (int d = 0; d < o->ndim; d++) bytes *= (size_t)o->shape[d];
-        if (check && (refused = check(o, order[j], user, err, errlen)) != HEED_OK) failed = "check";
-        else if (bytes && !write_all(fd, o->data, bytes)) failed = "write";
-    }
-    if (!failed && fsync(fd) != 0) failed = "fsync";
-    if (failed) saved_errno = errno;
-    if (close(fd) != 0 && !failed) failed = "close", saved_errno = errno;
-    if (!failed && rename(tmp, path) != 0) failed = "rename", saved_errno = errno;
-    if (refused != HEED_OK) {
-        unlink(tmp);
-        st = refused; /* err holds check's message */
-    } else if (failed) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s of the temporary file failed: %s (the previous file is untouched)", failed,
-                 strerror(saved_errno));
-        st = HEED_ERR_IO;
-    } else if ((saved_errno = sync_dir(path)) != 0) {
-        snprintf(err, errlen, "the file was written but syncing its directory failed: %s", strerror(saved_errno));
-        st = HEED_ERR_IO;
-    }
-    free(tmp);
     free(order);
     free(b.s);
     return st;

@@ -76,11 +76,13 @@ typedef struct {
  * tensor once while it is hot and keeps the work inside the save's window. */
 typedef heed_status (*st_check_fn)(const st_out *t, int i, void *user, char *err, size_t errlen);
 
-/* Writes a safetensors file atomically: to path.tmp.XXXXXX, fsync, rename over path,
- * fsync the directory. On any error (check's refusal included; check may be NULL) the
- * temporary file is removed and path is untouched. meta holds n_meta key/value pairs
- * (keys[i], values[i]). */
-heed_status st_write_atomic(const char *path, const st_out *t, int n, const char *const *keys, const char *const *values,
-                            int n_meta, st_check_fn check, void *user, char *err, size_t errlen);
+/* Writes a safetensors file through the atomic writer (heed_atomic_open/close, who names
+ * the caller): path is replaced whole or not at all. On an error of the header or a
+ * refusal of check (check may be NULL) err holds the reason; on an I/O error err is empty
+ * and the atomic writer's message is in heed_ctx_error(ctx). meta holds n_meta key/value
+ * pairs (keys[i], values[i]). */
+heed_status st_write_atomic(heed_ctx *ctx, const char *who, const char *path, const st_out *t, int n,
+                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check, void *user,
+                            char *err, size_t errlen);
 
 #endif

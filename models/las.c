@@ -2,7 +2,7 @@
  *
  * The listener is heed_lstm and heed_pyramid_lstm, batch-first with lengths; the speller
  * is two heed_lstm_cell_step per output step and heed_additive_attention with location
- * features over the listener's outputs; training runs every step of a batch in one graph
+ * features (or Luong's local attention, heed_luong_local_attention) over the listener's outputs; training runs every step of a batch in one graph
  * (teacher forcing), decoding goes through heed_decode with the speller's state reordered
  * by heed_index_select. */
 #include <heed.h>
@@ -21,14 +21,16 @@ heed_status heed_las_declare(heed_las *m, heed_params *P, const heed_las_config 
     if (!m || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model or config is NULL");
     heed_las_config c = *cfg;
     if (c.input_dim < 1 || c.listener_hidden < 1 || c.pyramid_layers < 1 || c.pyramid_layers > HEED_LAS_MAX_PYRAMID ||
-        c.speller_hidden < 1 || c.embed_dim < 1 || c.attn_dim < 1 || c.vocab < 2 || !(c.dropout >= 0 && c.dropout < 1))
+        c.speller_hidden < 1 || c.embed_dim < 1 || c.attn_dim < 1 || c.vocab < 2 || !(c.dropout >= 0 && c.dropout < 1) ||
+        (unsigned)c.attention > HEED_LAS_LOCAL_P || c.local_window < 0)
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
                              MODEL "_declare: input_dim %lld, listener_hidden %lld, pyramid_layers %d, speller_hidden %lld, "
-                                   "embed_dim %lld, attn_dim %lld, vocab %lld, dropout %g: need sizes >= 1, pyramid_layers "
-                                   "in 1..%d, vocab >= 2, dropout in [0, 1)",
+                                   "embed_dim %lld, attn_dim %lld, vocab %lld, dropout %g, attention %d, local_window %lld: "
+                                   "need sizes >= 1, pyramid_layers in 1..%d, vocab >= 2, dropout in [0, 1), attention "
+                                   "a heed_las_attention, local_window >= 0",
                              (long long)c.input_dim, (long long)c.listener_hidden, c.pyramid_layers,
                              (long long)c.speller_hidden, (long long)c.embed_dim, (long long)c.attn_dim, (long long)c.vocab,
-                             c.dropout, HEED_LAS_MAX_PYRAMID);
+                             c.dropout, (int)c.attention, (long long)c.local_window, HEED_LAS_MAX_PYRAMID);
     *m = (heed_las){.cfg = c};
     int64_t H = c.listener_hidden, C = 2 * H, S = c.speller_hidden;
     heed_status st = HEED_OK;
@@ -47,11 +49,19 @@ heed_status heed_las_declare(heed_las *m, heed_params *P, const heed_las_config 
                            .forget_bias = 1.0};
         st = heed_rnn_cell_declare(&m->cell[i], P, name, &o);
     }
-    if (st == HEED_OK)
+    if (st == HEED_OK && c.attention == HEED_LAS_LOCATION)
         st = heed_additive_declare(&m->attn, P, "las.attention",
                                    &(heed_additive_config){.query_dim = S, .key_dim = C, .attn_dim = c.attn_dim,
                                                            .loc_channels = c.loc_channels, .loc_kernel = c.loc_kernel,
                                                            .bias = true});
+    double rk = 1 / sqrt((double)C), rs = 1 / sqrt((double)S), ra = 1 / sqrt((double)c.attn_dim);
+    if (st == HEED_OK && c.attention != HEED_LAS_LOCATION &&
+        !(m->local_w = heed_param(P, "las.local.weight", HEED_SHAPE(S, C), heed_init_uniform(-rk, rk))))
+        st = HEED_ERR_ARG;
+    if (st == HEED_OK && c.attention == HEED_LAS_LOCAL_P &&
+        (!(m->local_wp = heed_param(P, "las.local.position.weight", HEED_SHAPE(c.attn_dim, S), heed_init_uniform(-rs, rs))) ||
+         !(m->local_vp = heed_param(P, "las.local.position.v", HEED_SHAPE(c.attn_dim), heed_init_uniform(-ra, ra)))))
+        st = HEED_ERR_ARG;
     double r = 1 / sqrt((double)(S + C));
     if (st == HEED_OK &&
         (!(m->out_w = heed_param(P, "las.out.weight", HEED_SHAPE(c.vocab, S + C), heed_init_uniform(-r, r))) ||
@@ -92,7 +102,7 @@ heed_status heed_las_listen(heed_graph *g, const heed_las *m, heed_tensor *x, co
     }
     if (!h) return heed_graph_status(g);
     e->enc = h;
-    e->keys = heed_additive_keys(g, h, m->attn.w_k, NULL);
+    e->keys = m->cfg.attention == HEED_LAS_LOCATION ? heed_additive_keys(g, h, m->attn.w_k, NULL) : NULL;
     e->lengths = len;
     e->batch = B;
     e->frames = h->shape[1];
@@ -113,6 +123,7 @@ heed_status heed_las_start(heed_graph *g, const heed_las *m, const heed_las_enco
         if (dt == HEED_F32) ((float *)s->weights->data)[b * N] = 1;
         else ((double *)s->weights->data)[b * N] = 1;
     }
+    s->step = 0;
     return heed_graph_status(g);
 }
 
@@ -132,9 +143,18 @@ heed_tensor *heed_las_step(heed_graph *g, const heed_las *m, const heed_las_enco
     s->h[0] = heed_lstm_cell_step(g, &m->cell[0], in, s->h[0], s->c[0], &s->c[0]);
     s->h[1] = heed_lstm_cell_step(g, &m->cell[1], s->h[0], s->h[1], s->c[1], &s->c[1]);
     heed_tensor *w = NULL;
-    s->context = heed_additive_attention(g, s->h[1], e->keys, e->enc, &m->attn.params,
-                                         m->attn.params.loc_filters ? s->weights : NULL, NULL, e->lengths, &w);
+    if (m->cfg.attention == HEED_LAS_LOCATION) {
+        s->context = heed_additive_attention(g, s->h[1], e->keys, e->enc, &m->attn.params,
+                                             m->attn.params.loc_filters ? s->weights : NULL, NULL, e->lengths, &w);
+    } else {
+        bool p = m->cfg.attention == HEED_LAS_LOCAL_P;
+        heed_local_opts lo = {.kind = p ? HEED_LOCAL_P : HEED_LOCAL_M, .D = m->cfg.local_window, .step = s->step,
+                              .w_p = m->local_wp, .v_p = m->local_vp};
+        s->context = heed_luong_local_attention(g, HEED_LUONG_GENERAL, s->h[1], e->enc, e->enc, m->local_w, NULL, &lo,
+                                                e->lengths, &w);
+    }
     s->weights = w;
+    s->step++;
     heed_tensor *o = heed_dropout(g, heed_concat(g, (heed_tensor *[]){s->h[1], s->context}, 2, 1), m->cfg.dropout);
     return heed_linear(g, o, m->out_w, m->out_b);
 }
@@ -217,7 +237,7 @@ static heed_tensor *decode_step(heed_graph *g, void *user, int64_t n, const int6
         d->s.context = rows(g, d->s.context, parent, n);
         d->s.weights = rows(g, d->s.weights, parent, n);
         d->e.enc = rows(g, d->e.enc, parent, n);
-        d->e.keys = rows(g, d->e.keys, parent, n);
+        if (d->e.keys) d->e.keys = rows(g, d->e.keys, parent, n);
         int64_t *len = heed_graph_alloc(g, (size_t)n * sizeof *len);
         if (!len) return NULL;
         for (int64_t i = 0; i < n; i++) len[i] = d->e.lengths[parent[i]];

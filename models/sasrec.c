@@ -36,6 +36,24 @@ static heed_tensor *param(heed_params *P, heed_status *st, const char *name, hee
     return t;
 }
 
+/* What the fused loss (below) saves for backward. */
+typedef struct {
+    int64_t n, d;
+    int64_t *row, *pos, *neg; /* [n]: the row of h, the positive and the negative item */
+    double *sp, *sn;          /* [n]: sigma(s+), sigma(s-) */
+} bce_saved;
+
+#define T float
+#define FN(name) name##_f32
+#include "sasrec_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "sasrec_kernels.h"
+#undef T
+#undef FN
+
 heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasrec_config *cfg) {
     heed_ctx *ctx = heed_params_ctx(P);
     if (!m || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model, store or config is NULL");
@@ -81,10 +99,10 @@ heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasre
     m->out_ln_b = param(P, &st, "sasrec.out_ln.beta", HEED_SHAPE(d), zeros);
     if (st != HEED_OK) return st; /* heed_param left the message in the ctx */
     /* Row 0 of both tables is padding: zero, and the embedding op never updates it. */
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        T *e = m->item_emb->data, *p = m->pos_emb->data;
-        for (int64_t j = 0; j < d; j++) e[j] = p[j] = 0;
-    });
+    if (heed_params_dtype(P) == HEED_F32)
+        sasrec_declare_kernel_f32(m, d);
+    else
+        sasrec_declare_kernel_f64(m, d);
     return HEED_OK;
 }
 
@@ -135,13 +153,10 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
     int64_t *pid = heed_graph_alloc(g, (size_t)(B * N) * sizeof *pid);
     heed_tensor *bias = heed_empty(g, dt, HEED_SHAPE(B, 1, 1, N));
     if (!pid || !bias) return NULL;
-    HEED_FOR_DTYPE(dt, T, {
-        T *bs = bias->data;
-        for (int64_t i = 0; i < B * N; i++) {
-            pid[i] = seq[i] != 0 ? c->maxlen - N + i % N + 1 : 0;
-            bs[i] = seq[i] != 0 ? 0 : -INFINITY;
-        }
-    });
+    if (dt == HEED_F32)
+        sasrec_forward_kernel_f32(bias, B, N, pid, seq, c);
+    else
+        sasrec_forward_kernel_f64(bias, B, N, pid, seq, c);
 
     heed_tensor *x = heed_scale(g, heed_embedding(g, m->item_emb, seq, HEED_SHAPE(B, N), 0), sqrt((double)d));
     x = heed_add(g, x, heed_embedding(g, m->pos_emb, pid, HEED_SHAPE(B, N), 0));
@@ -188,41 +203,15 @@ static bool check_h(heed_graph *g, const char *op, const heed_sasrec *m, const h
  *   dh_i += a_i E[pos_i] + b_i E[neg_i],   dE[pos_i] += a_i h_i,   dE[neg_i] += b_i h_i.
  * Only the target rows are touched; most of a left-padded batch is padding. */
 
-typedef struct {
-    int64_t n, d;
-    int64_t *row, *pos, *neg; /* [n]: the row of h, the positive and the negative item */
-    double *sp, *sn;          /* [n]: sigma(s+), sigma(s-) */
-} bce_saved;
-
 static void loss_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *h = heed_node_input(nd, 0), *E = heed_node_input(nd, 1), *y = heed_node_output(nd, 0);
     const bce_saved *s = heed_node_saved(nd);
     void *gh_ = heed_grad_buffer(g, h), *gE_ = heed_grad_buffer(g, E);
     int64_t n = s->n, d = s->d;
-    HEED_FOR_DTYPE(h->dtype, T, {
-        const T *H = h->data, *W = E->data;
-        double go = (double)((const T *)y->grad)[0] / (double)n;
-        if (gh_) {
-            T *gh = gh_;
-            _Pragma("omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
-            for (int64_t i = 0; i < n; i++) {
-                T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
-                T *dst = gh + s->row[i] * d;
-                const T *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
-                for (int64_t k = 0; k < d; k++) dst[k] += a * ep[k] + b * en[k];
-            }
-        }
-        if (gE_) { /* a scatter: items repeat, so one thread */
-            T *gE = gE_;
-            for (int64_t i = 0; i < n; i++) {
-                T a = (T)(go * (s->sp[i] - 1)), b = (T)(go * s->sn[i]);
-                const T *hi = H + s->row[i] * d;
-                T *dp = gE + s->pos[i] * d, *dn = gE + s->neg[i] * d;
-                for (int64_t k = 0; k < d; k++) dp[k] += a * hi[k];
-                for (int64_t k = 0; k < d; k++) dn[k] += b * hi[k];
-            }
-        }
-    });
+    if (h->dtype == HEED_F32)
+        loss_backward_kernel_f32(h, E, y, n, gh_, d, g, s, gE_);
+    else
+        loss_backward_kernel_f64(h, E, y, n, gh_, d, g, s, gE_);
 }
 
 static const heed_op op_loss = {MODEL "_loss", loss_backward};
@@ -253,20 +242,10 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn) return NULL;
     for (int64_t i = 0, j = 0; i < B * N; i++)
         if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
-    double total = 0;
-    HEED_FOR_DTYPE(h->dtype, T, {
-        const T *H = h->data, *W = m->item_emb->data;
-        _Pragma("omp parallel for reduction(+ : total) if (n * d > 65536) num_threads(heed_ctx_threads(heed_graph_ctx(g)))")
-        for (int64_t i = 0; i < n; i++) {
-            const T *hi = H + s->row[i] * d, *ep = W + s->pos[i] * d, *en = W + s->neg[i] * d;
-            double a = 0, b = 0;
-            for (int64_t k = 0; k < d; k++) a += (double)hi[k] * ep[k], b += (double)hi[k] * en[k];
-            total += heed_scalar_softplus(-a) + heed_scalar_softplus(b);
-            s->sp[i] = heed_scalar_sigmoid(a);
-            s->sn[i] = heed_scalar_sigmoid(b);
-        }
-        ((T *)out->data)[0] = (T)(total / (double)n);
-    });
+    if (h->dtype == HEED_F32)
+        sasrec_loss_kernel_f32(h, m, n, d, g, s, out);
+    else
+        sasrec_loss_kernel_f64(h, m, n, d, g, s, out);
     heed_tensor *in[2] = {h, m->item_emb};
     heed_node *nd = heed_record(g, &op_loss, 2, in, 1, &out);
     heed_node_set_saved(nd, s);

@@ -100,21 +100,31 @@ static bool check_buffer(heed_graph *g, const char *op, heed_tensor *t, const ch
     return ok;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "batchnorm_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "batchnorm_kernels.h"
+#undef T
+#undef FN
+
 /* A training call: the counter goes up by one, then the running statistics move toward
  * the batch's (mean[c], var[c] biased); an empty batch leaves them (as PyTorch). */
 static void update_running(const heed_batchnorm_opts *o, const bn_saved *p, const double *var) {
-    if (o->num_batches_tracked)
-        HEED_FOR_DTYPE(o->num_batches_tracked->dtype, T, { *(T *)o->num_batches_tracked->data += 1; });
+    if (o->num_batches_tracked && o->num_batches_tracked->dtype == HEED_F32)
+        *(float *)o->num_batches_tracked->data += 1;
+    else if (o->num_batches_tracked)
+        *(double *)o->num_batches_tracked->data += 1;
     double M = (double)(p->N * p->HW);
     if (!o->running_mean || M == 0) return;
     double m = o->cumulative ? 1 / heed_get(o->num_batches_tracked, 0) : o->momentum, unbias = M / (M - 1);
-    HEED_FOR_DTYPE(o->running_mean->dtype, T, {
-        T *rm = o->running_mean->data, *rv = o->running_var->data;
-        for (int64_t c = 0; c < p->C; c++) {
-            rm[c] = (T)((1 - m) * rm[c] + m * p->mean[c]);
-            rv[c] = (T)((1 - m) * rv[c] + m * var[c] * unbias);
-        }
-    });
+    if (o->running_mean->dtype == HEED_F32)
+        update_running_kernel_f32(o, p, m, var, unbias);
+    else
+        update_running_kernel_f64(o, p, m, var, unbias);
 }
 
 heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weight, heed_tensor *bias,

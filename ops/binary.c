@@ -43,20 +43,6 @@ static bool plan(heed_graph *g, const char *op, const heed_tensor *a, const heed
     return true;
 }
 
-/* Visit every output element with its a and b offsets. */
-#define FOR_BCAST(p, o, ia, ib, ...)                                                                        \
-    do {                                                                                                     \
-        int64_t o = 0;                                                                                       \
-        for (int64_t i0 = 0; i0 < (p)->n[0]; i0++)                                                           \
-            for (int64_t i1 = 0; i1 < (p)->n[1]; i1++)                                                       \
-                for (int64_t i2 = 0; i2 < (p)->n[2]; i2++)                                                   \
-                    for (int64_t i3 = 0; i3 < (p)->n[3]; i3++, o++) {                                        \
-                        int64_t ia = i0 * (p)->sa[0] + i1 * (p)->sa[1] + i2 * (p)->sa[2] + i3 * (p)->sa[3];  \
-                        int64_t ib = i0 * (p)->sb[0] + i1 * (p)->sb[1] + i2 * (p)->sb[2] + i3 * (p)->sb[3];  \
-                        __VA_ARGS__                                                                          \
-                    }                                                                                        \
-    } while (0)
-
 static inline double apply(binop op, double x, double y) {
     switch (op) {
     case OP_ADD: return x + y;
@@ -76,31 +62,26 @@ static inline void partials(binop op, double x, double y, double dy, double *dx,
     }
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "binary_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "binary_kernels.h"
+#undef T
+#undef FN
+
 static void binary_backward(heed_graph *g, heed_node *n) {
     heed_tensor *a = n->in[0], *b = n->in[1], *y = n->out[0];
     binop op = (binop)n->iarg[0];
     bcast *p = n->saved;
     void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
-    HEED_FOR_DTYPE(y->dtype, T, {
-        const T *A = a->data, *B = b->data, *dY = y->grad;
-        T *gA = ga_, *gB = gb_;
-        if (p->same) {
-_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t i = 0; i < y->numel; i++) {
-                double da, db;
-                partials(op, A[i], B[i], dY[i], &da, &db);
-                if (gA) gA[i] += (T)da;
-                if (gB) gB[i] += (T)db;
-            }
-        } else {
-            FOR_BCAST(p, o, ia, ib, {
-                double da, db;
-                partials(op, A[ia], B[ib], dY[o], &da, &db);
-                if (gA) gA[ia] += (T)da;
-                if (gB) gB[ib] += (T)db;
-            });
-        }
-    });
+    if (y->dtype == HEED_F32)
+        backward_kernel_f32(a, b, y, ga_, gb_, p, g, op);
+    else
+        backward_kernel_f64(a, b, y, ga_, gb_, p, g, op);
 }
 
 static const heed_op ops[] = {
@@ -120,16 +101,10 @@ static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor 
     if (!plan(g, name, a, b, &p, &ndim, shape)) return NULL;
     heed_tensor *y = heed__new(g, name, a->dtype, ndim, shape);
     if (!y) return NULL;
-    HEED_FOR_DTYPE(a->dtype, T, {
-        const T *A = a->data, *B = b->data;
-        T *Y = y->data;
-        if (p.same) {
-_Pragma("omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t i = 0; i < y->numel; i++) Y[i] = (T)apply(op, A[i], B[i]);
-        } else {
-            FOR_BCAST(&p, o, ia, ib, { Y[o] = (T)apply(op, A[ia], B[ib]); });
-        }
-    });
+    if (a->dtype == HEED_F32)
+        forward_kernel_f32(a, b, y, &p, g, op);
+    else
+        forward_kernel_f64(a, b, y, &p, g, op);
     heed_tensor *in[2] = {a, b};
     heed_node *n = heed_record(g, &ops[op], 2, in, 1, &y);
     if (n) {

@@ -158,24 +158,29 @@ static void backward_image(heed_dtype dt, const conv_plan *p, const char *x, con
 
 /* ---------------------------------------------------------------- backward */
 
+#define T float
+#define FN(name) name##_f32
+#include "conv_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "conv_kernels.h"
+#undef T
+#undef FN
+
 static void conv_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->n_in > 2 ? nd->in[2] : NULL, *y = nd->out[0];
     const conv_plan *p = nd->saved;
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);
     char *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, bias);
-    if (gb)
-        HEED_FOR_DTYPE(dt, T, {
-            const T *dy = y->grad;
-            T *db = (T *)gb;
-_Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t o = 0; o < p->O; o++) {
-                double s = 0;
-                for (int64_t n = 0; n < p->N; n++)
-                    for (int64_t k = 0; k < p->P; k++) s += dy[(n * p->O + o) * p->P + k];
-                db[o] += (T)s;
-            }
-        });
+    if (gb) {
+        if (dt == HEED_F32)
+            conv_bias_grad_kernel_f32(y, gb, p, g);
+        else
+            conv_bias_grad_kernel_f64(y, gb, p, g);
+    }
     if (!gx && !gw) return;
     if (p->K == 0) return; /* no input channels: nothing flows to x or w */
     const char *X = x->data, *Wt = w->data, *dY = y->grad;
@@ -203,17 +208,12 @@ _Pragma("omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_t
                            gx ? gx + (size_t)(n * x_image(p)) * es : NULL, cols ? cols + (size_t)t * col_bytes : NULL,
                            false);
     }
-    if (gw)
-        HEED_FOR_DTYPE(dt, T, {
-            const T *part = (const T *)dws;
-            T *dw = (T *)gw;
-_Pragma("omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t i = 0; i < wn; i++) {
-                double s = 0;
-                for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)wn + (size_t)i];
-                dw[i] += (T)s;
-            }
-        });
+    if (gw) {
+        if (dt == HEED_F32)
+            conv_weight_grad_sum_kernel_f32(dws, gw, wn, g, nt);
+        else
+            conv_weight_grad_sum_kernel_f64(dws, gw, wn, g, nt);
+    }
 }
 
 static const heed_op op_conv2d = {"heed_conv2d", conv_backward};
@@ -307,13 +307,10 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);
     /* y starts as the bias (or zeros); the GEMMs add into it */
-    HEED_FOR_DTYPE(dt, T, {
-        T *Y = y->data;
-        const T *b = bias ? bias->data : NULL;
-_Pragma("omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t no = 0; no < p.N * p.O; no++)
-            for (int64_t k = 0; k < p.P; k++) Y[no * p.P + k] = b ? b[no % p.O] : 0;
-    });
+    if (dt == HEED_F32)
+        conv2d_forward_kernel_f32(y, bias, g, p);
+    else
+        conv2d_forward_kernel_f64(y, bias, g, p);
     size_t col_bytes = p.direct ? 0 : (size_t)(p.K * p.P) * es;
     const char *X = x->data, *Wt = w->data;
     char *Y = y->data;

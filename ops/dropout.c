@@ -65,40 +65,27 @@ HEED_AVX2 static void mask32_f32(const float *x, float *y, int64_t m, bool accum
     }
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "dropout_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "dropout_kernels.h"
+#undef T
+#undef FN
+
 static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, bool accumulate, uint64_t seed, uint64_t stream,
                        double p, int threads) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t threshold = (uint32_t)ceil(p * 16777216.0); /* uniform >= p  <=>  (u >> 8) >= ceil(p 2^24) */
     int64_t ngrp = (n + 31) / 32;
     bool avx2 = heed__have_avx2();
-    HEED_FOR_DTYPE(dt, T, {
-        const T *x = src;
-        T *y = dst;
-        T scale = (T)(1.0 / (1.0 - p));
-        _Pragma("omp parallel for if (n > 32768) num_threads(threads)")
-        for (int64_t gi = 0; gi < ngrp; gi++) {
-            uint32_t out[4][8];
-            uint64_t b0 = (uint64_t)gi * 8;
-            if (avx2 && (uint32_t)b0 <= UINT32_MAX - 7) philox8(seed, b0, stream, out);
-            else
-                for (int j = 0; j < 8; j++) {
-                    uint32_t o[4];
-                    uint64_t bb = b0 + (uint64_t)j;
-                    const uint32_t ctr[4] = {(uint32_t)bb, (uint32_t)(bb >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
-                    heed_philox4x32(key, ctr, o);
-                    for (int w = 0; w < 4; w++) out[w][j] = o[w];
-                }
-            int64_t i0 = gi * 32, m = n - i0 < 32 ? n - i0 : 32;
-            if (avx2 && dt == HEED_F32) {
-                mask32_f32((const float *)x + i0, (float *)y + i0, m, accumulate, out, threshold, (float)scale);
-                continue;
-            }
-            for (int64_t t = 0; t < m; t++) {
-                T v = (out[t & 3][t >> 2] >> 8) >= threshold ? x[i0 + t] * scale : 0;
-                y[i0 + t] = accumulate ? y[i0 + t] + v : v;
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        apply_mask_kernel_f32(src, dst, p, n, threads, ngrp, avx2, seed, stream, key, dt, accumulate, threshold);
+    else
+        apply_mask_kernel_f64(src, dst, p, n, threads, ngrp, avx2, seed, stream, key, dt, accumulate, threshold);
 }
 
 static void dropout_backward(heed_graph *g, heed_node *n) {

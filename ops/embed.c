@@ -13,6 +13,17 @@ typedef struct {
     int64_t *ids; /* copy of the ids, n entries */
 } embed_saved;
 
+#define T float
+#define FN(name) name##_f32
+#include "embed_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "embed_kernels.h"
+#undef T
+#undef FN
+
 static void embedding_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *w = nd->in[0], *y = nd->out[0];
     const embed_saved *s = nd->saved;
@@ -31,19 +42,10 @@ static void embedding_backward(heed_graph *g, heed_node *nd) {
     }
     for (int64_t v = V; v > 0; v--) start[v] = start[v - 1]; /* the fill advanced each start to the next row's */
     start[0] = 0;
-    HEED_FOR_DTYPE(w->dtype, T, {
-        T *gw = gw_;
-        const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(dynamic, 64) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t v = 0; v < V; v++) {
-            if (v == s->pad) continue;
-            T *dst = gw + v * D;
-            for (int64_t k = start[v]; k < start[v + 1]; k++) {
-                const T *src = dy + pos[k] * D;
-                for (int64_t d = 0; d < D; d++) dst[d] += src[d];
-            }
-        }
-    });
+    if (w->dtype == HEED_F32)
+        embedding_backward_kernel_f32(gw_, y, n, D, g, V, s, start, pos);
+    else
+        embedding_backward_kernel_f64(gw_, y, n, D, g, V, s, start, pos);
 }
 
 static const heed_op op_embedding = {"heed_embedding", embedding_backward};

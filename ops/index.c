@@ -34,20 +34,69 @@ static heed_tensor *fail_dim(heed_graph *g, const char *op, const heed_tensor *x
     return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (%d dims)", op, dim, HEED_S(x), x->ndim), NULL;
 }
 
+/* ---------------------------------------------------------------- ranking */
+
+/* True when value a at position ia ranks before b at ib: for `largest`, NaN first, then
+ * larger values; otherwise smaller values first and NaN last. Ties: lower position. */
+static inline bool ranks_before(bool largest, double a, int64_t ia, double b, int64_t ib) {
+    bool na = a != a, nb = b != b;
+    if (na || nb) return na && nb ? ia < ib : largest ? na : nb;
+    if (a != b) return largest ? a > b : a < b;
+    return ia < ib;
+}
+
+typedef struct {
+    double v;
+    int64_t i;
+} ranked;
+
+static int cmp_largest(const void *p, const void *q) {
+    const ranked *a = p, *b = q;
+    return ranks_before(true, a->v, a->i, b->v, b->i) ? -1 : 1; /* positions differ: never equal */
+}
+static int cmp_smallest(const void *p, const void *q) {
+    const ranked *a = p, *b = q;
+    return ranks_before(false, a->v, a->i, b->v, b->i) ? -1 : 1;
+}
+static int cmp_position(const void *p, const void *q) {
+    const ranked *a = p, *b = q;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+#define INSERTION_MAX_K 64 /* line_topk: the most k kept by insertion; larger k sorts */
+
+/* gather: the result has the shape of idx; y[p] reads x at p with coordinate d replaced by
+ * idx[p]. Shapes are padded on the left to 4 dims (d moves with them). A line is the run
+ * of result positions that differ only in coordinate d: lines write disjoint parts of dx,
+ * so backward runs them in parallel without two threads adding into one element. */
+typedef struct {
+    int d;                      /* padded */
+    int64_t ys[4], yst[4], xst[4]; /* result shape, result and x strides (padded) */
+    const int64_t *idx;         /* [numel of the result] */
+} gather_plan;
+
 /* ---------------------------------------------------------------- select */
+
+#define T float
+#define FN(name) name##_f32
+#include "index_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "index_kernels.h"
+#undef T
+#undef FN
 
 static void select_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], n = nd->iarg[1], inner = nd->iarg[2], i = nd->iarg[3];
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *gx = gx_;
-        const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t c = 0; c < inner; c++) gx[(o * n + i) * inner + c] += dy[o * inner + c];
-    });
+    if (x->dtype == HEED_F32)
+        select_backward_kernel_f32(gx_, y, g, outer, inner, n, i);
+    else
+        select_backward_kernel_f64(gx_, y, g, outer, inner, n, i);
 }
 
 static const heed_op op_select = {"heed_select", select_backward};
@@ -112,60 +161,15 @@ heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim) {
     return heed_reshape(g, x, s);
 }
 
-/* ---------------------------------------------------------------- ranking */
-
-/* True when value a at position ia ranks before b at ib: for `largest`, NaN first, then
- * larger values; otherwise smaller values first and NaN last. Ties: lower position. */
-static inline bool ranks_before(bool largest, double a, int64_t ia, double b, int64_t ib) {
-    bool na = a != a, nb = b != b;
-    if (na || nb) return na && nb ? ia < ib : largest ? na : nb;
-    if (a != b) return largest ? a > b : a < b;
-    return ia < ib;
-}
-
-typedef struct {
-    double v;
-    int64_t i;
-} ranked;
-
-static int cmp_largest(const void *p, const void *q) {
-    const ranked *a = p, *b = q;
-    return ranks_before(true, a->v, a->i, b->v, b->i) ? -1 : 1; /* positions differ: never equal */
-}
-static int cmp_smallest(const void *p, const void *q) {
-    const ranked *a = p, *b = q;
-    return ranks_before(false, a->v, a->i, b->v, b->i) ? -1 : 1;
-}
-static int cmp_position(const void *p, const void *q) {
-    const ranked *a = p, *b = q;
-    return (a->i > b->i) - (a->i < b->i);
-}
-
 /* Positions of the k best of the n values xs[j * stride] into idx[j * idx_stride], in
  * rank order (sorted) or in ascending position. scratch holds n entries. Small k keeps a
  * sorted list of the best k (one comparison per value for most values); large k sorts. */
-#define INSERTION_MAX_K 64
 
 static void line_topk(heed_dtype dt, const void *xs_, int64_t n, int64_t stride, int64_t k, bool largest, bool sorted,
                       ranked *scratch, int64_t *idx, int64_t idx_stride) {
     if (k == 0) return;
-    int64_t m = 0;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *xs = xs_;
-        if (k <= INSERTION_MAX_K) {
-            for (int64_t j = 0; j < n; j++) {
-                double v = (double)xs[j * stride];
-                if (m == k && !ranks_before(largest, v, j, scratch[m - 1].v, scratch[m - 1].i)) continue;
-                int64_t p = m < k ? m++ : m - 1;
-                while (p > 0 && ranks_before(largest, v, j, scratch[p - 1].v, scratch[p - 1].i)) scratch[p] = scratch[p - 1], p--;
-                scratch[p] = (ranked){v, j};
-            }
-        } else {
-            for (int64_t j = 0; j < n; j++) scratch[j] = (ranked){(double)xs[j * stride], j};
-            qsort(scratch, (size_t)n, sizeof *scratch, largest ? cmp_largest : cmp_smallest);
-            m = k;
-        }
-    });
+    int64_t m = dt == HEED_F32 ? line_topk_kernel_f32(xs_, k, n, stride, largest, scratch)
+                               : line_topk_kernel_f64(xs_, k, n, stride, largest, scratch);
     if (!sorted) qsort(scratch, (size_t)m, sizeof *scratch, cmp_position);
     for (int64_t j = 0; j < k; j++) idx[j * idx_stride] = scratch[j].i;
 }
@@ -214,16 +218,6 @@ heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out) {
 
 /* ---------------------------------------------------------------- gather */
 
-/* The result has the shape of idx; y[p] reads x at p with coordinate d replaced by
- * idx[p]. Shapes are padded on the left to 4 dims (d moves with them). A line is the run
- * of result positions that differ only in coordinate d: lines write disjoint parts of dx,
- * so backward runs them in parallel without two threads adding into one element. */
-typedef struct {
-    int d;                      /* padded */
-    int64_t ys[4], yst[4], xst[4]; /* result shape, result and x strides (padded) */
-    const int64_t *idx;         /* [numel of the result] */
-} gather_plan;
-
 static gather_plan make_gather_plan(const heed_tensor *x, int d, int ndim, const int64_t *shape, const int64_t *idx) {
     gather_plan p = {.d = d + 4 - (ndim ? ndim : 1), .idx = idx};
     int64_t sx = 1, sy = 1;
@@ -240,24 +234,10 @@ static gather_plan make_gather_plan(const heed_tensor *x, int d, int ndim, const
 static void gather_move(heed_dtype dt, const gather_plan *p, void *x_, void *y_, bool scatter, int threads) {
     int64_t n = p->ys[p->d], lines = p->ys[0] * p->ys[1] * p->ys[2] * p->ys[3] / (n ? n : 1);
     if (n == 0) return;
-    HEED_FOR_DTYPE(dt, T, {
-        T *x = x_, *y = y_;
-        _Pragma("omp parallel for schedule(static) if (lines * n > PARALLEL_MIN) num_threads(threads)")
-        for (int64_t l = 0; l < lines; l++) {
-            int64_t rest = l, yb = 0, xb = 0;
-            for (int k = 3; k >= 0; k--) {
-                if (k == p->d) continue;
-                int64_t c = rest % p->ys[k];
-                rest /= p->ys[k];
-                yb += c * p->yst[k], xb += c * p->xst[k];
-            }
-            for (int64_t j = 0; j < n; j++) {
-                int64_t py = yb + j * p->yst[p->d], px = xb + p->idx[py] * p->xst[p->d];
-                if (scatter) x[px] += y[py];
-                else y[py] = x[px];
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        gather_move_kernel_f32(x_, y_, lines, n, threads, p, scatter);
+    else
+        gather_move_kernel_f64(x_, y_, lines, n, threads, p, scatter);
 }
 
 static void gather_backward(heed_graph *g, heed_node *nd) {

@@ -40,16 +40,41 @@ typedef struct {
 
 static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
 
-/* dx_c += k * (exp((x_c - m) - logsum) - s/C); the caller then does dx_t -= k * (1 - s). */
-HEED_AVX2 static void ce_grad_row_f32_avx2(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off) {
-    const __m256 vm = _mm256_set1_ps(m), vls = _mm256_set1_ps(logsum), vk = _mm256_set1_ps(k), voff = _mm256_set1_ps(off);
-    int64_t j = 0;
-    for (; j + 8 <= c; j += 8) {
-        __m256 p = Sleef_expf8_u10(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm), vls));
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vk, _mm256_sub_ps(p, voff), _mm256_loadu_ps(dx + j)));
+#define PER_ISA_FILE "../ops/loss_vec.h"
+#include "../graph/per_isa.h"
+
+/* The f32 gradient row of the widest ISA heed_isa() allows; NULL: the scalar loop. */
+typedef void (*ce_grad_row_fn)(const float *x, float *dx, int64_t c, float m, float logsum, float k, float off);
+static ce_grad_row_fn ce_grad_row_f32(void) { return HEED_WIDEST(ce_grad_row, NULL); }
+
+/* bce_with_logits (see below) */
+typedef struct {
+    int64_t n[4], ws[4]; /* x's shape padded to 4 dims; weight strides (0 where broadcast) */
+    double W, L;
+} bce_saved;
+
+static inline double bce_term(double x, double y) { return fmax(x, 0) - x * y + log1p(exp(-fabs(x))); }
+
+/* Offset of x's flat element i in the broadcast weight. */
+static inline int64_t w_offset(const bce_saved *s, int64_t i) {
+    int64_t off = 0;
+    for (int d = 3; d >= 0; d--) {
+        off += (i % s->n[d]) * s->ws[d];
+        i /= s->n[d];
     }
-    for (; j < c; j++) dx[j] += k * (expf((x[j] - m) - logsum) - off);
+    return off;
 }
+
+#define T float
+#define FN(name) name##_f32
+#include "loss_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "loss_kernels.h"
+#undef T
+#undef FN
 
 static void ce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
@@ -58,27 +83,11 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
     if (!gx || s->count == 0) return;
     int64_t n = s->n, c = s->c;
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
-    bool avx2 = heed__have_avx2();
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data, *dY = y->grad;
-        T *dX = gx;
-        bool per_row = s->reduction == HEED_REDUCE_NONE;
-        double k_all = s->reduction == HEED_REDUCE_MEAN ? (double)dY[0] / s->count : (double)dY[0];
-        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) {
-            if (!ce_row_active(s, i)) continue;
-            double k = per_row ? (double)dY[i] : k_all;
-            const T *xr = X + i * c;
-            T *dxr = dX + i * c;
-            if (sizeof(T) == sizeof(float) && avx2)
-                ce_grad_row_f32_avx2((const float *)xr, (float *)dxr, c, (float)s->lse[i].max, (float)s->lse[i].logsum,
-                                     (float)k, (float)off);
-            else
-                for (int64_t j = 0; j < c; j++)
-                    dxr[j] += (T)(k * (exp(((double)xr[j] - s->lse[i].max) - s->lse[i].logsum) - off));
-            dxr[s->targets[i]] -= (T)(k * hit);
-        }
-    });
+    ce_grad_row_fn vec_row = ce_grad_row_f32();
+    if (x->dtype == HEED_F32)
+        ce_backward_kernel_f32(x, y, gx, s, n, c, g, vec_row, off, hit);
+    else
+        ce_backward_kernel_f64(x, y, gx, s, n, c, g, vec_row, off, hit);
 }
 
 static const heed_op op_ce = {"heed_cross_entropy", ce_backward};
@@ -117,34 +126,10 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
     *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index,
                     .reduction = o.reduction};
     double sm = o.label_smoothing;
-    HEED_FOR_DTYPE(logits->dtype, T, {
-        const T *X = logits->data;
-        _Pragma("omp parallel for schedule(static) if (n > 1 && n * c > 16384) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) {
-            rowloss[i] = 0;
-            lse[i] = (heed_row_lse){-INFINITY, 0};
-            if (tg[i] == o.ignore_index) continue;
-            double sum_x = 0;
-            const T *xr = X + i * c;
-            lse[i] = sizeof(T) == sizeof(float) ? heed__row_lse_f32((const float *)xr, c, sm > 0 ? &sum_x : NULL)
-                                                : heed__row_lse_f64((const double *)xr, c, sm > 0 ? &sum_x : NULL);
-            if (lse[i].max == -INFINITY) continue; /* fully masked row */
-            double l = lse[i].max + lse[i].logsum - (1 - sm) * (double)xr[tg[i]];
-            if (sm > 0) l -= sm * sum_x / (double)c;
-            rowloss[i] = l;
-        }
-        double total = 0, count = 0;
-        for (int64_t i = 0; i < n; i++) {
-            total += rowloss[i];
-            count += tg[i] != o.ignore_index;
-        }
-        s->count = count;
-        T *Y = y->data;
-        if (none)
-            for (int64_t i = 0; i < n; i++) Y[i] = (T)rowloss[i];
-        else
-            Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
-    });
+    if (logits->dtype == HEED_F32)
+        ce_forward_kernel_f32(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
+    else
+        ce_forward_kernel_f64(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
     heed_node *nd = heed_record(g, &op_ce, 1, &logits, 1, &y);
     if (nd) nd->saved = s;
     return heed_graph_ok(g) ? y : NULL;
@@ -158,44 +143,16 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
  *   dL/dx_i = w_i (sigmoid(x_i) - y_i) / W,   dL/dy_i = -w_i x_i / W,
  *   dL/dw_i = (l_i - L) / W   (summed back over the dims w was broadcast along). */
 
-typedef struct {
-    int64_t n[4], ws[4]; /* x's shape padded to 4 dims; weight strides (0 where broadcast) */
-    double W, L;
-} bce_saved;
-
-static inline double bce_term(double x, double y) { return fmax(x, 0) - x * y + log1p(exp(-fabs(x))); }
-
-/* Offset of x's flat element i in the broadcast weight. */
-static inline int64_t w_offset(const bce_saved *s, int64_t i) {
-    int64_t off = 0;
-    for (int d = 3; d >= 0; d--) {
-        off += (i % s->n[d]) * s->ws[d];
-        i /= s->n[d];
-    }
-    return off;
-}
-
 static void bce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *t = nd->in[1], *w = nd->n_in > 2 ? nd->in[2] : NULL, *out = nd->out[0];
     const bce_saved *s = nd->saved;
     void *gx_ = heed_grad_buffer(g, x), *gt_ = heed_grad_buffer(g, t), *gw_ = heed_grad_buffer(g, w);
     if (s->W == 0) return;
     int64_t n = x->numel;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data, *Y = t->data, *Wt = w ? w->data : NULL;
-        T *gx = gx_, *gt = gt_, *gw = gw_;
-        double k = (double)((const T *)out->grad)[0] / s->W;
-        if (gx || gt) {
-            _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t i = 0; i < n; i++) {
-                double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
-                if (gx) gx[i] += (T)(k * wi * (heed__sigmoid1(X[i]) - Y[i]));
-                if (gt) gt[i] -= (T)(k * wi * X[i]);
-            }
-        }
-        if (gw) /* serial: several x elements may share one weight */
-            for (int64_t i = 0; i < n; i++) gw[w_offset(s, i)] += (T)(k * (bce_term(X[i], Y[i]) - s->L));
-    });
+    if (x->dtype == HEED_F32)
+        bce_backward_kernel_f32(x, t, w, gx_, gt_, gw_, out, s, n, g);
+    else
+        bce_backward_kernel_f64(x, t, w, gx_, gt_, gw_, out, s, n, g);
 }
 
 static const heed_op op_bce = {"heed_bce_with_logits", bce_backward};
@@ -233,25 +190,10 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
     int64_t n = x->numel, nb = nblocks(n);
     double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * 2 * sizeof *bl); /* per block: sum w*l, sum w */
     if (!bl) return NULL;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data, *Y = y->data, *Wt = weight ? weight->data : NULL;
-        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < nb; b++) {
-            double sl = 0, sw = 0;
-            int64_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
-            for (int64_t i = b * BLOCK; i < end; i++) {
-                double wi = Wt ? (double)Wt[w_offset(s, i)] : 1;
-                sl += wi * bce_term(X[i], Y[i]);
-                sw += wi;
-            }
-            bl[2 * b] = sl, bl[2 * b + 1] = sw;
-        }
-        double sl = 0, sw = 0;
-        for (int64_t b = 0; b < nb; b++) sl += bl[2 * b], sw += bl[2 * b + 1];
-        s->W = sw;
-        s->L = sw != 0 ? sl / sw : 0;
-        ((T *)out->data)[0] = (T)s->L;
-    });
+    if (x->dtype == HEED_F32)
+        bce_forward_kernel_f32(x, y, weight, nb, g, n, s, bl, out);
+    else
+        bce_forward_kernel_f64(x, y, weight, nb, g, n, s, bl, out);
     heed_tensor *in[3] = {x, y, weight};
     heed_node *nd = heed_record(g, &op_bce, weight ? 3 : 2, in, 1, &out);
     if (nd) nd->saved = s;
@@ -267,17 +209,10 @@ static void mse_backward(heed_graph *g, heed_node *nd) {
     void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     int64_t n = a->numel;
     if (n == 0) return;
-    HEED_FOR_DTYPE(a->dtype, T, {
-        const T *A = a->data, *B = b->data;
-        T *ga = ga_, *gb = gb_;
-        T k = (T)(2 * (double)((const T *)out->grad)[0] / (double)n);
-        _Pragma("omp parallel for schedule(static) if (n > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) {
-            T d = k * (A[i] - B[i]);
-            if (ga) ga[i] += d;
-            if (gb) gb[i] -= d;
-        }
-    });
+    if (a->dtype == HEED_F32)
+        mse_backward_kernel_f32(a, b, ga_, gb_, out, n, g);
+    else
+        mse_backward_kernel_f64(a, b, ga_, gb_, out, n, g);
 }
 
 static const heed_op op_mse = {"heed_mse", mse_backward};
@@ -294,22 +229,10 @@ heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
     int64_t n = a->numel, nb = nblocks(n);
     double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * sizeof *bl);
     if (!out || !bl) return NULL;
-    HEED_FOR_DTYPE(a->dtype, T, {
-        const T *A = a->data, *B = b->data;
-        _Pragma("omp parallel for schedule(static) if (nb > 1) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t k = 0; k < nb; k++) {
-            double s = 0;
-            int64_t end = (k + 1) * BLOCK < n ? (k + 1) * BLOCK : n;
-            for (int64_t i = k * BLOCK; i < end; i++) {
-                double d = (double)A[i] - (double)B[i];
-                s += d * d;
-            }
-            bl[k] = s;
-        }
-        double s = 0;
-        for (int64_t k = 0; k < nb; k++) s += bl[k];
-        ((T *)out->data)[0] = (T)(n ? s / (double)n : 0);
-    });
+    if (a->dtype == HEED_F32)
+        mse_forward_kernel_f32(a, b, nb, g, n, bl, out);
+    else
+        mse_forward_kernel_f64(a, b, nb, g, n, bl, out);
     heed_tensor *in[2] = {a, b};
     heed_record(g, &op_mse, 2, in, 1, &out);
     return heed_graph_ok(g) ? out : NULL;

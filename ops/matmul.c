@@ -121,6 +121,17 @@ static int64_t linear_rows(const heed_tensor *x) {
     return M;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "matmul_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "matmul_kernels.h"
+#undef T
+#undef FN
+
 /* y[M,out] = x[M,in] w[out,in]^T + bias:
  * dx = dy w,  dw += dy^T x,  dbias += sum over rows of dy. */
 static void linear_backward(heed_graph *g, heed_node *nd) {
@@ -129,17 +140,12 @@ static void linear_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gbias = heed_grad_buffer(g, bias);
     if (gx) heed_gemm(x->dtype, false, false, M, in, out, 1, y->grad, out, w->data, in, 1, gx, in);
     if (gw) heed_gemm(x->dtype, true, false, out, in, M, 1, y->grad, out, x->data, in, 1, gw, in);
-    if (gbias)
-        HEED_FOR_DTYPE(x->dtype, T, {
-            const T *dy = y->grad;
-            T *db = gbias;
-_Pragma("omp parallel for if (M * out > 65536) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t j = 0; j < out; j++) {
-                double s = 0;
-                for (int64_t i = 0; i < M; i++) s += dy[i * out + j];
-                db[j] += (T)s;
-            }
-        });
+    if (gbias) {
+        if (x->dtype == HEED_F32)
+            linear_backward_kernel_f32(y, gbias, M, out, g);
+        else
+            linear_backward_kernel_f64(y, gbias, M, out, g);
+    }
 }
 
 static const heed_op op_linear = {"heed_linear", linear_backward};
@@ -162,13 +168,10 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     shape[x->ndim - 1] = out;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, shape);
     if (!y) return NULL;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *Y = y->data;
-        const T *b = bias ? bias->data : NULL;
-        if (b)
-            for (int64_t i = 0; i < M; i++) memcpy(Y + i * out, b, (size_t)out * sizeof(T));
-        heed_gemm(x->dtype, false, true, M, out, in, 1, x->data, in, w->data, in, b ? 1 : 0, Y, out);
-    });
+    if (x->dtype == HEED_F32)
+        linear_forward_kernel_f32(y, bias, M, out, x, in, w);
+    else
+        linear_forward_kernel_f64(y, bias, M, out, x, in, w);
     heed_tensor *ins[3] = {x, w, bias};
     heed_record(g, &op_linear, bias ? 3 : 2, ins, 1, &y);
     return heed_graph_ok(g) ? y : NULL;

@@ -12,8 +12,8 @@
  * Rows are split over threads; dgamma/dbeta go to per-thread partial sums (double) that
  * are added afterwards, so no two threads write the same element.
  *
- * f32 rows run AVX2 kernels (sums widened to double); f64 and CPUs without AVX2 run the
- * scalar kernels. */
+ * f32 rows run vector kernels (norm_vec.h, AVX-512 or AVX2 as heed_isa() says; sums
+ * widened to double); f64 and CPUs without AVX2 run the scalar kernels. */
 #include "rowops.h"
 
 #include <omp.h>
@@ -32,97 +32,20 @@
 #undef T
 #undef FN
 
-/* ---------------------------------------------------------------- AVX2 f32 kernels */
+/* ---------------------------------------------------------------- f32 kernels per ISA */
 
-HEED_AVX2 static inline __m256d lo4(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
-HEED_AVX2 static inline __m256d hi4(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+typedef struct {
+    void (*fwd_row)(const float *x, float *y, int64_t n, const float *gamma, const float *beta, double eps, double *stats);
+    void (*bwd_row)(const float *x, const float *dy, float *dx, int64_t n, const float *gamma, const double *stats,
+                    double *pgamma, double *pbeta);
+} f32_row_kernels;
 
-HEED_AVX2 static void fwd_row_f32_avx2(const float *x, float *y, int64_t n, const float *gamma, const float *beta,
-                                       double eps, double *stats) {
-    int64_t full = n & ~(int64_t)7, j;
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    for (j = 0; j < full; j += 8) {
-        __m256 v = _mm256_loadu_ps(x + j);
-        s0 = _mm256_add_pd(s0, lo4(v)), s1 = _mm256_add_pd(s1, hi4(v));
-    }
-    double s = heed__hsum4d(_mm256_add_pd(s0, s1));
-    for (; j < n; j++) s += x[j];
-    double mean = s / (double)n;
-    const float mf = (float)mean;
-    const __m256 vmean = _mm256_set1_ps(mf);
-    /* var from the centred values (two passes: no cancellation) */
-    s0 = s1 = _mm256_setzero_pd();
-    for (j = 0; j < full; j += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), vmean);
-        __m256d dl = lo4(d), dh = hi4(d);
-        s0 = _mm256_fmadd_pd(dl, dl, s0), s1 = _mm256_fmadd_pd(dh, dh, s1);
-    }
-    double v = heed__hsum4d(_mm256_add_pd(s0, s1));
-    for (; j < n; j++) v += ((double)x[j] - mf) * ((double)x[j] - mf);
-    /* x - mf differs from x - mean by a constant c = mean - mf: sum (d - c)^2 = sum d^2 - n c^2 */
-    double c = mean - mf;
-    v -= (double)n * c * c;
-    double rstd = 1 / sqrt(fmax(v, 0) / (double)n + eps);
-    const float rf = (float)rstd;
-    const __m256 vr = _mm256_set1_ps(rf);
-    for (j = 0; j < full; j += 8) {
-        __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmean), vr);
-        if (gamma) xh = _mm256_mul_ps(xh, _mm256_loadu_ps(gamma + j));
-        if (beta) xh = _mm256_add_ps(xh, _mm256_loadu_ps(beta + j));
-        _mm256_storeu_ps(y + j, xh);
-    }
-    for (; j < n; j++) {
-        float xh = (x[j] - mf) * rf;
-        y[j] = (gamma ? xh * gamma[j] : xh) + (beta ? beta[j] : 0);
-    }
-    stats[0] = mean, stats[1] = rstd;
-}
+static const f32_row_kernels scalar_kernels = {fwd_row_f32, bwd_row_f32};
 
-HEED_AVX2 static void bwd_row_f32_avx2(const float *x, const float *dy, float *dx, int64_t n, const float *gamma,
-                                       const double *stats, double *pgamma, double *pbeta) {
-    const float mf = (float)stats[0], rf = (float)stats[1];
-    const __m256 vmean = _mm256_set1_ps(mf), vr = _mm256_set1_ps(rf);
-    int64_t full = n & ~(int64_t)7, j;
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
-    for (j = 0; j < full; j += 8) {
-        __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmean), vr);
-        __m256 d = _mm256_loadu_ps(dy + j);
-        __m256 h = gamma ? _mm256_mul_ps(d, _mm256_loadu_ps(gamma + j)) : d;
-        __m256d hl = lo4(h), hh = hi4(h);
-        a0 = _mm256_add_pd(a0, hl), a1 = _mm256_add_pd(a1, hh);
-        b0 = _mm256_fmadd_pd(hl, lo4(xh), b0), b1 = _mm256_fmadd_pd(hh, hi4(xh), b1);
-        if (pgamma) {
-            __m256 gx = _mm256_mul_ps(d, xh);
-            _mm256_storeu_pd(pgamma + j, _mm256_add_pd(_mm256_loadu_pd(pgamma + j), lo4(gx)));
-            _mm256_storeu_pd(pgamma + j + 4, _mm256_add_pd(_mm256_loadu_pd(pgamma + j + 4), hi4(gx)));
-        }
-        if (pbeta) {
-            _mm256_storeu_pd(pbeta + j, _mm256_add_pd(_mm256_loadu_pd(pbeta + j), lo4(d)));
-            _mm256_storeu_pd(pbeta + j + 4, _mm256_add_pd(_mm256_loadu_pd(pbeta + j + 4), hi4(d)));
-        }
-    }
-    double a = heed__hsum4d(_mm256_add_pd(a0, a1)), b = heed__hsum4d(_mm256_add_pd(b0, b1));
-    for (; j < n; j++) {
-        float xh = (x[j] - mf) * rf, h = gamma ? dy[j] * gamma[j] : dy[j];
-        a += h, b += (double)h * xh;
-        if (pgamma) pgamma[j] += dy[j] * xh;
-        if (pbeta) pbeta[j] += dy[j];
-    }
-    if (!dx) return;
-    a /= (double)n, b /= (double)n;
-    const __m256 va = _mm256_set1_ps((float)a), vb = _mm256_set1_ps((float)b);
-    for (j = 0; j < full; j += 8) {
-        __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmean), vr);
-        __m256 d = _mm256_loadu_ps(dy + j);
-        __m256 h = gamma ? _mm256_mul_ps(d, _mm256_loadu_ps(gamma + j)) : d;
-        __m256 t = _mm256_fnmadd_ps(xh, vb, _mm256_sub_ps(h, va)); /* h - a - xh*b */
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(vr, t, _mm256_loadu_ps(dx + j)));
-    }
-    for (; j < n; j++) {
-        float xh = (x[j] - mf) * rf, h = gamma ? dy[j] * gamma[j] : dy[j];
-        dx[j] += rf * (h - (float)a - xh * (float)b);
-    }
-}
+#define PER_ISA_FILE "../ops/norm_vec.h"
+#include "../graph/per_isa.h"
+
+static const f32_row_kernels *f32_kernels(void) { return HEED_WIDEST(kernels, &scalar_kernels); }
 
 /* ---------------------------------------------------------------- op */
 
@@ -130,6 +53,17 @@ typedef struct {
     int64_t rows, n;
     double *stats; /* [rows][2]: mean, rstd */
 } ln_saved;
+
+#define T float
+#define FN(name) name##_f32
+#include "norm_affine_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "norm_affine_kernels.h"
+#undef T
+#undef FN
 
 static void layernorm_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
@@ -146,7 +80,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
         part = heed__zalloc(g, (size_t)nt * 2 * (size_t)n * sizeof *part);
         if (!part) return;
     }
-    bool avx2 = x->dtype == HEED_F32 && heed__have_avx2();
+    const f32_row_kernels *K = f32_kernels();
 #pragma omp parallel num_threads(nt) if (rows > 1 && rows * n > 16384)
     {
         int t = omp_get_thread_num();
@@ -158,8 +92,7 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
                 const float *xr = (const float *)x->data + r * n, *dyr = (const float *)y->grad + r * n;
                 float *dxr = gx ? (float *)gx + r * n : NULL;
                 const float *gm = gamma ? gamma->data : NULL;
-                if (avx2) bwd_row_f32_avx2(xr, dyr, dxr, n, gm, st, pg, pb);
-                else bwd_row_f32(xr, dyr, dxr, n, gm, st, pg, pb);
+                K->bwd_row(xr, dyr, dxr, n, gm, st, pg, pb);
             } else {
                 const double *xr = (const double *)x->data + r * n, *dyr = (const double *)y->grad + r * n;
                 double *dxr = gx ? (double *)gx + r * n : NULL;
@@ -168,15 +101,10 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
         }
     }
     if (!part) return;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *dg = ggamma, *db = gbeta;
-        for (int64_t j = 0; j < n; j++) {
-            double sg = 0, sb = 0;
-            for (int t = 0; t < nt; t++) sg += part[(size_t)t * 2 * n + j], sb += part[((size_t)t * 2 + 1) * n + j];
-            if (dg) dg[j] += (T)sg;
-            if (db) db[j] += (T)sb;
-        }
-    });
+    if (x->dtype == HEED_F32)
+        layernorm_backward_kernel_f32(ggamma, gbeta, n, nt, part);
+    else
+        layernorm_backward_kernel_f64(ggamma, gbeta, n, nt, part);
 }
 
 static const heed_op op_layernorm = {"heed_layernorm", layernorm_backward};
@@ -210,12 +138,9 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     if (x->dtype == HEED_F32) {
         const float *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         float *Y = y->data;
-        bool avx2 = heed__have_avx2();
+        const f32_row_kernels *K = f32_kernels();
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * n > 16384) num_threads(heed_ctx_threads(g->ctx))
-        for (int64_t r = 0; r < rows; r++) {
-            if (avx2) fwd_row_f32_avx2(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
-            else fwd_row_f32(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
-        }
+        for (int64_t r = 0; r < rows; r++) K->fwd_row(X + r * n, Y + r * n, n, gm, bt, eps, stats + 2 * r);
     } else {
         const double *X = x->data, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
         double *Y = y->data;

@@ -1,6 +1,7 @@
-/* Reductions over one dim or over everything: sum, mean, max.
+/* Reductions over one dim or over everything: sum, mean, max; and the running sum cumsum.
  * A tensor is viewed as [outer, n, inner] around the reduced dim; sums accumulate in
- * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax. */
+ * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax;
+ * cumsum: y_j = sum_{k <= j} x_k, dx_k = sum_{j >= k} dy_j (a running sum from the end). */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -11,6 +12,17 @@ typedef struct {
     int64_t outer, n, inner;
 } red_plan;
 
+#define T float
+#define FN(name) name##_f32
+#include "reduce_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "reduce_kernels.h"
+#undef T
+#undef FN
+
 static void reduce_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     red_kind kind = (red_kind)nd->iarg[0];
@@ -18,22 +30,10 @@ static void reduce_backward(heed_graph *g, heed_node *nd) {
     const int64_t *arg = nd->saved;
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *dy = y->grad;
-        T *gx = gx_;
-        double scale = kind == RED_MEAN ? 1.0 / (double)p.n : 1.0;
-_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t o = 0; o < p.outer; o++)
-            for (int64_t i = 0; i < p.inner; i++) {
-                T d = (T)(dy[o * p.inner + i] * scale);
-                if (kind == RED_MAX) {
-                    int64_t j = arg[o * p.inner + i];
-                    if (j >= 0) gx[(o * p.n + j) * p.inner + i] += d;
-                } else {
-                    for (int64_t j = 0; j < p.n; j++) gx[(o * p.n + j) * p.inner + i] += d;
-                }
-            }
-    });
+    if (x->dtype == HEED_F32)
+        reduce_backward_kernel_f32(y, gx_, kind, p, x, g, arg);
+    else
+        reduce_backward_kernel_f64(y, gx_, kind, p, x, g, arg);
 }
 
 static const heed_op red_ops[] = {
@@ -71,27 +71,10 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim
     bool keep_arg = kind == RED_MAX && heed_graph_records(g, 1, &x);
     int64_t *arg = keep_arg ? heed_graph_alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
     if (keep_arg && !arg) return NULL;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data;
-        T *Y = y->data;
-_Pragma("omp parallel for if (x->numel > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t o = 0; o < p.outer; o++)
-            for (int64_t i = 0; i < p.inner; i++) {
-                const T *xs = X + o * p.n * p.inner + i;
-                if (kind == RED_MAX) {
-                    int64_t best = 0; /* NaN propagates: a NaN is taken as the max */
-                    for (int64_t j = 1; j < p.n; j++)
-                        if (xs[j * p.inner] > xs[best * p.inner] || (xs[j * p.inner] != xs[j * p.inner] && xs[best * p.inner] == xs[best * p.inner]))
-                            best = j;
-                    Y[o * p.inner + i] = xs[best * p.inner];
-                    if (arg) arg[o * p.inner + i] = best;
-                } else {
-                    double s = 0;
-                    for (int64_t j = 0; j < p.n; j++) s += xs[j * p.inner];
-                    Y[o * p.inner + i] = (T)(kind == RED_MEAN ? (p.n ? s / (double)p.n : NAN) : s);
-                }
-            }
-    });
+    if (x->dtype == HEED_F32)
+        reduce_kernel_f32(x, y, g, p, kind, arg);
+    else
+        reduce_kernel_f64(x, y, g, p, kind, arg);
     heed_node *n = heed_record(g, &red_ops[kind], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = kind;
@@ -107,3 +90,35 @@ heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { re
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }
+
+/* ---------------------------------------------------------------- cumsum */
+
+static void cumsum_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *x = nd->in[0], *y = nd->out[0];
+    void *gx = heed_grad_buffer(g, x);
+    if (!gx) return;
+    red_plan p = {nd->iarg[0], nd->iarg[1], nd->iarg[2]};
+    int threads = heed_ctx_threads(g->ctx);
+    if (x->dtype == HEED_F32) cumsum_kernel_f32(y->grad, gx, p, true, x->numel, threads);
+    else cumsum_kernel_f64(y->grad, gx, p, true, x->numel, threads);
+}
+
+static const heed_op op_cumsum = {"heed_cumsum", cumsum_backward};
+
+heed_tensor *heed_cumsum(heed_graph *g, heed_tensor *x, int dim) {
+    const char *op = op_cumsum.name;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int d = heed__dim(dim, x->ndim ? x->ndim : 1); /* a 0-d x is one element along dim 0 */
+    if (d < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s", op, dim, HEED_S(x)), NULL;
+    red_plan p = {1, x->ndim ? x->shape[d] : 1, 1};
+    for (int i = 0; i < d; i++) p.outer *= x->shape[i];
+    for (int i = d + 1; i < x->ndim; i++) p.inner *= x->shape[i];
+    heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
+    if (!y) return NULL;
+    int threads = heed_ctx_threads(g->ctx);
+    if (x->dtype == HEED_F32) cumsum_kernel_f32(x->data, y->data, p, false, x->numel, threads);
+    else cumsum_kernel_f64(x->data, y->data, p, false, x->numel, threads);
+    heed_node *n = heed_record(g, &op_cumsum, 1, &x, 1, &y);
+    if (n) n->iarg[0] = p.outer, n->iarg[1] = p.n, n->iarg[2] = p.inner;
+    return heed_graph_ok(g) ? y : NULL;
+}

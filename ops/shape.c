@@ -29,14 +29,40 @@ static int64_t prod(const int64_t *shape, int lo, int hi) {
     return p;
 }
 
+#define COL_CHUNK 256 /* backward splits rows into column chunks so threads own disjoint ranges */
+
+/* Output index (i0..i3) reads x at sum_k i_k * xs[k], where xs[k] is x's stride along
+ * the dim that output dim k comes from. Shapes are padded on the left to 4 dims. */
+typedef struct {
+    int64_t n[4], xs[4];
+} perm_plan;
+
+/* Both are the same move: every input is viewed as [outer, width_k] and the output as
+ * [outer, sum_k width_k], input k filling columns [off_k, off_k + width_k). For concat
+ * width_k = x_k's size along dim times the dims after it; for stack (a new dim of size
+ * 1 per input) width_k = the input's dims from dim on. */
+typedef struct {
+    int64_t outer, total;
+    int64_t *width, *off; /* n entries each */
+} cat_plan;
+
+#define T float
+#define FN(name) name##_f32
+#include "shape_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "shape_kernels.h"
+#undef T
+#undef FN
+
 /* gx[i] += dy[i] over n elements. */
 static void add_into(heed_dtype dt, void *gx_, const void *dy_, int64_t n, int threads) {
-    HEED_FOR_DTYPE(dt, T, {
-        T *gx = gx_;
-        const T *dy = dy_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)")
-        for (int64_t i = 0; i < n; i++) gx[i] += dy[i];
-    });
+    if (dt == HEED_F32)
+        add_into_kernel_f32(gx_, dy_, n, threads);
+    else
+        add_into_kernel_f64(gx_, dy_, n, threads);
 }
 
 /* ---------------------------------------------------------------- reshape */
@@ -91,12 +117,6 @@ heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
 
 /* ---------------------------------------------------------------- permute, transpose */
 
-/* Output index (i0..i3) reads x at sum_k i_k * xs[k], where xs[k] is x's stride along
- * the dim that output dim k comes from. Shapes are padded on the left to 4 dims. */
-typedef struct {
-    int64_t n[4], xs[4];
-} perm_plan;
-
 static perm_plan make_perm_plan(const heed_tensor *x, const int *perm) {
     int64_t shape[4], stride[4];
     int pad = 4 - x->ndim;
@@ -116,20 +136,10 @@ static perm_plan make_perm_plan(const heed_tensor *x, const int *perm) {
  * A permutation is a bijection, so the writes of both are disjoint. */
 static void permute_move(heed_dtype dt, const perm_plan *p, void *x_, void *y_, bool scatter, int threads) {
     int64_t numel = p->n[0] * p->n[1] * p->n[2] * p->n[3];
-    HEED_FOR_DTYPE(dt, T, {
-        T *x = x_, *y = y_;
-        _Pragma("omp parallel for collapse(2) schedule(static) if (numel > PARALLEL_MIN) num_threads(threads)")
-        for (int64_t i0 = 0; i0 < p->n[0]; i0++)
-            for (int64_t i1 = 0; i1 < p->n[1]; i1++)
-                for (int64_t i2 = 0; i2 < p->n[2]; i2++) {
-                    int64_t o = ((i0 * p->n[1] + i1) * p->n[2] + i2) * p->n[3];
-                    const int64_t base = i0 * p->xs[0] + i1 * p->xs[1] + i2 * p->xs[2], s3 = p->xs[3];
-                    if (scatter)
-                        for (int64_t i3 = 0; i3 < p->n[3]; i3++) x[base + i3 * s3] += y[o + i3];
-                    else
-                        for (int64_t i3 = 0; i3 < p->n[3]; i3++) y[o + i3] = x[base + i3 * s3];
-                }
-    });
+    if (dt == HEED_F32)
+        permute_move_kernel_f32(x_, y_, numel, threads, p, scatter);
+    else
+        permute_move_kernel_f64(x_, y_, numel, threads, p, scatter);
 }
 
 static void permute_backward(heed_graph *g, heed_node *nd) {
@@ -201,13 +211,10 @@ static void slice_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], dim = nd->iarg[1], inner = nd->iarg[2], start = nd->iarg[3], len = nd->iarg[4];
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *gx = gx_;
-        const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t i = 0; i < len * inner; i++) gx[(o * dim + start) * inner + i] += dy[o * len * inner + i];
-    });
+    if (x->dtype == HEED_F32)
+        slice_backward_kernel_f32(gx_, y, g, outer, len, inner, dim, start);
+    else
+        slice_backward_kernel_f64(gx_, y, g, outer, len, inner, dim, start);
 }
 
 static const heed_op op_slice = {"heed_slice", slice_backward};
@@ -246,15 +253,6 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, i
 
 /* ---------------------------------------------------------------- concat, stack */
 
-/* Both are the same move: every input is viewed as [outer, width_k] and the output as
- * [outer, sum_k width_k], input k filling columns [off_k, off_k + width_k). For concat
- * width_k = x_k's size along dim times the dims after it; for stack (a new dim of size
- * 1 per input) width_k = the input's dims from dim on. */
-typedef struct {
-    int64_t outer, total;
-    int64_t *width, *off; /* n entries each */
-} cat_plan;
-
 static void cat_backward(heed_graph *g, heed_node *nd) {
     const cat_plan *p = nd->saved;
     heed_tensor *y = nd->out[0];
@@ -264,18 +262,10 @@ static void cat_backward(heed_graph *g, heed_node *nd) {
     if (!heed_graph_ok(g)) return;
     /* Parallel over rows only: one tensor may appear twice among the inputs, and its two
      * blocks of a row then add into the same gradient row. */
-    HEED_FOR_DTYPE(y->dtype, T, {
-        const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t o = 0; o < p->outer; o++)
-            for (int k = 0; k < nd->n_in; k++) {
-                T *gk = gx[k];
-                if (!gk) continue;
-                const T *src = dy + o * p->total + p->off[k];
-                T *dst = gk + o * p->width[k];
-                for (int64_t i = 0; i < p->width[k]; i++) dst[i] += src[i];
-            }
-    });
+    if (y->dtype == HEED_F32)
+        cat_backward_kernel_f32(y, g, p, nd, gx);
+    else
+        cat_backward_kernel_f64(y, g, p, nd, gx);
 }
 
 static const heed_op op_concat = {"heed_concat", cat_backward};
@@ -357,8 +347,6 @@ heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim) {
 
 /* ---------------------------------------------------------------- index_select */
 
-#define COL_CHUNK 256 /* backward splits rows into column chunks so threads own disjoint ranges */
-
 static void index_select_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
     void *gx_ = heed_grad_buffer(g, x);
@@ -368,20 +356,10 @@ static void index_select_backward(heed_graph *g, heed_node *nd) {
     /* Repeated indices add into the same row of gx, so a task owns (o, column chunk) and
      * walks every j: no two tasks write the same element. */
     int64_t chunks = (inner + COL_CHUNK - 1) / COL_CHUNK, tasks = outer * chunks;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        T *gx = gx_;
-        const T *dy = y->grad;
-        _Pragma("omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t t = 0; t < tasks; t++) {
-            int64_t o = t / chunks, c0 = (t % chunks) * COL_CHUNK;
-            int64_t c1 = c0 + COL_CHUNK < inner ? c0 + COL_CHUNK : inner;
-            for (int64_t j = 0; j < n; j++) {
-                T *dst = gx + (o * dim + idx[j]) * inner;
-                const T *src = dy + (o * n + j) * inner;
-                for (int64_t c = c0; c < c1; c++) dst[c] += src[c];
-            }
-        }
-    });
+    if (x->dtype == HEED_F32)
+        index_select_backward_kernel_f32(gx_, y, g, tasks, chunks, inner, n, dim, idx);
+    else
+        index_select_backward_kernel_f64(gx_, y, g, tasks, chunks, inner, n, dim, idx);
 }
 
 static const heed_op op_index_select = {"heed_index_select", index_select_backward};

@@ -3,12 +3,12 @@
  *
  * One table-driven design: every op is a kind of `unary_kind` with an optional scalar
  * argument a (the scale, the constant, the power, the slope). Per kind there are two
- * formulas, each written once for doubles (fwd1 / grad1) and once for 8 floats (vfwd /
- * vgrad, AVX2 + SLEEF):
+ * formulas, each written once for doubles (fwd1 / grad1) and once for a vector of floats
+ * (vfwd / vgrad in unary_vec.h, SLEEF, built for AVX2 and AVX-512F):
  *   y = f(x; a)                  forward
  *   dy/dx = f'(x, y; a)          backward uses whichever of x and y is cheaper
- * and backward is dx += dy * f'(x, y). f64 uses libm; f32 uses the AVX2 kernels when the
- * CPU has AVX2 and FMA (checked at run time), else the double formulas rounded to float. */
+ * and backward is dx += dy * f'(x, y). f64 uses libm; f32 uses the vector kernels of the
+ * widest ISA heed_isa() allows, else (scalar) the double formulas rounded to float. */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -94,137 +94,44 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
     }
 }
 
-/* ---------------------------------------------------------------- AVX2 + SLEEF, 8 floats */
+/* ---------------------------------------------------------------- vector kernels (unary_vec.h) */
 
-/* sigmoid(2u) of gelu_tanh. */
-HEED_AVX2 static inline __m256 vgelu_tanh_s(__m256 x) {
-    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
-    __m256 u = _mm256_fmadd_ps(_mm256_set1_ps((float)GELU_C), x3, x);
-    return heed__sigmoid8(_mm256_mul_ps(_mm256_set1_ps((float)(2 * SQRT_2_OVER_PI)), u));
-}
-
-/* Phi(x) = erfc(-x/sqrt2)/2 */
-HEED_AVX2 static inline __m256 vphi_cdf(__m256 x) {
-    return _mm256_mul_ps(_mm256_set1_ps(0.5f), Sleef_erfcf8_u15avx2(_mm256_mul_ps(x, _mm256_set1_ps((float)-SQRT_HALF))));
-}
-
-HEED_AVX2 static inline __m256 vfwd(unary_kind k, __m256 x, __m256 a) {
-    const __m256 zero = _mm256_setzero_ps();
-    switch (k) {
-    case U_NEG: return _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
-    case U_SCALE: return _mm256_mul_ps(a, x);
-    case U_ADD_SCALAR: return _mm256_add_ps(x, a);
-    case U_EXP: return Sleef_expf8_u10avx2(x);
-    case U_LOG: return Sleef_logf8_u10avx2(x);
-    case U_SQRT: return _mm256_sqrt_ps(x);
-    case U_POW: return Sleef_powf8_u10avx2(x, a);
-    case U_RELU: return _mm256_max_ps(zero, x); /* max returns its second operand for NaN */
-    case U_LEAKY_RELU: return _mm256_blendv_ps(x, _mm256_mul_ps(a, x), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
-    case U_GELU: return _mm256_mul_ps(x, vphi_cdf(x));
-    case U_GELU_TANH: return _mm256_mul_ps(x, vgelu_tanh_s(x));
-    case U_SIGMOID: return heed__sigmoid8(x);
-    case U_TANH: return Sleef_tanhf8_u10avx2(x);
-    case U_SOFTPLUS: {
-        __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-        __m256 z = Sleef_expf8_u10avx2(_mm256_sub_ps(zero, ax));
-        /* log1p(z) = z - z^2/2 + ... rounds to z below 2^-24; SLEEF's log1pf is a few
-         * denormal steps off there, so take z itself */
-        __m256 l = _mm256_blendv_ps(Sleef_log1pf8_u10avx2(z), z, _mm256_cmp_ps(z, _mm256_set1_ps(0x1p-24f), _CMP_LT_OQ));
-        return _mm256_add_ps(_mm256_max_ps(x, zero), l);
-    }
-    default: return _mm256_set1_ps(NAN);
-    }
-}
-
-/* dy/dx, the same formulas as grad1. */
-HEED_AVX2 static inline __m256 vgrad(unary_kind k, __m256 x, __m256 y, __m256 a) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1);
-    switch (k) {
-    case U_NEG: return _mm256_set1_ps(-1);
-    case U_SCALE: return a;
-    case U_ADD_SCALAR: return one;
-    case U_EXP: return y;
-    case U_LOG: return _mm256_div_ps(one, x);
-    case U_SQRT: return _mm256_div_ps(_mm256_set1_ps(0.5f), y);
-    case U_POW: {
-        __m256 g = _mm256_mul_ps(a, Sleef_powf8_u10avx2(x, _mm256_sub_ps(a, one)));
-        return _mm256_blendv_ps(g, zero, _mm256_cmp_ps(a, zero, _CMP_EQ_OQ));
-    }
-    case U_RELU: return _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), one);
-    case U_LEAKY_RELU: return _mm256_blendv_ps(a, one, _mm256_cmp_ps(x, zero, _CMP_GT_OQ));
-    case U_GELU: {
-        __m256 e = Sleef_expf8_u10avx2(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(x, x)));
-        return _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)INV_SQRT_2PI)), e, vphi_cdf(x));
-    }
-    case U_GELU_TANH: {
-        __m256 s = vgelu_tanh_s(x);
-        __m256 du = _mm256_fmadd_ps(_mm256_set1_ps((float)(3 * GELU_C)), _mm256_mul_ps(x, x), one);
-        du = _mm256_mul_ps(_mm256_set1_ps((float)(2 * SQRT_2_OVER_PI)), du);
-        __m256 t = _mm256_mul_ps(_mm256_mul_ps(x, du), _mm256_mul_ps(s, _mm256_sub_ps(one, s)));
-        return _mm256_add_ps(s, t);
-    }
-    case U_SIGMOID: return _mm256_mul_ps(y, _mm256_sub_ps(one, y));
-    case U_TANH: return _mm256_fnmadd_ps(y, y, one);
-    case U_SOFTPLUS: return heed__sigmoid8(x);
-    default: return _mm256_set1_ps(NAN);
-    }
-}
-
-/* y[0..n) = f(x); the last n % 8 elements go through a zero-padded vector so every
- * element takes the same path. */
-HEED_AVX2 static void fwd_avx2(unary_kind k, const float *x, float *y, int64_t n, float a) {
-    __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, vfwd(k, _mm256_loadu_ps(x + i), va));
-    if (i < n) {
-        float bx[8] = {0}, by[8];
-        memcpy(bx, x + i, (size_t)(n - i) * sizeof *bx);
-        _mm256_storeu_ps(by, vfwd(k, _mm256_loadu_ps(bx), va));
-        memcpy(y + i, by, (size_t)(n - i) * sizeof *by);
-    }
-}
-
-/* gx[0..n) += dy * f'(x, y). */
-HEED_AVX2 static void bwd_avx2(unary_kind k, const float *x, const float *y, const float *dy, float *gx, int64_t n, float a) {
-    __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 d = vgrad(k, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), va);
-        _mm256_storeu_ps(gx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), d, _mm256_loadu_ps(gx + i)));
-    }
-    if (i < n) {
-        float bx[8] = {0}, by[8] = {0}, bd[8] = {0}, bg[8] = {0};
-        size_t rest = (size_t)(n - i) * sizeof(float);
-        memcpy(bx, x + i, rest), memcpy(by, y + i, rest), memcpy(bd, dy + i, rest), memcpy(bg, gx + i, rest);
-        __m256 d = vgrad(k, _mm256_loadu_ps(bx), _mm256_loadu_ps(by), va);
-        _mm256_storeu_ps(bg, _mm256_fmadd_ps(_mm256_loadu_ps(bd), d, _mm256_loadu_ps(bg)));
-        memcpy(gx + i, bg, rest);
-    }
-}
+#define PER_ISA_FILE "../ops/unary_vec.h"
+#include "../graph/per_isa.h"
 
 /* ---------------------------------------------------------------- drivers */
 
 #define BLOCK 16384         /* elements per parallel work item */
 #define PARALLEL_MIN 65536  /* fewer elements run on one thread */
 
+#define T float
+#define FN(name) name##_f32
+#include "unary_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "unary_kernels.h"
+#undef T
+#undef FN
+
 static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_, int64_t n, double a, int threads) {
-    if (dt == HEED_F32 && heed__have_avx2()) {
+    void (*fwd_vec)(unary_kind, const float *, float *, int64_t, float) = HEED_WIDEST(fwd, NULL);
+    if (dt == HEED_F32 && fwd_vec) {
         const float *x = x_;
         float *y = y_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)
         for (int64_t b = 0; b < blocks; b++) {
             int64_t lo = b * BLOCK, len = n - lo < BLOCK ? n - lo : BLOCK;
-            fwd_avx2(k, x + lo, y + lo, len, (float)a);
+            fwd_vec(k, x + lo, y + lo, len, (float)a);
         }
         return;
     }
-    HEED_FOR_DTYPE(dt, T, {
-        const T *x = x_;
-        T *y = y_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)")
-        for (int64_t i = 0; i < n; i++) y[i] = (T)fwd1(k, x[i], a);
-    });
+    if (dt == HEED_F32)
+        unary_forward_kernel_f32(x_, y_, n, threads, k, a);
+    else
+        unary_forward_kernel_f64(x_, y_, n, threads, k, a);
 }
 
 static void unary_backward(heed_graph *g, heed_node *nd) {
@@ -234,23 +141,23 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, xt);
     if (!gx_) return;
     int64_t n = xt->numel;
-    if (xt->dtype == HEED_F32 && heed__have_avx2()) {
+    void (*bwd_vec)(unary_kind, const float *, const float *, const float *, float *, int64_t, float) =
+        HEED_WIDEST(bwd, NULL);
+    if (xt->dtype == HEED_F32 && bwd_vec) {
         const float *x = xt->data, *y = yt->data, *dy = yt->grad;
         float *gx = gx_;
         int64_t blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))
         for (int64_t b = 0; b < blocks; b++) {
             int64_t lo = b * BLOCK, len = n - lo < BLOCK ? n - lo : BLOCK;
-            bwd_avx2(k, x + lo, y + lo, dy + lo, gx + lo, len, (float)a);
+            bwd_vec(k, x + lo, y + lo, dy + lo, gx + lo, len, (float)a);
         }
         return;
     }
-    HEED_FOR_DTYPE(xt->dtype, T, {
-        const T *x = xt->data, *y = yt->data, *dy = yt->grad;
-        T *gx = gx_;
-        _Pragma("omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) gx[i] += (T)(dy[i] * grad1(k, x[i], y[i], a));
-    });
+    if (xt->dtype == HEED_F32)
+        unary_backward_kernel_f32(xt, yt, gx_, n, g, k, a);
+    else
+        unary_backward_kernel_f64(xt, yt, gx_, n, g, k, a);
 }
 
 static const heed_op unary_ops[] = {

@@ -56,22 +56,38 @@ static bool make_plan(heed_graph *g, const char *op, int k, heed_tensor *const *
 }
 
 /* Offset of operand j at output index (i0, i1, i2, i3). */
-#define OFF(p, j) (i0 * (p)->st[j][0] + i1 * (p)->st[j][1] + i2 * (p)->st[j][2] + i3 * (p)->st[j][3])
+static inline int64_t off(const bplan *p, int j, int64_t i0, int64_t i1, int64_t i2, int64_t i3) {
+    return i0 * p->st[j][0] + i1 * p->st[j][1] + i2 * p->st[j][2] + i3 * p->st[j][3];
+}
 
-/* Visit every output element in order: o is its flat index. Parallel over the two
- * outer dims on `threads` threads when `par` (only for bodies that write disjoint elements). */
-#define FOR_OUT(p, par, threads, ...)                                                                         \
-    do {                                                                                                     \
-        int for_out_threads_ = (threads);                                                                    \
-        _Pragma("omp parallel for collapse(2) schedule(static) if (par) num_threads(for_out_threads_)")      \
-        for (int64_t i0 = 0; i0 < (p)->n[0]; i0++)                                                           \
-            for (int64_t i1 = 0; i1 < (p)->n[1]; i1++)                                                       \
-                for (int64_t i2 = 0; i2 < (p)->n[2]; i2++)                                                   \
-                    for (int64_t i3 = 0; i3 < (p)->n[3]; i3++) {                                             \
-                        int64_t o = ((i0 * (p)->n[1] + i1) * (p)->n[2] + i2) * (p)->n[3] + i3;               \
-                        __VA_ARGS__                                                                          \
-                    }                                                                                        \
-    } while (0)
+#define T float
+#define M float
+#define FN(name) name##_f32_m32
+#include "where_kernels.h"
+#undef T
+#undef M
+#undef FN
+#define T float
+#define M double
+#define FN(name) name##_f32_m64
+#include "where_kernels.h"
+#undef T
+#undef M
+#undef FN
+#define T double
+#define M float
+#define FN(name) name##_f64_m32
+#include "where_kernels.h"
+#undef T
+#undef M
+#undef FN
+#define T double
+#define M double
+#define FN(name) name##_f64_m64
+#include "where_kernels.h"
+#undef T
+#undef M
+#undef FN
 
 #define PARALLEL_MIN 32768
 
@@ -89,20 +105,14 @@ static void where_backward(heed_graph *g, heed_node *nd) {
     void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     /* Broadcast operands receive sums over several outputs: then run on one thread. */
     bool par = y->numel > PARALLEL_MIN && (!ga_ || a->numel == y->numel) && (!gb_ || b->numel == y->numel);
-    HEED_FOR_DTYPE(y->dtype, T, {
-        const T *dy = y->grad;
-        T *ga = ga_, *gb = gb_;
-        HEED_FOR_DTYPE(s->mask->dtype, M, {
-            const M *m = s->mask->data;
-            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
-                if (m[OFF(p, 0)] != 0) {
-                    if (ga) ga[OFF(p, 1)] += dy[o];
-                } else if (gb) {
-                    gb[OFF(p, 2)] += dy[o];
-                }
-            });
-        });
-    });
+    if (y->dtype == HEED_F32 && s->mask->dtype == HEED_F32)
+        where_backward_kernel_f32_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+    else if (y->dtype == HEED_F32)
+        where_backward_kernel_f32_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+    else if (s->mask->dtype == HEED_F32)
+        where_backward_kernel_f64_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
+    else
+        where_backward_kernel_f64_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, ga_, gb_);
 }
 
 static const heed_op op_where = {"heed_where", where_backward};
@@ -120,14 +130,14 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
     heed_tensor *y = heed__new(g, op, a->dtype, ndim, shape);
     if (!y) return NULL;
     bool par = y->numel > PARALLEL_MIN;
-    HEED_FOR_DTYPE(a->dtype, T, {
-        const T *A = a->data, *B = b->data;
-        T *Y = y->data;
-        HEED_FOR_DTYPE(mask->dtype, M, {
-            const M *m = mask->data;
-            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 0)] != 0 ? A[OFF(&p, 1)] : B[OFF(&p, 2)]; });
-        });
-    });
+    if (a->dtype == HEED_F32 && mask->dtype == HEED_F32)
+        where_kernel_f32_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+    else if (a->dtype == HEED_F32)
+        where_kernel_f32_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+    else if (mask->dtype == HEED_F32)
+        where_kernel_f64_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
+    else
+        where_kernel_f64_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, a->data, b->data, y->data);
     heed_tensor *in[2] = {a, b};
     heed_node *n = heed_record(g, &op_where, 2, in, 1, &y);
     if (n) {
@@ -147,16 +157,14 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     bool par = y->numel > PARALLEL_MIN; /* x has the output's shape: writes are disjoint */
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *dy = y->grad;
-        T *gx = gx_;
-        HEED_FOR_DTYPE(s->mask->dtype, M, {
-            const M *m = s->mask->data;
-            FOR_OUT(p, par, heed_ctx_threads(g->ctx), {
-                if (m[OFF(p, 1)] == 0) gx[o] += dy[o];
-            });
-        });
-    });
+    if (x->dtype == HEED_F32 && s->mask->dtype == HEED_F32)
+        masked_fill_backward_kernel_f32_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+    else if (x->dtype == HEED_F32)
+        masked_fill_backward_kernel_f32_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+    else if (s->mask->dtype == HEED_F32)
+        masked_fill_backward_kernel_f64_m32(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
+    else
+        masked_fill_backward_kernel_f64_m64(p, par, heed_ctx_threads(g->ctx), s->mask->data, y->grad, gx_);
 }
 
 static const heed_op op_masked_fill = {"heed_masked_fill", masked_fill_backward};
@@ -180,15 +188,14 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     bool par = y->numel > PARALLEL_MIN;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data;
-        T *Y = y->data;
-        T v = (T)value;
-        HEED_FOR_DTYPE(mask->dtype, M, {
-            const M *m = mask->data;
-            FOR_OUT(&p, par, heed_ctx_threads(g->ctx), { Y[o] = m[OFF(&p, 1)] != 0 ? v : X[o]; });
-        });
-    });
+    if (x->dtype == HEED_F32 && mask->dtype == HEED_F32)
+        masked_fill_kernel_f32_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, (float)value, y->data);
+    else if (x->dtype == HEED_F32)
+        masked_fill_kernel_f32_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, (float)value, y->data);
+    else if (mask->dtype == HEED_F32)
+        masked_fill_kernel_f64_m32(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, value, y->data);
+    else
+        masked_fill_kernel_f64_m64(&p, par, heed_ctx_threads(g->ctx), mask->data, x->data, value, y->data);
     heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);
     if (n) {
         saved_mask *s = heed_graph_alloc(g, sizeof *s);

@@ -12,6 +12,17 @@
 #define OPT_UPDATE_FILE "adagrad_update.h"
 #include "kernel_builds.h" /* update(): adagrad_update.h for f64, f32 and f32 on AVX2 */
 
+#define T float
+#define FN(name) name##_f32
+#include "adagrad_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "adagrad_kernels.h"
+#undef T
+#undef FN
+
 heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     static const char *fn = "heed_adagrad";
     heed_adagrad_opts o = opts ? *opts : (heed_adagrad_opts){0};
@@ -36,9 +47,9 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     opt->initial_accumulator = o.initial_accumulator_value;
     opt->state_min[0] = 0; /* a sum of squares */
     int64_t numel = heed_params_padded_numel(P);
-    HEED_FOR_DTYPE(opt->dtype, T, {
-        T *s = opt->state[0];
-        for (int64_t i = 0; i < numel; i++) s[i] = (T)o.initial_accumulator_value;
-    });
+    if (opt->dtype == HEED_F32)
+        adagrad_kernel_f32(opt, numel, o);
+    else
+        adagrad_kernel_f64(opt, numel, o);
     return opt;
 }

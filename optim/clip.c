@@ -7,18 +7,28 @@
 
 #define PAR_MIN 65536 /* elements below which a pass stays on one thread */
 
+#define T float
+#define FN(name) name##_f32
+#include "clip_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "clip_kernels.h"
+#undef T
+#undef FN
+
 heed_status heed_params_scale_grad(heed_params *P, double s) {
     if (!P) return HEED_ERR_ARG;
     if (!isfinite(s))
         return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_params_scale_grad: s = %g (must be finite)", s);
     int64_t n = heed_params_padded_numel(P);
     if (n == 0 || s == 1) return HEED_OK;
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        T *g = heed_params_grads(P);
-        const T k = (T)s;
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
-        for (int64_t i = 0; i < n; i++) g[i] *= k;
-    });
+    int threads = heed_ctx_threads(heed_params_ctx(P));
+    if (heed_params_dtype(P) == HEED_F32)
+        scale_f32(heed_params_grads(P), n, (float)s, threads);
+    else
+        scale_f64(heed_params_grads(P), n, s, threads);
     return HEED_OK;
 }
 
@@ -32,38 +42,18 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
 #define SUM_BLOCK 4096
 #define MAX_BLOCKS 256
 
-#define BLOCK_SUM(T, ACC, g, n, bs, nb, EXPR, partial, threads)                              \
-    do {                                                                                     \
-        int block_sum_threads_ = (threads);                                                  \
-        _Pragma("omp parallel for schedule(dynamic, 4) if (n >= PAR_MIN) num_threads(block_sum_threads_)") \
-        for (int64_t blk = 0; blk < nb; blk++) {                                             \
-            int64_t b = blk * bs, e = b + bs < n ? b + bs : n, i = b;                        \
-            ACC acc[8] = {0};                                                                \
-            for (; i + 8 <= e; i += 8)                                                       \
-                for (int k = 0; k < 8; k++) {                                                \
-                    T x = g[i + k];                                                          \
-                    acc[k] += EXPR;                                                          \
-                }                                                                            \
-            for (; i < e; i++) {                                                             \
-                T x = g[i];                                                                  \
-                acc[0] += EXPR;                                                              \
-            }                                                                                \
-            partial[blk] = (double)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                \
-                                    ((acc[4] + acc[5]) + (acc[6] + acc[7])));                \
-        }                                                                                    \
-    } while (0)
-
 /* The ordered sum of the block sums. */
 static double sum_blocks(const heed_params *P, bool squares) {
     int64_t n = heed_params_padded_numel(P);
     int64_t bs = n > SUM_BLOCK * MAX_BLOCKS ? (n + MAX_BLOCKS - 1) / MAX_BLOCKS : SUM_BLOCK, nb = (n + bs - 1) / bs;
     double partial[MAX_BLOCKS];
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        const T *g = heed_params_grads((heed_params *)P);
-        int nt = heed_ctx_threads(heed_params_ctx(P));
-        if (squares) BLOCK_SUM(T, double, g, n, bs, nb, (double)x * (double)x, partial, nt);
-        else BLOCK_SUM(T, T, g, n, bs, nb, x * 0, partial, nt);
-    });
+    const void *g = heed_params_grads((heed_params *)P);
+    int nt = heed_ctx_threads(heed_params_ctx(P));
+    bool f32 = heed_params_dtype(P) == HEED_F32;
+    if (squares && f32) block_sums_of_squares_f32(g, n, bs, nb, partial, nt);
+    else if (squares) block_sums_of_squares_f64(g, n, bs, nb, partial, nt);
+    else if (f32) block_sums_times_zero_f32(g, n, bs, nb, partial, nt);
+    else block_sums_times_zero_f64(g, n, bs, nb, partial, nt);
     double total = 0;
     for (int64_t b = 0; b < nb; b++) total += partial[b];
     return total;
@@ -100,12 +90,10 @@ heed_status heed_clip_grad_value(heed_params *P, double clip) {
         return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_value: clip = %g (must be finite and >= 0)",
                              clip);
     int64_t n = heed_params_padded_numel(P);
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        T *g = heed_params_grads(P);
-        const T hi = (T)clip, lo = -(T)clip;
-        /* NaN fails both comparisons and is kept, as torch.clamp keeps it */
-        _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN) num_threads(heed_ctx_threads(heed_params_ctx(P)))")
-        for (int64_t i = 0; i < n; i++) g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];
-    });
+    int threads = heed_ctx_threads(heed_params_ctx(P));
+    if (heed_params_dtype(P) == HEED_F32)
+        clamp_f32(heed_params_grads(P), n, -(float)clip, (float)clip, threads);
+    else
+        clamp_f64(heed_params_grads(P), n, -clip, clip, threads);
     return HEED_OK;
 }

@@ -71,6 +71,11 @@ struct heed_optimizer {
 heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kind, const char *name, opt_kernel kernel,
                                     double lr, double wd, int n_state, const char *const *names);
 
+/* The smallest value an element of optimizer state buffer i may hold (0 for second
+ * moments and sums of squares, -INFINITY for the others): a checkpoint (io/checkpoint.c)
+ * refuses others. */
+double heed__optimizer_state_min(const heed_optimizer *opt, int i);
+
 /* Validation helpers for constructors: record "fn: field = v (rule)" and return false. */
 bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v, double lo, double hi, bool hi_open);
 

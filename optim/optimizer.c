@@ -136,16 +136,23 @@ heed_status heed_optimizer_step(heed_optimizer *o) {
     return do_step(o, "heed_optimizer_step");
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "optimizer_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "optimizer_kernels.h"
+#undef T
+#undef FN
+
 /* Index of the first non-finite gradient element, or -1. */
 static int64_t first_nonfinite_grad(heed_params *P) {
     if (heed_params_grads_finite(P)) return -1;
     int64_t n = heed_params_padded_numel(P);
-    HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-        const T *g = heed_params_grads(P);
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(g[i])) return i;
-    });
-    return -1;
+    if (heed_params_dtype(P) == HEED_F32) return first_nonfinite_f32(heed_params_grads(P), n);
+    return first_nonfinite_f64(heed_params_grads(P), n);
 }
 
 heed_status heed_optimizer_step_guarded(heed_optimizer *o, heed_graph *g, const heed_tensor *loss) {
@@ -171,8 +178,8 @@ heed_status heed_optimizer_step_guarded(heed_optimizer *o, heed_graph *g, const 
             while (i + 1 < heed_params_count(o->P) && heed_params_offset(o->P, i + 1) <= bad) i++;
             const heed_tensor *t = heed_params_at(o->P, i);
             int64_t e = bad - heed_params_offset(o->P, i);
-            double v;
-            HEED_FOR_DTYPE(o->dtype, T, { v = (double)((const T *)heed_params_grads(o->P))[bad]; });
+            const void *grads = heed_params_grads(o->P);
+            double v = o->dtype == HEED_F32 ? (double)((const float *)grads)[bad] : ((const double *)grads)[bad];
             snprintf(cause, sizeof cause, "the gradient of '%s' holds %g at element %lld", t ? t->name : "?", v,
                      (long long)e);
         }

@@ -1,5 +1,5 @@
 /* The RMSprop update for one element type T, the body of rmsprop.c's kernel: built
- * for f64, f32 and f32 on AVX2 + FMA by kernel_builds.h (FN names the build). */
+ * for f64, f32, f32 on AVX2 + FMA and f32 on AVX-512F by kernel_builds.h (FN names the build). */
 
 OPT_TARGET static void FN(update)(OPT_KERNEL_PARAMS) {
     const bool centered = o->centered, use_mom = o->momentum > 0;

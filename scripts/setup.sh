@@ -7,7 +7,7 @@ SUDO=""
 pkgs=(gcc pkg-config meson ninja-build libsleef-dev libopenblas-openmp-dev libpng-dev
       clang libclang-rt-14-dev zlib1g-dev libjsmn-dev dataset-fashion-mnist
       libopenmpi-dev openmpi-bin
-      libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libespeak-ng-dev flite libcjson-dev)
+      libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libespeak-ng-dev flite)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The MPI cases of tests/test_dist.c under the MPI launcher:
-#   dist_test.sh TEST_DIST MPIRUN TEST_SASREC_DIST   or   dist_test.sh --skip REASON (exit 77:
+#   dist_test.sh TEST_DIST MPIRUN   or   dist_test.sh --skip REASON (exit 77:
 #   meson's skip)
 # Each case is bounded by a timeout; a case fails on a non-zero exit, a timeout, or (the
 # failure cases) a job that takes more than FAIL_SECONDS or lacks the failing rank's message.
@@ -9,7 +9,7 @@ if [ "$1" = --skip ]; then
   echo "SKIP: $2"
   exit 77
 fi
-exe=$1 mpirun=$2 sasrec=$3
+exe=$1 mpirun=$2
 FAIL_SECONDS=10
 flags=()
 if "$mpirun" --version 2>&1 | grep -q "Open MPI"; then
@@ -19,11 +19,11 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
-run() { # NP ARGS...: the launcher, or the plain program for NP 0 (PROG: the program)
+run() { # NP ARGS...: the launcher, or the plain program for NP 0
   local np=$1
   shift
-  if [ "$np" -eq 0 ]; then timeout 120 "${PROG:-$exe}" "$@"
-  else timeout 120 "$mpirun" "${flags[@]}" -np "$np" "${PROG:-$exe}" "$@"; fi
+  if [ "$np" -eq 0 ]; then timeout 120 "$exe" "$@"
+  else timeout 120 "$mpirun" "${flags[@]}" -np "$np" "$exe" "$@"; fi
 }
 case_() { # NAME NP ARGS...
   local name=$1
@@ -46,9 +46,7 @@ case_ "1 process resumes them to epoch 4" 0 resume "$tmp/a.ckpt" 4
 case_ "1 process saves at epoch 2" 0 save "$tmp/b.ckpt" 2
 case_ "2 ranks resume it to epoch 4" 2 resume "$tmp/b.ckpt" 4
 case_ "3 ranks resume it to epoch 4" 3 resume "$tmp/b.ckpt" 4
-PROG=$sasrec case_ "SASRec trainer, 2 ranks: 2 epochs" 2 train "$tmp/sasrec"
-PROG=$sasrec case_ "SASRec trainer, 1 process: the same losses and weights, resumes the ranks' epoch 1" 0 check "$tmp/sasrec"
-ls "$tmp"/*.tmp.* >/dev/null 2>&1 && { echo "FAIL a temporary checkpoint file was left"; failed=1; }
+ls "$tmp"/*.tmp* >/dev/null 2>&1 && { echo "FAIL a temporary checkpoint file was left"; failed=1; }
 
 # A rank that fails mid-epoch ends the job within seconds, with its message.
 for how in abort exit kill; do

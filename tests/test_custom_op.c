@@ -1,5 +1,6 @@
-/* A user-defined op through the public header only (include/heed/extend.h): softsign and
- * a row log-sum-exp that saves its statistics, gradient-checked like heed's own ops. */
+/* A user-defined op through the public header only (include/heed/extend.h): softsign (its
+ * kernels in softsign_kernels.h, the template idiom of docs/guide.md) and a row
+ * log-sum-exp that saves its statistics, gradient-checked like heed's own ops. */
 #include "check.h"
 #include "check_grad32.h"
 
@@ -8,16 +9,23 @@ static heed_ctx *ctx;
 /* ---------------------------------------------------------------- softsign
  * y = x / (1 + |x|),  dy/dx = 1 / (1 + |x|)^2 */
 
+#define T float
+#define FN(name) name##_f32
+#include "softsign_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "softsign_kernels.h"
+#undef T
+#undef FN
+
 static void softsign_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = heed_node_input(n, 0), *y = heed_node_output(n, 0);
     void *dx = heed_grad_buffer(g, x);
     if (!dx) return;
-    for (int64_t i = 0; i < x->numel; i++) {
-        double d = 1 + fabs(heed_get(x, i));
-        double gi = (x->dtype == HEED_F32 ? ((float *)y->grad)[i] : ((double *)y->grad)[i]) / (d * d);
-        if (x->dtype == HEED_F32) ((float *)dx)[i] += (float)gi;
-        else ((double *)dx)[i] += gi;
-    }
+    if (x->dtype == HEED_F32) softsign_backward_f32(x->data, y->grad, dx, x->numel);
+    else softsign_backward_f64(x->data, y->grad, dx, x->numel);
 }
 static const heed_op softsign_op = {"softsign", softsign_backward};
 
@@ -25,11 +33,8 @@ static heed_tensor *softsign(heed_graph *g, heed_tensor *x) {
     if (!heed_check_tensor(g, "softsign", x, "x")) return NULL;
     heed_tensor *y = heed_empty(g, x->dtype, heed_tensor_shape(x));
     if (!y) return NULL;
-    for (int64_t i = 0; i < x->numel; i++) {
-        double v = heed_get(x, i) / (1 + fabs(heed_get(x, i)));
-        if (x->dtype == HEED_F32) ((float *)y->data)[i] = (float)v;
-        else ((double *)y->data)[i] = v;
-    }
+    if (x->dtype == HEED_F32) softsign_forward_f32(x->data, y->data, x->numel);
+    else softsign_forward_f64(x->data, y->data, x->numel);
     heed_record(g, &softsign_op, 1, &x, 1, &y);
     return heed_graph_ok(g) ? y : NULL;
 }

@@ -70,7 +70,12 @@ static report run_child(const char *value, bool force_scalar) {
 }
 
 static const char *best(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2" : "scalar";
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return "scalar";
+    return __builtin_cpu_supports("avx512f") ? "avx512" : "avx2";
+}
+
+static bool runs(const char *isa) {
+    return !strcmp(isa, "scalar") || !strcmp(best(), "avx512") || !strcmp(best(), isa);
 }
 
 /* The scalar path ran: every exp is exp rounded to float. */
@@ -78,17 +83,21 @@ static void ran_scalar(const report *r, const char *what) {
     CHECK(r->mismatches == 0, "%s: %lld of %d f32 exps differ from the scalar formula", what, (long long)r->mismatches, NX);
 }
 
-/* The AVX2 path ran: SLEEF's expf (1 ulp) is not correctly rounded, so some of the NX
- * results differ from exp rounded to float (about 1 in 10 here). */
-static void ran_avx2(const report *r, const char *what) {
-    CHECK(r->mismatches > 0, "%s: all %d f32 exps equal the scalar formula: the AVX2 kernel did not run", what, NX);
+/* A vector path (AVX2 or AVX-512) ran: SLEEF's expf (1 ulp) is not correctly rounded, so
+ * some of the NX results differ from exp rounded to float (about 1 in 10 here). */
+static void ran_vector(const report *r, const char *what) {
+    CHECK(r->mismatches > 0, "%s: all %d f32 exps equal the scalar formula: no vector kernel ran", what, NX);
+}
+
+static void ran(const report *r, const char *isa, const char *what) {
+    if (!strcmp(isa, "scalar")) ran_scalar(r, what);
+    else ran_vector(r, what);
 }
 
 static void default_and_scalar(void) {
     report r = run_child(NULL, false);
     CHECK(r.ok && !strcmp(r.isa, best()) && !r.err[0], "unset: isa %s (want %s), stderr '%s'", r.isa, best(), r.err);
-    if (!strcmp(best(), "avx2")) ran_avx2(&r, "unset");
-    else ran_scalar(&r, "unset");
+    ran(&r, best(), "unset");
     r = run_child("", false);
     CHECK(r.ok && !strcmp(r.isa, best()) && !r.err[0], "empty: isa %s (want %s), stderr '%s'", r.isa, best(), r.err);
     r = run_child("scalar", false);
@@ -96,30 +105,34 @@ static void default_and_scalar(void) {
     ran_scalar(&r, "HEED_ISA=scalar");
 }
 
-static void avx2(void) {
-    report r = run_child("avx2", false);
-    if (!strcmp(best(), "avx2")) {
-        CHECK(r.ok && !strcmp(r.isa, "avx2") && !r.err[0], "avx2: isa %s, stderr '%s'", r.isa, r.err);
-        ran_avx2(&r, "HEED_ISA=avx2");
-    } else { /* a CPU without AVX2: the note, and the scalar path */
-        CHECK(r.ok && !strcmp(r.isa, "scalar") &&
-                  !strcmp(r.err, "heed: HEED_ISA=avx2: this CPU lacks AVX2 or FMA; running scalar\n"),
-              "avx2 on a CPU without it: isa %s, stderr '%s'", r.isa, r.err);
-        ran_scalar(&r, "HEED_ISA=avx2 without AVX2");
+/* HEED_ISA=isa: that ISA when the CPU has it, else the note naming what is missing, and
+ * the default. */
+static void vector_isa(const char *isa, const char *lacks) {
+    report r = run_child(isa, false);
+    char what[64], want[256];
+    snprintf(what, sizeof what, "HEED_ISA=%s", isa);
+    if (runs(isa)) {
+        CHECK(r.ok && !strcmp(r.isa, isa) && !r.err[0], "%s: isa %s, stderr '%s'", what, r.isa, r.err);
+        ran(&r, isa, what);
+    } else {
+        snprintf(want, sizeof want, "heed: HEED_ISA=%s: this CPU lacks %s; running %s\n", isa, lacks, best());
+        CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "%s on a CPU without it: isa %s, stderr '%s' (want '%s')",
+              what, r.isa, r.err, want);
+        ran(&r, best(), what);
     }
 }
 
-/* Names heed cannot run: one line on stderr (heed_isa ran twice and a kernel once), and
- * the default path. */
+static void avx2(void) { vector_isa("avx2", "AVX2 or FMA"); }
+static void avx512(void) { vector_isa("avx512", "AVX-512F"); }
+
+/* A name heed does not know: one line on stderr (heed_isa ran twice and a kernel once),
+ * and the default path. */
 static void refused(void) {
     char want[256];
-    report r = run_child("avx512", false);
-    snprintf(want, sizeof want, "heed: HEED_ISA=avx512: heed has no AVX-512 kernels yet; running %s\n", best());
-    CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "avx512: isa %s, stderr '%s' (want '%s')", r.isa, r.err, want);
-    r = run_child("AVX2", false);
+    report r = run_child("AVX2", false);
     snprintf(want, sizeof want, "heed: HEED_ISA=AVX2 is not one of avx512, avx2, scalar; running %s\n", best());
     CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "AVX2: isa %s, stderr '%s' (want '%s')", r.isa, r.err, want);
-    if (!strcmp(best(), "avx2")) ran_avx2(&r, "HEED_ISA=AVX2 (unknown: the default)");
+    ran(&r, best(), "HEED_ISA=AVX2 (unknown: the default)");
 }
 
 /* The hook: scalar whatever HEED_ISA says, and heed_isa() tells. */
@@ -130,11 +143,15 @@ static void hook(void) {
     r = run_child("avx2", true);
     CHECK(r.ok && !strcmp(r.isa, "scalar"), "hook under HEED_ISA=avx2: isa %s", r.isa);
     ran_scalar(&r, "heed__force_scalar under HEED_ISA=avx2");
+    r = run_child("avx512", true);
+    CHECK(r.ok && !strcmp(r.isa, "scalar"), "hook under HEED_ISA=avx512: isa %s", r.isa);
+    ran_scalar(&r, "heed__force_scalar under HEED_ISA=avx512");
 }
 
 int main(void) {
     RUN(default_and_scalar);
     RUN(avx2);
+    RUN(avx512);
     RUN(refused);
     RUN(hook);
     return check_summary();

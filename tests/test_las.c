@@ -44,6 +44,20 @@ static void gradcheck_whole_model(void) {
     CHECK_GRAD(ctx, tiny_loss, &c, 1, &x, &o2);
     heed_params_free(P);
     heed_params_free(Q);
+    /* Luong's local attention: windows of 3 of the 4 encoder frames, centred on the step
+     * (local-m, past the end at step 3 of the shorter utterance) or predicted (local-p,
+     * the gradient reaching W_p and v_p through the Gaussian) */
+    for (int kind = HEED_LAS_LOCAL_M; kind <= HEED_LAS_LOCAL_P; kind++) {
+        heed_params *R = heed_params_new(ctx, HEED_F64);
+        cfg = tiny_config();
+        cfg.attention = (heed_las_attention)kind, cfg.local_window = 1;
+        CHECK(heed_las_declare(&m, R, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(!m.attn.w_k && m.local_w && (kind == HEED_LAS_LOCAL_P) == (m.local_wp != NULL), "kind %d: parameters", kind);
+        for (int i = 0; i < heed_params_count(R); i++) heed_param_init(R, heed_params_at(R, i), heed_init_uniform(-0.8, 0.8));
+        heed_gradcheck_opts o3 = {.params = R, .seed = 6};
+        CHECK_GRAD(ctx, tiny_loss, &c, 1, &x, &o3);
+        heed_params_free(R);
+    }
 }
 
 /* f32 against f64 on the same parameters and input. */
@@ -91,12 +105,13 @@ static void task_input(float *x) {
     }
 }
 
-static void train_tiny_then_decode(void) {
+static void train_tiny_then_decode_with(heed_las_attention kind) {
     heed_ctx *c = heed_ctx_new(&(heed_ctx_opts){.seed = 2, .threads = 1});
     heed_params *P = heed_params_new(c, HEED_F32);
     heed_las m;
     heed_las_config cfg = {.input_dim = F, .listener_hidden = 8, .pyramid_layers = 1, .speller_hidden = 16,
-                           .embed_dim = 8, .attn_dim = 8, .loc_channels = 4, .loc_kernel = 5, .vocab = V};
+                           .embed_dim = 8, .attn_dim = 8, .loc_channels = 4, .loc_kernel = 5, .vocab = V,
+                           .attention = kind, .local_window = 2};
     CHECK(heed_las_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(c));
     heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.02, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8});
     heed_graph *g = heed_graph_new(c);
@@ -116,7 +131,7 @@ static void train_tiny_then_decode(void) {
         last = heed_get(loss, 0);
         heed_optimizer_step(opt);
     }
-    CHECK(last < 0.5 * first, "loss %.4f -> %.4f: did not halve in 40 steps", first, last);
+    CHECK(last < 0.5 * first, "attention %d: loss %.4f -> %.4f: did not halve in 40 steps", (int)kind, first, last);
 
     heed_decode_result r[2];
     for (int k = 0; k < 2; k++) {
@@ -133,11 +148,12 @@ static void train_tiny_then_decode(void) {
         bool same = h0->len == h1->len && h0->finished == h1->finished && h0->logp == h1->logp && h0->score == h1->score &&
                     !memcmp(h0->tokens, h1->tokens, (size_t)h0->len * sizeof *h0->tokens) &&
                     !memcmp(h0->attention, h1->attention, (size_t)((h0->len + h0->finished) * N) * sizeof(float));
-        CHECK(same, "utterance %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ", b,
-              (long long)h0->len, h0->logp, (long long)h1->len, h1->logp);
-        /* attention rows are distributions over the utterance's own frames */
+        CHECK(same, "attention %d utterance %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ", (int)kind,
+              b, (long long)h0->len, h0->logp, (long long)h1->len, h1->logp);
+        /* location-aware attention rows are distributions over the utterance's own frames
+         * (local windows need not sum to 1: past the end, or under the Gaussian) */
         int64_t n_enc = (task_lengths[b] + 1) / 2;
-        for (int64_t s = 0; s < h0->len + h0->finished; s++) {
+        for (int64_t s = 0; kind == HEED_LAS_LOCATION && s < h0->len + h0->finished; s++) {
             double sum = 0, pad = 0;
             for (int64_t j = 0; j < N; j++) *(j < n_enc ? &sum : &pad) += h0->attention[s * N + j];
             CHECK(check_close(sum, 1, 1e-5) && pad == 0, "utterance %d step %lld: weights sum %.7f, %.3g on padding", b,
@@ -177,6 +193,12 @@ static void train_tiny_then_decode(void) {
     heed_ctx_free(c);
 }
 
+static void train_tiny_then_decode(void) {
+    train_tiny_then_decode_with(HEED_LAS_LOCATION);
+    train_tiny_then_decode_with(HEED_LAS_LOCAL_M);
+    train_tiny_then_decode_with(HEED_LAS_LOCAL_P);
+}
+
 /* heed_pyramid_concat / heed_pyramid_lstm with out_lengths == lengths (halved in place, as
  * a listener stack does): backward must mask by the lengths before halving. (It saved them
  * after writing out_lengths: frames past the halved length got no gradient.) */
@@ -198,6 +220,14 @@ static void bad_input(void) {
     heed_las_config cfg = tiny_config();
     cfg.pyramid_layers = 0;
     CHECK(heed_las_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "pyramid_layers 0"), "%s",
+          heed_ctx_error(ctx));
+    cfg = tiny_config();
+    cfg.attention = (heed_las_attention)3;
+    CHECK(heed_las_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "attention 3"), "%s",
+          heed_ctx_error(ctx));
+    cfg = tiny_config();
+    cfg.local_window = -1;
+    CHECK(heed_las_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "local_window -1"), "%s",
           heed_ctx_error(ctx));
     cfg = tiny_config();
     CHECK(heed_las_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));

@@ -30,6 +30,9 @@ void las_usage(FILE *f) {
             "  --listener-hidden H    per direction (64)   --pyramid-layers P  1..4 (2)\n"
             "  --speller-hidden S     (128)   --embed-dim E (32)   --attn-dim A (64)\n"
             "  --loc-channels C       location-aware attention (8; 0 = plain additive) --loc-kernel K (15)\n"
+            "  --attention KIND       location (additive, location-aware), local-m or local-p (Luong's\n"
+            "                         local attention: monotonic or predicted centre) (location)\n"
+            "  --local-window D       the local kinds' window of 2D+1 encoder frames (10)\n"
             "  --dropout P            before the output layer (0.1)\n"
             "training:\n"
             "  --stop-after N         stop (checkpointed) after epoch N of --epochs, to --resume later\n"
@@ -40,6 +43,9 @@ void las_usage(FILE *f) {
             "  --sampling X           feed back a sampled prediction with probability X, ramped up\n"
             "                         linearly over the first half of training (0.1)\n"
             "  --specaugment N        time and frequency masks each (2; 0 = off)\n"
+            "  --vtlp X               warp each training utterance's frequencies by a factor in\n"
+            "                         [1-X, 1+X] (vocal-tract-length perturbation; 0 = off) (0)\n"
+            "  --tempo X              and its tempo by a factor in [1-X, 1+X] (0 = off) (0)\n"
             "  --seed S               parameters, batches, masks (1)\n"
             "  --threads N            OpenMP threads (default: all)\n"
             "evaluation and output:\n"
@@ -123,6 +129,7 @@ int las_parse_args(int argc, char *const *argv, las_options *o, char *err, size_
         INT("--attn-dim", m->attn_dim, 1, 4096)
         INT("--loc-channels", m->loc_channels, 0, 256)
         INT("--loc-kernel", m->loc_kernel, 0, 255)
+        INT("--local-window", m->local_window, 1, 1000)
         DBL("--dropout", m->dropout, 0, 0.9)
         INT("--epochs", o->epochs, 0, 100000)
         INT("--stop-after", o->stop_after, 1, 100000)
@@ -134,6 +141,8 @@ int las_parse_args(int argc, char *const *argv, las_options *o, char *err, size_
         DBL("--label-smoothing", t->label_smoothing, 0, 0.99)
         DBL("--sampling", t->sampling, 0, 1)
         INT("--specaugment", t->specaugment, 0, 10)
+        DBL("--vtlp", t->vtlp, 0, 0.5)
+        DBL("--tempo", t->tempo, 0, 0.5)
         INT("--seed", t->seed, 0, INT64_MAX)
         INT("--threads", o->threads, 0, 1024)
         INT("--eval-every", o->eval_every, 0, 1000000)
@@ -142,7 +151,11 @@ int las_parse_args(int argc, char *const *argv, las_options *o, char *err, size_
         DBL("--length-penalty", t->length_penalty, 0, 10)
         INT("--show", o->show, 0, 1000000)
         DBL("--target-wer", o->target_wer, 0, 100)
-        else if (!strcmp(a, "--schedule")) {
+        else if (!strcmp(a, "--attention")) {
+            int kind = las_attention_kind(v);
+            ok = kind >= 0;
+            if (ok) m->attention = (heed_las_attention)kind;
+        } else if (!strcmp(a, "--schedule")) {
             ok = v && (!strcmp(v, "cosine") || !strcmp(v, "constant"));
             if (ok) t->cosine = !strcmp(v, "cosine");
         } else {

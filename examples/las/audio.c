@@ -174,23 +174,6 @@ int las_wav_read_memory(const void *data, size_t size, const char *name, float *
     return rc;
 }
 
-int las_wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t errlen) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    SF_INFO info = {.samplerate = rate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
-    SNDFILE *sf = sf_open(tmp, SFM_WRITE, &info);
-    if (!sf) return snprintf(err, errlen, "%s: cannot write: %s", tmp, sf_strerror(NULL)), -1;
-    sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    sf_count_t put = sf_writef_float(sf, x, n);
-    int closed = sf_close(sf);
-    if (put != n || closed != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: writing failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int las_resample(const float *x, int64_t n, int rate_in, int rate_out, float **out, int64_t *n_out, char *err,
                  size_t errlen) {
     double ratio = (double)rate_out / rate_in;
@@ -334,6 +317,29 @@ void las_specaugment(float *f, int64_t T, int F, heed_rng *r, const las_specaug 
         int64_t w = (int64_t)heed_rng_below(r, (uint64_t)cap + 1);
         int64_t t0 = (int64_t)heed_rng_below(r, (uint64_t)(T - w) + 1);
         memset(f + t0 * F, 0, (size_t)(w * F) * sizeof *f);
+    }
+}
+
+int64_t las_warp_frames(int64_t T, double tempo) {
+    int64_t n = (int64_t)floor((double)(T - 1) / tempo) + 1;
+    return n < 1 ? 1 : n;
+}
+
+void las_warp(const float *f, int64_t T, int F, double alpha, double tempo, float *out) {
+    double lo = hz_to_mel(LAS_FMIN), hi = hz_to_mel(LAS_FMAX), step = (hi - lo) / (F + 1);
+    int64_t T2 = las_warp_frames(T, tempo);
+    for (int k = 0; k < F; k++) { /* source band position of output band k */
+        double pos = (hz_to_mel(mel_to_hz(lo + step * (k + 1)) / alpha) - lo) / step - 1;
+        pos = pos < 0 ? 0 : pos > F - 1 ? F - 1 : pos;
+        int k0 = (int)pos, k1 = k0 + 1 < F ? k0 + 1 : k0;
+        double wk = pos - k0;
+        for (int64_t t = 0; t < T2; t++) {
+            double ts = fmin((double)t * tempo, (double)(T - 1));
+            int64_t t0 = (int64_t)ts, t1 = t0 + 1 < T ? t0 + 1 : t0;
+            double wt = ts - (double)t0;
+            double a = (1 - wk) * f[t0 * F + k0] + wk * f[t0 * F + k1], b = (1 - wk) * f[t1 * F + k0] + wk * f[t1 * F + k1];
+            out[t * F + k] = (float)((1 - wt) * a + wt * b);
+        }
     }
 }
 

@@ -30,8 +30,6 @@ int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t er
 /* The same from the bytes of a file in memory (name is used in messages). */
 int las_wav_read_memory(const void *data, size_t size, const char *name, float **out, int64_t *n, char *err,
                         size_t errlen);
-/* Writes mono floats at rate as a 16-bit PCM WAV (atomically: temporary file, rename). */
-int las_wav_write(const char *path, const float *x, int64_t n, int rate, char *err, size_t errlen);
 /* Resamples x[n] from rate_in to rate_out (libsamplerate, sinc medium quality). */
 int las_resample(const float *x, int64_t n, int rate_in, int rate_out, float **out, int64_t *n_out, char *err,
                  size_t errlen);
@@ -62,6 +60,14 @@ typedef struct {
     double time_fraction; /* 0 = 0.2 */
 } las_specaug;
 void las_specaugment(float *f, int64_t T, int F, heed_rng *r, const las_specaug *s);
+
+/* Vocal-tract-length and tempo perturbation of log-mel features (training only):
+ *   out[t, k] = f(t * tempo, position of the frequency c_k / alpha among the band centres),
+ * bilinear, clamped at the edges; c_k is band k's centre. alpha > 1 moves the formants up
+ * (a shorter vocal tract), tempo > 1 speaks faster: out has las_warp_frames(T, tempo)
+ * frames. F is the band count (40 or 80, the filterbank's spacing). */
+int64_t las_warp_frames(int64_t T, double tempo);
+void las_warp(const float *f, int64_t T, int F, double alpha, double tempo, float *out);
 
 /* Adds white noise at snr_db dB below the signal's mean power. */
 void las_add_noise(float *x, int64_t n, double snr_db, heed_rng *r);

@@ -192,27 +192,28 @@ int las_corpus_add_manifest(las_corpus *c, las_fbank *fb, const las_manifest *m,
 static const char magic[] = "LASCACHE1\n";
 
 int las_corpus_save(const las_corpus *c, const char *path, const char *key, char *err, size_t errlen) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return snprintf(err, errlen, "%s: %s", tmp, strerror(errno)), -1;
-    int32_t bands = c->bands;
-    bool ok = fputs(magic, f) >= 0 && fputs(key, f) >= 0 && fputc('\n', f) != EOF && fwrite(&c->n, 8, 1, f) == 1 &&
-              fwrite(&bands, 4, 1, f) == 1;
-    for (int64_t i = 0; ok && i < c->n; i++) {
-        const las_utt *u = &c->u[i];
-        int32_t len = (int32_t)strlen(u->text);
-        ok = fwrite(&len, 4, 1, f) == 1 && fwrite(u->text, 1, (size_t)len, f) == (size_t)len &&
-             fwrite(&u->frames, 8, 1, f) == 1 &&
-             fwrite(u->feat, sizeof(float), (size_t)(u->frames * bands), f) == (size_t)(u->frames * bands);
+    heed_ctx *ctx = heed_ctx_new(NULL); /* holds the atomic writer's message */
+    if (!ctx) return snprintf(err, errlen, "%s: out of memory", path), -1;
+    heed_atomic_file af;
+    heed_status st = heed_atomic_open(ctx, "las: the feature cache", path, &af);
+    if (st == HEED_OK) {
+        FILE *f = af.f;
+        int32_t bands = c->bands;
+        bool ok = fputs(magic, f) >= 0 && fputs(key, f) >= 0 && fputc('\n', f) != EOF && fwrite(&c->n, 8, 1, f) == 1 &&
+                  fwrite(&bands, 4, 1, f) == 1;
+        for (int64_t i = 0; ok && i < c->n; i++) {
+            const las_utt *u = &c->u[i];
+            int32_t len = (int32_t)strlen(u->text);
+            ok = fwrite(&len, 4, 1, f) == 1 && fwrite(u->text, 1, (size_t)len, f) == (size_t)len &&
+                 fwrite(&u->frames, 8, 1, f) == 1 &&
+                 fwrite(u->feat, sizeof(float), (size_t)(u->frames * bands), f) == (size_t)(u->frames * bands);
+        }
+        if (!ok) st = heed_ctx_fail(ctx, HEED_ERR_IO, "las: the feature cache: writing %s failed: %s", path, strerror(errno));
+        st = heed_atomic_close(ctx, &af, st); /* commits, or removes the temporary file */
     }
-    if (fclose(f) != 0) ok = false;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: writing the cache failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    if (st != HEED_OK) snprintf(err, errlen, "%s", heed_ctx_error(ctx));
+    heed_ctx_free(ctx);
+    return st == HEED_OK ? 0 : -1;
 }
 
 int las_corpus_load(las_corpus *c, const char *path, const char *key, char *err, size_t errlen) {

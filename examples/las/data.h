@@ -61,7 +61,8 @@ int las_corpus_add_audio(las_corpus *c, las_fbank *fb, const char *text, const f
 /* Appends the utterances of a manifest: each WAV read, resampled, featurised. */
 int las_corpus_add_manifest(las_corpus *c, las_fbank *fb, const las_manifest *m, const char *name, char *err,
                             size_t errlen);
-/* The cache: a corpus saved with a key string (the settings that made it); load returns 1
+/* The cache: a corpus saved with a key string (the settings that made it), through heed's
+ * atomic writer (whole or not at all); load returns 1
  * when the file is absent or its key differs (regenerate), 0 when loaded, -1 on error. */
 int las_corpus_save(const las_corpus *c, const char *path, const char *key, char *err, size_t errlen);
 int las_corpus_load(las_corpus *c, const char *path, const char *key, char *err, size_t errlen);

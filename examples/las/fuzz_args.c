@@ -16,6 +16,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     FUZZ_SEED("transcribe", "--transcribe\0a.wav\0--checkpoint\0x\0--alignment\0a.png");
     FUZZ_SEED("loc", "--loc-channels\0" "0\0--loc-kernel\0" "0\0--bands\0" "80\0--schedule\0constant");
     FUZZ_SEED("even-kernel", "--loc-kernel\0" "4");
+    FUZZ_SEED("local", "--attention\0local-p\0--local-window\0" "5\0--vtlp\0" "0.1\0--tempo\0" "0.1");
     FUZZ_SEED("missing-value", "--sampling");
     FUZZ_SEED("help", "--stack\0" "3\0-h");
     return 0;
@@ -37,7 +38,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         if ((o.resume && !o.checkpoint) || (o.transcribe && !o.checkpoint) || (o.data.bands != 40 && o.data.bands != 80) ||
             t->batch < 1 || t->stack < 1 || t->beam < 1 || (t->model.loc_kernel && t->model.loc_kernel % 2 == 0) ||
             (t->model.loc_channels == 0) != (t->model.loc_kernel == 0) || !(t->model.dropout >= 0 && t->model.dropout < 1) ||
-            o.epochs < 0 || t->model.pyramid_layers < 1 || t->model.pyramid_layers > HEED_LAS_MAX_PYRAMID)
+            o.epochs < 0 || t->model.pyramid_layers < 1 || t->model.pyramid_layers > HEED_LAS_MAX_PYRAMID ||
+            (unsigned)t->model.attention > HEED_LAS_LOCAL_P || t->model.local_window < 0 || !(t->vtlp >= 0 && t->vtlp <= 0.5) ||
+            !(t->tempo >= 0 && t->tempo <= 0.5))
             abort();
     }
     free(buf);

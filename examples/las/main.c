@@ -6,6 +6,7 @@
 #include "args.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,7 +281,8 @@ static int train(program *p) {
            "2 x LSTM %lld, attention %lld%s, %lld tokens; batch %lld, %lld steps per epoch, Adam lr %g, %d threads\n",
            (long long)n_params, m->pyramid_layers, (long long)m->listener_hidden,
            (long long)(o->train.stack << m->pyramid_layers), (long long)m->speller_hidden, (long long)m->attn_dim,
-           m->loc_channels ? " location-aware" : "", (long long)m->vocab, (long long)o->train.batch,
+           m->attention == HEED_LAS_LOCAL_M ? " local-m" : m->attention == HEED_LAS_LOCAL_P ? " local-p"
+           : m->loc_channels ? " location-aware" : "", (long long)m->vocab, (long long)o->train.batch,
            (long long)las_trainer_steps_per_epoch(t), o->train.lr, heed_ctx_threads(t->ctx));
     if (o->resume && access(o->checkpoint, F_OK) == 0) {
         if (las_trainer_load(t, o->checkpoint, err, errlen)) return fail("resume", err);
@@ -365,6 +367,11 @@ int main(int argc, char **argv) {
         fail("", p.err);
         return 2;
     }
+    /* --threads is for the whole program: heed's kernels (the ctx) and the BLAS, which
+     * follows OpenMP's process-wide count (a program may set it, a library may not); left
+     * at the default, one thread of ours waited in libgomp for a second BLAS thread that a
+     * loaded machine had not scheduled */
+    if (args == LAS_ARGS_OK && p.o.threads > 0) omp_set_num_threads((int)p.o.threads);
     int status = args == LAS_ARGS_HELP ? 0 : p.o.transcribe ? transcribe(&p) : train(&p);
     heed_metrics_free(p.log);
     las_trainer_free(&p.t);

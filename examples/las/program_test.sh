@@ -55,6 +55,16 @@ loss_b=$(sed -n 's/^epoch 2: loss \([0-9.]*\).*/\1/p' "$dir/b2.log")
   grep -q '7_theo_3.wav: ".*" (score' "$dir/t.log" && [ -s "$dir/t.png" ] && [ -s "$dir/t.svg" ] &&
   ok "transcribed: $(cat "$dir/t.log" | head -1)" || bad "transcribe: $(cat "$dir/t.log")"
 
+# Luong's local attention and the feature warps: the checkpoint records the attention, so
+# --transcribe rebuilds a local-p model, and a resume with another attention is refused.
+"$las" "${tiny[@]}" --epochs 1 --no-test --attention local-p --local-window 3 --vtlp 0.1 --tempo 0.1 \
+  --checkpoint "$dir/l.ckpt" > "$dir/l.log" 2>&1 && grep -q "attention 8 local-p" "$dir/l.log" &&
+  "$las" --transcribe "$fsdd/7_theo_3.wav" --checkpoint "$dir/l.ckpt" > "$dir/lt.log" 2>&1 &&
+  grep -q '7_theo_3.wav: ".*" (score' "$dir/lt.log" && ok "local-p trained with warps, transcribed" ||
+  bad "local-p: $(cat "$dir/l.log" "$dir/lt.log")"
+expect 1 "was saved with --attention local-p, this run has location" -- "${tiny[@]}" --epochs 1 --no-test --vtlp 0.1 \
+  --tempo 0.1 --local-window 3 --checkpoint "$dir/l.ckpt" --resume
+
 # Bad WAV files: each names the file and the rule.
 : > "$dir/empty.wav"
 printf 'hello, not audio\n' > "$dir/text.wav"
@@ -72,7 +82,9 @@ expect 1 "$dir/missing.wav" -- --transcribe "$dir/missing.wav" --checkpoint "$di
 
 # Checkpoints: not a checkpoint, another program's, another model's shape.
 expect 1 "$dir/text.wav: not a heed checkpoint" -- --transcribe "$fsdd/7_theo_3.wav" --checkpoint "$dir/text.wav"
-printf '\x20\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"a":"b"}}      ' > "$dir/other.ckpt"
+# a heed checkpoint (no tensors) of another program: its metadata has no las.model
+other='{"__metadata__":{"heed.format":"checkpoint","step":"0","epoch":"0","rng.seed":"0","rng.counter":"0","schedule.count":"0","user.other":"x"}}'
+printf "\\x$(printf %02x ${#other})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$other" > "$dir/other.ckpt"
 expect 1 "$dir/other.ckpt: not a checkpoint of the las program" -- --transcribe "$fsdd/7_theo_3.wav" --checkpoint "$dir/other.ckpt"
 cp "$dir/a.ckpt" "$dir/c.ckpt"
 expect 1 "was saved with --listener-hidden 8, this run has 9" -- "${tiny[@]}" --listener-hidden 9 --epochs 3 \
@@ -97,6 +109,7 @@ printf '%s\tone\n%s\tseven\n' "$(realpath "$fsdd/1_theo_3.wav")" "$(realpath "$f
 # Flags and outputs refused before any work (status 2).
 expect 2 "--checkpoint $dir/a.ckpt exists" -- "${tiny[@]}" --checkpoint "$dir/a.ckpt"
 expect 2 "--loc-kernel 4" -- --loc-kernel 4
+expect 2 "bad value 'global' for --attention" -- --attention global
 expect 2 "--transcribe needs --checkpoint" -- --transcribe x.wav
 expect 2 "bad value '0' for --batch-size" -- --batch-size 0
 expect 2 "cannot write in $dir/nodir" -- "${tiny[@]}" --metrics "$dir/nodir/m.csv"
@@ -106,7 +119,7 @@ mkfifo "$dir/fifo"
 expect 2 "not a regular file" -- "${tiny[@]}" --checkpoint "$dir/fifo"
 
 # Nothing half-written anywhere.
-left=$(find "$dir" -name '*.tmp.*')
+left=$(find "$dir" -name '*.tmp*')
 [ -z "$left" ] && ok "no temporary file left" || bad "temporary files left: $left"
 
 echo "$failures failure(s)"

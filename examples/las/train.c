@@ -2,8 +2,6 @@
 #include "train.h"
 #include "../example_util.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +24,18 @@ void las_trainer_free(las_trainer *t) {
     heed_ctx_free(t->ctx);
     free(t->order);
     *t = (las_trainer){0};
+}
+
+static const char *const attention_names[] = {"location", "local-m", "local-p"};
+
+const char *las_attention_name(heed_las_attention a) {
+    return (unsigned)a < sizeof attention_names / sizeof *attention_names ? attention_names[a] : "?";
+}
+
+int las_attention_kind(const char *name) {
+    for (int i = 0; name && i < (int)(sizeof attention_names / sizeof *attention_names); i++)
+        if (!strcmp(name, attention_names[i])) return i;
+    return -1;
 }
 
 int64_t las_trainer_steps_per_epoch(const las_trainer *t) { return t->n_batches; }
@@ -99,45 +109,57 @@ static void batch_free(batch *b) {
     *b = (batch){0};
 }
 
-/* The utterances u[0..B) stacked into a batch; SpecAugment when aug is given. */
+/* The utterances u[0..B) stacked into a batch; when aug is given, each warped (--vtlp,
+ * --tempo: factors drawn for all utterances first) and masked (SpecAugment). */
 static int make_batch(const las_trainer *t, const las_utt *const *u, int64_t B, heed_rng *aug, batch *b) {
-    int F = t->cfg.bands, k = (int)t->cfg.stack;
+    const las_train_config *c = &t->cfg;
+    int F = c->bands, k = (int)c->stack;
+    bool warp = aug && (c->vtlp > 0 || c->tempo > 0);
     *b = (batch){.B = B};
-    int64_t maxf = 0;
+    double *alpha = malloc((size_t)B * sizeof *alpha), *tempo = malloc((size_t)B * sizeof *tempo);
+    int64_t *frames = malloc((size_t)B * sizeof *frames), maxf = 0;
+    if (!alpha || !tempo || !frames) {
+        free(alpha), free(tempo), free(frames);
+        return -1;
+    }
     for (int64_t i = 0; i < B; i++) {
-        int64_t s = las_stacked_frames(u[i]->frames, k), l = (int64_t)strlen(u[i]->text) + 1;
+        alpha[i] = warp && c->vtlp > 0 ? 1 - c->vtlp + 2 * c->vtlp * heed_rng_uniform(aug) : 1;
+        tempo[i] = warp && c->tempo > 0 ? 1 - c->tempo + 2 * c->tempo * heed_rng_uniform(aug) : 1;
+        frames[i] = warp ? las_warp_frames(u[i]->frames, tempo[i]) : u[i]->frames;
+        int64_t s = las_stacked_frames(frames[i], k), l = (int64_t)strlen(u[i]->text) + 1;
         if (s > b->T) b->T = s;
         if (l > b->L) b->L = l;
-        if (u[i]->frames > maxf) maxf = u[i]->frames;
+        if (frames[i] > maxf) maxf = frames[i];
     }
     int64_t D = (int64_t)k * F;
     b->x = calloc((size_t)(B * b->T * D), sizeof *b->x);
     b->len = malloc((size_t)B * sizeof *b->len);
     b->tgt = malloc((size_t)(B * b->L) * sizeof *b->tgt);
     float *scratch = aug ? malloc((size_t)(maxf * F) * sizeof *scratch) : NULL;
+    int rc = 0;
     if (!b->x || !b->len || !b->tgt || (aug && !scratch)) {
-        free(scratch);
         batch_free(b);
-        return -1;
+        rc = -1;
     }
-    las_specaug sa = {.time_masks = (int)t->cfg.specaugment, .max_time = 20, .freq_masks = (int)t->cfg.specaugment,
+    las_specaug sa = {.time_masks = (int)c->specaugment, .max_time = 20, .freq_masks = (int)c->specaugment,
                       .max_freq = F / 5};
-    for (int64_t i = 0; i < B; i++) {
+    for (int64_t i = 0; i < B && rc == 0; i++) {
         const float *f = u[i]->feat;
         if (aug) {
-            memcpy(scratch, f, (size_t)(u[i]->frames * F) * sizeof *scratch);
-            las_specaugment(scratch, u[i]->frames, F, aug, &sa);
+            if (warp) las_warp(f, u[i]->frames, F, alpha[i], tempo[i], scratch);
+            else memcpy(scratch, f, (size_t)(u[i]->frames * F) * sizeof *scratch);
+            las_specaugment(scratch, frames[i], F, aug, &sa);
             f = scratch;
         }
-        las_stack(f, u[i]->frames, F, k, b->x + i * b->T * D);
-        b->len[i] = las_stacked_frames(u[i]->frames, k);
+        las_stack(f, frames[i], F, k, b->x + i * b->T * D);
+        b->len[i] = las_stacked_frames(frames[i], k);
         const char *s = u[i]->text;
         int64_t n = (int64_t)strlen(s);
         for (int64_t j = 0; j < b->L; j++)
             b->tgt[i * b->L + j] = j < n ? las_char_token((unsigned char)s[j]) : j == n ? LAS_EOS : -100;
     }
-    free(scratch);
-    return 0;
+    free(scratch), free(alpha), free(tempo), free(frames);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- training */
@@ -169,7 +191,7 @@ double las_train_epoch(las_trainer *t, heed_progress *progress, char *err, size_
         for (int64_t i = 0; i < nb; i++) u[i] = &t->train->u[t->order[b0 + i]];
         heed_rng aug = heed_rng_make(c->seed, 0x5a00000000ull + (uint64_t)t->epoch * 1000000 + (uint64_t)s);
         batch b;
-        if (make_batch(t, u, nb, c->specaugment > 0 ? &aug : NULL, &b)) {
+        if (make_batch(t, u, nb, c->specaugment > 0 || c->vtlp > 0 || c->tempo > 0 ? &aug : NULL, &b)) {
             snprintf(err, errlen, "out of memory for a batch");
             loss_sum = NAN;
             break;
@@ -306,8 +328,8 @@ typedef struct {
     char value[40];
 } setting;
 
-#define N_MODEL 12
-#define N_TRAIN 14
+#define N_MODEL 14
+#define N_TRAIN 16
 static void model_settings(const las_train_config *c, setting *s) {
     const heed_las_config *m = &c->model;
     char x[32];
@@ -323,6 +345,8 @@ static void model_settings(const las_train_config *c, setting *s) {
     SET("attn_dim", "--attn-dim", "%lld", (long long)m->attn_dim);
     SET("loc_channels", "--loc-channels", "%lld", (long long)m->loc_channels);
     SET("loc_kernel", "--loc-kernel", "%lld", (long long)m->loc_kernel);
+    SET("attention", "--attention", "%s", las_attention_name(m->attention));
+    SET("local_window", "--local-window", "%lld", (long long)m->local_window);
     SET("vocab", "the alphabet", "%lld", (long long)m->vocab);
     SET("dropout", "--dropout", "%s", ex_exact(m->dropout, x, sizeof x));
 }
@@ -343,6 +367,8 @@ static void train_settings(const las_trainer *t, setting *s) {
     SET("label_smoothing", "--label-smoothing", "%s", ex_exact(c->label_smoothing, x, sizeof x));
     SET("sampling", "--sampling", "%s", ex_exact(c->sampling, x, sizeof x));
     SET("specaugment", "--specaugment", "%lld", (long long)c->specaugment);
+    SET("vtlp", "--vtlp", "%s", ex_exact(c->vtlp, x, sizeof x));
+    SET("tempo", "--tempo", "%s", ex_exact(c->tempo, x, sizeof x));
     SET("seed", "--seed", "%llu", (unsigned long long)c->seed);
     SET("first_text", "the training data", "%.30s", t->train && t->train->n ? t->train->u[0].text : "");
     SET("first_frames", "the training data", "%lld", (long long)(t->train && t->train->n ? t->train->u[0].frames : 0));
@@ -395,26 +421,19 @@ static int compare(const char *path, const char *saved, const setting *s, int n,
     return 0;
 }
 
-/* The las.model string of a checkpoint's header into out; 0 or -1 with the reason. */
+/* The las.model string of a checkpoint's metadata into out (heed_checkpoint_read_info: the
+ * header alone, not the tensors); 0 or -1 with the reason. */
 static int model_string(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
-    unsigned char len8[8];
-    uint64_t n = 0;
-    bool ok = fread(len8, 1, 8, f) == 8;
-    for (int i = 7; ok && i >= 0; i--) n = n << 8 | len8[i];
-    char *head = ok && n >= 2 && n <= 100000000 ? malloc(n) : NULL;
-    ok = head && fread(head, 1, n, f) == n;
-    fclose(f);
-    cJSON *j = ok ? cJSON_ParseWithLength(head, n) : NULL;
-    free(head);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "__metadata__"), "user.las.model");
-    int rc = 0;
-    if (!j) rc = -1, snprintf(err, errlen, "%s: not a heed checkpoint (no safetensors header)", path);
-    else if (!cJSON_IsString(model))
-        rc = -1, snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
-    else snprintf(out, len, "%s", model->valuestring);
-    cJSON_Delete(j);
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    heed_checkpoint_info info;
+    int rc = -1;
+    if (!ctx) snprintf(err, errlen, "%s: out of memory", path);
+    else if (heed_checkpoint_read_info(ctx, path, &info) != HEED_OK)
+        snprintf(err, errlen, "%s: not a heed checkpoint (%s)", path, heed_ctx_error(ctx));
+    else if (!heed_checkpoint_info_get(&info, "las.model"))
+        snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
+    else rc = 0, snprintf(out, len, "%s", heed_checkpoint_info_get(&info, "las.model"));
+    heed_ctx_free(ctx);
     return rc;
 }
 
@@ -454,6 +473,7 @@ int las_checkpoint_config(const char *path, las_train_config *cfg, char *err, si
                   {"attn_dim", &cfg->model.attn_dim, NULL, NULL, 1, 4096},
                   {"loc_channels", &cfg->model.loc_channels, NULL, NULL, 0, 256},
                   {"loc_kernel", &cfg->model.loc_kernel, NULL, NULL, 0, 255},
+                  {"local_window", &cfg->model.local_window, NULL, NULL, 0, 1000},
                   {"dropout", NULL, NULL, &cfg->model.dropout, 0, 0.9}};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         char *end;
@@ -468,6 +488,10 @@ int las_checkpoint_config(const char *path, las_train_config *cfg, char *err, si
         if (fields[i].i32) *fields[i].i32 = (int)x;
         if (fields[i].d) *fields[i].d = x;
     }
+    if (!ex_saved_value(s, "attention", v, sizeof v)) return snprintf(err, errlen, "%s: las.model lacks attention", path), -1;
+    int kind = las_attention_kind(v);
+    if (kind < 0) return snprintf(err, errlen, "%s: las.model has attention=%s (location, local-m or local-p)", path, v), -1;
+    cfg->model.attention = (heed_las_attention)kind;
     if (cfg->bands != 40 && cfg->bands != 80) return snprintf(err, errlen, "%s: las.model has bands=%d (40 or 80)", path, cfg->bands), -1;
     return 0;
 }

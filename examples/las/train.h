@@ -17,6 +17,7 @@ typedef struct {
     double label_smoothing;
     double sampling;         /* the sampled-feedback probability reached halfway through */
     int64_t specaugment;     /* time and frequency masks each; 0 = off */
+    double vtlp, tempo;      /* per utterance and epoch, warp factors in [1 - x, 1 + x] (las_warp); 0 = off */
     uint64_t seed;
     int threads;
     int64_t beam;            /* beam width of final evaluations and transcription */
@@ -24,6 +25,9 @@ typedef struct {
 } las_train_config;
 
 las_train_config las_train_defaults(void);
+/* --attention's names: "location", "local-m", "local-p"; the kind of a name, or -1. */
+const char *las_attention_name(heed_las_attention a);
+int las_attention_kind(const char *name);
 
 typedef struct {
     las_train_config cfg;
@@ -65,8 +69,8 @@ int las_transcribe(las_trainer *t, const float *feat, int64_t frames, int64_t be
  * computes); a resume with any different setting fails naming the flag and both values. */
 int las_trainer_save(las_trainer *t, const char *path, char *err, size_t errlen);
 int las_trainer_load(las_trainer *t, const char *path, char *err, size_t errlen);
-/* Reads las.model from a checkpoint's header into cfg (bands, stack, model): 0, or -1 with
- * the reason (not a heed checkpoint, not a LAS one). */
+/* Reads las.model from a checkpoint's metadata (heed_checkpoint_read_info) into cfg (bands,
+ * stack, model): 0, or -1 with the reason (not a heed checkpoint, not a LAS one). */
 int las_checkpoint_config(const char *path, las_train_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -2,10 +2,11 @@
 # The sasrec program data-parallel (docs/distributed.md): 2 ranks under the MPI launcher
 # train 6 epochs with the same flags as one process and checkpoint (only rank 0 prints
 # and writes), then one process resumes the checkpoint to epoch 12 and must beat
-# popularity by far; then 1 process's epoch 6 is resumed by 2 ranks.
-#   mpi_test.sh MPIRUN SASREC
+# popularity by far; then 1 process's epoch 6 is resumed by 2 ranks. First the trainer
+# itself in f64 (TEST_SASREC_DIST, sasrec/test_dist.c): 2 ranks against one process.
+#   mpi_test.sh MPIRUN SASREC TEST_SASREC_DIST
 set -euo pipefail
-mpirun=$1 sasrec=$2
+mpirun=$1 sasrec=$2 trainer=$3
 flags=()
 if "$mpirun" --version 2>&1 | grep -q "Open MPI"; then
   flags=(--oversubscribe)
@@ -13,6 +14,12 @@ if "$mpirun" --version 2>&1 | grep -q "Open MPI"; then
 fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+timeout 120 "$mpirun" "${flags[@]}" -np 2 "$trainer" train "$dir/trainer" > "$dir/trainer.log" 2>&1 ||
+  { echo "FAIL: the trainer on 2 ranks, 2 epochs:"; cat "$dir/trainer.log"; exit 1; }
+timeout 120 "$trainer" check "$dir/trainer" > "$dir/trainer.log" 2>&1 ||
+  { echo "FAIL: one process: not the same losses and weights, or no resume of the ranks' epoch 1:"; cat "$dir/trainer.log"; exit 1; }
+if ls "$dir"/*.tmp* >/dev/null 2>&1; then echo "FAIL: a temporary checkpoint file was left"; exit 1; fi
+echo "the trainer on 2 ranks = one process (f64): ok"
 args=(--gen-users 1200 --gen-items 150 --gen-successors 2 --gen-noise 0.15 --gen-max-len 40 --maxlen 20 --hidden-units 32
       --num-blocks 1 --dropout-rate 0.2 --batch-size 64 --threads 1 --no-progress --eval-every 0)
 timeout 300 "$mpirun" "${flags[@]}" -np 2 "$sasrec" "${args[@]}" --num-epochs 6 --checkpoint "$dir/a.ckpt" \

@@ -70,6 +70,19 @@ heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimize
 heed_status heed_checkpoint_load_memory(heed_params *P, const void *data, size_t size, heed_optimizer *opt,
                                         heed_checkpoint_info *info_out);
 
+/* A checkpoint's metadata (step, epoch, RNG state, schedule state, user keys) into *info
+ * without loading it: for a program that must see how a checkpoint was made (its model
+ * settings in a user key, say) before building the model that loads it. Only the header
+ * is read, and it is checked as heed_checkpoint_load checks it (memory stays a small
+ * multiple of the header, at most 100 MiB); the ctx's RNG state is not changed. A file
+ * that is not a heed checkpoint (plain weights, a cut or corrupt file, a user value over
+ * HEED_CKPT_VALUE_LEN - 1 bytes) is HEED_ERR_FORMAT, naming the file and the rule;
+ * HEED_ERR_IO when it cannot be opened, HEED_ERR_ARG for NULL. *info is written only on
+ * success. heed_checkpoint_info_get then reads a user key (NULL when missing). */
+heed_status heed_checkpoint_read_info(heed_ctx *ctx, const char *path, heed_checkpoint_info *info);
+/* The same from the bytes of a checkpoint in memory. */
+heed_status heed_checkpoint_read_info_memory(heed_ctx *ctx, const void *data, size_t size, heed_checkpoint_info *info);
+
 /* Plain safetensors weights, to move parameters to and from other frameworks (PyTorch's
  * state_dict names and layouts: see docs/checkpoints.md). Export writes every parameter
  * under its name, atomically as above. Import reads tensors by parameter name, converting

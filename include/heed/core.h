@@ -85,10 +85,10 @@ int heed_ctx_threads(const heed_ctx *ctx);
 /* The state of op randomness (dropout masks): seed and a counter of random ops run. */
 void heed_ctx_rng_state(const heed_ctx *ctx, uint64_t *seed, uint64_t *counter);
 void heed_ctx_set_rng_state(heed_ctx *ctx, uint64_t seed, uint64_t counter);
-/* The instruction set heed's kernels run, for the whole process: "avx2" (AVX2 + FMA) when
- * the CPU has it, else "scalar". The environment variable HEED_ISA=avx2|scalar picks one
- * (avx512 is reserved for kernels to come): an unknown name, or an ISA the CPU lacks, is
- * reported once on stderr and the default runs. Read at the first kernel or call. */
+/* The instruction set heed's kernels run, for the whole process: the best the CPU has of
+ * "avx512" (AVX-512F, with AVX2 + FMA), "avx2" (AVX2 + FMA) and "scalar". The environment
+ * variable HEED_ISA=avx512|avx2|scalar picks one: an unknown name, or an ISA the CPU
+ * lacks, is reported once on stderr and the default runs. Read at the first kernel or call. */
 const char *heed_isa(void);
 
 /* ---------------------------------------------------------------- tensors */

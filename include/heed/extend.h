@@ -28,7 +28,9 @@
  * Rules: backward ADDS into gradient buffers (a tensor used twice gets both parts); the
  * outputs' gradients (out->grad) are always allocated when backward runs; values saved for
  * backward live in the graph (heed_graph_alloc) and are attached with heed_node_set_saved;
- * an op never changes its inputs. docs/guide.md, "Your own op", builds one end to end. */
+ * an op never changes its inputs. For f32 and f64 from one source, write the loops once
+ * in a template header included per dtype with T and FN(name) defined (heed's own
+ * kernels do this). docs/guide.md, "Your own op", builds one end to end. */
 #ifndef HEED_API_EXTEND_H
 #define HEED_API_EXTEND_H
 
@@ -79,21 +81,6 @@ void *heed_grad_buffer(heed_graph *g, heed_tensor *t);
  * softplus(1000) = 1000) and keep full precision in the tails. NaN gives NaN. */
 double heed_scalar_sigmoid(double x);
 double heed_scalar_softplus(double x);
-
-/* Runs body with T bound to float or double by dt: one source for both dtypes, as
- *   HEED_FOR_DTYPE(x->dtype, T, { T *p = x->data; p[0] = (T)1; });
- * Use <tgmath.h> in the body so exp() and the rest pick the precision of T. A #pragma
- * cannot stand inside a macro argument: write _Pragma("omp parallel for") in the body. */
-#define HEED_FOR_DTYPE(dt, T, ...)                                                                            \
-    do {                                                                                                     \
-        if ((dt) == HEED_F32) {                                                                              \
-            typedef float T;                                                                                 \
-            __VA_ARGS__                                                                                      \
-        } else {                                                                                             \
-            typedef double T;                                                                                \
-            __VA_ARGS__                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 /* ---------------------------------------------------------------- your own layers */
 

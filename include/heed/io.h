@@ -16,7 +16,8 @@ extern "C" {
  * directory; heed_atomic_close flushes and fsyncs it, renames it over path and fsyncs
  * the directory, so a crash or a full disk leaves either the old file or the new one,
  * never a part. A path that exists but is not a regular file (a device such as
- * /dev/full, a FIFO, a directory) is refused: renaming over it would replace it. */
+ * /dev/full, a FIFO, a directory) is refused: renaming over it would replace it. A
+ * replaced file keeps its mode; a new one is 0644. */
 typedef struct {
     FILE *f;          /* write here between open and close */
     char *tmp, *path; /* owned; freed by heed_atomic_close */

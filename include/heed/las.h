@@ -19,11 +19,20 @@ extern "C" {
  *             halving time: h = enc[B, N = ceil(T / 2^pyramid_layers), 2H];
  *   speller   per output step i, from the previous token y_{i-1} and context c_{i-1}:
  *               s_i = LSTM2(LSTM1([embed(y_{i-1}); c_{i-1}]))
- *               a_i = attend(s_i, h, a_{i-1})    additive, location-aware (Chorowski 2015)
+ *               a_i = attend(s_i, h, a_{i-1})    additive, location-aware (Chorowski 2015),
+ *                                                or Luong's local attention (local-m / local-p)
  *               c_i = sum_j a_ij h_j
  *               logits_i = W [s_i; c_i] + b.
  * Tokens are 0..vocab-1 with the start and end tokens chosen by the caller (bos, eos). */
 #define HEED_LAS_MAX_PYRAMID 4
+
+/* The speller's attention. HEED_LAS_LOCATION (0, the default): heed_additive_attention with
+ * location features when loc_channels > 0. The local kinds are Luong et al. 2015's local
+ * attention with the "general" score s_j = s_i^T W h_j over a window of 2 local_window + 1
+ * encoder frames: HEED_LAS_LOCAL_M centres it on the output step i (monotonic; no Gaussian),
+ * HEED_LAS_LOCAL_P predicts the centre p_i = (N_b - 1) sigmoid(v_p . tanh(W_p s_i)) and
+ * weights the window by a Gaussian (sigma = local_window / 2); loc_channels is unused. */
+typedef enum { HEED_LAS_LOCATION = 0, HEED_LAS_LOCAL_M, HEED_LAS_LOCAL_P } heed_las_attention;
 
 typedef struct {
     int64_t input_dim;        /* F: features per input frame */
@@ -36,6 +45,8 @@ typedef struct {
     int64_t loc_kernel;
     int64_t vocab;            /* output tokens (the start token included) */
     double dropout;           /* on [s_i; c_i] before the output layer, in training; [0, 1) */
+    heed_las_attention attention;
+    int64_t local_window;     /* the local kinds' half-width D (0 = 10) */
 } heed_las_config;
 
 typedef struct {
@@ -43,7 +54,9 @@ typedef struct {
     heed_rnn listener[1 + HEED_LAS_MAX_PYRAMID]; /* "las.listener.<i>" */
     heed_tensor *embed;                          /* "las.embed" [vocab, embed_dim] */
     heed_rnn_cell cell[2];                       /* "las.speller.<i>" */
-    heed_additive_layer attn;                    /* "las.attention" */
+    heed_additive_layer attn;                    /* "las.attention" (HEED_LAS_LOCATION) */
+    heed_tensor *local_w;                        /* "las.local.weight" [S, 2H] (local kinds) */
+    heed_tensor *local_wp, *local_vp;            /* "las.local.position.weight" [attn_dim, S], ".v" [attn_dim] (local-p) */
     heed_tensor *out_w, *out_b;                  /* "las.out.weight" [vocab, S + 2H], "las.out.bias" */
 } heed_las;
 
@@ -51,8 +64,9 @@ typedef struct {
  * biases start at 1). Errors leave a message in heed_ctx_error. */
 heed_status heed_las_declare(heed_las *m, heed_params *P, const heed_las_config *cfg);
 
-/* The listener's result for a batch: enc [B, N, 2H], the attention keys projected once
- * [B, N, attn_dim], the encoder lengths [B] (in graph memory, valid until a reset). */
+/* The listener's result for a batch: enc [B, N, 2H], the additive attention's keys projected
+ * once [B, N, attn_dim] (NULL for the local kinds), the encoder lengths [B] (in graph memory,
+ * valid until a reset). */
 typedef struct {
     heed_tensor *enc, *keys;
     int64_t *lengths;
@@ -62,10 +76,11 @@ typedef struct {
 /* x [B, T, input_dim] (batch-first), lengths [B] in 1..T (NULL: all T). */
 heed_status heed_las_listen(heed_graph *g, const heed_las *m, heed_tensor *x, const int64_t *lengths, heed_las_encoding *e);
 
-/* The speller's state: both layers' h and c [B, S], the context [B, 2H] and the last
- * attention weights [B, N]. */
+/* The speller's state: both layers' h and c [B, S], the context [B, 2H], the last
+ * attention weights [B, N] and the output step (local-m's centre). */
 typedef struct {
     heed_tensor *h[2], *c[2], *context, *weights;
+    int64_t step;
 } heed_las_state;
 
 /* The state before the first step: zeros, and the weights all on frame 0. */

@@ -57,6 +57,10 @@ heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim); /* 
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x);  /* scalar */
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x); /* scalar */
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
+/* torch.cumsum(x, dim): y has x's shape, y[..., j, ...] = sum_{k <= j} x[..., k, ...]
+ * along dim (negative counts from the end; a 0-d x takes dim 0 or -1); sums in double.
+ * Gradient: dx[..., k, ...] = sum_{j >= k} dy[..., j, ...]. */
+heed_tensor *heed_cumsum(heed_graph *g, heed_tensor *x, int dim);
 
 /* ---------------------------------------------------------------- ops: matmul */
 

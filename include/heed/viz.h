@@ -77,6 +77,21 @@ typedef struct {
 heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights, const char *const *query_labels,
                                const char *const *key_labels, const heed_svg_opts *opts);
 
+/* ---------------------------------------------------------------- reading images (viz/png_read.c) */
+
+/* Reads the PNG at path as gray values in [0, 1]: *pixels gets a malloc'd row-major
+ * array of *height x *width floats (free() it). Every PNG colour type (gray, gray+alpha,
+ * RGB, RGBA, palette, with or without tRNS), bit depth (1 to 16) and interlacing is read;
+ * colour becomes luma 0.299 R + 0.587 G + 0.114 B (as PIL's convert('L')), alpha is
+ * composited over black (value * alpha), and no gamma correction is applied (stored
+ * values / (2^depth - 1)). Images of more than max_pixels pixels are refused before
+ * anything is decoded (0: 2^26). Errors name the file and the rule, in heed_ctx_error:
+ * HEED_ERR_IO (cannot open), HEED_ERR_FORMAT (not a PNG, truncated, over the cap, a
+ * libpng error such as a bad CRC or corrupt data), HEED_ERR_ARG (NULL, negative cap),
+ * HEED_ERR_NOMEM. On error *pixels is NULL and the sizes 0. */
+heed_status heed_png_read_gray(heed_ctx *ctx, const char *path, int64_t max_pixels, float **pixels, int64_t *height,
+                               int64_t *width);
+
 /* ---------------------------------------------------------------- training progress and curves (viz/progress.c, viz/plot.c) */
 
 /* A progress line on stderr (or opts.out). On a terminal it redraws one line in place

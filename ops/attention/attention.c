@@ -19,7 +19,9 @@
 /* Rows per work item of the materialised path. */
 enum { MAT_ROWS = 64 };
 
-#define KERNELS(T) _Generic((T)0, float: flash_kernels_f32_get(), double: flash_kernels_f64_get())
+/* The flash kernel table of each element type (the template names it FN(flash_table)). */
+static const flash_kernels_f32 *flash_table_f32(void) { return flash_kernels_f32_get(); }
+static const flash_kernels_f64 *flash_table_f64(void) { return flash_kernels_f64_get(); }
 
 typedef struct {
     attn_plan plan;
@@ -52,6 +54,17 @@ static void mat_run(const mat_job *J, int64_t n, void (*item)(const mat_job *, i
     }
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "attention_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "attention_kernels.h"
+#undef T
+#undef FN
+
 /* Forward of MAT_ROWS query rows of one head: S = Q K^T, the masked softmax rows (the
  * flash row kernel started from an empty running max and sum, scores in base 2:
  * t = log2(e) (scale q.k + bias)), dropout, O = A V. */
@@ -61,40 +74,10 @@ static void mat_fwd_item(const mat_job *J, int64_t it) {
     int64_t bh = it / J->nrb, b = bh / H, h = bh % H, i0 = it % J->nrb * MAT_ROWS;
     int64_t mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
     uint32_t thr = attn_keep_threshold(P->p);
-    HEED_FOR_DTYPE(J->dt, T, {
-        __auto_type K = KERNELS(T);
-        const T *Q = J->q, *Kd = J->k, *V = J->v, *bias = J->bias;
-        T *W = J->W, *Ad = J->A, *O = J->O, zs = (T)(1 / (1 - P->p));
-        T c = (T)(P->scale * M_LOG2E), bmul = (T)M_LOG2E;
-        T *Wr = W + (bh * Nq + i0) * Nk;
-        heed_gemm(J->dt, false, true, mq, Nk, d, 1, Q + (bh * Nq + i0) * d, d, Kd + bh * Nk * d, d, 0, Wr, Nk);
-        for (int64_t r = 0; r < mq; r++) {
-            int64_t i = i0 + r, lo, hi;
-            attn_row_keys(P, b, i, &lo, &hi);
-            T *row = Wr + r * Nk, m = -INFINITY, l = 0;
-            if (P->pat.on) { /* the keys of the pattern inside [lo, hi); the others get the score of weight 0 */
-                unsigned char *vis = J->vis + (size_t)omp_get_thread_num() * (size_t)Nk, holes;
-                int64_t span_lo, span_hi;
-                attn_pattern_tile(P, h, i, 1, 0, Nk, &lo, &hi,
-                                  &(attn_tile_rows){.vis = vis, .holes = &holes, .lo = &span_lo, .hi = &span_hi});
-                lo = span_lo, hi = span_hi;
-                for (int64_t j = lo; holes && j < hi; j++)
-                    if (!vis[j]) row[j] = c > 0 ? -INFINITY : INFINITY;
-            }
-            const T *brow = bias ? bias + attn_bias_at(P, b, h, i, 0) : NULL;
-            K->row_fwd(row, Nk, lo, hi, c, brow, P->bstride[3], bmul, &m, &l);
-            T inv = l > 0 ? 1 / l : 0; /* l == 0: fully masked, the row is already 0 */
-            for (int64_t j = lo; j < hi; j++) row[j] *= inv;
-            if (Ad) {
-                unsigned char *kp = J->keep + (bh * Nq + i) * Nk;
-                attn_keep(P->seed, P->stream, (uint64_t)((bh * Nq + i) * Nk), Nk, thr, kp);
-                T *arow = Ad + (bh * Nq + i) * Nk;
-                for (int64_t j = 0; j < Nk; j++) arow[j] = kp[j] ? row[j] * zs : 0;
-            }
-        }
-        heed_gemm(J->dt, false, false, mq, dv, Nk, 1, (Ad ? Ad : W) + (bh * Nq + i0) * Nk, Nk, V + bh * Nk * dv, dv, 0,
-                  O + (bh * Nq + i0) * dv, dv);
-    });
+    if (J->dt == HEED_F32)
+        mat_fwd_item_kernel_f32(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
+    else
+        mat_fwd_item_kernel_f64(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
 }
 
 /* Backward rows: dA = dO V^T, dP = dA z + dW, dS = P (dP - rowsum(P dP)), dQ += scale dS K. */
@@ -103,26 +86,10 @@ static void mat_bwd_rows(const mat_job *J, int64_t it) {
     int64_t Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
     int64_t bh = it / J->nrb, i0 = it % J->nrb * MAT_ROWS, mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
     uint32_t thr = attn_keep_threshold(P->p);
-    HEED_FOR_DTYPE(J->dt, T, {
-        const T *Kd = J->k, *V = J->v, *Wp = J->W, *dO = J->dO, *dW = J->dW;
-        T *Sr = (T *)J->dS + (bh * Nq + i0) * Nk, zs = (T)(1 / (1 - P->p));
-        heed_gemm(J->dt, false, true, mq, Nk, dv, 1, dO + (bh * Nq + i0) * dv, dv, V + bh * Nk * dv, dv, 0, Sr, Nk);
-        for (int64_t r = 0; r < mq; r++) {
-            int64_t row = bh * Nq + i0 + r;
-            T *s = Sr + r * Nk, D = 0;
-            const T *p = Wp + row * Nk, *dw = dW ? dW + row * Nk : NULL;
-            unsigned char *kp = J->keep ? J->keep + row * Nk : NULL;
-            if (kp) attn_keep(P->seed, P->stream, (uint64_t)(row * Nk), Nk, thr, kp);
-            for (int64_t j = 0; j < Nk; j++) {
-                s[j] = (kp ? (kp[j] ? s[j] * zs : 0) : s[j]) + (dw ? dw[j] : 0);
-                D += p[j] * s[j];
-            }
-            for (int64_t j = 0; j < Nk; j++) s[j] = p[j] * (s[j] - D);
-        }
-        if (J->gq)
-            heed_gemm(J->dt, false, false, mq, d, Nk, P->scale, Sr, Nk, Kd + bh * Nk * d, d, 1,
-                      (T *)J->gq + (bh * Nq + i0) * d, d);
-    });
+    if (J->dt == HEED_F32)
+        mat_bwd_rows_kernel_f32(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
+    else
+        mat_bwd_rows_kernel_f64(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
 }
 
 /* Backward columns of one head: dK += scale dS^T Q, dV += A^T dO. */
@@ -155,14 +122,12 @@ static void mat_backward(heed_graph *g, heed_node *n) {
                  .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv, .threads = heed_ctx_threads(g->ctx)};
     mat_run(&J, BH * J.nrb, mat_bwd_rows);
     if (gk || gv) mat_run(&J, BH, mat_bwd_cols);
-    if (gb)
-        HEED_FOR_DTYPE(q->dtype, T, {
-            T *G = gb;
-            const T *S = dS;
-            for (int64_t bh = 0; bh < BH; bh++)
-                for (int64_t i = 0; i < Nq; i++)
-                    for (int64_t j = 0; j < Nk; j++) G[attn_bias_at(P, bh / H, bh % H, i, j)] += S[(bh * Nq + i) * Nk + j];
-        });
+    if (gb) {
+        if (q->dtype == HEED_F32)
+            mat_backward_kernel_f32(gb, dS, BH, Nq, Nk, P, H);
+        else
+            mat_backward_kernel_f64(gb, dS, BH, Nq, Nk, P, H);
+    }
 }
 
 static const heed_op op_materialised = {"heed_attention (materialised)", mat_backward};

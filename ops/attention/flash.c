@@ -26,21 +26,17 @@ int64_t flash_take_tile_visits(void) {
 /* Whether backward gives whole heads to threads (see FN(backward)). */
 static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || BH >= 2 * nthreads || BH % nthreads == 0; }
 
-#define FT float
+#define T float
 #define FN(name) name##_f32
-#define FK flash_kernels_f32
 #include "flash_impl.h"
-#undef FT
+#undef T
 #undef FN
-#undef FK
 
-#define FT double
+#define T double
 #define FN(name) name##_f64
-#define FK flash_kernels_f64
 #include "flash_impl.h"
-#undef FT
+#undef T
 #undef FN
-#undef FK
 
 /* Default tiles: 128 x 128 f32 tiles keep S, K^T and the output block in L2 and give the
  * micro-kernels long runs (see docs/attention.md for the measurements). */

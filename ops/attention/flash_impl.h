@@ -1,6 +1,6 @@
 /* Flash attention, tiled forward and recomputing backward, written once for both dtypes:
- * ops/attention/flash.c includes this file with FT = float and FT = double (FN names the
- * instance, FK is the matching tile-kernel table). f64 runs the portable kernels and is
+ * ops/attention/flash.c includes this file with T = float and T = double (FN names the
+ * instance, FN(flash_kernels) is the matching tile-kernel table). f64 runs the portable kernels and is
  * the reference the gradient checks exercise; f32 runs the same loops on AVX2 kernels.
  *
  * Notation (per batch b, head h): s_ij = scale q_i.k_j + bias_ij, masked entries -inf.
@@ -13,7 +13,7 @@
  *
  * Backward, key blocks outer (each thread owns its dK, dV), query blocks inner, with
  * D_i = dO_i . O_i computed first:
- *   P = exp2((T - m) - log2(l)),  A = P z (dropout multipliers z, 1 without dropout)
+ *   P = exp2((t - m) - log2(l)),  A = P z (dropout multipliers z, 1 without dropout)
  *   dV_j += A^T dO,   dA = dO V^T,   dS = P (dA z - D)
  *   dQ += scale dS K, dK += scale dS^T Q,  dbias += dS (summed over broadcast dims).
  * D = rowsum(dO * O) equals rowsum(P * dP) because O = A V: sum_j P_ij z_ij dA_ij =
@@ -39,18 +39,18 @@
 
 typedef struct {
     const attn_plan *P;
-    const FK *K;
-    const FT *q, *k, *v, *bias, *o, *dout;
-    FT *out, *D;                /* forward output; D of backward */
-    FT *row_max, *row_log2sum;  /* per query row: m and log2(l) of the forward (base 2) */
-    FT *gq, *gk, *gv, *gbias;   /* gradients to add into (NULL: not wanted) */
-    FT c, bmul;                 /* scale*log2(e), log2(e) */
-    FT zscale;                  /* 1 / (1 - p) */
+    const FN(flash_kernels) *K;
+    const T *q, *k, *v, *bias, *o, *dout;
+    T *out, *D;                /* forward output; D of backward */
+    T *row_max, *row_log2sum;  /* per query row: m and log2(l) of the forward (base 2) */
+    T *gq, *gk, *gv, *gbias;   /* gradients to add into (NULL: not wanted) */
+    T c, bmul;                 /* scale*log2(e), log2(e) */
+    T zscale;                  /* 1 / (1 - p) */
     uint32_t threshold;         /* dropout keep threshold (24-bit) */
     bool bias_atomic;           /* two threads may add into the same bias gradient element */
     char *scratch;              /* per-thread scratch, scratch_bytes each (a multiple of 64) */
     size_t scratch_bytes;
-    FT *dq_parts;               /* backward: [threads][Nq][attn_pad(d)] dQ partials, or NULL */
+    T *dq_parts;               /* backward: [threads][Nq][attn_pad(d)] dQ partials, or NULL */
 } FN(job);
 
 /* Carves 64-byte-aligned pieces off a thread's scratch. */
@@ -67,7 +67,7 @@ static void FN(bias_keys)(const FN(job) * J, int64_t b, int64_t h, int64_t *blo,
     const attn_plan *P = J->P;
     int64_t lo = 0, hi = P->Nk;
     if (J->bias && P->bstride[2] == 0) {
-        const FT *row = J->bias + attn_bias_at(P, b, h, 0, 0);
+        const T *row = J->bias + attn_bias_at(P, b, h, 0, 0);
         int64_t sj = P->bstride[3];
         while (lo < hi && row[lo * sj] == -INFINITY) lo++;
         while (hi > lo && row[(hi - 1) * sj] == -INFINITY) hi--;
@@ -87,7 +87,7 @@ static inline void FN(row_keys)(const attn_plan *P, int64_t b, int64_t i, int64_
 
 /* Dropout multipliers z[c0..c1) of row i, tile columns from key j0. */
 static void FN(dropout_row)(const FN(job) * J, int64_t bh, int64_t i, int64_t j0, int64_t c0, int64_t c1,
-                            unsigned char *keep, FT *z) {
+                            unsigned char *keep, T *z) {
     const attn_plan *P = J->P;
     uint64_t e0 = ((uint64_t)bh * (uint64_t)P->Nq + (uint64_t)i) * (uint64_t)P->Nk + (uint64_t)(j0 + c0);
     attn_keep(P->seed, P->stream, e0, c1 - c0, J->threshold, keep);
@@ -96,32 +96,32 @@ static void FN(dropout_row)(const FN(job) * J, int64_t bh, int64_t i, int64_t j0
 
 /* rows x cols of src (leading dim lds) into a zero-padded [rows][attn_pad(cols)] buffer,
  * or src itself when cols is already a multiple of the panel width. */
-static const FT *FN(panel)(const FT *src, int64_t lds, int64_t rows, int64_t cols, FT *buf, int64_t *ld) {
+static const T *FN(panel)(const T *src, int64_t lds, int64_t rows, int64_t cols, T *buf, int64_t *ld) {
     if (cols % ATTN_NR == 0 && lds == cols) {
         *ld = cols;
         return src;
     }
     int64_t w = attn_pad(cols);
     for (int64_t r = 0; r < rows; r++) {
-        memcpy(buf + r * w, src + r * lds, (size_t)cols * sizeof(FT));
-        memset(buf + r * w + cols, 0, (size_t)(w - cols) * sizeof(FT));
+        memcpy(buf + r * w, src + r * lds, (size_t)cols * sizeof(T));
+        memset(buf + r * w + cols, 0, (size_t)(w - cols) * sizeof(T));
     }
     *ld = w;
     return buf;
 }
 
 /* src [rows][cols] -> dst [cols][attn_pad(rows)], padding columns zeroed. */
-static void FN(panel_t)(const FN(job) * J, const FT *src, int64_t rows, int64_t cols, FT *dst) {
+static void FN(panel_t)(const FN(job) * J, const T *src, int64_t rows, int64_t cols, T *dst) {
     int64_t w = attn_pad(rows);
     J->K->transpose(src, cols, rows, cols, dst, w);
     if (w > rows)
-        for (int64_t c = 0; c < cols; c++) memset(dst + c * w + rows, 0, (size_t)(w - rows) * sizeof(FT));
+        for (int64_t c = 0; c < cols; c++) memset(dst + c * w + rows, 0, (size_t)(w - rows) * sizeof(T));
 }
 
 /* Sparse pattern: the keys of columns [c0, c1) that the row does not see (vis 0) get the
  * score s with c s = -inf: -inf when c > 0, +inf when c < 0 (a negative scale). */
-static void FN(mask_holes)(FT *s, const unsigned char *vis, int64_t c0, int64_t c1, FT c) {
-    FT masked = c > 0 ? -INFINITY : INFINITY;
+static void FN(mask_holes)(T *s, const unsigned char *vis, int64_t c0, int64_t c1, T c) {
+    T masked = c > 0 ? -INFINITY : INFINITY;
     for (int64_t t = c0; t < c1; t++)
         if (!vis[t]) s[t] = masked;
 }
@@ -135,15 +135,15 @@ static const int32_t *FN(map_list)(const attn_tile_map *M, int64_t h, int64_t t,
 }
 
 /* Enters the tile [j0, j0 + nk) for rows i0 .. i0+mq-1 with key ranges [lo, hi): returns
- * the ranges to compute, [lo, hi) themselves, or with a pattern (T non-NULL) the spans of
- * the keys each row sees, with T filled (attn_pattern_tile). Counts the visit. */
+ * the ranges to compute, [lo, hi) themselves, or with a pattern (pat non-NULL) the spans of
+ * the keys each row sees, with pat filled (attn_pattern_tile). Counts the visit. */
 static void FN(enter_tile)(const attn_plan *P, int64_t h, int64_t i0, int64_t mq, int64_t j0, int64_t nk,
-                           const int64_t *lo, const int64_t *hi, const attn_tile_rows *T, const int64_t **rlo,
+                           const int64_t *lo, const int64_t *hi, const attn_tile_rows *pat, const int64_t **rlo,
                            const int64_t **rhi) {
     *rlo = lo, *rhi = hi;
-    if (T) {
-        attn_pattern_tile(P, h, i0, mq, j0, nk, lo, hi, T);
-        *rlo = T->lo, *rhi = T->hi;
+    if (pat) {
+        attn_pattern_tile(P, h, i0, mq, j0, nk, lo, hi, pat);
+        *rlo = pat->lo, *rhi = pat->hi;
     }
 #pragma omp atomic
     tile_visits++;
@@ -163,7 +163,7 @@ static inline void FN(cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk, int6
  * computing only the columns [cs, ce) its rows see (cs rounded down to a panel), which
  * cuts the masked work of a diagonal tile from 1/2 to about FLASH_GROUP / (2 block_k).
  * Returns the end of the group starting at r0; cs == ce when no row of it sees the tile. */
-#define FLASH_GROUP 24 /* a multiple of the 6-row micro-kernel */
+#define FLASH_GROUP 24 /* a multiple of the micro-kernels' rows (6 with AVX2, 12 with AVX-512) */
 
 static bool FN(uniform)(const int64_t *lo, const int64_t *hi, int64_t mq, int64_t j0, int64_t nk) {
     int64_t a0, z0, a, z;
@@ -203,7 +203,7 @@ static inline void FN(group_cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk
 
 static size_t FN(fwd_scratch)(const attn_plan *P) {
     int64_t bq = P->block_q, bk = attn_pad(P->block_k), dv = attn_pad(P->dv);
-    size_t fb = sizeof(FT), s = 0;
+    size_t fb = sizeof(T), s = 0;
     s += (size_t)(P->d * bk) * fb + 64;               /* K^T panel */
     s += (size_t)(bq * bk) * fb + 64;                 /* scores / weights */
     s += (size_t)(P->block_k * dv) * fb + 64;         /* padded V (dv % 16 != 0) */
@@ -216,20 +216,20 @@ static size_t FN(fwd_scratch)(const attn_plan *P) {
 
 static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scratch) {
     const attn_plan *P = J->P;
-    const FK *K = J->K;
+    const FN(flash_kernels) *K = J->K;
     int64_t b = bh / P->H, h = bh % P->H, d = P->d, dv = P->dv, Nq = P->Nq, Nk = P->Nk;
     int64_t mq = P->block_q < Nq - i0 ? P->block_q : Nq - i0, dvp = attn_pad(dv);
     char *cur = scratch;
-    FT *kt = FN(take)(&cur, (size_t)(d * attn_pad(P->block_k)) * sizeof(FT));
-    FT *S = FN(take)(&cur, (size_t)(P->block_q * attn_pad(P->block_k)) * sizeof(FT));
-    FT *vbuf = FN(take)(&cur, (size_t)(P->block_k * dvp) * sizeof(FT));
-    FT *obuf = FN(take)(&cur, (size_t)(P->block_q * dvp) * sizeof(FT));
-    FT *z = FN(take)(&cur, (size_t)attn_pad(P->block_k) * sizeof(FT));
+    T *kt = FN(take)(&cur, (size_t)(d * attn_pad(P->block_k)) * sizeof(T));
+    T *S = FN(take)(&cur, (size_t)(P->block_q * attn_pad(P->block_k)) * sizeof(T));
+    T *vbuf = FN(take)(&cur, (size_t)(P->block_k * dvp) * sizeof(T));
+    T *obuf = FN(take)(&cur, (size_t)(P->block_q * dvp) * sizeof(T));
+    T *z = FN(take)(&cur, (size_t)attn_pad(P->block_k) * sizeof(T));
     unsigned char *keep = FN(take)(&cur, (size_t)attn_pad(P->block_k));
     int64_t *lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), *hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t));
-    FT *m = FN(take)(&cur, (size_t)mq * sizeof(FT)), *l = FN(take)(&cur, (size_t)mq * sizeof(FT));
+    T *m = FN(take)(&cur, (size_t)mq * sizeof(T)), *l = FN(take)(&cur, (size_t)mq * sizeof(T));
     int64_t bkp = attn_pad(P->block_k);
-    attn_tile_rows T = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)mq),
+    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)mq),
                         .lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)),
                         .hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), .ld = bkp};
 
@@ -244,12 +244,12 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
         m[r] = -INFINITY;
         l[r] = 0;
     }
-    const FT *Q = J->q + (bh * Nq + i0) * d, *Kh = J->k + bh * Nk * d, *Vh = J->v + bh * Nk * dv;
-    FT *O = J->out + (bh * Nq + i0) * dv;
+    const T *Q = J->q + (bh * Nq + i0) * d, *Kh = J->k + bh * Nk * d, *Vh = J->v + bh * Nk * dv;
+    T *O = J->out + (bh * Nq + i0) * dv;
     /* Accumulate straight into the output when its rows are whole panels. */
     bool direct = dv % ATTN_NR == 0;
-    FT *acc = direct ? O : obuf;
-    memset(acc, 0, (size_t)(mq * dvp) * sizeof(FT));
+    T *acc = direct ? O : obuf;
+    memset(acc, 0, (size_t)(mq * dvp) * sizeof(T));
 
     /* Only key tiles some row of the block can see: [jlo, jhi) (causal and window tiles
      * outside it are never touched; cost O(N w) for a window w), or with a pattern the
@@ -262,9 +262,9 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
         if (jend <= j0 || jend <= jlo) continue; /* past every row's key_lengths or bias range */
         int64_t nk = jend - j0, nkp = attn_pad(nk), ldv;
         const int64_t *rlo, *rhi;
-        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &T : NULL, &rlo, &rhi);
+        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &pat : NULL, &rlo, &rhi);
         FN(panel_t)(J, Kh + j0 * d, nk, d, kt);
-        const FT *Vp = FN(panel)(Vh + j0 * dv, dv, nk, dv, vbuf, &ldv);
+        const T *Vp = FN(panel)(Vh + j0 * dv, dv, nk, dv, vbuf, &ldv);
         bool split = !FN(uniform)(rlo, rhi, mq, j0, nk);
         for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
             r1 = FN(group)(rlo, rhi, r0, mq, split, j0, nk, &cs, &ce);
@@ -274,10 +274,10 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
             for (int64_t r = r0; r < r1; r++) {
                 int64_t c0, c1;
                 FN(group_cols)(rlo[r], rhi[r], j0, nk, cs, &c0, &c1);
-                FT *srow = S + r * nkp + cs;
-                if (tiles && T.holes[r]) FN(mask_holes)(srow, T.vis + r * bkp + cs, c0, c1, J->c);
-                const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i0 + r, j0 + cs) : NULL;
-                FT alpha = K->row_fwd(srow, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul, &m[r], &l[r]);
+                T *srow = S + r * nkp + cs;
+                if (tiles && pat.holes[r]) FN(mask_holes)(srow, pat.vis + r * bkp + cs, c0, c1, J->c);
+                const T *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i0 + r, j0 + cs) : NULL;
+                T alpha = K->row_fwd(srow, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul, &m[r], &l[r]);
                 if (alpha != 1)
                     for (int64_t x = 0; x < dv; x++) acc[r * dvp + x] *= alpha;
                 if (P->dropout && c0 < c1) {
@@ -291,14 +291,14 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
     /* O = acc / l; a row that saw no key keeps O = 0 and m = +inf, so its recomputed
      * weights exp2((t - m) - log2 l) are 0 in backward (no NaN anywhere). */
     for (int64_t r = 0; r < mq; r++) {
-        FT *orow = O + r * dv, *arow = acc + r * dvp, rm = INFINITY, rl = 0;
+        T *orow = O + r * dv, *arow = acc + r * dvp, rm = INFINITY, rl = 0;
         if (l[r] > 0) {
-            FT inv = 1 / l[r];
+            T inv = 1 / l[r];
             for (int64_t x = 0; x < dv; x++) orow[x] = arow[x] * inv;
             rm = m[r];
             rl = log2(l[r]);
         } else {
-            memset(orow, 0, (size_t)dv * sizeof(FT));
+            memset(orow, 0, (size_t)dv * sizeof(T));
         }
         if (J->row_max) J->row_max[bh * Nq + i0 + r] = rm, J->row_log2sum[bh * Nq + i0 + r] = rl;
     }
@@ -320,7 +320,7 @@ static void FN(forward)(const FN(job) * J, int nthreads) {
 
 static size_t FN(bwd_scratch)(const attn_plan *P) {
     int64_t bq = P->block_q, bk = P->block_k, bkp = attn_pad(bk), dp = attn_pad(P->d), dvp = attn_pad(P->dv);
-    size_t fb = sizeof(FT), s = 0;
+    size_t fb = sizeof(T), s = 0;
     s += (size_t)(P->d * bkp + P->dv * bkp) * fb + 128; /* K^T, V^T panels */
     s += (size_t)(bk * dp) * fb + 64;                   /* padded K (d % 16 != 0) */
     s += (size_t)(2 * bq * bkp) * fb + 128;             /* S -> A, dA -> dS */
@@ -349,14 +349,14 @@ static int64_t FN(bisect)(const attn_plan *P, int64_t b, int64_t blo, int64_t bh
  * bias's broadcast dims (reduced inside the tile first, so a shared row or column costs
  * one add per tile). */
 static void FN(bias_grad_tile)(const FN(job) * J, int64_t b, int64_t h, int64_t i0, int64_t mq, int64_t j0, int64_t nk,
-                               const FT *ds, int64_t ld) {
+                               const T *ds, int64_t ld) {
     const attn_plan *P = J->P;
     bool per_i = P->bstride[2] != 0, per_j = P->bstride[3] != 0, atomic = J->bias_atomic;
-    FT *gb = J->gbias;
+    T *gb = J->gbias;
 #define BIAS_ADD(off, val)                                                                                             \
     do {                                                                                                               \
-        FT v_ = (val);                                                                                                 \
-        FT *p_ = gb + (off);                                                                                           \
+        T v_ = (val);                                                                                                 \
+        T *p_ = gb + (off);                                                                                           \
         if (atomic) {                                                                                                  \
             _Pragma("omp atomic") *p_ += v_;                                                                           \
         } else {                                                                                                       \
@@ -367,7 +367,7 @@ static void FN(bias_grad_tile)(const FN(job) * J, int64_t b, int64_t h, int64_t 
         for (int64_t r0 = 0; r0 < mq; r0 += per_i ? 1 : mq) {
             int64_t r1 = per_i ? r0 + 1 : mq;
             for (int64_t t = 0; t < nk; t++) {
-                FT s = 0;
+                T s = 0;
                 for (int64_t r = r0; r < r1; r++) s += ds[r * ld + t];
                 if (s != 0) BIAS_ADD(attn_bias_at(P, b, h, i0 + r0, j0 + t), s);
             }
@@ -375,7 +375,7 @@ static void FN(bias_grad_tile)(const FN(job) * J, int64_t b, int64_t h, int64_t 
     } else {
         for (int64_t r0 = 0; r0 < mq; r0 += per_i ? 1 : mq) {
             int64_t r1 = per_i ? r0 + 1 : mq;
-            FT s = 0;
+            T s = 0;
             for (int64_t r = r0; r < r1; r++)
                 for (int64_t t = 0; t < nk; t++) s += ds[r * ld + t];
             if (s != 0) BIAS_ADD(attn_bias_at(P, b, h, i0 + r0, j0), s);
@@ -385,9 +385,9 @@ static void FN(bias_grad_tile)(const FN(job) * J, int64_t b, int64_t h, int64_t 
 }
 
 /* One key block [j0, j0 + nk) of head bh against every query block that sees it. */
-static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scratch, FT *dq_part) {
+static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scratch, T *dq_part) {
     const attn_plan *P = J->P;
-    const FK *K = J->K;
+    const FN(flash_kernels) *K = J->K;
     int64_t b = bh / P->H, h = bh % P->H, d = P->d, dv = P->dv, Nq = P->Nq, Nk = P->Nk;
     int64_t nk = P->block_k < Nk - j0 ? P->block_k : Nk - j0, nkp = attn_pad(nk), dp = attn_pad(d),
             dvp = attn_pad(dv), bkp = attn_pad(P->block_k);
@@ -404,53 +404,53 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     if (ntiles == 0) return; /* no query sees these keys: their dK, dV are 0 */
 
     char *cur = scratch;
-    FT *kt = FN(take)(&cur, (size_t)(d * bkp) * sizeof(FT)), *vt = FN(take)(&cur, (size_t)(dv * bkp) * sizeof(FT));
-    FT *kbuf = FN(take)(&cur, (size_t)(P->block_k * dp) * sizeof(FT));
-    FT *S = FN(take)(&cur, (size_t)(P->block_q * bkp) * sizeof(FT));
-    FT *dA = FN(take)(&cur, (size_t)(P->block_q * bkp) * sizeof(FT));
-    FT *dk = FN(take)(&cur, (size_t)(P->block_k * dp) * sizeof(FT));
-    FT *dvacc = FN(take)(&cur, (size_t)(P->block_k * dvp) * sizeof(FT));
-    FT *qbuf = FN(take)(&cur, (size_t)(P->block_q * dp) * sizeof(FT));
-    FT *dobuf = FN(take)(&cur, (size_t)(P->block_q * dvp) * sizeof(FT));
-    FT *z = FN(take)(&cur, (size_t)bkp * sizeof(FT));
+    T *kt = FN(take)(&cur, (size_t)(d * bkp) * sizeof(T)), *vt = FN(take)(&cur, (size_t)(dv * bkp) * sizeof(T));
+    T *kbuf = FN(take)(&cur, (size_t)(P->block_k * dp) * sizeof(T));
+    T *S = FN(take)(&cur, (size_t)(P->block_q * bkp) * sizeof(T));
+    T *dA = FN(take)(&cur, (size_t)(P->block_q * bkp) * sizeof(T));
+    T *dk = FN(take)(&cur, (size_t)(P->block_k * dp) * sizeof(T));
+    T *dvacc = FN(take)(&cur, (size_t)(P->block_k * dvp) * sizeof(T));
+    T *qbuf = FN(take)(&cur, (size_t)(P->block_q * dp) * sizeof(T));
+    T *dobuf = FN(take)(&cur, (size_t)(P->block_q * dvp) * sizeof(T));
+    T *z = FN(take)(&cur, (size_t)bkp * sizeof(T));
     unsigned char *keep = FN(take)(&cur, (size_t)bkp);
     int64_t *lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
     int64_t *hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
-    attn_tile_rows T = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)P->block_q),
+    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)P->block_q),
                         .lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)),
                         .hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)), .ld = bkp};
 
-    const FT *Kj = J->k + (bh * Nk + j0) * d, *Vj = J->v + (bh * Nk + j0) * dv;
+    const T *Kj = J->k + (bh * Nk + j0) * d, *Vj = J->v + (bh * Nk + j0) * dv;
     int64_t ldk;
     FN(panel_t)(J, Kj, nk, d, kt);
     FN(panel_t)(J, Vj, nk, dv, vt);
-    const FT *Kp = FN(panel)(Kj, d, nk, d, kbuf, &ldk);
-    memset(dk, 0, (size_t)(nk * dp) * sizeof(FT));
-    memset(dvacc, 0, (size_t)(nk * dvp) * sizeof(FT));
-    FT scale = (FT)P->scale;
+    const T *Kp = FN(panel)(Kj, d, nk, d, kbuf, &ldk);
+    memset(dk, 0, (size_t)(nk * dp) * sizeof(T));
+    memset(dvacc, 0, (size_t)(nk * dvp) * sizeof(T));
+    T scale = (T)P->scale;
 
     for (int64_t x = 0; x < ntiles; x++) {
         int64_t i0 = tiles ? tiles[x] * P->block_q : ia + x * P->block_q, iend = tiles ? Nq : ib;
         int64_t mq = P->block_q < iend - i0 ? P->block_q : iend - i0, ldq = 0, lddo = 0;
-        const FT *Qi = J->q + (bh * Nq + i0) * d, *dOi = J->dout + (bh * Nq + i0) * dv;
+        const T *Qi = J->q + (bh * Nq + i0) * d, *dOi = J->dout + (bh * Nq + i0) * dv;
         for (int64_t r = 0; r < mq; r++) FN(row_keys)(P, b, i0 + r, blo, bhi, &lo[r], &hi[r]);
         const int64_t *rlo, *rhi;
-        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &T : NULL, &rlo, &rhi);
-        const FT *dOp = J->gv ? FN(panel)(dOi, dv, mq, dv, dobuf, &lddo) : NULL;
-        const FT *Qp = J->gk ? FN(panel)(Qi, d, mq, d, qbuf, &ldq) : NULL;
+        FN(enter_tile)(P, h, i0, mq, j0, nk, lo, hi, tiles ? &pat : NULL, &rlo, &rhi);
+        const T *dOp = J->gv ? FN(panel)(dOi, dv, mq, dv, dobuf, &lddo) : NULL;
+        const T *Qp = J->gk ? FN(panel)(Qi, d, mq, d, qbuf, &ldq) : NULL;
         bool split = !FN(uniform)(rlo, rhi, mq, j0, nk);
         for (int64_t r0 = 0, r1, cs, ce; r0 < mq; r0 = r1) {
             r1 = FN(group)(rlo, rhi, r0, mq, split, j0, nk, &cs, &ce);
             if (cs >= ce) continue;
             int64_t g = r1 - r0, nc = attn_pad(ce - cs), M = ce - cs;
-            FT *Sg = S + r0 * nkp + cs, *dSg = dA + r0 * nkp + cs;
+            T *Sg = S + r0 * nkp + cs, *dSg = dA + r0 * nkp + cs;
             K->gemm(g, nc, d, 1, Qi + r0 * d, d, 1, kt + cs, nkp, false, Sg, nkp);       /* S = Q K^T */
             K->gemm(g, nc, dv, 1, dOi + r0 * dv, dv, 1, vt + cs, nkp, false, dSg, nkp);  /* dA = dO V^T */
             for (int64_t r = r0; r < r1; r++) {
                 int64_t i = i0 + r, c0, c1;
                 FN(group_cols)(rlo[r], rhi[r], j0, nk, cs, &c0, &c1);
-                if (tiles && T.holes[r]) FN(mask_holes)(S + r * nkp + cs, T.vis + r * bkp + cs, c0, c1, J->c);
-                const FT *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0 + cs) : NULL;
+                if (tiles && pat.holes[r]) FN(mask_holes)(S + r * nkp + cs, pat.vis + r * bkp + cs, c0, c1, J->c);
+                const T *brow = J->bias ? J->bias + attn_bias_at(P, b, h, i, j0 + cs) : NULL;
                 if (P->dropout && c0 < c1) FN(dropout_row)(J, bh, i, j0 + cs, c0, c1, keep, z);
                 K->row_bwd(S + r * nkp + cs, dA + r * nkp + cs, nc, c0, c1, J->c, brow, P->bstride[3], J->bmul,
                            J->row_max[bh * Nq + i], J->row_log2sum[bh * Nq + i], J->D[bh * Nq + i],
@@ -482,7 +482,7 @@ static void FN(backward)(FN(job) * J, int nthreads) {
     /* D_i = dO_i . O_i */
 #pragma omp parallel for schedule(static) if (nthreads > 1 && BH * Nq * dv > 32768) num_threads(nthreads)
     for (int64_t i = 0; i < BH * Nq; i++) {
-        FT s = 0;
+        T s = 0;
         for (int64_t x = 0; x < dv; x++) s += J->dout[i * dv + x] * J->o[i * dv + x];
         J->D[i] = s;
     }
@@ -497,8 +497,8 @@ static void FN(backward)(FN(job) * J, int nthreads) {
         for (int64_t bh = 0; bh < BH; bh++) {
             int tid = omp_get_thread_num();
             char *scratch = J->scratch + (size_t)tid * J->scratch_bytes;
-            FT *dq_part = !with_dq ? NULL : J->dq_parts ? J->dq_parts + tid * Nq * dp : J->gq + bh * Nq * d;
-            if (with_dq && J->dq_parts) memset(dq_part, 0, (size_t)(Nq * dp) * sizeof(FT));
+            T *dq_part = !with_dq ? NULL : J->dq_parts ? J->dq_parts + tid * Nq * dp : J->gq + bh * Nq * d;
+            if (with_dq && J->dq_parts) memset(dq_part, 0, (size_t)(Nq * dp) * sizeof(T));
             for (int64_t kb = 0; kb < nkb; kb++) FN(bwd_block)(J, bh, kb * P->block_k, scratch, dq_part);
             if (with_dq && J->dq_parts)
                 for (int64_t i = 0; i < Nq; i++)
@@ -510,16 +510,16 @@ static void FN(backward)(FN(job) * J, int nthreads) {
         {
             int tid = omp_get_thread_num(), nth = omp_get_num_threads();
             char *scratch = J->scratch + (size_t)tid * J->scratch_bytes;
-            FT *dq_part = with_dq ? J->dq_parts + tid * Nq * dp : NULL;
+            T *dq_part = with_dq ? J->dq_parts + tid * Nq * dp : NULL;
             for (int64_t bh = 0; bh < BH; bh++) {
-                if (with_dq) memset(dq_part, 0, (size_t)(Nq * dp) * sizeof(FT));
+                if (with_dq) memset(dq_part, 0, (size_t)(Nq * dp) * sizeof(T));
 #pragma omp for schedule(dynamic)
                 for (int64_t kb = 0; kb < nkb; kb++) FN(bwd_block)(J, bh, kb * P->block_k, scratch, dq_part);
                 if (with_dq) {
 #pragma omp for schedule(static)
                     for (int64_t i = 0; i < Nq; i++)
                         for (int t = 0; t < nth; t++) {
-                            const FT *part = J->dq_parts + (t * Nq + i) * dp;
+                            const T *part = J->dq_parts + (t * Nq + i) * dp;
                             for (int64_t x = 0; x < d; x++) J->gq[(bh * Nq + i) * d + x] += part[x];
                         }
                 }

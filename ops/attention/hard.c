@@ -22,6 +22,17 @@ typedef struct {
     double *entropy; /* [B] */
 } hard_plan;
 
+#define T float
+#define FN(name) name##_f32
+#include "hard_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "hard_kernels.h"
+#undef T
+#undef FN
+
 /* Backward. With w the weights, i the sample, gw, gl, gh the gradients of the weights, the
  * log-probability and the entropy outputs (log w_j = s_j - max - lse):
  *   ds_j = w_j (gw_j - sum_k w_k gw_k) + gl ([j = i] - w_j) - gh w_j (log w_j + H),
@@ -31,23 +42,10 @@ static void hard_backward(heed_graph *g, heed_node *nd) {
     const hard_plan *p = nd->saved;
     int64_t B = v->shape[0], N = v->shape[1], dv = v->shape[2];
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
-    HEED_FOR_DTYPE(s->dtype, T, {
-        const T *S = s->data, *dC = ctx->grad, *gW = w->grad, *gL = lp->grad, *gH = ent->grad;
-        T *gs = gs_, *gv = gv_;
-        for (int64_t b = 0; b < B; b++) {
-            int64_t i = p->sample[b];
-            if (gv && i >= 0)
-                for (int64_t e = 0; e < dv; e++) gv[(b * N + i) * dv + e] += dC[b * dv + e];
-            if (!gs || p->max[b] == -INFINITY) continue;
-            double dot = 0, H = p->entropy[b];
-            for (int64_t j = 0; j < p->len[b]; j++) dot += exp((double)S[b * N + j] - p->max[b] - p->lse[b]) * gW[b * N + j];
-            for (int64_t j = 0; j < p->len[b]; j++) {
-                double logw = (double)S[b * N + j] - p->max[b] - p->lse[b], wj = exp(logw);
-                if (wj == 0 && !isnan(logw)) continue; /* a masked (-inf) key: 0, not 0 * inf */
-                gs[b * N + j] += (T)(wj * (gW[b * N + j] - dot) + gL[b] * ((j == i) - wj) - gH[b] * wj * (logw + H));
-            }
-        }
-    });
+    if (s->dtype == HEED_F32)
+        hard_backward_kernel_f32(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
+    else
+        hard_backward_kernel_f64(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
 }
 
 static const heed_op op_hard = {"heed_hard_attend", hard_backward};
@@ -74,41 +72,10 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
      * the samples depend on the ctx seed and the op's order only; evaluation: the argmax */
     bool sample = g->training;
     uint64_t seed = g->ctx->seed, stream = sample ? heed__next_stream(g->ctx) : 0;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *S = scores->data, *V = values->data;
-        T *C = ctx->data, *W = w->data, *LP = lp->data, *E = ent->data;
-        for (int64_t b = 0; b < B; b++) {
-            const T *sb = S + b * N;
-            int64_t L = p.len[b], pick = -1;
-            double m = -INFINITY, sum = 0, cum = 0, u = 0, H = 0;
-            for (int64_t j = 0; j < L; j++) m = sb[j] > m || sb[j] != sb[j] ? sb[j] : m;
-            p.max[b] = m, p.lse[b] = 0, p.entropy[b] = 0, p.sample[b] = -1;
-            if (m == -INFINITY) continue; /* no valid key: zeros everywhere */
-            for (int64_t j = 0; j < L; j++) sum += exp((double)sb[j] - m);
-            if (sample) {
-                heed_rng r = heed_rng_make(seed, stream);
-                r.counter = (uint64_t)b;
-                u = heed_rng_uniform(&r) * sum;
-            }
-            for (int64_t j = 0; j < L; j++) {
-                double e = exp((double)sb[j] - m);
-                W[b * N + j] = (T)(e / sum);
-                if (e > 0 || e != e) H -= e / sum * ((double)sb[j] - m - log(sum));
-                if (!sample && pick < 0 && sb[j] == m) pick = j;
-            }
-            /* inverse CDF: the first key whose cumulative weight passes u; keys of weight 0
-             * are never taken (the last positive one when rounding leaves u past the end) */
-            for (int64_t j = 0; sample && j < L; j++) {
-                double e = exp((double)sb[j] - m);
-                if (e > 0) pick = j;
-                if (e > 0 && (cum += e) > u) break;
-            }
-            p.lse[b] = log(sum), p.entropy[b] = H, p.sample[b] = pick;
-            LP[b] = pick >= 0 ? (T)((double)sb[pick] - m - log(sum)) : (T)NAN;
-            E[b] = (T)H;
-            for (int64_t e = 0; e < dv; e++) C[b * dv + e] = pick >= 0 ? V[(b * N + pick) * dv + e] : (T)NAN;
-        }
-    });
+    if (dt == HEED_F32)
+        hard_attend_kernel_f32(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
+    else
+        hard_attend_kernel_f64(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
     heed_tensor *in[2] = {scores, values}, *out[4] = {ctx, w, lp, ent};
     heed_node *nd = heed_record(g, &op_hard, 2, in, 4, out);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(hard_plan *)nd->saved = p;

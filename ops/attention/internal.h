@@ -135,8 +135,8 @@ typedef struct {
     void (*transpose)(const double *src, int64_t lds, int64_t rows, int64_t cols, double *dst, int64_t ldd);
 } flash_kernels_f64;
 
-/* The AVX2/FMA kernels when the CPU has them (and heed_isa() is avx2), else the portable
- * loops; tests pick the portable ones with heed__force_scalar (graph/simd.h). */
+/* The vector kernels of the widest ISA heed_isa() allows (AVX-512F, AVX2 + FMA), else the
+ * portable loops; tests pick the portable ones with heed__force_scalar (graph/simd.h). */
 const flash_kernels_f32 *flash_kernels_f32_get(void);
 const flash_kernels_f64 *flash_kernels_f64_get(void);
 

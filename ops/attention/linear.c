@@ -21,6 +21,44 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
+/* The plans of FAVOR+ and of the attention (sections below), which the kernels read. */
+typedef struct {
+    int64_t rows, group, d, m; /* rows of x; rows sharing one stabiliser (1 for queries) */
+    double xscale;             /* d^(-1/4): x' = x d^(-1/4), so x'_q . x'_k = q.k / sqrt(d) */
+    int64_t *argmax;           /* [rows / group]: where the stabiliser's max is, inside the group */
+} favor_plan;
+
+typedef struct {
+    int64_t B, H, Nq, Nk, m, dv, off; /* off = Nk - Nq (causal alignment) */
+    bool causal;
+    const int64_t *len; /* [B] */
+    double *den;        /* [B*H*Nq] denominators phi(q_i).z_i (0: the row sees nothing) */
+    void *kv;           /* non-causal: [B*H, m, dv] S = phi(K)^T V, in the dtype */
+    double *z;          /* non-causal: [B*H, m] */
+} lin_plan;
+
+/* Query row i of batch b sees the keys j < lin_hi(p, b, i). */
+static inline int64_t lin_hi(const lin_plan *p, int64_t b, int64_t i) {
+    int64_t h = p->len[b];
+    if (p->causal && i + p->off + 1 < h) h = i + p->off + 1;
+    return h > 0 ? h : 0;
+}
+
+static bool lin_parallel(const lin_plan *p) {
+    return (double)(p->B * p->H) * (double)(p->Nq + p->Nk) * (double)(p->m * p->dv) >= 65536.0;
+}
+
+#define T float
+#define FN(name) name##_f32
+#include "linear_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "linear_kernels.h"
+#undef T
+#undef FN
+
 /* ---------------------------------------------------------------- elu(x) + 1 */
 
 /* y = x + 1 for x > 0, e^x otherwise (positive, so every denominator is > 0);
@@ -30,12 +68,10 @@ static void elu_features_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t n = x->numel;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data, *Y = y->data, *dY = y->grad;
-        T *gx = gx_;
-_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) gx[i] += X[i] > 0 ? dY[i] : dY[i] * Y[i];
-    });
+    if (x->dtype == HEED_F32)
+        elu_features_backward_kernel_f32(x, y, gx_, n, g);
+    else
+        elu_features_backward_kernel_f64(x, y, gx_, n, g);
 }
 
 static const heed_op op_elu_features = {"heed_elu_features", elu_features_backward};
@@ -45,12 +81,10 @@ heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
     heed_tensor *y = heed__new(g, "heed_elu_features", x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     int64_t n = x->numel;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data;
-        T *Y = y->data;
-_Pragma("omp parallel for if (n > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t i = 0; i < n; i++) Y[i] = X[i] > 0 ? X[i] + 1 : exp(X[i]);
-    });
+    if (x->dtype == HEED_F32)
+        elu_features_kernel_f32(x, y, n, g);
+    else
+        elu_features_kernel_f64(x, y, n, g);
     heed_record(g, &op_elu_features, 1, &x, 1, &y);
     return heed_graph_ok(g) ? y : NULL;
 }
@@ -88,19 +122,11 @@ heed_status heed_favor_draw(heed_ctx *ctx, heed_tensor *w, uint64_t draw) {
         norm = sqrt(norm);
         for (int64_t c = 0; c < d; c++) proj[i * d + c] *= norm;
     }
-    if (ok) HEED_FOR_DTYPE(w->dtype, T, {
-            T *W = w->data;
-            for (int64_t i = 0; i < m * d; i++) W[i] = (T)proj[i];
-        });
+    if (ok && w->dtype == HEED_F32) favor_draw_kernel_f32(w, m, d, proj);
+    else if (ok) favor_draw_kernel_f64(w, m, d, proj);
     free(block), free(proj);
     return ok ? HEED_OK : heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for w%s", op, HEED_S(w));
 }
-
-typedef struct {
-    int64_t rows, group, d, m; /* rows of x; rows sharing one stabiliser (1 for queries) */
-    double xscale;             /* d^(-1/4): x' = x d^(-1/4), so x'_q . x'_k = q.k / sqrt(d) */
-    int64_t *argmax;           /* [rows / group]: where the stabiliser's max is, inside the group */
-} favor_plan;
 
 /* phi(x)_r = exp(w_r . x' - |x'|^2 / 2 - M) / sqrt(m), t_r = w_r . x' - |x'|^2/2.
  * Backward with u = dy * y: dt = u, minus sum(u) at the max's position (M is the max of t
@@ -114,29 +140,16 @@ static void favor_backward(heed_graph *g, heed_node *nd) {
     double *dsum = heed_graph_alloc(g, (size_t)(rows > 0 ? rows : 1) * sizeof *dsum);
     if (!dt_ || !dsum) return;
     double x2 = p->xscale * p->xscale;
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *Y = y->data, *dY = y->grad;
-        T *dt = dt_;
-_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t gi = 0; gi < ngroups; gi++) {
-            double total = 0;
-            for (int64_t k = gi * group * m; k < (gi + 1) * group * m; k++) total += (double)(dt[k] = dY[k] * Y[k]);
-            dt[gi * group * m + p->argmax[gi]] -= (T)total;
-            for (int64_t i = gi * group; i < (gi + 1) * group; i++) {
-                double s = 0;
-                for (int64_t r = 0; r < m; r++) s += dt[i * m + r];
-                dsum[i] = s;
-            }
-        }
-    });
+    if (x->dtype == HEED_F32)
+        favor_backward_kernel_f32(y, dt_, rows, m, g, ngroups, group, p, dsum);
+    else
+        favor_backward_kernel_f64(y, dt_, rows, m, g, ngroups, group, p, dsum);
     if (gx) {
         heed_gemm(x->dtype, false, false, rows, d, m, p->xscale, dt_, m, w->data, d, 1, gx, d);
-        HEED_FOR_DTYPE(x->dtype, T, {
-            const T *X = x->data;
-            T *dx = gx;
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t c = 0; c < d; c++) dx[i * d + c] -= (T)(dsum[i] * x2 * X[i * d + c]);
-        });
+        if (x->dtype == HEED_F32)
+            favor_dx_norm_term_kernel_f32(x, gx, rows, d, dsum, x2);
+        else
+            favor_dx_norm_term_kernel_f64(x, gx, rows, d, dsum, x2);
     }
     if (gw) heed_gemm(x->dtype, true, false, m, d, rows, p->xscale, dt_, m, x->data, d, 1, gw, d);
 }
@@ -165,27 +178,10 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     if (!y || !p.argmax) return NULL;
     heed_gemm(x->dtype, false, true, rows, m, d, p.xscale, x->data, d, w->data, d, 0, y->data, m);
     double x2 = p.xscale * p.xscale, ratio = 1 / sqrt((double)m);
-    HEED_FOR_DTYPE(x->dtype, T, {
-        const T *X = x->data;
-        T *Y = y->data;
-_Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t gi = 0; gi < ngroups; gi++) {
-            double best = -INFINITY;
-            int64_t at = 0;
-            for (int64_t i = gi * p.group; i < (gi + 1) * p.group; i++) {
-                double half = 0;
-                for (int64_t c = 0; c < d; c++) half += (double)X[i * d + c] * X[i * d + c];
-                half *= 0.5 * x2;
-                for (int64_t r = 0; r < m; r++) {
-                    double t = (double)Y[i * m + r] - half;
-                    Y[i * m + r] = (T)t;
-                    if (t > best || (t != t && best == best)) best = t, at = (i - gi * p.group) * m + r;
-                }
-            }
-            p.argmax[gi] = at;
-            for (int64_t k = gi * p.group * m; k < (gi + 1) * p.group * m; k++) Y[k] = (T)(exp((double)Y[k] - best) * ratio);
-        }
-    });
+    if (x->dtype == HEED_F32)
+        favor_features_kernel_f32(x, y, rows, m, g, ngroups, p, d, x2, ratio);
+    else
+        favor_features_kernel_f64(x, y, rows, m, g, ngroups, p, d, x2, ratio);
     heed_tensor *in[2] = {x, w};
     heed_node *nd = heed_record(g, &op_favor, 2, in, 1, &y);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(favor_plan *)nd->saved = p;
@@ -193,26 +189,6 @@ _Pragma("omp parallel for if (rows * m > 65536) num_threads(heed_ctx_threads(g->
 }
 
 /* ---------------------------------------------------------------- the attention */
-
-typedef struct {
-    int64_t B, H, Nq, Nk, m, dv, off; /* off = Nk - Nq (causal alignment) */
-    bool causal;
-    const int64_t *len; /* [B] */
-    double *den;        /* [B*H*Nq] denominators phi(q_i).z_i (0: the row sees nothing) */
-    void *kv;           /* non-causal: [B*H, m, dv] S = phi(K)^T V, in the dtype */
-    double *z;          /* non-causal: [B*H, m] */
-} lin_plan;
-
-/* Query row i of batch b sees the keys j < lin_hi(p, b, i). */
-static inline int64_t lin_hi(const lin_plan *p, int64_t b, int64_t i) {
-    int64_t h = p->len[b];
-    if (p->causal && i + p->off + 1 < h) h = i + p->off + 1;
-    return h > 0 ? h : 0;
-}
-
-static bool lin_parallel(const lin_plan *p) {
-    return (double)(p->B * p->H) * (double)(p->Nq + p->Nk) * (double)(p->m * p->dv) >= 65536.0;
-}
 
 /* Non-causal forward, one head at a time (the GEMMs thread themselves):
  *   S = phi(K)^T V,  z = phi(K)^T 1,  out = phi(Q) S / (phi(Q) z). */
@@ -227,19 +203,10 @@ static void full_forward(heed_dtype dt, lin_plan *p, const void *fq, const void 
         double *z = p->z + bh * m, *den = p->den + bh * Nq;
         heed_gemm(dt, true, false, m, dv, L, 1, Fk, m, V, dv, 0, KV, dv);
         heed_gemm(dt, false, false, Nq, dv, m, 1, Fq, m, KV, dv, 0, O, dv);
-        HEED_FOR_DTYPE(dt, T, {
-            const T *fk_ = (const T *)Fk, *fq_ = (const T *)Fq;
-            T *o = (T *)O;
-            for (int64_t e = 0; e < m; e++) z[e] = 0;
-            for (int64_t j = 0; j < L; j++)
-                for (int64_t e = 0; e < m; e++) z[e] += fk_[j * m + e];
-            for (int64_t i = 0; i < Nq; i++) {
-                double s = 0;
-                for (int64_t e = 0; e < m; e++) s += fq_[i * m + e] * z[e];
-                den[i] = s;
-                for (int64_t c = 0; c < dv; c++) o[i * dv + c] = s != 0 ? (T)(o[i * dv + c] / s) : 0;
-            }
-        });
+        if (dt == HEED_F32)
+            full_forward_kernel_f32(Fk, Fq, O, m, z, L, Nq, den, dv);
+        else
+            full_forward_kernel_f64(Fk, Fq, O, m, z, L, Nq, den, dv);
     }
 }
 
@@ -248,50 +215,11 @@ static void full_forward(heed_dtype dt, lin_plan *p, const void *fq, const void 
 static void causal_forward(heed_dtype dt, lin_plan *p, const void *fq_, const void *fk_, const void *v_, void *out_,
                            double *scratch, int threads) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *FQ = fq_, *FK = fk_, *VV = v_;
-        T *OUT = out_;
-_Pragma("omp parallel if (lin_parallel(p)) num_threads(threads)")
-        {
-            double *S = scratch + (size_t)omp_get_thread_num() * (size_t)(m * dv + m + dv), *z = S + m * dv, *num = z + m;
-_Pragma("omp for schedule(dynamic)")
-            for (int64_t bh = 0; bh < BH; bh++) {
-                const T *Fq = FQ + bh * Nq * m, *Fk = FK + bh * Nk * m, *V = VV + bh * Nk * dv;
-                T *O = OUT + bh * Nq * dv;
-                for (int64_t e = 0; e < m * dv + m; e++) S[e] = 0;
-                for (int64_t i = 0, j = 0; i < Nq; i++) {
-                    for (int64_t hi = lin_hi(p, bh / p->H, i); j < hi; j++)
-                        for (int64_t e = 0; e < m; e++) {
-                            double f = Fk[j * m + e];
-                            z[e] += f;
-                            for (int64_t c = 0; c < dv; c++) S[e * dv + c] += f * V[j * dv + c];
-                        }
-                    double s = 0;
-                    for (int64_t c = 0; c < dv; c++) num[c] = 0;
-                    for (int64_t e = 0; e < m; e++) {
-                        double f = Fq[i * m + e];
-                        s += f * z[e];
-                        for (int64_t c = 0; c < dv; c++) num[c] += f * S[e * dv + c];
-                    }
-                    p->den[bh * Nq + i] = s;
-                    for (int64_t c = 0; c < dv; c++) O[i * dv + c] = s != 0 ? (T)(num[c] / s) : 0;
-                }
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        causal_forward_kernel_f32(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
+    else
+        causal_forward_kernel_f64(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
 }
-
-/* The output's adjoints, with g = dout_i and D = den_i: dnum = g / D, dden = -(g . out_i) / D
- * (both 0 for a row that sees nothing). Writes dnum[dv] and returns dden. */
-#define ROW_ADJOINT(T, dnum, g, o, D, dv)                                                     \
-    ({                                                                                        \
-        double dd_ = 0;                                                                       \
-        for (int64_t c_ = 0; c_ < (dv); c_++) {                                               \
-            (dnum)[c_] = (D) != 0 ? (g)[c_] / (D) : 0;                                         \
-            dd_ -= (D) != 0 ? (double)(g)[c_] * (o)[c_] / (D) : 0;                               \
-        }                                                                                     \
-        dd_;                                                                                  \
-    })
 
 /* Non-causal backward, per head, with G = phi(Q)^T dNum [m,dv] and h = sum_i dden_i phi(q_i):
  *   dphi(Q) = dNum S^T + dden z^T,  dphi(k_j) = G v_j + h,  dv_j = G^T phi(k_j)  (j < L). */
@@ -307,32 +235,25 @@ static void full_backward(heed_graph *g, heed_dtype dt, const lin_plan *p, heed_
         const double *z = p->z + bh * m, *den = p->den + bh * Nq;
         const char *KV = (const char *)p->kv + (size_t)(bh * m * dv) * es;
         size_t oq = (size_t)(bh * Nq * m) * es, ok = (size_t)(bh * Nk * m) * es, ov = (size_t)(bh * Nk * dv) * es;
-        HEED_FOR_DTYPE(dt, T, {
-            const T *dO = (const T *)out->grad + bh * Nq * dv, *O = (const T *)out->data + bh * Nq * dv,
-                    *Fq = (const T *)fq->data + bh * Nq * m;
-            T *dnum = dnum_;
-            for (int64_t i = 0; i < Nq; i++) dden[i] = ROW_ADJOINT(T, dnum + i * dv, dO + i * dv, O + i * dv, den[i], dv);
-            for (int64_t e = 0; e < m; e++) h[e] = 0;
-            for (int64_t i = 0; i < Nq; i++)
-                for (int64_t e = 0; e < m; e++) h[e] += dden[i] * Fq[i * m + e];
-        });
+        if (dt == HEED_F32)
+            full_backward_kernel_f32(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
+        else
+            full_backward_kernel_f64(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
         if (gq) {
             heed_gemm(dt, false, true, Nq, m, dv, 1, dnum_, dv, KV, dv, 1, (char *)gq + oq, m);
-            HEED_FOR_DTYPE(dt, T, {
-                T *dq = (T *)((char *)gq + oq);
-                for (int64_t i = 0; i < Nq; i++)
-                    for (int64_t e = 0; e < m; e++) dq[i * m + e] += (T)(dden[i] * z[e]);
-            });
+            if (dt == HEED_F32)
+                full_dq_den_term_kernel_f32(gq, oq, Nq, m, dden, z);
+            else
+                full_dq_den_term_kernel_f64(gq, oq, Nq, m, dden, z);
         }
         if (!gk && !gv) continue;
         heed_gemm(dt, true, false, m, dv, Nq, 1, (const char *)fq->data + oq, m, dnum_, dv, 0, G_, dv);
         if (gk) {
             heed_gemm(dt, false, true, L, m, dv, 1, (const char *)v->data + ov, dv, G_, dv, 1, (char *)gk + ok, m);
-            HEED_FOR_DTYPE(dt, T, {
-                T *dk = (T *)((char *)gk + ok);
-                for (int64_t j = 0; j < L; j++)
-                    for (int64_t e = 0; e < m; e++) dk[j * m + e] += (T)h[e];
-            });
+            if (dt == HEED_F32)
+                full_dk_den_term_kernel_f32(gk, ok, L, m, h);
+            else
+                full_dk_den_term_kernel_f64(gk, ok, L, m, h);
         }
         if (gv) heed_gemm(dt, false, false, L, dv, m, 1, (const char *)fk->data + ok, m, G_, dv, 1, (char *)gv + ov, dv);
     }
@@ -346,60 +267,10 @@ static void full_backward(heed_graph *g, heed_dtype dt, const lin_plan *p, heed_
 static void causal_backward(heed_dtype dt, const lin_plan *p, heed_tensor *fq, heed_tensor *fk, heed_tensor *v,
                             heed_tensor *out, void *gq_, void *gk_, void *gv_, double *scratch, int threads) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *FQ = fq->data, *FK = fk->data, *VV = v->data, *OO = out->data, *DO = out->grad;
-        T *GQ = gq_, *GK = gk_, *GV = gv_;
-_Pragma("omp parallel if (lin_parallel(p)) num_threads(threads)")
-        {
-            double *S = scratch + (size_t)omp_get_thread_num() * (size_t)(m * dv + m + dv), *z = S + m * dv, *dnum = z + m;
-_Pragma("omp for schedule(dynamic)")
-            for (int64_t bh = 0; bh < BH; bh++) {
-                int64_t b = bh / p->H;
-                const T *Fq = FQ + bh * Nq * m, *Fk = FK + bh * Nk * m, *V = VV + bh * Nk * dv, *O = OO + bh * Nq * dv,
-                        *dO = DO + bh * Nq * dv;
-                const double *den = p->den + bh * Nq;
-                if (GQ) {
-                    T *dq = GQ + bh * Nq * m;
-                    for (int64_t e = 0; e < m * dv + m; e++) S[e] = 0;
-                    for (int64_t i = 0, j = 0; i < Nq; i++) {
-                        for (int64_t hi = lin_hi(p, b, i); j < hi; j++)
-                            for (int64_t e = 0; e < m; e++) {
-                                double f = Fk[j * m + e];
-                                z[e] += f;
-                                for (int64_t c = 0; c < dv; c++) S[e * dv + c] += f * V[j * dv + c];
-                            }
-                        double dd = ROW_ADJOINT(T, dnum, dO + i * dv, O + i * dv, den[i], dv);
-                        for (int64_t e = 0; e < m; e++) {
-                            double acc = dd * z[e];
-                            for (int64_t c = 0; c < dv; c++) acc += S[e * dv + c] * dnum[c];
-                            dq[i * m + e] += (T)acc;
-                        }
-                    }
-                }
-                if (!GK && !GV) continue;
-                double *G = S, *h = z;
-                for (int64_t e = 0; e < m * dv + m; e++) S[e] = 0;
-                for (int64_t j = Nk - 1, i = Nq - 1; j >= 0; j--) {
-                    for (; i >= 0 && lin_hi(p, b, i) > j; i--) {
-                        double dd = ROW_ADJOINT(T, dnum, dO + i * dv, O + i * dv, den[i], dv);
-                        for (int64_t e = 0; e < m; e++) {
-                            double f = Fq[i * m + e];
-                            h[e] += dd * f;
-                            for (int64_t c = 0; c < dv; c++) G[e * dv + c] += f * dnum[c];
-                        }
-                    }
-                    if (i == Nq - 1) continue; /* no query sees key j */
-                    for (int64_t e = 0; e < m; e++) {
-                        double f = Fk[j * m + e], acc = h[e];
-                        for (int64_t c = 0; c < dv; c++) acc += G[e * dv + c] * V[j * dv + c];
-                        if (GK) GK[(bh * Nk + j) * m + e] += (T)acc;
-                        if (GV)
-                            for (int64_t c = 0; c < dv; c++) GV[(bh * Nk + j) * dv + c] += (T)(f * G[e * dv + c]);
-                    }
-                }
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        causal_backward_kernel_f32(fq, fk, v, out, gq_, gk_, gv_, p, threads, scratch, m, dv, BH, Nq, Nk);
+    else
+        causal_backward_kernel_f64(fq, fk, v, out, gq_, gk_, gv_, p, threads, scratch, m, dv, BH, Nq, Nk);
 }
 
 static void linear_backward(heed_graph *g, heed_node *nd) {
@@ -491,24 +362,10 @@ heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s
                NULL;
     heed_tensor *out = heed__new(g, op, phi_q->dtype, 4, (int64_t[]){B, H, 1, dv});
     if (!out) return NULL;
-    HEED_FOR_DTYPE(phi_q->dtype, T, {
-        const T *Fq = phi_q->data, *Fk = phi_k->data, *V = v->data;
-        T *O = out->data;
-        for (int64_t bh = 0; bh < B * H; bh++) {
-            double *S = s->S + bh * m * dv, *z = s->z + bh * m, den = 0;
-            for (int64_t e = 0; e < m; e++) {
-                double f = Fk[bh * m + e];
-                z[e] += f;
-                for (int64_t c = 0; c < dv; c++) S[e * dv + c] += f * V[bh * dv + c];
-            }
-            for (int64_t e = 0; e < m; e++) den += Fq[bh * m + e] * z[e];
-            for (int64_t c = 0; c < dv; c++) {
-                double num = 0;
-                for (int64_t e = 0; e < m; e++) num += Fq[bh * m + e] * S[e * dv + c];
-                O[bh * dv + c] = den != 0 ? (T)(num / den) : 0;
-            }
-        }
-    });
+    if (phi_q->dtype == HEED_F32)
+        linear_attention_step_kernel_f32(phi_q, phi_k, v, out, B, H, s, m, dv);
+    else
+        linear_attention_step_kernel_f64(phi_q, phi_k, v, out, B, H, s, m, dv);
     s->steps++;
     return out;
 }

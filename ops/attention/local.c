@@ -25,6 +25,17 @@ static inline double gauss(double j, double p, double sigma) {
     return sigma > 0 ? exp(-(j - p) * (j - p) / (2 * sigma * sigma)) : 1;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "local_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "local_kernels.h"
+#undef T
+#undef FN
+
 /* Backward, with ga_j = gw_j + dc . v_j the gradient reaching a_j and G_j the Gaussian:
  *   dv_j += a_j dc,  dalpha_j = ga_j G_j,  ds_j = alpha_j (dalpha_j - sum_i alpha_i dalpha_i),
  *   dp = sum_j ga_j a_j (j - p) / sigma^2. */
@@ -35,31 +46,10 @@ static void local_backward(heed_graph *g, heed_node *nd) {
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v), *gp_ = heed_grad_buffer(g, centre);
     double *ga = heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof *ga);
     if (!ga) return;
-    HEED_FOR_DTYPE(s->dtype, T, {
-        const T *S = s->data, *V = v->data, *P = centre->data, *A = w->data, *dC = ctx->grad, *gW = w->grad;
-        T *gs = gs_, *gv = gv_, *gp = gp_;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < B; b++) {
-            const T *dc = dC + b * dv;
-            double pb = P[b], dot = 0, dp = 0, *gab = ga + b * N;
-            for (int64_t j = p->lo[b]; j < p->hi[b]; j++) {
-                const T *vj = V + (b * N + j) * dv;
-                double d = gW[b * N + j];
-                for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
-                gab[j] = d;
-                if (gv)
-                    for (int64_t e = 0; e < dv; e++) gv[(b * N + j) * dv + e] += (T)(A[b * N + j] * dc[e]);
-                double alpha = exp((double)S[b * N + j] - p->max[b]) / p->sum[b];
-                dot += alpha * d * gauss((double)j, pb, p->sigma);
-                if (p->sigma > 0) dp += d * alpha * gauss((double)j, pb, p->sigma) * ((double)j - pb) / (p->sigma * p->sigma);
-            }
-            for (int64_t j = p->lo[b]; gs && j < p->hi[b]; j++) {
-                double alpha = exp((double)S[b * N + j] - p->max[b]) / p->sum[b];
-                gs[b * N + j] += (T)(alpha * (gab[j] * gauss((double)j, pb, p->sigma) - dot));
-            }
-            if (gp) gp[b] += (T)dp;
-        }
-    });
+    if (s->dtype == HEED_F32)
+        local_backward_kernel_f32(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
+    else
+        local_backward_kernel_f64(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
 }
 
 static const heed_op op_local = {"heed_local_attend", local_backward};
@@ -99,23 +89,10 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
     heed_tensor *ctx = heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, dv});
     heed_tensor *w = ctx ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, N}) : NULL;
     if (!w) return NULL;
-    HEED_FOR_DTYPE(scores->dtype, T, {
-        const T *S = scores->data, *V = values->data, *P = centre->data;
-        T *C = ctx->data, *W = w->data;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < B; b++) {
-            double m = -INFINITY, sum = 0;
-            for (int64_t j = p.lo[b]; j < p.hi[b]; j++) m = S[b * N + j] > m || S[b * N + j] != S[b * N + j] ? S[b * N + j] : m;
-            if (m == -INFINITY) p.hi[b] = p.lo[b]; /* an empty window, or every score in it -inf: zeros */
-            for (int64_t j = p.lo[b]; j < p.hi[b]; j++) sum += exp((double)S[b * N + j] - m);
-            p.max[b] = m, p.sum[b] = sum;
-            for (int64_t j = p.lo[b]; j < p.hi[b]; j++) {
-                T a = (T)(exp((double)S[b * N + j] - m) / sum * gauss((double)j, (double)P[b], p.sigma));
-                W[b * N + j] = a;
-                for (int64_t e = 0; e < dv; e++) C[b * dv + e] += a * V[(b * N + j) * dv + e];
-            }
-        }
-    });
+    if (scores->dtype == HEED_F32)
+        local_attend_kernel_f32(scores, values, centre, ctx, w, B, N, dv, g, p);
+    else
+        local_attend_kernel_f64(scores, values, centre, ctx, w, B, N, dv, g, p);
     heed_tensor *in[3] = {scores, values, centre}, *out[2] = {ctx, w};
     heed_node *nd = heed_record(g, &op_local, 3, in, 2, out);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(local_plan *)nd->saved = p;

@@ -8,6 +8,17 @@
 
 /* ---------------------------------------------------------------- sinusoidal */
 
+#define T float
+#define FN(name) name##_f32
+#include "positions_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "positions_kernels.h"
+#undef T
+#undef FN
+
 /* PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d)) for p in
  * [start, start + n). An odd d ends with a sine column. No gradient: it is a constant. */
 heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t start, int64_t n, int64_t d) {
@@ -19,16 +30,10 @@ heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t 
                NULL;
     heed_tensor *t = heed__new(g, op, dtype, 2, (int64_t[]){n, d});
     if (!t) return NULL;
-    HEED_FOR_DTYPE(dtype, T, {
-        T *pe = t->data;
-_Pragma("omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t p = 0; p < n; p++)
-            for (int64_t c = 0; c < d; c++) {
-                int64_t i2 = c - (c & 1); /* 2i */
-                double angle = (double)(start + p) * exp(-log(10000.0) * (double)i2 / (double)d);
-                pe[p * d + c] = (T)((c & 1) ? cos(angle) : sin(angle));
-            }
-    });
+    if (dtype == HEED_F32)
+        sinusoidal_positions_kernel_f32(t, n, d, g, start);
+    else
+        sinusoidal_positions_kernel_f64(t, n, d, g, start);
     return t;
 }
 
@@ -40,11 +45,10 @@ static void learned_backward(heed_graph *g, heed_node *nd) {
     void *gt_ = heed_grad_buffer(g, table);
     if (!gt_) return;
     int64_t start = nd->iarg[0], d = table->shape[1];
-    HEED_FOR_DTYPE(table->dtype, T, {
-        const T *dy = y->grad;
-        T *gt = (T *)gt_ + start * d;
-        for (int64_t i = 0; i < y->numel; i++) gt[i] += dy[i];
-    });
+    if (table->dtype == HEED_F32)
+        learned_backward_kernel_f32(y, gt_, start, d);
+    else
+        learned_backward_kernel_f64(y, gt_, start, d);
 }
 
 static const heed_op op_learned = {"heed_learned_positions", learned_backward};
@@ -112,13 +116,10 @@ static void relpos_backward(heed_graph *g, heed_node *nd) {
     if (!gt_) return;
     const int32_t *bucket = nd->saved;
     int64_t H = table->shape[1], nq = y->shape[2], nk = y->shape[3];
-    HEED_FOR_DTYPE(table->dtype, T, {
-        const T *dy = y->grad;
-        T *gt = gt_;
-_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t h = 0; h < H; h++) /* each thread owns column h of the table */
-            for (int64_t ij = 0; ij < nq * nk; ij++) gt[bucket[ij] * H + h] += dy[h * nq * nk + ij];
-    });
+    if (table->dtype == HEED_F32)
+        relpos_backward_kernel_f32(y, gt_, H, nq, nk, g, bucket);
+    else
+        relpos_backward_kernel_f64(y, gt_, H, nq, nk, g, bucket);
 }
 
 static const heed_op op_relpos = {"heed_relative_position_bias", relpos_backward};
@@ -158,13 +159,10 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
     if (!y) return NULL;
     for (int64_t i = 0; i < nq; i++)
         for (int64_t j = 0; j < nk; j++) bucket[i * nk + j] = (int32_t)heed_relpos_bucket(&o, R, j - (o.query_start + i));
-    HEED_FOR_DTYPE(table->dtype, T, {
-        const T *tb = table->data;
-        T *Y = y->data;
-_Pragma("omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t ij = 0; ij < nq * nk; ij++) Y[h * nq * nk + ij] = tb[bucket[ij] * H + h];
-    });
+    if (table->dtype == HEED_F32)
+        relative_position_bias_kernel_f32(table, y, H, nq, nk, g, bucket);
+    else
+        relative_position_bias_kernel_f64(table, y, H, nq, nk, g, bucket);
     heed_node *nd = heed_record(g, &op_relpos, 1, &table, 1, &y);
     if (nd) nd->saved = bucket;
     return heed_graph_ok(g) ? y : NULL;

@@ -114,106 +114,6 @@ static bool validate(heed_graph *g, const char *op, heed_tensor *q, heed_tensor 
     return p->len != NULL;
 }
 
-/* Score of key j in row b, in double. */
-#define SCORE(T, p, Q, K, b, j)                                                                             \
-    ({                                                                                                     \
-        const T *q_ = (Q) + ((p)->shared_q ? 0 : (b) * (p)->d), *k_ = (K) + ((b) * (p)->N + (j)) * (p)->d; \
-        double s_ = 0;                                                                                     \
-        for (int64_t i_ = 0; i_ < (p)->d; i_++) s_ += (double)q_[i_] * k_[i_];                             \
-        s_ *(p)->scale;                                                                                    \
-    })
-
-/* dq, dk from ds_j (the gradient of score j), shared by both ops:
- *   s_j = scale q . k_j:  dq += scale ds_j k_j,  dk_j += scale ds_j q.
- * dq goes to a per-row scratch (q may be shared by every row). */
-#define SCORE_BACKWARD(T, p, Q, K, gk, dqrow, b, j, ds)                                                     \
-    do {                                                                                                   \
-        const T *q_ = (Q) + ((p)->shared_q ? 0 : (b) * (p)->d), *k_ = (K) + ((b) * (p)->N + (j)) * (p)->d; \
-        double f_ = (p)->scale * (ds);                                                                     \
-        for (int64_t i_ = 0; i_ < (p)->d; i_++) (dqrow)[i_] += f_ * k_[i_];                                \
-        if (gk)                                                                                            \
-            for (int64_t i_ = 0; i_ < (p)->d; i_++) (gk)[((b) * (p)->N + (j)) * (p)->d + i_] += (T)(f_ * q_[i_]); \
-    } while (0)
-
-/* Adds the per-row dq scratch [B,d] into q's gradient (summed over rows if q is shared). */
-static void add_dq(const scan_plan *p, heed_dtype dt, const double *dqs, void *gq_) {
-    HEED_FOR_DTYPE(dt, T, {
-        T *gq = gq_;
-        for (int64_t b = 0; b < p->B; b++)
-            for (int64_t i = 0; i < p->d; i++) gq[(p->shared_q ? 0 : b * p->d) + i] += (T)dqs[b * p->d + i];
-    });
-}
-
-/* ---------------------------------------------------------------- recurrent op */
-
-/* o = a_N / c_N = sum_j p_j v_j with p_j = exp(s_j - L), L = m_N + log c_N. Backward:
- *   dv_j += p_j do,   ds_j = p_j (do . v_j - do . o)   (scores recomputed; only L saved). */
-static void recurrent_backward(heed_graph *g, heed_node *nd) {
-    heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
-    const scan_plan *p = nd->saved;
-    void *gq_ = heed_grad_buffer(g, q), *gk_ = heed_grad_buffer(g, k), *gv_ = heed_grad_buffer(g, v);
-    double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
-    if (!dqs) return;
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
-        T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < p->B; b++) {
-            const T *dob = dO + b * p->dv, *ob = O + b * p->dv;
-            double D = 0;
-            for (int64_t e = 0; e < p->dv; e++) D += (double)dob[e] * ob[e];
-            for (int64_t j = 0; j < p->len[b]; j++) {
-                double pj = exp(SCORE(T, p, Q, K, b, j) - p->lse[b]), dp = 0;
-                const T *vj = V + (b * p->N + j) * p->dv;
-                for (int64_t e = 0; e < p->dv; e++) dp += (double)dob[e] * vj[e];
-                if (gv)
-                    for (int64_t e = 0; e < p->dv; e++) gv[(b * p->N + j) * p->dv + e] += (T)(pj * dob[e]);
-                SCORE_BACKWARD(T, p, Q, K, gk, dqs + b * p->d, b, j, pj * (dp - D));
-            }
-        }
-    });
-    if (gq_) add_dq(p, q->dtype, dqs, gq_);
-}
-
-static const heed_op op_recurrent = {"heed_attention_recurrent", recurrent_backward};
-
-heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
-                                      const int64_t *key_lengths) {
-    const char *op = "heed_attention_recurrent";
-    scan_plan p;
-    if (!validate(g, op, q, k, v, scale, key_lengths, &p)) return NULL;
-    heed_tensor *o = heed__new(g, op, q->dtype, 2, (int64_t[]){p.B, p.dv});
-    p.lse = heed_graph_alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
-    double *acc = heed_graph_alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
-    if (!o || !p.lse || !acc) return NULL;
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *K = k->data, *V = v->data;
-        T *O = o->data;
-_Pragma("omp parallel for if (p.B * p.N * (p.d + p.dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < p.B; b++) {
-            /* the O(dv) state: one key at a time */
-            double m = -INFINITY, c = 0, *a = acc + b * p.dv;
-            for (int64_t e = 0; e < p.dv; e++) a[e] = 0;
-            for (int64_t j = 0; j < p.len[b]; j++) {
-                double s = SCORE(T, &p, Q, K, b, j);
-                const T *vj = V + (b * p.N + j) * p.dv;
-                double mn = m > s ? m : s, f = m == -INFINITY ? 0 : exp(m - mn), fs = exp(s - mn);
-                c = c * f + fs;
-                for (int64_t e = 0; e < p.dv; e++) a[e] = a[e] * f + (double)vj[e] * fs;
-                m = mn;
-            }
-            p.lse[b] = c > 0 ? m + log(c) : -INFINITY;
-            for (int64_t e = 0; e < p.dv; e++) O[b * p.dv + e] = (T)(c > 0 ? a[e] / c : 0);
-        }
-    });
-    heed_tensor *in[3] = {q, k, v};
-    heed_node *nd = heed_record(g, &op_recurrent, 3, in, 1, &o);
-    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
-    return heed_graph_ok(g) ? o : NULL;
-}
-
-/* ---------------------------------------------------------------- prefix scan op */
-
 /* Inclusive prefix scan of one row's triples by Blelloch's up-sweep / down-sweep on n2 (a
  * power of two >= L) slots: after it, slot i holds the state over keys 0..i. Each level's
  * combines are independent (parallel when `inner`): 2 log2(n2) levels, O(n2) combines. */
@@ -248,6 +148,65 @@ _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(thr
         }
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "scan_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "scan_kernels.h"
+#undef T
+#undef FN
+
+/* Adds the per-row dq scratch [B,d] into q's gradient (summed over rows if q is shared). */
+static void add_dq(const scan_plan *p, heed_dtype dt, const double *dqs, void *gq_) {
+    if (dt == HEED_F32)
+        add_dq_kernel_f32(gq_, p, dqs);
+    else
+        add_dq_kernel_f64(gq_, p, dqs);
+}
+
+/* ---------------------------------------------------------------- recurrent op */
+
+/* o = a_N / c_N = sum_j p_j v_j with p_j = exp(s_j - L), L = m_N + log c_N. Backward:
+ *   dv_j += p_j do,   ds_j = p_j (do . v_j - do . o)   (scores recomputed; only L saved). */
+static void recurrent_backward(heed_graph *g, heed_node *nd) {
+    heed_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *o = nd->out[0];
+    const scan_plan *p = nd->saved;
+    void *gq_ = heed_grad_buffer(g, q), *gk_ = heed_grad_buffer(g, k), *gv_ = heed_grad_buffer(g, v);
+    double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
+    if (!dqs) return;
+    if (q->dtype == HEED_F32)
+        recurrent_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, dqs);
+    else
+        recurrent_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, dqs);
+    if (gq_) add_dq(p, q->dtype, dqs, gq_);
+}
+
+static const heed_op op_recurrent = {"heed_attention_recurrent", recurrent_backward};
+
+heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, double scale,
+                                      const int64_t *key_lengths) {
+    const char *op = "heed_attention_recurrent";
+    scan_plan p;
+    if (!validate(g, op, q, k, v, scale, key_lengths, &p)) return NULL;
+    heed_tensor *o = heed__new(g, op, q->dtype, 2, (int64_t[]){p.B, p.dv});
+    p.lse = heed_graph_alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
+    double *acc = heed_graph_alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
+    if (!o || !p.lse || !acc) return NULL;
+    if (q->dtype == HEED_F32)
+        attention_recurrent_kernel_f32(q, k, v, o, p, g, acc);
+    else
+        attention_recurrent_kernel_f64(q, k, v, o, p, g, acc);
+    heed_tensor *in[3] = {q, k, v};
+    heed_node *nd = heed_record(g, &op_recurrent, 3, in, 1, &o);
+    if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
+    return heed_graph_ok(g) ? o : NULL;
+}
+
+/* ---------------------------------------------------------------- prefix scan op */
+
 /* o_k = sum_{i<=k} exp(s_i - L_k) v_i with L_k = log-sum-exp of s_0..s_k (nondecreasing in k).
  * Backward, for the gradients do_k of every prefix output:
  *   dv_i = sum_{k>=i} exp(s_i - L_k) do_k = p_i u_i,   p_i = exp(s_i - L_i),
@@ -261,31 +220,10 @@ static void scan_backward(heed_graph *g, heed_node *nd) {
     double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
     double *u_all = heed_graph_alloc(g, (size_t)(p->B * p->dv > 0 ? p->B * p->dv : 1) * sizeof(double));
     if (!dqs || !u_all) return;
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *K = k->data, *V = v->data, *O = o->data, *dO = o->grad;
-        T *gk = gk_, *gv = gv_;
-_Pragma("omp parallel for if (p->B * p->N * (p->d + p->dv) > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < p->B; b++) {
-            double *u = u_all + b * p->dv, w = 0;
-            const double *L = p->lse + b * p->N;
-            for (int64_t e = 0; e < p->dv; e++) u[e] = 0;
-            for (int64_t i = p->len[b] - 1; i >= 0; i--) {
-                const T *doi = dO + (b * p->N + i) * p->dv, *oi = O + (b * p->N + i) * p->dv,
-                        *vi = V + (b * p->N + i) * p->dv;
-                double decay = i + 1 < p->len[b] ? exp(L[i] - L[i + 1]) : 0, dot_o = 0, vu = 0;
-                for (int64_t e = 0; e < p->dv; e++) {
-                    u[e] = doi[e] + decay * u[e];
-                    dot_o += (double)doi[e] * oi[e];
-                    vu += (double)vi[e] * u[e];
-                }
-                w = dot_o + decay * w;
-                double pi = exp(SCORE(T, p, Q, K, b, i) - L[i]);
-                if (gv)
-                    for (int64_t e = 0; e < p->dv; e++) gv[(b * p->N + i) * p->dv + e] += (T)(pi * u[e]);
-                SCORE_BACKWARD(T, p, Q, K, gk, dqs + b * p->d, b, i, pi * (vu - w));
-            }
-        }
-    });
+    if (q->dtype == HEED_F32)
+        scan_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
+    else
+        scan_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
     if (gq_) add_dq(p, q->dtype, dqs, gq_);
 }
 
@@ -311,30 +249,10 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     size_t per_row = (size_t)n2 * (size_t)(p.dv + 3);
     double *work = malloc(per_row * (size_t)slots * sizeof(double));
     if (!work) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for the scan work space", op), NULL;
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *K = k->data, *V = v->data;
-        T *O = o->data;
-_Pragma("omp parallel for if (rows_parallel) num_threads(threads)")
-        for (int64_t b = 0; b < p.B; b++) {
-            double *M = work + (rows_parallel ? b : 0) * per_row, *C = M + n2, *s = C + n2, *A = s + n2;
-            int64_t L = p.len[b];
-            for (int64_t i = 0; i < L; i++) {
-                s[i] = SCORE(T, &p, Q, K, b, i);
-                for (int64_t e = 0; e < p.dv; e++) A[i * p.dv + e] = V[(b * p.N + i) * p.dv + e];
-            }
-            for (int64_t i = L * p.dv; i < n2 * p.dv; i++) A[i] = 0;
-            if (L > 0) scan_row(L, n2, p.dv, M, C, A, s, !rows_parallel, threads);
-            /* slots hold exclusive prefixes; inclusive = exclusive + leaf i */
-            for (int64_t i = 0; i < L; i++) {
-                const T *vi = V + (b * p.N + i) * p.dv;
-                double m = M[i], c = C[i], *a = A + i * p.dv;
-                double mn = m > s[i] ? m : s[i], f = m == -INFINITY ? 0 : exp(m - mn), fs = exp(s[i] - mn);
-                c = c * f + fs;
-                for (int64_t e = 0; e < p.dv; e++) O[(b * p.N + i) * p.dv + e] = (T)((a[e] * f + (double)vi[e] * fs) / c);
-                if (p.lse) p.lse[b * p.N + i] = mn + log(c);
-            }
-        }
-    });
+    if (q->dtype == HEED_F32)
+        attention_scan_kernel_f32(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
+    else
+        attention_scan_kernel_f64(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
     free(work);
     heed_node *nd = heed_record(g, &op_scan, 3, in, 1, &o);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;

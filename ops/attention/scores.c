@@ -18,23 +18,68 @@
 
 /* ---------------------------------------------------------------- f32 vector math */
 
-HEED_AVX2 static void tanh_f32_avx2(float *x, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++) x[i] = tanhf(x[i]);
-}
+#define PER_ISA_FILE "../ops/attention/scores_vec.h"
+#include "../../graph/per_isa.h"
 
-/* x[i] = tanh(x[i]) for one row (no threads): SLEEF AVX2 for f32 when the CPU has it. */
+/* x[i] = tanh(x[i]) for one row (no threads): SLEEF for f32 on the widest vectors
+ * heed_isa() allows (avx2: a vector ISA is on). */
 static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
     if (dt == HEED_F32) {
         float *p = x;
-        if (avx2) tanh_f32_avx2(p, n);
+        if (avx2) HEED_WIDEST(tanh_f32, tanh_f32_avx2)(p, n);
         else
             for (int64_t i = 0; i < n; i++) p[i] = tanhf(p[i]);
     } else {
         double *p = x;
         for (int64_t i = 0; i < n; i++) p[i] = tanh(p[i]);
     }
+}
+
+/* tanh scores (below): */
+/* Additive (Bahdanau) and Luong-concat scores share one kernel:
+ *   pre_j = Wq q + b + K'_j + U f_j + w_c cov_j,   s_j = v . tanh(pre_j)
+ * with K'_j = W_k k_j given (additive: keys_proj) or computed here (concat: W = [Wq | Wk]),
+ * f_j = conv1d(prev weights)_j (location-aware) and cov_j the coverage (optional). */
+typedef struct {
+    int64_t B, N, dq, dk, da, C, K;
+    bool concat;
+    /* input slots on the node, -1 when absent */
+    int i_query, i_keys, i_w, i_bias, i_v, i_prev, i_filt, i_proj, i_cov, i_covw;
+    void *t;    /* tanh(pre) [B*N, da] */
+    void *feat; /* location features f [B*N, C] */
+} tanh_plan;
+
+static heed_tensor *slot(heed_node *nd, int i) { return i >= 0 ? nd->in[i] : NULL; }
+
+/* Rows (b, j) per block when nothing is recorded: pre (and the location features) are
+ * then scratch for one block instead of [B*N, da] buffers kept for backward. */
+#define NOGRAD_BLOCK_ELEMS 8192
+
+/* Location features for rows [i0, i0 + nr), defined below (the kernels call it). */
+static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
+                              int64_t nr, void *feat_, int threads);
+
+#define T float
+#define FN(name) name##_f32
+#include "scores_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "scores_kernels.h"
+#undef T
+#undef FN
+
+/* f[b,j,c] = sum_t F[c,t] prev[b, j + t - h] with h = (K-1)/2 and zero padding
+ * (PyTorch's Conv1d(1, C, K, padding=h) without bias), for the rows bj in [i0, i0 + nr)
+ * into feat rows 0 .. nr-1. */
+static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
+                              int64_t nr, void *feat_, int threads) {
+    int64_t N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
+    if (dt == HEED_F32)
+        location_features_kernel_f32(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
+    else
+        location_features_kernel_f64(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
 }
 
 /* ---------------------------------------------------------------- heed_attend */
@@ -50,30 +95,10 @@ static void attend_backward(heed_graph *g, heed_node *nd) {
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
     double *dw_all = gs_ ? heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof(double)) : NULL;
     if (gs_ && !dw_all) return;
-    HEED_FOR_DTYPE(s->dtype, T, {
-        const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
-        T *gs = gs_, *gv = gv_;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < B; b++) {
-            const T *wb = W + b * N, *dc = dC + b * dv;
-            double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
-            for (int64_t j = 0; j < len[b]; j++) {
-                const T *vj = V + (b * N + j) * dv;
-                if (gv) {
-                    T *gvj = gv + (b * N + j) * dv;
-                    for (int64_t e = 0; e < dv; e++) gvj[e] += wb[j] * dc[e];
-                }
-                if (dw) {
-                    double d = gW[b * N + j];
-                    for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
-                    dw[j] = d;
-                    dot += wb[j] * d;
-                }
-            }
-            if (dw)
-                for (int64_t j = 0; j < len[b]; j++) gs[b * N + j] += (T)(wb[j] * (dw[j] - dot));
-        }
-    });
+    if (s->dtype == HEED_F32)
+        attend_backward_kernel_f32(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
+    else
+        attend_backward_kernel_f64(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
 }
 
 static const heed_op op_attend = {"heed_attend", attend_backward};
@@ -92,24 +117,10 @@ heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values
     heed_tensor *ctx = len ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, dv}) : NULL;
     heed_tensor *w = ctx ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, N}) : NULL;
     if (!w) return NULL;
-    HEED_FOR_DTYPE(scores->dtype, T, {
-        const T *S = scores->data, *V = values->data;
-        T *C = ctx->data, *Wt = w->data;
-_Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < B; b++) {
-            const T *sb = S + b * N;
-            T *wb = Wt + b * N;
-            double m = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < len[b]; j++) m = sb[j] > m || sb[j] != sb[j] ? sb[j] : m;
-            if (m == -INFINITY) continue; /* no valid key, or all scores -inf: zero weights and context */
-            for (int64_t j = 0; j < len[b]; j++) sum += wb[j] = (T)exp((double)sb[j] - m);
-            for (int64_t j = 0; j < len[b]; j++) {
-                wb[j] = (T)(wb[j] / sum);
-                const T *vj = V + (b * N + j) * dv;
-                for (int64_t e = 0; e < dv; e++) C[b * dv + e] += wb[j] * vj[e];
-            }
-        }
-    });
+    if (scores->dtype == HEED_F32)
+        attend_kernel_f32(scores, values, ctx, w, B, N, dv, g, len);
+    else
+        attend_kernel_f64(scores, values, ctx, w, B, N, dv, g, len);
     heed_tensor *in[2] = {scores, values}, *out[2] = {ctx, w};
     heed_node *nd = heed_record(g, &op_attend, 2, in, 2, out);
     if (nd) nd->saved = len;
@@ -119,45 +130,6 @@ _Pragma("omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads(g
 }
 
 /* ---------------------------------------------------------------- tanh scores */
-
-/* Additive (Bahdanau) and Luong-concat scores share one kernel:
- *   pre_j = Wq q + b + K'_j + U f_j + w_c cov_j,   s_j = v . tanh(pre_j)
- * with K'_j = W_k k_j given (additive: keys_proj) or computed here (concat: W = [Wq | Wk]),
- * f_j = conv1d(prev weights)_j (location-aware) and cov_j the coverage (optional). */
-typedef struct {
-    int64_t B, N, dq, dk, da, C, K;
-    bool concat;
-    /* input slots on the node, -1 when absent */
-    int i_query, i_keys, i_w, i_bias, i_v, i_prev, i_filt, i_proj, i_cov, i_covw;
-    void *t;    /* tanh(pre) [B*N, da] */
-    void *feat; /* location features f [B*N, C] */
-} tanh_plan;
-
-static heed_tensor *slot(heed_node *nd, int i) { return i >= 0 ? nd->in[i] : NULL; }
-
-/* f[b,j,c] = sum_t F[c,t] prev[b, j + t - h] with h = (K-1)/2 and zero padding
- * (PyTorch's Conv1d(1, C, K, padding=h) without bias), for the rows bj in [i0, i0 + nr)
- * into feat rows 0 .. nr-1. */
-static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
-                              int64_t nr, void *feat_, int threads) {
-    int64_t N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *prev = prev_, *F = filt_;
-        T *f = feat_;
-_Pragma("omp parallel for if (nr * C * K > 65536) num_threads(threads)")
-        for (int64_t bj = i0; bj < i0 + nr; bj++) {
-            int64_t b = bj / N, j = bj % N;
-            for (int64_t c = 0; c < C; c++) {
-                double acc = 0;
-                for (int64_t t = 0; t < K; t++) {
-                    int64_t i = j + t - h;
-                    if (i >= 0 && i < N) acc += (double)F[c * K + t] * prev[b * N + i];
-                }
-                f[(bj - i0) * C + c] = (T)acc;
-            }
-        }
-    });
-}
 
 /* Backward. With dpre_j = ds_j * v * (1 - tanh(pre_j)^2):
  *   dv += sum_j ds_j tanh(pre_j);  dK'_j = dpre_j;  dq = Wq^T sum_j dpre_j;
@@ -188,47 +160,10 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
     void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per thread */
     if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
-    HEED_FOR_DTYPE(dt, T, {
-        const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
-                *cw = covw ? (const T *)covw->data : NULL;
-        T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;
-_Pragma("omp parallel if (BN * da > 32768) num_threads(nthreads)")
-        {
-            double *pv = part + (size_t)omp_get_thread_num() * (size_t)(2 * da), *pcw = pv + da;
-            T *row = (T *)rows_ + (size_t)omp_get_thread_num() * (size_t)(da > 0 ? da : 1);
-_Pragma("omp for schedule(static)")
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t j = 0; j < N; j++) {
-                    int64_t i = b * N + j;
-                    const T *ti = t + i * da;
-                    T ds = dS[i];
-                    double acc_cov = 0;
-                    for (int64_t e = 0; e < da; e++) {
-                        T d = ds * V[e] * (1 - ti[e] * ti[e]);
-                        row[e] = d;
-                        dqp[b * da + e] += d;
-                        pv[e] += (double)ds * ti[e];
-                        if (cv) {
-                            pcw[e] += (double)d * cv[i];
-                            acc_cov += (double)d * cw[e];
-                        }
-                    }
-                    if (dK)
-                        for (int64_t e = 0; e < da; e++) dK[i * da + e] += row[e];
-                    if (dpre) memcpy(dpre + i * da, row, (size_t)da * sizeof(T));
-                    if (dcv) dcv[i] += (T)acc_cov;
-                }
-        }
-        T *dv = gv, *dcw = gcovw, *db = gb;
-        for (int th = 0; th < nthreads; th++)
-            for (int64_t e = 0; e < da; e++) {
-                if (dv) dv[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)e];
-                if (dcw) dcw[e] += (T)part[(size_t)th * (size_t)(2 * da) + (size_t)(da + e)];
-            }
-        if (db)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t e = 0; e < da; e++) db[e] += dqp[b * da + e];
-    });
+    if (dt == HEED_F32)
+        tanh_score_backward_kernel_f32(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, part, rows_, B, N, gv, gcovw, gb);
+    else
+        tanh_score_backward_kernel_f64(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, part, rows_, B, N, gv, gcovw, gb);
     if (gq) heed_gemm(dt, false, false, B, dq, da, 1, dqp_, da, w->data, ldw, 1, gq, dq);
     if (gw) heed_gemm(dt, true, false, da, dq, B, 1, dqp_, da, query->data, dq, 1, gw, ldw);
     if (p->concat) {
@@ -241,45 +176,14 @@ _Pragma("omp for schedule(static)")
     void *df_ = heed_graph_alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
     if (!df_) return;
     heed_gemm(dt, false, false, BN, C, da, 1, dpre_, da, proj->data, C, 0, df_, C);
-    HEED_FOR_DTYPE(dt, T, {
-        const T *df = df_, *pv = prev->data, *F = filt->data;
-        if (gfilt) {
-            T *dF = gfilt;
-_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < K; t++) {
-                    double acc = 0;
-                    for (int64_t b = 0; b < B; b++)
-                        for (int64_t j = 0; j < N; j++) {
-                            int64_t i = j + t - h;
-                            if (i >= 0 && i < N) acc += (double)df[(b * N + j) * C + c] * pv[b * N + i];
-                        }
-                    dF[c * K + t] += (T)acc;
-                }
-        }
-        if (gprev) {
-            T *dp = gprev;
-_Pragma("omp parallel for if (BN * C * K > 65536) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t bi = 0; bi < BN; bi++) {
-                int64_t b = bi / N, i = bi % N;
-                double acc = 0;
-                for (int64_t t = 0; t < K; t++) {
-                    int64_t j = i - t + h;
-                    if (j < 0 || j >= N) continue;
-                    for (int64_t c = 0; c < C; c++) acc += (double)df[(b * N + j) * C + c] * F[c * K + t];
-                }
-                dp[bi] += (T)acc;
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        location_backward_kernel_f32(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
+    else
+        location_backward_kernel_f64(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
 }
 
 static const heed_op op_additive = {"heed_additive_score", tanh_score_backward};
 static const heed_op op_concat = {"heed_luong_score(concat)", tanh_score_backward};
-
-/* Rows (b, j) per block when nothing is recorded: pre (and the location features) are
- * then scratch for one block instead of [B*N, da] buffers kept for backward. */
-#define NOGRAD_BLOCK_ELEMS 8192
 
 /* Forward of both tanh scores; inputs already validated. in[] holds the non-NULL inputs in
  * the slot order recorded in p. When recorded, pre = tanh(...) [B*N, da] and the location
@@ -307,38 +211,10 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     if (!pre_ || !qp_ || (prev && !feat_) || !S) return NULL;
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
     bool avx2 = heed__have_avx2(), gemm_term = p->concat || prev, threads = BN * da > 32768;
-    HEED_FOR_DTYPE(dt, T, {
-        T *qp = qp_, *Sd = S->data;
-        const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
-                *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
-        if (bs)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t e = 0; e < da; e++) qp[b * da + e] += bs[e];
-        for (int64_t i0 = 0; i0 < BN; i0 += blk) {
-            int64_t nr = BN - i0 < blk ? BN - i0 : blk;
-            /* GEMM terms of rows [i0, i0 + nr) first (into pre), then one pass per row adds
-             * the rest, applies tanh and takes the dot product with v while the row is in cache. */
-            if (p->concat)
-                heed_gemm(dt, false, true, nr, da, dk, 1, (const char *)keys->data + (size_t)(i0 * dk) * es, dk,
-                          (char *)w->data + (size_t)dq * es, ldw, 0, pre_, da);
-            if (prev) {
-                location_features(p, dt, prev->data, filt->data, i0, nr, feat_, heed_ctx_threads(g->ctx));
-                heed_gemm(dt, false, true, nr, da, C, 1, feat_, C, proj->data, C, 0, pre_, da);
-            }
-_Pragma("omp parallel for schedule(static) if (threads) num_threads(heed_ctx_threads(g->ctx))")
-            for (int64_t i = i0; i < i0 + nr; i++) {
-                const T *q = qp + (i / N) * da;
-                T *r = (T *)pre_ + (i - i0) * da;
-                for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
-                if (cv)
-                    for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
-                tanh_row(dt, r, da, avx2);
-                double s = 0;
-                for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
-                Sd[i] = (T)s;
-            }
-        }
-    });
+    if (dt == HEED_F32)
+        tanh_score_forward_kernel_f32(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_, prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
+    else
+        tanh_score_forward_kernel_f64(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_, prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
     p->t = pre_, p->feat = feat_;
     heed_node *nd = heed_record(g, op, n_in, in, 1, &S); /* records exactly when `record` */
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
@@ -443,20 +319,10 @@ static void bilinear_backward(heed_graph *g, heed_node *nd) {
     void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gW = heed_grad_buffer(g, W);
     void *du_ = W ? heed__zalloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (W && !du_) return;
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *Q = q->data, *Kd = k->data, *dS = S->grad, *U = W ? (const T *)nd->saved : Q;
-        T *dq_ = gq, *dk_ = gk, *du = W ? (T *)du_ : dq_;
-_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < N; j++) {
-                T ds = dS[b * N + j];
-                const T *kj = Kd + (b * N + j) * dk;
-                if (du)
-                    for (int64_t e = 0; e < dk; e++) du[b * dk + e] += ds * kj[e];
-                if (dk_)
-                    for (int64_t e = 0; e < dk; e++) dk_[(b * N + j) * dk + e] += ds * U[b * dk + e];
-            }
-    });
+    if (q->dtype == HEED_F32)
+        bilinear_backward_kernel_f32(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
+    else
+        bilinear_backward_kernel_f64(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
     if (W && gq) heed_gemm(q->dtype, false, true, B, dq, dk, 1, du_, dk, W->data, dk, 1, gq, dq);
     if (W && gW) heed_gemm(q->dtype, true, false, dq, dk, B, 1, q->data, dq, du_, dk, 1, gW, dk);
 }
@@ -470,17 +336,10 @@ static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor 
     void *u_ = W ? heed_graph_alloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (!S || (W && !u_)) return NULL;
     if (W) heed_gemm(q->dtype, false, false, B, dk, dq, 1, q->data, dq, W->data, dk, 0, u_, dk);
-    HEED_FOR_DTYPE(q->dtype, T, {
-        const T *U = W ? (const T *)u_ : (const T *)q->data, *Kd = k->data;
-        T *s = S->data;
-_Pragma("omp parallel for if (B * N * dk > 32768) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t bj = 0; bj < B * N; bj++) {
-            const T *u = U + (bj / N) * dk, *kj = Kd + bj * dk;
-            double acc = 0;
-            for (int64_t e = 0; e < dk; e++) acc += (double)u[e] * kj[e];
-            s[bj] = (T)acc;
-        }
-    });
+    if (q->dtype == HEED_F32)
+        bilinear_forward_kernel_f32(W, u_, q, k, S, B, N, dk, g);
+    else
+        bilinear_forward_kernel_f64(W, u_, q, k, S, B, N, dk, g);
     heed_tensor *in[3] = {q, k, W};
     heed_node *nd = heed_record(g, W ? &op_general : &op_dot, W ? 3 : 2, in, 1, &S);
     if (nd) nd->saved = u_;
@@ -550,15 +409,10 @@ static void coverage_loss_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *a = nd->in[0], *c = nd->in[1], *y = nd->out[0];
     int64_t B = a->shape[0], N = a->shape[1];
     void *ga_ = heed_grad_buffer(g, a), *gc_ = heed_grad_buffer(g, c);
-    HEED_FOR_DTYPE(a->dtype, T, {
-        const T *A = a->data, *Cv = c->data, *dy = y->grad;
-        T *ga = ga_, *gc = gc_;
-        for (int64_t i = 0; i < B * N; i++) {
-            T d = dy[i / N], share_a = A[i] < Cv[i] ? 1 : A[i] == Cv[i] ? (T)0.5 : 0;
-            if (ga) ga[i] += d * share_a;
-            if (gc) gc[i] += d * (1 - share_a);
-        }
-    });
+    if (a->dtype == HEED_F32)
+        coverage_loss_backward_kernel_f32(a, c, y, ga_, gc_, B, N);
+    else
+        coverage_loss_backward_kernel_f64(a, c, y, ga_, gc_, B, N);
 }
 
 static const heed_op op_coverage_loss = {"heed_coverage_loss", coverage_loss_backward};
@@ -571,15 +425,10 @@ heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor
     if (!HEED__EXPECT(g, op, coverage, "coverage", weights, "[B,N]", B, N)) return NULL;
     heed_tensor *y = heed__new(g, op, weights->dtype, 1, (int64_t[]){B});
     if (!y) return NULL;
-    HEED_FOR_DTYPE(weights->dtype, T, {
-        const T *A = weights->data, *Cv = coverage->data;
-        T *Y = y->data;
-        for (int64_t b = 0; b < B; b++) {
-            double s = 0;
-            for (int64_t j = 0; j < N; j++) s += A[b * N + j] < Cv[b * N + j] ? A[b * N + j] : Cv[b * N + j];
-            Y[b] = (T)s;
-        }
-    });
+    if (weights->dtype == HEED_F32)
+        coverage_loss_kernel_f32(weights, coverage, y, B, N);
+    else
+        coverage_loss_kernel_f64(weights, coverage, y, B, N);
     heed_tensor *in[2] = {weights, coverage};
     heed_record(g, &op_coverage_loss, 2, in, 1, &y);
     return heed_graph_ok(g) ? y : NULL;

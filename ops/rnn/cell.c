@@ -1,7 +1,7 @@
 /* LSTM and GRU cells: one time step as one fused op (torch.nn.LSTMCell / GRUCell), for
  * step-by-step decoders. Forward: x W_ih^T (and for the LSTM h W_hh^T) accumulated by
  * GEMM into one gate buffer (the GRU keeps h W_hh^T apart: r multiplies its n block), then
- * one kernel adds the biases and computes all gates (rnn_gates.c).
+ * one kernel adds the biases and computes all gates (ops/rnn/gates.c).
  * Backward: the kernel's analytic gate gradients dA, then GEMMs:
  *   dx += dA_i W_ih,  dh += dA_h W_hh (+ dh z for the GRU),  dc += dc' f,
  *   dW_ih += dA_i^T x,  dW_hh += dA_h^T h,  db_ih += sum_rows dA_i,  db_hh += sum_rows dA_h
@@ -19,6 +19,17 @@ typedef struct {
 } cell_saved;
 
 static const char *cell_name(heed_rnn_kind k) { return k == HEED_RNN_LSTM ? "heed_lstm_cell" : "heed_gru_cell"; }
+
+#define T float
+#define FN(name) name##_f32
+#include "cell_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "cell_kernels.h"
+#undef T
+#undef FN
 
 static void cell_backward(heed_graph *g, heed_node *n) {
     const cell_saved *sv = n->saved;
@@ -45,19 +56,12 @@ static void cell_backward(heed_graph *g, heed_node *n) {
     if (gx) heed_gemm(dt, false, false, B, I, GH, 1, dgi, GH, w_ih->data, I, 1, gx, I);
     if (gh) {
         heed_gemm(dt, false, false, B, H, GH, 1, dgh, GH, w_hh->data, H, 1, gh, H);
-        if (!lstm) /* the direct path h' = ... + z h: the kernel left dh' z in dh */
-            HEED_FOR_DTYPE(dt, T, {
-                T *d = gh;
-                const T *s_ = dh;
-                for (int64_t i = 0; i < B * H; i++) d[i] += s_[i];
-            });
+        /* the direct path h' = ... + z h: the kernel left dh' z in dh */
+        if (!lstm && dt == HEED_F32) add_into_f32(gh, dh, B * H);
+        else if (!lstm) add_into_f64(gh, dh, B * H);
     }
-    if (gc)
-        HEED_FOR_DTYPE(dt, T, {
-            T *d = gc;
-            const T *s_ = dc;
-            for (int64_t i = 0; i < B * H; i++) d[i] += s_[i];
-        });
+    if (gc && dt == HEED_F32) add_into_f32(gc, dc, B * H);
+    else if (gc) add_into_f64(gc, dc, B * H);
     if (gw_ih) heed_gemm(dt, true, false, GH, I, B, 1, dgi, GH, x->data, I, 1, gw_ih, I);
     if (gw_hh && h) heed_gemm(dt, true, false, GH, H, B, 1, dgh, GH, h->data, H, 1, gw_hh, H);
     if (gb_ih) heed__rnn_colsum_add(dt, dgi, B, GH, GH, gb_ih, heed_ctx_threads(g->ctx));
@@ -231,11 +235,12 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
     w[2] = w[3] = NULL;
     for (int k = 0; k < n_sets; k++)
         if (!(w[k] = heed_param(P, names[k], shapes[k], heed_init_uniform(-bound, bound)))) return ctx->err.code;
-    if (o->kind == HEED_RNN_LSTM && o->forget_bias != 0 && !o->no_bias)
-        HEED_FOR_DTYPE(heed_params_dtype(P), T, {
-            T *bi = w[2]->data, *bh = w[3]->data;
-            for (int64_t j = H; j < 2 * H; j++) bi[j] = (T)o->forget_bias, bh[j] = 0;
-        });
+    if (o->kind == HEED_RNN_LSTM && o->forget_bias != 0 && !o->no_bias) {
+        if (heed_params_dtype(P) == HEED_F32)
+            set_forget_bias_f32(w, H, o);
+        else
+            set_forget_bias_f64(w, H, o);
+    }
     return HEED_OK;
 }
 

@@ -6,7 +6,7 @@
  * states per direction.
  *
  * Forward, per layer: gates = X W_ih^T for all T*B rows in one GEMM; then per step one
- * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (rnn_gates.c).
+ * GEMM rec = h_prev W_hh^T and one fused gate kernel that adds the biases (ops/rnn/gates.c).
  * Backward, per layer from the top, per step in reverse: the gate kernel gives dA_t from
  * dh (running + dy_t) and dc; then dh_prev = direct + dA_t W_hh (one GEMM). After the loop,
  * over all steps at once:  dW_ih += dA^T X,  dW_hh += dA[shifted]^T H_hist,  dX = dA W_ih,
@@ -281,24 +281,32 @@ static void plan_parts(recur *rc) {
 
 /* ---------------------------------------------------------------- dropout between layers */
 
+#define T float
+#define FN(name) name##_f32
+#include "layer_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "layer_kernels.h"
+#undef T
+#undef FN
+
 /* out = in * keep / (1 - p), keep = uniform(seed, stream, i) >= p (regenerated in backward) */
 static void drop_mask(heed_dtype dt, const void *in, void *out, int64_t n, uint64_t seed, uint64_t stream, double p, int threads) {
-    HEED_FOR_DTYPE(dt, T, {
-        const T *a = in;
-        T *b = out, scale = (T)(1.0 / (1.0 - p));
-_Pragma("omp parallel for if (n > 32768) schedule(static) num_threads(threads)")
-        for (int64_t i = 0; i < n; i++) b[i] = heed__uniform_at(seed, stream, (uint64_t)i) >= p ? a[i] * scale : 0;
-    });
+    if (dt == HEED_F32)
+        drop_mask_kernel_f32(in, out, p, n, threads, seed, stream);
+    else
+        drop_mask_kernel_f64(in, out, p, n, threads, seed, stream);
 }
 
 /* ---------------------------------------------------------------- backward */
 
 static void add_into(heed_dtype dt, void *dst, const void *src, int64_t n) {
-    HEED_FOR_DTYPE(dt, T, {
-        T *a = dst;
-        const T *b = src;
-        for (int64_t i = 0; i < n; i++) a[i] += b[i];
-    });
+    if (dt == HEED_F32)
+        add_into_kernel_f32(dst, src, n);
+    else
+        add_into_kernel_f64(dst, src, n);
 }
 
 static void layer_backward(heed_graph *g, heed_node *n) {

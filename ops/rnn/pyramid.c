@@ -19,6 +19,17 @@ static int64_t y_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t
     return (bm ? b * T2 + s / 2 : s / 2 * B + b) * 2 * F + s % 2 * F;
 }
 
+#define T float
+#define FN(name) name##_f32
+#include "pyramid_kernels.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "pyramid_kernels.h"
+#undef T
+#undef FN
+
 static void pyramid_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     const pyr_saved *sv = n->saved;
@@ -26,18 +37,10 @@ static void pyramid_backward(heed_graph *g, heed_node *n) {
     if (!gx) return;
     bool bm = sv->bm;
     int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2];
-    HEED_FOR_DTYPE(x->dtype, T_, {
-        const T_ *dy = y->grad;
-        T_ *dx = gx;
-_Pragma("omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t s = 0; s < T; s++)
-            for (int64_t b = 0; b < B; b++) {
-                if (sv->len && s >= sv->len[b]) continue;
-                const T_ *src = dy + y_at(bm, T, B, F, s, b);
-                T_ *dst = dx + x_at(bm, T, B, F, s, b);
-                for (int64_t f = 0; f < F; f++) dst[f] += src[f];
-            }
-    });
+    if (x->dtype == HEED_F32)
+        pyramid_backward_kernel_f32(y, gx, x, g, T, B, sv, bm, F);
+    else
+        pyramid_backward_kernel_f64(y, gx, x, g, T, B, sv, bm, F);
 }
 
 static const heed_op op_pyramid = {"heed_pyramid_concat", pyramid_backward};
@@ -53,17 +56,10 @@ static heed_tensor *pyramid(heed_graph *g, const char *op, heed_tensor *x, const
     if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, 3, bm ? (int64_t[]){B, T2, 2 * F} : (int64_t[]){T2, B, 2 * F});
     if (!y) return NULL;
-    HEED_FOR_DTYPE(x->dtype, T_, {
-        const T_ *X = x->data;
-        T_ *Y = y->data;
-_Pragma("omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed_ctx_threads(g->ctx))")
-        for (int64_t s = 0; s < 2 * T2; s++)
-            for (int64_t b = 0; b < B; b++) {
-                T_ *dst = Y + y_at(bm, T, B, F, s, b);
-                if (s >= T || (lengths && s >= lengths[b])) memset(dst, 0, (size_t)F * sizeof(T_));
-                else memcpy(dst, X + x_at(bm, T, B, F, s, b), (size_t)F * sizeof(T_));
-            }
-    });
+    if (x->dtype == HEED_F32)
+        pyramid_kernel_f32(x, y, g, T, T2, B, bm, F, lengths);
+    else
+        pyramid_kernel_f64(x, y, g, T, T2, B, bm, F, lengths);
     heed_node *n = heed_record(g, &op_pyramid, 1, &x, 1, &y);
     if (n) {
         pyr_saved *sv = heed__zalloc(g, sizeof *sv);

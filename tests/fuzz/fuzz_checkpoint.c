@@ -1,16 +1,20 @@
-/* libFuzzer target for the checkpoint and weights loaders: any bytes must give HEED_OK or
- * a clean error, never a crash, a leak or undefined behaviour (built with ASan and UBSan
- * by tests/fuzz/run.sh). The model is fixed and small: w[2,3], b[3] (f32), with Adam.
+/* libFuzzer target for the checkpoint and weights loaders and the metadata reader
+ * (heed_checkpoint_read_info_memory): any bytes must give HEED_OK or a clean error, never a
+ * crash, a leak or undefined behaviour (built with ASan and UBSan by tests/fuzz/run.sh;
+ * tests/meson.build replays the seeds). The metadata reader must accept every file a load
+ * accepts, reporting the same info. The model is fixed and small: w[2,3], b[3] (f32), with Adam.
  * After a load with the optimizer succeeds, one training step runs on what was loaded
  * (any values: NaN, huge moments, a huge step count) and must stay defined too.
  *
  * With HEED_FUZZ_SEEDS=<dir> set, the target first writes a seed corpus into dir: real
  * checkpoints (with and without optimizer state) and a weights file of that model. */
 #include "heed.h"
+#include "../info_equal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static heed_ctx *ctx;
 static heed_params *P;
@@ -37,6 +41,7 @@ static heed_params *model(void) {
 
 static void write_seeds(const char *dir) {
     char path[4096];
+    mkdir(dir, 0777);
     heed_checkpoint_info info = {.step = 12, .epoch = 1, .n_schedule = 2, .schedule = {1e-3, 0.5}};
     heed_checkpoint_info_set(&info, "note", "seed");
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
@@ -61,10 +66,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
-    heed_checkpoint_info info;
+    heed_checkpoint_info info, meta;
+    heed_status meta_st = heed_checkpoint_read_info_memory(ctx, data, size, &meta);
+    if (meta_st != HEED_OK && !*heed_ctx_error(ctx)) abort();
+    if (meta_st == HEED_OK && (meta.n_schedule < 0 || meta.n_schedule > HEED_CKPT_MAX_SCHEDULE || meta.n_user < 0 ||
+                               meta.n_user > HEED_CKPT_MAX_USER))
+        abort();
     heed_status st = heed_checkpoint_load_memory(P, data, size, NULL, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort(); /* an error must come with a message */
     if (st == HEED_OK && (info.n_schedule < 0 || info.n_schedule > HEED_CKPT_MAX_SCHEDULE)) abort();
+    if (st == HEED_OK && (meta_st != HEED_OK || !same_info(&info, &meta))) abort(); /* loadable: its metadata reads alike */
     st = heed_checkpoint_load_memory(P, data, size, opt, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort();
     if (st == HEED_OK) train_one_step();

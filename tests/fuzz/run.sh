@@ -2,7 +2,9 @@
 # Builds every libFuzzer target (libFuzzer + ASan + UBSan, clang) against the library
 # sources and runs each for a bounded time from a seed corpus it makes itself:
 #   checkpoint    tests/fuzz/fuzz_checkpoint.c   checkpoint and weights loaders, then an
-#                                                optimizer step on what was loaded
+#                                                optimizer step on what was loaded; the
+#                                                metadata reader (heed_checkpoint_read_info)
+#   png           tests/fuzz/fuzz_png.c          the PNG reader (heed_png_read_gray, libpng)
 #   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
 #   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
 #   caption_idx   examples/caption/fuzz_idx.c    the IDX reader (plain or gzip, through zlib)
@@ -19,7 +21,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-${FUZZ_TIME:-20}}
 work=${FUZZ_WORK:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-checkpoint sasrec_data sasrec_args caption_idx las_manifest las_wav las_args}
+targets=${FUZZ_TARGETS:-checkpoint png sasrec_data sasrec_args caption_idx las_manifest las_wav las_args}
 CC=${CC_FUZZ:-clang}
 mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$work/obj-las"
 
@@ -28,9 +30,9 @@ mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$
 # ISA; ops/ and models/ get -mavx2 -mfma because they include sleef.h under GCC's
 # `#pragma GCC target`, which clang does not honour (the checkpoint target's training
 # step runs a few of their kernels: the machine needs AVX2, as heed's fast paths do).
-# The examples' sources (all but main.c, the fuzz targets and tests) go into their own
+# The examples' sources (all but main.c, the fuzz targets, tests and benchmarks) go into their own
 # objects, one folder per example.
-las_pkgs="sndfile samplerate fftw3f espeak-ng libcjson"
+las_pkgs="sndfile samplerate fftw3f espeak-ng"
 cflags="-std=gnu11 -g -O1 -fopenmp -fno-math-errno -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=undefined -I$root/include -I$work/include -I$root -I$root/examples/sasrec
         -I$root/examples/las -Wno-unused-parameter -Wno-pass-failed $(pkg-config --cflags sleef libpng zlib $las_pkgs)"
@@ -41,7 +43,7 @@ rm -f "$work"/obj/*.o "$work"/obj-sasrec/*.o "$work"/obj-caption/*.o "$work"/obj
 export CC cflags work
 { ls "$root"/graph/*.c "$root"/ops/*.c "$root"/ops/*/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/viz/*.c "$root"/models/*.c \
     "$root"/dist/dist_common.c "$root"/dist/dist_none.c
-  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_; } |
+  ls "$root"/examples/sasrec/*.c "$root"/examples/caption/*.c "$root"/examples/las/*.c | grep -v -e /main.c -e /fuzz_ -e /test_ -e /bench_; } |
   xargs -P 2 -n 1 sh -c '
     src=$1; dir=$(basename "$(dirname "$src")")
     case "$dir" in sasrec|caption|las) out="$work/obj-$dir" ;; *) out="$work/obj" ;; esac
@@ -52,6 +54,7 @@ export CC cflags work
 source_of() {
   case "$1" in
     checkpoint) echo "$root/tests/fuzz/fuzz_checkpoint.c" ;;
+    png) echo "$root/tests/fuzz/fuzz_png.c" ;;
     sasrec_data) echo "$root/examples/sasrec/fuzz_data.c $work/obj-sasrec/*.o" ;;
     sasrec_args) echo "$root/examples/sasrec/fuzz_args.c $work/obj-sasrec/*.o" ;;
     caption_idx) echo "$root/examples/caption/fuzz_idx.c $work/obj-caption/*.o" ;;
@@ -60,12 +63,12 @@ source_of() {
 }
 # The longest input each target gets: a checkpoint header up to 1 MiB; data files past
 # the loader's 4096-byte line limit; command lines; IDX files (gzip inflating them to at
-# most about 16 MiB).
+# most about 16 MiB); PNG files (a 65536-pixel cap in the target).
 max_len_of() {
-  case "$1" in checkpoint) echo 1048576 ;; sasrec_data|caption_idx|las_manifest) echo 16384 ;; las_wav) echo 65536 ;; *) echo 4096 ;; esac
+  case "$1" in checkpoint) echo 1048576 ;; sasrec_data|caption_idx|las_manifest|png) echo 16384 ;; las_wav) echo 65536 ;; *) echo 4096 ;; esac
 }
 
-# Dictionaries: the checkpoint format's keywords; the sasrec flags, read from args.c; IDX
+# Dictionaries: the checkpoint format's keywords; PNG chunk names; the sasrec flags, read from args.c; IDX
 # and gzip headers.
 cat >"$work/dict-checkpoint" <<'DICT'
 "__metadata__"
@@ -97,6 +100,7 @@ cat >"$work/dict-checkpoint" <<'DICT'
 "1e308"
 "-0"
 DICT
+printf '"\\x89PNG\\x0d\\x0a\\x1a\\x0a"\n"IHDR"\n"PLTE"\n"tRNS"\n"IDAT"\n"IEND"\n"gAMA"\n"iCCP"\n"zTXt"\n"\\x00\\x00\\x00\\x00"\n"\\xff\\xff\\xff\\xff"\n' >"$work/dict-png"
 printf '"\\x0a"\n"\\x0d\\x0a"\n"\\x09"\n"2147483647"\n"65536"\n' >"$work/dict-sasrec_data"
 grep -o '"--[a-z0-9-]*"' "$root/examples/sasrec/args.c" | sort -u >"$work/dict-sasrec_args"
 printf '"\\x00"\n"small"\n"amazon-games"\n"1e30"\n"nan"\n"-1"\n' >>"$work/dict-sasrec_args"

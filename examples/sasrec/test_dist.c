@@ -1,5 +1,5 @@
 /* The SASRec trainer data-parallel (examples/sasrec/train.c under mpirun), in f64 without
- * dropout, against one process. tests/dist_test.sh runs:
+ * dropout, against one process. examples/sasrec/mpi_test.sh runs:
  *   mpirun -np 2 test_sasrec_dist train PATH   2 ranks train 2 epochs; rank 0's checkpoints
  *                                              PATH.1 and PATH.2 and the epoch losses PATH.loss
  *   test_sasrec_dist check PATH                one process trains the same 2 epochs: its
@@ -7,7 +7,7 @@
  *                                              resumed by one process for an epoch matches too
  * The 401 users make 7 batches of 64 and one of 17 (shards of 32 and 8/9 rows); each rank
  * runs its own length groups, so the match also checks the loss weighting across ranks. */
-#include "check.h"
+#include "tests/check.h"
 #include "train.h"
 
 static sr_data d;

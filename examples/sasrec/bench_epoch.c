@@ -13,9 +13,9 @@
  * Threads: all by default. On a machine shared with other busy processes two OpenMP
  * threads wait on each other at every parallel region; --threads 1 is then faster.
  *
- *   build/bench/bench_sasrec_epoch [--epochs N] [--threads N] [--pytorch] [--data PATH]
+ *   build/examples/bench_sasrec_epoch [--epochs N] [--threads N] [--pytorch] [--data PATH]
  */
-#include "bench_util.h"
+#include "bench/bench_util.h"
 #include "train.h"
 
 #include <math.h>

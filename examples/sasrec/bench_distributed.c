@@ -6,11 +6,11 @@
  * for. Run under the launcher, once per rank count;
  * bench/distributed.sh runs 1 and 2 ranks and prints the scaling efficiency.
  *
- *   mpirun -np 2 build/bench/bench_distributed [--epochs N] [--threads N] [--mode overlap|blocking|both]
+ *   mpirun -np 2 build/examples/bench_distributed [--epochs N] [--threads N] [--mode overlap|blocking|both]
  *
  * Prints one JSON line per mode on rank 0. Each rank's wait includes waiting for slower
  * ranks (load imbalance), not only the transfer; the figures are the mean over ranks. */
-#include "bench_util.h"
+#include "bench/bench_util.h"
 #include "train.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * rate and channel count with the refusals, features (a tone lands in its band; 8 kHz and
  * 16 kHz recordings give the same features), normalisation, stacking, SpecAugment,
  * manifests and the feature cache. */
-#include "check.h"
+#include "tests/check.h"
 #include "data.h"
 
 #include <sndfile.h>
@@ -104,6 +104,35 @@ static void stack_and_masks(void) {
         zero_cols += z == 100;
     }
     CHECK(zero_rows <= 20 && zero_cols <= 3, "masks within bounds: %d frames, %d bands", zero_rows, zero_cols);
+}
+
+/* las_warp: factors 1 and 1 give the features back; tempo 2 keeps every other frame;
+ * alpha 1.1 moves a peak in band 20 of 40 up (higher frequencies) and 0.9 down. */
+static void warp_features(void) {
+    enum { T = 9, F = 40 };
+    float f[T * F], out[T * F];
+    for (int i = 0; i < T * F; i++) f[i] = (float)((i * 37) % 11) - 5;
+    CHECK(las_warp_frames(T, 1) == T && las_warp_frames(T, 2) == 5 && las_warp_frames(T, 0.9) == 9, "frames %lld %lld %lld",
+          (long long)las_warp_frames(T, 1), (long long)las_warp_frames(T, 2), (long long)las_warp_frames(T, 0.9));
+    las_warp(f, T, F, 1, 1, out);
+    double worst = 0;
+    for (int i = 0; i < T * F; i++) worst = fmax(worst, fabs((double)out[i] - f[i]) + (out[i] != out[i]));
+    CHECK(worst < 1e-4, "identity warp off by %g", worst);
+    las_warp(f, T, F, 1, 2, out);
+    worst = 0;
+    for (int t = 0; t < 5; t++)
+        for (int k = 0; k < F; k++) worst = fmax(worst, fabs((double)out[t * F + k] - f[2 * t * F + k]) + (out[t * F + k] != out[t * F + k]));
+    CHECK(worst < 1e-4, "tempo 2 is not every other frame (off by %g)", worst);
+    float peak[F] = {0};
+    peak[20] = 1;
+    int at[2];
+    for (int i = 0; i < 2; i++) {
+        las_warp(peak, 1, F, i ? 0.9 : 1.1, 1, out);
+        at[i] = 0;
+        for (int k = 1; k < F; k++)
+            if (out[k] > out[at[i]]) at[i] = k;
+    }
+    CHECK(at[0] > 20 && at[1] < 20, "the peak of band 20 went to %d (alpha 1.1) and %d (alpha 0.9)", at[0], at[1]);
 }
 
 /* Every bad file gives an error naming the file and the rule. */
@@ -226,6 +255,14 @@ static void cache_round_trip(void) {
               !memcmp(d.u[0].feat, c.u[0].feat, (size_t)(c.u[0].frames * 40) * sizeof(float)),
           "round trip");
     las_corpus_free(&d);
+    /* saved through the atomic writer: a missing directory or a directory as the target is
+     * refused naming the path, and nothing is left behind */
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/c.feat", dir);
+    CHECK(las_corpus_save(&c, bad, "key 1", err, sizeof err) == -1 && strstr(err, "cannot create a file next to") &&
+              strstr(err, bad),
+          "%s", err);
+    CHECK(las_corpus_save(&c, dir, "key 1", err, sizeof err) == -1 && strstr(err, "is not a regular file"), "%s", err);
     /* truncated: an error naming the file, nothing kept */
     CHECK(truncate(p, 200) == 0, "truncate");
     CHECK(las_corpus_load(&d, p, "key 1", err, sizeof err) == -1 && d.n == 0 && strstr(err, "corrupt or truncated") &&
@@ -240,6 +277,7 @@ int main(void) {
     if (!mkdtemp(dir)) return 1;
     RUN(tones_at_two_rates);
     RUN(stack_and_masks);
+    RUN(warp_features);
     RUN(bad_wav_files);
     RUN(manifests);
     RUN(cache_round_trip);

@@ -1,7 +1,7 @@
 /* SASRec example's data side: the loader and its errors, the split, the training and
  * evaluation rows, the metrics on hand-made rankings, the protocol, the generator and its
  * ceiling against popularity. */
-#include "check.h"
+#include "tests/check.h"
 #include "sasrec_data.h"
 
 #include <sys/stat.h>

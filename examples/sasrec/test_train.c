@@ -3,7 +3,7 @@
  * causality and padding, f32 against f64, bad input, and a smoke training run on tiny
  * generated data (the loss falls, the test HR@10 beats popularity) with an exact resume
  * from a checkpoint. */
-#include "check.h"
+#include "tests/check.h"
 #include "train.h"
 
 #include <unistd.h>
