@@ -53,10 +53,13 @@ grep -q "resumed from .* after epoch 1" "$dir/b2.log" && cmp -s "$dir/a.ckpt" "$
 "$cap" "${tiny[@]}" --attention hard --epochs 1 --checkpoint "$dir/h.ckpt" > "$dir/h.log" 2>&1 &&
   grep -q "attention 8 (hard)" "$dir/h.log" && ok "hard attention trains" || bad "hard: $(cat "$dir/h.log")"
 
-# Caption the scene picture the run wrote, with its figure.
-"$cap" --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/a.ckpt" --beam 2 --out "$dir/out" > "$dir/c.log" 2>&1 &&
-  grep -q "scene-test-0.png: a " "$dir/c.log" && [ -s "$dir/out/caption-scene-test-0.png.svg" ] &&
-  ok "captioned: $(head -1 "$dir/c.log")" || bad "caption: $(cat "$dir/c.log")"
+# Caption the scene picture the run wrote, with its figure: through the PNG file (8-bit grey,
+# as the scene's pixels are) the model must say what it said for that test scene.
+"$cap" --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/a.ckpt" --beam 2 --out "$dir/out" > "$dir/c.log" 2>&1 ||
+  bad "caption: $(cat "$dir/c.log")"
+said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
+[ -n "$said" ] && grep -qxF "$dir/out/scene-test-0.png: $said" "$dir/c.log" && [ -s "$dir/out/caption-scene-test-0.png.svg" ] &&
+  ok "captioned the PNG as in the run: $said" || bad "caption of the PNG: $(cat "$dir/c.log"), the run said: $said"
 
 # Bad PNGs.
 printf 'not a png at all\n' > "$dir/text.png"
@@ -76,7 +79,9 @@ expect 1 "$dir/nowhere/train-images-idx3-ubyte.gz" -- "${tiny[@]/$data/$dir/nowh
 
 # Checkpoints: not a checkpoint, another program's, another model's settings.
 expect 1 "$dir/text.png: not a heed checkpoint" -- --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/text.png"
-printf '\x20\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"a":"b"}}      ' > "$dir/other.ckpt"
+# a heed checkpoint (no tensors) of another program: its metadata has no caption.model
+other='{"__metadata__":{"heed.format":"checkpoint","step":"0","epoch":"0","rng.seed":"0","rng.counter":"0","schedule.count":"0","user.other":"x"}}'
+printf "\\x$(printf %02x ${#other})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$other" > "$dir/other.ckpt"
 expect 1 "$dir/other.ckpt: not a checkpoint of the caption program" -- --caption "$dir/out/scene-test-0.png" \
   --checkpoint "$dir/other.ckpt"
 cp "$dir/a.ckpt" "$dir/c.ckpt"
