@@ -27,14 +27,14 @@ static void usage(FILE *f) {
           "  --fashion-mnist DIR     the dataset (default /usr/share/datasets/fashion-mnist)\n"
           "  --pretrain-epochs N     encoder pretraining epochs on single objects (default 3)\n"
           "  --pretrain-images N     images per pretraining epoch (default 60000: all)\n"
-          "  --epochs N              captioning epochs (default 12)\n"
+          "  --epochs N              captioning epochs (default 24)\n"
           "  --attention soft|hard   (default soft)\n"
           "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
           "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
           "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
           "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
           "  --attn-dim N (64)\n"
-          "  --train-scenes N, --test-scenes N (default 12000, 1000)\n"
+          "  --train-scenes N, --test-scenes N (default 24000, 1000)\n"
           "  --seed N, --threads N\n"
           "  --checkpoint PATH [--resume]  save after every epoch; resume from it bitwise\n"
           "  --stop-after N          stop after N captioning epochs this run (to test --resume)\n"
@@ -48,7 +48,7 @@ static void usage(FILE *f) {
 }
 
 static int parse(int argc, char **argv, options *o, char *err, size_t len) {
-    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist", .progress = true, .pretrain_epochs = 3, .epochs = 12,
+    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist", .progress = true, .pretrain_epochs = 3, .epochs = 24,
                    .beam = 3, .eval_every = 1, .eval_size = 500, .figures = 3, .target_bleu4 = -1, .cfg = cap_defaults()};
     cap_config *c = &o->cfg;
     for (int i = 1; i < argc; i++) {

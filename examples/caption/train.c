@@ -14,7 +14,7 @@ cap_config cap_defaults(void) {
         .model = {.in_channels = 1, .channels = {16, 32, 64}, .classes = FM_CLASSES, .embed_dim = 64, .hidden = 128,
                   .attn_dim = 64, .vocab = VOCAB_SIZE, .cells = (SCENE_SIDE / 16) * (SCENE_SIDE / 16), .dropout = 0.1},
         .batch = 64, .lr = 0.002, .clip = 5, .lambda = 0.01, .attention = HEED_CAPTION_SOFT, .entropy = 0.01,
-        .soft_mix = 0.5, .pretrain_images = 60000, .train_scenes = 12000, .test_scenes = 1000, .seed = 1,
+        .soft_mix = 0.5, .pretrain_images = 60000, .train_scenes = 24000, .test_scenes = 1000, .seed = 1,
     };
 }
 
