@@ -4,6 +4,8 @@
 #ifndef HEED_EXAMPLE_UTIL_H
 #define HEED_EXAMPLE_UTIL_H
 
+#include <heed.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -58,6 +60,24 @@ static inline bool ex_saved_value(const char *saved, const char *key, char *out,
         p = end;
     }
     return false;
+}
+
+/* The value of user key `key` in the metadata of the checkpoint at path (read with
+ * heed_checkpoint_read_info: the header alone) into out: 0, or -1 with the reason (not a
+ * heed checkpoint, or not one of `program`, which records no such key). */
+static inline int ex_checkpoint_setting(const char *path, const char *key, const char *program, char *out, size_t len,
+                                        char *err, size_t errlen) {
+    heed_ctx *ctx = heed_ctx_new(NULL);
+    heed_checkpoint_info info;
+    int rc = -1;
+    if (!ctx) snprintf(err, errlen, "%s: out of memory", path);
+    else if (heed_checkpoint_read_info(ctx, path, &info) != HEED_OK)
+        snprintf(err, errlen, "%s: not a heed checkpoint (%s)", path, heed_ctx_error(ctx));
+    else if (!heed_checkpoint_info_get(&info, key))
+        snprintf(err, errlen, "%s: not a checkpoint of the %s program (it records no %s)", path, program, key);
+    else rc = 0, snprintf(out, len, "%s", heed_checkpoint_info_get(&info, key));
+    heed_ctx_free(ctx);
+    return rc;
 }
 
 /* A fuzz input as a command line: a NUL-terminated copy of data (*buf, to free) split at

@@ -24,6 +24,7 @@
 #include "heed/decode.h"
 #include "heed/metrics.h"
 #include "heed/las.h"
+#include "heed/caption.h"
 #include "heed/optim.h"
 #include "heed/io.h"
 #include "heed/checkpoint.h"

@@ -93,6 +93,16 @@ static inline double check_max_err(const double *a, const double *ref, int64_t n
         fflush(stdout);                                                                          \
     } while (0)
 
+/* Gives an f64 and an f32 store of the same parameters the same values: the f64 ones
+ * rounded to f32 (for f32-vs-f64 checks of a whole model). */
+static inline void check_round_params(heed_params *P64, heed_params *P32) {
+    for (int i = 0; i < heed_params_count(P64); i++) {
+        heed_tensor *a = heed_params_at(P64, i), *b = heed_params_at(P32, i);
+        for (int64_t k = 0; k < a->numel; k++) ((float *)b->data)[k] = (float)((double *)a->data)[k];
+        for (int64_t k = 0; k < a->numel; k++) ((double *)a->data)[k] = ((float *)b->data)[k];
+    }
+}
+
 static inline int check_summary(void) {
     if (check_failures) printf("%d check(s) failed\n", check_failures);
     return check_failures ? 1 : 0;

@@ -67,11 +67,7 @@ static void f32_matches_f64(void) {
     heed_las_config cfg = tiny_config();
     heed_las_declare(&m64, P64, &cfg);
     heed_las_declare(&m32, P32, &cfg);
-    for (int i = 0; i < heed_params_count(P64); i++) {
-        heed_tensor *a = heed_params_at(P64, i), *b = heed_params_at(P32, i);
-        for (int64_t k = 0; k < a->numel; k++) ((float *)b->data)[k] = (float)((double *)a->data)[k];
-        for (int64_t k = 0; k < a->numel; k++) ((double *)a->data)[k] = ((float *)b->data)[k];
-    }
+    check_round_params(P64, P32);
     heed_gradcheck_input x = {.shape = HEED_SHAPE(2, 7, 3)};
     loss_case c64 = {&m64, 0}, c32 = {&m32, 0};
     heed_graph *g32 = heed_graph_new(ctx), *g64 = heed_graph_new(ctx);

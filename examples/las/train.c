@@ -421,20 +421,9 @@ static int compare(const char *path, const char *saved, const setting *s, int n,
     return 0;
 }
 
-/* The las.model string of a checkpoint's metadata into out (heed_checkpoint_read_info: the
- * header alone, not the tensors); 0 or -1 with the reason. */
+/* The las.model string of a checkpoint's metadata into out; 0 or -1 with the reason. */
 static int model_string(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    heed_ctx *ctx = heed_ctx_new(NULL);
-    heed_checkpoint_info info;
-    int rc = -1;
-    if (!ctx) snprintf(err, errlen, "%s: out of memory", path);
-    else if (heed_checkpoint_read_info(ctx, path, &info) != HEED_OK)
-        snprintf(err, errlen, "%s: not a heed checkpoint (%s)", path, heed_ctx_error(ctx));
-    else if (!heed_checkpoint_info_get(&info, "las.model"))
-        snprintf(err, errlen, "%s: not a checkpoint of the las program (it records no las.model)", path);
-    else rc = 0, snprintf(out, len, "%s", heed_checkpoint_info_get(&info, "las.model"));
-    heed_ctx_free(ctx);
-    return rc;
+    return ex_checkpoint_setting(path, "las.model", "las", out, len, err, errlen);
 }
 
 int las_trainer_load(las_trainer *t, const char *path, char *err, size_t errlen) {

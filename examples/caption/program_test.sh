@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The caption program end to end on a tiny run, and its refusals: trains (pretraining
+# included), evaluates, draws, checkpoints and resumes bitwise, captions a PNG, and refuses
+# bad PNGs, bad IDX data and checkpoints of another program or model with their messages.
+# Under the ASan suite (detect_leaks=1) a leak changes the status.
+#   program_test.sh build/examples/caption DATA_DIR
+set -uo pipefail
+cap=$1
+data=$2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+failures=0
+tiny=(--fashion-mnist "$data" --pretrain-epochs 1 --pretrain-images 256 --train-scenes 128 --test-scenes 16
+  --eval-size 8 --batch-size 32 --hidden 16 --embed-dim 8 --attn-dim 8 --threads 1 --no-progress --beam 2 --figures 1)
+
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect STATUS NEEDLE... -- ARGS: runs caption ARGS, wants exit STATUS and every NEEDLE in stderr.
+expect() {
+  local want=$1 needles=()
+  shift
+  while [ "$1" != -- ]; do needles+=("$1"); shift; done
+  shift
+  "$cap" "$@" > "$dir/out.log" 2> "$dir/err.log"
+  local got=$? good=1
+  [ "$got" = "$want" ] || good=0
+  for n in "${needles[@]}"; do grep -qF -- "$n" "$dir/err.log" || good=0; done
+  if [ $good = 0 ]; then
+    bad "caption $*: exit $got (want $want), stderr: $(cat "$dir/err.log")  (wanted: ${needles[*]})"
+  else
+    ok "$(head -1 "$dir/err.log")"
+  fi
+}
+
+# 2 epochs in one go, and 1 + 1 with a resume: the checkpoints are the same bytes.
+"$cap" "${tiny[@]}" --epochs 2 --checkpoint "$dir/a.ckpt" --metrics "$dir/a.csv" --out "$dir/out" > "$dir/a.log" 2>&1 ||
+  bad "training: $(cat "$dir/a.log")"
+grep -q "^epoch 2: loss" "$dir/a.log" && grep -q "^test (16 scenes, beam 2): BLEU-1" "$dir/a.log" && ok "trained, evaluated" ||
+  bad "no epoch 2 or results: $(cat "$dir/a.log")"
+[ -s "$dir/out/caption-test-0.svg" ] && [ -s "$dir/out/scene-test-0.png" ] && [ -s "$dir/a.csv.svg" ] &&
+  grep -q "data:image/png;base64," "$dir/out/caption-test-0.svg" && ok "figure, scene picture and curves" ||
+  bad "pictures missing: $(ls -R "$dir")"
+[ "$(wc -l < "$dir/a.csv")" = 3 ] && ok "metrics: header and 2 rows" || bad "metrics: $(cat "$dir/a.csv")"
+"$cap" "${tiny[@]}" --epochs 2 --stop-after 1 --checkpoint "$dir/b.ckpt" > "$dir/b.log" 2>&1 &&
+  "$cap" "${tiny[@]}" --epochs 2 --checkpoint "$dir/b.ckpt" --resume > "$dir/b2.log" 2>&1 ||
+  bad "interrupted training: $(cat "$dir/b.log" "$dir/b2.log")"
+grep -q "resumed from .* after epoch 1" "$dir/b2.log" && cmp -s "$dir/a.ckpt" "$dir/b.ckpt" &&
+  ok "resume is bitwise: the checkpoints are identical" || bad "resumed checkpoint differs from the uninterrupted one"
+[ "$(grep '^test (' "$dir/a.log")" = "$(grep '^test (' "$dir/b2.log")" ] && ok "same final evaluation" ||
+  bad "final evaluations differ: $(grep '^test (' "$dir/a.log" "$dir/b2.log")"
+# hard attention trains and resumes too
+"$cap" "${tiny[@]}" --attention hard --epochs 1 --checkpoint "$dir/h.ckpt" > "$dir/h.log" 2>&1 &&
+  grep -q "attention 8 (hard)" "$dir/h.log" && ok "hard attention trains" || bad "hard: $(cat "$dir/h.log")"
+
+# Caption the scene picture the run wrote, with its figure: through the PNG file (8-bit grey,
+# as the scene's pixels are) the model must say what it said for that test scene.
+"$cap" --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/a.ckpt" --beam 2 --out "$dir/out" > "$dir/c.log" 2>&1 ||
+  bad "caption: $(cat "$dir/c.log")"
+said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
+[ -n "$said" ] && grep -qxF "$dir/out/scene-test-0.png: $said" "$dir/c.log" && [ -s "$dir/out/caption-scene-test-0.png.svg" ] &&
+  ok "captioned the PNG as in the run: $said" || bad "caption of the PNG: $(cat "$dir/c.log"), the run said: $said"
+
+# Bad PNGs.
+printf 'not a png at all\n' > "$dir/text.png"
+head -c 40 "$dir/out/scene-test-0.png" > "$dir/truncated.png"
+expect 1 "$dir/text.png" -- --caption "$dir/text.png" --checkpoint "$dir/a.ckpt"
+expect 1 "$dir/truncated.png" -- --caption "$dir/truncated.png" --checkpoint "$dir/a.ckpt"
+expect 1 "$dir/missing.png" -- --caption "$dir/missing.png" --checkpoint "$dir/a.ckpt"
+cp "$dir/a.csv.svg" "$dir/x.png"
+expect 1 "$dir/x.png" -- --caption "$dir/x.png" --checkpoint "$dir/a.ckpt"
+
+# Bad IDX data: a directory whose training images are truncated.
+mkdir -p "$dir/idx"
+for f in train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do ln -s "$data/$f.gz" "$dir/idx/$f.gz"; done
+printf '\x00\x00\x08\x03\x00\x00\xea\x60\x00\x00\x00\x1c\x00\x00\x00\x1c\x00\x01' | gzip > "$dir/idx/train-images-idx3-ubyte.gz"
+expect 1 "train-images-idx3-ubyte.gz" "ends after 2 of the 47040000 data bytes" -- "${tiny[@]/$data/$dir/idx}" --epochs 1
+expect 1 "$dir/nowhere/train-images-idx3-ubyte.gz" -- "${tiny[@]/$data/$dir/nowhere}" --epochs 1
+
+# Checkpoints: not a checkpoint, another program's, another model's settings.
+expect 1 "$dir/text.png: not a heed checkpoint" -- --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/text.png"
+# a heed checkpoint (no tensors) of another program: its metadata has no caption.model
+other='{"__metadata__":{"heed.format":"checkpoint","step":"0","epoch":"0","rng.seed":"0","rng.counter":"0","schedule.count":"0","user.other":"x"}}'
+printf "\\x$(printf %02x ${#other})\\x00\\x00\\x00\\x00\\x00\\x00\\x00%s" "$other" > "$dir/other.ckpt"
+expect 1 "$dir/other.ckpt: not a checkpoint of the caption program" -- --caption "$dir/out/scene-test-0.png" \
+  --checkpoint "$dir/other.ckpt"
+cp "$dir/a.ckpt" "$dir/c.ckpt"
+expect 1 "was saved with the model setting hidden=16, this run has hidden=17" -- "${tiny[@]}" --hidden 17 --epochs 3 \
+  --checkpoint "$dir/c.ckpt" --resume
+expect 1 "was saved with the training setting lr=0.002, this run has lr=0.001" -- "${tiny[@]}" --lr 0.001 --epochs 2 \
+  --checkpoint "$dir/c.ckpt" --resume
+
+# Flags.
+expect 2 "unknown flag '--nope'" -- --nope
+expect 2 "--attention is soft or hard, got 'medium'" -- --attention medium
+expect 2 "--beam needs a whole number in 1..64, got '0'" -- --beam 0
+expect 2 "--resume needs --checkpoint" -- --resume
+expect 2 "--caption needs --checkpoint" -- --caption x.png
+
+if [ $failures -gt 0 ]; then echo "$failures failure(s)"; exit 1; fi
+echo "all passed"
