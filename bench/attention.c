@@ -111,12 +111,14 @@ static void one_case(heed_ctx *ctx, int n, bool causal, int64_t window, heed_att
     double pairs = (double)n * n * (causal ? 0.5 : 1);
     if (window > 0) {
         pairs = 0;
-        for (int64_t i = 0; i < n; i++) pairs += (double)((i + window < n ? i + window : n) - (i - window + 1 > 0 ? i - window + 1 : 0));
+        for (int64_t i = 0; i < n; i++)
+            pairs += (double)((i + window < n ? i + window : n) - (i - window + 1 > 0 ? i - window + 1 : 0));
     }
     double fwd_flops = 4.0 * B * H * pairs * D;
     double gf_fwd = fwd_flops / t_fwd * 1e-9, gf_step = 3.5 * fwd_flops / t_step * 1e-9;
     char name[64];
-    snprintf(name, sizeof name, "%s%s", impl == HEED_ATTN_FLASH ? "flash" : "materialised", window ? " window=256" : "");
+    snprintf(name, sizeof name, "%s%s", impl == HEED_ATTN_FLASH ? "flash" : "materialised",
+             window ? " window=256" : "");
     printf("{\"bench\":\"attention\",\"case\":\"%s%s fwd\",\"n\":%d,\"seconds\":%.4f,\"gflops\":%.1f,"
            "\"sgemm_gflops\":%.1f,\"ratio\":%.3f}\n",
            name, causal ? " causal" : "", n, t_fwd, gf_fwd, sg_fwd, gf_fwd / sg_fwd);
@@ -147,7 +149,8 @@ static double best_step(void *arg) {
 /* Contention mode: flash fwd+bwd at n, causal and not, quiet and busy. */
 static int contention(heed_ctx *ctx, int busy, int n) {
     for (int causal = 0; causal < 2; causal++) {
-        step_job j = {.r = {.P = heed_params_new(ctx, HEED_F32), .o = {.causal = causal, .impl = HEED_ATTN_FLASH}}, .reps = 5};
+        step_job j = {.r = {.P = heed_params_new(ctx, HEED_F32), .o = {.causal = causal, .impl = HEED_ATTN_FLASH}},
+                      .reps = 5};
         j.r.q = heed_param(j.r.P, "q", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
         j.r.k = heed_param(j.r.P, "k", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
         j.r.v = heed_param(j.r.P, "v", HEED_SHAPE(B, H, n, D), heed_init_uniform(-1, 1));
@@ -178,7 +181,8 @@ int main(int argc, char **argv) {
     cpu_clock = argc > 3 && strcmp(argv[3], "cpu") == 0;
     int min_n = argc > 4 ? atoi(argv[4]) : 256;
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1});
-    sa = malloc((size_t)SG * SG * sizeof *sa), sb = malloc((size_t)SG * SG * sizeof *sb), sc = malloc((size_t)SG * SG * sizeof *sc);
+    sa = malloc((size_t)SG * SG * sizeof *sa), sb = malloc((size_t)SG * SG * sizeof *sb),
+    sc = malloc((size_t)SG * SG * sizeof *sc);
     for (int i = 0; i < SG * SG; i++) sa[i] = (float)(i % 7) * 0.1f, sb[i] = (float)(i % 5) * 0.1f;
     for (int i = 0; i < 10; i++) sgemm_batch(1);
     for (int n = 256; n <= max_n; n *= 2)

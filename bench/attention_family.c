@@ -35,10 +35,13 @@ static void step(heed_graph *g, const qkv *x, kind kd, bool causal) {
     heed_graph_reset(g);
     heed_tensor *y;
     if (kd == FLASH) {
-        y = heed_attention(g, x->q, x->k, x->v, &(heed_attention_opts){.causal = causal, .impl = HEED_ATTN_FLASH}, NULL);
+        y = heed_attention(g, x->q, x->k, x->v, &(heed_attention_opts){.causal = causal, .impl = HEED_ATTN_FLASH},
+                           NULL);
     } else {
-        heed_tensor *fq = kd == LINEAR_ELU ? heed_elu_features(g, x->q) : heed_favor_features(g, x->q, x->w, HEED_FAVOR_QUERIES);
-        heed_tensor *fk = kd == LINEAR_ELU ? heed_elu_features(g, x->k) : heed_favor_features(g, x->k, x->w, HEED_FAVOR_KEYS);
+        heed_tensor *fq =
+            kd == LINEAR_ELU ? heed_elu_features(g, x->q) : heed_favor_features(g, x->q, x->w, HEED_FAVOR_QUERIES);
+        heed_tensor *fk =
+            kd == LINEAR_ELU ? heed_elu_features(g, x->k) : heed_favor_features(g, x->k, x->w, HEED_FAVOR_KEYS);
         y = heed_linear_attention(g, fq, fk, x->v, &(heed_linear_attention_opts){.causal = causal});
     }
     heed_params_zero_grad(x->P);
@@ -53,7 +56,9 @@ static double peak_mib(heed_ctx *ctx, const qkv *x, kind kd, bool causal) {
     return mib;
 }
 
-static const char *name(kind kd) { return kd == FLASH ? "flash" : kd == LINEAR_ELU ? "linear elu+1" : "linear favor+ m=256"; }
+static const char *name(kind kd) {
+    return kd == FLASH ? "flash" : kd == LINEAR_ELU ? "linear elu+1" : "linear favor+ m=256";
+}
 
 /* Times kd and flash interleaved; prints one JSON line; returns whether kd was faster. */
 static bool compare(heed_ctx *ctx, heed_graph *g, const qkv *x, int64_t n, kind kd, bool causal) {
@@ -70,11 +75,13 @@ static bool compare(heed_ctx *ctx, heed_graph *g, const qkv *x, int64_t n, kind 
         if (t2 - t1 < best_ref) best_ref = t2 - t1;
     }
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
-    printf("{\"bench\":\"attention_family\",\"case\":\"%s%s fwd+bwd f32 B=%d H=%d d=%d\",\"n\":%lld,\"ms\":%.3f,\"mib\":%.2f,"
-           "\"reference\":\"flash attention (heed_attention HEED_ATTN_FLASH%s, same sizes, same run)\",\"reference_ms\":%.3f,"
-           "\"reference_mib\":%.2f,\"ratio_reference_over_case\":%.2f,\"threads\":%d}\n",
-           name(kd), causal ? " causal" : "", B, H, D, (long long)n, best * 1e3, peak_mib(ctx, x, kd, causal),
-           causal ? " causal" : "", best_ref * 1e3, peak_mib(ctx, x, FLASH, causal), best_ref / best, heed_ctx_threads(ctx));
+    printf(
+        "{\"bench\":\"attention_family\",\"case\":\"%s%s fwd+bwd f32 B=%d H=%d d=%d\",\"n\":%lld,\"ms\":%.3f,\"mib\":%.2f,"
+        "\"reference\":\"flash attention (heed_attention HEED_ATTN_FLASH%s, same sizes, same run)\",\"reference_ms\":%.3f,"
+        "\"reference_mib\":%.2f,\"ratio_reference_over_case\":%.2f,\"threads\":%d}\n",
+        name(kd), causal ? " causal" : "", B, H, D, (long long)n, best * 1e3, peak_mib(ctx, x, kd, causal),
+        causal ? " causal" : "", best_ref * 1e3, peak_mib(ctx, x, FLASH, causal), best_ref / best,
+        heed_ctx_threads(ctx));
     fflush(stdout);
     return best < best_ref;
 }
@@ -101,9 +108,9 @@ static void one_step_cases(heed_ctx *ctx) {
             heed_tensor *y;
             if (c == 0)
                 y = heed_luong_local_attention(g, HEED_LUONG_GENERAL, q, keys, keys, W, NULL,
-                                               &(heed_local_opts){.kind = HEED_LOCAL_P, .D = 10, .w_p = Wp, .v_p = vp}, lens, NULL);
-            else if (c == 1)
-                y = heed_luong_attention(g, HEED_LUONG_GENERAL, q, keys, keys, W, NULL, lens, NULL);
+                                               &(heed_local_opts){.kind = HEED_LOCAL_P, .D = 10, .w_p = Wp, .v_p = vp},
+                                               lens, NULL);
+            else if (c == 1) y = heed_luong_attention(g, HEED_LUONG_GENERAL, q, keys, keys, W, NULL, lens, NULL);
             else {
                 heed_tensor *s = heed_luong_score(g, HEED_LUONG_GENERAL, q, keys, W, NULL);
                 heed_hard_outputs o;
@@ -115,14 +122,16 @@ static void one_step_cases(heed_ctx *ctx) {
             if (r > 0 && dt < t[c]) t[c] = dt; /* run 0 warms up */
         }
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
-    printf("{\"bench\":\"attention_family\",\"case\":\"luong local-p step (general, D=10) fwd+bwd f32 B=%lld N=%lld d=%lld\","
-           "\"ms\":%.3f,\"reference\":\"global heed_luong_attention (general, same sizes, same run)\",\"reference_ms\":%.3f,"
-           "\"ratio_reference_over_case\":%.2f}\n",
-           (long long)Bs, (long long)N, (long long)dq, t[0] * 1e3, t[1] * 1e3, t[1] / t[0]);
-    printf("{\"bench\":\"attention_family\",\"case\":\"hard attention step (general score, sample + REINFORCE) fwd+bwd f32 "
-           "B=%lld N=%lld d=%lld\",\"ms\":%.3f,\"reference\":\"soft heed_attend on the same scores (same run)\","
-           "\"reference_ms\":%.3f,\"ratio_reference_over_case\":%.2f}\n",
-           (long long)Bs, (long long)N, (long long)dq, t[2] * 1e3, t[3] * 1e3, t[3] / t[2]);
+    printf(
+        "{\"bench\":\"attention_family\",\"case\":\"luong local-p step (general, D=10) fwd+bwd f32 B=%lld N=%lld d=%lld\","
+        "\"ms\":%.3f,\"reference\":\"global heed_luong_attention (general, same sizes, same run)\",\"reference_ms\":%.3f,"
+        "\"ratio_reference_over_case\":%.2f}\n",
+        (long long)Bs, (long long)N, (long long)dq, t[0] * 1e3, t[1] * 1e3, t[1] / t[0]);
+    printf(
+        "{\"bench\":\"attention_family\",\"case\":\"hard attention step (general score, sample + REINFORCE) fwd+bwd f32 "
+        "B=%lld N=%lld d=%lld\",\"ms\":%.3f,\"reference\":\"soft heed_attend on the same scores (same run)\","
+        "\"reference_ms\":%.3f,\"ratio_reference_over_case\":%.2f}\n",
+        (long long)Bs, (long long)N, (long long)dq, t[2] * 1e3, t[3] * 1e3, t[3] / t[2]);
     heed_graph_free(g);
     heed_params_free(P);
     free(lens), free(rewards);
@@ -135,7 +144,8 @@ static void decoding_case(heed_ctx *ctx) {
     float *fq = malloc((size_t)(H * N * m) * sizeof *fq), *fk = malloc((size_t)(H * N * m) * sizeof *fk),
           *v = malloc((size_t)(H * N * dv) * sizeof *v), *row = malloc((size_t)(3 * H * m) * sizeof *row);
     double *S = malloc((size_t)(H * m * dv) * sizeof *S), *z = malloc((size_t)(H * m) * sizeof *z);
-    for (int64_t i = 0; i < H * N * m; i++) fq[i] = (float)(0.1 + heed_rng_uniform(&r)), fk[i] = (float)(0.1 + heed_rng_uniform(&r));
+    for (int64_t i = 0; i < H * N * m; i++)
+        fq[i] = (float)(0.1 + heed_rng_uniform(&r)), fk[i] = (float)(0.1 + heed_rng_uniform(&r));
     for (int64_t i = 0; i < H * N * dv; i++) v[i] = (float)(2 * heed_rng_uniform(&r) - 1);
     heed_graph *g = heed_graph_new(ctx);
     double best = 1e30, best_ref = 1e30;
@@ -156,18 +166,21 @@ static void decoding_case(heed_ctx *ctx) {
         }
         double t1 = bench_now();
         heed_graph_reset(g);
-        heed_linear_attention(g, heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, m), fq), heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, m), fk),
-                              heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, dv), v), &(heed_linear_attention_opts){.causal = true});
+        heed_linear_attention(g, heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, m), fq),
+                              heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, m), fk),
+                              heed_input(g, HEED_F32, HEED_SHAPE(B, H, N, dv), v),
+                              &(heed_linear_attention_opts){.causal = true});
         double t2 = bench_now();
         if (rep > 0 && t1 - t0 < best) best = t1 - t0;
         if (rep > 0 && t2 - t1 < best_ref) best_ref = t2 - t1;
     }
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
-    printf("{\"bench\":\"attention_family\",\"case\":\"linear attention decoding, %lld steps f32 B=%d H=%d m=%lld dv=%lld\","
-           "\"ms\":%.3f,\"us_per_step\":%.2f,\"state_kib\":%.1f,\"reference\":\"one causal heed_linear_attention forward over "
-           "the same %lld tokens (same run)\",\"reference_ms\":%.3f,\"ratio_reference_over_case\":%.2f}\n",
-           (long long)N, B, H, (long long)m, (long long)dv, best * 1e3, best / N * 1e6, (double)(H * m * (dv + 1)) * 8 / 1024,
-           (long long)N, best_ref * 1e3, best_ref / best);
+    printf(
+        "{\"bench\":\"attention_family\",\"case\":\"linear attention decoding, %lld steps f32 B=%d H=%d m=%lld dv=%lld\","
+        "\"ms\":%.3f,\"us_per_step\":%.2f,\"state_kib\":%.1f,\"reference\":\"one causal heed_linear_attention forward over "
+        "the same %lld tokens (same run)\",\"reference_ms\":%.3f,\"ratio_reference_over_case\":%.2f}\n",
+        (long long)N, B, H, (long long)m, (long long)dv, best * 1e3, best / N * 1e6,
+        (double)(H * m * (dv + 1)) * 8 / 1024, (long long)N, best_ref * 1e3, best_ref / best);
     heed_graph_free(g);
     free(fq), free(fk), free(v), free(row), free(S), free(z);
 }
@@ -195,9 +208,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < 3; c++) {
         char at[32];
         snprintf(at, sizeof at, "%lld", (long long)crossover[c]);
-        printf("{\"bench\":\"attention_family\",\"case\":\"crossover %s vs flash\",\"crossover_n\":%s,\"searched\":\"%lld..%lld\","
-               "\"reference\":\"flash attention, same run\"}\n",
-               cases[c], crossover[c] ? at : "null", (long long)min_n, (long long)max_n);
+        printf(
+            "{\"bench\":\"attention_family\",\"case\":\"crossover %s vs flash\",\"crossover_n\":%s,\"searched\":\"%lld..%lld\","
+            "\"reference\":\"flash attention, same run\"}\n",
+            cases[c], crossover[c] ? at : "null", (long long)min_n, (long long)max_n);
         fprintf(stderr, "crossover %s vs flash: %s\n", cases[c], crossover[c] ? at : "none in the range");
     }
     one_step_cases(ctx);

@@ -60,8 +60,8 @@ int main(void) {
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
     printf("{\"bench\":\"attention_layers\",\"case\":\"additive step fwd+bwd f32 B=%lld N=%lld dq=%lld da=%lld dv=%lld "
            "threads=%d\",\"fused_ms\":%.3f,\"composed_ms\":%.3f,\"ratio_composed_over_fused\":%.2f}\n",
-           (long long)B, (long long)N, (long long)dq, (long long)da, (long long)dv, heed_ctx_threads(ctx), t_fused * 1e3,
-           t_composed * 1e3, t_composed / t_fused);
+           (long long)B, (long long)N, (long long)dq, (long long)da, (long long)dv, heed_ctx_threads(ctx),
+           t_fused * 1e3, t_composed * 1e3, t_composed / t_fused);
 
     BENCH_BEST(5, t_loc, {
         heed_graph_reset(g);
@@ -87,7 +87,8 @@ int main(void) {
     double t_scan, t_seq, t_rec;
     BENCH_BEST(3, t_scan, {
         heed_graph_reset(g);
-        heed_attention_scan(g, heed_input(g, HEED_F32, HEED_SHAPE(SB, d), sq), heed_input(g, HEED_F32, HEED_SHAPE(SB, SN, d), sk),
+        heed_attention_scan(g, heed_input(g, HEED_F32, HEED_SHAPE(SB, d), sq),
+                            heed_input(g, HEED_F32, HEED_SHAPE(SB, SN, d), sk),
                             heed_input(g, HEED_F32, HEED_SHAPE(SB, SN, sdv), sv), 0, NULL);
     });
     BENCH_BEST(3, t_rec, {
@@ -116,10 +117,11 @@ int main(void) {
         }
     });
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
-    printf("{\"bench\":\"attention_layers\",\"case\":\"prefix scan fwd f32 B=%lld N=%lld d=%lld dv=%lld threads=%d\","
-           "\"scan_ms\":%.3f,\"recurrent_final_only_ms\":%.3f,\"sequential_loop_ms\":%.3f,\"ratio_scan_over_loop\":%.2f}\n",
-           (long long)SB, (long long)SN, (long long)d, (long long)sdv, heed_ctx_threads(ctx), t_scan * 1e3, t_rec * 1e3,
-           t_seq * 1e3, t_scan / t_seq);
+    printf(
+        "{\"bench\":\"attention_layers\",\"case\":\"prefix scan fwd f32 B=%lld N=%lld d=%lld dv=%lld threads=%d\","
+        "\"scan_ms\":%.3f,\"recurrent_final_only_ms\":%.3f,\"sequential_loop_ms\":%.3f,\"ratio_scan_over_loop\":%.2f}\n",
+        (long long)SB, (long long)SN, (long long)d, (long long)sdv, heed_ctx_threads(ctx), t_scan * 1e3, t_rec * 1e3,
+        t_seq * 1e3, t_scan / t_seq);
 
     free(q), free(kp), free(vals), free(prev), free(lens), free(sq), free(sk), free(sv), free(ref);
     heed_params_free(P);

@@ -39,12 +39,17 @@ static pattern pattern_of(int which) {
     heed_attention_opts o = {.impl = HEED_ATTN_FLASH};
     switch (which) {
     case 0: o.window = 256; return (pattern){"window", o};
-    case 1: o.window = 128, o.pattern = (heed_attn_pattern){.dilation = 2, .global = globals, .n_global = 16};
+    case 1:
+        o.window = 128, o.pattern = (heed_attn_pattern){.dilation = 2, .global = globals, .n_global = 16};
         return (pattern){"longformer", o};
-    case 2: o.window = 96, o.pattern = (heed_attn_pattern){.global = globals, .n_global = 128, .random_blocks = 3, .seed = 1};
+    case 2:
+        o.window = 96,
+        o.pattern = (heed_attn_pattern){.global = globals, .n_global = 128, .random_blocks = 3, .seed = 1};
         return (pattern){"bigbird", o};
     case 3: o.causal = true, o.pattern = (heed_attn_pattern){.strided = 256}; return (pattern){"strided", o};
-    default: o.causal = true, o.pattern = (heed_attn_pattern){.fixed = 256, .summary = 16}; return (pattern){"fixed", o};
+    default:
+        o.causal = true, o.pattern = (heed_attn_pattern){.fixed = 256, .summary = 16};
+        return (pattern){"fixed", o};
     }
 }
 #define N_PATTERNS 5
@@ -115,7 +120,8 @@ int main(int argc, char **argv) {
             double fwd_flops = 4.0 * B * (double)pairs * D;
             const char *name = causal ? "dense causal" : "dense";
             print_line(name, "fwd", n, dense[causal].fwd, fwd_flops, pairs, tiles, 0, true, 0);
-            print_line(name, "fwd+bwd", n, dense[causal].step, 3.5 * fwd_flops, pairs, tiles, dense[causal].extra_mib, true, 0);
+            print_line(name, "fwd+bwd", n, dense[causal].step, 3.5 * fwd_flops, pairs, tiles, dense[causal].extra_mib,
+                       true, 0);
         }
         for (int p = 0; p < N_PATTERNS; p++) {
             pattern pt = pattern_of(p);

@@ -76,7 +76,7 @@ static inline int bench_busy_start(int n) {
         if (p == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != parent) _exit(0); /* the bench died before prctl */
-            setsid(); /* its own session, so its own autogroup: it competes with the bench as
+            setsid();                          /* its own session, so its own autogroup: it competes with the bench as
                          another program would, not for the bench's share of the CPU */
             for (volatile unsigned long spin = 0;; spin++) {}
         }
@@ -124,16 +124,16 @@ static inline int bench_busy_arg(int argc, char **argv, int *i) {
     return n;
 }
 
-#define BENCH_BEST(reps, out_seconds, ...)                        \
-    do {                                                          \
-        { __VA_ARGS__; }                                          \
-        double best_ = 1e30;                                      \
-        for (int r_ = 0; r_ < (reps); r_++) {                     \
-            double t0_ = bench_now();                             \
-            { __VA_ARGS__; }                                      \
-            double t_ = bench_now() - t0_;                        \
-            if (t_ < best_) best_ = t_;                           \
-        }                                                         \
-        (out_seconds) = best_;                                    \
+#define BENCH_BEST(reps, out_seconds, ...)                                                                             \
+    do {                                                                                                               \
+        { __VA_ARGS__; }                                                                                               \
+        double best_ = 1e30;                                                                                           \
+        for (int r_ = 0; r_ < (reps); r_++) {                                                                          \
+            double t0_ = bench_now();                                                                                  \
+            { __VA_ARGS__; }                                                                                           \
+            double t_ = bench_now() - t0_;                                                                             \
+            if (t_ < best_) best_ = t_;                                                                                \
+        }                                                                                                              \
+        (out_seconds) = best_;                                                                                         \
     } while (0)
 #endif

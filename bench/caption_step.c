@@ -19,8 +19,14 @@ int main(int argc, char **argv) {
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1, .threads = threads});
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_caption m;
-    heed_caption_config cfg = {.in_channels = 1, .channels = {16, 32, D}, .classes = 10, .embed_dim = 64, .hidden = 128,
-                               .attn_dim = 64, .vocab = V, .dropout = 0.3};
+    heed_caption_config cfg = {.in_channels = 1,
+                               .channels = {16, 32, D},
+                               .classes = 10,
+                               .embed_dim = 64,
+                               .hidden = 128,
+                               .attn_dim = 64,
+                               .vocab = V,
+                               .dropout = 0.3};
     if (heed_caption_declare(&m, P, &cfg) != HEED_OK) return fprintf(stderr, "%s\n", heed_ctx_error(ctx)), 1;
     heed_optimizer *opt = heed_adam(P, NULL);
     heed_graph *g = heed_graph_new(ctx);
@@ -37,8 +43,8 @@ int main(int argc, char **argv) {
         heed_graph_reset(g);
         heed_params_zero_grad(P);
         heed_tensor *in = heed_input(g, HEED_F32, HEED_SHAPE(B, N, D), a);
-        heed_tensor *l = heed_caption_loss(g, &m, in, targets, L, &(heed_caption_loss_opts){.bos = 1, .lambda = 0.05}, NULL,
-                                           NULL);
+        heed_tensor *l =
+            heed_caption_loss(g, &m, in, targets, L, &(heed_caption_loss_opts){.bos = 1, .lambda = 0.05}, NULL, NULL);
         if (!l || heed_backward(g, l) != HEED_OK) return fprintf(stderr, "%s\n", heed_graph_error(g)), 1;
         heed_clip_grad_norm(P, 5.0, NULL);
         heed_optimizer_step(opt);
@@ -54,9 +60,10 @@ int main(int argc, char **argv) {
         heed_clip_grad_norm(P, 5.0, NULL);
         heed_optimizer_step(opt);
     });
-    printf("{\"bench\":\"caption_step\",\"case\":\"B=%d N=%d D=%d L=%d LSTM 128 embed 64 attn 64; pretrain B=%d 32x32\","
-           "\"threads\":%d,\"parameters\":%lld,\"step_ms\":%.2f,\"pretrain_step_ms\":%.2f,\"loss\":%.4f}\n",
-           B, N, D, L, B, heed_ctx_threads(ctx), (long long)heed_params_numel(P), secs * 1e3, pre_secs * 1e3, loss);
+    printf(
+        "{\"bench\":\"caption_step\",\"case\":\"B=%d N=%d D=%d L=%d LSTM 128 embed 64 attn 64; pretrain B=%d 32x32\","
+        "\"threads\":%d,\"parameters\":%lld,\"step_ms\":%.2f,\"pretrain_step_ms\":%.2f,\"loss\":%.4f}\n",
+        B, N, D, L, B, heed_ctx_threads(ctx), (long long)heed_params_numel(P), secs * 1e3, pre_secs * 1e3, loss);
     free(a), free(img);
     heed_graph_free(g);
     heed_optimizer_free(opt);

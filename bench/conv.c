@@ -52,8 +52,8 @@ static void gemms_only(const conv_case *c, const float *w, float *col, float *y,
 static double pytorch_ms(const conv_case *c, int reps, int threads) {
     const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s/bench/conv_torch.py %d %d %d %d %d %d %d", py, HEED_SOURCE_DIR, c->N, c->C, c->O, c->H,
-             c->W, reps, threads);
+    snprintf(cmd, sizeof cmd, "%s %s/bench/conv_torch.py %d %d %d %d %d %d %d", py, HEED_SOURCE_DIR, c->N, c->C, c->O,
+             c->H, c->W, reps, threads);
     return bench_command_number(cmd, "fwd_bwd_ms");
 }
 
@@ -70,9 +70,11 @@ static void run_case(heed_ctx *ctx, const conv_case *c, int reps, bool pytorch) 
     heed_tensor *y = NULL;
     double t_fwd, t_all;
     BENCH_BEST(reps, t_fwd, heed_graph_reset(g);
-               y = heed_conv2d(g, heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(c->N, c->C, c->H, c->W), xd)), w, b, &o));
+               y = heed_conv2d(g, heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(c->N, c->C, c->H, c->W), xd)),
+                               w, b, &o));
     BENCH_BEST(reps, t_all, heed_graph_reset(g); heed_params_zero_grad(P);
-               y = heed_conv2d(g, heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(c->N, c->C, c->H, c->W), xd)), w, b, &o);
+               y = heed_conv2d(g, heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(c->N, c->C, c->H, c->W), xd)),
+                               w, b, &o);
                heed_backward_with(g, y, heed_input(g, HEED_F32, heed_tensor_shape(y), seed)));
     if (heed_graph_status(g) != HEED_OK) {
         fprintf(stderr, "%s: %s\n", c->name, heed_graph_error(g));
@@ -91,8 +93,7 @@ static void run_case(heed_ctx *ctx, const conv_case *c, int reps, bool pytorch) 
            t_gemm / t_all);
     if (pytorch && !isnan(torch_ms))
         printf(",\"pytorch_fwd_bwd_ms\":%.2f,\"ratio_vs_pytorch\":%.2f", torch_ms, torch_ms / (t_all * 1e3));
-    else if (pytorch)
-        printf(",\"pytorch_fwd_bwd_ms\":null");
+    else if (pytorch) printf(",\"pytorch_fwd_bwd_ms\":null");
     printf("}\n");
     fflush(stdout);
     free(xd), free(seed), free(col), free(dcol), free(yy), free(dw);

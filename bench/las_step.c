@@ -26,8 +26,16 @@ int main(int argc, char **argv) {
     heed_ctx *ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1, .threads = threads});
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_las m;
-    heed_las_config cfg = {.input_dim = F, .listener_hidden = 64, .pyramid_layers = 2, .speller_hidden = 128,
-                           .embed_dim = 32, .attn_dim = 64, .loc_channels = 8, .loc_kernel = 15, .vocab = V, .dropout = 0.1};
+    heed_las_config cfg = {.input_dim = F,
+                           .listener_hidden = 64,
+                           .pyramid_layers = 2,
+                           .speller_hidden = 128,
+                           .embed_dim = 32,
+                           .attn_dim = 64,
+                           .loc_channels = 8,
+                           .loc_kernel = 15,
+                           .vocab = V,
+                           .dropout = 0.1};
     if (heed_las_declare(&m, P, &cfg) != HEED_OK) return fprintf(stderr, "%s\n", heed_ctx_error(ctx)), 1;
     heed_optimizer *opt = heed_adam(P, NULL);
     heed_graph *g = heed_graph_new(ctx);
@@ -51,9 +59,10 @@ int main(int argc, char **argv) {
         loss = heed_get(l, 0);
         if (rep >= 0) secs = fmin(secs, bench_now() - t0), cpu = fmin(cpu, cpu_now() - c0);
     }
-    printf("{\"bench\":\"las_step\",\"case\":\"B=%d T=%d F=%d L=%d listener 64x2 pyramid 2 speller 128 attn 64 loc 8x15\","
-           "\"threads\":%d,\"parameters\":%lld,\"step_ms\":%.2f,\"step_cpu_ms\":%.2f,\"loss\":%.4f}\n",
-           B, T, F, L, heed_ctx_threads(ctx), (long long)heed_params_numel(P), secs * 1e3, cpu * 1e3, loss);
+    printf(
+        "{\"bench\":\"las_step\",\"case\":\"B=%d T=%d F=%d L=%d listener 64x2 pyramid 2 speller 128 attn 64 loc 8x15\","
+        "\"threads\":%d,\"parameters\":%lld,\"step_ms\":%.2f,\"step_cpu_ms\":%.2f,\"loss\":%.4f}\n",
+        B, T, F, L, heed_ctx_threads(ctx), (long long)heed_params_numel(P), secs * 1e3, cpu * 1e3, loss);
     free(x);
     heed_graph_free(g);
     heed_optimizer_free(opt);

@@ -38,7 +38,8 @@ static void one_case(heed_ctx *ctx, int64_t rows, int64_t cols, int reps) {
     double fwd_gbps = 2.0 * bytes / t_fwd * 1e-9, all_gbps = 5.0 * bytes / (t_fwd + t_bwd) * 1e-9;
     printf("{\"bench\":\"layernorm\",\"case\":\"%lldx%lld fwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
            "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
-           (long long)rows, (long long)cols, t_fwd * 1e3, fwd_gbps, copy_gbps, fwd_gbps / copy_gbps, heed_ctx_threads(ctx));
+           (long long)rows, (long long)cols, t_fwd * 1e3, fwd_gbps, copy_gbps, fwd_gbps / copy_gbps,
+           heed_ctx_threads(ctx));
     printf("{\"bench\":\"layernorm\",\"case\":\"%lldx%lld fwd+bwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
            "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
            (long long)rows, (long long)cols, (t_fwd + t_bwd) * 1e3, all_gbps, copy_gbps, all_gbps / copy_gbps,

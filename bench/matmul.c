@@ -13,7 +13,8 @@ static void one_case(heed_ctx *ctx, const char *name, int m, int k, int n) {
     heed_tensor *A = heed_param(P, "a", HEED_SHAPE(m, k), heed_init_uniform(-1, 1));
     heed_tensor *B = heed_param(P, "b", HEED_SHAPE(k, n), heed_init_uniform(-1, 1));
     heed_graph *g = heed_graph_new(ctx);
-    float *C = malloc((size_t)m * n * sizeof *C), *dA = malloc((size_t)m * k * sizeof *dA), *dB = malloc((size_t)k * n * sizeof *dB);
+    float *C = malloc((size_t)m * n * sizeof *C), *dA = malloc((size_t)m * k * sizeof *dA),
+          *dB = malloc((size_t)k * n * sizeof *dB);
     const float *a = A->data, *b = B->data;
     double flops = 2.0 * m * n * k;
     int reps = flops > 4e9 ? 3 : flops > 1e8 ? 10 : 50;
@@ -27,7 +28,8 @@ static void one_case(heed_ctx *ctx, const char *name, int m, int k, int n) {
                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1, a, k, C, n, 1, dB, n));
     /* a tape runs backward once: record it again each time (C is its own seed dC) */
     double t_heed_all;
-    BENCH_BEST(reps, t_heed_all, heed_graph_reset(g); heed_tensor *out = heed_matmul(g, A, B); heed_backward_with(g, out, out));
+    BENCH_BEST(reps, t_heed_all, heed_graph_reset(g); heed_tensor *out = heed_matmul(g, A, B);
+               heed_backward_with(g, out, out));
     t_heed_bwd = t_heed_all - t_heed;
     if (heed_graph_status(g) != HEED_OK) fprintf(stderr, "error: %s\n", heed_graph_error(g));
     printf("{\"bench\":\"matmul\",\"case\":\"%s fwd\",\"m\":%d,\"k\":%d,\"n\":%d,\"gflops\":%.1f,\"sgemm_gflops\":%.1f,"

@@ -48,8 +48,10 @@ int main(int argc, char **argv) {
         {"sgd", heed_sgd(P, &(heed_sgd_opts){.lr = 1e-3}), 3},
         {"sgd_momentum", heed_sgd(P, &(heed_sgd_opts){.lr = 1e-3, .momentum = 0.9, .weight_decay = 1e-4}), 5},
         {"adamw", heed_adamw(P, NULL), 7},
-        {"adam_amsgrad", heed_adam(P, &(heed_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .amsgrad = true}), 9},
-        {"rmsprop_centered", heed_rmsprop(P, &(heed_rmsprop_opts){.lr = 1e-3, .alpha = 0.99, .eps = 1e-8, .centered = true}), 7},
+        {"adam_amsgrad",
+         heed_adam(P, &(heed_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .amsgrad = true}), 9},
+        {"rmsprop_centered",
+         heed_rmsprop(P, &(heed_rmsprop_opts){.lr = 1e-3, .alpha = 0.99, .eps = 1e-8, .centered = true}), 7},
         {"adagrad", heed_adagrad(P, NULL), 5},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -57,8 +59,9 @@ int main(int argc, char **argv) {
         double t;
         BENCH_BEST(reps, t, heed_optimizer_step(cases[c].o));
         double bw = cases[c].streams * (double)bytes / t / 1e9;
-        printf("{\"bench\":\"optim\",\"case\":\"%s\",\"elements\":%lld,\"threads\":%d,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
-               cases[c].name, (long long)total, omp_get_max_threads(), 1e3 * t, bw, bw / bw_copy);
+        printf(
+            "{\"bench\":\"optim\",\"case\":\"%s\",\"elements\":%lld,\"threads\":%d,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
+            cases[c].name, (long long)total, omp_get_max_threads(), 1e3 * t, bw, bw / bw_copy);
         heed_optimizer_free(cases[c].o);
     }
     double t_norm, t_fin;
@@ -68,8 +71,9 @@ int main(int argc, char **argv) {
            (long long)total, 1e3 * t_norm, bw, bw / bw_copy);
     BENCH_BEST(reps, t_fin, heed_params_grads_finite(P));
     bw = (double)bytes / t_fin / 1e9;
-    printf("{\"bench\":\"optim\",\"case\":\"grads_finite\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
-           (long long)total, 1e3 * t_fin, bw, bw / bw_copy);
+    printf(
+        "{\"bench\":\"optim\",\"case\":\"grads_finite\",\"elements\":%lld,\"ms\":%.3f,\"gbps\":%.2f,\"ratio\":%.3f}\n",
+        (long long)total, 1e3 * t_fin, bw, bw / bw_copy);
     free(src);
     free(dst);
     heed_params_free(P);

@@ -31,8 +31,8 @@ static double sgemm_peak(int reps) {
 /* The GEMMs of one direction of one layer, forward and backward, as plain cblas calls:
  * the all-steps ones on every thread, the per-step ones on one (threading those small
  * products costs more than it gains). */
-static void gemms_only(int64_t T, int64_t B, int64_t In, int64_t H, int G, float *x, float *w_ih, float *w_hh, float *gates,
-                       float *hs, float *dx, float *dw_ih, float *dw_hh) {
+static void gemms_only(int64_t T, int64_t B, int64_t In, int64_t H, int G, float *x, float *w_ih, float *w_hh,
+                       float *gates, float *hs, float *dx, float *dw_ih, float *dw_hh) {
     int GH = G * (int)H, TB = (int)(T * B), nt = omp_get_max_threads();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, GH, (int)In, 1, x, (int)In, w_ih, (int)In, 0, gates, GH);
     omp_set_num_threads(1);
@@ -40,10 +40,11 @@ static void gemms_only(int64_t T, int64_t B, int64_t In, int64_t H, int G, float
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, GH, (int)H, 1, hs + (t - 1) * B * H, (int)H, w_hh,
                     (int)H, 1, gates + t * B * GH, GH);
     for (int64_t t = T - 1; t >= 1; t--)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, GH, 1, gates + t * B * GH, GH, w_hh, (int)H,
-                    1, hs + (t - 1) * B * H, (int)H);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, GH, 1, gates + t * B * GH, GH, w_hh,
+                    (int)H, 1, hs + (t - 1) * B * H, (int)H);
     omp_set_num_threads(nt);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, (int)In, GH, 1, gates, GH, w_ih, (int)In, 0, dx, (int)In);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, (int)In, GH, 1, gates, GH, w_ih, (int)In, 0, dx,
+                (int)In);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, (int)In, TB, 1, gates, GH, x, (int)In, 1, dw_ih, (int)In);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, (int)H, TB - (int)B, 1, gates + B * GH, GH, hs, (int)H, 1,
                 dw_hh, (int)H);
@@ -76,16 +77,17 @@ static void time_layer(heed_ctx *ctx, const bench_case *c, int reps, double *t_f
     for (int64_t b = 0; b < B; b++) len[b] = Tin;
 
     heed_tensor *y = NULL;
-#define FORWARD()                                                                                                   \
-    do {                                                                                                            \
-        heed_graph_reset(g);                                                                                        \
-        heed_tensor *x = heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(Tin, B, c->In), xd));                 \
-        if (c->pyramid) y = heed_pyramid_lstm(g, &rnn, x, len, out_len, NULL, NULL);                                \
-        else if (c->kind == HEED_RNN_LSTM) y = heed_lstm(g, &rnn, x, NULL, NULL, NULL, NULL, NULL);                 \
-        else y = heed_gru(g, &rnn, x, NULL, NULL, NULL);                                                            \
+#define FORWARD()                                                                                                      \
+    do {                                                                                                               \
+        heed_graph_reset(g);                                                                                           \
+        heed_tensor *x = heed_requires_grad(heed_input(g, HEED_F32, HEED_SHAPE(Tin, B, c->In), xd));                   \
+        if (c->pyramid) y = heed_pyramid_lstm(g, &rnn, x, len, out_len, NULL, NULL);                                   \
+        else if (c->kind == HEED_RNN_LSTM) y = heed_lstm(g, &rnn, x, NULL, NULL, NULL, NULL, NULL);                    \
+        else y = heed_gru(g, &rnn, x, NULL, NULL, NULL);                                                               \
     } while (0)
     BENCH_BEST(reps, *t_fwd, FORWARD());
-    BENCH_BEST(reps, *t_all, FORWARD(); heed_backward_with(g, y, heed_input(g, HEED_F32, HEED_SHAPE(T, B, D * H), seed)));
+    BENCH_BEST(reps, *t_all, FORWARD();
+               heed_backward_with(g, y, heed_input(g, HEED_F32, HEED_SHAPE(T, B, D * H), seed)));
 #undef FORWARD
     if (heed_graph_status(g) != HEED_OK) {
         fprintf(stderr, "%s: %s\n", c->name, heed_graph_error(g));
@@ -109,7 +111,8 @@ static void run_case(heed_ctx *ctx, const bench_case *c, int reps) {
     float *hs = calloc((size_t)(T * B * H), sizeof *hs), *dx = calloc((size_t)(T * B * In), sizeof *dx);
     float *dw_ih = calloc(GH * (size_t)In, sizeof *dw_ih), *dw_hh = calloc(GH * (size_t)H, sizeof *dw_hh);
     double t_gemm;
-    BENCH_BEST(reps < 2 ? reps : 2, t_gemm, for (int d = 0; d < D; d++) gemms_only(T, B, In, H, G, x, w_ih, w_hh, gates, hs, dx, dw_ih, dw_hh));
+    BENCH_BEST(reps < 2 ? reps : 2, t_gemm,
+               for (int d = 0; d < D; d++) gemms_only(T, B, In, H, G, x, w_ih, w_hh, gates, hs, dx, dw_ih, dw_hh));
 
     double peak = sgemm_peak(4 * reps); /* measured next to each case: the machine is shared */
     double flops = 6.0 * (double)(T * B) * (double)GH * (double)(In + H) * D;

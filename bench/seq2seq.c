@@ -71,29 +71,31 @@ int main(int argc, char **argv) {
     if (steps < 1 || threads < 0) return fprintf(stderr, "%s: --steps >= 1, --threads >= 0\n", argv[0]), 2;
     const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/examples/seq2seq --steps %d --eval-every 0 --threads %d", HEED_BUILD_DIR, steps, threads);
+    snprintf(cmd, sizeof cmd, "%s/examples/seq2seq --steps %d --eval-every 0 --threads %d", HEED_BUILD_DIR, steps,
+             threads);
     if (busy) {
-        printf("{\"bench\":\"seq2seq\",\"case\":\"heed seconds per step, contention\",\"steps\":%d,\"threads\":%d,", steps,
-               threads);
+        printf("{\"bench\":\"seq2seq\",\"case\":\"heed seconds per step, contention\",\"steps\":%d,\"threads\":%d,",
+               steps, threads);
         bool ok = bench_contention(busy, heed_step_seconds, cmd);
         printf("}\n");
         return ok ? 0 : 1;
     }
     double heed_rate = bench_command_number(cmd, "steps_per_second"), torch_rate = NAN;
     if (pytorch) {
-        snprintf(cmd, sizeof cmd, "%s %s/bench/seq2seq_torch.py --steps %d --eval-every 0 --threads %d", py, HEED_SOURCE_DIR,
-                 steps, threads);
+        snprintf(cmd, sizeof cmd, "%s %s/bench/seq2seq_torch.py --steps %d --eval-every 0 --threads %d", py,
+                 HEED_SOURCE_DIR, steps, threads);
         torch_rate = bench_command_number(cmd, "steps_per_second");
     }
     int heed_lines = code_lines(HEED_SOURCE_DIR "/examples/seq2seq.c", false);
     int torch_lines = code_lines(HEED_SOURCE_DIR "/bench/seq2seq_torch.py", true);
     if (isnan(heed_rate) || heed_lines < 0 || torch_lines < 0)
-        return fprintf(stderr, "%s: the example or a source file is missing (built with -Dexamples=false?)\n", argv[0]), 1;
-    printf("{\"bench\":\"seq2seq\",\"steps\":%d,\"threads\":%d,\"heed_steps_per_second\":%.2f", steps, threads, heed_rate);
+        return fprintf(stderr, "%s: the example or a source file is missing (built with -Dexamples=false?)\n", argv[0]),
+               1;
+    printf("{\"bench\":\"seq2seq\",\"steps\":%d,\"threads\":%d,\"heed_steps_per_second\":%.2f", steps, threads,
+           heed_rate);
     if (!isnan(torch_rate))
         printf(",\"pytorch_steps_per_second\":%.2f,\"ratio_vs_pytorch\":%.2f", torch_rate, heed_rate / torch_rate);
-    else if (pytorch)
-        printf(",\"pytorch_steps_per_second\":null");
+    else if (pytorch) printf(",\"pytorch_steps_per_second\":null");
     printf(",\"heed_lines\":%d,\"pytorch_lines\":%d,\"line_ratio\":%.2f}\n", heed_lines, torch_lines,
            (double)heed_lines / torch_lines);
     return 0;

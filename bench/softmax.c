@@ -35,13 +35,16 @@ static void one_case(heed_ctx *ctx, int64_t rows, int64_t cols, bool log_out, in
     double copy_gbps = 2.0 * bytes / t_copy * 1e-9;
     double fwd_gbps = 2.0 * bytes / t_fwd * 1e-9, all_gbps = 5.0 * bytes / (t_fwd + t_bwd) * 1e-9;
     const char *name = log_out ? "log_softmax" : "softmax";
-    printf("{\"bench\":\"softmax\",\"op\":\"%s\",\"case\":\"%lldx%lld fwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
-           "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
-           name, (long long)rows, (long long)cols, t_fwd * 1e3, fwd_gbps, copy_gbps, fwd_gbps / copy_gbps, heed_ctx_threads(ctx));
-    printf("{\"bench\":\"softmax\",\"op\":\"%s\",\"case\":\"%lldx%lld fwd+bwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
-           "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
-           name, (long long)rows, (long long)cols, (t_fwd + t_bwd) * 1e3, all_gbps, copy_gbps, all_gbps / copy_gbps,
-           heed_ctx_threads(ctx));
+    printf(
+        "{\"bench\":\"softmax\",\"op\":\"%s\",\"case\":\"%lldx%lld fwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
+        "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
+        name, (long long)rows, (long long)cols, t_fwd * 1e3, fwd_gbps, copy_gbps, fwd_gbps / copy_gbps,
+        heed_ctx_threads(ctx));
+    printf(
+        "{\"bench\":\"softmax\",\"op\":\"%s\",\"case\":\"%lldx%lld fwd+bwd\",\"ms\":%.3f,\"gbps\":%.2f,\"memcpy_gbps\":%.2f,"
+        "\"ratio_vs_memcpy\":%.3f,\"threads\":%d}\n",
+        name, (long long)rows, (long long)cols, (t_fwd + t_bwd) * 1e3, all_gbps, copy_gbps, all_gbps / copy_gbps,
+        heed_ctx_threads(ctx));
     fflush(stdout);
     free(src), free(dst);
     heed_graph_free(g);

@@ -28,9 +28,12 @@ int main(void) {
         const char *name;
         unary_fn f;
         float (*ref)(float);
-    } ops[] = {{"exp", heed_exp, ref_exp},          {"tanh", heed_tanh, ref_tanh},
-               {"sigmoid", heed_sigmoid, ref_sigmoid}, {"softplus", heed_softplus, ref_softplus},
-               {"gelu", heed_gelu, ref_gelu},        {"gelu_tanh", heed_gelu_tanh, ref_gelu_tanh}};
+    } ops[] = {{"exp", heed_exp, ref_exp},
+               {"tanh", heed_tanh, ref_tanh},
+               {"sigmoid", heed_sigmoid, ref_sigmoid},
+               {"softplus", heed_softplus, ref_softplus},
+               {"gelu", heed_gelu, ref_gelu},
+               {"gelu_tanh", heed_gelu_tanh, ref_gelu_tanh}};
     heed_ctx *ctx = heed_ctx_new(NULL);
     heed_graph *g = heed_graph_new(ctx);
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);

@@ -47,7 +47,9 @@ static void exit_guard(void) {
 
 heed_status heed_dist_init(heed_ctx *ctx, int *argc, char ***argv) {
     heed_dist_world *w = &heed__world;
-    if (w->finalized) return heed_ctx_fail(ctx, HEED_ERR_STATE, "heed_dist_init: called after heed_dist_finalize (MPI cannot restart)");
+    if (w->finalized)
+        return heed_ctx_fail(ctx, HEED_ERR_STATE,
+                             "heed_dist_init: called after heed_dist_finalize (MPI cannot restart)");
     if (!w->started) {
         w->started = true;
         int up = 0;
@@ -208,8 +210,8 @@ heed_status heed__dist_check_layout(heed_params *P, const char *fn) {
     MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
     MPI_Bcast(other, sizeof other, MPI_CHAR, bad.rank, MPI_COMM_WORLD);
     if (bad.at == 0)
-        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' parameter stores differ: %s on rank 0, %s on rank %d", fn,
-                             first, other, bad.rank);
+        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' parameter stores differ: %s on rank 0, %s on rank %d",
+                             fn, first, other, bad.rank);
     return heed_ctx_fail(ctx, HEED_ERR_STATE,
                          "%s: the ranks declared different parameters: parameter %d is %s on rank 0 but %s on rank %d "
                          "(every rank must declare the same parameters in the same order)",
@@ -241,10 +243,8 @@ heed_status heed_dist_broadcast_params(heed_params *P, int root) {
 
 void heed__dist_average(heed_params *P, int64_t begin, int64_t end) {
     int size = heed__world.size;
-    if (heed_params_dtype(P) == HEED_F32)
-        dist_average_kernel_f32(P, begin, end, size);
-    else
-        dist_average_kernel_f64(P, begin, end, size);
+    if (heed_params_dtype(P) == HEED_F32) dist_average_kernel_f32(P, begin, end, size);
+    else dist_average_kernel_f64(P, begin, end, size);
 }
 
 heed_status heed_dist_allreduce_grads(heed_params *P) {
@@ -278,14 +278,16 @@ static heed_status share_status(heed_ctx *ctx, heed_status st, const char *fn) {
     return (heed_status)s.code;
 }
 
-heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
+heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,
+                                      const heed_checkpoint_info *info) {
     if (!many()) return heed_checkpoint_save(P, path, opt, info);
     if (!P) return HEED_ERR_ARG;
     heed_status st = heed__world.rank == 0 ? heed_checkpoint_save(P, path, opt, info) : HEED_OK;
     return share_status(heed_params_ctx(P), st, "heed_dist_checkpoint_save");
 }
 
-heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt,
+                                      heed_checkpoint_info *info_out) {
     static const char *fn = "heed_dist_checkpoint_load";
     if (!many()) return heed_checkpoint_load(P, path, opt, info_out);
     if (!P) return HEED_ERR_ARG;
@@ -293,11 +295,11 @@ heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_opt
     heed_status st = heed__dist_check_layout(P, fn);
     if (st != HEED_OK) return st;
     const char *kind = opt ? heed_optimizer_name(opt) : "";
-    uint64_t okind = fnv(fnv(1469598103934665603ull, kind, strlen(kind)), &(int){opt ? heed_optimizer_state_count(opt) : -1},
-                         sizeof(int));
+    uint64_t okind = fnv(fnv(1469598103934665603ull, kind, strlen(kind)),
+                         &(int){opt ? heed_optimizer_state_count(opt) : -1}, sizeof(int));
     if (!agree(okind))
-        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' optimizers differ (rank %d has %s)", fn, heed__world.rank,
-                             opt ? kind : "none");
+        return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the ranks' optimizers differ (rank %d has %s)", fn,
+                             heed__world.rank, opt ? kind : "none");
     heed_checkpoint_info info = {0};
     st = heed__world.rank == 0 ? heed_checkpoint_load(P, path, opt, &info) : HEED_OK;
     st = share_status(ctx, st, fn);

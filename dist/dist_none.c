@@ -32,16 +32,20 @@ int heed_dist_rank(void) { return 0; }
 int heed_dist_size(void) { return 1; }
 heed_status heed_dist_broadcast_params(heed_params *P, int root) { return P && root == 0 ? HEED_OK : HEED_ERR_ARG; }
 heed_status heed_dist_allreduce_grads(heed_params *P) { return P ? HEED_OK : HEED_ERR_ARG; }
-heed_status heed_dist_allreduce_sum(heed_ctx *ctx, double *values, int n) { return ctx && (values || n == 0) && n >= 0 ? HEED_OK : HEED_ERR_ARG; }
+heed_status heed_dist_allreduce_sum(heed_ctx *ctx, double *values, int n) {
+    return ctx && (values || n == 0) && n >= 0 ? HEED_OK : HEED_ERR_ARG;
+}
 heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root) {
     return ctx && (buf || bytes == 0) && root == 0 ? HEED_OK : HEED_ERR_ARG;
 }
 
-heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
+heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,
+                                      const heed_checkpoint_info *info) {
     return heed_checkpoint_save(P, path, opt, info);
 }
 
-heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt,
+                                      heed_checkpoint_info *info_out) {
     return heed_checkpoint_load(P, path, opt, info_out);
 }
 

@@ -30,7 +30,7 @@ typedef struct {
     int remaining;      /* parameters not yet final in this step */
     int n_req;          /* MPI requests: one per HEED_DIST_CHUNK elements */
     MPI_Request *req;
-    bool done;              /* its requests completed (in this step) */
+    bool done; /* its requests completed (in this step) */
 } bucket;
 
 struct heed_dist_overlap {
@@ -38,12 +38,12 @@ struct heed_dist_overlap {
     heed_graph *g;
     MPI_Comm comm;
     int n_params, n_buckets;
-    int next;         /* the first bucket not started in this step */
+    int next; /* the first bucket not started in this step */
     bucket *b;
-    int *bucket_of;   /* [n_params] */
-    bool *final;      /* [n_params]: reported in this step */
-    int64_t *offset;  /* [n_params] */
-    bool twice;       /* a parameter was reported twice before a wait */
+    int *bucket_of;  /* [n_params] */
+    bool *final;     /* [n_params]: reported in this step */
+    int64_t *offset; /* [n_params] */
+    bool twice;      /* a parameter was reported twice before a wait */
     heed_dist_stats st;
 };
 
@@ -121,7 +121,8 @@ void heed_dist_overlap_free(heed_dist_overlap *o) {
         for (int k = 0; k < o->next; k++) MPI_Waitall(o->b[k].n_req, o->b[k].req, MPI_STATUSES_IGNORE);
         MPI_Comm_free(&o->comm);
     }
-    if (o->g && o->g->grad_ready == on_grad_ready && o->g->grad_ready_user == o) heed_graph_set_grad_ready_hook(o->g, NULL, NULL);
+    if (o->g && o->g->grad_ready == on_grad_ready && o->g->grad_ready_user == o)
+        heed_graph_set_grad_ready_hook(o->g, NULL, NULL);
     for (int k = 0; o->b && k < o->n_buckets; k++) free(o->b[k].req);
     free(o->b);
     free(o->bucket_of);
@@ -141,8 +142,11 @@ static bool make_buckets(heed_dist_overlap *o, size_t bucket_bytes) {
         size_t bytes = (size_t)heed_params_at(P, first)->numel * es;
         while (first > 0 && bytes < bucket_bytes) bytes += (size_t)heed_params_at(P, --first)->numel * es;
         bucket *b = &o->b[o->n_buckets++];
-        *b = (bucket){.first = first, .last = last, .begin = o->offset[first],
-                      .end = o->offset[last] + heed_params_at(P, last)->numel, .remaining = last - first + 1};
+        *b = (bucket){.first = first,
+                      .last = last,
+                      .begin = o->offset[first],
+                      .end = o->offset[last] + heed_params_at(P, last)->numel,
+                      .remaining = last - first + 1};
         b->n_req = (int)((b->end - b->begin + HEED_DIST_CHUNK - 1) / HEED_DIST_CHUNK);
         b->req = malloc((size_t)(b->n_req ? b->n_req : 1) * sizeof *b->req);
         if (!b->req) return false;
@@ -185,8 +189,8 @@ heed_dist_overlap *heed_dist_overlap_new(heed_params *P, heed_graph *g, const he
     if (!all_ok || lo != hi) {
         heed_dist_overlap_free(o);
         if (!all_ok) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory (on some rank)", fn), NULL;
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the ranks asked for different bucket sizes (%llu to %llu bytes)", fn,
-                             lo, hi),
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the ranks asked for different bucket sizes (%llu to %llu bytes)",
+                             fn, lo, hi),
                NULL;
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &o->comm);

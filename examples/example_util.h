@@ -82,7 +82,8 @@ static inline int ex_checkpoint_setting(const char *path, const char *key, const
 
 /* A fuzz input as a command line: a NUL-terminated copy of data (*buf, to free) split at
  * NUL bytes into argv[1 ..] after argv[0] = name; at most max arguments. Returns argc. */
-static inline int ex_fuzz_argv(const unsigned char *data, size_t size, const char *name, char **buf, char **argv, int max) {
+static inline int ex_fuzz_argv(const unsigned char *data, size_t size, const char *name, char **buf, char **argv,
+                               int max) {
     *buf = malloc(size + 1);
     if (!*buf) return 0;
     memcpy(*buf, data, size);

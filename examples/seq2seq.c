@@ -101,7 +101,8 @@ static decoder encode(heed_graph *g, const model *m, const batch *b) {
 static heed_tensor *step(heed_graph *g, const model *m, decoder *d, heed_tensor *y) {
     heed_tensor *in = heed_concat(g, (heed_tensor *[]){y, d->context}, 2, 1);
     d->h = heed_lstm_cell_step(g, &m->cell, in, d->h, d->c, &d->c);
-    d->context = heed_additive_attention(g, d->h, d->keys_proj, d->keys, &m->att.params, NULL, NULL, d->lengths, &d->weights);
+    d->context =
+        heed_additive_attention(g, d->h, d->keys_proj, d->keys, &m->att.params, NULL, NULL, d->lengths, &d->weights);
     return heed_linear(g, heed_concat(g, (heed_tensor *[]){d->h, d->context}, 2, 1), m->out.weight, m->out.bias);
 }
 
@@ -151,7 +152,8 @@ static double now(void) {
 }
 
 static int usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--steps N] [--batch B] [--lr LR] [--seed S] [--eval-every N] [--threads N] [--heatmap PATH]\n",
+    fprintf(stderr,
+            "usage: %s [--steps N] [--batch B] [--lr LR] [--seed S] [--eval-every N] [--threads N] [--heatmap PATH]\n",
             prog);
     return 2;
 }
@@ -171,7 +173,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(flag, "--threads")) threads = strtol(v, &end, 10);
         else if (!strcmp(flag, "--heatmap")) heatmap = v;
         else return usage(argv[0]);
-        if (!*v || *end || steps < 1 || batch_size < 1 || batch_size > TEST || !(lr > 0) || eval_every < 0 || threads < 0)
+        if (!*v || *end || steps < 1 || batch_size < 1 || batch_size > TEST || !(lr > 0) || eval_every < 0 ||
+            threads < 0)
             return usage(argv[0]);
     }
     if (threads > 0) omp_set_num_threads((int)threads); /* the program's count: the BLAS follows it too */
@@ -209,8 +212,10 @@ int main(int argc, char **argv) {
         failed = heed_heatmap_png(ctx, heatmap, w, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS}) != HEED_OK;
     }
     if (failed) fprintf(stderr, "seq2seq: %s%s\n", g ? heed_graph_error(g) : "", heed_ctx_error(ctx));
-    printf("{\"steps\": %ld, \"first_loss\": %.4f, \"loss\": %.4f, \"held_out_accuracy\": %.4f, \"train_seconds\": %.3f, "
-           "\"steps_per_second\": %.3f}\n", step, first_loss, loss, accuracy, seconds, step / seconds);
+    printf(
+        "{\"steps\": %ld, \"first_loss\": %.4f, \"loss\": %.4f, \"held_out_accuracy\": %.4f, \"train_seconds\": %.3f, "
+        "\"steps_per_second\": %.3f}\n",
+        step, first_loss, loss, accuracy, seconds, step / seconds);
     heed_graph_free(g);
     heed_optimizer_free(opt);
     heed_params_free(P);

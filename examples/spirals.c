@@ -52,7 +52,8 @@ static int make_dir(const char *dir, bool make_parent) {
     const char *slash = strrchr(dir, '/');
     if (make_parent && slash && slash != dir && (size_t)(slash - dir) < sizeof parent) {
         snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
-        if (mkdir(parent, 0777) != 0 && errno != EEXIST) return fprintf(stderr, "spirals: %s: %s\n", parent, strerror(errno)), -1;
+        if (mkdir(parent, 0777) != 0 && errno != EEXIST)
+            return fprintf(stderr, "spirals: %s: %s\n", parent, strerror(errno)), -1;
     }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fprintf(stderr, "spirals: %s: %s\n", dir, strerror(errno)), -1;
     return 0;
@@ -73,7 +74,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(v, &end, 10);
         else if (!strcmp(argv[i], "--out")) out = v, end = (char *)v + strlen(v);
         else return usage(argv[0]);
-        if (!end || *end || steps < 1 || hidden < 1 || hidden > 4096 || !(lr > 0) || (out && !*out)) return usage(argv[0]);
+        if (!end || *end || steps < 1 || hidden < 1 || hidden > 4096 || !(lr > 0) || (out && !*out))
+            return usage(argv[0]);
         i++;
     }
     /* The output directory first: a run that cannot write its results does not start. Only

@@ -87,7 +87,8 @@ bool heed_check_tensor(heed_graph *g, const char *op, const heed_tensor *t, cons
         heed_graph_fail(g, HEED_ERR_STATE, "%s: %s belongs to another graph", op, name);
         return false;
     } else if (!(t->flags & HEED_PARAM)) {
-        if (heed_headers_own(&g->headers, t)) heed_graph_fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
+        if (heed_headers_own(&g->headers, t))
+            heed_graph_fail(g, HEED_ERR_STATE, "%s: %s was " HEED_DEAD_RULE, op, name);
         else heed_graph_fail(g, HEED_ERR_STATE, "%s: %s is not a live tensor", op, name);
         return false;
     }

@@ -25,7 +25,7 @@ typedef struct {
     const heed_gradcheck_input *specs;
     double **data; /* the checker's copies of the inputs, perturbed in place */
     uint64_t rng_counter;
-    double *cot;   /* cotangent */
+    double *cot; /* cotangent */
     int64_t out_numel;
 } checker;
 
@@ -91,15 +91,18 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
     heed_gradcheck_opts o = opts ? *opts : (heed_gradcheck_opts){0};
     double eps = heed__opt(o.eps, 1e-6), atol = heed__opt(o.atol, 0), rtol = heed__opt(o.rtol, 1e-3);
     bool auto_atol = o.atol == 0;
-    if (!(isfinite(eps) && eps > 0) || !(isfinite(atol) && atol >= 0) || !(isfinite(rtol) && rtol >= 0) || o.max_per_tensor < 0)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             "heed_gradcheck: eps = %g, atol = %g, rtol = %g, max_per_tensor = %lld (eps must be finite and > 0, "
-                             "atol and rtol finite and >= 0, max_per_tensor >= 0)",
-                             eps, atol, rtol, (long long)o.max_per_tensor);
+    if (!(isfinite(eps) && eps > 0) || !(isfinite(atol) && atol >= 0) || !(isfinite(rtol) && rtol >= 0) ||
+        o.max_per_tensor < 0)
+        return heed_ctx_fail(
+            ctx, HEED_ERR_ARG,
+            "heed_gradcheck: eps = %g, atol = %g, rtol = %g, max_per_tensor = %lld (eps must be finite and > 0, "
+            "atol and rtol finite and >= 0, max_per_tensor >= 0)",
+            eps, atol, rtol, (long long)o.max_per_tensor);
     if (o.params && heed_params_dtype(o.params) != HEED_F64)
         return heed_ctx_fail(ctx, HEED_ERR_DTYPE, "heed_gradcheck: the parameter store must be f64");
 
-    checker c = {.ctx = ctx, .f = f, .user = user, .n_inputs = n_inputs, .specs = inputs, .rng_counter = ctx->rng_counter};
+    checker c =
+        {.ctx = ctx, .f = f, .user = user, .n_inputs = n_inputs, .specs = inputs, .rng_counter = ctx->rng_counter};
     heed_status st = HEED_OK;
     heed_tensor **ins = calloc((size_t)n_inputs + 1, sizeof *ins);
     c.data = calloc((size_t)n_inputs + 1, sizeof *c.data);
@@ -119,7 +122,8 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
         }
         for (int k = 0; k < s.ndim; k++) {
             if (s.d[k] < 0 || s.d[k] > (1 << 24)) {
-                st = heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d dim %d is %lld", i, k, (long long)s.d[k]);
+                st = heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_gradcheck: input %d dim %d is %lld", i, k,
+                                   (long long)s.d[k]);
                 goto done;
             }
             if (s.d[k] && n > ((int64_t)1 << 40) / s.d[k]) {
@@ -133,7 +137,8 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
             st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_gradcheck: out of memory");
             goto done;
         }
-        for (int64_t k = 0; k < n; k++) c.data[i][k] = inputs[i].data ? inputs[i].data[k] : 2 * heed_rng_uniform(&rng) - 1;
+        for (int64_t k = 0; k < n; k++)
+            c.data[i][k] = inputs[i].data ? inputs[i].data[k] : 2 * heed_rng_uniform(&rng) - 1;
     }
 
     /* Analytic pass. */
@@ -176,7 +181,8 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
         int64_t n = t->numel, take = o.max_per_tensor > 0 && o.max_per_tensor < n ? o.max_per_tensor : n;
         for (int64_t k = 0; k < take; k++) {
             int64_t j = take == n ? k : (int64_t)heed_rng_below(&rng, (uint64_t)n);
-            probes[np++] = (probe){.value = vals + j, .analytic = gr ? gr[j] : 0.0, .param = param, .input = i, .index = j};
+            probes[np++] =
+                (probe){.value = vals + j, .analytic = gr ? gr[j] : 0.0, .param = param, .input = i, .index = j};
         }
     }
 
@@ -210,12 +216,13 @@ heed_status heed_gradcheck(heed_ctx *ctx, heed_gradcheck_fn f, void *user, int n
         res->numeric = w->numeric;
         res->worst_diff = fabs(w->analytic - w->numeric);
     }
-    snprintf(res->report, sizeof res->report,
-             "%s: %lld elements; worst at %s[%lld]: analytic %.10g, numeric %.10g, |difference| %.3g = %.3g x its tolerance "
-             "(atol %.3g%s, rtol %.3g)%s",
-             res->passed ? "passed" : "FAILED", (long long)res->checked, res->worst_name, (long long)res->worst_index,
-             res->analytic, res->numeric, res->worst_diff, res->worst_ratio, atol, auto_atol ? " automatic" : "", rtol,
-             res->weak ? "; WARNING: every gradient is below atol, so any gradient that small would pass" : "");
+    snprintf(
+        res->report, sizeof res->report,
+        "%s: %lld elements; worst at %s[%lld]: analytic %.10g, numeric %.10g, |difference| %.3g = %.3g x its tolerance "
+        "(atol %.3g%s, rtol %.3g)%s",
+        res->passed ? "passed" : "FAILED", (long long)res->checked, res->worst_name, (long long)res->worst_index,
+        res->analytic, res->numeric, res->worst_diff, res->worst_ratio, atol, auto_atol ? " automatic" : "", rtol,
+        res->weak ? "; WARNING: every gradient is below atol, so any gradient that small would pass" : "");
     if (!res->passed) st = heed_ctx_fail(ctx, HEED_ERR_GRADCHECK, "heed_gradcheck: %s", res->report);
     goto done;
 

@@ -84,11 +84,19 @@ size_t heed_graph_bytes(const heed_graph *g) {
 }
 size_t heed_graph_peak_bytes(const heed_graph *g) { return g ? g->data.peak : 0; }
 int64_t heed_graph_nodes(const heed_graph *g) { return g ? g->n_nodes : 0; }
-void heed_graph_set_training(heed_graph *g, bool training) { if (g) g->training = training; }
+void heed_graph_set_training(heed_graph *g, bool training) {
+    if (g) g->training = training;
+}
 bool heed_graph_training(const heed_graph *g) { return g && g->training; }
-void heed_graph_set_anomaly(heed_graph *g, bool on) { if (g) g->anomaly = on; }
-void heed_no_grad_begin(heed_graph *g) { if (g) g->no_grad++; }
-void heed_no_grad_end(heed_graph *g) { if (g && g->no_grad > 0) g->no_grad--; }
+void heed_graph_set_anomaly(heed_graph *g, bool on) {
+    if (g) g->anomaly = on;
+}
+void heed_no_grad_begin(heed_graph *g) {
+    if (g) g->no_grad++;
+}
+void heed_no_grad_end(heed_graph *g) {
+    if (g && g->no_grad > 0) g->no_grad--;
+}
 
 /* ---------------------------------------------------------------- allocation */
 
@@ -110,17 +118,25 @@ static heed_tensor *new_header(heed_graph *g, const char *op, heed_dtype dt, int
     if (ndim < 0 || ndim > HEED_MAX_DIMS)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %d dims (heed tensors have 0 to %d)", op, ndim, HEED_MAX_DIMS),
                NULL;
-    if (dt != HEED_F32 && dt != HEED_F64) return heed_graph_fail(g, HEED_ERR_DTYPE, "%s: unknown dtype %d", op, (int)dt), NULL;
+    if (dt != HEED_F32 && dt != HEED_F64)
+        return heed_graph_fail(g, HEED_ERR_DTYPE, "%s: unknown dtype %d", op, (int)dt), NULL;
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d is %lld (dims must be >= 0)", op, i, (long long)shape[i]), NULL;
+        if (shape[i] < 0)
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d is %lld (dims must be >= 0)", op, i,
+                                   (long long)shape[i]),
+                   NULL;
         if (shape[i] > 0 && numel > ((int64_t)1 << 40) / shape[i])
             return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: shape too large (more than 2^40 elements)", op), NULL;
         numel *= shape[i];
     }
     heed_tensor *t = heed_headers_alloc(&g->headers, g);
     if (!t) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for a tensor header", op), NULL;
-    *t = (heed_tensor){.dtype = dt, .ndim = ndim, .numel = numel, .gen = g->gen, .graph = g,
+    *t = (heed_tensor){.dtype = dt,
+                       .ndim = ndim,
+                       .numel = numel,
+                       .gen = g->gen,
+                       .graph = g,
                        .flags = g->no_grad ? HEED__MADE_NO_GRAD : 0};
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     return t;
@@ -194,22 +210,20 @@ heed_tensor *heed_empty(heed_graph *g, heed_dtype dtype, heed_shape shape) {
 heed_tensor *heed_full(heed_graph *g, heed_dtype dtype, heed_shape shape, double value) {
     heed_tensor *t = heed__new(g, "heed_full", dtype, shape.ndim, shape.d);
     if (!t) return NULL;
-    if (dtype == HEED_F32)
-        full_kernel_f32(t, value);
-    else
-        full_kernel_f64(t, value);
+    if (dtype == HEED_F32) full_kernel_f32(t, value);
+    else full_kernel_f64(t, value);
     return t;
 }
 
-heed_tensor *heed_scalar(heed_graph *g, heed_dtype dtype, double value) { return heed_full(g, dtype, HEED_SCALAR, value); }
+heed_tensor *heed_scalar(heed_graph *g, heed_dtype dtype, double value) {
+    return heed_full(g, dtype, HEED_SCALAR, value);
+}
 
 heed_tensor *heed_input_f64(heed_graph *g, heed_dtype dtype, heed_shape shape, const double *data) {
     heed_tensor *t = heed__new(g, "heed_input_f64", dtype, shape.ndim, shape.d);
     if (!t) return NULL;
-    if (dtype == HEED_F32)
-        input_f64_kernel_f32(t, data);
-    else
-        input_f64_kernel_f64(t, data);
+    if (dtype == HEED_F32) input_f64_kernel_f32(t, data);
+    else input_f64_kernel_f64(t, data);
     return t;
 }
 
@@ -237,18 +251,20 @@ heed_node *heed_record(heed_graph *g, const heed_op *op, int n_in, heed_tensor *
                        heed_tensor *const *out) {
     if (!heed_graph_ok(g)) return NULL;
     if (!op || !op->name || !op->backward || n_in < 1 || n_out < 1 || !in || !out)
-        return heed_graph_fail(g, HEED_ERR_ARG,
-                               "heed_record: op (with a name and a backward), %d inputs and %d outputs (at least one of "
-                               "each) are required",
-                               n_in, n_out),
+        return heed_graph_fail(
+                   g, HEED_ERR_ARG,
+                   "heed_record: op (with a name and a backward), %d inputs and %d outputs (at least one of "
+                   "each) are required",
+                   n_in, n_out),
                NULL;
     for (int i = 0; i < n_out; i++)
         if (!heed_check_tensor(g, op->name, out[i], "output")) return NULL;
     if (g->anomaly)
         for (int i = 0; i < n_out; i++)
             if (heed__has_nonfinite(out[i], out[i]->data)) {
-                heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: output %d %s holds NaN or Inf (first non-finite value in forward)",
-                                op->name, i, HEED_S(out[i]));
+                heed_graph_fail(g, HEED_ERR_NUMERIC,
+                                "%s: output %d %s holds NaN or Inf (first non-finite value in forward)", op->name, i,
+                                HEED_S(out[i]));
                 return NULL;
             }
     if (!heed_graph_records(g, n_in, in)) return NULL;
@@ -315,18 +331,22 @@ heed_graph_mark heed_graph_mark_now(heed_graph *g) {
 heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m) {
     if (!heed_graph_ok(g)) return heed_graph_status(g);
     const heed_tensor *s = m.at;
-    if (!s) return heed_graph_fail(g, HEED_ERR_ARG, "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
+    if (!s)
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
     if (s->graph != g && !heed_headers_own(&g->headers, s))
         return heed_graph_fail(g, HEED_ERR_STATE, "heed_graph_rewind: the mark belongs to another graph");
     if (s->graph != g || s->gen != g->gen || !(s->flags & HEED__MARK))
-        return heed_graph_fail(g, HEED_ERR_STATE,
-                               "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
-                               "of an earlier heed_graph_rewind)");
+        return heed_graph_fail(
+            g, HEED_ERR_STATE,
+            "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
+            "of an earlier heed_graph_rewind)");
     const mark_record *r = s->data;
     if (r->backwards != g->backwards)
-        return heed_graph_fail(g, HEED_ERR_STATE,
-                               "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
-                               "rewind reuses (heed_graph_reset instead)");
+        return heed_graph_fail(
+            g, HEED_ERR_STATE,
+            "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
+            "rewind reuses (heed_graph_reset instead)");
     heed_headers_kill_after(&g->headers, r->headers);
     heed_arena_seek(&g->data, r->data);
     g->tape = r->tape; /* nodes recorded after the mark are dropped */
@@ -351,10 +371,11 @@ static bool reach(heed_graph *g, const char *op, heed_tensor *t) {
     for (heed_node *n = t->node; n; n = n->prev) {
         if (!node_reached(n)) continue;
         if (n->consumed) {
-            heed_graph_fail(g, HEED_ERR_STATE,
-                            "%s: this tape was already used by a backward pass (%s ran backward once); a second pass would "
-                            "add the same gradients again: heed_graph_reset and record the step again",
-                            op, n->op->name);
+            heed_graph_fail(
+                g, HEED_ERR_STATE,
+                "%s: this tape was already used by a backward pass (%s ran backward once); a second pass would "
+                "add the same gradients again: heed_graph_reset and record the step again",
+                op, n->op->name);
             return false;
         }
         for (int i = 0; i < n->n_in; i++)
@@ -380,10 +401,8 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
     bool ok = reach(g, op, t);
     void *gt = ok ? heed_grad_buffer(g, t) : NULL;
     if (gt) {
-        if (t->dtype == HEED_F32)
-            run_backward_kernel_f32(gt, seed, t);
-        else
-            run_backward_kernel_f64(gt, seed, t);
+        if (t->dtype == HEED_F32) run_backward_kernel_f32(gt, seed, t);
+        else run_backward_kernel_f64(gt, seed, t);
     }
 
     g->in_backward = true;
@@ -400,8 +419,8 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
         if (g->anomaly)
             for (int i = 0; i < n->n_in; i++)
                 if (n->in[i] && n->in[i]->grad && heed__has_nonfinite(n->in[i], n->in[i]->grad)) {
-                    heed_graph_fail(g, HEED_ERR_NUMERIC, "%s (backward): gradient of input %d %s holds NaN or Inf", n->op->name,
-                                    i, HEED_S(n->in[i]));
+                    heed_graph_fail(g, HEED_ERR_NUMERIC, "%s (backward): gradient of input %d %s holds NaN or Inf",
+                                    n->op->name, i, HEED_S(n->in[i]));
                     break;
                 }
     }
@@ -413,25 +432,29 @@ static heed_status run_backward(heed_graph *g, const char *op, heed_tensor *t, c
 /* The message when `what` takes no gradient: most often it was computed under no-grad. */
 static heed_status no_gradient(heed_graph *g, const char *op, const char *what, const heed_tensor *t) {
     if (t->flags & HEED__MADE_NO_GRAD)
-        return heed_graph_fail(g, HEED_ERR_STATE,
-                               "%s: %s was computed inside a no-grad region (heed_no_grad_begin), where ops record nothing; "
-                               "compute it after heed_no_grad_end to get gradients",
-                               op, what);
-    return heed_graph_fail(g, HEED_ERR_STATE, "%s: %s does not depend on any parameter or input that needs a gradient%s", op,
-                           what, g->no_grad ? " (a no-grad region is open)" : "");
+        return heed_graph_fail(
+            g, HEED_ERR_STATE,
+            "%s: %s was computed inside a no-grad region (heed_no_grad_begin), where ops record nothing; "
+            "compute it after heed_no_grad_end to get gradients",
+            op, what);
+    return heed_graph_fail(g, HEED_ERR_STATE,
+                           "%s: %s does not depend on any parameter or input that needs a gradient%s", op, what,
+                           g->no_grad ? " (a no-grad region is open)" : "");
 }
 
 heed_status heed_backward(heed_graph *g, heed_tensor *loss) {
     if (!heed_check_tensor(g, "heed_backward", loss, "loss")) return heed_graph_status(g);
     if (loss->numel != 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "heed_backward: loss is %s; it must have one element (use heed_backward_with)",
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "heed_backward: loss is %s; it must have one element (use heed_backward_with)",
                                HEED_S(loss));
     if (!(loss->flags & HEED_REQUIRES_GRAD)) return no_gradient(g, "heed_backward", "loss", loss);
     return run_backward(g, "heed_backward", loss, NULL);
 }
 
 heed_status heed_backward_with(heed_graph *g, heed_tensor *t, const heed_tensor *seed) {
-    if (!heed_check_tensor(g, "heed_backward_with", t, "t") || !heed__check_like(g, "heed_backward_with", seed, "seed", t))
+    if (!heed_check_tensor(g, "heed_backward_with", t, "t") ||
+        !heed__check_like(g, "heed_backward_with", seed, "seed", t))
         return heed_graph_status(g);
     bool same = seed->ndim == t->ndim;
     for (int i = 0; same && i < t->ndim; i++) same = seed->shape[i] == t->shape[i];

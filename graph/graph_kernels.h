@@ -21,8 +21,7 @@ static bool FN(has_nonfinite)(const T *p, int64_t n) {
 
 static void FN(run_backward_kernel)(void *gt, const heed_tensor *seed, heed_tensor *t) {
     T *d = gt;
-    if (!seed)
-        d[0] += 1;
+    if (!seed) d[0] += 1;
     else
         for (int64_t i = 0; i < t->numel; i++) d[i] += ((const T *)seed->data)[i];
 }

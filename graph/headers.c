@@ -36,10 +36,10 @@ struct heed_span {
     size_t dead_lo, dead_hi; /* every slot in here is dead */
     size_t rel_lo, rel_hi;   /* pages returned to the system */
     size_t page;
-    bool zeroed;             /* the whole span was replaced by zero pages */
+    bool zeroed; /* the whole span was replaced by zero pages */
     heed_graph *owner;
-    heed_span *next;         /* older span of the same graph */
-    heed_span *next_all;     /* the registry */
+    heed_span *next;     /* older span of the same graph */
+    heed_span *next_all; /* the registry */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -116,7 +116,7 @@ struct heed_node {
     double farg[4];  /* small op arguments (scales, eps, p) */
     void *saved;     /* op-specific saved values, in the graph arena */
     heed_node *prev;
-    bool consumed;   /* a backward pass ran it: it may not run again (its gradients would double) */
+    bool consumed; /* a backward pass ran it: it may not run again (its gradients would double) */
 };
 
 /* ---------------------------------------------------------------- errors */

@@ -137,16 +137,19 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init);
 /* The rules of PyTorch's initialisers, plus finite numbers everywhere (torch.nn.init
  * would fill a tensor with NaN). */
 static heed_status check_init(heed_ctx *ctx, const char *name, heed_init init) {
-    static const char *const kinds[] = {"zeros", "constant", "uniform", "normal", "xavier_uniform", "xavier_normal",
+    static const char *const kinds[] = {"zeros",           "constant",       "uniform",
+                                        "normal",          "xavier_uniform", "xavier_normal",
                                         "kaiming_uniform", "kaiming_normal", "orthogonal"};
     if ((unsigned)init.kind > HEED_INIT_ORTHOGONAL)
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: unknown init kind %d", name, (int)init.kind);
     const char *kind = kinds[init.kind];
     bool two = init.kind == HEED_INIT_UNIFORM || init.kind == HEED_INIT_NORMAL;
     if (two && !(isfinite(init.a) && isfinite(init.b)))
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g, %g): arguments must be finite", name, kind, init.a, init.b);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g, %g): arguments must be finite", name, kind,
+                             init.a, init.b);
     if (!two && init.kind != HEED_INIT_ZEROS && !isfinite(init.a))
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g): the argument must be finite", name, kind, init.a);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: %s(%g): the argument must be finite", name, kind,
+                             init.a);
     if (init.kind == HEED_INIT_UNIFORM && !(init.a <= init.b))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: %s: uniform(%g, %g) needs lo <= hi", name, init.a, init.b);
     if (init.kind == HEED_INIT_NORMAL && !(init.b >= 0))
@@ -171,7 +174,8 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
     bool needs_fans = init.kind >= HEED_INIT_XAVIER_UNIFORM;
     if (needs_fans && t->ndim < 2)
         return heed_ctx_fail(P->ctx, HEED_ERR_SHAPE,
-                             "heed_param: %s is %s; fan-based and orthogonal inits need at least 2 dims", name, HEED_S(t));
+                             "heed_param: %s is %s; fan-based and orthogonal inits need at least 2 dims", name,
+                             HEED_S(t));
     if (t->numel == 0) return HEED_OK;
     if (needs_fans) fans(t, &fan_in, &fan_out);
     double *w = malloc((size_t)t->numel * sizeof *w);
@@ -213,10 +217,8 @@ static heed_status init_values(heed_params *P, heed_tensor *t, heed_init init) {
         for (int64_t i = 0; i < t->numel; i++) w[i] *= a;
         break;
     }
-    if (t->dtype == HEED_F32)
-        init_values_kernel_f32(t, w);
-    else
-        init_values_kernel_f64(t, w);
+    if (t->dtype == HEED_F32) init_values_kernel_f32(t, w);
+    else init_values_kernel_f64(t, w);
     free(w);
     return HEED_OK;
 }
@@ -230,13 +232,16 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
     if (heed_params_find(P, name))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_param: a parameter named '%s' exists already", name), NULL;
     if (shape.ndim < 0 || shape.ndim > HEED_MAX_DIMS)
-        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: %d dims (0 to %d allowed)", name, shape.ndim, HEED_MAX_DIMS),
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: %d dims (0 to %d allowed)", name, shape.ndim,
+                             HEED_MAX_DIMS),
                NULL;
     int64_t numel = 1;
     for (int i = 0; i < shape.ndim; i++) {
-        if (shape.d[i] < 0 || shape.d[i] > ((int64_t)1 << 34) || (shape.d[i] && numel > ((int64_t)1 << 34) / shape.d[i]))
-            return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "heed_param: %s: dim %d is %lld (must be in 0..2^34, total under 2^34)",
-                                 name, i, (long long)shape.d[i]),
+        if (shape.d[i] < 0 || shape.d[i] > ((int64_t)1 << 34) ||
+            (shape.d[i] && numel > ((int64_t)1 << 34) / shape.d[i]))
+            return heed_ctx_fail(ctx, HEED_ERR_SHAPE,
+                                 "heed_param: %s: dim %d is %lld (must be in 0..2^34, total under 2^34)", name, i,
+                                 (long long)shape.d[i]),
                    NULL;
         numel *= shape.d[i];
     }
@@ -256,8 +261,13 @@ heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed
         return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_param: out of memory for %s", name), NULL;
     }
     size_t es = heed_dtype_size(P->dtype);
-    *t = (heed_tensor){.dtype = P->dtype, .ndim = shape.ndim, .numel = numel, .flags = HEED_PARAM | HEED_REQUIRES_GRAD,
-                       .name = nm, .data = (char *)P->values + offset * es, .grad = (char *)P->grads + offset * es};
+    *t = (heed_tensor){.dtype = P->dtype,
+                       .ndim = shape.ndim,
+                       .numel = numel,
+                       .flags = HEED_PARAM | HEED_REQUIRES_GRAD,
+                       .name = nm,
+                       .data = (char *)P->values + offset * es,
+                       .grad = (char *)P->grads + offset * es};
     for (int i = 0; i < shape.ndim; i++) t->shape[i] = shape.d[i];
     P->slots[P->n++] = (param_slot){t, offset};
     int64_t padded_before = P->numel;
@@ -280,8 +290,9 @@ heed_tensor *heed_param_prefixed(heed_params *P, const char *prefix, const char 
     char full[256];
     int n = snprintf(full, sizeof full, "%s.%s", prefix, name);
     if (n < 0 || n >= (int)sizeof full)
-        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_param_prefixed: '%.40s...' + '.%.40s' is over %d bytes",
-                             prefix, name, (int)sizeof full - 1),
+        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG,
+                             "heed_param_prefixed: '%.40s...' + '.%.40s' is over %d bytes", prefix, name,
+                             (int)sizeof full - 1),
                NULL;
     return heed_param(P, full, shape, init);
 }

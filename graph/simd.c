@@ -39,8 +39,7 @@ static void choose(void) {
     else if (want > best)
         fprintf(stderr, "heed: HEED_ISA=%s: this CPU lacks %s; running %s\n", env,
                 want == ISA_AVX512 ? "AVX-512F" : "AVX2 or FMA", isa_names[best]);
-    else
-        active = want;
+    else active = want;
 }
 
 static isa_id current(void) {

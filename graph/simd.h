@@ -118,8 +118,7 @@ HEED_AVX2 static inline __m256 heed__sigmoid8(__m256 x) {
 /* The build of name for the widest ISA heed_isa() allows (&name_avx512, &name_avx2), else
  * scalar; graph/per_isa.h makes the builds. */
 #ifdef HEED_SLEEF_AVX512
-#define HEED_WIDEST(name, scalar) \
-    (heed__have_avx512() ? &name##_avx512 : heed__have_avx2() ? &name##_avx2 : (scalar))
+#define HEED_WIDEST(name, scalar) (heed__have_avx512() ? &name##_avx512 : heed__have_avx2() ? &name##_avx2 : (scalar))
 #else
 #define HEED_WIDEST(name, scalar) (heed__have_avx2() ? &name##_avx2 : (scalar))
 #endif
@@ -141,30 +140,30 @@ typedef __m512 heed__vf_avx512;
 typedef __m512d heed__vd_avx512;
 
 /* The plain arithmetic of one ISA (intrinsics prefix PFX) under heed's names. */
-#define HEED__ARITH_WRAPPERS(ATTR, ISA_, VT, PFX)                                                     \
-    ATTR VT heed__load_##ISA_(const float *p) { return PFX##_loadu_ps(p); }                         \
-    ATTR void heed__store_##ISA_(float *p, VT a) { PFX##_storeu_ps(p, a); }                         \
-    ATTR VT heed__set1_##ISA_(float f) { return PFX##_set1_ps(f); }                                 \
-    ATTR VT heed__zero_##ISA_(void) { return PFX##_setzero_ps(); }                                  \
-    ATTR VT heed__add_##ISA_(VT a, VT b) { return PFX##_add_ps(a, b); }                             \
-    ATTR VT heed__sub_##ISA_(VT a, VT b) { return PFX##_sub_ps(a, b); }                             \
-    ATTR VT heed__mul_##ISA_(VT a, VT b) { return PFX##_mul_ps(a, b); }                             \
-    ATTR VT heed__div_##ISA_(VT a, VT b) { return PFX##_div_ps(a, b); }                             \
-    ATTR VT heed__max_##ISA_(VT a, VT b) { return PFX##_max_ps(a, b); }                             \
-    ATTR VT heed__sqrt_##ISA_(VT a) { return PFX##_sqrt_ps(a); }                                    \
-    ATTR VT heed__fmadd_##ISA_(VT a, VT b, VT c) { return PFX##_fmadd_ps(a, b, c); }                \
-    ATTR VT heed__fnmadd_##ISA_(VT a, VT b, VT c) { return PFX##_fnmadd_ps(a, b, c); }              \
+#define HEED__ARITH_WRAPPERS(ATTR, ISA_, VT, PFX)                                                                      \
+    ATTR VT heed__load_##ISA_(const float *p) { return PFX##_loadu_ps(p); }                                            \
+    ATTR void heed__store_##ISA_(float *p, VT a) { PFX##_storeu_ps(p, a); }                                            \
+    ATTR VT heed__set1_##ISA_(float f) { return PFX##_set1_ps(f); }                                                    \
+    ATTR VT heed__zero_##ISA_(void) { return PFX##_setzero_ps(); }                                                     \
+    ATTR VT heed__add_##ISA_(VT a, VT b) { return PFX##_add_ps(a, b); }                                                \
+    ATTR VT heed__sub_##ISA_(VT a, VT b) { return PFX##_sub_ps(a, b); }                                                \
+    ATTR VT heed__mul_##ISA_(VT a, VT b) { return PFX##_mul_ps(a, b); }                                                \
+    ATTR VT heed__div_##ISA_(VT a, VT b) { return PFX##_div_ps(a, b); }                                                \
+    ATTR VT heed__max_##ISA_(VT a, VT b) { return PFX##_max_ps(a, b); }                                                \
+    ATTR VT heed__sqrt_##ISA_(VT a) { return PFX##_sqrt_ps(a); }                                                       \
+    ATTR VT heed__fmadd_##ISA_(VT a, VT b, VT c) { return PFX##_fmadd_ps(a, b, c); }                                   \
+    ATTR VT heed__fnmadd_##ISA_(VT a, VT b, VT c) { return PFX##_fnmadd_ps(a, b, c); }                                 \
     ATTR VT heed__fmsub_##ISA_(VT a, VT b, VT c) { return PFX##_fmsub_ps(a, b, c); }
 
 /* SLEEF's functions of one ISA (N floats, SLEEF's suffix SUF) under heed's names. */
-#define HEED__SLEEF_WRAPPERS(ATTR, ISA_, VT, N, SUF)                                                  \
-    ATTR VT heed__exp_##ISA_(VT a) { return Sleef_expf##N##_u10##SUF(a); }                          \
-    ATTR VT heed__exp2_##ISA_(VT a) { return Sleef_exp2f##N##_u10##SUF(a); }                        \
-    ATTR VT heed__log_##ISA_(VT a) { return Sleef_logf##N##_u10##SUF(a); }                          \
-    ATTR VT heed__log1p_##ISA_(VT a) { return Sleef_log1pf##N##_u10##SUF(a); }                      \
-    ATTR VT heed__tanh_##ISA_(VT a) { return Sleef_tanhf##N##_u10##SUF(a); }                        \
-    ATTR VT heed__tanh35_##ISA_(VT a) { return Sleef_tanhf##N##_u35##SUF(a); }                      \
-    ATTR VT heed__pow_##ISA_(VT a, VT b) { return Sleef_powf##N##_u10##SUF(a, b); }                 \
+#define HEED__SLEEF_WRAPPERS(ATTR, ISA_, VT, N, SUF)                                                                   \
+    ATTR VT heed__exp_##ISA_(VT a) { return Sleef_expf##N##_u10##SUF(a); }                                             \
+    ATTR VT heed__exp2_##ISA_(VT a) { return Sleef_exp2f##N##_u10##SUF(a); }                                           \
+    ATTR VT heed__log_##ISA_(VT a) { return Sleef_logf##N##_u10##SUF(a); }                                             \
+    ATTR VT heed__log1p_##ISA_(VT a) { return Sleef_log1pf##N##_u10##SUF(a); }                                         \
+    ATTR VT heed__tanh_##ISA_(VT a) { return Sleef_tanhf##N##_u10##SUF(a); }                                           \
+    ATTR VT heed__tanh35_##ISA_(VT a) { return Sleef_tanhf##N##_u35##SUF(a); }                                         \
+    ATTR VT heed__pow_##ISA_(VT a, VT b) { return Sleef_powf##N##_u10##SUF(a, b); }                                    \
     ATTR VT heed__erfc_##ISA_(VT a) { return Sleef_erfcf##N##_u15##SUF(a); }
 
 /* AVX2 */
@@ -176,12 +175,20 @@ HEED__A2 __m256 heed__loadt_avx2(const float *p, int64_t rem, __m256 fill) {
     __m256i m = heed__tailmask_avx2(rem);
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
-HEED__A2 void heed__storet_avx2(float *p, int64_t rem, __m256 a) { _mm256_maskstore_ps(p, heed__tailmask_avx2(rem), a); }
+HEED__A2 void heed__storet_avx2(float *p, int64_t rem, __m256 a) {
+    _mm256_maskstore_ps(p, heed__tailmask_avx2(rem), a);
+}
 HEED__A2 __m256 heed__abs_avx2(__m256 a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
 HEED__A2 __m256 heed__neg_avx2(__m256 a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-HEED__A2 __m256 heed__iflt_avx2(__m256 a, __m256 b, __m256 x, __m256 y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
-HEED__A2 __m256 heed__ifgt_avx2(__m256 a, __m256 b, __m256 x, __m256 y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
-HEED__A2 __m256 heed__ifeq_avx2(__m256 a, __m256 b, __m256 x, __m256 y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ)); }
+HEED__A2 __m256 heed__iflt_avx2(__m256 a, __m256 b, __m256 x, __m256 y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+HEED__A2 __m256 heed__ifgt_avx2(__m256 a, __m256 b, __m256 x, __m256 y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
+}
+HEED__A2 __m256 heed__ifeq_avx2(__m256 a, __m256 b, __m256 x, __m256 y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+}
 HEED__A2 float heed__hmax_avx2(__m256 a) { return heed__hmax8(a); }
 HEED__A2 float heed__hsum_avx2(__m256 a) { return heed__hsum8(a); }
 HEED__A2 __m256d heed__lo_avx2(__m256 a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
@@ -205,20 +212,34 @@ HEED__A5 __mmask16 heed__tailmask_avx512(int64_t rem) { return (__mmask16)((1u <
 HEED__A5 __m512 heed__loadt_avx512(const float *p, int64_t rem, __m512 fill) {
     return _mm512_mask_loadu_ps(fill, heed__tailmask_avx512(rem), p);
 }
-HEED__A5 void heed__storet_avx512(float *p, int64_t rem, __m512 a) { _mm512_mask_storeu_ps(p, heed__tailmask_avx512(rem), a); }
+HEED__A5 void heed__storet_avx512(float *p, int64_t rem, __m512 a) {
+    _mm512_mask_storeu_ps(p, heed__tailmask_avx512(rem), a);
+}
 HEED__ARITH_WRAPPERS(HEED__A5, avx512, __m512, _mm512)
 HEED__A5 __m512 heed__abs_avx512(__m512 a) { return _mm512_abs_ps(a); }
 HEED__A5 __m512 heed__neg_avx512(__m512 a) {
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u)));
 }
-HEED__A5 __m512 heed__iflt_avx512(__m512 a, __m512 b, __m512 x, __m512 y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
-HEED__A5 __m512 heed__ifgt_avx512(__m512 a, __m512 b, __m512 x, __m512 y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x); }
-HEED__A5 __m512 heed__ifeq_avx512(__m512 a, __m512 b, __m512 x, __m512 y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x); }
+HEED__A5 __m512 heed__iflt_avx512(__m512 a, __m512 b, __m512 x, __m512 y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
+}
+HEED__A5 __m512 heed__ifgt_avx512(__m512 a, __m512 b, __m512 x, __m512 y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
+}
+HEED__A5 __m512 heed__ifeq_avx512(__m512 a, __m512 b, __m512 x, __m512 y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), y, x);
+}
 /* the two 8-lane halves, then the AVX2 reduction */
 HEED__A5 __m256 heed__half_lo_avx512(__m512 a) { return _mm512_castps512_ps256(a); }
-HEED__A5 __m256 heed__half_hi_avx512(__m512 a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
-HEED__A5 float heed__hmax_avx512(__m512 a) { return heed__hmax8(_mm256_max_ps(heed__half_lo_avx512(a), heed__half_hi_avx512(a))); }
-HEED__A5 float heed__hsum_avx512(__m512 a) { return heed__hsum8(_mm256_add_ps(heed__half_lo_avx512(a), heed__half_hi_avx512(a))); }
+HEED__A5 __m256 heed__half_hi_avx512(__m512 a) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+}
+HEED__A5 float heed__hmax_avx512(__m512 a) {
+    return heed__hmax8(_mm256_max_ps(heed__half_lo_avx512(a), heed__half_hi_avx512(a)));
+}
+HEED__A5 float heed__hsum_avx512(__m512 a) {
+    return heed__hsum8(_mm256_add_ps(heed__half_lo_avx512(a), heed__half_hi_avx512(a)));
+}
 HEED__A5 __m512d heed__lo_avx512(__m512 a) { return _mm512_cvtps_pd(heed__half_lo_avx512(a)); }
 HEED__A5 __m512d heed__hi_avx512(__m512 a) { return _mm512_cvtps_pd(heed__half_hi_avx512(a)); }
 HEED__A5 __m512d heed__loadd_avx512(const double *q) { return _mm512_loadu_pd(q); }

@@ -29,11 +29,11 @@
 
 enum { SAMPLE_NS = 100000000, RISE_SAMPLES = 3 };
 
-static _Atomic int64_t next_sample_ns;     /* monotonic time of the next sample */
-static _Atomic int free_cpus = 1 << 20;    /* what heed_ctx_threads_now allows */
-static int rise_streak;                    /* samples in a row above free_cpus (sampler only) */
+static _Atomic int64_t next_sample_ns;  /* monotonic time of the next sample */
+static _Atomic int free_cpus = 1 << 20; /* what heed_ctx_threads_now allows */
+static int rise_streak;                 /* samples in a row above free_cpus (sampler only) */
 static atomic_flag sampling = ATOMIC_FLAG_INIT;
-static _Atomic int forced;                 /* heed__force_cpus_free: > 0 pins the answer */
+static _Atomic int forced; /* heed__force_cpus_free: > 0 pins the answer */
 
 /* Test hook: pretend n CPUs are free (n > 0), or measure again (0). */
 void heed__force_cpus_free(int n) { atomic_store(&forced, n > 0 ? n : 0); }

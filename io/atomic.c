@@ -20,8 +20,10 @@ heed_status heed_atomic_open(heed_ctx *ctx, const char *who, const char *path, h
     struct stat st;
     bool exists = stat(path, &st) == 0;
     if (exists && !S_ISREG(st.st_mode))
-        return heed_ctx_fail(ctx, HEED_ERR_IO, "%s: %s exists and is not a regular file (a device, FIFO or directory "
-                                               "is never replaced)", who, path);
+        return heed_ctx_fail(ctx, HEED_ERR_IO,
+                             "%s: %s exists and is not a regular file (a device, FIFO or directory "
+                             "is never replaced)",
+                             who, path);
     size_t n = strlen(path);
     af->path = strdup(path);
     af->tmp = malloc(n + 16);
@@ -63,7 +65,8 @@ heed_status heed_atomic_close(heed_ctx *ctx, heed_atomic_file *af, heed_status s
     const char *who = af->who ? af->who : "heed_atomic_close";
     int e = 0;
     if (st == HEED_OK && (ferror(af->f) || fflush(af->f) != 0 || fsync(fileno(af->f)) != 0))
-        e = errno ? errno : EIO, st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", who, af->path, strerror(e));
+        e = errno ? errno : EIO,
+        st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: writing %s failed: %s", who, af->path, strerror(e));
     if (fclose(af->f) != 0 && st == HEED_OK)
         st = heed_ctx_fail(ctx, HEED_ERR_IO, "%s: closing %s failed: %s", who, af->path, strerror(errno));
     af->f = NULL;

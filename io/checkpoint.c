@@ -10,7 +10,7 @@
  * Loading runs in two phases: check (parse, validate, match every tensor against the
  * model, read all needed bytes into a staging buffer), then commit (copy). Nothing is
  * written to P, the optimizer or the ctx before the commit phase. */
-#define _GNU_SOURCE /* vasprintf */
+#define _GNU_SOURCE                  /* vasprintf */
 #include "../optim/optim_internal.h" /* heed__optimizer_state_min */
 #include "safetensors.h"
 
@@ -142,8 +142,8 @@ typedef struct {
 typedef struct {
     ckpt_tensor *t;
     int n;
-    const char *states;   /* optim.states: state names joined by ',' ("" for none) */
-    void **state_data;    /* per state buffer: to zero the padding between slices */
+    const char *states; /* optim.states: state names joined by ',' ("" for none) */
+    void **state_data;  /* per state buffer: to zero the padding between slices */
     size_t *state_bytes;
     int n_state;
 } ckpt_layout;
@@ -168,8 +168,13 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
     for (int i = 0; i < np; i++) {
         heed_tensor *p = heed_params_at(P, i);
         ckpt_tensor *c = &L->t[L->n++];
-        *c = (ckpt_tensor){.name = p->name, .role = "param", .dtype = p->dtype, .ndim = p->ndim, .data = p->data,
-                           .bytes = (size_t)p->numel * heed_dtype_size(p->dtype), .min = -INFINITY};
+        *c = (ckpt_tensor){.name = p->name,
+                           .role = "param",
+                           .dtype = p->dtype,
+                           .ndim = p->ndim,
+                           .data = p->data,
+                           .bytes = (size_t)p->numel * heed_dtype_size(p->dtype),
+                           .min = -INFINITY};
         memcpy(c->shape, p->shape, sizeof c->shape);
     }
     const char *states = "";
@@ -181,8 +186,9 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
         heed_dtype dt = HEED_F32;
         if (heed_optimizer_state(opt, s, &sname, &data, &numel, &dt) != HEED_OK || !sname || !*sname || numel < 0 ||
             (dt != HEED_F32 && dt != HEED_F64) || strchr(sname, ','))
-            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: optimizer state buffer %d is invalid (name '%s', %" PRId64 " elements)",
-                                 fn, s, sname ? sname : "(null)", numel);
+            return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                                 "%s: optimizer state buffer %d is invalid (name '%s', %" PRId64 " elements)", fn, s,
+                                 sname ? sname : "(null)", numel);
         if (numel > 0 && !data)
             return heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: optimizer state '%s' has no buffer yet", fn, sname);
         size_t es = heed_dtype_size(dt);
@@ -195,14 +201,24 @@ static heed_status model_layout(const char *fn, heed_params *P, heed_optimizer *
             for (int i = 0; i < np; i++) {
                 heed_tensor *p = heed_params_at(P, i);
                 ckpt_tensor *c = &L->t[L->n++];
-                *c = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s/%s", sname, p->name), .role = role, .dtype = dt,
-                                   .ndim = p->ndim, .data = (char *)data + (size_t)heed_params_offset(P, i) * es,
-                                   .bytes = (size_t)p->numel * es, .min = min};
+                *c = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s/%s", sname, p->name),
+                                   .role = role,
+                                   .dtype = dt,
+                                   .ndim = p->ndim,
+                                   .data = (char *)data + (size_t)heed_params_offset(P, i) * es,
+                                   .bytes = (size_t)p->numel * es,
+                                   .min = min};
                 memcpy(c->shape, p->shape, sizeof c->shape);
             }
         } else {
-            L->t[L->n++] = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s", sname), .role = role, .dtype = dt, .ndim = 1,
-                                         .shape = {numel}, .data = data, .bytes = (size_t)numel * es, .min = min};
+            L->t[L->n++] = (ckpt_tensor){.name = pool_fmt(pool, "optim.%s", sname),
+                                         .role = role,
+                                         .dtype = dt,
+                                         .ndim = 1,
+                                         .shape = {numel},
+                                         .data = data,
+                                         .bytes = (size_t)numel * es,
+                                         .min = min};
         }
     }
     L->n_state = ns;
@@ -239,35 +255,41 @@ static bool values_ok(const ckpt_tensor *t, const void *data, heed_dtype dt, int
     if (bad < 0) return true;
     bool state = strcmp(t->role, "param") != 0;
     snprintf(err, errlen, "tensor '%s' element %" PRId64 " is %g (%s must be finite%s)", t->name, bad, v,
-             state ? "optimizer state" : "parameters", t->min == 0 ? " and >= 0: a second moment or a sum of squares" : "");
+             state ? "optimizer state" : "parameters",
+             t->min == 0 ? " and >= 0: a second moment or a sum of squares" : "");
     return false;
 }
 
 /* Loading: the staged values of t (dtype dt, n of them). */
-static heed_status check_staged(heed_ctx *ctx, const char *fn, const char *label, const ckpt_tensor *t, const void *data,
-                                heed_dtype dt, int64_t n) {
+static heed_status check_staged(heed_ctx *ctx, const char *fn, const char *label, const ckpt_tensor *t,
+                                const void *data, heed_dtype dt, int64_t n) {
     char err[ERRLEN];
-    return values_ok(t, data, dt, n, err, sizeof err) ? HEED_OK : heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
+    return values_ok(t, data, dt, n, err, sizeof err)
+               ? HEED_OK
+               : heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s", fn, label, err);
 }
 
 /* Saving (st_check_fn): a file we would refuse to load is not written. */
 static heed_status check_saved(const st_out *o, int i, void *layout, char *err, size_t errlen) {
     const ckpt_tensor *t = &((const ckpt_layout *)layout)->t[i];
-    return values_ok(t, o->data, t->dtype, (int64_t)(t->bytes / heed_dtype_size(t->dtype)), err, errlen) ? HEED_OK
-                                                                                                         : HEED_ERR_NUMERIC;
+    return values_ok(t, o->data, t->dtype, (int64_t)(t->bytes / heed_dtype_size(t->dtype)), err, errlen)
+               ? HEED_OK
+               : HEED_ERR_NUMERIC;
 }
 
 /* ---------------------------------------------------------------- save */
 
 static heed_status check_info(heed_ctx *ctx, const char *fn, const heed_checkpoint_info *info) {
     if (info->step < 0 || info->step > MAX_COUNT || info->epoch < 0 || info->epoch > MAX_COUNT)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->step = %" PRId64 ", info->epoch = %" PRId64 " (each must be in [0, 2^53])",
-                             fn, info->step, info->epoch);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "%s: info->step = %" PRId64 ", info->epoch = %" PRId64 " (each must be in [0, 2^53])", fn,
+                             info->step, info->epoch);
     if (info->n_schedule < 0 || info->n_schedule > HEED_CKPT_MAX_SCHEDULE)
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_schedule is %d (0 to %d allowed)", fn, info->n_schedule,
                              HEED_CKPT_MAX_SCHEDULE);
     if (info->n_user < 0 || info->n_user > HEED_CKPT_MAX_USER)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_user is %d (0 to %d allowed)", fn, info->n_user, HEED_CKPT_MAX_USER);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_user is %d (0 to %d allowed)", fn, info->n_user,
+                             HEED_CKPT_MAX_USER);
     for (int i = 0; i < info->n_user; i++) {
         if (!memchr(info->user[i].key, 0, HEED_CKPT_KEY_LEN) || !memchr(info->user[i].value, 0, HEED_CKPT_VALUE_LEN) ||
             !info->user[i].key[0])
@@ -290,7 +312,8 @@ static heed_status write_file(const char *fn, const char *path, heed_ctx *ctx, c
     return st; /* an I/O error: the atomic writer's message is already in ctx */
 }
 
-heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info) {
+heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,
+                                 const heed_checkpoint_info *info) {
     static const char *fn = "heed_checkpoint_save";
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
@@ -321,7 +344,8 @@ heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimize
             META("optim.steps", "%" PRId64, heed_optimizer_steps(opt));
             META("optim.states", "%s", L.states);
         }
-        for (int i = 0; i < info->n_user; i++) META(pool_fmt(&pool, "user.%s", info->user[i].key), "%s", info->user[i].value);
+        for (int i = 0; i < info->n_user; i++)
+            META(pool_fmt(&pool, "user.%s", info->user[i].key), "%s", info->user[i].value);
         for (int i = 0; i < L.n; i++) META(pool_fmt(&pool, "role.%s", L.t[i].name), "%s", L.t[i].role);
 #undef META
         if (pool.failed) st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
@@ -358,7 +382,8 @@ typedef struct {
     const char *label; /* the path, or "(memory)" */
 } ckpt_file;
 
-static heed_status open_file(heed_ctx *ctx, const char *fn, const char *path, const void *mem, size_t size, ckpt_file *cf) {
+static heed_status open_file(heed_ctx *ctx, const char *fn, const char *path, const void *mem, size_t size,
+                             ckpt_file *cf) {
     *cf = (ckpt_file){.src = {.fd = -1}, .label = path ? path : "(memory)"};
     if (mem || !path) {
         if (!mem && size) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: data is NULL", fn);
@@ -392,7 +417,8 @@ static void close_file(ckpt_file *cf) {
 
 static const char *shape_str(int ndim, const int64_t *shape, char buf[200]) {
     int k = snprintf(buf, 200, "[");
-    for (int i = 0; i < ndim && k < 180; i++) k += snprintf(buf + k, (size_t)(200 - k), i ? ",%" PRId64 : "%" PRId64, shape[i]);
+    for (int i = 0; i < ndim && k < 180; i++)
+        k += snprintf(buf + k, (size_t)(200 - k), i ? ",%" PRId64 : "%" PRId64, shape[i]);
     snprintf(buf + k, (size_t)(200 - k), "]");
     return buf;
 }
@@ -403,18 +429,20 @@ static heed_status match_entry(heed_ctx *ctx, const char *fn, const ckpt_file *c
     const char *what = strcmp(t->role, "param") == 0 ? "parameter" : "optimizer state";
     const st_entry *e = st_find(&cf->f, t->name);
     *out = e;
-    if (!e) return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s '%s' is missing from the file", fn, cf->label, what, t->name);
+    if (!e)
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: %s '%s' is missing from the file", fn, cf->label, what,
+                             t->name);
     heed_dtype dt;
     if (convert ? !st_dtype_parse(e->dtype, &dt) : strcmp(e->dtype, st_dtype_name(t->dtype)) != 0)
-        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': dtype %s in the file, %s expected%s", fn, cf->label,
-                             t->name, e->dtype, convert ? "F32 or F64" : st_dtype_name(t->dtype),
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': dtype %s in the file, %s expected%s", fn,
+                             cf->label, t->name, e->dtype, convert ? "F32 or F64" : st_dtype_name(t->dtype),
                              convert ? " (convert it first, e.g. tensor.float() in PyTorch)" : "");
     bool same = e->ndim == t->ndim;
     for (int i = 0; same && i < t->ndim; i++) same = e->shape[i] == t->shape[i];
     char a[200], b[200];
     if (!same)
-        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': shape %s in the file, %s expected", fn, cf->label,
-                             t->name, shape_str(e->ndim, e->shape, a), shape_str(t->ndim, t->shape, b));
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': shape %s in the file, %s expected", fn,
+                             cf->label, t->name, shape_str(e->ndim, e->shape, a), shape_str(t->ndim, t->shape, b));
     return HEED_OK;
 }
 
@@ -428,12 +456,13 @@ static heed_status stage(heed_ctx *ctx, const char *fn, const ckpt_file *cf, con
         if (e[i]) total += (size_t)(e[i]->end - e[i]->begin);
     }
     *buf = malloc(total ? total : 1);
-    if (!*buf) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: %s: out of memory staging %zu bytes", fn, cf->label, total);
+    if (!*buf)
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: %s: out of memory staging %zu bytes", fn, cf->label, total);
     char err[ERRLEN];
     for (int i = 0; i < n; i++) {
         if (!e[i]) continue;
-        heed_status st = st_read(&cf->src, &cf->f, e[i]->begin, *buf + offsets[i], (size_t)(e[i]->end - e[i]->begin), err,
-                                 sizeof err);
+        heed_status st = st_read(&cf->src, &cf->f, e[i]->begin, *buf + offsets[i], (size_t)(e[i]->end - e[i]->begin),
+                                 err, sizeof err);
         if (st != HEED_OK) return heed_ctx_fail(ctx, st, "%s: %s: tensor '%s': %s", fn, cf->label, e[i]->name, err);
     }
     return HEED_OK;
@@ -463,39 +492,40 @@ static heed_status read_info(heed_ctx *ctx, const char *fn, const ckpt_file *cf,
         const char *v = st_meta_get(f, fields[i].key);
         bool ok = fields[i].kind ? parse_u64(v, fields[i].dst) : parse_i64(v, fields[i].dst);
         if (!ok)
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (an integer is expected)", fn,
-                                 cf->label, fields[i].key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (an integer is expected)",
+                                 fn, cf->label, fields[i].key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     }
     for (int i = 0; i < 2; i++) { /* step, epoch */
         int64_t v = *(int64_t *)fields[i].dst;
         if (v < 0 || v > MAX_COUNT)
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %" PRId64 " (must be in [0, 2^53])", fn,
-                                 cf->label, fields[i].key, v);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %" PRId64 " (must be in [0, 2^53])",
+                                 fn, cf->label, fields[i].key, v);
     }
     if (nsched < 0 || nsched > HEED_CKPT_MAX_SCHEDULE)
-        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata schedule.count is %" PRId64 " (0 to %d allowed)", fn,
-                             cf->label, nsched, HEED_CKPT_MAX_SCHEDULE);
+        return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata schedule.count is %" PRId64 " (0 to %d allowed)",
+                             fn, cf->label, nsched, HEED_CKPT_MAX_SCHEDULE);
     info->n_schedule = (int)nsched;
     for (int i = 0; i < info->n_schedule; i++) {
         char key[32];
         snprintf(key, sizeof key, "schedule.%d", i);
         const char *v = st_meta_get(f, key);
         if (!parse_f64(v, &info->schedule[i]))
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (a number is expected)", fn, cf->label,
-                                 key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%s' is %s%.40s%s (a number is expected)", fn,
+                                 cf->label, key, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     }
     for (int i = 0; i < f->n_meta; i++) {
         const st_meta *m = &f->meta[i];
         if (has_prefix(m->key, "role.") && !st_find(f, m->key + 5))
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s' names a tensor the file does not hold", fn,
-                                 cf->label, m->key);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s' names a tensor the file does not hold",
+                                 fn, cf->label, m->key);
         if (!has_prefix(m->key, "user.")) continue;
         const char *key = m->key + 5;
         if (info->n_user == HEED_CKPT_MAX_USER)
             return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: more than %d user.* metadata keys", fn, cf->label,
                                  HEED_CKPT_MAX_USER);
         if (!*key || strlen(key) >= HEED_CKPT_KEY_LEN || strlen(m->value) >= HEED_CKPT_VALUE_LEN)
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: metadata '%.64s': key empty or over %d bytes, or value over %d", fn,
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                                 "%s: %s: metadata '%.64s': key empty or over %d bytes, or value over %d", fn,
                                  cf->label, m->key, HEED_CKPT_KEY_LEN - 1, HEED_CKPT_VALUE_LEN - 1);
         strcpy(info->user[info->n_user].key, key);
         strcpy(info->user[info->n_user].value, m->value);
@@ -504,8 +534,8 @@ static heed_status read_info(heed_ctx *ctx, const char *fn, const ckpt_file *cf,
     return HEED_OK;
 }
 
-static heed_status load(const char *fn, const char *path, const void *mem, size_t size, heed_params *P, heed_optimizer *opt,
-                        heed_checkpoint_info *info_out) {
+static heed_status load(const char *fn, const char *path, const void *mem, size_t size, heed_params *P,
+                        heed_optimizer *opt, heed_checkpoint_info *info_out) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
     if (!path && !mem && size) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path is NULL", fn);
@@ -526,14 +556,17 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     if (st == HEED_OK && opt) {
         const char *states = st_meta_get(&cf.f, "optim.states"), *steps = st_meta_get(&cf.f, "optim.steps");
         if (!states || !steps)
-            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: the file holds no optimizer state (saved without one?)", fn, cf.label);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: the file holds no optimizer state (saved without one?)",
+                               fn, cf.label);
         else if (strcmp(states, L.states) != 0)
-            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: optimizer state in the file is '%.60s', the optimizer has '%.60s'", fn,
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                               "%s: %s: optimizer state in the file is '%.60s', the optimizer has '%.60s'", fn,
                                cf.label, states, L.states);
         else if (!parse_i64(steps, &opt_steps) || opt_steps < 0 || opt_steps > HEED_MAX_STEPS)
-            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT,
-                               "%s: %s: metadata optim.steps is '%.40s' (a count in [0, 2^53 = HEED_MAX_STEPS] is expected)", fn,
-                               cf.label, steps);
+            st = heed_ctx_fail(
+                ctx, HEED_ERR_FORMAT,
+                "%s: %s: metadata optim.steps is '%.40s' (a count in [0, 2^53 = HEED_MAX_STEPS] is expected)", fn,
+                cf.label, steps);
     }
     if (st == HEED_OK) {
         entries = calloc((size_t)L.n + 1, sizeof *entries);
@@ -546,8 +579,9 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
         claimed[entries[i] - cf.f.entries] = true;
         const char *role = role_of(&cf.f, L.t[i].name);
         if (!role || strcmp(role, L.t[i].role) != 0)
-            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': role %s%.40s%s in the file, '%s' expected", fn, cf.label,
-                               L.t[i].name, role ? "'" : "", role ? role : "missing", role ? "'" : "", L.t[i].role);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s': role %s%.40s%s in the file, '%s' expected",
+                               fn, cf.label, L.t[i].name, role ? "'" : "", role ? role : "missing", role ? "'" : "",
+                               L.t[i].role);
     }
     for (int i = 0; st == HEED_OK && i < cf.f.n_entries; i++) {
         if (claimed[i]) continue;
@@ -579,7 +613,8 @@ static heed_status load(const char *fn, const char *path, const void *mem, size_
     return st;
 }
 
-heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt, heed_checkpoint_info *info_out) {
+heed_status heed_checkpoint_load(heed_params *P, const char *path, heed_optimizer *opt,
+                                 heed_checkpoint_info *info_out) {
     if (P && !path) return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_checkpoint_load: path is NULL");
     return load("heed_checkpoint_load", path, NULL, 0, P, opt, info_out);
 }
@@ -643,11 +678,13 @@ static heed_status import(const char *fn, const char *path, const void *mem, siz
     }
     for (int i = 0; st == HEED_OK && strict && i < cf.f.n_entries; i++)
         if (!claimed[i])
-            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: tensor '%s' in the file is not a parameter of the model (strict)", fn,
-                               cf.label, cf.f.entries[i].name);
+            st = heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                               "%s: %s: tensor '%s' in the file is not a parameter of the model (strict)", fn, cf.label,
+                               cf.f.entries[i].name);
     if (st == HEED_OK && !found && L.n > 0)
-        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s: no tensor in the file has the name of a parameter (first parameter '%s')",
-                           fn, cf.label, L.t[0].name);
+        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                           "%s: %s: no tensor in the file has the name of a parameter (first parameter '%s')", fn,
+                           cf.label, L.t[0].name);
     if (st == HEED_OK) st = stage(ctx, fn, &cf, entries, L.n, &staged, offsets);
     for (int i = 0; st == HEED_OK && i < L.n; i++) {
         heed_dtype src_dt = HEED_F32;

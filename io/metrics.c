@@ -87,7 +87,8 @@ heed_status heed_metrics_add(heed_metrics *m, const double *values) {
             else fprintf(m->f, "%.17g", v);
         }
         fputc('\n', m->f);
-        if (fflush(m->f) != 0) return heed_ctx_fail(m->ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, m->path, strerror(errno));
+        if (fflush(m->f) != 0)
+            return heed_ctx_fail(m->ctx, HEED_ERR_IO, "%s: writing %s: %s", fn, m->path, strerror(errno));
     }
     return HEED_OK;
 }

@@ -99,7 +99,16 @@ static const char *excerpt(const char *buf, size_t n, size_t pos, char out[24]) 
  * header, and is refused before any token is allocated. */
 #define JSON_BYTES_PER_TOKEN 3
 
-typedef enum { JSON_OK, JSON_SYNTAX, JSON_TRAILING, JSON_NUL, JSON_SURROGATE, JSON_DEPTH, JSON_TOKENS, JSON_NOMEM } json_error;
+typedef enum {
+    JSON_OK,
+    JSON_SYNTAX,
+    JSON_TRAILING,
+    JSON_NUL,
+    JSON_SURROGATE,
+    JSON_DEPTH,
+    JSON_TOKENS,
+    JSON_NOMEM
+} json_error;
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -148,7 +157,8 @@ static bool digits(const char **p, const char *end) {
 
 /* true, false, null, or a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool primitive_ok(const char *s, size_t n) {
-    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) || (n == 4 && memcmp(s, "null", 4) == 0))
+    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
+        (n == 4 && memcmp(s, "null", 4) == 0))
         return true;
     const char *p = s + (*s == '-'), *end = s + n;
     if (p < end && *p == '0') p++;
@@ -230,7 +240,8 @@ static json_error json_check(char *buf, size_t n, const jsmntok_t *t, int nt, si
             bool object = open[depth - 1].tok->type == JSMN_OBJECT;
             int items = open[depth - 1].items++;
             char sep = items == 0 ? 0 : object && items % 2 ? ':' : ',';
-            if (!gap(buf, &at, start, sep) || (object && items % 2 == 0 && t[i].type != JSMN_STRING)) return *bad = at, JSON_SYNTAX;
+            if (!gap(buf, &at, start, sep) || (object && items % 2 == 0 && t[i].type != JSMN_STRING))
+                return *bad = at, JSON_SYNTAX;
         }
         if (t[i].type == JSMN_STRING) {
             json_error e = decode_string(buf, &t[i], bad);
@@ -304,10 +315,11 @@ static heed_status read_at(const st_source *src, uint64_t off, void *dst, size_t
     return HEED_OK;
 }
 
-heed_status st_read(const st_source *src, const st_file *f, uint64_t off, void *dst, size_t n, char *err, size_t errlen) {
+heed_status st_read(const st_source *src, const st_file *f, uint64_t off, void *dst, size_t n, char *err,
+                    size_t errlen) {
     if (off > f->data_len || n > f->data_len - off) {
-        snprintf(err, errlen, "read of %zu bytes at data offset %" PRIu64 " is outside the %" PRIu64 "-byte data", n, off,
-                 f->data_len);
+        snprintf(err, errlen, "read of %zu bytes at data offset %" PRIu64 " is outside the %" PRIu64 "-byte data", n,
+                 off, f->data_len);
         return HEED_ERR_FORMAT;
     }
     return read_at(src, f->data_start + off, dst, n, err, errlen);
@@ -349,7 +361,10 @@ static bool parse_entry(const char *buf, const jsmntok_t *t, int nt, int v, st_e
         *slot = k + 1;
     }
     if (!dtype || !shape || !offs)
-        return snprintf(err, errlen, "tensor '%s': missing field '%s'", nm, !dtype ? "dtype" : !shape ? "shape" : "data_offsets"),
+        return snprintf(err, errlen, "tensor '%s': missing field '%s'", nm,
+                        !dtype   ? "dtype"
+                        : !shape ? "shape"
+                                 : "data_offsets"),
                false;
     if (t[dtype].type != JSMN_STRING) return snprintf(err, errlen, "tensor '%s': dtype is not a string", nm), false;
     e->dtype = buf + t[dtype].start;
@@ -357,7 +372,8 @@ static bool parse_entry(const char *buf, const jsmntok_t *t, int nt, int v, st_e
     if (!e->elem_size) return snprintf(err, errlen, "tensor '%s': unknown dtype '%.32s'", nm, e->dtype), false;
     if (t[shape].type != JSMN_ARRAY) return snprintf(err, errlen, "tensor '%s': shape is not an array", nm), false;
     int nd = t[shape].size;
-    if (nd > ST_MAX_DIMS) return snprintf(err, errlen, "tensor '%s': shape has %d dims (at most %d)", nm, nd, ST_MAX_DIMS), false;
+    if (nd > ST_MAX_DIMS)
+        return snprintf(err, errlen, "tensor '%s': shape has %d dims (at most %d)", nm, nd, ST_MAX_DIMS), false;
     e->ndim = nd;
     uint64_t bytes = e->elem_size;
     bool overflow = false;
@@ -372,25 +388,31 @@ static bool parse_entry(const char *buf, const jsmntok_t *t, int nt, int v, st_e
         !token_uint(buf, &t[offs + 2], &e->end))
         return snprintf(err, errlen, "tensor '%s': data_offsets is not a pair of integers in [0, 2^53]", nm), false;
     if (e->begin > e->end)
-        return snprintf(err, errlen, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] are reversed", nm, e->begin, e->end),
+        return snprintf(err, errlen, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] are reversed", nm, e->begin,
+                        e->end),
                false;
     if (e->end > data_len)
         return snprintf(err, errlen,
-                        "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end of the data (%" PRIu64 " bytes)",
+                        "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end of the data (%" PRIu64
+                        " bytes)",
                         nm, e->begin, e->end, data_len),
                false;
     if (overflow || bytes != e->end - e->begin)
         return snprintf(err, errlen,
-                        "tensor '%s': shape of %d dims of %s needs %s%" PRIu64 " bytes but data_offsets [%" PRIu64 ", %" PRIu64
-                        "] hold %" PRIu64,
+                        "tensor '%s': shape of %d dims of %s needs %s%" PRIu64 " bytes but data_offsets [%" PRIu64
+                        ", %" PRIu64 "] hold %" PRIu64,
                         nm, nd, e->dtype, overflow ? "more than " : "", overflow ? UINT64_MAX : bytes, e->begin, e->end,
                         e->end - e->begin),
                false;
     return true;
 }
 
-static int cmp_name(const void *a, const void *b) { return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name); }
-static int cmp_key(const void *a, const void *b) { return strcmp(((const st_meta *)a)->key, ((const st_meta *)b)->key); }
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
+}
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(((const st_meta *)a)->key, ((const st_meta *)b)->key);
+}
 static int cmp_range(const void *a, const void *b) {
     const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -409,19 +431,20 @@ static bool check_tiling(st_file *f, char *err, size_t errlen) {
     for (int i = 0; i < f->n_entries && ok; i++) {
         const st_entry *e = order[i];
         if (e->begin < at) {
-            snprintf(err, errlen, "tensors '%s' [%" PRIu64 ", %" PRIu64 ") and '%s' [%" PRIu64 ", %" PRIu64 ") overlap", prev->name,
-                     prev->begin, prev->end, e->name, e->begin, e->end);
+            snprintf(err, errlen, "tensors '%s' [%" PRIu64 ", %" PRIu64 ") and '%s' [%" PRIu64 ", %" PRIu64 ") overlap",
+                     prev->name, prev->begin, prev->end, e->name, e->begin, e->end);
             ok = false;
         } else if (e->begin > at) {
-            snprintf(err, errlen, "data bytes [%" PRIu64 ", %" PRIu64 ") belong to no tensor (a hole before '%s')", at, e->begin,
-                     e->name);
+            snprintf(err, errlen, "data bytes [%" PRIu64 ", %" PRIu64 ") belong to no tensor (a hole before '%s')", at,
+                     e->begin, e->name);
             ok = false;
         }
         at = e->end;
         prev = e;
     }
     if (ok && at != f->data_len) {
-        snprintf(err, errlen, "the data section has %" PRIu64 " bytes but the tensors cover only %" PRIu64, f->data_len, at);
+        snprintf(err, errlen, "the data section has %" PRIu64 " bytes but the tensors cover only %" PRIu64, f->data_len,
+                 at);
         ok = false;
     }
     free(order);
@@ -437,8 +460,10 @@ static heed_status parse_meta(const char *buf, const jsmntok_t *t, int o, st_fil
     for (int k = o + 1; f->n_meta < nm; k += 2) { /* key, value, key, ...: the values are strings, no tokens inside */
         const char *key = buf + t[k].start;
         if (t[k + 1].type != JSMN_STRING)
-            return snprintf(err, errlen, "__metadata__ value of '%.64s' is not a string (safetensors metadata maps strings to strings)",
-                            key),
+            return snprintf(
+                       err, errlen,
+                       "__metadata__ value of '%.64s' is not a string (safetensors metadata maps strings to strings)",
+                       key),
                    HEED_ERR_FORMAT;
         f->meta[f->n_meta++] = (st_meta){key, buf + t[k + 1].start};
     }
@@ -482,7 +507,8 @@ static heed_status check_tables(st_file *f, char *err, size_t errlen) {
     if (f->n_entries) qsort(f->entries, (size_t)f->n_entries, sizeof *f->entries, cmp_name);
     for (int i = 1; i < f->n_entries; i++)
         if (strcmp(f->entries[i - 1].name, f->entries[i].name) == 0)
-            return snprintf(err, errlen, "tensor '%.64s' appears twice in the header", f->entries[i].name), HEED_ERR_FORMAT;
+            return snprintf(err, errlen, "tensor '%.64s' appears twice in the header", f->entries[i].name),
+                   HEED_ERR_FORMAT;
     return check_tiling(f, err, errlen) ? HEED_OK : HEED_ERR_FORMAT;
 }
 
@@ -492,8 +518,11 @@ static heed_status check_tables(st_file *f, char *err, size_t errlen) {
  * metadata pair (at least 6). */
 static heed_status parse_header(char *buf, uint64_t n, st_file *f, char *err, size_t errlen) {
     char ex[24];
-    if (!st_utf8_valid(buf, n)) return snprintf(err, errlen, "header is not valid UTF-8 (or holds a NUL byte)"), HEED_ERR_FORMAT;
-    if (buf[0] != '{') return snprintf(err, errlen, "header does not start with '{' (found '%s')", excerpt(buf, n, 0, ex)), HEED_ERR_FORMAT;
+    if (!st_utf8_valid(buf, n))
+        return snprintf(err, errlen, "header is not valid UTF-8 (or holds a NUL byte)"), HEED_ERR_FORMAT;
+    if (buf[0] != '{')
+        return snprintf(err, errlen, "header does not start with '{' (found '%s')", excerpt(buf, n, 0, ex)),
+               HEED_ERR_FORMAT;
     size_t bad = 0;
     jsmntok_t *t = NULL;
     int nt = 0;
@@ -506,16 +535,21 @@ static heed_status parse_header(char *buf, uint64_t n, st_file *f, char *err, si
         break;
     case JSON_TOKENS:
         snprintf(err, errlen,
-                 "header holds %d JSON tokens in %" PRIu64 " bytes, more than the one per %d bytes a safetensors header can hold",
+                 "header holds %d JSON tokens in %" PRIu64
+                 " bytes, more than the one per %d bytes a safetensors header can hold",
                  nt, n, JSON_BYTES_PER_TOKEN);
         break;
     case JSON_NUL: snprintf(err, errlen, "header holds a \\u0000 escape (a NUL inside a name) at byte %zu", bad); break;
     case JSON_SURROGATE:
-        snprintf(err, errlen, "header holds a lone UTF-16 surrogate escape at byte %zu ('%s')", bad, excerpt(buf, n, bad, ex));
+        snprintf(err, errlen, "header holds a lone UTF-16 surrogate escape at byte %zu ('%s')", bad,
+                 excerpt(buf, n, bad, ex));
         break;
-    case JSON_DEPTH: snprintf(err, errlen, "header nests JSON more than %d levels deep (at byte %zu)", JSON_MAX_DEPTH, bad); break;
+    case JSON_DEPTH:
+        snprintf(err, errlen, "header nests JSON more than %d levels deep (at byte %zu)", JSON_MAX_DEPTH, bad);
+        break;
     case JSON_TRAILING:
-        snprintf(err, errlen, "header has bytes after the JSON object (at byte %zu: '%s')", bad, excerpt(buf, n, bad, ex));
+        snprintf(err, errlen, "header has bytes after the JSON object (at byte %zu: '%s')", bad,
+                 excerpt(buf, n, bad, ex));
         break;
     case JSON_SYNTAX:
         snprintf(err, errlen, "header is not valid JSON (error near byte %zu: '%s')", bad, excerpt(buf, n, bad, ex));
@@ -529,21 +563,24 @@ heed_status st_parse(const st_source *src, st_file *f, char *err, size_t errlen)
     *f = (st_file){0};
     unsigned char lenbuf[8];
     if (src->size < 8)
-        return snprintf(err, errlen, "file is %" PRIu64 " bytes, too short for the 8-byte header length (truncated?)", src->size),
+        return snprintf(err, errlen, "file is %" PRIu64 " bytes, too short for the 8-byte header length (truncated?)",
+                        src->size),
                HEED_ERR_FORMAT;
     heed_status st = read_at(src, 0, lenbuf, 8, err, errlen);
     if (st != HEED_OK) return st;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | lenbuf[i];
     if (n > ST_MAX_HEADER)
-        return snprintf(err, errlen, "header length %" PRIu64 " is over the %" PRIu64 "-byte limit (corrupt length?)", n,
-                        ST_MAX_HEADER),
+        return snprintf(err, errlen, "header length %" PRIu64 " is over the %" PRIu64 "-byte limit (corrupt length?)",
+                        n, ST_MAX_HEADER),
                HEED_ERR_FORMAT;
     if (n > src->size - 8)
-        return snprintf(err, errlen, "header length %" PRIu64 " runs past the end of the %" PRIu64 "-byte file (truncated?)", n,
+        return snprintf(err, errlen,
+                        "header length %" PRIu64 " runs past the end of the %" PRIu64 "-byte file (truncated?)", n,
                         src->size),
                HEED_ERR_FORMAT;
-    if (n < 2) return snprintf(err, errlen, "header length %" PRIu64 " is too short for a JSON object", n), HEED_ERR_FORMAT;
+    if (n < 2)
+        return snprintf(err, errlen, "header length %" PRIu64 " is too short for a JSON object", n), HEED_ERR_FORMAT;
     f->data_start = 8 + n;
     f->data_len = src->size - f->data_start;
     f->header = malloc((size_t)n + 1);
@@ -636,11 +673,13 @@ static bool check_names(const char **names, int n, const char *what, char *err, 
         if (!names[i] || !*names[i]) return snprintf(err, errlen, "a %s is NULL or empty", what), false;
         if (!st_utf8_valid(names[i], strlen(names[i])))
             return snprintf(err, errlen, "%s '%.64s' is not valid UTF-8", what, names[i]), false;
-        if (strcmp(names[i], "__metadata__") == 0) return snprintf(err, errlen, "a %s may not be named __metadata__", what), false;
+        if (strcmp(names[i], "__metadata__") == 0)
+            return snprintf(err, errlen, "a %s may not be named __metadata__", what), false;
     }
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 1; i < n; i++)
-        if (strcmp(names[i - 1], names[i]) == 0) return snprintf(err, errlen, "%s '%.64s' appears twice", what, names[i]), false;
+        if (strcmp(names[i - 1], names[i]) == 0)
+            return snprintf(err, errlen, "%s '%.64s' appears twice", what, names[i]), false;
     return true;
 }
 
@@ -701,8 +740,8 @@ static heed_status build_header(const st_out *t, int n, const char *const *keys,
 }
 
 heed_status st_write_atomic(heed_ctx *ctx, const char *who, const char *path, const st_out *t, int n,
-                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check, void *user,
-                            char *err, size_t errlen) {
+                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check,
+                            void *user, char *err, size_t errlen) {
     err[0] = 0;
     strbuf b = {0};
     uint64_t data_len = 0;

@@ -25,9 +25,9 @@ typedef struct {
 } st_source;
 
 typedef struct {
-    const char *name;   /* points into the st_file's header text */
-    const char *dtype;  /* the dtype string as found ("F32", "BF16", ...) */
-    size_t elem_size;   /* bytes per element of that dtype */
+    const char *name;  /* points into the st_file's header text */
+    const char *dtype; /* the dtype string as found ("F32", "BF16", ...) */
+    size_t elem_size;  /* bytes per element of that dtype */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     uint64_t begin, end; /* byte range inside the data section */
@@ -38,10 +38,10 @@ typedef struct {
 } st_meta;
 
 typedef struct {
-    char *header;        /* the header text, strings decoded in place */
-    st_entry *entries;   /* sorted by name */
+    char *header;      /* the header text, strings decoded in place */
+    st_entry *entries; /* sorted by name */
     int n_entries;
-    st_meta *meta;       /* sorted by key */
+    st_meta *meta; /* sorted by key */
     int n_meta;
     uint64_t data_start; /* 8 + N: file offset of data byte 0 */
     uint64_t data_len;
@@ -54,7 +54,8 @@ void st_file_free(st_file *f);
 const st_entry *st_find(const st_file *f, const char *name);
 const char *st_meta_get(const st_file *f, const char *key); /* NULL if absent */
 /* Reads n bytes at data offset off into dst. */
-heed_status st_read(const st_source *src, const st_file *f, uint64_t off, void *dst, size_t n, char *err, size_t errlen);
+heed_status st_read(const st_source *src, const st_file *f, uint64_t off, void *dst, size_t n, char *err,
+                    size_t errlen);
 
 /* heed dtype <-> safetensors dtype string. */
 const char *st_dtype_name(heed_dtype dt);
@@ -82,7 +83,7 @@ typedef heed_status (*st_check_fn)(const st_out *t, int i, void *user, char *err
  * and the atomic writer's message is in heed_ctx_error(ctx). meta holds n_meta key/value
  * pairs (keys[i], values[i]). */
 heed_status st_write_atomic(heed_ctx *ctx, const char *who, const char *path, const st_out *t, int n,
-                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check, void *user,
-                            char *err, size_t errlen);
+                            const char *const *keys, const char *const *values, int n_meta, st_check_fn check,
+                            void *user, char *err, size_t errlen);
 
 #endif

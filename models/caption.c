@@ -38,12 +38,14 @@ heed_status heed_caption_declare(heed_caption *m, heed_params *P, const heed_cap
     for (int i = 0; i < HEED_CAPTION_CONVS; i++) ok = ok && c.channels[i] >= 1;
     if (!ok)
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             MODEL "_declare: in_channels %lld, channels %lld %lld %lld, classes %lld, embed_dim %lld, "
-                                   "hidden %lld, attn_dim %lld, vocab %lld, cells %lld, dropout %g: need sizes >= 1, classes "
-                                   "and vocab >= 2, cells >= 0, dropout in [0, 1)",
+                             MODEL
+                             "_declare: in_channels %lld, channels %lld %lld %lld, classes %lld, embed_dim %lld, "
+                             "hidden %lld, attn_dim %lld, vocab %lld, cells %lld, dropout %g: need sizes >= 1, classes "
+                             "and vocab >= 2, cells >= 0, dropout in [0, 1)",
                              (long long)c.in_channels, (long long)c.channels[0], (long long)c.channels[1],
-                             (long long)c.channels[2], (long long)c.classes, (long long)c.embed_dim, (long long)c.hidden,
-                             (long long)c.attn_dim, (long long)c.vocab, (long long)c.cells, c.dropout);
+                             (long long)c.channels[2], (long long)c.classes, (long long)c.embed_dim,
+                             (long long)c.hidden, (long long)c.attn_dim, (long long)c.vocab, (long long)c.cells,
+                             c.dropout);
     *m = (heed_caption){.cfg = c};
     int64_t D = c.channels[HEED_CAPTION_CONVS - 1], H = c.hidden, E = c.embed_dim;
     heed_init conv_init = heed_init_kaiming_uniform(2.2360679774997896); /* nn.Conv2d's */
@@ -71,11 +73,16 @@ heed_status heed_caption_declare(heed_caption *m, heed_params *P, const heed_cap
         st = HEED_ERR_ARG;
     if (st == HEED_OK)
         st = heed_additive_declare(&m->attn, P, "caption.attention",
-                                   &(heed_additive_config){.query_dim = H, .key_dim = D, .attn_dim = c.attn_dim, .bias = true});
+                                   &(heed_additive_config){.query_dim = H,
+                                                           .key_dim = D,
+                                                           .attn_dim = c.attn_dim,
+                                                           .bias = true});
     if (st == HEED_OK) st = declare_linear(P, "caption.beta", 1, H, &m->beta_w, &m->beta_b);
     if (st == HEED_OK)
         st = heed_rnn_cell_declare(&m->cell, P, "caption.lstm",
-                                   &(heed_rnn_opts){.kind = HEED_RNN_LSTM, .input_size = E + D, .hidden_size = H,
+                                   &(heed_rnn_opts){.kind = HEED_RNN_LSTM,
+                                                    .input_size = E + D,
+                                                    .hidden_size = H,
                                                     .forget_bias = 1.0});
     if (st == HEED_OK) st = declare_linear(P, "caption.out_h", E, H, &m->out_h, NULL);
     if (st == HEED_OK) st = declare_linear(P, "caption.out_z", E, D, &m->out_z, NULL);
@@ -105,18 +112,19 @@ static heed_tensor *features(heed_graph *g, const heed_caption *m, heed_tensor *
     if (!check_model(g, op, m) || !heed_check_tensor(g, op, images, "images")) return NULL;
     if (images->ndim != 4 || images->shape[0] < 1 || images->shape[1] != m->cfg.in_channels || images->shape[2] < 16 ||
         images->shape[3] < 16 || images->shape[2] % 16 || images->shape[3] % 16)
-        return heed_graph_fail(g, HEED_ERR_SHAPE,
-                               "%s: images have %d dims [%lld, %lld, %lld, %lld]: must be [B, in_channels = %lld, H, W] "
-                               "with H and W multiples of 16",
-                               op, images->ndim, (long long)images->shape[0], (long long)(images->ndim > 1 ? images->shape[1] : 0),
-                               (long long)(images->ndim > 2 ? images->shape[2] : 0),
-                               (long long)(images->ndim > 3 ? images->shape[3] : 0), (long long)m->cfg.in_channels),
+        return heed_graph_fail(
+                   g, HEED_ERR_SHAPE,
+                   "%s: images have %d dims [%lld, %lld, %lld, %lld]: must be [B, in_channels = %lld, H, W] "
+                   "with H and W multiples of 16",
+                   op, images->ndim, (long long)images->shape[0], (long long)(images->ndim > 1 ? images->shape[1] : 0),
+                   (long long)(images->ndim > 2 ? images->shape[2] : 0),
+                   (long long)(images->ndim > 3 ? images->shape[3] : 0), (long long)m->cfg.in_channels),
                NULL;
     heed_tensor *x = images;
     heed_pool2d_opts pool = {.kernel = {2, 2}};
     for (int i = 0; i < HEED_CAPTION_CONVS; i++) {
-        heed_conv2d_opts co = i ? (heed_conv2d_opts){.padding = {1, 1}}
-                                : (heed_conv2d_opts){.stride = {2, 2}, .padding = {2, 2}};
+        heed_conv2d_opts co =
+            i ? (heed_conv2d_opts){.padding = {1, 1}} : (heed_conv2d_opts){.stride = {2, 2}, .padding = {2, 2}};
         x = heed_conv2d(g, x, m->conv_w[i], m->conv_b[i], &co);
         x = heed_max_pool2d(g, heed_relu(g, heed_batchnorm_forward(g, &m->bn[i], x)), &pool);
     }
@@ -150,12 +158,14 @@ static bool check_annotations(heed_graph *g, const heed_caption *m, heed_tensor 
     if (!check_model(g, op, m) || !heed_check_tensor(g, op, a, "annotations")) return false;
     int64_t D = m->cfg.channels[HEED_CAPTION_CONVS - 1];
     if (a->ndim != 3 || a->shape[0] < 1 || a->shape[1] < 1 || a->shape[2] != D)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: annotations have %d dims [%lld, %lld, ...]: must be [B, N, D = %lld]",
-                               op, a->ndim, (long long)a->shape[0], (long long)(a->ndim > 1 ? a->shape[1] : 0), (long long)D),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: annotations have %d dims [%lld, %lld, ...]: must be [B, N, D = %lld]", op, a->ndim,
+                               (long long)a->shape[0], (long long)(a->ndim > 1 ? a->shape[1] : 0), (long long)D),
                false;
     if (m->cfg.cells > 0 && a->shape[1] != m->cfg.cells)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: annotations have N = %lld cells, the model's positions are for cells = %lld",
-                               op, (long long)a->shape[1], (long long)m->cfg.cells),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: annotations have N = %lld cells, the model's positions are for cells = %lld", op,
+                               (long long)a->shape[1], (long long)m->cfg.cells),
                false;
     return true;
 }
@@ -171,9 +181,9 @@ static void dec_start(heed_graph *g, const heed_caption *m, heed_tensor *ann, de
 }
 
 typedef struct {
-    bool sample;               /* hard attention: a sampled cell (else the soft context) */
-    heed_hard_outputs hard;    /* filled when sample */
-    heed_tensor *alpha;        /* this step's weights [n, N] */
+    bool sample;            /* hard attention: a sampled cell (else the soft context) */
+    heed_hard_outputs hard; /* filled when sample */
+    heed_tensor *alpha;     /* this step's weights [n, N] */
 } step_out;
 
 /* One word: prev[n] in, logits [n, vocab] out; s advances. */
@@ -191,12 +201,14 @@ static heed_tensor *dec_step(heed_graph *g, const heed_caption *m, dec_state *s,
     heed_tensor *z = heed_mul(g, ctx, beta);
     heed_tensor *in = heed_concat(g, (heed_tensor *[]){emb, z}, 2, 1);
     s->h = heed_lstm_cell_step(g, &m->cell, in, s->h, s->c, &s->c);
-    heed_tensor *deep = heed_add(g, emb, heed_add(g, heed_linear(g, s->h, m->out_h, NULL), heed_linear(g, z, m->out_z, NULL)));
+    heed_tensor *deep =
+        heed_add(g, emb, heed_add(g, heed_linear(g, s->h, m->out_h, NULL), heed_linear(g, z, m->out_z, NULL)));
     return heed_linear(g, heed_dropout(g, deep, m->cfg.dropout), m->out_w, m->out_b);
 }
 
 /* A constant tensor of n values src[0], src[stride], ... */
-static heed_tensor *mask_tensor(heed_graph *g, heed_dtype dt, heed_shape shape, const double *src, int64_t stride, int64_t n) {
+static heed_tensor *mask_tensor(heed_graph *g, heed_dtype dt, heed_shape shape, const double *src, int64_t stride,
+                                int64_t n) {
     heed_tensor *t = heed_zeros(g, dt, shape);
     for (int64_t i = 0; t && i < n; i++) {
         if (dt == HEED_F32) ((float *)t->data)[i] = (float)src[i * stride];
@@ -205,8 +217,8 @@ static heed_tensor *mask_tensor(heed_graph *g, heed_dtype dt, heed_shape shape, 
     return t;
 }
 
-heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor *ann, const int64_t *targets, int64_t L,
-                               const heed_caption_loss_opts *opts, heed_tensor **weights, double stats[2]) {
+heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor *ann, const int64_t *targets,
+                               int64_t L, const heed_caption_loss_opts *opts, heed_tensor **weights, double stats[2]) {
     const char *op = MODEL "_loss";
     if (!check_annotations(g, m, ann, op)) return NULL;
     heed_caption_loss_opts o = opts ? *opts : (heed_caption_loss_opts){0};
@@ -214,19 +226,20 @@ heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor
     if (!targets || L < 1 || !(o.lambda >= 0 && isfinite(o.lambda)) || !(o.entropy >= 0 && isfinite(o.entropy)) ||
         !(o.soft_mix >= 0 && o.soft_mix <= 1) || o.bos < 0 || o.bos >= m->cfg.vocab ||
         (o.attention != HEED_CAPTION_SOFT && !hard) || (hard && training && !o.hard))
-        return heed_graph_fail(g, HEED_ERR_ARG,
-                               "%s: targets %s, L %lld, lambda %g, entropy %g, soft_mix %g, bos %lld, attention %d, hard "
-                               "state %s: need targets, L >= 1, lambda and entropy finite >= 0, soft_mix in [0, 1], bos a "
-                               "token, attention soft or hard, and the hard state for hard attention in training",
-                               op, targets ? "given" : "NULL", (long long)L, o.lambda, o.entropy, o.soft_mix,
-                               (long long)o.bos, (int)o.attention, o.hard ? "given" : "NULL"),
+        return heed_graph_fail(
+                   g, HEED_ERR_ARG,
+                   "%s: targets %s, L %lld, lambda %g, entropy %g, soft_mix %g, bos %lld, attention %d, hard "
+                   "state %s: need targets, L >= 1, lambda and entropy finite >= 0, soft_mix in [0, 1], bos a "
+                   "token, attention soft or hard, and the hard state for hard attention in training",
+                   op, targets ? "given" : "NULL", (long long)L, o.lambda, o.entropy, o.soft_mix, (long long)o.bos,
+                   (int)o.attention, o.hard ? "given" : "NULL"),
                NULL;
     int64_t B = ann->shape[0], V = m->cfg.vocab;
     heed_dtype dt = ann->dtype;
     for (int64_t i = 0; i < B * L; i++)
         if (targets[i] != IGNORE && (targets[i] < 0 || targets[i] >= V))
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: targets[%lld] = %lld (a token 0..%lld, or -100 for padding)", op,
-                                   (long long)i, (long long)targets[i], (long long)V - 1),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: targets[%lld] = %lld (a token 0..%lld, or -100 for padding)",
+                                   op, (long long)i, (long long)targets[i], (long long)V - 1),
                    NULL;
     heed_tensor **logits = heed_graph_alloc(g, (size_t)L * sizeof *logits);
     heed_tensor **alphas = heed_graph_alloc(g, (size_t)L * sizeof *alphas);
@@ -271,8 +284,8 @@ heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor
     if (!loss) return NULL;
     if (stats) stats[0] = heed_get(ce, 0), stats[1] = heed_get(reg, 0);
     if (log_prob) { /* the score-function estimator with rewards r_b = log p(y_b | s, a) */
-        heed_tensor *tok = heed_cross_entropy(g, all, targets,
-                                              &(heed_ce_opts){.ignore_index = IGNORE, .reduction = HEED_REDUCE_NONE});
+        heed_tensor *tok =
+            heed_cross_entropy(g, all, targets, &(heed_ce_opts){.ignore_index = IGNORE, .reduction = HEED_REDUCE_NONE});
         double *reward = heed_graph_alloc(g, (size_t)B * sizeof *reward), baseline = 0;
         if (!tok || !reward) return NULL;
         for (int64_t b = 0; b < B; b++) {
@@ -341,8 +354,8 @@ heed_status heed_caption_decode(heed_graph *g, const heed_caption *m, heed_tenso
 /* ---------------------------------------------------------------- pointing */
 
 /* Whether cell i's centre ((col + 0.5) width / gw, (row + 0.5) height / gh) is in the box. */
-static bool cell_inside(int64_t i, int64_t gh, int64_t gw, int64_t height, int64_t width, int64_t x0, int64_t y0, int64_t x1,
-                        int64_t y1) {
+static bool cell_inside(int64_t i, int64_t gh, int64_t gw, int64_t height, int64_t width, int64_t x0, int64_t y0,
+                        int64_t x1, int64_t y1) {
     double cx = ((double)(i % gw) + 0.5) * (double)width / (double)gw;
     double cy = ((double)(i / gw) + 0.5) * (double)height / (double)gh;
     return cx >= (double)x0 && cx < (double)x1 && cy >= (double)y0 && cy < (double)y1;

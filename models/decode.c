@@ -20,11 +20,11 @@
 #define OP "heed_decode"
 
 typedef struct {
-    int64_t *tok;  /* [max_len] */
-    float *attn;   /* [max_len * keys] or NULL */
+    int64_t *tok; /* [max_len] */
+    float *attn;  /* [max_len * keys] or NULL */
     int64_t len;
     double logp;
-    int64_t row;   /* its row in the last step's batch */
+    int64_t row; /* its row in the last step's batch */
 } hyp;
 
 typedef struct {
@@ -128,10 +128,11 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
     int64_t k = o.beam > 1 ? o.beam : 1, nb = o.n_best > 0 ? o.n_best : 1;
     if (batch < 1 || o.beam < 0 || o.beam > 4096 || nb > k || !(o.length_penalty >= 0 && o.length_penalty <= 100) ||
         o.max_len < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG,
-                               OP ": batch %lld, beam %lld, n_best %lld, max_len %lld, length_penalty %g: need batch >= 1, "
-                                  "beam in 0..4096, n_best in 1..max(beam, 1), max_len >= 0, length_penalty in [0, 100]",
-                               (long long)batch, (long long)o.beam, (long long)nb, (long long)o.max_len, o.length_penalty);
+        return heed_graph_fail(
+            g, HEED_ERR_ARG,
+            OP ": batch %lld, beam %lld, n_best %lld, max_len %lld, length_penalty %g: need batch >= 1, "
+               "beam in 0..4096, n_best in 1..max(beam, 1), max_len >= 0, length_penalty in [0, 100]",
+            (long long)batch, (long long)o.beam, (long long)nb, (long long)o.max_len, o.length_penalty);
     for (int64_t b = 0; o.max_lens && b < batch; b++)
         if (o.max_lens[b] < 1 || o.max_lens[b] > 1000000)
             return heed_graph_fail(g, HEED_ERR_ARG, OP ": max_lens[%lld] = %lld (must be in 1..1000000)", (long long)b,
@@ -166,22 +167,25 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
         heed_tensor *attn = NULL;
         heed_tensor *lp = step(g, user, n, prev, parent, &attn);
         if (!lp || !heed_graph_ok(g)) {
-            if (heed_graph_ok(g)) heed_graph_fail(g, HEED_ERR_ARG, OP ": the step function returned NULL at step %lld", (long long)t);
+            if (heed_graph_ok(g))
+                heed_graph_fail(g, HEED_ERR_ARG, OP ": the step function returned NULL at step %lld", (long long)t);
             goto fail;
         }
-        if (lp->ndim != 2 || lp->shape[0] != n || lp->shape[1] < 1 || (V >= 0 && lp->shape[1] != V) ||
-            o.eos < 0 || o.eos >= lp->shape[1]) {
-            heed_graph_fail(g, HEED_ERR_SHAPE,
-                            OP ": step %lld returned log-probabilities [%lld%s%lld] for %lld rows: need [%lld, V] with the "
-                            "same V every step and eos %lld in [0, V)",
-                            (long long)t, (long long)lp->shape[0], lp->ndim > 1 ? ", " : "",
-                            (long long)(lp->ndim > 1 ? lp->shape[1] : 0), (long long)n, (long long)n, (long long)o.eos);
+        if (lp->ndim != 2 || lp->shape[0] != n || lp->shape[1] < 1 || (V >= 0 && lp->shape[1] != V) || o.eos < 0 ||
+            o.eos >= lp->shape[1]) {
+            heed_graph_fail(
+                g, HEED_ERR_SHAPE,
+                OP ": step %lld returned log-probabilities [%lld%s%lld] for %lld rows: need [%lld, V] with the "
+                   "same V every step and eos %lld in [0, V)",
+                (long long)t, (long long)lp->shape[0], lp->ndim > 1 ? ", " : "",
+                (long long)(lp->ndim > 1 ? lp->shape[1] : 0), (long long)n, (long long)n, (long long)o.eos);
             goto fail;
         }
         V = lp->shape[1];
         if (attn && (attn->ndim != 2 || attn->shape[0] != n || (keys > 0 && attn->shape[1] != keys))) {
-            heed_graph_fail(g, HEED_ERR_SHAPE, OP ": step %lld returned attention of %d dims for %lld rows: need [%lld, N], "
-                            "the same N every step (and every step or none)",
+            heed_graph_fail(g, HEED_ERR_SHAPE,
+                            OP ": step %lld returned attention of %d dims for %lld rows: need [%lld, N], "
+                               "the same N every step (and every step or none)",
                             (long long)t, attn->ndim, (long long)n, (long long)n);
             goto fail;
         }
@@ -254,7 +258,11 @@ heed_status heed_decode(heed_graph *g, int64_t batch, heed_decode_step step, voi
             for (int64_t i = 0; i < in->n_live; i++) {
                 hyp *h = &in->live[i];
                 if (h->len < in->max_len) {
-                    if (still != i) { hyp x = in->live[still]; in->live[still] = *h; *h = x; }
+                    if (still != i) {
+                        hyp x = in->live[still];
+                        in->live[still] = *h;
+                        *h = x;
+                    }
                     still++;
                     continue;
                 }

@@ -62,8 +62,8 @@ static int64_t normalise(const char *s, int64_t *out, int64_t *n_words) {
 
 /* Word ids: every distinct word (across both texts, compared byte for byte) gets its index
  * in a table, so the word sequences compare as token sequences. */
-static int64_t word_ids(const int64_t *c, int64_t n, int64_t *ids, const int64_t **starts, int64_t *lens, int64_t *n_table,
-                        int64_t table_cap) {
+static int64_t word_ids(const int64_t *c, int64_t n, int64_t *ids, const int64_t **starts, int64_t *lens,
+                        int64_t *n_table, int64_t table_cap) {
     int64_t w = 0;
     for (int64_t i = 0; i < n;) {
         int64_t j = i;

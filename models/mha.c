@@ -12,17 +12,25 @@
 heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, const heed_mha_config *cfg) {
     if (!P) return HEED_ERR_ARG;
     heed_ctx *ctx = heed_params_ctx(P);
-    if (!m || !cfg || !prefix) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: m, prefix and cfg must not be NULL");
+    if (!m || !cfg || !prefix)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: m, prefix and cfg must not be NULL");
     int64_t E = cfg->embed_dim, H = cfg->num_heads, kdim = cfg->kdim ? cfg->kdim : E, vdim = cfg->vdim ? cfg->vdim : E;
     if (E < 1 || H < 1 || E % H != 0)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: embed_dim = %lld must be a positive multiple of num_heads = %lld",
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "heed_mha_declare: embed_dim = %lld must be a positive multiple of num_heads = %lld",
                              (long long)E, (long long)H);
     if (kdim < 1 || vdim < 1)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "heed_mha_declare: kdim = %lld, vdim = %lld (must be >= 1, or 0 for embed_dim)",
                              (long long)cfg->kdim, (long long)cfg->vdim);
     if (!(cfg->dropout >= 0 && cfg->dropout < 1))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_mha_declare: dropout = %g (must be in [0, 1))", cfg->dropout);
-    *m = (heed_mha){.embed_dim = E, .num_heads = H, .head_dim = E / H, .kdim = kdim, .vdim = vdim, .dropout = cfg->dropout};
+    *m = (heed_mha){.embed_dim = E,
+                    .num_heads = H,
+                    .head_dim = E / H,
+                    .kdim = kdim,
+                    .vdim = vdim,
+                    .dropout = cfg->dropout};
     /* PyTorch's initialisation: xavier_uniform for the input projections, nn.Linear's
      * kaiming_uniform(a = sqrt(5)) for the output projection, zero biases. */
     heed_init xavier = heed_init_xavier_uniform(1.0), linear = heed_init_kaiming_uniform(2.2360679774997896),
@@ -32,11 +40,10 @@ heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, co
         !(m->v_w = heed_param_prefixed(P, prefix, "v_proj.weight", HEED_SHAPE(E, vdim), xavier)) ||
         !(m->o_w = heed_param_prefixed(P, prefix, "out_proj.weight", HEED_SHAPE(E, E), linear)))
         return HEED_ERR_ARG;
-    if (cfg->bias &&
-        (!(m->q_b = heed_param_prefixed(P, prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->k_b = heed_param_prefixed(P, prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->v_b = heed_param_prefixed(P, prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
-         !(m->o_b = heed_param_prefixed(P, prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
+    if (cfg->bias && (!(m->q_b = heed_param_prefixed(P, prefix, "q_proj.bias", HEED_SHAPE(E), zero)) ||
+                      !(m->k_b = heed_param_prefixed(P, prefix, "k_proj.bias", HEED_SHAPE(E), zero)) ||
+                      !(m->v_b = heed_param_prefixed(P, prefix, "v_proj.bias", HEED_SHAPE(E), zero)) ||
+                      !(m->o_b = heed_param_prefixed(P, prefix, "out_proj.bias", HEED_SHAPE(E), zero))))
         return HEED_ERR_ARG;
     return HEED_OK;
 }
@@ -57,7 +64,8 @@ static heed_tensor *merge_heads(heed_graph *g, heed_tensor *x) {
 
 static const char *dtype_name(heed_dtype dt) { return dt == HEED_F32 ? "f32" : "f64"; }
 
-static bool check_input(heed_graph *g, const char *name, heed_tensor *t, int64_t B, int64_t dim, const heed_tensor *ref) {
+static bool check_input(heed_graph *g, const char *name, heed_tensor *t, int64_t B, int64_t dim,
+                        const heed_tensor *ref) {
     const char *op = "heed_mha_forward";
     if (!heed_check_tensor(g, op, t, name)) return false;
     if (ref && t->dtype != ref->dtype) {
@@ -74,17 +82,19 @@ static bool check_input(heed_graph *g, const char *name, heed_tensor *t, int64_t
     return true;
 }
 
-heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts, heed_tensor **weights) {
+heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key,
+                              heed_tensor *value, const heed_attention_opts *opts, heed_tensor **weights) {
     const char *op = "heed_mha_forward";
     if (weights) *weights = NULL;
     if (!heed_graph_ok(g)) return NULL;
-    if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w) return heed_graph_fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
+    if (!m || !m->q_w || !m->k_w || !m->v_w || !m->o_w)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: the layer is NULL or not initialised", op), NULL;
     if (!key) key = query; /* self-attention */
     if (!value) value = key;
     if (!check_input(g, "query", query, -1, m->embed_dim, NULL)) return NULL;
     int64_t B = query->shape[0];
-    if (!check_input(g, "key", key, B, m->kdim, query) || !check_input(g, "value", value, B, m->vdim, query)) return NULL;
+    if (!check_input(g, "key", key, B, m->kdim, query) || !check_input(g, "value", value, B, m->vdim, query))
+        return NULL;
     char ks[64], vs[64];
     if (key->shape[1] != value->shape[1])
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: key%s and value%s must have the same number of keys", op,

@@ -61,11 +61,12 @@ heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasre
     if (c.n_items < 1 || c.maxlen < 1 || c.hidden < 1 || c.blocks < 0 || c.blocks > HEED_SASREC_MAX_BLOCKS ||
         c.heads < 1 || c.hidden % c.heads != 0 || !(c.dropout >= 0 && c.dropout < 1) || c.ln_eps < 0)
         return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             MODEL "_declare: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
-                                   "n_items, maxlen, hidden >= 1, blocks in 0..%d, heads >= 1 dividing hidden, dropout in "
-                                   "[0, 1), ln_eps >= 0",
-                             (long long)c.n_items, (long long)c.maxlen, (long long)c.hidden, c.blocks, c.heads, c.dropout,
-                             HEED_SASREC_MAX_BLOCKS);
+                             MODEL
+                             "_declare: n_items %lld, maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g: need "
+                             "n_items, maxlen, hidden >= 1, blocks in 0..%d, heads >= 1 dividing hidden, dropout in "
+                             "[0, 1), ln_eps >= 0",
+                             (long long)c.n_items, (long long)c.maxlen, (long long)c.hidden, c.blocks, c.heads,
+                             c.dropout, HEED_SASREC_MAX_BLOCKS);
     *m = (heed_sasrec){.cfg = c, .params = P};
     if (m->cfg.ln_eps == 0) m->cfg.ln_eps = 1e-8;
     int64_t d = c.hidden;
@@ -76,8 +77,8 @@ heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasre
     for (int b = 0; b < c.blocks; b++) {
         heed_sasrec_block *k = &m->block[b];
         char name[96];
-#define BLOCK_PARAM(field, suffix, shape, init)                                 \
-    snprintf(name, sizeof name, "sasrec.block%d.%s", b, suffix);               \
+#define BLOCK_PARAM(field, suffix, shape, init)                                                                        \
+    snprintf(name, sizeof name, "sasrec.block%d.%s", b, suffix);                                                       \
     k->field = param(P, &st, name, shape, init)
         BLOCK_PARAM(attn_ln_g, "attn_ln.gamma", HEED_SHAPE(d), ones);
         BLOCK_PARAM(attn_ln_b, "attn_ln.beta", HEED_SHAPE(d), zeros);
@@ -99,10 +100,8 @@ heed_status heed_sasrec_declare(heed_sasrec *m, heed_params *P, const heed_sasre
     m->out_ln_b = param(P, &st, "sasrec.out_ln.beta", HEED_SHAPE(d), zeros);
     if (st != HEED_OK) return st; /* heed_param left the message in the ctx */
     /* Row 0 of both tables is padding: zero, and the embedding op never updates it. */
-    if (heed_params_dtype(P) == HEED_F32)
-        sasrec_declare_kernel_f32(m, d);
-    else
-        sasrec_declare_kernel_f64(m, d);
+    if (heed_params_dtype(P) == HEED_F32) sasrec_declare_kernel_f32(m, d);
+    else sasrec_declare_kernel_f64(m, d);
     return HEED_OK;
 }
 
@@ -119,12 +118,13 @@ static heed_tensor *merge_heads(heed_graph *g, heed_tensor *x, int64_t B, int64_
     return heed_reshape(g, p, HEED_SHAPE(B, N, H * dh));
 }
 
-static bool check_ids(heed_graph *g, const char *op, const heed_sasrec *m, const int64_t *ids, int64_t n, const char *what) {
+static bool check_ids(heed_graph *g, const char *op, const heed_sasrec *m, const int64_t *ids, int64_t n,
+                      const char *what) {
     if (!ids) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s is NULL", op, what), false;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] > m->cfg.n_items)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s[%lld] = %lld is not an item id (0 = padding, 1..%lld)", op, what,
-                                   (long long)i, (long long)ids[i], (long long)m->cfg.n_items),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s[%lld] = %lld is not an item id (0 = padding, 1..%lld)", op,
+                                   what, (long long)i, (long long)ids[i], (long long)m->cfg.n_items),
                    false;
     return true;
 }
@@ -143,7 +143,8 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
     int64_t B = batch, N = len, d = c->hidden, H = c->heads, dh = d / H;
     if (B < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: batch %lld (must be >= 1)", op, (long long)B), NULL;
     if (N < 1 || N > c->maxlen)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: len %lld (must be in 1..maxlen = %lld)", op, (long long)N, (long long)c->maxlen),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: len %lld (must be in 1..maxlen = %lld)", op, (long long)N,
+                               (long long)c->maxlen),
                NULL;
     if (!check_ids(g, op, m, seq, B * N, "seq")) return NULL;
     heed_dtype dt = m->item_emb->dtype;
@@ -153,10 +154,8 @@ heed_tensor *heed_sasrec_forward(heed_graph *g, const heed_sasrec *m, const int6
     int64_t *pid = heed_graph_alloc(g, (size_t)(B * N) * sizeof *pid);
     heed_tensor *bias = heed_empty(g, dt, HEED_SHAPE(B, 1, 1, N));
     if (!pid || !bias) return NULL;
-    if (dt == HEED_F32)
-        sasrec_forward_kernel_f32(bias, B, N, pid, seq, c);
-    else
-        sasrec_forward_kernel_f64(bias, B, N, pid, seq, c);
+    if (dt == HEED_F32) sasrec_forward_kernel_f32(bias, B, N, pid, seq, c);
+    else sasrec_forward_kernel_f64(bias, B, N, pid, seq, c);
 
     heed_tensor *x = heed_scale(g, heed_embedding(g, m->item_emb, seq, HEED_SHAPE(B, N), 0), sqrt((double)d));
     x = heed_add(g, x, heed_embedding(g, m->pos_emb, pid, HEED_SHAPE(B, N), 0));
@@ -208,15 +207,14 @@ static void loss_backward(heed_graph *g, heed_node *nd) {
     const bce_saved *s = heed_node_saved(nd);
     void *gh_ = heed_grad_buffer(g, h), *gE_ = heed_grad_buffer(g, E);
     int64_t n = s->n, d = s->d;
-    if (h->dtype == HEED_F32)
-        loss_backward_kernel_f32(h, E, y, n, gh_, d, g, s, gE_);
-    else
-        loss_backward_kernel_f64(h, E, y, n, gh_, d, g, s, gE_);
+    if (h->dtype == HEED_F32) loss_backward_kernel_f32(h, E, y, n, gh_, d, g, s, gE_);
+    else loss_backward_kernel_f64(h, E, y, n, gh_, d, g, s, gE_);
 }
 
 static const heed_op op_loss = {MODEL "_loss", loss_backward};
 
-heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *h, const int64_t *pos, const int64_t *neg) {
+heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *h, const int64_t *pos,
+                              const int64_t *neg) {
     const char *op = MODEL "_loss";
     if (!check_h(g, op, m, h, 3)) return NULL;
     int64_t B = h->shape[0], N = h->shape[1], d = h->shape[2];
@@ -229,7 +227,9 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
                    NULL;
         n += pos[i] != 0;
     }
-    if (n == 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op), NULL;
+    if (n == 0)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: no target in the batch (every pos is 0, the padding id)", op),
+               NULL;
     bce_saved *s = heed_graph_alloc(g, sizeof *s);
     heed_tensor *out = heed_empty(g, h->dtype, HEED_SCALAR);
     if (!s || !out) return NULL;
@@ -243,10 +243,8 @@ heed_tensor *heed_sasrec_loss(heed_graph *g, const heed_sasrec *m, heed_tensor *
     if (!s->row || !s->pos || !s->neg || !s->sp || !s->sn || !term) return NULL;
     for (int64_t i = 0, j = 0; i < B * N; i++)
         if (pos[i]) s->row[j] = i, s->pos[j] = pos[i], s->neg[j] = neg[i], j++;
-    if (h->dtype == HEED_F32)
-        sasrec_loss_kernel_f32(h, m, n, d, g, s, term, out);
-    else
-        sasrec_loss_kernel_f64(h, m, n, d, g, s, term, out);
+    if (h->dtype == HEED_F32) sasrec_loss_kernel_f32(h, m, n, d, g, s, term, out);
+    else sasrec_loss_kernel_f64(h, m, n, d, g, s, term, out);
     heed_tensor *in[2] = {h, m->item_emb};
     heed_node *nd = heed_record(g, &op_loss, 2, in, 1, &out);
     heed_node_set_saved(nd, s);
@@ -266,10 +264,11 @@ heed_tensor *heed_sasrec_score(heed_graph *g, const heed_sasrec *m, heed_tensor 
     if (!check_h(g, op, m, h_last, 2)) return NULL;
     int64_t B = h_last->shape[0], d = m->cfg.hidden;
     if (!items) return heed_linear(g, h_last, m->item_emb, NULL); /* [B, n_items + 1] */
-    if (n_cands < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: n_cands %lld (must be >= 1)", op, (long long)n_cands), NULL;
+    if (n_cands < 1)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: n_cands %lld (must be >= 1)", op, (long long)n_cands), NULL;
     if (!check_ids(g, op, m, items, B * n_cands, "items")) return NULL;
     heed_tensor *e = heed_embedding(g, m->item_emb, items, HEED_SHAPE(B, n_cands), -1); /* [B, C, d] */
-    heed_tensor *s = heed_matmul(g, e, heed_reshape(g, h_last, HEED_SHAPE(B, d, 1)));     /* [B, C, 1] */
+    heed_tensor *s = heed_matmul(g, e, heed_reshape(g, h_last, HEED_SHAPE(B, d, 1)));   /* [B, C, 1] */
     return heed_reshape(g, s, HEED_SHAPE(B, n_cands));
 }
 

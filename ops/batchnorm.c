@@ -31,32 +31,34 @@ typedef struct {
 } bn_saved;
 
 /* The M values of channel c are N runs of HW, one per image. */
-#define CHANNEL_LOOP(p, c, k, ...)                                                                        \
-    for (int64_t n_ = 0; n_ < (p)->N; n_++)                                                             \
-        for (int64_t k = (n_ * (p)->C + (c)) * (p)->HW, end_ = k + (p)->HW; k < end_; k++) { __VA_ARGS__ }
+#define CHANNEL_LOOP(p, c, k, ...)                                                                                     \
+    for (int64_t n_ = 0; n_ < (p)->N; n_++)                                                                            \
+        for (int64_t k = (n_ * (p)->C + (c)) * (p)->HW, end_ = k + (p)->HW; k < end_; k++) {                           \
+            __VA_ARGS__                                                                                                \
+        }
 
-#define DEFINE_BN_KERNELS(T, sfx)                                                                         \
-    static void stats_##sfx(const bn_saved *p, const T *x, int64_t c, double *mean, double *var) {        \
-        double s = 0, v = 0, M = (double)(p->N * p->HW);                                                \
-        CHANNEL_LOOP(p, c, k, s += x[k];)                                                                \
-        double m = s / M;                                                                                \
-        CHANNEL_LOOP(p, c, k, v += ((double)x[k] - m) * ((double)x[k] - m);)                             \
-        *mean = m, *var = v / M;                                                                         \
-    }                                                                                                    \
-    static void normalise_##sfx(const bn_saved *p, const T *x, T *y, int64_t c, const T *w, const T *b) {  \
-        double m = p->mean[c], r = p->rstd[c], scale = w ? r * (double)w[c] : r, shift = b ? b[c] : 0;    \
-        CHANNEL_LOOP(p, c, k, y[k] = (T)(((double)x[k] - m) * scale + shift);)                           \
-    }                                                                                                    \
-    static void backward_##sfx(const bn_saved *p, const T *x, const T *dy, T *dx, int64_t c, const T *w,   \
-                               T *dw, T *db) {                                                           \
-        double m = p->mean[c], r = p->rstd[c], wc = w ? w[c] : 1, sdy = 0, sdyx = 0;                      \
-        CHANNEL_LOOP(p, c, k, sdy += dy[k]; sdyx += (double)dy[k] * ((double)x[k] - m) * r;)              \
-        if (dw) dw[c] += (T)sdyx;                                                                        \
-        if (db) db[c] += (T)sdy;                                                                         \
-        if (!dx) return;                                                                                 \
-        double M = (double)(p->N * p->HW), a = p->batch_stats ? wc * sdy / M : 0,                        \
-               bb = p->batch_stats ? wc * sdyx / M : 0;                                                  \
-        CHANNEL_LOOP(p, c, k, dx[k] += (T)(r * (wc * dy[k] - a - ((double)x[k] - m) * r * bb));)          \
+#define DEFINE_BN_KERNELS(T, sfx)                                                                                      \
+    static void stats_##sfx(const bn_saved *p, const T *x, int64_t c, double *mean, double *var) {                     \
+        double s = 0, v = 0, M = (double)(p->N * p->HW);                                                               \
+        CHANNEL_LOOP(p, c, k, s += x[k];)                                                                              \
+        double m = s / M;                                                                                              \
+        CHANNEL_LOOP(p, c, k, v += ((double)x[k] - m) * ((double)x[k] - m);)                                           \
+        *mean = m, *var = v / M;                                                                                       \
+    }                                                                                                                  \
+    static void normalise_##sfx(const bn_saved *p, const T *x, T *y, int64_t c, const T *w, const T *b) {              \
+        double m = p->mean[c], r = p->rstd[c], scale = w ? r * (double)w[c] : r, shift = b ? b[c] : 0;                 \
+        CHANNEL_LOOP(p, c, k, y[k] = (T)(((double)x[k] - m) * scale + shift);)                                         \
+    }                                                                                                                  \
+    static void backward_##sfx(const bn_saved *p, const T *x, const T *dy, T *dx, int64_t c, const T *w, T *dw,        \
+                               T *db) {                                                                                \
+        double m = p->mean[c], r = p->rstd[c], wc = w ? w[c] : 1, sdy = 0, sdyx = 0;                                   \
+        CHANNEL_LOOP(p, c, k, sdy += dy[k]; sdyx += (double)dy[k] * ((double)x[k] - m) * r;)                           \
+        if (dw) dw[c] += (T)sdyx;                                                                                      \
+        if (db) db[c] += (T)sdy;                                                                                       \
+        if (!dx) return;                                                                                               \
+        double M = (double)(p->N * p->HW), a = p->batch_stats ? wc * sdy / M : 0,                                      \
+               bb = p->batch_stats ? wc * sdyx / M : 0;                                                                \
+        CHANNEL_LOOP(p, c, k, dx[k] += (T)(r * (wc * dy[k] - a - ((double)x[k] - m) * r * bb));)                       \
     }
 
 DEFINE_BN_KERNELS(float, f32)
@@ -69,8 +71,7 @@ static void bn_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, b);
 #pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t c = 0; c < p->C; c++) {
-        if (x->dtype == HEED_F32)
-            backward_f32(p, x->data, y->grad, gx, c, w ? w->data : NULL, gw, gb);
+        if (x->dtype == HEED_F32) backward_f32(p, x->data, y->grad, gx, c, w ? w->data : NULL, gw, gb);
         else backward_f64(p, x->data, y->grad, gx, c, w ? w->data : NULL, gw, gb);
     }
 }
@@ -94,7 +95,9 @@ static bool check_buffer(heed_graph *g, const char *op, heed_tensor *t, const ch
     if (!heed__check_like(g, op, t, name, x)) return false;
     bool ok = C ? t->ndim == 1 && t->shape[0] == C : t->numel == 1;
     if (!ok) {
-        if (C) heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the channels of x%s)", op, name, HEED_S(t), (long long)C, HEED_S(x));
+        if (C)
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the channels of x%s)", op, name, HEED_S(t),
+                            (long long)C, HEED_S(x));
         else heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must hold one element", op, name, HEED_S(t));
     }
     return ok;
@@ -116,15 +119,12 @@ static bool check_buffer(heed_graph *g, const char *op, heed_tensor *t, const ch
 static void update_running(const heed_batchnorm_opts *o, const bn_saved *p, const double *var) {
     if (o->num_batches_tracked && o->num_batches_tracked->dtype == HEED_F32)
         *(float *)o->num_batches_tracked->data += 1;
-    else if (o->num_batches_tracked)
-        *(double *)o->num_batches_tracked->data += 1;
+    else if (o->num_batches_tracked) *(double *)o->num_batches_tracked->data += 1;
     double M = (double)(p->N * p->HW);
     if (!o->running_mean || M == 0) return;
     double m = o->cumulative ? 1 / heed_get(o->num_batches_tracked, 0) : o->momentum, unbias = M / (M - 1);
-    if (o->running_mean->dtype == HEED_F32)
-        update_running_kernel_f32(o, p, m, var, unbias);
-    else
-        update_running_kernel_f64(o, p, m, var, unbias);
+    if (o->running_mean->dtype == HEED_F32) update_running_kernel_f32(o, p, m, var, unbias);
+    else update_running_kernel_f64(o, p, m, var, unbias);
 }
 
 heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weight, heed_tensor *bias,
@@ -132,7 +132,8 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
     const char *op = "heed_batch_norm2d";
     heed_batchnorm_opts o = opts ? *opts : (heed_batchnorm_opts){0};
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    if (x->ndim != 4) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), NULL;
+    if (x->ndim != 4)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), NULL;
     int64_t C = x->shape[1];
     if (!check_buffer(g, op, weight, "weight", x, C) || !check_buffer(g, op, bias, "bias", x, C) ||
         !check_buffer(g, op, o.running_mean, "running_mean", x, C) ||
@@ -140,16 +141,21 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
         !check_buffer(g, op, o.num_batches_tracked, "num_batches_tracked", x, 0))
         return NULL;
     char msg[160];
-    if (!hyper_params(&o.eps, &o.momentum, msg, sizeof msg)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s", op, msg), NULL;
+    if (!hyper_params(&o.eps, &o.momentum, msg, sizeof msg))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s", op, msg), NULL;
     if (!o.running_mean != !o.running_var)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: running_mean and running_var come together (one of them is NULL)", op), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: running_mean and running_var come together (one of them is NULL)",
+                               op),
+               NULL;
     if (o.cumulative && (!o.running_mean || !o.num_batches_tracked))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: the cumulative average needs running statistics and num_batches_tracked", op),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: the cumulative average needs running statistics and num_batches_tracked", op),
                NULL;
     bool training = heed_graph_training(g), batch_stats = training || !o.running_mean;
     bn_saved p = {.N = x->shape[0], .C = C, .HW = x->shape[2] * x->shape[3], .batch_stats = batch_stats};
     if (training && p.N * p.HW == 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has 1 value per channel; training needs more than 1", op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has 1 value per channel; training needs more than 1", op,
+                               HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, 4, x->shape);
     p.mean = heed_graph_alloc(g, (size_t)(C ? C : 1) * sizeof(double));
@@ -164,7 +170,8 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
         else if (batch_stats) p.mean[c] = var[c] = 0;
         else p.mean[c] = heed_get(o.running_mean, c), var[c] = heed_get(o.running_var, c);
         p.rstd[c] = 1 / sqrt(var[c] + o.eps);
-        if (x->dtype == HEED_F32) normalise_f32(&p, x->data, y->data, c, weight ? weight->data : NULL, bias ? bias->data : NULL);
+        if (x->dtype == HEED_F32)
+            normalise_f32(&p, x->data, y->data, c, weight ? weight->data : NULL, bias ? bias->data : NULL);
         else normalise_f64(&p, x->data, y->data, c, weight ? weight->data : NULL, bias ? bias->data : NULL);
     }
     if (training) update_running(&o, &p, var);
@@ -182,7 +189,8 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
 
 /* ---------------------------------------------------------------- the layer */
 
-heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg) {
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix,
+                                   const heed_batchnorm_config *cfg) {
     const char *op = "heed_batchnorm_declare";
     heed_ctx *ctx = heed_params_ctx(P);
     if (!bn || !P || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: bn, P and cfg must not be NULL", op);
@@ -190,7 +198,8 @@ heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const cha
     *bn = (heed_batchnorm){.opts = {.eps = cfg->eps, .momentum = cfg->momentum, .cumulative = cfg->cumulative}};
     char msg[160];
     if (cfg->num_features < 1)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: num_features = %lld (must be >= 1)", op, (long long)cfg->num_features);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: num_features = %lld (must be >= 1)", op,
+                             (long long)cfg->num_features);
     if (!hyper_params(&bn->opts.eps, &bn->opts.momentum, msg, sizeof msg))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s", op, msg);
     if (cfg->cumulative && cfg->no_running_stats)

@@ -29,8 +29,8 @@ static bool plan(heed_graph *g, const char *op, const heed_tensor *a, const heed
         int ka = i - (4 - a->ndim), kb = i - (4 - b->ndim);
         int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
         if (da != db && da != 1 && db != 1) {
-            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s do not broadcast (dim %d from the right: %lld vs %lld)", op,
-                            HEED_S(a), HEED_S(b), 3 - i, (long long)da, (long long)db);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s do not broadcast (dim %d from the right: %lld vs %lld)",
+                            op, HEED_S(a), HEED_S(b), 3 - i, (long long)da, (long long)db);
             return false;
         }
         p->n[i] = da == 1 ? db : da;
@@ -78,10 +78,8 @@ static void binary_backward(heed_graph *g, heed_node *n) {
     binop op = (binop)n->iarg[0];
     bcast *p = n->saved;
     void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
-    if (y->dtype == HEED_F32)
-        backward_kernel_f32(a, b, y, ga_, gb_, p, g, op);
-    else
-        backward_kernel_f64(a, b, y, ga_, gb_, p, g, op);
+    if (y->dtype == HEED_F32) backward_kernel_f32(a, b, y, ga_, gb_, p, g, op);
+    else backward_kernel_f64(a, b, y, ga_, gb_, p, g, op);
 }
 
 static const heed_op ops[] = {
@@ -101,10 +99,8 @@ static heed_tensor *binary(heed_graph *g, binop op, heed_tensor *a, heed_tensor 
     if (!plan(g, name, a, b, &p, &ndim, shape)) return NULL;
     heed_tensor *y = heed__new(g, name, a->dtype, ndim, shape);
     if (!y) return NULL;
-    if (a->dtype == HEED_F32)
-        forward_kernel_f32(a, b, y, &p, g, op);
-    else
-        forward_kernel_f64(a, b, y, &p, g, op);
+    if (a->dtype == HEED_F32) forward_kernel_f32(a, b, y, &p, g, op);
+    else forward_kernel_f64(a, b, y, &p, g, op);
     heed_tensor *in[2] = {a, b};
     heed_node *n = heed_record(g, &ops[op], 2, in, 1, &y);
     if (n) {

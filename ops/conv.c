@@ -55,52 +55,52 @@ static void valid_run(int64_t n_out, int64_t stride, int64_t off, int64_t size, 
     *lo = a, *hi = b;
 }
 
-#define DEFINE_COL_KERNELS(T, sfx)                                                                         \
-    /* col[K, P] from the Cg channels of one image at x (a group's first channel). */                    \
-    static void im2col_##sfx(const conv_plan *p, const T *x, T *col, bool threaded) {                     \
-        int64_t kk = p->kh * p->kw;                                                                      \
-        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)") \
-        for (int64_t r = 0; r < p->K; r++) {                                                             \
-            int64_t c = r / kk, a = r % kk / p->kw, b = r % p->kw;                                       \
-            int64_t ioff = a * p->dh - p->ph, joff = b * p->dw - p->pw, j0, j1;                          \
-            valid_run(p->Wo, p->sw, joff, p->W, &j0, &j1);                                               \
-            const T *plane = x + c * p->H * p->W;                                                        \
-            T *dst = col + r * p->P;                                                                     \
-            for (int64_t i = 0; i < p->Ho; i++, dst += p->Wo) {                                          \
-                int64_t yy = i * p->sh + ioff;                                                           \
-                if (yy < 0 || yy >= p->H) {                                                              \
-                    memset(dst, 0, (size_t)p->Wo * sizeof(T));                                           \
-                    continue;                                                                            \
-                }                                                                                        \
-                const T *src = plane + yy * p->W; /* column j reads src[j sw + joff] */                 \
-                memset(dst, 0, (size_t)j0 * sizeof(T));                                                  \
-                if (p->sw == 1) memcpy(dst + j0, src + j0 + joff, (size_t)(j1 - j0) * sizeof(T));        \
-                else                                                                                     \
-                    for (int64_t j = j0; j < j1; j++) dst[j] = src[j * p->sw + joff];                    \
-                memset(dst + j1, 0, (size_t)(p->Wo - j1) * sizeof(T));                                   \
-            }                                                                                            \
-        }                                                                                                \
-    }                                                                                                    \
+#define DEFINE_COL_KERNELS(T, sfx)                                                                                     \
+    /* col[K, P] from the Cg channels of one image at x (a group's first channel). */                                  \
+    static void im2col_##sfx(const conv_plan *p, const T *x, T *col, bool threaded) {                                  \
+        int64_t kk = p->kh * p->kw;                                                                                    \
+        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)")      \
+        for (int64_t r = 0; r < p->K; r++) {                                                                           \
+            int64_t c = r / kk, a = r % kk / p->kw, b = r % p->kw;                                                     \
+            int64_t ioff = a * p->dh - p->ph, joff = b * p->dw - p->pw, j0, j1;                                        \
+            valid_run(p->Wo, p->sw, joff, p->W, &j0, &j1);                                                             \
+            const T *plane = x + c * p->H * p->W;                                                                      \
+            T *dst = col + r * p->P;                                                                                   \
+            for (int64_t i = 0; i < p->Ho; i++, dst += p->Wo) {                                                        \
+                int64_t yy = i * p->sh + ioff;                                                                         \
+                if (yy < 0 || yy >= p->H) {                                                                            \
+                    memset(dst, 0, (size_t)p->Wo * sizeof(T));                                                         \
+                    continue;                                                                                          \
+                }                                                                                                      \
+                const T *src = plane + yy * p->W; /* column j reads src[j sw + joff] */                                \
+                memset(dst, 0, (size_t)j0 * sizeof(T));                                                                \
+                if (p->sw == 1) memcpy(dst + j0, src + j0 + joff, (size_t)(j1 - j0) * sizeof(T));                      \
+                else                                                                                                   \
+                    for (int64_t j = j0; j < j1; j++) dst[j] = src[j * p->sw + joff];                                  \
+                memset(dst + j1, 0, (size_t)(p->Wo - j1) * sizeof(T));                                                 \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
     /* dx (the Cg channels of one image) += col2im(col). Channels are split over threads:    \
-     * the rows of one channel all add into that channel's plane. */                                     \
-    static void col2im_##sfx(const conv_plan *p, const T *col, T *dx, bool threaded) {                   \
-        int64_t kk = p->kh * p->kw;                                                                      \
-        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)") \
-        for (int64_t c = 0; c < p->Cg; c++) {                                                            \
-            T *plane = dx + c * p->H * p->W;                                                             \
-            for (int64_t ab = 0; ab < kk; ab++) {                                                        \
-                int64_t a = ab / p->kw, b = ab % p->kw;                                                  \
-                int64_t ioff = a * p->dh - p->ph, joff = b * p->dw - p->pw, j0, j1;                      \
-                valid_run(p->Wo, p->sw, joff, p->W, &j0, &j1);                                           \
-                const T *src = col + (c * kk + ab) * p->P;                                               \
-                for (int64_t i = 0; i < p->Ho; i++, src += p->Wo) {                                      \
-                    int64_t yy = i * p->sh + ioff;                                                       \
-                    if (yy < 0 || yy >= p->H) continue;                                                  \
-                    T *dst = plane + yy * p->W;                                                          \
-                    for (int64_t j = j0; j < j1; j++) dst[j * p->sw + joff] += src[j];                   \
-                }                                                                                        \
-            }                                                                                            \
-        }                                                                                                \
+     * the rows of one channel all add into that channel's plane. */                         \
+    static void col2im_##sfx(const conv_plan *p, const T *col, T *dx, bool threaded) {                                 \
+        int64_t kk = p->kh * p->kw;                                                                                    \
+        _Pragma("omp parallel for schedule(static) if (threaded && p->K * p->P > 32768) num_threads(p->threads)")      \
+        for (int64_t c = 0; c < p->Cg; c++) {                                                                          \
+            T *plane = dx + c * p->H * p->W;                                                                           \
+            for (int64_t ab = 0; ab < kk; ab++) {                                                                      \
+                int64_t a = ab / p->kw, b = ab % p->kw;                                                                \
+                int64_t ioff = a * p->dh - p->ph, joff = b * p->dw - p->pw, j0, j1;                                    \
+                valid_run(p->Wo, p->sw, joff, p->W, &j0, &j1);                                                         \
+                const T *src = col + (c * kk + ab) * p->P;                                                             \
+                for (int64_t i = 0; i < p->Ho; i++, src += p->Wo) {                                                    \
+                    int64_t yy = i * p->sh + ioff;                                                                     \
+                    if (yy < 0 || yy >= p->H) continue;                                                                \
+                    T *dst = plane + yy * p->W;                                                                        \
+                    for (int64_t j = j0; j < j1; j++) dst[j * p->sw + joff] += src[j];                                 \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 DEFINE_COL_KERNELS(float, f32)
@@ -176,10 +176,8 @@ static void conv_backward(heed_graph *g, heed_node *nd) {
     size_t es = heed_dtype_size(dt);
     char *gx = heed_grad_buffer(g, x), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, bias);
     if (gb) {
-        if (dt == HEED_F32)
-            conv_bias_grad_kernel_f32(y, gb, p, g);
-        else
-            conv_bias_grad_kernel_f64(y, gb, p, g);
+        if (dt == HEED_F32) conv_bias_grad_kernel_f32(y, gb, p, g);
+        else conv_bias_grad_kernel_f64(y, gb, p, g);
     }
     if (!gx && !gw) return;
     if (p->K == 0) return; /* no input channels: nothing flows to x or w */
@@ -209,10 +207,8 @@ static void conv_backward(heed_graph *g, heed_node *nd) {
                            false);
     }
     if (gw) {
-        if (dt == HEED_F32)
-            conv_weight_grad_sum_kernel_f32(dws, gw, wn, g, nt);
-        else
-            conv_weight_grad_sum_kernel_f64(dws, gw, wn, g, nt);
+        if (dt == HEED_F32) conv_weight_grad_sum_kernel_f32(dws, gw, wn, g, nt);
+        else conv_weight_grad_sum_kernel_f64(dws, gw, wn, g, nt);
     }
 }
 
@@ -241,61 +237,78 @@ static bool make_plan(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor
     if (x->ndim != 4)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [N, C, H, W] (4 dims)", op, HEED_S(x)), false;
     if (w->ndim != 4)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [out_channels, in_channels/groups, kh, kw] (4 dims)", op,
-                               HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [out_channels, in_channels/groups, kh, kw] (4 dims)",
+                               op, HEED_S(w)),
                false;
     int64_t s[2], pd[2], d[2];
     if (!option_pair(g, "stride", o->stride, 1, s) || !option_pair(g, "padding", o->padding, 0, pd) ||
         !option_pair(g, "dilation", o->dilation, 1, d))
         return false;
     if (o->groups < 0 || o->groups > INT32_MAX)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: groups = %lld (must be >= 1; 0 means 1)", op, (long long)o->groups), false;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: groups = %lld (must be >= 1; 0 means 1)", op,
+                               (long long)o->groups),
+               false;
     int64_t G = o->groups ? o->groups : 1;
-    *p = (conv_plan){.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3], .O = w->shape[0],
-                     .kh = w->shape[2], .kw = w->shape[3], .sh = s[0], .sw = s[1], .ph = pd[0], .pw = pd[1],
-                     .dh = d[0], .dw = d[1], .G = G};
+    *p = (conv_plan){.N = x->shape[0],
+                     .C = x->shape[1],
+                     .H = x->shape[2],
+                     .W = x->shape[3],
+                     .O = w->shape[0],
+                     .kh = w->shape[2],
+                     .kw = w->shape[3],
+                     .sh = s[0],
+                     .sw = s[1],
+                     .ph = pd[0],
+                     .pw = pd[1],
+                     .dh = d[0],
+                     .dw = d[1],
+                     .G = G};
     if (p->C % G)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld input channels of x%s", op,
-                               (long long)G, (long long)p->C, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld input channels of x%s",
+                               op, (long long)G, (long long)p->C, HEED_S(x)),
                false;
     if (p->O % G)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld output channels of w%s", op,
-                               (long long)G, (long long)p->O, HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: groups = %lld does not divide the %lld output channels of w%s",
+                               op, (long long)G, (long long)p->O, HEED_S(w)),
                false;
     p->Cg = p->C / G, p->Og = p->O / G;
     if (w->shape[1] != p->Cg)
         return heed_graph_fail(g, HEED_ERR_SHAPE,
-                               "%s: w%s has %lld input channels per group; x%s with groups = %lld needs %lld", op, HEED_S(w),
-                               (long long)w->shape[1], HEED_S(x), (long long)G, (long long)p->Cg),
+                               "%s: w%s has %lld input channels per group; x%s with groups = %lld needs %lld", op,
+                               HEED_S(w), (long long)w->shape[1], HEED_S(x), (long long)G, (long long)p->Cg),
                false;
     if (p->kh < 1 || p->kw < 1)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s: the kernel must be at least 1x1", op, HEED_S(w)), false;
     /* sizes are below 2^34 (heed's tensor limit) and the options below 2^31: no overflow */
     int64_t eh = d[0] * (p->kh - 1) + 1, ew = d[1] * (p->kw - 1) + 1, Hp = p->H + 2 * pd[0], Wp = p->W + 2 * pd[1];
     if (eh > Hp || ew > Wp)
-        return heed_graph_fail(g, HEED_ERR_SHAPE,
-                               "%s: the kernel %lldx%lld (dilated to %lldx%lld) is larger than the padded input %lldx%lld "
-                               "(x%s, padding (%lld, %lld))",
-                               op, (long long)p->kh, (long long)p->kw, (long long)eh, (long long)ew, (long long)Hp,
-                               (long long)Wp, HEED_S(x), (long long)pd[0], (long long)pd[1]),
+        return heed_graph_fail(
+                   g, HEED_ERR_SHAPE,
+                   "%s: the kernel %lldx%lld (dilated to %lldx%lld) is larger than the padded input %lldx%lld "
+                   "(x%s, padding (%lld, %lld))",
+                   op, (long long)p->kh, (long long)p->kw, (long long)eh, (long long)ew, (long long)Hp, (long long)Wp,
+                   HEED_S(x), (long long)pd[0], (long long)pd[1]),
                false;
     if (bias && (bias->ndim != 1 || bias->shape[0] != p->O))
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (the output channels of w%s)", op, HEED_S(bias),
-                               (long long)p->O, HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (the output channels of w%s)", op,
+                               HEED_S(bias), (long long)p->O, HEED_S(w)),
                false;
     p->Ho = (Hp - eh) / s[0] + 1, p->Wo = (Wp - ew) / s[1] + 1;
     p->K = p->Cg * p->kh * p->kw, p->P = p->Ho * p->Wo;
     if (p->K > INT32_MAX || p->P > INT32_MAX || p->Og > INT32_MAX || (double)p->K * (double)p->P > 0x1p40)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s with w%s: an image's im2col matrix (%lld x %lld) is too large", op,
-                               HEED_S(x), HEED_S(w), (long long)p->K, (long long)p->P),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: x%s with w%s: an image's im2col matrix (%lld x %lld) is too large", op, HEED_S(x),
+                               HEED_S(w), (long long)p->K, (long long)p->P),
                false;
     p->direct = p->kh == 1 && p->kw == 1 && s[0] == 1 && s[1] == 1 && pd[0] == 0 && pd[1] == 0;
     p->threads = heed_ctx_threads(g->ctx);
-    p->per_thread = p->threads > 1 && p->N >= p->threads && (double)p->N * (double)p->O * (double)p->K * (double)p->P > 1e5;
+    p->per_thread =
+        p->threads > 1 && p->N >= p->threads && (double)p->N * (double)p->O * (double)p->K * (double)p->P > 1e5;
     return true;
 }
 
-heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias, const heed_conv2d_opts *opts) {
+heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias,
+                         const heed_conv2d_opts *opts) {
     const char *op = "heed_conv2d";
     if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (bias && !heed__check_like(g, op, bias, "bias", x)) return NULL;
@@ -307,10 +320,8 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     heed_dtype dt = x->dtype;
     size_t es = heed_dtype_size(dt);
     /* y starts as the bias (or zeros); the GEMMs add into it */
-    if (dt == HEED_F32)
-        conv2d_forward_kernel_f32(y, bias, g, p);
-    else
-        conv2d_forward_kernel_f64(y, bias, g, p);
+    if (dt == HEED_F32) conv2d_forward_kernel_f32(y, bias, g, p);
+    else conv2d_forward_kernel_f64(y, bias, g, p);
     size_t col_bytes = p.direct ? 0 : (size_t)(p.K * p.P) * es;
     const char *X = x->data, *Wt = w->data;
     char *Y = y->data;
@@ -320,7 +331,8 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
         void *col = col_bytes ? heed_graph_alloc(g, col_bytes) : NULL;
         if (col_bytes && !col) return NULL;
         for (int64_t n = 0; n < p.N; n++)
-            forward_image(dt, &p, X + (size_t)(n * x_image(&p)) * es, Wt, Y + (size_t)(n * y_image(&p)) * es, col, true);
+            forward_image(dt, &p, X + (size_t)(n * x_image(&p)) * es, Wt, Y + (size_t)(n * y_image(&p)) * es, col,
+                          true);
     } else {
         char *cols = col_bytes ? heed_graph_alloc(g, (size_t)p.threads * col_bytes) : NULL;
         if (col_bytes && !cols) return NULL;

@@ -36,7 +36,7 @@ HEED_AVX2 static void philox8(uint64_t seed, uint64_t b0, uint64_t stream, uint3
 /* f32: 32 elements from 8 blocks; the words are put in element order (element 4j + w is
  * word w of block j) by a 4x8 transpose, then compared and blended 8 at a time. */
 HEED_AVX2 static void mask32_f32(const float *x, float *y, int64_t m, bool accumulate, uint32_t out[4][8],
-                                                       uint32_t threshold, float scale) {
+                                 uint32_t threshold, float scale) {
     __m256i w0 = _mm256_loadu_si256((const __m256i *)out[0]), w1 = _mm256_loadu_si256((const __m256i *)out[1]);
     __m256i w2 = _mm256_loadu_si256((const __m256i *)out[2]), w3 = _mm256_loadu_si256((const __m256i *)out[3]);
     __m256i t0 = _mm256_unpacklo_epi32(w0, w1), t1 = _mm256_unpackhi_epi32(w0, w1); /* b0w0 b0w1 b1w0 b1w1 | b4.. */
@@ -76,22 +76,23 @@ HEED_AVX2 static void mask32_f32(const float *x, float *y, int64_t m, bool accum
 #undef T
 #undef FN
 
-static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, bool accumulate, uint64_t seed, uint64_t stream,
-                       double p, int threads) {
+static void apply_mask(heed_dtype dt, const void *src, void *dst, int64_t n, bool accumulate, uint64_t seed,
+                       uint64_t stream, double p, int threads) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t threshold = (uint32_t)ceil(p * 16777216.0); /* uniform >= p  <=>  (u >> 8) >= ceil(p 2^24) */
     int64_t ngrp = (n + 31) / 32;
     bool avx2 = heed__have_avx2();
     if (dt == HEED_F32)
         apply_mask_kernel_f32(src, dst, p, n, threads, ngrp, avx2, seed, stream, key, dt, accumulate, threshold);
-    else
-        apply_mask_kernel_f64(src, dst, p, n, threads, ngrp, avx2, seed, stream, key, dt, accumulate, threshold);
+    else apply_mask_kernel_f64(src, dst, p, n, threads, ngrp, avx2, seed, stream, key, dt, accumulate, threshold);
 }
 
 static void dropout_backward(heed_graph *g, heed_node *n) {
     heed_tensor *x = n->in[0], *y = n->out[0];
     void *gx = heed_grad_buffer(g, x);
-    if (gx) apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0], heed_ctx_threads_now(g->ctx));
+    if (gx)
+        apply_mask(x->dtype, y->grad, gx, x->numel, true, (uint64_t)n->iarg[0], (uint64_t)n->iarg[1], n->farg[0],
+                   heed_ctx_threads_now(g->ctx));
 }
 
 static const heed_op op_dropout = {"heed_dropout", dropout_backward};

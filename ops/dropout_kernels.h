@@ -12,8 +12,7 @@ static void FN(apply_mask_kernel)(const void *src, void *dst, double p, int64_t 
     for (int64_t gi = 0; gi < ngrp; gi++) {
         uint32_t out[4][8];
         uint64_t b0 = (uint64_t)gi * 8;
-        if (avx2 && (uint32_t)b0 <= UINT32_MAX - 7)
-            philox8(seed, b0, stream, out);
+        if (avx2 && (uint32_t)b0 <= UINT32_MAX - 7) philox8(seed, b0, stream, out);
         else
             for (int j = 0; j < 8; j++) {
                 uint32_t o[4];

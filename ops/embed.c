@@ -42,10 +42,8 @@ static void embedding_backward(heed_graph *g, heed_node *nd) {
     }
     for (int64_t v = V; v > 0; v--) start[v] = start[v - 1]; /* the fill advanced each start to the next row's */
     start[0] = 0;
-    if (w->dtype == HEED_F32)
-        embedding_backward_kernel_f32(gw_, y, n, D, g, V, s, start, pos);
-    else
-        embedding_backward_kernel_f64(gw_, y, n, D, g, V, s, start, pos);
+    if (w->dtype == HEED_F32) embedding_backward_kernel_f32(gw_, y, n, D, g, V, s, start, pos);
+    else embedding_backward_kernel_f64(gw_, y, n, D, g, V, s, start, pos);
 }
 
 static const heed_op op_embedding = {"heed_embedding", embedding_backward};
@@ -58,19 +56,21 @@ static char *position_str(heed_shape s, int64_t i, char *buf) {
         i = s.d[k] ? i / s.d[k] : 0;
     }
     int len = snprintf(buf, 64, "[");
-    for (int k = 0; k < s.ndim; k++) len += snprintf(buf + len, (size_t)(64 - len), "%s%lld", k ? "," : "", (long long)idx[k]);
+    for (int k = 0; k < s.ndim; k++)
+        len += snprintf(buf + len, (size_t)(64 - len), "%s%lld", k ? "," : "", (long long)idx[k]);
     snprintf(buf + len, (size_t)(64 - len), "]");
     return buf;
 }
 
-heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, heed_shape ids_shape, int64_t padding_idx) {
+heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, heed_shape ids_shape,
+                            int64_t padding_idx) {
     const char *op = "heed_embedding";
     if (!heed_check_tensor(g, op, w, "w")) return NULL;
     if (w->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be 2-D [V, D]", op, HEED_S(w)), NULL;
     int64_t V = w->shape[0], D = w->shape[1];
     if (ids_shape.ndim < 0 || ids_shape.ndim > HEED_MAX_DIMS - 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: ids have %d dims (0 to %d allowed: the result adds one)", op, ids_shape.ndim,
-                               HEED_MAX_DIMS - 1),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: ids have %d dims (0 to %d allowed: the result adds one)", op,
+                               ids_shape.ndim, HEED_MAX_DIMS - 1),
                NULL;
     int64_t n = 1, shape[HEED_MAX_DIMS];
     for (int i = 0; i < ids_shape.ndim; i++) {
@@ -83,14 +83,17 @@ heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, h
     shape[ids_shape.ndim] = D;
     if (n > 0 && !ids) return heed_graph_fail(g, HEED_ERR_ARG, "%s: ids is NULL", op), NULL;
     if (padding_idx >= V)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: padding_idx %lld is out of range for w%s (must be < %lld, or < 0 for none)",
-                               op, (long long)padding_idx, HEED_S(w), (long long)V),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: padding_idx %lld is out of range for w%s (must be < %lld, or < 0 for none)", op,
+                               (long long)padding_idx, HEED_S(w), (long long)V),
                NULL;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V) {
             char at[64];
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: ids%s (flat position %lld) = %lld is out of range [0, %lld) for w%s", op,
-                                   position_str(ids_shape, i, at), (long long)i, (long long)ids[i], (long long)V, HEED_S(w)),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: ids%s (flat position %lld) = %lld is out of range [0, %lld) for w%s", op,
+                                   position_str(ids_shape, i, at), (long long)i, (long long)ids[i], (long long)V,
+                                   HEED_S(w)),
                    NULL;
         }
     heed_tensor *y = heed__new(g, op, w->dtype, ids_shape.ndim + 1, shape);

@@ -12,19 +12,19 @@
  * that ends with the region -- is set to them (OpenBLAS runs on one thread inside any
  * region, which is what a 2-core machine with one busy CPU wants). Inside a real parallel
  * region the BLAS is single-threaded anyway. */
-#define GEMM_ON_FREE_CPUS(call)                                                    \
-    do {                                                                           \
-        int all_ = omp_in_parallel() ? 1 : omp_get_max_threads();                 \
-        int free_ = all_ > 1 ? heed__cpus_free() : all_;                           \
-        if (free_ < all_) {                                                        \
-            _Pragma("omp parallel num_threads(1)")                                 \
-            {                                                                      \
-                omp_set_num_threads(free_);                                        \
-                call;                                                              \
-            }                                                                      \
-        } else {                                                                   \
-            call;                                                                  \
-        }                                                                          \
+#define GEMM_ON_FREE_CPUS(call)                                                                                        \
+    do {                                                                                                               \
+        int all_ = omp_in_parallel() ? 1 : omp_get_max_threads();                                                      \
+        int free_ = all_ > 1 ? heed__cpus_free() : all_;                                                               \
+        if (free_ < all_) {                                                                                            \
+            _Pragma("omp parallel num_threads(1)")                                                                     \
+            {                                                                                                          \
+                omp_set_num_threads(free_);                                                                            \
+                call;                                                                                                  \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            call;                                                                                                      \
+        }                                                                                                              \
     } while (0)
 
 #ifdef HEED_HAVE_CBLAS
@@ -68,8 +68,8 @@ static int portable_threads(void) {
 const char *heed_gemm_backend(void) { return "portable"; }
 #endif
 
-void heed_gemm(heed_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A, int64_t lda,
-               const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
+void heed_gemm(heed_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void *A,
+               int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc) {
     if (dt == HEED_F32) heed_gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
     else heed_gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

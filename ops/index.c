@@ -31,7 +31,8 @@ static void split3(const heed_tensor *x, int d, int64_t *outer, int64_t *n, int6
 }
 
 static heed_tensor *fail_dim(heed_graph *g, const char *op, const heed_tensor *x, int dim) {
-    return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (%d dims)", op, dim, HEED_S(x), x->ndim), NULL;
+    return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (%d dims)", op, dim, HEED_S(x), x->ndim),
+           NULL;
 }
 
 /* ---------------------------------------------------------------- ranking */
@@ -70,9 +71,9 @@ static int cmp_position(const void *p, const void *q) {
  * of result positions that differ only in coordinate d: lines write disjoint parts of dx,
  * so backward runs them in parallel without two threads adding into one element. */
 typedef struct {
-    int d;                      /* padded */
+    int d;                         /* padded */
     int64_t ys[4], yst[4], xst[4]; /* result shape, result and x strides (padded) */
-    const int64_t *idx;         /* [numel of the result] */
+    const int64_t *idx;            /* [numel of the result] */
 } gather_plan;
 
 /* ---------------------------------------------------------------- select */
@@ -93,10 +94,8 @@ static void select_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], n = nd->iarg[1], inner = nd->iarg[2], i = nd->iarg[3];
-    if (x->dtype == HEED_F32)
-        select_backward_kernel_f32(gx_, y, g, outer, inner, n, i);
-    else
-        select_backward_kernel_f64(gx_, y, g, outer, inner, n, i);
+    if (x->dtype == HEED_F32) select_backward_kernel_f32(gx_, y, g, outer, inner, n, i);
+    else select_backward_kernel_f64(gx_, y, g, outer, inner, n, i);
 }
 
 static const heed_op op_select = {"heed_select", select_backward};
@@ -111,8 +110,10 @@ heed_tensor *heed_select(heed_graph *g, heed_tensor *x, int dim, int64_t index) 
     split3(x, d, &outer, &n, &inner);
     int64_t i = index < 0 ? index + n : index;
     if (i < 0 || i >= n)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: index %lld is out of range for dim %d of x%s (size %lld; need -%lld <= index < %lld)",
-                               op, (long long)index, dim, HEED_S(x), (long long)n, (long long)n, (long long)n),
+        return heed_graph_fail(
+                   g, HEED_ERR_ARG,
+                   "%s: index %lld is out of range for dim %d of x%s (size %lld; need -%lld <= index < %lld)", op,
+                   (long long)index, dim, HEED_S(x), (long long)n, (long long)n, (long long)n),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int k = 0, j = 0; k < x->ndim; k++)
@@ -149,12 +150,12 @@ heed_tensor *heed_unsqueeze(heed_graph *g, heed_tensor *x, int dim) {
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     int d = heed__dim(dim, x->ndim + 1);
     if (d < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (need %d <= dim <= %d)", op, dim, HEED_S(x),
-                               -(x->ndim + 1), x->ndim),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for x%s (need %d <= dim <= %d)", op, dim,
+                               HEED_S(x), -(x->ndim + 1), x->ndim),
                NULL;
     if (x->ndim == HEED_MAX_DIMS)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has %d dims already (heed tensors have at most %d)", op, HEED_S(x),
-                               x->ndim, HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has %d dims already (heed tensors have at most %d)", op,
+                               HEED_S(x), x->ndim, HEED_MAX_DIMS),
                NULL;
     heed_shape s = {.ndim = x->ndim + 1};
     for (int k = 0, j = 0; k < s.ndim; k++) s.d[k] = k == d ? 1 : x->shape[j++];
@@ -211,8 +212,10 @@ heed_status heed_argmax(heed_graph *g, heed_tensor *x, int dim, int64_t *out) {
     }
     if (!out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: out is NULL (it receives one index per result element)", op);
     if (size_at(x, d) == 0)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim, HEED_S(x));
-    if (!topk_lines(x, d, 1, true, true, out, heed_ctx_threads_now(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: dim %d of x%s is empty (no maximum to take)", op, dim,
+                               HEED_S(x));
+    if (!topk_lines(x, d, 1, true, true, out, heed_ctx_threads_now(g->ctx)))
+        return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op);
     return HEED_OK;
 }
 
@@ -234,10 +237,8 @@ static gather_plan make_gather_plan(const heed_tensor *x, int d, int ndim, const
 static void gather_move(heed_dtype dt, const gather_plan *p, void *x_, void *y_, bool scatter, int threads) {
     int64_t n = p->ys[p->d], lines = p->ys[0] * p->ys[1] * p->ys[2] * p->ys[3] / (n ? n : 1);
     if (n == 0) return;
-    if (dt == HEED_F32)
-        gather_move_kernel_f32(x_, y_, lines, n, threads, p, scatter);
-    else
-        gather_move_kernel_f64(x_, y_, lines, n, threads, p, scatter);
+    if (dt == HEED_F32) gather_move_kernel_f32(x_, y_, lines, n, threads, p, scatter);
+    else gather_move_kernel_f64(x_, y_, lines, n, threads, p, scatter);
 }
 
 static void gather_backward(heed_graph *g, heed_node *nd) {
@@ -261,7 +262,8 @@ static heed_tensor *gather_impl(heed_graph *g, const heed_op *op, heed_tensor *x
     gather_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads_now(g->ctx));
     heed_node *nd = heed_record(g, op, 1, &x, 1, &y);
     if (nd) {
-        int64_t *copy = idx_owned ? (int64_t *)idx : heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
+        int64_t *copy =
+            idx_owned ? (int64_t *)idx : heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *copy);
         if (copy && !idx_owned) memcpy(copy, idx, (size_t)y->numel * sizeof *copy);
         nd->saved = copy;
         nd->iarg[0] = d;
@@ -282,18 +284,22 @@ heed_tensor *heed_gather(heed_graph *g, heed_tensor *x, int dim, const int64_t *
     for (int k = 0; k < x->ndim; k++) {
         int64_t s = index_shape.d[k];
         if (s < 0 || (k != d && s > x->shape[k]))
-            return heed_graph_fail(g, HEED_ERR_SHAPE,
-                                   "%s: index%s does not fit x%s at dim %d (need 0 <= index size <= x size for every dim "
-                                   "but dim %d)",
-                                   op, HEED_SHAPE_S(index_shape), HEED_S(x), k, d),
+            return heed_graph_fail(
+                       g, HEED_ERR_SHAPE,
+                       "%s: index%s does not fit x%s at dim %d (need 0 <= index size <= x size for every dim "
+                       "but dim %d)",
+                       op, HEED_SHAPE_S(index_shape), HEED_S(x), k, d),
                    NULL;
         numel *= s;
     }
-    if (numel > 0 && !index) return heed_graph_fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_SHAPE_S(index_shape)), NULL;
+    if (numel > 0 && !index)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: index is NULL for index_shape %s", op, HEED_SHAPE_S(index_shape)),
+               NULL;
     int64_t n = size_at(x, d);
     for (int64_t p = 0; p < numel; p++)
         if (index[p] < 0 || index[p] >= n)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: index[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
                                    (long long)p, (long long)index[p], (long long)n, dim, HEED_S(x)),
                    NULL;
     return gather_impl(g, &op_gather, x, d, x->ndim, index_shape.d, index, false);
@@ -305,15 +311,16 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int fl
     const char *op = "heed_topk";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (flags & ~(HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: flags = %d (0 or HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED)", op, flags),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: flags = %d (0 or HEED_TOPK_SMALLEST | HEED_TOPK_UNSORTED)", op,
+                               flags),
                NULL;
     bool largest = !(flags & HEED_TOPK_SMALLEST), sorted = !(flags & HEED_TOPK_UNSORTED);
     int d = dim_of(x, dim);
     if (d < 0) return fail_dim(g, op, x, dim);
     int64_t n = size_at(x, d);
     if (k < 0 || k > n)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: k = %lld is out of range for dim %d of x%s (need 0 <= k <= %lld)", op,
-                               (long long)k, dim, HEED_S(x), (long long)n),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: k = %lld is out of range for dim %d of x%s (need 0 <= k <= %lld)",
+                               op, (long long)k, dim, HEED_S(x), (long long)n),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = i == d ? k : x->shape[i];
@@ -321,6 +328,7 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int fl
     if (n == 0) numel = 0;
     int64_t *idx = indices ? indices : heed_graph_alloc(g, (size_t)(numel ? numel : 1) * sizeof *idx);
     if (!idx) return NULL;
-    if (!topk_lines(x, d, k, largest, sorted, idx, heed_ctx_threads_now(g->ctx))) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
+    if (!topk_lines(x, d, k, largest, sorted, idx, heed_ctx_threads_now(g->ctx)))
+        return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
     return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }

@@ -47,10 +47,8 @@ static void FN(gather_move_kernel)(void *x_, void *y_, int64_t lines, int64_t n,
         }
         for (int64_t j = 0; j < n; j++) {
             int64_t py = yb + j * p->yst[p->d], px = xb + p->idx[py] * p->xst[p->d];
-            if (scatter)
-                x[px] += y[py];
-            else
-                y[py] = x[px];
+            if (scatter) x[px] += y[py];
+            else y[py] = x[px];
         }
     }
 }

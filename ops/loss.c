@@ -31,14 +31,16 @@ static int64_t nblocks(int64_t n) { return (n + BLOCK - 1) / BLOCK; }
 
 typedef struct {
     int64_t n, c;
-    int64_t *targets; /* copied: the caller's buffer may change before backward */
+    int64_t *targets;  /* copied: the caller's buffer may change before backward */
     heed_row_lse *lse; /* per row: max and logsum, lse = max + logsum */
     double count, smoothing;
     int64_t ignore_index;
     heed_reduction reduction;
 } ce_saved;
 
-static bool ce_row_active(const ce_saved *s, int64_t i) { return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY; }
+static bool ce_row_active(const ce_saved *s, int64_t i) {
+    return s->targets[i] != s->ignore_index && s->lse[i].max != -INFINITY;
+}
 
 #define PER_ISA_FILE "../ops/loss_vec.h"
 #include "../graph/per_isa.h"
@@ -84,10 +86,8 @@ static void ce_backward(heed_graph *g, heed_node *nd) {
     int64_t n = s->n, c = s->c;
     double off = s->smoothing / (double)c, hit = 1 - s->smoothing;
     ce_grad_row_fn vec_row = ce_grad_row_f32();
-    if (x->dtype == HEED_F32)
-        ce_backward_kernel_f32(x, y, gx, s, n, c, g, vec_row, off, hit);
-    else
-        ce_backward_kernel_f64(x, y, gx, s, n, c, g, vec_row, off, hit);
+    if (x->dtype == HEED_F32) ce_backward_kernel_f32(x, y, gx, s, n, c, g, vec_row, off, hit);
+    else ce_backward_kernel_f64(x, y, gx, s, n, c, g, vec_row, off, hit);
 }
 
 static const heed_op op_ce = {"heed_cross_entropy", ce_backward};
@@ -101,19 +101,27 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
     if (logits->ndim != 2)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: logits%s must be 2-D [N, C]", op, HEED_S(logits)), NULL;
     int64_t n = logits->shape[0], c = logits->shape[1];
-    if (c < 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)), NULL;
-    if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing), NULL;
-    if (o.reduction != HEED_REDUCE_MEAN && o.reduction != HEED_REDUCE_SUM && o.reduction != HEED_REDUCE_NONE)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: reduction = %d (must be HEED_REDUCE_MEAN, _SUM or _NONE)", op, (int)o.reduction),
+    if (c < 1)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: logits%s has no classes (C must be >= 1)", op, HEED_S(logits)),
                NULL;
-    if (n > 0 && !targets) return heed_graph_fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits), (long long)n), NULL;
+    if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: label_smoothing = %g (must be in [0, 1])", op, o.label_smoothing),
+               NULL;
+    if (o.reduction != HEED_REDUCE_MEAN && o.reduction != HEED_REDUCE_SUM && o.reduction != HEED_REDUCE_NONE)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: reduction = %d (must be HEED_REDUCE_MEAN, _SUM or _NONE)", op,
+                               (int)o.reduction),
+               NULL;
+    if (n > 0 && !targets)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: targets is NULL (logits%s needs %lld)", op, HEED_S(logits),
+                               (long long)n),
+               NULL;
     for (int64_t i = 0; i < n; i++)
         if (targets[i] != o.ignore_index && (targets[i] < 0 || targets[i] >= c))
-            return heed_graph_fail(g, HEED_ERR_ARG,
-                                   "%s: targets[%lld] = %lld is out of range for logits%s (must be in [0, %lld) or ignore_index %lld)",
-                                   op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
-                                   (long long)o.ignore_index),
+            return heed_graph_fail(
+                       g, HEED_ERR_ARG,
+                       "%s: targets[%lld] = %lld is out of range for logits%s (must be in [0, %lld) or ignore_index %lld)",
+                       op, (long long)i, (long long)targets[i], HEED_S(logits), (long long)c,
+                       (long long)o.ignore_index),
                    NULL;
     bool none = o.reduction == HEED_REDUCE_NONE;
     heed_tensor *y = heed__new(g, op, logits->dtype, none ? 1 : 0, &n);
@@ -123,13 +131,16 @@ heed_tensor *heed_cross_entropy(heed_graph *g, heed_tensor *logits, const int64_
     int64_t *tg = heed_graph_alloc(g, (size_t)(n ? n : 1) * sizeof *tg);
     if (!y || !s || !lse || !rowloss || !tg) return NULL;
     if (n) memcpy(tg, targets, (size_t)n * sizeof *tg);
-    *s = (ce_saved){.n = n, .c = c, .targets = tg, .lse = lse, .smoothing = o.label_smoothing, .ignore_index = o.ignore_index,
+    *s = (ce_saved){.n = n,
+                    .c = c,
+                    .targets = tg,
+                    .lse = lse,
+                    .smoothing = o.label_smoothing,
+                    .ignore_index = o.ignore_index,
                     .reduction = o.reduction};
     double sm = o.label_smoothing;
-    if (logits->dtype == HEED_F32)
-        ce_forward_kernel_f32(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
-    else
-        ce_forward_kernel_f64(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
+    if (logits->dtype == HEED_F32) ce_forward_kernel_f32(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
+    else ce_forward_kernel_f64(logits, n, c, g, rowloss, lse, tg, o, sm, s, y, none);
     heed_node *nd = heed_record(g, &op_ce, 1, &logits, 1, &y);
     if (nd) nd->saved = s;
     return heed_graph_ok(g) ? y : NULL;
@@ -149,10 +160,8 @@ static void bce_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x), *gt_ = heed_grad_buffer(g, t), *gw_ = heed_grad_buffer(g, w);
     if (s->W == 0) return;
     int64_t n = x->numel;
-    if (x->dtype == HEED_F32)
-        bce_backward_kernel_f32(x, t, w, gx_, gt_, gw_, out, s, n, g);
-    else
-        bce_backward_kernel_f64(x, t, w, gx_, gt_, gw_, out, s, n, g);
+    if (x->dtype == HEED_F32) bce_backward_kernel_f32(x, t, w, gx_, gt_, gw_, out, s, n, g);
+    else bce_backward_kernel_f64(x, t, w, gx_, gt_, gw_, out, s, n, g);
 }
 
 static const heed_op op_bce = {"heed_bce_with_logits", bce_backward};
@@ -163,7 +172,9 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
     if (weight && !heed__check_like(g, op, weight, "weight", x)) return NULL;
     bool same = x->ndim == y->ndim;
     for (int i = 0; same && i < x->ndim; i++) same = x->shape[i] == y->shape[i];
-    if (!same) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s and y%s must have the same shape", op, HEED_S(x), HEED_S(y)), NULL;
+    if (!same)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s and y%s must have the same shape", op, HEED_S(x), HEED_S(y)),
+               NULL;
     bce_saved *s = heed__zalloc(g, sizeof *s);
     heed_tensor *out = heed__new(g, op, x->dtype, 0, NULL);
     if (!s || !out) return NULL;
@@ -183,17 +194,16 @@ heed_tensor *heed_bce_with_logits(heed_graph *g, heed_tensor *x, heed_tensor *y,
             stride *= wd;
         }
         if (!ok)
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: weight%s does not broadcast to x%s (weight dims must equal x's or be 1)", op,
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: weight%s does not broadcast to x%s (weight dims must equal x's or be 1)", op,
                                    HEED_S(weight), HEED_S(x)),
                    NULL;
     }
     int64_t n = x->numel, nb = nblocks(n);
     double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * 2 * sizeof *bl); /* per block: sum w*l, sum w */
     if (!bl) return NULL;
-    if (x->dtype == HEED_F32)
-        bce_forward_kernel_f32(x, y, weight, nb, g, n, s, bl, out);
-    else
-        bce_forward_kernel_f64(x, y, weight, nb, g, n, s, bl, out);
+    if (x->dtype == HEED_F32) bce_forward_kernel_f32(x, y, weight, nb, g, n, s, bl, out);
+    else bce_forward_kernel_f64(x, y, weight, nb, g, n, s, bl, out);
     heed_tensor *in[3] = {x, y, weight};
     heed_node *nd = heed_record(g, &op_bce, weight ? 3 : 2, in, 1, &out);
     if (nd) nd->saved = s;
@@ -209,10 +219,8 @@ static void mse_backward(heed_graph *g, heed_node *nd) {
     void *ga_ = heed_grad_buffer(g, a), *gb_ = heed_grad_buffer(g, b);
     int64_t n = a->numel;
     if (n == 0) return;
-    if (a->dtype == HEED_F32)
-        mse_backward_kernel_f32(a, b, ga_, gb_, out, n, g);
-    else
-        mse_backward_kernel_f64(a, b, ga_, gb_, out, n, g);
+    if (a->dtype == HEED_F32) mse_backward_kernel_f32(a, b, ga_, gb_, out, n, g);
+    else mse_backward_kernel_f64(a, b, ga_, gb_, out, n, g);
 }
 
 static const heed_op op_mse = {"heed_mse", mse_backward};
@@ -223,16 +231,15 @@ heed_tensor *heed_mse(heed_graph *g, heed_tensor *a, heed_tensor *b) {
     bool same = a->ndim == b->ndim;
     for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
     if (!same)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s must have the same shape (no broadcasting)", op, HEED_S(a), HEED_S(b)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s and b%s must have the same shape (no broadcasting)", op,
+                               HEED_S(a), HEED_S(b)),
                NULL;
     heed_tensor *out = heed__new(g, op, a->dtype, 0, NULL);
     int64_t n = a->numel, nb = nblocks(n);
     double *bl = heed_graph_alloc(g, (size_t)(nb ? nb : 1) * sizeof *bl);
     if (!out || !bl) return NULL;
-    if (a->dtype == HEED_F32)
-        mse_forward_kernel_f32(a, b, nb, g, n, bl, out);
-    else
-        mse_forward_kernel_f64(a, b, nb, g, n, bl, out);
+    if (a->dtype == HEED_F32) mse_forward_kernel_f32(a, b, nb, g, n, bl, out);
+    else mse_forward_kernel_f64(a, b, nb, g, n, bl, out);
     heed_tensor *in[2] = {a, b};
     heed_record(g, &op_mse, 2, in, 1, &out);
     return heed_graph_ok(g) ? out : NULL;

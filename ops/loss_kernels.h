@@ -51,8 +51,7 @@ static void FN(ce_forward_kernel)(heed_tensor *logits, int64_t n, int64_t c, hee
     T *Y = y->data;
     if (none)
         for (int64_t i = 0; i < n; i++) Y[i] = (T)rowloss[i];
-    else
-        Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
+    else Y[0] = (T)(o.reduction == HEED_REDUCE_SUM ? total : count > 0 ? total / count : 0);
 }
 
 static void FN(bce_backward_kernel)(heed_tensor *x, heed_tensor *t, heed_tensor *w, void *gx_, void *gt_, void *gw_,

@@ -56,10 +56,12 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int fl
     const char *op = "heed_matmul";
     if (!heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a)) return NULL;
     if (flags & ~(HEED_TRANS_A | HEED_TRANS_B))
-        return heed_graph_fail(g, HEED_ERR_ARG, "heed_matmul_t: flags = %d (0 or HEED_TRANS_A | HEED_TRANS_B)", flags), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "heed_matmul_t: flags = %d (0 or HEED_TRANS_A | HEED_TRANS_B)", flags),
+               NULL;
     bool ta = flags & HEED_TRANS_A, tb = flags & HEED_TRANS_B;
     if (a->ndim < 2 || b->ndim < 2)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: both operands need at least 2 dims", op, HEED_S(a), HEED_S(b)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: both operands need at least 2 dims", op, HEED_S(a),
+                               HEED_S(b)),
                NULL;
     mm_plan p = {.ta = ta, .tb = tb};
     int64_t ar = a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
@@ -79,8 +81,8 @@ heed_tensor *heed_matmul_t(heed_graph *g, heed_tensor *a, heed_tensor *b, int fl
         bool ok = a->ndim == b->ndim;
         for (int i = 0; ok && i < a->ndim - 2; i++) ok = a->shape[i] == b->shape[i];
         if (!ok)
-            return heed_graph_fail(g, HEED_ERR_SHAPE,
-                                   "%s: a%s @ b%s: batch dims must be equal, or b must be 2-D", op, HEED_S(a), HEED_S(b)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: a%s @ b%s: batch dims must be equal, or b must be 2-D", op,
+                                   HEED_S(a), HEED_S(b)),
                    NULL;
     }
     int64_t shape[HEED_MAX_DIMS];
@@ -141,10 +143,8 @@ static void linear_backward(heed_graph *g, heed_node *nd) {
     if (gx) heed_gemm(x->dtype, false, false, M, in, out, 1, y->grad, out, w->data, in, 1, gx, in);
     if (gw) heed_gemm(x->dtype, true, false, out, in, M, 1, y->grad, out, x->data, in, 1, gw, in);
     if (gbias) {
-        if (x->dtype == HEED_F32)
-            linear_backward_kernel_f32(y, gbias, M, out, g);
-        else
-            linear_backward_kernel_f64(y, gbias, M, out, g);
+        if (x->dtype == HEED_F32) linear_backward_kernel_f32(y, gbias, M, out, g);
+        else linear_backward_kernel_f64(y, gbias, M, out, g);
     }
 }
 
@@ -155,12 +155,12 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (bias && !heed__check_like(g, op, bias, "bias", x)) return NULL;
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s, w%s: w must be [out, in] with in = x's last dim", op, HEED_S(x),
-                               HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s, w%s: w must be [out, in] with in = x's last dim", op,
+                               HEED_S(x), HEED_S(w)),
                NULL;
     if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (w is %s)", op, HEED_S(bias), (long long)w->shape[0],
-                               HEED_S(w)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: bias%s must be [%lld] (w is %s)", op, HEED_S(bias),
+                               (long long)w->shape[0], HEED_S(w)),
                NULL;
     int64_t out = w->shape[0], in = w->shape[1], M = linear_rows(x);
     int64_t shape[HEED_MAX_DIMS];
@@ -168,10 +168,8 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     shape[x->ndim - 1] = out;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, shape);
     if (!y) return NULL;
-    if (x->dtype == HEED_F32)
-        linear_forward_kernel_f32(y, bias, M, out, x, in, w);
-    else
-        linear_forward_kernel_f64(y, bias, M, out, x, in, w);
+    if (x->dtype == HEED_F32) linear_forward_kernel_f32(y, bias, M, out, x, in, w);
+    else linear_forward_kernel_f64(y, bias, M, out, x, in, w);
     heed_tensor *ins[3] = {x, w, bias};
     heed_record(g, &op_linear, bias ? 3 : 2, ins, 1, &y);
     return heed_graph_ok(g) ? y : NULL;

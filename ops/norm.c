@@ -35,7 +35,8 @@
 /* ---------------------------------------------------------------- f32 kernels per ISA */
 
 typedef struct {
-    void (*fwd_row)(const float *x, float *y, int64_t n, const float *gamma, const float *beta, double eps, double *stats);
+    void (*fwd_row)(const float *x, float *y, int64_t n, const float *gamma, const float *beta, double eps,
+                    double *stats);
     void (*bwd_row)(const float *x, const float *dy, float *dx, int64_t n, const float *gamma, const double *stats,
                     double *pgamma, double *pbeta);
 } f32_row_kernels;
@@ -101,10 +102,8 @@ static void layernorm_backward(heed_graph *g, heed_node *nd) {
         }
     }
     if (!part) return;
-    if (x->dtype == HEED_F32)
-        layernorm_backward_kernel_f32(ggamma, gbeta, n, nt, part);
-    else
-        layernorm_backward_kernel_f64(ggamma, gbeta, n, nt, part);
+    if (x->dtype == HEED_F32) layernorm_backward_kernel_f32(ggamma, gbeta, n, nt, part);
+    else layernorm_backward_kernel_f64(ggamma, gbeta, n, nt, part);
 }
 
 static const heed_op op_layernorm = {"heed_layernorm", layernorm_backward};
@@ -114,8 +113,8 @@ static bool check_affine(heed_graph *g, const char *op, heed_tensor *p, const ch
     if (!heed__check_like(g, op, p, name, x)) return false;
     int64_t n = x->shape[x->ndim - 1];
     if (p->ndim != 1 || p->shape[0] != n) {
-        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the last dim of x%s)", op, name, HEED_S(p), (long long)n,
-                        HEED_S(x));
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (the last dim of x%s)", op, name, HEED_S(p),
+                        (long long)n, HEED_S(x));
         return false;
     }
     return true;
@@ -125,8 +124,9 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     const char *op = "heed_layernorm";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last dim)",
-                               op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: x%s is a scalar; it needs at least 1 dim (normalised over the last dim)", op,
+                               HEED_S(x)),
                NULL;
     if (!check_affine(g, op, gamma, "gamma", x) || !check_affine(g, op, beta, "beta", x)) return NULL;
     if (!(eps >= 0) || !isfinite(eps))

@@ -53,53 +53,53 @@ static double divisor(const pool_plan *p, int64_t rows, int64_t cols) {
     return (double)(p->kh * p->kw);
 }
 
-#define DEFINE_POOL_KERNELS(T, sfx)                                                                        \
-    static void forward_plane_##sfx(const pool_plan *p, const T *x, T *y, int32_t *argmax) {              \
-        for (int64_t i = 0; i < p->Ho; i++) {                                                            \
-            int64_t r0, r1;                                                                              \
-            window(p, true, i, &r0, &r1);                                                                \
-            for (int64_t j = 0; j < p->Wo; j++) {                                                        \
-                int64_t c0, c1;                                                                          \
-                window(p, false, j, &c0, &c1);                                                           \
-                if (p->kind == POOL_MAX) {                                                               \
-                    int64_t best = r0 * p->W + c0;                                                       \
-                    T m = x[best];                                                                       \
-                    for (int64_t r = r0; r < r1 && !isnan(m); r++)                                       \
-                        for (int64_t c = c0; c < c1; c++) {                                              \
-                            T v = x[r * p->W + c];                                                       \
-                            if (v > m || isnan(v)) {                                                     \
-                                m = v, best = r * p->W + c;                                              \
-                                if (isnan(v)) break;                                                     \
-                            }                                                                            \
-                        }                                                                                \
-                    y[i * p->Wo + j] = m;                                                                \
-                    if (argmax) argmax[i * p->Wo + j] = (int32_t)best;                                   \
-                } else {                                                                                 \
-                    double s = 0;                                                                        \
-                    for (int64_t r = r0; r < r1; r++)                                                    \
-                        for (int64_t c = c0; c < c1; c++) s += x[r * p->W + c];                          \
-                    y[i * p->Wo + j] = (T)(s / divisor(p, r1 - r0, c1 - c0));                            \
-                }                                                                                        \
-            }                                                                                            \
-        }                                                                                                \
-    }                                                                                                    \
-    static void backward_plane_##sfx(const pool_plan *p, const T *dy, const int32_t *argmax, T *dx) {     \
-        for (int64_t i = 0; i < p->Ho; i++) {                                                            \
-            int64_t r0, r1;                                                                              \
-            window(p, true, i, &r0, &r1);                                                                \
-            for (int64_t j = 0; j < p->Wo; j++) {                                                        \
-                T d = dy[i * p->Wo + j];                                                                 \
-                if (p->kind == POOL_MAX) {                                                               \
-                    dx[argmax[i * p->Wo + j]] += d;                                                      \
-                    continue;                                                                            \
-                }                                                                                        \
-                int64_t c0, c1;                                                                          \
-                window(p, false, j, &c0, &c1);                                                           \
-                T share = (T)(d / divisor(p, r1 - r0, c1 - c0));                                         \
-                for (int64_t r = r0; r < r1; r++)                                                        \
-                    for (int64_t c = c0; c < c1; c++) dx[r * p->W + c] += share;                         \
-            }                                                                                            \
-        }                                                                                                \
+#define DEFINE_POOL_KERNELS(T, sfx)                                                                                    \
+    static void forward_plane_##sfx(const pool_plan *p, const T *x, T *y, int32_t *argmax) {                           \
+        for (int64_t i = 0; i < p->Ho; i++) {                                                                          \
+            int64_t r0, r1;                                                                                            \
+            window(p, true, i, &r0, &r1);                                                                              \
+            for (int64_t j = 0; j < p->Wo; j++) {                                                                      \
+                int64_t c0, c1;                                                                                        \
+                window(p, false, j, &c0, &c1);                                                                         \
+                if (p->kind == POOL_MAX) {                                                                             \
+                    int64_t best = r0 * p->W + c0;                                                                     \
+                    T m = x[best];                                                                                     \
+                    for (int64_t r = r0; r < r1 && !isnan(m); r++)                                                     \
+                        for (int64_t c = c0; c < c1; c++) {                                                            \
+                            T v = x[r * p->W + c];                                                                     \
+                            if (v > m || isnan(v)) {                                                                   \
+                                m = v, best = r * p->W + c;                                                            \
+                                if (isnan(v)) break;                                                                   \
+                            }                                                                                          \
+                        }                                                                                              \
+                    y[i * p->Wo + j] = m;                                                                              \
+                    if (argmax) argmax[i * p->Wo + j] = (int32_t)best;                                                 \
+                } else {                                                                                               \
+                    double s = 0;                                                                                      \
+                    for (int64_t r = r0; r < r1; r++)                                                                  \
+                        for (int64_t c = c0; c < c1; c++) s += x[r * p->W + c];                                        \
+                    y[i * p->Wo + j] = (T)(s / divisor(p, r1 - r0, c1 - c0));                                          \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void backward_plane_##sfx(const pool_plan *p, const T *dy, const int32_t *argmax, T *dx) {                  \
+        for (int64_t i = 0; i < p->Ho; i++) {                                                                          \
+            int64_t r0, r1;                                                                                            \
+            window(p, true, i, &r0, &r1);                                                                              \
+            for (int64_t j = 0; j < p->Wo; j++) {                                                                      \
+                T d = dy[i * p->Wo + j];                                                                               \
+                if (p->kind == POOL_MAX) {                                                                             \
+                    dx[argmax[i * p->Wo + j]] += d;                                                                    \
+                    continue;                                                                                          \
+                }                                                                                                      \
+                int64_t c0, c1;                                                                                        \
+                window(p, false, j, &c0, &c1);                                                                         \
+                T share = (T)(d / divisor(p, r1 - r0, c1 - c0));                                                       \
+                for (int64_t r = r0; r < r1; r++)                                                                      \
+                    for (int64_t c = c0; c < c1; c++) dx[r * p->W + c] += share;                                       \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 DEFINE_POOL_KERNELS(float, f32)
@@ -138,7 +138,8 @@ static heed_tensor *pool_run(heed_graph *g, heed_tensor *x, pool_plan *p) {
     if (!y) return NULL;
     bool records = heed_graph_records(g, 1, &x);
     int32_t *argmax = NULL;
-    if (p->kind == POOL_MAX && records && !(argmax = heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *argmax)))
+    if (p->kind == POOL_MAX && records &&
+        !(argmax = heed_graph_alloc(g, (size_t)(y->numel ? y->numel : 1) * sizeof *argmax)))
         return NULL;
     int64_t in_plane = p->H * p->W, out_plane = p->Ho * p->Wo;
 #pragma omp parallel for schedule(static) if (x->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
@@ -164,7 +165,8 @@ static bool check_planes(heed_graph *g, const char *op, heed_tensor *x, pool_pla
     p->planes = 1;
     for (int i = 0; i < x->ndim - 2; i++) p->planes *= x->shape[i];
     if (p->H * p->W > INT32_MAX)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: a plane of more than 2^31-1 elements", op, HEED_S(x)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: a plane of more than 2^31-1 elements", op, HEED_S(x)),
+               false;
     return true;
 }
 
@@ -176,24 +178,27 @@ static heed_tensor *pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts
     const int64_t *k = o->kernel, *s = o->stride, *pd = o->padding;
     for (int i = 0; i < 2; i++) {
         if (k[i] < 1 || k[i] > INT32_MAX)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: kernel = (%lld, %lld) (each must be in 1..2^31-1)", op, (long long)k[0],
-                                   (long long)k[1]),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: kernel = (%lld, %lld) (each must be in 1..2^31-1)", op,
+                                   (long long)k[0], (long long)k[1]),
                    NULL;
         if (s[i] < 0 || s[i] > INT32_MAX)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: stride = (%lld, %lld) (each must be in 0..2^31-1; 0 means the kernel size)",
-                                   op, (long long)s[0], (long long)s[1]),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: stride = (%lld, %lld) (each must be in 0..2^31-1; 0 means the kernel size)", op,
+                                   (long long)s[0], (long long)s[1]),
                    NULL;
         if (pd[i] < 0 || pd[i] > k[i] / 2)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: padding = (%lld, %lld) with kernel (%lld, %lld) (each must be in 0..kernel/2)",
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: padding = (%lld, %lld) with kernel (%lld, %lld) (each must be in 0..kernel/2)",
                                    op, (long long)pd[0], (long long)pd[1], (long long)k[0], (long long)k[1]),
                    NULL;
     }
     p.kh = k[0], p.kw = k[1], p.sh = s[0] ? s[0] : k[0], p.sw = s[1] ? s[1] : k[1], p.ph = pd[0], p.pw = pd[1];
     p.exclude_padding = o->exclude_padding;
     if (p.H + 2 * p.ph < p.kh || p.W + 2 * p.pw < p.kw)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: the kernel %lldx%lld is larger than the padded input %lldx%lld (x%s)", op,
-                               (long long)p.kh, (long long)p.kw, (long long)(p.H + 2 * p.ph), (long long)(p.W + 2 * p.pw),
-                               HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: the kernel %lldx%lld is larger than the padded input %lldx%lld (x%s)", op,
+                               (long long)p.kh, (long long)p.kw, (long long)(p.H + 2 * p.ph),
+                               (long long)(p.W + 2 * p.pw), HEED_S(x)),
                NULL;
     p.Ho = (p.H + 2 * p.ph - p.kh) / p.sh + 1, p.Wo = (p.W + 2 * p.pw - p.kw) / p.sw + 1;
     return pool_run(g, x, &p);
@@ -212,10 +217,11 @@ heed_tensor *heed_adaptive_avg_pool2d(heed_graph *g, heed_tensor *x, int64_t out
     pool_plan p = {.kind = POOL_ADAPTIVE};
     if (!check_planes(g, op, x, &p)) return NULL;
     if (p.H < 1 || p.W < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has an empty plane (H and W must be >= 1)", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has an empty plane (H and W must be >= 1)", op, HEED_S(x)),
+               NULL;
     if (out_h < 1 || out_w < 1 || out_h > INT32_MAX || out_w > INT32_MAX)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: output size %lldx%lld (each must be in 1..2^31-1)", op, (long long)out_h,
-                               (long long)out_w),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: output size %lldx%lld (each must be in 1..2^31-1)", op,
+                               (long long)out_h, (long long)out_w),
                NULL;
     p.Ho = out_h, p.Wo = out_w;
     return pool_run(g, x, &p);

@@ -30,10 +30,8 @@ static void reduce_backward(heed_graph *g, heed_node *nd) {
     const int64_t *arg = nd->saved;
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
-    if (x->dtype == HEED_F32)
-        reduce_backward_kernel_f32(y, gx_, kind, p, x, g, arg);
-    else
-        reduce_backward_kernel_f64(y, gx_, kind, p, x, g, arg);
+    if (x->dtype == HEED_F32) reduce_backward_kernel_f32(y, gx_, kind, p, x, g, arg);
+    else reduce_backward_kernel_f64(y, gx_, kind, p, x, g, arg);
 }
 
 static const heed_op red_ops[] = {
@@ -71,10 +69,8 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim
     bool keep_arg = kind == RED_MAX && heed_graph_records(g, 1, &x);
     int64_t *arg = keep_arg ? heed_graph_alloc(g, (size_t)(p.outer * p.inner) * sizeof *arg) : NULL;
     if (keep_arg && !arg) return NULL;
-    if (x->dtype == HEED_F32)
-        reduce_kernel_f32(x, y, g, p, kind, arg);
-    else
-        reduce_kernel_f64(x, y, g, p, kind, arg);
+    if (x->dtype == HEED_F32) reduce_kernel_f32(x, y, g, p, kind, arg);
+    else reduce_kernel_f64(x, y, g, p, kind, arg);
     heed_node *n = heed_record(g, &red_ops[kind], 1, &x, 1, &y);
     if (n) {
         n->iarg[0] = kind;
@@ -84,9 +80,15 @@ static heed_tensor *reduce(heed_graph *g, red_kind kind, heed_tensor *x, int dim
     return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_SUM, x, dim, keepdim); }
-heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MEAN, x, dim, keepdim); }
-heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) { return reduce(g, RED_MAX, x, dim, keepdim); }
+heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim) {
+    return reduce(g, RED_SUM, x, dim, keepdim);
+}
+heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim) {
+    return reduce(g, RED_MEAN, x, dim, keepdim);
+}
+heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim) {
+    return reduce(g, RED_MAX, x, dim, keepdim);
+}
 heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_SUM, x, INT32_MIN, false); }
 heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MEAN, x, INT32_MIN, false); }
 heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x) { return reduce(g, RED_MAX, x, INT32_MIN, false); }

@@ -53,10 +53,8 @@ static void FN(cumsum_kernel)(const T *src, T *dst, red_plan p, bool reverse, in
             for (int64_t step = 0; step < p.n; step++) {
                 int64_t at = (o * p.n + (reverse ? p.n - 1 - step : step)) * p.inner + i;
                 s += src[at];
-                if (reverse)
-                    dst[at] += (T)s;
-                else
-                    dst[at] = (T)s;
+                if (reverse) dst[at] += (T)s;
+                else dst[at] = (T)s;
             }
         }
 }

@@ -59,10 +59,8 @@ typedef struct {
 
 /* gx[i] += dy[i] over n elements. */
 static void add_into(heed_dtype dt, void *gx_, const void *dy_, int64_t n, int threads) {
-    if (dt == HEED_F32)
-        add_into_kernel_f32(gx_, dy_, n, threads);
-    else
-        add_into_kernel_f64(gx_, dy_, n, threads);
+    if (dt == HEED_F32) add_into_kernel_f32(gx_, dy_, n, threads);
+    else add_into_kernel_f64(gx_, dy_, n, threads);
 }
 
 /* ---------------------------------------------------------------- reshape */
@@ -88,7 +86,8 @@ heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
         if (shape.d[i] == -1 && infer < 0) {
             infer = i;
         } else if (shape.d[i] < 0) {
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s to %s: dim %d is %lld (only one dim may be -1, the rest >= 0)", op,
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: x%s to %s: dim %d is %lld (only one dim may be -1, the rest >= 0)", op,
                                    HEED_S(x), shape_req_str(shape, req), i, (long long)shape.d[i]),
                    NULL;
         } else if (shape.d[i] != 0 && known > ((int64_t)1 << 62) / shape.d[i]) {
@@ -99,15 +98,16 @@ heed_tensor *heed_reshape(heed_graph *g, heed_tensor *x, heed_shape shape) {
     }
     if (infer >= 0) {
         if (known == 0 || x->numel % known != 0)
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s: no size fits the -1", op,
-                                   HEED_S(x), (long long)x->numel, shape_req_str(shape, req)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: x%s (%lld elements) cannot be viewed as %s: no size fits the -1", op, HEED_S(x),
+                                   (long long)x->numel, shape_req_str(shape, req)),
                    NULL;
         shape.d[infer] = x->numel / known;
         known = x->numel;
     }
     if (known != x->numel)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s (%lld elements)", op, HEED_S(x),
-                               (long long)x->numel, shape_req_str(shape, req), (long long)known),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s (%lld elements) cannot be viewed as %s (%lld elements)", op,
+                               HEED_S(x), (long long)x->numel, shape_req_str(shape, req), (long long)known),
                NULL;
     heed_tensor *y = heed__view(g, op, x, shape.ndim, shape.d);
     if (!y) return NULL;
@@ -136,10 +136,8 @@ static perm_plan make_perm_plan(const heed_tensor *x, const int *perm) {
  * A permutation is a bijection, so the writes of both are disjoint. */
 static void permute_move(heed_dtype dt, const perm_plan *p, void *x_, void *y_, bool scatter, int threads) {
     int64_t numel = p->n[0] * p->n[1] * p->n[2] * p->n[3];
-    if (dt == HEED_F32)
-        permute_move_kernel_f32(x_, y_, numel, threads, p, scatter);
-    else
-        permute_move_kernel_f64(x_, y_, numel, threads, p, scatter);
+    if (dt == HEED_F32) permute_move_kernel_f32(x_, y_, numel, threads, p, scatter);
+    else permute_move_kernel_f64(x_, y_, numel, threads, p, scatter);
 }
 
 static void permute_backward(heed_graph *g, heed_node *nd) {
@@ -171,7 +169,9 @@ static heed_tensor *permute_impl(heed_graph *g, const heed_op *op, heed_tensor *
 heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
     const char *op = "heed_permute";
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
-    if (!perm && x->ndim > 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: perm is NULL (x%s needs %d entries)", op, HEED_S(x), x->ndim), NULL;
+    if (!perm && x->ndim > 0)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: perm is NULL (x%s needs %d entries)", op, HEED_S(x), x->ndim),
+               NULL;
     int p[HEED_MAX_DIMS];
     bool seen[HEED_MAX_DIMS] = {false};
     for (int i = 0; i < x->ndim; i++) {
@@ -179,9 +179,11 @@ heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm) {
         if (p[i] < 0 || seen[p[i]]) {
             char list[64];
             int len = 0;
-            for (int k = 0; k < x->ndim; k++) len += snprintf(list + len, sizeof list - (size_t)len, "%s%d", k ? "," : "", perm[k]);
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: perm (%s) is not a permutation of the %d dims of x%s (entry %d is %s)",
-                                   op, list, x->ndim, HEED_S(x), i, p[i] < 0 ? "out of range" : "repeated"),
+            for (int k = 0; k < x->ndim; k++)
+                len += snprintf(list + len, sizeof list - (size_t)len, "%s%d", k ? "," : "", perm[k]);
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: perm (%s) is not a permutation of the %d dims of x%s (entry %d is %s)", op,
+                                   list, x->ndim, HEED_S(x), i, p[i] < 0 ? "out of range" : "repeated"),
                    NULL;
         }
         seen[p[i]] = true;
@@ -194,8 +196,8 @@ heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1) {
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     int a = heed__dim(dim0, x->ndim), b = heed__dim(dim1, x->ndim);
     if (a < 0 || b < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims (%d, %d) out of range for x%s (%d dims)", op, dim0, dim1, HEED_S(x),
-                               x->ndim),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims (%d, %d) out of range for x%s (%d dims)", op, dim0, dim1,
+                               HEED_S(x), x->ndim),
                NULL;
     int perm[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) perm[i] = i;
@@ -211,10 +213,8 @@ static void slice_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t outer = nd->iarg[0], dim = nd->iarg[1], inner = nd->iarg[2], start = nd->iarg[3], len = nd->iarg[4];
-    if (x->dtype == HEED_F32)
-        slice_backward_kernel_f32(gx_, y, g, outer, len, inner, dim, start);
-    else
-        slice_backward_kernel_f64(gx_, y, g, outer, len, inner, dim, start);
+    if (x->dtype == HEED_F32) slice_backward_kernel_f32(gx_, y, g, outer, len, inner, dim, start);
+    else slice_backward_kernel_f64(gx_, y, g, outer, len, inner, dim, start);
 }
 
 static const heed_op op_slice = {"heed_slice", slice_backward};
@@ -227,10 +227,11 @@ heed_tensor *heed_slice(heed_graph *g, heed_tensor *x, int dim, int64_t start, i
     int64_t size = x->shape[ax];
     int64_t s = start < 0 ? start + size : start, e = end < 0 ? end + size : end;
     if (s < 0 || e > size || s > e)
-        return heed_graph_fail(g, HEED_ERR_ARG,
-                               "%s: [%lld, %lld) is out of range for dim %d of x%s (size %lld; need -size <= start <= end <= size "
-                               "after negative indices count from the end)",
-                               op, (long long)start, (long long)end, dim, HEED_S(x), (long long)size),
+        return heed_graph_fail(
+                   g, HEED_ERR_ARG,
+                   "%s: [%lld, %lld) is out of range for dim %d of x%s (size %lld; need -size <= start <= end <= size "
+                   "after negative indices count from the end)",
+                   op, (long long)start, (long long)end, dim, HEED_S(x), (long long)size),
                NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -262,10 +263,8 @@ static void cat_backward(heed_graph *g, heed_node *nd) {
     if (!heed_graph_ok(g)) return;
     /* Parallel over rows only: one tensor may appear twice among the inputs, and its two
      * blocks of a row then add into the same gradient row. */
-    if (y->dtype == HEED_F32)
-        cat_backward_kernel_f32(y, g, p, nd, gx);
-    else
-        cat_backward_kernel_f64(y, g, p, nd, gx);
+    if (y->dtype == HEED_F32) cat_backward_kernel_f32(y, g, p, nd, gx);
+    else cat_backward_kernel_f64(y, g, p, nd, gx);
 }
 
 static const heed_op op_concat = {"heed_concat", cat_backward};
@@ -274,21 +273,31 @@ static const heed_op op_stack = {"heed_stack", cat_backward};
 static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *const *xs, int n, int dim, bool stack) {
     const char *name = op->name;
     if (!heed_graph_ok(g)) return NULL;
-    if (!xs || n < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s (need at least one tensor)", name, xs ? "n < 1" : "xs is NULL"), NULL;
+    if (!xs || n < 1)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: %s (need at least one tensor)", name, xs ? "n < 1" : "xs is NULL"),
+               NULL;
     char argname[32];
     for (int k = 0; k < n; k++) {
         snprintf(argname, sizeof argname, "xs[%d]", k);
-        if (!(k == 0 ? heed_check_tensor(g, name, xs[k], argname) : heed__check_like(g, name, xs[k], argname, xs[0]))) return NULL;
+        if (!(k == 0 ? heed_check_tensor(g, name, xs[k], argname) : heed__check_like(g, name, xs[k], argname, xs[0])))
+            return NULL;
     }
     const heed_tensor *x0 = xs[0];
     int nd = x0->ndim, out_nd = stack ? nd + 1 : nd;
-    if (!stack && nd == 0) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[0] is a scalar (0-d tensors cannot be concatenated; use heed_stack)", name), NULL;
+    if (!stack && nd == 0)
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: xs[0] is a scalar (0-d tensors cannot be concatenated; use heed_stack)", name),
+               NULL;
     if (out_nd > HEED_MAX_DIMS)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[0]%s already has %d dims (the result would have more than %d)", name,
-                               HEED_S(x0), nd, HEED_MAX_DIMS),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: xs[0]%s already has %d dims (the result would have more than %d)", name, HEED_S(x0),
+                               nd, HEED_MAX_DIMS),
                NULL;
     int ax = heed__dim(dim, out_nd);
-    if (ax < 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for a %d-dim result (inputs like xs[0]%s)", name, dim, out_nd, HEED_S(x0)), NULL;
+    if (ax < 0)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dim %d out of range for a %d-dim result (inputs like xs[0]%s)",
+                               name, dim, out_nd, HEED_S(x0)),
+               NULL;
     for (int k = 1; k < n; k++) {
         const heed_tensor *x = xs[k];
         bool ok = x->ndim == nd;
@@ -297,14 +306,16 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
             if (x->shape[i] != x0->shape[i] && (stack || i != ax)) ok = false, bad = i;
         if (!ok) {
             if (stack)
-                return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ (stacked tensors must have equal shapes)",
-                                       name, k, HEED_S(x), HEED_S(x0)),
+                return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                       "%s: xs[%d]%s and xs[0]%s differ (stacked tensors must have equal shapes)", name,
+                                       k, HEED_S(x), HEED_S(x0)),
                        NULL;
             if (bad < 0)
-                return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s have different numbers of dims", name, k,
-                                       HEED_S(x), HEED_S(x0)),
+                return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s have different numbers of dims",
+                                       name, k, HEED_S(x), HEED_S(x0)),
                        NULL;
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat dim %d may differ)",
+            return heed_graph_fail(g, HEED_ERR_SHAPE,
+                                   "%s: xs[%d]%s and xs[0]%s differ in dim %d (only the concat dim %d may differ)",
                                    name, k, HEED_S(x), HEED_S(x0), bad, ax),
                    NULL;
         }
@@ -335,15 +346,19 @@ static heed_tensor *cat_impl(heed_graph *g, const heed_op *op, heed_tensor *cons
 #pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t o = 0; o < p->outer; o++)
         for (int k = 0; k < n; k++)
-            memcpy(Y + (size_t)(o * p->total + p->off[k]) * es, (const char *)xs[k]->data + (size_t)(o * p->width[k]) * es,
-                   (size_t)p->width[k] * es);
+            memcpy(Y + (size_t)(o * p->total + p->off[k]) * es,
+                   (const char *)xs[k]->data + (size_t)(o * p->width[k]) * es, (size_t)p->width[k] * es);
     heed_node *nd_ = heed_record(g, op, n, xs, 1, &y);
     if (nd_) nd_->saved = p;
     return heed_graph_ok(g) ? y : NULL;
 }
 
-heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_concat, xs, n, dim, false); }
-heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim) { return cat_impl(g, &op_stack, xs, n, dim, true); }
+heed_tensor *heed_concat(heed_graph *g, heed_tensor *const *xs, int n, int dim) {
+    return cat_impl(g, &op_concat, xs, n, dim, false);
+}
+heed_tensor *heed_stack(heed_graph *g, heed_tensor *const *xs, int n, int dim) {
+    return cat_impl(g, &op_stack, xs, n, dim, true);
+}
 
 /* ---------------------------------------------------------------- index_select */
 
@@ -356,10 +371,8 @@ static void index_select_backward(heed_graph *g, heed_node *nd) {
     /* Repeated indices add into the same row of gx, so a task owns (o, column chunk) and
      * walks every j: no two tasks write the same element. */
     int64_t chunks = (inner + COL_CHUNK - 1) / COL_CHUNK, tasks = outer * chunks;
-    if (x->dtype == HEED_F32)
-        index_select_backward_kernel_f32(gx_, y, g, tasks, chunks, inner, n, dim, idx);
-    else
-        index_select_backward_kernel_f64(gx_, y, g, tasks, chunks, inner, n, dim, idx);
+    if (x->dtype == HEED_F32) index_select_backward_kernel_f32(gx_, y, g, tasks, chunks, inner, n, dim, idx);
+    else index_select_backward_kernel_f64(gx_, y, g, tasks, chunks, inner, n, dim, idx);
 }
 
 static const heed_op op_index_select = {"heed_index_select", index_select_backward};
@@ -374,8 +387,8 @@ heed_tensor *heed_index_select(heed_graph *g, heed_tensor *x, int dim, const int
     int64_t size = x->shape[ax];
     for (int64_t j = 0; j < n; j++)
         if (idx[j] < 0 || idx[j] >= size)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for dim %d of x%s", op,
-                                   (long long)j, (long long)idx[j], (long long)size, dim, HEED_S(x)),
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: idx[%lld] = %lld is out of range [0, %lld) for dim %d of x%s",
+                                   op, (long long)j, (long long)idx[j], (long long)size, dim, HEED_S(x)),
                    NULL;
     int64_t shape[HEED_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];

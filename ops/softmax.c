@@ -108,8 +108,9 @@ static heed_tensor *softmax_op(heed_graph *g, heed_tensor *x, bool log_out) {
     const char *op = desc->name;
     if (!heed_check_tensor(g, op, x, "x")) return NULL;
     if (x->ndim < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last dim)",
-                               op, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: x%s is a scalar; it needs at least 1 dim (the op runs over the last dim)", op,
+                               HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;

@@ -54,7 +54,8 @@ VTARGET static void VFN(bwd_softmax_row)(const float *y, const float *dy, float 
     for (j = 0; j < full; j += VW) VFN(add_wide)(acc, V(mul)(V(load)(dy + j), V(load)(y + j)));
     if (rem) VFN(add_wide)(acc, V(mul)(V(loadt)(dy + j, rem, zero), V(loadt)(y + j, rem, zero)));
     const VF s = V(set1)((float)VFN(sum_wide)(acc));
-    for (j = 0; j < full; j += VW) V(store)(dx + j, V(fmadd)(V(load)(y + j), V(sub)(V(load)(dy + j), s), V(load)(dx + j)));
+    for (j = 0; j < full; j += VW)
+        V(store)(dx + j, V(fmadd)(V(load)(y + j), V(sub)(V(load)(dy + j), s), V(load)(dx + j)));
     if (rem) {
         VF d = V(sub)(V(loadt)(dy + j, rem, zero), s);
         V(storet)(dx + j, rem, V(fmadd)(V(loadt)(y + j, rem, zero), d, V(loadt)(dx + j, rem, zero)));
@@ -103,4 +104,5 @@ VTARGET static heed_row_lse VFN(row_lse)(const float *x, int64_t n, double *sum_
     return (heed_row_lse){m, log(VFN(sum_wide)(acc))};
 }
 
-static const f32_row_kernels VFN(kernels) = {VFN(fwd_row), VFN(bwd_softmax_row), VFN(bwd_log_softmax_row), VFN(row_lse)};
+static const f32_row_kernels VFN(kernels) = {VFN(fwd_row), VFN(bwd_softmax_row), VFN(bwd_log_softmax_row),
+                                             VFN(row_lse)};

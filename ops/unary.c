@@ -34,7 +34,8 @@ typedef enum {
 } unary_kind;
 
 /* Name of the scalar argument, for kinds that take one (checked to be finite). */
-static const char *const arg_names[U_COUNT] = {[U_SCALE] = "s", [U_ADD_SCALAR] = "c", [U_POW] = "p", [U_LEAKY_RELU] = "slope"};
+static const char *const arg_names[U_COUNT] =
+    {[U_SCALE] = "s", [U_ADD_SCALAR] = "c", [U_POW] = "p", [U_LEAKY_RELU] = "slope"};
 
 #define SQRT_HALF 0.70710678118654752440    /* 1/sqrt(2) */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
@@ -73,11 +74,11 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
     case U_NEG: return -1;
     case U_SCALE: return a;
     case U_ADD_SCALAR: return 1;
-    case U_EXP: return y;           /* (e^x)' = e^x = y */
-    case U_LOG: return 1 / x;       /* (log x)' = 1/x */
-    case U_SQRT: return 0.5 / y;    /* (x^1/2)' = 1/(2 sqrt x) = 1/(2y) */
+    case U_EXP: return y;                              /* (e^x)' = e^x = y */
+    case U_LOG: return 1 / x;                          /* (log x)' = 1/x */
+    case U_SQRT: return 0.5 / y;                       /* (x^1/2)' = 1/(2 sqrt x) = 1/(2y) */
     case U_POW: return a == 0 ? 0 : a * pow(x, a - 1); /* p x^(p-1); x^0 is constant */
-    case U_RELU: return x > 0 ? 1 : 0;                   /* 0 at the kink, as PyTorch */
+    case U_RELU: return x > 0 ? 1 : 0;                 /* 0 at the kink, as PyTorch */
     case U_LEAKY_RELU: return x > 0 ? 1 : a;
     /* (x Phi(x))' = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi) */
     case U_GELU: return 0.5 * erfc(-x * SQRT_HALF) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
@@ -87,8 +88,8 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
         double s = heed__sigmoid1(2 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
         return s + x * 2 * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x) * s * (1 - s);
     }
-    case U_SIGMOID: return y * (1 - y); /* s' = s (1 - s) */
-    case U_TANH: return 1 - y * y;      /* tanh' = 1 - tanh^2 */
+    case U_SIGMOID: return y * (1 - y);        /* s' = s (1 - s) */
+    case U_TANH: return 1 - y * y;             /* tanh' = 1 - tanh^2 */
     case U_SOFTPLUS: return heed__sigmoid1(x); /* (log(1 + e^x))' = e^x/(1 + e^x) */
     default: return NAN;
     }
@@ -101,8 +102,8 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
 
 /* ---------------------------------------------------------------- drivers */
 
-#define BLOCK 16384         /* elements per parallel work item */
-#define PARALLEL_MIN 65536  /* fewer elements run on one thread */
+#define BLOCK 16384        /* elements per parallel work item */
+#define PARALLEL_MIN 65536 /* fewer elements run on one thread */
 
 #define T float
 #define FN(name) name##_f32
@@ -128,10 +129,8 @@ static void unary_forward(unary_kind k, heed_dtype dt, const void *x_, void *y_,
         }
         return;
     }
-    if (dt == HEED_F32)
-        unary_forward_kernel_f32(x_, y_, n, threads, k, a);
-    else
-        unary_forward_kernel_f64(x_, y_, n, threads, k, a);
+    if (dt == HEED_F32) unary_forward_kernel_f32(x_, y_, n, threads, k, a);
+    else unary_forward_kernel_f64(x_, y_, n, threads, k, a);
 }
 
 static void unary_backward(heed_graph *g, heed_node *nd) {
@@ -154,10 +153,8 @@ static void unary_backward(heed_graph *g, heed_node *nd) {
         }
         return;
     }
-    if (xt->dtype == HEED_F32)
-        unary_backward_kernel_f32(xt, yt, gx_, n, g, k, a);
-    else
-        unary_backward_kernel_f64(xt, yt, gx_, n, g, k, a);
+    if (xt->dtype == HEED_F32) unary_backward_kernel_f32(xt, yt, gx_, n, g, k, a);
+    else unary_backward_kernel_f64(xt, yt, gx_, n, g, k, a);
 }
 
 static const heed_op unary_ops[] = {

@@ -10,7 +10,9 @@ VTARGET static inline VF VFN(vgelu_tanh_s)(VF x) {
 }
 
 /* Phi(x) = erfc(-x/sqrt2)/2 */
-VTARGET static inline VF VFN(vphi_cdf)(VF x) { return V(mul)(V(set1)(0.5f), V(erfc)(V(mul)(x, V(set1)((float)-SQRT_HALF)))); }
+VTARGET static inline VF VFN(vphi_cdf)(VF x) {
+    return V(mul)(V(set1)(0.5f), V(erfc)(V(mul)(x, V(set1)((float)-SQRT_HALF))));
+}
 
 VTARGET static inline VF VFN(vfwd)(unary_kind k, VF x, VF a) {
     const VF zero = V(zero)();
@@ -78,7 +80,8 @@ VTARGET static void VFN(fwd)(unary_kind k, const float *x, float *y, int64_t n, 
 }
 
 /* gx[0..n) += dy * f'(x, y). */
-VTARGET static void VFN(bwd)(unary_kind k, const float *x, const float *y, const float *dy, float *gx, int64_t n, float a) {
+VTARGET static void VFN(bwd)(unary_kind k, const float *x, const float *y, const float *dy, float *gx, int64_t n,
+                             float a) {
     const VF va = V(set1)(a), zero = V(zero)();
     int64_t i = 0;
     for (; i + VW <= n; i += VW) {

@@ -37,8 +37,8 @@ static bool make_plan(heed_graph *g, const char *op, int k, heed_tensor *const *
             for (int q = 0; q < k; q++)
                 len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%s%s", q ? (q == k - 1 ? " and " : ", ") : "",
                                 names[q], HEED_S(t[q]));
-            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s do not broadcast (dim %d from the right: %lld vs %lld)", op, msg, 3 - i,
-                            (long long)p->n[i], (long long)d);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s do not broadcast (dim %d from the right: %lld vs %lld)", op, msg,
+                            3 - i, (long long)p->n[i], (long long)d);
             return false;
         }
     }
@@ -111,15 +111,15 @@ static void where_backward(heed_graph *g, heed_node *nd) {
         where_backward_kernel_f32_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
     else if (s->mask->dtype == HEED_F32)
         where_backward_kernel_f64_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
-    else
-        where_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
+    else where_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, ga_, gb_);
 }
 
 static const heed_op op_where = {"heed_where", where_backward};
 
 heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_tensor *b) {
     const char *op = "heed_where";
-    if (!heed_check_tensor(g, op, mask, "mask") || !heed_check_tensor(g, op, a, "a") || !heed__check_like(g, op, b, "b", a))
+    if (!heed_check_tensor(g, op, mask, "mask") || !heed_check_tensor(g, op, a, "a") ||
+        !heed__check_like(g, op, b, "b", a))
         return NULL;
     heed_tensor *t[3] = {mask, a, b};
     static const char *const names[3] = {"mask", "a", "b"};
@@ -136,8 +136,7 @@ heed_tensor *heed_where(heed_graph *g, heed_tensor *mask, heed_tensor *a, heed_t
         where_kernel_f32_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     else if (mask->dtype == HEED_F32)
         where_kernel_f64_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
-    else
-        where_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
+    else where_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, a->data, b->data, y->data);
     heed_tensor *in[2] = {a, b};
     heed_node *n = heed_record(g, &op_where, 2, in, 1, &y);
     if (n) {
@@ -163,8 +162,7 @@ static void masked_fill_backward(heed_graph *g, heed_node *nd) {
         masked_fill_backward_kernel_f32_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
     else if (s->mask->dtype == HEED_F32)
         masked_fill_backward_kernel_f64_m32(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
-    else
-        masked_fill_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
+    else masked_fill_backward_kernel_f64_m64(p, par, heed_ctx_threads_now(g->ctx), s->mask->data, y->grad, gx_);
 }
 
 static const heed_op op_masked_fill = {"heed_masked_fill", masked_fill_backward};
@@ -172,7 +170,8 @@ static const heed_op op_masked_fill = {"heed_masked_fill", masked_fill_backward}
 heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, double value) {
     const char *op = "heed_masked_fill";
     if (!heed_check_tensor(g, op, x, "x") || !heed_check_tensor(g, op, mask, "mask")) return NULL;
-    if (isnan(value)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: value is NaN (a number or +-INFINITY is expected)", op), NULL;
+    if (isnan(value))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: value is NaN (a number or +-INFINITY is expected)", op), NULL;
     heed_tensor *t[2] = {x, mask};
     static const char *const names[2] = {"x", "mask"};
     bplan p;
@@ -182,7 +181,8 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
     bool same = ndim == x->ndim;
     for (int i = 0; same && i < ndim; i++) same = shape[i] == x->shape[i];
     if (!same)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: mask%s does not broadcast to x%s (the result must keep x's shape)", op,
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: mask%s does not broadcast to x%s (the result must keep x's shape)", op,
                                HEED_S(mask), HEED_S(x)),
                NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
@@ -194,8 +194,7 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
         masked_fill_kernel_f32_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, (float)value, y->data);
     else if (mask->dtype == HEED_F32)
         masked_fill_kernel_f64_m32(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, value, y->data);
-    else
-        masked_fill_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, value, y->data);
+    else masked_fill_kernel_f64_m64(&p, par, heed_ctx_threads_now(g->ctx), mask->data, x->data, value, y->data);
     heed_node *n = heed_record(g, &op_masked_fill, 1, &x, 1, &y);
     if (n) {
         saved_mask *s = heed_graph_alloc(g, sizeof *s);

@@ -47,9 +47,7 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     opt->initial_accumulator = o.initial_accumulator_value;
     opt->state_min[0] = 0; /* a sum of squares */
     int64_t numel = heed_params_padded_numel(P);
-    if (opt->dtype == HEED_F32)
-        adagrad_kernel_f32(opt, numel, o);
-    else
-        adagrad_kernel_f64(opt, numel, o);
+    if (opt->dtype == HEED_F32) adagrad_kernel_f32(opt, numel, o);
+    else adagrad_kernel_f64(opt, numel, o);
     return opt;
 }

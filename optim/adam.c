@@ -34,9 +34,9 @@ static heed_optimizer *make(heed_params *P, const heed_adam_opts *opts, bool dec
         return NULL;
     static const char *const adam_names[] = {"adam.exp_avg", "adam.exp_avg_sq", "adam.max_exp_avg_sq"};
     static const char *const adamw_names[] = {"adamw.exp_avg", "adamw.exp_avg_sq", "adamw.max_exp_avg_sq"};
-    heed_optimizer *opt = heed__optimizer_new(P, fn, decoupled ? OPT_ADAMW : OPT_ADAM, decoupled ? "adamw" : "adam",
-                                              update, o.lr, o.weight_decay, o.amsgrad ? 3 : 2,
-                                              decoupled ? adamw_names : adam_names);
+    heed_optimizer *opt =
+        heed__optimizer_new(P, fn, decoupled ? OPT_ADAMW : OPT_ADAM, decoupled ? "adamw" : "adam", update, o.lr,
+                            o.weight_decay, o.amsgrad ? 3 : 2, decoupled ? adamw_names : adam_names);
     if (!opt) return NULL;
     opt->beta1 = o.beta1;
     opt->beta2 = o.beta2;

@@ -11,7 +11,7 @@ OPT_TARGET static void FN(update)(OPT_KERNEL_PARAMS) {
     const T beta1 = (T)b1, beta2 = (T)b2, one_b1 = (T)(1 - b1), one_b2 = (T)(1 - b2);
     const T eps = (T)o->eps, inv_bc2 = (T)bc2_sqrt;
 
-#pragma omp parallel for schedule(dynamic, 2) if (opt_chunks_total(chunks, n) >= OPT_PARALLEL_MIN) \
+#pragma omp parallel for schedule(dynamic, 2) if (opt_chunks_total(chunks, n) >= OPT_PARALLEL_MIN)                     \
     num_threads(heed_ctx_threads_now(heed_params_ctx(o->P)))
     for (int64_t k = 0; k < n; k++) {
         const opt_chunk *c = &chunks[k];

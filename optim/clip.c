@@ -25,10 +25,8 @@ heed_status heed_params_scale_grad(heed_params *P, double s) {
     int64_t n = heed_params_padded_numel(P);
     if (n == 0 || s == 1) return HEED_OK;
     int threads = heed_ctx_threads_now(heed_params_ctx(P));
-    if (heed_params_dtype(P) == HEED_F32)
-        scale_f32(heed_params_grads(P), n, (float)s, threads);
-    else
-        scale_f64(heed_params_grads(P), n, s, threads);
+    if (heed_params_dtype(P) == HEED_F32) scale_f32(heed_params_grads(P), n, (float)s, threads);
+    else scale_f64(heed_params_grads(P), n, s, threads);
     return HEED_OK;
 }
 
@@ -74,8 +72,8 @@ double heed_params_grad_norm(const heed_params *P) {
 heed_status heed_clip_grad_norm(heed_params *P, double max_norm, double *norm_out) {
     if (!P) return HEED_ERR_ARG;
     if (!(max_norm > 0) || isinf(max_norm))
-        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_norm: max_norm = %g (must be finite and > 0)",
-                             max_norm);
+        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG,
+                             "heed_clip_grad_norm: max_norm = %g (must be finite and > 0)", max_norm);
     double norm = heed_params_grad_norm(P);
     /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
     double coef = max_norm / (norm + 1e-6);
@@ -87,13 +85,11 @@ heed_status heed_clip_grad_norm(heed_params *P, double max_norm, double *norm_ou
 heed_status heed_clip_grad_value(heed_params *P, double clip) {
     if (!P) return HEED_ERR_ARG;
     if (!(clip >= 0) || isinf(clip))
-        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG, "heed_clip_grad_value: clip = %g (must be finite and >= 0)",
-                             clip);
+        return heed_ctx_fail(heed_params_ctx(P), HEED_ERR_ARG,
+                             "heed_clip_grad_value: clip = %g (must be finite and >= 0)", clip);
     int64_t n = heed_params_padded_numel(P);
     int threads = heed_ctx_threads_now(heed_params_ctx(P));
-    if (heed_params_dtype(P) == HEED_F32)
-        clamp_f32(heed_params_grads(P), n, -(float)clip, (float)clip, threads);
-    else
-        clamp_f64(heed_params_grads(P), n, -clip, clip, threads);
+    if (heed_params_dtype(P) == HEED_F32) clamp_f32(heed_params_grads(P), n, -(float)clip, (float)clip, threads);
+    else clamp_f64(heed_params_grads(P), n, -clip, clip, threads);
     return HEED_OK;
 }

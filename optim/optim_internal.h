@@ -44,9 +44,9 @@ struct heed_optimizer {
     heed_params *P;
     heed_ctx *ctx;
     heed_dtype dtype;
-    int64_t numel;  /* the store's flat size when the optimizer was made */
-    int n_params;   /* and its parameter count */
-    double lr;      /* base rate */
+    int64_t numel; /* the store's flat size when the optimizer was made */
+    int n_params;  /* and its parameter count */
+    double lr;     /* base rate */
     int64_t steps, skipped;
     /* hyper-parameters (each optimizer reads its own) */
     double momentum, dampening, beta1, beta2, eps, alpha, lr_decay, initial_accumulator;

@@ -13,10 +13,10 @@
 bool heed__opt_check(heed_ctx *ctx, const char *fn, const char *field, double v, double lo, double hi, bool hi_open) {
     bool ok = isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
     if (!ok) {
-        if (isinf(hi))
-            heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be finite and >= %g)", fn, field, v, lo);
+        if (isinf(hi)) heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be finite and >= %g)", fn, field, v, lo);
         else
-            heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be in [%g, %g%c)", fn, field, v, lo, hi, hi_open ? ')' : ']');
+            heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s = %g (must be in [%g, %g%c)", fn, field, v, lo, hi,
+                          hi_open ? ')' : ']');
     }
     return ok;
 }
@@ -26,7 +26,8 @@ heed_optimizer *heed__optimizer_new(heed_params *P, const char *fn, opt_kind kin
     heed_ctx *ctx = heed_params_ctx(P);
     if (!P) return NULL;
     if (heed_params_count(P) == 0) {
-        heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the parameter store is empty (add parameters before the optimizer)", fn);
+        heed_ctx_fail(ctx, HEED_ERR_STATE, "%s: the parameter store is empty (add parameters before the optimizer)",
+                      fn);
         return NULL;
     }
     heed_optimizer *o = calloc(1, sizeof *o);
@@ -119,8 +120,9 @@ static heed_status do_step(heed_optimizer *o, const char *fn) {
                              fn, o->n_params, (long long)o->numel, heed_params_count(o->P),
                              (long long)heed_params_padded_numel(o->P));
     if (o->steps >= HEED_MAX_STEPS)
-        return heed_ctx_fail(o->ctx, HEED_ERR_STATE, "%s: the step count is %lld, the most an optimizer takes (HEED_MAX_STEPS)",
-                             fn, (long long)o->steps);
+        return heed_ctx_fail(o->ctx, HEED_ERR_STATE,
+                             "%s: the step count is %lld, the most an optimizer takes (HEED_MAX_STEPS)", fn,
+                             (long long)o->steps);
     if (!isfinite(o->lr) || o->lr < 0)
         return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "%s: learning rate %g (must be finite and >= 0)", fn, o->lr);
     if (!build_chunks(o)) return heed_ctx_fail(o->ctx, HEED_ERR_NOMEM, "%s: out of memory", fn);
@@ -207,7 +209,8 @@ int64_t heed_optimizer_steps(const heed_optimizer *o) { return o ? o->steps : 0;
 heed_status heed_optimizer_set_steps(heed_optimizer *o, int64_t steps) {
     if (!o) return HEED_ERR_ARG;
     if (steps < 0 || steps > HEED_MAX_STEPS)
-        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_set_steps: steps = %lld (must be in [0, 2^53 = HEED_MAX_STEPS])",
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG,
+                             "heed_optimizer_set_steps: steps = %lld (must be in [0, 2^53 = HEED_MAX_STEPS])",
                              (long long)steps);
     o->steps = steps;
     return HEED_OK;
@@ -220,8 +223,9 @@ heed_status heed_optimizer_state(heed_optimizer *o, int i, const char **name, vo
                                  heed_dtype *dtype) {
     if (!o) return HEED_ERR_ARG;
     if (i < 0 || i >= o->n_state)
-        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_state: index %d out of range (%s has %d state buffers)",
-                             i, o->name, o->n_state);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG,
+                             "heed_optimizer_state: index %d out of range (%s has %d state buffers)", i, o->name,
+                             o->n_state);
     if (name) *name = o->state_name[i];
     if (data) *data = o->state[i];
     if (numel) *numel = o->numel;
@@ -240,8 +244,8 @@ static bool check_group_args(heed_optimizer *o, const char *fn, double lr_scale,
            heed__opt_check(o->ctx, fn, "weight_decay", wd, 0, INFINITY, false);
 }
 
-heed_status heed_optimizer_add_group(heed_optimizer *o, heed_param_filter filter, void *user, double lr_scale, double wd,
-                                     int *group) {
+heed_status heed_optimizer_add_group(heed_optimizer *o, heed_param_filter filter, void *user, double lr_scale,
+                                     double wd, int *group) {
     static const char *fn = "heed_optimizer_add_group";
     if (!o) return HEED_ERR_ARG;
     if (!filter) return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "%s: filter is NULL", fn);
@@ -282,7 +286,8 @@ static bool glob_match(const char *pat, const char *s) {
 
 static bool name_filter(const heed_tensor *t, void *user) { return t && t->name && glob_match(user, t->name); }
 
-heed_status heed_optimizer_add_group_named(heed_optimizer *o, const char *pattern, double lr_scale, double wd, int *group) {
+heed_status heed_optimizer_add_group_named(heed_optimizer *o, const char *pattern, double lr_scale, double wd,
+                                           int *group) {
     if (!o) return HEED_ERR_ARG;
     if (!pattern) return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_add_group_named: pattern is NULL");
     return heed_optimizer_add_group(o, name_filter, (void *)pattern, lr_scale, wd, group);
@@ -302,8 +307,8 @@ static heed_status check_group(const heed_optimizer *o, const char *fn, int g) {
 heed_status heed_optimizer_group_of(const heed_optimizer *o, int i, int *group) {
     if (!o) return HEED_ERR_ARG;
     if (i < 0 || i >= o->n_params)
-        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_group_of: parameter %d out of range (%d parameters)", i,
-                             o->n_params);
+        return heed_ctx_fail(o->ctx, HEED_ERR_ARG, "heed_optimizer_group_of: parameter %d out of range (%d parameters)",
+                             i, o->n_params);
     if (group) *group = o->group_of[i];
     return HEED_OK;
 }

@@ -10,7 +10,7 @@ OPT_TARGET static void FN(update)(OPT_KERNEL_PARAMS) {
     T *restrict avg = centered ? o->state[use_mom ? 2 : 1] : NULL;
     const T alpha = (T)o->alpha, one_alpha = (T)(1 - o->alpha), eps = (T)o->eps, mu = (T)o->momentum;
 
-#pragma omp parallel for schedule(dynamic, 2) if (opt_chunks_total(chunks, n) >= OPT_PARALLEL_MIN) \
+#pragma omp parallel for schedule(dynamic, 2) if (opt_chunks_total(chunks, n) >= OPT_PARALLEL_MIN)                     \
     num_threads(heed_ctx_threads_now(heed_params_ctx(o->P)))
     for (int64_t k = 0; k < n; k++) {
         const opt_chunk *c = &chunks[k];

@@ -74,32 +74,39 @@ heed_status heed_schedule_check(heed_ctx *ctx, const heed_schedule *s) {
     switch (s->kind) {
     case HEED_SCHED_CONSTANT: return HEED_OK;
     case HEED_SCHED_STEP:
-        if (s->step_size < 1) return BAD("heed_schedule_step: step_size = %lld (must be >= 1)", (long long)s->step_size);
+        if (s->step_size < 1)
+            return BAD("heed_schedule_step: step_size = %lld (must be >= 1)", (long long)s->step_size);
         /* fall through */
     case HEED_SCHED_EXPONENTIAL:
-        if (!isfinite(s->gamma) || s->gamma <= 0) return BAD("heed_schedule: gamma = %g (must be finite and > 0)", s->gamma);
+        if (!isfinite(s->gamma) || s->gamma <= 0)
+            return BAD("heed_schedule: gamma = %g (must be finite and > 0)", s->gamma);
         return HEED_OK;
     case HEED_SCHED_COSINE:
     case HEED_SCHED_WARMUP_LINEAR:
     case HEED_SCHED_WARMUP_COSINE:
         if (s->total < 1) return BAD("heed_schedule: total = %lld (must be >= 1)", (long long)s->total);
         if (s->warmup < 0 || s->warmup > s->total)
-            return BAD("heed_schedule: warmup = %lld (must be in 0..total = %lld)", (long long)s->warmup, (long long)s->total);
+            return BAD("heed_schedule: warmup = %lld (must be in 0..total = %lld)", (long long)s->warmup,
+                       (long long)s->total);
         if (!isfinite(s->min_lr) || s->min_lr < 0 || s->min_lr > s->lr)
             return BAD("heed_schedule: min_lr = %g (must be in [0, lr = %g])", s->min_lr, s->lr);
         return HEED_OK;
     case HEED_SCHED_NOAM:
-        if (!isfinite(s->d_model) || s->d_model <= 0) return BAD("heed_schedule_noam: d_model = %g (must be > 0)", s->d_model);
+        if (!isfinite(s->d_model) || s->d_model <= 0)
+            return BAD("heed_schedule_noam: d_model = %g (must be > 0)", s->d_model);
         if (s->warmup < 1) return BAD("heed_schedule_noam: warmup = %lld (must be >= 1)", (long long)s->warmup);
         return HEED_OK;
     case HEED_SCHED_PLATEAU:
-        if (!(s->gamma > 0 && s->gamma < 1)) return BAD("heed_schedule_plateau: gamma (factor) = %g (must be in (0, 1))", s->gamma);
+        if (!(s->gamma > 0 && s->gamma < 1))
+            return BAD("heed_schedule_plateau: gamma (factor) = %g (must be in (0, 1))", s->gamma);
         if (s->patience < 0 || s->cooldown < 0)
             return BAD("heed_schedule_plateau: patience = %lld, cooldown = %lld (must be >= 0)", (long long)s->patience,
                        (long long)s->cooldown);
         if (!isfinite(s->threshold) || s->threshold < 0 || !isfinite(s->eps) || s->eps < 0)
-            return BAD("heed_schedule_plateau: threshold = %g, eps = %g (must be finite and >= 0)", s->threshold, s->eps);
-        if (!isfinite(s->min_lr) || s->min_lr < 0) return BAD("heed_schedule_plateau: min_lr = %g (must be >= 0)", s->min_lr);
+            return BAD("heed_schedule_plateau: threshold = %g, eps = %g (must be finite and >= 0)", s->threshold,
+                       s->eps);
+        if (!isfinite(s->min_lr) || s->min_lr < 0)
+            return BAD("heed_schedule_plateau: min_lr = %g (must be >= 0)", s->min_lr);
         if (!isfinite(s->current_lr) || s->current_lr < 0)
             return BAD("heed_schedule_plateau: current lr = %g (must be finite and >= 0)", s->current_lr);
         return HEED_OK;
@@ -202,7 +209,8 @@ heed_status heed_schedule_set_state(heed_ctx *ctx, heed_schedule *s, const doubl
     /* best may be anything (NaN before the first metric, +-inf for the mode's worst) */
     for (int i = 1; i <= 2; i++)
         if (!(state[i] >= 0) || !isfinite(state[i]) || state[i] != floor(state[i]))
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: %s = %g (must be a count: an integer >= 0)",
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                                 "heed_schedule_set_state: %s = %g (must be a count: an integer >= 0)",
                                  i == 1 ? "bad_epochs" : "cooldown_left", state[i]);
     if (!isfinite(state[3]) || state[3] < 0)
         return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "heed_schedule_set_state: current_lr = %g (must be finite and >= 0)",

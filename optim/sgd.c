@@ -27,13 +27,14 @@ heed_optimizer *heed_sgd(heed_params *P, const heed_sgd_opts *opts) {
         !heed__opt_check(ctx, fn, "weight_decay", o.weight_decay, 0, INFINITY, false))
         return NULL;
     if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) {
-        heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_sgd: nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
-                      o.momentum, o.dampening);
+        heed_ctx_fail(ctx, HEED_ERR_ARG,
+                      "heed_sgd: nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)", o.momentum,
+                      o.dampening);
         return NULL;
     }
     static const char *const names[] = {"sgd.momentum_buffer"};
-    heed_optimizer *opt = heed__optimizer_new(P, fn, OPT_SGD, "sgd", update, o.lr, o.weight_decay,
-                                              o.momentum != 0 ? 1 : 0, names);
+    heed_optimizer *opt =
+        heed__optimizer_new(P, fn, OPT_SGD, "sgd", update, o.lr, o.weight_decay, o.momentum != 0 ? 1 : 0, names);
     if (!opt) return NULL;
     opt->momentum = o.momentum;
     opt->dampening = o.dampening;

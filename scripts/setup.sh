@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs=(gcc pkg-config meson ninja-build libsleef-dev libopenblas-openmp-dev libpng-dev
-      clang libclang-rt-14-dev zlib1g-dev libjsmn-dev dataset-fashion-mnist
+      clang clang-format libclang-rt-14-dev zlib1g-dev libjsmn-dev dataset-fashion-mnist
       libopenmpi-dev openmpi-bin
       libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libespeak-ng-dev flite)
 missing=()

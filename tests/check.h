@@ -13,14 +13,14 @@
 
 static int check_failures;
 
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);             \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-            check_failures++;                                                                    \
-        }                                                                                        \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            check_failures++;                                                                                          \
+        }                                                                                                              \
     } while (0)
 
 /* ---------------------------------------------------------------- comparing values
@@ -48,10 +48,10 @@ static inline bool check_close(double a, double ref, double tol) {
     return check_err(a, ref) <= tol * (1 + (isfinite(ref) ? fabs(ref) : 0));
 }
 
-#define CHECK_CLOSE(a, b, tol)                                                                   \
-    do {                                                                                         \
-        double a_ = (a), b_ = (b);                                                               \
-        CHECK(check_close(a_, b_, (tol)), "%s = %.12g, %s = %.12g", #a, a_, #b, b_);             \
+#define CHECK_CLOSE(a, b, tol)                                                                                         \
+    do {                                                                                                               \
+        double a_ = (a), b_ = (b);                                                                                     \
+        CHECK(check_close(a_, b_, (tol)), "%s = %.12g, %s = %.12g", #a, a_, #b, b_);                                   \
     } while (0)
 
 /* A normwise comparison: the largest check_err and the largest finite |ref| (at least a
@@ -85,12 +85,12 @@ static inline double check_max_err(const double *a, const double *ref, int64_t n
     return err;
 }
 
-#define RUN(test)                                                                                \
-    do {                                                                                         \
-        int before_ = check_failures;                                                            \
-        test();                                                                                  \
-        printf("%s %s\n", before_ == check_failures ? "ok  " : "FAIL", #test);                   \
-        fflush(stdout);                                                                          \
+#define RUN(test)                                                                                                      \
+    do {                                                                                                               \
+        int before_ = check_failures;                                                                                  \
+        test();                                                                                                        \
+        printf("%s %s\n", before_ == check_failures ? "ok  " : "FAIL", #test);                                         \
+        fflush(stdout);                                                                                                \
     } while (0)
 
 /* Gives an f64 and an f32 store of the same parameters the same values: the f64 ones
@@ -110,21 +110,21 @@ static inline int check_summary(void) {
 
 /* The graph must hold an error of this code whose message contains `needle`; the graph
  * is reset afterwards so the next case starts clean. */
-#define CHECK_ERR(g, code, needle)                                                               \
-    do {                                                                                         \
-        heed_status st_ = heed_graph_status(g);                                                  \
-        const char *msg_ = heed_graph_error(g);                                                  \
-        CHECK(st_ == (code) && strstr(msg_, (needle)), "want %s containing '%s', got %s: '%s'",   \
-              heed_status_name(code), (needle), heed_status_name(st_), msg_);                     \
-        heed_graph_reset(g);                                                                     \
+#define CHECK_ERR(g, code, needle)                                                                                     \
+    do {                                                                                                               \
+        heed_status st_ = heed_graph_status(g);                                                                        \
+        const char *msg_ = heed_graph_error(g);                                                                        \
+        CHECK(st_ == (code) && strstr(msg_, (needle)), "want %s containing '%s', got %s: '%s'",                        \
+              heed_status_name(code), (needle), heed_status_name(st_), msg_);                                          \
+        heed_graph_reset(g);                                                                                           \
     } while (0)
 
 /* f64 gradient check with the default (PyTorch) tolerances; prints the report on failure. */
-#define CHECK_GRAD(ctx, fn, user, n, inputs, opts)                                               \
-    do {                                                                                         \
-        heed_gradcheck_result r_;                                                                \
-        heed_status s_ = heed_gradcheck((ctx), (fn), (user), (n), (inputs), (opts), &r_);       \
-        CHECK(s_ == HEED_OK, "gradcheck %s: %s", #fn, heed_ctx_error(ctx));                      \
+#define CHECK_GRAD(ctx, fn, user, n, inputs, opts)                                                                     \
+    do {                                                                                                               \
+        heed_gradcheck_result r_;                                                                                      \
+        heed_status s_ = heed_gradcheck((ctx), (fn), (user), (n), (inputs), (opts), &r_);                              \
+        CHECK(s_ == HEED_OK, "gradcheck %s: %s", #fn, heed_ctx_error(ctx));                                            \
     } while (0)
 
 /* Runs fn on f32 and on f64 copies of the same inputs (any number) and compares the

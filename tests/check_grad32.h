@@ -25,7 +25,8 @@ static inline bool check_f32_vs_f64_grad(heed_ctx *ctx, heed_gradcheck_fn fn, vo
             int64_t numel = 1;
             for (int k = 0; k < inputs[i].shape.ndim; k++) numel *= inputs[i].shape.d[k];
             double *d = malloc((size_t)(numel ? numel : 1) * sizeof *d);
-            for (int64_t k = 0; k < numel; k++) d[k] = inputs[i].data ? inputs[i].data[k] : 2 * heed_rng_uniform(&r) - 1;
+            for (int64_t k = 0; k < numel; k++)
+                d[k] = inputs[i].data ? inputs[i].data[k] : 2 * heed_rng_uniform(&r) - 1;
             in[v][i] = heed_input_f64(g[v], dts[v], inputs[i].shape, d);
             if (!inputs[i].no_grad) heed_requires_grad(in[v][i]);
             free(d);
@@ -48,7 +49,8 @@ static inline bool check_f32_vs_f64_grad(heed_ctx *ctx, heed_gradcheck_fn fn, vo
         CHECK(a && b, "%s: no gradient for input %d", what, i);
         if (!a || !b) continue;
         cmp = check_norm_tensors(a, b, 1e-3);
-        CHECK(check_norm_ok(cmp, tol), "%s: grad of input %d f32 vs f64 max error %.3g, scale %.3g", what, i, cmp.err, cmp.scale);
+        CHECK(check_norm_ok(cmp, tol), "%s: grad of input %d f32 vs f64 max error %.3g, scale %.3g", what, i, cmp.err,
+              cmp.scale);
     }
 done:
     heed_graph_free(g[0]);

@@ -19,18 +19,24 @@ typedef struct {
     bool causal;
     int64_t window;
     const int64_t *lengths;
-    int bias_ndim;          /* 0: no bias */
+    int bias_ndim; /* 0: no bias */
     int64_t bias_shape[4];
-    const double *bias;     /* NULL: random (then it gets a gradient) */
+    const double *bias; /* NULL: random (then it gets a gradient) */
     double dropout, scale;
     heed_attn_impl impl;
     int bq, bk;
-    bool weights_out;       /* the function returns the weights instead of the output */
+    bool weights_out; /* the function returns the weights instead of the output */
 } acase;
 
 static heed_attention_opts opts_of(const acase *c, heed_tensor *bias) {
-    return (heed_attention_opts){.scale = c->scale, .causal = c->causal, .key_lengths = c->lengths, .bias = bias,
-                                 .window = c->window, .dropout = c->dropout, .impl = c->impl, .block_q = c->bq,
+    return (heed_attention_opts){.scale = c->scale,
+                                 .causal = c->causal,
+                                 .key_lengths = c->lengths,
+                                 .bias = bias,
+                                 .window = c->window,
+                                 .dropout = c->dropout,
+                                 .impl = c->impl,
+                                 .block_q = c->bq,
                                  .block_k = c->bk};
 }
 
@@ -207,24 +213,28 @@ static void init_holes_bias(void) {
 static acase variant(int which) {
     acase c = {.B = 2, .H = 2, .Nq = 5, .Nk = 7, .d = 3, .dv = 4};
     switch (which) {
-    case 0: break;                                                      /* plain, Nq < Nk */
-    case 1: c.causal = true; break;                                     /* bottom-right causal */
-    case 2: c.Nq = 7, c.Nk = 4, c.causal = true; break;                 /* Nq > Nk: leading rows fully masked */
-    case 3: c.window = 2; break;                                        /* local attention */
-    case 4: c.window = 3, c.causal = true; break;                       /* causal local */
-    case 5: c.lengths = lens2; break;                                   /* padding */
-    case 6: c.lengths = lens_zero, c.causal = true; break;              /* batch 0 has no keys at all */
-    case 7: c.bias_ndim = 4, c.bias_shape[0] = 2, c.bias_shape[1] = 1, c.bias_shape[2] = 1, c.bias_shape[3] = 7;
-        c.bias = pad_bias; break;                                       /* key padding bias with -inf */
+    case 0: break;                                         /* plain, Nq < Nk */
+    case 1: c.causal = true; break;                        /* bottom-right causal */
+    case 2: c.Nq = 7, c.Nk = 4, c.causal = true; break;    /* Nq > Nk: leading rows fully masked */
+    case 3: c.window = 2; break;                           /* local attention */
+    case 4: c.window = 3, c.causal = true; break;          /* causal local */
+    case 5: c.lengths = lens2; break;                      /* padding */
+    case 6: c.lengths = lens_zero, c.causal = true; break; /* batch 0 has no keys at all */
+    case 7:
+        c.bias_ndim = 4, c.bias_shape[0] = 2, c.bias_shape[1] = 1, c.bias_shape[2] = 1, c.bias_shape[3] = 7;
+        c.bias = pad_bias;
+        break; /* key padding bias with -inf */
     case 8: c.bias_ndim = 3, c.bias_shape[0] = 2, c.bias_shape[1] = 5, c.bias_shape[2] = 7; break; /* [H,Nq,Nk] */
     case 9: c.bias_ndim = 2, c.bias_shape[0] = 5, c.bias_shape[1] = 1; break; /* [Nq,1]: per-row constant */
-    case 10: c.d = 1, c.dv = 1, c.scale = 0.7; break;                   /* d = 1, explicit scale */
+    case 10: c.d = 1, c.dv = 1, c.scale = 0.7; break;                         /* d = 1, explicit scale */
     case 11: c.dropout = 0.3; break;
     case 12: c.dropout = 0.4, c.causal = true, c.lengths = lens2; break;
-    case 13: c.H = 1, c.Nq = 9, c.Nk = 40, c.d = 4, c.dv = 3, c.causal = true, c.bias_ndim = 4;
+    case 13:
+        c.H = 1, c.Nq = 9, c.Nk = 40, c.d = 4, c.dv = 3, c.causal = true, c.bias_ndim = 4;
         c.bias_shape[0] = 2, c.bias_shape[1] = 1, c.bias_shape[2] = 9, c.bias_shape[3] = 40;
-        c.bias = holes_bias; break;                                     /* -inf holes, masked rows */
-    default: c.B = 1, c.H = 1, c.Nq = 1, c.Nk = 1; break;               /* one query, one key */
+        c.bias = holes_bias;
+        break;                                            /* -inf holes, masked rows */
+    default: c.B = 1, c.H = 1, c.Nq = 1, c.Nk = 1; break; /* one query, one key */
     }
     return c;
 }
@@ -313,15 +323,56 @@ static void gradcheck_flash(void) {
  * window skipping whole tiles, a full bias with its gradient (sampled elements). */
 static void gradcheck_flash_larger(void) {
     acase cs[] = {
-        {.B = 1, .H = 2, .Nq = 19, .Nk = 23, .d = 5, .dv = 3, .causal = true, .impl = HEED_ATTN_FLASH, .bq = 4, .bk = 3},
+        {.B = 1,
+         .H = 2,
+         .Nq = 19,
+         .Nk = 23,
+         .d = 5,
+         .dv = 3,
+         .causal = true,
+         .impl = HEED_ATTN_FLASH,
+         .bq = 4,
+         .bk = 3},
         {.B = 2, .H = 1, .Nq = 17, .Nk = 17, .d = 4, .dv = 6, .window = 3, .impl = HEED_ATTN_FLASH, .bq = 3, .bk = 4},
-        {.B = 1, .H = 3, .Nq = 11, .Nk = 13, .d = 17, .dv = 18, .bias_ndim = 4, .bias_shape = {1, 3, 11, 13},
-         .impl = HEED_ATTN_FLASH, .bq = 8, .bk = 8},
-        {.B = 2, .H = 2, .Nq = 9, .Nk = 14, .d = 3, .dv = 2, .bias_ndim = 1, .bias_shape = {14}, .dropout = 0.25,
-         .causal = true, .impl = HEED_ATTN_FLASH, .bq = 4, .bk = 3},
+        {.B = 1,
+         .H = 3,
+         .Nq = 11,
+         .Nk = 13,
+         .d = 17,
+         .dv = 18,
+         .bias_ndim = 4,
+         .bias_shape = {1, 3, 11, 13},
+         .impl = HEED_ATTN_FLASH,
+         .bq = 8,
+         .bk = 8},
+        {.B = 2,
+         .H = 2,
+         .Nq = 9,
+         .Nk = 14,
+         .d = 3,
+         .dv = 2,
+         .bias_ndim = 1,
+         .bias_shape = {14},
+         .dropout = 0.25,
+         .causal = true,
+         .impl = HEED_ATTN_FLASH,
+         .bq = 4,
+         .bk = 3},
         /* tiles taller than a row group: diagonal and band tiles split into groups */
-        {.B = 1, .H = 1, .Nq = 61, .Nk = 70, .d = 3, .dv = 2, .causal = true, .window = 30, .dropout = 0.2,
-         .bias_ndim = 2, .bias_shape = {61, 70}, .impl = HEED_ATTN_FLASH, .bq = 61, .bk = 40},
+        {.B = 1,
+         .H = 1,
+         .Nq = 61,
+         .Nk = 70,
+         .d = 3,
+         .dv = 2,
+         .causal = true,
+         .window = 30,
+         .dropout = 0.2,
+         .bias_ndim = 2,
+         .bias_shape = {61, 70},
+         .impl = HEED_ATTN_FLASH,
+         .bq = 61,
+         .bk = 40},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         heed_gradcheck_input in[4];
@@ -391,7 +442,8 @@ static void flash_matches_materialised_f32(void) {
                 double e = rel_err(F.y, M.y, M.ny);
                 CHECK(e <= 1e-5, "case %zu/%d: output error %.3g", ci, variant_, e);
                 for (int i = 0; i < n; i++) {
-                    CHECK(F.grad[i] && M.grad[i] && F.n[i] == M.n[i], "case %zu/%d: gradient %d missing", ci, variant_, i);
+                    CHECK(F.grad[i] && M.grad[i] && F.n[i] == M.n[i], "case %zu/%d: gradient %d missing", ci, variant_,
+                          i);
                     if (!F.grad[i] || !M.grad[i]) continue;
                     e = rel_err(F.grad[i], M.grad[i], M.n[i]);
                     CHECK(e <= 1e-5, "case %zu/%d: gradient of input %d error %.3g", ci, variant_, i, e);
@@ -449,7 +501,8 @@ static void large_scores_f32(void) {
                     CHECK(F.grad[i] && R.grad[i], "offset %g variant %d: gradient %d missing", offsets[o], variant_, i);
                     if (!F.grad[i] || !R.grad[i]) continue;
                     e = rel_err(F.grad[i], R.grad[i], R.n[i]);
-                    CHECK(e <= 1e-6, "offset %g variant %d: gradient of input %d error %.3g", offsets[o], variant_, i, e);
+                    CHECK(e <= 1e-6, "offset %g variant %d: gradient of input %d error %.3g", offsets[o], variant_, i,
+                          e);
                 }
             }
             free_result(&F);
@@ -478,7 +531,8 @@ static void fully_masked_rows(void) {
             CHECK(y != NULL, "%s", heed_graph_error(g));
             CHECK(heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
             /* batch 0 has no keys: output and dq of its rows are 0; its k, v get no gradient */
-            for (int64_t i = 0; i < 4 * 2; i++) CHECK(heed_get(y, i) == 0, "impl %d dt %d: y[%lld]", impl, dt, (long long)i);
+            for (int64_t i = 0; i < 4 * 2; i++)
+                CHECK(heed_get(y, i) == 0, "impl %d dt %d: y[%lld]", impl, dt, (long long)i);
             for (int64_t i = 0; i < 4 * 3; i++) CHECK(heed_get(heed_grad(g, q), i) == 0, "dq");
             for (int64_t i = 0; i < 6 * 3; i++) CHECK(heed_get(heed_grad(g, k), i) == 0, "dk");
             for (int64_t i = 0; i < 6 * 2; i++) CHECK(heed_get(heed_grad(g, v), i) == 0, "dv");
@@ -516,7 +570,8 @@ static void dropout_mask_is_the_rng(void) {
     CHECK(kept > 40 && kept < 90, "kept %d of 103 at p = 0.37", kept);
     /* Dropout is off outside training: the output equals the p = 0 output. */
     heed_graph *g = heed_graph_new(ctx);
-    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 3, 2), 0.3), *k = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 4, 2), 0.1);
+    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 3, 2), 0.3),
+                *k = heed_full(g, HEED_F32, HEED_SHAPE(1, 1, 4, 2), 0.1);
     heed_tensor *v = heed_input_f64(g, HEED_F32, HEED_SHAPE(1, 1, 4, 1), (double[]){1, 2, 3, 4});
     heed_graph_set_training(g, false);
     heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.dropout = 0.9}, NULL);
@@ -528,7 +583,8 @@ static void dropout_mask_is_the_rng(void) {
 static void auto_choice_and_weights(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *q = heed_requires_grad(heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 5, 4), 0.3));
-    heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 4), 0.1), *v = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 7), 1);
+    heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 4), 0.1),
+                *v = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 7), 1);
     heed_tensor *w = NULL;
     heed_tensor *y = heed_attention(g, q, k, v, NULL, NULL);
     CHECK(y && y->node && strstr(y->node->op->name, "flash"), "AUTO without weights is flash");
@@ -632,7 +688,8 @@ static void bad_inputs(void) {
 #undef QKV
     CHECK(!heed_attention(NULL, NULL, NULL, NULL, NULL, NULL), "NULL graph");
     /* Empty inputs are fine: no keys gives zeros, no queries an empty output. */
-    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 2, 3, 4), 1), *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 0, 4));
+    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(1, 2, 3, 4), 1),
+                *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 0, 4));
     heed_tensor *v = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 0, 5));
     for (int impl = 1; impl <= 2; impl++) {
         heed_tensor *y = heed_attention(g, q, k, v, &(heed_attention_opts){.impl = (heed_attn_impl)impl}, NULL);

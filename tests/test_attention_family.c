@@ -20,8 +20,8 @@ static heed_tensor *input(heed_graph *g, heed_shape s, const double *d, bool gra
 
 /* The N x N formula, one head: out_i = sum_{j < hi} (fq_i . fk_j) v_j / sum_{j < hi} fq_i . fk_j,
  * hi = L, or min(L, i + Nk - Nq + 1) when causal; zeros for a row without keys. */
-static void ref_linear(const double *fq, const double *fk, const double *v, int64_t Nq, int64_t Nk, int64_t m, int64_t dv,
-                       int64_t L, bool causal, double *out) {
+static void ref_linear(const double *fq, const double *fk, const double *v, int64_t Nq, int64_t Nk, int64_t m,
+                       int64_t dv, int64_t L, bool causal, double *out) {
     for (int64_t i = 0; i < Nq; i++) {
         int64_t hi = causal && i + Nk - Nq + 1 < L ? i + Nk - Nq + 1 : L;
         double den = 0;
@@ -47,12 +47,15 @@ static heed_tensor *fn_linear(heed_graph *g, heed_tensor **x, void *u) {
     heed_tensor *fq = x[0], *fk = x[1];
     if (c->features == 1) fq = heed_elu_features(g, x[0]), fk = heed_elu_features(g, x[1]);
     if (c->features == 2)
-        fq = heed_favor_features(g, x[0], x[3], HEED_FAVOR_QUERIES), fk = heed_favor_features(g, x[1], x[3], HEED_FAVOR_KEYS);
-    return heed_linear_attention(g, fq, fk, x[2], &(heed_linear_attention_opts){.causal = c->causal, .key_lengths = c->lens});
+        fq = heed_favor_features(g, x[0], x[3], HEED_FAVOR_QUERIES),
+        fk = heed_favor_features(g, x[1], x[3], HEED_FAVOR_KEYS);
+    return heed_linear_attention(g, fq, fk, x[2],
+                                 &(heed_linear_attention_opts){.causal = c->causal, .key_lengths = c->lens});
 }
 
 /* The same from core ops: A = (fq fk^T) * mask, out = (A v) / rowsum(A). */
-static heed_tensor *explicit_linear(heed_graph *g, heed_tensor *fq, heed_tensor *fk, heed_tensor *v, const lin_case *c) {
+static heed_tensor *explicit_linear(heed_graph *g, heed_tensor *fq, heed_tensor *fk, heed_tensor *v,
+                                    const lin_case *c) {
     int64_t B = fq->shape[0], H = fq->shape[1], Nq = fq->shape[2], Nk = fk->shape[2];
     double *mask = malloc((size_t)(B * H * Nq * Nk) * sizeof *mask);
     for (int64_t bh = 0; bh < B * H; bh++)
@@ -61,7 +64,8 @@ static heed_tensor *explicit_linear(heed_graph *g, heed_tensor *fq, heed_tensor 
                 int64_t L = c->lens ? c->lens[bh / H] : Nk;
                 mask[(bh * Nq + i) * Nk + j] = j < L && (!c->causal || j <= i + Nk - Nq);
             }
-    heed_tensor *A = heed_mul(g, heed_matmul_t(g, fq, fk, HEED_TRANS_B), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
+    heed_tensor *A =
+        heed_mul(g, heed_matmul_t(g, fq, fk, HEED_TRANS_B), input(g, HEED_SHAPE(B, H, Nq, Nk), mask, false));
     free(mask);
     return heed_div(g, heed_matmul(g, A, v), heed_sum(g, A, 3, true));
 }
@@ -75,16 +79,17 @@ static void linear_matches_explicit(void) {
         int64_t Nq, Nk;
         bool empty_rows;
     } cases[] = {
-        {{false, NULL, 1}, 6, 6, false}, {{false, lens_a, 1}, 4, 7, false}, {{true, NULL, 1}, 6, 6, false},
-        {{true, lens_a, 1}, 6, 6, false}, {{true, NULL, 1}, 3, 7, false},  {{true, lens_a, 1}, 4, 5, false},
-        {{true, NULL, 1}, 7, 3, true},    {{false, lens_b, 1}, 5, 6, true}, {{true, lens_b, 1}, 6, 6, true},
+        {{false, NULL, 1}, 6, 6, false},  {{false, lens_a, 1}, 4, 7, false}, {{true, NULL, 1}, 6, 6, false},
+        {{true, lens_a, 1}, 6, 6, false}, {{true, NULL, 1}, 3, 7, false},    {{true, lens_a, 1}, 4, 5, false},
+        {{true, NULL, 1}, 7, 3, true},    {{false, lens_b, 1}, 5, 6, true},  {{true, lens_b, 1}, 6, 6, true},
     };
     heed_rng r = heed_rng_make(21, 0);
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const lin_case *c = &cases[ci].c;
         int64_t B = 2, H = 2, Nq = cases[ci].Nq, Nk = cases[ci].Nk, d = 3, dv = 4;
-        double *q = uniform(&r, B * H * Nq * d, 1.5), *k = uniform(&r, B * H * Nk * d, 1.5), *v = uniform(&r, B * H * Nk * dv, 1),
-               *cot = uniform(&r, B * H * Nq * dv, 1), *ref = malloc((size_t)(Nq * dv) * sizeof *ref);
+        double *q = uniform(&r, B * H * Nq * d, 1.5), *k = uniform(&r, B * H * Nk * d, 1.5),
+               *v = uniform(&r, B * H * Nk * dv, 1), *cot = uniform(&r, B * H * Nq * dv, 1),
+               *ref = malloc((size_t)(Nq * dv) * sizeof *ref);
         heed_graph *g = heed_graph_new(ctx);
         heed_tensor *x[2][3];
         for (int t = 0; t < 2; t++) {
@@ -102,12 +107,14 @@ static void linear_matches_explicit(void) {
             for (int64_t i = 0; i < Nq * d; i++) fqd[i] = heed_get(fq, bh * Nq * d + i);
             for (int64_t i = 0; i < Nk * d; i++) fkd[i] = heed_get(fk, bh * Nk * d + i);
             ref_linear(fqd, fkd, v + bh * Nk * dv, Nq, Nk, d, dv, c->lens ? c->lens[bh / H] : Nk, c->causal, ref);
-            for (int64_t i = 0; i < Nq * dv; i++) worst = fmax(worst, check_err(heed_get(out, bh * Nq * dv + i), ref[i]));
+            for (int64_t i = 0; i < Nq * dv; i++)
+                worst = fmax(worst, check_err(heed_get(out, bh * Nq * dv + i), ref[i]));
             free(fqd), free(fkd);
         }
         CHECK(worst < 1e-12, "case %zu: forward vs the N x N formula: %g", ci, worst);
         if (!cases[ci].empty_rows) {
-            heed_tensor *ex = explicit_linear(g, heed_elu_features(g, x[1][0]), heed_elu_features(g, x[1][1]), x[1][2], c);
+            heed_tensor *ex =
+                explicit_linear(g, heed_elu_features(g, x[1][0]), heed_elu_features(g, x[1][1]), x[1][2], c);
             heed_tensor *seed = input(g, HEED_SHAPE(B, H, Nq, dv), cot, false);
             CHECK(heed_backward_with(g, out, seed) == HEED_OK && heed_backward_with(g, ex, seed) == HEED_OK, "%s",
                   heed_graph_error(g));
@@ -117,7 +124,8 @@ static void linear_matches_explicit(void) {
             }
         } else {
             /* rows without keys: zeros, and backward gives finite gradients */
-            CHECK(heed_backward_with(g, out, input(g, HEED_SHAPE(B, H, Nq, dv), cot, false)) == HEED_OK, "%s", heed_graph_error(g));
+            CHECK(heed_backward_with(g, out, input(g, HEED_SHAPE(B, H, Nq, dv), cot, false)) == HEED_OK, "%s",
+                  heed_graph_error(g));
             for (int t = 0; t < 3; t++) {
                 heed_tensor *gr = heed_grad(g, x[0][t]);
                 bool finite = gr != NULL;
@@ -135,7 +143,8 @@ static void linear_gradients(void) {
     lin_case cases[] = {{false, NULL, 1}, {false, lens, 1}, {true, NULL, 1}, {true, lens2, 1}};
     int64_t shapes[][2] = {{5, 6}, {4, 6}, {6, 6}, {6, 6}};
     for (int i = 0; i < 4; i++) {
-        heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 2, shapes[i][0], 3)}, {HEED_SHAPE(2, 2, shapes[i][1], 3)},
+        heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 2, shapes[i][0], 3)},
+                                      {HEED_SHAPE(2, 2, shapes[i][1], 3)},
                                       {HEED_SHAPE(2, 2, shapes[i][1], 4)}};
         CHECK_GRAD(ctx, fn_linear, &cases[i], 3, in, NULL);
         check_f32_vs_f64_grad(ctx, fn_linear, &cases[i], 3, in, 2e-5, cases[i].causal ? "linear causal" : "linear");
@@ -155,7 +164,9 @@ static void linear_gradients(void) {
     heed_graph_free(g);
     for (int cz = 0; cz < 2; cz++) {
         lin_case fc = {cz == 1, lens2, 2};
-        heed_gradcheck_input in[4] = {{HEED_SHAPE(2, 2, 6, 3)}, {HEED_SHAPE(2, 2, 6, 3)}, {HEED_SHAPE(2, 2, 6, 4)},
+        heed_gradcheck_input in[4] = {{HEED_SHAPE(2, 2, 6, 3)},
+                                      {HEED_SHAPE(2, 2, 6, 3)},
+                                      {HEED_SHAPE(2, 2, 6, 4)},
                                       {HEED_SHAPE(6, 3), w}};
         CHECK_GRAD(ctx, fn_linear, &fc, 4, in, NULL);
         check_f32_vs_f64_grad(ctx, fn_linear, &fc, 4, in, 2e-5, cz ? "favor causal" : "favor");
@@ -177,7 +188,8 @@ static void feature_maps(void) {
     }
     /* values: elu + 1, and FAVOR+ against its formula with the two stabilisers */
     heed_graph *g = heed_graph_new(ctx);
-    double x[2 * 3 * 2] = {-1.5, 0.25, 2, -0.1, 0, 3, 0.7, -2, 1.1, 0.4, -0.3, 0.9}, w[4 * 2] = {1, -0.5, 0.3, 2, -1, 0.2, 0.8, 0.8};
+    double x[2 * 3 * 2] = {-1.5, 0.25, 2, -0.1, 0, 3, 0.7, -2, 1.1, 0.4, -0.3, 0.9},
+                     w[4 * 2] = {1, -0.5, 0.3, 2, -1, 0.2, 0.8, 0.8};
     heed_tensor *X = input(g, HEED_SHAPE(2, 3, 2), x, false), *W = input(g, HEED_SHAPE(4, 2), w, false);
     heed_tensor *e = heed_elu_features(g, X), *fq = heed_favor_features(g, X, W, HEED_FAVOR_QUERIES),
                 *fk = heed_favor_features(g, X, W, HEED_FAVOR_KEYS);
@@ -209,8 +221,8 @@ static void favor_projection(void) {
     int64_t m = 11, d = 4;
     heed_tensor *a = heed_zeros(g, HEED_F64, HEED_SHAPE(m, d)), *b = heed_zeros(g, HEED_F64, HEED_SHAPE(m, d)),
                 *c = heed_zeros(g, HEED_F64, HEED_SHAPE(m, d)), *f = heed_zeros(g, HEED_F32, HEED_SHAPE(m, d));
-    CHECK(heed_favor_draw(ctx, a, 5) == HEED_OK && heed_favor_draw(ctx, b, 5) == HEED_OK && heed_favor_draw(ctx, c, 6) == HEED_OK &&
-              heed_favor_draw(ctx, f, 5) == HEED_OK,
+    CHECK(heed_favor_draw(ctx, a, 5) == HEED_OK && heed_favor_draw(ctx, b, 5) == HEED_OK &&
+              heed_favor_draw(ctx, c, 6) == HEED_OK && heed_favor_draw(ctx, f, 5) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     double same = 0, diff = 0, f32 = 0, worst_dot = 0, norm_lo = INFINITY, norm_hi = 0;
     for (int64_t i = 0; i < m * d; i++) {
@@ -232,7 +244,8 @@ static void favor_projection(void) {
         }
     }
     CHECK(worst_dot < 1e-12, "rows of a block must be orthogonal: %g", worst_dot);
-    CHECK(norm_hi - norm_lo > 0.1 && norm_lo > 0, "row lengths are chi-distributed, not all equal: %g .. %g", norm_lo, norm_hi);
+    CHECK(norm_hi - norm_lo > 0.1 && norm_lo > 0, "row lengths are chi-distributed, not all equal: %g .. %g", norm_lo,
+          norm_hi);
     /* bad projections */
     CHECK(heed_favor_draw(ctx, heed_zeros(g, HEED_F64, HEED_SHAPE(0, 4)), 0) == HEED_ERR_SHAPE &&
               strstr(heed_ctx_error(ctx), "heed_favor_draw: w[0,4] must be [m,d] with m >= 1 features"),
@@ -249,15 +262,18 @@ static void favor_projection(void) {
 static void favor_approximates_softmax(void) {
     int64_t B = 1, H = 2, N = 64, d = 16, dv = 8, ms[3] = {16, 64, 256};
     heed_rng r = heed_rng_make(31, 0);
-    double *q = uniform(&r, B * H * N * d, 0.8), *k = uniform(&r, B * H * N * d, 0.8), *v = uniform(&r, B * H * N * dv, 1);
+    double *q = uniform(&r, B * H * N * d, 0.8), *k = uniform(&r, B * H * N * d, 0.8),
+           *v = uniform(&r, B * H * N * dv, 1);
     double mean[2][3] = {{0}};
     heed_graph *g = heed_graph_new(ctx);
     for (int causal = 0; causal < 2; causal++)
         for (int mi = 0; mi < 3; mi++)
             for (uint64_t draw = 0; draw < 8; draw++) {
                 heed_graph_reset(g);
-                heed_tensor *Q = input(g, HEED_SHAPE(B, H, N, d), q, false), *K = input(g, HEED_SHAPE(B, H, N, d), k, false),
-                            *V = input(g, HEED_SHAPE(B, H, N, dv), v, false), *W = heed_zeros(g, HEED_F64, HEED_SHAPE(ms[mi], d));
+                heed_tensor *Q = input(g, HEED_SHAPE(B, H, N, d), q, false),
+                            *K = input(g, HEED_SHAPE(B, H, N, d), k, false),
+                            *V = input(g, HEED_SHAPE(B, H, N, dv), v, false),
+                            *W = heed_zeros(g, HEED_F64, HEED_SHAPE(ms[mi], d));
                 heed_favor_draw(ctx, W, draw);
                 heed_tensor *exact = heed_attention(g, Q, K, V, &(heed_attention_opts){.causal = causal}, NULL);
                 heed_tensor *approx = heed_linear_attention(g, heed_favor_features(g, Q, W, HEED_FAVOR_QUERIES),
@@ -273,10 +289,13 @@ static void favor_approximates_softmax(void) {
                 mean[causal][mi] += sqrt(num / den) / 8;
             }
     for (int causal = 0; causal < 2; causal++) {
-        printf("  FAVOR+ relative error vs softmax attention (%s, N=%lld, d=%lld, 8 draws): m=16 %.4f  m=64 %.4f  m=256 %.4f\n",
-               causal ? "causal" : "non-causal", (long long)N, (long long)d, mean[causal][0], mean[causal][1], mean[causal][2]);
+        printf(
+            "  FAVOR+ relative error vs softmax attention (%s, N=%lld, d=%lld, 8 draws): m=16 %.4f  m=64 %.4f  m=256 %.4f\n",
+            causal ? "causal" : "non-causal", (long long)N, (long long)d, mean[causal][0], mean[causal][1],
+            mean[causal][2]);
         CHECK(mean[causal][0] > mean[causal][1] && mean[causal][1] > mean[causal][2],
-              "the error must fall with the number of features: %g %g %g", mean[causal][0], mean[causal][1], mean[causal][2]);
+              "the error must fall with the number of features: %g %g %g", mean[causal][0], mean[causal][1],
+              mean[causal][2]);
         CHECK(mean[causal][2] < 0.2, "256 features: error %g", mean[causal][2]);
     }
     heed_graph_free(g);
@@ -304,7 +323,8 @@ static void linear_step(void) {
         for (int64_t t = 0; t < N && full; t++) {
             for (int64_t bh = 0; bh < B * H; bh++) {
                 for (int64_t e = 0; e < m; e++)
-                    row[bh * m + e] = heed_get(fq, (bh * N + t) * m + e), row2[bh * m + e] = heed_get(fk, (bh * N + t) * m + e);
+                    row[bh * m + e] = heed_get(fq, (bh * N + t) * m + e),
+                                 row2[bh * m + e] = heed_get(fk, (bh * N + t) * m + e);
                 for (int64_t c = 0; c < dv; c++) vrow[bh * dv + c] = v[(bh * N + t) * dv + c];
             }
             heed_tensor *o = heed_linear_attention_step(g, &st, heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row),
@@ -319,17 +339,22 @@ static void linear_step(void) {
         CHECK(st.steps == N, "steps %lld", (long long)st.steps);
         /* a recorded step is an error; under no-grad it runs */
         heed_tensor *a = heed_requires_grad(heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row)),
-                    *b = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row2), *c = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv), vrow);
+                    *b = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row2),
+                    *c = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv), vrow);
         CHECK(heed_linear_attention_step(g, &st, a, b, c) == NULL, "recording step");
         CHECK(st.steps == N, "a failed step leaves the state alone");
         CHECK_ERR(g, HEED_ERR_STATE, "heed_linear_attention_step: a decoding step takes no gradient");
         a = heed_requires_grad(heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row));
-        b = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row2), c = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv), vrow);
+        b = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, m), row2),
+        c = heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv), vrow);
         heed_no_grad_begin(g);
         CHECK(heed_linear_attention_step(g, &st, a, b, c) != NULL, "%s", heed_graph_error(g));
         heed_no_grad_end(g);
-        CHECK(heed_linear_attention_step(g, &st, b, b, heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv + 1), NULL)) == NULL, "dv");
-        CHECK_ERR(g, HEED_ERR_SHAPE, "heed_linear_attention_step: v[2,3,1,6] must be [B,H,1,dv] of the state = [2,3,1,5]");
+        CHECK(heed_linear_attention_step(g, &st, b, b, heed_input_f64(g, type, HEED_SHAPE(B, H, 1, dv + 1), NULL)) ==
+                  NULL,
+              "dv");
+        CHECK_ERR(g, HEED_ERR_SHAPE,
+                  "heed_linear_attention_step: v[2,3,1,6] must be [B,H,1,dv] of the state = [2,3,1,5]");
         CHECK(heed_linear_attention_step(g, NULL, NULL, NULL, NULL) == NULL, "NULL state");
         CHECK_ERR(g, HEED_ERR_ARG, "state is NULL");
         heed_graph_free(g);
@@ -346,9 +371,11 @@ static void linear_step(void) {
 
 static void linear_bad_inputs(void) {
     heed_graph *g = heed_graph_new(ctx);
-    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 5, 4), 1), *k = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 4), 1);
+    heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 5, 4), 1),
+                *k = heed_full(g, HEED_F32, HEED_SHAPE(2, 3, 6, 4), 1);
     CHECK(heed_linear_attention(g, q, k, Z32(2, 3, 6, 2), NULL) != NULL, "%s", heed_graph_error(g));
-    CHECK(heed_linear_attention(g, q, k, Z32(2, 3, 6, 2), &(heed_linear_attention_opts){.key_lengths = (int64_t[]){6, 7}}) == NULL,
+    CHECK(heed_linear_attention(g, q, k, Z32(2, 3, 6, 2),
+                                &(heed_linear_attention_opts){.key_lengths = (int64_t[]){6, 7}}) == NULL,
           "length");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_linear_attention: key_lengths[1] = 7 is out of range [0, 6]");
     CHECK(heed_linear_attention(g, Z32(2, 3, 5, 0), Z32(2, 3, 6, 0), Z32(2, 3, 6, 2), NULL) == NULL, "zero features");
@@ -369,7 +396,8 @@ static void linear_bad_inputs(void) {
     CHECK_ERR(g, HEED_ERR_ARG, "phi_q");
     /* features */
     CHECK(heed_favor_features(g, Z32(2, 5, 4), Z32(0, 4), HEED_FAVOR_KEYS) == NULL, "zero features");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_favor_features: w[0,4] must be [m,d] = [m,4] with m >= 1 random features (x[2,5,4])");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_favor_features: w[0,4] must be [m,d] = [m,4] with m >= 1 random features (x[2,5,4])");
     CHECK(heed_favor_features(g, Z32(2, 5, 4), Z32(8, 3), HEED_FAVOR_KEYS) == NULL, "d differs");
     CHECK_ERR(g, HEED_ERR_SHAPE, "w[8,3] must be [m,d] = [m,4]");
     CHECK(heed_favor_features(g, Z32(2, 5, 4), Z32(8, 4), (heed_favor_kind)2) == NULL, "kind");
@@ -393,8 +421,8 @@ static void linear_bad_inputs(void) {
 
 /* The masked + Gaussian-weighted formula for one row: the keys j < L with c - D <= j <= c + D,
  * softmax of their scores times exp(-(j - c)^2 / (2 sigma^2)) (1 when sigma = 0). */
-static void ref_local(const double *s, const double *V, int64_t N, int64_t dv, int64_t L, double c, int64_t D, double sigma,
-                      double *w, double *out) {
+static void ref_local(const double *s, const double *V, int64_t N, int64_t dv, int64_t L, double c, int64_t D,
+                      double sigma, double *w, double *out) {
     double m = -INFINITY, sum = 0;
     for (int64_t j = 0; j < N; j++) w[j] = 0;
     for (int64_t e = 0; e < dv; e++) out[e] = 0;
@@ -411,8 +439,8 @@ static void ref_local(const double *s, const double *V, int64_t N, int64_t dv, i
 }
 
 /* Worst error of a [B,N] weights and [B,dv] context against ref_local per row. */
-static double local_err(heed_tensor *w, heed_tensor *c, const double *s, const double *V, int64_t B, int64_t N, int64_t dv,
-                        const int64_t *lens, const double *centre, int64_t D, double sigma) {
+static double local_err(heed_tensor *w, heed_tensor *c, const double *s, const double *V, int64_t B, int64_t N,
+                        int64_t dv, const int64_t *lens, const double *centre, int64_t D, double sigma) {
     double worst = 0, rw[32], rc[8];
     for (int64_t b = 0; b < B; b++) {
         ref_local(s + b * N, V + b * N * dv, N, dv, lens[b], centre[b], D, sigma, rw, rc);
@@ -429,15 +457,21 @@ static void local_matches_explicit(void) {
     double *s = uniform(&r, B * N, 2), *V = uniform(&r, B * N * dv, 1);
     heed_graph *g = heed_graph_new(ctx);
     /* the core op: clipped at the start and the end, non-integer centres, past either end */
-    static const double centres[][B] = {{0, 0, 0, 0}, {11, 4, 0, 3}, {5.3, 2.7, 0.4, 1}, {14.5, 8, 3.2, 0}, {-3.5, -2.5, -2.1, 0}};
+    static const double centres[][B] = {{0, 0, 0, 0},
+                                        {11, 4, 0, 3},
+                                        {5.3, 2.7, 0.4, 1},
+                                        {14.5, 8, 3.2, 0},
+                                        {-3.5, -2.5, -2.1, 0}};
     static const int64_t Ds[3] = {1, 2, 20};
     for (size_t ci = 0; ci < sizeof centres / sizeof *centres; ci++)
         for (int di = 0; di < 3; di++)
             for (int gs = 0; gs < 2; gs++) {
                 heed_graph_reset(g);
                 double sigma = gs ? (double)Ds[di] / 2 : 0;
-                heed_tensor *w, *c = heed_local_attend(g, input(g, HEED_SHAPE(B, N), s, false), input(g, HEED_SHAPE(B, N, dv), V, false),
-                                                       input(g, HEED_SHAPE(B), centres[ci], false), Ds[di], sigma, lens, &w);
+                heed_tensor *w,
+                    *c = heed_local_attend(g, input(g, HEED_SHAPE(B, N), s, false),
+                                           input(g, HEED_SHAPE(B, N, dv), V, false),
+                                           input(g, HEED_SHAPE(B), centres[ci], false), Ds[di], sigma, lens, &w);
                 CHECK(c && w, "%s", heed_graph_error(g));
                 if (!c) continue;
                 double err = local_err(w, c, s, V, B, N, dv, lens, centres[ci], Ds[di], sigma);
@@ -453,8 +487,8 @@ static void local_matches_explicit(void) {
                           input(g, HEED_SHAPE(B), (double[]){cs[t], 0, 0, 0}, false), 2, 1, lens, &w);
         CHECK(w != NULL, "%s", heed_graph_error(g));
         for (int64_t j = 0; j < N && w; j++)
-            CHECK((heed_get(w, j) > 0) == (j >= win[t][0] && j < win[t][1]), "centre %g: weight %lld = %g", cs[t], (long long)j,
-                  heed_get(w, j));
+            CHECK((heed_get(w, j) > 0) == (j >= win[t][0] && j < win[t][1]), "centre %g: weight %lld = %g", cs[t],
+                  (long long)j, heed_get(w, j));
     }
     /* local-m through the wrapper (dot scores): steps at, inside and past the ends */
     double *q = uniform(&r, B * dq, 1), *K = uniform(&r, B * N * dq, 1), *dots = malloc(B * N * sizeof *dots);
@@ -467,9 +501,10 @@ static void local_matches_explicit(void) {
         for (int gm = 0; gm < 2; gm++) {
             heed_graph_reset(g);
             heed_local_opts o = {.kind = HEED_LOCAL_M, .D = 2, .step = steps[t], .gaussian_m = gm};
-            heed_tensor *c = heed_luong_local_attention(g, HEED_LUONG_DOT, input(g, HEED_SHAPE(B, dq), q, false),
-                                                        input(g, HEED_SHAPE(B, N, dq), K, false), input(g, HEED_SHAPE(B, N, dv), V, false),
-                                                        NULL, NULL, &o, lens, &w);
+            heed_tensor *c =
+                heed_luong_local_attention(g, HEED_LUONG_DOT, input(g, HEED_SHAPE(B, dq), q, false),
+                                           input(g, HEED_SHAPE(B, N, dq), K, false),
+                                           input(g, HEED_SHAPE(B, N, dv), V, false), NULL, NULL, &o, lens, &w);
             CHECK(c != NULL, "%s", heed_graph_error(g));
             double st[B] = {(double)steps[t], (double)steps[t], (double)steps[t], (double)steps[t]};
             double err = c ? local_err(w, c, dots, V, B, N, dv, lens, st, 2, gm ? 1.0 : 0) : INFINITY;
@@ -477,8 +512,9 @@ static void local_matches_explicit(void) {
         }
     /* the default half-width is 10 */
     heed_graph_reset(g);
-    heed_luong_local_attention(g, HEED_LUONG_DOT, input(g, HEED_SHAPE(B, dq), q, false), input(g, HEED_SHAPE(B, N, dq), K, false),
-                               input(g, HEED_SHAPE(B, N, dv), V, false), NULL, NULL, NULL, lens, &w);
+    heed_luong_local_attention(g, HEED_LUONG_DOT, input(g, HEED_SHAPE(B, dq), q, false),
+                               input(g, HEED_SHAPE(B, N, dq), K, false), input(g, HEED_SHAPE(B, N, dv), V, false), NULL,
+                               NULL, NULL, lens, &w);
     CHECK(w && heed_get(w, 10) > 0 && heed_get(w, 11) == 0, "D = 10 by default");
     /* local-p: the centre (S_b - 1) sigmoid(v_p . tanh(W_p q)), then Gaussian weights */
     enum { dp = 3 };
@@ -519,10 +555,15 @@ static heed_tensor *fn_local(heed_graph *g, heed_tensor **x, void *u) {
     const local_case *c = u;
     if (c->mode == 0) return heed_local_attend(g, x[0], x[1], x[2], 2, c->sigma, local_lens, NULL);
     /* x: query, keys, values, w_p, v_p, then w (general) or w and v (concat) */
-    heed_local_opts o = {.kind = c->mode == 1 ? HEED_LOCAL_P : HEED_LOCAL_M, .D = 2, .step = 3, .gaussian_m = true,
-                         .w_p = c->mode == 1 ? x[3] : NULL, .v_p = c->mode == 1 ? x[4] : NULL};
-    heed_tensor *w = NULL, *ctxv = heed_luong_local_attention(g, c->kind, x[0], x[1], x[2], c->kind ? x[5] : NULL,
-                                                             c->kind == HEED_LUONG_CONCAT ? x[6] : NULL, &o, local_lens, &w);
+    heed_local_opts o = {.kind = c->mode == 1 ? HEED_LOCAL_P : HEED_LOCAL_M,
+                         .D = 2,
+                         .step = 3,
+                         .gaussian_m = true,
+                         .w_p = c->mode == 1 ? x[3] : NULL,
+                         .v_p = c->mode == 1 ? x[4] : NULL};
+    heed_tensor *w = NULL,
+                *ctxv = heed_luong_local_attention(g, c->kind, x[0], x[1], x[2], c->kind ? x[5] : NULL,
+                                                   c->kind == HEED_LUONG_CONCAT ? x[6] : NULL, &o, local_lens, &w);
     return ctxv ? heed_add(g, heed_sum(g, ctxv, 1, true), w) : NULL; /* both outputs */
 }
 
@@ -536,8 +577,8 @@ static void local_gradients(void) {
         check_f32_vs_f64_grad(ctx, fn_local, &c, 3, in, 1e-5, "local core");
     }
     /* local-p with dot, general and concat scores: the gradient reaches w_p and v_p through p_t */
-    heed_gradcheck_input in[7] = {{HEED_SHAPE(3, 4)},    {HEED_SHAPE(3, 7, 4)}, {HEED_SHAPE(3, 7, 2)}, {HEED_SHAPE(5, 4)},
-                                  {HEED_SHAPE(5)},       {HEED_SHAPE(4, 4)},    {HEED_SHAPE(3)}};
+    heed_gradcheck_input in[7] = {{HEED_SHAPE(3, 4)}, {HEED_SHAPE(3, 7, 4)}, {HEED_SHAPE(3, 7, 2)}, {HEED_SHAPE(5, 4)},
+                                  {HEED_SHAPE(5)},    {HEED_SHAPE(4, 4)},    {HEED_SHAPE(3)}};
     local_case lp = {1, HEED_LUONG_DOT, 0};
     CHECK_GRAD(ctx, fn_local, &lp, 5, in, NULL);
     lp.kind = HEED_LUONG_GENERAL;
@@ -551,9 +592,11 @@ static void local_gradients(void) {
     /* the centre's gradient is not zero (so the checks above exercised it) */
     heed_graph *g = heed_graph_new(ctx);
     heed_rng r = heed_rng_make(62, 0);
-    double *q = uniform(&r, 12, 1), *k = uniform(&r, 84, 1), *v = uniform(&r, 42, 1), *wp = uniform(&r, 20, 1), *vp = uniform(&r, 5, 1);
+    double *q = uniform(&r, 12, 1), *k = uniform(&r, 84, 1), *v = uniform(&r, 42, 1), *wp = uniform(&r, 20, 1),
+           *vp = uniform(&r, 5, 1);
     heed_tensor *x[5] = {input(g, HEED_SHAPE(3, 4), q, false), input(g, HEED_SHAPE(3, 7, 4), k, false),
-                         input(g, HEED_SHAPE(3, 7, 2), v, false), input(g, HEED_SHAPE(5, 4), wp, true), input(g, HEED_SHAPE(5), vp, true)};
+                         input(g, HEED_SHAPE(3, 7, 2), v, false), input(g, HEED_SHAPE(5, 4), wp, true),
+                         input(g, HEED_SHAPE(5), vp, true)};
     lp.kind = HEED_LUONG_DOT;
     heed_tensor *out = fn_local(g, x, &lp);
     CHECK(out && heed_backward(g, heed_sum_all(g, out)) == HEED_OK, "%s", heed_graph_error(g));
@@ -578,39 +621,51 @@ static void local_bad_inputs(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "values[4,5,2] must be [B,N,dv] = [4,6,?]");
     CHECK(heed_local_attend(g, Z32(4, 6, 1), Z32(4, 6, 2), Z32(4), 2, 1, NULL, NULL) == NULL, "scores 3-D");
     CHECK_ERR(g, HEED_ERR_SHAPE, "scores[4,6,1] must be [B,N]");
-    CHECK(heed_local_attend(g, Z32(4, 6), Z32(4, 6, 2), heed_full(g, HEED_F32, HEED_SHAPE(4), NAN), 2, 1, NULL, NULL) == NULL, "NaN");
+    CHECK(heed_local_attend(g, Z32(4, 6), Z32(4, 6, 2), heed_full(g, HEED_F32, HEED_SHAPE(4), NAN), 2, 1, NULL, NULL) ==
+              NULL,
+          "NaN");
     CHECK_ERR(g, HEED_ERR_NUMERIC, "heed_local_attend: centre[0] = nan is not a finite position");
     CHECK(heed_local_attend(g, Z32(4, 6), Z32(4, 6, 2), Z32(4), 2, 1, (int64_t[]){6, 6, 7, 0}, NULL) == NULL, "length");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_local_attend: key_lengths[2] = 7 is out of range [0, 6]");
     CHECK(heed_local_attend(g, Z32(4, 6), Z64(4, 6, 2), Z32(4), 2, 1, NULL, NULL) == NULL, "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "values");
     /* huge centres and half-widths stay in range */
-    heed_tensor *w, *c = heed_local_attend(g, Z64(2, 6), heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 2), 1),
-                                           input(g, HEED_SHAPE(2), (double[]){1e300, -1e300}, false), INT64_MAX, 1, NULL, &w);
+    heed_tensor *w,
+        *c = heed_local_attend(g, Z64(2, 6), heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 2), 1),
+                               input(g, HEED_SHAPE(2), (double[]){1e300, -1e300}, false), INT64_MAX, 1, NULL, &w);
     CHECK(c && heed_get(c, 0) == 0 && heed_get(c, 3) == 0, "%s", heed_graph_error(g));
     c = heed_local_attend(g, Z64(1, 6), heed_full(g, HEED_F64, HEED_SHAPE(1, 6, 2), 1), Z64(1), INT64_MAX, 0, NULL, &w);
     CHECK(c && fabs(heed_get(c, 0) - 1) < 1e-15, "every key in the window: %s", heed_graph_error(g));
     /* the wrapper's pattern arguments */
     heed_tensor *q = Z32(2, 3), *k = Z32(2, 6, 3), *v = Z32(2, 6, 2);
-    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.kind = 2}, NULL, NULL) == NULL, "kind");
+    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.kind = 2}, NULL,
+                                     NULL) == NULL,
+          "kind");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_luong_local_attention: kind = 2 (HEED_LOCAL_M or HEED_LOCAL_P)");
     q = Z32(2, 3), k = Z32(2, 6, 3), v = Z32(2, 6, 2);
-    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.D = -1}, NULL, NULL) == NULL, "D");
+    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.D = -1}, NULL, NULL) ==
+              NULL,
+          "D");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_luong_local_attention: D = -1 (must be >= 1; 0 means 10)");
     q = Z32(2, 3), k = Z32(2, 6, 3), v = Z32(2, 6, 2);
-    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.step = -1}, NULL, NULL) == NULL, "step");
+    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.step = -1}, NULL,
+                                     NULL) == NULL,
+          "step");
     CHECK_ERR(g, HEED_ERR_ARG, "step = -1 (the decoder step must be >= 0)");
     q = Z32(2, 3), k = Z32(2, 6, 3), v = Z32(2, 6, 2);
-    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.w_p = q}, NULL, NULL) == NULL, "m + w_p");
+    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.w_p = q}, NULL,
+                                     NULL) == NULL,
+          "m + w_p");
     CHECK_ERR(g, HEED_ERR_ARG, "local-m takes no w_p or v_p");
     q = Z32(2, 3), k = Z32(2, 6, 3), v = Z32(2, 6, 2);
-    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL, &(heed_local_opts){.kind = HEED_LOCAL_P, .w_p = Z32(4, 3)},
-                                     NULL, NULL) == NULL,
+    CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL,
+                                     &(heed_local_opts){.kind = HEED_LOCAL_P, .w_p = Z32(4, 3)}, NULL, NULL) == NULL,
           "p without v_p");
     CHECK_ERR(g, HEED_ERR_ARG, "local-p needs w_p [dp,dq] and v_p [dp]");
     q = Z32(2, 3), k = Z32(2, 6, 3), v = Z32(2, 6, 2);
     CHECK(heed_luong_local_attention(g, HEED_LUONG_DOT, q, k, v, NULL, NULL,
-                                     &(heed_local_opts){.kind = HEED_LOCAL_P, .w_p = Z32(4, 2), .v_p = Z32(4)}, NULL, NULL) == NULL,
+                                     &(heed_local_opts){.kind = HEED_LOCAL_P, .w_p = Z32(4, 2), .v_p = Z32(4)}, NULL,
+                                     NULL) == NULL,
           "w_p shape");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_local_position: w_p[4,2] must be [dp,dq] = [?,3]");
     CHECK(heed_local_position(g, Z32(2, 3), Z32(4, 3), Z32(4), -1, NULL) == NULL, "N");
@@ -618,10 +673,12 @@ static void local_bad_inputs(void) {
     CHECK(heed_local_position(g, Z32(2, 3), Z32(4, 3), Z32(5), 6, NULL) == NULL, "v_p");
     CHECK_ERR(g, HEED_ERR_SHAPE, "v_p[5] must be [dp] = [4]");
     /* an empty window (local-m past the end): zeros, zero gradients */
-    heed_tensor *qq = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 3), 1)), *kk = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 3), 1));
-    c = heed_luong_local_attention(g, HEED_LUONG_DOT, qq, kk, heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 2), 1), NULL, NULL,
-                                   &(heed_local_opts){.D = 2, .step = 9}, (int64_t[]){6, 4}, &w);
-    CHECK(c && heed_backward(g, heed_sum_all(g, heed_add(g, heed_sum(g, c, 1, true), w))) == HEED_OK, "%s", heed_graph_error(g));
+    heed_tensor *qq = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 3), 1)),
+                *kk = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 3), 1));
+    c = heed_luong_local_attention(g, HEED_LUONG_DOT, qq, kk, heed_full(g, HEED_F64, HEED_SHAPE(2, 6, 2), 1), NULL,
+                                   NULL, &(heed_local_opts){.D = 2, .step = 9}, (int64_t[]){6, 4}, &w);
+    CHECK(c && heed_backward(g, heed_sum_all(g, heed_add(g, heed_sum(g, c, 1, true), w))) == HEED_OK, "%s",
+          heed_graph_error(g));
     double total = 0;
     for (int64_t i = 0; c && i < 4; i++) total += fabs(heed_get(c, i));
     for (int64_t i = 0; c && i < 6; i++) total += fabs(heed_get(heed_grad(g, qq), i));
@@ -641,14 +698,16 @@ static void hard_sampling(void) {
     int64_t *lens = malloc(B * sizeof *lens), counts[N] = {0};
     for (int64_t b = 0; b < B; b++) {
         lens[b] = 6;
-        for (int64_t j = 0; j < N; j++) s[b * N + j] = row[j], V[(b * N + j) * dv] = (double)j, V[(b * N + j) * dv + 1] = (double)b;
+        for (int64_t j = 0; j < N; j++)
+            s[b * N + j] = row[j], V[(b * N + j) * dv] = (double)j, V[(b * N + j) * dv + 1] = (double)b;
     }
     for (int64_t j = 0; j < 6; j++) sum += exp(row[j] - m);
     for (int64_t j = 0; j < N; j++) p[j] = j < 6 ? exp(row[j] - m) / sum : 0;
     for (int64_t j = 0; j < N; j++) H -= p[j] > 0 ? p[j] * log(p[j]) : 0;
     heed_graph *g = heed_graph_new(ctx);
     heed_hard_outputs o;
-    heed_tensor *c = heed_hard_attend(g, input(g, HEED_SHAPE(B, N), s, false), input(g, HEED_SHAPE(B, N, dv), V, false), lens, &o);
+    heed_tensor *c =
+        heed_hard_attend(g, input(g, HEED_SHAPE(B, N), s, false), input(g, HEED_SHAPE(B, N, dv), V, false), lens, &o);
     CHECK(c && o.weights && o.log_prob && o.entropy && o.samples, "%s", heed_graph_error(g));
     double worst = 0;
     for (int64_t b = 0; c && b < B; b++) {
@@ -662,7 +721,8 @@ static void hard_sampling(void) {
         for (int64_t j = 0; j < N; j++) worst = fmax(worst, check_err(heed_get(o.weights, b * N + j), p[j]));
     }
     CHECK(worst < 1e-14, "outputs against their formulas: %g", worst);
-    CHECK(counts[2] == 0 && counts[6] == 0, "a masked key was drawn: %lld, %lld", (long long)counts[2], (long long)counts[6]);
+    CHECK(counts[2] == 0 && counts[6] == 0, "a masked key was drawn: %lld, %lld", (long long)counts[2],
+          (long long)counts[6]);
     double chi2 = 0;
     for (int64_t j = 0; j < N; j++)
         if (p[j] > 0) chi2 += (counts[j] - B * p[j]) * (counts[j] - B * p[j]) / (B * p[j]);
@@ -677,8 +737,10 @@ static void hard_sampling(void) {
     heed_hard_attend(g, input(g, HEED_SHAPE(B, N), s, false), input(g, HEED_SHAPE(B, N, dv), V, false), lens, &o2);
     heed_hard_attend(g, input(g, HEED_SHAPE(B, N), s, false), input(g, HEED_SHAPE(B, N, dv), V, false), lens, &o3);
     int64_t same = 0, differ = 0;
-    for (int64_t b = 0; o2.samples && o3.samples && b < B; b++) same += o2.samples[b] == o.samples[b], differ += o3.samples[b] != o.samples[b];
-    CHECK(same == B && differ > B / 3, "replay %lld of %d, fresh stream differs in %lld", (long long)same, B, (long long)differ);
+    for (int64_t b = 0; o2.samples && o3.samples && b < B; b++)
+        same += o2.samples[b] == o.samples[b], differ += o3.samples[b] != o.samples[b];
+    CHECK(same == B && differ > B / 3, "replay %lld of %d, fresh stream differs in %lld", (long long)same, B,
+          (long long)differ);
     /* evaluation takes the most probable key and draws no random numbers */
     heed_graph_set_training(g, false);
     heed_ctx_rng_state(ctx, &seed, &counter);
@@ -689,10 +751,10 @@ static void hard_sampling(void) {
     heed_graph_set_training(g, true);
     /* a row without keys, a row of -inf: sample -1, zeros */
     heed_graph_reset(g);
-    c = heed_hard_attend(g, input(g, HEED_SHAPE(2, 2), (double[]){1, 2, -INFINITY, -INFINITY}, false), heed_full(g, HEED_F64, HEED_SHAPE(2, 2, 1), 1),
-                         (int64_t[]){0, 2}, &o);
-    CHECK(c && o.samples[0] == -1 && o.samples[1] == -1 && heed_get(c, 0) == 0 && heed_get(c, 1) == 0 && heed_get(o.log_prob, 1) == 0 &&
-              heed_get(o.entropy, 1) == 0 && heed_get(o.weights, 3) == 0,
+    c = heed_hard_attend(g, input(g, HEED_SHAPE(2, 2), (double[]){1, 2, -INFINITY, -INFINITY}, false),
+                         heed_full(g, HEED_F64, HEED_SHAPE(2, 2, 1), 1), (int64_t[]){0, 2}, &o);
+    CHECK(c && o.samples[0] == -1 && o.samples[1] == -1 && heed_get(c, 0) == 0 && heed_get(c, 1) == 0 &&
+              heed_get(o.log_prob, 1) == 0 && heed_get(o.entropy, 1) == 0 && heed_get(o.weights, 3) == 0,
           "rows without keys");
     heed_graph_free(g);
     free(s), free(V), free(lens);
@@ -710,7 +772,8 @@ static void hard_estimator_is_unbiased(void) {
         heed_graph_reset(g);
         heed_tensor *S = input(g, HEED_SHAPE(N), s, true);
         heed_hard_outputs o;
-        heed_hard_attend(g, heed_add(g, heed_zeros(g, HEED_F64, HEED_SHAPE(n, N)), S), heed_zeros(g, HEED_F64, HEED_SHAPE(n, N, 1)), NULL, &o);
+        heed_hard_attend(g, heed_add(g, heed_zeros(g, HEED_F64, HEED_SHAPE(n, N)), S),
+                         heed_zeros(g, HEED_F64, HEED_SHAPE(n, N, 1)), NULL, &o);
         CHECK(o.samples != NULL, "%s", heed_graph_error(g));
         if (!o.samples) break;
         double *r = malloc(n * sizeof *r), mean[N] = {0}, sq[N] = {0};
@@ -725,10 +788,11 @@ static void hard_estimator_is_unbiased(void) {
                 mean[k] += e / n, sq[k] += e * e / n;
             }
         for (int k = 0; k < N; k++) {
-            double se = sqrt((sq[k] - mean[k] * mean[k]) / n), exact = w[k] * (rew[k] - J), est = -heed_get(heed_grad(g, S), k);
+            double se = sqrt((sq[k] - mean[k] * mean[k]) / n), exact = w[k] * (rew[k] - J),
+                   est = -heed_get(heed_grad(g, S), k);
             CHECK(check_err(est, mean[k]) < 1e-12, "the op's gradient is the estimator's mean: %g vs %g", est, mean[k]);
-            CHECK(check_err(est, exact) < 5 * se, "baseline %g, score %d: estimate %.5f, exact %.5f, standard error %.5f", baseline, k,
-                  est, exact, se);
+            CHECK(check_err(est, exact) < 5 * se,
+                  "baseline %g, score %d: estimate %.5f, exact %.5f, standard error %.5f", baseline, k, est, exact, se);
         }
         free(r);
     }
@@ -766,7 +830,8 @@ static void hard_gradients(void) {
 static void hard_learns_toy_task(void) {
     enum { B = 64, N = 6, dk = 3, C = 4, test_B = 512 };
     heed_params *P = heed_params_new(ctx, HEED_F64);
-    heed_tensor *w = heed_param(P, "w", HEED_SHAPE(dk), heed_init_zeros()), *U = heed_param(P, "U", HEED_SHAPE(C, C), heed_init_zeros());
+    heed_tensor *w = heed_param(P, "w", HEED_SHAPE(dk), heed_init_zeros()),
+                *U = heed_param(P, "U", HEED_SHAPE(C, C), heed_init_zeros());
     heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.05});
     heed_reward_baseline base = {0};
     heed_rng r = heed_rng_make(71, 0);
@@ -788,10 +853,13 @@ static void hard_learns_toy_task(void) {
         }
         heed_graph_reset(g);
         heed_graph_set_training(g, !test);
-        heed_tensor *scores = heed_reshape(g, heed_matmul(g, input(g, HEED_SHAPE(n, N, dk), keys, false), heed_reshape(g, w, HEED_SHAPE(dk, 1))),
+        heed_tensor *scores = heed_reshape(g,
+                                           heed_matmul(g, input(g, HEED_SHAPE(n, N, dk), keys, false),
+                                                       heed_reshape(g, w, HEED_SHAPE(dk, 1))),
                                            HEED_SHAPE(n, N));
         heed_hard_outputs o;
-        heed_tensor *logits = heed_linear(g, heed_hard_attend(g, scores, input(g, HEED_SHAPE(n, N, C), vals, false), NULL, &o), U, NULL);
+        heed_tensor *logits =
+            heed_linear(g, heed_hard_attend(g, scores, input(g, HEED_SHAPE(n, N, C), vals, false), NULL, &o), U, NULL);
         CHECK(logits != NULL, "%s", heed_graph_error(g));
         if (!logits) break;
         for (int64_t b = 0; b < n; b++) { /* reward: log p(label | the sampled value) */
@@ -810,14 +878,17 @@ static void hard_learns_toy_task(void) {
         }
         double baseline;
         CHECK(heed_baseline_update(&base, rewards, n, &baseline) == HEED_OK, "baseline");
-        heed_tensor *loss = heed_add(g, heed_cross_entropy(g, logits, y, NULL), heed_reinforce_loss(g, o.log_prob, rewards, baseline));
+        heed_tensor *loss =
+            heed_add(g, heed_cross_entropy(g, logits, y, NULL), heed_reinforce_loss(g, o.log_prob, rewards, baseline));
         loss = heed_sub(g, loss, heed_scale(g, heed_mean_all(g, o.entropy), 0.01));
         heed_params_zero_grad(P);
         CHECK(heed_backward(g, loss) == HEED_OK && heed_optimizer_step(opt) == HEED_OK, "%s", heed_graph_error(g));
     }
-    printf("  hard attention toy task: picks the answer in %.1f%% (chance %.1f%%), weight on it %.3f, label right %.1f%%\n",
-           100 * picked / test_B, 100.0 / N, wanswer, 100 * correct / test_B);
-    CHECK(picked >= 0.95 * test_B && wanswer >= 0.9 && correct >= 0.95 * test_B, "hard attention did not learn to pick the answer");
+    printf(
+        "  hard attention toy task: picks the answer in %.1f%% (chance %.1f%%), weight on it %.3f, label right %.1f%%\n",
+        100 * picked / test_B, 100.0 / N, wanswer, 100 * correct / test_B);
+    CHECK(picked >= 0.95 * test_B && wanswer >= 0.9 && correct >= 0.95 * test_B,
+          "hard attention did not learn to pick the answer");
     heed_graph_free(g);
     heed_optimizer_free(opt);
     heed_params_free(P);
@@ -826,8 +897,10 @@ static void hard_learns_toy_task(void) {
 static void hard_baseline_and_bad_inputs(void) {
     heed_reward_baseline b = {0};
     double r1[2] = {1, 3}, r2[1] = {-4}, used;
-    CHECK(heed_baseline_update(&b, r1, 2, &used) == HEED_OK && used == 0 && fabs(b.value - 0.2) < 1e-15, "first update %g", b.value);
-    CHECK(heed_baseline_update(&b, r2, 1, &used) == HEED_OK && fabs(used - 0.2) < 1e-15 && fabs(b.value - (0.9 * 0.2 - 0.4)) < 1e-15,
+    CHECK(heed_baseline_update(&b, r1, 2, &used) == HEED_OK && used == 0 && fabs(b.value - 0.2) < 1e-15,
+          "first update %g", b.value);
+    CHECK(heed_baseline_update(&b, r2, 1, &used) == HEED_OK && fabs(used - 0.2) < 1e-15 &&
+              fabs(b.value - (0.9 * 0.2 - 0.4)) < 1e-15,
           "second update %g", b.value);
     CHECK(b.updates == 2, "updates");
     heed_reward_baseline half = {.decay = 0.5};

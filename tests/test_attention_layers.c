@@ -117,8 +117,8 @@ static heed_tensor *fn_additive(heed_graph *g, heed_tensor **x, void *u) {
     return c->which == 0 ? ctx_ : w;
 }
 
-static void additive_inputs(heed_gradcheck_input *in, int64_t B, int64_t N, int64_t dq, int64_t da, int64_t dv, int64_t C,
-                            int64_t K) {
+static void additive_inputs(heed_gradcheck_input *in, int64_t B, int64_t N, int64_t dq, int64_t da, int64_t dv,
+                            int64_t C, int64_t K) {
     in[A_QUERY] = (heed_gradcheck_input){HEED_SHAPE(B, dq)};
     in[A_KEYS] = (heed_gradcheck_input){HEED_SHAPE(B, N, da)};
     in[A_VALUES] = (heed_gradcheck_input){HEED_SHAPE(B, N, dv)};
@@ -159,12 +159,15 @@ static void additive_matches_reference(void) {
     int64_t B = 2, N = 6, dq = 3, da = 4, C = 2, K = 5;
     heed_rng r = heed_rng_make(8, 2);
     double *q = randn(&r, B * dq), *kp = randn(&r, B * N * da), *wq = randn(&r, da * dq), *bias = randn(&r, da),
-           *v = randn(&r, da), *prev = randn(&r, B * N), *F = randn(&r, C * K), *U = randn(&r, da * C), *cov = randn(&r, B * N),
-           *cw = randn(&r, da);
+           *v = randn(&r, da), *prev = randn(&r, B * N), *F = randn(&r, C * K), *U = randn(&r, da * C),
+           *cov = randn(&r, B * N), *cw = randn(&r, da);
     heed_graph *g = heed_graph_new(ctx);
-    heed_additive_params p = {heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq), wq), heed_input_f64(g, HEED_F64, HEED_SHAPE(da), bias),
-                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v), heed_input_f64(g, HEED_F64, HEED_SHAPE(C, K), F),
-                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da, C), U), heed_input_f64(g, HEED_F64, HEED_SHAPE(da), cw)};
+    heed_additive_params p = {heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq), wq),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da), bias),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(C, K), F),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da, C), U),
+                              heed_input_f64(g, HEED_F64, HEED_SHAPE(da), cw)};
     heed_tensor *s = heed_additive_score(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q),
                                          heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, da), kp), &p,
                                          heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N), prev),
@@ -172,7 +175,8 @@ static void additive_matches_reference(void) {
     CHECK(s != NULL, "%s", heed_graph_error(g));
     for (int64_t b = 0; b < B && s; b++)
         for (int64_t j = 0; j < N; j++)
-            CHECK_CLOSE(heed_get(s, b * N + j), ref_additive(q, kp, wq, bias, v, prev, F, U, cov, cw, N, dq, da, C, K, b, j), 1e-13);
+            CHECK_CLOSE(heed_get(s, b * N + j),
+                        ref_additive(q, kp, wq, bias, v, prev, F, U, cov, cw, N, dq, da, C, K, b, j), 1e-13);
     /* Without location and coverage (plain Bahdanau). */
     heed_additive_params p0 = {.w_q = p.w_q, .v = p.v};
     s = heed_additive_score(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q),
@@ -226,7 +230,8 @@ static heed_tensor *fn_two_steps(heed_graph *g, heed_tensor **x, void *u) {
     heed_tensor *keys = x[0], *q1 = x[1], *q2 = x[2];
     heed_tensor *kp = heed_additive_keys(g, keys, t->l->w_k, NULL);
     int64_t B = keys->shape[0], N = keys->shape[1];
-    heed_tensor *prev = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N)), *cov = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N));
+    heed_tensor *prev = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N)),
+                *cov = heed_zeros(g, keys->dtype, HEED_SHAPE(B, N));
     heed_tensor *w1, *w2;
     heed_tensor *c1 = heed_additive_attention(g, q1, kp, keys, &t->l->params, prev, cov, t->lens, &w1);
     heed_tensor *loss1 = heed_coverage_loss(g, w1, cov);
@@ -241,10 +246,15 @@ static heed_tensor *fn_two_steps(heed_graph *g, heed_tensor **x, void *u) {
 static void two_steps_with_params(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_additive_layer l;
-    heed_additive_config cfg = {.query_dim = 4, .key_dim = 3, .attn_dim = 5, .loc_channels = 2, .loc_kernel = 3,
-                                .coverage = true, .bias = true};
+    heed_additive_config cfg = {.query_dim = 4,
+                                .key_dim = 3,
+                                .attn_dim = 5,
+                                .loc_channels = 2,
+                                .loc_kernel = 3,
+                                .coverage = true,
+                                .bias = true};
     CHECK(heed_additive_declare(&l, P, "att", &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
-    const char *names[] = {"att.query_proj.weight", "att.key_proj.weight", "att.query_proj.bias", "att.v",
+    const char *names[] = {"att.query_proj.weight",    "att.key_proj.weight",      "att.query_proj.bias",     "att.v",
                            "att.location_conv.weight", "att.location_proj.weight", "att.coverage_proj.weight"};
     for (int i = 0; i < 7; i++) CHECK(heed_params_find(P, names[i]) != NULL, "%s", names[i]);
     CHECK(heed_params_count(P) == 7 && l.params.loc_filters->shape[1] == 3 && l.w_k->shape[1] == 3, "shapes");
@@ -262,7 +272,8 @@ static void two_steps_with_params(void) {
     CHECK(heed_additive_declare(&l, P, "b", &cfg) == HEED_ERR_ARG, "attn_dim 0");
     cfg.attn_dim = 5;
     CHECK(heed_additive_declare(&l, P, "att", &cfg) != HEED_OK, "duplicate prefix");
-    CHECK(heed_additive_declare(&l, P, "plain", &(heed_additive_config){.query_dim = 2, .key_dim = 2, .attn_dim = 2}) == HEED_OK &&
+    CHECK(heed_additive_declare(&l, P, "plain", &(heed_additive_config){.query_dim = 2, .key_dim = 2, .attn_dim = 2}) ==
+                  HEED_OK &&
               !l.params.bias && !l.params.loc_filters && !l.params.cov_weight,
           "plain layer");
     heed_params_free(P);
@@ -286,11 +297,17 @@ static void luong_scores(void) {
     CHECK_GRAD(ctx, fn_luong, &kind, 3, dot, NULL);
     check_f32_vs_f64(ctx, fn_luong, &kind, 3, dot, 1e-5, "luong dot");
     kind = HEED_LUONG_GENERAL;
-    heed_gradcheck_input gen[4] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 4, 6)}, {HEED_SHAPE(3, 4, 2)}, {HEED_SHAPE(5, 6)}};
+    heed_gradcheck_input gen[4] = {{HEED_SHAPE(3, 5)},
+                                   {HEED_SHAPE(3, 4, 6)},
+                                   {HEED_SHAPE(3, 4, 2)},
+                                   {HEED_SHAPE(5, 6)}};
     CHECK_GRAD(ctx, fn_luong, &kind, 4, gen, NULL);
     check_f32_vs_f64(ctx, fn_luong, &kind, 4, gen, 1e-5, "luong general");
     kind = HEED_LUONG_CONCAT;
-    heed_gradcheck_input cat[5] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 4, 6)}, {HEED_SHAPE(3, 4, 2)}, {HEED_SHAPE(7, 11)},
+    heed_gradcheck_input cat[5] = {{HEED_SHAPE(3, 5)},
+                                   {HEED_SHAPE(3, 4, 6)},
+                                   {HEED_SHAPE(3, 4, 2)},
+                                   {HEED_SHAPE(7, 11)},
                                    {HEED_SHAPE(7)}};
     CHECK_GRAD(ctx, fn_luong, &kind, 5, cat, NULL);
     check_f32_vs_f64(ctx, fn_luong, &kind, 5, cat, 1e-5, "luong concat");
@@ -302,11 +319,14 @@ static void luong_scores(void) {
     double *q = randn(&r, B * dq), *k = randn(&r, B * N * dk), *W = randn(&r, dq * dk), *Wc = randn(&r, da * (dq + dk)),
            *v = randn(&r, da), *kd = randn(&r, B * N * dq);
     heed_tensor *Q = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, dq), q);
-    heed_tensor *sd = heed_luong_score(g, HEED_LUONG_DOT, Q, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dq), kd), NULL, NULL);
+    heed_tensor *sd =
+        heed_luong_score(g, HEED_LUONG_DOT, Q, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dq), kd), NULL, NULL);
     heed_tensor *K = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dk), k);
-    heed_tensor *sg = heed_luong_score(g, HEED_LUONG_GENERAL, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(dq, dk), W), NULL);
-    heed_tensor *sc = heed_luong_score(g, HEED_LUONG_CONCAT, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq + dk), Wc),
-                                       heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v));
+    heed_tensor *sg =
+        heed_luong_score(g, HEED_LUONG_GENERAL, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(dq, dk), W), NULL);
+    heed_tensor *sc =
+        heed_luong_score(g, HEED_LUONG_CONCAT, Q, K, heed_input_f64(g, HEED_F64, HEED_SHAPE(da, dq + dk), Wc),
+                         heed_input_f64(g, HEED_F64, HEED_SHAPE(da), v));
     CHECK(sd && sg && sc, "%s", heed_graph_error(g));
     for (int64_t b = 0; b < B && sc; b++)
         for (int64_t j = 0; j < N; j++) {
@@ -339,7 +359,8 @@ static void coverage_loss(void) {
     heed_tensor *A = heed_requires_grad(heed_input_f64(g, HEED_F64, HEED_SHAPE(2, 3), a));
     heed_tensor *Cv = heed_requires_grad(heed_input_f64(g, HEED_F64, HEED_SHAPE(2, 3), c));
     heed_tensor *l = heed_coverage_loss(g, A, Cv);
-    CHECK(l && fabs(heed_get(l, 0) - 0.9) < 1e-15 && heed_get(l, 1) == 0, "values %g %g", heed_get(l, 0), heed_get(l, 1));
+    CHECK(l && fabs(heed_get(l, 0) - 0.9) < 1e-15 && heed_get(l, 1) == 0, "values %g %g", heed_get(l, 0),
+          heed_get(l, 1));
     CHECK(heed_backward(g, heed_sum_all(g, l)) == HEED_OK, "%s", heed_graph_error(g));
     heed_tensor *ga = heed_grad(g, A), *gc = heed_grad(g, Cv);
     CHECK(heed_get(ga, 0) == 0 && heed_get(gc, 0) == 1 && heed_get(ga, 1) == 1 && heed_get(ga, 2) == 0.5 &&
@@ -357,11 +378,11 @@ static void scores_bad_inputs(void) {
     heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), *kp = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));
     heed_tensor *wq = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), *v = heed_zeros(g, HEED_F32, HEED_SHAPE(3));
     heed_tensor *vals = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 6)), *prev = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
-#define RESET_INPUTS()                                                                                        \
-    do {                                                                                                      \
-        q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), kp = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));      \
-        wq = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), v = heed_zeros(g, HEED_F32, HEED_SHAPE(3));            \
-        vals = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 6)), prev = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5)); \
+#define RESET_INPUTS()                                                                                                 \
+    do {                                                                                                               \
+        q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), kp = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 3));              \
+        wq = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), v = heed_zeros(g, HEED_F32, HEED_SHAPE(3));                    \
+        vals = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 6)), prev = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));         \
     } while (0)
     heed_additive_params p = {.w_q = wq, .v = v};
     CHECK(heed_additive_attention(g, q, kp, vals, &p, NULL, NULL, (int64_t[]){5, 6}, NULL) == NULL, "length > N");
@@ -375,22 +396,30 @@ static void scores_bad_inputs(void) {
     CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "w_q");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_additive_score: params.w_q[3,5] must be [da,dq] = [3,4]");
     RESET_INPUTS();
-    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)),
+    p = (heed_additive_params){.w_q = wq,
+                               .v = v,
+                               .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)),
                                .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
     CHECK(heed_additive_score(g, q, kp, &p, prev, NULL) == NULL, "even window");
     CHECK_ERR(g, HEED_ERR_SHAPE, "odd window K >= 1");
     RESET_INPUTS();
-    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0)),
+    p = (heed_additive_params){.w_q = wq,
+                               .v = v,
+                               .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0)),
                                .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
     CHECK(heed_additive_score(g, q, kp, &p, prev, NULL) == NULL, "window 0");
     CHECK_ERR(g, HEED_ERR_SHAPE, "loc_filters[2,0]");
     RESET_INPUTS();
-    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
+    p = (heed_additive_params){.w_q = wq,
+                               .v = v,
+                               .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
                                .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
     CHECK(heed_additive_score(g, q, kp, &p, NULL, NULL) == NULL, "missing prev");
     CHECK_ERR(g, HEED_ERR_ARG, "prev_weights together");
     RESET_INPUTS();
-    p = (heed_additive_params){.w_q = wq, .v = v, .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
+    p = (heed_additive_params){.w_q = wq,
+                               .v = v,
+                               .loc_filters = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)),
                                .loc_proj = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2))};
     CHECK(heed_additive_score(g, q, kp, &p, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4)), NULL) == NULL, "prev shape");
     CHECK_ERR(g, HEED_ERR_SHAPE, "prev_weights[2,4] must be [B,N] = [2,5]");
@@ -420,10 +449,12 @@ static void scores_bad_inputs(void) {
     CHECK(heed_luong_score(g, HEED_LUONG_DOT, q, kp, NULL, NULL) == NULL, "dot dims");
     CHECK_ERR(g, HEED_ERR_SHAPE, "dq = 4 and dk = 3 must be equal");
     RESET_INPUTS();
-    CHECK(heed_luong_score(g, HEED_LUONG_GENERAL, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL) == NULL, "general");
+    CHECK(heed_luong_score(g, HEED_LUONG_GENERAL, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL) == NULL,
+          "general");
     CHECK_ERR(g, HEED_ERR_SHAPE, "w[3,4] must be [dq,dk] = [4,3]");
     RESET_INPUTS();
-    CHECK(heed_luong_score(g, HEED_LUONG_CONCAT, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 6)), v) == NULL, "concat");
+    CHECK(heed_luong_score(g, HEED_LUONG_CONCAT, q, kp, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 6)), v) == NULL,
+          "concat");
     CHECK_ERR(g, HEED_ERR_SHAPE, "must be [da,dq+dk] = [?,7]");
     RESET_INPUTS();
     CHECK(heed_luong_score(g, (heed_luong_kind)9, q, kp, NULL, NULL) == NULL, "kind");
@@ -437,8 +468,8 @@ static void scores_bad_inputs(void) {
     heed_tensor *c0 = heed_additive_attention(g, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0, 3)),
                                               heed_zeros(g, HEED_F32, HEED_SHAPE(2, 0, 6)), &p, NULL, NULL, NULL, NULL);
     CHECK(c0 && c0->shape[1] == 6 && heed_get(c0, 0) == 0, "N = 0: %s", heed_graph_error(g));
-    heed_tensor *s0 = heed_luong_score(g, HEED_LUONG_DOT, heed_zeros(g, HEED_F32, HEED_SHAPE(0, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(0, 4, 3)),
-                                       NULL, NULL);
+    heed_tensor *s0 = heed_luong_score(g, HEED_LUONG_DOT, heed_zeros(g, HEED_F32, HEED_SHAPE(0, 3)),
+                                       heed_zeros(g, HEED_F32, HEED_SHAPE(0, 4, 3)), NULL, NULL);
     CHECK(s0 && s0->numel == 0, "B = 0: %s", heed_graph_error(g));
 #undef RESET_INPUTS
     heed_graph_free(g);
@@ -522,7 +553,8 @@ static void relative_position_bias(void) {
         last = b;
     }
     heed_relpos_opts clip = {.kind = HEED_RELPOS_CLIPPED};
-    CHECK(heed_relpos_bucket(&clip, 7, -5) == 0 && heed_relpos_bucket(&clip, 7, 2) == 5 && heed_relpos_bucket(&clip, 7, 9) == 6,
+    CHECK(heed_relpos_bucket(&clip, 7, -5) == 0 && heed_relpos_bucket(&clip, 7, 2) == 5 &&
+              heed_relpos_bucket(&clip, 7, 9) == 6,
           "clipped");
     CHECK(heed_relpos_bucket(&clip, 6, 0) == -1, "even table");
 
@@ -560,8 +592,8 @@ static void relative_position_bias(void) {
     CHECK(heed_relative_position_bias(g, table, 3, 3, &(heed_relpos_opts){.max_distance = 4}) == NULL, "max distance");
     CHECK_ERR(g, HEED_ERR_SHAPE, "max_distance = 4");
     table = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2));
-    CHECK(heed_relative_position_bias(g, table, 3, 3, &(heed_relpos_opts){.kind = HEED_RELPOS_T5, .bidirectional = true}) ==
-              NULL,
+    CHECK(heed_relative_position_bias(g, table, 3, 3,
+                                      &(heed_relpos_opts){.kind = HEED_RELPOS_T5, .bidirectional = true}) == NULL,
           "T5 too few buckets");
     CHECK_ERR(g, HEED_ERR_ARG, "max_exact");
     table = heed_zeros(g, HEED_F32, HEED_SHAPE(7, 2));
@@ -575,17 +607,18 @@ static void relative_position_bias(void) {
 /* Naive reference: projections, per-head masked softmax (key lengths, causal bottom-right
  * aligned, additive bias [H,Nq,Nk] or NULL), output projection; all in double from the
  * parameter values. */
-static void ref_mha(const heed_mha *m, const double *query, const double *key, const double *value, int64_t B, int64_t Nq,
-                    int64_t Nk, const int64_t *lens, bool causal, const double *bias, double *out, double *weights) {
+static void ref_mha(const heed_mha *m, const double *query, const double *key, const double *value, int64_t B,
+                    int64_t Nq, int64_t Nk, const int64_t *lens, bool causal, const double *bias, double *out,
+                    double *weights) {
     int64_t E = m->embed_dim, H = m->num_heads, dh = m->head_dim, kd = m->kdim, vd = m->vdim;
     double *Q = calloc((size_t)(B * Nq * E), sizeof *Q), *K = calloc((size_t)(B * Nk * E), sizeof *K),
            *V = calloc((size_t)(B * Nk * E), sizeof *V), *O = calloc((size_t)(B * Nq * E), sizeof *O);
-#define PROJ(dst, src, n, in, w, bb)                                                                 \
-    for (int64_t r = 0; r < (n); r++)                                                               \
-        for (int64_t e = 0; e < E; e++) {                                                           \
-            double s = (bb) ? heed_get((bb), e) : 0;                                                \
-            for (int64_t c = 0; c < (in); c++) s += heed_get((w), e * (in) + c) * (src)[r * (in) + c]; \
-            (dst)[r * E + e] = s;                                                                   \
+#define PROJ(dst, src, n, in, w, bb)                                                                                   \
+    for (int64_t r = 0; r < (n); r++)                                                                                  \
+        for (int64_t e = 0; e < E; e++) {                                                                              \
+            double s = (bb) ? heed_get((bb), e) : 0;                                                                   \
+            for (int64_t c = 0; c < (in); c++) s += heed_get((w), e * (in) + c) * (src)[r * (in) + c];                 \
+            (dst)[r * E + e] = s;                                                                                      \
         }
     PROJ(Q, query, B * Nq, E, m->q_w, m->q_b);
     PROJ(K, key, B * Nk, kd, m->k_w, m->k_b);
@@ -597,7 +630,8 @@ static void ref_mha(const heed_mha *m, const double *query, const double *key, c
                 for (int64_t j = 0; j < Nk; j++) {
                     bool masked = (lens && j >= lens[b]) || (causal && j > i + Nk - Nq);
                     double d = 0;
-                    for (int64_t c = 0; c < dh; c++) d += Q[(b * Nq + i) * E + h * dh + c] * K[(b * Nk + j) * E + h * dh + c];
+                    for (int64_t c = 0; c < dh; c++)
+                        d += Q[(b * Nq + i) * E + h * dh + c] * K[(b * Nk + j) * E + h * dh + c];
                     s[j] = masked ? -INFINITY : d / sqrt((double)dh) + (bias ? bias[(h * Nq + i) * Nk + j] : 0);
                     mx = fmax(mx, s[j]);
                 }
@@ -605,7 +639,8 @@ static void ref_mha(const heed_mha *m, const double *query, const double *key, c
                 for (int64_t j = 0; j < Nk; j++) {
                     double p = sum > 0 ? s[j] / sum : 0;
                     if (weights) weights[((b * H + h) * Nq + i) * Nk + j] = p;
-                    for (int64_t c = 0; c < dh; c++) O[(b * Nq + i) * E + h * dh + c] += p * V[(b * Nk + j) * E + h * dh + c];
+                    for (int64_t c = 0; c < dh; c++)
+                        O[(b * Nq + i) * E + h * dh + c] += p * V[(b * Nk + j) * E + h * dh + c];
                 }
             }
     PROJ(out, O, B * Nq, E, m->o_w, m->o_b);
@@ -616,14 +651,17 @@ static void ref_mha(const heed_mha *m, const double *query, const double *key, c
 static void mha_matches_reference(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_mha m, self;
-    CHECK(heed_mha_declare(&m, P, "dec.cross", &(heed_mha_config){.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 4,
-                                                                 .bias = true}) == HEED_OK,
+    CHECK(heed_mha_declare(&m, P, "dec.cross",
+                           &(heed_mha_config){.embed_dim = 6, .num_heads = 2, .kdim = 5, .vdim = 4, .bias = true}) ==
+              HEED_OK,
           "%s", heed_ctx_error(ctx));
     CHECK(heed_mha_declare(&self, P, "enc.self", &(heed_mha_config){.embed_dim = 6, .num_heads = 3}) == HEED_OK, "%s",
           heed_ctx_error(ctx));
-    CHECK(heed_params_find(P, "dec.cross.q_proj.weight") && heed_params_find(P, "dec.cross.k_proj.weight")->shape[1] == 5 &&
-              heed_params_find(P, "dec.cross.v_proj.weight")->shape[1] == 4 && heed_params_find(P, "dec.cross.out_proj.bias") &&
-              !heed_params_find(P, "enc.self.q_proj.bias") && heed_params_count(P) == 12,
+    CHECK(heed_params_find(P, "dec.cross.q_proj.weight") &&
+              heed_params_find(P, "dec.cross.k_proj.weight")->shape[1] == 5 &&
+              heed_params_find(P, "dec.cross.v_proj.weight")->shape[1] == 4 &&
+              heed_params_find(P, "dec.cross.out_proj.bias") && !heed_params_find(P, "enc.self.q_proj.bias") &&
+              heed_params_count(P) == 12,
           "PyTorch-like names");
     /* non-zero biases so they are exercised */
     heed_param_init(P, m.q_b, heed_init_uniform(-0.5, 0.5));
@@ -710,7 +748,8 @@ static void mha_gradients(void) {
         CHECK(heed_mha_declare(&c.m32, Q32, "attn", cs ? &cross : &self) == HEED_OK, "%s", heed_ctx_error(ctx));
         c.rel64 = heed_param(Q, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_normal(0, 1));
         c.rel32 = heed_param(Q32, "attn.rel_bias", HEED_SHAPE(5, 3), heed_init_zeros());
-        for (int i = 0; i < heed_params_count(Q); i++) heed_param_init(Q, heed_params_at(Q, i), heed_init_uniform(-0.8, 0.8));
+        for (int i = 0; i < heed_params_count(Q); i++)
+            heed_param_init(Q, heed_params_at(Q, i), heed_init_uniform(-0.8, 0.8));
         copy_store(Q32, Q);
         heed_gradcheck_input in[3] = {{HEED_SHAPE(2, 4, 6)}, {HEED_SHAPE(2, 4, 5)}, {HEED_SHAPE(2, 4, 3)}};
         CHECK_GRAD(ctx, fn_mha, &c, cs ? 3 : 1, in, &(heed_gradcheck_opts){.params = Q});
@@ -729,9 +768,13 @@ static void mha_bad_inputs(void) {
     CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 6, .num_heads = 4}) == HEED_ERR_ARG, "E mod H");
     CHECK(strstr(heed_ctx_error(ctx), "embed_dim = 6 must be a positive multiple of num_heads = 4") != NULL, "%s",
           heed_ctx_error(ctx));
-    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .dropout = 1}) == HEED_ERR_ARG, "p");
-    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) != HEED_OK, "same prefix twice");
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .dropout = 1}) ==
+              HEED_ERR_ARG,
+          "p");
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_mha_declare(&m, P, "a", &(heed_mha_config){.embed_dim = 8, .num_heads = 2}) != HEED_OK,
+          "same prefix twice");
     CHECK(strstr(heed_ctx_error(ctx), "exists") != NULL, "%s", heed_ctx_error(ctx));
     heed_mha_declare(&m, P, "b", &(heed_mha_config){.embed_dim = 8, .num_heads = 2, .kdim = 3});
     heed_graph *g = heed_graph_new(ctx);
@@ -742,25 +785,26 @@ static void mha_bad_inputs(void) {
     CHECK(heed_mha_forward(g, &m, q, NULL, NULL, NULL, NULL) == NULL, "self-attention with kdim != E");
     CHECK_ERR(g, HEED_ERR_SHAPE, "key[2,3,8] must be [B,N,3]");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 8)),
-                           NULL, NULL) == NULL,
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 3)),
+                           heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4, 8)), NULL, NULL) == NULL,
           "batch");
     CHECK_ERR(g, HEED_ERR_SHAPE, "with the query's B");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 8)),
-                           NULL, NULL) == NULL,
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)),
+                           heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 8)), NULL, NULL) == NULL,
           "keys vs values");
     CHECK_ERR(g, HEED_ERR_SHAPE, "same number of keys");
     q = heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 8)),
-                           NULL, NULL) == NULL,
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 3)),
+                           heed_zeros(g, HEED_F64, HEED_SHAPE(2, 4, 8)), NULL, NULL) == NULL,
           "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "parameters are f32 but query is f64");
     heed_tensor *w = q; /* an error leaves NULL in the weights, whatever was there */
     CHECK(heed_mha_forward(g, NULL, q, NULL, NULL, NULL, &w) == NULL && w == NULL, "NULL layer");
     CHECK_ERR(g, HEED_ERR_ARG, "not initialised");
     q = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 8));
-    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 8)),
+    CHECK(heed_mha_forward(g, &m, q, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 3)),
+                           heed_zeros(g, HEED_F32, HEED_SHAPE(2, 4, 8)),
                            &(heed_attention_opts){.key_lengths = (int64_t[]){4, 5}}, NULL) == NULL,
           "key length");
     CHECK_ERR(g, HEED_ERR_ARG, "key_lengths");

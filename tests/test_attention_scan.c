@@ -41,7 +41,8 @@ static void streaming_cell(void) {
         CHECK(heed_attn_state_push_key(&s, q, K + j * d, d, 0.9, V + j * dv) == HEED_OK, "push");
         heed_attn_state_output(&s, out);
         ref_softmax_attention(q, K, V, j + 1, d, dv, 0.9, ref);
-        for (int64_t e = 0; e < dv; e++) CHECK(fabs(out[e] - ref[e]) < 1e-12, "prefix %lld: %g vs %g", (long long)j, out[e], ref[e]);
+        for (int64_t e = 0; e < dv; e++)
+            CHECK(fabs(out[e] - ref[e]) < 1e-12, "prefix %lld: %g vs %g", (long long)j, out[e], ref[e]);
     }
     CHECK(s.count == N, "count");
     /* merge: keys split in two halves, pushed in reverse order, combined */
@@ -58,7 +59,8 @@ static void streaming_cell(void) {
     CHECK(heed_attn_state_merge(&s, &t) == HEED_OK && s.count == N, "merge");
     heed_attn_state_output(&s, out);
     ref_softmax_attention(q, K, V, N, d, dv, 0.9, ref);
-    for (int64_t e = 0; e < dv; e++) CHECK(fabs(out[e] - ref[e]) < 1e-6, "merged (f32 values): %g vs %g", out[e], ref[e]);
+    for (int64_t e = 0; e < dv; e++)
+        CHECK(fabs(out[e] - ref[e]) < 1e-6, "merged (f32 values): %g vs %g", out[e], ref[e]);
     /* masked keys, bad scores, bad arguments */
     heed_attn_state_init(&s, dv, buf);
     CHECK(heed_attn_state_push(&s, -INFINITY, V) == HEED_OK, "masked key");
@@ -106,7 +108,8 @@ static void ops_equal_softmax(void) {
     int64_t B = 5, N = 13, d = 4, dv = 3;
     double *q = randn(&r, B * d, 4), *K = randn(&r, B * N * d, 4), *V = randn(&r, B * N * dv, 1);
     heed_graph *g = heed_graph_new(ctx);
-    heed_tensor *tq = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, d), q), *tk = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, d), K),
+    heed_tensor *tq = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, d), q),
+                *tk = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, d), K),
                 *tv = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, N, dv), V);
     heed_tensor *rec = heed_attention_recurrent(g, tq, tk, tv, 1.5, lens5);
     heed_tensor *scan = heed_attention_scan(g, tq, tk, tv, 1.5, lens5);
@@ -118,7 +121,8 @@ static void ops_equal_softmax(void) {
         for (int64_t i = 0; i < N; i++) {
             if (i < lens5[b]) ref_softmax_attention(q + b * d, K + b * N * d, V + b * N * dv, i + 1, d, dv, 1.5, ref);
             else ref[0] = ref[1] = ref[2] = 0; /* padding positions are zero */
-            for (int64_t e = 0; e < dv; e++) worst_scan = fmax(worst_scan, check_err(heed_get(scan, (b * N + i) * dv + e), ref[e]));
+            for (int64_t e = 0; e < dv; e++)
+                worst_scan = fmax(worst_scan, check_err(heed_get(scan, (b * N + i) * dv + e), ref[e]));
         }
     }
     CHECK(worst_rec < 1e-12, "recurrent vs softmax: %g", worst_rec);
@@ -129,7 +133,8 @@ static void ops_equal_softmax(void) {
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < N; i++)
             for (int64_t c = 0; c < d; c++) qrep[(b * N + i) * d + c] = q[b * d + c];
-    heed_tensor *k4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), K), *v4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, dv), V);
+    heed_tensor *k4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), K),
+                *v4 = heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, dv), V);
     heed_tensor *causal = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, N, d), qrep), k4, v4,
                                          &(heed_attention_opts){.scale = 1.5, .causal = true}, NULL);
     heed_tensor *single = heed_attention(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, 1, 1, d), q), k4, v4,
@@ -139,8 +144,10 @@ static void ops_equal_softmax(void) {
     for (int64_t b = 0; b < B && causal && single; b++) {
         for (int64_t i = 0; i < lens5[b]; i++) /* scan outputs past the length are zero by definition */
             for (int64_t e = 0; e < dv; e++)
-                worst_attn = fmax(worst_attn, check_err(heed_get(scan, (b * N + i) * dv + e), heed_get(causal, (b * N + i) * dv + e)));
-        for (int64_t e = 0; e < dv; e++) worst_attn = fmax(worst_attn, check_err(heed_get(rec, b * dv + e), heed_get(single, b * dv + e)));
+                worst_attn = fmax(worst_attn, check_err(heed_get(scan, (b * N + i) * dv + e),
+                                                        heed_get(causal, (b * N + i) * dv + e)));
+        for (int64_t e = 0; e < dv; e++)
+            worst_attn = fmax(worst_attn, check_err(heed_get(rec, b * dv + e), heed_get(single, b * dv + e)));
     }
     CHECK(worst_attn < 1e-12, "scan and recurrent vs heed_attention: %g", worst_attn);
     free(qrep);
@@ -152,7 +159,8 @@ static void ops_equal_softmax(void) {
         heed_attn_state_push_key(&s, q + 3 * d, K + (3 * N + i) * d, d, 1.5, V + (3 * N + i) * dv);
         heed_attn_state_output(&s, out);
         if (i < lens5[3])
-            for (int64_t e = 0; e < dv; e++) CHECK(fabs(out[e] - heed_get(scan, ((3 * N) + i) * dv + e)) < 1e-12, "cell = scan");
+            for (int64_t e = 0; e < dv; e++)
+                CHECK(fabs(out[e] - heed_get(scan, ((3 * N) + i) * dv + e)) < 1e-12, "cell = scan");
     }
     /* one long row (the scan's levels run in parallel) and a power-of-two length */
     for (int64_t n = 1000; n <= 1024; n += 24) {
@@ -178,7 +186,9 @@ static void gradients(void) {
     for (int scan = 0; scan < 2; scan++)
         for (int shared = 0; shared < 2; shared++) {
             op_case c = {scan, shared, lens5, 0};
-            heed_gradcheck_input in[3] = {{shared ? HEED_SHAPE(4) : HEED_SHAPE(5, 4)}, {HEED_SHAPE(5, 13, 4)}, {HEED_SHAPE(5, 13, 3)}};
+            heed_gradcheck_input in[3] = {{shared ? HEED_SHAPE(4) : HEED_SHAPE(5, 4)},
+                                          {HEED_SHAPE(5, 13, 4)},
+                                          {HEED_SHAPE(5, 13, 3)}};
             CHECK_GRAD(ctx, fn_op, &c, 3, in, NULL);
             check_f32_vs_f64(ctx, fn_op, &c, 3, in, 1e-5, scan ? "scan" : "recurrent");
         }

@@ -88,8 +88,13 @@ static unsigned char *ref_mask(const scase *c) {
 /* ---------------------------------------------------------------- running a case */
 
 static heed_attention_opts opts_of(const scase *c, bool dense, heed_tensor *bias) {
-    heed_attention_opts o = {.scale = c->scale, .key_lengths = c->lengths, .bias = bias, .dropout = c->dropout,
-                             .impl = c->impl, .block_q = c->bq, .block_k = c->bk};
+    heed_attention_opts o = {.scale = c->scale,
+                             .key_lengths = c->lengths,
+                             .bias = bias,
+                             .dropout = c->dropout,
+                             .impl = c->impl,
+                             .block_q = c->bq,
+                             .block_k = c->bk};
     if (!dense) o.causal = c->causal, o.window = c->window, o.pattern = c->pat;
     return o;
 }
@@ -222,16 +227,18 @@ static const int64_t lens2[2] = {30, 11};
 static scase pattern_case(int which) {
     scase c = {.B = 2, .H = 2, .Nq = 37, .Nk = 37, .d = 5, .dv = 3};
     switch (which) {
-    case 0: c.window = 3, c.pat.dilation = 2; break;                                  /* dilated window */
-    case 1: c.pat.global = glob3, c.pat.n_global = 3; break;                           /* global alone */
-    case 2: c.pat.random_blocks = 2, c.pat.block = 5, c.pat.seed = 11; break;         /* random alone */
-    case 3: c.pat.strided = 6; break;                                                  /* strided */
-    case 4: c.pat.fixed = 7, c.pat.summary = 2; break;                                 /* fixed */
-    case 5: c.window = 3, c.pat.global = glob2, c.pat.n_global = 2, c.pat.random_blocks = 1, c.pat.block = 4,
-        c.pat.seed = 3; break;                                                         /* BigBird */
+    case 0: c.window = 3, c.pat.dilation = 2; break;                          /* dilated window */
+    case 1: c.pat.global = glob3, c.pat.n_global = 3; break;                  /* global alone */
+    case 2: c.pat.random_blocks = 2, c.pat.block = 5, c.pat.seed = 11; break; /* random alone */
+    case 3: c.pat.strided = 6; break;                                         /* strided */
+    case 4: c.pat.fixed = 7, c.pat.summary = 2; break;                        /* fixed */
+    case 5:
+        c.window = 3, c.pat.global = glob2, c.pat.n_global = 2, c.pat.random_blocks = 1, c.pat.block = 4,
+        c.pat.seed = 3;
+        break;                                                                                 /* BigBird */
     case 6: c.window = 4, c.pat.dilation = 3, c.pat.global = glob1, c.pat.n_global = 1; break; /* Longformer */
-    case 7: c.window = 2, c.pat.strided = 5, c.pat.fixed = 8; break;                   /* strided + fixed + window */
-    case 8: c.pat.fixed = 6, c.pat.global = glob_rep, c.pat.n_global = 4; break;       /* repeated global positions */
+    case 7: c.window = 2, c.pat.strided = 5, c.pat.fixed = 8; break;             /* strided + fixed + window */
+    case 8: c.pat.fixed = 6, c.pat.global = glob_rep, c.pat.n_global = 4; break; /* repeated global positions */
     default: c.window = 2, c.pat.dilation = 9, c.pat.random_blocks = 3, c.pat.block = 3, c.pat.seed = 8; break;
     }
     return c;
@@ -244,8 +251,8 @@ static scase shape_variant(scase c, int which) {
     case 0: break;
     case 1: c.causal = true; break;
     case 2: c.Nq = 13, c.Nk = 41, c.causal = true; break; /* decoding against longer keys */
-    case 3: c.Nq = 41, c.Nk = 29; break;                   /* more queries than keys */
-    case 4: c.Nq = 41, c.Nk = 29, c.causal = true; break;  /* leading rows see nothing */
+    case 3: c.Nq = 41, c.Nk = 29; break;                  /* more queries than keys */
+    case 4: c.Nq = 41, c.Nk = 29, c.causal = true; break; /* leading rows see nothing */
     default: c.lengths = lens2, c.causal = true; break;
     }
     /* global positions must be keys */
@@ -302,9 +309,9 @@ static void matches_dense_extras(void) {
         heed_attn_pattern pat;
         int shape;
     } huge[] = {
-        {INT64_MAX / 2, {.dilation = INT64_MAX / 3}, 3}, /* only p itself */
-        {INT64_MAX, {.dilation = 2}, 0},                  /* every other key */
-        {0, {.strided = INT64_MAX}, 1},                   /* every key (causal) */
+        {INT64_MAX / 2, {.dilation = INT64_MAX / 3}, 3},        /* only p itself */
+        {INT64_MAX, {.dilation = 2}, 0},                        /* every other key */
+        {0, {.strided = INT64_MAX}, 1},                         /* every key (causal) */
         {0, {.fixed = INT64_MAX, .summary = INT64_MAX - 3}, 3}, /* p >= 0: all; p < 0: keys j >= 3 */
         {0, {.fixed = INT64_MAX, .summary = 2}, 4},
     };
@@ -347,7 +354,8 @@ static void gradcheck_patterns(void) {
             for (int impl = 0; impl < 2; impl++) {
                 scase c = shape_variant(pattern_case(p), s);
                 c.B = 1, c.impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED, c.bq = 5, c.bk = 7;
-                heed_gradcheck_input in[3] = {{HEED_SHAPE(c.B, c.H, c.Nq, c.d)}, {HEED_SHAPE(c.B, c.H, c.Nk, c.d)},
+                heed_gradcheck_input in[3] = {{HEED_SHAPE(c.B, c.H, c.Nq, c.d)},
+                                              {HEED_SHAPE(c.B, c.H, c.Nk, c.d)},
                                               {HEED_SHAPE(c.B, c.H, c.Nk, c.dv)}};
                 heed_gradcheck_opts o = {.seed = (uint64_t)(p * 10 + s), .max_per_tensor = 40};
                 heed_gradcheck_result r;
@@ -361,7 +369,8 @@ static void f32_vs_f64(void) {
         for (int impl = 0; impl < 2; impl++) {
             scase c = shape_variant(pattern_case(p), p % N_SHAPES);
             c.impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED;
-            heed_gradcheck_input in[3] = {{HEED_SHAPE(c.B, c.H, c.Nq, c.d)}, {HEED_SHAPE(c.B, c.H, c.Nk, c.d)},
+            heed_gradcheck_input in[3] = {{HEED_SHAPE(c.B, c.H, c.Nq, c.d)},
+                                          {HEED_SHAPE(c.B, c.H, c.Nk, c.d)},
                                           {HEED_SHAPE(c.B, c.H, c.Nk, c.dv)}};
             char what[64];
             snprintf(what, sizeof what, "f32 vs f64 pattern %d impl %d", p, impl);
@@ -391,16 +400,35 @@ static int64_t ref_tiles(const scase *c, const unsigned char *mask, int64_t bq, 
 static void tiles_visited(void) {
     static const int64_t glob[2] = {3, 250};
     scase cs[] = {
-        {.B = 2, .H = 3, .Nq = 301, .Nk = 301, .d = 8, .dv = 8, .window = 16,
+        {.B = 2,
+         .H = 3,
+         .Nq = 301,
+         .Nk = 301,
+         .d = 8,
+         .dv = 8,
+         .window = 16,
          .pat = {.global = glob, .n_global = 2, .random_blocks = 2, .block = 24, .seed = 9}},
-        {.B = 2, .H = 3, .Nq = 301, .Nk = 301, .d = 8, .dv = 8, .window = 16, .causal = true,
+        {.B = 2,
+         .H = 3,
+         .Nq = 301,
+         .Nk = 301,
+         .d = 8,
+         .dv = 8,
+         .window = 16,
+         .causal = true,
          .pat = {.global = glob, .n_global = 2, .random_blocks = 2, .block = 24, .seed = 9}},
         {.B = 1, .H = 2, .Nq = 257, .Nk = 300, .d = 8, .dv = 8, .window = 5, .causal = true, .pat = {.dilation = 40}},
         {.B = 1, .H = 1, .Nq = 300, .Nk = 300, .d = 8, .dv = 8, .pat = {.strided = 70}},
         {.B = 1, .H = 1, .Nq = 300, .Nk = 300, .d = 8, .dv = 8, .causal = true, .pat = {.strided = 70}},
         {.B = 1, .H = 1, .Nq = 300, .Nk = 300, .d = 8, .dv = 8, .causal = true, .pat = {.fixed = 100, .summary = 3}},
         {.B = 1, .H = 1, .Nq = 290, .Nk = 300, .d = 8, .dv = 8, .pat = {.fixed = 100, .summary = 3}},
-        {.B = 1, .H = 2, .Nq = 300, .Nk = 300, .d = 8, .dv = 8, .causal = true,
+        {.B = 1,
+         .H = 2,
+         .Nq = 300,
+         .Nk = 300,
+         .d = 8,
+         .dv = 8,
+         .causal = true,
          .pat = {.random_blocks = 3, .block = 16, .seed = 4}},
     };
     const int tl[][2] = {{16, 16}, {32, 48}, {0, 0}};
@@ -421,7 +449,8 @@ static void tiles_visited(void) {
                       "case %zu tiles %lldx%lld: cost gives %lld pairs, %lld tiles; the mask has %lld, %lld", ci,
                       (long long)bq, (long long)bk, (long long)pairs, (long long)tiles, (long long)want_pairs,
                       (long long)want_tiles);
-                if (t == 0) CHECK(want_tiles < total, "case %zu: the pattern leaves every tile (%lld)", ci, (long long)total);
+                if (t == 0)
+                    CHECK(want_tiles < total, "case %zu: the pattern leaves every tile (%lld)", ci, (long long)total);
                 /* The kernels: forward, then backward. */
                 heed_graph *g = heed_graph_new(ctx);
                 heed_tensor *q = heed_requires_grad(heed_full(g, dtype, HEED_SHAPE(c.B, c.H, c.Nq, c.d), 0.1));
@@ -457,7 +486,8 @@ static void dense_cost(void) {
         unsigned char *mask = ref_mask(&c);
         int64_t pairs = -1, tiles = -1, want_pairs = count_visible(mask, c.H * c.Nq * c.Nk);
         heed_attention_opts o = opts_of(&c, false, NULL);
-        CHECK(heed_attention_cost(ctx, &o, HEED_F32, c.H, c.Nq, c.Nk, &pairs, &tiles) == HEED_OK, "%s", heed_ctx_error(ctx));
+        CHECK(heed_attention_cost(ctx, &o, HEED_F32, c.H, c.Nq, c.Nk, &pairs, &tiles) == HEED_OK, "%s",
+              heed_ctx_error(ctx));
         heed_graph *g = heed_graph_new(ctx);
         heed_tensor *q = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nq, c.d), 0.1);
         heed_tensor *k = heed_full(g, HEED_F32, HEED_SHAPE(c.B, c.H, c.Nk, c.d), 0.2);
@@ -465,8 +495,8 @@ static void dense_cost(void) {
         CHECK(heed_attention(g, q, k, k, &o, NULL) != NULL, "%s", heed_graph_error(g));
         int64_t fwd = flash_take_tile_visits();
         CHECK(pairs == want_pairs && fwd == c.B * tiles && tiles > 0,
-              "case %zu: cost %lld pairs, %lld tiles; mask %lld pairs, forward entered %lld tiles", ci, (long long)pairs,
-              (long long)tiles, (long long)want_pairs, (long long)fwd);
+              "case %zu: cost %lld pairs, %lld tiles; mask %lld pairs, forward entered %lld tiles", ci,
+              (long long)pairs, (long long)tiles, (long long)want_pairs, (long long)fwd);
         heed_graph_free(g);
         free(mask);
     }
@@ -486,7 +516,9 @@ static void linear_growth(void) {
         CHECK(tiles >= 3 * nt - 2 && tiles <= 9 * nt, "N = %lld: %lld tiles", (long long)n, (long long)tiles);
         CHECK(pairs >= 128 * n && pairs <= n * (255 + 2 + 128) + 2 * n, "N = %lld: %lld pairs", (long long)n,
               (long long)pairs);
-        if (n == 65536) CHECK(tiles * 50 < nt * nt, "N = %lld: %lld of %lld tiles", (long long)n, (long long)tiles, (long long)(nt * nt));
+        if (n == 65536)
+            CHECK(tiles * 50 < nt * nt, "N = %lld: %lld of %lld tiles", (long long)n, (long long)tiles,
+                  (long long)(nt * nt));
     }
 }
 
@@ -559,13 +591,15 @@ static void bad_inputs(void) {
     };
     for (size_t x = 0; x < sizeof bad / sizeof bad[0]; x++)
         for (int impl = 0; impl < 2; impl++) {
-            heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 5, 4)), *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 7, 4));
+            heed_tensor *q = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 5, 4)),
+                        *k = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 7, 4));
             bad[x].o.impl = impl ? HEED_ATTN_FLASH : HEED_ATTN_MATERIALISED;
             CHECK(!heed_attention(g, q, k, k, &bad[x].o, NULL), "case %zu accepted", x);
             CHECK_ERR(g, HEED_ERR_ARG, bad[x].msg);
             /* heed_attention_cost reports the same through the context */
             int64_t pairs = -5, tiles = -5;
-            CHECK(heed_attention_cost(ctx, &bad[x].o, HEED_F32, 2, 5, 7, &pairs, &tiles) == HEED_ERR_ARG, "cost %zu", x);
+            CHECK(heed_attention_cost(ctx, &bad[x].o, HEED_F32, 2, 5, 7, &pairs, &tiles) == HEED_ERR_ARG, "cost %zu",
+                  x);
             CHECK(strstr(heed_ctx_error(ctx), bad[x].msg + (strncmp(bad[x].msg, "heed_attention: ", 16) ? 0 : 16)),
                   "cost case %zu: '%s'", x, heed_ctx_error(ctx));
             CHECK(strncmp(heed_ctx_error(ctx), "heed_attention_cost: ", 21) == 0, "cost names itself: '%s'",
@@ -587,13 +621,13 @@ static void bad_inputs(void) {
     CHECK(heed_attention_cost(NULL, NULL, HEED_F32, 1, 5, 7, &pairs, NULL) == HEED_ERR_ARG, "NULL ctx");
     /* Edge cases that are fine: no keys, no queries, every pattern part at its limit. */
     int64_t tiles = -1;
-    CHECK(heed_attention_cost(ctx, &(heed_attention_opts){.pattern = {.strided = 3}}, HEED_F64, 2, 5, 0, &pairs, &tiles) ==
-                  HEED_OK &&
+    CHECK(heed_attention_cost(ctx, &(heed_attention_opts){.pattern = {.strided = 3}}, HEED_F64, 2, 5, 0, &pairs,
+                              &tiles) == HEED_OK &&
               pairs == 0 && tiles == 0,
           "Nk = 0: %s", heed_ctx_error(ctx));
     heed_attention_opts full = {.window = 1, .pattern = {.random_blocks = 2, .block = 4, .fixed = 4, .summary = 4}};
-    CHECK(heed_attention_cost(ctx, &full, HEED_F64, 1, 5, 7, &pairs, &tiles) == HEED_OK && pairs == 35, "all blocks: %lld",
-          (long long)pairs);
+    CHECK(heed_attention_cost(ctx, &full, HEED_F64, 1, 5, 7, &pairs, &tiles) == HEED_OK && pairs == 35,
+          "all blocks: %lld", (long long)pairs);
 }
 
 int main(void) {

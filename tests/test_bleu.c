@@ -97,7 +97,8 @@ static void clipping_and_ties(void) {
      * BP = 1: BLEU-1 = 2/7 (NLTK: 0.2857142857142857). No bigram 'the the' in either: BLEU-2
      * = 0 (NLTK: 7.97e-155 with a warning, its stand-in for 0). */
     heed_bleu_stats s = {0};
-    add_text(&s, "the the the the the the the", 2, (const char *[]){"the cat is on the mat", "there is a cat on the mat"});
+    add_text(&s, "the the the the the the the", 2,
+             (const char *[]){"the cat is on the mat", "there is a cat on the mat"});
     CHECK(s.matches[0] == 2 && s.totals[0] == 7 && s.ref_len == 7, "clipped to 2 of 7");
     CHECK_BLEU(&s, 1, 2.0 / 7);
     CHECK(heed_bleu(&s, 2) == 0, "BLEU-2 %g", heed_bleu(&s, 2));
@@ -122,11 +123,12 @@ static void clipping_and_ties(void) {
     CHECK_BLEU(&u, 1, 1.0 / 3);
 }
 
-static const char *ref1[] = {
-    "It is a guide to action that ensures that the military will forever heed Party commands",
-    "It is the guiding principle which guarantees the military forces always being under the command of the Party",
-    "It is the practical guide for the army always to heed the directions of the party"};
-static const char *hyp1 = "It is a guide to action which ensures that the military always obeys the commands of the party";
+static const char *ref1[] =
+    {"It is a guide to action that ensures that the military will forever heed Party commands",
+     "It is the guiding principle which guarantees the military forces always being under the command of the Party",
+     "It is the practical guide for the army always to heed the directions of the party"};
+static const char *hyp1 =
+    "It is a guide to action which ensures that the military always obeys the commands of the party";
 
 static void classic(void) {
     /* NLTK's corpus_bleu and sentence_bleu docstring examples (from Papineni et al.). */

@@ -7,8 +7,14 @@
 static heed_ctx *ctx;
 
 static heed_caption_config tiny_config(void) {
-    return (heed_caption_config){.in_channels = 1, .channels = {2, 3, 4}, .classes = 3, .embed_dim = 3, .hidden = 4,
-                                 .attn_dim = 3, .vocab = 6, .cells = 5};
+    return (heed_caption_config){.in_channels = 1,
+                                 .channels = {2, 3, 4},
+                                 .classes = 3,
+                                 .embed_dim = 3,
+                                 .hidden = 4,
+                                 .attn_dim = 3,
+                                 .vocab = 6,
+                                 .cells = 5};
 }
 
 /* Two scenes of 5 annotation vectors of size 4; targets [2, 4]: tokens then end (1), padding. */
@@ -21,8 +27,8 @@ typedef struct {
 
 static heed_tensor *tiny_loss(heed_graph *g, heed_tensor **in, void *user) {
     loss_case *c = user;
-    return heed_caption_loss(g, c->m, in[0], tiny_targets, 4, &(heed_caption_loss_opts){.bos = 0, .lambda = c->lambda}, NULL,
-                             NULL);
+    return heed_caption_loss(g, c->m, in[0], tiny_targets, 4, &(heed_caption_loss_opts){.bos = 0, .lambda = c->lambda},
+                             NULL, NULL);
 }
 
 static heed_tensor *tiny_classify(heed_graph *g, heed_tensor **in, void *user) {
@@ -117,8 +123,15 @@ static void train_tiny_then_decode(heed_caption_attention kind) {
     heed_ctx *c = heed_ctx_new(&(heed_ctx_opts){.seed = 2, .threads = 1});
     heed_params *P = heed_params_new(c, HEED_F32);
     heed_caption m;
-    heed_caption_config cfg = {.in_channels = 1, .channels = {2, 2, D}, .classes = 2, .embed_dim = 8, .hidden = 16,
-                               .attn_dim = 8, .vocab = V, .cells = N, .dropout = 0.1};
+    heed_caption_config cfg = {.in_channels = 1,
+                               .channels = {2, 2, D},
+                               .classes = 2,
+                               .embed_dim = 8,
+                               .hidden = 16,
+                               .attn_dim = 8,
+                               .vocab = V,
+                               .cells = N,
+                               .dropout = 0.1};
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(c));
     heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.02, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8});
     heed_graph *g = heed_graph_new(c);
@@ -132,8 +145,12 @@ static void train_tiny_then_decode(heed_caption_attention kind) {
         heed_tensor *in = heed_input(g, HEED_F32, HEED_SHAPE(B, N, D), x);
         double stats[2];
         heed_tensor *loss = heed_caption_loss(g, &m, in, task_targets, L,
-                                              &(heed_caption_loss_opts){.bos = 0, .lambda = 0.01, .attention = kind,
-                                                                        .entropy = 0.01, .soft_mix = 0.5, .hard = &hard,
+                                              &(heed_caption_loss_opts){.bos = 0,
+                                                                        .lambda = 0.01,
+                                                                        .attention = kind,
+                                                                        .entropy = 0.01,
+                                                                        .soft_mix = 0.5,
+                                                                        .hard = &hard,
                                                                         .stream = (uint64_t)step},
                                               NULL, stats);
         CHECK(loss && heed_backward(g, loss) == HEED_OK, "step %d: %s", step, heed_graph_error(g));
@@ -149,7 +166,8 @@ static void train_tiny_then_decode(heed_caption_attention kind) {
     for (int k = 0; k < 2; k++) {
         heed_graph_reset(g);
         heed_tensor *in = heed_input(g, HEED_F32, HEED_SHAPE(B, N, D), x);
-        CHECK(heed_caption_decode(g, &m, in, &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .max_len = 6}, &r[k]) == HEED_OK,
+        CHECK(heed_caption_decode(g, &m, in, &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .max_len = 6}, &r[k]) ==
+                  HEED_OK,
               "%s", heed_graph_error(g));
     }
     for (int b = 0; b < B && r[0].hyp && r[1].hyp; b++) {
@@ -158,8 +176,8 @@ static void train_tiny_then_decode(heed_caption_attention kind) {
         bool same = h0->len == h1->len && h0->finished == h1->finished && h0->logp == h1->logp &&
                     !memcmp(h0->tokens, h1->tokens, (size_t)h0->len * sizeof *h0->tokens) &&
                     !memcmp(h0->attention, h1->attention, (size_t)((h0->len + h0->finished) * N) * sizeof(float));
-        CHECK(same, "scene %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ", b, (long long)h0->len,
-              h0->logp, (long long)h1->len, h1->logp);
+        CHECK(same, "scene %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ", b,
+              (long long)h0->len, h0->logp, (long long)h1->len, h1->logp);
         for (int64_t s = 0; s < h0->len + h0->finished; s++) {
             double sum = 0;
             for (int64_t j = 0; j < N; j++) sum += h0->attention[s * N + j];
@@ -210,8 +228,7 @@ static void bad_input(void) {
     cfg.cells = -1;
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "channels 2 0 4") &&
               strstr(heed_ctx_error(ctx), "cells -1"),
-          "%s",
-          heed_ctx_error(ctx));
+          "%s", heed_ctx_error(ctx));
     cfg = tiny_config();
     cfg.dropout = 1;
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "dropout in [0, 1)"), "%s",
@@ -233,10 +250,12 @@ static void bad_input(void) {
     CHECK(!heed_caption_loss(g, &m, a, (int64_t[]){2, 3, 4, 9, 1, 1, 1, 1}, 4, NULL, NULL, NULL), "target 9");
     CHECK_ERR(g, HEED_ERR_ARG, "targets[3] = 9");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));
-    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, &(heed_caption_loss_opts){.lambda = -1}, NULL, NULL), "lambda -1");
+    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, &(heed_caption_loss_opts){.lambda = -1}, NULL, NULL),
+          "lambda -1");
     CHECK_ERR(g, HEED_ERR_ARG, "lambda -1");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));
-    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, &(heed_caption_loss_opts){.attention = HEED_CAPTION_HARD}, NULL, NULL),
+    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4, &(heed_caption_loss_opts){.attention = HEED_CAPTION_HARD}, NULL,
+                             NULL),
           "hard without its state");
     CHECK_ERR(g, HEED_ERR_ARG, "hard state NULL");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));

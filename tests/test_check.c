@@ -10,8 +10,8 @@ static heed_ctx *ctx;
 static void err_sees_non_finite(void) {
     const double inf = INFINITY;
     /* one side non-finite, or two different non-finite values: infinite error */
-    const double mismatched[][2] = {{NAN, 1}, {1, NAN}, {inf, 1}, {1, inf}, {-inf, 1}, {1, -inf},
-                                    {-inf, inf}, {inf, -inf}, {NAN, inf}, {inf, NAN}, {NAN, 0}, {0, NAN}};
+    const double mismatched[][2] = {{NAN, 1},    {1, NAN},    {inf, 1},   {1, inf},   {-inf, 1}, {1, -inf},
+                                    {-inf, inf}, {inf, -inf}, {NAN, inf}, {inf, NAN}, {NAN, 0},  {0, NAN}};
     for (size_t i = 0; i < sizeof mismatched / sizeof *mismatched; i++) {
         double a = mismatched[i][0], b = mismatched[i][1];
         CHECK(check_err(a, b) == inf, "check_err(%g, %g) = %g, want inf", a, b, check_err(a, b));
@@ -21,7 +21,8 @@ static void err_sees_non_finite(void) {
     /* equal non-finite values match */
     const double same[] = {NAN, inf, -inf};
     for (int i = 0; i < 3; i++) {
-        CHECK(check_err(same[i], same[i]) == 0, "check_err(%g, %g) = %g", same[i], same[i], check_err(same[i], same[i]));
+        CHECK(check_err(same[i], same[i]) == 0, "check_err(%g, %g) = %g", same[i], same[i],
+              check_err(same[i], same[i]));
         CHECK(check_close(same[i], same[i], 0), "check_close(%g, %g) failed", same[i], same[i]);
         CHECK(check_rel_err(same[i], same[i], inf) == 0, "check_rel_err(%g, %g, inf)", same[i], same[i]);
     }
@@ -63,7 +64,8 @@ static void norm_sees_non_finite(void) {
         CHECK(!norm_ok(a, ref, 3, 1e300), "%g against an infinite reference", a[2]);
         a[2] = INFINITY;
     }
-    CHECK(check_max_err((double[]){2, 1.5, INFINITY}, ref, 3) == 0.5 && check_max_err((double[]){1, NAN}, (double[]){1, 1}, 2) == INFINITY,
+    CHECK(check_max_err((double[]){2, 1.5, INFINITY}, ref, 3) == 0.5 &&
+              check_max_err((double[]){1, NAN}, (double[]){1, 1}, 2) == INFINITY,
           "check_max_err");
     /* tensors: all NaN, and different sizes */
     heed_graph *g = heed_graph_new(ctx);
@@ -82,13 +84,13 @@ static void norm_sees_non_finite(void) {
 /* ---------------------------------------------------------------- f32 against f64 */
 
 /* A runner that should fail: its CHECK messages print, its count is taken back. */
-#define EXPECT_FAILURE(call, what)                                                               \
-    do {                                                                                         \
-        fprintf(stderr, "(the failure below is expected: %s)\n", what);                          \
-        int before_ = check_failures;                                                            \
-        bool passed_ = (call);                                                                   \
-        check_failures = before_;                                                                \
-        CHECK(!passed_, "%s passed", what);                                                      \
+#define EXPECT_FAILURE(call, what)                                                                                     \
+    do {                                                                                                               \
+        fprintf(stderr, "(the failure below is expected: %s)\n", what);                                                \
+        int before_ = check_failures;                                                                                  \
+        bool passed_ = (call);                                                                                         \
+        check_failures = before_;                                                                                      \
+        CHECK(!passed_, "%s passed", what);                                                                            \
     } while (0)
 
 typedef enum { SAME, NAN_IN_F32, LAST_INPUT_OFF, F64_RESULT, NAN_GRAD_IN_F32 } variant;
@@ -117,24 +119,30 @@ static heed_tensor *fn_variant(heed_graph *g, heed_tensor **x, void *u) {
 static void f32_vs_f64_runners_fail(void) {
     heed_gradcheck_input in[20];
     for (int n = 1; n <= 20; n += 19) { /* 20: beyond the 16 inputs the runners used to take */
-        for (int i = 0; i < n; i++) in[i] = (heed_gradcheck_input){HEED_SHAPE(2, 3), NULL, i < n - 1}; /* only the last is used */
+        for (int i = 0; i < n; i++)
+            in[i] = (heed_gradcheck_input){HEED_SHAPE(2, 3), NULL, i < n - 1}; /* only the last is used */
         fcase same = {SAME, n};
         CHECK(check_f32_vs_f64(ctx, fn_variant, &same, n, in, 1e-5, "same"), "n = %d: the same function failed", n);
         CHECK(check_f32_vs_f64_grad(ctx, fn_variant, &same, n, in, 1e-5, "same"), "n = %d: same, with gradients", n);
         fcase nan = {NAN_IN_F32, n}, off = {LAST_INPUT_OFF, n}, f64 = {F64_RESULT, n};
         EXPECT_FAILURE(check_f32_vs_f64(ctx, fn_variant, &nan, n, in, 1e-5, "NaN in f32"), "NaN in f32");
         EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &nan, n, in, 1e-5, "NaN in f32"), "NaN in f32 (grad)");
-        EXPECT_FAILURE(check_f32_vs_f64(ctx, fn_variant, &off, n, in, 1e-5, "last input off"), "last input off by 1e-3");
-        EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &off, n, in, 1e-5, "last input off"), "last input off (grad)");
-        EXPECT_FAILURE(check_f32_vs_f64(ctx, fn_variant, &f64, n, in, 1e-5, "f64 result"), "an f64 result of the f32 run");
+        EXPECT_FAILURE(check_f32_vs_f64(ctx, fn_variant, &off, n, in, 1e-5, "last input off"),
+                       "last input off by 1e-3");
+        EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &off, n, in, 1e-5, "last input off"),
+                       "last input off (grad)");
+        EXPECT_FAILURE(check_f32_vs_f64(ctx, fn_variant, &f64, n, in, 1e-5, "f64 result"),
+                       "an f64 result of the f32 run");
         EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &f64, n, in, 1e-5, "f64 result"), "an f64 result (grad)");
     }
     /* a NaN only in the gradient: x = 0 somewhere */
     double d[6] = {0, 0.5, -0.25, 0.75, -1, 0.125};
     heed_gradcheck_input zero[1] = {{HEED_SHAPE(2, 3), d, false}};
     fcase grad = {NAN_GRAD_IN_F32, 1};
-    CHECK(check_f32_vs_f64(ctx, fn_variant, &grad, 1, zero, 1e-5, "NaN gradient"), "the forward of x + 0 sqrt(x x) is x");
-    EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &grad, 1, zero, 1e-5, "NaN gradient"), "a NaN gradient in f32");
+    CHECK(check_f32_vs_f64(ctx, fn_variant, &grad, 1, zero, 1e-5, "NaN gradient"),
+          "the forward of x + 0 sqrt(x x) is x");
+    EXPECT_FAILURE(check_f32_vs_f64_grad(ctx, fn_variant, &grad, 1, zero, 1e-5, "NaN gradient"),
+                   "a NaN gradient in f32");
 }
 
 /* CHECK_CLOSE fails on a NaN (tested through the count, taken back). */

@@ -68,7 +68,8 @@ static void good_file(void) {
     CHECK(heed_checkpoint_read_info(ctx, path, &info) == HEED_OK, "read: %s", heed_ctx_error(ctx));
     uint64_t seed, counter;
     heed_ctx_rng_state(ctx, &seed, &counter);
-    CHECK(seed == 1 && counter == 2, "ctx RNG changed to %llu %llu", (unsigned long long)seed, (unsigned long long)counter);
+    CHECK(seed == 1 && counter == 2, "ctx RNG changed to %llu %llu", (unsigned long long)seed,
+          (unsigned long long)counter);
     CHECK(info.step == 12 && info.epoch == 3 && info.rng_seed == 77 && info.rng_counter == 5, "numbers");
     CHECK(info.n_schedule == 2 && info.schedule[0] == 1e-3 && info.schedule[1] == 0.1 + 0.2, "schedule bitwise");
     const char *model = heed_checkpoint_info_get(&info, "las.model"), *note = heed_checkpoint_info_get(&info, "note");
@@ -128,10 +129,11 @@ static void bad_files(void) {
 static void write_with_value(const char *path, size_t len) {
     char value[1024], header[2048];
     memset(value, 'v', len), value[len] = 0;
-    int h = snprintf(header, sizeof header,
-                     "{\"__metadata__\":{\"heed.format\":\"checkpoint\",\"step\":\"0\",\"epoch\":\"0\",\"rng.seed\":\"0\","
-                     "\"rng.counter\":\"0\",\"schedule.count\":\"0\",\"user.long\":\"%s\"}}",
-                     value);
+    int h =
+        snprintf(header, sizeof header,
+                 "{\"__metadata__\":{\"heed.format\":\"checkpoint\",\"step\":\"0\",\"epoch\":\"0\",\"rng.seed\":\"0\","
+                 "\"rng.counter\":\"0\",\"schedule.count\":\"0\",\"user.long\":\"%s\"}}",
+                 value);
     unsigned char buf[2100];
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)h >> (8 * i));
     memcpy(buf + 8, header, (size_t)h);

@@ -26,7 +26,8 @@ static heed_tensor *vin(heed_graph *g, heed_dtype dt, heed_shape s, double salt,
 /* t (or its gradient buffer) against n reference values: max error <= tol max(1, max |ref|). */
 static void close_to(const char *what, const heed_tensor *t, bool grad, const double *ref, int64_t n, double tol) {
     const void *data = t ? (grad ? t->grad : t->data) : NULL;
-    CHECK(data && t->numel == n, "%s: no data or %lld values for %lld", what, t ? (long long)t->numel : -1LL, (long long)n);
+    CHECK(data && t->numel == n, "%s: no data or %lld values for %lld", what, t ? (long long)t->numel : -1LL,
+          (long long)n);
     if (!data || t->numel != n) return;
     check_norm c = check_norm_start(1);
     for (int64_t i = 0; i < n; i++)
@@ -52,12 +53,42 @@ typedef struct {
 } conv_ref;
 
 static const conv_ref conv_refs[] = {
-    {"conv_pad", {4, {2, 3, 7, 6}}, {4, {4, 3, 3, 3}}, true, {.padding = {1, 1}}, conv_pad_y, conv_pad_dx, conv_pad_dw, conv_pad_db},
-    {"conv_groups", {4, {2, 4, 9, 8}}, {4, {6, 2, 3, 2}}, true, {.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2},
-     conv_groups_y, conv_groups_dx, conv_groups_dw, conv_groups_db},
-    {"conv_1x1", {4, {1, 6, 5, 7}}, {4, {3, 2, 1, 1}}, false, {.groups = 3}, conv_1x1_y, conv_1x1_dx, conv_1x1_dw, NULL},
-    {"conv_strided", {4, {3, 2, 10, 11}}, {4, {4, 2, 5, 3}}, false, {.stride = {3, 2}, .padding = {2, 1}, .dilation = {2, 1}},
-     conv_strided_y, conv_strided_dx, conv_strided_dw, NULL},
+    {"conv_pad",
+     {4, {2, 3, 7, 6}},
+     {4, {4, 3, 3, 3}},
+     true,
+     {.padding = {1, 1}},
+     conv_pad_y,
+     conv_pad_dx,
+     conv_pad_dw,
+     conv_pad_db},
+    {"conv_groups",
+     {4, {2, 4, 9, 8}},
+     {4, {6, 2, 3, 2}},
+     true,
+     {.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2},
+     conv_groups_y,
+     conv_groups_dx,
+     conv_groups_dw,
+     conv_groups_db},
+    {"conv_1x1",
+     {4, {1, 6, 5, 7}},
+     {4, {3, 2, 1, 1}},
+     false,
+     {.groups = 3},
+     conv_1x1_y,
+     conv_1x1_dx,
+     conv_1x1_dw,
+     NULL},
+    {"conv_strided",
+     {4, {3, 2, 10, 11}},
+     {4, {4, 2, 5, 3}},
+     false,
+     {.stride = {3, 2}, .padding = {2, 1}, .dilation = {2, 1}},
+     conv_strided_y,
+     conv_strided_dx,
+     conv_strided_dw,
+     NULL},
 };
 
 static void conv_known_answers(void) {
@@ -68,7 +99,8 @@ static void conv_known_answers(void) {
             heed_dtype dt = d ? HEED_F64 : HEED_F32;
             double tol = d ? 1e-12 : 2e-6;
             heed_graph_reset(g);
-            heed_tensor *x = heed_requires_grad(vin(g, dt, c->x, 1, 1, 0)), *w = heed_requires_grad(vin(g, dt, c->w, 2, 1, 0));
+            heed_tensor *x = heed_requires_grad(vin(g, dt, c->x, 1, 1, 0)),
+                        *w = heed_requires_grad(vin(g, dt, c->w, 2, 1, 0));
             heed_tensor *b = c->bias ? heed_requires_grad(vin(g, dt, HEED_SHAPE(c->w.d[0]), 3, 1, 0)) : NULL;
             heed_tensor *y = heed_conv2d(g, x, w, b, &c->o);
             CHECK(backward_ref(g, y) == HEED_OK, "%s: %s", c->name, heed_graph_error(g));
@@ -99,8 +131,10 @@ static void conv_gradients(void) {
             for (int d = 1; d <= 2; d++)
                 for (int G = 1; G <= 2; G++)
                     for (int b = 0; b <= 1; b++) {
-                        conv_case c = {.o = {.stride = {s, s == 2 ? 1 : 2}, .padding = {p, p ? p - 1 : 1},
-                                             .dilation = {d, 1}, .groups = G},
+                        conv_case c = {.o = {.stride = {s, s == 2 ? 1 : 2},
+                                             .padding = {p, p ? p - 1 : 1},
+                                             .dilation = {d, 1},
+                                             .groups = G},
                                        .bias = b};
                         int64_t O = 2 * G, Cg = G == 1 ? 3 : 1;
                         heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(2, Cg * G, 7, 5)},
@@ -108,21 +142,27 @@ static void conv_gradients(void) {
                                                       {.shape = HEED_SHAPE(O)}};
                         heed_gradcheck_result r;
                         heed_status st = heed_gradcheck(ctx, fn_conv, &c, b ? 3 : 2, in, NULL, &r);
-                        CHECK(st == HEED_OK, "conv s=%d p=%d d=%d G=%d bias=%d: %s", s, p, d, G, b, heed_ctx_error(ctx));
+                        CHECK(st == HEED_OK, "conv s=%d p=%d d=%d G=%d bias=%d: %s", s, p, d, G, b,
+                              heed_ctx_error(ctx));
                         count++;
                     }
     CHECK(count == 48, "%d cases", count);
     /* 1x1 (no im2col), a kernel as large as the padded input, a 1-pixel image, no bias */
-    conv_case one = {.o = {.groups = 2}}, full = {.o = {.padding = {1, 0}}}, tiny = {.o = {.padding = {1, 1}}, .bias = true};
+    conv_case one = {.o = {.groups = 2}}, full = {.o = {.padding = {1, 0}}},
+              tiny = {.o = {.padding = {1, 1}}, .bias = true};
     heed_gradcheck_input a[2] = {{.shape = HEED_SHAPE(3, 4, 3, 5)}, {.shape = HEED_SHAPE(6, 2, 1, 1)}};
     CHECK_GRAD(ctx, fn_conv, &one, 2, a, NULL);
     heed_gradcheck_input f[2] = {{.shape = HEED_SHAPE(2, 2, 3, 4)}, {.shape = HEED_SHAPE(3, 2, 5, 4)}};
     CHECK_GRAD(ctx, fn_conv, &full, 2, f, NULL);
-    heed_gradcheck_input t[3] = {{.shape = HEED_SHAPE(1, 1, 1, 1)}, {.shape = HEED_SHAPE(2, 1, 3, 3)}, {.shape = HEED_SHAPE(2)}};
+    heed_gradcheck_input t[3] = {{.shape = HEED_SHAPE(1, 1, 1, 1)},
+                                 {.shape = HEED_SHAPE(2, 1, 3, 3)},
+                                 {.shape = HEED_SHAPE(2)}};
     CHECK_GRAD(ctx, fn_conv, &tiny, 3, t, NULL);
     /* images split over threads (N >= threads, enough work), gradient of w checked on a sample */
     conv_case big = {.o = {.padding = {1, 1}, .stride = {1, 2}}, .bias = true};
-    heed_gradcheck_input bi[3] = {{.shape = HEED_SHAPE(4, 3, 17, 15)}, {.shape = HEED_SHAPE(8, 3, 3, 3)}, {.shape = HEED_SHAPE(8)}};
+    heed_gradcheck_input bi[3] = {{.shape = HEED_SHAPE(4, 3, 17, 15)},
+                                  {.shape = HEED_SHAPE(8, 3, 3, 3)},
+                                  {.shape = HEED_SHAPE(8)}};
     heed_gradcheck_opts sample = {.max_per_tensor = 60};
     CHECK_GRAD(ctx, fn_conv, &big, 3, bi, &sample);
 }
@@ -134,16 +174,21 @@ static heed_tensor *fn_conv_twice(heed_graph *g, heed_tensor **in, void *u) {
     int64_t G = (int64_t)(intptr_t)u;
     heed_tensor *a = heed_conv2d(g, in[0], in[1], in[3], NULL);
     heed_tensor *b = heed_conv2d(g, in[0], in[2], in[3], &(heed_conv2d_opts){.padding = {1, 1}, .groups = G});
-    heed_tensor *c = heed_conv2d(g, in[0], in[2], NULL, &(heed_conv2d_opts){.padding = {2, 2}, .dilation = {2, 2}, .groups = G});
+    heed_tensor *c =
+        heed_conv2d(g, in[0], in[2], NULL, &(heed_conv2d_opts){.padding = {2, 2}, .dilation = {2, 2}, .groups = G});
     return heed_add(g, heed_add(g, a, b), c);
 }
 
 static void conv_gradients_add_up(void) {
-    heed_gradcheck_input small[4] = {{.shape = HEED_SHAPE(2, 4, 5, 6)}, {.shape = HEED_SHAPE(6, 4, 1, 1)},
-                                     {.shape = HEED_SHAPE(6, 2, 3, 3)}, {.shape = HEED_SHAPE(6)}};
+    heed_gradcheck_input small[4] = {{.shape = HEED_SHAPE(2, 4, 5, 6)},
+                                     {.shape = HEED_SHAPE(6, 4, 1, 1)},
+                                     {.shape = HEED_SHAPE(6, 2, 3, 3)},
+                                     {.shape = HEED_SHAPE(6)}};
     CHECK_GRAD(ctx, fn_conv_twice, (void *)2, 4, small, NULL);
-    heed_gradcheck_input big[4] = {{.shape = HEED_SHAPE(4, 4, 15, 16)}, {.shape = HEED_SHAPE(8, 4, 1, 1)},
-                                   {.shape = HEED_SHAPE(8, 4, 3, 3)}, {.shape = HEED_SHAPE(8)}};
+    heed_gradcheck_input big[4] = {{.shape = HEED_SHAPE(4, 4, 15, 16)},
+                                   {.shape = HEED_SHAPE(8, 4, 1, 1)},
+                                   {.shape = HEED_SHAPE(8, 4, 3, 3)},
+                                   {.shape = HEED_SHAPE(8)}};
     heed_gradcheck_opts sample = {.max_per_tensor = 50};
     CHECK_GRAD(ctx, fn_conv_twice, (void *)1, 4, big, &sample);
 }
@@ -157,7 +202,9 @@ static void conv_f32_vs_f64(void) {
     const heed_shape ws[] = {{4, {16, 4, 3, 3}}, {4, {8, 2, 5, 3}}, {4, {8, 1, 1, 1}}};
     for (int i = 0; i < 3; i++)
         for (int64_t n = 1; n <= 4; n += 3) { /* one image (threaded GEMMs), four (images over threads) */
-            heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(n, 4, 23, 19)}, {.shape = ws[i]}, {.shape = HEED_SHAPE(ws[i].d[0])}};
+            heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(n, 4, 23, 19)},
+                                          {.shape = ws[i]},
+                                          {.shape = HEED_SHAPE(ws[i].d[0])}};
             check_f32_vs_f64_grad(ctx, fn_conv, (void *)&cases[i], cases[i].bias ? 3 : 2, in, 1e-5, "conv2d");
         }
 }
@@ -175,7 +222,8 @@ static void conv_batch_matches_single_images(void) {
     double *dw = calloc((size_t)heed_grad(g, w)->numel, sizeof *dw), *db = calloc(O, sizeof *db);
     for (int64_t n = 0; y && n < N; n++) {
         heed_graph_reset(g1);
-        heed_tensor *xn = heed_requires_grad(heed_input(g1, HEED_F64, HEED_SHAPE(1, C, H, W), (double *)x->data + n * C * H * W));
+        heed_tensor *xn =
+            heed_requires_grad(heed_input(g1, HEED_F64, HEED_SHAPE(1, C, H, W), (double *)x->data + n * C * H * W));
         heed_tensor *wn = heed_requires_grad(heed_input(g1, HEED_F64, HEED_SHAPE(O, C, 3, 3), w->data));
         heed_tensor *bn = heed_requires_grad(heed_input(g1, HEED_F64, HEED_SHAPE(O), b->data));
         heed_tensor *yn = heed_conv2d(g1, xn, wn, bn, &o);
@@ -186,7 +234,8 @@ static void conv_batch_matches_single_images(void) {
         if (heed_graph_status(g1) != HEED_OK) break;
         double ey = 0, ex = 0;
         for (int64_t k = 0; k < m; k++) ey = fmax(ey, check_err(heed_get(yn, k), heed_get(y, n * m + k)));
-        for (int64_t k = 0; k < xn->numel; k++) ex = fmax(ex, check_err(((double *)xn->grad)[k], ((double *)x->grad)[n * xn->numel + k]));
+        for (int64_t k = 0; k < xn->numel; k++)
+            ex = fmax(ex, check_err(((double *)xn->grad)[k], ((double *)x->grad)[n * xn->numel + k]));
         CHECK(ey <= 1e-13 && ex <= 1e-13, "image %lld: y error %g, dx error %g", (long long)n, ey, ex);
         for (int64_t k = 0; k < wn->numel; k++) dw[k] += ((double *)wn->grad)[k];
         for (int k = 0; k < O; k++) db[k] += ((double *)bn->grad)[k];
@@ -201,24 +250,30 @@ static void conv_bad_input(void) {
     heed_graph *g = heed_graph_new(ctx);
 #define X(...) heed_zeros(g, HEED_F32, HEED_SHAPE(__VA_ARGS__))
     CHECK(!heed_conv2d(g, X(1, 4, 5, 5), X(8, 3, 3, 3), NULL, NULL), "wrong channels");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_conv2d: w[8,3,3,3] has 3 input channels per group; x[1,4,5,5] with groups = 1 needs 4");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_conv2d: w[8,3,3,3] has 3 input channels per group; x[1,4,5,5] with groups = 1 needs 4");
     CHECK(!heed_conv2d(g, X(1, 4, 5, 5), X(6, 2, 3, 3), NULL, &(heed_conv2d_opts){.groups = 3}), "groups vs C");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_conv2d: groups = 3 does not divide the 4 input channels of x[1,4,5,5]");
     CHECK(!heed_conv2d(g, X(1, 4, 5, 5), X(6, 2, 3, 3), NULL, &(heed_conv2d_opts){.groups = 4}), "groups vs O");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_conv2d: groups = 4 does not divide the 6 output channels of w[6,2,3,3]");
     CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 5, 5), NULL, NULL), "kernel too large");
-    CHECK_ERR(g, HEED_ERR_SHAPE,
-              "heed_conv2d: the kernel 5x5 (dilated to 5x5) is larger than the padded input 3x3 (x[1,1,3,3], padding (0, 0))");
-    CHECK(!heed_conv2d(g, X(1, 1, 5, 5), X(1, 1, 3, 3), NULL, &(heed_conv2d_opts){.dilation = {3, 1}}), "dilated too large");
+    CHECK_ERR(
+        g, HEED_ERR_SHAPE,
+        "heed_conv2d: the kernel 5x5 (dilated to 5x5) is larger than the padded input 3x3 (x[1,1,3,3], padding (0, 0))");
+    CHECK(!heed_conv2d(g, X(1, 1, 5, 5), X(1, 1, 3, 3), NULL, &(heed_conv2d_opts){.dilation = {3, 1}}),
+          "dilated too large");
     CHECK_ERR(g, HEED_ERR_SHAPE, "the kernel 3x3 (dilated to 7x3) is larger than the padded input 5x5");
     /* zero means the default (stride 1); a negative stride is the error */
     heed_tensor *y = heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.stride = {0, 0}});
     CHECK(y && y->shape[2] == 2 && y->shape[3] == 2, "stride 0 means 1: %s", heed_graph_error(g));
-    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.stride = {1, -2}}), "negative stride");
+    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.stride = {1, -2}}),
+          "negative stride");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_conv2d: stride = (1, -2) (each must be in 0..2^31-1; 0 means 1)");
-    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.padding = {-1, 0}}), "negative padding");
+    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.padding = {-1, 0}}),
+          "negative padding");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_conv2d: padding = (-1, 0) (each must be in 0..2^31-1)");
-    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.dilation = {1LL << 31, 1}}), "huge dilation");
+    CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.dilation = {1LL << 31, 1}}),
+          "huge dilation");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_conv2d: dilation = (2147483648, 1)");
     CHECK(!heed_conv2d(g, X(1, 1, 3, 3), X(1, 1, 2, 2), NULL, &(heed_conv2d_opts){.groups = -1}), "negative groups");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_conv2d: groups = -1 (must be >= 1; 0 means 1)");
@@ -266,10 +321,21 @@ static void pool_known_answers(void) {
         heed_shape x;
         const double *y, *dx;
     } refs[] = {
-        {"max_pool", {0, {.kernel = {3, 2}, .stride = {2, 2}, .padding = {1, 1}}}, {4, {2, 3, 7, 6}}, max_pool_y, max_pool_dx},
-        {"avg_pool", {1, {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}}}, {4, {2, 3, 7, 6}}, avg_pool_y, avg_pool_dx},
-        {"avg_pool_exclude", {1, {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}, .exclude_padding = true}},
-         {4, {2, 3, 7, 6}}, avg_pool_exclude_y, avg_pool_exclude_dx},
+        {"max_pool",
+         {0, {.kernel = {3, 2}, .stride = {2, 2}, .padding = {1, 1}}},
+         {4, {2, 3, 7, 6}},
+         max_pool_y,
+         max_pool_dx},
+        {"avg_pool",
+         {1, {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}}},
+         {4, {2, 3, 7, 6}},
+         avg_pool_y,
+         avg_pool_dx},
+        {"avg_pool_exclude",
+         {1, {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}, .exclude_padding = true}},
+         {4, {2, 3, 7, 6}},
+         avg_pool_exclude_y,
+         avg_pool_exclude_dx},
         {"adaptive_down", {2, .oh = 3, .ow = 2}, {4, {2, 2, 7, 5}}, adaptive_down_y, adaptive_down_dx},
         {"adaptive_up", {2, .oh = 5, .ow = 6}, {4, {1, 2, 3, 4}}, adaptive_up_y, adaptive_up_dx},
     };
@@ -317,7 +383,8 @@ static void pool_max_nan_and_ties(void) {
     heed_tensor *y = heed_max_pool2d(g, x, &(heed_pool2d_opts){.kernel = {1, 2}});
     CHECK(y && isnan(heed_get(y, 0)) && heed_get(y, 1) == 3 && heed_get(y, 2) == 2 && heed_get(y, 3) == -INFINITY,
           "max with NaN, ties, -inf: %s", heed_graph_error(g));
-    CHECK(heed_backward_with(g, y, heed_full(g, HEED_F64, HEED_SHAPE(1, 1, 2, 2), 1)) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_backward_with(g, y, heed_full(g, HEED_F64, HEED_SHAPE(1, 1, 2, 2), 1)) == HEED_OK, "%s",
+          heed_graph_error(g));
     const double want[8] = {0, 1, 1, 0, 1, 0, 1, 0}; /* the NaN; the first of tied maxima */
     close_to("max pool gradient", x, true, want, 8, 0);
     heed_graph_free(g);
@@ -336,7 +403,8 @@ static void pool_bad_input(void) {
     CHECK_ERR(g, HEED_ERR_ARG, "heed_max_pool2d: kernel = (0, 2) (each must be in 1..2^31-1)");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 2, 2));
     CHECK(!heed_max_pool2d(g, x, &(heed_pool2d_opts){.kernel = {2, 2}, .stride = {-1, 1}}), "negative stride");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_max_pool2d: stride = (-1, 1) (each must be in 0..2^31-1; 0 means the kernel size)");
+    CHECK_ERR(g, HEED_ERR_ARG,
+              "heed_max_pool2d: stride = (-1, 1) (each must be in 0..2^31-1; 0 means the kernel size)");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 2, 2));
     CHECK(!heed_avg_pool2d(g, x, NULL), "NULL opts");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_avg_pool2d: opts is NULL (the kernel size has no default)");
@@ -347,8 +415,10 @@ static void pool_bad_input(void) {
     CHECK(!heed_adaptive_avg_pool2d(g, heed_zeros(g, HEED_F32, HEED_SHAPE(1, 2, 3, 3)), 0, 2), "zero output");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_adaptive_avg_pool2d: output size 0x2 (each must be in 1..2^31-1)");
     /* the default stride is the kernel */
-    heed_tensor *y = heed_max_pool2d(g, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 7, 9)), &(heed_pool2d_opts){.kernel = {2, 3}});
-    CHECK(y && y->ndim == 3 && y->shape[0] == 3 && y->shape[1] == 3 && y->shape[2] == 3, "default stride: %s", heed_graph_error(g));
+    heed_tensor *y =
+        heed_max_pool2d(g, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 7, 9)), &(heed_pool2d_opts){.kernel = {2, 3}});
+    CHECK(y && y->ndim == 3 && y->shape[0] == 3 && y->shape[1] == 3 && y->shape[2] == 3, "default stride: %s",
+          heed_graph_error(g));
     heed_graph_free(g);
 }
 
@@ -370,14 +440,21 @@ static heed_tensor *fn_bn(heed_graph *g, heed_tensor **in, void *u) {
 
 static void bn_gradients(void) {
     for (int which = 0; which < 8; which++) {
-        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(3, 4, 3, 5)}, {.shape = HEED_SHAPE(4)}, {.shape = HEED_SHAPE(4)}};
+        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(3, 4, 3, 5)},
+                                      {.shape = HEED_SHAPE(4)},
+                                      {.shape = HEED_SHAPE(4)}};
         CHECK_GRAD(ctx, fn_bn, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1 & 1), in, NULL);
-        heed_gradcheck_input big[3] = {{.shape = HEED_SHAPE(8, 6, 37, 41)}, {.shape = HEED_SHAPE(6)}, {.shape = HEED_SHAPE(6)}};
-        check_f32_vs_f64_grad(ctx, fn_bn, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1 & 1), big, 1e-5, "batchnorm");
+        heed_gradcheck_input big[3] = {{.shape = HEED_SHAPE(8, 6, 37, 41)},
+                                       {.shape = HEED_SHAPE(6)},
+                                       {.shape = HEED_SHAPE(6)}};
+        check_f32_vs_f64_grad(ctx, fn_bn, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1 & 1), big, 1e-5,
+                              "batchnorm");
     }
     /* two values per channel (the least training accepts), a channel far from zero */
     double two[2 * 3] = {1, 2, 1000, 1000.5, -3, 7};
-    heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(2, 3, 1, 1), .data = two}, {.shape = HEED_SHAPE(3)}, {.shape = HEED_SHAPE(3)}};
+    heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(2, 3, 1, 1), .data = two},
+                                  {.shape = HEED_SHAPE(3)},
+                                  {.shape = HEED_SHAPE(3)}};
     CHECK_GRAD(ctx, fn_bn, (void *)3, 3, in, NULL);
 }
 
@@ -385,18 +462,20 @@ static void bn_gradients(void) {
 static void bn_against_pytorch(void) {
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_batchnorm bn, cum;
-    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 3}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_declare(&cum, P, "cum", &(heed_batchnorm_config){.num_features = 3, .cumulative = true}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 3}) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&cum, P, "cum", &(heed_batchnorm_config){.num_features = 3, .cumulative = true}) ==
+              HEED_OK,
           "%s", heed_ctx_error(ctx));
     for (int c = 0; c < 3; c++) ((double *)bn.weight->data)[c] = 1 + v(c, 2), ((double *)bn.bias->data)[c] = v(c, 3);
     const double *ref[4][4] = {{bn_step0_y, bn_step0_dx, bn_step0_dweight, bn_step0_dbias},
                                {bn_step1_y, bn_step1_dx, bn_step1_dweight, bn_step1_dbias},
                                {bn_step2_y, bn_step2_dx, bn_step2_dweight, bn_step2_dbias},
                                {bn_eval_y, bn_eval_dx, bn_eval_dweight, bn_eval_dbias}};
-    const double *running[3][4] = {
-        {bn_step0_running_mean, bn_step0_running_var, bn_cumulative0_running_mean, bn_cumulative0_running_var},
-        {bn_step1_running_mean, bn_step1_running_var, bn_cumulative1_running_mean, bn_cumulative1_running_var},
-        {bn_step2_running_mean, bn_step2_running_var, bn_cumulative2_running_mean, bn_cumulative2_running_var}};
+    const double *running[3][4] =
+        {{bn_step0_running_mean, bn_step0_running_var, bn_cumulative0_running_mean, bn_cumulative0_running_var},
+         {bn_step1_running_mean, bn_step1_running_var, bn_cumulative1_running_mean, bn_cumulative1_running_var},
+         {bn_step2_running_mean, bn_step2_running_var, bn_cumulative2_running_mean, bn_cumulative2_running_var}};
     heed_graph *g = heed_graph_new(ctx);
     double kept[6] = {0};
     for (int s = 0; s < 4; s++) {
@@ -412,12 +491,14 @@ static void bn_against_pytorch(void) {
         close_to("bn dweight", bn.weight, true, ref[s][2], 3, 1e-12);
         close_to("bn dbias", bn.bias, true, ref[s][3], 3, 1e-12);
         if (s == 3) break;
-        for (int c = 0; c < 3; c++) kept[c] = heed_get(bn.opts.running_mean, c), kept[3 + c] = heed_get(bn.opts.running_var, c);
+        for (int c = 0; c < 3; c++)
+            kept[c] = heed_get(bn.opts.running_mean, c), kept[3 + c] = heed_get(bn.opts.running_var, c);
         close_to("running_mean", bn.opts.running_mean, false, running[s][0], 3, 1e-14);
         close_to("running_var", bn.opts.running_var, false, running[s][1], 3, 1e-14);
         close_to("cumulative running_mean", cum.opts.running_mean, false, running[s][2], 3, 1e-14);
         close_to("cumulative running_var", cum.opts.running_var, false, running[s][3], 3, 1e-14);
-        CHECK(heed_get(bn.opts.num_batches_tracked, 0) == s + 1, "num_batches_tracked %g", heed_get(bn.opts.num_batches_tracked, 0));
+        CHECK(heed_get(bn.opts.num_batches_tracked, 0) == s + 1, "num_batches_tracked %g",
+              heed_get(bn.opts.num_batches_tracked, 0));
     }
     /* evaluation changes nothing; the buffers never take gradients */
     CHECK(heed_get(bn.opts.num_batches_tracked, 0) == 3, "eval moved the counter");
@@ -433,7 +514,8 @@ static void bn_against_pytorch(void) {
 static void bn_store_and_checkpoint(void) {
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_batchnorm bn;
-    CHECK(heed_batchnorm_declare(&bn, P, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bn, P, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) ==
+              HEED_OK,
           "%s", heed_ctx_error(ctx));
     const char *names[] = {"enc.bn1.weight", "enc.bn1.bias", "enc.bn1.running_mean", "enc.bn1.running_var",
                            "enc.bn1.num_batches_tracked"};
@@ -450,7 +532,8 @@ static void bn_store_and_checkpoint(void) {
         double before[5];
         for (int c = 0; c < 5; c++) before[c] = heed_get(bn.opts.running_var, c);
         CHECK(heed_optimizer_step(opt) == HEED_OK, "%s", heed_ctx_error(ctx));
-        for (int c = 0; c < 5; c++) CHECK(heed_get(bn.opts.running_var, c) == before[c], "the optimizer moved running_var");
+        for (int c = 0; c < 5; c++)
+            CHECK(heed_get(bn.opts.running_var, c) == before[c], "the optimizer moved running_var");
     }
     CHECK(heed_get(bn.opts.num_batches_tracked, 0) == 3, "counter %g", heed_get(bn.opts.num_batches_tracked, 0));
     char path[] = "/tmp/heed-test-bn-XXXXXX";
@@ -460,7 +543,8 @@ static void bn_store_and_checkpoint(void) {
     CHECK(heed_checkpoint_save(P, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_params *Q = heed_params_new(ctx, HEED_F32);
     heed_batchnorm bq;
-    CHECK(heed_batchnorm_declare(&bq, Q, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) == HEED_OK,
+    CHECK(heed_batchnorm_declare(&bq, Q, "enc.bn1", &(heed_batchnorm_config){.num_features = 5, .momentum = 0.3}) ==
+              HEED_OK,
           "%s", heed_ctx_error(ctx));
     CHECK(heed_get(bq.opts.running_var, 0) == 1 && heed_get(bq.opts.running_mean, 0) == 0, "fresh buffers");
     CHECK(heed_checkpoint_load(Q, path, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
@@ -468,7 +552,8 @@ static void bn_store_and_checkpoint(void) {
     for (int i = 0; i < 5; i++) {
         heed_tensor *a = heed_params_find(P, names[i]), *b = heed_params_find(Q, names[i]);
         for (int64_t k = 0; a && b && k < a->numel; k++)
-            CHECK(heed_get(a, k) == heed_get(b, k), "%s[%lld] %g vs %g", names[i], (long long)k, heed_get(a, k), heed_get(b, k));
+            CHECK(heed_get(a, k) == heed_get(b, k), "%s[%lld] %g vs %g", names[i], (long long)k, heed_get(a, k),
+                  heed_get(b, k));
     }
     CHECK(!(bq.opts.running_mean->flags & HEED_REQUIRES_GRAD), "frozen after load");
     heed_graph_free(g);
@@ -503,8 +588,9 @@ static void bn_modes(void) {
     /* an empty batch: the counter moves, the statistics do not (as PyTorch) */
     heed_tensor *cnt = heed_zeros(g, HEED_F64, HEED_SHAPE(1));
     double m0 = heed_get(rm, 0);
-    heed_tensor *e = heed_batch_norm2d(g, heed_zeros(g, HEED_F64, HEED_SHAPE(0, 2, 3, 3)), NULL, NULL,
-                                       &(heed_batchnorm_opts){.running_mean = rm, .running_var = rv, .num_batches_tracked = cnt});
+    heed_tensor *e =
+        heed_batch_norm2d(g, heed_zeros(g, HEED_F64, HEED_SHAPE(0, 2, 3, 3)), NULL, NULL,
+                          &(heed_batchnorm_opts){.running_mean = rm, .running_var = rv, .num_batches_tracked = cnt});
     CHECK(e && e->numel == 0 && heed_get(cnt, 0) == 1 && heed_get(rm, 0) == m0, "empty batch: %s", heed_graph_error(g));
     heed_graph_free(g);
 }
@@ -517,7 +603,8 @@ static void bn_bad_input(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_batch_norm2d: weight[4] must be [3] (the channels of x[2,3,4,4])");
     CHECK(!heed_batch_norm2d(g, X(2, 3, 4, 4), NULL, NULL, &(heed_batchnorm_opts){.running_mean = X(3)}), "one buffer");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_batch_norm2d: running_mean and running_var come together (one of them is NULL)");
-    CHECK(!heed_batch_norm2d(g, X(2, 3, 4, 4), NULL, NULL, &(heed_batchnorm_opts){.running_mean = X(3), .running_var = X(2)}),
+    CHECK(!heed_batch_norm2d(g, X(2, 3, 4, 4), NULL, NULL,
+                             &(heed_batchnorm_opts){.running_mean = X(3), .running_var = X(2)}),
           "running_var size");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_batch_norm2d: running_var[2] must be [3]");
     CHECK(!heed_batch_norm2d(g, X(1, 3, 1, 1), NULL, NULL, NULL), "one value per channel");
@@ -531,27 +618,38 @@ static void bn_bad_input(void) {
     CHECK(!heed_batch_norm2d(g, X(2, 3, 2, 2), NULL, NULL, &(heed_batchnorm_opts){.momentum = NAN}), "momentum NaN");
     CHECK_ERR(g, HEED_ERR_ARG, "momentum = nan");
     CHECK(!heed_batch_norm2d(g, X(2, 3, 2, 2), NULL, NULL, &(heed_batchnorm_opts){.cumulative = true}), "cumulative");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_batch_norm2d: the cumulative average needs running statistics and num_batches_tracked");
+    CHECK_ERR(g, HEED_ERR_ARG,
+              "heed_batch_norm2d: the cumulative average needs running statistics and num_batches_tracked");
     CHECK(!heed_batch_norm2d(g, X(2, 3, 2, 2), heed_zeros(g, HEED_F64, HEED_SHAPE(3)), NULL, NULL), "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "heed_batch_norm2d: weight is f64");
     CHECK(!heed_batch_norm2d(g, X(2, 3, 2, 2), NULL, NULL,
-                             &(heed_batchnorm_opts){.running_mean = X(3), .running_var = X(3), .num_batches_tracked = X(2)}),
+                             &(heed_batchnorm_opts){.running_mean = X(3),
+                                                    .running_var = X(3),
+                                                    .num_batches_tracked = X(2)}),
           "counter");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_batch_norm2d: num_batches_tracked[2] must hold one element");
     CHECK(!heed_batchnorm_forward(g, NULL, X(2, 3, 2, 2)), "NULL layer");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_batchnorm_forward: bn is NULL");
 #undef X
     heed_batchnorm bn;
-    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 0}) == HEED_ERR_ARG, "0 features");
-    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_declare: num_features = 0 (must be >= 1)"), "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2, .momentum = -0.1}) == HEED_ERR_ARG, "m");
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 0}) == HEED_ERR_ARG,
+          "0 features");
+    CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_declare: num_features = 0 (must be >= 1)"), "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2, .momentum = -0.1}) ==
+              HEED_ERR_ARG,
+          "m");
     CHECK(strstr(heed_ctx_error(ctx), "heed_batchnorm_declare: momentum = -0.1"), "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_OK, "%s", heed_ctx_error(ctx));
-    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_ERR_ARG, "duplicate");
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_batchnorm_declare(&bn, P, "bn", &(heed_batchnorm_config){.num_features = 2}) == HEED_ERR_ARG,
+          "duplicate");
     CHECK(strstr(heed_ctx_error(ctx), "a parameter named 'bn.weight' exists already"), "%s", heed_ctx_error(ctx));
     heed_batchnorm plain;
-    CHECK(heed_batchnorm_declare(&plain, P, "plain", &(heed_batchnorm_config){.num_features = 2, .no_affine = true,
-                                                                             .no_running_stats = true}) == HEED_OK &&
+    CHECK(heed_batchnorm_declare(&plain, P, "plain",
+                                 &(heed_batchnorm_config){.num_features = 2,
+                                                          .no_affine = true,
+                                                          .no_running_stats = true}) == HEED_OK &&
               !plain.weight && !plain.opts.running_mean && heed_params_count(P) == 5,
           "no affine, no stats: %s", heed_ctx_error(ctx));
     heed_params_free(P);

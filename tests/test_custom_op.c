@@ -208,7 +208,8 @@ static void scalar_math(void) {
               heed_scalar_softplus(x), e);
     }
     for (double x = -30; x <= 30; x += 0.7) {
-        CHECK(check_err(heed_scalar_sigmoid(x) + heed_scalar_sigmoid(-x), 1) <= 4e-16, "sigmoid(%g) + sigmoid(%g) != 1", x, -x);
+        CHECK(check_err(heed_scalar_sigmoid(x) + heed_scalar_sigmoid(-x), 1) <= 4e-16, "sigmoid(%g) + sigmoid(%g) != 1",
+              x, -x);
         CHECK(check_err(heed_scalar_softplus(x) - heed_scalar_softplus(-x), x) <= 4e-15 * (1 + fabs(x)),
               "softplus(%g) - softplus(%g) = %.17g", x, -x, heed_scalar_softplus(x) - heed_scalar_softplus(-x));
     }

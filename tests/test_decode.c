@@ -35,7 +35,10 @@ static heed_tensor *toy_step(heed_graph *g, void *user, int64_t n, const int64_t
 static toy toy_new(heed_graph *g, int64_t batch, int64_t V, const double *tables) {
     double *ids = malloc((size_t)batch * sizeof *ids);
     for (int64_t b = 0; b < batch; b++) ids[b] = (double)b;
-    toy t = {.V = V, .tables = tables, .state = heed_input_f64(g, HEED_F64, HEED_SHAPE(batch, 1), ids), .attention = true};
+    toy t = {.V = V,
+             .tables = tables,
+             .state = heed_input_f64(g, HEED_F64, HEED_SHAPE(batch, 1), ids),
+             .attention = true};
     free(ids);
     return t;
 }
@@ -68,7 +71,7 @@ static void greedy_takes_the_local_best(void) {
     /* attention: one row per step (the eos step included), rows as the toy made them */
     CHECK(r.hyp[0].keys == 3 && r.hyp[0].attention, "attention kept");
     if (r.hyp[0].attention) {
-        CHECK_CLOSE(r.hyp[0].attention[0], 1.0 / 2, 1e-7); /* step 0: prev bos (0), k 0 */
+        CHECK_CLOSE(r.hyp[0].attention[0], 1.0 / 2, 1e-7);     /* step 0: prev bos (0), k 0 */
         CHECK_CLOSE(r.hyp[0].attention[3 + 2], 1.0 / 6, 1e-7); /* step 1: prev a (2), k 2 */
     }
     heed_decode_result_free(&r);
@@ -79,8 +82,8 @@ static void beam_finds_the_better_sequence(void) {
     heed_graph *g = heed_graph_new(ctx);
     toy t = toy_new(g, 1, 4, trap);
     heed_decode_result r;
-    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.beam = 2, .n_best = 2, .bos = 0, .eos = 1, .max_len = 10},
-                      &r) == HEED_OK,
+    CHECK(heed_decode(g, 1, toy_step, &t,
+                      &(heed_decode_opts){.beam = 2, .n_best = 2, .bos = 0, .eos = 1, .max_len = 10}, &r) == HEED_OK,
           "%s", heed_graph_error(g));
     CHECK(r.hyp[0].len == 1 && r.hyp[0].tokens[0] == 3 && r.hyp[0].finished, "best is 'b'");
     CHECK_CLOSE(r.hyp[0].logp, log(0.45) + log(0.9), 1e-12);
@@ -101,8 +104,8 @@ static void max_length_and_length_penalty(void) {
         toy t = toy_new(g, 1, 3, never);
         heed_decode_result r;
         CHECK(heed_decode(g, 1, toy_step, &t,
-                          &(heed_decode_opts){.beam = beam, .bos = 0, .eos = 1, .max_len = 4, .length_penalty = 1}, &r) ==
-                  HEED_OK,
+                          &(heed_decode_opts){.beam = beam, .bos = 0, .eos = 1, .max_len = 4, .length_penalty = 1},
+                          &r) == HEED_OK,
               "%s", heed_graph_error(g));
         const heed_hypothesis *h = &r.hyp[0];
         /* greedy never takes eos (.1 < .9): 4 tokens, unfinished, score = mean log .9. Beam 3
@@ -138,12 +141,13 @@ static void beam_waits_for_the_best_to_end(void) {
     heed_graph *g = heed_graph_new(ctx);
     toy t = toy_new(g, 1, V, tables);
     heed_decode_result r;
-    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.beam = 4, .bos = 0, .eos = 1, .max_len = 20, .length_penalty = 1},
+    CHECK(heed_decode(g, 1, toy_step, &t,
+                      &(heed_decode_opts){.beam = 4, .bos = 0, .eos = 1, .max_len = 20, .length_penalty = 1},
                       &r) == HEED_OK,
           "%s", heed_graph_error(g));
     const heed_hypothesis *h = &r.hyp[0];
-    CHECK(h->len == 4 && h->finished && h->tokens[0] == 2 && h->tokens[3] == 5, "best: len %lld finished %d", (long long)h->len,
-          h->finished);
+    CHECK(h->len == 4 && h->finished && h->tokens[0] == 2 && h->tokens[3] == 5, "best: len %lld finished %d",
+          (long long)h->len, h->finished);
     CHECK_CLOSE(h->logp, 5 * log(0.9), 1e-12);
     heed_decode_result_free(&r);
     heed_graph_free(g);
@@ -151,8 +155,8 @@ static void beam_waits_for_the_best_to_end(void) {
 
 /* Greedy by hand on a toy table: the argmax (first maximum) each step until eos or max_len;
  * tokens, log-probability, and the attention rows the toy gives. */
-static void greedy_by_hand(const double *tables, int64_t V, int64_t b, int64_t max_len, double alpha, heed_hypothesis *h,
-                           int64_t *tok, float *attn) {
+static void greedy_by_hand(const double *tables, int64_t V, int64_t b, int64_t max_len, double alpha,
+                           heed_hypothesis *h, int64_t *tok, float *attn) {
     int64_t prev = 0, len = 0;
     double logp = 0;
     bool ended = false;
@@ -191,7 +195,11 @@ static void beam_one_is_greedy(void) {
             heed_graph *g = heed_graph_new(ctx);
             toy t = toy_new(g, B, V, tables);
             CHECK(heed_decode(g, B, toy_step, &t,
-                              &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .max_lens = max_lens, .length_penalty = 0.7},
+                              &(heed_decode_opts){.beam = k,
+                                                  .bos = 0,
+                                                  .eos = 1,
+                                                  .max_lens = max_lens,
+                                                  .length_penalty = 0.7},
                               &r) == HEED_OK,
                   "%s", heed_graph_error(g));
             heed_graph_free(g);
@@ -204,8 +212,8 @@ static void beam_one_is_greedy(void) {
                 bool same = x->len == want.len && x->finished == want.finished && x->logp == want.logp &&
                             x->score == want.score && !memcmp(x->tokens, tok, (size_t)x->len * sizeof *tok) &&
                             !memcmp(x->attention, attn, (size_t)((x->len + x->finished) * 3) * sizeof(float));
-                CHECK(same, "seed %d beam %d input %d: by hand len %lld logp %.17g, decoded len %lld logp %.17g", seed, k, b,
-                      (long long)want.len, want.logp, (long long)x->len, x->logp);
+                CHECK(same, "seed %d beam %d input %d: by hand len %lld logp %.17g, decoded len %lld logp %.17g", seed,
+                      k, b, (long long)want.len, want.logp, (long long)x->len, x->logp);
             }
             heed_decode_result_free(&r);
         }
@@ -255,13 +263,15 @@ static void bad_input(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_decode_result r;
     toy t = toy_new(g, 1, 4, trap);
-    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.beam = 2, .n_best = 3, .eos = 1}, &r) == HEED_ERR_ARG, "n_best");
+    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.beam = 2, .n_best = 3, .eos = 1}, &r) == HEED_ERR_ARG,
+          "n_best");
     CHECK_ERR(g, HEED_ERR_ARG, "n_best 3");
     t = toy_new(g, 1, 4, trap);
     CHECK(heed_decode(g, 0, toy_step, &t, &(heed_decode_opts){.eos = 1}, &r) == HEED_ERR_ARG, "batch 0");
     CHECK_ERR(g, HEED_ERR_ARG, "batch 0");
     t = toy_new(g, 1, 4, trap);
-    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.eos = 1, .max_lens = (int64_t[]){0}}, &r) == HEED_ERR_ARG,
+    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.eos = 1, .max_lens = (int64_t[]){0}}, &r) ==
+              HEED_ERR_ARG,
           "max_lens 0");
     CHECK_ERR(g, HEED_ERR_ARG, "max_lens[0] = 0");
     t = toy_new(g, 1, 4, trap);
@@ -269,7 +279,8 @@ static void bad_input(void) {
     CHECK_ERR(g, HEED_ERR_SHAPE, "eos 9");
     t = toy_new(g, 1, 4, trap);
     t.bad_shape = true;
-    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.eos = 1}, &r) == HEED_ERR_SHAPE, "3-D log-probabilities");
+    CHECK(heed_decode(g, 1, toy_step, &t, &(heed_decode_opts){.eos = 1}, &r) == HEED_ERR_SHAPE,
+          "3-D log-probabilities");
     CHECK_ERR(g, HEED_ERR_SHAPE, "need [1, V]");
     t = toy_new(g, 1, 4, trap);
     t.nan = true;

@@ -55,7 +55,10 @@ typedef struct {
 
 /* A net; dist: a rank of the job (heed_dist_init on its ctx), else a single process. */
 static net net_new(bool dist, bool overlap, double dropout) {
-    net n = {.ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 11, .threads = 1}), .size = 1, .dist = dist, .dropout = dropout};
+    net n = {.ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 11, .threads = 1}),
+             .size = 1,
+             .dist = dist,
+             .dropout = dropout};
     if (dist) {
         CHECK(heed_dist_init(n.ctx, NULL, NULL) == HEED_OK, "%s", heed_ctx_error(n.ctx));
         n.rank = heed_dist_rank(), n.size = heed_dist_size();
@@ -89,7 +92,8 @@ static void net_free(net *n) {
 static int64_t shard_begin[64], shard_end[64];
 
 static void inject_failure(const net *n) {
-    if (!strcmp(n->fail_how, "abort")) heed_dist_abort(5, "test_dist: injected failure at step %lld", (long long)n->steps + 1);
+    if (!strcmp(n->fail_how, "abort"))
+        heed_dist_abort(5, "test_dist: injected failure at step %lld", (long long)n->steps + 1);
     fprintf(stderr, "test_dist: rank %d: injected %s at step %lld\n", n->rank, n->fail_how, (long long)n->steps + 1);
     if (!strcmp(n->fail_how, "kill")) raise(SIGKILL);
     exit(4);
@@ -118,9 +122,11 @@ static void train_epoch(net *n) {
                 memcpy(y + (i - lo) * OUT, Y + order[b0 + i] * OUT, sizeof(double) * OUT);
             }
             heed_graph *g = n->g;
-            heed_tensor *h = heed_tanh(g, heed_linear(g, heed_input(g, HEED_F64, HEED_SHAPE(hi - lo, IN), x), n->w1, n->b1));
+            heed_tensor *h =
+                heed_tanh(g, heed_linear(g, heed_input(g, HEED_F64, HEED_SHAPE(hi - lo, IN), x), n->w1, n->b1));
             if (n->dropout > 0) h = heed_dropout(g, h, n->dropout);
-            heed_tensor *d = heed_sub(g, heed_linear(g, h, n->w2, n->b2), heed_input(g, HEED_F64, HEED_SHAPE(hi - lo, OUT), y));
+            heed_tensor *d =
+                heed_sub(g, heed_linear(g, h, n->w2, n->b2), heed_input(g, HEED_F64, HEED_SHAPE(hi - lo, OUT), y));
             heed_tensor *loss = heed_scale(g, heed_sum_all(g, heed_mul(g, d, d)), (double)n->size / (double)(nb * OUT));
             CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
         }
@@ -173,8 +179,8 @@ static void check_shards_tile(const net *n) {
         CHECK(mine[0] == prev_end[0], "step %lld: rank %d's shard starts at %g, the previous ends at %g", (long long)s,
               n->rank, mine[0], prev_end[0]);
         int64_t nb = (s + 1) % 8 == 0 ? ROWS % BATCH : BATCH; /* 8 steps an epoch, the last of 1 row */
-        CHECK(sizes[0] == (double)nb, "step %lld: the shards hold %g rows, the global batch %lld", (long long)s, sizes[0],
-              (long long)nb);
+        CHECK(sizes[0] == (double)nb, "step %lld: the shards hold %g rows, the global batch %lld", (long long)s,
+              sizes[0], (long long)nb);
     }
 }
 
@@ -191,13 +197,14 @@ static void equal_to_one_process_on_the_union_batch(void) {
         train_epochs(&ref, 2);
         train_epochs(&n, 2);
         double d = max_diff(&n, &ref);
-        CHECK(d <= 1e-12, "%s: rank %d of %d after %lld steps: weights differ from one process by %.3g", overlap ? "overlap" : "blocking",
-              n.rank, n.size, (long long)n.steps, d);
+        CHECK(d <= 1e-12, "%s: rank %d of %d after %lld steps: weights differ from one process by %.3g",
+              overlap ? "overlap" : "blocking", n.rank, n.size, (long long)n.steps, d);
         CHECK(ranks_bitwise_equal(&n), "%s: the ranks' weights differ", overlap ? "overlap" : "blocking");
         check_shards_tile(&n);
         if (overlap && n.size > 1) {
             heed_dist_stats st = heed_dist_overlap_stats(n.overlap);
-            CHECK(st.steps == n.steps && st.buckets == 4, "%lld waits, %lld buckets", (long long)st.steps, (long long)st.buckets);
+            CHECK(st.steps == n.steps && st.buckets == 4, "%lld waits, %lld buckets", (long long)st.steps,
+                  (long long)st.buckets);
             /* Every step with rows starts its buckets in backward; rank 0's last shard is empty. */
             CHECK(st.started_in_backward >= (n.steps - 2) * 4, "only %lld of %lld buckets started during backward",
                   (long long)st.started_in_backward, (long long)(st.steps * st.buckets));
@@ -292,7 +299,8 @@ static void resume_equals_an_uninterrupted_run(void) {
     heed_checkpoint_info info;
     CHECK(heed_dist_checkpoint_load(n.P, ckpt_path, n.opt, &info) == HEED_OK, "%s", heed_ctx_error(n.ctx));
     n.epoch = info.epoch, n.steps = info.step;
-    CHECK(n.epoch > 0 && n.epoch < ckpt_epochs, "resumed at epoch %lld of %lld", (long long)n.epoch, (long long)ckpt_epochs);
+    CHECK(n.epoch > 0 && n.epoch < ckpt_epochs, "resumed at epoch %lld of %lld", (long long)n.epoch,
+          (long long)ckpt_epochs);
     train_epochs(&n, ckpt_epochs);
     train_epochs(&ref, ckpt_epochs);
     double d = max_diff(&n, &ref);
@@ -345,8 +353,8 @@ static void shards(void) {
             int64_t next = 0, lo, hi;
             for (int r = 0; r < size; r++) {
                 heed_dist_shard(n, r, size, &lo, &hi);
-                CHECK(lo == next && hi >= lo && hi - lo >= n / size && hi - lo <= n / size + 1, "n %lld rank %d of %d: [%lld, %lld)",
-                      (long long)n, r, size, (long long)lo, (long long)hi);
+                CHECK(lo == next && hi >= lo && hi - lo >= n / size && hi - lo <= n / size + 1,
+                      "n %lld rank %d of %d: [%lld, %lld)", (long long)n, r, size, (long long)lo, (long long)hi);
                 next = hi;
             }
             CHECK(next == n, "n %lld over %d ranks: the shards end at %lld", (long long)n, size, (long long)next);
@@ -355,8 +363,8 @@ static void shards(void) {
     heed_dist_shard(10, 3, 3, &lo, &hi);
     CHECK(lo == 0 && hi == 0, "a rank that does not exist gets nothing");
     heed_dist_shard(INT64_MAX, 2, 3, &lo, &hi);
-    CHECK(hi == INT64_MAX && lo == INT64_MAX / 3 * 2 + (INT64_MAX % 3) * 2 / 3, "no overflow: [%lld, %lld)", (long long)lo,
-          (long long)hi);
+    CHECK(hi == INT64_MAX && lo == INT64_MAX / 3 * 2 + (INT64_MAX % 3) * 2 / 3, "no overflow: [%lld, %lld)",
+          (long long)lo, (long long)hi);
 }
 
 int main(int argc, char **argv) {

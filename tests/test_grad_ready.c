@@ -92,7 +92,7 @@ static void shared_parameter_is_reported_after_its_earliest_use(void) {
     seen s = {0};
     heed_graph_set_grad_ready_hook(g, record, &s);
     heed_tensor *x = heed_input_f64(g, HEED_F64, HEED_SHAPE(3), input_data);
-    heed_tensor *y = heed_tanh(g, heed_mul(g, w, x));             /* first use of w */
+    heed_tensor *y = heed_tanh(g, heed_mul(g, w, x));                   /* first use of w */
     heed_tensor *z = heed_mul(g, heed_add(g, heed_mul(g, y, w), c), y); /* w again, then c */
     CHECK(heed_backward(g, heed_sum_all(g, z)) == HEED_OK, "%s", heed_graph_error(g));
     CHECK(s.n == 2 && s.param[0] == c && s.param[1] == w, "%d reports, want c then w", s.n);

@@ -8,8 +8,8 @@ static void philox_known_answers(void) {
     uint32_t out[4];
     heed_philox4x32((uint32_t[2]){0, 0}, (uint32_t[4]){0, 0, 0, 0}, out);
     CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu && out[3] == 0x9b00dbd8u, "zeros");
-    heed_philox4x32((uint32_t[2]){0xa4093822u, 0x299f31d0u}, (uint32_t[4]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
-                    out);
+    heed_philox4x32((uint32_t[2]){0xa4093822u, 0x299f31d0u},
+                    (uint32_t[4]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, out);
     CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u && out[3] == 0x24126ea1u, "pi");
     heed_rng r = heed_rng_make(5, 0);
     double s = 0, s2 = 0;
@@ -47,7 +47,8 @@ static void f32_add_is_the_double_path_bitwise(void) {
     for (int i = 0; i < N; i++) {
         float x = (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 80) - 40);
         A[i] = i % 7 == 0 ? special[(i / 7) % 9] : x;
-        B[i] = i % 11 == 0 ? special[(i / 11) % 9] : (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 80) - 40);
+        B[i] =
+            i % 11 == 0 ? special[(i / 11) % 9] : (float)ldexp(heed_rng_normal(&r), (int)heed_rng_below(&r, 80) - 40);
         W[i] = (float)heed_rng_normal(&r);
     }
     heed_tensor *y = heed_add(g, a, b), *yy = heed_add(g, a, a);
@@ -209,7 +210,8 @@ static void init_arguments_checked(void) {
     heed_tensor *x = heed_param(P, "x", HEED_SHAPE(2, 2), heed_init_xavier_normal(-1));
     CHECK(u && n && x && heed_get(u, 2) == 0.5 && heed_get(n, 1) == 2, "%s", heed_ctx_error(ctx));
     /* heed_param_init checks the same, and leaves the values alone */
-    CHECK(heed_param_init(P, u, heed_init_uniform(3, 2)) == HEED_ERR_ARG && heed_get(u, 0) == 0.5, "%s", heed_ctx_error(ctx));
+    CHECK(heed_param_init(P, u, heed_init_uniform(3, 2)) == HEED_ERR_ARG && heed_get(u, 0) == 0.5, "%s",
+          heed_ctx_error(ctx));
     heed_params_free(P);
 }
 
@@ -232,7 +234,9 @@ static heed_tensor *fn_matmul(heed_graph *g, heed_tensor **x, void *u) {
     }
 }
 
-static heed_tensor *fn_linear(heed_graph *g, heed_tensor **x, void *u) { return heed_linear(g, x[0], x[1], u ? x[2] : NULL); }
+static heed_tensor *fn_linear(heed_graph *g, heed_tensor **x, void *u) {
+    return heed_linear(g, x[0], x[1], u ? x[2] : NULL);
+}
 
 static void gradchecks(void) {
     heed_gradcheck_input bin[3] = {{HEED_SHAPE(2, 3, 4)}, {HEED_SHAPE(3, 1)}, {HEED_SHAPE(4)}};
@@ -240,12 +244,14 @@ static void gradchecks(void) {
     check_f32_vs_f64(ctx, fn_binary, NULL, 3, bin, 1e-5, "binary");
     /* 2-D with every transpose; batched; batched a with shared 2-D b */
     for (int mode = 0; mode < 4; mode++) {
-        heed_gradcheck_input mm[2] = {{mode & 1 ? HEED_SHAPE(5, 3) : HEED_SHAPE(3, 5)}, {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
+        heed_gradcheck_input mm[2] = {{mode & 1 ? HEED_SHAPE(5, 3) : HEED_SHAPE(3, 5)},
+                                      {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
         CHECK_GRAD(ctx, fn_matmul, &mode, 2, mm, NULL);
         heed_gradcheck_input bm[2] = {{mode & 1 ? HEED_SHAPE(2, 3, 5, 3) : HEED_SHAPE(2, 3, 3, 5)},
                                       {mode >= 2 ? HEED_SHAPE(2, 3, 7, 5) : HEED_SHAPE(2, 3, 5, 7)}};
         CHECK_GRAD(ctx, fn_matmul, &mode, 2, bm, NULL);
-        heed_gradcheck_input sb[2] = {{mode & 1 ? HEED_SHAPE(4, 5, 3) : HEED_SHAPE(4, 3, 5)}, {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
+        heed_gradcheck_input sb[2] = {{mode & 1 ? HEED_SHAPE(4, 5, 3) : HEED_SHAPE(4, 3, 5)},
+                                      {mode >= 2 ? HEED_SHAPE(7, 5) : HEED_SHAPE(5, 7)}};
         CHECK_GRAD(ctx, fn_matmul, &mode, 2, sb, NULL);
         check_f32_vs_f64(ctx, fn_matmul, &mode, 2, sb, 1e-5, "matmul");
     }
@@ -300,11 +306,12 @@ static void checker_report(void) {
     heed_gradcheck_input in[1] = {{HEED_SHAPE(6)}};
     CHECK(heed_gradcheck(ctx, fn_broken_scaled, small, 1, in, NULL, &r) == HEED_ERR_GRADCHECK && !r.passed,
           "a wrong gradient of order 1e-5 must fail: %s", r.report);
-    CHECK(r.max_grad > 1e-6 && r.max_grad < 2e-5 && r.atol == 1e-5 * 1e-3, "automatic atol %g for gradients up to %g", r.atol,
-          r.max_grad);
+    CHECK(r.max_grad > 1e-6 && r.max_grad < 2e-5 && r.atol == 1e-5 * 1e-3, "automatic atol %g for gradients up to %g",
+          r.atol, r.max_grad);
     /* the numbers the report gives are what they say */
-    CHECK(r.worst_diff == fabs(r.analytic - r.numeric) && fabs(r.worst_ratio - r.worst_diff / (r.atol + 1e-3 * fabs(r.numeric))) <=
-                                                            1e-12 * r.worst_ratio && r.worst_ratio > 1,
+    CHECK(r.worst_diff == fabs(r.analytic - r.numeric) &&
+              fabs(r.worst_ratio - r.worst_diff / (r.atol + 1e-3 * fabs(r.numeric))) <= 1e-12 * r.worst_ratio &&
+              r.worst_ratio > 1,
           "diff %g ratio %g: %s", r.worst_diff, r.worst_ratio, r.report);
     CHECK(strstr(r.report, "x its tolerance") && strstr(r.report, "atol 1e-08 automatic"), "%s", r.report);
     /* the worst of a passing check is a real gradient, not an unused 0/0 element */
@@ -317,20 +324,22 @@ static void checker_report(void) {
     heed_gradcheck_input many[9];
     for (int i = 0; i < 9; i++) many[i] = (heed_gradcheck_input){.shape = HEED_SHAPE(3), .no_grad = i < 8};
     CHECK(heed_gradcheck(ctx, fn_broken_scaled, nine, 9, many, NULL, &r) == HEED_ERR_GRADCHECK, "%s", r.report);
-    CHECK(strcmp(r.worst_name, "input 8") == 0 && strstr(heed_ctx_error(ctx), "worst at input 8["), "%s", heed_ctx_error(ctx));
+    CHECK(strcmp(r.worst_name, "input 8") == 0 && strstr(heed_ctx_error(ctx), "worst at input 8["), "%s",
+          heed_ctx_error(ctx));
     /* explicit tolerances: HEED_ZERO is atol = 0, used as given */
     double one = 1;
     CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = HEED_ZERO}, &r) == HEED_OK &&
               r.atol == 0 && !strstr(r.report, "automatic"),
           "%s", r.report);
-    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = 1e-4}, &r) == HEED_OK && r.atol == 1e-4,
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.atol = 1e-4}, &r) == HEED_OK &&
+              r.atol == 1e-4,
           "%s", r.report);
     /* gradients below even the smallest automatic atol pass, with a warning */
     double tiny = 1e-12;
-    CHECK(heed_gradcheck(ctx, fn_square, &tiny, 1, in, NULL, &r) == HEED_OK && r.weak && strstr(r.report, "WARNING"), "%s",
-          r.report);
-    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, NULL, &r) == HEED_OK && !r.weak && !strstr(r.report, "WARNING"), "%s",
-          r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &tiny, 1, in, NULL, &r) == HEED_OK && r.weak && strstr(r.report, "WARNING"),
+          "%s", r.report);
+    CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, NULL, &r) == HEED_OK && !r.weak && !strstr(r.report, "WARNING"),
+          "%s", r.report);
     /* bad options are refused */
     CHECK(heed_gradcheck(ctx, fn_square, &one, 1, in, &(heed_gradcheck_opts){.eps = -1e-6}, &r) == HEED_ERR_ARG &&
               strstr(heed_ctx_error(ctx), "eps = -1e-06"),

@@ -81,7 +81,9 @@ static void accessors_refuse_dead_tensors(void) {
     CHECK_ERR(g, HEED_ERR_STATE, "heed_get: the tensor was made before");
     heed_shape s = heed_tensor_shape(old);
     CHECK(s.ndim == 0 && s.d[0] == 0, "shape of a dead tensor");
-    CHECK_ERR(g, HEED_ERR_STATE, "heed_tensor_shape: " "the tensor was made before");
+    CHECK_ERR(g, HEED_ERR_STATE,
+              "heed_tensor_shape: "
+              "the tensor was made before");
     CHECK(heed_requires_grad(older) == NULL, "requires_grad of a dead tensor");
     CHECK_ERR(g, HEED_ERR_STATE, "heed_requires_grad: the tensor was made before");
     char buf[64];
@@ -138,8 +140,9 @@ static void rewinds_bound_a_decode_loop(void) {
     CHECK(heed_graph_bytes(g) == bytes10 && heed_graph_peak_bytes(g) == peak10,
           "memory grows: %zu bytes (peak %zu) after 10 steps, %zu (%zu) after %d", bytes10, peak10, heed_graph_bytes(g),
           heed_graph_peak_bytes(g), STEPS);
-    CHECK(heed_graph_peak_bytes(grow) > 50 * heed_graph_peak_bytes(g), "peak of the growing graph %zu, of the rewound one %zu",
-          heed_graph_peak_bytes(grow), heed_graph_peak_bytes(g));
+    CHECK(heed_graph_peak_bytes(grow) > 50 * heed_graph_peak_bytes(g),
+          "peak of the growing graph %zu, of the rewound one %zu", heed_graph_peak_bytes(grow),
+          heed_graph_peak_bytes(g));
     double worst = check_max_err(state, ref, B * D); /* inf when a NaN appears on one side */
     CHECK(worst == 0, "decoded state differs from the reference by %g", worst);
     CHECK(heed_get(enc, 5) == enc0 && heed_graph_status(g) == HEED_OK, "the encoder output made before the mark lives");
@@ -196,7 +199,8 @@ static void rewind_rules(void) {
     m2 = heed_graph_mark_now(g);
     CHECK(heed_graph_rewind(g, m1) == HEED_OK, "%s", heed_graph_error(g));
     CHECK(heed_graph_rewind(g, m2) == HEED_ERR_STATE, "m2 was made after m1");
-    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after");
+    CHECK_ERR(g, HEED_ERR_STATE,
+              "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after");
     /* a mark from before a reset */
     m1 = heed_graph_mark_now(g);
     heed_graph_reset(g);
@@ -306,7 +310,8 @@ static void backward_from_a_leaf_adds(void) {
     /* a leaf input, twice, with a seed */
     heed_tensor *x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2), 1));
     heed_tensor *seed = heed_input_f64(g, HEED_F64, HEED_SHAPE(2), (double[]){0.5, -1});
-    CHECK(heed_backward_with(g, x, seed) == HEED_OK && heed_backward_with(g, x, seed) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_backward_with(g, x, seed) == HEED_OK && heed_backward_with(g, x, seed) == HEED_OK, "%s",
+          heed_graph_error(g));
     CHECK(heed_get(heed_grad(g, x), 0) == 1 && heed_get(heed_grad(g, x), 1) == -2, "seed added twice");
     heed_graph_free(g);
     heed_params_free(P);
@@ -316,7 +321,8 @@ static void backward_with_checks_the_seed(void) {
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 3), 1));
     heed_tensor *y = heed_exp(g, x);
-    CHECK(heed_backward_with(g, y, heed_full(g, HEED_F64, HEED_SHAPE(3, 2), 1)) == HEED_ERR_SHAPE, "same numel, other shape");
+    CHECK(heed_backward_with(g, y, heed_full(g, HEED_F64, HEED_SHAPE(3, 2), 1)) == HEED_ERR_SHAPE,
+          "same numel, other shape");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_backward_with: seed[3,2] must have the shape of t[2,3]");
     x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 3), 1));
     y = heed_exp(g, x);
@@ -339,7 +345,8 @@ static void params_count_and_ownership(void) {
     CHECK(heed_params_padded_numel(P) == 35, "padded %lld (16 + 16 + 3)", (long long)heed_params_padded_numel(P));
     CHECK(heed_params_numel(NULL) == 0 && heed_params_padded_numel(NULL) == 0, "NULL");
     CHECK(heed_param_init(P, q, heed_init_constant(5)) == HEED_ERR_ARG, "a parameter of another store");
-    CHECK(strstr(heed_ctx_error(ctx), "heed_param_init: q is not a parameter of this store"), "%s", heed_ctx_error(ctx));
+    CHECK(strstr(heed_ctx_error(ctx), "heed_param_init: q is not a parameter of this store"), "%s",
+          heed_ctx_error(ctx));
     CHECK(heed_get(q, 0) == 1, "q was changed");
     CHECK(heed_param_init(Q, q, heed_init_constant(5)) == HEED_OK && heed_get(q, 1) == 5, "its own store");
     heed_params_free(Q);

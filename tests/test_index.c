@@ -20,15 +20,16 @@ static void known_values(void) {
     /* torch.gather(x, 1, [[2, 0], [1, 1]]) = [[2, 0], [4, 4]] */
     int64_t i1[4] = {2, 0, 1, 1};
     heed_tensor *y = heed_gather(g, x, 1, i1, HEED_SHAPE(2, 2));
-    CHECK(y && y->shape[0] == 2 && y->shape[1] == 2 && heed_get(y, 0) == 2 && heed_get(y, 1) == 0 && heed_get(y, 2) == 4 &&
-              heed_get(y, 3) == 4,
+    CHECK(y && y->shape[0] == 2 && y->shape[1] == 2 && heed_get(y, 0) == 2 && heed_get(y, 1) == 0 &&
+              heed_get(y, 2) == 4 && heed_get(y, 3) == 4,
           "gather dim 1");
     /* torch.gather(arange(12.).view(3, 4), 0, [[2, 0], [1, 1]]) = [[8, 1], [4, 5]] */
     double b[12];
     for (int k = 0; k < 12; k++) b[k] = k;
     heed_tensor *x2 = heed_input(g, HEED_F64, HEED_SHAPE(3, 4), b);
     y = heed_gather(g, x2, 0, i1, HEED_SHAPE(2, 2));
-    CHECK(y && heed_get(y, 0) == 8 && heed_get(y, 1) == 1 && heed_get(y, 2) == 4 && heed_get(y, 3) == 5, "gather dim 0");
+    CHECK(y && heed_get(y, 0) == 8 && heed_get(y, 1) == 1 && heed_get(y, 2) == 4 && heed_get(y, 3) == 5,
+          "gather dim 0");
     /* squeeze of a size-3 dim keeps the shape; of a 0-d tensor too; unsqueeze of 0-d is [1] */
     heed_tensor *q = heed_squeeze(g, x, 1);
     CHECK(q && q->ndim == 2 && q->shape[1] == 3, "squeeze of a dim of size 3 is a no-op");
@@ -124,7 +125,8 @@ static void topk_against_brute_force(void) {
                         if (taken[c]) continue;
                         double a = v[r * N + c], bv = best < 0 ? 0 : v[r * N + best];
                         bool better = best < 0;
-                        if (!better && (a != a || bv != bv)) better = largest ? (a != a && bv == bv) : (a == a && bv != bv);
+                        if (!better && (a != a || bv != bv))
+                            better = largest ? (a != a && bv == bv) : (a == a && bv != bv);
                         else if (!better) better = largest ? a > bv : a < bv;
                         if (better) best = c;
                     }
@@ -140,7 +142,8 @@ static void topk_against_brute_force(void) {
                     double tv = heed_get(t, (int64_t)r * k + j), xv = v[r * N + (got >= 0 && got < N ? got : 0)];
                     if (!(tv == xv || (tv != tv && xv != xv))) bad++;
                 }
-                CHECK(bad == 0, "k %lld largest %d sorted %d row %d: %d mismatches", (long long)k, largest, sorted, r, bad);
+                CHECK(bad == 0, "k %lld largest %d sorted %d row %d: %d mismatches", (long long)k, largest, sorted, r,
+                      bad);
             }
         }
     heed_graph_free(g);
@@ -222,9 +225,10 @@ static void known_gradients(void) {
     x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(2, 4), t));
     int64_t ti[4];
     y = heed_topk(g, x, 2, 1, 0, ti);
-    CHECK(y && heed_get(y, 1) == 0.5 && heed_get(y, 3) == 1.5 && ti[0] == 2 && ti[1] == 3 && ti[2] == 0 && ti[3] == 2, "topk");
-    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 2), wv)))) == HEED_OK, "%s",
-          heed_graph_error(g));
+    CHECK(y && heed_get(y, 1) == 0.5 && heed_get(y, 3) == 1.5 && ti[0] == 2 && ti[1] == 3 && ti[2] == 0 && ti[3] == 2,
+          "topk");
+    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 2), wv)))) == HEED_OK,
+          "%s", heed_graph_error(g));
     gx = heed_grad(g, x);
     for (int k = 0; k < 8; k++) CHECK(gx && heed_get(gx, k) == want[k], "topk dx[%d]", k);
     /* torch: select(arange(24.).view(2, 3, 4), 1, -2) weighted by arange(8.).view(2, 4):
@@ -233,8 +237,8 @@ static void known_gradients(void) {
     x = heed_requires_grad(heed_zeros(g, HEED_F64, HEED_SHAPE(2, 3, 4)));
     double w8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     y = heed_select(g, x, 1, -2);
-    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 4), w8)))) == HEED_OK, "%s",
-          heed_graph_error(g));
+    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, y, heed_input(g, HEED_F64, HEED_SHAPE(2, 4), w8)))) == HEED_OK,
+          "%s", heed_graph_error(g));
     gx = heed_grad(g, x);
     int bad = 0;
     for (int k = 0; k < 24; k++) {
@@ -246,7 +250,8 @@ static void known_gradients(void) {
     heed_graph_reset(g);
     x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(3), v));
     heed_no_grad_begin(g);
-    y = heed_topk(g, heed_gather(g, heed_select(g, heed_unsqueeze(g, x, 0), 0, 0), 0, idx, HEED_SHAPE(4)), 2, 0, 0, NULL);
+    y = heed_topk(g, heed_gather(g, heed_select(g, heed_unsqueeze(g, x, 0), 0, 0), 0, idx, HEED_SHAPE(4)), 2, 0, 0,
+                  NULL);
     heed_no_grad_end(g);
     CHECK(y && heed_graph_nodes(g) == 0 && !(y->flags & HEED_REQUIRES_GRAD), "no-grad records nothing");
     heed_graph_free(g);
@@ -262,7 +267,8 @@ static void bad_input(void) {
     CHECK(!heed_select(g, X2, 2, 0), "select dim");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_select: dim 2 out of range for x[2,3] (2 dims)");
     CHECK(!heed_select(g, X2, 1, 3), "select index");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_select: index 3 is out of range for dim 1 of x[2,3] (size 3; need -3 <= index < 3)");
+    CHECK_ERR(g, HEED_ERR_ARG,
+              "heed_select: index 3 is out of range for dim 1 of x[2,3] (size 3; need -3 <= index < 3)");
     CHECK(!heed_select(g, X2, -1, -4), "select negative index");
     CHECK_ERR(g, HEED_ERR_ARG, "index -4 is out of range");
     CHECK(!heed_select(g, heed_scalar(g, HEED_F32, 1), 0, 0), "select of 0-d");

@@ -39,7 +39,8 @@ static void writes_whole_files(void) {
     fputs("second, half-writt", af.f);
     CHECK(heed_atomic_close(ctx, &af, HEED_ERR_IO) == HEED_ERR_IO, "the failure is passed through");
     read_back(path, buf, sizeof buf);
-    CHECK(strcmp(buf, "first") == 0 && files_in_dir() == 1, "after a failed write: '%s', %d files", buf, files_in_dir());
+    CHECK(strcmp(buf, "first") == 0 && files_in_dir() == 1, "after a failed write: '%s', %d files", buf,
+          files_in_dir());
     CHECK(heed_atomic_close(ctx, &af, HEED_OK) == HEED_OK, "closing twice is harmless");
     unlink(path);
 }
@@ -50,7 +51,8 @@ static void refuses_what_it_must_not_replace(void) {
     CHECK(stat("/dev/null", &before) == 0, "stat /dev/null");
     CHECK(heed_atomic_open(ctx, "test", "/dev/null", &af) == HEED_ERR_IO && !af.f, "a device was opened");
     CHECK(strstr(heed_ctx_error(ctx), "test: /dev/null exists and is not a regular file"), "%s", heed_ctx_error(ctx));
-    CHECK(stat("/dev/null", &after) == 0 && S_ISCHR(after.st_mode) && after.st_rdev == before.st_rdev, "/dev/null changed");
+    CHECK(stat("/dev/null", &after) == 0 && S_ISCHR(after.st_mode) && after.st_rdev == before.st_rdev,
+          "/dev/null changed");
     CHECK(heed_atomic_open(ctx, "test", dir, &af) == HEED_ERR_IO, "a directory was opened");
     char path[128];
     snprintf(path, sizeof path, "%s/fifo", dir);
@@ -58,8 +60,10 @@ static void refuses_what_it_must_not_replace(void) {
     CHECK(heed_atomic_open(ctx, "test", path, &af) == HEED_ERR_IO, "a FIFO was opened");
     unlink(path);
     CHECK(heed_atomic_open(ctx, "test", "/nonexistent-dir/x", &af) == HEED_ERR_IO, "a missing directory");
-    CHECK(strstr(heed_ctx_error(ctx), "test: cannot create a file next to /nonexistent-dir/x"), "%s", heed_ctx_error(ctx));
-    CHECK(heed_atomic_open(ctx, "test", "", &af) == HEED_ERR_ARG && heed_atomic_open(ctx, "test", NULL, &af) == HEED_ERR_ARG,
+    CHECK(strstr(heed_ctx_error(ctx), "test: cannot create a file next to /nonexistent-dir/x"), "%s",
+          heed_ctx_error(ctx));
+    CHECK(heed_atomic_open(ctx, "test", "", &af) == HEED_ERR_ARG &&
+              heed_atomic_open(ctx, "test", NULL, &af) == HEED_ERR_ARG,
           "empty or NULL path");
     CHECK(heed_atomic_open(ctx, "test", "x", NULL) == HEED_ERR_ARG, "NULL file");
     CHECK(files_in_dir() == 0, "%d files left", files_in_dir());

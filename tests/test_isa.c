@@ -80,7 +80,8 @@ static bool runs(const char *isa) {
 
 /* The scalar path ran: every exp is exp rounded to float. */
 static void ran_scalar(const report *r, const char *what) {
-    CHECK(r->mismatches == 0, "%s: %lld of %d f32 exps differ from the scalar formula", what, (long long)r->mismatches, NX);
+    CHECK(r->mismatches == 0, "%s: %lld of %d f32 exps differ from the scalar formula", what, (long long)r->mismatches,
+          NX);
 }
 
 /* A vector path (AVX2 or AVX-512) ran: SLEEF's expf (1 ulp) is not correctly rounded, so
@@ -116,8 +117,8 @@ static void vector_isa(const char *isa, const char *lacks) {
         ran(&r, isa, what);
     } else {
         snprintf(want, sizeof want, "heed: HEED_ISA=%s: this CPU lacks %s; running %s\n", isa, lacks, best());
-        CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "%s on a CPU without it: isa %s, stderr '%s' (want '%s')",
-              what, r.isa, r.err, want);
+        CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want),
+              "%s on a CPU without it: isa %s, stderr '%s' (want '%s')", what, r.isa, r.err, want);
         ran(&r, best(), what);
     }
 }
@@ -131,7 +132,8 @@ static void refused(void) {
     char want[256];
     report r = run_child("AVX2", false);
     snprintf(want, sizeof want, "heed: HEED_ISA=AVX2 is not one of avx512, avx2, scalar; running %s\n", best());
-    CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "AVX2: isa %s, stderr '%s' (want '%s')", r.isa, r.err, want);
+    CHECK(r.ok && !strcmp(r.isa, best()) && !strcmp(r.err, want), "AVX2: isa %s, stderr '%s' (want '%s')", r.isa, r.err,
+          want);
     ran(&r, best(), "HEED_ISA=AVX2 (unknown: the default)");
 }
 

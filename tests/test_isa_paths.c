@@ -86,7 +86,8 @@ static void row_op(results *r, heed_ctx *ctx, const char *name, int which) {
 
 static void attention(results *r, heed_ctx *ctx) {
     heed_graph *g = heed_graph_new(ctx);
-    heed_tensor *q = random_input(g, HEED_SHAPE(1, 2, 45, 16), -1, 1), *k = random_input(g, HEED_SHAPE(1, 2, 45, 16), -1, 1);
+    heed_tensor *q = random_input(g, HEED_SHAPE(1, 2, 45, 16), -1, 1),
+                *k = random_input(g, HEED_SHAPE(1, 2, 45, 16), -1, 1);
     heed_tensor *v = random_input(g, HEED_SHAPE(1, 2, 45, 16), -1, 1);
     heed_tensor *o = heed_attention(g, q, k, v, &(heed_attention_opts){.causal = true, .impl = HEED_ATTN_FLASH}, NULL);
     backward_random(g, o);
@@ -105,7 +106,8 @@ static void recurrent(results *r, heed_ctx *ctx, heed_rnn_kind kind) {
     if (heed_rnn_declare(&rnn, P, "rnn", &o) != HEED_OK) r->ok = false;
     heed_graph *g = heed_graph_new(ctx);
     heed_tensor *x = random_input(g, HEED_SHAPE(4, 3, 5), -2, 2);
-    heed_tensor *y = lstm ? heed_lstm(g, &rnn, x, NULL, NULL, NULL, NULL, NULL) : heed_gru(g, &rnn, x, NULL, NULL, NULL);
+    heed_tensor *y =
+        lstm ? heed_lstm(g, &rnn, x, NULL, NULL, NULL, NULL, NULL) : heed_gru(g, &rnn, x, NULL, NULL, NULL);
     backward_random(g, y);
     add(r, lstm ? "lstm y" : "gru y", y), add(r, lstm ? "lstm dx" : "gru dx", heed_grad(g, x));
     add(r, lstm ? "lstm dw_hh" : "gru dw_hh", heed_grad(g, rnn.w_hh[0][0]));

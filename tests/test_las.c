@@ -6,8 +6,15 @@
 static heed_ctx *ctx;
 
 static heed_las_config tiny_config(void) {
-    return (heed_las_config){.input_dim = 3, .listener_hidden = 2, .pyramid_layers = 1, .speller_hidden = 3,
-                             .embed_dim = 2, .attn_dim = 3, .loc_channels = 2, .loc_kernel = 3, .vocab = 5};
+    return (heed_las_config){.input_dim = 3,
+                             .listener_hidden = 2,
+                             .pyramid_layers = 1,
+                             .speller_hidden = 3,
+                             .embed_dim = 2,
+                             .attn_dim = 3,
+                             .loc_channels = 2,
+                             .loc_kernel = 3,
+                             .vocab = 5};
 }
 
 /* Two utterances of 7 and 5 frames; targets [2, 4] with eos = 1 and -100 padding. */
@@ -22,7 +29,8 @@ typedef struct {
 static heed_tensor *tiny_loss(heed_graph *g, heed_tensor **in, void *user) {
     loss_case *c = user;
     return heed_las_loss(g, c->m, in[0], tiny_lengths, tiny_targets, 4,
-                         &(heed_las_loss_opts){.bos = 0, .label_smoothing = 0.1, .sampling = c->sampling, .seed = 5}, NULL);
+                         &(heed_las_loss_opts){.bos = 0, .label_smoothing = 0.1, .sampling = c->sampling, .seed = 5},
+                         NULL);
 }
 
 static void gradcheck_whole_model(void) {
@@ -30,7 +38,8 @@ static void gradcheck_whole_model(void) {
     heed_las m;
     heed_las_config cfg = tiny_config();
     CHECK(heed_las_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
-    for (int i = 0; i < heed_params_count(P); i++) heed_param_init(P, heed_params_at(P, i), heed_init_uniform(-0.8, 0.8));
+    for (int i = 0; i < heed_params_count(P); i++)
+        heed_param_init(P, heed_params_at(P, i), heed_init_uniform(-0.8, 0.8));
     heed_gradcheck_input x = {.shape = HEED_SHAPE(2, 7, 3)};
     loss_case c = {&m, 0};
     heed_gradcheck_opts o1 = {.params = P, .seed = 3};
@@ -52,8 +61,10 @@ static void gradcheck_whole_model(void) {
         cfg = tiny_config();
         cfg.attention = (heed_las_attention)kind, cfg.local_window = 1;
         CHECK(heed_las_declare(&m, R, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
-        CHECK(!m.attn.w_k && m.local_w && (kind == HEED_LAS_LOCAL_P) == (m.local_wp != NULL), "kind %d: parameters", kind);
-        for (int i = 0; i < heed_params_count(R); i++) heed_param_init(R, heed_params_at(R, i), heed_init_uniform(-0.8, 0.8));
+        CHECK(!m.attn.w_k && m.local_w && (kind == HEED_LAS_LOCAL_P) == (m.local_wp != NULL), "kind %d: parameters",
+              kind);
+        for (int i = 0; i < heed_params_count(R); i++)
+            heed_param_init(R, heed_params_at(R, i), heed_init_uniform(-0.8, 0.8));
         heed_gradcheck_opts o3 = {.params = R, .seed = 6};
         CHECK_GRAD(ctx, tiny_loss, &c, 1, &x, &o3);
         heed_params_free(R);
@@ -87,7 +98,8 @@ static void f32_matches_f64(void) {
  * Then beam width 1 must give exactly greedy's hypotheses, and greedy must match a
  * step-by-step argmax run of heed_las_step. */
 enum { B = 4, T = 12, F = 6, L = 5, V = 6 };
-static const int64_t task_targets[B * L] = {2, 3, 4, 1, -100, 5, 5, 1, -100, -100, 3, 1, -100, -100, -100, 4, 2, 5, 3, 1};
+static const int64_t task_targets[B * L] = {2, 3, 4,    1,    -100, 5, 5, 1, -100, -100,
+                                            3, 1, -100, -100, -100, 4, 2, 5, 3,    1};
 static const int64_t task_lengths[B] = {12, 9, 6, 11};
 
 static void task_input(float *x) {
@@ -109,9 +121,17 @@ static void train_tiny_then_decode_with(heed_las_attention kind) {
     heed_ctx *c = heed_ctx_new(&(heed_ctx_opts){.seed = 2, .threads = 1});
     heed_params *P = heed_params_new(c, HEED_F32);
     heed_las m;
-    heed_las_config cfg = {.input_dim = F, .listener_hidden = 8, .pyramid_layers = 1, .speller_hidden = 16,
-                           .embed_dim = 8, .attn_dim = 8, .loc_channels = 4, .loc_kernel = 5, .vocab = V,
-                           .attention = kind, .local_window = 2};
+    heed_las_config cfg = {.input_dim = F,
+                           .listener_hidden = 8,
+                           .pyramid_layers = 1,
+                           .speller_hidden = 16,
+                           .embed_dim = 8,
+                           .attn_dim = 8,
+                           .loc_channels = 4,
+                           .loc_kernel = 5,
+                           .vocab = V,
+                           .attention = kind,
+                           .local_window = 2};
     CHECK(heed_las_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(c));
     heed_optimizer *opt = heed_adam(P, &(heed_adam_opts){.lr = 0.02, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8});
     heed_graph *g = heed_graph_new(c);
@@ -122,9 +142,9 @@ static void train_tiny_then_decode_with(heed_las_attention kind) {
         heed_graph_reset(g);
         heed_params_zero_grad(P);
         heed_tensor *in = heed_input(g, HEED_F32, HEED_SHAPE(B, T, F), x);
-        heed_tensor *loss = heed_las_loss(g, &m, in, task_lengths, task_targets, L,
-                                          &(heed_las_loss_opts){.bos = 0, .sampling = 0.1, .seed = 1, .stream = (uint64_t)step},
-                                          NULL);
+        heed_tensor *loss =
+            heed_las_loss(g, &m, in, task_lengths, task_targets, L,
+                          &(heed_las_loss_opts){.bos = 0, .sampling = 0.1, .seed = 1, .stream = (uint64_t)step}, NULL);
         CHECK(loss && heed_backward(g, loss) == HEED_OK, "step %d: %s", step, heed_graph_error(g));
         if (!loss) break;
         if (step == 0) first = heed_get(loss, 0);
@@ -137,7 +157,8 @@ static void train_tiny_then_decode_with(heed_las_attention kind) {
     for (int k = 0; k < 2; k++) {
         heed_graph_reset(g);
         heed_tensor *in = heed_input(g, HEED_F32, HEED_SHAPE(B, T, F), x);
-        CHECK(heed_las_decode(g, &m, in, task_lengths, &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .length_penalty = 1},
+        CHECK(heed_las_decode(g, &m, in, task_lengths,
+                              &(heed_decode_opts){.beam = k, .bos = 0, .eos = 1, .length_penalty = 1},
                               &r[k]) == HEED_OK,
               "%s", heed_graph_error(g));
     }
@@ -145,11 +166,11 @@ static void train_tiny_then_decode_with(heed_las_attention kind) {
     for (int b = 0; b < B && r[0].hyp && r[1].hyp; b++) {
         const heed_hypothesis *h0 = &r[0].hyp[b], *h1 = &r[1].hyp[b];
         CHECK(h0->keys == N, "attention over %lld encoder frames, want %lld", (long long)h0->keys, (long long)N);
-        bool same = h0->len == h1->len && h0->finished == h1->finished && h0->logp == h1->logp && h0->score == h1->score &&
-                    !memcmp(h0->tokens, h1->tokens, (size_t)h0->len * sizeof *h0->tokens) &&
+        bool same = h0->len == h1->len && h0->finished == h1->finished && h0->logp == h1->logp &&
+                    h0->score == h1->score && !memcmp(h0->tokens, h1->tokens, (size_t)h0->len * sizeof *h0->tokens) &&
                     !memcmp(h0->attention, h1->attention, (size_t)((h0->len + h0->finished) * N) * sizeof(float));
-        CHECK(same, "attention %d utterance %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ", (int)kind,
-              b, (long long)h0->len, h0->logp, (long long)h1->len, h1->logp);
+        CHECK(same, "attention %d utterance %d: greedy (len %lld, logp %.9g) and beam 1 (len %lld, logp %.9g) differ",
+              (int)kind, b, (long long)h0->len, h0->logp, (long long)h1->len, h1->logp);
         /* location-aware attention rows are distributions over the utterance's own frames
          * (local windows need not sum to 1: past the end, or under the Gaussian) */
         int64_t n_enc = (task_lengths[b] + 1) / 2;
@@ -177,14 +198,16 @@ static void train_tiny_then_decode_with(heed_las_attention kind) {
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;
             if (best[b] == 1) done[b] = 1;
-            else if (r[0].hyp) CHECK(len[b] < r[0].hyp[b].len && r[0].hyp[b].tokens[len[b]] == best[b],
-                                     "utterance %d token %lld differs from the hand-run", b, (long long)len[b]);
+            else if (r[0].hyp)
+                CHECK(len[b] < r[0].hyp[b].len && r[0].hyp[b].tokens[len[b]] == best[b],
+                      "utterance %d token %lld differs from the hand-run", b, (long long)len[b]);
             if (!done[b]) len[b]++;
             prev[b] = best[b] == 1 ? 0 : best[b];
         }
     }
     heed_no_grad_end(g);
-    for (int b = 0; b < B && r[0].hyp; b++) CHECK(len[b] == r[0].hyp[b].len, "utterance %d: hand-run len %lld", b, (long long)len[b]);
+    for (int b = 0; b < B && r[0].hyp; b++)
+        CHECK(len[b] == r[0].hyp[b].len, "utterance %d: hand-run len %lld", b, (long long)len[b]);
     heed_decode_result_free(&r[0]);
     heed_decode_result_free(&r[1]);
     heed_graph_free(g);

@@ -49,7 +49,8 @@ static void ce_known_values(void) {
         CHECK_CLOSE(heed_get(l, 0), (log1p(exp(-6.0)) + log(2.0)) / 2, tol);
         heed_backward(g, l);
         gx = heed_grad(g, x);
-        for (int j = 0; j < 2; j++) CHECK(heed_get(gx, j) == 0 && heed_get(gx, 4 + j) == 0, "ignored rows get no gradient");
+        for (int j = 0; j < 2; j++)
+            CHECK(heed_get(gx, j) == 0 && heed_get(gx, 4 + j) == 0, "ignored rows get no gradient");
         CHECK_CLOSE(heed_get(gx, 7), (0.5 - 1) / 2, tol);
 
         /* every row ignored: loss 0, gradient 0 */
@@ -156,15 +157,18 @@ static void ce_options(void) {
     double xv[6] = {0, log(3.0), 0, log(3.0), 0, log(3.0)};
     int64_t t[3] = {0, 1, -100};
     /* smoothing 0.1, C = 2: l(target 0) = 0.9 ln 4 + 0.1 (ln 4 + ln 4/3) / 2, l(target 1) likewise with ln 4/3 */
-    double l0 = 0.9 * log(4.0) + 0.05 * (log(4.0) + log(4.0 / 3)), l1 = 0.9 * log(4.0 / 3) + 0.05 * (log(4.0) + log(4.0 / 3));
+    double l0 = 0.9 * log(4.0) + 0.05 * (log(4.0) + log(4.0 / 3)),
+           l1 = 0.9 * log(4.0 / 3) + 0.05 * (log(4.0) + log(4.0 / 3));
     struct {
         heed_ce_opts o;
         double want;
     } cases[] = {
-        {{.label_smoothing = 0.1}, (l0 + l1) / 2},                         /* -100 ignored, class 0 counts */
-        {{.ignore_index = 0, .label_smoothing = 0.1}, (l0 + l1) / 2},      /* 0 is the default, -100 */
-        {{.has_ignore_index = true, .label_smoothing = 0.1}, l1},          /* class 0 itself (rows 0, 1 only: -100 is no class) */
-        {{.ignore_index = -100, .label_smoothing = HEED_ZERO}, (log(4.0) + log(4.0 / 3)) / 2}, /* HEED_ZERO: no smoothing */
+        {{.label_smoothing = 0.1}, (l0 + l1) / 2},                    /* -100 ignored, class 0 counts */
+        {{.ignore_index = 0, .label_smoothing = 0.1}, (l0 + l1) / 2}, /* 0 is the default, -100 */
+        {{.has_ignore_index = true, .label_smoothing = 0.1},
+         l1}, /* class 0 itself (rows 0, 1 only: -100 is no class) */
+        {{.ignore_index = -100, .label_smoothing = HEED_ZERO},
+         (log(4.0) + log(4.0 / 3)) / 2}, /* HEED_ZERO: no smoothing */
         {{0}, (log(4.0) + log(4.0 / 3)) / 2},
     };
     for (int i = 0; i < (int)(sizeof cases / sizeof *cases); i++) {
@@ -184,7 +188,8 @@ static void ce_options(void) {
  *   l.backward(torch.tensor([1., 2, 3, 4], dtype=torch.float64)); print(l, x.grad) */
 static void ce_reductions(void) {
     static const double want_none[4] = {0, 0.30247568513773038, 0, 0.69314718055994529};
-    static const double want_grad[8] = {0, 0, 0.095054753686730553, -0.095054753686730456, 0, 0, 1.8, -1.8000000000000003};
+    static const double want_grad[8] = {0, 0,   0.095054753686730553, -0.095054753686730456, 0,
+                                        0, 1.8, -1.8000000000000003};
     heed_graph *g = heed_graph_new(ctx);
     double xi[8] = {50, -3, 7, 1, 0, 0, 0, 0}, seed[4] = {1, 2, 3, 4};
     int64_t t[4] = {5, 0, 5, 1};
@@ -193,17 +198,24 @@ static void ce_reductions(void) {
         double tol = d ? 1e-14 : 1e-6;
         heed_graph_reset(g);
         heed_tensor *x = heed_requires_grad(heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi));
-        heed_tensor *l = heed_cross_entropy(g, x, t, &(heed_ce_opts){.ignore_index = 5, .label_smoothing = 0.1, .reduction = HEED_REDUCE_NONE});
+        heed_tensor *l = heed_cross_entropy(g, x, t,
+                                            &(heed_ce_opts){.ignore_index = 5,
+                                                            .label_smoothing = 0.1,
+                                                            .reduction = HEED_REDUCE_NONE});
         CHECK(l && l->ndim == 1 && l->shape[0] == 4 && l->dtype == dt, "none: [4] (%s)", heed_graph_error(g));
         if (!l) continue;
         for (int i = 0; i < 4; i++) CHECK_CLOSE(heed_get(l, i), want_none[i], tol);
-        CHECK(heed_backward_with(g, l, heed_input_f64(g, dt, HEED_SHAPE(4), seed)) == HEED_OK, "%s", heed_graph_error(g));
+        CHECK(heed_backward_with(g, l, heed_input_f64(g, dt, HEED_SHAPE(4), seed)) == HEED_OK, "%s",
+              heed_graph_error(g));
         heed_tensor *gx = heed_grad(g, x);
         for (int i = 0; i < 8; i++) CHECK_CLOSE(heed_get(gx, i), want_grad[i], tol);
         /* sum: the rows added; its gradient is none's with a seed of ones */
         heed_graph_reset(g);
         x = heed_requires_grad(heed_input_f64(g, dt, HEED_SHAPE(4, 2), xi));
-        l = heed_cross_entropy(g, x, t, &(heed_ce_opts){.ignore_index = 5, .label_smoothing = 0.1, .reduction = HEED_REDUCE_SUM});
+        l = heed_cross_entropy(g, x, t,
+                               &(heed_ce_opts){.ignore_index = 5,
+                                               .label_smoothing = 0.1,
+                                               .reduction = HEED_REDUCE_SUM});
         CHECK(l && l->ndim == 0, "sum is a scalar (%s)", heed_graph_error(g));
         if (!l) continue;
         CHECK_CLOSE(heed_get(l, 0), want_none[1] + want_none[3], tol);
@@ -222,7 +234,8 @@ static void ce_reductions(void) {
                                &(heed_ce_opts){.ignore_index = 5, .reduction = HEED_REDUCE_NONE});
         CHECK(l && heed_get(l, 0) == 0 && heed_get(l, 3) == 0, "all ignored, none");
         /* no rows: none is [0] */
-        l = heed_cross_entropy(g, heed_zeros(g, dt, HEED_SHAPE(0, 3)), NULL, &(heed_ce_opts){.reduction = HEED_REDUCE_NONE});
+        l = heed_cross_entropy(g, heed_zeros(g, dt, HEED_SHAPE(0, 3)), NULL,
+                               &(heed_ce_opts){.reduction = HEED_REDUCE_NONE});
         CHECK(l && l->ndim == 1 && l->shape[0] == 0, "empty none: %s", heed_graph_error(g));
     }
     heed_graph_free(g);
@@ -249,7 +262,8 @@ static void ce_large_logits(void) {
             for (int j = 0; j < 3; j++) x3[j] = (float)(x3[j] + offsets[o]);
             for (int i = 0; i < N * C; i++) x[i] = (float)(base[i] + offsets[o]);
             ce_case c3 = {t1, {.ignore_index = -100, .label_smoothing = s * 0.1}}, c = {t, c3.opts};
-            heed_gradcheck_input in3[1] = {{.shape = HEED_SHAPE(1, 3), .data = x3}}, in[1] = {{.shape = HEED_SHAPE(N, C), .data = x}};
+            heed_gradcheck_input in3[1] = {{.shape = HEED_SHAPE(1, 3), .data = x3}},
+                                 in[1] = {{.shape = HEED_SHAPE(N, C), .data = x}};
             snprintf(what, sizeof what, "ce [1,3] offset %g smoothing %g", offsets[o], s * 0.1);
             check_f32_vs_f64_grad(ctx, fn_ce, &c3, 1, in3, 1e-6, what);
             snprintf(what, sizeof what, "ce [%d,%d] offset %g smoothing %g", N, C, offsets[o], s * 0.1);
@@ -321,21 +335,26 @@ static void bce_known_values(void) {
         CHECK(lw != NULL, "%s", heed_graph_error(g));
         CHECK_CLOSE(heed_get(lw, 0), log(2.0), tol);
         /* all weights zero: loss 0 */
-        heed_tensor *l0 = heed_bce_with_logits(g, heed_input_f64(g, dt, HEED_SHAPE(2, 2), xw),
-                                               heed_input_f64(g, dt, HEED_SHAPE(2, 2), yw), heed_zeros(g, dt, HEED_SHAPE(1)));
+        heed_tensor *l0 =
+            heed_bce_with_logits(g, heed_input_f64(g, dt, HEED_SHAPE(2, 2), xw),
+                                 heed_input_f64(g, dt, HEED_SHAPE(2, 2), yw), heed_zeros(g, dt, HEED_SHAPE(1)));
         CHECK(l0 && heed_get(l0, 0) == 0, "zero weights");
     }
     heed_graph_free(g);
 }
 
-static heed_tensor *fn_bce(heed_graph *g, heed_tensor **x, void *u) { return heed_bce_with_logits(g, x[0], x[1], u ? x[2] : NULL); }
+static heed_tensor *fn_bce(heed_graph *g, heed_tensor **x, void *u) {
+    return heed_bce_with_logits(g, x[0], x[1], u ? x[2] : NULL);
+}
 
 static void bce_gradients(void) {
     /* logits spread over (-6, 6); targets in (0, 1) (soft labels get a gradient too) */
     double xv[3 * 5], yv[3 * 5];
     heed_rng r = heed_rng_make(12, 0);
     for (int i = 0; i < 15; i++) xv[i] = 12 * heed_rng_uniform(&r) - 6, yv[i] = heed_rng_uniform(&r);
-    heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(3, 5), .data = xv}, {.shape = HEED_SHAPE(3, 5), .data = yv}, {.shape = HEED_SHAPE(5)}};
+    heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(3, 5), .data = xv},
+                                  {.shape = HEED_SHAPE(3, 5), .data = yv},
+                                  {.shape = HEED_SHAPE(5)}};
     CHECK_GRAD(ctx, fn_bce, NULL, 2, in, NULL);
     double wv[5] = {0.5, 2, 1, 0.25, 3};
     in[2].data = wv;
@@ -346,7 +365,9 @@ static void bce_gradients(void) {
     for (int i = 0; i < 15; i++) wf[i] = yv[i] + 0.5;
     heed_gradcheck_input full[3] = {in[0], in[1], {.shape = HEED_SHAPE(3, 5), .data = wf}}; /* one weight each */
     CHECK_GRAD(ctx, fn_bce, (void *)1, 3, full, NULL);
-    heed_gradcheck_input big[3] = {{.shape = HEED_SHAPE(70, 130)}, {.shape = HEED_SHAPE(70, 130)}, {.shape = HEED_SHAPE(130)}};
+    heed_gradcheck_input big[3] = {{.shape = HEED_SHAPE(70, 130)},
+                                   {.shape = HEED_SHAPE(70, 130)},
+                                   {.shape = HEED_SHAPE(130)}};
     check_f32_vs_f64_grad(ctx, fn_bce, (void *)1, 3, big, 1e-5, "bce");
 }
 
@@ -396,7 +417,8 @@ static void mse_all(void) {
     heed_gradcheck_input big[2] = {{.shape = HEED_SHAPE(90, 101)}, {.shape = HEED_SHAPE(90, 101)}};
     check_f32_vs_f64_grad(ctx, fn_mse, NULL, 2, big, 1e-5, "mse");
     heed_graph_reset(g);
-    CHECK(heed_mse(g, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3))) == NULL, "no broadcast");
+    CHECK(heed_mse(g, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), heed_zeros(g, HEED_F32, HEED_SHAPE(3))) == NULL,
+          "no broadcast");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_mse: a[2,3] and b[3] must have the same shape");
     CHECK(heed_mse(g, heed_zeros(g, HEED_F32, HEED_SHAPE(3)), heed_zeros(g, HEED_F64, HEED_SHAPE(3))) == NULL, "dtype");
     CHECK_ERR(g, HEED_ERR_DTYPE, "heed_mse");

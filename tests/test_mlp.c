@@ -56,7 +56,8 @@ static void two_spirals(void) {
         if (step == 0) first = last;
         if (step == STEPS - 1) { /* accuracy of the logits this step was computed from */
             correct = 0;
-            for (int k = 0; k < N; k++) correct += (heed_get(logits, 2 * k + 1) > heed_get(logits, 2 * k)) == (ys[k] == 1);
+            for (int k = 0; k < N; k++)
+                correct += (heed_get(logits, 2 * k + 1) > heed_get(logits, 2 * k)) == (ys[k] == 1);
         }
     }
     printf("two spirals: loss %.4f -> %.5f (%.0fx), accuracy %.1f%%\n", first, last, first / last, 100.0 * correct / N);

@@ -43,8 +43,9 @@ static heed_tensor *score(heed_graph *g, const score_case *c, bool nograd, size_
     if (c->kind == 2) ap.loc_filters = filt, ap.loc_proj = proj;
     size_t before = heed_graph_peak_bytes(g);
     if (nograd) heed_no_grad_begin(g);
-    heed_tensor *s = c->kind == 3 ? heed_luong_score(g, HEED_LUONG_CONCAT, q, kp, wq, v)
-                                  : heed_additive_score(g, q, kp, &ap, c->kind == 2 ? cov : NULL, c->kind == 1 ? cov : NULL);
+    heed_tensor *s = c->kind == 3
+                         ? heed_luong_score(g, HEED_LUONG_CONCAT, q, kp, wq, v)
+                         : heed_additive_score(g, q, kp, &ap, c->kind == 2 ? cov : NULL, c->kind == 1 ? cov : NULL);
     if (nograd) heed_no_grad_end(g);
     *used = heed_graph_peak_bytes(g) - before;
     CHECK(s != NULL, "%s", heed_graph_error(g));
@@ -60,9 +61,11 @@ static void attention_scores(void) {
             heed_graph *g0 = heed_graph_new(ctx), *g1 = heed_graph_new(ctx);
             size_t rec_used, used;
             heed_tensor *a = score(g0, &c, false, &rec_used), *b = score(g1, &c, true, &used);
-            CHECK(b && !(b->flags & HEED_REQUIRES_GRAD) && heed_graph_nodes(g1) == 0, "%s: nothing recorded", names[kind]);
+            CHECK(b && !(b->flags & HEED_REQUIRES_GRAD) && heed_graph_nodes(g1) == 0, "%s: nothing recorded",
+                  names[kind]);
             double err = rel_diff(b, a);
-            CHECK(err <= (dti ? 1e-14 : 1e-6), "%s: no-grad scores differ from the recorded ones by %.3g", names[kind], err);
+            CHECK(err <= (dti ? 1e-14 : 1e-6), "%s: no-grad scores differ from the recorded ones by %.3g", names[kind],
+                  err);
             /* the scores, the query projection [B,da], one block of 8192 values of tanh(pre)
              * and of location features, and alignment */
             size_t es = heed_dtype_size(c.dt), bound = bytes_of(b) + (size_t)(c.B * c.da) * es + 2 * 8192 * es + 1024;
@@ -75,7 +78,8 @@ static void attention_scores(void) {
     /* the attention on top: weights and context equal, memory near the outputs */
     heed_graph *g = heed_graph_new(ctx);
     int64_t B = 64, N = 32, dq = 128, da = 128, dv = 128;
-    heed_tensor *q = filled(g, HEED_F32, HEED_SHAPE(B, dq), 1, false), *kp = filled(g, HEED_F32, HEED_SHAPE(B, N, da), 2, false);
+    heed_tensor *q = filled(g, HEED_F32, HEED_SHAPE(B, dq), 1, false),
+                *kp = filled(g, HEED_F32, HEED_SHAPE(B, N, da), 2, false);
     heed_tensor *vals = filled(g, HEED_F32, HEED_SHAPE(B, N, dv), 3, false);
     heed_additive_params ap = {.w_q = filled(g, HEED_F32, HEED_SHAPE(da, dq), 4, true),
                                .v = filled(g, HEED_F32, HEED_SHAPE(da), 5, true)};
@@ -110,8 +114,12 @@ static void rnn_stacks(void) {
             bool lstm = kind == HEED_RNN_LSTM;
             heed_params *P = heed_params_new(ctx, HEED_F32);
             heed_rnn rnn;
-            heed_rnn_opts o = {.kind = (heed_rnn_kind)kind, .input_size = I, .hidden_size = H, .layers = L,
-                               .bidirectional = true, .dropout = 0.25};
+            heed_rnn_opts o = {.kind = (heed_rnn_kind)kind,
+                               .input_size = I,
+                               .hidden_size = H,
+                               .layers = L,
+                               .bidirectional = true,
+                               .dropout = 0.25};
             heed_rnn_declare(&rnn, P, "enc", &o);
             heed_tensor *y[2], *hn[2], *cn[2] = {NULL, NULL};
             size_t used[2];
@@ -127,7 +135,8 @@ static void rnn_stacks(void) {
                 heed_ctx_set_rng_state(ctx, seed, counter); /* the same dropout masks */
                 size_t before = heed_graph_peak_bytes(g[k]);
                 if (k) heed_no_grad_begin(g[k]);
-                y[k] = lstm ? heed_lstm(g[k], &rnn, x, h0, c0, len, &hn[k], &cn[k]) : heed_gru(g[k], &rnn, x, h0, len, &hn[k]);
+                y[k] = lstm ? heed_lstm(g[k], &rnn, x, h0, c0, len, &hn[k], &cn[k])
+                            : heed_gru(g[k], &rnn, x, h0, len, &hn[k]);
                 if (k) heed_no_grad_end(g[k]);
                 used[k] = heed_graph_peak_bytes(g[k]) - before;
                 CHECK(y[k] != NULL, "%s", heed_graph_error(g[k]));
@@ -143,8 +152,8 @@ static void rnn_stacks(void) {
                 size_t es = 4, outs = bytes_of(y[1]) + bytes_of(hn[1]) + bytes_of(cn[1]);
                 size_t scratch = (size_t)D * (T * B * 4 * H + 2 * 2 * B * H + B * 4 * H + 4 * H + 4 * H * H) * es +
                                  2 * (size_t)(T * B * D * H) * es + 4096;
-                CHECK(used[1] <= outs + scratch, "%s: no-grad used %zu bytes (bound %zu)", lstm ? "LSTM" : "GRU", used[1],
-                      outs + scratch);
+                CHECK(used[1] <= outs + scratch, "%s: no-grad used %zu bytes (bound %zu)", lstm ? "LSTM" : "GRU",
+                      used[1], outs + scratch);
                 CHECK(used[0] >= (size_t)(L * D * T * B * (lstm ? 6 : 5) * H) * es, "recorded keeps the histories");
             }
             for (int k = 0; k < 2; k++) heed_graph_free(g[k]);
@@ -166,7 +175,8 @@ static void max_and_scan(void) {
         double want = -INFINITY;
         for (int64_t i = 0; i < 64; i++) want = fmax(want, heed_get(x, i * 100 + 3));
         CHECK(m && heed_get(m, 3) == want, "max of column 3");
-        if (k) CHECK(used <= bytes_of(m) + 128, "max under no-grad: %zu bytes for a %zu-byte output", used, bytes_of(m));
+        if (k)
+            CHECK(used <= bytes_of(m) + 128, "max under no-grad: %zu bytes for a %zu-byte output", used, bytes_of(m));
         else CHECK(used >= bytes_of(m) + 100 * 8, "recorded max keeps its argmax (%zu bytes)", used);
         heed_graph_free(g);
     }
@@ -174,7 +184,8 @@ static void max_and_scan(void) {
     heed_graph *g[2];
     for (int k = 0; k < 2; k++) {
         g[k] = heed_graph_new(ctx);
-        heed_tensor *q = filled(g[k], HEED_F64, HEED_SHAPE(4, 8), 1, true), *kk = filled(g[k], HEED_F64, HEED_SHAPE(4, 50, 8), 2, true);
+        heed_tensor *q = filled(g[k], HEED_F64, HEED_SHAPE(4, 8), 1, true),
+                    *kk = filled(g[k], HEED_F64, HEED_SHAPE(4, 50, 8), 2, true);
         heed_tensor *v = filled(g[k], HEED_F64, HEED_SHAPE(4, 50, 3), 3, true);
         size_t before = heed_graph_peak_bytes(g[k]);
         if (k) heed_no_grad_begin(g[k]);

@@ -31,7 +31,8 @@ static void known_values(void) {
         CHECK(yb != NULL, "%s", heed_graph_error(g));
         for (int row = 0; yb && row < 5; row++) {
             double s = 0, s2 = 0;
-            for (int j = 0; j < 37; j++) s += heed_get(yb, row * 37 + j), s2 += heed_get(yb, row * 37 + j) * heed_get(yb, row * 37 + j);
+            for (int j = 0; j < 37; j++)
+                s += heed_get(yb, row * 37 + j), s2 += heed_get(yb, row * 37 + j) * heed_get(yb, row * 37 + j);
             CHECK(fabs(s / 37) < (d ? 1e-10 : 1e-3), "row %d mean %g", row, s / 37);
             CHECK(fabs(s2 / 37 - 1) < (d ? 1e-10 : 1e-3), "row %d var %g", row, s2 / 37);
         }
@@ -55,7 +56,9 @@ static void gradients(void) {
             CHECK_GRAD(ctx, fn_ln, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1), in, NULL);
         }
     /* only gamma and beta take gradients (x is data) */
-    heed_gradcheck_input nx[3] = {{.shape = HEED_SHAPE(6, 5), .no_grad = true}, {.shape = HEED_SHAPE(5)}, {.shape = HEED_SHAPE(5)}};
+    heed_gradcheck_input nx[3] = {{.shape = HEED_SHAPE(6, 5), .no_grad = true},
+                                  {.shape = HEED_SHAPE(5)},
+                                  {.shape = HEED_SHAPE(5)}};
     CHECK_GRAD(ctx, fn_ln, (void *)3, 3, nx, NULL);
     /* a row with variance well below 1 (rstd large) */
     double small[2 * 6];
@@ -67,10 +70,15 @@ static void gradients(void) {
 static void f32_vs_f64(void) {
     for (int which = 0; which < 4; which++) {
         /* many rows (threads, per-thread dgamma/dbeta partials), odd width (AVX2 tails) */
-        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(513, 37)}, {.shape = HEED_SHAPE(37)}, {.shape = HEED_SHAPE(37)}};
-        check_f32_vs_f64_grad(ctx, fn_ln, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1), in, 1e-5, "layernorm");
+        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(513, 37)},
+                                      {.shape = HEED_SHAPE(37)},
+                                      {.shape = HEED_SHAPE(37)}};
+        check_f32_vs_f64_grad(ctx, fn_ln, (void *)(intptr_t)which, 1 + (which & 1) + (which >> 1), in, 1e-5,
+                              "layernorm");
     }
-    heed_gradcheck_input wide[3] = {{.shape = HEED_SHAPE(9, 1031)}, {.shape = HEED_SHAPE(1031)}, {.shape = HEED_SHAPE(1031)}};
+    heed_gradcheck_input wide[3] = {{.shape = HEED_SHAPE(9, 1031)},
+                                    {.shape = HEED_SHAPE(1031)},
+                                    {.shape = HEED_SHAPE(1031)}};
     check_f32_vs_f64_grad(ctx, fn_ln, (void *)3, 3, wide, 1e-5, "layernorm wide");
     check_f32_vs_f64(ctx, fn_ln, (void *)3, 3, wide, 1e-5, "layernorm fwd");
 }
@@ -86,11 +94,13 @@ static void gamma_grad_is_sum_over_rows(void) {
     heed_tensor *ga = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(D), 1.0));
     heed_tensor *be = heed_requires_grad(heed_zeros(g, HEED_F64, HEED_SHAPE(D)));
     heed_tensor *y = heed_layernorm(g, x, ga, be, 1e-5);
-    CHECK(heed_backward_with(g, y, heed_input_f64(g, HEED_F64, HEED_SHAPE(R, D), dy)) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_backward_with(g, y, heed_input_f64(g, HEED_F64, HEED_SHAPE(R, D), dy)) == HEED_OK, "%s",
+          heed_graph_error(g));
     heed_tensor *gg = heed_grad(g, ga), *gb = heed_grad(g, be);
     for (int j = 0; j < D; j++) {
         double sg = 0, sb = 0;
-        for (int i = 0; i < R; i++) sg += dy[i * D + j] * heed_get(y, i * D + j), sb += dy[i * D + j]; /* y = xhat here */
+        for (int i = 0; i < R; i++)
+            sg += dy[i * D + j] * heed_get(y, i * D + j), sb += dy[i * D + j]; /* y = xhat here */
         CHECK_CLOSE(heed_get(gg, j), sg, 1e-10);
         CHECK_CLOSE(heed_get(gb, j), sb, 1e-10);
     }

@@ -10,11 +10,11 @@ static heed_ctx *ctx;
 void heed__force_scalar(bool on); /* test hook (graph/simd.c): the non-AVX2 f32 kernels */
 
 /* The call must return code with a message in ctx containing needle. */
-#define CHECK_CTX_ERR(call, code, needle)                                                                                \
-    do {                                                                                                                 \
-        heed_status st_ = (call);                                                                                        \
-        CHECK(st_ == (code) && strstr(heed_ctx_error(ctx), (needle)), "want %s containing '%s', got %s: '%s'",          \
-              heed_status_name(code), (needle), heed_status_name(st_), heed_ctx_error(ctx));                             \
+#define CHECK_CTX_ERR(call, code, needle)                                                                              \
+    do {                                                                                                               \
+        heed_status st_ = (call);                                                                                      \
+        CHECK(st_ == (code) && strstr(heed_ctx_error(ctx), (needle)), "want %s containing '%s', got %s: '%s'",         \
+              heed_status_name(code), (needle), heed_status_name(st_), heed_ctx_error(ctx));                           \
     } while (0)
 
 /* ---------------------------------------------------------------- the PyTorch cases */
@@ -66,20 +66,48 @@ static const struct {
     const char *name;
     double want[9];
 } torch_cases[] = {
-    {"sgd", {0.17239199999999999, -0.64370531249999996, 0.58812799999999998, 0.071191406250000033, -0.034455999999999924, 0.30442615625000002, 0.2961120000000001, 0.35973725000000006, 0.51249999999999996}},
-    {"sgd_momentum", {-0.28460459533049898, 0.1084812790012632, -1.2278543304390614, -0.20656129064627599, 0.7164393872739292, -0.51752054558206384, 0.337306535035096, 0.96633490791142784, 0.25208895142045401}},
-    {"sgd_nesterov", {-0.38533309357870527, 0.13423424900037895, -0.97365149825565023, -0.12260344263287723, 0.37656414562180179, -0.032478059221574575, 0.30729472055466756, 0.46137553368188605, 0.49499937225790552}},
-    {"adam", {0.011504288046135097, -0.70796366015196821, 1.502774554659436, -0.11617778772761904, -0.21150428358521595, 0.60943964642530635, 0.26053627487763426, 0.088495717158270454, 0.44461079539685816}},
-    {"adam_amsgrad_wd", {0.01330243786722933, -0.70848363575010953, 1.5030318639649509, -0.096774825421631044, -0.21261031745368092, 0.61015832809353432, 0.26825385844357874, 0.087238047362457993, 0.45457446761975312}},
-    {"adamw", {-0.0024028278434642808, -0.66042434516074422, 1.4153313135399175, -0.11772948938054155, -0.18820864501593967, 0.56695958454845463, 0.26189801647839028, 0.097705168353209998, 0.4184195639184814}},
-    {"adamw_amsgrad", {-0.00066250489977331961, -0.66158423774413666, 1.4157561032636721, -0.097355935217664766, -0.18954924500798265, 0.56808789677606109, 0.27375917153430807, 0.096500412519423637, 0.43347564935172911}},
-    {"rmsprop", {0.20235592741153419, -0.89646579225248302, 1.6849848330637589, 0.060251342563043639, -0.40235591039984164, 0.7990509008322223, 0.30103457600469863, -0.10235590756455953, 0.63553783873201986}},
-    {"rmsprop_centered_momentum", {0.30413802052056449, -1.0021674533358567, 1.7990573375042589, 0.11932028988006593, -0.50388248851194972, 0.90290817492110276, 0.28809416178190544, -0.20393913557263368, 0.71222300392056903}},
-    {"rmsprop_momentum", {0.01331754266172936, -0.69908304098115082, 1.4722001916845362, -0.041790974362726371, -0.21331751508696029, 0.60529693350277269, 0.30511254587859121, 0.086682489508834781, 0.49666000413194161}},
-    {"rmsprop_centered", {0.19892340035203165, -0.8928399501814126, 1.6809942041070318, 0.058675243715143786, -0.39892338300783053, 0.79550951048771201, 0.30098593708927757, -0.0989233801171302, 0.63320737775228408}},
-    {"adagrad", {0.24737043510840723, -0.93518171684393825, 1.7245347065514578, 0.087514058573614814, -0.43806957343311287, 0.83494381513485039, 0.29268269282678561, -0.13754736213198265, 0.66112339981519519}},
-    {"adamw_groups", {-0.0024028278434642808, -0.66042434516074422, 1.4153313135399175, -0.11772948938054155, -0.18820864501593967, 0.56695958454845463, 0.30542604019689562, -0.15199239711211338, 0.6557521420156539}},
-    {"sgd_groups", {-0.44941328125000002, 0.45944100000000021, -1.5702582500000009, -0.23348399999999989, 0.69744859375000001, -0.49932500000000013, 0.25600599999999996, -0.16927825000000021, 0.65544000000000002}},
+    {"sgd",
+     {0.17239199999999999, -0.64370531249999996, 0.58812799999999998, 0.071191406250000033, -0.034455999999999924,
+      0.30442615625000002, 0.2961120000000001, 0.35973725000000006, 0.51249999999999996}},
+    {"sgd_momentum",
+     {-0.28460459533049898, 0.1084812790012632, -1.2278543304390614, -0.20656129064627599, 0.7164393872739292,
+      -0.51752054558206384, 0.337306535035096, 0.96633490791142784, 0.25208895142045401}},
+    {"sgd_nesterov",
+     {-0.38533309357870527, 0.13423424900037895, -0.97365149825565023, -0.12260344263287723, 0.37656414562180179,
+      -0.032478059221574575, 0.30729472055466756, 0.46137553368188605, 0.49499937225790552}},
+    {"adam",
+     {0.011504288046135097, -0.70796366015196821, 1.502774554659436, -0.11617778772761904, -0.21150428358521595,
+      0.60943964642530635, 0.26053627487763426, 0.088495717158270454, 0.44461079539685816}},
+    {"adam_amsgrad_wd",
+     {0.01330243786722933, -0.70848363575010953, 1.5030318639649509, -0.096774825421631044, -0.21261031745368092,
+      0.61015832809353432, 0.26825385844357874, 0.087238047362457993, 0.45457446761975312}},
+    {"adamw",
+     {-0.0024028278434642808, -0.66042434516074422, 1.4153313135399175, -0.11772948938054155, -0.18820864501593967,
+      0.56695958454845463, 0.26189801647839028, 0.097705168353209998, 0.4184195639184814}},
+    {"adamw_amsgrad",
+     {-0.00066250489977331961, -0.66158423774413666, 1.4157561032636721, -0.097355935217664766, -0.18954924500798265,
+      0.56808789677606109, 0.27375917153430807, 0.096500412519423637, 0.43347564935172911}},
+    {"rmsprop",
+     {0.20235592741153419, -0.89646579225248302, 1.6849848330637589, 0.060251342563043639, -0.40235591039984164,
+      0.7990509008322223, 0.30103457600469863, -0.10235590756455953, 0.63553783873201986}},
+    {"rmsprop_centered_momentum",
+     {0.30413802052056449, -1.0021674533358567, 1.7990573375042589, 0.11932028988006593, -0.50388248851194972,
+      0.90290817492110276, 0.28809416178190544, -0.20393913557263368, 0.71222300392056903}},
+    {"rmsprop_momentum",
+     {0.01331754266172936, -0.69908304098115082, 1.4722001916845362, -0.041790974362726371, -0.21331751508696029,
+      0.60529693350277269, 0.30511254587859121, 0.086682489508834781, 0.49666000413194161}},
+    {"rmsprop_centered",
+     {0.19892340035203165, -0.8928399501814126, 1.6809942041070318, 0.058675243715143786, -0.39892338300783053,
+      0.79550951048771201, 0.30098593708927757, -0.0989233801171302, 0.63320737775228408}},
+    {"adagrad",
+     {0.24737043510840723, -0.93518171684393825, 1.7245347065514578, 0.087514058573614814, -0.43806957343311287,
+      0.83494381513485039, 0.29268269282678561, -0.13754736213198265, 0.66112339981519519}},
+    {"adamw_groups",
+     {-0.0024028278434642808, -0.66042434516074422, 1.4153313135399175, -0.11772948938054155, -0.18820864501593967,
+      0.56695958454845463, 0.30542604019689562, -0.15199239711211338, 0.6557521420156539}},
+    {"sgd_groups",
+     {-0.44941328125000002, 0.45944100000000021, -1.5702582500000009, -0.23348399999999989, 0.69744859375000001,
+      -0.49932500000000013, 0.25600599999999996, -0.16927825000000021, 0.65544000000000002}},
 };
 
 static heed_params *quad_store(heed_dtype dt) {
@@ -118,20 +146,23 @@ static heed_optimizer *make_case(const char *name, heed_params *P) {
     if (!strcmp(name, "sgd")) return heed_sgd(P, &s);
     if (!strcmp(name, "sgd_momentum"))
         return s.momentum = 0.9, s.dampening = 0.1, s.weight_decay = 0.01, heed_sgd(P, &s);
-    if (!strcmp(name, "sgd_nesterov")) return s.momentum = 0.9, s.nesterov = true, s.weight_decay = 0.01, heed_sgd(P, &s);
+    if (!strcmp(name, "sgd_nesterov"))
+        return s.momentum = 0.9, s.nesterov = true, s.weight_decay = 0.01, heed_sgd(P, &s);
     if (!strcmp(name, "adam")) return heed_adam(P, &a);
     if (!strcmp(name, "adam_amsgrad_wd"))
         return a.weight_decay = 0.1, a.amsgrad = true, a.beta1 = 0.8, a.beta2 = 0.9, heed_adam(P, &a);
     if (!strcmp(name, "adamw")) return aw.weight_decay = 0.1, heed_adamw(P, &aw);
     if (!strcmp(name, "adamw_amsgrad"))
-        return aw.weight_decay = 0.1, aw.amsgrad = true, aw.beta1 = 0.8, aw.beta2 = 0.9, aw.eps = 1e-3, heed_adamw(P, &aw);
+        return aw.weight_decay = 0.1, aw.amsgrad = true, aw.beta1 = 0.8, aw.beta2 = 0.9, aw.eps = 1e-3,
+               heed_adamw(P, &aw);
     if (!strcmp(name, "rmsprop")) return heed_rmsprop(P, &r);
     if (!strcmp(name, "rmsprop_centered_momentum"))
         return r.alpha = 0.9, r.momentum = 0.5, r.centered = true, r.weight_decay = 0.1, heed_rmsprop(P, &r);
     if (!strcmp(name, "rmsprop_momentum")) return r.momentum = 0.5, heed_rmsprop(P, &r);
     if (!strcmp(name, "rmsprop_centered")) return r.centered = true, heed_rmsprop(P, &r);
     if (!strcmp(name, "adagrad"))
-        return ag.lr = 0.1, ag.lr_decay = 0.1, ag.weight_decay = 0.1, ag.initial_accumulator_value = 0.1, heed_adagrad(P, &ag);
+        return ag.lr = 0.1, ag.lr_decay = 0.1, ag.weight_decay = 0.1, ag.initial_accumulator_value = 0.1,
+               heed_adagrad(P, &ag);
     if (!strcmp(name, "adamw_groups")) {
         heed_optimizer *o = heed_adamw(P, (aw.weight_decay = 0.1, &aw));
         int group = -1;
@@ -142,7 +173,8 @@ static heed_optimizer *make_case(const char *name, heed_params *P) {
     if (!strcmp(name, "sgd_groups")) {
         heed_optimizer *o = heed_sgd(P, (s.momentum = 0.9, s.weight_decay = 0.5, &s));
         int group = -1;
-        CHECK(heed_optimizer_add_group_named(o, "b", 3.0, 0.0, &group) == HEED_OK && group == 1, "%s", heed_ctx_error(ctx));
+        CHECK(heed_optimizer_add_group_named(o, "b", 3.0, 0.0, &group) == HEED_OK && group == 1, "%s",
+              heed_ctx_error(ctx));
         return o;
     }
     return NULL;
@@ -177,8 +209,8 @@ static void against_pytorch(void) {
             run_case(torch_cases[c].name, HEED_F32, got32);
             heed__force_scalar(false);
             double err32 = check_max_err(got32, torch_cases[c].want, 9);
-            CHECK(err32 <= 2e-6, "%s (f32%s): max |heed - torch| = %.3g", torch_cases[c].name, generic ? ", generic" : "",
-                  err32);
+            CHECK(err32 <= 2e-6, "%s (f32%s): max |heed - torch| = %.3g", torch_cases[c].name,
+                  generic ? ", generic" : "", err32);
         }
     }
 }
@@ -239,7 +271,8 @@ static void by_hand(void) {
      * Plain Adam instead divides by sqrt(0.255/0.75) = sqrt(0.34). */
     for (int ams = 0; ams < 2; ams++) {
         s = scalar_new(1);
-        o = heed_adam(s.P, &(heed_adam_opts){.lr = 0.1, .beta1 = HEED_ZERO, .beta2 = 0.5, .eps = HEED_ZERO, .amsgrad = ams});
+        o = heed_adam(s.P,
+                      &(heed_adam_opts){.lr = 0.1, .beta1 = HEED_ZERO, .beta2 = 0.5, .eps = HEED_ZERO, .amsgrad = ams});
         CHECK_CLOSE(scalar_step(o, &s, 1), 0.9, 1e-15);
         CHECK_CLOSE(scalar_step(o, &s, 0.1), ams ? 0.9 - 0.01 * sqrt(1.5) : 0.9 - 0.01 / sqrt(0.34), 1e-15);
         heed_optimizer_free(o);
@@ -301,8 +334,12 @@ static void converges(void) {
         case 0: o = heed_sgd(P, &(heed_sgd_opts){.lr = 0.1}); break;
         case 1: o = heed_sgd(P, &(heed_sgd_opts){.lr = 0.05, .momentum = 0.9, .nesterov = true}); break;
         case 2: o = heed_adam(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}); break;
-        case 3: o = heed_adamw(P, &(heed_adam_opts){.lr = 0.05, .weight_decay = HEED_ZERO}); break; /* no decay: the exact fit */
-        case 4: o = heed_adam(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .amsgrad = true}); break;
+        case 3:
+            o = heed_adamw(P, &(heed_adam_opts){.lr = 0.05, .weight_decay = HEED_ZERO});
+            break; /* no decay: the exact fit */
+        case 4:
+            o = heed_adam(P, &(heed_adam_opts){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .amsgrad = true});
+            break;
         case 5: o = heed_rmsprop(P, &(heed_rmsprop_opts){.lr = 0.05, .alpha = 0.99, .eps = 1e-8}); break;
         case 6: o = heed_adagrad(P, &(heed_adagrad_opts){.lr = 0.5, .eps = 1e-10}); break;
         }
@@ -330,7 +367,8 @@ static void converges(void) {
 /* ---------------------------------------------------------------- options and the step count */
 
 /* Five quadratic-problem updates by each of oa (on A) and ob (on B) give the same bits. */
-static void check_same_updates(const char *what, heed_params *A, heed_optimizer *oa, heed_params *B, heed_optimizer *ob) {
+static void check_same_updates(const char *what, heed_params *A, heed_optimizer *oa, heed_params *B,
+                               heed_optimizer *ob) {
     CHECK(oa && ob, "%s: %s", what, heed_ctx_error(ctx));
     for (int step = 0; oa && ob && step < 5; step++) {
         quad_grads(A);
@@ -363,10 +401,14 @@ static void options_zero_means_default(void) {
                        heed_adam(B, &(heed_adam_opts){.lr = 3e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}));
     A = quad_store(HEED_F64), B = quad_store(HEED_F64);
     check_same_updates("adamw NULL", A, heed_adamw(A, NULL), B,
-                       heed_adamw(B, &(heed_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2}));
+                       heed_adamw(B, &(heed_adam_opts){.lr = 1e-3,
+                                                       .beta1 = 0.9,
+                                                       .beta2 = 0.999,
+                                                       .eps = 1e-8,
+                                                       .weight_decay = 1e-2}));
     A = quad_store(HEED_F64), B = quad_store(HEED_F64);
-    check_same_updates("adamw, HEED_ZERO weight decay", A, heed_adamw(A, &(heed_adam_opts){.weight_decay = HEED_ZERO}), B,
-                       heed_adam(B, &(heed_adam_opts){0}));
+    check_same_updates("adamw, HEED_ZERO weight decay", A, heed_adamw(A, &(heed_adam_opts){.weight_decay = HEED_ZERO}),
+                       B, heed_adam(B, &(heed_adam_opts){0}));
     A = quad_store(HEED_F64), B = quad_store(HEED_F64);
     check_same_updates("sgd NULL", A, heed_sgd(A, NULL), B, heed_sgd(B, &(heed_sgd_opts){.lr = 1e-2}));
     A = quad_store(HEED_F64), B = quad_store(HEED_F64);
@@ -419,7 +461,8 @@ static void groups_and_frozen(void) {
               heed_optimizer_add_group(o, heed_param_is_vector, NULL, 2, 0, &groups[1]) == HEED_OK &&
               heed_optimizer_add_group_named(o, "enc.*", 0.5, 0.25, &groups[2]) == HEED_OK,
           "%s", heed_ctx_error(ctx));
-    CHECK(groups[0] == 1 && groups[1] == 2 && groups[2] == 3, "group indices %d %d %d", groups[0], groups[1], groups[2]);
+    CHECK(groups[0] == 1 && groups[1] == 2 && groups[2] == 3, "group indices %d %d %d", groups[0], groups[1],
+          groups[2]);
     /* a parameter joins the first group that claims it */
     int want[5] = {3, 1, 0, 1, 2};
     for (int i = 0; i < 5; i++) {
@@ -479,8 +522,9 @@ static void copy_state(heed_optimizer *from, heed_optimizer *to) {
 }
 
 static void state_restore_continues_bitwise(void) {
-    const char *names[] = {"sgd_momentum", "sgd_nesterov", "adam_amsgrad_wd", "adamw_groups", "rmsprop_centered_momentum",
-                           "adagrad", "sgd_groups"};
+    const char *names[] =
+        {"sgd_momentum", "sgd_nesterov", "adam_amsgrad_wd", "adamw_groups", "rmsprop_centered_momentum",
+         "adagrad",      "sgd_groups"};
     for (int c = 0; c < 7; c++) {
         heed_params *A = quad_store(HEED_F32), *B = quad_store(HEED_F32);
         heed_optimizer *oa = make_case(names[c], A);
@@ -502,7 +546,8 @@ static void state_restore_continues_bitwise(void) {
             heed_optimizer_step(oa);
             heed_optimizer_step(ob);
         }
-        CHECK(!memcmp(heed_params_values(A), heed_params_values(B), (size_t)heed_params_padded_numel(A) * sizeof(float)),
+        CHECK(!memcmp(heed_params_values(A), heed_params_values(B),
+                      (size_t)heed_params_padded_numel(A) * sizeof(float)),
               "%s: restored run differs", names[c]);
         /* and it is the uninterrupted five-step run */
         double want[9];
@@ -542,7 +587,8 @@ static void state_names(void) {
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", name);
             if (!strcmp(name, "adagrad.sum")) CHECK(((double *)data)[3] == 0.25, "initial accumulator");
         }
-        CHECK(!strcmp(got, cases[c].want), "%s: state '%s', want '%s'", heed_optimizer_name(cases[c].o), got, cases[c].want);
+        CHECK(!strcmp(got, cases[c].want), "%s: state '%s', want '%s'", heed_optimizer_name(cases[c].o), got,
+              cases[c].want);
         heed_optimizer_free(cases[c].o);
     }
     heed_params_free(P);
@@ -564,9 +610,10 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     int64_t n = heed_params_padded_numel(P);
     double *ref = malloc((size_t)n * sizeof *ref), *g = malloc((size_t)n * sizeof *g);
     double *m = calloc((size_t)n, sizeof *m), *v = calloc((size_t)n, sizeof *v);
-    for (int64_t i = 0; i < n; i++) ref[i] = dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i];
-    heed_optimizer *o = heed_adamw(P, &(heed_adam_opts){.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
-                                                         .weight_decay = 0.1});
+    for (int64_t i = 0; i < n; i++)
+        ref[i] = dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i];
+    heed_optimizer *o =
+        heed_adamw(P, &(heed_adam_opts){.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1});
     CHECK(heed_optimizer_add_group(o, heed_param_is_vector, NULL, 3, 0, NULL) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_rng r = heed_rng_make(3, 3);
     omp_set_num_threads(2);
@@ -595,7 +642,10 @@ static double adamw_at_scale(heed_dtype dt, bool generic) {
     }
     heed__force_scalar(false);
     double err = 0;
-    for (int64_t i = 0; i < n; i++) err = fmax(err, check_err(dt == HEED_F32 ? ((float *)heed_params_values(P))[i] : ((double *)heed_params_values(P))[i], ref[i]));
+    for (int64_t i = 0; i < n; i++)
+        err = fmax(err, check_err(dt == HEED_F32 ? ((float *)heed_params_values(P))[i]
+                                                 : ((double *)heed_params_values(P))[i],
+                                  ref[i]));
     free(ref);
     free(g);
     free(m);
@@ -702,7 +752,8 @@ static void accumulation_equals_big_batch(void) {
     double *big = linear_loss_grads(P, X, Y, 8, 8), *acc = linear_loss_grads(P, X, Y, 8, 2);
     check_norm c = check_norm_start(0);
     for (int64_t i = 0; i < heed_params_padded_numel(P); i++) check_norm_add(&c, acc[i], big[i]);
-    CHECK(c.scale > 0.1 && check_norm_ok(c, 1e-14), "accumulated vs big batch: max error %.3g (scale %.3g)", c.err, c.scale);
+    CHECK(c.scale > 0.1 && check_norm_ok(c, 1e-14), "accumulated vs big batch: max error %.3g (scale %.3g)", c.err,
+          c.scale);
     free(big);
     free(acc);
     heed_params_free(P);
@@ -767,7 +818,8 @@ static void guard_skips_nonfinite_steps(void) {
     x = heed_input_f64(g, HEED_F64, HEED_SHAPE(1, 3), xs);
     loss = heed_sum_all(g, heed_linear(g, x, w, NULL));
     heed_backward(g, loss);
-    CHECK(heed_optimizer_step_guarded(o, g, loss) == HEED_OK && heed_optimizer_steps(o) == 2, "%s", heed_ctx_error(ctx));
+    CHECK(heed_optimizer_step_guarded(o, g, loss) == HEED_OK && heed_optimizer_steps(o) == 2, "%s",
+          heed_ctx_error(ctx));
     CHECK(memcmp(before, heed_params_values(P), bytes) != 0, "a good step moves the parameters");
     free(before);
     free(m_before);
@@ -778,7 +830,7 @@ static void guard_skips_nonfinite_steps(void) {
 
 /* ---------------------------------------------------------------- bad input */
 
-#define CHECK_CTX(cond, needle)                                                                         \
+#define CHECK_CTX(cond, needle)                                                                                        \
     CHECK((cond) && strstr(heed_ctx_error(ctx), (needle)), "want '%s', got '%s'", (needle), heed_ctx_error(ctx))
 
 static void bad_input(void) {
@@ -809,7 +861,8 @@ static void bad_input(void) {
     CHECK_CTX(heed_optimizer_set_group(o, 7, 1, 0) == HEED_ERR_ARG, "group 7 out of range");
     CHECK_CTX(heed_optimizer_set_group(o, 0, 1, NAN) == HEED_ERR_ARG, "weight_decay = nan");
     double v = 42;
-    CHECK_CTX(heed_optimizer_group_lr(o, 1, &v) == HEED_ERR_ARG, "heed_optimizer_group_lr: group 1 out of range (1 groups)");
+    CHECK_CTX(heed_optimizer_group_lr(o, 1, &v) == HEED_ERR_ARG,
+              "heed_optimizer_group_lr: group 1 out of range (1 groups)");
     CHECK_CTX(heed_optimizer_group_weight_decay(o, -1, &v) == HEED_ERR_ARG, "group -1 out of range");
     CHECK_CTX(heed_optimizer_group_of(o, 2, &group) == HEED_ERR_ARG, "parameter 2 out of range (2 parameters)");
     CHECK(v == 42 && group == 42, "refused queries write nothing");
@@ -833,13 +886,16 @@ static void bad_input(void) {
     CHECK(norm == 42, "a refused clip reports no norm");
     CHECK_CTX(heed_clip_grad_value(P, -1) == HEED_ERR_ARG, "clip = -1");
     /* NULLs never crash */
-    CHECK(heed_optimizer_step(NULL) == HEED_ERR_ARG && heed_optimizer_step_guarded(NULL, NULL, NULL) == HEED_ERR_ARG, "NULL");
-    CHECK(heed_optimizer_state(NULL, 0, NULL, NULL, NULL, NULL) == HEED_ERR_ARG && heed_optimizer_state_count(NULL) == 0,
+    CHECK(heed_optimizer_step(NULL) == HEED_ERR_ARG && heed_optimizer_step_guarded(NULL, NULL, NULL) == HEED_ERR_ARG,
+          "NULL");
+    CHECK(heed_optimizer_state(NULL, 0, NULL, NULL, NULL, NULL) == HEED_ERR_ARG &&
+              heed_optimizer_state_count(NULL) == 0,
           "NULL");
     CHECK(heed_clip_grad_norm(NULL, 1, NULL) == HEED_ERR_ARG && heed_clip_grad_value(NULL, 1) == HEED_ERR_ARG, "NULL");
     CHECK(heed_params_grads_finite(NULL) && heed_params_grad_norm(NULL) == 0, "NULL store");
     CHECK(heed_params_scale_grad(NULL, 2) == HEED_ERR_ARG && heed_optimizer_set_lr(NULL, 1) == HEED_ERR_ARG &&
-              heed_optimizer_set_steps(NULL, 1) == HEED_ERR_ARG && heed_optimizer_group_lr(NULL, 0, NULL) == HEED_ERR_ARG &&
+              heed_optimizer_set_steps(NULL, 1) == HEED_ERR_ARG &&
+              heed_optimizer_group_lr(NULL, 0, NULL) == HEED_ERR_ARG &&
               heed_optimizer_add_group_named(NULL, "*", 1, 0, NULL) == HEED_ERR_ARG,
           "NULL optimizer");
     heed_optimizer_free(NULL);

@@ -71,27 +71,43 @@ static void fill(uint16_t *s, int64_t n, int depth) {
 
 static void colour_types(void) {
     static uint16_t s[9 * 11 * 4];
-    static const struct { const char *name; int type, depth; } kinds[] = {
-        {"gray1", PNG_COLOR_TYPE_GRAY, 1},   {"gray2", PNG_COLOR_TYPE_GRAY, 2},   {"gray4", PNG_COLOR_TYPE_GRAY, 4},
-        {"gray8", PNG_COLOR_TYPE_GRAY, 8},   {"gray16", PNG_COLOR_TYPE_GRAY, 16}, {"ga8", PNG_COLOR_TYPE_GRAY_ALPHA, 8},
-        {"ga16", PNG_COLOR_TYPE_GRAY_ALPHA, 16}, {"rgb8", PNG_COLOR_TYPE_RGB, 8}, {"rgb16", PNG_COLOR_TYPE_RGB, 16},
-        {"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8},  {"rgba16", PNG_COLOR_TYPE_RGB_ALPHA, 16},
+    static const struct {
+        const char *name;
+        int type, depth;
+    } kinds[] = {
+        {"gray1", PNG_COLOR_TYPE_GRAY, 1},        {"gray2", PNG_COLOR_TYPE_GRAY, 2},
+        {"gray4", PNG_COLOR_TYPE_GRAY, 4},        {"gray8", PNG_COLOR_TYPE_GRAY, 8},
+        {"gray16", PNG_COLOR_TYPE_GRAY, 16},      {"ga8", PNG_COLOR_TYPE_GRAY_ALPHA, 8},
+        {"ga16", PNG_COLOR_TYPE_GRAY_ALPHA, 16},  {"rgb8", PNG_COLOR_TYPE_RGB, 8},
+        {"rgb16", PNG_COLOR_TYPE_RGB, 16},        {"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8},
+        {"rgba16", PNG_COLOR_TYPE_RGB_ALPHA, 16},
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (int interlace = 0; interlace <= 1; interlace++) {
-            test_png im = {.width = 11, .height = 9, .color_type = kinds[k].type, .depth = kinds[k].depth,
-                           .interlace = interlace, .samples = s};
+            test_png im = {.width = 11,
+                           .height = 9,
+                           .color_type = kinds[k].type,
+                           .depth = kinds[k].depth,
+                           .interlace = interlace,
+                           .samples = s};
             fill(s, 9 * 11 * test_png_channels(im.color_type), im.depth);
             char name[64];
             snprintf(name, sizeof name, "%s%s.png", kinds[k].name, interlace ? "-adam7" : "");
             round_trip(name, &im);
         }
     /* One pixel; and a 1-pixel-wide column (Adam7 passes with no columns are skipped). */
-    round_trip("one.png", &(test_png){.width = 1, .height = 1, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 8,
+    round_trip("one.png", &(test_png){.width = 1,
+                                      .height = 1,
+                                      .color_type = PNG_COLOR_TYPE_GRAY,
+                                      .depth = 8,
                                       .samples = (uint16_t[]){77}});
     fill(s, 6, 8);
-    round_trip("column.png", &(test_png){.width = 1, .height = 6, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 8,
-                                         .interlace = true, .samples = s});
+    round_trip("column.png", &(test_png){.width = 1,
+                                         .height = 6,
+                                         .color_type = PNG_COLOR_TYPE_GRAY,
+                                         .depth = 8,
+                                         .interlace = true,
+                                         .samples = s});
 }
 
 static void palettes_and_transparency(void) {
@@ -99,29 +115,60 @@ static void palettes_and_transparency(void) {
     static const png_byte alpha[3] = {255, 128, 0}; /* entries 3, 4: opaque */
     uint16_t idx[4 * 5];
     for (int i = 0; i < 20; i++) idx[i] = (uint16_t)(i * 3 % 5);
-    round_trip("palette8.png", &(test_png){.width = 5, .height = 4, .color_type = PNG_COLOR_TYPE_PALETTE, .depth = 8,
-                                           .samples = idx, .palette = pal, .n_palette = 5});
-    round_trip("palette8-trns.png", &(test_png){.width = 5, .height = 4, .color_type = PNG_COLOR_TYPE_PALETTE,
-                                                .depth = 8, .samples = idx, .palette = pal, .n_palette = 5,
-                                                .palette_alpha = alpha, .n_palette_alpha = 3});
-    round_trip("palette4-trns-adam7.png", &(test_png){.width = 5, .height = 4, .color_type = PNG_COLOR_TYPE_PALETTE,
-                                                      .depth = 4, .interlace = true, .samples = idx, .palette = pal,
-                                                      .n_palette = 5, .palette_alpha = alpha, .n_palette_alpha = 3});
+    round_trip("palette8.png", &(test_png){.width = 5,
+                                           .height = 4,
+                                           .color_type = PNG_COLOR_TYPE_PALETTE,
+                                           .depth = 8,
+                                           .samples = idx,
+                                           .palette = pal,
+                                           .n_palette = 5});
+    round_trip("palette8-trns.png", &(test_png){.width = 5,
+                                                .height = 4,
+                                                .color_type = PNG_COLOR_TYPE_PALETTE,
+                                                .depth = 8,
+                                                .samples = idx,
+                                                .palette = pal,
+                                                .n_palette = 5,
+                                                .palette_alpha = alpha,
+                                                .n_palette_alpha = 3});
+    round_trip("palette4-trns-adam7.png", &(test_png){.width = 5,
+                                                      .height = 4,
+                                                      .color_type = PNG_COLOR_TYPE_PALETTE,
+                                                      .depth = 4,
+                                                      .interlace = true,
+                                                      .samples = idx,
+                                                      .palette = pal,
+                                                      .n_palette = 5,
+                                                      .palette_alpha = alpha,
+                                                      .n_palette_alpha = 3});
     uint16_t gray[6] = {0, 3, 9, 3, 15, 1};
-    round_trip("gray4-trns.png", &(test_png){.width = 3, .height = 2, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 4,
-                                             .samples = gray, .transparent = &(png_color_16){.gray = 3}});
+    round_trip("gray4-trns.png", &(test_png){.width = 3,
+                                             .height = 2,
+                                             .color_type = PNG_COLOR_TYPE_GRAY,
+                                             .depth = 4,
+                                             .samples = gray,
+                                             .transparent = &(png_color_16){.gray = 3}});
     uint16_t rgb[6] = {1000, 2000, 3000, 65535, 0, 7};
-    round_trip("rgb16-trns.png", &(test_png){.width = 2, .height = 1, .color_type = PNG_COLOR_TYPE_RGB, .depth = 16,
+    round_trip("rgb16-trns.png", &(test_png){.width = 2,
+                                             .height = 1,
+                                             .color_type = PNG_COLOR_TYPE_RGB,
+                                             .depth = 16,
                                              .samples = rgb,
                                              .transparent = &(png_color_16){.red = 1000, .green = 2000, .blue = 3000}});
     /* Values by hand: RGB (255, 0, 0) is 0.299; gray+alpha (255, 128) is 128/255. */
-    round_trip("red.png", &(test_png){.width = 1, .height = 1, .color_type = PNG_COLOR_TYPE_RGB, .depth = 8,
+    round_trip("red.png", &(test_png){.width = 1,
+                                      .height = 1,
+                                      .color_type = PNG_COLOR_TYPE_RGB,
+                                      .depth = 8,
                                       .samples = (uint16_t[]){255, 0, 0}});
     float *px = NULL;
     int64_t h, w;
     if (heed_png_read_gray(ctx, tmp_path("red.png"), 0, &px, &h, &w) == HEED_OK) CHECK_CLOSE(px[0], 0.299, 1e-7);
     free(px);
-    test_png ga = {.width = 1, .height = 1, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .depth = 8,
+    test_png ga = {.width = 1,
+                   .height = 1,
+                   .color_type = PNG_COLOR_TYPE_GRAY_ALPHA,
+                   .depth = 8,
                    .samples = (uint16_t[]){255, 128}};
     test_png_save(tmp_path("ga.png"), &ga);
     px = NULL;
@@ -168,7 +215,8 @@ static uint32_t crc32_of(const unsigned char *p, size_t n) {
 /* Sets the IHDR width and height of a PNG in buf (IHDR is the first chunk: its data at
  * bytes 16..28) and fixes its CRC. */
 static void set_size(unsigned char *buf, uint32_t w, uint32_t h) {
-    for (int i = 0; i < 4; i++) buf[16 + i] = (unsigned char)(w >> (24 - 8 * i)), buf[20 + i] = (unsigned char)(h >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        buf[16 + i] = (unsigned char)(w >> (24 - 8 * i)), buf[20 + i] = (unsigned char)(h >> (24 - 8 * i));
     uint32_t crc = crc32_of(buf + 12, 17);
     for (int i = 0; i < 4; i++) buf[29 + i] = (unsigned char)(crc >> (24 - 8 * i));
 }
@@ -183,7 +231,8 @@ static void bad_input(void) {
     int64_t h, w;
     CHECK(heed_png_read_gray(NULL, good, 0, &px, &h, &w) == HEED_ERR_ARG, "NULL ctx");
     expect_fail(NULL, 0, HEED_ERR_ARG, "must not be NULL", __LINE__);
-    CHECK(heed_png_read_gray(ctx, good, 0, NULL, &h, &w) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "NULL"), "NULL pixels");
+    CHECK(heed_png_read_gray(ctx, good, 0, NULL, &h, &w) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "NULL"),
+          "NULL pixels");
     CHECK(heed_png_read_gray(ctx, good, 0, &px, NULL, &w) == HEED_ERR_ARG, "NULL height");
     CHECK(heed_png_read_gray(ctx, good, 0, &px, &h, NULL) == HEED_ERR_ARG, "NULL width");
     expect_fail(good, -1, HEED_ERR_ARG, "max_pixels is -1", __LINE__);
@@ -214,7 +263,8 @@ static void bad_input(void) {
      * before any decoding or allocation. */
     expect_fail(good, 11, HEED_ERR_FORMAT, "4 x 3 pixels: more than the cap of 11", __LINE__);
     px = NULL;
-    CHECK(heed_png_read_gray(ctx, good, 12, &px, &h, &w) == HEED_OK && h == 3 && w == 4, "at the cap: %s", heed_ctx_error(ctx));
+    CHECK(heed_png_read_gray(ctx, good, 12, &px, &h, &w) == HEED_OK && h == 3 && w == 4, "at the cap: %s",
+          heed_ctx_error(ctx));
     free(px);
     unsigned char edited[4096];
     memcpy(edited, buf, n);

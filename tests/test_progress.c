@@ -97,7 +97,8 @@ static void progress_pipe(void) {
 
 static void progress_terminal(void) {
     FILE *f = tmpfile();
-    heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = f, .total = 10, .mode = HEED_PROGRESS_TERMINAL, .interval = 1e-9});
+    heed_progress *p = heed_progress_new(
+        &(heed_progress_opts){.out = f, .total = 10, .mode = HEED_PROGRESS_TERMINAL, .interval = 1e-9});
     for (int step = 1; step <= 5; step++) heed_progress_update(p, step, 2.0);
     heed_progress_note(p, "hello");
     for (int step = 6; step <= 10; step++) heed_progress_update(p, step, 2.0);
@@ -130,7 +131,8 @@ static void metrics_csv(void) {
     const char *want = "step,loss,\"val,acc \"\"top1\"\"\"\n1,0.5,nan\n2,0.30000000000000004,inf\n3,-1e-300,-inf\n";
     CHECK(s && !strcmp(s, want), "CSV:\n%s\nwant:\n%s", s, want);
     free(s);
-    CHECK(heed_metrics_rows(m) == 3 && heed_metrics_column(m, 1)[1] == 0.1 + 0.2 && !heed_metrics_column(m, 3), "memory");
+    CHECK(heed_metrics_rows(m) == 3 && heed_metrics_column(m, 1)[1] == 0.1 + 0.2 && !heed_metrics_column(m, 3),
+          "memory");
     CHECK(heed_metrics_free(m) == HEED_OK, "close");
     /* memory only */
     m = heed_metrics_new(ctx, NULL, 1, names);
@@ -138,9 +140,10 @@ static void metrics_csv(void) {
     CHECK(heed_metrics_rows(m) == 1000 && heed_metrics_column(m, 0)[999] == 999, "growth");
     heed_metrics_free(m);
     /* bad input */
-    CHECK(!heed_metrics_new(ctx, path_in("no/such/dir.csv"), 1, names) && strstr(heed_ctx_error(ctx), "cannot open"), "%s",
+    CHECK(!heed_metrics_new(ctx, path_in("no/such/dir.csv"), 1, names) && strstr(heed_ctx_error(ctx), "cannot open"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(!heed_metrics_new(ctx, NULL, 0, names) && strstr(heed_ctx_error(ctx), "0 columns"), "%s",
           heed_ctx_error(ctx));
-    CHECK(!heed_metrics_new(ctx, NULL, 0, names) && strstr(heed_ctx_error(ctx), "0 columns"), "%s", heed_ctx_error(ctx));
     CHECK(!heed_metrics_new(ctx, NULL, 2, (const char *[]){"a", ""}) && strstr(heed_ctx_error(ctx), "column 1"), "%s",
           heed_ctx_error(ctx));
     CHECK(!heed_metrics_new(NULL, NULL, 1, names), "NULL ctx");
@@ -185,7 +188,8 @@ static bool xml_well_formed(const char *s, const char *root, char *why, size_t w
         }
         name[k] = 0;
         if (closing) {
-            if (depth == 0 || strcmp(stack[depth - 1], name)) return snprintf(why, wn, "</%s> does not close", name), false;
+            if (depth == 0 || strcmp(stack[depth - 1], name))
+                return snprintf(why, wn, "</%s> does not close", name), false;
             depth--;
             while (isspace((unsigned char)*s)) s++;
             if (*s++ != '>') return snprintf(why, wn, "</%s not closed", name), false;
@@ -218,10 +222,10 @@ static bool xml_well_formed(const char *s, const char *root, char *why, size_t w
     return roots == 1 || (snprintf(why, wn, "no root"), false);
 }
 
-#define CHECK_XML(s)                                                                                \
-    do {                                                                                            \
-        char why_[128] = "";                                                                        \
-        CHECK((s) && xml_well_formed((s), "svg", why_, sizeof why_), "SVG not well-formed: %s", why_); \
+#define CHECK_XML(s)                                                                                                   \
+    do {                                                                                                               \
+        char why_[128] = "";                                                                                           \
+        CHECK((s) && xml_well_formed((s), "svg", why_, sizeof why_), "SVG not well-formed: %s", why_);                 \
     } while (0)
 
 static int leftover_temp_files(const char *prefix) {
@@ -304,8 +308,8 @@ static void svg_curves(void) {
     double ly[6] = {1e-3, 1e-2, 0, 1e-1, -5, 1e2};
     double lx[6] = {0, 1, 2, 3, 4, 5};
     heed_series ls = {.name = NULL, .x = lx, .y = ly, .n = 6};
-    CHECK(heed_plot_svg(ctx, path_in("log.svg"), &ls, 1, &(heed_plot_opts){.log_y = true, .width = 400, .height = 300}) ==
-              HEED_OK,
+    CHECK(heed_plot_svg(ctx, path_in("log.svg"), &ls, 1,
+                        &(heed_plot_opts){.log_y = true, .width = 400, .height = 300}) == HEED_OK,
           "%s", heed_ctx_error(ctx));
     s = slurp(path_in("log.svg"));
     CHECK_XML(s);
@@ -333,7 +337,8 @@ static void svg_bad_input(void) {
           "%s", heed_ctx_error(ctx));
     CHECK(heed_plot_svg(ctx, path_in("x.svg"), &(heed_series){.y = y, .n = -1}, 1, NULL) == HEED_ERR_ARG, "negative n");
     CHECK(heed_plot_svg(ctx, path_in("x.svg"), &s, 1, &(heed_plot_opts){.width = 50}) == HEED_ERR_ARG, "tiny width");
-    CHECK(heed_plot_svg(ctx, path_in("none/x.svg"), &s, 1, NULL) == HEED_ERR_IO && strstr(heed_ctx_error(ctx), "none/x.svg"),
+    CHECK(heed_plot_svg(ctx, path_in("none/x.svg"), &s, 1, NULL) == HEED_ERR_IO &&
+              strstr(heed_ctx_error(ctx), "none/x.svg"),
           "%s", heed_ctx_error(ctx));
     CHECK(access(path_in("x.svg"), F_OK) != 0, "nothing written on bad input");
 }

@@ -87,7 +87,8 @@ static void cumsum_values(void) {
     heed_tensor *loss = heed_sum_all(g, heed_mul(g, y1, heed_input(g, HEED_F64, HEED_SHAPE(2, 3), w)));
     CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
     heed_tensor *gx = heed_grad(g, x);
-    for (int i = 0; i < 6; i++) CHECK(gx && heed_get(gx, i) == grad[i], "grad [%d] = %g", i, gx ? heed_get(gx, i) : NAN);
+    for (int i = 0; i < 6; i++)
+        CHECK(gx && heed_get(gx, i) == grad[i], "grad [%d] = %g", i, gx ? heed_get(gx, i) : NAN);
     heed_graph_free(g);
 }
 

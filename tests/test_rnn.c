@@ -66,18 +66,23 @@ static heed_tensor *weighted_loss(heed_graph *g, heed_tensor *y, heed_tensor *hn
 static void declare_names_and_init(void) {
     heed_params *P = heed_params_new(ctx, HEED_F32);
     heed_rnn rnn;
-    heed_rnn_opts o = {.kind = HEED_RNN_LSTM, .input_size = 6, .hidden_size = 5, .layers = 2, .bidirectional = true,
+    heed_rnn_opts o = {.kind = HEED_RNN_LSTM,
+                       .input_size = 6,
+                       .hidden_size = 5,
+                       .layers = 2,
+                       .bidirectional = true,
                        .forget_bias = 1.0};
     CHECK(heed_rnn_declare(&rnn, P, "enc", &o) == HEED_OK, "%s", heed_ctx_error(ctx));
-    const char *want[] = {"enc.weight_ih_l0", "enc.weight_hh_l0", "enc.bias_ih_l0", "enc.bias_hh_l0",
-                          "enc.weight_ih_l0_reverse", "enc.weight_hh_l0_reverse", "enc.bias_ih_l0_reverse",
-                          "enc.bias_hh_l0_reverse", "enc.weight_ih_l1", "enc.weight_hh_l1", "enc.bias_ih_l1",
-                          "enc.bias_hh_l1", "enc.weight_ih_l1_reverse", "enc.weight_hh_l1_reverse",
-                          "enc.bias_ih_l1_reverse", "enc.bias_hh_l1_reverse"};
+    const char *want[] = {"enc.weight_ih_l0",         "enc.weight_hh_l0",         "enc.bias_ih_l0",
+                          "enc.bias_hh_l0",           "enc.weight_ih_l0_reverse", "enc.weight_hh_l0_reverse",
+                          "enc.bias_ih_l0_reverse",   "enc.bias_hh_l0_reverse",   "enc.weight_ih_l1",
+                          "enc.weight_hh_l1",         "enc.bias_ih_l1",           "enc.bias_hh_l1",
+                          "enc.weight_ih_l1_reverse", "enc.weight_hh_l1_reverse", "enc.bias_ih_l1_reverse",
+                          "enc.bias_hh_l1_reverse"};
     CHECK(heed_params_count(P) == 16, "count %d", heed_params_count(P));
     for (int i = 0; i < 16 && i < heed_params_count(P); i++)
-        CHECK(strcmp(heed_params_at(P, i)->name, want[i]) == 0, "param %d is %s, want %s", i, heed_params_at(P, i)->name,
-              want[i]);
+        CHECK(strcmp(heed_params_at(P, i)->name, want[i]) == 0, "param %d is %s, want %s", i,
+              heed_params_at(P, i)->name, want[i]);
     CHECK(rnn.w_ih[1][1] == heed_params_find(P, "enc.weight_ih_l1_reverse"), "struct points at the store");
     CHECK(rnn.w_ih[0][0]->shape[0] == 20 && rnn.w_ih[0][0]->shape[1] == 6, "w_ih_l0 [4H, I]");
     CHECK(rnn.w_ih[1][0]->shape[1] == 10 && rnn.w_hh[1][1]->shape[1] == 5, "layer 1 takes 2H inputs");
@@ -87,7 +92,8 @@ static void declare_names_and_init(void) {
     for (int64_t j = 0; j < 20; j++) { /* forget block: bias_ih = 1, bias_hh = 0 */
         bool forget = j >= 5 && j < 10;
         if (forget) {
-            CHECK(heed_get(rnn.b_ih[1][1], j) == 1.0 && heed_get(rnn.b_hh[1][1], j) == 0.0, "forget bias at %lld", (long long)j);
+            CHECK(heed_get(rnn.b_ih[1][1], j) == 1.0 && heed_get(rnn.b_hh[1][1], j) == 0.0, "forget bias at %lld",
+                  (long long)j);
         } else {
             CHECK(fabs(heed_get(rnn.b_ih[1][1], j)) <= bound, "other gates keep the uniform init");
         }
@@ -104,13 +110,17 @@ static void declare_names_and_init(void) {
           heed_ctx_error(ctx));
     heed_rnn_opts bad = o;
     bad.layers = 9;
-    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "layers"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "layers"), "%s",
+          heed_ctx_error(ctx));
     bad = o, bad.dropout = 1.0;
-    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "dropout"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "dropout"), "%s",
+          heed_ctx_error(ctx));
     bad = o, bad.hidden_size = 0;
-    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "hidden_size"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_rnn_declare(&rnn, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "hidden_size"), "%s",
+          heed_ctx_error(ctx));
     bad = o, bad.kind = (heed_rnn_kind)7;
-    CHECK(heed_rnn_cell_declare(&cell, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "kind"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_rnn_cell_declare(&cell, P, "x", &bad) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "kind"), "%s",
+          heed_ctx_error(ctx));
     CHECK(heed_rnn_declare(NULL, P, "x", &o) == HEED_ERR_ARG, "NULL rnn");
     CHECK(heed_rnn_declare(&rnn, NULL, "x", &o) == HEED_ERR_ARG, "NULL store");
     CHECK(heed_params_count(P) == before, "nothing added on error");
@@ -133,7 +143,8 @@ static void torch_cells(void) {
         heed_tensor *h1 = lstm ? heed_lstm_cell(g, x, h, c, cell.w_ih, cell.w_hh, cell.b_ih, cell.b_hh, &c1)
                                : heed_gru_cell(g, x, h, cell.w_ih, cell.w_hh, cell.b_ih, cell.b_hh);
         heed_tensor *loss = heed_sum_all(g, heed_mul(g, h1, vin(g, HEED_F64, HEED_SHAPE(3, 4), 7, false)));
-        if (lstm) loss = heed_add(g, loss, heed_sum_all(g, heed_mul(g, c1, vin(g, HEED_F64, HEED_SHAPE(3, 4), 9, false))));
+        if (lstm)
+            loss = heed_add(g, loss, heed_sum_all(g, heed_mul(g, c1, vin(g, HEED_F64, HEED_SHAPE(3, 4), 9, false))));
         heed_params_zero_grad(P);
         CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
         double tol = 1e-10;
@@ -175,7 +186,10 @@ typedef struct {
 static void torch_layer(const torch_layer_case *tc, heed_dtype dt, double tol) {
     heed_params *P = heed_params_new(ctx, dt);
     heed_rnn rnn;
-    heed_rnn_opts o = {.kind = tc->kind, .input_size = tc->I, .hidden_size = tc->H, .layers = tc->layers,
+    heed_rnn_opts o = {.kind = tc->kind,
+                       .input_size = tc->I,
+                       .hidden_size = tc->H,
+                       .layers = tc->layers,
                        .bidirectional = tc->bidir};
     CHECK(heed_rnn_declare(&rnn, P, NULL, &o) == HEED_OK, "%s", heed_ctx_error(ctx));
     for (int i = 0; i < heed_params_count(P); i++) fill(heed_params_at(P, i), 10 + i);
@@ -186,7 +200,8 @@ static void torch_layer(const torch_layer_case *tc, heed_dtype dt, double tol) {
     heed_tensor *h0 = vin(g, dt, HEED_SHAPE(tc->layers * D, tc->B, tc->H), 2, true);
     heed_tensor *c0 = vin(g, dt, HEED_SHAPE(tc->layers * D, tc->B, tc->H), 3, true);
     heed_tensor *hn = NULL, *cn = NULL;
-    heed_tensor *y = lstm ? heed_lstm(g, &rnn, x, h0, c0, tc->lengths, &hn, &cn) : heed_gru(g, &rnn, x, h0, tc->lengths, &hn);
+    heed_tensor *y =
+        lstm ? heed_lstm(g, &rnn, x, h0, c0, tc->lengths, &hn, &cn) : heed_gru(g, &rnn, x, h0, tc->lengths, &hn);
     heed_params_zero_grad(P);
     CHECK(heed_backward(g, weighted_loss(g, y, hn, cn)) == HEED_OK, "%s", heed_graph_error(g));
     if (y) {
@@ -217,23 +232,56 @@ static void torch_layer(const torch_layer_case *tc, heed_dtype dt, double tol) {
 }
 
 static void torch_layers(void) {
-    torch_layer_case lstm2bi = {"lstm2bi", HEED_RNN_LSTM, 5, 3, 3, 4, 2, true, {5, 1, 3}, lstm2bi_y, lstm2bi_hn, lstm2bi_cn,
-                                lstm2bi_dx, lstm2bi_dh0, lstm2bi_dc0,
+    torch_layer_case lstm2bi = {"lstm2bi",
+                                HEED_RNN_LSTM,
+                                5,
+                                3,
+                                3,
+                                4,
+                                2,
+                                true,
+                                {5, 1, 3},
+                                lstm2bi_y,
+                                lstm2bi_hn,
+                                lstm2bi_cn,
+                                lstm2bi_dx,
+                                lstm2bi_dh0,
+                                lstm2bi_dc0,
                                 {lstm2bi_dweight_ih_l0, lstm2bi_dweight_hh_l0, lstm2bi_dbias_ih_l0, lstm2bi_dbias_hh_l0,
-                                 lstm2bi_dweight_ih_l0_reverse, lstm2bi_dweight_hh_l0_reverse, lstm2bi_dbias_ih_l0_reverse,
-                                 lstm2bi_dbias_hh_l0_reverse, lstm2bi_dweight_ih_l1, lstm2bi_dweight_hh_l1,
-                                 lstm2bi_dbias_ih_l1, lstm2bi_dbias_hh_l1, lstm2bi_dweight_ih_l1_reverse,
-                                 lstm2bi_dweight_hh_l1_reverse, lstm2bi_dbias_ih_l1_reverse, lstm2bi_dbias_hh_l1_reverse}};
-    torch_layer_case gru2bi = {"gru2bi", HEED_RNN_GRU, 5, 3, 3, 4, 2, true, {2, 5, 1}, gru2bi_y, gru2bi_hn, NULL, gru2bi_dx,
-                               gru2bi_dh0, NULL,
+                                 lstm2bi_dweight_ih_l0_reverse, lstm2bi_dweight_hh_l0_reverse,
+                                 lstm2bi_dbias_ih_l0_reverse, lstm2bi_dbias_hh_l0_reverse, lstm2bi_dweight_ih_l1,
+                                 lstm2bi_dweight_hh_l1, lstm2bi_dbias_ih_l1, lstm2bi_dbias_hh_l1,
+                                 lstm2bi_dweight_ih_l1_reverse, lstm2bi_dweight_hh_l1_reverse,
+                                 lstm2bi_dbias_ih_l1_reverse, lstm2bi_dbias_hh_l1_reverse}};
+    torch_layer_case gru2bi = {"gru2bi",
+                               HEED_RNN_GRU,
+                               5,
+                               3,
+                               3,
+                               4,
+                               2,
+                               true,
+                               {2, 5, 1},
+                               gru2bi_y,
+                               gru2bi_hn,
+                               NULL,
+                               gru2bi_dx,
+                               gru2bi_dh0,
+                               NULL,
                                {gru2bi_dweight_ih_l0, gru2bi_dweight_hh_l0, gru2bi_dbias_ih_l0, gru2bi_dbias_hh_l0,
                                 gru2bi_dweight_ih_l0_reverse, gru2bi_dweight_hh_l0_reverse, gru2bi_dbias_ih_l0_reverse,
-                                gru2bi_dbias_hh_l0_reverse, gru2bi_dweight_ih_l1, gru2bi_dweight_hh_l1, gru2bi_dbias_ih_l1,
-                                gru2bi_dbias_hh_l1, gru2bi_dweight_ih_l1_reverse, gru2bi_dweight_hh_l1_reverse,
-                                gru2bi_dbias_ih_l1_reverse, gru2bi_dbias_hh_l1_reverse}};
-    torch_layer_case lstm1 = {"lstm1", HEED_RNN_LSTM, 4, 2, 3, 5, 1, false, {4, 3}, lstm1_y, lstm1_hn, lstm1_cn, lstm1_dx,
-                              lstm1_dh0, lstm1_dc0,
-                              {lstm1_dweight_ih_l0, lstm1_dweight_hh_l0, lstm1_dbias_ih_l0, lstm1_dbias_hh_l0}};
+                                gru2bi_dbias_hh_l0_reverse, gru2bi_dweight_ih_l1, gru2bi_dweight_hh_l1,
+                                gru2bi_dbias_ih_l1, gru2bi_dbias_hh_l1, gru2bi_dweight_ih_l1_reverse,
+                                gru2bi_dweight_hh_l1_reverse, gru2bi_dbias_ih_l1_reverse, gru2bi_dbias_hh_l1_reverse}};
+    torch_layer_case lstm1 =
+        {"lstm1",   HEED_RNN_LSTM,
+         4,         2,
+         3,         5,
+         1,         false,
+         {4, 3},    lstm1_y,
+         lstm1_hn,  lstm1_cn,
+         lstm1_dx,  lstm1_dh0,
+         lstm1_dc0, {lstm1_dweight_ih_l0, lstm1_dweight_hh_l0, lstm1_dbias_ih_l0, lstm1_dbias_hh_l0}};
     const torch_layer_case *cases[] = {&lstm2bi, &gru2bi, &lstm1};
     for (int i = 0; i < 3; i++) {
         torch_layer(cases[i], HEED_F64, 1e-10);
@@ -264,10 +312,13 @@ static void gradcheck_cells(void) {
             int G = kind == HEED_RNN_LSTM ? 4 : 3;
             int64_t B = 3, I = 5, H = 4;
             cell_case c = {(heed_rnn_kind)kind, variant != 1, variant != 1, variant != 2};
-            heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(B, I)},      {.shape = HEED_SHAPE(B, H), .no_grad = !c.use_h},
+            heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(B, I)},
+                                          {.shape = HEED_SHAPE(B, H), .no_grad = !c.use_h},
                                           {.shape = HEED_SHAPE(B, H), .no_grad = !c.use_c || kind == HEED_RNN_GRU},
-                                          {.shape = HEED_SHAPE(G * H, I)},  {.shape = HEED_SHAPE(G * H, H)},
-                                          {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias}, {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias}};
+                                          {.shape = HEED_SHAPE(G * H, I)},
+                                          {.shape = HEED_SHAPE(G * H, H)},
+                                          {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias},
+                                          {.shape = HEED_SHAPE(G * H), .no_grad = !c.bias}};
             CHECK_GRAD(ctx, fn_cell, &c, 7, in, NULL);
             check_f32_vs_f64(ctx, fn_cell, &c, 7, in, 1e-5, "cell");
         }
@@ -275,8 +326,9 @@ static void gradcheck_cells(void) {
     for (int kind = 0; kind < 2; kind++) {
         int G = kind == HEED_RNN_LSTM ? 4 : 3;
         cell_case c = {(heed_rnn_kind)kind, true, true, true};
-        heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(70, 9)},         {.shape = HEED_SHAPE(70, 253)},       {.shape = HEED_SHAPE(70, 253)},
-                                      {.shape = HEED_SHAPE(G * 253, 9)},    {.shape = HEED_SHAPE(G * 253, 253)}, {.shape = HEED_SHAPE(G * 253)},
+        heed_gradcheck_input in[7] = {{.shape = HEED_SHAPE(70, 9)},        {.shape = HEED_SHAPE(70, 253)},
+                                      {.shape = HEED_SHAPE(70, 253)},      {.shape = HEED_SHAPE(G * 253, 9)},
+                                      {.shape = HEED_SHAPE(G * 253, 253)}, {.shape = HEED_SHAPE(G * 253)},
                                       {.shape = HEED_SHAPE(G * 253)}};
         check_f32_vs_f64(ctx, fn_cell, &c, 7, in, 1e-5, "big cell");
     }
@@ -314,7 +366,8 @@ static void check_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_t *le
     layer_case c = {&rnn, lengths, use_h0, pyramid, out_lengths};
     heed_gradcheck_input in[6] = {{.shape = HEED_SHAPE(T, B, xin)},
                                   {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0},
-                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = !use_h0 || o.kind == HEED_RNN_GRU},
+                                  {.shape = HEED_SHAPE(L * D, B, o.hidden_size),
+                                   .no_grad = !use_h0 || o.kind == HEED_RNN_GRU},
                                   {.shape = HEED_SHAPE(Ty, B, D * o.hidden_size), .no_grad = true},
                                   {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true},
                                   {.shape = HEED_SHAPE(L * D, B, o.hidden_size), .no_grad = true}};
@@ -327,8 +380,8 @@ static void check_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_t *le
 
 static void gradcheck_layers(void) {
     int64_t len4[4] = {5, 1, 3, 5};
-    heed_rnn_opts o = {.kind = HEED_RNN_LSTM, .input_size = 3, .hidden_size = 4, .layers = 2, .bidirectional = true,
-                       .dropout = 0.3};
+    heed_rnn_opts o =
+        {.kind = HEED_RNN_LSTM, .input_size = 3, .hidden_size = 4, .layers = 2, .bidirectional = true, .dropout = 0.3};
     check_layer(o, 5, 4, len4, true, false, 0, "LSTM 2 layers bi, lengths 5 1 3 5, h0 c0, dropout");
     o.kind = HEED_RNN_GRU;
     o.layers = 3;
@@ -351,7 +404,8 @@ static void gradcheck_layers(void) {
     int64_t len17[17] = {4, 1, 3, 4, 2, 4, 4, 1, 3, 2, 4, 4, 3, 1, 2, 4, 3};
     for (int kind = 0; kind < 2; kind++) {
         heed_rnn_opts r = {.kind = (heed_rnn_kind)kind, .input_size = 3, .hidden_size = 72};
-        check_layer(r, 4, 17, len17, true, false, 8, kind ? "GRU B = 17 (threads split the rows)" : "LSTM B = 17 (threads split the rows)");
+        check_layer(r, 4, 17, len17, true, false, 8,
+                    kind ? "GRU B = 17 (threads split the rows)" : "LSTM B = 17 (threads split the rows)");
     }
 }
 
@@ -376,7 +430,8 @@ static void gradcheck_pyramid(void) {
     CHECK(y && y->shape[0] == 3 && y->shape[2] == 2 && out[0] == 3 && out[1] == 1, "shape/lengths");
     if (y) {
         const double *X = x->data, *Y = y->data;
-        CHECK(Y[(1 * 2 + 0) * 2 + 0] == X[2 * 2 + 0] && Y[(1 * 2 + 0) * 2 + 1] == X[3 * 2 + 0], "t=1 pairs frames 2, 3");
+        CHECK(Y[(1 * 2 + 0) * 2 + 0] == X[2 * 2 + 0] && Y[(1 * 2 + 0) * 2 + 1] == X[3 * 2 + 0],
+              "t=1 pairs frames 2, 3");
         CHECK(Y[(2 * 2 + 0) * 2 + 0] == X[4 * 2 + 0] && Y[(2 * 2 + 0) * 2 + 1] == 0, "odd T: frame 5 is zero");
         CHECK(Y[(0 * 2 + 1) * 2 + 1] == X[1 * 2 + 1] && Y[(1 * 2 + 1) * 2 + 0] == 0, "length 2: frames >= 2 zero");
     }
@@ -387,7 +442,8 @@ static void gradcheck_pyramid(void) {
 
 /* Runs the same layer on f32 and f64 copies of the same weights and inputs, forward and
  * backward; outputs and every gradient must agree to tol (normwise relative). */
-static void f32_vs_f64_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_t *lengths, double tol, const char *what) {
+static void f32_vs_f64_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_t *lengths, double tol,
+                             const char *what) {
     heed_params *P[2];
     heed_rnn rnn[2];
     heed_graph *g[2];
@@ -413,7 +469,8 @@ static void f32_vs_f64_layer(heed_rnn_opts o, int64_t T, int64_t B, const int64_
         y[k] = lstm ? heed_lstm(g[k], &rnn[k], x[k], h0[k], c0[k], lengths, &hn[k], &cn[k])
                     : heed_gru(g[k], &rnn[k], x[k], h0[k], lengths, &hn[k]);
         if (!lstm) cn[k] = NULL;
-        CHECK(heed_backward(g[k], weighted_loss(g[k], y[k], hn[k], cn[k])) == HEED_OK, "%s: %s", what, heed_graph_error(g[k]));
+        CHECK(heed_backward(g[k], weighted_loss(g[k], y[k], hn[k], cn[k])) == HEED_OK, "%s: %s", what,
+              heed_graph_error(g[k]));
     }
     if (y[0] && y[1]) {
         const heed_tensor *pairs[][2] = {{y[0], y[1]}, {hn[0], hn[1]}, {cn[0], cn[1]}};
@@ -455,8 +512,12 @@ static void f32_matches_f64(void) {
     int64_t len[5] = {6, 1, 4, 6, 2};
     for (int kind = 0; kind < 2; kind++) {
         /* H = 21: two AVX2 blocks and a tail of 5; one thread per direction */
-        heed_rnn_opts o = {.kind = (heed_rnn_kind)kind, .input_size = 11, .hidden_size = 21, .layers = 2,
-                           .bidirectional = true, .dropout = 0.2};
+        heed_rnn_opts o = {.kind = (heed_rnn_kind)kind,
+                           .input_size = 11,
+                           .hidden_size = 21,
+                           .layers = 2,
+                           .bidirectional = true,
+                           .dropout = 0.2};
         f32_vs_f64_layer(o, 6, 5, len, 2e-5, kind ? "GRU H=21 bi" : "LSTM H=21 bi");
         /* H = 124, one direction: the units split over threads, a short last block */
         heed_rnn_opts u = {.kind = (heed_rnn_kind)kind, .input_size = 7, .hidden_size = 124};
@@ -477,9 +538,9 @@ static void f32_matches_f64(void) {
  * uni-directional stacks of any depth, or one bidirectional layer. Returns the loss
  * sum(y * wy) + sum(h_n * wh) + sum(c_n * wc); x_t, h0, c0 slices are inputs that take
  * gradients (returned through xs, hs0, cs0). */
-static heed_tensor *cell_loop(heed_graph *g, const heed_rnn *rnn, const double *xd, const double *h0d, const double *c0d,
-                              int64_t T, int64_t B, heed_dtype dt, heed_tensor **xs, heed_tensor **hs0, heed_tensor **cs0,
-                              heed_tensor **outs) {
+static heed_tensor *cell_loop(heed_graph *g, const heed_rnn *rnn, const double *xd, const double *h0d,
+                              const double *c0d, int64_t T, int64_t B, heed_dtype dt, heed_tensor **xs,
+                              heed_tensor **hs0, heed_tensor **cs0, heed_tensor **outs) {
     const heed_rnn_opts *o = &rnn->opts;
     int64_t I = o->input_size, H = o->hidden_size;
     int L = o->layers, D = o->bidirectional ? 2 : 1;
@@ -498,7 +559,8 @@ static heed_tensor *cell_loop(heed_graph *g, const heed_rnn *rnn, const double *
                 int64_t t = d ? T - 1 - s : s;
                 heed_tensor *in = l == 0 ? xs[t] : below[t], *c1 = NULL;
                 if (lstm) {
-                    h = heed_lstm_cell(g, in, h, c, rnn->w_ih[l][d], rnn->w_hh[l][d], rnn->b_ih[l][d], rnn->b_hh[l][d], &c1);
+                    h = heed_lstm_cell(g, in, h, c, rnn->w_ih[l][d], rnn->w_hh[l][d], rnn->b_ih[l][d], rnn->b_hh[l][d],
+                                       &c1);
                     c = c1;
                 } else {
                     h = heed_gru_cell(g, in, h, rnn->w_ih[l][d], rnn->w_hh[l][d], rnn->b_ih[l][d], rnn->b_hh[l][d]);
@@ -506,7 +568,8 @@ static heed_tensor *cell_loop(heed_graph *g, const heed_rnn *rnn, const double *
                 if (l == L - 1) { /* y[t, :, d*H : (d+1)*H] weighted by wy's slice */
                     for (int64_t b = 0; b < B; b++)
                         for (int64_t j = 0; j < H; j++) buf[b * H + j] = wy[(t * B + b) * D * H + d * H + j];
-                    loss = heed_add(g, loss, heed_sum_all(g, heed_mul(g, h, heed_input_f64(g, dt, HEED_SHAPE(B, H), buf))));
+                    loss = heed_add(g, loss,
+                                    heed_sum_all(g, heed_mul(g, h, heed_input_f64(g, dt, HEED_SHAPE(B, H), buf))));
                     outs[t * D + d] = h;
                 } else {
                     below[t] = h;
@@ -562,7 +625,8 @@ static void cell_loop_vs_layer(heed_rnn_opts o, int64_t T, int64_t B, heed_dtype
             for (int d = 0; d < D; d++)
                 for (int64_t b = 0; b < B; b++)
                     for (int64_t j = 0; j < H; j++) {
-                        double a = heed_get(y, (t * B + b) * D * H + d * H + j), r = heed_get(outs[t * D + d], b * H + j);
+                        double a = heed_get(y, (t * B + b) * D * H + d * H + j),
+                               r = heed_get(outs[t * D + d], b * H + j);
                         check_norm_add(&c, a, r);
                     }
         CHECK(check_norm_ok(c, tol), "%s: outputs differ by %.3g", what, c.err);
@@ -583,7 +647,8 @@ static void cell_loop_vs_layer(heed_rnn_opts o, int64_t T, int64_t B, heed_dtype
             for (int64_t k = 0; k < B * H; k++) {
                 heed_tensor *pair[2][2] = {{h0, hs0[idx]}, {c0, cs0[idx]}};
                 for (int p = 0; p < (lstm ? 2 : 1); p++) {
-                    double a = dt == HEED_F32 ? ((float *)pair[p][0]->grad)[idx * B * H + k] : ((double *)pair[p][0]->grad)[idx * B * H + k];
+                    double a = dt == HEED_F32 ? ((float *)pair[p][0]->grad)[idx * B * H + k]
+                                              : ((double *)pair[p][0]->grad)[idx * B * H + k];
                     double r = dt == HEED_F32 ? ((float *)pair[p][1]->grad)[k] : ((double *)pair[p][1]->grad)[k];
                     check_norm_add(&c, a, r);
                 }
@@ -619,7 +684,11 @@ static void cell_loop_matches_layer(void) {
  * same outputs up to the length and zeros after, same final states, same gradients. */
 static void lengths_match_separate_runs(void) {
     for (int kind = 0; kind < 2; kind++) {
-        heed_rnn_opts o = {.kind = (heed_rnn_kind)kind, .input_size = 3, .hidden_size = 20, .layers = 2, .bidirectional = true};
+        heed_rnn_opts o = {.kind = (heed_rnn_kind)kind,
+                           .input_size = 3,
+                           .hidden_size = 20,
+                           .layers = 2,
+                           .bidirectional = true};
         heed_params *P = heed_params_new(ctx, HEED_F64);
         heed_rnn rnn;
         heed_rnn_declare(&rnn, P, "r", &o);
@@ -629,7 +698,8 @@ static void lengths_match_separate_runs(void) {
         int64_t nP = heed_params_padded_numel(P);
         double *pg = malloc((size_t)nP * sizeof *pg);
         heed_graph *g = heed_graph_new(ctx);
-        heed_tensor *x = vin(g, HEED_F64, HEED_SHAPE(T, B, I), 1, true), *h0 = vin(g, HEED_F64, HEED_SHAPE(LD, B, H), 2, true);
+        heed_tensor *x = vin(g, HEED_F64, HEED_SHAPE(T, B, I), 1, true),
+                    *h0 = vin(g, HEED_F64, HEED_SHAPE(LD, B, H), 2, true);
         heed_tensor *c0 = vin(g, HEED_F64, HEED_SHAPE(LD, B, H), 3, true), *hn, *cn = NULL;
         heed_tensor *y = lstm ? heed_lstm(g, &rnn, x, h0, c0, len, &hn, &cn) : heed_gru(g, &rnn, x, h0, len, &hn);
         heed_params_zero_grad(P);
@@ -657,10 +727,17 @@ static void lengths_match_separate_runs(void) {
             heed_tensor *hs = heed_requires_grad(heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), hb));
             heed_tensor *cs = heed_requires_grad(heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), cb));
             heed_tensor *hns, *cns = NULL;
-            heed_tensor *ys = lstm ? heed_lstm(g1, &rnn, xs, hs, cs, NULL, &hns, &cns) : heed_gru(g1, &rnn, xs, hs, NULL, &hns);
-            heed_tensor *loss = heed_sum_all(g1, heed_mul(g1, ys, heed_input_f64(g1, HEED_F64, HEED_SHAPE(Tb, 1, 2 * H), wy)));
-            loss = heed_add(g1, loss, heed_sum_all(g1, heed_mul(g1, hns, heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), wh))));
-            if (lstm) loss = heed_add(g1, loss, heed_sum_all(g1, heed_mul(g1, cns, heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), wc))));
+            heed_tensor *ys =
+                lstm ? heed_lstm(g1, &rnn, xs, hs, cs, NULL, &hns, &cns) : heed_gru(g1, &rnn, xs, hs, NULL, &hns);
+            heed_tensor *loss =
+                heed_sum_all(g1, heed_mul(g1, ys, heed_input_f64(g1, HEED_F64, HEED_SHAPE(Tb, 1, 2 * H), wy)));
+            loss =
+                heed_add(g1, loss,
+                         heed_sum_all(g1, heed_mul(g1, hns, heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), wh))));
+            if (lstm)
+                loss = heed_add(g1, loss,
+                                heed_sum_all(g1, heed_mul(g1, cns,
+                                                          heed_input_f64(g1, HEED_F64, HEED_SHAPE(LD, 1, H), wc))));
             CHECK(heed_backward(g1, loss) == HEED_OK, "%s", heed_graph_error(g1)); /* parameter grads add up over b */
             if (!ys) break;
             for (int64_t t = 0; t < T; t++)
@@ -672,20 +749,26 @@ static void lengths_match_separate_runs(void) {
                 }
             for (int64_t k = 0; k < LD; k++)
                 for (int64_t j = 0; j < H; j++) {
-                    err = fmax(err, check_err(((double *)hn->data)[(k * B + b) * H + j], ((double *)hns->data)[k * H + j]));
-                    err = fmax(err, check_err(((double *)h0->grad)[(k * B + b) * H + j], ((double *)hs->grad)[k * H + j]));
+                    err = fmax(err,
+                               check_err(((double *)hn->data)[(k * B + b) * H + j], ((double *)hns->data)[k * H + j]));
+                    err = fmax(err,
+                               check_err(((double *)h0->grad)[(k * B + b) * H + j], ((double *)hs->grad)[k * H + j]));
                     if (lstm) {
-                        err = fmax(err, check_err(((double *)cn->data)[(k * B + b) * H + j], ((double *)cns->data)[k * H + j]));
-                        err = fmax(err, check_err(((double *)c0->grad)[(k * B + b) * H + j], ((double *)cs->grad)[k * H + j]));
+                        err = fmax(err, check_err(((double *)cn->data)[(k * B + b) * H + j],
+                                                  ((double *)cns->data)[k * H + j]));
+                        err = fmax(err, check_err(((double *)c0->grad)[(k * B + b) * H + j],
+                                                  ((double *)cs->grad)[k * H + j]));
                     }
                 }
             for (int64_t t = 0; t < T; t++)
                 for (int64_t i = 0; i < I; i++) {
-                    double a = ((double *)x->grad)[(t * B + b) * I + i], r = t < Tb ? ((double *)xs->grad)[t * I + i] : 0;
+                    double a = ((double *)x->grad)[(t * B + b) * I + i],
+                           r = t < Tb ? ((double *)xs->grad)[t * I + i] : 0;
                     err = fmax(err, check_err(a, r));
                 }
         }
-        CHECK(err < 1e-12, "%s: batched with lengths vs separate runs: max difference %.3g", lstm ? "LSTM" : "GRU", err);
+        CHECK(err < 1e-12, "%s: batched with lengths vs separate runs: max difference %.3g", lstm ? "LSTM" : "GRU",
+              err);
         close_to("parameter gradients, batched vs separate", pg, HEED_F64, heed_params_grads(P), nP, 1e-12);
         heed_graph_free(g1);
         heed_graph_free(g);
@@ -750,7 +833,9 @@ static void bad_inputs(void) {
     CHECK(!heed_lstm_cell(g, x, NULL, NULL, gru.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "w_ih rows");
     CHECK_ERR(g, HEED_ERR_SHAPE, "w_ih[12,3] must be [16, input]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
-    CHECK(!heed_lstm_cell(g, x, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, &c1), "h");
+    CHECK(!heed_lstm_cell(g, x, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 4)), NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL,
+                          NULL, &c1),
+          "h");
     CHECK_ERR(g, HEED_ERR_SHAPE, "h[3,4] must be [2, 4]");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     CHECK(!heed_lstm_cell(g, x, NULL, NULL, lstm.w_ih[0][0], lstm.w_hh[0][0], NULL, NULL, NULL), "c_out");

@@ -107,8 +107,12 @@ static void batch_first_matches_time_major(void) {
         for (int dti = 0; dti < 2; dti++) {
             heed_dtype dt = dti ? HEED_F64 : HEED_F32;
             double tol = dti ? 1e-12 : 1e-5;
-            heed_rnn_opts o = {.kind = (heed_rnn_kind)kind, .input_size = 3, .hidden_size = 5, .layers = 2,
-                               .bidirectional = true, .dropout = 0.3};
+            heed_rnn_opts o = {.kind = (heed_rnn_kind)kind,
+                               .input_size = 3,
+                               .hidden_size = 5,
+                               .layers = 2,
+                               .bidirectional = true,
+                               .dropout = 0.3};
             compare_layouts(o, dt, 5, 3, len3, false, tol, "2 layers bi, T > B, lengths, dropout");
             compare_layouts(o, dt, 2, 6, len6, false, tol, "2 layers bi, T < B");
             o.layers = 1;
@@ -117,7 +121,10 @@ static void batch_first_matches_time_major(void) {
             /* threads split the units (H = 124), then the rows (B = 17) */
             heed_rnn_opts u = {.kind = (heed_rnn_kind)kind, .input_size = 6, .hidden_size = 124};
             compare_layouts(u, dt, 4, 3, (int64_t[]){4, 2, 3}, false, tol, "H = 124");
-            heed_rnn_opts rows = {.kind = (heed_rnn_kind)kind, .input_size = 4, .hidden_size = 72, .bidirectional = true};
+            heed_rnn_opts rows = {.kind = (heed_rnn_kind)kind,
+                                  .input_size = 4,
+                                  .hidden_size = 72,
+                                  .bidirectional = true};
             compare_layouts(rows, dt, 4, 17, len17, false, tol, "B = 17");
         }
     heed_rnn_opts p = {.kind = HEED_RNN_LSTM, .input_size = 6, .hidden_size = 4, .bidirectional = true};
@@ -212,7 +219,8 @@ static void gradcheck_batch_first(void) {
 /* ---------------------------------------------------------------- final state */
 
 static heed_rnn final_rnn(int layers, bool bi) {
-    heed_rnn r = {.opts = {.kind = HEED_RNN_LSTM, .input_size = 3, .hidden_size = 4, .layers = layers, .bidirectional = bi}};
+    heed_rnn r = {
+        .opts = {.kind = HEED_RNN_LSTM, .input_size = 3, .hidden_size = 4, .layers = layers, .bidirectional = bi}};
     return r; /* the helper reads only the options */
 }
 
@@ -249,7 +257,11 @@ static void final_state(void) {
     /* from a real encoder: the last layer's reverse direction at t = 0 is y[0, b, H:] */
     heed_params *P = heed_params_new(ctx, HEED_F64);
     heed_rnn enc;
-    heed_rnn_opts eo = {.kind = HEED_RNN_GRU, .input_size = 3, .hidden_size = 4, .bidirectional = true, .batch_first = true};
+    heed_rnn_opts eo = {.kind = HEED_RNN_GRU,
+                        .input_size = 3,
+                        .hidden_size = 4,
+                        .bidirectional = true,
+                        .batch_first = true};
     heed_rnn_declare(&enc, P, "enc", &eo);
     heed_tensor *hn, *y = heed_gru(g, &enc, filled(g, HEED_F64, HEED_SHAPE(2, 5, 3), 3, false), NULL, NULL, &hn);
     f = heed_rnn_final_state(g, &enc, hn, -1);
@@ -268,10 +280,12 @@ static void final_state(void) {
     /* bad input */
     s = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3, 4));
     CHECK(!heed_rnn_final_state(g, &rnn, s, 2), "layer 2 of 2");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_rnn_final_state: layer 2 out of range for an rnn of 2 layers (need -2 <= layer < 2)");
+    CHECK_ERR(g, HEED_ERR_ARG,
+              "heed_rnn_final_state: layer 2 out of range for an rnn of 2 layers (need -2 <= layer < 2)");
     s = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
     CHECK(!heed_rnn_final_state(g, &rnn, s, -1), "shape");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_rnn_final_state: state[2,3,4] must be [layers*dirs, batch, hidden] = [4, batch, 4]");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_rnn_final_state: state[2,3,4] must be [layers*dirs, batch, hidden] = [4, batch, 4]");
     s = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3, 4));
     CHECK(!heed_rnn_final_state(g, NULL, s, -1), "NULL rnn");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_rnn_final_state: rnn is NULL");
@@ -302,7 +316,8 @@ static void cell_steps(void) {
     o.kind = HEED_RNN_GRU, o.no_bias = true;
     CHECK(heed_rnn_cell_declare(&gru, P, "gru", &o) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_graph *g = heed_graph_new(ctx);
-    heed_tensor *x = filled(g, HEED_F64, HEED_SHAPE(2, 3), 1, false), *h = filled(g, HEED_F64, HEED_SHAPE(2, 4), 2, false);
+    heed_tensor *x = filled(g, HEED_F64, HEED_SHAPE(2, 3), 1, false),
+                *h = filled(g, HEED_F64, HEED_SHAPE(2, 4), 2, false);
     heed_tensor *c = filled(g, HEED_F64, HEED_SHAPE(2, 4), 3, false), *c1, *c2;
     heed_tensor *a = heed_lstm_cell_step(g, &lstm, x, h, c, &c1);
     heed_tensor *b = heed_lstm_cell(g, x, h, c, lstm.w_ih, lstm.w_hh, lstm.b_ih, lstm.b_hh, &c2);
@@ -315,10 +330,13 @@ static void cell_steps(void) {
     heed_rnn_cell *cells[2] = {&lstm, &gru};
     for (int k = 0; k < 2; k++) {
         step_case sc = {cells[k]};
-        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(2, 3)}, {.shape = HEED_SHAPE(2, 4)}, {.shape = HEED_SHAPE(2, 4), .no_grad = k == 1}};
+        heed_gradcheck_input in[3] = {{.shape = HEED_SHAPE(2, 3)},
+                                      {.shape = HEED_SHAPE(2, 4)},
+                                      {.shape = HEED_SHAPE(2, 4), .no_grad = k == 1}};
         heed_gradcheck_opts go = {.params = P};
         heed_gradcheck_result r;
-        CHECK(heed_gradcheck(ctx, fn_step, &sc, 3, in, &go, &r) == HEED_OK, "gradcheck step %d: %s", k, heed_ctx_error(ctx));
+        CHECK(heed_gradcheck(ctx, fn_step, &sc, 3, in, &go, &r) == HEED_OK, "gradcheck step %d: %s", k,
+              heed_ctx_error(ctx));
     }
     /* bad input */
     CHECK(!heed_lstm_cell_step(g, &gru, x, h, c, &c1) && c1 == NULL, "GRU cell to the LSTM step");
@@ -359,13 +377,14 @@ static void bad_batch_first(void) {
     CHECK(!heed_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 6)), NULL, NULL, len, NULL, NULL), "length > T");
     CHECK_ERR(g, HEED_ERR_ARG, "lengths[1] = 4 for x[2,3,6] (each must be in 1..T = 3)");
     /* h0 stays [layers*dirs, B, H] */
-    CHECK(!heed_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 6)), heed_zeros(g, HEED_F32, HEED_SHAPE(1, 3, 4)), NULL,
-                     NULL, NULL, NULL),
+    CHECK(!heed_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 6)),
+                     heed_zeros(g, HEED_F32, HEED_SHAPE(1, 3, 4)), NULL, NULL, NULL, NULL),
           "h0 batch");
     CHECK_ERR(g, HEED_ERR_SHAPE, "h0[1,3,4] must be [layers*dirs, batch, hidden] = [1, 2, 4]");
     CHECK(!heed_pyramid_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), NULL, out, NULL, NULL), "pyramid 2-D");
     CHECK_ERR(g, HEED_ERR_SHAPE, "heed_pyramid_lstm: x[2,3] must be [batch, T, features] (batch_first), each >= 1");
-    CHECK(!heed_pyramid_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 3)), len, out, NULL, NULL), "pyramid lengths");
+    CHECK(!heed_pyramid_lstm(g, &rnn, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 3)), len, out, NULL, NULL),
+          "pyramid lengths");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_pyramid_lstm: lengths[1] = 4 for x[2,3,3]");
     heed_graph_free(g);
     heed_params_free(P);

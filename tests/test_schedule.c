@@ -39,25 +39,104 @@ static heed_ctx *ctx;
  * get_linear_schedule_with_warmup / get_cosine_schedule_with_warmup (min_lr 0); for Noam
  * the paper's formula with step_num = t + 1. Each list holds the rate used by update
  * t + 1 (read before optimizer.step(); scheduler.step() after). */
-static const double want_step[] = {0.10000000000000001, 0.10000000000000001, 0.10000000000000001, 0.050000000000000003, 0.050000000000000003, 0.050000000000000003, 0.025000000000000001, 0.025000000000000001, 0.025000000000000001, 0.012500000000000001};
-static const double want_exponential[] = {0.10000000000000001, 0.090000000000000011, 0.081000000000000016, 0.07290000000000002, 0.065610000000000016, 0.059049000000000018, 0.05314410000000002, 0.047829690000000022, 0.043046721000000024, 0.03874204890000002};
-static const double want_cosine[] = {0.10000000000000001, 0.097797543233281922, 0.091405764746872634, 0.08145033635316129, 0.068905764746872641, 0.055000000000000007, 0.041094235253127373, 0.028549663646838717, 0.01859423525312737, 0.012202456766718092, 0.01};
-static const double want_warmup_linear[] = {0, 0.025000000000000001, 0.050000000000000003, 0.075000000000000011, 0.10000000000000001, 0.087500000000000008, 0.075000000000000011, 0.0625, 0.050000000000000003, 0.037500000000000006, 0.025000000000000001, 0.012500000000000001, 0, 0};
-static const double want_warmup_cosine[] = {0, 0.025000000000000001, 0.050000000000000003, 0.075000000000000011, 0.10000000000000001, 0.096193976625564337, 0.085355339059327379, 0.069134171618254497, 0.050000000000000003, 0.030865828381745515, 0.014644660940672627, 0.0038060233744356634, 0, 0.0038060233744356578};
-static const double want_noam[] = {0.0079056941504209478, 0.015811388300841896, 0.023717082451262844, 0.031622776601683791, 0.039528470752104736, 0.047434164902525687, 0.055339859052946638, 0.063245553203367583, 0.071151247353788527, 0.079056941504209471, 0.075377836144440907, 0.072168783648703216, 0.069337524528153643, 0.066815310478106099, 0.064549722436790288, 0.0625, 0.060633906259083242, 0.05892556509887896, 0.057353933467640443, 0.055901699437494741, 0.054554472558998097, 0.053300179088902611, 0.052128603514268693, 0.051031036307982877, 0.050000000000000003, 0.049029033784546011, 0.048112522432468816, 0.047245559126153407, 0.046423834544262965, 0.04564354645876384};
-static const double plateau_min_metrics[] = {5, 4, 4.01, 3.99, 3.98, 3.97, 3.96, 2, 2, 2, 2, 2, 2, 1.5, 1.5, 1.5, 1.5, 1.5};
-static const double want_plateau_min[] = {1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.20000000000000001, 0.20000000000000001};
+static const double want_step[] = {0.10000000000000001,  0.10000000000000001,  0.10000000000000001,
+                                   0.050000000000000003, 0.050000000000000003, 0.050000000000000003,
+                                   0.025000000000000001, 0.025000000000000001, 0.025000000000000001,
+                                   0.012500000000000001};
+static const double want_exponential[] = {0.10000000000000001, 0.090000000000000011, 0.081000000000000016,
+                                          0.07290000000000002, 0.065610000000000016, 0.059049000000000018,
+                                          0.05314410000000002, 0.047829690000000022, 0.043046721000000024,
+                                          0.03874204890000002};
+static const double want_cosine[] = {0.10000000000000001,
+                                     0.097797543233281922,
+                                     0.091405764746872634,
+                                     0.08145033635316129,
+                                     0.068905764746872641,
+                                     0.055000000000000007,
+                                     0.041094235253127373,
+                                     0.028549663646838717,
+                                     0.01859423525312737,
+                                     0.012202456766718092,
+                                     0.01};
+static const double want_warmup_linear[] = {0,
+                                            0.025000000000000001,
+                                            0.050000000000000003,
+                                            0.075000000000000011,
+                                            0.10000000000000001,
+                                            0.087500000000000008,
+                                            0.075000000000000011,
+                                            0.0625,
+                                            0.050000000000000003,
+                                            0.037500000000000006,
+                                            0.025000000000000001,
+                                            0.012500000000000001,
+                                            0,
+                                            0};
+static const double want_warmup_cosine[] = {0,
+                                            0.025000000000000001,
+                                            0.050000000000000003,
+                                            0.075000000000000011,
+                                            0.10000000000000001,
+                                            0.096193976625564337,
+                                            0.085355339059327379,
+                                            0.069134171618254497,
+                                            0.050000000000000003,
+                                            0.030865828381745515,
+                                            0.014644660940672627,
+                                            0.0038060233744356634,
+                                            0,
+                                            0.0038060233744356578};
+static const double want_noam[] =
+    {0.0079056941504209478, 0.015811388300841896, 0.023717082451262844, 0.031622776601683791,
+     0.039528470752104736,  0.047434164902525687, 0.055339859052946638, 0.063245553203367583,
+     0.071151247353788527,  0.079056941504209471, 0.075377836144440907, 0.072168783648703216,
+     0.069337524528153643,  0.066815310478106099, 0.064549722436790288, 0.0625,
+     0.060633906259083242,  0.05892556509887896,  0.057353933467640443, 0.055901699437494741,
+     0.054554472558998097,  0.053300179088902611, 0.052128603514268693, 0.051031036307982877,
+     0.050000000000000003,  0.049029033784546011, 0.048112522432468816, 0.047245559126153407,
+     0.046423834544262965,  0.04564354645876384};
+static const double plateau_min_metrics[] = {5, 4, 4.01, 3.99, 3.98, 3.97, 3.96, 2,   2,
+                                             2, 2, 2,    2,    1.5,  1.5,  1.5,  1.5, 1.5};
+static const double want_plateau_min[] = {1,
+                                          1,
+                                          1,
+                                          1,
+                                          0.5,
+                                          0.5,
+                                          0.5,
+                                          0.5,
+                                          0.5,
+                                          0.5,
+                                          0.25,
+                                          0.25,
+                                          0.25,
+                                          0.25,
+                                          0.25,
+                                          0.25,
+                                          0.20000000000000001,
+                                          0.20000000000000001};
 static const double plateau_max_metrics[] = {0.1, 0.2, 0.25, 0.26, 0.3, 0.3, 0.31, 0.5, 0.5, 0.5, 0.5, 0.5};
-static const double want_plateau_max_abs[] = {1, 1, 1, 1, 1, 0.10000000000000001, 0.10000000000000001, 0.10000000000000001, 0.10000000000000001, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002};
+static const double want_plateau_max_abs[] = {1,
+                                              1,
+                                              1,
+                                              1,
+                                              1,
+                                              0.10000000000000001,
+                                              0.10000000000000001,
+                                              0.10000000000000001,
+                                              0.10000000000000001,
+                                              0.010000000000000002,
+                                              0.010000000000000002,
+                                              0.0010000000000000002};
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof *(a)))
 
 /* The call must return HEED_ERR_ARG with a message in ctx containing needle. */
-#define CHECK_REFUSED(call, needle)                                                                                      \
-    do {                                                                                                                 \
-        heed_status st_ = (call);                                                                                        \
-        CHECK(st_ == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), (needle)), "want '%s', got %s: '%s'", (needle),        \
-              heed_status_name(st_), heed_ctx_error(ctx));                                                               \
+#define CHECK_REFUSED(call, needle)                                                                                    \
+    do {                                                                                                               \
+        heed_status st_ = (call);                                                                                      \
+        CHECK(st_ == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), (needle)), "want '%s', got %s: '%s'", (needle),       \
+              heed_status_name(st_), heed_ctx_error(ctx));                                                             \
     } while (0)
 
 /* The rate at t, or NaN (failing every comparison) with the message printed. */
@@ -79,7 +158,8 @@ static double observe(heed_schedule *s, double metric) {
 static void check_series(const char *name, const heed_schedule *s, const double *want, int n) {
     for (int t = 0; t < n; t++) {
         double got = lr_at(s, t);
-        CHECK(fabs(got - want[t]) <= 1e-15 * (1 + fabs(want[t])) * 4, "%s at t=%d: %.17g, want %.17g", name, t, got, want[t]);
+        CHECK(fabs(got - want[t]) <= 1e-15 * (1 + fabs(want[t])) * 4, "%s at t=%d: %.17g, want %.17g", name, t, got,
+              want[t]);
     }
 }
 
@@ -138,8 +218,7 @@ static void by_hand(void) {
     /* Noam peaks at step_num = warmup (t = warmup - 1): factor / sqrt(d_model * warmup) */
     s = heed_schedule_noam(1, 512, 4000);
     CHECK_CLOSE(lr_at(&s, 3999), 1 / sqrt(512.0 * 4000), 1e-14);
-    CHECK(lr_at(&s, 3998) < lr_at(&s, 3999) && lr_at(&s, 4000) < lr_at(&s, 3999),
-          "peak");
+    CHECK(lr_at(&s, 3998) < lr_at(&s, 3999) && lr_at(&s, 4000) < lr_at(&s, 3999), "peak");
     /* step: gamma^floor(t/size) */
     s = heed_schedule_step(1, 10, 0.1);
     CHECK_CLOSE(lr_at(&s, 9), 1, 1e-15);
@@ -170,15 +249,18 @@ static void plateau_state_round_trip(void) {
               want_plateau_min[i]);
     }
     double bad[HEED_SCHEDULE_STATE] = {1, -1, 0, 0.1};
-    CHECK(heed_schedule_set_state(ctx, &b, bad) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "bad_epochs = -1"), "%s",
-          heed_ctx_error(ctx));
+    CHECK(heed_schedule_set_state(ctx, &b, bad) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "bad_epochs = -1"),
+          "%s", heed_ctx_error(ctx));
     double bad2[HEED_SCHEDULE_STATE] = {1, 0, 0, NAN};
-    CHECK(heed_schedule_set_state(ctx, &b, bad2) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "current_lr = nan"), "%s",
-          heed_ctx_error(ctx));
+    CHECK(heed_schedule_set_state(ctx, &b, bad2) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "current_lr = nan"),
+          "%s", heed_ctx_error(ctx));
     double bad3[HEED_SCHEDULE_STATE] = {1, 0, 0.5, 1};
-    CHECK(heed_schedule_set_state(ctx, &b, bad3) == HEED_ERR_FORMAT && strstr(heed_ctx_error(ctx), "cooldown_left = 0.5"), "%s",
-          heed_ctx_error(ctx));
-    CHECK(heed_schedule_set_state(ctx, NULL, st) == HEED_ERR_ARG && heed_schedule_set_state(ctx, &b, NULL) == HEED_ERR_ARG, "NULL");
+    CHECK(heed_schedule_set_state(ctx, &b, bad3) == HEED_ERR_FORMAT &&
+              strstr(heed_ctx_error(ctx), "cooldown_left = 0.5"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(heed_schedule_set_state(ctx, NULL, st) == HEED_ERR_ARG &&
+              heed_schedule_set_state(ctx, &b, NULL) == HEED_ERR_ARG,
+          "NULL");
 }
 
 static void applies_to_optimizer(void) {
@@ -198,7 +280,8 @@ static void applies_to_optimizer(void) {
         heed_optimizer_step(o);
     }
     /* the step count, restored by a checkpoint, is what the schedule reads */
-    CHECK(heed_optimizer_set_steps(o, 10) == HEED_OK && heed_schedule_apply(o, &s) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_optimizer_set_steps(o, 10) == HEED_OK && heed_schedule_apply(o, &s) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
     CHECK_CLOSE(heed_optimizer_lr(o), 0.1 * pow(0.5, 10), 1e-15);
     heed_schedule bad = heed_schedule_step(0.1, 0, 0.5);
     CHECK_REFUSED(heed_schedule_apply(o, &bad), "step_size = 0");

@@ -101,18 +101,24 @@ static void gradchecks(void) {
     }
 
     /* three inputs along the middle dim, with positive and negative dim */
-    heed_gradcheck_input cat3[3] = {{HEED_SHAPE(2, 3, 4), NULL, false}, {HEED_SHAPE(2, 1, 4), NULL, false}, {HEED_SHAPE(2, 5, 4), NULL, false}};
+    heed_gradcheck_input cat3[3] = {{HEED_SHAPE(2, 3, 4), NULL, false},
+                                    {HEED_SHAPE(2, 1, 4), NULL, false},
+                                    {HEED_SHAPE(2, 5, 4), NULL, false}};
     int ax1 = 1, axm2 = -2;
     CHECK_GRAD(ctx, fn_concat, &ax1, 3, cat3, NULL);
     CHECK_GRAD(ctx, fn_concat, &axm2, 3, cat3, NULL);
     check_f32_vs_f64(ctx, fn_concat, &ax1, 3, cat3, 1e-5, "concat");
-    heed_gradcheck_input cat_last[3] = {{HEED_SHAPE(3, 2), NULL, false}, {HEED_SHAPE(3, 5), NULL, false}, {HEED_SHAPE(3, 1), NULL, false}};
+    heed_gradcheck_input cat_last[3] = {{HEED_SHAPE(3, 2), NULL, false},
+                                        {HEED_SHAPE(3, 5), NULL, false},
+                                        {HEED_SHAPE(3, 1), NULL, false}};
     int axm1 = -1, ax0 = 0;
     CHECK_GRAD(ctx, fn_concat, &axm1, 3, cat_last, NULL);
     heed_gradcheck_input self[2] = {{HEED_SHAPE(2, 3), NULL, false}, {HEED_SHAPE(1, 3), NULL, false}};
     CHECK_GRAD(ctx, fn_concat_self, NULL, 2, self, NULL);
 
-    heed_gradcheck_input st3[3] = {{HEED_SHAPE(3, 5), NULL, false}, {HEED_SHAPE(3, 5), NULL, false}, {HEED_SHAPE(3, 5), NULL, false}};
+    heed_gradcheck_input st3[3] = {{HEED_SHAPE(3, 5), NULL, false},
+                                   {HEED_SHAPE(3, 5), NULL, false},
+                                   {HEED_SHAPE(3, 5), NULL, false}};
     int ax2 = 2;
     CHECK_GRAD(ctx, fn_stack, &ax1, 3, st3, NULL);
     CHECK_GRAD(ctx, fn_stack, &axm1, 3, st3, NULL);
@@ -233,14 +239,16 @@ static void embedding_values(void) {
     heed_graph *g = heed_graph_new(ctx);
     int64_t *ids = malloc(B * T * sizeof *ids);
     heed_rng r = heed_rng_make(9, 0);
-    for (int i = 0; i < B * T; i++) ids[i] = (int64_t)heed_rng_below(&r, 12) * 4 % V; /* few distinct rows, many repeats */
+    for (int i = 0; i < B * T; i++)
+        ids[i] = (int64_t)heed_rng_below(&r, 12) * 4 % V; /* few distinct rows, many repeats */
     const int64_t pad = 8;
     heed_params_zero_grad(P);
     heed_tensor *y = heed_embedding(g, w, ids, HEED_SHAPE(B, T), pad);
     CHECK(y && y->ndim == 3 && y->shape[2] == D, "shape");
     double *dy = malloc(B * T * D * sizeof *dy);
     for (int i = 0; i < B * T * D; i++) dy[i] = heed_rng_uniform(&r) - 0.5;
-    CHECK(heed_backward_with(g, y, heed_input_f64(g, HEED_F32, HEED_SHAPE(B, T, D), dy)) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_backward_with(g, y, heed_input_f64(g, HEED_F32, HEED_SHAPE(B, T, D), dy)) == HEED_OK, "%s",
+          heed_graph_error(g));
     int bad = 0;
     for (int i = 0; i < B * T; i++)
         for (int k = 0; k < D; k++) bad += heed_get(y, i * D + k) != (ids[i] == pad ? 0 : heed_get(w, ids[i] * D + k));
@@ -307,7 +315,8 @@ static void bad_input(void) {
     heed_tensor *x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
     int bad_perm[3] = {0, 2, 0}, far_perm[3] = {0, 1, 3};
     CHECK(heed_permute(g, x, bad_perm) == NULL, "repeated perm");
-    CHECK_ERR(g, HEED_ERR_ARG, "heed_permute: perm (0,2,0) is not a permutation of the 3 dims of x[2,3,4] (entry 2 is repeated)");
+    CHECK_ERR(g, HEED_ERR_ARG,
+              "heed_permute: perm (0,2,0) is not a permutation of the 3 dims of x[2,3,4] (entry 2 is repeated)");
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
     CHECK(heed_permute(g, x, far_perm) == NULL, "perm out of range");
     CHECK_ERR(g, HEED_ERR_ARG, "entry 2 is out of range");
@@ -334,7 +343,8 @@ static void bad_input(void) {
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4)), *b = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 5));
     heed_tensor *ab[2] = {a, b};
     CHECK(heed_concat(g, ab, 2, 1) == NULL, "concat mismatch");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_concat: xs[1][2,3,5] and xs[0][2,3,4] differ in dim 2 (only the concat dim 1 may differ)");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_concat: xs[1][2,3,5] and xs[0][2,3,4] differ in dim 2 (only the concat dim 1 may differ)");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), b = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 1));
     ab[0] = a, ab[1] = b;
     CHECK(heed_concat(g, ab, 2, 0) == NULL, "concat ndim");
@@ -356,7 +366,8 @@ static void bad_input(void) {
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3)), b = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 2));
     ab[0] = a, ab[1] = b;
     CHECK(heed_stack(g, ab, 2, 0) == NULL, "stack mismatch");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_stack: xs[1][3,2] and xs[0][2,3] differ (stacked tensors must have equal shapes)");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_stack: xs[1][3,2] and xs[0][2,3] differ (stacked tensors must have equal shapes)");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
     ab[0] = a, ab[1] = a;
     CHECK(heed_stack(g, ab, 2, 3) == NULL, "stack dim");

@@ -80,7 +80,8 @@ static heed_tensor *big_step(heed_graph *g, heed_tensor *gamma, heed_tensor *tab
     /* attention: flash with a relative-position bias and dropout, one-step attend, scan */
     heed_tensor *q = ramp(g, HEED_SHAPE(4, 4, 256, 32), 1), *k = ramp(g, HEED_SHAPE(4, 4, 256, 32), 0.5);
     heed_tensor *bias = heed_relative_position_bias(g, rel, 256, 256, NULL);
-    heed_tensor *att = heed_attention(g, q, k, q, &(heed_attention_opts){.causal = true, .bias = bias, .dropout = 0.1}, NULL);
+    heed_tensor *att =
+        heed_attention(g, q, k, q, &(heed_attention_opts){.causal = true, .bias = bias, .dropout = 0.1}, NULL);
     parts[n++] = heed_mean_all(g, att);
     heed_tensor *scores = ramp(g, HEED_SHAPE(64, 1024), 1), *values = ramp(g, HEED_SHAPE(64, 1024, 8), 1);
     parts[n++] = heed_mean_all(g, heed_attend(g, scores, values, NULL, NULL));
@@ -136,8 +137,8 @@ static void results_do_not_depend_on_the_count(void) {
         heed_params_free(P);
         heed_ctx_free(c);
     }
-    CHECK(isfinite(first[0]) && check_err(first[1], first[0]) <= 1e-5 * fabs(first[0]), "1 thread: %.9g, 4 threads: %.9g",
-          first[0], first[1]);
+    CHECK(isfinite(first[0]) && check_err(first[1], first[0]) <= 1e-5 * fabs(first[0]),
+          "1 thread: %.9g, 4 threads: %.9g", first[0], first[1]);
     CHECK(omp_get_max_threads() == OPENMP_DEFAULT, "%d", omp_get_max_threads());
 }
 
@@ -159,16 +160,19 @@ static void results_do_not_depend_on_the_load(void) {
         heed_tensor *q = heed_param(P, "q", HEED_SHAPE(2, 4, 128, 32), heed_init_normal(0, 1));
         heed_tensor *k = heed_param(P, "k", HEED_SHAPE(2, 4, 128, 32), heed_init_normal(0, 1));
         heed_rnn rnn;
-        CHECK(heed_rnn_declare(&rnn, P, "lstm", &(heed_rnn_opts){.kind = HEED_RNN_LSTM, .input_size = 256, .hidden_size = 64}) ==
+        CHECK(heed_rnn_declare(&rnn, P, "lstm",
+                               &(heed_rnn_opts){.kind = HEED_RNN_LSTM, .input_size = 256, .hidden_size = 64}) ==
                   HEED_OK,
               "%s", heed_ctx_error(c));
         heed_graph *g = heed_graph_new(c);
         heed_tensor *x = ramp(g, HEED_SHAPE(256, 512), 2);
         heed_tensor *h = heed_matmul(g, heed_layernorm(g, x, gamma, NULL, 1e-5), w);
-        heed_tensor *seq = heed_lstm(g, &rnn, heed_reshape(g, h, HEED_SHAPE(16, 16, 256)), NULL, NULL, NULL, NULL, NULL);
+        heed_tensor *seq =
+            heed_lstm(g, &rnn, heed_reshape(g, h, HEED_SHAPE(16, 16, 256)), NULL, NULL, NULL, NULL, NULL);
         heed_tensor *att = heed_attention(g, q, k, q, &(heed_attention_opts){.causal = true}, NULL);
-        heed_tensor *l = heed_add(g, heed_add(g, heed_mean_all(g, heed_mul(g, h, h)), heed_mean_all(g, heed_mul(g, seq, seq))),
-                                  heed_mean_all(g, heed_mul(g, att, att)));
+        heed_tensor *l =
+            heed_add(g, heed_add(g, heed_mean_all(g, heed_mul(g, h, h)), heed_mean_all(g, heed_mul(g, seq, seq))),
+                     heed_mean_all(g, heed_mul(g, att, att)));
         CHECK(l && heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
         loss[run] = l ? ((float *)l->data)[0] : NAN;
         bytes = (size_t)heed_params_padded_numel(P) * sizeof(float);
@@ -179,8 +183,8 @@ static void results_do_not_depend_on_the_load(void) {
         heed_ctx_free(c);
     }
     heed__force_cpus_free(0);
-    CHECK(isfinite(loss[0]) && memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0, "loss %.9g with all CPUs free, %.9g with one",
-          loss[0], loss[1]);
+    CHECK(isfinite(loss[0]) && memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0,
+          "loss %.9g with all CPUs free, %.9g with one", loss[0], loss[1]);
     CHECK(grads[0] && grads[1] && memcmp(grads[0], grads[1], bytes) == 0, "the gradients change when one CPU is free");
     free(grads[0]), free(grads[1]);
 }

@@ -10,7 +10,22 @@ void heed__force_scalar(bool on);
 
 static heed_ctx *ctx;
 
-typedef enum { NEG, SCALE, ADD_SCALAR, EXP, LOG, SQRT, POW, RELU, LEAKY, GELU, GELU_TANH, SIGMOID, TANH, SOFTPLUS } kind;
+typedef enum {
+    NEG,
+    SCALE,
+    ADD_SCALAR,
+    EXP,
+    LOG,
+    SQRT,
+    POW,
+    RELU,
+    LEAKY,
+    GELU,
+    GELU_TANH,
+    SIGMOID,
+    TANH,
+    SOFTPLUS
+} kind;
 
 typedef struct {
     const char *name;
@@ -204,8 +219,8 @@ static void sleef_path_matches_libm(void) {
                 if (e > worst) worst = e, at = k;
                 worst_fb = fmax(worst_fb, check_rel_err(y2[k], ref, scale) / FLT_EPSILON);
             }
-            CHECK(worst <= 4, "%s n=%lld: SLEEF path %.2f ulp off libm at x=%.9g (y=%.9g)", c->name, (long long)n, worst,
-                  x[at], y[at]);
+            CHECK(worst <= 4, "%s n=%lld: SLEEF path %.2f ulp off libm at x=%.9g (y=%.9g)", c->name, (long long)n,
+                  worst, x[at], y[at]);
             CHECK(worst_fb <= 4, "%s: scalar path %.2f ulp off libm", c->name, worst_fb);
             /* Backward against dy * f'(x, y) in double, where y is the path's own output
              * (sigmoid, tanh and exp differentiate through the saved y, as PyTorch does, so
@@ -248,8 +263,10 @@ static void extremes_are_finite_and_correct(void) {
             double soft = fmax(v, 0) + log1p(e);
             /* f32 sigmoid(-100) ~ 3.7e-44 is a denormal: compare on an absolute scale there */
             double atol = dt ? 0 : 2e-45;
-            CHECK(fabs(heed_get(sg, i) - sig) <= tol * sig + atol, "sigmoid(%g) = %.17g, want %.17g", v, heed_get(sg, i), sig);
-            CHECK(fabs(heed_get(sp, i) - soft) <= tol * soft + atol, "softplus(%g) = %.17g, want %.17g", v, heed_get(sp, i), soft);
+            CHECK(fabs(heed_get(sg, i) - sig) <= tol * sig + atol, "sigmoid(%g) = %.17g, want %.17g", v,
+                  heed_get(sg, i), sig);
+            CHECK(fabs(heed_get(sp, i) - soft) <= tol * soft + atol, "softplus(%g) = %.17g, want %.17g", v,
+                  heed_get(sp, i), soft);
             CHECK_CLOSE(heed_get(th, i), tanh(v), tol);
             CHECK(isfinite(heed_get(ge, i)) && isfinite(heed_get(gt, i)), "gelu(%g) finite", v);
             CHECK_CLOSE(heed_get(ge, i), v * 0.5 * erfc(-v / sqrt(2.0)), tol);
@@ -280,7 +297,8 @@ static void kinks_and_known_values(void) {
         /* relu'(0) = 0, leaky'(0) = slope (PyTorch's choice at the kink) */
         CHECK(heed_get(gx, 0) == 0.25 && heed_get(gx, 2) == 0.25 && heed_get(gx, 3) == 2, "kink grads %g %g %g",
               heed_get(gx, 0), heed_get(gx, 2), heed_get(gx, 3));
-        heed_tensor *p = heed_pow(g, x, 2), *s = heed_sqrt(g, heed_pow(g, x, 2)), *e = heed_exp(g, heed_log(g, heed_scale(g, heed_add_scalar(g, x, 3), 2)));
+        heed_tensor *p = heed_pow(g, x, 2), *s = heed_sqrt(g, heed_pow(g, x, 2)),
+                    *e = heed_exp(g, heed_log(g, heed_scale(g, heed_add_scalar(g, x, 3), 2)));
         CHECK(heed_get(p, 0) == 4 && heed_get(s, 4) == 3, "pow/sqrt");
         CHECK_CLOSE(heed_get(e, 3), 7, dt ? 1e-14 : 1e-6);
         CHECK(heed_get(heed_neg(g, x), 4) == -3, "neg");

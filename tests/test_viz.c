@@ -69,14 +69,17 @@ static void heatmap_single(void) {
     /* viridis ends, per-row scaling and a NaN */
     w[1] = NAN;
     t = heed_input_f64(g, HEED_F64, HEED_SHAPE(3, 4), w);
-    CHECK(heed_heatmap_png(ctx, path, t, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = 1, .per_row = true}) == HEED_OK,
+    CHECK(heed_heatmap_png(ctx, path, t, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = 1, .per_row = true}) ==
+              HEED_OK,
           "%s", heed_ctx_error(ctx));
     rgb = read_png(path, &W, &H);
     CHECK(rgb && W == 4 && H == 3, "size");
     if (rgb) {
-        const unsigned char *nan = px(rgb, W, 1, 0), *top = px(rgb, W, 3, 0), *zero = px(rgb, W, 0, 1), *top1 = px(rgb, W, 2, 1);
+        const unsigned char *nan = px(rgb, W, 1, 0), *top = px(rgb, W, 3, 0), *zero = px(rgb, W, 0, 1),
+                            *top1 = px(rgb, W, 2, 1);
         CHECK(nan[0] == 255 && nan[1] == 0 && nan[2] == 0, "NaN is red");
-        CHECK(top[0] == 253 && top[1] == 231 && top[2] == 37, "row max is viridis' top (%d,%d,%d)", top[0], top[1], top[2]);
+        CHECK(top[0] == 253 && top[1] == 231 && top[2] == 37, "row max is viridis' top (%d,%d,%d)", top[0], top[1],
+              top[2]);
         CHECK(zero[0] == 68 && zero[1] == 1 && zero[2] == 84, "zero is viridis' bottom");
         CHECK(top1[0] == 253, "each row reaches the top");
     }
@@ -126,7 +129,8 @@ static void overlay(void) {
     heed_tensor *image = heed_input_f64(g, HEED_F32, HEED_SHAPE(H, W, 3), img);
     heed_tensor *wt = heed_input_f64(g, HEED_F64, HEED_SHAPE(2, 3), w);
     const char *path = file_in_dir("overlay.png");
-    CHECK(heed_overlay_png(ctx, path, image, wt, &(heed_overlay_opts){.alpha = 1}) == HEED_OK, "%s", heed_ctx_error(ctx));
+    CHECK(heed_overlay_png(ctx, path, image, wt, &(heed_overlay_opts){.alpha = 1}) == HEED_OK, "%s",
+          heed_ctx_error(ctx));
     int w_, h_;
     unsigned char *rgb = read_png(path, &w_, &h_);
     CHECK(rgb && w_ == W && h_ == H, "overlay keeps the image size");
@@ -135,7 +139,8 @@ static void overlay(void) {
          * (1,1) sits at source (0.25, 0.25); pixel (5,3) clamps to w[1,2]. */
         double v11 = 0.75 * (0.75 * w[0] + 0.25 * w[1]) + 0.25 * (0.75 * w[3] + 0.25 * w[4]);
         CHECK(px(rgb, W, 0, 0)[0] == lround(255 * w[0] / 0.4), "corner %d", px(rgb, W, 0, 0)[0]);
-        CHECK(px(rgb, W, 1, 1)[1] == lround(255 * v11 / 0.4), "bilinear %d vs %ld", px(rgb, W, 1, 1)[1], lround(255 * v11 / 0.4));
+        CHECK(px(rgb, W, 1, 1)[1] == lround(255 * v11 / 0.4), "bilinear %d vs %ld", px(rgb, W, 1, 1)[1],
+              lround(255 * v11 / 0.4));
         CHECK(px(rgb, W, 5, 3)[2] == lround(255 * w[5] / 0.4), "far corner");
     }
     free(rgb);
@@ -151,10 +156,12 @@ static void overlay(void) {
         CHECK(px(rgb, W, 0, 0)[1] == lround(0.4 * 255 * 0.2f + 0.6 * lround(c)), "blend green %d", px(rgb, W, 0, 0)[1]);
     }
     free(rgb);
-    CHECK(heed_overlay_png(ctx, path, image, flat, &(heed_overlay_opts){.grid_h = 4, .grid_w = 3}) == HEED_ERR_SHAPE, "grid");
+    CHECK(heed_overlay_png(ctx, path, image, flat, &(heed_overlay_opts){.grid_h = 4, .grid_w = 3}) == HEED_ERR_SHAPE,
+          "grid");
     CHECK(strstr(heed_ctx_error(ctx), "grid_h * opts.grid_w = 6") != NULL, "%s", heed_ctx_error(ctx));
     CHECK(heed_overlay_png(ctx, path, wt, wt, NULL) == HEED_ERR_SHAPE, "2-D image");
-    CHECK(heed_overlay_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(4, 4, 4)), wt, NULL) == HEED_ERR_SHAPE, "4 channels");
+    CHECK(heed_overlay_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(4, 4, 4)), wt, NULL) == HEED_ERR_SHAPE,
+          "4 channels");
     CHECK(strstr(heed_ctx_error(ctx), "image[4,4,4] must be [H,W,3]") != NULL, "%s", heed_ctx_error(ctx));
     CHECK(heed_overlay_png(ctx, path, image, wt, &(heed_overlay_opts){.alpha = 1.5}) == HEED_ERR_ARG, "alpha");
     heed_graph_free(g);
@@ -290,7 +297,9 @@ static void svg_labels(void) {
         CHECK(info.texts == 1 + 3 + 4 + 12, "title, labels, values: %d", info.texts);
         CHECK(strstr(s, ">&lt;s&gt;</text>") && strstr(s, ">it&apos;s</text>") && strstr(s, ">h\xc3\xa9llo</text>"),
               "query labels escaped");
-        CHECK(strstr(s, ">a&amp;b</text>") && strstr(s, ">&quot;q&quot;</text>") && strstr(s, ">bad?" "?</text>") &&
+        CHECK(strstr(s, ">a&amp;b</text>") && strstr(s, ">&quot;q&quot;</text>") &&
+                  strstr(s, ">bad?"
+                            "?</text>") &&
                   strstr(s, ">3</text>"),
               "key labels escaped, invalid bytes replaced, NULL label numbered");
         CHECK(strstr(s, ">x &lt; y &amp; z</text>") != NULL, "title escaped");
@@ -333,8 +342,8 @@ static void errors_leave_nothing(void) {
     CHECK(strstr(heed_ctx_error(ctx), "too large") != NULL, "%s", heed_ctx_error(ctx));
     CHECK(heed_heatmap_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(3)), NULL) == HEED_ERR_SHAPE, "1-D");
     CHECK(heed_heatmap_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(0, 3)), NULL) == HEED_ERR_SHAPE, "empty");
-    CHECK(heed_heatmap_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 2, 2, 2)), &(heed_heatmap_opts){.batch = 2}) ==
-              HEED_ERR_ARG,
+    CHECK(heed_heatmap_png(ctx, path, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 2, 2, 2)),
+                           &(heed_heatmap_opts){.batch = 2}) == HEED_ERR_ARG,
           "batch");
     heed_graph_reset(g);
     CHECK(heed_heatmap_png(ctx, path, t, NULL) == HEED_ERR_STATE, "dead tensor");

@@ -26,11 +26,15 @@ static heed_tensor *fn_masked_fill(heed_graph *g, heed_tensor **x, void *u) {
 }
 
 static void gradchecks(void) {
-    heed_gradcheck_input w[3] = {{HEED_SHAPE(2, 1, 4), mask_214, true}, {HEED_SHAPE(3, 1), NULL, false}, {HEED_SHAPE(1, 3, 4), NULL, false}};
+    heed_gradcheck_input w[3] = {{HEED_SHAPE(2, 1, 4), mask_214, true},
+                                 {HEED_SHAPE(3, 1), NULL, false},
+                                 {HEED_SHAPE(1, 3, 4), NULL, false}};
     CHECK_GRAD(ctx, fn_where, NULL, 3, w, NULL);
     check_f32_vs_f64(ctx, fn_where, NULL, 3, w, 1e-5, "where");
     /* a full-size, b a scalar */
-    heed_gradcheck_input w2[3] = {{HEED_SHAPE(2, 1, 4), mask_214, true}, {HEED_SHAPE(2, 3, 4), NULL, false}, {HEED_SHAPE(1), NULL, false}};
+    heed_gradcheck_input w2[3] = {{HEED_SHAPE(2, 1, 4), mask_214, true},
+                                  {HEED_SHAPE(2, 3, 4), NULL, false},
+                                  {HEED_SHAPE(1), NULL, false}};
     CHECK_GRAD(ctx, fn_where, NULL, 3, w2, NULL);
     heed_gradcheck_input w3[2] = {{HEED_SHAPE(5, 2, 3, 4), NULL, false}, {HEED_SHAPE(4), NULL, false}};
     CHECK_GRAD(ctx, fn_where_other_mask, NULL, 2, w3, NULL);
@@ -58,7 +62,8 @@ static void values_and_gradients(void) {
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < 3; j++)
                 for (int k = 0; k < 4; k++)
-                    CHECK(heed_get(y, (i * 3 + j) * 4 + k) == (mask_214[i * 4 + k] ? av[j] : -1), "y[%d,%d,%d]", i, j, k);
+                    CHECK(heed_get(y, (i * 3 + j) * 4 + k) == (mask_214[i * 4 + k] ? av[j] : -1), "y[%d,%d,%d]", i, j,
+                          k);
         CHECK(heed_backward(g, heed_sum_all(g, y)) == HEED_OK, "%s", heed_graph_error(g));
         /* 4 of the 8 mask entries are set: each a[j] is picked 4 times; b[0,j,k] is picked
          * where the mask is clear, i.e. (2 - set count of column k) times */
@@ -141,7 +146,8 @@ static void bad_input(void) {
     heed_tensor *a = heed_zeros(g, HEED_F32, HEED_SHAPE(4, 3));
     heed_tensor *b = heed_zeros(g, HEED_F32, HEED_SHAPE(3));
     CHECK(heed_where(g, m, a, b) == NULL, "broadcast");
-    CHECK_ERR(g, HEED_ERR_SHAPE, "heed_where: mask[2,3], a[4,3] and b[3] do not broadcast (dim 1 from the right: 2 vs 4)");
+    CHECK_ERR(g, HEED_ERR_SHAPE,
+              "heed_where: mask[2,3], a[4,3] and b[3] do not broadcast (dim 1 from the right: 2 vs 4)");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(3));
     b = heed_zeros(g, HEED_F64, HEED_SHAPE(3));
     m = heed_zeros(g, HEED_F64, HEED_SHAPE(3));

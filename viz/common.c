@@ -11,7 +11,8 @@ heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t
     if (!t->data || (t->dtype != HEED_F32 && t->dtype != HEED_F64))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s has no data or an unknown dtype", fn, name);
     if (t->ndim < min_dims || t->ndim > max_dims)
-        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s must have %d to %d dims", fn, name, HEED_S(t), min_dims, max_dims);
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s must have %d to %d dims", fn, name, HEED_S(t), min_dims,
+                             max_dims);
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] < 1)
             return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: %s%s is empty (nothing to draw)", fn, name, HEED_S(t));
@@ -19,8 +20,9 @@ heed_status heed__viz_tensor(heed_ctx *ctx, const char *fn, const heed_tensor *t
 }
 
 /* viridis (matplotlib), sampled at 9 evenly spaced points; linear in between */
-static const unsigned char viridis[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},  {44, 113, 142}, {33, 145, 140},
-                                            {39, 173, 129}, {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
+static const unsigned char viridis[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},
+                                            {44, 113, 142}, {33, 145, 140}, {39, 173, 129},
+                                            {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
 
 bool heed__viz_cmap_ok(heed_colormap cmap) { return cmap == HEED_CMAP_GRAY || cmap == HEED_CMAP_VIRIDIS; }
 
@@ -40,7 +42,8 @@ void heed__viz_color(heed_colormap cmap, double v, unsigned char rgb[3]) {
     rgb[0] = rgb[1] = rgb[2] = (unsigned char)lround(255 * v);
 }
 
-void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo, double *out_hi) {
+void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo,
+                     double *out_hi) {
     if (lo < hi) {
         *out_lo = lo, *out_hi = hi;
         return;

@@ -67,15 +67,19 @@ typedef struct {
     axis ax, ay;
 } frame;
 
-static double px(const frame *fr, double x) { return fr->x0 + (x - fr->ax.lo) / (fr->ax.hi - fr->ax.lo) * (fr->x1 - fr->x0); }
-static double py(const frame *fr, double y) { return fr->y1 - (y - fr->ay.lo) / (fr->ay.hi - fr->ay.lo) * (fr->y1 - fr->y0); }
+static double px(const frame *fr, double x) {
+    return fr->x0 + (x - fr->ax.lo) / (fr->ax.hi - fr->ax.lo) * (fr->x1 - fr->x0);
+}
+static double py(const frame *fr, double y) {
+    return fr->y1 - (y - fr->ay.lo) / (fr->ay.hi - fr->ay.lo) * (fr->y1 - fr->y0);
+}
 
 /* Path data, written point by point: repeated points are dropped, and a sub-path of one
  * point gets "h0" so that, with round caps, it shows as a dot. */
 typedef struct {
     FILE *f;
-    int n;          /* points in the current sub-path */
-    double lx, ly;  /* the last point written */
+    int n;         /* points in the current sub-path */
+    double lx, ly; /* the last point written */
 } pen;
 
 static void pen_to(pen *p, double x, double y) {
@@ -139,8 +143,10 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     fr.ay = o->log_y ? make_log_axis(ymin, ymax) : make_axis(ymin, ymax, 5);
 
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
     if (o->title) {
         fprintf(f, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", (fr.x0 + fr.x1) / 2);
@@ -177,8 +183,10 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     }
     /* the curves */
     for (int k = 0; k < n_series; k++) {
-        fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\" d=\"",
-                palette[k % 10]);
+        fprintf(
+            f,
+            "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-linejoin=\"round\" stroke-linecap=\"round\" d=\"",
+            palette[k % 10]);
         series_path(f, &fr, &series[k], o->log_y);
         fprintf(f, "\"/>\n");
     }
@@ -187,14 +195,16 @@ static void write_svg(FILE *f, const heed_series *series, int n_series, const he
     for (int k = 0; k < n_series; k++) named += series[k].name != NULL;
     if (named) {
         double lx = fr.x1 - 150, ly = fr.y0 + 8;
-        fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"142\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" "
-                   "stroke=\"#ccc\"/>\n", lx, ly, 8 + 18 * named);
+        fprintf(f,
+                "<rect x=\"%.2f\" y=\"%.2f\" width=\"142\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" "
+                "stroke=\"#ccc\"/>\n",
+                lx, ly, 8 + 18 * named);
         int row = 0;
         for (int k = 0; k < n_series; k++) {
             if (!series[k].name) continue;
             double yy = ly + 16 + 18 * row++;
-            fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"2\"/>\n", lx + 8,
-                    yy - 4, lx + 30, yy - 4, palette[k % 10]);
+            fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+                    lx + 8, yy - 4, lx + 30, yy - 4, palette[k % 10]);
             fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">", lx + 36, yy);
             heed__xml_text(f, series[k].name);
             fprintf(f, "</text>\n");
@@ -216,8 +226,8 @@ heed_status heed_plot_svg(heed_ctx *ctx, const char *path, const heed_series *se
             return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: series %d: n = %lld, y %s", fn, k, (long long)series[k].n,
                                  series[k].y ? "given" : "NULL");
     if ((o.width && (o.width < 200 || o.width > 20000)) || (o.height && (o.height < 150 || o.height > 20000)))
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: size %d x %d (width 200..20000, height 150..20000, or 0)", fn, o.width,
-                             o.height);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: size %d x %d (width 200..20000, height 150..20000, or 0)", fn,
+                             o.width, o.height);
 
     heed_atomic_file af;
     heed_status st = heed_atomic_open(ctx, fn, path, &af);
@@ -231,8 +241,8 @@ heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_colum
     static const char *fn = "heed_metrics_plot_svg";
     if (!m) return HEED_ERR_ARG;
     if (x_column < -1 || x_column >= m->n_columns || !y_columns || n < 1 || n > 64)
-        return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)", fn,
-                             x_column, n, m->n_columns);
+        return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: x column %d, %d y columns (log has %d columns; 1..64 series)",
+                             fn, x_column, n, m->n_columns);
     /* A log holds NaN where a column was not measured (a validation loss every 100
      * steps): each series keeps only its finite rows, so its points join up. */
     heed_series s[64];
@@ -241,8 +251,8 @@ heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_colum
     for (int i = 0; i < n; i++) {
         if (y_columns[i] < 0 || y_columns[i] >= m->n_columns) {
             free(buf);
-            return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn, y_columns[i],
-                                 m->n_columns);
+            return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: y column %d out of range (log has %d columns)", fn,
+                                 y_columns[i], m->n_columns);
         }
         double *xs = buf + (size_t)(2 * i) * (size_t)m->rows, *ys = xs + m->rows;
         const double *yc = m->cols[y_columns[i]];

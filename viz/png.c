@@ -7,7 +7,8 @@
 #include <stdlib.h>
 
 /* Encodes rgb[h*w*3] into path atomically. */
-static heed_status write_png(heed_ctx *ctx, const char *fn, const char *path, const unsigned char *rgb, int64_t w, int64_t h) {
+static heed_status write_png(heed_ctx *ctx, const char *fn, const char *path, const unsigned char *rgb, int64_t w,
+                             int64_t h) {
     heed_atomic_file vf;
     heed_status st = heed_atomic_open(ctx, fn, path, &vf);
     if (st != HEED_OK) return st;
@@ -30,7 +31,8 @@ static heed_status check_size(heed_ctx *ctx, const char *fn, int64_t w, int64_t 
     return HEED_OK;
 }
 
-heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor *weights, const heed_heatmap_opts *opts) {
+heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor *weights,
+                             const heed_heatmap_opts *opts) {
     const char *fn = "heed_heatmap_png";
     if (!ctx) return HEED_ERR_ARG;
     heed__ctx_clear(ctx);
@@ -39,14 +41,14 @@ heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor 
     if (st != HEED_OK) return st;
     if (!heed__viz_cmap_ok(o.cmap)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown colormap %d", fn, (int)o.cmap);
     if (o.cell < 0 || o.grid_cols < 0 || o.gap < 0 || o.cell > 4096 || o.gap > 4096)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: cell = %d, grid_cols = %d, gap = %d (must be >= 0; 0 = auto)", fn, o.cell,
-                             o.grid_cols, o.gap);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: cell = %d, grid_cols = %d, gap = %d (must be >= 0; 0 = auto)", fn,
+                             o.cell, o.grid_cols, o.gap);
     int nd = weights->ndim;
     int64_t nq = weights->shape[nd - 2], nk = weights->shape[nd - 1], H = nd >= 3 ? weights->shape[nd - 3] : 1;
     int64_t B = nd == 4 ? weights->shape[0] : 1;
     if (o.batch < 0 || o.batch >= B)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: batch = %lld is out of range for weights%s", fn, (long long)o.batch,
-                             HEED_S(weights));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: batch = %lld is out of range for weights%s", fn,
+                             (long long)o.batch, HEED_S(weights));
     int64_t off = o.batch * H * nq * nk;
     int64_t cell = o.cell ? o.cell : 512 / (nq > nk ? nq : nk);
     cell = cell < 1 ? 1 : cell > 16 && !o.cell ? 16 : cell;
@@ -58,7 +60,9 @@ heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor 
     int64_t tw = nk * cell, th = nq * cell, W = cols * tw + (cols - 1) * gap, Ht = rows * th + (rows - 1) * gap;
     if ((st = check_size(ctx, fn, W, Ht)) != HEED_OK) return st;
     unsigned char *rgb = malloc((size_t)(W * Ht * 3));
-    if (!rgb) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for a %lld x %lld image", fn, (long long)W, (long long)Ht);
+    if (!rgb)
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for a %lld x %lld image", fn, (long long)W,
+                             (long long)Ht);
     memset(rgb, 255, (size_t)(W * Ht * 3)); /* white gaps */
     double lo, hi;
     heed__viz_range(weights, off, H * nq * nk, o.lo, o.hi, &lo, &hi);
@@ -95,18 +99,21 @@ heed_status heed_overlay_png(heed_ctx *ctx, const char *path, const heed_tensor 
     if ((st = heed__viz_tensor(ctx, fn, image, "image", 3, 3)) != HEED_OK ||
         (st = heed__viz_tensor(ctx, fn, weights, "weights", 1, 2)) != HEED_OK)
         return st;
-    if (image->shape[2] != 3) return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: image%s must be [H,W,3] (RGB)", fn, HEED_S(image));
+    if (image->shape[2] != 3)
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: image%s must be [H,W,3] (RGB)", fn, HEED_S(image));
     if (!heed__viz_cmap_ok(o.cmap)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown colormap %d", fn, (int)o.cmap);
     double alpha = o.alpha == 0 ? 0.6 : o.alpha;
-    if (!(alpha > 0 && alpha <= 1)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: alpha = %g (must be in (0, 1])", fn, o.alpha);
+    if (!(alpha > 0 && alpha <= 1))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: alpha = %g (must be in (0, 1])", fn, o.alpha);
     int64_t h, w;
     if (weights->ndim == 2) {
         h = weights->shape[0], w = weights->shape[1];
     } else {
         h = o.grid_h, w = o.grid_w;
         if (h < 1 || w < 1 || h > weights->numel || weights->numel % h || w != weights->numel / h)
-            return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: 1-D weights%s need opts.grid_h * opts.grid_w = %lld (got %lld x %lld)",
-                                 fn, HEED_S(weights), (long long)weights->numel, (long long)h, (long long)w);
+            return heed_ctx_fail(ctx, HEED_ERR_SHAPE,
+                                 "%s: 1-D weights%s need opts.grid_h * opts.grid_w = %lld (got %lld x %lld)", fn,
+                                 HEED_S(weights), (long long)weights->numel, (long long)h, (long long)w);
     }
     int64_t H = image->shape[0], W = image->shape[1];
     if ((st = check_size(ctx, fn, W, H)) != HEED_OK) return st;

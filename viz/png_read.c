@@ -74,8 +74,8 @@ static heed_status decode(heed_ctx *ctx, const char *fn, const char *path, FILE 
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if (w == 0 || h == 0 || (int64_t)w * h > cap) { /* libpng refuses 0 itself; kept for clarity */
-        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s is %u x %u pixels: more than the cap of %lld (max_pixels)",
-                           fn, path, (unsigned)w, (unsigned)h, (long long)cap);
+        st = heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s is %u x %u pixels: more than the cap of %lld (max_pixels)", fn,
+                           path, (unsigned)w, (unsigned)h, (long long)cap);
         goto out;
     }
     bool interlaced = png_get_interlace_type(png, info) == PNG_INTERLACE_ADAM7;
@@ -87,7 +87,8 @@ static heed_status decode(heed_ctx *ctx, const char *fn, const char *path, FILE 
     row = malloc(png_get_rowbytes(png, info));
     out = malloc((size_t)w * h * sizeof *out);
     if (!row || !out) {
-        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: no memory for a %u x %u image (%s)", fn, (unsigned)w, (unsigned)h, path);
+        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: no memory for a %u x %u image (%s)", fn, (unsigned)w, (unsigned)h,
+                           path);
         goto out;
     }
     for (int pass = 0; pass < (interlaced ? 7 : 1); pass++) {
@@ -122,7 +123,9 @@ heed_status heed_png_read_gray(heed_ctx *ctx, const char *path, int64_t max_pixe
     if (width) *width = 0;
     if (!path || !pixels || !height || !width)
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: path, pixels, height and width must not be NULL", fn);
-    if (max_pixels < 0) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: max_pixels is %lld (0: the default cap)", fn, (long long)max_pixels);
+    if (max_pixels < 0)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: max_pixels is %lld (0: the default cap)", fn,
+                             (long long)max_pixels);
     int64_t cap = max_pixels ? max_pixels : PNG_READ_DEFAULT_MAX_PIXELS;
 
     FILE *f = fopen(path, "rb");
@@ -132,8 +135,8 @@ heed_status heed_png_read_gray(heed_ctx *ctx, const char *path, int64_t max_pixe
     if (got < sizeof sig || png_sig_cmp(sig, 0, sizeof sig)) {
         fclose(f);
         if (got < sizeof sig && !png_sig_cmp(sig, 0, got))
-            return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s is truncated (%zu bytes, shorter than the PNG signature)",
-                                 fn, path, got);
+            return heed_ctx_fail(ctx, HEED_ERR_FORMAT,
+                                 "%s: %s is truncated (%zu bytes, shorter than the PNG signature)", fn, path, got);
         return heed_ctx_fail(ctx, HEED_ERR_FORMAT, "%s: %s is not a PNG file (no PNG signature)", fn, path);
     }
 

@@ -91,17 +91,20 @@ static void draw(heed_progress *p, bool final) {
         k += snprintf(line + k, sizeof line - k, "  %.1f it/s", rate);
         if (final) k += snprintf(line + k, sizeof line - k, "  in %s", fmt_time(elapsed, el, sizeof el));
         else if (p->total && rate > 0)
-            k += snprintf(line + k, sizeof line - k, "  ETA %s", fmt_time((double)(p->total - p->step) / rate, eta, sizeof eta));
+            k += snprintf(line + k, sizeof line - k, "  ETA %s",
+                          fmt_time((double)(p->total - p->step) / rate, eta, sizeof eta));
         if (isfinite(loss)) k += snprintf(line + k, sizeof line - k, "  loss %.4f", loss);
         fprintf(p->out, "%s\033[K%s", line, final ? "\n" : "");
         p->drawn = !final;
     } else {
-        k += snprintf(line + k, sizeof line - k, "%s%s%s %lld", p->label, sep, final ? "done" : "step", (long long)p->step);
+        k += snprintf(line + k, sizeof line - k, "%s%s%s %lld", p->label, sep, final ? "done" : "step",
+                      (long long)p->step);
         if (p->total) k += snprintf(line + k, sizeof line - k, "/%lld", (long long)p->total);
         k += snprintf(line + k, sizeof line - k, " rate %.1f it/s", rate);
         if (final) k += snprintf(line + k, sizeof line - k, " elapsed %s", fmt_time(elapsed, el, sizeof el));
         else if (p->total && rate > 0)
-            k += snprintf(line + k, sizeof line - k, " eta %s", fmt_time((double)(p->total - p->step) / rate, eta, sizeof eta));
+            k += snprintf(line + k, sizeof line - k, " eta %s",
+                          fmt_time((double)(p->total - p->step) / rate, eta, sizeof eta));
         if (isfinite(loss)) k += snprintf(line + k, sizeof line - k, " loss %.4f", loss);
         fprintf(p->out, "%s\n", line);
     }

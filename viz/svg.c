@@ -21,8 +21,9 @@ static double label_width(const char *const *labels, int64_t i, int font) {
     return 0.6 * font * (double)chars;
 }
 
-heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights, const char *const *query_labels,
-                               const char *const *key_labels, const heed_svg_opts *opts) {
+heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights,
+                               const char *const *query_labels, const char *const *key_labels,
+                               const heed_svg_opts *opts) {
     const char *fn = "heed_attention_svg";
     if (!ctx) return HEED_ERR_ARG;
     heed__ctx_clear(ctx);
@@ -31,8 +32,9 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     if (st != HEED_OK) return st;
     if (!heed__viz_cmap_ok(o.cmap)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown colormap %d", fn, (int)o.cmap);
     if (o.cell < 0 || o.cell > 1000 || o.font_size < 0 || o.font_size > 200)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: cell = %d, font_size = %d (0 = default; cell <= 1000, font <= 200)", fn,
-                             o.cell, o.font_size);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "%s: cell = %d, font_size = %d (0 = default; cell <= 1000, font <= 200)", fn, o.cell,
+                             o.font_size);
     int nd = weights->ndim;
     int64_t nq = weights->shape[nd - 2], nk = weights->shape[nd - 1], H = nd >= 3 ? weights->shape[nd - 3] : 1,
             B = nd == 4 ? weights->shape[0] : 1;
@@ -40,7 +42,8 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: batch = %lld, head = %lld out of range for weights%s", fn,
                              (long long)o.batch, (long long)o.head, HEED_S(weights));
     if (nq > 4096 || nk > 4096)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: weights%s: at most 4096 queries and keys in an SVG", fn, HEED_S(weights));
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: weights%s: at most 4096 queries and keys in an SVG", fn,
+                             HEED_S(weights));
     int64_t off = (o.batch * H + o.head) * nq * nk;
     int cell = o.cell ? o.cell : 24, font = o.font_size ? o.font_size : 12;
     double left = 0, top = 0;
@@ -55,8 +58,10 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     if ((st = heed_atomic_open(ctx, fn, path, &vf)) != HEED_OK) return st;
     FILE *f = vf.f;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "font-family=\"sans-serif\" font-size=\"%d\">\n", width, height, width, height, font);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+            "font-family=\"sans-serif\" font-size=\"%d\">\n",
+            width, height, width, height, font);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     if (o.title) {
         fprintf(f, "<text x=\"%.0f\" y=\"%d\" font-weight=\"bold\">", left, font + 4);
@@ -71,7 +76,8 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
     }
     fprintf(f, "</g>\n<g class=\"keys\" text-anchor=\"start\" dominant-baseline=\"middle\">\n");
     for (int64_t j = 0; j < nk; j++) {
-        fprintf(f, "<text transform=\"translate(%.1f,%.0f) rotate(-90)\">", left + (double)(j * cell) + cell / 2.0, top - 6);
+        fprintf(f, "<text transform=\"translate(%.1f,%.0f) rotate(-90)\">", left + (double)(j * cell) + cell / 2.0,
+                top - 6);
         label(f, key_labels, j);
         fprintf(f, "</text>\n");
     }
@@ -81,17 +87,19 @@ heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tenso
             double x = heed_get(weights, off + i * nk + j), t = (x - lo) / (hi - lo);
             unsigned char c[3];
             heed__viz_color(o.cmap, isnan(x) ? x : t, c);
-            fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"><title>", left + (double)(j * cell),
-                    top + (double)(i * cell), cell, cell, c[0], c[1], c[2]);
+            fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"><title>",
+                    left + (double)(j * cell), top + (double)(i * cell), cell, cell, c[0], c[1], c[2]);
             label(f, query_labels, i);
             fputs(" / ", f);
             label(f, key_labels, j);
             fprintf(f, ": %.4g</title></rect>\n", x);
             if (o.values)
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"%d\" "
-                           "fill=\"%s\">%.2f</text>\n",
-                        left + (double)(j * cell) + cell / 2.0, top + (double)(i * cell) + cell / 2.0, font * 2 / 3 > 1 ? font * 2 / 3 : 1,
-                        !(t > 0.5) ? "white" : "black", x);
+                fprintf(
+                    f,
+                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"%d\" "
+                    "fill=\"%s\">%.2f</text>\n",
+                    left + (double)(j * cell) + cell / 2.0, top + (double)(i * cell) + cell / 2.0,
+                    font * 2 / 3 > 1 ? font * 2 / 3 : 1, !(t > 0.5) ? "white" : "black", x);
         }
     fprintf(f, "</g>\n</svg>\n");
     return heed_atomic_close(ctx, &vf, HEED_OK);

@@ -21,7 +21,8 @@ bool heed__viz_cmap_ok(heed_colormap cmap);
 
 /* The value range to map onto the colormap: [lo, hi] if lo < hi, else
  * [min(0, finite min), finite max] of elements off .. off+n-1 of t ([lo, lo+1] if empty). */
-void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo, double *out_hi);
+void heed__viz_range(const heed_tensor *t, int64_t off, int64_t n, double lo, double hi, double *out_lo,
+                     double *out_hi);
 
 /* Writes text as XML character data, also safe inside attribute values: markup
  * characters escaped, invalid UTF-8 and control characters as '?' (viz/xml.c). */

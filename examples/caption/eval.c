@@ -20,7 +20,8 @@ static void point(const cap_trainer *t, const float *row, const scene_meta *s, i
     bool hit = false;
     double m = 0;
     const scene_object *o = &s->obj[k];
-    if (heed_caption_pointing(row, t->grid, t->grid, SCENE_SIDE, SCENE_SIDE, o->x0, o->y0, o->x1, o->y1, &hit, &m) != HEED_OK)
+    if (heed_caption_pointing(row, t->grid, t->grid, SCENE_SIDE, SCENE_SIDE, o->x0, o->y0, o->x1, o->y1, &hit, &m) !=
+        HEED_OK)
         return;
     *hits += hit, *mass += m, (*count)++;
 }
@@ -51,13 +52,16 @@ static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_
     for (int64_t i = 0; i < nb; i++) {
         scene_of_meta(&s->meta[i0 + i], sc);
         scene_captions(sc, refs);
-        for (int64_t j = 0; j < L; j++) tgt[i * L + j] = j < refs[0].n ? refs[0].tok[j] : j == refs[0].n ? TOK_END : -100;
+        for (int64_t j = 0; j < L; j++)
+            tgt[i * L + j] = j < refs[0].n ? refs[0].tok[j] : j == refs[0].n ? TOK_END : -100;
     }
     heed_graph_reset(t->g);
     heed_tensor *w = NULL;
     heed_tensor *a = heed_input(t->g, HEED_F32, HEED_SHAPE(nb, N, s->dim), s->features + i0 * N * s->dim);
     heed_caption_loss(t->g, &t->m, a, tgt, L,
-                      &(heed_caption_loss_opts){.bos = TOK_START, .attention = t->cfg.attention, .soft_mix = t->cfg.soft_mix},
+                      &(heed_caption_loss_opts){.bos = TOK_START,
+                                                .attention = t->cfg.attention,
+                                                .soft_mix = t->cfg.soft_mix},
                       &w, NULL);
     if (!w) return free(tgt), snprintf(err, errlen, "teacher-forced pass: %s", heed_graph_error(t->g)), -1;
     for (int64_t i = 0; i < nb; i++)
@@ -92,7 +96,9 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
         heed_decode_result r;
         heed_tensor *a = heed_input(t->g, HEED_F32, HEED_SHAPE(nb, N, D), s->features + i0 * N * D);
         if (heed_caption_decode(t->g, &t->m, a,
-                                &(heed_decode_opts){.beam = beam, .bos = TOK_START, .eos = TOK_END,
+                                &(heed_decode_opts){.beam = beam,
+                                                    .bos = TOK_START,
+                                                    .eos = TOK_END,
                                                     .max_len = CAPTION_MAX_TOKENS + 1},
                                 &r) != HEED_OK) {
             rc = -1, snprintf(err, errlen, "decoding: %s", heed_graph_error(t->g));
@@ -129,8 +135,10 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
     if (rc) return rc;
     for (int k = 0; k < 4; k++) e->bleu[k] = heed_bleu(&bleu, k + 1);
     e->exact = (double)exact / (double)n;
-    e->point_tf = hit_tf / (double)(e->nouns_tf ? e->nouns_tf : 1), e->mass_tf = mass_tf / (double)(e->nouns_tf ? e->nouns_tf : 1);
-    e->point_fr = hit_fr / (double)(e->nouns_fr ? e->nouns_fr : 1), e->mass_fr = mass_fr / (double)(e->nouns_fr ? e->nouns_fr : 1);
+    e->point_tf = hit_tf / (double)(e->nouns_tf ? e->nouns_tf : 1),
+    e->mass_tf = mass_tf / (double)(e->nouns_tf ? e->nouns_tf : 1);
+    e->point_fr = hit_fr / (double)(e->nouns_fr ? e->nouns_fr : 1),
+    e->mass_fr = mass_fr / (double)(e->nouns_fr ? e->nouns_fr : 1);
     return 0;
 }
 
@@ -141,7 +149,8 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
 static void model_string(const cap_config *c, char *buf, size_t len) {
     const heed_caption_config *m = &c->model;
     char d[32];
-    snprintf(buf, len, "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld cells=%lld dropout=%s",
+    snprintf(buf, len,
+             "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld cells=%lld dropout=%s",
              (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)m->embed_dim,
              (long long)m->hidden, (long long)m->attn_dim, (long long)m->vocab, (long long)m->cells,
              ex_exact(m->dropout, d, sizeof d));
@@ -155,8 +164,9 @@ static void train_string(const cap_trainer *t, char *buf, size_t len) {
              "train_scenes=%lld seed=%llu epochs=%lld",
              c->attention == HEED_CAPTION_HARD ? "hard" : "soft", (long long)c->batch, ex_exact(c->lr, lr, sizeof lr),
              ex_exact(c->clip, clip, sizeof clip), ex_exact(c->lambda, lam, sizeof lam),
-             ex_exact(c->entropy, ent, sizeof ent), ex_exact(c->soft_mix, mix, sizeof mix), (long long)c->pretrain_images,
-             (long long)c->train_scenes, (unsigned long long)c->seed, (long long)t->epochs);
+             ex_exact(c->entropy, ent, sizeof ent), ex_exact(c->soft_mix, mix, sizeof mix),
+             (long long)c->pretrain_images, (long long)c->train_scenes, (unsigned long long)c->seed,
+             (long long)t->epochs);
 }
 
 int cap_save(cap_trainer *t, const char *path, char *err, size_t errlen) {
@@ -170,7 +180,8 @@ int cap_save(cap_trainer *t, const char *path, char *err, size_t errlen) {
         heed_checkpoint_info_set(&info, "caption.train", b) != HEED_OK ||
         heed_checkpoint_info_set(&info, "caption.baseline", base) != HEED_OK)
         return snprintf(err, errlen, "%s: the settings do not fit a checkpoint key", path), -1;
-    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
+    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK)
+        return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     return 0;
 }
 
@@ -184,9 +195,10 @@ static int compare(const char *path, const char *what, const char *saved, const 
         snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
         ex_saved_value(want, key, now, sizeof now);
         if (!ex_saved_value(saved, key, was, sizeof was) || strcmp(was, now))
-            return snprintf(err, errlen,
-                            "%s was saved with %s %s=%s, this run has %s=%s: use the same settings, or start a new checkpoint",
-                            path, what, key, ex_saved_value(saved, key, was, sizeof was) ? was : "(none)", key, now),
+            return snprintf(
+                       err, errlen,
+                       "%s was saved with %s %s=%s, this run has %s=%s: use the same settings, or start a new checkpoint",
+                       path, what, key, ex_saved_value(saved, key, was, sizeof was) ? was : "(none)", key, now),
                    -1;
         p = *end ? end + 1 : end;
     }
@@ -201,14 +213,18 @@ static int saved_model(const char *path, char *out, size_t len, char *err, size_
 int cap_load(cap_trainer *t, const char *path, bool training, char *err, size_t errlen) {
     char saved[HEED_CKPT_VALUE_LEN], want[HEED_CKPT_VALUE_LEN];
     model_string(&t->cfg, want, sizeof want);
-    if (saved_model(path, saved, sizeof saved, err, errlen) || compare(path, "the model setting", saved, want, err, errlen))
+    if (saved_model(path, saved, sizeof saved, err, errlen) ||
+        compare(path, "the model setting", saved, want, err, errlen))
         return -1;
     heed_checkpoint_info info;
-    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
-    const char *tr = heed_checkpoint_info_get(&info, "caption.train"), *base = heed_checkpoint_info_get(&info, "caption.baseline");
+    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK)
+        return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
+    const char *tr = heed_checkpoint_info_get(&info, "caption.train"),
+               *base = heed_checkpoint_info_get(&info, "caption.baseline");
     if (training) {
         train_string(t, want, sizeof want);
-        if (!tr || !base) return snprintf(err, errlen, "%s: not a training checkpoint of the caption program", path), -1;
+        if (!tr || !base)
+            return snprintf(err, errlen, "%s: not a training checkpoint of the caption program", path), -1;
         if (compare(path, "the training setting", tr, want, err, errlen)) return -1;
         char v[64], u[64];
         if (!ex_saved_value(base, "value", v, sizeof v) || !ex_saved_value(base, "updates", u, sizeof u) ||

@@ -19,7 +19,8 @@ static int base64_file(FILE *f, const char *path) {
     size_t n;
     while ((n = fread(b, 1, 3, in)) > 0) {
         if (n < 3) memset(b + n, 0, 3 - n);
-        char o[4] = {tab[b[0] >> 2], tab[(b[0] & 3) << 4 | b[1] >> 4], tab[(b[1] & 15) << 2 | b[2] >> 6], tab[b[2] & 63]};
+        char o[4] = {tab[b[0] >> 2], tab[(b[0] & 3) << 4 | b[1] >> 4], tab[(b[1] & 15) << 2 | b[2] >> 6],
+                     tab[b[2] & 63]};
         if (n < 3) o[3] = '=';
         if (n < 2) o[2] = '=';
         fwrite(o, 1, 4, f);
@@ -79,11 +80,14 @@ int cap_figure_svg(heed_graph *g, const char *path, const float *pixels, const h
             break;
         }
         int x = (int)(8 + p % cols * (PANEL + 8)), y = (int)(30 + p / cols * (PANEL + LABEL + 8));
-        fprintf(f, "<image x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" style=\"image-rendering:pixelated\" "
-                   "xlink:href=\"data:image/png;base64,", x, y, PANEL, PANEL);
+        fprintf(f,
+                "<image x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" style=\"image-rendering:pixelated\" "
+                "xlink:href=\"data:image/png;base64,",
+                x, y, PANEL, PANEL);
         if (base64_file(f, part)) rc = -1, snprintf(err, errlen, "%s: cannot read back", part);
         const char *word = !p ? "(image)" : p - 1 < h->len ? vocab_word((int)h->tokens[p - 1]) : "<end>";
-        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\">", x + PANEL / 2, y + PANEL + 17);
+        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" font-size=\"15\" text-anchor=\"middle\">", x + PANEL / 2,
+                y + PANEL + 17);
         xml_text(f, word ? word : "?");
         fputs("</text>\n", f);
     }

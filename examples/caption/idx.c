@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const fm_class_names[FM_CLASSES] = {"top",  "trouser", "pullover", "dress",   "coat",
-                                                "sandal", "shirt", "sneaker",  "bag",     "boot"};
+const char *const fm_class_names[FM_CLASSES] = {"top",    "trouser", "pullover", "dress", "coat",
+                                                "sandal", "shirt",   "sneaker",  "bag",   "boot"};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -42,7 +42,8 @@ static int64_t read_bytes(gzFile f, uint8_t *buf, int64_t n, const char **msg) {
 static void dims_str(const idx_array *a, char *buf, size_t len) {
     size_t k = 0;
     buf[0] = 0;
-    for (int i = 0; i < a->ndim && k < len; i++) k += (size_t)snprintf(buf + k, len - k, i ? "x%lld" : "%lld", (long long)a->dims[i]);
+    for (int i = 0; i < a->ndim && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, i ? "x%lld" : "%lld", (long long)a->dims[i]);
 }
 
 int idx_read(gzFile f, const char *name, idx_array *out, char *err, size_t errlen) {
@@ -52,10 +53,12 @@ int idx_read(gzFile f, const char *name, idx_array *out, char *err, size_t errle
     uint8_t head[4];
     int64_t got = read_bytes(f, head, 4, &zmsg);
     if (got < 0) return fail(err, errlen, "%s: not readable as gzip or plain bytes: %s", name, zmsg);
-    if (got < 4) return fail(err, errlen, "%s: ends after %lld bytes; an IDX file starts with 4 magic bytes", name, (long long)got);
+    if (got < 4)
+        return fail(err, errlen, "%s: ends after %lld bytes; an IDX file starts with 4 magic bytes", name,
+                    (long long)got);
     if (head[0] || head[1])
-        return fail(err, errlen, "%s: not an IDX file (magic bytes %02x %02x %02x %02x; the first two must be 0)", name, head[0],
-                    head[1], head[2], head[3]);
+        return fail(err, errlen, "%s: not an IDX file (magic bytes %02x %02x %02x %02x; the first two must be 0)", name,
+                    head[0], head[1], head[2], head[3]);
     if (head[2] != 0x08)
         return fail(err, errlen, "%s: data type 0x%02x is not supported (only 0x08, unsigned bytes)", name, head[2]);
     idx_array a = {.ndim = head[3], .count = 1};
@@ -65,7 +68,8 @@ int idx_read(gzFile f, const char *name, idx_array *out, char *err, size_t errle
     got = read_bytes(f, raw, 4 * a.ndim, &zmsg);
     if (got < 0) return fail(err, errlen, "%s: the header is not readable: %s", name, zmsg);
     if (got < 4 * a.ndim)
-        return fail(err, errlen, "%s: the header ends after %lld of its %d dim bytes", name, (long long)got, 4 * a.ndim);
+        return fail(err, errlen, "%s: the header ends after %lld of its %d dim bytes", name, (long long)got,
+                    4 * a.ndim);
     for (int i = 0; i < a.ndim; i++) {
         const uint8_t *p = raw + 4 * i;
         a.dims[i] = (int64_t)p[0] << 24 | (int64_t)p[1] << 16 | (int64_t)p[2] << 8 | p[3];
@@ -75,7 +79,8 @@ int idx_read(gzFile f, const char *name, idx_array *out, char *err, size_t errle
     char dims[128];
     dims_str(&a, dims, sizeof dims);
     if (a.count > IDX_MAX_BYTES)
-        return fail(err, errlen, "%s: dims %s announce more than %lld data bytes", name, dims, (long long)IDX_MAX_BYTES);
+        return fail(err, errlen, "%s: dims %s announce more than %lld data bytes", name, dims,
+                    (long long)IDX_MAX_BYTES);
     /* grow with the data actually read */
     int64_t cap = 0, have = 0;
     uint8_t *buf = NULL;
@@ -98,16 +103,16 @@ int idx_read(gzFile f, const char *name, idx_array *out, char *err, size_t errle
     }
     if (have < a.count) {
         free(buf);
-        return fail(err, errlen, "%s: ends after %lld of the %lld data bytes its dims %s announce", name, (long long)have,
-                    (long long)a.count, dims);
+        return fail(err, errlen, "%s: ends after %lld of the %lld data bytes its dims %s announce", name,
+                    (long long)have, (long long)a.count, dims);
     }
     uint8_t extra[64];
     got = read_bytes(f, extra, sizeof extra, &zmsg);
     if (got != 0) {
         free(buf);
         if (got < 0) return fail(err, errlen, "%s: the end of the file is not readable: %s", name, zmsg);
-        return fail(err, errlen, "%s: has more bytes after the %lld data bytes its dims %s announce", name, (long long)a.count,
-                    dims);
+        return fail(err, errlen, "%s: has more bytes after the %lld data bytes its dims %s announce", name,
+                    (long long)a.count, dims);
     }
     a.data = buf;
     *out = a;
@@ -138,12 +143,12 @@ int fm_from_arrays(idx_array *images, const char *images_name, idx_array *labels
     char dims[128];
     dims_str(images, dims, sizeof dims);
     if (images->ndim != 3 || images->dims[1] != FM_SIDE || images->dims[2] != FM_SIDE || images->dims[0] < 1)
-        return fail(err, errlen, "%s: images are %s; Fashion-MNIST images are Nx%dx%d with N >= 1", images_name, dims, FM_SIDE,
-                    FM_SIDE);
+        return fail(err, errlen, "%s: images are %s; Fashion-MNIST images are Nx%dx%d with N >= 1", images_name, dims,
+                    FM_SIDE, FM_SIDE);
     dims_str(labels, dims, sizeof dims);
     if (labels->ndim != 1 || labels->dims[0] != images->dims[0])
-        return fail(err, errlen, "%s: labels are %s; %s has %lld images, so they must be %lld", labels_name, dims, images_name,
-                    (long long)images->dims[0], (long long)images->dims[0]);
+        return fail(err, errlen, "%s: labels are %s; %s has %lld images, so they must be %lld", labels_name, dims,
+                    images_name, (long long)images->dims[0], (long long)images->dims[0]);
     for (int64_t i = 0; i < labels->count; i++)
         if (labels->data[i] >= FM_CLASSES)
             return fail(err, errlen, "%s: label %d at index %lld is not a class (0..%d)", labels_name, labels->data[i],

@@ -23,87 +23,119 @@ typedef struct {
 } options;
 
 static void usage(FILE *f) {
-    fputs("usage: caption [flags]\n"
-          "  --fashion-mnist DIR     the dataset (default /usr/share/datasets/fashion-mnist)\n"
-          "  --pretrain-epochs N     encoder pretraining epochs on single objects (default 3)\n"
-          "  --pretrain-images N     images per pretraining epoch (default 60000: all)\n"
-          "  --epochs N              captioning epochs (default 24)\n"
-          "  --attention soft|hard   (default soft)\n"
-          "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
-          "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
-          "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
-          "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
-          "  --attn-dim N (64)\n"
-          "  --train-scenes N, --test-scenes N (default 24000, 1000)\n"
-          "  --seed N, --threads N\n"
-          "  --checkpoint PATH [--resume]  save after every epoch; resume from it bitwise\n"
-          "  --stop-after N          stop after N captioning epochs this run (to test --resume)\n"
-          "  --metrics FILE.csv      per-epoch metrics; curves go next to it (FILE.svg)\n"
-          "  --out DIR               attention figures (SVG) and pictures (PNG) of the first --figures N test scenes (default 3)\n"
-          "  --eval-every N, --eval-size N  greedy evaluation during training (default every epoch, 500 scenes)\n"
-          "  --caption FILE.png      caption a 96x96 grey picture with --checkpoint's model (figure to --out)\n"
-          "  --target-bleu4 X        exit 3 when the final BLEU-4 is below X\n"
-          "  --no-progress\n",
-          f);
+    fputs(
+        "usage: caption [flags]\n"
+        "  --fashion-mnist DIR     the dataset (default /usr/share/datasets/fashion-mnist)\n"
+        "  --pretrain-epochs N     encoder pretraining epochs on single objects (default 3)\n"
+        "  --pretrain-images N     images per pretraining epoch (default 60000: all)\n"
+        "  --epochs N              captioning epochs (default 24)\n"
+        "  --attention soft|hard   (default soft)\n"
+        "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
+        "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
+        "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
+        "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
+        "  --attn-dim N (64)\n"
+        "  --train-scenes N, --test-scenes N (default 24000, 1000)\n"
+        "  --seed N, --threads N\n"
+        "  --checkpoint PATH [--resume]  save after every epoch; resume from it bitwise\n"
+        "  --stop-after N          stop after N captioning epochs this run (to test --resume)\n"
+        "  --metrics FILE.csv      per-epoch metrics; curves go next to it (FILE.svg)\n"
+        "  --out DIR               attention figures (SVG) and pictures (PNG) of the first --figures N test scenes (default 3)\n"
+        "  --eval-every N, --eval-size N  greedy evaluation during training (default every epoch, 500 scenes)\n"
+        "  --caption FILE.png      caption a 96x96 grey picture with --checkpoint's model (figure to --out)\n"
+        "  --target-bleu4 X        exit 3 when the final BLEU-4 is below X\n"
+        "  --no-progress\n",
+        f);
 }
 
 static int parse(int argc, char **argv, options *o, char *err, size_t len) {
-    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist", .progress = true, .pretrain_epochs = 3, .epochs = 24,
-                   .beam = 3, .eval_every = 1, .eval_size = 500, .figures = 3, .target_bleu4 = -1, .cfg = cap_defaults()};
+    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist",
+                   .progress = true,
+                   .pretrain_epochs = 3,
+                   .epochs = 24,
+                   .beam = 3,
+                   .eval_every = 1,
+                   .eval_size = 500,
+                   .figures = 3,
+                   .target_bleu4 = -1,
+                   .cfg = cap_defaults()};
     cap_config *c = &o->cfg;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n = 0;
         double x = 0;
-#define INT(flag, field, lo, hi)                                                                                      \
-    if (!strcmp(a, flag)) {                                                                                           \
-        if (!ex_parse_i64(v, &n) || n < (lo) || n > (hi))                                                             \
-            return snprintf(err, len, "%s needs a whole number in %lld..%lld, got '%s'", flag, (long long)(lo),     \
-                            (long long)(hi), v ? v : "(nothing)"),                                                    \
-                   -1;                                                                                                \
-        field = n, i++;                                                                                               \
-        continue;                                                                                                     \
+#define INT(flag, field, lo, hi)                                                                                       \
+    if (!strcmp(a, flag)) {                                                                                            \
+        if (!ex_parse_i64(v, &n) || n < (lo) || n > (hi))                                                              \
+            return snprintf(err, len, "%s needs a whole number in %lld..%lld, got '%s'", flag, (long long)(lo),        \
+                            (long long)(hi), v ? v : "(nothing)"),                                                     \
+                   -1;                                                                                                 \
+        field = n, i++;                                                                                                \
+        continue;                                                                                                      \
     }
-#define REAL(flag, field, lo, hi)                                                                                     \
-    if (!strcmp(a, flag)) {                                                                                           \
-        if (!ex_parse_f64(v, &x) || x < (lo) || x > (hi))                                                             \
-            return snprintf(err, len, "%s needs a number in [%g, %g], got '%s'", flag, (double)(lo), (double)(hi),  \
-                            v ? v : "(nothing)"),                                                                     \
-                   -1;                                                                                                \
-        field = x, i++;                                                                                               \
-        continue;                                                                                                     \
+#define REAL(flag, field, lo, hi)                                                                                      \
+    if (!strcmp(a, flag)) {                                                                                            \
+        if (!ex_parse_f64(v, &x) || x < (lo) || x > (hi))                                                              \
+            return snprintf(err, len, "%s needs a number in [%g, %g], got '%s'", flag, (double)(lo), (double)(hi),     \
+                            v ? v : "(nothing)"),                                                                      \
+                   -1;                                                                                                 \
+        field = x, i++;                                                                                                \
+        continue;                                                                                                      \
     }
-#define STR(flag, field)                                                                                              \
-    if (!strcmp(a, flag)) {                                                                                           \
-        if (!v) return snprintf(err, len, "%s needs a value", flag), -1;                                             \
-        field = v, i++;                                                                                               \
-        continue;                                                                                                     \
+#define STR(flag, field)                                                                                               \
+    if (!strcmp(a, flag)) {                                                                                            \
+        if (!v) return snprintf(err, len, "%s needs a value", flag), -1;                                               \
+        field = v, i++;                                                                                                \
+        continue;                                                                                                      \
     }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
-        if (!strcmp(a, "--resume")) { o->resume = true; continue; }
-        if (!strcmp(a, "--no-progress")) { o->progress = false; continue; }
+        if (!strcmp(a, "--resume")) {
+            o->resume = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-progress")) {
+            o->progress = false;
+            continue;
+        }
         if (!strcmp(a, "--attention")) {
             if (!v || (strcmp(v, "soft") && strcmp(v, "hard")))
                 return snprintf(err, len, "--attention is soft or hard, got '%s'", v ? v : "(nothing)"), -1;
             c->attention = strcmp(v, "hard") ? HEED_CAPTION_SOFT : HEED_CAPTION_HARD, i++;
             continue;
         }
-        STR("--fashion-mnist", o->data_dir) STR("--checkpoint", o->checkpoint) STR("--metrics", o->metrics_csv)
-        STR("--out", o->out_dir) STR("--caption", o->caption_png)
-        INT("--pretrain-epochs", o->pretrain_epochs, 0, 1000) INT("--epochs", o->epochs, 0, 100000)
-        INT("--beam", o->beam, 1, 64) INT("--eval-every", o->eval_every, 0, 100000) INT("--eval-size", o->eval_size, 1, 1000000)
-        INT("--figures", o->figures, 0, 100) INT("--stop-after", o->stop_after, 0, 100000)
-        INT("--pretrain-images", c->pretrain_images, 1, 60000) INT("--train-scenes", c->train_scenes, 1, 1000000)
-        INT("--test-scenes", c->test_scenes, 1, 1000000) INT("--batch-size", c->batch, 1, 4096)
-        INT("--hidden", c->model.hidden, 1, 4096) INT("--embed-dim", c->model.embed_dim, 1, 4096)
-        INT("--attn-dim", c->model.attn_dim, 1, 4096) INT("--seed", c->seed, 0, INT64_MAX) INT("--threads", c->threads, 0, 256)
-        REAL("--lambda", c->lambda, 0, 1000) REAL("--entropy", c->entropy, 0, 1000) REAL("--soft-mix", c->soft_mix, 0, 1)
-        REAL("--lr", c->lr, 1e-9, 10) REAL("--clip", c->clip, 0, 1e6) REAL("--dropout", c->model.dropout, 0, 0.95)
+        STR("--fashion-mnist", o->data_dir)
+        STR("--checkpoint", o->checkpoint)
+        STR("--metrics", o->metrics_csv)
+        STR("--out", o->out_dir)
+        STR("--caption", o->caption_png)
+        INT("--pretrain-epochs", o->pretrain_epochs, 0, 1000)
+        INT("--epochs", o->epochs, 0, 100000)
+        INT("--beam", o->beam, 1, 64)
+        INT("--eval-every", o->eval_every, 0, 100000)
+        INT("--eval-size", o->eval_size, 1, 1000000)
+        INT("--figures", o->figures, 0, 100)
+        INT("--stop-after", o->stop_after, 0, 100000)
+        INT("--pretrain-images", c->pretrain_images, 1, 60000)
+        INT("--train-scenes", c->train_scenes, 1, 1000000)
+        INT("--test-scenes", c->test_scenes, 1, 1000000)
+        INT("--batch-size", c->batch, 1, 4096)
+        INT("--hidden", c->model.hidden, 1, 4096)
+        INT("--embed-dim", c->model.embed_dim, 1, 4096)
+        INT("--attn-dim", c->model.attn_dim, 1, 4096)
+        INT("--seed", c->seed, 0, INT64_MAX)
+        INT("--threads", c->threads, 0, 256)
+        REAL("--lambda", c->lambda, 0, 1000)
+        REAL("--entropy", c->entropy, 0, 1000)
+        REAL("--soft-mix", c->soft_mix, 0, 1)
+        REAL("--lr", c->lr, 1e-9, 10)
+        REAL("--clip", c->clip, 0, 1e6)
+        REAL("--dropout", c->model.dropout, 0, 0.95)
         REAL("--target-bleu4", o->target_bleu4, 0, 1)
         return snprintf(err, len, "unknown flag '%s' (--help lists them)", a), -1;
     }
     if (o->resume && !o->checkpoint) return snprintf(err, len, "--resume needs --checkpoint"), -1;
-    if (o->caption_png && !o->checkpoint) return snprintf(err, len, "--caption needs --checkpoint (a trained model)"), -1;
+    if (o->caption_png && !o->checkpoint)
+        return snprintf(err, len, "--caption needs --checkpoint (a trained model)"), -1;
     return 0;
 }
 
@@ -126,7 +158,8 @@ static void hyp_text(const heed_hypothesis *h, char *buf, size_t len) {
 }
 
 /* The figures of the first n test scenes into dir. */
-static int draw_figures(cap_trainer *t, const scene_set *test, const heed_hypothesis *hyps, int64_t n, const char *dir) {
+static int draw_figures(cap_trainer *t, const scene_set *test, const heed_hypothesis *hyps, int64_t n,
+                        const char *dir) {
     char path[4096], title[256], text[200], err[512];
     float *px = malloc(SCENE_SIDE * SCENE_SIDE * sizeof *px);
     scene *sc = malloc(sizeof *sc);
@@ -160,17 +193,20 @@ static int caption_file(cap_trainer *t, const options *o) {
         return fail("--caption", heed_ctx_error(t->ctx));
     if (h != SCENE_SIDE || w != SCENE_SIDE) {
         free(px);
-        snprintf(err, sizeof err, "the picture is %lldx%lld; the model reads %dx%d grey scenes", (long long)w, (long long)h,
-                 SCENE_SIDE, SCENE_SIDE);
+        snprintf(err, sizeof err, "the picture is %lldx%lld; the model reads %dx%d grey scenes", (long long)w,
+                 (long long)h, SCENE_SIDE, SCENE_SIDE);
         return fail(o->caption_png, err);
     }
     heed_graph_reset(t->g);
     heed_graph_set_training(t->g, false);
     heed_no_grad_begin(t->g);
     heed_decode_result r = {0};
-    heed_tensor *a = heed_caption_encode(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(1, 1, SCENE_SIDE, SCENE_SIDE), px));
+    heed_tensor *a =
+        heed_caption_encode(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(1, 1, SCENE_SIDE, SCENE_SIDE), px));
     heed_status st = a ? heed_caption_decode(t->g, &t->m, a,
-                                             &(heed_decode_opts){.beam = o->beam, .bos = TOK_START, .eos = TOK_END,
+                                             &(heed_decode_opts){.beam = o->beam,
+                                                                 .bos = TOK_START,
+                                                                 .eos = TOK_END,
                                                                  .max_len = CAPTION_MAX_TOKENS + 1},
                                              &r)
                        : heed_graph_status(t->g);
@@ -194,8 +230,8 @@ static int caption_file(cap_trainer *t, const options *o) {
 
 /* Metrics columns. */
 enum { C_EPOCH, C_LOSS, C_CE, C_REG, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR, C_MASS_TF, C_MASS_FR, N_COLS };
-static const char *const columns[N_COLS] = {"epoch",       "loss",        "cross_entropy", "regulariser", "bleu4",
-                                            "exact",       "pointing_tf", "pointing_fr",   "mass_tf",     "mass_fr"};
+static const char *const columns[N_COLS] = {"epoch", "loss",        "cross_entropy", "regulariser", "bleu4",
+                                            "exact", "pointing_tf", "pointing_fr",   "mass_tf",     "mass_fr"};
 
 /* mkdir -p */
 static int make_dirs(const char *path) {
@@ -218,7 +254,8 @@ static int run(const options *o) {
         return fail("--out", err);
     }
     cap_config cfg = o->cfg;
-    if (o->caption_png && !o->resume && cap_checkpoint_config(o->checkpoint, &cfg, err, sizeof err)) return fail("--checkpoint", err);
+    if (o->caption_png && !o->resume && cap_checkpoint_config(o->checkpoint, &cfg, err, sizeof err))
+        return fail("--checkpoint", err);
     cap_trainer t;
     if (cap_trainer_init(&t, &cfg, o->epochs, err, sizeof err)) return fail("model", err);
     int rc = 0;
@@ -235,36 +272,41 @@ static int run(const options *o) {
     heed_hypothesis *hyps = NULL;
     struct stat sb;
     bool resumed = o->resume && stat(o->checkpoint, &sb) == 0;
-    if (fm_load(o->data_dir, "train", &train, err, sizeof err) || fm_load(o->data_dir, "t10k", &test, err, sizeof err) ||
-        scene_source_init(&src_train, &train, err, sizeof err) || scene_source_init(&src_test, &test, err, sizeof err)) {
+    if (fm_load(o->data_dir, "train", &train, err, sizeof err) ||
+        fm_load(o->data_dir, "t10k", &test, err, sizeof err) ||
+        scene_source_init(&src_train, &train, err, sizeof err) ||
+        scene_source_init(&src_test, &test, err, sizeof err)) {
         rc = fail("data", err);
         goto done;
     }
     const heed_caption_config *m = &cfg.model;
-    printf("caption: encoder conv %lld-%lld-%lld -> %lldx%lld grid of %lld; decoder LSTM %lld, embed %lld, attention %lld "
-           "(%s); %lld parameters; %d threads\n",
-           (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)t.grid,
-           (long long)t.grid, (long long)m->channels[2], (long long)m->hidden, (long long)m->embed_dim,
-           (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft",
-           (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
+    printf(
+        "caption: encoder conv %lld-%lld-%lld -> %lldx%lld grid of %lld; decoder LSTM %lld, embed %lld, attention %lld "
+        "(%s); %lld parameters; %d threads\n",
+        (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)t.grid,
+        (long long)t.grid, (long long)m->channels[2], (long long)m->hidden, (long long)m->embed_dim,
+        (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft", (long long)heed_params_numel(t.P),
+        heed_ctx_threads(t.ctx));
     if (resumed) {
         if (cap_load(&t, o->checkpoint, true, err, sizeof err)) {
             rc = fail("--resume", err);
             goto done;
         }
-        printf("resumed from %s after epoch %lld (pretraining skipped: the encoder is in the checkpoint)\n", o->checkpoint,
-               (long long)t.epoch);
+        printf("resumed from %s after epoch %lld (pretraining skipped: the encoder is in the checkpoint)\n",
+               o->checkpoint, (long long)t.epoch);
     } else {
         for (int64_t e = 0; e < o->pretrain_epochs; e++) {
             int64_t steps = (cfg.pretrain_images + cfg.batch - 1) / cfg.batch;
-            heed_progress *bar = o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = "pretrain"}) : NULL;
+            heed_progress *bar =
+                o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = "pretrain"}) : NULL;
             double acc = 0, l = cap_pretrain_epoch(&t, &train, e, bar, &acc, err, sizeof err);
             heed_progress_free(bar);
             if (isnan(l)) {
                 rc = fail("pretraining", err);
                 goto done;
             }
-            printf("pretrain epoch %lld: loss %.4f, accuracy %.1f%% on the images seen\n", (long long)e + 1, l, 100 * acc);
+            printf("pretrain epoch %lld: loss %.4f, accuracy %.1f%% on the images seen\n", (long long)e + 1, l,
+                   100 * acc);
         }
     }
     heed_caption_freeze_encoder(&t.m, true);
@@ -282,7 +324,8 @@ static int run(const options *o) {
         int64_t steps = (strain.n + cfg.batch - 1) / cfg.batch;
         char label[32];
         snprintf(label, sizeof label, "epoch %lld", (long long)t.epoch + 1);
-        heed_progress *bar = o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+        heed_progress *bar =
+            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double st[2], l = cap_train_epoch(&t, &strain, bar, st, err, sizeof err);
         heed_progress_free(bar);
         if (isnan(l)) {
@@ -299,7 +342,8 @@ static int run(const options *o) {
                 goto done;
             }
             print_eval("  test greedy", &e);
-            row[C_BLEU4] = e.bleu[3], row[C_EXACT] = e.exact, row[C_POINT_TF] = e.point_tf, row[C_POINT_FR] = e.point_fr;
+            row[C_BLEU4] = e.bleu[3], row[C_EXACT] = e.exact, row[C_POINT_TF] = e.point_tf,
+            row[C_POINT_FR] = e.point_fr;
             row[C_MASS_TF] = e.mass_tf, row[C_MASS_FR] = e.mass_fr;
         }
         if (log && heed_metrics_add(log, row) != HEED_OK) {
@@ -329,9 +373,11 @@ static int run(const options *o) {
     if (!rc && log && heed_metrics_rows(log) > 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s.svg", o->metrics_csv);
-        if (heed_metrics_plot_svg(log, path, C_EPOCH, (const int[]){C_LOSS, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR}, 5,
-                                  &(heed_plot_opts){.title = "caption: training loss, greedy BLEU-4, exact captions and "
-                                                             "pointing per epoch",
+        if (heed_metrics_plot_svg(log, path, C_EPOCH, (const int[]){C_LOSS, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR},
+                                  5,
+                                  &(heed_plot_opts){.title =
+                                                        "caption: training loss, greedy BLEU-4, exact captions and "
+                                                        "pointing per epoch",
                                                     .xlabel = "epoch"}) != HEED_OK)
             rc = fail("curves", heed_ctx_error(t.ctx));
         else printf("curves: %s\n", path);
@@ -358,7 +404,6 @@ int main(int argc, char **argv) {
     if (p == 1) return usage(stdout), 0;
     if (p < 0) return fprintf(stderr, "caption: %s\n", err), usage(stderr), 2;
     if (o.cfg.threads > 0) omp_set_num_threads(o.cfg.threads); /* the BLAS follows OpenMP's count, not the ctx's */
-    setvbuf(stdout, NULL, _IOLBF, 0); /* progress in logs as it happens */
+    setvbuf(stdout, NULL, _IOLBF, 0);                          /* progress in logs as it happens */
     return run(&o);
 }
-

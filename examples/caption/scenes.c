@@ -13,7 +13,8 @@ int scene_source_init(scene_source *src, const fm_set *set, char *err, size_t er
     for (int64_t i = 0; i < set->n; i++) src->count[set->labels[i]]++;
     for (int c = 0; c < FM_CLASSES; c++) {
         if (!src->count[c]) {
-            if (err && errlen) snprintf(err, errlen, "scenes: the set has no image of class %d (%s)", c, fm_class_names[c]);
+            if (err && errlen)
+                snprintf(err, errlen, "scenes: the set has no image of class %d (%s)", c, fm_class_names[c]);
             scene_source_free(src);
             return -1;
         }
@@ -61,13 +62,14 @@ void scene_make(const scene_source *src, uint64_t seed, uint64_t index, scene *o
         o->x1 = o->x0 + FM_SIDE, o->y1 = o->y0 + FM_SIDE;
         o->image = src->by_class[o->cls][heed_rng_below(&r, (uint64_t)src->count[o->cls])];
         const uint8_t *img = src->set->images + o->image * FM_SIDE * FM_SIDE;
-        for (int y = 0; y < FM_SIDE; y++) memcpy(out->pixels + (o->y0 + y) * SCENE_SIDE + o->x0, img + y * FM_SIDE, FM_SIDE);
+        for (int y = 0; y < FM_SIDE; y++)
+            memcpy(out->pixels + (o->y0 + y) * SCENE_SIDE + o->x0, img + y * FM_SIDE, FM_SIDE);
     }
 }
 
 /* ---------------------------------------------------------------- vocabulary */
 
-static const char *const words[TOK_CLASS0] = {"<pad>", "<start>", "<end>", "<unk>", "a",  "the",
+static const char *const words[TOK_CLASS0] = {"<pad>", "<start>", "<end>", "<unk>", "a",     "the",
                                               "and",   "left",    "right", "of",    "above", "below"};
 
 const char *vocab_word(int id) {

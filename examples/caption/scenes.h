@@ -74,7 +74,7 @@ enum {
     VOCAB_SIZE = TOK_CLASS0 + FM_CLASSES
 };
 
-const char *vocab_word(int id); /* "<pad>", "<start>", "<end>", "<unk>", words; NULL out of range */
+const char *vocab_word(int id);             /* "<pad>", "<start>", "<end>", "<unk>", words; NULL out of range */
 int vocab_id(const char *word, size_t len); /* TOK_UNK for a word not in the vocabulary */
 
 #define CAPTION_MAX_TOKENS 16 /* the longest caption has 15 words */

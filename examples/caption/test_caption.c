@@ -39,8 +39,8 @@ static const char *write_file(const char *name, const void *data, size_t len, bo
 static size_t header(uint8_t *buf, int nd, const uint32_t *d) {
     buf[0] = buf[1] = 0, buf[2] = 0x08, buf[3] = (uint8_t)nd;
     for (int i = 0; i < nd; i++)
-        buf[4 + 4 * i] = (uint8_t)(d[i] >> 24), buf[5 + 4 * i] = (uint8_t)(d[i] >> 16), buf[6 + 4 * i] = (uint8_t)(d[i] >> 8),
-                        buf[7 + 4 * i] = (uint8_t)d[i];
+        buf[4 + 4 * i] = (uint8_t)(d[i] >> 24), buf[5 + 4 * i] = (uint8_t)(d[i] >> 16),
+                    buf[6 + 4 * i] = (uint8_t)(d[i] >> 8), buf[7 + 4 * i] = (uint8_t)d[i];
     return 4 + 4 * (size_t)nd;
 }
 
@@ -80,7 +80,8 @@ static void idx_bad_files(void) {
     size_t h = header(buf, 2, (uint32_t[]){2, 3});
     refused(write_file("short.gz", buf, 3, true), "ends after 3 bytes; an IDX file starts with 4 magic bytes");
     buf[1] = 1;
-    refused(write_file("magic.gz", buf, h + 6, true), "not an IDX file (magic bytes 00 01 08 02; the first two must be 0)");
+    refused(write_file("magic.gz", buf, h + 6, true),
+            "not an IDX file (magic bytes 00 01 08 02; the first two must be 0)");
     buf[1] = 0, buf[2] = 0x0D;
     refused(write_file("float.gz", buf, h + 6, true), "data type 0x0d is not supported (only 0x08, unsigned bytes)");
     buf[2] = 0x08, buf[3] = 0;
@@ -90,7 +91,8 @@ static void idx_bad_files(void) {
     buf[3] = 2;
     refused(write_file("header.gz", buf, 9, true), "the header ends after 5 of its 8 dim bytes");
     refused(write_file("truncated.gz", buf, h + 5, true), "ends after 5 of the 6 data bytes its dims 2x3 announce");
-    refused(write_file("trailing.idx", buf, h + 7, false), "has more bytes after the 6 data bytes its dims 2x3 announce");
+    refused(write_file("trailing.idx", buf, h + 7, false),
+            "has more bytes after the 6 data bytes its dims 2x3 announce");
     h = header(buf, 3, (uint32_t[]){65536, 256, 129});
     refused(write_file("huge.gz", buf, h + 6, true), "dims 65536x256x129 announce more than 2147483648 data bytes");
     /* a gzip stream cut short: zlib's error, not a short file */
@@ -98,7 +100,8 @@ static void idx_bad_files(void) {
     uint8_t big[4096];
     memcpy(big, buf, h);
     for (size_t i = h; i < sizeof big; i++) big[i] = (uint8_t)(i * 2654435761u >> 13);
-    big[4] = 0, big[5] = 0, big[6] = 0x0f, big[7] = 0xf4, big[8] = 0, big[9] = 0, big[10] = 0, big[11] = 1; /* 4084 x 1 */
+    big[4] = 0, big[5] = 0, big[6] = 0x0f, big[7] = 0xf4, big[8] = 0, big[9] = 0, big[10] = 0,
+    big[11] = 1; /* 4084 x 1 */
     const char *full = write_file("cut-full.gz", big, sizeof big, true);
     FILE *f = fopen(full, "rb");
     uint8_t gzbytes[8192];
@@ -119,13 +122,16 @@ static void fashion_mnist_checks(void) {
     fm_set s;
     const char *ip = write_file("train-images-idx3-ubyte.gz", img, hi + 2 * 28 * 28, true);
     write_file("train-labels-idx1-ubyte.gz", lab, hl + 2, true);
-    CHECK(fm_load(dir, "train", &s, err, sizeof err) == 0 && s.n == 2 && s.labels[1] == 9 && s.images[5] == 9, "%s", err);
+    CHECK(fm_load(dir, "train", &s, err, sizeof err) == 0 && s.n == 2 && s.labels[1] == 9 && s.images[5] == 9, "%s",
+          err);
     fm_free(&s);
-    CHECK(fm_load(dir, "t10k", &s, err, sizeof err) == -1 && strstr(err, "t10k-images-idx3-ubyte.gz: cannot open"), "%s", err);
+    CHECK(fm_load(dir, "t10k", &s, err, sizeof err) == -1 && strstr(err, "t10k-images-idx3-ubyte.gz: cannot open"),
+          "%s", err);
     lab[hl + 1] = 10;
     const char *lp = write_file("bad-labels.gz", lab, hl + 2, true);
     CHECK(idx_load(ip, &a, err, sizeof err) == 0 && idx_load(lp, &b, err, sizeof err) == 0, "%s", err);
-    CHECK(fm_from_arrays(&a, ip, &b, lp, &s, err, sizeof err) == -1 && strstr(err, "bad-labels.gz: label 10 at index 1 is not a class (0..9)"),
+    CHECK(fm_from_arrays(&a, ip, &b, lp, &s, err, sizeof err) == -1 &&
+              strstr(err, "bad-labels.gz: label 10 at index 1 is not a class (0..9)"),
           "%s", err);
     CHECK(a.data && b.data, "the arrays were taken on an error");
     b.dims[0] = 1;
@@ -165,20 +171,24 @@ static void scenes_are_deterministic_and_well_placed(void) {
         scene_make(&src, 42, i, &b);
         CHECK(!memcmp(&a, &b, sizeof a), "scene %llu differs between two makes", (unsigned long long)i);
         scene_make(&src, 43, i, &b);
-        CHECK(memcmp(a.pixels, b.pixels, sizeof a.pixels), "seeds 42 and 43 give the same scene %llu", (unsigned long long)i);
+        CHECK(memcmp(a.pixels, b.pixels, sizeof a.pixels), "seeds 42 and 43 give the same scene %llu",
+              (unsigned long long)i);
         CHECK(a.n_objects == 2 || a.n_objects == 3, "%d objects", a.n_objects);
         with[a.n_objects]++;
         int covered = 0;
         for (int k = 0; k < a.n_objects; k++) {
             const scene_object *o = &a.obj[k];
             int cx = o->cell % 3 * SCENE_CELL, cy = o->cell / 3 * SCENE_CELL;
-            CHECK(o->x0 >= cx && o->y0 >= cy && o->x1 <= cx + SCENE_CELL && o->y1 <= cy + SCENE_CELL, "box outside its cell");
+            CHECK(o->x0 >= cx && o->y0 >= cy && o->x1 <= cx + SCENE_CELL && o->y1 <= cy + SCENE_CELL,
+                  "box outside its cell");
             CHECK(o->x0 >= 0 && o->y0 >= 0 && o->x1 <= SCENE_SIDE && o->y1 <= SCENE_SIDE && o->x1 - o->x0 == FM_SIDE &&
                       o->y1 - o->y0 == FM_SIDE,
                   "box [%d,%d)x[%d,%d)", o->x0, o->x1, o->y0, o->y1);
-            CHECK(set.labels[o->image] == o->cls, "object %d: image %lld is not of class %d", k, (long long)o->image, o->cls);
+            CHECK(set.labels[o->image] == o->cls, "object %d: image %lld is not of class %d", k, (long long)o->image,
+                  o->cls);
             jitter_seen[o->x0 - cx]++;
-            for (int j = 0; j < k; j++) CHECK(a.obj[j].cell != o->cell && a.obj[j].cls != o->cls, "repeated cell or class");
+            for (int j = 0; j < k; j++)
+                CHECK(a.obj[j].cell != o->cell && a.obj[j].cls != o->cls, "repeated cell or class");
             for (int y = o->y0; y < o->y1; y++)
                 for (int x = o->x0; x < o->x1; x++) covered += a.pixels[y * SCENE_SIDE + x] == (uint8_t)(1 + o->image);
         }
@@ -194,7 +204,8 @@ static void scenes_are_deterministic_and_well_placed(void) {
     fm_set few = toy_set(); /* no sandal left */
     for (int64_t i = 0; i < few.n; i++)
         if (few.labels[i] == 5) few.labels[i] = 6;
-    CHECK(scene_source_init(&src, &few, err, sizeof err) == -1 && strstr(err, "no image of class 5 (sandal)"), "%s", err);
+    CHECK(scene_source_init(&src, &few, err, sizeof err) == -1 && strstr(err, "no image of class 5 (sandal)"), "%s",
+          err);
     fm_free(&few);
 }
 
@@ -207,10 +218,13 @@ static void relations_match_geometry(void) {
             if (a == b) continue;
             int n = scene_relation(a, b, rel), dx = a % 3 - b % 3, dy = a / 3 - b / 3;
             bool above = false, below = false, left = false, right = false;
-            for (int i = 0; i < n; i++) above |= rel[i] == TOK_ABOVE, below |= rel[i] == TOK_BELOW, left |= rel[i] == TOK_LEFT,
-                                         right |= rel[i] == TOK_RIGHT;
-            CHECK(above == (dy < 0) && below == (dy > 0) && left == (dx < 0) && right == (dx > 0), "cells %d, %d", a, b);
-            CHECK(n == (dy != 0) + 2 * (dx != 0) && (dx == 0 || rel[n - 1] == TOK_OF), "cells %d, %d: %d words", a, b, n);
+            for (int i = 0; i < n; i++)
+                above |= rel[i] == TOK_ABOVE, below |= rel[i] == TOK_BELOW, left |= rel[i] == TOK_LEFT,
+                    right |= rel[i] == TOK_RIGHT;
+            CHECK(above == (dy < 0) && below == (dy > 0) && left == (dx < 0) && right == (dx > 0), "cells %d, %d", a,
+                  b);
+            CHECK(n == (dy != 0) + 2 * (dx != 0) && (dx == 0 || rel[n - 1] == TOK_OF), "cells %d, %d: %d words", a, b,
+                  n);
         }
     char text[128];
     scene_relation(0, 8, rel);
@@ -231,16 +245,19 @@ static void captions_are_the_valid_ones(void) {
     for (uint64_t i = 0; i < 200; i++) {
         scene_make(&src, 7, i, &s);
         int n = scene_captions(&s, caps);
-        CHECK(n == (s.n_objects == 2 ? 2 : 12), "scene %llu: %d captions for %d objects", (unsigned long long)i, n, s.n_objects);
+        CHECK(n == (s.n_objects == 2 ? 2 : 12), "scene %llu: %d captions for %d objects", (unsigned long long)i, n,
+              s.n_objects);
         for (int c = 0; c < n; c++) {
-            CHECK(caption_valid(&s, caps[c].tok, caps[c].n), "scene %llu: caption %d refused", (unsigned long long)i, c);
+            CHECK(caption_valid(&s, caps[c].tok, caps[c].n), "scene %llu: caption %d refused", (unsigned long long)i,
+                  c);
             for (int d = 0; d < c; d++)
                 CHECK(caps[c].n != caps[d].n || memcmp(caps[c].tok, caps[d].tok, sizeof(int) * (size_t)caps[c].n),
                       "captions %d and %d are equal", c, d);
             /* the text round trip */
             int ids[CAPTION_MAX_TOKENS];
             CHECK(caption_text(caps[c].tok, caps[c].n, text, sizeof text) > 0, "text");
-            CHECK(caption_tokenize(text, ids, CAPTION_MAX_TOKENS) == caps[c].n && !memcmp(ids, caps[c].tok, sizeof(int) * (size_t)caps[c].n),
+            CHECK(caption_tokenize(text, ids, CAPTION_MAX_TOKENS) == caps[c].n &&
+                      !memcmp(ids, caps[c].tok, sizeof(int) * (size_t)caps[c].n),
                   "'%s' does not tokenize back", text);
         }
         /* every single-token change of a valid caption is refused: swap a word for another */
@@ -251,22 +268,30 @@ static void captions_are_the_valid_ones(void) {
                 caption m = caps[0];
                 m.tok[pos] = w;
                 bool listed = false;
-                for (int c = 0; c < n; c++) listed |= m.n == caps[c].n && !memcmp(m.tok, caps[c].tok, sizeof(int) * (size_t)m.n);
+                for (int c = 0; c < n; c++)
+                    listed |= m.n == caps[c].n && !memcmp(m.tok, caps[c].tok, sizeof(int) * (size_t)m.n);
                 changed_ok += caption_valid(&s, m.tok, m.n) && !listed;
             }
-        CHECK(changed_ok == 0, "scene %llu: %d one-word changes are valid but not references", (unsigned long long)i, changed_ok);
-        CHECK(!caption_valid(&s, caps[0].tok, caps[0].n - 1) && !caption_valid(&s, caps[0].tok, 0), "a cut caption passes");
+        CHECK(changed_ok == 0, "scene %llu: %d one-word changes are valid but not references", (unsigned long long)i,
+              changed_ok);
+        CHECK(!caption_valid(&s, caps[0].tok, caps[0].n - 1) && !caption_valid(&s, caps[0].tok, 0),
+              "a cut caption passes");
     }
     /* a hand-checked scene: bag in cell 0, sneaker in cell 2, shirt in cell 8 */
     s = (scene){.n_objects = 3, .obj = {{.cls = 8, .cell = 0}, {.cls = 7, .cell = 2}, {.cls = 6, .cell = 8}}};
     int ids[CAPTION_MAX_TOKENS];
     const char *good = "a bag left of a sneaker and a shirt below the sneaker";
     const char *also = "a bag left of a sneaker and a shirt below right of the bag";
-    const char *bad[] = {"a bag left of a sneaker and a shirt above the sneaker", "a bag left of a sneaker",
-                         "a bag left of a sneaker and a shirt below left of the sneaker", "a bag right of a sneaker and a shirt below the sneaker",
-                         "a bag left of a sneaker and a shirt below left of the bag", "a bag left of a sneaker and a bag below the sneaker",
-                         "a bag left of a sneaker and a shirt below the sneaker and", "a bag left of a coat and a shirt below the coat",
-                         "a bag left of the sneaker and a shirt below the sneaker", "a bag left to a sneaker and a shirt below the sneaker"};
+    const char *bad[] = {"a bag left of a sneaker and a shirt above the sneaker",
+                         "a bag left of a sneaker",
+                         "a bag left of a sneaker and a shirt below left of the sneaker",
+                         "a bag right of a sneaker and a shirt below the sneaker",
+                         "a bag left of a sneaker and a shirt below left of the bag",
+                         "a bag left of a sneaker and a bag below the sneaker",
+                         "a bag left of a sneaker and a shirt below the sneaker and",
+                         "a bag left of a coat and a shirt below the coat",
+                         "a bag left of the sneaker and a shirt below the sneaker",
+                         "a bag left to a sneaker and a shirt below the sneaker"};
     int n = caption_tokenize(good, ids, CAPTION_MAX_TOKENS);
     CHECK(n == 12 && caption_valid(&s, ids, n), "'%s' refused", good);
     n = caption_tokenize(also, ids, CAPTION_MAX_TOKENS);
@@ -277,7 +302,8 @@ static void captions_are_the_valid_ones(void) {
     }
     CHECK(caption_tokenize("a a a a a a a a a a a a a a a a a", ids, CAPTION_MAX_TOKENS) == -1, "too long accepted");
     CHECK(caption_tokenize("  a  bag ", ids, 4) == 2 && ids[0] == TOK_A && ids[1] == TOK_CLASS0 + 8, "spaces");
-    CHECK(vocab_id("to", 2) == TOK_UNK && vocab_word(VOCAB_SIZE) == NULL && !strcmp(vocab_word(TOK_CLASS0 + 9), "boot"), "vocab");
+    CHECK(vocab_id("to", 2) == TOK_UNK && vocab_word(VOCAB_SIZE) == NULL && !strcmp(vocab_word(TOK_CLASS0 + 9), "boot"),
+          "vocab");
     scene_source_free(&src);
     fm_free(&set);
 }
@@ -290,11 +316,13 @@ static void real_fashion_mnist(void) {
     const char *splits[2] = {"train", "t10k"};
     const int64_t sizes[2] = {60000, 10000};
     for (int k = 0; k < 2; k++) {
-        CHECK(fm_load(fm_dir, splits[k], &s, err, sizeof err) == 0, "%s (scripts/setup.sh installs dataset-fashion-mnist)", err);
+        CHECK(fm_load(fm_dir, splits[k], &s, err, sizeof err) == 0,
+              "%s (scripts/setup.sh installs dataset-fashion-mnist)", err);
         CHECK(s.n == sizes[k], "%s: %lld images", splits[k], (long long)s.n);
         int64_t per[FM_CLASSES] = {0};
         for (int64_t i = 0; i < s.n; i++) per[s.labels[i]]++;
-        for (int c = 0; c < FM_CLASSES; c++) CHECK(per[c] == sizes[k] / 10, "%s: class %d has %lld", splits[k], c, (long long)per[c]);
+        for (int c = 0; c < FM_CLASSES; c++)
+            CHECK(per[c] == sizes[k] / 10, "%s: class %d has %lld", splits[k], c, (long long)per[c]);
         fm_free(&s);
     }
 }

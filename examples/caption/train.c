@@ -11,10 +11,26 @@
 
 cap_config cap_defaults(void) {
     return (cap_config){
-        .model = {.in_channels = 1, .channels = {16, 32, 64}, .classes = FM_CLASSES, .embed_dim = 64, .hidden = 128,
-                  .attn_dim = 64, .vocab = VOCAB_SIZE, .cells = (SCENE_SIDE / 16) * (SCENE_SIDE / 16), .dropout = 0.1},
-        .batch = 64, .lr = 0.002, .clip = 5, .lambda = 0.01, .attention = HEED_CAPTION_SOFT, .entropy = 0.01,
-        .soft_mix = 0.5, .pretrain_images = 60000, .train_scenes = 24000, .test_scenes = 1000, .seed = 1,
+        .model = {.in_channels = 1,
+                  .channels = {16, 32, 64},
+                  .classes = FM_CLASSES,
+                  .embed_dim = 64,
+                  .hidden = 128,
+                  .attn_dim = 64,
+                  .vocab = VOCAB_SIZE,
+                  .cells = (SCENE_SIDE / 16) * (SCENE_SIDE / 16),
+                  .dropout = 0.1},
+        .batch = 64,
+        .lr = 0.002,
+        .clip = 5,
+        .lambda = 0.01,
+        .attention = HEED_CAPTION_SOFT,
+        .entropy = 0.01,
+        .soft_mix = 0.5,
+        .pretrain_images = 60000,
+        .train_scenes = 24000,
+        .test_scenes = 1000,
+        .seed = 1,
     };
 }
 
@@ -59,7 +75,8 @@ static int64_t *shuffled(int64_t n, uint64_t seed, uint64_t stream) {
 }
 
 /* One optimizer step on loss; -1 with err. */
-static int step(cap_trainer *t, heed_tensor *loss, const char *what, int64_t epoch, int64_t s, char *err, size_t errlen) {
+static int step(cap_trainer *t, heed_tensor *loss, const char *what, int64_t epoch, int64_t s, char *err,
+                size_t errlen) {
     double l = loss ? heed_get(loss, 0) : NAN;
     if (heed_graph_status(t->g) == HEED_OK && !isfinite(l))
         return snprintf(err, errlen, "%s: loss became %s at epoch %lld step %lld (a smaller --lr may help)", what,
@@ -107,7 +124,8 @@ double cap_pretrain_epoch(cap_trainer *t, const fm_set *train, int64_t epoch, he
         }
         heed_graph_reset(t->g);
         heed_params_zero_grad(t->P);
-        heed_tensor *logits = heed_caption_classify(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, 1, CROP, CROP), x));
+        heed_tensor *logits =
+            heed_caption_classify(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, 1, CROP, CROP), x));
         heed_tensor *loss = heed_cross_entropy(t->g, logits, y, NULL);
         if (heed_argmax(t->g, logits, 1, pred) == HEED_OK)
             for (int64_t i = 0; i < nb; i++) correct += pred[i] == y[i];
@@ -127,7 +145,8 @@ void cap_scene_set_free(scene_set *s) {
     *s = (scene_set){0};
 }
 
-int cap_scene_set(cap_trainer *t, const scene_source *src, uint64_t seed, int64_t n, scene_set *s, char *err, size_t errlen) {
+int cap_scene_set(cap_trainer *t, const scene_source *src, uint64_t seed, int64_t n, scene_set *s, char *err,
+                  size_t errlen) {
     int64_t N = t->grid * t->grid, D = t->cfg.model.channels[HEED_CAPTION_CONVS - 1], chunk = 32;
     *s = (scene_set){.n = n, .cells = N, .dim = D, .seed = seed, .src = src};
     s->features = malloc((size_t)(n * N * D) * sizeof *s->features);
@@ -148,10 +167,12 @@ int cap_scene_set(cap_trainer *t, const scene_source *src, uint64_t seed, int64_
             scene_make(src, seed, (uint64_t)(i0 + i), sc);
             s->meta[i0 + i].n_objects = sc->n_objects;
             memcpy(s->meta[i0 + i].obj, sc->obj, sizeof sc->obj);
-            for (int p = 0; p < SCENE_SIDE * SCENE_SIDE; p++) x[i * SCENE_SIDE * SCENE_SIDE + p] = sc->pixels[p] / 255.0f;
+            for (int p = 0; p < SCENE_SIDE * SCENE_SIDE; p++)
+                x[i * SCENE_SIDE * SCENE_SIDE + p] = sc->pixels[p] / 255.0f;
         }
         heed_graph_reset(t->g);
-        heed_tensor *a = heed_caption_encode(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, 1, SCENE_SIDE, SCENE_SIDE), x));
+        heed_tensor *a =
+            heed_caption_encode(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, 1, SCENE_SIDE, SCENE_SIDE), x));
         if (!a) rc = -1, snprintf(err, errlen, "encoding scenes: %s", heed_graph_error(t->g));
         else memcpy(s->features + i0 * N * D, a->data, (size_t)(nb * N * D) * sizeof *s->features);
     }
@@ -174,7 +195,8 @@ static void fill_targets(const caption *c, int64_t i, int64_t L, int64_t *tgt) {
     for (int64_t j = 0; j < L; j++) tgt[i * L + j] = j < c->n ? c->tok[j] : j == c->n ? TOK_END : IGNORE;
 }
 
-double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, double stats[2], char *err, size_t errlen) {
+double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, double stats[2], char *err,
+                       size_t errlen) {
     const cap_config *c = &t->cfg;
     int64_t B = c->batch, n = s->n, steps = (n + B - 1) / B, N = s->cells, D = s->dim, L = CAPTION_MAX_TOKENS;
     int64_t *order = shuffled(n, c->seed, 0xca9000 + (uint64_t)t->epoch), *tgt = malloc((size_t)(B * L) * sizeof *tgt);
@@ -201,12 +223,16 @@ double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, d
         heed_params_zero_grad(t->P);
         int64_t global = heed_optimizer_steps(t->opt);
         double st2[2] = {NAN, NAN};
-        heed_tensor *loss = heed_caption_loss(
-            t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, N, D), x), tgt, L,
-            &(heed_caption_loss_opts){.bos = TOK_START, .lambda = c->lambda, .attention = c->attention, .entropy = c->entropy,
-                                      .soft_mix = c->soft_mix, .hard = &t->hard, .seed = c->seed,
-                                      .stream = 0xca9200000000ull + (uint64_t)global},
-            NULL, st2);
+        heed_tensor *loss = heed_caption_loss(t->g, &t->m, heed_input(t->g, HEED_F32, HEED_SHAPE(nb, N, D), x), tgt, L,
+                                              &(heed_caption_loss_opts){.bos = TOK_START,
+                                                                        .lambda = c->lambda,
+                                                                        .attention = c->attention,
+                                                                        .entropy = c->entropy,
+                                                                        .soft_mix = c->soft_mix,
+                                                                        .hard = &t->hard,
+                                                                        .seed = c->seed,
+                                                                        .stream = 0xca9200000000ull + (uint64_t)global},
+                                              NULL, st2);
         if (step(t, loss, "captioning", t->epoch, st, err, errlen)) {
             sum = NAN;
             break;

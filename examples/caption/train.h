@@ -12,10 +12,10 @@ typedef struct {
     heed_caption_config model;
     int64_t batch;
     double lr, clip;
-    double lambda;                   /* the doubly stochastic regulariser */
+    double lambda; /* the doubly stochastic regulariser */
     heed_caption_attention attention;
-    double entropy, soft_mix;        /* hard attention */
-    int64_t pretrain_images;         /* single objects per pretraining epoch */
+    double entropy, soft_mix; /* hard attention */
+    int64_t pretrain_images;  /* single objects per pretraining epoch */
     int64_t train_scenes, test_scenes;
     uint64_t seed;
     int threads;
@@ -32,24 +32,24 @@ typedef struct {
 void scene_of_meta(const scene_meta *m, scene *sc);
 
 typedef struct {
-    int64_t n, cells, dim;   /* scenes, annotation vectors per scene, their size */
-    float *features;         /* [n, cells, dim]: the frozen encoder's annotations */
-    scene_meta *meta;        /* [n] */
-    uint64_t seed;           /* scene i is scene_make(source, seed, i) */
+    int64_t n, cells, dim; /* scenes, annotation vectors per scene, their size */
+    float *features;       /* [n, cells, dim]: the frozen encoder's annotations */
+    scene_meta *meta;      /* [n] */
+    uint64_t seed;         /* scene i is scene_make(source, seed, i) */
     const scene_source *src;
 } scene_set;
 
 typedef struct {
     cap_config cfg;
-    int64_t epochs;          /* captioning epochs of the run (checkpoint setting) */
+    int64_t epochs; /* captioning epochs of the run (checkpoint setting) */
     heed_ctx *ctx;
     heed_params *P;
     heed_caption m;
     heed_optimizer *opt;
     heed_graph *g;
     heed_caption_hard_state hard;
-    int64_t epoch;           /* captioning epochs done */
-    int64_t grid;            /* the annotation grid is grid x grid */
+    int64_t epoch; /* captioning epochs done */
+    int64_t grid;  /* the annotation grid is grid x grid */
 } cap_trainer;
 
 int cap_trainer_init(cap_trainer *t, const cap_config *cfg, int64_t epochs, char *err, size_t errlen);
@@ -62,18 +62,20 @@ double cap_pretrain_epoch(cap_trainer *t, const fm_set *train, int64_t epoch, he
                           char *err, size_t errlen);
 
 /* Makes n scenes from src with seed and their annotations through the encoder (eval mode). */
-int cap_scene_set(cap_trainer *t, const scene_source *src, uint64_t seed, int64_t n, scene_set *s, char *err, size_t errlen);
+int cap_scene_set(cap_trainer *t, const scene_source *src, uint64_t seed, int64_t n, scene_set *s, char *err,
+                  size_t errlen);
 void cap_scene_set_free(scene_set *s);
 
 /* One captioning epoch over s (each scene with one of its references, drawn per epoch);
  * the mean loss, stats[0..2) the mean cross-entropy and regulariser; NaN with err. */
-double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, double stats[2], char *err, size_t errlen);
+double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, double stats[2], char *err,
+                       size_t errlen);
 
 typedef struct {
-    double bleu[4];               /* corpus BLEU-1..4 against every reference */
-    double exact;                 /* generated captions that are valid for their scene */
-    double point_tf, mass_tf;     /* teacher-forced (the first reference): argmax-in-box rate, mean box mass */
-    double point_fr, mass_fr;     /* free-running (the generated caption's nouns that name an object) */
+    double bleu[4];           /* corpus BLEU-1..4 against every reference */
+    double exact;             /* generated captions that are valid for their scene */
+    double point_tf, mass_tf; /* teacher-forced (the first reference): argmax-in-box rate, mean box mass */
+    double point_fr, mass_fr; /* free-running (the generated caption's nouns that name an object) */
     int64_t nouns_tf, nouns_fr;
 } cap_eval;
 

@@ -23,10 +23,11 @@ static int read_opened(SNDFILE *sf, const SF_INFO *info, const char *name, float
     if (major != SF_FORMAT_WAV && major != SF_FORMAT_WAVEX)
         return snprintf(err, errlen, "%s: not a WAV file (a RIFF/WAVE file is needed)", name), -1;
     if (info->channels < 1 || info->channels > 2)
-        return snprintf(err, errlen, "%s: %d channels (1 or 2 are read; stereo is mixed down)", name, info->channels), -1;
+        return snprintf(err, errlen, "%s: %d channels (1 or 2 are read; stereo is mixed down)", name, info->channels),
+               -1;
     if (info->samplerate < LAS_MIN_RATE || info->samplerate > LAS_MAX_RATE)
-        return snprintf(err, errlen, "%s: sample rate %d Hz (must be in %d..%d Hz)", name, info->samplerate, LAS_MIN_RATE,
-                        LAS_MAX_RATE),
+        return snprintf(err, errlen, "%s: sample rate %d Hz (must be in %d..%d Hz)", name, info->samplerate,
+                        LAS_MIN_RATE, LAS_MAX_RATE),
                -1;
     if (info->frames < 1) return snprintf(err, errlen, "%s: no samples (an empty recording)", name), -1;
     if (info->frames > (sf_count_t)LAS_MAX_SECONDS * info->samplerate)
@@ -64,7 +65,8 @@ int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t er
     /* The whole file is read and goes the way of a file in memory: the chunk check below
      * sees it first, and the fuzz target covers this path exactly. */
     struct stat sb;
-    if (stat(path, &sb) != 0) return snprintf(err, errlen, "%s: not a readable WAV file: %s", path, strerror(errno)), -1;
+    if (stat(path, &sb) != 0)
+        return snprintf(err, errlen, "%s: not a readable WAV file: %s", path, strerror(errno)), -1;
     if (!S_ISREG(sb.st_mode)) return snprintf(err, errlen, "%s: not a regular file", path), -1;
     if (sb.st_size > LAS_MAX_FILE_BYTES)
         return snprintf(err, errlen, "%s: %lld bytes is larger than %d MiB (no WAV of at most %d s is)", path,
@@ -109,7 +111,8 @@ static int reduce_wav(const unsigned char *d, size_t size, const char *name, uns
             break;
         }
         if (len > size - at - 8)
-            return snprintf(err, errlen, "%s: the '%.4s' chunk at byte %zu declares %u bytes, past the end of the file (%zu "
+            return snprintf(err, errlen,
+                            "%s: the '%.4s' chunk at byte %zu declares %u bytes, past the end of the file (%zu "
                             "bytes): a chunk must fit in the file",
                             name, (const char *)(d + at), at, len, size),
                    -1;
@@ -127,7 +130,8 @@ static int reduce_wav(const unsigned char *d, size_t size, const char *name, uns
     memcpy(r + at, d + fmt, 8 + fmt_len), at += 8 + fmt_len + (fmt_len & 1);
     if (fact) memcpy(r + at, d + fact, 8 + fact_len), at += 8 + fact_len + (fact_len & 1);
     memcpy(r + at, "data", 4);
-    for (int i = 0; i < 4; i++) r[at + 4 + i] = (unsigned char)(data_len >> (8 * i)), r[4 + i] = (unsigned char)((n - 8) >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        r[at + 4 + i] = (unsigned char)(data_len >> (8 * i)), r[4 + i] = (unsigned char)((n - 8) >> (8 * i));
     memcpy(r + at + 8, d + data + 8, data_len);
     *out = r, *out_size = n;
     return 0;
@@ -229,7 +233,8 @@ las_fbank *las_fbank_new(int n_mels) {
      * mel), evaluated at each bin's frequency k * rate / nfft. */
     double lo = hz_to_mel(LAS_FMIN), hi = hz_to_mel(LAS_FMAX);
     for (int m = 0; m < n_mels; m++) {
-        double f0 = mel_to_hz(lo + (hi - lo) * m / (n_mels + 1)), f1 = mel_to_hz(lo + (hi - lo) * (m + 1) / (n_mels + 1)),
+        double f0 = mel_to_hz(lo + (hi - lo) * m / (n_mels + 1)),
+               f1 = mel_to_hz(lo + (hi - lo) * (m + 1) / (n_mels + 1)),
                f2 = mel_to_hz(lo + (hi - lo) * (m + 2) / (n_mels + 1));
         for (int k = 0; k < fb->bins; k++) {
             double f = (double)k * LAS_RATE / LAS_NFFT, w = 0;
@@ -337,7 +342,8 @@ void las_warp(const float *f, int64_t T, int F, double alpha, double tempo, floa
             double ts = fmin((double)t * tempo, (double)(T - 1));
             int64_t t0 = (int64_t)ts, t1 = t0 + 1 < T ? t0 + 1 : t0;
             double wt = ts - (double)t0;
-            double a = (1 - wk) * f[t0 * F + k0] + wk * f[t0 * F + k1], b = (1 - wk) * f[t1 * F + k0] + wk * f[t1 * F + k1];
+            double a = (1 - wk) * f[t0 * F + k0] + wk * f[t0 * F + k1],
+                   b = (1 - wk) * f[t1 * F + k0] + wk * f[t1 * F + k1];
             out[t * F + k] = (float)((1 - wt) * a + wt * b);
         }
     }

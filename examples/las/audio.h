@@ -11,15 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LAS_RATE 8000         /* every signal is resampled to this rate */
-#define LAS_MIN_RATE 4000     /* sample rates accepted from files */
+#define LAS_RATE 8000     /* every signal is resampled to this rate */
+#define LAS_MIN_RATE 4000 /* sample rates accepted from files */
 #define LAS_MAX_RATE 192000
-#define LAS_MAX_SECONDS 60    /* longer files are refused (before reading them) */
+#define LAS_MAX_SECONDS 60             /* longer files are refused (before reading them) */
 #define LAS_MAX_FILE_BYTES (128 << 20) /* larger files are refused before reading */
-#define LAS_WIN 200           /* 25 ms window at LAS_RATE */
-#define LAS_HOP 80            /* 10 ms hop */
-#define LAS_NFFT 512          /* zero-padded FFT: 15.6 Hz bins */
-#define LAS_FMIN 60.0         /* the filterbank's band, Hz */
+#define LAS_WIN 200                    /* 25 ms window at LAS_RATE */
+#define LAS_HOP 80                     /* 10 ms hop */
+#define LAS_NFFT 512                   /* zero-padded FFT: 15.6 Hz bins */
+#define LAS_FMIN 60.0                  /* the filterbank's band, Hz */
 #define LAS_FMAX 3800.0
 
 /* Reads a WAV file (any PCM/float encoding libsndfile reads, 1 or 2 channels, rate in

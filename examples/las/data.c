@@ -27,17 +27,20 @@ int las_token_char(int64_t tok) {
 int las_check_text(const char *text, char *err, size_t errlen) {
     size_t n = strlen(text);
     if (n == 0) return snprintf(err, errlen, "the transcript is empty"), -1;
-    if (n > LAS_MAX_TEXT) return snprintf(err, errlen, "the transcript has %zu characters (at most %d)", n, LAS_MAX_TEXT), -1;
+    if (n > LAS_MAX_TEXT)
+        return snprintf(err, errlen, "the transcript has %zu characters (at most %d)", n, LAS_MAX_TEXT), -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)text[i];
         if (las_char_token(c) < 0)
             return snprintf(err, errlen,
-                            c >= 32 && c < 127 ? "character '%c' at column %zu is outside the alphabet (a-z, ' and space)"
-                                               : "byte 0x%02x at column %zu is outside the alphabet (a-z, ' and space)",
+                            c >= 32 && c < 127
+                                ? "character '%c' at column %zu is outside the alphabet (a-z, ' and space)"
+                                : "byte 0x%02x at column %zu is outside the alphabet (a-z, ' and space)",
                             c, i + 1),
                    -1;
         if (c == ' ' && (i == 0 || i + 1 == n || text[i + 1] == ' '))
-            return snprintf(err, errlen, "a space at column %zu: words are separated by single spaces, no space at either end",
+            return snprintf(err, errlen,
+                            "a space at column %zu: words are separated by single spaces, no space at either end",
                             i + 1),
                    -1;
     }
@@ -208,7 +211,9 @@ int las_corpus_save(const las_corpus *c, const char *path, const char *key, char
                  fwrite(&u->frames, 8, 1, f) == 1 &&
                  fwrite(u->feat, sizeof(float), (size_t)(u->frames * bands), f) == (size_t)(u->frames * bands);
         }
-        if (!ok) st = heed_ctx_fail(ctx, HEED_ERR_IO, "las: the feature cache: writing %s failed: %s", path, strerror(errno));
+        if (!ok)
+            st =
+                heed_ctx_fail(ctx, HEED_ERR_IO, "las: the feature cache: writing %s failed: %s", path, strerror(errno));
         st = heed_atomic_close(ctx, &af, st); /* commits, or removes the temporary file */
     }
     if (st != HEED_OK) snprintf(err, errlen, "%s", heed_ctx_error(ctx));
@@ -238,7 +243,8 @@ int las_corpus_load(las_corpus *c, const char *path, const char *key, char *err,
     for (int64_t i = 0; ok && i < n; i++) {
         int32_t len = 0;
         int64_t frames = 0;
-        ok = fread(&len, 4, 1, f) == 1 && len >= 1 && len <= LAS_MAX_TEXT && fread(text, 1, (size_t)len, f) == (size_t)len;
+        ok = fread(&len, 4, 1, f) == 1 && len >= 1 && len <= LAS_MAX_TEXT &&
+             fread(text, 1, (size_t)len, f) == (size_t)len;
         if (ok) text[len] = 0;
         ok = ok && !las_check_text(text, why, sizeof why) && fread(&frames, 8, 1, f) == 1 && frames >= 1 &&
              frames <= (int64_t)LAS_MAX_SECONDS * 100 + 1;
@@ -259,7 +265,8 @@ int las_corpus_load(las_corpus *c, const char *path, const char *key, char *err,
 
 /* ---------------------------------------------------------------- the task's data sets */
 
-static const char *const digit_words[10] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
+static const char *const digit_words[10] = {"zero", "one", "two",   "three", "four",
+                                            "five", "six", "seven", "eight", "nine"};
 static const char *const train_speakers[3] = {"jackson", "nicolas", "theo"};
 
 const char *las_set_name(las_set s) {
@@ -453,7 +460,8 @@ static int generate(const las_data_config *cfg, las_set s, las_corpus *c, char *
     const char *yw[1] = {"yweweler"};
     if (!rc) switch (s) {
         case LAS_SET_TRAIN:
-            rc = gen_espeak(&g, cfg->train_synth, false, 1) || gen_fsdd(&g, train_speakers, 3, 5, 49, true, cfg->train_fsdd, 2);
+            rc = gen_espeak(&g, cfg->train_synth, false, 1) ||
+                 gen_fsdd(&g, train_speakers, 3, 5, 49, true, cfg->train_fsdd, 2);
             break;
         case LAS_SET_A: rc = gen_espeak(&g, cfg->test_size, true, 3); break;
         case LAS_SET_B: rc = gen_flite(&g, cfg->test_size, 4); break;
@@ -496,8 +504,10 @@ int las_data_get(const las_data_config *cfg, las_set s, las_corpus *c, char *err
              (unsigned long long)cfg->seed, (long long)n);
     int rc = las_corpus_load(c, path, key, err, errlen);
     if (rc <= 0) return rc;
-    if (las_mkdir_p(cfg->cache_dir) != 0) return snprintf(err, errlen, "--cache %s: %s", cfg->cache_dir, strerror(errno)), -1;
-    if (!cfg->quiet) fprintf(stderr, "data: generating %s (%lld utterances) into %s\n", las_set_name(s), (long long)n, path);
+    if (las_mkdir_p(cfg->cache_dir) != 0)
+        return snprintf(err, errlen, "--cache %s: %s", cfg->cache_dir, strerror(errno)), -1;
+    if (!cfg->quiet)
+        fprintf(stderr, "data: generating %s (%lld utterances) into %s\n", las_set_name(s), (long long)n, path);
     if (generate(cfg, s, c, err, errlen)) return -1;
     return las_corpus_save(c, path, key, err, errlen);
 }

@@ -18,8 +18,8 @@
 #define LAS_SOS 0
 #define LAS_EOS 1
 #define LAS_VOCAB 30
-#define LAS_MAX_TEXT 400   /* characters per transcript */
-#define LAS_MAX_LINE 4096  /* bytes per manifest line */
+#define LAS_MAX_TEXT 400  /* characters per transcript */
+#define LAS_MAX_LINE 4096 /* bytes per manifest line */
 
 /* The token of a transcript character, or -1 if it is outside the alphabet. */
 int las_char_token(int c);
@@ -73,13 +73,13 @@ typedef enum { LAS_SET_TRAIN = 0, LAS_SET_A, LAS_SET_B, LAS_SET_C, LAS_SET_D, LA
 const char *las_set_name(las_set s);
 
 typedef struct {
-    const char *fsdd_dir;   /* FSDD recordings: {digit}_{speaker}_{index}.wav */
-    const char *cache_dir;  /* corpora cached here (made if missing) */
-    int bands;              /* 40 or 80 */
+    const char *fsdd_dir;  /* FSDD recordings: {digit}_{speaker}_{index}.wav */
+    const char *cache_dir; /* corpora cached here (made if missing) */
+    int bands;             /* 40 or 80 */
     uint64_t seed;
-    int64_t train_synth;    /* espeak-ng training utterances */
-    int64_t train_fsdd;     /* FSDD training utterances (connected digits) */
-    int64_t test_size;      /* utterances per test set */
+    int64_t train_synth; /* espeak-ng training utterances */
+    int64_t train_fsdd;  /* FSDD training utterances (connected digits) */
+    int64_t test_size;   /* utterances per test set */
     bool quiet;
 } las_data_config;
 

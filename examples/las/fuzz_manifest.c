@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     for (int64_t i = 0; i < m.n; i++) {
         if (!m.path[i][0] || las_check_text(m.text[i], why, sizeof why) != 0) abort();
         for (const char *c = m.text[i]; *c; c++)
-            if (las_char_token((unsigned char)*c) < 2 || las_token_char(las_char_token((unsigned char)*c)) != *c) abort();
+            if (las_char_token((unsigned char)*c) < 2 || las_token_char(las_char_token((unsigned char)*c)) != *c)
+                abort();
     }
     las_manifest_free(&m);
     return 0;

@@ -52,7 +52,8 @@ static int check_output(const char *flag, const char *path, char *err, size_t er
     char dir[4096];
     const char *slash = strrchr(path, '/');
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
-    if (access(dir, W_OK | X_OK) != 0) return snprintf(err, errlen, "%s %s: cannot write in %.300s: %s", flag, path, dir, strerror(errno)), -1;
+    if (access(dir, W_OK | X_OK) != 0)
+        return snprintf(err, errlen, "%s %s: cannot write in %.300s: %s", flag, path, dir, strerror(errno)), -1;
     return 0;
 }
 
@@ -91,7 +92,9 @@ static int write_alignment(las_trainer *t, const char *base, const float *feat, 
     int cell = W < 800 ? (int)(800 / W) : 1; /* about 800 pixels wide */
     if (cell > 8) cell = 8;
     snprintf(path, sizeof path, "%s.png", base);
-    if (!im || !al || heed_heatmap_png(t->ctx, path, im, &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = cell, .lo = 0, .hi = 1}) != HEED_OK)
+    if (!im || !al ||
+        heed_heatmap_png(t->ctx, path, im,
+                         &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = cell, .lo = 0, .hi = 1}) != HEED_OK)
         return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     char **q = calloc((size_t)steps, sizeof *q), **k = calloc((size_t)N, sizeof *k);
     int rc = -1;
@@ -111,7 +114,11 @@ static int write_alignment(las_trainer *t, const char *base, const float *feat, 
     snprintf(title, sizeof title, "LAS alignment: '%s' (characters down, encoder frames across)", text);
     snprintf(path, sizeof path, "%s.svg", base);
     if (heed_attention_svg(t->ctx, path, al, (const char *const *)q, (const char *const *)k,
-                           &(heed_svg_opts){.cmap = HEED_CMAP_VIRIDIS, .cell = 14, .font_size = 9, .title = title, .lo = 0,
+                           &(heed_svg_opts){.cmap = HEED_CMAP_VIRIDIS,
+                                            .cell = 14,
+                                            .font_size = 9,
+                                            .title = title,
+                                            .lo = 0,
                                             .hi = 1}) != HEED_OK) {
         snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
         goto out;
@@ -169,7 +176,8 @@ out:
 
 static const char *set_title(las_set s) {
     static const char *const t[] = {"train", "(a) espeak-ng held-out voices", "(b) flite (unseen synthesiser)",
-                                    "(c) FSDD test takes 0-4 of jackson/nicolas/theo", "(d) FSDD yweweler (unseen speaker)"};
+                                    "(c) FSDD test takes 0-4 of jackson/nicolas/theo",
+                                    "(d) FSDD yweweler (unseen speaker)"};
     return t[s];
 }
 
@@ -195,7 +203,8 @@ static int load_data(program *p) {
     double frames = 0;
     for (int64_t i = 0; i < p->sets[0].n; i++) frames += (double)p->sets[0].u[i].frames;
     printf("data: %lld training utterances (%.1f minutes of speech)", (long long)p->sets[0].n, frames / 6000);
-    for (int s = 1; s < LAS_N_SETS && !o->no_test; s++) printf(", %s %lld", las_set_name((las_set)s), (long long)p->sets[s].n);
+    for (int s = 1; s < LAS_N_SETS && !o->no_test; s++)
+        printf(", %s %lld", las_set_name((las_set)s), (long long)p->sets[s].n);
     if (p->extra.n) printf(", %s %lld", o->eval_manifest, (long long)p->extra.n);
     printf(" (%.1fs)\n", now() - t0);
     return 0;
@@ -216,8 +225,8 @@ static int periodic_eval(program *p, double *wer, double *cer) {
         for (int64_t i = 1; i < 20 && i < p->sets[s].n && i < o->eval_size; i++)
             if (strlen(p->sets[s].u[i].text) > strlen(p->sets[s].u[pick].text)) pick = i;
         char *hyp0 = NULL, **hyps = calloc((size_t)p->sets[s].n, sizeof *hyps);
-        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, pick, s == LAS_SET_C ? &align : NULL, &steps,
-                                  &N, p->err, sizeof p->err)) {
+        if (!hyps || las_evaluate(&p->t, &p->sets[s], o->eval_size, 1, &c, hyps, pick, s == LAS_SET_C ? &align : NULL,
+                                  &steps, &N, p->err, sizeof p->err)) {
             free(hyps);
             return -1;
         }
@@ -255,9 +264,9 @@ static int final_eval(program *p, double *beam_wer_a) {
             free(hyps);
             return -1;
         }
-        printf("  %-50s %5lld  %6.2f %6.2f %6.2f    %6.2f %6.2f %6.2f\n", s < LAS_N_SETS ? set_title((las_set)s) : o->eval_manifest,
-               (long long)c->n, 100 * heed_wer(&g), 100 * heed_cer(&g), 100 * heed_ser(&g), 100 * heed_wer(&b),
-               100 * heed_cer(&b), 100 * heed_ser(&b));
+        printf("  %-50s %5lld  %6.2f %6.2f %6.2f    %6.2f %6.2f %6.2f\n",
+               s < LAS_N_SETS ? set_title((las_set)s) : o->eval_manifest, (long long)c->n, 100 * heed_wer(&g),
+               100 * heed_cer(&g), 100 * heed_ser(&g), 100 * heed_wer(&b), 100 * heed_cer(&b), 100 * heed_ser(&b));
         if (s == LAS_SET_A) *beam_wer_a = heed_wer(&b);
         for (int64_t i = 0; i < o->show && i < c->n; i++)
             printf("      ref: %-40s hyp: %s\n", c->u[i].text, hyps[i] ? hyps[i] : "");
@@ -277,20 +286,25 @@ static int train(program *p) {
     const heed_las_config *m = &t->cfg.model;
     int64_t n_params = 0; /* the parameters' own sizes */
     for (int i = 0; i < heed_params_count(t->P); i++) n_params += heed_params_at(t->P, i)->numel;
-    printf("model: LAS, %lld parameters: listener BLSTM + %d pyramidal BLSTM (%lld per direction, time / %lld), speller "
-           "2 x LSTM %lld, attention %lld%s, %lld tokens; batch %lld, %lld steps per epoch, Adam lr %g, %d threads\n",
-           (long long)n_params, m->pyramid_layers, (long long)m->listener_hidden,
-           (long long)(o->train.stack << m->pyramid_layers), (long long)m->speller_hidden, (long long)m->attn_dim,
-           m->attention == HEED_LAS_LOCAL_M ? " local-m" : m->attention == HEED_LAS_LOCAL_P ? " local-p"
-           : m->loc_channels ? " location-aware" : "", (long long)m->vocab, (long long)o->train.batch,
-           (long long)las_trainer_steps_per_epoch(t), o->train.lr, heed_ctx_threads(t->ctx));
+    printf(
+        "model: LAS, %lld parameters: listener BLSTM + %d pyramidal BLSTM (%lld per direction, time / %lld), speller "
+        "2 x LSTM %lld, attention %lld%s, %lld tokens; batch %lld, %lld steps per epoch, Adam lr %g, %d threads\n",
+        (long long)n_params, m->pyramid_layers, (long long)m->listener_hidden,
+        (long long)(o->train.stack << m->pyramid_layers), (long long)m->speller_hidden, (long long)m->attn_dim,
+        m->attention == HEED_LAS_LOCAL_M   ? " local-m"
+        : m->attention == HEED_LAS_LOCAL_P ? " local-p"
+        : m->loc_channels                  ? " location-aware"
+                                           : "",
+        (long long)m->vocab, (long long)o->train.batch, (long long)las_trainer_steps_per_epoch(t), o->train.lr,
+        heed_ctx_threads(t->ctx));
     if (o->resume && access(o->checkpoint, F_OK) == 0) {
         if (las_trainer_load(t, o->checkpoint, err, errlen)) return fail("resume", err);
         printf("resumed from %s after epoch %lld\n", o->checkpoint, (long long)t->epoch);
     }
     if (o->metrics_csv) {
         const char *cols[] = {"epoch", "loss", "seconds", "lr", "wer_a", "wer_b", "wer_c", "wer_d", "cer_a", "cer_c"};
-        if (!(p->log = heed_metrics_new(t->ctx, o->metrics_csv, 10, cols))) return fail("--metrics", heed_ctx_error(t->ctx));
+        if (!(p->log = heed_metrics_new(t->ctx, o->metrics_csv, 10, cols)))
+            return fail("--metrics", heed_ctx_error(t->ctx));
     }
     fflush(stdout);
     double t_train = 0, cpu0 = cpu_seconds();
@@ -299,7 +313,8 @@ static int train(program *p) {
         char label[32];
         snprintf(label, sizeof label, "epoch %lld", (long long)t->epoch + 1);
         int64_t steps = las_trainer_steps_per_epoch(t);
-        heed_progress *bar = o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+        heed_progress *bar =
+            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double e0 = now(), loss = las_train_epoch(t, bar, err, errlen), secs = now() - e0;
         if (bar) heed_progress_free(bar);
         if (isnan(loss)) return fail("", err);
@@ -312,20 +327,22 @@ static int train(program *p) {
         if (!o->no_test && ((o->eval_every > 0 && t->epoch % o->eval_every == 0) || last)) {
             double v0 = now();
             if (periodic_eval(p, wer, cer)) return printf("\n"), fail("", err);
-            printf("; greedy WER a %.1f%% b %.1f%% c %.1f%% d %.1f%% (eval %.1fs)", 100 * wer[1], 100 * wer[2], 100 * wer[3],
-                   100 * wer[4], now() - v0);
+            printf("; greedy WER a %.1f%% b %.1f%% c %.1f%% d %.1f%% (eval %.1fs)", 100 * wer[1], 100 * wer[2],
+                   100 * wer[3], 100 * wer[4], now() - v0);
         }
         printf("\n");
         fflush(stdout);
         if (o->checkpoint && las_trainer_save(t, o->checkpoint, err, errlen)) return fail("checkpoint", err);
         if (p->log) {
-            double row[10] = {(double)t->epoch, loss, secs, heed_optimizer_lr(t->opt), wer[1], wer[2], wer[3], wer[4], cer[1], cer[3]};
+            double row[10] = {(double)t->epoch, loss,   secs,  heed_optimizer_lr(t->opt), wer[1], wer[2], wer[3],
+                              wer[4],           cer[1], cer[3]};
             if (heed_metrics_add(p->log, row) != HEED_OK) return fail("--metrics", heed_ctx_error(t->ctx));
             char path[4200];
             snprintf(path, sizeof path, "%s/curves.svg", o->out_dir);
             if (heed_metrics_plot_svg(p->log, path, 0, (const int[]){1, 4, 5, 6, 7}, 5,
                                       &(heed_plot_opts){.title = "LAS: training loss and greedy WER per test set",
-                                                        .xlabel = "epoch", .log_y = true}) != HEED_OK)
+                                                        .xlabel = "epoch",
+                                                        .log_y = true}) != HEED_OK)
                 return fail("curves", heed_ctx_error(t->ctx));
         }
     }
@@ -358,7 +375,8 @@ int main(int argc, char **argv) {
             (p.o.metrics_csv && check_output("--metrics", p.o.metrics_csv, p.err, sizeof p.err)))
             args = LAS_ARGS_ERROR;
         else if (p.o.checkpoint && !p.o.resume && access(p.o.checkpoint, F_OK) == 0)
-            snprintf(p.err, sizeof p.err, "--checkpoint %s exists: pass --resume to continue from it, or remove it", p.o.checkpoint),
+            snprintf(p.err, sizeof p.err, "--checkpoint %s exists: pass --resume to continue from it, or remove it",
+                     p.o.checkpoint),
                 args = LAS_ARGS_ERROR;
         else if (las_mkdir_p(p.o.out_dir) != 0)
             snprintf(p.err, sizeof p.err, "--out %s: %s", p.o.out_dir, strerror(errno)), args = LAS_ARGS_ERROR;

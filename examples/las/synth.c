@@ -12,8 +12,8 @@
 
 extern char **environ;
 
-const char *const las_espeak_accents[] = {"en",        "en-us",          "en-gb-scotland", "en-gb-x-rp",
-                                          "en-029",    "en-us-nyc",      "en-gb-x-gbclan", "en-gb-x-gbcwmd"};
+const char *const las_espeak_accents[] = {"en",     "en-us",     "en-gb-scotland", "en-gb-x-rp",
+                                          "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"};
 const int las_n_espeak_accents = (int)(sizeof las_espeak_accents / sizeof *las_espeak_accents);
 const char *const las_flite_voices[] = {"kal", "kal16", "awb", "rms", "slt"};
 const int las_n_flite_voices = (int)(sizeof las_flite_voices / sizeof *las_flite_voices);
@@ -59,7 +59,9 @@ int las_espeak(const char *voice, const char *text, int wpm, int pitch, int word
     if (espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL) != EE_OK)
         return snprintf(err, errlen, "espeak-ng: synthesis of '%s' with %s failed", text, voice), -1;
     if (pcm_oom || pcm_n == 0)
-        return snprintf(err, errlen, "espeak-ng: %s for '%s' (%s)", pcm_oom ? "out of memory" : "no audio", text, voice), -1;
+        return snprintf(err, errlen, "espeak-ng: %s for '%s' (%s)", pcm_oom ? "out of memory" : "no audio", text,
+                        voice),
+               -1;
     float *x = malloc((size_t)pcm_n * sizeof *x);
     if (!x) return snprintf(err, errlen, "out of memory"), -1;
     for (int64_t i = 0; i < pcm_n; i++) x[i] = (float)pcm[i] / 32768.0f;
@@ -81,8 +83,9 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
  * ones). */
 int las_espeak_variants(char ***names, int *n, char *err, size_t errlen) {
     *names = NULL, *n = 0;
-    const char *dirs[] = {"/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v", "/usr/lib/aarch64-linux-gnu/espeak-ng-data/voices/!v",
-                          "/usr/share/espeak-ng-data/voices/!v", "/usr/lib/espeak-ng-data/voices/!v"};
+    const char *dirs[] = {"/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v",
+                          "/usr/lib/aarch64-linux-gnu/espeak-ng-data/voices/!v", "/usr/share/espeak-ng-data/voices/!v",
+                          "/usr/lib/espeak-ng-data/voices/!v"};
     DIR *d = NULL;
     const char *env = getenv("ESPEAK_DATA_PATH");
     char path[4096];
@@ -122,8 +125,8 @@ int las_flite(const char *voice, const char *text, double stretch, double f0, co
     char s_arg[64], f_arg[64];
     snprintf(s_arg, sizeof s_arg, "duration_stretch=%.3f", stretch);
     snprintf(f_arg, sizeof f_arg, "int_f0_target_mean=%.1f", f0);
-    char *argv[] = {"flite", "-voice", (char *)voice, "--setf", s_arg, "--setf", f_arg, "-t", (char *)text, "-o",
-                    (char *)tmp_path, NULL};
+    char *argv[] = {"flite", "-voice",     (char *)voice, "--setf",         s_arg, "--setf", f_arg,
+                    "-t",    (char *)text, "-o",          (char *)tmp_path, NULL};
     pid_t pid;
     if (posix_spawnp(&pid, "flite", NULL, NULL, argv, environ) != 0)
         return snprintf(err, errlen, "flite: cannot run the flite command (Debian package flite)"), -1;

@@ -52,7 +52,8 @@ static void tones_at_two_rates(void) {
     int64_t na, nb;
     CHECK(las_wav_read(p8, &a, &na, err, sizeof err) == 0, "%s", err);
     CHECK(las_wav_read(p16, &b, &nb, err, sizeof err) == 0, "%s", err);
-    CHECK(na == 8000 && (nb >= 7990 && nb <= 8010), "lengths %lld and %lld (one second at 8 kHz)", (long long)na, (long long)nb);
+    CHECK(na == 8000 && (nb >= 7990 && nb <= 8010), "lengths %lld and %lld (one second at 8 kHz)", (long long)na,
+          (long long)nb);
     las_fbank *fb = las_fbank_new(40);
     int64_t T = las_fbank_frames(8000);
     CHECK(T == 1 + (8000 - LAS_WIN) / LAS_HOP, "frames");
@@ -60,7 +61,8 @@ static void tones_at_two_rates(void) {
     las_fbank_compute(fb, a, 8000, fa);
     las_fbank_compute(fb, b, 8000 < nb ? 8000 : nb, fbb);
     /* the band whose centre is nearest 1 kHz: centres evenly spaced in mel between FMIN and FMAX */
-    double lo = 2595 * log10(1 + LAS_FMIN / 700), hi = 2595 * log10(1 + LAS_FMAX / 700), m1k = 2595 * log10(1 + 1000.0 / 700);
+    double lo = 2595 * log10(1 + LAS_FMIN / 700), hi = 2595 * log10(1 + LAS_FMAX / 700),
+           m1k = 2595 * log10(1 + 1000.0 / 700);
     int want = (int)lround((m1k - lo) / ((hi - lo) / 41) - 1);
     CHECK(peak_band(fa, T, 40) == want, "peak band %d, want %d", peak_band(fa, T, 40), want);
     CHECK(peak_band(fbb, T, 40) == want, "16 kHz stereo: peak band %d, want %d", peak_band(fbb, T, 40), want);
@@ -73,8 +75,10 @@ static void tones_at_two_rates(void) {
     for (int j = 0; j < 40; j += 13) {
         double s = 0, ss = 0;
         for (int64_t t = 0; t < T; t++) s += fa[t * 40 + j], ss += (double)fa[t * 40 + j] * fa[t * 40 + j];
-        CHECK(check_err(s / (double)T, 0) < 1e-4 && (check_err(ss / (double)T, 1) < 1e-3 || ss == 0), "band %d: mean %g, "
-              "mean square %g", j, s / (double)T, ss / (double)T);
+        CHECK(check_err(s / (double)T, 0) < 1e-4 && (check_err(ss / (double)T, 1) < 1e-3 || ss == 0),
+              "band %d: mean %g, "
+              "mean square %g",
+              j, s / (double)T, ss / (double)T);
     }
     las_fbank_free(fb);
     CHECK(las_fbank_new(64) == NULL, "64 bands refused");
@@ -112,8 +116,9 @@ static void warp_features(void) {
     enum { T = 9, F = 40 };
     float f[T * F], out[T * F];
     for (int i = 0; i < T * F; i++) f[i] = (float)((i * 37) % 11) - 5;
-    CHECK(las_warp_frames(T, 1) == T && las_warp_frames(T, 2) == 5 && las_warp_frames(T, 0.9) == 9, "frames %lld %lld %lld",
-          (long long)las_warp_frames(T, 1), (long long)las_warp_frames(T, 2), (long long)las_warp_frames(T, 0.9));
+    CHECK(las_warp_frames(T, 1) == T && las_warp_frames(T, 2) == 5 && las_warp_frames(T, 0.9) == 9,
+          "frames %lld %lld %lld", (long long)las_warp_frames(T, 1), (long long)las_warp_frames(T, 2),
+          (long long)las_warp_frames(T, 0.9));
     las_warp(f, T, F, 1, 1, out);
     double worst = 0;
     for (int i = 0; i < T * F; i++) worst = fmax(worst, fabs((double)out[i] - f[i]) + (out[i] != out[i]));
@@ -121,7 +126,8 @@ static void warp_features(void) {
     las_warp(f, T, F, 1, 2, out);
     worst = 0;
     for (int t = 0; t < 5; t++)
-        for (int k = 0; k < F; k++) worst = fmax(worst, fabs((double)out[t * F + k] - f[2 * t * F + k]) + (out[t * F + k] != out[t * F + k]));
+        for (int k = 0; k < F; k++)
+            worst = fmax(worst, fabs((double)out[t * F + k] - f[2 * t * F + k]) + (out[t * F + k] != out[t * F + k]));
     CHECK(worst < 1e-4, "tempo 2 is not every other frame (off by %g)", worst);
     float peak[F] = {0};
     peak[20] = 1;
@@ -142,9 +148,15 @@ static void bad_wav_files(void) {
     int64_t n;
     struct {
         const char *name, *want;
-    } cases[] = {{"empty.wav", "not a readable WAV"}, {"text.wav", "not a readable WAV"}, {"truncated.wav", "'fmt ' chunk at byte 12 declares 16 bytes, past the end"},
-                 {"three.wav", "3 channels"},       {"flac.flac", "does not start with RIFF....WAVE"},     {"long.wav", "longer than 60 s"},
-                 {"nosamples.wav", "no samples"},   {"rate.wav", "sample rate 1000 Hz"}, {"missing.wav", "No such file"},
+    } cases[] = {{"empty.wav", "not a readable WAV"},
+                 {"text.wav", "not a readable WAV"},
+                 {"truncated.wav", "'fmt ' chunk at byte 12 declares 16 bytes, past the end"},
+                 {"three.wav", "3 channels"},
+                 {"flac.flac", "does not start with RIFF....WAVE"},
+                 {"long.wav", "longer than 60 s"},
+                 {"nosamples.wav", "no samples"},
+                 {"rate.wav", "sample rate 1000 Hz"},
+                 {"missing.wav", "No such file"},
                  {"list-4gb.wav", "'LIST' chunk at byte 12 declares 4294967041 bytes"},
                  {"huge.wav", "larger than 128 MiB"}};
     path_in(p, sizeof p, "empty.wav");
@@ -169,8 +181,9 @@ static void bad_wav_files(void) {
     write_bytes(p, head, 30);
     /* libsndfile 1.2.0 spins for minutes on this 59-byte file (found by the fuzz target) */
     path_in(p, sizeof p, "list-4gb.wav");
-    static const unsigned char list4gb[59] = {'R', 'I', 'F', 'F', 0xf4, 7, 0, 1, 'W', 'A', 'V', 'E', 'L', 'I', 'S', 'T', 1,
-                                              0xff, 0xff, 0xff, [48] = 0xf8, [49 ... 58] = 0xff};
+    static const unsigned char list4gb[59] =
+        {'R', 'I', 'F', 'F', 0xf4, 7, 0,    1,    'W',  'A',         'V',
+         'E', 'L', 'I', 'S', 'T',  1, 0xff, 0xff, 0xff, [48] = 0xf8, [49 ... 58] = 0xff};
     write_bytes(p, list4gb, sizeof list4gb);
     path_in(p, sizeof p, "huge.wav"); /* a sparse file of 129 MiB: refused by its size, never read */
     write_bytes(p, "RIFF", 4);
@@ -197,8 +210,8 @@ static void manifests(void) {
     FILE *f = fmemopen((void *)good, strlen(good), "rb");
     CHECK(las_manifest_read(f, "m.tsv", "data", &m, err, sizeof err) == 0, "%s", err);
     fclose(f);
-    CHECK(m.n == 2 && !strcmp(m.path[0], "data/a.wav") && !strcmp(m.text[0], "three seven") && !strcmp(m.path[1], "/abs/b.wav") &&
-              !strcmp(m.text[1], "nine"),
+    CHECK(m.n == 2 && !strcmp(m.path[0], "data/a.wav") && !strcmp(m.text[0], "three seven") &&
+              !strcmp(m.path[1], "/abs/b.wav") && !strcmp(m.text[1], "nine"),
           "parsed");
     las_manifest_free(&m);
     struct {

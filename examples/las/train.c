@@ -9,10 +9,29 @@
 
 las_train_config las_train_defaults(void) {
     return (las_train_config){
-        .model = {.listener_hidden = 64, .pyramid_layers = 2, .speller_hidden = 128, .embed_dim = 32, .attn_dim = 64,
-                  .loc_channels = 8, .loc_kernel = 15, .vocab = LAS_VOCAB, .dropout = 0.1},
-        .bands = 40, .stack = 2, .batch = 32, .lr = 0.002, .min_lr = 1e-4, .warmup = 200, .cosine = true, .clip = 1,
-        .label_smoothing = 0.1, .sampling = 0.1, .specaugment = 2, .seed = 1, .beam = 8, .length_penalty = 1,
+        .model = {.listener_hidden = 64,
+                  .pyramid_layers = 2,
+                  .speller_hidden = 128,
+                  .embed_dim = 32,
+                  .attn_dim = 64,
+                  .loc_channels = 8,
+                  .loc_kernel = 15,
+                  .vocab = LAS_VOCAB,
+                  .dropout = 0.1},
+        .bands = 40,
+        .stack = 2,
+        .batch = 32,
+        .lr = 0.002,
+        .min_lr = 1e-4,
+        .warmup = 200,
+        .cosine = true,
+        .clip = 1,
+        .label_smoothing = 0.1,
+        .sampling = 0.1,
+        .specaugment = 2,
+        .seed = 1,
+        .beam = 8,
+        .length_penalty = 1,
     };
 }
 
@@ -42,7 +61,8 @@ int64_t las_trainer_steps_per_epoch(const las_trainer *t) { return t->n_batches;
 
 static const las_corpus *sort_corpus; /* qsort has no user pointer */
 static int by_frames(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b, fx = sort_corpus->u[x].frames, fy = sort_corpus->u[y].frames;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b, fx = sort_corpus->u[x].frames,
+            fy = sort_corpus->u[y].frames;
     return fx != fy ? (fx < fy ? -1 : 1) : (x < y ? -1 : x > y);
 }
 
@@ -76,8 +96,8 @@ int las_trainer_init(las_trainer *t, const las_corpus *train, const las_train_co
         t->n_batches = (train->n + cfg->batch - 1) / cfg->batch;
         if (!(t->order = sorted_by_length(train, train->n))) goto oom;
         int64_t total = t->n_batches * (epochs > 0 ? epochs : 1);
-        t->sched = cfg->cosine ? heed_schedule_warmup_cosine(cfg->lr, cfg->warmup < total ? cfg->warmup : total / 10, total,
-                                                             cfg->min_lr < cfg->lr ? cfg->min_lr : cfg->lr)
+        t->sched = cfg->cosine ? heed_schedule_warmup_cosine(cfg->lr, cfg->warmup < total ? cfg->warmup : total / 10,
+                                                             total, cfg->min_lr < cfg->lr ? cfg->min_lr : cfg->lr)
                                : heed_schedule_constant(cfg->lr);
         if (heed_schedule_check(t->ctx, &t->sched) != HEED_OK) {
             snprintf(err, errlen, "learning-rate schedule: %s", heed_ctx_error(t->ctx));
@@ -99,7 +119,7 @@ oom:
 /* ---------------------------------------------------------------- batches */
 
 typedef struct {
-    float *x;          /* [B, T, stack * bands] */
+    float *x;           /* [B, T, stack * bands] */
     int64_t *len, *tgt; /* [B], [B, L]: tokens, eos, -100 padding */
     int64_t B, T, L;
 } batch;
@@ -141,7 +161,9 @@ static int make_batch(const las_trainer *t, const las_utt *const *u, int64_t B, 
         batch_free(b);
         rc = -1;
     }
-    las_specaug sa = {.time_masks = (int)c->specaugment, .max_time = 20, .freq_masks = (int)c->specaugment,
+    las_specaug sa = {.time_masks = (int)c->specaugment,
+                      .max_time = 20,
+                      .freq_masks = (int)c->specaugment,
                       .max_freq = F / 5};
     for (int64_t i = 0; i < B && rc == 0; i++) {
         const float *f = u[i]->feat;
@@ -201,8 +223,10 @@ double las_train_epoch(las_trainer *t, heed_progress *progress, char *err, size_
         heed_tensor *x = heed_input(t->g, HEED_F32, HEED_SHAPE(nb, b.T, c->stack * c->bands), b.x);
         int64_t global = heed_optimizer_steps(t->opt);
         heed_tensor *loss = heed_las_loss(t->g, &t->m, x, b.len, b.tgt, b.L,
-                                          &(heed_las_loss_opts){.bos = LAS_SOS, .label_smoothing = c->label_smoothing,
-                                                                .sampling = p_sample, .seed = c->seed,
+                                          &(heed_las_loss_opts){.bos = LAS_SOS,
+                                                                .label_smoothing = c->label_smoothing,
+                                                                .sampling = p_sample,
+                                                                .seed = c->seed,
                                                                 .stream = 0x5b000000 + (uint64_t)global},
                                           NULL);
         batch_free(&b);
@@ -251,14 +275,16 @@ static char *tokens_text(const int64_t *tok, int64_t n) {
 }
 
 /* Decodes the batch u[0..B): hypotheses in r (free with heed_decode_result_free). */
-static int decode_batch(las_trainer *t, const las_utt *const *u, int64_t B, int64_t beam, heed_decode_result *r, char *err,
-                        size_t errlen) {
+static int decode_batch(las_trainer *t, const las_utt *const *u, int64_t B, int64_t beam, heed_decode_result *r,
+                        char *err, size_t errlen) {
     batch b;
     if (make_batch(t, u, B, NULL, &b)) return snprintf(err, errlen, "out of memory for a batch"), -1;
     heed_graph_reset(t->g);
     heed_tensor *x = heed_input(t->g, HEED_F32, HEED_SHAPE(B, b.T, t->cfg.stack * t->cfg.bands), b.x);
     heed_status st = heed_las_decode(t->g, &t->m, x, b.len,
-                                     &(heed_decode_opts){.beam = beam, .bos = LAS_SOS, .eos = LAS_EOS,
+                                     &(heed_decode_opts){.beam = beam,
+                                                         .bos = LAS_SOS,
+                                                         .eos = LAS_EOS,
                                                          .length_penalty = t->cfg.length_penalty},
                                      r);
     batch_free(&b);
@@ -315,7 +341,8 @@ int las_transcribe(las_trainer *t, const float *feat, int64_t frames, int64_t be
     *align = malloc((size_t)(*steps * h->keys) * sizeof **align);
     if (*align && h->attention) memcpy(*align, h->attention, (size_t)(*steps * h->keys) * sizeof **align);
     heed_decode_result_free(&r);
-    if (!*text || !*align) return free(*text), free(*align), *text = NULL, *align = NULL, snprintf(err, errlen, "out of memory"), -1;
+    if (!*text || !*align)
+        return free(*text), free(*align), *text = NULL, *align = NULL, snprintf(err, errlen, "out of memory"), -1;
     return 0;
 }
 
@@ -396,9 +423,11 @@ int las_trainer_save(las_trainer *t, const char *path, char *err, size_t errlen)
     train_settings(t, ts);
     join(ms, N_MODEL, a, sizeof a);
     join(ts, N_TRAIN, b, sizeof b);
-    if (heed_checkpoint_info_set(&info, "las.model", a) != HEED_OK || heed_checkpoint_info_set(&info, "las.train", b) != HEED_OK)
+    if (heed_checkpoint_info_set(&info, "las.model", a) != HEED_OK ||
+        heed_checkpoint_info_set(&info, "las.train", b) != HEED_OK)
         return snprintf(err, errlen, "%s: the settings do not fit a checkpoint key", path), -1;
-    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
+    if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK)
+        return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     return 0;
 }
 
@@ -410,7 +439,9 @@ static int compare(const char *path, const char *saved, const setting *s, int n,
         char was[HEED_CKPT_VALUE_LEN], now[64];
         if (!ex_saved_value(want, s[i].key, now, sizeof now)) continue;
         if (!ex_saved_value(saved, s[i].key, was, sizeof was))
-            return snprintf(err, errlen, "%s does not record %s (%s): start a new checkpoint", path, s[i].flag, s[i].key), -1;
+            return snprintf(err, errlen, "%s does not record %s (%s): start a new checkpoint", path, s[i].flag,
+                            s[i].key),
+                   -1;
         if (strcmp(was, now) != 0)
             return snprintf(err, errlen,
                             "%s was saved with %s %s, this run has %s: resume with the same settings, or start a new "
@@ -431,13 +462,16 @@ int las_trainer_load(las_trainer *t, const char *path, char *err, size_t errlen)
     char model[HEED_CKPT_VALUE_LEN];
     setting ms[N_MODEL], ts[N_TRAIN];
     model_settings(&t->cfg, ms);
-    if (model_string(path, model, sizeof model, err, errlen) || compare(path, model, ms, N_MODEL, err, errlen)) return -1;
+    if (model_string(path, model, sizeof model, err, errlen) || compare(path, model, ms, N_MODEL, err, errlen))
+        return -1;
     heed_checkpoint_info info;
-    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK) return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
+    if (heed_checkpoint_load(t->P, path, t->opt, &info) != HEED_OK)
+        return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     const char *train = heed_checkpoint_info_get(&info, "las.train");
     if (t->train) {
         train_settings(t, ts);
-        if (!train) return snprintf(err, errlen, "%s has no las.train: not a training checkpoint of the las program", path), -1;
+        if (!train)
+            return snprintf(err, errlen, "%s has no las.train: not a training checkpoint of the las program", path), -1;
         if (compare(path, train, ts, N_TRAIN, err, errlen)) return -1;
     }
     t->epoch = info.epoch;
@@ -470,17 +504,20 @@ int las_checkpoint_config(const char *path, las_train_config *cfg, char *err, si
             return snprintf(err, errlen, "%s: las.model lacks %s", path, fields[i].key), -1;
         double x = strtod(v, &end);
         if (*end || !(x >= fields[i].lo && x <= fields[i].hi) || (!fields[i].d && x != floor(x)))
-            return snprintf(err, errlen, "%s: las.model has %s=%s (must be in %g..%g)", path, fields[i].key, v, fields[i].lo,
-                            fields[i].hi),
+            return snprintf(err, errlen, "%s: las.model has %s=%s (must be in %g..%g)", path, fields[i].key, v,
+                            fields[i].lo, fields[i].hi),
                    -1;
         if (fields[i].i) *fields[i].i = (int64_t)x;
         if (fields[i].i32) *fields[i].i32 = (int)x;
         if (fields[i].d) *fields[i].d = x;
     }
-    if (!ex_saved_value(s, "attention", v, sizeof v)) return snprintf(err, errlen, "%s: las.model lacks attention", path), -1;
+    if (!ex_saved_value(s, "attention", v, sizeof v))
+        return snprintf(err, errlen, "%s: las.model lacks attention", path), -1;
     int kind = las_attention_kind(v);
-    if (kind < 0) return snprintf(err, errlen, "%s: las.model has attention=%s (location, local-m or local-p)", path, v), -1;
+    if (kind < 0)
+        return snprintf(err, errlen, "%s: las.model has attention=%s (location, local-m or local-p)", path, v), -1;
     cfg->model.attention = (heed_las_attention)kind;
-    if (cfg->bands != 40 && cfg->bands != 80) return snprintf(err, errlen, "%s: las.model has bands=%d (40 or 80)", path, cfg->bands), -1;
+    if (cfg->bands != 40 && cfg->bands != 80)
+        return snprintf(err, errlen, "%s: las.model has bands=%d (40 or 80)", path, cfg->bands), -1;
     return 0;
 }

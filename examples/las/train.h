@@ -6,21 +6,21 @@
 #include "data.h"
 
 typedef struct {
-    heed_las_config model;   /* input_dim is set from bands * stack */
-    int bands;               /* log-mel bands of the data */
-    int64_t stack;           /* frames stacked into one listener input */
+    heed_las_config model; /* input_dim is set from bands * stack */
+    int bands;             /* log-mel bands of the data */
+    int64_t stack;         /* frames stacked into one listener input */
     int64_t batch;
-    double lr, min_lr;       /* Adam; warm-up then cosine to min_lr (or constant) */
+    double lr, min_lr; /* Adam; warm-up then cosine to min_lr (or constant) */
     int64_t warmup;
     bool cosine;
-    double clip;             /* global gradient norm; 0 = off */
+    double clip; /* global gradient norm; 0 = off */
     double label_smoothing;
-    double sampling;         /* the sampled-feedback probability reached halfway through */
-    int64_t specaugment;     /* time and frequency masks each; 0 = off */
-    double vtlp, tempo;      /* per utterance and epoch, warp factors in [1 - x, 1 + x] (las_warp); 0 = off */
+    double sampling;     /* the sampled-feedback probability reached halfway through */
+    int64_t specaugment; /* time and frequency masks each; 0 = off */
+    double vtlp, tempo;  /* per utterance and epoch, warp factors in [1 - x, 1 + x] (las_warp); 0 = off */
     uint64_t seed;
     int threads;
-    int64_t beam;            /* beam width of final evaluations and transcription */
+    int64_t beam; /* beam width of final evaluations and transcription */
     double length_penalty;
 } las_train_config;
 
@@ -39,8 +39,8 @@ typedef struct {
     heed_optimizer *opt;
     heed_graph *g;
     heed_schedule sched;
-    int64_t epoch;           /* epochs done */
-    int64_t *order;          /* training utterances sorted by length */
+    int64_t epoch;  /* epochs done */
+    int64_t *order; /* training utterances sorted by length */
     int64_t n_batches;
 } las_trainer;
 

@@ -8,44 +8,43 @@
 #include <string.h>
 
 void sr_usage(FILE *f) {
-    fprintf(f,
-            "usage: sasrec [options]\n"
-            "data (default: generated, --gen small):\n"
-            "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
-            "  --gen PRESET           small (6000 users, 500 items), amazon-games (31000 users,\n"
-            "                         24000 items, 7.3 items per user) or interests (the demo's:\n"
-            "                         10000 users, 500 items in 20 groups, 3 interleaved per user)\n"
-            "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
-            "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
-            "  --gen-interests M  --gen-clusters N  --gen-repeat P   (the interests generator)\n"
-            "                         (the generator's settings: not with --data)\n"
-            "  --save-data PATH       write the dataset in the paper's format and go on\n"
-            "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
-            "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
-            "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
-            "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
-            "  --threads N            OpenMP threads, the BLAS's too (default: all)\n"
-            "  --length-groups N      run a batch as up to N groups of similar length, each at its\n"
-            "                         own width (4; 1 = the whole batch at its widest row)\n"
-            "  --anomaly              check every op for NaN/Inf and name the first (slower)\n"
-            "evaluation:\n"
-            "  --eval-every N         epochs between evaluations (1; 0 = only at the end)\n"
-            "  --eval-users N         users sampled for evaluation (10000; 0 = all)\n"
-            "  --negatives N          sampled negatives per user (100)\n"
-            "  --k N                  cut-off of HR@k and NDCG@k (10)\n"
-            "  --full-rank            rank against every item the user has not interacted with\n"
-            "  --no-test              report validation metrics only (the test set stays unseen)\n"
-            "output:\n"
-            "  --checkpoint PATH      save the training state after every epoch; an existing PATH is\n"
-            "                         only used with --resume\n"
-            "  --resume               continue from --checkpoint if the file exists\n"
-            "  --heatmap PATH         attention weights of one user at the end: PATH.png a heatmap per\n"
-            "                         block (grid of heads), else an SVG per block and head with item ids\n"
-            "  --heatmap-user U       that user (default: the first with a test item)\n"
-            "  --metrics PATH.csv     per-epoch loss, time and metrics\n"
-            "  --no-progress          no progress bar\n"
-            "  --bench                time --num-epochs epochs (default 3), no evaluation; print a JSON line\n"
-            "  --target-hr X          exit with status 3 if the final test HR@k is below X\n");
+    fprintf(f, "usage: sasrec [options]\n"
+               "data (default: generated, --gen small):\n"
+               "  --data PATH            'user item' lines, ids from 1, each user's lines in time order\n"
+               "  --gen PRESET           small (6000 users, 500 items), amazon-games (31000 users,\n"
+               "                         24000 items, 7.3 items per user) or interests (the demo's:\n"
+               "                         10000 users, 500 items in 20 groups, 3 interleaved per user)\n"
+               "  --gen-users N  --gen-items N  --gen-mean-len X  --gen-min-len N  --gen-max-len N\n"
+               "  --gen-successors K  --gen-noise P  --gen-order2 P  --gen-zipf A  --gen-seed S\n"
+               "  --gen-interests M  --gen-clusters N  --gen-repeat P   (the interests generator)\n"
+               "                         (the generator's settings: not with --data)\n"
+               "  --save-data PATH       write the dataset in the paper's format and go on\n"
+               "model and training (the paper's flags; defaults are the paper's for Amazon data):\n"
+               "  --maxlen 50  --hidden-units 50  --num-blocks 2  --num-heads 1  --dropout-rate 0.5\n"
+               "  --lr 0.001  --beta1 0.9  --beta2 0.98  --batch-size 128  --num-epochs 200  --seed 1\n"
+               "  --l2-emb 0             L2 penalty on the item and position embeddings (the reference's)\n"
+               "  --threads N            OpenMP threads, the BLAS's too (default: all)\n"
+               "  --length-groups N      run a batch as up to N groups of similar length, each at its\n"
+               "                         own width (4; 1 = the whole batch at its widest row)\n"
+               "  --anomaly              check every op for NaN/Inf and name the first (slower)\n"
+               "evaluation:\n"
+               "  --eval-every N         epochs between evaluations (1; 0 = only at the end)\n"
+               "  --eval-users N         users sampled for evaluation (10000; 0 = all)\n"
+               "  --negatives N          sampled negatives per user (100)\n"
+               "  --k N                  cut-off of HR@k and NDCG@k (10)\n"
+               "  --full-rank            rank against every item the user has not interacted with\n"
+               "  --no-test              report validation metrics only (the test set stays unseen)\n"
+               "output:\n"
+               "  --checkpoint PATH      save the training state after every epoch; an existing PATH is\n"
+               "                         only used with --resume\n"
+               "  --resume               continue from --checkpoint if the file exists\n"
+               "  --heatmap PATH         attention weights of one user at the end: PATH.png a heatmap per\n"
+               "                         block (grid of heads), else an SVG per block and head with item ids\n"
+               "  --heatmap-user U       that user (default: the first with a test item)\n"
+               "  --metrics PATH.csv     per-epoch loss, time and metrics\n"
+               "  --no-progress          no progress bar\n"
+               "  --bench                time --num-epochs epochs (default 3), no evaluation; print a JSON line\n"
+               "  --target-hr X          exit with status 3 if the final test HR@k is below X\n");
 }
 
 /* The flags without a value, and where they go (NULL for a name that is not one). */
@@ -55,7 +54,7 @@ static bool *bool_flag(const char *a, sr_options *o) {
            : !strcmp(a, "--bench")     ? &o->bench
            : !strcmp(a, "--no-test")   ? &o->no_test
            : !strcmp(a, "--anomaly")   ? &o->train.anomaly
-           : NULL;
+                                       : NULL;
 }
 
 static bool valueless(const char *a, sr_options *o) {
@@ -70,7 +69,8 @@ static int preset(int argc, char *const *argv, sr_options *o, char *err, size_t 
         const char *a = argv[i], *v = argv[++i];
         if (strcmp(a, "--gen")) continue;
         if (!sr_gen_preset(v, &o->gen))
-            return snprintf(err, errlen, "unknown --gen preset '%s' (small, amazon-games, interests)", v), SR_ARGS_ERROR;
+            return snprintf(err, errlen, "unknown --gen preset '%s' (small, amazon-games, interests)", v),
+                   SR_ARGS_ERROR;
     }
     return SR_ARGS_OK;
 }
@@ -90,8 +90,14 @@ static int check_options(const sr_options *o, char *err, size_t errlen) {
 }
 
 int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t errlen) {
-    *o = (sr_options){.progress = true, .epochs = 200, .eval_every = 1, .eval_users = 10000, .negatives = 100, .k = 10,
-                      .target_hr = -1, .train = sr_train_defaults(0)};
+    *o = (sr_options){.progress = true,
+                      .epochs = 200,
+                      .eval_every = 1,
+                      .eval_users = 10000,
+                      .negatives = 100,
+                      .k = 10,
+                      .target_hr = -1,
+                      .train = sr_train_defaults(0)};
     sr_gen_preset("small", &o->gen);
     if (err && errlen) err[0] = 0;
     if (preset(argc, argv, o, err, errlen) != SR_ARGS_OK) return SR_ARGS_ERROR;
@@ -116,8 +122,10 @@ int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t 
         sr_gen_config *g = &o->gen;
         if (!strncmp(a, "--gen", 5) && !o->gen_flag) o->gen_flag = a;
 #define STR(name, field) else if (!strcmp(a, name)) ok = v && (o->field = v);
-#define INT(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = ex_parse_i64(v, &iv) && iv >= (lo) && iv <= (hi) && ((lvalue) = iv, 1);
-#define DBL(name, lvalue, lo, hi) else if (!strcmp(a, name)) ok = ex_parse_f64(v, &fv) && fv >= (lo) && fv <= (hi) && ((lvalue) = fv, 1);
+#define INT(name, lvalue, lo, hi)                                                                                      \
+    else if (!strcmp(a, name)) ok = ex_parse_i64(v, &iv) && iv >= (lo) && iv <= (hi) && ((lvalue) = iv, 1);
+#define DBL(name, lvalue, lo, hi)                                                                                      \
+    else if (!strcmp(a, name)) ok = ex_parse_f64(v, &fv) && fv >= (lo) && fv <= (hi) && ((lvalue) = fv, 1);
         if (0) {}
         STR("--data", data)
         STR("--save-data", save_data)
@@ -165,7 +173,8 @@ int sr_parse_args(int argc, char *const *argv, sr_options *o, char *err, size_t 
         else if (!strcmp(a, "--num-epochs") || !strcmp(a, "--epochs")) {
             ok = ex_parse_i64(v, &iv) && iv >= 0 && iv <= 1000000;
             if (ok) o->epochs = iv, epochs_set = true;
-        } else {
+        }
+        else {
             return snprintf(err, errlen, "unknown flag %s (see --help)", a), SR_ARGS_ERROR;
         }
 #undef STR

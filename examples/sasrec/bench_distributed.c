@@ -53,16 +53,20 @@ static int run(const sr_data *d, int epochs, int threads, bool blocking) {
     int n = heed_params_count(t.P);
     for (int i = 0; i < n; i++) params += heed_params_at(t.P, i)->numel;
     /* what one allreduce sends: the flat buffer up to the last parameter (padding too) */
-    int64_t bytes = heed_dist_size() > 1 ? (heed_params_offset(t.P, n - 1) + heed_params_at(t.P, n - 1)->numel) * (int64_t)heed_dtype_size(tc.dtype) : 0;
+    int64_t bytes = heed_dist_size() > 1 ? (heed_params_offset(t.P, n - 1) + heed_params_at(t.P, n - 1)->numel) *
+                                               (int64_t)heed_dtype_size(tc.dtype)
+                                         : 0;
     if (heed_dist_rank() == 0)
-        printf("{\"bench\":\"distributed\",\"case\":\"sasrec amazon-games-shaped, %lld users, %lld items, maxlen 50, d 50, "
-               "2 blocks, batch 128 (global), f32\",\"ranks\":%d,\"threads_per_rank\":%d,\"mode\":\"%s\",\"epochs\":%d,"
-               "\"steps_per_epoch\":%lld,\"parameters\":%lld,\"allreduce_bytes_per_step\":%lld,\"allreduce_alone_ms\":%.2f,\"loss\":%.4f,"
-               "\"seconds_per_epoch\":%.3f,\"allreduce_wait_seconds_per_epoch\":%.3f,\"allreduce_wait_share\":%.3f,"
-               "\"hook_seconds_per_epoch\":%.3f,\"bytes_started_in_backward_share\":%.3f}\n",
-               (long long)d->n_users, (long long)d->n_items, heed_dist_size(), heed_ctx_threads(t.ctx),
-               blocking ? "blocking" : "overlap", epochs, (long long)steps, (long long)params, (long long)bytes, 1e3 * alone, loss, best, wait, wait / best,
-               hook / heed_dist_size(), reduced > 0 ? in_backward / reduced : 0.0);
+        printf(
+            "{\"bench\":\"distributed\",\"case\":\"sasrec amazon-games-shaped, %lld users, %lld items, maxlen 50, d 50, "
+            "2 blocks, batch 128 (global), f32\",\"ranks\":%d,\"threads_per_rank\":%d,\"mode\":\"%s\",\"epochs\":%d,"
+            "\"steps_per_epoch\":%lld,\"parameters\":%lld,\"allreduce_bytes_per_step\":%lld,\"allreduce_alone_ms\":%.2f,\"loss\":%.4f,"
+            "\"seconds_per_epoch\":%.3f,\"allreduce_wait_seconds_per_epoch\":%.3f,\"allreduce_wait_share\":%.3f,"
+            "\"hook_seconds_per_epoch\":%.3f,\"bytes_started_in_backward_share\":%.3f}\n",
+            (long long)d->n_users, (long long)d->n_items, heed_dist_size(), heed_ctx_threads(t.ctx),
+            blocking ? "blocking" : "overlap", epochs, (long long)steps, (long long)params, (long long)bytes,
+            1e3 * alone, loss, best, wait, wait / best, hook / heed_dist_size(),
+            reduced > 0 ? in_backward / reduced : 0.0);
     fflush(stdout);
     sr_trainer_free(&t);
     return 0;

@@ -45,8 +45,8 @@ static double cpu_now(void) {
 static double pytorch_epoch(const char *data, int threads) {
     const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s/bench/sasrec_pytorch.py --data %s --epochs 1 --threads %d", py, HEED_SOURCE_DIR, data,
-             threads);
+    snprintf(cmd, sizeof cmd, "%s %s/bench/sasrec_pytorch.py --data %s --epochs 1 --threads %d", py, HEED_SOURCE_DIR,
+             data, threads);
     return bench_command_number(cmd, "seconds_per_epoch");
 }
 
@@ -102,8 +102,8 @@ int main(int argc, char **argv) {
     if (sr_trainer_init(&t, &d, &tc, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     epochs_run r = {.t = &t, .epochs = epochs};
     if (busy) {
-        printf("{\"bench\":\"sasrec\",\"case\":\"%s, contention\",\"threads\":%d,\"epochs\":%d,", data ? data : "amazon-games-shaped",
-               heed_ctx_threads(t.ctx), epochs);
+        printf("{\"bench\":\"sasrec\",\"case\":\"%s, contention\",\"threads\":%d,\"epochs\":%d,",
+               data ? data : "amazon-games-shaped", heed_ctx_threads(t.ctx), epochs);
         bool ok = bench_contention(busy, run_epochs, &r);
         printf("}\n");
         if (!ok || isnan(r.loss)) return fprintf(stderr, "%s\n", ok ? r.err : "--busy failed"), 1;
@@ -126,19 +126,19 @@ int main(int argc, char **argv) {
             torch_s = pytorch_epoch(path, heed_ctx_threads(t.ctx));
         if (fd >= 0) unlink(path);
     }
-    printf("{\"bench\":\"sasrec\",\"case\":\"%s: %lld users, %lld items, %.2f items/user; maxlen 50, d 50, "
-           "2 blocks, 1 head, batch 128, f32\",\"threads\":%d,\"epochs\":%d,\"steps_per_epoch\":%lld,\"loss\":%.4f,"
-           "\"seconds_per_epoch\":%.3f,\"mean_seconds_per_epoch\":%.3f,\"cpu_seconds_per_epoch\":%.3f,\"eval_users\":%lld,"
-           "\"eval_seconds\":%.3f,\"eval_cpu_seconds\":%.3f,"
-           "\"test_hr10\":%.4f,\"test_ndcg10\":%.4f,\"target_seconds\":1.0,\"eval_target_seconds\":0.5",
-           data ? data : "amazon-games-shaped", (long long)d.n_users, (long long)d.n_items, sr_data_stats(&d).mean_len, heed_ctx_threads(t.ctx), epochs,
-           (long long)sr_trainer_steps_per_epoch(&t), loss, best, sum / epochs, best_cpu, (long long)test.users, eval_s, eval_cpu, test.hr,
-           test.ndcg);
+    printf(
+        "{\"bench\":\"sasrec\",\"case\":\"%s: %lld users, %lld items, %.2f items/user; maxlen 50, d 50, "
+        "2 blocks, 1 head, batch 128, f32\",\"threads\":%d,\"epochs\":%d,\"steps_per_epoch\":%lld,\"loss\":%.4f,"
+        "\"seconds_per_epoch\":%.3f,\"mean_seconds_per_epoch\":%.3f,\"cpu_seconds_per_epoch\":%.3f,\"eval_users\":%lld,"
+        "\"eval_seconds\":%.3f,\"eval_cpu_seconds\":%.3f,"
+        "\"test_hr10\":%.4f,\"test_ndcg10\":%.4f,\"target_seconds\":1.0,\"eval_target_seconds\":0.5",
+        data ? data : "amazon-games-shaped", (long long)d.n_users, (long long)d.n_items, sr_data_stats(&d).mean_len,
+        heed_ctx_threads(t.ctx), epochs, (long long)sr_trainer_steps_per_epoch(&t), loss, best, sum / epochs, best_cpu,
+        (long long)test.users, eval_s, eval_cpu, test.hr, test.ndcg);
     if (pytorch && !isnan(torch_s))
         printf(",\"pytorch_same_model_seconds_per_epoch\":%.3f,\"ratio_vs_pytorch_same_model_this_run\":%.2f", torch_s,
                torch_s / best);
-    else if (pytorch)
-        printf(",\"pytorch_same_model_seconds_per_epoch\":null");
+    else if (pytorch) printf(",\"pytorch_same_model_seconds_per_epoch\":null");
     printf("}\n");
     sr_trainer_free(&t);
     sr_generator_free(&gen);

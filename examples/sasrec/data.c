@@ -251,7 +251,8 @@ bool sr_seen_in_train(const sr_data *d, int64_t u, int32_t item) {
 }
 
 bool sr_seen(const sr_data *d, int64_t u, int32_t item) {
-    return sr_seen_in_train(d, u, item) || (sr_len(d, u) >= 3 && (item == sr_valid_item(d, u) || item == sr_test_item(d, u)));
+    return sr_seen_in_train(d, u, item) ||
+           (sr_len(d, u) >= 3 && (item == sr_valid_item(d, u) || item == sr_test_item(d, u)));
 }
 
 /* Distinct items among user u's training items (sorted, so repeats are adjacent). */

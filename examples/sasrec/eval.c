@@ -12,8 +12,14 @@
 #include <string.h>
 
 sr_eval_opts sr_eval_defaults(int64_t maxlen, bool test) {
-    return (sr_eval_opts){.maxlen = maxlen, .test = test, .negatives = 100, .max_users = 10000, .k = 10, .full = false,
-                          .batch = 256, .seed = 12345};
+    return (sr_eval_opts){.maxlen = maxlen,
+                          .test = test,
+                          .negatives = 100,
+                          .max_users = 10000,
+                          .k = 10,
+                          .full = false,
+                          .batch = 256,
+                          .seed = 12345};
 }
 
 void sr_rank_metrics(int64_t greater, int64_t equal, int k, double *hr, double *ndcg) {
@@ -80,10 +86,11 @@ int sr_evaluate(const sr_data *d, const sr_eval_opts *o, sr_scorer f, void *user
     for (int64_t i = 0; !o->full && i < n_users; i++) {
         int64_t u = users[i], unseen = sr_unseen(d, u);
         if (unseen < o->negatives) {
-            snprintf(err, errlen,
-                     "evaluate: user %lld interacted with %lld of the %lld items, leaving %lld unseen: fewer than the %d "
-                     "negatives to sample (lower --negatives, or rank all items with --full-rank)",
-                     (long long)u, (long long)(d->n_items - unseen), (long long)d->n_items, (long long)unseen, o->negatives);
+            snprintf(
+                err, errlen,
+                "evaluate: user %lld interacted with %lld of the %lld items, leaving %lld unseen: fewer than the %d "
+                "negatives to sample (lower --negatives, or rank all items with --full-rank)",
+                (long long)u, (long long)(d->n_items - unseen), (long long)d->n_items, (long long)unseen, o->negatives);
             goto out;
         }
     }
@@ -172,8 +179,7 @@ int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int6
     for (int64_t i = 0; i < n; i++) {
         if (cands)
             for (int64_t j = 0; j < n_cands; j++) scores[i * n_cands + j] = p->count[cands[i * n_cands + j]];
-        else
-            memcpy(scores + i * (I + 1), p->count, (size_t)(I + 1) * sizeof *scores);
+        else memcpy(scores + i * (I + 1), p->count, (size_t)(I + 1) * sizeof *scores);
     }
     return 0;
 }

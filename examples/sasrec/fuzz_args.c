@@ -12,13 +12,24 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    FUZZ_SEED("generated", "--gen-users\0" "1200\0--gen-items\0" "150\0--maxlen\0" "20\0--hidden-units\0" "32\0--num-heads\0"
-                           "4\0--checkpoint\0x.ckpt\0--resume\0--no-progress\0--target-hr\0" "0.6");
-    FUZZ_SEED("data", "--data\0games.txt\0--num-epochs\0" "200\0--eval-every\0" "20\0--lr\0" "1e-3\0--anomaly");
-    FUZZ_SEED("preset", "--gen\0amazon-games\0--gen-noise\0" "0.5\0--bench");
-    FUZZ_SEED("data-and-gen", "--data\0x\0--gen-seed\0" "3");
+    FUZZ_SEED("generated", "--gen-users\0"
+                           "1200\0--gen-items\0"
+                           "150\0--maxlen\0"
+                           "20\0--hidden-units\0"
+                           "32\0--num-heads\0"
+                           "4\0--checkpoint\0x.ckpt\0--resume\0--no-progress\0--target-hr\0"
+                           "0.6");
+    FUZZ_SEED("data", "--data\0games.txt\0--num-epochs\0"
+                      "200\0--eval-every\0"
+                      "20\0--lr\0"
+                      "1e-3\0--anomaly");
+    FUZZ_SEED("preset", "--gen\0amazon-games\0--gen-noise\0"
+                        "0.5\0--bench");
+    FUZZ_SEED("data-and-gen", "--data\0x\0--gen-seed\0"
+                              "3");
     FUZZ_SEED("missing-value", "--length-groups");
-    FUZZ_SEED("help", "--k\0" "5\0-h");
+    FUZZ_SEED("help", "--k\0"
+                      "5\0-h");
     return 0;
 }
 
@@ -35,9 +46,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (rc != SR_ARGS_ERROR && rc != SR_ARGS_OK && rc != SR_ARGS_HELP) abort();
     if (rc == SR_ARGS_OK) {
         const sr_train_config *t = &o.train;
-        if ((o.resume && !o.checkpoint) || (o.data && o.gen_flag) || t->model.heads < 1 || t->model.hidden % t->model.heads ||
-            t->batch < 1 || t->max_groups < 1 || t->max_groups > SR_MAX_GROUPS || o.negatives < 1 || o.k < 1 ||
-            !(t->lr >= 0) || !(t->model.dropout >= 0 && t->model.dropout < 1) || o.epochs < 0)
+        if ((o.resume && !o.checkpoint) || (o.data && o.gen_flag) || t->model.heads < 1 ||
+            t->model.hidden % t->model.heads || t->batch < 1 || t->max_groups < 1 || t->max_groups > SR_MAX_GROUPS ||
+            o.negatives < 1 || o.k < 1 || !(t->lr >= 0) || !(t->model.dropout >= 0 && t->model.dropout < 1) ||
+            o.epochs < 0)
             abort();
     }
     free(buf);

@@ -23,23 +23,46 @@
 #include <string.h>
 
 sr_gen_config sr_gen_amazon_games(void) {
-    return (sr_gen_config){.n_users = 31000, .n_items = 24000, .mean_len = 7.3, .min_len = 5, .max_len = 500,
-                           .successors = 3, .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
+    return (sr_gen_config){.n_users = 31000,
+                           .n_items = 24000,
+                           .mean_len = 7.3,
+                           .min_len = 5,
+                           .max_len = 500,
+                           .successors = 3,
+                           .noise = 0.2,
+                           .order2 = 0.25,
+                           .zipf = 1.0,
+                           .seed = 1};
 }
 
 bool sr_gen_preset(const char *name, sr_gen_config *out) {
     if (!name) return false;
     if (!strcmp(name, "small"))
-        *out = (sr_gen_config){.n_users = 6000, .n_items = 500, .mean_len = 12, .min_len = 5, .max_len = 200,
-                               .successors = 3, .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 1};
-    else if (!strcmp(name, "amazon-games"))
-        *out = sr_gen_amazon_games();
+        *out = (sr_gen_config){.n_users = 6000,
+                               .n_items = 500,
+                               .mean_len = 12,
+                               .min_len = 5,
+                               .max_len = 200,
+                               .successors = 3,
+                               .noise = 0.2,
+                               .order2 = 0.25,
+                               .zipf = 1.0,
+                               .seed = 1};
+    else if (!strcmp(name, "amazon-games")) *out = sr_gen_amazon_games();
     else if (!strcmp(name, "interests"))
-        *out = (sr_gen_config){.n_users = 10000, .n_items = 500, .mean_len = 15, .min_len = 5, .max_len = 50,
-                               .successors = 3, .noise = 0.05, .zipf = 1.0, .seed = 1, .interests = 3,
-                               .clusters = 20, .repeat = 0.2};
-    else
-        return false;
+        *out = (sr_gen_config){.n_users = 10000,
+                               .n_items = 500,
+                               .mean_len = 15,
+                               .min_len = 5,
+                               .max_len = 50,
+                               .successors = 3,
+                               .noise = 0.05,
+                               .zipf = 1.0,
+                               .seed = 1,
+                               .interests = 3,
+                               .clusters = 20,
+                               .repeat = 0.2};
+    else return false;
     return true;
 }
 
@@ -142,8 +165,10 @@ static const char *check_config(const sr_gen_config *c) {
     if (c->n_users < 1 || c->n_users > 100000000) return "n_users must be in 1..1e8";
     if (c->n_items < 2 || c->n_items > 100000000) return "n_items must be in 2..1e8";
     if (c->min_len < 1 || c->max_len < c->min_len || c->max_len > 100000) return "need 1 <= min_len <= max_len <= 1e5";
-    if (!(c->mean_len >= (double)c->min_len && c->mean_len <= (double)c->max_len)) return "mean_len must lie in [min_len, max_len]";
-    if (c->successors < 1 || c->successors > 64 || c->successors >= c->n_items) return "successors must be in 1..64 and below n_items";
+    if (!(c->mean_len >= (double)c->min_len && c->mean_len <= (double)c->max_len))
+        return "mean_len must lie in [min_len, max_len]";
+    if (c->successors < 1 || c->successors > 64 || c->successors >= c->n_items)
+        return "successors must be in 1..64 and below n_items";
     if (!(c->noise >= 0 && c->noise <= 1)) return "noise must be in [0, 1]";
     if (!(c->order2 >= 0 && c->order2 <= 1)) return "order2 must be in [0, 1]";
     if (!(c->zipf >= 0 && c->zipf <= 5)) return "zipf must be in [0, 5]";
@@ -164,7 +189,7 @@ typedef struct {
     const alias_table *pop;
     const int32_t *members; /* items by group: group g is members[start[g] .. start[g + 1]) */
     const int64_t *start;
-    const double *cum;      /* cum[i]: popularity of members[start[g] .. i] within their group */
+    const double *cum; /* cum[i]: popularity of members[start[g] .. i] within their group */
     heed_rng *r;
 } walk_ctx;
 
@@ -234,8 +259,8 @@ int sr_generate(const sr_gen_config *cfg, sr_data *d, sr_generator *gen, char *e
     alias_table pop_table = {0};
     int32_t *us = NULL, *its = NULL;
     int rc = -1;
-    if (!G.succ || !G.succ_p || !G.pop || !G.cluster || !G.mass || !G.interests || !perm || !members || !order || !last ||
-        !start || !len || !cum)
+    if (!G.succ || !G.succ_p || !G.pop || !G.cluster || !G.mass || !G.interests || !perm || !members || !order ||
+        !last || !start || !len || !cum)
         goto oom;
 
     heed_rng r = heed_rng_make(c.seed, 0x5a5ec);

@@ -83,7 +83,9 @@ static int write_heatmap(const char *path, sr_trainer *t, int64_t u, char *err, 
             heed_status st =
                 png ? heed_heatmap_png(t->ctx, file, w[b], &(heed_heatmap_opts){.cmap = HEED_CMAP_VIRIDIS})
                     : heed_attention_svg(t->ctx, file, w[b], (const char *const *)labels, (const char *const *)labels,
-                                         &(heed_svg_opts){.cmap = HEED_CMAP_VIRIDIS, .title = title, .head = hd,
+                                         &(heed_svg_opts){.cmap = HEED_CMAP_VIRIDIS,
+                                                          .title = title,
+                                                          .head = hd,
                                                           .values = n <= 20});
             if (st != HEED_OK) {
                 snprintf(err, errlen, "%s", heed_ctx_error(t->ctx));
@@ -113,7 +115,8 @@ static int evaluate(sr_trainer *t, const sr_options *o, bool test, sr_scorer f, 
 static int baseline(sr_trainer *t, const sr_options *o, const char *name, sr_scorer f, void *user, sr_metrics *test,
                     char *err, size_t errlen) {
     sr_metrics valid;
-    if (evaluate(t, o, false, f, user, &valid, err, errlen) || (!o->no_test && evaluate(t, o, true, f, user, test, err, errlen)))
+    if (evaluate(t, o, false, f, user, &valid, err, errlen) ||
+        (!o->no_test && evaluate(t, o, true, f, user, test, err, errlen)))
         return -1;
     printf("%s: valid HR@%d %.4f NDCG@%d %.4f", name, o->k, valid.hr, o->k, valid.ndcg);
     if (!o->no_test) printf(" | test HR@%d %.4f NDCG@%d %.4f", o->k, test->hr, o->k, test->ndcg);
@@ -145,7 +148,8 @@ static int fail(const char *what, const char *why) {
 static int check_output(const char *flag, const char *path, bool atomic, char *err, size_t errlen) {
     struct stat sb;
     if (!*path) return snprintf(err, errlen, "%s: the path is empty", flag), -1;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return snprintf(err, errlen, "%s %s: is a directory", flag, path), -1;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return snprintf(err, errlen, "%s %s: is a directory", flag, path), -1;
     if (atomic && lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return snprintf(err, errlen, "%s %s: not a regular file (it would be replaced by one)", flag, path), -1;
     const char *slash = strrchr(path, '/');
@@ -182,17 +186,20 @@ static int check_outputs(const sr_options *o, char *err, size_t errlen) {
 static int load_data(program *p) {
     const sr_options *o = &p->o;
     double t0 = now();
-    if (o->data ? sr_load(o->data, &p->d, p->err, sizeof p->err) : sr_generate(&o->gen, &p->d, &p->gen, p->err, sizeof p->err))
+    if (o->data ? sr_load(o->data, &p->d, p->err, sizeof p->err)
+                : sr_generate(&o->gen, &p->d, &p->gen, p->err, sizeof p->err))
         return fail("", p->err);
     const sr_data *d = &p->d;
     sr_stats st = sr_data_stats(d);
-    printf("data: %s: %lld users, %lld items, %lld interactions, %.2f per user (max %lld); %lld with a test item (%.2fs)\n",
-           o->data ? o->data : "generated", (long long)d->n_users, (long long)d->n_items, (long long)d->n_interactions,
-           st.mean_len, (long long)st.max_len, (long long)st.users_with_test, now() - t0);
+    printf(
+        "data: %s: %lld users, %lld items, %lld interactions, %.2f per user (max %lld); %lld with a test item (%.2fs)\n",
+        o->data ? o->data : "generated", (long long)d->n_users, (long long)d->n_items, (long long)d->n_interactions,
+        st.mean_len, (long long)st.max_len, (long long)st.users_with_test, now() - t0);
     if (st.active_items < d->n_items / 2 || st.active_users < d->n_users / 2)
-        printf("note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
-               "for every id up to the largest (renumber the ids densely to save memory)\n",
-               (long long)st.active_items, (long long)d->n_items, (long long)st.active_users, (long long)d->n_users);
+        printf(
+            "note: only %lld of the ids 1..%lld are items in use and %lld of 1..%lld are users; the model keeps a row "
+            "for every id up to the largest (renumber the ids densely to save memory)\n",
+            (long long)st.active_items, (long long)d->n_items, (long long)st.active_users, (long long)d->n_users);
     if (o->save_data && heed_dist_rank() == 0) {
         if (sr_save(o->save_data, d, p->err, sizeof p->err)) return fail("", p->err);
         printf("data: written to %s\n", o->save_data);
@@ -217,16 +224,18 @@ static int run(program *p) {
     const sr_data *d = &p->d;
     bool generated = !o->data;
     if (o->heatmap && !heatmap_user(p))
-        return fail("--heatmap", o->heatmap_user ? "--heatmap-user: no such user with a history" : "no user has 3 items");
+        return fail("--heatmap",
+                    o->heatmap_user ? "--heatmap-user: no such user with a history" : "no user has 3 items");
     o->train.model.n_items = d->n_items;
     sr_trainer *t = &p->t;
     if (sr_trainer_init(t, d, &o->train, err, errlen)) return fail("", err);
     const heed_sasrec_config *mc = &o->train.model;
-    printf("model: maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g; %lld parameters; Adam lr %g betas (%g, %g), "
-           "batch %lld, %lld steps per epoch, %d threads\n",
-           (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, mc->heads, mc->dropout,
-           (long long)heed_params_numel(t->P), o->train.lr, o->train.beta1, o->train.beta2, (long long)o->train.batch,
-           (long long)sr_trainer_steps_per_epoch(t), heed_ctx_threads(t->ctx));
+    printf(
+        "model: maxlen %lld, hidden %lld, blocks %d, heads %d, dropout %g; %lld parameters; Adam lr %g betas (%g, %g), "
+        "batch %lld, %lld steps per epoch, %d threads\n",
+        (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, mc->heads, mc->dropout,
+        (long long)heed_params_numel(t->P), o->train.lr, o->train.beta1, o->train.beta2, (long long)o->train.batch,
+        (long long)sr_trainer_steps_per_epoch(t), heed_ctx_threads(t->ctx));
     int found = o->resume && access(o->checkpoint, F_OK) == 0; /* rank 0's file decides */
     heed_dist_broadcast(t->ctx, &found, sizeof found, 0);
     if (found) {
@@ -244,11 +253,10 @@ static int run(program *p) {
     sr_metrics pop_test = {0}, chain_test = {0}, ceil_test = {0};
     if (sr_popularity_init(&p->pop, d) || sr_chain_init_for(&p->chain, d, generated ? &o->gen : NULL))
         return fail("", "out of memory for the baselines");
-    if (!o->bench &&
-        (baseline(t, o, "popularity", sr_popularity_scorer, &p->pop, &pop_test, err, errlen) ||
-         baseline(t, o, p->chain.name, sr_chain_scorer, &p->chain, &chain_test, err, errlen) ||
-         (generated && baseline(t, o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &p->gen, &ceil_test,
-                                err, errlen))))
+    if (!o->bench && (baseline(t, o, "popularity", sr_popularity_scorer, &p->pop, &pop_test, err, errlen) ||
+                      baseline(t, o, p->chain.name, sr_chain_scorer, &p->chain, &chain_test, err, errlen) ||
+                      (generated && baseline(t, o, "ceiling (true next-item probabilities)", sr_oracle_scorer, &p->gen,
+                                             &ceil_test, err, errlen))))
         return fail("", err);
     fflush(stdout);
 
@@ -258,7 +266,8 @@ static int run(program *p) {
     while (t->epoch < o->epochs) {
         char label[32];
         snprintf(label, sizeof label, "epoch %lld", (long long)t->epoch + 1);
-        heed_progress *bar = o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+        heed_progress *bar =
+            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double e0 = now();
         double loss = sr_train_epoch(t, bar, err, errlen);
         double secs = now() - e0;
@@ -271,7 +280,8 @@ static int run(program *p) {
         }
         train_seconds += secs;
         epochs_run++;
-        printf("epoch %lld: loss %.4f, %.2fs (%.1f ms/step)", (long long)t->epoch, loss, secs, 1e3 * secs / (double)steps);
+        printf("epoch %lld: loss %.4f, %.2fs (%.1f ms/step)", (long long)t->epoch, loss, secs,
+               1e3 * secs / (double)steps);
         bool last = t->epoch == o->epochs;
         bool eval = !o->bench && ((o->eval_every > 0 && t->epoch % o->eval_every == 0) || last);
         valid = test = (sr_metrics){NAN, NAN, 0};
@@ -288,9 +298,8 @@ static int run(program *p) {
         fflush(stdout);
         /* The checkpoint first: a failed metrics row must not cost the epoch's training. */
         if (o->checkpoint && sr_trainer_save(t, o->checkpoint, err, errlen)) return fail("checkpoint", err);
-        if (p->log &&
-            heed_metrics_add(p->log, (double[]){(double)t->epoch, loss, secs, valid.hr, valid.ndcg, test.hr, test.ndcg}) !=
-                HEED_OK)
+        if (p->log && heed_metrics_add(p->log, (double[]){(double)t->epoch, loss, secs, valid.hr, valid.ndcg, test.hr,
+                                                          test.ndcg}) != HEED_OK)
             return fail("--metrics", heed_ctx_error(t->ctx));
     }
     heed_status closed = heed_metrics_free(p->log);
@@ -307,8 +316,8 @@ static int run(program *p) {
         printf("{\"bench\":\"sasrec\",\"case\":\"%s users=%lld items=%lld maxlen=%lld d=%lld blocks=%d batch=%lld\","
                "\"epochs\":%lld,\"seconds_per_epoch\":%.3f,\"target_seconds\":8,\"threads\":%d}\n",
                generated ? (o->gen_preset ? o->gen_preset : "generated") : "data", (long long)d->n_users,
-               (long long)d->n_items, (long long)mc->maxlen, (long long)mc->hidden, mc->blocks, (long long)o->train.batch,
-               (long long)epochs_run, per, heed_ctx_threads(t->ctx));
+               (long long)d->n_items, (long long)mc->maxlen, (long long)mc->hidden, mc->blocks,
+               (long long)o->train.batch, (long long)epochs_run, per, heed_ctx_threads(t->ctx));
     }
     if (!o->bench) {
         printf("final: model valid HR@%d %.4f NDCG@%d %.4f", o->k, valid.hr, o->k, valid.ndcg);

@@ -21,9 +21,9 @@
 typedef struct {
     int64_t n_users, n_items; /* ids 1..n_users and 1..n_items; 0 is never an id */
     int64_t n_interactions;
-    int64_t *start;   /* [n_users + 2]: user u's items are items[start[u] .. start[u+1]) */
-    int32_t *items;   /* [n_interactions], each user's items in time order */
-    int32_t *sorted;  /* same layout: each user's training items sorted (for "has seen") */
+    int64_t *start;  /* [n_users + 2]: user u's items are items[start[u] .. start[u+1]) */
+    int32_t *items;  /* [n_interactions], each user's items in time order */
+    int32_t *sorted; /* same layout: each user's training items sorted (for "has seen") */
 } sr_data;
 
 void sr_data_free(sr_data *d);
@@ -73,12 +73,12 @@ int64_t sr_unseen(const sr_data *d, int64_t u);
 int32_t sr_nth_unseen(const sr_data *d, int64_t u, bool train_only, int64_t k);
 
 typedef struct {
-    int64_t users_with_train;   /* users with at least 2 training items (trainable) */
-    int64_t users_with_test;    /* users with a validation and test item */
-    double mean_len;            /* items per user with any */
+    int64_t users_with_train; /* users with at least 2 training items (trainable) */
+    int64_t users_with_test;  /* users with a validation and test item */
+    double mean_len;          /* items per user with any */
     int64_t max_len;
-    int64_t active_users;       /* users with at least one item */
-    int64_t active_items;       /* distinct items that occur */
+    int64_t active_users; /* users with at least one item */
+    int64_t active_items; /* distinct items that occur */
 } sr_stats;
 sr_stats sr_data_stats(const sr_data *d);
 
@@ -119,9 +119,9 @@ typedef struct {
     int successors;
     double noise, order2, zipf;
     uint64_t seed;
-    int interests;       /* per user; 0: the successor chain */
-    int64_t clusters;    /* item groups (interests >= 1) */
-    double repeat;       /* share of repeats of an earlier item (interests >= 1) */
+    int interests;    /* per user; 0: the successor chain */
+    int64_t clusters; /* item groups (interests >= 1) */
+    double repeat;    /* share of repeats of an earlier item (interests >= 1) */
 } sr_gen_config;
 
 /* Shaped like Amazon Games in the paper (31k users, 24k items, 7.3 items per user). */
@@ -162,20 +162,20 @@ typedef int (*sr_scorer)(void *user, int64_t n, const int64_t *users, const int6
 
 typedef struct {
     int64_t maxlen;
-    bool test;          /* test item (history: train + valid) or validation item */
-    int negatives;      /* sampled negatives per user (100 in the paper) */
-    int64_t max_users;  /* evaluate at most this many users, sampled (10000 in the paper) */
-    int k;              /* cut-off for HR@k and NDCG@k (10) */
-    bool full;          /* rank against every item the user has not interacted with */
-    int64_t batch;      /* users per scorer call */
-    uint64_t seed;      /* users and negatives: the same seed gives the same candidates */
+    bool test;         /* test item (history: train + valid) or validation item */
+    int negatives;     /* sampled negatives per user (100 in the paper) */
+    int64_t max_users; /* evaluate at most this many users, sampled (10000 in the paper) */
+    int k;             /* cut-off for HR@k and NDCG@k (10) */
+    bool full;         /* rank against every item the user has not interacted with */
+    int64_t batch;     /* users per scorer call */
+    uint64_t seed;     /* users and negatives: the same seed gives the same candidates */
 } sr_eval_opts;
 
 sr_eval_opts sr_eval_defaults(int64_t maxlen, bool test);
 
 typedef struct {
-    double hr, ndcg;   /* mean HR@k and NDCG@k */
-    int64_t users;     /* users evaluated */
+    double hr, ndcg; /* mean HR@k and NDCG@k */
+    int64_t users;   /* users evaluated */
 } sr_metrics;
 
 /* Expected HR@k and NDCG@k of an item with `greater` candidates scored above it and
@@ -205,10 +205,10 @@ int sr_popularity_scorer(void *user, int64_t n, const int64_t *users, const int6
 typedef struct {
     const sr_data *d;
     double w_pop, w_lag2;
-    int64_t *row;   /* [n_items + 2]: the transitions out of a at next[row[a] .. row[a + 1]) */
-    int32_t *next;  /* successors seen, ascending within a row */
-    double *share;  /* T^(a, next) */
-    double *pop;    /* [n_items + 1] */
+    int64_t *row;                  /* [n_items + 2]: the transitions out of a at next[row[a] .. row[a + 1]) */
+    int32_t *next;                 /* successors seen, ascending within a row */
+    double *share;                 /* T^(a, next) */
+    double *pop;                   /* [n_items + 1] */
     const char *name, *short_name; /* what it is, for reports (set by sr_chain_init_for) */
 } sr_chain;
 int sr_chain_init(sr_chain *c, const sr_data *d, double w_pop, double w_lag2);

@@ -35,7 +35,8 @@ static void loader_reads_and_splits(void) {
     CHECK(sr_seen_in_train(&d, 1, 11) && !sr_seen_in_train(&d, 1, 12) && sr_seen(&d, 1, 12) && !sr_seen(&d, 1, 20),
           "seen sets");
     sr_stats s = sr_data_stats(&d);
-    CHECK(s.users_with_test == 2 && s.users_with_train == 1 && s.max_len == 4 && s.active_items == 8 && s.active_users == 3,
+    CHECK(s.users_with_test == 2 && s.users_with_train == 1 && s.max_len == 4 && s.active_items == 8 &&
+              s.active_users == 3,
           "stats");
 
     /* rows: user 1 trains on 10 11; eval rows see 10 11 (valid) and 10 11 12 (test) */
@@ -61,7 +62,9 @@ static void loader_reads_and_splits(void) {
     sr_data_free(&e);
     /* a save that cannot happen says why and leaves nothing behind */
     snprintf(path, sizeof path, "%s/no-such-dir/saved.txt", tmpdir);
-    CHECK(sr_save(path, &d, err, sizeof err) == -1 && strstr(err, "cannot create a file next to") && strstr(err, "no-such-dir/saved.txt"), "%s", err);
+    CHECK(sr_save(path, &d, err, sizeof err) == -1 && strstr(err, "cannot create a file next to") &&
+              strstr(err, "no-such-dir/saved.txt"),
+          "%s", err);
     sr_data_free(&d);
 }
 
@@ -70,8 +73,8 @@ static void expect_load_error(const char *text, size_t len, const char *needle1,
     sr_data d = {0};
     int rc = sr_load(write_file("bad.txt", text, len), &d, err, sizeof err);
     CHECK(rc == -1, "'%s' must fail", text);
-    CHECK(strstr(err, needle1) && (!needle2 || strstr(err, needle2)), "'%s' -> '%s' (want '%s' and '%s')", text, err, needle1,
-          needle2 ? needle2 : "");
+    CHECK(strstr(err, needle1) && (!needle2 || strstr(err, needle2)), "'%s' -> '%s' (want '%s' and '%s')", text, err,
+          needle1, needle2 ? needle2 : "");
     CHECK(d.items == NULL, "nothing filled on failure");
 }
 
@@ -117,7 +120,8 @@ static void loader_bounds(void) {
     memcpy(text + SR_LINE_MAX, "3 4\r\n", 5);
     char err[512] = "";
     sr_data d;
-    CHECK(sr_load(write_file("long.txt", text, SR_LINE_MAX + 5), &d, err, sizeof err) == 0 && d.n_users == 3, "%s", err);
+    CHECK(sr_load(write_file("long.txt", text, SR_LINE_MAX + 5), &d, err, sizeof err) == 0 && d.n_users == 3, "%s",
+          err);
     sr_data_free(&d);
     /* ids: 2 lines allow up to 16 x 2 + 65536 */
     expect_load_error("2147483647 3\n", 13, ":1: user id 2147483647 is far beyond the file's 1 line", "65552");
@@ -156,7 +160,8 @@ static void unseen_items_and_negatives(void) {
     CHECK(sr_data_from_pairs(&d, us, is, 8, err, sizeof err) == 0, "%s", err);
     CHECK(sr_unseen_in_train(&d, 1) == 5 && sr_unseen(&d, 1) == 3, "user 1: %lld and %lld unseen",
           (long long)sr_unseen_in_train(&d, 1), (long long)sr_unseen(&d, 1));
-    CHECK(sr_nth_unseen(&d, 1, false, 0) == 6 && sr_nth_unseen(&d, 1, false, 2) == 8 && sr_nth_unseen(&d, 1, true, 0) == 4,
+    CHECK(sr_nth_unseen(&d, 1, false, 0) == 6 && sr_nth_unseen(&d, 1, false, 2) == 8 &&
+              sr_nth_unseen(&d, 1, true, 0) == 4,
           "nth unseen");
     /* A user who trained on all but one of 100,001 items: rejection sampling nearly always
      * fails (1000 tries), the exact draw finds the one item left; the evaluation's
@@ -179,7 +184,8 @@ static void unseen_items_and_negatives(void) {
     sr_metrics m;
     CHECK(sr_evaluate(&e, &o, unseen_negatives_scorer, &e, &m, err, sizeof err) == 0 && m.users == 1, "%s", err);
     o.negatives = 4;
-    CHECK(sr_evaluate(&e, &o, unseen_negatives_scorer, &e, &m, err, sizeof err) == -1 && strstr(err, "leaving 3 unseen"),
+    CHECK(sr_evaluate(&e, &o, unseen_negatives_scorer, &e, &m, err, sizeof err) == -1 &&
+              strstr(err, "leaving 3 unseen"),
           "%s", err);
     sr_data_free(&e);
     /* evaluation: user 1 has 3 unseen items */
@@ -240,7 +246,8 @@ static void protocol_with_known_ranks(void) {
     int64_t U = 240, L = 4;
     int32_t *us = malloc(sizeof(int32_t) * U * L), *is = malloc(sizeof(int32_t) * U * L);
     for (int64_t u = 0; u < U; u++)
-        for (int64_t t = 0; t < L; t++) us[u * L + t] = (int32_t)(u + 1), is[u * L + t] = (int32_t)(1 + (u * 7 + t * 13) % 300);
+        for (int64_t t = 0; t < L; t++)
+            us[u * L + t] = (int32_t)(u + 1), is[u * L + t] = (int32_t)(1 + (u * 7 + t * 13) % 300);
     sr_data d;
     char err[256];
     CHECK(sr_data_from_pairs(&d, us, is, U * L, err, sizeof err) == 0, "%s", err);
@@ -298,8 +305,16 @@ static void counted_chain(void) {
 }
 
 static void generator_structure_and_ceiling(void) {
-    sr_gen_config c = {.n_users = 3000, .n_items = 400, .mean_len = 9, .min_len = 5, .max_len = 60, .successors = 3,
-                       .noise = 0.2, .order2 = 0.25, .zipf = 1.0, .seed = 7};
+    sr_gen_config c = {.n_users = 3000,
+                       .n_items = 400,
+                       .mean_len = 9,
+                       .min_len = 5,
+                       .max_len = 60,
+                       .successors = 3,
+                       .noise = 0.2,
+                       .order2 = 0.25,
+                       .zipf = 1.0,
+                       .seed = 7};
     sr_data d;
     sr_generator gen;
     char err[256];
@@ -340,8 +355,8 @@ static void generator_structure_and_ceiling(void) {
     CHECK(sr_popularity_init(&pop, &d) == 0, "pop");
     CHECK(sr_evaluate(&d, &o, sr_oracle_scorer, &gen, &ceiling, err, sizeof err) == 0, "%s", err);
     CHECK(sr_evaluate(&d, &o, sr_popularity_scorer, &pop, &popm, err, sizeof err) == 0, "%s", err);
-    printf("  generated: ceiling HR@10 %.4f NDCG@10 %.4f, popularity HR@10 %.4f NDCG@10 %.4f\n", ceiling.hr, ceiling.ndcg,
-           popm.hr, popm.ndcg);
+    printf("  generated: ceiling HR@10 %.4f NDCG@10 %.4f, popularity HR@10 %.4f NDCG@10 %.4f\n", ceiling.hr,
+           ceiling.ndcg, popm.hr, popm.ndcg);
     /* The chain part alone puts the true item at the top for 80% of the steps. */
     CHECK(ceiling.hr > 0.8 && ceiling.ndcg > 0.6, "ceiling %g %g", ceiling.hr, ceiling.ndcg);
     CHECK(popm.hr > 0.15 && popm.hr < ceiling.hr - 0.3, "popularity %g", popm.hr);
@@ -389,13 +404,15 @@ static void interests_generator_draws_its_formula(void) {
           "the same seed gives the same data and truth");
     c.seed = 12;
     CHECK(sr_generate(&c, &d3, &g3, err, sizeof err) == 0, "%s", err);
-    CHECK(d3.n_interactions != N || memcmp(d3.items, d.items, sizeof(int32_t) * (size_t)N) != 0, "another seed, other data");
+    CHECK(d3.n_interactions != N || memcmp(d3.items, d.items, sizeof(int32_t) * (size_t)N) != 0,
+          "another seed, other data");
     sr_data_free(&d2), sr_data_free(&d3);
     sr_generator_free(&g2), sr_generator_free(&g3);
 
     int64_t bad_start = 0, bad_succ = 0, bad_group = 0;
     for (int64_t a = 1; a <= c.n_items; a++)
-        for (int k = 0; k < c.successors; k++) bad_succ += gen.cluster[gen.succ[a * c.successors + k]] != gen.cluster[a];
+        for (int k = 0; k < c.successors; k++)
+            bad_succ += gen.cluster[gen.succ[a * c.successors + k]] != gen.cluster[a];
     double rep_hits = 0, rep_want = 0, succ_hits = 0, succ_want = 0, steps = 0, total_err = 0;
     int64_t h[64];
     for (int64_t u = 1; u <= d.n_users; u++) {
@@ -432,13 +449,14 @@ static void interests_generator_draws_its_formula(void) {
             }
         }
     }
-    CHECK(bad_start == 0 && bad_group == 0, "users start their %lld distinct groups in turn (%lld, %lld off)", (long long)m,
-          (long long)bad_start, (long long)bad_group);
+    CHECK(bad_start == 0 && bad_group == 0, "users start their %lld distinct groups in turn (%lld, %lld off)",
+          (long long)m, (long long)bad_start, (long long)bad_group);
     CHECK(bad_succ == 0, "%lld successors outside their item's group", (long long)bad_succ);
     CHECK(total_err < 1e-12, "probabilities sum to one (off by %g)", total_err);
     CHECK(fabs(succ_hits / steps - succ_want / steps) < 0.01, "successor frequency %g vs %g", succ_hits / steps,
           succ_want / steps);
-    CHECK(fabs(rep_hits / steps - rep_want / steps) < 0.01, "repeat frequency %g vs %g", rep_hits / steps, rep_want / steps);
+    CHECK(fabs(rep_hits / steps - rep_want / steps) < 0.01, "repeat frequency %g vs %g", rep_hits / steps,
+          rep_want / steps);
     sr_generator_free(&gen);
     sr_data_free(&d);
 
@@ -459,17 +477,28 @@ static void interests_generator_draws_its_formula(void) {
  *   P(j | h) = 0.025 + 0.2 #(j in h) / |h| + 0.3 [j follows the last item of its group in h].
  * Full ranking against the items the user never had (ties count half each way). */
 static void interests_ceiling_by_hand(void) {
-    int32_t succ[9] = {0, 2, 3, 4, 1, 6, 7, 8, 5}, cluster[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1}, mine[6] = {0, 0, 0, 1, 1, 0};
+    int32_t succ[9] = {0, 2, 3, 4, 1, 6, 7, 8, 5}, cluster[9] = {0, 0, 0, 0, 0, 1, 1, 1, 1},
+            mine[6] = {0, 0, 0, 1, 1, 0};
     double succ_p[1] = {1}, pop[9] = {0, .125, .125, .125, .125, .125, .125, .125, .125}, mass[2] = {0.5, 0.5};
-    sr_generator gen = {.cfg = {.n_users = 2, .n_items = 8, .successors = 1, .noise = 0.2, .repeat = 0.2, .interests = 2,
+    sr_generator gen = {.cfg = {.n_users = 2,
+                                .n_items = 8,
+                                .successors = 1,
+                                .noise = 0.2,
+                                .repeat = 0.2,
+                                .interests = 2,
                                 .clusters = 2},
-                        .succ = succ, .succ_p = succ_p, .pop = pop, .cluster = cluster, .mass = mass, .interests = mine};
+                        .succ = succ,
+                        .succ_p = succ_p,
+                        .pop = pop,
+                        .cluster = cluster,
+                        .mass = mass,
+                        .interests = mine};
     int64_t h[4] = {1, 5, 2, 7};
-    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 3), 0.325, 1e-15);       /* follows 2, the last of group 0 */
-    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 8), 0.325, 1e-15);       /* follows 7 */
-    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 6), 0.025, 1e-15);       /* follows 5, not the last of its group */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 3), 0.325, 1e-15);        /* follows 2, the last of group 0 */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 8), 0.325, 1e-15);        /* follows 7 */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 6), 0.025, 1e-15);        /* follows 5, not the last of its group */
     CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 4, 2), 0.025 + 0.05, 1e-15); /* a repeat */
-    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 1, 5), 0.25, 1e-15);        /* the second group starts: 1/8 / (1/2) */
+    CHECK_CLOSE(sr_gen_prob(&gen, 1, h, 1, 5), 0.25, 1e-15);         /* the second group starts: 1/8 / (1/2) */
     CHECK(sr_gen_prob(&gen, 1, h, 1, 2) == 0 && sr_gen_prob(&gen, 1, h, 4, 9) == 0, "out of the group, out of range");
     /* user 1: 1 5 2 | 7 (valid) | 6 (test); user 2: 6 3 7 | 4 | 6 */
     int32_t us[10] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 2}, is[10] = {1, 5, 2, 7, 6, 6, 3, 7, 4, 6};
@@ -516,7 +545,8 @@ static void chain_on_interests_is_first_order(void) {
     g.order2 = 0.25;
     sr_chain c;
     CHECK(sr_chain_init_for(&c, &d, &g) == 0, "init");
-    CHECK(c.w_lag2 == 0 && c.w_pop == 1e-3 && strstr(c.name, "first-order") && !strcmp(c.short_name, "counted first-order chain"),
+    CHECK(c.w_lag2 == 0 && c.w_pop == 1e-3 && strstr(c.name, "first-order") &&
+              !strcmp(c.short_name, "counted first-order chain"),
           "%s: w_pop %g, w_lag2 %g", c.name, c.w_pop, c.w_lag2);
     /* histories ending in 2 after 1, after 2 and alone: the same scores, n(2 then j) / 4 */
     int64_t seqs[9] = {0, 1, 2, 0, 2, 2, 0, 0, 2};
@@ -533,7 +563,8 @@ static void chain_on_interests_is_first_order(void) {
     }
     sr_chain_free(&c);
     g.interests = 0; /* the successor chain: its formula */
-    CHECK(sr_chain_init_for(&c, &d, &g) == 0 && c.w_pop == g.noise && c.w_lag2 == 0.25 && !strcmp(c.short_name, "counted chain"),
+    CHECK(sr_chain_init_for(&c, &d, &g) == 0 && c.w_pop == g.noise && c.w_lag2 == 0.25 &&
+              !strcmp(c.short_name, "counted chain"),
           "successor chain: %g %g", c.w_pop, c.w_lag2);
     sr_chain_free(&c);
     CHECK(sr_chain_init_for(&c, &d, NULL) == 0 && c.w_lag2 == 0 && !strcmp(c.short_name, "Markov chain"), "real data");

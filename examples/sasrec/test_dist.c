@@ -72,7 +72,8 @@ static void one_process_matches(void) {
     CHECK(max_diff(&saved, &one) < 1e-10, "2 ranks' weights differ from one process's by %g", max_diff(&saved, &one));
     CHECK(sr_trainer_load(&resumed, path1, err, sizeof err) == 0 && resumed.epoch == 1, "%s", err);
     CHECK(!isnan(sr_train_epoch(&resumed, NULL, err, sizeof err)), "%s", err);
-    CHECK(max_diff(&resumed, &one) < 1e-10, "resumed from 2 ranks' epoch 1, the weights differ by %g", max_diff(&resumed, &one));
+    CHECK(max_diff(&resumed, &one) < 1e-10, "resumed from 2 ranks' epoch 1, the weights differ by %g",
+          max_diff(&resumed, &one));
     sr_trainer_free(&one);
     sr_trainer_free(&saved);
     sr_trainer_free(&resumed);
@@ -86,8 +87,16 @@ int main(int argc, char **argv) {
     snprintf(path1, sizeof path1, "%s.1", argv[2]);
     snprintf(path2, sizeof path2, "%s.2", argv[2]);
     snprintf(loss_path, sizeof loss_path, "%s.loss", argv[2]);
-    sr_gen_config gc = {.n_users = 401, .n_items = 60, .mean_len = 8, .min_len = 3, .max_len = 40, .successors = 2,
-                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 6};
+    sr_gen_config gc = {.n_users = 401,
+                        .n_items = 60,
+                        .mean_len = 8,
+                        .min_len = 3,
+                        .max_len = 40,
+                        .successors = 2,
+                        .noise = 0.2,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 6};
     char err[512];
     if (sr_generate(&gc, &d, &gen, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     if (!strcmp(argv[1], "train")) RUN(train_and_save);

@@ -34,7 +34,8 @@ static heed_tensor *model_loss(heed_graph *g, heed_tensor **in, void *user) {
 
 /* Re-draws every parameter (gains and biases too) so no term of the gradient hides at 0. */
 static void scramble(heed_params *P) {
-    for (int i = 0; i < heed_params_count(P); i++) heed_param_init(P, heed_params_at(P, i), heed_init_uniform(-0.8, 0.8));
+    for (int i = 0; i < heed_params_count(P); i++)
+        heed_param_init(P, heed_params_at(P, i), heed_init_uniform(-0.8, 0.8));
 }
 
 static void gradcheck_whole_model(void) {
@@ -72,7 +73,8 @@ static void loss_matches_direct_computation(void) {
         for (int i = 0; i < 15; i++) {
             if (!tiny_pos[i]) continue;
             double sp = 0, sn = 0;
-            for (int k = 0; k < 4; k++) sp += H[i * 4 + k] * E[tiny_pos[i] * 4 + k], sn += H[i * 4 + k] * E[tiny_neg[i] * 4 + k];
+            for (int k = 0; k < 4; k++)
+                sp += H[i * 4 + k] * E[tiny_pos[i] * 4 + k], sn += H[i * 4 + k] * E[tiny_neg[i] * 4 + k];
             sum += -log(1 / (1 + exp(-sp))) - log(1 - 1 / (1 + exp(-sn)));
             targets++;
         }
@@ -118,7 +120,8 @@ static void causal_and_row_independent(void) {
                 else diff_later = fmax(diff_later, d);
                 if (t >= 2) diff_row = fmax(diff_row, check_err(heed_get(ha, 20 + t * 4 + k), heed_get(h1, t * 4 + k)));
             }
-        for (int64_t i = 0; i < ha->numel; i++) diff_impl = fmax(diff_impl, check_err(heed_get(ha, i), heed_get(hm, i)));
+        for (int64_t i = 0; i < ha->numel; i++)
+            diff_impl = fmax(diff_impl, check_err(heed_get(ha, i), heed_get(hm, i)));
         CHECK(diff_prefix < 1e-12, "positions 0..2 see only items 0..2: %g", diff_prefix);
         CHECK(diff_later > 1e-3 && diff_later < INFINITY, "later positions see the change: %g", diff_later);
         CHECK(diff_row < 1e-12, "rows are independent: %g", diff_row);
@@ -151,12 +154,15 @@ static void narrow_batch_matches_full_width(void) {
     cfg.maxlen = 7;
     CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     scramble(P);
-    int64_t full[2 * 7] = {0, 0, 0, 1, 4, 1, 5, 0, 0, 0, 0, 0, 6, 7}, fpos[2 * 7] = {0, 0, 0, 4, 1, 5, 2, 0, 0, 0, 0, 0, 7, 3};
+    int64_t full[2 * 7] = {0, 0, 0, 1, 4, 1, 5, 0, 0, 0, 0, 0, 6, 7},
+                     fpos[2 * 7] = {0, 0, 0, 4, 1, 5, 2, 0, 0, 0, 0, 0, 7, 3};
     int64_t fneg[2 * 7] = {0, 0, 0, 3, 3, 3, 3, 0, 0, 0, 0, 0, 1, 1};
     CHECK(heed_sasrec_width(full, 2, 7) == 4, "width %lld", (long long)heed_sasrec_width(full, 2, 7));
     int64_t nar[2 * 4], npos[2 * 4], nneg[2 * 4];
     for (int b = 0; b < 2; b++)
-        for (int t = 0; t < 4; t++) nar[b * 4 + t] = full[b * 7 + 3 + t], npos[b * 4 + t] = fpos[b * 7 + 3 + t], nneg[b * 4 + t] = fneg[b * 7 + 3 + t];
+        for (int t = 0; t < 4; t++)
+            nar[b * 4 + t] = full[b * 7 + 3 + t], npos[b * 4 + t] = fpos[b * 7 + 3 + t],
+                        nneg[b * 4 + t] = fneg[b * 7 + 3 + t];
     heed_graph *g = heed_graph_new(ctx);
     heed_graph_set_training(g, false);
     int64_t n = heed_params_padded_numel(P);
@@ -198,7 +204,9 @@ static void f32_agrees_with_f64(void) {
     heed_params *P32 = heed_params_new(ctx, HEED_F32), *P64 = heed_params_new(ctx, HEED_F64);
     heed_sasrec_config cfg = tiny_config();
     cfg.dropout = 0;
-    CHECK(heed_sasrec_declare(&f32_model, P32, &cfg) == HEED_OK && heed_sasrec_declare(&f64_model, P64, &cfg) == HEED_OK, "init");
+    CHECK(heed_sasrec_declare(&f32_model, P32, &cfg) == HEED_OK &&
+              heed_sasrec_declare(&f64_model, P64, &cfg) == HEED_OK,
+          "init");
     /* same values: both stores draw from the ctx seed and the parameter names */
     scramble(P32);
     scramble(P64);
@@ -213,7 +221,8 @@ static void bad_input(void) {
     heed_sasrec m;
     heed_sasrec_config cfg = tiny_config();
     cfg.heads = 3;
-    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "heads"), "%s", heed_ctx_error(ctx));
+    CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "heads"), "%s",
+          heed_ctx_error(ctx));
     cfg = tiny_config();
     cfg.blocks = HEED_SASREC_MAX_BLOCKS + 1;
     CHECK(heed_sasrec_declare(&m, P, &cfg) == HEED_ERR_ARG, "blocks");
@@ -319,8 +328,16 @@ static void smoke_free(smoke_run *r) {
 }
 
 static void smoke_training_beats_popularity(void) {
-    sr_gen_config gc = {.n_users = 1200, .n_items = 150, .mean_len = 12, .min_len = 5, .max_len = 40, .successors = 2,
-                        .noise = 0.15, .order2 = 0.2, .zipf = 1.0, .seed = 3};
+    sr_gen_config gc = {.n_users = 1200,
+                        .n_items = 150,
+                        .mean_len = 12,
+                        .min_len = 5,
+                        .max_len = 40,
+                        .successors = 2,
+                        .noise = 0.15,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 3};
     smoke_run r;
     smoke_train(&r, &gc, sr_train_defaults(0).lr, 12);
     char err[512];
@@ -329,8 +346,8 @@ static void smoke_training_beats_popularity(void) {
     sr_popularity_init(&p, &r.d);
     sr_eval_opts o = sr_eval_defaults(r.t.cfg.model.maxlen, true);
     CHECK(sr_evaluate(&r.d, &o, sr_popularity_scorer, &p, &pop, err, sizeof err) == 0, "%s", err);
-    printf("  smoke: loss %.4f -> %.4f; test HR@10 model %.4f, popularity %.4f, ceiling %.4f\n", r.first_loss, r.last_loss,
-           r.model.hr, pop.hr, r.ceiling.hr);
+    printf("  smoke: loss %.4f -> %.4f; test HR@10 model %.4f, popularity %.4f, ceiling %.4f\n", r.first_loss,
+           r.last_loss, r.model.hr, pop.hr, r.ceiling.hr);
     CHECK(r.last_loss < 0.75 * r.first_loss, "loss falls: %g -> %g", r.first_loss, r.last_loss);
     CHECK(r.model.hr > pop.hr + 0.2, "model %g vs popularity %g", r.model.hr, pop.hr);
     sr_popularity_free(&p);
@@ -363,8 +380,16 @@ static void attention_beats_first_order_chain(void) {
 /* A batch run as length groups (each at its own width, losses weighted by their targets)
  * trains exactly as one group at the batch's full width: f64, no dropout, one epoch. */
 static void length_groups_match_one_group(void) {
-    sr_gen_config gc = {.n_users = 400, .n_items = 80, .mean_len = 10, .min_len = 3, .max_len = 60, .successors = 2,
-                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 4};
+    sr_gen_config gc = {.n_users = 400,
+                        .n_items = 80,
+                        .mean_len = 10,
+                        .min_len = 3,
+                        .max_len = 60,
+                        .successors = 2,
+                        .noise = 0.2,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 4};
     sr_data d;
     sr_generator gen;
     char err[512];
@@ -380,8 +405,8 @@ static void length_groups_match_one_group(void) {
     CHECK(sr_trainer_init(&grouped, &d, &tc, err, sizeof err) == 0, "%s", err);
     double l1 = sr_train_epoch(&one, NULL, err, sizeof err), l4 = sr_train_epoch(&grouped, NULL, err, sizeof err);
     int64_t steps = sr_trainer_steps_per_epoch(&one);
-    CHECK(one.groups == steps && grouped.groups > steps, "groups run: %lld and %lld in %lld steps", (long long)one.groups,
-          (long long)grouped.groups, (long long)steps);
+    CHECK(one.groups == steps && grouped.groups > steps, "groups run: %lld and %lld in %lld steps",
+          (long long)one.groups, (long long)grouped.groups, (long long)steps);
     CHECK_CLOSE(l4, l1, 1e-12);
     const double *a = heed_params_values(one.P), *b = heed_params_values(grouped.P);
     double worst = check_max_err(a, b, heed_params_padded_numel(one.P));
@@ -399,8 +424,16 @@ static void length_groups_match_one_group(void) {
  * bitwise the one of the whole batch at its width (max_groups = 1), in f32 with the
  * threads of the machine, on rows of every width 1..50 in one batch. */
 static void scorer_length_groups_are_bitwise_exact(void) {
-    sr_gen_config gc = {.n_users = 300, .n_items = 300, .mean_len = 40, .min_len = 3, .max_len = 100, .successors = 2,
-                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_gen_config gc = {.n_users = 300,
+                        .n_items = 300,
+                        .mean_len = 40,
+                        .min_len = 3,
+                        .max_len = 100,
+                        .successors = 2,
+                        .noise = 0.2,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 9};
     sr_data d;
     sr_generator gen;
     char err[512];
@@ -428,11 +461,13 @@ static void scorer_length_groups_are_bitwise_exact(void) {
     for (int full = 0; full < 2; full++) {
         int64_t width = full ? I : C;
         t.cfg.max_groups = 1;
-        CHECK(sr_model_scorer(&t, n, users, seqs, maxlen, full ? NULL : cands, full ? 0 : C, whole) == 0, "whole batch");
+        CHECK(sr_model_scorer(&t, n, users, seqs, maxlen, full ? NULL : cands, full ? 0 : C, whole) == 0,
+              "whole batch");
         t.cfg.max_groups = 4;
         CHECK(sr_model_scorer(&t, n, users, seqs, maxlen, full ? NULL : cands, full ? 0 : C, grouped) == 0, "groups");
         int64_t differ = 0, nan = 0;
-        for (int64_t i = 0; i < n * width; i++) differ += memcmp(&whole[i], &grouped[i], sizeof *whole) != 0, nan += isnan(whole[i]);
+        for (int64_t i = 0; i < n * width; i++)
+            differ += memcmp(&whole[i], &grouped[i], sizeof *whole) != 0, nan += isnan(whole[i]);
         CHECK(differ == 0 && nan == 0, "%s: %lld of %lld scores differ, %lld NaN", full ? "all items" : "candidates",
               (long long)differ, (long long)(n * width), (long long)nan);
     }
@@ -453,8 +488,16 @@ static void set_seed(sr_train_config *c) { c->seed = 6; }
 /* Two epochs, a checkpoint, a fresh trainer resuming for a third: bitwise the parameters of
  * three epochs in one go. */
 static void resume_is_exact(void) {
-    sr_gen_config gc = {.n_users = 300, .n_items = 60, .mean_len = 8, .min_len = 4, .max_len = 30, .successors = 2,
-                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_gen_config gc = {.n_users = 300,
+                        .n_items = 60,
+                        .mean_len = 8,
+                        .min_len = 4,
+                        .max_len = 30,
+                        .successors = 2,
+                        .noise = 0.2,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 9};
     sr_data d;
     sr_generator gen;
     char err[512], path[] = "/tmp/heed_sasrec_ckpt_XXXXXX";
@@ -474,7 +517,8 @@ static void resume_is_exact(void) {
     CHECK(b.epoch == 2, "epoch %lld", (long long)b.epoch);
     sr_train_epoch(&b, NULL, err, sizeof err);
     CHECK(heed_params_padded_numel(a.P) == heed_params_padded_numel(b.P) &&
-              memcmp(heed_params_values(a.P), heed_params_values(b.P), (size_t)heed_params_padded_numel(a.P) * sizeof(float)) == 0,
+              memcmp(heed_params_values(a.P), heed_params_values(b.P),
+                     (size_t)heed_params_padded_numel(a.P) * sizeof(float)) == 0,
           "resumed parameters differ");
     /* --l2-emb: weight decay on exactly the two embedding tables */
     sr_trainer e;
@@ -485,7 +529,8 @@ static void resume_is_exact(void) {
         bool table = !strcmp(name, "sasrec.item_emb") || !strcmp(name, "sasrec.pos_emb");
         int grp = -1;
         double wd = NAN;
-        CHECK(heed_optimizer_group_of(e.opt, i, &grp) == HEED_OK && heed_optimizer_group_weight_decay(e.opt, grp, &wd) == HEED_OK,
+        CHECK(heed_optimizer_group_of(e.opt, i, &grp) == HEED_OK &&
+                  heed_optimizer_group_weight_decay(e.opt, grp, &wd) == HEED_OK,
               "%s", heed_ctx_error(e.ctx));
         CHECK((wd == 0.01) == table, "%s: decay %g", name, wd);
     }
@@ -524,8 +569,16 @@ static void resume_is_exact(void) {
 /* A loss that becomes NaN stops the epoch with the epoch and step, before the step; in
  * anomaly mode the graph names the op. A user who trained on every item has no negative. */
 static void diverging_and_degenerate_training(void) {
-    sr_gen_config gc = {.n_users = 300, .n_items = 60, .mean_len = 8, .min_len = 4, .max_len = 30, .successors = 2,
-                        .noise = 0.2, .order2 = 0.2, .zipf = 1.0, .seed = 9};
+    sr_gen_config gc = {.n_users = 300,
+                        .n_items = 60,
+                        .mean_len = 8,
+                        .min_len = 4,
+                        .max_len = 30,
+                        .successors = 2,
+                        .noise = 0.2,
+                        .order2 = 0.2,
+                        .zipf = 1.0,
+                        .seed = 9};
     sr_data d;
     sr_generator gen;
     char err[512] = "";

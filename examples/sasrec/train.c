@@ -10,7 +10,8 @@
 
 sr_train_config sr_train_defaults(int64_t n_items) {
     return (sr_train_config){
-        .model = {.n_items = n_items, .maxlen = 50, .hidden = 50, .blocks = 2, .heads = 1, .dropout = 0.5, .ln_eps = 1e-8},
+        .model =
+            {.n_items = n_items, .maxlen = 50, .hidden = 50, .blocks = 2, .heads = 1, .dropout = 0.5, .ln_eps = 1e-8},
         .lr = 0.001,
         .beta1 = 0.9,
         .beta2 = 0.98,
@@ -49,8 +50,8 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
         return -1;
     }
     if (cfg->model.n_items < d->n_items) {
-        snprintf(err, errlen, "the model knows %lld items but the data has ids up to %lld", (long long)cfg->model.n_items,
-                 (long long)d->n_items);
+        snprintf(err, errlen, "the model knows %lld items but the data has ids up to %lld",
+                 (long long)cfg->model.n_items, (long long)d->n_items);
         return -1;
     }
     t->ctx = heed_ctx_new(&(heed_ctx_opts){.seed = cfg->seed, .threads = cfg->threads});
@@ -59,13 +60,16 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     t->P = heed_params_new(t->ctx, cfg->dtype);
     if (!t->P) goto ctx_error;
     if (heed_sasrec_declare(&t->m, t->P, &cfg->model) != HEED_OK) goto ctx_error;
-    heed_adam_opts ao = {.lr = HEED_EXACTLY(cfg->lr), .beta1 = HEED_EXACTLY(cfg->beta1), .beta2 = HEED_EXACTLY(cfg->beta2)};
+    heed_adam_opts ao = {.lr = HEED_EXACTLY(cfg->lr),
+                         .beta1 = HEED_EXACTLY(cfg->beta1),
+                         .beta2 = HEED_EXACTLY(cfg->beta2)};
     t->opt = heed_adam(t->P, &ao);
     if (!t->opt) goto ctx_error;
     /* The reference adds l2_emb * sum(w^2) / 2 of both tables to the loss: the gradient
      * gains l2_emb * w, which is Adam's (coupled) weight decay on their group. */
-    if (cfg->l2_emb > 0 && (heed_optimizer_add_group_named(t->opt, "sasrec.item_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK ||
-                            heed_optimizer_add_group_named(t->opt, "sasrec.pos_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK))
+    if (cfg->l2_emb > 0 &&
+        (heed_optimizer_add_group_named(t->opt, "sasrec.item_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK ||
+         heed_optimizer_add_group_named(t->opt, "sasrec.pos_emb", 1.0, cfg->l2_emb, NULL) != HEED_OK))
         goto ctx_error;
     t->g = heed_graph_new(t->ctx);
     int64_t B = cfg->batch, N = cfg->model.maxlen;
@@ -79,8 +83,8 @@ int sr_trainer_init(sr_trainer *t, const sr_data *d, const sr_train_config *cfg,
     t->order = malloc((size_t)B * sizeof *t->order);
     t->len = malloc((size_t)B * sizeof *t->len);
     t->dp = malloc((size_t)(2 * (cfg->max_groups + 1) * (B + 1)) * sizeof *t->dp);
-    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order || !t->len ||
-        !t->dp)
+    if (!t->g || !t->users || !t->seq || !t->pos || !t->neg || !t->gseq || !t->gpos || !t->gneg || !t->order ||
+        !t->len || !t->dp)
         goto oom;
     heed_graph_set_anomaly(t->g, cfg->anomaly);
     /* Data-parallel (a world of one does nothing here): rank 0's weights everywhere, and
@@ -131,7 +135,7 @@ static void gather(int64_t *out, const int64_t *a, const int64_t *rows, int64_t 
 static int split_groups(const int64_t *len, const int64_t *order, int64_t n, int G, int64_t *dp, int64_t *cut) {
     if (G > n) G = (int)n;
     /* best[k][j]: least cost of the first j rows in k groups; from[k][j]: where the last starts */
-    int64_t (*best)[n + 1] = (int64_t (*)[n + 1])dp, (*from)[n + 1] = (int64_t (*)[n + 1])(dp + (G + 1) * (n + 1));
+    int64_t(*best)[n + 1] = (int64_t(*)[n + 1]) dp, (*from)[n + 1] = (int64_t(*)[n + 1])(dp + (G + 1) * (n + 1));
     for (int64_t j = 0; j <= n; j++) best[0][j] = j ? INT64_MAX : 0;
     for (int k = 1; k <= G; k++)
         for (int64_t j = 0; j <= n; j++) {
@@ -295,7 +299,8 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
     (void)users;
     sr_trainer *t = user;
     int G = t->cfg.max_groups < n ? t->cfg.max_groups : (int)n;
-    int64_t *ids = cands ? malloc((size_t)(n * n_cands) * sizeof *ids) : NULL, *x = malloc((size_t)(n * maxlen) * sizeof *x);
+    int64_t *ids = cands ? malloc((size_t)(n * n_cands) * sizeof *ids) : NULL,
+            *x = malloc((size_t)(n * maxlen) * sizeof *x);
     int64_t *len = malloc((size_t)n * sizeof *len), *order = malloc((size_t)n * sizeof *order);
     int64_t *dp = malloc((size_t)(2 * (G + 1) * (n + 1)) * sizeof *dp), cut[SR_MAX_GROUPS + 1];
     int rc = -1;
@@ -314,8 +319,8 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
     int groups = split_groups(len, order, n, G, dp, cut);
     rc = 0;
     for (int k = 0; k < groups && rc == 0; k++)
-        rc = score_group(t, order + cut[k], cut[k + 1] - cut[k], len[order[cut[k + 1] - 1]], seqs, maxlen, cands, n_cands,
-                         scores, ids, x);
+        rc = score_group(t, order + cut[k], cut[k + 1] - cut[k], len[order[cut[k + 1] - 1]], seqs, maxlen, cands,
+                         n_cands, scores, ids, x);
 out:
     free(ids);
     free(x);

@@ -9,16 +9,16 @@
 
 typedef struct {
     heed_sasrec_config model;
-    double lr, beta1, beta2;  /* Adam; the paper: 0.001, 0.9, 0.98 */
-    double l2_emb;            /* L2 penalty on the item and position tables (the reference's
+    double lr, beta1, beta2; /* Adam; the paper: 0.001, 0.9, 0.98 */
+    double l2_emb;           /* L2 penalty on the item and position tables (the reference's
                                  l2_emb, default 0): Adam weight decay on those two */
-    int64_t batch;            /* users per step (128) */
-    uint64_t seed;            /* parameters, dropout, batches, negatives */
-    heed_dtype dtype;         /* HEED_F32 (fast) or HEED_F64 */
-    int threads;              /* OpenMP threads; 0 = all */
-    int max_groups;           /* a batch runs as up to this many length groups (4; 1..16) */
-    bool anomaly;             /* heed's anomaly mode: the first op with a NaN/Inf is named */
-    bool blocking_allreduce;  /* data-parallel: reduce after backward, not during it */
+    int64_t batch;           /* users per step (128) */
+    uint64_t seed;           /* parameters, dropout, batches, negatives */
+    heed_dtype dtype;        /* HEED_F32 (fast) or HEED_F64 */
+    int threads;             /* OpenMP threads; 0 = all */
+    int max_groups;          /* a batch runs as up to this many length groups (4; 1..16) */
+    bool anomaly;            /* heed's anomaly mode: the first op with a NaN/Inf is named */
+    bool blocking_allreduce; /* data-parallel: reduce after backward, not during it */
 } sr_train_config;
 
 sr_train_config sr_train_defaults(int64_t n_items);
@@ -31,15 +31,15 @@ typedef struct {
     heed_sasrec m;
     heed_optimizer *opt;
     heed_graph *g;
-    int64_t *users, n_users; /* trainable users: at least 2 training items */
-    int64_t *seq, *pos, *neg; /* [batch, maxlen] */
+    int64_t *users, n_users;     /* trainable users: at least 2 training items */
+    int64_t *seq, *pos, *neg;    /* [batch, maxlen] */
     int64_t *gseq, *gpos, *gneg; /* one length group's rows, [rows, width] */
-    int64_t *order, *len;     /* [batch]: rows by length, and their lengths */
-    int64_t *dp;              /* the length groups' dynamic programme */
-    int64_t epoch;            /* epochs done */
-    int64_t groups;           /* length groups run in the last epoch (this rank's) */
-    heed_dist_overlap *overlap; /* data-parallel: the gradient allreduce during backward */
-    double allreduce_seconds; /* waiting for the gradient allreduce, all epochs */
+    int64_t *order, *len;        /* [batch]: rows by length, and their lengths */
+    int64_t *dp;                 /* the length groups' dynamic programme */
+    int64_t epoch;               /* epochs done */
+    int64_t groups;              /* length groups run in the last epoch (this rank's) */
+    heed_dist_overlap *overlap;  /* data-parallel: the gradient allreduce during backward */
+    double allreduce_seconds;    /* waiting for the gradient allreduce, all epochs */
 } sr_trainer;
 
 /* 0, or -1 with a message in err. Owns a ctx seeded with cfg.seed. Started by an MPI

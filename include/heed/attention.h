@@ -46,16 +46,16 @@ typedef struct {
 } heed_attn_pattern;
 
 typedef struct {
-    double scale;                /* 0: 1/sqrt(d) */
-    bool causal;                 /* query i sees keys j <= i + (Nk - Nq) (bottom-right aligned) */
-    const int64_t *key_lengths;  /* [B]: keys j >= key_lengths[b] are masked; NULL = none */
-    heed_tensor *bias;           /* additive, broadcastable to [B,H,Nq,Nk]; NULL = none */
-    int64_t window;              /* > 0: also mask |i + (Nk - Nq) - j| >= window (local attention);
+    double scale;               /* 0: 1/sqrt(d) */
+    bool causal;                /* query i sees keys j <= i + (Nk - Nq) (bottom-right aligned) */
+    const int64_t *key_lengths; /* [B]: keys j >= key_lengths[b] are masked; NULL = none */
+    heed_tensor *bias;          /* additive, broadcastable to [B,H,Nq,Nk]; NULL = none */
+    int64_t window;             /* > 0: also mask |i + (Nk - Nq) - j| >= window (local attention);
                                     with a pattern, the window is one part of its union */
-    heed_attn_pattern pattern;   /* sparse pattern; all zero = none */
-    double dropout;              /* on the attention weights, when the graph is training */
+    heed_attn_pattern pattern;  /* sparse pattern; all zero = none */
+    double dropout;             /* on the attention weights, when the graph is training */
     heed_attn_impl impl;
-    int block_q, block_k;        /* flash tile sizes; 0 = default */
+    int block_q, block_k; /* flash tile sizes; 0 = default */
 } heed_attention_opts;
 
 /* softmax(q k^T * scale + bias + mask) v for q[B,H,Nq,d], k[B,H,Nk,d], v[B,H,Nk,dv]
@@ -69,8 +69,8 @@ typedef struct {
  * unless weights is given, and asking for them with HEED_ATTN_FLASH is an error. The
  * options are read during the call (key_lengths is copied). opts may be NULL (all off).
  * Equations, cost and memory: docs/attention.md. */
-heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v, const heed_attention_opts *opts,
-                            heed_tensor **weights);
+heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tensor *v,
+                            const heed_attention_opts *opts, heed_tensor **weights);
 
 /* The work of heed_attention with these options on H heads of Nq queries and Nk keys
  * (opts->key_lengths, bias and dropout are ignored): *pairs receives the visible (query,
@@ -118,8 +118,8 @@ heed_tensor *heed_additive_keys(heed_graph *g, heed_tensor *keys, heed_tensor *w
 /* scores[B,N] for query[B,dq] and keys_proj[B,N,da]. prev_weights[B,N] is required exactly
  * when p->loc_filters is set; coverage[B,N] exactly when p->cov_weight is set (else NULL).
  * One fused node: cost O(B N da (1 + C)) + O(B N C K), memory B N (da + C). */
-heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, const heed_additive_params *p,
-                                 heed_tensor *prev_weights, heed_tensor *coverage);
+heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj,
+                                 const heed_additive_params *p, heed_tensor *prev_weights, heed_tensor *coverage);
 /* heed_additive_score then heed_attend: context [B,dv], *weights [B,N]. */
 heed_tensor *heed_additive_attention(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, heed_tensor *values,
                                      const heed_additive_params *p, heed_tensor *prev_weights, heed_tensor *coverage,
@@ -130,8 +130,8 @@ heed_tensor *heed_additive_attention(heed_graph *g, heed_tensor *query, heed_ten
  *   HEED_LUONG_GENERAL  s_j = q^T W k_j               (w [dq,dk]; v NULL)
  *   HEED_LUONG_CONCAT   s_j = v . tanh(W [q; k_j])    (w [da,dq+dk], v [da]) */
 typedef enum { HEED_LUONG_DOT = 0, HEED_LUONG_GENERAL, HEED_LUONG_CONCAT } heed_luong_kind;
-heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys, heed_tensor *w,
-                              heed_tensor *v);
+heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
+                              heed_tensor *w, heed_tensor *v);
 /* heed_luong_score then heed_attend. */
 heed_tensor *heed_luong_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
                                   heed_tensor *values, heed_tensor *w, heed_tensor *v, const int64_t *key_lengths,
@@ -284,14 +284,14 @@ typedef struct {
 
 /* Empty state over the caller's S (B*H*m*dv doubles) and z (B*H*m doubles). HEED_ERR_ARG
  * on NULL or a size < 1. */
-heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv, double *S,
-                                        double *z);
+heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv,
+                                        double *S, double *z);
 /* One step: phi_q, phi_k [B,H,1,m], v [B,H,1,dv]; adds the key and value to the state,
  * then returns the output [B,H,1,dv] -- row t of the causal heed_linear_attention at the
  * t-th call. Inference only: recording (an input that needs a gradient outside a no-grad
  * region) is an error. O(B H m dv) per step. */
-heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q, heed_tensor *phi_k,
-                                        heed_tensor *v);
+heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q,
+                                        heed_tensor *phi_k, heed_tensor *v);
 
 /* ---------------------------------------------------------------- Luong local attention (ops/attention/local.c) */
 
@@ -333,8 +333,8 @@ typedef struct {
 /* heed_luong_score (kind, w, v as there), the centre of opts (NULL: local-m at step 0,
  * D = 10), then heed_local_attend: context [B,dv], *weights [B,N]. */
 heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
-                                        heed_tensor *values, heed_tensor *w, heed_tensor *v, const heed_local_opts *opts,
-                                        const int64_t *key_lengths, heed_tensor **weights);
+                                        heed_tensor *values, heed_tensor *w, heed_tensor *v,
+                                        const heed_local_opts *opts, const int64_t *key_lengths, heed_tensor **weights);
 
 /* ---------------------------------------------------------------- hard attention (ops/attention/hard.c) */
 

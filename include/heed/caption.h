@@ -33,31 +33,31 @@ extern "C" {
 #define HEED_CAPTION_CONVS 3
 
 typedef struct {
-    int64_t in_channels;                   /* image channels (1 for grey) */
-    int64_t channels[HEED_CAPTION_CONVS];  /* each conv block's output; D = the last */
-    int64_t classes;                       /* the pretraining classifier's outputs (>= 2) */
-    int64_t embed_dim, hidden, attn_dim;   /* word embedding, LSTM, attention sizes */
-    int64_t vocab;                         /* tokens, the start and end tokens included */
-    int64_t cells;                         /* > 0: a learned position embedding per annotation
+    int64_t in_channels;                  /* image channels (1 for grey) */
+    int64_t channels[HEED_CAPTION_CONVS]; /* each conv block's output; D = the last */
+    int64_t classes;                      /* the pretraining classifier's outputs (>= 2) */
+    int64_t embed_dim, hidden, attn_dim;  /* word embedding, LSTM, attention sizes */
+    int64_t vocab;                        /* tokens, the start and end tokens included */
+    int64_t cells;                        /* > 0: a learned position embedding per annotation
                                               vector, added to it (the grid's N cells; the
                                               decoder then knows where it looks); 0 = none */
-    double dropout;                        /* on the deep output, in training; [0, 1) */
+    double dropout;                       /* on the deep output, in training; [0, 1) */
 } heed_caption_config;
 
 typedef struct {
     heed_caption_config cfg;
     heed_tensor *conv_w[HEED_CAPTION_CONVS], *conv_b[HEED_CAPTION_CONVS]; /* "caption.encoder.<i>.{weight,bias}" */
     heed_batchnorm bn[HEED_CAPTION_CONVS];                                /* "caption.encoder.<i>.bn" */
-    heed_tensor *cls_w, *cls_b;           /* "caption.classifier.{weight,bias}" [classes, D] */
-    heed_tensor *position;                /* "caption.position" [cells, D], or NULL */
-    heed_tensor *init_h_w, *init_h_b;     /* "caption.init_h" [hidden, D] */
-    heed_tensor *init_c_w, *init_c_b;     /* "caption.init_c" */
-    heed_tensor *embed;                   /* "caption.embed" [vocab, embed_dim] */
-    heed_additive_layer attn;             /* "caption.attention" */
-    heed_tensor *beta_w, *beta_b;         /* "caption.beta" [1, hidden], [1] */
-    heed_rnn_cell cell;                   /* "caption.lstm": input embed_dim + D */
-    heed_tensor *out_h, *out_z;           /* "caption.out_h" [embed_dim, hidden], "caption.out_z" [embed_dim, D] */
-    heed_tensor *out_w, *out_b;           /* "caption.out" [vocab, embed_dim], [vocab] */
+    heed_tensor *cls_w, *cls_b;       /* "caption.classifier.{weight,bias}" [classes, D] */
+    heed_tensor *position;            /* "caption.position" [cells, D], or NULL */
+    heed_tensor *init_h_w, *init_h_b; /* "caption.init_h" [hidden, D] */
+    heed_tensor *init_c_w, *init_c_b; /* "caption.init_c" */
+    heed_tensor *embed;               /* "caption.embed" [vocab, embed_dim] */
+    heed_additive_layer attn;         /* "caption.attention" */
+    heed_tensor *beta_w, *beta_b;     /* "caption.beta" [1, hidden], [1] */
+    heed_rnn_cell cell;               /* "caption.lstm": input embed_dim + D */
+    heed_tensor *out_h, *out_z;       /* "caption.out_h" [embed_dim, hidden], "caption.out_z" [embed_dim, D] */
+    heed_tensor *out_w, *out_b;       /* "caption.out" [vocab, embed_dim], [vocab] */
 } heed_caption;
 
 /* Declares the parameters in P and fills m (PyTorch's default inits; the LSTM forget bias
@@ -81,15 +81,15 @@ typedef struct {
 } heed_caption_hard_state;
 
 typedef struct {
-    int64_t bos;                     /* the start token fed at step 0 */
-    double lambda;                   /* the doubly stochastic regulariser's weight, >= 0 */
+    int64_t bos;   /* the start token fed at step 0 */
+    double lambda; /* the doubly stochastic regulariser's weight, >= 0 */
     heed_caption_attention attention;
     /* hard attention: */
-    double entropy;                  /* the entropy bonus's weight lambda_e >= 0 */
-    double soft_mix;                 /* per step, the probability of the soft context
+    double entropy;                /* the entropy bonus's weight lambda_e >= 0 */
+    double soft_mix;               /* per step, the probability of the soft context
                                         instead of a sample (Xu et al. use 0.5); [0, 1] */
-    heed_caption_hard_state *hard;   /* required with HEED_CAPTION_HARD in training */
-    uint64_t seed, stream;           /* the soft_mix draws */
+    heed_caption_hard_state *hard; /* required with HEED_CAPTION_HARD in training */
+    uint64_t seed, stream;         /* the soft_mix draws */
 } heed_caption_loss_opts;
 
 /* The training loss for annotations [B, N, D] and targets [B, L] (each caption's tokens
@@ -108,8 +108,8 @@ heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor
 /* Greedy or beam search (heed_decode) from annotations [B, N, D]: every hypothesis's tokens,
  * score and attention rows [steps, N] (hard attention decodes with its expected context,
  * the soft one, as Xu et al.). Runs under no-grad in eval mode; the graph is not reset. */
-heed_status heed_caption_decode(heed_graph *g, const heed_caption *m, heed_tensor *annotations, const heed_decode_opts *opts,
-                                heed_decode_result *out);
+heed_status heed_caption_decode(heed_graph *g, const heed_caption *m, heed_tensor *annotations,
+                                const heed_decode_opts *opts, heed_decode_result *out);
 
 /* Pointing: whether cell (the argmax of an attention row over a grid_h x grid_w grid on an
  * image of height x width pixels) has its centre inside the box [x0, x1) x [y0, y1), and

@@ -54,7 +54,8 @@ const char *heed_checkpoint_info_get(const heed_checkpoint_info *info, const cha
  * temporary file is removed and an existing file at path is untouched; a process killed
  * while saving may leave a stale path.tmp.* file (never a half-written path). Returns
  * HEED_ERR_IO / _ARG / _NOMEM with the message in heed_ctx_error(heed_params_ctx(P)). */
-heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt, const heed_checkpoint_info *info);
+heed_status heed_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,
+                                 const heed_checkpoint_info *info);
 /* Loads a checkpoint saved by heed_checkpoint_save into P (same parameter names, shapes
  * and dtype), opt (NULL: the file's optimizer state is skipped; else the same optimizer
  * kind over the same store) and info_out (may be NULL), and restores the ctx RNG state.

@@ -120,10 +120,10 @@ typedef struct heed_tensor {
     void *data;
     void *grad;
     uint32_t flags;
-    uint64_t gen;       /* generation it was made in: live while it is its graph's */
-    heed_graph *graph;  /* NULL for parameters */
-    heed_node *node;    /* the op that produced it, NULL for leaves */
-    const char *name;   /* parameter name, or NULL */
+    uint64_t gen;      /* generation it was made in: live while it is its graph's */
+    heed_graph *graph; /* NULL for parameters */
+    heed_node *node;   /* the op that produced it, NULL for leaves */
+    const char *name;  /* parameter name, or NULL */
 } heed_tensor;
 
 /* The accessors below take no graph: on a dead tensor they return an empty value (empty
@@ -216,7 +216,7 @@ heed_status heed_graph_fail(heed_graph *g, heed_status code, const char *fmt, ..
 /* Memory held: the arena's chunks plus the headers of the live tensors. */
 size_t heed_graph_bytes(const heed_graph *g);
 size_t heed_graph_peak_bytes(const heed_graph *g); /* most arena bytes used in one step */
-int64_t heed_graph_nodes(const heed_graph *g); /* ops on the tape */
+int64_t heed_graph_nodes(const heed_graph *g);     /* ops on the tape */
 
 /* Marks: a point inside a step to come back to, for loops that would otherwise grow the
  * step without bound (a decoder under no-grad: mark after the encoder, rewind before each

@@ -33,7 +33,7 @@ typedef struct {
 } heed_decode_opts;
 
 typedef struct {
-    int64_t *tokens;  /* [len], eos not included */
+    int64_t *tokens; /* [len], eos not included */
     int64_t len;
     bool finished;    /* ended with eos (false: stopped at the maximum length) */
     double logp;      /* sum of the log-probabilities of the tokens, and of eos if finished */

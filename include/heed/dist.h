@@ -113,13 +113,13 @@ heed_status heed_dist_overlap_wait(heed_dist_overlap *o);
 
 /* What the reduction cost, summed over the steps so far (this rank's view). */
 typedef struct {
-    int64_t steps;              /* waits */
-    int64_t buckets;            /* per step */
-    int64_t bytes;              /* gradient bytes reduced per step */
-    int64_t started_in_backward;/* buckets started by the hook, over all steps */
-    int64_t bytes_in_backward;  /* their bytes, over all steps */
-    double wait_seconds;        /* in heed_dist_overlap_wait */
-    double hook_seconds;        /* in the hook during backward (starting and progressing) */
+    int64_t steps;               /* waits */
+    int64_t buckets;             /* per step */
+    int64_t bytes;               /* gradient bytes reduced per step */
+    int64_t started_in_backward; /* buckets started by the hook, over all steps */
+    int64_t bytes_in_backward;   /* their bytes, over all steps */
+    double wait_seconds;         /* in heed_dist_overlap_wait */
+    double hook_seconds;         /* in the hook during backward (starting and progressing) */
 } heed_dist_stats;
 heed_dist_stats heed_dist_overlap_stats(const heed_dist_overlap *o);
 

@@ -22,7 +22,7 @@ typedef struct {
 
 /* Zero-initialised (or NULL) means the defaults (core.h, "options structs"). */
 typedef struct {
-    double eps;  /* the central difference's step: 1e-6 (PyTorch gradcheck's) */
+    double eps; /* the central difference's step: 1e-6 (PyTorch gradcheck's) */
     /* The absolute tolerance. Left 0 it is automatic: PyTorch's 1e-5 times the largest
      * |numeric| derivative checked, clamped to [1e-3, 1] -- so gradients far below 1 are
      * not all within atol of any answer (docs/guide.md). Any other value is used as given

@@ -43,7 +43,7 @@ heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, c
 heed_status heed_metrics_add(heed_metrics *m, const double *values); /* n_columns values */
 int64_t heed_metrics_rows(const heed_metrics *m);
 const double *heed_metrics_column(const heed_metrics *m, int column); /* rows values */
-heed_status heed_metrics_free(heed_metrics *m);                     /* flushes, closes, frees */
+heed_status heed_metrics_free(heed_metrics *m);                       /* flushes, closes, frees */
 
 #ifdef __cplusplus
 }

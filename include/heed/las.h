@@ -35,18 +35,18 @@ extern "C" {
 typedef enum { HEED_LAS_LOCATION = 0, HEED_LAS_LOCAL_M, HEED_LAS_LOCAL_P } heed_las_attention;
 
 typedef struct {
-    int64_t input_dim;        /* F: features per input frame */
-    int64_t listener_hidden;  /* H per direction; the listener's outputs have 2H */
-    int pyramid_layers;       /* 1..HEED_LAS_MAX_PYRAMID pyramidal layers after the first BLSTM */
-    int64_t speller_hidden;   /* each of the speller's two LSTM layers */
-    int64_t embed_dim;        /* token embedding */
-    int64_t attn_dim;         /* additive attention's hidden size */
-    int64_t loc_channels;     /* location features: channels and odd kernel; 0, 0 = none */
+    int64_t input_dim;       /* F: features per input frame */
+    int64_t listener_hidden; /* H per direction; the listener's outputs have 2H */
+    int pyramid_layers;      /* 1..HEED_LAS_MAX_PYRAMID pyramidal layers after the first BLSTM */
+    int64_t speller_hidden;  /* each of the speller's two LSTM layers */
+    int64_t embed_dim;       /* token embedding */
+    int64_t attn_dim;        /* additive attention's hidden size */
+    int64_t loc_channels;    /* location features: channels and odd kernel; 0, 0 = none */
     int64_t loc_kernel;
-    int64_t vocab;            /* output tokens (the start token included) */
-    double dropout;           /* on [s_i; c_i] before the output layer, in training; [0, 1) */
+    int64_t vocab;  /* output tokens (the start token included) */
+    double dropout; /* on [s_i; c_i] before the output layer, in training; [0, 1) */
     heed_las_attention attention;
-    int64_t local_window;     /* the local kinds' half-width D (0 = 10) */
+    int64_t local_window; /* the local kinds' half-width D (0 = 10) */
 } heed_las_config;
 
 typedef struct {
@@ -56,8 +56,8 @@ typedef struct {
     heed_rnn_cell cell[2];                       /* "las.speller.<i>" */
     heed_additive_layer attn;                    /* "las.attention" (HEED_LAS_LOCATION) */
     heed_tensor *local_w;                        /* "las.local.weight" [S, 2H] (local kinds) */
-    heed_tensor *local_wp, *local_vp;            /* "las.local.position.weight" [attn_dim, S], ".v" [attn_dim] (local-p) */
-    heed_tensor *out_w, *out_b;                  /* "las.out.weight" [vocab, S + 2H], "las.out.bias" */
+    heed_tensor *local_wp, *local_vp; /* "las.local.position.weight" [attn_dim, S], ".v" [attn_dim] (local-p) */
+    heed_tensor *out_w, *out_b;       /* "las.out.weight" [vocab, S + 2H], "las.out.bias" */
 } heed_las;
 
 /* Declares the parameters in P and fills m (PyTorch's default inits; the LSTM forget
@@ -74,7 +74,8 @@ typedef struct {
 } heed_las_encoding;
 
 /* x [B, T, input_dim] (batch-first), lengths [B] in 1..T (NULL: all T). */
-heed_status heed_las_listen(heed_graph *g, const heed_las *m, heed_tensor *x, const int64_t *lengths, heed_las_encoding *e);
+heed_status heed_las_listen(heed_graph *g, const heed_las *m, heed_tensor *x, const int64_t *lengths,
+                            heed_las_encoding *e);
 
 /* The speller's state: both layers' h and c [B, S], the context [B, 2H], the last
  * attention weights [B, N] and the output step (local-m's centre). */

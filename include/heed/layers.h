@@ -32,7 +32,8 @@ typedef struct {
  * .location_proj.weight [da,C] (with location features), .coverage_proj.weight [da] (with
  * coverage). Projections and filters start as PyTorch's nn.Linear / nn.Conv1d
  * (U(+-1/sqrt(fan_in))), v and the bias as U(+-1/sqrt(da)), the coverage weights U(-1,1). */
-heed_status heed_additive_declare(heed_additive_layer *l, heed_params *P, const char *prefix, const heed_additive_config *cfg);
+heed_status heed_additive_declare(heed_additive_layer *l, heed_params *P, const char *prefix,
+                                  const heed_additive_config *cfg);
 
 /* ---------------------------------------------------------------- multi-head attention (models/mha.c) */
 
@@ -64,8 +65,8 @@ heed_status heed_mha_declare(heed_mha *m, heed_params *P, const char *prefix, co
  * heed_attention (may be NULL): causal, key_lengths [B], bias (e.g. a relative-position
  * bias [1,H,Nq,Nk]), window, impl; opts->dropout 0 means the layer's dropout. weights, if
  * not NULL, receives the per-head weights [B,H,Nq,Nk] (as heed_attention's). */
-heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key, heed_tensor *value,
-                              const heed_attention_opts *opts, heed_tensor **weights);
+heed_tensor *heed_mha_forward(heed_graph *g, const heed_mha *m, heed_tensor *query, heed_tensor *key,
+                              heed_tensor *value, const heed_attention_opts *opts, heed_tensor **weights);
 
 #ifdef __cplusplus
 }

@@ -54,9 +54,9 @@ heed_tensor *heed_masked_fill(heed_graph *g, heed_tensor *x, heed_tensor *mask, 
 heed_tensor *heed_sum(heed_graph *g, heed_tensor *x, int dim, bool keepdim);
 heed_tensor *heed_mean(heed_graph *g, heed_tensor *x, int dim, bool keepdim);
 heed_tensor *heed_max(heed_graph *g, heed_tensor *x, int dim, bool keepdim); /* grad to first argmax */
-heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x);  /* scalar */
-heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x); /* scalar */
-heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);  /* scalar */
+heed_tensor *heed_sum_all(heed_graph *g, heed_tensor *x);                    /* scalar */
+heed_tensor *heed_mean_all(heed_graph *g, heed_tensor *x);                   /* scalar */
+heed_tensor *heed_max_all(heed_graph *g, heed_tensor *x);                    /* scalar */
 /* torch.cumsum(x, dim): y has x's shape, y[..., j, ...] = sum_{k <= j} x[..., k, ...]
  * along dim (negative counts from the end; a 0-d x takes dim 0 or -1); sums in double.
  * Gradient: dx[..., k, ...] = sum_{j >= k} dy[..., j, ...]. */
@@ -204,17 +204,18 @@ typedef struct {
  * y[N, O, Ho, Wo], Ho = floor((H + 2 padding - dilation (kh - 1) - 1) / stride) + 1 (Wo
  * alike). The dilated kernel must fit in the padded input. im2col + GEMM, threaded;
  * gradients for x, w and bias (docs/ops.md). */
-heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias, const heed_conv2d_opts *opts);
+heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_tensor *bias,
+                         const heed_conv2d_opts *opts);
 
 /* ---------------------------------------------------------------- ops: pooling (ops/pool.c) */
 
 /* Options of heed_max_pool2d and heed_avg_pool2d, per spatial dim (height, width). The kernel
  * has no default; the rest zero-initialised means PyTorch's defaults. */
 typedef struct {
-    int64_t kernel[2];     /* window size, >= 1 */
-    int64_t stride[2];     /* 0 means the kernel size */
-    int64_t padding[2];    /* at most half the kernel; max pooling pads with -inf, average with 0 */
-    bool exclude_padding;  /* average over the window's in-image elements only (PyTorch's
+    int64_t kernel[2];    /* window size, >= 1 */
+    int64_t stride[2];    /* 0 means the kernel size */
+    int64_t padding[2];   /* at most half the kernel; max pooling pads with -inf, average with 0 */
+    bool exclude_padding; /* average over the window's in-image elements only (PyTorch's
                               count_include_pad=False); by default padding counts */
 } heed_pool2d_opts;
 
@@ -257,10 +258,10 @@ heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weigh
 
 /* nn.BatchNorm2d's configuration; zero-initialised means PyTorch's defaults. */
 typedef struct {
-    int64_t num_features; /* C, >= 1 */
-    double eps, momentum; /* 0 means 1e-5, 0.1 */
-    bool cumulative;      /* momentum=None */
-    bool no_affine;       /* affine=False: no weight and bias */
+    int64_t num_features;  /* C, >= 1 */
+    double eps, momentum;  /* 0 means 1e-5, 0.1 */
+    bool cumulative;       /* momentum=None */
+    bool no_affine;        /* affine=False: no weight and bias */
     bool no_running_stats; /* track_running_stats=False: batch statistics in both modes */
 } heed_batchnorm_config;
 
@@ -276,7 +277,8 @@ typedef struct {
 
 /* Declares the parameters under prefix ("" for none) and fills bn. Returns HEED_OK, or an
  * error with the message in heed_ctx_error. */
-heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix, const heed_batchnorm_config *cfg);
+heed_status heed_batchnorm_declare(heed_batchnorm *bn, heed_params *P, const char *prefix,
+                                   const heed_batchnorm_config *cfg);
 /* heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts). */
 heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, heed_tensor *x);
 

@@ -105,8 +105,8 @@ heed_params *heed_optimizer_params(const heed_optimizer *opt); /* the store it u
 typedef bool (*heed_param_filter)(const heed_tensor *t, void *user);
 heed_status heed_optimizer_add_group(heed_optimizer *opt, heed_param_filter filter, void *user, double lr_scale,
                                      double weight_decay, int *group);
-heed_status heed_optimizer_add_group_named(heed_optimizer *opt, const char *pattern, double lr_scale, double weight_decay,
-                                           int *group);
+heed_status heed_optimizer_add_group_named(heed_optimizer *opt, const char *pattern, double lr_scale,
+                                           double weight_decay, int *group);
 /* A ready filter: parameters with at most one dimension (biases, norm gains and shifts),
  * which usually get no weight decay. */
 bool heed_param_is_vector(const heed_tensor *t, void *user);
@@ -153,25 +153,25 @@ int64_t heed_optimizer_skipped(const heed_optimizer *opt); /* steps skipped so f
  * number of updates already taken, as PyTorch's scheduler after t scheduler.step() calls).
  * Reduce-on-plateau instead moves when heed_schedule_observe is given a metric. */
 typedef enum {
-    HEED_SCHED_CONSTANT,     /* lr */
-    HEED_SCHED_STEP,         /* lr * gamma^floor(t / step_size) */
-    HEED_SCHED_EXPONENTIAL,  /* lr * gamma^t */
-    HEED_SCHED_COSINE,       /* min_lr + (lr - min_lr) (1 + cos(pi min(t, total) / total)) / 2 */
-    HEED_SCHED_WARMUP_LINEAR,/* lr t / warmup, then linear to min_lr at t = total */
-    HEED_SCHED_WARMUP_COSINE,/* lr t / warmup, then cosine to min_lr at t = total */
-    HEED_SCHED_NOAM,         /* lr d_model^-0.5 min(s^-0.5, s warmup^-1.5), s = t + 1 */
-    HEED_SCHED_PLATEAU,      /* lr * gamma each time the metric stalls for patience epochs */
+    HEED_SCHED_CONSTANT,      /* lr */
+    HEED_SCHED_STEP,          /* lr * gamma^floor(t / step_size) */
+    HEED_SCHED_EXPONENTIAL,   /* lr * gamma^t */
+    HEED_SCHED_COSINE,        /* min_lr + (lr - min_lr) (1 + cos(pi min(t, total) / total)) / 2 */
+    HEED_SCHED_WARMUP_LINEAR, /* lr t / warmup, then linear to min_lr at t = total */
+    HEED_SCHED_WARMUP_COSINE, /* lr t / warmup, then cosine to min_lr at t = total */
+    HEED_SCHED_NOAM,          /* lr d_model^-0.5 min(s^-0.5, s warmup^-1.5), s = t + 1 */
+    HEED_SCHED_PLATEAU,       /* lr * gamma each time the metric stalls for patience epochs */
 } heed_schedule_kind;
 
 typedef struct {
     heed_schedule_kind kind;
-    double lr;          /* base (peak) rate; for Noam the factor in front */
-    double gamma;       /* step, exponential; plateau: the factor (PyTorch's `factor`) */
-    double min_lr;      /* cosine (eta_min), warm-up schedules, plateau */
-    int64_t step_size;  /* step */
-    int64_t warmup;     /* warm-up schedules, Noam */
-    int64_t total;      /* cosine (T_max), warm-up schedules: the last step */
-    double d_model;     /* Noam */
+    double lr;         /* base (peak) rate; for Noam the factor in front */
+    double gamma;      /* step, exponential; plateau: the factor (PyTorch's `factor`) */
+    double min_lr;     /* cosine (eta_min), warm-up schedules, plateau */
+    int64_t step_size; /* step */
+    int64_t warmup;    /* warm-up schedules, Noam */
+    int64_t total;     /* cosine (T_max), warm-up schedules: the last step */
+    double d_model;    /* Noam */
     /* plateau configuration (PyTorch ReduceLROnPlateau's) */
     bool maximize;      /* mode 'max' */
     bool threshold_abs; /* threshold_mode 'abs' (else 'rel') */

@@ -38,7 +38,7 @@ heed_tensor *heed_gru_cell(heed_graph *g, heed_tensor *x, heed_tensor *h, heed_t
 typedef struct {
     heed_rnn_kind kind;
     int64_t input_size, hidden_size;
-    int layers;         /* 0 means 1; at most HEED_RNN_MAX_LAYERS */
+    int layers; /* 0 means 1; at most HEED_RNN_MAX_LAYERS */
     bool bidirectional;
     bool batch_first;   /* layers: x [B,T,I] and output [B,T,dirs*H] (PyTorch's meaning);
                            states stay [layers*dirs, B, H]. Cells ignore it. */
@@ -71,8 +71,8 @@ typedef struct {
 heed_status heed_rnn_cell_declare(heed_rnn_cell *cell, heed_params *P, const char *prefix, const heed_rnn_opts *opts);
 /* One step of a declared cell: heed_lstm_cell / heed_gru_cell with the cell's weights.
  * A cell of the other kind is an error (HEED_ERR_ARG). */
-heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h, heed_tensor *c,
-                                 heed_tensor **c_out);
+heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h,
+                                 heed_tensor *c, heed_tensor **c_out);
 heed_tensor *heed_gru_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h);
 /* Declares a stack of layers with PyTorch's names: prefix.weight_ih_l0 [G*H, input_size],
  * prefix.weight_hh_l0 [G*H, H], prefix.bias_ih_l0, prefix.bias_hh_l0 [G*H], the same with

@@ -22,33 +22,34 @@ extern "C" {
  * written at path (an existing file there is left as it was). */
 
 typedef enum {
-    HEED_CMAP_GRAY = 0,  /* 0 black .. 1 white */
-    HEED_CMAP_VIRIDIS,   /* matplotlib's viridis: dark purple .. yellow */
+    HEED_CMAP_GRAY = 0, /* 0 black .. 1 white */
+    HEED_CMAP_VIRIDIS,  /* matplotlib's viridis: dark purple .. yellow */
 } heed_colormap;
 
 /* Value ranges: lo < hi maps [lo, hi] onto the colormap (values outside are clamped);
  * otherwise [min(0, min), max] of the picture's finite values. NaN is drawn red. */
 typedef struct {
     heed_colormap cmap;
-    int cell;          /* pixels per weight (square); 0 = auto: 512 / max(Nq, Nk) within [1, 16] */
-    int grid_cols;     /* heads per grid row; 0 = ceil(sqrt(H)) */
-    int gap;           /* white pixels between heads; 0 = 4 (for more than one head) */
-    bool per_row;      /* map each query row onto [0, its max] (long sequences) */
-    double lo, hi;     /* value range (see above) */
-    int64_t batch;     /* which batch row of a 4-D [B,H,Nq,Nk] tensor */
+    int cell;      /* pixels per weight (square); 0 = auto: 512 / max(Nq, Nk) within [1, 16] */
+    int grid_cols; /* heads per grid row; 0 = ceil(sqrt(H)) */
+    int gap;       /* white pixels between heads; 0 = 4 (for more than one head) */
+    bool per_row;  /* map each query row onto [0, its max] (long sequences) */
+    double lo, hi; /* value range (see above) */
+    int64_t batch; /* which batch row of a 4-D [B,H,Nq,Nk] tensor */
 } heed_heatmap_opts;
 
 /* weights [Nq,Nk] (one map), [H,Nq,Nk] (a grid of heads, row-major, H tiles) or
  * [B,H,Nq,Nk] (opts->batch picks the row) to an 8-bit RGB PNG: query i is pixel row
  * i*cell, key j pixel column j*cell. opts may be NULL (gray, auto). Images over 16384 px
  * a side are refused. */
-heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor *weights, const heed_heatmap_opts *opts);
+heed_status heed_heatmap_png(heed_ctx *ctx, const char *path, const heed_tensor *weights,
+                             const heed_heatmap_opts *opts);
 
 typedef struct {
-    heed_colormap cmap; /* 0 = gray; viridis reads better on photos */
-    double alpha;       /* weight of the heatmap in the blend, in (0, 1]; 0 = 0.6 */
+    heed_colormap cmap;     /* 0 = gray; viridis reads better on photos */
+    double alpha;           /* weight of the heatmap in the blend, in (0, 1]; 0 = 0.6 */
     int64_t grid_h, grid_w; /* shape of 1-D weights [h*w] (ignored for 2-D weights) */
-    double lo, hi;      /* value range, as for heatmaps */
+    double lo, hi;          /* value range, as for heatmaps */
 } heed_overlay_opts;
 
 /* Spatial attention over an image: image [H,W,3] with values in [0,1] (clamped), weights
@@ -61,11 +62,11 @@ heed_status heed_overlay_png(heed_ctx *ctx, const char *path, const heed_tensor 
 
 typedef struct {
     heed_colormap cmap;
-    int cell;          /* pixels per weight; 0 = 24 */
-    int font_size;     /* 0 = 12 */
-    const char *title; /* optional, drawn above the map */
-    bool values;       /* also print each weight in its cell (two decimals) */
-    double lo, hi;     /* value range, as for heatmaps */
+    int cell;            /* pixels per weight; 0 = 24 */
+    int font_size;       /* 0 = 12 */
+    const char *title;   /* optional, drawn above the map */
+    bool values;         /* also print each weight in its cell (two decimals) */
+    double lo, hi;       /* value range, as for heatmaps */
     int64_t batch, head; /* pick the map of a [H,Nq,Nk] or [B,H,Nq,Nk] tensor */
 } heed_svg_opts;
 
@@ -74,8 +75,9 @@ typedef struct {
  * XML-escaped (& < > " '); invalid UTF-8 and control characters become '?'. Either label
  * array (or any entry) may be NULL: the index is printed instead. Each cell carries a
  * <title> tooltip "query / key: weight". */
-heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights, const char *const *query_labels,
-                               const char *const *key_labels, const heed_svg_opts *opts);
+heed_status heed_attention_svg(heed_ctx *ctx, const char *path, const heed_tensor *weights,
+                               const char *const *query_labels, const char *const *key_labels,
+                               const heed_svg_opts *opts);
 
 /* ---------------------------------------------------------------- reading images (viz/png_read.c) */
 
@@ -107,11 +109,11 @@ heed_status heed_png_read_gray(heed_ctx *ctx, const char *path, int64_t max_pixe
 typedef struct heed_progress heed_progress;
 typedef enum { HEED_PROGRESS_AUTO = 0, HEED_PROGRESS_TERMINAL, HEED_PROGRESS_LINES } heed_progress_mode;
 typedef struct {
-    FILE *out;         /* NULL: stderr */
-    int64_t total;     /* steps expected; 0 = unknown (no bar, no ETA) */
-    const char *label; /* prefix; NULL = none */
-    double interval;   /* seconds between redraws or lines; 0 = 0.1 on a terminal, 10 else */
-    int64_t every;     /* plain lines every this many steps; 0 = by interval */
+    FILE *out;               /* NULL: stderr */
+    int64_t total;           /* steps expected; 0 = unknown (no bar, no ETA) */
+    const char *label;       /* prefix; NULL = none */
+    double interval;         /* seconds between redraws or lines; 0 = 0.1 on a terminal, 10 else */
+    int64_t every;           /* plain lines every this many steps; 0 = by interval */
     heed_progress_mode mode; /* AUTO (0) asks isatty */
 } heed_progress_opts;
 
@@ -126,10 +128,10 @@ double heed_progress_running_loss(const heed_progress *p); /* the loss shown; Na
 
 /* Line plots to SVG, written atomically (temporary file, then rename). */
 typedef struct {
-    const char *name;   /* legend entry (NULL: none) */
-    const double *x;    /* NULL: 0, 1, 2, ... */
+    const char *name; /* legend entry (NULL: none) */
+    const double *x;  /* NULL: 0, 1, 2, ... */
     const double *y;
-    int64_t n;          /* points; NaN/Inf points break the line */
+    int64_t n; /* points; NaN/Inf points break the line */
 } heed_series;
 typedef struct {
     const char *title, *xlabel, *ylabel; /* NULL: none */

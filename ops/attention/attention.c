@@ -37,8 +37,8 @@ typedef struct {
     const void *q, *k, *v, *bias;
     void *W, *A, *O;
     unsigned char *keep;
-    unsigned char *vis; /* a pattern's visible keys: [threads][Nk] */
-    int threads;        /* of the parallel region (heed_ctx_threads) */
+    unsigned char *vis;       /* a pattern's visible keys: [threads][Nk] */
+    int threads;              /* of the parallel region (heed_ctx_threads) */
     const void *dO, *dW, *Ap; /* backward: output and weight gradients, weights after dropout */
     void *dS, *gq, *gk, *gv;
 } mat_job;
@@ -74,10 +74,8 @@ static void mat_fwd_item(const mat_job *J, int64_t it) {
     int64_t bh = it / J->nrb, b = bh / H, h = bh % H, i0 = it % J->nrb * MAT_ROWS;
     int64_t mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
     uint32_t thr = attn_keep_threshold(P->p);
-    if (J->dt == HEED_F32)
-        mat_fwd_item_kernel_f32(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
-    else
-        mat_fwd_item_kernel_f64(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
+    if (J->dt == HEED_F32) mat_fwd_item_kernel_f32(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
+    else mat_fwd_item_kernel_f64(J, P, bh, Nq, i0, Nk, mq, d, b, h, thr, dv);
 }
 
 /* Backward rows: dA = dO V^T, dP = dA z + dW, dS = P (dP - rowsum(P dP)), dQ += scale dS K. */
@@ -86,10 +84,8 @@ static void mat_bwd_rows(const mat_job *J, int64_t it) {
     int64_t Nq = P->Nq, Nk = P->Nk, d = P->d, dv = P->dv;
     int64_t bh = it / J->nrb, i0 = it % J->nrb * MAT_ROWS, mq = Nq - i0 < MAT_ROWS ? Nq - i0 : MAT_ROWS;
     uint32_t thr = attn_keep_threshold(P->p);
-    if (J->dt == HEED_F32)
-        mat_bwd_rows_kernel_f32(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
-    else
-        mat_bwd_rows_kernel_f64(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
+    if (J->dt == HEED_F32) mat_bwd_rows_kernel_f32(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
+    else mat_bwd_rows_kernel_f64(J, bh, Nq, i0, Nk, P, mq, dv, thr, d);
 }
 
 /* Backward columns of one head: dK += scale dS^T Q, dV += A^T dO. */
@@ -111,22 +107,34 @@ static void mat_backward(heed_graph *g, heed_node *n) {
     const attn_plan *P = &sv->plan;
     heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
     heed_tensor *w = n->n_out > 1 ? n->out[1] : NULL;
-    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v), *gb = bias ? heed_grad_buffer(g, bias) : NULL;
+    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v),
+         *gb = bias ? heed_grad_buffer(g, bias) : NULL;
     int64_t H = P->H, BH = P->B * H, Nq = P->Nq, Nk = P->Nk;
     size_t es = heed_dtype_size(q->dtype);
     void *dS = heed_graph_alloc(g, (size_t)(BH * Nq * Nk) * es + 1);
     unsigned char *keep = P->dropout ? heed_graph_alloc(g, (size_t)(BH * Nq * Nk) + 1) : NULL;
     if (!heed_graph_ok(g) || Nk == 0) return;
-    mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
-                 .v = v->data, .W = sv->W, .keep = keep, .dO = o->grad, .dW = w ? w->grad : NULL,
-                 .Ap = sv->A ? sv->A : sv->W, .dS = dS, .gq = gq, .gk = gk, .gv = gv, .threads = heed_ctx_threads(g->ctx)};
+    mat_job J = {.P = P,
+                 .dt = q->dtype,
+                 .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS,
+                 .q = q->data,
+                 .k = k->data,
+                 .v = v->data,
+                 .W = sv->W,
+                 .keep = keep,
+                 .dO = o->grad,
+                 .dW = w ? w->grad : NULL,
+                 .Ap = sv->A ? sv->A : sv->W,
+                 .dS = dS,
+                 .gq = gq,
+                 .gk = gk,
+                 .gv = gv,
+                 .threads = heed_ctx_threads(g->ctx)};
     mat_run(&J, BH * J.nrb, mat_bwd_rows);
     if (gk || gv) mat_run(&J, BH, mat_bwd_cols);
     if (gb) {
-        if (q->dtype == HEED_F32)
-            mat_backward_kernel_f32(gb, dS, BH, Nq, Nk, P, H);
-        else
-            mat_backward_kernel_f64(gb, dS, BH, Nq, Nk, P, H);
+        if (q->dtype == HEED_F32) mat_backward_kernel_f32(gb, dS, BH, Nq, Nk, P, H);
+        else mat_backward_kernel_f64(gb, dS, BH, Nq, Nk, P, H);
     }
 }
 
@@ -145,9 +153,19 @@ heed_tensor *attn_materialised(heed_graph *g, heed_tensor *q, heed_tensor *k, he
     int threads = heed_ctx_threads(g->ctx);
     unsigned char *vis = P->pat.on ? heed_graph_alloc(g, (size_t)threads * (size_t)Nk + 1) : NULL;
     if (!heed_graph_ok(g)) return NULL;
-    mat_job J = {.P = P, .dt = q->dtype, .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS, .q = q->data, .k = k->data,
-                 .v = v->data, .bias = bias ? bias->data : NULL, .W = w->data, .A = A, .O = o->data, .keep = keep,
-                 .vis = vis, .threads = threads};
+    mat_job J = {.P = P,
+                 .dt = q->dtype,
+                 .nrb = (Nq + MAT_ROWS - 1) / MAT_ROWS,
+                 .q = q->data,
+                 .k = k->data,
+                 .v = v->data,
+                 .bias = bias ? bias->data : NULL,
+                 .W = w->data,
+                 .A = A,
+                 .O = o->data,
+                 .keep = keep,
+                 .vis = vis,
+                 .threads = threads};
     if (Nk > 0) mat_run(&J, BH * J.nrb, mat_fwd_item); /* no keys: O stays 0 */
     heed_tensor *in[4] = {q, k, v, bias}, *out[2] = {o, w};
     heed_node *n = heed_record(g, &op_materialised, bias ? 4 : 3, in, weights ? 2 : 1, out);
@@ -175,24 +193,34 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: q, k, v must be 4-D [B, H, N, d]", op, HEED_S(q),
                                HEED_S(k), HEED_S(v)),
                NULL;
-    attn_plan P = {.B = q->shape[0], .H = q->shape[1], .Nq = q->shape[2], .d = q->shape[3], .Nk = k->shape[2],
-                   .dv = v->shape[3], .causal = o.causal, .block_q = o.block_q, .block_k = o.block_k};
+    attn_plan P = {.B = q->shape[0],
+                   .H = q->shape[1],
+                   .Nq = q->shape[2],
+                   .d = q->shape[3],
+                   .Nk = k->shape[2],
+                   .dv = v->shape[3],
+                   .causal = o.causal,
+                   .block_q = o.block_q,
+                   .block_k = o.block_k};
     if (k->shape[0] != P.B || k->shape[1] != P.H || v->shape[0] != P.B || v->shape[1] != P.H)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s, v%s: batch and head dims (the first two) must be equal", op,
-                               HEED_S(q), HEED_S(k), HEED_S(v)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: q%s, k%s, v%s: batch and head dims (the first two) must be equal", op, HEED_S(q),
+                               HEED_S(k), HEED_S(v)),
                NULL;
     if (k->shape[3] != P.d)
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, k%s: q and k must have the same head dim d", op, HEED_S(q),
                                HEED_S(k)),
                NULL;
     if (v->shape[2] != P.Nk)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: k%s, v%s: k and v must have the same number of keys", op, HEED_S(k),
-                               HEED_S(v)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: k%s, v%s: k and v must have the same number of keys", op,
+                               HEED_S(k), HEED_S(v)),
                NULL;
     if (P.d < 1 || P.dv < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, v%s: head dims must be >= 1", op, HEED_S(q), HEED_S(v)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s, v%s: head dims must be >= 1", op, HEED_S(q), HEED_S(v)),
+               NULL;
     if (!isfinite(o.scale))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, o.scale), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: scale = %g (must be finite; 0 means 1/sqrt(d))", op, o.scale),
+               NULL;
     P.scale = o.scale != 0 ? o.scale : 1 / sqrt((double)P.d);
     if (!attn_pattern_setup(g, op, &o, &P)) return NULL;
     if (!(o.dropout >= 0 && o.dropout < 1))
@@ -200,7 +228,8 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
     if (o.impl != HEED_ATTN_AUTO && o.impl != HEED_ATTN_MATERIALISED && o.impl != HEED_ATTN_FLASH)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: impl = %d is not a heed_attn_impl", op, (int)o.impl), NULL;
     if (o.block_q < 0 || o.block_q > 1024 || o.block_k < 0 || o.block_k > 1024)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op,
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op,
                                o.block_q, o.block_k),
                NULL;
     if (o.impl == HEED_ATTN_FLASH && weights)
@@ -234,10 +263,11 @@ heed_tensor *heed_attention(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_
             stride *= n;
         }
         if (!ok)
-            return heed_graph_fail(g, HEED_ERR_SHAPE,
-                                   "%s: bias%s does not broadcast to [B,H,Nq,Nk] = [%lld,%lld,%lld,%lld] (each dim must be 1 "
-                                   "or equal, aligned at the right)",
-                                   op, HEED_S(bs), (long long)P.B, (long long)P.H, (long long)P.Nq, (long long)P.Nk),
+            return heed_graph_fail(
+                       g, HEED_ERR_SHAPE,
+                       "%s: bias%s does not broadcast to [B,H,Nq,Nk] = [%lld,%lld,%lld,%lld] (each dim must be 1 "
+                       "or equal, aligned at the right)",
+                       op, HEED_S(bs), (long long)P.B, (long long)P.H, (long long)P.Nq, (long long)P.Nk),
                    NULL;
         P.bias = bs->data;
     }

@@ -24,7 +24,9 @@ int64_t flash_take_tile_visits(void) {
 }
 
 /* Whether backward gives whole heads to threads (see FN(backward)). */
-static bool flash_per_head(int64_t BH, int nthreads) { return nthreads == 1 || BH >= 2 * nthreads || BH % nthreads == 0; }
+static bool flash_per_head(int64_t BH, int nthreads) {
+    return nthreads == 1 || BH >= 2 * nthreads || BH % nthreads == 0;
+}
 
 #define T float
 #define FN(name) name##_f32
@@ -57,7 +59,8 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     const flash_saved *sv = n->saved;
     const attn_plan *P = &sv->plan;
     heed_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *bias = n->n_in > 3 ? n->in[3] : NULL, *o = n->out[0];
-    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v), *gb = bias ? heed_grad_buffer(g, bias) : NULL;
+    void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gv = heed_grad_buffer(g, v),
+         *gb = bias ? heed_grad_buffer(g, bias) : NULL;
     if (!gq && !gk && !gv && !gb) return;
     size_t es = heed_dtype_size(q->dtype);
     int64_t BH = P->B * P->H;
@@ -74,20 +77,52 @@ static void flash_backward(heed_graph *g, heed_node *n) {
     int team = nth > 1 ? heed_ctx_threads_now(g->ctx) : 1;
     if (!flash_per_head(BH, nth) || !flash_per_head(BH, team)) team = nth;
     if (q->dtype == HEED_F32) {
-        job_f32 J = {.P = P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
-                     .row_log2sum = sv->row_log2sum, .D = D,
-                     .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = (float)(P->scale * M_LOG2E), .bmul = (float)M_LOG2E,
-                     .zscale = (float)(1 / (1 - P->p)), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
-                     .scratch_bytes = sb, .dq_parts = dq_parts};
+        job_f32 J = {.P = P,
+                     .K = flash_kernels_f32_get(),
+                     .q = q->data,
+                     .k = k->data,
+                     .v = v->data,
+                     .bias = bias ? bias->data : NULL,
+                     .o = o->data,
+                     .dout = o->grad,
+                     .row_max = sv->row_max,
+                     .row_log2sum = sv->row_log2sum,
+                     .D = D,
+                     .gq = gq,
+                     .gk = gk,
+                     .gv = gv,
+                     .gbias = gb,
+                     .c = (float)(P->scale * M_LOG2E),
+                     .bmul = (float)M_LOG2E,
+                     .zscale = (float)(1 / (1 - P->p)),
+                     .threshold = attn_keep_threshold(P->p),
+                     .scratch = scratch,
+                     .scratch_bytes = sb,
+                     .dq_parts = dq_parts};
         backward_f32(&J, team);
     } else {
-        job_f64 J = {.P = P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .o = o->data, .dout = o->grad, .row_max = sv->row_max,
-                     .row_log2sum = sv->row_log2sum, .D = D,
-                     .gq = gq, .gk = gk, .gv = gv, .gbias = gb, .c = P->scale * M_LOG2E, .bmul = M_LOG2E,
-                     .zscale = 1 / (1 - P->p), .threshold = attn_keep_threshold(P->p), .scratch = scratch,
-                     .scratch_bytes = sb, .dq_parts = dq_parts};
+        job_f64 J = {.P = P,
+                     .K = flash_kernels_f64_get(),
+                     .q = q->data,
+                     .k = k->data,
+                     .v = v->data,
+                     .bias = bias ? bias->data : NULL,
+                     .o = o->data,
+                     .dout = o->grad,
+                     .row_max = sv->row_max,
+                     .row_log2sum = sv->row_log2sum,
+                     .D = D,
+                     .gq = gq,
+                     .gk = gk,
+                     .gv = gv,
+                     .gbias = gb,
+                     .c = P->scale * M_LOG2E,
+                     .bmul = M_LOG2E,
+                     .zscale = 1 / (1 - P->p),
+                     .threshold = attn_keep_threshold(P->p),
+                     .scratch = scratch,
+                     .scratch_bytes = sb,
+                     .dq_parts = dq_parts};
         backward_f64(&J, team);
     }
 }
@@ -115,18 +150,38 @@ heed_tensor *attn_flash(heed_graph *g, heed_tensor *q, heed_tensor *k, heed_tens
     char *scratch = heed_graph_alloc(g, sb * (size_t)nth);
     if (!heed_graph_ok(g)) return NULL;
     if (f32) {
-        job_f32 J = {.P = &P, .K = flash_kernels_f32_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
-                     .row_log2sum = row_log2sum, .c = (float)(P.scale * M_LOG2E),
-                     .bmul = (float)M_LOG2E, .zscale = (float)(1 / (1 - P.p)), .threshold = attn_keep_threshold(P.p),
-                     .scratch = scratch, .scratch_bytes = sb};
+        job_f32 J = {.P = &P,
+                     .K = flash_kernels_f32_get(),
+                     .q = q->data,
+                     .k = k->data,
+                     .v = v->data,
+                     .bias = bias ? bias->data : NULL,
+                     .out = o->data,
+                     .row_max = row_max,
+                     .row_log2sum = row_log2sum,
+                     .c = (float)(P.scale * M_LOG2E),
+                     .bmul = (float)M_LOG2E,
+                     .zscale = (float)(1 / (1 - P.p)),
+                     .threshold = attn_keep_threshold(P.p),
+                     .scratch = scratch,
+                     .scratch_bytes = sb};
         forward_f32(&J, heed_ctx_threads_now(g->ctx)); /* items are independent: any team size */
     } else {
-        job_f64 J = {.P = &P, .K = flash_kernels_f64_get(), .q = q->data, .k = k->data, .v = v->data,
-                     .bias = bias ? bias->data : NULL, .out = o->data, .row_max = row_max,
-                     .row_log2sum = row_log2sum, .c = P.scale * M_LOG2E,
-                     .bmul = M_LOG2E, .zscale = 1 / (1 - P.p), .threshold = attn_keep_threshold(P.p),
-                     .scratch = scratch, .scratch_bytes = sb};
+        job_f64 J = {.P = &P,
+                     .K = flash_kernels_f64_get(),
+                     .q = q->data,
+                     .k = k->data,
+                     .v = v->data,
+                     .bias = bias ? bias->data : NULL,
+                     .out = o->data,
+                     .row_max = row_max,
+                     .row_log2sum = row_log2sum,
+                     .c = P.scale * M_LOG2E,
+                     .bmul = M_LOG2E,
+                     .zscale = 1 / (1 - P.p),
+                     .threshold = attn_keep_threshold(P.p),
+                     .scratch = scratch,
+                     .scratch_bytes = sb};
         forward_f64(&J, heed_ctx_threads_now(g->ctx));
     }
     heed_node *n = heed_record(g, &op_flash, n_in, in, 1, &o);

@@ -39,18 +39,18 @@
 
 typedef struct {
     const attn_plan *P;
-    const FN(flash_kernels) *K;
+    const FN(flash_kernels) * K;
     const T *q, *k, *v, *bias, *o, *dout;
-    T *out, *D;                /* forward output; D of backward */
-    T *row_max, *row_log2sum;  /* per query row: m and log2(l) of the forward (base 2) */
-    T *gq, *gk, *gv, *gbias;   /* gradients to add into (NULL: not wanted) */
-    T c, bmul;                 /* scale*log2(e), log2(e) */
-    T zscale;                  /* 1 / (1 - p) */
-    uint32_t threshold;         /* dropout keep threshold (24-bit) */
-    bool bias_atomic;           /* two threads may add into the same bias gradient element */
-    char *scratch;              /* per-thread scratch, scratch_bytes each (a multiple of 64) */
+    T *out, *D;               /* forward output; D of backward */
+    T *row_max, *row_log2sum; /* per query row: m and log2(l) of the forward (base 2) */
+    T *gq, *gk, *gv, *gbias;  /* gradients to add into (NULL: not wanted) */
+    T c, bmul;                /* scale*log2(e), log2(e) */
+    T zscale;                 /* 1 / (1 - p) */
+    uint32_t threshold;       /* dropout keep threshold (24-bit) */
+    bool bias_atomic;         /* two threads may add into the same bias gradient element */
+    char *scratch;            /* per-thread scratch, scratch_bytes each (a multiple of 64) */
     size_t scratch_bytes;
-    T *dq_parts;               /* backward: [threads][Nq][attn_pad(d)] dQ partials, or NULL */
+    T *dq_parts; /* backward: [threads][Nq][attn_pad(d)] dQ partials, or NULL */
 } FN(job);
 
 /* Carves 64-byte-aligned pieces off a thread's scratch. */
@@ -204,12 +204,12 @@ static inline void FN(group_cols)(int64_t lo, int64_t hi, int64_t j0, int64_t nk
 static size_t FN(fwd_scratch)(const attn_plan *P) {
     int64_t bq = P->block_q, bk = attn_pad(P->block_k), dv = attn_pad(P->dv);
     size_t fb = sizeof(T), s = 0;
-    s += (size_t)(P->d * bk) * fb + 64;               /* K^T panel */
-    s += (size_t)(bq * bk) * fb + 64;                 /* scores / weights */
-    s += (size_t)(P->block_k * dv) * fb + 64;         /* padded V (dv % 16 != 0) */
-    s += (size_t)(bq * dv) * fb + 64;                 /* output accumulator (dv % 16 != 0) */
-    s += (size_t)bk * (fb + 1) + 128;                 /* dropout z and keep */
-    s += (size_t)bq * (2 * sizeof(int64_t) + 2 * fb) + 256; /* lo, hi, m, l */
+    s += (size_t)(P->d * bk) * fb + 64;                                    /* K^T panel */
+    s += (size_t)(bq * bk) * fb + 64;                                      /* scores / weights */
+    s += (size_t)(P->block_k * dv) * fb + 64;                              /* padded V (dv % 16 != 0) */
+    s += (size_t)(bq * dv) * fb + 64;                                      /* output accumulator (dv % 16 != 0) */
+    s += (size_t)bk * (fb + 1) + 128;                                      /* dropout z and keep */
+    s += (size_t)bq * (2 * sizeof(int64_t) + 2 * fb) + 256;                /* lo, hi, m, l */
     s += (size_t)(bq * bk) + (size_t)bq * (2 * sizeof(int64_t) + 1) + 256; /* pattern: vis, spans, holes */
     return s;
 }
@@ -229,9 +229,11 @@ static void FN(fwd_block)(const FN(job) * J, int64_t bh, int64_t i0, char *scrat
     int64_t *lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), *hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t));
     T *m = FN(take)(&cur, (size_t)mq * sizeof(T)), *l = FN(take)(&cur, (size_t)mq * sizeof(T));
     int64_t bkp = attn_pad(P->block_k);
-    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)mq),
-                        .lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)),
-                        .hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t)), .ld = bkp};
+    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)),
+                          .holes = FN(take)(&cur, (size_t)mq),
+                          .lo = FN(take)(&cur, (size_t)mq * sizeof(int64_t)),
+                          .hi = FN(take)(&cur, (size_t)mq * sizeof(int64_t)),
+                          .ld = bkp};
 
     int64_t blo, bhi, jlo = Nk, jhi = 0;
     FN(bias_keys)(J, b, h, &blo, &bhi);
@@ -321,13 +323,13 @@ static void FN(forward)(const FN(job) * J, int nthreads) {
 static size_t FN(bwd_scratch)(const attn_plan *P) {
     int64_t bq = P->block_q, bk = P->block_k, bkp = attn_pad(bk), dp = attn_pad(P->d), dvp = attn_pad(P->dv);
     size_t fb = sizeof(T), s = 0;
-    s += (size_t)(P->d * bkp + P->dv * bkp) * fb + 128; /* K^T, V^T panels */
-    s += (size_t)(bk * dp) * fb + 64;                   /* padded K (d % 16 != 0) */
-    s += (size_t)(2 * bq * bkp) * fb + 128;             /* S -> A, dA -> dS */
-    s += (size_t)(bk * dp + bk * dvp) * fb + 128;       /* dK, dV accumulators */
-    s += (size_t)(bq * dp + bq * dvp) * fb + 128;       /* padded Q, dO */
-    s += (size_t)bkp * (fb + 1) + 128;                  /* z, keep */
-    s += (size_t)bq * 2 * sizeof(int64_t) + 128;        /* lo, hi */
+    s += (size_t)(P->d * bkp + P->dv * bkp) * fb + 128;                     /* K^T, V^T panels */
+    s += (size_t)(bk * dp) * fb + 64;                                       /* padded K (d % 16 != 0) */
+    s += (size_t)(2 * bq * bkp) * fb + 128;                                 /* S -> A, dA -> dS */
+    s += (size_t)(bk * dp + bk * dvp) * fb + 128;                           /* dK, dV accumulators */
+    s += (size_t)(bq * dp + bq * dvp) * fb + 128;                           /* padded Q, dO */
+    s += (size_t)bkp * (fb + 1) + 128;                                      /* z, keep */
+    s += (size_t)bq * 2 * sizeof(int64_t) + 128;                            /* lo, hi */
     s += (size_t)(bq * bkp) + (size_t)bq * (2 * sizeof(int64_t) + 1) + 256; /* pattern: vis, spans, holes */
     return s;
 }
@@ -355,10 +357,11 @@ static void FN(bias_grad_tile)(const FN(job) * J, int64_t b, int64_t h, int64_t 
     T *gb = J->gbias;
 #define BIAS_ADD(off, val)                                                                                             \
     do {                                                                                                               \
-        T v_ = (val);                                                                                                 \
-        T *p_ = gb + (off);                                                                                           \
+        T v_ = (val);                                                                                                  \
+        T *p_ = gb + (off);                                                                                            \
         if (atomic) {                                                                                                  \
-            _Pragma("omp atomic") *p_ += v_;                                                                           \
+            _Pragma("omp atomic")                                                                                      \
+            *p_ += v_;                                                                                                 \
         } else {                                                                                                       \
             *p_ += v_;                                                                                                 \
         }                                                                                                              \
@@ -389,8 +392,8 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     const attn_plan *P = J->P;
     const FN(flash_kernels) *K = J->K;
     int64_t b = bh / P->H, h = bh % P->H, d = P->d, dv = P->dv, Nq = P->Nq, Nk = P->Nk;
-    int64_t nk = P->block_k < Nk - j0 ? P->block_k : Nk - j0, nkp = attn_pad(nk), dp = attn_pad(d),
-            dvp = attn_pad(dv), bkp = attn_pad(P->block_k);
+    int64_t nk = P->block_k < Nk - j0 ? P->block_k : Nk - j0, nkp = attn_pad(nk), dp = attn_pad(d), dvp = attn_pad(dv),
+            bkp = attn_pad(P->block_k);
     int64_t blo, bhi, ia = 0, ib = 0, ntiles;
     FN(bias_keys)(J, b, h, &blo, &bhi);
     const int32_t *tiles = NULL;
@@ -416,9 +419,11 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
     unsigned char *keep = FN(take)(&cur, (size_t)bkp);
     int64_t *lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
     int64_t *hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t));
-    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)), .holes = FN(take)(&cur, (size_t)P->block_q),
-                        .lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)),
-                        .hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)), .ld = bkp};
+    attn_tile_rows pat = {.vis = FN(take)(&cur, (size_t)(P->block_q * bkp)),
+                          .holes = FN(take)(&cur, (size_t)P->block_q),
+                          .lo = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)),
+                          .hi = FN(take)(&cur, (size_t)P->block_q * sizeof(int64_t)),
+                          .ld = bkp};
 
     const T *Kj = J->k + (bh * Nk + j0) * d, *Vj = J->v + (bh * Nk + j0) * dv;
     int64_t ldk;
@@ -444,8 +449,8 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
             if (cs >= ce) continue;
             int64_t g = r1 - r0, nc = attn_pad(ce - cs), M = ce - cs;
             T *Sg = S + r0 * nkp + cs, *dSg = dA + r0 * nkp + cs;
-            K->gemm(g, nc, d, 1, Qi + r0 * d, d, 1, kt + cs, nkp, false, Sg, nkp);       /* S = Q K^T */
-            K->gemm(g, nc, dv, 1, dOi + r0 * dv, dv, 1, vt + cs, nkp, false, dSg, nkp);  /* dA = dO V^T */
+            K->gemm(g, nc, d, 1, Qi + r0 * d, d, 1, kt + cs, nkp, false, Sg, nkp);      /* S = Q K^T */
+            K->gemm(g, nc, dv, 1, dOi + r0 * dv, dv, 1, vt + cs, nkp, false, dSg, nkp); /* dA = dO V^T */
             for (int64_t r = r0; r < r1; r++) {
                 int64_t i = i0 + r, c0, c1;
                 FN(group_cols)(rlo[r], rhi[r], j0, nk, cs, &c0, &c1);
@@ -457,9 +462,13 @@ static void FN(bwd_block)(const FN(job) * J, int64_t bh, int64_t j0, char *scrat
                            P->dropout ? z : NULL);
             }
             /* S now holds A (weights after dropout), dA holds dS. */
-            if (J->gv) K->gemm(M, dvp, g, 1, Sg, 1, nkp, dOp + r0 * lddo, lddo, true, dvacc + cs * dvp, dvp); /* dV += A^T dO */
-            if (J->gk) K->gemm(M, dp, g, scale, dSg, 1, nkp, Qp + r0 * ldq, ldq, true, dk + cs * dp, dp);    /* dK += scale dS^T Q */
-            if (dq_part) /* dQ += scale dS K */
+            if (J->gv)
+                K->gemm(M, dvp, g, 1, Sg, 1, nkp, dOp + r0 * lddo, lddo, true, dvacc + cs * dvp,
+                        dvp); /* dV += A^T dO */
+            if (J->gk)
+                K->gemm(M, dp, g, scale, dSg, 1, nkp, Qp + r0 * ldq, ldq, true, dk + cs * dp,
+                        dp); /* dK += scale dS^T Q */
+            if (dq_part)     /* dQ += scale dS K */
                 K->gemm(g, dp, M, scale, dSg, nkp, 1, Kp + cs * ldk, ldk, true, dq_part + (i0 + r0) * dp, dp);
             if (J->gbias) FN(bias_grad_tile)(J, b, h, i0 + r0, g, j0 + cs, M, dSg, nkp);
         }

@@ -13,7 +13,7 @@
 
 #define PORTABLE_KERNELS(T, SUF)                                                                                       \
     static void gemm_##SUF(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t rsa, int64_t csa, const T *B, \
-                           int64_t ldb, bool accumulate, T *C, int64_t ldc) {                                         \
+                           int64_t ldb, bool accumulate, T *C, int64_t ldc) {                                          \
         for (int64_t i = 0; i < M; i++) {                                                                              \
             T *c = C + i * ldc;                                                                                        \
             if (!accumulate)                                                                                           \
@@ -61,7 +61,7 @@
             da[j] = p * (da[j] * zj - D);                                                                              \
         }                                                                                                              \
     }                                                                                                                  \
-    static void transpose_##SUF(const T *src, int64_t lds, int64_t rows, int64_t cols, T *dst, int64_t ldd) {         \
+    static void transpose_##SUF(const T *src, int64_t lds, int64_t rows, int64_t cols, T *dst, int64_t ldd) {          \
         for (int64_t j = 0; j < rows; j++)                                                                             \
             for (int64_t c = 0; c < cols; c++) dst[c * ldd + j] = src[j * lds + c];                                    \
     }
@@ -76,7 +76,8 @@ static const flash_kernels_f64 portable_f64 = {gemm_f64, row_fwd_f64, row_bwd_f6
 /* ---------------------------------------------------------------- vector kernels */
 
 /* 8 x 8 in-register blocks (unpack / shuffle / permute2f128). */
-static HEED_AVX2 void transpose_avx2(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd) {
+static HEED_AVX2 void transpose_avx2(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst,
+                                     int64_t ldd) {
     int64_t j = 0;
     for (; j + 8 <= rows; j += 8) {
         int64_t c = 0;

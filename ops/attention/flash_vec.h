@@ -19,9 +19,10 @@
  * every call site, so the compiler unrolls the loops and keeps the nv mr accumulators in
  * registers. */
 static inline __attribute__((always_inline)) VTARGET void VFN(micro)(const int mr, const int nv, const bool trans,
-                                                                    int64_t K, float alpha, const float *A, int64_t rsa,
-                                                                    int64_t csa, const float *B, int64_t ldb,
-                                                                    bool accumulate, float *C, int64_t ldc) {
+                                                                     int64_t K, float alpha, const float *A,
+                                                                     int64_t rsa, int64_t csa, const float *B,
+                                                                     int64_t ldb, bool accumulate, float *C,
+                                                                     int64_t ldc) {
     VF c[VMR][2];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) c[r][v] = V(zero)();
@@ -45,10 +46,10 @@ static inline __attribute__((always_inline)) VTARGET void VFN(micro)(const int m
 
 /* The micro-kernel for mr = 1 .. VMR rows, with constants for the compiler. */
 static inline __attribute__((always_inline)) VTARGET void VFN(micro_rows)(int mr, const int nv, const bool trans,
-                                                                         int64_t K, float alpha, const float *A,
-                                                                         int64_t rsa, int64_t csa, const float *B,
-                                                                         int64_t ldb, bool accumulate, float *C,
-                                                                         int64_t ldc) {
+                                                                          int64_t K, float alpha, const float *A,
+                                                                          int64_t rsa, int64_t csa, const float *B,
+                                                                          int64_t ldb, bool accumulate, float *C,
+                                                                          int64_t ldc) {
 #define VMICRO(R) VFN(micro)(R, nv, trans, K, alpha, A, rsa, csa, B, ldb, accumulate, C, ldc)
     switch (mr) {
 #if VW == 16

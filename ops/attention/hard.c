@@ -42,10 +42,8 @@ static void hard_backward(heed_graph *g, heed_node *nd) {
     const hard_plan *p = nd->saved;
     int64_t B = v->shape[0], N = v->shape[1], dv = v->shape[2];
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
-    if (s->dtype == HEED_F32)
-        hard_backward_kernel_f32(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
-    else
-        hard_backward_kernel_f64(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
+    if (s->dtype == HEED_F32) hard_backward_kernel_f32(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
+    else hard_backward_kernel_f64(s, ctx, w, lp, ent, gs_, gv_, B, p, dv, N);
 }
 
 static const heed_op op_hard = {"heed_hard_attend", hard_backward};
@@ -55,7 +53,8 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
     const char *op = "heed_hard_attend";
     if (outputs) *outputs = (heed_hard_outputs){0};
     if (!heed_check_tensor(g, op, scores, "scores")) return NULL;
-    if (scores->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+    if (scores->ndim != 2)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
     int64_t B = scores->shape[0], N = scores->shape[1];
     if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1)) return NULL;
     int64_t dv = values->shape[2];
@@ -72,10 +71,8 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
      * the samples depend on the ctx seed and the op's order only; evaluation: the argmax */
     bool sample = g->training;
     uint64_t seed = g->ctx->seed, stream = sample ? heed__next_stream(g->ctx) : 0;
-    if (dt == HEED_F32)
-        hard_attend_kernel_f32(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
-    else
-        hard_attend_kernel_f64(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
+    if (dt == HEED_F32) hard_attend_kernel_f32(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
+    else hard_attend_kernel_f64(scores, values, ctx, w, lp, ent, B, N, p, sample, seed, stream, dv);
     heed_tensor *in[2] = {scores, values}, *out[4] = {ctx, w, lp, ent};
     heed_node *nd = heed_record(g, &op_hard, 2, in, 4, out);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(hard_plan *)nd->saved = p;
@@ -87,15 +84,20 @@ heed_tensor *heed_hard_attend(heed_graph *g, heed_tensor *scores, heed_tensor *v
 heed_tensor *heed_reinforce_loss(heed_graph *g, heed_tensor *log_prob, const double *rewards, double baseline) {
     const char *op = "heed_reinforce_loss";
     if (!heed_check_tensor(g, op, log_prob, "log_prob")) return NULL;
-    if (log_prob->ndim != 1) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: log_prob%s must be [B]", op, HEED_S(log_prob)), NULL;
+    if (log_prob->ndim != 1)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: log_prob%s must be [B]", op, HEED_S(log_prob)), NULL;
     int64_t B = log_prob->shape[0];
-    if (!rewards && B > 0) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards is NULL (need B = %lld)", op, (long long)B), NULL;
-    if (!isfinite(baseline)) return heed_graph_fail(g, HEED_ERR_ARG, "%s: baseline = %g is not finite", op, baseline), NULL;
+    if (!rewards && B > 0)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards is NULL (need B = %lld)", op, (long long)B), NULL;
+    if (!isfinite(baseline))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: baseline = %g is not finite", op, baseline), NULL;
     double *adv = heed_graph_alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *adv);
     if (!adv) return NULL;
     for (int64_t b = 0; b < B; b++) {
         if (!isfinite(rewards[b]))
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards[%lld] = %g is not finite", op, (long long)b, rewards[b]), NULL;
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: rewards[%lld] = %g is not finite", op, (long long)b,
+                                   rewards[b]),
+                   NULL;
         adv[b] = -(rewards[b] - baseline);
     }
     heed_tensor *a = heed_input_f64(g, log_prob->dtype, HEED_SHAPE(B), adv);

@@ -14,12 +14,12 @@ static inline int64_t attn_pad(int64_t n) { return (n + ATTN_NR - 1) / ATTN_NR *
 
 /* A sparse pattern resolved for one call (ops/attention/pattern.c; heed_attn_pattern). */
 typedef struct {
-    bool on;                 /* any part beyond a plain window: the union replaces the window band */
-    int64_t dilation;        /* of the window, >= 1 */
-    const int64_t *global;   /* sorted, distinct key positions */
+    bool on;               /* any part beyond a plain window: the union replaces the window band */
+    int64_t dilation;      /* of the window, >= 1 */
+    const int64_t *global; /* sorted, distinct key positions */
     int64_t n_global;
-    int64_t rblocks, rsize;  /* random: rblocks key blocks of rsize keys per query block */
-    const int64_t *rtable;   /* [H][rnq][rblocks] sorted key blocks; query block u at row u - rq0 */
+    int64_t rblocks, rsize; /* random: rblocks key blocks of rsize keys per query block */
+    const int64_t *rtable;  /* [H][rnq][rblocks] sorted key blocks; query block u at row u - rq0 */
     int64_t rq0, rnq;
     int64_t strided, fixed, summary;
 } attn_pattern;
@@ -118,8 +118,8 @@ static inline void attn_keep(uint64_t seed, uint64_t stream, uint64_t e0, int64_
 typedef struct {
     void (*gemm)(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t rsa, int64_t csa, const float *B,
                  int64_t ldb, bool accumulate, float *C, int64_t ldc);
-    float (*row_fwd)(float *s, int64_t n, int64_t c0, int64_t c1, float c, const float *bias, int64_t bstride, float bmul,
-                     float *m, float *l);
+    float (*row_fwd)(float *s, int64_t n, int64_t c0, int64_t c1, float c, const float *bias, int64_t bstride,
+                     float bmul, float *m, float *l);
     void (*row_bwd)(float *s, float *da, int64_t n, int64_t c0, int64_t c1, float c, const float *bias, int64_t bstride,
                     float bmul, float m, float ls, float D, const float *z);
     void (*transpose)(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd);

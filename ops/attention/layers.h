@@ -29,21 +29,22 @@ static inline bool heed__expect(heed_graph *g, const char *op, const heed_tensor
 
 #define HEED__DIMS(...) ((const int64_t[]){__VA_ARGS__})
 /* heed__expect with the dims written inline: EXPECT(g, op, t, "t", ref, "[B,N]", B, N). */
-#define HEED__EXPECT(g, op, t, name, ref, dim_names, ...)                                                    \
-    heed__expect((g), (op), (t), (name), (ref), (dim_names), (int)(sizeof HEED__DIMS(__VA_ARGS__) / sizeof(int64_t)), \
+#define HEED__EXPECT(g, op, t, name, ref, dim_names, ...)                                                              \
+    heed__expect((g), (op), (t), (name), (ref), (dim_names), (int)(sizeof HEED__DIMS(__VA_ARGS__) / sizeof(int64_t)),  \
                  HEED__DIMS(__VA_ARGS__))
 
 /* Validates key_lengths[0..B) (each in [0, N]) and copies them into the graph arena, so
  * backward does not depend on the caller's buffer. NULL in -> every key valid (a copy of
  * N). Returns NULL on error (recorded on g). */
-static inline int64_t *heed__key_lengths(heed_graph *g, const char *op, const int64_t *key_lengths, int64_t B, int64_t N) {
+static inline int64_t *heed__key_lengths(heed_graph *g, const char *op, const int64_t *key_lengths, int64_t B,
+                                         int64_t N) {
     int64_t *len = heed_graph_alloc(g, (size_t)(B > 0 ? B : 1) * sizeof *len);
     if (!len) return NULL;
     for (int64_t b = 0; b < B; b++) {
         int64_t L = key_lengths ? key_lengths[b] : N;
         if (L < 0 || L > N) {
-            heed_graph_fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld is out of range [0, %lld] (N = %lld keys)", op,
-                            (long long)b, (long long)L, (long long)N, (long long)N);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: key_lengths[%lld] = %lld is out of range [0, %lld] (N = %lld keys)",
+                            op, (long long)b, (long long)L, (long long)N, (long long)N);
             return NULL;
         }
         len[b] = L;

@@ -68,10 +68,8 @@ static void elu_features_backward(heed_graph *g, heed_node *nd) {
     void *gx_ = heed_grad_buffer(g, x);
     if (!gx_) return;
     int64_t n = x->numel;
-    if (x->dtype == HEED_F32)
-        elu_features_backward_kernel_f32(x, y, gx_, n, g);
-    else
-        elu_features_backward_kernel_f64(x, y, gx_, n, g);
+    if (x->dtype == HEED_F32) elu_features_backward_kernel_f32(x, y, gx_, n, g);
+    else elu_features_backward_kernel_f64(x, y, gx_, n, g);
 }
 
 static const heed_op op_elu_features = {"heed_elu_features", elu_features_backward};
@@ -81,10 +79,8 @@ heed_tensor *heed_elu_features(heed_graph *g, heed_tensor *x) {
     heed_tensor *y = heed__new(g, "heed_elu_features", x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
     int64_t n = x->numel;
-    if (x->dtype == HEED_F32)
-        elu_features_kernel_f32(x, y, n, g);
-    else
-        elu_features_kernel_f64(x, y, n, g);
+    if (x->dtype == HEED_F32) elu_features_kernel_f32(x, y, n, g);
+    else elu_features_kernel_f64(x, y, n, g);
     heed_record(g, &op_elu_features, 1, &x, 1, &y);
     return heed_graph_ok(g) ? y : NULL;
 }
@@ -103,7 +99,8 @@ heed_status heed_favor_draw(heed_ctx *ctx, heed_tensor *w, uint64_t draw) {
     if (!ctx) return HEED_ERR_ARG;
     if (!w || !w->data) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: w is NULL (or has no data)", op);
     if (w->ndim != 2 || w->shape[0] < 1 || w->shape[1] < 1)
-        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: w%s must be [m,d] with m >= 1 features and d >= 1", op, HEED_S(w));
+        return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: w%s must be [m,d] with m >= 1 features and d >= 1", op,
+                             HEED_S(w));
     int64_t m = w->shape[0], d = w->shape[1];
     double *block = malloc((size_t)(d * d) * sizeof *block), *proj = malloc((size_t)(m * d) * sizeof *proj);
     heed_rng r = heed_rng_make(ctx->seed, FAVOR_STREAM + draw);
@@ -140,16 +137,12 @@ static void favor_backward(heed_graph *g, heed_node *nd) {
     double *dsum = heed_graph_alloc(g, (size_t)(rows > 0 ? rows : 1) * sizeof *dsum);
     if (!dt_ || !dsum) return;
     double x2 = p->xscale * p->xscale;
-    if (x->dtype == HEED_F32)
-        favor_backward_kernel_f32(y, dt_, rows, m, g, ngroups, group, p, dsum);
-    else
-        favor_backward_kernel_f64(y, dt_, rows, m, g, ngroups, group, p, dsum);
+    if (x->dtype == HEED_F32) favor_backward_kernel_f32(y, dt_, rows, m, g, ngroups, group, p, dsum);
+    else favor_backward_kernel_f64(y, dt_, rows, m, g, ngroups, group, p, dsum);
     if (gx) {
         heed_gemm(x->dtype, false, false, rows, d, m, p->xscale, dt_, m, w->data, d, 1, gx, d);
-        if (x->dtype == HEED_F32)
-            favor_dx_norm_term_kernel_f32(x, gx, rows, d, dsum, x2);
-        else
-            favor_dx_norm_term_kernel_f64(x, gx, rows, d, dsum, x2);
+        if (x->dtype == HEED_F32) favor_dx_norm_term_kernel_f32(x, gx, rows, d, dsum, x2);
+        else favor_dx_norm_term_kernel_f64(x, gx, rows, d, dsum, x2);
     }
     if (gw) heed_gemm(x->dtype, true, false, m, d, rows, p->xscale, dt_, m, x->data, d, 1, gw, d);
 }
@@ -160,13 +153,15 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     const char *op = "heed_favor_features";
     if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w, "w", x)) return NULL;
     if (kind != HEED_FAVOR_QUERIES && kind != HEED_FAVOR_KEYS)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_FAVOR_QUERIES or HEED_FAVOR_KEYS)", op, (int)kind), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_FAVOR_QUERIES or HEED_FAVOR_KEYS)", op, (int)kind),
+               NULL;
     if (x->ndim < 2 || x->shape[x->ndim - 1] < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [...,N,d] (2 to 4 dims) with d >= 1", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [...,N,d] (2 to 4 dims) with d >= 1", op, HEED_S(x)),
+               NULL;
     int64_t d = x->shape[x->ndim - 1];
     if (w->ndim != 2 || w->shape[1] != d || w->shape[0] < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [m,d] = [m,%lld] with m >= 1 random features (x%s)", op,
-                               HEED_S(w), (long long)d, HEED_S(x)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [m,d] = [m,%lld] with m >= 1 random features (x%s)",
+                               op, HEED_S(w), (long long)d, HEED_S(x)),
                NULL;
     favor_plan p = {.rows = x->numel / d, .d = d, .m = w->shape[0], .xscale = pow((double)d, -0.25)};
     p.group = kind == HEED_FAVOR_KEYS ? x->shape[x->ndim - 2] : 1;
@@ -178,10 +173,8 @@ heed_tensor *heed_favor_features(heed_graph *g, heed_tensor *x, heed_tensor *w, 
     if (!y || !p.argmax) return NULL;
     heed_gemm(x->dtype, false, true, rows, m, d, p.xscale, x->data, d, w->data, d, 0, y->data, m);
     double x2 = p.xscale * p.xscale, ratio = 1 / sqrt((double)m);
-    if (x->dtype == HEED_F32)
-        favor_features_kernel_f32(x, y, rows, m, g, ngroups, p, d, x2, ratio);
-    else
-        favor_features_kernel_f64(x, y, rows, m, g, ngroups, p, d, x2, ratio);
+    if (x->dtype == HEED_F32) favor_features_kernel_f32(x, y, rows, m, g, ngroups, p, d, x2, ratio);
+    else favor_features_kernel_f64(x, y, rows, m, g, ngroups, p, d, x2, ratio);
     heed_tensor *in[2] = {x, w};
     heed_node *nd = heed_record(g, &op_favor, 2, in, 1, &y);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(favor_plan *)nd->saved = p;
@@ -197,16 +190,15 @@ static void full_forward(heed_dtype dt, lin_plan *p, const void *fq, const void 
     size_t es = heed_dtype_size(dt);
     for (int64_t bh = 0; bh < p->B * p->H; bh++) {
         int64_t L = p->len[bh / p->H];
-        const char *Fq = (const char *)fq + (size_t)(bh * Nq * m) * es, *Fk = (const char *)fk + (size_t)(bh * Nk * m) * es,
+        const char *Fq = (const char *)fq + (size_t)(bh * Nq * m) * es,
+                   *Fk = (const char *)fk + (size_t)(bh * Nk * m) * es,
                    *V = (const char *)v + (size_t)(bh * Nk * dv) * es;
         char *KV = (char *)p->kv + (size_t)(bh * m * dv) * es, *O = (char *)out + (size_t)(bh * Nq * dv) * es;
         double *z = p->z + bh * m, *den = p->den + bh * Nq;
         heed_gemm(dt, true, false, m, dv, L, 1, Fk, m, V, dv, 0, KV, dv);
         heed_gemm(dt, false, false, Nq, dv, m, 1, Fq, m, KV, dv, 0, O, dv);
-        if (dt == HEED_F32)
-            full_forward_kernel_f32(Fk, Fq, O, m, z, L, Nq, den, dv);
-        else
-            full_forward_kernel_f64(Fk, Fq, O, m, z, L, Nq, den, dv);
+        if (dt == HEED_F32) full_forward_kernel_f32(Fk, Fq, O, m, z, L, Nq, den, dv);
+        else full_forward_kernel_f64(Fk, Fq, O, m, z, L, Nq, den, dv);
     }
 }
 
@@ -215,10 +207,8 @@ static void full_forward(heed_dtype dt, lin_plan *p, const void *fq, const void 
 static void causal_forward(heed_dtype dt, lin_plan *p, const void *fq_, const void *fk_, const void *v_, void *out_,
                            double *scratch, int threads) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
-    if (dt == HEED_F32)
-        causal_forward_kernel_f32(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
-    else
-        causal_forward_kernel_f64(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
+    if (dt == HEED_F32) causal_forward_kernel_f32(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
+    else causal_forward_kernel_f64(fq_, fk_, v_, out_, p, threads, scratch, m, dv, BH, Nq, Nk);
 }
 
 /* Non-causal backward, per head, with G = phi(Q)^T dNum [m,dv] and h = sum_i dden_i phi(q_i):
@@ -227,35 +217,32 @@ static void full_backward(heed_graph *g, heed_dtype dt, const lin_plan *p, heed_
                           heed_tensor *v, heed_tensor *out, void *gq, void *gk, void *gv) {
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv;
     size_t es = heed_dtype_size(dt);
-    void *dnum_ = heed_graph_alloc(g, (size_t)(Nq * dv > 0 ? Nq * dv : 1) * es), *G_ = heed_graph_alloc(g, (size_t)(m * dv) * es);
-    double *dden = heed_graph_alloc(g, (size_t)(Nq > 0 ? Nq : 1) * sizeof *dden), *h = heed_graph_alloc(g, (size_t)m * sizeof *h);
+    void *dnum_ = heed_graph_alloc(g, (size_t)(Nq * dv > 0 ? Nq * dv : 1) * es),
+         *G_ = heed_graph_alloc(g, (size_t)(m * dv) * es);
+    double *dden = heed_graph_alloc(g, (size_t)(Nq > 0 ? Nq : 1) * sizeof *dden),
+           *h = heed_graph_alloc(g, (size_t)m * sizeof *h);
     if (!dnum_ || !G_ || !dden || !h) return;
     for (int64_t bh = 0; bh < p->B * p->H; bh++) {
         int64_t L = p->len[bh / p->H];
         const double *z = p->z + bh * m, *den = p->den + bh * Nq;
         const char *KV = (const char *)p->kv + (size_t)(bh * m * dv) * es;
         size_t oq = (size_t)(bh * Nq * m) * es, ok = (size_t)(bh * Nk * m) * es, ov = (size_t)(bh * Nk * dv) * es;
-        if (dt == HEED_F32)
-            full_backward_kernel_f32(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
-        else
-            full_backward_kernel_f64(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
+        if (dt == HEED_F32) full_backward_kernel_f32(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
+        else full_backward_kernel_f64(out, bh, Nq, dv, fq, m, dnum_, dden, den, h);
         if (gq) {
             heed_gemm(dt, false, true, Nq, m, dv, 1, dnum_, dv, KV, dv, 1, (char *)gq + oq, m);
-            if (dt == HEED_F32)
-                full_dq_den_term_kernel_f32(gq, oq, Nq, m, dden, z);
-            else
-                full_dq_den_term_kernel_f64(gq, oq, Nq, m, dden, z);
+            if (dt == HEED_F32) full_dq_den_term_kernel_f32(gq, oq, Nq, m, dden, z);
+            else full_dq_den_term_kernel_f64(gq, oq, Nq, m, dden, z);
         }
         if (!gk && !gv) continue;
         heed_gemm(dt, true, false, m, dv, Nq, 1, (const char *)fq->data + oq, m, dnum_, dv, 0, G_, dv);
         if (gk) {
             heed_gemm(dt, false, true, L, m, dv, 1, (const char *)v->data + ov, dv, G_, dv, 1, (char *)gk + ok, m);
-            if (dt == HEED_F32)
-                full_dk_den_term_kernel_f32(gk, ok, L, m, h);
-            else
-                full_dk_den_term_kernel_f64(gk, ok, L, m, h);
+            if (dt == HEED_F32) full_dk_den_term_kernel_f32(gk, ok, L, m, h);
+            else full_dk_den_term_kernel_f64(gk, ok, L, m, h);
         }
-        if (gv) heed_gemm(dt, false, false, L, dv, m, 1, (const char *)fk->data + ok, m, G_, dv, 1, (char *)gv + ov, dv);
+        if (gv)
+            heed_gemm(dt, false, false, L, dv, m, 1, (const char *)fk->data + ok, m, G_, dv, 1, (char *)gv + ov, dv);
     }
 }
 
@@ -269,8 +256,7 @@ static void causal_backward(heed_dtype dt, const lin_plan *p, heed_tensor *fq, h
     int64_t Nq = p->Nq, Nk = p->Nk, m = p->m, dv = p->dv, BH = p->B * p->H;
     if (dt == HEED_F32)
         causal_backward_kernel_f32(fq, fk, v, out, gq_, gk_, gv_, p, threads, scratch, m, dv, BH, Nq, Nk);
-    else
-        causal_backward_kernel_f64(fq, fk, v, out, gq_, gk_, gv_, p, threads, scratch, m, dv, BH, Nq, Nk);
+    else causal_backward_kernel_f64(fq, fk, v, out, gq_, gk_, gv_, p, threads, scratch, m, dv, BH, Nq, Nk);
 }
 
 static void linear_backward(heed_graph *g, heed_node *nd) {
@@ -287,10 +273,13 @@ static const heed_op op_linear = {"heed_linear_attention", linear_backward};
 
 /* phi_q [B,H,Nq,m], phi_k [B,H,Nk,m], v [B,H,Nk,dv] of one dtype, m >= 1, dv >= 1. */
 static bool linear_shapes(heed_graph *g, const char *op, heed_tensor *fq, heed_tensor *fk, heed_tensor *v) {
-    if (!heed_check_tensor(g, op, fq, "phi_q") || !heed__check_like(g, op, fk, "phi_k", fq) || !heed__check_like(g, op, v, "v", fq))
+    if (!heed_check_tensor(g, op, fq, "phi_q") || !heed__check_like(g, op, fk, "phi_k", fq) ||
+        !heed__check_like(g, op, v, "v", fq))
         return false;
     if (fq->ndim != 4 || fq->shape[3] < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: phi_q%s must be [B,H,Nq,m] with m >= 1 features", op, HEED_S(fq)), false;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: phi_q%s must be [B,H,Nq,m] with m >= 1 features", op,
+                               HEED_S(fq)),
+               false;
     const int64_t *s = fq->shape;
     if (!HEED__EXPECT(g, op, fk, "phi_k", fq, "[B,H,Nk,m]", s[0], s[1], -1, s[3]) ||
         !HEED__EXPECT(g, op, v, "v", fq, "[B,H,Nk,dv]", s[0], s[1], fk->shape[2], -1))
@@ -305,8 +294,13 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
     if (!linear_shapes(g, op, phi_q, phi_k, v)) return NULL;
     heed_linear_attention_opts o = opts ? *opts : (heed_linear_attention_opts){0};
     heed_dtype dt = phi_q->dtype;
-    lin_plan p = {.B = phi_q->shape[0], .H = phi_q->shape[1], .Nq = phi_q->shape[2], .Nk = phi_k->shape[2],
-                  .m = phi_q->shape[3], .dv = v->shape[3], .causal = o.causal};
+    lin_plan p = {.B = phi_q->shape[0],
+                  .H = phi_q->shape[1],
+                  .Nq = phi_q->shape[2],
+                  .Nk = phi_k->shape[2],
+                  .m = phi_q->shape[3],
+                  .dv = v->shape[3],
+                  .causal = o.causal};
     p.off = p.Nk - p.Nq;
     p.len = heed__key_lengths(g, op, o.key_lengths, p.B, p.Nk);
     int64_t BH = p.B * p.H, nden = BH * p.Nq;
@@ -332,8 +326,8 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
 
 /* ---------------------------------------------------------------- decoding */
 
-heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv, double *S,
-                                        double *z) {
+heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv,
+                                        double *S, double *z) {
     if (!s || !S || !z || B < 1 || H < 1 || m < 1 || dv < 1) return HEED_ERR_ARG;
     *s = (heed_linear_attn_state){.B = B, .H = H, .m = m, .dv = dv, .steps = 0, .S = S, .z = z};
     memset(S, 0, (size_t)(B * H * m * dv) * sizeof *S);
@@ -343,8 +337,8 @@ heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, in
 
 /* S += phi(k) v^T, z += phi(k), out = phi(q)^T S / phi(q)^T z for every (b, h): the causal
  * op's row t when called for t = 0, 1, ... (the state is all of the past it needs). */
-heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q, heed_tensor *phi_k,
-                                        heed_tensor *v) {
+heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s, heed_tensor *phi_q,
+                                        heed_tensor *phi_k, heed_tensor *v) {
     const char *op = "heed_linear_attention_step";
     if (!heed_graph_ok(g)) return NULL;
     if (!s || !s->S || !s->z) return heed_graph_fail(g, HEED_ERR_ARG, "%s: state is NULL or not initialised", op), NULL;
@@ -355,17 +349,16 @@ heed_tensor *heed_linear_attention_step(heed_graph *g, heed_linear_attn_state *s
         return NULL;
     heed_tensor *in[3] = {phi_q, phi_k, v};
     if (heed_graph_records(g, 3, in))
-        return heed_graph_fail(g, HEED_ERR_STATE,
-                               "%s: a decoding step takes no gradient (the state's past would not get one); call it between "
-                               "heed_no_grad_begin and heed_no_grad_end, and train with the causal heed_linear_attention",
-                               op),
+        return heed_graph_fail(
+                   g, HEED_ERR_STATE,
+                   "%s: a decoding step takes no gradient (the state's past would not get one); call it between "
+                   "heed_no_grad_begin and heed_no_grad_end, and train with the causal heed_linear_attention",
+                   op),
                NULL;
     heed_tensor *out = heed__new(g, op, phi_q->dtype, 4, (int64_t[]){B, H, 1, dv});
     if (!out) return NULL;
-    if (phi_q->dtype == HEED_F32)
-        linear_attention_step_kernel_f32(phi_q, phi_k, v, out, B, H, s, m, dv);
-    else
-        linear_attention_step_kernel_f64(phi_q, phi_k, v, out, B, H, s, m, dv);
+    if (phi_q->dtype == HEED_F32) linear_attention_step_kernel_f32(phi_q, phi_k, v, out, B, H, s, m, dv);
+    else linear_attention_step_kernel_f64(phi_q, phi_k, v, out, B, H, s, m, dv);
     s->steps++;
     return out;
 }

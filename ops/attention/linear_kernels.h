@@ -9,10 +9,8 @@ static inline double FN(row_adjoint)(T *dnum_t, double *dnum_d, const T *g, cons
     double dd = 0;
     for (int64_t c = 0; c < dv; c++) {
         double dn = D != 0 ? g[c] / D : 0;
-        if (dnum_t)
-            dnum_t[c] = (T)dn;
-        else
-            dnum_d[c] = dn;
+        if (dnum_t) dnum_t[c] = (T)dn;
+        else dnum_d[c] = dn;
         dd -= D != 0 ? (double)g[c] * o[c] / D : 0;
     }
     return dd;

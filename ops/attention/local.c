@@ -15,9 +15,9 @@
 
 typedef struct {
     int64_t B, N, dv;
-    double sigma;       /* 0: no Gaussian */
-    int64_t *lo, *hi;   /* [B]: window [lo, hi) after clipping; lo == hi when empty */
-    double *max, *sum;  /* [B]: the window's softmax: alpha_j = exp(s_j - max) / sum */
+    double sigma;      /* 0: no Gaussian */
+    int64_t *lo, *hi;  /* [B]: window [lo, hi) after clipping; lo == hi when empty */
+    double *max, *sum; /* [B]: the window's softmax: alpha_j = exp(s_j - max) / sum */
 } local_plan;
 
 /* exp(-(j - p)^2 / (2 sigma^2)), or 1 without a Gaussian. */
@@ -46,10 +46,8 @@ static void local_backward(heed_graph *g, heed_node *nd) {
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v), *gp_ = heed_grad_buffer(g, centre);
     double *ga = heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof *ga);
     if (!ga) return;
-    if (s->dtype == HEED_F32)
-        local_backward_kernel_f32(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
-    else
-        local_backward_kernel_f64(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
+    if (s->dtype == HEED_F32) local_backward_kernel_f32(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
+    else local_backward_kernel_f64(s, v, centre, w, ctx, gs_, gv_, gp_, B, N, dv, g, ga, p);
 }
 
 static const heed_op op_local = {"heed_local_attend", local_backward};
@@ -59,14 +57,18 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
     const char *op = "heed_local_attend";
     if (weights) *weights = NULL;
     if (!heed_check_tensor(g, op, scores, "scores")) return NULL;
-    if (scores->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
+    if (scores->ndim != 2)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: scores%s must be [B,N]", op, HEED_S(scores)), NULL;
     int64_t B = scores->shape[0], N = scores->shape[1];
     if (!HEED__EXPECT(g, op, values, "values", scores, "[B,N,dv]", B, N, -1) ||
         !HEED__EXPECT(g, op, centre, "centre", scores, "[B]", B))
         return NULL;
-    if (D < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (the window p-D .. p+D needs D >= 1)", op, (long long)D), NULL;
+    if (D < 1)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (the window p-D .. p+D needs D >= 1)", op, (long long)D),
+               NULL;
     if (!(sigma >= 0) || isinf(sigma))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: sigma = %g (must be finite and >= 0; 0 = no Gaussian)", op, sigma), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: sigma = %g (must be finite and >= 0; 0 = no Gaussian)", op, sigma),
+               NULL;
     local_plan p = {.B = B, .N = N, .dv = values->shape[2], .sigma = sigma};
     int64_t *len = heed__key_lengths(g, op, key_lengths, B, N);
     size_t nb = (size_t)(B > 0 ? B : 1);
@@ -76,7 +78,8 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
     for (int64_t b = 0; b < B; b++) {
         double c = heed_get(centre, b);
         if (!isfinite(c))
-            return heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: centre[%lld] = %g is not a finite position", op, (long long)b, c),
+            return heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: centre[%lld] = %g is not a finite position", op,
+                                   (long long)b, c),
                    NULL;
         /* keys j with c - D <= j <= c + D and 0 <= j < L; clamped in double first so the
          * conversion to int64 cannot overflow */
@@ -89,10 +92,8 @@ heed_tensor *heed_local_attend(heed_graph *g, heed_tensor *scores, heed_tensor *
     heed_tensor *ctx = heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, dv});
     heed_tensor *w = ctx ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, N}) : NULL;
     if (!w) return NULL;
-    if (scores->dtype == HEED_F32)
-        local_attend_kernel_f32(scores, values, centre, ctx, w, B, N, dv, g, p);
-    else
-        local_attend_kernel_f64(scores, values, centre, ctx, w, B, N, dv, g, p);
+    if (scores->dtype == HEED_F32) local_attend_kernel_f32(scores, values, centre, ctx, w, B, N, dv, g, p);
+    else local_attend_kernel_f64(scores, values, centre, ctx, w, B, N, dv, g, p);
     heed_tensor *in[3] = {scores, values, centre}, *out[2] = {ctx, w};
     heed_node *nd = heed_record(g, &op_local, 3, in, 2, out);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(local_plan *)nd->saved = p;
@@ -107,7 +108,8 @@ heed_tensor *heed_local_position(heed_graph *g, heed_tensor *query, heed_tensor 
                                  const int64_t *key_lengths) {
     const char *op = "heed_local_position";
     if (!heed_check_tensor(g, op, query, "query")) return NULL;
-    if (query->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL;
+    if (query->ndim != 2)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL;
     int64_t B = query->shape[0], dq = query->shape[1];
     if (!HEED__EXPECT(g, op, w_p, "w_p", query, "[dp,dq]", -1, dq)) return NULL;
     int64_t dp = w_p->shape[0];
@@ -124,8 +126,9 @@ heed_tensor *heed_local_position(heed_graph *g, heed_tensor *query, heed_tensor 
 }
 
 heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
-                                        heed_tensor *values, heed_tensor *w, heed_tensor *v, const heed_local_opts *opts,
-                                        const int64_t *key_lengths, heed_tensor **weights) {
+                                        heed_tensor *values, heed_tensor *w, heed_tensor *v,
+                                        const heed_local_opts *opts, const int64_t *key_lengths,
+                                        heed_tensor **weights) {
     const char *op = "heed_luong_local_attention";
     if (weights) *weights = NULL;
     if (!heed_graph_ok(g)) return NULL;
@@ -133,13 +136,17 @@ heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, hee
     int64_t D = o.D ? o.D : 10;
     if (o.kind != HEED_LOCAL_M && o.kind != HEED_LOCAL_P)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: kind = %d (HEED_LOCAL_M or HEED_LOCAL_P)", op, (int)o.kind), NULL;
-    if (D < 1) return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (must be >= 1; 0 means 10)", op, (long long)o.D), NULL;
+    if (D < 1)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: D = %lld (must be >= 1; 0 means 10)", op, (long long)o.D), NULL;
     if (o.kind == HEED_LOCAL_M && (o.w_p || o.v_p))
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: local-m takes no w_p or v_p (its centre is the step)", op), NULL;
     if (o.kind == HEED_LOCAL_M && o.step < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: step = %lld (the decoder step must be >= 0)", op, (long long)o.step), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: step = %lld (the decoder step must be >= 0)", op,
+                               (long long)o.step),
+               NULL;
     if (o.kind == HEED_LOCAL_P && (!o.w_p || !o.v_p))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: local-p needs w_p [dp,dq] and v_p [dp] to predict the centre", op), NULL;
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: local-p needs w_p [dp,dq] and v_p [dp] to predict the centre", op),
+               NULL;
     heed_tensor *s = heed_luong_score(g, kind, query, keys, w, v);
     if (!s) return NULL;
     int64_t B = s->shape[0], N = s->shape[1];

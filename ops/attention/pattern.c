@@ -86,17 +86,19 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
                                (long long)s->dilation),
                false;
     if (s->n_global < 0 || (s->n_global > 0 && !s->global))
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.n_global = %lld with pattern.global %s (need n_global >= 0 positions)",
-                               op, (long long)s->n_global, s->global ? "set" : "NULL"),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: pattern.n_global = %lld with pattern.global %s (need n_global >= 0 positions)", op,
+                               (long long)s->n_global, s->global ? "set" : "NULL"),
                false;
     for (int64_t x = 0; x < s->n_global; x++)
         if (s->global[x] < 0 || s->global[x] >= Nk)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.global[%lld] = %lld (must be a key position in [0, Nk = %lld))",
-                                   op, (long long)x, (long long)s->global[x], (long long)Nk),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: pattern.global[%lld] = %lld (must be a key position in [0, Nk = %lld))", op,
+                                   (long long)x, (long long)s->global[x], (long long)Nk),
                    false;
     if (s->random_blocks < 0 || s->block < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.random_blocks = %lld, pattern.block = %lld (must be >= 0)", op,
-                               (long long)s->random_blocks, (long long)s->block),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.random_blocks = %lld, pattern.block = %lld (must be >= 0)",
+                               op, (long long)s->random_blocks, (long long)s->block),
                false;
     int64_t rsize = s->block ? s->block : 64, nkb = (Nk + rsize - 1) / rsize;
     if (s->random_blocks > nkb)
@@ -105,12 +107,14 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
                                (long long)s->random_blocks, (long long)Nk, (long long)nkb, (long long)rsize),
                false;
     if (s->strided < 0 || s->fixed < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.strided = %lld, pattern.fixed = %lld (must be >= 0; 0 means off)",
-                               op, (long long)s->strided, (long long)s->fixed),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: pattern.strided = %lld, pattern.fixed = %lld (must be >= 0; 0 means off)", op,
+                               (long long)s->strided, (long long)s->fixed),
                false;
     if (s->summary < 0 || s->summary > s->fixed)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: pattern.summary = %lld (must be in [1, pattern.fixed = %lld]; 0 means 1)",
-                               op, (long long)s->summary, (long long)s->fixed),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: pattern.summary = %lld (must be in [1, pattern.fixed = %lld]; 0 means 1)", op,
+                               (long long)s->summary, (long long)s->fixed),
                false;
 
     /* Lengths beyond every distance are cut to L = Nq + Nk + 1 (|p - j| < L for every query
@@ -122,7 +126,9 @@ bool attn_pattern_setup(heed_graph *g, const char *op, const heed_attention_opts
     attn_pattern *A = &P->pat;
     int64_t L = P->Nq + Nk + 1, t = s->dilation > 1 ? min64(s->dilation, L) : 1;
     P->window = min64(opts->window, L / t + 1);
-    *A = (attn_pattern){.dilation = t, .strided = min64(s->strided, L), .fixed = s->fixed,
+    *A = (attn_pattern){.dilation = t,
+                        .strided = min64(s->strided, L),
+                        .fixed = s->fixed,
                         .summary = s->fixed ? (s->summary ? s->summary : 1) : 0};
     if (A->fixed > L) A->summary = max64(A->summary - (A->fixed - L), 0), A->fixed = L;
     A->on = s->dilation > 1 || s->n_global > 0 || s->random_blocks > 0 || s->strided > 0 || s->fixed > 0;
@@ -278,7 +284,9 @@ const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P) {
     int64_t *q_start = heed_graph_alloc(g, (size_t)(heads * (nqt + 1)) * sizeof *q_start);
     int64_t *k_start = heed_graph_alloc(g, (size_t)(heads * (nkt + 1)) * sizeof *k_start);
     int64_t *fill = heed_graph_alloc(g, (size_t)(nkt + 1) * sizeof *fill);
-    tile_set T = {.Nk = Nk, .bk = bk, .mark = heed_graph_alloc(g, (size_t)nkt + 1),
+    tile_set T = {.Nk = Nk,
+                  .bk = bk,
+                  .mark = heed_graph_alloc(g, (size_t)nkt + 1),
                   .list = heed_graph_alloc(g, (size_t)(nkt + 1) * sizeof(int32_t))};
     if (!M || !q_start || !k_start || !fill || !T.mark || !T.list) return NULL;
     memset(T.mark, 0, (size_t)nkt);
@@ -318,8 +326,13 @@ const attn_tile_map *attn_tile_map_build(heed_graph *g, const attn_plan *P) {
         for (int64_t t = 0; t < nqt; t++)
             for (int64_t x = qs[t]; x < qs[t + 1]; x++) q_tiles[fill[k_tiles[x]]++] = (int32_t)t;
     }
-    *M = (attn_tile_map){.nqt = nqt, .nkt = nkt, .heads = heads, .q_start = q_start, .k_start = k_start,
-                         .k_tiles = k_tiles, .q_tiles = q_tiles};
+    *M = (attn_tile_map){.nqt = nqt,
+                         .nkt = nkt,
+                         .heads = heads,
+                         .q_start = q_start,
+                         .k_start = k_start,
+                         .k_tiles = k_tiles,
+                         .q_tiles = q_tiles};
     return M;
 }
 
@@ -336,8 +349,9 @@ heed_status heed_attention_cost(heed_ctx *ctx, const heed_attention_opts *opts, 
         return heed_ctx_fail(ctx, HEED_ERR_SHAPE, "%s: H = %lld, Nq = %lld, Nk = %lld (need H >= 1, Nq, Nk >= 0)", op,
                              (long long)H, (long long)Nq, (long long)Nk);
     if (o.block_q < 0 || o.block_q > 1024 || o.block_k < 0 || o.block_k > 1024)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)",
-                             op, o.block_q, o.block_k);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "%s: block_q = %d, block_k = %d (tiles must be in [1, 1024]; 0 = default)", op, o.block_q,
+                             o.block_k);
     heed_graph *g = heed_graph_new(ctx);
     if (!g) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", op);
     attn_plan P = {.B = 1, .H = H, .Nq = Nq, .Nk = Nk, .causal = o.causal, .block_q = o.block_q, .block_k = o.block_k};

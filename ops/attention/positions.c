@@ -25,15 +25,14 @@ heed_tensor *heed_sinusoidal_positions(heed_graph *g, heed_dtype dtype, int64_t 
     const char *op = "heed_sinusoidal_positions";
     if (!heed_graph_ok(g)) return NULL;
     if (start < 0 || n < 0 || d < 1)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: start = %lld, n = %lld, d = %lld (need start >= 0, n >= 0, d >= 1)", op,
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: start = %lld, n = %lld, d = %lld (need start >= 0, n >= 0, d >= 1)", op,
                                (long long)start, (long long)n, (long long)d),
                NULL;
     heed_tensor *t = heed__new(g, op, dtype, 2, (int64_t[]){n, d});
     if (!t) return NULL;
-    if (dtype == HEED_F32)
-        sinusoidal_positions_kernel_f32(t, n, d, g, start);
-    else
-        sinusoidal_positions_kernel_f64(t, n, d, g, start);
+    if (dtype == HEED_F32) sinusoidal_positions_kernel_f32(t, n, d, g, start);
+    else sinusoidal_positions_kernel_f64(t, n, d, g, start);
     return t;
 }
 
@@ -45,10 +44,8 @@ static void learned_backward(heed_graph *g, heed_node *nd) {
     void *gt_ = heed_grad_buffer(g, table);
     if (!gt_) return;
     int64_t start = nd->iarg[0], d = table->shape[1];
-    if (table->dtype == HEED_F32)
-        learned_backward_kernel_f32(y, gt_, start, d);
-    else
-        learned_backward_kernel_f64(y, gt_, start, d);
+    if (table->dtype == HEED_F32) learned_backward_kernel_f32(y, gt_, start, d);
+    else learned_backward_kernel_f64(y, gt_, start, d);
 }
 
 static const heed_op op_learned = {"heed_learned_positions", learned_backward};
@@ -56,7 +53,8 @@ static const heed_op op_learned = {"heed_learned_positions", learned_backward};
 heed_tensor *heed_learned_positions(heed_graph *g, heed_tensor *table, int64_t start, int64_t n) {
     const char *op = "heed_learned_positions";
     if (!heed_check_tensor(g, op, table, "table")) return NULL;
-    if (table->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [maxlen,d]", op, HEED_S(table)), NULL;
+    if (table->ndim != 2)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [maxlen,d]", op, HEED_S(table)), NULL;
     int64_t maxlen = table->shape[0], d = table->shape[1];
     if (start < 0 || n < 0 || start > maxlen - n)
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: positions [%lld, %lld) do not fit table%s (maxlen %lld)", op,
@@ -116,10 +114,8 @@ static void relpos_backward(heed_graph *g, heed_node *nd) {
     if (!gt_) return;
     const int32_t *bucket = nd->saved;
     int64_t H = table->shape[1], nq = y->shape[2], nk = y->shape[3];
-    if (table->dtype == HEED_F32)
-        relpos_backward_kernel_f32(y, gt_, H, nq, nk, g, bucket);
-    else
-        relpos_backward_kernel_f64(y, gt_, H, nq, nk, g, bucket);
+    if (table->dtype == HEED_F32) relpos_backward_kernel_f32(y, gt_, H, nq, nk, g, bucket);
+    else relpos_backward_kernel_f64(y, gt_, H, nq, nk, g, bucket);
 }
 
 static const heed_op op_relpos = {"heed_relative_position_bias", relpos_backward};
@@ -130,17 +126,20 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
     if (!heed_check_tensor(g, op, table, "table")) return NULL;
     heed_relpos_opts o = opts ? *opts : (heed_relpos_opts){0};
     if (table->ndim != 2 || table->shape[0] < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [buckets,H] with buckets >= 1", op, HEED_S(table)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: table%s must be [buckets,H] with buckets >= 1", op,
+                               HEED_S(table)),
+               NULL;
     int64_t R = table->shape[0], H = table->shape[1];
     if (nq < 0 || nk < 0 || o.query_start < 0)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq = %lld, nk = %lld, query_start = %lld (must be >= 0)", op, (long long)nq,
-                               (long long)nk, (long long)o.query_start),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq = %lld, nk = %lld, query_start = %lld (must be >= 0)", op,
+                               (long long)nq, (long long)nk, (long long)o.query_start),
                NULL;
     if (o.kind == HEED_RELPOS_CLIPPED) {
         if (R % 2 == 0 || (o.max_distance > 0 && R != 2 * o.max_distance + 1))
-            return heed_graph_fail(g, HEED_ERR_SHAPE,
-                                   "%s: clipped distances need table%s with 2*max_distance+1 rows (odd; max_distance = %lld)", op,
-                                   HEED_S(table), (long long)o.max_distance),
+            return heed_graph_fail(
+                       g, HEED_ERR_SHAPE,
+                       "%s: clipped distances need table%s with 2*max_distance+1 rows (odd; max_distance = %lld)", op,
+                       HEED_S(table), (long long)o.max_distance),
                    NULL;
     } else if (o.kind == HEED_RELPOS_T5) {
         int64_t md = o.max_distance > 0 ? o.max_distance : 128, max_exact = (o.bidirectional ? R / 2 : R) / 2;
@@ -158,11 +157,10 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
     heed_tensor *y = bucket ? heed__new(g, op, table->dtype, 4, (int64_t[]){1, H, nq, nk}) : NULL;
     if (!y) return NULL;
     for (int64_t i = 0; i < nq; i++)
-        for (int64_t j = 0; j < nk; j++) bucket[i * nk + j] = (int32_t)heed_relpos_bucket(&o, R, j - (o.query_start + i));
-    if (table->dtype == HEED_F32)
-        relative_position_bias_kernel_f32(table, y, H, nq, nk, g, bucket);
-    else
-        relative_position_bias_kernel_f64(table, y, H, nq, nk, g, bucket);
+        for (int64_t j = 0; j < nk; j++)
+            bucket[i * nk + j] = (int32_t)heed_relpos_bucket(&o, R, j - (o.query_start + i));
+    if (table->dtype == HEED_F32) relative_position_bias_kernel_f32(table, y, H, nq, nk, g, bucket);
+    else relative_position_bias_kernel_f64(table, y, H, nq, nk, g, bucket);
     heed_node *nd = heed_record(g, &op_relpos, 1, &table, 1, &y);
     if (nd) nd->saved = bucket;
     return heed_graph_ok(g) ? y : NULL;

@@ -55,7 +55,9 @@ static heed_status push(heed_attn_state *s, double score, const double *vd, cons
 }
 
 heed_status heed_attn_state_push(heed_attn_state *s, double score, const double *v) { return push(s, score, v, NULL); }
-heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v) { return push(s, score, NULL, v); }
+heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v) {
+    return push(s, score, NULL, v);
+}
 
 heed_status heed_attn_state_push_key(heed_attn_state *s, const double *q, const double *k, int64_t d, double scale,
                                      const double *v) {
@@ -78,9 +80,7 @@ heed_status heed_attn_state_output(const heed_attn_state *s, double *out) {
     return HEED_OK;
 }
 
-double heed_attn_state_logsumexp(const heed_attn_state *s) {
-    return !s || s->c <= 0 ? -INFINITY : s->m + log(s->c);
-}
+double heed_attn_state_logsumexp(const heed_attn_state *s) { return !s || s->c <= 0 ? -INFINITY : s->m + log(s->c); }
 
 /* ---------------------------------------------------------------- shared validation */
 
@@ -101,7 +101,8 @@ static bool validate(heed_graph *g, const char *op, heed_tensor *q, heed_tensor 
     p->B = k->shape[0], p->N = k->shape[1], p->d = k->shape[2];
     p->shared_q = q->ndim == 1;
     if (p->shared_q ? q->shape[0] != p->d : !(q->ndim == 2 && q->shape[0] == p->B && q->shape[1] == p->d))
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: q%s must be [B,d] = [%lld,%lld] (or [d] shared by every row) for k%s", op,
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: q%s must be [B,d] = [%lld,%lld] (or [d] shared by every row) for k%s", op,
                                HEED_S(q), (long long)p->B, (long long)p->d, HEED_S(k)),
                false;
     if (!HEED__EXPECT(g, op, v, "v", q, "[B,N,dv]", p->B, p->N, -1)) return false;
@@ -124,28 +125,29 @@ static void scan_row(int64_t L, int64_t n2, int64_t dv, double *M, double *C, do
         C[i] = i < L ? 1 : 0;
     }
     for (int64_t d = 1; d < n2; d *= 2) /* up-sweep: slot i becomes the state of its whole subtree */
-_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
-        for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) combine(&M[i], &C[i], A + i * dv, M[i - d], C[i - d], A + (i - d) * dv, dv);
+        _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
+    for (int64_t i = 2 * d - 1; i < n2; i += 2 * d)
+        combine(&M[i], &C[i], A + i * dv, M[i - d], C[i - d], A + (i - d) * dv, dv);
     /* down-sweep: each slot ends with the state of all keys before its subtree (exclusive
      * prefix); the root starts with the identity. The combine is symmetric, so which
      * operand is written into does not change the result. */
     M[n2 - 1] = -INFINITY, C[n2 - 1] = 0;
     for (int64_t e = 0; e < dv; e++) A[(n2 - 1) * dv + e] = 0;
     for (int64_t d = n2 / 2; d >= 1; d /= 2)
-_Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
-        for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) {
-            /* left child <- parent's prefix; right child <- parent's prefix + left subtree.
+        _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(threads)")
+    for (int64_t i = 2 * d - 1; i < n2; i += 2 * d) {
+        /* left child <- parent's prefix; right child <- parent's prefix + left subtree.
              * Swap the slots, then combine the prefix (now left) into the subtree (now right). */
-            double ml = M[i - d], cl = C[i - d], *al = A + (i - d) * dv, *ar = A + i * dv;
-            M[i - d] = M[i], C[i - d] = C[i];
-            M[i] = ml, C[i] = cl;
-            for (int64_t e = 0; e < dv; e++) {
-                double t = al[e];
-                al[e] = ar[e];
-                ar[e] = t;
-            }
-            combine(&M[i], &C[i], ar, M[i - d], C[i - d], al, dv);
+        double ml = M[i - d], cl = C[i - d], *al = A + (i - d) * dv, *ar = A + i * dv;
+        M[i - d] = M[i], C[i - d] = C[i];
+        M[i] = ml, C[i] = cl;
+        for (int64_t e = 0; e < dv; e++) {
+            double t = al[e];
+            al[e] = ar[e];
+            ar[e] = t;
         }
+        combine(&M[i], &C[i], ar, M[i - d], C[i - d], al, dv);
+    }
 }
 
 #define T float
@@ -161,10 +163,8 @@ _Pragma("omp parallel for if (inner && n2 / (2 * d) * dv > 2048) num_threads(thr
 
 /* Adds the per-row dq scratch [B,d] into q's gradient (summed over rows if q is shared). */
 static void add_dq(const scan_plan *p, heed_dtype dt, const double *dqs, void *gq_) {
-    if (dt == HEED_F32)
-        add_dq_kernel_f32(gq_, p, dqs);
-    else
-        add_dq_kernel_f64(gq_, p, dqs);
+    if (dt == HEED_F32) add_dq_kernel_f32(gq_, p, dqs);
+    else add_dq_kernel_f64(gq_, p, dqs);
 }
 
 /* ---------------------------------------------------------------- recurrent op */
@@ -177,10 +177,8 @@ static void recurrent_backward(heed_graph *g, heed_node *nd) {
     void *gq_ = heed_grad_buffer(g, q), *gk_ = heed_grad_buffer(g, k), *gv_ = heed_grad_buffer(g, v);
     double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
     if (!dqs) return;
-    if (q->dtype == HEED_F32)
-        recurrent_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, dqs);
-    else
-        recurrent_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, dqs);
+    if (q->dtype == HEED_F32) recurrent_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, dqs);
+    else recurrent_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, dqs);
     if (gq_) add_dq(p, q->dtype, dqs, gq_);
 }
 
@@ -195,10 +193,8 @@ heed_tensor *heed_attention_recurrent(heed_graph *g, heed_tensor *q, heed_tensor
     p.lse = heed_graph_alloc(g, (size_t)(p.B > 0 ? p.B : 1) * sizeof(double));
     double *acc = heed_graph_alloc(g, (size_t)(p.B * p.dv > 0 ? p.B * p.dv : 1) * sizeof(double));
     if (!o || !p.lse || !acc) return NULL;
-    if (q->dtype == HEED_F32)
-        attention_recurrent_kernel_f32(q, k, v, o, p, g, acc);
-    else
-        attention_recurrent_kernel_f64(q, k, v, o, p, g, acc);
+    if (q->dtype == HEED_F32) attention_recurrent_kernel_f32(q, k, v, o, p, g, acc);
+    else attention_recurrent_kernel_f64(q, k, v, o, p, g, acc);
     heed_tensor *in[3] = {q, k, v};
     heed_node *nd = heed_record(g, &op_recurrent, 3, in, 1, &o);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;
@@ -220,10 +216,8 @@ static void scan_backward(heed_graph *g, heed_node *nd) {
     double *dqs = heed__zalloc(g, (size_t)(p->B * p->d > 0 ? p->B * p->d : 1) * sizeof(double));
     double *u_all = heed_graph_alloc(g, (size_t)(p->B * p->dv > 0 ? p->B * p->dv : 1) * sizeof(double));
     if (!dqs || !u_all) return;
-    if (q->dtype == HEED_F32)
-        scan_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
-    else
-        scan_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
+    if (q->dtype == HEED_F32) scan_backward_kernel_f32(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
+    else scan_backward_kernel_f64(q, k, v, o, gk_, gv_, p, g, u_all, dqs);
     if (gq_) add_dq(p, q->dtype, dqs, gq_);
 }
 
@@ -249,10 +243,8 @@ heed_tensor *heed_attention_scan(heed_graph *g, heed_tensor *q, heed_tensor *k, 
     size_t per_row = (size_t)n2 * (size_t)(p.dv + 3);
     double *work = malloc(per_row * (size_t)slots * sizeof(double));
     if (!work) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for the scan work space", op), NULL;
-    if (q->dtype == HEED_F32)
-        attention_scan_kernel_f32(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
-    else
-        attention_scan_kernel_f64(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
+    if (q->dtype == HEED_F32) attention_scan_kernel_f32(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
+    else attention_scan_kernel_f64(q, k, v, o, rows_parallel, threads, p, work, per_row, n2);
     free(work);
     heed_node *nd = heed_record(g, &op_scan, 3, in, 1, &o);
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(scan_plan *)nd->saved = p;

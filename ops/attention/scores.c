@@ -76,10 +76,8 @@ static void location_features(const tanh_plan *p, heed_dtype dt, const void *pre
 static void location_features(const tanh_plan *p, heed_dtype dt, const void *prev_, const void *filt_, int64_t i0,
                               int64_t nr, void *feat_, int threads) {
     int64_t N = p->N, C = p->C, K = p->K, h = (K - 1) / 2;
-    if (dt == HEED_F32)
-        location_features_kernel_f32(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
-    else
-        location_features_kernel_f64(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
+    if (dt == HEED_F32) location_features_kernel_f32(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
+    else location_features_kernel_f64(prev_, filt_, feat_, nr, C, K, threads, i0, N, h);
 }
 
 /* ---------------------------------------------------------------- heed_attend */
@@ -95,10 +93,8 @@ static void attend_backward(heed_graph *g, heed_node *nd) {
     void *gs_ = heed_grad_buffer(g, s), *gv_ = heed_grad_buffer(g, v);
     double *dw_all = gs_ ? heed_graph_alloc(g, (size_t)(B * N > 0 ? B * N : 1) * sizeof(double)) : NULL;
     if (gs_ && !dw_all) return;
-    if (s->dtype == HEED_F32)
-        attend_backward_kernel_f32(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
-    else
-        attend_backward_kernel_f64(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
+    if (s->dtype == HEED_F32) attend_backward_kernel_f32(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
+    else attend_backward_kernel_f64(w, v, ctx, gs_, gv_, B, N, dv, g, dw_all, len);
 }
 
 static const heed_op op_attend = {"heed_attend", attend_backward};
@@ -117,10 +113,8 @@ heed_tensor *heed_attend(heed_graph *g, heed_tensor *scores, heed_tensor *values
     heed_tensor *ctx = len ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, dv}) : NULL;
     heed_tensor *w = ctx ? heed__zeros(g, op, scores->dtype, 2, (int64_t[]){B, N}) : NULL;
     if (!w) return NULL;
-    if (scores->dtype == HEED_F32)
-        attend_kernel_f32(scores, values, ctx, w, B, N, dv, g, len);
-    else
-        attend_kernel_f64(scores, values, ctx, w, B, N, dv, g, len);
+    if (scores->dtype == HEED_F32) attend_kernel_f32(scores, values, ctx, w, B, N, dv, g, len);
+    else attend_kernel_f64(scores, values, ctx, w, B, N, dv, g, len);
     heed_tensor *in[2] = {scores, values}, *out[2] = {ctx, w};
     heed_node *nd = heed_record(g, &op_attend, 2, in, 2, out);
     if (nd) nd->saved = len;
@@ -148,9 +142,10 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     int64_t B = p->B, N = p->N, BN = B * N, dq = p->dq, dk = p->dk, da = p->da, C = p->C, K = p->K, h = (K - 1) / 2;
     int64_t ldw = p->concat ? dq + dk : dq;
     size_t es = heed_dtype_size(dt);
-    void *gq = heed_grad_buffer(g, query), *gk = heed_grad_buffer(g, keys), *gw = heed_grad_buffer(g, w), *gb = heed_grad_buffer(g, bias),
-         *gv = heed_grad_buffer(g, v), *gprev = heed_grad_buffer(g, prev), *gfilt = heed_grad_buffer(g, filt), *gproj = heed_grad_buffer(g, proj),
-         *gcov = heed_grad_buffer(g, cov), *gcovw = heed_grad_buffer(g, covw);
+    void *gq = heed_grad_buffer(g, query), *gk = heed_grad_buffer(g, keys), *gw = heed_grad_buffer(g, w),
+         *gb = heed_grad_buffer(g, bias), *gv = heed_grad_buffer(g, v), *gprev = heed_grad_buffer(g, prev),
+         *gfilt = heed_grad_buffer(g, filt), *gproj = heed_grad_buffer(g, proj), *gcov = heed_grad_buffer(g, cov),
+         *gcovw = heed_grad_buffer(g, covw);
     /* dpre is kept only when a GEMM needs it (concat keys, location features) */
     bool keep = (p->concat && (gk || gw)) || (prev && (gprev || gfilt || gproj));
     int nthreads = heed_ctx_threads(g->ctx);
@@ -159,17 +154,22 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     /* partial sums of dv, dw_c over nthreads fixed ranges of rows (the ctx's count, not the
      * team's, which is smaller on a busy machine: the sums do not change with the load) */
     double *part = heed__zalloc(g, (size_t)nthreads * (size_t)(2 * da) * sizeof(double));
-    void *rows_ = heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per range */
+    void *rows_ =
+        heed_graph_alloc(g, (size_t)nthreads * (size_t)(da > 0 ? da : 1) * es); /* one row of dpre per range */
     if ((keep && !dpre_) || !dqp_ || !part || !rows_) return;
     if (dt == HEED_F32)
-        tanh_score_backward_kernel_f32(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
+        tanh_score_backward_kernel_f32(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads,
+                                       heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
     else
-        tanh_score_backward_kernel_f64(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads, heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
+        tanh_score_backward_kernel_f64(p, S, v, cov, covw, dpre_, dqp_, gk, gcov, BN, da, nthreads,
+                                       heed_ctx_threads_now(g->ctx), part, rows_, B, N, gv, gcovw, gb);
     if (gq) heed_gemm(dt, false, false, B, dq, da, 1, dqp_, da, w->data, ldw, 1, gq, dq);
     if (gw) heed_gemm(dt, true, false, da, dq, B, 1, dqp_, da, query->data, dq, 1, gw, ldw);
     if (p->concat) {
-        if (gk) heed_gemm(dt, false, false, BN, dk, da, 1, dpre_, da, (char *)w->data + (size_t)dq * es, ldw, 1, gk, dk);
-        if (gw) heed_gemm(dt, true, false, da, dk, BN, 1, dpre_, da, keys->data, dk, 1, (char *)gw + (size_t)dq * es, ldw);
+        if (gk)
+            heed_gemm(dt, false, false, BN, dk, da, 1, dpre_, da, (char *)w->data + (size_t)dq * es, ldw, 1, gk, dk);
+        if (gw)
+            heed_gemm(dt, true, false, da, dk, BN, 1, dpre_, da, keys->data, dk, 1, (char *)gw + (size_t)dq * es, ldw);
     }
     if (!prev || !(gprev || gfilt || gproj)) return;
     if (gproj) heed_gemm(dt, true, false, da, C, BN, 1, dpre_, da, p->feat, C, 1, gproj, C);
@@ -177,10 +177,8 @@ static void tanh_score_backward(heed_graph *g, heed_node *nd) {
     void *df_ = heed_graph_alloc(g, (size_t)(BN * C > 0 ? BN * C : 1) * es);
     if (!df_) return;
     heed_gemm(dt, false, false, BN, C, da, 1, dpre_, da, proj->data, C, 0, df_, C);
-    if (dt == HEED_F32)
-        location_backward_kernel_f32(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
-    else
-        location_backward_kernel_f64(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
+    if (dt == HEED_F32) location_backward_kernel_f32(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
+    else location_backward_kernel_f64(df_, prev, filt, gfilt, BN, C, K, g, B, N, h, gprev);
 }
 
 static const heed_op op_additive = {"heed_additive_score", tanh_score_backward};
@@ -213,9 +211,11 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
     bool avx2 = heed__have_avx2(), gemm_term = p->concat || prev, threads = BN * da > 32768;
     if (dt == HEED_F32)
-        tanh_score_forward_kernel_f32(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_, prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
+        tanh_score_forward_kernel_f32(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_,
+                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
     else
-        tanh_score_forward_kernel_f64(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_, prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
+        tanh_score_forward_kernel_f64(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_,
+                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
     p->t = pre_, p->feat = feat_;
     heed_node *nd = heed_record(g, op, n_in, in, 1, &S); /* records exactly when `record` */
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
@@ -234,13 +234,15 @@ heed_tensor *heed_additive_keys(heed_graph *g, heed_tensor *keys, heed_tensor *w
     return heed_linear(g, keys, w_k, bias);
 }
 
-heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj, const heed_additive_params *ap,
-                                 heed_tensor *prev_weights, heed_tensor *coverage) {
+heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor *keys_proj,
+                                 const heed_additive_params *ap, heed_tensor *prev_weights, heed_tensor *coverage) {
     const char *op = "heed_additive_score";
     if (!heed_graph_ok(g)) return NULL;
     if (!ap) return heed_graph_fail(g, HEED_ERR_ARG, "%s: params is NULL", op), NULL;
     if (!heed_check_tensor(g, op, query, "query") || query->ndim != 2)
-        return heed_graph_ok(g) ? (heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL) : NULL;
+        return heed_graph_ok(g)
+                   ? (heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s must be [B,dq]", op, HEED_S(query)), NULL)
+                   : NULL;
     int64_t B = query->shape[0], dq = query->shape[1];
     if (!heed__check_like(g, op, keys_proj, "keys_proj", query)) return NULL;
     if (keys_proj->ndim != 3 || keys_proj->shape[0] != B)
@@ -248,26 +250,29 @@ heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor 
                                HEED_S(keys_proj), (long long)B, HEED_S(query)),
                NULL;
     int64_t N = keys_proj->shape[1], da = keys_proj->shape[2];
-    tanh_plan p = {.B = B, .N = N, .dq = dq, .da = da, .i_prev = -1, .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
+    tanh_plan p =
+        {.B = B, .N = N, .dq = dq, .da = da, .i_prev = -1, .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
     if (!HEED__EXPECT(g, op, ap->w_q, "params.w_q", query, "[da,dq]", da, dq) ||
         !HEED__EXPECT(g, op, ap->v, "params.v", query, "[da]", da) ||
         (ap->bias && !HEED__EXPECT(g, op, ap->bias, "params.bias", query, "[da]", da)))
         return NULL;
     if (ap->loc_filters || ap->loc_proj || prev_weights) {
         if (!ap->loc_filters || !ap->loc_proj || !prev_weights)
-            return heed_graph_fail(g, HEED_ERR_ARG,
-                                   "%s: location-aware attention needs params.loc_filters, params.loc_proj and prev_weights "
-                                   "together (got %s, %s, %s)",
-                                   op, ap->loc_filters ? "filters" : "NULL", ap->loc_proj ? "proj" : "NULL",
-                                   prev_weights ? "prev_weights" : "NULL"),
+            return heed_graph_fail(
+                       g, HEED_ERR_ARG,
+                       "%s: location-aware attention needs params.loc_filters, params.loc_proj and prev_weights "
+                       "together (got %s, %s, %s)",
+                       op, ap->loc_filters ? "filters" : "NULL", ap->loc_proj ? "proj" : "NULL",
+                       prev_weights ? "prev_weights" : "NULL"),
                    NULL;
         if (!heed__check_like(g, op, ap->loc_filters, "params.loc_filters", query)) return NULL;
         if (ap->loc_filters->ndim != 2 || ap->loc_filters->shape[0] < 1 || ap->loc_filters->shape[1] < 1 ||
             ap->loc_filters->shape[1] % 2 == 0)
-            return heed_graph_fail(g, HEED_ERR_SHAPE,
-                                   "%s: params.loc_filters%s must be [C,K] with C >= 1 channels and an odd window K >= 1 "
-                                   "(centred convolution)",
-                                   op, HEED_S(ap->loc_filters)),
+            return heed_graph_fail(
+                       g, HEED_ERR_SHAPE,
+                       "%s: params.loc_filters%s must be [C,K] with C >= 1 channels and an odd window K >= 1 "
+                       "(centred convolution)",
+                       op, HEED_S(ap->loc_filters)),
                    NULL;
         p.C = ap->loc_filters->shape[0], p.K = ap->loc_filters->shape[1];
         if (!HEED__EXPECT(g, op, ap->loc_proj, "params.loc_proj", query, "[da,C]", da, p.C) ||
@@ -276,7 +281,8 @@ heed_tensor *heed_additive_score(heed_graph *g, heed_tensor *query, heed_tensor 
     }
     if (ap->cov_weight || coverage) {
         if (!ap->cov_weight || !coverage)
-            return heed_graph_fail(g, HEED_ERR_ARG, "%s: coverage attention needs params.cov_weight and coverage together", op),
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: coverage attention needs params.cov_weight and coverage together", op),
                    NULL;
         if (!HEED__EXPECT(g, op, ap->cov_weight, "params.cov_weight", query, "[da]", da) ||
             !HEED__EXPECT(g, op, coverage, "coverage", query, "[B,N]", B, N))
@@ -320,10 +326,8 @@ static void bilinear_backward(heed_graph *g, heed_node *nd) {
     void *gq = heed_grad_buffer(g, q), *gk = heed_grad_buffer(g, k), *gW = heed_grad_buffer(g, W);
     void *du_ = W ? heed__zalloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (W && !du_) return;
-    if (q->dtype == HEED_F32)
-        bilinear_backward_kernel_f32(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
-    else
-        bilinear_backward_kernel_f64(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
+    if (q->dtype == HEED_F32) bilinear_backward_kernel_f32(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
+    else bilinear_backward_kernel_f64(q, k, S, W, nd, gq, gk, du_, B, N, dk, g);
     if (W && gq) heed_gemm(q->dtype, false, true, B, dq, dk, 1, du_, dk, W->data, dk, 1, gq, dq);
     if (W && gW) heed_gemm(q->dtype, true, false, dq, dk, B, 1, q->data, dq, du_, dk, 1, gW, dk);
 }
@@ -337,18 +341,16 @@ static heed_tensor *bilinear_forward(heed_graph *g, const char *op, heed_tensor 
     void *u_ = W ? heed_graph_alloc(g, (size_t)(B * dk) * heed_dtype_size(q->dtype)) : NULL;
     if (!S || (W && !u_)) return NULL;
     if (W) heed_gemm(q->dtype, false, false, B, dk, dq, 1, q->data, dq, W->data, dk, 0, u_, dk);
-    if (q->dtype == HEED_F32)
-        bilinear_forward_kernel_f32(W, u_, q, k, S, B, N, dk, g);
-    else
-        bilinear_forward_kernel_f64(W, u_, q, k, S, B, N, dk, g);
+    if (q->dtype == HEED_F32) bilinear_forward_kernel_f32(W, u_, q, k, S, B, N, dk, g);
+    else bilinear_forward_kernel_f64(W, u_, q, k, S, B, N, dk, g);
     heed_tensor *in[3] = {q, k, W};
     heed_node *nd = heed_record(g, W ? &op_general : &op_dot, W ? 3 : 2, in, 1, &S);
     if (nd) nd->saved = u_;
     return heed_graph_ok(g) ? S : NULL;
 }
 
-heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys, heed_tensor *w,
-                              heed_tensor *v) {
+heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *query, heed_tensor *keys,
+                              heed_tensor *w, heed_tensor *v) {
     const char *op = kind == HEED_LUONG_DOT       ? "heed_luong_score(dot)"
                      : kind == HEED_LUONG_GENERAL ? "heed_luong_score(general)"
                      : kind == HEED_LUONG_CONCAT  ? "heed_luong_score(concat)"
@@ -358,8 +360,8 @@ heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: unknown kind %d (dot, general or concat)", op, (int)kind), NULL;
     if (!heed_check_tensor(g, op, query, "query") || !heed__check_like(g, op, keys, "keys", query)) return NULL;
     if (query->ndim != 2 || keys->ndim != 3 || keys->shape[0] != query->shape[0])
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s and keys%s must be [B,dq] and [B,N,dk] with the same B", op,
-                               HEED_S(query), HEED_S(keys)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: query%s and keys%s must be [B,dq] and [B,N,dk] with the same B",
+                               op, HEED_S(query), HEED_S(keys)),
                NULL;
     int64_t B = query->shape[0], dq = query->shape[1], N = keys->shape[1], dk = keys->shape[2];
     switch (kind) {
@@ -378,13 +380,23 @@ heed_tensor *heed_luong_score(heed_graph *g, heed_luong_kind kind, heed_tensor *
     }
     if (!heed__check_like(g, op, w, "w", query)) return NULL;
     if (w->ndim != 2 || w->shape[1] != dq + dk || w->shape[0] < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [da,dq+dk] = [?,%lld] (query%s, keys%s)", op, HEED_S(w),
-                               (long long)(dq + dk), HEED_S(query), HEED_S(keys)),
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w%s must be [da,dq+dk] = [?,%lld] (query%s, keys%s)", op,
+                               HEED_S(w), (long long)(dq + dk), HEED_S(query), HEED_S(keys)),
                NULL;
     int64_t da = w->shape[0];
     if (!HEED__EXPECT(g, op, v, "v", query, "[da]", da)) return NULL;
-    tanh_plan p = {.B = B, .N = N, .dq = dq, .dk = dk, .da = da, .concat = true, .i_bias = -1, .i_prev = -1,
-                   .i_filt = -1, .i_proj = -1, .i_cov = -1, .i_covw = -1};
+    tanh_plan p = {.B = B,
+                   .N = N,
+                   .dq = dq,
+                   .dk = dk,
+                   .da = da,
+                   .concat = true,
+                   .i_bias = -1,
+                   .i_prev = -1,
+                   .i_filt = -1,
+                   .i_proj = -1,
+                   .i_cov = -1,
+                   .i_covw = -1};
     heed_tensor *in[4];
     int n = 0;
     p.i_query = add_slot(in, &n, query);
@@ -410,10 +422,8 @@ static void coverage_loss_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *a = nd->in[0], *c = nd->in[1], *y = nd->out[0];
     int64_t B = a->shape[0], N = a->shape[1];
     void *ga_ = heed_grad_buffer(g, a), *gc_ = heed_grad_buffer(g, c);
-    if (a->dtype == HEED_F32)
-        coverage_loss_backward_kernel_f32(a, c, y, ga_, gc_, B, N);
-    else
-        coverage_loss_backward_kernel_f64(a, c, y, ga_, gc_, B, N);
+    if (a->dtype == HEED_F32) coverage_loss_backward_kernel_f32(a, c, y, ga_, gc_, B, N);
+    else coverage_loss_backward_kernel_f64(a, c, y, ga_, gc_, B, N);
 }
 
 static const heed_op op_coverage_loss = {"heed_coverage_loss", coverage_loss_backward};
@@ -421,15 +431,14 @@ static const heed_op op_coverage_loss = {"heed_coverage_loss", coverage_loss_bac
 heed_tensor *heed_coverage_loss(heed_graph *g, heed_tensor *weights, heed_tensor *coverage) {
     const char *op = "heed_coverage_loss";
     if (!heed_check_tensor(g, op, weights, "weights")) return NULL;
-    if (weights->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: weights%s must be [B,N]", op, HEED_S(weights)), NULL;
+    if (weights->ndim != 2)
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: weights%s must be [B,N]", op, HEED_S(weights)), NULL;
     int64_t B = weights->shape[0], N = weights->shape[1];
     if (!HEED__EXPECT(g, op, coverage, "coverage", weights, "[B,N]", B, N)) return NULL;
     heed_tensor *y = heed__new(g, op, weights->dtype, 1, (int64_t[]){B});
     if (!y) return NULL;
-    if (weights->dtype == HEED_F32)
-        coverage_loss_kernel_f32(weights, coverage, y, B, N);
-    else
-        coverage_loss_kernel_f64(weights, coverage, y, B, N);
+    if (weights->dtype == HEED_F32) coverage_loss_kernel_f32(weights, coverage, y, B, N);
+    else coverage_loss_kernel_f64(weights, coverage, y, B, N);
     heed_tensor *in[2] = {weights, coverage};
     heed_record(g, &op_coverage_loss, 2, in, 1, &y);
     return heed_graph_ok(g) ? y : NULL;

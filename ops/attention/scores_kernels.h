@@ -69,8 +69,8 @@ static void FN(location_features_kernel)(const void *prev_, const void *filt_, v
 
 static void FN(tanh_score_backward_kernel)(const tanh_plan *p, heed_tensor *S, heed_tensor *v, heed_tensor *cov,
                                            heed_tensor *covw, void *dpre_, void *dqp_, void *gk, void *gcov, int64_t BN,
-                                           int64_t da, int nthreads, int team, double *part, void *rows_, int64_t B, int64_t N,
-                                           void *gv, void *gcovw, void *gb) {
+                                           int64_t da, int nthreads, int team, double *part, void *rows_, int64_t B,
+                                           int64_t N, void *gv, void *gcovw, void *gb) {
     const T *t = p->t, *dS = S->grad, *V = v->data, *cv = cov ? (const T *)cov->data : NULL,
             *cw = covw ? (const T *)covw->data : NULL;
     T *dpre = dpre_, *dqp = dqp_, *dK = p->concat ? NULL : (T *)gk, *dcv = gcov;

@@ -41,13 +41,23 @@ static void cell_backward(heed_graph *g, heed_node *n) {
     int64_t B = x->shape[0], I = x->shape[1], H = w_hh->shape[1], GH = G * H;
     bool lstm = kind == HEED_RNN_LSTM;
     void *dh = heed_graph_alloc(g, (size_t)(B * H) * es), *dc = lstm ? heed_graph_alloc(g, (size_t)(B * H) * es) : NULL;
-    void *dgi = heed_graph_alloc(g, (size_t)(B * GH) * es), *dgh = lstm ? dgi : heed_graph_alloc(g, (size_t)(B * GH) * es);
+    void *dgi = heed_graph_alloc(g, (size_t)(B * GH) * es),
+         *dgh = lstm ? dgi : heed_graph_alloc(g, (size_t)(B * GH) * es);
     if (!heed_graph_ok(g)) return;
     memcpy(dh, h1->grad, (size_t)(B * H) * es);
     if (lstm) memcpy(dc, n->out[1]->grad, (size_t)(B * H) * es);
-    rnn_bwd_step s = {.dtype = dt, .kind = kind, .B = B, .H = H, .gates = sv->gates, .c_t = lstm ? n->out[1]->data : NULL,
-                      .h_prev = h ? h->data : NULL, .c_prev = sv->c ? sv->c->data : NULL, .dh = dh, .dc = dc,
-                      .dgi = dgi, .dgh = dgh};
+    rnn_bwd_step s = {.dtype = dt,
+                      .kind = kind,
+                      .B = B,
+                      .H = H,
+                      .gates = sv->gates,
+                      .c_t = lstm ? n->out[1]->data : NULL,
+                      .h_prev = h ? h->data : NULL,
+                      .c_prev = sv->c ? sv->c->data : NULL,
+                      .dh = dh,
+                      .dc = dc,
+                      .dgi = dgi,
+                      .dgh = dgh};
     heed__rnn_bwd_all(&s, heed_ctx_threads_now(g->ctx));
 
     void *gx = heed_grad_buffer(g, x), *gh = heed_grad_buffer(g, h), *gc = heed_grad_buffer(g, sv->c);
@@ -76,14 +86,16 @@ static bool check_vec(heed_graph *g, const char *op, const heed_tensor *t, const
     if (!t) return true;
     if (!heed__check_like(g, op, t, name, x)) return false;
     if (t->ndim != 1 || t->shape[0] != n) {
-        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (gates x hidden size)", op, name, HEED_S(t), (long long)n);
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld] (gates x hidden size)", op, name, HEED_S(t),
+                        (long long)n);
         return false;
     }
     return true;
 }
 
 static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed_tensor *h, heed_tensor *c,
-                         heed_tensor *w_ih, heed_tensor *w_hh, heed_tensor *b_ih, heed_tensor *b_hh, heed_tensor **c_out) {
+                         heed_tensor *w_ih, heed_tensor *w_hh, heed_tensor *b_ih, heed_tensor *b_hh,
+                         heed_tensor **c_out) {
     const char *op = cell_name(kind);
     bool lstm = kind == HEED_RNN_LSTM;
     int G = heed__rnn_gates(kind);
@@ -91,9 +103,9 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     if (!heed_check_tensor(g, op, x, "x") || !heed__check_like(g, op, w_ih, "w_ih", x) ||
         !heed__check_like(g, op, w_hh, "w_hh", x))
         return NULL;
-    if (lstm && !c_out) return heed_graph_fail(g, HEED_ERR_ARG, "%s: c_out is NULL (it receives the new cell state)", op), NULL;
-    if (x->ndim != 2)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [batch, input]", op, HEED_S(x)), NULL;
+    if (lstm && !c_out)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: c_out is NULL (it receives the new cell state)", op), NULL;
+    if (x->ndim != 2) return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s must be [batch, input]", op, HEED_S(x)), NULL;
     if (w_hh->ndim != 2 || w_hh->shape[1] < 1 || w_hh->shape[0] != G * w_hh->shape[1])
         return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: w_hh%s must be [%d*H, H]", op, HEED_S(w_hh), G), NULL;
     int64_t B = x->shape[0], I = x->shape[1], H = w_hh->shape[1], GH = G * H;
@@ -102,11 +114,14 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
                                HEED_S(w_ih), (long long)GH, G, HEED_S(w_hh)),
                NULL;
     if (w_ih->shape[1] != I) /* the weights fit each other: x is the odd one out */
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s has %lld input features but w_ih%s takes %lld (x must be [batch, %lld])",
-                               op, HEED_S(x), (long long)I, HEED_S(w_ih), (long long)w_ih->shape[1], (long long)w_ih->shape[1]),
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: x%s has %lld input features but w_ih%s takes %lld (x must be [batch, %lld])", op,
+                               HEED_S(x), (long long)I, HEED_S(w_ih), (long long)w_ih->shape[1],
+                               (long long)w_ih->shape[1]),
                NULL;
     if (B < 1 || I < 1)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: batch and input size must be at least 1", op, HEED_S(x)), NULL;
+        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: x%s: batch and input size must be at least 1", op, HEED_S(x)),
+               NULL;
     heed_tensor *states[2] = {h, c};
     const char *snames[2] = {"h", "c"};
     for (int k = 0; k < (lstm ? 2 : 1); k++) {
@@ -114,8 +129,8 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
         if (!s) continue;
         if (!heed__check_like(g, op, s, snames[k], x)) return NULL;
         if (s->ndim != 2 || s->shape[0] != B || s->shape[1] != H)
-            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld, %lld] (batch of x%s, hidden of w_hh%s)", op,
-                                   snames[k], HEED_S(s), (long long)B, (long long)H, HEED_S(x), HEED_S(w_hh)),
+            return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [%lld, %lld] (batch of x%s, hidden of w_hh%s)",
+                                   op, snames[k], HEED_S(s), (long long)B, (long long)H, HEED_S(x), HEED_S(w_hh)),
                    NULL;
     }
     if (!check_vec(g, op, b_ih, "b_ih", x, GH) || !check_vec(g, op, b_hh, "b_hh", x, GH)) return NULL;
@@ -134,10 +149,19 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     heed_gemm(dt, false, true, B, GH, I, 1, x->data, I, w_ih->data, I, 0, gates, 4 * H);
     if (h && lstm) heed_gemm(dt, false, true, B, GH, H, 1, h->data, H, w_hh->data, H, 1, gates, 4 * H);
     if (rec) heed_gemm(dt, false, true, B, GH, H, 1, h->data, H, w_hh->data, H, 0, rec, GH);
-    rnn_fwd_step s = {.dtype = dt, .kind = kind, .B = B, .H = H, .gates = gates, .rec = rec, .rec_ld = GH, .rec_gs = H,
+    rnn_fwd_step s = {.dtype = dt,
+                      .kind = kind,
+                      .B = B,
+                      .H = H,
+                      .gates = gates,
+                      .rec = rec,
+                      .rec_ld = GH,
+                      .rec_gs = H,
                       .bias = bias,
                       .b_hn = !lstm && b_hh ? (const char *)b_hh->data + (size_t)(2 * H) * es : NULL,
-                      .h_prev = h ? h->data : NULL, .c_prev = c ? c->data : NULL, .h_out = h1->data,
+                      .h_prev = h ? h->data : NULL,
+                      .c_prev = c ? c->data : NULL,
+                      .h_out = h1->data,
                       .c_out = lstm ? c1->data : NULL};
     heed__rnn_fwd_all(&s, heed_ctx_threads_now(g->ctx));
 
@@ -151,8 +175,15 @@ static heed_tensor *cell(heed_graph *g, heed_rnn_kind kind, heed_tensor *x, heed
     if (n) {
         cell_saved *sv = heed_graph_alloc(g, sizeof *sv);
         if (sv)
-            *sv = (cell_saved){.kind = kind, .x = x, .h = h, .c = lstm ? c : NULL, .w_ih = w_ih, .w_hh = w_hh,
-                               .b_ih = b_ih, .b_hh = b_hh, .gates = gates};
+            *sv = (cell_saved){.kind = kind,
+                               .x = x,
+                               .h = h,
+                               .c = lstm ? c : NULL,
+                               .w_ih = w_ih,
+                               .w_hh = w_hh,
+                               .b_ih = b_ih,
+                               .b_hh = b_hh,
+                               .gates = gates};
         n->saved = sv;
     }
     if (!heed_graph_ok(g)) return NULL;
@@ -180,15 +211,16 @@ static bool check_cell(heed_graph *g, const char *op, const heed_rnn_cell *cell,
             heed_graph_fail(g, HEED_ERR_ARG, "%s: cell was declared as %s (use %s)", op,
                             cell->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU", other);
         else
-            heed_graph_fail(g, HEED_ERR_ARG, "%s: cell kind %d is neither HEED_RNN_LSTM nor HEED_RNN_GRU (not declared?)", op,
+            heed_graph_fail(g, HEED_ERR_ARG,
+                            "%s: cell kind %d is neither HEED_RNN_LSTM nor HEED_RNN_GRU (not declared?)", op,
                             (int)cell->kind);
         return false;
     }
     return true;
 }
 
-heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h, heed_tensor *c,
-                                 heed_tensor **c_out) {
+heed_tensor *heed_lstm_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_tensor *x, heed_tensor *h,
+                                 heed_tensor *c, heed_tensor **c_out) {
     if (c_out) *c_out = NULL;
     if (!check_cell(g, "heed_lstm_cell_step", cell, HEED_RNN_LSTM)) return NULL;
     return heed_lstm_cell(g, x, h, c, cell->w_ih, cell->w_hh, cell->b_ih, cell->b_hh, c_out);
@@ -206,8 +238,9 @@ heed_tensor *heed_gru_cell_step(heed_graph *g, const heed_rnn_cell *cell, heed_t
 static heed_status check_weight_size(heed_ctx *ctx, const char *fn, const heed_rnn_opts *o, int64_t in) {
     int64_t G = heed__rnn_gates(o->kind), H = o->hidden_size;
     if ((double)G * (double)H * (double)(in > H ? in : H) >= (double)((int64_t)1 << 34))
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %lld gates x hidden %lld x input %lld: a weight of 2^34 or more values",
-                             fn, (long long)G, (long long)H, (long long)in);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "%s: %lld gates x hidden %lld x input %lld: a weight of 2^34 or more values", fn,
+                             (long long)G, (long long)H, (long long)in);
     return HEED_OK;
 }
 
@@ -236,10 +269,8 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
     for (int k = 0; k < n_sets; k++)
         if (!(w[k] = heed_param(P, names[k], shapes[k], heed_init_uniform(-bound, bound)))) return ctx->err.code;
     if (o->kind == HEED_RNN_LSTM && o->forget_bias != 0 && !o->no_bias) {
-        if (heed_params_dtype(P) == HEED_F32)
-            set_forget_bias_f32(w, H, o);
-        else
-            set_forget_bias_f64(w, H, o);
+        if (heed_params_dtype(P) == HEED_F32) set_forget_bias_f32(w, H, o);
+        else set_forget_bias_f64(w, H, o);
     }
     return HEED_OK;
 }
@@ -247,7 +278,8 @@ heed_status heed__rnn_declare_set(heed_params *P, const char *fn, const char *pr
 /* Checks the options common to cells and layers. */
 static heed_status check_opts(heed_ctx *ctx, const char *fn, const heed_rnn_opts *o) {
     if (o->kind != HEED_RNN_LSTM && o->kind != HEED_RNN_GRU)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown kind %d (HEED_RNN_LSTM or HEED_RNN_GRU)", fn, (int)o->kind);
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: unknown kind %d (HEED_RNN_LSTM or HEED_RNN_GRU)", fn,
+                             (int)o->kind);
     if (o->input_size < 1 || o->hidden_size < 1 || o->input_size > (1 << 24) || o->hidden_size > (1 << 24))
         return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: input_size %lld, hidden_size %lld (each must be in 1..2^24)", fn,
                              (long long)o->input_size, (long long)o->hidden_size);
@@ -267,8 +299,13 @@ heed_status heed_rnn_cell_declare(heed_rnn_cell *cell, heed_params *P, const cha
     if (st != HEED_OK) return st;
     heed_tensor *w[4];
     if ((st = heed__rnn_declare_set(P, fn, prefix, "", opts, opts->input_size, w)) != HEED_OK) return st;
-    *cell = (heed_rnn_cell){.kind = opts->kind, .input_size = opts->input_size, .hidden_size = opts->hidden_size,
-                            .w_ih = w[0], .w_hh = w[1], .b_ih = w[2], .b_hh = w[3]};
+    *cell = (heed_rnn_cell){.kind = opts->kind,
+                            .input_size = opts->input_size,
+                            .hidden_size = opts->hidden_size,
+                            .w_ih = w[0],
+                            .w_hh = w[1],
+                            .b_ih = w[2],
+                            .b_hh = w[3]};
     return HEED_OK;
 }
 
@@ -292,12 +329,13 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
             for (int k = 0; k < (o.no_bias ? 2 : 4); k++) {
                 static const char *const base[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
                 char name[300];
-                snprintf(name, sizeof name, "%s%s%s_l%d%s", prefix ? prefix : "", prefix && *prefix ? "." : "", base[k], l,
-                         d ? "_reverse" : "");
+                snprintf(name, sizeof name, "%s%s%s_l%d%s", prefix ? prefix : "", prefix && *prefix ? "." : "", base[k],
+                         l, d ? "_reverse" : "");
                 if (heed_params_find(P, name))
                     return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: a parameter named '%s' exists already", fn, name);
             }
-    if (check_weight_size(ctx, fn, &o, o.layers > 1 && D * o.hidden_size > o.input_size ? D * o.hidden_size : o.input_size) !=
+    if (check_weight_size(ctx, fn, &o,
+                          o.layers > 1 && D * o.hidden_size > o.input_size ? D * o.hidden_size : o.input_size) !=
         HEED_OK)
         return ctx->err.code;
     heed_rnn r = {.opts = o};

@@ -77,7 +77,8 @@ void heed__rnn_fwd_all(const rnn_fwd_step *s, int threads) {
         return;
     }
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t k = 0; k < nb; k++) heed__rnn_fwd_step(s, UNIT_BLOCK * k, UNIT_BLOCK * (k + 1) < s->H ? UNIT_BLOCK * (k + 1) : s->H);
+    for (int64_t k = 0; k < nb; k++)
+        heed__rnn_fwd_step(s, UNIT_BLOCK * k, UNIT_BLOCK * (k + 1) < s->H ? UNIT_BLOCK * (k + 1) : s->H);
 }
 
 void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads) {
@@ -87,7 +88,8 @@ void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads) {
         return;
     }
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t k = 0; k < nb; k++) heed__rnn_bwd_step(s, UNIT_BLOCK * k, UNIT_BLOCK * (k + 1) < s->H ? UNIT_BLOCK * (k + 1) : s->H);
+    for (int64_t k = 0; k < nb; k++)
+        heed__rnn_bwd_step(s, UNIT_BLOCK * k, UNIT_BLOCK * (k + 1) < s->H ? UNIT_BLOCK * (k + 1) : s->H);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -105,15 +107,12 @@ void heed__rnn_bwd_all(const rnn_bwd_step *s, int threads) {
 
 void heed__rnn_fold_bias(heed_dtype dt, heed_rnn_kind kind, int64_t H, const void *b_ih, const void *b_hh, void *out) {
     int G = heed__rnn_gates(kind);
-    if (dt == HEED_F32)
-        fold_bias_kernel_f32(b_ih, b_hh, out, G, H, kind);
-    else
-        fold_bias_kernel_f64(b_ih, b_hh, out, G, H, kind);
+    if (dt == HEED_F32) fold_bias_kernel_f32(b_ih, b_hh, out, G, H, kind);
+    else fold_bias_kernel_f64(b_ih, b_hh, out, G, H, kind);
 }
 
-void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out, int threads) {
-    if (dt == HEED_F32)
-        colsum_add_kernel_f32(m, out, cols, rows, threads, ld);
-    else
-        colsum_add_kernel_f64(m, out, cols, rows, threads, ld);
+void heed__rnn_colsum_add(heed_dtype dt, const void *m, int64_t rows, int64_t cols, int64_t ld, void *out,
+                          int threads) {
+    if (dt == HEED_F32) colsum_add_kernel_f32(m, out, cols, rows, threads, ld);
+    else colsum_add_kernel_f64(m, out, cols, rows, threads, ld);
 }

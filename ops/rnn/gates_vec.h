@@ -56,7 +56,8 @@ VTARGET static void VFN(gru_fwd)(const rnn_fwd_step *s, int64_t j0, int64_t j1) 
         float *a = (float *)s->gates + b * 4 * H;
         const float *r = s->rec ? (const float *)s->rec + b * s->rec_ld : NULL;
         for (int64_t j = j0; j < jv; j += VW) {
-            VF ar = V(load)(a + j), az = V(load)(a + H + j), an = V(load)(a + 2 * H + j), ghn = VFN(loadz)(bhn ? bhn + j : NULL);
+            VF ar = V(load)(a + j), az = V(load)(a + H + j), an = V(load)(a + 2 * H + j),
+               ghn = VFN(loadz)(bhn ? bhn + j : NULL);
             if (bb) {
                 ar = V(add)(ar, V(load)(bb + j));
                 az = V(add)(az, V(load)(bb + H + j));

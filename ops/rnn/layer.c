@@ -44,15 +44,15 @@ typedef struct {
     int L, D, G;
     int64_t T, B, I, H;
     bool lstm;
-    bool bf;              /* batch_first: x and y are [B,T,.] */
-    const int64_t *len;   /* arena copy; NULL = all T */
-    bool drop;            /* dropout between layers applied */
-    bool ring;            /* not recorded: Hs, Cs hold 2 steps, buffers shared by the layers */
+    bool bf;            /* batch_first: x and y are [B,T,.] */
+    const int64_t *len; /* arena copy; NULL = all T */
+    bool drop;          /* dropout between layers applied */
+    bool ring;          /* not recorded: Hs, Cs hold 2 steps, buffers shared by the layers */
     double p;
     uint64_t seed, stream; /* stream + l masks the output of layer l */
     heed_tensor *x, *h0, *c0;
     heed_rnn w;
-    void *X[MAXL];                  /* layer inputs [T,B,In]; X[0] is x's data */
+    void *X[MAXL]; /* layer inputs [T,B,In]; X[0] is x's data */
     void *gates[MAXL][2], *Hs[MAXL][2], *Cs[MAXL][2];
 } layer_saved;
 
@@ -61,16 +61,16 @@ typedef struct {
  * used at a time. */
 typedef struct {
     const layer_saved *sv;
-    int threads;                   /* heed_ctx_threads: the most any region of the layer uses */
+    int threads; /* heed_ctx_threads: the most any region of the layer uses */
     int l, rparts, uparts;
-    int64_t r0[MAX_PARTS + 1];     /* rows of row block k: [r0[k], r0[k+1]) */
-    int64_t u0[MAX_PARTS + 1];     /* units of unit block k: [u0[k], u0[k+1]) */
-    const void *wp[2];             /* forward: W_hh with each unit block's gate rows together */
-    void *rec[2];                  /* forward: [B, G*H]; item (rows b0.., units j0..) at b0*G*H + B*G*j0 */
-    void *bias[2];                 /* forward: the folded bias [G*H] or NULL */
-    void *y;                       /* forward: the layer's output [T,B,D*H] ([B,T,D*H] if y_bm) */
-    const void *dy;                /* backward: gradient of the layer's output (laid out as y) */
-    bool y_bm;                     /* the layer's output is the user's batch-major y */
+    int64_t r0[MAX_PARTS + 1]; /* rows of row block k: [r0[k], r0[k+1]) */
+    int64_t u0[MAX_PARTS + 1]; /* units of unit block k: [u0[k], u0[k+1]) */
+    const void *wp[2];         /* forward: W_hh with each unit block's gate rows together */
+    void *rec[2];              /* forward: [B, G*H]; item (rows b0.., units j0..) at b0*G*H + B*G*j0 */
+    void *bias[2];             /* forward: the folded bias [G*H] or NULL */
+    void *y;                   /* forward: the layer's output [T,B,D*H] ([B,T,D*H] if y_bm) */
+    const void *dy;            /* backward: gradient of the layer's output (laid out as y) */
+    bool y_bm;                 /* the layer's output is the user's batch-major y */
     void *dh[2], *dc[2], *dgi[2], *dgh[2];
 } recur;
 
@@ -80,11 +80,14 @@ typedef struct {
 } item;
 
 static size_t esz(const layer_saved *sv) { return heed_dtype_size(sv->x->dtype); }
-#define AT(p, elems) ((void *)((char *)(p) + (size_t)(elems) * es))
+#define AT(p, elems) ((void *)((char *)(p) + (size_t)(elems)*es))
 
 static item item_of(const recur *rc, int i) {
     int per_dir = rc->rparts * rc->uparts, rk = i % per_dir / rc->uparts, uk = i % rc->uparts;
-    return (item){.d = i / per_dir, .b0 = rc->r0[rk], .nb = rc->r0[rk + 1] - rc->r0[rk], .j0 = rc->u0[uk],
+    return (item){.d = i / per_dir,
+                  .b0 = rc->r0[rk],
+                  .nb = rc->r0[rk + 1] - rc->r0[rk],
+                  .j0 = rc->u0[uk],
                   .nk = rc->u0[uk + 1] - rc->u0[uk]};
 }
 
@@ -120,18 +123,19 @@ static int64_t run_start(row_runs p, rows_of r, int64_t i) { return p.same ? 0 :
 static int64_t run_stride(row_runs p, rows_of r) { return p.same ? 1 : p.by_t ? r.bs : r.ts; }
 
 /* C[rows, N] = A[rows, K] op(W) + beta C, A's rows laid out by ra and C's by rc. */
-static void gemm_rows_m(heed_dtype dt, int64_t T, int64_t B, int64_t N, int64_t K, const void *A, rows_of ra, int64_t lda,
-                        const void *W, bool tw, int64_t ldw, double beta, void *C, rows_of rc, int64_t ldc) {
+static void gemm_rows_m(heed_dtype dt, int64_t T, int64_t B, int64_t N, int64_t K, const void *A, rows_of ra,
+                        int64_t lda, const void *W, bool tw, int64_t ldw, double beta, void *C, rows_of rc,
+                        int64_t ldc) {
     size_t es = heed_dtype_size(dt);
     row_runs p = plan_runs(ra, rc, T, B);
     for (int64_t i = 0; i < p.runs; i++)
-        heed_gemm(dt, false, tw, p.len, N, K, 1, AT(A, run_start(p, ra, i) * lda), run_stride(p, ra) * lda, W, ldw, beta,
-                  AT(C, run_start(p, rc, i) * ldc), run_stride(p, rc) * ldc);
+        heed_gemm(dt, false, tw, p.len, N, K, 1, AT(A, run_start(p, ra, i) * lda), run_stride(p, ra) * lda, W, ldw,
+                  beta, AT(C, run_start(p, rc, i) * ldc), run_stride(p, rc) * ldc);
 }
 
 /* C[M, N] += A[rows, M]^T Bm[rows, N], A's rows laid out by ra and Bm's by rb. */
-static void gemm_rows_k(heed_dtype dt, int64_t T, int64_t B, int64_t M, int64_t N, const void *A, rows_of ra, int64_t lda,
-                        const void *Bm, rows_of rb, int64_t ldb, void *C, int64_t ldc) {
+static void gemm_rows_k(heed_dtype dt, int64_t T, int64_t B, int64_t M, int64_t N, const void *A, rows_of ra,
+                        int64_t lda, const void *Bm, rows_of rb, int64_t ldb, void *C, int64_t ldc) {
     size_t es = heed_dtype_size(dt);
     row_runs p = plan_runs(ra, rb, T, B);
     for (int64_t i = 0; i < p.runs; i++)
@@ -183,13 +187,25 @@ static void fwd_item(const recur *rc, item it, int64_t s) {
         heed_gemm(sv->x->dtype, false, true, it.nb, G * nk, H, 1, hp, H, AT(rc->wp[d], G * j0 * H), H, 0, rec, G * nk);
     }
     const void *b_hh = sv->w.b_hh[l][d] ? sv->w.b_hh[l][d]->data : NULL;
-    rnn_fwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
-                       .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H), .rec = rec, .rec_ld = G * nk, .rec_gs = nk,
-                       .rec_j0 = j0, .bias = rc->bias[d], .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL,
-                       .h_prev = hp, .c_prev = cp, .h_out = AT(sv->Hs[l][d], (hist(sv, t) * B + b0) * H),
+    rnn_fwd_step st = {.dtype = sv->x->dtype,
+                       .kind = sv->kind,
+                       .B = it.nb,
+                       .H = H,
+                       .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H),
+                       .rec = rec,
+                       .rec_ld = G * nk,
+                       .rec_gs = nk,
+                       .rec_j0 = j0,
+                       .bias = rc->bias[d],
+                       .b_hn = !sv->lstm && b_hh ? AT(b_hh, 2 * H) : NULL,
+                       .h_prev = hp,
+                       .c_prev = cp,
+                       .h_out = AT(sv->Hs[l][d], (hist(sv, t) * B + b0) * H),
                        .c_out = sv->lstm ? AT(sv->Cs[l][d], (hist(sv, t) * B + b0) * H) : NULL,
-                       .y = AT(rc->y, (y_row(rc, t, b0) * sv->D + d) * H), .y_ld = y_ld(rc),
-                       .len = sv->len ? sv->len + b0 : NULL, .t = t};
+                       .y = AT(rc->y, (y_row(rc, t, b0) * sv->D + d) * H),
+                       .y_ld = y_ld(rc),
+                       .len = sv->len ? sv->len + b0 : NULL,
+                       .t = t};
     heed__rnn_fwd_step(&st, j0, j0 + nk);
 }
 
@@ -200,13 +216,22 @@ static void bwd_kernel_item(const recur *rc, item it, int64_t s) {
     int64_t B = sv->B, H = sv->H, t = time_of(sv, d, sv->T - 1 - s), b0 = it.b0;
     const void *hp, *cp;
     prev_states(sv, l, d, t, b0, &hp, &cp);
-    rnn_bwd_step st = {.dtype = sv->x->dtype, .kind = sv->kind, .B = it.nb, .H = H,
+    rnn_bwd_step st = {.dtype = sv->x->dtype,
+                       .kind = sv->kind,
+                       .B = it.nb,
+                       .H = H,
                        .gates = AT(sv->gates[l][d], (t * B + b0) * 4 * H),
-                       .c_t = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL, .h_prev = hp, .c_prev = cp,
-                       .dy = rc->dy ? AT(rc->dy, (y_row(rc, t, b0) * sv->D + d) * H) : NULL, .dy_ld = y_ld(rc),
-                       .dh = AT(rc->dh[d], b0 * H), .dc = sv->lstm ? AT(rc->dc[d], b0 * H) : NULL,
-                       .dgi = AT(rc->dgi[d], (t * B + b0) * G * H), .dgh = AT(rc->dgh[d], (t * B + b0) * G * H),
-                       .len = sv->len ? sv->len + b0 : NULL, .t = t};
+                       .c_t = sv->lstm ? AT(sv->Cs[l][d], (t * B + b0) * H) : NULL,
+                       .h_prev = hp,
+                       .c_prev = cp,
+                       .dy = rc->dy ? AT(rc->dy, (y_row(rc, t, b0) * sv->D + d) * H) : NULL,
+                       .dy_ld = y_ld(rc),
+                       .dh = AT(rc->dh[d], b0 * H),
+                       .dc = sv->lstm ? AT(rc->dc[d], b0 * H) : NULL,
+                       .dgi = AT(rc->dgi[d], (t * B + b0) * G * H),
+                       .dgh = AT(rc->dgh[d], (t * B + b0) * G * H),
+                       .len = sv->len ? sv->len + b0 : NULL,
+                       .t = t};
     heed__rnn_bwd_step(&st, it.j0, it.j0 + it.nk);
 }
 
@@ -296,20 +321,17 @@ static void plan_parts(recur *rc) {
 #undef FN
 
 /* out = in * keep / (1 - p), keep = uniform(seed, stream, i) >= p (regenerated in backward) */
-static void drop_mask(heed_dtype dt, const void *in, void *out, int64_t n, uint64_t seed, uint64_t stream, double p, int threads) {
-    if (dt == HEED_F32)
-        drop_mask_kernel_f32(in, out, p, n, threads, seed, stream);
-    else
-        drop_mask_kernel_f64(in, out, p, n, threads, seed, stream);
+static void drop_mask(heed_dtype dt, const void *in, void *out, int64_t n, uint64_t seed, uint64_t stream, double p,
+                      int threads) {
+    if (dt == HEED_F32) drop_mask_kernel_f32(in, out, p, n, threads, seed, stream);
+    else drop_mask_kernel_f64(in, out, p, n, threads, seed, stream);
 }
 
 /* ---------------------------------------------------------------- backward */
 
 static void add_into(heed_dtype dt, void *dst, const void *src, int64_t n) {
-    if (dt == HEED_F32)
-        add_into_kernel_f32(dst, src, n);
-    else
-        add_into_kernel_f64(dst, src, n);
+    if (dt == HEED_F32) add_into_kernel_f32(dst, src, n);
+    else add_into_kernel_f64(dst, src, n);
 }
 
 static void layer_backward(heed_graph *g, heed_node *n) {
@@ -361,10 +383,12 @@ static void layer_backward(heed_graph *g, heed_node *n) {
             if (gb_ih) heed__rnn_colsum_add(dt, rc.dgi[d], TB, GH, GH, gb_ih, heed_ctx_threads_now(g->ctx));
             if (gb_hh) heed__rnn_colsum_add(dt, rc.dgh[d], TB, GH, GH, gb_hh, heed_ctx_threads_now(g->ctx));
             if (dX)
-                gemm_rows_m(dt, T, B, In, GH, rc.dgi[d], tm, GH, w_ih->data, false, In, l > 0 && d == 0 ? 0 : 1, dX, x_rows,
-                            In);
+                gemm_rows_m(dt, T, B, In, GH, rc.dgi[d], tm, GH, w_ih->data, false, In, l > 0 && d == 0 ? 0 : 1, dX,
+                            x_rows, In);
         }
-        if (l > 0 && sv->drop) drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p, heed_ctx_threads_now(g->ctx));
+        if (l > 0 && sv->drop)
+            drop_mask(dt, dX, dX, TB * In, sv->seed, sv->stream + (uint64_t)(l - 1), sv->p,
+                      heed_ctx_threads_now(g->ctx));
         dY = dX;
     }
 }
@@ -381,10 +405,9 @@ static bool check_weight(heed_graph *g, const char *op, const heed_tensor *t, co
     if (!heed__check_like(g, op, t, name, x)) return false;
     if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
         if (ndim == 2)
-            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld, %lld]", op, name, HEED_S(t), (long long)d0,
-                            (long long)d1);
-        else
-            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld]", op, name, HEED_S(t), (long long)d0);
+            heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld, %lld]", op, name, HEED_S(t),
+                            (long long)d0, (long long)d1);
+        else heed_graph_fail(g, HEED_ERR_SHAPE, "%s: rnn %s is %s, must be [%lld]", op, name, HEED_S(t), (long long)d0);
         return false;
     }
     return true;
@@ -395,8 +418,8 @@ static bool check_state(heed_graph *g, const char *op, const heed_tensor *s, con
     if (!s) return true;
     if (!heed__check_like(g, op, s, name, x)) return false;
     if (s->ndim != 3 || s->shape[0] != n || s->shape[1] != B || s->shape[2] != H) {
-        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [layers*dirs, batch, hidden] = [%lld, %lld, %lld]", op, name,
-                        HEED_S(s), (long long)n, (long long)B, (long long)H);
+        heed_graph_fail(g, HEED_ERR_SHAPE, "%s: %s%s must be [layers*dirs, batch, hidden] = [%lld, %lld, %lld]", op,
+                        name, HEED_S(s), (long long)n, (long long)B, (long long)H);
         return false;
     }
     return true;
@@ -406,8 +429,8 @@ bool heed__rnn_check_lengths(heed_graph *g, const char *op, const int64_t *lengt
                              int64_t T) {
     for (int64_t b = 0; lengths && b < B; b++)
         if (lengths[b] < 1 || lengths[b] > T) {
-            heed_graph_fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op, (long long)b,
-                            (long long)lengths[b], HEED_S(x), (long long)T);
+            heed_graph_fail(g, HEED_ERR_ARG, "%s: lengths[%lld] = %lld for x%s (each must be in 1..T = %lld)", op,
+                            (long long)b, (long long)lengths[b], HEED_S(x), (long long)T);
             return false;
         }
     return true;
@@ -423,7 +446,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     if (!rnn) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn is NULL", op), NULL;
     const heed_rnn_opts *o = &rnn->opts;
     if (o->kind != kind)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn was declared as %s", op, o->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU"),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn was declared as %s", op,
+                               o->kind == HEED_RNN_LSTM ? "an LSTM" : "a GRU"),
                NULL;
     int L = o->layers ? o->layers : 1, D = o->bidirectional ? 2 : 1, G = heed__rnn_gates(kind);
     if (L < 1 || L > MAXL) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
@@ -431,8 +455,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn dropout %g (must be in [0, 1))", op, o->dropout), NULL;
     int64_t H = o->hidden_size, I = o->input_size;
     if (H < 1 || I < 1)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn input_size %lld, hidden_size %lld (must be >= 1)", op, (long long)I,
-                               (long long)H),
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn input_size %lld, hidden_size %lld (must be >= 1)", op,
+                               (long long)I, (long long)H),
                NULL;
     bool bf = o->batch_first;
     if (x->ndim != 3 || x->shape[2] != I || x->shape[0] < 1 || x->shape[1] < 1)
@@ -464,8 +488,23 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     int64_t *len = lengths ? heed_graph_alloc(g, (size_t)B * sizeof *len) : NULL;
     if (!heed_graph_ok(g)) return NULL;
     if (len) memcpy(len, lengths, (size_t)B * sizeof *len);
-    *sv = (layer_saved){.kind = kind, .L = L, .D = D, .G = G, .T = T, .B = B, .I = I, .H = H, .lstm = lstm, .bf = bf, .len = len,
-                        .x = x, .h0 = h0, .c0 = lstm ? c0 : NULL, .w = *rnn, .p = o->dropout, .seed = g->ctx->seed};
+    *sv = (layer_saved){.kind = kind,
+                        .L = L,
+                        .D = D,
+                        .G = G,
+                        .T = T,
+                        .B = B,
+                        .I = I,
+                        .H = H,
+                        .lstm = lstm,
+                        .bf = bf,
+                        .len = len,
+                        .x = x,
+                        .h0 = h0,
+                        .c0 = lstm ? c0 : NULL,
+                        .w = *rnn,
+                        .p = o->dropout,
+                        .seed = g->ctx->seed};
     sv->w.opts.layers = L;
     if (o->no_bias)
         for (int l = 0; l < L; l++) sv->w.b_ih[l][0] = sv->w.b_ih[l][1] = sv->w.b_hh[l][0] = sv->w.b_hh[l][1] = NULL;
@@ -494,7 +533,9 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
     sv->X[0] = x->data;
     for (int l = 0; l < L && heed_graph_ok(g); l++) {
         int64_t In = l == 0 ? I : D * H, steps = sv->ring ? 2 : T;
-        void *yl = l == L - 1 ? y->data : sv->ring && ybuf[l & 1] ? ybuf[l & 1] : heed_graph_alloc(g, (size_t)(TB * D * H) * es);
+        void *yl = l == L - 1                ? y->data
+                   : sv->ring && ybuf[l & 1] ? ybuf[l & 1]
+                                             : heed_graph_alloc(g, (size_t)(TB * D * H) * es);
         ybuf[l & 1] = yl;
         recur rc = {.sv = sv, .threads = heed_ctx_threads(g->ctx), .l = l, .y = yl, .y_bm = sv->bf && l == L - 1};
         plan_parts(&rc);
@@ -511,8 +552,8 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             rc.bias[d] = bi || bh ? heed_graph_alloc(g, (size_t)GH * es) : NULL;
             if (!heed_graph_ok(g)) return NULL;
             if (rc.bias[d]) heed__rnn_fold_bias(dt, kind, H, bi ? bi->data : NULL, bh ? bh->data : NULL, rc.bias[d]);
-            gemm_rows_m(dt, T, B, GH, In, sv->X[l], rows_layout(sv->bf && l == 0, T, B), In, sv->w.w_ih[l][d]->data, true, In,
-                        0, sv->gates[l][d], rows_layout(false, T, B), 4 * H);
+            gemm_rows_m(dt, T, B, GH, In, sv->X[l], rows_layout(sv->bf && l == 0, T, B), In, sv->w.w_ih[l][d]->data,
+                        true, In, 0, sv->gates[l][d], rows_layout(false, T, B), 4 * H);
             if (rc.uparts > 1) /* block k's gate rows g*H + [u0, u1) stacked at rows G*u0 .. G*u1 */
                 for (int k = 0; k < rc.uparts; k++) {
                     int64_t j0 = rc.u0[k], nk = rc.u0[k + 1] - j0;
@@ -528,7 +569,9 @@ static heed_tensor *stack(heed_graph *g, heed_rnn_kind kind, const heed_rnn *rnn
             if (lstm) memcpy(AT(cn->data, idx * B * H), AT(sv->Cs[l][d], hist(sv, last) * B * H), (size_t)(B * H) * es);
         }
         if (l < L - 1) {
-            if (sv->drop) drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p, heed_ctx_threads_now(g->ctx));
+            if (sv->drop)
+                drop_mask(dt, rc.y, rc.y, TB * D * H, sv->seed, sv->stream + (uint64_t)l, sv->p,
+                          heed_ctx_threads_now(g->ctx));
             sv->X[l + 1] = rc.y;
         }
     }
@@ -565,16 +608,18 @@ heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tenso
     int64_t H = rnn->opts.hidden_size;
     if (L < 1 || L > MAXL) return heed_graph_fail(g, HEED_ERR_ARG, "%s: rnn has %d layers (1..%d)", op, L, MAXL), NULL;
     if (state->ndim != 3 || state->shape[0] != L * D || state->shape[2] != H)
-        return heed_graph_fail(g, HEED_ERR_SHAPE, "%s: state%s must be [layers*dirs, batch, hidden] = [%d, batch, %lld]", op,
+        return heed_graph_fail(g, HEED_ERR_SHAPE,
+                               "%s: state%s must be [layers*dirs, batch, hidden] = [%d, batch, %lld]", op,
                                HEED_S(state), L * D, (long long)H),
                NULL;
     int l = layer < 0 ? layer + L : layer;
     if (l < 0 || l >= L)
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: layer %d out of range for an rnn of %d layers (need %d <= layer < %d)", op,
-                               layer, L, -L, L),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: layer %d out of range for an rnn of %d layers (need %d <= layer < %d)", op, layer,
+                               L, -L, L),
                NULL;
     int64_t B = state->shape[1];
     heed_tensor *s = heed_slice(g, state, 0, (int64_t)l * D, (int64_t)(l + 1) * D); /* [D, B, H] */
-    if (D == 2) s = heed_transpose(g, s, 0, 1);                                    /* [B, 2, H] */
+    if (D == 2) s = heed_transpose(g, s, 0, 1);                                     /* [B, 2, H] */
     return heed_reshape(g, s, HEED_SHAPE(B, D * H));
 }

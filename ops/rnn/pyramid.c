@@ -13,7 +13,9 @@ typedef struct {
 } pyr_saved;
 
 /* Element offsets of frame s of row b in x, and of the half of y it fills. */
-static int64_t x_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t b) { return (bm ? b * T + s : s * B + b) * F; }
+static int64_t x_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t b) {
+    return (bm ? b * T + s : s * B + b) * F;
+}
 static int64_t y_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t b) {
     int64_t T2 = (T + 1) / 2;
     return (bm ? b * T2 + s / 2 : s / 2 * B + b) * 2 * F + s % 2 * F;
@@ -37,10 +39,8 @@ static void pyramid_backward(heed_graph *g, heed_node *n) {
     if (!gx) return;
     bool bm = sv->bm;
     int64_t T = x->shape[bm ? 1 : 0], B = x->shape[bm ? 0 : 1], F = x->shape[2];
-    if (x->dtype == HEED_F32)
-        pyramid_backward_kernel_f32(y, gx, x, g, T, B, sv, bm, F);
-    else
-        pyramid_backward_kernel_f64(y, gx, x, g, T, B, sv, bm, F);
+    if (x->dtype == HEED_F32) pyramid_backward_kernel_f32(y, gx, x, g, T, B, sv, bm, F);
+    else pyramid_backward_kernel_f64(y, gx, x, g, T, B, sv, bm, F);
 }
 
 static const heed_op op_pyramid = {"heed_pyramid_concat", pyramid_backward};
@@ -56,10 +56,8 @@ static heed_tensor *pyramid(heed_graph *g, const char *op, heed_tensor *x, const
     if (!heed__rnn_check_lengths(g, op, lengths, x, B, T)) return NULL;
     heed_tensor *y = heed__new(g, op, x->dtype, 3, bm ? (int64_t[]){B, T2, 2 * F} : (int64_t[]){T2, B, 2 * F});
     if (!y) return NULL;
-    if (x->dtype == HEED_F32)
-        pyramid_kernel_f32(x, y, g, T, T2, B, bm, F, lengths);
-    else
-        pyramid_kernel_f64(x, y, g, T, T2, B, bm, F, lengths);
+    if (x->dtype == HEED_F32) pyramid_kernel_f32(x, y, g, T, T2, B, bm, F, lengths);
+    else pyramid_kernel_f64(x, y, g, T, T2, B, bm, F, lengths);
     heed_node *n = heed_record(g, &op_pyramid, 1, &x, 1, &y);
     if (n) {
         pyr_saved *sv = heed__zalloc(g, sizeof *sv);
@@ -84,7 +82,8 @@ heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *
     if (c_n) *c_n = NULL;
     if (!heed_graph_ok(g)) return NULL;
     if (!out_lengths)
-        return heed_graph_fail(g, HEED_ERR_ARG, "heed_pyramid_lstm: out_lengths is NULL (it receives the halved lengths)"),
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "heed_pyramid_lstm: out_lengths is NULL (it receives the halved lengths)"),
                NULL;
     heed_tensor *y = pyramid(g, "heed_pyramid_lstm", x, lengths, out_lengths, rnn && rnn->opts.batch_first);
     if (!y) return NULL;

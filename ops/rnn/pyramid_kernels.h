@@ -24,9 +24,7 @@ static void FN(pyramid_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, in
     for (int64_t s = 0; s < 2 * T2; s++)
         for (int64_t b = 0; b < B; b++) {
             T *dst = Y + y_at(bm, steps, B, F, s, b);
-            if (s >= steps || (lengths && s >= lengths[b]))
-                memset(dst, 0, (size_t)F * sizeof(T));
-            else
-                memcpy(dst, X + x_at(bm, steps, B, F, s, b), (size_t)F * sizeof(T));
+            if (s >= steps || (lengths && s >= lengths[b])) memset(dst, 0, (size_t)F * sizeof(T));
+            else memcpy(dst, X + x_at(bm, steps, B, F, s, b), (size_t)F * sizeof(T));
         }
 }

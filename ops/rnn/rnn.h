@@ -22,14 +22,14 @@ typedef struct {
     void *gates;
     const void *rec;
     int64_t rec_ld, rec_gs, rec_j0;
-    const void *bias;           /* [G H], NULL = none */
-    const void *b_hn;           /* GRU: [H], NULL = none */
+    const void *bias;            /* [G H], NULL = none */
+    const void *b_hn;            /* GRU: [H], NULL = none */
     const void *h_prev, *c_prev; /* [B, H], NULL = zeros */
     void *h_out, *c_out;         /* [B, H] (c_out LSTM only) */
     void *y;                     /* NULL or rows of y_ld: h where active, 0 past the end */
     int64_t y_ld;
-    const int64_t *len;          /* row b is active when len == NULL or t < len[b]; an */
-    int64_t t;                   /* inactive row carries h_prev, c_prev unchanged */
+    const int64_t *len; /* row b is active when len == NULL or t < len[b]; an */
+    int64_t t;          /* inactive row carries h_prev, c_prev unchanged */
 } rnn_fwd_step;
 
 /* LSTM, per unit (a = pre-activations, i f o sigmoid, g tanh):
@@ -45,14 +45,14 @@ typedef struct {
     heed_dtype dtype;
     heed_rnn_kind kind;
     int64_t B, H;
-    const void *gates;            /* activations saved by the forward step */
-    const void *c_t;              /* LSTM: c after the step */
-    const void *h_prev, *c_prev;  /* NULL = zeros (GRU uses h_prev, LSTM c_prev) */
-    const void *dy;               /* NULL or rows of dy_ld: gradient of y */
+    const void *gates;           /* activations saved by the forward step */
+    const void *c_t;             /* LSTM: c after the step */
+    const void *h_prev, *c_prev; /* NULL = zeros (GRU uses h_prev, LSTM c_prev) */
+    const void *dy;              /* NULL or rows of dy_ld: gradient of y */
     int64_t dy_ld;
-    void *dh;  /* [B, H] in: dL/dh_t from later steps; out: the part of dL/dh_prev that */
-               /* does not go through W_hh (GRU: dh z; LSTM: 0; inactive rows: unchanged) */
-    void *dc;  /* LSTM [B, H] in: dL/dc_t; out: dL/dc_prev */
+    void *dh;        /* [B, H] in: dL/dh_t from later steps; out: the part of dL/dh_prev that */
+                     /* does not go through W_hh (GRU: dh z; LSTM: 0; inactive rows: unchanged) */
+    void *dc;        /* LSTM [B, H] in: dL/dc_t; out: dL/dc_prev */
     void *dgi, *dgh; /* [B, G H] out: gradients of the input-side and hidden-side */
                      /* pre-activations (the same buffer for the LSTM); 0 on inactive rows */
     const int64_t *len;

@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     heed_status st = heed_checkpoint_load_memory(P, data, size, NULL, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort(); /* an error must come with a message */
     if (st == HEED_OK && (info.n_schedule < 0 || info.n_schedule > HEED_CKPT_MAX_SCHEDULE)) abort();
-    if (st == HEED_OK && (meta_st != HEED_OK || !same_info(&info, &meta))) abort(); /* loadable: its metadata reads alike */
+    if (st == HEED_OK && (meta_st != HEED_OK || !same_info(&info, &meta)))
+        abort(); /* loadable: its metadata reads alike */
     st = heed_checkpoint_load_memory(P, data, size, opt, &info);
     if (st != HEED_OK && !*heed_ctx_error(ctx)) abort();
     if (st == HEED_OK) train_one_step();

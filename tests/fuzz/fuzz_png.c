@@ -33,10 +33,15 @@ static void write_seeds(const char *dir) {
     mkdir(dir, 0777);
     uint16_t s[6 * 7 * 4];
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) s[i] = (uint16_t)(i * 9973u);
-    static const struct { const char *name; int type, depth; } kinds[] = {
-        {"gray1", PNG_COLOR_TYPE_GRAY, 1}, {"gray4", PNG_COLOR_TYPE_GRAY, 4}, {"gray8", PNG_COLOR_TYPE_GRAY, 8},
-        {"gray16", PNG_COLOR_TYPE_GRAY, 16}, {"ga8", PNG_COLOR_TYPE_GRAY_ALPHA, 8}, {"rgb8", PNG_COLOR_TYPE_RGB, 8},
-        {"rgb16", PNG_COLOR_TYPE_RGB, 16}, {"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8}, {"rgba16", PNG_COLOR_TYPE_RGB_ALPHA, 16},
+    static const struct {
+        const char *name;
+        int type, depth;
+    } kinds[] = {
+        {"gray1", PNG_COLOR_TYPE_GRAY, 1},        {"gray4", PNG_COLOR_TYPE_GRAY, 4},
+        {"gray8", PNG_COLOR_TYPE_GRAY, 8},        {"gray16", PNG_COLOR_TYPE_GRAY, 16},
+        {"ga8", PNG_COLOR_TYPE_GRAY_ALPHA, 8},    {"rgb8", PNG_COLOR_TYPE_RGB, 8},
+        {"rgb16", PNG_COLOR_TYPE_RGB, 16},        {"rgba8", PNG_COLOR_TYPE_RGB_ALPHA, 8},
+        {"rgba16", PNG_COLOR_TYPE_RGB_ALPHA, 16},
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (int interlace = 0; interlace <= 1; interlace++) {
@@ -45,18 +50,35 @@ static void write_seeds(const char *dir) {
             for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) v[i] = (uint16_t)(s[i] & mask);
             char name[64];
             snprintf(name, sizeof name, "%s%s.png", kinds[k].name, interlace ? "-adam7" : "");
-            seed(dir, name, &(test_png){.width = 7, .height = 6, .color_type = kinds[k].type, .depth = kinds[k].depth,
-                                        .interlace = interlace, .samples = v});
+            seed(dir, name,
+                 &(test_png){.width = 7,
+                             .height = 6,
+                             .color_type = kinds[k].type,
+                             .depth = kinds[k].depth,
+                             .interlace = interlace,
+                             .samples = v});
         }
     static const png_color pal[4] = {{0, 0, 0}, {255, 0, 0}, {0, 255, 0}, {10, 20, 250}};
     static const png_byte alpha[2] = {0, 128};
     uint16_t idx[6 * 7];
     for (int i = 0; i < 42; i++) idx[i] = (uint16_t)(i % 4);
-    seed(dir, "palette2-trns.png", &(test_png){.width = 7, .height = 6, .color_type = PNG_COLOR_TYPE_PALETTE, .depth = 2,
-                                               .samples = idx, .palette = pal, .n_palette = 4, .palette_alpha = alpha,
-                                               .n_palette_alpha = 2});
-    seed(dir, "gray8-trns.png", &(test_png){.width = 7, .height = 6, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 8,
-                                            .samples = idx, .transparent = &(png_color_16){.gray = 1}});
+    seed(dir, "palette2-trns.png",
+         &(test_png){.width = 7,
+                     .height = 6,
+                     .color_type = PNG_COLOR_TYPE_PALETTE,
+                     .depth = 2,
+                     .samples = idx,
+                     .palette = pal,
+                     .n_palette = 4,
+                     .palette_alpha = alpha,
+                     .n_palette_alpha = 2});
+    seed(dir, "gray8-trns.png",
+         &(test_png){.width = 7,
+                     .height = 6,
+                     .color_type = PNG_COLOR_TYPE_GRAY,
+                     .depth = 8,
+                     .samples = idx,
+                     .transparent = &(png_color_16){.gray = 1}});
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
