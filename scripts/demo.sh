@@ -50,8 +50,8 @@ if [ "${1:-}" = caption ]; then
   shift
   # a smaller run than docs/caption.md's (fewer scenes and epochs): it learns to name and
   # place the objects in a few minutes, not to the full run's scores
-  ./build/examples/caption --out runs/caption-demo --pretrain-epochs 1 --train-scenes 6000 --test-scenes 300 \
-    --eval-size 200 --epochs 5 --threads 1 --figures 4 --metrics runs/caption-demo/metrics.csv \
+  ./build/examples/caption --out runs/caption-demo --pretrain-epochs 2 --train-scenes 12000 --test-scenes 300 \
+    --eval-size 200 --epochs 10 --eval-every 5 --figures 4 --metrics runs/caption-demo/metrics.csv \
     --checkpoint runs/caption-demo/caption.ckpt --resume "$@"
   echo
   echo "captioning a picture of a test scene (figure next to it):"
