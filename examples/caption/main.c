@@ -414,7 +414,7 @@ static int run(const options *o) {
         rc = 3;
     }
 done:
-    for (int64_t i = 0; hyps && i < o->figures; i++) cap_hypothesis_free(&hyps[i]);
+    for (int64_t i = 0; hyps && o->out_dir && i < o->figures; i++) cap_hypothesis_free(&hyps[i]); /* nf of them */
     free(hyps);
     if (log && heed_metrics_free(log) != HEED_OK && !rc) rc = fail("--metrics", heed_ctx_error(t.ctx));
     cap_scene_set_free(&strain), cap_scene_set_free(&stest);

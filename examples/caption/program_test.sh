@@ -49,6 +49,11 @@ grep -q "resumed from .* after epoch 1" "$dir/b2.log" && cmp -s "$dir/a.ckpt" "$
   ok "resume is bitwise: the checkpoints are identical" || bad "resumed checkpoint differs from the uninterrupted one"
 [ "$(grep '^test (' "$dir/a.log")" = "$(grep '^test (' "$dir/b2.log")" ] && ok "same final evaluation" ||
   bad "final evaluations differ: $(grep '^test (' "$dir/a.log" "$dir/b2.log")"
+# a finished checkpoint resumed without --out: only the final evaluation (no figures are
+# kept, so none may be freed: --figures 3 used to free 3 of the 1 allocated)
+"$cap" "${tiny[@]}" --epochs 2 --figures 3 --checkpoint "$dir/b.ckpt" --resume > "$dir/b3.log" 2>&1 &&
+  [ "$(grep '^test (' "$dir/a.log")" = "$(grep '^test (' "$dir/b3.log")" ] && ok "evaluation only, without --out" ||
+  bad "evaluation of a finished checkpoint without --out: $(cat "$dir/b3.log")"
 # hard attention trains and resumes too
 "$cap" "${tiny[@]}" --attention hard --epochs 1 --checkpoint "$dir/h.ckpt" > "$dir/h.log" 2>&1 &&
   grep -q "attention 8 (hard)" "$dir/h.log" && ok "hard attention trains" || bad "hard: $(cat "$dir/h.log")"
