@@ -238,9 +238,13 @@ static int compare(const char *path, const char *what, const char *saved, const 
     return 0;
 }
 
-/* The caption.model string of a checkpoint's metadata into out; 0 or -1 with the reason. */
+/* The caption.model string of a checkpoint's metadata into out; 0 or -1 with the reason.
+ * Checkpoints saved before the init setting existed had the mean init: "init=mean" is added. */
 static int saved_model(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    return ex_checkpoint_setting(path, "caption.model", "caption", out, len, err, errlen);
+    char v[32];
+    if (ex_checkpoint_setting(path, "caption.model", "caption", out, len, err, errlen)) return -1;
+    if (!ex_saved_value(out, "init", v, sizeof v) && strlen(out) + 10 < len) strcat(out, " init=mean");
+    return 0;
 }
 
 int cap_load(cap_trainer *t, const char *path, bool training, char *err, size_t errlen) {

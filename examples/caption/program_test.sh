@@ -103,6 +103,16 @@ expect 1 "was saved with the model setting hidden=16, this run has hidden=17" --
   --checkpoint "$dir/c.ckpt" --resume
 expect 1 "was saved with the model setting init=mean, this run has init=constant" -- "${tiny[@]}" --init constant \
   --epochs 3 --checkpoint "$dir/c.ckpt" --resume
+# a checkpoint from before the init setting (its caption.model without init=, the same
+# length blanked) is the mean init's: it resumes as one, and is refused as a constant one
+sed 's/ init=mean/          /' "$dir/a.ckpt" > "$dir/old.ckpt"
+grep -q "init=mean" "$dir/old.ckpt" && bad "old.ckpt still has init=mean"
+said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
+"$cap" --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/old.ckpt" --beam 2 > "$dir/old.log" 2>&1 &&
+  grep -qxF "$dir/out/scene-test-0.png: $said" "$dir/old.log" && ok "a checkpoint without init= is read as init=mean" ||
+  bad "checkpoint without init=: $(cat "$dir/old.log")"
+expect 1 "was saved with the model setting init=mean, this run has init=constant" -- "${tiny[@]}" --init constant \
+  --epochs 3 --checkpoint "$dir/old.ckpt" --resume
 expect 1 "was saved with the training setting lr=0.002, this run has lr=0.001" -- "${tiny[@]}" --lr 0.001 --epochs 2 \
   --checkpoint "$dir/c.ckpt" --resume
 
