@@ -34,18 +34,18 @@ heed_status heed_caption_declare(heed_caption *m, heed_params *P, const heed_cap
     if (!m || !cfg) return heed_ctx_fail(ctx, HEED_ERR_ARG, MODEL "_declare: model or config is NULL");
     heed_caption_config c = *cfg;
     bool ok = c.in_channels >= 1 && c.classes >= 2 && c.embed_dim >= 1 && c.hidden >= 1 && c.attn_dim >= 1 &&
-              c.vocab >= 2 && c.cells >= 0 && c.dropout >= 0 && c.dropout < 1;
+              c.vocab >= 2 && c.cells >= 0 && c.dropout >= 0 && c.dropout < 1 &&
+              (c.init == HEED_CAPTION_INIT_MEAN || c.init == HEED_CAPTION_INIT_CONSTANT);
     for (int i = 0; i < HEED_CAPTION_CONVS; i++) ok = ok && c.channels[i] >= 1;
     if (!ok)
-        return heed_ctx_fail(ctx, HEED_ERR_ARG,
-                             MODEL
-                             "_declare: in_channels %lld, channels %lld %lld %lld, classes %lld, embed_dim %lld, "
-                             "hidden %lld, attn_dim %lld, vocab %lld, cells %lld, dropout %g: need sizes >= 1, classes "
-                             "and vocab >= 2, cells >= 0, dropout in [0, 1)",
-                             (long long)c.in_channels, (long long)c.channels[0], (long long)c.channels[1],
-                             (long long)c.channels[2], (long long)c.classes, (long long)c.embed_dim,
-                             (long long)c.hidden, (long long)c.attn_dim, (long long)c.vocab, (long long)c.cells,
-                             c.dropout);
+        return heed_ctx_fail(
+            ctx, HEED_ERR_ARG,
+            MODEL "_declare: in_channels %lld, channels %lld %lld %lld, classes %lld, embed_dim %lld, "
+                  "hidden %lld, attn_dim %lld, vocab %lld, cells %lld, dropout %g, init %d: need sizes >= 1, "
+                  "classes and vocab >= 2, cells >= 0, dropout in [0, 1), init mean (0) or constant (1)",
+            (long long)c.in_channels, (long long)c.channels[0], (long long)c.channels[1], (long long)c.channels[2],
+            (long long)c.classes, (long long)c.embed_dim, (long long)c.hidden, (long long)c.attn_dim,
+            (long long)c.vocab, (long long)c.cells, c.dropout, (int)c.init);
     *m = (heed_caption){.cfg = c};
     int64_t D = c.channels[HEED_CAPTION_CONVS - 1], H = c.hidden, E = c.embed_dim;
     heed_init conv_init = heed_init_kaiming_uniform(2.2360679774997896); /* nn.Conv2d's */
@@ -170,10 +170,14 @@ static bool check_annotations(heed_graph *g, const heed_caption *m, heed_tensor 
     return true;
 }
 
-/* h_0, c_0 from the mean annotation; the keys projected once. */
+/* h_0, c_0 from the mean annotation, or (init CONSTANT) from zeros in its place: tanh(b),
+ * learned and the same for every image, so that the decoder cannot know which objects
+ * the scene holds without attending to them; the keys projected once. */
 static void dec_start(heed_graph *g, const heed_caption *m, heed_tensor *ann, dec_state *s) {
     if (m->position) ann = heed_add(g, ann, m->position);
     heed_tensor *mean = heed_mean(g, ann, 1, false);
+    if (m->cfg.init == HEED_CAPTION_INIT_CONSTANT && mean)
+        mean = heed_zeros(g, mean->dtype, HEED_SHAPE(mean->shape[0], mean->shape[1]));
     *s = (dec_state){.ann = ann, .n = ann->shape[0]};
     s->keys = heed_additive_keys(g, ann, m->attn.w_k, NULL);
     s->h = heed_tanh(g, heed_linear(g, mean, m->init_h_w, m->init_h_b));

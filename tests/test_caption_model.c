@@ -50,6 +50,46 @@ static void gradcheck_whole_model(void) {
     heed_params_free(P);
 }
 
+/* Init CONSTANT: h_0 = tanh(b_h), c_0 = tanh(b_c), the same for every image: the loss's
+ * gradients against central differences, then d loss / d W_h and W_c exactly zero (the
+ * mean annotation no longer reaches the state) while the biases' are not, and the
+ * opposite check on MEAN (W_h's gradient nonzero), so the test sees which init ran. */
+static void constant_init(void) {
+    heed_caption_config cfg = tiny_config();
+    cfg.init = HEED_CAPTION_INIT_CONSTANT;
+    heed_params *P = heed_params_new(ctx, HEED_F64);
+    heed_caption m;
+    CHECK(heed_caption_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+    loss_case c = {&m, 0.7};
+    heed_gradcheck_input a = {.shape = HEED_SHAPE(2, 5, 4)};
+    heed_gradcheck_opts o = {.params = P, .seed = 4};
+    CHECK_GRAD(ctx, tiny_loss, &c, 1, &a, &o);
+    heed_params_free(P);
+    for (int init = HEED_CAPTION_INIT_MEAN; init <= HEED_CAPTION_INIT_CONSTANT; init++) {
+        cfg.init = (heed_caption_init)init;
+        P = heed_params_new(ctx, HEED_F64);
+        CHECK(heed_caption_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
+        heed_graph *g = heed_graph_new(ctx);
+        double x[2 * 5 * 4];
+        for (int i = 0; i < 2 * 5 * 4; i++) x[i] = sin(0.7 * i + 0.3);
+        heed_params_zero_grad(P);
+        heed_tensor *l = heed_caption_loss(g, &m, heed_input(g, HEED_F64, HEED_SHAPE(2, 5, 4), x), tiny_targets, 4,
+                                           &(heed_caption_loss_opts){.bos = 0}, NULL, NULL);
+        CHECK(l && heed_backward(g, l) == HEED_OK, "%s", heed_graph_error(g));
+        double w_h = 0, w_c = 0, b_h = 0, b_c = 0;
+        for (int64_t i = 0; i < m.init_h_w->numel; i++)
+            w_h += fabs(((double *)m.init_h_w->grad)[i]), w_c += fabs(((double *)m.init_c_w->grad)[i]);
+        for (int64_t i = 0; i < m.init_h_b->numel; i++)
+            b_h += fabs(((double *)m.init_h_b->grad)[i]), b_c += fabs(((double *)m.init_c_b->grad)[i]);
+        if (init == HEED_CAPTION_INIT_CONSTANT)
+            CHECK(w_h == 0 && w_c == 0 && b_h > 0 && b_c > 0, "constant: |dW_h| %g |dW_c| %g |db_h| %g |db_c| %g", w_h,
+                  w_c, b_h, b_c);
+        else CHECK(w_h > 0 && w_c > 0, "mean: |dW_h| %g |dW_c| %g", w_h, w_c);
+        heed_graph_free(g);
+        heed_params_free(P);
+    }
+}
+
 static void f32_matches_f64(void) {
     heed_params *P64 = heed_params_new(ctx, HEED_F64), *P32 = heed_params_new(ctx, HEED_F32);
     heed_caption m64, m32;
@@ -234,6 +274,11 @@ static void bad_input(void) {
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "dropout in [0, 1)"), "%s",
           heed_ctx_error(ctx));
     cfg = tiny_config();
+    cfg.init = (heed_caption_init)2;
+    CHECK(heed_caption_declare(&m, P, &cfg) == HEED_ERR_ARG && strstr(heed_ctx_error(ctx), "init 2") &&
+              strstr(heed_ctx_error(ctx), "init mean (0) or constant (1)"),
+          "%s", heed_ctx_error(ctx));
+    cfg = tiny_config();
     CHECK(heed_caption_declare(&m, P, &cfg) == HEED_OK, "%s", heed_ctx_error(ctx));
     heed_graph *g = heed_graph_new(ctx);
     CHECK(!heed_caption_encode(g, &m, heed_zeros(g, HEED_F32, HEED_SHAPE(2, 1, 20, 16))), "20 rows");
@@ -271,6 +316,7 @@ static void bad_input(void) {
 int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 1, .threads = 1});
     RUN(gradcheck_whole_model);
+    RUN(constant_init);
     RUN(f32_matches_f64);
     RUN(regulariser_by_hand);
     RUN(train_soft);

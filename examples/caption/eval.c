@@ -43,17 +43,34 @@ static int copy_hypothesis(const heed_hypothesis *h, heed_hypothesis *out) {
     return 0;
 }
 
-/* The teacher-forced pointing of scenes ids [i0, i0 + nb) on their first reference. */
-static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_t nb, scene *sc, caption *refs,
-                          double *hits, double *mass, int64_t *count, char *err, size_t errlen) {
+/* The reference teacher-forced for scene i: with first[i] >= 0 (the class token the model's
+ * own caption names first), the first reference whose first noun it is, else the first. */
+static int pick_reference(const caption *refs, int nr, const int64_t *first, int64_t i) {
+    for (int k = 0; first && first[i] >= 0 && k < nr; k++)
+        if (refs[k].tok[1] == first[i]) return k;
+    return 0;
+}
+
+/* Teacher-forced pointing: hits, box mass and nouns, in all and by the noun's place in the caption. */
+typedef struct {
+    double hits, mass, nouns, hits_at[CAP_NOUNS], nouns_at[CAP_NOUNS];
+} tf_acc;
+
+/* Teacher-forced pointing of scenes [i0, i0 + nb) added to acc. The attention at the first
+ * noun is computed from "<start> a" alone, before the noun is fed, so on the first
+ * reference (whose subject is obj[0], a random one of the scene's objects) no model can
+ * know where to look: about 1 in 2 or 3 at best. With first, the reference starts with the
+ * object the model itself names first (the same attention row as its own caption's), and
+ * the later nouns are forced. */
+static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_t nb, const int64_t *first, scene *sc,
+                          caption *refs, tf_acc *acc, char *err, size_t errlen) {
     int64_t L = CAPTION_MAX_TOKENS, N = s->cells;
     int64_t *tgt = malloc((size_t)(nb * L) * sizeof *tgt);
     if (!tgt) return snprintf(err, errlen, "out of memory"), -1;
     for (int64_t i = 0; i < nb; i++) {
         scene_of_meta(&s->meta[i0 + i], sc);
-        scene_captions(sc, refs);
-        for (int64_t j = 0; j < L; j++)
-            tgt[i * L + j] = j < refs[0].n ? refs[0].tok[j] : j == refs[0].n ? TOK_END : -100;
+        const caption *c = &refs[pick_reference(refs, scene_captions(sc, refs), first, i)];
+        for (int64_t j = 0; j < L; j++) tgt[i * L + j] = j < c->n ? c->tok[j] : j == c->n ? TOK_END : -100;
     }
     heed_graph_reset(t->g);
     heed_tensor *w = NULL;
@@ -65,9 +82,14 @@ static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_
                       &w, NULL);
     if (!w) return free(tgt), snprintf(err, errlen, "teacher-forced pass: %s", heed_graph_error(t->g)), -1;
     for (int64_t i = 0; i < nb; i++)
-        for (int64_t j = 0; j < L && tgt[i * L + j] != -100; j++) {
+        for (int64_t j = 0, place = 0; j < L && tgt[i * L + j] != -100; j++) {
             int k = named_object(&s->meta[i0 + i], tgt[i * L + j]);
-            if (k >= 0) point(t, (const float *)w->data + (i * L + j) * N, &s->meta[i0 + i], k, hits, mass, count);
+            if (k < 0) continue;
+            double before = acc->hits;
+            int64_t count = 0;
+            point(t, (const float *)w->data + (i * L + j) * N, &s->meta[i0 + i], k, &acc->hits, &acc->mass, &count);
+            acc->nouns += (double)count;
+            if (place < CAP_NOUNS) acc->hits_at[place] += acc->hits - before, acc->nouns_at[place++] += (double)count;
         }
     free(tgt);
     return 0;
@@ -78,20 +100,22 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
     if (n > s->n) n = s->n;
     *e = (cap_eval){0};
     int64_t chunk = beam > 1 ? 16 : 64, N = s->cells, D = s->dim, exact = 0;
-    double hit_tf = 0, mass_tf = 0, hit_fr = 0, mass_fr = 0;
+    double hit_fr = 0, mass_fr = 0;
+    tf_acc tf = {0}, tfs = {0};
+    int64_t *first = malloc((size_t)chunk * sizeof *first);
     heed_bleu_stats bleu = {0};
     scene *sc = calloc(1, sizeof *sc);
     caption *refs = malloc(SCENE_MAX_CAPTIONS * sizeof *refs);
     int64_t ref_tok[SCENE_MAX_CAPTIONS][CAPTION_MAX_TOKENS], ref_len[SCENE_MAX_CAPTIONS];
     const int64_t *ref_ptr[SCENE_MAX_CAPTIONS];
     int rc = 0;
-    if (!sc || !refs) rc = -1, snprintf(err, errlen, "out of memory");
+    if (!sc || !refs || !first) rc = -1, snprintf(err, errlen, "out of memory");
     bool training = heed_graph_training(t->g);
     heed_graph_set_training(t->g, false);
     heed_no_grad_begin(t->g);
     for (int64_t i0 = 0; !rc && i0 < n; i0 += chunk) {
         int64_t nb = n - i0 < chunk ? n - i0 : chunk;
-        if ((rc = teacher_forced(t, s, i0, nb, sc, refs, &hit_tf, &mass_tf, &e->nouns_tf, err, errlen))) break;
+        if ((rc = teacher_forced(t, s, i0, nb, NULL, sc, refs, &tf, err, errlen))) break;
         heed_graph_reset(t->g);
         heed_decode_result r;
         heed_tensor *a = heed_input(t->g, HEED_F32, HEED_SHAPE(nb, N, D), s->features + i0 * N * D);
@@ -120,6 +144,9 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
             int64_t len = h->len < CAPTION_MAX_TOKENS + 1 ? h->len : CAPTION_MAX_TOKENS + 1;
             for (int64_t j = 0; j < len; j++) tok[j] = (int)h->tokens[j];
             exact += caption_valid(sc, tok, (int)len);
+            first[i] = -1;
+            for (int64_t j = 0; j < h->len && first[i] < 0; j++)
+                if (named_object(m, h->tokens[j]) >= 0) first[i] = h->tokens[j];
             for (int64_t j = 0; j < h->len && h->attention; j++) {
                 int k = named_object(m, h->tokens[j]);
                 if (k >= 0) point(t, h->attention + j * h->keys, m, k, &hit_fr, &mass_fr, &e->nouns_fr);
@@ -128,15 +155,20 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
                 rc = -1, snprintf(err, errlen, "out of memory");
         }
         heed_decode_result_free(&r);
+        if (!rc) rc = teacher_forced(t, s, i0, nb, first, sc, refs, &tfs, err, errlen);
     }
     heed_no_grad_end(t->g);
     heed_graph_set_training(t->g, training);
-    free(sc), free(refs);
+    free(sc), free(refs), free(first);
     if (rc) return rc;
     for (int k = 0; k < 4; k++) e->bleu[k] = heed_bleu(&bleu, k + 1);
     e->exact = (double)exact / (double)n;
-    e->point_tf = hit_tf / (double)(e->nouns_tf ? e->nouns_tf : 1),
-    e->mass_tf = mass_tf / (double)(e->nouns_tf ? e->nouns_tf : 1);
+    e->nouns_tf = (int64_t)tf.nouns, e->nouns_tfs = (int64_t)tfs.nouns;
+    e->point_tf = tf.hits / (tf.nouns > 0 ? tf.nouns : 1), e->mass_tf = tf.mass / (tf.nouns > 0 ? tf.nouns : 1);
+    e->point_tfs = tfs.hits / (tfs.nouns > 0 ? tfs.nouns : 1), e->mass_tfs = tfs.mass / (tfs.nouns > 0 ? tfs.nouns : 1);
+    for (int p = 0; p < CAP_NOUNS; p++)
+        e->point_tf_at[p] = tf.hits_at[p] / (tf.nouns_at[p] > 0 ? tf.nouns_at[p] : 1),
+        e->point_tfs_at[p] = tfs.hits_at[p] / (tfs.nouns_at[p] > 0 ? tfs.nouns_at[p] : 1);
     e->point_fr = hit_fr / (double)(e->nouns_fr ? e->nouns_fr : 1),
     e->mass_fr = mass_fr / (double)(e->nouns_fr ? e->nouns_fr : 1);
     return 0;
@@ -149,11 +181,12 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
 static void model_string(const cap_config *c, char *buf, size_t len) {
     const heed_caption_config *m = &c->model;
     char d[32];
-    snprintf(buf, len,
-             "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld cells=%lld dropout=%s",
-             (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)m->embed_dim,
-             (long long)m->hidden, (long long)m->attn_dim, (long long)m->vocab, (long long)m->cells,
-             ex_exact(m->dropout, d, sizeof d));
+    snprintf(
+        buf, len,
+        "channels=%lld,%lld,%lld embed_dim=%lld hidden=%lld attn_dim=%lld vocab=%lld cells=%lld dropout=%s init=%s",
+        (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)m->embed_dim,
+        (long long)m->hidden, (long long)m->attn_dim, (long long)m->vocab, (long long)m->cells,
+        ex_exact(m->dropout, d, sizeof d), cap_init_name(m->init));
 }
 
 static void train_string(const cap_trainer *t, char *buf, size_t len) {
@@ -205,9 +238,13 @@ static int compare(const char *path, const char *what, const char *saved, const 
     return 0;
 }
 
-/* The caption.model string of a checkpoint's metadata into out; 0 or -1 with the reason. */
+/* The caption.model string of a checkpoint's metadata into out; 0 or -1 with the reason.
+ * Checkpoints saved before the init setting existed had the mean init: "init=mean" is added. */
 static int saved_model(const char *path, char *out, size_t len, char *err, size_t errlen) {
-    return ex_checkpoint_setting(path, "caption.model", "caption", out, len, err, errlen);
+    char v[32];
+    if (ex_checkpoint_setting(path, "caption.model", "caption", out, len, err, errlen)) return -1;
+    if (!ex_saved_value(out, "init", v, sizeof v) && strlen(out) + 10 < len) strcat(out, " init=mean");
+    return 0;
 }
 
 int cap_load(cap_trainer *t, const char *path, bool training, char *err, size_t errlen) {
@@ -252,5 +289,7 @@ int cap_checkpoint_config(const char *path, cap_config *cfg, char *err, size_t e
     if (!ex_saved_value(s, "dropout", v, sizeof v) || !ex_parse_f64(v, &cfg->model.dropout) || cfg->model.dropout < 0 ||
         cfg->model.dropout >= 1)
         return snprintf(err, errlen, "%s: caption.model has no valid dropout", path), -1;
+    if (!ex_saved_value(s, "init", v, sizeof v) || cap_init_parse(v, &cfg->model.init))
+        return snprintf(err, errlen, "%s: caption.model has no valid init", path), -1;
     return 0;
 }

@@ -32,6 +32,7 @@ static void usage(FILE *f) {
         "  --attention soft|hard   (default soft)\n"
         "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
         "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
+        "  --init mean|constant    the decoder's initial state: from the mean annotation, or learned (default mean)\n"
         "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
         "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
         "  --attn-dim N (64)\n"
@@ -103,6 +104,12 @@ static int parse(int argc, char **argv, options *o, char *err, size_t len) {
             c->attention = strcmp(v, "hard") ? HEED_CAPTION_SOFT : HEED_CAPTION_HARD, i++;
             continue;
         }
+        if (!strcmp(a, "--init")) {
+            if (cap_init_parse(v, &c->model.init))
+                return snprintf(err, len, "--init is mean or constant, got '%s'", v ? v : "(nothing)"), -1;
+            i++;
+            continue;
+        }
         STR("--fashion-mnist", o->data_dir)
         STR("--checkpoint", o->checkpoint)
         STR("--metrics", o->metrics_csv)
@@ -146,9 +153,13 @@ static int fail(const char *what, const char *msg) {
 
 static void print_eval(const char *name, const cap_eval *e) {
     printf("%s: BLEU-1 %.4f BLEU-2 %.4f BLEU-3 %.4f BLEU-4 %.4f exact %.1f%% pointing teacher-forced %.1f%% (box mass "
-           "%.3f, %lld nouns) free-running %.1f%% (box mass %.3f, %lld nouns)\n",
+           "%.3f, %lld nouns; by noun %.0f/%.0f/%.0f/%.0f%%) teacher-forced on the model's subject %.1f%% (box mass "
+           "%.3f, %lld nouns; by noun %.0f/%.0f/%.0f/%.0f%%) free-running %.1f%% (box mass %.3f, %lld nouns)\n",
            name, e->bleu[0], e->bleu[1], e->bleu[2], e->bleu[3], 100 * e->exact, 100 * e->point_tf, e->mass_tf,
-           (long long)e->nouns_tf, 100 * e->point_fr, e->mass_fr, (long long)e->nouns_fr);
+           (long long)e->nouns_tf, 100 * e->point_tf_at[0], 100 * e->point_tf_at[1], 100 * e->point_tf_at[2],
+           100 * e->point_tf_at[3], 100 * e->point_tfs, e->mass_tfs, (long long)e->nouns_tfs, 100 * e->point_tfs_at[0],
+           100 * e->point_tfs_at[1], 100 * e->point_tfs_at[2], 100 * e->point_tfs_at[3], 100 * e->point_fr, e->mass_fr,
+           (long long)e->nouns_fr);
 }
 
 static void hyp_text(const heed_hypothesis *h, char *buf, size_t len) {
@@ -229,9 +240,24 @@ static int caption_file(cap_trainer *t, const options *o) {
 }
 
 /* Metrics columns. */
-enum { C_EPOCH, C_LOSS, C_CE, C_REG, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR, C_MASS_TF, C_MASS_FR, N_COLS };
-static const char *const columns[N_COLS] = {"epoch", "loss",        "cross_entropy", "regulariser", "bleu4",
-                                            "exact", "pointing_tf", "pointing_fr",   "mass_tf",     "mass_fr"};
+enum {
+    C_EPOCH,
+    C_LOSS,
+    C_CE,
+    C_REG,
+    C_BLEU4,
+    C_EXACT,
+    C_POINT_TF,
+    C_POINT_FR,
+    C_MASS_TF,
+    C_MASS_FR,
+    C_POINT_TFS,
+    C_MASS_TFS,
+    N_COLS
+};
+static const char *const columns[N_COLS] = {"epoch",   "loss",    "cross_entropy", "regulariser",
+                                            "bleu4",   "exact",   "pointing_tf",   "pointing_fr",
+                                            "mass_tf", "mass_fr", "pointing_tfs",  "mass_tfs"};
 
 /* mkdir -p */
 static int make_dirs(const char *path) {
@@ -282,11 +308,11 @@ static int run(const options *o) {
     const heed_caption_config *m = &cfg.model;
     printf(
         "caption: encoder conv %lld-%lld-%lld -> %lldx%lld grid of %lld; decoder LSTM %lld, embed %lld, attention %lld "
-        "(%s); %lld parameters; %d threads\n",
+        "(%s), initial state %s; %lld parameters; %d threads\n",
         (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)t.grid,
         (long long)t.grid, (long long)m->channels[2], (long long)m->hidden, (long long)m->embed_dim,
-        (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft", (long long)heed_params_numel(t.P),
-        heed_ctx_threads(t.ctx));
+        (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft", cap_init_name(m->init),
+        (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
     if (resumed) {
         if (cap_load(&t, o->checkpoint, true, err, sizeof err)) {
             rc = fail("--resume", err);
@@ -333,7 +359,7 @@ static int run(const options *o) {
             goto done;
         }
         this_run++;
-        double row[N_COLS] = {(double)t.epoch, l, st[0], st[1], NAN, NAN, NAN, NAN, NAN, NAN};
+        double row[N_COLS] = {(double)t.epoch, l, st[0], st[1], NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
         printf("epoch %lld: loss %.4f (cross-entropy %.4f, regulariser %.3f)\n", (long long)t.epoch, l, st[0], st[1]);
         if (o->eval_every && t.epoch % o->eval_every == 0) {
             cap_eval e;
@@ -345,6 +371,7 @@ static int run(const options *o) {
             row[C_BLEU4] = e.bleu[3], row[C_EXACT] = e.exact, row[C_POINT_TF] = e.point_tf,
             row[C_POINT_FR] = e.point_fr;
             row[C_MASS_TF] = e.mass_tf, row[C_MASS_FR] = e.mass_fr;
+            row[C_POINT_TFS] = e.point_tfs, row[C_MASS_TFS] = e.mass_tfs;
         }
         if (log && heed_metrics_add(log, row) != HEED_OK) {
             rc = fail("--metrics", heed_ctx_error(t.ctx));
@@ -373,8 +400,8 @@ static int run(const options *o) {
     if (!rc && log && heed_metrics_rows(log) > 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s.svg", o->metrics_csv);
-        if (heed_metrics_plot_svg(log, path, C_EPOCH, (const int[]){C_LOSS, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_FR},
-                                  5,
+        if (heed_metrics_plot_svg(log, path, C_EPOCH,
+                                  (const int[]){C_LOSS, C_BLEU4, C_EXACT, C_POINT_TF, C_POINT_TFS, C_POINT_FR}, 6,
                                   &(heed_plot_opts){.title =
                                                         "caption: training loss, greedy BLEU-4, exact captions and "
                                                         "pointing per epoch",
@@ -387,7 +414,7 @@ static int run(const options *o) {
         rc = 3;
     }
 done:
-    for (int64_t i = 0; hyps && i < o->figures; i++) cap_hypothesis_free(&hyps[i]);
+    for (int64_t i = 0; hyps && o->out_dir && i < o->figures; i++) cap_hypothesis_free(&hyps[i]); /* nf of them */
     free(hyps);
     if (log && heed_metrics_free(log) != HEED_OK && !rc) rc = fail("--metrics", heed_ctx_error(t.ctx));
     cap_scene_set_free(&strain), cap_scene_set_free(&stest);

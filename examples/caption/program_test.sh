@@ -49,6 +49,11 @@ grep -q "resumed from .* after epoch 1" "$dir/b2.log" && cmp -s "$dir/a.ckpt" "$
   ok "resume is bitwise: the checkpoints are identical" || bad "resumed checkpoint differs from the uninterrupted one"
 [ "$(grep '^test (' "$dir/a.log")" = "$(grep '^test (' "$dir/b2.log")" ] && ok "same final evaluation" ||
   bad "final evaluations differ: $(grep '^test (' "$dir/a.log" "$dir/b2.log")"
+# a finished checkpoint resumed without --out: only the final evaluation (no figures are
+# kept, so none may be freed: --figures 3 used to free 3 of the 1 allocated)
+"$cap" "${tiny[@]}" --epochs 2 --figures 3 --checkpoint "$dir/b.ckpt" --resume > "$dir/b3.log" 2>&1 &&
+  [ "$(grep '^test (' "$dir/a.log")" = "$(grep '^test (' "$dir/b3.log")" ] && ok "evaluation only, without --out" ||
+  bad "evaluation of a finished checkpoint without --out: $(cat "$dir/b3.log")"
 # hard attention trains and resumes too
 "$cap" "${tiny[@]}" --attention hard --epochs 1 --checkpoint "$dir/h.ckpt" > "$dir/h.log" 2>&1 &&
   grep -q "attention 8 (hard)" "$dir/h.log" && ok "hard attention trains" || bad "hard: $(cat "$dir/h.log")"
@@ -60,6 +65,15 @@ grep -q "resumed from .* after epoch 1" "$dir/b2.log" && cmp -s "$dir/a.ckpt" "$
 said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
 [ -n "$said" ] && grep -qxF "$dir/out/scene-test-0.png: $said" "$dir/c.log" && [ -s "$dir/out/caption-scene-test-0.png.svg" ] &&
   ok "captioned the PNG as in the run: $said" || bad "caption of the PNG: $(cat "$dir/c.log"), the run said: $said"
+
+# --init constant: trains, its checkpoint records the setting, and --caption (which reads the
+# model settings from the checkpoint) rebuilds that model and says what the run said.
+"$cap" "${tiny[@]}" --init constant --epochs 1 --checkpoint "$dir/k.ckpt" --out "$dir/k" > "$dir/k.log" 2>&1 &&
+  grep -q "initial state constant" "$dir/k.log" || bad "--init constant: $(cat "$dir/k.log")"
+said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/k.log")
+"$cap" --caption "$dir/k/scene-test-0.png" --checkpoint "$dir/k.ckpt" --beam 2 > "$dir/kc.log" 2>&1
+[ -n "$said" ] && grep -qxF "$dir/k/scene-test-0.png: $said" "$dir/kc.log" && ok "--init constant: captioned as in the run" ||
+  bad "--init constant caption: $(cat "$dir/kc.log"), the run said: $said"
 
 # Bad PNGs.
 printf 'not a png at all\n' > "$dir/text.png"
@@ -87,6 +101,18 @@ expect 1 "$dir/other.ckpt: not a checkpoint of the caption program" -- --caption
 cp "$dir/a.ckpt" "$dir/c.ckpt"
 expect 1 "was saved with the model setting hidden=16, this run has hidden=17" -- "${tiny[@]}" --hidden 17 --epochs 3 \
   --checkpoint "$dir/c.ckpt" --resume
+expect 1 "was saved with the model setting init=mean, this run has init=constant" -- "${tiny[@]}" --init constant \
+  --epochs 3 --checkpoint "$dir/c.ckpt" --resume
+# a checkpoint from before the init setting (its caption.model without init=, the same
+# length blanked) is the mean init's: it resumes as one, and is refused as a constant one
+sed 's/ init=mean/          /' "$dir/a.ckpt" > "$dir/old.ckpt"
+grep -q "init=mean" "$dir/old.ckpt" && bad "old.ckpt still has init=mean"
+said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
+"$cap" --caption "$dir/out/scene-test-0.png" --checkpoint "$dir/old.ckpt" --beam 2 > "$dir/old.log" 2>&1 &&
+  grep -qxF "$dir/out/scene-test-0.png: $said" "$dir/old.log" && ok "a checkpoint without init= is read as init=mean" ||
+  bad "checkpoint without init=: $(cat "$dir/old.log")"
+expect 1 "was saved with the model setting init=mean, this run has init=constant" -- "${tiny[@]}" --init constant \
+  --epochs 3 --checkpoint "$dir/old.ckpt" --resume
 expect 1 "was saved with the training setting lr=0.002, this run has lr=0.001" -- "${tiny[@]}" --lr 0.001 --epochs 2 \
   --checkpoint "$dir/c.ckpt" --resume
 
@@ -94,6 +120,7 @@ expect 1 "was saved with the training setting lr=0.002, this run has lr=0.001" -
 expect 2 "unknown flag '--nope'" -- --nope
 expect 2 "--attention is soft or hard, got 'medium'" -- --attention medium
 expect 2 "--beam needs a whole number in 1..64, got '0'" -- --beam 0
+expect 2 "--init is mean or constant, got 'zeros'" -- --init zeros
 expect 2 "--resume needs --checkpoint" -- --resume
 expect 2 "--caption needs --checkpoint" -- --caption x.png
 

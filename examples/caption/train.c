@@ -34,6 +34,14 @@ cap_config cap_defaults(void) {
     };
 }
 
+const char *cap_init_name(heed_caption_init init) { return init == HEED_CAPTION_INIT_CONSTANT ? "constant" : "mean"; }
+
+int cap_init_parse(const char *name, heed_caption_init *init) {
+    if (!name || (strcmp(name, "mean") && strcmp(name, "constant"))) return -1;
+    *init = strcmp(name, "mean") ? HEED_CAPTION_INIT_CONSTANT : HEED_CAPTION_INIT_MEAN;
+    return 0;
+}
+
 void cap_trainer_free(cap_trainer *t) {
     if (!t) return;
     heed_graph_free(t->g);

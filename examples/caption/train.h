@@ -22,6 +22,9 @@ typedef struct {
 } cap_config;
 
 cap_config cap_defaults(void);
+/* The decoder's initial state by name: "mean" or "constant" (the --init flag, checkpoints). */
+const char *cap_init_name(heed_caption_init init);
+int cap_init_parse(const char *name, heed_caption_init *init); /* 0, or -1 for another name */
 
 /* A scene without its pixels (scene_make remakes them from the index). */
 typedef struct {
@@ -71,12 +74,17 @@ void cap_scene_set_free(scene_set *s);
 double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, double stats[2], char *err,
                        size_t errlen);
 
+#define CAP_NOUNS 4 /* nouns in the longest caption */
+
 typedef struct {
-    double bleu[4];           /* corpus BLEU-1..4 against every reference */
-    double exact;             /* generated captions that are valid for their scene */
-    double point_tf, mass_tf; /* teacher-forced (the first reference): argmax-in-box rate, mean box mass */
+    double bleu[4];             /* corpus BLEU-1..4 against every reference */
+    double exact;               /* generated captions that are valid for their scene */
+    double point_tf, mass_tf;   /* teacher-forced (the first reference): argmax-in-box rate, mean box mass */
+    double point_tfs, mass_tfs; /* teacher-forced on the first reference that starts with the object
+                                   the model's own caption names first (docs/caption.md) */
+    double point_tf_at[CAP_NOUNS], point_tfs_at[CAP_NOUNS]; /* the rates at the caption's 1st .. 4th noun */
     double point_fr, mass_fr; /* free-running (the generated caption's nouns that name an object) */
-    int64_t nouns_tf, nouns_fr;
+    int64_t nouns_tf, nouns_tfs, nouns_fr;
 } cap_eval;
 
 /* Decodes the first n scenes of s (greedy for beam <= 1) and scores them. hyps (may be

@@ -24,13 +24,18 @@ extern "C" {
  *             on the grid's mean pretrains it on single objects.
  *   positions with cells > 0: a_i <- a_i + p_i, p [N, D] learned (convolutions alone do not
  *             say where a cell is; spatial relations need it)
- *   decoder   h_0 = tanh(W_h mean_i a_i), c_0 = tanh(W_c mean_i a_i); per step t
+ *   decoder   h_0 = tanh(W_h mean_i a_i + b_h), c_0 = tanh(W_c mean_i a_i + b_c) (init MEAN), or
+ *             h_0 = tanh(b_h), c_0 = tanh(b_c) (init CONSTANT: learned, the same for every
+ *             image, so the decoder knows the image only through what it attends to); per step t
  *               alpha_t = softmax_i(v . tanh(W_q h_{t-1} + b + W_k a_i))   additive
  *               z_t = sigmoid(w_beta . h_{t-1} + b_beta) sum_i alpha_ti a_i  the gate beta
  *               h_t, c_t = LSTM([E y_{t-1}; z_t], h_{t-1}, c_{t-1})
  *               logits_t = L_o dropout(E y_{t-1} + L_h h_t + L_z z_t)     deep output
  *             and hard attention samples one cell from alpha_t instead (z_t = beta a_s). */
 #define HEED_CAPTION_CONVS 3
+
+/* The decoder's initial state: from the mean annotation (Xu et al.), or a learned constant. */
+typedef enum { HEED_CAPTION_INIT_MEAN = 0, HEED_CAPTION_INIT_CONSTANT } heed_caption_init;
 
 typedef struct {
     int64_t in_channels;                  /* image channels (1 for grey) */
@@ -42,6 +47,9 @@ typedef struct {
                                               vector, added to it (the grid's N cells; the
                                               decoder then knows where it looks); 0 = none */
     double dropout;                       /* on the deep output, in training; [0, 1) */
+    heed_caption_init init;               /* h_0, c_0 (MEAN by default); with CONSTANT the
+                                              init_h and init_c weights are unused (zero
+                                              gradient), their biases are the state */
 } heed_caption_config;
 
 typedef struct {
