@@ -6,32 +6,14 @@
 #   program_test.sh build/examples/caption DATA_DIR
 set -uo pipefail
 cap=$1
+prog=$cap
 data=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-failures=0
 tiny=(--fashion-mnist "$data" --pretrain-epochs 1 --pretrain-images 256 --train-scenes 128 --test-scenes 16
   --eval-size 8 --batch-size 32 --hidden 16 --embed-dim 8 --attn-dim 8 --threads 1 --no-progress --beam 2 --figures 1)
 
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect STATUS NEEDLE... -- ARGS: runs caption ARGS, wants exit STATUS and every NEEDLE in stderr.
-expect() {
-  local want=$1 needles=()
-  shift
-  while [ "$1" != -- ]; do needles+=("$1"); shift; done
-  shift
-  "$cap" "$@" > "$dir/out.log" 2> "$dir/err.log"
-  local got=$? good=1
-  [ "$got" = "$want" ] || good=0
-  for n in "${needles[@]}"; do grep -qF -- "$n" "$dir/err.log" || good=0; done
-  if [ $good = 0 ]; then
-    bad "caption $*: exit $got (want $want), stderr: $(cat "$dir/err.log")  (wanted: ${needles[*]})"
-  else
-    ok "$(head -1 "$dir/err.log")"
-  fi
-}
+source "$(dirname "$0")/../program_test_util.sh"
 
 # 2 epochs in one go, and 1 + 1 with a resume: the checkpoints are the same bytes.
 "$cap" "${tiny[@]}" --epochs 2 --checkpoint "$dir/a.ckpt" --metrics "$dir/a.csv" --out "$dir/out" > "$dir/a.log" 2>&1 ||

@@ -5,33 +5,15 @@
 #   program_test.sh build/examples/las
 set -uo pipefail
 las=$1
+prog=$las
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-failures=0
 fsdd=$(dirname "$0")/fsdd/recordings
 tiny=(--cache "$dir/cache/nested" --out "$dir/out/nested" --train-synth 24 --train-fsdd 12 --test-size 4 --eval-size 4
   --listener-hidden 8 --pyramid-layers 1 --speller-hidden 16 --embed-dim 8 --attn-dim 8 --loc-channels 2 --loc-kernel 5
   --batch-size 8 --threads 1 --no-progress --beam 2 --show 1)
 
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect STATUS NEEDLE... -- ARGS: runs las ARGS, wants exit STATUS and every NEEDLE in stderr.
-expect() {
-  local want=$1 needles=()
-  shift
-  while [ "$1" != -- ]; do needles+=("$1"); shift; done
-  shift
-  "$las" "$@" > "$dir/out.log" 2> "$dir/err.log"
-  local got=$? good=1
-  [ "$got" = "$want" ] || good=0
-  for n in "${needles[@]}"; do grep -qF -- "$n" "$dir/err.log" || good=0; done
-  if [ $good = 0 ]; then
-    bad "las $*: exit $got (want $want), stderr: $(cat "$dir/err.log")  (wanted: ${needles[*]})"
-  else
-    ok "$(head -1 "$dir/err.log")"
-  fi
-}
+source "$(dirname "$0")/../program_test_util.sh"
 
 # Train 2 epochs in one go, and 1 + 1 with a resume: the checkpoints are the same bytes.
 "$las" "${tiny[@]}" --epochs 2 --checkpoint "$dir/a.ckpt" --metrics "$dir/a.csv" > "$dir/a.log" 2>&1 ||

@@ -5,30 +5,13 @@
 # catches leaks: under the ASan suite (detect_leaks=1) a leak changes it.
 set -uo pipefail
 sasrec=$1
+prog=$sasrec
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-failures=0
 small=(--gen-users 300 --gen-items 150 --maxlen 10 --hidden-units 8 --num-blocks 1 --batch-size 64 --threads 1
   --no-progress --negatives 20 --eval-users 50)
 
-# expect STATUS NEEDLE... -- ARGS: runs sasrec ARGS, wants exit STATUS and every NEEDLE in stderr.
-expect() {
-  local want=$1 needles=() ; shift
-  while [ "$1" != -- ]; do needles+=("$1"); shift; done
-  shift
-  "$sasrec" "$@" > "$dir/out.log" 2> "$dir/err.log"
-  local got=$?
-  local ok=1
-  [ "$got" = "$want" ] || ok=0
-  for n in "${needles[@]}"; do grep -qF -- "$n" "$dir/err.log" || ok=0; done
-  if [ $ok = 0 ]; then
-    echo "FAIL: sasrec $*: exit $got (want $want), stderr:"; sed 's/^/    /' "$dir/err.log"
-    echo "    (wanted: ${needles[*]})"
-    failures=$((failures + 1))
-  else
-    echo "ok: $(head -c 200 "$dir/err.log" | head -1)"
-  fi
-}
+source "$(dirname "$0")/../program_test_util.sh"
 no_training() { # the refusal came before any epoch ran
   if grep -q "^epoch " "$dir/out.log"; then echo "FAIL: $1: trained before refusing"; failures=$((failures + 1)); fi
 }
