@@ -1,8 +1,8 @@
 /* Seconds per SASRec training epoch on generated data shaped like Amazon Games (31,000
  * users, 24,000 items, 7.3 items per user) with the paper's settings: maxlen 50, d 50,
  * 2 blocks, 1 head, dropout 0.5, batch 128, Adam. An epoch is every user once (243 steps):
- * batch making, forward, loss, backward and the Adam step. Target: at most 8 s on the
- * 2-core machine. --data PATH times a dataset in the paper's format instead (the real
+ * batch making, forward, loss, backward and the Adam step. Targets (issue 15): at most
+ * 1.0 s per epoch and 0.5 s for the evaluation, 2 threads, quiet. --data PATH times a dataset in the paper's format instead (the real
  * Amazon Games file has a long tail of long histories the generator does not make).
  *
  * The reference: with --pytorch the same model in PyTorch (bench/sasrec_pytorch.py, run
