@@ -87,6 +87,8 @@ int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t er
     return rc;
 }
 
+static unsigned le16(const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
+
 static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -122,6 +124,18 @@ static int reduce_wav(const unsigned char *d, size_t size, const char *name, uns
     }
     if (!fmt || !data)
         return snprintf(err, errlen, "%s: not a readable WAV file: no '%s' chunk", name, fmt ? "data" : "fmt "), -1;
+    /* PCM and float: a frame is channels x bits / 8 bytes. libsndfile 1.2.0 spins for
+     * seconds on a PCM file whose block align says otherwise (found by the fuzz target). */
+    if (fmt_len < 16)
+        return snprintf(err, errlen, "%s: the 'fmt ' chunk has %zu bytes (at least 16)", name, fmt_len), -1;
+    unsigned tag = le16(d + fmt + 8), channels = le16(d + fmt + 10), align = le16(d + fmt + 20),
+             bits = le16(d + fmt + 22);
+    if ((tag == 1 || tag == 3 || tag == 0xfffe) && channels > 0 && align != channels * ((bits + 7) / 8))
+        return snprintf(err, errlen,
+                        "%s: block align %u does not match %u channels of %u bits (a PCM frame is channels x "
+                        "bits / 8 bytes)",
+                        name, align, channels, bits),
+               -1;
     size_t n = 12 + 8 + fmt_len + (fmt_len & 1) + (fact ? 8 + fact_len + (fact_len & 1) : 0) + 8 + data_len;
     unsigned char *r = calloc(n, 1);
     if (!r) return snprintf(err, errlen, "%s: out of memory", name), -1;
