@@ -281,6 +281,14 @@ static void bad_input(void) {
     write_bytes(bad, edited, n);
     expect_fail(bad, 0, HEED_ERR_FORMAT, "not a readable PNG (libpng: ", __LINE__);
 
+    /* A text chunk after IHDR that declares 1.6 GB in a file of 45 bytes is a truncated file
+     * (before text chunks were skipped unread, libpng first allocated the 1.6 GB: found by
+     * the fuzz target, whose memory limit is what catches that). */
+    memcpy(edited, buf, 33);
+    memcpy(edited + 33, "\x63\x60\x40\x02zTXtabcd", 12);
+    write_bytes(bad, edited, 45);
+    expect_fail(bad, 0, HEED_ERR_FORMAT, "is truncated", __LINE__);
+
     /* Corrupt chunks: a bad IHDR CRC, a flipped byte inside IDAT (zlib sees it first), a bad
      * IDAT CRC (the 4 bytes before the 12-byte IEND chunk). */
     memcpy(edited, buf, n);

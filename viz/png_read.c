@@ -71,6 +71,13 @@ static heed_status decode(heed_ctx *ctx, const char *fn, const char *path, FILE 
     }
     png_init_io(png, f);
     png_set_sig_bytes(png, 8);
+    /* Only the chunks that make the pixels are read (IHDR, PLTE, tRNS, IDAT, IEND); every
+     * other chunk (text, ICC profiles, ...) is skipped unread. libpng would otherwise first
+     * allocate the length a text chunk declares: 1.6 GB for a 48-byte file (found by the
+     * fuzz target). The malloc cap bounds whatever else libpng buffers per chunk. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_AS_DEFAULT, (png_const_bytep) "tRNS", 1);
+    png_set_chunk_malloc_max(png, 1 << 20);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if (w == 0 || h == 0 || (int64_t)w * h > cap) { /* libpng refuses 0 itself; kept for clarity */

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <samplerate.h>
 #include <sndfile.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,15 +125,46 @@ static int reduce_wav(const unsigned char *d, size_t size, const char *name, uns
     }
     if (!fmt || !data)
         return snprintf(err, errlen, "%s: not a readable WAV file: no '%s' chunk", name, fmt ? "data" : "fmt "), -1;
-    /* PCM and float: a frame is channels x bits / 8 bytes. libsndfile 1.2.0 spins for
-     * seconds on a PCM file whose block align says otherwise (found by the fuzz target). */
+    /* The 'fmt ' fields are checked here, before libsndfile sees them: libsndfile 1.2.0 spins
+     * for seconds on PCM files whose block align disagrees with channels x bits / 8, or
+     * whose channel count is 0 (both found by the fuzz target). Only the plain encodings
+     * are read (PCM, float, A-law, mu-law, plain or in WAVE_FORMAT_EXTENSIBLE), so
+     * libsndfile's ADPCM/GSM decoders never run on untrusted bytes. */
     if (fmt_len < 16)
         return snprintf(err, errlen, "%s: the 'fmt ' chunk has %zu bytes (at least 16)", name, fmt_len), -1;
     unsigned tag = le16(d + fmt + 8), channels = le16(d + fmt + 10), align = le16(d + fmt + 20),
              bits = le16(d + fmt + 22);
-    if ((tag == 1 || tag == 3 || tag == 0xfffe) && channels > 0 && align != channels * ((bits + 7) / 8))
+    uint32_t rate = le32(d + fmt + 12);
+    if (tag == 0xfffe) { /* extensible: the encoding is the first two bytes of the subformat GUID */
+        if (fmt_len < 40)
+            return snprintf(err, errlen, "%s: an extensible 'fmt ' chunk has %zu bytes (at least 40)", name, fmt_len),
+                   -1;
+        tag = le16(d + fmt + 8 + 24);
+    }
+    if (tag != 1 && tag != 3 && tag != 6 && tag != 7 && tag != 0xfffe)
         return snprintf(err, errlen,
-                        "%s: block align %u does not match %u channels of %u bits (a PCM frame is channels x "
+                        "%s: WAV encoding 0x%04x is not read (PCM 0x0001, float 0x0003, A-law 0x0006 or mu-law "
+                        "0x0007, plain or in an extensible 'fmt ' chunk)",
+                        name, tag),
+               -1;
+    if (channels < 1 || channels > 2)
+        return snprintf(err, errlen, "%s: %u channels (1 or 2 are read; stereo is mixed down)", name, channels), -1;
+    if (rate < LAS_MIN_RATE || rate > LAS_MAX_RATE)
+        return snprintf(err, errlen, "%s: sample rate %u Hz (must be in %d..%d Hz)", name, (unsigned)rate, LAS_MIN_RATE,
+                        LAS_MAX_RATE),
+               -1;
+    bool bits_ok = tag == 3               ? bits == 32 || bits == 64
+                   : tag == 6 || tag == 7 ? bits == 8
+                                          : bits % 8 == 0 && bits >= 8 && bits <= 32;
+    if (!bits_ok)
+        return snprintf(
+                   err, errlen,
+                   "%s: %u bits per sample for WAV encoding 0x%04x (PCM: 8, 16, 24 or 32; float: 32 or 64; A-law, mu-law: 8)",
+                   name, bits, tag),
+               -1;
+    if (align != channels * bits / 8)
+        return snprintf(err, errlen,
+                        "%s: block align %u does not match %u channels of %u bits (a frame is channels x "
                         "bits / 8 bytes)",
                         name, align, channels, bits),
                -1;

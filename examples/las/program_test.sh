@@ -54,9 +54,10 @@ head -c 30 "$fsdd/7_theo_3.wav" > "$dir/truncated.wav"
 # a RIFF/WAVE header with 0 channels, and one at 1 Hz
 printf 'RIFF\x2c\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x00\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$dir/zero-channels.wav"
 printf 'RIFF\x2c\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x01\x00\x00\x00\x02\x00\x00\x00\x02\x00\x10\x00data\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' > "$dir/rate-1.wav"
-for f in empty text zero-channels; do
+for f in empty text; do
   expect 1 "$dir/$f.wav" "not a readable WAV file" -- --transcribe "$dir/$f.wav" --checkpoint "$dir/a.ckpt"
 done
+expect 1 "$dir/zero-channels.wav: 0 channels (1 or 2 are read" -- --transcribe "$dir/zero-channels.wav" --checkpoint "$dir/a.ckpt"
 expect 1 "$dir/truncated.wav: the 'fmt ' chunk at byte 12 declares 16 bytes, past the end of the file (30 bytes)" -- \
   --transcribe "$dir/truncated.wav" --checkpoint "$dir/a.ckpt"
 expect 1 "$dir/rate-1.wav" "sample rate 1 Hz (must be in 4000..192000 Hz)" -- --transcribe "$dir/rate-1.wav" --checkpoint "$dir/a.ckpt"

@@ -159,6 +159,9 @@ static void bad_wav_files(void) {
                  {"missing.wav", "No such file"},
                  {"list-4gb.wav", "'LIST' chunk at byte 12 declares 4294967041 bytes"},
                  {"align.wav", "block align 512 does not match 1 channels of 16 bits"},
+                 {"channels0.wav", "0 channels"},
+                 {"bits12.wav", "12 bits per sample"},
+                 {"adpcm.wav", "WAV encoding 0x0011 is not read"},
                  {"huge.wav", "larger than 128 MiB"}};
     path_in(p, sizeof p, "empty.wav");
     write_bytes(p, "", 0);
@@ -203,13 +206,40 @@ static void bad_wav_files(void) {
                                           0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                           0xff, 0xff};
     write_bytes(p, align, sizeof align);
+    /* ... and on this one, with 0 channels (found by the fuzz target) */
+    path_in(p, sizeof p, "channels0.wav");
+    static const unsigned char channels0[] = {0x52, 0x49, 0x46, 0x46, 0xf4, 0x07, 0x00, 0x00, 0x57, 0x41, 0x56, 0x45,
+                                              0x66, 0x6d, 0x74, 0x20, 0x10, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3e, 0x00, 0x00, 0x00, 0x00,
+                                              0x64, 0x61, 0x74, 0x61, 0xfe, 0x66, 0x75, 0x7a, 0x4c, 0x49, 0x53, 0x54,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf3, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbf, 0xff, 0xff, 0xff,
+                                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x20, 0x10, 0x7e,
+                                              0x00, 0x00, 0x00, 0x00, 0x75};
+    write_bytes(p, channels0, sizeof channels0);
+    path_in(p, sizeof p, "bits12.wav"); /* a good file with its bits per sample changed to 12 */
+    unsigned char bits12[200];
+    f = fopen(tone, "rb");
+    CHECK(fread(bits12, 1, sizeof bits12, f) == sizeof bits12, "read the tone");
+    fclose(f);
+    bits12[34] = 12;
+    write_bytes(p, bits12, sizeof bits12);
+    path_in(p, sizeof p, "adpcm.wav");
+    SF_INFO adpcm = {.samplerate = 8000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_IMA_ADPCM};
+    SNDFILE *sf = sf_open(p, SFM_WRITE, &adpcm);
+    float z[100] = {0.1f};
+    CHECK(sf && sf_writef_float(sf, z, 100) == 100, "write an IMA ADPCM file");
+    sf_close(sf);
     path_in(p, sizeof p, "huge.wav"); /* a sparse file of 129 MiB: refused by its size, never read */
     write_bytes(p, "RIFF", 4);
     CHECK(truncate(p, 129 << 20) == 0, "truncate");
     path_in(p, sizeof p, "flac.flac");
     SF_INFO info = {.samplerate = 8000, .channels = 1, .format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16};
-    SNDFILE *sf = sf_open(p, SFM_WRITE, &info);
-    float z[100] = {0.1f};
+    sf = sf_open(p, SFM_WRITE, &info);
     if (sf) sf_writef_float(sf, z, 100), sf_close(sf);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         path_in(p, sizeof p, cases[i].name);
