@@ -16,6 +16,7 @@
  * error; heed_dist_abort ends it on a user error; an exit without heed_dist_finalize ends
  * it from an atexit handler -- the launcher then stops every rank, nobody waits for a
  * peer that is gone. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "dist_internal.h"
 
 #include <stdarg.h>
@@ -232,12 +233,12 @@ heed_status heed_dist_broadcast_params(heed_params *P, int root) {
 
 #define T float
 #define FN(name) name##_f32
-#include "dist_mpi_kernels.h"
+#include "dist_mpi.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "dist_mpi_kernels.h"
+#include "dist_mpi.c"
 #undef T
 #undef FN
 
@@ -322,3 +323,10 @@ heed_status heed_dist_checkpoint_load(heed_params *P, const char *path, heed_opt
     if (info_out) *info_out = info;
     return HEED_OK;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(dist_average_kernel)(heed_params *P, int64_t begin, int64_t end, int size) {
+    T *gr = heed_params_grads(P);
+    for (int64_t i = begin; i < end; i++) gr[i] /= (T)size;
+}
+#endif

@@ -7,6 +7,7 @@
  * generation; a rewind sets the generation of every header made after the mark to 0.
  * A stale header therefore reads as a dead one (or as zeros once its page was returned),
  * never as a newer tensor, however many steps old it is. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "internal.h"
 
 #include <math.h>
@@ -198,12 +199,12 @@ heed_tensor *heed_empty(heed_graph *g, heed_dtype dtype, heed_shape shape) {
 
 #define T float
 #define FN(name) name##_f32
-#include "graph_kernels.h"
+#include "graph.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "graph_kernels.h"
+#include "graph.c"
 #undef T
 #undef FN
 
@@ -471,3 +472,29 @@ heed_tensor *heed_grad(heed_graph *g, heed_tensor *t) {
     if (v) v->data = t->grad;
     return v;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(full_kernel)(heed_tensor *t, double value) {
+    T *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) p[i] = (T)value;
+}
+
+static void FN(input_f64_kernel)(heed_tensor *t, const double *data) {
+    T *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) p[i] = data ? (T)data[i] : 0;
+}
+
+/* Whether p[n] holds a NaN or an infinity. */
+static bool FN(has_nonfinite)(const T *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return true;
+    return false;
+}
+
+static void FN(run_backward_kernel)(void *gt, const heed_tensor *seed, heed_tensor *t) {
+    T *d = gt;
+    if (!seed) d[0] += 1;
+    else
+        for (int64_t i = 0; i < t->numel; i++) d[i] += ((const T *)seed->data)[i];
+}
+#endif

@@ -1,5 +1,6 @@
 /* The parameter store: all values in one flat aligned buffer and all gradients in
  * another. Headers are owned by the store and re-pointed when the buffers grow. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "internal.h"
 
 #include <math.h>
@@ -124,12 +125,12 @@ bool heed__orthogonal(double *w, int64_t rows, int64_t cols, heed_rng *r) {
 
 #define T float
 #define FN(name) name##_f32
-#include "params_kernels.h"
+#include "params.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "params_kernels.h"
+#include "params.c"
 #undef T
 #undef FN
 
@@ -323,3 +324,10 @@ void heed_param_freeze(heed_tensor *t, bool frozen) {
     if (frozen) t->flags &= ~(uint32_t)HEED_REQUIRES_GRAD;
     else t->flags |= HEED_REQUIRES_GRAD;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(init_values_kernel)(heed_tensor *t, double *w) {
+    T *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) p[i] = (T)w[i];
+}
+#endif

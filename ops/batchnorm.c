@@ -19,6 +19,7 @@
  * Every sum stays inside one channel, so channels are split over threads and nothing is
  * shared. Sums run in double; mean and rstd are saved per channel.
  * Cost: forward three passes over x (mean, variance, y), backward two. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -105,12 +106,12 @@ static bool check_buffer(heed_graph *g, const char *op, heed_tensor *t, const ch
 
 #define T float
 #define FN(name) name##_f32
-#include "batchnorm_kernels.h"
+#include "batchnorm.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "batchnorm_kernels.h"
+#include "batchnorm.c"
 #undef T
 #undef FN
 
@@ -227,3 +228,14 @@ heed_tensor *heed_batchnorm_forward(heed_graph *g, const heed_batchnorm *bn, hee
     if (!bn) return heed_graph_fail(g, HEED_ERR_ARG, "heed_batchnorm_forward: bn is NULL"), NULL;
     return heed_batch_norm2d(g, x, bn->weight, bn->bias, &bn->opts);
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(update_running_kernel)(const heed_batchnorm_opts *o, const bn_saved *p, double m, const double *var,
+                                      double unbias) {
+    T *rm = o->running_mean->data, *rv = o->running_var->data;
+    for (int64_t c = 0; c < p->C; c++) {
+        rm[c] = (T)((1 - m) * rm[c] + m * p->mean[c]);
+        rv[c] = (T)((1 - m) * rv[c] + m * var[c] * unbias);
+    }
+}
+#endif

@@ -1,6 +1,7 @@
 /* Binary elementwise ops with NumPy broadcasting: add, sub, mul, div.
  * Shapes align at the right; a size-1 (or missing) dim stretches. In backward the
  * gradient of a broadcast operand is summed over the dims it was stretched along. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_COUNT } binop;
@@ -64,12 +65,12 @@ static inline void partials(binop op, double x, double y, double dy, double *dx,
 
 #define T float
 #define FN(name) name##_f32
-#include "binary_kernels.h"
+#include "binary.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "binary_kernels.h"
+#include "binary.c"
 #undef T
 #undef FN
 
@@ -115,3 +116,66 @@ heed_tensor *heed_add(heed_graph *g, heed_tensor *a, heed_tensor *b) { return bi
 heed_tensor *heed_sub(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_SUB, a, b); }
 heed_tensor *heed_mul(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_MUL, a, b); }
 heed_tensor *heed_div(heed_graph *g, heed_tensor *a, heed_tensor *b) { return binary(g, OP_DIV, a, b); }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* Off the flat path, the loops visit every output element o with its a and b offsets ia, ib. */
+
+static void FN(backward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, void *ga_, void *gb_, const bcast *p,
+                                heed_graph *g, binop op) {
+    const T *A = a->data, *B = b->data, *dY = y->grad;
+    T *gA = ga_, *gB = gb_;
+    if (p->same && op == OP_ADD) { /* both get dy: what the loop below does, vectorised */
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+        for (int64_t i = 0; i < y->numel; i++) {
+            if (gA) gA[i] += dY[i];
+            if (gB) gB[i] += dY[i];
+        }
+    } else if (p->same) {
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+        for (int64_t i = 0; i < y->numel; i++) {
+            double da, db;
+            partials(op, A[i], B[i], dY[i], &da, &db);
+            if (gA) gA[i] += (T)da;
+            if (gB) gB[i] += (T)db;
+        }
+    } else {
+        int64_t o = 0;
+        for (int64_t i0 = 0; i0 < p->n[0]; i0++)
+            for (int64_t i1 = 0; i1 < p->n[1]; i1++)
+                for (int64_t i2 = 0; i2 < p->n[2]; i2++)
+                    for (int64_t i3 = 0; i3 < p->n[3]; i3++, o++) {
+                        int64_t ia = i0 * p->sa[0] + i1 * p->sa[1] + i2 * p->sa[2] + i3 * p->sa[3];
+                        int64_t ib = i0 * p->sb[0] + i1 * p->sb[1] + i2 * p->sb[2] + i3 * p->sb[3];
+                        double da, db;
+                        partials(op, A[ia], B[ib], dY[o], &da, &db);
+                        if (gA) gA[ia] += (T)da;
+                        if (gB) gB[ib] += (T)db;
+                    }
+    }
+}
+
+static void FN(forward_kernel)(heed_tensor *a, heed_tensor *b, heed_tensor *y, const bcast *p, heed_graph *g,
+                               binop op) {
+    const T *A = a->data, *B = b->data;
+    T *Y = y->data;
+    /* Adds of equal shapes in T: bitwise the double path's result (a sum of two T rounded
+     * once from double is the correctly rounded T sum, 53 >= 2 x 24 + 2 bits), vectorised. */
+    if (p->same && op == OP_ADD) {
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+        for (int64_t i = 0; i < y->numel; i++) Y[i] = A[i] + B[i];
+    } else if (p->same) {
+#pragma omp parallel for if (y->numel > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+        for (int64_t i = 0; i < y->numel; i++) Y[i] = (T)apply(op, A[i], B[i]);
+    } else {
+        int64_t o = 0;
+        for (int64_t i0 = 0; i0 < p->n[0]; i0++)
+            for (int64_t i1 = 0; i1 < p->n[1]; i1++)
+                for (int64_t i2 = 0; i2 < p->n[2]; i2++)
+                    for (int64_t i3 = 0; i3 < p->n[3]; i3++, o++) {
+                        int64_t ia = i0 * p->sa[0] + i1 * p->sa[1] + i2 * p->sa[2] + i3 * p->sa[3];
+                        int64_t ib = i0 * p->sb[0] + i1 * p->sb[1] + i2 * p->sb[2] + i3 * p->sb[3];
+                        Y[o] = (T)apply(op, A[ia], B[ib]);
+                    }
+    }
+}
+#endif

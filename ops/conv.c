@@ -28,6 +28,7 @@
  * afterwards, so no element is written by two threads). With fewer images, images go one
  * after another: im2col and col2im split rows or channels over threads and each GEMM is
  * called outside any OpenMP region, where it runs on every BLAS thread. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 #include "gemm.h"
 
@@ -160,12 +161,12 @@ static void backward_image(heed_dtype dt, const conv_plan *p, const char *x, con
 
 #define T float
 #define FN(name) name##_f32
-#include "conv_kernels.h"
+#include "conv.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "conv_kernels.h"
+#include "conv.c"
 #undef T
 #undef FN
 
@@ -350,3 +351,36 @@ heed_tensor *heed_conv2d(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof p))) *(conv_plan *)nd->saved = p;
     return heed_graph_ok(g) ? y : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(conv_bias_grad_kernel)(heed_tensor *y, char *gb, const conv_plan *p, heed_graph *g) {
+    const T *dy = y->grad;
+    T *db = (T *)gb;
+#pragma omp parallel for schedule(static) if (p->N * p->O * p->P > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t o = 0; o < p->O; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < p->N; n++)
+            for (int64_t k = 0; k < p->P; k++) s += dy[(n * p->O + o) * p->P + k];
+        db[o] += (T)s;
+    }
+}
+
+static void FN(conv_weight_grad_sum_kernel)(char *dws, char *gw, int64_t wn, heed_graph *g, int nt) {
+    const T *part = (const T *)dws;
+    T *dw = (T *)gw;
+#pragma omp parallel for schedule(static) if (wn > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t i = 0; i < wn; i++) {
+        double s = 0;
+        for (int t = 0; t < nt; t++) s += part[(size_t)t * (size_t)wn + (size_t)i];
+        dw[i] += (T)s;
+    }
+}
+
+static void FN(conv2d_forward_kernel)(heed_tensor *y, heed_tensor *bias, heed_graph *g, conv_plan p) {
+    T *Y = y->data;
+    const T *b = bias ? bias->data : NULL;
+#pragma omp parallel for schedule(static) if (y->numel > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t no = 0; no < p.N * p.O; no++)
+        for (int64_t k = 0; k < p.P; k++) Y[no * p.P + k] = b ? b[no % p.O] : 0;
+}
+#endif

@@ -4,6 +4,7 @@
  * Backward groups the positions by row (a counting sort of the ids), so each thread owns
  * whole rows of dw: no two threads write the same row, and every row sums its positions in
  * ascending order, so the result does not depend on the number of threads. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 #define PARALLEL_MIN 32768
@@ -15,12 +16,12 @@ typedef struct {
 
 #define T float
 #define FN(name) name##_f32
-#include "embed_kernels.h"
+#include "embed.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "embed_kernels.h"
+#include "embed.c"
 #undef T
 #undef FN
 
@@ -118,3 +119,20 @@ heed_tensor *heed_embedding(heed_graph *g, heed_tensor *w, const int64_t *ids, h
     }
     return heed_graph_ok(g) ? y : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(embedding_backward_kernel)(void *gw_, heed_tensor *y, int64_t n, int64_t D, heed_graph *g, int64_t V,
+                                          const embed_saved *s, int64_t *start, int64_t *pos) {
+    T *gw = gw_;
+    const T *dy = y->grad;
+#pragma omp parallel for schedule(dynamic, 64) if (n * D > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t v = 0; v < V; v++) {
+        if (v == s->pad) continue;
+        T *dst = gw + v * D;
+        for (int64_t k = start[v]; k < start[v + 1]; k++) {
+            const T *src = dy + pos[k] * D;
+            for (int64_t d = 0; d < D; d++) dst[d] += src[d];
+        }
+    }
+}
+#endif

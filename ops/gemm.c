@@ -1,6 +1,7 @@
 /* GEMM for every op that multiplies matrices: the CBLAS when the build found one, else a
  * portable blocked loop (correct everywhere, far slower). Row-major:
  *   C[M,N] = alpha * op(A) op(B) + beta * C,  op(A) is [M,K], op(B) is [K,N]. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 #include "gemm.h"
 
@@ -56,12 +57,12 @@ static int portable_threads(void) {
 }
 #define T float
 #define FN(name) name##_f32
-#include "gemm_portable.h"
+#include "gemm.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "gemm_portable.h"
+#include "gemm.c"
 #undef T
 #undef FN
 
@@ -73,3 +74,26 @@ void heed_gemm(heed_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
     if (dt == HEED_F32) heed_gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
     else heed_gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* The portable GEMM (-Dblas=none): FN(heed_gemm) is heed_gemm_f32 or heed_gemm_f64.
+ * C = alpha op(A) op(B) + beta C, row-major; rows of C split over threads (OpenMP's count,
+ * fewer while other processes keep CPUs busy: rows are independent). */
+
+void FN(heed_gemm)(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, const T *B,
+                   int64_t ldb, T beta, T *C, int64_t ldc) {
+#pragma omp parallel for if (M * N * K > 65536) num_threads(portable_threads())
+    for (int64_t i = 0; i < M; i++) {
+        T *c = C + i * ldc;
+        for (int64_t j = 0; j < N; j++) c[j] = beta == 0 ? 0 : beta * c[j];
+        for (int64_t k = 0; k < K; k++) {
+            T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+            if (a == 0) continue;
+            if (tb)
+                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
+            else
+                for (int64_t j = 0; j < N; j++) c[j] += a * B[k * ldb + j];
+        }
+    }
+}
+#endif

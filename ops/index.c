@@ -10,6 +10,7 @@
  * Order (argmax, topk): NaN ranks above every number (as PyTorch on CPU); equal values
  * rank by position, the first one first. Indices come back as int64_t arrays the caller
  * owns, ready for heed_embedding or heed_index_select: heed tensors hold only floats. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -80,12 +81,12 @@ typedef struct {
 
 #define T float
 #define FN(name) name##_f32
-#include "index_kernels.h"
+#include "index.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "index_kernels.h"
+#include "index.c"
 #undef T
 #undef FN
 
@@ -332,3 +333,56 @@ heed_tensor *heed_topk(heed_graph *g, heed_tensor *x, int64_t k, int dim, int fl
         return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory", op), NULL;
     return gather_impl(g, &op_topk, x, d, x->ndim, shape, idx, idx != indices);
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(select_backward_kernel)(void *gx_, heed_tensor *y, heed_graph *g, int64_t outer, int64_t inner,
+                                       int64_t n, int64_t i) {
+    T *gx = gx_;
+    const T *dy = y->grad;
+#pragma omp parallel for schedule(static) if (y->numel > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < inner; c++) gx[(o * n + i) * inner + c] += dy[o * inner + c];
+}
+
+/* The ranked entries line_topk keeps in scratch; returns how many. */
+static int64_t FN(line_topk_kernel)(const void *xs_, int64_t k, int64_t n, int64_t stride, bool largest,
+                                    ranked *scratch) {
+    int64_t m = 0;
+    const T *xs = xs_;
+    if (k <= INSERTION_MAX_K) {
+        for (int64_t j = 0; j < n; j++) {
+            double v = (double)xs[j * stride];
+            if (m == k && !ranks_before(largest, v, j, scratch[m - 1].v, scratch[m - 1].i)) continue;
+            int64_t p = m < k ? m++ : m - 1;
+            while (p > 0 && ranks_before(largest, v, j, scratch[p - 1].v, scratch[p - 1].i))
+                scratch[p] = scratch[p - 1], p--;
+            scratch[p] = (ranked){v, j};
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) scratch[j] = (ranked){(double)xs[j * stride], j};
+        qsort(scratch, (size_t)n, sizeof *scratch, largest ? cmp_largest : cmp_smallest);
+        m = k;
+    }
+    return m;
+}
+
+static void FN(gather_move_kernel)(void *x_, void *y_, int64_t lines, int64_t n, int threads, const gather_plan *p,
+                                   bool scatter) {
+    T *x = x_, *y = y_;
+#pragma omp parallel for schedule(static) if (lines * n > PARALLEL_MIN) num_threads(threads)
+    for (int64_t l = 0; l < lines; l++) {
+        int64_t rest = l, yb = 0, xb = 0;
+        for (int k = 3; k >= 0; k--) {
+            if (k == p->d) continue;
+            int64_t c = rest % p->ys[k];
+            rest /= p->ys[k];
+            yb += c * p->yst[k], xb += c * p->xst[k];
+        }
+        for (int64_t j = 0; j < n; j++) {
+            int64_t py = yb + j * p->yst[p->d], px = xb + p->idx[py] * p->xst[p->d];
+            if (scatter) x[px] += y[py];
+            else y[py] = x[px];
+        }
+    }
+}
+#endif

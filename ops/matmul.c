@@ -3,6 +3,7 @@
  *
  * C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; a transposed operand
  * takes the transpose of that, which is again one GEMM with the flags swapped. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 #include "gemm.h"
 
@@ -125,12 +126,12 @@ static int64_t linear_rows(const heed_tensor *x) {
 
 #define T float
 #define FN(name) name##_f32
-#include "matmul_kernels.h"
+#include "matmul.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "matmul_kernels.h"
+#include "matmul.c"
 #undef T
 #undef FN
 
@@ -174,3 +175,31 @@ heed_tensor *heed_linear(heed_graph *g, heed_tensor *x, heed_tensor *w, heed_ten
     heed_record(g, &op_linear, bias ? 3 : 2, ins, 1, &y);
     return heed_graph_ok(g) ? y : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* db[j] += sum_i dy[i, j], each column summed in double in row order; the rows are walked
+ * once per block of BIAS_COLS columns, whose sums run side by side (a column at a time was
+ * one long dependent chain of strided loads). */
+static void FN(linear_backward_kernel)(heed_tensor *y, void *gbias, int64_t M, int64_t out, heed_graph *g) {
+    enum { BIAS_COLS = 16 };
+    const T *dy = y->grad;
+    T *db = gbias;
+#pragma omp parallel for if (M * out > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t j0 = 0; j0 < out; j0 += BIAS_COLS) {
+        int64_t nj = out - j0 < BIAS_COLS ? out - j0 : BIAS_COLS;
+        double s[BIAS_COLS] = {0};
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < nj; j++) s[j] += dy[i * out + j0 + j];
+        for (int64_t j = 0; j < nj; j++) db[j0 + j] += (T)s[j];
+    }
+}
+
+static void FN(linear_forward_kernel)(heed_tensor *y, heed_tensor *bias, int64_t M, int64_t out, heed_tensor *x,
+                                      int64_t in, heed_tensor *w) {
+    T *Y = y->data;
+    const T *b = bias ? bias->data : NULL;
+    if (b)
+        for (int64_t i = 0; i < M; i++) memcpy(Y + i * out, b, (size_t)out * sizeof(T));
+    heed_gemm(x->dtype, false, true, M, out, in, 1, x->data, in, w->data, in, b ? 1 : 0, Y, out);
+}
+#endif

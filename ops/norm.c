@@ -14,6 +14,7 @@
  *
  * f32 rows run vector kernels (norm_vec.h, AVX-512 or AVX2 as heed_isa() says; sums
  * widened to double); f64 and CPUs without AVX2 run the scalar kernels. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rowops.h"
 
 #include <omp.h>
@@ -23,12 +24,12 @@
 
 #define T float
 #define FN(name) name##_f32
-#include "norm_kernels.h"
+#include "norm.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "norm_kernels.h"
+#include "norm.c"
 #undef T
 #undef FN
 
@@ -54,17 +55,6 @@ typedef struct {
     int64_t rows, n;
     double *stats; /* [rows][2]: mean, rstd */
 } ln_saved;
-
-#define T float
-#define FN(name) name##_f32
-#include "norm_affine_kernels.h"
-#undef T
-#undef FN
-#define T double
-#define FN(name) name##_f64
-#include "norm_affine_kernels.h"
-#undef T
-#undef FN
 
 static void layernorm_backward(heed_graph *g, heed_node *nd) {
     heed_tensor *x = nd->in[0], *y = nd->out[0];
@@ -161,3 +151,49 @@ heed_tensor *heed_layernorm(heed_graph *g, heed_tensor *x, heed_tensor *gamma, h
     }
     return heed_graph_ok(g) ? y : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* The scalar layer-norm row kernels: f64 always runs these; f32 runs them on CPUs without
+ * AVX2. Math: at the top. stats[0] = mean, stats[1] = rstd. gamma, beta may be NULL. */
+
+static void FN(fwd_row)(const T *x, T *y, int64_t n, const T *gamma, const T *beta, double eps, double *stats) {
+    double s = 0, v = 0;
+    for (int64_t j = 0; j < n; j++) s += x[j];
+    double mean = s / (double)n;
+    for (int64_t j = 0; j < n; j++) v += ((double)x[j] - mean) * ((double)x[j] - mean);
+    double rstd = 1 / sqrt(v / (double)n + eps);
+    for (int64_t j = 0; j < n; j++) {
+        T xh = (T)(((double)x[j] - mean) * rstd);
+        y[j] = (gamma ? xh * gamma[j] : xh) + (beta ? beta[j] : 0);
+    }
+    stats[0] = mean, stats[1] = rstd;
+}
+
+static void FN(bwd_row)(const T *x, const T *dy, T *dx, int64_t n, const T *gamma, const double *stats, double *pgamma,
+                        double *pbeta) {
+    double mean = stats[0], rstd = stats[1], a = 0, b = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];
+        a += h, b += h * xh;
+        if (pgamma) pgamma[j] += (double)dy[j] * xh;
+        if (pbeta) pbeta[j] += dy[j];
+    }
+    if (!dx) return;
+    a /= (double)n, b /= (double)n;
+    for (int64_t j = 0; j < n; j++) {
+        double xh = ((double)x[j] - mean) * rstd, h = gamma ? (double)dy[j] * gamma[j] : dy[j];
+        dx[j] += (T)(rstd * (h - a - xh * b));
+    }
+}
+
+/* dgamma and dbeta: the nt threads' partial sums added up (layernorm_backward). */
+static void FN(layernorm_backward_kernel)(void *ggamma, void *gbeta, int64_t n, int nt, double *part) {
+    T *dg = ggamma, *db = gbeta;
+    for (int64_t j = 0; j < n; j++) {
+        double sg = 0, sb = 0;
+        for (int t = 0; t < nt; t++) sg += part[(size_t)t * 2 * n + j], sb += part[((size_t)t * 2 + 1) * n + j];
+        if (dg) dg[j] += (T)sg;
+        if (db) db[j] += (T)sb;
+    }
+}
+#endif

@@ -1,6 +1,6 @@
 /* The f32 layer-norm row kernels on vectors, built by norm.c once per ISA (graph/simd.h:
  * ISA is avx2 or avx512, V(op) the vector operations, VFN(name) the build's names). The
- * math of norm_kernels.h; sums widened to double, the last n % VW elements scalar.
+ * math of norm.c's scalar kernels; sums widened to double, the last n % VW elements scalar.
  * stats[0] = mean, stats[1] = rstd. gamma, beta may be NULL. */
 
 VTARGET static void VFN(fwd_row)(const float *x, float *y, int64_t n, const float *gamma, const float *beta, double eps,

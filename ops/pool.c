@@ -19,6 +19,7 @@
  *
  * Cost: forward reads each window once (k_h k_w per output), backward writes the same;
  * max saves 4 bytes per output. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 #include <limits.h>
@@ -53,57 +54,16 @@ static double divisor(const pool_plan *p, int64_t rows, int64_t cols) {
     return (double)(p->kh * p->kw);
 }
 
-#define DEFINE_POOL_KERNELS(T, sfx)                                                                                    \
-    static void forward_plane_##sfx(const pool_plan *p, const T *x, T *y, int32_t *argmax) {                           \
-        for (int64_t i = 0; i < p->Ho; i++) {                                                                          \
-            int64_t r0, r1;                                                                                            \
-            window(p, true, i, &r0, &r1);                                                                              \
-            for (int64_t j = 0; j < p->Wo; j++) {                                                                      \
-                int64_t c0, c1;                                                                                        \
-                window(p, false, j, &c0, &c1);                                                                         \
-                if (p->kind == POOL_MAX) {                                                                             \
-                    int64_t best = r0 * p->W + c0;                                                                     \
-                    T m = x[best];                                                                                     \
-                    for (int64_t r = r0; r < r1 && !isnan(m); r++)                                                     \
-                        for (int64_t c = c0; c < c1; c++) {                                                            \
-                            T v = x[r * p->W + c];                                                                     \
-                            if (v > m || isnan(v)) {                                                                   \
-                                m = v, best = r * p->W + c;                                                            \
-                                if (isnan(v)) break;                                                                   \
-                            }                                                                                          \
-                        }                                                                                              \
-                    y[i * p->Wo + j] = m;                                                                              \
-                    if (argmax) argmax[i * p->Wo + j] = (int32_t)best;                                                 \
-                } else {                                                                                               \
-                    double s = 0;                                                                                      \
-                    for (int64_t r = r0; r < r1; r++)                                                                  \
-                        for (int64_t c = c0; c < c1; c++) s += x[r * p->W + c];                                        \
-                    y[i * p->Wo + j] = (T)(s / divisor(p, r1 - r0, c1 - c0));                                          \
-                }                                                                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-    }                                                                                                                  \
-    static void backward_plane_##sfx(const pool_plan *p, const T *dy, const int32_t *argmax, T *dx) {                  \
-        for (int64_t i = 0; i < p->Ho; i++) {                                                                          \
-            int64_t r0, r1;                                                                                            \
-            window(p, true, i, &r0, &r1);                                                                              \
-            for (int64_t j = 0; j < p->Wo; j++) {                                                                      \
-                T d = dy[i * p->Wo + j];                                                                               \
-                if (p->kind == POOL_MAX) {                                                                             \
-                    dx[argmax[i * p->Wo + j]] += d;                                                                    \
-                    continue;                                                                                          \
-                }                                                                                                      \
-                int64_t c0, c1;                                                                                        \
-                window(p, false, j, &c0, &c1);                                                                         \
-                T share = (T)(d / divisor(p, r1 - r0, c1 - c0));                                                       \
-                for (int64_t r = r0; r < r1; r++)                                                                      \
-                    for (int64_t c = c0; c < c1; c++) dx[r * p->W + c] += share;                                       \
-            }                                                                                                          \
-        }                                                                                                              \
-    }
-
-DEFINE_POOL_KERNELS(float, f32)
-DEFINE_POOL_KERNELS(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "pool.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "pool.c"
+#undef T
+#undef FN
 
 static const char *op_name(pool_kind k) {
     return k == POOL_MAX ? "heed_max_pool2d" : k == POOL_AVG ? "heed_avg_pool2d" : "heed_adaptive_avg_pool2d";
@@ -226,3 +186,54 @@ heed_tensor *heed_adaptive_avg_pool2d(heed_graph *g, heed_tensor *x, int64_t out
     p.Ho = out_h, p.Wo = out_w;
     return pool_run(g, x, &p);
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(forward_plane)(const pool_plan *p, const T *x, T *y, int32_t *argmax) {
+    for (int64_t i = 0; i < p->Ho; i++) {
+        int64_t r0, r1;
+        window(p, true, i, &r0, &r1);
+        for (int64_t j = 0; j < p->Wo; j++) {
+            int64_t c0, c1;
+            window(p, false, j, &c0, &c1);
+            if (p->kind == POOL_MAX) {
+                int64_t best = r0 * p->W + c0;
+                T m = x[best];
+                for (int64_t r = r0; r < r1 && !isnan(m); r++)
+                    for (int64_t c = c0; c < c1; c++) {
+                        T v = x[r * p->W + c];
+                        if (v > m || isnan(v)) {
+                            m = v, best = r * p->W + c;
+                            if (isnan(v)) break;
+                        }
+                    }
+                y[i * p->Wo + j] = m;
+                if (argmax) argmax[i * p->Wo + j] = (int32_t)best;
+            } else {
+                double s = 0;
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t c = c0; c < c1; c++) s += x[r * p->W + c];
+                y[i * p->Wo + j] = (T)(s / divisor(p, r1 - r0, c1 - c0));
+            }
+        }
+    }
+}
+
+static void FN(backward_plane)(const pool_plan *p, const T *dy, const int32_t *argmax, T *dx) {
+    for (int64_t i = 0; i < p->Ho; i++) {
+        int64_t r0, r1;
+        window(p, true, i, &r0, &r1);
+        for (int64_t j = 0; j < p->Wo; j++) {
+            T d = dy[i * p->Wo + j];
+            if (p->kind == POOL_MAX) {
+                dx[argmax[i * p->Wo + j]] += d;
+                continue;
+            }
+            int64_t c0, c1;
+            window(p, false, j, &c0, &c1);
+            T share = (T)(d / divisor(p, r1 - r0, c1 - c0));
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) dx[r * p->W + c] += share;
+        }
+    }
+}
+#endif

@@ -1,6 +1,6 @@
 /* The f32 softmax row kernels on vectors, built by softmax.c once per ISA (graph/simd.h:
  * ISA is avx2 or avx512, V(op) the vector operations, VFN(name) the build's names). The
- * math of softmax_kernels.h with SLEEF's expf (1 ulp); sums widened to double. A row's
+ * math of softmax.c's scalar kernels with SLEEF's expf (1 ulp); sums widened to double. A row's
  * last n % VW elements go through one masked vector. */
 
 /* acc += the VW floats of v, widened to double (two accumulators of VW/2). */

@@ -9,6 +9,7 @@
  *   dy/dx = f'(x, y; a)          backward uses whichever of x and y is cheaper
  * and backward is dx += dy * f'(x, y). f64 uses libm; f32 uses the vector kernels of the
  * widest ISA heed_isa() allows, else (scalar) the double formulas rounded to float. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
 
 #include <math.h>
@@ -107,12 +108,12 @@ static inline double grad1(unary_kind k, double x, double y, double a) {
 
 #define T float
 #define FN(name) name##_f32
-#include "unary_kernels.h"
+#include "unary.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "unary_kernels.h"
+#include "unary.c"
 #undef T
 #undef FN
 
@@ -205,3 +206,20 @@ heed_tensor *heed_gelu_tanh(heed_graph *g, heed_tensor *x) { return unary(g, U_G
 heed_tensor *heed_sigmoid(heed_graph *g, heed_tensor *x) { return unary(g, U_SIGMOID, x, 0); }
 heed_tensor *heed_tanh(heed_graph *g, heed_tensor *x) { return unary(g, U_TANH, x, 0); }
 heed_tensor *heed_softplus(heed_graph *g, heed_tensor *x) { return unary(g, U_SOFTPLUS, x, 0); }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(unary_forward_kernel)(const void *x_, void *y_, int64_t n, int threads, unary_kind k, double a) {
+    const T *x = x_;
+    T *y = y_;
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) y[i] = (T)fwd1(k, x[i], a);
+}
+
+static void FN(unary_backward_kernel)(heed_tensor *xt, heed_tensor *yt, void *gx_, int64_t n, heed_graph *g,
+                                      unary_kind k, double a) {
+    const T *x = xt->data, *y = yt->data, *dy = yt->grad;
+    T *gx = gx_;
+#pragma omp parallel for schedule(static) if (n > PARALLEL_MIN) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t i = 0; i < n; i++) gx[i] += (T)(dy[i] * grad1(k, x[i], y[i], a));
+}
+#endif

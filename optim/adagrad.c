@@ -4,6 +4,7 @@
  *   s = s + g^2                     (s starts at initial_accumulator_value)
  *   p = p - clr * g / (sqrt(s) + eps)
  * State: "adagrad.sum". */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "optim_internal.h"
 
 #include <math.h>
@@ -14,12 +15,12 @@
 
 #define T float
 #define FN(name) name##_f32
-#include "adagrad_kernels.h"
+#include "adagrad.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "adagrad_kernels.h"
+#include "adagrad.c"
 #undef T
 #undef FN
 
@@ -51,3 +52,10 @@ heed_optimizer *heed_adagrad(heed_params *P, const heed_adagrad_opts *opts) {
     else adagrad_kernel_f64(opt, numel, o);
     return opt;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(adagrad_kernel)(heed_optimizer *opt, int64_t numel, heed_adagrad_opts o) {
+    T *s = opt->state[0];
+    for (int64_t i = 0; i < numel; i++) s[i] = (T)o.initial_accumulator_value;
+}
+#endif

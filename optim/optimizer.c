@@ -5,6 +5,7 @@
  * most OPT_CHUNK elements, never across a frozen parameter, a group boundary or the
  * padding between parameters. The optimizer's kernel then runs one OpenMP loop over the
  * chunks with a vectorisable inner loop per chunk. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "optim_internal.h"
 
 #include <math.h>
@@ -140,12 +141,12 @@ heed_status heed_optimizer_step(heed_optimizer *o) {
 
 #define T float
 #define FN(name) name##_f32
-#include "optimizer_kernels.h"
+#include "optimizer.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "optimizer_kernels.h"
+#include "optimizer.c"
 #undef T
 #undef FN
 
@@ -333,3 +334,12 @@ heed_status heed_optimizer_set_group(heed_optimizer *o, int g, double lr_scale, 
     o->groups[g] = (opt_group){lr_scale, wd};
     return HEED_OK;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* Index of the first non-finite element of g[n], or -1. */
+static int64_t FN(first_nonfinite)(const T *g, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(g[i])) return i;
+    return -1;
+}
+#endif

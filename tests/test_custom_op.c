@@ -1,6 +1,7 @@
 /* A user-defined op through the public header only (include/heed/extend.h): softsign (its
- * kernels in softsign_kernels.h, the template idiom of docs/guide.md) and a row
+ * kernels at the end of this file, the idiom of docs/guide.md section 6) and a row
  * log-sum-exp that saves its statistics, gradient-checked like heed's own ops. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "check.h"
 #include "check_grad32.h"
 
@@ -11,12 +12,12 @@ static heed_ctx *ctx;
 
 #define T float
 #define FN(name) name##_f32
-#include "softsign_kernels.h"
+#include "test_custom_op.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "softsign_kernels.h"
+#include "test_custom_op.c"
 #undef T
 #undef FN
 
@@ -225,3 +226,18 @@ int main(void) {
     heed_ctx_free(ctx);
     return check_summary();
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* softsign's kernels, math in double:  y = x / (1 + |x|),  dx += dy / (1 + |x|)^2 */
+
+static void FN(softsign_forward)(const T *x, T *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = (T)((double)x[i] / (1 + fabs((double)x[i])));
+}
+
+static void FN(softsign_backward)(const T *x, const T *dy, T *dx, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double d = 1 + fabs((double)x[i]);
+        dx[i] += (T)(dy[i] / (d * d));
+    }
+}
+#endif

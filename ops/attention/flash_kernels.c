@@ -4,6 +4,7 @@
  * Portable loops serve f64 (the readable reference) and f32 on CPUs without AVX2. The
  * f32 vector versions are where the speed is: flash_vec.h, built for AVX2 and AVX-512F
  * (the widest heed_isa() allows runs), and an AVX2 transpose both use. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "internal.h"
 
 #include <immintrin.h>
@@ -11,64 +12,17 @@
 
 /* ---------------------------------------------------------------- portable */
 
-#define PORTABLE_KERNELS(T, SUF)                                                                                       \
-    static void gemm_##SUF(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t rsa, int64_t csa, const T *B, \
-                           int64_t ldb, bool accumulate, T *C, int64_t ldc) {                                          \
-        for (int64_t i = 0; i < M; i++) {                                                                              \
-            T *c = C + i * ldc;                                                                                        \
-            if (!accumulate)                                                                                           \
-                for (int64_t j = 0; j < N; j++) c[j] = 0;                                                              \
-            for (int64_t k = 0; k < K; k++) {                                                                          \
-                T a = alpha * A[i * rsa + k * csa];                                                                    \
-                const T *b = B + k * ldb;                                                                              \
-                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-    }                                                                                                                  \
-    static T row_fwd_##SUF(T *s, int64_t n, int64_t c0, int64_t c1, T c, const T *bias, int64_t bs, T bmul, T *m,      \
-                           T *l) {                                                                                     \
-        T mx = -INFINITY;                                                                                              \
-        for (int64_t j = 0; j < n; j++) {                                                                              \
-            if (j < c0 || j >= c1) {                                                                                   \
-                s[j] = 0;                                                                                              \
-                continue;                                                                                              \
-            }                                                                                                          \
-            s[j] = s[j] * c + (bias ? bias[j * bs] * bmul : 0);                                                        \
-            if (s[j] > mx) mx = s[j];                                                                                  \
-        }                                                                                                              \
-        T mnew = *m > mx ? *m : mx;                                                                                    \
-        if (mnew == -INFINITY) { /* nothing visible yet: the row stays empty */                                        \
-            for (int64_t j = c0; j < c1; j++) s[j] = 0;                                                                \
-            return 1;                                                                                                  \
-        }                                                                                                              \
-        T sum = 0;                                                                                                     \
-        for (int64_t j = c0; j < c1; j++) sum += s[j] = exp2(s[j] - mnew);                                             \
-        T alpha = exp2(*m - mnew);                                                                                     \
-        *l = *l * alpha + sum;                                                                                         \
-        *m = mnew;                                                                                                     \
-        return alpha;                                                                                                  \
-    }                                                                                                                  \
-    static void row_bwd_##SUF(T *s, T *da, int64_t n, int64_t c0, int64_t c1, T c, const T *bias, int64_t bs, T bmul,  \
-                              T m, T ls, T D, const T *z) {                                                            \
-        for (int64_t j = 0; j < n; j++) {                                                                              \
-            if (j < c0 || j >= c1) {                                                                                   \
-                s[j] = da[j] = 0;                                                                                      \
-                continue;                                                                                              \
-            }                                                                                                          \
-            T t = s[j] * c + (bias ? bias[j * bs] * bmul : 0);                                                         \
-            T p = exp2((t - m) - ls), zj = z ? z[j] : 1;                                                               \
-            s[j] = p * zj;                                                                                             \
-            da[j] = p * (da[j] * zj - D);                                                                              \
-        }                                                                                                              \
-    }                                                                                                                  \
-    static void transpose_##SUF(const T *src, int64_t lds, int64_t rows, int64_t cols, T *dst, int64_t ldd) {          \
-        for (int64_t j = 0; j < rows; j++)                                                                             \
-            for (int64_t c = 0; c < cols; c++) dst[c * ldd + j] = src[j * lds + c];                                    \
-    }
-
 #include <tgmath.h>
-PORTABLE_KERNELS(float, f32)
-PORTABLE_KERNELS(double, f64)
+#define T float
+#define FN(name) name##_f32
+#include "flash_kernels.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "flash_kernels.c"
+#undef T
+#undef FN
 
 static const flash_kernels_f32 portable_f32 = {gemm_f32, row_fwd_f32, row_bwd_f32, transpose_f32};
 static const flash_kernels_f64 portable_f64 = {gemm_f64, row_fwd_f64, row_bwd_f64, transpose_f64};
@@ -120,3 +74,62 @@ const flash_kernels_f32 *flash_kernels_f32_get(void) {
 }
 
 const flash_kernels_f64 *flash_kernels_f64_get(void) { return &portable_f64; }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* The portable tile primitives. */
+static void FN(gemm)(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t rsa, int64_t csa, const T *B,
+                     int64_t ldb, bool accumulate, T *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        T *c = C + i * ldc;
+        if (!accumulate)
+            for (int64_t j = 0; j < N; j++) c[j] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            T a = alpha * A[i * rsa + k * csa];
+            const T *b = B + k * ldb;
+            for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+static T FN(row_fwd)(T *s, int64_t n, int64_t c0, int64_t c1, T c, const T *bias, int64_t bs, T bmul, T *m, T *l) {
+    T mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        if (j < c0 || j >= c1) {
+            s[j] = 0;
+            continue;
+        }
+        s[j] = s[j] * c + (bias ? bias[j * bs] * bmul : 0);
+        if (s[j] > mx) mx = s[j];
+    }
+    T mnew = *m > mx ? *m : mx;
+    if (mnew == -INFINITY) { /* nothing visible yet: the row stays empty */
+        for (int64_t j = c0; j < c1; j++) s[j] = 0;
+        return 1;
+    }
+    T sum = 0;
+    for (int64_t j = c0; j < c1; j++) sum += s[j] = exp2(s[j] - mnew);
+    T alpha = exp2(*m - mnew);
+    *l = *l * alpha + sum;
+    *m = mnew;
+    return alpha;
+}
+
+static void FN(row_bwd)(T *s, T *da, int64_t n, int64_t c0, int64_t c1, T c, const T *bias, int64_t bs, T bmul, T m,
+                        T ls, T D, const T *z) {
+    for (int64_t j = 0; j < n; j++) {
+        if (j < c0 || j >= c1) {
+            s[j] = da[j] = 0;
+            continue;
+        }
+        T t = s[j] * c + (bias ? bias[j * bs] * bmul : 0);
+        T p = exp2((t - m) - ls), zj = z ? z[j] : 1;
+        s[j] = p * zj;
+        da[j] = p * (da[j] * zj - D);
+    }
+}
+
+static void FN(transpose)(const T *src, int64_t lds, int64_t rows, int64_t cols, T *dst, int64_t ldd) {
+    for (int64_t j = 0; j < rows; j++)
+        for (int64_t c = 0; c < cols; c++) dst[c * ldd + j] = src[j * lds + c];
+}
+#endif

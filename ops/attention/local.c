@@ -8,6 +8,7 @@
  * gradient reaches W_p and v_p through the Gaussian: da_j/dp = a_j (j - p) / sigma^2.
  * The weights need not sum to 1 (the Gaussian is applied after the softmax, as in the
  * paper). The scores come from any one-step score op (heed_luong_score, scores.c). */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
 
 #include <math.h>
@@ -27,12 +28,12 @@ static inline double gauss(double j, double p, double sigma) {
 
 #define T float
 #define FN(name) name##_f32
-#include "local_kernels.h"
+#include "local.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "local_kernels.h"
+#include "local.c"
 #undef T
 #undef FN
 
@@ -155,3 +156,54 @@ heed_tensor *heed_luong_local_attention(heed_graph *g, heed_luong_kind kind, hee
     double sigma = o.kind == HEED_LOCAL_P || o.gaussian_m ? (double)D / 2 : 0;
     return centre ? heed_local_attend(g, s, values, centre, D, sigma, key_lengths, weights) : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(local_backward_kernel)(heed_tensor *s, heed_tensor *v, heed_tensor *centre, heed_tensor *w,
+                                      heed_tensor *ctx, void *gs_, void *gv_, void *gp_, int64_t B, int64_t N,
+                                      int64_t dv, heed_graph *g, double *ga, const local_plan *p) {
+    const T *S = s->data, *V = v->data, *P = centre->data, *A = w->data, *dC = ctx->grad, *gW = w->grad;
+    T *gs = gs_, *gv = gv_, *gp = gp_;
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t b = 0; b < B; b++) {
+        const T *dc = dC + b * dv;
+        double pb = P[b], dot = 0, dp = 0, *gab = ga + b * N;
+        for (int64_t j = p->lo[b]; j < p->hi[b]; j++) {
+            const T *vj = V + (b * N + j) * dv;
+            double d = gW[b * N + j];
+            for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
+            gab[j] = d;
+            if (gv)
+                for (int64_t e = 0; e < dv; e++) gv[(b * N + j) * dv + e] += (T)(A[b * N + j] * dc[e]);
+            double alpha = exp((double)S[b * N + j] - p->max[b]) / p->sum[b];
+            dot += alpha * d * gauss((double)j, pb, p->sigma);
+            if (p->sigma > 0)
+                dp += d * alpha * gauss((double)j, pb, p->sigma) * ((double)j - pb) / (p->sigma * p->sigma);
+        }
+        for (int64_t j = p->lo[b]; gs && j < p->hi[b]; j++) {
+            double alpha = exp((double)S[b * N + j] - p->max[b]) / p->sum[b];
+            gs[b * N + j] += (T)(alpha * (gab[j] * gauss((double)j, pb, p->sigma) - dot));
+        }
+        if (gp) gp[b] += (T)dp;
+    }
+}
+
+static void FN(local_attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_tensor *centre, heed_tensor *ctx,
+                                    heed_tensor *w, int64_t B, int64_t N, int64_t dv, heed_graph *g, local_plan p) {
+    const T *S = scores->data, *V = values->data, *P = centre->data;
+    T *C = ctx->data, *W = w->data;
+#pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t b = 0; b < B; b++) {
+        double m = -INFINITY, sum = 0;
+        for (int64_t j = p.lo[b]; j < p.hi[b]; j++)
+            m = S[b * N + j] > m || S[b * N + j] != S[b * N + j] ? S[b * N + j] : m;
+        if (m == -INFINITY) p.hi[b] = p.lo[b]; /* an empty window, or every score in it -inf: zeros */
+        for (int64_t j = p.lo[b]; j < p.hi[b]; j++) sum += exp((double)S[b * N + j] - m);
+        p.max[b] = m, p.sum[b] = sum;
+        for (int64_t j = p.lo[b]; j < p.hi[b]; j++) {
+            T a = (T)(exp((double)S[b * N + j] - m) / sum * gauss((double)j, (double)P[b], p.sigma));
+            W[b * N + j] = a;
+            for (int64_t e = 0; e < dv; e++) C[b * dv + e] += a * V[(b * N + j) * dv + e];
+        }
+    }
+}
+#endif

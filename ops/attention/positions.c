@@ -2,6 +2,7 @@
  * absolute positions (rows of a parameter table), and a learned relative-position bias
  * (a [buckets, H] table spread over [1, H, Nq, Nk], with clipped or T5 log buckets) to
  * pass as heed_attention_opts.bias. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
 
 #include <math.h>
@@ -10,12 +11,12 @@
 
 #define T float
 #define FN(name) name##_f32
-#include "positions_kernels.h"
+#include "positions.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "positions_kernels.h"
+#include "positions.c"
 #undef T
 #undef FN
 
@@ -165,3 +166,40 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
     if (nd) nd->saved = bucket;
     return heed_graph_ok(g) ? y : NULL;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(sinusoidal_positions_kernel)(heed_tensor *t, int64_t n, int64_t d, heed_graph *g, int64_t start) {
+    T *pe = t->data;
+#pragma omp parallel for if (n * d > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t p = 0; p < n; p++)
+        for (int64_t c = 0; c < d; c++) {
+            int64_t i2 = c - (c & 1); /* 2i */
+            double angle = (double)(start + p) * exp(-log(10000.0) * (double)i2 / (double)d);
+            pe[p * d + c] = (T)((c & 1) ? cos(angle) : sin(angle));
+        }
+}
+
+static void FN(learned_backward_kernel)(heed_tensor *y, void *gt_, int64_t start, int64_t d) {
+    const T *dy = y->grad;
+    T *gt = (T *)gt_ + start * d;
+    for (int64_t i = 0; i < y->numel; i++) gt[i] += dy[i];
+}
+
+static void FN(relpos_backward_kernel)(heed_tensor *y, void *gt_, int64_t H, int64_t nq, int64_t nk, heed_graph *g,
+                                       const int32_t *bucket) {
+    const T *dy = y->grad;
+    T *gt = gt_;
+#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t h = 0; h < H; h++) /* each thread owns column h of the table */
+        for (int64_t ij = 0; ij < nq * nk; ij++) gt[bucket[ij] * H + h] += dy[h * nq * nk + ij];
+}
+
+static void FN(relative_position_bias_kernel)(heed_tensor *table, heed_tensor *y, int64_t H, int64_t nq, int64_t nk,
+                                              heed_graph *g, int32_t *bucket) {
+    const T *tb = table->data;
+    T *Y = y->data;
+#pragma omp parallel for if (H * nq * nk > 65536) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t ij = 0; ij < nq * nk; ij++) Y[h * nq * nk + ij] = tb[bucket[ij] * H + h];
+}
+#endif

@@ -6,6 +6,7 @@
  *   dx += dA_i W_ih,  dh += dA_h W_hh (+ dh z for the GRU),  dc += dc' f,
  *   dW_ih += dA_i^T x,  dW_hh += dA_h^T h,  db_ih += sum_rows dA_i,  db_hh += sum_rows dA_h
  * where dA_i = dA_h = dA for the LSTM and the GRU's differ in the n block (rnn.h). */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rnn.h"
 #include "../gemm.h"
 
@@ -22,12 +23,12 @@ static const char *cell_name(heed_rnn_kind k) { return k == HEED_RNN_LSTM ? "hee
 
 #define T float
 #define FN(name) name##_f32
-#include "cell_kernels.h"
+#include "cell.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "cell_kernels.h"
+#include "cell.c"
 #undef T
 #undef FN
 
@@ -351,3 +352,17 @@ heed_status heed_rnn_declare(heed_rnn *rnn, heed_params *P, const char *prefix, 
     *rnn = r;
     return HEED_OK;
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* d[n] += s[n] */
+static void FN(add_into)(void *d_, const void *s_, int64_t n) {
+    T *d = d_;
+    const T *s = s_;
+    for (int64_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+static void FN(set_forget_bias)(heed_tensor **w, int64_t H, const heed_rnn_opts *o) {
+    T *bi = w[2]->data, *bh = w[3]->data;
+    for (int64_t j = H; j < 2 * H; j++) bi[j] = (T)o->forget_bias, bh[j] = 0;
+}
+#endif

@@ -2,7 +2,7 @@
  * is avx2 or avx512, V(op) the vector operations, VFN(name) the build's names): VW units
  * at a time with SLEEF's exp (the shared stable sigmoid) and its 3.5-ulp tanh (half the
  * cost of the 1-ulp one, far inside the f32-vs-f64 tolerance); the last (j1 - j0) % VW
- * units of a row go to the scalar kernels of gates_generic.h. Equations: rnn.h. */
+ * units of a row go to the scalar kernels of gates.c. Equations: rnn.h. */
 
 /* p[0 .. VW), or zeros when p is NULL */
 VTARGET static inline VF VFN(loadz)(const float *p) { return p ? V(load)(p) : V(zero)(); }

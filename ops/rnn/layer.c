@@ -31,6 +31,7 @@
  * backward it computes dA for its units and, after a barrier, the columns of dh_prev for
  * its units. The GEMMs inside the step loops are single-threaded BLAS calls; those over
  * all steps use the BLAS's own threads. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rnn.h"
 #include "../gemm.h"
 
@@ -311,12 +312,12 @@ static void plan_parts(recur *rc) {
 
 #define T float
 #define FN(name) name##_f32
-#include "layer_kernels.h"
+#include "layer.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "layer_kernels.h"
+#include "layer.c"
 #undef T
 #undef FN
 
@@ -623,3 +624,19 @@ heed_tensor *heed_rnn_final_state(heed_graph *g, const heed_rnn *rnn, heed_tenso
     if (D == 2) s = heed_transpose(g, s, 0, 1);                                     /* [B, 2, H] */
     return heed_reshape(g, s, HEED_SHAPE(B, D * H));
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+static void FN(drop_mask_kernel)(const void *in, void *out, double p, int64_t n, int threads, uint64_t seed,
+                                 uint64_t stream) {
+    const T *a = in;
+    T *b = out, scale = (T)(1.0 / (1.0 - p));
+#pragma omp parallel for if (n > 32768) schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) b[i] = heed__uniform_at(seed, stream, (uint64_t)i) >= p ? a[i] * scale : 0;
+}
+
+static void FN(add_into_kernel)(void *dst, const void *src, int64_t n) {
+    T *a = dst;
+    const T *b = src;
+    for (int64_t i = 0; i < n; i++) a[i] += b[i];
+}
+#endif

@@ -5,6 +5,7 @@
  * Backward: dx[s, b] = dy[s/2, b, half s%2] m(s, b).
  * heed_pyramid_lstm of a batch_first rnn does the same on batch-major x[B,T,F] and
  * y[B,ceil(T/2),2F] (frame (s, b) is then row b*T + s): the pyramid works on time. */
+#ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rnn.h"
 
 typedef struct {
@@ -23,12 +24,12 @@ static int64_t y_at(bool bm, int64_t T, int64_t B, int64_t F, int64_t s, int64_t
 
 #define T float
 #define FN(name) name##_f32
-#include "pyramid_kernels.h"
+#include "pyramid.c" /* the kernels after #else, once per element type (docs/design.md, "Kernels") */
 #undef T
 #undef FN
 #define T double
 #define FN(name) name##_f64
-#include "pyramid_kernels.h"
+#include "pyramid.c"
 #undef T
 #undef FN
 
@@ -89,3 +90,34 @@ heed_tensor *heed_pyramid_lstm(heed_graph *g, const heed_rnn *rnn, heed_tensor *
     if (!y) return NULL;
     return heed_lstm(g, rnn, y, NULL, NULL, out_lengths, h_n, c_n);
 }
+#else /* ---------------------------------------------------------------- the kernels, once per element type T */
+
+/* steps is the input's time length (T in the math at the top). */
+
+static void FN(pyramid_backward_kernel)(heed_tensor *y, void *gx, heed_tensor *x, heed_graph *g, int64_t steps,
+                                        int64_t B, const pyr_saved *sv, bool bm, int64_t F) {
+    const T *dy = y->grad;
+    T *dx = gx;
+#pragma omp parallel for if (x->numel > 65536) schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t s = 0; s < steps; s++)
+        for (int64_t b = 0; b < B; b++) {
+            if (sv->len && s >= sv->len[b]) continue;
+            const T *src = dy + y_at(bm, steps, B, F, s, b);
+            T *dst = dx + x_at(bm, steps, B, F, s, b);
+            for (int64_t f = 0; f < F; f++) dst[f] += src[f];
+        }
+}
+
+static void FN(pyramid_kernel)(heed_tensor *x, heed_tensor *y, heed_graph *g, int64_t steps, int64_t T2, int64_t B,
+                               bool bm, int64_t F, const int64_t *lengths) {
+    const T *X = x->data;
+    T *Y = y->data;
+#pragma omp parallel for if (y->numel > 65536) schedule(static) num_threads(heed_ctx_threads_now(g->ctx))
+    for (int64_t s = 0; s < 2 * T2; s++)
+        for (int64_t b = 0; b < B; b++) {
+            T *dst = Y + y_at(bm, steps, B, F, s, b);
+            if (s >= steps || (lengths && s >= lengths[b])) memset(dst, 0, (size_t)F * sizeof(T));
+            else memcpy(dst, X + x_at(bm, steps, B, F, s, b), (size_t)F * sizeof(T));
+        }
+}
+#endif
