@@ -17,6 +17,9 @@
  * it from an atexit handler -- the launcher then stops every rank, nobody waits for a
  * peer that is gone. */
 #include "dist_internal.h"
+#include "heed/checkpoint.h"
+#include "heed/dist.h"
+#include "heed/optim.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -4,7 +4,8 @@
 #ifndef HEED_INTERNAL_H
 #define HEED_INTERNAL_H
 
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/extend.h"
 
 #include <stdarg.h>
 #include <string.h>

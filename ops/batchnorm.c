@@ -20,6 +20,7 @@
  * shared. Sums run in double; mean and rstd are saved per channel.
  * Cost: forward three passes over x (mean, variance, y), backward two. */
 #include "../graph/internal.h"
+#include "heed/batchnorm.h"
 
 #include <math.h>
 #include <stdio.h>

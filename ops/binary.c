@@ -2,6 +2,7 @@
  * Shapes align at the right; a size-1 (or missing) dim stretches. In backward the
  * gradient of a broadcast operand is summed over the dims it was stretched along. */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_COUNT } binop;
 

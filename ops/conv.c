@@ -29,6 +29,7 @@
  * after another: im2col and col2im split rows or channels over threads and each GEMM is
  * called outside any OpenMP region, where it runs on every BLAS thread. */
 #include "../graph/internal.h"
+#include "heed/conv.h"
 #include "gemm.h"
 
 #include <limits.h>

@@ -2,6 +2,7 @@
  * when uniform(seed, s, i) >= p, and backward draws the same numbers again.
  *   y = x * m / (1 - p),   dx = dy * m / (1 - p). */
 #include "../graph/internal.h"
+#include "heed/dropout.h"
 
 #include "../graph/simd.h"
 

@@ -5,6 +5,7 @@
  * whole rows of dw: no two threads write the same row, and every row sums its positions in
  * ascending order, so the result does not depend on the number of threads. */
 #include "../graph/internal.h"
+#include "heed/shape.h"
 
 #define PARALLEL_MIN 32768
 

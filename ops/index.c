@@ -11,6 +11,8 @@
  * rank by position, the first one first. Indices come back as int64_t arrays the caller
  * owns, ready for heed_embedding or heed_index_select: heed tensors hold only floats. */
 #include "../graph/internal.h"
+#include "heed/index.h"
+#include "heed/shape.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,6 +4,7 @@
  * (every row ignored, all weights zero, empty inputs) is 0 with zero gradients.
  * Sums run in double over fixed blocks, so the value does not depend on the thread count. */
 #include "rowops.h"
+#include "heed/loss.h"
 
 #include <tgmath.h>
 

@@ -4,6 +4,7 @@
  * C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; a transposed operand
  * takes the transpose of that, which is again one GEMM with the flags swapped. */
 #include "../graph/internal.h"
+#include "heed/matmul.h"
 #include "gemm.h"
 
 typedef struct {

@@ -15,6 +15,7 @@
  * f32 rows run vector kernels (norm_vec.h, AVX-512 or AVX2 as heed_isa() says; sums
  * widened to double); f64 and CPUs without AVX2 run the scalar kernels. */
 #include "rowops.h"
+#include "heed/norm.h"
 
 #include <omp.h>
 #include <tgmath.h>

@@ -20,6 +20,7 @@
  * Cost: forward reads each window once (k_h k_w per output), backward writes the same;
  * max saves 4 bytes per output. */
 #include "../graph/internal.h"
+#include "heed/pool.h"
 
 #include <limits.h>
 #include <math.h>

@@ -3,6 +3,7 @@
  * double.  sum: dx = dy (broadcast);  mean: dx = dy / n;  max: dx = dy at the first argmax;
  * cumsum: y_j = sum_{k <= j} x_k, dx_k = sum_{j >= k} dy_j (a running sum from the end). */
 #include "../graph/internal.h"
+#include "heed/reduce.h"
 
 #include <math.h>
 

@@ -8,6 +8,7 @@
  *   index_select:  y[.., j, ..] = x[.., idx[j], ..]   dx[.., idx[j], ..] += dy[.., j, ..]
  *                  (repeated indices add up) */
 #include "../graph/internal.h"
+#include "heed/shape.h"
 
 #define PARALLEL_MIN 32768 /* fewer elements are moved on one thread */
 

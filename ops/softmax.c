@@ -18,6 +18,7 @@
  * SLEEF's expf (1 ulp), sums in double; f64 rows and CPUs without AVX2 run the scalar
  * kernel. Rows are independent, so OpenMP splits them. */
 #include "rowops.h"
+#include "heed/softmax.h"
 
 #include <tgmath.h>
 

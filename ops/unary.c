@@ -10,6 +10,7 @@
  * and backward is dx += dy * f'(x, y). f64 uses libm; f32 uses the vector kernels of the
  * widest ISA heed_isa() allows, else (scalar) the double formulas rounded to float. */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 #include <math.h>
 

@@ -7,6 +7,7 @@
  *                                     the dims a or b was broadcast along)
  *   masked_fill:  y = m ? value : x   dx = m ? 0 : dy */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 #include <math.h>
 

@@ -2,6 +2,10 @@
  * kernels in softsign_kernels.h, the template idiom of docs/guide.md) and a row
  * log-sum-exp that saves its statistics, gradient-checked like heed's own ops. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/extend.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
 #include "check_grad32.h"
 
 static heed_ctx *ctx;

@@ -10,6 +10,9 @@
  *   heed_reinforce_loss    -mean_b (r_b - b) log w_sample(b): its gradient is the estimator;
  *   heed_baseline_update   b <- decay b + (1 - decay) mean(r). */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 #include <math.h>
 #include <tgmath.h>

@@ -14,6 +14,7 @@
  *                              for dphi(q), a reverse scan for dphi(k) and dv);
  *   heed_linear_attention_step one decoding step on a caller-owned [B,H,m,dv] state. */
 #include "layers.h"
+#include "heed/attention.h"
 #include "../gemm.h"
 
 #include <math.h>

@@ -9,6 +9,10 @@
  * The weights need not sum to 1 (the Gaussian is applied after the softmax, as in the
  * paper). The scores come from any one-step score op (heed_luong_score, scores.c). */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/shape.h"
 
 #include <math.h>
 #include <tgmath.h>

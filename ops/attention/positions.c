@@ -3,6 +3,7 @@
  * (a [buckets, H] table spread over [1, H, Nq, Nk], with clipped or T5 log buckets) to
  * pass as heed_attention_opts.bias. */
 #include "layers.h"
+#include "heed/attention.h"
 
 #include <math.h>
 

@@ -15,6 +15,7 @@
  *                           (Blelloch) parallel prefix scan over the triples: log-depth,
  *                           O(N dv) work; backward by a reverse linear recurrence. */
 #include "layers.h"
+#include "heed/attention.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -7,6 +7,8 @@
  * Both have analytic backward passes; the [B,N] scores between them are the only
  * intermediate. heed_coverage_loss is See et al.'s sum_j min(a_j, cov_j). */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/matmul.h"
 #include "../gemm.h"
 
 #include <math.h>

@@ -32,6 +32,7 @@
  * its units. The GEMMs inside the step loops are single-threaded BLAS calls; those over
  * all steps use the BLAS's own threads. */
 #include "rnn.h"
+#include "heed/shape.h"
 #include "../gemm.h"
 
 #include <omp.h>
