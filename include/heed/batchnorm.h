@@ -24,13 +24,19 @@ typedef struct {
     heed_tensor *num_batches_tracked; /* a one-element counter, +1 per training call; or NULL */
 } heed_batchnorm_opts;
 
-/* torch.nn.functional.batch_norm over x[N, C, H, W] per channel c:
- *   y = (x - mean_c) / sqrt(var_c + eps) * weight[c] + bias[c]   (weight, bias [C] or NULL)
- * In training mode (heed_graph_training), or without running statistics, mean and var are
- * the batch's over N, H, W (var biased); in training mode the running statistics, if given,
- * then move toward the batch's (var unbiased, times M / (M - 1), M = N H W > 1), and the
- * counter goes up by one. In evaluation mode with running statistics, those are used and
- * y is an affine map of x. Updates happen in no-grad regions too (as PyTorch's). */
+/* torch.nn.functional.batch_norm over x[N, C, H, W] per channel c, over its M = N H W values:
+ *   xhat = (x - mean_c) rstd_c, rstd_c = 1 / sqrt(var_c + eps);  y = xhat weight[c] + bias[c]
+ * (weight, bias [C] or NULL). In training mode (heed_graph_training), or without running
+ * statistics, mean and var are the batch's over N, H, W (var biased); in training mode the
+ * counter goes up by one first, then the running statistics, if given, move toward the
+ * batch's: running_mean = (1 - m) running_mean + m mean, running_var = (1 - m) running_var
+ * + m var M / (M - 1), with m = momentum, or 1 / num_batches_tracked when cumulative.
+ * Training refuses M = 1 (as PyTorch); an empty batch (M = 0) moves only the counter. In
+ * evaluation mode with running statistics, those are used and y is an affine map of x.
+ * Updates happen in no-grad regions too (as PyTorch's). Gradients, with h = dy weight[c]:
+ *   batch statistics:   dx = rstd (h - mean(h) - xhat mean(h xhat))
+ *   running statistics: dx = rstd h
+ *   dweight[c] = sum dy xhat, dbias[c] = sum dy (over N, H, W) */
 heed_tensor *heed_batch_norm2d(heed_graph *g, heed_tensor *x, heed_tensor *weight, heed_tensor *bias,
                                const heed_batchnorm_opts *opts);
 
@@ -45,9 +51,10 @@ typedef struct {
 
 /* The layer: its parameters in a store, named as PyTorch's state_dict: <prefix>.weight [C]
  * (ones), <prefix>.bias [C] (zeros), and the buffers <prefix>.running_mean [C] (zeros),
- * <prefix>.running_var [C] (ones) and <prefix>.num_batches_tracked (a scalar, 0, in the
- * store's dtype). The buffers are frozen (heed_param_freeze): optimizers skip them,
- * checkpoints save and load them. */
+ * <prefix>.running_var [C] (ones) and <prefix>.num_batches_tracked (a 0-dim scalar, 0, in
+ * the store's dtype, where PyTorch has int64: a PyTorch state_dict imports once it is
+ * converted, e.g. num_batches_tracked.float()). The buffers are frozen (heed_param_freeze):
+ * optimizers skip them, checkpoints save and load them. */
 typedef struct {
     heed_tensor *weight, *bias; /* NULL with no_affine */
     heed_batchnorm_opts opts;   /* eps, momentum and the buffers (NULL with no_running_stats) */

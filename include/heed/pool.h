@@ -22,15 +22,19 @@ typedef struct {
 } heed_pool2d_opts;
 
 /* x[N, C, H, W] or [C, H, W] -> [..., Ho, Wo], Ho = floor((H + 2 padding - kernel) / stride) + 1
- * (at least 1). max: the largest element of each window (NaN if the window holds one); its
- * gradient goes to the first position holding the max. avg: the window's sum divided by
- * kh kw (or by the count of in-image elements with exclude_padding). No ceil_mode, no
- * dilation. */
+ * (at least 1); output row i covers input rows [i stride - padding, i stride - padding +
+ * kernel) clipped to [0, H) (columns alike). max: the largest element of each window (NaN
+ * if the window holds one); dy goes to the first position holding the max. avg: the
+ * window's sum divided by D = kh kw (padding counts, PyTorch's count_include_pad=True) or
+ * by the count of in-image elements with exclude_padding; dx += dy / D over the window.
+ * No ceil_mode, no dilation. */
 heed_tensor *heed_max_pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts *opts);
 heed_tensor *heed_avg_pool2d(heed_graph *g, heed_tensor *x, const heed_pool2d_opts *opts);
 /* torch.nn.functional.adaptive_avg_pool2d: x[N, C, H, W] or [C, H, W] -> [..., out_h, out_w];
  * output row i averages input rows floor(i H / out_h) to ceil((i+1) H / out_h) - 1 (columns
- * alike). H, W, out_h, out_w >= 1. */
+ * alike): the windows cover the plane, neighbours overlap by at most one row when out_h
+ * does not divide H, and out_h > H is allowed. H, W, out_h, out_w >= 1. dx += dy / (the
+ * window's size) over the window. */
 heed_tensor *heed_adaptive_avg_pool2d(heed_graph *g, heed_tensor *x, int64_t out_h, int64_t out_w);
 
 #ifdef __cplusplus
