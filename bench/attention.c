@@ -22,7 +22,9 @@
  * "cpu" times with the process CPU clock instead of the wall clock: with
  * OMP_NUM_THREADS=1 that measures the kernels' efficiency undisturbed by other processes
  * on a shared machine (with more threads it would count spin-waits). */
-#include "heed.h"
+#include "heed/attention.h"
+#include "heed/core.h"
+#include "heed/reduce.h"
 #include "bench_util.h"
 
 #include <cblas.h>

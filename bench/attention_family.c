@@ -14,7 +14,10 @@
  * Memory ("mib"): the arena's peak for one forward+backward step on a fresh graph (q, k, v
  * live in a parameter store, so they are not counted).
  * Usage: bench_attention_family [max_n [min_n]]  (default 256 .. 8192) */
-#include "heed.h"
+#include "heed/attention.h"
+#include "heed/core.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 #include "bench_util.h"
 
 #include <stdio.h>

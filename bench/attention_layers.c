@@ -6,7 +6,12 @@
  *  - the prefix scan (every prefix's attention output) against a plain sequential
  *    online-softmax loop writing the same outputs (one thread), forward only.
  * One JSON line per case. */
-#include "heed.h"
+#include "heed/attention.h"
+#include "heed/core.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
+#include "heed/shape.h"
 #include "bench_util.h"
 
 #include <math.h>

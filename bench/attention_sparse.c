@@ -19,7 +19,9 @@
  *
  * Usage: bench_attention_sparse [max_n [max_dense_n [min_n [reps]]]]
  *        (defaults 65536, 16384, 1024, 3) */
-#include "heed.h"
+#include "heed/attention.h"
+#include "heed/core.h"
+#include "heed/reduce.h"
 #include "bench_util.h"
 
 #include <stdio.h>

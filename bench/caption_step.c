@@ -7,7 +7,10 @@
  *   build/bench/bench_caption_step [reps] [threads] */
 #include "bench_util.h"
 
-#include <heed.h>
+#include "heed/caption.h"
+#include "heed/core.h"
+#include "heed/loss.h"
+#include "heed/optim.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>

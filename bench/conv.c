@@ -11,7 +11,8 @@
  *               -> ratio_vs_pytorch = PyTorch time / heed time
  * gflops counts the GEMM flops, 6 N O K P (K = C kh kw, P = Ho Wo).
  * Usage: bench_conv [--reps N] [--small] [--pytorch]   (--small: tiny shapes, to check it runs) */
-#include "heed.h"
+#include "heed/conv.h"
+#include "heed/core.h"
 #include "bench_util.h"
 
 #include <cblas.h>

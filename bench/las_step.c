@@ -8,7 +8,9 @@
  *   build/bench/bench_las_step [reps] [threads] */
 #include "bench_util.h"
 
-#include <heed.h>
+#include "heed/core.h"
+#include "heed/las.h"
+#include "heed/optim.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,8 @@
  * close the op runs to the memory system's copy speed (it can pass 1 when the rows stay
  * in cache or when threads add bandwidth that a single memcpy does not use).
  * Usage: bench_layernorm [reps]   (default 10) */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/norm.h"
 #include "bench_util.h"
 
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* heed_matmul forward and backward against direct cblas_sgemm calls of the same shapes,
  * in the same run. ratio = direct time / heed time (1.0 = no overhead).
  * Usage: bench_matmul [max_n]   (default 2048) */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/matmul.h"
 #include "bench_util.h"
 
 #include <cblas.h>

@@ -2,7 +2,8 @@
  * written per step (Adam: p, g, m, v read; p, m, v written = 7 streams of 4 bytes) over
  * the time, against memcpy's bandwidth (read + write) measured in the same run.
  * Usage: bench_optim [elements, default 8M]; best of 10 after a warm-up. */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/optim.h"
 
 #include <omp.h>
 #include <stdio.h>

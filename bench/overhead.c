@@ -2,7 +2,9 @@
  * ops on 4-element tensors, forward + backward, time per op. The reference in the same
  * run is the same chain computed by plain C loops (what the arithmetic alone costs).
  * Target: at most 1 microsecond per op (forward + backward). */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 #include "bench_util.h"
 
 #include <stdio.h>

@@ -9,7 +9,8 @@
  * Usage: bench_rnn [reps] [--busy N]   (default 3; best of reps after a warm-up)
  * --busy N: contention mode (bench_util.h): the T=100 LSTM and BLSTM fwd+bwd timed quiet,
  * then while N child processes busy-loop; prints both and their ratio. */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/rnn.h"
 #include "bench_util.h"
 
 #include <cblas.h>

@@ -2,7 +2,8 @@
  * against two references measured in the same run: a plain C loop over libm's float
  * functions (expf, tanhf, ...) on one thread, and memcpy of the same bytes (the memory
  * bound). Prints one JSON line per op. */
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/elementwise.h"
 #include "bench_util.h"
 
 #include <math.h>

@@ -1,5 +1,6 @@
 /* The parts of data-parallel training that do not depend on MPI. */
 #include "dist_internal.h"
+#include "heed/dist.h"
 
 void heed_dist_shard(int64_t n, int rank, int size, int64_t *begin, int64_t *end) {
     if (n < 0 || size < 1 || rank < 0 || rank >= size) { /* nothing for a rank that does not exist */

@@ -3,6 +3,7 @@
 #define HEED_DIST_INTERNAL_H
 
 #include "../graph/internal.h"
+#include "heed/config.h"
 
 /* Each rank's random op streams start at rank * 2^48: disjoint for 2^48 random ops. */
 #define HEED_DIST_STREAM_SHIFT 48

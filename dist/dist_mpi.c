@@ -18,6 +18,9 @@
  * peer that is gone. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "dist_internal.h"
+#include "heed/checkpoint.h"
+#include "heed/dist.h"
+#include "heed/optim.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -3,6 +3,9 @@
  * MPI launcher with several processes it refuses to run, rather than train N unrelated
  * copies of the model. */
 #include "dist_internal.h"
+#include "heed/checkpoint.h"
+#include "heed/dist.h"
+#include "heed/optim.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -19,6 +19,7 @@
  * MPI_COMM_WORLD between backward and the wait (the global loss) cannot be matched
  * against a bucket started at a different time on another rank. */
 #include "dist_internal.h"
+#include "heed/dist.h"
 
 #include <stdlib.h>
 

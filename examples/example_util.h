@@ -4,7 +4,8 @@
 #ifndef HEED_EXAMPLE_UTIL_H
 #define HEED_EXAMPLE_UTIL_H
 
-#include <heed.h>
+#include <heed/checkpoint.h>
+#include <heed/core.h>
 
 #include <errno.h>
 #include <math.h>

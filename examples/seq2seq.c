@@ -11,7 +11,18 @@
  *   seq2seq [--steps N] [--batch B] [--lr LR] [--seed S] [--eval-every N] [--threads N]
  *           [--heatmap PATH]
  */
-#include "heed.h"
+#include <heed/attention.h>
+#include <heed/core.h>
+#include <heed/elementwise.h>
+#include <heed/extend.h>
+#include <heed/index.h>
+#include <heed/layers.h>
+#include <heed/loss.h>
+#include <heed/matmul.h>
+#include <heed/optim.h>
+#include <heed/rnn.h>
+#include <heed/shape.h>
+#include <heed/viz.h>
 
 #include <math.h>
 #include <omp.h>

@@ -4,7 +4,13 @@
  *
  *   spirals [--steps N] [--hidden H] [--lr LR] [--seed S] [--out DIR]
  */
-#include "heed.h"
+#include <heed/core.h>
+#include <heed/elementwise.h>
+#include <heed/io.h>
+#include <heed/loss.h>
+#include <heed/matmul.h>
+#include <heed/optim.h>
+#include <heed/viz.h>
 
 #include <errno.h>
 #include <stdbool.h>

@@ -12,6 +12,7 @@
  * fraction of the function's own gradients; the floor 1e-3 keeps it (>= 1e-8) well above
  * the rounding noise of a central difference, about DBL_EPSILON |loss| / eps = 2e-10 |loss|. */
 #include "internal.h"
+#include "heed/gradcheck.h"
 
 #include <math.h>
 #include <stdlib.h>

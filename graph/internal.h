@@ -1,10 +1,13 @@
 /* What heed's own ops need beyond the public op-writing API (include/heed/extend.h):
  * the objects' layouts, the arena, tensor headers, shape helpers. Not installed; ops/,
- * optim/, io/ and viz/ include it; models/ and users write with <heed.h> alone. */
+ * optim/, io/ and viz/ include it; models/ and users write with the public headers alone.
+ * It brings only heed/core.h and heed/extend.h: each file includes the other public parts
+ * it uses, so changing one op family's header recompiles only that family's users. */
 #ifndef HEED_INTERNAL_H
 #define HEED_INTERNAL_H
 
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/extend.h"
 
 #include <stdarg.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* heed: an autograd framework in C for attention models.
  *
- * One header is the whole public API. The flow of a training step:
+ * This header includes every part of the public API (include/heed/, one header per area;
+ * a file may include just the parts it uses instead). The flow of a training step:
  *   inputs -> ops (forward, recorded on the graph's tape) -> loss -> heed_backward
  *   -> gradients in the parameter store -> optimizer -> parameters.
  *
@@ -15,7 +16,18 @@
 #define HEED_H
 
 #include "heed/core.h"
-#include "heed/ops.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
+#include "heed/matmul.h"
+#include "heed/shape.h"
+#include "heed/index.h"
+#include "heed/softmax.h"
+#include "heed/norm.h"
+#include "heed/dropout.h"
+#include "heed/loss.h"
+#include "heed/conv.h"
+#include "heed/pool.h"
+#include "heed/batchnorm.h"
 #include "heed/gradcheck.h"
 #include "heed/rnn.h"
 #include "heed/attention.h"

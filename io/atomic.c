@@ -4,6 +4,7 @@
  * a power cut (the data before the rename, the rename itself after). */
 #define _GNU_SOURCE /* mkostemp */
 #include "../graph/internal.h"
+#include "heed/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

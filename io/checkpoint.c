@@ -12,6 +12,7 @@
  * written to P, the optimizer or the ctx before the commit phase. */
 #define _GNU_SOURCE                  /* vasprintf */
 #include "../optim/optim_internal.h" /* heed__optimizer_state_min */
+#include "heed/checkpoint.h"
 #include "safetensors.h"
 
 #include <errno.h>

@@ -3,6 +3,7 @@
 #define HEED_IO_METRICS_H
 
 #include "../graph/internal.h"
+#include "heed/io.h"
 
 struct heed_metrics {
     heed_ctx *ctx;

@@ -3,6 +3,7 @@
  * the JSON header is tokenized by jsmn into an array sized by a first counting pass, so
  * its memory stays within a small multiple of the header's size. */
 #include "safetensors.h"
+#include "heed/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,8 @@
 /* Parameters of an additive (Bahdanau) attention, optionally location-aware and with
  * coverage, declared in a store under a prefix. The math is in ops/attention/scores.c. */
-#include <heed.h>
+#include <heed/core.h>
+#include <heed/extend.h>
+#include <heed/layers.h>
 
 #include <math.h>
 #include <stdio.h>

@@ -7,7 +7,23 @@
  * the score-function estimator); training runs every step of a batch in one graph (teacher
  * forcing), decoding goes through heed_decode with the state reordered by
  * heed_index_select. */
-#include <heed.h>
+#include <heed/attention.h>
+#include <heed/batchnorm.h>
+#include <heed/caption.h>
+#include <heed/conv.h>
+#include <heed/core.h>
+#include <heed/decode.h>
+#include <heed/dropout.h>
+#include <heed/elementwise.h>
+#include <heed/extend.h>
+#include <heed/layers.h>
+#include <heed/loss.h>
+#include <heed/matmul.h>
+#include <heed/pool.h>
+#include <heed/reduce.h>
+#include <heed/rnn.h>
+#include <heed/shape.h>
+#include <heed/softmax.h>
 
 #include <math.h>
 #include <stdio.h>

@@ -11,7 +11,9 @@
  * end, exactly. Finished hypotheses are ranked by
  *   score = logp / steps^alpha      (steps = tokens + 1 for the eos; alpha = length_penalty).
  * Scores and sums are doubles whatever the model's dtype. */
-#include <heed.h>
+#include <heed/core.h>
+#include <heed/decode.h>
+#include <heed/extend.h>
 
 #include <math.h>
 #include <stdlib.h>

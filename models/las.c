@@ -5,7 +5,18 @@
  * features (or Luong's local attention, heed_luong_local_attention) over the listener's outputs; training runs every step of a batch in one graph
  * (teacher forcing), decoding goes through heed_decode with the speller's state reordered
  * by heed_index_select. */
-#include <heed.h>
+#include <heed/attention.h>
+#include <heed/core.h>
+#include <heed/decode.h>
+#include <heed/dropout.h>
+#include <heed/extend.h>
+#include <heed/las.h>
+#include <heed/layers.h>
+#include <heed/loss.h>
+#include <heed/matmul.h>
+#include <heed/rnn.h>
+#include <heed/shape.h>
+#include <heed/softmax.h>
 
 #include <math.h>
 #include <stdio.h>

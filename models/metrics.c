@@ -7,7 +7,8 @@
  * BLEU keeps the sums NLTK's corpus_bleu keeps (heed_bleu_stats); the clipped count of an
  * n-gram is found by counting its occurrences directly, with no table: quadratic in the
  * sentence length, which is short for the captions and transcripts it scores. */
-#include <heed.h>
+#include <heed/core.h>
+#include <heed/metrics.h>
 
 #include <ctype.h>
 #include <math.h>

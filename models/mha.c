@@ -5,7 +5,12 @@
  *   out = concat_h(O_h) W_o^T + b_o
  * Heads are split by a view [B,N,E] -> [B,N,H,dh] and a permute to [B,H,N,dh] (and merged
  * back the same way); every step records its own backward. */
-#include <heed.h>
+#include <heed/attention.h>
+#include <heed/core.h>
+#include <heed/extend.h>
+#include <heed/layers.h>
+#include <heed/matmul.h>
+#include <heed/shape.h>
 
 #include <stdio.h>
 

@@ -23,7 +23,15 @@
  * Built from heed's ops plus one fused op for the loss; the test checks the gradient of the
  * whole model against central differences in f64. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
-#include <heed.h>
+#include <heed/attention.h>
+#include <heed/core.h>
+#include <heed/dropout.h>
+#include <heed/elementwise.h>
+#include <heed/extend.h>
+#include <heed/matmul.h>
+#include <heed/norm.h>
+#include <heed/sasrec.h>
+#include <heed/shape.h>
 
 #include <math.h>
 #include <stdio.h>

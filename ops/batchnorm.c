@@ -21,6 +21,7 @@
  * Cost: forward three passes over x (mean, variance, y), backward two. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/batchnorm.h"
 
 #include <math.h>
 #include <stdio.h>

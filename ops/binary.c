@@ -3,6 +3,7 @@
  * gradient of a broadcast operand is summed over the dims it was stretched along. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_COUNT } binop;
 

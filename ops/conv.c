@@ -30,6 +30,7 @@
  * called outside any OpenMP region, where it runs on every BLAS thread. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/conv.h"
 #include "gemm.h"
 
 #include <limits.h>

@@ -3,6 +3,7 @@
  *   y = x * m / (1 - p),   dx = dy * m / (1 - p). */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/dropout.h"
 
 #include "../graph/simd.h"
 

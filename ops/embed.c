@@ -6,6 +6,7 @@
  * ascending order, so the result does not depend on the number of threads. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/shape.h"
 
 #define PARALLEL_MIN 32768
 

@@ -1,7 +1,7 @@
 /* Row-major GEMM used by all ops: C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. */
 #ifndef HEED_GEMM_H
 #define HEED_GEMM_H
-#include "heed.h"
+#include "heed/core.h"
 
 void heed_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

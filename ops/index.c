@@ -12,6 +12,8 @@
  * owns, ready for heed_embedding or heed_index_select: heed tensors hold only floats. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/index.h"
+#include "heed/shape.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
  * Sums run in double over fixed blocks, so the value does not depend on the thread count. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rowops.h"
+#include "heed/loss.h"
 
 #include <tgmath.h>
 

@@ -5,6 +5,7 @@
  * takes the transpose of that, which is again one GEMM with the flags swapped. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/matmul.h"
 #include "gemm.h"
 
 typedef struct {

@@ -16,6 +16,7 @@
  * widened to double); f64 and CPUs without AVX2 run the scalar kernels. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rowops.h"
+#include "heed/norm.h"
 
 #include <omp.h>
 #include <tgmath.h>

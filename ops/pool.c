@@ -21,6 +21,7 @@
  * max saves 4 bytes per output. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/pool.h"
 
 #include <limits.h>
 #include <math.h>

@@ -4,6 +4,7 @@
  * cumsum: y_j = sum_{k <= j} x_k, dx_k = sum_{j >= k} dy_j (a running sum from the end). */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/reduce.h"
 
 #include <math.h>
 

@@ -9,6 +9,7 @@
  *                  (repeated indices add up) */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/shape.h"
 
 #define PARALLEL_MIN 32768 /* fewer elements are moved on one thread */
 

@@ -19,6 +19,7 @@
  * kernel. Rows are independent, so OpenMP splits them. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rowops.h"
+#include "heed/softmax.h"
 
 #include <tgmath.h>
 

@@ -11,6 +11,7 @@
  * widest ISA heed_isa() allows, else (scalar) the double formulas rounded to float. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 #include <math.h>
 

@@ -8,6 +8,7 @@
  *   masked_fill:  y = m ? value : x   dx = m ? 0 : dy */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "../graph/internal.h"
+#include "heed/elementwise.h"
 
 #include <math.h>
 

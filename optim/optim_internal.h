@@ -4,6 +4,7 @@
 #define HEED_OPTIM_INTERNAL_H
 
 #include "../graph/internal.h"
+#include "heed/optim.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } opt_kind;
 

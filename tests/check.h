@@ -3,7 +3,8 @@
 #ifndef HEED_CHECK_H
 #define HEED_CHECK_H
 
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/gradcheck.h"
 
 #include <math.h>
 #include <stdbool.h>

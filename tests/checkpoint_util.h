@@ -5,6 +5,7 @@
 #define HEED_TESTS_CHECKPOINT_UTIL_H
 
 #include "check.h"
+#include "heed/optim.h"
 
 #include <dirent.h>
 #include <signal.h>

@@ -3,7 +3,7 @@
 #ifndef HEED_TEST_INFO_EQUAL_H
 #define HEED_TEST_INFO_EQUAL_H
 
-#include "heed.h"
+#include "heed/checkpoint.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * its place. When heed would run another one (the CPU lacks ISA, or heed has no kernels
  * for it yet) the test is skipped: exit 77, meson's code for a skip. A name heed does not
  * document (include/heed/core.h: avx512, avx2, scalar) fails, so a typo is not a skip. */
-#include "heed.h"
+#include "heed/core.h"
 
 #include <errno.h>
 #include <stdio.h>

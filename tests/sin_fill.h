@@ -3,7 +3,7 @@
 #ifndef HEED_SIN_FILL_H
 #define HEED_SIN_FILL_H
 
-#include "heed.h"
+#include "heed/core.h"
 
 #include <math.h>
 

@@ -4,6 +4,7 @@
  * against materialised in f32 (outputs and every gradient, dropout included), fully
  * masked rows, and bad input. */
 #include "check.h"
+#include "heed/reduce.h"
 #include "graph/internal.h"
 #include "graph/simd.h"
 #include "ops/attention/internal.h"

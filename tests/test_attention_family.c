@@ -2,6 +2,13 @@
  * features; non-causal, causal and the decoding step), Luong's local attention (local-m,
  * local-p) and hard stochastic attention with the REINFORCE estimator. */
 #include "check_grad32.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/loss.h"
+#include "heed/matmul.h"
+#include "heed/optim.h"
+#include "heed/reduce.h"
+#include "heed/shape.h"
 
 static heed_ctx *ctx;
 

@@ -1,6 +1,11 @@
 /* Attention layers: one-step scores (additive, location-aware, coverage, Luong) with
  * heed_attend, positions (sinusoidal, learned, relative bias) and multi-head attention. */
 #include "check_grad32.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/layers.h"
+#include "heed/reduce.h"
+#include "heed/shape.h"
 
 static heed_ctx *ctx;
 

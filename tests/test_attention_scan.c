@@ -1,6 +1,7 @@
 /* Attention as a recurrence: the streaming cell, the recorded recurrent op and the
  * parallel prefix scan, each against plain softmax attention. */
 #include "check_grad32.h"
+#include "heed/attention.h"
 
 static heed_ctx *ctx;
 

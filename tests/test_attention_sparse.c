@@ -6,6 +6,8 @@
  * visits against a brute-force count of the tiles holding a visible pair (forward and
  * backward), their linear growth in N, and bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 #include "check_grad32.h"
 #include "graph/internal.h"
 #include "graph/simd.h"

@@ -4,6 +4,7 @@
  *   corpus_bleu(list_of_references, hypotheses, weights=(1/n,) * n)
  * with the words split at spaces. */
 #include "check.h"
+#include "heed/metrics.h"
 
 /* Words to ids: each distinct word (case-sensitive) gets the next id. */
 enum { MAX_WORDS = 64, VOCAB = 256 };

@@ -3,6 +3,10 @@
  * steps (its loss must fall), beam width 1 against greedy decoding, hard attention's
  * training step, pointing on hand-made cases, and bad input. */
 #include "check.h"
+#include "heed/caption.h"
+#include "heed/decode.h"
+#include "heed/loss.h"
+#include "heed/optim.h"
 
 static heed_ctx *ctx;
 

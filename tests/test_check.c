@@ -3,6 +3,7 @@
  * primitives are tested through their return values; the f32-vs-f64 runners CHECK inside,
  * so their deliberate failures are taken back from the count (expect_failure). */
 #include "check.h"
+#include "heed/elementwise.h"
 #include "check_grad32.h"
 
 static heed_ctx *ctx;

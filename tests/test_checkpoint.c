@@ -3,6 +3,11 @@
  * checks of the numbers a file holds are in test_checkpoint_numbers.c. */
 #define _GNU_SOURCE
 #include "checkpoint_util.h"
+#include "heed/checkpoint.h"
+#include "heed/dropout.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
 
 /* ---------------------------------------------------------------- round trips */
 

@@ -2,6 +2,7 @@
  * parser's memory is bounded by the file, not by what the file claims. */
 #define _GNU_SOURCE
 #include "checkpoint_util.h"
+#include "heed/checkpoint.h"
 
 /* ---------------------------------------------------------------- numbers range-checked */
 

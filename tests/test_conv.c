@@ -4,6 +4,13 @@
  * statistics over three steps, evaluation mode, the cumulative average, a checkpoint round
  * trip and an optimizer that leaves the statistics alone, and bad input. */
 #include "check_grad32.h"
+#include "heed/batchnorm.h"
+#include "heed/checkpoint.h"
+#include "heed/conv.h"
+#include "heed/elementwise.h"
+#include "heed/optim.h"
+#include "heed/pool.h"
+#include "heed/reduce.h"
 #include "conv_torch_ref.h"
 
 #include <unistd.h>

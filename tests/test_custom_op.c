@@ -3,6 +3,10 @@
  * log-sum-exp that saves its statistics, gradient-checked like heed's own ops. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/extend.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
 #include "check_grad32.h"
 
 static heed_ctx *ctx;

@@ -1,6 +1,8 @@
 /* Greedy and beam search (models/decode.c) over toy step functions whose answers are
  * worked out by hand, beam width 1 against greedy on random models, and bad input. */
 #include "check.h"
+#include "heed/decode.h"
+#include "heed/shape.h"
 
 static heed_ctx *ctx;
 

@@ -19,6 +19,13 @@
  * squared errors / (rows of the global batch * outputs) * ranks, so the mean over the
  * ranks (the allreduce) is the global batch's mean squared error. */
 #include "check.h"
+#include "heed/checkpoint.h"
+#include "heed/dist.h"
+#include "heed/dropout.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/optim.h"
+#include "heed/reduce.h"
 
 #include <signal.h>
 #include <unistd.h>

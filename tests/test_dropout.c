@@ -1,6 +1,9 @@
 /* heed_dropout: gradients (the checker replays the masks), the dropped fraction, eval
  * mode, masks independent of the thread count, bad p. */
 #include "check_grad32.h"
+#include "heed/dropout.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 #include <omp.h>
 

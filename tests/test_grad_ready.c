@@ -3,6 +3,9 @@
  * equals the gradient after backward, also for a parameter used by several ops -- in the
  * order backward finishes them; unreached parameters are not reported. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
 
 #define MAX_SEEN 16
 

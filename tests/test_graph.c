@@ -1,5 +1,9 @@
 /* Core: graph, tape, backward, errors, RNG, parameters, the gradient checker itself. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
+#include "heed/shape.h"
 
 static heed_ctx *ctx;
 

@@ -1,6 +1,9 @@
 /* The life of tensors and tapes: dead tensors of any age, marks and rewinds, no-grad
  * across resets, one backward per tape, what backward adds, the parameter count. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/reduce.h"
 
 #include <unistd.h>
 

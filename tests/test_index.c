@@ -2,6 +2,9 @@
  * by hand against PyTorch 1.13, f64 gradient checks over every dim, f32 against f64
  * (forward and backward), both topk paths against a brute-force ranking, and bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/index.h"
+#include "heed/reduce.h"
 #include "check_grad32.h"
 
 static heed_ctx *ctx;

@@ -1,5 +1,6 @@
 /* The one atomic writer (io/atomic.c): whole files or nothing, devices never replaced. */
 #include "check.h"
+#include "heed/io.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

@@ -3,6 +3,7 @@
  * the kernels. HEED_ISA is read once per process, so every case runs in a child process
  * (the parent never runs a kernel, so no OpenMP threads exist when it forks). */
 #include "check.h"
+#include "heed/elementwise.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -7,6 +7,13 @@
  * Sizes leave a partial vector on both widths (37 = 2*16 + 5 columns, 21 hidden units,
  * 45 keys: a last 16-column panel of the AVX-512 micro-kernel). A NaN anywhere fails. */
 #include "check.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/loss.h"
+#include "heed/norm.h"
+#include "heed/optim.h"
+#include "heed/rnn.h"
+#include "heed/softmax.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -2,6 +2,12 @@
  * f64, a tiny LAS trained for a few steps (its loss must fall), beam width 1 against greedy
  * decoding on it, its decode against a hand-run of the speller, and bad input. */
 #include "check.h"
+#include "heed/decode.h"
+#include "heed/extend.h"
+#include "heed/index.h"
+#include "heed/las.h"
+#include "heed/optim.h"
+#include "heed/rnn.h"
 
 static heed_ctx *ctx;
 

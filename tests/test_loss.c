@@ -2,6 +2,7 @@
  * (stability, weights), heed_mse. Values derived by hand, gradient checks, f32 vs f64,
  * bad input. */
 #include "check_grad32.h"
+#include "heed/loss.h"
 
 static heed_ctx *ctx;
 

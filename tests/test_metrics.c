@@ -1,5 +1,6 @@
 /* Edit distance, CER, WER and SER (models/metrics.c) on cases worked out by hand. */
 #include "check.h"
+#include "heed/metrics.h"
 
 static int64_t dist(const char *a, const char *b) {
     int64_t x[64], y[64], na = 0, nb = 0;

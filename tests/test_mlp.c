@@ -2,6 +2,9 @@
  * full-batch SGD written here over the parameter store's flat buffers. The loss must fall
  * by more than 10x and the training accuracy pass 95%. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/loss.h"
+#include "heed/matmul.h"
 
 enum { PER_CLASS = 100, N = 2 * PER_CLASS, STEPS = 3000 };
 #define TURNS 1.25

@@ -3,6 +3,9 @@
  * attention scan give the same values as when recorded, and the graph memory they use
  * stays within their outputs plus bounded scratch (the recorded run keeps far more). */
 #include "check.h"
+#include "heed/attention.h"
+#include "heed/reduce.h"
+#include "heed/rnn.h"
 #include "sin_fill.h"
 
 static heed_ctx *ctx;

@@ -1,6 +1,7 @@
 /* heed_layernorm: values, gradients (x, gamma, beta in every combination), f32 vs f64,
  * threads, bad input. */
 #include "check_grad32.h"
+#include "heed/norm.h"
 
 static heed_ctx *ctx;
 

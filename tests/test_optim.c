@@ -3,6 +3,10 @@
  * (restore and continue bitwise), f32 against f64, the threaded pass against a scalar
  * reference, clipping, gradient accumulation, the non-finite guard and bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/optim.h"
+#include "heed/reduce.h"
 
 #include <omp.h>
 

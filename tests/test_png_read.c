@@ -5,6 +5,7 @@
  * alpha. Then every bad input: NULL, a negative cap, a missing file, not a PNG, every
  * truncation of a good file, zero and over-the-cap dimensions, corrupt chunks. */
 #include "check.h"
+#include "heed/viz.h"
 #include "png_write.h"
 
 #include <unistd.h>

@@ -2,6 +2,8 @@
  * the metrics CSV, and SVG curves (well-formed XML, spikes kept when long series are
  * reduced, atomic replacement, log axes, bad input). */
 #include "check.h"
+#include "heed/io.h"
+#include "heed/viz.h"
 
 #include <ctype.h>
 #include <dirent.h>

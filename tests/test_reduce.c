@@ -2,6 +2,8 @@
  * everything, and cumsum along each dim: f64 gradient checks, f32 against f64, known
  * values, bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 static heed_ctx *ctx;
 

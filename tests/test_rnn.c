@@ -4,6 +4,9 @@
  * units over threads), the cell-by-cell loop against the fused layer, lengths against
  * separate runs, and bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
+#include "heed/rnn.h"
 #include "rnn_torch_ref.h"
 
 static heed_ctx *ctx;

@@ -2,6 +2,10 @@
  * time-major path with transposes around it, gradient checks, f32 against f64), the
  * batch-first pyramid, heed_rnn_final_state and the cell steps on a declared cell. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
+#include "heed/rnn.h"
+#include "heed/shape.h"
 #include "sin_fill.h"
 #include "check_grad32.h"
 

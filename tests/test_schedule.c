@@ -1,6 +1,7 @@
 /* Learning-rate schedules against PyTorch's schedulers, formulas worked by hand, the
  * plateau state through save and restore, application to an optimizer, bad input. */
 #include "check.h"
+#include "heed/optim.h"
 
 static heed_ctx *ctx;
 

@@ -2,6 +2,9 @@
  * inputs along a middle dim, repeated indices), values against direct loops, the
  * threaded backward paths, bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
+#include "heed/shape.h"
 
 static heed_ctx *ctx;
 

@@ -1,5 +1,8 @@
 /* heed_softmax and heed_log_softmax: values, masking, gradients, f32 vs f64, bad input. */
 #include "check_grad32.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
+#include "heed/softmax.h"
 
 static heed_ctx *ctx;
 

@@ -7,6 +7,20 @@
  * OpenMP's own count (include/heed/core.h), so this step has none. Runs in its own
  * process: the counting comes first. */
 #include "check.h"
+#include "heed/attention.h"
+#include "heed/batchnorm.h"
+#include "heed/dropout.h"
+#include "heed/elementwise.h"
+#include "heed/index.h"
+#include "heed/loss.h"
+#include "heed/matmul.h"
+#include "heed/norm.h"
+#include "heed/optim.h"
+#include "heed/pool.h"
+#include "heed/reduce.h"
+#include "heed/rnn.h"
+#include "heed/shape.h"
+#include "heed/softmax.h"
 
 #include <dirent.h>
 #include <omp.h>

@@ -1,6 +1,8 @@
 /* Elementwise unary ops: gradient checks, f32 vs f64, the AVX2/SLEEF f32 path against
  * libm (and against the scalar fallback), extreme inputs, bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 #include <float.h>
 

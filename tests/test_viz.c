@@ -1,6 +1,7 @@
 /* Pictures: PNG heatmaps and overlays decoded back with libpng; SVG checked for
  * well-formedness (a small XML parser) and escaped labels; atomic writes. */
 #include "check.h"
+#include "heed/viz.h"
 
 #include <ctype.h>
 #include <dirent.h>

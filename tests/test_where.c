@@ -1,6 +1,8 @@
 /* where and masked_fill: gradient checks with three-way broadcasting, masks of the other
  * dtype, -INFINITY fills, the parallel paths, bad input. */
 #include "check.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 static heed_ctx *ctx;
 

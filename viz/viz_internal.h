@@ -4,6 +4,7 @@
 #define HEED_VIZ_INTERNAL_H
 
 #include "../graph/internal.h"
+#include "heed/viz.h"
 
 #include <stdio.h>
 

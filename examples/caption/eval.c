@@ -1,5 +1,6 @@
 /* Caption example: evaluation (corpus BLEU, exact captions, pointing) and checkpoints. */
 #include "train.h"
+#include <heed/metrics.h>
 #include "../example_util.h"
 
 #include <math.h>

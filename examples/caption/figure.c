@@ -1,6 +1,7 @@
 /* Caption example: the attention figure of one caption, an SVG with the PNG panels embedded
  * (the scene, then per word the attention upsampled over it, the word written under). */
 #include "figure.h"
+#include <heed/viz.h>
 
 #include <stdio.h>
 #include <stdlib.h>

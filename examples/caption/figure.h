@@ -4,7 +4,8 @@
 
 #include "scenes.h"
 
-#include <heed.h>
+#include <heed/core.h>
+#include <heed/decode.h>
 
 /* An SVG at path: the 96x96 scene pixels[0..1], then one panel per decoding step of h
  * (its attention rows over a grid x grid map, upsampled over the scene, each coloured over

@@ -1,7 +1,7 @@
 /* Scene composer, vocabulary and caption grammar (scenes.h). */
 #include "scenes.h"
 
-#include "heed.h"
+#include <heed/core.h>
 
 #include <stdarg.h>
 #include <stdio.h>

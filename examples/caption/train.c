@@ -1,5 +1,7 @@
 /* Caption example: pretraining, annotations, the captioning loop and evaluation. */
 #include "train.h"
+#include <heed/index.h>
+#include <heed/loss.h>
 
 #include <math.h>
 #include <stdio.h>

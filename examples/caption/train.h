@@ -6,7 +6,11 @@
 
 #include "scenes.h"
 
-#include <heed.h>
+#include <heed/caption.h>
+#include <heed/core.h>
+#include <heed/decode.h>
+#include <heed/optim.h>
+#include <heed/viz.h>
 
 typedef struct {
     heed_caption_config model;

@@ -6,7 +6,7 @@
 #ifndef LAS_AUDIO_H
 #define LAS_AUDIO_H
 
-#include <heed.h>
+#include <heed/core.h>
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,7 @@
 /* The alphabet, manifests, corpora and their cache, and the task's data sets. */
 #include "data.h"
+#include <heed/extend.h>
+#include <heed/io.h>
 
 #include <errno.h>
 #include <math.h>

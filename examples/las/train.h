@@ -4,6 +4,10 @@
 #define LAS_TRAIN_H
 
 #include "data.h"
+#include <heed/las.h>
+#include <heed/metrics.h>
+#include <heed/optim.h>
+#include <heed/viz.h>
 
 typedef struct {
     heed_las_config model; /* input_dim is set from bands * stack */

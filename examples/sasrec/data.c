@@ -1,6 +1,7 @@
 /* SASRec datasets: the "user item" text format, the leave-one-out split and the rows the
  * trainer and the evaluator feed the model. */
 #include "sasrec_data.h"
+#include <heed/io.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "heed.h"
+#include <heed/core.h>
 
 /* ---------------------------------------------------------------- dataset */
 

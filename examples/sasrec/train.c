@@ -1,5 +1,6 @@
 /* SASRec training loop, checkpoints and the model scorer. */
 #include "train.h"
+#include <heed/elementwise.h>
 #include "../example_util.h"
 
 #include <math.h>

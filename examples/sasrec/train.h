@@ -4,6 +4,10 @@
 #define SASREC_TRAIN_H
 
 #include "sasrec_data.h"
+#include <heed/dist.h>
+#include <heed/optim.h>
+#include <heed/sasrec.h>
+#include <heed/viz.h>
 
 #define SR_MAX_GROUPS 16 /* the most length groups a batch may run as */
 

@@ -1,5 +1,6 @@
-/* heed: Attention: scaled dot-product and flash, one decoder step, positions, recurrence.
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Attention: scaled dot-product and flash, one decoder step, positions,
+ * recurrence. Part of the public API: <heed.h> includes every part; a file may include
+ * just the parts it uses. */
 #ifndef HEED_API_ATTENTION_H
 #define HEED_API_ATTENTION_H
 

@@ -1,13 +1,13 @@
-/* heed: The Show, Attend and Tell image captioner (models/caption.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: The Show, Attend and Tell image captioner (models/caption.c). Part of the public
+ * API: <heed.h> includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_CAPTION_H
 #define HEED_API_CAPTION_H
 
 #include "attention.h"
+#include "batchnorm.h"
 #include "core.h"
 #include "decode.h"
 #include "layers.h"
-#include "ops.h"
 #include "rnn.h"
 
 #ifdef __cplusplus

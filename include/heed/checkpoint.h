@@ -1,5 +1,5 @@
-/* heed: Checkpoints and weight files (io/checkpoint.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Checkpoints and weight files (io/checkpoint.c). Part of the public API: <heed.h>
+ * includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_CHECKPOINT_H
 #define HEED_API_CHECKPOINT_H
 

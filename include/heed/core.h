@@ -1,5 +1,6 @@
 /* heed: the core -- status codes, shapes, context, tensors, parameters, graph, random
- * numbers. Part of the public API; include <heed.h>, not this file. */
+ * numbers. Part of the public API: <heed.h> includes every part; a file may include just
+ * the parts it uses. */
 #ifndef HEED_API_CORE_H
 #define HEED_API_CORE_H
 

@@ -1,5 +1,6 @@
-/* heed: Decoding for sequence models: greedy and beam search (models/decode.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Decoding for sequence models: greedy and beam search (models/decode.c). Part of
+ * the public API: <heed.h> includes every part; a file may include just the parts it
+ * uses. */
 #ifndef HEED_API_DECODE_H
 #define HEED_API_DECODE_H
 

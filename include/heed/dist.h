@@ -1,5 +1,6 @@
 /* heed: Data-parallel training over MPI (dist/). docs/distributed.md shows a training
- * loop and the design. Part of the public API; include <heed.h>, not this file. */
+ * loop and the design. Part of the public API: <heed.h> includes every part; a file may
+ * include just the parts it uses. */
 #ifndef HEED_API_DIST_H
 #define HEED_API_DIST_H
 

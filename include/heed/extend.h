@@ -1,5 +1,6 @@
-/* heed: writing ops and layers of your own, with the same calls heed's ops use.
- * Part of the public API; include <heed.h>, not this file.
+/* heed: writing ops and layers of your own, with the same calls heed's ops use. Part of
+ * the public API: <heed.h> includes every part; a file may include just the parts it
+ * uses.
  *
  * An op is a forward function that computes its outputs at once and records a node on
  * the tape, plus a backward that adds into its inputs' gradients (the spirit of

@@ -1,5 +1,5 @@
-/* heed: The gradient checker.
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: The gradient checker. Part of the public API: <heed.h> includes every part; a
+ * file may include just the parts it uses. */
 #ifndef HEED_API_GRADCHECK_H
 #define HEED_API_GRADCHECK_H
 

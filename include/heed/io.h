@@ -1,5 +1,5 @@
-/* heed: Files written whole or not at all (io/atomic.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Files written whole or not at all (io/atomic.c). Part of the public API:
+ * <heed.h> includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_IO_H
 #define HEED_API_IO_H
 

@@ -1,5 +1,5 @@
-/* heed: The LAS speech recogniser (models/las.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: The LAS speech recogniser (models/las.c). Part of the public API: <heed.h>
+ * includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_LAS_H
 #define HEED_API_LAS_H
 

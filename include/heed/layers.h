@@ -1,5 +1,5 @@
-/* heed: Layers: additive attention, multi-head attention (models/).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Layers: additive attention, multi-head attention (models/). Part of the public
+ * API: <heed.h> includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_LAYERS_H
 #define HEED_API_LAYERS_H
 

@@ -1,5 +1,6 @@
-/* heed: Metrics for sequence outputs: edit distance, CER, WER, sentence error rate, corpus
- * BLEU (models/metrics.c). Part of the public API; include <heed.h>, not this file. */
+/* heed: Metrics for sequence outputs: edit distance, CER, WER, sentence error rate,
+ * corpus BLEU (models/metrics.c). Part of the public API: <heed.h> includes every part;
+ * a file may include just the parts it uses. */
 #ifndef HEED_API_METRICS_H
 #define HEED_API_METRICS_H
 

@@ -1,5 +1,5 @@
-/* heed: Optimizers, clipping, schedules (optim/).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Optimizers, clipping, schedules (optim/). Part of the public API: <heed.h>
+ * includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_OPTIM_H
 #define HEED_API_OPTIM_H
 

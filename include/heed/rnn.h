@@ -1,5 +1,5 @@
-/* heed: Recurrent cells and layers (ops/rnn*.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Recurrent cells and layers (ops/rnn*.c). Part of the public API: <heed.h>
+ * includes every part; a file may include just the parts it uses. */
 #ifndef HEED_API_RNN_H
 #define HEED_API_RNN_H
 

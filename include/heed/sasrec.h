@@ -1,5 +1,5 @@
-/* heed: The SASRec model (models/sasrec.c).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: The SASRec model (models/sasrec.c). Part of the public API: <heed.h> includes
+ * every part; a file may include just the parts it uses. */
 #ifndef HEED_API_SASREC_H
 #define HEED_API_SASREC_H
 

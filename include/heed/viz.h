@@ -1,5 +1,5 @@
-/* heed: Pictures, progress and curves (viz/).
- * Part of the public API; include <heed.h>, not this file. */
+/* heed: Pictures, progress and curves (viz/). Part of the public API: <heed.h> includes
+ * every part; a file may include just the parts it uses. */
 #ifndef HEED_API_VIZ_H
 #define HEED_API_VIZ_H
 

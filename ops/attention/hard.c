@@ -11,6 +11,9 @@
  *   heed_baseline_update   b <- decay b + (1 - decay) mean(r). */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 
 #include <math.h>
 #include <tgmath.h>

@@ -5,6 +5,7 @@
 #define HEED_ATTENTION_INTERNAL_H
 
 #include "../../graph/internal.h"
+#include "heed/attention.h"
 
 #include <math.h>
 

@@ -15,6 +15,7 @@
  *   heed_linear_attention_step one decoding step on a caller-owned [B,H,m,dv] state. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
 #include "../gemm.h"
 
 #include <math.h>

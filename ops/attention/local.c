@@ -10,6 +10,10 @@
  * paper). The scores come from any one-step score op (heed_luong_score, scores.c). */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
+#include "heed/shape.h"
 
 #include <math.h>
 #include <tgmath.h>

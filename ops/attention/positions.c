@@ -4,6 +4,7 @@
  * pass as heed_attention_opts.bias. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
 
 #include <math.h>
 

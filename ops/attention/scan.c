@@ -16,6 +16,7 @@
  *                           O(N dv) work; backward by a reverse linear recurrence. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
 
 #include <math.h>
 #include <stdlib.h>

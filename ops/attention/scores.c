@@ -8,6 +8,8 @@
  * intermediate. heed_coverage_loss is See et al.'s sum_j min(a_j, cov_j). */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "layers.h"
+#include "heed/attention.h"
+#include "heed/matmul.h"
 #include "../gemm.h"
 
 #include <math.h>

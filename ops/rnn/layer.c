@@ -33,6 +33,7 @@
  * all steps use the BLAS's own threads. */
 #ifndef T /* ---------------------------------------------------------------- all but the kernels, compiled once */
 #include "rnn.h"
+#include "heed/shape.h"
 #include "../gemm.h"
 
 #include <omp.h>

@@ -14,6 +14,7 @@
 #ifndef HEED_RNN_H
 #define HEED_RNN_H
 #include "../../graph/internal.h"
+#include "heed/rnn.h"
 
 typedef struct {
     heed_dtype dtype;

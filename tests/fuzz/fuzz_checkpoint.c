@@ -8,7 +8,8 @@
  *
  * With HEED_FUZZ_SEEDS=<dir> set, the target first writes a seed corpus into dir: real
  * checkpoints (with and without optimizer state) and a weights file of that model. */
-#include "heed.h"
+#include "heed/elementwise.h"
+#include "heed/reduce.h"
 #include "../info_equal.h"
 
 #include <stdio.h>

@@ -8,7 +8,8 @@
  * With HEED_FUZZ_SEEDS=<dir> set, the target first writes seeds into dir: small images of
  * every colour type, bit depths 1 to 16, interlaced or not, palettes with tRNS. */
 #define _GNU_SOURCE
-#include "heed.h"
+#include "heed/core.h"
+#include "heed/viz.h"
 
 #include "../png_write.h"
 

@@ -3,7 +3,10 @@
  * Imports the weights of torch.nn.Sequential(Linear(5,16), Square(), Linear(16,3)) by
  * their state_dict names (strict), prints the model's output on a fixed batch (one
  * value per line, %.9g), then adds 0.5 to every weight and exports the result. */
-#include "heed.h"
+#include "heed/checkpoint.h"
+#include "heed/core.h"
+#include "heed/elementwise.h"
+#include "heed/matmul.h"
 
 #include <stdio.h>
 
