@@ -32,6 +32,7 @@ static void usage(FILE *f) {
         "  --attention soft|hard   (default soft)\n"
         "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
         "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
+        "  --order reading|any     train on the references naming the objects in reading order, or on any (default reading)\n"
         "  --init mean|constant    the decoder's initial state: from the mean annotation, or learned (default mean)\n"
         "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
         "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
@@ -102,6 +103,12 @@ static int parse(int argc, char **argv, options *o, char *err, size_t len) {
             if (!v || (strcmp(v, "soft") && strcmp(v, "hard")))
                 return snprintf(err, len, "--attention is soft or hard, got '%s'", v ? v : "(nothing)"), -1;
             c->attention = strcmp(v, "hard") ? HEED_CAPTION_SOFT : HEED_CAPTION_HARD, i++;
+            continue;
+        }
+        if (!strcmp(a, "--order")) {
+            if (cap_order_parse(v, &c->order))
+                return snprintf(err, len, "--order is reading or any, got '%s'", v ? v : "(nothing)"), -1;
+            i++;
             continue;
         }
         if (!strcmp(a, "--init")) {
@@ -308,11 +315,11 @@ static int run(const options *o) {
     const heed_caption_config *m = &cfg.model;
     printf(
         "caption: encoder conv %lld-%lld-%lld -> %lldx%lld grid of %lld; decoder LSTM %lld, embed %lld, attention %lld "
-        "(%s), initial state %s; %lld parameters; %d threads\n",
+        "(%s), initial state %s, trained on %s-order captions; %lld parameters; %d threads\n",
         (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)t.grid,
         (long long)t.grid, (long long)m->channels[2], (long long)m->hidden, (long long)m->embed_dim,
         (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft", cap_init_name(m->init),
-        (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
+        cap_order_name(cfg.order), (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
     if (resumed) {
         if (cap_load(&t, o->checkpoint, true, err, sizeof err)) {
             rc = fail("--resume", err);
