@@ -43,8 +43,9 @@ static int copy_hypothesis(const heed_hypothesis *h, heed_hypothesis *out) {
     return 0;
 }
 
-/* The reference teacher-forced for scene i: with first[i] >= 0 (the class token the model's
- * own caption names first), the first reference whose first noun it is, else the first. */
+/* The reference teacher-forced for scene i among refs[0 .. nr): with first[i] >= 0 (the
+ * class token the model's own caption names first), the first whose first noun it is, else
+ * the first. */
 static int pick_reference(const caption *refs, int nr, const int64_t *first, int64_t i) {
     for (int k = 0; first && first[i] >= 0 && k < nr; k++)
         if (refs[k].tok[1] == first[i]) return k;
@@ -62,7 +63,8 @@ typedef struct {
  * the attention at the first noun is computed from "<start> a" alone, before the noun is
  * fed, no model can know where to look (about 1 in 2 or 3 at best). With first, the
  * reference starts with the object the model itself names first (the same attention row
- * as its own caption's), and the later nouns are forced. */
+ * as its own caption's): the first such reference of the training order, else of all; the
+ * later nouns are forced. */
 static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_t nb, const int64_t *first, scene *sc,
                           caption *refs, tf_acc *acc, char *err, size_t errlen) {
     int64_t L = CAPTION_MAX_TOKENS, N = s->cells;
@@ -70,8 +72,10 @@ static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_
     if (!tgt) return snprintf(err, errlen, "out of memory"), -1;
     for (int64_t i = 0; i < nb; i++) {
         scene_of_meta(&s->meta[i0 + i], sc);
-        int nr = first ? scene_captions(sc, refs) : cap_training_references(sc, refs, t->cfg.order);
-        const caption *c = &refs[pick_reference(refs, nr, first, i)];
+        int k = pick_reference(refs, cap_training_references(sc, refs, t->cfg.order), first, i);
+        if (first && first[i] >= 0 && refs[k].tok[1] != first[i]) /* a subject out of the training order */
+            k = pick_reference(refs, scene_captions(sc, refs), first, i);
+        const caption *c = &refs[k];
         for (int64_t j = 0; j < L; j++) tgt[i * L + j] = j < c->n ? c->tok[j] : j == c->n ? TOK_END : -100;
     }
     heed_graph_reset(t->g);
