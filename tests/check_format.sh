@@ -6,12 +6,14 @@ set -uo pipefail
 root=${1:-$(dirname "$0")/..}
 cd "$root" || exit 1
 command -v clang-format >/dev/null || { echo "SKIP: clang-format not found"; exit 77; }
-bad=0
-while read -r f; do
-  if ! clang-format --style=file "$f" | cmp -s - "$f"; then
-    echo "not formatted: $f"
-    bad=$((bad + 1))
-  fi
-done < <(bash scripts/format.sh --list)
-[ "$bad" -eq 0 ] || { echo "$bad files differ from clang-format's output: run bash scripts/format.sh"; exit 1; }
+# One clang-format per 40 files, two at a time: a process per file took 30 s on a loaded machine.
+out=$(bash scripts/format.sh --list | xargs -P 2 -n 40 clang-format --style=file --dry-run -Werror 2>&1)
+status=$?
+bad=$(printf '%s\n' "$out" | grep -oE '^[^:]+:[0-9]+:[0-9]+: error' | cut -d: -f1 | sort -u)
+if [ "$status" -ne 0 ] && [ -z "$bad" ]; then echo "clang-format failed: $out"; exit 1; fi
+if [ -n "$bad" ]; then
+  printf 'not formatted: %s\n' $bad
+  echo "$(printf '%s\n' $bad | wc -l) files differ from clang-format's output: run bash scripts/format.sh"
+  exit 1
+fi
 echo "every file is formatted"

@@ -2,9 +2,8 @@
  * encoder on single objects, freezes it, trains the attending decoder on scene captions,
  * evaluates BLEU, exact captions and pointing, draws attention figures, checkpoints and
  * resumes bitwise; --caption FILE.png captions a 96x96 picture with a trained checkpoint. */
+#include "args.h"
 #include "figure.h"
-#include "train.h"
-#include "../example_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,145 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-typedef struct {
-    const char *data_dir, *checkpoint, *metrics_csv, *out_dir, *caption_png;
-    bool resume, progress;
-    int64_t pretrain_epochs, epochs, beam, eval_every, eval_size, figures, stop_after;
-    double target_bleu4; /* exit status 3 below it (smoke tests); < 0: none */
-    cap_config cfg;
-} options;
-
-static void usage(FILE *f) {
-    fputs(
-        "usage: caption [flags]\n"
-        "  --fashion-mnist DIR     the dataset (default /usr/share/datasets/fashion-mnist)\n"
-        "  --pretrain-epochs N     encoder pretraining epochs on single objects (default 3)\n"
-        "  --pretrain-images N     images per pretraining epoch (default 60000: all)\n"
-        "  --epochs N              captioning epochs (default 24)\n"
-        "  --attention soft|hard   (default soft)\n"
-        "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
-        "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
-        "  --order reading|any     train on the references naming the objects in reading order, or on any (default reading)\n"
-        "  --init mean|constant    the decoder's initial state: from the mean annotation, or learned (default mean)\n"
-        "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
-        "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
-        "  --attn-dim N (64)\n"
-        "  --train-scenes N, --test-scenes N (default 24000, 1000)\n"
-        "  --seed N, --threads N\n"
-        "  --checkpoint PATH [--resume]  save after every epoch; resume from it bitwise\n"
-        "  --stop-after N          stop after N captioning epochs this run (to test --resume)\n"
-        "  --metrics FILE.csv      per-epoch metrics; curves go next to it (FILE.svg)\n"
-        "  --out DIR               attention figures (SVG) and pictures (PNG) of the first --figures N test scenes (default 3)\n"
-        "  --eval-every N, --eval-size N  greedy evaluation during training (default every epoch, 500 scenes)\n"
-        "  --caption FILE.png      caption a 96x96 grey picture with --checkpoint's model (figure to --out)\n"
-        "  --target-bleu4 X        exit 3 when the final BLEU-4 is below X\n"
-        "  --no-progress\n",
-        f);
-}
-
-static int parse(int argc, char **argv, options *o, char *err, size_t len) {
-    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist",
-                   .progress = true,
-                   .pretrain_epochs = 3,
-                   .epochs = 24,
-                   .beam = 3,
-                   .eval_every = 1,
-                   .eval_size = 500,
-                   .figures = 3,
-                   .target_bleu4 = -1,
-                   .cfg = cap_defaults()};
-    cap_config *c = &o->cfg;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n = 0;
-        double x = 0;
-#define INT(flag, field, lo, hi)                                                                                       \
-    if (!strcmp(a, flag)) {                                                                                            \
-        if (!ex_parse_i64(v, &n) || n < (lo) || n > (hi))                                                              \
-            return snprintf(err, len, "%s needs a whole number in %lld..%lld, got '%s'", flag, (long long)(lo),        \
-                            (long long)(hi), v ? v : "(nothing)"),                                                     \
-                   -1;                                                                                                 \
-        field = n, i++;                                                                                                \
-        continue;                                                                                                      \
-    }
-#define REAL(flag, field, lo, hi)                                                                                      \
-    if (!strcmp(a, flag)) {                                                                                            \
-        if (!ex_parse_f64(v, &x) || x < (lo) || x > (hi))                                                              \
-            return snprintf(err, len, "%s needs a number in [%g, %g], got '%s'", flag, (double)(lo), (double)(hi),     \
-                            v ? v : "(nothing)"),                                                                      \
-                   -1;                                                                                                 \
-        field = x, i++;                                                                                                \
-        continue;                                                                                                      \
-    }
-#define STR(flag, field)                                                                                               \
-    if (!strcmp(a, flag)) {                                                                                            \
-        if (!v) return snprintf(err, len, "%s needs a value", flag), -1;                                               \
-        field = v, i++;                                                                                                \
-        continue;                                                                                                      \
-    }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
-        if (!strcmp(a, "--resume")) {
-            o->resume = true;
-            continue;
-        }
-        if (!strcmp(a, "--no-progress")) {
-            o->progress = false;
-            continue;
-        }
-        if (!strcmp(a, "--attention")) {
-            if (!v || (strcmp(v, "soft") && strcmp(v, "hard")))
-                return snprintf(err, len, "--attention is soft or hard, got '%s'", v ? v : "(nothing)"), -1;
-            c->attention = strcmp(v, "hard") ? HEED_CAPTION_SOFT : HEED_CAPTION_HARD, i++;
-            continue;
-        }
-        if (!strcmp(a, "--order")) {
-            if (cap_order_parse(v, &c->order))
-                return snprintf(err, len, "--order is reading or any, got '%s'", v ? v : "(nothing)"), -1;
-            i++;
-            continue;
-        }
-        if (!strcmp(a, "--init")) {
-            if (cap_init_parse(v, &c->model.init))
-                return snprintf(err, len, "--init is mean or constant, got '%s'", v ? v : "(nothing)"), -1;
-            i++;
-            continue;
-        }
-        STR("--fashion-mnist", o->data_dir)
-        STR("--checkpoint", o->checkpoint)
-        STR("--metrics", o->metrics_csv)
-        STR("--out", o->out_dir)
-        STR("--caption", o->caption_png)
-        INT("--pretrain-epochs", o->pretrain_epochs, 0, 1000)
-        INT("--epochs", o->epochs, 0, 100000)
-        INT("--beam", o->beam, 1, 64)
-        INT("--eval-every", o->eval_every, 0, 100000)
-        INT("--eval-size", o->eval_size, 1, 1000000)
-        INT("--figures", o->figures, 0, 100)
-        INT("--stop-after", o->stop_after, 0, 100000)
-        INT("--pretrain-images", c->pretrain_images, 1, 60000)
-        INT("--train-scenes", c->train_scenes, 1, 1000000)
-        INT("--test-scenes", c->test_scenes, 1, 1000000)
-        INT("--batch-size", c->batch, 1, 4096)
-        INT("--hidden", c->model.hidden, 1, 4096)
-        INT("--embed-dim", c->model.embed_dim, 1, 4096)
-        INT("--attn-dim", c->model.attn_dim, 1, 4096)
-        INT("--seed", c->seed, 0, INT64_MAX)
-        INT("--threads", c->threads, 0, 256)
-        REAL("--lambda", c->lambda, 0, 1000)
-        REAL("--entropy", c->entropy, 0, 1000)
-        REAL("--soft-mix", c->soft_mix, 0, 1)
-        REAL("--lr", c->lr, 1e-9, 10)
-        REAL("--clip", c->clip, 0, 1e6)
-        REAL("--dropout", c->model.dropout, 0, 0.95)
-        REAL("--target-bleu4", o->target_bleu4, 0, 1)
-        return snprintf(err, len, "unknown flag '%s' (--help lists them)", a), -1;
-    }
-    if (o->resume && !o->checkpoint) return snprintf(err, len, "--resume needs --checkpoint"), -1;
-    if (o->caption_png && !o->checkpoint)
-        return snprintf(err, len, "--caption needs --checkpoint (a trained model)"), -1;
-    return 0;
-}
 
 static int fail(const char *what, const char *msg) {
     fprintf(stderr, "caption: %s: %s\n", what, msg);
@@ -203,7 +63,7 @@ static int draw_figures(cap_trainer *t, const scene_set *test, const heed_hypoth
 }
 
 /* --caption FILE.png: read, encode, decode, print, draw. */
-static int caption_file(cap_trainer *t, const options *o) {
+static int caption_file(cap_trainer *t, const cap_options *o) {
     float *px = NULL;
     int64_t h = 0, w = 0;
     char err[512], text[200];
@@ -280,7 +140,7 @@ static int make_dirs(const char *path) {
     }
 }
 
-static int run(const options *o) {
+static int run(const cap_options *o) {
     char err[1024];
     if (o->out_dir && make_dirs(o->out_dir)) {
         snprintf(err, sizeof err, "cannot make %s: %s", o->out_dir, strerror(errno));
@@ -432,11 +292,11 @@ done:
 }
 
 int main(int argc, char **argv) {
-    options o;
+    cap_options o;
     char err[512];
-    int p = parse(argc, argv, &o, err, sizeof err);
-    if (p == 1) return usage(stdout), 0;
-    if (p < 0) return fprintf(stderr, "caption: %s\n", err), usage(stderr), 2;
+    int p = cap_parse_args(argc, argv, &o, err, sizeof err);
+    if (p == CAP_ARGS_HELP) return cap_usage(stdout), 0;
+    if (p == CAP_ARGS_ERROR) return fprintf(stderr, "caption: %s\n", err), cap_usage(stderr), 2;
     if (o.cfg.threads > 0) omp_set_num_threads(o.cfg.threads); /* the BLAS follows OpenMP's count, not the ctx's */
     setvbuf(stdout, NULL, _IOLBF, 0);                          /* progress in logs as it happens */
     return run(&o);

@@ -8,6 +8,7 @@
 #   sasrec_data   examples/sasrec/fuzz_data.c    the sasrec 'user item' loader
 #   sasrec_args   examples/sasrec/fuzz_args.c    the sasrec command line
 #   caption_idx   examples/caption/fuzz_idx.c    the IDX reader (plain or gzip, through zlib)
+#   caption_args  examples/caption/fuzz_args.c   the caption command line
 #   las_manifest  examples/las/fuzz_manifest.c   the las manifest (PATH<TAB>TRANSCRIPT) parser
 #   las_wav       examples/las/fuzz_wav.c        the las WAV reader (libsndfile, libsamplerate)
 #                                                and the feature pipeline after it
@@ -21,7 +22,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-${FUZZ_TIME:-20}}
 work=${FUZZ_WORK:-$root/build-fuzz}
-targets=${FUZZ_TARGETS:-checkpoint png sasrec_data sasrec_args caption_idx las_manifest las_wav las_args}
+targets=${FUZZ_TARGETS:-checkpoint png sasrec_data sasrec_args caption_idx caption_args las_manifest las_wav las_args}
 CC=${CC_FUZZ:-clang}
 mkdir -p "$work/artifacts" "$work/obj" "$work/obj-sasrec" "$work/obj-caption" "$work/obj-las"
 
@@ -57,7 +58,7 @@ source_of() {
     png) echo "$root/tests/fuzz/fuzz_png.c" ;;
     sasrec_data) echo "$root/examples/sasrec/fuzz_data.c $work/obj-sasrec/*.o" ;;
     sasrec_args) echo "$root/examples/sasrec/fuzz_args.c $work/obj-sasrec/*.o" ;;
-    caption_idx) echo "$root/examples/caption/fuzz_idx.c $work/obj-caption/*.o" ;;
+    caption_*) echo "$root/examples/caption/fuzz_${1#caption_}.c $work/obj-caption/*.o" ;;
     las_*) echo "$root/examples/las/fuzz_${1#las_}.c $work/obj-las/*.o" ;;
   esac
 }
@@ -68,8 +69,8 @@ max_len_of() {
   case "$1" in checkpoint) echo 1048576 ;; sasrec_data|caption_idx|las_manifest|png) echo 16384 ;; las_wav) echo 65536 ;; *) echo 4096 ;; esac
 }
 
-# Dictionaries: the checkpoint format's keywords; PNG chunk names; the sasrec flags, read from args.c; IDX
-# and gzip headers.
+# Dictionaries: the checkpoint format's keywords; PNG chunk names; the sasrec, caption and las flags, read
+# from their args.c; IDX and gzip headers.
 cat >"$work/dict-checkpoint" <<'DICT'
 "__metadata__"
 "dtype"
@@ -105,6 +106,8 @@ printf '"\\x0a"\n"\\x0d\\x0a"\n"\\x09"\n"2147483647"\n"65536"\n' >"$work/dict-sa
 grep -o '"--[a-z0-9-]*"' "$root/examples/sasrec/args.c" | sort -u >"$work/dict-sasrec_args"
 printf '"\\x00"\n"small"\n"amazon-games"\n"1e30"\n"nan"\n"-1"\n' >>"$work/dict-sasrec_args"
 printf '"\\x1f\\x8b\\x08"\n"\\x00\\x00\\x08\\x01"\n"\\x00\\x00\\x08\\x03"\n"\\x00\\x00\\x00\\x1c"\n"\\xff\\xff\\xff\\xff"\n' >"$work/dict-caption_idx"
+grep -o '"--[a-z0-9-]*"' "$root/examples/caption/args.c" | sort -u >"$work/dict-caption_args"
+printf '"\\x00"\n"-h"\n"soft"\n"hard"\n"mean"\n"constant"\n"1e-9"\n"0.95"\n"nan"\n"-1"\n' >>"$work/dict-caption_args"
 printf '"\\x09"\n"\\x0a"\n"\\x0d\\x0a"\n"#"\n" "\n"\x27"\n"zero"\n"seven"\n' >"$work/dict-las_manifest"
 printf '"RIFF"\n"WAVE"\n"fmt "\n"data"\n"LIST"\n"fact"\n"RF64"\n"\\x01\\x00"\n"\\x03\\x00"\n"\\xfe\\xff"\n"\\x40\\x1f\\x00\\x00"\n' >"$work/dict-las_wav"
 grep -o '"--[a-z0-9-]*"' "$root/examples/las/args.c" | sort -u >"$work/dict-las_args"
