@@ -15,6 +15,7 @@ void cap_usage(FILE *f) {
         "  --attention soft|hard   (default soft)\n"
         "  --beam K                beam width of the final evaluation and --caption (default 3; 1 = greedy)\n"
         "  --lambda X              doubly stochastic regulariser weight (default 0.01)\n"
+        "  --order reading|any     train on the references naming the objects in reading order, or on any (default reading)\n"
         "  --init mean|constant    the decoder's initial state: from the mean annotation, or learned (default mean)\n"
         "  --entropy X, --soft-mix P  hard attention: entropy bonus (0.01), soft-context probability (0.5)\n"
         "  --lr X (0.002), --batch-size N (64), --clip X (5), --dropout P (0.1), --hidden N (128), --embed-dim N (64),\n"
@@ -86,6 +87,12 @@ int cap_parse_args(int argc, char *const *argv, cap_options *o, char *err, size_
             if (!v || (strcmp(v, "soft") && strcmp(v, "hard")))
                 return snprintf(err, len, "--attention is soft or hard, got '%s'", v ? v : "(nothing)"), CAP_ARGS_ERROR;
             c->attention = strcmp(v, "hard") ? HEED_CAPTION_SOFT : HEED_CAPTION_HARD, i++;
+            continue;
+        }
+        if (!strcmp(a, "--order")) {
+            if (cap_order_parse(v, &c->order))
+                return snprintf(err, len, "--order is reading or any, got '%s'", v ? v : "(nothing)"), CAP_ARGS_ERROR;
+            i++;
             continue;
         }
         if (!strcmp(a, "--init")) {

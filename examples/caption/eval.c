@@ -44,8 +44,9 @@ static int copy_hypothesis(const heed_hypothesis *h, heed_hypothesis *out) {
     return 0;
 }
 
-/* The reference teacher-forced for scene i: with first[i] >= 0 (the class token the model's
- * own caption names first), the first reference whose first noun it is, else the first. */
+/* The reference teacher-forced for scene i among refs[0 .. nr): with first[i] >= 0 (the
+ * class token the model's own caption names first), the first whose first noun it is, else
+ * the first. */
 static int pick_reference(const caption *refs, int nr, const int64_t *first, int64_t i) {
     for (int k = 0; first && first[i] >= 0 && k < nr; k++)
         if (refs[k].tok[1] == first[i]) return k;
@@ -57,12 +58,14 @@ typedef struct {
     double hits, mass, nouns, hits_at[CAP_NOUNS], nouns_at[CAP_NOUNS];
 } tf_acc;
 
-/* Teacher-forced pointing of scenes [i0, i0 + nb) added to acc. The attention at the first
- * noun is computed from "<start> a" alone, before the noun is fed, so on the first
- * reference (whose subject is obj[0], a random one of the scene's objects) no model can
- * know where to look: about 1 in 2 or 3 at best. With first, the reference starts with the
- * object the model itself names first (the same attention row as its own caption's), and
- * the later nouns are forced. */
+/* Teacher-forced pointing of scenes [i0, i0 + nb) added to acc. Without first, on the first
+ * reference of the training order (cap_training_references): with --order any that is the
+ * first reference, whose subject is obj[0], a random one of the scene's objects, and since
+ * the attention at the first noun is computed from "<start> a" alone, before the noun is
+ * fed, no model can know where to look (about 1 in 2 or 3 at best). With first, the
+ * reference starts with the object the model itself names first (the same attention row
+ * as its own caption's): the first such reference of the training order, else of all; the
+ * later nouns are forced. */
 static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_t nb, const int64_t *first, scene *sc,
                           caption *refs, tf_acc *acc, char *err, size_t errlen) {
     int64_t L = CAPTION_MAX_TOKENS, N = s->cells;
@@ -70,7 +73,10 @@ static int teacher_forced(cap_trainer *t, const scene_set *s, int64_t i0, int64_
     if (!tgt) return snprintf(err, errlen, "out of memory"), -1;
     for (int64_t i = 0; i < nb; i++) {
         scene_of_meta(&s->meta[i0 + i], sc);
-        const caption *c = &refs[pick_reference(refs, scene_captions(sc, refs), first, i)];
+        int k = pick_reference(refs, cap_training_references(sc, refs, t->cfg.order), first, i);
+        if (first && first[i] >= 0 && refs[k].tok[1] != first[i]) /* a subject out of the training order */
+            k = pick_reference(refs, scene_captions(sc, refs), first, i);
+        const caption *c = &refs[k];
         for (int64_t j = 0; j < L; j++) tgt[i * L + j] = j < c->n ? c->tok[j] : j == c->n ? TOK_END : -100;
     }
     heed_graph_reset(t->g);
@@ -194,10 +200,10 @@ static void train_string(const cap_trainer *t, char *buf, size_t len) {
     const cap_config *c = &t->cfg;
     char lr[32], clip[32], lam[32], ent[32], mix[32];
     snprintf(buf, len,
-             "attention=%s batch=%lld lr=%s clip=%s lambda=%s entropy=%s soft_mix=%s pretrain_images=%lld "
+             "attention=%s order=%s batch=%lld lr=%s clip=%s lambda=%s entropy=%s soft_mix=%s pretrain_images=%lld "
              "train_scenes=%lld seed=%llu epochs=%lld",
-             c->attention == HEED_CAPTION_HARD ? "hard" : "soft", (long long)c->batch, ex_exact(c->lr, lr, sizeof lr),
-             ex_exact(c->clip, clip, sizeof clip), ex_exact(c->lambda, lam, sizeof lam),
+             c->attention == HEED_CAPTION_HARD ? "hard" : "soft", cap_order_name(c->order), (long long)c->batch,
+             ex_exact(c->lr, lr, sizeof lr), ex_exact(c->clip, clip, sizeof clip), ex_exact(c->lambda, lam, sizeof lam),
              ex_exact(c->entropy, ent, sizeof ent), ex_exact(c->soft_mix, mix, sizeof mix),
              (long long)c->pretrain_images, (long long)c->train_scenes, (unsigned long long)c->seed,
              (long long)t->epochs);
@@ -263,7 +269,10 @@ int cap_load(cap_trainer *t, const char *path, bool training, char *err, size_t 
         train_string(t, want, sizeof want);
         if (!tr || !base)
             return snprintf(err, errlen, "%s: not a training checkpoint of the caption program", path), -1;
-        if (compare(path, "the training setting", tr, want, err, errlen)) return -1;
+        char saved_train[HEED_CKPT_VALUE_LEN]; /* saved before --order existed: trained on any order */
+        snprintf(saved_train, sizeof saved_train, "%s%s", tr,
+                 ex_saved_value(tr, "order", saved, sizeof saved) ? "" : " order=any");
+        if (compare(path, "the training setting", saved_train, want, err, errlen)) return -1;
         char v[64], u[64];
         if (!ex_saved_value(base, "value", v, sizeof v) || !ex_saved_value(base, "updates", u, sizeof u) ||
             !ex_parse_f64(v, &t->hard.baseline.value) || !ex_parse_i64(u, &t->hard.baseline.updates))

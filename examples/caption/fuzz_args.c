@@ -23,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     FUZZ_SEED("caption", "--caption\0x.png\0--checkpoint\0a.ckpt\0--out\0out");
     FUZZ_SEED("hard", "--attention\0hard\0--entropy\0"
                       "0.01\0--soft-mix\0"
-                      "0.5\0--init\0constant\0--lr\0"
+                      "0.5\0--init\0constant\0--order\0any\0--lr\0"
                       "1e-3");
     FUZZ_SEED("resume-alone", "--resume");
     FUZZ_SEED("out-of-range", "--dropout\0"
@@ -92,7 +92,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             !in(c->entropy, 0, 1000) || !in(c->soft_mix, 0, 1) || !in(c->lr, 1e-9, 10) || !in(c->clip, 0, 1e6) ||
             !in(c->model.dropout, 0, 0.95) ||
             (c->attention != HEED_CAPTION_SOFT && c->attention != HEED_CAPTION_HARD) ||
-            (c->model.init != HEED_CAPTION_INIT_MEAN && c->model.init != HEED_CAPTION_INIT_CONSTANT))
+            (c->model.init != HEED_CAPTION_INIT_MEAN && c->model.init != HEED_CAPTION_INIT_CONSTANT) ||
+            (c->order != CAP_ORDER_READING && c->order != CAP_ORDER_ANY))
             abort();
     }
     free(buf);

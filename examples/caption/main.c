@@ -175,11 +175,11 @@ static int run(const cap_options *o) {
     const heed_caption_config *m = &cfg.model;
     printf(
         "caption: encoder conv %lld-%lld-%lld -> %lldx%lld grid of %lld; decoder LSTM %lld, embed %lld, attention %lld "
-        "(%s), initial state %s; %lld parameters; %d threads\n",
+        "(%s), initial state %s, trained on %s-order captions; %lld parameters; %d threads\n",
         (long long)m->channels[0], (long long)m->channels[1], (long long)m->channels[2], (long long)t.grid,
         (long long)t.grid, (long long)m->channels[2], (long long)m->hidden, (long long)m->embed_dim,
         (long long)m->attn_dim, cfg.attention == HEED_CAPTION_HARD ? "hard" : "soft", cap_init_name(m->init),
-        (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
+        cap_order_name(cfg.order), (long long)heed_params_numel(t.P), heed_ctx_threads(t.ctx));
     if (resumed) {
         if (cap_load(&t, o->checkpoint, true, err, sizeof err)) {
             rc = fail("--resume", err);

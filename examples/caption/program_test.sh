@@ -95,6 +95,13 @@ said=$(sed -n 's/^  .*caption-test-0.svg  //p' "$dir/a.log")
   bad "checkpoint without init=: $(cat "$dir/old.log")"
 expect 1 "was saved with the model setting init=mean, this run has init=constant" -- "${tiny[@]}" --init constant \
   --epochs 3 --checkpoint "$dir/old.ckpt" --resume
+expect 1 "was saved with the training setting order=reading, this run has order=any" -- "${tiny[@]}" --order any \
+  --epochs 2 --checkpoint "$dir/c.ckpt" --resume
+# a checkpoint from before --order (its caption.train without order=, blanked) trained on
+# any order: it is refused for a reading-order run
+sed 's/ order=reading/              /' "$dir/a.ckpt" > "$dir/old-order.ckpt"
+expect 1 "was saved with the training setting order=any, this run has order=reading" -- "${tiny[@]}" --epochs 3 \
+  --checkpoint "$dir/old-order.ckpt" --resume
 expect 1 "was saved with the training setting lr=0.002, this run has lr=0.001" -- "${tiny[@]}" --lr 0.001 --epochs 2 \
   --checkpoint "$dir/c.ckpt" --resume
 
@@ -103,6 +110,7 @@ expect 2 "unknown flag '--nope'" -- --nope
 expect 2 "--attention is soft or hard, got 'medium'" -- --attention medium
 expect 2 "--beam needs a whole number in 1..64, got '0'" -- --beam 0
 expect 2 "--init is mean or constant, got 'zeros'" -- --init zeros
+expect 2 "--order is reading or any, got 'sideways'" -- --order sideways
 expect 2 "--resume needs --checkpoint" -- --resume
 expect 2 "--caption needs --checkpoint" -- --caption x.png
 

@@ -192,3 +192,16 @@ bool caption_valid(const scene *s, const int *tok, int n) {
         if (!named[k]) return false;
     return pos == n;
 }
+
+int scene_captions_in_reading_order(const scene *s, caption *out) {
+    int n = scene_captions(s, out), kept = 0;
+    for (int c = 0; c < n; c++) {
+        bool in_order = true; /* each object's first naming ("a X"; "the X" names one again) */
+        for (int j = 1, last = -1; j < out[c].n; j++)
+            for (int k = 0; k < s->n_objects; k++)
+                if (out[c].tok[j - 1] == TOK_A && out[c].tok[j] == TOK_CLASS0 + s->obj[k].cls)
+                    in_order &= s->obj[k].cell > last, last = s->obj[k].cell;
+        if (in_order) out[kept++] = out[c];
+    }
+    return kept;
+}

@@ -98,6 +98,10 @@ int scene_relation(int cell_a, int cell_b, int rel[3]);
 /* Every valid caption of s into out[0 .. count) (count <= SCENE_MAX_CAPTIONS), in a fixed
  * order; returns count. */
 int scene_captions(const scene *s, caption *out);
+/* The captions of s that name its objects in reading order (by cell: rows top to bottom,
+ * each left to right), into out[0 .. count) in scene_captions' order; returns count: 1
+ * for 2 objects, 2 for 3 (either anchor of the second clause). */
+int scene_captions_in_reading_order(const scene *s, caption *out);
 /* Whether tok[0 .. n) is a caption of the grammar that is true of s and names each of its
  * objects once (parsed here, independently of scene_captions). */
 bool caption_valid(const scene *s, const int *tok, int n);

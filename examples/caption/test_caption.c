@@ -260,6 +260,20 @@ static void captions_are_the_valid_ones(void) {
                       !memcmp(ids, caps[c].tok, sizeof(int) * (size_t)caps[c].n),
                   "'%s' does not tokenize back", text);
         }
+        /* the training references in reading order: the one order of the objects by cell
+         * (rows, then columns), with either anchor of the second clause for 3 objects */
+        caption tr[SCENE_MAX_CAPTIONS];
+        int nt = scene_captions_in_reading_order(&s, tr);
+        CHECK(nt == (s.n_objects == 2 ? 1 : 2), "scene %llu: %d reading-order references", (unsigned long long)i, nt);
+        for (int c = 0; c < nt; c++) {
+            int seen = 0, last_cell = -1, in_order = 1;
+            for (int j = 1; j < tr[c].n; j++)
+                for (int k = 0; k < s.n_objects; k++)
+                    if (tr[c].tok[j] == TOK_CLASS0 + s.obj[k].cls && tr[c].tok[j - 1] == TOK_A)
+                        in_order &= s.obj[k].cell > last_cell, last_cell = s.obj[k].cell, seen++;
+            CHECK(in_order && seen == s.n_objects && caption_valid(&s, tr[c].tok, tr[c].n),
+                  "scene %llu: reference %d is not in reading order", (unsigned long long)i, c);
+        }
         /* every single-token change of a valid caption is refused: swap a word for another */
         int changed_ok = 0;
         for (int pos = 0; pos < caps[0].n; pos++)
@@ -296,6 +310,13 @@ static void captions_are_the_valid_ones(void) {
     CHECK(n == 12 && caption_valid(&s, ids, n), "'%s' refused", good);
     n = caption_tokenize(also, ids, CAPTION_MAX_TOKENS);
     CHECK(n == 14 && caption_valid(&s, ids, n), "'%s' refused", also);
+    /* its reading-order references are exactly these two (bag, sneaker, shirt by cell) */
+    int nt = scene_captions_in_reading_order(&s, caps);
+    char t0[256] = "", t1[256] = "";
+    if (nt == 2)
+        caption_text(caps[0].tok, caps[0].n, t0, sizeof t0), caption_text(caps[1].tok, caps[1].n, t1, sizeof t1);
+    CHECK(nt == 2 && ((!strcmp(t0, good) && !strcmp(t1, also)) || (!strcmp(t0, also) && !strcmp(t1, good))),
+          "reading order: %d references, '%s', '%s'", nt, t0, t1);
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         n = caption_tokenize(bad[k], ids, CAPTION_MAX_TOKENS);
         CHECK(n > 0 && !caption_valid(&s, ids, n), "'%s' accepted", bad[k]);

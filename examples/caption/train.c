@@ -38,6 +38,18 @@ cap_config cap_defaults(void) {
 
 const char *cap_init_name(heed_caption_init init) { return init == HEED_CAPTION_INIT_CONSTANT ? "constant" : "mean"; }
 
+const char *cap_order_name(cap_order order) { return order == CAP_ORDER_ANY ? "any" : "reading"; }
+
+int cap_order_parse(const char *name, cap_order *order) {
+    if (!name || (strcmp(name, "reading") && strcmp(name, "any"))) return -1;
+    *order = strcmp(name, "any") ? CAP_ORDER_READING : CAP_ORDER_ANY;
+    return 0;
+}
+
+int cap_training_references(const scene *sc, caption *refs, cap_order order) {
+    return order == CAP_ORDER_ANY ? scene_captions(sc, refs) : scene_captions_in_reading_order(sc, refs);
+}
+
 int cap_init_parse(const char *name, heed_caption_init *init) {
     if (!name || (strcmp(name, "mean") && strcmp(name, "constant"))) return -1;
     *init = strcmp(name, "mean") ? HEED_CAPTION_INIT_CONSTANT : HEED_CAPTION_INIT_MEAN;
@@ -226,7 +238,7 @@ double cap_train_epoch(cap_trainer *t, const scene_set *s, heed_progress *bar, d
             int64_t id = order[st * B + i];
             memcpy(x + i * N * D, s->features + id * N * D, (size_t)(N * D) * sizeof *x);
             scene_of_meta(&s->meta[id], sc);
-            int nr = scene_captions(sc, refs);
+            int nr = cap_training_references(sc, refs, c->order);
             fill_targets(&refs[heed_rng_below(&r, (uint64_t)nr)], i, L, tgt);
         }
         heed_graph_reset(t->g);

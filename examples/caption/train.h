@@ -12,8 +12,15 @@
 #include <heed/optim.h>
 #include <heed/viz.h>
 
+/* Which references a scene trains on (--order): those naming its objects in reading order
+ * (by cell: rows top to bottom, each left to right), or any of them. With any order, the
+ * first noun is a free choice the image does not decide, and the attention at that step
+ * need not land on the object the decoder then names (docs/caption.md, "Reading order"). */
+typedef enum { CAP_ORDER_READING, CAP_ORDER_ANY } cap_order;
+
 typedef struct {
     heed_caption_config model;
+    cap_order order;
     int64_t batch;
     double lr, clip;
     double lambda; /* the doubly stochastic regulariser */
@@ -29,6 +36,12 @@ cap_config cap_defaults(void);
 /* The decoder's initial state by name: "mean" or "constant" (the --init flag, checkpoints). */
 const char *cap_init_name(heed_caption_init init);
 int cap_init_parse(const char *name, heed_caption_init *init); /* 0, or -1 for another name */
+
+const char *cap_order_name(cap_order order);             /* "reading" or "any" */
+int cap_order_parse(const char *name, cap_order *order); /* 0, or -1 for another name */
+/* The references of sc that training uses with order, into refs[0 .. count) in
+ * scene_captions' order; returns count (at least 1). */
+int cap_training_references(const scene *sc, caption *refs, cap_order order);
 
 /* A scene without its pixels (scene_make remakes them from the index). */
 typedef struct {
