@@ -137,8 +137,8 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
                 for (int j = 0; j < refs[k].n; j++) ref_tok[k][j] = refs[k].tok[j];
                 ref_len[k] = refs[k].n, ref_ptr[k] = ref_tok[k];
             }
-            if (heed_bleu_add(&bleu, h->tokens, h->len, ref_ptr, ref_len, nr) != HEED_OK) {
-                rc = -1, snprintf(err, errlen, "BLEU: bad hypothesis or references");
+            if (heed_bleu_add(t->ctx, &bleu, h->tokens, h->len, ref_ptr, ref_len, nr) != HEED_OK) {
+                rc = -1, snprintf(err, errlen, "BLEU: %s", heed_ctx_error(t->ctx));
                 break;
             }
             int64_t len = h->len < CAPTION_MAX_TOKENS + 1 ? h->len : CAPTION_MAX_TOKENS + 1;
