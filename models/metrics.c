@@ -181,14 +181,17 @@ heed_status heed_bleu_add(heed_ctx *ctx, heed_bleu_stats *s, const int64_t *hyp,
     return HEED_OK;
 }
 
-double heed_bleu(const heed_bleu_stats *s, int n) {
-    if (!s || n < 1 || n > 4) return NAN;
+heed_status heed_bleu(heed_ctx *ctx, const heed_bleu_stats *s, int n, double *bleu) {
+    if (!ctx) return HEED_ERR_ARG;
+    if (!s || !bleu) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_bleu: %s is NULL", !s ? "stats" : "bleu");
+    if (n < 1 || n > 4) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_bleu: n = %d (BLEU-n for n in 1..4)", n);
     double log_sum = 0;
     for (int k = 0; k < n; k++) {
-        if (s->matches[k] == 0) return 0;
+        if (s->matches[k] == 0) return *bleu = 0, HEED_OK;
         log_sum += log((double)s->matches[k] / (double)s->totals[k]);
     }
     double c = (double)s->hyp_len, r = (double)s->ref_len;
     double bp = c > r ? 1 : exp(1 - r / c); /* c > 0 here: a match needs a hypothesis token */
-    return bp * exp(log_sum / n);
+    *bleu = bp * exp(log_sum / n);
+    return HEED_OK;
 }

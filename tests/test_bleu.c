@@ -46,7 +46,14 @@ static void add_ids(heed_bleu_stats *s, const int64_t *hyp, int64_t nh, const in
     CHECK(heed_bleu_add(ctx, s, hyp, nh, refs, &nr, 1) == HEED_OK, "add: %s", heed_ctx_error(ctx));
 }
 
-#define CHECK_BLEU(s, n, want) CHECK_CLOSE(heed_bleu(s, n), (want), 1e-13)
+/* BLEU-n of s, or NaN (failing every comparison) with the error shown. */
+static double bleu(const heed_bleu_stats *s, int n) {
+    double b = NAN;
+    CHECK(heed_bleu(ctx, s, n, &b) == HEED_OK, "BLEU-%d: %s", n, heed_ctx_error(ctx));
+    return b;
+}
+
+#define CHECK_BLEU(s, n, want) CHECK_CLOSE(bleu(s, n), (want), 1e-13)
 
 static void by_hand(void) {
     /* hyp 1 2 3 4 5, ref 1 2 3 4 6 7:
@@ -87,9 +94,9 @@ static void by_hand(void) {
 
     /* Nothing counted, or no unigram match: 0 (NLTK returns 0 when p1 = 0). */
     heed_bleu_stats z = {0};
-    for (int n = 1; n <= 4; n++) CHECK(heed_bleu(&z, n) == 0, "empty corpus BLEU-%d = %g", n, heed_bleu(&z, n));
+    for (int n = 1; n <= 4; n++) CHECK(bleu(&z, n) == 0, "empty corpus BLEU-%d = %g", n, bleu(&z, n));
     add_ids(&z, (int64_t[]){1, 2}, 2, (int64_t[]){3, 4}, 2);
-    CHECK(heed_bleu(&z, 1) == 0, "no match: %g", heed_bleu(&z, 1));
+    CHECK(bleu(&z, 1) == 0, "no match: %g", bleu(&z, 1));
 }
 
 static void clipping_and_ties(void) {
@@ -102,7 +109,7 @@ static void clipping_and_ties(void) {
              (const char *[]){"the cat is on the mat", "there is a cat on the mat"});
     CHECK(s.matches[0] == 2 && s.totals[0] == 7 && s.ref_len == 7, "clipped to 2 of 7");
     CHECK_BLEU(&s, 1, 2.0 / 7);
-    CHECK(heed_bleu(&s, 2) == 0, "BLEU-2 %g", heed_bleu(&s, 2));
+    CHECK(bleu(&s, 2) == 0, "BLEU-2 %g", bleu(&s, 2));
 
     /* hyp 7 7 against refs (7) and (7 7 7): both lengths 1 from c = 2, the shorter (1) is
      * taken, so c > r and BP = 1 (the longer one would give exp(1 - 3/2)). The clip uses the
@@ -115,7 +122,7 @@ static void clipping_and_ties(void) {
     CHECK(t.ref_len == 1, "tie takes the shorter: r = %lld", (long long)t.ref_len);
     CHECK_BLEU(&t, 1, 1.0);
     CHECK_BLEU(&t, 2, 1.0);
-    CHECK(heed_bleu(&t, 3) == 0, "BLEU-3 %g", heed_bleu(&t, 3));
+    CHECK(bleu(&t, 3) == 0, "BLEU-3 %g", bleu(&t, 3));
     /* The clip is per reference, not the sum over references: hyp 5 5 5 against (5) and
      * (5 6): '5' occurs once in each, so 1 match of 3, not 2 (c = 3 > r = 2, BP 1). */
     heed_bleu_stats u = {0};
@@ -154,8 +161,7 @@ static void classic(void) {
     add_text(&poor, "It is to insure the troops forever hearing the activity guidebook that party direct", 3, ref1);
     CHECK_BLEU(&poor, 1, 0.4953587998572467);
     CHECK_BLEU(&poor, 2, 0.18174699151949172);
-    CHECK(heed_bleu(&poor, 3) == 0 && heed_bleu(&poor, 4) == 0, "no trigram match: %g %g", heed_bleu(&poor, 3),
-          heed_bleu(&poor, 4));
+    CHECK(bleu(&poor, 3) == 0 && bleu(&poor, 4) == 0, "no trigram match: %g %g", bleu(&poor, 3), bleu(&poor, 4));
 }
 
 static void captions(void) {
@@ -197,7 +203,12 @@ static void bad_input(void) {
     CHECK(!memcmp(&s, &before, sizeof s), "stats unchanged by refused calls");
     /* NULL with length 0 is an empty sequence, not an error. */
     CHECK(heed_bleu_add(ctx, &s, h, 2, null_ref, &zero, 1) == HEED_OK, "empty reference");
-    CHECK(isnan(heed_bleu(NULL, 1)) && isnan(heed_bleu(&s, 0)) && isnan(heed_bleu(&s, 5)), "bad n or NULL is NaN");
+    double b = 7;
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, NULL, 1, &b), HEED_ERR_ARG, "heed_bleu: stats is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 1, NULL), HEED_ERR_ARG, "heed_bleu: bleu is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 0, &b), HEED_ERR_ARG, "heed_bleu: n = 0 (BLEU-n for n in 1..4)");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 5, &b), HEED_ERR_ARG, "heed_bleu: n = 5");
+    CHECK(heed_bleu(NULL, &s, 1, &b) == HEED_ERR_ARG && b == 7, "NULL ctx; *bleu untouched on error");
 }
 
 int main(void) {

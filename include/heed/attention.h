@@ -377,8 +377,11 @@ typedef struct {
 
 /* *baseline (may be NULL) = the value before these rewards (use it for them: a baseline
  * that does not depend on the sample keeps the estimator unbiased), then the update.
- * HEED_ERR_ARG on NULL, n < 1, a decay outside (0, 1) or a reward that is not finite. */
-heed_status heed_baseline_update(heed_reward_baseline *b, const double *rewards, int64_t n, double *baseline);
+ * HEED_ERR_ARG, with b unchanged and the message in heed_ctx_error(ctx), for a NULL b or
+ * rewards, n < 1, a decay outside (0, 1), a running value or a reward that is not finite
+ * (a NULL ctx: HEED_ERR_ARG, no message). */
+heed_status heed_baseline_update(heed_ctx *ctx, heed_reward_baseline *b, const double *rewards, int64_t n,
+                                 double *baseline);
 
 #ifdef __cplusplus
 }

@@ -69,10 +69,11 @@ typedef struct heed_bleu_stats {
  * ref_lens[i] > 0, a negative length or n_refs < 1. */
 heed_status heed_bleu_add(heed_ctx *ctx, heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len,
                           const int64_t *const *refs, const int64_t *ref_lens, int64_t n_refs);
-/* Corpus BLEU-n of the stats, n in 1..4, in [0, 1]. 0 when a precision p_k (k <= n) is 0,
- * also for an empty corpus (NLTK returns 0 when p_1 = 0, and a value below 1e-70 with a
- * warning when only a higher order is 0). NaN for NULL s or n outside 1..4. */
-double heed_bleu(const heed_bleu_stats *s, int n);
+/* Corpus BLEU-n of the stats into *bleu, n in 1..4, in [0, 1]. 0 when a precision p_k
+ * (k <= n) is 0, also for an empty corpus (NLTK returns 0 when p_1 = 0, and a value below
+ * 1e-70 with a warning when only a higher order is 0). HEED_ERR_ARG for a NULL s or bleu
+ * or n outside 1..4. */
+heed_status heed_bleu(heed_ctx *ctx, const heed_bleu_stats *s, int n, double *bleu);
 
 #ifdef __cplusplus
 }
