@@ -125,11 +125,11 @@ static heed_tensor *train_loss(heed_graph *g, const model *m, const batch *b) {
     return heed_cross_entropy(g, all, b->tgt[0], &(heed_ce_opts){.ignore_index = PAD, .has_ignore_index = true});
 }
 
-/* Greedy decoding under no-grad, rewinding the graph before each token: the state is carried
- * across in C buffers. Returns the share of exact reversals (-1 on an error); heat receives
- * the attention weights of sequence 0, [its length + 1, its length]. */
+/* Greedy decoding under no-grad, rewinding the graph before each token to a mark after the
+ * encoder; the state the next token needs is kept over the rewind. Returns the share of
+ * exact reversals (-1 on an error); heat receives the attention weights of sequence 0,
+ * [its length + 1, its length]. */
 static double held_out_accuracy(heed_graph *g, const model *m, const batch *b, float *heat) {
-    static float h[TEST * D], c[TEST * D], context[TEST * 2 * H];
     int64_t y[TEST], n = b->n, len0 = b->lengths[0];
     bool right[TEST];
     heed_graph_reset(g);
@@ -137,16 +137,9 @@ static double held_out_accuracy(heed_graph *g, const model *m, const batch *b, f
     decoder d = encode(g, m, b);
     heed_graph_mark mark = heed_graph_mark_now(g);
     for (int i = 0; i < n; i++) y[i] = BOS, right[i] = true;
-    for (int t = 0; t <= MAXLEN && heed_graph_rewind(g, mark) == HEED_OK; t++) {
-        if (t > 0) { /* the last step's state died with the rewind */
-            d.h = heed_input(g, HEED_F32, HEED_SHAPE(n, D), h);
-            d.c = heed_input(g, HEED_F32, HEED_SHAPE(n, D), c);
-            d.context = heed_input(g, HEED_F32, HEED_SHAPE(n, 2 * H), context);
-        }
+    heed_tensor **state[] = {&d.h, &d.c, &d.context};
+    for (int t = 0; t <= MAXLEN && heed_graph_rewind_keeping(g, mark, state, 3) == HEED_OK; t++) {
         if (heed_argmax(g, step(g, m, &d, heed_embedding(g, m->emb, y, HEED_SHAPE(n), PAD)), -1, y) != HEED_OK) break;
-        memcpy(h, d.h->data, sizeof(float) * n * D);
-        memcpy(c, d.c->data, sizeof(float) * n * D);
-        memcpy(context, d.context->data, sizeof(float) * n * 2 * H);
         if (t <= len0) memcpy(heat + t * len0, d.weights->data, sizeof(float) * len0);
         for (int i = 0; i < n; i++) right[i] &= t > b->lengths[i] || y[i] == b->tgt[i][t];
     }

@@ -329,30 +329,99 @@ heed_graph_mark heed_graph_mark_now(heed_graph *g) {
     return m;
 }
 
-heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m) {
-    if (!heed_graph_ok(g)) return heed_graph_status(g);
+/* The mark's record, or NULL with the error recorded on g (an error there already stays). */
+static const mark_record *mark_of(heed_graph *g, heed_graph_mark m, const char *op) {
+    if (!heed_graph_ok(g)) return NULL;
     const heed_tensor *s = m.at;
     if (!s)
-        return heed_graph_fail(g, HEED_ERR_ARG,
-                               "heed_graph_rewind: the mark is empty (from heed_graph_mark_now on a graph in error?)");
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: the mark is empty (from heed_graph_mark_now on a graph in error?)",
+                               op),
+               NULL;
     if (s->graph != g && !heed_headers_own(&g->headers, s))
-        return heed_graph_fail(g, HEED_ERR_STATE, "heed_graph_rewind: the mark belongs to another graph");
+        return heed_graph_fail(g, HEED_ERR_STATE, "%s: the mark belongs to another graph", op), NULL;
     if (s->graph != g || s->gen != g->gen || !(s->flags & HEED__MARK))
-        return heed_graph_fail(
-            g, HEED_ERR_STATE,
-            "heed_graph_rewind: the mark is dead (made before the last heed_graph_reset, or after the mark "
-            "of an earlier heed_graph_rewind)");
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "%s: the mark is dead (made before the last heed_graph_reset, or after the mark of an "
+                               "earlier heed_graph_rewind)",
+                               op),
+               NULL;
     const mark_record *r = s->data;
     if (r->backwards != g->backwards)
-        return heed_graph_fail(
-            g, HEED_ERR_STATE,
-            "heed_graph_rewind: a backward pass ran since the mark, and its gradients live in memory a "
-            "rewind reuses (heed_graph_reset instead)");
+        return heed_graph_fail(g, HEED_ERR_STATE,
+                               "%s: a backward pass ran since the mark, and its gradients live in memory a rewind "
+                               "reuses (heed_graph_reset instead)",
+                               op),
+               NULL;
+    return r;
+}
+
+static void rewind_to(heed_graph *g, const mark_record *r) {
     heed_headers_kill_after(&g->headers, r->headers);
     heed_arena_seek(&g->data, r->data);
     g->tape = r->tape; /* nodes recorded after the mark are dropped */
     g->n_nodes = r->n_nodes;
-    return HEED_OK;
+}
+
+heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m) {
+    const mark_record *r = mark_of(g, m, "heed_graph_rewind");
+    if (r) rewind_to(g, r);
+    return heed_graph_status(g);
+}
+
+/* A tensor to carry over a rewind: where it was, and what its copy needs. */
+typedef struct {
+    heed_tensor *old, *now;
+    heed_tensor head; /* old's header, which dies with the rewind: its dtype and shape */
+    size_t bytes, at; /* its data's size and offset in the staging buffer */
+} survivor;
+
+/* The survivors' data go out to a staging buffer, since their new places right after the
+ * mark may overlap where any of them lies now; the rewind; then each comes back as a new
+ * leaf, in the order of first appearance in keep. */
+heed_status heed_graph_rewind_keeping(heed_graph *g, heed_graph_mark m, heed_tensor **const *keep, int n_keep) {
+    const char *op = "heed_graph_rewind_keeping";
+    if (!heed_graph_ok(g)) return heed_graph_status(g);
+    if (n_keep < 0 || (n_keep > 0 && !keep))
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: keep is %s with n_keep = %d (need n_keep >= 0, NULL only when 0)",
+                               op, keep ? "given" : "NULL", n_keep);
+    const mark_record *r = mark_of(g, m, op);
+    if (!r) return heed_graph_status(g);
+    for (int i = 0; i < n_keep; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "keep[%d]", i);
+        if (keep[i] && *keep[i] && !heed_check_tensor(g, op, *keep[i], name)) return heed_graph_status(g);
+    }
+    survivor *sv = malloc((size_t)(n_keep > 0 ? n_keep : 1) * sizeof *sv);
+    if (!sv) return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory for %d entries", op, n_keep);
+    int n = 0;
+    size_t total = 0;
+    for (int i = 0; i < n_keep; i++) {
+        heed_tensor *t = keep[i] ? *keep[i] : NULL;
+        if (!t || t->graph != g || !heed_headers_after(&g->headers, r->headers, t)) continue; /* stays as is */
+        bool seen = false;
+        for (int j = 0; j < n && !seen; j++) seen = sv[j].old == t;
+        if (seen) continue;
+        sv[n++] = (survivor){t, NULL, *t, (size_t)t->numel * heed_dtype_size(t->dtype), total};
+        total += sv[n - 1].bytes;
+    }
+    unsigned char *stage = malloc(total > 0 ? total : 1);
+    if (!stage) {
+        free(sv);
+        return heed_graph_fail(g, HEED_ERR_NOMEM, "%s: out of memory staging %zu bytes of kept tensors", op, total);
+    }
+    for (int j = 0; j < n; j++)
+        if (sv[j].bytes) memcpy(stage + sv[j].at, sv[j].old->data, sv[j].bytes);
+    rewind_to(g, r);
+    for (int j = 0; j < n; j++) {
+        sv[j].now = heed__new(g, op, sv[j].head.dtype, sv[j].head.ndim, sv[j].head.shape);
+        if (sv[j].now && sv[j].bytes) memcpy(sv[j].now->data, stage + sv[j].at, sv[j].bytes);
+    }
+    for (int i = 0; i < n_keep; i++)
+        for (int j = 0; keep[i] && j < n; j++)
+            if (*keep[i] == sv[j].old) *keep[i] = sv[j].now; /* NULL if memory ran out (the error is on g) */
+    free(stage);
+    free(sv);
+    return heed_graph_status(g);
 }
 
 /* ---------------------------------------------------------------- backward */

@@ -93,6 +93,16 @@ heed_headers_pos heed_headers_tell(const heed_headers *h) {
     return (heed_headers_pos){h->spans, h->spans ? h->spans->used : 0, h->live};
 }
 
+bool heed_headers_after(const heed_headers *h, heed_headers_pos pos, const void *p) {
+    const unsigned char *c = p;
+    for (const heed_span *s = h->spans; s; s = s->next) { /* newest first: spans before pos.span are newer */
+        bool in = c >= s->base && c < s->base + s->used;
+        if (s == pos.span) return in && (size_t)(c - s->base) >= pos.off;
+        if (in) return true;
+    }
+    return false;
+}
+
 static size_t page_up(const heed_span *s, size_t x) { return (x + s->page - 1) / s->page * s->page; }
 static size_t page_down(const heed_span *s, size_t x) { return x / s->page * s->page; }
 

@@ -58,6 +58,8 @@ typedef struct {
 
 void *heed_headers_alloc(heed_headers *h, heed_graph *owner); /* one zeroed slot, NULL when out of memory */
 heed_headers_pos heed_headers_tell(const heed_headers *h);
+/* True when the header p of h was made after pos (header addresses only move forward). */
+bool heed_headers_after(const heed_headers *h, heed_headers_pos pos, const void *p);
 /* Kills every header made after pos (generation 0) and returns their whole pages. */
 void heed_headers_kill_after(heed_headers *h, heed_headers_pos pos);
 /* At a reset: every header is dead already (older generation); return their memory. */

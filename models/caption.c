@@ -315,8 +315,8 @@ heed_tensor *heed_caption_loss(heed_graph *g, const heed_caption *m, heed_tensor
             reward[b] /= steps > 0 ? steps : 1;
         }
         bool first = o.hard->baseline.updates == 0;
-        if (heed_baseline_update(&o.hard->baseline, reward, B, &baseline) != HEED_OK)
-            return heed_graph_fail(g, HEED_ERR_NUMERIC, "%s: a reward is not finite", op), NULL;
+        heed_status st = heed_baseline_update(heed_graph_ctx(g), &o.hard->baseline, reward, B, &baseline);
+        if (st != HEED_OK) return heed_graph_fail(g, st, "%s: %s", op, heed_ctx_error(heed_graph_ctx(g))), NULL;
         if (first) { /* the average starts from the first batch's mean, not from 0 */
             baseline = 0;
             for (int64_t b = 0; b < B; b++) baseline += reward[b] / (double)B;

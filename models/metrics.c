@@ -15,8 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t heed_edit_distance(const int64_t *a, int64_t na, const int64_t *b, int64_t nb) {
-    if (na < 0 || nb < 0 || (na > 0 && !a) || (nb > 0 && !b)) return -1;
+heed_status heed_edit_distance(heed_ctx *ctx, const int64_t *a, int64_t na, const int64_t *b, int64_t nb,
+                               int64_t *distance) {
+    const char *fn = "heed_edit_distance";
+    if (!ctx) return HEED_ERR_ARG;
+    if (!distance) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: distance is NULL", fn);
+    if (na < 0 || nb < 0)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: na = %lld, nb = %lld (lengths must be >= 0)", fn, (long long)na,
+                             (long long)nb);
+    if ((na > 0 && !a) || (nb > 0 && !b))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL with length %lld (NULL only for an empty sequence)", fn,
+                             na > 0 && !a ? "a" : "b", (long long)(na > 0 && !a ? na : nb));
     if (nb > na) { /* keep the row the shorter one */
         const int64_t *t = a;
         a = b, b = t;
@@ -24,7 +33,8 @@ int64_t heed_edit_distance(const int64_t *a, int64_t na, const int64_t *b, int64
         na = nb, nb = n;
     }
     int64_t *row = malloc((size_t)(nb + 1) * sizeof *row);
-    if (!row) return -1;
+    if (!row)
+        return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for a row of %lld values", fn, (long long)nb + 1);
     for (int64_t j = 0; j <= nb; j++) row[j] = j;
     for (int64_t i = 1; i <= na; i++) {
         int64_t diag = row[0]; /* D[i-1][j-1] */
@@ -37,9 +47,9 @@ int64_t heed_edit_distance(const int64_t *a, int64_t na, const int64_t *b, int64
             row[j] = best;
         }
     }
-    int64_t d = row[nb];
+    *distance = row[nb];
     free(row);
-    return d;
+    return HEED_OK;
 }
 
 /* The normalised text as bytes (whitespace runs -> one space, trimmed) into out[]; returns
@@ -83,26 +93,36 @@ static int64_t word_ids(const int64_t *c, int64_t n, int64_t *ids, const int64_t
     return w;
 }
 
-heed_status heed_error_counts_add(heed_error_counts *c, const char *reference, const char *hypothesis) {
-    if (!c || !reference || !hypothesis) return HEED_ERR_ARG;
+heed_status heed_error_counts_add(heed_ctx *ctx, heed_error_counts *c, const char *reference, const char *hypothesis) {
+    const char *fn = "heed_error_counts_add";
+    if (!ctx) return HEED_ERR_ARG;
+    if (!c || !reference || !hypothesis)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL (an empty text is \"\")", fn,
+                             !c           ? "counts"
+                             : !reference ? "reference"
+                                          : "hypothesis");
     size_t lr = strlen(reference), lh = strlen(hypothesis);
     int64_t *rc = malloc((lr + 1) * sizeof *rc), *hc = malloc((lh + 1) * sizeof *hc);
     int64_t *rw = malloc((lr + 1) * sizeof *rw), *hw = malloc((lh + 1) * sizeof *hw);
     int64_t *lens = malloc((lr + lh + 2) * sizeof *lens);
     const int64_t **starts = malloc((lr + lh + 2) * sizeof *starts);
-    heed_status st = HEED_ERR_NOMEM;
-    if (!rc || !hc || !rw || !hw || !lens || !starts) goto out;
+    heed_status st = HEED_OK;
+    if (!rc || !hc || !rw || !hw || !lens || !starts) {
+        st = heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory for texts of %zu and %zu bytes", fn, lr, lh);
+        goto out;
+    }
     int64_t nrw, nhw, table = 0;
     int64_t nr = normalise(reference, rc, &nrw), nh = normalise(hypothesis, hc, &nhw);
     word_ids(rc, nr, rw, starts, lens, &table, (int64_t)(lr + lh + 2));
     word_ids(hc, nh, hw, starts, lens, &table, (int64_t)(lr + lh + 2));
-    int64_t ce = heed_edit_distance(rc, nr, hc, nh), we = heed_edit_distance(rw, nrw, hw, nhw);
-    if (ce < 0 || we < 0) goto out;
+    int64_t ce, we;
+    if ((st = heed_edit_distance(ctx, rc, nr, hc, nh, &ce)) != HEED_OK ||
+        (st = heed_edit_distance(ctx, rw, nrw, hw, nhw, &we)) != HEED_OK)
+        goto out;
     c->char_errors += ce, c->chars += nr;
     c->word_errors += we, c->words += nrw;
     c->sentence_errors += nr != nh || memcmp(rc, hc, (size_t)nr * sizeof *rc) != 0;
     c->sentences++;
-    st = HEED_OK;
 out:
     free(rc), free(hc), free(rw), free(hw), free(lens), free(starts);
     return st;
@@ -120,11 +140,22 @@ static int64_t ngram_count(const int64_t *g, int64_t k, const int64_t *x, int64_
     return c;
 }
 
-heed_status heed_bleu_add(heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len, const int64_t *const *refs,
-                          const int64_t *ref_lens, int64_t n_refs) {
-    if (!s || hyp_len < 0 || (hyp_len > 0 && !hyp) || n_refs < 1 || !refs || !ref_lens) return HEED_ERR_ARG;
+heed_status heed_bleu_add(heed_ctx *ctx, heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len,
+                          const int64_t *const *refs, const int64_t *ref_lens, int64_t n_refs) {
+    const char *fn = "heed_bleu_add";
+    if (!ctx) return HEED_ERR_ARG;
+    if (!s || !refs || !ref_lens)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !s ? "stats" : !refs ? "refs" : "ref_lens");
+    if (hyp_len < 0 || (hyp_len > 0 && !hyp))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: hyp %s with hyp_len = %lld (need hyp_len >= 0, NULL only when 0)",
+                             fn, hyp ? "given" : "NULL", (long long)hyp_len);
+    if (n_refs < 1)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: n_refs = %lld (at least one reference)", fn, (long long)n_refs);
     for (int64_t r = 0; r < n_refs; r++)
-        if (ref_lens[r] < 0 || (ref_lens[r] > 0 && !refs[r])) return HEED_ERR_ARG;
+        if (ref_lens[r] < 0 || (ref_lens[r] > 0 && !refs[r]))
+            return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                                 "%s: refs[%lld] %s with ref_lens[%lld] = %lld (need a length >= 0, NULL only when 0)",
+                                 fn, (long long)r, refs[r] ? "given" : "NULL", (long long)r, (long long)ref_lens[r]);
     for (int64_t k = 1; k <= 4; k++) {
         int64_t matches = 0;
         for (int64_t i = 0; i + k <= hyp_len; i++) {
@@ -151,14 +182,17 @@ heed_status heed_bleu_add(heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_le
     return HEED_OK;
 }
 
-double heed_bleu(const heed_bleu_stats *s, int n) {
-    if (!s || n < 1 || n > 4) return NAN;
+heed_status heed_bleu(heed_ctx *ctx, const heed_bleu_stats *s, int n, double *bleu) {
+    if (!ctx) return HEED_ERR_ARG;
+    if (!s || !bleu) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_bleu: %s is NULL", !s ? "stats" : "bleu");
+    if (n < 1 || n > 4) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_bleu: n = %d (BLEU-n for n in 1..4)", n);
     double log_sum = 0;
     for (int k = 0; k < n; k++) {
-        if (s->matches[k] == 0) return 0;
+        if (s->matches[k] == 0) return *bleu = 0, HEED_OK;
         log_sum += log((double)s->matches[k] / (double)s->totals[k]);
     }
     double c = (double)s->hyp_len, r = (double)s->ref_len;
     double bp = c > r ? 1 : exp(1 - r / c); /* c > 0 here: a match needs a hypothesis token */
-    return bp * exp(log_sum / n);
+    *bleu = bp * exp(log_sum / n);
+    return HEED_OK;
 }

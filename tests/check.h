@@ -120,6 +120,16 @@ static inline int check_summary(void) {
         heed_graph_reset(g);                                                                                           \
     } while (0)
 
+/* The call (outside graphs) must return code with a message in heed_ctx_error(ctx)
+ * containing `needle`. */
+#define CHECK_CTX_FAIL(ctx, call, code, needle)                                                                        \
+    do {                                                                                                               \
+        heed_status st_ = (call);                                                                                      \
+        const char *msg_ = heed_ctx_error(ctx);                                                                        \
+        CHECK(st_ == (code) && strstr(msg_, (needle)), "%s: want %s containing '%s', got %s: '%s'", #call,             \
+              heed_status_name(code), (needle), heed_status_name(st_), msg_);                                          \
+    } while (0)
+
 /* f64 gradient check with the default (PyTorch) tolerances; prints the report on failure. */
 #define CHECK_GRAD(ctx, fn, user, n, inputs, opts)                                                                     \
     do {                                                                                                               \

@@ -884,7 +884,7 @@ static void hard_learns_toy_task(void) {
             break;
         }
         double baseline;
-        CHECK(heed_baseline_update(&base, rewards, n, &baseline) == HEED_OK, "baseline");
+        CHECK(heed_baseline_update(ctx, &base, rewards, n, &baseline) == HEED_OK, "baseline: %s", heed_ctx_error(ctx));
         heed_tensor *loss =
             heed_add(g, heed_cross_entropy(g, logits, y, NULL), heed_reinforce_loss(g, o.log_prob, rewards, baseline));
         loss = heed_sub(g, loss, heed_scale(g, heed_mean_all(g, o.entropy), 0.01));
@@ -904,19 +904,29 @@ static void hard_learns_toy_task(void) {
 static void hard_baseline_and_bad_inputs(void) {
     heed_reward_baseline b = {0};
     double r1[2] = {1, 3}, r2[1] = {-4}, used;
-    CHECK(heed_baseline_update(&b, r1, 2, &used) == HEED_OK && used == 0 && fabs(b.value - 0.2) < 1e-15,
+    CHECK(heed_baseline_update(ctx, &b, r1, 2, &used) == HEED_OK && used == 0 && fabs(b.value - 0.2) < 1e-15,
           "first update %g", b.value);
-    CHECK(heed_baseline_update(&b, r2, 1, &used) == HEED_OK && fabs(used - 0.2) < 1e-15 &&
+    CHECK(heed_baseline_update(ctx, &b, r2, 1, &used) == HEED_OK && fabs(used - 0.2) < 1e-15 &&
               fabs(b.value - (0.9 * 0.2 - 0.4)) < 1e-15,
           "second update %g", b.value);
     CHECK(b.updates == 2, "updates");
     heed_reward_baseline half = {.decay = 0.5};
-    CHECK(heed_baseline_update(&half, r1, 2, NULL) == HEED_OK && half.value == 1, "decay 0.5: %g", half.value);
-    CHECK(heed_baseline_update(&(heed_reward_baseline){.decay = 1}, r1, 2, NULL) == HEED_ERR_ARG, "decay 1");
-    CHECK(heed_baseline_update(&(heed_reward_baseline){.decay = -0.5}, r1, 2, NULL) == HEED_ERR_ARG, "decay < 0");
-    CHECK(heed_baseline_update(&b, r1, 0, NULL) == HEED_ERR_ARG, "n 0");
-    CHECK(heed_baseline_update(&b, NULL, 2, NULL) == HEED_ERR_ARG, "NULL rewards");
-    CHECK(heed_baseline_update(&b, (double[]){1, NAN}, 2, NULL) == HEED_ERR_ARG && b.updates == 2, "NaN reward");
+    CHECK(heed_baseline_update(ctx, &half, r1, 2, NULL) == HEED_OK && half.value == 1, "decay 0.5: %g", half.value);
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &(heed_reward_baseline){.decay = 1}, r1, 2, NULL), HEED_ERR_ARG,
+                   "heed_baseline_update: decay = 1 (must be in (0, 1); 0 means 0.9)");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &(heed_reward_baseline){.decay = -0.5}, r1, 2, NULL), HEED_ERR_ARG,
+                   "decay = -0.5 (must be");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &(heed_reward_baseline){.value = INFINITY}, r1, 2, NULL),
+                   HEED_ERR_ARG, "heed_baseline_update: the running value inf is not finite");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &b, r1, 0, NULL), HEED_ERR_ARG,
+                   "heed_baseline_update: n = 0 (at least one reward)");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &b, NULL, 2, NULL), HEED_ERR_ARG,
+                   "heed_baseline_update: rewards is NULL");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, NULL, r1, 2, NULL), HEED_ERR_ARG, "heed_baseline_update: b is NULL");
+    CHECK_CTX_FAIL(ctx, heed_baseline_update(ctx, &b, (double[]){1, NAN}, 2, NULL), HEED_ERR_ARG,
+                   "heed_baseline_update: rewards[1] = nan is not finite");
+    CHECK(heed_baseline_update(NULL, &b, r1, 2, NULL) == HEED_ERR_ARG, "NULL ctx");
+    CHECK(b.updates == 2 && fabs(b.value - (0.9 * 0.2 - 0.4)) < 1e-15, "b unchanged by refused calls");
     heed_graph *g = heed_graph_new(ctx);
     CHECK(heed_hard_attend(g, Z32(2, 5), Z32(2, 5, 3), (int64_t[]){5, 6}, NULL) == NULL, "length");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_hard_attend: key_lengths[1] = 6 is out of range [0, 5]");

@@ -538,30 +538,53 @@ static heed_tensor *fn_relpos(heed_graph *g, heed_tensor **x, void *u) {
     return heed_add(g, x[1], heed_relative_position_bias(g, x[0], c->nq, c->nk, &c->o));
 }
 
+/* heed_relpos_bucket's bucket, or INT64_MIN (failing every comparison) with the error shown. */
+static int64_t bucket(const heed_relpos_opts *o, int64_t num_buckets, int64_t rel) {
+    int64_t b = INT64_MIN;
+    heed_status st = heed_relpos_bucket(ctx, o, num_buckets, rel, &b);
+    CHECK(st == HEED_OK, "bucket of %lld: %s", (long long)rel, heed_ctx_error(ctx));
+    return st == HEED_OK ? b : INT64_MIN;
+}
+
 static void relative_position_bias(void) {
     /* T5 buckets from the definition (32 buckets, max distance 128, bidirectional):
      * exact below 8 per side, log-spaced up to 128, keys after the query in the upper half. */
     heed_relpos_opts t5 = {.kind = HEED_RELPOS_T5, .bidirectional = true};
-    CHECK(heed_relpos_bucket(&t5, 32, 0) == 0, "0");
-    CHECK(heed_relpos_bucket(&t5, 32, -1) == 1, "-1");
-    CHECK(heed_relpos_bucket(&t5, 32, 1) == 17, "+1");
-    CHECK(heed_relpos_bucket(&t5, 32, -7) == 7 && heed_relpos_bucket(&t5, 32, -8) == 8, "exact to 7");
-    CHECK(heed_relpos_bucket(&t5, 32, -20) == 10, "-20: 8 + floor(log(2.5)/log(16)*8) = 10");
-    CHECK(heed_relpos_bucket(&t5, 32, -200) == 15 && heed_relpos_bucket(&t5, 32, 200) == 31, "clamped");
+    CHECK(bucket(&t5, 32, 0) == 0, "0");
+    CHECK(bucket(&t5, 32, -1) == 1, "-1");
+    CHECK(bucket(&t5, 32, 1) == 17, "+1");
+    CHECK(bucket(&t5, 32, -7) == 7 && bucket(&t5, 32, -8) == 8, "exact to 7");
+    CHECK(bucket(&t5, 32, -20) == 10, "-20: 8 + floor(log(2.5)/log(16)*8) = 10");
+    CHECK(bucket(&t5, 32, -200) == 15 && bucket(&t5, 32, 200) == 31, "clamped");
     heed_relpos_opts causal = {.kind = HEED_RELPOS_T5, .bidirectional = false};
-    CHECK(heed_relpos_bucket(&causal, 32, 5) == 0 && heed_relpos_bucket(&causal, 32, -5) == 5, "one-directional");
-    CHECK(heed_relpos_bucket(&causal, 32, -20) == 16 + (int64_t)(log(20.0 / 16) / log(128.0 / 16) * 16), "log part");
+    CHECK(bucket(&causal, 32, 5) == 0 && bucket(&causal, 32, -5) == 5, "one-directional");
+    CHECK(bucket(&causal, 32, -20) == 16 + (int64_t)(log(20.0 / 16) / log(128.0 / 16) * 16), "log part");
     int64_t last = 0; /* monotone in distance */
     for (int64_t r = 0; r > -300; r--) {
-        int64_t b = heed_relpos_bucket(&causal, 32, r);
-        CHECK(b >= last && b < 32, "monotone %lld", (long long)r);
-        last = b;
+        int64_t br = bucket(&causal, 32, r);
+        CHECK(br >= last && br < 32, "monotone %lld", (long long)r);
+        last = br;
     }
     heed_relpos_opts clip = {.kind = HEED_RELPOS_CLIPPED};
-    CHECK(heed_relpos_bucket(&clip, 7, -5) == 0 && heed_relpos_bucket(&clip, 7, 2) == 5 &&
-              heed_relpos_bucket(&clip, 7, 9) == 6,
-          "clipped");
-    CHECK(heed_relpos_bucket(&clip, 6, 0) == -1, "even table");
+    CHECK(bucket(&clip, 7, -5) == 0 && bucket(&clip, 7, 2) == 5 && bucket(&clip, 7, 9) == 6, "clipped");
+    int64_t b = 99;
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &clip, 6, 0, &b), HEED_ERR_SHAPE,
+                   "heed_relpos_bucket: clipped distances need 2*max_distance+1 rows (odd; 6 rows, max_distance = 0)");
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &(heed_relpos_opts){.max_distance = 2}, 7, 0, &b), HEED_ERR_SHAPE,
+                   "(odd; 7 rows, max_distance = 2)");
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &clip, 0, 0, &b), HEED_ERR_SHAPE, "(odd; 0 rows, max_distance = 0)");
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &t5, 3, 0, &b), HEED_ERR_ARG,
+                   "heed_relpos_bucket: T5 buckets need max_exact = (buckets/2)/2 >= 1 and max_distance > max_exact "
+                   "(3 rows, max_distance 128)");
+    CHECK_CTX_FAIL(ctx,
+                   heed_relpos_bucket(ctx, &(heed_relpos_opts){.kind = HEED_RELPOS_T5, .max_distance = 8}, 32, 0, &b),
+                   HEED_ERR_ARG, "(32 rows, max_distance 8)");
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &(heed_relpos_opts){.kind = (heed_relpos_kind)5}, 7, 0, &b),
+                   HEED_ERR_ARG, "heed_relpos_bucket: unknown kind 5 (clipped or T5)");
+    CHECK_CTX_FAIL(ctx, heed_relpos_bucket(ctx, &clip, 7, 0, NULL), HEED_ERR_ARG, "heed_relpos_bucket: bucket is NULL");
+    CHECK(b == 99, "*bucket untouched on error");
+    CHECK(heed_relpos_bucket(NULL, &clip, 7, 0, &b) == HEED_ERR_ARG && b == 99, "NULL ctx");
+    CHECK(heed_relpos_bucket(ctx, NULL, 5, -1, &b) == HEED_OK && b == 1, "NULL opts: clipped from the table");
 
     /* values: bias[0,h,i,j] = table[bucket(j - (start + i)), h] */
     heed_graph *g = heed_graph_new(ctx);

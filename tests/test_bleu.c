@@ -8,6 +8,7 @@
 
 /* Words to ids: each distinct word (case-sensitive) gets the next id. */
 enum { MAX_WORDS = 64, VOCAB = 256 };
+static heed_ctx *ctx;
 static char vocab[VOCAB][32];
 static int64_t n_vocab;
 
@@ -38,15 +39,22 @@ static void add_text(heed_bleu_stats *s, const char *hyp, int n_refs, const char
     const int64_t *rp[4];
     int64_t nh = tokens(hyp, h);
     for (int i = 0; i < n_refs; i++) lens[i] = tokens(refs[i], r[i]), rp[i] = r[i];
-    CHECK(heed_bleu_add(s, h, nh, rp, lens, n_refs) == HEED_OK, "add '%s'", hyp);
+    CHECK(heed_bleu_add(ctx, s, h, nh, rp, lens, n_refs) == HEED_OK, "add '%s': %s", hyp, heed_ctx_error(ctx));
 }
 
 static void add_ids(heed_bleu_stats *s, const int64_t *hyp, int64_t nh, const int64_t *ref, int64_t nr) {
     const int64_t *refs[1] = {ref};
-    CHECK(heed_bleu_add(s, hyp, nh, refs, &nr, 1) == HEED_OK, "add");
+    CHECK(heed_bleu_add(ctx, s, hyp, nh, refs, &nr, 1) == HEED_OK, "add: %s", heed_ctx_error(ctx));
 }
 
-#define CHECK_BLEU(s, n, want) CHECK_CLOSE(heed_bleu(s, n), (want), 1e-13)
+/* BLEU-n of s, or NaN (failing every comparison) with the error shown. */
+static double bleu(const heed_bleu_stats *s, int n) {
+    double b = NAN;
+    CHECK(heed_bleu(ctx, s, n, &b) == HEED_OK, "BLEU-%d: %s", n, heed_ctx_error(ctx));
+    return b;
+}
+
+#define CHECK_BLEU(s, n, want) CHECK_CLOSE(bleu(s, n), (want), 1e-13)
 
 static void by_hand(void) {
     /* hyp 1 2 3 4 5, ref 1 2 3 4 6 7:
@@ -87,9 +95,9 @@ static void by_hand(void) {
 
     /* Nothing counted, or no unigram match: 0 (NLTK returns 0 when p1 = 0). */
     heed_bleu_stats z = {0};
-    for (int n = 1; n <= 4; n++) CHECK(heed_bleu(&z, n) == 0, "empty corpus BLEU-%d = %g", n, heed_bleu(&z, n));
+    for (int n = 1; n <= 4; n++) CHECK(bleu(&z, n) == 0, "empty corpus BLEU-%d = %g", n, bleu(&z, n));
     add_ids(&z, (int64_t[]){1, 2}, 2, (int64_t[]){3, 4}, 2);
-    CHECK(heed_bleu(&z, 1) == 0, "no match: %g", heed_bleu(&z, 1));
+    CHECK(bleu(&z, 1) == 0, "no match: %g", bleu(&z, 1));
 }
 
 static void clipping_and_ties(void) {
@@ -102,7 +110,7 @@ static void clipping_and_ties(void) {
              (const char *[]){"the cat is on the mat", "there is a cat on the mat"});
     CHECK(s.matches[0] == 2 && s.totals[0] == 7 && s.ref_len == 7, "clipped to 2 of 7");
     CHECK_BLEU(&s, 1, 2.0 / 7);
-    CHECK(heed_bleu(&s, 2) == 0, "BLEU-2 %g", heed_bleu(&s, 2));
+    CHECK(bleu(&s, 2) == 0, "BLEU-2 %g", bleu(&s, 2));
 
     /* hyp 7 7 against refs (7) and (7 7 7): both lengths 1 from c = 2, the shorter (1) is
      * taken, so c > r and BP = 1 (the longer one would give exp(1 - 3/2)). The clip uses the
@@ -111,16 +119,16 @@ static void clipping_and_ties(void) {
     heed_bleu_stats t = {0};
     int64_t a[] = {7}, b[] = {7, 7, 7}, lens[] = {1, 3};
     const int64_t *refs[] = {a, b};
-    CHECK(heed_bleu_add(&t, (int64_t[]){7, 7}, 2, refs, lens, 2) == HEED_OK, "add");
+    CHECK(heed_bleu_add(ctx, &t, (int64_t[]){7, 7}, 2, refs, lens, 2) == HEED_OK, "add");
     CHECK(t.ref_len == 1, "tie takes the shorter: r = %lld", (long long)t.ref_len);
     CHECK_BLEU(&t, 1, 1.0);
     CHECK_BLEU(&t, 2, 1.0);
-    CHECK(heed_bleu(&t, 3) == 0, "BLEU-3 %g", heed_bleu(&t, 3));
+    CHECK(bleu(&t, 3) == 0, "BLEU-3 %g", bleu(&t, 3));
     /* The clip is per reference, not the sum over references: hyp 5 5 5 against (5) and
      * (5 6): '5' occurs once in each, so 1 match of 3, not 2 (c = 3 > r = 2, BP 1). */
     heed_bleu_stats u = {0};
     int64_t c[] = {5}, d[] = {5, 6}, lens2[] = {1, 2};
-    CHECK(heed_bleu_add(&u, (int64_t[]){5, 5, 5}, 3, (const int64_t *const[]){c, d}, lens2, 2) == HEED_OK, "add");
+    CHECK(heed_bleu_add(ctx, &u, (int64_t[]){5, 5, 5}, 3, (const int64_t *const[]){c, d}, lens2, 2) == HEED_OK, "add");
     CHECK_BLEU(&u, 1, 1.0 / 3);
 }
 
@@ -154,8 +162,7 @@ static void classic(void) {
     add_text(&poor, "It is to insure the troops forever hearing the activity guidebook that party direct", 3, ref1);
     CHECK_BLEU(&poor, 1, 0.4953587998572467);
     CHECK_BLEU(&poor, 2, 0.18174699151949172);
-    CHECK(heed_bleu(&poor, 3) == 0 && heed_bleu(&poor, 4) == 0, "no trigram match: %g %g", heed_bleu(&poor, 3),
-          heed_bleu(&poor, 4));
+    CHECK(bleu(&poor, 3) == 0 && bleu(&poor, 4) == 0, "no trigram match: %g %g", bleu(&poor, 3), bleu(&poor, 4));
 }
 
 static void captions(void) {
@@ -180,26 +187,38 @@ static void bad_input(void) {
     before = s;
     int64_t h[] = {1, 2}, r[] = {1, 2}, len = 2, neg = -1, zero = 0;
     const int64_t *refs[] = {r}, *null_ref[] = {NULL};
-    CHECK(heed_bleu_add(NULL, h, 2, refs, &len, 1) == HEED_ERR_ARG, "NULL stats");
-    CHECK(heed_bleu_add(&s, NULL, 2, refs, &len, 1) == HEED_ERR_ARG, "NULL hyp with a length");
-    CHECK(heed_bleu_add(&s, h, -1, refs, &len, 1) == HEED_ERR_ARG, "negative hyp length");
-    CHECK(heed_bleu_add(&s, h, 2, NULL, &len, 1) == HEED_ERR_ARG, "NULL refs");
-    CHECK(heed_bleu_add(&s, h, 2, refs, NULL, 1) == HEED_ERR_ARG, "NULL ref lengths");
-    CHECK(heed_bleu_add(&s, h, 2, refs, &len, 0) == HEED_ERR_ARG, "no reference");
-    CHECK(heed_bleu_add(&s, h, 2, refs, &len, -3) == HEED_ERR_ARG, "negative n_refs");
-    CHECK(heed_bleu_add(&s, h, 2, refs, &neg, 1) == HEED_ERR_ARG, "negative ref length");
-    CHECK(heed_bleu_add(&s, h, 2, null_ref, &len, 1) == HEED_ERR_ARG, "NULL reference with a length");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, NULL, h, 2, refs, &len, 1), HEED_ERR_ARG, "heed_bleu_add: stats is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, NULL, 2, refs, &len, 1), HEED_ERR_ARG,
+                   "heed_bleu_add: hyp NULL with hyp_len = 2 (need hyp_len >= 0, NULL only when 0)");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, -1, refs, &len, 1), HEED_ERR_ARG, "hyp given with hyp_len = -1");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, NULL, &len, 1), HEED_ERR_ARG, "heed_bleu_add: refs is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, refs, NULL, 1), HEED_ERR_ARG, "heed_bleu_add: ref_lens is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, refs, &len, 0), HEED_ERR_ARG,
+                   "heed_bleu_add: n_refs = 0 (at least one reference)");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, refs, &len, -3), HEED_ERR_ARG, "n_refs = -3");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, refs, &neg, 1), HEED_ERR_ARG,
+                   "heed_bleu_add: refs[0] given with ref_lens[0] = -1 (need a length >= 0, NULL only when 0)");
+    CHECK_CTX_FAIL(ctx, heed_bleu_add(ctx, &s, h, 2, null_ref, &len, 1), HEED_ERR_ARG,
+                   "refs[0] NULL with ref_lens[0] = 2");
+    CHECK(heed_bleu_add(NULL, &s, h, 2, refs, &len, 1) == HEED_ERR_ARG, "NULL ctx");
     CHECK(!memcmp(&s, &before, sizeof s), "stats unchanged by refused calls");
     /* NULL with length 0 is an empty sequence, not an error. */
-    CHECK(heed_bleu_add(&s, h, 2, null_ref, &zero, 1) == HEED_OK, "empty reference");
-    CHECK(isnan(heed_bleu(NULL, 1)) && isnan(heed_bleu(&s, 0)) && isnan(heed_bleu(&s, 5)), "bad n or NULL is NaN");
+    CHECK(heed_bleu_add(ctx, &s, h, 2, null_ref, &zero, 1) == HEED_OK, "empty reference");
+    double b = 7;
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, NULL, 1, &b), HEED_ERR_ARG, "heed_bleu: stats is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 1, NULL), HEED_ERR_ARG, "heed_bleu: bleu is NULL");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 0, &b), HEED_ERR_ARG, "heed_bleu: n = 0 (BLEU-n for n in 1..4)");
+    CHECK_CTX_FAIL(ctx, heed_bleu(ctx, &s, 5, &b), HEED_ERR_ARG, "heed_bleu: n = 5");
+    CHECK(heed_bleu(NULL, &s, 1, &b) == HEED_ERR_ARG && b == 7, "NULL ctx; *bleu untouched on error");
 }
 
 int main(void) {
+    ctx = heed_ctx_new(NULL);
     RUN(by_hand);
     RUN(clipping_and_ties);
     RUN(classic);
     RUN(captions);
     RUN(bad_input);
+    heed_ctx_free(ctx);
     return check_summary();
 }

@@ -308,6 +308,12 @@ static void bad_input(void) {
           "hard without its state");
     CHECK_ERR(g, HEED_ERR_ARG, "hard state NULL");
     a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));
+    heed_caption_hard_state bad_decay = {.baseline = {.decay = 2}};
+    CHECK(!heed_caption_loss(g, &m, a, tiny_targets, 4,
+                             &(heed_caption_loss_opts){.attention = HEED_CAPTION_HARD, .hard = &bad_decay}, NULL, NULL),
+          "hard with a baseline decay of 2");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_caption_loss: heed_baseline_update: decay = 2 (must be in (0, 1); 0 means 0.9)");
+    a = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5, 4));
     heed_decode_result r;
     CHECK(heed_caption_decode(g, &m, a, NULL, &r) == HEED_ERR_ARG, "NULL opts");
     CHECK_ERR(g, HEED_ERR_ARG, "opts and out must not be NULL");

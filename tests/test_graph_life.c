@@ -112,22 +112,39 @@ static void decode_step(heed_graph *g, heed_tensor *enc, heed_tensor *w, double 
     for (int i = 0; i < B * D; i++) state[i] = heed_get(h, i);
 }
 
-static void rewinds_bound_a_decode_loop(void) {
-    heed_params *P = heed_params_new(ctx, HEED_F64);
-    heed_tensor *w_enc = heed_param(P, "enc", HEED_SHAPE(D, D), heed_init_normal(0, 0.5));
-    heed_tensor *w = heed_param(P, "dec", HEED_SHAPE(D, D), heed_init_normal(0, 0.5));
-    double xin[B * D], state[B * D] = {0}, ref[B * D] = {0};
-    for (int i = 0; i < B * D; i++) xin[i] = sin(i + 1.0);
+typedef struct { /* the decoder's weights and input, and its state after n steps on a graph that only grows */
+    heed_params *P;
+    heed_tensor *w_enc, *w;
+    double xin[B * D], ref[B * D];
+    heed_graph *grow;
+} decoder_case;
 
-    /* the reference: the same steps on a graph that only grows */
-    heed_graph *grow = heed_graph_new(ctx);
-    heed_tensor *enc_ref = heed_linear(grow, heed_input_f64(grow, HEED_F64, HEED_SHAPE(B, D), xin), w_enc, NULL);
-    for (int s = 0; s < STEPS; s++) decode_step(grow, enc_ref, w, ref);
-    CHECK(heed_graph_status(grow) == HEED_OK, "%s", heed_graph_error(grow));
+static void decoder_case_init(decoder_case *c, int steps) {
+    c->P = heed_params_new(ctx, HEED_F64);
+    c->w_enc = heed_param(c->P, "enc", HEED_SHAPE(D, D), heed_init_normal(0, 0.5));
+    c->w = heed_param(c->P, "dec", HEED_SHAPE(D, D), heed_init_normal(0, 0.5));
+    for (int i = 0; i < B * D; i++) c->xin[i] = sin(i + 1.0), c->ref[i] = 0;
+    c->grow = heed_graph_new(ctx);
+    heed_tensor *enc =
+        heed_linear(c->grow, heed_input_f64(c->grow, HEED_F64, HEED_SHAPE(B, D), c->xin), c->w_enc, NULL);
+    for (int s = 0; s < steps; s++) decode_step(c->grow, enc, c->w, c->ref);
+    CHECK(heed_graph_status(c->grow) == HEED_OK, "%s", heed_graph_error(c->grow));
+}
+
+static void decoder_case_free(decoder_case *c) {
+    heed_graph_free(c->grow);
+    heed_params_free(c->P);
+}
+
+static void rewinds_bound_a_decode_loop(void) {
+    decoder_case c;
+    decoder_case_init(&c, STEPS);
+    heed_tensor *w_enc = c.w_enc, *w = c.w;
+    double state[B * D] = {0};
 
     heed_graph *g = heed_graph_new(ctx);
     heed_no_grad_begin(g);
-    heed_tensor *enc = heed_linear(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, D), xin), w_enc, NULL);
+    heed_tensor *enc = heed_linear(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, D), c.xin), w_enc, NULL);
     double enc0 = heed_get(enc, 5);
     heed_graph_mark m = heed_graph_mark_now(g);
     size_t bytes10 = 0, peak10 = 0;
@@ -143,10 +160,10 @@ static void rewinds_bound_a_decode_loop(void) {
     CHECK(heed_graph_bytes(g) == bytes10 && heed_graph_peak_bytes(g) == peak10,
           "memory grows: %zu bytes (peak %zu) after 10 steps, %zu (%zu) after %d", bytes10, peak10, heed_graph_bytes(g),
           heed_graph_peak_bytes(g), STEPS);
-    CHECK(heed_graph_peak_bytes(grow) > 50 * heed_graph_peak_bytes(g),
-          "peak of the growing graph %zu, of the rewound one %zu", heed_graph_peak_bytes(grow),
+    CHECK(heed_graph_peak_bytes(c.grow) > 50 * heed_graph_peak_bytes(g),
+          "peak of the growing graph %zu, of the rewound one %zu", heed_graph_peak_bytes(c.grow),
           heed_graph_peak_bytes(g));
-    double worst = check_max_err(state, ref, B * D); /* inf when a NaN appears on one side */
+    double worst = check_max_err(state, c.ref, B * D); /* inf when a NaN appears on one side */
     CHECK(worst == 0, "decoded state differs from the reference by %g", worst);
     CHECK(heed_get(enc, 5) == enc0 && heed_graph_status(g) == HEED_OK, "the encoder output made before the mark lives");
     /* a tensor of the last step dies at the next rewind, even once its memory is reused */
@@ -156,7 +173,130 @@ static void rewinds_bound_a_decode_loop(void) {
     CHECK(heed_add(g, last, reused) == NULL, "a tensor from after the mark is refused after the rewind");
     CHECK_ERR(g, HEED_ERR_STATE, "heed_add: a was made before the last heed_graph_reset, or after the mark");
     heed_graph_free(g);
-    heed_graph_free(grow);
+    decoder_case_free(&c);
+}
+
+/* The same decoder with its state kept over the rewind as a tensor: no copy out to C.
+ * Over 1000 steps the values match the growing graph's bit for bit and the memory stays
+ * what it was after 10 steps. */
+static void rewind_keeping_carries_the_state(void) {
+    enum { LONG = 1000 };
+    decoder_case c;
+    decoder_case_init(&c, LONG);
+    heed_tensor *w_enc = c.w_enc, *w = c.w;
+    double got[B * D];
+
+    heed_graph *g = heed_graph_new(ctx);
+    heed_no_grad_begin(g);
+    heed_tensor *enc = heed_linear(g, heed_input_f64(g, HEED_F64, HEED_SHAPE(B, D), c.xin), w_enc, NULL);
+    heed_tensor *h = heed_zeros(g, HEED_F64, HEED_SHAPE(B, D)), *h_before = h; /* made before the mark */
+    heed_tensor *count = NULL; /* an f32 state that also carries over, made after the mark */
+    heed_graph_mark m = heed_graph_mark_now(g);
+    size_t bytes10 = 0, peak10 = 0;
+    bool exact = true;
+    for (int s = 0; s < LONG; s++) {
+        float seen[1] = {count ? (float)heed_get(count, 0) : 0};
+        double before[B * D];
+        for (int i = 0; i < B * D; i++) before[i] = heed_get(h, i);
+        CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&h, &count}, 2) == HEED_OK, "%s",
+              heed_graph_error(g));
+        for (int i = 0; i < B * D; i++) exact &= !memcmp(&before[i], &(double){heed_get(h, i)}, sizeof(double));
+        exact &= !count || heed_get(count, 0) == seen[0];
+        CHECK(s > 0 || h == h_before, "a tensor made before the mark stays as is");
+        h = heed_tanh(g, heed_add(g, heed_linear(g, h, w, NULL), enc));
+        count = heed_add(g, count ? count : heed_zeros(g, HEED_F32, HEED_SCALAR), heed_scalar(g, HEED_F32, 1));
+        heed_full(g, HEED_F64, HEED_SHAPE(64), 1); /* scratch of the step, not kept */
+        if (s == 9) bytes10 = heed_graph_bytes(g), peak10 = heed_graph_peak_bytes(g);
+    }
+    heed_no_grad_end(g);
+    CHECK(heed_graph_status(g) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(exact, "a kept tensor's values changed over a rewind");
+    CHECK(heed_get(count, 0) == LONG, "the f32 counter is %g", heed_get(count, 0));
+    CHECK(heed_graph_bytes(g) == bytes10 && heed_graph_peak_bytes(g) == peak10,
+          "memory grows: %zu bytes (peak %zu) after 10 steps, %zu (%zu) after %d", bytes10, peak10, heed_graph_bytes(g),
+          heed_graph_peak_bytes(g), LONG);
+    for (int i = 0; i < B * D; i++) got[i] = heed_get(h, i);
+    double worst = check_max_err(got, c.ref, B * D);
+    CHECK(worst == 0, "kept state differs from the growing graph's by %g", worst);
+    heed_graph_free(g);
+    decoder_case_free(&c);
+}
+
+/* What is kept and how: parameters, NULLs, duplicates, views, gradients, and the errors. */
+static void rewind_keeping_rules(void) {
+    heed_params *P = heed_params_new(ctx, HEED_F32);
+    heed_tensor *p = heed_param(P, "p", HEED_SHAPE(2), heed_init_constant(4));
+    heed_graph *g = heed_graph_new(ctx), *other = heed_graph_new(ctx);
+    heed_tensor *x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2, 3), 2));
+    heed_graph_mark m = heed_graph_mark_now(g);
+    heed_tensor *y = heed_mul(g, x, x), *y2 = y, *view = heed_reshape(g, y, HEED_SHAPE(3, 2));
+    heed_tensor *empty = heed_zeros(g, HEED_F32, HEED_SHAPE(0, 3)), *none = NULL, *pp = p, *xx = x;
+    heed_tensor *junk = heed_full(g, HEED_F32, HEED_SHAPE(5), 1);
+    heed_tensor **vars[] = {&y, &y2, NULL, &none, &pp, &xx, &view, &empty};
+    CHECK(heed_graph_rewind_keeping(g, m, vars, 8) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(y == y2 && heed_get(y, 5) == 4, "one copy for both variables");
+    CHECK(view != y && heed_tensor_shape(view).d[0] == 3 && heed_get(view, 5) == 4, "a view is a copy of its own");
+    CHECK(empty && heed_tensor_shape(empty).d[1] == 3 && heed_tensor_shape(empty).d[0] == 0, "empty kept");
+    CHECK(none == NULL && pp == p && xx == x, "NULL, a parameter and a tensor from before the mark stay");
+    CHECK(heed_graph_status(g) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_neg(g, junk) == NULL, "what is not kept dies");
+    CHECK_ERR(g, HEED_ERR_STATE, DEAD);
+
+    /* a kept tensor is a leaf: it takes no gradient, and what it came from gets none through it */
+    x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2), 3));
+    m = heed_graph_mark_now(g);
+    y = heed_mul(g, x, x);
+    CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&y}, 1) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_graph_nodes(g) == 0, "the tape after the mark is dropped");
+    CHECK(heed_backward(g, heed_sum_all(g, y)) == HEED_ERR_STATE, "no gradient history");
+    CHECK_ERR(g, HEED_ERR_STATE, "does not depend on any parameter or input that needs a gradient");
+
+    /* errors: nothing rewound, no variable changed */
+    m = heed_graph_mark_now(g);
+    y = heed_full(g, HEED_F32, HEED_SHAPE(2), 7);
+    heed_tensor *y_was = y, *dead = NULL, *theirs = heed_zeros(other, HEED_F32, HEED_SHAPE(2));
+    heed_graph_mark inner = heed_graph_mark_now(g);
+    dead = heed_zeros(g, HEED_F32, HEED_SHAPE(2));
+    heed_graph_rewind(g, inner);
+    CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&y, &dead}, 2) == HEED_ERR_STATE, "dead");
+    CHECK(y == y_was && heed_get(y, 1) == 7, "nothing rewound on error");
+    CHECK_ERR(g, HEED_ERR_STATE,
+              "heed_graph_rewind_keeping: keep[1] was made before the last heed_graph_reset, or "
+              "after the mark of a heed_graph_rewind (dead tensor)");
+    m = heed_graph_mark_now(g);
+    y = y_was = heed_full(g, HEED_F32, HEED_SHAPE(2), 7);
+    CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&y, &theirs}, 2) == HEED_ERR_STATE, "other graph");
+    CHECK(y == y_was && heed_get(y, 0) == 7, "nothing rewound on error");
+    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_rewind_keeping: keep[1] belongs to another graph");
+    m = heed_graph_mark_now(g);
+    CHECK(heed_graph_rewind_keeping(g, m, NULL, 2) == HEED_ERR_ARG, "NULL keep");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_graph_rewind_keeping: keep is NULL with n_keep = 2 (need n_keep >= 0, NULL only");
+    m = heed_graph_mark_now(g);
+    CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&y}, -1) == HEED_ERR_ARG, "negative n_keep");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_graph_rewind_keeping: keep is given with n_keep = -1");
+    m = heed_graph_mark_now(g);
+    CHECK(heed_graph_rewind_keeping(g, m, NULL, 0) == HEED_OK, "nothing to keep: a plain rewind");
+    /* the errors of heed_graph_rewind, named for this function */
+    CHECK(heed_graph_rewind_keeping(g, (heed_graph_mark){0}, NULL, 0) == HEED_ERR_ARG, "empty mark");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_graph_rewind_keeping: the mark is empty");
+    CHECK(heed_graph_rewind_keeping(g, heed_graph_mark_now(other), NULL, 0) == HEED_ERR_STATE, "other graph's mark");
+    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_rewind_keeping: the mark belongs to another graph");
+    m = heed_graph_mark_now(g);
+    heed_graph_reset(g);
+    CHECK(heed_graph_rewind_keeping(g, m, NULL, 0) == HEED_ERR_STATE, "mark from before a reset");
+    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_rewind_keeping: the mark is dead (made before the last heed_graph_reset");
+    x = heed_requires_grad(heed_full(g, HEED_F64, HEED_SHAPE(2), 3));
+    m = heed_graph_mark_now(g);
+    CHECK(heed_backward(g, heed_sum_all(g, heed_mul(g, x, x))) == HEED_OK, "%s", heed_graph_error(g));
+    CHECK(heed_graph_rewind_keeping(g, m, NULL, 0) == HEED_ERR_STATE, "after backward");
+    CHECK_ERR(g, HEED_ERR_STATE, "heed_graph_rewind_keeping: a backward pass ran since the mark");
+    m = heed_graph_mark_now(g);
+    y = y_was = heed_full(g, HEED_F32, HEED_SHAPE(2), 7);
+    heed_add(g, NULL, NULL);
+    CHECK(heed_graph_rewind_keeping(g, m, (heed_tensor * *[]){&y}, 1) == HEED_ERR_ARG && y == y_was, "in error");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_add: a is NULL");
+    heed_graph_free(other);
+    heed_graph_free(g);
     heed_params_free(P);
 }
 
@@ -362,6 +502,8 @@ int main(void) {
     RUN(header_memory_is_returned);
     RUN(accessors_refuse_dead_tensors);
     RUN(rewinds_bound_a_decode_loop);
+    RUN(rewind_keeping_carries_the_state);
+    RUN(rewind_keeping_rules);
     RUN(rewinds_drop_the_tape_after_the_mark);
     RUN(rewind_rules);
     RUN(no_grad_survives_reset);

@@ -144,8 +144,8 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
                 for (int j = 0; j < refs[k].n; j++) ref_tok[k][j] = refs[k].tok[j];
                 ref_len[k] = refs[k].n, ref_ptr[k] = ref_tok[k];
             }
-            if (heed_bleu_add(&bleu, h->tokens, h->len, ref_ptr, ref_len, nr) != HEED_OK) {
-                rc = -1, snprintf(err, errlen, "BLEU: bad hypothesis or references");
+            if (heed_bleu_add(t->ctx, &bleu, h->tokens, h->len, ref_ptr, ref_len, nr) != HEED_OK) {
+                rc = -1, snprintf(err, errlen, "BLEU: %s", heed_ctx_error(t->ctx));
                 break;
             }
             int64_t len = h->len < CAPTION_MAX_TOKENS + 1 ? h->len : CAPTION_MAX_TOKENS + 1;
@@ -168,7 +168,9 @@ int cap_evaluate(cap_trainer *t, const scene_set *s, int64_t n, int64_t beam, ca
     heed_graph_set_training(t->g, training);
     free(sc), free(refs), free(first);
     if (rc) return rc;
-    for (int k = 0; k < 4; k++) e->bleu[k] = heed_bleu(&bleu, k + 1);
+    for (int k = 0; k < 4; k++)
+        if (heed_bleu(t->ctx, &bleu, k + 1, &e->bleu[k]) != HEED_OK)
+            return snprintf(err, errlen, "BLEU: %s", heed_ctx_error(t->ctx)), -1;
     e->exact = (double)exact / (double)n;
     e->nouns_tf = (int64_t)tf.nouns, e->nouns_tfs = (int64_t)tfs.nouns;
     e->point_tf = tf.hits / (tf.nouns > 0 ? tf.nouns : 1), e->mass_tf = tf.mass / (tf.nouns > 0 ? tf.nouns : 1);

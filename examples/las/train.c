@@ -308,9 +308,9 @@ int las_evaluate(las_trainer *t, const las_corpus *c, int64_t n, int64_t beam, h
             const heed_hypothesis *h = &r.hyp[i * r.n_best];
             char *text = tokens_text(h->tokens, h->len);
             int64_t id = order[i0 + i];
-            if (!text || heed_error_counts_add(counts, c->u[id].text, text) != HEED_OK) {
+            if (!text || heed_error_counts_add(t->ctx, counts, c->u[id].text, text) != HEED_OK) {
+                rc = -1, snprintf(err, errlen, "%s", text ? heed_ctx_error(t->ctx) : "out of memory");
                 free(text);
-                rc = -1, snprintf(err, errlen, "out of memory");
                 break;
             }
             if (hyps) hyps[id] = text;

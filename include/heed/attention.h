@@ -168,9 +168,14 @@ typedef struct {
                              Nk - Nq when decoding with cached keys) */
 } heed_relpos_opts;
 
-/* The bucket of a relative position rel = key - query for a table of num_buckets rows, or
- * -1 if the options do not fit that table. */
-int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, int64_t rel);
+/* The bucket of a relative position rel = key - query for a table of num_buckets rows,
+ * into *bucket (opts may be NULL: clipped, from the table size). HEED_ERR_ARG for a NULL
+ * bucket, T5 options whose max_exact is 0 or not below max_distance, or an unknown kind;
+ * HEED_ERR_SHAPE when clipped distances do not fit the table (it needs 2M+1 rows); the
+ * message, naming the rule, is in heed_ctx_error(ctx) (none for a NULL ctx, HEED_ERR_ARG).
+ * *bucket is set only on success. */
+heed_status heed_relpos_bucket(heed_ctx *ctx, const heed_relpos_opts *opts, int64_t num_buckets, int64_t rel,
+                               int64_t *bucket);
 /* Learned relative-position bias: bias[0,h,i,j] = table[bucket(j - (query_start + i)), h]
  * for table[buckets,H] (a parameter), as [1,H,nq,nk], to pass as heed_attention_opts.bias
  * (it broadcasts over the batch). Gradients add up into the table rows. opts may be NULL
@@ -373,8 +378,11 @@ typedef struct {
 
 /* *baseline (may be NULL) = the value before these rewards (use it for them: a baseline
  * that does not depend on the sample keeps the estimator unbiased), then the update.
- * HEED_ERR_ARG on NULL, n < 1, a decay outside (0, 1) or a reward that is not finite. */
-heed_status heed_baseline_update(heed_reward_baseline *b, const double *rewards, int64_t n, double *baseline);
+ * HEED_ERR_ARG, with b unchanged and the message in heed_ctx_error(ctx), for a NULL b or
+ * rewards, n < 1, a decay outside (0, 1), a running value or a reward that is not finite
+ * (a NULL ctx: HEED_ERR_ARG, no message). */
+heed_status heed_baseline_update(heed_ctx *ctx, heed_reward_baseline *b, const double *rewards, int64_t n,
+                                 double *baseline);
 
 #ifdef __cplusplus
 }

@@ -235,6 +235,27 @@ typedef struct {
 } heed_graph_mark;
 heed_graph_mark heed_graph_mark_now(heed_graph *g);
 heed_status heed_graph_rewind(heed_graph *g, heed_graph_mark m);
+/* A rewind that carries tensors over it: the state a decoding step hands to the next (h,
+ * c, the context), which is made after the mark and would die. keep lists the caller's
+ * variables, n_keep of them, e.g. (heed_tensor **[]){&h, &c, &context}: each tensor made
+ * after m is copied (same dtype, shape and values, bit for bit) to a new leaf placed right
+ * after the mark, and its variable now points there; the old tensor dies with the rest.
+ * The copies have no gradient history (the nodes after m are dropped anyway) and take no
+ * gradient, like heed_detach. Memory: what the arena holds after the call is what it held
+ * at m plus the kept tensors, so a loop that keeps the same state every step stays
+ * bounded over any number of steps, as with heed_graph_rewind. PyTorch needs no such call
+ * (a tensor lives while it is referenced); heed frees a step's memory by position, so
+ * what should outlive the rewind must be named.
+ *   A kept tensor made before m, or a parameter, stays as is (the variable is untouched);
+ * a NULL variable or a variable holding NULL is skipped (optional state); a tensor held by
+ * several variables is copied once and all of them get the copy; two views of the same
+ * data become two separate copies. Errors, with nothing rewound and no variable changed:
+ * every error of heed_graph_rewind; HEED_ERR_ARG for n_keep < 0 or a NULL keep with
+ * n_keep > 0; HEED_ERR_STATE for a dead tensor (keep[i] was made after the mark of an
+ * earlier rewind, or before a reset) or a tensor of another graph; HEED_ERR_NOMEM when
+ * the staging copy cannot be had. Should memory run out while the copies are placed (after
+ * the rewind), the graph is in error and the variables of the lost tensors are NULL. */
+heed_status heed_graph_rewind_keeping(heed_graph *g, heed_graph_mark m, heed_tensor **const *keep, int n_keep);
 
 /* Training mode (default true): dropout is active only in training mode. */
 void heed_graph_set_training(heed_graph *g, bool training);

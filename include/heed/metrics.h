@@ -12,11 +12,17 @@ extern "C" {
 
 /* ================================================================ metrics (models/metrics.c) */
 
-/* The Levenshtein distance between token sequences a[na] and b[nb]: the fewest
- * substitutions, insertions and deletions (each cost 1) that turn a into b. O(na nb) time,
- * O(min(na, nb)) memory. -1 on a bad argument (negative length, NULL with length > 0) or
- * no memory. */
-int64_t heed_edit_distance(const int64_t *a, int64_t na, const int64_t *b, int64_t nb);
+/* Errors here follow the rest of heed outside graphs: a heed_status, with the message
+ * (the function, the bad values, the rule) in heed_ctx_error(ctx); HEED_ERR_ARG with no
+ * message for a NULL ctx. */
+
+/* The Levenshtein distance between token sequences a[na] and b[nb] into *distance: the
+ * fewest substitutions, insertions and deletions (each cost 1) that turn a into b.
+ * O(na nb) time, O(min(na, nb)) memory. HEED_ERR_ARG for a NULL distance, a negative
+ * length or NULL with a length > 0 (NULL is an empty sequence only), HEED_ERR_NOMEM;
+ * *distance is set only on success. */
+heed_status heed_edit_distance(heed_ctx *ctx, const int64_t *a, int64_t na, const int64_t *b, int64_t nb,
+                               int64_t *distance);
 
 /* Error counts of a corpus of (reference, hypothesis) text pairs, UTF-8 or ASCII bytes.
  * Both texts are first normalised: runs of whitespace become one space, none at either
@@ -34,8 +40,9 @@ typedef struct {
     int64_t sentence_errors, sentences;
 } heed_error_counts;
 
-/* Adds one pair to c. HEED_ERR_ARG (NULL) or HEED_ERR_NOMEM; c is unchanged on error. */
-heed_status heed_error_counts_add(heed_error_counts *c, const char *reference, const char *hypothesis);
+/* Adds one pair to c. HEED_ERR_ARG for a NULL c, reference or hypothesis (an empty text
+ * is ""), HEED_ERR_NOMEM; c is unchanged on error. */
+heed_status heed_error_counts_add(heed_ctx *ctx, heed_error_counts *c, const char *reference, const char *hypothesis);
 /* The rates of the counts: errors / total; NaN when the total is 0. */
 double heed_cer(const heed_error_counts *c);
 double heed_wer(const heed_error_counts *c);
@@ -59,14 +66,15 @@ typedef struct heed_bleu_stats {
 
 /* Adds one hypothesis hyp[hyp_len] with its references refs[i][ref_lens[i]], i < n_refs.
  * O(hyp_len (hyp_len + sum ref_lens)) time, no allocation. HEED_ERR_ARG, with s unchanged,
- * for NULL s or ref_lens, a NULL hyp or refs with hyp_len > 0 or n_refs > 0, a NULL
- * refs[i] with ref_lens[i] > 0, a negative length or n_refs < 1. */
-heed_status heed_bleu_add(heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len, const int64_t *const *refs,
-                          const int64_t *ref_lens, int64_t n_refs);
-/* Corpus BLEU-n of the stats, n in 1..4, in [0, 1]. 0 when a precision p_k (k <= n) is 0,
- * also for an empty corpus (NLTK returns 0 when p_1 = 0, and a value below 1e-70 with a
- * warning when only a higher order is 0). NaN for NULL s or n outside 1..4. */
-double heed_bleu(const heed_bleu_stats *s, int n);
+ * for a NULL s, refs or ref_lens, a NULL hyp with hyp_len > 0, a NULL refs[i] with
+ * ref_lens[i] > 0, a negative length or n_refs < 1. */
+heed_status heed_bleu_add(heed_ctx *ctx, heed_bleu_stats *s, const int64_t *hyp, int64_t hyp_len,
+                          const int64_t *const *refs, const int64_t *ref_lens, int64_t n_refs);
+/* Corpus BLEU-n of the stats into *bleu, n in 1..4, in [0, 1]. 0 when a precision p_k
+ * (k <= n) is 0, also for an empty corpus (NLTK returns 0 when p_1 = 0, and a value below
+ * 1e-70 with a warning when only a higher order is 0). HEED_ERR_ARG for a NULL s or bleu
+ * or n outside 1..4. */
+heed_status heed_bleu(heed_ctx *ctx, const heed_bleu_stats *s, int n, double *bleu);
 
 #ifdef __cplusplus
 }

@@ -108,12 +108,21 @@ heed_tensor *heed_reinforce_loss(heed_graph *g, heed_tensor *log_prob, const dou
     return B > 0 ? heed_mean_all(g, heed_mul(g, log_prob, a)) : heed_sum_all(g, heed_mul(g, log_prob, a));
 }
 
-heed_status heed_baseline_update(heed_reward_baseline *b, const double *rewards, int64_t n, double *baseline) {
-    if (!b || !rewards || n < 1) return HEED_ERR_ARG;
+heed_status heed_baseline_update(heed_ctx *ctx, heed_reward_baseline *b, const double *rewards, int64_t n,
+                                 double *baseline) {
+    const char *fn = "heed_baseline_update";
+    if (!ctx) return HEED_ERR_ARG;
+    if (!b || !rewards) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !b ? "b" : "rewards");
+    if (n < 1) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: n = %lld (at least one reward)", fn, (long long)n);
     double decay = b->decay ? b->decay : 0.9, mean = 0;
-    if (!(decay > 0 && decay < 1) || !isfinite(b->value)) return HEED_ERR_ARG;
+    if (!(decay > 0 && decay < 1))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: decay = %g (must be in (0, 1); 0 means 0.9)", fn, b->decay);
+    if (!isfinite(b->value))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the running value %g is not finite", fn, b->value);
     for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(rewards[i])) return HEED_ERR_ARG;
+        if (!isfinite(rewards[i]))
+            return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: rewards[%lld] = %g is not finite", fn, (long long)i,
+                                 rewards[i]);
         mean += rewards[i] / (double)n;
     }
     if (baseline) *baseline = b->value;

@@ -93,19 +93,44 @@ static int64_t t5_bucket(int64_t rel, bool bidirectional, int64_t num_buckets, i
     return ret + (large < num_buckets - 1 ? large : num_buckets - 1);
 }
 
-int64_t heed_relpos_bucket(const heed_relpos_opts *opts, int64_t num_buckets, int64_t rel) {
-    heed_relpos_opts o = opts ? *opts : (heed_relpos_opts){0};
-    if (o.kind == HEED_RELPOS_T5) {
-        int64_t md = o.max_distance > 0 ? o.max_distance : 128;
-        int64_t max_exact = (o.bidirectional ? num_buckets / 2 : num_buckets) / 2;
-        if (max_exact < 1 || md <= max_exact) return -1;
-        return t5_bucket(rel, o.bidirectional, num_buckets, md);
+/* Whether options o fit a table of R rows: HEED_OK, or the code with the rule in why. */
+static heed_status relpos_fit(const heed_relpos_opts *o, int64_t R, char *why, size_t cap) {
+    if (o->kind == HEED_RELPOS_CLIPPED) {
+        if (R >= 1 && R % 2 == 1 && (o->max_distance <= 0 || R == 2 * o->max_distance + 1)) return HEED_OK;
+        snprintf(why, cap, "clipped distances need 2*max_distance+1 rows (odd; %lld rows, max_distance = %lld)",
+                 (long long)R, (long long)o->max_distance);
+        return HEED_ERR_SHAPE;
     }
-    if (o.kind != HEED_RELPOS_CLIPPED || num_buckets < 1 || num_buckets % 2 == 0 ||
-        (o.max_distance > 0 && num_buckets != 2 * o.max_distance + 1))
-        return -1; /* the rule heed_relative_position_bias enforces */
-    int64_t md = (num_buckets - 1) / 2;
+    if (o->kind == HEED_RELPOS_T5) {
+        int64_t md = o->max_distance > 0 ? o->max_distance : 128, max_exact = (o->bidirectional ? R / 2 : R) / 2;
+        if (max_exact >= 1 && md > max_exact) return HEED_OK;
+        snprintf(why, cap,
+                 "T5 buckets need max_exact = %s/2 >= 1 and max_distance > max_exact (%lld rows, max_distance %lld)",
+                 o->bidirectional ? "(buckets/2)" : "buckets", (long long)R, (long long)md);
+        return HEED_ERR_ARG;
+    }
+    snprintf(why, cap, "unknown kind %d (clipped or T5)", (int)o->kind);
+    return HEED_ERR_ARG;
+}
+
+/* The bucket of rel for options that fit a table of R rows (relpos_fit). */
+static int64_t bucket_of(const heed_relpos_opts *o, int64_t R, int64_t rel) {
+    if (o->kind == HEED_RELPOS_T5)
+        return t5_bucket(rel, o->bidirectional, R, o->max_distance > 0 ? o->max_distance : 128);
+    int64_t md = (R - 1) / 2;
     return (rel < -md ? -md : rel > md ? md : rel) + md;
+}
+
+heed_status heed_relpos_bucket(heed_ctx *ctx, const heed_relpos_opts *opts, int64_t num_buckets, int64_t rel,
+                               int64_t *bucket) {
+    if (!ctx) return HEED_ERR_ARG;
+    if (!bucket) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_relpos_bucket: bucket is NULL");
+    heed_relpos_opts o = opts ? *opts : (heed_relpos_opts){0};
+    char why[160];
+    heed_status st = relpos_fit(&o, num_buckets, why, sizeof why);
+    if (st != HEED_OK) return heed_ctx_fail(ctx, st, "heed_relpos_bucket: %s", why);
+    *bucket = bucket_of(&o, num_buckets, rel);
+    return HEED_OK;
 }
 
 /* bias[0,h,i,j] = table[bucket(j - (query_start + i)), h]:
@@ -136,31 +161,15 @@ heed_tensor *heed_relative_position_bias(heed_graph *g, heed_tensor *table, int6
         return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq = %lld, nk = %lld, query_start = %lld (must be >= 0)", op,
                                (long long)nq, (long long)nk, (long long)o.query_start),
                NULL;
-    if (o.kind == HEED_RELPOS_CLIPPED) {
-        if (R % 2 == 0 || (o.max_distance > 0 && R != 2 * o.max_distance + 1))
-            return heed_graph_fail(
-                       g, HEED_ERR_SHAPE,
-                       "%s: clipped distances need table%s with 2*max_distance+1 rows (odd; max_distance = %lld)", op,
-                       HEED_S(table), (long long)o.max_distance),
-                   NULL;
-    } else if (o.kind == HEED_RELPOS_T5) {
-        int64_t md = o.max_distance > 0 ? o.max_distance : 128, max_exact = (o.bidirectional ? R / 2 : R) / 2;
-        if (max_exact < 1 || md <= max_exact)
-            return heed_graph_fail(g, HEED_ERR_ARG,
-                                   "%s: T5 buckets need max_exact = %s/2 >= 1 and max_distance > max_exact (table%s, "
-                                   "max_distance %lld)",
-                                   op, o.bidirectional ? "(buckets/2)" : "buckets", HEED_S(table), (long long)md),
-                   NULL;
-    } else {
-        return heed_graph_fail(g, HEED_ERR_ARG, "%s: unknown kind %d (clipped or T5)", op, (int)o.kind), NULL;
-    }
+    char why[160];
+    heed_status fit = relpos_fit(&o, R, why, sizeof why);
+    if (fit != HEED_OK) return heed_graph_fail(g, fit, "%s: table%s: %s", op, HEED_S(table), why), NULL;
     if (nq * nk > INT64_C(1) << 31) return heed_graph_fail(g, HEED_ERR_ARG, "%s: nq * nk too large", op), NULL;
     int32_t *bucket = heed_graph_alloc(g, (size_t)(nq * nk > 0 ? nq * nk : 1) * sizeof *bucket);
     heed_tensor *y = bucket ? heed__new(g, op, table->dtype, 4, (int64_t[]){1, H, nq, nk}) : NULL;
     if (!y) return NULL;
     for (int64_t i = 0; i < nq; i++)
-        for (int64_t j = 0; j < nk; j++)
-            bucket[i * nk + j] = (int32_t)heed_relpos_bucket(&o, R, j - (o.query_start + i));
+        for (int64_t j = 0; j < nk; j++) bucket[i * nk + j] = (int32_t)bucket_of(&o, R, j - (o.query_start + i));
     if (table->dtype == HEED_F32) relative_position_bias_kernel_f32(table, y, H, nq, nk, g, bucket);
     else relative_position_bias_kernel_f64(table, y, H, nq, nk, g, bucket);
     heed_node *nd = heed_record(g, &op_relpos, 1, &table, 1, &y);
