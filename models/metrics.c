@@ -8,6 +8,7 @@
  * n-gram is found by counting its occurrences directly, with no table: quadratic in the
  * sentence length, which is short for the captions and transcripts it scores. */
 #include <heed/core.h>
+#include <heed/extend.h>
 #include <heed/metrics.h>
 
 #include <ctype.h>

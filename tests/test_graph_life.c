@@ -4,6 +4,7 @@
 #include "heed/elementwise.h"
 #include "heed/matmul.h"
 #include "heed/reduce.h"
+#include "heed/shape.h"
 
 #include <unistd.h>
 
