@@ -1,8 +1,10 @@
-/* Shape ops: reshape (a view), transpose / permute, slice, concat / stack, index_select.
+/* Shape ops: reshape (a view), transpose / permute, flip, slice, concat / stack, index_select.
  * All of them only move elements, so every backward moves the gradient back the same way
  * (a gather forward is a scatter-add backward):
  *   reshape:       y = x viewed             dx += dy (same flat order)
  *   permute:       y[i] = x[perm(i)]        dx[perm(i)] += dy[i]
+ *   flip:          y[.., i, ..] = x[.., n-1-i, ..] along each flipped dim (the same
+ *                  strided move as permute, with a negative stride from the far end)
  *   slice:         y = x[.., start:end, ..] dx[.., start:end, ..] += dy
  *   concat/stack:  y = [x_0 | x_1 | ...]    dx_k += its block of dy
  *   index_select:  y[.., j, ..] = x[.., idx[j], ..]   dx[.., idx[j], ..] += dy[.., j, ..]
@@ -33,10 +35,11 @@ static int64_t prod(const int64_t *shape, int lo, int hi) {
 
 #define COL_CHUNK 256 /* backward splits rows into column chunks so threads own disjoint ranges */
 
-/* Output index (i0..i3) reads x at sum_k i_k * xs[k], where xs[k] is x's stride along
- * the dim that output dim k comes from. Shapes are padded on the left to 4 dims. */
+/* Output index (i0..i3) reads x at x0 + sum_k i_k * xs[k], where xs[k] is x's stride along
+ * the dim that output dim k comes from (negated, with x0 starting at its last element, for
+ * a flipped dim). Shapes are padded on the left to 4 dims. */
 typedef struct {
-    int64_t n[4], xs[4];
+    int64_t n[4], xs[4], x0;
 } perm_plan;
 
 /* Both are the same move: every input is viewed as [outer, width_k] and the output as
@@ -125,7 +128,7 @@ static perm_plan make_perm_plan(const heed_tensor *x, const int *perm) {
     for (int i = 0; i < 4; i++) shape[i] = i < pad ? 1 : x->shape[i - pad];
     stride[3] = 1;
     for (int i = 2; i >= 0; i--) stride[i] = stride[i + 1] * shape[i + 1];
-    perm_plan p;
+    perm_plan p = {.x0 = 0};
     for (int i = 0; i < 4; i++) {
         int src = i < pad ? i : perm[i - pad] + pad;
         p.n[i] = shape[src];
@@ -205,6 +208,62 @@ heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1) {
     for (int i = 0; i < x->ndim; i++) perm[i] = i;
     perm[a] = b, perm[b] = a;
     return permute_impl(g, &op_transpose, x, perm);
+}
+
+/* ---------------------------------------------------------------- flip */
+
+/* The identity move with dim d read backwards for each bit d of mask. Flipping is its own
+ * inverse, so backward scatters dy through the same plan: dx = flip(dy). */
+static perm_plan make_flip_plan(const heed_tensor *x, unsigned mask) {
+    static const int identity[4] = {0, 1, 2, 3};
+    perm_plan p = make_perm_plan(x, identity);
+    for (int i = 0, pad = 4 - x->ndim; i < x->ndim; i++)
+        if (mask >> i & 1) p.x0 += (p.n[i + pad] - 1) * p.xs[i + pad], p.xs[i + pad] = -p.xs[i + pad];
+    return p;
+}
+
+static void flip_backward(heed_graph *g, heed_node *nd) {
+    void *gx = heed_grad_buffer(g, nd->in[0]);
+    if (!gx) return;
+    perm_plan p = make_flip_plan(nd->in[0], (unsigned)nd->iarg[0]);
+    permute_move(nd->in[0]->dtype, &p, gx, nd->out[0]->grad, true, heed_ctx_threads_now(g->ctx));
+}
+
+static const heed_op op_flip = {"heed_flip", flip_backward};
+
+heed_tensor *heed_flip(heed_graph *g, heed_tensor *x, const int *dims, int n_dims) {
+    const char *op = op_flip.name;
+    if (!heed_check_tensor(g, op, x, "x")) return NULL;
+    int nd = x->ndim ? x->ndim : 1; /* a 0-d x takes dim 0 or -1, as in PyTorch */
+    if (n_dims < 0 || n_dims > nd)
+        return heed_graph_fail(g, HEED_ERR_ARG,
+                               "%s: n_dims is %d for x%s (need 0 <= n_dims <= %d: each dim at most once)", op, n_dims,
+                               HEED_S(x), nd),
+               NULL;
+    if (!dims && n_dims > 0)
+        return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims is NULL but n_dims is %d", op, n_dims), NULL;
+    unsigned mask = 0;
+    for (int i = 0; i < n_dims; i++) {
+        int d = heed__dim(dims[i], nd);
+        if (d < 0)
+            return heed_graph_fail(g, HEED_ERR_ARG, "%s: dims[%d] = %d is out of range for x%s (need -%d <= dim < %d)",
+                                   op, i, dims[i], HEED_S(x), nd, nd),
+                   NULL;
+        if (mask >> d & 1)
+            return heed_graph_fail(g, HEED_ERR_ARG,
+                                   "%s: dim %d appears multiple times in the list of dims (dims[%d] = %d)", op, d, i,
+                                   dims[i]),
+                   NULL;
+        mask |= 1u << d;
+    }
+    if (x->ndim == 0) mask = 0; /* reversing one element moves nothing */
+    heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
+    if (!y) return NULL;
+    perm_plan p = make_flip_plan(x, mask);
+    permute_move(x->dtype, &p, x->data, y->data, false, heed_ctx_threads_now(g->ctx));
+    heed_node *n = heed_record(g, &op_flip, 1, &x, 1, &y);
+    if (n) n->iarg[0] = mask;
+    return heed_graph_ok(g) ? y : NULL;
 }
 
 /* ---------------------------------------------------------------- slice */
@@ -431,7 +490,7 @@ static void FN(permute_move_kernel)(void *x_, void *y_, int64_t numel, int threa
         for (int64_t i1 = 0; i1 < p->n[1]; i1++)
             for (int64_t i2 = 0; i2 < p->n[2]; i2++) {
                 int64_t o = ((i0 * p->n[1] + i1) * p->n[2] + i2) * p->n[3];
-                const int64_t base = i0 * p->xs[0] + i1 * p->xs[1] + i2 * p->xs[2], s3 = p->xs[3];
+                const int64_t base = p->x0 + i0 * p->xs[0] + i1 * p->xs[1] + i2 * p->xs[2], s3 = p->xs[3];
                 if (scatter)
                     for (int64_t i3 = 0; i3 < p->n[3]; i3++) x[base + i3 * s3] += y[o + i3];
                 else

@@ -1,6 +1,6 @@
 /* Shape ops and embedding: gradient checks (negative dims, -1 reshape, odd sizes, three
- * inputs along a middle dim, repeated indices), values against direct loops, the
- * threaded backward paths, bad input. */
+ * inputs along a middle dim, repeated indices), values against direct loops and (flip)
+ * PyTorch 1.13, the threaded backward paths, bad input. */
 #include "check.h"
 #include "heed/elementwise.h"
 #include "heed/reduce.h"
@@ -34,6 +34,16 @@ static heed_tensor *fn_transpose(heed_graph *g, heed_tensor **x, void *u) {
 static heed_tensor *fn_permute(heed_graph *g, heed_tensor **x, void *u) {
     const int *perm = u;
     return heed_permute(g, x[0], perm);
+}
+
+typedef struct {
+    const int *dims;
+    int n;
+} flip_args;
+
+static heed_tensor *fn_flip(heed_graph *g, heed_tensor **x, void *u) {
+    const flip_args *a = u;
+    return heed_flip(g, x[0], a->dims, a->n);
 }
 
 typedef struct {
@@ -95,6 +105,27 @@ static void gradchecks(void) {
     }
     static const int perm3[3] = {1, 2, 0};
     CHECK_GRAD(ctx, fn_permute, (void *)perm3, 1, x235, NULL);
+
+    /* flip: each dim alone (both signs), pairs, all, none; then 4-D, 1-D and 0-d */
+    static const int fd[][3] = {{0}, {1}, {2}, {-3}, {-2}, {-1}, {0, 2}, {-1, 1}, {2, 0, 1}, {0}};
+    static const int fn_n[] = {1, 1, 1, 1, 1, 1, 2, 2, 3, 0};
+    for (int i = 0; i < 10; i++) {
+        flip_args fa = {fd[i], fn_n[i]};
+        CHECK_GRAD(ctx, fn_flip, &fa, 1, x235, NULL);
+        check_f32_vs_f64(ctx, fn_flip, &fa, 1, x235, 1e-5, "flip");
+    }
+    static const int fd4[][4] = {{1, 3}, {-4, -2}, {3, 2, 1, 0}};
+    for (int i = 0; i < 3; i++) {
+        flip_args fa = {fd4[i], i < 2 ? 2 : 4};
+        CHECK_GRAD(ctx, fn_flip, &fa, 1, x2345, NULL);
+        check_f32_vs_f64(ctx, fn_flip, &fa, 1, x2345, 1e-5, "flip 4-D");
+    }
+    static const int d0 = 0, dm1 = -1;
+    flip_args first = {&d0, 1}, last = {&dm1, 1};
+    heed_gradcheck_input x7[1] = {{HEED_SHAPE(7), NULL, false}}, x0d[1] = {{HEED_SCALAR, NULL, false}};
+    CHECK_GRAD(ctx, fn_flip, &last, 1, x7, NULL);
+    CHECK_GRAD(ctx, fn_flip, &first, 1, x0d, NULL);
+    CHECK_GRAD(ctx, fn_flip, &last, 1, x0d, NULL);
 
     heed_gradcheck_input x375[1] = {{HEED_SHAPE(3, 7, 5), NULL, false}};
     slice_args sl[4] = {{1, -5, -1}, {-1, 1, 4}, {0, 0, 3}, {1, 6, 6}};
@@ -233,6 +264,61 @@ static void values(void) {
     heed_graph_free(g);
 }
 
+/* Values from PyTorch 1.13 on x = torch.arange(12.).reshape(2, 3, 2):
+ *   torch.flip(x, (-1, 0)).flatten().tolist(), torch.flip(x, (1,)).flatten().tolist(), and
+ *   the gradient of (torch.flip(x, (1,)) * w).sum() with w = torch.arange(1., 13.).reshape(2, 3, 2);
+ * a 0-d x: torch.flip(torch.tensor(3.5), (0,)) and (-1,) give 3.5. */
+static void flip_values(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    double v[12], w[12];
+    for (int i = 0; i < 12; i++) v[i] = i, w[i] = i + 1;
+    const double last_first[12] = {7, 6, 9, 8, 11, 10, 1, 0, 3, 2, 5, 4};
+    const double middle[12] = {4, 5, 2, 3, 0, 1, 10, 11, 8, 9, 6, 7};
+    const double grad[12] = {5, 6, 3, 4, 1, 2, 11, 12, 9, 10, 7, 8};
+    heed_tensor *x = heed_requires_grad(heed_input(g, HEED_F64, HEED_SHAPE(2, 3, 2), v));
+    heed_tensor *a = heed_flip(g, x, (int[]){-1, 0}, 2), *b = heed_flip(g, x, (int[]){1}, 1);
+    CHECK(a && b && a->ndim == 3 && a->shape[1] == 3 && a->data != x->data, "%s", heed_graph_error(g));
+    for (int i = 0; a && b && i < 12; i++) {
+        CHECK(heed_get(a, i) == last_first[i], "flip (-1, 0) [%d] = %g", i, heed_get(a, i));
+        CHECK(heed_get(b, i) == middle[i], "flip (1,) [%d] = %g", i, heed_get(b, i));
+    }
+    heed_tensor *loss = heed_sum_all(g, heed_mul(g, b, heed_input(g, HEED_F64, HEED_SHAPE(2, 3, 2), w)));
+    CHECK(heed_backward(g, loss) == HEED_OK, "%s", heed_graph_error(g));
+    heed_tensor *gx = heed_grad(g, x);
+    for (int i = 0; i < 12; i++)
+        CHECK(gx && heed_get(gx, i) == grad[i], "grad [%d] = %g", i, gx ? heed_get(gx, i) : NAN);
+    heed_tensor *none = heed_flip(g, x, NULL, 0);
+    CHECK(none && none->data != x->data && heed_get(none, 5) == 5, "no dims: a copy");
+    heed_tensor *s = heed_scalar(g, HEED_F64, 3.5);
+    heed_tensor *s0 = heed_flip(g, s, (int[]){0}, 1), *s1 = heed_flip(g, s, (int[]){-1}, 1);
+    CHECK(s0 && s1 && s0->ndim == 0 && heed_get(s0, 0) == 3.5 && heed_get(s1, 0) == 3.5, "0-d flip");
+    heed_tensor *e = heed_flip(g, heed_zeros(g, HEED_F32, HEED_SHAPE(3, 0, 2)), (int[]){1, 2}, 2);
+    CHECK(e && e->numel == 0 && e->shape[0] == 3, "empty flip");
+    heed_graph_free(g);
+}
+
+/* A flip large enough for the threaded path, against direct loops: y and dx = flip(dy). */
+static void large_flip(void) {
+    heed_graph *g = heed_graph_new(ctx);
+    heed_tensor *x = heed_requires_grad(heed_zeros(g, HEED_F32, HEED_SHAPE(3, 67, 5, 71)));
+    for (int64_t i = 0; i < x->numel; i++) ((float *)x->data)[i] = (float)i;
+    heed_tensor *y = heed_flip(g, x, (int[]){0, -1, 2}, 3);
+    CHECK(y != NULL, "%s", heed_graph_error(g));
+    heed_tensor *dy = heed_zeros(g, HEED_F32, HEED_SHAPE(3, 67, 5, 71));
+    for (int64_t i = 0; i < dy->numel; i++) ((float *)dy->data)[i] = (float)(7 * i % 1009);
+    CHECK(heed_backward_with(g, y, dy) == HEED_OK, "%s", heed_graph_error(g));
+    int bad_y = 0, bad_dx = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 67; b++)
+            for (int c = 0; c < 5; c++)
+                for (int e = 0; e < 71; e++) {
+                    bad_y += at4(y, a, b, c, e) != at4(x, 2 - a, b, 4 - c, 70 - e);
+                    bad_dx += at4(heed_grad(g, x), a, b, c, e) != at4(dy, 2 - a, b, 4 - c, 70 - e);
+                }
+    CHECK(bad_y == 0 && bad_dx == 0, "%d wrong in y, %d in dx", bad_y, bad_dx);
+    heed_graph_free(g);
+}
+
 /* Embedding: padding rows zero, repeated ids add, against direct loops on a size that
  * takes the threaded paths. */
 static void embedding_values(void) {
@@ -329,6 +415,35 @@ static void bad_input(void) {
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
     CHECK(heed_transpose(g, x, 0, 3) == NULL, "transpose dim");
     CHECK_ERR(g, HEED_ERR_ARG, "heed_transpose: dims (0, 3) out of range for x[2,3,4]");
+
+    /* flip: the duplicate message is PyTorch's ("dim 0 appears multiple times in the list of dims") */
+    const int dup[2] = {0, -3}, far[2] = {1, 3}, minus4 = -4, one = 1, both[2] = {0, -1}, three[3] = {0, 1, 0};
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
+    CHECK(heed_flip(g, x, dup, 2) == NULL, "flip duplicate");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: dim 0 appears multiple times in the list of dims (dims[1] = -3)");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
+    CHECK(heed_flip(g, x, far, 2) == NULL, "flip dim 3");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: dims[1] = 3 is out of range for x[2,3,4] (need -3 <= dim < 3)");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3, 4));
+    CHECK(heed_flip(g, x, &minus4, 1) == NULL, "flip dim -4");
+    CHECK_ERR(g, HEED_ERR_ARG, "dims[0] = -4 is out of range");
+    x = heed_zeros(g, HEED_F32, HEED_SCALAR);
+    CHECK(heed_flip(g, x, &one, 1) == NULL, "flip dim 1 of 0-d");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: dims[0] = 1 is out of range for x[] (need -1 <= dim < 1)");
+    x = heed_zeros(g, HEED_F32, HEED_SCALAR);
+    CHECK(heed_flip(g, x, both, 2) == NULL, "flip too many for 0-d");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: n_dims is 2 for x[] (need 0 <= n_dims <= 1: each dim at most once)");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
+    CHECK(heed_flip(g, x, three, 3) == NULL, "flip too many");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: n_dims is 3 for x[2,3] (need 0 <= n_dims <= 2");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
+    CHECK(heed_flip(g, x, dup, -1) == NULL, "flip n_dims < 0");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: n_dims is -1 for x[2,3]");
+    x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 3));
+    CHECK(heed_flip(g, x, NULL, 1) == NULL, "flip NULL dims");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: dims is NULL but n_dims is 1");
+    CHECK(heed_flip(g, NULL, dup, 1) == NULL, "flip NULL x");
+    CHECK_ERR(g, HEED_ERR_ARG, "heed_flip: x is NULL");
 
     x = heed_zeros(g, HEED_F32, HEED_SHAPE(2, 5));
     CHECK(heed_slice(g, x, 1, 2, 6) == NULL, "slice end");
@@ -431,6 +546,8 @@ int main(void) {
     ctx = heed_ctx_new(&(heed_ctx_opts){.seed = 5});
     RUN(gradchecks);
     RUN(values);
+    RUN(flip_values);
+    RUN(large_flip);
     RUN(embedding_values);
     RUN(large_shape_ops);
     RUN(bad_input);

@@ -20,8 +20,9 @@ heed_tensor *heed_sub(heed_graph *g, heed_tensor *a, heed_tensor *b); /* a - b; 
 heed_tensor *heed_mul(heed_graph *g, heed_tensor *a, heed_tensor *b); /* a * b; da = dy b, db = dy a */
 heed_tensor *heed_div(heed_graph *g, heed_tensor *a, heed_tensor *b); /* a / b; da = dy / b, db = -dy a / b^2 */
 
-/* Unary ops, y = f(x) elementwise. Scalar arguments must be finite. f32 runs AVX2 + SLEEF
- * kernels (within a few ulps of libm) when the CPU has them; f64 uses libm. Outside a
+/* Unary ops, y = f(x) elementwise. Scalar arguments must be finite. f32 runs SLEEF vector
+ * kernels (within a few ulps of libm) for the ISA heed_isa() names, AVX-512 or AVX2, and
+ * the f64 formulas rounded to float when it is "scalar"; f64 uses libm. Outside a
  * function's domain the result is what libm gives (log(0) = -inf, sqrt(-1) = NaN).
  * Gradients that use y read the saved output. */
 heed_tensor *heed_neg(heed_graph *g, heed_tensor *x);                  /* -x; dx = -dy */

@@ -30,8 +30,10 @@
  * outputs' gradients (out->grad) are always allocated when backward runs; values saved for
  * backward live in the graph (heed_graph_alloc) and are attached with heed_node_set_saved;
  * an op never changes its inputs. For f32 and f64 from one source, write the loops once
- * in a template header included per dtype with T and FN(name) defined (heed's own
- * kernels do this). docs/guide.md, "Your own op", builds one end to end. */
+ * in the #else part of an #ifndef T file that includes itself once per dtype with T and
+ * FN(name) defined, as heed's own kernels do (docs/design.md, "Kernels";
+ * tests/test_custom_op.c does it for a user's op). docs/guide.md, "Your own op", builds
+ * one end to end. */
 #ifndef HEED_API_EXTEND_H
 #define HEED_API_EXTEND_H
 

@@ -1,4 +1,4 @@
-/* heed: Shape ops: reshape, transpose, permute, slice, concat, stack, index_select,
+/* heed: Shape ops: reshape, transpose, permute, flip, slice, concat, stack, index_select,
  * embedding (ops/shape.c, ops/embed.c). Part of the public API: <heed.h> includes every
  * part; a file may include just the parts it uses. */
 #ifndef HEED_API_SHAPE_H
@@ -23,6 +23,11 @@ heed_tensor *heed_transpose(heed_graph *g, heed_tensor *x, int dim0, int dim1);
 /* Result dim i is x's dim perm[i]; perm has ndim entries, each dim once (a copy); dx is
  * dy permuted by the inverse of perm. */
 heed_tensor *heed_permute(heed_graph *g, heed_tensor *x, const int *perm);
+/* torch.flip(x, dims): y[.., i, ..] = x[.., size-1-i, ..] along each of the n_dims dims in
+ * dims (negative counts from the end; each at most once, so n_dims <= max(ndim, 1): a 0-d
+ * x takes dim 0 or -1 as in PyTorch, and y = x). A copy, also for n_dims = 0; dx is dy
+ * flipped along the same dims. */
+heed_tensor *heed_flip(heed_graph *g, heed_tensor *x, const int *dims, int n_dims);
 /* x[..., start:end, ...] along dim. Negative start/end count from the end as in Python,
  * but bounds outside the dim are an error (need 0 <= start <= end <= size), not clamped.
  * dx is dy inside [start, end) and 0 elsewhere. */

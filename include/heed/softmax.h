@@ -11,11 +11,14 @@ extern "C" {
 
 /* ---------------------------------------------------------------- ops: softmax (ops/softmax.c) */
 
-/* Over the last dim (x needs at least 1 dim), max subtracted:
+/* Over the last dim (x needs at least 1 dim; y has x's shape), m the row max:
  *   softmax:     y = exp(x - m) / sum exp(x - m);  dx = y * (dy - sum(dy * y))
  *   log_softmax: y = x - m - log sum exp(x - m);   dx = dy - exp(y) * sum(dy)
- * -INFINITY entries are masked (probability 0, log-prob -inf); a fully masked row gives
- * zeros from both ops (and zero gradient), never NaN. f32 rows use AVX2 + SLEEF. */
+ * -INFINITY entries are masked (probability 0, log-prob -inf, no gradient): build masks
+ * with heed_masked_fill(g, scores, mask, -INFINITY). A fully masked row gives zeros from
+ * both ops and zero gradient, where PyTorch gives NaN (padded attention rows need 0); a
+ * NaN in x still gives NaN. For log-probabilities use heed_log_softmax, not
+ * log(heed_softmax): it never takes the log of a probability that rounded to 0. */
 heed_tensor *heed_softmax(heed_graph *g, heed_tensor *x);
 heed_tensor *heed_log_softmax(heed_graph *g, heed_tensor *x);
 
