@@ -102,7 +102,7 @@ static void cumsum_backward(heed_graph *g, heed_node *nd) {
     void *gx = heed_grad_buffer(g, x);
     if (!gx) return;
     red_plan p = {nd->iarg[0], nd->iarg[1], nd->iarg[2]};
-    int threads = heed_ctx_threads(g->ctx);
+    int threads = heed_ctx_threads_now(g->ctx); /* rows are independent: the team may shrink */
     if (x->dtype == HEED_F32) cumsum_kernel_f32(y->grad, gx, p, true, x->numel, threads);
     else cumsum_kernel_f64(y->grad, gx, p, true, x->numel, threads);
 }
@@ -119,7 +119,7 @@ heed_tensor *heed_cumsum(heed_graph *g, heed_tensor *x, int dim) {
     for (int i = d + 1; i < x->ndim; i++) p.inner *= x->shape[i];
     heed_tensor *y = heed__new(g, op, x->dtype, x->ndim, x->shape);
     if (!y) return NULL;
-    int threads = heed_ctx_threads(g->ctx);
+    int threads = heed_ctx_threads_now(g->ctx); /* rows are independent: the team may shrink */
     if (x->dtype == HEED_F32) cumsum_kernel_f32(x->data, y->data, p, false, x->numel, threads);
     else cumsum_kernel_f64(x->data, y->data, p, false, x->numel, threads);
     heed_node *n = heed_record(g, &op_cumsum, 1, &x, 1, &y);
