@@ -381,8 +381,8 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info = {.epoch = t->epoch, .step = heed_optimizer_steps(t->opt)};
     char cfg[HEED_CKPT_VALUE_LEN];
     config_string(t, cfg, sizeof cfg);
-    if (heed_checkpoint_info_set(&info, "sasrec.config", cfg) != HEED_OK) {
-        snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
+    if (heed_checkpoint_info_set(t->ctx, &info, "sasrec.config", cfg) != HEED_OK) {
+        snprintf(err, errlen, "%s: %s", path, heed_ctx_error(t->ctx));
         return -1;
     }
     if (heed_dist_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {
