@@ -155,7 +155,7 @@ static void decoding_case(heed_ctx *ctx) {
     for (int rep = 0; rep < 4; rep++) {
         double t0 = bench_now();
         heed_linear_attn_state st;
-        heed_linear_attn_state_init(&st, B, H, m, dv, S, z);
+        heed_linear_attn_state_init(ctx, &st, B, H, m, dv, S, z);
         for (int64_t t = 0; t < N; t++) {
             heed_graph_reset(g);
             for (int64_t h = 0; h < H; h++) {

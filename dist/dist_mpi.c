@@ -130,7 +130,8 @@ static void bcast_elems(void *buf, heed_dtype dt, int64_t begin, int64_t end, in
 }
 
 heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root) {
-    if (!ctx || (!buf && bytes)) return HEED_ERR_ARG;
+    if (!ctx) return HEED_ERR_ARG;
+    if (!buf && bytes) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_dist_broadcast: %zu bytes at NULL", bytes);
     if (check_root(ctx, "heed_dist_broadcast", root) != HEED_OK) return HEED_ERR_ARG;
     if (many()) bcast_bytes(buf, bytes, root);
     return HEED_OK;

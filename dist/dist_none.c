@@ -33,13 +33,23 @@ heed_status heed_dist_init(heed_ctx *ctx, int *argc, char ***argv) {
 
 int heed_dist_rank(void) { return 0; }
 int heed_dist_size(void) { return 1; }
-heed_status heed_dist_broadcast_params(heed_params *P, int root) { return P && root == 0 ? HEED_OK : HEED_ERR_ARG; }
+/* The checks and messages of dist_mpi.c's, in a world of one (rank 0 only). */
+static heed_status check_root(heed_ctx *ctx, const char *fn, int root) {
+    return root == 0 ? HEED_OK : heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: root %d is not a rank (0..0)", fn, root);
+}
+heed_status heed_dist_broadcast_params(heed_params *P, int root) {
+    return P ? check_root(heed_params_ctx(P), "heed_dist_broadcast_params", root) : HEED_ERR_ARG;
+}
 heed_status heed_dist_allreduce_grads(heed_params *P) { return P ? HEED_OK : HEED_ERR_ARG; }
 heed_status heed_dist_allreduce_sum(heed_ctx *ctx, double *values, int n) {
-    return ctx && (values || n == 0) && n >= 0 ? HEED_OK : HEED_ERR_ARG;
+    if (!ctx || n < 0 || (!values && n))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_dist_allreduce_sum: %d values at %p", n, (void *)values);
+    return HEED_OK;
 }
 heed_status heed_dist_broadcast(heed_ctx *ctx, void *buf, size_t bytes, int root) {
-    return ctx && (buf || bytes == 0) && root == 0 ? HEED_OK : HEED_ERR_ARG;
+    if (!ctx) return HEED_ERR_ARG;
+    if (!buf && bytes) return heed_ctx_fail(ctx, HEED_ERR_ARG, "heed_dist_broadcast: %zu bytes at NULL", bytes);
+    return check_root(ctx, "heed_dist_broadcast", root);
 }
 
 heed_status heed_dist_checkpoint_save(heed_params *P, const char *path, heed_optimizer *opt,

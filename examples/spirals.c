@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
     static int64_t y[2 * N_POINTS];
     make_spirals(seed, x, y);
 
-    heed_progress *bar = heed_progress_new(&(heed_progress_opts){.total = steps, .label = "spirals"});
+    heed_progress *bar = heed_progress_new(ctx, &(heed_progress_opts){.total = steps, .label = "spirals"});
     heed_schedule sched = heed_schedule_cosine(lr, steps, lr * 0.05);
     double acc = 0;
     int status = 0;

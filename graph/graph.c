@@ -52,7 +52,7 @@ uint64_t heed__next_stream(heed_ctx *ctx) { return ctx->stream_base + ctx->rng_c
 heed_graph *heed_graph_new(heed_ctx *ctx) {
     if (!ctx) return NULL;
     heed_graph *g = calloc(1, sizeof *g);
-    if (!g) return NULL;
+    if (!g) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "heed_graph_new: out of memory"), NULL;
     g->ctx = ctx;
     g->training = true;
     g->gen = 1;

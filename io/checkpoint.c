@@ -30,15 +30,28 @@
 
 /* ---------------------------------------------------------------- info */
 
-heed_status heed_checkpoint_info_set(heed_checkpoint_info *info, const char *key, const char *value) {
-    if (!info || !key || !value || !*key) return HEED_ERR_ARG;
+heed_status heed_checkpoint_info_set(heed_ctx *ctx, heed_checkpoint_info *info, const char *key, const char *value) {
+    static const char *fn = "heed_checkpoint_info_set";
+    if (!info || !key || !value)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !info ? "info" : !key ? "key" : "value");
     size_t kl = strlen(key), vl = strlen(value);
-    if (kl >= HEED_CKPT_KEY_LEN || vl >= HEED_CKPT_VALUE_LEN || !st_utf8_valid(key, kl) || !st_utf8_valid(value, vl))
-        return HEED_ERR_ARG;
-    if (info->n_user < 0 || info->n_user > HEED_CKPT_MAX_USER) return HEED_ERR_ARG;
+    if (kl == 0 || kl >= HEED_CKPT_KEY_LEN)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: key '%.40s' has %zu bytes (must be 1 to %d)", fn, key, kl,
+                             HEED_CKPT_KEY_LEN - 1);
+    if (vl >= HEED_CKPT_VALUE_LEN)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the value of '%s' has %zu bytes (at most %d)", fn, key, vl,
+                             HEED_CKPT_VALUE_LEN - 1);
+    if (!st_utf8_valid(key, kl)) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the key is not valid UTF-8", fn);
+    if (!st_utf8_valid(value, vl))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the value of '%s' is not valid UTF-8", fn, key);
+    if (info->n_user < 0 || info->n_user > HEED_CKPT_MAX_USER)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: info->n_user = %d (must be in [0, %d])", fn, info->n_user,
+                             HEED_CKPT_MAX_USER);
     int i = 0;
     while (i < info->n_user && strcmp(info->user[i].key, key) != 0) i++;
-    if (i == HEED_CKPT_MAX_USER) return HEED_ERR_ARG;
+    if (i == HEED_CKPT_MAX_USER)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: no slot for '%s': all %d user keys are taken", fn, key,
+                             HEED_CKPT_MAX_USER);
     memcpy(info->user[i].key, key, kl + 1);
     memcpy(info->user[i].value, value, vl + 1);
     if (i == info->n_user) info->n_user++;

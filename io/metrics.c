@@ -95,8 +95,15 @@ heed_status heed_metrics_add(heed_metrics *m, const double *values) {
 
 int64_t heed_metrics_rows(const heed_metrics *m) { return m ? m->rows : 0; }
 
-const double *heed_metrics_column(const heed_metrics *m, int c) {
-    return m && c >= 0 && c < m->n_columns ? m->cols[c] : NULL;
+heed_status heed_metrics_column(const heed_metrics *m, int c, const double **values) {
+    static const char *fn = "heed_metrics_column";
+    if (!m) return HEED_ERR_ARG;
+    if (!values) return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: values is NULL", fn);
+    if (c < 0 || c >= m->n_columns)
+        return heed_ctx_fail(m->ctx, HEED_ERR_ARG, "%s: column %d out of range (log has %d columns)", fn, c,
+                             m->n_columns);
+    *values = m->cols[c];
+    return HEED_OK;
 }
 
 heed_status heed_metrics_free(heed_metrics *m) {

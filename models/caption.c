@@ -381,9 +381,18 @@ static bool cell_inside(int64_t i, int64_t gh, int64_t gw, int64_t height, int64
     return cx >= (double)x0 && cx < (double)x1 && cy >= (double)y0 && cy < (double)y1;
 }
 
-heed_status heed_caption_pointing(const float *w, int64_t gh, int64_t gw, int64_t height, int64_t width, int64_t x0,
-                                  int64_t y0, int64_t x1, int64_t y1, bool *hit, double *mass) {
-    if (!w || gh < 1 || gw < 1 || height < gh || width < gw || !(x0 < x1 && y0 < y1)) return HEED_ERR_ARG;
+heed_status heed_caption_pointing(heed_ctx *ctx, const float *w, int64_t gh, int64_t gw, int64_t height, int64_t width,
+                                  int64_t x0, int64_t y0, int64_t x1, int64_t y1, bool *hit, double *mass) {
+    static const char *fn = "heed_caption_pointing";
+    if (!w) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: weights is NULL", fn);
+    if (gh < 1 || gw < 1 || height < gh || width < gw)
+        return heed_ctx_fail(
+            ctx, HEED_ERR_ARG,
+            "%s: a %lldx%lld grid on a %lldx%lld image (need 1 <= grid_h <= height, 1 <= grid_w <= width)", fn,
+            (long long)gh, (long long)gw, (long long)height, (long long)width);
+    if (!(x0 < x1 && y0 < y1))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: box [%lld, %lld) x [%lld, %lld) is empty (need x0 < x1, y0 < y1)",
+                             fn, (long long)x0, (long long)x1, (long long)y0, (long long)y1);
     int64_t best = 0;
     double in = 0;
     bool nan = false;

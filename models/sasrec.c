@@ -281,15 +281,21 @@ heed_tensor *heed_sasrec_score(heed_graph *g, const heed_sasrec *m, heed_tensor 
     return heed_reshape(g, s, HEED_SHAPE(B, n_cands));
 }
 
-int64_t heed_sasrec_width(const int64_t *seq, int64_t batch, int64_t maxlen) {
+heed_status heed_sasrec_width(heed_ctx *ctx, const int64_t *seq, int64_t batch, int64_t maxlen, int64_t *width) {
+    static const char *fn = "heed_sasrec_width";
+    if (!seq || !width) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !seq ? "seq" : "width");
+    if (batch < 1 || maxlen < 1)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: seq is [%lld, %lld] (batch and maxlen must be >= 1)", fn,
+                             (long long)batch, (long long)maxlen);
     int64_t first = maxlen - 1; /* the leftmost column with an item in any row */
-    for (int64_t b = 0; seq && b < batch; b++)
+    for (int64_t b = 0; b < batch; b++)
         for (int64_t t = 0; t < first; t++)
             if (seq[b * maxlen + t]) {
                 first = t;
                 break;
             }
-    return maxlen > 0 ? maxlen - first : 0;
+    *width = maxlen - first;
+    return HEED_OK;
 }
 #else /* ---------------------------------------------------------------- the kernels, once per element type T */
 

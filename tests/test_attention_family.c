@@ -325,7 +325,7 @@ static void linear_step(void) {
         heed_tensor *full = heed_linear_attention(g, fq, fk, heed_input_f64(g, type, HEED_SHAPE(B, H, N, dv), v),
                                                   &(heed_linear_attention_opts){.causal = true});
         heed_linear_attn_state st;
-        CHECK(heed_linear_attn_state_init(&st, B, H, m, dv, S, z) == HEED_OK, "init");
+        CHECK(heed_linear_attn_state_init(ctx, &st, B, H, m, dv, S, z) == HEED_OK, "%s", heed_ctx_error(ctx));
         double worst = 0;
         for (int64_t t = 0; t < N && full; t++) {
             for (int64_t bh = 0; bh < B * H; bh++) {
@@ -367,9 +367,20 @@ static void linear_step(void) {
         heed_graph_free(g);
     }
     heed_linear_attn_state st;
-    CHECK(heed_linear_attn_state_init(&st, 2, 3, 0, 5, S, z) == HEED_ERR_ARG, "zero features");
-    CHECK(heed_linear_attn_state_init(&st, 2, 3, 4, 5, NULL, z) == HEED_ERR_ARG, "NULL buffer");
-    CHECK(heed_linear_attn_state_init(NULL, 2, 3, 4, 5, S, z) == HEED_ERR_ARG, "NULL state");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, 2, 3, 0, 5, S, z), HEED_ERR_ARG,
+                   "heed_linear_attn_state_init: B = 2, H = 3, m = 0, dv = 5 (each must be >= 1)");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, -1, 3, 4, 5, S, z), HEED_ERR_ARG, "B = -1");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, INT64_MAX / 4, 3, 4, 5, S, z), HEED_ERR_ARG,
+                   "heed_linear_attn_state_init: B*H*m*dv = 2305843009213693951*3*4*5 doubles overflow");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, 1 << 20, 1 << 20, 1 << 10, 1 << 10, S, z), HEED_ERR_ARG,
+                   "doubles overflow"); /* 2^60 doubles: the product fits int64, its bytes do not */
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, 2, 3, 4, 5, NULL, z), HEED_ERR_ARG,
+                   "heed_linear_attn_state_init: the buffer S is NULL");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, &st, 2, 3, 4, 5, S, NULL), HEED_ERR_ARG,
+                   "heed_linear_attn_state_init: the buffer z is NULL");
+    CHECK_CTX_FAIL(ctx, heed_linear_attn_state_init(ctx, NULL, 2, 3, 4, 5, S, z), HEED_ERR_ARG,
+                   "heed_linear_attn_state_init: the state is NULL");
+    CHECK(heed_linear_attn_state_init(NULL, NULL, 2, 3, 4, 5, S, z) == HEED_ERR_ARG, "NULL ctx: the code only");
     free(q), free(k), free(v), free(S), free(z), free(row), free(row2), free(vrow);
 }
 

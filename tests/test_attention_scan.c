@@ -35,53 +35,85 @@ static void streaming_cell(void) {
     double *q = randn(&r, d, 3), *K = randn(&r, N * d, 3), *V = randn(&r, N * dv, 1), ref[5], out[5];
     double buf[5], buf2[5];
     heed_attn_state s, t;
-    CHECK(heed_attn_state_init(&s, dv, buf) == HEED_OK, "init");
-    CHECK(heed_attn_state_output(&s, out) == HEED_OK && out[0] == 0 && out[4] == 0, "empty state gives zeros");
+    CHECK(heed_attn_state_init(ctx, &s, dv, buf) == HEED_OK, "init");
+    CHECK(heed_attn_state_output(ctx, &s, out) == HEED_OK && out[0] == 0 && out[4] == 0, "empty state gives zeros");
     CHECK(heed_attn_state_logsumexp(&s) == -INFINITY, "empty lse");
     for (int64_t j = 0; j < N; j++) {
-        CHECK(heed_attn_state_push_key(&s, q, K + j * d, d, 0.9, V + j * dv) == HEED_OK, "push");
-        heed_attn_state_output(&s, out);
+        CHECK(heed_attn_state_push_key(ctx, &s, q, K + j * d, d, 0.9, V + j * dv) == HEED_OK, "push");
+        heed_attn_state_output(ctx, &s, out);
         ref_softmax_attention(q, K, V, j + 1, d, dv, 0.9, ref);
         for (int64_t e = 0; e < dv; e++)
             CHECK(fabs(out[e] - ref[e]) < 1e-12, "prefix %lld: %g vs %g", (long long)j, out[e], ref[e]);
     }
     CHECK(s.count == N, "count");
     /* merge: keys split in two halves, pushed in reverse order, combined */
-    heed_attn_state_init(&s, dv, buf);
-    heed_attn_state_init(&t, dv, buf2);
+    heed_attn_state_init(ctx, &s, dv, buf);
+    heed_attn_state_init(ctx, &t, dv, buf2);
     for (int64_t j = N - 1; j >= 0; j--) {
         double sc = 0;
         for (int64_t i = 0; i < d; i++) sc += 0.9 * q[i] * K[j * d + i];
         float vf[5];
         for (int64_t e = 0; e < dv; e++) vf[e] = (float)V[j * dv + e];
-        if (j < 20) heed_attn_state_push(&s, sc, V + j * dv);
-        else heed_attn_state_push_f32(&t, sc, vf);
+        if (j < 20) heed_attn_state_push(ctx, &s, sc, V + j * dv);
+        else heed_attn_state_push_f32(ctx, &t, sc, vf);
     }
-    CHECK(heed_attn_state_merge(&s, &t) == HEED_OK && s.count == N, "merge");
-    heed_attn_state_output(&s, out);
+    CHECK(heed_attn_state_merge(ctx, &s, &t) == HEED_OK && s.count == N, "merge");
+    heed_attn_state_output(ctx, &s, out);
     ref_softmax_attention(q, K, V, N, d, dv, 0.9, ref);
     for (int64_t e = 0; e < dv; e++)
         CHECK(fabs(out[e] - ref[e]) < 1e-6, "merged (f32 values): %g vs %g", out[e], ref[e]);
     /* masked keys, bad scores, bad arguments */
-    heed_attn_state_init(&s, dv, buf);
-    CHECK(heed_attn_state_push(&s, -INFINITY, V) == HEED_OK, "masked key");
-    heed_attn_state_output(&s, out);
+    heed_attn_state_init(ctx, &s, dv, buf);
+    CHECK(heed_attn_state_push(ctx, &s, -INFINITY, V) == HEED_OK, "masked key");
+    heed_attn_state_output(ctx, &s, out);
     CHECK(out[0] == 0 && s.count == 1, "only masked keys: zeros");
-    CHECK(heed_attn_state_push(&s, 2.0, V) == HEED_OK, "push");
-    CHECK(heed_attn_state_push(&s, NAN, V) == HEED_ERR_NUMERIC, "NaN score");
-    CHECK(heed_attn_state_push(&s, INFINITY, V) == HEED_ERR_NUMERIC, "+inf score");
-    heed_attn_state_output(&s, out);
+    CHECK(heed_attn_state_push(ctx, &s, 2.0, V) == HEED_OK, "push");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push(ctx, &s, NAN, V), HEED_ERR_NUMERIC,
+                   "heed_attn_state_push: score = nan (must be finite, or -inf for a masked key)");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_f32(ctx, &s, INFINITY, (float[5]){0}), HEED_ERR_NUMERIC,
+                   "heed_attn_state_push_f32: score = inf");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_key(ctx, &s, q, K, d, NAN, V), HEED_ERR_NUMERIC,
+                   "heed_attn_state_push_key: score = "); /* NaN, of either sign */
+    CHECK(s.count == 2, "rejected keys are not counted");
+    heed_attn_state_output(ctx, &s, out);
     for (int64_t e = 0; e < dv; e++) CHECK(out[e] == V[e], "state unchanged by rejected keys");
     /* huge scores stay finite (the max is subtracted) */
-    CHECK(heed_attn_state_push(&s, 1e4, V + dv) == HEED_OK, "huge score");
-    heed_attn_state_output(&s, out);
+    CHECK(heed_attn_state_push(ctx, &s, 1e4, V + dv) == HEED_OK, "huge score");
+    heed_attn_state_output(ctx, &s, out);
     CHECK(fabs(out[0] - V[dv]) < 1e-12, "huge score dominates");
-    CHECK(heed_attn_state_init(&s, 0, buf) == HEED_ERR_ARG, "dv 0");
-    CHECK(heed_attn_state_init(NULL, 3, buf) == HEED_ERR_ARG, "NULL state");
-    CHECK(heed_attn_state_push(NULL, 1, V) == HEED_ERR_ARG, "NULL push");
-    heed_attn_state_init(&s, dv, buf);
-    heed_attn_state_init(&t, 3, buf2);
-    CHECK(heed_attn_state_merge(&s, &t) == HEED_ERR_ARG, "dv mismatch");
+    /* bad arguments: the code and the message */
+    CHECK_CTX_FAIL(ctx, heed_attn_state_init(ctx, &s, 0, buf), HEED_ERR_ARG,
+                   "heed_attn_state_init: dv = 0 (must be >= 1)");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_init(ctx, NULL, 3, buf), HEED_ERR_ARG,
+                   "heed_attn_state_init: the state is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_init(ctx, &s, 3, NULL), HEED_ERR_ARG,
+                   "heed_attn_state_init: the buffer a is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push(ctx, NULL, 1, V), HEED_ERR_ARG, "heed_attn_state_push: the state is NULL");
+    heed_attn_state zeroed = {0};
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push(ctx, &zeroed, 1, V), HEED_ERR_ARG,
+                   "heed_attn_state_push: the state is not initialised (heed_attn_state_init)");
+    heed_attn_state_init(ctx, &s, dv, buf);
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push(ctx, &s, 1, NULL), HEED_ERR_ARG,
+                   "heed_attn_state_push: the value v is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_f32(ctx, &s, 1, NULL), HEED_ERR_ARG,
+                   "heed_attn_state_push_f32: the value v is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_key(ctx, &s, NULL, K, d, 1, V), HEED_ERR_ARG,
+                   "heed_attn_state_push_key: q is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_key(ctx, &s, q, NULL, d, 1, V), HEED_ERR_ARG,
+                   "heed_attn_state_push_key: k is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_push_key(ctx, &s, q, K, 0, 1, V), HEED_ERR_ARG,
+                   "heed_attn_state_push_key: d = 0 (must be >= 1)");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_output(ctx, &s, NULL), HEED_ERR_ARG, "heed_attn_state_output: out is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_output(ctx, &zeroed, out), HEED_ERR_ARG,
+                   "heed_attn_state_output: the state is not initialised");
+    CHECK(s.count == 0, "refused pushes leave the state alone");
+    heed_attn_state_init(ctx, &t, 3, buf2);
+    CHECK_CTX_FAIL(ctx, heed_attn_state_merge(ctx, &s, &t), HEED_ERR_ARG,
+                   "heed_attn_state_merge: s has dv = 5, other dv = 3 (must be equal)");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_merge(ctx, &s, NULL), HEED_ERR_ARG, "heed_attn_state_merge: other is NULL");
+    CHECK_CTX_FAIL(ctx, heed_attn_state_merge(ctx, &zeroed, &s), HEED_ERR_ARG,
+                   "heed_attn_state_merge: s is not initialised");
+    CHECK(heed_attn_state_push(NULL, &s, NAN, V) == HEED_ERR_NUMERIC, "NULL ctx: the code only");
     free(q), free(K), free(V);
 }
 
@@ -155,10 +187,10 @@ static void ops_equal_softmax(void) {
     /* the streaming cell gives the same prefixes */
     double buf[3], out[3];
     heed_attn_state s;
-    heed_attn_state_init(&s, dv, buf);
+    heed_attn_state_init(ctx, &s, dv, buf);
     for (int64_t i = 0; i < N; i++) {
-        heed_attn_state_push_key(&s, q + 3 * d, K + (3 * N + i) * d, d, 1.5, V + (3 * N + i) * dv);
-        heed_attn_state_output(&s, out);
+        heed_attn_state_push_key(ctx, &s, q + 3 * d, K + (3 * N + i) * d, d, 1.5, V + (3 * N + i) * dv);
+        heed_attn_state_output(ctx, &s, out);
         if (i < lens5[3])
             for (int64_t e = 0; e < dv; e++)
                 CHECK(fabs(out[e] - heed_get(scan, ((3 * N) + i) * dv + e)) < 1e-12, "cell = scan");

@@ -246,22 +246,34 @@ static void pointing_by_hand(void) {
     bool hit = false;
     double mass = -1;
     /* box x in [32, 60), y in [16, 44): centres x 40, 56 (columns 2, 3), y 24, 40 (rows 1, 2) */
-    CHECK(heed_caption_pointing(w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, &mass) == HEED_OK, "valid case refused");
+    CHECK(heed_caption_pointing(ctx, w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, &mass) == HEED_OK, "valid case refused");
     CHECK(hit, "the argmax (row 1, column 2, centre (40, 24)) is inside the box");
     CHECK_CLOSE(mass, 0.4 + 0.1 + 0.05 + 0.05, 1e-6);
     /* the same box shifted right by 10: column 2's centre x = 40 leaves it, column 4's 72 does not enter */
-    CHECK(heed_caption_pointing(w, 6, 6, 96, 96, 42, 16, 70, 44, &hit, &mass) == HEED_OK, "valid case refused");
+    CHECK(heed_caption_pointing(ctx, w, 6, 6, 96, 96, 42, 16, 70, 44, &hit, &mass) == HEED_OK, "valid case refused");
     CHECK(!hit, "the argmax's centre x = 40 is left of the box");
     CHECK_CLOSE(mass, 0.1 + 0.05, 1e-6);
     /* a tie goes to the first maximum */
     w[0] = 0.4f;
-    CHECK(heed_caption_pointing(w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, NULL) == HEED_OK && !hit, "tie: first maximum");
+    CHECK(heed_caption_pointing(ctx, w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, NULL) == HEED_OK && !hit,
+          "tie: first maximum");
     /* NaN never points */
     w[1 * 6 + 2] = NAN, w[0] = 0;
-    CHECK(heed_caption_pointing(w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, &mass) == HEED_OK && !hit, "NaN must not hit");
-    CHECK(heed_caption_pointing(NULL, 6, 6, 96, 96, 0, 0, 1, 1, &hit, NULL) == HEED_ERR_ARG, "NULL weights");
-    CHECK(heed_caption_pointing(w, 6, 6, 96, 96, 5, 0, 5, 1, &hit, NULL) == HEED_ERR_ARG, "empty box");
-    CHECK(heed_caption_pointing(w, 0, 6, 96, 96, 0, 0, 1, 1, &hit, NULL) == HEED_ERR_ARG, "empty grid");
+    CHECK(heed_caption_pointing(ctx, w, 6, 6, 96, 96, 32, 16, 60, 44, &hit, &mass) == HEED_OK && !hit,
+          "NaN must not hit");
+    CHECK_CTX_FAIL(ctx, heed_caption_pointing(ctx, NULL, 6, 6, 96, 96, 0, 0, 1, 1, &hit, NULL), HEED_ERR_ARG,
+                   "heed_caption_pointing: weights is NULL");
+    CHECK_CTX_FAIL(ctx, heed_caption_pointing(ctx, w, 6, 6, 96, 96, 5, 0, 5, 1, &hit, NULL), HEED_ERR_ARG,
+                   "heed_caption_pointing: box [5, 5) x [0, 1) is empty (need x0 < x1, y0 < y1)");
+    CHECK_CTX_FAIL(ctx, heed_caption_pointing(ctx, w, 6, 6, 96, 96, 0, 3, 1, 2, &hit, NULL), HEED_ERR_ARG,
+                   "box [0, 1) x [3, 2) is empty");
+    CHECK_CTX_FAIL(ctx, heed_caption_pointing(ctx, w, 0, 6, 96, 96, 0, 0, 1, 1, &hit, NULL), HEED_ERR_ARG,
+                   "heed_caption_pointing: a 0x6 grid on a 96x96 image (need 1 <= grid_h <= height, 1 <= grid_w <= "
+                   "width)");
+    CHECK_CTX_FAIL(ctx, heed_caption_pointing(ctx, w, 6, 6, 96, 5, 0, 0, 1, 1, &hit, NULL), HEED_ERR_ARG,
+                   "a 6x6 grid on a 96x5 image");
+    CHECK(heed_caption_pointing(NULL, w, 0, 6, 96, 96, 0, 0, 1, 1, &hit, NULL) == HEED_ERR_ARG,
+          "NULL ctx: the code only");
 }
 
 static void bad_input(void) {

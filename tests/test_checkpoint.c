@@ -24,8 +24,8 @@ static void round_trip(heed_dtype dt) {
                                  .epoch = 4,
                                  .n_schedule = 5,
                                  .schedule = {0.1, 1e-300, -0.0, 1.0 / 3, 4.9e-324}};
-    CHECK(heed_checkpoint_info_set(&info, "config", "d_model=16 \"quoted\" \\ tab\t ü") == HEED_OK, "set");
-    CHECK(heed_checkpoint_info_set(&info, "data.pos", "12345") == HEED_OK, "set");
+    CHECK(heed_checkpoint_info_set(c1, &info, "config", "d_model=16 \"quoted\" \\ tab\t ü") == HEED_OK, "set");
+    CHECK(heed_checkpoint_info_set(c1, &info, "data.pos", "12345") == HEED_OK, "set");
     const char *path = tmp_path(dt == HEED_F32 ? "rt32.safetensors" : "rt64.safetensors");
     CHECK(heed_checkpoint_save(P1, path, NULL, &info) == HEED_OK, "%s", heed_ctx_error(c1));
     CHECK(!same_values(P2, heed_params_values(P1)), "the two models start different");
@@ -70,24 +70,46 @@ static void round_trip_f32(void) { round_trip(HEED_F32); }
 static void round_trip_f64(void) { round_trip(HEED_F64); }
 
 static void info_helpers(void) {
+    heed_ctx *ctx = heed_ctx_new(NULL);
     heed_checkpoint_info info = {0};
     CHECK(heed_checkpoint_info_get(&info, "a") == NULL, "empty");
-    CHECK(heed_checkpoint_info_set(&info, "a", "1") == HEED_OK && heed_checkpoint_info_set(&info, "a", "2") == HEED_OK,
-          "set");
+    CHECK(heed_checkpoint_info_set(ctx, &info, "a", "1") == HEED_OK &&
+              heed_checkpoint_info_set(ctx, &info, "a", "2") == HEED_OK,
+          "set: %s", heed_ctx_error(ctx));
     CHECK(info.n_user == 1 && strcmp(heed_checkpoint_info_get(&info, "a"), "2") == 0, "replace");
-    CHECK(heed_checkpoint_info_set(&info, "", "x") == HEED_ERR_ARG, "empty key");
-    CHECK(heed_checkpoint_info_set(&info, "b", NULL) == HEED_ERR_ARG, "NULL value");
-    CHECK(heed_checkpoint_info_set(&info, "b", "\xff\xfe") == HEED_ERR_ARG, "not UTF-8");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "", "x"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: key '' has 0 bytes (must be 1 to 63)");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "b", NULL), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: value is NULL");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, NULL, "x"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: key is NULL");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, NULL, "b", "x"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: info is NULL");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "b", "\xff\xfe"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: the value of 'b' is not valid UTF-8");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "\xc3", "x"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: the key is not valid UTF-8");
     char big[HEED_CKPT_VALUE_LEN + 1];
     memset(big, 'v', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    CHECK(heed_checkpoint_info_set(&info, "b", big) == HEED_ERR_ARG, "value too long");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "b", big), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: the value of 'b' has 512 bytes (at most 511)");
+    big[HEED_CKPT_KEY_LEN] = 0;
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, big, "x"), HEED_ERR_ARG, "has 64 bytes (must be 1 to 63)");
+    heed_checkpoint_info broken = {.n_user = -1};
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &broken, "b", "x"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: info->n_user = -1 (must be in [0, 16])");
     for (int i = 1; i < HEED_CKPT_MAX_USER; i++) {
         char k[8];
         snprintf(k, sizeof k, "k%d", i);
-        CHECK(heed_checkpoint_info_set(&info, k, "v") == HEED_OK, "slot %d", i);
+        CHECK(heed_checkpoint_info_set(ctx, &info, k, "v") == HEED_OK, "slot %d: %s", i, heed_ctx_error(ctx));
     }
-    CHECK(heed_checkpoint_info_set(&info, "full", "v") == HEED_ERR_ARG, "all slots taken");
+    CHECK_CTX_FAIL(ctx, heed_checkpoint_info_set(ctx, &info, "full", "v"), HEED_ERR_ARG,
+                   "heed_checkpoint_info_set: no slot for 'full': all 16 user keys are taken");
+    CHECK(info.n_user == HEED_CKPT_MAX_USER && !heed_checkpoint_info_get(&info, "b"), "refused sets change nothing");
+    CHECK(heed_checkpoint_info_set(ctx, &info, "a", "3") == HEED_OK, "replacing needs no free slot");
+    CHECK(heed_checkpoint_info_set(NULL, &info, "", "x") == HEED_ERR_ARG, "NULL ctx: the code only");
+    heed_ctx_free(ctx);
 }
 
 /* Optimizer state is saved per parameter ("optim.<state>/<param>") and comes back. */

@@ -59,8 +59,8 @@ static void good_file(void) {
     heed_optimizer *opt = heed_adam(P, NULL);
     heed_ctx_set_rng_state(ctx, 77, 5);
     heed_checkpoint_info saved = {.step = 12, .epoch = 3, .n_schedule = 2, .schedule = {1e-3, 0.1 + 0.2}};
-    heed_checkpoint_info_set(&saved, "las.model", "stack=3 bands=40 listener_hidden=64");
-    heed_checkpoint_info_set(&saved, "note", "ünïcode ok");
+    heed_checkpoint_info_set(ctx, &saved, "las.model", "stack=3 bands=40 listener_hidden=64");
+    heed_checkpoint_info_set(ctx, &saved, "note", "ünïcode ok");
     const char *path = tmp_path("good.safetensors");
     CHECK(heed_checkpoint_save(P, path, opt, &saved) == HEED_OK, "save: %s", heed_ctx_error(ctx));
     heed_ctx_set_rng_state(ctx, 1, 2); /* reading must not restore the file's RNG state */
@@ -96,7 +96,7 @@ static void bad_files(void) {
     heed_params *P = small_model();
     const char *good = tmp_path("cut-from.safetensors"), *bad = tmp_path("bad.safetensors");
     heed_checkpoint_info saved = {.step = 1};
-    heed_checkpoint_info_set(&saved, "las.model", "stack=3");
+    heed_checkpoint_info_set(ctx, &saved, "las.model", "stack=3");
     CHECK(heed_checkpoint_save(P, good, NULL, &saved) == HEED_OK, "save");
     size_t n = 0;
     unsigned char *bytes = read_all(good, &n);

@@ -80,6 +80,12 @@ static void rates(void) {
     /* nothing counted: NaN, not 0 */
     heed_error_counts z = {0};
     CHECK(isnan(heed_wer(&z)) && isnan(heed_cer(&z)) && isnan(heed_ser(&z)), "empty corpus is NaN");
+    /* only empty references: errors over no reference are NaN too, not inf */
+    heed_error_counts_add(ctx, &z, "", "extra words");
+    CHECK(z.word_errors == 2 && z.words == 0 && isnan(heed_wer(&z)) && isnan(heed_cer(&z)), "errors over 0: %g %g",
+          heed_wer(&z), heed_cer(&z));
+    CHECK(heed_ser(&z) == 1, "the pair still counts for SER: %g", heed_ser(&z));
+    CHECK(isnan(heed_wer(NULL)) && isnan(heed_cer(NULL)) && isnan(heed_ser(NULL)), "NULL counts are NaN");
 }
 
 int main(void) {

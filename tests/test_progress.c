@@ -53,7 +53,8 @@ static int count_char(const char *s, char c) {
 
 static void progress_plain_lines(void) {
     FILE *f = tmpfile();
-    heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = f, .total = 10, .every = 3, .label = "train"});
+    heed_progress *p =
+        heed_progress_new(ctx, &(heed_progress_opts){.out = f, .total = 10, .every = 3, .label = "train"});
     double ema = 0;
     int n = 0;
     for (int step = 1; step <= 10; step++) {
@@ -84,7 +85,7 @@ static void progress_pipe(void) {
     int fds[2];
     CHECK(pipe(fds) == 0, "pipe");
     FILE *w = fdopen(fds[1], "w");
-    heed_progress *p = heed_progress_new(&(heed_progress_opts){.out = w, .every = 2}); /* unknown total */
+    heed_progress *p = heed_progress_new(ctx, &(heed_progress_opts){.out = w, .every = 2}); /* unknown total */
     for (int step = 1; step <= 4; step++) heed_progress_update(p, step, NAN);
     heed_progress_free(p);
     fclose(w);
@@ -99,8 +100,10 @@ static void progress_pipe(void) {
 
 static void progress_terminal(void) {
     FILE *f = tmpfile();
-    heed_progress *p = heed_progress_new(
-        &(heed_progress_opts){.out = f, .total = 10, .mode = HEED_PROGRESS_TERMINAL, .interval = 1e-9});
+    heed_progress *p = heed_progress_new(ctx, &(heed_progress_opts){.out = f,
+                                                                    .total = 10,
+                                                                    .mode = HEED_PROGRESS_TERMINAL,
+                                                                    .interval = 1e-9});
     for (int step = 1; step <= 5; step++) heed_progress_update(p, step, 2.0);
     heed_progress_note(p, "hello");
     for (int step = 6; step <= 10; step++) heed_progress_update(p, step, 2.0);
@@ -118,6 +121,30 @@ static void progress_terminal(void) {
     fclose(f);
 }
 
+static void progress_bad_options(void) {
+    CHECK(!heed_progress_new(ctx, &(heed_progress_opts){.total = -1}) &&
+              strstr(heed_ctx_error(ctx), "heed_progress_new: total = -1, every = 0 (must be >= 0; 0 = unknown, by "
+                                          "interval)"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(!heed_progress_new(ctx, &(heed_progress_opts){.every = -5}) &&
+              strstr(heed_ctx_error(ctx), "total = 0, every = -5"),
+          "%s", heed_ctx_error(ctx));
+    double bad[] = {-1, NAN, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        char want[80];
+        snprintf(want, sizeof want, "heed_progress_new: interval = %g s (must be finite and >= 0", bad[i]);
+        CHECK(!heed_progress_new(ctx, &(heed_progress_opts){.interval = bad[i]}) && strstr(heed_ctx_error(ctx), want),
+              "%s", heed_ctx_error(ctx));
+    }
+    CHECK(!heed_progress_new(ctx, &(heed_progress_opts){.mode = (heed_progress_mode)7}) &&
+              strstr(heed_ctx_error(ctx), "heed_progress_new: mode = 7 (must be AUTO, TERMINAL or LINES)"),
+          "%s", heed_ctx_error(ctx));
+    CHECK(!heed_progress_new(NULL, &(heed_progress_opts){.total = -1}), "NULL ctx: NULL, no message");
+    /* a NULL bar (what a failed new gives) is a no-op everywhere */
+    heed_progress_update(NULL, 1, 1.0), heed_progress_note(NULL, "x"), heed_progress_free(NULL);
+    CHECK(isnan(heed_progress_running_loss(NULL)), "NULL running loss");
+}
+
 /* ---------------------------------------------------------------- metrics CSV */
 
 static void metrics_csv(void) {
@@ -133,13 +160,18 @@ static void metrics_csv(void) {
     const char *want = "step,loss,\"val,acc \"\"top1\"\"\"\n1,0.5,nan\n2,0.30000000000000004,inf\n3,-1e-300,-inf\n";
     CHECK(s && !strcmp(s, want), "CSV:\n%s\nwant:\n%s", s, want);
     free(s);
-    CHECK(heed_metrics_rows(m) == 3 && heed_metrics_column(m, 1)[1] == 0.1 + 0.2 && !heed_metrics_column(m, 3),
-          "memory");
+    const double *col = NULL;
+    CHECK(heed_metrics_rows(m) == 3 && heed_metrics_column(m, 1, &col) == HEED_OK && col[1] == 0.1 + 0.2, "memory");
+    CHECK_CTX_FAIL(ctx, heed_metrics_column(m, 3, &col), HEED_ERR_ARG,
+                   "heed_metrics_column: column 3 out of range (log has 3 columns)");
+    CHECK_CTX_FAIL(ctx, heed_metrics_column(m, -1, &col), HEED_ERR_ARG, "column -1 out of range");
+    CHECK_CTX_FAIL(ctx, heed_metrics_column(m, 0, NULL), HEED_ERR_ARG, "heed_metrics_column: values is NULL");
+    CHECK_CTX_FAIL(ctx, heed_metrics_add(m, NULL), HEED_ERR_ARG, "heed_metrics_add: values is NULL");
     CHECK(heed_metrics_free(m) == HEED_OK, "close");
     /* memory only */
     m = heed_metrics_new(ctx, NULL, 1, names);
     for (int i = 0; i < 1000; i++) heed_metrics_add(m, (double[]){i});
-    CHECK(heed_metrics_rows(m) == 1000 && heed_metrics_column(m, 0)[999] == 999, "growth");
+    CHECK(heed_metrics_rows(m) == 1000 && heed_metrics_column(m, 0, &col) == HEED_OK && col[999] == 999, "growth");
     heed_metrics_free(m);
     /* bad input */
     CHECK(!heed_metrics_new(ctx, path_in("no/such/dir.csv"), 1, names) && strstr(heed_ctx_error(ctx), "cannot open"),
@@ -149,7 +181,12 @@ static void metrics_csv(void) {
     CHECK(!heed_metrics_new(ctx, NULL, 2, (const char *[]){"a", ""}) && strstr(heed_ctx_error(ctx), "column 1"), "%s",
           heed_ctx_error(ctx));
     CHECK(!heed_metrics_new(NULL, NULL, 1, names), "NULL ctx");
+    /* a NULL log has no ctx for a message: the code only */
     CHECK(heed_metrics_add(NULL, NULL) == HEED_ERR_ARG && heed_metrics_free(NULL) == HEED_OK, "NULL");
+    CHECK(heed_metrics_column(NULL, 0, &col) == HEED_ERR_ARG && heed_metrics_rows(NULL) == 0, "NULL");
+    m = heed_metrics_new(ctx, NULL, 2, names);
+    CHECK(heed_metrics_column(m, 1, &col) == HEED_OK && col == NULL, "no rows yet: NULL");
+    heed_metrics_free(m);
 }
 
 /* ---------------------------------------------------------------- SVG */
@@ -284,8 +321,11 @@ static void svg_curves(void) {
     CHECK(s && !strstr(s, "train &lt;loss"), "the old plot was replaced");
     CHECK(leftover_temp_files("curve.svg") == 0, "temporary files left behind");
     free(s);
-    CHECK(heed_metrics_plot_svg(m, svg_path, 3, (int[]){1}, 1, NULL) == HEED_ERR_ARG, "bad x column");
-    CHECK(heed_metrics_plot_svg(m, svg_path, 0, (int[]){7}, 1, NULL) == HEED_ERR_ARG, "bad y column");
+    CHECK_CTX_FAIL(ctx, heed_metrics_plot_svg(m, svg_path, 3, (int[]){1}, 1, NULL), HEED_ERR_ARG,
+                   "heed_metrics_plot_svg: x column 3, 1 y columns (log has 3 columns; 1..64 series)");
+    CHECK_CTX_FAIL(ctx, heed_metrics_plot_svg(m, svg_path, 0, (int[]){7}, 1, NULL), HEED_ERR_ARG,
+                   "heed_metrics_plot_svg: y column 7 out of range (log has 3 columns)");
+    CHECK(heed_metrics_plot_svg(NULL, svg_path, 0, (int[]){1}, 1, NULL) == HEED_ERR_ARG, "NULL log: the code only");
     heed_metrics_free(m);
 
     /* a long series keeps its single spike; the file stays small */
@@ -361,6 +401,7 @@ int main(void) {
     RUN(progress_plain_lines);
     RUN(progress_pipe);
     RUN(progress_terminal);
+    RUN(progress_bad_options);
     RUN(metrics_csv);
     RUN(svg_curves);
     RUN(svg_bad_input);

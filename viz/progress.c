@@ -34,13 +34,26 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-heed_progress *heed_progress_new(const heed_progress_opts *opts) {
+heed_progress *heed_progress_new(heed_ctx *ctx, const heed_progress_opts *opts) {
+    static const char *fn = "heed_progress_new";
     heed_progress_opts o = opts ? *opts : (heed_progress_opts){0};
+    if (o.total < 0 || o.every < 0)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG,
+                             "%s: total = %lld, every = %lld (must be >= 0; 0 = unknown, by interval)", fn,
+                             (long long)o.total, (long long)o.every),
+               NULL;
+    if (!(o.interval >= 0) || isinf(o.interval))
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: interval = %g s (must be finite and >= 0; 0 = the default)", fn,
+                             o.interval),
+               NULL;
+    if (o.mode != HEED_PROGRESS_AUTO && o.mode != HEED_PROGRESS_TERMINAL && o.mode != HEED_PROGRESS_LINES)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: mode = %d (must be AUTO, TERMINAL or LINES)", fn, (int)o.mode),
+               NULL;
     heed_progress *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    if (!p) return heed_ctx_fail(ctx, HEED_ERR_NOMEM, "%s: out of memory", fn), NULL;
     p->out = o.out ? o.out : stderr;
-    p->total = o.total > 0 ? o.total : 0;
-    p->every = o.every > 0 ? o.every : 0;
+    p->total = o.total;
+    p->every = o.every;
     snprintf(p->label, sizeof p->label, "%s", o.label ? o.label : "");
     p->tty = o.mode == HEED_PROGRESS_TERMINAL || (o.mode == HEED_PROGRESS_AUTO && isatty(fileno(p->out)));
     p->interval = o.interval > 0 ? o.interval : p->tty ? 0.1 : 10;

@@ -21,8 +21,8 @@ static void point(const cap_trainer *t, const float *row, const scene_meta *s, i
     bool hit = false;
     double m = 0;
     const scene_object *o = &s->obj[k];
-    if (heed_caption_pointing(row, t->grid, t->grid, SCENE_SIDE, SCENE_SIDE, o->x0, o->y0, o->x1, o->y1, &hit, &m) !=
-        HEED_OK)
+    if (heed_caption_pointing(t->ctx, row, t->grid, t->grid, SCENE_SIDE, SCENE_SIDE, o->x0, o->y0, o->x1, o->y1, &hit,
+                              &m) != HEED_OK)
         return;
     *hits += hit, *mass += m, (*count)++;
 }
@@ -218,10 +218,10 @@ int cap_save(cap_trainer *t, const char *path, char *err, size_t errlen) {
     train_string(t, b, sizeof b);
     snprintf(base, sizeof base, "value=%s updates=%lld", ex_exact(t->hard.baseline.value, v, sizeof v),
              (long long)t->hard.baseline.updates);
-    if (heed_checkpoint_info_set(&info, "caption.model", a) != HEED_OK ||
-        heed_checkpoint_info_set(&info, "caption.train", b) != HEED_OK ||
-        heed_checkpoint_info_set(&info, "caption.baseline", base) != HEED_OK)
-        return snprintf(err, errlen, "%s: the settings do not fit a checkpoint key", path), -1;
+    if (heed_checkpoint_info_set(t->ctx, &info, "caption.model", a) != HEED_OK ||
+        heed_checkpoint_info_set(t->ctx, &info, "caption.train", b) != HEED_OK ||
+        heed_checkpoint_info_set(t->ctx, &info, "caption.baseline", base) != HEED_OK)
+        return snprintf(err, errlen, "%s: %s", path, heed_ctx_error(t->ctx)), -1;
     if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK)
         return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     return 0;

@@ -191,7 +191,8 @@ static int run(const cap_options *o) {
         for (int64_t e = 0; e < o->pretrain_epochs; e++) {
             int64_t steps = (cfg.pretrain_images + cfg.batch - 1) / cfg.batch;
             heed_progress *bar =
-                o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = "pretrain"}) : NULL;
+                o->progress ? heed_progress_new(t.ctx, &(heed_progress_opts){.total = steps, .label = "pretrain"})
+                            : NULL;
             double acc = 0, l = cap_pretrain_epoch(&t, &train, e, bar, &acc, err, sizeof err);
             heed_progress_free(bar);
             if (isnan(l)) {
@@ -218,7 +219,7 @@ static int run(const cap_options *o) {
         char label[32];
         snprintf(label, sizeof label, "epoch %lld", (long long)t.epoch + 1);
         heed_progress *bar =
-            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+            o->progress ? heed_progress_new(t.ctx, &(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double st[2], l = cap_train_epoch(&t, &strain, bar, st, err, sizeof err);
         heed_progress_free(bar);
         if (isnan(l)) {

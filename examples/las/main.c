@@ -314,7 +314,7 @@ static int train(program *p) {
         snprintf(label, sizeof label, "epoch %lld", (long long)t->epoch + 1);
         int64_t steps = las_trainer_steps_per_epoch(t);
         heed_progress *bar =
-            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+            o->progress ? heed_progress_new(t->ctx, &(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double e0 = now(), loss = las_train_epoch(t, bar, err, errlen), secs = now() - e0;
         if (bar) heed_progress_free(bar);
         if (isnan(loss)) return fail("", err);

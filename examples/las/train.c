@@ -423,9 +423,9 @@ int las_trainer_save(las_trainer *t, const char *path, char *err, size_t errlen)
     train_settings(t, ts);
     join(ms, N_MODEL, a, sizeof a);
     join(ts, N_TRAIN, b, sizeof b);
-    if (heed_checkpoint_info_set(&info, "las.model", a) != HEED_OK ||
-        heed_checkpoint_info_set(&info, "las.train", b) != HEED_OK)
-        return snprintf(err, errlen, "%s: the settings do not fit a checkpoint key", path), -1;
+    if (heed_checkpoint_info_set(t->ctx, &info, "las.model", a) != HEED_OK ||
+        heed_checkpoint_info_set(t->ctx, &info, "las.train", b) != HEED_OK)
+        return snprintf(err, errlen, "%s: %s", path, heed_ctx_error(t->ctx)), -1;
     if (heed_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK)
         return snprintf(err, errlen, "%s", heed_ctx_error(t->ctx)), -1;
     return 0;

@@ -267,7 +267,7 @@ static int run(program *p) {
         char label[32];
         snprintf(label, sizeof label, "epoch %lld", (long long)t->epoch + 1);
         heed_progress *bar =
-            o->progress ? heed_progress_new(&(heed_progress_opts){.total = steps, .label = label}) : NULL;
+            o->progress ? heed_progress_new(t->ctx, &(heed_progress_opts){.total = steps, .label = label}) : NULL;
         double e0 = now();
         double loss = sr_train_epoch(t, bar, err, errlen);
         double secs = now() - e0;

@@ -157,7 +157,18 @@ static void narrow_batch_matches_full_width(void) {
     int64_t full[2 * 7] = {0, 0, 0, 1, 4, 1, 5, 0, 0, 0, 0, 0, 6, 7},
                      fpos[2 * 7] = {0, 0, 0, 4, 1, 5, 2, 0, 0, 0, 0, 0, 7, 3};
     int64_t fneg[2 * 7] = {0, 0, 0, 3, 3, 3, 3, 0, 0, 0, 0, 0, 1, 1};
-    CHECK(heed_sasrec_width(full, 2, 7) == 4, "width %lld", (long long)heed_sasrec_width(full, 2, 7));
+    int64_t width = 0;
+    CHECK(heed_sasrec_width(ctx, full, 2, 7, &width) == HEED_OK && width == 4, "width %lld: %s", (long long)width,
+          heed_ctx_error(ctx));
+    CHECK(heed_sasrec_width(ctx, full + 7, 1, 7, &width) == HEED_OK && width == 2, "row 1: width %lld",
+          (long long)width);
+    CHECK(heed_sasrec_width(ctx, (int64_t[3]){0}, 1, 3, &width) == HEED_OK && width == 1, "all padding: width %lld",
+          (long long)width);
+    CHECK_CTX_FAIL(ctx, heed_sasrec_width(ctx, NULL, 2, 7, &width), HEED_ERR_ARG, "heed_sasrec_width: seq is NULL");
+    CHECK_CTX_FAIL(ctx, heed_sasrec_width(ctx, full, 2, 7, NULL), HEED_ERR_ARG, "heed_sasrec_width: width is NULL");
+    CHECK_CTX_FAIL(ctx, heed_sasrec_width(ctx, full, 0, 7, &width), HEED_ERR_ARG,
+                   "heed_sasrec_width: seq is [0, 7] (batch and maxlen must be >= 1)");
+    CHECK_CTX_FAIL(ctx, heed_sasrec_width(ctx, full, 2, -1, &width), HEED_ERR_ARG, "seq is [2, -1]");
     int64_t nar[2 * 4], npos[2 * 4], nneg[2 * 4];
     for (int b = 0; b < 2; b++)
         for (int t = 0; t < 4; t++)
@@ -453,7 +464,8 @@ static void scorer_length_groups_are_bitwise_exact(void) {
         users[i] = u;
         sr_eval_row(&d, u, maxlen, true, seqs + i * maxlen);
         for (int64_t j = 0; j < maxlen - 1 - i % maxlen; j++) seqs[i * maxlen + j] = 0; /* widths up to 1 + i % 50 */
-        int64_t w = heed_sasrec_width(seqs + i * maxlen, 1, maxlen);
+        int64_t w = 0;
+        CHECK(heed_sasrec_width(ctx, seqs + i * maxlen, 1, maxlen, &w) == HEED_OK, "%s", heed_ctx_error(ctx));
         shortest = w < shortest ? w : shortest, longest = w > longest ? w : longest;
         for (int64_t j = 0; j < C; j++) cands[i * C + j] = (int32_t)(1 + (i * 7 + j * 13) % d.n_items);
     }

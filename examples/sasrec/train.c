@@ -313,7 +313,10 @@ int sr_model_scorer(void *user, int64_t n, const int64_t *users, const int64_t *
     }
     if (G <= 1) { /* the whole batch at its width */
         for (int64_t i = 0; i < n; i++) order[i] = i;
-        rc = score_group(t, order, n, heed_sasrec_width(seqs, n, maxlen), seqs, maxlen, cands, n_cands, scores, ids, x);
+        int64_t width;
+        if (heed_sasrec_width(t->ctx, seqs, n, maxlen, &width) != HEED_OK)
+            fprintf(stderr, "sasrec: scoring failed: %s\n", heed_ctx_error(t->ctx));
+        else rc = score_group(t, order, n, width, seqs, maxlen, cands, n_cands, scores, ids, x);
         goto out;
     }
     sort_by_length(len, order, n);
@@ -381,8 +384,8 @@ int sr_trainer_save(sr_trainer *t, const char *path, char *err, size_t errlen) {
     heed_checkpoint_info info = {.epoch = t->epoch, .step = heed_optimizer_steps(t->opt)};
     char cfg[HEED_CKPT_VALUE_LEN];
     config_string(t, cfg, sizeof cfg);
-    if (heed_checkpoint_info_set(&info, "sasrec.config", cfg) != HEED_OK) {
-        snprintf(err, errlen, "%s: the configuration '%s' does not fit a checkpoint key", path, cfg);
+    if (heed_checkpoint_info_set(t->ctx, &info, "sasrec.config", cfg) != HEED_OK) {
+        snprintf(err, errlen, "%s: %s", path, heed_ctx_error(t->ctx));
         return -1;
     }
     if (heed_dist_checkpoint_save(t->P, path, t->opt, &info) != HEED_OK) {

@@ -201,20 +201,24 @@ typedef struct {
     double *a;     /* numerator [dv]: sum_j exp(s_j - m) v_j */
 } heed_attn_state;
 
-/* Empty state (m = -inf, c = 0, a = 0). HEED_ERR_ARG on NULL or dv < 1. */
-heed_status heed_attn_state_init(heed_attn_state *s, int64_t dv, double *a);
+/* Errors of the cell are a heed_status with the message (the function, the bad value, the
+ * rule) in heed_ctx_error(ctx); the state is unchanged on error. HEED_ERR_ARG for a NULL
+ * state or buffer, or a state never initialised. */
+/* Empty state (m = -inf, c = 0, a = 0). HEED_ERR_ARG for dv < 1. */
+heed_status heed_attn_state_init(heed_ctx *ctx, heed_attn_state *s, int64_t dv, double *a);
 /* Adds one key with its score and value v[dv]. A score of -inf is a masked key (weight 0);
- * NaN or +inf gives HEED_ERR_NUMERIC and leaves the state unchanged. */
-heed_status heed_attn_state_push(heed_attn_state *s, double score, const double *v);
-heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v);
-/* Same with the score computed as scale * q[d] . k[d]. */
-heed_status heed_attn_state_push_key(heed_attn_state *s, const double *q, const double *k, int64_t d, double scale,
-                                     const double *v);
-/* s <- s combined with other (keys seen by either; order does not matter). Same dv. */
-heed_status heed_attn_state_merge(heed_attn_state *s, const heed_attn_state *other);
+ * NaN or +inf gives HEED_ERR_NUMERIC. */
+heed_status heed_attn_state_push(heed_ctx *ctx, heed_attn_state *s, double score, const double *v);
+heed_status heed_attn_state_push_f32(heed_ctx *ctx, heed_attn_state *s, double score, const float *v);
+/* Same with the score computed as scale * q[d] . k[d]; HEED_ERR_ARG for d < 1. */
+heed_status heed_attn_state_push_key(heed_ctx *ctx, heed_attn_state *s, const double *q, const double *k, int64_t d,
+                                     double scale, const double *v);
+/* s <- s combined with other (keys seen by either; order does not matter). HEED_ERR_ARG
+ * unless both have the same dv. */
+heed_status heed_attn_state_merge(heed_ctx *ctx, heed_attn_state *s, const heed_attn_state *other);
 /* out[dv] = a / c: the attention output over the keys pushed; zeros if none (or all masked). */
-heed_status heed_attn_state_output(const heed_attn_state *s, double *out);
-/* log sum_j exp(s_j) = m + log c (-inf when empty). */
+heed_status heed_attn_state_output(heed_ctx *ctx, const heed_attn_state *s, double *out);
+/* log sum_j exp(s_j) = m + log c (-inf when empty, and for a NULL s: a plain accessor). */
 double heed_attn_state_logsumexp(const heed_attn_state *s);
 
 /* The cell run over whole sequences as a recorded op: q[B,d] (or [d], shared by every
@@ -288,10 +292,11 @@ typedef struct {
     double *z;     /* [B,H,m]: sum_t phi(k_t) */
 } heed_linear_attn_state;
 
-/* Empty state over the caller's S (B*H*m*dv doubles) and z (B*H*m doubles). HEED_ERR_ARG
- * on NULL or a size < 1. */
-heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv,
-                                        double *S, double *z);
+/* Empty state over the caller's S (B*H*m*dv doubles) and z (B*H*m doubles). HEED_ERR_ARG,
+ * message in heed_ctx_error(ctx), for a NULL s, S or z, a size < 1 or a B*H*m*dv that
+ * overflows. */
+heed_status heed_linear_attn_state_init(heed_ctx *ctx, heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m,
+                                        int64_t dv, double *S, double *z);
 /* One step: phi_q, phi_k [B,H,1,m], v [B,H,1,dv]; adds the key and value to the state,
  * then returns the output [B,H,1,dv] -- row t of the causal heed_linear_attention at the
  * t-th call. Inference only: recording (an input that needs a gradient outside a no-grad

@@ -122,9 +122,11 @@ heed_status heed_caption_decode(heed_graph *g, const heed_caption *m, heed_tenso
 /* Pointing: whether cell (the argmax of an attention row over a grid_h x grid_w grid on an
  * image of height x width pixels) has its centre inside the box [x0, x1) x [y0, y1), and
  * the attention mass of the cells whose centres are inside. weights has grid_h * grid_w
- * entries. HEED_ERR_ARG on bad sizes. */
-heed_status heed_caption_pointing(const float *weights, int64_t grid_h, int64_t grid_w, int64_t height, int64_t width,
-                                  int64_t x0, int64_t y0, int64_t x1, int64_t y1, bool *hit, double *mass);
+ * entries; hit and mass may be NULL. HEED_ERR_ARG, message in heed_ctx_error(ctx), for NULL
+ * weights, a grid not in 1..height x 1..width or an empty box. */
+heed_status heed_caption_pointing(heed_ctx *ctx, const float *weights, int64_t grid_h, int64_t grid_w, int64_t height,
+                                  int64_t width, int64_t x0, int64_t y0, int64_t x1, int64_t y1, bool *hit,
+                                  double *mass);
 
 #ifdef __cplusplus
 }

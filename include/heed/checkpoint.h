@@ -42,10 +42,11 @@ typedef struct {
     } user[HEED_CKPT_MAX_USER];
 } heed_checkpoint_info;
 
-/* Sets (adds or replaces) a user key. HEED_ERR_ARG if a string is NULL, empty (key),
- * too long, not UTF-8, or if all HEED_CKPT_MAX_USER slots are taken. */
-heed_status heed_checkpoint_info_set(heed_checkpoint_info *info, const char *key, const char *value);
-/* The value of a user key, or NULL. */
+/* Sets (adds or replaces) a user key. HEED_ERR_ARG, message in heed_ctx_error(ctx) and
+ * info unchanged, if info or a string is NULL, the key is empty, a string is too long or
+ * not UTF-8, or all HEED_CKPT_MAX_USER slots are taken. */
+heed_status heed_checkpoint_info_set(heed_ctx *ctx, heed_checkpoint_info *info, const char *key, const char *value);
+/* The value of a user key; NULL when it is not there (or for a NULL info or key). */
 const char *heed_checkpoint_info_get(const heed_checkpoint_info *info, const char *key);
 
 /* Saves the parameters of P, the state of opt (NULL: none) and info (NULL: step 0, no

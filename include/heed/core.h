@@ -76,7 +76,7 @@ typedef struct {
  * build of OpenBLAS (and the portable fallback) follows OpenMP's process-wide count, which
  * a program sets with OMP_NUM_THREADS or omp_set_num_threads (OpenBLAS alone:
  * openblas_set_num_threads). */
-heed_ctx *heed_ctx_new(const heed_ctx_opts *opts);
+heed_ctx *heed_ctx_new(const heed_ctx_opts *opts); /* NULL only when out of memory */
 void heed_ctx_free(heed_ctx *ctx);
 const char *heed_ctx_error(const heed_ctx *ctx); /* last non-graph error, "" if none */
 /* The threads heed's parallel regions use: opts.threads, or omp_get_max_threads() (asked
@@ -176,6 +176,8 @@ void heed_params_free(heed_params *P);
 /* Adds and initialises a parameter (seeded by the ctx seed and the parameter's name).
  * Returns NULL on error (duplicate name, bad shape, bad init); message in heed_ctx_error. */
 heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init);
+/* Lookups: NULL when no parameter has the name, or for i outside [0, count) (and for a
+ * NULL P); they leave no message. */
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);
 heed_tensor *heed_params_at(const heed_params *P, int i);
@@ -188,7 +190,7 @@ heed_dtype heed_params_dtype(const heed_params *P);
 heed_ctx *heed_params_ctx(const heed_params *P);
 void *heed_params_values(heed_params *P); /* flat buffer of all values */
 void *heed_params_grads(heed_params *P);  /* flat buffer of all gradients */
-/* Element offset of parameter i inside the flat buffers. */
+/* Element offset of parameter i inside the flat buffers; -1 for i outside [0, count). */
 int64_t heed_params_offset(const heed_params *P, int i);
 void heed_params_zero_grad(heed_params *P);
 /* Stop (or restart) gradients into one parameter. */
@@ -203,7 +205,7 @@ heed_status heed_param_init(heed_params *P, heed_tensor *t, heed_init init);
  * grows by itself. heed_graph_reset forgets the tape and rewinds the arena; tensors of
  * every earlier step are then dead (using one is an error). Modes survive a reset:
  * training, anomaly and an open no-grad region. */
-heed_graph *heed_graph_new(heed_ctx *ctx);
+heed_graph *heed_graph_new(heed_ctx *ctx); /* NULL: no ctx, or out of memory (heed_ctx_error) */
 void heed_graph_free(heed_graph *g);
 void heed_graph_reset(heed_graph *g);
 heed_ctx *heed_graph_ctx(const heed_graph *g);

@@ -38,12 +38,16 @@ heed_status heed_atomic_close(heed_ctx *ctx, heed_atomic_file *af, heed_status s
  * crash keeps what was logged. Values print with 17 significant digits (exact round trip),
  * NaN as "nan". The rows are kept in memory too, so the log can be plotted. */
 typedef struct heed_metrics heed_metrics;
-/* path NULL: keep the rows in memory only. NULL on error (message in heed_ctx_error). */
+/* path NULL: keep the rows in memory only. NULL on error (message in heed_ctx_error).
+ * The log keeps ctx: its calls leave their messages there. A NULL log has no ctx to take
+ * a message, so a call on it gives HEED_ERR_ARG (or 0 rows) and nothing else. */
 heed_metrics *heed_metrics_new(heed_ctx *ctx, const char *path, int n_columns, const char *const *names);
 heed_status heed_metrics_add(heed_metrics *m, const double *values); /* n_columns values */
 int64_t heed_metrics_rows(const heed_metrics *m);
-const double *heed_metrics_column(const heed_metrics *m, int column); /* rows values */
-heed_status heed_metrics_free(heed_metrics *m);                       /* flushes, closes, frees */
+/* *values = the column's rows values (NULL before the first row), valid until the next
+ * add or the free. HEED_ERR_ARG for a column outside [0, n_columns) or a NULL values. */
+heed_status heed_metrics_column(const heed_metrics *m, int column, const double **values);
+heed_status heed_metrics_free(heed_metrics *m); /* flushes, closes, frees */
 
 #ifdef __cplusplus
 }

@@ -43,7 +43,9 @@ typedef struct {
 /* Adds one pair to c. HEED_ERR_ARG for a NULL c, reference or hypothesis (an empty text
  * is ""), HEED_ERR_NOMEM; c is unchanged on error. */
 heed_status heed_error_counts_add(heed_ctx *ctx, heed_error_counts *c, const char *reference, const char *hypothesis);
-/* The rates of the counts: errors / total; NaN when the total is 0. */
+/* The rates of the counts: errors / total. NaN when the total is 0 (no reference
+ * characters, words or pairs: the rate is undefined, also with errors) and for a NULL c;
+ * plain accessors, since nothing else can fail. */
 double heed_cer(const heed_error_counts *c);
 double heed_wer(const heed_error_counts *c);
 double heed_ser(const heed_error_counts *c);

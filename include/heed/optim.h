@@ -76,8 +76,9 @@ void heed_optimizer_free(heed_optimizer *opt); /* NULL is fine */
 heed_status heed_optimizer_step(heed_optimizer *opt);
 
 /* Setters check their argument as the constructors do: a bad value is refused with
- * HEED_ERR_ARG (message in heed_ctx_error) and changes nothing. Getters of a NULL
- * optimizer give NaN, 0 or "". */
+ * HEED_ERR_ARG (message in heed_ctx_error of the store's ctx) and changes nothing. A NULL
+ * optimizer has no ctx to take a message: setters and step then give HEED_ERR_ARG alone,
+ * getters NaN, 0 or "" (docs/design.md, "Errors"). */
 
 /* The base learning rate (finite, >= 0); group g's rate is base * its lr_scale. */
 heed_status heed_optimizer_set_lr(heed_optimizer *opt, double lr); /* all groups */

@@ -69,9 +69,11 @@ heed_tensor *heed_sasrec_last(heed_graph *g, const heed_sasrec *m, heed_tensor *
  * NULL every item is scored, [B, n_items + 1] (column 0 is the padding id). */
 heed_tensor *heed_sasrec_score(heed_graph *g, const heed_sasrec *m, heed_tensor *h_last, const int64_t *items,
                                int64_t n_cands);
-/* The number of trailing columns of seq [batch, maxlen] that hold an item in some row
- * (at least 1): the len to pass after dropping the all-padding leading columns. */
-int64_t heed_sasrec_width(const int64_t *seq, int64_t batch, int64_t maxlen);
+/* *width = the number of trailing columns of seq [batch, maxlen] that hold an item in
+ * some row (at least 1): the len to pass after dropping the all-padding leading columns.
+ * HEED_ERR_ARG, message in heed_ctx_error(ctx), for a NULL seq or width, batch < 1 or
+ * maxlen < 1. */
+heed_status heed_sasrec_width(heed_ctx *ctx, const int64_t *seq, int64_t batch, int64_t maxlen, int64_t *width);
 
 #ifdef __cplusplus
 }

@@ -117,7 +117,10 @@ typedef struct {
     heed_progress_mode mode; /* AUTO (0) asks isatty */
 } heed_progress_opts;
 
-heed_progress *heed_progress_new(const heed_progress_opts *opts); /* NULL opts: defaults */
+/* NULL opts: defaults. NULL on error, message in heed_ctx_error(ctx): HEED_ERR_ARG for a
+ * negative total or every, an interval that is negative or not finite, an unknown mode;
+ * HEED_ERR_NOMEM. The other calls take a NULL p (what a failed new gives) as a no-op. */
+heed_progress *heed_progress_new(heed_ctx *ctx, const heed_progress_opts *opts);
 /* Step `step` (1-based count of steps done) finished with this loss (NaN: no loss). */
 void heed_progress_update(heed_progress *p, int64_t step, double loss);
 /* A message on its own line that does not garble the bar. */
@@ -142,7 +145,8 @@ heed_status heed_plot_svg(heed_ctx *ctx, const char *path, const heed_series *se
                           const heed_plot_opts *opts);
 /* Columns y_columns[0..n) of a metrics log against column x_column (-1: row number),
  * named by their column names. Rows where a column is NaN (not measured at that step)
- * are left out of its curve, so a validation loss logged every 100 steps joins up. */
+ * are left out of its curve, so a validation loss logged every 100 steps joins up.
+ * Errors in heed_ctx_error of the log's ctx (HEED_ERR_ARG alone for a NULL m, io.h). */
 heed_status heed_metrics_plot_svg(heed_metrics *m, const char *path, int x_column, const int *y_columns, int n,
                                   const heed_plot_opts *opts);
 

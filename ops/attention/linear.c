@@ -328,9 +328,22 @@ heed_tensor *heed_linear_attention(heed_graph *g, heed_tensor *phi_q, heed_tenso
 
 /* ---------------------------------------------------------------- decoding */
 
-heed_status heed_linear_attn_state_init(heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m, int64_t dv,
-                                        double *S, double *z) {
-    if (!s || !S || !z || B < 1 || H < 1 || m < 1 || dv < 1) return HEED_ERR_ARG;
+heed_status heed_linear_attn_state_init(heed_ctx *ctx, heed_linear_attn_state *s, int64_t B, int64_t H, int64_t m,
+                                        int64_t dv, double *S, double *z) {
+    static const char *fn = "heed_linear_attn_state_init";
+    if (!s || !S || !z)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn,
+                             !s   ? "the state"
+                             : !S ? "the buffer S"
+                                  : "the buffer z");
+    if (B < 1 || H < 1 || m < 1 || dv < 1)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: B = %lld, H = %lld, m = %lld, dv = %lld (each must be >= 1)", fn,
+                             (long long)B, (long long)H, (long long)m, (long long)dv);
+    int64_t n; /* the doubles in S; the memset below needs their bytes to fit a size_t */
+    if (__builtin_mul_overflow(B, H, &n) || __builtin_mul_overflow(n, m, &n) || __builtin_mul_overflow(n, dv, &n) ||
+        n > INT64_MAX / (int64_t)sizeof *S)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: B*H*m*dv = %lld*%lld*%lld*%lld doubles overflow", fn, (long long)B,
+                             (long long)H, (long long)m, (long long)dv);
     *s = (heed_linear_attn_state){.B = B, .H = H, .m = m, .dv = dv, .steps = 0, .S = S, .z = z};
     memset(S, 0, (size_t)(B * H * m * dv) * sizeof *S);
     memset(z, 0, (size_t)(B * H * m) * sizeof *z);

@@ -37,16 +37,31 @@ static inline void combine(double *m, double *c, double *a, double ms, double cs
     *m = mn;
 }
 
-heed_status heed_attn_state_init(heed_attn_state *s, int64_t dv, double *a) {
-    if (!s || !a || dv < 1) return HEED_ERR_ARG;
+heed_status heed_attn_state_init(heed_ctx *ctx, heed_attn_state *s, int64_t dv, double *a) {
+    static const char *fn = "heed_attn_state_init";
+    if (!s || !a) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !s ? "the state" : "the buffer a");
+    if (dv < 1) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: dv = %lld (must be >= 1)", fn, (long long)dv);
     *s = (heed_attn_state){.dv = dv, .count = 0, .m = -INFINITY, .c = 0, .a = a};
     for (int64_t e = 0; e < dv; e++) a[e] = 0;
     return HEED_OK;
 }
 
-static heed_status push(heed_attn_state *s, double score, const double *vd, const float *vf) {
-    if (!s || !s->a || s->dv < 1 || (!vd && !vf)) return HEED_ERR_ARG;
-    if (isnan(score) || score == INFINITY) return HEED_ERR_NUMERIC;
+/* HEED_OK when s is an initialised state; else the error, in fn's name. */
+static heed_status check_state(heed_ctx *ctx, const char *fn, const char *name, const heed_attn_state *s) {
+    if (!s) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, name);
+    if (!s->a || s->dv < 1)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is not initialised (heed_attn_state_init)", fn, name);
+    return HEED_OK;
+}
+
+static heed_status push(heed_ctx *ctx, const char *fn, heed_attn_state *s, double score, const double *vd,
+                        const float *vf) {
+    heed_status st = check_state(ctx, fn, "the state", s);
+    if (st != HEED_OK) return st;
+    if (!vd && !vf) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: the value v is NULL", fn);
+    if (isnan(score) || score == INFINITY)
+        return heed_ctx_fail(ctx, HEED_ERR_NUMERIC, "%s: score = %g (must be finite, or -inf for a masked key)", fn,
+                             score);
     s->count++;
     if (score == -INFINITY) return HEED_OK; /* a masked key: weight 0 */
     double mn = s->m > score ? s->m : score, f = s->m == -INFINITY ? 0 : exp(s->m - mn), fs = exp(score - mn);
@@ -56,28 +71,41 @@ static heed_status push(heed_attn_state *s, double score, const double *vd, cons
     return HEED_OK;
 }
 
-heed_status heed_attn_state_push(heed_attn_state *s, double score, const double *v) { return push(s, score, v, NULL); }
-heed_status heed_attn_state_push_f32(heed_attn_state *s, double score, const float *v) {
-    return push(s, score, NULL, v);
+heed_status heed_attn_state_push(heed_ctx *ctx, heed_attn_state *s, double score, const double *v) {
+    return push(ctx, "heed_attn_state_push", s, score, v, NULL);
+}
+heed_status heed_attn_state_push_f32(heed_ctx *ctx, heed_attn_state *s, double score, const float *v) {
+    return push(ctx, "heed_attn_state_push_f32", s, score, NULL, v);
 }
 
-heed_status heed_attn_state_push_key(heed_attn_state *s, const double *q, const double *k, int64_t d, double scale,
-                                     const double *v) {
-    if (!q || !k || d < 1) return HEED_ERR_ARG;
+heed_status heed_attn_state_push_key(heed_ctx *ctx, heed_attn_state *s, const double *q, const double *k, int64_t d,
+                                     double scale, const double *v) {
+    static const char *fn = "heed_attn_state_push_key";
+    if (!q || !k) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: %s is NULL", fn, !q ? "q" : "k");
+    if (d < 1) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: d = %lld (must be >= 1)", fn, (long long)d);
     double dot = 0;
     for (int64_t i = 0; i < d; i++) dot += q[i] * k[i];
-    return push(s, scale * dot, v, NULL);
+    return push(ctx, fn, s, scale * dot, v, NULL);
 }
 
-heed_status heed_attn_state_merge(heed_attn_state *s, const heed_attn_state *other) {
-    if (!s || !other || !s->a || !other->a || s->dv != other->dv) return HEED_ERR_ARG;
+heed_status heed_attn_state_merge(heed_ctx *ctx, heed_attn_state *s, const heed_attn_state *other) {
+    static const char *fn = "heed_attn_state_merge";
+    heed_status st = check_state(ctx, fn, "s", s);
+    if (st == HEED_OK) st = check_state(ctx, fn, "other", other);
+    if (st != HEED_OK) return st;
+    if (s->dv != other->dv)
+        return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: s has dv = %lld, other dv = %lld (must be equal)", fn,
+                             (long long)s->dv, (long long)other->dv);
     combine(&s->m, &s->c, s->a, other->m, other->c, other->a, s->dv);
     s->count += other->count;
     return HEED_OK;
 }
 
-heed_status heed_attn_state_output(const heed_attn_state *s, double *out) {
-    if (!s || !s->a || !out) return HEED_ERR_ARG;
+heed_status heed_attn_state_output(heed_ctx *ctx, const heed_attn_state *s, double *out) {
+    static const char *fn = "heed_attn_state_output";
+    heed_status st = check_state(ctx, fn, "the state", s);
+    if (st != HEED_OK) return st;
+    if (!out) return heed_ctx_fail(ctx, HEED_ERR_ARG, "%s: out is NULL", fn);
     for (int64_t e = 0; e < s->dv; e++) out[e] = s->c > 0 ? s->a[e] / s->c : 0;
     return HEED_OK;
 }

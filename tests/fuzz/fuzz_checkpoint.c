@@ -44,7 +44,7 @@ static void write_seeds(const char *dir) {
     char path[4096];
     mkdir(dir, 0777);
     heed_checkpoint_info info = {.step = 12, .epoch = 1, .n_schedule = 2, .schedule = {1e-3, 0.5}};
-    heed_checkpoint_info_set(&info, "note", "seed");
+    heed_checkpoint_info_set(ctx, &info, "note", "seed");
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     if (heed_checkpoint_save(P, path, NULL, &info) != HEED_OK) fprintf(stderr, "seed: %s\n", heed_ctx_error(ctx));
     snprintf(path, sizeof path, "%s/adam.safetensors", dir);
