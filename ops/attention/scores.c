@@ -38,6 +38,20 @@ static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
     }
 }
 
+/* sum_e a[e] b[e] in f64 (the f32 kernels' dot products: s_j = v . tanh(pre_j) and
+ * dc . v_j): vectorised when a vector ISA is on (vec), else one scalar sum. */
+static double dot_f64acc_f32(const float *a, const float *b, int64_t n, bool vec) {
+    if (vec) return HEED_WIDEST(dot_f64acc, dot_f64acc_avx2)(a, b, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+static double dot_f64acc_f64(const double *a, const double *b, int64_t n, bool vec) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 /* tanh scores (below): */
 /* Additive (Bahdanau) and Luong-concat scores share one kernel:
  *   pre_j = Wq q + b + K'_j + U f_j + w_c cov_j,   s_j = v . tanh(pre_j)
@@ -453,6 +467,7 @@ static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tens
                                        const int64_t *len) {
     const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
     T *gs = gs_, *gv = gv_;
+    bool vec = heed__have_avx2();
 #pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *wb = W + b * N, *dc = dC + b * dv;
@@ -464,8 +479,7 @@ static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tens
                 for (int64_t e = 0; e < dv; e++) gvj[e] += wb[j] * dc[e];
             }
             if (dw) {
-                double d = gW[b * N + j];
-                for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
+                double d = gW[b * N + j] + FN(dot_f64acc)(dc, vj, dv, vec);
                 dw[j] = d;
                 dot += wb[j] * d;
             }
@@ -622,9 +636,7 @@ static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *
             if (cv)
                 for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
             tanh_row(dt, r, da, avx2);
-            double s = 0;
-            for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
-            Sd[i] = (T)s;
+            Sd[i] = (T)FN(dot_f64acc)(r, V, da, avx2);
         }
     }
 }
