@@ -21,3 +21,10 @@ VTARGET static double VFN(dot_f64acc)(const float *a, const float *b, int64_t n)
     }
     return V(hsumd)(V(addd)(s0, s1));
 }
+/* y[i] += a x[i], multiply then add (no FMA: the scalar loop's roundings). */
+VTARGET static void VFN(axpy_f32)(float *y, float a, const float *x, int64_t n) {
+    VF va = V(set1)(a);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) V(store)(y + i, V(add)(V(load)(y + i), V(mul)(va, V(load)(x + i))));
+    for (; i < n; i++) y[i] += a * x[i];
+}
