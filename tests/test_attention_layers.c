@@ -80,6 +80,9 @@ static void attend_gradients(void) {
         CHECK_GRAD(ctx, fn_attend, &mode, 2, in, NULL);
         check_f32_vs_f64(ctx, fn_attend, &mode, 2, in, 1e-5, "attend");
     }
+    /* dv = 37: the f32 vector rows (2 AVX-512 blocks and a tail, 4 AVX2 blocks and a tail) */
+    heed_gradcheck_input wide[2] = {{HEED_SHAPE(3, 5)}, {HEED_SHAPE(3, 5, 37)}};
+    for (int mode = 0; mode < 2; mode++) check_f32_vs_f64_grad(ctx, fn_attend, &mode, 2, wide, 1e-6, "attend wide");
 }
 
 /* Scores offset by 0, 1e3, 1e4 (rounded to f32 first, so both runs see the same numbers):
@@ -218,6 +221,11 @@ static void additive_gradients(void) {
     /* a wider case for the vector tanh (da = 19: 2 AVX2 blocks and a tail) */
     additive_inputs(in, 2, 9, 5, 19, 3, 3, 5);
     check_f32_vs_f64(ctx, fn_additive, &all, A_N, in, 1e-5, "additive wide");
+    /* the f32 backward against f64 without coverage too: into dK, and dpre kept for the
+     * location features' GEMMs */
+    additive_case wide_plain = {.bias = true, .lens = lens}, wide_loc = {.bias = true, .loc = true, .lens = lens};
+    check_f32_vs_f64_grad(ctx, fn_additive, &wide_plain, A_PREV, in, 1e-5, "additive wide, no coverage");
+    check_f32_vs_f64_grad(ctx, fn_additive, &wide_loc, A_COV, in, 1e-5, "additive wide, location, no coverage");
     all.which = 2;
     CHECK_GRAD(ctx, fn_additive, &all, A_N, in, &(heed_gradcheck_opts){.max_per_tensor = 40});
 }

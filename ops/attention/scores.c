@@ -24,18 +24,53 @@
 #define PER_ISA_FILE "../ops/attention/scores_vec.h"
 #include "../../graph/per_isa.h"
 
-/* x[i] = tanh(x[i]) for one row (no threads): SLEEF for f32 on the widest vectors
- * heed_isa() allows (avx2: a vector ISA is on). */
-static void tanh_row(heed_dtype dt, void *x, int64_t n, bool avx2) {
-    if (dt == HEED_F32) {
-        float *p = x;
-        if (avx2) HEED_WIDEST(tanh_f32, tanh_f32_avx2)(p, n);
-        else
-            for (int64_t i = 0; i < n; i++) p[i] = tanhf(p[i]);
-    } else {
-        double *p = x;
-        for (int64_t i = 0; i < n; i++) p[i] = tanh(p[i]);
-    }
+/* The f32 row kernels of scores_vec.h for the widest ISA heed_isa() allows, picked once
+ * per op (not per row); all NULL when no vector ISA is on. */
+typedef struct {
+    void (*tanh_inplace)(float *x, int64_t n);
+    double (*dot)(const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float a, const float *x, int64_t n);
+} row_kernels;
+
+static row_kernels pick_row_kernels(void) {
+    if (!heed__have_avx2()) return (row_kernels){0};
+    return (row_kernels){HEED_WIDEST(tanh_f32, tanh_f32_avx2), HEED_WIDEST(dot_f64acc, dot_f64acc_avx2),
+                         HEED_WIDEST(axpy_f32, axpy_f32_avx2)};
+}
+
+/* sum_e a[e] b[e] in f64 (the dot products s_j = v . tanh(pre_j) and dc . v_j):
+ * vectorised for f32 when rk has the kernels, else one scalar sum. */
+static double dot_f64acc_f32(const float *a, const float *b, int64_t n, const row_kernels *rk) {
+    if (rk->dot) return rk->dot(a, b, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+static double dot_f64acc_f64(const double *a, const double *b, int64_t n, const row_kernels *rk) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* y[i] += a x[i] (the weighted sums of heed_attend), vectorised for f32 when rk has the
+ * kernels. */
+static void axpy_f32(float *y, float a, const float *x, int64_t n, const row_kernels *rk) {
+    if (rk->axpy) rk->axpy(y, a, x, n);
+    else
+        for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void axpy_f64(double *y, double a, const double *x, int64_t n, const row_kernels *rk) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* x[i] = tanh(x[i]) for one row: SLEEF for f32 when rk has the kernels. */
+static void tanh_row_f32(float *x, int64_t n, const row_kernels *rk) {
+    if (rk->tanh_inplace) rk->tanh_inplace(x, n);
+    else
+        for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+}
+static void tanh_row_f64(double *x, int64_t n, const row_kernels *rk) {
+    for (int64_t i = 0; i < n; i++) x[i] = tanh(x[i]);
 }
 
 /* tanh scores (below): */
@@ -212,13 +247,14 @@ static heed_tensor *tanh_score_forward(heed_graph *g, const char *opname, const 
     heed_tensor *S = heed__new(g, opname, dt, 2, (int64_t[]){B, N});
     if (!pre_ || !qp_ || (prev && !feat_) || !S) return NULL;
     heed_gemm(dt, false, true, B, da, dq, 1, query->data, dq, w->data, ldw, 0, qp_, da);
-    bool avx2 = heed__have_avx2(), gemm_term = p->concat || prev, threads = BN * da > 32768;
+    row_kernels rk = pick_row_kernels();
+    bool gemm_term = p->concat || prev, threads = BN * da > 32768;
     if (dt == HEED_F32)
         tanh_score_forward_kernel_f32(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_,
-                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
+                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, &rk);
     else
         tanh_score_forward_kernel_f64(qp_, S, p, keys, bias, cov, covw, v, B, da, BN, blk, dt, dk, es, w, dq, ldw, pre_,
-                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, avx2);
+                                      prev, filt, feat_, g, C, proj, threads, N, gemm_term, &rk);
     p->t = pre_, p->feat = feat_;
     heed_node *nd = heed_record(g, op, n_in, in, 1, &S); /* records exactly when `record` */
     if (nd && (nd->saved = heed_graph_alloc(g, sizeof *p))) *(tanh_plan *)nd->saved = *p;
@@ -453,19 +489,16 @@ static void FN(attend_backward_kernel)(heed_tensor *w, heed_tensor *v, heed_tens
                                        const int64_t *len) {
     const T *W = w->data, *V = v->data, *dC = ctx->grad, *gW = w->grad;
     T *gs = gs_, *gv = gv_;
+    row_kernels rk = pick_row_kernels();
 #pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *wb = W + b * N, *dc = dC + b * dv;
         double *dw = dw_all ? dw_all + b * N : NULL, dot = 0;
         for (int64_t j = 0; j < len[b]; j++) {
             const T *vj = V + (b * N + j) * dv;
-            if (gv) {
-                T *gvj = gv + (b * N + j) * dv;
-                for (int64_t e = 0; e < dv; e++) gvj[e] += wb[j] * dc[e];
-            }
+            if (gv) FN(axpy)(gv + (b * N + j) * dv, wb[j], dc, dv, &rk);
             if (dw) {
-                double d = gW[b * N + j];
-                for (int64_t e = 0; e < dv; e++) d += (double)dc[e] * vj[e];
+                double d = gW[b * N + j] + FN(dot_f64acc)(dc, vj, dv, &rk);
                 dw[j] = d;
                 dot += wb[j] * d;
             }
@@ -479,6 +512,7 @@ static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_ten
                               int64_t N, int64_t dv, heed_graph *g, int64_t *len) {
     const T *S = scores->data, *V = values->data;
     T *C = ctx->data, *Wt = w->data;
+    row_kernels rk = pick_row_kernels();
 #pragma omp parallel for if (B * N * dv > 32768) num_threads(heed_ctx_threads_now(g->ctx))
     for (int64_t b = 0; b < B; b++) {
         const T *sb = S + b * N;
@@ -489,8 +523,7 @@ static void FN(attend_kernel)(heed_tensor *scores, heed_tensor *values, heed_ten
         for (int64_t j = 0; j < len[b]; j++) sum += wb[j] = (T)exp((double)sb[j] - m);
         for (int64_t j = 0; j < len[b]; j++) {
             wb[j] = (T)(wb[j] / sum);
-            const T *vj = V + (b * N + j) * dv;
-            for (int64_t e = 0; e < dv; e++) C[b * dv + e] += wb[j] * vj[e];
+            FN(axpy)(C + b * dv, wb[j], V + (b * N + j) * dv, dv, &rk);
         }
     }
 }
@@ -596,7 +629,7 @@ static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *
                                           int64_t BN, int64_t blk, heed_dtype dt, int64_t dk, size_t es, heed_tensor *w,
                                           int64_t dq, int64_t ldw, void *pre_, heed_tensor *prev, heed_tensor *filt,
                                           void *feat_, heed_graph *g, int64_t C, heed_tensor *proj, bool threads,
-                                          int64_t N, bool gemm_term, bool avx2) {
+                                          int64_t N, bool gemm_term, const row_kernels *rk) {
     T *qp = qp_, *Sd = S->data;
     const T *kp = p->concat ? NULL : (const T *)keys->data, *bs = bias ? (const T *)bias->data : NULL,
             *cv = cov ? (const T *)cov->data : NULL, *cw = covw ? (const T *)covw->data : NULL, *V = v->data;
@@ -621,10 +654,8 @@ static void FN(tanh_score_forward_kernel)(void *qp_, heed_tensor *S, tanh_plan *
             for (int64_t e = 0; e < da; e++) r[e] = (gemm_term ? r[e] : 0) + (kp ? kp[i * da + e] : 0) + q[e];
             if (cv)
                 for (int64_t e = 0; e < da; e++) r[e] += cw[e] * cv[i];
-            tanh_row(dt, r, da, avx2);
-            double s = 0;
-            for (int64_t e = 0; e < da; e++) s += (double)r[e] * V[e];
-            Sd[i] = (T)s;
+            FN(tanh_row)(r, da, rk);
+            Sd[i] = (T)FN(dot_f64acc)(r, V, da, rk);
         }
     }
 }
