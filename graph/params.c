@@ -306,14 +306,26 @@ heed_tensor *heed_params_find(const heed_params *P, const char *name) {
 }
 
 int heed_params_count(const heed_params *P) { return P ? P->n : 0; }
-heed_tensor *heed_params_at(const heed_params *P, int i) { return P && i >= 0 && i < P->n ? P->slots[i].t : NULL; }
+/* An index outside [0, count): the message names the call; false. */
+static bool index_ok(const heed_params *P, int i, const char *fn) {
+    if (!P) return false;
+    if (i >= 0 && i < P->n) return true;
+    heed_ctx_fail(P->ctx, HEED_ERR_ARG, "%s: index %d is outside [0, %d) (the parameter count)", fn, i, P->n);
+    return false;
+}
+
+heed_tensor *heed_params_at(const heed_params *P, int i) {
+    return index_ok(P, i, "heed_params_at") ? P->slots[i].t : NULL;
+}
 int64_t heed_params_numel(const heed_params *P) { return P ? P->n_values : 0; }
 int64_t heed_params_padded_numel(const heed_params *P) { return P ? P->numel : 0; }
 heed_dtype heed_params_dtype(const heed_params *P) { return P ? P->dtype : HEED_F32; }
 heed_ctx *heed_params_ctx(const heed_params *P) { return P ? P->ctx : NULL; }
 void *heed_params_values(heed_params *P) { return P ? P->values : NULL; }
 void *heed_params_grads(heed_params *P) { return P ? P->grads : NULL; }
-int64_t heed_params_offset(const heed_params *P, int i) { return P && i >= 0 && i < P->n ? P->slots[i].offset : -1; }
+int64_t heed_params_offset(const heed_params *P, int i) {
+    return index_ok(P, i, "heed_params_offset") ? P->slots[i].offset : -1;
+}
 
 void heed_params_zero_grad(heed_params *P) {
     if (P && P->grads) memset(P->grads, 0, (size_t)P->numel * heed_dtype_size(P->dtype));

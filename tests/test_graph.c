@@ -175,6 +175,11 @@ static void params_store(void) {
     CHECK(heed_param(P, "v", HEED_SHAPE(3), heed_init_xavier_uniform(1)) == NULL, "1-D xavier");
     CHECK(heed_param(P, "n", HEED_SHAPE(-1), heed_init_zeros()) == NULL, "negative");
     CHECK(heed_params_count(P) == 3, "count");
+    CHECK(heed_params_at(P, 3) == NULL && strstr(heed_ctx_error(ctx), "heed_params_at: index 3 is outside [0, 3)"),
+          "at 3: %s", heed_ctx_error(ctx));
+    CHECK(heed_params_offset(P, -1) == -1 && strstr(heed_ctx_error(ctx), "heed_params_offset: index -1 is outside"),
+          "offset -1: %s", heed_ctx_error(ctx));
+    CHECK(heed_params_find(P, "nope") == NULL, "find a missing name");
     /* Same seed and name -> same values, whatever the order of declaration. */
     heed_params *P2 = heed_params_new(ctx, HEED_F32);
     heed_param(P2, "b", HEED_SHAPE(7), heed_init_zeros());

@@ -176,8 +176,9 @@ void heed_params_free(heed_params *P);
 /* Adds and initialises a parameter (seeded by the ctx seed and the parameter's name).
  * Returns NULL on error (duplicate name, bad shape, bad init); message in heed_ctx_error. */
 heed_tensor *heed_param(heed_params *P, const char *name, heed_shape shape, heed_init init);
-/* Lookups: NULL when no parameter has the name, or for i outside [0, count) (and for a
- * NULL P); they leave no message. */
+/* Lookups. heed_params_find: NULL when no parameter has the name (an answer, not an
+ * error: no message). heed_params_at: NULL for i outside [0, count), with the message in
+ * P's context (a NULL P: NULL, no message). */
 heed_tensor *heed_params_find(const heed_params *P, const char *name);
 int heed_params_count(const heed_params *P);
 heed_tensor *heed_params_at(const heed_params *P, int i);
@@ -190,7 +191,8 @@ heed_dtype heed_params_dtype(const heed_params *P);
 heed_ctx *heed_params_ctx(const heed_params *P);
 void *heed_params_values(heed_params *P); /* flat buffer of all values */
 void *heed_params_grads(heed_params *P);  /* flat buffer of all gradients */
-/* Element offset of parameter i inside the flat buffers; -1 for i outside [0, count). */
+/* Element offset of parameter i inside the flat buffers; -1 for i outside [0, count),
+ * with the message in P's context. */
 int64_t heed_params_offset(const heed_params *P, int i);
 void heed_params_zero_grad(heed_params *P);
 /* Stop (or restart) gradients into one parameter. */
