@@ -45,13 +45,20 @@ static int read_opened(SNDFILE *sf, const SF_INFO *info, const char *name, float
     }
     /* A truncated data chunk gives fewer frames than the header says: keep what is there. */
     frames = got;
+    /* Samples are read in [-1, 1] (libsndfile scales PCM so); a float file may hold more,
+     * but past LAS_MAX_SAMPLE the resampler's sums and the filterbank's powers overflow
+     * float (found by the fuzz target: a float WAV of 3.4e38 resampled to infinities). */
+    for (int64_t i = 0; i < frames * ch; i++)
+        if (!(fabsf(buf[i]) <= LAS_MAX_SAMPLE)) {
+            float v = buf[i];
+            free(buf);
+            return snprintf(err, errlen, "%s: sample %lld is %g: %s (samples are read in [-1, 1]; at most %g)", name,
+                            (long long)(i / ch), (double)v, isfinite(v) ? "too large" : "not a finite number",
+                            LAS_MAX_SAMPLE),
+                   -1;
+        }
     if (ch == 2)
         for (int64_t i = 0; i < frames; i++) buf[i] = 0.5f * (buf[2 * i] + buf[2 * i + 1]);
-    for (int64_t i = 0; i < frames; i++)
-        if (!isfinite(buf[i])) {
-            free(buf);
-            return snprintf(err, errlen, "%s: sample %lld is not a finite number", name, (long long)i), -1;
-        }
     if (info->samplerate == LAS_RATE) {
         *out = buf, *n = frames;
         return 0;

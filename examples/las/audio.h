@@ -16,6 +16,7 @@
 #define LAS_MAX_RATE 192000
 #define LAS_MAX_SECONDS 60             /* longer files are refused (before reading them) */
 #define LAS_MAX_FILE_BYTES (128 << 20) /* larger files are refused before reading */
+#define LAS_MAX_SAMPLE 1e6             /* a sample beyond +-this is refused (it would overflow features) */
 #define LAS_WIN 200                    /* 25 ms window at LAS_RATE */
 #define LAS_HOP 80                     /* 10 ms hop */
 #define LAS_NFFT 512                   /* zero-padded FFT: 15.6 Hz bins */
@@ -24,7 +25,7 @@
 
 /* Reads a WAV file (any PCM/float encoding libsndfile reads, 1 or 2 channels, rate in
  * [LAS_MIN_RATE, LAS_MAX_RATE], 1 sample to LAS_MAX_SECONDS, at most LAS_MAX_FILE_BYTES, every
- * RIFF chunk within the file) as mono floats at LAS_RATE.
+ * RIFF chunk within the file, every sample within +-LAS_MAX_SAMPLE) as mono floats at LAS_RATE.
  * 0, or -1 with "<path>: <what is wrong and the rule>" in err; *out is malloc'd. */
 int las_wav_read(const char *path, float **out, int64_t *n, char *err, size_t errlen);
 /* The same from the bytes of a file in memory (name is used in messages). */
