@@ -16,20 +16,11 @@
 
 /* ---------------------------------------------------------------- WAV in */
 
-/* Reads an opened file: the checks (WAV, channels, rate, length), mixdown, resampling. */
+/* Reads an opened file: the length checks, mixdown, resampling. The encoding, channels
+ * and rate were checked in the 'fmt ' chunk before libsndfile saw it (reduce_wav). */
 static int read_opened(SNDFILE *sf, const SF_INFO *info, const char *name, float **out, int64_t *n, char *err,
                        size_t errlen) {
     *out = NULL, *n = 0;
-    int major = info->format & SF_FORMAT_TYPEMASK;
-    if (major != SF_FORMAT_WAV && major != SF_FORMAT_WAVEX)
-        return snprintf(err, errlen, "%s: not a WAV file (a RIFF/WAVE file is needed)", name), -1;
-    if (info->channels < 1 || info->channels > 2)
-        return snprintf(err, errlen, "%s: %d channels (1 or 2 are read; stereo is mixed down)", name, info->channels),
-               -1;
-    if (info->samplerate < LAS_MIN_RATE || info->samplerate > LAS_MAX_RATE)
-        return snprintf(err, errlen, "%s: sample rate %d Hz (must be in %d..%d Hz)", name, info->samplerate,
-                        LAS_MIN_RATE, LAS_MAX_RATE),
-               -1;
     if (info->frames < 1) return snprintf(err, errlen, "%s: no samples (an empty recording)", name), -1;
     if (info->frames > (sf_count_t)LAS_MAX_SECONDS * info->samplerate)
         return snprintf(err, errlen, "%s: %lld samples at %d Hz is longer than %d s", name, (long long)info->frames,

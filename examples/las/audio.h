@@ -23,7 +23,7 @@
 #define LAS_FMIN 60.0                  /* the filterbank's band, Hz */
 #define LAS_FMAX 3800.0
 
-/* Reads a WAV file (any PCM/float encoding libsndfile reads, 1 or 2 channels, rate in
+/* Reads a WAV file (PCM, float, A-law or mu-law, plain or extensible; 1 or 2 channels, rate in
  * [LAS_MIN_RATE, LAS_MAX_RATE], 1 sample to LAS_MAX_SECONDS, at most LAS_MAX_FILE_BYTES, every
  * RIFF chunk within the file, every sample within +-LAS_MAX_SAMPLE) as mono floats at LAS_RATE.
  * 0, or -1 with "<path>: <what is wrong and the rule>" in err; *out is malloc'd. */
